@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian packages gpuhealth needs to build, test and run, when any is missing.
+# Usage: scripts/install-deps.sh [--test]   (--test adds the test-only tools: PostgreSQL server,
+#        Java + Maven for the Kafka broker, kcat, tmux)
+set -euo pipefail
+
+pkgs=(build-essential cmake ninja-build pkg-config
+      libncurses-dev libcurl4-openssl-dev librdkafka-dev libpq-dev libjansson-dev
+      libcmocka-dev libmicrohttpd-dev postgresql-15 postgresql-client-15)
+if [ "${1:-}" = "--test" ]; then
+  pkgs+=(default-jre-headless maven kcat tmux python3 curl)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$st" = "install ok installed" ] || missing+=("$p")
+done
+# A JRE may be present without the Debian meta package (e.g. a JDK installed otherwise).
+if command -v java >/dev/null 2>&1; then
+  missing=("${missing[@]/default-jre-headless}")
+fi
+if command -v mvn >/dev/null 2>&1; then
+  missing=("${missing[@]/maven}")
+fi
+list=$(printf '%s\n' "${missing[@]}" | grep -v '^$' || true)
+[ -z "$list" ] && exit 0
+
+SUDO=
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "install-deps: need root or sudo to install: $list" >&2; exit 1; }
+  SUDO=sudo
+fi
+echo "install-deps: installing: $(echo $list)" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $list >/dev/null

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Real services for the integration tests: a private PostgreSQL 15 and an Apache Kafka 4.x
+# broker (KRaft, broker+controller in one JVM, jars from Maven Central), both on free loopback
+# ports in a scratch directory. Source this file, then:
+#   pg_start / pg_stop        -> exports GPUHEALTH_TEST_PG (a libpq conninfo)
+#   kafka_start / kafka_stop  -> exports GPUHEALTH_TEST_KAFKA (bootstrap servers)
+# Logs stay in $GH_SVC_DIR (printed) so a failing test can be read afterwards.
+
+GH_ROOT=${GH_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+GH_KAFKA_VERSION=${GH_KAFKA_VERSION:-4.1.1}
+GH_CACHE=${GPUHEALTH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gpuhealth}
+GH_SVC_DIR=${GH_SVC_DIR:-$(mktemp -d /tmp/gpuhealth-services.XXXXXX)}
+chmod 755 "$GH_SVC_DIR"
+
+svc_log() { echo "services: $*" >&2; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+pg_bindir() {
+  local d
+  for d in "$(pg_config --bindir 2>/dev/null)" /usr/lib/postgresql/15/bin /usr/lib/postgresql/*/bin; do
+    [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && { echo "$d"; return 0; }
+  done
+  return 1
+}
+
+# Runs a command as the unprivileged owner of the data directory (PostgreSQL refuses root).
+pg_as() {
+  if [ "$(id -u)" = 0 ]; then runuser -u "$GH_PG_USER" -- "$@"; else "$@"; fi
+}
+
+pg_start() {
+  local bin; bin=$(pg_bindir) || { svc_log "PostgreSQL server binaries not found: install postgresql-15 (scripts/install-deps.sh --test)"; return 1; }
+  GH_PG_DIR="$GH_SVC_DIR/pg"
+  mkdir -p "$GH_PG_DIR"
+  GH_PG_USER=$(id -un)
+  if [ "$(id -u)" = 0 ]; then
+    GH_PG_USER=postgres
+    id postgres >/dev/null 2>&1 || GH_PG_USER=nobody
+    chown "$GH_PG_USER" "$GH_PG_DIR"
+  fi
+  GH_PG_PORT=$(free_port)
+  pg_as "$bin/initdb" -D "$GH_PG_DIR/data" -A trust -U postgres -E UTF8 --locale=C --no-sync \
+    >"$GH_PG_DIR/initdb.log" 2>&1 || { svc_log "initdb failed:"; cat "$GH_PG_DIR/initdb.log" >&2; return 1; }
+  pg_as "$bin/pg_ctl" -D "$GH_PG_DIR/data" -l "$GH_PG_DIR/postgresql.log" -w -t 60 \
+    -o "-p $GH_PG_PORT -k $GH_PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    start >/dev/null || { svc_log "PostgreSQL did not start:"; tail -20 "$GH_PG_DIR/postgresql.log" >&2; return 1; }
+  psql -X -q -h 127.0.0.1 -p "$GH_PG_PORT" -U postgres -d postgres -c 'CREATE DATABASE gpuhealth_test' >/dev/null \
+    || { svc_log "cannot create the test database"; return 1; }
+  export GPUHEALTH_TEST_PG="host=127.0.0.1 port=$GH_PG_PORT user=postgres dbname=gpuhealth_test connect_timeout=5"
+  export GH_PG_BIN="$bin" GH_PG_DIR GH_PG_PORT GH_PG_USER
+  svc_log "PostgreSQL $(psql -X -At "$GPUHEALTH_TEST_PG" -c 'SHOW server_version') on 127.0.0.1:$GH_PG_PORT (log $GH_PG_DIR/postgresql.log)"
+}
+
+pg_stop() {
+  [ -n "${GH_PG_DIR:-}" ] && [ -f "$GH_PG_DIR/data/postmaster.pid" ] || return 0
+  pg_as "$GH_PG_BIN/pg_ctl" -D "$GH_PG_DIR/data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
+}
+
+# ---------------------------------------------------------------- Kafka
+kafka_fetch() {
+  GH_KAFKA_LIBS="$GH_CACHE/kafka-$GH_KAFKA_VERSION/libs"
+  if [ -f "$GH_KAFKA_LIBS/.complete" ]; then
+    svc_log "Kafka $GH_KAFKA_VERSION jars cached in $GH_KAFKA_LIBS"
+    return 0
+  fi
+  command -v mvn >/dev/null || { svc_log "Maven (mvn) is missing: install maven (scripts/install-deps.sh --test)"; return 1; }
+  svc_log "fetching Kafka $GH_KAFKA_VERSION from Maven Central into $GH_KAFKA_LIBS"
+  rm -rf "$GH_KAFKA_LIBS"; mkdir -p "$GH_KAFKA_LIBS"
+  mvn -q -B -Dstyle.color=never -f "$GH_ROOT/tests/services/kafka-pom.xml" -Dkafka.version="$GH_KAFKA_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$GH_KAFKA_LIBS" >&2 \
+    || { svc_log "Maven could not fetch Kafka $GH_KAFKA_VERSION"; return 1; }
+  ls "$GH_KAFKA_LIBS" | grep -q "kafka_2.13-$GH_KAFKA_VERSION.jar" || { svc_log "kafka_2.13 jar missing after fetch"; return 1; }
+  touch "$GH_KAFKA_LIBS/.complete"
+}
+
+kafka_ready() { # a real Metadata request, not a TCP probe
+  kcat -b "$1" -L -m 3 >/dev/null 2>&1
+}
+
+kafka_start() {
+  kafka_fetch || return 1
+  command -v java >/dev/null || { svc_log "java is missing: install default-jre-headless"; return 1; }
+  command -v kcat >/dev/null || { svc_log "kcat is missing: install kcat"; return 1; }
+  GH_KAFKA_DIR="$GH_SVC_DIR/kafka"
+  mkdir -p "$GH_KAFKA_DIR"
+  local bport cport; bport=$(free_port); cport=$(free_port)
+  while [ "$cport" = "$bport" ]; do cport=$(free_port); done
+  cat >"$GH_KAFKA_DIR/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$bport,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$bport
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$GH_KAFKA_DIR/data
+num.partitions=4
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+log.cleaner.dedupe.buffer.size=33554432
+log.flush.interval.messages=9223372036854775807
+PROPS
+  cat >"$GH_KAFKA_DIR/log4j2.properties" <<'PROPS'
+status = warn
+appender.console.type = Console
+appender.console.name = CONSOLE
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = ${sys:kafka.root.level:-INFO}
+rootLogger.appenderRef.console.ref = CONSOLE
+logger.req.name = kafka.request.logger
+logger.req.level = WARN
+PROPS
+  local jopts=(-Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
+    -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
+    "-Dlog4j2.configurationFile=$GH_KAFKA_DIR/log4j2.properties" "-Dkafka.logs.dir=$GH_KAFKA_DIR/logs")
+  java "${jopts[@]}" -Dkafka.root.level=WARN -cp "$GH_KAFKA_LIBS/*" kafka.tools.StorageTool format \
+    -t MkU3OEVBNTcwNTJENDM2Qk -c "$GH_KAFKA_DIR/server.properties" >"$GH_KAFKA_DIR/format.log" 2>&1 \
+    || { svc_log "kafka storage format failed:"; cat "$GH_KAFKA_DIR/format.log" >&2; return 1; }
+  GH_KAFKA_JOPTS=("${jopts[@]}")
+  java "${jopts[@]}" -cp "$GH_KAFKA_LIBS/*" kafka.Kafka "$GH_KAFKA_DIR/server.properties" \
+    >>"$GH_KAFKA_DIR/broker.log" 2>&1 &
+  GH_KAFKA_PID=$!
+  export GPUHEALTH_TEST_KAFKA="127.0.0.1:$bport"
+  local i
+  for i in $(seq 1 240); do
+    kill -0 "$GH_KAFKA_PID" 2>/dev/null || { svc_log "Kafka exited during start:"; tail -30 "$GH_KAFKA_DIR/broker.log" >&2; return 1; }
+    kafka_ready "$GPUHEALTH_TEST_KAFKA" && break
+    sleep 0.5
+  done
+  kafka_ready "$GPUHEALTH_TEST_KAFKA" || { svc_log "Kafka not ready after 120 s"; tail -30 "$GH_KAFKA_DIR/broker.log" >&2; return 1; }
+  local v; v=$(grep -m1 -o 'Kafka version: [^ ]*' "$GH_KAFKA_DIR/broker.log" | cut -d' ' -f3)
+  export GH_KAFKA_PID GH_KAFKA_DIR
+  svc_log "Apache Kafka ${v:-$GH_KAFKA_VERSION} (KRaft) on $GPUHEALTH_TEST_KAFKA (log $GH_KAFKA_DIR/broker.log)"
+}
+
+kafka_stop() {
+  [ -n "${GH_KAFKA_PID:-}" ] || return 0
+  kill -TERM "$GH_KAFKA_PID" 2>/dev/null || return 0
+  local i
+  for i in $(seq 1 60); do kill -0 "$GH_KAFKA_PID" 2>/dev/null || break; sleep 0.5; done
+  kill -KILL "$GH_KAFKA_PID" 2>/dev/null || true
+  wait "$GH_KAFKA_PID" 2>/dev/null || true
+  GH_KAFKA_PID=
+}
+
+# Restarts the broker on the same ports and data (for outage tests run from the shell).
+kafka_restart_same() {
+  java "${GH_KAFKA_JOPTS[@]}" -cp "$GH_KAFKA_LIBS/*" kafka.Kafka "$GH_KAFKA_DIR/server.properties" \
+    >>"$GH_KAFKA_DIR/broker.log" 2>&1 &
+  GH_KAFKA_PID=$!
+}

@@ -1,0 +1,61 @@
+#include "bus/kafka_conf.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int set(rd_kafka_conf_t *conf, const char *key, const char *val, char *err, size_t errlen)
+{
+	char why[512];
+	if (rd_kafka_conf_set(conf, key, val, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+		snprintf(err, errlen, "Kafka property '%s=%s' rejected: %s", key, val, why);
+		return -1;
+	}
+	return 0;
+}
+
+rd_kafka_conf_t *kafka_conf_new(enum kafka_role role, const char *brokers, const char *const *props,
+				size_t nprops, char *err, size_t errlen)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (!conf) {
+		snprintf(err, errlen, "out of memory creating a Kafka configuration");
+		return NULL;
+	}
+	if (brokers && set(conf, "bootstrap.servers", brokers, err, errlen))
+		goto fail;
+	if (set(conf, "client.id", "gpuhealth", err, errlen))
+		goto fail;
+	if (role == KAFKA_PRODUCER) {
+		if (set(conf, "enable.idempotence", "true", err, errlen) ||
+		    set(conf, "acks", "all", err, errlen))
+			goto fail;
+	} else {
+		if (set(conf, "enable.auto.offset.store", "false", err, errlen) ||
+		    set(conf, "enable.auto.commit", "true", err, errlen) ||
+		    set(conf, "auto.offset.reset", "earliest", err, errlen))
+			goto fail;
+	}
+	for (size_t i = 0; i < nprops; i++) {
+		const char *kv = props[i];
+		const char *eq = strchr(kv, '=');
+		if (!eq || eq == kv) {
+			snprintf(err, errlen, "-X '%s': expected KEY=VALUE, e.g. -X security.protocol=SSL", kv);
+			goto fail;
+		}
+		char key[256];
+		size_t klen = (size_t)(eq - kv);
+		if (klen >= sizeof(key)) {
+			snprintf(err, errlen, "-X '%.40s...': property name longer than %zu characters", kv,
+				 sizeof(key) - 1);
+			goto fail;
+		}
+		memcpy(key, kv, klen);
+		key[klen] = '\0';
+		if (set(conf, key, eq + 1, err, errlen))
+			goto fail;
+	}
+	return conf; /* caller owns */
+fail:
+	rd_kafka_conf_destroy(conf);
+	return NULL;
+}

@@ -1,0 +1,21 @@
+/* kafka_conf: builds librdkafka configurations from gpuhealth's settings (--brokers, -X). */
+#ifndef GPUHEALTH_KAFKA_CONF_H
+#define GPUHEALTH_KAFKA_CONF_H
+
+#include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
+
+enum kafka_role { KAFKA_PRODUCER, KAFKA_CONSUMER };
+
+/*
+ * Returns a new configuration (caller owns; rd_kafka_new takes it over) with the brokers, the
+ * role's safe defaults (producer: idempotent, acks=all; consumer: offsets stored by the caller
+ * after its work is durable, auto commit of stored offsets), then each "key=value" of props so
+ * that -X can override any default. On error returns NULL and writes a message naming the
+ * property and the fix into err.
+ */
+rd_kafka_conf_t *kafka_conf_new(enum kafka_role role, const char *brokers, const char *const *props,
+				size_t nprops, char *err, size_t errlen);
+
+#endif

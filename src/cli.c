@@ -1,0 +1,310 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "version.h"
+
+#define M_SIM (CLI_MOCK | CLI_TUI | CLI_DAEMON)
+#define M_SCRAPE (CLI_COLLECTOR | CLI_TUI | CLI_DAEMON)
+#define M_KAFKA (CLI_COLLECTOR | CLI_SINK | CLI_SCORER | CLI_TUI | CLI_DAEMON)
+#define M_DBASE (CLI_SINK | CLI_SCORER | CLI_STATUS | CLI_DB | CLI_API | CLI_TUI | CLI_DAEMON)
+#define M_ALL 0x1ffu
+#define NORANGE 1, 0
+
+/* The one table: --help, the man page test and the config file all follow it. */
+static const struct config_option options[] = {
+	/* simulation and exporter */
+	{"gpus", 0, "MOCK_GPUS", CONFIG_INT, "8", "N", "simulated GPUs", M_SIM, 1, 65536, NULL, 0},
+	{"model", 0, "MOCK_MODEL", CONFIG_STR, "A100-SXM4-80GB", "NAME",
+	 "GPU model: A100-SXM4-80GB, H100-SXM5-80GB, H200", M_SIM, NORANGE, NULL, 0},
+	{"seed", 0, "MOCK_SEED", CONFIG_INT, "1", "N", "seed of the deterministic simulation", M_SIM, 0,
+	 4294967295.0, NULL, 0},
+	{"speed", 0, "MOCK_SPEED", CONFIG_DOUBLE, "1", "X", "simulated seconds per real second", M_SIM,
+	 0.001, 100000, NULL, 0},
+	{"inject", 0, "MOCK_INJECT", CONFIG_LIST, NULL, "SPEC",
+	 "inject a fault, e.g. gpu=3,fault=dbe,at=30s (repeatable; ';' separates them in the "
+	 "environment)",
+	 M_SIM, NORANGE, ";", 0},
+	{"listen", 0, "LISTEN_ADDR", CONFIG_STR, NULL, "HOST:PORT",
+	 "exporter address (mock-dcgm default :9400; the console picks a free loopback port)",
+	 M_SIM | CLI_API, NORANGE, NULL, 0},
+	{"poll-interval", 0, "POLL_INTERVAL", CONFIG_DURATION, "10", "S",
+	 "simulated seconds between value updates", M_SIM, 0.001, 86400, NULL, 0},
+	/* collector */
+	{"target", 0, "SCRAPE_TARGETS", CONFIG_LIST, NULL, "URL",
+	 "an exporter's /metrics URL (repeatable; comma-separated in the environment)", M_SCRAPE,
+	 NORANGE, ",", 0},
+	{"interval", 0, "COLLECTION_INTERVAL", CONFIG_DURATION, "10", "S", "scrape period", M_SCRAPE,
+	 0.01, 86400, NULL, 0},
+	{"cluster", 0, "CLUSTER", CONFIG_STR, NULL, "NAME", "cluster name added to every event",
+	 M_SCRAPE, NORANGE, NULL, 0},
+	{"datacenter", 0, "DATACENTER", CONFIG_STR, NULL, "NAME", "datacenter added to every event",
+	 M_SCRAPE, NORANGE, NULL, 0},
+	{"rack", 0, "RACK", CONFIG_STR, NULL, "NAME", "rack added to every event", M_SCRAPE, NORANGE,
+	 NULL, 0},
+	{"output", 0, NULL, CONFIG_STR, NULL, "-",
+	 "write the events as JSON lines to stdout ('-') instead of Kafka", CLI_COLLECTOR, NORANGE,
+	 NULL, 0},
+	{"once", 0, NULL, CONFIG_BOOL, NULL, NULL, "scrape every target once, then exit",
+	 CLI_COLLECTOR, NORANGE, NULL, 0},
+	/* Kafka */
+	{"brokers", 0, "KAFKA_BOOTSTRAP_SERVERS", CONFIG_STR, NULL, "LIST",
+	 "Kafka bootstrap servers (absent: the console and --daemon start an in-process broker)",
+	 M_KAFKA, NORANGE, NULL, 0},
+	{"topic", 0, "KAFKA_TOPIC", CONFIG_STR, "gpu-metrics-raw", "NAME", "topic of the sample events",
+	 M_KAFKA, NORANGE, NULL, 0},
+	{"X", 'X', NULL, CONFIG_LIST, NULL, "KEY=VALUE",
+	 "any librdkafka property (security.protocol, sasl.*, ssl.*, ...); repeatable", M_KAFKA,
+	 NORANGE, NULL, 0},
+	/* database */
+	{"db", 0, "DATABASE_URL", CONFIG_STR, NULL, "CONNINFO",
+	 "PostgreSQL conninfo or URI (else libpq's PG* variables; the console and --daemon start a "
+	 "private server)",
+	 M_DBASE, NORANGE, NULL, 0},
+	{"batch-size", 0, "BATCH_SIZE", CONFIG_INT, "5000", "N", "rows per database transaction (upper bound)",
+	 CLI_SINK | CLI_TUI | CLI_DAEMON, 1, 1000000, NULL, 0},
+	{"batch-timeout", 0, "BATCH_TIMEOUT", CONFIG_DURATION, "5", "S",
+	 "longest wait before a partial batch is written", CLI_SINK | CLI_TUI | CLI_DAEMON, 0.001, 3600,
+	 NULL, 0},
+	/* status */
+	{"json", 0, NULL, CONFIG_BOOL, NULL, NULL, "print JSON instead of a table", CLI_STATUS, NORANGE,
+	 NULL, 0},
+	/* everywhere */
+	{"duration", 0, NULL, CONFIG_DURATION, NULL, "S", "run S seconds, then stop cleanly (exit 0)",
+	 M_ALL & ~(CLI_STATUS | CLI_DB), 0, 1e9, NULL, 0},
+	{"config", 'c', "GPUHEALTH_CONFIG", CONFIG_STR, NULL, "FILE",
+	 "key = value file with the long option names as keys", M_ALL, NORANGE, NULL, 0},
+	{"log-level", 0, "LOG_LEVEL", CONFIG_STR, "info", "L", "error, warn, info or debug", M_ALL,
+	 NORANGE, NULL, 0},
+	{"no-color", 'C', "NO_COLOR", CONFIG_BOOL, NULL, NULL, "no colours in the console", M_ALL,
+	 NORANGE, NULL, CONFIG_F_ENV_NONEMPTY},
+	{"help", 'h', NULL, CONFIG_BOOL, NULL, NULL, "show this help and exit", M_ALL, NORANGE, NULL, 0},
+	{"version", 'V', NULL, CONFIG_BOOL, NULL, NULL, "show the version and exit", M_ALL, NORANGE,
+	 NULL, 0},
+};
+
+static const struct {
+	enum cli_mode mode;
+	const char *name;
+	const char *summary;
+	const char *usage;
+} modes[] = {
+	{CLI_TUI, "tui", "the interactive console (the default when stdout is a terminal)",
+	 "gpuhealth [tui] [OPTIONS]"},
+	{CLI_DAEMON, "daemon", "the console's pipeline with no screen (also: gpuhealth --daemon)",
+	 "gpuhealth --daemon [OPTIONS]"},
+	{CLI_MOCK, "mock-dcgm", "simulated GPUs behind a dcgm-exporter compatible /metrics",
+	 "gpuhealth mock-dcgm [OPTIONS]"},
+	{CLI_COLLECTOR, "collector", "scrape exporters, publish sample events to Kafka",
+	 "gpuhealth collector [OPTIONS]"},
+	{CLI_SINK, "sink", "consume sample events, write them to PostgreSQL/TimescaleDB",
+	 "gpuhealth sink [OPTIONS]"},
+	{CLI_SCORER, "scorer", "health scores, failure predictions and alerts",
+	 "gpuhealth scorer [OPTIONS]"},
+	{CLI_STATUS, "status", "one-shot fleet status, then exit", "gpuhealth status [--json] [OPTIONS]"},
+	{CLI_DB, "db", "database administration: 'db migrate' creates or upgrades the schema",
+	 "gpuhealth db migrate [OPTIONS]"},
+	{CLI_API, "api", "the read-only HTTP JSON API over the database", "gpuhealth api [OPTIONS]"},
+};
+
+const struct config_option *cli_options(size_t *n)
+{
+	*n = sizeof(options) / sizeof(options[0]);
+	return options;
+}
+
+const char *cli_mode_name(enum cli_mode mode)
+{
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (modes[i].mode == mode)
+			return modes[i].name;
+	return "?";
+}
+
+const char *cli_mode_summary(enum cli_mode mode)
+{
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (modes[i].mode == mode)
+			return modes[i].summary;
+	return "";
+}
+
+static int find_mode(const char *word, enum cli_mode *out)
+{
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(word, modes[i].name) == 0) {
+			*out = modes[i].mode;
+			return 0;
+		}
+	return -ENOENT;
+}
+
+void cli_print_version(FILE *out) { fprintf(out, "gpuhealth %s\n", GPUHEALTH_VERSION); }
+
+void cli_print_help(FILE *out, enum cli_mode mode)
+{
+	size_t i;
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (modes[i].mode == mode)
+			break;
+	if (i == sizeof(modes) / sizeof(modes[0]))
+		return;
+	fprintf(out, "Usage: %s\n", modes[i].usage);
+	if (mode == CLI_TUI) {
+		fputs("       gpuhealth COMMAND [OPTIONS]\n\n"
+		      "GPU fleet health monitor: simulated or real GPUs -> collector -> Kafka -> sink ->\n"
+		      "PostgreSQL, with health scores and an interactive console.\n\nCommands:\n",
+		      out);
+		for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++)
+			fprintf(out, "  %-11s %s\n", modes[m].name, modes[m].summary);
+		fputs("\n'gpuhealth COMMAND --help' lists the options of one command.\n\n"
+		      "Options of the console:\n",
+		      out);
+	} else {
+		fprintf(out, "%s.\n\nOptions:\n", modes[i].summary);
+	}
+	for (size_t k = 0; k < sizeof(options) / sizeof(options[0]); k++) {
+		const struct config_option *o = &options[k];
+		if (!(o->modes & mode))
+			continue;
+		char lhs[64];
+		if (o->name[1] == '\0')
+			snprintf(lhs, sizeof(lhs), "-%c %s", o->short_name, o->arg ? o->arg : "");
+		else if (o->short_name)
+			snprintf(lhs, sizeof(lhs), "-%c, --%s%s%s", o->short_name, o->name, o->arg ? " " : "",
+				 o->arg ? o->arg : "");
+		else
+			snprintf(lhs, sizeof(lhs), "    --%s%s%s", o->name, o->arg ? " " : "",
+				 o->arg ? o->arg : "");
+		fprintf(out, "  %-28s %s", lhs, o->help);
+		if (o->def && o->type != CONFIG_BOOL)
+			fprintf(out, " (default %s)", o->def);
+		if (o->env)
+			fprintf(out, " [env %s]", o->env);
+		fputc('\n', out);
+	}
+	fputs("\nExit status: 0 success or clean stop, 1 runtime failure, 2 bad usage.\n"
+	      "See gpuhealth(1) for details.\n",
+	      out);
+}
+
+enum cli_action cli_load(int argc, char **argv, const char *(*getenv_fn)(const char *),
+			 int stdout_is_tty, enum cli_mode *mode_out, struct config **cfg_out,
+			 char *err, size_t errlen)
+{
+	enum cli_action act = CLI_USAGE_ERROR;
+	struct config *cfg = NULL;
+	char **rest = NULL;
+	enum cli_mode mode = CLI_TUI;
+	int first = 1; /* argv[0] is the program */
+	bool explicit_mode = false;
+
+	if (argc > 1 && argv[1][0] != '-') {
+		if (find_mode(argv[1], &mode) != 0) {
+			snprintf(err, errlen,
+				 "unknown command '%s'; commands are tui, daemon, mock-dcgm, collector, "
+				 "sink, scorer, status, db, api (see 'gpuhealth --help')",
+				 argv[1]);
+			goto out;
+		}
+		explicit_mode = true;
+		first = 2;
+	}
+	/* --daemon anywhere selects the headless mode, as the contract spells it. */
+	rest = calloc((size_t)argc + 1, sizeof(*rest));
+	if (!rest) {
+		snprintf(err, errlen, "out of memory");
+		act = CLI_FAILURE;
+		goto out;
+	}
+	int nrest = 0;
+	for (int i = first; i < argc; i++) {
+		if (strcmp(argv[i], "--daemon") == 0 || strcmp(argv[i], "-d") == 0) {
+			if (explicit_mode && mode != CLI_DAEMON && mode != CLI_TUI) {
+				snprintf(err, errlen, "'--daemon' cannot be combined with '%s'; "
+						      "run 'gpuhealth --daemon' or 'gpuhealth %s' alone",
+					 cli_mode_name(mode), cli_mode_name(mode));
+				goto out;
+			}
+			mode = CLI_DAEMON;
+			explicit_mode = true;
+			continue;
+		}
+		rest[nrest++] = argv[i];
+	}
+
+	size_t n;
+	const struct config_option *table = cli_options(&n);
+	int rc = config_create(&cfg, table, n, mode, cli_mode_name(mode));
+	if (rc) {
+		snprintf(err, errlen, "cannot set up the configuration: %s", strerror(-rc));
+		act = CLI_FAILURE;
+		goto out;
+	}
+	if (config_parse_args(cfg, nrest, rest, err, errlen) != 0)
+		goto out;
+	if (config_bool(cfg, "help")) {
+		act = CLI_SHOW_HELP;
+		goto done;
+	}
+	if (config_bool(cfg, "version")) {
+		act = CLI_SHOW_VERSION;
+		goto done;
+	}
+	if (!explicit_mode && !stdout_is_tty) {
+		snprintf(err, errlen,
+			 "standard output is not a terminal, so the console cannot start; "
+			 "run 'gpuhealth --daemon' for the headless pipeline, or name a command "
+			 "(see 'gpuhealth --help')");
+		goto out;
+	}
+	if (config_load_env(cfg, getenv_fn, err, errlen) != 0)
+		goto out;
+	const char *file = config_str(cfg, "config");
+	if (file) {
+		rc = config_load_file(cfg, file, err, errlen);
+		if (rc) {
+			act = rc == -EINVAL ? CLI_USAGE_ERROR : CLI_FAILURE;
+			goto out;
+		}
+	}
+	enum log_level lvl;
+	const char *level = config_str(cfg, "log-level");
+	if (log_level_parse(level, &lvl) != 0) {
+		snprintf(err, errlen, "%s: '%s' is not a log level (use error, warn, info or debug)",
+			 config_source_of(cfg, "log-level") == CONFIG_SRC_ENV ? "LOG_LEVEL" : "--log-level",
+			 level);
+		goto out;
+	}
+	if (mode == CLI_COLLECTOR && config_str(cfg, "output") &&
+	    strcmp(config_str(cfg, "output"), "-") != 0) {
+		snprintf(err, errlen, "--output: only '-' (standard output) is supported, got '%s'",
+			 config_str(cfg, "output"));
+		goto out;
+	}
+	/* Positional words: only 'db' takes one (the action). */
+	size_t npos = config_positional_count(cfg);
+	if (mode == CLI_DB) {
+		if (npos != 1 || strcmp(config_positional(cfg, 0), "migrate") != 0) {
+			snprintf(err, errlen, "'gpuhealth db' needs an action: 'gpuhealth db migrate'%s%s%s",
+				 npos ? " (got '" : "", npos ? config_positional(cfg, 0) : "", npos ? "')" : "");
+			goto out;
+		}
+	} else if (npos) {
+		snprintf(err, errlen, "unexpected argument '%s' for '%s'; see 'gpuhealth %s --help'",
+			 config_positional(cfg, 0), cli_mode_name(mode), cli_mode_name(mode));
+		goto out;
+	}
+	act = CLI_RUN;
+done:
+	*mode_out = mode;
+	*cfg_out = cfg; /* caller owns */
+	cfg = NULL;
+out:
+	config_destroy(cfg);
+	free(rest);
+	return act;
+}

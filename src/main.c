@@ -1,0 +1,74 @@
+/* main: picks the mode from the command line and runs it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "core/config.h"
+#include "core/log.h"
+
+typedef int (*mode_fn)(struct config *cfg);
+
+/* The modes this build can run; the others are delivered by later work and say so. */
+static const struct {
+	enum cli_mode mode;
+	mode_fn run;
+} runners[] = {
+	{CLI_TUI, NULL},    {CLI_DAEMON, NULL}, {CLI_MOCK, NULL},   {CLI_COLLECTOR, NULL},
+	{CLI_SINK, NULL},   {CLI_SCORER, NULL}, {CLI_STATUS, NULL}, {CLI_DB, NULL},
+	{CLI_API, NULL},
+};
+
+static const char *env_get(const char *name) { return getenv(name); }
+
+int main(int argc, char **argv)
+{
+	enum cli_mode mode = CLI_TUI;
+	struct config *cfg = NULL;
+	char err[1024] = "";
+	int status = CLI_EXIT_FAILURE;
+
+	enum cli_action act = cli_load(argc, argv, env_get, isatty(STDOUT_FILENO), &mode, &cfg, err,
+				       sizeof(err));
+	switch (act) {
+	case CLI_SHOW_HELP:
+		cli_print_help(stdout, mode);
+		status = CLI_EXIT_OK;
+		goto out;
+	case CLI_SHOW_VERSION:
+		cli_print_version(stdout);
+		status = CLI_EXIT_OK;
+		goto out;
+	case CLI_USAGE_ERROR:
+		fprintf(stderr, "gpuhealth: %s\n", err);
+		status = CLI_EXIT_USAGE;
+		goto out;
+	case CLI_FAILURE:
+		fprintf(stderr, "gpuhealth: %s\n", err);
+		status = CLI_EXIT_FAILURE;
+		goto out;
+	case CLI_RUN:
+		break;
+	}
+
+	enum log_level lvl = LOG_INFO;
+	log_level_parse(config_str(cfg, "log-level"), &lvl); /* validated by cli_load */
+	log_set_level(lvl);
+
+	mode_fn run = NULL;
+	for (size_t i = 0; i < sizeof(runners) / sizeof(runners[0]); i++)
+		if (runners[i].mode == mode)
+			run = runners[i].run;
+	if (!run) {
+		fprintf(stderr,
+			"gpuhealth: '%s' is not built yet in this version (%s); "
+			"see 'gpuhealth --help' for what is\n",
+			cli_mode_name(mode), cli_mode_summary(mode));
+		status = CLI_EXIT_USAGE;
+		goto out;
+	}
+	status = run(cfg);
+out:
+	config_destroy(cfg);
+	return status;
+}
