@@ -6,6 +6,8 @@
 #include "cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "sink/sink_cmd.h"
+#include "store/migrate.h"
 
 typedef int (*mode_fn)(struct config *cfg);
 
@@ -15,7 +17,7 @@ static const struct {
 	mode_fn run;
 } runners[] = {
 	{CLI_TUI, NULL},    {CLI_DAEMON, NULL}, {CLI_MOCK, NULL},   {CLI_COLLECTOR, NULL},
-	{CLI_SINK, NULL},   {CLI_SCORER, NULL}, {CLI_STATUS, NULL}, {CLI_DB, NULL},
+	{CLI_SINK, sink_cmd_run},   {CLI_SCORER, NULL}, {CLI_STATUS, NULL}, {CLI_DB, migrate_cmd_run},
 	{CLI_API, NULL},
 };
 

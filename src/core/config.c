@@ -71,6 +71,8 @@ int config_parse_duration(const char *text, double *seconds)
 		mul = 60;
 	else if (strcmp(end, "h") == 0)
 		mul = 3600;
+	else if (strcmp(end, "d") == 0)
+		mul = 86400;
 	else
 		return -EINVAL;
 	*seconds = v * mul;
@@ -128,7 +130,7 @@ static int convert(const struct config_option *o, enum config_source src, const 
 			if (config_parse_duration(text, &x) != 0) {
 				errf(err, errlen,
 				     "%s: '%s' is not a duration (give seconds, e.g. 10 or 2.5, or a unit: "
-				     "500ms, 10s, 5m, 1h)",
+				     "500ms, 10s, 5m, 1h, 7d)",
 				     who, text);
 				return -EINVAL;
 			}

@@ -18,7 +18,7 @@ enum config_type {
 	CONFIG_STR,      /* any text */
 	CONFIG_INT,      /* a whole number within [min, max] */
 	CONFIG_DOUBLE,   /* a number within [min, max] */
-	CONFIG_DURATION, /* seconds, or a number with ms/s/m/h; read back as seconds */
+	CONFIG_DURATION, /* seconds, or a number with ms/s/m/h/d; read back as seconds */
 	CONFIG_BOOL,     /* a flag: takes no argument on the command line */
 	CONFIG_LIST,     /* repeatable text; in the environment, items split on env_sep */
 };
@@ -82,7 +82,7 @@ enum config_source config_source_of(const struct config *cfg, const char *name);
 size_t config_positional_count(const struct config *cfg);
 const char *config_positional(const struct config *cfg, size_t i);
 
-/* Parses a duration: "10", "2.5", "500ms", "10s", "5m", "1h". Returns 0 or -EINVAL. */
+/* Parses a duration: "10", "2.5", "500ms", "10s", "5m", "1h", "7d". Returns 0 or -EINVAL. */
 int config_parse_duration(const char *text, double *seconds);
 
 #endif

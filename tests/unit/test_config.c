@@ -234,6 +234,8 @@ static void test_durations(void **state)
 	assert_true(s == 300);
 	assert_int_equal(config_parse_duration("1h", &s), 0);
 	assert_true(s == 3600);
+	assert_int_equal(config_parse_duration("7d", &s), 0);
+	assert_true(s == 7 * 86400);
 	assert_int_not_equal(config_parse_duration("-1", &s), 0);
 	assert_int_not_equal(config_parse_duration("10 parsecs", &s), 0);
 	assert_int_not_equal(config_parse_duration("", &s), 0);

@@ -1,0 +1,26 @@
+/* strbuf: a growable byte buffer with a hard upper bound. */
+#ifndef GPUHEALTH_STRBUF_H
+#define GPUHEALTH_STRBUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct strbuf {
+	char *data; /* owned; always NUL-terminated when cap > 0 */
+	size_t len;
+	size_t cap;
+	size_t max; /* growth stops here; 0 = no bound */
+	bool overflow; /* an append did not fit under max */
+};
+
+void strbuf_init(struct strbuf *sb, size_t max);
+void strbuf_free(struct strbuf *sb);
+void strbuf_reset(struct strbuf *sb); /* keeps the memory */
+/* Append functions return 0, or -ENOMEM/-ENOSPC (and set overflow) leaving the text unchanged. */
+int strbuf_append(struct strbuf *sb, const void *p, size_t n);
+int strbuf_puts(struct strbuf *sb, const char *s);
+int strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Truncates to len (<= current length). */
+void strbuf_truncate(struct strbuf *sb, size_t len);
+
+#endif

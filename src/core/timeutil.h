@@ -1,0 +1,16 @@
+/* timeutil: wall-clock helpers and RFC 3339 text (the event contract's "time"). */
+#ifndef GPUHEALTH_TIMEUTIL_H
+#define GPUHEALTH_TIMEUTIL_H
+
+#include <stddef.h>
+
+/* Seconds since the epoch, real time, with sub-second precision. */
+double time_now(void);
+/* Seconds on a monotonic clock (for intervals and timeouts). */
+double time_mono(void);
+/* Parses "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+hh:mm|-hh:mm)" ('T' or ' '). Returns 0 or -EINVAL. */
+int time_parse_rfc3339(const char *text, double *epoch);
+/* Writes UTC with milliseconds, "2026-11-28T12:00:10.000Z". Returns 0 or -ENOSPC. */
+int time_format_rfc3339(double epoch, char *buf, size_t len);
+
+#endif

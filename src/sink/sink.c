@@ -1,0 +1,809 @@
+#include "sink/sink.h"
+
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bus/kafka_conf.h"
+#include "core/log.h"
+#include "core/strbuf.h"
+#include "core/timeutil.h"
+#include "sink/event_row.h"
+#include "store/pg.h"
+
+#define ROWS_MAX_BYTES (256u << 20)     /* hard bound of one batch's COPY text */
+#define ROWS_FLUSH_BYTES (64u << 20)    /* flush early past this */
+#define BACKOFF_MIN_S 0.5
+#define BACKOFF_MAX_S 30.0
+#define STOP_DEADLINE_S 10.0            /* how long a stop waits for the database */
+
+enum dlq_state { DLQ_NONE = 0, DLQ_PENDING, DLQ_DONE, DLQ_FAILED };
+
+/* One consumed message of the open batch: a row (reason == NULL) or a dead letter. */
+struct item {
+	rd_kafka_message_t *m; /* owned until the batch ends */
+	size_t row_off, row_len;
+	char *reason;          /* owned; dead letter when set */
+	_Atomic int dlq;       /* enum dlq_state, written by the delivery callback */
+};
+
+struct part_off {
+	int32_t partition;
+	int64_t next; /* highest offset in the batch + 1 */
+};
+
+struct sink {
+	/* options, owned copies */
+	char *brokers, *topic, *group, *dlq_topic, *conninfo;
+	int batch_size;
+	double batch_timeout_s, maintenance_s, max_future_s;
+
+	rd_kafka_t *consumer; /* owned */
+	rd_kafka_t *dlq;      /* owned, idempotent producer */
+	PGconn *db;           /* owned by the sink thread */
+	double retention_s;
+
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
+
+	/* the open batch (sink thread only) */
+	struct item *items;
+	size_t nitems, capitems, nrows;
+	struct strbuf rows;
+	double tmin, tmax, batch_started;
+	struct part_off offs[SINK_MAX_PARTS];
+	int noffs;
+
+	pthread_mutex_t lock; /* guards st */
+	struct sink_stats st;
+	uint64_t rate_rows;
+	double rate_t;
+};
+
+static void set_error(struct sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(struct sink *s, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", msg);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	(void)opaque;
+	struct item *it = m->_private;
+	if (it)
+		atomic_store(&it->dlq, m->err ? DLQ_FAILED : DLQ_DONE);
+	if (m->err)
+		log_warn("sink: dead letter not delivered: %s", rd_kafka_err2str(m->err));
+}
+
+static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct sink *s = opaque;
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		char buf[256];
+		rd_kafka_fatal_error(rk, buf, sizeof(buf));
+		set_error(s, "kafka fatal: %s", buf);
+		log_error("sink: kafka fatal error: %s", buf);
+		pthread_mutex_lock(&s->lock);
+		s->st.failed = true;
+		pthread_mutex_unlock(&s->lock);
+		atomic_store(&s->stop, true);
+		return;
+	}
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT)
+		set_error(s, "kafka: %s", reason);
+	log_debug("sink: kafka: %s", reason);
+}
+
+static void record_offset(struct sink *s, int32_t p, int64_t off)
+{
+	for (int i = 0; i < s->noffs; i++)
+		if (s->offs[i].partition == p) {
+			if (off + 1 > s->offs[i].next)
+				s->offs[i].next = off + 1;
+			return;
+		}
+	if (s->noffs < SINK_MAX_PARTS) {
+		s->offs[s->noffs].partition = p;
+		s->offs[s->noffs].next = off + 1;
+		s->noffs++;
+	}
+}
+
+static void batch_clear(struct sink *s)
+{
+	for (size_t i = 0; i < s->nitems; i++) {
+		rd_kafka_message_destroy(s->items[i].m);
+		free(s->items[i].reason);
+	}
+	s->nitems = 0;
+	s->nrows = 0;
+	s->noffs = 0;
+	strbuf_reset(&s->rows);
+}
+
+static void db_close(struct sink *s)
+{
+	if (s->db)
+		PQfinish(s->db);
+	s->db = NULL;
+	pthread_mutex_lock(&s->lock);
+	s->st.db_connected = false;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Connects, creates the staging table, reads the retention. Returns 0 or -EIO. */
+static int db_ensure(struct sink *s)
+{
+	char err[512];
+	if (s->db && PQstatus(s->db) == CONNECTION_OK)
+		return 0;
+	db_close(s);
+	s->db = pg_connect(s->conninfo, "gpuhealth-sink", err, sizeof(err));
+	if (!s->db) {
+		set_error(s, "%s", err);
+		return -EIO;
+	}
+	if (pg_exec(s->db, "SELECT gpuhealth_create_stage()", err, sizeof(err))) {
+		set_error(s, "database not ready (%s): run 'gpuhealth db migrate'", err);
+		db_close(s);
+		return -EIO;
+	}
+	PGresult *r = PQexec(s->db, "SELECT extract(epoch FROM value::interval) FROM gpuhealth_settings "
+				    "WHERE key = 'retention'");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		s->retention_s = strtod(PQgetvalue(r, 0, 0), NULL);
+	PQclear(r);
+	pthread_mutex_lock(&s->lock);
+	s->st.db_connected = true;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* SQLSTATE classes that a retry cannot fix: the data itself is refused. */
+static bool is_data_error(const char *state)
+{
+	return state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0);
+}
+
+/* Writes rows [text, text+len) in one transaction. Returns 0, -EIO (retry), or -EINVAL (the
+ * data is refused). inserted/dups receive the counts. */
+static int db_write(struct sink *s, const char *text, size_t len, double tmin, double tmax,
+		    long long *inserted, long long *dups)
+{
+	char err[512] = "";
+	const char *state = NULL;
+	PGresult *r = NULL;
+	int rc = db_ensure(s);
+	if (rc)
+		return rc;
+	if (pg_exec(s->db, "BEGIN", err, sizeof(err)))
+		goto fail;
+	char a[40], b[40];
+	time_format_rfc3339(tmin, a, sizeof(a));
+	time_format_rfc3339(tmax, b, sizeof(b));
+	const char *params[2] = {a, b};
+	r = PQexecParams(s->db, "SELECT gpuhealth_ensure_partitions($1, $2)", 2, NULL, params, NULL,
+			 NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		goto fail_r;
+	PQclear(r);
+	r = PQexec(s->db, event_row_copy_sql());
+	if (PQresultStatus(r) != PGRES_COPY_IN)
+		goto fail_r;
+	PQclear(r);
+	r = NULL;
+	for (size_t off = 0; off < len;) {
+		size_t n = len - off > (1u << 20) ? (1u << 20) : len - off;
+		if (PQputCopyData(s->db, text + off, (int)n) != 1) {
+			snprintf(err, sizeof(err), "COPY: %s", PQerrorMessage(s->db));
+			goto fail;
+		}
+		off += n;
+	}
+	if (PQputCopyEnd(s->db, NULL) != 1) {
+		snprintf(err, sizeof(err), "COPY end: %s", PQerrorMessage(s->db));
+		goto fail;
+	}
+	r = PQgetResult(s->db);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		goto fail_r;
+	PQclear(r);
+	while ((r = PQgetResult(s->db)))
+		PQclear(r);
+	r = PQexec(s->db, "SELECT inserted, duplicates FROM gpuhealth_ingest_staged()");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		goto fail_r;
+	*inserted = atoll(PQgetvalue(r, 0, 0));
+	*dups = atoll(PQgetvalue(r, 0, 1));
+	PQclear(r);
+	r = NULL;
+	if (pg_exec(s->db, "COMMIT", err, sizeof(err)))
+		goto fail;
+	return 0;
+fail_r:
+	snprintf(err, sizeof(err), "%s", PQresultErrorMessage(r));
+	state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	rc = is_data_error(state) ? -EINVAL : -EIO;
+	PQclear(r);
+	r = NULL;
+	goto rollback;
+fail:
+	rc = -EIO;
+rollback:;
+	size_t l = strlen(err);
+	while (l && err[l - 1] == '\n')
+		err[--l] = '\0';
+	set_error(s, "database: %s", err);
+	while ((r = PQgetResult(s->db)))
+		PQclear(r);
+	if (PQstatus(s->db) == CONNECTION_OK) {
+		char ignore[128];
+		pg_exec(s->db, "ROLLBACK", ignore, sizeof(ignore));
+	} else {
+		db_close(s);
+	}
+	return rc;
+}
+
+static void sleep_s(double s)
+{
+	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+	nanosleep(&ts, NULL);
+}
+
+/* Sleeps a backoff step with jitter, in slices so a stop is seen. Returns false when stopping. */
+static bool backoff(struct sink *s, int attempt, double deadline)
+{
+	double d = BACKOFF_MIN_S;
+	for (int i = 0; i < attempt && d < BACKOFF_MAX_S; i++)
+		d *= 2;
+	if (d > BACKOFF_MAX_S)
+		d = BACKOFF_MAX_S;
+	d *= 0.5 + (double)rand() / RAND_MAX; /* jitter: 0.5x .. 1.5x */
+	double end = time_mono() + d;
+	while (time_mono() < end) {
+		if (atomic_load(&s->stop) && time_mono() > deadline)
+			return false;
+		rd_kafka_poll(s->dlq, 0);
+		sleep_s(0.05);
+	}
+	return true;
+}
+
+static void set_paused(struct sink *s, bool paused)
+{
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	if (rd_kafka_assignment(s->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
+		if (paused)
+			rd_kafka_pause_partitions(s->consumer, parts);
+		else
+			rd_kafka_resume_partitions(s->consumer, parts);
+		rd_kafka_topic_partition_list_destroy(parts);
+	}
+	pthread_mutex_lock(&s->lock);
+	s->st.paused = paused;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The database refused a batch's data: write row by row so only the refused rows become dead
+ * letters (with the database's reason) and the rest is stored. */
+static int write_row_by_row(struct sink *s, long long *ins, long long *dups, double deadline)
+{
+	for (size_t i = 0; i < s->nitems; i++) {
+		struct item *it = &s->items[i];
+		if (it->reason)
+			continue;
+		long long a = 0, b = 0;
+		int attempt = 0, rc;
+		while ((rc = db_write(s, s->rows.data + it->row_off, it->row_len, 0, 0, &a, &b)) == -EIO) {
+			if (!backoff(s, attempt++, deadline))
+				return -EIO;
+		}
+		if (rc == -EINVAL) {
+			pthread_mutex_lock(&s->lock);
+			it->reason = strdup(s->st.last_error);
+			pthread_mutex_unlock(&s->lock);
+			if (!it->reason)
+				return -ENOMEM;
+			continue;
+		}
+		*ins += a;
+		*dups += b;
+	}
+	return 0;
+}
+
+static int produce_dead_letter(struct sink *s, struct item *it)
+{
+	rd_kafka_message_t *m = it->m;
+	char part[16], off[24], at[40];
+	snprintf(part, sizeof(part), "%d", (int)m->partition);
+	snprintf(off, sizeof(off), "%lld", (long long)m->offset);
+	time_format_rfc3339(time_now(), at, sizeof(at));
+	const char *src = m->rkt ? rd_kafka_topic_name(m->rkt) : s->topic;
+	atomic_store(&it->dlq, DLQ_PENDING);
+	rd_kafka_resp_err_t e;
+	for (;;) {
+		e = rd_kafka_producev(
+			s->dlq, RD_KAFKA_V_TOPIC(s->dlq_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+			RD_KAFKA_V_HEADER("gpuhealth.reason", it->reason, (ssize_t)strlen(it->reason)),
+			RD_KAFKA_V_HEADER("gpuhealth.source.topic", src, (ssize_t)strlen(src)),
+			RD_KAFKA_V_HEADER("gpuhealth.source.partition", part, (ssize_t)strlen(part)),
+			RD_KAFKA_V_HEADER("gpuhealth.source.offset", off, (ssize_t)strlen(off)),
+			RD_KAFKA_V_HEADER("gpuhealth.failed_at", at, (ssize_t)strlen(at)),
+			RD_KAFKA_V_OPAQUE(it), RD_KAFKA_V_END);
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		rd_kafka_poll(s->dlq, 100);
+	}
+	if (e) {
+		atomic_store(&it->dlq, DLQ_FAILED);
+		set_error(s, "dead-letter produce: %s", rd_kafka_err2str(e));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Delivers every dead letter of the batch; retries the failed ones. Returns 0 or -EIO when
+ * stopping before all were delivered. */
+static int deliver_dead_letters(struct sink *s, double deadline, uint64_t *count)
+{
+	*count = 0;
+	for (int attempt = 0;; attempt++) {
+		size_t pending = 0;
+		for (size_t i = 0; i < s->nitems; i++) {
+			struct item *it = &s->items[i];
+			int st = atomic_load(&it->dlq);
+			if (!it->reason || st == DLQ_DONE)
+				continue;
+			if (st != DLQ_PENDING)
+				produce_dead_letter(s, it);
+			pending++;
+		}
+		if (!pending)
+			return 0;
+		rd_kafka_flush(s->dlq, 10000);
+		size_t done = 0, total = 0;
+		for (size_t i = 0; i < s->nitems; i++)
+			if (s->items[i].reason) {
+				total++;
+				done += atomic_load(&s->items[i].dlq) == DLQ_DONE;
+			}
+		*count = done;
+		if (done == total)
+			return 0;
+		if (!backoff(s, attempt, deadline))
+			return -EIO;
+	}
+}
+
+static void store_offsets(struct sink *s)
+{
+	if (!s->noffs)
+		return;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(s->noffs);
+	for (int i = 0; i < s->noffs; i++)
+		rd_kafka_topic_partition_list_add(l, s->topic, s->offs[i].partition)->offset = s->offs[i].next;
+	rd_kafka_resp_err_t e = rd_kafka_offsets_store(s->consumer, l);
+	if (e) /* partitions revoked meanwhile: the new owner re-reads; rows are idempotent */
+		log_debug("sink: offsets not stored: %s", rd_kafka_err2str(e));
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/*
+ * Ends the open batch: rows committed (retrying while the database is away, consumption
+ * paused), dead letters delivered, then offsets stored. When stopping, gives up after the stop
+ * deadline and abandons the batch (not stored, so redelivered). Returns 0 or -EIO (abandoned).
+ */
+static int flush(struct sink *s)
+{
+	if (!s->nitems)
+		return 0;
+	double deadline = time_mono() + STOP_DEADLINE_S;
+	long long ins = 0, dups = 0;
+	int rc = 0, attempt = 0;
+	bool paused = false;
+	if (s->nrows) {
+		while ((rc = db_write(s, s->rows.data, s->rows.len, s->tmin, s->tmax, &ins, &dups)) == -EIO) {
+			pthread_mutex_lock(&s->lock);
+			s->st.db_errors++;
+			pthread_mutex_unlock(&s->lock);
+			if (attempt == 0)
+				log_warn("sink: cannot write batch of %zu rows (%s); retrying with backoff, "
+					 "consumption paused",
+					 s->nrows, s->st.last_error);
+			if (!paused) {
+				set_paused(s, true);
+				paused = true;
+			}
+			if (!backoff(s, attempt++, deadline))
+				goto abandon;
+		}
+		if (rc == -EINVAL) {
+			log_warn("sink: the database refused a batch (%s); writing it row by row",
+				 s->st.last_error);
+			if (write_row_by_row(s, &ins, &dups, deadline))
+				goto abandon;
+		}
+		if (attempt)
+			log_info("sink: database back after %d attempts", attempt);
+	}
+	uint64_t dead = 0;
+	if (deliver_dead_letters(s, deadline, &dead))
+		goto abandon;
+	store_offsets(s);
+	if (paused)
+		set_paused(s, false);
+	pthread_mutex_lock(&s->lock);
+	s->st.rows_written += (uint64_t)ins;
+	s->st.duplicates += (uint64_t)dups;
+	s->st.dead_letters += dead;
+	s->st.batches++;
+	pthread_mutex_unlock(&s->lock);
+	batch_clear(s);
+	return 0;
+abandon:
+	/* Dead letters still in flight point into this batch: purge them and serve their
+	 * reports before the batch goes away. */
+	rd_kafka_purge(s->dlq, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	rd_kafka_flush(s->dlq, 5000);
+	log_warn("sink: stopping with an unwritten batch of %zu messages; not acknowledged, so Kafka "
+		 "redelivers it",
+		 s->nitems);
+	if (paused)
+		set_paused(s, false);
+	batch_clear(s);
+	return -EIO;
+}
+
+static void take(struct sink *s, rd_kafka_message_t *m)
+{
+	if (m->err) {
+		if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			set_error(s, "kafka: %s", rd_kafka_message_errstr(m));
+			log_warn("sink: consumer: %s", rd_kafka_message_errstr(m));
+		}
+		rd_kafka_message_destroy(m);
+		return;
+	}
+	if (s->nitems == s->capitems) {
+		size_t cap = s->capitems ? s->capitems * 2 : 1024;
+		struct item *p = realloc(s->items, cap * sizeof(*p));
+		if (!p) {
+			/* Not acknowledged: redelivered after a restart. */
+			log_error("sink: out of memory holding a batch");
+			rd_kafka_message_destroy(m);
+			atomic_store(&s->stop, true);
+			return;
+		}
+		s->items = p;
+		s->capitems = cap;
+	}
+	if (s->nitems == 0)
+		s->batch_started = time_mono();
+	struct item *it = &s->items[s->nitems++];
+	memset(it, 0, sizeof(*it));
+	it->m = m; /* the batch owns it now */
+	record_offset(s, m->partition, m->offset);
+	pthread_mutex_lock(&s->lock);
+	s->st.consumed++;
+	pthread_mutex_unlock(&s->lock);
+
+	struct event_row_opts o = {.now = time_now(), .max_age_s = s->retention_s,
+				   .max_future_s = s->max_future_s};
+	struct event_row_info info;
+	char reason[256];
+	it->row_off = s->rows.len;
+	int rc = event_row_append(m->payload, m->len, &o, &s->rows, &info, reason, sizeof(reason));
+	if (rc == 0) {
+		it->row_len = s->rows.len - it->row_off;
+		if (s->nrows == 0 || info.time < s->tmin)
+			s->tmin = info.time;
+		if (s->nrows == 0 || info.time > s->tmax)
+			s->tmax = info.time;
+		s->nrows++;
+		return;
+	}
+	if (rc != -EINVAL)
+		snprintf(reason, sizeof(reason), "cannot hold the row: %s", strerror(-rc));
+	it->reason = strdup(reason);
+	if (!it->reason) {
+		log_error("sink: out of memory");
+		atomic_store(&s->stop, true);
+	}
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	struct sink *s = opaque;
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		char list[256] = "";
+		size_t o = 0;
+		for (int i = 0; i < parts->cnt && o < sizeof(list); i++)
+			o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%d", i ? "," : "",
+					      (int)parts->elems[i].partition);
+		log_info("sink: assigned partitions %s of %s", parts->cnt ? list : "(none)", s->topic);
+		rd_kafka_assign(rk, parts);
+	} else {
+		/* Finish what we hold for these partitions before they move on. */
+		flush(s);
+		log_info("sink: partitions revoked");
+		rd_kafka_assign(rk, NULL);
+	}
+}
+
+static void update_lag(struct sink *s)
+{
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	if (rd_kafka_assignment(s->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+		return;
+	rd_kafka_position(s->consumer, parts);
+	int64_t total = 0;
+	bool known = parts->cnt > 0;
+	pthread_mutex_lock(&s->lock);
+	s->st.nparts = 0;
+	for (int i = 0; i < parts->cnt && i < SINK_MAX_PARTS; i++) {
+		int64_t lo = -1, hi = -1;
+		rd_kafka_get_watermark_offsets(s->consumer, parts->elems[i].topic,
+					       parts->elems[i].partition, &lo, &hi);
+		int64_t pos = parts->elems[i].offset;
+		int64_t lag = -1;
+		if (hi >= 0 && pos >= 0)
+			lag = hi - pos;
+		else if (hi >= 0 && lo >= 0 && pos < 0)
+			lag = hi - lo;
+		if (lag < 0)
+			known = false;
+		else
+			total += lag;
+		s->st.parts[i].partition = parts->elems[i].partition;
+		s->st.parts[i].offset = pos;
+		s->st.parts[i].lag = lag;
+		s->st.nparts++;
+	}
+	s->st.lag_total = known ? total : -1;
+	double now = time_mono();
+	if (now - s->rate_t >= 1.0) {
+		s->st.rows_per_s = (double)(s->st.rows_written - s->rate_rows) / (now - s->rate_t);
+		s->rate_rows = s->st.rows_written;
+		s->rate_t = now;
+	}
+	pthread_mutex_unlock(&s->lock);
+	rd_kafka_topic_partition_list_destroy(parts);
+}
+
+static void maintenance(struct sink *s)
+{
+	if (db_ensure(s))
+		return;
+	char err[512];
+	PGresult *r = PQexec(s->db, "SELECT gpuhealth_ensure_partitions(now() - interval '1 day', now() + "
+				    "(SELECT value::int FROM gpuhealth_settings WHERE key = "
+				    "'partitions_ahead_days') * interval '1 day'), gpuhealth_drop_expired()");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+		int made = atoi(PQgetvalue(r, 0, 0));
+		int dropped = atoi(PQgetvalue(r, 0, 1));
+		if (made || dropped)
+			log_info("sink: partitions: %d created, %d expired dropped", made, dropped);
+		pthread_mutex_lock(&s->lock);
+		s->st.partitions_dropped += (uint64_t)dropped;
+		pthread_mutex_unlock(&s->lock);
+	} else {
+		snprintf(err, sizeof(err), "%s", PQresultErrorMessage(r));
+		set_error(s, "maintenance: %s", err);
+		log_warn("sink: partition maintenance failed: %s", err);
+	}
+	PQclear(r);
+}
+
+static void *sink_main(void *arg)
+{
+	struct sink *s = arg;
+	int attempt = 0;
+	while (!atomic_load(&s->stop) && db_ensure(s)) {
+		if (attempt == 0)
+			log_warn("sink: %s; retrying", s->st.last_error);
+		backoff(s, attempt++, 0);
+	}
+	if (!atomic_load(&s->stop))
+		log_info("sink: connected to PostgreSQL; retention %.0f s", s->retention_s);
+	double last_maint = -1e9, last_lag = 0;
+	while (!atomic_load(&s->stop)) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(s->consumer, 100);
+		if (m)
+			take(s, m);
+		rd_kafka_poll(s->dlq, 0);
+		double now = time_mono();
+		if (s->nitems >= (size_t)s->batch_size || s->rows.len >= ROWS_FLUSH_BYTES ||
+		    (s->nitems && now - s->batch_started >= s->batch_timeout_s))
+			flush(s);
+		if (now - last_lag >= 1.0) {
+			update_lag(s);
+			last_lag = now;
+		}
+		if (now - last_maint >= s->maintenance_s) {
+			maintenance(s);
+			last_maint = now;
+		}
+	}
+	flush(s);
+	rd_kafka_resp_err_t e = rd_kafka_commit(s->consumer, NULL, 0);
+	if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+		log_warn("sink: final offset commit: %s", rd_kafka_err2str(e));
+	rd_kafka_consumer_close(s->consumer);
+	rd_kafka_flush(s->dlq, 10000);
+	db_close(s);
+	update_lag(s);
+	pthread_mutex_lock(&s->lock);
+	s->st.running = false;
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static char *dup_or_null(const char *p) { return p ? strdup(p) : NULL; }
+
+int sink_create(struct sink **out, const struct sink_options *o, char *err, size_t errlen)
+{
+	int rc = -ENOMEM;
+	rd_kafka_conf_t *conf = NULL;
+	struct sink *s = calloc(1, sizeof(*s));
+	if (!s)
+		goto fail;
+	pthread_mutex_init(&s->lock, NULL);
+	strbuf_init(&s->rows, ROWS_MAX_BYTES);
+	rc = -EINVAL;
+	if (!o->brokers || !*o->brokers) {
+		snprintf(err, errlen, "the sink needs Kafka: give --brokers HOST:PORT or KAFKA_BOOTSTRAP_SERVERS");
+		goto fail;
+	}
+	if (o->batch_size < 1 || o->batch_timeout_s <= 0) {
+		snprintf(err, errlen, "batch size and timeout must be positive");
+		goto fail;
+	}
+	rc = -ENOMEM;
+	s->brokers = strdup(o->brokers);
+	s->topic = strdup(o->topic ? o->topic : "gpu-metrics-raw");
+	s->group = strdup(o->group ? o->group : "gpuhealth-sink");
+	s->dlq_topic = strdup(o->dlq_topic ? o->dlq_topic : "gpu-metrics-dlq");
+	s->conninfo = dup_or_null(o->conninfo);
+	if (!s->brokers || !s->topic || !s->group || !s->dlq_topic || (o->conninfo && !s->conninfo))
+		goto fail;
+	s->batch_size = o->batch_size;
+	s->batch_timeout_s = o->batch_timeout_s;
+	s->maintenance_s = o->maintenance_interval_s > 0 ? o->maintenance_interval_s : 600;
+	s->max_future_s = o->max_future_s > 0 ? o->max_future_s : 86400;
+	s->retention_s = 7 * 86400;
+	s->rate_t = time_mono();
+	s->st.lag_total = -1;
+
+	/* consumer: our defaults, then -X overrides */
+	char grp[300];
+	snprintf(grp, sizeof(grp), "group.id=%s", s->group);
+	const char *base[] = {grp, "max.poll.interval.ms=3600000", "enable.partition.eof=false",
+			      "statistics.interval.ms=0"};
+	size_t nall = 4 + o->nkafka_props;
+	const char **all = calloc(nall, sizeof(*all));
+	if (!all)
+		goto fail;
+	memcpy(all, base, sizeof(base));
+	for (size_t i = 0; i < o->nkafka_props; i++)
+		all[4 + i] = o->kafka_props[i];
+	conf = kafka_conf_new(KAFKA_CONSUMER, s->brokers, all, nall, err, errlen);
+	free(all);
+	rc = -EINVAL;
+	if (!conf)
+		goto fail;
+	rd_kafka_conf_set_opaque(conf, s);
+	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
+	char why[512];
+	s->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
+	if (!s->consumer) {
+		snprintf(err, errlen, "cannot create the Kafka consumer: %s", why);
+		goto fail; /* conf still ours on failure */
+	}
+	conf = NULL; /* owned by the consumer now */
+	rd_kafka_poll_set_consumer(s->consumer);
+
+	conf = kafka_conf_new(KAFKA_PRODUCER, s->brokers, o->kafka_props, o->nkafka_props, err, errlen);
+	if (!conf)
+		goto fail;
+	rd_kafka_conf_set_opaque(conf, s);
+	rd_kafka_conf_set_dr_msg_cb(conf, dlq_dr_cb);
+	rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
+	s->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
+	if (!s->dlq) {
+		snprintf(err, errlen, "cannot create the dead-letter producer: %s", why);
+		goto fail;
+	}
+	conf = NULL;
+
+	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(sub, s->topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t e = rd_kafka_subscribe(s->consumer, sub);
+	rd_kafka_topic_partition_list_destroy(sub);
+	if (e) {
+		snprintf(err, errlen, "cannot subscribe to %s: %s", s->topic, rd_kafka_err2str(e));
+		goto fail;
+	}
+	*out = s; /* caller owns */
+	return 0;
+fail:
+	if (conf)
+		rd_kafka_conf_destroy(conf);
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "out of memory creating the sink");
+	sink_destroy(s);
+	return rc;
+}
+
+int sink_start(struct sink *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->st.running = true;
+	pthread_mutex_unlock(&s->lock);
+	int rc = pthread_create(&s->thread, NULL, sink_main, s);
+	if (rc) {
+		s->st.running = false;
+		return -rc;
+	}
+	s->started = true;
+	return 0;
+}
+
+void sink_stop(struct sink *s)
+{
+	if (!s || !s->started)
+		return;
+	atomic_store(&s->stop, true);
+	pthread_join(s->thread, NULL);
+	s->started = false;
+}
+
+void sink_stats(struct sink *s, struct sink_stats *out)
+{
+	pthread_mutex_lock(&s->lock);
+	*out = s->st;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void sink_destroy(struct sink *s)
+{
+	if (!s)
+		return;
+	sink_stop(s);
+	batch_clear(s);
+	free(s->items);
+	strbuf_free(&s->rows);
+	if (s->consumer)
+		rd_kafka_destroy(s->consumer);
+	if (s->dlq)
+		rd_kafka_destroy(s->dlq);
+	db_close(s);
+	free(s->brokers);
+	free(s->topic);
+	free(s->group);
+	free(s->dlq_topic);
+	free(s->conninfo);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}

@@ -1,0 +1,71 @@
+/*
+ * sink: consumes sample events from Kafka and writes them to PostgreSQL in batches, exactly
+ * once per (GPU, time): COPY into a staging table, an insert that ignores rows already there,
+ * the 1-minute rollups from the new rows only, one transaction; Kafka offsets are stored only
+ * after COMMIT. Bad events go to a dead-letter topic with the reason.
+ *
+ * The service face shared by every service: create, start (its own thread), stop, stats,
+ * destroy. The console and `gpuhealth sink` drive it the same way.
+ */
+#ifndef GPUHEALTH_SINK_H
+#define GPUHEALTH_SINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sink_options {
+	const char *brokers;    /* bootstrap servers */
+	const char *topic;      /* sample events */
+	const char *group;      /* consumer group */
+	const char *dlq_topic;  /* dead letters */
+	const char *const *kafka_props; /* "key=value" librdkafka overrides (-X) */
+	size_t nkafka_props;
+	const char *conninfo;   /* NULL/"" = libpq PG* variables */
+	int batch_size;         /* rows (and dead letters) per transaction, upper bound */
+	double batch_timeout_s; /* longest wait before a partial batch is written */
+	double maintenance_interval_s; /* partition upkeep period (plain PostgreSQL) */
+	double max_future_s;    /* samples further in the future are dead letters */
+};
+
+#define SINK_MAX_PARTS 64
+
+struct sink_stats {
+	uint64_t consumed;      /* messages read from Kafka */
+	uint64_t rows_written;  /* new rows committed to gpu_metrics */
+	uint64_t duplicates;    /* rows already present, ignored */
+	uint64_t batches;       /* committed transactions */
+	uint64_t dead_letters;  /* events sent to the dead-letter topic */
+	uint64_t db_errors;     /* failed attempts to write a batch */
+	uint64_t partitions_dropped;
+	double rows_per_s;      /* over the last stats window */
+	bool db_connected;
+	bool paused;            /* consumption paused while the database is away */
+	bool running;
+	bool failed;            /* stopped by a fatal error (see last_error) */
+	int64_t lag_total;      /* messages behind the partition ends, -1 unknown */
+	int nparts;
+	struct {
+		int32_t partition;
+		int64_t offset; /* next to consume */
+		int64_t lag;    /* -1 unknown */
+	} parts[SINK_MAX_PARTS];
+	char last_error[256];
+};
+
+struct sink;
+
+/* Validates the options and creates the Kafka handles (no I/O to the database yet). Returns 0
+ * or -EINVAL/-ENOMEM with a message in err. *out is owned by the caller (sink_destroy). */
+int sink_create(struct sink **out, const struct sink_options *opts, char *err, size_t errlen);
+/* Starts the sink's thread. Returns 0 or -errno. */
+int sink_start(struct sink *s);
+/* Asks the thread to stop: the open batch is committed if the database answers, else abandoned
+ * (it is redelivered: its offsets were not stored); stored offsets are committed; the consumer
+ * leaves its group. Blocks until the thread has ended. */
+void sink_stop(struct sink *s);
+/* Copies a snapshot of the counters (never blocks on I/O). */
+void sink_stats(struct sink *s, struct sink_stats *out);
+void sink_destroy(struct sink *s);
+
+#endif
