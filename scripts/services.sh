@@ -45,9 +45,18 @@ pg_start() {
   GH_PG_PORT=$(free_port)
   pg_as "$bin/initdb" -D "$GH_PG_DIR/data" -A trust -U postgres -E UTF8 --locale=C --no-sync \
     >"$GH_PG_DIR/initdb.log" 2>&1 || { svc_log "initdb failed:"; cat "$GH_PG_DIR/initdb.log" >&2; return 1; }
-  pg_as "$bin/pg_ctl" -D "$GH_PG_DIR/data" -l "$GH_PG_DIR/postgresql.log" -w -t 60 \
-    -o "-p $GH_PG_PORT -k $GH_PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-    start >/dev/null || { svc_log "PostgreSQL did not start:"; tail -20 "$GH_PG_DIR/postgresql.log" >&2; return 1; }
+  # In the config file, not on the command line, so a plain "pg_ctl start" (a restart test)
+  # comes back on the same port.
+  cat >>"$GH_PG_DIR/data/postgresql.conf" <<CONF
+port = $GH_PG_PORT
+unix_socket_directories = '$GH_PG_DIR'
+listen_addresses = '127.0.0.1'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 200
+CONF
+  pg_as "$bin/pg_ctl" -D "$GH_PG_DIR/data" -l "$GH_PG_DIR/postgresql.log" -w -t 60 start >/dev/null || { svc_log "PostgreSQL did not start:"; tail -20 "$GH_PG_DIR/postgresql.log" >&2; return 1; }
   psql -X -q -h 127.0.0.1 -p "$GH_PG_PORT" -U postgres -d postgres -c 'CREATE DATABASE gpuhealth_test' >/dev/null \
     || { svc_log "cannot create the test database"; return 1; }
   export GPUHEALTH_TEST_PG="host=127.0.0.1 port=$GH_PG_PORT user=postgres dbname=gpuhealth_test connect_timeout=5"

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# The sink and the schema against the real Kafka broker and PostgreSQL: migrations, the writer
+# role, duplicates, dead letters, two sinks in one group, kill -9 mid-batch, a PostgreSQL
+# restart mid-stream, and expired partitions. Each scenario prints what it injected and counted.
+source "$(dirname "$0")/lib.sh"
+
+echo "== migrations run twice cleanly and upgrade an older schema"
+db=gh_mig_$$
+psql -X -q "$ADMIN_PG" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+ci="${ADMIN_PG/dbname=gpuhealth_test/dbname=$db}"
+check "migrate to version 1" bash -c "'$BIN' db migrate --db '$ci' --schema-version 1 2>&1 | grep -q 'from version 0 to 1'"
+check "upgrade 1 -> latest" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'from version 1 to 2'"
+check "re-run is a no-op" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'up to date at version 2'"
+check "versions recorded" test "$(sql "$ci" "SELECT string_agg(version::text, ',' ORDER BY version) FROM gpuhealth_migrations")" = "1,2"
+check "views exist" bash -c "psql -X -q -v ON_ERROR_STOP=1 '$ci' -c 'SELECT * FROM v_fleet_summary, (SELECT count(*) FROM v_latest_gpu_metrics) a, (SELECT count(*) FROM v_gpu_metrics_1min) b, (SELECT count(*) FROM v_latest_health) c' >/dev/null"
+check "unknown schema version is a usage error" bash -c "'$BIN' db migrate --db '$ci' --schema-version 99 >/dev/null 2>&1; test \$? = 2"
+
+echo "== the writer role cannot drop or alter tables"
+owner=$(new_db gh_sink_$$)
+writer=$(writer_ci "$owner")
+for stmt in "DROP TABLE gpu_metrics" "ALTER TABLE gpu_metrics ADD COLUMN x int" "TRUNCATE gpu_metrics" \
+            "DELETE FROM gpu_metrics" "DROP VIEW v_fleet_summary" "CREATE TABLE evil (x int)"; do
+  if sql "$writer" "$stmt" >/dev/null 2>&1; then bad "writer could run: $stmt"; else ok "writer refused: $stmt"; fi
+done
+check "writer can read" sql "$writer" "SELECT count(*) FROM gpu_metrics"
+
+echo "== duplicate deliveries give one row (sink runs as the writer role)"
+t=gh-dup-$UNIQ
+python3 "$GEN" --gpus 5 --samples 40 --prefix GPU-dup > "$TMP/dup.txt"
+produce "$t" "$TMP/dup.txt"; produce "$t" "$TMP/dup.txt"
+echo "  injected: 200 events, each delivered twice"
+start_sink dup "$writer" "$t" "g-$t" --batch-timeout 0.5
+check "200 rows from 400 deliveries" wait_rows "$writer" 200 60
+stop_sink dup
+check "rows, samples and rollups exactly 200" exact "$owner" 200
+check "duplicates counted" grep -qE 'stopped; rows_written=200 .*duplicates=200 ' "$TMP/dup.log"
+check "GPU dimension has 5 GPUs" test "$(sql "$owner" "SELECT count(*) FROM gpus WHERE gpu_key LIKE 'GPU-dup-%'")" = 5
+echo "  counted: $(grep -o 'stopped; .*' "$TMP/dup.log")"
+
+echo "== every kind of bad event lands in the dead-letter topic with its reason"
+db2=$(new_db gh_dlq_$$)
+t=gh-dlq-$UNIQ
+python3 "$GEN" --bad > "$TMP/bad.txt"
+python3 "$GEN" --gpus 2 --samples 5 --prefix GPU-ok > "$TMP/ok.txt"
+produce "$t" "$TMP/bad.txt"; produce "$t" "$TMP/ok.txt"
+nbad=$(wc -l < "$TMP/bad.txt")
+echo "  injected: $nbad bad events, 10 good"
+start_sink dlq "$db2" "$t" "g-$t" --batch-timeout 0.5
+check "10 good rows" wait_rows "$db2" 10 60
+stop_sink dlq
+kcat -b "$KAFKA" -C -t "$t-dlq" -e -q -f '%k|%h|%s\n' > "$TMP/dlq.out" 2>/dev/null
+check "$nbad dead letters" test "$(wc -l < "$TMP/dlq.out")" = "$nbad"
+while IFS='|' read -r kind want; do
+  line=$(grep "^$kind|" "$TMP/dlq.out")
+  if grep -q "gpuhealth.reason=[^,]*$want" <<<"$line" && grep -q "gpuhealth.source.offset=" <<<"$line" \
+     && grep -q "gpuhealth.source.partition=" <<<"$line"; then ok "dead letter $kind: $want"
+  else bad "dead letter $kind lacks reason '$want' or its source: $line"; fi
+done <<'CASES'
+invalid-json|invalid JSON
+schema-version|schema_version 2 is not supported
+missing-uuid|gpu.uuid missing
+missing-time|time missing
+negative-power|negative power
+temperature|temperature outside
+utilization|utilization outside
+not-a-number|must be a number
+CASES
+orig=$(grep '^negative-power|' "$TMP/bad.txt" | cut -d'|' -f2-)
+check "dead letter keeps the original payload" grep -qF -- "$orig" "$TMP/dlq.out"
+check "no bad event entered gpu_metrics" test "$(sql "$db2" "SELECT count(*) FROM gpu_metrics WHERE uuid = 'GPU-bad'")" = 0
+check "dead letters counted" grep -qE "dead_letters=$nbad " "$TMP/dlq.log"
+
+echo "== two sinks in one group split the partitions with the same result"
+db3=$(new_db gh_two_$$)
+t=gh-two-$UNIQ
+python3 "$GEN" --gpus 20 --samples 100 --prefix GPU-two > "$TMP/two.txt"
+echo "  injected: 2000 events over 20 GPUs"
+start_sink a "$db3" "$t" "g-$t" --batch-timeout 0.5
+start_sink b "$db3" "$t" "g-$t" --batch-timeout 0.5
+sleep 8 # both join the group before the data arrives
+produce "$t" "$TMP/two.txt"
+check "2000 rows" wait_rows "$db3" 2000 90
+stop_sink a; stop_sink b
+check "exactly once" exact "$db3" 2000
+ra=$(grep -o 'stopped; rows_written=[0-9]*' "$TMP/a.log" | grep -o '[0-9]*$')
+rb=$(grep -o 'stopped; rows_written=[0-9]*' "$TMP/b.log" | grep -o '[0-9]*$')
+echo "  counted: sink a wrote ${ra:-?}, sink b wrote ${rb:-?}"
+check "both sinks wrote rows" test "${ra:-0}" -gt 0 -a "${rb:-0}" -gt 0
+check "their rows add up" test "$(( ${ra:-0} + ${rb:-0} ))" = 2000
+
+echo "== kill -9 of the sink mid-batch, then restart: nothing lost, nothing duplicated"
+db4=$(new_db gh_kill_$$)
+t=gh-kill-$UNIQ
+python3 "$GEN" --gpus 10 --samples 100 --prefix GPU-kill > "$TMP/kill.txt"
+produce "$t" "$TMP/kill.txt"
+echo "  injected: 1000 events; the sink holds them in an open batch when killed"
+start_sink k1 "$db4" "$t" "g-$t" --batch-size 100000 --batch-timeout 120
+for i in $(seq 1 120); do grep -qE 'consumed=1000 ' "$TMP/k1.log" && break; sleep 0.25; done
+check "the first sink consumed all 1000 into its batch" grep -qE 'consumed=1000 ' "$TMP/k1.log"
+kill -9 "$PID_k1"; wait "$PID_k1" 2>/dev/null
+check "nothing was written before the kill" test "$(sql "$db4" 'SELECT count(*) FROM gpu_metrics')" = 0
+start_sink k2 "$db4" "$t" "g-$t" --batch-timeout 0.5
+check "after restart: 1000 rows" wait_rows "$db4" 1000 90
+stop_sink k2
+check "exactly once" exact "$db4" 1000
+
+echo "== kill -9 right after a commit, before the offsets reach Kafka: redelivery adds nothing"
+db5=$(new_db gh_kill2_$$)
+t=gh-kill2-$UNIQ
+python3 "$GEN" --gpus 10 --samples 50 --prefix GPU-k2 > "$TMP/k2.txt"
+produce "$t" "$TMP/k2.txt"
+# auto commit every 60 s: the rows are committed to PostgreSQL long before any offset is
+start_sink k3 "$db5" "$t" "g-$t" --batch-timeout 0.3 -X auto.commit.interval.ms=60000
+check "500 rows written" wait_rows "$db5" 500 60
+kill -9 "$PID_k3"; wait "$PID_k3" 2>/dev/null
+start_sink k4 "$db5" "$t" "g-$t" --batch-timeout 0.3
+for i in $(seq 1 120); do grep -qE 'duplicates=500 ' "$TMP/k4.log" && break; sleep 0.25; done
+stop_sink k4
+check "the restarted sink saw all 500 again as duplicates" grep -qE 'duplicates=500 ' "$TMP/k4.log"
+check "exactly once" exact "$db5" 500
+
+echo "== a PostgreSQL restart mid-stream loses nothing"
+if [ -z "${GH_PG_DIR:-}" ] || [ -z "${GH_PG_BIN:-}" ]; then
+  bad "GH_PG_DIR/GH_PG_BIN not set: run under scripts/test.sh so the test can restart PostgreSQL"
+else
+  pgctl() { if [ "$(id -u)" = 0 ]; then runuser -u "$GH_PG_USER" -- "$GH_PG_BIN/pg_ctl" "$@"; else "$GH_PG_BIN/pg_ctl" "$@"; fi; }
+  db6=$(new_db gh_pgr_$$)
+  t=gh-pgr-$UNIQ
+  python3 "$GEN" --gpus 10 --samples 30 --prefix GPU-pgr --start $(( $(date +%s) - 900 )) > "$TMP/p1.txt"
+  python3 "$GEN" --gpus 10 --samples 30 --prefix GPU-pgr --start $(( $(date +%s) - 450 )) > "$TMP/p2.txt"
+  start_sink pg "$db6" "$t" "g-$t" --batch-timeout 0.3
+  produce "$t" "$TMP/p1.txt"
+  check "first 300 rows" wait_rows "$db6" 300 60
+  pgctl -D "$GH_PG_DIR/data" -m fast -w stop >/dev/null
+  echo "  injected: PostgreSQL stopped, 300 more events produced while it is down"
+  produce "$t" "$TMP/p2.txt"
+  sleep 4
+  pgctl -D "$GH_PG_DIR/data" -l "$GH_PG_DIR/postgresql.log" -w -t 60 start >/dev/null || die "PostgreSQL did not come back"
+  check "all 600 rows after PostgreSQL is back" wait_rows "$db6" 600 90
+  stop_sink pg
+  check "exactly once" exact "$db6" 600
+  check "the sink logged the outage and paused" grep -q 'consumption paused' "$TMP/pg.log"
+  echo "  counted: $(grep -o 'stopped; .*' "$TMP/pg.log")"
+fi
+
+echo "== expired partitions are dropped, future ones created"
+db7=$(new_db gh_exp_$$)
+sql "$db7" "SELECT gpuhealth_ensure_partitions(now() - interval '10 days', now() - interval '9 days')" >/dev/null
+old=$(sql "$db7" "SELECT 'gpu_metrics_p' || to_char((now() - interval '10 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
+check "an old partition exists before ($old)" test -n "$(sql "$db7" "SELECT to_regclass('$old')")"
+start_sink exp "$db7" gh-exp-$UNIQ "g-exp-$UNIQ" --duration 3
+wait "$PID_exp"
+check "the sink dropped $old" test -z "$(sql "$db7" "SELECT to_regclass('$old')")"
+ahead=$(sql "$db7" "SELECT 'gpu_metrics_p' || to_char((now() + interval '2 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
+check "a partition ahead exists ($ahead)" test -n "$(sql "$db7" "SELECT to_regclass('$ahead')")"
+check "drops counted" grep -qE 'expired dropped' "$TMP/exp.log"
+
+finish

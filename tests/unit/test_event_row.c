@@ -1,0 +1,203 @@
+/* event_row: event-v1 JSON -> COPY text row, and every reason an event is refused. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/fields.h"
+#include "core/strbuf.h"
+#include "core/timeutil.h"
+#include "sink/event_row.h"
+
+static const char *GOOD =
+	"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10.250Z\",\"hostname\":\"node\\t7\","
+	"\"cluster\":\"c1\",\"datacenter\":null,\"rack\":\"r\\\\1\","
+	"\"gpu\":{\"index\":3,\"uuid\":\"GPU-abc\",\"model\":\"NVIDIA H100\",\"pci_bus_id\":\"0:1\","
+	"\"device\":\"nvidia3\",\"driver_version\":\"535\",\"mig_profile\":\"1g.10gb\",\"mig_instance\":2},"
+	"\"metrics\":{\"gpu_temp\":65,\"power_usage\":301.25,\"memory_temp\":null,"
+	"\"total_energy\":9223372036854775791,\"future_field\":7},"
+	"\"extra\":{\"DCGM_FI_DEV_VGPU_LICENSE_STATUS\":0}}";
+
+static struct event_row_opts opts(void)
+{
+	double t;
+	assert_int_equal(time_parse_rfc3339("2026-11-28T12:05:00Z", &t), 0);
+	struct event_row_opts o = {.now = t, .max_age_s = 7 * 86400, .max_future_s = 86400};
+	return o;
+}
+
+/* Splits a COPY line into its columns (in place). */
+static int split(char *line, char **cols, int max)
+{
+	int n = 0;
+	char *p = line;
+	cols[n++] = p;
+	while ((p = strchr(p, '\t')) && n < max) {
+		*p++ = '\0';
+		cols[n++] = p;
+	}
+	char *nl = strchr(cols[n - 1], '\n');
+	if (nl)
+		*nl = '\0';
+	return n;
+}
+
+static int col_of(const char *key)
+{
+	size_t n;
+	fields_all(&n);
+	const struct field_def *f = fields_by_key(key);
+	return 6 + (int)fields_index(f);
+}
+
+static void test_good_event(void **state)
+{
+	(void)state;
+	struct strbuf sb;
+	strbuf_init(&sb, 0);
+	struct event_row_opts o = opts();
+	struct event_row_info info;
+	char reason[256] = "";
+	assert_int_equal(event_row_append(GOOD, strlen(GOOD), &o, &sb, &info, reason, sizeof(reason)), 0);
+	assert_string_equal(info.gpu_key, "GPU-abc/2");
+	assert_true(info.time > o.now - 300);
+	size_t nf;
+	fields_all(&nf);
+	char *cols[128];
+	char *line = strdup(sb.data);
+	int n = split(line, cols, 128);
+	assert_int_equal(n, 6 + (int)nf + 1 + 8);
+	assert_string_equal(cols[0], "2026-11-28T12:00:10.250Z");
+	assert_string_equal(cols[1], "GPU-abc/2");
+	assert_string_equal(cols[2], "GPU-abc");
+	assert_string_equal(cols[3], "2");
+	assert_string_equal(cols[4], "node\\t7"); /* COPY-escaped tab */
+	assert_string_equal(cols[5], "3");
+	assert_string_equal(cols[col_of("gpu_temp")], "65");
+	assert_string_equal(cols[col_of("power_usage")], "301.25");
+	assert_string_equal(cols[col_of("memory_temp")], "\\N");
+	assert_string_equal(cols[col_of("sm_clock")], "\\N"); /* absent */
+	assert_string_equal(cols[col_of("total_energy")], "9223372036854775791");
+	/* unknown metric kept in extra, with the original extra */
+	assert_non_null(strstr(cols[6 + nf], "\"future_field\":7"));
+	assert_non_null(strstr(cols[6 + nf], "DCGM_FI_DEV_VGPU_LICENSE_STATUS"));
+	assert_string_equal(cols[6 + nf + 1], "1g.10gb");
+	assert_string_equal(cols[6 + nf + 2], "NVIDIA H100");
+	assert_string_equal(cols[6 + nf + 6], "c1");
+	assert_string_equal(cols[6 + nf + 7], "\\N");
+	assert_string_equal(cols[6 + nf + 8], "r\\\\1"); /* COPY-escaped backslash */
+	free(line);
+	/* The COPY statement names as many columns as the row has. */
+	const char *sql = event_row_copy_sql();
+	int commas = 0;
+	for (const char *p = sql; *p; p++)
+		commas += *p == ',';
+	assert_int_equal(commas + 1, n);
+	strbuf_free(&sb);
+}
+
+/* Replaces the first occurrence of from with to in GOOD. */
+static char *variant(const char *from, const char *to)
+{
+	const char *p = strstr(GOOD, from);
+	assert_non_null(p);
+	size_t n = strlen(GOOD) - strlen(from) + strlen(to) + 1;
+	char *out = malloc(n);
+	snprintf(out, n, "%.*s%s%s", (int)(p - GOOD), GOOD, to, p + strlen(from));
+	return out;
+}
+
+static void expect_reject(const char *from, const char *to, const char *want)
+{
+	char *ev = variant(from, to);
+	struct strbuf sb;
+	strbuf_init(&sb, 0);
+	strbuf_puts(&sb, "previous row\n");
+	struct event_row_opts o = opts();
+	struct event_row_info info;
+	char reason[256] = "";
+	int rc = event_row_append(ev, strlen(ev), &o, &sb, &info, reason, sizeof(reason));
+	if (rc != -22)
+		fail_msg("'%s' -> '%s' was accepted (rc %d)", from, to, rc);
+	if (!strstr(reason, want))
+		fail_msg("reason '%s' lacks '%s'", reason, want);
+	assert_string_equal(sb.data, "previous row\n"); /* never half a row */
+	strbuf_free(&sb);
+	free(ev);
+}
+
+static void test_rejections(void **state)
+{
+	(void)state;
+	expect_reject("\"schema_version\":1", "\"schema_version\":2", "schema_version 2");
+	expect_reject("\"schema_version\":1,", "", "schema_version missing");
+	expect_reject("\"uuid\":\"GPU-abc\"", "\"uuid\":\"\"", "gpu.uuid missing");
+	expect_reject("\"uuid\":\"GPU-abc\"", "\"uuid\":5", "gpu.uuid must be a string");
+	expect_reject("\"time\":\"2026-11-28T12:00:10.250Z\"", "\"time\":\"yesterday\"", "not RFC 3339");
+	expect_reject("\"time\":\"2026-11-28T12:00:10.250Z\"", "\"time\":\"2026-02-30T00:00:00Z\"",
+		      "not RFC 3339");
+	expect_reject("\"time\":\"2026-11-28T12:00:10.250Z\"", "\"time\":\"2020-01-01T00:00:00Z\"",
+		      "older than the retention");
+	expect_reject("\"time\":\"2026-11-28T12:00:10.250Z\"", "\"time\":\"2027-01-01T00:00:00Z\"",
+		      "in the future");
+	expect_reject("\"power_usage\":301.25", "\"power_usage\":-1", "negative power");
+	expect_reject("\"gpu_temp\":65", "\"gpu_temp\":201", "temperature outside");
+	expect_reject("\"gpu_temp\":65", "\"gpu_temp\":-41", "temperature outside");
+	expect_reject("\"gpu_temp\":65", "\"gpu_temp\":65,\"gpu_util\":100.5", "utilization outside");
+	expect_reject("\"gpu_temp\":65", "\"gpu_temp\":\"65\"", "must be a number");
+	expect_reject("\"total_energy\":9223372036854775791", "\"total_energy\":-3", "cannot be negative");
+	expect_reject("\"total_energy\":9223372036854775791", "\"total_energy\":1.5", "whole number");
+	expect_reject("\"mig_instance\":2", "\"mig_instance\":-2", "mig_instance");
+	expect_reject("\"metrics\":{", "\"metrics\":[1],\"x\":{", "metrics must be an object");
+	expect_reject("{\"schema_version\"", "[{\"schema_version\"", "invalid JSON");
+	expect_reject("\"hostname\":\"node\\t7\",", "\"hostname\":\"a\",\"hostname\":\"b\",", "invalid JSON");
+}
+
+static void test_utilization_bounds_inclusive(void **state)
+{
+	(void)state;
+	/* the limits themselves are possible values */
+	char *ev;
+	ev = variant("\"gpu_temp\":65", "\"gpu_temp\":200,\"gpu_util\":0");
+	struct strbuf sb;
+	strbuf_init(&sb, 0);
+	struct event_row_opts o = opts();
+	struct event_row_info info;
+	char reason[256] = "";
+	assert_int_equal(event_row_append(ev, strlen(ev), &o, &sb, &info, reason, sizeof(reason)), 0);
+	strbuf_free(&sb);
+	free(ev);
+}
+
+static void test_time_parsing(void **state)
+{
+	(void)state;
+	double a, b;
+	assert_int_equal(time_parse_rfc3339("2026-11-28T12:00:00Z", &a), 0);
+	assert_int_equal(time_parse_rfc3339("2026-11-28T13:30:00+01:30", &b), 0);
+	assert_true(a == b);
+	assert_int_equal(time_parse_rfc3339("2026-11-28 12:00:00.5z", &b), 0);
+	assert_true(b == a + 0.5);
+	assert_int_not_equal(time_parse_rfc3339("2026-11-28T12:00:00", &b), 0); /* no zone */
+	assert_int_not_equal(time_parse_rfc3339("2026-13-01T00:00:00Z", &b), 0);
+	assert_int_not_equal(time_parse_rfc3339("2026-11-28T12:00:00Zjunk", &b), 0);
+	char buf[40];
+	assert_int_equal(time_format_rfc3339(a + 0.9996, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "2026-11-28T12:00:01.000Z");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good_event),
+		cmocka_unit_test(test_rejections),
+		cmocka_unit_test(test_utilization_bounds_inclusive),
+		cmocka_unit_test(test_time_parsing),
+	};
+	return cmocka_run_group_tests_name("event_row", tests, NULL, NULL);
+}
