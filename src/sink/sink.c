@@ -421,6 +421,7 @@ static int flush(struct sink *s)
 	long long ins = 0, dups = 0;
 	int rc = 0, attempt = 0;
 	bool paused = false;
+	double t0 = time_mono();
 	if (s->nrows) {
 		while ((rc = db_write(s, s->rows.data, s->rows.len, s->tmin, s->tmax, &ins, &dups)) == -EIO) {
 			pthread_mutex_lock(&s->lock);
@@ -446,6 +447,9 @@ static int flush(struct sink *s)
 		if (attempt)
 			log_info("sink: database back after %d attempts", attempt);
 	}
+	log_debug("sink: batch of %zu rows (%zu bytes of COPY text) written in %.3f s: %lld new, %lld "
+		  "duplicates",
+		  s->nrows, s->rows.len, time_mono() - t0, ins, dups);
 	uint64_t dead = 0;
 	if (deliver_dead_letters(s, deadline, &dead))
 		goto abandon;
