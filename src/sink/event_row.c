@@ -184,8 +184,9 @@ static int put_metric(struct strbuf *sb, const struct field_def *f, json_t *v, c
 	return strbuf_printf(sb, "%lld", iv);
 }
 
-int event_row_append(const char *payload, size_t len, const struct event_row_opts *opts,
-		     struct strbuf *out, struct event_row_info *info, char *r, size_t rl)
+/* The general path: jansson builds the document; every rejection reason is written here. */
+static int append_slow(const char *payload, size_t len, const struct event_row_opts *opts,
+		       struct strbuf *out, struct event_row_info *info, char *r, size_t rl)
 {
 	int rc = -EINVAL;
 	json_t *extra_out = NULL;
@@ -347,4 +348,470 @@ out:
 	json_decref(extra_out);
 	json_decref(root);
 	return rc;
+}
+
+/*
+ * The fast path: one pass over the bytes, no document, for the events a collector writes
+ * (no escapes in strings, only known keys, integer counters). Anything else -- and anything
+ * invalid -- returns FAST_FALLBACK and the general path decides, so reasons come from one
+ * place and both paths write the same row.
+ */
+#define FAST_FALLBACK 1
+#define MAX_DEPTH 32
+
+struct slice {
+	const char *p;
+	size_t n;
+	bool set;  /* the key was present */
+	bool null; /* its value was null */
+};
+
+struct scan {
+	const char *p, *end;
+};
+
+static void ws(struct scan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static bool eat(struct scan *s, char c)
+{
+	ws(s);
+	if (s->p < s->end && *s->p == c) {
+		s->p++;
+		return true;
+	}
+	return false;
+}
+
+/* A string without escapes or non-ASCII bytes (else fallback). */
+static int fstr(struct scan *s, struct slice *out)
+{
+	ws(s);
+	if (s->p >= s->end || *s->p != '"')
+		return FAST_FALLBACK;
+	const char *b = ++s->p;
+	while (s->p < s->end && *s->p != '"') {
+		unsigned char c = (unsigned char)*s->p;
+		if (c == '\\' || c < 0x20 || c >= 0x80)
+			return FAST_FALLBACK;
+		s->p++;
+	}
+	if (s->p >= s->end)
+		return FAST_FALLBACK;
+	out->p = b;
+	out->n = (size_t)(s->p - b);
+	s->p++;
+	return 0;
+}
+
+static bool lit(struct scan *s, const char *w, size_t n)
+{
+	ws(s);
+	if ((size_t)(s->end - s->p) >= n && memcmp(s->p, w, n) == 0) {
+		s->p += n;
+		return true;
+	}
+	return false;
+}
+
+/* A JSON number (strict grammar); is_int when it has no fraction or exponent. */
+static int fnum(struct scan *s, struct slice *out, bool *is_int)
+{
+	ws(s);
+	const char *b = s->p, *e = s->end, *p = s->p;
+	*is_int = true;
+	if (p < e && *p == '-')
+		p++;
+	if (p >= e || *p < '0' || *p > '9')
+		return FAST_FALLBACK;
+	if (*p == '0')
+		p++;
+	else
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+	if (p < e && *p == '.') {
+		*is_int = false;
+		p++;
+		if (p >= e || *p < '0' || *p > '9')
+			return FAST_FALLBACK;
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < e && (*p == 'e' || *p == 'E')) {
+		*is_int = false;
+		p++;
+		if (p < e && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= e || *p < '0' || *p > '9')
+			return FAST_FALLBACK;
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+	}
+	out->p = b;
+	out->n = (size_t)(p - b);
+	s->p = p;
+	return 0;
+}
+
+/* Skips any JSON value, validating it (escapes allowed; non-ASCII falls back). */
+static int skip_value(struct scan *s, int depth)
+{
+	if (depth > MAX_DEPTH)
+		return FAST_FALLBACK;
+	ws(s);
+	if (s->p >= s->end)
+		return FAST_FALLBACK;
+	char c = *s->p;
+	if (c == '{' || c == '[') {
+		char close = c == '{' ? '}' : ']';
+		s->p++;
+		if (eat(s, close))
+			return 0;
+		do {
+			if (c == '{') {
+				ws(s);
+				if (s->p >= s->end || *s->p != '"' || skip_value(s, depth + 1) || !eat(s, ':'))
+					return FAST_FALLBACK;
+			}
+			if (skip_value(s, depth + 1))
+				return FAST_FALLBACK;
+		} while (eat(s, ','));
+		return eat(s, close) ? 0 : FAST_FALLBACK;
+	}
+	if (c == '"') {
+		s->p++;
+		while (s->p < s->end && *s->p != '"') {
+			unsigned char ch = (unsigned char)*s->p;
+			if (ch < 0x20 || ch >= 0x80)
+				return FAST_FALLBACK;
+			if (ch == '\\') {
+				s->p++;
+				if (s->p >= s->end || !strchr("\"\\/bfnrtu", *s->p))
+					return FAST_FALLBACK;
+				if (*s->p == 'u') {
+					for (int i = 1; i <= 4; i++)
+						if (s->p + i >= s->end || !strchr("0123456789abcdefABCDEF", s->p[i]))
+							return FAST_FALLBACK;
+					s->p += 4;
+				}
+			}
+			s->p++;
+		}
+		if (s->p >= s->end)
+			return FAST_FALLBACK;
+		s->p++;
+		return 0;
+	}
+	if (lit(s, "true", 4) || lit(s, "false", 5) || lit(s, "null", 4))
+		return 0;
+	struct slice n;
+	bool is_int;
+	return fnum(s, &n, &is_int);
+}
+
+/* string or null */
+static int fstr_or_null(struct scan *s, struct slice *out)
+{
+	if (out->set)
+		return FAST_FALLBACK; /* duplicate key */
+	out->set = true;
+	if (lit(s, "null", 4)) {
+		out->null = true;
+		return 0;
+	}
+	return fstr(s, out);
+}
+
+/* non-negative integer or null */
+static int fint_or_null(struct scan *s, struct slice *out, long long *v)
+{
+	if (out->set)
+		return FAST_FALLBACK;
+	out->set = true;
+	if (lit(s, "null", 4)) {
+		out->null = true;
+		return 0;
+	}
+	bool is_int;
+	if (fnum(s, out, &is_int) || !is_int || out->n > 18 || out->p[0] == '-')
+		return FAST_FALLBACK;
+	*v = 0;
+	for (size_t i = 0; i < out->n; i++)
+		*v = *v * 10 + (out->p[i] - '0');
+	return 0;
+}
+
+static bool key_is(const struct slice *k, const char *name)
+{
+	return strlen(name) == k->n && memcmp(k->p, name, k->n) == 0;
+}
+
+struct fast_event {
+	struct slice sv, time, hostname, cluster, dc, rack, extra;
+	struct slice uuid, model, pci, device, driver, mig_profile, index, mig;
+	long long sv_v, index_v, mig_v;
+	struct slice metric[64];
+	bool metric_int[64];
+	bool gpu_set, metrics_set;
+};
+
+static int scan_gpu(struct scan *s, struct fast_event *ev)
+{
+	if (ev->gpu_set || !eat(s, '{'))
+		return FAST_FALLBACK;
+	ev->gpu_set = true;
+	if (eat(s, '}'))
+		return 0;
+	do {
+		struct slice k = {0};
+		if (fstr(s, &k) || !eat(s, ':'))
+			return FAST_FALLBACK;
+		int rc;
+		if (key_is(&k, "uuid"))
+			rc = fstr_or_null(s, &ev->uuid);
+		else if (key_is(&k, "index"))
+			rc = fint_or_null(s, &ev->index, &ev->index_v);
+		else if (key_is(&k, "mig_instance"))
+			rc = fint_or_null(s, &ev->mig, &ev->mig_v);
+		else if (key_is(&k, "model"))
+			rc = fstr_or_null(s, &ev->model);
+		else if (key_is(&k, "pci_bus_id"))
+			rc = fstr_or_null(s, &ev->pci);
+		else if (key_is(&k, "device"))
+			rc = fstr_or_null(s, &ev->device);
+		else if (key_is(&k, "driver_version"))
+			rc = fstr_or_null(s, &ev->driver);
+		else if (key_is(&k, "mig_profile"))
+			rc = fstr_or_null(s, &ev->mig_profile);
+		else
+			rc = FAST_FALLBACK;
+		if (rc)
+			return rc;
+	} while (eat(s, ','));
+	return eat(s, '}') ? 0 : FAST_FALLBACK;
+}
+
+static int scan_metrics(struct scan *s, struct fast_event *ev)
+{
+	if (ev->metrics_set)
+		return FAST_FALLBACK;
+	ev->metrics_set = true;
+	if (lit(s, "null", 4))
+		return 0;
+	if (!eat(s, '{'))
+		return FAST_FALLBACK;
+	if (eat(s, '}'))
+		return 0;
+	do {
+		struct slice k = {0};
+		if (fstr(s, &k) || !eat(s, ':'))
+			return FAST_FALLBACK;
+		char key[64];
+		if (k.n >= sizeof(key))
+			return FAST_FALLBACK;
+		memcpy(key, k.p, k.n);
+		key[k.n] = '\0';
+		const struct field_def *f = fields_by_key(key);
+		if (!f) /* unknown metric: the general path keeps it in extra */
+			return FAST_FALLBACK;
+		size_t i = fields_index(f);
+		struct slice *m = &ev->metric[i];
+		if (m->set)
+			return FAST_FALLBACK;
+		m->set = true;
+		if (lit(s, "null", 4))
+			m->null = true;
+		else if (fnum(s, m, &ev->metric_int[i]))
+			return FAST_FALLBACK;
+	} while (eat(s, ','));
+	return eat(s, '}') ? 0 : FAST_FALLBACK;
+}
+
+static int put_slice(struct strbuf *sb, const struct slice *sl)
+{
+	if (!sl->set || sl->null)
+		return strbuf_append(sb, "\\N", 2);
+	/* fstr() admitted no escapes and no control bytes: nothing for COPY to escape but a
+	 * backslash, which fstr() refused. */
+	return strbuf_append(sb, sl->p, sl->n);
+}
+
+static int append_fast(const char *payload, size_t len, const struct event_row_opts *opts,
+		       struct strbuf *out, struct event_row_info *info)
+{
+	struct fast_event ev;
+	memset(&ev, 0, sizeof(ev));
+	struct scan s = {payload, payload + len};
+	size_t nf;
+	const struct field_def *fields = fields_all(&nf);
+	if (nf > 64 || !eat(&s, '{'))
+		return FAST_FALLBACK;
+	do {
+		struct slice k = {0};
+		if (fstr(&s, &k) || !eat(&s, ':'))
+			return FAST_FALLBACK;
+		int rc;
+		if (key_is(&k, "schema_version"))
+			rc = fint_or_null(&s, &ev.sv, &ev.sv_v);
+		else if (key_is(&k, "time"))
+			rc = fstr_or_null(&s, &ev.time);
+		else if (key_is(&k, "hostname"))
+			rc = fstr_or_null(&s, &ev.hostname);
+		else if (key_is(&k, "cluster"))
+			rc = fstr_or_null(&s, &ev.cluster);
+		else if (key_is(&k, "datacenter"))
+			rc = fstr_or_null(&s, &ev.dc);
+		else if (key_is(&k, "rack"))
+			rc = fstr_or_null(&s, &ev.rack);
+		else if (key_is(&k, "gpu"))
+			rc = scan_gpu(&s, &ev);
+		else if (key_is(&k, "metrics"))
+			rc = scan_metrics(&s, &ev);
+		else if (key_is(&k, "extra")) {
+			if (ev.extra.set)
+				return FAST_FALLBACK;
+			ev.extra.set = true;
+			ws(&s);
+			ev.extra.p = s.p;
+			if (lit(&s, "null", 4)) {
+				ev.extra.null = true;
+				rc = 0;
+			} else if (s.p < s.end && *s.p == '{') {
+				rc = skip_value(&s, 1);
+				ev.extra.n = (size_t)(s.p - ev.extra.p);
+			} else {
+				rc = FAST_FALLBACK;
+			}
+		} else
+			rc = FAST_FALLBACK;
+		if (rc)
+			return rc;
+	} while (eat(&s, ','));
+	if (!eat(&s, '}'))
+		return FAST_FALLBACK;
+	ws(&s);
+	if (s.p != s.end)
+		return FAST_FALLBACK;
+
+	/* Validation: anything doubtful goes to the general path, which names the reason. */
+	if (!ev.sv.set || ev.sv.null || ev.sv_v != 1 || !ev.time.set || ev.time.null ||
+	    !ev.gpu_set || !ev.uuid.set || ev.uuid.null || ev.uuid.n == 0 || ev.uuid.n > MAX_TEXT ||
+	    ev.time.n >= 64)
+		return FAST_FALLBACK;
+	const struct slice *texts[] = {&ev.hostname, &ev.cluster, &ev.dc, &ev.rack, &ev.model,
+				       &ev.pci, &ev.device, &ev.driver, &ev.mig_profile};
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		if (texts[i]->n > MAX_TEXT)
+			return FAST_FALLBACK;
+	char tbuf[64];
+	memcpy(tbuf, ev.time.p, ev.time.n);
+	tbuf[ev.time.n] = '\0';
+	double t;
+	if (time_parse_rfc3339(tbuf, &t) || t < opts->now - opts->max_age_s ||
+	    t > opts->now + opts->max_future_s)
+		return FAST_FALLBACK;
+
+	size_t mark = out->len;
+	int rc;
+	if (ev.mig.set && !ev.mig.null)
+		snprintf(info->gpu_key, sizeof(info->gpu_key), "%.*s/%lld", (int)ev.uuid.n, ev.uuid.p,
+			 ev.mig_v);
+	else
+		snprintf(info->gpu_key, sizeof(info->gpu_key), "%.*s", (int)ev.uuid.n, ev.uuid.p);
+	info->time = t;
+	char ts[40];
+	time_format_rfc3339(t, ts, sizeof(ts));
+	rc = strbuf_printf(out, "%s\t%s\t%.*s\t", ts, info->gpu_key, (int)ev.uuid.n, ev.uuid.p);
+	if (!rc)
+		rc = (ev.mig.set && !ev.mig.null) ? strbuf_printf(out, "%lld\t", ev.mig_v)
+						  : strbuf_append(out, "\\N\t", 3);
+	if (!rc)
+		rc = put_slice(out, &ev.hostname);
+	if (!rc)
+		rc = (ev.index.set && !ev.index.null) ? strbuf_printf(out, "\t%lld", ev.index_v)
+						      : strbuf_append(out, "\t\\N", 3);
+	for (size_t i = 0; !rc && i < nf; i++) {
+		const struct slice *m = &ev.metric[i];
+		rc = strbuf_append(out, "\t", 1);
+		if (rc)
+			break;
+		if (!m->set || m->null) {
+			rc = strbuf_append(out, "\\N", 2);
+			continue;
+		}
+		char nb[40];
+		if (m->n >= sizeof(nb))
+			goto fallback;
+		memcpy(nb, m->p, m->n);
+		nb[m->n] = '\0';
+		errno = 0;
+		double d = strtod(nb, NULL);
+		char why[8];
+		if (errno || !isfinite(d) || check_range(fields[i].key, d, why, sizeof(why)))
+			goto fallback;
+		if (ev.metric_int[i]) {
+			errno = 0;
+			long long iv = strtoll(nb, NULL, 10);
+			if (errno || (fields[i].kind != FIELD_GAUGE && iv < 0))
+				goto fallback;
+			rc = strbuf_printf(out, "%lld", iv);
+		} else {
+			if (fields[i].kind != FIELD_GAUGE)
+				goto fallback; /* a fractional counter: the general path explains */
+			rc = strbuf_printf(out, "%.17g", d);
+		}
+	}
+	if (rc)
+		goto fail;
+	rc = strbuf_append(out, "\t", 1);
+	if (!rc) {
+		/* extra as written; "{}" and null are both no extra */
+		struct scan e = {ev.extra.p, ev.extra.p + ev.extra.n};
+		bool empty = !ev.extra.set || ev.extra.null || (eat(&e, '{') && eat(&e, '}'));
+		if (empty) {
+			rc = strbuf_append(out, "\\N", 2);
+		} else {
+			for (size_t i = 0; !rc && i < ev.extra.n; i++) {
+				char c = ev.extra.p[i];
+				if (c == '\\')
+					rc = strbuf_append(out, "\\\\", 2);
+				else if (c == '\n' || c == '\r' || c == '\t')
+					rc = strbuf_append(out, " ", 1); /* whitespace between tokens */
+				else
+					rc = strbuf_append(out, &c, 1);
+			}
+		}
+	}
+	const struct slice *tail[] = {&ev.mig_profile, &ev.model, &ev.pci, &ev.device, &ev.driver,
+				      &ev.cluster, &ev.dc, &ev.rack};
+	for (size_t i = 0; !rc && i < sizeof(tail) / sizeof(tail[0]); i++) {
+		rc = strbuf_append(out, "\t", 1);
+		if (!rc)
+			rc = put_slice(out, tail[i]);
+	}
+	if (!rc)
+		rc = strbuf_append(out, "\n", 1);
+	if (rc)
+		goto fail;
+	return 0;
+fallback:
+	strbuf_truncate(out, mark);
+	return FAST_FALLBACK;
+fail:
+	strbuf_truncate(out, mark);
+	return rc;
+}
+
+int event_row_append(const char *payload, size_t len, const struct event_row_opts *opts,
+		     struct strbuf *out, struct event_row_info *info, char *reason, size_t rlen)
+{
+	if (!opts->general_only) {
+		int rc = append_fast(payload, len, opts, out, info);
+		if (rc != FAST_FALLBACK)
+			return rc;
+	}
+	return append_slow(payload, len, opts, out, info, reason, rlen);
 }

@@ -5,6 +5,7 @@
 #ifndef GPUHEALTH_EVENT_ROW_H
 #define GPUHEALTH_EVENT_ROW_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/strbuf.h"
@@ -13,6 +14,7 @@ struct event_row_opts {
 	double now;          /* seconds since the epoch */
 	double max_age_s;    /* reject samples older than now - max_age_s (the retention) */
 	double max_future_s; /* reject samples newer than now + max_future_s (clock skew) */
+	bool general_only;   /* skip the single-pass fast path (tests compare the two paths) */
 };
 
 struct event_row_info {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "core/fields.h"
 #include "core/strbuf.h"
@@ -191,6 +192,115 @@ static void test_time_parsing(void **state)
 	assert_string_equal(buf, "2026-11-28T12:00:01.000Z");
 }
 
+
+/* Unescapes a COPY text field in place. */
+static void copy_unescape(char *s)
+{
+	char *o = s;
+	for (char *p = s; *p; p++) {
+		if (*p == '\\' && p[1]) {
+			p++;
+			*o++ = *p == 't' ? '\t' : *p == 'n' ? '\n' : *p == 'r' ? '\r' : *p;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+}
+
+/* Both paths must write the same row: every column byte for byte, extra as equal JSON. */
+static void same_row(const char *ev)
+{
+	struct strbuf a, b;
+	strbuf_init(&a, 0);
+	strbuf_init(&b, 0);
+	struct event_row_opts fast = opts(), slow = opts();
+	slow.general_only = true;
+	struct event_row_info ia, ib;
+	char ra[256] = "", rb[256] = "";
+	int rca = event_row_append(ev, strlen(ev), &fast, &a, &ia, ra, sizeof(ra));
+	int rcb = event_row_append(ev, strlen(ev), &slow, &b, &ib, rb, sizeof(rb));
+	if (rca != rcb)
+		fail_msg("paths disagree on %s: %d (%s) vs %d (%s)", ev, rca, ra, rcb, rb);
+	if (rca) {
+		assert_string_equal(ra, rb);
+		goto out;
+	}
+	assert_string_equal(ia.gpu_key, ib.gpu_key);
+	char *ca[128], *cb[128];
+	int na = split(a.data, ca, 128), nb = split(b.data, cb, 128);
+	assert_int_equal(na, nb);
+	size_t nf;
+	fields_all(&nf);
+	for (int i = 0; i < na; i++) {
+		if (i == 6 + (int)nf) { /* extra */
+			if (strcmp(ca[i], "\\N") == 0 || strcmp(cb[i], "\\N") == 0) {
+				assert_string_equal(ca[i], cb[i]);
+				continue;
+			}
+			copy_unescape(ca[i]);
+			copy_unescape(cb[i]);
+			json_t *ja = json_loads(ca[i], 0, NULL), *jb = json_loads(cb[i], 0, NULL);
+			assert_non_null(ja);
+			assert_non_null(jb);
+			if (!json_equal(ja, jb))
+				fail_msg("extra differs: %s vs %s", ca[i], cb[i]);
+			json_decref(ja);
+			json_decref(jb);
+			continue;
+		}
+		if (strcmp(ca[i], cb[i]) != 0)
+			fail_msg("column %d differs: '%s' (fast) vs '%s' (general) for %s", i, ca[i], cb[i], ev);
+	}
+out:
+	strbuf_free(&a);
+	strbuf_free(&b);
+}
+
+static void test_fast_and_general_paths_agree(void **state)
+{
+	(void)state;
+	static const char *events[] = {
+		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10.000Z\",\"hostname\":\"n1\",\"cluster\":null,"
+		"\"datacenter\":\"dc\",\"rack\":\"r1\",\"gpu\":{\"index\":0,\"uuid\":\"GPU-1\",\"model\":\"A100\","
+		"\"pci_bus_id\":\"00000000:31:00.0\",\"device\":\"nvidia0\",\"driver_version\":\"535.129.03\","
+		"\"mig_profile\":null,\"mig_instance\":null},\"metrics\":{\"gpu_temp\":65,\"power_usage\":301.25,"
+		"\"sm_clock\":1410,\"memory_temp\":null,\"total_energy\":9223372036854775791,\"gr_engine_active\":0.1,"
+		"\"pcie_tx_bytes\":1e5,\"clocks_event_reasons\":4,\"xid\":0},\"extra\":{\"DCGM_FI_X\":0}}",
+		/* whitespace, MIG, nested extra with escapes, no optional fields */
+		" { \"schema_version\" : 1 , \"time\" : \"2026-11-28T12:00:10.5+01:00\" ,\n \"gpu\" : { \"uuid\" : "
+		"\"GPU-2\" , \"mig_instance\" : 3 , \"mig_profile\" : \"1g.10gb\" } , \"metrics\" : { \"gpu_util\" : "
+		"100 , \"power_usage\" : 0.0 } , \"extra\" : { \"a\" : [1, 2.5, \"x\\\"y\\\\z\\u00e9\"], \"b\" : {\"c\": "
+		"true, \"d\": null} } }\r\n",
+		/* no metrics at all, empty extra */
+		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-3\"},\"extra\":{}}",
+		/* what the fast path leaves to the general one: escapes, unknown keys, bad values */
+		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"hostname\":\"a\\tb\",\"gpu\":{\"uuid\":\"GPU-4\"}}",
+		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-5\"},\"metrics\":{\"new_one\":1}}",
+		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-6\"},\"metrics\":{\"gpu_temp\":999}}",
+		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-7\"},\"metrics\":{\"pcie_replay\":2.5}}",
+		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-8\"},\"metrics\":{\"pcie_replay\":-1}}",
+		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-9\"},\"metrics\":{\"gpu_temp\":01}}",
+		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-9\"},\"gpu\":{\"uuid\":\"GPU-9\"}}",
+		"{\"schema_version\":2,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-10\"}}",
+		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-11\"}} x",
+		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-12\"},\"extra\":{\"a\":}}",
+		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-13\",\"index\":-1}}",
+		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-14\"},\"metrics\":{\"gpu_temp\":1e999}}",
+		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-15\"},\"metrics\":{\"total_energy\":92233720368547758070}}",
+		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"\"}}",
+		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-\xc3\xa9\"}}",
+	};
+	for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
+		same_row(events[i]);
+	/* and every prefix of a good event (truncated payloads) */
+	for (size_t n = 0; n < strlen(events[0]); n++) {
+		char *cut = strndup(events[0], n);
+		same_row(cut);
+		free(cut);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -198,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_rejections),
 		cmocka_unit_test(test_utilization_bounds_inclusive),
 		cmocka_unit_test(test_time_parsing),
+		cmocka_unit_test(test_fast_and_general_paths_agree),
 	};
 	return cmocka_run_group_tests_name("event_row", tests, NULL, NULL);
 }
