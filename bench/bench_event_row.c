@@ -35,8 +35,9 @@ int main(int argc, char **argv)
 	}
 	free(line);
 	fclose(f);
-	struct strbuf sb;
+	struct strbuf sb, id;
 	strbuf_init(&sb, 0);
+	strbuf_init(&id, 0);
 	struct event_row_opts o = {.now = time_now(), .max_age_s = 1e9, .max_future_s = 1e9};
 	char reason[256];
 	struct event_row_info info;
@@ -45,15 +46,18 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < n; i++) {
 		size_t l = strlen(lines[i]);
 		bytes += l;
-		if (event_row_append(lines[i], l, &o, &sb, &info, reason, sizeof(reason)))
+		if (event_row_append(lines[i], l, &o, &sb, &id, &info, reason, sizeof(reason)))
 			bad++;
 		if (sb.len > (64u << 20))
 			strbuf_reset(&sb);
+		if (id.len > (64u << 20))
+			strbuf_reset(&id);
 	}
 	double dt = time_mono() - t0;
 	printf("%zu events (%zu bad) in %.3f s: %.0f events/s, %.1f MB/s of JSON\n", n, bad, dt, n / dt,
 	       bytes / dt / 1e6);
 	strbuf_free(&sb);
+	strbuf_free(&id);
 	for (size_t i = 0; i < n; i++)
 		free(lines[i]);
 	free(lines);

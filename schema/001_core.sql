@@ -285,19 +285,24 @@ END
 $$;
 SELECT gpuhealth_apply_policies();
 
--- The sink's per-session staging table: a batch is COPYed here, then moved by
--- gpuhealth_ingest_staged() in the same transaction.
+-- The sink's per-session temporary tables: a batch normally goes straight into gpu_metrics
+-- with COPY; when that meets a row already present (a redelivery) the batch is COPYed into
+-- gpuhealth_stage instead and moved by gpuhealth_ingest_staged(). The GPU identities of a
+-- batch go to gpuhealth_ident, merged by gpuhealth_merge_gpus().
 CREATE FUNCTION gpuhealth_create_stage() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    CREATE TEMP TABLE IF NOT EXISTS gpuhealth_stage (LIKE gpu_metrics INCLUDING DEFAULTS,
-        mig_profile text, model text, pci_bus_id text, device text, driver_version text,
-        cluster text, datacenter text, rack text) ON COMMIT DELETE ROWS;
+    CREATE TEMP TABLE IF NOT EXISTS gpuhealth_stage (LIKE gpu_metrics INCLUDING DEFAULTS)
+        ON COMMIT DELETE ROWS;
+    CREATE TEMP TABLE IF NOT EXISTS gpuhealth_ident (
+        gpu_key text, uuid text, mig_instance integer, mig_profile text, gpu_index integer,
+        hostname text, model text, pci_bus_id text, device text, driver_version text,
+        cluster text, datacenter text, rack text, first_seen timestamptz, last_seen timestamptz
+    ) ON COMMIT DELETE ROWS;
 END
 $$;
 
--- Moves the staged batch: new samples into gpu_metrics (rows already present are ignored, so
--- a redelivered batch changes nothing), only those new rows into the 1-minute rollups, and the
--- GPU dimension. Returns how many rows were new and how many were duplicates.
+-- Moves the staged batch into gpu_metrics; rows already present are ignored, so a redelivered
+-- batch changes nothing. Returns how many rows were new and how many were duplicates.
 CREATE FUNCTION gpuhealth_ingest_staged(OUT inserted bigint, OUT duplicates bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -306,13 +311,28 @@ BEGIN
     SELECT count(*) INTO staged FROM gpuhealth_stage;
     WITH ins AS (
         INSERT INTO gpu_metrics (time, gpu_key, uuid, mig_instance, hostname, gpu_index, sm_clock, mem_clock, gpu_temp, memory_temp, power_usage, power_limit, total_energy, pcie_replay, gpu_util, mem_copy_util, enc_util, dec_util, xid, fb_free, fb_used, fb_reserved, ecc_sbe_volatile, ecc_dbe_volatile, ecc_sbe_aggregate, ecc_dbe_aggregate, retired_pages_sbe, retired_pages_dbe, retired_pages_pending, uncorrectable_remapped_rows, correctable_remapped_rows, row_remap_failure, row_remap_pending, clocks_event_reasons, power_violation, thermal_violation, nvlink_crc_flit_errors, nvlink_crc_data_errors, nvlink_bandwidth_total, slowdown_temp, shutdown_temp, gr_engine_active, sm_active, sm_occupancy, tensor_active, dram_active, pcie_tx_bytes, pcie_rx_bytes, extra)
-        SELECT time, gpu_key, uuid, mig_instance, hostname, gpu_index, sm_clock, mem_clock, gpu_temp, memory_temp, power_usage, power_limit, total_energy, pcie_replay, gpu_util, mem_copy_util, enc_util, dec_util, xid, fb_free, fb_used, fb_reserved, ecc_sbe_volatile, ecc_dbe_volatile, ecc_sbe_aggregate, ecc_dbe_aggregate, retired_pages_sbe, retired_pages_dbe, retired_pages_pending, uncorrectable_remapped_rows, correctable_remapped_rows, row_remap_failure, row_remap_pending, clocks_event_reasons, power_violation, thermal_violation, nvlink_crc_flit_errors, nvlink_crc_data_errors, nvlink_bandwidth_total, slowdown_temp, shutdown_temp, gr_engine_active, sm_active, sm_occupancy, tensor_active, dram_active, pcie_tx_bytes, pcie_rx_bytes, extra FROM gpuhealth_stage
+        SELECT time, gpu_key, uuid, mig_instance, hostname, gpu_index, sm_clock, mem_clock, gpu_temp, memory_temp, power_usage, power_limit, total_energy, pcie_replay, gpu_util, mem_copy_util, enc_util, dec_util, xid, fb_free, fb_used, fb_reserved, ecc_sbe_volatile, ecc_dbe_volatile, ecc_sbe_aggregate, ecc_dbe_aggregate, retired_pages_sbe, retired_pages_dbe, retired_pages_pending, uncorrectable_remapped_rows, correctable_remapped_rows, row_remap_failure, row_remap_pending, clocks_event_reasons, power_violation, thermal_violation, nvlink_crc_flit_errors, nvlink_crc_data_errors, nvlink_bandwidth_total, slowdown_temp, shutdown_temp, gr_engine_active, sm_active, sm_occupancy, tensor_active, dram_active, pcie_tx_bytes, pcie_rx_bytes, extra
+        FROM gpuhealth_stage
         ON CONFLICT DO NOTHING
-        RETURNING *
-    ), roll AS (
-        INSERT INTO gpu_metrics_1min AS r (gpu_key, minute, samples, gpu_temp_min, gpu_temp_max, gpu_temp_sum, gpu_temp_n, memory_temp_min, memory_temp_max, memory_temp_sum, memory_temp_n, power_usage_min, power_usage_max, power_usage_sum, power_usage_n, gpu_util_min, gpu_util_max, gpu_util_sum, gpu_util_n, mem_copy_util_min, mem_copy_util_max, mem_copy_util_sum, mem_copy_util_n, fb_used_min, fb_used_max, fb_used_sum, fb_used_n, sm_clock_min, sm_clock_max, sm_clock_sum, sm_clock_n, gr_engine_active_min, gr_engine_active_max, gr_engine_active_sum, gr_engine_active_n, tensor_active_min, tensor_active_max, tensor_active_sum, tensor_active_n, total_energy_min, total_energy_max, pcie_replay_min, pcie_replay_max, ecc_sbe_volatile_min, ecc_sbe_volatile_max, ecc_dbe_volatile_min, ecc_dbe_volatile_max, ecc_sbe_aggregate_min, ecc_sbe_aggregate_max, ecc_dbe_aggregate_min, ecc_dbe_aggregate_max, correctable_remapped_rows_min, correctable_remapped_rows_max, uncorrectable_remapped_rows_min, uncorrectable_remapped_rows_max, power_violation_min, power_violation_max, thermal_violation_min, thermal_violation_max, nvlink_crc_flit_errors_min, nvlink_crc_flit_errors_max, nvlink_crc_data_errors_min, nvlink_crc_data_errors_max)
+        RETURNING 1
+    )
+    SELECT count(*) INTO inserted FROM ins;
+    duplicates := staged - inserted;
+END
+$$;
+
+-- Adds the rows that this transaction inserted into gpu_metrics (between from_ts and to_ts)
+-- to the 1-minute rollups. Only new rows are counted, so redelivery never counts twice.
+CREATE FUNCTION gpuhealth_rollup_new(from_ts timestamptz, to_ts timestamptz)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    INSERT INTO gpu_metrics_1min AS r (gpu_key, minute, samples, gpu_temp_min, gpu_temp_max, gpu_temp_sum, gpu_temp_n, memory_temp_min, memory_temp_max, memory_temp_sum, memory_temp_n, power_usage_min, power_usage_max, power_usage_sum, power_usage_n, gpu_util_min, gpu_util_max, gpu_util_sum, gpu_util_n, mem_copy_util_min, mem_copy_util_max, mem_copy_util_sum, mem_copy_util_n, fb_used_min, fb_used_max, fb_used_sum, fb_used_n, sm_clock_min, sm_clock_max, sm_clock_sum, sm_clock_n, gr_engine_active_min, gr_engine_active_max, gr_engine_active_sum, gr_engine_active_n, tensor_active_min, tensor_active_max, tensor_active_sum, tensor_active_n, total_energy_min, total_energy_max, pcie_replay_min, pcie_replay_max, ecc_sbe_volatile_min, ecc_sbe_volatile_max, ecc_dbe_volatile_min, ecc_dbe_volatile_max, ecc_sbe_aggregate_min, ecc_sbe_aggregate_max, ecc_dbe_aggregate_min, ecc_dbe_aggregate_max, correctable_remapped_rows_min, correctable_remapped_rows_max, uncorrectable_remapped_rows_min, uncorrectable_remapped_rows_max, power_violation_min, power_violation_max, thermal_violation_min, thermal_violation_max, nvlink_crc_flit_errors_min, nvlink_crc_flit_errors_max, nvlink_crc_data_errors_min, nvlink_crc_data_errors_max)
         SELECT gpu_key, date_trunc('minute', time), count(*), min(gpu_temp), max(gpu_temp), sum(gpu_temp), count(gpu_temp), min(memory_temp), max(memory_temp), sum(memory_temp), count(memory_temp), min(power_usage), max(power_usage), sum(power_usage), count(power_usage), min(gpu_util), max(gpu_util), sum(gpu_util), count(gpu_util), min(mem_copy_util), max(mem_copy_util), sum(mem_copy_util), count(mem_copy_util), min(fb_used), max(fb_used), sum(fb_used), count(fb_used), min(sm_clock), max(sm_clock), sum(sm_clock), count(sm_clock), min(gr_engine_active), max(gr_engine_active), sum(gr_engine_active), count(gr_engine_active), min(tensor_active), max(tensor_active), sum(tensor_active), count(tensor_active), min(total_energy), max(total_energy), min(pcie_replay), max(pcie_replay), min(ecc_sbe_volatile), max(ecc_sbe_volatile), min(ecc_dbe_volatile), max(ecc_dbe_volatile), min(ecc_sbe_aggregate), max(ecc_sbe_aggregate), min(ecc_dbe_aggregate), max(ecc_dbe_aggregate), min(correctable_remapped_rows), max(correctable_remapped_rows), min(uncorrectable_remapped_rows), max(uncorrectable_remapped_rows), min(power_violation), max(power_violation), min(thermal_violation), max(thermal_violation), min(nvlink_crc_flit_errors), max(nvlink_crc_flit_errors), min(nvlink_crc_data_errors), max(nvlink_crc_data_errors)
-        FROM ins GROUP BY 1, 2
+        FROM gpu_metrics
+        WHERE time BETWEEN from_ts AND to_ts AND xmin = xid(pg_current_xact_id())
+        GROUP BY 1, 2
         ON CONFLICT (gpu_key, minute) DO UPDATE SET
             samples = r.samples + EXCLUDED.samples,
             gpu_temp_min = LEAST(r.gpu_temp_min, EXCLUDED.gpu_temp_min),
@@ -374,33 +394,37 @@ BEGIN
             nvlink_crc_flit_errors_min = LEAST(r.nvlink_crc_flit_errors_min, EXCLUDED.nvlink_crc_flit_errors_min),
             nvlink_crc_flit_errors_max = GREATEST(r.nvlink_crc_flit_errors_max, EXCLUDED.nvlink_crc_flit_errors_max),
             nvlink_crc_data_errors_min = LEAST(r.nvlink_crc_data_errors_min, EXCLUDED.nvlink_crc_data_errors_min),
-            nvlink_crc_data_errors_max = GREATEST(r.nvlink_crc_data_errors_max, EXCLUDED.nvlink_crc_data_errors_max)
-    )
-    SELECT count(*) INTO inserted FROM ins;
-    duplicates := staged - inserted;
+            nvlink_crc_data_errors_max = GREATEST(r.nvlink_crc_data_errors_max, EXCLUDED.nvlink_crc_data_errors_max);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
 
+-- Merges the batch's GPU identities (gpuhealth_ident) into the gpus table.
+CREATE FUNCTION gpuhealth_merge_gpus() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
     INSERT INTO gpus AS g (gpu_key, uuid, mig_instance, mig_profile, gpu_index, hostname, model,
                            pci_bus_id, device, driver_version, cluster, datacenter, rack,
                            first_seen, last_seen)
-    SELECT DISTINCT ON (s.gpu_key) s.gpu_key, s.uuid, s.mig_instance, s.mig_profile, s.gpu_index,
-           s.hostname, s.model, s.pci_bus_id, s.device, s.driver_version, s.cluster, s.datacenter,
-           s.rack, min(s.time) OVER (PARTITION BY s.gpu_key), s.time
-    FROM gpuhealth_stage s
-    ORDER BY s.gpu_key, s.time DESC
+    SELECT DISTINCT ON (gpu_key) gpu_key, uuid, mig_instance, mig_profile, gpu_index, hostname,
+           model, pci_bus_id, device, driver_version, cluster, datacenter, rack, first_seen,
+           last_seen
+    FROM gpuhealth_ident
+    ORDER BY gpu_key, last_seen DESC
     ON CONFLICT (gpu_key) DO UPDATE SET
         first_seen = LEAST(g.first_seen, EXCLUDED.first_seen),
         last_seen = GREATEST(g.last_seen, EXCLUDED.last_seen),
-        mig_profile = COALESCE(EXCLUDED.mig_profile, g.mig_profile),
-        gpu_index = COALESCE(EXCLUDED.gpu_index, g.gpu_index),
-        hostname = COALESCE(EXCLUDED.hostname, g.hostname),
-        model = COALESCE(EXCLUDED.model, g.model),
-        pci_bus_id = COALESCE(EXCLUDED.pci_bus_id, g.pci_bus_id),
-        device = COALESCE(EXCLUDED.device, g.device),
-        driver_version = COALESCE(EXCLUDED.driver_version, g.driver_version),
-        cluster = COALESCE(EXCLUDED.cluster, g.cluster),
-        datacenter = COALESCE(EXCLUDED.datacenter, g.datacenter),
-        rack = COALESCE(EXCLUDED.rack, g.rack)
-    WHERE EXCLUDED.last_seen >= g.last_seen OR EXCLUDED.first_seen < g.first_seen;
+        mig_profile = CASE WHEN EXCLUDED.last_seen >= g.last_seen THEN COALESCE(EXCLUDED.mig_profile, g.mig_profile) ELSE g.mig_profile END,
+        gpu_index = CASE WHEN EXCLUDED.last_seen >= g.last_seen THEN COALESCE(EXCLUDED.gpu_index, g.gpu_index) ELSE g.gpu_index END,
+        hostname = CASE WHEN EXCLUDED.last_seen >= g.last_seen THEN COALESCE(EXCLUDED.hostname, g.hostname) ELSE g.hostname END,
+        model = CASE WHEN EXCLUDED.last_seen >= g.last_seen THEN COALESCE(EXCLUDED.model, g.model) ELSE g.model END,
+        pci_bus_id = CASE WHEN EXCLUDED.last_seen >= g.last_seen THEN COALESCE(EXCLUDED.pci_bus_id, g.pci_bus_id) ELSE g.pci_bus_id END,
+        device = CASE WHEN EXCLUDED.last_seen >= g.last_seen THEN COALESCE(EXCLUDED.device, g.device) ELSE g.device END,
+        driver_version = CASE WHEN EXCLUDED.last_seen >= g.last_seen THEN COALESCE(EXCLUDED.driver_version, g.driver_version) ELSE g.driver_version END,
+        cluster = CASE WHEN EXCLUDED.last_seen >= g.last_seen THEN COALESCE(EXCLUDED.cluster, g.cluster) ELSE g.cluster END,
+        datacenter = CASE WHEN EXCLUDED.last_seen >= g.last_seen THEN COALESCE(EXCLUDED.datacenter, g.datacenter) ELSE g.datacenter END,
+        rack = CASE WHEN EXCLUDED.last_seen >= g.last_seen THEN COALESCE(EXCLUDED.rack, g.rack) ELSE g.rack END
+    WHERE EXCLUDED.last_seen > g.last_seen OR EXCLUDED.first_seen < g.first_seen;
 END
 $$;
 

@@ -23,16 +23,14 @@ static void build_copy_sql(void)
 	size_t n;
 	const struct field_def *f = fields_all(&n);
 	size_t o = (size_t)snprintf(copy_sql, sizeof(copy_sql),
-				    "COPY gpuhealth_stage (time, gpu_key, uuid, mig_instance, hostname, gpu_index");
+				    "(time, gpu_key, uuid, mig_instance, hostname, gpu_index");
 	for (size_t i = 0; i < n && o < sizeof(copy_sql); i++)
 		o += (size_t)snprintf(copy_sql + o, sizeof(copy_sql) - o, ", %s", f[i].key);
 	if (o < sizeof(copy_sql))
-		snprintf(copy_sql + o, sizeof(copy_sql) - o,
-			 ", extra, mig_profile, model, pci_bus_id, device, driver_version, cluster, "
-			 "datacenter, rack) FROM STDIN");
+		snprintf(copy_sql + o, sizeof(copy_sql) - o, ", extra)");
 }
 
-const char *event_row_copy_sql(void)
+const char *event_row_columns(void)
 {
 	pthread_once(&copy_once, build_copy_sql);
 	return copy_sql;
@@ -186,12 +184,13 @@ static int put_metric(struct strbuf *sb, const struct field_def *f, json_t *v, c
 
 /* The general path: jansson builds the document; every rejection reason is written here. */
 static int append_slow(const char *payload, size_t len, const struct event_row_opts *opts,
-		       struct strbuf *out, struct event_row_info *info, char *r, size_t rl)
+		       struct strbuf *out, struct strbuf *ident, struct event_row_info *info, char *r,
+		       size_t rl)
 {
 	int rc = -EINVAL;
 	json_t *extra_out = NULL;
 	char *extra_text = NULL;
-	size_t mark = out->len;
+	size_t mark = out->len, imark = ident->len;
 	json_error_t jerr;
 	json_t *root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
@@ -330,19 +329,30 @@ static int append_slow(const char *payload, size_t len, const struct event_row_o
 		extra_text = json_dumps(extra_out, JSON_COMPACT | JSON_SORT_KEYS);
 		rc = extra_text ? put_text(out, extra_text) : -ENOMEM;
 	}
-	const char *tail[] = {mig_profile, model, pci, device, driver, cluster, dc, rack};
-	for (size_t i = 0; !rc && i < sizeof(tail) / sizeof(tail[0]); i++) {
-		rc = strbuf_append(out, "\t", 1);
-		if (!rc)
-			rc = put_text(out, tail[i]);
-	}
 	if (!rc)
 		rc = strbuf_append(out, "\n", 1);
+	/* the identity: uuid, mig_instance, mig_profile, index, hostname, model, pci_bus_id, device,
+	 * driver_version, cluster, datacenter, rack */
+	if (!rc)
+		rc = put_text(ident, uuid);
+	if (!rc)
+		rc = has_mig ? strbuf_printf(ident, "\t%lld\t", mig) : strbuf_append(ident, "\t\\N\t", 4);
+	if (!rc)
+		rc = put_text(ident, mig_profile);
+	if (!rc)
+		rc = has_index ? strbuf_printf(ident, "\t%lld", index) : strbuf_append(ident, "\t\\N", 3);
+	const char *tail[] = {hostname, model, pci, device, driver, cluster, dc, rack};
+	for (size_t i = 0; !rc && i < sizeof(tail) / sizeof(tail[0]); i++) {
+		rc = strbuf_append(ident, "\t", 1);
+		if (!rc)
+			rc = put_text(ident, tail[i]);
+	}
 	if (rc)
 		goto fail;
 	goto out;
 fail:
 	strbuf_truncate(out, mark); /* never half a row */
+	strbuf_truncate(ident, imark);
 out:
 	free(extra_text);
 	json_decref(extra_out);
@@ -640,7 +650,7 @@ static int put_slice(struct strbuf *sb, const struct slice *sl)
 }
 
 static int append_fast(const char *payload, size_t len, const struct event_row_opts *opts,
-		       struct strbuf *out, struct event_row_info *info)
+		       struct strbuf *out, struct strbuf *ident, struct event_row_info *info)
 {
 	struct fast_event ev;
 	memset(&ev, 0, sizeof(ev));
@@ -714,7 +724,7 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 	    t > opts->now + opts->max_future_s)
 		return FAST_FALLBACK;
 
-	size_t mark = out->len;
+	size_t mark = out->len, imark = ident->len;
 	int rc;
 	if (ev.mig.set && !ev.mig.null)
 		snprintf(info->gpu_key, sizeof(info->gpu_key), "%.*s/%lld", (int)ev.uuid.n, ev.uuid.p,
@@ -785,33 +795,46 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 			}
 		}
 	}
-	const struct slice *tail[] = {&ev.mig_profile, &ev.model, &ev.pci, &ev.device, &ev.driver,
-				      &ev.cluster, &ev.dc, &ev.rack};
-	for (size_t i = 0; !rc && i < sizeof(tail) / sizeof(tail[0]); i++) {
-		rc = strbuf_append(out, "\t", 1);
-		if (!rc)
-			rc = put_slice(out, tail[i]);
-	}
 	if (!rc)
 		rc = strbuf_append(out, "\n", 1);
+	if (!rc)
+		rc = strbuf_append(ident, ev.uuid.p, ev.uuid.n);
+	if (!rc)
+		rc = (ev.mig.set && !ev.mig.null) ? strbuf_printf(ident, "\t%lld\t", ev.mig_v)
+						  : strbuf_append(ident, "\t\\N\t", 4);
+	if (!rc)
+		rc = put_slice(ident, &ev.mig_profile);
+	if (!rc)
+		rc = (ev.index.set && !ev.index.null) ? strbuf_printf(ident, "\t%lld", ev.index_v)
+						      : strbuf_append(ident, "\t\\N", 3);
+	const struct slice *tail[] = {&ev.hostname, &ev.model, &ev.pci, &ev.device, &ev.driver,
+				      &ev.cluster, &ev.dc, &ev.rack};
+	for (size_t i = 0; !rc && i < sizeof(tail) / sizeof(tail[0]); i++) {
+		rc = strbuf_append(ident, "\t", 1);
+		if (!rc)
+			rc = put_slice(ident, tail[i]);
+	}
 	if (rc)
 		goto fail;
 	return 0;
 fallback:
 	strbuf_truncate(out, mark);
+	strbuf_truncate(ident, imark);
 	return FAST_FALLBACK;
 fail:
 	strbuf_truncate(out, mark);
+	strbuf_truncate(ident, imark);
 	return rc;
 }
 
 int event_row_append(const char *payload, size_t len, const struct event_row_opts *opts,
-		     struct strbuf *out, struct event_row_info *info, char *reason, size_t rlen)
+		     struct strbuf *out, struct strbuf *ident, struct event_row_info *info, char *reason,
+		     size_t rlen)
 {
 	if (!opts->general_only) {
-		int rc = append_fast(payload, len, opts, out, info);
+		int rc = append_fast(payload, len, opts, out, ident, info);
 		if (rc != FAST_FALLBACK)
 			return rc;
 	}
-	return append_slow(payload, len, opts, out, info, reason, rlen);
+	return append_slow(payload, len, opts, out, ident, info, reason, rlen);
 }

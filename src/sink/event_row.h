@@ -22,15 +22,24 @@ struct event_row_info {
 	char gpu_key[192]; /* uuid, or uuid/mig_instance */
 };
 
-/* The COPY statement whose column order event_row_append writes. */
-const char *event_row_copy_sql(void);
+/* "(time, gpu_key, ...)": the gpu_metrics columns in the order event_row_append writes them
+ * (for COPY gpu_metrics or COPY gpuhealth_stage). */
+const char *event_row_columns(void);
+
+/* The identity text event_row_append writes to ident: these columns of gpuhealth_ident, after
+ * gpu_key and before first_seen/last_seen, tab-separated, COPY-escaped, no newline. */
+#define EVENT_ROW_IDENT_COLUMNS                                                                  \
+	"uuid, mig_instance, mig_profile, gpu_index, hostname, model, pci_bus_id, device, "      \
+	"driver_version, cluster, datacenter, rack"
 
 /*
- * Validates payload (len bytes, not NUL-terminated) and appends one COPY text line to out.
+ * Validates payload (len bytes, not NUL-terminated), appends one COPY text line to out and the
+ * GPU's identity (EVENT_ROW_IDENT_COLUMNS) to ident.
  * Returns 0; -EINVAL with a reason naming the field and the problem (out unchanged); or
  * -ENOSPC/-ENOMEM when out cannot grow.
  */
 int event_row_append(const char *payload, size_t len, const struct event_row_opts *opts,
-		     struct strbuf *out, struct event_row_info *info, char *reason, size_t rlen);
+		     struct strbuf *out, struct strbuf *ident, struct event_row_info *info, char *reason,
+		     size_t rlen);
 
 #endif

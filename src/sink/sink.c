@@ -30,8 +30,18 @@ enum dlq_state { DLQ_NONE = 0, DLQ_PENDING, DLQ_DONE, DLQ_FAILED };
 struct item {
 	rd_kafka_message_t *m; /* owned until the batch ends */
 	size_t row_off, row_len;
+	size_t ident_off, ident_len; /* this row's identity text in the batch's ident buffer */
+	double time;
 	char *reason;          /* owned; dead letter when set */
 	_Atomic int dlq;       /* enum dlq_state, written by the delivery callback */
+};
+
+/* One GPU of the open batch: its first and last sample time and the newest identity. */
+struct gpu_seen {
+	char *key;        /* owned; NULL = empty slot */
+	size_t ident_off; /* identity text of the newest row, in idents */
+	size_t ident_len;
+	double first, last;
 };
 
 struct part_off {
@@ -58,6 +68,10 @@ struct sink {
 	struct item *items;
 	size_t nitems, capitems, nrows;
 	struct strbuf rows;
+	struct strbuf idents; /* identity text of each row, in row order */
+	struct gpu_seen *seen; /* open-addressing set of the batch's GPUs */
+	size_t seen_cap, seen_n;
+	struct strbuf ident_copy; /* the batch's gpuhealth_ident COPY text */
 	double tmin, tmax, batch_started;
 	struct part_off offs[SINK_MAX_PARTS];
 	int noffs;
@@ -136,6 +150,104 @@ static void batch_clear(struct sink *s)
 	s->nrows = 0;
 	s->noffs = 0;
 	strbuf_reset(&s->rows);
+	strbuf_reset(&s->idents);
+	for (size_t i = 0; i < s->seen_cap; i++) {
+		free(s->seen[i].key);
+		s->seen[i].key = NULL;
+	}
+	s->seen_n = 0;
+}
+
+static uint64_t hash_key(const char *k)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (; *k; k++)
+		h = (h ^ (unsigned char)*k) * 1099511628211ull;
+	return h;
+}
+
+/* Records a row's GPU in the batch's set. Returns 0 or -ENOMEM. */
+static int seen_add(struct sink *s, const char *key, double t, size_t ident_off, size_t ident_len)
+{
+	if ((s->seen_n + 1) * 10 > s->seen_cap * 7) {
+		size_t cap = s->seen_cap ? s->seen_cap * 2 : 1024;
+		struct gpu_seen *grown = calloc(cap, sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		for (size_t i = 0; i < s->seen_cap; i++) {
+			if (!s->seen[i].key)
+				continue;
+			size_t j = hash_key(s->seen[i].key) & (cap - 1);
+			while (grown[j].key)
+				j = (j + 1) & (cap - 1);
+			grown[j] = s->seen[i];
+		}
+		free(s->seen);
+		s->seen = grown;
+		s->seen_cap = cap;
+	}
+	size_t j = hash_key(key) & (s->seen_cap - 1);
+	while (s->seen[j].key && strcmp(s->seen[j].key, key) != 0)
+		j = (j + 1) & (s->seen_cap - 1);
+	struct gpu_seen *g = &s->seen[j];
+	if (!g->key) {
+		if (!(g->key = strdup(key)))
+			return -ENOMEM;
+		g->first = g->last = t;
+		g->ident_off = ident_off;
+		g->ident_len = ident_len;
+		s->seen_n++;
+		return 0;
+	}
+	if (t < g->first)
+		g->first = t;
+	if (t >= g->last) {
+		g->last = t;
+		g->ident_off = ident_off;
+		g->ident_len = ident_len;
+	}
+	return 0;
+}
+
+/* The COPY-escaped gpu_key of a row: its second column. */
+static void row_key(const char *row, size_t len, char *key, size_t keylen)
+{
+	const char *p = memchr(row, '\t', len);
+	const char *q = p ? memchr(p + 1, '\t', len - (size_t)(p + 1 - row)) : NULL;
+	size_t n = q ? (size_t)(q - p - 1) : 0;
+	if (n >= keylen)
+		n = keylen - 1;
+	memcpy(key, p ? p + 1 : "", n);
+	key[n] = '\0';
+}
+
+static int ident_line(struct strbuf *out, const char *key, const char *ident, size_t len,
+		      double first, double last)
+{
+	char a[40], b[40];
+	time_format_rfc3339(first, a, sizeof(a));
+	time_format_rfc3339(last, b, sizeof(b));
+	return strbuf_printf(out, "%s\t%.*s\t%s\t%s\n", key, (int)len, ident, a, b);
+}
+
+/* The gpuhealth_ident COPY text: one line per GPU of the batch, or of one row. */
+static int build_ident_copy(struct sink *s, const struct item *only)
+{
+	strbuf_reset(&s->ident_copy);
+	if (only) {
+		char key[256];
+		row_key(s->rows.data + only->row_off, only->row_len, key, sizeof(key));
+		return ident_line(&s->ident_copy, key, s->idents.data + only->ident_off, only->ident_len,
+				  only->time, only->time);
+	}
+	int rc = 0;
+	for (size_t i = 0; !rc && i < s->seen_cap; i++) {
+		const struct gpu_seen *g = &s->seen[i];
+		if (g->key)
+			rc = ident_line(&s->ident_copy, g->key, s->idents.data + g->ident_off, g->ident_len,
+					g->first, g->last);
+	}
+	return rc;
 }
 
 static void db_close(struct sink *s)
@@ -182,71 +294,127 @@ static bool is_data_error(const char *state)
 	return state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0);
 }
 
-/* Writes rows [text, text+len) in one transaction. Returns 0, -EIO (retry), or -EINVAL (the
- * data is refused). inserted/dups receive the counts. */
-static int db_write(struct sink *s, const char *text, size_t len, double tmin, double tmax,
-		    long long *inserted, long long *dups)
+/* Runs one statement expecting tuples or a command; on error returns -EINVAL for refused data,
+ * -EIO otherwise, with the message in err and the SQLSTATE in state. */
+static int run(struct sink *s, PGresult *r, char *err, size_t errlen, char state[6])
 {
-	char err[512] = "";
-	const char *state = NULL;
-	PGresult *r = NULL;
-	int rc = db_ensure(s);
-	if (rc)
-		return rc;
-	if (pg_exec(s->db, "BEGIN", err, sizeof(err)))
-		goto fail;
-	char a[40], b[40];
-	time_format_rfc3339(tmin, a, sizeof(a));
-	time_format_rfc3339(tmax, b, sizeof(b));
-	const char *params[2] = {a, b};
-	r = PQexecParams(s->db, "SELECT gpuhealth_ensure_partitions($1, $2)", 2, NULL, params, NULL,
-			 NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		goto fail_r;
+	ExecStatusType st = PQresultStatus(r);
+	int rc = 0;
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		const char *m = PQresultErrorMessage(r);
+		snprintf(err, errlen, "%s", m && *m ? m : PQerrorMessage(s->db));
+		const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		snprintf(state, 6, "%s", code ? code : "");
+		rc = is_data_error(code) ? -EINVAL : -EIO;
+	}
+	return rc;
+}
+
+/* COPY ... FROM STDIN of text. Returns 0, -EINVAL (data refused) or -EIO. */
+static int copy_in(struct sink *s, const char *sql, const char *text, size_t len, char *err,
+		   size_t errlen, char state[6])
+{
+	PGresult *r = PQexec(s->db, sql);
+	int rc = 0;
+	if (PQresultStatus(r) != PGRES_COPY_IN) {
+		rc = run(s, r, err, errlen, state);
+		PQclear(r);
+		return rc ? rc : -EIO;
+	}
 	PQclear(r);
-	r = PQexec(s->db, event_row_copy_sql());
-	if (PQresultStatus(r) != PGRES_COPY_IN)
-		goto fail_r;
-	PQclear(r);
-	r = NULL;
 	for (size_t off = 0; off < len;) {
 		size_t n = len - off > (1u << 20) ? (1u << 20) : len - off;
 		if (PQputCopyData(s->db, text + off, (int)n) != 1) {
-			snprintf(err, sizeof(err), "COPY: %s", PQerrorMessage(s->db));
-			goto fail;
+			snprintf(err, errlen, "COPY: %s", PQerrorMessage(s->db));
+			return -EIO;
 		}
 		off += n;
 	}
 	if (PQputCopyEnd(s->db, NULL) != 1) {
-		snprintf(err, sizeof(err), "COPY end: %s", PQerrorMessage(s->db));
-		goto fail;
+		snprintf(err, errlen, "COPY end: %s", PQerrorMessage(s->db));
+		return -EIO;
 	}
 	r = PQgetResult(s->db);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		goto fail_r;
+	rc = run(s, r, err, errlen, state);
 	PQclear(r);
 	while ((r = PQgetResult(s->db)))
 		PQclear(r);
-	r = PQexec(s->db, "SELECT inserted, duplicates FROM gpuhealth_ingest_staged()");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		goto fail_r;
-	*inserted = atoll(PQgetvalue(r, 0, 0));
-	*dups = atoll(PQgetvalue(r, 0, 1));
-	PQclear(r);
-	r = NULL;
-	if (pg_exec(s->db, "COMMIT", err, sizeof(err)))
+	return rc;
+}
+
+static int exec_params(struct sink *s, const char *sql, int n, const char *const *params,
+		       PGresult **out, char *err, size_t errlen, char state[6])
+{
+	PGresult *r = PQexecParams(s->db, sql, n, NULL, params, NULL, NULL, 0);
+	int rc = run(s, r, err, errlen, state);
+	if (out && !rc)
+		*out = r;
+	else
+		PQclear(r);
+	return rc;
+}
+
+/*
+ * Writes nrows rows [text, text+len) and the identities [ident, ident+ilen) in one
+ * transaction: straight into gpu_metrics with COPY; if that meets a row already present (a
+ * redelivery), again through the staging table, ignoring the rows present. Then the rollups
+ * from the rows this transaction inserted, and the GPU table. Returns 0, -EIO (retry), or
+ * -EINVAL (the data is refused).
+ */
+static int db_write(struct sink *s, const char *text, size_t len, size_t nrows, const char *ident,
+		    size_t ilen, double tmin, double tmax, long long *inserted, long long *dups)
+{
+	char err[512] = "", state[6] = "", sql[4400];
+	PGresult *r = NULL;
+	int rc = db_ensure(s);
+	if (rc)
+		return rc;
+	char a[40], b[40];
+	time_format_rfc3339(tmin, a, sizeof(a));
+	time_format_rfc3339(tmax, b, sizeof(b));
+	const char *range[2] = {a, b};
+	bool staged = false;
+again:
+	if ((rc = exec_params(s, "BEGIN", 0, NULL, NULL, err, sizeof(err), state)) ||
+	    (rc = exec_params(s, "SELECT gpuhealth_ensure_partitions($1, $2)", 2, range, NULL, err,
+			      sizeof(err), state)))
+		goto fail;
+	snprintf(sql, sizeof(sql), "COPY %s %s FROM STDIN", staged ? "gpuhealth_stage" : "gpu_metrics",
+		 event_row_columns());
+	rc = copy_in(s, sql, text, len, err, sizeof(err), state);
+	if (rc && !staged && strcmp(state, "23505") == 0) {
+		/* a row is already there: this batch (or part of it) was delivered before */
+		char ignore[128], st2[6];
+		exec_params(s, "ROLLBACK", 0, NULL, NULL, ignore, sizeof(ignore), st2);
+		staged = true;
+		goto again;
+	}
+	if (rc)
+		goto fail;
+	if (staged) {
+		rc = exec_params(s, "SELECT inserted, duplicates FROM gpuhealth_ingest_staged()", 0, NULL,
+				 &r, err, sizeof(err), state);
+		if (rc)
+			goto fail;
+		*inserted = atoll(PQgetvalue(r, 0, 0));
+		*dups = atoll(PQgetvalue(r, 0, 1));
+		PQclear(r);
+	} else {
+		*inserted = (long long)nrows;
+		*dups = 0;
+	}
+	if ((rc = exec_params(s, "SELECT gpuhealth_rollup_new($1, $2)", 2, range, NULL, err,
+			      sizeof(err), state)) ||
+	    (rc = copy_in(s,
+			  "COPY gpuhealth_ident (gpu_key, " EVENT_ROW_IDENT_COLUMNS
+			  ", first_seen, last_seen) FROM STDIN",
+			  ident, ilen, err, sizeof(err), state)) ||
+	    (rc = exec_params(s, "SELECT gpuhealth_merge_gpus()", 0, NULL, NULL, err, sizeof(err),
+			      state)) ||
+	    (rc = exec_params(s, "COMMIT", 0, NULL, NULL, err, sizeof(err), state)))
 		goto fail;
 	return 0;
-fail_r:
-	snprintf(err, sizeof(err), "%s", PQresultErrorMessage(r));
-	state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-	rc = is_data_error(state) ? -EINVAL : -EIO;
-	PQclear(r);
-	r = NULL;
-	goto rollback;
-fail:
-	rc = -EIO;
-rollback:;
+fail:;
 	size_t l = strlen(err);
 	while (l && err[l - 1] == '\n')
 		err[--l] = '\0';
@@ -254,12 +422,12 @@ rollback:;
 	while ((r = PQgetResult(s->db)))
 		PQclear(r);
 	if (PQstatus(s->db) == CONNECTION_OK) {
-		char ignore[128];
-		pg_exec(s->db, "ROLLBACK", ignore, sizeof(ignore));
+		char ignore[128], st2[6];
+		exec_params(s, "ROLLBACK", 0, NULL, NULL, ignore, sizeof(ignore), st2);
 	} else {
 		db_close(s);
 	}
-	return rc;
+	return rc == -EINVAL ? -EINVAL : -EIO;
 }
 
 static void sleep_s(double s)
@@ -312,7 +480,10 @@ static int write_row_by_row(struct sink *s, long long *ins, long long *dups, dou
 			continue;
 		long long a = 0, b = 0;
 		int attempt = 0, rc;
-		while ((rc = db_write(s, s->rows.data + it->row_off, it->row_len, 0, 0, &a, &b)) == -EIO) {
+		if (build_ident_copy(s, it))
+			return -ENOMEM;
+		while ((rc = db_write(s, s->rows.data + it->row_off, it->row_len, 1, s->ident_copy.data,
+				      s->ident_copy.len, it->time, it->time, &a, &b)) == -EIO) {
 			if (!backoff(s, attempt++, deadline))
 				return -EIO;
 		}
@@ -422,8 +593,13 @@ static int flush(struct sink *s)
 	int rc = 0, attempt = 0;
 	bool paused = false;
 	double t0 = time_mono();
+	if (s->nrows && build_ident_copy(s, NULL)) {
+		log_error("sink: out of memory building a batch");
+		goto abandon;
+	}
 	if (s->nrows) {
-		while ((rc = db_write(s, s->rows.data, s->rows.len, s->tmin, s->tmax, &ins, &dups)) == -EIO) {
+		while ((rc = db_write(s, s->rows.data, s->rows.len, s->nrows, s->ident_copy.data,
+				      s->ident_copy.len, s->tmin, s->tmax, &ins, &dups)) == -EIO) {
 			pthread_mutex_lock(&s->lock);
 			s->st.db_errors++;
 			pthread_mutex_unlock(&s->lock);
@@ -516,9 +692,19 @@ static void take(struct sink *s, rd_kafka_message_t *m)
 	struct event_row_info info;
 	char reason[256];
 	it->row_off = s->rows.len;
-	int rc = event_row_append(m->payload, m->len, &o, &s->rows, &info, reason, sizeof(reason));
+	it->ident_off = s->idents.len;
+	int rc = event_row_append(m->payload, m->len, &o, &s->rows, &s->idents, &info, reason,
+				  sizeof(reason));
 	if (rc == 0) {
 		it->row_len = s->rows.len - it->row_off;
+		it->ident_len = s->idents.len - it->ident_off;
+		it->time = info.time;
+		char key[256];
+		row_key(s->rows.data + it->row_off, it->row_len, key, sizeof(key));
+		if (seen_add(s, key, info.time, it->ident_off, it->ident_len)) {
+			log_error("sink: out of memory");
+			atomic_store(&s->stop, true);
+		}
 		if (s->nrows == 0 || info.time < s->tmin)
 			s->tmin = info.time;
 		if (s->nrows == 0 || info.time > s->tmax)
@@ -674,6 +860,8 @@ int sink_create(struct sink **out, const struct sink_options *o, char *err, size
 		goto fail;
 	pthread_mutex_init(&s->lock, NULL);
 	strbuf_init(&s->rows, ROWS_MAX_BYTES);
+	strbuf_init(&s->idents, ROWS_MAX_BYTES);
+	strbuf_init(&s->ident_copy, ROWS_MAX_BYTES);
 	rc = -EINVAL;
 	if (!o->brokers || !*o->brokers) {
 		snprintf(err, errlen, "the sink needs Kafka: give --brokers HOST:PORT or KAFKA_BOOTSTRAP_SERVERS");
@@ -798,6 +986,9 @@ void sink_destroy(struct sink *s)
 	batch_clear(s);
 	free(s->items);
 	strbuf_free(&s->rows);
+	strbuf_free(&s->idents);
+	strbuf_free(&s->ident_copy);
+	free(s->seen);
 	if (s->consumer)
 		rd_kafka_destroy(s->consumer);
 	if (s->dlq)

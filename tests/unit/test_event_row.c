@@ -59,12 +59,13 @@ static int col_of(const char *key)
 static void test_good_event(void **state)
 {
 	(void)state;
-	struct strbuf sb;
+	struct strbuf sb, id;
 	strbuf_init(&sb, 0);
+	strbuf_init(&id, 0);
 	struct event_row_opts o = opts();
 	struct event_row_info info;
 	char reason[256] = "";
-	assert_int_equal(event_row_append(GOOD, strlen(GOOD), &o, &sb, &info, reason, sizeof(reason)), 0);
+	assert_int_equal(event_row_append(GOOD, strlen(GOOD), &o, &sb, &id, &info, reason, sizeof(reason)), 0);
 	assert_string_equal(info.gpu_key, "GPU-abc/2");
 	assert_true(info.time > o.now - 300);
 	size_t nf;
@@ -72,7 +73,7 @@ static void test_good_event(void **state)
 	char *cols[128];
 	char *line = strdup(sb.data);
 	int n = split(line, cols, 128);
-	assert_int_equal(n, 6 + (int)nf + 1 + 8);
+	assert_int_equal(n, 6 + (int)nf + 1);
 	assert_string_equal(cols[0], "2026-11-28T12:00:10.250Z");
 	assert_string_equal(cols[1], "GPU-abc/2");
 	assert_string_equal(cols[2], "GPU-abc");
@@ -87,14 +88,25 @@ static void test_good_event(void **state)
 	/* unknown metric kept in extra, with the original extra */
 	assert_non_null(strstr(cols[6 + nf], "\"future_field\":7"));
 	assert_non_null(strstr(cols[6 + nf], "DCGM_FI_DEV_VGPU_LICENSE_STATUS"));
-	assert_string_equal(cols[6 + nf + 1], "1g.10gb");
-	assert_string_equal(cols[6 + nf + 2], "NVIDIA H100");
-	assert_string_equal(cols[6 + nf + 6], "c1");
-	assert_string_equal(cols[6 + nf + 7], "\\N");
-	assert_string_equal(cols[6 + nf + 8], "r\\\\1"); /* COPY-escaped backslash */
+	/* identity: uuid, mig_instance, mig_profile, index, hostname, model, pci, device, driver,
+	 * cluster, datacenter, rack */
+	char *icols[16];
+	char *iline = strdup(id.data);
+	assert_int_equal(split(iline, icols, 16), 12);
+	assert_string_equal(icols[0], "GPU-abc");
+	assert_string_equal(icols[1], "2");
+	assert_string_equal(icols[2], "1g.10gb");
+	assert_string_equal(icols[3], "3");
+	assert_string_equal(icols[4], "node\\t7");
+	assert_string_equal(icols[5], "NVIDIA H100");
+	assert_string_equal(icols[9], "c1");
+	assert_string_equal(icols[10], "\\N");
+	assert_string_equal(icols[11], "r\\\\1"); /* COPY-escaped backslash */
+	free(iline);
+	strbuf_free(&id);
 	free(line);
-	/* The COPY statement names as many columns as the row has. */
-	const char *sql = event_row_copy_sql();
+	/* The column list names as many columns as the row has. */
+	const char *sql = event_row_columns();
 	int commas = 0;
 	for (const char *p = sql; *p; p++)
 		commas += *p == ',';
@@ -116,19 +128,23 @@ static char *variant(const char *from, const char *to)
 static void expect_reject(const char *from, const char *to, const char *want)
 {
 	char *ev = variant(from, to);
-	struct strbuf sb;
+	struct strbuf sb, id;
 	strbuf_init(&sb, 0);
+	strbuf_init(&id, 0);
 	strbuf_puts(&sb, "previous row\n");
+	strbuf_puts(&id, "previous identity\n");
 	struct event_row_opts o = opts();
 	struct event_row_info info;
 	char reason[256] = "";
-	int rc = event_row_append(ev, strlen(ev), &o, &sb, &info, reason, sizeof(reason));
+	int rc = event_row_append(ev, strlen(ev), &o, &sb, &id, &info, reason, sizeof(reason));
 	if (rc != -22)
 		fail_msg("'%s' -> '%s' was accepted (rc %d)", from, to, rc);
 	if (!strstr(reason, want))
 		fail_msg("reason '%s' lacks '%s'", reason, want);
 	assert_string_equal(sb.data, "previous row\n"); /* never half a row */
+	assert_string_equal(id.data, "previous identity\n");
 	strbuf_free(&sb);
+	strbuf_free(&id);
 	free(ev);
 }
 
@@ -170,8 +186,11 @@ static void test_utilization_bounds_inclusive(void **state)
 	struct event_row_opts o = opts();
 	struct event_row_info info;
 	char reason[256] = "";
-	assert_int_equal(event_row_append(ev, strlen(ev), &o, &sb, &info, reason, sizeof(reason)), 0);
+	struct strbuf id;
+	strbuf_init(&id, 0);
+	assert_int_equal(event_row_append(ev, strlen(ev), &o, &sb, &id, &info, reason, sizeof(reason)), 0);
 	strbuf_free(&sb);
+	strbuf_free(&id);
 	free(ev);
 }
 
@@ -211,15 +230,17 @@ static void copy_unescape(char *s)
 /* Both paths must write the same row: every column byte for byte, extra as equal JSON. */
 static void same_row(const char *ev)
 {
-	struct strbuf a, b;
+	struct strbuf a, b, ida, idb;
 	strbuf_init(&a, 0);
 	strbuf_init(&b, 0);
+	strbuf_init(&ida, 0);
+	strbuf_init(&idb, 0);
 	struct event_row_opts fast = opts(), slow = opts();
 	slow.general_only = true;
 	struct event_row_info ia, ib;
 	char ra[256] = "", rb[256] = "";
-	int rca = event_row_append(ev, strlen(ev), &fast, &a, &ia, ra, sizeof(ra));
-	int rcb = event_row_append(ev, strlen(ev), &slow, &b, &ib, rb, sizeof(rb));
+	int rca = event_row_append(ev, strlen(ev), &fast, &a, &ida, &ia, ra, sizeof(ra));
+	int rcb = event_row_append(ev, strlen(ev), &slow, &b, &idb, &ib, rb, sizeof(rb));
 	if (rca != rcb)
 		fail_msg("paths disagree on %s: %d (%s) vs %d (%s)", ev, rca, ra, rcb, rb);
 	if (rca) {
@@ -227,6 +248,7 @@ static void same_row(const char *ev)
 		goto out;
 	}
 	assert_string_equal(ia.gpu_key, ib.gpu_key);
+	assert_string_equal(ida.data, idb.data);
 	char *ca[128], *cb[128];
 	int na = split(a.data, ca, 128), nb = split(b.data, cb, 128);
 	assert_int_equal(na, nb);
@@ -255,6 +277,8 @@ static void same_row(const char *ev)
 out:
 	strbuf_free(&a);
 	strbuf_free(&b);
+	strbuf_free(&ida);
+	strbuf_free(&idb);
 }
 
 static void test_fast_and_general_paths_agree(void **state)
