@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "mock_dcgm.h"
 
 typedef int (*mode_fn)(struct config *cfg);
 
@@ -14,7 +15,7 @@ static const struct {
 	enum cli_mode mode;
 	mode_fn run;
 } runners[] = {
-	{CLI_TUI, NULL},    {CLI_DAEMON, NULL}, {CLI_MOCK, NULL},   {CLI_COLLECTOR, NULL},
+	{CLI_TUI, NULL},    {CLI_DAEMON, NULL}, {CLI_MOCK, mock_dcgm_run}, {CLI_COLLECTOR, NULL},
 	{CLI_SINK, NULL},   {CLI_SCORER, NULL}, {CLI_STATUS, NULL}, {CLI_DB, NULL},
 	{CLI_API, NULL},
 };
