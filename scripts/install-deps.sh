@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages gpuhealth needs to build, test and run, when any is missing.
-# Usage: scripts/install-deps.sh [--test]   (--test adds the test-only tools: PostgreSQL server,
-#        Java + Maven for the Kafka broker, kcat, tmux)
+# Usage: scripts/install-deps.sh [--test]   (--test adds the test and bench tools: PostgreSQL
+#        server, Java + Maven for the Kafka broker, kcat, tmux, curl, Python's prometheus_client
+#        (strict exposition parser and the bench baseline), wrk (HTTP load tool for bench/))
 set -euo pipefail
 
 pkgs=(build-essential cmake ninja-build pkg-config
       libncurses-dev libcurl4-openssl-dev librdkafka-dev libpq-dev libjansson-dev
-      libcmocka-dev libmicrohttpd-dev postgresql-15 postgresql-client-15)
+      libcmocka-dev libmicrohttpd-dev zlib1g-dev postgresql-15 postgresql-client-15)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(default-jre-headless maven kcat tmux python3 curl)
+  pkgs+=(default-jre-headless maven kcat tmux python3 curl python3-prometheus-client wrk)
 fi
 
 missing=()

@@ -116,6 +116,8 @@ int mock_dcgm_run(struct config *cfg)
 	rc = exporter_start(ex, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "gpuhealth: %s\n", err);
+		if (rc == -EINVAL) /* --listen not understood: bad usage */
+			status = CLI_EXIT_USAGE;
 		goto out;
 	}
 	log_info("mock-dcgm: serving %u simulated %s GPUs on http://%s/metrics (seed %lld, speed "
