@@ -1,6 +1,7 @@
 /* The HTTP face of mock-dcgm, in-process over loopback with libcurl: routes, methods, gzip,
  * limits, a taken port, snapshots that advance, counters. */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -199,15 +200,26 @@ static void test_routes(void **state)
 	exporter_destroy(ex);
 }
 
+static int open_fds(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 4096; fd++)
+		n += fcntl(fd, F_GETFD) != -1;
+	return n;
+}
+
+/* A taken port is -EADDRINUSE with a message; nothing leaks, the socket included. */
 static void test_port_in_use(void **state)
 {
 	(void)state;
+	int fds = open_fds();
 	struct exporter *ex = start("127.0.0.1:0", 1, NULL);
 	int rc = 0;
 	struct exporter *second = start(exporter_address(ex), 1, &rc);
 	assert_int_equal(rc, -EADDRINUSE);
 	exporter_destroy(second);
 	exporter_destroy(ex);
+	assert_int_equal(open_fds(), fds);
 }
 
 /* At speed 600 a 10 s poll interval is 1/60 s: snapshots move on while requests are served. */
