@@ -33,6 +33,11 @@ static const struct config_option options[] = {
 	 M_SIM | CLI_API, NORANGE, NULL, 0},
 	{"poll-interval", 0, "POLL_INTERVAL", CONFIG_DURATION, "10", "S",
 	 "simulated seconds between value updates", M_SIM, 0.001, 86400, NULL, 0},
+	{"host-label", 0, "MOCK_HOST_LABEL", CONFIG_STR, "hostname", "NAME",
+	 "spelling of the host label: hostname (current dcgm-exporter) or Hostname (older)", M_SIM,
+	 NORANGE, NULL, 0},
+	{"hostname", 0, "MOCK_HOSTNAME", CONFIG_STR, NULL, "NAME",
+	 "value of the host label (default: this machine's host name)", M_SIM, NORANGE, NULL, 0},
 	/* collector */
 	{"target", 0, "SCRAPE_TARGETS", CONFIG_LIST, NULL, "URL",
 	 "an exporter's /metrics URL (repeatable; comma-separated in the environment)", M_SCRAPE,

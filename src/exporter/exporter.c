@@ -1,0 +1,597 @@
+#include "exporter/exporter.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "core/log.h"
+
+#define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
+#define CONN_LIMIT 512
+#define CONN_PER_IP 256
+#define CONN_TIMEOUT_S 15
+#define CONN_MEMORY 32768 /* request line + headers must fit */
+
+struct exporter {
+	struct sim *sim; /* owned; touched only by the simulation thread once started */
+	struct exporter_params p;
+	char *hostname, *host_label, *driver_version, *model_name, *listen; /* owned copies */
+	char address[80];
+
+	/* the current snapshot: responses reference-counted by libmicrohttpd */
+	pthread_mutex_t snap_mu;
+	struct MHD_Response *cur_plain, *cur_gzip;
+	double cur_time;
+	size_t cur_plain_len, cur_gzip_len;
+
+	/* static responses */
+	struct MHD_Response *r_index, *r_health, *r_404, *r_405;
+
+	/* render scratch, simulation thread only */
+	char *scratch;
+	size_t scratch_cap;
+
+	struct MHD_Daemon *daemon;
+	pthread_t sim_thread;
+	bool sim_thread_started;
+	pthread_mutex_t run_mu;
+	pthread_cond_t run_cv;
+	bool stopping;
+	struct timespec start;
+
+	atomic_uint_least64_t n_requests, n_metrics, n_gzip, n_404, n_405, n_renders;
+	_Atomic double last_render_ms;
+};
+
+bool exporter_accepts_gzip(const char *ae)
+{
+	if (!ae)
+		return false;
+	const char *p = ae;
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		const char *tok = p;
+		while (*p && *p != ',' && *p != ';' && *p != ' ' && *p != '\t')
+			p++;
+		size_t n = (size_t)(p - tok);
+		bool match = (n == 4 && strncasecmp(tok, "gzip", 4) == 0) || (n == 1 && *tok == '*');
+		double q = 1.0;
+		/* parameters up to the next comma */
+		while (*p && *p != ',') {
+			if (*p == ';') {
+				p++;
+				while (*p == ' ' || *p == '\t')
+					p++;
+				if ((p[0] == 'q' || p[0] == 'Q') && p[1] == '=')
+					q = strtod(p + 2, NULL);
+			} else {
+				p++;
+			}
+		}
+		if (match && n)
+			return q > 0;
+	}
+	return false;
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+int exporter_create(struct exporter **out, struct sim *sim, const struct exporter_params *params,
+		    char *err, size_t errlen)
+{
+	int rc = -ENOMEM;
+	struct exporter *ex = NULL;
+	if (!sim || !params || !(params->speed > 0) || !(params->poll_interval > 0) ||
+	    !params->render.hostname || !params->render.host_label ||
+	    !params->render.driver_version || !params->render.model_name) {
+		snprintf(err, errlen, "exporter: bad parameters");
+		rc = -EINVAL;
+		goto fail;
+	}
+	ex = calloc(1, sizeof(*ex));
+	if (!ex)
+		goto fail;
+	ex->sim = sim;
+	sim = NULL; /* owned by ex now */
+	pthread_mutex_init(&ex->snap_mu, NULL);
+	pthread_mutex_init(&ex->run_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ex->run_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	ex->p = *params;
+	ex->hostname = dup_or_null(params->render.hostname);
+	ex->host_label = dup_or_null(params->render.host_label);
+	ex->driver_version = dup_or_null(params->render.driver_version);
+	ex->model_name = dup_or_null(params->render.model_name);
+	ex->listen = strdup(params->listen ? params->listen : ":9400");
+	if (!ex->hostname || !ex->host_label || !ex->driver_version || !ex->model_name || !ex->listen)
+		goto fail;
+	ex->p.render = (struct render_opts){ex->hostname, ex->host_label, ex->driver_version,
+					     ex->model_name};
+	ex->p.listen = ex->listen;
+
+	static const char index_html[] =
+		"<html><head><title>gpuhealth mock-dcgm</title></head><body>"
+		"<h1>gpuhealth mock-dcgm</h1><p>Simulated GPUs in the format of NVIDIA "
+		"dcgm-exporter.</p><p><a href=\"/metrics\">Metrics</a> &middot; "
+		"<a href=\"/healthz\">Health</a></p></body></html>\n";
+	static const char ok[] = "ok\n";
+	static const char nf[] = "404 page not found\n";
+	static const char na[] = "405 method not allowed: use GET or HEAD\n";
+	ex->r_index = MHD_create_response_from_buffer(sizeof(index_html) - 1, (void *)index_html,
+						      MHD_RESPMEM_PERSISTENT);
+	ex->r_health = MHD_create_response_from_buffer(sizeof(ok) - 1, (void *)ok,
+						       MHD_RESPMEM_PERSISTENT);
+	ex->r_404 = MHD_create_response_from_buffer(sizeof(nf) - 1, (void *)nf,
+						    MHD_RESPMEM_PERSISTENT);
+	ex->r_405 = MHD_create_response_from_buffer(sizeof(na) - 1, (void *)na,
+						    MHD_RESPMEM_PERSISTENT);
+	if (!ex->r_index || !ex->r_health || !ex->r_404 || !ex->r_405)
+		goto fail;
+	MHD_add_response_header(ex->r_index, "Content-Type", "text/html; charset=utf-8");
+	MHD_add_response_header(ex->r_health, "Content-Type", "text/plain; charset=utf-8");
+	MHD_add_response_header(ex->r_404, "Content-Type", "text/plain; charset=utf-8");
+	MHD_add_response_header(ex->r_405, "Content-Type", "text/plain; charset=utf-8");
+	MHD_add_response_header(ex->r_405, "Allow", "GET, HEAD");
+	*out = ex; /* caller owns: exporter_destroy */
+	return 0;
+fail:
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "exporter: out of memory");
+	sim_destroy(sim);
+	exporter_destroy(ex);
+	return rc;
+}
+
+/* ---- snapshots */
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* gzip of in[0..n) into a new buffer (caller frees). Returns NULL on failure. */
+static char *gzip_buf(const char *in, size_t n, size_t *out_len)
+{
+	z_stream z = {0};
+	char *out = NULL;
+	if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return NULL;
+	size_t cap = deflateBound(&z, (uLong)n) + 32;
+	out = malloc(cap);
+	if (!out)
+		goto fail;
+	z.next_in = (Bytef *)(uintptr_t)in;
+	z.avail_in = (uInt)n;
+	z.next_out = (Bytef *)out;
+	z.avail_out = (uInt)cap;
+	if (deflate(&z, Z_FINISH) != Z_STREAM_END)
+		goto fail;
+	*out_len = z.total_out;
+	deflateEnd(&z);
+	return out;
+fail:
+	deflateEnd(&z);
+	free(out);
+	return NULL;
+}
+
+/* Renders the simulator's current state and makes it the snapshot the HTTP threads serve.
+ * Runs on the simulation thread (or in start, before there is one). */
+static int publish(struct exporter *ex)
+{
+	int rc = -ENOMEM;
+	char *body = NULL, *gz = NULL;
+	struct MHD_Response *rp = NULL, *rg = NULL;
+	size_t n = sim_gpu_count(ex->sim), len = 0, gz_len = 0;
+	size_t bound = render_bound(n, &ex->p.render);
+
+	if (!ex->scratch) {
+		size_t first = 65536 + n * 12288;
+		ex->scratch_cap = first < bound ? first : bound;
+		ex->scratch = malloc(ex->scratch_cap);
+		if (!ex->scratch)
+			goto out;
+	}
+	while ((rc = render_exposition(sim_gpus(ex->sim), n, &ex->p.render, ex->scratch,
+				       ex->scratch_cap, &len)) == -ENOSPC) {
+		size_t cap = ex->scratch_cap * 2 < bound ? ex->scratch_cap * 2 : bound;
+		char *p = cap > ex->scratch_cap ? realloc(ex->scratch, cap) : NULL;
+		if (!p) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		ex->scratch = p;
+		ex->scratch_cap = cap;
+	}
+	if (rc)
+		goto out;
+	rc = -ENOMEM;
+	body = malloc(len + 1);
+	if (!body)
+		goto out;
+	memcpy(body, ex->scratch, len + 1);
+	gz = gzip_buf(body, len, &gz_len);
+	if (!gz)
+		goto out;
+	/* each response frees its buffer when libmicrohttpd drops its last reference */
+	rp = MHD_create_response_from_buffer_with_free_callback(len, body, free);
+	if (!rp)
+		goto out;
+	body = NULL; /* owned by rp */
+	rg = MHD_create_response_from_buffer_with_free_callback(gz_len, gz, free);
+	if (!rg)
+		goto out;
+	gz = NULL; /* owned by rg */
+	if (MHD_add_response_header(rp, "Content-Type", CONTENT_TYPE_METRICS) != MHD_YES ||
+	    MHD_add_response_header(rp, "Vary", "Accept-Encoding") != MHD_YES ||
+	    MHD_add_response_header(rg, "Content-Type", CONTENT_TYPE_METRICS) != MHD_YES ||
+	    MHD_add_response_header(rg, "Content-Encoding", "gzip") != MHD_YES ||
+	    MHD_add_response_header(rg, "Vary", "Accept-Encoding") != MHD_YES)
+		goto out;
+
+	pthread_mutex_lock(&ex->snap_mu);
+	struct MHD_Response *old_p = ex->cur_plain, *old_g = ex->cur_gzip;
+	ex->cur_plain = rp;
+	ex->cur_gzip = rg;
+	ex->cur_time = sim_time(ex->sim);
+	ex->cur_plain_len = len;
+	ex->cur_gzip_len = gz_len;
+	pthread_mutex_unlock(&ex->snap_mu);
+	rp = rg = NULL;
+	/* drop the snapshot's own reference; requests still sending it hold theirs */
+	if (old_p)
+		MHD_destroy_response(old_p);
+	if (old_g)
+		MHD_destroy_response(old_g);
+	atomic_fetch_add(&ex->n_renders, 1);
+	rc = 0;
+out:
+	if (rp)
+		MHD_destroy_response(rp);
+	if (rg)
+		MHD_destroy_response(rg);
+	free(body);
+	free(gz);
+	return rc;
+}
+
+static void *sim_main(void *arg)
+{
+	struct exporter *ex = arg;
+	double period = ex->p.poll_interval / ex->p.speed; /* real seconds between renders */
+	double t0 = (double)ex->start.tv_sec + (double)ex->start.tv_nsec * 1e-9;
+	uint64_t k = 0;
+
+	pthread_mutex_lock(&ex->run_mu);
+	while (!ex->stopping) {
+		k++;
+		double now = now_s();
+		/* behind by more than a period (too fast a --speed): skip to the present */
+		uint64_t present = (uint64_t)floor((now - t0) / period);
+		if (present > k)
+			k = present;
+		double due = t0 + (double)k * period;
+		struct timespec ts = {.tv_sec = (time_t)floor(due),
+				      .tv_nsec = (long)((due - floor(due)) * 1e9)};
+		while (!ex->stopping && now_s() < due)
+			if (pthread_cond_timedwait(&ex->run_cv, &ex->run_mu, &ts) == ETIMEDOUT)
+				break;
+		if (ex->stopping)
+			break;
+		pthread_mutex_unlock(&ex->run_mu);
+		double r0 = now_s();
+		int rc = sim_advance(ex->sim, (double)k * ex->p.poll_interval);
+		if (rc == 0)
+			rc = publish(ex);
+		if (rc)
+			log_warn("mock-dcgm: cannot publish the snapshot at %.0f s: %s",
+				 (double)k * ex->p.poll_interval, strerror(-rc));
+		atomic_store(&ex->last_render_ms, (now_s() - r0) * 1e3);
+		pthread_mutex_lock(&ex->run_mu);
+	}
+	pthread_mutex_unlock(&ex->run_mu);
+	return NULL;
+}
+
+/* ---- HTTP */
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version, const char *upload_data,
+			      size_t *upload_size, void **con_cls)
+{
+	struct exporter *ex = cls;
+	enum MHD_Result ret;
+	struct MHD_Response *r;
+	unsigned status = MHD_HTTP_OK;
+	enum { P_METRICS, P_INDEX, P_HEALTH, P_NONE } path = P_NONE;
+
+	static int marker;
+	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+		   strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+	/* A GET is answered on the second call, once the whole request is in, so that the
+	 * connection can be kept alive (a reply queued earlier makes libmicrohttpd close it).
+	 * Anything else is answered at once, before any request body is read. */
+	if (get && *con_cls == NULL) {
+		*con_cls = &marker;
+		return MHD_YES;
+	}
+	if (get && *upload_size) { /* a GET with a body: ignore the body */
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	atomic_fetch_add(&ex->n_requests, 1);
+	if (strcmp(url, "/metrics") == 0)
+		path = P_METRICS;
+	else if (strcmp(url, "/") == 0)
+		path = P_INDEX;
+	else if (strcmp(url, "/healthz") == 0)
+		path = P_HEALTH;
+
+	if (path == P_NONE) {
+		atomic_fetch_add(&ex->n_404, 1);
+		return MHD_queue_response(c, MHD_HTTP_NOT_FOUND, ex->r_404);
+	}
+	if (!get) {
+		/* answered before any request body is read; libmicrohttpd then closes */
+		atomic_fetch_add(&ex->n_405, 1);
+		return MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, ex->r_405);
+	}
+	if (path == P_INDEX)
+		return MHD_queue_response(c, status, ex->r_index);
+	if (path == P_HEALTH)
+		return MHD_queue_response(c, status, ex->r_health);
+
+	bool gz = exporter_accepts_gzip(
+		MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+	/* pick the current snapshot and queue it; queueing takes a reference, so the sim thread
+	 * may replace it right after */
+	pthread_mutex_lock(&ex->snap_mu);
+	r = gz ? ex->cur_gzip : ex->cur_plain;
+	ret = MHD_queue_response(c, status, r);
+	pthread_mutex_unlock(&ex->snap_mu);
+	atomic_fetch_add(&ex->n_metrics, 1);
+	if (gz)
+		atomic_fetch_add(&ex->n_gzip, 1);
+	return ret;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	size_t n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	log_debug("mock-dcgm: http: %s", msg);
+}
+
+/* Splits "HOST:PORT", ":PORT" or "[V6]:PORT". */
+static int split_listen(const char *text, char *host, size_t hostlen, char *port, size_t portlen)
+{
+	const char *colon;
+	if (text[0] == '[') {
+		const char *rb = strchr(text, ']');
+		if (!rb || rb[1] != ':')
+			return -EINVAL;
+		if ((size_t)(rb - text - 1) >= hostlen)
+			return -EINVAL;
+		snprintf(host, hostlen, "%.*s", (int)(rb - text - 1), text + 1);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(text, ':');
+		if (!colon || (size_t)(colon - text) >= hostlen)
+			return -EINVAL;
+		snprintf(host, hostlen, "%.*s", (int)(colon - text), text);
+	}
+	const char *p = colon + 1;
+	if (!*p || strlen(p) >= portlen || strspn(p, "0123456789") != strlen(p) || atol(p) > 65535)
+		return -EINVAL;
+	snprintf(port, portlen, "%s", p);
+	return 0;
+}
+
+static int open_listener(struct exporter *ex, int *fd_out, char *err, size_t errlen)
+{
+	char host[256], port[8];
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	int fd = -1, rc;
+
+	if (split_listen(ex->listen, host, sizeof(host), port, sizeof(port)) != 0) {
+		snprintf(err, errlen,
+			 "--listen '%s' is not HOST:PORT (e.g. :9400, 127.0.0.1:9400, [::1]:9400)",
+			 ex->listen);
+		return -EINVAL;
+	}
+	bool any = host[0] == '\0';
+	hints.ai_family = any ? AF_INET6 : AF_UNSPEC;
+	int gai = getaddrinfo(any ? NULL : host, port, &hints, &ai);
+	if (gai != 0 && any) { /* no IPv6: every IPv4 address */
+		hints.ai_family = AF_INET;
+		gai = getaddrinfo(NULL, port, &hints, &ai);
+	}
+	if (gai != 0) {
+		snprintf(err, errlen, "--listen '%s': cannot resolve '%s': %s", ex->listen, host,
+			 gai_strerror(gai));
+		return -EINVAL;
+	}
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "--listen '%s': socket: %s", ex->listen, strerror(errno));
+		goto out;
+	}
+	int one = 1, zero = 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ai->ai_family == AF_INET6 && any)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)); /* IPv4 too */
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 511) != 0) {
+		rc = -errno;
+		if (rc == -EADDRINUSE)
+			snprintf(err, errlen,
+				 "cannot listen on %s: the port is already in use by another "
+				 "program (pick another with --listen HOST:PORT)",
+				 ex->listen);
+		else
+			snprintf(err, errlen, "cannot listen on %s: %s", ex->listen, strerror(-rc));
+		goto out;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char h[INET6_ADDRSTRLEN] = "?";
+	unsigned bound_port = 0;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+			inet_ntop(AF_INET, &a->sin_addr, h, sizeof(h));
+			bound_port = ntohs(a->sin_port);
+		} else {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+			inet_ntop(AF_INET6, &a->sin6_addr, h, sizeof(h));
+			bound_port = ntohs(a->sin6_port);
+		}
+	}
+	if (ss.ss_family == AF_INET6)
+		snprintf(ex->address, sizeof(ex->address), "[%s]:%u", h, bound_port);
+	else
+		snprintf(ex->address, sizeof(ex->address), "%s:%u", h, bound_port);
+	*fd_out = fd; /* caller owns */
+	fd = -1;
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	return rc;
+}
+
+int exporter_start(struct exporter *ex, char *err, size_t errlen)
+{
+	int rc, fd = -1;
+	if (ex->daemon)
+		return -EALREADY;
+	rc = publish(ex); /* the first scrape already has data */
+	if (rc) {
+		snprintf(err, errlen, "cannot render the first snapshot: %s", strerror(-rc));
+		return rc;
+	}
+	rc = open_listener(ex, &fd, err, errlen);
+	if (rc)
+		return rc;
+	unsigned threads = ex->p.http_threads;
+	if (threads == 0) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = ncpu < 2 ? 2 : ncpu > 16 ? 16 : (unsigned)ncpu;
+	}
+	ex->daemon = MHD_start_daemon(
+		MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, ex,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, ex, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+		MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)CONN_PER_IP,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_END);
+	if (!ex->daemon) {
+		close(fd);
+		snprintf(err, errlen, "cannot start the HTTP server on %s", ex->address);
+		return -EIO;
+	}
+	/* fd is owned by the daemon now: MHD_stop_daemon closes it */
+	clock_gettime(CLOCK_MONOTONIC, &ex->start);
+	ex->stopping = false;
+	rc = pthread_create(&ex->sim_thread, NULL, sim_main, ex);
+	if (rc) {
+		MHD_stop_daemon(ex->daemon);
+		ex->daemon = NULL;
+		snprintf(err, errlen, "cannot start the simulation thread: %s", strerror(rc));
+		return -rc;
+	}
+	ex->sim_thread_started = true;
+	return 0;
+}
+
+const char *exporter_address(const struct exporter *ex) { return ex->address; }
+
+void exporter_stop(struct exporter *ex)
+{
+	if (!ex)
+		return;
+	if (ex->sim_thread_started) {
+		pthread_mutex_lock(&ex->run_mu);
+		ex->stopping = true;
+		pthread_cond_signal(&ex->run_cv);
+		pthread_mutex_unlock(&ex->run_mu);
+		pthread_join(ex->sim_thread, NULL);
+		ex->sim_thread_started = false;
+	}
+	if (ex->daemon) {
+		MHD_stop_daemon(ex->daemon);
+		ex->daemon = NULL;
+	}
+}
+
+void exporter_get_stats(struct exporter *ex, struct exporter_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->requests = atomic_load(&ex->n_requests);
+	out->metrics = atomic_load(&ex->n_metrics);
+	out->gzip = atomic_load(&ex->n_gzip);
+	out->not_found = atomic_load(&ex->n_404);
+	out->not_allowed = atomic_load(&ex->n_405);
+	out->renders = atomic_load(&ex->n_renders);
+	out->last_render_ms = atomic_load(&ex->last_render_ms);
+	pthread_mutex_lock(&ex->snap_mu);
+	out->sim_time = ex->cur_time;
+	out->body_bytes = ex->cur_plain_len;
+	out->gzip_bytes = ex->cur_gzip_len;
+	pthread_mutex_unlock(&ex->snap_mu);
+}
+
+void exporter_destroy(struct exporter *ex)
+{
+	if (!ex)
+		return;
+	exporter_stop(ex);
+	if (ex->cur_plain)
+		MHD_destroy_response(ex->cur_plain);
+	if (ex->cur_gzip)
+		MHD_destroy_response(ex->cur_gzip);
+	if (ex->r_index)
+		MHD_destroy_response(ex->r_index);
+	if (ex->r_health)
+		MHD_destroy_response(ex->r_health);
+	if (ex->r_404)
+		MHD_destroy_response(ex->r_404);
+	if (ex->r_405)
+		MHD_destroy_response(ex->r_405);
+	pthread_mutex_destroy(&ex->snap_mu);
+	pthread_mutex_destroy(&ex->run_mu);
+	pthread_cond_destroy(&ex->run_cv);
+	sim_destroy(ex->sim);
+	free(ex->scratch);
+	free(ex->hostname);
+	free(ex->host_label);
+	free(ex->driver_version);
+	free(ex->model_name);
+	free(ex->listen);
+	free(ex);
+}

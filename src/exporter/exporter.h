@@ -1,0 +1,76 @@
+/*
+ * exporter: the dcgm-exporter compatible HTTP endpoint of `gpuhealth mock-dcgm`.
+ *
+ * Two kinds of threads. One simulation thread advances the simulator every
+ * poll_interval / speed real seconds, renders the exposition (render.h), compresses it once
+ * and publishes the pair as the current snapshot. libmicrohttpd's threads answer requests from
+ * whatever snapshot is current: they take a mutex only to pick the snapshot and queue it
+ * (libmicrohttpd reference-counts the response, so an old snapshot lives until its last
+ * reader is done), and never wait for the simulator or a render.
+ *
+ *   GET|HEAD /metrics   Prometheus text 0.0.4, gzip when the client accepts it
+ *   GET|HEAD /          a short index page
+ *   GET|HEAD /healthz   "ok"
+ *   anything else       404; another method on a known path: 405 with Allow
+ *
+ * Requests are bounded (header memory, connections in all and per client, idle timeout).
+ * Service face: create, start, stop, stats, destroy.
+ */
+#ifndef GPUHEALTH_EXPORTER_H
+#define GPUHEALTH_EXPORTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "exporter/render.h"
+#include "sim/sim.h"
+
+struct exporter_params {
+	const char *listen;        /* "HOST:PORT", ":PORT" (every address), "[::1]:PORT"; port 0
+				      picks a free port (see exporter_address) */
+	double speed;              /* simulated seconds per real second */
+	double poll_interval;      /* simulated seconds between renders */
+	struct render_opts render; /* the strings are copied */
+	unsigned http_threads;     /* 0: one per CPU, 2 to 16 */
+};
+
+struct exporter_stats {
+	uint64_t requests;       /* every request answered */
+	uint64_t metrics;        /* 200 on /metrics */
+	uint64_t gzip;           /* of which gzip */
+	uint64_t not_found;      /* 404 */
+	uint64_t not_allowed;    /* 405 */
+	uint64_t renders;        /* snapshots published */
+	double sim_time;         /* simulated time of the current snapshot */
+	double last_render_ms;   /* advance + render + gzip of the last snapshot */
+	size_t body_bytes;       /* size of the current plain body */
+	size_t gzip_bytes;       /* size of the current gzip body */
+};
+
+struct exporter;
+
+/* Creates an exporter over sim, which it owns from now on (also when this fails).
+ * Returns 0, -EINVAL (bad parameters, message in err) or -ENOMEM. */
+int exporter_create(struct exporter **out, struct sim *sim, const struct exporter_params *params,
+		    char *err, size_t errlen);
+
+/* Renders the first snapshot, binds the address, starts the threads. Returns 0, or -errno with
+ * a message in err: -EADDRINUSE (port taken), -EACCES, -EINVAL (address not understood), ... */
+int exporter_start(struct exporter *ex, char *err, size_t errlen);
+
+/* The bound address as "HOST:PORT" (valid after a successful start). */
+const char *exporter_address(const struct exporter *ex);
+
+/* Stops the threads and closes the socket; idempotent. */
+void exporter_stop(struct exporter *ex);
+
+void exporter_get_stats(struct exporter *ex, struct exporter_stats *out);
+
+void exporter_destroy(struct exporter *ex);
+
+/* True when an Accept-Encoding header value admits gzip (a "gzip" or "*" coding without
+ * q=0). NULL admits nothing. */
+bool exporter_accepts_gzip(const char *accept_encoding);
+
+#endif

@@ -1,0 +1,315 @@
+#include "exporter/render.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Names, types and help as dcgm-exporter's etc/default-counters.csv and
+ * dcp-metrics-included.csv write them (the opt-in ones from their commented-out lines). */
+static const struct {
+	const char *name, *type, *help;
+} fields[SIM_F_COUNT] = {
+	[SIM_F_SM_CLOCK] = {"DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz)."},
+	[SIM_F_MEM_CLOCK] = {"DCGM_FI_DEV_MEM_CLOCK", "gauge", "Memory clock frequency (in MHz)."},
+	[SIM_F_MEMORY_TEMP] = {"DCGM_FI_DEV_MEMORY_TEMP", "gauge", "Memory temperature (in C)."},
+	[SIM_F_GPU_TEMP] = {"DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C)."},
+	[SIM_F_POWER_USAGE] = {"DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W)."},
+	[SIM_F_TOTAL_ENERGY] = {"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "counter",
+				"Total energy consumption since boot (in mJ)."},
+	[SIM_F_PCIE_REPLAY] = {"DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "counter",
+			       "Total number of PCIe retries."},
+	[SIM_F_GPU_UTIL] = {"DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %)."},
+	[SIM_F_MEM_COPY_UTIL] = {"DCGM_FI_DEV_MEM_COPY_UTIL", "gauge", "Memory utilization (in %)."},
+	[SIM_F_ENC_UTIL] = {"DCGM_FI_DEV_ENC_UTIL", "gauge", "Encoder utilization (in %)."},
+	[SIM_F_DEC_UTIL] = {"DCGM_FI_DEV_DEC_UTIL", "gauge", "Decoder utilization (in %)."},
+	[SIM_F_XID] = {"DCGM_FI_DEV_XID_ERRORS", "gauge", "Value of the last XID error encountered."},
+	[SIM_F_FB_FREE] = {"DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB)."},
+	[SIM_F_FB_USED] = {"DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB)."},
+	[SIM_F_FB_RESERVED] = {"DCGM_FI_DEV_FB_RESERVED", "gauge",
+			       "Framebuffer memory reserved (in MiB)."},
+	[SIM_F_NVLINK_BANDWIDTH_TOTAL] = {"DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", "counter",
+					  "Total number of NVLink bandwidth counters for all lanes."},
+	[SIM_F_VGPU_LICENSE_STATUS] = {"DCGM_FI_DEV_VGPU_LICENSE_STATUS", "gauge",
+				       "vGPU License status"},
+	[SIM_F_UNCORRECTABLE_REMAPPED_ROWS] = {"DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "counter",
+					       "Number of remapped rows for uncorrectable errors"},
+	[SIM_F_CORRECTABLE_REMAPPED_ROWS] = {"DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "counter",
+					     "Number of remapped rows for correctable errors"},
+	[SIM_F_ROW_REMAP_FAILURE] = {"DCGM_FI_DEV_ROW_REMAP_FAILURE", "gauge",
+				     "Whether remapping of rows has failed"},
+	[SIM_F_GR_ENGINE_ACTIVE] = {"DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gauge",
+				    "Ratio of time the graphics engine is active."},
+	[SIM_F_TENSOR_ACTIVE] = {"DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "gauge",
+				 "Ratio of cycles the tensor (HMMA) pipe is active."},
+	[SIM_F_DRAM_ACTIVE] = {"DCGM_FI_PROF_DRAM_ACTIVE", "gauge",
+			       "Ratio of cycles the device memory interface is active sending or "
+			       "receiving data."},
+	[SIM_F_PCIE_TX_BYTES] = {"DCGM_FI_PROF_PCIE_TX_BYTES", "gauge",
+				 "The rate of data transmitted over the PCIe bus - including both "
+				 "protocol headers and data payloads - in bytes per second."},
+	[SIM_F_PCIE_RX_BYTES] = {"DCGM_FI_PROF_PCIE_RX_BYTES", "gauge",
+				 "The rate of data received over the PCIe bus - including both "
+				 "protocol headers and data payloads - in bytes per second."},
+	[SIM_F_SM_ACTIVE] = {"DCGM_FI_PROF_SM_ACTIVE", "gauge",
+			     "The ratio of cycles an SM has at least 1 warp assigned."},
+	[SIM_F_SM_OCCUPANCY] = {"DCGM_FI_PROF_SM_OCCUPANCY", "gauge",
+				"The ratio of number of warps resident on an SM."},
+	[SIM_F_ECC_SBE_VOL] = {"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "counter",
+			       "Total number of single-bit volatile ECC errors."},
+	[SIM_F_ECC_DBE_VOL] = {"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "counter",
+			       "Total number of double-bit volatile ECC errors."},
+	[SIM_F_ECC_SBE_AGG] = {"DCGM_FI_DEV_ECC_SBE_AGG_TOTAL", "counter",
+			       "Total number of single-bit persistent ECC errors."},
+	[SIM_F_ECC_DBE_AGG] = {"DCGM_FI_DEV_ECC_DBE_AGG_TOTAL", "counter",
+			       "Total number of double-bit persistent ECC errors."},
+	[SIM_F_RETIRED_SBE] = {"DCGM_FI_DEV_RETIRED_SBE", "counter",
+			       "Total number of retired pages due to single-bit errors."},
+	[SIM_F_RETIRED_DBE] = {"DCGM_FI_DEV_RETIRED_DBE", "counter",
+			       "Total number of retired pages due to double-bit errors."},
+	[SIM_F_RETIRED_PENDING] = {"DCGM_FI_DEV_RETIRED_PENDING", "counter",
+				   "Total number of pages pending retirement."},
+	[SIM_F_ROW_REMAP_PENDING] = {"DCGM_FI_DEV_ROW_REMAP_PENDING", "gauge",
+				     "Whether remapping of rows is pending (applied at the next GPU reset)"},
+	[SIM_F_CLOCKS_EVENT_REASONS] = {"DCGM_FI_DEV_CLOCKS_EVENT_REASONS", "gauge",
+					"Current clock event reasons (bitmask)."},
+	[SIM_F_POWER_VIOLATION] = {"DCGM_FI_DEV_POWER_VIOLATION", "counter",
+				   "Throttling duration due to power constraints (in ns)."},
+	[SIM_F_THERMAL_VIOLATION] = {"DCGM_FI_DEV_THERMAL_VIOLATION", "counter",
+				     "Throttling duration due to thermal constraints (in ns)."},
+	[SIM_F_NVLINK_CRC_FLIT_ERRORS] = {"DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL", "counter",
+					  "Total number of NVLink flow-control CRC errors."},
+	[SIM_F_NVLINK_CRC_DATA_ERRORS] = {"DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL", "counter",
+					  "Total number of NVLink data CRC errors."},
+	[SIM_F_SLOWDOWN_TEMP] = {"DCGM_FI_DEV_SLOWDOWN_TEMP", "gauge",
+				 "Slowdown temperature for the device (in C)."},
+	[SIM_F_SHUTDOWN_TEMP] = {"DCGM_FI_DEV_SHUTDOWN_TEMP", "gauge",
+				 "Shutdown temperature for the device (in C)."},
+	[SIM_F_GPU_MAX_OP_TEMP] = {"DCGM_FI_DEV_GPU_MAX_OP_TEMP", "gauge",
+				   "Maximum operating temperature for the GPU (in C)."},
+	[SIM_F_POWER_MGMT_LIMIT] = {"DCGM_FI_DEV_POWER_MGMT_LIMIT", "gauge",
+				    "Power management limit (in W)."},
+	[SIM_F_ENFORCED_POWER_LIMIT] = {"DCGM_FI_DEV_ENFORCED_POWER_LIMIT", "gauge",
+					"Effective power limit that the driver enforces (in W)."},
+};
+
+const char *render_field_name(enum sim_field field)
+{
+	return (unsigned)field < SIM_F_COUNT ? fields[field].name : NULL;
+}
+
+const char *render_field_type(enum sim_field field)
+{
+	return (unsigned)field < SIM_F_COUNT ? fields[field].type : NULL;
+}
+
+/* NVIDIA's XID catalog. */
+static const struct {
+	unsigned xid;
+	const char *msg;
+} xid_msgs[] = {
+	{13, "Graphics Engine Exception"},
+	{31, "GPU memory page fault"},
+	{32, "Invalid or corrupted push buffer stream"},
+	{38, "Driver firmware error"},
+	{43, "GPU stopped processing"},
+	{45, "Preemptive cleanup, due to previous errors"},
+	{48, "Double Bit ECC Error"},
+	{61, "Internal micro-controller breakpoint/warning"},
+	{62, "Internal micro-controller halt"},
+	{63, "ECC page retirement or row remapping recording event"},
+	{64, "ECC page retirement or row remapper recording failure"},
+	{74, "NVLINK Error"},
+	{79, "GPU has fallen off the bus"},
+	{92, "High single-bit ECC error rate"},
+	{94, "Contained ECC error"},
+	{95, "Uncontained ECC error"},
+	{119, "GSP RPC Timeout"},
+	{120, "GSP Error"},
+	{140, "Unrecovered ECC Error"},
+};
+
+const char *render_xid_message(unsigned xid)
+{
+	for (size_t i = 0; i < sizeof(xid_msgs) / sizeof(xid_msgs[0]); i++)
+		if (xid_msgs[i].xid == xid)
+			return xid_msgs[i].msg;
+	return "Unknown Error";
+}
+
+/* ---- a bounded writer */
+
+struct out {
+	char *p, *end;
+	bool full;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+	if (o->full || (size_t)(o->end - o->p) < n) {
+		o->full = true;
+		return;
+	}
+	memcpy(o->p, s, n);
+	o->p += n;
+}
+
+static void puts_(struct out *o, const char *s) { put(o, s, strlen(s)); }
+
+/* A label value, escaped as the exposition format requires. */
+static void put_escaped(struct out *o, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\')
+			put(o, "\\\\", 2);
+		else if (*s == '"')
+			put(o, "\\\"", 2);
+		else if (*s == '\n')
+			put(o, "\\n", 2);
+		else
+			put(o, s, 1);
+	}
+}
+
+static void put_u64(struct out *o, uint64_t v)
+{
+	char tmp[24];
+	int i = (int)sizeof(tmp);
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put(o, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+/* %f, as dcgm-exporter prints FP64 values: six decimals. */
+static void put_f(struct out *o, double v)
+{
+	if (!isfinite(v) || fabs(v) >= 1e12) {
+		char tmp[400];
+		int n = snprintf(tmp, sizeof(tmp), "%f", v);
+		put(o, tmp, n > 0 ? (size_t)n : 0);
+		return;
+	}
+	if (v < 0) {
+		put(o, "-", 1);
+		v = -v;
+	}
+	uint64_t scaled = (uint64_t)llround(v * 1e6);
+	put_u64(o, scaled / 1000000u);
+	char frac[7];
+	uint64_t r = scaled % 1000000u;
+	for (int i = 5; i >= 0; i--) {
+		frac[1 + i] = (char)('0' + r % 10);
+		r /= 10;
+	}
+	frac[0] = '.';
+	put(o, frac, sizeof(frac));
+}
+
+static void put_labels(struct out *o, const struct sim_gpu *g, const struct render_opts *opts)
+{
+	char idx[16];
+	snprintf(idx, sizeof(idx), "%u", g->index);
+	puts_(o, "{gpu=\"");
+	puts_(o, idx);
+	puts_(o, "\",UUID=\"");
+	put_escaped(o, g->uuid);
+	puts_(o, "\",pci_bus_id=\"");
+	put_escaped(o, g->pci_bus_id);
+	puts_(o, "\",device=\"");
+	put_escaped(o, g->device);
+	puts_(o, "\",modelName=\"");
+	put_escaped(o, opts->model_name);
+	puts_(o, "\",");
+	puts_(o, opts->host_label);
+	puts_(o, "=\"");
+	put_escaped(o, opts->hostname);
+	puts_(o, "\",DCGM_FI_DRIVER_VERSION=\"");
+	put_escaped(o, opts->driver_version);
+	puts_(o, "\"");
+}
+
+size_t render_bound(size_t n_gpus, const struct render_opts *opts)
+{
+	size_t label = 256 + strlen(opts->host_label) +
+		       2 * (strlen(opts->hostname) + strlen(opts->driver_version) +
+			    strlen(opts->model_name));
+	size_t per_sample = 64 + label + 160 /* err_code, err_msg */ + 400 /* value */ + 4;
+	size_t per_family = 2 * 64 + 512;
+	return SIM_F_COUNT * per_family + n_gpus * SIM_F_COUNT * per_sample + 1;
+}
+
+int render_exposition(const struct sim_gpu *gpus, size_t n, const struct render_opts *opts,
+		      char *buf, size_t cap, size_t *len)
+{
+	if (cap == 0)
+		return -ENOSPC;
+	struct out o = {buf, buf + cap - 1, false}; /* room for the NUL */
+	/* Each GPU's label block is escaped once, then copied from where it first landed in buf
+	 * (one allocation per render; without it every sample escapes its labels again). */
+	struct span {
+		size_t off, len;
+	} *labels = calloc(n ? n : 1, sizeof(*labels));
+
+	for (unsigned f = 0; f < SIM_F_COUNT && !o.full; f++) {
+		uint64_t bit = 1ull << f;
+		size_t i;
+		for (i = 0; i < n; i++)
+			if (gpus[i].present && (gpus[i].valid & bit))
+				break;
+		if (i == n)
+			continue; /* no GPU reports it: no family, as dcgm-exporter */
+		puts_(&o, "# HELP ");
+		puts_(&o, fields[f].name);
+		puts_(&o, " ");
+		puts_(&o, fields[f].help);
+		puts_(&o, "\n# TYPE ");
+		puts_(&o, fields[f].name);
+		puts_(&o, " ");
+		puts_(&o, fields[f].type);
+		puts_(&o, "\n");
+		size_t name_len = strlen(fields[f].name);
+		bool is_float = sim_field_is_float((enum sim_field)f);
+		for (; i < n && !o.full; i++) {
+			const struct sim_gpu *g = &gpus[i];
+			if (!g->present || !(g->valid & bit))
+				continue;
+			put(&o, fields[f].name, name_len);
+			if (labels && labels[i].len) {
+				put(&o, buf + labels[i].off, labels[i].len);
+			} else {
+				char *lab = o.p;
+				put_labels(&o, g, opts);
+				if (labels && !o.full) {
+					labels[i].off = (size_t)(lab - buf);
+					labels[i].len = (size_t)(o.p - lab);
+				}
+			}
+			if (f == SIM_F_XID) {
+				char code[16];
+				snprintf(code, sizeof(code), "%u", (unsigned)g->u[f]);
+				puts_(&o, ",err_code=\"");
+				puts_(&o, code);
+				puts_(&o, "\",err_msg=\"");
+				put_escaped(&o, render_xid_message((unsigned)g->u[f]));
+				puts_(&o, "\"");
+			}
+			put(&o, "} ", 2);
+			if (is_float)
+				put_f(&o, g->f[f]);
+			else
+				put_u64(&o, g->u[f]);
+			put(&o, "\n", 1);
+		}
+	}
+	free(labels);
+	if (o.full)
+		return -ENOSPC;
+	*o.p = '\0';
+	*len = (size_t)(o.p - buf);
+	return 0;
+}
