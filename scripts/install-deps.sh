@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages gpuhealth needs to build, test and run, when any is missing.
 # Usage: scripts/install-deps.sh [--test]   (--test adds the test-only tools: PostgreSQL server,
-#        Java + Maven for the Kafka broker, kcat, tmux)
+#        Java + Maven for the Kafka broker, kcat, tmux, clang + its libFuzzer runtime for the
+#        fuzz run, Python's prometheus_client for bench/parser.sh)
 set -euo pipefail
 
 pkgs=(build-essential cmake ninja-build pkg-config
       libncurses-dev libcurl4-openssl-dev librdkafka-dev libpq-dev libjansson-dev
       libcmocka-dev libmicrohttpd-dev postgresql-15 postgresql-client-15)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(default-jre-headless maven kcat tmux python3 curl)
+  pkgs+=(default-jre-headless maven kcat tmux python3 curl clang libclang-rt-14-dev
+         python3-prometheus-client)
 fi
 
 missing=()

@@ -17,53 +17,55 @@
 #define LABEL_TEXT_MAX 1024
 
 /* The known fields of event v1, by full DCGM name. */
+#define K(dcgm, key) {dcgm, sizeof(dcgm) - 1, key}
 static const struct known {
 	const char *dcgm;
+	size_t len;
 	const char *key;
 } known_fields[] = {
-	{"DCGM_FI_DEV_SM_CLOCK", "sm_clock"},
-	{"DCGM_FI_DEV_MEM_CLOCK", "mem_clock"},
-	{"DCGM_FI_DEV_GPU_TEMP", "gpu_temp"},
-	{"DCGM_FI_DEV_MEMORY_TEMP", "memory_temp"},
-	{"DCGM_FI_DEV_POWER_USAGE", "power_usage"},
-	{"DCGM_FI_DEV_POWER_MGMT_LIMIT", "power_limit"},
-	{"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "total_energy"},
-	{"DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "pcie_replay"},
-	{"DCGM_FI_DEV_GPU_UTIL", "gpu_util"},
-	{"DCGM_FI_DEV_MEM_COPY_UTIL", "mem_copy_util"},
-	{"DCGM_FI_DEV_ENC_UTIL", "enc_util"},
-	{"DCGM_FI_DEV_DEC_UTIL", "dec_util"},
-	{"DCGM_FI_DEV_XID_ERRORS", "xid"},
-	{"DCGM_FI_DEV_FB_FREE", "fb_free"},
-	{"DCGM_FI_DEV_FB_USED", "fb_used"},
-	{"DCGM_FI_DEV_FB_RESERVED", "fb_reserved"},
-	{"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "ecc_sbe_volatile"},
-	{"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "ecc_dbe_volatile"},
-	{"DCGM_FI_DEV_ECC_SBE_AGG_TOTAL", "ecc_sbe_aggregate"},
-	{"DCGM_FI_DEV_ECC_DBE_AGG_TOTAL", "ecc_dbe_aggregate"},
-	{"DCGM_FI_DEV_RETIRED_SBE", "retired_pages_sbe"},
-	{"DCGM_FI_DEV_RETIRED_DBE", "retired_pages_dbe"},
-	{"DCGM_FI_DEV_RETIRED_PENDING", "retired_pages_pending"},
-	{"DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "uncorrectable_remapped_rows"},
-	{"DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "correctable_remapped_rows"},
-	{"DCGM_FI_DEV_ROW_REMAP_FAILURE", "row_remap_failure"},
-	{"DCGM_FI_DEV_ROW_REMAP_PENDING", "row_remap_pending"},
-	{"DCGM_FI_DEV_CLOCKS_EVENT_REASONS", "clocks_event_reasons"},
-	{"DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "clocks_event_reasons"},
-	{"DCGM_FI_DEV_POWER_VIOLATION", "power_violation"},
-	{"DCGM_FI_DEV_THERMAL_VIOLATION", "thermal_violation"},
-	{"DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL", "nvlink_crc_flit_errors"},
-	{"DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL", "nvlink_crc_data_errors"},
-	{"DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", "nvlink_bandwidth_total"},
-	{"DCGM_FI_DEV_SLOWDOWN_TEMP", "slowdown_temp"},
-	{"DCGM_FI_DEV_SHUTDOWN_TEMP", "shutdown_temp"},
-	{"DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gr_engine_active"},
-	{"DCGM_FI_PROF_SM_ACTIVE", "sm_active"},
-	{"DCGM_FI_PROF_SM_OCCUPANCY", "sm_occupancy"},
-	{"DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "tensor_active"},
-	{"DCGM_FI_PROF_DRAM_ACTIVE", "dram_active"},
-	{"DCGM_FI_PROF_PCIE_TX_BYTES", "pcie_tx_bytes"},
-	{"DCGM_FI_PROF_PCIE_RX_BYTES", "pcie_rx_bytes"},
+	K("DCGM_FI_DEV_SM_CLOCK", "sm_clock"),
+	K("DCGM_FI_DEV_MEM_CLOCK", "mem_clock"),
+	K("DCGM_FI_DEV_GPU_TEMP", "gpu_temp"),
+	K("DCGM_FI_DEV_MEMORY_TEMP", "memory_temp"),
+	K("DCGM_FI_DEV_POWER_USAGE", "power_usage"),
+	K("DCGM_FI_DEV_POWER_MGMT_LIMIT", "power_limit"),
+	K("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "total_energy"),
+	K("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "pcie_replay"),
+	K("DCGM_FI_DEV_GPU_UTIL", "gpu_util"),
+	K("DCGM_FI_DEV_MEM_COPY_UTIL", "mem_copy_util"),
+	K("DCGM_FI_DEV_ENC_UTIL", "enc_util"),
+	K("DCGM_FI_DEV_DEC_UTIL", "dec_util"),
+	K("DCGM_FI_DEV_XID_ERRORS", "xid"),
+	K("DCGM_FI_DEV_FB_FREE", "fb_free"),
+	K("DCGM_FI_DEV_FB_USED", "fb_used"),
+	K("DCGM_FI_DEV_FB_RESERVED", "fb_reserved"),
+	K("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "ecc_sbe_volatile"),
+	K("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "ecc_dbe_volatile"),
+	K("DCGM_FI_DEV_ECC_SBE_AGG_TOTAL", "ecc_sbe_aggregate"),
+	K("DCGM_FI_DEV_ECC_DBE_AGG_TOTAL", "ecc_dbe_aggregate"),
+	K("DCGM_FI_DEV_RETIRED_SBE", "retired_pages_sbe"),
+	K("DCGM_FI_DEV_RETIRED_DBE", "retired_pages_dbe"),
+	K("DCGM_FI_DEV_RETIRED_PENDING", "retired_pages_pending"),
+	K("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "uncorrectable_remapped_rows"),
+	K("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "correctable_remapped_rows"),
+	K("DCGM_FI_DEV_ROW_REMAP_FAILURE", "row_remap_failure"),
+	K("DCGM_FI_DEV_ROW_REMAP_PENDING", "row_remap_pending"),
+	K("DCGM_FI_DEV_CLOCKS_EVENT_REASONS", "clocks_event_reasons"),
+	K("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "clocks_event_reasons"),
+	K("DCGM_FI_DEV_POWER_VIOLATION", "power_violation"),
+	K("DCGM_FI_DEV_THERMAL_VIOLATION", "thermal_violation"),
+	K("DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL", "nvlink_crc_flit_errors"),
+	K("DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL", "nvlink_crc_data_errors"),
+	K("DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", "nvlink_bandwidth_total"),
+	K("DCGM_FI_DEV_SLOWDOWN_TEMP", "slowdown_temp"),
+	K("DCGM_FI_DEV_SHUTDOWN_TEMP", "shutdown_temp"),
+	K("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gr_engine_active"),
+	K("DCGM_FI_PROF_SM_ACTIVE", "sm_active"),
+	K("DCGM_FI_PROF_SM_OCCUPANCY", "sm_occupancy"),
+	K("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "tensor_active"),
+	K("DCGM_FI_PROF_DRAM_ACTIVE", "dram_active"),
+	K("DCGM_FI_PROF_PCIE_TX_BYTES", "pcie_tx_bytes"),
+	K("DCGM_FI_PROF_PCIE_RX_BYTES", "pcie_rx_bytes"),
 };
 #define N_KNOWN (sizeof(known_fields) / sizeof(known_fields[0]))
 
@@ -83,13 +85,17 @@ enum ident {
 	ID_DRIVER,
 	ID_N
 };
-static const char *const ident_label[ID_N] = {
-	[ID_UUID] = "UUID",	       [ID_GPU_UUID] = "gpu_uuid",
-	[ID_MIG_ID] = "GPU_I_ID",      [ID_MIG_PROFILE] = "GPU_I_PROFILE",
-	[ID_INDEX] = "gpu",	       [ID_MODEL] = "modelName",
-	[ID_MODEL2] = "model_name",    [ID_PCI] = "pci_bus_id",
-	[ID_DEVICE] = "device",	       [ID_HOST] = "hostname",
-	[ID_HOST_OLD] = "Hostname",    [ID_DRIVER] = "DCGM_FI_DRIVER_VERSION",
+#define I(name) {name, sizeof(name) - 1}
+static const struct {
+	const char *name;
+	size_t len;
+} ident_label[ID_N] = {
+	[ID_UUID] = I("UUID"),		[ID_GPU_UUID] = I("gpu_uuid"),
+	[ID_MIG_ID] = I("GPU_I_ID"),	[ID_MIG_PROFILE] = I("GPU_I_PROFILE"),
+	[ID_INDEX] = I("gpu"),		[ID_MODEL] = I("modelName"),
+	[ID_MODEL2] = I("model_name"),	[ID_PCI] = I("pci_bus_id"),
+	[ID_DEVICE] = I("device"),	[ID_HOST] = I("hostname"),
+	[ID_HOST_OLD] = I("Hostname"),	[ID_DRIVER] = I("DCGM_FI_DRIVER_VERSION"),
 };
 
 /* Fields of the event filled from labels: bit per field. */
@@ -258,13 +264,14 @@ static bool label_text(const struct prom_label *l, char *buf, size_t size, size_
 	return prom_unescape(l->value, buf, size, len) == 0;
 }
 
-/* A JSON string of a label value, or NULL (counted) when it is too long or not UTF-8. */
+/* A JSON string of a label value, or NULL (counted) when it is too long, not UTF-8, or holds
+ * a NUL byte (which PostgreSQL's jsonb and every C consumer would choke on). */
 static json_t *label_string(struct events *ev, const struct prom_label *l)
 {
 	char buf[LABEL_TEXT_MAX];
 	size_t len;
 	json_t *j = NULL;
-	if (label_text(l, buf, sizeof(buf), &len))
+	if (label_text(l, buf, sizeof(buf), &len) && !memchr(buf, '\0', len))
 		j = json_stringn(buf, len);
 	if (!j)
 		ev->st.bad_labels++;
@@ -442,7 +449,7 @@ static const struct known *find_known(struct prom_slice name)
 {
 	for (size_t i = 0; i < N_KNOWN; i++) {
 		const char *k = known_fields[i].dcgm;
-		if (strlen(k) == name.len && memcmp(k, name.ptr, name.len) == 0)
+		if (known_fields[i].len == name.len && memcmp(k, name.ptr, name.len) == 0)
 			return &known_fields[i];
 	}
 	return NULL;
@@ -469,8 +476,8 @@ int events_add(struct events *ev, const struct prom_sample *s)
 	for (size_t i = 0; i < s->nlabels; i++) {
 		const struct prom_slice ln = s->labels[i].name;
 		for (size_t k = 0; k < ID_N; k++)
-			if (ln.len == strlen(ident_label[k]) &&
-			    memcmp(ln.ptr, ident_label[k], ln.len) == 0) {
+			if (ln.len == ident_label[k].len &&
+			    memcmp(ln.ptr, ident_label[k].name, ln.len) == 0) {
 				id[k] = &s->labels[i];
 				break;
 			}
@@ -509,9 +516,9 @@ int events_add(struct events *ev, const struct prom_sample *s)
 		}
 		memcpy(uuid, key, idlen);
 		uuid[idlen] = '\0';
-		/* the key must be valid UTF-8 for the JSON uuid field */
+		/* the key must be valid UTF-8 for the JSON uuid field, and hold no NUL */
 		probe = json_stringn(key, keylen);
-		if (!probe || strlen(uuid) != idlen) {
+		if (!probe || memchr(key, '\0', keylen)) {
 			json_decref(probe);
 			skipped(ev, s, EVENTS_SKIP_BAD_KEY);
 			return 0;

@@ -271,6 +271,20 @@ static void test_escaped_identity(void **state)
 	build("DCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-\xff\"} 1\n", NULL);
 	assert_int_equal(events_count(EV), 0);
 	assert_int_equal(events_stats(EV)->bad_key, 1);
+	/* a NUL byte in a label (PostgreSQL's jsonb refuses \u0000): null or skipped, counted */
+	static const char nul[] = "DCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-n\",device=\"nv\0x\"} 1\n"
+				  "DCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-n\",GPU_I_ID=\"\0\"} 1\n";
+	struct events *ev;
+	struct prom_stats pst;
+	assert_int_equal(events_create(&ev, NULL), 0);
+	assert_int_equal(events_begin(ev, T0), 0);
+	assert_int_equal(prom_parse(nul, sizeof(nul) - 1, NULL, events_prom_cb, ev, &pst), 0);
+	assert_int_equal(pst.samples, 2);
+	assert_int_equal(events_count(ev), 1);
+	assert_true(json_is_null(path(events_json(ev, 0), "gpu", "device")));
+	assert_int_equal(events_stats(ev)->bad_labels, 1);
+	assert_int_equal(events_stats(ev)->bad_key, 1);
+	events_destroy(ev);
 }
 
 static void test_render(void **state)
