@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Parser throughput on the real dcgm-exporter samples: gpuhealth's parser beside Python's
 # prometheus_client parser, on the same bytes, in the same run. Prints MB/s and samples/s of
-# both and the ratio; exits 1 when the ratio is under the target (40x).
+# both and the ratio; exits 1 when the ratio is under the target (40x). Both sides count CPU
+# time and compare their best pass, so that other work on a shared machine disturbs the
+# figures as little as possible; the mean rates are printed too.
 # Usage: bench/parser.sh [MIB]   (input size, default 4)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,11 +29,11 @@ done
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 echo "input: ${#files[@]} files (${files[*]##*/}), repeated to ${mib} MiB" >&2
 
-c_out=$("$build/bench/prom_bench" -m "$mib" -t 2 -o "$tmp/input.prom" "${files[@]}")
-py_out=$("$py" bench/prom_python.py "$tmp/input.prom" 2)
+c_out=$("$build/bench/prom_bench" -m "$mib" -t 3 -o "$tmp/input.prom" "${files[@]}")
+py_out=$("$py" bench/prom_python.py "$tmp/input.prom" 3)
 echo "$c_out"
 echo "$py_out"
-field() { sed -n "s/.*[ ^]$1=\([^ ]*\).*/\1/p" | head -1; }
+field() { tr ' ' '\n' | sed -n "s/^$1=//p" | head -1; }
 c_mbps=$(echo "$c_out" | grep '^what=parser ' | field MBps)
 c_sps=$(echo "$c_out" | grep '^what=parser ' | field samples_per_s)
 c_n=$(echo "$c_out" | grep '^what=parser ' | field samples)

@@ -106,7 +106,6 @@ static inline bool is_blank(char c) { return c == ' ' || c == '\t'; }
 static inline bool is_digit(char c) { return (unsigned char)(c - '0') < 10; }
 static inline bool is_lname_start(char c) { return cclass[(unsigned char)c] & C_LSTART; }
 static inline bool is_mname_start(char c) { return cclass[(unsigned char)c] & C_MSTART; }
-static inline bool is_mname_char(char c) { return cclass[(unsigned char)c] & C_MCHAR; }
 
 static inline const char *skip_blanks(const char *q, const char *le)
 {
@@ -418,26 +417,22 @@ static bool in_family(struct prom_slice fam, enum prom_type t, struct prom_slice
 static void parse_comment(struct parser *ps, size_t line, const char *ls, const char *q,
 			  const char *le)
 {
-	const char *w, *n0;
-	size_t wl;
+	const char *n0;
 	bool help;
 	ps->st->comments++;
 	q = skip_blanks(q + 1, le);
-	w = q;
-	while (q < le && !is_blank(*q))
-		q++;
-	wl = (size_t)(q - w);
-	if (wl != 4 || (memcmp(w, "HELP", 4) != 0 && memcmp(w, "TYPE", 4) != 0))
-		return; /* any other comment */
-	help = w[0] == 'H';
-	q = skip_blanks(q, le);
+	/* the first word must be exactly HELP or TYPE; anything else is a plain comment */
+	if (le - q < 4 || (memcmp(q, "HELP", 4) != 0 && memcmp(q, "TYPE", 4) != 0) ||
+	    (le - q > 4 && !is_blank(q[4])))
+		return;
+	help = q[0] == 'H';
+	q = skip_blanks(q + 4, le);
 	n0 = q;
 	if (q >= le || !is_mname_start(*q)) {
 		bad_line(ps, line, ls, q, PROM_E_BAD_HELP_TYPE);
 		return;
 	}
-	while (q < le && is_mname_char(*q))
-		q++;
+	q = scan_name(q, le, true);
 	if (q < le && !is_blank(*q)) {
 		bad_line(ps, line, ls, q, PROM_E_BAD_HELP_TYPE);
 		return;

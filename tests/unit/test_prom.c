@@ -410,6 +410,16 @@ static void test_help_type(void **state)
 	assert_true(R.s[6].has_help);
 	assert_string_equal(R.s[6].help, "");
 
+	/* only the exact words HELP and TYPE matter; blanks after '#' are optional */
+	assert_int_equal(parse("# HELPX x not help\n#HELP x  Yes.\n#\tTYPE x counter\n"
+			       "# TYPEx x gauge\n# help x no\nx 1\n"),
+			 0);
+	assert_int_equal(ST.bad_lines, 0);
+	assert_int_equal(ST.comments, 5);
+	assert_int_equal(R.n, 1);
+	assert_string_equal(R.s[0].help, "Yes.");
+	assert_int_equal(R.s[0].type, PROM_TYPE_COUNTER);
+
 	/* bad HELP / TYPE lines are counted, the samples still parse */
 	assert_int_equal(parse("# HELP\n# TYPE 9x gauge\n# TYPE a gauged\n# TYPE a gauge extra\n"
 			       "# HELP a{ x\na 1\n"),
@@ -611,6 +621,30 @@ static void test_length_respected(void **state)
 	}
 }
 
+/* The man page states the limits the code has. */
+static void test_man_page_limits(void **state)
+{
+	(void)state;
+	FILE *f = fopen("man/gpuhealth.1", "r");
+	char text[65536], want[128];
+	size_t n;
+	assert_non_null(f);
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	assert_non_null(strstr(text, ".SH PROMETHEUS INPUT"));
+	snprintf(want, sizeof(want), "%zu bytes per line", PROM_DEFAULT_MAX_LINE);
+	if (!strstr(text, want))
+		fail_msg("man page lacks '%s'", want);
+	snprintf(want, sizeof(want), "%zu labels per sample", PROM_DEFAULT_MAX_LABELS);
+	if (!strstr(text, want))
+		fail_msg("man page lacks '%s'", want);
+	assert_int_equal(PROM_DEFAULT_MAX_BODY % (1024 * 1024), 0);
+	snprintf(want, sizeof(want), "%zu MiB per scrape", PROM_DEFAULT_MAX_BODY / (1024 * 1024));
+	if (!strstr(text, want))
+		fail_msg("man page lacks '%s'", want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -632,6 +666,7 @@ int main(void)
 	    cmocka_unit_test(test_callback_stops),
 	    cmocka_unit_test(test_zero_copy),
 	    cmocka_unit_test(test_length_respected),
+	    cmocka_unit_test(test_man_page_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
