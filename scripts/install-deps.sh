@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages gpuhealth needs to build, test and run, when any is missing.
 # Usage: scripts/install-deps.sh [--test|--bench]   (--test adds the test tools: Java + Maven
-#        for the Kafka broker, kcat, tmux, curl, Python's prometheus_client (strict exposition
-#        parser) and wrk; --bench adds the benchmarks' baselines: psycopg2, prometheus_client, wrk)
+#        for the Kafka broker, kcat, tmux, curl, clang + its libFuzzer runtime for the fuzz run,
+#        Python's prometheus_client (strict exposition parser) and wrk; --bench adds the
+#        benchmarks' baselines and load tools: psycopg2, prometheus_client, wrk)
 set -euo pipefail
 
 pkgs=(build-essential cmake ninja-build pkg-config
       libncurses-dev libcurl4-openssl-dev librdkafka-dev libpq-dev libjansson-dev
       libcmocka-dev libmicrohttpd-dev zlib1g-dev postgresql-15 postgresql-client-15)
 case "${1:-}" in
-  --test) pkgs+=(default-jre-headless maven kcat tmux python3 curl python3-prometheus-client wrk) ;;
+  --test) pkgs+=(default-jre-headless maven kcat tmux python3 curl clang libclang-rt-14-dev
+                 python3-prometheus-client wrk) ;;
   --bench) pkgs+=(python3 python3-psycopg2 python3-prometheus-client wrk kcat curl) ;;
   "") ;;
   *) echo "install-deps: unknown option '$1' (use --test or --bench)" >&2; exit 2 ;;

@@ -24,6 +24,29 @@ if [ $quick = 0 ]; then
   scripts/build.sh "$root/build-asan" -DGPUHEALTH_WERROR=ON -DGPUHEALTH_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 fi
 
+rc=0
+if [ $quick = 0 ]; then
+  # libFuzzer on the parser and the event builder, under ASan+UBSan, for a bounded time,
+  # seeded with the real dcgm-exporter files. New inputs go to build-fuzz/corpus (kept
+  # between runs), a crash to build-fuzz/crash-*; either fails the run.
+  fuzz_s=${GPUHEALTH_FUZZ_SECONDS:-30}
+  echo "== fuzz (libFuzzer + ASan + UBSan, ${fuzz_s} s)" >&2
+  scripts/build.sh "$root/build-fuzz" -DCMAKE_C_COMPILER=clang -DGPUHEALTH_FUZZ=ON \
+    -DGPUHEALTH_WERROR=ON -DBUILD_TESTING=OFF -DGPUHEALTH_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug
+  mkdir -p build-fuzz/corpus
+  seeds=(tests/data/dcgm)
+  [ -d ../shared/data/dcgm ] && seeds+=(../shared/data/dcgm)
+  if ! build-fuzz/tests/fuzz/fuzz_prom -max_total_time="$fuzz_s" -timeout=10 -rss_limit_mb=2048 \
+      -dict=tests/fuzz/prom.dict -artifact_prefix=build-fuzz/ -print_final_stats=1 \
+      build-fuzz/corpus "${seeds[@]}" >build-fuzz/fuzz.log 2>&1; then
+    tail -n 60 build-fuzz/fuzz.log >&2
+    echo "fuzz: FAILED (log: build-fuzz/fuzz.log; reproduce: build-fuzz/tests/fuzz/fuzz_prom build-fuzz/crash-*)" >&2
+    rc=1
+  else
+    grep -E '^(Done|stat::number_of_executed_units)' build-fuzz/fuzz.log >&2 || true
+  fi
+fi
+
 labels=(-L 'unit|integration')
 if [ $unit_only = 1 ]; then
   labels=(-L unit)
@@ -42,7 +65,6 @@ fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-rc=0
 if [ $quick = 0 ]; then
   echo "== tests (ASan+UBSan build)" >&2
   ctest --test-dir build-asan "${labels[@]}" --output-on-failure --timeout 600 || rc=1
