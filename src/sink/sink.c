@@ -49,6 +49,20 @@ struct part_off {
 	int64_t next; /* highest offset in the batch + 1 */
 };
 
+/* A batch of consumed messages, their rows and what the transaction needs. */
+struct batch {
+	struct item *items;
+	size_t nitems, capitems, nrows;
+	struct strbuf rows;
+	struct strbuf idents; /* identity text of each row, in row order */
+	struct gpu_seen *seen; /* open-addressing set of the batch's GPUs */
+	size_t seen_cap, seen_n;
+	struct strbuf ident_copy; /* the batch's gpuhealth_ident COPY text */
+	double tmin, tmax, batch_started;
+	struct part_off offs[SINK_MAX_PARTS];
+	int noffs;
+};
+
 struct sink {
 	/* options, owned copies */
 	char *brokers, *topic, *group, *dlq_topic, *conninfo;
@@ -64,17 +78,17 @@ struct sink {
 	bool started;
 	atomic_bool stop;
 
-	/* the open batch (sink thread only) */
-	struct item *items;
-	size_t nitems, capitems, nrows;
-	struct strbuf rows;
-	struct strbuf idents; /* identity text of each row, in row order */
-	struct gpu_seen *seen; /* open-addressing set of the batch's GPUs */
-	size_t seen_cap, seen_n;
-	struct strbuf ident_copy; /* the batch's gpuhealth_ident COPY text */
-	double tmin, tmax, batch_started;
-	struct part_off offs[SINK_MAX_PARTS];
-	int noffs;
+	/* Two batches: the consumer thread fills one while the writer thread writes the other. */
+	struct batch batches[2];
+	struct batch *fill; /* consumer thread */
+	struct batch *out;  /* handed to the writer; NULL when it is idle (guarded by wlock) */
+	pthread_t writer;
+	bool writer_started;
+	bool writer_stop;   /* guarded by wlock */
+	atomic_bool abandoned; /* a batch was given up: no later batch may store offsets */
+	pthread_mutex_t wlock;
+	pthread_cond_t wcond;
+	double last_maint;
 
 	pthread_mutex_t lock; /* guards st */
 	struct sink_stats st;
@@ -125,37 +139,37 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *op
 	log_debug("sink: kafka: %s", reason);
 }
 
-static void record_offset(struct sink *s, int32_t p, int64_t off)
+static void record_offset(struct sink *s, struct batch *b, int32_t p, int64_t off)
 {
-	for (int i = 0; i < s->noffs; i++)
-		if (s->offs[i].partition == p) {
-			if (off + 1 > s->offs[i].next)
-				s->offs[i].next = off + 1;
+	for (int i = 0; i < b->noffs; i++)
+		if (b->offs[i].partition == p) {
+			if (off + 1 > b->offs[i].next)
+				b->offs[i].next = off + 1;
 			return;
 		}
-	if (s->noffs < SINK_MAX_PARTS) {
-		s->offs[s->noffs].partition = p;
-		s->offs[s->noffs].next = off + 1;
-		s->noffs++;
+	if (b->noffs < SINK_MAX_PARTS) {
+		b->offs[b->noffs].partition = p;
+		b->offs[b->noffs].next = off + 1;
+		b->noffs++;
 	}
 }
 
-static void batch_clear(struct sink *s)
+static void batch_clear(struct sink *s, struct batch *b)
 {
-	for (size_t i = 0; i < s->nitems; i++) {
-		rd_kafka_message_destroy(s->items[i].m);
-		free(s->items[i].reason);
+	for (size_t i = 0; i < b->nitems; i++) {
+		rd_kafka_message_destroy(b->items[i].m);
+		free(b->items[i].reason);
 	}
-	s->nitems = 0;
-	s->nrows = 0;
-	s->noffs = 0;
-	strbuf_reset(&s->rows);
-	strbuf_reset(&s->idents);
-	for (size_t i = 0; i < s->seen_cap; i++) {
-		free(s->seen[i].key);
-		s->seen[i].key = NULL;
+	b->nitems = 0;
+	b->nrows = 0;
+	b->noffs = 0;
+	strbuf_reset(&b->rows);
+	strbuf_reset(&b->idents);
+	for (size_t i = 0; i < b->seen_cap; i++) {
+		free(b->seen[i].key);
+		b->seen[i].key = NULL;
 	}
-	s->seen_n = 0;
+	b->seen_n = 0;
 }
 
 static uint64_t hash_key(const char *k)
@@ -167,36 +181,36 @@ static uint64_t hash_key(const char *k)
 }
 
 /* Records a row's GPU in the batch's set. Returns 0 or -ENOMEM. */
-static int seen_add(struct sink *s, const char *key, double t, size_t ident_off, size_t ident_len)
+static int seen_add(struct sink *s, struct batch *b, const char *key, double t, size_t ident_off, size_t ident_len)
 {
-	if ((s->seen_n + 1) * 10 > s->seen_cap * 7) {
-		size_t cap = s->seen_cap ? s->seen_cap * 2 : 1024;
+	if ((b->seen_n + 1) * 10 > b->seen_cap * 7) {
+		size_t cap = b->seen_cap ? b->seen_cap * 2 : 1024;
 		struct gpu_seen *grown = calloc(cap, sizeof(*grown));
 		if (!grown)
 			return -ENOMEM;
-		for (size_t i = 0; i < s->seen_cap; i++) {
-			if (!s->seen[i].key)
+		for (size_t i = 0; i < b->seen_cap; i++) {
+			if (!b->seen[i].key)
 				continue;
-			size_t j = hash_key(s->seen[i].key) & (cap - 1);
+			size_t j = hash_key(b->seen[i].key) & (cap - 1);
 			while (grown[j].key)
 				j = (j + 1) & (cap - 1);
-			grown[j] = s->seen[i];
+			grown[j] = b->seen[i];
 		}
-		free(s->seen);
-		s->seen = grown;
-		s->seen_cap = cap;
+		free(b->seen);
+		b->seen = grown;
+		b->seen_cap = cap;
 	}
-	size_t j = hash_key(key) & (s->seen_cap - 1);
-	while (s->seen[j].key && strcmp(s->seen[j].key, key) != 0)
-		j = (j + 1) & (s->seen_cap - 1);
-	struct gpu_seen *g = &s->seen[j];
+	size_t j = hash_key(key) & (b->seen_cap - 1);
+	while (b->seen[j].key && strcmp(b->seen[j].key, key) != 0)
+		j = (j + 1) & (b->seen_cap - 1);
+	struct gpu_seen *g = &b->seen[j];
 	if (!g->key) {
 		if (!(g->key = strdup(key)))
 			return -ENOMEM;
 		g->first = g->last = t;
 		g->ident_off = ident_off;
 		g->ident_len = ident_len;
-		s->seen_n++;
+		b->seen_n++;
 		return 0;
 	}
 	if (t < g->first)
@@ -231,20 +245,20 @@ static int ident_line(struct strbuf *out, const char *key, const char *ident, si
 }
 
 /* The gpuhealth_ident COPY text: one line per GPU of the batch, or of one row. */
-static int build_ident_copy(struct sink *s, const struct item *only)
+static int build_ident_copy(struct sink *s, struct batch *b, const struct item *only)
 {
-	strbuf_reset(&s->ident_copy);
+	strbuf_reset(&b->ident_copy);
 	if (only) {
 		char key[256];
-		row_key(s->rows.data + only->row_off, only->row_len, key, sizeof(key));
-		return ident_line(&s->ident_copy, key, s->idents.data + only->ident_off, only->ident_len,
+		row_key(b->rows.data + only->row_off, only->row_len, key, sizeof(key));
+		return ident_line(&b->ident_copy, key, b->idents.data + only->ident_off, only->ident_len,
 				  only->time, only->time);
 	}
 	int rc = 0;
-	for (size_t i = 0; !rc && i < s->seen_cap; i++) {
-		const struct gpu_seen *g = &s->seen[i];
+	for (size_t i = 0; !rc && i < b->seen_cap; i++) {
+		const struct gpu_seen *g = &b->seen[i];
 		if (g->key)
-			rc = ident_line(&s->ident_copy, g->key, s->idents.data + g->ident_off, g->ident_len,
+			rc = ident_line(&b->ident_copy, g->key, b->idents.data + g->ident_off, g->ident_len,
 					g->first, g->last);
 	}
 	return rc;
@@ -472,18 +486,18 @@ static void set_paused(struct sink *s, bool paused)
 
 /* The database refused a batch's data: write row by row so only the refused rows become dead
  * letters (with the database's reason) and the rest is stored. */
-static int write_row_by_row(struct sink *s, long long *ins, long long *dups, double deadline)
+static int write_row_by_row(struct sink *s, struct batch *b, long long *ins, long long *dups, double deadline)
 {
-	for (size_t i = 0; i < s->nitems; i++) {
-		struct item *it = &s->items[i];
+	for (size_t i = 0; i < b->nitems; i++) {
+		struct item *it = &b->items[i];
 		if (it->reason)
 			continue;
-		long long a = 0, b = 0;
+		long long n_ins = 0, n_dup = 0;
 		int attempt = 0, rc;
-		if (build_ident_copy(s, it))
+		if (build_ident_copy(s, b, it))
 			return -ENOMEM;
-		while ((rc = db_write(s, s->rows.data + it->row_off, it->row_len, 1, s->ident_copy.data,
-				      s->ident_copy.len, it->time, it->time, &a, &b)) == -EIO) {
+		while ((rc = db_write(s, b->rows.data + it->row_off, it->row_len, 1, b->ident_copy.data,
+				      b->ident_copy.len, it->time, it->time, &n_ins, &n_dup)) == -EIO) {
 			if (!backoff(s, attempt++, deadline))
 				return -EIO;
 		}
@@ -495,8 +509,8 @@ static int write_row_by_row(struct sink *s, long long *ins, long long *dups, dou
 				return -ENOMEM;
 			continue;
 		}
-		*ins += a;
-		*dups += b;
+		*ins += n_ins;
+		*dups += n_dup;
 	}
 	return 0;
 }
@@ -535,13 +549,13 @@ static int produce_dead_letter(struct sink *s, struct item *it)
 
 /* Delivers every dead letter of the batch; retries the failed ones. Returns 0 or -EIO when
  * stopping before all were delivered. */
-static int deliver_dead_letters(struct sink *s, double deadline, uint64_t *count)
+static int deliver_dead_letters(struct sink *s, struct batch *b, double deadline, uint64_t *count)
 {
 	*count = 0;
 	for (int attempt = 0;; attempt++) {
 		size_t pending = 0;
-		for (size_t i = 0; i < s->nitems; i++) {
-			struct item *it = &s->items[i];
+		for (size_t i = 0; i < b->nitems; i++) {
+			struct item *it = &b->items[i];
 			int st = atomic_load(&it->dlq);
 			if (!it->reason || st == DLQ_DONE)
 				continue;
@@ -553,10 +567,10 @@ static int deliver_dead_letters(struct sink *s, double deadline, uint64_t *count
 			return 0;
 		rd_kafka_flush(s->dlq, 10000);
 		size_t done = 0, total = 0;
-		for (size_t i = 0; i < s->nitems; i++)
-			if (s->items[i].reason) {
+		for (size_t i = 0; i < b->nitems; i++)
+			if (b->items[i].reason) {
 				total++;
-				done += atomic_load(&s->items[i].dlq) == DLQ_DONE;
+				done += atomic_load(&b->items[i].dlq) == DLQ_DONE;
 			}
 		*count = done;
 		if (done == total)
@@ -566,13 +580,13 @@ static int deliver_dead_letters(struct sink *s, double deadline, uint64_t *count
 	}
 }
 
-static void store_offsets(struct sink *s)
+static void store_offsets(struct sink *s, struct batch *b)
 {
-	if (!s->noffs)
+	if (!b->noffs)
 		return;
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(s->noffs);
-	for (int i = 0; i < s->noffs; i++)
-		rd_kafka_topic_partition_list_add(l, s->topic, s->offs[i].partition)->offset = s->offs[i].next;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(b->noffs);
+	for (int i = 0; i < b->noffs; i++)
+		rd_kafka_topic_partition_list_add(l, s->topic, b->offs[i].partition)->offset = b->offs[i].next;
 	rd_kafka_resp_err_t e = rd_kafka_offsets_store(s->consumer, l);
 	if (e) /* partitions revoked meanwhile: the new owner re-reads; rows are idempotent */
 		log_debug("sink: offsets not stored: %s", rd_kafka_err2str(e));
@@ -584,40 +598,37 @@ static void store_offsets(struct sink *s)
  * paused), dead letters delivered, then offsets stored. When stopping, gives up after the stop
  * deadline and abandons the batch (not stored, so redelivered). Returns 0 or -EIO (abandoned).
  */
-static int flush(struct sink *s)
+static int flush(struct sink *s, struct batch *b)
 {
-	if (!s->nitems)
+	if (!b->nitems)
 		return 0;
+	if (atomic_load(&s->abandoned))
+		goto abandon; /* a batch before this one was given up: its offsets must stay behind */
 	double deadline = time_mono() + STOP_DEADLINE_S;
 	long long ins = 0, dups = 0;
 	int rc = 0, attempt = 0;
-	bool paused = false;
 	double t0 = time_mono();
-	if (s->nrows && build_ident_copy(s, NULL)) {
+	if (b->nrows && build_ident_copy(s, b, NULL)) {
 		log_error("sink: out of memory building a batch");
 		goto abandon;
 	}
-	if (s->nrows) {
-		while ((rc = db_write(s, s->rows.data, s->rows.len, s->nrows, s->ident_copy.data,
-				      s->ident_copy.len, s->tmin, s->tmax, &ins, &dups)) == -EIO) {
+	if (b->nrows) {
+		while ((rc = db_write(s, b->rows.data, b->rows.len, b->nrows, b->ident_copy.data,
+				      b->ident_copy.len, b->tmin, b->tmax, &ins, &dups)) == -EIO) {
 			pthread_mutex_lock(&s->lock);
 			s->st.db_errors++;
 			pthread_mutex_unlock(&s->lock);
 			if (attempt == 0)
 				log_warn("sink: cannot write batch of %zu rows (%s); retrying with backoff, "
 					 "consumption paused",
-					 s->nrows, s->st.last_error);
-			if (!paused) {
-				set_paused(s, true);
-				paused = true;
-			}
+					 b->nrows, s->st.last_error);
 			if (!backoff(s, attempt++, deadline))
 				goto abandon;
 		}
 		if (rc == -EINVAL) {
 			log_warn("sink: the database refused a batch (%s); writing it row by row",
 				 s->st.last_error);
-			if (write_row_by_row(s, &ins, &dups, deadline))
+			if (write_row_by_row(s, b, &ins, &dups, deadline))
 				goto abandon;
 		}
 		if (attempt)
@@ -625,36 +636,34 @@ static int flush(struct sink *s)
 	}
 	log_debug("sink: batch of %zu rows (%zu bytes of COPY text) written in %.3f s: %lld new, %lld "
 		  "duplicates",
-		  s->nrows, s->rows.len, time_mono() - t0, ins, dups);
+		  b->nrows, b->rows.len, time_mono() - t0, ins, dups);
 	uint64_t dead = 0;
-	if (deliver_dead_letters(s, deadline, &dead))
+	if (deliver_dead_letters(s, b, deadline, &dead))
 		goto abandon;
-	store_offsets(s);
-	if (paused)
-		set_paused(s, false);
+	store_offsets(s, b);
 	pthread_mutex_lock(&s->lock);
 	s->st.rows_written += (uint64_t)ins;
 	s->st.duplicates += (uint64_t)dups;
 	s->st.dead_letters += dead;
 	s->st.batches++;
 	pthread_mutex_unlock(&s->lock);
-	batch_clear(s);
+	batch_clear(s, b);
 	return 0;
 abandon:
 	/* Dead letters still in flight point into this batch: purge them and serve their
 	 * reports before the batch goes away. */
 	rd_kafka_purge(s->dlq, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	rd_kafka_flush(s->dlq, 5000);
-	log_warn("sink: stopping with an unwritten batch of %zu messages; not acknowledged, so Kafka "
-		 "redelivers it",
-		 s->nitems);
-	if (paused)
-		set_paused(s, false);
-	batch_clear(s);
+	if (!atomic_load(&s->abandoned))
+		log_warn("sink: giving up an unwritten batch of %zu messages; not acknowledged, so "
+			 "Kafka redelivers it",
+			 b->nitems);
+	atomic_store(&s->abandoned, true);
+	batch_clear(s, b);
 	return -EIO;
 }
 
-static void take(struct sink *s, rd_kafka_message_t *m)
+static void take(struct sink *s, struct batch *b, rd_kafka_message_t *m)
 {
 	if (m->err) {
 		if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -664,9 +673,9 @@ static void take(struct sink *s, rd_kafka_message_t *m)
 		rd_kafka_message_destroy(m);
 		return;
 	}
-	if (s->nitems == s->capitems) {
-		size_t cap = s->capitems ? s->capitems * 2 : 1024;
-		struct item *p = realloc(s->items, cap * sizeof(*p));
+	if (b->nitems == b->capitems) {
+		size_t cap = b->capitems ? b->capitems * 2 : 1024;
+		struct item *p = realloc(b->items, cap * sizeof(*p));
 		if (!p) {
 			/* Not acknowledged: redelivered after a restart. */
 			log_error("sink: out of memory holding a batch");
@@ -674,15 +683,15 @@ static void take(struct sink *s, rd_kafka_message_t *m)
 			atomic_store(&s->stop, true);
 			return;
 		}
-		s->items = p;
-		s->capitems = cap;
+		b->items = p;
+		b->capitems = cap;
 	}
-	if (s->nitems == 0)
-		s->batch_started = time_mono();
-	struct item *it = &s->items[s->nitems++];
+	if (b->nitems == 0)
+		b->batch_started = time_mono();
+	struct item *it = &b->items[b->nitems++];
 	memset(it, 0, sizeof(*it));
 	it->m = m; /* the batch owns it now */
-	record_offset(s, m->partition, m->offset);
+	record_offset(s, b, m->partition, m->offset);
 	pthread_mutex_lock(&s->lock);
 	s->st.consumed++;
 	pthread_mutex_unlock(&s->lock);
@@ -691,25 +700,25 @@ static void take(struct sink *s, rd_kafka_message_t *m)
 				   .max_future_s = s->max_future_s};
 	struct event_row_info info;
 	char reason[256];
-	it->row_off = s->rows.len;
-	it->ident_off = s->idents.len;
-	int rc = event_row_append(m->payload, m->len, &o, &s->rows, &s->idents, &info, reason,
+	it->row_off = b->rows.len;
+	it->ident_off = b->idents.len;
+	int rc = event_row_append(m->payload, m->len, &o, &b->rows, &b->idents, &info, reason,
 				  sizeof(reason));
 	if (rc == 0) {
-		it->row_len = s->rows.len - it->row_off;
-		it->ident_len = s->idents.len - it->ident_off;
+		it->row_len = b->rows.len - it->row_off;
+		it->ident_len = b->idents.len - it->ident_off;
 		it->time = info.time;
 		char key[256];
-		row_key(s->rows.data + it->row_off, it->row_len, key, sizeof(key));
-		if (seen_add(s, key, info.time, it->ident_off, it->ident_len)) {
+		row_key(b->rows.data + it->row_off, it->row_len, key, sizeof(key));
+		if (seen_add(s, b, key, info.time, it->ident_off, it->ident_len)) {
 			log_error("sink: out of memory");
 			atomic_store(&s->stop, true);
 		}
-		if (s->nrows == 0 || info.time < s->tmin)
-			s->tmin = info.time;
-		if (s->nrows == 0 || info.time > s->tmax)
-			s->tmax = info.time;
-		s->nrows++;
+		if (b->nrows == 0 || info.time < b->tmin)
+			b->tmin = info.time;
+		if (b->nrows == 0 || info.time > b->tmax)
+			b->tmax = info.time;
+		b->nrows++;
 		return;
 	}
 	if (rc != -EINVAL)
@@ -719,6 +728,84 @@ static void take(struct sink *s, rd_kafka_message_t *m)
 		log_error("sink: out of memory");
 		atomic_store(&s->stop, true);
 	}
+}
+
+static void maintenance(struct sink *s);
+
+/* The writer thread: writes each handed-over batch, and does the partition upkeep between
+ * batches. It alone uses the database connection. */
+static void *writer_main(void *arg)
+{
+	struct sink *s = arg;
+	pthread_mutex_lock(&s->wlock);
+	for (;;) {
+		while (!s->out && !s->writer_stop) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&s->wcond, &s->wlock, &ts);
+			if (!s->out && time_mono() - s->last_maint >= s->maintenance_s) {
+				pthread_mutex_unlock(&s->wlock);
+				maintenance(s);
+				s->last_maint = time_mono();
+				pthread_mutex_lock(&s->wlock);
+			}
+		}
+		if (!s->out)
+			break; /* writer_stop and nothing left */
+		struct batch *b = s->out;
+		pthread_mutex_unlock(&s->wlock);
+		flush(s, b);
+		pthread_mutex_lock(&s->wlock);
+		s->out = NULL;
+		pthread_cond_broadcast(&s->wcond);
+	}
+	pthread_mutex_unlock(&s->wlock);
+	return NULL;
+}
+
+/* Hands the filling batch to the writer (waiting while it still writes the previous one) and
+ * starts filling the other. Consumption pauses while the writer is behind. */
+static void handoff(struct sink *s)
+{
+	if (!s->fill->nitems)
+		return;
+	double start = time_mono();
+	bool paused = false;
+	pthread_mutex_lock(&s->wlock);
+	while (s->out) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->wcond, &s->wlock, &ts);
+		if (s->out && !paused && time_mono() - start > 1.0) {
+			pthread_mutex_unlock(&s->wlock);
+			set_paused(s, true); /* the database is behind or away: stop fetching */
+			paused = true;
+			pthread_mutex_lock(&s->wlock);
+		}
+		rd_kafka_poll(s->dlq, 0);
+	}
+	s->out = s->fill;
+	s->fill = s->fill == &s->batches[0] ? &s->batches[1] : &s->batches[0];
+	pthread_cond_broadcast(&s->wcond);
+	pthread_mutex_unlock(&s->wlock);
+	if (paused)
+		set_paused(s, false);
+}
+
+/* Hands over what is filled and waits until the writer has finished all of it. */
+static void drain(struct sink *s)
+{
+	handoff(s);
+	pthread_mutex_lock(&s->wlock);
+	while (s->out)
+		pthread_cond_wait(&s->wcond, &s->wlock);
+	pthread_mutex_unlock(&s->wlock);
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -732,10 +819,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%d", i ? "," : "",
 					      (int)parts->elems[i].partition);
 		log_info("sink: assigned partitions %s of %s", parts->cnt ? list : "(none)", s->topic);
+		/* Reading starts again from the committed offsets, so what was given up is read
+		 * again: offsets may be stored again. */
+		atomic_store(&s->abandoned, false);
 		rd_kafka_assign(rk, parts);
 	} else {
 		/* Finish what we hold for these partitions before they move on. */
-		flush(s);
+		drain(s);
 		log_info("sink: partitions revoked");
 		rd_kafka_assign(rk, NULL);
 	}
@@ -814,28 +904,46 @@ static void *sink_main(void *arg)
 			log_warn("sink: %s; retrying", s->st.last_error);
 		backoff(s, attempt++, 0);
 	}
-	if (!atomic_load(&s->stop))
+	if (!atomic_load(&s->stop)) {
 		log_info("sink: connected to PostgreSQL; retention %.0f s", s->retention_s);
-	double last_maint = -1e9, last_lag = 0;
+		maintenance(s);
+		s->last_maint = time_mono();
+	}
+	/* From here on the database belongs to the writer thread. */
+	if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+		set_error(s, "cannot start the writer thread");
+		pthread_mutex_lock(&s->lock);
+		s->st.failed = true;
+		pthread_mutex_unlock(&s->lock);
+		atomic_store(&s->stop, true);
+	} else {
+		s->writer_started = true;
+	}
+	double last_lag = 0;
 	while (!atomic_load(&s->stop)) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(s->consumer, 100);
 		if (m)
-			take(s, m);
+			take(s, s->fill, m);
 		rd_kafka_poll(s->dlq, 0);
 		double now = time_mono();
-		if (s->nitems >= (size_t)s->batch_size || s->rows.len >= ROWS_FLUSH_BYTES ||
-		    (s->nitems && now - s->batch_started >= s->batch_timeout_s))
-			flush(s);
+		struct batch *b = s->fill;
+		if (b->nitems >= (size_t)s->batch_size || b->rows.len >= ROWS_FLUSH_BYTES ||
+		    (b->nitems && now - b->batch_started >= s->batch_timeout_s))
+			handoff(s);
 		if (now - last_lag >= 1.0) {
 			update_lag(s);
 			last_lag = now;
 		}
-		if (now - last_maint >= s->maintenance_s) {
-			maintenance(s);
-			last_maint = now;
-		}
 	}
-	flush(s);
+	if (s->writer_started) {
+		drain(s);
+		pthread_mutex_lock(&s->wlock);
+		s->writer_stop = true;
+		pthread_cond_broadcast(&s->wcond);
+		pthread_mutex_unlock(&s->wlock);
+		pthread_join(s->writer, NULL);
+		s->writer_started = false;
+	}
 	rd_kafka_resp_err_t e = rd_kafka_commit(s->consumer, NULL, 0);
 	if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
 		log_warn("sink: final offset commit: %s", rd_kafka_err2str(e));
@@ -859,9 +967,14 @@ int sink_create(struct sink **out, const struct sink_options *o, char *err, size
 	if (!s)
 		goto fail;
 	pthread_mutex_init(&s->lock, NULL);
-	strbuf_init(&s->rows, ROWS_MAX_BYTES);
-	strbuf_init(&s->idents, ROWS_MAX_BYTES);
-	strbuf_init(&s->ident_copy, ROWS_MAX_BYTES);
+	pthread_mutex_init(&s->wlock, NULL);
+	pthread_cond_init(&s->wcond, NULL);
+	for (int i = 0; i < 2; i++) {
+		strbuf_init(&s->batches[i].rows, ROWS_MAX_BYTES);
+		strbuf_init(&s->batches[i].idents, ROWS_MAX_BYTES);
+		strbuf_init(&s->batches[i].ident_copy, ROWS_MAX_BYTES);
+	}
+	s->fill = &s->batches[0];
 	rc = -EINVAL;
 	if (!o->brokers || !*o->brokers) {
 		snprintf(err, errlen, "the sink needs Kafka: give --brokers HOST:PORT or KAFKA_BOOTSTRAP_SERVERS");
@@ -983,12 +1096,15 @@ void sink_destroy(struct sink *s)
 	if (!s)
 		return;
 	sink_stop(s);
-	batch_clear(s);
-	free(s->items);
-	strbuf_free(&s->rows);
-	strbuf_free(&s->idents);
-	strbuf_free(&s->ident_copy);
-	free(s->seen);
+	for (int i = 0; i < 2; i++) {
+		struct batch *b = &s->batches[i];
+		batch_clear(s, b);
+		free(b->items);
+		strbuf_free(&b->rows);
+		strbuf_free(&b->idents);
+		strbuf_free(&b->ident_copy);
+		free(b->seen);
+	}
 	if (s->consumer)
 		rd_kafka_destroy(s->consumer);
 	if (s->dlq)
@@ -1000,5 +1116,7 @@ void sink_destroy(struct sink *s)
 	free(s->dlq_topic);
 	free(s->conninfo);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->wlock);
+	pthread_cond_destroy(&s->wcond);
 	free(s);
 }
