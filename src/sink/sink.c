@@ -388,6 +388,7 @@ static int db_write(struct sink *s, const char *text, size_t len, size_t nrows, 
 	time_format_rfc3339(tmax, b, sizeof(b));
 	const char *range[2] = {a, b};
 	bool staged = false;
+	double t_begin = time_mono();
 again:
 	if ((rc = exec_params(s, "BEGIN", 0, NULL, NULL, err, sizeof(err), state)) ||
 	    (rc = exec_params(s, "SELECT gpuhealth_ensure_partitions($1, $2)", 2, range, NULL, err,
@@ -417,16 +418,24 @@ again:
 		*inserted = (long long)nrows;
 		*dups = 0;
 	}
+	double t_rows = time_mono();
 	if ((rc = exec_params(s, "SELECT gpuhealth_rollup_new($1, $2)", 2, range, NULL, err,
-			      sizeof(err), state)) ||
-	    (rc = copy_in(s,
+			      sizeof(err), state)))
+		goto fail;
+	double t_roll = time_mono();
+	if ((rc = copy_in(s,
 			  "COPY gpuhealth_ident (gpu_key, " EVENT_ROW_IDENT_COLUMNS
 			  ", first_seen, last_seen) FROM STDIN",
 			  ident, ilen, err, sizeof(err), state)) ||
 	    (rc = exec_params(s, "SELECT gpuhealth_merge_gpus()", 0, NULL, NULL, err, sizeof(err),
-			      state)) ||
-	    (rc = exec_params(s, "COMMIT", 0, NULL, NULL, err, sizeof(err), state)))
+			      state)))
 		goto fail;
+	double t_gpus = time_mono();
+	if ((rc = exec_params(s, "COMMIT", 0, NULL, NULL, err, sizeof(err), state)))
+		goto fail;
+	log_debug("sink: transaction: rows %.3f s%s, rollups %.3f s, gpus %.3f s, commit %.3f s",
+		  t_rows - t_begin, staged ? " (staged)" : "", t_roll - t_rows, t_gpus - t_roll,
+		  time_mono() - t_gpus);
 	return 0;
 fail:;
 	size_t l = strlen(err);
