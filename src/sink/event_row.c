@@ -12,6 +12,7 @@
 
 #include "core/fields.h"
 #include "core/timeutil.h"
+#include "store/pgcopy.h"
 
 #define MAX_TEXT 512 /* longest identity string accepted (uuid, hostname, ...) */
 
@@ -108,8 +109,8 @@ static int opt_int(json_t *obj, const char *key, const char *where, long long *o
 	*has = false;
 	if (!v || json_is_null(v))
 		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 0) {
-		reasonf(r, rl, "%s%s must be a non-negative integer or null", where, key);
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX) {
+		reasonf(r, rl, "%s%s must be an integer from 0 to %d, or null", where, key, INT32_MAX);
 		return -EINVAL;
 	}
 	*out = (long long)json_integer_value(v);
@@ -148,11 +149,11 @@ static int check_range(const char *key, double v, char *r, size_t rl)
 	return 0;
 }
 
-/* Writes one metric value (column), or \N. */
+/* Writes one metric value (a binary COPY field), or NULL. */
 static int put_metric(struct strbuf *sb, const struct field_def *f, json_t *v, char *r, size_t rl)
 {
 	if (!v || json_is_null(v))
-		return strbuf_append(sb, "\\N", 2);
+		return pgcopy_null(sb);
 	if (!json_is_number(v)) {
 		reasonf(r, rl, "metrics.%s must be a number or null, got %s", f->key, json_type_name(v));
 		return -EINVAL;
@@ -160,11 +161,8 @@ static int put_metric(struct strbuf *sb, const struct field_def *f, json_t *v, c
 	double d = json_number_value(v);
 	if (check_range(f->key, d, r, rl))
 		return -EINVAL;
-	if (f->kind == FIELD_GAUGE) {
-		if (json_is_integer(v))
-			return strbuf_printf(sb, "%lld", (long long)json_integer_value(v));
-		return strbuf_printf(sb, "%.17g", d);
-	}
+	if (f->kind == FIELD_GAUGE)
+		return pgcopy_float8(sb, d);
 	/* counters and codes are 64-bit integers */
 	long long iv;
 	if (json_is_integer(v)) {
@@ -179,7 +177,12 @@ static int put_metric(struct strbuf *sb, const struct field_def *f, json_t *v, c
 		reasonf(r, rl, "metrics.%s = %lld: a counter cannot be negative", f->key, iv);
 		return -EINVAL;
 	}
-	return strbuf_printf(sb, "%lld", iv);
+	return pgcopy_int8(sb, iv);
+}
+
+static int put_opt_text(struct strbuf *sb, const char *s)
+{
+	return s ? pgcopy_text(sb, s, strlen(s)) : pgcopy_null(sb);
 }
 
 /* The general path: jansson builds the document; every rejection reason is written here. */
@@ -275,32 +278,27 @@ static int append_slow(const char *payload, size_t len, const struct event_row_o
 		snprintf(info->gpu_key, sizeof(info->gpu_key), "%s", uuid);
 	info->time = t;
 
-	/* time, gpu_key, uuid, mig_instance, hostname, gpu_index */
-	char ts[40];
-	time_format_rfc3339(t, ts, sizeof(ts));
-	rc = strbuf_printf(out, "%s\t", ts);
-	if (!rc)
-		rc = put_text(out, info->gpu_key);
-	if (!rc)
-		rc = strbuf_append(out, "\t", 1);
-	if (!rc)
-		rc = put_text(out, uuid);
-	if (!rc)
-		rc = has_mig ? strbuf_printf(out, "\t%lld\t", mig) : strbuf_append(out, "\t\\N\t", 4);
-	if (!rc)
-		rc = put_text(out, hostname);
-	if (!rc)
-		rc = has_index ? strbuf_printf(out, "\t%lld", index) : strbuf_append(out, "\t\\N", 3);
-	if (rc)
-		goto fail;
-
+	/* time, gpu_key, uuid, mig_instance, hostname, gpu_index, the fields, extra */
 	size_t nf;
 	const struct field_def *fields = fields_all(&nf);
+	rc = pgcopy_tuple(out, (int16_t)(EVENT_ROW_FIXED_COLUMNS + nf + 1));
+	if (!rc)
+		rc = pgcopy_timestamptz(out, t);
+	if (!rc)
+		rc = pgcopy_text(out, info->gpu_key, strlen(info->gpu_key));
+	if (!rc)
+		rc = pgcopy_text(out, uuid, strlen(uuid));
+	if (!rc)
+		rc = has_mig ? pgcopy_int4(out, (int32_t)mig) : pgcopy_null(out);
+	if (!rc)
+		rc = put_opt_text(out, hostname);
+	if (!rc)
+		rc = has_index ? pgcopy_int4(out, (int32_t)index) : pgcopy_null(out);
+	if (rc)
+		goto fail;
 	for (size_t i = 0; i < nf; i++) {
-		rc = strbuf_append(out, "\t", 1);
-		if (!rc)
-			rc = put_metric(out, &fields[i], metrics ? json_object_get(metrics, fields[i].key) : NULL,
-					r, rl);
+		rc = put_metric(out, &fields[i], metrics ? json_object_get(metrics, fields[i].key) : NULL,
+				r, rl);
 		if (rc)
 			goto fail;
 	}
@@ -320,19 +318,18 @@ static int append_slow(const char *payload, size_t len, const struct event_row_o
 				json_object_set(extra_out, k, v);
 		}
 	}
-	rc = strbuf_append(out, "\t", 1);
-	if (rc)
-		goto fail;
 	if (json_object_size(extra_out) == 0) {
-		rc = strbuf_append(out, "\\N", 2);
+		rc = pgcopy_null(out);
 	} else {
 		extra_text = json_dumps(extra_out, JSON_COMPACT | JSON_SORT_KEYS);
-		rc = extra_text ? put_text(out, extra_text) : -ENOMEM;
+		rc = extra_text ? pgcopy_jsonb(out, extra_text, strlen(extra_text)) : -ENOMEM;
 	}
+	/* the identity: gpu_key, uuid, mig_instance, mig_profile, index, hostname, model,
+	 * pci_bus_id, device, driver_version, cluster, datacenter, rack (COPY text) */
 	if (!rc)
-		rc = strbuf_append(out, "\n", 1);
-	/* the identity: uuid, mig_instance, mig_profile, index, hostname, model, pci_bus_id, device,
-	 * driver_version, cluster, datacenter, rack */
+		rc = put_text(ident, info->gpu_key);
+	if (!rc)
+		rc = strbuf_append(ident, "\t", 1);
 	if (!rc)
 		rc = put_text(ident, uuid);
 	if (!rc)
@@ -551,7 +548,7 @@ static int fint_or_null(struct scan *s, struct slice *out, long long *v)
 	*v = 0;
 	for (size_t i = 0; i < out->n; i++)
 		*v = *v * 10 + (out->p[i] - '0');
-	return 0;
+	return *v > INT32_MAX ? FAST_FALLBACK : 0;
 }
 
 static bool key_is(const struct slice *k, const char *name)
@@ -732,24 +729,26 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 	else
 		snprintf(info->gpu_key, sizeof(info->gpu_key), "%.*s", (int)ev.uuid.n, ev.uuid.p);
 	info->time = t;
-	char ts[40];
-	time_format_rfc3339(t, ts, sizeof(ts));
-	rc = strbuf_printf(out, "%s\t%s\t%.*s\t", ts, info->gpu_key, (int)ev.uuid.n, ev.uuid.p);
+	rc = pgcopy_tuple(out, (int16_t)(EVENT_ROW_FIXED_COLUMNS + nf + 1));
 	if (!rc)
-		rc = (ev.mig.set && !ev.mig.null) ? strbuf_printf(out, "%lld\t", ev.mig_v)
-						  : strbuf_append(out, "\\N\t", 3);
+		rc = pgcopy_timestamptz(out, t);
 	if (!rc)
-		rc = put_slice(out, &ev.hostname);
+		rc = pgcopy_text(out, info->gpu_key, strlen(info->gpu_key));
 	if (!rc)
-		rc = (ev.index.set && !ev.index.null) ? strbuf_printf(out, "\t%lld", ev.index_v)
-						      : strbuf_append(out, "\t\\N", 3);
+		rc = pgcopy_text(out, ev.uuid.p, ev.uuid.n);
+	if (!rc)
+		rc = (ev.mig.set && !ev.mig.null) ? pgcopy_int4(out, (int32_t)ev.mig_v) : pgcopy_null(out);
+	if (!rc)
+		rc = (ev.hostname.set && !ev.hostname.null)
+			     ? pgcopy_text(out, ev.hostname.p, ev.hostname.n)
+			     : pgcopy_null(out);
+	if (!rc)
+		rc = (ev.index.set && !ev.index.null) ? pgcopy_int4(out, (int32_t)ev.index_v)
+						      : pgcopy_null(out);
 	for (size_t i = 0; !rc && i < nf; i++) {
 		const struct slice *m = &ev.metric[i];
-		rc = strbuf_append(out, "\t", 1);
-		if (rc)
-			break;
 		if (!m->set || m->null) {
-			rc = strbuf_append(out, "\\N", 2);
+			rc = pgcopy_null(out);
 			continue;
 		}
 		char nb[40];
@@ -762,41 +761,30 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 		char why[8];
 		if (errno || !isfinite(d) || check_range(fields[i].key, d, why, sizeof(why)))
 			goto fallback;
-		if (ev.metric_int[i]) {
+		if (fields[i].kind == FIELD_GAUGE) {
+			rc = pgcopy_float8(out, d);
+		} else {
+			if (!ev.metric_int[i])
+				goto fallback; /* a fractional counter: the general path explains */
 			errno = 0;
 			long long iv = strtoll(nb, NULL, 10);
-			if (errno || (fields[i].kind != FIELD_GAUGE && iv < 0))
+			if (errno || iv < 0)
 				goto fallback;
-			rc = strbuf_printf(out, "%lld", iv);
-		} else {
-			if (fields[i].kind != FIELD_GAUGE)
-				goto fallback; /* a fractional counter: the general path explains */
-			rc = strbuf_printf(out, "%.17g", d);
+			rc = pgcopy_int8(out, iv);
 		}
 	}
 	if (rc)
 		goto fail;
-	rc = strbuf_append(out, "\t", 1);
-	if (!rc) {
+	{
 		/* extra as written; "{}" and null are both no extra */
 		struct scan e = {ev.extra.p, ev.extra.p + ev.extra.n};
 		bool empty = !ev.extra.set || ev.extra.null || (eat(&e, '{') && eat(&e, '}'));
-		if (empty) {
-			rc = strbuf_append(out, "\\N", 2);
-		} else {
-			for (size_t i = 0; !rc && i < ev.extra.n; i++) {
-				char c = ev.extra.p[i];
-				if (c == '\\')
-					rc = strbuf_append(out, "\\\\", 2);
-				else if (c == '\n' || c == '\r' || c == '\t')
-					rc = strbuf_append(out, " ", 1); /* whitespace between tokens */
-				else
-					rc = strbuf_append(out, &c, 1);
-			}
-		}
+		rc = empty ? pgcopy_null(out) : pgcopy_jsonb(out, ev.extra.p, ev.extra.n);
 	}
 	if (!rc)
-		rc = strbuf_append(out, "\n", 1);
+		rc = strbuf_append(ident, info->gpu_key, strlen(info->gpu_key));
+	if (!rc)
+		rc = strbuf_append(ident, "\t", 1);
 	if (!rc)
 		rc = strbuf_append(ident, ev.uuid.p, ev.uuid.n);
 	if (!rc)

@@ -22,19 +22,24 @@ struct event_row_info {
 	char gpu_key[192]; /* uuid, or uuid/mig_instance */
 };
 
+/* The columns before the known fields: time, gpu_key, uuid, mig_instance, hostname, gpu_index;
+ * after the fields comes extra. */
+#define EVENT_ROW_FIXED_COLUMNS 6
+
 /* "(time, gpu_key, ...)": the gpu_metrics columns in the order event_row_append writes them
- * (for COPY gpu_metrics or COPY gpuhealth_stage). */
+ * (for COPY gpu_metrics or COPY gpuhealth_stage ... (FORMAT binary)). */
 const char *event_row_columns(void);
 
-/* The identity text event_row_append writes to ident: these columns of gpuhealth_ident, after
- * gpu_key and before first_seen/last_seen, tab-separated, COPY-escaped, no newline. */
+/* The identity text event_row_append writes to ident: these columns of gpuhealth_ident (before
+ * first_seen/last_seen), tab-separated, COPY-escaped text format, no newline. */
 #define EVENT_ROW_IDENT_COLUMNS                                                                  \
-	"uuid, mig_instance, mig_profile, gpu_index, hostname, model, pci_bus_id, device, "      \
-	"driver_version, cluster, datacenter, rack"
+	"gpu_key, uuid, mig_instance, mig_profile, gpu_index, hostname, model, pci_bus_id, "     \
+	"device, driver_version, cluster, datacenter, rack"
 
 /*
- * Validates payload (len bytes, not NUL-terminated), appends one COPY text line to out and the
- * GPU's identity (EVENT_ROW_IDENT_COLUMNS) to ident.
+ * Validates payload (len bytes, not NUL-terminated), appends one tuple of PostgreSQL's binary
+ * COPY format (see store/pgcopy.h) to out and the GPU's identity (EVENT_ROW_IDENT_COLUMNS) to
+ * ident.
  * Returns 0; -EINVAL with a reason naming the field and the problem (out unchanged); or
  * -ENOSPC/-ENOMEM when out cannot grow.
  */

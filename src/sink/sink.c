@@ -17,6 +17,7 @@
 #include "core/timeutil.h"
 #include "sink/event_row.h"
 #include "store/pg.h"
+#include "store/pgcopy.h"
 
 #define ROWS_MAX_BYTES (256u << 20)     /* hard bound of one batch's COPY text */
 #define ROWS_FLUSH_BYTES (64u << 20)    /* flush early past this */
@@ -223,42 +224,37 @@ static int seen_add(struct sink *s, struct batch *b, const char *key, double t, 
 	return 0;
 }
 
-/* The COPY-escaped gpu_key of a row: its second column. */
-static void row_key(const char *row, size_t len, char *key, size_t keylen)
+/* The COPY-escaped gpu_key of an identity text: its first column. */
+static void ident_key(const char *ident, size_t len, char *key, size_t keylen)
 {
-	const char *p = memchr(row, '\t', len);
-	const char *q = p ? memchr(p + 1, '\t', len - (size_t)(p + 1 - row)) : NULL;
-	size_t n = q ? (size_t)(q - p - 1) : 0;
+	const char *tab = memchr(ident, '\t', len);
+	size_t n = tab ? (size_t)(tab - ident) : len;
 	if (n >= keylen)
 		n = keylen - 1;
-	memcpy(key, p ? p + 1 : "", n);
+	memcpy(key, ident, n);
 	key[n] = '\0';
 }
 
-static int ident_line(struct strbuf *out, const char *key, const char *ident, size_t len,
-		      double first, double last)
+static int ident_line(struct strbuf *out, const char *ident, size_t len, double first, double last)
 {
 	char a[40], b[40];
 	time_format_rfc3339(first, a, sizeof(a));
 	time_format_rfc3339(last, b, sizeof(b));
-	return strbuf_printf(out, "%s\t%.*s\t%s\t%s\n", key, (int)len, ident, a, b);
+	return strbuf_printf(out, "%.*s\t%s\t%s\n", (int)len, ident, a, b);
 }
 
 /* The gpuhealth_ident COPY text: one line per GPU of the batch, or of one row. */
 static int build_ident_copy(struct sink *s, struct batch *b, const struct item *only)
 {
 	strbuf_reset(&b->ident_copy);
-	if (only) {
-		char key[256];
-		row_key(b->rows.data + only->row_off, only->row_len, key, sizeof(key));
-		return ident_line(&b->ident_copy, key, b->idents.data + only->ident_off, only->ident_len,
+	if (only)
+		return ident_line(&b->ident_copy, b->idents.data + only->ident_off, only->ident_len,
 				  only->time, only->time);
-	}
 	int rc = 0;
 	for (size_t i = 0; !rc && i < b->seen_cap; i++) {
 		const struct gpu_seen *g = &b->seen[i];
 		if (g->key)
-			rc = ident_line(&b->ident_copy, g->key, b->idents.data + g->ident_off, g->ident_len,
+			rc = ident_line(&b->ident_copy, b->idents.data + g->ident_off, g->ident_len,
 					g->first, g->last);
 	}
 	return rc;
@@ -325,8 +321,8 @@ static int run(struct sink *s, PGresult *r, char *err, size_t errlen, char state
 }
 
 /* COPY ... FROM STDIN of text. Returns 0, -EINVAL (data refused) or -EIO. */
-static int copy_in(struct sink *s, const char *sql, const char *text, size_t len, char *err,
-		   size_t errlen, char state[6])
+static int copy_in(struct sink *s, const char *sql, bool binary, const char *text, size_t len,
+		   char *err, size_t errlen, char state[6])
 {
 	PGresult *r = PQexec(s->db, sql);
 	int rc = 0;
@@ -336,6 +332,10 @@ static int copy_in(struct sink *s, const char *sql, const char *text, size_t len
 		return rc ? rc : -EIO;
 	}
 	PQclear(r);
+	if (binary && PQputCopyData(s->db, pgcopy_header, PGCOPY_HEADER_LEN) != 1) {
+		snprintf(err, errlen, "COPY: %s", PQerrorMessage(s->db));
+		return -EIO;
+	}
 	for (size_t off = 0; off < len;) {
 		size_t n = len - off > (1u << 20) ? (1u << 20) : len - off;
 		if (PQputCopyData(s->db, text + off, (int)n) != 1) {
@@ -343,6 +343,10 @@ static int copy_in(struct sink *s, const char *sql, const char *text, size_t len
 			return -EIO;
 		}
 		off += n;
+	}
+	if (binary && PQputCopyData(s->db, pgcopy_trailer, sizeof(pgcopy_trailer)) != 1) {
+		snprintf(err, errlen, "COPY: %s", PQerrorMessage(s->db));
+		return -EIO;
 	}
 	if (PQputCopyEnd(s->db, NULL) != 1) {
 		snprintf(err, errlen, "COPY end: %s", PQerrorMessage(s->db));
@@ -394,9 +398,9 @@ again:
 	    (rc = exec_params(s, "SELECT gpuhealth_ensure_partitions($1, $2)", 2, range, NULL, err,
 			      sizeof(err), state)))
 		goto fail;
-	snprintf(sql, sizeof(sql), "COPY %s %s FROM STDIN", staged ? "gpuhealth_stage" : "gpu_metrics",
-		 event_row_columns());
-	rc = copy_in(s, sql, text, len, err, sizeof(err), state);
+	snprintf(sql, sizeof(sql), "COPY %s %s FROM STDIN (FORMAT binary)",
+		 staged ? "gpuhealth_stage" : "gpu_metrics", event_row_columns());
+	rc = copy_in(s, sql, true, text, len, err, sizeof(err), state);
 	if (rc && !staged && strcmp(state, "23505") == 0) {
 		/* a row is already there: this batch (or part of it) was delivered before */
 		char ignore[128], st2[6];
@@ -424,9 +428,9 @@ again:
 		goto fail;
 	double t_roll = time_mono();
 	if ((rc = copy_in(s,
-			  "COPY gpuhealth_ident (gpu_key, " EVENT_ROW_IDENT_COLUMNS
+			  "COPY gpuhealth_ident (" EVENT_ROW_IDENT_COLUMNS
 			  ", first_seen, last_seen) FROM STDIN",
-			  ident, ilen, err, sizeof(err), state)) ||
+			  false, ident, ilen, err, sizeof(err), state)) ||
 	    (rc = exec_params(s, "SELECT gpuhealth_merge_gpus()", 0, NULL, NULL, err, sizeof(err),
 			      state)))
 		goto fail;
@@ -643,7 +647,7 @@ static int flush(struct sink *s, struct batch *b)
 		if (attempt)
 			log_info("sink: database back after %d attempts", attempt);
 	}
-	log_debug("sink: batch of %zu rows (%zu bytes of COPY text) written in %.3f s: %lld new, %lld "
+	log_debug("sink: batch of %zu rows (%zu bytes of binary COPY) written in %.3f s: %lld new, %lld "
 		  "duplicates",
 		  b->nrows, b->rows.len, time_mono() - t0, ins, dups);
 	uint64_t dead = 0;
@@ -718,7 +722,7 @@ static void take(struct sink *s, struct batch *b, rd_kafka_message_t *m)
 		it->ident_len = b->idents.len - it->ident_off;
 		it->time = info.time;
 		char key[256];
-		row_key(b->rows.data + it->row_off, it->row_len, key, sizeof(key));
+		ident_key(b->idents.data + it->ident_off, it->ident_len, key, sizeof(key));
 		if (seen_add(s, b, key, info.time, it->ident_off, it->ident_len)) {
 			log_error("sink: out of memory");
 			atomic_store(&s->stop, true);

@@ -32,7 +32,7 @@ static struct event_row_opts opts(void)
 	return o;
 }
 
-/* Splits a COPY line into its columns (in place). */
+/* Splits a COPY text line into its columns (in place). */
 static int split(char *line, char **cols, int max)
 {
 	int n = 0;
@@ -46,6 +46,67 @@ static int split(char *line, char **cols, int max)
 	if (nl)
 		*nl = '\0';
 	return n;
+}
+
+/* One field of a binary COPY tuple: len -1 is NULL. */
+struct fld {
+	int32_t len;
+	const unsigned char *p;
+};
+
+static uint32_t rd32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t rd64(const unsigned char *p) { return (uint64_t)rd32(p) << 32 | rd32(p + 4); }
+
+/* Decodes one tuple; returns its field count and checks it used exactly len bytes. */
+static int decode(const char *buf, size_t len, struct fld *f, int max)
+{
+	const unsigned char *p = (const unsigned char *)buf, *end = p + len;
+	assert_true(len >= 2);
+	int n = (p[0] << 8) | p[1];
+	p += 2;
+	assert_true(n <= max);
+	for (int i = 0; i < n; i++) {
+		assert_true(p + 4 <= end);
+		f[i].len = (int32_t)rd32(p);
+		p += 4;
+		f[i].p = p;
+		if (f[i].len > 0)
+			p += f[i].len;
+		assert_true(p <= end);
+	}
+	assert_true(p == end);
+	return n;
+}
+
+static int64_t f_int8(const struct fld *f)
+{
+	assert_int_equal(f->len, 8);
+	return (int64_t)rd64(f->p);
+}
+
+static int32_t f_int4(const struct fld *f)
+{
+	assert_int_equal(f->len, 4);
+	return (int32_t)rd32(f->p);
+}
+
+static double f_float8(const struct fld *f)
+{
+	assert_int_equal(f->len, 8);
+	uint64_t bits = rd64(f->p);
+	double d;
+	memcpy(&d, &bits, sizeof(d));
+	return d;
+}
+
+static void f_text(const struct fld *f, const char *want)
+{
+	assert_int_equal(f->len, (int32_t)strlen(want));
+	assert_memory_equal(f->p, want, strlen(want));
 }
 
 static int col_of(const char *key)
@@ -70,41 +131,47 @@ static void test_good_event(void **state)
 	assert_true(info.time > o.now - 300);
 	size_t nf;
 	fields_all(&nf);
-	char *cols[128];
-	char *line = strdup(sb.data);
-	int n = split(line, cols, 128);
+	struct fld f[128];
+	int n = decode(sb.data, sb.len, f, 128);
 	assert_int_equal(n, 6 + (int)nf + 1);
-	assert_string_equal(cols[0], "2026-11-28T12:00:10.250Z");
-	assert_string_equal(cols[1], "GPU-abc/2");
-	assert_string_equal(cols[2], "GPU-abc");
-	assert_string_equal(cols[3], "2");
-	assert_string_equal(cols[4], "node\\t7"); /* COPY-escaped tab */
-	assert_string_equal(cols[5], "3");
-	assert_string_equal(cols[col_of("gpu_temp")], "65");
-	assert_string_equal(cols[col_of("power_usage")], "301.25");
-	assert_string_equal(cols[col_of("memory_temp")], "\\N");
-	assert_string_equal(cols[col_of("sm_clock")], "\\N"); /* absent */
-	assert_string_equal(cols[col_of("total_energy")], "9223372036854775791");
-	/* unknown metric kept in extra, with the original extra */
-	assert_non_null(strstr(cols[6 + nf], "\"future_field\":7"));
-	assert_non_null(strstr(cols[6 + nf], "DCGM_FI_DEV_VGPU_LICENSE_STATUS"));
-	/* identity: uuid, mig_instance, mig_profile, index, hostname, model, pci, device, driver,
-	 * cluster, datacenter, rack */
+	double t;
+	assert_int_equal(time_parse_rfc3339("2026-11-28T12:00:10.250Z", &t), 0);
+	assert_int_equal(f_int8(&f[0]), (int64_t)((t - 946684800.0) * 1e6 + 0.5)); /* us since 2000 */
+	f_text(&f[1], "GPU-abc/2");
+	f_text(&f[2], "GPU-abc");
+	assert_int_equal(f_int4(&f[3]), 2);
+	f_text(&f[4], "node\t7"); /* binary: no escaping */
+	assert_int_equal(f_int4(&f[5]), 3);
+	assert_true(f_float8(&f[col_of("gpu_temp")]) == 65.0);
+	assert_true(f_float8(&f[col_of("power_usage")]) == 301.25);
+	assert_int_equal(f[col_of("memory_temp")].len, -1);
+	assert_int_equal(f[col_of("sm_clock")].len, -1); /* absent */
+	assert_int_equal(f_int8(&f[col_of("total_energy")]), INT64_C(9223372036854775791));
+	/* extra: jsonb version 1, the unknown metric kept with the original extra */
+	const struct fld *ex = &f[6 + nf];
+	assert_true(ex->len > 1);
+	assert_int_equal(ex->p[0], 1);
+	char *extra = strndup((const char *)ex->p + 1, (size_t)ex->len - 1);
+	assert_non_null(strstr(extra, "\"future_field\":7"));
+	assert_non_null(strstr(extra, "DCGM_FI_DEV_VGPU_LICENSE_STATUS"));
+	free(extra);
+	/* identity: gpu_key, uuid, mig_instance, mig_profile, index, hostname, model, pci, device,
+	 * driver, cluster, datacenter, rack */
 	char *icols[16];
 	char *iline = strdup(id.data);
-	assert_int_equal(split(iline, icols, 16), 12);
-	assert_string_equal(icols[0], "GPU-abc");
-	assert_string_equal(icols[1], "2");
-	assert_string_equal(icols[2], "1g.10gb");
-	assert_string_equal(icols[3], "3");
-	assert_string_equal(icols[4], "node\\t7");
-	assert_string_equal(icols[5], "NVIDIA H100");
-	assert_string_equal(icols[9], "c1");
-	assert_string_equal(icols[10], "\\N");
-	assert_string_equal(icols[11], "r\\\\1"); /* COPY-escaped backslash */
+	assert_int_equal(split(iline, icols, 16), 13);
+	assert_string_equal(icols[0], "GPU-abc/2");
+	assert_string_equal(icols[1], "GPU-abc");
+	assert_string_equal(icols[2], "2");
+	assert_string_equal(icols[3], "1g.10gb");
+	assert_string_equal(icols[4], "3");
+	assert_string_equal(icols[5], "node\\t7"); /* COPY text: escaped tab */
+	assert_string_equal(icols[6], "NVIDIA H100");
+	assert_string_equal(icols[10], "c1");
+	assert_string_equal(icols[11], "\\N");
+	assert_string_equal(icols[12], "r\\\\1"); /* COPY text: escaped backslash */
 	free(iline);
 	strbuf_free(&id);
-	free(line);
 	/* The column list names as many columns as the row has. */
 	const char *sql = event_row_columns();
 	int commas = 0;
@@ -212,22 +279,7 @@ static void test_time_parsing(void **state)
 }
 
 
-/* Unescapes a COPY text field in place. */
-static void copy_unescape(char *s)
-{
-	char *o = s;
-	for (char *p = s; *p; p++) {
-		if (*p == '\\' && p[1]) {
-			p++;
-			*o++ = *p == 't' ? '\t' : *p == 'n' ? '\n' : *p == 'r' ? '\r' : *p;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = '\0';
-}
-
-/* Both paths must write the same row: every column byte for byte, extra as equal JSON. */
+/* Both paths must write the same tuple: every field byte for byte, extra as equal JSON. */
 static void same_row(const char *ev)
 {
 	struct strbuf a, b, ida, idb;
@@ -249,30 +301,28 @@ static void same_row(const char *ev)
 	}
 	assert_string_equal(ia.gpu_key, ib.gpu_key);
 	assert_string_equal(ida.data, idb.data);
-	char *ca[128], *cb[128];
-	int na = split(a.data, ca, 128), nb = split(b.data, cb, 128);
+	struct fld fa[128], fb[128];
+	int na = decode(a.data, a.len, fa, 128), nb = decode(b.data, b.len, fb, 128);
 	assert_int_equal(na, nb);
 	size_t nf;
 	fields_all(&nf);
 	for (int i = 0; i < na; i++) {
-		if (i == 6 + (int)nf) { /* extra */
-			if (strcmp(ca[i], "\\N") == 0 || strcmp(cb[i], "\\N") == 0) {
-				assert_string_equal(ca[i], cb[i]);
-				continue;
-			}
-			copy_unescape(ca[i]);
-			copy_unescape(cb[i]);
-			json_t *ja = json_loads(ca[i], 0, NULL), *jb = json_loads(cb[i], 0, NULL);
+		if (i == 6 + (int)nf && fa[i].len > 0 && fb[i].len > 0) { /* extra: equal JSON */
+			char *sa = strndup((const char *)fa[i].p + 1, (size_t)fa[i].len - 1);
+			char *sbj = strndup((const char *)fb[i].p + 1, (size_t)fb[i].len - 1);
+			json_t *ja = json_loads(sa, 0, NULL), *jb = json_loads(sbj, 0, NULL);
 			assert_non_null(ja);
 			assert_non_null(jb);
 			if (!json_equal(ja, jb))
-				fail_msg("extra differs: %s vs %s", ca[i], cb[i]);
+				fail_msg("extra differs: %s vs %s", sa, sbj);
 			json_decref(ja);
 			json_decref(jb);
+			free(sa);
+			free(sbj);
 			continue;
 		}
-		if (strcmp(ca[i], cb[i]) != 0)
-			fail_msg("column %d differs: '%s' (fast) vs '%s' (general) for %s", i, ca[i], cb[i], ev);
+		if (fa[i].len != fb[i].len || (fa[i].len > 0 && memcmp(fa[i].p, fb[i].p, (size_t)fa[i].len)))
+			fail_msg("field %d differs between the fast and the general path for %s", i, ev);
 	}
 out:
 	strbuf_free(&a);
