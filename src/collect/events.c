@@ -1,5 +1,7 @@
 #include "collect/events.h"
 
+#include "core/fields.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <locale.h>
@@ -16,58 +18,6 @@
 /* Longest identity label value kept (decoded), with its NUL. */
 #define LABEL_TEXT_MAX 1024
 
-/* The known fields of event v1, by full DCGM name. */
-#define K(dcgm, key) {dcgm, sizeof(dcgm) - 1, key}
-static const struct known {
-	const char *dcgm;
-	size_t len;
-	const char *key;
-} known_fields[] = {
-	K("DCGM_FI_DEV_SM_CLOCK", "sm_clock"),
-	K("DCGM_FI_DEV_MEM_CLOCK", "mem_clock"),
-	K("DCGM_FI_DEV_GPU_TEMP", "gpu_temp"),
-	K("DCGM_FI_DEV_MEMORY_TEMP", "memory_temp"),
-	K("DCGM_FI_DEV_POWER_USAGE", "power_usage"),
-	K("DCGM_FI_DEV_POWER_MGMT_LIMIT", "power_limit"),
-	K("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "total_energy"),
-	K("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "pcie_replay"),
-	K("DCGM_FI_DEV_GPU_UTIL", "gpu_util"),
-	K("DCGM_FI_DEV_MEM_COPY_UTIL", "mem_copy_util"),
-	K("DCGM_FI_DEV_ENC_UTIL", "enc_util"),
-	K("DCGM_FI_DEV_DEC_UTIL", "dec_util"),
-	K("DCGM_FI_DEV_XID_ERRORS", "xid"),
-	K("DCGM_FI_DEV_FB_FREE", "fb_free"),
-	K("DCGM_FI_DEV_FB_USED", "fb_used"),
-	K("DCGM_FI_DEV_FB_RESERVED", "fb_reserved"),
-	K("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "ecc_sbe_volatile"),
-	K("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "ecc_dbe_volatile"),
-	K("DCGM_FI_DEV_ECC_SBE_AGG_TOTAL", "ecc_sbe_aggregate"),
-	K("DCGM_FI_DEV_ECC_DBE_AGG_TOTAL", "ecc_dbe_aggregate"),
-	K("DCGM_FI_DEV_RETIRED_SBE", "retired_pages_sbe"),
-	K("DCGM_FI_DEV_RETIRED_DBE", "retired_pages_dbe"),
-	K("DCGM_FI_DEV_RETIRED_PENDING", "retired_pages_pending"),
-	K("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "uncorrectable_remapped_rows"),
-	K("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "correctable_remapped_rows"),
-	K("DCGM_FI_DEV_ROW_REMAP_FAILURE", "row_remap_failure"),
-	K("DCGM_FI_DEV_ROW_REMAP_PENDING", "row_remap_pending"),
-	K("DCGM_FI_DEV_CLOCKS_EVENT_REASONS", "clocks_event_reasons"),
-	K("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "clocks_event_reasons"),
-	K("DCGM_FI_DEV_POWER_VIOLATION", "power_violation"),
-	K("DCGM_FI_DEV_THERMAL_VIOLATION", "thermal_violation"),
-	K("DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL", "nvlink_crc_flit_errors"),
-	K("DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL", "nvlink_crc_data_errors"),
-	K("DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", "nvlink_bandwidth_total"),
-	K("DCGM_FI_DEV_SLOWDOWN_TEMP", "slowdown_temp"),
-	K("DCGM_FI_DEV_SHUTDOWN_TEMP", "shutdown_temp"),
-	K("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gr_engine_active"),
-	K("DCGM_FI_PROF_SM_ACTIVE", "sm_active"),
-	K("DCGM_FI_PROF_SM_OCCUPANCY", "sm_occupancy"),
-	K("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "tensor_active"),
-	K("DCGM_FI_PROF_DRAM_ACTIVE", "dram_active"),
-	K("DCGM_FI_PROF_PCIE_TX_BYTES", "pcie_tx_bytes"),
-	K("DCGM_FI_PROF_PCIE_RX_BYTES", "pcie_rx_bytes"),
-};
-#define N_KNOWN (sizeof(known_fields) / sizeof(known_fields[0]))
 
 /* The labels that name a GPU, in one table: where each goes in the event. */
 enum ident {
@@ -445,16 +395,6 @@ static json_t *value_json(struct events *ev, const struct prom_value *v)
 	return json_real(v->d);
 }
 
-static const struct known *find_known(struct prom_slice name)
-{
-	for (size_t i = 0; i < N_KNOWN; i++) {
-		const char *k = known_fields[i].dcgm;
-		if (known_fields[i].len == name.len && memcmp(k, name.ptr, name.len) == 0)
-			return &known_fields[i];
-	}
-	return NULL;
-}
-
 int events_add(struct events *ev, const struct prom_sample *s)
 {
 	const struct prom_label *id[ID_N] = {NULL};
@@ -462,7 +402,7 @@ int events_add(struct events *ev, const struct prom_sample *s)
 	struct gpu_event *g = NULL;
 	char key[EVENTS_KEY_MAX];
 	size_t keylen = 0, idlen;
-	const struct known *kf;
+	const struct field_def *kf; /* a known field of event v1 (core/fields), or NULL */
 	json_t *val, *obj;
 	int rc = 0;
 
@@ -532,7 +472,7 @@ int events_add(struct events *ev, const struct prom_sample *s)
 	if (rc)
 		goto out;
 
-	kf = find_known(s->name);
+	kf = fields_by_dcgm(s->name.ptr, s->name.len);
 	obj = kf ? g->metrics : g->extra;
 	if (kf ? json_object_get(obj, kf->key) != NULL
 	       : json_object_getn(obj, s->name.ptr, s->name.len) != NULL) {
