@@ -175,3 +175,10 @@ kafka_restart_same() {
     >>"$GH_KAFKA_DIR/broker.log" 2>&1 &
   GH_KAFKA_PID=$!
 }
+
+# Stops what is running and removes the scratch directory (logs included).
+services_stop() {
+  kafka_stop
+  pg_stop
+  case "$GH_SVC_DIR" in /tmp/gpuhealth-services.*) rm -rf "$GH_SVC_DIR" ;; esac
+}

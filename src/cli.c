@@ -17,7 +17,8 @@
 /* The one table: --help, the man page test and the config file all follow it. */
 static const struct config_option options[] = {
 	/* simulation and exporter */
-	{"gpus", 0, "MOCK_GPUS", CONFIG_INT, "8", "N", "simulated GPUs", M_SIM, 1, 65536, NULL, 0},
+	{"gpus", 0, "MOCK_GPUS", CONFIG_INT, "8", "N",
+	 "simulated GPUs (at most 1024: what one collector scrape takes)", M_SIM, 1, 1024, NULL, 0},
 	{"model", 0, "MOCK_MODEL", CONFIG_STR, "A100-SXM4-80GB", "NAME",
 	 "GPU model: A100-SXM4-80GB, H100-SXM5-80GB, H200", M_SIM, NORANGE, NULL, 0},
 	{"seed", 0, "MOCK_SEED", CONFIG_INT, "1", "N", "seed of the deterministic simulation", M_SIM, 0,
@@ -277,6 +278,17 @@ enum cli_action cli_load(int argc, char **argv, const char *(*getenv_fn)(const c
 		act = CLI_SHOW_VERSION;
 		goto done;
 	}
+	/* "gpuhealth --log-level debug sink": the command must come first. */
+	if (!explicit_mode && config_positional_count(cfg) > 0) {
+		enum cli_mode m;
+		const char *word = config_positional(cfg, 0);
+		if (find_mode(word, &m) == 0 || strcmp(word, "--daemon") == 0) {
+			snprintf(err, errlen,
+				 "the command '%s' must come before its options: 'gpuhealth %s [OPTIONS]'",
+				 word, word);
+			goto out;
+		}
+	}
 	if (!explicit_mode && !stdout_is_tty) {
 		snprintf(err, errlen,
 			 "standard output is not a terminal, so the console cannot start; "
@@ -289,10 +301,8 @@ enum cli_action cli_load(int argc, char **argv, const char *(*getenv_fn)(const c
 	const char *file = config_str(cfg, "config");
 	if (file) {
 		rc = config_load_file(cfg, file, err, errlen);
-		if (rc) {
-			act = rc == -EINVAL ? CLI_USAGE_ERROR : CLI_FAILURE;
+		if (rc) /* a file the user named that is missing or wrong: bad usage */
 			goto out;
-		}
 	}
 	enum log_level lvl;
 	const char *level = config_str(cfg, "log-level");

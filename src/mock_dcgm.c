@@ -12,16 +12,9 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "exporter/exporter.h"
+#include "core/signals.h"
 #include "sim/inject.h"
 #include "sim/sim.h"
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_requested = 1;
-}
 
 static double mono_s(void)
 {
@@ -38,19 +31,22 @@ int mock_dcgm_run(struct config *cfg)
 	struct exporter *ex = NULL;
 	char err[1024] = "";
 
+	char who[96];
 	const char *model_arg = config_str(cfg, "model");
 	const struct sim_model *model = sim_model_find(model_arg);
 	if (!model) {
-		fprintf(stderr, "gpuhealth: --model '%s' is not a known GPU model; use one of: %s\n",
+		config_describe(cfg, "model", who, sizeof(who));
+		fprintf(stderr, "gpuhealth: %s '%s' is not a known GPU model; use one of: %s\n", who,
 			model_arg ? model_arg : "", sim_model_names());
 		goto out;
 	}
 	const char *host_label = config_str(cfg, "host-label");
 	if (strcmp(host_label, "hostname") != 0 && strcmp(host_label, "Hostname") != 0) {
+		config_describe(cfg, "host-label", who, sizeof(who));
 		fprintf(stderr,
-			"gpuhealth: --host-label '%s': use 'hostname' (current dcgm-exporter) or "
+			"gpuhealth: %s '%s': use 'hostname' (current dcgm-exporter) or "
 			"'Hostname' (releases before 2026-05)\n",
-			host_label);
+			who, host_label);
 		goto out;
 	}
 	unsigned n_gpus = (unsigned)config_int(cfg, "gpus");
@@ -66,7 +62,11 @@ int mock_dcgm_run(struct config *cfg)
 	for (size_t i = 0; i < n_faults; i++)
 		if (inject_parse(config_list_at(cfg, "inject", i), n_gpus, &faults[i], err,
 				 sizeof(err)) != 0) {
-			fprintf(stderr, "gpuhealth: %s\n", err);
+			config_describe(cfg, "inject", who, sizeof(who));
+			if (strcmp(who, "--inject") == 0)
+				fprintf(stderr, "gpuhealth: %s\n", err);
+			else /* say where the spec came from: the environment or the config file */
+				fprintf(stderr, "gpuhealth: %s: %s\n", who, err);
 			goto out;
 		}
 	char hostname[256] = "";
@@ -102,20 +102,20 @@ int mock_dcgm_run(struct config *cfg)
 	};
 	rc = exporter_create(&ex, sim, &ep, err, sizeof(err));
 	sim = NULL; /* owned by the exporter, even on failure */
+	config_describe(cfg, "listen", who, sizeof(who));
+	bool listen_flag = strcmp(who, "--listen") == 0;
 	if (rc) {
-		fprintf(stderr, "gpuhealth: %s\n", err);
+		fprintf(stderr, "gpuhealth: %s%s%s\n", listen_flag ? "" : who, listen_flag ? "" : ": ",
+			err);
 		goto out;
 	}
 
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	signals_install(); /* SIGINT/SIGTERM stop; SIGHUP has nothing to reload here */
 
 	rc = exporter_start(ex, err, sizeof(err));
 	if (rc) {
-		fprintf(stderr, "gpuhealth: %s\n", err);
+		fprintf(stderr, "gpuhealth: %s%s%s\n", listen_flag ? "" : who, listen_flag ? "" : ": ",
+			err);
 		if (rc == -EINVAL) /* --listen not understood: bad usage */
 			status = CLI_EXIT_USAGE;
 		goto out;
@@ -127,12 +127,23 @@ int mock_dcgm_run(struct config *cfg)
 
 	bool timed = config_is_set(cfg, "duration");
 	double until = mono_s() + (timed ? config_double(cfg, "duration") : 0);
-	while (!stop_requested && (!timed || mono_s() < until)) {
+	double every = config_double(cfg, "stats-interval"), last = mono_s();
+	struct exporter_stats st;
+	while (!signals_stop_requested() && (!timed || mono_s() < until)) {
 		struct timespec nap = {0, 50 * 1000 * 1000};
 		nanosleep(&nap, NULL);
+		signals_take_hup(); /* nothing to re-read */
+		if (every > 0 && mono_s() - last >= every) {
+			exporter_get_stats(ex, &st);
+			log_info("mock-dcgm: simulated time %.0f s, %llu snapshots (last %.1f ms, %zu bytes, "
+				 "%zu gzip); %llu requests (%llu /metrics, %llu gzip)",
+				 st.sim_time, (unsigned long long)st.renders, st.last_render_ms, st.body_bytes,
+				 st.gzip_bytes, (unsigned long long)st.requests,
+				 (unsigned long long)st.metrics, (unsigned long long)st.gzip);
+			last = mono_s();
+		}
 	}
 	exporter_stop(ex);
-	struct exporter_stats st;
 	exporter_get_stats(ex, &st);
 	log_info("mock-dcgm: stopped at simulated time %.0f s after %llu snapshots; %llu requests "
 		 "(%llu /metrics, %llu gzip, %llu not found, %llu not allowed)",

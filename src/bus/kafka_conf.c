@@ -3,6 +3,18 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/log.h"
+
+/* librdkafka's own log lines go through gpuhealth's log, with its levels (syslog 0..7). */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	enum log_level l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+	/* brokers going down is reported once through error callbacks; keep the rest quiet */
+	if (l == LOG_ERROR && (strcmp(fac, "FAIL") == 0 || strcmp(fac, "ERROR") == 0))
+		l = LOG_DEBUG;
+	log_msg(l, "kafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
 static int set(rd_kafka_conf_t *conf, const char *key, const char *val, char *err, size_t errlen)
 {
 	char why[512];
@@ -25,6 +37,7 @@ rd_kafka_conf_t *kafka_conf_new(enum kafka_role role, const char *brokers, const
 		goto fail;
 	if (set(conf, "client.id", "gpuhealth", err, errlen))
 		goto fail;
+	rd_kafka_conf_set_log_cb(conf, log_cb);
 	if (role == KAFKA_PRODUCER) {
 		if (set(conf, "enable.idempotence", "true", err, errlen) ||
 		    set(conf, "acks", "all", err, errlen))

@@ -110,8 +110,8 @@ static int convert(const struct config_option *o, enum config_source src, const 
 		errno = 0;
 		long long x = strtoll(text, &end, 10);
 		if (errno || end == text || *end != '\0') {
-			errf(err, errlen, "%s: '%s' is not a whole number (e.g. %s %s)", who, text, who,
-			     o->def ? o->def : "1");
+			errf(err, errlen, "%s: '%s' is not a whole number (e.g. %s%s%s)", who, text, who,
+			     src == CONFIG_SRC_ENV ? "=" : " ", o->def ? o->def : "1");
 			return -EINVAL;
 		}
 		if (has_range(o) && ((double)x < o->min || (double)x > o->max)) {
@@ -139,8 +139,8 @@ static int convert(const struct config_option *o, enum config_source src, const 
 			errno = 0;
 			x = strtod(text, &end);
 			if (errno || end == text || *end != '\0' || !isfinite(x)) {
-				errf(err, errlen, "%s: '%s' is not a number (e.g. %s %s)", who, text, who,
-				     o->def ? o->def : "1");
+				errf(err, errlen, "%s: '%s' is not a number (e.g. %s%s%s)", who, text, who,
+				     src == CONFIG_SRC_ENV ? "=" : " ", o->def ? o->def : "1");
 				return -EINVAL;
 			}
 		}
@@ -521,6 +521,16 @@ enum config_source config_source_of(const struct config *cfg, const char *name)
 {
 	long idx = find_long(cfg, name, strlen(name));
 	return idx >= 0 ? cfg->values[idx].src : CONFIG_SRC_DEFAULT;
+}
+
+void config_describe(const struct config *cfg, const char *name, char *buf, size_t len)
+{
+	long idx = find_long(cfg, name, strlen(name));
+	if (idx < 0) {
+		snprintf(buf, len, "--%s", name);
+		return;
+	}
+	describe(&cfg->table[idx], cfg->values[idx].src, buf, len);
 }
 
 size_t config_positional_count(const struct config *cfg) { return cfg->npos; }

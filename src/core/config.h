@@ -79,6 +79,10 @@ const char *config_list_at(const struct config *cfg, const char *name, size_t i)
 bool config_is_set(const struct config *cfg, const char *name); /* given by the user anywhere */
 enum config_source config_source_of(const struct config *cfg, const char *name);
 
+/* How the user gave a setting, for messages: "--listen", "LISTEN_ADDR" or "config key 'listen'"
+ * (the option's spelling when it was not given). */
+void config_describe(const struct config *cfg, const char *name, char *buf, size_t len);
+
 size_t config_positional_count(const struct config *cfg);
 const char *config_positional(const struct config *cfg, size_t i);
 

@@ -30,7 +30,8 @@ expect 2 "needs a value" -- collector --target
 expect 2 "not a terminal" -- 
 expect 2 "db migrate" -- db
 MOCK_SPEED=warp expect 2 'MOCK_SPEED' -- mock-dcgm
-expect 1 '/nonexistent.conf' -- sink --config /nonexistent.conf
+expect 2 '/nonexistent.conf' -- sink --config /nonexistent.conf
+expect 2 'must come before its options' -- --log-level debug sink
 
 # Every command this version does not build yet says so, with status 2 (never pretends to
 # work). Remove a command from this list in the change that builds it.

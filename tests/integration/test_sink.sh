@@ -33,9 +33,9 @@ start_sink dup "$writer" "$t" "g-$t" --batch-timeout 0.5
 check "200 rows from 400 deliveries" wait_rows "$writer" 200 60
 stop_sink dup
 check "rows, samples and rollups exactly 200" exact "$owner" 200
-check "duplicates counted" grep -qE 'stopped; rows_written=200 .*duplicates=200 ' "$TMP/dup.log"
+check "duplicates counted" grep -qE 'stopped after [0-9]+ s; rows_written=200 .*duplicates=200 ' "$TMP/dup.log"
 check "GPU dimension has 5 GPUs" test "$(sql "$owner" "SELECT count(*) FROM gpus WHERE gpu_key LIKE 'GPU-dup-%'")" = 5
-echo "  counted: $(grep -o 'stopped; .*' "$TMP/dup.log")"
+echo "  counted: $(grep -o 'stopped after .*' "$TMP/dup.log")"
 
 echo "== every kind of bad event lands in the dead-letter topic with its reason"
 db2=$(new_db gh_dlq_$$)
@@ -93,8 +93,8 @@ produce "$t" "$TMP/two-rest.txt"
 check "2000 rows" wait_rows "$db3" 2000 90
 stop_sink a; stop_sink b
 check "exactly once" exact "$db3" 2000
-ra=$(grep -o 'stopped; rows_written=[0-9]*' "$TMP/a.log" | grep -o '[0-9]*$')
-rb=$(grep -o 'stopped; rows_written=[0-9]*' "$TMP/b.log" | grep -o '[0-9]*$')
+ra=$(grep -oE 'stopped after [0-9]+ s; rows_written=[0-9]+' "$TMP/a.log" | grep -o '[0-9]*$')
+rb=$(grep -oE 'stopped after [0-9]+ s; rows_written=[0-9]+' "$TMP/b.log" | grep -o '[0-9]*$')
 echo "  counted: sink a wrote ${ra:-?}, sink b wrote ${rb:-?}"
 check "both sinks wrote rows" test "${ra:-0}" -gt 0 -a "${rb:-0}" -gt 0
 check "their rows add up" test "$(( ${ra:-0} + ${rb:-0} ))" = 2000
@@ -151,7 +151,7 @@ else
   stop_sink pg
   check "exactly once" exact "$db6" 600
   check "the sink logged the outage and paused" grep -q 'consumption paused' "$TMP/pg.log"
-  echo "  counted: $(grep -o 'stopped; .*' "$TMP/pg.log")"
+  echo "  counted: $(grep -o 'stopped after .*' "$TMP/pg.log")"
 fi
 
 echo "== expired partitions are dropped, future ones created"

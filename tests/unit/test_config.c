@@ -164,6 +164,8 @@ static void test_usage_errors_name_the_input(void **state)
 	env_reset();
 	char *a12[] = {"gpuhealth", "collector", "--output", "events.json"};
 	expect_usage(4, a12, "--output");
+	char *a13[] = {"gpuhealth", "--log-level", "debug", "sink"};
+	expect_usage(4, a13, "must come before its options");
 }
 
 static void test_modes(void **state)
@@ -218,7 +220,7 @@ static void test_config_file_errors(void **state)
 	assert_non_null(strstr(err, ":2: unknown key 'what'"));
 	unlink(path);
 	char *argv2[] = {"gpuhealth", "mock-dcgm", "--config", "/nonexistent/gh.conf"};
-	assert_int_equal(load(4, argv2, &mode, &cfg, err, sizeof(err)), CLI_FAILURE);
+	assert_int_equal(load(4, argv2, &mode, &cfg, err, sizeof(err)), CLI_USAGE_ERROR);
 	assert_non_null(strstr(err, "/nonexistent/gh.conf"));
 }
 
