@@ -48,6 +48,11 @@ int targets_check_url(const char *url, char *err, size_t errlen)
 				      "http://HOST:PORT/metrics)");
 		goto out;
 	}
+	const char *auth = strstr(url, "://") + 3;
+	if (*auth == '/' || *auth == '?' || *auth == '#' || *auth == '\0') {
+		snprintf(err, errlen, "the URL has no host (write it as http://HOST:PORT/metrics)");
+		goto out;
+	}
 	u = curl_url();
 	if (!u) {
 		rc = -ENOMEM;
