@@ -305,7 +305,8 @@ static int spool_open(struct spool *sp, const char *dir, uint64_t max_bytes, uin
 	closedir(d);
 	if (rc)
 		return rc;
-	qsort(sp->segs, sp->nsegs, sizeof(*sp->segs), cmp_seg);
+	if (sp->nsegs > 1)
+		qsort(sp->segs, sp->nsegs, sizeof(*sp->segs), cmp_seg);
 	for (size_t i = 0; i < sp->nsegs; i++) {
 		rc = seg_scan(sp, &sp->segs[i], damaged);
 		if (rc) {
@@ -352,8 +353,13 @@ static int spool_append(struct spool *sp, const struct rec *r)
 	}
 	uint32_t h[3] = {r->klen, r->vlen, rec_crc(r->data, r->klen, r->data + r->klen, r->vlen)};
 	if (fwrite(h, sizeof(h), 1, sp->wr) != 1 ||
-	    fwrite(r->data, 1, (size_t)r->klen + r->vlen, sp->wr) != (size_t)r->klen + r->vlen)
-		return -EIO; /* the segment may now hold a cut record: the next open cuts it off */
+	    fwrite(r->data, 1, (size_t)r->klen + r->vlen, sp->wr) != (size_t)r->klen + r->vlen) {
+		/* The segment may now end in a cut record: reads stop at its known size, the next
+		 * open cuts the rest off, and the next append starts a new segment. */
+		fclose(sp->wr);
+		sp->wr = NULL;
+		return -EIO;
+	}
 	uint64_t n = REC_HDR + (uint64_t)r->klen + r->vlen;
 	struct seg *s = &sp->segs[sp->nsegs - 1];
 	s->size += n;
@@ -691,7 +697,8 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	(void)rk;
-	if (level <= 4)
+	/* connection failures reach error_cb too, rate-limited there */
+	if (level <= 4 && strcmp(fac, "FAIL") != 0)
 		log_warn("producer: librdkafka %s: %s", fac, buf);
 	else
 		log_debug("producer: librdkafka %s: %s", fac, buf);
