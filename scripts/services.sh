@@ -193,11 +193,13 @@ kafka_restart_same() {
   [ -n "${GH_KAFKA_DIR:-}" ] && [ -f "$GH_KAFKA_DIR/server.properties" ] || { svc_log "kafka_restart_same: no broker directory (GH_KAFKA_DIR)"; return 1; }
   GH_KAFKA_LIBS=${GH_KAFKA_LIBS:-$GH_CACHE/kafka-$GH_KAFKA_VERSION/libs}
   kafka_jopts
-  # setsid: the broker outlives the test that restarted it; scripts/test.sh stops it by pid file
-  setsid java "${GH_KAFKA_JOPTS[@]}" -cp "$GH_KAFKA_LIBS/*" kafka.Kafka "$GH_KAFKA_DIR/server.properties" \
-    >>"$GH_KAFKA_DIR/broker.log" 2>&1 </dev/null &
-  GH_KAFKA_PID=$!
-  echo "$GH_KAFKA_PID" >"$GH_KAFKA_DIR/broker.pid"
+  # Started from a subshell, so the broker is not a child of this shell: a test's final
+  # `wait` must not wait for it, and it outlives the test that restarted it. scripts/test.sh
+  # stops it through the pid file.
+  ( setsid java "${GH_KAFKA_JOPTS[@]}" -cp "$GH_KAFKA_LIBS/*" kafka.Kafka "$GH_KAFKA_DIR/server.properties" \
+      >>"$GH_KAFKA_DIR/broker.log" 2>&1 </dev/null &
+    echo $! >"$GH_KAFKA_DIR/broker.pid" )
+  GH_KAFKA_PID=$(cat "$GH_KAFKA_DIR/broker.pid")
   local addr; addr=$(grep -o '^advertised.listeners=PLAINTEXT://[^,]*' "$GH_KAFKA_DIR/server.properties" | cut -d/ -f3)
   local i
   for i in $(seq 1 240); do
