@@ -11,6 +11,7 @@ GH_KAFKA_VERSION=${GH_KAFKA_VERSION:-4.1.1}
 GH_CACHE=${GPUHEALTH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gpuhealth}
 GH_SVC_DIR=${GH_SVC_DIR:-$(mktemp -d /tmp/gpuhealth-services.XXXXXX)}
 chmod 755 "$GH_SVC_DIR"
+export GH_SVC_DIR # a test that sources this file again finds the same services
 
 svc_log() { echo "services: $*" >&2; }
 
@@ -136,16 +137,15 @@ rootLogger.appenderRef.console.ref = CONSOLE
 logger.req.name = kafka.request.logger
 logger.req.level = WARN
 PROPS
-  local jopts=(-Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
-    -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
-    "-Dlog4j2.configurationFile=$GH_KAFKA_DIR/log4j2.properties" "-Dkafka.logs.dir=$GH_KAFKA_DIR/logs")
+  kafka_jopts
+  local jopts=("${GH_KAFKA_JOPTS[@]}")
   java "${jopts[@]}" -Dkafka.root.level=WARN -cp "$GH_KAFKA_LIBS/*" kafka.tools.StorageTool format \
     -t MkU3OEVBNTcwNTJENDM2Qk -c "$GH_KAFKA_DIR/server.properties" >"$GH_KAFKA_DIR/format.log" 2>&1 \
     || { svc_log "kafka storage format failed:"; cat "$GH_KAFKA_DIR/format.log" >&2; return 1; }
-  GH_KAFKA_JOPTS=("${jopts[@]}")
   java "${jopts[@]}" -cp "$GH_KAFKA_LIBS/*" kafka.Kafka "$GH_KAFKA_DIR/server.properties" \
     >>"$GH_KAFKA_DIR/broker.log" 2>&1 &
   GH_KAFKA_PID=$!
+  echo "$GH_KAFKA_PID" >"$GH_KAFKA_DIR/broker.pid"
   export GPUHEALTH_TEST_KAFKA="127.0.0.1:$bport"
   local i
   for i in $(seq 1 240); do
@@ -155,25 +155,60 @@ PROPS
   done
   kafka_ready "$GPUHEALTH_TEST_KAFKA" || { svc_log "Kafka not ready after 120 s"; tail -30 "$GH_KAFKA_DIR/broker.log" >&2; return 1; }
   local v; v=$(grep -m1 -o 'Kafka version: [^ ]*' "$GH_KAFKA_DIR/broker.log" | cut -d' ' -f3)
-  export GH_KAFKA_PID GH_KAFKA_DIR
+  export GH_KAFKA_PID GH_KAFKA_DIR GH_KAFKA_LIBS
   svc_log "Apache Kafka ${v:-$GH_KAFKA_VERSION} (KRaft) on $GPUHEALTH_TEST_KAFKA (log $GH_KAFKA_DIR/broker.log)"
 }
 
+# The JVM options of the broker, in GH_KAFKA_JOPTS (needs GH_KAFKA_DIR).
+kafka_jopts() {
+  GH_KAFKA_JOPTS=(-Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
+    -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
+    "-Dlog4j2.configurationFile=$GH_KAFKA_DIR/log4j2.properties" "-Dkafka.logs.dir=$GH_KAFKA_DIR/logs")
+}
+
+# The broker's pid: this shell's, else the pid file (a test in another process restarted it).
+kafka_pid() {
+  if [ -n "${GH_KAFKA_DIR:-}" ] && [ -f "$GH_KAFKA_DIR/broker.pid" ]; then cat "$GH_KAFKA_DIR/broker.pid"
+  else echo "${GH_KAFKA_PID:-}"; fi
+}
+
+# Stops the broker (controlled shutdown, SIGKILL after 30 s). Works from any process that has
+# GH_KAFKA_DIR, e.g. an outage test run by ctest.
 kafka_stop() {
-  [ -n "${GH_KAFKA_PID:-}" ] || return 0
-  kill -TERM "$GH_KAFKA_PID" 2>/dev/null || return 0
-  local i
-  for i in $(seq 1 60); do kill -0 "$GH_KAFKA_PID" 2>/dev/null || break; sleep 0.5; done
-  kill -KILL "$GH_KAFKA_PID" 2>/dev/null || true
-  wait "$GH_KAFKA_PID" 2>/dev/null || true
+  local pid; pid=$(kafka_pid)
+  [ -n "$pid" ] || return 0
+  if kill -TERM "$pid" 2>/dev/null; then
+    local i
+    for i in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  rm -f "${GH_KAFKA_DIR:-/nonexistent}/broker.pid"
   GH_KAFKA_PID=
 }
 
-# Restarts the broker on the same ports and data (for outage tests run from the shell).
+# Restarts a stopped broker on the same ports and data (outage tests), and waits until it
+# answers a metadata request. Returns non-zero if it does not come back within 120 s.
 kafka_restart_same() {
-  java "${GH_KAFKA_JOPTS[@]}" -cp "$GH_KAFKA_LIBS/*" kafka.Kafka "$GH_KAFKA_DIR/server.properties" \
-    >>"$GH_KAFKA_DIR/broker.log" 2>&1 &
-  GH_KAFKA_PID=$!
+  [ -n "${GH_KAFKA_DIR:-}" ] && [ -f "$GH_KAFKA_DIR/server.properties" ] || { svc_log "kafka_restart_same: no broker directory (GH_KAFKA_DIR)"; return 1; }
+  GH_KAFKA_LIBS=${GH_KAFKA_LIBS:-$GH_CACHE/kafka-$GH_KAFKA_VERSION/libs}
+  kafka_jopts
+  # Started from a subshell, so the broker is not a child of this shell: a test's final
+  # `wait` must not wait for it, and it outlives the test that restarted it. scripts/test.sh
+  # stops it through the pid file.
+  ( setsid java "${GH_KAFKA_JOPTS[@]}" -cp "$GH_KAFKA_LIBS/*" kafka.Kafka "$GH_KAFKA_DIR/server.properties" \
+      >>"$GH_KAFKA_DIR/broker.log" 2>&1 </dev/null &
+    echo $! >"$GH_KAFKA_DIR/broker.pid" )
+  GH_KAFKA_PID=$(cat "$GH_KAFKA_DIR/broker.pid")
+  local addr; addr=$(grep -o '^advertised.listeners=PLAINTEXT://[^,]*' "$GH_KAFKA_DIR/server.properties" | cut -d/ -f3)
+  local i
+  for i in $(seq 1 240); do
+    kill -0 "$GH_KAFKA_PID" 2>/dev/null || { svc_log "Kafka exited during restart"; tail -30 "$GH_KAFKA_DIR/broker.log" >&2; return 1; }
+    kafka_ready "$addr" && return 0
+    sleep 0.5
+  done
+  svc_log "Kafka not ready 120 s after the restart"
+  return 1
 }
 
 # Stops what is running and removes the scratch directory (logs included).

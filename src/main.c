@@ -7,6 +7,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "mock_dcgm.h"
+#include "collect/collector_cmd.h"
 #include "sink/sink_cmd.h"
 #include "store/migrate.h"
 
@@ -18,7 +19,7 @@ static const struct {
 	mode_fn run;
 } runners[] = {
 	{CLI_TUI, NULL},       {CLI_DAEMON, NULL},         {CLI_MOCK, mock_dcgm_run},
-	{CLI_COLLECTOR, NULL}, {CLI_SINK, sink_cmd_run},   {CLI_SCORER, NULL},
+	{CLI_COLLECTOR, collector_cmd_run}, {CLI_SINK, sink_cmd_run},   {CLI_SCORER, NULL},
 	{CLI_STATUS, NULL},    {CLI_DB, migrate_cmd_run},
 	{CLI_API, NULL},
 };

@@ -1,0 +1,102 @@
+/*
+ * producer: the collector's Kafka producer, built so that a broker outage loses nothing.
+ *
+ * librdkafka is set up as an idempotent producer (acks=all), lz4 compression, the murmur2
+ * partitioner (the Java client's: one GPU's key always lands in one partition, in order), and
+ * message.timeout.ms=0 (librdkafka never gives up on a message by itself). Every -X property
+ * is applied after these defaults and wins.
+ *
+ * Where an event waits, oldest first:
+ *
+ *   librdkafka's queue  <-  the memory queue  <-  the disk spool  <-  producer_send()
+ *   (queue.buffering.     (buffer_events        (spool_dir, up to
+ *    max.messages)          events)               spool_max bytes)
+ *
+ * An event is handed to librdkafka without a copy and kept until its delivery report: delivered
+ * events are freed and counted; a report that says failed and not persisted (a timeout set by
+ * -X, a purge at stop) puts the event back at the head of the memory queue to be produced again;
+ * any other failure is counted and logged. When the memory queue is full, new events go to the
+ * spool: append-only segment files replayed in order when there is room again. When the spool
+ * is full too (or there is none), the oldest waiting event is dropped, counted, and the drops
+ * are logged at most once per drop_log_interval_s. On close, what is pending is flushed for
+ * flush_timeout_s, then librdkafka's queue is purged and everything left is written to the
+ * spool as its oldest segment (with no spool it is counted as dropped and logged).
+ *
+ * Threads: one thread drives a producer (send, poll, flush, close); producer_stats() may be
+ * called from any thread.
+ */
+#ifndef GPUHEALTH_PRODUCER_H
+#define GPUHEALTH_PRODUCER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct producer_options {
+	const char *brokers;            /* bootstrap servers (required) */
+	const char *topic;              /* required */
+	const char *const *kafka_props; /* "key=value" librdkafka overrides (-X), applied last */
+	size_t nkafka_props;
+	size_t buffer_events;           /* memory queue bound in events, >= 1 */
+	const char *spool_dir;          /* NULL or "": no spool */
+	uint64_t spool_max_bytes;       /* disk bound of the spool (with spool_dir) */
+	double flush_timeout_s;         /* producer_close(): how long to wait for deliveries */
+	double drop_log_interval_s;     /* drops are logged at most this often (0: 10 s) */
+};
+
+struct producer_stats {
+	uint64_t produced;       /* events accepted by producer_send() */
+	uint64_t delivered;      /* delivery reports: persisted by the broker */
+	uint64_t failed;         /* delivery reports: failed for good (logged) */
+	uint64_t retried;        /* failed but not persisted: produced again */
+	uint64_t dropped;        /* oldest events dropped past the bounds, or lost at close */
+	uint64_t spooled;        /* events written to the spool */
+	uint64_t unspooled;      /* events read back from the spool */
+	uint64_t spool_errors;   /* spool I/O errors and damaged records (logged) */
+	uint64_t in_flight;      /* in librdkafka, no delivery report yet */
+	uint64_t queued;         /* in the memory queue */
+	uint64_t spool_events;   /* in the spool */
+	uint64_t spool_bytes;
+	bool fatal;              /* librdkafka reported a fatal error (see last_error) */
+	char last_error[256];
+};
+
+struct producer;
+
+/* Creates the Kafka handle and opens the spool (its segments from an earlier run are replayed
+ * first). Returns 0, or -EINVAL (bad option or Kafka property), -ENOMEM, -errno of the spool
+ * directory, with a message in err. *out is owned by the caller (producer_destroy). */
+int producer_create(struct producer **out, const struct producer_options *opts, char *err,
+		    size_t errlen);
+
+/* Queues one event (key and value are copied). Returns 0 (also when the bound made it drop
+ * the oldest event: see stats.dropped), -EPIPE after producer_close(), or -ENOMEM. */
+int producer_send(struct producer *p, const char *key, size_t klen, const char *value,
+		  size_t vlen);
+
+/* Serves delivery reports, moves waiting events towards librdkafka, logs drops. Waits up to
+ * timeout_ms for librdkafka's events. Call it on every loop. */
+void producer_poll(struct producer *p, int timeout_ms);
+
+/* Polls until nothing is pending (memory queue, spool, librdkafka) or timeout_s has passed.
+ * Returns 0 or -ETIMEDOUT. */
+int producer_flush(struct producer *p, double timeout_s);
+
+/* Flushes for flush_timeout_s, then writes what is still pending to the spool (or counts it
+ * as dropped when there is none). Sends are refused afterwards. Returns the number of events
+ * left undelivered (spooled or dropped). Idempotent. */
+uint64_t producer_close(struct producer *p);
+
+void producer_stats(struct producer *p, struct producer_stats *out);
+
+/* Closes (if not yet) and frees. NULL is fine. */
+void producer_destroy(struct producer *p);
+
+/* Reads every record of a spool directory in replay order: cb(key, klen, value, vlen, ud) per
+ * event; a non-zero return stops. For tests and inspection. Returns 0, cb's value, or -errno. */
+int producer_spool_scan(const char *dir,
+			int (*cb)(const char *key, size_t klen, const char *val, size_t vlen,
+				  void *ud),
+			void *ud);
+
+#endif

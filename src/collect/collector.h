@@ -1,0 +1,74 @@
+/*
+ * collector: the collector service. One thread scrapes every target (scrape.h), parses each
+ * body (prom.h), builds one event v1 per GPU (events.h) with one time per scrape, and writes
+ * the events either as JSON lines to a stream (--output -) or to Kafka through the producer
+ * (producer.h), keyed by events_key().
+ *
+ * The service face shared by every service: create, start (its own thread), stop, stats,
+ * destroy. The console and `gpuhealth collector` drive it the same way.
+ */
+#ifndef GPUHEALTH_COLLECTOR_H
+#define GPUHEALTH_COLLECTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bus/producer.h"
+#include "collect/events.h"
+#include "collect/scrape.h"
+#include "core/strbuf.h"
+
+struct collector_options {
+	const char *const *targets; /* URLs (copied) */
+	size_t ntargets;
+	double interval_s;
+	double timeout_s;
+	size_t max_body;
+	bool once;                   /* every target once, then the thread ends */
+	struct events_enrich enrich; /* copied */
+	FILE *out;                   /* non-NULL: JSON lines here, no Kafka */
+	struct producer_options kafka; /* used when out is NULL */
+};
+
+struct collector_stats {
+	uint64_t scrapes_ok, scrapes_failed;
+	uint64_t samples;        /* parsed */
+	uint64_t bad_lines;      /* skipped by the parser */
+	uint64_t unusable;       /* samples the event builder could not place (no UUID, ...) */
+	uint64_t events;         /* events built and handed on */
+	uint64_t bytes;          /* decoded scrape bodies */
+	uint64_t output_errors;  /* failed writes to --output */
+	size_t targets;          /* in the current set */
+	size_t targets_down;     /* whose last attempt failed */
+	bool kafka;              /* events go to Kafka (then `producer` is valid) */
+	struct producer_stats producer;
+	bool running;            /* the thread is running */
+	bool done;               /* the thread has ended (once: all tried; or stopped) */
+	bool failed;             /* ended by a fatal error (see last_error) */
+	char last_error[256];
+};
+
+struct collector;
+
+/* Validates the options, creates the scraper and the producer (when out is NULL). Returns 0,
+ * -EINVAL (message in err) or -ENOMEM. *out is owned by the caller (collector_destroy). */
+int collector_create(struct collector **out, const struct collector_options *opts, char *err,
+		     size_t errlen);
+/* Starts the thread. Returns 0 or -errno. */
+int collector_start(struct collector *c);
+/* Hands a new target set to the thread (copied; applied on its next loop). Returns 0 or
+ * -ENOMEM. */
+int collector_set_targets(struct collector *c, const char *const *urls, size_t n);
+/* Stops the thread: running scrapes are abandoned, the producer flushes and spools what is
+ * pending (producer_close). Blocks until the thread has ended. Idempotent. */
+void collector_stop(struct collector *c);
+void collector_stats(struct collector *c, struct collector_stats *out);
+/* Copies the per-target records (see scrape_target_stats). Returns the number of targets. */
+size_t collector_targets(struct collector *c, struct scrape_target_stats *out, size_t max);
+/* Appends the collector's own health as Prometheus text 0.0.4. Returns 0 or -ENOMEM/-ENOSPC. */
+int collector_render_metrics(struct collector *c, struct strbuf *sb);
+void collector_destroy(struct collector *c);
+
+#endif

@@ -1,0 +1,402 @@
+#include "collect/collector_cmd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "collect/collector.h"
+#include "collect/targets.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/signals.h"
+#include "core/strbuf.h"
+#include "core/timeutil.h"
+
+#define FLUSH_TIMEOUT_S 10.0
+
+/* --target / SCRAPE_TARGETS, then --targets-file. A URL in both is scraped once (warned). */
+static int load_targets(const struct config *cfg, struct targets *out, char *err, size_t errlen)
+{
+	struct targets file;
+	targets_init(&file);
+	int rc = 0;
+	const char *origin = config_source_of(cfg, "target") == CONFIG_SRC_ENV ? "SCRAPE_TARGETS"
+									: "--target";
+	if (config_source_of(cfg, "target") == CONFIG_SRC_FILE)
+		origin = "target (config file)";
+	for (size_t i = 0; i < config_list_len(cfg, "target"); i++) {
+		const char *u = config_list_at(cfg, "target", i);
+		if (!*u)
+			continue; /* SCRAPE_TARGETS="a,,b" or a trailing comma */
+		rc = targets_add(out, u, origin, err, errlen);
+		if (rc)
+			goto out;
+	}
+	const char *path = config_str(cfg, "targets-file");
+	if (path) {
+		rc = targets_load_file(&file, path, err, errlen);
+		if (rc)
+			goto out;
+		for (size_t i = 0; i < file.n; i++) {
+			if (targets_find(out, file.urls[i]) >= 0) {
+				log_warn("collector: %s: %s is also given by %s; scraped once",
+					 file.origins[i], file.urls[i], origin);
+				continue;
+			}
+			rc = targets_add(out, file.urls[i], file.origins[i], err, errlen);
+			if (rc)
+				goto out;
+		}
+	}
+out:
+	targets_free(&file);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ own /metrics */
+
+struct metrics_http {
+	struct MHD_Daemon *d;
+	struct collector *c;
+	char address[300];
+};
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_size, void **con_cls)
+{
+	(void)version;
+	(void)upload;
+	(void)upload_size;
+	(void)con_cls;
+	struct metrics_http *h = cls;
+	struct MHD_Response *r;
+	unsigned code = MHD_HTTP_OK;
+	struct strbuf sb;
+	strbuf_init(&sb, (size_t)64 << 20);
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		code = MHD_HTTP_METHOD_NOT_ALLOWED;
+		strbuf_puts(&sb, "only GET and HEAD\n");
+	} else if (strcmp(url, "/metrics") == 0) {
+		if (collector_render_metrics(h->c, &sb) != 0) {
+			code = MHD_HTTP_INTERNAL_SERVER_ERROR;
+			strbuf_reset(&sb);
+			strbuf_puts(&sb, "cannot render the metrics\n");
+		}
+	} else if (strcmp(url, "/healthz") == 0) {
+		strbuf_puts(&sb, "ok\n");
+	} else {
+		code = MHD_HTTP_NOT_FOUND;
+		strbuf_puts(&sb, "not found: the collector serves /metrics and /healthz\n");
+	}
+	r = MHD_create_response_from_buffer(sb.len, sb.data ? sb.data : (char *)"",
+					    MHD_RESPMEM_MUST_COPY);
+	strbuf_free(&sb);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, "Allow", "GET, HEAD");
+	enum MHD_Result ret = MHD_queue_response(conn, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static int metrics_start(struct metrics_http *h, const char *listen_at, char *err, size_t errlen)
+{
+	char host[256] = "", port[8] = "";
+	const char *colon = strrchr(listen_at, ':');
+	const char *hs = listen_at, *he = colon;
+	if (colon && listen_at[0] == '[' && colon > listen_at && colon[-1] == ']') {
+		hs = listen_at + 1;
+		he = colon - 1;
+	}
+	if (!colon || (size_t)(he - hs) >= sizeof(host) || !colon[1] || strlen(colon + 1) >= 6 ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1) || atol(colon + 1) > 65535) {
+		snprintf(err, errlen,
+			 "--metrics-listen '%s' is not HOST:PORT (e.g. 127.0.0.1:9401, :9401)",
+			 listen_at);
+		return -EINVAL;
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)(he - hs), hs);
+	snprintf(port, sizeof(port), "%s", colon + 1);
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+				 .ai_family = AF_UNSPEC};
+	struct addrinfo *ai = NULL;
+	int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+	if (gai != 0) {
+		snprintf(err, errlen, "--metrics-listen '%s': cannot resolve '%s': %s", listen_at, host,
+			 gai_strerror(gai));
+		return -EINVAL;
+	}
+	int rc = 0;
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+	int one = 1;
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "--metrics-listen '%s': socket: %s", listen_at, strerror(-rc));
+		goto out;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 64) != 0) {
+		rc = -errno;
+		snprintf(err, errlen, "--metrics-listen: cannot listen on %s: %s%s", listen_at,
+			 strerror(-rc), rc == -EADDRINUSE ? " (pick another port)" : "");
+		goto out;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char a[INET6_ADDRSTRLEN] = "?";
+	unsigned p = 0;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET) {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, a, sizeof(a));
+			p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		} else {
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, a, sizeof(a));
+			p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		}
+	}
+	snprintf(h->address, sizeof(h->address), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", a,
+		 p);
+	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, answer, h,
+				MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+				MHD_OPTION_END);
+	if (!h->d) {
+		rc = -EIO;
+		snprintf(err, errlen, "--metrics-listen: cannot start the HTTP server on %s",
+			 h->address);
+		goto out;
+	}
+	fd = -1; /* owned by the daemon: MHD_stop_daemon closes it */
+out:
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ the command */
+
+static void log_stats(const struct collector_stats *st, const char *prefix)
+{
+	char kafka[400] = "";
+	if (st->kafka) {
+		const struct producer_stats *p = &st->producer;
+		snprintf(kafka, sizeof(kafka),
+			 " produced=%" PRIu64 " delivered=%" PRIu64 " failed=%" PRIu64
+			 " dropped=%" PRIu64 " retried=%" PRIu64 " spooled=%" PRIu64
+			 " buffered=%" PRIu64 "/%" PRIu64 "/%" PRIu64 "%s%s",
+			 p->produced, p->delivered, p->failed, p->dropped, p->retried, p->spooled,
+			 p->in_flight, p->queued, p->spool_events, p->last_error[0] ? " kafka_error=" : "",
+			 p->last_error);
+	}
+	log_info("%s targets=%zu down=%zu scrapes_ok=%" PRIu64 " scrapes_failed=%" PRIu64
+		 " samples=%" PRIu64 " bad_lines=%" PRIu64 " unusable=%" PRIu64 " events=%" PRIu64
+		 "%s",
+		 prefix, st->targets, st->targets_down, st->scrapes_ok, st->scrapes_failed, st->samples,
+		 st->bad_lines, st->unusable, st->events, kafka);
+}
+
+static void reload(const struct config *cfg, struct collector *c, size_t *n_now)
+{
+	struct targets tg;
+	targets_init(&tg);
+	char err[1024] = "";
+	int rc = load_targets(cfg, &tg, err, sizeof(err));
+	if (rc) {
+		log_error("collector: SIGHUP: %s; keeping the %zu targets in use", err, *n_now);
+	} else if (tg.n == 0) {
+		log_error("collector: SIGHUP: the new target list is empty; keeping the %zu targets "
+			  "in use",
+			  *n_now);
+	} else if (collector_set_targets(c, (const char *const *)tg.urls, tg.n) != 0) {
+		log_error("collector: SIGHUP: out of memory; keeping the %zu targets in use", *n_now);
+	} else {
+		log_info("collector: SIGHUP: %zu targets (were %zu)", tg.n, *n_now);
+		*n_now = tg.n;
+	}
+	targets_free(&tg);
+}
+
+int collector_cmd_run(struct config *cfg)
+{
+	int status = CLI_EXIT_USAGE;
+	struct targets tg;
+	struct collector *c = NULL;
+	struct metrics_http http = {0};
+	const char **props = NULL;
+	char err[1024] = "";
+	targets_init(&tg);
+	log_set_timestamps(1);
+	signals_install();
+
+	int rc = load_targets(cfg, &tg, err, sizeof(err));
+	if (rc) {
+		log_error("%s", err);
+		status = rc == -EINVAL || rc == -EEXIST || rc == -E2BIG ? CLI_EXIT_USAGE
+									: CLI_EXIT_FAILURE;
+		goto out;
+	}
+	if (tg.n == 0) {
+		log_error("no scrape targets: give --target URL (SCRAPE_TARGETS, comma-separated) or "
+			  "--targets-file FILE (SCRAPE_TARGETS_FILE)");
+		goto out;
+	}
+	bool to_stdout = config_str(cfg, "output") != NULL;
+	if (!to_stdout && !config_str(cfg, "brokers")) {
+		log_error("no Kafka brokers: give --brokers HOST:PORT (KAFKA_BOOTSTRAP_SERVERS), or "
+			  "--output - to write the events to standard output");
+		goto out;
+	}
+	size_t nprops = config_list_len(cfg, "X");
+	props = calloc(nprops ? nprops : 1, sizeof(*props));
+	if (!props) {
+		status = CLI_EXIT_FAILURE;
+		goto out;
+	}
+	for (size_t i = 0; i < nprops; i++)
+		props[i] = config_list_at(cfg, "X", i);
+	bool once = config_bool(cfg, "once");
+	double every = config_double(cfg, "stats-interval");
+	struct collector_options o = {
+		.targets = (const char *const *)tg.urls,
+		.ntargets = tg.n,
+		.interval_s = config_double(cfg, "interval"),
+		.timeout_s = config_double(cfg, "scrape-timeout"),
+		.max_body = (size_t)config_int(cfg, "max-body"),
+		.once = once,
+		.enrich = {config_str(cfg, "cluster"), config_str(cfg, "datacenter"),
+			   config_str(cfg, "rack")},
+		.out = to_stdout ? stdout : NULL,
+		.kafka =
+			{
+				.brokers = config_str(cfg, "brokers"),
+				.topic = config_str(cfg, "topic"),
+				.kafka_props = props,
+				.nkafka_props = nprops,
+				.buffer_events = (size_t)config_int(cfg, "buffer-events"),
+				.spool_dir = config_str(cfg, "spool-dir"),
+				.spool_max_bytes = (uint64_t)config_int(cfg, "spool-max") << 20,
+				.flush_timeout_s = FLUSH_TIMEOUT_S,
+				.drop_log_interval_s = every > 0 ? every : 10,
+			},
+	};
+	rc = collector_create(&c, &o, err, sizeof(err));
+	if (rc) {
+		log_error("%s", err);
+		status = rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+		goto out;
+	}
+	status = CLI_EXIT_FAILURE;
+	const char *ml = config_str(cfg, "metrics-listen");
+	if (ml) {
+		http.c = c;
+		rc = metrics_start(&http, ml, err, sizeof(err));
+		if (rc) {
+			log_error("%s", err);
+			status = rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+			goto out;
+		}
+		log_info("collector: own metrics on http://%s/metrics", http.address);
+	}
+	rc = collector_start(c);
+	if (rc) {
+		log_error("cannot start the collector thread: %s", strerror(-rc));
+		goto out;
+	}
+	log_info("collector: %zu targets every %g s (timeout %g s) -> %s%s%s", tg.n, o.interval_s,
+		 o.timeout_s, to_stdout ? "standard output" : "Kafka topic ",
+		 to_stdout ? "" : o.kafka.topic, once ? ", once" : "");
+	size_t n_now = tg.n;
+	double start = time_mono(), last = start;
+	double duration = config_is_set(cfg, "duration") ? config_double(cfg, "duration") : -1;
+	struct collector_stats st;
+	status = CLI_EXIT_OK;
+	for (;;) {
+		struct timespec nap = {0, 50 * 1000000L};
+		nanosleep(&nap, NULL);
+		if (signals_stop_requested()) {
+			log_info("collector: signal %d, stopping", signals_stop_signal());
+			break;
+		}
+		double now = time_mono();
+		if (duration >= 0 && now - start >= duration)
+			break;
+		collector_stats(c, &st);
+		if (st.failed) {
+			log_error("collector: stopped: %s", st.last_error);
+			status = CLI_EXIT_FAILURE;
+			break;
+		}
+		if (st.done)
+			break;
+		if (signals_take_hup()) {
+			if (config_str(cfg, "targets-file"))
+				reload(cfg, c, &n_now);
+			else
+				log_info("collector: SIGHUP: no --targets-file to re-read");
+		}
+		if (every > 0 && now - last >= every) {
+			log_stats(&st, "collector:");
+			last = now;
+		}
+	}
+	struct collector_stats before;
+	collector_stats(c, &before);
+	collector_stop(c); /* flushes; spools what is pending */
+	collector_stats(c, &st);
+	if (st.failed)
+		status = CLI_EXIT_FAILURE;
+	log_stats(&st, "collector: stopped;");
+	if (st.kafka && st.producer.dropped > before.producer.dropped) {
+		log_error("collector: %" PRIu64 " events were lost at stop (see above)",
+			  st.producer.dropped - before.producer.dropped);
+		status = CLI_EXIT_FAILURE;
+	}
+	if (once) {
+		size_t n = collector_targets(c, NULL, 0);
+		struct scrape_target_stats *ts = calloc(n ? n : 1, sizeof(*ts));
+		size_t bad = 0;
+		if (ts) {
+			n = collector_targets(c, ts, n);
+			for (size_t i = 0; i < n; i++)
+				if (ts[i].failed || !ts[i].ok) {
+					bad++;
+					fprintf(stderr, "gpuhealth: target %s failed: %s\n", ts[i].url,
+						ts[i].last_error[0] ? ts[i].last_error : "not scraped");
+				}
+			free(ts);
+		}
+		if (bad) {
+			fprintf(stderr, "gpuhealth: %zu of %zu targets failed\n", bad, n);
+			status = CLI_EXIT_FAILURE;
+		}
+		if (st.kafka && (st.producer.failed || st.producer.dropped || st.producer.spool_events)) {
+			fprintf(stderr,
+				"gpuhealth: not every event was delivered: %" PRIu64 " failed, %" PRIu64
+				" dropped, %" PRIu64 " kept in the spool for the next run\n",
+				st.producer.failed, st.producer.dropped, st.producer.spool_events);
+			status = CLI_EXIT_FAILURE;
+		}
+	}
+out:
+	if (http.d)
+		MHD_stop_daemon(http.d);
+	collector_destroy(c);
+	free(props);
+	targets_free(&tg);
+	return status;
+}

@@ -1,0 +1,209 @@
+#include "collect/targets.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/strbuf.h"
+
+void targets_init(struct targets *t) { memset(t, 0, sizeof(*t)); }
+
+void targets_free(struct targets *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->urls[i]);
+		free(t->origins[i]);
+	}
+	free(t->urls);
+	free(t->origins);
+	memset(t, 0, sizeof(*t));
+}
+
+int targets_check_url(const char *url, char *err, size_t errlen)
+{
+	int rc = -EINVAL;
+	CURLU *u = NULL;
+	char *host = NULL;
+	size_t len = strlen(url);
+	if (len == 0) {
+		snprintf(err, errlen, "empty URL");
+		goto out;
+	}
+	if (len > TARGETS_MAX_URL) {
+		snprintf(err, errlen, "URL longer than %d bytes", TARGETS_MAX_URL);
+		goto out;
+	}
+	for (const unsigned char *c = (const unsigned char *)url; *c; c++)
+		if (*c <= ' ' || *c == 0x7f) {
+			snprintf(err, errlen, "blank or control character in the URL (one URL per "
+					      "line; percent-encode blanks as %%20)");
+			goto out;
+		}
+	if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0) {
+		snprintf(err, errlen, "not an http:// or https:// URL (write it as "
+				      "http://HOST:PORT/metrics)");
+		goto out;
+	}
+	const char *auth = strstr(url, "://") + 3;
+	if (*auth == '/' || *auth == '?' || *auth == '#' || *auth == '\0') {
+		snprintf(err, errlen, "the URL has no host (write it as http://HOST:PORT/metrics)");
+		goto out;
+	}
+	u = curl_url();
+	if (!u) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
+	if (uc != CURLUE_OK) {
+		snprintf(err, errlen, "not a valid URL: %s", curl_url_strerror(uc));
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host) {
+		snprintf(err, errlen, "the URL has no host (write it as http://HOST:PORT/metrics)");
+		goto out;
+	}
+	rc = 0;
+out:
+	curl_free(host);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+long targets_find(const struct targets *t, const char *url)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->urls[i], url) == 0)
+			return (long)i;
+	return -1;
+}
+
+int targets_add(struct targets *t, const char *url, const char *origin, char *err, size_t errlen)
+{
+	char why[256];
+	if (targets_check_url(url, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s: '%.200s': %s", origin, url, why);
+		return -EINVAL;
+	}
+	long at = targets_find(t, url);
+	if (at >= 0) {
+		snprintf(err, errlen, "%s: '%.200s' is already listed (%s); list each target once",
+			 origin, url, t->origins[at]);
+		return -EEXIST;
+	}
+	if (t->n >= TARGETS_MAX) {
+		snprintf(err, errlen, "%s: more than %d targets; split them over several collectors",
+			 origin, TARGETS_MAX);
+		return -E2BIG;
+	}
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		char **u = realloc(t->urls, cap * sizeof(*u));
+		if (!u)
+			return -ENOMEM;
+		t->urls = u;
+		char **o = realloc(t->origins, cap * sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+		t->origins = o;
+		t->cap = cap;
+	}
+	char *cu = strdup(url), *co = strdup(origin);
+	if (!cu || !co) {
+		free(cu);
+		free(co);
+		return -ENOMEM;
+	}
+	t->urls[t->n] = cu; /* owned by t */
+	t->origins[t->n] = co;
+	t->n++;
+	return 0;
+}
+
+int targets_parse(struct targets *t, const char *text, size_t len, const char *name, char *err,
+		  size_t errlen)
+{
+	size_t line = 0, pos = 0;
+	char url[TARGETS_MAX_URL + 2];
+	while (pos < len) {
+		line++;
+		size_t end = pos;
+		while (end < len && text[end] != '\n')
+			end++;
+		size_t a = pos, b = end;
+		pos = end < len ? end + 1 : end;
+		while (a < b && (text[a] == ' ' || text[a] == '\t'))
+			a++;
+		/* a comment: at the start, or after a blank */
+		for (size_t i = a; i < b; i++)
+			if (text[i] == '#' && (i == a || text[i - 1] == ' ' || text[i - 1] == '\t')) {
+				b = i;
+				break;
+			}
+		while (b > a && (text[b - 1] == ' ' || text[b - 1] == '\t' || text[b - 1] == '\r'))
+			b--;
+		if (a == b)
+			continue;
+		char origin[300];
+		snprintf(origin, sizeof(origin), "%s:%zu", name, line);
+		if (memchr(text + a, '\0', b - a)) {
+			snprintf(err, errlen, "%s: NUL byte in the line; the file must be text", origin);
+			return -EINVAL;
+		}
+		if (b - a > TARGETS_MAX_URL) {
+			snprintf(err, errlen, "%s: line longer than %d bytes; one URL per line", origin,
+				 TARGETS_MAX_URL);
+			return -EINVAL;
+		}
+		memcpy(url, text + a, b - a);
+		url[b - a] = '\0';
+		for (size_t i = 0; url[i]; i++)
+			if (url[i] == ' ' || url[i] == '\t') {
+				snprintf(err, errlen,
+					 "%s: more than one word ('%.200s'); write one URL per line, "
+					 "comments after a '#'",
+					 origin, url);
+				return -EINVAL;
+			}
+		int rc = targets_add(t, url, origin, err, errlen);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int targets_load_file(struct targets *t, const char *path, char *err, size_t errlen)
+{
+	int rc = 0;
+	struct strbuf sb;
+	strbuf_init(&sb, (size_t)256 << 20);
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		rc = -errno;
+		snprintf(err, errlen, "targets file '%s': %s", path, strerror(-rc));
+		goto out;
+	}
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		if ((rc = strbuf_append(&sb, buf, n)) != 0) {
+			snprintf(err, errlen, "targets file '%s': too large (%s)", path, strerror(-rc));
+			goto out;
+		}
+	if (ferror(f)) {
+		rc = -EIO;
+		snprintf(err, errlen, "targets file '%s': read error", path);
+		goto out;
+	}
+	rc = targets_parse(t, sb.data ? sb.data : "", sb.len, path, err, errlen);
+out:
+	if (f)
+		fclose(f);
+	strbuf_free(&sb);
+	return rc;
+}

@@ -1,0 +1,47 @@
+/*
+ * targets: the collector's list of scrape URLs, from --target / SCRAPE_TARGETS and from a
+ * targets file (re-read on SIGHUP).
+ *
+ * Targets file: one http:// or https:// URL per line; blank lines and lines whose first
+ * non-blank character is '#' are ignored; a '#' after blanks ends a line early (a comment).
+ * Anything else is an error naming FILE:LINE and what to write instead. A URL listed twice in
+ * one file is an error too (it would be scraped twice as often).
+ */
+#ifndef GPUHEALTH_TARGETS_H
+#define GPUHEALTH_TARGETS_H
+
+#include <stddef.h>
+
+#define TARGETS_MAX_URL 2048 /* bytes of one URL */
+#define TARGETS_MAX 100000   /* targets in one collector */
+
+struct targets {
+	char **urls;    /* owned, NUL-terminated, in the order given */
+	char **origins; /* owned: "--target", "FILE:LINE" */
+	size_t n, cap;
+};
+
+void targets_init(struct targets *t);
+void targets_free(struct targets *t);
+
+/* Checks one URL: http or https, a host, no blanks or control characters, at most
+ * TARGETS_MAX_URL bytes. Returns 0 or -EINVAL with the reason in err (without the URL). */
+int targets_check_url(const char *url, char *err, size_t errlen);
+
+/* Adds a URL found at origin (copied). Returns 0; -EINVAL (bad URL), -EEXIST (already listed;
+ * err names where) or -E2BIG (over TARGETS_MAX), with a message naming origin in err; -ENOMEM. */
+int targets_add(struct targets *t, const char *url, const char *origin, char *err, size_t errlen);
+
+/* Parses the text of a targets file; name is used in messages ("FILE:LINE: ..."). Returns 0 or
+ * the first error (the targets before it stay in t). */
+int targets_parse(struct targets *t, const char *text, size_t len, const char *name, char *err,
+		  size_t errlen);
+
+/* Reads and parses a targets file. Returns 0, -errno (cannot read it: message names the file),
+ * or a parse error. */
+int targets_load_file(struct targets *t, const char *path, char *err, size_t errlen);
+
+/* Index of url in t, or -1. */
+long targets_find(const struct targets *t, const char *url);
+
+#endif

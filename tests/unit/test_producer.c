@@ -1,0 +1,246 @@
+/* The producer's accounting without a broker (bootstrap 127.0.0.1:1, where nothing listens):
+ * librdkafka's queue, the memory bound, the spool, drop-oldest, the spool at close (in order,
+ * with a half-read segment), replay order across runs, a damaged spool tail, the refusal of
+ * bad options. */
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bus/producer.h"
+
+#define VLEN 95 /* value bytes: with a 5-byte key and 12 bytes of framing, 112 per record */
+#define RECSZ 112
+
+static char DIR_[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(DIR_, sizeof(DIR_), "/tmp/gh-spool-XXXXXX");
+	assert_non_null(mkdtemp(DIR_));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	DIR *d = opendir(DIR_);
+	struct dirent *de;
+	char p[600];
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			snprintf(p, sizeof(p), "%s/%s", DIR_, de->d_name);
+			unlink(p);
+		}
+	if (d)
+		closedir(d);
+	rmdir(DIR_);
+	return 0;
+}
+
+static struct producer *make(size_t buffer_events, const char *spool, uint64_t spool_max,
+			     const char *rdk_queue)
+{
+	char q[64];
+	snprintf(q, sizeof(q), "queue.buffering.max.messages=%s", rdk_queue);
+	const char *props[] = {q, "reconnect.backoff.max.ms=100", "log_level=0"};
+	struct producer_options o = {.brokers = "127.0.0.1:1",
+				     .topic = "t",
+				     .kafka_props = props,
+				     .nkafka_props = 3,
+				     .buffer_events = buffer_events,
+				     .spool_dir = spool,
+				     .spool_max_bytes = spool_max,
+				     .flush_timeout_s = 0.2};
+	struct producer *p = NULL;
+	char err[512] = "";
+	if (producer_create(&p, &o, err, sizeof(err)) != 0)
+		fail_msg("producer_create: %s", err);
+	return p;
+}
+
+static void send_n(struct producer *p, int from, int to)
+{
+	char v[VLEN + 1];
+	for (int i = from; i < to; i++) {
+		memset(v, '.', VLEN);
+		snprintf(v, sizeof(v), "e%03d", i);
+		v[4] = '.'; /* fixed length */
+		assert_int_equal(producer_send(p, "GPU-x", 5, v, VLEN), 0);
+	}
+}
+
+struct order {
+	int got[256];
+	int n;
+};
+
+static int collect(const char *key, size_t klen, const char *val, size_t vlen, void *ud)
+{
+	struct order *o = ud;
+	assert_int_equal(klen, 5);
+	assert_memory_equal(key, "GPU-x", 5);
+	assert_int_equal(vlen, VLEN);
+	assert_true(o->n < 256);
+	o->got[o->n++] = atoi(val + 1);
+	return 0;
+}
+
+static void expect_spool(const int *want, int n)
+{
+	struct order o = {.n = 0};
+	assert_int_equal(producer_spool_scan(DIR_, collect, &o), 0);
+	if (o.n != n)
+		fail_msg("spool holds %d events, expected %d", o.n, n);
+	for (int i = 0; i < n; i++)
+		if (o.got[i] != want[i])
+			fail_msg("spool event %d is e%03d, expected e%03d", i, o.got[i], want[i]);
+}
+
+static void test_memory_only(void **state)
+{
+	(void)state;
+	struct producer *p = make(5, NULL, 0, "3");
+	send_n(p, 0, 20);
+	producer_poll(p, 0);
+	struct producer_stats st;
+	producer_stats(p, &st);
+	assert_int_equal(st.produced, 20);
+	assert_int_equal(st.in_flight, 3); /* librdkafka's queue is full at 3 */
+	assert_int_equal(st.queued, 5);    /* the memory bound */
+	assert_int_equal(st.dropped, 12);  /* the oldest ones past it */
+	assert_int_equal(st.delivered + st.failed + st.spooled, 0);
+	/* close: nothing can be delivered and there is no spool: counted as dropped */
+	assert_int_equal(producer_close(p), 8);
+	producer_stats(p, &st);
+	assert_int_equal(st.dropped, 20);
+	assert_int_equal(st.in_flight + st.queued, 0);
+	assert_int_equal(producer_send(p, "k", 1, "v", 1), -EPIPE);
+	producer_destroy(p);
+}
+
+static void test_spool_and_drop_oldest(void **state)
+{
+	(void)state;
+	/* librdkafka 3, memory 4, spool 6 records: 13 waiting at most */
+	struct producer *p = make(4, DIR_, 6 * RECSZ, "3");
+	send_n(p, 0, 20);
+	producer_poll(p, 0);
+	struct producer_stats st;
+	producer_stats(p, &st);
+	assert_int_equal(st.produced, 20);
+	assert_int_equal(st.in_flight, 3);     /* e0..e2 */
+	assert_int_equal(st.queued, 4);        /* e10..e13 */
+	assert_int_equal(st.spool_events, 6);  /* e14..e19 */
+	assert_int_equal(st.spool_bytes, 6 * RECSZ);
+	assert_int_equal(st.dropped, 7);       /* e3..e9: the oldest we held */
+	assert_int_equal(st.spooled, 13);      /* e7..e19 went to disk */
+	assert_int_equal(st.unspooled, 7);     /* e7..e13 came back to memory */
+	assert_int_equal(st.spool_errors, 0);
+
+	/* close: librdkafka's 3 are purged back; they and the memory queue are written as the
+	 * oldest segment, ahead of the rest of the half-read one */
+	assert_int_equal(producer_close(p), 13);
+	producer_stats(p, &st);
+	assert_int_equal(st.dropped, 7); /* nothing more lost */
+	assert_int_equal(st.spool_events, 13);
+	producer_destroy(p);
+	const int want[] = {0, 1, 2, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19};
+	expect_spool(want, 13);
+
+	/* the next run starts from the spool; new events queue behind it; closing again keeps
+	 * the order (some went to librdkafka and memory on the way and are put back first) */
+	p = make(4, DIR_, 64 * RECSZ, "3");
+	producer_stats(p, &st);
+	assert_int_equal(st.spool_events, 13);
+	send_n(p, 20, 25);
+	for (int i = 0; i < 3; i++)
+		producer_poll(p, 10);
+	producer_stats(p, &st);
+	assert_int_equal(st.in_flight + st.queued + st.spool_events, 18);
+	assert_int_equal(st.dropped, 0);
+	assert_int_equal(producer_close(p), 18);
+	producer_destroy(p);
+	const int want2[] = {0, 1, 2, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24};
+	expect_spool(want2, 18);
+}
+
+static void test_damaged_spool(void **state)
+{
+	(void)state;
+	struct producer *p = make(2, DIR_, 1 << 20, "1");
+	send_n(p, 0, 6); /* 1 in librdkafka, 2 in memory, 3 spooled */
+	assert_int_equal(producer_close(p), 6);
+	producer_destroy(p);
+	/* a crash in the middle of a record: half a header at the end of the last segment */
+	DIR *d = opendir(DIR_);
+	struct dirent *de;
+	char last[600] = "";
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, "spool-", 6) == 0) {
+			char path[600];
+			snprintf(path, sizeof(path), "%s/%s", DIR_, de->d_name);
+			if (strcmp(path, last) > 0)
+				snprintf(last, sizeof(last), "%s", path);
+		}
+	closedir(d);
+	assert_true(last[0]);
+	FILE *f = fopen(last, "ab");
+	assert_non_null(f);
+	fwrite("\x05\x00\x00\x00\x5f", 1, 5, f);
+	fclose(f);
+
+	p = make(2, DIR_, 1 << 20, "1");
+	struct producer_stats st;
+	producer_stats(p, &st);
+	assert_int_equal(st.spool_events, 6); /* the whole records survive */
+	assert_int_equal(st.spool_errors, 1); /* the cut one is counted (and logged) */
+	producer_destroy(p);
+	const int want[] = {0, 1, 2, 3, 4, 5};
+	expect_spool(want, 6);
+}
+
+static void test_bad_options(void **state)
+{
+	(void)state;
+	struct producer *p = NULL;
+	char err[512] = "";
+	struct producer_options o = {.brokers = NULL, .topic = "t", .buffer_events = 1};
+	assert_int_equal(producer_create(&p, &o, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "--brokers"));
+	const char *props[] = {"compression.codec=nonsense"};
+	struct producer_options o2 = {.brokers = "127.0.0.1:1",
+				      .topic = "t",
+				      .buffer_events = 1,
+				      .kafka_props = props,
+				      .nkafka_props = 1};
+	assert_int_equal(producer_create(&p, &o2, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "compression.codec=nonsense"));
+	struct producer_options o3 = {.brokers = "127.0.0.1:1",
+				      .topic = "t",
+				      .buffer_events = 1,
+				      .spool_dir = "/proc/nope/spool"};
+	assert_true(producer_create(&p, &o3, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "/proc/nope/spool"));
+	assert_null(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_memory_only),
+		cmocka_unit_test_setup_teardown(test_spool_and_drop_oldest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_spool, setup, teardown),
+		cmocka_unit_test(test_bad_options),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
