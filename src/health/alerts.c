@@ -11,6 +11,9 @@ struct state {
 	enum health_status open;  /* HEALTH_PASS: no open alert */
 	enum health_status cand;  /* least severity of the current worse streak */
 	int worse_n, healthy_n;
+	int clear_run;         /* healthy samples needed to clear now */
+	uint64_t steps;        /* evaluations seen */
+	uint64_t cleared_step; /* when the last clear happened; 0: never */
 };
 
 struct alerts {
@@ -125,6 +128,9 @@ int alerts_step(struct alerts *a, const char *key, const char *kind, enum health
 	}
 	if (!s && !(s = get(a, id)))
 		return -ENOMEM;
+	s->steps++;
+	if (!s->clear_run)
+		s->clear_run = a->o.clear_after;
 	if (sev > s->open) {
 		s->healthy_n = 0;
 		s->cand = s->worse_n ? (sev < s->cand ? sev : s->cand) : sev;
@@ -132,18 +138,30 @@ int alerts_step(struct alerts *a, const char *key, const char *kind, enum health
 		if (immediate || s->worse_n >= a->o.raise_after) {
 			enum health_status to = immediate ? sev : s->cand;
 			*action = s->open == HEALTH_PASS ? ALERT_RAISE : ALERT_ESCALATE;
-			if (s->open == HEALTH_PASS)
+			if (s->open == HEALTH_PASS) {
 				a->nopen++;
+				/* flap damping */
+				if (s->cleared_step &&
+				    s->steps - s->cleared_step <= (uint64_t)ALERTS_FLAP_WINDOW * (uint64_t)s->clear_run) {
+					int max = a->o.clear_after * ALERTS_FLAP_MAX_RUN;
+					s->clear_run = s->clear_run > max / ALERTS_FLAP_FACTOR
+							       ? max
+							       : s->clear_run * ALERTS_FLAP_FACTOR;
+				} else {
+					s->clear_run = a->o.clear_after;
+				}
+			}
 			s->open = to;
 			s->worse_n = 0;
 		}
 	} else {
 		s->worse_n = 0;
 		if (s->open != HEALTH_PASS && sev == HEALTH_PASS) {
-			if (++s->healthy_n >= a->o.clear_after) {
+			if (++s->healthy_n >= s->clear_run) {
 				*action = ALERT_CLEAR;
 				s->open = HEALTH_PASS;
 				s->healthy_n = 0;
+				s->cleared_step = s->steps;
 				a->nopen--;
 			}
 		} else {

@@ -5,7 +5,11 @@
  * further) after raise_after consecutive such samples, or at once when it carries a
  * fail-class event; an open alert clears after clear_after consecutive healthy (pass)
  * samples. A severity that falls but stays above pass keeps the alert open at its severity.
- * So a value oscillating around a threshold raises at most once and never flaps.
+ * Flap damping: an alert raised again within ALERTS_FLAP_WINDOW times its clear run after it
+ * cleared needs ALERTS_FLAP_FACTOR times more healthy samples to clear the next time (up to
+ * ALERTS_FLAP_MAX_RUN times clear_after); a raise after that window starts over. So a value
+ * that swings across a threshold (and its hysteresis band) settles into one open alert
+ * instead of flapping.
  */
 #ifndef GPUHEALTH_HEALTH_ALERTS_H
 #define GPUHEALTH_HEALTH_ALERTS_H
@@ -17,6 +21,9 @@
 
 #define ALERTS_RAISE_AFTER 3 /* default: consecutive worse samples */
 #define ALERTS_CLEAR_AFTER 6 /* default: consecutive healthy samples */
+#define ALERTS_FLAP_WINDOW 10  /* a re-raise within this many clear runs after a clear is a flap */
+#define ALERTS_FLAP_FACTOR 4   /* each flap multiplies the clear run by this ... */
+#define ALERTS_FLAP_MAX_RUN 256 /* ... up to this many times clear_after */
 
 enum alert_action { ALERT_NONE = 0, ALERT_RAISE, ALERT_ESCALATE, ALERT_CLEAR };
 

@@ -38,9 +38,17 @@ int econ_evaluate(const struct econ_inputs *in, double p, bool failing,
 	for (int a = 0; a < ACT_COUNT; a++) {
 		double d = in->downtime_h[a];
 		double idled = a == ACT_REBOOT ? in->gpus_per_node : 1.0;
-		/* drain clears what needs only inspection; the others clear what they reach */
-		bool res = a != ACT_KEEP && (int)required <= a &&
-			   (a != ACT_DRAIN || required <= ACT_DRAIN);
+		/* what needs inspection (heat, power, links) is cleared by draining only; a reset,
+		 * reboot or RMA clears what needs that action or a lesser one of the three */
+		bool res;
+		if (a == ACT_KEEP)
+			res = false;
+		else if (required == ACT_KEEP)
+			res = true;
+		else if (required == ACT_DRAIN)
+			res = a == ACT_DRAIN;
+		else
+			res = a != ACT_DRAIN && (int)required <= a;
 		double direct = a == ACT_RMA ? in->rma_cost : 0.0;
 		double in_service = fmax(0.0, H - d) / H;
 		double p_after = res ? p * (a == ACT_RMA ? 0.0 : in->residual_risk) : p * in_service;
