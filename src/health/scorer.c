@@ -404,7 +404,10 @@ static void take(struct scorer *s, rd_kafka_message_t *m)
 	}
 	if (rc == 0)
 		rc = judge(s, &res);
-	if (rc == 0) {
+	/* "fell off the bus" only on live data: while a backlog is replayed the partitions (one
+	 * per GPU key) are read unevenly, and a GPU would look silent when it is only behind */
+	bool live = time_now() - smp.time <= s->o.interval_s * (s->o.missing_intervals + 1);
+	if (rc == 0 && live) {
 		size_t n = rules_missing(s->rules, smp.host, smp.time, s->missing, MISSING_MAX);
 		for (size_t i = 0; i < n && !rc; i++)
 			rc = judge(s, &s->missing[i]);
