@@ -116,6 +116,17 @@ def real_families(data):
     for path in sorted(glob.glob(os.path.join(data, "*.prom")) +
                        glob.glob(os.path.join(data, "*.txt"))):
         text = open(path, encoding="utf-8").read()
+        # The README samples quote the shell command above the output: keep only exposition
+        # lines (comments, samples, blanks) of the reference files.
+        def exposition(l):
+            if not l.strip() or l.startswith("#"):
+                return True
+            m = SAMPLE.match(l)
+            try:
+                return bool(m) and float(m.group(m.lastindex)) is not None
+            except ValueError:
+                return False
+        text = "\n".join(l for l in text.split("\n") if exposition(l))
         cur_help = {}
         for line in text.split("\n"):
             m = HELP.match(line)
