@@ -75,10 +75,21 @@ db3=$(new_db gh_two_$$)
 t=gh-two-$UNIQ
 python3 "$GEN" --gpus 20 --samples 100 --prefix GPU-two > "$TMP/two.txt"
 echo "  injected: 2000 events over 20 GPUs"
+head -1 "$TMP/two.txt" > "$TMP/two-first.txt"; tail -n +2 "$TMP/two.txt" > "$TMP/two-rest.txt"
+produce "$t" "$TMP/two-first.txt" # creates the topic (4 partitions) for the group to split
 start_sink a "$db3" "$t" "g-$t" --batch-timeout 0.5
 start_sink b "$db3" "$t" "g-$t" --batch-timeout 0.5
-sleep 8 # both join the group before the data arrives
-produce "$t" "$TMP/two.txt"
+# both must hold partitions before the data arrives: wait for a rebalance that splits the four
+split_ok() {
+  local la lb
+  la=$(grep -o 'assigned partitions [0-9,]*' "$TMP/a.log" | tail -1 | grep -o '[0-9,]*$')
+  lb=$(grep -o 'assigned partitions [0-9,]*' "$TMP/b.log" | tail -1 | grep -o '[0-9,]*$')
+  [ -n "$la" ] && [ -n "$lb" ] && [ "$(tr ',' '\n' <<<"$la,$lb" | sort -u | wc -l)" = 4 ] \
+    && [ "$(tr ',' '\n' <<<"$la,$lb" | wc -l)" = 4 ]
+}
+for i in $(seq 1 240); do split_ok && break; sleep 0.25; done
+check "the two sinks split the four partitions" split_ok
+produce "$t" "$TMP/two-rest.txt"
 check "2000 rows" wait_rows "$db3" 2000 90
 stop_sink a; stop_sink b
 check "exactly once" exact "$db3" 2000
