@@ -1,0 +1,962 @@
+#include "health/scorer.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bus/kafka_conf.h"
+#include "core/log.h"
+#include "core/strbuf.h"
+#include "core/timeutil.h"
+#include "health/alerts.h"
+#include "health/predict.h"
+#include "health/rules.h"
+#include "health/sample.h"
+#include "health/webhook.h"
+#include "store/pg.h"
+
+#define COPY_MAX_BYTES (256u << 20)
+#define BACKOFF_MIN_S 0.5
+#define BACKOFF_MAX_S 30.0
+#define STOP_DEADLINE_S 10.0
+#define MAX_PARTS 256
+#define MISSING_MAX 256 /* silent GPUs reported per host tick */
+
+static const char *const KIND_HEALTH = "health";
+static const char *const KIND_RISK = "failure_risk";
+
+/* One alert change of the open batch: written in the transaction, then announced. */
+struct alert_op {
+	enum alert_action action;
+	char key[HS_KEY_MAX];
+	char host[HS_HOST_MAX];
+	const char *kind;
+	enum health_status sev;
+	char *message; /* owned */
+	char *details; /* owned, JSON */
+	char *body;    /* owned, the JSON for Kafka and the webhook */
+	double time;
+};
+
+struct part_off {
+	int32_t partition;
+	int64_t next;
+};
+
+struct scorer {
+	struct scorer_options o; /* strings below are owned copies */
+	char *brokers, *topic, *group, *alerts_topic, *conninfo, *webhook_url;
+
+	rd_kafka_t *consumer; /* owned */
+	rd_kafka_t *producer; /* owned; NULL without an alerts topic */
+	struct webhook *hook; /* owned; NULL without a webhook */
+	PGconn *db;           /* the scorer thread's */
+	struct rules *rules;
+	struct alerts *alerts;
+	bool alerts_loaded;
+	bool curl_inited;
+
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
+
+	/* the open batch (scorer thread only) */
+	struct strbuf scores, preds;
+	size_t nrows;
+	struct alert_op *ops;
+	size_t nops, capops;
+	struct part_off offs[MAX_PARTS];
+	int noffs;
+	double batch_started;
+	struct health_result missing[MISSING_MAX];
+
+	pthread_mutex_t lock; /* guards st */
+	struct scorer_stats st;
+};
+
+static void set_error(struct scorer *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(struct scorer *s, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", msg);
+	pthread_mutex_unlock(&s->lock);
+}
+
+#define STAT_ADD(s, field, n)                                                                      \
+	do {                                                                                       \
+		pthread_mutex_lock(&(s)->lock);                                                    \
+		(s)->st.field += (n);                                                              \
+		pthread_mutex_unlock(&(s)->lock);                                                  \
+	} while (0)
+
+static void alert_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	struct scorer *s = opaque;
+	if (m->err) {
+		STAT_ADD(s, alerts_produce_failed, 1);
+		log_warn("scorer: alert not delivered to Kafka: %s", rd_kafka_err2str(m->err));
+	} else {
+		STAT_ADD(s, alerts_produced, 1);
+	}
+}
+
+static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct scorer *s = opaque;
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		char buf[256];
+		rd_kafka_fatal_error(rk, buf, sizeof(buf));
+		set_error(s, "kafka fatal: %s", buf);
+		log_error("scorer: kafka fatal error: %s", buf);
+		pthread_mutex_lock(&s->lock);
+		s->st.failed = true;
+		pthread_mutex_unlock(&s->lock);
+		atomic_store(&s->stop, true);
+		return;
+	}
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT)
+		set_error(s, "kafka: %s", reason);
+	log_debug("scorer: kafka: %s", reason);
+}
+
+/* ---- COPY text */
+
+/* Appends text escaped for COPY's text format. */
+static int copy_text(struct strbuf *b, const char *t)
+{
+	int rc = 0;
+	for (const char *p = t; *p && !rc; p++) {
+		switch (*p) {
+		case '\\':
+			rc = strbuf_puts(b, "\\\\");
+			break;
+		case '\t':
+			rc = strbuf_puts(b, "\\t");
+			break;
+		case '\n':
+			rc = strbuf_puts(b, "\\n");
+			break;
+		case '\r':
+			rc = strbuf_puts(b, "\\r");
+			break;
+		default:
+			rc = strbuf_append(b, p, 1);
+		}
+	}
+	return rc;
+}
+
+static json_t *reasons_json(const struct health_result *r)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < r->nreasons; i++) {
+		const struct health_reason *x = &r->reasons[i];
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:b, s:s}", "code", x->code,
+						   "component", health_component_name(x->comp),
+						   "severity", x->sev == HEALTH_PASS ? "info" : health_status_name(x->sev),
+						   "remedy", health_action_name(x->remedy), "event",
+						   x->event, "text", x->text));
+	}
+	return a;
+}
+
+static int append_score(struct scorer *s, const struct health_result *r, const char *ts)
+{
+	json_t *j = reasons_json(r);
+	char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!txt)
+		return -ENOMEM;
+	int rc = strbuf_printf(&s->scores, "%s\t", ts);
+	rc = rc ? rc : copy_text(&s->scores, r->key);
+	rc = rc ? rc : strbuf_printf(&s->scores, "\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t", r->score,
+				     health_status_name(r->status), r->comp[HC_THERMAL],
+				     r->comp[HC_MEMORY], r->comp[HC_POWER], r->comp[HC_INTERCONNECT],
+				     r->comp[HC_XID]);
+	rc = rc ? rc : copy_text(&s->scores, txt);
+	rc = rc ? rc : strbuf_puts(&s->scores, "\n");
+	free(txt);
+	return rc;
+}
+
+/* The prediction's reasons: model terms, and the costs of each action when recommended. */
+static json_t *prediction_json(const struct prediction *p, const struct econ_result *e,
+			       enum health_action required, bool recommended)
+{
+	json_t *terms = json_array();
+	for (int i = 0; terms && i < p->nterms; i++)
+		json_array_append_new(terms, json_pack("{s:s, s:f, s:f}", "name", p->terms[i].name,
+						       "x", p->terms[i].x, "contribution",
+						       p->terms[i].contribution));
+	json_t *j = json_pack("{s:f, s:o, s:b}", "z", p->z, "terms", terms, "failing", p->failing);
+	if (j && recommended) {
+		json_t *costs = json_object();
+		json_t *res = json_array();
+		for (int a = 0; costs && res && a < ACT_COUNT; a++) {
+			json_object_set_new(costs, health_action_name((enum health_action)a),
+					    json_real(round(e->cost[a] * 100) / 100));
+			if (e->resolves[a])
+				json_array_append_new(res, json_string(health_action_name((enum health_action)a)));
+		}
+		json_object_set_new(j, "required", json_string(health_action_name(required)));
+		json_object_set_new(j, "costs", costs);
+		json_object_set_new(j, "resolved_by", res);
+		json_object_set_new(j, "job_loss", json_real(round(e->job_loss * 100) / 100));
+	}
+	return j;
+}
+
+static int append_prediction(struct scorer *s, const struct health_result *r,
+			     const struct prediction *p, const char *ts, json_t *reasons,
+			     const char *rec)
+{
+	char *txt = json_dumps(reasons, JSON_COMPACT | JSON_REAL_PRECISION(6));
+	if (!txt)
+		return -ENOMEM;
+	int rc = strbuf_printf(&s->preds, "%s\t", ts);
+	rc = rc ? rc : copy_text(&s->preds, r->key);
+	rc = rc ? rc : strbuf_printf(&s->preds, "\t%g\t%.17g\t%s\t", p->horizon_h, p->probability,
+				     PREDICT_MODEL_VERSION);
+	rc = rc ? rc : copy_text(&s->preds, txt);
+	rc = rc ? rc : strbuf_printf(&s->preds, "\t%s\n", rec ? rec : "\\N");
+	free(txt);
+	return rc;
+}
+
+/* ---- alerts */
+
+static void op_free(struct alert_op *op)
+{
+	free(op->message);
+	free(op->details);
+	free(op->body);
+	memset(op, 0, sizeof(*op));
+}
+
+static int add_op(struct scorer *s, enum alert_action act, const char *kind, enum health_status sev,
+		  const struct health_result *r, const struct prediction *p, const char *rec,
+		  const char *ts)
+{
+	if (s->nops == s->capops) {
+		size_t cap = s->capops ? s->capops * 2 : 64;
+		struct alert_op *n = realloc(s->ops, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		s->ops = n;
+		s->capops = cap;
+	}
+	struct alert_op *op = &s->ops[s->nops];
+	memset(op, 0, sizeof(*op));
+	op->action = act;
+	op->kind = kind;
+	op->sev = sev;
+	op->time = r->time;
+	snprintf(op->key, sizeof(op->key), "%s", r->key);
+	snprintf(op->host, sizeof(op->host), "%s", r->host);
+	char msg[512];
+	const char *why = r->nreasons ? r->reasons[0].text : "";
+	if (act == ALERT_CLEAR)
+		snprintf(msg, sizeof(msg), "GPU %s%s%s: %s", r->key, r->host[0] ? " on " : "", r->host,
+			 kind == KIND_RISK ? "failure risk back to normal" : "healthy again");
+	else if (kind == KIND_RISK)
+		snprintf(msg, sizeof(msg), "GPU %s%s%s: %.0f %% probability of failure within %g h",
+			 r->key, r->host[0] ? " on " : "", r->host, 100 * p->probability, p->horizon_h);
+	else
+		snprintf(msg, sizeof(msg), "GPU %s%s%s: %s: %s", r->key, r->host[0] ? " on " : "",
+			 r->host, health_status_name(sev), why);
+	json_t *details = json_pack("{s:i, s:s, s:f, s:o, s:s?}", "score", r->score, "status",
+				    health_status_name(r->status), "probability", p->probability,
+				    "reasons", reasons_json(r), "recommendation", rec);
+	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O?}", "schema",
+				 "gpu-health-alert-v1", "action", alert_action_name(act), "time", ts,
+				 "gpu_key", r->key, "hostname", r->host, "kind", kind, "severity",
+				 act == ALERT_CLEAR ? "info" : health_status_name(sev), "message", msg,
+				 "details", details);
+	op->message = strdup(msg);
+	op->details = details ? json_dumps(details, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+	op->body = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+	json_decref(details);
+	json_decref(body);
+	if (!op->message || !op->details || !op->body) {
+		op_free(op);
+		return -ENOMEM;
+	}
+	s->nops++;
+	if (act == ALERT_CLEAR)
+		log_info("scorer: alert cleared: %s", msg);
+	else
+		log_warn("scorer: alert %s: %s", act == ALERT_RAISE ? "raised" : "escalated", msg);
+	return 0;
+}
+
+/* ---- one evaluation: score, prediction, recommendation, alerts into the batch */
+
+static int judge(struct scorer *s, const struct health_result *r)
+{
+	char ts[40];
+	time_format_rfc3339(r->time, ts, sizeof(ts));
+	struct prediction p;
+	predict_eval(&r->trends, r->status, s->o.horizon_h, &p);
+	bool at_risk = p.probability >= s->o.risk_level;
+	bool recommend = r->status != HEALTH_PASS || at_risk;
+	enum health_action required = r->remedy;
+	if (at_risk && !p.failing && p.required > required)
+		required = p.required;
+	struct econ_result e;
+	memset(&e, 0, sizeof(e));
+	const char *rec = NULL;
+	if (recommend) {
+		struct econ_inputs in = s->o.econ;
+		in.horizon_h = s->o.horizon_h;
+		if (econ_evaluate(&in, p.probability, r->status == HEALTH_FAIL, required, &e) == 0)
+			rec = health_action_name(e.best);
+	}
+	json_t *pj = prediction_json(&p, &e, required, rec != NULL);
+	int rc = pj ? 0 : -ENOMEM;
+	rc = rc ? rc : append_score(s, r, ts);
+	rc = rc ? rc : append_prediction(s, r, &p, ts, pj, rec);
+	json_decref(pj);
+	if (rc)
+		return rc;
+	s->nrows++;
+
+	enum alert_action act;
+	enum health_status open;
+	rc = alerts_step(s->alerts, r->key, KIND_HEALTH, r->status, r->event, &act, &open);
+	if (!rc && act != ALERT_NONE)
+		rc = add_op(s, act, KIND_HEALTH, open, r, &p, rec, ts);
+	enum health_status risk = p.failing ? HEALTH_PASS
+					    : predict_risk_status(p.probability, s->o.risk_level,
+								  alerts_open(s->alerts, r->key, KIND_RISK) != HEALTH_PASS);
+	if (!rc)
+		rc = alerts_step(s->alerts, r->key, KIND_RISK, risk, false, &act, &open);
+	if (!rc && act != ALERT_NONE)
+		rc = add_op(s, act, KIND_RISK, open, r, &p, rec, ts);
+	pthread_mutex_lock(&s->lock);
+	s->st.scored++;
+	s->st.predictions++;
+	s->st.pass += r->status == HEALTH_PASS;
+	s->st.warn += r->status == HEALTH_WARN;
+	s->st.fail += r->status == HEALTH_FAIL;
+	s->st.gpus = rules_gpu_count(s->rules);
+	s->st.open_alerts = alerts_open_count(s->alerts);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static void record_offset(struct scorer *s, int32_t p, int64_t off)
+{
+	for (int i = 0; i < s->noffs; i++)
+		if (s->offs[i].partition == p) {
+			if (off + 1 > s->offs[i].next)
+				s->offs[i].next = off + 1;
+			return;
+		}
+	if (s->noffs < MAX_PARTS) {
+		s->offs[s->noffs].partition = p;
+		s->offs[s->noffs].next = off + 1;
+		s->noffs++;
+	}
+}
+
+static void take(struct scorer *s, rd_kafka_message_t *m)
+{
+	if (m->err) {
+		if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			set_error(s, "kafka: %s", rd_kafka_message_errstr(m));
+			log_warn("scorer: consumer: %s", rd_kafka_message_errstr(m));
+		}
+		return;
+	}
+	if (s->nrows == 0 && s->nops == 0 && s->noffs == 0)
+		s->batch_started = time_mono();
+	record_offset(s, m->partition, m->offset);
+	STAT_ADD(s, consumed, 1);
+	struct health_sample smp;
+	char err[256];
+	if (!m->payload || health_sample_parse(m->payload, m->len, &smp, err, sizeof(err))) {
+		STAT_ADD(s, bad_events, 1);
+		log_debug("scorer: skipped an event at offset %lld: %s", (long long)m->offset,
+			  m->payload ? err : "empty");
+		return;
+	}
+	struct health_result res;
+	int rc = rules_update(s->rules, &smp, &res);
+	if (rc == -EALREADY) {
+		STAT_ADD(s, redelivered, 1);
+		return;
+	}
+	if (rc == 0)
+		rc = judge(s, &res);
+	/* "fell off the bus" only on live data: while a backlog is replayed the partitions (one
+	 * per GPU key) are read unevenly, and a GPU would look silent when it is only behind */
+	bool live = time_now() - smp.time <= s->o.interval_s * (s->o.missing_intervals + 1);
+	if (rc == 0 && live) {
+		size_t n = rules_missing(s->rules, smp.host, smp.time, s->missing, MISSING_MAX);
+		for (size_t i = 0; i < n && !rc; i++)
+			rc = judge(s, &s->missing[i]);
+	}
+	if (rc) {
+		log_error("scorer: out of memory evaluating a sample");
+		pthread_mutex_lock(&s->lock);
+		s->st.failed = true;
+		pthread_mutex_unlock(&s->lock);
+		atomic_store(&s->stop, true);
+	}
+}
+
+/* ---- the database */
+
+static void db_close(struct scorer *s)
+{
+	if (s->db)
+		PQfinish(s->db);
+	s->db = NULL;
+	pthread_mutex_lock(&s->lock);
+	s->st.db_connected = false;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Connects, creates the staging tables, and (once) reads the alerts left open. */
+static int db_ensure(struct scorer *s)
+{
+	char err[512];
+	if (s->db && PQstatus(s->db) == CONNECTION_OK)
+		return 0;
+	db_close(s);
+	s->db = pg_connect(s->conninfo, "gpuhealth-scorer", err, sizeof(err));
+	if (!s->db) {
+		set_error(s, "%s", err);
+		return -EIO;
+	}
+	if (pg_exec(s->db,
+		    "CREATE TEMP TABLE IF NOT EXISTS scorer_scores (LIKE gpu_health_scores) "
+		    "ON COMMIT DELETE ROWS; "
+		    "CREATE TEMP TABLE IF NOT EXISTS scorer_predictions (LIKE gpu_failure_predictions) "
+		    "ON COMMIT DELETE ROWS",
+		    err, sizeof(err))) {
+		set_error(s, "database not ready (%s): run 'gpuhealth db migrate'", err);
+		db_close(s);
+		return -EIO;
+	}
+	if (!s->alerts_loaded) {
+		PGresult *r = PQexecParams(s->db,
+					   "SELECT gpu_key, kind, severity FROM alerts WHERE cleared_at IS NULL "
+					   "AND kind IN ($1, $2)",
+					   2, NULL, (const char *const[]){KIND_HEALTH, KIND_RISK}, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			set_error(s, "reading open alerts: %s", PQresultErrorMessage(r));
+			PQclear(r);
+			db_close(s);
+			return -EIO;
+		}
+		for (int i = 0; i < PQntuples(r); i++) {
+			const char *kind = strcmp(PQgetvalue(r, i, 1), KIND_RISK) == 0 ? KIND_RISK : KIND_HEALTH;
+			enum health_status sev = strcmp(PQgetvalue(r, i, 2), "fail") == 0 ? HEALTH_FAIL
+											      : HEALTH_WARN;
+			alerts_restore(s->alerts, PQgetvalue(r, i, 0), kind, sev);
+		}
+		if (PQntuples(r))
+			log_info("scorer: %d alert(s) open in the database", PQntuples(r));
+		PQclear(r);
+		s->alerts_loaded = true;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->st.db_connected = true;
+	s->st.open_alerts = alerts_open_count(s->alerts);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int check(struct scorer *s, PGresult *r, const char *what)
+{
+	ExecStatusType st = PQresultStatus(r);
+	int rc = 0;
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		set_error(s, "%s: %s", what, PQresultErrorMessage(r));
+		rc = -EIO;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int copy_in(struct scorer *s, const char *sql, const struct strbuf *b)
+{
+	PGresult *r = PQexec(s->db, sql);
+	if (PQresultStatus(r) != PGRES_COPY_IN)
+		return check(s, r, "COPY");
+	PQclear(r);
+	for (size_t off = 0; off < b->len;) {
+		size_t n = b->len - off > (1u << 20) ? (1u << 20) : b->len - off;
+		if (PQputCopyData(s->db, b->data + off, (int)n) != 1) {
+			set_error(s, "COPY: %s", PQerrorMessage(s->db));
+			return -EIO;
+		}
+		off += n;
+	}
+	if (PQputCopyEnd(s->db, NULL) != 1) {
+		set_error(s, "COPY end: %s", PQerrorMessage(s->db));
+		return -EIO;
+	}
+	int rc = check(s, PQgetResult(s->db), "COPY");
+	while ((r = PQgetResult(s->db)))
+		PQclear(r);
+	return rc;
+}
+
+static int write_op(struct scorer *s, const struct alert_op *op)
+{
+	char ts[40];
+	time_format_rfc3339(op->time, ts, sizeof(ts));
+	if (op->action == ALERT_CLEAR) {
+		const char *p[3] = {op->key, op->kind, ts};
+		return check(s,
+			     PQexecParams(s->db,
+					  "UPDATE alerts SET cleared_at = $3 WHERE gpu_key = $1 AND kind = $2 "
+					  "AND cleared_at IS NULL",
+					  3, NULL, p, NULL, NULL, 0),
+			     "clearing an alert");
+	}
+	const char *p[7] = {op->key, op->host[0] ? op->host : NULL, op->kind,
+			    health_status_name(op->sev), op->message, op->details, ts};
+	/* one open alert per GPU and kind (partial unique index): raising again updates it */
+	return check(s,
+		     PQexecParams(s->db,
+				  "INSERT INTO alerts (gpu_key, hostname, kind, severity, message, details, "
+				  "raised_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) "
+				  "ON CONFLICT (gpu_key, kind) WHERE cleared_at IS NULL DO UPDATE SET "
+				  "severity = EXCLUDED.severity, message = EXCLUDED.message, "
+				  "details = EXCLUDED.details",
+				  7, NULL, p, NULL, NULL, 0),
+		     "raising an alert");
+}
+
+/* The batch in one transaction. Returns 0 or -EIO (rolled back). */
+static int db_write(struct scorer *s)
+{
+	int rc = db_ensure(s);
+	if (rc)
+		return rc;
+	rc = check(s, PQexec(s->db, "BEGIN"), "BEGIN");
+	if (!rc && s->nrows) {
+		rc = copy_in(s,
+			     "COPY scorer_scores (time, gpu_key, score, status, thermal, memory, power, "
+			     "interconnect, xid, reasons) FROM STDIN",
+			     &s->scores);
+		rc = rc ? rc
+			: check(s, PQexec(s->db, "INSERT INTO gpu_health_scores SELECT * FROM scorer_scores "
+						 "ON CONFLICT DO NOTHING"),
+				"scores");
+		rc = rc ? rc
+			: copy_in(s,
+				  "COPY scorer_predictions (time, gpu_key, horizon_hours, probability, "
+				  "model_version, reasons, recommendation) FROM STDIN",
+				  &s->preds);
+		rc = rc ? rc
+			: check(s, PQexec(s->db, "INSERT INTO gpu_failure_predictions SELECT * FROM "
+						 "scorer_predictions ON CONFLICT DO NOTHING"),
+				"predictions");
+	}
+	for (size_t i = 0; !rc && i < s->nops; i++)
+		rc = write_op(s, &s->ops[i]);
+	rc = rc ? rc : check(s, PQexec(s->db, "COMMIT"), "COMMIT");
+	if (rc) {
+		if (s->db && PQstatus(s->db) == CONNECTION_OK)
+			PQclear(PQexec(s->db, "ROLLBACK"));
+		if (s->db && PQstatus(s->db) != CONNECTION_OK)
+			db_close(s);
+	}
+	return rc;
+}
+
+static void batch_clear(struct scorer *s)
+{
+	strbuf_reset(&s->scores);
+	strbuf_reset(&s->preds);
+	for (size_t i = 0; i < s->nops; i++)
+		op_free(&s->ops[i]);
+	s->nops = 0;
+	s->nrows = 0;
+	s->noffs = 0;
+}
+
+/* Sleeps for the attempt's backoff unless stopping past the deadline. Returns false to give up. */
+static bool backoff(struct scorer *s, int attempt, double deadline)
+{
+	double d = BACKOFF_MIN_S * (double)(1u << (attempt < 6 ? attempt : 6));
+	if (d > BACKOFF_MAX_S)
+		d = BACKOFF_MAX_S;
+	double until = time_mono() + d;
+	while (time_mono() < until) {
+		if (atomic_load(&s->stop) && time_mono() >= deadline)
+			return false;
+		if (s->producer)
+			rd_kafka_poll(s->producer, 0);
+		struct timespec ts = {0, 50 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	return !(atomic_load(&s->stop) && time_mono() >= deadline);
+}
+
+static void announce(struct scorer *s, const struct alert_op *op)
+{
+	if (s->producer && op->body) {
+		for (int tries = 0; tries < 50; tries++) {
+			rd_kafka_resp_err_t e = rd_kafka_producev(
+				s->producer, RD_KAFKA_V_TOPIC(s->alerts_topic),
+				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				RD_KAFKA_V_KEY(op->key, strlen(op->key)),
+				RD_KAFKA_V_VALUE(op->body, strlen(op->body)), RD_KAFKA_V_END);
+			if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+				break;
+			if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+				STAT_ADD(s, alerts_produce_failed, 1);
+				log_warn("scorer: cannot produce an alert: %s", rd_kafka_err2str(e));
+				break;
+			}
+			rd_kafka_poll(s->producer, 100);
+		}
+	}
+	if (s->hook && op->body && webhook_post(s->hook, op->body, strlen(op->body)))
+		log_warn("scorer: out of memory queueing a webhook");
+}
+
+static void store_offsets(struct scorer *s)
+{
+	if (!s->noffs)
+		return;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(s->noffs);
+	for (int i = 0; i < s->noffs; i++)
+		rd_kafka_topic_partition_list_add(l, s->topic, s->offs[i].partition)->offset = s->offs[i].next;
+	rd_kafka_resp_err_t e = rd_kafka_offsets_store(s->consumer, l);
+	if (e)
+		log_debug("scorer: offsets not stored: %s", rd_kafka_err2str(e));
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Ends the batch: the transaction (retried while the database is away), then the offsets,
+ * then the alert announcements. When stopping, gives up after the deadline: nothing stored,
+ * so Kafka redelivers it. */
+static int flush(struct scorer *s)
+{
+	if (!s->nrows && !s->nops && !s->noffs)
+		return 0;
+	double deadline = time_mono() + STOP_DEADLINE_S;
+	int attempt = 0;
+	if (s->scores.overflow || s->preds.overflow) {
+		log_error("scorer: a batch outgrew its buffers");
+		goto abandon;
+	}
+	if (s->nrows || s->nops) {
+		while (db_write(s)) {
+			STAT_ADD(s, db_errors, 1);
+			if (attempt == 0)
+				log_warn("scorer: cannot write a batch of %zu scores (%s); retrying", s->nrows,
+					 s->st.last_error);
+			if (!backoff(s, attempt++, deadline))
+				goto abandon;
+		}
+		if (attempt)
+			log_info("scorer: database back after %d attempts", attempt);
+	}
+	store_offsets(s); /* only now: the batch is durable */
+	uint64_t raised = 0, cleared = 0;
+	for (size_t i = 0; i < s->nops; i++) {
+		announce(s, &s->ops[i]);
+		raised += s->ops[i].action != ALERT_CLEAR;
+		cleared += s->ops[i].action == ALERT_CLEAR;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->st.batches++;
+	s->st.alerts_raised += raised;
+	s->st.alerts_cleared += cleared;
+	pthread_mutex_unlock(&s->lock);
+	batch_clear(s);
+	return 0;
+abandon:
+	log_warn("scorer: stopping with an unwritten batch of %zu scores; not acknowledged, so "
+		 "Kafka redelivers it",
+		 s->nrows);
+	batch_clear(s);
+	return -EIO;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	struct scorer *s = opaque;
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		log_info("scorer: assigned %d partition(s) of %s", parts->cnt, s->topic);
+		rd_kafka_assign(rk, parts);
+	} else {
+		flush(s); /* finish what we hold before the partitions move on */
+		log_info("scorer: partitions revoked");
+		rd_kafka_assign(rk, NULL);
+	}
+}
+
+static void update_webhook_stats(struct scorer *s)
+{
+	if (!s->hook)
+		return;
+	struct webhook_stats w;
+	webhook_stats(s->hook, &w);
+	pthread_mutex_lock(&s->lock);
+	s->st.webhook_sent = w.sent;
+	s->st.webhook_failed = w.failed;
+	s->st.webhook_dropped = w.dropped;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void *scorer_main(void *arg)
+{
+	struct scorer *s = arg;
+	int attempt = 0;
+	while (!atomic_load(&s->stop) && db_ensure(s)) {
+		if (attempt == 0)
+			log_warn("scorer: %s; retrying", s->st.last_error);
+		backoff(s, attempt++, 0);
+	}
+	if (!atomic_load(&s->stop))
+		log_info("scorer: connected to PostgreSQL");
+	double last_stats = 0;
+	while (!atomic_load(&s->stop)) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(s->consumer, 100);
+		if (m) {
+			take(s, m);
+			rd_kafka_message_destroy(m);
+		}
+		if (s->producer)
+			rd_kafka_poll(s->producer, 0);
+		double now = time_mono();
+		if (s->nrows >= (size_t)s->o.batch_size || s->scores.len >= COPY_MAX_BYTES / 4 ||
+		    ((s->nrows || s->nops || s->noffs) && now - s->batch_started >= s->o.batch_timeout_s))
+			flush(s);
+		if (now - last_stats >= 0.5) {
+			update_webhook_stats(s);
+			last_stats = now;
+		}
+	}
+	flush(s);
+	rd_kafka_resp_err_t e = rd_kafka_commit(s->consumer, NULL, 0);
+	if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+		log_warn("scorer: final offset commit: %s", rd_kafka_err2str(e));
+	rd_kafka_consumer_close(s->consumer);
+	if (s->producer) {
+		rd_kafka_flush(s->producer, 10000);
+		int left = rd_kafka_outq_len(s->producer);
+		if (left)
+			log_warn("scorer: %d alert message(s) not delivered to Kafka at stop", left);
+	}
+	db_close(s);
+	update_webhook_stats(s);
+	pthread_mutex_lock(&s->lock);
+	s->st.running = false;
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static char *dup_or_null(const char *p) { return p && *p ? strdup(p) : NULL; }
+
+int scorer_create(struct scorer **out, const struct scorer_options *o, char *err, size_t errlen)
+{
+	int rc = -ENOMEM;
+	rd_kafka_conf_t *conf = NULL;
+	const char **all = NULL;
+	struct scorer *s = calloc(1, sizeof(*s));
+	if (!s)
+		goto fail;
+	pthread_mutex_init(&s->lock, NULL);
+	strbuf_init(&s->scores, COPY_MAX_BYTES);
+	strbuf_init(&s->preds, COPY_MAX_BYTES);
+	rc = -EINVAL;
+	if (!o->brokers || !*o->brokers) {
+		snprintf(err, errlen, "the scorer needs Kafka: give --brokers HOST:PORT or "
+				      "KAFKA_BOOTSTRAP_SERVERS");
+		goto fail;
+	}
+	if (o->batch_size < 1 || !(o->batch_timeout_s > 0) || !(o->horizon_h > 0) ||
+	    !(o->risk_level > 0 && o->risk_level <= 1)) {
+		snprintf(err, errlen, "batch size, batch timeout, horizon and risk level must be positive "
+				      "(risk level at most 1)");
+		goto fail;
+	}
+	struct econ_result probe;
+	struct econ_inputs ein = o->econ;
+	ein.horizon_h = o->horizon_h;
+	if (econ_evaluate(&ein, 0.5, false, ACT_RESET, &probe)) {
+		snprintf(err, errlen, "economic inputs out of range (see 'gpuhealth scorer --help')");
+		goto fail;
+	}
+	s->o = *o;
+	rc = -ENOMEM;
+	s->brokers = strdup(o->brokers);
+	s->topic = strdup(o->topic ? o->topic : "gpu-metrics-raw");
+	s->group = strdup(o->group ? o->group : "gpuhealth-scorer");
+	s->alerts_topic = dup_or_null(o->alerts_topic);
+	s->conninfo = dup_or_null(o->conninfo);
+	s->webhook_url = dup_or_null(o->webhook_url);
+	if (!s->brokers || !s->topic || !s->group || (o->alerts_topic && *o->alerts_topic && !s->alerts_topic) ||
+	    (o->conninfo && *o->conninfo && !s->conninfo) ||
+	    (o->webhook_url && *o->webhook_url && !s->webhook_url))
+		goto fail;
+	s->o.brokers = s->o.topic = s->o.group = s->o.alerts_topic = s->o.conninfo = NULL;
+	s->o.webhook_url = NULL;
+	s->o.kafka_props = NULL;
+	struct rules_opts ro = {.interval_s = o->interval_s, .missing_intervals = o->missing_intervals};
+	struct alerts_opts ao = {.raise_after = o->raise_after, .clear_after = o->clear_after};
+	if (rules_create(&s->rules, &ro) || alerts_create(&s->alerts, &ao))
+		goto fail;
+
+	if (s->webhook_url) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			snprintf(err, errlen, "cannot initialise libcurl");
+			rc = -EIO;
+			goto fail;
+		}
+		s->curl_inited = true;
+		struct webhook_opts wo = {.url = s->webhook_url, .timeout_s = o->webhook_timeout_s,
+					  .retries = o->webhook_retries, .backoff_s = 0.5};
+		rc = webhook_create(&s->hook, &wo, err, errlen);
+		if (rc)
+			goto fail;
+	}
+
+	char grp[300];
+	snprintf(grp, sizeof(grp), "group.id=%s", s->group);
+	const char *base[] = {grp, "max.poll.interval.ms=3600000", "enable.partition.eof=false",
+			      "statistics.interval.ms=0"};
+	size_t nall = 4 + o->nkafka_props;
+	rc = -ENOMEM;
+	all = calloc(nall, sizeof(*all));
+	if (!all)
+		goto fail;
+	memcpy(all, base, sizeof(base));
+	for (size_t i = 0; i < o->nkafka_props; i++)
+		all[4 + i] = o->kafka_props[i];
+	rc = -EINVAL;
+	conf = kafka_conf_new(KAFKA_CONSUMER, s->brokers, all, nall, err, errlen);
+	if (!conf)
+		goto fail;
+	rd_kafka_conf_set_opaque(conf, s);
+	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
+	char why[512];
+	s->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
+	if (!s->consumer) {
+		snprintf(err, errlen, "cannot create the Kafka consumer: %s", why);
+		goto fail;
+	}
+	conf = NULL; /* owned by the consumer now */
+	rd_kafka_poll_set_consumer(s->consumer);
+
+	if (s->alerts_topic) {
+		conf = kafka_conf_new(KAFKA_PRODUCER, s->brokers, o->kafka_props, o->nkafka_props, err,
+				      errlen);
+		if (!conf)
+			goto fail;
+		rd_kafka_conf_set_opaque(conf, s);
+		rd_kafka_conf_set_dr_msg_cb(conf, alert_dr_cb);
+		rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
+		s->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
+		if (!s->producer) {
+			snprintf(err, errlen, "cannot create the alert producer: %s", why);
+			goto fail;
+		}
+		conf = NULL;
+	}
+	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(sub, s->topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t e = rd_kafka_subscribe(s->consumer, sub);
+	rd_kafka_topic_partition_list_destroy(sub);
+	if (e) {
+		snprintf(err, errlen, "cannot subscribe to %s: %s", s->topic, rd_kafka_err2str(e));
+		goto fail;
+	}
+	free(all);
+	*out = s; /* caller owns */
+	return 0;
+fail:
+	free(all);
+	if (conf)
+		rd_kafka_conf_destroy(conf);
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "out of memory creating the scorer");
+	scorer_destroy(s);
+	return rc;
+}
+
+int scorer_start(struct scorer *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->st.running = true;
+	pthread_mutex_unlock(&s->lock);
+	int rc = pthread_create(&s->thread, NULL, scorer_main, s);
+	if (rc) {
+		s->st.running = false;
+		return -rc;
+	}
+	s->started = true;
+	return 0;
+}
+
+void scorer_stop(struct scorer *s)
+{
+	if (!s || !s->started)
+		return;
+	atomic_store(&s->stop, true);
+	pthread_join(s->thread, NULL);
+	s->started = false;
+}
+
+void scorer_stats(struct scorer *s, struct scorer_stats *out)
+{
+	pthread_mutex_lock(&s->lock);
+	*out = s->st;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void scorer_destroy(struct scorer *s)
+{
+	if (!s)
+		return;
+	scorer_stop(s);
+	batch_clear(s);
+	free(s->ops);
+	strbuf_free(&s->scores);
+	strbuf_free(&s->preds);
+	if (s->consumer)
+		rd_kafka_destroy(s->consumer);
+	if (s->producer)
+		rd_kafka_destroy(s->producer);
+	webhook_destroy(s->hook);
+	if (s->curl_inited)
+		curl_global_cleanup();
+	db_close(s);
+	rules_destroy(s->rules);
+	alerts_destroy(s->alerts);
+	free(s->brokers);
+	free(s->topic);
+	free(s->group);
+	free(s->alerts_topic);
+	free(s->conninfo);
+	free(s->webhook_url);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}

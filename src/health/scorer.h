@@ -1,0 +1,70 @@
+/*
+ * scorer: the health service. Consumes the sample events (its own consumer group) and keeps
+ * per-GPU state (rules.h); for every sample writes a health score, a failure prediction with
+ * its economic recommendation, and the alerts it raises or clears (alerts.h) to PostgreSQL in
+ * one transaction per batch; Kafka offsets are stored only after COMMIT. Raised and cleared
+ * alerts also go to a Kafka topic (idempotent producer) and, optionally, to a webhook from a
+ * thread of its own (webhook.h), so a dead webhook never blocks scoring.
+ *
+ * The service face shared by every service: create, start (its own thread), stop, stats,
+ * destroy.
+ */
+#ifndef GPUHEALTH_HEALTH_SCORER_H
+#define GPUHEALTH_HEALTH_SCORER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "health/econ.h"
+
+struct scorer_options {
+	const char *brokers;
+	const char *topic;          /* sample events */
+	const char *group;          /* consumer group (default gpuhealth-scorer) */
+	const char *alerts_topic;   /* NULL or "": no Kafka alerts */
+	const char *const *kafka_props; /* -X overrides */
+	size_t nkafka_props;
+	const char *conninfo;
+	const char *webhook_url;    /* NULL or "": none */
+	double webhook_timeout_s;
+	int webhook_retries;
+	double interval_s;          /* expected sample period of a GPU */
+	int missing_intervals;      /* fell off the bus after this many silent intervals */
+	int raise_after, clear_after; /* alert hysteresis, samples */
+	double horizon_h;           /* prediction horizon */
+	double risk_level;          /* probability that raises a failure_risk alert */
+	int batch_size;             /* samples per transaction, upper bound */
+	double batch_timeout_s;
+	struct econ_inputs econ;
+};
+
+struct scorer_stats {
+	uint64_t consumed;         /* messages read */
+	uint64_t bad_events;       /* not decodable: skipped (the sink dead-letters them) */
+	uint64_t redelivered;      /* samples not newer than the GPU's last: ignored */
+	uint64_t scored;           /* evaluations written (samples and silent GPUs) */
+	uint64_t pass, warn, fail; /* ... by status */
+	uint64_t predictions;
+	uint64_t alerts_raised, alerts_cleared;
+	uint64_t alerts_produced, alerts_produce_failed;
+	uint64_t webhook_sent, webhook_failed, webhook_dropped;
+	uint64_t batches, db_errors;
+	size_t gpus, open_alerts;
+	bool db_connected, running, failed;
+	char last_error[256];
+};
+
+struct scorer;
+
+/* Validates the options and creates the Kafka handles. Returns 0 or -EINVAL/-ENOMEM with a
+ * message in err. *out is owned by the caller (scorer_destroy). */
+int scorer_create(struct scorer **out, const struct scorer_options *o, char *err, size_t errlen);
+int scorer_start(struct scorer *s);
+/* Commits the open batch if the database answers, flushes the alert producer, leaves the
+ * group; blocks until the thread has ended. */
+void scorer_stop(struct scorer *s);
+void scorer_stats(struct scorer *s, struct scorer_stats *out);
+void scorer_destroy(struct scorer *s);
+
+#endif
