@@ -241,8 +241,13 @@ static int publish(struct exporter *ex)
 	if (!rg)
 		goto out;
 	gz = NULL; /* owned by rg */
+	/* the snapshot's simulated time, for tests and debugging (not part of dcgm-exporter) */
+	char simt[32];
+	snprintf(simt, sizeof(simt), "%.3f", sim_time(ex->sim));
 	if (MHD_add_response_header(rp, "Content-Type", CONTENT_TYPE_METRICS) != MHD_YES ||
 	    MHD_add_response_header(rp, "Vary", "Accept-Encoding") != MHD_YES ||
+	    MHD_add_response_header(rp, "X-Gpuhealth-Simulated-Time", simt) != MHD_YES ||
+	    MHD_add_response_header(rg, "X-Gpuhealth-Simulated-Time", simt) != MHD_YES ||
 	    MHD_add_response_header(rg, "Content-Type", CONTENT_TYPE_METRICS) != MHD_YES ||
 	    MHD_add_response_header(rg, "Content-Encoding", "gzip") != MHD_YES ||
 	    MHD_add_response_header(rg, "Vary", "Accept-Encoding") != MHD_YES)

@@ -128,10 +128,12 @@ if start_mock speed "${args[@]}"; then
   t0=$(date +%s.%N)
   : >"$tmp/manifest"
   for i in $(seq -w 0 31); do
-    ta=$(date +%s.%N)
-    curl -s -m 5 -o "$tmp/scrape$i.txt" "http://$addr/metrics"
-    tb=$(date +%s.%N)
-    echo "$(echo "$ta - $t0" | bc) $(echo "$tb - $t0" | bc) $tmp/scrape$i.txt" >>"$tmp/manifest"
+    # the snapshot's own simulated time (a response header), so a slow machine cannot blur
+    # which scrape came before or after a fault
+    st=$(curl -s -m 5 -D - -o "$tmp/scrape$i.txt" "http://$addr/metrics" |
+         tr -d '\r' | awk -F': ' 'tolower($1) == "x-gpuhealth-simulated-time" {print $2}')
+    [ -n "$st" ] || st=-1
+    echo "$(echo "$st / 60" | bc -l) $(echo "$(date +%s.%N) - $t0" | bc) $tmp/scrape$i.txt" >>"$tmp/manifest"
     sleep 0.2
   done
   kill "$pid"
@@ -142,20 +144,24 @@ from prometheus_client.parser import text_string_to_metric_families
 speed = 60.0
 rows = []
 for line in open(sys.argv[1]):
-    ta, tb, path = line.split()
+    ta, wall, path = line.split()
+    tb = ta  # the simulated time of the snapshot, in real seconds at --speed 60
     v = {}
     for fam in text_string_to_metric_families(open(path).read()):
         for s in fam.samples:
             v[(fam.name, s.labels["gpu"])] = s.value
     rows.append((float(ta), float(tb), v))
+    last_wall = float(wall)
 def say(ok, what):
     print(("PASS " if ok else "FAIL ") + what)
+# ta and tb are the snapshot's simulated time / speed (from X-Gpuhealth-Simulated-Time); a
+# snapshot of simulated time t shows the state at t, so margins of one poll step are enough
 def before(at):  # scrapes certainly served before simulated time `at`
-    return [v for ta, tb, v in rows if tb < at / speed - 0.3]
+    return [v for ta, tb, v in rows if 0 <= tb < at / speed - 0.01]
 def after(at):   # scrapes certainly served after it
-    return [v for ta, tb, v in rows if ta > at / speed + 0.3]
+    return [v for ta, tb, v in rows if ta > at / speed + 0.01]
 def between(a, b):
-    return [v for ta, tb, v in rows if ta > a / speed + 0.3 and tb < b / speed - 0.3]
+    return [v for ta, tb, v in rows if ta > a / speed + 0.01 and tb < b / speed - 0.01]
 def get(v, m, g):
     return v.get(("DCGM_FI_DEV_" + m, str(g)))
 def all_(vs, f):
@@ -171,7 +177,9 @@ for g in range(8):
     if k is not None:
         found = g
         break
-say(found is not None and rows[-1][0] >= 6.0, "a GPU goes idle -> peak -> idle (GPU %s)" % found)
+say(found is not None and rows[-1][0] >= 6.0 and 0.6 <= rows[-1][0] / last_wall <= 1.4,
+    "a GPU goes idle -> peak -> idle (GPU %s), simulated time %.0f s after %.1f s real"
+    % (found, rows[-1][0] * speed, last_wall))
 say(all_(before(60), lambda v: get(v, "XID_ERRORS", 1) is None) and
     all_(after(60), lambda v: get(v, "XID_ERRORS", 1) == 48 and get(v, "ECC_DBE_VOL_TOTAL", 1) >= 1),
     "dbe: XID 48 and a DBE from 60 s")
