@@ -1,0 +1,106 @@
+/*
+ * fleet: the live picture of every GPU the console shows: the last values, short histories for
+ * the sparklines, the health evaluation (rules.h) with its recommendation, and recent alerts.
+ *
+ * Fed by the pipeline from two sides, on their own threads:
+ *   - fleet_ingest_event(): every event-v1 the embedded collector builds (an in-process tap,
+ *     so the console needs neither Kafka nor a database to show the GPUs of this node);
+ *   - fleet_ingest_health(): rows read back from a fleet database (every host's GPUs), when
+ *     the console is pointed at one.
+ * Read by the UI (and `status`) through fleet_snapshot(), which copies under the lock; the UI
+ * never holds the lock while it draws.
+ *
+ * Thread safety: every function takes the fleet's mutex; none does I/O.
+ */
+#ifndef GPUHEALTH_FLEET_H
+#define GPUHEALTH_FLEET_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "health/rules.h"
+#include "health/sample.h"
+
+/* Samples kept per GPU for the sparklines and the detail charts. */
+#define FLEET_HISTORY 120
+/* Alerts kept per GPU (most recent first). */
+#define FLEET_ALERTS 8
+
+/* The series kept as history. */
+enum fleet_series { FLEET_TEMP = 0, FLEET_POWER, FLEET_UTIL, FLEET_NSERIES };
+
+struct fleet_alert {
+	double time;                   /* epoch seconds of the raise (or the clear) */
+	char kind[HEALTH_REASON_CODE]; /* the reason code, e.g. "dbe_volatile" */
+	enum health_status severity;
+	bool cleared;
+	char text[HEALTH_REASON_TEXT];
+};
+
+struct fleet_gpu {
+	/* identity */
+	char key[HS_KEY_MAX];     /* UUID, or UUID/GPU_I_ID */
+	char host[HS_HOST_MAX];   /* "" when unknown */
+	char model[HS_MODEL_MAX]; /* "" when unknown */
+	int index;                /* -1 when unknown */
+	/* the last sample: every field the rules read, with validity bits (health_sample_has) */
+	struct health_sample last;
+	/* values the rules do not read; NAN when unknown */
+	double fb_used_mib, fb_total_mib, sm_clock_mhz, mem_clock_mhz;
+	double first_seen, last_seen; /* epoch seconds (sample time) */
+	bool stale;                   /* no sample for 3 expected intervals */
+	/* health of the last sample (or of the database row) */
+	bool have_health;
+	struct health_result health;  /* score, status, reasons (worst first), remedy */
+	enum health_action action;    /* the recommendation: keep/drain/reset/reboot/rma */
+	double p_fail;                /* failure probability within the horizon, NAN unknown */
+	/* history, oldest first; NAN for a sample without the value */
+	size_t nhist;
+	float hist[FLEET_NSERIES][FLEET_HISTORY];
+	double hist_time[FLEET_HISTORY];
+	size_t nalerts;
+	struct fleet_alert alerts[FLEET_ALERTS]; /* most recent first */
+};
+
+struct fleet_opts {
+	double interval_s;     /* expected sample period (stale after 3 of them) */
+	double horizon_h;      /* prediction horizon for p_fail */
+	size_t max_gpus;       /* bound on GPUs kept (0: 65536); more are counted, not kept */
+};
+
+struct fleet_stats {
+	uint64_t events;       /* events ingested */
+	uint64_t bad_events;   /* not decodable (counted, with the last reason) */
+	uint64_t rows;         /* database rows ingested */
+	uint64_t over_limit;   /* GPUs not kept past max_gpus */
+	size_t gpus, hosts;
+	char last_error[256];
+};
+
+struct fleet;
+
+/* Returns 0, -EINVAL or -ENOMEM. opts may be NULL (defaults). *out owned by the caller. */
+int fleet_create(struct fleet **out, const struct fleet_opts *opts);
+void fleet_destroy(struct fleet *f);
+
+/* Ingests one event-v1 object (borrowed). Returns 0, -EINVAL (not an event: counted) or
+ * -ENOMEM. */
+int fleet_ingest_event(struct fleet *f, const json_t *event);
+
+/* Ingests a GPU's state read from the database: its last sample and, when have_health, the
+ * stored health (score/status/action/p_fail). Returns 0 or -ENOMEM. */
+int fleet_ingest_health(struct fleet *f, const struct health_sample *s, bool have_health,
+			const struct health_result *h, enum health_action action, double p_fail);
+
+/* Copies up to max GPUs, ordered by (host, index, key), into out; returns the number of GPUs
+ * known (which may exceed max). */
+size_t fleet_snapshot(struct fleet *f, struct fleet_gpu *out, size_t max);
+
+/* Copies one GPU by key. Returns true when found. */
+bool fleet_get(struct fleet *f, const char *key, struct fleet_gpu *out);
+
+void fleet_stats(struct fleet *f, struct fleet_stats *out);
+
+#endif

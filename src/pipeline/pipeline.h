@@ -1,0 +1,107 @@
+/*
+ * pipeline: the embedded pipeline the console and `--daemon` drive the same way.
+ *
+ * From the configuration (the same options as the separate services) it builds:
+ *   sim      the simulator and its exporter on a free loopback port (unless --target is given)
+ *   collect  the collector, scraping the simulator or the --target URLs; every event it builds
+ *            is also handed to the fleet (fleet.h) in-process
+ *   broker   --brokers, or librdkafka's in-process mock cluster
+ *   db       --db, or a private PostgreSQL under $XDG_STATE_HOME/gpuhealth/ (unix socket only;
+ *            run as an unprivileged user when we are root), or none when the server binaries
+ *            are not installed (said in the part's detail)
+ *   sink     Kafka -> PostgreSQL (when there is a database)
+ *   scorer   health scores, predictions and alerts into the database (when there is one)
+ *   reader   a thread that reads the database back every couple of seconds: row counts, and,
+ *            for a fleet database, every host's GPUs (fleet_ingest_health)
+ * Each service runs in its own thread(s). A part that fails is shown with its error; the others
+ * go on. pipeline_stop() stops them in order (collector flushes, sink commits, private
+ * PostgreSQL stopped) and is idempotent.
+ */
+#ifndef GPUHEALTH_PIPELINE_H
+#define GPUHEALTH_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "collect/collector.h"
+#include "core/config.h"
+#include "exporter/exporter.h"
+#include "fleet/fleet.h"
+#include "health/scorer.h"
+#include "sink/sink.h"
+
+enum pipeline_part { PP_SIM = 0, PP_COLLECTOR, PP_BROKER, PP_DATABASE, PP_SINK, PP_SCORER, PP_COUNT };
+
+enum part_state {
+	PART_OFF = 0, /* not part of this configuration (detail says why) */
+	PART_STARTING,
+	PART_RUNNING,
+	PART_DEGRADED, /* running, but its last attempt failed (last_error) */
+	PART_FAILED,   /* stopped by an error (last_error); the rest goes on */
+	PART_STOPPED,
+};
+
+const char *pipeline_part_name(enum pipeline_part p);  /* "simulator", "collector", ... */
+const char *pipeline_state_name(enum part_state s);    /* "off", "running", ... */
+
+#define PIPELINE_MAX_TARGETS 64
+
+struct pipeline_part_view {
+	enum part_state state;
+	char detail[192];     /* e.g. "mock cluster 127.0.0.1:40123", "private PostgreSQL 15.8,
+				 socket /root/.local/state/gpuhealth/pg", "none: PostgreSQL
+				 server binaries not found (install postgresql)" */
+	char last_error[256]; /* "" when none */
+	double last_error_time;
+};
+
+/* Everything the pipeline panel and the daemon's stats line show; a value copy. */
+struct pipeline_view {
+	double now; /* wall clock, epoch seconds */
+	double started;
+	struct pipeline_part_view parts[PP_COUNT];
+	bool have_exporter;
+	struct exporter_stats exporter;
+	bool have_collector;
+	struct collector_stats collector; /* producer counters in collector.producer */
+	size_t ntargets;
+	struct scrape_target_stats targets[PIPELINE_MAX_TARGETS];
+	double scrapes_per_s; /* over the last window */
+	double events_per_s;
+	bool have_sink;
+	struct sink_stats sink; /* lag_total, parts[] lag, rows_written, rows_per_s, dead_letters */
+	bool have_scorer;
+	struct scorer_stats scorer;
+	int64_t db_rows;      /* rows in gpu_metrics (exact or estimate), -1 unknown */
+	bool db_rows_estimate;
+	double db_rows_per_s; /* growth of db_rows over the reader's window */
+	bool fleet_db;        /* GPUs of other hosts come from the database */
+	struct fleet_stats fleet;
+};
+
+struct pipeline;
+
+/* Validates the configuration and creates the parts (no thread yet, no private PostgreSQL yet).
+ * Returns 0 or -EINVAL/-ENOMEM with a message in err naming the option and the fix. */
+int pipeline_create(struct pipeline **out, const struct config *cfg, char *err, size_t errlen);
+
+/* Starts every part in order; a part that cannot start is marked failed with its error and the
+ * rest starts anyway. Returns 0, or -errno when nothing useful can run (message in err). */
+int pipeline_start(struct pipeline *p, char *err, size_t errlen);
+
+/* Re-reads the targets (SIGHUP). */
+int pipeline_reload(struct pipeline *p);
+
+/* Stops every part in order; idempotent; blocks until done. */
+void pipeline_stop(struct pipeline *p);
+
+/* Copies the view under the lock; never blocks on I/O. */
+void pipeline_view(struct pipeline *p, struct pipeline_view *out);
+
+/* The fleet the pipeline feeds (owned by the pipeline; valid until pipeline_destroy). */
+struct fleet *pipeline_fleet(struct pipeline *p);
+
+void pipeline_destroy(struct pipeline *p);
+
+#endif
