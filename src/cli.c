@@ -13,6 +13,7 @@
 #define M_DBASE (CLI_SINK | CLI_SCORER | CLI_STATUS | CLI_DB | CLI_API | CLI_TUI | CLI_DAEMON)
 #define M_HEALTH (CLI_SCORER | CLI_TUI | CLI_DAEMON)
 #define M_ECON (CLI_SCORER | CLI_STATUS | CLI_API | CLI_TUI | CLI_DAEMON)
+#define M_NVML (CLI_MOCK | CLI_COLLECTOR | CLI_TUI | CLI_DAEMON)
 #define M_ALL 0x1ffu
 #define NORANGE 1, 0
 
@@ -41,6 +42,14 @@ static const struct config_option options[] = {
 	 NORANGE, NULL, 0},
 	{"hostname", 0, "MOCK_HOSTNAME", CONFIG_STR, NULL, "NAME",
 	 "value of the host label (default: this machine's host name)", M_SIM, NORANGE, NULL, 0},
+	/* real GPUs through NVML (src/nvml) */
+	{"nvml", 0, NULL, CONFIG_BOOL, NULL, NULL,
+	 "read this machine's GPUs through NVML (libnvidia-ml.so.1) instead of simulating them or "
+	 "scraping targets",
+	 M_NVML, NORANGE, NULL, 0},
+	{"nvml-library", 0, "NVML_LIBRARY", CONFIG_STR, NULL, "PATH",
+	 "the NVML library --nvml loads (default: libnvidia-ml.so.1 from the library search path)",
+	 M_NVML, NORANGE, NULL, 0},
 	/* collector */
 	{"target", 0, "SCRAPE_TARGETS", CONFIG_LIST, NULL, "URL",
 	 "an exporter's /metrics URL (repeatable; comma-separated in the environment)", M_SCRAPE,

@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "exporter/exporter.h"
+#include "nvml/nvml.h"
 #include "core/signals.h"
 #include "sim/inject.h"
 #include "sim/sim.h"
@@ -76,6 +77,22 @@ int mock_dcgm_run(struct config *cfg)
 	else if (gethostname(hostname, sizeof(hostname) - 1) != 0)
 		snprintf(hostname, sizeof(hostname), "localhost");
 
+	bool nvml = config_bool(cfg, "nvml");
+	if (nvml && n_faults) {
+		config_describe(cfg, "inject", who, sizeof(who));
+		fprintf(stderr, "gpuhealth: %s injects faults into simulated GPUs; it cannot be used "
+				"with --nvml\n", who);
+		goto out;
+	}
+	if (nvml) {
+		static const char *const sim_only[] = {"gpus", "model", "seed", "speed"};
+		for (size_t i = 0; i < sizeof(sim_only) / sizeof(sim_only[0]); i++)
+			if (config_is_set(cfg, sim_only[i])) {
+				config_describe(cfg, sim_only[i], who, sizeof(who));
+				log_warn("mock-dcgm: %s is for simulated GPUs; ignored with --nvml", who);
+			}
+	}
+
 	status = CLI_EXIT_FAILURE;
 	struct sim_params sp = {
 		.model = model,
@@ -85,7 +102,7 @@ int mock_dcgm_run(struct config *cfg)
 		.faults = faults,
 		.n_faults = n_faults,
 	};
-	int rc = sim_create(&sim, &sp);
+	int rc = nvml ? 0 : sim_create(&sim, &sp);
 	if (rc) {
 		fprintf(stderr, "gpuhealth: cannot create the simulated fleet: %s\n", strerror(-rc));
 		goto out;
@@ -93,14 +110,24 @@ int mock_dcgm_run(struct config *cfg)
 	const char *listen = config_str(cfg, "listen");
 	struct exporter_params ep = {
 		.listen = listen ? listen : ":9400",
-		.speed = config_double(cfg, "speed"),
+		.speed = nvml ? 1.0 : config_double(cfg, "speed"),
 		.poll_interval = sp.poll_interval,
 		.render = {.hostname = hostname,
 			   .host_label = host_label,
 			   .driver_version = model->driver_version,
 			   .model_name = model->model_name},
 	};
-	rc = exporter_create(&ex, sim, &ep, err, sizeof(err));
+	if (nvml) {
+		ep.render.driver_version = NULL; /* from NVML */
+		ep.render.model_name = NULL;
+		rc = nvml_exporter_create(&ex, config_str(cfg, "nvml-library"), &ep, err, sizeof(err));
+		if (rc == -ENOENT || rc == -ENOSYS || rc == -ENODEV) {
+			fprintf(stderr, "gpuhealth: --nvml: %s\n", err);
+			goto out;
+		}
+	} else {
+		rc = exporter_create(&ex, sim, &ep, err, sizeof(err));
+	}
 	sim = NULL; /* owned by the exporter, even on failure */
 	config_describe(cfg, "listen", who, sizeof(who));
 	bool listen_flag = strcmp(who, "--listen") == 0;
@@ -120,7 +147,12 @@ int mock_dcgm_run(struct config *cfg)
 			status = CLI_EXIT_USAGE;
 		goto out;
 	}
-	log_info("mock-dcgm: serving %u simulated %s GPUs on http://%s/metrics (seed %lld, speed "
+	if (nvml)
+		log_info("mock-dcgm: serving this machine's GPUs (NVML) on http://%s/metrics, read "
+			 "every %g s",
+			 exporter_address(ex), ep.poll_interval);
+	else
+		log_info("mock-dcgm: serving %u simulated %s GPUs on http://%s/metrics (seed %lld, speed "
 		 "%g, poll interval %g s, %zu injected faults)",
 		 n_gpus, model->name, exporter_address(ex), (long long)config_int(cfg, "seed"),
 		 ep.speed, ep.poll_interval, n_faults);

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "core/timeutil.h"
@@ -23,6 +24,13 @@ struct collector {
 	char *json;            /* owned: one rendered event */
 	size_t json_cap;
 	struct strbuf lines;   /* --output: the lines of one scrape */
+
+	/* a local source in place of the scrape targets (collector_local) */
+	bool has_local;
+	struct collector_local local;  /* name owned */
+	struct strbuf local_body;      /* collector thread only */
+	double local_due, interval_s;  /* collector thread only */
+	struct scrape_target_stats local_ts; /* guarded by lock */
 
 	pthread_t thread;
 	bool started;
@@ -165,15 +173,82 @@ static int on_scrape(void *ud, size_t target, const char *url, const char *body,
 	return rc;
 }
 
+/* The targets' records: the scraper's, or the local source's one. */
+static size_t target_count(struct collector *c)
+{
+	return c->has_local ? 1 : scrape_count(c->scrape);
+}
+
+static size_t target_stats(struct collector *c, struct scrape_target_stats *out, size_t max)
+{
+	if (!c->has_local)
+		return scrape_target_stats(c->scrape, out, max);
+	if (out && max) {
+		pthread_mutex_lock(&c->lock);
+		out[0] = c->local_ts;
+		pthread_mutex_unlock(&c->lock);
+	}
+	return 1;
+}
+
+/* One read of the local source when it is due, else a nap until then (at most 0.1 s). */
+static void local_step(struct collector *c)
+{
+	double now = time_mono();
+	if (now < c->local_due) {
+		double nap = c->local_due - now < 0.1 ? c->local_due - now : 0.1;
+		struct timespec ts = {(time_t)nap, (long)((nap - (double)(time_t)nap) * 1e9)};
+		nanosleep(&ts, NULL);
+		return;
+	}
+	/* every interval after the time it was due; whole intervals skipped when late */
+	c->local_due += c->interval_s;
+	if (c->local_due <= now)
+		c->local_due = now + c->interval_s;
+	struct scrape_result res = {0};
+	char err[256] = "";
+	strbuf_reset(&c->local_body);
+	double t0 = time_now();
+	int rc = c->local.read(c->local.ud, &c->local_body, err, sizeof(err));
+	struct timespec when;
+	clock_gettime(CLOCK_REALTIME, &when);
+	if (rc)
+		snprintf(res.error, sizeof(res.error), "%s", err[0] ? err : strerror(-rc));
+	else
+		rc = on_scrape(c, 0, c->local.name, c->local_body.data ? c->local_body.data : "",
+			       c->local_body.len, &when, &res);
+	double t1 = time_now();
+	pthread_mutex_lock(&c->lock);
+	struct scrape_target_stats *t = &c->local_ts;
+	t->last_attempt = t1;
+	t->last_duration_s = t1 - t0;
+	if (rc) {
+		t->failed++;
+		t->consecutive_failures++;
+		t->last_error_time = t1;
+		snprintf(t->last_error, sizeof(t->last_error), "%s", res.error);
+		log_warn("collector: %s: %s", c->local.name, res.error);
+	} else {
+		t->ok++;
+		t->consecutive_failures = 0;
+		t->last_success = t1;
+		t->last_bytes = c->local_body.len;
+		t->last_samples = res.samples;
+	}
+	t->samples += res.samples;
+	t->bad_lines += res.bad_lines;
+	pthread_mutex_unlock(&c->lock);
+}
+
 static void refresh_stats(struct collector *c)
 {
 	struct producer_stats ps;
 	if (c->prod)
 		producer_stats(c->prod, &ps);
-	size_t n = scrape_count(c->scrape), down = 0;
+	size_t n = target_count(c), down = 0;
 	struct scrape_target_stats *ts = n ? calloc(n, sizeof(*ts)) : NULL;
 	if (ts) {
-		n = scrape_target_stats(c->scrape, ts, n);
+		n = target_stats(c, ts, n);
 		for (size_t i = 0; i < n; i++)
 			down += ts[i].consecutive_failures > 0;
 	}
@@ -218,7 +293,9 @@ static void *run(void *arg)
 					  npend);
 			free_list(pend, npend);
 		}
-		if (scrape_run(c->scrape, 0.1) != 0) {
+		if (c->has_local) {
+			local_step(c);
+		} else if (scrape_run(c->scrape, 0.1) != 0) {
 			pthread_mutex_lock(&c->lock);
 			snprintf(c->st.last_error, sizeof(c->st.last_error), "libcurl multi failure");
 			c->st.failed = true;
@@ -233,8 +310,9 @@ static void *run(void *arg)
 			refresh_stats(c);
 			last_refresh = now;
 		}
-		if (c->once && scrape_once_done(c->scrape))
-			break;
+		if (c->once && (c->has_local ? c->local_ts.ok + c->local_ts.failed > 0
+					     : scrape_once_done(c->scrape)))
+			break; /* local_ts is written by this thread only: read without the lock */
 	}
 	if (c->prod)
 		producer_close(c->prod); /* flush, then spool what is left */
@@ -261,6 +339,21 @@ int collector_create(struct collector **out, const struct collector_options *o, 
 	c->once = o->once;
 	c->max_body = o->max_body;
 	strbuf_init(&c->lines, 0);
+	strbuf_init(&c->local_body, 0);
+	c->interval_s = o->interval_s;
+	if (o->local) {
+		if (!o->local->read || !o->local->name || o->ntargets) {
+			snprintf(err, errlen, "collector: a local source needs a read function and a "
+					      "name, and no targets");
+			rc = -EINVAL;
+			goto fail;
+		}
+		c->has_local = true;
+		c->local = *o->local;
+		if (!(c->local.name = strdup(o->local->name)))
+			goto fail;
+		snprintf(c->local_ts.url, sizeof(c->local_ts.url), "%s", o->local->name);
+	}
 	c->json_cap = 16384;
 	if (!(c->json = malloc(c->json_cap)))
 		goto fail;
@@ -346,7 +439,7 @@ void collector_stats(struct collector *c, struct collector_stats *out)
 
 size_t collector_targets(struct collector *c, struct scrape_target_stats *out, size_t max)
 {
-	return scrape_target_stats(c->scrape, out, max);
+	return target_stats(c, out, max);
 }
 
 /* A label value with \ " and newline escaped. */
@@ -417,11 +510,11 @@ int collector_render_metrics(struct collector *c, struct strbuf *sb)
 {
 	struct collector_stats st;
 	collector_stats(c, &st);
-	size_t n = scrape_count(c->scrape);
+	size_t n = target_count(c);
 	struct scrape_target_stats *ts = calloc(n ? n : 1, sizeof(*ts));
 	if (!ts)
 		return -ENOMEM;
-	size_t got = scrape_target_stats(c->scrape, ts, n);
+	size_t got = target_stats(c, ts, n);
 	if (got < n)
 		n = got;
 	double now = time_now();
@@ -510,6 +603,8 @@ void collector_destroy(struct collector *c)
 	events_destroy(c->ev);
 	free(c->json);
 	strbuf_free(&c->lines);
+	strbuf_free(&c->local_body);
+	free((char *)c->local.name);
 	free_list(c->pending, c->npending);
 	free(c->cluster);
 	free(c->datacenter);

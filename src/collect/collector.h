@@ -20,7 +20,19 @@
 #include "collect/scrape.h"
 #include "core/strbuf.h"
 
+/* A local source in place of scrape targets (e.g. NVML, nvml.h): read on the collector thread
+ * every interval_s; the text it appends goes through the same parse -> events -> output path
+ * as a scrape body, and its record is the one target the stats show. */
+struct collector_local {
+	const char *name; /* where a target URL is shown, e.g. "nvml" (copied) */
+	/* Appends Prometheus text to body. Returns 0, or -errno with a message in err (the read
+	 * counts as a failed scrape). */
+	int (*read)(void *ud, struct strbuf *body, char *err, size_t errlen);
+	void *ud; /* not owned; must outlive the collector */
+};
+
 struct collector_options {
+	const struct collector_local *local; /* non-NULL: no targets (ntargets 0); copied */
 	const char *const *targets; /* URLs (copied) */
 	size_t ntargets;
 	double interval_s;

@@ -21,6 +21,7 @@
 #include "core/signals.h"
 #include "core/strbuf.h"
 #include "core/timeutil.h"
+#include "nvml/nvml.h"
 
 #define FLUSH_TIMEOUT_S 10.0
 
@@ -210,6 +211,20 @@ static void log_stats(const struct collector_stats *st, const char *prefix)
 		 st->bad_lines, st->unusable, st->events, kafka);
 }
 
+/* --nvml: the local GPUs as the collector's local source, in dcgm-exporter's text. */
+struct nvml_local {
+	struct nvml *n;
+	struct render_opts opts;
+	char hostname[256];
+	double t0;
+};
+
+static int nvml_local_read(void *ud, struct strbuf *body, char *err, size_t errlen)
+{
+	struct nvml_local *l = ud;
+	return nvml_read_exposition(l->n, &l->opts, time_mono() - l->t0, body, err, errlen);
+}
+
 static void reload(const struct config *cfg, struct collector *c, size_t *n_now)
 {
 	struct targets tg;
@@ -237,6 +252,7 @@ int collector_cmd_run(struct config *cfg)
 	struct targets tg;
 	struct collector *c = NULL;
 	struct metrics_http http = {0};
+	struct nvml_local nl = {0};
 	const char **props = NULL;
 	char err[1024] = "";
 	targets_init(&tg);
@@ -250,7 +266,13 @@ int collector_cmd_run(struct config *cfg)
 									: CLI_EXIT_FAILURE;
 		goto out;
 	}
-	if (tg.n == 0) {
+	bool nvml = config_bool(cfg, "nvml");
+	if (nvml && tg.n) {
+		log_error("--nvml reads this machine's GPUs; --target and --targets-file scrape "
+			  "exporters: give one or the other");
+		goto out;
+	}
+	if (tg.n == 0 && !nvml) {
 		log_error("no scrape targets: give --target URL (SCRAPE_TARGETS, comma-separated) or "
 			  "--targets-file FILE (SCRAPE_TARGETS_FILE)");
 		goto out;
@@ -269,9 +291,23 @@ int collector_cmd_run(struct config *cfg)
 	}
 	for (size_t i = 0; i < nprops; i++)
 		props[i] = config_list_at(cfg, "X", i);
+	struct collector_local local = {"nvml", nvml_local_read, &nl};
+	if (nvml) {
+		rc = nvml_open(&nl.n, config_str(cfg, "nvml-library"), err, sizeof(err));
+		if (rc) {
+			log_error("--nvml: %s", err);
+			status = CLI_EXIT_FAILURE;
+			goto out;
+		}
+		if (gethostname(nl.hostname, sizeof(nl.hostname) - 1) != 0)
+			snprintf(nl.hostname, sizeof(nl.hostname), "localhost");
+		nl.opts = (struct render_opts){.hostname = nl.hostname, .host_label = "hostname"};
+		nl.t0 = time_mono();
+	}
 	bool once = config_bool(cfg, "once");
 	double every = config_double(cfg, "stats-interval");
 	struct collector_options o = {
+		.local = nvml ? &local : NULL,
 		.targets = (const char *const *)tg.urls,
 		.ntargets = tg.n,
 		.interval_s = config_double(cfg, "interval"),
@@ -317,7 +353,13 @@ int collector_cmd_run(struct config *cfg)
 		log_error("cannot start the collector thread: %s", strerror(-rc));
 		goto out;
 	}
-	log_info("collector: %zu targets every %g s (timeout %g s) -> %s%s%s", tg.n, o.interval_s,
+	if (nvml)
+		log_info("collector: %zu local GPUs (NVML, driver %s) every %g s -> %s%s%s",
+			 nvml_gpu_devices(nl.n), nvml_driver_version(nl.n), o.interval_s,
+			 to_stdout ? "standard output" : "Kafka topic ", to_stdout ? "" : o.kafka.topic,
+			 once ? ", once" : "");
+	else
+		log_info("collector: %zu targets every %g s (timeout %g s) -> %s%s%s", tg.n, o.interval_s,
 		 o.timeout_s, to_stdout ? "standard output" : "Kafka topic ",
 		 to_stdout ? "" : o.kafka.topic, once ? ", once" : "");
 	size_t n_now = tg.n;
@@ -344,7 +386,9 @@ int collector_cmd_run(struct config *cfg)
 		if (st.done)
 			break;
 		if (signals_take_hup()) {
-			if (config_str(cfg, "targets-file"))
+			if (nvml)
+				log_info("collector: SIGHUP: --nvml has no targets to re-read");
+			else if (config_str(cfg, "targets-file"))
 				reload(cfg, c, &n_now);
 			else
 				log_info("collector: SIGHUP: no --targets-file to re-read");
@@ -396,6 +440,7 @@ out:
 	if (http.d)
 		MHD_stop_daemon(http.d);
 	collector_destroy(c);
+	nvml_close(nl.n); /* after the collector: its thread reads through nl */
 	free(props);
 	targets_free(&tg);
 	return status;

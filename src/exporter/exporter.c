@@ -26,7 +26,8 @@
 #define CONN_MEMORY 32768 /* request line + headers must fit */
 
 struct exporter {
-	struct sim *sim; /* owned; touched only by the simulation thread once started */
+	struct exporter_source src; /* owned; used only by the update thread once started */
+	bool have_src;
 	struct exporter_params p;
 	char *hostname, *host_label, *driver_version, *model_name, *listen; /* owned copies */
 	char address[80];
@@ -90,12 +91,41 @@ bool exporter_accepts_gzip(const char *ae)
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
+/* The simulator as a source. */
+static int sim_src_update(void *ud, double t) { return sim_advance(ud, t); }
+static size_t sim_src_count(void *ud) { return sim_gpu_count(ud); }
+static const struct sim_gpu *sim_src_gpus(void *ud) { return sim_gpus(ud); }
+static double sim_src_time(void *ud) { return sim_time(ud); }
+static void sim_src_destroy(void *ud) { sim_destroy(ud); }
+
 int exporter_create(struct exporter **out, struct sim *sim, const struct exporter_params *params,
 		    char *err, size_t errlen)
 {
+	if (!sim) {
+		*out = NULL;
+		snprintf(err, errlen, "exporter: bad parameters");
+		return -EINVAL;
+	}
+	struct exporter_source src = {sim_src_update, sim_src_count, sim_src_gpus, sim_src_time,
+				      sim_src_destroy, sim};
+	return exporter_create_source(out, &src, params, err, errlen); /* owns sim now */
+}
+
+static void source_destroy(struct exporter_source *src)
+{
+	if (src && src->destroy)
+		src->destroy(src->ud);
+}
+
+int exporter_create_source(struct exporter **out, const struct exporter_source *source,
+			   const struct exporter_params *params, char *err, size_t errlen)
+{
 	int rc = -ENOMEM;
 	struct exporter *ex = NULL;
-	if (!sim || !params || !(params->speed > 0) || !(params->poll_interval > 0) ||
+	struct exporter_source src = {0};
+	if (source)
+		src = *source;
+	if (!source || !src.update || !src.count || !src.gpus || !src.time || !params || !(params->speed > 0) || !(params->poll_interval > 0) ||
 	    !params->render.hostname || !params->render.host_label ||
 	    !params->render.driver_version || !params->render.model_name) {
 		snprintf(err, errlen, "exporter: bad parameters");
@@ -105,8 +135,9 @@ int exporter_create(struct exporter **out, struct sim *sim, const struct exporte
 	ex = calloc(1, sizeof(*ex));
 	if (!ex)
 		goto fail;
-	ex->sim = sim;
-	sim = NULL; /* owned by ex now */
+	ex->src = src;
+	ex->have_src = true;
+	src.destroy = NULL; /* owned by ex now */
 	pthread_mutex_init(&ex->snap_mu, NULL);
 	pthread_mutex_init(&ex->run_mu, NULL);
 	pthread_condattr_t ca;
@@ -154,7 +185,7 @@ int exporter_create(struct exporter **out, struct sim *sim, const struct exporte
 fail:
 	if (rc == -ENOMEM)
 		snprintf(err, errlen, "exporter: out of memory");
-	sim_destroy(sim);
+	source_destroy(&src);
 	exporter_destroy(ex);
 	return rc;
 }
@@ -201,7 +232,7 @@ static int publish(struct exporter *ex)
 	int rc = -ENOMEM;
 	char *body = NULL, *gz = NULL;
 	struct MHD_Response *rp = NULL, *rg = NULL;
-	size_t n = sim_gpu_count(ex->sim), len = 0, gz_len = 0;
+	size_t n = ex->src.count(ex->src.ud), len = 0, gz_len = 0;
 	size_t bound = render_bound(n, &ex->p.render);
 
 	if (!ex->scratch) {
@@ -211,7 +242,7 @@ static int publish(struct exporter *ex)
 		if (!ex->scratch)
 			goto out;
 	}
-	while ((rc = render_exposition(sim_gpus(ex->sim), n, &ex->p.render, ex->scratch,
+	while ((rc = render_exposition(ex->src.gpus(ex->src.ud), n, &ex->p.render, ex->scratch,
 				       ex->scratch_cap, &len)) == -ENOSPC) {
 		size_t cap = ex->scratch_cap * 2 < bound ? ex->scratch_cap * 2 : bound;
 		char *p = cap > ex->scratch_cap ? realloc(ex->scratch, cap) : NULL;
@@ -243,7 +274,7 @@ static int publish(struct exporter *ex)
 	gz = NULL; /* owned by rg */
 	/* the snapshot's simulated time, for tests and debugging (not part of dcgm-exporter) */
 	char simt[32];
-	snprintf(simt, sizeof(simt), "%.3f", sim_time(ex->sim));
+	snprintf(simt, sizeof(simt), "%.3f", ex->src.time(ex->src.ud));
 	if (MHD_add_response_header(rp, "Content-Type", CONTENT_TYPE_METRICS) != MHD_YES ||
 	    MHD_add_response_header(rp, "Vary", "Accept-Encoding") != MHD_YES ||
 	    MHD_add_response_header(rp, "X-Gpuhealth-Simulated-Time", simt) != MHD_YES ||
@@ -257,7 +288,7 @@ static int publish(struct exporter *ex)
 	struct MHD_Response *old_p = ex->cur_plain, *old_g = ex->cur_gzip;
 	ex->cur_plain = rp;
 	ex->cur_gzip = rg;
-	ex->cur_time = sim_time(ex->sim);
+	ex->cur_time = ex->src.time(ex->src.ud);
 	ex->cur_plain_len = len;
 	ex->cur_gzip_len = gz_len;
 	pthread_mutex_unlock(&ex->snap_mu);
@@ -304,7 +335,7 @@ static void *sim_main(void *arg)
 			break;
 		pthread_mutex_unlock(&ex->run_mu);
 		double r0 = now_s();
-		int rc = sim_advance(ex->sim, (double)k * ex->p.poll_interval);
+		int rc = ex->src.update(ex->src.ud, (double)k * ex->p.poll_interval);
 		if (rc == 0)
 			rc = publish(ex);
 		if (rc)
@@ -591,7 +622,8 @@ void exporter_destroy(struct exporter *ex)
 	pthread_mutex_destroy(&ex->snap_mu);
 	pthread_mutex_destroy(&ex->run_mu);
 	pthread_cond_destroy(&ex->run_cv);
-	sim_destroy(ex->sim);
+	if (ex->have_src)
+		source_destroy(&ex->src);
 	free(ex->scratch);
 	free(ex->hostname);
 	free(ex->host_label);

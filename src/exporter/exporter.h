@@ -55,6 +55,26 @@ struct exporter;
 int exporter_create(struct exporter **out, struct sim *sim, const struct exporter_params *params,
 		    char *err, size_t errlen);
 
+/* Where the GPUs come from: the simulator (exporter_create wraps it) or a live source such as
+ * NVML (nvml_exporter_source). The functions run on the exporter's update thread only (and in
+ * exporter_start, before it exists). */
+struct exporter_source {
+	/* Brings the GPUs up to time t (seconds since start, t = k * poll_interval): the simulator
+	 * advances to it, a live source reads the hardware now. Returns 0 or -errno. */
+	int (*update)(void *ud, double t);
+	size_t (*count)(void *ud);
+	const struct sim_gpu *(*gpus)(void *ud);
+	/* Time of the current values, for the X-Gpuhealth-Simulated-Time header and the stats. */
+	double (*time)(void *ud);
+	void (*destroy)(void *ud); /* may be NULL */
+	void *ud;
+};
+
+/* Creates an exporter over a source, which it owns from now on (src->destroy(src->ud) is
+ * called by exporter_destroy, or here when this fails). Same returns as exporter_create. */
+int exporter_create_source(struct exporter **out, const struct exporter_source *src,
+			   const struct exporter_params *params, char *err, size_t errlen);
+
 /* Renders the first snapshot, binds the address, starts the threads. Returns 0, or -errno with
  * a message in err: -EADDRINUSE (port taken), -EACCES, -EINVAL (address not understood), ... */
 int exporter_start(struct exporter *ex, char *err, size_t errlen);

@@ -223,7 +223,15 @@ static void put_labels(struct out *o, const struct sim_gpu *g, const struct rend
 	puts_(o, "\",device=\"");
 	put_escaped(o, g->device);
 	puts_(o, "\",modelName=\"");
-	put_escaped(o, opts->model_name);
+	put_escaped(o, g->model_name[0] ? g->model_name : opts->model_name);
+	if (g->mig_profile[0]) { /* dcgm-exporter's MIG labels come after modelName */
+		char gi[16];
+		snprintf(gi, sizeof(gi), "%u", g->mig_instance);
+		puts_(o, "\",GPU_I_PROFILE=\"");
+		put_escaped(o, g->mig_profile);
+		puts_(o, "\",GPU_I_ID=\"");
+		puts_(o, gi);
+	}
 	puts_(o, "\",");
 	puts_(o, opts->host_label);
 	puts_(o, "=\"");
@@ -237,7 +245,10 @@ size_t render_bound(size_t n_gpus, const struct render_opts *opts)
 {
 	size_t label = 256 + strlen(opts->host_label) +
 		       2 * (strlen(opts->hostname) + strlen(opts->driver_version) +
-			    strlen(opts->model_name));
+			    strlen(opts->model_name)) +
+		       2 * (sizeof(((struct sim_gpu *)0)->model_name) +
+			    sizeof(((struct sim_gpu *)0)->mig_profile)) +
+		       64 /* GPU_I_PROFILE, GPU_I_ID */;
 	size_t per_sample = 64 + label + 160 /* err_code, err_msg */ + 400 /* value */ + 4;
 	size_t per_family = 2 * 64 + 512;
 	return SIM_F_COUNT * per_family + n_gpus * SIM_F_COUNT * per_sample + 1;

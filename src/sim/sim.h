@@ -116,6 +116,10 @@ struct sim_gpu {
 	uint64_t valid;        /* bit (1 << field): the GPU reports the field */
 	uint64_t u[SIM_F_COUNT]; /* the value of every integer field, exact */
 	double f[SIM_F_COUNT];   /* every field as a number (unrounded for gauges) */
+	/* Set by live sources (nvml.h); the simulator leaves them empty. */
+	char model_name[96];  /* modelName of this GPU; "": render_opts.model_name */
+	char mig_profile[32]; /* GPU_I_PROFILE, e.g. "1g.10gb"; "": not a MIG instance */
+	unsigned mig_instance; /* GPU_I_ID, when mig_profile is set */
 };
 
 /* True for the fields printed with a decimal point (%f), like dcgm-exporter's FP64 fields. */
