@@ -13,7 +13,7 @@
  *   gN.uuid gN.name gN.serial gN.pci gN.minor
  *   gN.sm_clock gN.mem_clock gN.temp gN.memory_temp gN.power_mw gN.energy_mj gN.pcie_replay
  *   gN.util_gpu gN.util_mem gN.enc gN.dec
- *   gN.fb_free_mib gN.fb_used_mib gN.fb_reserved_mib (v2; gN.mem_v2 !3 forces the v1 call)
+ *   gN.fb_free_mib gN.fb_used_mib gN.fb_reserved_mib (v2; gN.mem_v1_only 1: only v1)
  *   gN.ecc_sbe_vol gN.ecc_dbe_vol gN.ecc_sbe_agg gN.ecc_dbe_agg
  *   gN.retired_sbe gN.retired_dbe gN.retired_pending
  *   gN.remap_corr gN.remap_unc gN.remap_pending gN.remap_failure
@@ -193,6 +193,7 @@ nvmlReturn_t nvmlInit_v2(void)
 	if (rc == NOT_SUPPORTED)
 		rc = 0;
 	if (rc == 0) {
+		memset(delivered, 0, sizeof(delivered)); /* a new session: events are new again */
 		n_init++;
 		write_calls();
 	}
@@ -300,9 +301,9 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t d, nvmlMemory_v2_t *m)
 	unsigned long long fr, us, rs, x;
 	if (m->version != (unsigned)(sizeof(nvmlMemory_v2_t) | (2u << 24)))
 		return 25; /* NVML_ERROR_ARGUMENT_VERSION_MISMATCH */
-	int rc = dev_u(d, "mem_v2", &x);
-	if (rc != 0 && rc != NOT_SUPPORTED)
-		return rc;
+	int rc = dev_u(d, "mem_v1_only", &x);
+	if (rc == 0 && x)
+		return NOT_SUPPORTED; /* a driver before nvmlDeviceGetMemoryInfo_v2 */
 	if ((rc = dev_u(d, "fb_free_mib", &fr)) || (rc = dev_u(d, "fb_used_mib", &us)) ||
 	    (rc = dev_u(d, "fb_reserved_mib", &rs)))
 		return rc;
