@@ -27,41 +27,41 @@ enum {
 	NVML_ERROR_GPU_IS_LOST = 15,
 };
 
-enum { NVML_CLOCK_SM = 1, NVML_CLOCK_MEM = 2 };                     /* nvmlClockType_t */
-enum { NVML_TEMPERATURE_GPU = 0 };                                  /* nvmlTemperatureSensors_t */
-enum {                                                              /* nvmlTemperatureThresholds_t */
-	NVML_TEMPERATURE_THRESHOLD_SHUTDOWN = 0,
-	NVML_TEMPERATURE_THRESHOLD_SLOWDOWN = 1,
-	NVML_TEMPERATURE_THRESHOLD_GPU_MAX = 3,
+enum { NVML_CLOCK_SM = 1, NVML_CLOCK_MEM = 2 }; /* nvmlClockType_t */
+enum { NVML_TEMPERATURE_GPU = 0 };              /* nvmlTemperatureSensors_t */
+enum {                                          /* nvmlTemperatureThresholds_t */
+       NVML_TEMPERATURE_THRESHOLD_SHUTDOWN = 0,
+       NVML_TEMPERATURE_THRESHOLD_SLOWDOWN = 1,
+       NVML_TEMPERATURE_THRESHOLD_GPU_MAX = 3,
 };
 enum { NVML_MEMORY_ERROR_TYPE_CORRECTED = 0, NVML_MEMORY_ERROR_TYPE_UNCORRECTED = 1 };
-enum { NVML_VOLATILE_ECC = 0, NVML_AGGREGATE_ECC = 1 };             /* nvmlEccCounterType_t */
-enum {                                                              /* nvmlPageRetirementCause_t */
-	NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS = 0,
-	NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR = 1,
+enum { NVML_VOLATILE_ECC = 0, NVML_AGGREGATE_ECC = 1 }; /* nvmlEccCounterType_t */
+enum {                                                  /* nvmlPageRetirementCause_t */
+       NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS = 0,
+       NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR = 1,
 };
 enum { NVML_PERF_POLICY_POWER = 0, NVML_PERF_POLICY_THERMAL = 1 }; /* nvmlPerfPolicyType_t */
-enum { NVML_PCIE_UTIL_TX_BYTES = 0, NVML_PCIE_UTIL_RX_BYTES = 1 };  /* KB/s */
-enum { NVML_FEATURE_ENABLED = 1 };                                  /* nvmlEnableState_t */
+enum { NVML_PCIE_UTIL_TX_BYTES = 0, NVML_PCIE_UTIL_RX_BYTES = 1 }; /* KB/s */
+enum { NVML_FEATURE_ENABLED = 1 };                                 /* nvmlEnableState_t */
 enum { NVML_DEVICE_MIG_ENABLE = 1 };
-enum {                                                              /* nvmlValueType_t */
-	NVML_VALUE_TYPE_DOUBLE = 0,
-	NVML_VALUE_TYPE_UNSIGNED_INT = 1,
-	NVML_VALUE_TYPE_UNSIGNED_LONG = 2,
-	NVML_VALUE_TYPE_UNSIGNED_LONG_LONG = 3,
-	NVML_VALUE_TYPE_SIGNED_LONG_LONG = 4,
-	NVML_VALUE_TYPE_SIGNED_INT = 5,
-	NVML_VALUE_TYPE_UNSIGNED_SHORT = 6,
+enum { /* nvmlValueType_t */
+       NVML_VALUE_TYPE_DOUBLE = 0,
+       NVML_VALUE_TYPE_UNSIGNED_INT = 1,
+       NVML_VALUE_TYPE_UNSIGNED_LONG = 2,
+       NVML_VALUE_TYPE_UNSIGNED_LONG_LONG = 3,
+       NVML_VALUE_TYPE_SIGNED_LONG_LONG = 4,
+       NVML_VALUE_TYPE_SIGNED_INT = 5,
+       NVML_VALUE_TYPE_UNSIGNED_SHORT = 6,
 };
 /* field ids of nvmlDeviceGetFieldValues */
 #define NVML_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL 38
 #define NVML_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL 45
-#define NVML_FI_DEV_MEMORY_TEMP 82
-#define nvmlEventTypeXidCriticalError 0x0000000000000008ULL
-#define NVML_DEVICE_UUID_V2_BUFFER_SIZE 96
-#define NVML_DEVICE_NAME_V2_BUFFER_SIZE 96
-#define NVML_DEVICE_SERIAL_BUFFER_SIZE 30
-#define NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE 80
+#define NVML_FI_DEV_MEMORY_TEMP                       82
+#define nvmlEventTypeXidCriticalError                 0x0000000000000008ULL
+#define NVML_DEVICE_UUID_V2_BUFFER_SIZE               96
+#define NVML_DEVICE_NAME_V2_BUFFER_SIZE               96
+#define NVML_DEVICE_SERIAL_BUFFER_SIZE                30
+#define NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE        80
 
 typedef struct {
 	unsigned long long total, free, used;
@@ -105,56 +105,66 @@ typedef struct {
 } nvmlEventData_t;
 typedef struct {
 	unsigned int multiprocessorCount, sharedCopyEngineCount, sharedDecoderCount,
-		sharedEncoderCount, sharedJpegCount, sharedOfaCount, gpuInstanceSliceCount,
-		computeInstanceSliceCount;
+	    sharedEncoderCount, sharedJpegCount, sharedOfaCount, gpuInstanceSliceCount,
+	    computeInstanceSliceCount;
 	unsigned long long memorySizeMB;
 } nvmlDeviceAttributes_t;
 
 /* The functions, resolved with dlsym. The first five are required, the rest optional (a
  * missing one leaves its fields absent). */
 #define NVML_FUNCS(REQ, OPT)                                                                       \
-	REQ(nvmlReturn_t, nvmlInit_v2, (void))                                                                   \
-	REQ(nvmlReturn_t, nvmlShutdown, (void))                                                                  \
-	REQ(const char *, nvmlErrorString, (nvmlReturn_t))                                        \
-	REQ(nvmlReturn_t, nvmlDeviceGetCount_v2, (unsigned int *))                                               \
-	REQ(nvmlReturn_t, nvmlDeviceGetHandleByIndex_v2, (unsigned int, nvmlDevice_t *))                         \
-	OPT(nvmlReturn_t, nvmlSystemGetDriverVersion, (char *, unsigned int))                                    \
-	OPT(nvmlReturn_t, nvmlDeviceGetName, (nvmlDevice_t, char *, unsigned int))                               \
-	OPT(nvmlReturn_t, nvmlDeviceGetUUID, (nvmlDevice_t, char *, unsigned int))                               \
-	OPT(nvmlReturn_t, nvmlDeviceGetSerial, (nvmlDevice_t, char *, unsigned int))                             \
-	OPT(nvmlReturn_t, nvmlDeviceGetPciInfo_v3, (nvmlDevice_t, nvmlPciInfo_t *))                              \
-	OPT(nvmlReturn_t, nvmlDeviceGetMinorNumber, (nvmlDevice_t, unsigned int *))                              \
-	OPT(nvmlReturn_t, nvmlDeviceGetMemoryInfo, (nvmlDevice_t, nvmlMemory_t *))                               \
-	OPT(nvmlReturn_t, nvmlDeviceGetMemoryInfo_v2, (nvmlDevice_t, nvmlMemory_v2_t *))                         \
-	OPT(nvmlReturn_t, nvmlDeviceGetTemperature, (nvmlDevice_t, int, unsigned int *))                         \
-	OPT(nvmlReturn_t, nvmlDeviceGetTemperatureThreshold, (nvmlDevice_t, int, unsigned int *))                \
-	OPT(nvmlReturn_t, nvmlDeviceGetPowerUsage, (nvmlDevice_t, unsigned int *))                               \
-	OPT(nvmlReturn_t, nvmlDeviceGetPowerManagementLimit, (nvmlDevice_t, unsigned int *))                     \
-	OPT(nvmlReturn_t, nvmlDeviceGetEnforcedPowerLimit, (nvmlDevice_t, unsigned int *))                       \
-	OPT(nvmlReturn_t, nvmlDeviceGetTotalEnergyConsumption, (nvmlDevice_t, unsigned long long *))             \
-	OPT(nvmlReturn_t, nvmlDeviceGetClockInfo, (nvmlDevice_t, int, unsigned int *))                           \
-	OPT(nvmlReturn_t, nvmlDeviceGetUtilizationRates, (nvmlDevice_t, nvmlUtilization_t *))                    \
-	OPT(nvmlReturn_t, nvmlDeviceGetEncoderUtilization, (nvmlDevice_t, unsigned int *, unsigned int *))       \
-	OPT(nvmlReturn_t, nvmlDeviceGetDecoderUtilization, (nvmlDevice_t, unsigned int *, unsigned int *))       \
-	OPT(nvmlReturn_t, nvmlDeviceGetTotalEccErrors, (nvmlDevice_t, int, int, unsigned long long *))           \
-	OPT(nvmlReturn_t, nvmlDeviceGetRetiredPages, (nvmlDevice_t, int, unsigned int *, unsigned long long *))  \
-	OPT(nvmlReturn_t, nvmlDeviceGetRetiredPagesPendingStatus, (nvmlDevice_t, int *))                         \
-	OPT(nvmlReturn_t, nvmlDeviceGetRemappedRows,                                                             \
+	REQ(nvmlReturn_t, nvmlInit_v2, (void))                                                     \
+	REQ(nvmlReturn_t, nvmlShutdown, (void))                                                    \
+	REQ(const char *, nvmlErrorString, (nvmlReturn_t))                                         \
+	REQ(nvmlReturn_t, nvmlDeviceGetCount_v2, (unsigned int *))                                 \
+	REQ(nvmlReturn_t, nvmlDeviceGetHandleByIndex_v2, (unsigned int, nvmlDevice_t *))           \
+	OPT(nvmlReturn_t, nvmlSystemGetDriverVersion, (char *, unsigned int))                      \
+	OPT(nvmlReturn_t, nvmlDeviceGetName, (nvmlDevice_t, char *, unsigned int))                 \
+	OPT(nvmlReturn_t, nvmlDeviceGetUUID, (nvmlDevice_t, char *, unsigned int))                 \
+	OPT(nvmlReturn_t, nvmlDeviceGetSerial, (nvmlDevice_t, char *, unsigned int))               \
+	OPT(nvmlReturn_t, nvmlDeviceGetPciInfo_v3, (nvmlDevice_t, nvmlPciInfo_t *))                \
+	OPT(nvmlReturn_t, nvmlDeviceGetMinorNumber, (nvmlDevice_t, unsigned int *))                \
+	OPT(nvmlReturn_t, nvmlDeviceGetMemoryInfo, (nvmlDevice_t, nvmlMemory_t *))                 \
+	OPT(nvmlReturn_t, nvmlDeviceGetMemoryInfo_v2, (nvmlDevice_t, nvmlMemory_v2_t *))           \
+	OPT(nvmlReturn_t, nvmlDeviceGetTemperature, (nvmlDevice_t, int, unsigned int *))           \
+	OPT(nvmlReturn_t, nvmlDeviceGetTemperatureThreshold, (nvmlDevice_t, int, unsigned int *))  \
+	OPT(nvmlReturn_t, nvmlDeviceGetPowerUsage, (nvmlDevice_t, unsigned int *))                 \
+	OPT(nvmlReturn_t, nvmlDeviceGetPowerManagementLimit, (nvmlDevice_t, unsigned int *))       \
+	OPT(nvmlReturn_t, nvmlDeviceGetEnforcedPowerLimit, (nvmlDevice_t, unsigned int *))         \
+	OPT(nvmlReturn_t, nvmlDeviceGetTotalEnergyConsumption,                                     \
+	    (nvmlDevice_t, unsigned long long *))                                                  \
+	OPT(nvmlReturn_t, nvmlDeviceGetClockInfo, (nvmlDevice_t, int, unsigned int *))             \
+	OPT(nvmlReturn_t, nvmlDeviceGetUtilizationRates, (nvmlDevice_t, nvmlUtilization_t *))      \
+	OPT(nvmlReturn_t, nvmlDeviceGetEncoderUtilization,                                         \
+	    (nvmlDevice_t, unsigned int *, unsigned int *))                                        \
+	OPT(nvmlReturn_t, nvmlDeviceGetDecoderUtilization,                                         \
+	    (nvmlDevice_t, unsigned int *, unsigned int *))                                        \
+	OPT(nvmlReturn_t, nvmlDeviceGetTotalEccErrors,                                             \
+	    (nvmlDevice_t, int, int, unsigned long long *))                                        \
+	OPT(nvmlReturn_t, nvmlDeviceGetRetiredPages,                                               \
+	    (nvmlDevice_t, int, unsigned int *, unsigned long long *))                             \
+	OPT(nvmlReturn_t, nvmlDeviceGetRetiredPagesPendingStatus, (nvmlDevice_t, int *))           \
+	OPT(nvmlReturn_t, nvmlDeviceGetRemappedRows,                                               \
 	    (nvmlDevice_t, unsigned int *, unsigned int *, unsigned int *, unsigned int *))        \
-	OPT(nvmlReturn_t, nvmlDeviceGetCurrentClocksEventReasons, (nvmlDevice_t, unsigned long long *))          \
-	OPT(nvmlReturn_t, nvmlDeviceGetCurrentClocksThrottleReasons, (nvmlDevice_t, unsigned long long *))       \
-	OPT(nvmlReturn_t, nvmlDeviceGetPcieReplayCounter, (nvmlDevice_t, unsigned int *))                        \
-	OPT(nvmlReturn_t, nvmlDeviceGetPcieThroughput, (nvmlDevice_t, int, unsigned int *))                      \
-	OPT(nvmlReturn_t, nvmlDeviceGetViolationStatus, (nvmlDevice_t, int, nvmlViolationTime_t *))              \
-	OPT(nvmlReturn_t, nvmlDeviceGetFieldValues, (nvmlDevice_t, int, nvmlFieldValue_t *))                     \
-	OPT(nvmlReturn_t, nvmlEventSetCreate, (nvmlEventSet_t *))                                                \
-	OPT(nvmlReturn_t, nvmlDeviceRegisterEvents, (nvmlDevice_t, unsigned long long, nvmlEventSet_t))          \
-	OPT(nvmlReturn_t, nvmlEventSetWait_v2, (nvmlEventSet_t, nvmlEventData_t *, unsigned int))                \
-	OPT(nvmlReturn_t, nvmlEventSetFree, (nvmlEventSet_t))                                                    \
-	OPT(nvmlReturn_t, nvmlDeviceGetMigMode, (nvmlDevice_t, unsigned int *, unsigned int *))                  \
-	OPT(nvmlReturn_t, nvmlDeviceGetMaxMigDeviceCount, (nvmlDevice_t, unsigned int *))                        \
-	OPT(nvmlReturn_t, nvmlDeviceGetMigDeviceHandleByIndex, (nvmlDevice_t, unsigned int, nvmlDevice_t *))     \
-	OPT(nvmlReturn_t, nvmlDeviceGetGpuInstanceId, (nvmlDevice_t, unsigned int *))                            \
+	OPT(nvmlReturn_t, nvmlDeviceGetCurrentClocksEventReasons,                                  \
+	    (nvmlDevice_t, unsigned long long *))                                                  \
+	OPT(nvmlReturn_t, nvmlDeviceGetCurrentClocksThrottleReasons,                               \
+	    (nvmlDevice_t, unsigned long long *))                                                  \
+	OPT(nvmlReturn_t, nvmlDeviceGetPcieReplayCounter, (nvmlDevice_t, unsigned int *))          \
+	OPT(nvmlReturn_t, nvmlDeviceGetPcieThroughput, (nvmlDevice_t, int, unsigned int *))        \
+	OPT(nvmlReturn_t, nvmlDeviceGetViolationStatus,                                            \
+	    (nvmlDevice_t, int, nvmlViolationTime_t *))                                            \
+	OPT(nvmlReturn_t, nvmlDeviceGetFieldValues, (nvmlDevice_t, int, nvmlFieldValue_t *))       \
+	OPT(nvmlReturn_t, nvmlEventSetCreate, (nvmlEventSet_t *))                                  \
+	OPT(nvmlReturn_t, nvmlDeviceRegisterEvents,                                                \
+	    (nvmlDevice_t, unsigned long long, nvmlEventSet_t))                                    \
+	OPT(nvmlReturn_t, nvmlEventSetWait_v2, (nvmlEventSet_t, nvmlEventData_t *, unsigned int))  \
+	OPT(nvmlReturn_t, nvmlEventSetFree, (nvmlEventSet_t))                                      \
+	OPT(nvmlReturn_t, nvmlDeviceGetMigMode, (nvmlDevice_t, unsigned int *, unsigned int *))    \
+	OPT(nvmlReturn_t, nvmlDeviceGetMaxMigDeviceCount, (nvmlDevice_t, unsigned int *))          \
+	OPT(nvmlReturn_t, nvmlDeviceGetMigDeviceHandleByIndex,                                     \
+	    (nvmlDevice_t, unsigned int, nvmlDevice_t *))                                          \
+	OPT(nvmlReturn_t, nvmlDeviceGetGpuInstanceId, (nvmlDevice_t, unsigned int *))              \
 	OPT(nvmlReturn_t, nvmlDeviceGetAttributes_v2, (nvmlDevice_t, nvmlDeviceAttributes_t *))
 
 struct nvml_api {
@@ -165,18 +175,18 @@ struct nvml_api {
 
 /* ---- the module */
 
-#define MAX_GPUS 1024     /* what one collector scrape takes (EVENTS_MAX_GPUS) */
-#define MAX_MIG_PER_GPU 8 /* MIG devices per GPU: 7 on today's GPUs */
+#define MAX_GPUS        1024 /* what one collector scrape takes (EVENTS_MAX_GPUS) */
+#define MAX_MIG_PER_GPU 8    /* MIG devices per GPU: 7 on today's GPUs */
 
 struct gpu {
 	nvmlDevice_t h;
-	struct sim_gpu id;    /* identity (index, uuid, pci_bus_id, device, model_name) */
+	struct sim_gpu id; /* identity (index, uuid, pci_bus_id, device, model_name) */
 	char serial[NVML_DEVICE_SERIAL_BUFFER_SIZE + 2];
-	bool events;          /* registered for XID events */
+	bool events; /* registered for XID events */
 	bool have_xid;
 	unsigned long long xid;
 	bool lost;
-	uint64_t warned;      /* fields whose error is logged already */
+	uint64_t warned; /* fields whose error is logged already */
 	bool warned_mig;
 };
 
@@ -220,8 +230,8 @@ static bool ok(struct nvml *n, struct gpu *g, unsigned f, const char *what, nvml
 		return false;
 	if (rc == NVML_ERROR_GPU_IS_LOST) {
 		if (!g->lost)
-			log_warn("nvml: GPU %u (%s) is lost: %s; it is no longer listed", g->id.index,
-				 g->id.uuid, errstr(n, rc));
+			log_warn("nvml: GPU %u (%s) is lost: %s; it is no longer listed",
+			         g->id.index, g->id.uuid, errstr(n, rc));
 		g->lost = true;
 		return false;
 	}
@@ -230,7 +240,7 @@ static bool ok(struct nvml *n, struct gpu *g, unsigned f, const char *what, nvml
 	if (!(g->warned & bit)) {
 		g->warned |= bit;
 		log_warn("nvml: GPU %u: %s failed: %s (the field is left out)", g->id.index, what,
-			 errstr(n, rc));
+		         errstr(n, rc));
 	}
 	return false;
 }
@@ -300,7 +310,7 @@ static void read_fields(struct nvml *n, struct gpu *g, struct sim_gpu *o)
 		set_u(o, SIM_F_FB_USED, m2.used >> 20);
 		set_u(o, SIM_F_FB_RESERVED, m2.reserved >> 20);
 	} else if (ok(n, g, SIM_F_FB_FREE, "nvmlDeviceGetMemoryInfo",
-		      CALL(nvmlDeviceGetMemoryInfo, h, &m1))) {
+	              CALL(nvmlDeviceGetMemoryInfo, h, &m1))) {
 		set_u(o, SIM_F_FB_FREE, m1.free >> 20);
 		set_u(o, SIM_F_FB_USED, m1.used >> 20);
 	}
@@ -325,14 +335,14 @@ static void read_fields(struct nvml *n, struct gpu *g, struct sim_gpu *o)
 		int type, counter;
 		const char *what;
 	} ecc[] = {
-		{SIM_F_ECC_SBE_VOL, NVML_MEMORY_ERROR_TYPE_CORRECTED, NVML_VOLATILE_ECC,
-		 "nvmlDeviceGetTotalEccErrors(corrected, volatile)"},
-		{SIM_F_ECC_DBE_VOL, NVML_MEMORY_ERROR_TYPE_UNCORRECTED, NVML_VOLATILE_ECC,
-		 "nvmlDeviceGetTotalEccErrors(uncorrected, volatile)"},
-		{SIM_F_ECC_SBE_AGG, NVML_MEMORY_ERROR_TYPE_CORRECTED, NVML_AGGREGATE_ECC,
-		 "nvmlDeviceGetTotalEccErrors(corrected, aggregate)"},
-		{SIM_F_ECC_DBE_AGG, NVML_MEMORY_ERROR_TYPE_UNCORRECTED, NVML_AGGREGATE_ECC,
-		 "nvmlDeviceGetTotalEccErrors(uncorrected, aggregate)"},
+	    {SIM_F_ECC_SBE_VOL, NVML_MEMORY_ERROR_TYPE_CORRECTED, NVML_VOLATILE_ECC,
+	     "nvmlDeviceGetTotalEccErrors(corrected, volatile)"},
+	    {SIM_F_ECC_DBE_VOL, NVML_MEMORY_ERROR_TYPE_UNCORRECTED, NVML_VOLATILE_ECC,
+	     "nvmlDeviceGetTotalEccErrors(uncorrected, volatile)"},
+	    {SIM_F_ECC_SBE_AGG, NVML_MEMORY_ERROR_TYPE_CORRECTED, NVML_AGGREGATE_ECC,
+	     "nvmlDeviceGetTotalEccErrors(corrected, aggregate)"},
+	    {SIM_F_ECC_DBE_AGG, NVML_MEMORY_ERROR_TYPE_UNCORRECTED, NVML_AGGREGATE_ECC,
+	     "nvmlDeviceGetTotalEccErrors(uncorrected, aggregate)"},
 	};
 	for (size_t i = 0; i < sizeof(ecc) / sizeof(ecc[0]); i++)
 		if (ok(n, g, ecc[i].f, ecc[i].what,
@@ -346,10 +356,10 @@ static void read_fields(struct nvml *n, struct gpu *g, struct sim_gpu *o)
 		int cause;
 		const char *what;
 	} ret[] = {
-		{SIM_F_RETIRED_SBE, NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS,
-		 "nvmlDeviceGetRetiredPages(single-bit)"},
-		{SIM_F_RETIRED_DBE, NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR,
-		 "nvmlDeviceGetRetiredPages(double-bit)"},
+	    {SIM_F_RETIRED_SBE, NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS,
+	     "nvmlDeviceGetRetiredPages(single-bit)"},
+	    {SIM_F_RETIRED_DBE, NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR,
+	     "nvmlDeviceGetRetiredPages(double-bit)"},
 	};
 	for (size_t i = 0; i < sizeof(ret) / sizeof(ret[0]); i++) {
 		unsigned count = 0;
@@ -364,8 +374,8 @@ static void read_fields(struct nvml *n, struct gpu *g, struct sim_gpu *o)
 
 	/* clock event reasons: the name since driver 535, the throttle name before */
 	rc = n->f.nvmlDeviceGetCurrentClocksEventReasons
-		     ? n->f.nvmlDeviceGetCurrentClocksEventReasons(h, &ull)
-		     : CALL(nvmlDeviceGetCurrentClocksThrottleReasons, h, &ull);
+	         ? n->f.nvmlDeviceGetCurrentClocksEventReasons(h, &ull)
+	         : CALL(nvmlDeviceGetCurrentClocksThrottleReasons, h, &ull);
 	if (ok(n, g, SIM_F_CLOCKS_EVENT_REASONS, "nvmlDeviceGetCurrentClocksEventReasons", rc))
 		set_u(o, SIM_F_CLOCKS_EVENT_REASONS, ull); /* same bits as DCGM's */
 
@@ -383,11 +393,11 @@ static void read_fields(struct nvml *n, struct gpu *g, struct sim_gpu *o)
 		unsigned id;
 		const char *what;
 	} fv_ids[] = {
-		{SIM_F_MEMORY_TEMP, NVML_FI_DEV_MEMORY_TEMP, "NVML_FI_DEV_MEMORY_TEMP"},
-		{SIM_F_NVLINK_CRC_FLIT_ERRORS, NVML_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL,
-		 "NVML_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL"},
-		{SIM_F_NVLINK_CRC_DATA_ERRORS, NVML_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL,
-		 "NVML_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL"},
+	    {SIM_F_MEMORY_TEMP, NVML_FI_DEV_MEMORY_TEMP, "NVML_FI_DEV_MEMORY_TEMP"},
+	    {SIM_F_NVLINK_CRC_FLIT_ERRORS, NVML_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL,
+	     "NVML_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL"},
+	    {SIM_F_NVLINK_CRC_DATA_ERRORS, NVML_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL,
+	     "NVML_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL"},
 	};
 	enum { NFV = sizeof(fv_ids) / sizeof(fv_ids[0]) };
 	nvmlFieldValue_t fv[NFV];
@@ -406,8 +416,12 @@ static void read_fields(struct nvml *n, struct gpu *g, struct sim_gpu *o)
 					set_u(o, fv_ids[i].f, (uint64_t)llround(val->dVal));
 				break;
 			case NVML_VALUE_TYPE_UNSIGNED_INT: set_u(o, fv_ids[i].f, val->uiVal); break;
-			case NVML_VALUE_TYPE_UNSIGNED_LONG: set_u(o, fv_ids[i].f, val->ulVal); break;
-			case NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: set_u(o, fv_ids[i].f, val->ullVal); break;
+			case NVML_VALUE_TYPE_UNSIGNED_LONG:
+				set_u(o, fv_ids[i].f, val->ulVal);
+				break;
+			case NVML_VALUE_TYPE_UNSIGNED_LONG_LONG:
+				set_u(o, fv_ids[i].f, val->ullVal);
+				break;
 			case NVML_VALUE_TYPE_SIGNED_LONG_LONG:
 				if (val->sllVal >= 0)
 					set_u(o, fv_ids[i].f, (uint64_t)val->sllVal);
@@ -416,7 +430,9 @@ static void read_fields(struct nvml *n, struct gpu *g, struct sim_gpu *o)
 				if (val->siVal >= 0)
 					set_u(o, fv_ids[i].f, (uint64_t)val->siVal);
 				break;
-			case NVML_VALUE_TYPE_UNSIGNED_SHORT: set_u(o, fv_ids[i].f, val->usVal); break;
+			case NVML_VALUE_TYPE_UNSIGNED_SHORT:
+				set_u(o, fv_ids[i].f, val->usVal);
+				break;
 			default: break; /* a type this build does not know: left out */
 			}
 		}
@@ -427,12 +443,12 @@ static void read_fields(struct nvml *n, struct gpu *g, struct sim_gpu *o)
 		int which;
 		const char *what;
 	} thr[] = {
-		{SIM_F_SLOWDOWN_TEMP, NVML_TEMPERATURE_THRESHOLD_SLOWDOWN,
-		 "nvmlDeviceGetTemperatureThreshold(SLOWDOWN)"},
-		{SIM_F_SHUTDOWN_TEMP, NVML_TEMPERATURE_THRESHOLD_SHUTDOWN,
-		 "nvmlDeviceGetTemperatureThreshold(SHUTDOWN)"},
-		{SIM_F_GPU_MAX_OP_TEMP, NVML_TEMPERATURE_THRESHOLD_GPU_MAX,
-		 "nvmlDeviceGetTemperatureThreshold(GPU_MAX)"},
+	    {SIM_F_SLOWDOWN_TEMP, NVML_TEMPERATURE_THRESHOLD_SLOWDOWN,
+	     "nvmlDeviceGetTemperatureThreshold(SLOWDOWN)"},
+	    {SIM_F_SHUTDOWN_TEMP, NVML_TEMPERATURE_THRESHOLD_SHUTDOWN,
+	     "nvmlDeviceGetTemperatureThreshold(SHUTDOWN)"},
+	    {SIM_F_GPU_MAX_OP_TEMP, NVML_TEMPERATURE_THRESHOLD_GPU_MAX,
+	     "nvmlDeviceGetTemperatureThreshold(GPU_MAX)"},
 	};
 	for (size_t i = 0; i < sizeof(thr) / sizeof(thr[0]); i++)
 		if (ok(n, g, thr[i].f, thr[i].what,
@@ -483,8 +499,9 @@ static int read_mig(struct nvml *n, struct gpu *g)
 			continue; /* no MIG device in that slot */
 		if (rc != NVML_SUCCESS) {
 			if (!g->warned_mig)
-				log_warn("nvml: GPU %u: nvmlDeviceGetMigDeviceHandleByIndex(%u) failed: %s",
-					 g->id.index, i, errstr(n, rc));
+				log_warn("nvml: GPU %u: nvmlDeviceGetMigDeviceHandleByIndex(%u) "
+				         "failed: %s",
+				         g->id.index, i, errstr(n, rc));
 			g->warned_mig = true;
 			n->errors++;
 			continue;
@@ -503,7 +520,7 @@ static int read_mig(struct nvml *n, struct gpu *g)
 		nvmlDeviceAttributes_t at;
 		if (CALL(nvmlDeviceGetAttributes_v2, mh, &at) == NVML_SUCCESS)
 			snprintf(o->mig_profile, sizeof(o->mig_profile), "%ug.%llugb",
-				 at.gpuInstanceSliceCount, (at.memorySizeMB + 512) / 1024);
+			         at.gpuInstanceSliceCount, (at.memorySizeMB + 512) / 1024);
 		else
 			copy_str(o->mig_profile, sizeof(o->mig_profile), "unknown");
 		nvmlMemory_t m;
@@ -539,7 +556,7 @@ static void drain_events(struct nvml *n)
 				n->gpus[i].have_xid = true;
 				n->gpus[i].xid = d.eventData;
 				log_warn("nvml: GPU %u (%s): XID %llu", n->gpus[i].id.index,
-					 n->gpus[i].id.uuid, d.eventData);
+				         n->gpus[i].id.uuid, d.eventData);
 			}
 	}
 }
@@ -578,13 +595,14 @@ static int load(struct nvml *n, const char *library, char *err, size_t errlen)
 	n->dl = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
 	if (!n->dl) {
 		const char *why = dlerror();
-		snprintf(err, errlen,
-			 "cannot load the NVIDIA management library: tried %s%s (%s). Install the "
-			 "NVIDIA driver (its libnvidia-ml.so.1: Debian libnvidia-ml1 or "
-			 "nvidia-driver, Ubuntu libnvidia-compute-<version>), or point --nvml-library "
-			 "(NVML_LIBRARY) at it",
-			 lib, library && *library ? "" : " through the library search path",
-			 why ? why : "not found");
+		snprintf(
+		    err, errlen,
+		    "cannot load the NVIDIA management library: tried %s%s (%s). Install the "
+		    "NVIDIA driver (its libnvidia-ml.so.1: Debian libnvidia-ml1 or "
+		    "nvidia-driver, Ubuntu libnvidia-compute-<version>), or point --nvml-library "
+		    "(NVML_LIBRARY) at it",
+		    lib, library && *library ? "" : " through the library search path",
+		    why ? why : "not found");
 		return -ENOENT;
 	}
 	struct {
@@ -594,7 +612,7 @@ static int load(struct nvml *n, const char *library, char *err, size_t errlen)
 	} syms[] = {
 #define SYM_REQ(ret, name, args) {#name, (void **)&n->f.name, true},
 #define SYM_OPT(ret, name, args) {#name, (void **)&n->f.name, false},
-		NVML_FUNCS(SYM_REQ, SYM_OPT)
+	    NVML_FUNCS(SYM_REQ, SYM_OPT)
 #undef SYM_REQ
 #undef SYM_OPT
 	};
@@ -602,13 +620,15 @@ static int load(struct nvml *n, const char *library, char *err, size_t errlen)
 		dlerror();
 		void *p = dlsym(n->dl, syms[i].name);
 		if (!p && syms[i].required) {
-			snprintf(err, errlen,
-				 "%s is not an NVIDIA management library this program can use: it has "
-				 "no %s (NVML 11 or newer, driver 450+, is needed)",
-				 lib, syms[i].name);
+			snprintf(
+			    err, errlen,
+			    "%s is not an NVIDIA management library this program can use: it has "
+			    "no %s (NVML 11 or newer, driver 450+, is needed)",
+			    lib, syms[i].name);
 			return -ENOSYS;
 		}
-		memcpy(syms[i].slot, &p, sizeof(p)); /* object to function pointer, as POSIX allows */
+		memcpy(syms[i].slot, &p,
+		       sizeof(p)); /* object to function pointer, as POSIX allows */
 	}
 	return 0;
 }
@@ -657,9 +677,9 @@ int nvml_open(struct nvml **out, const char *library, char *err, size_t errlen)
 	nvmlReturn_t r = n->f.nvmlInit_v2();
 	if (r != NVML_SUCCESS) {
 		snprintf(err, errlen,
-			 "NVML (%s) did not start: %s. Is the NVIDIA kernel driver loaded and the "
-			 "GPU visible (nvidia-smi), and may this user open /dev/nvidia*?",
-			 n->library, errstr(n, r));
+		         "NVML (%s) did not start: %s. Is the NVIDIA kernel driver loaded and the "
+		         "GPU visible (nvidia-smi), and may this user open /dev/nvidia*?",
+		         n->library, errstr(n, r));
 		rc = -ENODEV;
 		goto fail;
 	}
@@ -668,8 +688,8 @@ int nvml_open(struct nvml **out, const char *library, char *err, size_t errlen)
 	r = n->f.nvmlDeviceGetCount_v2(&count);
 	if (r != NVML_SUCCESS || count == 0) {
 		snprintf(err, errlen, "NVML (%s) finds no GPU%s%s", n->library,
-			 r != NVML_SUCCESS ? ": " : " on this machine",
-			 r != NVML_SUCCESS ? errstr(n, r) : "");
+		         r != NVML_SUCCESS ? ": " : " on this machine",
+		         r != NVML_SUCCESS ? errstr(n, r) : "");
 		rc = -ENODEV;
 		goto fail;
 	}
@@ -683,33 +703,35 @@ int nvml_open(struct nvml **out, const char *library, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (n->f.nvmlEventSetCreate && n->f.nvmlDeviceRegisterEvents &&
-	    n->f.nvmlEventSetWait_v2 && n->f.nvmlEventSetCreate(&n->events) != NVML_SUCCESS)
+	if (n->f.nvmlEventSetCreate && n->f.nvmlDeviceRegisterEvents && n->f.nvmlEventSetWait_v2 &&
+	    n->f.nvmlEventSetCreate(&n->events) != NVML_SUCCESS)
 		n->events = NULL;
 	for (unsigned i = 0; i < count; i++) {
 		struct gpu *g = &n->gpus[n->ngpus];
 		r = n->f.nvmlDeviceGetHandleByIndex_v2(i, &g->h);
 		if (r != NVML_SUCCESS) {
-			/* e.g. NVML_ERROR_NO_PERMISSION on a GPU of another container: said, skipped */
+			/* e.g. NVML_ERROR_NO_PERMISSION on a GPU of another container: said,
+			 * skipped */
 			log_warn("nvml: GPU %u is left out: nvmlDeviceGetHandleByIndex_v2: %s", i,
-				 errstr(n, r));
+			         errstr(n, r));
 			n->errors++;
 			continue;
 		}
 		read_identity(n, g, i);
 		if (n->events) {
 			r = n->f.nvmlDeviceRegisterEvents(g->h, nvmlEventTypeXidCriticalError,
-							  n->events);
+			                                  n->events);
 			g->events = r == NVML_SUCCESS;
 			if (r != NVML_SUCCESS && r != NVML_ERROR_NOT_SUPPORTED)
-				log_warn("nvml: GPU %u: no XID events: nvmlDeviceRegisterEvents: %s", i,
-					 errstr(n, r));
+				log_warn(
+				    "nvml: GPU %u: no XID events: nvmlDeviceRegisterEvents: %s", i,
+				    errstr(n, r));
 		}
 		n->ngpus++;
 	}
 	if (n->ngpus == 0) {
 		snprintf(err, errlen, "NVML (%s) lists %u GPUs but none can be opened", n->library,
-			 count);
+		         count);
 		rc = -ENODEV;
 		goto fail;
 	}
@@ -718,7 +740,7 @@ int nvml_open(struct nvml **out, const char *library, char *err, size_t errlen)
 		goto fail;
 	}
 	log_info("nvml: %s, driver %s: %zu GPUs (%s)", n->library, n->driver[0] ? n->driver : "?",
-		 n->ngpus, n->gpus[0].id.model_name);
+	         n->ngpus, n->gpus[0].id.model_name);
 	*out = n; /* caller owns: nvml_close */
 	return 0;
 fail:
@@ -742,26 +764,65 @@ void nvml_close(struct nvml *n)
 	free(n);
 }
 
-double nvml_time(const struct nvml *n) { return n->t; }
-size_t nvml_count(const struct nvml *n) { return n->nout; }
-const struct sim_gpu *nvml_gpus(const struct nvml *n) { return n->out; }
-size_t nvml_gpu_devices(const struct nvml *n) { return n->ngpus; }
-const char *nvml_serial(const struct nvml *n, size_t i) { return i < n->nout ? n->serials[i] : ""; }
-const char *nvml_driver_version(const struct nvml *n) { return n->driver; }
+double nvml_time(const struct nvml *n)
+{
+	return n->t;
+}
+size_t nvml_count(const struct nvml *n)
+{
+	return n->nout;
+}
+const struct sim_gpu *nvml_gpus(const struct nvml *n)
+{
+	return n->out;
+}
+size_t nvml_gpu_devices(const struct nvml *n)
+{
+	return n->ngpus;
+}
+const char *nvml_serial(const struct nvml *n, size_t i)
+{
+	return i < n->nout ? n->serials[i] : "";
+}
+const char *nvml_driver_version(const struct nvml *n)
+{
+	return n->driver;
+}
 const char *nvml_model_name(const struct nvml *n)
 {
 	return n->ngpus ? n->gpus[0].id.model_name : "";
 }
-const char *nvml_library(const struct nvml *n) { return n->library; }
-unsigned long nvml_errors(const struct nvml *n) { return n->errors; }
+const char *nvml_library(const struct nvml *n)
+{
+	return n->library;
+}
+unsigned long nvml_errors(const struct nvml *n)
+{
+	return n->errors;
+}
 
 /* ---- as the exporter's source */
 
-static int src_update(void *ud, double t) { return nvml_update(ud, t); }
-static size_t src_count(void *ud) { return nvml_count(ud); }
-static const struct sim_gpu *src_gpus(void *ud) { return nvml_gpus(ud); }
-static double src_time(void *ud) { return nvml_time(ud); }
-static void src_destroy(void *ud) { nvml_close(ud); }
+static int src_update(void *ud, double t)
+{
+	return nvml_update(ud, t);
+}
+static size_t src_count(void *ud)
+{
+	return nvml_count(ud);
+}
+static const struct sim_gpu *src_gpus(void *ud)
+{
+	return nvml_gpus(ud);
+}
+static double src_time(void *ud)
+{
+	return nvml_time(ud);
+}
+static void src_destroy(void *ud)
+{
+	nvml_close(ud);
+}
 
 void nvml_exporter_source(struct nvml *n, struct exporter_source *out)
 {
@@ -769,7 +830,7 @@ void nvml_exporter_source(struct nvml *n, struct exporter_source *out)
 }
 
 int nvml_exporter_create(struct exporter **out, const char *library,
-			 const struct exporter_params *params, char *err, size_t errlen)
+                         const struct exporter_params *params, char *err, size_t errlen)
 {
 	struct nvml *n = NULL;
 	*out = NULL;
@@ -787,7 +848,7 @@ int nvml_exporter_create(struct exporter **out, const char *library,
 }
 
 int nvml_read_exposition(struct nvml *n, const struct render_opts *opts, double t,
-			 struct strbuf *sb, char *err, size_t errlen)
+                         struct strbuf *sb, char *err, size_t errlen)
 {
 	struct render_opts ro = *opts;
 	if (!ro.model_name)

@@ -77,12 +77,12 @@ void nvml_exporter_source(struct nvml *n, struct exporter_source *out);
  * a caller that was not asked for NVML explicitly may fall back to the simulator.
  */
 int nvml_exporter_create(struct exporter **out, const char *library,
-			 const struct exporter_params *params, char *err, size_t errlen);
+                         const struct exporter_params *params, char *err, size_t errlen);
 
 /* Updates n and appends the dcgm-exporter text of its GPUs to sb (opts: the host label and
  * name; the model and driver come from NVML when opts leaves them NULL). For the collector's
  * local source. Returns 0 or -ENOMEM, with a message in err. */
 int nvml_read_exposition(struct nvml *n, const struct render_opts *opts, double t,
-			 struct strbuf *sb, char *err, size_t errlen);
+                         struct strbuf *sb, char *err, size_t errlen);
 
 #endif

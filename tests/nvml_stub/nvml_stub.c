@@ -36,11 +36,11 @@ typedef int nvmlReturn_t;
 typedef struct stub_dev *nvmlDevice_t;
 typedef struct stub_set *nvmlEventSet_t;
 
-#define NOT_SUPPORTED 3
-#define NOT_FOUND 6
-#define INVALID_ARGUMENT 2
+#define NOT_SUPPORTED     3
+#define NOT_FOUND         6
+#define INVALID_ARGUMENT  2
 #define INSUFFICIENT_SIZE 7
-#define TIMEOUT 10
+#define TIMEOUT           10
 
 #define MAX_DEV 64
 #define MAX_MIG 7
@@ -99,8 +99,8 @@ typedef struct {
 } nvmlEventData_t;
 typedef struct {
 	unsigned int multiprocessorCount, sharedCopyEngineCount, sharedDecoderCount,
-		sharedEncoderCount, sharedJpegCount, sharedOfaCount, gpuInstanceSliceCount,
-		computeInstanceSliceCount;
+	    sharedEncoderCount, sharedJpegCount, sharedOfaCount, gpuInstanceSliceCount,
+	    computeInstanceSliceCount;
 	unsigned long long memorySizeMB;
 } nvmlDeviceAttributes_t;
 
@@ -221,7 +221,10 @@ const char *nvmlErrorString(nvmlReturn_t rc)
 }
 
 nvmlReturn_t nvmlSystemGetDriverVersion(char *v, unsigned len);
-nvmlReturn_t nvmlSystemGetDriverVersion(char *v, unsigned len) { return lookup("driver", v, len); }
+nvmlReturn_t nvmlSystemGetDriverVersion(char *v, unsigned len)
+{
+	return lookup("driver", v, len);
+}
 
 nvmlReturn_t nvmlDeviceGetCount_v2(unsigned *count);
 nvmlReturn_t nvmlDeviceGetCount_v2(unsigned *count)
@@ -251,7 +254,10 @@ nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned i, nvmlDevice_t *d)
 
 #define STR_FN(fn, key)                                                                            \
 	nvmlReturn_t fn(nvmlDevice_t d, char *out, unsigned len);                                  \
-	nvmlReturn_t fn(nvmlDevice_t d, char *out, unsigned len) { return dev_s(d, key, out, len); }
+	nvmlReturn_t fn(nvmlDevice_t d, char *out, unsigned len)                                   \
+	{                                                                                          \
+		return dev_s(d, key, out, len);                                                    \
+	}
 STR_FN(nvmlDeviceGetName, "name")
 STR_FN(nvmlDeviceGetUUID, "uuid")
 STR_FN(nvmlDeviceGetSerial, "serial")
@@ -265,10 +271,16 @@ nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t d, nvmlPciInfo_t *p)
 
 #define U_FN(fn, key)                                                                              \
 	nvmlReturn_t fn(nvmlDevice_t d, unsigned *v);                                              \
-	nvmlReturn_t fn(nvmlDevice_t d, unsigned *v) { return dev_ui(d, key, v); }
+	nvmlReturn_t fn(nvmlDevice_t d, unsigned *v)                                               \
+	{                                                                                          \
+		return dev_ui(d, key, v);                                                          \
+	}
 #define ULL_FN(fn, key)                                                                            \
 	nvmlReturn_t fn(nvmlDevice_t d, unsigned long long *v);                                    \
-	nvmlReturn_t fn(nvmlDevice_t d, unsigned long long *v) { return dev_u(d, key, v); }
+	nvmlReturn_t fn(nvmlDevice_t d, unsigned long long *v)                                     \
+	{                                                                                          \
+		return dev_u(d, key, v);                                                           \
+	}
 U_FN(nvmlDeviceGetMinorNumber, "minor")
 U_FN(nvmlDeviceGetPowerUsage, "power_mw")
 U_FN(nvmlDeviceGetPowerManagementLimit, "power_limit_mw")
@@ -330,8 +342,9 @@ nvmlReturn_t nvmlDeviceGetTemperatureThreshold(nvmlDevice_t d, int which, unsign
 nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t d, int type, unsigned *c);
 nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t d, int type, unsigned *c)
 {
-	return type == 1 ? dev_ui(d, "sm_clock", c) : type == 2 ? dev_ui(d, "mem_clock", c)
-								: INVALID_ARGUMENT;
+	return type == 1   ? dev_ui(d, "sm_clock", c)
+	       : type == 2 ? dev_ui(d, "mem_clock", c)
+	                   : INVALID_ARGUMENT;
 }
 
 nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t d, nvmlUtilization_t *u);
@@ -356,21 +369,21 @@ nvmlReturn_t nvmlDeviceGetDecoderUtilization(nvmlDevice_t d, unsigned *u, unsign
 }
 
 nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t d, int type, int counter,
-					 unsigned long long *v);
+                                         unsigned long long *v);
 nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t d, int type, int counter,
-					 unsigned long long *v)
+                                         unsigned long long *v)
 {
 	static const char *const keys[2][2] = {{"ecc_sbe_vol", "ecc_sbe_agg"},
-					       {"ecc_dbe_vol", "ecc_dbe_agg"}};
+	                                       {"ecc_dbe_vol", "ecc_dbe_agg"}};
 	if (type < 0 || type > 1 || counter < 0 || counter > 1)
 		return INVALID_ARGUMENT;
 	return dev_u(d, keys[type][counter], v);
 }
 
 nvmlReturn_t nvmlDeviceGetRetiredPages(nvmlDevice_t d, int cause, unsigned *count,
-				       unsigned long long *addrs);
+                                       unsigned long long *addrs);
 nvmlReturn_t nvmlDeviceGetRetiredPages(nvmlDevice_t d, int cause, unsigned *count,
-				       unsigned long long *addrs)
+                                       unsigned long long *addrs)
 {
 	unsigned n = 0;
 	int rc = dev_ui(d, cause == 0 ? "retired_sbe" : "retired_dbe", &n);
@@ -396,9 +409,9 @@ nvmlReturn_t nvmlDeviceGetRetiredPagesPendingStatus(nvmlDevice_t d, int *pending
 }
 
 nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t d, unsigned *corr, unsigned *unc,
-				       unsigned *pending, unsigned *failed);
+                                       unsigned *pending, unsigned *failed);
 nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t d, unsigned *corr, unsigned *unc,
-				       unsigned *pending, unsigned *failed)
+                                       unsigned *pending, unsigned *failed)
 {
 	int rc;
 	if ((rc = dev_ui(d, "remap_corr", corr)) || (rc = dev_ui(d, "remap_unc", unc)) ||
@@ -418,7 +431,7 @@ nvmlReturn_t nvmlDeviceGetViolationStatus(nvmlDevice_t d, int policy, nvmlViolat
 {
 	vt->referenceTime = 1;
 	return dev_u(d, policy == 0 ? "power_violation_ns" : "thermal_violation_ns",
-		     &vt->violationTime);
+	             &vt->violationTime);
 }
 
 nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t d, int n, nvmlFieldValue_t *v);
@@ -426,14 +439,15 @@ nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t d, int n, nvmlFieldValue_t *v
 {
 	for (int i = 0; i < n; i++) {
 		const char *key = v[i].fieldId == 82   ? "memory_temp"
-				  : v[i].fieldId == 38 ? "nvlink_flit"
-				  : v[i].fieldId == 45 ? "nvlink_data"
-						       : NULL;
+		                  : v[i].fieldId == 38 ? "nvlink_flit"
+		                  : v[i].fieldId == 45 ? "nvlink_data"
+		                                       : NULL;
 		if (!key) {
 			v[i].nvmlReturn = NOT_SUPPORTED;
 			continue;
 		}
-		/* as the driver does: temperatures as unsigned int, counters as unsigned long long */
+		/* as the driver does: temperatures as unsigned int, counters as unsigned long long
+		 */
 		if (v[i].fieldId == 82) {
 			v[i].valueType = 1;
 			v[i].nvmlReturn = dev_ui(d, key, &v[i].value.uiVal);
@@ -453,10 +467,8 @@ nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *set)
 	return 0;
 }
 
-nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t d, unsigned long long types,
-				      nvmlEventSet_t set);
-nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t d, unsigned long long types,
-				      nvmlEventSet_t set)
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t d, unsigned long long types, nvmlEventSet_t set);
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t d, unsigned long long types, nvmlEventSet_t set)
 {
 	unsigned long long v;
 	int rc = dev_u(d, "events", &v);
@@ -492,7 +504,10 @@ nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data, unsi
 }
 
 nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set);
-nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) { return set == &the_set ? 0 : INVALID_ARGUMENT; }
+nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set)
+{
+	return set == &the_set ? 0 : INVALID_ARGUMENT;
+}
 
 nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t d, unsigned *cur, unsigned *pend);
 nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t d, unsigned *cur, unsigned *pend)

@@ -23,79 +23,78 @@ static char script_path[256];
 
 /* The values tests/nvml_stub answers: an H100 with every field, a V100 with page retirement,
  * an error and no memory v2, an A100 in MIG mode with two MIG devices. */
-static const char base_script[] =
-	"driver 550.54.15\n"
-	"count 3\n"
-	"g0.uuid GPU-11111111-2222-3333-4444-555555555555\n"
-	"g0.name NVIDIA H100 80GB HBM3\n"
-	"g0.serial 1650123456789\n"
-	"g0.pci 00000000:19:00.0\n"
-	"g0.minor 4\n"
-	"g0.sm_clock 1980\n"
-	"g0.mem_clock 2619\n"
-	"g0.temp 45\n"
-	"g0.memory_temp 52\n"
-	"g0.power_mw 312456\n"
-	"g0.energy_mj 123456789012\n"
-	"g0.pcie_replay 3\n"
-	"g0.util_gpu 97\n"
-	"g0.util_mem 41\n"
-	"g0.enc 0\n"
-	"g0.dec 7\n"
-	"g0.fb_free_mib 1000\n"
-	"g0.fb_used_mib 79000\n"
-	"g0.fb_reserved_mib 559\n"
-	"g0.ecc_sbe_vol 2\n"
-	"g0.ecc_dbe_vol 0\n"
-	"g0.ecc_sbe_agg 17\n"
-	"g0.ecc_dbe_agg 1\n"
-	"g0.remap_corr 4\n"
-	"g0.remap_unc 1\n"
-	"g0.remap_pending 1\n"
-	"g0.remap_failure 0\n"
-	"g0.clocks_event 0x44\n"
-	"g0.pcie_tx_kb 1000\n"
-	"g0.pcie_rx_kb 2000\n"
-	"g0.power_violation_ns 5000000\n"
-	"g0.thermal_violation_ns 0\n"
-	"g0.nvlink_flit 6\n"
-	"g0.nvlink_data 8\n"
-	"g0.slowdown 87\n"
-	"g0.shutdown 92\n"
-	"g0.max_op 85\n"
-	"g0.power_limit_mw 700000\n"
-	"g0.enforced_limit_mw 650000\n"
-	"g0.xid 79\n"
-	"g1.uuid GPU-aaaaaaaa-2222-3333-4444-555555555555\n"
-	"g1.name Tesla V100-SXM2-16GB\n"
-	"g1.pci 00000000:3B:00.0\n"
-	"g1.minor 1\n"
-	"g1.temp 38\n"
-	"g1.power_mw 45000\n"
-	"g1.mem_v1_only 1\n"
-	"g1.fb_free_mib 16000\n"
-	"g1.fb_used_mib 100\n"
-	"g1.fb_reserved_mib 60\n"
-	"g1.retired_sbe 2\n"
-	"g1.retired_dbe 1\n"
-	"g1.retired_pending 1\n"
-	"g1.util_gpu !999\n"
-	"g2.uuid GPU-bbbbbbbb-2222-3333-4444-555555555555\n"
-	"g2.name NVIDIA A100-SXM4-80GB\n"
-	"g2.pci 00000000:4C:00.0\n"
-	"g2.minor 2\n"
-	"g2.temp 33\n"
-	"g2.mig 1\n"
-	"g2.mig0.gi 1\n"
-	"g2.mig0.slices 1\n"
-	"g2.mig0.mem_mb 9856\n"
-	"g2.mig0.fb_free_mib 9000\n"
-	"g2.mig0.fb_used_mib 856\n"
-	"g2.mig2.gi 5\n"
-	"g2.mig2.slices 3\n"
-	"g2.mig2.mem_mb 39936\n"
-	"g2.mig2.fb_free_mib 1000\n"
-	"g2.mig2.fb_used_mib 38936\n";
+static const char base_script[] = "driver 550.54.15\n"
+                                  "count 3\n"
+                                  "g0.uuid GPU-11111111-2222-3333-4444-555555555555\n"
+                                  "g0.name NVIDIA H100 80GB HBM3\n"
+                                  "g0.serial 1650123456789\n"
+                                  "g0.pci 00000000:19:00.0\n"
+                                  "g0.minor 4\n"
+                                  "g0.sm_clock 1980\n"
+                                  "g0.mem_clock 2619\n"
+                                  "g0.temp 45\n"
+                                  "g0.memory_temp 52\n"
+                                  "g0.power_mw 312456\n"
+                                  "g0.energy_mj 123456789012\n"
+                                  "g0.pcie_replay 3\n"
+                                  "g0.util_gpu 97\n"
+                                  "g0.util_mem 41\n"
+                                  "g0.enc 0\n"
+                                  "g0.dec 7\n"
+                                  "g0.fb_free_mib 1000\n"
+                                  "g0.fb_used_mib 79000\n"
+                                  "g0.fb_reserved_mib 559\n"
+                                  "g0.ecc_sbe_vol 2\n"
+                                  "g0.ecc_dbe_vol 0\n"
+                                  "g0.ecc_sbe_agg 17\n"
+                                  "g0.ecc_dbe_agg 1\n"
+                                  "g0.remap_corr 4\n"
+                                  "g0.remap_unc 1\n"
+                                  "g0.remap_pending 1\n"
+                                  "g0.remap_failure 0\n"
+                                  "g0.clocks_event 0x44\n"
+                                  "g0.pcie_tx_kb 1000\n"
+                                  "g0.pcie_rx_kb 2000\n"
+                                  "g0.power_violation_ns 5000000\n"
+                                  "g0.thermal_violation_ns 0\n"
+                                  "g0.nvlink_flit 6\n"
+                                  "g0.nvlink_data 8\n"
+                                  "g0.slowdown 87\n"
+                                  "g0.shutdown 92\n"
+                                  "g0.max_op 85\n"
+                                  "g0.power_limit_mw 700000\n"
+                                  "g0.enforced_limit_mw 650000\n"
+                                  "g0.xid 79\n"
+                                  "g1.uuid GPU-aaaaaaaa-2222-3333-4444-555555555555\n"
+                                  "g1.name Tesla V100-SXM2-16GB\n"
+                                  "g1.pci 00000000:3B:00.0\n"
+                                  "g1.minor 1\n"
+                                  "g1.temp 38\n"
+                                  "g1.power_mw 45000\n"
+                                  "g1.mem_v1_only 1\n"
+                                  "g1.fb_free_mib 16000\n"
+                                  "g1.fb_used_mib 100\n"
+                                  "g1.fb_reserved_mib 60\n"
+                                  "g1.retired_sbe 2\n"
+                                  "g1.retired_dbe 1\n"
+                                  "g1.retired_pending 1\n"
+                                  "g1.util_gpu !999\n"
+                                  "g2.uuid GPU-bbbbbbbb-2222-3333-4444-555555555555\n"
+                                  "g2.name NVIDIA A100-SXM4-80GB\n"
+                                  "g2.pci 00000000:4C:00.0\n"
+                                  "g2.minor 2\n"
+                                  "g2.temp 33\n"
+                                  "g2.mig 1\n"
+                                  "g2.mig0.gi 1\n"
+                                  "g2.mig0.slices 1\n"
+                                  "g2.mig0.mem_mb 9856\n"
+                                  "g2.mig0.fb_free_mib 9000\n"
+                                  "g2.mig0.fb_used_mib 856\n"
+                                  "g2.mig2.gi 5\n"
+                                  "g2.mig2.slices 3\n"
+                                  "g2.mig2.mem_mb 39936\n"
+                                  "g2.mig2.fb_free_mib 1000\n"
+                                  "g2.mig2.fb_used_mib 38936\n";
 
 static void write_script(const char *text, const char *more)
 {
@@ -111,7 +110,7 @@ static int setup(void **state)
 {
 	(void)state;
 	snprintf(script_path, sizeof(script_path), "/tmp/gpuhealth-nvml-test-%ld.script",
-		 (long)getpid());
+	         (long)getpid());
 	setenv("NVML_STUB_SCRIPT", script_path, 1);
 	write_script(base_script, NULL);
 	return 0;
@@ -127,7 +126,10 @@ static int teardown(void **state)
 	return 0;
 }
 
-static bool has(const struct sim_gpu *g, enum sim_field f) { return (g->valid >> f) & 1; }
+static bool has(const struct sim_gpu *g, enum sim_field f)
+{
+	return (g->valid >> f) & 1;
+}
 
 static void test_missing_library(void **state)
 {
@@ -196,38 +198,38 @@ static void test_fields(void **state)
 		enum sim_field f;
 		uint64_t v;
 	} want[] = {
-		{SIM_F_SM_CLOCK, 1980},
-		{SIM_F_MEM_CLOCK, 2619},
-		{SIM_F_GPU_TEMP, 45},
-		{SIM_F_MEMORY_TEMP, 52},
-		{SIM_F_TOTAL_ENERGY, 123456789012ull},
-		{SIM_F_PCIE_REPLAY, 3},
-		{SIM_F_GPU_UTIL, 97},
-		{SIM_F_MEM_COPY_UTIL, 41},
-		{SIM_F_ENC_UTIL, 0},
-		{SIM_F_DEC_UTIL, 7},
-		{SIM_F_XID, 79},
-		{SIM_F_FB_FREE, 1000},
-		{SIM_F_FB_USED, 79000},
-		{SIM_F_FB_RESERVED, 559},
-		{SIM_F_ECC_SBE_VOL, 2},
-		{SIM_F_ECC_DBE_VOL, 0},
-		{SIM_F_ECC_SBE_AGG, 17},
-		{SIM_F_ECC_DBE_AGG, 1},
-		{SIM_F_CORRECTABLE_REMAPPED_ROWS, 4},
-		{SIM_F_UNCORRECTABLE_REMAPPED_ROWS, 1},
-		{SIM_F_ROW_REMAP_PENDING, 1},
-		{SIM_F_ROW_REMAP_FAILURE, 0},
-		{SIM_F_CLOCKS_EVENT_REASONS, 0x44},
-		{SIM_F_PCIE_TX_BYTES, 1024000},
-		{SIM_F_PCIE_RX_BYTES, 2048000},
-		{SIM_F_POWER_VIOLATION, 5000000},
-		{SIM_F_THERMAL_VIOLATION, 0},
-		{SIM_F_NVLINK_CRC_FLIT_ERRORS, 6},
-		{SIM_F_NVLINK_CRC_DATA_ERRORS, 8},
-		{SIM_F_SLOWDOWN_TEMP, 87},
-		{SIM_F_SHUTDOWN_TEMP, 92},
-		{SIM_F_GPU_MAX_OP_TEMP, 85},
+	    {SIM_F_SM_CLOCK, 1980},
+	    {SIM_F_MEM_CLOCK, 2619},
+	    {SIM_F_GPU_TEMP, 45},
+	    {SIM_F_MEMORY_TEMP, 52},
+	    {SIM_F_TOTAL_ENERGY, 123456789012ull},
+	    {SIM_F_PCIE_REPLAY, 3},
+	    {SIM_F_GPU_UTIL, 97},
+	    {SIM_F_MEM_COPY_UTIL, 41},
+	    {SIM_F_ENC_UTIL, 0},
+	    {SIM_F_DEC_UTIL, 7},
+	    {SIM_F_XID, 79},
+	    {SIM_F_FB_FREE, 1000},
+	    {SIM_F_FB_USED, 79000},
+	    {SIM_F_FB_RESERVED, 559},
+	    {SIM_F_ECC_SBE_VOL, 2},
+	    {SIM_F_ECC_DBE_VOL, 0},
+	    {SIM_F_ECC_SBE_AGG, 17},
+	    {SIM_F_ECC_DBE_AGG, 1},
+	    {SIM_F_CORRECTABLE_REMAPPED_ROWS, 4},
+	    {SIM_F_UNCORRECTABLE_REMAPPED_ROWS, 1},
+	    {SIM_F_ROW_REMAP_PENDING, 1},
+	    {SIM_F_ROW_REMAP_FAILURE, 0},
+	    {SIM_F_CLOCKS_EVENT_REASONS, 0x44},
+	    {SIM_F_PCIE_TX_BYTES, 1024000},
+	    {SIM_F_PCIE_RX_BYTES, 2048000},
+	    {SIM_F_POWER_VIOLATION, 5000000},
+	    {SIM_F_THERMAL_VIOLATION, 0},
+	    {SIM_F_NVLINK_CRC_FLIT_ERRORS, 6},
+	    {SIM_F_NVLINK_CRC_DATA_ERRORS, 8},
+	    {SIM_F_SLOWDOWN_TEMP, 87},
+	    {SIM_F_SHUTDOWN_TEMP, 92},
+	    {SIM_F_GPU_MAX_OP_TEMP, 85},
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		if (!has(&g[0], want[i].f))
@@ -357,19 +359,20 @@ static void test_exposition(void **state)
 	assert_non_null(sb.data);
 	const char *t = sb.data;
 	assert_non_null(strstr(
-		t, "DCGM_FI_DEV_GPU_TEMP{gpu=\"1\",UUID=\"GPU-aaaaaaaa-2222-3333-4444-555555555555\","
-		   "pci_bus_id=\"00000000:3B:00.0\",device=\"nvidia1\",modelName=\"Tesla "
-		   "V100-SXM2-16GB\",hostname=\"node-1\",DCGM_FI_DRIVER_VERSION=\"550.54.15\"} 38\n"));
-	assert_non_null(strstr(t, "DCGM_FI_DEV_FB_USED{gpu=\"2\",UUID=\"GPU-bbbbbbbb-2222-3333-4444-"
-				  "555555555555\",pci_bus_id=\"00000000:4C:00.0\",device=\"nvidia2\","
-				  "modelName=\"NVIDIA A100-SXM4-80GB\",GPU_I_PROFILE=\"1g.10gb\","
-				  "GPU_I_ID=\"1\",hostname=\"node-1\",DCGM_FI_DRIVER_VERSION=\"550."
-				  "54.15\"} 856\n"));
+	    t, "DCGM_FI_DEV_GPU_TEMP{gpu=\"1\",UUID=\"GPU-aaaaaaaa-2222-3333-4444-555555555555\","
+	       "pci_bus_id=\"00000000:3B:00.0\",device=\"nvidia1\",modelName=\"Tesla "
+	       "V100-SXM2-16GB\",hostname=\"node-1\",DCGM_FI_DRIVER_VERSION=\"550.54.15\"} 38\n"));
+	assert_non_null(strstr(t,
+	                       "DCGM_FI_DEV_FB_USED{gpu=\"2\",UUID=\"GPU-bbbbbbbb-2222-3333-4444-"
+	                       "555555555555\",pci_bus_id=\"00000000:4C:00.0\",device=\"nvidia2\","
+	                       "modelName=\"NVIDIA A100-SXM4-80GB\",GPU_I_PROFILE=\"1g.10gb\","
+	                       "GPU_I_ID=\"1\",hostname=\"node-1\",DCGM_FI_DRIVER_VERSION=\"550."
+	                       "54.15\"} 856\n"));
 	assert_non_null(strstr(t, "DCGM_FI_DEV_POWER_USAGE{gpu=\"0\""));
 	assert_non_null(strstr(t, "} 312.456000\n"));
 	assert_non_null(strstr(t, "err_code=\"79\",err_msg=\"GPU has fallen off the bus\"} 79\n"));
 	assert_null(strstr(t, "DCGM_FI_DEV_GPU_UTIL{gpu=\"1\"")); /* its error: left out */
-	assert_null(strstr(t, "DCGM_FI_PROF_SM_ACTIVE")); /* no family without a sample */
+	assert_null(strstr(t, "DCGM_FI_PROF_SM_ACTIVE"));         /* no family without a sample */
 	assert_non_null(strstr(t, "DCGM_FI_PROF_PCIE_TX_BYTES{gpu=\"0\"")); /* NVML has it */
 	strbuf_free(&sb);
 	nvml_close(n);
@@ -378,13 +381,10 @@ static void test_exposition(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_missing_library),
-		cmocka_unit_test(test_not_nvml),
-		cmocka_unit_test(test_driver_not_loaded),
-		cmocka_unit_test(test_fields),
-		cmocka_unit_test(test_update_xid_lost),
-		cmocka_unit_test(test_handle_error),
-		cmocka_unit_test(test_exposition),
+	    cmocka_unit_test(test_missing_library),   cmocka_unit_test(test_not_nvml),
+	    cmocka_unit_test(test_driver_not_loaded), cmocka_unit_test(test_fields),
+	    cmocka_unit_test(test_update_xid_lost),   cmocka_unit_test(test_handle_error),
+	    cmocka_unit_test(test_exposition),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
