@@ -109,6 +109,16 @@ typedef struct {
 	    computeInstanceSliceCount;
 	unsigned long long memorySizeMB;
 } nvmlDeviceAttributes_t;
+typedef struct {
+	unsigned int version; /* sizeof | 2 << 24 */
+	unsigned int id, isP2pSupported, sliceCount, instanceCount, multiprocessorCount,
+	    copyEngineCount, decoderCount, encoderCount, jpegCount, ofaCount;
+	unsigned long long memorySizeMB;
+	char name[NVML_DEVICE_NAME_V2_BUFFER_SIZE]; /* "MIG 1g.10gb" */
+} nvmlGpuInstanceProfileInfo_v2_t;
+#define nvmlGpuInstanceProfileInfo_v2                                                              \
+	((unsigned int)(sizeof(nvmlGpuInstanceProfileInfo_v2_t) | (2u << 24)))
+#define NVML_GPU_INSTANCE_PROFILE_COUNT 0xA /* profile ids 0 (1 slice) .. 9 (1 slice rev 2) */
 
 /* The functions, resolved with dlsym. The first five are required, the rest optional (a
  * missing one leaves its fields absent). */
@@ -165,7 +175,9 @@ typedef struct {
 	OPT(nvmlReturn_t, nvmlDeviceGetMigDeviceHandleByIndex,                                     \
 	    (nvmlDevice_t, unsigned int, nvmlDevice_t *))                                          \
 	OPT(nvmlReturn_t, nvmlDeviceGetGpuInstanceId, (nvmlDevice_t, unsigned int *))              \
-	OPT(nvmlReturn_t, nvmlDeviceGetAttributes_v2, (nvmlDevice_t, nvmlDeviceAttributes_t *))
+	OPT(nvmlReturn_t, nvmlDeviceGetAttributes_v2, (nvmlDevice_t, nvmlDeviceAttributes_t *))    \
+	OPT(nvmlReturn_t, nvmlDeviceGetGpuInstanceProfileInfoV,                                    \
+	    (nvmlDevice_t, unsigned int, nvmlGpuInstanceProfileInfo_v2_t *))
 
 struct nvml_api {
 #define FIELD(ret, name, args) ret(*name) args;
@@ -481,6 +493,34 @@ static int grow(struct nvml *n, size_t need)
 	return 0;
 }
 
+/* The GPU_I_PROFILE of a MIG device, e.g. "1g.10gb": the name of the parent's GPU instance
+ * profile with the same slices and memory (nvmlDeviceGetGpuInstanceProfileInfoV needs no
+ * privilege, unlike looking the instance up by id), without its "MIG " prefix; else the name
+ * NVIDIA's profiles follow, slices "g." memory in GiB rounded up "gb". */
+static void mig_profile_name(struct nvml *n, struct gpu *g, const nvmlDeviceAttributes_t *at,
+                             char *out, size_t size)
+{
+	for (unsigned p = 0;
+	     n->f.nvmlDeviceGetGpuInstanceProfileInfoV && p < NVML_GPU_INSTANCE_PROFILE_COUNT;
+	     p++) {
+		nvmlGpuInstanceProfileInfo_v2_t info;
+		memset(&info, 0, sizeof(info));
+		info.version = nvmlGpuInstanceProfileInfo_v2;
+		if (n->f.nvmlDeviceGetGpuInstanceProfileInfoV(g->h, p, &info) != NVML_SUCCESS ||
+		    info.sliceCount != at->gpuInstanceSliceCount ||
+		    info.memorySizeMB != at->memorySizeMB)
+			continue;
+		info.name[sizeof(info.name) - 1] = '\0';
+		const char *name = strncmp(info.name, "MIG ", 4) == 0 ? info.name + 4 : info.name;
+		if (*name) {
+			copy_str(out, size, name);
+			return;
+		}
+	}
+	snprintf(out, size, "%ug.%llugb", at->gpuInstanceSliceCount,
+	         (at->memorySizeMB + 1023) / 1024);
+}
+
 /* The MIG devices of g after its entry. */
 static int read_mig(struct nvml *n, struct gpu *g)
 {
@@ -519,8 +559,7 @@ static int read_mig(struct nvml *n, struct gpu *g)
 		o->mig_instance = gi;
 		nvmlDeviceAttributes_t at;
 		if (CALL(nvmlDeviceGetAttributes_v2, mh, &at) == NVML_SUCCESS)
-			snprintf(o->mig_profile, sizeof(o->mig_profile), "%ug.%llugb",
-			         at.gpuInstanceSliceCount, (at.memorySizeMB + 512) / 1024);
+			mig_profile_name(n, g, &at, o->mig_profile, sizeof(o->mig_profile));
 		else
 			copy_str(o->mig_profile, sizeof(o->mig_profile), "unknown");
 		nvmlMemory_t m;

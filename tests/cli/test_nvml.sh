@@ -97,7 +97,7 @@ g2.mig0.fb_free_mib 9000
 g2.mig0.fb_used_mib 856
 g2.mig2.gi 5
 g2.mig2.slices 3
-g2.mig2.mem_mb 39936
+g2.mig2.mem_mb 40192
 g2.mig2.fb_free_mib 1000
 g2.mig2.fb_used_mib 38936
 EOF
@@ -153,7 +153,7 @@ assert g1["metrics"] == {"gpu_temp": 38, "power_usage": 45.0, "fb_free": 16000, 
                          "retired_pages_pending": 0}, g1["metrics"]
 assert by[(2, None)]["metrics"] == {"gpu_temp": 33}
 m1, m5 = by[(2, 1)], by[(2, 5)]
-assert m1["gpu"]["mig_profile"] == "1g.10gb" and m5["gpu"]["mig_profile"] == "3g.39gb"
+assert m1["gpu"]["mig_profile"] == "1g.10gb" and m5["gpu"]["mig_profile"] == "3g.40gb"
 assert m1["gpu"]["uuid"] == m5["gpu"]["uuid"] == "GPU-bbbbbbbb-2222-3333-4444-555555555555"
 assert m1["metrics"] == {"fb_free": 9000, "fb_used": 856}
 assert m5["metrics"] == {"fb_free": 1000, "fb_used": 38936}
@@ -205,7 +205,7 @@ else
   check "GPU 1 utilization absent" test "$(get DCGM_FI_DEV_GPU_UTIL 1)" = absent
   check "GPU 2 SM clock absent" test "$(get DCGM_FI_DEV_SM_CLOCK 2)" = absent
   check "per-GPU modelName" grep -q 'DCGM_FI_DEV_GPU_TEMP{gpu="1",UUID="GPU-aaaaaaaa-2222-3333-4444-555555555555",pci_bus_id="00000000:3B:00.0",device="nvidia1",modelName="Tesla V100-SXM2-16GB",hostname="node-9",DCGM_FI_DRIVER_VERSION="550.54.15"} 38' "$tmp/m1.txt"
-  check "MIG labels" grep -q 'DCGM_FI_DEV_FB_USED{gpu="2",UUID="GPU-bbbbbbbb-2222-3333-4444-555555555555",pci_bus_id="00000000:4C:00.0",device="nvidia2",modelName="NVIDIA A100-SXM4-80GB",GPU_I_PROFILE="3g.39gb",GPU_I_ID="5",hostname="node-9",DCGM_FI_DRIVER_VERSION="550.54.15"} 38936' "$tmp/m1.txt"
+  check "MIG labels" grep -q 'DCGM_FI_DEV_FB_USED{gpu="2",UUID="GPU-bbbbbbbb-2222-3333-4444-555555555555",pci_bus_id="00000000:4C:00.0",device="nvidia2",modelName="NVIDIA A100-SXM4-80GB",GPU_I_PROFILE="3g.40gb",GPU_I_ID="5",hostname="node-9",DCGM_FI_DRIVER_VERSION="550.54.15"} 38936' "$tmp/m1.txt"
   # the values are read again every poll interval
   sed -i 's/^g1.temp 38$/g1.temp 61/' "$NVML_STUB_SCRIPT"
   seen=

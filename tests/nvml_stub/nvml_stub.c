@@ -25,6 +25,8 @@
  *                              value changes)
  *   gN.mig                     1: MIG enabled; gN.migK.gi, gN.migK.slices, gN.migK.mem_mb,
  *                              gN.migK.fb_free_mib, gN.migK.fb_used_mib for slot K (0..6)
+ *   gN.profileP.name, gN.profileP.slices, gN.profileP.mem_mb
+ *                              GPU instance profile P (nvmlDeviceGetGpuInstanceProfileInfoV)
  * Counters of calls the tests check: the file $NVML_STUB_SCRIPT.calls gets "init N shutdown M"
  * written at every nvmlInit_v2 / nvmlShutdown.
  */
@@ -545,4 +547,39 @@ nvmlReturn_t nvmlDeviceGetAttributes_v2(nvmlDevice_t d, nvmlDeviceAttributes_t *
 	memset(a, 0, sizeof(*a));
 	int rc = dev_ui(d, "slices", &a->gpuInstanceSliceCount);
 	return rc ? rc : dev_u(d, "mem_mb", &a->memorySizeMB);
+}
+
+typedef struct {
+	unsigned int version;
+	unsigned int id, isP2pSupported, sliceCount, instanceCount, multiprocessorCount,
+	    copyEngineCount, decoderCount, encoderCount, jpegCount, ofaCount;
+	unsigned long long memorySizeMB;
+	char name[96];
+} nvmlGpuInstanceProfileInfo_v2_t;
+
+nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfoV(nvmlDevice_t d, unsigned p,
+                                                  nvmlGpuInstanceProfileInfo_v2_t *info);
+nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfoV(nvmlDevice_t d, unsigned p,
+                                                  nvmlGpuInstanceProfileInfo_v2_t *info)
+{
+	char key[48];
+	unsigned long long v;
+	if (info->version != (unsigned)(sizeof(*info) | (2u << 24)))
+		return 25; /* NVML_ERROR_ARGUMENT_VERSION_MISMATCH */
+	if (d->mig >= 0)
+		return NOT_SUPPORTED;
+	int rc;
+	snprintf(key, sizeof(key), "g%d.profile%u.name", d->gpu, p);
+	if ((rc = lookup(key, info->name, sizeof(info->name))))
+		return rc;
+	snprintf(key, sizeof(key), "g%d.profile%u.slices", d->gpu, p);
+	if ((rc = get_u(key, &v)))
+		return rc;
+	info->sliceCount = (unsigned)v;
+	snprintf(key, sizeof(key), "g%d.profile%u.mem_mb", d->gpu, p);
+	if ((rc = get_u(key, &v)))
+		return rc;
+	info->memorySizeMB = v;
+	info->id = p;
+	return 0;
 }

@@ -92,9 +92,15 @@ static const char base_script[] = "driver 550.54.15\n"
                                   "g2.mig0.fb_used_mib 856\n"
                                   "g2.mig2.gi 5\n"
                                   "g2.mig2.slices 3\n"
-                                  "g2.mig2.mem_mb 39936\n"
+                                  "g2.mig2.mem_mb 40192\n"
                                   "g2.mig2.fb_free_mib 1000\n"
-                                  "g2.mig2.fb_used_mib 38936\n";
+                                  "g2.mig2.fb_used_mib 38936\n"
+                                  "g2.profile0.name MIG 1g.10gb+me\n"
+                                  "g2.profile0.slices 1\n"
+                                  "g2.profile0.mem_mb 9856\n"
+                                  "g2.profile2.name MIG 3g.40gb\n"
+                                  "g2.profile2.slices 3\n"
+                                  "g2.profile2.mem_mb 40192\n";
 
 static void write_script(const char *text, const char *more)
 {
@@ -275,10 +281,10 @@ static void test_fields(void **state)
 		assert_string_equal(g[k].device, "nvidia2");
 		assert_int_equal(g[k].valid, (1ull << SIM_F_FB_FREE) | (1ull << SIM_F_FB_USED));
 	}
-	assert_string_equal(g[3].mig_profile, "1g.10gb");
+	assert_string_equal(g[3].mig_profile, "1g.10gb+me"); /* the profile's name */
 	assert_int_equal(g[3].mig_instance, 1);
 	assert_int_equal(g[3].u[SIM_F_FB_USED], 856);
-	assert_string_equal(g[4].mig_profile, "3g.39gb");
+	assert_string_equal(g[4].mig_profile, "3g.40gb");
 	assert_int_equal(g[4].mig_instance, 5);
 	assert_int_equal(g[4].u[SIM_F_FB_FREE], 1000);
 	nvml_close(n);
@@ -331,6 +337,22 @@ static void test_update_xid_lost(void **state)
 	nvml_close(n);
 }
 
+static void test_mig_profile_fallback(void **state)
+{
+	(void)state;
+	/* profiles not readable: the name from the MIG device's slices and memory (GiB rounded
+	 * up, as NVIDIA names its profiles); the first line of a key wins */
+	write_script("g2.profile0.name !4\ng2.profile2.name !4\n", base_script);
+	struct nvml *n = NULL;
+	char err[1024] = "";
+	assert_int_equal(nvml_open(&n, NVML_STUB_PATH, err, sizeof(err)), 0);
+	assert_int_equal(nvml_count(n), 5);
+	assert_string_equal(nvml_gpus(n)[3].mig_profile, "1g.10gb");
+	assert_string_equal(nvml_gpus(n)[4].mig_profile, "3g.40gb");
+	nvml_close(n);
+	write_script(base_script, NULL);
+}
+
 static void test_handle_error(void **state)
 {
 	(void)state;
@@ -365,7 +387,7 @@ static void test_exposition(void **state)
 	assert_non_null(strstr(t,
 	                       "DCGM_FI_DEV_FB_USED{gpu=\"2\",UUID=\"GPU-bbbbbbbb-2222-3333-4444-"
 	                       "555555555555\",pci_bus_id=\"00000000:4C:00.0\",device=\"nvidia2\","
-	                       "modelName=\"NVIDIA A100-SXM4-80GB\",GPU_I_PROFILE=\"1g.10gb\","
+	                       "modelName=\"NVIDIA A100-SXM4-80GB\",GPU_I_PROFILE=\"1g.10gb+me\","
 	                       "GPU_I_ID=\"1\",hostname=\"node-1\",DCGM_FI_DRIVER_VERSION=\"550."
 	                       "54.15\"} 856\n"));
 	assert_non_null(strstr(t, "DCGM_FI_DEV_POWER_USAGE{gpu=\"0\""));
@@ -381,10 +403,10 @@ static void test_exposition(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_missing_library),   cmocka_unit_test(test_not_nvml),
-	    cmocka_unit_test(test_driver_not_loaded), cmocka_unit_test(test_fields),
-	    cmocka_unit_test(test_update_xid_lost),   cmocka_unit_test(test_handle_error),
-	    cmocka_unit_test(test_exposition),
+	    cmocka_unit_test(test_missing_library),      cmocka_unit_test(test_not_nvml),
+	    cmocka_unit_test(test_driver_not_loaded),    cmocka_unit_test(test_fields),
+	    cmocka_unit_test(test_update_xid_lost),      cmocka_unit_test(test_handle_error),
+	    cmocka_unit_test(test_mig_profile_fallback), cmocka_unit_test(test_exposition),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
