@@ -11,7 +11,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libcmocka-dev libmicrohttpd-dev zlib1g-dev postgresql-15 postgresql-client-15)
 case "${1:-}" in
   --test) pkgs+=(default-jre-headless maven kcat tmux python3 curl clang libclang-rt-14-dev
-                 python3-prometheus-client wrk) ;;
+                 python3-prometheus-client python3-jsonschema python3-yaml wrk) ;;
   --bench) pkgs+=(python3 python3-psycopg2 python3-prometheus-client wrk kcat curl) ;;
   "") ;;
   *) echo "install-deps: unknown option '$1' (use --test or --bench)" >&2; exit 2 ;;

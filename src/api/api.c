@@ -24,25 +24,25 @@
 #include "core/timeutil.h"
 #include "store/pg.h"
 
-#define CONN_LIMIT 256
-#define CONN_TIMEOUT_S 30
-#define MAX_ARGS 16
-#define MAX_KEY 128
-#define MAX_POINTS 10000
+#define CONN_LIMIT      256
+#define CONN_TIMEOUT_S  30
+#define MAX_ARGS        16
+#define MAX_KEY         128
+#define MAX_POINTS      10000
 #define RAW_MAX_RANGE_S (6 * 3600.0)
 #define DEFAULT_RANGE_S 3600.0
 
 /* PostgreSQL type OIDs (pg_type.dat) for turning result columns into JSON. */
-#define OID_BOOL 16
-#define OID_INT8 20
-#define OID_INT2 21
-#define OID_INT4 23
-#define OID_JSON 114
-#define OID_FLOAT4 700
-#define OID_FLOAT8 701
+#define OID_BOOL        16
+#define OID_INT8        20
+#define OID_INT2        21
+#define OID_INT4        23
+#define OID_JSON        114
+#define OID_FLOAT4      700
+#define OID_FLOAT8      701
 #define OID_TIMESTAMPTZ 1184
-#define OID_NUMERIC 1700
-#define OID_JSONB 3802
+#define OID_NUMERIC     1700
+#define OID_JSONB       3802
 
 enum endpoint {
 	EP_GPUS,
@@ -56,9 +56,9 @@ enum endpoint {
 	EP_OTHER,
 	EP_COUNT
 };
-static const char *const ep_names[EP_COUNT] = {
-	"gpus", "gpu", "gpu_metrics", "gpu_health", "fleet_summary", "alerts", "healthz", "metrics",
-	"other"};
+static const char *const ep_names[EP_COUNT] = {"gpus",       "gpu",           "gpu_metrics",
+                                               "gpu_health", "fleet_summary", "alerts",
+                                               "healthz",    "metrics",       "other"};
 
 struct pconn {
 	PGconn *conn; /* NULL until first used, or after a failed reconnect */
@@ -109,12 +109,13 @@ static bool valid_key(const char *k)
 	size_t n = strlen(k);
 	if (n == 0 || n > MAX_KEY)
 		return false;
-	return strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:/-") == n;
+	return strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:/-") ==
+	       n;
 }
 
 /* The error body every non-2xx answer carries: {"error": code, "message": ..., "parameter"?}. */
 __attribute__((format(printf, 3, 4))) static json_t *err_body(const char *code, const char *param,
-							       const char *fmt, ...)
+                                                              const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -148,12 +149,10 @@ static json_t *cell_json(const PGresult *r, int row, int col)
 		return json_null();
 	const char *v = PQgetvalue(r, row, col);
 	switch (PQftype(r, col)) {
-	case OID_BOOL:
-		return json_boolean(v[0] == 't');
+	case OID_BOOL: return json_boolean(v[0] == 't');
 	case OID_INT2:
 	case OID_INT4:
-	case OID_INT8:
-		return json_integer((json_int_t)strtoll(v, NULL, 10));
+	case OID_INT8: return json_integer((json_int_t)strtoll(v, NULL, 10));
 	case OID_FLOAT4:
 	case OID_FLOAT8:
 	case OID_NUMERIC: {
@@ -165,10 +164,8 @@ static json_t *cell_json(const PGresult *r, int row, int col)
 		json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
 		return j ? j : json_string(v);
 	}
-	case OID_TIMESTAMPTZ:
-		return ts_json(v);
-	default:
-		return json_string(v);
+	case OID_TIMESTAMPTZ: return ts_json(v);
+	default: return json_string(v);
 	}
 }
 
@@ -231,9 +228,9 @@ static int pconn_ready(struct api *api, struct pconn *p, char *err, size_t errle
 		return -EIO;
 	/* constant session settings: UTC timestamps in ISO form, read-only, bounded queries */
 	if (pg_exec(c,
-		    "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; "
-		    "SET default_transaction_read_only = on; SET statement_timeout = '15s'",
-		    err, errlen) != 0) {
+	            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; "
+	            "SET default_transaction_read_only = on; SET statement_timeout = '15s'",
+	            err, errlen) != 0) {
 		PQfinish(c);
 		return -EIO;
 	}
@@ -244,7 +241,7 @@ static int pconn_ready(struct api *api, struct pconn *p, char *err, size_t errle
 /* Runs a parameterized query; one reconnect and retry when the connection was lost.
  * Returns the result (caller PQclear) or NULL with a message in err. */
 static PGresult *query(struct api *api, struct pconn *p, const char *sql, int n,
-		       const char *const *params, char *err, size_t errlen)
+                       const char *const *params, char *err, size_t errlen)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (pconn_ready(api, p, err, errlen) != 0)
@@ -262,6 +259,9 @@ static PGresult *query(struct api *api, struct pconn *p, const char *sql, int n,
 		PQfinish(p->conn);
 		p->conn = NULL;
 	}
+	for (char *c = err; *c; c++) /* libpq's messages run over lines: keep one */
+		if (*c == '\n' || *c == '\t')
+			*c = ' ';
 	atomic_fetch_add(&api->n_db_errors, 1);
 	log_warn("api: database: %s", err);
 	return NULL;
@@ -281,7 +281,7 @@ struct req {
 };
 
 static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-				   const char *value)
+                                   const char *value)
 {
 	struct req *rq = cls;
 	for (int i = 0; i < rq->nargs; i++)
@@ -319,13 +319,14 @@ static void set(struct req *rq, int status, json_t *body)
 static bool args_allowed(struct req *rq, const char *const *allowed)
 {
 	if (rq->too_many) {
-		set(rq, 400, err_body("bad_parameter", NULL, "more than %d query parameters", MAX_ARGS));
+		set(rq, 400,
+		    err_body("bad_parameter", NULL, "more than %d query parameters", MAX_ARGS));
 		return false;
 	}
 	if (rq->duplicate) {
-		set(rq, 400, err_body("bad_parameter", rq->dup_key,
-				      "parameter '%s' is given more than once: give it once",
-				      rq->dup_key));
+		set(rq, 400,
+		    err_body("bad_parameter", rq->dup_key,
+		             "parameter '%s' is given more than once: give it once", rq->dup_key));
 		return false;
 	}
 	for (int i = 0; i < rq->nargs; i++) {
@@ -336,12 +337,15 @@ static bool args_allowed(struct req *rq, const char *const *allowed)
 			char list[256] = "";
 			size_t off = 0;
 			for (size_t j = 0; allowed[j]; j++)
-				off += (size_t)snprintf(list + off, off < sizeof(list) ? sizeof(list) - off : 0,
-							"%s%s", j ? ", " : "", allowed[j]);
-			set(rq, 400, err_body("bad_parameter", rq->keys[i],
-					      "unknown parameter '%s'%s%s", rq->keys[i],
-					      allowed[0] ? ": this endpoint takes " : ": this endpoint takes none",
-					      list));
+				off += (size_t)snprintf(list + off,
+				                        off < sizeof(list) ? sizeof(list) - off : 0,
+				                        "%s%s", j ? ", " : "", allowed[j]);
+			set(rq, 400,
+			    err_body("bad_parameter", rq->keys[i], "unknown parameter '%s'%s%s",
+			             rq->keys[i],
+			             allowed[0] ? ": this endpoint takes "
+			                        : ": this endpoint takes none",
+			             list));
 			return false;
 		}
 	}
@@ -355,13 +359,15 @@ static PGresult *rq_query(struct req *rq, const char *sql, int n, const char *co
 		rq->pc = pool_get(rq->api);
 	PGresult *r = query(rq->api, rq->pc, sql, n, params, err, sizeof(err));
 	if (!r)
-		set(rq, 503, err_body("database_unavailable", NULL, "the database query failed: %s", err));
+		set(rq, 503,
+		    err_body("database_unavailable", NULL, "the database query failed: %s", err));
 	return r;
 }
 
-#define GPU_COLS                                                                                  \
-	"g.gpu_key, g.uuid, g.mig_instance, g.mig_profile, g.gpu_index, g.hostname, g.model, "    \
-	"g.pci_bus_id, g.device, g.driver_version, g.cluster, g.datacenter, g.rack, g.first_seen, " \
+#define GPU_COLS                                                                                   \
+	"g.gpu_key, g.uuid, g.mig_instance, g.mig_profile, g.gpu_index, g.hostname, g.model, "     \
+	"g.pci_bus_id, g.device, g.driver_version, g.cluster, g.datacenter, g.rack, "              \
+	"g.first_seen, "                                                                           \
 	"g.last_seen"
 
 static void ep_gpus(struct req *rq)
@@ -371,20 +377,20 @@ static void ep_gpus(struct req *rq)
 		return;
 	const char *host = arg(rq, "host"), *status = arg(rq, "status");
 	if (status && strcmp(status, "pass") && strcmp(status, "warn") && strcmp(status, "fail")) {
-		set(rq, 400, err_body("bad_parameter", "status",
-				      "status '%s' is not a health status: use pass, warn or fail",
-				      status));
+		set(rq, 400,
+		    err_body("bad_parameter", "status",
+		             "status '%s' is not a health status: use pass, warn or fail", status));
 		return;
 	}
 	const char *p[2] = {host, status};
 	PGresult *r = rq_query(
-		rq,
-		"SELECT " GPU_COLS ", h.score AS health_score, h.status AS health_status "
-		"FROM gpus g LEFT JOIN LATERAL (SELECT score, status FROM gpu_health_scores s "
-		"WHERE s.gpu_key = g.gpu_key ORDER BY s.time DESC LIMIT 1) h ON true "
-		"WHERE ($1::text IS NULL OR g.hostname = $1) AND ($2::text IS NULL OR h.status = $2) "
-		"ORDER BY g.hostname, g.gpu_index, g.gpu_key",
-		2, p);
+	    rq,
+	    "SELECT " GPU_COLS ", h.score AS health_score, h.status AS health_status "
+	    "FROM gpus g LEFT JOIN LATERAL (SELECT score, status FROM gpu_health_scores s "
+	    "WHERE s.gpu_key = g.gpu_key ORDER BY s.time DESC LIMIT 1) h ON true "
+	    "WHERE ($1::text IS NULL OR g.hostname = $1) AND ($2::text IS NULL OR h.status = $2) "
+	    "ORDER BY g.hostname, g.gpu_index, g.gpu_key",
+	    2, p);
 	if (!r)
 		return;
 	set(rq, 200, json_pack("{s:i, s:o}", "count", PQntuples(r), "gpus", rows_array(r)));
@@ -402,10 +408,11 @@ static json_t *find_gpu(struct req *rq, const char *key)
 	if (PQntuples(r) == 1)
 		g = row_obj(r, 0);
 	else
-		set(rq, 404, err_body("not_found", "uuid",
-				      "no GPU '%s' in the database: list them with GET /api/v1/gpus "
-				      "(MIG instances are UUID/GPU_I_ID)",
-				      key));
+		set(rq, 404,
+		    err_body("not_found", "uuid",
+		             "no GPU '%s' in the database: list them with GET /api/v1/gpus "
+		             "(MIG instances are UUID/GPU_I_ID)",
+		             key));
 	PQclear(r);
 	return g;
 }
@@ -420,20 +427,20 @@ static void ep_gpu(struct req *rq, const char *key)
 		return;
 	const char *p[1] = {key};
 	PGresult *r = rq_query(
-		rq,
-		"SELECT time, gpu_temp, memory_temp, power_usage, power_limit, gpu_util, "
-		"mem_copy_util, fb_used, fb_free, sm_clock, mem_clock, xid, ecc_sbe_volatile, "
-		"ecc_dbe_volatile, pcie_replay, uncorrectable_remapped_rows, row_remap_failure, "
-		"clocks_event_reasons FROM gpu_metrics WHERE gpu_key = $1 ORDER BY time DESC LIMIT 1",
-		1, p);
+	    rq,
+	    "SELECT time, gpu_temp, memory_temp, power_usage, power_limit, gpu_util, "
+	    "mem_copy_util, fb_used, fb_free, sm_clock, mem_clock, xid, ecc_sbe_volatile, "
+	    "ecc_dbe_volatile, pcie_replay, uncorrectable_remapped_rows, row_remap_failure, "
+	    "clocks_event_reasons FROM gpu_metrics WHERE gpu_key = $1 ORDER BY time DESC LIMIT 1",
+	    1, p);
 	if (!r)
 		goto out;
 	json_object_set_new(g, "latest", PQntuples(r) ? row_obj(r, 0) : json_null());
 	PQclear(r);
 	r = rq_query(rq,
-		     "SELECT time, score, status FROM gpu_health_scores WHERE gpu_key = $1 "
-		     "ORDER BY time DESC LIMIT 1",
-		     1, p);
+	             "SELECT time, score, status FROM gpu_health_scores WHERE gpu_key = $1 "
+	             "ORDER BY time DESC LIMIT 1",
+	             1, p);
 	if (!r)
 		goto out;
 	json_object_set_new(g, "health", PQntuples(r) ? row_obj(r, 0) : json_null());
@@ -452,52 +459,59 @@ static void ep_gpu_metrics(struct req *rq, const char *key)
 	const char *from_s = arg(rq, "from"), *to_s = arg(rq, "to"), *step_s = arg(rq, "step");
 	double to = time_now(), from = 0, step = 0;
 	if (to_s && api_parse_time(to_s, &to) != 0) {
-		set(rq, 400, err_body("bad_parameter", "to",
-				      "to '%s' is not a time: use RFC 3339 (2026-01-02T15:04:05Z) or "
-				      "Unix seconds",
-				      to_s));
+		set(rq, 400,
+		    err_body("bad_parameter", "to",
+		             "to '%s' is not a time: use RFC 3339 (2026-01-02T15:04:05Z) or "
+		             "Unix seconds",
+		             to_s));
 		return;
 	}
 	from = to - DEFAULT_RANGE_S;
 	if (from_s && api_parse_time(from_s, &from) != 0) {
-		set(rq, 400, err_body("bad_parameter", "from",
-				      "from '%s' is not a time: use RFC 3339 (2026-01-02T15:04:05Z) or "
-				      "Unix seconds",
-				      from_s));
+		set(rq, 400,
+		    err_body("bad_parameter", "from",
+		             "from '%s' is not a time: use RFC 3339 (2026-01-02T15:04:05Z) or "
+		             "Unix seconds",
+		             from_s));
 		return;
 	}
 	if (!(from < to)) {
-		set(rq, 400, err_body("bad_parameter", "from",
-				      "from must be before to (got from=%.3f, to=%.3f in Unix seconds)",
-				      from, to));
+		set(rq, 400,
+		    err_body("bad_parameter", "from",
+		             "from must be before to (got from=%.3f, to=%.3f in Unix seconds)",
+		             from, to));
 		return;
 	}
 	if (step_s && (config_parse_duration(step_s, &step) != 0 || !(step >= 0))) {
-		set(rq, 400, err_body("bad_parameter", "step",
-				      "step '%s' is not a duration: use seconds or 10s, 5m, 1h (0: every "
-				      "raw sample)",
-				      step_s));
+		set(rq, 400,
+		    err_body("bad_parameter", "step",
+		             "step '%s' is not a duration: use seconds or 10s, 5m, 1h (0: every "
+		             "raw sample)",
+		             step_s));
 		return;
 	}
 	if (step >= 60 && fmod(step, 60) != 0) {
-		set(rq, 400, err_body("bad_parameter", "step",
-				      "step %g s is served from the 1-minute rollups and must be a whole "
-				      "number of minutes (e.g. 60, 300, 1h)",
-				      step));
+		set(rq, 400,
+		    err_body("bad_parameter", "step",
+		             "step %g s is served from the 1-minute rollups and must be a whole "
+		             "number of minutes (e.g. 60, 300, 1h)",
+		             step));
 		return;
 	}
 	if (step > 0 && (to - from) / step > MAX_POINTS) {
-		set(rq, 400, err_body("bad_parameter", "step",
-				      "%.0f points (range %.0f s / step %g s) is more than %d: raise step "
-				      "or narrow from..to",
-				      ceil((to - from) / step), to - from, step, MAX_POINTS));
+		set(rq, 400,
+		    err_body("bad_parameter", "step",
+		             "%.0f points (range %.0f s / step %g s) is more than %d: raise step "
+		             "or narrow from..to",
+		             ceil((to - from) / step), to - from, step, MAX_POINTS));
 		return;
 	}
 	if (step == 0 && to - from > RAW_MAX_RANGE_S) {
-		set(rq, 400, err_body("bad_parameter", "step",
-				      "raw samples are served for ranges up to %.0f h (this one is %.1f "
-				      "h): give step=60 or more to read the 1-minute rollups",
-				      RAW_MAX_RANGE_S / 3600, (to - from) / 3600));
+		set(rq, 400,
+		    err_body("bad_parameter", "step",
+		             "raw samples are served for ranges up to %.0f h (this one is %.1f "
+		             "h): give step=60 or more to read the 1-minute rollups",
+		             RAW_MAX_RANGE_S / 3600, (to - from) / 3600));
 		return;
 	}
 	json_t *g = find_gpu(rq, key);
@@ -512,40 +526,42 @@ static void ep_gpu_metrics(struct req *rq, const char *key)
 	const char *source = step >= 60 ? "rollup_1min" : "raw";
 	PGresult *r;
 	if (step == 0)
-		r = rq_query(rq,
-			     "SELECT time, 1 AS samples, gpu_temp, gpu_temp AS gpu_temp_max, "
-			     "memory_temp, power_usage, gpu_util, mem_copy_util, fb_used, sm_clock "
-			     "FROM gpu_metrics WHERE gpu_key = $1 AND time >= to_timestamp($2::float8) "
-			     "AND time < to_timestamp($3::float8) ORDER BY time",
-			     3, p);
+		r = rq_query(
+		    rq,
+		    "SELECT time, 1 AS samples, gpu_temp, gpu_temp AS gpu_temp_max, "
+		    "memory_temp, power_usage, gpu_util, mem_copy_util, fb_used, sm_clock "
+		    "FROM gpu_metrics WHERE gpu_key = $1 AND time >= to_timestamp($2::float8) "
+		    "AND time < to_timestamp($3::float8) ORDER BY time",
+		    3, p);
 	else if (step < 60)
 		r = rq_query(
-			rq,
-			"SELECT to_timestamp(floor(extract(epoch FROM time)::float8 / $4::float8) * "
-			"$4::float8) AS time, count(*)::int AS samples, avg(gpu_temp) AS gpu_temp, "
-			"max(gpu_temp) AS gpu_temp_max, avg(memory_temp) AS memory_temp, "
-			"avg(power_usage) AS power_usage, avg(gpu_util) AS gpu_util, "
-			"avg(mem_copy_util) AS mem_copy_util, avg(fb_used) AS fb_used, "
-			"avg(sm_clock) AS sm_clock FROM gpu_metrics WHERE gpu_key = $1 "
-			"AND time >= to_timestamp($2::float8) AND time < to_timestamp($3::float8) "
-			"GROUP BY 1 ORDER BY 1",
-			4, p);
+		    rq,
+		    "SELECT to_timestamp(floor(extract(epoch FROM time)::float8 / $4::float8) * "
+		    "$4::float8) AS time, count(*)::int AS samples, avg(gpu_temp) AS gpu_temp, "
+		    "max(gpu_temp) AS gpu_temp_max, avg(memory_temp) AS memory_temp, "
+		    "avg(power_usage) AS power_usage, avg(gpu_util) AS gpu_util, "
+		    "avg(mem_copy_util) AS mem_copy_util, avg(fb_used) AS fb_used, "
+		    "avg(sm_clock) AS sm_clock FROM gpu_metrics WHERE gpu_key = $1 "
+		    "AND time >= to_timestamp($2::float8) AND time < to_timestamp($3::float8) "
+		    "GROUP BY 1 ORDER BY 1",
+		    4, p);
 	else
 		r = rq_query(
-			rq,
-			"SELECT to_timestamp(floor(extract(epoch FROM minute)::float8 / $4::float8) * "
-			"$4::float8) AS time, sum(samples)::int AS samples, "
-			"sum(gpu_temp_sum) / NULLIF(sum(gpu_temp_n), 0) AS gpu_temp, "
-			"max(gpu_temp_max) AS gpu_temp_max, "
-			"sum(memory_temp_sum) / NULLIF(sum(memory_temp_n), 0) AS memory_temp, "
-			"sum(power_usage_sum) / NULLIF(sum(power_usage_n), 0) AS power_usage, "
-			"sum(gpu_util_sum) / NULLIF(sum(gpu_util_n), 0) AS gpu_util, "
-			"sum(mem_copy_util_sum) / NULLIF(sum(mem_copy_util_n), 0) AS mem_copy_util, "
-			"sum(fb_used_sum) / NULLIF(sum(fb_used_n), 0) AS fb_used, "
-			"sum(sm_clock_sum) / NULLIF(sum(sm_clock_n), 0) AS sm_clock "
-			"FROM gpu_metrics_1min WHERE gpu_key = $1 AND minute >= to_timestamp($2::float8) "
-			"AND minute < to_timestamp($3::float8) GROUP BY 1 ORDER BY 1",
-			4, p);
+		    rq,
+		    "SELECT to_timestamp(floor(extract(epoch FROM minute)::float8 / $4::float8) * "
+		    "$4::float8) AS time, sum(samples)::int AS samples, "
+		    "sum(gpu_temp_sum) / NULLIF(sum(gpu_temp_n), 0) AS gpu_temp, "
+		    "max(gpu_temp_max) AS gpu_temp_max, "
+		    "sum(memory_temp_sum) / NULLIF(sum(memory_temp_n), 0) AS memory_temp, "
+		    "sum(power_usage_sum) / NULLIF(sum(power_usage_n), 0) AS power_usage, "
+		    "sum(gpu_util_sum) / NULLIF(sum(gpu_util_n), 0) AS gpu_util, "
+		    "sum(mem_copy_util_sum) / NULLIF(sum(mem_copy_util_n), 0) AS mem_copy_util, "
+		    "sum(fb_used_sum) / NULLIF(sum(fb_used_n), 0) AS fb_used, "
+		    "sum(sm_clock_sum) / NULLIF(sum(sm_clock_n), 0) AS sm_clock "
+		    "FROM gpu_metrics_1min WHERE gpu_key = $1 AND minute >= "
+		    "to_timestamp($2::float8) "
+		    "AND minute < to_timestamp($3::float8) GROUP BY 1 ORDER BY 1",
+		    4, p);
 	if (!r)
 		return;
 	char fb[40], tb[40];
@@ -553,8 +569,8 @@ static void ep_gpu_metrics(struct req *rq, const char *key)
 	time_format_rfc3339(to, tb, sizeof(tb));
 	set(rq, 200,
 	    json_pack("{s:s, s:s, s:s, s:f, s:s, s:i, s:o}", "gpu_key", key, "from", fb, "to", tb,
-		      "step", step, "source", source, "count", PQntuples(r), "points",
-		      rows_array(r)));
+	              "step", step, "source", source, "count", PQntuples(r), "points",
+	              rows_array(r)));
 	PQclear(r);
 }
 
@@ -569,29 +585,30 @@ static void ep_gpu_health(struct req *rq, const char *key)
 	json_decref(g);
 	const char *p[1] = {key};
 	o = json_pack("{s:s}", "gpu_key", key);
-	PGresult *r = rq_query(rq,
-			       "SELECT time, score, status, thermal, memory, power, interconnect, xid, "
-			       "reasons FROM gpu_health_scores WHERE gpu_key = $1 "
-			       "ORDER BY time DESC LIMIT 1",
-			       1, p);
+	PGresult *r =
+	    rq_query(rq,
+	             "SELECT time, score, status, thermal, memory, power, interconnect, xid, "
+	             "reasons FROM gpu_health_scores WHERE gpu_key = $1 "
+	             "ORDER BY time DESC LIMIT 1",
+	             1, p);
 	if (!r)
 		goto out;
 	json_object_set_new(o, "score", PQntuples(r) ? row_obj(r, 0) : json_null());
 	PQclear(r);
 	r = rq_query(rq,
-		     "SELECT DISTINCT ON (horizon_hours) time, horizon_hours, probability, "
-		     "model_version, recommendation, reasons FROM gpu_failure_predictions "
-		     "WHERE gpu_key = $1 ORDER BY horizon_hours, time DESC",
-		     1, p);
+	             "SELECT DISTINCT ON (horizon_hours) time, horizon_hours, probability, "
+	             "model_version, recommendation, reasons FROM gpu_failure_predictions "
+	             "WHERE gpu_key = $1 ORDER BY horizon_hours, time DESC",
+	             1, p);
 	if (!r)
 		goto out;
 	json_object_set_new(o, "predictions", rows_array(r));
 	PQclear(r);
 	r = rq_query(rq,
-		     "SELECT id, gpu_key, hostname, kind, severity, message, details, raised_at, "
-		     "cleared_at FROM alerts WHERE gpu_key = $1 AND cleared_at IS NULL "
-		     "ORDER BY raised_at DESC, id DESC",
-		     1, p);
+	             "SELECT id, gpu_key, hostname, kind, severity, message, details, raised_at, "
+	             "cleared_at FROM alerts WHERE gpu_key = $1 AND cleared_at IS NULL "
+	             "ORDER BY raised_at DESC, id DESC",
+	             1, p);
 	if (!r)
 		goto out;
 	json_object_set_new(o, "open_alerts", rows_array(r));
@@ -624,20 +641,23 @@ static void ep_alerts(struct req *rq)
 	if (!state)
 		state = "open";
 	if (strcmp(state, "open") && strcmp(state, "cleared") && strcmp(state, "all")) {
-		set(rq, 400, err_body("bad_parameter", "state",
-				      "state '%s' is not one of open, cleared, all", state));
+		set(rq, 400,
+		    err_body("bad_parameter", "state",
+		             "state '%s' is not one of open, cleared, all", state));
 		return;
 	}
 	if (sev && strcmp(sev, "info") && strcmp(sev, "warn") && strcmp(sev, "fail")) {
-		set(rq, 400, err_body("bad_parameter", "severity",
-				      "severity '%s' is not one of info, warn, fail", sev));
+		set(rq, 400,
+		    err_body("bad_parameter", "severity",
+		             "severity '%s' is not one of info, warn, fail", sev));
 		return;
 	}
 	if (gpu && !valid_key(gpu)) {
-		set(rq, 400, err_body("bad_parameter", "gpu",
-				      "gpu '%.64s' is not a GPU key (a UUID such as GPU-1234..., or "
-				      "UUID/GPU_I_ID)",
-				      gpu));
+		set(rq, 400,
+		    err_body("bad_parameter", "gpu",
+		             "gpu '%.64s' is not a GPU key (a UUID such as GPU-1234..., or "
+		             "UUID/GPU_I_ID)",
+		             gpu));
 		return;
 	}
 	long limit = 100;
@@ -646,8 +666,9 @@ static void ep_alerts(struct req *rq)
 		errno = 0;
 		limit = strtol(lim, &end, 10);
 		if (!*lim || *end || errno || limit < 1 || limit > 1000) {
-			set(rq, 400, err_body("bad_parameter", "limit",
-					      "limit '%s' is not a whole number from 1 to 1000", lim));
+			set(rq, 400,
+			    err_body("bad_parameter", "limit",
+			             "limit '%s' is not a whole number from 1 to 1000", lim));
 			return;
 		}
 	}
@@ -655,12 +676,12 @@ static void ep_alerts(struct req *rq)
 	snprintf(lbuf, sizeof(lbuf), "%ld", limit);
 	const char *p[5] = {state, sev, host, gpu, lbuf};
 	PGresult *r = rq_query(
-		rq,
-		"SELECT id, gpu_key, hostname, kind, severity, message, details, raised_at, cleared_at "
-		"FROM alerts WHERE ($1 = 'all' OR ($1 = 'open') = (cleared_at IS NULL)) "
-		"AND ($2::text IS NULL OR severity = $2) AND ($3::text IS NULL OR hostname = $3) "
-		"AND ($4::text IS NULL OR gpu_key = $4) ORDER BY raised_at DESC, id DESC LIMIT $5::int",
-		5, p);
+	    rq,
+	    "SELECT id, gpu_key, hostname, kind, severity, message, details, raised_at, cleared_at "
+	    "FROM alerts WHERE ($1 = 'all' OR ($1 = 'open') = (cleared_at IS NULL)) "
+	    "AND ($2::text IS NULL OR severity = $2) AND ($3::text IS NULL OR hostname = $3) "
+	    "AND ($4::text IS NULL OR gpu_key = $4) ORDER BY raised_at DESC, id DESC LIMIT $5::int",
+	    5, p);
 	if (!r)
 		return;
 	set(rq, 200, json_pack("{s:i, s:o}", "count", PQntuples(r), "alerts", rows_array(r)));
@@ -675,8 +696,9 @@ static void ep_healthz(struct req *rq)
 	PGresult *r = rq_query(rq, "SELECT 1", 0, NULL);
 	if (!r) {
 		const char *m = json_string_value(json_object_get(rq->body, "message"));
-		set(rq, 503, json_pack("{s:s, s:s, s:s}", "status", "unavailable", "database", "down",
-				       "message", m ? m : "database unreachable"));
+		set(rq, 503,
+		    json_pack("{s:s, s:s, s:s}", "status", "unavailable", "database", "down",
+		              "message", m ? m : "database unreachable"));
 		return;
 	}
 	PQclear(r);
@@ -689,35 +711,34 @@ static char *metrics_text(struct api *api)
 	struct strbuf sb;
 	strbuf_init(&sb, 0);
 	strbuf_printf(&sb, "# HELP gpuhealth_api_requests_total HTTP requests by endpoint.\n"
-			    "# TYPE gpuhealth_api_requests_total counter\n");
+	                   "# TYPE gpuhealth_api_requests_total counter\n");
 	for (int e = 0; e < EP_COUNT; e++)
 		strbuf_printf(&sb, "gpuhealth_api_requests_total{endpoint=\"%s\"} %llu\n",
-			       ep_names[e], (unsigned long long)atomic_load(&api->n_requests[e]));
-	strbuf_printf(&sb,
-		       "# HELP gpuhealth_api_request_seconds_total Time spent answering, by "
-		       "endpoint.\n# TYPE gpuhealth_api_request_seconds_total counter\n");
+		              ep_names[e], (unsigned long long)atomic_load(&api->n_requests[e]));
+	strbuf_printf(&sb, "# HELP gpuhealth_api_request_seconds_total Time spent answering, by "
+	                   "endpoint.\n# TYPE gpuhealth_api_request_seconds_total counter\n");
 	for (int e = 0; e < EP_COUNT; e++)
 		strbuf_printf(&sb, "gpuhealth_api_request_seconds_total{endpoint=\"%s\"} %.6f\n",
-			       ep_names[e], (double)atomic_load(&api->duration_us[e]) / 1e6);
+		              ep_names[e], (double)atomic_load(&api->duration_us[e]) / 1e6);
 	strbuf_printf(&sb,
-		       "# HELP gpuhealth_api_responses_total HTTP responses by status class.\n"
-		       "# TYPE gpuhealth_api_responses_total counter\n"
-		       "gpuhealth_api_responses_total{class=\"2xx\"} %llu\n"
-		       "gpuhealth_api_responses_total{class=\"4xx\"} %llu\n"
-		       "gpuhealth_api_responses_total{class=\"5xx\"} %llu\n",
-		       (unsigned long long)atomic_load(&api->n_2xx),
-		       (unsigned long long)atomic_load(&api->n_4xx),
-		       (unsigned long long)atomic_load(&api->n_5xx));
+	              "# HELP gpuhealth_api_responses_total HTTP responses by status class.\n"
+	              "# TYPE gpuhealth_api_responses_total counter\n"
+	              "gpuhealth_api_responses_total{class=\"2xx\"} %llu\n"
+	              "gpuhealth_api_responses_total{class=\"4xx\"} %llu\n"
+	              "gpuhealth_api_responses_total{class=\"5xx\"} %llu\n",
+	              (unsigned long long)atomic_load(&api->n_2xx),
+	              (unsigned long long)atomic_load(&api->n_4xx),
+	              (unsigned long long)atomic_load(&api->n_5xx));
 	struct api_stats st;
 	api_stats(api, &st);
 	strbuf_printf(&sb,
-		       "# HELP gpuhealth_api_db_errors_total Failed database queries and "
-		       "connections.\n# TYPE gpuhealth_api_db_errors_total counter\n"
-		       "gpuhealth_api_db_errors_total %llu\n"
-		       "# HELP gpuhealth_api_db_connections Open pooled database connections.\n"
-		       "# TYPE gpuhealth_api_db_connections gauge\n"
-		       "gpuhealth_api_db_connections %u\n",
-		       (unsigned long long)st.db_errors, st.db_connections);
+	              "# HELP gpuhealth_api_db_errors_total Failed database queries and "
+	              "connections.\n# TYPE gpuhealth_api_db_errors_total counter\n"
+	              "gpuhealth_api_db_errors_total %llu\n"
+	              "# HELP gpuhealth_api_db_connections Open pooled database connections.\n"
+	              "# TYPE gpuhealth_api_db_connections gauge\n"
+	              "gpuhealth_api_db_connections %u\n",
+	              (unsigned long long)st.db_errors, st.db_connections);
 	if (sb.overflow || !sb.data) {
 		strbuf_free(&sb);
 		return NULL;
@@ -753,10 +774,11 @@ static enum endpoint route(struct req *rq, const char *url, char *key, size_t ke
 	/* the key may hold one '/' (a MIG instance, UUID/GPU_I_ID, escaped or not) */
 	snprintf(key, keylen, "%.*s", (int)(n < keylen ? n : keylen - 1), rest);
 	if (n >= keylen || !valid_key(key)) {
-		set(rq, 400, err_body("bad_parameter", "uuid",
-				      "'%.64s' is not a GPU key: use the GPU's UUID (GPU-...) or "
-				      "UUID/GPU_I_ID for a MIG instance",
-				      n < keylen ? key : "(too long)"));
+		set(rq, 400,
+		    err_body("bad_parameter", "uuid",
+		             "'%.64s' is not a GPU key: use the GPU's UUID (GPU-...) or "
+		             "UUID/GPU_I_ID for a MIG instance",
+		             n < keylen ? key : "(too long)"));
 	}
 	return ep;
 }
@@ -767,7 +789,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *b
 	if (!text) {
 		static const char oom[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}";
 		struct MHD_Response *r = MHD_create_response_from_buffer(
-			sizeof(oom) - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+		    sizeof(oom) - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
 		MHD_add_response_header(r, "Content-Type", "application/json");
 		enum MHD_Result ret = MHD_queue_response(c, 500, r);
 		MHD_destroy_response(r);
@@ -799,8 +821,8 @@ static void count_status(struct api *api, int status)
 }
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url,
-			      const char *method, const char *version, const char *upload,
-			      size_t *upload_size, void **con_cls)
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **con_cls)
 {
 	struct api *api = cls;
 	double t0 = time_mono();
@@ -811,8 +833,9 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	enum MHD_Result ret;
 
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-		set(&rq, 405, err_body("method_not_allowed", NULL,
-				       "%s is not allowed: this API is read-only (use GET)", method));
+		set(&rq, 405,
+		    err_body("method_not_allowed", NULL,
+		             "%s is not allowed: this API is read-only (use GET)", method));
 	} else if (rq.status == 0) {
 		MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &rq);
 		switch (ep) {
@@ -830,24 +853,25 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 				break;
 			}
 			struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(
-				strlen(text), text, free);
+			    strlen(text), text, free);
 			if (!r) {
 				free(text);
 				ret = MHD_NO;
 				goto out;
 			}
 			MHD_add_response_header(r, "Content-Type",
-						"text/plain; version=0.0.4; charset=utf-8");
+			                        "text/plain; version=0.0.4; charset=utf-8");
 			ret = MHD_queue_response(c, 200, r);
 			MHD_destroy_response(r);
 			count_status(api, 200);
 			goto out;
 		}
 		default:
-			set(&rq, 404, err_body("not_found", NULL,
-					       "no such endpoint '%.200s': see docs/openapi.yaml (GET "
-					       "/api/v1/gpus, /api/v1/fleet/summary, /api/v1/alerts, ...)",
-					       url));
+			set(&rq, 404,
+			    err_body("not_found", NULL,
+			             "no such endpoint '%.200s': see docs/openapi.yaml (GET "
+			             "/api/v1/gpus, /api/v1/fleet/summary, /api/v1/alerts, ...)",
+			             url));
 		}
 	}
 	if (rq.status == 0)
@@ -873,7 +897,8 @@ int api_create(struct api **out, const struct api_params *params, char *err, siz
 	pthread_cond_init(&api->pool_cv, NULL);
 	api->threads = params->threads ? params->threads : 4;
 	if (api->threads > 64) {
-		snprintf(err, errlen, "api: %u worker threads is too many (at most 64)", api->threads);
+		snprintf(err, errlen, "api: %u worker threads is too many (at most 64)",
+		         api->threads);
 		api_destroy(api);
 		return -EINVAL;
 	}
@@ -916,13 +941,14 @@ static int split_listen(const char *text, char *host, size_t hostlen, char *port
 static int open_listener(struct api *api, int *fd_out, char *err, size_t errlen)
 {
 	char host[256], port[8];
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *ai = NULL;
 	int fd = -1, rc;
 	if (split_listen(api->listen, host, sizeof(host), port, sizeof(port)) != 0) {
 		snprintf(err, errlen,
-			 "--listen '%s' is not HOST:PORT (e.g. :8080, 127.0.0.1:8080, [::1]:8080)",
-			 api->listen);
+		         "--listen '%s' is not HOST:PORT (e.g. :8080, 127.0.0.1:8080, [::1]:8080)",
+		         api->listen);
 		return -EINVAL;
 	}
 	bool any = host[0] == '\0';
@@ -934,7 +960,7 @@ static int open_listener(struct api *api, int *fd_out, char *err, size_t errlen)
 	}
 	if (gai != 0) {
 		snprintf(err, errlen, "--listen '%s': cannot resolve '%s': %s", api->listen, host,
-			 gai_strerror(gai));
+		         gai_strerror(gai));
 		return -EINVAL;
 	}
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
@@ -950,12 +976,14 @@ static int open_listener(struct api *api, int *fd_out, char *err, size_t errlen)
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 511) != 0) {
 		rc = -errno;
 		if (rc == -EADDRINUSE)
-			snprintf(err, errlen,
-				 "cannot listen on %s: the port is already in use by another program "
-				 "(pick another with --listen HOST:PORT)",
-				 api->listen);
+			snprintf(
+			    err, errlen,
+			    "cannot listen on %s: the port is already in use by another program "
+			    "(pick another with --listen HOST:PORT)",
+			    api->listen);
 		else
-			snprintf(err, errlen, "cannot listen on %s: %s", api->listen, strerror(-rc));
+			snprintf(err, errlen, "cannot listen on %s: %s", api->listen,
+			         strerror(-rc));
 		goto out;
 	}
 	struct sockaddr_storage ss;
@@ -1006,11 +1034,11 @@ int api_start(struct api *api, char *err, size_t errlen)
 	if (rc)
 		return rc;
 	api->daemon = MHD_start_daemon(
-		MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, api,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-		MHD_OPTION_THREAD_POOL_SIZE, api->threads, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
-		MHD_OPTION_END);
+	    MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, api,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+	    MHD_OPTION_THREAD_POOL_SIZE, api->threads, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
+	    MHD_OPTION_END);
 	if (!api->daemon) {
 		close(fd);
 		snprintf(err, errlen, "cannot start the HTTP server on %s", api->address);
@@ -1019,7 +1047,10 @@ int api_start(struct api *api, char *err, size_t errlen)
 	return 0; /* fd is owned by the daemon: MHD_stop_daemon closes it */
 }
 
-const char *api_address(const struct api *api) { return api->address; }
+const char *api_address(const struct api *api)
+{
+	return api->address;
+}
 
 void api_stop(struct api *api)
 {

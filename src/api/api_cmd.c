@@ -17,9 +17,9 @@
 static void log_stats(const struct api_stats *st, const char *prefix)
 {
 	log_info("%s requests=%" PRIu64 " 2xx=%" PRIu64 " 4xx=%" PRIu64 " 5xx=%" PRIu64
-		 " db_errors=%" PRIu64 " db_connections=%u",
-		 prefix, st->requests, st->responses_2xx, st->responses_4xx, st->responses_5xx,
-		 st->db_errors, st->db_connections);
+	         " db_errors=%" PRIu64 " db_connections=%u",
+	         prefix, st->requests, st->responses_2xx, st->responses_4xx, st->responses_5xx,
+	         st->db_errors, st->db_connections);
 }
 
 int api_cmd_run(struct config *cfg)
@@ -27,8 +27,8 @@ int api_cmd_run(struct config *cfg)
 	log_set_timestamps(1);
 	signals_install();
 	struct api_params p = {
-		.listen = config_str(cfg, "listen"),
-		.conninfo = config_str(cfg, "db"),
+	    .listen = config_str(cfg, "listen"),
+	    .conninfo = config_str(cfg, "db"),
 	};
 	struct api *api = NULL;
 	char err[512];
@@ -44,8 +44,8 @@ int api_cmd_run(struct config *cfg)
 		return rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
 	}
 	log_info("api: listening on http://%s (GET /api/v1/gpus, /api/v1/fleet/summary, "
-		 "/api/v1/alerts, /healthz, /metrics)",
-		 api_address(api));
+	         "/api/v1/alerts, /healthz, /metrics)",
+	         api_address(api));
 	notify_status(true, "serving on %s", api_address(api));
 	double start = time_mono(), last = start;
 	double duration = config_is_set(cfg, "duration") ? config_double(cfg, "duration") : -1;
@@ -65,9 +65,10 @@ int api_cmd_run(struct config *cfg)
 		if (every > 0 && now - last >= every) {
 			api_stats(api, &st);
 			log_stats(&st, "api:");
-			notify_status(false, "serving on %s: %" PRIu64 " requests, %" PRIu64
-					     " database errors",
-				      api_address(api), st.requests, st.db_errors);
+			notify_status(false,
+			              "serving on %s: %" PRIu64 " requests, %" PRIu64
+			              " database errors",
+			              api_address(api), st.requests, st.db_errors);
 			last = now;
 		}
 	}

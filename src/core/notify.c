@@ -41,7 +41,10 @@ int notify_send_to(const char *socket_name, const char *state)
 	return rc;
 }
 
-int notify_send(const char *state) { return notify_send_to(getenv("NOTIFY_SOCKET"), state); }
+int notify_send(const char *state)
+{
+	return notify_send_to(getenv("NOTIFY_SOCKET"), state);
+}
 
 int notify_status(bool ready, const char *fmt, ...)
 {

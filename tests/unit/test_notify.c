@@ -149,10 +149,10 @@ static void test_watchdog_env(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_path_socket),
-		cmocka_unit_test(test_abstract_socket),
-		cmocka_unit_test(test_no_socket_is_a_noop),
-		cmocka_unit_test(test_watchdog_env),
+	    cmocka_unit_test(test_path_socket),
+	    cmocka_unit_test(test_abstract_socket),
+	    cmocka_unit_test(test_no_socket_is_a_noop),
+	    cmocka_unit_test(test_watchdog_env),
 	};
 	return cmocka_run_group_tests_name("sd_notify protocol", tests, NULL, NULL);
 }
