@@ -28,7 +28,21 @@ psql -X -q "$reader" -c "INSERT INTO alerts (gpu_key, kind, severity, message, r
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 P1=$(port); P2=$(port); DEAD=$(port)
-"$BIN" api --db "$reader" --listen "127.0.0.1:$P1" --stats-interval 1 >"$TMP/api.log" 2>&1 &
+# a service manager's notify socket: records every datagram the API sends
+/usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1]); s.settimeout(60)
+with open(sys.argv[2], "w") as out:
+    while True:
+        try: m = s.recv(4096).decode()
+        except socket.timeout: break
+        out.write(m.replace("\n", "|") + "\n"); out.flush()
+        if "STOPPING=1" in m: break
+' "$TMP/notify" "$TMP/notify.txt" &
+NPID=$!
+for i in $(seq 1 50); do [ -S "$TMP/notify" ] && break; sleep 0.1; done
+NOTIFY_SOCKET="$TMP/notify" WATCHDOG_USEC=400000 \
+  "$BIN" api --db "$reader" --listen "127.0.0.1:$P1" --stats-interval 1 >"$TMP/api.log" 2>&1 &
 PIDS+=($!)
 # a database that does not answer: nothing listens on $DEAD
 "$BIN" api --db "host=127.0.0.1 port=$DEAD user=nobody dbname=none connect_timeout=2" --listen "127.0.0.1:$P2" >"$TMP/api-down.log" 2>&1 &
@@ -48,6 +62,13 @@ if [ "$st" != 0 ] || ! grep -q 'api: stopped; requests=' "$TMP/api.log"; then
   echo "FAIL: gpuhealth api did not stop cleanly on SIGTERM (status $st)"; rc=1
 else
   echo "ok: SIGTERM stops the API cleanly (status 0, summary logged)"
+fi
+wait "$NPID"
+if grep -q '^READY=1|STATUS=serving on 127.0.0.1:' "$TMP/notify.txt" && grep -q '^WATCHDOG=1$' "$TMP/notify.txt" \
+   && [ "$(tail -1 "$TMP/notify.txt")" = "STOPPING=1" ]; then
+  echo "ok: READY=1 with STATUS, WATCHDOG=1 pings and STOPPING=1 reach \$NOTIFY_SOCKET"
+else
+  echo "FAIL: the notify socket did not get READY/WATCHDOG/STOPPING:"; cat "$TMP/notify.txt"; rc=1
 fi
 if [ "$rc" != 0 ]; then echo "--- api.log"; tail -20 "$TMP/api.log"; echo "--- api-down.log"; tail -5 "$TMP/api-down.log"; fi
 psql -X -q "$GPUHEALTH_TEST_PG" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
