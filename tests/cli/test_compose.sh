@@ -76,8 +76,7 @@ for svc, dep, c in [("sink", "migrate", "service_completed_successfully"),
                     ("scorer", "migrate", "service_completed_successfully"),
                     ("api", "migrate", "service_completed_successfully"),
                     ("migrate", "timescaledb", "service_healthy"),
-                    ("collector", "kafka", "service_healthy"),
-                    ("collector", "mock-dcgm", "service_healthy")]:
+                    ("collector", "kafka", "service_healthy")]:
     if cond(svc, dep) != c:
         errs.append(f"{svc} must depend on {dep} with {c} (has {cond(svc, dep)})")
 img = svcs["timescaledb"]["image"]
