@@ -17,7 +17,7 @@ psql -X -q "$GPUHEALTH_TEST_PG" -c 'SELECT 1' >/dev/null 2>&1 || die "PostgreSQL
 /usr/bin/python3 -c 'import jsonschema, yaml' 2>/dev/null || die "python3-jsonschema and python3-yaml are needed (scripts/install-deps.sh --test)"
 
 db="gh_api_$$"
-psql -X -q "$GPUHEALTH_TEST_PG" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null || die "cannot create database $db"
+psql -X -q "$GPUHEALTH_TEST_PG" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null || die "cannot create database $db"
 owner="${GPUHEALTH_TEST_PG/dbname=gpuhealth_test/dbname=$db}"
 "$BIN" db migrate --db "$owner" >"$TMP/migrate.log" 2>&1 || die "migrate failed: $(cat "$TMP/migrate.log")"
 psql -X -q -v ON_ERROR_STOP=1 "$owner" -f "$ROOT/tests/integration/api_seed.sql" >"$TMP/seed.log" 2>&1 || die "seeding failed: $(cat "$TMP/seed.log")"
