@@ -33,7 +33,8 @@ static const struct config_option options[] = {
 	 "environment)",
 	 M_SIM, NORANGE, ";", 0},
 	{"listen", 0, "LISTEN_ADDR", CONFIG_STR, NULL, "HOST:PORT",
-	 "exporter address (mock-dcgm default :9400; the console picks a free loopback port)",
+	 "address to serve on (mock-dcgm default :9400, api :8080; the console picks a free "
+	 "loopback port)",
 	 M_SIM | CLI_API, NORANGE, NULL, 0},
 	{"poll-interval", 0, "POLL_INTERVAL", CONFIG_DURATION, "10", "S",
 	 "simulated seconds between value updates", M_SIM, 0.001, 86400, NULL, 0},

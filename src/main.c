@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "api/api_cmd.h"
 #include "cli.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -22,7 +23,7 @@ static const struct {
 	{CLI_TUI, NULL},       {CLI_DAEMON, NULL},         {CLI_MOCK, mock_dcgm_run},
 	{CLI_COLLECTOR, collector_cmd_run}, {CLI_SINK, sink_cmd_run},   {CLI_SCORER, scorer_cmd_run},
 	{CLI_STATUS, NULL},    {CLI_DB, migrate_cmd_run},
-	{CLI_API, NULL},
+	{CLI_API, api_cmd_run},
 };
 
 static const char *env_get(const char *name) { return getenv(name); }

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/notify.h"
 #include "exporter/exporter.h"
 #include "nvml/nvml.h"
 #include "core/signals.h"
@@ -157,6 +158,7 @@ int mock_dcgm_run(struct config *cfg)
 		 n_gpus, model->name, exporter_address(ex), (long long)config_int(cfg, "seed"),
 		 ep.speed, ep.poll_interval, n_faults);
 
+	notify_status(true, "serving %u GPUs on %s", n_gpus, exporter_address(ex));
 	bool timed = config_is_set(cfg, "duration");
 	double until = mono_s() + (timed ? config_double(cfg, "duration") : 0);
 	double every = config_double(cfg, "stats-interval"), last = mono_s();
@@ -165,6 +167,7 @@ int mock_dcgm_run(struct config *cfg)
 		struct timespec nap = {0, 50 * 1000 * 1000};
 		nanosleep(&nap, NULL);
 		signals_take_hup(); /* nothing to re-read */
+		notify_watchdog_tick(mono_s());
 		if (every > 0 && mono_s() - last >= every) {
 			exporter_get_stats(ex, &st);
 			log_info("mock-dcgm: simulated time %.0f s, %llu snapshots (last %.1f ms, %zu bytes, "
@@ -175,6 +178,7 @@ int mock_dcgm_run(struct config *cfg)
 			last = mono_s();
 		}
 	}
+	notify_send("STOPPING=1");
 	exporter_stop(ex);
 	exporter_get_stats(ex, &st);
 	log_info("mock-dcgm: stopped at simulated time %.0f s after %llu snapshots; %llu requests "

@@ -18,6 +18,7 @@
 #include "collect/targets.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/notify.h"
 #include "core/signals.h"
 #include "core/strbuf.h"
 #include "core/timeutil.h"
@@ -362,6 +363,7 @@ int collector_cmd_run(struct config *cfg)
 		log_info("collector: %zu targets every %g s (timeout %g s) -> %s%s%s", tg.n, o.interval_s,
 		 o.timeout_s, to_stdout ? "standard output" : "Kafka topic ",
 		 to_stdout ? "" : o.kafka.topic, once ? ", once" : "");
+	notify_status(true, "%zu targets every %g s", tg.n, o.interval_s);
 	size_t n_now = tg.n;
 	double start = time_mono(), last = start;
 	double duration = config_is_set(cfg, "duration") ? config_double(cfg, "duration") : -1;
@@ -375,6 +377,7 @@ int collector_cmd_run(struct config *cfg)
 			break;
 		}
 		double now = time_mono();
+		notify_watchdog_tick(now);
 		if (duration >= 0 && now - start >= duration)
 			break;
 		collector_stats(c, &st);
@@ -400,6 +403,7 @@ int collector_cmd_run(struct config *cfg)
 	}
 	struct collector_stats before;
 	collector_stats(c, &before);
+	notify_send("STOPPING=1");
 	collector_stop(c); /* flushes; spools what is pending */
 	collector_stats(c, &st);
 	if (st.failed)

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/notify.h"
 #include "core/signals.h"
 #include "core/timeutil.h"
 #include "health/scorer.h"
@@ -98,6 +99,7 @@ int scorer_cmd_run(struct config *cfg)
 	log_info("scorer: consuming %s as group %s; alerts to %s%s%s; horizon %g h, risk alert at %.2f",
 		 o.topic, o.group, o.alerts_topic && *o.alerts_topic ? o.alerts_topic : "(no topic)",
 		 o.webhook_url && *o.webhook_url ? " and a webhook" : "", "", o.horizon_h, o.risk_level);
+	notify_status(true, "consuming %s as group %s", o.topic, o.group);
 	double start = time_mono(), last = start;
 	double duration = config_is_set(cfg, "duration") ? config_double(cfg, "duration") : -1;
 	double every = config_double(cfg, "stats-interval");
@@ -111,6 +113,7 @@ int scorer_cmd_run(struct config *cfg)
 			break;
 		}
 		double now = time_mono();
+		notify_watchdog_tick(now);
 		if (duration >= 0 && now - start >= duration)
 			break;
 		scorer_stats(s, &st);
@@ -124,6 +127,7 @@ int scorer_cmd_run(struct config *cfg)
 			last = now;
 		}
 	}
+	notify_send("STOPPING=1");
 	scorer_stop(s);
 	scorer_stats(s, &st);
 	log_stats(&st, "scorer: stopped;");

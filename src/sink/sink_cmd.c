@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/notify.h"
 #include "core/signals.h"
 #include "core/timeutil.h"
 #include "sink/sink.h"
@@ -66,6 +67,7 @@ int sink_cmd_run(struct config *cfg)
 	}
 	log_info("sink: consuming %s as group %s, batches of up to %d rows or %.1f s", o.topic, o.group,
 		 o.batch_size, o.batch_timeout_s);
+	notify_status(true, "consuming %s as group %s", o.topic, o.group);
 	double start = time_mono(), last = start;
 	double duration = config_is_set(cfg, "duration") ? config_double(cfg, "duration") : -1;
 	double every = config_double(cfg, "stats-interval");
@@ -79,6 +81,7 @@ int sink_cmd_run(struct config *cfg)
 			break;
 		}
 		double now = time_mono();
+		notify_watchdog_tick(now);
 		if (duration >= 0 && now - start >= duration)
 			break;
 		sink_stats(s, &st);
@@ -92,6 +95,7 @@ int sink_cmd_run(struct config *cfg)
 			last = now;
 		}
 	}
+	notify_send("STOPPING=1");
 	sink_stop(s);
 	sink_stats(s, &st);
 	double ran = time_mono() - start;

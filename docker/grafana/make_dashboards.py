@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Writes the Grafana dashboards of docker/grafana/dashboards/ (the source of their JSON).
+
+  python3 docker/grafana/make_dashboards.py      # rewrites dashboards/*.json
+
+Every panel queries the TimescaleDB/PostgreSQL data source provisioned as uid gpuhealth-tsdb
+with SQL written for the gpuhealth schema (schema/*.sql); tests/integration/test_grafana_sql.sh
+runs every one of them against a migrated, seeded database.
+"""
+import json
+import os
+
+DS = {"type": "grafana-postgresql-datasource", "uid": "gpuhealth-tsdb"}
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dashboards")
+
+
+class Layout:
+    def __init__(self):
+        self.x = self.y = 0
+        self.row_h = 0
+        self.next_id = 1
+
+    def place(self, w, h):
+        if self.x + w > 24:
+            self.x, self.y = 0, self.y + self.row_h
+            self.row_h = 0
+        pos = {"x": self.x, "y": self.y, "w": w, "h": h}
+        self.x += w
+        self.row_h = max(self.row_h, h)
+        return pos
+
+
+def target(sql, fmt):
+    return {"refId": "A", "datasource": DS, "editorMode": "code", "format": fmt,
+            "rawQuery": True, "rawSql": " ".join(sql.split())}
+
+
+def timeseries(lay, title, sql, unit="short", w=12, h=8, min_interval=None, desc=""):
+    p = {"id": lay.next_id, "type": "timeseries", "title": title, "description": desc,
+         "datasource": DS, "gridPos": lay.place(w, h),
+         "fieldConfig": {"defaults": {"unit": unit, "custom": {"lineWidth": 1, "fillOpacity": 10,
+                                                                "spanNulls": False}},
+                         "overrides": []},
+         "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                     "tooltip": {"mode": "multi", "sort": "desc"}},
+         "targets": [target(sql, "time_series")]}
+    if min_interval:
+        p["interval"] = min_interval
+    lay.next_id += 1
+    return p
+
+
+def table(lay, title, sql, w=24, h=8, desc=""):
+    p = {"id": lay.next_id, "type": "table", "title": title, "description": desc, "datasource": DS,
+         "gridPos": lay.place(w, h), "fieldConfig": {"defaults": {}, "overrides": []},
+         "options": {"showHeader": True}, "targets": [target(sql, "table")]}
+    lay.next_id += 1
+    return p
+
+
+def stat(lay, title, sql, w=8, h=4, unit="short"):
+    p = {"id": lay.next_id, "type": "stat", "title": title, "datasource": DS,
+         "gridPos": lay.place(w, h), "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+         "options": {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                     "colorMode": "value", "graphMode": "none", "textMode": "value_and_name"},
+         "targets": [target(sql, "table")]}
+    lay.next_id += 1
+    return p
+
+
+def text(lay, title, content, w=24, h=4):
+    p = {"id": lay.next_id, "type": "text", "title": title, "gridPos": lay.place(w, h),
+         "options": {"mode": "markdown", "content": content}}
+    lay.next_id += 1
+    return p
+
+
+def query_var(name, label, sql, multi=False):
+    v = {"name": name, "label": label, "type": "query", "datasource": DS, "query": sql,
+         "definition": sql, "refresh": 1, "sort": 0, "current": {}, "options": [],
+         "multi": multi, "includeAll": multi}
+    return v
+
+
+def dashboard(uid, title, panels, variables=(), time_from="now-6h"):
+    return {"uid": uid, "title": title, "tags": ["gpuhealth"], "timezone": "utc",
+            "schemaVersion": 39, "version": 1, "editable": True, "refresh": "30s",
+            "time": {"from": time_from, "to": "now"}, "graphTooltip": 1,
+            "templating": {"list": list(variables)}, "annotations": {"list": []},
+            "links": [{"title": "gpuhealth", "type": "dashboards", "tags": ["gpuhealth"],
+                       "asDropdown": True}],
+            "panels": panels}
+
+
+def fleet():
+    L = Layout()
+    host_mean = """SELECT $__timeGroupAlias(r.minute, $__interval), g.hostname AS metric,
+        sum(r.{c}_sum) / NULLIF(sum(r.{c}_n), 0) AS value
+        FROM gpu_metrics_1min r JOIN gpus g ON g.gpu_key = r.gpu_key
+        WHERE $__timeFilter(r.minute) GROUP BY 1, 2 ORDER BY 1"""
+    panels = [
+        stat(L, "GPUs", "SELECT gpus AS \"GPUs\", gpus_reporting AS \"reporting\", hosts AS \"hosts\" FROM v_fleet_summary"),
+        stat(L, "Health now", "SELECT gpus_pass AS \"pass\", gpus_warn AS \"warn\", gpus_fail AS \"fail\", open_alerts AS \"open alerts\" FROM v_fleet_summary"),
+        stat(L, "Fleet now", "SELECT round(avg_gpu_temp_c::numeric, 1) AS \"mean temp C\", max_gpu_temp_c AS \"max temp C\", round(total_power_w::numeric) AS \"power W\", round(avg_gpu_util_pct::numeric, 1) AS \"util %\" FROM v_fleet_summary"),
+        timeseries(L, "GPU temperature by host (mean)", host_mean.format(c="gpu_temp"), "celsius", min_interval="1m"),
+        timeseries(L, "GPU temperature by host (max)", """SELECT $__timeGroupAlias(r.minute, $__interval),
+            g.hostname AS metric, max(r.gpu_temp_max) AS value FROM gpu_metrics_1min r
+            JOIN gpus g ON g.gpu_key = r.gpu_key WHERE $__timeFilter(r.minute)
+            GROUP BY 1, 2 ORDER BY 1""", "celsius", min_interval="1m"),
+        timeseries(L, "Fleet power draw", """SELECT "time", sum(p) AS "power" FROM (
+            SELECT $__timeGroupAlias(minute, $__interval), gpu_key,
+            sum(power_usage_sum) / NULLIF(sum(power_usage_n), 0) AS p FROM gpu_metrics_1min
+            WHERE $__timeFilter(minute) GROUP BY 1, 2) per_gpu GROUP BY 1 ORDER BY 1""",
+                   "watt", min_interval="1m"),
+        timeseries(L, "GPU utilisation by host (mean)", host_mean.format(c="gpu_util"), "percent", min_interval="1m"),
+        timeseries(L, "Framebuffer used by host (mean per GPU)", host_mean.format(c="fb_used"), "decmbytes", min_interval="1m"),
+        timeseries(L, "Memory copy utilisation by host (mean)", host_mean.format(c="mem_copy_util"), "percent", min_interval="1m"),
+        table(L, "GPUs", """SELECT g.hostname, g.gpu_index, g.gpu_key, g.model, h.score, h.status,
+            m.gpu_temp, m.power_usage, m.gpu_util, g.last_seen FROM gpus g
+            LEFT JOIN v_latest_health h ON h.gpu_key = g.gpu_key
+            LEFT JOIN v_latest_gpu_metrics m ON m.gpu_key = g.gpu_key
+            ORDER BY g.hostname, g.gpu_index, g.gpu_key""", h=10),
+    ]
+    return dashboard("gpuhealth-fleet", "gpuhealth / Fleet overview", panels)
+
+
+def gpu():
+    L = Layout()
+    raw = """SELECT $__timeGroupAlias(time, $__interval), {cols} FROM gpu_metrics
+        WHERE gpu_key = '$gpu' AND $__timeFilter(time) GROUP BY 1 ORDER BY 1"""
+    panels = [
+        timeseries(L, "Temperature", raw.format(cols='avg(gpu_temp) AS "GPU", avg(memory_temp) AS "memory", max(slowdown_temp) AS "slowdown"'), "celsius"),
+        timeseries(L, "Power", raw.format(cols='avg(power_usage) AS "power", max(power_limit) AS "limit"'), "watt"),
+        timeseries(L, "Utilisation", raw.format(cols='avg(gpu_util) AS "GPU", avg(mem_copy_util) AS "memory copy", avg(gr_engine_active) * 100 AS "graphics engine", avg(tensor_active) * 100 AS "tensor"'), "percent"),
+        timeseries(L, "Clocks", raw.format(cols='avg(sm_clock) AS "SM", avg(mem_clock) AS "memory"'), "MHz"),
+        timeseries(L, "Framebuffer", raw.format(cols='avg(fb_used) AS "used", avg(fb_free) AS "free"'), "decmbytes"),
+        timeseries(L, "ECC and row remapping (counters)", raw.format(cols='max(ecc_sbe_volatile) AS "SBE volatile", max(ecc_dbe_volatile) AS "DBE volatile", max(correctable_remapped_rows) AS "remapped (correctable)", max(uncorrectable_remapped_rows) AS "remapped (uncorrectable)", max(retired_pages_pending) AS "retired pages pending"'), "short"),
+        timeseries(L, "XID and PCIe replays", raw.format(cols='max(xid) AS "last XID", max(pcie_replay) AS "PCIe replays"'), "short"),
+        timeseries(L, "Health score", """SELECT $__timeGroupAlias(time, $__interval), min(score) AS "score",
+            min(thermal) AS "thermal", min(memory) AS "memory", min(power) AS "power",
+            min(interconnect) AS "interconnect", min(xid) AS "xid" FROM gpu_health_scores
+            WHERE gpu_key = '$gpu' AND $__timeFilter(time) GROUP BY 1 ORDER BY 1""", "short"),
+        timeseries(L, "Failure probability", """SELECT $__timeGroupAlias(time, $__interval),
+            horizon_hours::text || ' h' AS metric, max(probability) AS value
+            FROM gpu_failure_predictions WHERE gpu_key = '$gpu' AND $__timeFilter(time)
+            GROUP BY 1, 2 ORDER BY 1""", "percentunit", w=24),
+        table(L, "Alerts of this GPU", """SELECT raised_at, cleared_at, severity, kind, message
+            FROM alerts WHERE gpu_key = '$gpu' AND (cleared_at IS NULL OR $__timeFilter(raised_at))
+            ORDER BY raised_at DESC LIMIT 100"""),
+    ]
+    variables = [
+        query_var("host", "Host", "SELECT DISTINCT hostname FROM gpus WHERE hostname IS NOT NULL ORDER BY 1"),
+        query_var("gpu", "GPU", "SELECT gpu_key AS __value, coalesce('#' || gpu_index::text || ' ', '') || gpu_key AS __text FROM gpus WHERE hostname = '$host' ORDER BY gpu_index, gpu_key"),
+    ]
+    return dashboard("gpuhealth-gpu", "gpuhealth / One GPU", panels, variables, "now-3h")
+
+
+def health():
+    L = Layout()
+    panels = [
+        timeseries(L, "Health score by GPU (lowest per interval)", """SELECT $__timeGroupAlias(h.time, $__interval),
+            g.hostname || ' #' || coalesce(g.gpu_index::text, '?') || coalesce('/' || g.mig_instance::text, '') AS metric,
+            min(h.score) AS value FROM gpu_health_scores h JOIN gpus g ON g.gpu_key = h.gpu_key
+            WHERE $__timeFilter(h.time) AND g.hostname IN ($host) GROUP BY 1, 2 ORDER BY 1"""),
+        timeseries(L, "GPUs by health status", """SELECT $__timeGroupAlias(h.time, $__interval),
+            h.status AS metric, count(DISTINCT h.gpu_key) AS value FROM gpu_health_scores h
+            JOIN gpus g ON g.gpu_key = h.gpu_key WHERE $__timeFilter(h.time) AND g.hostname IN ($host)
+            GROUP BY 1, 2 ORDER BY 1"""),
+        timeseries(L, "Failure probability by GPU", """SELECT $__timeGroupAlias(p.time, $__interval),
+            g.hostname || ' #' || coalesce(g.gpu_index::text, '?') || ' ' || p.horizon_hours::text || ' h' AS metric,
+            max(p.probability) AS value FROM gpu_failure_predictions p JOIN gpus g ON g.gpu_key = p.gpu_key
+            WHERE $__timeFilter(p.time) AND g.hostname IN ($host) GROUP BY 1, 2 ORDER BY 1""", "percentunit"),
+        timeseries(L, "Alerts raised", """SELECT $__timeGroupAlias(raised_at, $__interval), severity AS metric,
+            count(*) AS value FROM alerts WHERE $__timeFilter(raised_at) AND hostname IN ($host)
+            GROUP BY 1, 2 ORDER BY 1"""),
+        table(L, "Open alerts", """SELECT raised_at, hostname, gpu_key, severity, kind, message, details
+            FROM alerts WHERE cleared_at IS NULL AND hostname IN ($host) ORDER BY raised_at DESC LIMIT 200"""),
+        table(L, "Newest prediction per GPU and horizon", """SELECT DISTINCT ON (p.gpu_key, p.horizon_hours)
+            p.time, g.hostname, p.gpu_key, p.horizon_hours, p.probability, p.recommendation, p.model_version
+            FROM gpu_failure_predictions p JOIN gpus g ON g.gpu_key = p.gpu_key WHERE g.hostname IN ($host)
+            ORDER BY p.gpu_key, p.horizon_hours, p.time DESC""", w=12),
+        table(L, "Lowest scores now", """SELECT hostname, gpu_index, gpu_key, score, status, thermal, memory,
+            power, interconnect, xid, time FROM v_latest_health WHERE hostname IN ($host)
+            ORDER BY score, hostname, gpu_index LIMIT 20""", w=12),
+    ]
+    variables = [query_var("host", "Host", "SELECT DISTINCT hostname FROM gpus WHERE hostname IS NOT NULL ORDER BY 1", multi=True)]
+    return dashboard("gpuhealth-health", "gpuhealth / Health", panels, variables, "now-24h")
+
+
+def pipeline():
+    L = Layout()
+    panels = [
+        timeseries(L, "Ingest rate", """SELECT $__timeGroupAlias(minute, $__interval),
+            sum(samples) / ($__interval_ms / 1000.0) AS "samples/s" FROM gpu_metrics_1min
+            WHERE $__timeFilter(minute) GROUP BY 1 ORDER BY 1""", "short", min_interval="1m",
+                   desc="Samples written by the sink per second of sample time (from the 1-minute rollups)."),
+        timeseries(L, "Ingest rate by host", """SELECT $__timeGroupAlias(r.minute, $__interval), g.hostname AS metric,
+            sum(r.samples) / ($__interval_ms / 1000.0) AS value FROM gpu_metrics_1min r
+            JOIN gpus g ON g.gpu_key = r.gpu_key WHERE $__timeFilter(r.minute) GROUP BY 1, 2 ORDER BY 1""",
+                   "short", min_interval="1m"),
+        timeseries(L, "GPUs reporting", """SELECT $__timeGroupAlias(minute, $__interval),
+            count(DISTINCT gpu_key) AS "GPUs" FROM gpu_metrics_1min WHERE $__timeFilter(minute)
+            GROUP BY 1 ORDER BY 1""", "short", min_interval="1m"),
+        timeseries(L, "Sample coverage", """SELECT $__timeGroupAlias(minute, $__interval),
+            least(1.0, sum(samples) / NULLIF(count(DISTINCT gpu_key) * ($__interval_ms / 1000.0) / $interval_s, 0)) AS "received / expected"
+            FROM gpu_metrics_1min WHERE $__timeFilter(minute) GROUP BY 1 ORDER BY 1""", "percentunit",
+                   min_interval="1m",
+                   desc="Samples received per GPU over those expected at the collection interval (variable interval_s)."),
+        stat(L, "Newest sample age", """SELECT extract(epoch FROM now() - max(time)) AS "age"
+            FROM gpu_metrics WHERE time > now() - interval '1 day'""", unit="s"),
+        table(L, "Data freshness (lag) by host", """SELECT hostname, count(*) AS gpus,
+            round(extract(epoch FROM now() - max(last_seen))::numeric, 1) AS "lag s",
+            max(last_seen) AS "newest sample" FROM gpus GROUP BY 1 ORDER BY 3 DESC""", w=16, h=4),
+        text(L, "Kafka lag and dead letters",
+             "The sink reports its Kafka consumer lag (`lag=`) and dead-lettered events "
+             "(`dead_letters=`) in its stats line every STATS_INTERVAL: `docker compose logs sink`. "
+             "Rejected events are on the topic `gpu-metrics-dlq` "
+             "(`kcat -b localhost:9092 -C -t gpu-metrics-dlq -e`). They are not stored in the "
+             "database, so this dashboard shows the lag as data freshness above."),
+    ]
+    variables = [{"name": "interval_s", "label": "Collection interval (s)", "type": "textbox",
+                  "query": "10", "current": {"text": "10", "value": "10"},
+                  "options": [{"selected": True, "text": "10", "value": "10"}]}]
+    return dashboard("gpuhealth-pipeline", "gpuhealth / Pipeline", panels, variables, "now-6h")
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    for name, d in (("fleet", fleet()), ("gpu", gpu()), ("health", health()), ("pipeline", pipeline())):
+        with open(os.path.join(OUT, name + ".json"), "w") as f:
+            json.dump(d, f, indent=2)
+            f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

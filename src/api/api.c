@@ -1,0 +1,1093 @@
+#include "api/api.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/strbuf.h"
+#include "core/timeutil.h"
+#include "store/pg.h"
+
+#define CONN_LIMIT      256
+#define CONN_TIMEOUT_S  30
+#define MAX_ARGS        16
+#define MAX_KEY         128
+#define MAX_POINTS      10000
+#define RAW_MAX_RANGE_S (6 * 3600.0)
+#define DEFAULT_RANGE_S 3600.0
+
+/* PostgreSQL type OIDs (pg_type.dat) for turning result columns into JSON. */
+#define OID_BOOL        16
+#define OID_INT8        20
+#define OID_INT2        21
+#define OID_INT4        23
+#define OID_JSON        114
+#define OID_FLOAT4      700
+#define OID_FLOAT8      701
+#define OID_TIMESTAMPTZ 1184
+#define OID_NUMERIC     1700
+#define OID_JSONB       3802
+
+enum endpoint {
+	EP_GPUS,
+	EP_GPU,
+	EP_GPU_METRICS,
+	EP_GPU_HEALTH,
+	EP_FLEET,
+	EP_ALERTS,
+	EP_HEALTHZ,
+	EP_METRICS,
+	EP_OTHER,
+	EP_COUNT
+};
+static const char *const ep_names[EP_COUNT] = {"gpus",       "gpu",           "gpu_metrics",
+                                               "gpu_health", "fleet_summary", "alerts",
+                                               "healthz",    "metrics",       "other"};
+
+struct pconn {
+	PGconn *conn; /* NULL until first used, or after a failed reconnect */
+	bool busy;
+};
+
+struct api {
+	char *listen, *conninfo;
+	unsigned threads;
+	char address[80];
+	struct MHD_Daemon *daemon;
+
+	pthread_mutex_t pool_mu;
+	pthread_cond_t pool_cv;
+	struct pconn *pool; /* threads entries */
+
+	atomic_uint_least64_t n_requests[EP_COUNT], n_2xx, n_4xx, n_5xx, n_db_errors;
+	atomic_uint_least64_t duration_us[EP_COUNT];
+};
+
+/* ---- small helpers */
+
+int api_parse_time(const char *text, double *epoch)
+{
+	if (!text || !*text)
+		return -EINVAL;
+	size_t n = strlen(text);
+	if (strspn(text, "0123456789.") == n) {
+		char *end = NULL;
+		double v = strtod(text, &end);
+		if (*end || !isfinite(v))
+			return -EINVAL;
+		*epoch = v;
+		return 0;
+	}
+	char buf[64];
+	if (n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, text, n + 1);
+	/* "+hh:mm" arrives as " hh:mm" when a client sent '+' unescaped in the query */
+	if (n > 6 && buf[n - 6] == ' ' && buf[n - 3] == ':')
+		buf[n - 6] = '+';
+	return time_parse_rfc3339(buf, epoch);
+}
+
+static bool valid_key(const char *k)
+{
+	size_t n = strlen(k);
+	if (n == 0 || n > MAX_KEY)
+		return false;
+	return strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:/-") ==
+	       n;
+}
+
+/* The error body every non-2xx answer carries: {"error": code, "message": ..., "parameter"?}. */
+__attribute__((format(printf, 3, 4))) static json_t *err_body(const char *code, const char *param,
+                                                              const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_t *o = json_pack("{s:s, s:s}", "error", code, "message", msg);
+	if (o && param)
+		json_object_set_new(o, "parameter", json_string(param));
+	return o;
+}
+
+/* "2026-11-28 15:56:33.123+00" (TimeZone UTC, DateStyle ISO) -> "2026-11-28T15:56:33.123Z" */
+static json_t *ts_json(const char *v)
+{
+	char buf[64];
+	size_t n = strlen(v);
+	if (n >= sizeof(buf) || n < 19)
+		return json_string(v);
+	memcpy(buf, v, n + 1);
+	if (buf[10] == ' ')
+		buf[10] = 'T';
+	if (n >= 3 && strcmp(buf + n - 3, "+00") == 0)
+		snprintf(buf + n - 3, sizeof(buf) - (n - 3), "Z");
+	return json_string(buf);
+}
+
+static json_t *cell_json(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return json_null();
+	const char *v = PQgetvalue(r, row, col);
+	switch (PQftype(r, col)) {
+	case OID_BOOL: return json_boolean(v[0] == 't');
+	case OID_INT2:
+	case OID_INT4:
+	case OID_INT8: return json_integer((json_int_t)strtoll(v, NULL, 10));
+	case OID_FLOAT4:
+	case OID_FLOAT8:
+	case OID_NUMERIC: {
+		double d = strtod(v, NULL);
+		return isfinite(d) ? json_real(d) : json_null();
+	}
+	case OID_JSON:
+	case OID_JSONB: {
+		json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
+		return j ? j : json_string(v);
+	}
+	case OID_TIMESTAMPTZ: return ts_json(v);
+	default: return json_string(v);
+	}
+}
+
+static json_t *row_obj(const PGresult *r, int row)
+{
+	json_t *o = json_object();
+	for (int c = 0; o && c < PQnfields(r); c++)
+		json_object_set_new(o, PQfname(r, c), cell_json(r, row, c));
+	return o;
+}
+
+static json_t *rows_array(const PGresult *r)
+{
+	json_t *a = json_array();
+	for (int i = 0; a && i < PQntuples(r); i++)
+		json_array_append_new(a, row_obj(r, i));
+	return a;
+}
+
+/* ---- the connection pool */
+
+static struct pconn *pool_get(struct api *api)
+{
+	pthread_mutex_lock(&api->pool_mu);
+	struct pconn *p = NULL;
+	for (;;) {
+		for (unsigned i = 0; i < api->threads; i++)
+			if (!api->pool[i].busy) {
+				p = &api->pool[i];
+				break;
+			}
+		if (p)
+			break;
+		pthread_cond_wait(&api->pool_cv, &api->pool_mu);
+	}
+	p->busy = true;
+	pthread_mutex_unlock(&api->pool_mu);
+	return p;
+}
+
+static void pool_put(struct api *api, struct pconn *p)
+{
+	pthread_mutex_lock(&api->pool_mu);
+	p->busy = false;
+	pthread_cond_signal(&api->pool_cv);
+	pthread_mutex_unlock(&api->pool_mu);
+}
+
+/* Makes sure p has a usable connection. Returns 0 or -EIO with a message. */
+static int pconn_ready(struct api *api, struct pconn *p, char *err, size_t errlen)
+{
+	if (p->conn && PQstatus(p->conn) == CONNECTION_OK)
+		return 0;
+	if (p->conn) {
+		PQfinish(p->conn);
+		p->conn = NULL;
+	}
+	PGconn *c = pg_connect(api->conninfo, "gpuhealth-api", err, errlen);
+	if (!c)
+		return -EIO;
+	/* constant session settings: UTC timestamps in ISO form, read-only, bounded queries */
+	if (pg_exec(c,
+	            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; "
+	            "SET default_transaction_read_only = on; SET statement_timeout = '15s'",
+	            err, errlen) != 0) {
+		PQfinish(c);
+		return -EIO;
+	}
+	p->conn = c;
+	return 0;
+}
+
+/* Runs a parameterized query; one reconnect and retry when the connection was lost.
+ * Returns the result (caller PQclear) or NULL with a message in err. */
+static PGresult *query(struct api *api, struct pconn *p, const char *sql, int n,
+                       const char *const *params, char *err, size_t errlen)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (pconn_ready(api, p, err, errlen) != 0)
+			break;
+		PGresult *r = PQexecParams(p->conn, sql, n, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(r) == PGRES_TUPLES_OK)
+			return r; /* caller owns */
+		snprintf(err, errlen, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(p->conn));
+		size_t l = strlen(err);
+		while (l && (err[l - 1] == '\n' || err[l - 1] == ' '))
+			err[--l] = '\0';
+		PQclear(r);
+		if (!pg_connection_lost(p->conn))
+			break; /* a SQL error: retrying changes nothing */
+		PQfinish(p->conn);
+		p->conn = NULL;
+	}
+	for (char *c = err; *c; c++) /* libpq's messages run over lines: keep one */
+		if (*c == '\n' || *c == '\t')
+			*c = ' ';
+	atomic_fetch_add(&api->n_db_errors, 1);
+	log_warn("api: database: %s", err);
+	return NULL;
+}
+
+/* ---- requests */
+
+struct req {
+	struct api *api;
+	struct pconn *pc; /* borrowed from the pool for the request, lazily */
+	const char *keys[MAX_ARGS], *vals[MAX_ARGS];
+	int nargs;
+	bool too_many, duplicate;
+	const char *dup_key;
+	json_t *body; /* the answer */
+	int status;
+};
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+	struct req *rq = cls;
+	for (int i = 0; i < rq->nargs; i++)
+		if (strcmp(rq->keys[i], key) == 0) {
+			rq->duplicate = true;
+			rq->dup_key = rq->keys[i];
+			return MHD_YES;
+		}
+	if (rq->nargs == MAX_ARGS) {
+		rq->too_many = true;
+		return MHD_NO;
+	}
+	rq->keys[rq->nargs] = key;
+	rq->vals[rq->nargs] = value ? value : "";
+	rq->nargs++;
+	return MHD_YES;
+}
+
+static const char *arg(const struct req *rq, const char *key)
+{
+	for (int i = 0; i < rq->nargs; i++)
+		if (strcmp(rq->keys[i], key) == 0)
+			return rq->vals[i];
+	return NULL;
+}
+
+static void set(struct req *rq, int status, json_t *body)
+{
+	json_decref(rq->body);
+	rq->status = status;
+	rq->body = body;
+}
+
+/* Every parameter must be one of allowed (NULL-terminated); else a 400 naming it. */
+static bool args_allowed(struct req *rq, const char *const *allowed)
+{
+	if (rq->too_many) {
+		set(rq, 400,
+		    err_body("bad_parameter", NULL, "more than %d query parameters", MAX_ARGS));
+		return false;
+	}
+	if (rq->duplicate) {
+		set(rq, 400,
+		    err_body("bad_parameter", rq->dup_key,
+		             "parameter '%s' is given more than once: give it once", rq->dup_key));
+		return false;
+	}
+	for (int i = 0; i < rq->nargs; i++) {
+		bool ok = false;
+		for (size_t j = 0; allowed[j]; j++)
+			ok = ok || strcmp(rq->keys[i], allowed[j]) == 0;
+		if (!ok) {
+			char list[256] = "";
+			size_t off = 0;
+			for (size_t j = 0; allowed[j]; j++)
+				off += (size_t)snprintf(list + off,
+				                        off < sizeof(list) ? sizeof(list) - off : 0,
+				                        "%s%s", j ? ", " : "", allowed[j]);
+			set(rq, 400,
+			    err_body("bad_parameter", rq->keys[i], "unknown parameter '%s'%s%s",
+			             rq->keys[i],
+			             allowed[0] ? ": this endpoint takes "
+			                        : ": this endpoint takes none",
+			             list));
+			return false;
+		}
+	}
+	return true;
+}
+
+static PGresult *rq_query(struct req *rq, const char *sql, int n, const char *const *params)
+{
+	char err[512];
+	if (!rq->pc)
+		rq->pc = pool_get(rq->api);
+	PGresult *r = query(rq->api, rq->pc, sql, n, params, err, sizeof(err));
+	if (!r)
+		set(rq, 503,
+		    err_body("database_unavailable", NULL, "the database query failed: %s", err));
+	return r;
+}
+
+#define GPU_COLS                                                                                   \
+	"g.gpu_key, g.uuid, g.mig_instance, g.mig_profile, g.gpu_index, g.hostname, g.model, "     \
+	"g.pci_bus_id, g.device, g.driver_version, g.cluster, g.datacenter, g.rack, "              \
+	"g.first_seen, "                                                                           \
+	"g.last_seen"
+
+static void ep_gpus(struct req *rq)
+{
+	static const char *const allowed[] = {"host", "status", NULL};
+	if (!args_allowed(rq, allowed))
+		return;
+	const char *host = arg(rq, "host"), *status = arg(rq, "status");
+	if (status && strcmp(status, "pass") && strcmp(status, "warn") && strcmp(status, "fail")) {
+		set(rq, 400,
+		    err_body("bad_parameter", "status",
+		             "status '%s' is not a health status: use pass, warn or fail", status));
+		return;
+	}
+	const char *p[2] = {host, status};
+	PGresult *r = rq_query(
+	    rq,
+	    "SELECT " GPU_COLS ", h.score AS health_score, h.status AS health_status "
+	    "FROM gpus g LEFT JOIN LATERAL (SELECT score, status FROM gpu_health_scores s "
+	    "WHERE s.gpu_key = g.gpu_key ORDER BY s.time DESC LIMIT 1) h ON true "
+	    "WHERE ($1::text IS NULL OR g.hostname = $1) AND ($2::text IS NULL OR h.status = $2) "
+	    "ORDER BY g.hostname, g.gpu_index, g.gpu_key",
+	    2, p);
+	if (!r)
+		return;
+	set(rq, 200, json_pack("{s:i, s:o}", "count", PQntuples(r), "gpus", rows_array(r)));
+	PQclear(r);
+}
+
+/* Looks the GPU up; sets a 404 (or 503) and returns NULL when it is not there. */
+static json_t *find_gpu(struct req *rq, const char *key)
+{
+	const char *p[1] = {key};
+	PGresult *r = rq_query(rq, "SELECT " GPU_COLS " FROM gpus g WHERE g.gpu_key = $1", 1, p);
+	if (!r)
+		return NULL;
+	json_t *g = NULL;
+	if (PQntuples(r) == 1)
+		g = row_obj(r, 0);
+	else
+		set(rq, 404,
+		    err_body("not_found", "uuid",
+		             "no GPU '%s' in the database: list them with GET /api/v1/gpus "
+		             "(MIG instances are UUID/GPU_I_ID)",
+		             key));
+	PQclear(r);
+	return g;
+}
+
+static void ep_gpu(struct req *rq, const char *key)
+{
+	static const char *const none[] = {NULL};
+	if (!args_allowed(rq, none))
+		return;
+	json_t *g = find_gpu(rq, key);
+	if (!g)
+		return;
+	const char *p[1] = {key};
+	PGresult *r = rq_query(
+	    rq,
+	    "SELECT time, gpu_temp, memory_temp, power_usage, power_limit, gpu_util, "
+	    "mem_copy_util, fb_used, fb_free, sm_clock, mem_clock, xid, ecc_sbe_volatile, "
+	    "ecc_dbe_volatile, pcie_replay, uncorrectable_remapped_rows, row_remap_failure, "
+	    "clocks_event_reasons FROM gpu_metrics WHERE gpu_key = $1 ORDER BY time DESC LIMIT 1",
+	    1, p);
+	if (!r)
+		goto out;
+	json_object_set_new(g, "latest", PQntuples(r) ? row_obj(r, 0) : json_null());
+	PQclear(r);
+	r = rq_query(rq,
+	             "SELECT time, score, status FROM gpu_health_scores WHERE gpu_key = $1 "
+	             "ORDER BY time DESC LIMIT 1",
+	             1, p);
+	if (!r)
+		goto out;
+	json_object_set_new(g, "health", PQntuples(r) ? row_obj(r, 0) : json_null());
+	PQclear(r);
+	set(rq, 200, g);
+	g = NULL; /* owned by rq */
+out:
+	json_decref(g);
+}
+
+static void ep_gpu_metrics(struct req *rq, const char *key)
+{
+	static const char *const allowed[] = {"from", "to", "step", NULL};
+	if (!args_allowed(rq, allowed))
+		return;
+	const char *from_s = arg(rq, "from"), *to_s = arg(rq, "to"), *step_s = arg(rq, "step");
+	double to = time_now(), from = 0, step = 0;
+	if (to_s && api_parse_time(to_s, &to) != 0) {
+		set(rq, 400,
+		    err_body("bad_parameter", "to",
+		             "to '%s' is not a time: use RFC 3339 (2026-01-02T15:04:05Z) or "
+		             "Unix seconds",
+		             to_s));
+		return;
+	}
+	from = to - DEFAULT_RANGE_S;
+	if (from_s && api_parse_time(from_s, &from) != 0) {
+		set(rq, 400,
+		    err_body("bad_parameter", "from",
+		             "from '%s' is not a time: use RFC 3339 (2026-01-02T15:04:05Z) or "
+		             "Unix seconds",
+		             from_s));
+		return;
+	}
+	if (!(from < to)) {
+		set(rq, 400,
+		    err_body("bad_parameter", "from",
+		             "from must be before to (got from=%.3f, to=%.3f in Unix seconds)",
+		             from, to));
+		return;
+	}
+	if (step_s && (config_parse_duration(step_s, &step) != 0 || !(step >= 0))) {
+		set(rq, 400,
+		    err_body("bad_parameter", "step",
+		             "step '%s' is not a duration: use seconds or 10s, 5m, 1h (0: every "
+		             "raw sample)",
+		             step_s));
+		return;
+	}
+	if (step >= 60 && fmod(step, 60) != 0) {
+		set(rq, 400,
+		    err_body("bad_parameter", "step",
+		             "step %g s is served from the 1-minute rollups and must be a whole "
+		             "number of minutes (e.g. 60, 300, 1h)",
+		             step));
+		return;
+	}
+	if (step > 0 && (to - from) / step > MAX_POINTS) {
+		set(rq, 400,
+		    err_body("bad_parameter", "step",
+		             "%.0f points (range %.0f s / step %g s) is more than %d: raise step "
+		             "or narrow from..to",
+		             ceil((to - from) / step), to - from, step, MAX_POINTS));
+		return;
+	}
+	if (step == 0 && to - from > RAW_MAX_RANGE_S) {
+		set(rq, 400,
+		    err_body("bad_parameter", "step",
+		             "raw samples are served for ranges up to %.0f h (this one is %.1f "
+		             "h): give step=60 or more to read the 1-minute rollups",
+		             RAW_MAX_RANGE_S / 3600, (to - from) / 3600));
+		return;
+	}
+	json_t *g = find_gpu(rq, key);
+	if (!g)
+		return;
+	json_decref(g);
+	char f[40], t[40], s[40];
+	snprintf(f, sizeof(f), "%.6f", from);
+	snprintf(t, sizeof(t), "%.6f", to);
+	snprintf(s, sizeof(s), "%.6f", step);
+	const char *p[4] = {key, f, t, s};
+	const char *source = step >= 60 ? "rollup_1min" : "raw";
+	PGresult *r;
+	if (step == 0)
+		r = rq_query(
+		    rq,
+		    "SELECT time, 1 AS samples, gpu_temp, gpu_temp AS gpu_temp_max, "
+		    "memory_temp, power_usage, gpu_util, mem_copy_util, fb_used, sm_clock "
+		    "FROM gpu_metrics WHERE gpu_key = $1 AND time >= to_timestamp($2::float8) "
+		    "AND time < to_timestamp($3::float8) ORDER BY time",
+		    3, p);
+	else if (step < 60)
+		r = rq_query(
+		    rq,
+		    "SELECT to_timestamp(floor(extract(epoch FROM time)::float8 / $4::float8) * "
+		    "$4::float8) AS time, count(*)::int AS samples, avg(gpu_temp) AS gpu_temp, "
+		    "max(gpu_temp) AS gpu_temp_max, avg(memory_temp) AS memory_temp, "
+		    "avg(power_usage) AS power_usage, avg(gpu_util) AS gpu_util, "
+		    "avg(mem_copy_util) AS mem_copy_util, avg(fb_used) AS fb_used, "
+		    "avg(sm_clock) AS sm_clock FROM gpu_metrics WHERE gpu_key = $1 "
+		    "AND time >= to_timestamp($2::float8) AND time < to_timestamp($3::float8) "
+		    "GROUP BY 1 ORDER BY 1",
+		    4, p);
+	else
+		r = rq_query(
+		    rq,
+		    "SELECT to_timestamp(floor(extract(epoch FROM minute)::float8 / $4::float8) * "
+		    "$4::float8) AS time, sum(samples)::int AS samples, "
+		    "sum(gpu_temp_sum) / NULLIF(sum(gpu_temp_n), 0) AS gpu_temp, "
+		    "max(gpu_temp_max) AS gpu_temp_max, "
+		    "sum(memory_temp_sum) / NULLIF(sum(memory_temp_n), 0) AS memory_temp, "
+		    "sum(power_usage_sum) / NULLIF(sum(power_usage_n), 0) AS power_usage, "
+		    "sum(gpu_util_sum) / NULLIF(sum(gpu_util_n), 0) AS gpu_util, "
+		    "sum(mem_copy_util_sum) / NULLIF(sum(mem_copy_util_n), 0) AS mem_copy_util, "
+		    "sum(fb_used_sum) / NULLIF(sum(fb_used_n), 0) AS fb_used, "
+		    "sum(sm_clock_sum) / NULLIF(sum(sm_clock_n), 0) AS sm_clock "
+		    "FROM gpu_metrics_1min WHERE gpu_key = $1 AND minute >= "
+		    "to_timestamp($2::float8) "
+		    "AND minute < to_timestamp($3::float8) GROUP BY 1 ORDER BY 1",
+		    4, p);
+	if (!r)
+		return;
+	char fb[40], tb[40];
+	time_format_rfc3339(from, fb, sizeof(fb));
+	time_format_rfc3339(to, tb, sizeof(tb));
+	set(rq, 200,
+	    json_pack("{s:s, s:s, s:s, s:f, s:s, s:i, s:o}", "gpu_key", key, "from", fb, "to", tb,
+	              "step", step, "source", source, "count", PQntuples(r), "points",
+	              rows_array(r)));
+	PQclear(r);
+}
+
+static void ep_gpu_health(struct req *rq, const char *key)
+{
+	static const char *const none[] = {NULL};
+	if (!args_allowed(rq, none))
+		return;
+	json_t *g = find_gpu(rq, key), *o = NULL;
+	if (!g)
+		return;
+	json_decref(g);
+	const char *p[1] = {key};
+	o = json_pack("{s:s}", "gpu_key", key);
+	PGresult *r =
+	    rq_query(rq,
+	             "SELECT time, score, status, thermal, memory, power, interconnect, xid, "
+	             "reasons FROM gpu_health_scores WHERE gpu_key = $1 "
+	             "ORDER BY time DESC LIMIT 1",
+	             1, p);
+	if (!r)
+		goto out;
+	json_object_set_new(o, "score", PQntuples(r) ? row_obj(r, 0) : json_null());
+	PQclear(r);
+	r = rq_query(rq,
+	             "SELECT DISTINCT ON (horizon_hours) time, horizon_hours, probability, "
+	             "model_version, recommendation, reasons FROM gpu_failure_predictions "
+	             "WHERE gpu_key = $1 ORDER BY horizon_hours, time DESC",
+	             1, p);
+	if (!r)
+		goto out;
+	json_object_set_new(o, "predictions", rows_array(r));
+	PQclear(r);
+	r = rq_query(rq,
+	             "SELECT id, gpu_key, hostname, kind, severity, message, details, raised_at, "
+	             "cleared_at FROM alerts WHERE gpu_key = $1 AND cleared_at IS NULL "
+	             "ORDER BY raised_at DESC, id DESC",
+	             1, p);
+	if (!r)
+		goto out;
+	json_object_set_new(o, "open_alerts", rows_array(r));
+	PQclear(r);
+	set(rq, 200, o);
+	o = NULL; /* owned by rq */
+out:
+	json_decref(o);
+}
+
+static void ep_fleet(struct req *rq)
+{
+	static const char *const none[] = {NULL};
+	if (!args_allowed(rq, none))
+		return;
+	PGresult *r = rq_query(rq, "SELECT * FROM v_fleet_summary", 0, NULL);
+	if (!r)
+		return;
+	set(rq, 200, PQntuples(r) == 1 ? row_obj(r, 0) : json_object());
+	PQclear(r);
+}
+
+static void ep_alerts(struct req *rq)
+{
+	static const char *const allowed[] = {"state", "severity", "host", "gpu", "limit", NULL};
+	if (!args_allowed(rq, allowed))
+		return;
+	const char *state = arg(rq, "state"), *sev = arg(rq, "severity"), *lim = arg(rq, "limit");
+	const char *host = arg(rq, "host"), *gpu = arg(rq, "gpu");
+	if (!state)
+		state = "open";
+	if (strcmp(state, "open") && strcmp(state, "cleared") && strcmp(state, "all")) {
+		set(rq, 400,
+		    err_body("bad_parameter", "state",
+		             "state '%s' is not one of open, cleared, all", state));
+		return;
+	}
+	if (sev && strcmp(sev, "info") && strcmp(sev, "warn") && strcmp(sev, "fail")) {
+		set(rq, 400,
+		    err_body("bad_parameter", "severity",
+		             "severity '%s' is not one of info, warn, fail", sev));
+		return;
+	}
+	if (gpu && !valid_key(gpu)) {
+		set(rq, 400,
+		    err_body("bad_parameter", "gpu",
+		             "gpu '%.64s' is not a GPU key (a UUID such as GPU-1234..., or "
+		             "UUID/GPU_I_ID)",
+		             gpu));
+		return;
+	}
+	long limit = 100;
+	if (lim) {
+		char *end = NULL;
+		errno = 0;
+		limit = strtol(lim, &end, 10);
+		if (!*lim || *end || errno || limit < 1 || limit > 1000) {
+			set(rq, 400,
+			    err_body("bad_parameter", "limit",
+			             "limit '%s' is not a whole number from 1 to 1000", lim));
+			return;
+		}
+	}
+	char lbuf[24];
+	snprintf(lbuf, sizeof(lbuf), "%ld", limit);
+	const char *p[5] = {state, sev, host, gpu, lbuf};
+	PGresult *r = rq_query(
+	    rq,
+	    "SELECT id, gpu_key, hostname, kind, severity, message, details, raised_at, cleared_at "
+	    "FROM alerts WHERE ($1 = 'all' OR ($1 = 'open') = (cleared_at IS NULL)) "
+	    "AND ($2::text IS NULL OR severity = $2) AND ($3::text IS NULL OR hostname = $3) "
+	    "AND ($4::text IS NULL OR gpu_key = $4) ORDER BY raised_at DESC, id DESC LIMIT $5::int",
+	    5, p);
+	if (!r)
+		return;
+	set(rq, 200, json_pack("{s:i, s:o}", "count", PQntuples(r), "alerts", rows_array(r)));
+	PQclear(r);
+}
+
+static void ep_healthz(struct req *rq)
+{
+	static const char *const none[] = {NULL};
+	if (!args_allowed(rq, none))
+		return;
+	PGresult *r = rq_query(rq, "SELECT 1", 0, NULL);
+	if (!r) {
+		const char *m = json_string_value(json_object_get(rq->body, "message"));
+		set(rq, 503,
+		    json_pack("{s:s, s:s, s:s}", "status", "unavailable", "database", "down",
+		              "message", m ? m : "database unreachable"));
+		return;
+	}
+	PQclear(r);
+	set(rq, 200, json_pack("{s:s, s:s}", "status", "ok", "database", "up"));
+}
+
+/* Prometheus text of the API's own counters; returns a malloc'd string. */
+static char *metrics_text(struct api *api)
+{
+	struct strbuf sb;
+	strbuf_init(&sb, 0);
+	strbuf_printf(&sb, "# HELP gpuhealth_api_requests_total HTTP requests by endpoint.\n"
+	                   "# TYPE gpuhealth_api_requests_total counter\n");
+	for (int e = 0; e < EP_COUNT; e++)
+		strbuf_printf(&sb, "gpuhealth_api_requests_total{endpoint=\"%s\"} %llu\n",
+		              ep_names[e], (unsigned long long)atomic_load(&api->n_requests[e]));
+	strbuf_printf(&sb, "# HELP gpuhealth_api_request_seconds_total Time spent answering, by "
+	                   "endpoint.\n# TYPE gpuhealth_api_request_seconds_total counter\n");
+	for (int e = 0; e < EP_COUNT; e++)
+		strbuf_printf(&sb, "gpuhealth_api_request_seconds_total{endpoint=\"%s\"} %.6f\n",
+		              ep_names[e], (double)atomic_load(&api->duration_us[e]) / 1e6);
+	strbuf_printf(&sb,
+	              "# HELP gpuhealth_api_responses_total HTTP responses by status class.\n"
+	              "# TYPE gpuhealth_api_responses_total counter\n"
+	              "gpuhealth_api_responses_total{class=\"2xx\"} %llu\n"
+	              "gpuhealth_api_responses_total{class=\"4xx\"} %llu\n"
+	              "gpuhealth_api_responses_total{class=\"5xx\"} %llu\n",
+	              (unsigned long long)atomic_load(&api->n_2xx),
+	              (unsigned long long)atomic_load(&api->n_4xx),
+	              (unsigned long long)atomic_load(&api->n_5xx));
+	struct api_stats st;
+	api_stats(api, &st);
+	strbuf_printf(&sb,
+	              "# HELP gpuhealth_api_db_errors_total Failed database queries and "
+	              "connections.\n# TYPE gpuhealth_api_db_errors_total counter\n"
+	              "gpuhealth_api_db_errors_total %llu\n"
+	              "# HELP gpuhealth_api_db_connections Open pooled database connections.\n"
+	              "# TYPE gpuhealth_api_db_connections gauge\n"
+	              "gpuhealth_api_db_connections %u\n",
+	              (unsigned long long)st.db_errors, st.db_connections);
+	if (sb.overflow || !sb.data) {
+		strbuf_free(&sb);
+		return NULL;
+	}
+	return sb.data; /* caller frees */
+}
+
+static enum endpoint route(struct req *rq, const char *url, char *key, size_t keylen)
+{
+	static const char gpus[] = "/api/v1/gpus/";
+	if (strcmp(url, "/api/v1/gpus") == 0)
+		return EP_GPUS;
+	if (strcmp(url, "/api/v1/fleet/summary") == 0)
+		return EP_FLEET;
+	if (strcmp(url, "/api/v1/alerts") == 0)
+		return EP_ALERTS;
+	if (strcmp(url, "/healthz") == 0)
+		return EP_HEALTHZ;
+	if (strcmp(url, "/metrics") == 0)
+		return EP_METRICS;
+	if (strncmp(url, gpus, sizeof(gpus) - 1) != 0)
+		return EP_OTHER;
+	const char *rest = url + sizeof(gpus) - 1;
+	size_t n = strlen(rest);
+	enum endpoint ep = EP_GPU;
+	if (n > 8 && strcmp(rest + n - 8, "/metrics") == 0) {
+		ep = EP_GPU_METRICS;
+		n -= 8;
+	} else if (n > 7 && strcmp(rest + n - 7, "/health") == 0) {
+		ep = EP_GPU_HEALTH;
+		n -= 7;
+	}
+	/* the key may hold one '/' (a MIG instance, UUID/GPU_I_ID, escaped or not) */
+	snprintf(key, keylen, "%.*s", (int)(n < keylen ? n : keylen - 1), rest);
+	if (n >= keylen || !valid_key(key)) {
+		set(rq, 400,
+		    err_body("bad_parameter", "uuid",
+		             "'%.64s' is not a GPU key: use the GPU's UUID (GPU-...) or "
+		             "UUID/GPU_I_ID for a MIG instance",
+		             n < keylen ? key : "(too long)"));
+	}
+	return ep;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *body)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	if (!text) {
+		static const char oom[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}";
+		struct MHD_Response *r = MHD_create_response_from_buffer(
+		    sizeof(oom) - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+		MHD_add_response_header(r, "Content-Type", "application/json");
+		enum MHD_Result ret = MHD_queue_response(c, 500, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	size_t n = strlen(text);
+	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(n, text, free);
+	if (!r) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	if (status == 405)
+		MHD_add_response_header(r, "Allow", "GET, HEAD");
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static void count_status(struct api *api, int status)
+{
+	if (status < 300)
+		atomic_fetch_add(&api->n_2xx, 1);
+	else if (status < 500)
+		atomic_fetch_add(&api->n_4xx, 1);
+	else
+		atomic_fetch_add(&api->n_5xx, 1);
+}
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **con_cls)
+{
+	struct api *api = cls;
+	double t0 = time_mono();
+	struct req rq = {.api = api, .status = 0};
+	char key[MAX_KEY + 2] = "";
+	enum endpoint ep = route(&rq, url, key, sizeof(key));
+	atomic_fetch_add(&api->n_requests[ep], 1);
+	enum MHD_Result ret;
+
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		set(&rq, 405,
+		    err_body("method_not_allowed", NULL,
+		             "%s is not allowed: this API is read-only (use GET)", method));
+	} else if (rq.status == 0) {
+		MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &rq);
+		switch (ep) {
+		case EP_GPUS: ep_gpus(&rq); break;
+		case EP_GPU: ep_gpu(&rq, key); break;
+		case EP_GPU_METRICS: ep_gpu_metrics(&rq, key); break;
+		case EP_GPU_HEALTH: ep_gpu_health(&rq, key); break;
+		case EP_FLEET: ep_fleet(&rq); break;
+		case EP_ALERTS: ep_alerts(&rq); break;
+		case EP_HEALTHZ: ep_healthz(&rq); break;
+		case EP_METRICS: {
+			char *text = metrics_text(api);
+			if (!text) {
+				set(&rq, 500, err_body("internal", NULL, "out of memory"));
+				break;
+			}
+			struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(
+			    strlen(text), text, free);
+			if (!r) {
+				free(text);
+				ret = MHD_NO;
+				goto out;
+			}
+			MHD_add_response_header(r, "Content-Type",
+			                        "text/plain; version=0.0.4; charset=utf-8");
+			ret = MHD_queue_response(c, 200, r);
+			MHD_destroy_response(r);
+			count_status(api, 200);
+			goto out;
+		}
+		default:
+			set(&rq, 404,
+			    err_body("not_found", NULL,
+			             "no such endpoint '%.200s': see docs/openapi.yaml (GET "
+			             "/api/v1/gpus, /api/v1/fleet/summary, /api/v1/alerts, ...)",
+			             url));
+		}
+	}
+	if (rq.status == 0)
+		set(&rq, 500, err_body("internal", NULL, "no answer was produced"));
+	count_status(api, rq.status);
+	ret = send_json(c, rq.status, rq.body);
+out:
+	if (rq.pc)
+		pool_put(api, rq.pc);
+	json_decref(rq.body);
+	atomic_fetch_add(&api->duration_us[ep], (uint64_t)((time_mono() - t0) * 1e6));
+	return ret;
+}
+
+/* ---- lifecycle */
+
+int api_create(struct api **out, const struct api_params *params, char *err, size_t errlen)
+{
+	struct api *api = calloc(1, sizeof(*api));
+	if (!api)
+		goto oom;
+	pthread_mutex_init(&api->pool_mu, NULL);
+	pthread_cond_init(&api->pool_cv, NULL);
+	api->threads = params->threads ? params->threads : 4;
+	if (api->threads > 64) {
+		snprintf(err, errlen, "api: %u worker threads is too many (at most 64)",
+		         api->threads);
+		api_destroy(api);
+		return -EINVAL;
+	}
+	api->listen = strdup(params->listen ? params->listen : ":8080");
+	api->conninfo = strdup(params->conninfo ? params->conninfo : "");
+	api->pool = calloc(api->threads, sizeof(*api->pool));
+	if (!api->listen || !api->conninfo || !api->pool)
+		goto oom;
+	*out = api; /* caller owns: api_destroy */
+	return 0;
+oom:
+	snprintf(err, errlen, "api: out of memory");
+	api_destroy(api);
+	return -ENOMEM;
+}
+
+/* Splits "HOST:PORT", ":PORT" or "[V6]:PORT". */
+static int split_listen(const char *text, char *host, size_t hostlen, char *port, size_t portlen)
+{
+	const char *colon;
+	if (text[0] == '[') {
+		const char *rb = strchr(text, ']');
+		if (!rb || rb[1] != ':' || (size_t)(rb - text - 1) >= hostlen)
+			return -EINVAL;
+		snprintf(host, hostlen, "%.*s", (int)(rb - text - 1), text + 1);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(text, ':');
+		if (!colon || (size_t)(colon - text) >= hostlen)
+			return -EINVAL;
+		snprintf(host, hostlen, "%.*s", (int)(colon - text), text);
+	}
+	const char *p = colon + 1;
+	if (!*p || strlen(p) >= portlen || strspn(p, "0123456789") != strlen(p) || atol(p) > 65535)
+		return -EINVAL;
+	snprintf(port, portlen, "%s", p);
+	return 0;
+}
+
+static int open_listener(struct api *api, int *fd_out, char *err, size_t errlen)
+{
+	char host[256], port[8];
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	int fd = -1, rc;
+	if (split_listen(api->listen, host, sizeof(host), port, sizeof(port)) != 0) {
+		snprintf(err, errlen,
+		         "--listen '%s' is not HOST:PORT (e.g. :8080, 127.0.0.1:8080, [::1]:8080)",
+		         api->listen);
+		return -EINVAL;
+	}
+	bool any = host[0] == '\0';
+	hints.ai_family = any ? AF_INET6 : AF_UNSPEC;
+	int gai = getaddrinfo(any ? NULL : host, port, &hints, &ai);
+	if (gai != 0 && any) {
+		hints.ai_family = AF_INET;
+		gai = getaddrinfo(NULL, port, &hints, &ai);
+	}
+	if (gai != 0) {
+		snprintf(err, errlen, "--listen '%s': cannot resolve '%s': %s", api->listen, host,
+		         gai_strerror(gai));
+		return -EINVAL;
+	}
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "--listen '%s': socket: %s", api->listen, strerror(errno));
+		goto out;
+	}
+	int one = 1, zero = 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ai->ai_family == AF_INET6 && any)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 511) != 0) {
+		rc = -errno;
+		if (rc == -EADDRINUSE)
+			snprintf(
+			    err, errlen,
+			    "cannot listen on %s: the port is already in use by another program "
+			    "(pick another with --listen HOST:PORT)",
+			    api->listen);
+		else
+			snprintf(err, errlen, "cannot listen on %s: %s", api->listen,
+			         strerror(-rc));
+		goto out;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char h[INET6_ADDRSTRLEN] = "?";
+	unsigned bound_port = 0;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+			inet_ntop(AF_INET, &a->sin_addr, h, sizeof(h));
+			bound_port = ntohs(a->sin_port);
+		} else {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+			inet_ntop(AF_INET6, &a->sin6_addr, h, sizeof(h));
+			bound_port = ntohs(a->sin6_port);
+		}
+	}
+	if (ss.ss_family == AF_INET6)
+		snprintf(api->address, sizeof(api->address), "[%s]:%u", h, bound_port);
+	else
+		snprintf(api->address, sizeof(api->address), "%s:%u", h, bound_port);
+	*fd_out = fd; /* caller owns */
+	fd = -1;
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	return rc;
+}
+
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	size_t n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	log_debug("api: http: %s", msg);
+}
+
+int api_start(struct api *api, char *err, size_t errlen)
+{
+	int fd = -1;
+	if (api->daemon)
+		return -EALREADY;
+	int rc = open_listener(api, &fd, err, errlen);
+	if (rc)
+		return rc;
+	api->daemon = MHD_start_daemon(
+	    MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, api,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+	    MHD_OPTION_THREAD_POOL_SIZE, api->threads, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
+	    MHD_OPTION_END);
+	if (!api->daemon) {
+		close(fd);
+		snprintf(err, errlen, "cannot start the HTTP server on %s", api->address);
+		return -EIO;
+	}
+	return 0; /* fd is owned by the daemon: MHD_stop_daemon closes it */
+}
+
+const char *api_address(const struct api *api)
+{
+	return api->address;
+}
+
+void api_stop(struct api *api)
+{
+	if (api && api->daemon) {
+		MHD_stop_daemon(api->daemon);
+		api->daemon = NULL;
+	}
+}
+
+void api_stats(struct api *api, struct api_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (int e = 0; e < EP_COUNT; e++)
+		out->requests += atomic_load(&api->n_requests[e]);
+	out->responses_2xx = atomic_load(&api->n_2xx);
+	out->responses_4xx = atomic_load(&api->n_4xx);
+	out->responses_5xx = atomic_load(&api->n_5xx);
+	out->db_errors = atomic_load(&api->n_db_errors);
+	pthread_mutex_lock(&api->pool_mu);
+	for (unsigned i = 0; i < api->threads && api->pool; i++)
+		if (api->pool[i].conn && PQstatus(api->pool[i].conn) == CONNECTION_OK)
+			out->db_connections++;
+	pthread_mutex_unlock(&api->pool_mu);
+}
+
+void api_destroy(struct api *api)
+{
+	if (!api)
+		return;
+	api_stop(api);
+	for (unsigned i = 0; api->pool && i < api->threads; i++)
+		if (api->pool[i].conn)
+			PQfinish(api->pool[i].conn);
+	free(api->pool);
+	free(api->listen);
+	free(api->conninfo);
+	pthread_mutex_destroy(&api->pool_mu);
+	pthread_cond_destroy(&api->pool_cv);
+	free(api);
+}

@@ -1,0 +1,43 @@
+/*
+ * api: the read-only HTTP API (`gpuhealth api`): JSON over libmicrohttpd, from the database
+ * that the sink and the scorer fill. docs/openapi.yaml describes every endpoint.
+ *
+ * Each HTTP worker thread borrows a PostgreSQL connection from a small pool (one per worker)
+ * and runs parameterized queries only; the connections are read-only sessions
+ * (default_transaction_read_only) and are meant for a role in gpuhealth_reader.
+ */
+#ifndef GPUHEALTH_API_H
+#define GPUHEALTH_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct api_params {
+	const char *listen;   /* HOST:PORT, ":8080" when NULL */
+	const char *conninfo; /* libpq conninfo or URI; NULL: the PG* environment */
+	unsigned threads;     /* HTTP worker threads = pooled connections; 0: 4 */
+};
+
+struct api_stats {
+	uint64_t requests, responses_2xx, responses_4xx, responses_5xx, db_errors;
+	unsigned db_connections; /* open pooled connections */
+};
+
+struct api;
+
+/* Copies what it keeps from params. Returns 0, or -EINVAL/-ENOMEM with a message in err. */
+int api_create(struct api **out, const struct api_params *params, char *err, size_t errlen);
+/* Binds the address and starts serving. Returns 0 or -errno with a message in err. */
+int api_start(struct api *api, char *err, size_t errlen);
+/* The bound address, e.g. "127.0.0.1:8080" (valid after api_start). */
+const char *api_address(const struct api *api);
+/* Stops serving; in-flight requests finish first. */
+void api_stop(struct api *api);
+void api_stats(struct api *api, struct api_stats *out);
+void api_destroy(struct api *api);
+
+/* Parses a time parameter: RFC 3339 or Unix seconds. Returns 0 or -EINVAL. */
+int api_parse_time(const char *text, double *epoch);
+
+#endif
