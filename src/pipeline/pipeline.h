@@ -83,12 +83,19 @@ struct pipeline_view {
 struct pipeline;
 
 /* Validates the configuration and creates the parts (no thread yet, no private PostgreSQL yet).
+ * cfg is borrowed and must outlive the pipeline.
  * Returns 0 or -EINVAL/-ENOMEM with a message in err naming the option and the fix. */
 int pipeline_create(struct pipeline **out, const struct config *cfg, char *err, size_t errlen);
 
-/* Starts every part in order; a part that cannot start is marked failed with its error and the
+/* Call from a thread that lives as long as the pipeline (the main thread): the private
+ * PostgreSQL server is a child process that is stopped when the console dies.
+ * Starts every part in order; a part that cannot start is marked failed with its error and the
  * rest starts anyway. Returns 0, or -errno when nothing useful can run (message in err). */
 int pipeline_start(struct pipeline *p, char *err, size_t errlen);
+
+/* How long pipeline_stop lets the sink catch up with the events the collector delivered
+ * before it stops the sink (default 1 s; the daemon waits longer). Added by the pipeline work. */
+void pipeline_set_drain(struct pipeline *p, double seconds);
 
 /* Re-reads the targets (SIGHUP). */
 int pipeline_reload(struct pipeline *p);
