@@ -330,7 +330,8 @@ int fleet_ingest_health(struct fleet *f, const struct health_sample *s, bool hav
 		g->last_seen = s->time;
 	}
 	push_history(g, s);
-	if (have_health && h) {
+	/* the newer evaluation wins: this console's own (from events) or the database's */
+	if (have_health && h && (!g->have_health || h->time >= g->health.time)) {
 		g->have_health = true;
 		g->health = *h;
 		g->action = action;
