@@ -853,16 +853,28 @@ int pipeline_reload(struct pipeline *p)
 	return 0;
 }
 
-/* Lets the sink catch up with what the collector delivered (bounded by drain_s). */
+/* Lets the sink and the scorer catch up with the events the collector delivered (bounded by
+ * drain_s): with the mock cluster every delivered event is consumed once by each group; with a
+ * real broker, a lag of 0 says the same for topics other producers write too. */
 static void drain(struct pipeline *p, uint64_t delivered)
 {
-	if (!p->sink || delivered == 0)
+	if ((!p->sink && !p->scorer) || delivered == 0)
 		return;
 	double until = time_mono() + p->drain_s;
 	struct sink_stats st;
+	struct scorer_stats sc;
 	while (time_mono() < until) {
-		sink_stats(p->sink, &st);
-		if (st.failed || (!p->mock && st.lag_total == 0) || st.consumed >= delivered)
+		bool sink_done = true, scorer_done = true;
+		if (p->sink) {
+			sink_stats(p->sink, &st);
+			sink_done = st.failed || st.consumed >= delivered ||
+				    (!p->mock && st.lag_total == 0 && st.consumed > 0);
+		}
+		if (p->scorer) {
+			scorer_stats(p->scorer, &sc);
+			scorer_done = sc.failed || sc.consumed >= delivered;
+		}
+		if (sink_done && (scorer_done || !p->mock))
 			break;
 		nap(0.02);
 	}
