@@ -725,9 +725,12 @@ static void *db_main(void *arg)
 		snprintf(detail, sizeof(detail), "starting private PostgreSQL in %.150s/pg", p->state_dir);
 		set_part(p, PP_DATABASE, PART_STARTING, detail, NULL);
 		struct privpg *pg = NULL;
-		int rc = privpg_start(&pg, p->bindir, p->state_dir, PG_START_TIMEOUT_S, err,
-				      sizeof(err));
-		if (rc) {
+		int rc = privpg_start(&pg, p->bindir, p->state_dir, PG_START_TIMEOUT_S,
+				      &p->reader_stop, err, sizeof(err));
+		if (rc == -ECANCELED) {
+			set_part(p, PP_DATABASE, PART_STOPPED, "stopped while it started", NULL);
+			goto wait;
+		} else if (rc) {
 			set_part(p, PP_DATABASE, PART_FAILED, "private PostgreSQL not running", err);
 			set_part(p, PP_SINK, PART_OFF, "no database (see the database's error)", NULL);
 			set_part(p, PP_SCORER, PART_OFF, "no database (see the database's error)", NULL);
@@ -911,15 +914,7 @@ void pipeline_stop(struct pipeline *p)
 		pthread_join(p->db_thread, NULL);
 		p->db_thread_started = false;
 	}
-	log_debug("pipeline: services stopped; destroying the mock cluster");
-	if (p->mock) {
-		rd_kafka_mock_cluster_destroy(p->mock);
-		p->mock = NULL;
-	}
-	if (p->mock_rk) {
-		rd_kafka_destroy(p->mock_rk);
-		p->mock_rk = NULL;
-	}
+	/* the mock cluster goes in pipeline_destroy, after the Kafka handles that talk to it */
 	if (part_state(p, PP_BROKER) == PART_RUNNING)
 		set_part(p, PP_BROKER, PART_STOPPED, NULL, NULL);
 	log_debug("pipeline: stopping the simulator");
@@ -1012,6 +1007,10 @@ void pipeline_destroy(struct pipeline *p)
 	collector_destroy(p->col);
 	sink_destroy(p->sink);
 	scorer_destroy(p->scorer);
+	if (p->mock)
+		rd_kafka_mock_cluster_destroy(p->mock);
+	if (p->mock_rk)
+		rd_kafka_destroy(p->mock_rk);
 	exporter_destroy(p->ex);
 	fleet_destroy(p->fleet);
 	targets_free(&p->tg);

@@ -43,7 +43,10 @@ struct privpg {
 	char conninfo[128];
 	char admin_conninfo[128];
 	char describe[PATH_MAX + 96];
+	const atomic_bool *cancel; /* during privpg_start */
 };
+
+static bool cancelled(const struct privpg *p) { return p->cancel && atomic_load(p->cancel); }
 
 static bool is_exec(const char *dir, const char *name)
 {
@@ -255,8 +258,22 @@ static int run_initdb(struct privpg *p, char *err, size_t errlen)
 	if (pid < 0)
 		return (int)pid;
 	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	bool killed = false;
+	for (;;) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+		if (w == pid || (w < 0 && errno != EINTR))
+			break;
+		if (!killed && cancelled(p)) {
+			kill(pid, SIGTERM); /* initdb removes what it created */
+			killed = true;
+		}
+		struct timespec ts = {0, 20 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	if (killed) {
+		snprintf(err, errlen, "cancelled during initdb");
+		return -ECANCELED;
+	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		char tail[300];
 		log_tail(p, tail, sizeof(tail));
@@ -305,6 +322,10 @@ static int wait_ready(struct privpg *p, double timeout_s, char *err, size_t errl
 					 tail[0] ? ": " : "", tail, p->logpath);
 				return -EIO;
 			}
+		}
+		if (cancelled(p)) {
+			snprintf(err, errlen, "cancelled while the server started");
+			return -ECANCELED;
 		}
 		if (time_mono() > until) {
 			snprintf(err, errlen,
@@ -357,7 +378,7 @@ out:
 }
 
 int privpg_start(struct privpg **out, const char *bindir, const char *state_dir,
-		 double timeout_s, char *err, size_t errlen)
+		 double timeout_s, const atomic_bool *cancel, char *err, size_t errlen)
 {
 	*out = NULL;
 	int rc = -ENOMEM;
@@ -368,6 +389,7 @@ int privpg_start(struct privpg **out, const char *bindir, const char *state_dir,
 	}
 	p->dirfd = -1;
 	p->stopped = true;
+	p->cancel = cancel;
 	if (snprintf(p->bindir, sizeof(p->bindir), "%s", bindir) >= (int)sizeof(p->bindir) ||
 	    snprintf(p->state, sizeof(p->state), "%s", state_dir) >= (int)sizeof(p->state) ||
 	    snprintf(p->data, sizeof(p->data), "%s/pg", state_dir) >= (int)sizeof(p->data) ||
@@ -482,10 +504,11 @@ int privpg_start(struct privpg **out, const char *bindir, const char *state_dir,
 		goto fail;
 	snprintf(p->describe, sizeof(p->describe), "private PostgreSQL %s%s, socket %s", version,
 		 p->child ? "" : " (reused)", p->data);
+	p->cancel = NULL;
 	*out = p; /* caller owns */
 	return 0;
 fail:
-	privpg_destroy(p);
+	privpg_destroy(p); /* stops a server this call started */
 	return rc;
 }
 

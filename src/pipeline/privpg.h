@@ -28,6 +28,7 @@
 #ifndef GPUHEALTH_PRIVPG_H
 #define GPUHEALTH_PRIVPG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -45,10 +46,12 @@ int privpg_state_dir(char *out, size_t outlen);
  * Creates the state directory, runs initdb when pg/ holds no cluster, starts the server (or
  * reuses one a previous run left running), waits until it accepts connections (up to
  * timeout_s), creates the database 'gpuhealth' and applies the migrations. Returns 0, or -errno
- * with the reason in err (the server's log is in the message when it failed to start).
+ * with the reason in err (the server's log is in the message when it failed to start);
+ * -ECANCELED as soon as *cancel turns true (initdb is interrupted, the server stopped), so a
+ * console that quits while the database starts is not held up.
  */
 int privpg_start(struct privpg **out, const char *bindir, const char *state_dir,
-		 double timeout_s, char *err, size_t errlen);
+		 double timeout_s, const atomic_bool *cancel, char *err, size_t errlen);
 
 /* The conninfo of the database (valid until privpg_destroy). */
 const char *privpg_conninfo(const struct privpg *p);
