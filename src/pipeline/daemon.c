@@ -109,6 +109,12 @@ int daemon_run(struct config *cfg)
 	pipeline_view(p, &v);
 	log_changes(&v, seen);
 	log_summary(&v, "daemon: stopped;");
+	for (int i = 0; i < PP_COUNT; i++)
+		if (v.parts[i].state == PART_FAILED) {
+			log_error("daemon: %s failed: %s", pipeline_part_name((enum pipeline_part)i),
+				  v.parts[i].last_error);
+			status = CLI_EXIT_FAILURE;
+		}
 	if (v.have_collector && v.collector.producer.dropped) {
 		log_error("daemon: %" PRIu64 " events were dropped", v.collector.producer.dropped);
 		status = CLI_EXIT_FAILURE;

@@ -83,6 +83,9 @@ struct pipeline {
 	double rate_t;
 	uint64_t rate_scrapes, rate_events;
 	double scrapes_per_s, events_per_s;
+	size_t rate_ntargets;
+	uint64_t rate_target[PIPELINE_MAX_TARGETS];
+	double target_rate[PIPELINE_MAX_TARGETS];
 
 	bool stopped;
 };
@@ -120,6 +123,16 @@ static void set_part(struct pipeline *p, enum pipeline_part part, enum part_stat
 		log_info("%s: off: %s", part_names[part], detail);
 	else if (st == PART_RUNNING && detail)
 		log_info("%s: %s", part_names[part], detail);
+}
+
+/* A part that ran is now stopped; one that failed or was off keeps its state and error. */
+static void stop_part(struct pipeline *p, enum pipeline_part part)
+{
+	pthread_mutex_lock(&p->lock);
+	struct pipeline_part_view *v = &p->parts[part];
+	if (v->state == PART_RUNNING || v->state == PART_DEGRADED || v->state == PART_STARTING)
+		v->state = PART_STOPPED;
+	pthread_mutex_unlock(&p->lock);
 }
 
 static enum part_state part_state(struct pipeline *p, enum pipeline_part part)
@@ -773,7 +786,7 @@ wait:
 		privpg_stop(p->pg, PG_STOP_TIMEOUT_S);
 		privpg_destroy(p->pg);
 		p->pg = NULL;
-		set_part(p, PP_DATABASE, PART_STOPPED, NULL, NULL);
+		stop_part(p, PP_DATABASE);
 	}
 	return NULL;
 }
@@ -894,7 +907,7 @@ void pipeline_stop(struct pipeline *p)
 		struct collector_stats cs;
 		collector_stats(p->col, &cs);
 		delivered = cs.producer.delivered;
-		set_part(p, PP_COLLECTOR, PART_STOPPED, NULL, NULL);
+		stop_part(p, PP_COLLECTOR);
 	}
 	atomic_store(&p->reader_stop, true);
 	/* the db thread creates sink and scorer: wait until it is past that */
@@ -903,11 +916,11 @@ void pipeline_stop(struct pipeline *p)
 	drain(p, delivered);
 	if (p->sink) {
 		sink_stop(p->sink); /* commits the open batch */
-		set_part(p, PP_SINK, PART_STOPPED, NULL, NULL);
+		stop_part(p, PP_SINK);
 	}
 	if (p->scorer) {
 		scorer_stop(p->scorer);
-		set_part(p, PP_SCORER, PART_STOPPED, NULL, NULL);
+		stop_part(p, PP_SCORER);
 	}
 	atomic_store(&p->pg_stop, true);
 	if (p->db_thread_started) {
@@ -915,12 +928,11 @@ void pipeline_stop(struct pipeline *p)
 		p->db_thread_started = false;
 	}
 	/* the mock cluster goes in pipeline_destroy, after the Kafka handles that talk to it */
-	if (part_state(p, PP_BROKER) == PART_RUNNING)
-		set_part(p, PP_BROKER, PART_STOPPED, NULL, NULL);
+	stop_part(p, PP_BROKER);
 	log_debug("pipeline: stopping the simulator");
 	if (p->ex) {
 		exporter_stop(p->ex);
-		set_part(p, PP_SIM, PART_STOPPED, NULL, NULL);
+		stop_part(p, PP_SIM);
 	}
 }
 
@@ -977,6 +989,15 @@ void pipeline_view(struct pipeline *p, struct pipeline_view *out)
 		if (now - p->rate_t >= RATE_WINDOW_S) {
 			p->scrapes_per_s = (double)(scrapes - p->rate_scrapes) / (now - p->rate_t);
 			p->events_per_s = (double)(c->events - p->rate_events) / (now - p->rate_t);
+			for (size_t i = 0; i < out->ntargets; i++) {
+				uint64_t n = out->targets[i].ok + out->targets[i].failed;
+				/* a changed target set (SIGHUP) starts the per-target window over */
+				p->target_rate[i] = p->rate_ntargets == out->ntargets && n >= p->rate_target[i]
+							    ? (double)(n - p->rate_target[i]) / (now - p->rate_t)
+							    : 0;
+				p->rate_target[i] = n;
+			}
+			p->rate_ntargets = out->ntargets;
 			p->rate_scrapes = scrapes;
 			p->rate_events = c->events;
 			p->rate_t = now;
@@ -990,6 +1011,7 @@ void pipeline_view(struct pipeline *p, struct pipeline_view *out)
 		     !out->scorer.db_connected && out->scorer.last_error[0], out->scorer.last_error);
 	memcpy(out->parts, p->parts, sizeof(out->parts));
 	out->scrapes_per_s = p->scrapes_per_s;
+	memcpy(out->target_scrapes_per_s, p->target_rate, sizeof(out->target_scrapes_per_s));
 	out->events_per_s = p->events_per_s;
 	out->db_rows = p->db_rows;
 	out->db_rows_estimate = p->db_rows_estimate;

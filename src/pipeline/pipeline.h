@@ -78,6 +78,9 @@ struct pipeline_view {
 	double db_rows_per_s; /* growth of db_rows over the reader's window */
 	bool fleet_db;        /* GPUs of other hosts come from the database */
 	struct fleet_stats fleet;
+	/* added by the pipeline work: scrapes (ok + failed) per second of each target, over the
+	 * last window, same order as targets[] */
+	double target_scrapes_per_s[PIPELINE_MAX_TARGETS];
 };
 
 struct pipeline;

@@ -5,7 +5,8 @@
 #     in gpu_metrics (checked over the server's socket by a server this test starts itself),
 #     exit status 0, and the private server it started is gone afterwards.
 #  2. A second run reuses the cluster (no initdb) and adds rows.
-#  3. No PostgreSQL server binaries: it runs without a database and says why.
+#  3. No PostgreSQL server binaries: it runs without a database and says why; a private server
+#     that cannot start fails the run (exit 1) but not the collector.
 #  4. --db (the test PostgreSQL) and --brokers (the real Kafka): every event in the fleet
 #     database, and another host's GPUs read back from it into the daemon's fleet.
 #  5. SIGTERM stops it cleanly (exit 0).
@@ -92,6 +93,14 @@ check "without PostgreSQL binaries it still runs and exits 0 (got $rc)" [ $rc = 
 check "... and says why there is no database" grep -q 'PostgreSQL server binaries not found (install postgresql' "$TMP/d3.log"
 check "... and the collector delivered its events" bash -c "[ \"\$(grep 'daemon: stopped;' '$TMP/d3.log' | grep -oE ' delivered=[0-9]+' | cut -d= -f2)\" -ge 4 ]"
 check "... and created no state directory" [ ! -e "$TMP/state3/gpuhealth/pg" ]
+
+# ---- 3b. a private server that cannot start: the rest runs, the stop says why, exit 1
+mkdir -p "$TMP/state3b" && touch "$TMP/state3b/gpuhealth"
+XDG_STATE_HOME="$TMP/state3b" "$BIN" --daemon --duration 3 --gpus 2 --interval 1 >"$TMP/d3b.log" 2>&1
+rc=$?
+check "a database that cannot start: exit 1 (got $rc)" [ $rc = 1 ]
+check "... naming the path and the reason" grep -q 'database failed: cannot create .*state3b/gpuhealth/pg: Not a directory' "$TMP/d3b.log"
+check "... while the collector went on" bash -c "[ \"\$(grep 'daemon: stopped;' '$TMP/d3b.log' | grep -oE ' delivered=[0-9]+' | cut -d= -f2)\" -ge 2 ]"
 
 # ---- 4. real Kafka and a fleet database
 DB="gh_daemon_$$"
