@@ -883,12 +883,14 @@ static void drain(struct pipeline *p, uint64_t delivered)
 		bool sink_done = true, scorer_done = true;
 		if (p->sink) {
 			sink_stats(p->sink, &st);
-			sink_done = st.failed || st.consumed >= delivered ||
+			/* with the database away nothing more gets written: do not wait */
+			sink_done = st.failed || !st.db_connected || st.paused ||
+				    st.consumed >= delivered ||
 				    (!p->mock && st.lag_total == 0 && st.consumed > 0);
 		}
 		if (p->scorer) {
 			scorer_stats(p->scorer, &sc);
-			scorer_done = sc.failed || sc.consumed >= delivered;
+			scorer_done = sc.failed || !sc.db_connected || sc.consumed >= delivered;
 		}
 		if (sink_done && (scorer_done || !p->mock))
 			break;
@@ -914,12 +916,26 @@ void pipeline_stop(struct pipeline *p)
 	while (p->db_thread_started && !atomic_load(&p->reader_done))
 		nap(0.01);
 	drain(p, delivered);
+	/* a private server that died, or a database the sink cannot reach now, takes no more
+	 * batches: do not hold the stop up retrying (the batch stays in Kafka, uncommitted) */
+	bool db_gone = p->pg && part_state(p, PP_DATABASE) == PART_FAILED;
+	if (p->sink && !db_gone) {
+		struct sink_stats st;
+		sink_stats(p->sink, &st);
+		db_gone = !st.db_connected && st.db_errors > 0;
+	}
 	if (p->sink) {
-		sink_stop(p->sink); /* commits the open batch */
+		if (db_gone)
+			sink_stop_now(p->sink);
+		else
+			sink_stop(p->sink); /* commits the open batch */
 		stop_part(p, PP_SINK);
 	}
 	if (p->scorer) {
-		scorer_stop(p->scorer);
+		if (db_gone)
+			scorer_stop_now(p->scorer);
+		else
+			scorer_stop(p->scorer);
 		stop_part(p, PP_SCORER);
 	}
 	atomic_store(&p->pg_stop, true);

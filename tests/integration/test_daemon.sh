@@ -10,6 +10,7 @@
 #  4. --db (the test PostgreSQL) and --brokers (the real Kafka): every event in the fleet
 #     database, and another host's GPUs read back from it into the daemon's fleet.
 #  5. SIGTERM stops it cleanly (exit 0).
+#  6. The private server killed under it: the rest goes on, exit 1; the next run recovers.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -136,6 +137,29 @@ check "SIGTERM: exit 0 (got $rc)" [ $rc = 0 ]
 check "SIGTERM: the private server (pid ${P5:-?}) stopped too" \
   bash -c "[ -n '$P5' ] && ! kill -0 '$P5' 2>/dev/null"
 check "SIGTERM: the sink committed before the stop" grep -q 'daemon: stopped;.* sink_rows=[1-9]' "$TMP/d5.log"
+
+# ---- 6. the private server dies under the daemon: the rest goes on, the stop is prompt and
+#         says why (exit 1); the next run recovers the cluster (stale postmaster.pid)
+XDG_STATE_HOME="$TMP/state" "$BIN" --daemon --duration 8 --gpus 2 --interval 1 >"$TMP/d6.log" 2>&1 &
+D=$!
+PIDS+=($D)
+for _ in $(seq 1 100); do grep -q 'database: private PostgreSQL' "$TMP/d6.log" && break; sleep 0.2; done
+P6=$(head -1 "$DATA/postmaster.pid" 2>/dev/null)
+[[ "$P6" =~ ^[1-9][0-9]*$ ]] && kill -KILL "$P6"
+T0=$(date +%s)
+wait $D
+rc=$?
+T1=$(date +%s)
+check "server killed: the daemon ran on to --duration and exited 1 (got $rc)" [ $rc = 1 ]
+check "... naming the cause" grep -q 'database failed: the private PostgreSQL server exited (signal 9)' "$TMP/d6.log"
+check "... without waiting for a database that is gone (stopped $((T1 - T0)) s after the kill, --duration 8)" [ $((T1 - T0)) -le 11 ]
+check "... and the collector went on scraping" bash -c "[ \"\$(grep 'daemon: stopped;' '$TMP/d6.log' | grep -oE ' scrapes_ok=[0-9]+' | cut -d= -f2)\" -ge 6 ]"
+B6=$(last_field "$TMP/d6.log" db_rows)
+XDG_STATE_HOME="$TMP/state" "$BIN" --daemon --duration 4 --gpus 2 --interval 1 >"$TMP/d7.log" 2>&1
+rc=$?
+check "next run after the crash: exit 0 (got $rc)" [ $rc = 0 ]
+R7=$(last_field "$TMP/d7.log" db_rows)
+check "... and it writes again (db_rows ${B6:-?} -> ${R7:-?})" bash -c "[ '${R7:-0}' -gt '${B6:-0}' ] 2>/dev/null"
 
 psql -X -q "$ADMIN_PG" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
 finish
