@@ -218,10 +218,10 @@ int fleet_create(struct fleet **out, const struct fleet_opts *opts)
 	else
 		econ_defaults(&f->econ);
 	f->o.econ = NULL; /* not kept: copied */
+	if (f->o.missing_intervals <= 0)
+		f->o.missing_intervals = RULES_MISSING_INTERVALS;
 	struct rules_opts ro = {.interval_s = f->o.interval_s,
-				.missing_intervals = f->o.missing_intervals > 0
-							     ? f->o.missing_intervals
-							     : RULES_MISSING_INTERVALS};
+				.missing_intervals = f->o.missing_intervals};
 	struct alerts_opts ao = {
 		.raise_after = f->o.raise_after > 0 ? f->o.raise_after : ALERTS_RAISE_AFTER,
 		.clear_after = f->o.clear_after > 0 ? f->o.clear_after : ALERTS_CLEAR_AFTER};
@@ -297,7 +297,7 @@ int fleet_ingest_event(struct fleet *f, const json_t *event)
 	if (rc == 0)
 		rc = judge(f, g, &r);
 	/* fell off the bus: only on live samples (a replayed backlog reads GPUs unevenly) */
-	bool live = time_now() - s.time <= f->o.interval_s * (RULES_MISSING_INTERVALS + 1);
+	bool live = time_now() - s.time <= f->o.interval_s * (f->o.missing_intervals + 1);
 	if (rc == 0 && live && s.host[0]) {
 		size_t n = rules_missing(f->rules, s.host, s.time, f->missing, MISSING_MAX);
 		for (size_t i = 0; i < n && rc == 0; i++) {

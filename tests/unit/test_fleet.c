@@ -151,6 +151,30 @@ static void test_health_and_alerts(void **state)
 	fleet_destroy(f);
 }
 
+/* A GPU that goes silent while its host's other GPU keeps reporting fell off the bus. */
+static void test_fell_off_the_bus(void **state)
+{
+	(void)state;
+	struct fleet *f;
+	struct fleet_opts o = {.interval_s = 10, .missing_intervals = 3};
+	assert_int_equal(fleet_create(&f, &o), 0);
+	feed(f, event("h", 0, "GPU-a", 550, 60, 50, 0), 0);
+	feed(f, event("h", 1, "GPU-b", 550, 60, 50, 0), 0);
+	feed(f, event("h", 0, "GPU-a", 560, 60, 50, 0), 0);
+	feed(f, event("h", 1, "GPU-b", 560, 60, 50, 0), 0);
+	struct fleet_gpu g;
+	for (int t = 570; t <= 600; t += 10)
+		feed(f, event("h", 0, "GPU-a", t, 60, 50, 0), 0);
+	assert_true(fleet_get(f, "GPU-b", &g));
+	assert_true(g.health.missing);
+	assert_int_equal(g.health.status, HEALTH_FAIL);
+	assert_true(g.nalerts >= 1);
+	assert_true(fleet_get(f, "GPU-a", &g));
+	assert_false(g.health.missing);
+	assert_int_equal(g.health.status, HEALTH_PASS);
+	fleet_destroy(f);
+}
+
 static void test_bad_events_and_bounds(void **state)
 {
 	(void)state;
@@ -240,6 +264,7 @@ int main(void)
 		cmocka_unit_test(test_order_and_identity),
 		cmocka_unit_test(test_history_ring),
 		cmocka_unit_test(test_health_and_alerts),
+		cmocka_unit_test(test_fell_off_the_bus),
 		cmocka_unit_test(test_bad_events_and_bounds),
 		cmocka_unit_test(test_stale),
 		cmocka_unit_test(test_database_rows),
