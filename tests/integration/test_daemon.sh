@@ -11,6 +11,7 @@
 #     database, and another host's GPUs read back from it into the daemon's fleet.
 #  5. SIGTERM stops it cleanly (exit 0).
 #  6. The private server killed under it: the rest goes on, exit 1; the next run recovers.
+#  7. --targets-file with real exporters (mock-dcgm processes), re-read on SIGHUP.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -160,6 +161,34 @@ rc=$?
 check "next run after the crash: exit 0 (got $rc)" [ $rc = 0 ]
 R7=$(last_field "$TMP/d7.log" db_rows)
 check "... and it writes again (db_rows ${B6:-?} -> ${R7:-?})" bash -c "[ '${R7:-0}' -gt '${B6:-0}' ] 2>/dev/null"
+
+# ---- 7. --targets-file and SIGHUP: real exporters instead of the simulator, re-read on SIGHUP
+for m in 1 2; do
+  "$BIN" mock-dcgm --listen 127.0.0.1:0 --gpus 2 --seed $m --hostname "mock$m" >"$TMP/m$m.log" 2>&1 &
+  PIDS+=($!)
+done
+U=()
+for m in 1 2; do
+  for _ in $(seq 1 50); do grep -q 'serving' "$TMP/m$m.log" && break; sleep 0.1; done
+  U[$m]=$(grep -oE 'http://[0-9.:]+/metrics' "$TMP/m$m.log" | head -1)
+done
+echo "${U[1]}" >"$TMP/targets"
+XDG_STATE_HOME="$TMP/state" "$BIN" --daemon --targets-file "$TMP/targets" --interval 1 \
+  --stats-interval 1 >"$TMP/d8.log" 2>&1 &
+D=$!
+PIDS+=($D)
+for _ in $(seq 1 100); do grep -q ' stats: gpus=2 hosts=1 ' "$TMP/d8.log" && break; sleep 0.2; done
+check "--targets-file: the first exporter's 2 GPUs (host mock1), no simulator" \
+  bash -c "grep -q ' stats: gpus=2 hosts=1 ' '$TMP/d8.log' && grep -q 'simulator: off' '$TMP/d8.log'"
+printf '%s\n%s\n' "${U[1]}" "${U[2]}" >"$TMP/targets"
+kill -HUP $D
+for _ in $(seq 1 100); do grep -q ' stats: gpus=4 hosts=2 ' "$TMP/d8.log" && break; sleep 0.2; done
+check "SIGHUP re-read the targets file (2 targets)" grep -q 'SIGHUP: 2 targets (were 1)' "$TMP/d8.log"
+check "... and both exporters' GPUs are scraped (gpus=4 hosts=2)" grep -q ' stats: gpus=4 hosts=2 ' "$TMP/d8.log"
+kill -TERM $D
+wait $D
+rc=$?
+check "--targets-file run: SIGTERM exit 0 (got $rc)" [ $rc = 0 ]
 
 psql -X -q "$ADMIN_PG" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
 finish
