@@ -291,6 +291,11 @@ static int start_sim(struct pipeline *p)
 		.faults = p->faults,
 		.n_faults = p->nfaults,
 	};
+	/* unless given, the simulator updates as often as it is scraped (a 1 s --interval shows
+	 * 1 s of change per sample, not the same values ten times) */
+	double every = config_double(cfg, "interval");
+	if (!config_is_set(cfg, "poll-interval") && every < sp.poll_interval)
+		sp.poll_interval = every;
 	int rc = sim_create(&sim, &sp);
 	if (rc) {
 		snprintf(err, sizeof(err), "cannot create the simulated fleet: %s", strerror(-rc));

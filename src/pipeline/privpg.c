@@ -551,6 +551,25 @@ static bool gone(struct privpg *p)
 	return kill(p->pid, 0) != 0 && errno == ESRCH;
 }
 
+/* Client sessions other than this one (another console using a server it reused). */
+static long other_clients(const struct privpg *p)
+{
+	char err[256];
+	PGconn *c = pg_connect(p->admin_conninfo, "gpuhealth-console", err, sizeof(err));
+	if (!c)
+		return 0;
+	long n = 0;
+	PGresult *r = PQexecParams(c,
+				   "SELECT count(*) FROM pg_stat_activity WHERE backend_type = $1 "
+				   "AND pid <> pg_backend_pid()",
+				   1, NULL, (const char *const[]){"client backend"}, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	PQfinish(c);
+	return n;
+}
+
 void privpg_stop(struct privpg *p, double timeout_s)
 {
 	if (!p || p->stopped)
@@ -558,6 +577,15 @@ void privpg_stop(struct privpg *p, double timeout_s)
 	p->stopped = true;
 	if (p->pid <= 0)
 		return;
+	long others = p->child ? 0 : other_clients(p);
+	if (others > 0) {
+		/* reused from another console that still runs: it stops the server itself */
+		log_info("database: leaving the private PostgreSQL server (pid %ld) running: %ld other "
+			 "client session(s) use it",
+			 (long)p->pid, others);
+		p->pid = 0;
+		return;
+	}
 	static const int sigs[] = {SIGINT, SIGQUIT, SIGKILL};
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		if (kill(p->pid, sigs[i]) != 0 && errno == ESRCH)

@@ -61,7 +61,9 @@ const char *privpg_describe(const struct privpg *p);
 /* Returns 0 while the server runs, else -EPIPE with the reason in err (exit status, log). */
 int privpg_check(struct privpg *p, char *err, size_t errlen);
 
-/* Fast shutdown (SIGINT) and wait (up to timeout_s, then SIGQUIT, then SIGKILL). Idempotent. */
+/* Fast shutdown (SIGINT) and wait (up to timeout_s, then SIGQUIT, then SIGKILL). A server this
+ * process reused (not its child) is left running while other client sessions use it: another
+ * console started it and stops it. Idempotent. */
 void privpg_stop(struct privpg *p, double timeout_s);
 void privpg_destroy(struct privpg *p);
 
