@@ -180,7 +180,7 @@ int pipeline_create(struct pipeline **out, const struct config *cfg, char *err, 
 	pthread_mutex_init(&p->lock, NULL);
 	targets_init(&p->tg);
 	p->cfg = cfg;
-	p->drain_s = 1.0;
+	p->drain_s = 0.75; /* the console: q must exit within 2 s */
 	p->db_rows = -1;
 	p->stopped = true; /* until started */
 	char who[96];
