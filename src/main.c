@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "health/scorer_cmd.h"
 #include "mock_dcgm.h"
+#include "pipeline/daemon.h"
 #include "collect/collector_cmd.h"
 #include "sink/sink_cmd.h"
 #include "store/migrate.h"
@@ -20,7 +21,7 @@ static const struct {
 	enum cli_mode mode;
 	mode_fn run;
 } runners[] = {
-	{CLI_TUI, NULL},       {CLI_DAEMON, NULL},         {CLI_MOCK, mock_dcgm_run},
+	{CLI_TUI, NULL},       {CLI_DAEMON, daemon_run},         {CLI_MOCK, mock_dcgm_run},
 	{CLI_COLLECTOR, collector_cmd_run}, {CLI_SINK, sink_cmd_run},   {CLI_SCORER, scorer_cmd_run},
 	{CLI_STATUS, NULL},    {CLI_DB, migrate_cmd_run},
 	{CLI_API, api_cmd_run},

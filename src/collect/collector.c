@@ -19,6 +19,8 @@ struct collector {
 	FILE *out;             /* not owned */
 	size_t max_body;
 	bool once;
+	void (*tap)(const json_t *event, void *ud);
+	void *tap_ud;
 	char *cluster, *datacenter, *rack; /* owned copies */
 
 	char *json;            /* owned: one rendered event */
@@ -125,6 +127,8 @@ static int on_scrape(void *ud, size_t target, const char *url, const char *body,
 		strbuf_reset(&c->lines);
 		for (size_t i = 0; i < n; i++) {
 			size_t jl = 0;
+			if (c->tap)
+				c->tap(events_json(c->ev, i), c->tap_ud);
 			int r = render(c, i, &jl);
 			if (r) {
 				log_error("collector: %s: cannot render event %zu: %s", url, i, strerror(-r));
@@ -338,6 +342,8 @@ int collector_create(struct collector **out, const struct collector_options *o, 
 	c->out = o->out;
 	c->once = o->once;
 	c->max_body = o->max_body;
+	c->tap = o->tap;
+	c->tap_ud = o->tap_ud;
 	strbuf_init(&c->lines, 0);
 	strbuf_init(&c->local_body, 0);
 	c->interval_s = o->interval_s;

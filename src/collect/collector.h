@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "bus/producer.h"
 #include "collect/events.h"
 #include "collect/scrape.h"
@@ -42,6 +44,10 @@ struct collector_options {
 	struct events_enrich enrich; /* copied */
 	FILE *out;                   /* non-NULL: JSON lines here, no Kafka */
 	struct producer_options kafka; /* used when out is NULL */
+	/* optional in-process tap: called on the collector thread with every event built (the
+	 * object is borrowed for the call), before it is written or produced */
+	void (*tap)(const json_t *event, void *ud);
+	void *tap_ud;
 };
 
 struct collector_stats {

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "health/econ.h"
 #include "health/rules.h"
 #include "health/sample.h"
 
@@ -68,6 +69,11 @@ struct fleet_opts {
 	double interval_s;     /* expected sample period (stale after 3 of them) */
 	double horizon_h;      /* prediction horizon for p_fail */
 	size_t max_gpus;       /* bound on GPUs kept (0: 65536); more are counted, not kept */
+	/* added by the pipeline work; zero/NULL means the default */
+	const struct econ_inputs *econ; /* inputs of the recommendation (NULL: econ_defaults) */
+	double risk_level;     /* p_fail that counts as at risk (0: 0.5) */
+	int raise_after, clear_after; /* alert hysteresis in samples (0: alerts.h defaults) */
+	int missing_intervals; /* fell off the bus after K silent intervals (0: rules default) */
 };
 
 struct fleet_stats {

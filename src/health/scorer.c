@@ -69,6 +69,7 @@ struct scorer {
 	pthread_t thread;
 	bool started;
 	atomic_bool stop;
+	atomic_bool stop_now; /* at stop, give up a batch the database does not take at once */
 
 	/* the open batch (scorer thread only) */
 	struct strbuf scores, preds;
@@ -604,14 +605,14 @@ static bool backoff(struct scorer *s, int attempt, double deadline)
 		d = BACKOFF_MAX_S;
 	double until = time_mono() + d;
 	while (time_mono() < until) {
-		if (atomic_load(&s->stop) && time_mono() >= deadline)
+		if (atomic_load(&s->stop) && (time_mono() >= deadline || atomic_load(&s->stop_now)))
 			return false;
 		if (s->producer)
 			rd_kafka_poll(s->producer, 0);
 		struct timespec ts = {0, 50 * 1000000L};
 		nanosleep(&ts, NULL);
 	}
-	return !(atomic_load(&s->stop) && time_mono() >= deadline);
+	return !(atomic_load(&s->stop) && (time_mono() >= deadline || atomic_load(&s->stop_now)));
 }
 
 static void announce(struct scorer *s, const struct alert_op *op)
@@ -914,6 +915,14 @@ int scorer_start(struct scorer *s)
 	}
 	s->started = true;
 	return 0;
+}
+
+void scorer_stop_now(struct scorer *s)
+{
+	if (!s)
+		return;
+	atomic_store(&s->stop_now, true);
+	scorer_stop(s);
 }
 
 void scorer_stop(struct scorer *s)

@@ -64,6 +64,9 @@ int scorer_start(struct scorer *s);
 /* Commits the open batch if the database answers, flushes the alert producer, leaves the
  * group; blocks until the thread has ended. */
 void scorer_stop(struct scorer *s);
+/* The same, but a batch the database does not take at once is abandoned at once (it is
+ * redelivered) instead of retried: for a database known to be gone. */
+void scorer_stop_now(struct scorer *s);
 void scorer_stats(struct scorer *s, struct scorer_stats *out);
 void scorer_destroy(struct scorer *s);
 

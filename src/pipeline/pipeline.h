@@ -78,17 +78,28 @@ struct pipeline_view {
 	double db_rows_per_s; /* growth of db_rows over the reader's window */
 	bool fleet_db;        /* GPUs of other hosts come from the database */
 	struct fleet_stats fleet;
+	/* added by the pipeline work: scrapes (ok + failed) per second of each target, over the
+	 * last window, same order as targets[] */
+	double target_scrapes_per_s[PIPELINE_MAX_TARGETS];
 };
 
 struct pipeline;
 
 /* Validates the configuration and creates the parts (no thread yet, no private PostgreSQL yet).
+ * cfg is borrowed and must outlive the pipeline.
  * Returns 0 or -EINVAL/-ENOMEM with a message in err naming the option and the fix. */
 int pipeline_create(struct pipeline **out, const struct config *cfg, char *err, size_t errlen);
 
-/* Starts every part in order; a part that cannot start is marked failed with its error and the
+/* Call from a thread that lives as long as the pipeline (the main thread): the private
+ * PostgreSQL server is a child process that is stopped when the console dies.
+ * Starts every part in order; a part that cannot start is marked failed with its error and the
  * rest starts anyway. Returns 0, or -errno when nothing useful can run (message in err). */
 int pipeline_start(struct pipeline *p, char *err, size_t errlen);
+
+/* How long pipeline_stop lets the sink catch up with the events the collector delivered
+ * before it stops the sink (default 0.75 s, for a console that quits within 2 s; the daemon waits
+ * longer). Added by the pipeline work. */
+void pipeline_set_drain(struct pipeline *p, double seconds);
 
 /* Re-reads the targets (SIGHUP). */
 int pipeline_reload(struct pipeline *p);

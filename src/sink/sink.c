@@ -78,6 +78,7 @@ struct sink {
 	pthread_t thread;
 	bool started;
 	atomic_bool stop;
+	atomic_bool stop_now; /* at stop, give up a batch the database does not take at once */
 
 	/* Two batches: the consumer thread fills one while the writer thread writes the other. */
 	struct batch batches[2];
@@ -474,7 +475,7 @@ static bool backoff(struct sink *s, int attempt, double deadline)
 	d *= 0.5 + (double)rand() / RAND_MAX; /* jitter: 0.5x .. 1.5x */
 	double end = time_mono() + d;
 	while (time_mono() < end) {
-		if (atomic_load(&s->stop) && time_mono() > deadline)
+		if (atomic_load(&s->stop) && (time_mono() > deadline || atomic_load(&s->stop_now)))
 			return false;
 		rd_kafka_poll(s->dlq, 0);
 		sleep_s(0.05);
@@ -1086,6 +1087,14 @@ int sink_start(struct sink *s)
 	}
 	s->started = true;
 	return 0;
+}
+
+void sink_stop_now(struct sink *s)
+{
+	if (!s)
+		return;
+	atomic_store(&s->stop_now, true);
+	sink_stop(s);
 }
 
 void sink_stop(struct sink *s)

@@ -64,6 +64,9 @@ int sink_start(struct sink *s);
  * (it is redelivered: its offsets were not stored); stored offsets are committed; the consumer
  * leaves its group. Blocks until the thread has ended. */
 void sink_stop(struct sink *s);
+/* The same, but a batch the database does not take at once is abandoned at once (it is
+ * redelivered) instead of retried for up to 10 s: for a database known to be gone. */
+void sink_stop_now(struct sink *s);
 /* Copies a snapshot of the counters (never blocks on I/O). */
 void sink_stats(struct sink *s, struct sink_stats *out);
 void sink_destroy(struct sink *s);

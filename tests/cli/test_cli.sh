@@ -33,9 +33,13 @@ MOCK_SPEED=warp expect 2 'MOCK_SPEED' -- mock-dcgm
 expect 2 '/nonexistent.conf' -- sink --config /nonexistent.conf
 expect 2 'must come before its options' -- --log-level debug sink
 
+# --daemon checks its options before it starts anything: bad usage is status 2.
+expect 2 'not a known GPU model' -- --daemon --model nope --duration 1
+expect 2 'not a known GPU model' -- daemon --model nope --duration 1
+
 # Every command this version does not build yet says so, with status 2 (never pretends to
 # work). Remove a command from this list in the change that builds it.
-unbuilt=("daemon" "status")
+unbuilt=("status")
 for cmd in "${unbuilt[@]}"; do
   # shellcheck disable=SC2086
   expect 2 'not built yet' -- $cmd

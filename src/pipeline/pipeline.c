@@ -1,0 +1,1065 @@
+#include "pipeline/pipeline.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "collect/targets.h"
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "health/scorer_cmd.h"
+#include "pipeline/privpg.h"
+#include "sim/inject.h"
+#include "sim/sim.h"
+#include "store/pg.h"
+
+#define MOCK_PARTITIONS 8
+#define READER_PERIOD_S 2.0
+#define RATE_WINDOW_S 2.0
+#define EXACT_COUNT_MAX 1000000.0 /* count(*) below this estimate, else the estimate */
+#define PG_START_TIMEOUT_S 30.0
+#define PG_STOP_TIMEOUT_S 10.0
+#define FLUSH_TIMEOUT_S 5.0
+#define FLEET_DB_MAX_ROWS 65536
+
+struct pipeline {
+	const struct config *cfg; /* borrowed: outlives the pipeline */
+	pthread_mutex_t lock;     /* guards parts, the rates, the reader's figures, sink/scorer */
+	struct pipeline_part_view parts[PP_COUNT];
+	double started;
+	double drain_s;
+	struct fleet *fleet; /* owned */
+
+	/* simulator */
+	const struct sim_model *model;
+	struct inject_spec *faults; /* owned */
+	size_t nfaults;
+	char hostname[256];
+	struct exporter *ex; /* owned */
+	char sim_url[320];
+
+	/* collector */
+	struct targets tg; /* the --target / --targets-file set (empty: the simulator) */
+	const char **props; /* owned array of borrowed -X strings */
+	size_t nprops;
+	const char **cprops; /* consumers: props + mock settings */
+	size_t ncprops;
+	struct collector *col; /* owned */
+
+	/* broker */
+	rd_kafka_t *mock_rk;   /* owned: holds the mock cluster */
+	rd_kafka_mock_cluster_t *mock;
+	char brokers[512];
+
+	/* database */
+	bool fleet_db; /* --db given: read every host's GPUs back */
+	bool want_db;
+	char bindir[4096];
+	char state_dir[4096];
+	char conninfo[4096];
+	struct privpg *pg;   /* owned by the db thread until it ends */
+	struct sink *sink;     /* owned; created by the db thread */
+	struct scorer *scorer; /* owned; created by the db thread */
+	pthread_t db_thread;
+	bool db_thread_started;
+	atomic_bool reader_stop; /* leave the reader loop */
+	atomic_bool pg_stop;     /* stop the private server and end the thread */
+	atomic_bool reader_done;
+
+	/* figures */
+	int64_t db_rows;
+	bool db_rows_estimate;
+	double db_rows_per_s;
+	double rate_t;
+	uint64_t rate_scrapes, rate_events;
+	double scrapes_per_s, events_per_s;
+	size_t rate_ntargets;
+	uint64_t rate_target[PIPELINE_MAX_TARGETS];
+	double target_rate[PIPELINE_MAX_TARGETS];
+
+	bool stopped;
+};
+
+static const char *part_names[PP_COUNT] = {"simulator", "collector", "broker",
+					   "database",  "sink",      "scorer"};
+static const char *state_names[] = {"off", "starting", "running", "degraded", "failed", "stopped"};
+
+const char *pipeline_part_name(enum pipeline_part p)
+{
+	return (unsigned)p < PP_COUNT ? part_names[p] : "?";
+}
+
+const char *pipeline_state_name(enum part_state s)
+{
+	return (unsigned)s < sizeof(state_names) / sizeof(state_names[0]) ? state_names[s] : "?";
+}
+
+static void set_part(struct pipeline *p, enum pipeline_part part, enum part_state st,
+		     const char *detail, const char *error)
+{
+	pthread_mutex_lock(&p->lock);
+	struct pipeline_part_view *v = &p->parts[part];
+	v->state = st;
+	if (detail)
+		snprintf(v->detail, sizeof(v->detail), "%s", detail);
+	if (error && *error) {
+		snprintf(v->last_error, sizeof(v->last_error), "%s", error);
+		v->last_error_time = time_now();
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (st == PART_FAILED)
+		log_error("%s: %s", part_names[part], error ? error : "failed");
+	else if (st == PART_OFF && detail)
+		log_info("%s: off: %s", part_names[part], detail);
+	else if (st == PART_RUNNING && detail)
+		log_info("%s: %s", part_names[part], detail);
+}
+
+/* A part that ran is now stopped; one that failed or was off keeps its state and error. */
+static void stop_part(struct pipeline *p, enum pipeline_part part)
+{
+	pthread_mutex_lock(&p->lock);
+	struct pipeline_part_view *v = &p->parts[part];
+	if (v->state == PART_RUNNING || v->state == PART_DEGRADED || v->state == PART_STARTING)
+		v->state = PART_STOPPED;
+	pthread_mutex_unlock(&p->lock);
+}
+
+static enum part_state part_state(struct pipeline *p, enum pipeline_part part)
+{
+	pthread_mutex_lock(&p->lock);
+	enum part_state s = p->parts[part].state;
+	pthread_mutex_unlock(&p->lock);
+	return s;
+}
+
+/* ------------------------------------------------------------------ create */
+
+static int load_targets(const struct config *cfg, struct targets *out, char *err, size_t errlen)
+{
+	int rc = 0;
+	for (size_t i = 0; i < config_list_len(cfg, "target"); i++) {
+		const char *u = config_list_at(cfg, "target", i);
+		if (!*u)
+			continue;
+		if ((rc = targets_add(out, u, "--target", err, errlen)) != 0)
+			return rc;
+	}
+	const char *path = config_str(cfg, "targets-file");
+	if (path) {
+		struct targets file;
+		targets_init(&file);
+		rc = targets_load_file(&file, path, err, errlen);
+		for (size_t i = 0; rc == 0 && i < file.n; i++)
+			if (targets_find(out, file.urls[i]) < 0)
+				rc = targets_add(out, file.urls[i], file.origins[i], err, errlen);
+		targets_free(&file);
+	}
+	return rc;
+}
+
+int pipeline_create(struct pipeline **out, const struct config *cfg, char *err, size_t errlen)
+{
+	*out = NULL;
+	int rc = -ENOMEM;
+	struct pipeline *p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	targets_init(&p->tg);
+	p->cfg = cfg;
+	p->drain_s = 0.75; /* the console: q must exit within 2 s */
+	p->db_rows = -1;
+	p->stopped = true; /* until started */
+	char who[96];
+
+	if ((rc = load_targets(cfg, &p->tg, err, errlen)) != 0) {
+		rc = rc == -ENOMEM ? rc : -EINVAL;
+		goto fail;
+	}
+	if (p->tg.n == 0) {
+		const char *m = config_str(cfg, "model");
+		if (!(p->model = sim_model_find(m))) {
+			config_describe(cfg, "model", who, sizeof(who));
+			snprintf(err, errlen, "%s '%s' is not a known GPU model; use one of: %s", who,
+				 m ? m : "", sim_model_names());
+			rc = -EINVAL;
+			goto fail;
+		}
+		const char *hl = config_str(cfg, "host-label");
+		if (strcmp(hl, "hostname") != 0 && strcmp(hl, "Hostname") != 0) {
+			config_describe(cfg, "host-label", who, sizeof(who));
+			snprintf(err, errlen, "%s '%s': use 'hostname' or 'Hostname'", who, hl);
+			rc = -EINVAL;
+			goto fail;
+		}
+		unsigned ngpus = (unsigned)config_int(cfg, "gpus");
+		p->nfaults = config_list_len(cfg, "inject");
+		if (p->nfaults && !(p->faults = calloc(p->nfaults, sizeof(*p->faults)))) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		for (size_t i = 0; i < p->nfaults; i++)
+			if (inject_parse(config_list_at(cfg, "inject", i), ngpus, &p->faults[i], err,
+					 errlen) != 0) {
+				rc = -EINVAL;
+				goto fail;
+			}
+		const char *h = config_str(cfg, "hostname");
+		if (h)
+			snprintf(p->hostname, sizeof(p->hostname), "%s", h);
+		else if (gethostname(p->hostname, sizeof(p->hostname) - 1) != 0)
+			snprintf(p->hostname, sizeof(p->hostname), "localhost");
+	}
+	p->nprops = config_list_len(cfg, "X");
+	p->props = calloc(p->nprops + 1, sizeof(*p->props));
+	p->cprops = calloc(p->nprops + 2, sizeof(*p->cprops));
+	if (!p->props || !p->cprops) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	/* The mock cluster is new on every run and each group joins it once, so its known
+	 * trouble with a rejoin under the default session timeout does not arise. */
+	for (size_t i = 0; i < p->nprops; i++) {
+		p->props[i] = config_list_at(cfg, "X", i);
+		p->cprops[p->ncprops++] = p->props[i];
+	}
+	const char *db = config_str(cfg, "db");
+	p->fleet_db = db != NULL;
+	if (db)
+		snprintf(p->conninfo, sizeof(p->conninfo), "%s", db);
+	struct econ_inputs econ;
+	struct scorer_options so;
+	const char **sprops = NULL;
+	if (scorer_cmd_options(cfg, &so, &sprops) != 0) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	free(sprops);
+	econ = so.econ;
+	struct fleet_opts fo = {
+		.interval_s = config_double(cfg, "interval"),
+		.horizon_h = so.horizon_h,
+		.econ = &econ,
+		.risk_level = so.risk_level,
+		.raise_after = so.raise_after,
+		.clear_after = so.clear_after,
+		.missing_intervals = so.missing_intervals,
+	};
+	if ((rc = fleet_create(&p->fleet, &fo)) != 0) {
+		snprintf(err, errlen, "cannot create the fleet: %s", strerror(-rc));
+		goto fail;
+	}
+	for (int i = 0; i < PP_COUNT; i++)
+		p->parts[i].state = PART_OFF;
+	*out = p; /* caller owns */
+	return 0;
+fail:
+	if (rc == -ENOMEM && !err[0])
+		snprintf(err, errlen, "out of memory");
+	pipeline_destroy(p);
+	return rc;
+}
+
+void pipeline_set_drain(struct pipeline *p, double seconds) { p->drain_s = seconds; }
+
+/* ------------------------------------------------------------------ parts */
+
+static int start_sim(struct pipeline *p)
+{
+	char err[512] = "", detail[192];
+	struct sim *sim = NULL;
+	const struct config *cfg = p->cfg;
+	set_part(p, PP_SIM, PART_STARTING, "starting", NULL);
+	struct sim_params sp = {
+		.model = p->model,
+		.n_gpus = (unsigned)config_int(cfg, "gpus"),
+		.seed = (uint64_t)config_int(cfg, "seed"),
+		.poll_interval = config_double(cfg, "poll-interval"),
+		.faults = p->faults,
+		.n_faults = p->nfaults,
+	};
+	/* unless given, the simulator updates as often as it is scraped (a 1 s --interval shows
+	 * 1 s of change per sample, not the same values ten times) */
+	double every = config_double(cfg, "interval");
+	if (!config_is_set(cfg, "poll-interval") && every < sp.poll_interval)
+		sp.poll_interval = every;
+	int rc = sim_create(&sim, &sp);
+	if (rc) {
+		snprintf(err, sizeof(err), "cannot create the simulated fleet: %s", strerror(-rc));
+		goto fail;
+	}
+	const char *listen = config_str(cfg, "listen");
+	struct exporter_params ep = {
+		.listen = listen ? listen : "127.0.0.1:0",
+		.speed = config_double(cfg, "speed"),
+		.poll_interval = sp.poll_interval,
+		.render = {.hostname = p->hostname,
+			   .host_label = config_str(cfg, "host-label"),
+			   .driver_version = p->model->driver_version,
+			   .model_name = p->model->model_name},
+		.http_threads = 2,
+	};
+	rc = exporter_create(&p->ex, sim, &ep, err, sizeof(err));
+	if (rc)
+		goto fail; /* sim owned by the exporter even on failure */
+	rc = exporter_start(p->ex, err, sizeof(err));
+	if (rc)
+		goto fail;
+	const char *addr = exporter_address(p->ex);
+	if (strncmp(addr, "0.0.0.0:", 8) == 0) /* --listen :PORT: scrape over loopback */
+		snprintf(p->sim_url, sizeof(p->sim_url), "http://127.0.0.1:%s/metrics", addr + 8);
+	else
+		snprintf(p->sim_url, sizeof(p->sim_url), "http://%s/metrics", addr);
+	snprintf(detail, sizeof(detail), "%u simulated %.30s GPUs on %.120s", sp.n_gpus, p->model->name,
+		 p->sim_url);
+	set_part(p, PP_SIM, PART_RUNNING, detail, NULL);
+	return 0;
+fail:
+	exporter_destroy(p->ex);
+	p->ex = NULL;
+	set_part(p, PP_SIM, PART_FAILED, "simulator not running", err);
+	return rc ? rc : -EIO;
+}
+
+static int start_broker(struct pipeline *p)
+{
+	char err[512] = "", detail[192];
+	const char *b = config_str(p->cfg, "brokers");
+	if (b) {
+		snprintf(p->brokers, sizeof(p->brokers), "%s", b);
+		snprintf(detail, sizeof(detail), "Kafka at %s", b);
+		set_part(p, PP_BROKER, PART_RUNNING, detail, NULL);
+		return 0;
+	}
+	set_part(p, PP_BROKER, PART_STARTING, "starting the in-process mock cluster", NULL);
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	/* this handle only holds the cluster: it connects nowhere, so no bootstrap warning */
+	if (rd_kafka_conf_set(conf, "client.id", "gpuhealth-mock", err, sizeof(err)) !=
+		    RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+		rd_kafka_conf_destroy(conf);
+		goto fail;
+	}
+	p->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (!p->mock_rk) {
+		rd_kafka_conf_destroy(conf);
+		goto fail;
+	}
+	p->mock = rd_kafka_mock_cluster_new(p->mock_rk, 1);
+	if (!p->mock) {
+		snprintf(err, sizeof(err), "librdkafka could not create its mock cluster");
+		goto fail;
+	}
+	const char *topics[3] = {config_str(p->cfg, "topic"), config_str(p->cfg, "dlq-topic"),
+				 config_str(p->cfg, "alerts-topic")};
+	for (int i = 0; i < 3; i++) {
+		if (!topics[i] || !*topics[i])
+			continue;
+		rd_kafka_resp_err_t e =
+			rd_kafka_mock_topic_create(p->mock, topics[i], i == 0 ? MOCK_PARTITIONS : 1, 1);
+		if (e) {
+			snprintf(err, sizeof(err), "mock cluster: cannot create topic %s: %s",
+				 topics[i], rd_kafka_err2str(e));
+			goto fail;
+		}
+	}
+	snprintf(p->brokers, sizeof(p->brokers), "%s", rd_kafka_mock_cluster_bootstraps(p->mock));
+	snprintf(detail, sizeof(detail), "in-process mock cluster %.120s (%d partitions)", p->brokers,
+		 MOCK_PARTITIONS);
+	set_part(p, PP_BROKER, PART_RUNNING, detail, NULL);
+	return 0;
+fail:
+	if (p->mock)
+		rd_kafka_mock_cluster_destroy(p->mock);
+	p->mock = NULL;
+	if (p->mock_rk)
+		rd_kafka_destroy(p->mock_rk);
+	p->mock_rk = NULL;
+	set_part(p, PP_BROKER, PART_FAILED, "no broker", err);
+	return -EIO;
+}
+
+static void tap(const json_t *event, void *ud)
+{
+	struct pipeline *p = ud;
+	fleet_ingest_event(p->fleet, event);
+}
+
+static int start_collector(struct pipeline *p)
+{
+	char err[512] = "", detail[192];
+	const struct config *cfg = p->cfg;
+	const char *sim_url[1] = {p->sim_url};
+	const char *const *urls = p->tg.n ? (const char *const *)p->tg.urls : sim_url;
+	size_t n = p->tg.n ? p->tg.n : 1;
+	if (!p->tg.n && !p->ex) {
+		set_part(p, PP_COLLECTOR, PART_FAILED, "nothing to scrape",
+			 "the simulator is not running and no --target was given");
+		return -EIO;
+	}
+	if (!p->brokers[0]) {
+		set_part(p, PP_COLLECTOR, PART_FAILED, "no broker", "no Kafka broker to produce to");
+		return -EIO;
+	}
+	double every = config_double(cfg, "stats-interval");
+	struct collector_options o = {
+		.targets = urls,
+		.ntargets = n,
+		.interval_s = config_double(cfg, "interval"),
+		.timeout_s = config_double(cfg, "scrape-timeout"),
+		.max_body = (size_t)config_int(cfg, "max-body"),
+		.enrich = {config_str(cfg, "cluster"), config_str(cfg, "datacenter"),
+			   config_str(cfg, "rack")},
+		.kafka =
+			{
+				.brokers = p->brokers,
+				.topic = config_str(cfg, "topic"),
+				.kafka_props = p->props,
+				.nkafka_props = p->nprops,
+				.buffer_events = (size_t)config_int(cfg, "buffer-events"),
+				.spool_dir = config_str(cfg, "spool-dir"),
+				.spool_max_bytes = (uint64_t)config_int(cfg, "spool-max") << 20,
+				.flush_timeout_s = FLUSH_TIMEOUT_S,
+				.drop_log_interval_s = every > 0 ? every : 10,
+			},
+		.tap = tap,
+		.tap_ud = p,
+	};
+	int rc = collector_create(&p->col, &o, err, sizeof(err));
+	if (rc == 0 && (rc = collector_start(p->col)) != 0)
+		snprintf(err, sizeof(err), "cannot start the collector thread: %s", strerror(-rc));
+	if (rc) {
+		collector_destroy(p->col);
+		p->col = NULL;
+		set_part(p, PP_COLLECTOR, PART_FAILED, "not running", err);
+		return rc;
+	}
+	snprintf(detail, sizeof(detail), "%zu target%s every %g s -> topic %s", n, n == 1 ? "" : "s",
+		 o.interval_s, o.kafka.topic);
+	set_part(p, PP_COLLECTOR, PART_RUNNING, detail, NULL);
+	return 0;
+}
+
+static void start_sink(struct pipeline *p)
+{
+	char err[512] = "", detail[192];
+	const struct config *cfg = p->cfg;
+	struct sink_options o = {
+		.brokers = p->brokers,
+		.topic = config_str(cfg, "topic"),
+		.group = config_str(cfg, "group"),
+		.dlq_topic = config_str(cfg, "dlq-topic"),
+		.kafka_props = p->cprops,
+		.nkafka_props = p->ncprops,
+		.conninfo = p->conninfo,
+		.batch_size = (int)config_int(cfg, "batch-size"),
+		.batch_timeout_s = config_double(cfg, "batch-timeout"),
+		.maintenance_interval_s = config_double(cfg, "maintenance-interval"),
+	};
+	struct sink *s = NULL;
+	int rc = sink_create(&s, &o, err, sizeof(err));
+	if (rc == 0 && (rc = sink_start(s)) != 0)
+		snprintf(err, sizeof(err), "cannot start the sink thread: %s", strerror(-rc));
+	if (rc) {
+		sink_destroy(s);
+		set_part(p, PP_SINK, PART_FAILED, "not running", err);
+		return;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->sink = s; /* owned by p */
+	pthread_mutex_unlock(&p->lock);
+	snprintf(detail, sizeof(detail), "topic %s -> gpu_metrics, group %s", o.topic, o.group);
+	set_part(p, PP_SINK, PART_RUNNING, detail, NULL);
+}
+
+static void start_scorer(struct pipeline *p)
+{
+	char err[512] = "", detail[192];
+	struct scorer_options o;
+	const char **sprops = NULL;
+	if (scorer_cmd_options(p->cfg, &o, &sprops) != 0) {
+		set_part(p, PP_SCORER, PART_FAILED, "not running", "out of memory");
+		return;
+	}
+	o.brokers = p->brokers;
+	o.conninfo = p->conninfo;
+	o.kafka_props = p->cprops;
+	o.nkafka_props = p->ncprops;
+	struct scorer *s = NULL;
+	int rc = scorer_create(&s, &o, err, sizeof(err));
+	free(sprops);
+	if (rc == 0 && (rc = scorer_start(s)) != 0)
+		snprintf(err, sizeof(err), "cannot start the scorer thread: %s", strerror(-rc));
+	if (rc) {
+		scorer_destroy(s);
+		set_part(p, PP_SCORER, PART_FAILED, "not running", err);
+		return;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->scorer = s; /* owned by p */
+	pthread_mutex_unlock(&p->lock);
+	snprintf(detail, sizeof(detail), "group %s, health into the database", o.group);
+	set_part(p, PP_SCORER, PART_RUNNING, detail, NULL);
+}
+
+/* ------------------------------------------------------------------ the database thread */
+
+static void nap(double s)
+{
+	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+	nanosleep(&ts, NULL);
+}
+
+static double getd(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? NAN : strtod(PQgetvalue(r, row, col), NULL);
+}
+
+/* Rows in gpu_metrics: exact below EXACT_COUNT_MAX, else the planner's estimate. */
+static void count_rows(struct pipeline *p, PGconn *c, double *t_prev, int64_t *prev)
+{
+	double est = NAN;
+	PGresult *r = PQexecParams(
+		c,
+		"SELECT coalesce((SELECT sum(greatest(c.reltuples, 0)) FROM pg_inherits i "
+		"JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass($1)), "
+		"(SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = to_regclass($1)))",
+		1, NULL, (const char *const[]){"gpu_metrics"}, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		est = getd(r, 0, 0);
+	PQclear(r);
+	int64_t rows = -1;
+	bool estimate = false;
+	if (!isnan(est) && est >= EXACT_COUNT_MAX) {
+		rows = (int64_t)est;
+		estimate = true;
+	} else {
+		r = PQexecParams(c, "SELECT count(*) FROM gpu_metrics", 0, NULL, NULL, NULL, NULL, 0);
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+			rows = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		PQclear(r);
+	}
+	double now = time_mono();
+	pthread_mutex_lock(&p->lock);
+	p->db_rows = rows;
+	p->db_rows_estimate = estimate;
+	if (rows >= 0 && *prev >= 0 && now > *t_prev)
+		p->db_rows_per_s = (double)(rows - *prev) / (now - *t_prev);
+	pthread_mutex_unlock(&p->lock);
+	if (rows >= 0) {
+		*prev = rows;
+		*t_prev = now;
+	}
+}
+
+static const struct {
+	enum hs_field f;
+	int col;
+} fleet_cols[] = {
+	{HS_GPU_TEMP, 5},	{HS_MEMORY_TEMP, 6},	 {HS_SLOWDOWN_TEMP, 7},
+	{HS_SHUTDOWN_TEMP, 8},	{HS_POWER, 9},		 {HS_POWER_LIMIT, 10},
+	{HS_GPU_UTIL, 11},	{HS_PCIE_REPLAY, 12},	 {HS_XID, 13},
+	{HS_SBE_VOL, 14},	{HS_DBE_VOL, 15},	 {HS_SBE_AGG, 16},
+	{HS_DBE_AGG, 17},	{HS_UNCORR_ROWS, 18},	 {HS_CORR_ROWS, 19},
+	{HS_REMAP_FAILURE, 20}, {HS_REMAP_PENDING, 21},	 {HS_CLOCK_REASONS, 22},
+	{HS_POWER_VIOLATION, 23}, {HS_THERMAL_VIOLATION, 24},
+};
+
+static enum health_status status_of(const char *s)
+{
+	return strcmp(s, "fail") == 0 ? HEALTH_FAIL : strcmp(s, "warn") == 0 ? HEALTH_WARN : HEALTH_PASS;
+}
+
+static enum health_action action_of(const char *s)
+{
+	for (int a = 0; a < ACT_COUNT; a++)
+		if (strcmp(s, health_action_name((enum health_action)a)) == 0)
+			return (enum health_action)a;
+	return ACT_KEEP;
+}
+
+static void reasons_of(const char *text, struct health_result *h)
+{
+	json_t *a = json_loads(text, 0, NULL);
+	size_t i;
+	json_t *x;
+	json_array_foreach(a, i, x)
+	{
+		if (h->nreasons >= HEALTH_MAX_REASONS)
+			break;
+		struct health_reason *r = &h->reasons[h->nreasons++];
+		const char *code = json_string_value(json_object_get(x, "code"));
+		const char *t = json_string_value(json_object_get(x, "text"));
+		const char *sev = json_string_value(json_object_get(x, "severity"));
+		const char *rem = json_string_value(json_object_get(x, "remedy"));
+		snprintf(r->code, sizeof(r->code), "%s", code ? code : "?");
+		snprintf(r->text, sizeof(r->text), "%s", t ? t : "");
+		r->sev = sev ? status_of(sev) : HEALTH_PASS;
+		r->remedy = rem ? action_of(rem) : ACT_KEEP;
+		r->event = json_is_true(json_object_get(x, "event"));
+	}
+	json_decref(a);
+}
+
+/* Every host's newest sample and health from a fleet database. */
+static int read_fleet(struct pipeline *p, PGconn *c, char *err, size_t errlen)
+{
+	char lim[16];
+	snprintf(lim, sizeof(lim), "%d", FLEET_DB_MAX_ROWS);
+	PGresult *r = PQexecParams(
+		c,
+		"SELECT m.gpu_key, coalesce(m.hostname, ''), coalesce(m.gpu_index, -1), "
+		"coalesce(m.model, ''), extract(epoch FROM m.time), m.gpu_temp, m.memory_temp, "
+		"m.slowdown_temp, m.shutdown_temp, m.power_usage, m.power_limit, m.gpu_util, "
+		"m.pcie_replay, m.xid, m.ecc_sbe_volatile, m.ecc_dbe_volatile, m.ecc_sbe_aggregate, "
+		"m.ecc_dbe_aggregate, m.uncorrectable_remapped_rows, m.correctable_remapped_rows, "
+		"m.row_remap_failure, m.row_remap_pending, m.clocks_event_reasons, m.power_violation, "
+		"m.thermal_violation, h.score, h.status, h.reasons::text, extract(epoch FROM h.time), "
+		"pr.probability, pr.recommendation, h.thermal, h.memory, h.power, h.interconnect, h.xid "
+		"FROM v_latest_gpu_metrics m "
+		"LEFT JOIN v_latest_health h ON h.gpu_key = m.gpu_key "
+		"LEFT JOIN LATERAL (SELECT probability, recommendation FROM gpu_failure_predictions f "
+		"  WHERE f.gpu_key = m.gpu_key ORDER BY f.time DESC LIMIT 1) pr ON true "
+		"LIMIT $1::int",
+		1, NULL, (const char *const[]){lim}, NULL, NULL, 0);
+	int rc = 0;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "reading the fleet: %s", PQerrorMessage(c));
+		err[strcspn(err, "\n")] = '\0';
+		rc = -EIO;
+		goto out;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct health_sample s;
+		memset(&s, 0, sizeof(s));
+		snprintf(s.key, sizeof(s.key), "%s", PQgetvalue(r, i, 0));
+		snprintf(s.host, sizeof(s.host), "%s", PQgetvalue(r, i, 1));
+		s.index = atoi(PQgetvalue(r, i, 2));
+		snprintf(s.model, sizeof(s.model), "%s", PQgetvalue(r, i, 3));
+		s.time = getd(r, i, 4);
+		for (size_t k = 0; k < sizeof(fleet_cols) / sizeof(fleet_cols[0]); k++) {
+			double v = getd(r, i, fleet_cols[k].col);
+			if (!isnan(v))
+				health_sample_set(&s, fleet_cols[k].f, v);
+		}
+		bool have = !PQgetisnull(r, i, 25);
+		struct health_result h;
+		memset(&h, 0, sizeof(h));
+		if (have) {
+			snprintf(h.key, sizeof(h.key), "%s", s.key);
+			snprintf(h.host, sizeof(h.host), "%s", s.host);
+			h.score = atoi(PQgetvalue(r, i, 25));
+			h.status = status_of(PQgetvalue(r, i, 26));
+			if (!PQgetisnull(r, i, 27))
+				reasons_of(PQgetvalue(r, i, 27), &h);
+			h.time = getd(r, i, 28);
+			for (int k = 0; k < HC_COUNT; k++)
+				h.comp[k] = PQgetisnull(r, i, 31 + k) ? 100 : atoi(PQgetvalue(r, i, 31 + k));
+			h.trends.temp_margin_c = NAN;
+		}
+		double pf = getd(r, i, 29);
+		enum health_action act =
+			PQgetisnull(r, i, 30) ? ACT_KEEP : action_of(PQgetvalue(r, i, 30));
+		if ((rc = fleet_ingest_health(p->fleet, &s, have, &h, act, pf)) != 0) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+	}
+out:
+	PQclear(r);
+	return rc;
+}
+
+static void db_error(struct pipeline *p, const char *e)
+{
+	pthread_mutex_lock(&p->lock);
+	struct pipeline_part_view *v = &p->parts[PP_DATABASE];
+	bool changed = strcmp(v->last_error, e) != 0;
+	snprintf(v->last_error, sizeof(v->last_error), "%s", e);
+	v->last_error_time = time_now();
+	if (v->state == PART_RUNNING)
+		v->state = PART_DEGRADED;
+	pthread_mutex_unlock(&p->lock);
+	if (changed)
+		log_warn("database: %s", e);
+}
+
+static void reader_loop(struct pipeline *p)
+{
+	PGconn *c = NULL;
+	double next = 0, t_prev = 0;
+	int64_t prev = -1;
+	char err[512];
+	while (!atomic_load(&p->reader_stop)) {
+		if (p->pg && privpg_check(p->pg, err, sizeof(err)) != 0) {
+			set_part(p, PP_DATABASE, PART_FAILED, NULL, err);
+			break;
+		}
+		if (time_mono() < next) {
+			nap(0.05);
+			continue;
+		}
+		next = time_mono() + READER_PERIOD_S;
+		if (!c || PQstatus(c) != CONNECTION_OK) {
+			if (c)
+				PQfinish(c);
+			c = pg_connect(p->conninfo, "gpuhealth-console", err, sizeof(err));
+			if (!c) {
+				db_error(p, err);
+				continue;
+			}
+			pg_exec(c, "SET statement_timeout = '1500ms'", err, sizeof(err));
+		}
+		count_rows(p, c, &t_prev, &prev);
+		int rc = p->fleet_db ? read_fleet(p, c, err, sizeof(err)) : 0;
+		if (rc)
+			db_error(p, err);
+		else if (part_state(p, PP_DATABASE) == PART_DEGRADED)
+			set_part(p, PP_DATABASE, PART_RUNNING, NULL, NULL);
+	}
+	if (c)
+		PQfinish(c);
+}
+
+static void *db_main(void *arg)
+{
+	struct pipeline *p = arg;
+	char err[1024] = "";
+	if (!p->fleet_db) {
+		char detail[192];
+		snprintf(detail, sizeof(detail), "starting private PostgreSQL in %.150s/pg", p->state_dir);
+		set_part(p, PP_DATABASE, PART_STARTING, detail, NULL);
+		struct privpg *pg = NULL;
+		int rc = privpg_start(&pg, p->bindir, p->state_dir, PG_START_TIMEOUT_S,
+				      &p->reader_stop, err, sizeof(err));
+		if (rc == -ECANCELED) {
+			set_part(p, PP_DATABASE, PART_STOPPED, "stopped while it started", NULL);
+			goto wait;
+		} else if (rc) {
+			set_part(p, PP_DATABASE, PART_FAILED, "private PostgreSQL not running", err);
+			set_part(p, PP_SINK, PART_OFF, "no database (see the database's error)", NULL);
+			set_part(p, PP_SCORER, PART_OFF, "no database (see the database's error)", NULL);
+			goto wait;
+		}
+		p->pg = pg; /* owned by this thread until it ends */
+		snprintf(p->conninfo, sizeof(p->conninfo), "%s", privpg_conninfo(pg));
+		set_part(p, PP_DATABASE, PART_RUNNING, privpg_describe(pg), NULL);
+	} else {
+		char red[sizeof(p->conninfo)], detail[192];
+		pg_redact(p->conninfo, red, sizeof(red));
+		snprintf(detail, sizeof(detail), "fleet database %.170s", red);
+		set_part(p, PP_DATABASE, PART_RUNNING, detail, NULL);
+	}
+	if (!atomic_load(&p->reader_stop) && part_state(p, PP_BROKER) == PART_RUNNING) {
+		start_sink(p);
+		start_scorer(p);
+	} else if (part_state(p, PP_BROKER) != PART_RUNNING) {
+		set_part(p, PP_SINK, PART_OFF, "no broker", NULL);
+		set_part(p, PP_SCORER, PART_OFF, "no broker", NULL);
+	}
+	reader_loop(p);
+wait:
+	atomic_store(&p->reader_done, true);
+	/* the server is this thread's child (its parent-death signal follows this thread): stay
+	 * until the sink and the scorer have committed, then stop it */
+	while (!atomic_load(&p->pg_stop))
+		nap(0.02);
+	if (p->conninfo[0] && part_state(p, PP_DATABASE) == PART_RUNNING) {
+		/* the last count, after the sink's final commit */
+		PGconn *c = pg_connect(p->conninfo, "gpuhealth-console", err, sizeof(err));
+		if (c) {
+			double t = 0;
+			int64_t prev = -1;
+			count_rows(p, c, &t, &prev);
+			PQfinish(c);
+		}
+	}
+	if (p->pg) {
+		privpg_stop(p->pg, PG_STOP_TIMEOUT_S);
+		privpg_destroy(p->pg);
+		p->pg = NULL;
+		stop_part(p, PP_DATABASE);
+	}
+	return NULL;
+}
+
+static void start_database(struct pipeline *p)
+{
+	if (!p->fleet_db) {
+		if (privpg_find_bindir(p->bindir, sizeof(p->bindir)) != 0) {
+			set_part(p, PP_DATABASE, PART_OFF,
+				 "none: PostgreSQL server binaries not found (install postgresql, or "
+				 "give --db)",
+				 NULL);
+			set_part(p, PP_SINK, PART_OFF, "no database", NULL);
+			set_part(p, PP_SCORER, PART_OFF, "no database", NULL);
+			return;
+		}
+		if (privpg_state_dir(p->state_dir, sizeof(p->state_dir)) != 0) {
+			set_part(p, PP_DATABASE, PART_FAILED, "no state directory",
+				 "neither XDG_STATE_HOME nor HOME is set; set one, or give --db");
+			return;
+		}
+	}
+	int rc = pthread_create(&p->db_thread, NULL, db_main, p);
+	if (rc) {
+		set_part(p, PP_DATABASE, PART_FAILED, NULL, "cannot start the database thread");
+		return;
+	}
+	p->db_thread_started = true;
+}
+
+int pipeline_start(struct pipeline *p, char *err, size_t errlen)
+{
+	p->started = time_now();
+	p->stopped = false;
+	p->rate_t = time_mono();
+	if (!p->tg.n)
+		start_sim(p);
+	else
+		set_part(p, PP_SIM, PART_OFF, "scraping --target URLs", NULL);
+	start_broker(p);
+	start_collector(p);
+	start_database(p);
+	if (part_state(p, PP_COLLECTOR) == PART_FAILED) {
+		pthread_mutex_lock(&p->lock);
+		snprintf(err, errlen, "collector: %s", p->parts[PP_COLLECTOR].last_error);
+		pthread_mutex_unlock(&p->lock);
+		return -EIO;
+	}
+	return 0;
+}
+
+int pipeline_reload(struct pipeline *p)
+{
+	if (!p->col)
+		return -ENODEV;
+	if (!p->tg.n && !config_str(p->cfg, "targets-file")) {
+		log_info("collector: SIGHUP: scraping the simulator; no --targets-file to re-read");
+		return 0;
+	}
+	struct targets tg;
+	targets_init(&tg);
+	char err[1024] = "";
+	int rc = load_targets(p->cfg, &tg, err, sizeof(err));
+	if (rc == 0 && tg.n == 0) {
+		snprintf(err, sizeof(err), "the new target list is empty");
+		rc = -EINVAL;
+	}
+	if (rc == 0)
+		rc = collector_set_targets(p->col, (const char *const *)tg.urls, tg.n);
+	if (rc) {
+		log_error("collector: SIGHUP: %s; keeping the %zu targets in use",
+			  err[0] ? err : strerror(-rc), p->tg.n);
+		set_part(p, PP_COLLECTOR, part_state(p, PP_COLLECTOR), NULL, err[0] ? err : "reload failed");
+		targets_free(&tg);
+		return rc;
+	}
+	log_info("collector: SIGHUP: %zu targets (were %zu)", tg.n, p->tg.n);
+	targets_free(&p->tg);
+	p->tg = tg; /* ours now */
+	return 0;
+}
+
+/* Lets the sink and the scorer catch up with the events the collector delivered (bounded by
+ * drain_s): with the mock cluster every delivered event is consumed once by each group; with a
+ * real broker, a lag of 0 says the same for topics other producers write too. */
+static void drain(struct pipeline *p, uint64_t delivered)
+{
+	if ((!p->sink && !p->scorer) || delivered == 0)
+		return;
+	double until = time_mono() + p->drain_s;
+	struct sink_stats st;
+	struct scorer_stats sc;
+	while (time_mono() < until) {
+		bool sink_done = true, scorer_done = true;
+		if (p->sink) {
+			sink_stats(p->sink, &st);
+			/* with the database away nothing more gets written: do not wait */
+			sink_done = st.failed || !st.db_connected || st.paused ||
+				    st.consumed >= delivered ||
+				    (!p->mock && st.lag_total == 0 && st.consumed > 0);
+		}
+		if (p->scorer) {
+			scorer_stats(p->scorer, &sc);
+			scorer_done = sc.failed || !sc.db_connected || sc.consumed >= delivered;
+		}
+		if (sink_done && (scorer_done || !p->mock))
+			break;
+		nap(0.02);
+	}
+}
+
+void pipeline_stop(struct pipeline *p)
+{
+	if (!p || p->stopped)
+		return;
+	p->stopped = true;
+	uint64_t delivered = 0;
+	if (p->col) {
+		collector_stop(p->col); /* flushes to the broker */
+		struct collector_stats cs;
+		collector_stats(p->col, &cs);
+		delivered = cs.producer.delivered;
+		stop_part(p, PP_COLLECTOR);
+	}
+	atomic_store(&p->reader_stop, true);
+	/* the db thread creates sink and scorer: wait until it is past that */
+	while (p->db_thread_started && !atomic_load(&p->reader_done))
+		nap(0.01);
+	drain(p, delivered);
+	/* a private server that died, or a database the sink cannot reach now, takes no more
+	 * batches: do not hold the stop up retrying (the batch stays in Kafka, uncommitted) */
+	bool db_gone = p->pg && part_state(p, PP_DATABASE) == PART_FAILED;
+	if (p->sink && !db_gone) {
+		struct sink_stats st;
+		sink_stats(p->sink, &st);
+		db_gone = !st.db_connected && st.db_errors > 0;
+	}
+	if (p->sink) {
+		if (db_gone)
+			sink_stop_now(p->sink);
+		else
+			sink_stop(p->sink); /* commits the open batch */
+		stop_part(p, PP_SINK);
+	}
+	if (p->scorer) {
+		if (db_gone)
+			scorer_stop_now(p->scorer);
+		else
+			scorer_stop(p->scorer);
+		stop_part(p, PP_SCORER);
+	}
+	atomic_store(&p->pg_stop, true);
+	if (p->db_thread_started) {
+		pthread_join(p->db_thread, NULL);
+		p->db_thread_started = false;
+	}
+	/* the mock cluster goes in pipeline_destroy, after the Kafka handles that talk to it */
+	stop_part(p, PP_BROKER);
+	log_debug("pipeline: stopping the simulator");
+	if (p->ex) {
+		exporter_stop(p->ex);
+		stop_part(p, PP_SIM);
+	}
+}
+
+/* Fold a service's own state into its part (called with p->lock held). */
+static void fold(struct pipeline_part_view *v, bool failed, bool degraded, const char *error)
+{
+	if (v->state != PART_RUNNING && v->state != PART_DEGRADED)
+		return;
+	if (error && *error && strcmp(v->last_error, error) != 0) {
+		snprintf(v->last_error, sizeof(v->last_error), "%s", error);
+		v->last_error_time = time_now();
+	}
+	v->state = failed ? PART_FAILED : degraded ? PART_DEGRADED : PART_RUNNING;
+}
+
+void pipeline_view(struct pipeline *p, struct pipeline_view *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->now = time_now();
+	out->started = p->started;
+	if (p->ex) {
+		out->have_exporter = true;
+		exporter_get_stats(p->ex, &out->exporter);
+	}
+	if (p->col) {
+		out->have_collector = true;
+		collector_stats(p->col, &out->collector);
+		out->ntargets = collector_targets(p->col, out->targets, PIPELINE_MAX_TARGETS);
+		if (out->ntargets > PIPELINE_MAX_TARGETS)
+			out->ntargets = PIPELINE_MAX_TARGETS;
+	}
+	fleet_stats(p->fleet, &out->fleet);
+	out->fleet_db = p->fleet_db;
+	pthread_mutex_lock(&p->lock);
+	if (p->sink) {
+		out->have_sink = true;
+		sink_stats(p->sink, &out->sink);
+	}
+	if (p->scorer) {
+		out->have_scorer = true;
+		scorer_stats(p->scorer, &out->scorer);
+	}
+	if (out->have_collector) {
+		const struct collector_stats *c = &out->collector;
+		const char *e = c->last_error[0] ? c->last_error : c->producer.last_error;
+		const char *te = NULL;
+		for (size_t i = 0; i < out->ntargets; i++)
+			if (out->targets[i].consecutive_failures && out->targets[i].last_error[0])
+				te = out->targets[i].last_error;
+		fold(&p->parts[PP_COLLECTOR], c->failed, c->targets_down > 0 || c->producer.fatal,
+		     te ? te : e);
+		uint64_t scrapes = c->scrapes_ok + c->scrapes_failed;
+		double now = time_mono();
+		if (now - p->rate_t >= RATE_WINDOW_S) {
+			p->scrapes_per_s = (double)(scrapes - p->rate_scrapes) / (now - p->rate_t);
+			p->events_per_s = (double)(c->events - p->rate_events) / (now - p->rate_t);
+			for (size_t i = 0; i < out->ntargets; i++) {
+				uint64_t n = out->targets[i].ok + out->targets[i].failed;
+				/* a changed target set (SIGHUP) starts the per-target window over */
+				p->target_rate[i] = p->rate_ntargets == out->ntargets && n >= p->rate_target[i]
+							    ? (double)(n - p->rate_target[i]) / (now - p->rate_t)
+							    : 0;
+				p->rate_target[i] = n;
+			}
+			p->rate_ntargets = out->ntargets;
+			p->rate_scrapes = scrapes;
+			p->rate_events = c->events;
+			p->rate_t = now;
+		}
+	}
+	if (out->have_sink)
+		fold(&p->parts[PP_SINK], out->sink.failed, !out->sink.db_connected && out->sink.last_error[0],
+		     out->sink.last_error);
+	if (out->have_scorer)
+		fold(&p->parts[PP_SCORER], out->scorer.failed,
+		     !out->scorer.db_connected && out->scorer.last_error[0], out->scorer.last_error);
+	memcpy(out->parts, p->parts, sizeof(out->parts));
+	out->scrapes_per_s = p->scrapes_per_s;
+	memcpy(out->target_scrapes_per_s, p->target_rate, sizeof(out->target_scrapes_per_s));
+	out->events_per_s = p->events_per_s;
+	out->db_rows = p->db_rows;
+	out->db_rows_estimate = p->db_rows_estimate;
+	out->db_rows_per_s = p->db_rows_per_s;
+	pthread_mutex_unlock(&p->lock);
+}
+
+struct fleet *pipeline_fleet(struct pipeline *p) { return p->fleet; }
+
+void pipeline_destroy(struct pipeline *p)
+{
+	if (!p)
+		return;
+	pipeline_stop(p);
+	collector_destroy(p->col);
+	sink_destroy(p->sink);
+	scorer_destroy(p->scorer);
+	if (p->mock)
+		rd_kafka_mock_cluster_destroy(p->mock);
+	if (p->mock_rk)
+		rd_kafka_destroy(p->mock_rk);
+	exporter_destroy(p->ex);
+	fleet_destroy(p->fleet);
+	targets_free(&p->tg);
+	free(p->faults);
+	free(p->props);
+	free(p->cprops);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
