@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "health/scorer_cmd.h"
+#include "nvml/nvml.h"
 #include "pipeline/privpg.h"
 #include "sim/inject.h"
 #include "sim/sim.h"
@@ -277,11 +278,81 @@ void pipeline_set_drain(struct pipeline *p, double seconds) { p->drain_s = secon
 
 /* ------------------------------------------------------------------ parts */
 
-static int start_sim(struct pipeline *p)
+/* Publishes the exporter's URL for the collector. */
+static void set_sim_url(struct pipeline *p)
+{
+	const char *addr = exporter_address(p->ex);
+	if (strncmp(addr, "0.0.0.0:", 8) == 0) /* --listen :PORT: scrape over loopback */
+		snprintf(p->sim_url, sizeof(p->sim_url), "http://127.0.0.1:%s/metrics", addr + 8);
+	else
+		snprintf(p->sim_url, sizeof(p->sim_url), "http://%s/metrics", addr);
+}
+
+/* True when the user chose anything about the simulation: then the console simulates and does
+ * not look for real GPUs first. */
+static bool sim_requested(const struct config *cfg)
+{
+	static const char *const sim_opts[] = {"gpus", "model", "seed", "speed", "inject"};
+	for (size_t i = 0; i < sizeof(sim_opts) / sizeof(sim_opts[0]); i++)
+		if (config_is_set(cfg, sim_opts[i]))
+			return true;
+	return false;
+}
+
+/*
+ * The local GPUs through NVML (nvml.h) behind the same exporter the simulator uses. With
+ * --nvml a failure is the part's error; with no source asked for, a node without NVML falls
+ * back to the simulator (*fallback set, the reason in why).
+ */
+static int start_nvml(struct pipeline *p, bool asked, bool *fallback, char *why, size_t whylen)
 {
 	char err[512] = "", detail[192];
+	const struct config *cfg = p->cfg;
+	const char *listen = config_str(cfg, "listen");
+	struct exporter_params ep = {
+		.listen = listen ? listen : "127.0.0.1:0",
+		.speed = 1.0,
+		.poll_interval = config_is_set(cfg, "poll-interval") ? config_double(cfg, "poll-interval")
+								    : config_double(cfg, "interval"),
+		.render = {.hostname = p->hostname, .host_label = config_str(cfg, "host-label")},
+		.http_threads = 2,
+	};
+	*fallback = false;
+	set_part(p, PP_SIM, PART_STARTING, "opening NVML", NULL);
+	int rc = nvml_exporter_create(&p->ex, config_str(cfg, "nvml-library"), &ep, err, sizeof(err));
+	if (rc && !asked) {
+		*fallback = true;
+		snprintf(why, whylen, "%s", err);
+		return rc;
+	}
+	if (rc)
+		goto fail;
+	rc = exporter_start(p->ex, err, sizeof(err));
+	if (rc)
+		goto fail;
+	set_sim_url(p);
+	snprintf(detail, sizeof(detail), "this node's GPUs (NVML) on %.150s", p->sim_url);
+	set_part(p, PP_SIM, PART_RUNNING, detail, NULL);
+	return 0;
+fail:
+	exporter_destroy(p->ex);
+	p->ex = NULL;
+	set_part(p, PP_SIM, PART_FAILED, "no GPUs: NVML not available", err);
+	return rc ? rc : -EIO;
+}
+
+static int start_sim(struct pipeline *p)
+{
+	char err[512] = "", detail[192], why[512] = "";
 	struct sim *sim = NULL;
 	const struct config *cfg = p->cfg;
+	bool asked = config_bool(cfg, "nvml"), fallback = false;
+	if (asked || !sim_requested(cfg)) {
+		int nrc = start_nvml(p, asked, &fallback, why, sizeof(why));
+		if (!fallback)
+			return nrc;
+		log_info("pipeline: no real GPUs through NVML (%s); simulating GPUs instead", why);
+	}
 	set_part(p, PP_SIM, PART_STARTING, "starting", NULL);
 	struct sim_params sp = {
 		.model = p->model,
@@ -318,13 +389,9 @@ static int start_sim(struct pipeline *p)
 	rc = exporter_start(p->ex, err, sizeof(err));
 	if (rc)
 		goto fail;
-	const char *addr = exporter_address(p->ex);
-	if (strncmp(addr, "0.0.0.0:", 8) == 0) /* --listen :PORT: scrape over loopback */
-		snprintf(p->sim_url, sizeof(p->sim_url), "http://127.0.0.1:%s/metrics", addr + 8);
-	else
-		snprintf(p->sim_url, sizeof(p->sim_url), "http://%s/metrics", addr);
-	snprintf(detail, sizeof(detail), "%u simulated %.30s GPUs on %.120s", sp.n_gpus, p->model->name,
-		 p->sim_url);
+	set_sim_url(p);
+	snprintf(detail, sizeof(detail), "%s%u simulated %.30s GPUs on %.120s", fallback ? "no NVML: " : "", sp.n_gpus,
+		 p->model->name, p->sim_url);
 	set_part(p, PP_SIM, PART_RUNNING, detail, NULL);
 	return 0;
 fail:
