@@ -219,5 +219,23 @@ else
   check "mock-dcgm --nvml stops with 0 on SIGTERM ($rc)" test "$rc" = 0
 fi
 
+# The console's pipeline (--daemon here): with no source chosen it reads NVML, and without the
+# library it says so and simulates; --nvml without the library is the part's error (exit 1).
+# No database: GPUHEALTH_PG_BINDIR names a directory without server binaries.
+mkdir -p "$tmp/nopg" "$tmp/state"
+dmn() { XDG_STATE_HOME="$tmp/state" GPUHEALTH_PG_BINDIR="$tmp/nopg" timeout 60 "$bin" --daemon --interval 0.5 --duration 3 --stats-interval 1 "$@"; }
+cp "$tmp/good" "$NVML_STUB_SCRIPT"
+NVML_LIBRARY="$stub" dmn >"$tmp/d1.out" 2>"$tmp/d1.log"; rc=$?
+check "daemon on NVML runs (rc $rc)" test "$rc" = 0
+check "daemon: the GPUs come from NVML" grep -q "this node's GPUs (NVML)" "$tmp/d1.log"
+check "daemon: the fleet holds the stand-in's 3 GPUs and 2 MIG devices" grep -qE 'stats: gpus=5 ' "$tmp/d1.log"
+NVML_LIBRARY="$tmp/none/libnvidia-ml.so.1" dmn >"$tmp/d2.out" 2>"$tmp/d2.log"; rc=$?
+check "daemon without NVML runs (rc $rc)" test "$rc" = 0
+check "daemon without NVML says why and simulates" grep -q 'no NVML: 8 simulated' "$tmp/d2.log"
+check "... naming the library it tried" grep -q "$tmp/none/libnvidia-ml.so.1" "$tmp/d2.log"
+NVML_LIBRARY="$tmp/none/libnvidia-ml.so.1" dmn --nvml >"$tmp/d3.out" 2>"$tmp/d3.log"; rc=$?
+check "daemon --nvml without NVML exits 1 (rc $rc)" test "$rc" = 1
+check "... with the library in the message" grep -q "$tmp/none/libnvidia-ml.so.1" "$tmp/d3.log"
+
 echo "$passes passed, $fails failed"
 [ $fails = 0 ]
