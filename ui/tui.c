@@ -1,0 +1,195 @@
+#include "tui.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "console.h"
+#include "core/log.h"
+#include "core/signals.h"
+#include "view/fake.h"
+#ifdef GPUHEALTH_HAVE_PIPELINE
+#include "pipeline/pipeline.h"
+#endif
+
+/* ---- the services' log goes to a file while the screen is ours */
+
+static int mkdir_p(char *path)
+{
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		int rc = mkdir(path, 0700);
+		*p = '/';
+		if (rc && errno != EEXIST)
+			return -errno;
+	}
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Points fd 2 at the console's log file ($GPUHEALTH_UI_LOG, else
+ * $XDG_STATE_HOME/gpuhealth/console.log, else ~/.local/state/gpuhealth/console.log; /dev/null
+ * when none can be opened). Returns the saved fd 2 (or -1), path in path. */
+static int redirect_stderr(char *path, size_t len)
+{
+	const char *env = getenv("GPUHEALTH_UI_LOG");
+	char dir[512] = "";
+	if (env && env[0]) {
+		snprintf(path, len, "%s", env);
+	} else {
+		const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+		if (xdg && xdg[0])
+			snprintf(dir, sizeof(dir), "%s/gpuhealth", xdg);
+		else if (home && home[0])
+			snprintf(dir, sizeof(dir), "%s/.local/state/gpuhealth", home);
+		if (dir[0] && mkdir_p(dir) == 0)
+			snprintf(path, len, "%s/console.log", dir);
+		else
+			snprintf(path, len, "/dev/null");
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(path, len, "/dev/null");
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return -1;
+	fflush(stderr);
+	int saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	return saved;
+}
+
+static void restore_stderr(int saved)
+{
+	if (saved < 0)
+		return;
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+}
+
+static double refresh_of(const struct config *cfg)
+{
+	if (config_is_set(cfg, "refresh"))
+		return config_double(cfg, "refresh");
+	return (double)config_int(cfg, "delay") / 10.0;
+}
+
+#ifdef GPUHEALTH_HAVE_PIPELINE
+/* ---- the real source: the embedded pipeline */
+
+static void pl_copy_view(void *ctx, struct pipeline_view *out) { pipeline_view(ctx, out); }
+
+static size_t pl_copy_gpus(void *ctx, struct fleet_gpu *out, size_t max)
+{
+	struct fleet *f = pipeline_fleet(ctx);
+	return f ? fleet_snapshot(f, out, max) : 0;
+}
+
+struct starter {
+	struct pipeline *p;
+	int rc;
+	char err[512];
+};
+
+/* pipeline_start() can take seconds (a private PostgreSQL); the console draws meanwhile. */
+static void *start_main(void *arg)
+{
+	struct starter *st = arg;
+	st->rc = pipeline_start(st->p, st->err, sizeof(st->err));
+	if (st->rc)
+		log_error("console: the pipeline did not start: %s", st->err);
+	return NULL;
+}
+#endif
+
+int tui_run(struct config *cfg)
+{
+	int status = 1;
+	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+		fprintf(stderr, "gpuhealth: the console needs a terminal on standard input and output; "
+				"run 'gpuhealth --daemon' for the headless pipeline\n");
+		return 2;
+	}
+	struct console_opts co = {
+		.refresh_s = refresh_of(cfg),
+		.unicode = !config_bool(cfg, "no-unicode"),
+		.color = !config_bool(cfg, "no-color"),
+		.duration_s = config_double(cfg, "duration"),
+		.stats_path = getenv("GPUHEALTH_UI_STATS"),
+	};
+	const char *fake_env = getenv("GPUHEALTH_UI_FAKE");
+	bool fake = fake_env && fake_env[0] && strcmp(fake_env, "0") != 0;
+	char logpath[600];
+	int saved = -1;
+	signals_install();
+
+	if (fake) {
+		struct fake *f = NULL;
+		const char *ph = getenv("GPUHEALTH_UI_FAKE_PER_HOST");
+		struct fake_opts fo = {.gpus = (size_t)config_int(cfg, "gpus"),
+				       .per_host = ph ? (size_t)strtoul(ph, NULL, 10) : 0,
+				       .step_s = 0.5};
+		int rc = fake_create(&f, &fo);
+		if (rc) {
+			fprintf(stderr, "gpuhealth: cannot start the fake source: %s\n", strerror(-rc));
+			return 1;
+		}
+		struct view_source src = fake_source(f);
+		co.source_name = "fake";
+		rc = console_run(&src, &co);
+		fake_destroy(f);
+		return rc ? 1 : 0;
+	}
+
+#ifdef GPUHEALTH_HAVE_PIPELINE
+	struct pipeline *p = NULL;
+	char err[512] = "";
+	int rc = pipeline_create(&p, cfg, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "gpuhealth: %s\n", err);
+		return rc == -EINVAL ? 2 : 1;
+	}
+	saved = redirect_stderr(logpath, sizeof(logpath));
+	struct starter st = {.p = p};
+	pthread_t th;
+	bool started = pthread_create(&th, NULL, start_main, &st) == 0;
+	if (!started)
+		start_main(&st);
+	struct view_source src = {p, pl_copy_view, pl_copy_gpus};
+	rc = console_run(&src, &co);
+	if (started)
+		pthread_join(th, NULL);
+	pipeline_stop(p);
+	pipeline_destroy(p);
+	restore_stderr(saved);
+	if (st.rc) {
+		fprintf(stderr, "gpuhealth: the pipeline did not start: %s (log: %s)\n", st.err,
+			logpath);
+		status = 1;
+	} else {
+		status = rc ? 1 : 0;
+	}
+	return status;
+#else
+	(void)saved;
+	(void)logpath;
+	(void)redirect_stderr;
+	(void)restore_stderr;
+	fprintf(stderr, "gpuhealth: the console's embedded pipeline is not built in this version "
+			"(src/pipeline/pipeline.c); GPUHEALTH_UI_FAKE=1 shows the console over "
+			"simulated data\n");
+	return status;
+#endif
+}
