@@ -77,7 +77,7 @@ static attr_t level_attr(const struct console *c, enum view_level l)
 /* Writes text (ASCII) at y, x, clipped to w cells and to the screen; pads with spaces when
  * pad. */
 static void put(int y, int x, int w, attr_t a, bool pad, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+    __attribute__((format(printf, 6, 7)));
 static void put(int y, int x, int w, attr_t a, bool pad, const char *fmt, ...)
 {
 	char buf[512];
@@ -124,7 +124,7 @@ static void put_level(const struct console *c, int y, int x, int level, attr_t a
 }
 
 static void spark(const struct console *c, int y, int x, int w, const struct fleet_gpu *g,
-		  enum fleet_series s, attr_t a)
+                  enum fleet_series s, attr_t a)
 {
 	int levels[256];
 	double lo, hi;
@@ -141,7 +141,7 @@ static void spark(const struct console *c, int y, int x, int w, const struct fle
 /* A bar chart of a series h rows high and w cells wide at (y, x): the newest sample on the
  * right, eighth blocks for the top of each bar (ASCII: '#' and the ramp). */
 static void chart(const struct console *c, int y, int x, int w, int h, const struct fleet_gpu *g,
-		  enum fleet_series s, attr_t a)
+                  enum fleet_series s, attr_t a)
 {
 	double lo, hi;
 	view_series_scale(g, s, &lo, &hi);
@@ -165,7 +165,8 @@ static void chart(const struct console *c, int y, int x, int w, int h, const str
 			else if (cell > 0)
 				put_level(c, yy, x + col, cell - 1, a);
 			else if (r == h - 1 && si >= 0 && !isnan(v))
-				put_level(c, yy, x + col, 0, A_DIM); /* a baseline under a zero value */
+				put_level(c, yy, x + col, 0,
+				          A_DIM); /* a baseline under a zero value */
 			else
 				mvaddch(yy, x + col, ' ');
 		}
@@ -194,8 +195,9 @@ static void title_bar(struct console *c, const char *what)
 	}
 	attr_t a = c->color ? COLOR_PAIR(CP_TITLE) | A_BOLD : A_REVERSE;
 	put(0, 0, COLS, a, true, " gpuhealth %s%s%s%s | %s | GPUs %zu  pass %zu warn %zu fail %zu",
-	    GPUHEALTH_VERSION, c->o.source_name ? " [" : "", c->o.source_name ? c->o.source_name : "",
-	    c->o.source_name ? "]" : "", what, c->total, pass, warn, fail);
+	    GPUHEALTH_VERSION, c->o.source_name ? " [" : "",
+	    c->o.source_name ? c->o.source_name : "", c->o.source_name ? "]" : "", what, c->total,
+	    pass, warn, fail);
 	char right[48];
 	snprintf(right, sizeof(right), " %s up %s ", clock, up);
 	int rl = (int)strlen(right);
@@ -222,9 +224,9 @@ static void footer(struct console *c)
 		const char *key, *label;
 		unsigned screens; /* bit per screen */
 	} keys[] = {
-		{"F1", "Help", 0xf},     {"F2", "Pipeline", 0xf}, {"F4", "Filter", 0x1},
-		{"F5", "Group", 0x1},    {"F6", "SortBy", 0x1},   {"Ent", "Detail", 0x1},
-		{"Esc", "Back", 0xe},    {"F10", "Quit", 0xf},
+	    {"F1", "Help", 0xf},  {"F2", "Pipeline", 0xf}, {"F4", "Filter", 0x1},
+	    {"F5", "Group", 0x1}, {"F6", "SortBy", 0x1},   {"Ent", "Detail", 0x1},
+	    {"Esc", "Back", 0xe}, {"F10", "Quit", 0xf},
 	};
 	int x = 0;
 	move(y, 0);
@@ -243,12 +245,12 @@ static void footer(struct console *c)
 	if (c->screen == SCR_MAIN) {
 		char st[128];
 		snprintf(st, sizeof(st), " %s%s%s%s%s", view_sort_name(c->sort),
-			 c->desc ? "\u2193" : "\u2191", c->filter[0] ? " /" : "", c->filter,
-			 c->filter[0] ? "/" : "");
+		         c->desc ? "\u2193" : "\u2191", c->filter[0] ? " /" : "", c->filter,
+		         c->filter[0] ? "/" : "");
 		if (!c->unicode)
 			snprintf(st, sizeof(st), " %s%s%s%s%s", view_sort_name(c->sort),
-				 c->desc ? "-" : "+", c->filter[0] ? " /" : "", c->filter,
-				 c->filter[0] ? "/" : "");
+			         c->desc ? "-" : "+", c->filter[0] ? " /" : "", c->filter,
+			         c->filter[0] ? "/" : "");
 		if (x + 12 < COLS) {
 			attron(A_BOLD);
 			mvaddnstr(y, x, st, COLS - x);
@@ -282,8 +284,9 @@ static void panel(struct console *c, int y)
 	size_t down = view_targets_down(v);
 	double age = view_scrape_age(v);
 	attr_t aa = age < 0 ? A_DIM : level_attr(c, down ? VL_WARN : VL_OK);
-	put(y, 8, COLS - 8, aa, true, "%zu/%zu targets up  age %s  %.1f scrapes/s  events %s (%.1f/s)",
-	    v->ntargets - down, v->ntargets, view_fmt_age(age, a, sizeof(a)), v->scrapes_per_s,
+	put(y, 8, COLS - 8, aa, true,
+	    "%zu/%zu targets up  age %s  %.1f scrapes/s  events %s (%.1f/s)", v->ntargets - down,
+	    v->ntargets, view_fmt_age(age, a, sizeof(a)), v->scrapes_per_s,
 	    view_fmt_count((double)v->collector.events, b, sizeof(b)), v->events_per_s);
 	/* Kafka */
 	const struct producer_stats *ps = &v->collector.producer;
@@ -291,10 +294,11 @@ static void panel(struct console *c, int y)
 	char lag[160] = "lag -";
 	if (v->have_sink && v->sink.lag_total >= 0) {
 		int k = snprintf(lag, sizeof(lag), "lag %lld [", (long long)v->sink.lag_total);
-		for (int p = 0; p < v->sink.nparts && p < SINK_MAX_PARTS && k < (int)sizeof(lag) - 8;
-		     p++)
+		for (int p = 0;
+		     p < v->sink.nparts && p < SINK_MAX_PARTS && k < (int)sizeof(lag) - 8; p++)
 			k += snprintf(lag + k, sizeof(lag) - (size_t)k, "%sp%d:%lld", p ? " " : "",
-				      (int)v->sink.parts[p].partition, (long long)v->sink.parts[p].lag);
+			              (int)v->sink.parts[p].partition,
+			              (long long)v->sink.parts[p].lag);
 		snprintf(lag + k, sizeof(lag) - (size_t)k, "]");
 	}
 	put(y + 1, 8, COLS - 8, A_NORMAL, true, "prod %s dlv %s buf %s drop %s  %s",
@@ -307,8 +311,9 @@ static void panel(struct console *c, int y)
 	if (v->db_rows >= 0)
 		put(y + 2, 8, COLS - 8, A_NORMAL, true,
 		    "gpu_metrics rows %s%s (%+.1f/s)  DLQ %s  scored %s  open alerts %zu",
-		    v->db_rows_estimate ? "~" : "", view_fmt_count((double)v->db_rows, a, sizeof(a)),
-		    v->db_rows_per_s, view_fmt_count((double)v->sink.dead_letters, b, sizeof(b)),
+		    v->db_rows_estimate ? "~" : "",
+		    view_fmt_count((double)v->db_rows, a, sizeof(a)), v->db_rows_per_s,
+		    view_fmt_count((double)v->sink.dead_letters, b, sizeof(b)),
 		    view_fmt_count((double)v->scorer.scored, d, sizeof(d)), v->scorer.open_alerts);
 	else
 		put(y + 2, 8, COLS - 8, A_DIM, true, "gpu_metrics rows -  %s",
@@ -320,9 +325,9 @@ static void panel(struct console *c, int y)
 		put(y + 3, 0, COLS, A_DIM, true, "        every service is running");
 	} else {
 		put(y + 3, 0, 8, level_attr(c, VL_CRIT), true, "Error");
-		put(y + 3, 8, COLS - 8, level_attr(c, v->parts[p].state == PART_FAILED ? VL_CRIT
-											: VL_WARN),
-		    true, "%s %s: %s%s", view_part_name((enum pipeline_part)p),
+		put(y + 3, 8, COLS - 8,
+		    level_attr(c, v->parts[p].state == PART_FAILED ? VL_CRIT : VL_WARN), true,
+		    "%s %s: %s%s", view_part_name((enum pipeline_part)p),
 		    view_state_name(v->parts[p].state),
 		    v->parts[p].last_error[0] ? v->parts[p].last_error : v->parts[p].detail,
 		    nerr > 1 ? "  (more: F2)" : "");
@@ -332,7 +337,7 @@ static void panel(struct console *c, int y)
 /* ---- the fleet table */
 
 struct line {
-	int gpu;  /* index into gpus, or -1 for a host heading */
+	int gpu;    /* index into gpus, or -1 for a host heading */
 	size_t pos; /* position in order[] */
 };
 
@@ -344,11 +349,11 @@ static void health_text(const struct fleet_gpu *g, char *buf, size_t len)
 		snprintf(buf, len, "pass%s", g->stale ? " stale" : "");
 	else
 		snprintf(buf, len, "%s %s", health_status_name(g->health.status),
-			 health_action_name(g->action));
+		         health_action_name(g->action));
 }
 
 static void table_row(struct console *c, int y, const struct view_layout *L,
-		      const struct fleet_gpu *g, bool sel)
+                      const struct fleet_gpu *g, bool sel)
 {
 	char buf[64], b2[16], b3[16];
 	attr_t base = sel ? A_REVERSE : g->stale ? A_DIM : A_NORMAL;
@@ -384,7 +389,7 @@ static void table_row(struct console *c, int y, const struct view_layout *L,
 				a |= level_attr(c, view_power_level(g));
 			if (health_sample_has(s, HS_POWER) && health_sample_has(s, HS_POWER_LIMIT))
 				snprintf(buf, sizeof(buf), "%.0f/%.0fW", s->v[HS_POWER],
-					 s->v[HS_POWER_LIMIT]);
+				         s->v[HS_POWER_LIMIT]);
 			else if (health_sample_has(s, HS_POWER))
 				snprintf(buf, sizeof(buf), "%.0fW", s->v[HS_POWER]);
 			else
@@ -401,10 +406,11 @@ static void table_row(struct console *c, int y, const struct view_layout *L,
 			if (isnan(g->fb_used_mib))
 				snprintf(buf, sizeof(buf), "-");
 			else if (isnan(g->fb_total_mib))
-				snprintf(buf, sizeof(buf), "%s", view_fmt_mib(g->fb_used_mib, b2, sizeof(b2)));
+				snprintf(buf, sizeof(buf), "%s",
+				         view_fmt_mib(g->fb_used_mib, b2, sizeof(b2)));
 			else
 				snprintf(buf, sizeof(buf), "%.1f/%.0fG", g->fb_used_mib / 1024.0,
-					 g->fb_total_mib / 1024.0);
+				         g->fb_total_mib / 1024.0);
 			put(y, x, w, a, true, "%*s", w, buf);
 			break;
 		case VC_HEALTH:
@@ -442,8 +448,7 @@ static size_t build_lines(struct console *c, struct line *lines, size_t max)
 	size_t n = 0;
 	for (size_t i = 0; i < c->norder && n < max; i++) {
 		const struct fleet_gpu *g = &c->gpus[c->order[i]];
-		if (headings &&
-		    (i == 0 || strcmp(g->host, c->gpus[c->order[i - 1]].host) != 0)) {
+		if (headings && (i == 0 || strcmp(g->host, c->gpus[c->order[i - 1]].host) != 0)) {
 			lines[n++] = (struct line){-1, i};
 			if (n == max)
 				break;
@@ -467,9 +472,12 @@ static void table(struct console *c, int y0, int y1)
 		bool right = col == VC_POWER || col == VC_MEM;
 		const char *t = view_col_title((enum view_col)col);
 		attr_t a = ha;
-		if ((col == VC_INDEX && c->sort == VS_INDEX) || (col == VC_MODEL && c->sort == VS_MODEL) ||
-		    (col == VC_TEMP && c->sort == VS_TEMP) || (col == VC_POWER && c->sort == VS_POWER) ||
-		    (col == VC_UTIL && c->sort == VS_UTIL) || (col == VC_MEM && c->sort == VS_MEM) ||
+		if ((col == VC_INDEX && c->sort == VS_INDEX) ||
+		    (col == VC_MODEL && c->sort == VS_MODEL) ||
+		    (col == VC_TEMP && c->sort == VS_TEMP) ||
+		    (col == VC_POWER && c->sort == VS_POWER) ||
+		    (col == VC_UTIL && c->sort == VS_UTIL) ||
+		    (col == VC_MEM && c->sort == VS_MEM) ||
 		    (col == VC_HEALTH && c->sort == VS_HEALTH))
 			a |= A_BOLD | A_UNDERLINE;
 		if (col >= VC_SPARK_TEMP)
@@ -519,8 +527,8 @@ static void table(struct console *c, int y0, int y1)
 				bad += g->have_health && g->health.status != HEALTH_PASS;
 			}
 			put(y, 0, COLS, c->color ? COLOR_PAIR(CP_GROUP) | A_BOLD : A_BOLD, true,
-			    "== %s  (%zu GPUs, %zu not passing)", host[0] ? host : "(unknown host)", cnt,
-			    bad);
+			    "== %s  (%zu GPUs, %zu not passing)", host[0] ? host : "(unknown host)",
+			    cnt, bad);
 			continue;
 		}
 		table_row(c, y, &L, &c->gpus[ln->gpu], ln->pos == c->sel);
@@ -528,7 +536,7 @@ static void table(struct console *c, int y0, int y1)
 	if (c->norder == 0)
 		put(y0 + 1, 0, COLS, A_DIM, true, "%s",
 		    c->total ? "no GPU matches the filter (Esc clears it)"
-			     : "no GPU seen yet: waiting for the first samples");
+		             : "no GPU seen yet: waiting for the first samples");
 	if (lines != stackl)
 		free(lines);
 }
@@ -559,20 +567,23 @@ static void detail(struct console *c)
 		return;
 	}
 	const struct health_sample *s = &g->last;
-	put(y++, 0, COLS, A_BOLD, true, "GPU %d  %s  %s  %s%s", g->index, g->host[0] ? g->host : "?",
-	    g->model[0] ? g->model : "?", g->key, g->stale ? "  [stale]" : "");
+	put(y++, 0, COLS, A_BOLD, true, "GPU %d  %s  %s  %s%s", g->index,
+	    g->host[0] ? g->host : "?", g->model[0] ? g->model : "?", g->key,
+	    g->stale ? "  [stale]" : "");
 	char pf[32] = "-";
 	if (!isnan(g->p_fail))
 		snprintf(pf, sizeof(pf), "%.1f%%", g->p_fail * 100);
 	if (g->have_health) {
 		put(y, 0, COLS, level_attr(c, view_health_level(g)), true,
-		    "Health %s  score %d  recommended: %s  p_fail %s", health_status_name(g->health.status),
-		    g->health.score, health_action_name(g->action), pf);
+		    "Health %s  score %d  recommended: %s  p_fail %s",
+		    health_status_name(g->health.status), g->health.score,
+		    health_action_name(g->action), pf);
 		char comps[160];
 		int k = 0;
 		for (int i = 0; i < HC_COUNT && k < (int)sizeof(comps); i++)
-			k += snprintf(comps + k, sizeof(comps) - (size_t)k, "%s %s %d", i ? "," : "",
-				      health_component_name((enum health_component)i), g->health.comp[i]);
+			k += snprintf(comps + k, sizeof(comps) - (size_t)k, "%s %s %d",
+			              i ? "," : "", health_component_name((enum health_component)i),
+			              g->health.comp[i]);
 		int x = 62;
 		if (COLS > x + 20)
 			put(y, x, COLS - x, A_DIM, true, "%s", comps);
@@ -583,7 +594,7 @@ static void detail(struct console *c)
 	/* room for the charts: what the text below leaves, 3..12 rows */
 	size_t nreasons = g->have_health ? g->health.nreasons : 0;
 	int text_rows = 6 + 1 + (int)(nreasons ? (nreasons < 4 ? nreasons : 4) : 1) + 1 +
-			(int)(g->nalerts ? (g->nalerts < 3 ? g->nalerts : 3) : 1);
+	                (int)(g->nalerts ? (g->nalerts < 3 ? g->nalerts : 3) : 1);
 	int ch = LINES - 1 - y - 1 - text_rows;
 	if (ch > 12)
 		ch = 12;
@@ -598,13 +609,13 @@ static void detail(struct console *c)
 		double lo, hi;
 		view_series_scale(g, (enum fleet_series)si, &lo, &hi);
 		if (health_sample_has(s, fields[si]))
-			put(y, x, cw, A_BOLD, true, "%s %.0f%s (0-%.0f)", names[si], s->v[fields[si]],
-			    units[si], hi);
+			put(y, x, cw, A_BOLD, true, "%s %.0f%s (0-%.0f)", names[si],
+			    s->v[fields[si]], units[si], hi);
 		else
 			put(y, x, cw, A_BOLD, true, "%s - (0-%.0f)", names[si], hi);
-		attr_t a = si == FLEET_TEMP	 ? level_attr(c, view_temp_level(g))
-			   : si == FLEET_POWER ? level_attr(c, view_power_level(g))
-					       : (c->color ? COLOR_PAIR(CP_OK) : A_NORMAL);
+		attr_t a = si == FLEET_TEMP    ? level_attr(c, view_temp_level(g))
+		           : si == FLEET_POWER ? level_attr(c, view_power_level(g))
+		                               : (c->color ? COLOR_PAIR(CP_OK) : A_NORMAL);
 		chart(c, y + 1, x, cw, ch, g, (enum fleet_series)si, a);
 	}
 	y += ch + 1;
@@ -618,8 +629,8 @@ static void detail(struct console *c)
 	yesno_count(s, HS_RETIRED_SBE, b1, sizeof(b1));
 	yesno_count(s, HS_RETIRED_DBE, b2, sizeof(b2));
 	yesno_count(s, HS_RETIRED_PENDING, b3, sizeof(b3));
-	put(y++, 0, COLS, A_NORMAL, true, "Retired  pages single-bit %s double-bit %s pending %s", b1,
-	    b2, b3);
+	put(y++, 0, COLS, A_NORMAL, true, "Retired  pages single-bit %s double-bit %s pending %s",
+	    b1, b2, b3);
 	yesno_count(s, HS_CORR_ROWS, b1, sizeof(b1));
 	yesno_count(s, HS_UNCORR_ROWS, b2, sizeof(b2));
 	yesno_count(s, HS_REMAP_PENDING, b3, sizeof(b3));
@@ -632,8 +643,8 @@ static void detail(struct console *c)
 	snprintf(b4, sizeof(b4), isnan(g->sm_clock_mhz) ? "-" : "%.0f", g->sm_clock_mhz);
 	snprintf(b5, sizeof(b5), isnan(g->mem_clock_mhz) ? "-" : "%.0f", g->mem_clock_mhz);
 	put(y++, 0, COLS, A_NORMAL, true,
-	    "Links    PCIe replays %s  NVLink CRC flit %s data %s   Clocks SM %s MEM %s MHz", b1, b2,
-	    b3, b4, b5);
+	    "Links    PCIe replays %s  NVLink CRC flit %s data %s   Clocks SM %s MEM %s MHz", b1,
+	    b2, b3, b4, b5);
 	if (health_sample_has(s, HS_XID) && s->u[HS_XID] != 0)
 		put(y++, 0, COLS, level_attr(c, VL_WARN), true, "Last XID %llu: %s",
 		    (unsigned long long)s->u[HS_XID], view_xid_meaning((unsigned)s->u[HS_XID]));
@@ -650,10 +661,13 @@ static void detail(struct console *c)
 		put(y++, 0, COLS, A_DIM, true, "  none");
 	for (size_t i = 0; i < nreasons && y < LINES - 1; i++) {
 		const struct health_reason *r = &g->health.reasons[i];
-		enum view_level l = r->sev == HEALTH_FAIL ? VL_CRIT : r->sev == HEALTH_WARN ? VL_WARN : VL_NONE;
+		enum view_level l = r->sev == HEALTH_FAIL   ? VL_CRIT
+		                    : r->sev == HEALTH_WARN ? VL_WARN
+		                                            : VL_NONE;
 		put(y++, 0, COLS, level_attr(c, l), true, "  %-4s %-12s %-16s -> %-6s %s",
 		    r->sev == HEALTH_PASS ? "info" : health_status_name(r->sev),
-		    health_component_name(r->comp), r->code, health_action_name(r->remedy), r->text);
+		    health_component_name(r->comp), r->code, health_action_name(r->remedy),
+		    r->text);
 	}
 	if (y < LINES - 1)
 		put(y++, 0, COLS, A_BOLD, true, "Recent alerts");
@@ -666,9 +680,11 @@ static void detail(struct console *c)
 		struct tm tm;
 		if (localtime_r(&t, &tm))
 			strftime(when, sizeof(when), "%H:%M:%S", &tm);
-		put(y++, 0, COLS, al->cleared ? A_DIM : level_attr(c, al->severity == HEALTH_FAIL ? VL_CRIT : VL_WARN),
-		    true, "  %s %-4s %-16s %s%s", when, health_status_name(al->severity), al->kind, al->text,
-		    al->cleared ? " (cleared)" : "");
+		put(y++, 0, COLS,
+		    al->cleared ? A_DIM
+		                : level_attr(c, al->severity == HEALTH_FAIL ? VL_CRIT : VL_WARN),
+		    true, "  %s %-4s %-16s %s%s", when, health_status_name(al->severity), al->kind,
+		    al->text, al->cleared ? " (cleared)" : "");
 	}
 }
 
@@ -680,24 +696,25 @@ static void pipeline_screen(struct console *c)
 	/* written into a virtual list of lines, scrolled by c->scroll */
 	int y = 1 - c->scroll, top = 1, bottom = LINES - 1;
 	char a[16], b[16], d[16], e[16], f[16];
-#define LINE(attr, ...)                                                                             \
-	do {                                                                                        \
-		if (y >= top && y < bottom)                                                         \
-			put(y, 0, COLS, attr, true, __VA_ARGS__);                                   \
-		y++;                                                                                \
+#define LINE(attr, ...)                                                                            \
+	do {                                                                                       \
+		if (y >= top && y < bottom)                                                        \
+			put(y, 0, COLS, attr, true, __VA_ARGS__);                                  \
+		y++;                                                                               \
 	} while (0)
 	LINE(A_BOLD, "%-10s %-9s %s", "PART", "STATE", "DETAIL / LAST ERROR");
 	for (int p = 0; p < PP_COUNT; p++) {
 		const struct pipeline_part_view *pv = &v->parts[p];
-		enum view_level l = pv->state == PART_FAILED	  ? VL_CRIT
-				    : pv->state == PART_DEGRADED ? VL_WARN
-				    : pv->state == PART_RUNNING  ? VL_OK
-								 : VL_DIM;
+		enum view_level l = pv->state == PART_FAILED     ? VL_CRIT
+		                    : pv->state == PART_DEGRADED ? VL_WARN
+		                    : pv->state == PART_RUNNING  ? VL_OK
+		                                                 : VL_DIM;
 		LINE(level_attr(c, l), "%-10s %-9s %s", view_part_name((enum pipeline_part)p),
 		     view_state_name(pv->state), pv->detail);
 		if (pv->last_error[0])
 			LINE(level_attr(c, VL_CRIT), "%-10s %-9s error %s ago: %s", "", "",
-			     view_fmt_age(v->now - pv->last_error_time, a, sizeof(a)), pv->last_error);
+			     view_fmt_age(v->now - pv->last_error_time, a, sizeof(a)),
+			     pv->last_error);
 	}
 	y++;
 	LINE(A_BOLD, "%-44s %7s %7s %7s %7s  %s", "SCRAPE TARGET", "AGE", "OK", "FAILED", "LAST",
@@ -708,14 +725,16 @@ static void pipeline_screen(struct console *c)
 		snprintf(dur, sizeof(dur), "%.0fms", t->last_duration_s * 1000);
 		LINE(level_attr(c, t->consecutive_failures ? VL_WARN : VL_NONE),
 		     "%-44.44s %7s %7s %7s %7s  %s", t->url,
-		     t->last_success > 0 ? view_fmt_age(v->now - t->last_success, a, sizeof(a)) : "never",
+		     t->last_success > 0 ? view_fmt_age(v->now - t->last_success, a, sizeof(a))
+		                         : "never",
 		     view_fmt_count((double)t->ok, b, sizeof(b)),
 		     view_fmt_count((double)t->failed, d, sizeof(d)), dur, t->last_error);
 	}
 	if (!v->ntargets)
 		LINE(A_DIM, "no target yet");
 	LINE(A_NORMAL, "scrapes %.1f/s  events %.1f/s  samples %s  bad lines %s  unusable %s",
-	     v->scrapes_per_s, v->events_per_s, view_fmt_count((double)v->collector.samples, a, sizeof(a)),
+	     v->scrapes_per_s, v->events_per_s,
+	     view_fmt_count((double)v->collector.samples, a, sizeof(a)),
 	     view_fmt_count((double)v->collector.bad_lines, b, sizeof(b)),
 	     view_fmt_count((double)v->collector.unusable, d, sizeof(d)));
 	y++;
@@ -727,13 +746,16 @@ static void pipeline_screen(struct console *c)
 	     (unsigned long long)ps->retried, (unsigned long long)ps->dropped);
 	LINE(A_NORMAL, "buffered: queued %llu  in flight %llu  spooled %llu (%s bytes)%s%s",
 	     (unsigned long long)ps->queued, (unsigned long long)ps->in_flight,
-	     (unsigned long long)ps->spool_events, view_fmt_count((double)ps->spool_bytes, e, sizeof(e)),
+	     (unsigned long long)ps->spool_events,
+	     view_fmt_count((double)ps->spool_bytes, e, sizeof(e)),
 	     ps->last_error[0] ? "  last error: " : "", ps->last_error);
 	y++;
 	LINE(A_BOLD, "SINK (consumer lag per partition)");
 	if (v->have_sink) {
-		LINE(A_NORMAL, "lag total %lld  consumed %s  rows %s (%.1f/s)  duplicates %s  DLQ %llu",
-		     (long long)v->sink.lag_total, view_fmt_count((double)v->sink.consumed, a, sizeof(a)),
+		LINE(A_NORMAL,
+		     "lag total %lld  consumed %s  rows %s (%.1f/s)  duplicates %s  DLQ %llu",
+		     (long long)v->sink.lag_total,
+		     view_fmt_count((double)v->sink.consumed, a, sizeof(a)),
 		     view_fmt_count((double)v->sink.rows_written, b, sizeof(b)), v->sink.rows_per_s,
 		     view_fmt_count((double)v->sink.duplicates, d, sizeof(d)),
 		     (unsigned long long)v->sink.dead_letters);
@@ -741,15 +763,18 @@ static void pipeline_screen(struct console *c)
 			char ln[256];
 			int k = 0;
 			for (int q = p; q < p + 4 && q < v->sink.nparts; q++)
-				k += snprintf(ln + k, sizeof(ln) - (size_t)k, "  p%-3d lag %-6lld off %-9lld",
-					      (int)v->sink.parts[q].partition, (long long)v->sink.parts[q].lag,
-					      (long long)v->sink.parts[q].offset);
+				k += snprintf(ln + k, sizeof(ln) - (size_t)k,
+				              "  p%-3d lag %-6lld off %-9lld",
+				              (int)v->sink.parts[q].partition,
+				              (long long)v->sink.parts[q].lag,
+				              (long long)v->sink.parts[q].offset);
 			LINE(A_NORMAL, "%s", ln);
 		}
 		LINE(A_NORMAL, "batches %s  db errors %llu  database %s%s%s%s",
 		     view_fmt_count((double)v->sink.batches, a, sizeof(a)),
 		     (unsigned long long)v->sink.db_errors,
-		     v->sink.db_connected ? "connected" : "not connected", v->sink.paused ? " (paused)" : "",
+		     v->sink.db_connected ? "connected" : "not connected",
+		     v->sink.paused ? " (paused)" : "",
 		     v->sink.last_error[0] ? "  last error: " : "", v->sink.last_error);
 	} else {
 		LINE(A_DIM, "no sink: %s", v->parts[PP_SINK].detail);
@@ -763,7 +788,9 @@ static void pipeline_screen(struct console *c)
 	else
 		LINE(A_DIM, "gpu_metrics rows unknown: %s", v->parts[PP_DATABASE].detail);
 	if (v->have_scorer)
-		LINE(A_NORMAL, "scored %s (pass %s warn %s fail %s)  alerts raised %llu cleared %llu open %zu%s%s",
+		LINE(A_NORMAL,
+		     "scored %s (pass %s warn %s fail %s)  alerts raised %llu cleared %llu open "
+		     "%zu%s%s",
 		     view_fmt_count((double)v->scorer.scored, a, sizeof(a)),
 		     view_fmt_count((double)v->scorer.pass, b, sizeof(b)),
 		     view_fmt_count((double)v->scorer.warn, d, sizeof(d)),
@@ -771,10 +798,10 @@ static void pipeline_screen(struct console *c)
 		     (unsigned long long)v->scorer.alerts_raised,
 		     (unsigned long long)v->scorer.alerts_cleared, v->scorer.open_alerts,
 		     v->scorer.last_error[0] ? "  last error: " : "", v->scorer.last_error);
-	LINE(A_NORMAL, "fleet: %zu GPUs on %zu hosts, %s events, %llu bad%s%s",
-	     v->fleet.gpus, v->fleet.hosts, view_fmt_count((double)v->fleet.events, a, sizeof(a)),
-	     (unsigned long long)v->fleet.bad_events, v->fleet.last_error[0] ? "  last error: " : "",
-	     v->fleet.last_error);
+	LINE(A_NORMAL, "fleet: %zu GPUs on %zu hosts, %s events, %llu bad%s%s", v->fleet.gpus,
+	     v->fleet.hosts, view_fmt_count((double)v->fleet.events, a, sizeof(a)),
+	     (unsigned long long)v->fleet.bad_events,
+	     v->fleet.last_error[0] ? "  last error: " : "", v->fleet.last_error);
 #undef LINE
 	/* clamp the scroll to the content */
 	int content = y + c->scroll - 1;
@@ -787,29 +814,29 @@ static void pipeline_screen(struct console *c)
 static void help_screen(struct console *c)
 {
 	static const char *const lines[] = {
-		"Keys (htop/nvtop style; every F-key has a letter alias)",
-		"",
-		"  q  F10          quit (also Ctrl-C, SIGTERM)",
-		"  h  ?  F1        this help",
-		"  p  F2           the pipeline: services, targets, Kafka lag per partition, errors",
-		"  /  \\  F3  F4    filter: words matched against host, model, UUID, gpuN, health",
-		"  g  F5           group the GPUs by host (on/off)",
-		"  s  F6  >        sort by the next column;  <  the previous one",
-		"  I  r            invert the sort order",
-		"  Enter           detail of the selected GPU: charts, ECC, XID, throttling, alerts",
-		"  Esc  Backspace  back (in the filter: clear it)",
-		"  Up Down j k     select;  PgUp PgDn Home End",
-		"  Ctrl-L          redraw the screen",
-		"",
-		"Colours: green normal, yellow warning, red critical (temperature near slowdown,",
-		"power at its limit, health warn/fail). NO_COLOR or --no-color: none.",
-		"-U/--no-unicode or a non-UTF-8 locale: ASCII sparklines ( _.:-=+*# ).",
-		"--refresh S / --delay N (tenths): how often the screen takes a new copy.",
-		"",
-		"Health column: status and the recommended action (keep, drain, reset, reboot,",
-		"rma); the detail lists every reason with its remedy and the failure probability.",
-		"",
-		"Press any key to go back.",
+	    "Keys (htop/nvtop style; every F-key has a letter alias)",
+	    "",
+	    "  q  F10          quit (also Ctrl-C, SIGTERM)",
+	    "  h  ?  F1        this help",
+	    "  p  F2           the pipeline: services, targets, Kafka lag per partition, errors",
+	    "  /  \\  F3  F4    filter: words matched against host, model, UUID, gpuN, health",
+	    "  g  F5           group the GPUs by host (on/off)",
+	    "  s  F6  >        sort by the next column;  <  the previous one",
+	    "  I  r            invert the sort order",
+	    "  Enter           detail of the selected GPU: charts, ECC, XID, throttling, alerts",
+	    "  Esc  Backspace  back (in the filter: clear it)",
+	    "  Up Down j k     select;  PgUp PgDn Home End",
+	    "  Ctrl-L          redraw the screen",
+	    "",
+	    "Colours: green normal, yellow warning, red critical (temperature near slowdown,",
+	    "power at its limit, health warn/fail). NO_COLOR or --no-color: none.",
+	    "-U/--no-unicode or a non-UTF-8 locale: ASCII sparklines ( _.:-=+*# ).",
+	    "--refresh S / --delay N (tenths): how often the screen takes a new copy.",
+	    "",
+	    "Health column: status and the recommended action (keep, drain, reset, reboot,",
+	    "rma); the detail lists every reason with its remedy and the failure probability.",
+	    "",
+	    "Press any key to go back.",
 	};
 	int n = (int)(sizeof(lines) / sizeof(lines[0]));
 	for (int i = 0; i < n && 1 + i < LINES - 1; i++)
@@ -1011,11 +1038,12 @@ static void write_stats(const struct console *c, double wall_s)
 		}
 		fclose(st);
 	}
-	fprintf(f,
-		"frames %lu\nwall_s %.3f\ndraw_cpu_s %.6f\ndraw_cpu_pct %.4f\nui_thread_cpu_s %.6f\n"
-		"refresh_s %.3f\ngpus %zu\nvm_rss_kb %ld\nvm_hwm_kb %ld\n",
-		c->frames, wall_s, c->draw_cpu_s, wall_s > 0 ? 100.0 * c->draw_cpu_s / wall_s : 0.0,
-		thread_cpu_s(), c->o.refresh_s, c->total, rss, hwm);
+	fprintf(
+	    f,
+	    "frames %lu\nwall_s %.3f\ndraw_cpu_s %.6f\ndraw_cpu_pct %.4f\nui_thread_cpu_s %.6f\n"
+	    "refresh_s %.3f\ngpus %zu\nvm_rss_kb %ld\nvm_hwm_kb %ld\n",
+	    c->frames, wall_s, c->draw_cpu_s, wall_s > 0 ? 100.0 * c->draw_cpu_s / wall_s : 0.0,
+	    thread_cpu_s(), c->o.refresh_s, c->total, rss, hwm);
 	fclose(f);
 }
 
@@ -1046,9 +1074,10 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 	setenv("ESCDELAY", "25", 0);
 	SCREEN *scr = newterm(NULL, stdout, stdin);
 	if (!scr) {
-		fprintf(stderr, "gpuhealth: cannot set up the terminal (TERM=%s): set TERM to "
-				"your terminal's type, e.g. xterm-256color\n",
-			getenv("TERM") ? getenv("TERM") : "");
+		fprintf(stderr,
+		        "gpuhealth: cannot set up the terminal (TERM=%s): set TERM to "
+		        "your terminal's type, e.g. xterm-256color\n",
+		        getenv("TERM") ? getenv("TERM") : "");
 		rc = -ENOTTY;
 		goto out;
 	}

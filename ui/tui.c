@@ -89,7 +89,10 @@ static double refresh_of(const struct config *cfg)
 #ifdef GPUHEALTH_HAVE_PIPELINE
 /* ---- the real source: the embedded pipeline */
 
-static void pl_copy_view(void *ctx, struct pipeline_view *out) { pipeline_view(ctx, out); }
+static void pl_copy_view(void *ctx, struct pipeline_view *out)
+{
+	pipeline_view(ctx, out);
+}
 
 static size_t pl_copy_gpus(void *ctx, struct fleet_gpu *out, size_t max)
 {
@@ -118,16 +121,17 @@ int tui_run(struct config *cfg)
 {
 	int status = 1;
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
-		fprintf(stderr, "gpuhealth: the console needs a terminal on standard input and output; "
-				"run 'gpuhealth --daemon' for the headless pipeline\n");
+		fprintf(stderr,
+		        "gpuhealth: the console needs a terminal on standard input and output; "
+		        "run 'gpuhealth --daemon' for the headless pipeline\n");
 		return 2;
 	}
 	struct console_opts co = {
-		.refresh_s = refresh_of(cfg),
-		.unicode = !config_bool(cfg, "no-unicode"),
-		.color = !config_bool(cfg, "no-color"),
-		.duration_s = config_double(cfg, "duration"),
-		.stats_path = getenv("GPUHEALTH_UI_STATS"),
+	    .refresh_s = refresh_of(cfg),
+	    .unicode = !config_bool(cfg, "no-unicode"),
+	    .color = !config_bool(cfg, "no-color"),
+	    .duration_s = config_double(cfg, "duration"),
+	    .stats_path = getenv("GPUHEALTH_UI_STATS"),
 	};
 	const char *fake_env = getenv("GPUHEALTH_UI_FAKE");
 	bool fake = fake_env && fake_env[0] && strcmp(fake_env, "0") != 0;
@@ -139,11 +143,12 @@ int tui_run(struct config *cfg)
 		struct fake *f = NULL;
 		const char *ph = getenv("GPUHEALTH_UI_FAKE_PER_HOST");
 		struct fake_opts fo = {.gpus = (size_t)config_int(cfg, "gpus"),
-				       .per_host = ph ? (size_t)strtoul(ph, NULL, 10) : 0,
-				       .step_s = 0.5};
+		                       .per_host = ph ? (size_t)strtoul(ph, NULL, 10) : 0,
+		                       .step_s = 0.5};
 		int rc = fake_create(&f, &fo);
 		if (rc) {
-			fprintf(stderr, "gpuhealth: cannot start the fake source: %s\n", strerror(-rc));
+			fprintf(stderr, "gpuhealth: cannot start the fake source: %s\n",
+			        strerror(-rc));
 			return 1;
 		}
 		struct view_source src = fake_source(f);
@@ -176,7 +181,7 @@ int tui_run(struct config *cfg)
 	restore_stderr(saved);
 	if (st.rc) {
 		fprintf(stderr, "gpuhealth: the pipeline did not start: %s (log: %s)\n", st.err,
-			logpath);
+		        logpath);
 		status = 1;
 	} else {
 		status = rc ? 1 : 0;
@@ -188,8 +193,8 @@ int tui_run(struct config *cfg)
 	(void)redirect_stderr;
 	(void)restore_stderr;
 	fprintf(stderr, "gpuhealth: the console's embedded pipeline is not built in this version "
-			"(src/pipeline/pipeline.c); GPUHEALTH_UI_FAKE=1 shows the console over "
-			"simulated data\n");
+	                "(src/pipeline/pipeline.c); GPUHEALTH_UI_FAKE=1 shows the console over "
+	                "simulated data\n");
 	return status;
 #endif
 }

@@ -31,7 +31,7 @@ static double now_s(void)
 }
 
 static void add_reason(struct health_result *h, const char *code, enum health_component comp,
-		       enum health_status sev, enum health_action remedy, const char *text)
+                       enum health_status sev, enum health_action remedy, const char *text)
 {
 	if (h->nreasons >= HEALTH_MAX_REASONS)
 		return;
@@ -51,7 +51,7 @@ static void add_reason(struct health_result *h, const char *code, enum health_co
 }
 
 static void add_alert(struct fleet_gpu *g, double t, const char *kind, enum health_status sev,
-		      const char *text)
+                      const char *text)
 {
 	if (g->nalerts == FLEET_ALERTS)
 		g->nalerts--;
@@ -123,9 +123,9 @@ static void gpu_update(struct fake *f, size_t i, double t)
 	if (g->nhist == FLEET_HISTORY) {
 		for (int se = 0; se < FLEET_NSERIES; se++)
 			memmove(&g->hist[se][0], &g->hist[se][1],
-				(FLEET_HISTORY - 1) * sizeof(g->hist[se][0]));
+			        (FLEET_HISTORY - 1) * sizeof(g->hist[se][0]));
 		memmove(&g->hist_time[0], &g->hist_time[1],
-			(FLEET_HISTORY - 1) * sizeof(g->hist_time[0]));
+		        (FLEET_HISTORY - 1) * sizeof(g->hist_time[0]));
 		g->nhist--;
 	}
 	g->hist[FLEET_TEMP][g->nhist] = (float)s->v[HS_GPU_TEMP];
@@ -145,21 +145,22 @@ static void gpu_update(struct fake *f, size_t i, double t)
 	g->have_health = true;
 	if (i % 16 == 3 && temp >= 82)
 		add_reason(h, "temp_slowdown", HC_THERMAL, HEALTH_WARN, ACT_DRAIN,
-			   "GPU temperature within 5 C of the slowdown threshold");
+		           "GPU temperature within 5 C of the slowdown threshold");
 	if (i % 16 == 5) {
-		add_reason(h, "xid_48", HC_XID, HEALTH_FAIL, ACT_RESET, "XID 48: double-bit ECC error");
+		add_reason(h, "xid_48", HC_XID, HEALTH_FAIL, ACT_RESET,
+		           "XID 48: double-bit ECC error");
 		add_reason(h, "remap_pending", HC_MEMORY, HEALTH_WARN, ACT_RESET,
-			   "a row remap waits for the next GPU reset");
+		           "a row remap waits for the next GPU reset");
 	}
 	if (i % 16 == 7)
 		add_reason(h, "sbe_rate", HC_MEMORY, HEALTH_PASS, ACT_KEEP,
-			   "single-bit ECC errors at 61/h");
+		           "single-bit ECC errors at 61/h");
 	if (i % 16 == 9)
 		add_reason(h, "pcie_replay", HC_INTERCONNECT, HEALTH_WARN, ACT_DRAIN,
-			   "PCIe replays above the link's limit");
+		           "PCIe replays above the link's limit");
 	if (i % 16 == 11)
 		add_reason(h, "xid_79", HC_XID, HEALTH_FAIL, ACT_REBOOT,
-			   "XID 79: GPU fell off the bus");
+		           "XID 79: GPU fell off the bus");
 	int score = 100;
 	for (int c = 0; c < HC_COUNT; c++)
 		if (h->comp[c] < score)
@@ -183,19 +184,19 @@ static void view_update(struct fake *f, double t)
 		v->parts[p].last_error[0] = '\0';
 	}
 	snprintf(v->parts[PP_SIM].detail, sizeof(v->parts[PP_SIM].detail),
-		 "fake: %zu GPUs, one step every %.1f s", f->o.gpus, f->o.step_s);
+	         "fake: %zu GPUs, one step every %.1f s", f->o.gpus, f->o.step_s);
 	snprintf(v->parts[PP_COLLECTOR].detail, sizeof(v->parts[0].detail), "1 target");
 	snprintf(v->parts[PP_BROKER].detail, sizeof(v->parts[0].detail),
-		 "fake: no broker (GPUHEALTH_UI_FAKE)");
+	         "fake: no broker (GPUHEALTH_UI_FAKE)");
 	snprintf(v->parts[PP_DATABASE].detail, sizeof(v->parts[0].detail),
-		 "fake: no database (GPUHEALTH_UI_FAKE)");
+	         "fake: no database (GPUHEALTH_UI_FAKE)");
 	snprintf(v->parts[PP_SINK].detail, sizeof(v->parts[0].detail), "fake sink");
 	snprintf(v->parts[PP_SCORER].detail, sizeof(v->parts[0].detail), "fake scorer");
 	/* the scorer reports an error now and then, so the panel shows one */
 	if (f->step % 40 >= 20) {
 		v->parts[PP_SCORER].state = PART_DEGRADED;
 		snprintf(v->parts[PP_SCORER].last_error, sizeof(v->parts[0].last_error),
-			 "fake: could not write a batch (connection reset), retrying");
+		         "fake: could not write a batch (connection reset), retrying");
 		v->parts[PP_SCORER].last_error_time = t - 1;
 	}
 	uint64_t events = (uint64_t)(f->o.gpus * (f->step + 1));
@@ -341,7 +342,8 @@ int fake_create(struct fake **out, const struct fake_opts *opts)
 		struct fleet_gpu *g = &f->gpus[i];
 		size_t host = opts->per_host ? i / opts->per_host : 0;
 		size_t idx = opts->per_host ? i % opts->per_host : i;
-		snprintf(g->key, sizeof(g->key), "GPU-fa4e%04zx-0000-4000-8000-%012zx", i, i * 7919);
+		snprintf(g->key, sizeof(g->key), "GPU-fa4e%04zx-0000-4000-8000-%012zx", i,
+		         i * 7919);
 		snprintf(g->host, sizeof(g->host), "node%02zu", host + 1);
 		snprintf(g->model, sizeof(g->model), "%s", models[host % 3]);
 		g->index = (int)idx;

@@ -13,9 +13,9 @@
 #include "view/view.h"
 
 struct fake_opts {
-	size_t gpus;       /* 1..4096 */
-	size_t per_host;   /* GPUs per host (0: all on one host) */
-	double step_s;     /* real seconds between updates (> 0) */
+	size_t gpus;     /* 1..4096 */
+	size_t per_host; /* GPUs per host (0: all on one host) */
+	double step_s;   /* real seconds between updates (> 0) */
 };
 
 struct fake;

@@ -11,8 +11,7 @@
 
 /* ---- sparklines */
 
-size_t view_spark_levels(const float *v, size_t n, double lo, double hi, int *levels,
-			 size_t width)
+size_t view_spark_levels(const float *v, size_t n, double lo, double hi, int *levels, size_t width)
 {
 	double span = hi - lo;
 	for (size_t c = 0; c < width; c++) {
@@ -40,7 +39,7 @@ size_t view_spark_levels(const float *v, size_t n, double lo, double hi, int *le
 const char *view_spark_glyph(int level, bool unicode)
 {
 	static const char *const u[VIEW_SPARK_LEVELS] = {"\u2581", "\u2582", "\u2583", "\u2584",
-							 "\u2585", "\u2586", "\u2587", "\u2588"};
+	                                                 "\u2585", "\u2586", "\u2587", "\u2588"};
 	static const char *const a[VIEW_SPARK_LEVELS] = {"_", ".", ":", "-", "=", "+", "*", "#"};
 	if (level < 0 || level >= VIEW_SPARK_LEVELS)
 		return " ";
@@ -48,7 +47,7 @@ const char *view_spark_glyph(int level, bool unicode)
 }
 
 size_t view_spark_text(const float *v, size_t n, double lo, double hi, size_t width, bool unicode,
-		       char *buf, size_t len)
+                       char *buf, size_t len)
 {
 	int levels[256];
 	if (width > sizeof(levels) / sizeof(levels[0]))
@@ -75,7 +74,8 @@ void view_series_scale(const struct fleet_gpu *g, enum fleet_series s, double *l
 	switch (s) {
 	case FLEET_TEMP:
 		*hi = 100;
-		if (health_sample_has(&g->last, HS_SLOWDOWN_TEMP) && g->last.v[HS_SLOWDOWN_TEMP] > *hi)
+		if (health_sample_has(&g->last, HS_SLOWDOWN_TEMP) &&
+		    g->last.v[HS_SLOWDOWN_TEMP] > *hi)
 			*hi = g->last.v[HS_SLOWDOWN_TEMP];
 		break;
 	case FLEET_POWER: {
@@ -89,9 +89,7 @@ void view_series_scale(const struct fleet_gpu *g, enum fleet_series s, double *l
 		break;
 	}
 	case FLEET_UTIL:
-	default:
-		*hi = 100;
-		break;
+	default: *hi = 100; break;
 	}
 }
 
@@ -104,8 +102,8 @@ enum view_level view_temp_level(const struct fleet_gpu *g)
 	if (g->stale)
 		return VL_DIM;
 	double t = g->last.v[HS_GPU_TEMP];
-	double slow = health_sample_has(&g->last, HS_SLOWDOWN_TEMP) ? g->last.v[HS_SLOWDOWN_TEMP]
-								  : 90.0;
+	double slow =
+	    health_sample_has(&g->last, HS_SLOWDOWN_TEMP) ? g->last.v[HS_SLOWDOWN_TEMP] : 90.0;
 	if (t >= slow - 5)
 		return VL_CRIT;
 	if (t >= slow - 15)
@@ -144,8 +142,8 @@ enum view_level view_health_level(const struct fleet_gpu *g)
 
 const char *view_sort_name(enum view_sort_key k)
 {
-	static const char *const n[VS_COUNT] = {"index", "model", "temp", "power",
-						"util",  "memory", "health"};
+	static const char *const n[VS_COUNT] = {"index", "model",  "temp",  "power",
+	                                        "util",  "memory", "health"};
 	return (unsigned)k < VS_COUNT ? n[k] : "?";
 }
 
@@ -169,11 +167,11 @@ static bool word_match(const struct fleet_gpu *g, const char *w, size_t wl)
 {
 	char idx[24];
 	snprintf(idx, sizeof(idx), "gpu%d", g->index);
-	if (contains_ci(g->host, w, wl) || contains_ci(g->model, w, wl) || contains_ci(g->key, w, wl) ||
-	    contains_ci(idx, w, wl))
+	if (contains_ci(g->host, w, wl) || contains_ci(g->model, w, wl) ||
+	    contains_ci(g->key, w, wl) || contains_ci(idx, w, wl))
 		return true;
 	if (g->have_health && (contains_ci(health_status_name(g->health.status), w, wl) ||
-			       contains_ci(health_action_name(g->action), w, wl)))
+	                       contains_ci(health_action_name(g->action), w, wl)))
 		return true;
 	return false;
 }
@@ -209,20 +207,20 @@ static double metric(const struct fleet_gpu *g, enum view_sort_key k)
 {
 	switch (k) {
 	case VS_TEMP:
-		return health_sample_has(&g->last, HS_GPU_TEMP) ? g->last.v[HS_GPU_TEMP] : -INFINITY;
+		return health_sample_has(&g->last, HS_GPU_TEMP) ? g->last.v[HS_GPU_TEMP]
+		                                                : -INFINITY;
 	case VS_POWER:
 		return health_sample_has(&g->last, HS_POWER) ? g->last.v[HS_POWER] : -INFINITY;
 	case VS_UTIL:
-		return health_sample_has(&g->last, HS_GPU_UTIL) ? g->last.v[HS_GPU_UTIL] : -INFINITY;
-	case VS_MEM:
-		return isnan(g->fb_used_mib) ? -INFINITY : g->fb_used_mib;
+		return health_sample_has(&g->last, HS_GPU_UTIL) ? g->last.v[HS_GPU_UTIL]
+		                                                : -INFINITY;
+	case VS_MEM: return isnan(g->fb_used_mib) ? -INFINITY : g->fb_used_mib;
 	case VS_HEALTH:
 		/* worse is larger: status first, then a lower score */
 		if (!g->have_health)
 			return -INFINITY;
 		return (double)g->health.status * 1000.0 + (100 - g->health.score);
-	default:
-		return 0;
+	default: return 0;
 	}
 }
 
@@ -260,7 +258,7 @@ static int cmp_order(const void *pa, const void *pb)
 }
 
 size_t view_order(const struct fleet_gpu *gpus, size_t n, const char *filter,
-		  enum view_sort_key key, bool desc, bool group_hosts, size_t *order)
+                  enum view_sort_key key, bool desc, bool group_hosts, size_t *order)
 {
 	size_t m = 0;
 	for (size_t i = 0; i < n; i++)
@@ -276,8 +274,8 @@ size_t view_order(const struct fleet_gpu *gpus, size_t n, const char *filter,
 
 const char *view_col_title(enum view_col c)
 {
-	static const char *const t[VC_COUNT] = {"GPU",    "MODEL", "TEMP", "POWER/LIMIT", "UTIL",
-						"MEM",    "HEALTH", "TEMP", "POWER",      "UTIL"};
+	static const char *const t[VC_COUNT] = {"GPU", "MODEL",  "TEMP", "POWER/LIMIT", "UTIL",
+	                                        "MEM", "HEALTH", "TEMP", "POWER",       "UTIL"};
 	return (unsigned)c < VC_COUNT ? t[c] : "";
 }
 
@@ -388,9 +386,9 @@ char *view_clock_reasons(uint64_t mask, char *buf, size_t len)
 		uint64_t bit;
 		const char *name;
 	} bits[] = {
-		{0x001, "idle"},          {0x002, "app clocks"},   {0x004, "SW power cap"},
-		{0x008, "HW slowdown"},   {0x010, "sync boost"},   {0x020, "SW thermal"},
-		{0x040, "HW thermal"},    {0x080, "HW power brake"}, {0x100, "display clocks"},
+	    {0x001, "idle"},        {0x002, "app clocks"},     {0x004, "SW power cap"},
+	    {0x008, "HW slowdown"}, {0x010, "sync boost"},     {0x020, "SW thermal"},
+	    {0x040, "HW thermal"},  {0x080, "HW power brake"}, {0x100, "display clocks"},
 	};
 	size_t used = 0;
 	if (len)
@@ -405,14 +403,14 @@ char *view_clock_reasons(uint64_t mask, char *buf, size_t len)
 		if (!(mask & bits[i].bit))
 			continue;
 		int k = snprintf(buf + used, len > used ? len - used : 0, "%s%s", used ? ", " : "",
-				 bits[i].name);
+		                 bits[i].name);
 		if (k < 0 || (size_t)k >= len - used)
 			return buf;
 		used += (size_t)k;
 	}
 	if (mask & ~known)
-		snprintf(buf + used, len > used ? len - used : 0, "%sother 0x%llx", used ? ", " : "",
-			 (unsigned long long)(mask & ~known));
+		snprintf(buf + used, len > used ? len - used : 0, "%sother 0x%llx",
+		         used ? ", " : "", (unsigned long long)(mask & ~known));
 	return buf;
 }
 
@@ -421,13 +419,14 @@ char *view_clock_reasons(uint64_t mask, char *buf, size_t len)
 const char *view_part_name(enum pipeline_part p)
 {
 	static const char *const n[PP_COUNT] = {"simulator", "collector", "broker",
-						"database",  "sink",      "scorer"};
+	                                        "database",  "sink",      "scorer"};
 	return (unsigned)p < PP_COUNT ? n[p] : "?";
 }
 
 const char *view_state_name(enum part_state s)
 {
-	static const char *const n[] = {"off", "starting", "running", "degraded", "failed", "stopped"};
+	static const char *const n[] = {"off",      "starting", "running",
+	                                "degraded", "failed",   "stopped"};
 	return (unsigned)s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
 }
 

@@ -33,13 +33,12 @@ struct view_source {
 /* Levels 0..7 of the last `width` values of v[0..n) (oldest first) scaled over [lo, hi];
  * -1 for a missing value (NAN) or a cell before the first sample (right-aligned: the newest
  * value sits in the last cell). Returns the number of cells written (= width). */
-size_t view_spark_levels(const float *v, size_t n, double lo, double hi, int *levels,
-			 size_t width);
+size_t view_spark_levels(const float *v, size_t n, double lo, double hi, int *levels, size_t width);
 /* The glyph of a level: "▁".."█" (UTF-8) or " .:-=+*#" (ASCII); " " for -1. */
 const char *view_spark_glyph(int level, bool unicode);
 /* Writes a sparkline as text into buf (NUL-terminated, truncated to len). Returns cells. */
 size_t view_spark_text(const float *v, size_t n, double lo, double hi, size_t width, bool unicode,
-		       char *buf, size_t len);
+                       char *buf, size_t len);
 /* The fixed scale of a series for one GPU: temperature 0..max(100, slowdown), power
  * 0..limit (or the history's maximum), utilization 0..100. */
 void view_series_scale(const struct fleet_gpu *g, enum fleet_series s, double *lo, double *hi);
@@ -74,7 +73,7 @@ bool view_filter_match(const struct fleet_gpu *g, const char *filter);
  * (descending when desc; ties by host, index, key); grouped by host first when group_hosts.
  * Returns the number of rows. */
 size_t view_order(const struct fleet_gpu *gpus, size_t n, const char *filter,
-		  enum view_sort_key key, bool desc, bool group_hosts, size_t *order);
+                  enum view_sort_key key, bool desc, bool group_hosts, size_t *order);
 
 /* ---- the fleet table's columns */
 enum view_col {

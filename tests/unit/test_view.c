@@ -16,7 +16,7 @@
 #include "view/view.h"
 
 static void gpu_init(struct fleet_gpu *g, const char *host, int index, double temp, double power,
-		     double util)
+                     double util)
 {
 	memset(g, 0, sizeof(*g));
 	snprintf(g->host, sizeof(g->host), "%s", host);
@@ -255,9 +255,9 @@ static void test_decode(void **state)
 	char b[160];
 	assert_string_equal(view_clock_reasons(0, b, sizeof(b)), "none");
 	assert_string_equal(view_clock_reasons(0x004 | 0x008, b, sizeof(b)),
-			    "SW power cap, HW slowdown");
+	                    "SW power cap, HW slowdown");
 	assert_string_equal(view_clock_reasons(0x020 | 0x040 | 0x080, b, sizeof(b)),
-			    "SW thermal, HW thermal, HW power brake");
+	                    "SW thermal, HW thermal, HW power brake");
 	assert_string_equal(view_clock_reasons(0x1001, b, sizeof(b)), "idle, other 0x1000");
 	char small[8];
 	view_clock_reasons(0x004 | 0x008, small, sizeof(small));
@@ -328,12 +328,12 @@ static void test_fake(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_spark_levels), cmocka_unit_test(test_spark_text),
-		cmocka_unit_test(test_series_scale), cmocka_unit_test(test_levels),
-		cmocka_unit_test(test_filter),       cmocka_unit_test(test_order),
-		cmocka_unit_test(test_layout),       cmocka_unit_test(test_format),
-		cmocka_unit_test(test_decode),       cmocka_unit_test(test_pipeline_figures),
-		cmocka_unit_test(test_fake),
+	    cmocka_unit_test(test_spark_levels), cmocka_unit_test(test_spark_text),
+	    cmocka_unit_test(test_series_scale), cmocka_unit_test(test_levels),
+	    cmocka_unit_test(test_filter),       cmocka_unit_test(test_order),
+	    cmocka_unit_test(test_layout),       cmocka_unit_test(test_format),
+	    cmocka_unit_test(test_decode),       cmocka_unit_test(test_pipeline_figures),
+	    cmocka_unit_test(test_fake),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
