@@ -100,19 +100,19 @@ static size_t pl_copy_gpus(void *ctx, struct fleet_gpu *out, size_t max)
 	return f ? fleet_snapshot(f, out, max) : 0;
 }
 
-struct starter {
-	struct pipeline *p;
+/* The console runs in its own thread while the main thread starts the pipeline: the private
+ * PostgreSQL is a child tied to the thread that starts it (PR_SET_PDEATHSIG), which must live
+ * as long as the pipeline, and starting it can take seconds that the console shows. */
+struct ui_thread {
+	const struct view_source *src;
+	const struct console_opts *co;
 	int rc;
-	char err[512];
 };
 
-/* pipeline_start() can take seconds (a private PostgreSQL); the console draws meanwhile. */
-static void *start_main(void *arg)
+static void *ui_main(void *arg)
 {
-	struct starter *st = arg;
-	st->rc = pipeline_start(st->p, st->err, sizeof(st->err));
-	if (st->rc)
-		log_error("console: the pipeline did not start: %s", st->err);
+	struct ui_thread *u = arg;
+	u->rc = console_run(u->src, u->co);
 	return NULL;
 }
 #endif
@@ -167,24 +167,30 @@ int tui_run(struct config *cfg)
 		return rc == -EINVAL ? 2 : 1;
 	}
 	saved = redirect_stderr(logpath, sizeof(logpath));
-	struct starter st = {.p = p};
-	pthread_t th;
-	bool started = pthread_create(&th, NULL, start_main, &st) == 0;
-	if (!started)
-		start_main(&st);
 	struct view_source src = {p, pl_copy_view, pl_copy_gpus};
-	rc = console_run(&src, &co);
-	if (started)
-		pthread_join(th, NULL);
+	struct ui_thread u = {&src, &co, 0};
+	pthread_t th;
+	int trc = pthread_create(&th, NULL, ui_main, &u);
+	if (trc) {
+		restore_stderr(saved);
+		pipeline_destroy(p);
+		fprintf(stderr, "gpuhealth: cannot start the console's thread: %s\n", strerror(trc));
+		return 1;
+	}
+	int src_rc = pipeline_start(p, err, sizeof(err));
+	if (src_rc)
+		log_error("console: the pipeline did not start: %s", err);
+	pthread_join(th, NULL);
 	pipeline_stop(p);
 	pipeline_destroy(p);
 	restore_stderr(saved);
-	if (st.rc) {
-		fprintf(stderr, "gpuhealth: the pipeline did not start: %s (log: %s)\n", st.err,
-		        logpath);
+	if (src_rc) {
+		fprintf(stderr, "gpuhealth: the pipeline did not start: %s (log: %s)\n", err, logpath);
+		status = 1;
+	} else if (u.rc) {
 		status = 1;
 	} else {
-		status = rc ? 1 : 0;
+		status = 0;
 	}
 	return status;
 #else
