@@ -42,6 +42,7 @@ struct console {
 	char selected[HS_KEY_MAX]; /* key of the selected GPU */
 	size_t sel;                /* its position in order[] */
 	int scroll;                /* first line of the table (or of the pipeline/help screen) */
+	struct view_rates rates;   /* scrape rate per target */
 	/* measurement */
 	double draw_cpu_s;
 	unsigned long frames;
@@ -292,15 +293,10 @@ static void panel(struct console *c, int y)
 	const struct producer_stats *ps = &v->collector.producer;
 	put(y + 1, 0, 8, lab, true, "Kafka");
 	char lag[160] = "lag -";
-	if (v->have_sink && v->sink.lag_total >= 0) {
-		int k = snprintf(lag, sizeof(lag), "lag %lld [", (long long)v->sink.lag_total);
-		for (int p = 0;
-		     p < v->sink.nparts && p < SINK_MAX_PARTS && k < (int)sizeof(lag) - 8; p++)
-			k += snprintf(lag + k, sizeof(lag) - (size_t)k, "%sp%d:%lld", p ? " " : "",
-			              (int)v->sink.parts[p].partition,
-			              (long long)v->sink.parts[p].lag);
-		snprintf(lag + k, sizeof(lag) - (size_t)k, "]");
-	}
+	/* what is left of the line after the producer's counters (about 40 cells) */
+	size_t room = COLS > 8 + 40 + 12 ? (size_t)(COLS - 8 - 40) : 12;
+	if (v->have_sink)
+		view_fmt_lag(&v->sink, lag, room < sizeof(lag) ? room : sizeof(lag));
 	put(y + 1, 8, COLS - 8, A_NORMAL, true, "prod %s dlv %s buf %s drop %s  %s",
 	    view_fmt_count((double)ps->produced, a, sizeof(a)),
 	    view_fmt_count((double)ps->delivered, b, sizeof(b)),
@@ -375,7 +371,9 @@ static void table_row(struct console *c, int y, const struct view_layout *L,
 			else
 				put(y, x, w, a, true, "  ?");
 			break;
-		case VC_MODEL: put(y, x, w, a, true, "%s", g->model[0] ? g->model : "?"); break;
+		case VC_MODEL:
+			put(y, x, w, a, true, "%s", g->model[0] ? view_model_short(g->model) : "?");
+			break;
 		case VC_TEMP:
 			if (!sel)
 				a |= level_attr(c, view_temp_level(g));
@@ -394,6 +392,8 @@ static void table_row(struct console *c, int y, const struct view_layout *L,
 				snprintf(buf, sizeof(buf), "%.0fW", s->v[HS_POWER]);
 			else
 				snprintf(buf, sizeof(buf), "-");
+			if ((int)strlen(buf) > w && health_sample_has(s, HS_POWER))
+				snprintf(buf, sizeof(buf), "%.0fW", s->v[HS_POWER]);
 			put(y, x, w, a, true, "%*s", w, buf);
 			break;
 		case VC_UTIL:
@@ -664,7 +664,7 @@ static void detail(struct console *c)
 		enum view_level l = r->sev == HEALTH_FAIL   ? VL_CRIT
 		                    : r->sev == HEALTH_WARN ? VL_WARN
 		                                            : VL_NONE;
-		put(y++, 0, COLS, level_attr(c, l), true, "  %-4s %-12s %-16s -> %-6s %s",
+		put(y++, 0, COLS, level_attr(c, l), true, "  %-4s %-12s %-18s -> %-6s %s",
 		    r->sev == HEALTH_PASS ? "info" : health_status_name(r->sev),
 		    health_component_name(r->comp), r->code, health_action_name(r->remedy),
 		    r->text);
@@ -683,7 +683,7 @@ static void detail(struct console *c)
 		put(y++, 0, COLS,
 		    al->cleared ? A_DIM
 		                : level_attr(c, al->severity == HEALTH_FAIL ? VL_CRIT : VL_WARN),
-		    true, "  %s %-4s %-16s %s%s", when, health_status_name(al->severity), al->kind,
+		    true, "  %s %-4s %-18s %s%s", when, health_status_name(al->severity), al->kind,
 		    al->text, al->cleared ? " (cleared)" : "");
 	}
 }
@@ -717,17 +717,19 @@ static void pipeline_screen(struct console *c)
 			     pv->last_error);
 	}
 	y++;
-	LINE(A_BOLD, "%-44s %7s %7s %7s %7s  %s", "SCRAPE TARGET", "AGE", "OK", "FAILED", "LAST",
-	     "LAST ERROR");
+	LINE(A_BOLD, "%-40s %6s %6s %7s %6s %6s  %s", "SCRAPE TARGET", "AGE", "RATE", "OK",
+	     "FAILED", "LAST", "LAST ERROR");
 	for (size_t i = 0; i < v->ntargets && i < PIPELINE_MAX_TARGETS; i++) {
 		const struct scrape_target_stats *t = &v->targets[i];
-		char dur[16];
+		char dur[16], rate[16];
 		snprintf(dur, sizeof(dur), "%.0fms", t->last_duration_s * 1000);
+		double r = view_rate_of(&c->rates, t->url);
+		snprintf(rate, sizeof(rate), isnan(r) ? "-" : "%.2f/s", r);
 		LINE(level_attr(c, t->consecutive_failures ? VL_WARN : VL_NONE),
-		     "%-44.44s %7s %7s %7s %7s  %s", t->url,
+		     "%-40.40s %6s %6s %7s %6s %6s  %s", t->url,
 		     t->last_success > 0 ? view_fmt_age(v->now - t->last_success, a, sizeof(a))
 		                         : "never",
-		     view_fmt_count((double)t->ok, b, sizeof(b)),
+		     rate, view_fmt_count((double)t->ok, b, sizeof(b)),
 		     view_fmt_count((double)t->failed, d, sizeof(d)), dur, t->last_error);
 	}
 	if (!v->ntargets)
@@ -759,15 +761,24 @@ static void pipeline_screen(struct console *c)
 		     view_fmt_count((double)v->sink.rows_written, b, sizeof(b)), v->sink.rows_per_s,
 		     view_fmt_count((double)v->sink.duplicates, d, sizeof(d)),
 		     (unsigned long long)v->sink.dead_letters);
-		for (int p = 0; p < v->sink.nparts && p < SINK_MAX_PARTS; p += 4) {
-			char ln[256];
-			int k = 0;
-			for (int q = p; q < p + 4 && q < v->sink.nparts; q++)
-				k += snprintf(ln + k, sizeof(ln) - (size_t)k,
-				              "  p%-3d lag %-6lld off %-9lld",
-				              (int)v->sink.parts[q].partition,
-				              (long long)v->sink.parts[q].lag,
-				              (long long)v->sink.parts[q].offset);
+		int per = COLS / 28 > 0 ? COLS / 28 : 1;
+		int np = v->sink.nparts < SINK_MAX_PARTS ? v->sink.nparts : SINK_MAX_PARTS;
+		for (int p = 0; p < np; p += per) {
+			char ln[512];
+			size_t k = 0;
+			for (int q = p; q < p + per && q < np && k < sizeof(ln); q++) {
+				char off[24], lg[24];
+				snprintf(off, sizeof(off),
+				         v->sink.parts[q].offset < 0 ? "-" : "%lld",
+				         (long long)v->sink.parts[q].offset);
+				snprintf(lg, sizeof(lg), v->sink.parts[q].lag < 0 ? "?" : "%lld",
+				         (long long)v->sink.parts[q].lag);
+				int w =
+				    snprintf(ln + k, sizeof(ln) - k, "  p%-3d lag %-6s off %-9s",
+				             (int)v->sink.parts[q].partition, lg, off);
+				if (w > 0)
+					k += (size_t)w;
+			}
 			LINE(A_NORMAL, "%s", ln);
 		}
 		LINE(A_NORMAL, "batches %s  db errors %llu  database %s%s%s%s",
@@ -848,6 +859,7 @@ static void help_screen(struct console *c)
 static void refresh_data(struct console *c)
 {
 	c->src->copy_view(c->src->ctx, &c->view);
+	view_rates_update(&c->rates, &c->view, 5.0);
 	size_t total = c->src->copy_gpus(c->src->ctx, c->gpus, c->cap);
 	if (total > c->cap) {
 		size_t cap = total + 16;

@@ -174,7 +174,8 @@ int tui_run(struct config *cfg)
 	if (trc) {
 		restore_stderr(saved);
 		pipeline_destroy(p);
-		fprintf(stderr, "gpuhealth: cannot start the console's thread: %s\n", strerror(trc));
+		fprintf(stderr, "gpuhealth: cannot start the console's thread: %s\n",
+		        strerror(trc));
 		return 1;
 	}
 	int src_rc = pipeline_start(p, err, sizeof(err));
@@ -185,7 +186,8 @@ int tui_run(struct config *cfg)
 	pipeline_destroy(p);
 	restore_stderr(saved);
 	if (src_rc) {
-		fprintf(stderr, "gpuhealth: the pipeline did not start: %s (log: %s)\n", err, logpath);
+		fprintf(stderr, "gpuhealth: the pipeline did not start: %s (log: %s)\n", err,
+		        logpath);
 		status = 1;
 	} else if (u.rc) {
 		status = 1;

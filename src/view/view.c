@@ -282,7 +282,7 @@ const char *view_col_title(enum view_col c)
 void view_layout(int cols, struct view_layout *out)
 {
 	/* fixed widths; one space between columns */
-	static const int w[VC_COUNT] = {3, 0, 4, 11, 4, 11, 12, 0, 0, 0};
+	static const int w[VC_COUNT] = {3, 0, 4, 9, 4, 9, 11, 0, 0, 0};
 	int x = 0;
 	for (int c = 0; c < VC_COUNT; c++) {
 		out->x[c] = -1;
@@ -296,13 +296,16 @@ void view_layout(int cols, struct view_layout *out)
 	for (int c = 0; c < VC_COUNT; c++)
 		if (w[c])
 			fixed += w[c] + 1;
-	/* room left for the model and the sparklines */
+	/* room left for the model and the sparklines: the model gets 14 cells ("A100-SXM4-80GB")
+	 * when the sparklines keep 5 each, 20 when they keep 12, at least 9 or none */
 	int left = cols - fixed;
 	int model = 0;
-	if (left >= 3 * 5 + 9 + 1)
-		model = left - 3 * 5 >= 16 + 1 ? 16 : left - 3 * 5 - 1;
-	if (model > 0 && left - model - 1 - 3 * 5 > 24) /* wide screens: a longer model name */
+	if (left - 20 - 1 >= 3 * (12 + 1))
 		model = 20;
+	else if (left - 14 - 1 >= 3 * (5 + 1))
+		model = 14;
+	else if (left - 9 - 1 >= 3 * (5 + 1))
+		model = left - 1 - 3 * (5 + 1);
 	int spark_room = left - (model ? model + 1 : 0);
 	int spark = spark_room / 3 - 1;
 	if (spark > 60)
@@ -359,6 +362,14 @@ char *view_fmt_age(double s, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%dd%02dh", (int)(s / 86400), (int)fmod(s / 3600, 24));
 	return buf;
+}
+
+const char *view_model_short(const char *model)
+{
+	static const char prefix[] = "NVIDIA ";
+	if (strncasecmp(model, prefix, sizeof(prefix) - 1) == 0 && model[sizeof(prefix) - 1])
+		return model + sizeof(prefix) - 1;
+	return model;
 }
 
 char *view_fmt_mib(double mib, char *buf, size_t len)
@@ -449,4 +460,92 @@ size_t view_targets_down(const struct pipeline_view *v)
 		if (v->targets[i].consecutive_failures > 0)
 			down++;
 	return down;
+}
+
+void view_rates_update(struct view_rates *r, const struct pipeline_view *v, double window_s)
+{
+	/* the new list, in the view's order, keeping what is known of each target */
+	static _Thread_local struct view_rates next;
+	next.n = 0;
+	for (size_t i = 0; i < v->ntargets && i < PIPELINE_MAX_TARGETS; i++) {
+		const struct scrape_target_stats *t = &v->targets[i];
+		uint64_t count = t->ok + t->failed;
+		size_t k = next.n++;
+		snprintf(next.e[k].url, sizeof(next.e[k].url), "%s", t->url);
+		next.e[k].count = count;
+		next.e[k].t = v->now;
+		next.e[k].rate = NAN;
+		for (size_t j = 0; j < r->n; j++) {
+			if (strcmp(r->e[j].url, t->url) != 0)
+				continue;
+			next.e[k] = r->e[j];
+			double dt = v->now - r->e[j].t;
+			if (dt >= window_s && dt > 0 && count >= r->e[j].count) {
+				next.e[k].rate = (double)(count - r->e[j].count) / dt;
+				next.e[k].count = count;
+				next.e[k].t = v->now;
+			} else if (count < r->e[j].count) { /* counters restarted */
+				next.e[k].count = count;
+				next.e[k].t = v->now;
+			}
+			break;
+		}
+	}
+	r->n = next.n;
+	memcpy(r->e, next.e, next.n * sizeof(next.e[0]));
+}
+
+double view_rate_of(const struct view_rates *r, const char *url)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->e[i].url, url) == 0)
+			return r->e[i].rate;
+	return NAN;
+}
+
+char *view_fmt_lag(const struct sink_stats *s, char *buf, size_t len)
+{
+	if (!len)
+		return buf;
+	if (s->lag_total < 0) {
+		snprintf(buf, len, "lag -");
+		return buf;
+	}
+	int nparts = s->nparts < SINK_MAX_PARTS ? s->nparts : SINK_MAX_PARTS;
+	int lagging = 0;
+	for (int p = 0; p < nparts; p++)
+		lagging += s->parts[p].lag != 0;
+	size_t k = (size_t)snprintf(buf, len, "lag %lld [", (long long)s->lag_total);
+	if (k >= len)
+		return buf;
+	if (!lagging) {
+		snprintf(buf + k, len - k, "%d partition%s]", nparts, nparts == 1 ? "" : "s");
+		return buf;
+	}
+	int shown = 0;
+	for (int p = 0; p < nparts; p++) {
+		if (s->parts[p].lag == 0)
+			continue;
+		char item[48], more[24];
+		if (s->parts[p].lag < 0)
+			snprintf(item, sizeof(item), "%sp%d:?", shown ? " " : "",
+			         (int)s->parts[p].partition);
+		else
+			snprintf(item, sizeof(item), "%sp%d:%lld", shown ? " " : "",
+			         (int)s->parts[p].partition, (long long)s->parts[p].lag);
+		int rest = lagging - shown - 1; /* after this one */
+		snprintf(more, sizeof(more), " +%d more]", rest);
+		/* this item must leave room for "]" or for the "+N more]" of the rest */
+		size_t need = strlen(item) + (rest ? strlen(more) : 1);
+		if (k + need >= len) {
+			snprintf(buf + k, len - k, "%s+%d more]", shown ? " " : "",
+			         lagging - shown);
+			return buf;
+		}
+		memcpy(buf + k, item, strlen(item) + 1);
+		k += strlen(item);
+		shown++;
+	}
+	snprintf(buf + k, len - k, "]");
+	return buf;
 }

@@ -104,6 +104,8 @@ const char *view_col_title(enum view_col c);
 char *view_fmt_count(double v, char *buf, size_t len);
 /* seconds -> "0.4s", "12s", "3m05s", "2h03m", "4d02h"; "-" for a negative or NAN value */
 char *view_fmt_age(double s, char *buf, size_t len);
+/* The model without its vendor prefix: "NVIDIA A100-SXM4-80GB" -> "A100-SXM4-80GB". */
+const char *view_model_short(const char *model);
 /* MiB -> "812M", "61.2G" */
 char *view_fmt_mib(double mib, char *buf, size_t len);
 
@@ -121,5 +123,27 @@ const char *view_state_name(enum part_state s);
 double view_scrape_age(const struct pipeline_view *v);
 /* The number of targets whose last attempt failed. */
 size_t view_targets_down(const struct pipeline_view *v);
+
+/* The consumer lag for the panel: the total and the partitions that lag, e.g.
+ * "lag 12 [p1:5 p3:7]", "lag 0 [8 partitions]", "lag 40 [p0:3 p1:4 +6 more]" when they do not
+ * fit in len; "lag -" when unknown. Returns buf. */
+char *view_fmt_lag(const struct sink_stats *s, char *buf, size_t len);
+
+/* Scrape rate per target, measured by the console from the targets' counters over a window
+ * (the view carries totals). */
+struct view_rates {
+	size_t n;
+	struct {
+		char url[sizeof(((struct scrape_target_stats *)0)->url)];
+		uint64_t count; /* ok + failed at t */
+		double t;
+		double rate; /* attempts per second over the last window; NAN before the first */
+	} e[PIPELINE_MAX_TARGETS];
+};
+/* Takes the counters of v (at v->now); a target's rate is renewed once window_s has passed
+ * since its last renewal. Targets that left the view are forgotten. */
+void view_rates_update(struct view_rates *r, const struct pipeline_view *v, double window_s);
+/* The rate of a target; NAN when not known yet. */
+double view_rate_of(const struct view_rates *r, const char *url);
 
 #endif

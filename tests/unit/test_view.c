@@ -214,7 +214,8 @@ static void test_layout(void **state)
 	/* 80 columns: every column, sparklines of at least 4 cells */
 	for (int c = 0; c < VC_COUNT; c++)
 		assert_true(L.x[c] >= 0);
-	assert_true(L.width[VC_SPARK_UTIL] >= 4);
+	assert_true(L.width[VC_SPARK_UTIL] >= 5);
+	assert_int_equal(L.width[VC_MODEL], 14);
 	assert_int_equal(L.width[VC_SPARK_TEMP], L.width[VC_SPARK_UTIL]);
 	/* narrow: the model and then the sparklines go first */
 	view_layout(60, &L);
@@ -241,6 +242,10 @@ static void test_format(void **state)
 	assert_string_equal(view_fmt_age(-1, b, sizeof(b)), "-");
 	assert_string_equal(view_fmt_mib(812, b, sizeof(b)), "812M");
 	assert_string_equal(view_fmt_mib(81920, b, sizeof(b)), "80.0G");
+	assert_string_equal(view_model_short("NVIDIA A100-SXM4-80GB"), "A100-SXM4-80GB");
+	assert_string_equal(view_model_short("nvidia H200"), "H200");
+	assert_string_equal(view_model_short("NVIDIA "), "NVIDIA ");
+	assert_string_equal(view_model_short("H100"), "H100");
 	char tiny[4];
 	view_fmt_count(1234567, tiny, sizeof(tiny));
 	assert_int_equal(strlen(tiny), 3);
@@ -280,6 +285,70 @@ static void test_pipeline_figures(void **state)
 	assert_string_equal(view_part_name(PP_SINK), "sink");
 	assert_string_equal(view_state_name(PART_DEGRADED), "degraded");
 	assert_string_equal(view_state_name((enum part_state)42), "?");
+	free(v);
+}
+
+static void test_lag(void **state)
+{
+	(void)state;
+	struct sink_stats *s = calloc(1, sizeof(*s));
+	assert_non_null(s);
+	char b[64];
+	s->lag_total = -1;
+	assert_string_equal(view_fmt_lag(s, b, sizeof(b)), "lag -");
+	s->lag_total = 0;
+	s->nparts = 8;
+	for (int p = 0; p < 8; p++)
+		s->parts[p].partition = p;
+	assert_string_equal(view_fmt_lag(s, b, sizeof(b)), "lag 0 [8 partitions]");
+	s->parts[1].lag = 5;
+	s->parts[3].lag = 7;
+	s->parts[6].lag = -1;
+	s->lag_total = 12;
+	assert_string_equal(view_fmt_lag(s, b, sizeof(b)), "lag 12 [p1:5 p3:7 p6:?]");
+	/* too narrow: the rest is counted */
+	char n[22];
+	assert_string_equal(view_fmt_lag(s, n, sizeof(n)), "lag 12 [p1:5 +2 more]");
+	char t[12];
+	view_fmt_lag(s, t, sizeof(t));
+	assert_true(strlen(t) < sizeof(t));
+	free(s);
+}
+
+static void test_rates(void **state)
+{
+	(void)state;
+	struct view_rates *r = calloc(1, sizeof(*r));
+	struct pipeline_view *v = calloc(1, sizeof(*v));
+	assert_non_null(r);
+	assert_non_null(v);
+	v->ntargets = 2;
+	snprintf(v->targets[0].url, sizeof(v->targets[0].url), "http://a/metrics");
+	snprintf(v->targets[1].url, sizeof(v->targets[1].url), "http://b/metrics");
+	v->now = 100;
+	view_rates_update(r, v, 5);
+	assert_true(isnan(view_rate_of(r, "http://a/metrics")));
+	v->now = 103; /* inside the window: nothing yet */
+	v->targets[0].ok = 3;
+	view_rates_update(r, v, 5);
+	assert_true(isnan(view_rate_of(r, "http://a/metrics")));
+	v->now = 110;
+	v->targets[0].ok = 8;
+	v->targets[0].failed = 2;
+	v->targets[1].failed = 5;
+	view_rates_update(r, v, 5);
+	assert_true(fabs(view_rate_of(r, "http://a/metrics") - 1.0) < 1e-9);
+	assert_true(fabs(view_rate_of(r, "http://b/metrics") - 0.5) < 1e-9);
+	/* a target that leaves is forgotten; an unknown one has no rate */
+	v->ntargets = 1;
+	snprintf(v->targets[0].url, sizeof(v->targets[0].url), "http://b/metrics");
+	v->targets[0].ok = 0;
+	v->targets[0].failed = 5;
+	view_rates_update(r, v, 5);
+	assert_int_equal(r->n, 1);
+	assert_true(isnan(view_rate_of(r, "http://a/metrics")));
+	assert_true(fabs(view_rate_of(r, "http://b/metrics") - 0.5) < 1e-9);
+	free(r);
 	free(v);
 }
 
@@ -333,6 +402,7 @@ int main(void)
 	    cmocka_unit_test(test_filter),       cmocka_unit_test(test_order),
 	    cmocka_unit_test(test_layout),       cmocka_unit_test(test_format),
 	    cmocka_unit_test(test_decode),       cmocka_unit_test(test_pipeline_figures),
+	    cmocka_unit_test(test_lag),          cmocka_unit_test(test_rates),
 	    cmocka_unit_test(test_fake),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
