@@ -178,6 +178,9 @@ static const struct config_option options[] = {
 	 0},
 	{"no-unicode", 'U', NULL, CONFIG_BOOL, NULL, NULL,
 	 "console: ASCII only (also when the locale is not UTF-8)", CLI_TUI, NORANGE, NULL, 0},
+	{"no-mouse", 'M', NULL, CONFIG_BOOL, NULL, NULL,
+	 "console: leave the mouse to the terminal (no click to select, no wheel)", CLI_TUI,
+	 NORANGE, NULL, 0},
 	/* everywhere */
 	{"duration", 0, NULL, CONFIG_DURATION, NULL, "S", "run S seconds, then stop cleanly (exit 0)",
 	 M_ALL & ~(CLI_STATUS | CLI_DB), 0, 1e9, NULL, 0},

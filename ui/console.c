@@ -43,6 +43,12 @@ struct console {
 	size_t sel;                /* its position in order[] */
 	int scroll;                /* first line of the table (or of the pipeline/help screen) */
 	struct view_rates rates;   /* scrape rate per target */
+	/* where things are on the screen, for the mouse */
+	long rowpos[512]; /* screen row -> position in order[] of the GPU drawn there, or -1 */
+	struct {
+		int x0, x1, key;
+	} fkeys[8];
+	int nfkeys;
 	/* measurement */
 	double draw_cpu_s;
 	unsigned long frames;
@@ -224,10 +230,12 @@ static void footer(struct console *c)
 	static const struct {
 		const char *key, *label;
 		unsigned screens; /* bit per screen */
+		int code;         /* what a click on it does */
 	} keys[] = {
-	    {"F1", "Help", 0xf},  {"F2", "Pipeline", 0xf}, {"F4", "Filter", 0x1},
-	    {"F5", "Group", 0x1}, {"F6", "SortBy", 0x1},   {"Ent", "Detail", 0x1},
-	    {"Esc", "Back", 0xe}, {"F10", "Quit", 0xf},
+	    {"F1", "Help", 0xf, KEY_F(1)},   {"F2", "Pipeline", 0xf, KEY_F(2)},
+	    {"F4", "Filter", 0x1, KEY_F(4)}, {"F5", "Group", 0x1, KEY_F(5)},
+	    {"F6", "SortBy", 0x1, KEY_F(6)}, {"Ent", "Detail", 0x1, '\n'},
+	    {"Esc", "Back", 0xe, 27},        {"F10", "Quit", 0xf, KEY_F(10)},
 	};
 	int x = 0;
 	move(y, 0);
@@ -241,6 +249,12 @@ static void footer(struct console *c)
 		put(y, x, kl, c->color ? COLOR_PAIR(CP_KEY) : A_NORMAL, false, "%s", keys[i].key);
 		put(y, x + kl, ll + 1, c->color ? COLOR_PAIR(CP_KEYLABEL) : A_REVERSE, false, "%s ",
 		    keys[i].label);
+		if (c->nfkeys < (int)(sizeof(c->fkeys) / sizeof(c->fkeys[0]))) {
+			c->fkeys[c->nfkeys].x0 = x;
+			c->fkeys[c->nfkeys].x1 = x + kl + ll;
+			c->fkeys[c->nfkeys].key = keys[i].code;
+			c->nfkeys++;
+		}
 		x += kl + ll + 1;
 	}
 	if (c->screen == SCR_MAIN) {
@@ -532,6 +546,8 @@ static void table(struct console *c, int y0, int y1)
 			continue;
 		}
 		table_row(c, y, &L, &c->gpus[ln->gpu], ln->pos == c->sel);
+		if (y >= 0 && y < (int)(sizeof(c->rowpos) / sizeof(c->rowpos[0])))
+			c->rowpos[y] = (long)ln->pos;
 	}
 	if (c->norder == 0)
 		put(y0 + 1, 0, COLS, A_DIM, true, "%s",
@@ -894,6 +910,9 @@ static void reorder(struct console *c)
 static void draw(struct console *c)
 {
 	erase();
+	for (size_t i = 0; i < sizeof(c->rowpos) / sizeof(c->rowpos[0]); i++)
+		c->rowpos[i] = -1;
+	c->nfkeys = 0;
 	static const char *const what[] = {"fleet", "GPU detail", "pipeline", "help"};
 	title_bar(c, what[c->screen]);
 	switch (c->screen) {
@@ -951,6 +970,37 @@ static bool on_key(struct console *c, int ch)
 		} else if (ch >= 0x20 && ch < 0x7f && l + 1 < sizeof(c->filter)) {
 			c->filter[l] = (char)ch;
 			c->filter[l + 1] = '\0';
+		}
+		return true;
+	}
+	if (ch == KEY_MOUSE) {
+		MEVENT ev;
+		if (getmouse(&ev) != OK)
+			return true;
+		if (ev.bstate & (BUTTON4_PRESSED | BUTTON5_PRESSED)) { /* the wheel */
+			int d = ev.bstate & BUTTON4_PRESSED ? -3 : 3;
+			if (c->screen == SCR_PIPELINE || c->screen == SCR_HELP)
+				c->scroll = c->scroll + d > 0 ? c->scroll + d : 0;
+			else if (c->screen == SCR_MAIN)
+				select_move(c, d);
+			return true;
+		}
+		if (!(ev.bstate & (BUTTON1_RELEASED | BUTTON1_CLICKED)))
+			return true;
+		if (ev.y == LINES - 1) { /* the key bar */
+			for (int i = 0; i < c->nfkeys; i++)
+				if (ev.x >= c->fkeys[i].x0 && ev.x <= c->fkeys[i].x1)
+					return on_key(c, c->fkeys[i].key);
+			return true;
+		}
+		if (c->screen == SCR_MAIN && !c->editing && ev.y >= 0 &&
+		    ev.y < (int)(sizeof(c->rowpos) / sizeof(c->rowpos[0])) &&
+		    c->rowpos[ev.y] >= 0) {
+			/* a click on the selected GPU opens its detail */
+			if (c->rowpos[ev.y] == (long)c->sel)
+				c->screen = SCR_DETAIL;
+			else
+				select_move(c, c->rowpos[ev.y] - (long)c->sel);
 		}
 		return true;
 	}
@@ -1099,6 +1149,8 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 	nonl();
 	keypad(stdscr, TRUE);
 	curs_set(0);
+	if (opts->mouse)
+		mousemask(BUTTON1_RELEASED | BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
 	c->color = opts->color && has_colors();
 	if (c->color) {
 		start_color();

@@ -11,10 +11,11 @@
 #include "view/view.h"
 
 struct console_opts {
-	double refresh_s;        /* time between two copies of the data (0.05..60) */
-	bool unicode;            /* allowed (-U turns it off); used only when the locale is UTF-8 */
-	bool color;              /* allowed (--no-color / NO_COLOR turn it off) */
-	double duration_s;       /* quit after this long (0: never) */
+	double refresh_s;  /* time between two copies of the data (0.05..60) */
+	bool unicode;      /* allowed (-U turns it off); used only when the locale is UTF-8 */
+	bool color;        /* allowed (--no-color / NO_COLOR turn it off) */
+	bool mouse;        /* click to select (twice: detail), wheel to scroll, click the key bar */
+	double duration_s; /* quit after this long (0: never) */
 	const char *stats_path;  /* write the drawing's CPU time here on exit (NULL: don't) */
 	const char *source_name; /* shown in the title, e.g. "fake" (NULL: nothing) */
 };

@@ -130,6 +130,7 @@ int tui_run(struct config *cfg)
 	    .refresh_s = refresh_of(cfg),
 	    .unicode = !config_bool(cfg, "no-unicode"),
 	    .color = !config_bool(cfg, "no-color"),
+	    .mouse = !config_bool(cfg, "no-mouse"),
 	    .duration_s = config_double(cfg, "duration"),
 	    .stats_path = getenv("GPUHEALTH_UI_STATS"),
 	};

@@ -177,5 +177,39 @@ left_scratch=$(ps -eo pid=,args= | grep -F "$scratch" | grep -vE "grep|tmux" | a
 if [ -z "$left" ] && [ -z "$left_scratch" ]; then ok "no process left"; else bad "left running:$left $left_scratch"; ps -o pid,args -p "${left// /,}" >&2; fi
 [ -s "$scratch/ui-stats.txt" ] && echo "console stats: $(tr '\n' ' ' <"$scratch/ui-stats.txt")"
 
+# 10. the mouse (on a pseudo-terminal of our own: tmux does not pass made-up mouse events):
+# a click on F10Quit in the key bar quits with status 0; with --no-mouse the click does nothing
+mouse() {
+  python3 - "$bin" "$@" <<'EOF'
+import os, pty, sys, time, select, fcntl, termios, struct
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ.update(GPUHEALTH_UI_FAKE="1", TERM="xterm-256color", LANG="C.UTF-8")
+    os.dup2(os.open("/dev/null", os.O_WRONLY), 2)
+    os.execv(sys.argv[1], [sys.argv[1], "tui", "--gpus", "8"] + sys.argv[2:])
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+def drain(t):
+    end = time.time() + t
+    while time.time() < end:
+        if select.select([fd], [], [], 0.1)[0]:
+            try: os.read(fd, 65536)
+            except OSError: return
+drain(1.5)
+# F1Help F2Pipeline F4Filter F5Group F6SortBy EntDetail F10Quit: F10Quit spans columns 55-61
+os.write(fd, b"\x1b[<0;57;30M\x1b[<0;57;30m")
+drain(1.0)
+wp, st = os.waitpid(pid, os.WNOHANG)
+if wp == pid:
+    print("exited %d" % (st >> 8))
+else:
+    print("running")
+    os.kill(pid, 15); os.waitpid(pid, 0)
+EOF
+}
+r=$(mouse)
+if [ "$r" = "exited 0" ]; then ok "mouse: a click on F10Quit quits"; else bad "mouse: a click on F10Quit: $r"; fi
+r=$(mouse --no-mouse)
+if [ "$r" = running ]; then ok "--no-mouse: the click is left to the terminal"; else bad "--no-mouse: $r"; fi
+
 echo "$passes passed, $fails failed"
 [ $fails = 0 ]
