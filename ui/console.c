@@ -854,16 +854,14 @@ static void help_screen(struct console *c)
 	    "  Esc  Backspace  back (in the filter: clear it)",
 	    "  Up Down j k     select;  PgUp PgDn Home End",
 	    "  Ctrl-L          redraw the screen",
-	    "",
+	    "  mouse           click: select, click again: detail; wheel: scroll; click the",
+	    "                  key bar to press a key (-M/--no-mouse: leave it to the terminal)",
 	    "Colours: green normal, yellow warning, red critical (temperature near slowdown,",
 	    "power at its limit, health warn/fail). NO_COLOR or --no-color: none.",
 	    "-U/--no-unicode or a non-UTF-8 locale: ASCII sparklines ( _.:-=+*# ).",
 	    "--refresh S / --delay N (tenths): how often the screen takes a new copy.",
-	    "",
 	    "Health column: status and the recommended action (keep, drain, reset, reboot,",
 	    "rma); the detail lists every reason with its remedy and the failure probability.",
-	    "",
-	    "Press any key to go back.",
 	};
 	int n = (int)(sizeof(lines) / sizeof(lines[0]));
 	for (int i = 0; i < n && 1 + i < LINES - 1; i++)
