@@ -211,5 +211,45 @@ if [ "$r" = "exited 0" ]; then ok "mouse: a click on F10Quit quits"; else bad "m
 r=$(mouse --no-mouse)
 if [ "$r" = running ]; then ok "--no-mouse: the click is left to the terminal"; else bad "--no-mouse: $r"; fi
 
+# 11. NO_COLOR, --no-color, -U and a non-UTF-8 locale, from the raw output on a pty
+look() { # look ENV=VALUE... -- ARGS...: "colour=0|1 blocks=0|1 exit=N"
+  python3 - "$bin" "$@" <<'EOF'
+import os, pty, re, sys, time, select, fcntl, termios, struct
+bin, rest = sys.argv[1], sys.argv[2:]
+cut = rest.index("--")
+envs, args = rest[:cut], rest[cut + 1:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ.pop("NO_COLOR", None)
+    os.environ.update(GPUHEALTH_UI_FAKE="1", TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8")
+    for e in envs:
+        k, v = e.split("=", 1)
+        os.environ[k] = v
+    os.dup2(os.open("/dev/null", os.O_WRONLY), 2)
+    os.execv(bin, [bin, "tui", "--gpus", "8", "--refresh", "0.2"] + args)
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+out = b""
+def drain(t):
+    global out
+    end = time.time() + t
+    while time.time() < end:
+        if select.select([fd], [], [], 0.1)[0]:
+            try: out += os.read(fd, 65536)
+            except OSError: return
+drain(1.5)
+os.write(fd, b"q")
+drain(1.0)
+wp, st = os.waitpid(pid, 0)
+colour = re.search(rb"\x1b\[(?:[0-9;]*;)?(?:3[0-7]|4[0-7]|38;5;[0-9]+|48;5;[0-9]+)(?:;[0-9;]*)?m", out) is not None
+blocks = re.search(b"\xe2\x96[\x81-\x88]", out) is not None
+print("colour=%d blocks=%d exit=%d" % (colour, blocks, st >> 8))
+EOF
+}
+r=$(look --); [ "$r" = "colour=1 blocks=1 exit=0" ] && ok "default: colours, blocks" || bad "default: $r"
+r=$(look NO_COLOR=1 --); [ "$r" = "colour=0 blocks=1 exit=0" ] && ok "NO_COLOR=1: no colours" || bad "NO_COLOR=1: $r"
+r=$(look NO_COLOR= --); [ "$r" = "colour=1 blocks=1 exit=0" ] && ok "NO_COLOR empty: colours" || bad "NO_COLOR empty: $r"
+r=$(look -- --no-color -U); [ "$r" = "colour=0 blocks=0 exit=0" ] && ok "--no-color -U: plain ASCII" || bad "--no-color -U: $r"
+r=$(look LANG=C LC_ALL=C --); [ "$r" = "colour=1 blocks=0 exit=0" ] && ok "C locale: ASCII fallback" || bad "C locale: $r"
+
 echo "$passes passed, $fails failed"
 [ $fails = 0 ]
