@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <langinfo.h>
-#include <locale.h>
 #include <math.h>
 #include <ncurses.h>
 #include <stdarg.h>
@@ -1127,11 +1126,9 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 		goto out;
 	}
 
-	setlocale(LC_ALL, "");
+	/* the caller has called setlocale(LC_CTYPE, "") before any thread started */
 	const char *cs = nl_langinfo(CODESET);
 	c->unicode = opts->unicode && cs && strcmp(cs, "UTF-8") == 0;
-	/* a quick Esc: ncurses waits this long for the rest of an escape sequence */
-	setenv("ESCDELAY", "25", 0);
 	SCREEN *scr = newterm(NULL, stdout, stdin);
 	if (!scr) {
 		fprintf(stderr,
@@ -1141,7 +1138,10 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 		rc = -ENOTTY;
 		goto out;
 	}
-	set_escdelay(25);
+	/* a quick Esc: ncurses waits this long for the rest of an escape sequence (ESCDELAY in
+	 * the environment wins) */
+	if (!getenv("ESCDELAY"))
+		set_escdelay(25);
 	cbreak(); /* not raw: Ctrl-C stays SIGINT */
 	noecho();
 	nonl();

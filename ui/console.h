@@ -21,8 +21,9 @@ struct console_opts {
 };
 
 /* Runs the console until q/F10, SIGINT/SIGTERM (signals_install() must be called first) or
- * the duration. Restores the terminal. Returns 0, or -errno when the terminal cannot be set up
- * (message on stderr). */
+ * the duration. Restores the terminal. The caller has called setlocale(LC_CTYPE, "") before
+ * starting any thread (the console reads the locale's character set). Returns 0, or -errno when the
+ * terminal cannot be set up (message on stderr). */
 int console_run(const struct view_source *src, const struct console_opts *opts);
 
 #endif

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -139,6 +140,9 @@ int tui_run(struct config *cfg)
 	char logpath[600];
 	int saved = -1;
 	signals_install();
+	/* LC_CTYPE only (ncursesw and the UTF-8 test need it); LC_NUMERIC stays "C" for the
+	 * services, which print numbers for machines. Before any thread starts. */
+	setlocale(LC_CTYPE, "");
 
 	if (fake) {
 		struct fake *f = NULL;
