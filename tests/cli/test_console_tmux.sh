@@ -188,17 +188,26 @@ if pid == 0:
     os.dup2(os.open("/dev/null", os.O_WRONLY), 2)
     os.execv(sys.argv[1], [sys.argv[1], "tui", "--gpus", "8"] + sys.argv[2:])
 fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-def drain(t):
+out = b""
+def drain(t, until=None):
+    global out
     end = time.time() + t
     while time.time() < end:
+        if until and until in out:
+            return
         if select.select([fd], [], [], 0.1)[0]:
-            try: os.read(fd, 65536)
+            try: out += os.read(fd, 65536)
             except OSError: return
-drain(1.5)
+drain(10, b"Quit")  # the key bar is drawn
+drain(0.3)
 # F1Help F2Pipeline F4Filter F5Group F6SortBy EntDetail F10Quit: F10Quit spans columns 55-61
 os.write(fd, b"\x1b[<0;57;30M\x1b[<0;57;30m")
-drain(1.0)
-wp, st = os.waitpid(pid, os.WNOHANG)
+wp = 0
+for _ in range(30):
+    drain(0.1)
+    wp, st = os.waitpid(pid, os.WNOHANG)
+    if wp == pid:
+        break
 if wp == pid:
     print("exited %d" % (st >> 8))
 else:
@@ -229,14 +238,17 @@ if pid == 0:
     os.execv(bin, [bin, "tui", "--gpus", "8", "--refresh", "0.2"] + args)
 fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
 out = b""
-def drain(t):
+def drain(t, until=None):
     global out
     end = time.time() + t
     while time.time() < end:
+        if until and until in out:
+            return
         if select.select([fd], [], [], 0.1)[0]:
             try: out += os.read(fd, 65536)
             except OSError: return
-drain(1.5)
+drain(10, b"Quit")  # a whole frame is out
+drain(1.0)
 os.write(fd, b"q")
 drain(1.0)
 wp, st = os.waitpid(pid, 0)
