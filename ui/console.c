@@ -200,14 +200,20 @@ static void title_bar(struct console *c, const char *what)
 			pass++;
 	}
 	attr_t a = c->color ? COLOR_PAIR(CP_TITLE) | A_BOLD : A_REVERSE;
-	put(0, 0, COLS, a, true, " gpuhealth %s%s%s%s | %s | GPUs %zu  pass %zu warn %zu fail %zu",
-	    GPUHEALTH_VERSION, c->o.source_name ? " [" : "",
-	    c->o.source_name ? c->o.source_name : "", c->o.source_name ? "]" : "", what, c->total,
-	    pass, warn, fail);
+	char left[256];
+	int ll = snprintf(left, sizeof(left),
+	                  " gpuhealth %s%s%s%s | %s | GPUs %zu  pass %zu warn %zu fail %zu",
+	                  GPUHEALTH_VERSION, c->o.source_name ? " [" : "",
+	                  c->o.source_name ? c->o.source_name : "", c->o.source_name ? "]" : "",
+	                  what, c->total, pass, warn, fail);
+	put(0, 0, COLS, a, true, "%s", left);
+	/* the clock and the uptime on the right, as much as fits beside the counts */
 	char right[48];
 	snprintf(right, sizeof(right), " %s up %s ", clock, up);
+	if (ll + (int)strlen(right) > COLS)
+		snprintf(right, sizeof(right), " %s ", clock);
 	int rl = (int)strlen(right);
-	if (COLS > 60 + rl)
+	if (ll + rl <= COLS)
 		put(0, COLS - rl, rl, a, false, "%s", right);
 }
 
@@ -844,23 +850,23 @@ static void help_screen(struct console *c)
 	    "",
 	    "  q  F10          quit (also Ctrl-C, SIGTERM)",
 	    "  h  ?  F1        this help",
-	    "  p  F2           the pipeline: services, targets, Kafka lag per partition, errors",
-	    "  /  \\  F3  F4    filter: words matched against host, model, UUID, gpuN, health",
+	    "  p  F2           pipeline: services, targets, lag per partition, errors",
+	    "  /  \\  F3  F4    filter: words in host, model, UUID, gpuN, health, action",
 	    "  g  F5           group the GPUs by host (on/off)",
 	    "  s  F6  >        sort by the next column;  <  the previous one",
 	    "  I  r            invert the sort order",
-	    "  Enter           detail of the selected GPU: charts, ECC, XID, throttling, alerts",
+	    "  Enter           detail: charts, ECC, XID, throttling, reasons, alerts",
 	    "  Esc  Backspace  back (in the filter: clear it)",
 	    "  Up Down j k     select;  PgUp PgDn Home End",
 	    "  Ctrl-L          redraw the screen",
-	    "  mouse           click: select, click again: detail; wheel: scroll; click the",
-	    "                  key bar to press a key (-M/--no-mouse: leave it to the terminal)",
+	    "  mouse           click: select, again: detail; wheel: scroll; click the key",
+	    "                  bar to press a key (-M/--no-mouse: leave it to the terminal)",
 	    "Colours: green normal, yellow warning, red critical (temperature near slowdown,",
 	    "power at its limit, health warn/fail). NO_COLOR or --no-color: none.",
 	    "-U/--no-unicode or a non-UTF-8 locale: ASCII sparklines ( _.:-=+*# ).",
 	    "--refresh S / --delay N (tenths): how often the screen takes a new copy.",
 	    "Health column: status and the recommended action (keep, drain, reset, reboot,",
-	    "rma); the detail lists every reason with its remedy and the failure probability.",
+	    "rma); the detail lists each reason with its remedy and the failure probability.",
 	};
 	int n = (int)(sizeof(lines) / sizeof(lines[0]));
 	for (int i = 0; i < n && 1 + i < LINES - 1; i++)
