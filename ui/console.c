@@ -1153,8 +1153,12 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 	nonl();
 	keypad(stdscr, TRUE);
 	curs_set(0);
-	if (opts->mouse)
+	if (opts->mouse) {
+		/* no click resolution: a press and a release that arrive together would merge into
+		 * a click that the mask drops */
+		mouseinterval(0);
 		mousemask(BUTTON1_RELEASED | BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
+	}
 	c->color = opts->color && has_colors();
 	if (c->color) {
 		start_color();
