@@ -44,16 +44,22 @@ cd "$scratch"
 env HOME="$scratch" XDG_STATE_HOME="$scratch/state" LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=xterm-256color \
   GPUHEALTH_UI_STATS="$scratch/ui-stats.txt" $envs "$bin" tui $args 2>"$scratch/stderr.txt"
 echo \$? >"$scratch/exit"
+sleep 3 # the pane stays a moment: the test reads whether the terminal was restored
 EOF
-T new-session -d -x 100 -y 30 "bash $scratch/run.sh" || { echo "FAIL: tmux did not start" >&2; exit 1; }
-pane_pid=$(T display-message -p '#{pane_pid}')
-console_pid=""
-for _ in $(seq 50); do
-  console_pid=$(ps -o pid= --ppid "$pane_pid" | tr -d ' ' | head -1)
-  [ -n "$console_pid" ] && break
-  sleep 0.1
-done
-[ -n "$console_pid" ] || { bad "the console did not start"; cat "$scratch/stderr.txt" >&2; exit 1; }
+start_console() { # a fresh session running the console; sets console_pid
+  T kill-server 2>/dev/null
+  rm -f "$scratch/exit"
+  T new-session -d -x 100 -y 30 "bash $scratch/run.sh" || { echo "FAIL: tmux did not start" >&2; exit 1; }
+  local pane_pid; pane_pid=$(T display-message -p '#{pane_pid}')
+  console_pid=""
+  for _ in $(seq 50); do
+    console_pid=$(ps -o pid= --ppid "$pane_pid" | tr -d ' ' | head -1)
+    [ -n "$console_pid" ] && break
+    sleep 0.1
+  done
+  [ -n "$console_pid" ] || { bad "the console did not start"; cat "$scratch/stderr.txt" >&2; exit 1; }
+}
+start_console
 
 cap() { T capture-pane -p; }
 # counts the GPU rows of a capture: "  3 MODEL  68C  304/400W  71% ..."
@@ -154,28 +160,45 @@ m2=$(cap)
 if [ "$(shape "$m")" = "$(shape "$m2")" ]; then ok "80x24: same as a full redraw"
 else bad "80x24 differs from a full redraw:"; diff <(shape "$m") <(shape "$m2") >&2; fi
 
-# 9. q: exit within 2 s with status 0, nothing left running
+# 9. q: exit within 2 s with status 0, the terminal restored, nothing left running
 descendants() { # every process below $1
   local kids; kids=$(ps -o pid= --ppid "$1" | tr -d ' ')
   for k in $kids; do echo "$k"; descendants "$k"; done
 }
-descendants=$(descendants "$console_pid")
-scratch_procs=$(ps -eo pid=,args= | grep -F "$scratch" | grep -vE "grep|bash $scratch/run.sh|tmux" | awk '{print $1}')
-descendants="$descendants $scratch_procs"
-t0=$(date +%s.%N)
-T send-keys q
-for _ in $(seq 40); do [ -f "$scratch/exit" ] && break; sleep 0.05; done
-t1=$(date +%s.%N)
-el=$(python3 -c "print(round($t1-$t0,2))")
-if [ -f "$scratch/exit" ] && python3 -c "import sys; sys.exit(0 if $el <= 2.0 else 1)"; then ok "q exited in ${el}s"; else bad "q did not exit within 2 s"; fi
-st=$(cat "$scratch/exit" 2>/dev/null)
-if [ "$st" = 0 ]; then ok "exit status 0"; else bad "exit status '$st'"; cat "$scratch/stderr.txt" >&2; fi
-sleep 0.3
-left=""
-for p in $console_pid $descendants; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
-left_scratch=$(ps -eo pid=,args= | grep -F "$scratch" | grep -vE "grep|tmux" | awk '{print $1}')
-if [ -z "$left" ] && [ -z "$left_scratch" ]; then ok "no process left"; else bad "left running:$left $left_scratch"; ps -o pid,args -p "${left// /,}" >&2; fi
+stop_check() { # stop_check HOW: q, F10 (keys), TERM, INT (signals to the console)
+  local how=$1 descendants scratch_procs t0 t1 el st left left_scratch
+  descendants=$(descendants "$console_pid")
+  scratch_procs=$(ps -eo pid=,args= | grep -F "$scratch" | grep -vE "grep|bash $scratch/run.sh|tmux" | awk '{print $1}')
+  descendants="$descendants $scratch_procs"
+  t0=$(date +%s.%N)
+  case $how in
+    q|F10) T send-keys "$how" ;;
+    *) kill -"$how" "$console_pid" ;;
+  esac
+  for _ in $(seq 40); do [ -f "$scratch/exit" ] && break; sleep 0.05; done
+  t1=$(date +%s.%N)
+  el=$(python3 -c "print(round($t1-$t0,2))")
+  if [ -f "$scratch/exit" ] && python3 -c "import sys; sys.exit(0 if $el <= 2.0 else 1)"; then ok "$how: exited in ${el}s"; else bad "$how: did not exit within 2 s"; fi
+  sleep 0.2
+  st=$(cat "$scratch/exit" 2>/dev/null)
+  if [ "$st" = 0 ]; then ok "$how: exit status 0"; else bad "$how: exit status '$st'"; cat "$scratch/stderr.txt" >&2; fi
+  if [ "$(T display-message -p '#{alternate_on}' 2>/dev/null)" = 0 ]; then ok "$how: terminal restored (alternate screen left)"; else bad "$how: the terminal is still in the console's screen"; fi
+  sleep 0.3
+  left=""
+  for p in $console_pid $descendants; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
+  left_scratch=$(ps -eo pid=,args= | grep -F "$scratch" | grep -vE "grep|tmux|bash $scratch/run.sh" | awk '{print $1}')
+  if [ -z "$left" ] && [ -z "$left_scratch" ]; then ok "$how: no process left"; else bad "$how: left running:$left $left_scratch"; ps -o pid,args -p "${left// /,}" >&2; fi
+}
+stop_check q
 [ -s "$scratch/ui-stats.txt" ] && echo "console stats: $(tr '\n' ' ' <"$scratch/ui-stats.txt")"
+
+# F10, SIGTERM and SIGINT stop it the same way
+for how in F10 TERM INT; do
+  start_console
+  deadline=$((SECONDS + first_wait))
+  while [ $SECONDS -lt $deadline ] && [ "$(gpu_rows "$(cap)")" -lt 8 ]; do sleep 0.3; done
+  stop_check $how
+done
 
 # 10. the mouse (on a pseudo-terminal of our own: tmux does not pass made-up mouse events):
 # a click on F10Quit in the key bar quits with status 0; with --no-mouse the click does nothing
