@@ -263,14 +263,13 @@ static void footer(struct console *c)
 		x += kl + ll + 1;
 	}
 	if (c->screen == SCR_MAIN) {
-		char st[128];
-		snprintf(st, sizeof(st), " %s%s%s%s%s", view_sort_name(c->sort),
-		         c->desc ? "\u2193" : "\u2191", c->filter[0] ? " /" : "", c->filter,
-		         c->filter[0] ? "/" : "");
-		if (!c->unicode)
-			snprintf(st, sizeof(st), " %s%s%s%s%s", view_sort_name(c->sort),
-			         c->desc ? "-" : "+", c->filter[0] ? " /" : "", c->filter,
-			         c->filter[0] ? "/" : "");
+		char st[160], flt[112] = "";
+		if (c->filter[0])
+			snprintf(flt, sizeof(flt), " /%s/ %zu/%zu", c->filter, c->norder,
+			         c->ngpus);
+		snprintf(st, sizeof(st), " %s%s%s", view_sort_name(c->sort),
+		         c->desc ? (c->unicode ? "\u2193" : "-") : (c->unicode ? "\u2191" : "+"),
+		         flt);
 		if (x + 12 < COLS) {
 			attron(A_BOLD);
 			mvaddnstr(y, x, st, COLS - x);
