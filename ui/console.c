@@ -265,8 +265,7 @@ static void footer(struct console *c)
 	if (c->screen == SCR_MAIN) {
 		char st[160], flt[112] = "";
 		if (c->filter[0])
-			snprintf(flt, sizeof(flt), " /%s/ %zu/%zu", c->filter, c->norder,
-			         c->ngpus);
+			snprintf(flt, sizeof(flt), " /%s/ %zu/%zu", c->filter, c->norder, c->ngpus);
 		snprintf(st, sizeof(st), " %s%s%s", view_sort_name(c->sort),
 		         c->desc ? (c->unicode ? "\u2193" : "-") : (c->unicode ? "\u2191" : "+"),
 		         flt);
