@@ -21,7 +21,7 @@ ok()  { passes=$((passes+1)); echo "ok: $*"; }
 bad() { echo "FAIL: $*" >&2; fails=$((fails+1)); }
 T() { tmux -L "$sock" "$@"; }
 cleanup() {
-  T kill-server 2>/dev/null
+  for k in ${socks:-}; do tmux -L "$k" kill-server 2>/dev/null; done
   # anything of ours still running (the console, its pipeline, a private PostgreSQL)
   for p in ${console_pid:-} ${descendants:-}; do kill -9 "$p" 2>/dev/null; done
   rm -rf "$scratch"
@@ -46,8 +46,10 @@ env HOME="$scratch" XDG_STATE_HOME="$scratch/state" LANG=C.UTF-8 LC_ALL=C.UTF-8 
 echo \$? >"$scratch/exit"
 sleep 3 # the pane stays a moment: the test reads whether the terminal was restored
 EOF
-start_console() { # a fresh session running the console; sets console_pid
+runs=0 socks=""
+start_console() { # a fresh tmux server (its own socket) running the console; sets console_pid
   T kill-server 2>/dev/null
+  runs=$((runs + 1)); sock="gh-console-$$-$runs"; socks="$socks $sock"
   rm -f "$scratch/exit"
   T new-session -d -x 100 -y 30 "bash $scratch/run.sh" || { echo "FAIL: tmux did not start" >&2; exit 1; }
   local pane_pid; pane_pid=$(T display-message -p '#{pane_pid}')
