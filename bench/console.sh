@@ -19,7 +19,7 @@ command -v tmux >/dev/null || { echo "bench/console.sh: needs tmux (scripts/inst
 
 T=$(mktemp -d /tmp/gh-console-bench.XXXXXX)
 sock="gh-console-bench-$$"
-trap 'tmux -L "$sock" kill-server 2>/dev/null || true; rm -rf "$T"' EXIT
+trap 'tmux -L "$sock" kill-server 2>/dev/null || true; rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$sock"; rm -rf "$T"' EXIT
 if [ -n "$fake" ]; then
   envs="GPUHEALTH_UI_FAKE=1 GPUHEALTH_UI_FAKE_PER_HOST=8"; args="--gpus 64 --refresh 1"
 else

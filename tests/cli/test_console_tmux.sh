@@ -21,7 +21,10 @@ ok()  { passes=$((passes+1)); echo "ok: $*"; }
 bad() { echo "FAIL: $*" >&2; fails=$((fails+1)); }
 T() { tmux -L "$sock" "$@"; }
 cleanup() {
-  for k in ${socks:-}; do tmux -L "$k" kill-server 2>/dev/null; done
+  for k in ${socks:-}; do
+    tmux -L "$k" kill-server 2>/dev/null
+    rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$k" # the socket file stays behind
+  done
   # anything of ours still running (the console, its pipeline, a private PostgreSQL)
   for p in ${console_pid:-} ${descendants:-}; do kill -9 "$p" 2>/dev/null; done
   rm -rf "$scratch"
