@@ -179,6 +179,18 @@ static const struct config_option options[] = {
 	/* status */
 	{"json", 0, NULL, CONFIG_BOOL, NULL, NULL, "print JSON instead of a table", CLI_STATUS, NORANGE,
 	 NULL, 0},
+	/* console */
+	{"refresh", 0, "GPUHEALTH_REFRESH", CONFIG_DURATION, NULL, "S",
+	 "console: seconds between screen updates, e.g. 0.5 or 2s (overrides --delay)", CLI_TUI,
+	 0.05, 60, NULL, 0},
+	{"delay", 0, NULL, CONFIG_INT, "10", "N",
+	 "console: tenths of a second between screen updates, as in htop", CLI_TUI, 1, 600, NULL,
+	 0},
+	{"no-unicode", 'U', NULL, CONFIG_BOOL, NULL, NULL,
+	 "console: ASCII only (also when the locale is not UTF-8)", CLI_TUI, NORANGE, NULL, 0},
+	{"no-mouse", 'M', NULL, CONFIG_BOOL, NULL, NULL,
+	 "console: leave the mouse to the terminal (no click to select, no wheel)", CLI_TUI,
+	 NORANGE, NULL, 0},
 	/* everywhere */
 	{"duration", 0, NULL, CONFIG_DURATION, NULL, "S", "run S seconds, then stop cleanly (exit 0)",
 	 M_ALL & ~(CLI_STATUS | CLI_DB), 0, 1e9, NULL, 0},

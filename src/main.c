@@ -13,6 +13,7 @@
 #include "collect/collector_cmd.h"
 #include "sink/sink_cmd.h"
 #include "store/migrate.h"
+#include "tui.h"
 
 typedef int (*mode_fn)(struct config *cfg);
 
@@ -21,7 +22,7 @@ static const struct {
 	enum cli_mode mode;
 	mode_fn run;
 } runners[] = {
-	{CLI_TUI, NULL},       {CLI_DAEMON, daemon_run},         {CLI_MOCK, mock_dcgm_run},
+	{CLI_TUI, tui_run},       {CLI_DAEMON, daemon_run},         {CLI_MOCK, mock_dcgm_run},
 	{CLI_COLLECTOR, collector_cmd_run}, {CLI_SINK, sink_cmd_run},   {CLI_SCORER, scorer_cmd_run},
 	{CLI_STATUS, NULL},    {CLI_DB, migrate_cmd_run},
 	{CLI_API, api_cmd_run},

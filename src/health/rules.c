@@ -88,6 +88,14 @@ static const struct xid_rule xid_rules[] = {
 	{154, HEALTH_WARN, ACT_RESET, "GPU recovery action changed"},
 };
 
+const char *rules_xid_what(unsigned code)
+{
+	for (size_t i = 0; i < sizeof(xid_rules) / sizeof(xid_rules[0]); i++)
+		if (xid_rules[i].code == code)
+			return xid_rules[i].what;
+	return NULL;
+}
+
 static struct xid_rule xid_lookup(unsigned code)
 {
 	for (size_t i = 0; i < sizeof(xid_rules) / sizeof(xid_rules[0]); i++)

@@ -137,6 +137,10 @@ int rules_update(struct rules *r, const struct health_sample *s, struct health_r
 size_t rules_missing(struct rules *r, const char *host, double now, struct health_result *res,
 		     size_t max);
 
+/* What an XID code means in the catalog the rules use (e.g. 79: "GPU fell off the bus"), or
+ * NULL for a code not in it. */
+const char *rules_xid_what(unsigned code);
+
 /* GPUs known. */
 size_t rules_gpu_count(const struct rules *r);
 

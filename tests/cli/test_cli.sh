@@ -28,6 +28,7 @@ expect 2 "'many' is not a whole number" -- mock-dcgm --gpus many
 expect 2 "does not apply to 'status'" -- status --gpus 3
 expect 2 "needs a value" -- collector --target
 expect 2 "not a terminal" -- 
+expect 2 "needs a terminal" -- tui
 expect 2 "db migrate" -- db
 MOCK_SPEED=warp expect 2 'MOCK_SPEED' -- mock-dcgm
 expect 2 '/nonexistent.conf' -- sink --config /nonexistent.conf
