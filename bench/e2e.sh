@@ -48,6 +48,8 @@ OUT=${E2E_OUT:-$root/build/bench-e2e.txt}
 scripts/install-deps.sh --test >/dev/null
 scripts/build.sh "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 BIN=$root/build/gpuhealth
+# private services in a fresh scratch directory, never the caller's (its cleanup removes it)
+unset GH_SVC_DIR GH_KAFKA_DIR GH_PG_DIR GH_KAFKA_PID GPUHEALTH_TEST_PG GPUHEALTH_TEST_KAFKA
 source scripts/services.sh
 T=$(mktemp -d /tmp/gh-e2e.XXXXXX)
 pids=() mocks=()
@@ -75,12 +77,9 @@ add_mocks() { # add_mocks N: start exporters until there are N
       --hostname "node$(( ${#mocks[@]} + 1 ))" --poll-interval 10 --stats-interval 0 \
       --log-level warn >>"$T/mocks.log" 2>&1 &
     mocks+=($!)
-    echo "http://127.0.0.1:$p/metrics" >>"$T/targets.new"
+    echo "http://127.0.0.1:$p/metrics" >>"$T/targets" # read on start and on SIGHUP only
   done
   sleep 1
-  mv "$T/targets.new" "$T/targets.ready"
-  cat "$T/targets.ready" >>"$T/targets"
-  rm -f "$T/targets.ready"
 }
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }

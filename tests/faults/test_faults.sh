@@ -9,7 +9,8 @@
 # `--output - --once` scrape of the same target. Neither comes from Kafka or the database.
 #
 # Scenarios (GH_FAULTS selects some, space separated; default all, about 9 minutes):
-#   collector  kill -9 the collector three times mid-stream, restart it on the same spool
+#   collector  kill -9 the collector three times mid-stream (twice at a random moment, once
+#              right after a scrape's log line), restart it on the same spool
 #   sink       kill -9 the sink twice mid-stream (open batches), restart it
 #   broker     kill -9 the Kafka JVM mid-stream, restart it on the same ports and data
 #   postgres   stop PostgreSQL (fast shutdown) mid-stream for 10 s, start it again
@@ -78,8 +79,29 @@ scen_collector() {
   for i in 1 2 3; do
     start_coll fc$i "$t" "${args[@]}"
     s=$(rand_between 4 7); sleep "$s"
-    echo "  injected: kill -9 of collector run $i after $s s ($(scrapes_of fc$i) scrapes logged)"
-    kill9 fc$i
+    if [ $i -lt 3 ]; then
+      echo "  injected: kill -9 of collector run $i after $s s ($(scrapes_of fc$i) scrapes logged)"
+      kill9 fc$i
+    else
+      # the worst moment: within a millisecond of a scrape's log line, when its events have
+      # been accepted (handed to the producer) but are still on their way to the broker
+      local at; at=$(python3 - "$TMP/fc3.log" "$PID_fc3" <<'PY'
+import os, signal, sys, time
+f = open(sys.argv[1]); f.seek(0, 2)
+while True:
+    l = f.readline()
+    if not l:
+        time.sleep(0.0002)
+        continue
+    if "collector: scraped " in l:
+        os.kill(int(sys.argv[2]), signal.SIGKILL)
+        print(l.split(" at ")[1][:24])
+        break
+PY
+)
+      wait "$PID_fc3" 2>/dev/null
+      echo "  injected: kill -9 of collector run 3 right after the log line of its scrape at $at ($(scrapes_of fc3) scrapes logged)"
+    fi
     logs+=(--log "$TMP/fc$i.log")
   done
   start_coll fc4 "$t" "${args[@]}"
