@@ -3,7 +3,7 @@
 # versions, each benchmark's output, and a summary where every figure is a ratio against the
 # baseline measured in the same run.
 #
-#   bench/all.sh [--quick|--full] [--only "parser exporter collector sink e2e"]
+#   bench/all.sh [--quick|--full] [--only "parser exporter collector sink e2e"] [--report-only]
 #
 # Parts (each under 5 minutes, except e2e --full, about 14):
 #   parser     bench/parser.sh      gpuhealth's parser vs Python prometheus_client, same bytes
@@ -12,28 +12,35 @@
 #   sink       bench/sink.sh        the sink vs psql \copy and psycopg2 execute_batch
 #   e2e        bench/e2e.sh         exporters -> collector -> Kafka -> sink -> PostgreSQL, stepped
 #                                   fleet (--quick: up to 131,072 GPUs; --full: up to 200,704)
-# A part that fails is reported as failed; the others still run. Raw outputs: build/bench/.
+# A part that fails is reported as failed; the others still run. Raw outputs: build/bench-report/.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-mode=--quick only="parser exporter collector sink e2e"
+mode=--quick only="parser exporter collector sink e2e" report_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick|--full) mode=$1 ;;
     --only) only=$2; shift ;;
-    *) echo "all.sh: unknown option '$1' (--quick, --full, --only LIST)" >&2; exit 2 ;;
+    --report-only) report_only=1 ;; # rewrite the report from the last run's outputs
+    *) echo "all.sh: unknown option '$1' (--quick, --full, --only LIST, --report-only)" >&2; exit 2 ;;
   esac
   shift
 done
-out=$root/build/bench
+out=$root/build/bench-report
 mkdir -p "$out"
 scripts/install-deps.sh --test >/dev/null
 scripts/install-deps.sh --bench >/dev/null 2>&1 || true
-scripts/build.sh "$root/build" -DGPUHEALTH_BENCH=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
+[ $report_only = 1 ] || scripts/build.sh "$root/build" -DGPUHEALTH_BENCH=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 t_start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+[ $report_only = 1 ] && t_start="$(cat "$out/started" 2>/dev/null) (report rewritten $t_start)"
+[ $report_only = 1 ] || echo "$t_start" >"$out/started"
 declare -A rc secs
 for part in $only; do
+  if [ $report_only = 1 ]; then
+    rc[$part]=$(cat "$out/$part.rc" 2>/dev/null || echo "?"); secs[$part]=$(cat "$out/$part.secs" 2>/dev/null || echo "?")
+    continue
+  fi
   case "$part" in
     parser) cmd=(bench/parser.sh) ;;
     exporter) cmd=(bench/exporter.sh) ;;
@@ -47,6 +54,7 @@ for part in $only; do
   timeout 1200 "${cmd[@]}" >"$out/$part.txt" 2>"$out/$part.err"
   rc[$part]=$?
   secs[$part]=$(( $(date +%s) - t0 ))
+  echo "${rc[$part]}" >"$out/$part.rc"; echo "${secs[$part]}" >"$out/$part.secs"
   cat "$out/$part.txt"
   [ "${rc[$part]}" = 0 ] || { echo "   $part exited ${rc[$part]} (stderr: $out/$part.err)" >&2; tail -5 "$out/$part.err" >&2; }
 done
@@ -61,7 +69,8 @@ summary() {
   echo "|---|---|---|---|"
   f=$out/parser.txt
   if [ -s "$f" ]; then
-    grep -iE 'ratio|x ' "$f" | head -3 | sed 's/^/| parser | /; s/$/ | Python prometheus_client parser, same bytes | (in the line) |/'
+    local l; l=$(grep -m1 '^gpuhealth .* ratio' "$f")
+    echo "| parser | ${l%%; python*} | Python prometheus_client's parser on the same bytes:${l#*; python} | $(grep -oE 'ratio [0-9.]+x' <<<"$l" | cut -d' ' -f2) |"
   fi
   f=$out/exporter.txt
   if [ -s "$f" ]; then
@@ -111,7 +120,7 @@ summary() {
   echo "compiler: $(cc --version | head -1)"
   echo "libcurl: $(pkg-config --modversion libcurl 2>/dev/null); librdkafka: $(pkg-config --modversion rdkafka 2>/dev/null); libpq: $(pkg-config --modversion libpq 2>/dev/null)"
   echo "PostgreSQL server: $(ls /usr/lib/postgresql 2>/dev/null | tr '\n' ' ')($(/usr/lib/postgresql/*/bin/postgres --version 2>/dev/null | head -1)); Kafka: ${GH_KAFKA_VERSION:-4.1.1} (scripts/services.sh)"
-  echo "java: $(java -version 2>&1 | head -1); python: $(python3 --version 2>&1); prometheus_client: $(python3 -c 'import prometheus_client as p; print(getattr(p, "__version__", "?"))' 2>/dev/null || echo missing)"
+  echo "java: $(java -version 2>&1 | head -1); python: $(python3 --version 2>&1); prometheus_client: $(for py in python3 /usr/bin/python3; do $py -c 'import prometheus_client as p; from importlib.metadata import version; print(version("prometheus_client"))' 2>/dev/null && break; done)"
   echo "wrk: $(wrk -v 2>&1 | head -1)"
   echo '```'
   echo
@@ -132,4 +141,5 @@ summary() {
 } >docs/performance.md
 echo "wrote docs/performance.md" >&2
 fail=0; for part in $only; do [ "${rc[$part]}" = 0 ] || fail=1; done
+[ $report_only = 1 ] && fail=0
 exit $fail

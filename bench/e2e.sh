@@ -55,7 +55,7 @@ T=$(mktemp -d /tmp/gh-e2e.XXXXXX)
 pids=() mocks=()
 cleanup() {
   for p in "${pids[@]}" "${mocks[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  wait "${pids[@]}" "${mocks[@]}" 2>/dev/null || true # not the broker: kafka_stop ends it
   kafka_stop; pg_stop; rm -rf "$GH_SVC_DIR" "$T"
 }
 trap cleanup EXIT
