@@ -1110,7 +1110,8 @@ int producer_sync(struct producer *p)
 	if (rc) {
 		p->c.spool_errors++;
 		set_error(p, "journal in %s: %s", p->spool.dir, strerror(-rc));
-		log_error("producer: cannot write the journal in %s: %s", p->spool.dir, strerror(-rc));
+		log_error("producer: cannot write the journal in %s: %s", p->spool.dir,
+			  strerror(-rc));
 	}
 	return rc;
 }
