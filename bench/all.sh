@@ -12,7 +12,8 @@
 #   sink       bench/sink.sh        the sink vs psql \copy and psycopg2 execute_batch
 #   e2e        bench/e2e.sh         exporters -> collector -> Kafka -> sink -> PostgreSQL, stepped
 #                                   fleet (--quick: up to 131,072 GPUs; --full: up to 200,704)
-# A part that fails is reported as failed; the others still run. Raw outputs: build/bench-report/.
+# A part that fails is reported as failed; the others still run. Raw outputs: build/bench-report/
+# (a notes.md there is copied into the report).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -127,6 +128,12 @@ summary() {
   echo "## Summary: ratios against the in-run baselines"
   echo
   summary
+  if [ -s "$out/notes.md" ]; then # the operator's notes on this run, if any
+    echo
+    echo "## Notes on this run"
+    echo
+    cat "$out/notes.md"
+  fi
   echo
   echo "## Parts"
   for part in $only; do

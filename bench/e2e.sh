@@ -82,17 +82,35 @@ add_mocks() { # add_mocks N: start exporters until there are N
   sleep 1
 }
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-pg_ticks() {
-  local pm; pm=$(head -1 "$GH_PG_DIR/data/postmaster.pid")
-  local s; s=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat")
-  local c; for c in $(pgrep -P "$pm"); do s=$(( s + $(ticks "$c") )); done
-  echo "$s"
-}
-sum_ticks() { local s=0 p; for p in "$@"; do s=$(( s + $(ticks "$p") )); done; echo "$s"; }
-machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
-snap() { # snap FILE: all CPU counters at once
-  echo "$(date +%s.%N) $(ticks "$cpid") $(ticks "$spid") $(ticks "$(kafka_pid)") $(pg_ticks) $(sum_ticks "${mocks[@]}") $(machine_ticks)" >"$1"
+snap() { # snap FILE: every CPU counter read at once by one process (no fork per PID, which
+  # would stretch the reading over seconds on a loaded machine)
+  python3 - "$1" "$cpid" "$spid" "$(kafka_pid)" "$(head -1 "$GH_PG_DIR/data/postmaster.pid")" "${mocks[@]}" <<'PY'
+import os, sys, time
+out, coll, sink, kafka, pm, mocks = sys.argv[1], *sys.argv[2:6], sys.argv[6:]
+def fields(pid):
+    try:
+        s = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return None
+    return s[s.rindex(")") + 2:].split()  # fields from 3 (state) on
+def ticks(pid, children=False):
+    f = fields(pid)
+    if not f:
+        return 0
+    t = int(f[11]) + int(f[12])  # utime, stime
+    return t + (int(f[13]) + int(f[14]) if children else 0)  # cutime, cstime (reaped)
+now = time.time()
+pg = ticks(pm, True)
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        f = fields(d)
+        if f and f[1] == pm:
+            pg += ticks(d)
+cpu = open("/proc/stat").readline().split()[1:]
+busy = sum(int(cpu[i]) for i in (0, 1, 2, 5, 6, 7))
+with open(out, "w") as o:
+    print(now, ticks(coll), ticks(sink), ticks(kafka), pg, sum(ticks(m) for m in mocks), busy, file=o)
+PY
 }
 
 : >"$T/targets"
