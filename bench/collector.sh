@@ -15,7 +15,7 @@ BIN=$root/build/gpuhealth
 source scripts/services.sh
 T=$(mktemp -d)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; kafka_stop; rm -rf "$T" "$GH_SVC_DIR"' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait "${pids[@]}" 2>/dev/null || true; kafka_stop; rm -rf "$T" "$GH_SVC_DIR"' EXIT
 kafka_start 2>/dev/null
 K=$GPUHEALTH_TEST_KAFKA
 

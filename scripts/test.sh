@@ -2,16 +2,18 @@
 # README command 2: installs what is missing, builds (normal and ASan+UBSan), starts a private
 # PostgreSQL and a real Apache Kafka broker, runs every test, stops the services, and exits
 # non-zero on any failure. Options: --quick (no sanitizer build), --unit (no services, unit
-# tests only).
+# tests only), --faults (also the fault suite, tests/faults/, about 9 more minutes, in the
+# normal build after the default tests).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-quick=0 unit_only=0
+quick=0 unit_only=0 faults=0
 for a in "$@"; do
   case "$a" in
     --quick) quick=1 ;;
     --unit) unit_only=1 ;;
-    *) echo "test.sh: unknown option '$a' (use --quick or --unit)" >&2; exit 2 ;;
+    --faults) faults=1 ;;
+    *) echo "test.sh: unknown option '$a' (use --quick, --unit or --faults)" >&2; exit 2 ;;
   esac
 done
 start=$(date +%s)
@@ -75,6 +77,10 @@ if [ $quick = 0 ]; then
 fi
 echo "== tests" >&2
 ctest --test-dir build "${labels_normal[@]}" --output-on-failure --timeout 1200 || rc=1
+if [ $faults = 1 ] && [ $unit_only = 0 ]; then
+  echo "== fault suite (tests/faults)" >&2
+  ctest --test-dir build -L '^faults$' --output-on-failure --timeout 1800 || rc=1
+fi
 [ $rc = 0 ] && tests_ok=1
 : # ctest's summary above is the last line
 exit $rc

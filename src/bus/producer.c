@@ -24,6 +24,7 @@
  * it; freed after its delivery report, a drop, or a write to the spool. */
 struct rec {
 	struct rec *next;
+	uint64_t wal; /* the journal segment that holds it until it is settled; 0: none */
 	uint32_t klen, vlen;
 	char data[];
 };
@@ -41,6 +42,7 @@ static struct rec *rec_new(const char *key, size_t klen, const char *val, size_t
 	if (!r)
 		return NULL;
 	r->next = NULL;
+	r->wal = 0;
 	r->klen = (uint32_t)klen;
 	r->vlen = (uint32_t)vlen;
 	memcpy(r->data, key, klen);
@@ -188,6 +190,7 @@ static int read_rec(int fd, uint64_t off, uint64_t size, struct rec **out, uint6
 	if (!r)
 		return -ENOMEM;
 	r->next = NULL;
+	r->wal = 0;
 	r->klen = h[0];
 	r->vlen = h[1];
 	rc = pread_full(fd, r->data, (size_t)h[0] + h[1], off + REC_HDR);
@@ -216,6 +219,21 @@ static int seg_scan(struct spool *sp, struct seg *s, uint64_t *damaged)
 	}
 	uint64_t size = (uint64_t)stt.st_size, off = SPOOL_HDR;
 	char magic[SPOOL_HDR];
+	if (size < SPOOL_HDR && (size == 0 || (pread_full(fd, magic, (size_t)size, 0) == 0 &&
+						memcmp(magic, SPOOL_MAGIC, (size_t)size) == 0))) {
+		/* a run killed before the segment's header left its buffer: nothing in it (what
+		 * was on its way here is in the journal) */
+		log_warn("producer: spool file %s was cut before its header (a killed run); "
+			 "taken as empty",
+			 path);
+		if (ftruncate(fd, 0) != 0 || pwrite(fd, SPOOL_MAGIC, SPOOL_HDR, 0) != SPOOL_HDR) {
+			rc = errno ? -errno : -EIO;
+			goto out;
+		}
+		s->events = 0;
+		s->size = SPOOL_HDR;
+		goto out;
+	}
 	if (size < SPOOL_HDR || pread_full(fd, magic, SPOOL_HDR, 0) != 0 ||
 	    memcmp(magic, SPOOL_MAGIC, SPOOL_HDR) != 0) {
 		log_error("producer: spool file %s is not a gpuhealth spool segment; move it out of "
@@ -577,6 +595,207 @@ int producer_spool_scan(const char *dir,
 	return rc;
 }
 
+/* ------------------------------------------------------------------ journal */
+
+/* With a spool directory, every event that producer_send() accepts (and every event read back
+ * from the spool) is first appended to a journal segment, journal-SEQ.gh in the same record
+ * format as the spool, and written to the kernel by producer_sync() (the collector calls it
+ * after each scrape, before it logs the scrape) and by every poll. A segment is removed once
+ * each of its events is settled: delivered, failed for good, dropped and counted, or in the
+ * spool file (the spool is flushed first). A run ended by SIGKILL leaves its segments behind;
+ * the next start sends their events again, so an accepted event is not lost: at worst it is
+ * delivered twice, and the sink keeps one row per (GPU, time). Not fsync'd: it survives the
+ * process, not the machine. */
+#define WAL_SEG_MAX ((uint64_t)8 << 20)
+
+struct walseg {
+	uint64_t seq;
+	uint64_t pending; /* events not settled yet */
+};
+
+struct journal {
+	const char *dir;     /* the spool's */
+	FILE *wr;            /* on the newest segment, NULL when none */
+	uint64_t seq;        /* of the newest segment */
+	uint64_t size;       /* bytes in the newest segment */
+	struct walseg *segs; /* ascending seq; the last one is written when wr is open */
+	size_t nsegs, capsegs;
+	bool dirty; /* written since the last sync */
+};
+
+static void wal_path(const char *dir, uint64_t seq, char *out, size_t n)
+{
+	snprintf(out, n, "%s/journal-%020" PRIu64 ".gh", dir, seq);
+}
+
+/* Lists the journal segments of dir in ascending order. Returns 0 or -errno. */
+static int wal_list(const char *dir, uint64_t **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	size_t cap = 0;
+	int rc = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		unsigned long long seq;
+		int used = 0;
+		if (sscanf(de->d_name, "journal-%20llu.gh%n", &seq, &used) != 1 ||
+		    de->d_name[used] != '\0')
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			uint64_t *g = realloc(*out, cap * sizeof(*g));
+			if (!g) {
+				rc = -ENOMEM;
+				break;
+			}
+			*out = g;
+		}
+		(*out)[(*n)++] = (uint64_t)seq;
+	}
+	closedir(d);
+	for (size_t i = 1; !rc && i < *n; i++) /* insertion sort: a handful of files */
+		for (size_t j = i; j > 0 && (*out)[j - 1] > (*out)[j]; j--) {
+			uint64_t t = (*out)[j];
+			(*out)[j] = (*out)[j - 1];
+			(*out)[j - 1] = t;
+		}
+	return rc;
+}
+
+/* Removes the segments that are settled and no longer written. The spool is flushed first, so
+ * an event settled by going to the spool is in its file before its journal entry goes. */
+static void wal_collect(struct journal *j, struct spool *sp)
+{
+	bool flushed = false;
+	size_t keep = 0;
+	/* everything written so far is settled: end the segment, so that it goes now and a kill
+	 * leaves only unsettled events behind (few duplicates on the next start) */
+	if (j->wr && j->nsegs && j->segs[j->nsegs - 1].seq == j->seq &&
+	    !j->segs[j->nsegs - 1].pending && j->size > SPOOL_HDR) {
+		fclose(j->wr);
+		j->wr = NULL;
+	}
+	for (size_t i = 0; i < j->nsegs; i++) {
+		struct walseg *g = &j->segs[i];
+		bool current = j->wr && g->seq == j->seq;
+		if (g->pending || current) {
+			j->segs[keep++] = *g;
+			continue;
+		}
+		if (!flushed && sp->wr) {
+			if (fflush(sp->wr) != 0) {
+				/* keep the journal: the spool may not hold them */
+				j->segs[keep++] = *g;
+				continue;
+			}
+			flushed = true;
+		}
+		char path[4200];
+		wal_path(j->dir, g->seq, path, sizeof(path));
+		unlink(path);
+	}
+	j->nsegs = keep;
+}
+
+static void wal_settle(struct journal *j, struct rec *r)
+{
+	if (!r->wal)
+		return;
+	for (size_t i = 0; i < j->nsegs; i++)
+		if (j->segs[i].seq == r->wal) {
+			if (j->segs[i].pending)
+				j->segs[i].pending--;
+			break;
+		}
+	r->wal = 0;
+}
+
+/* Appends r to the journal (buffered: producer_sync() writes it out). Returns 0 or -errno; on
+ * an error r is not journaled (r->wal stays 0). */
+static int wal_append(struct journal *j, struct rec *r)
+{
+	if (j->wr && j->size >= WAL_SEG_MAX) {
+		int rc = fflush(j->wr) != 0 ? -errno : 0;
+		fclose(j->wr);
+		j->wr = NULL;
+		if (rc)
+			return rc;
+	}
+	if (!j->wr) {
+		if (j->nsegs == j->capsegs) {
+			size_t cap = j->capsegs ? j->capsegs * 2 : 16;
+			struct walseg *g = realloc(j->segs, cap * sizeof(*g));
+			if (!g)
+				return -ENOMEM;
+			j->segs = g;
+			j->capsegs = cap;
+		}
+		char path[4200];
+		j->seq++;
+		wal_path(j->dir, j->seq, path, sizeof(path));
+		FILE *f = fopen(path, "wbx");
+		if (!f)
+			return -errno;
+		setvbuf(f, NULL, _IOFBF, 1 << 20);
+		if (fwrite(SPOOL_MAGIC, 1, SPOOL_HDR, f) != SPOOL_HDR) {
+			fclose(f);
+			unlink(path);
+			return -EIO;
+		}
+		j->wr = f;
+		j->size = SPOOL_HDR;
+		j->segs[j->nsegs++] = (struct walseg){.seq = j->seq, .pending = 0};
+	}
+	uint32_t h[3] = {r->klen, r->vlen, rec_crc(r->data, r->klen, r->data + r->klen, r->vlen)};
+	if (fwrite(h, sizeof(h), 1, j->wr) != 1 ||
+	    fwrite(r->data, 1, (size_t)r->klen + r->vlen, j->wr) != (size_t)r->klen + r->vlen) {
+		fclose(j->wr); /* a cut record ends the segment; the replay stops there */
+		j->wr = NULL;
+		return -EIO;
+	}
+	j->size += REC_HDR + (uint64_t)r->klen + r->vlen;
+	j->segs[j->nsegs - 1].pending++;
+	r->wal = j->seq;
+	j->dirty = true;
+	return 0;
+}
+
+static int wal_sync(struct journal *j)
+{
+	if (!j->wr || !j->dirty)
+		return 0;
+	j->dirty = false;
+	return fflush(j->wr) != 0 ? -errno : 0;
+}
+
+/* At a clean close, once everything pending is delivered or in the (fsync'd) spool. */
+static void wal_remove_all(struct journal *j)
+{
+	if (j->wr)
+		fclose(j->wr);
+	j->wr = NULL;
+	for (size_t i = 0; i < j->nsegs; i++) {
+		char path[4200];
+		wal_path(j->dir, j->segs[i].seq, path, sizeof(path));
+		unlink(path);
+	}
+	j->nsegs = 0;
+}
+
+static void wal_free(struct journal *j)
+{
+	if (j->wr)
+		fclose(j->wr); /* left on disk: replayed by the next start */
+	j->wr = NULL;
+	free(j->segs);
+	j->segs = NULL;
+	j->nsegs = j->capsegs = 0;
+}
+
 /* ------------------------------------------------------------------ producer */
 
 struct producer {
@@ -586,6 +805,7 @@ struct producer {
 	size_t buffer_events;
 	bool has_spool;
 	struct spool spool;
+	struct journal wal; /* with the spool */
 	double flush_timeout_s, drop_log_s;
 	bool closed;
 
@@ -642,6 +862,9 @@ static bool retriable(rd_kafka_resp_err_t e)
 	}
 }
 
+static void settle(struct producer *p, struct rec *r);
+static void journal(struct producer *p, struct rec *r);
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	(void)rk;
@@ -650,6 +873,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	p->c.in_flight--;
 	if (!m->err) {
 		p->c.delivered++;
+		settle(p, r);
 		free(r);
 		return;
 	}
@@ -670,6 +894,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	set_error(p, "delivery failed (%s): %s",
 		  st == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED ? "possibly persisted" : "not persisted",
 		  rd_kafka_err2str(m->err));
+	settle(p, r);
 	free(r);
 }
 
@@ -723,6 +948,7 @@ static int hand_over(struct producer *p, struct rec *r)
 	p->c.failed++;
 	p->fail_unlogged++;
 	set_error(p, "produce refused: %s (key %.*s)", rd_kafka_err2str(e), (int)r->klen, r->data);
+	settle(p, r);
 	free(r);
 	return -EIO;
 }
@@ -732,6 +958,26 @@ static void spool_error(struct producer *p, const char *what, int rc)
 	p->c.spool_errors++;
 	set_error(p, "spool %s: %s: %s", p->spool.dir, what, strerror(-rc));
 	log_error("producer: spool %s: %s: %s", p->spool.dir, what, strerror(-rc));
+}
+
+static void journal(struct producer *p, struct rec *r)
+{
+	if (!p->has_spool)
+		return;
+	int rc = wal_append(&p->wal, r);
+	if (rc) {
+		p->c.spool_errors++;
+		set_error(p, "journal in %s: %s", p->spool.dir, strerror(-rc));
+		log_error("producer: cannot write the journal in %s: %s (this event is not kept "
+			  "across a crash)",
+			  p->spool.dir, strerror(-rc));
+	}
+}
+
+static void settle(struct producer *p, struct rec *r)
+{
+	if (p->has_spool)
+		wal_settle(&p->wal, r);
 }
 
 /* Moves events towards librdkafka: memory -> librdkafka, spool -> memory. */
@@ -763,6 +1009,7 @@ static void feed(struct producer *p)
 			if (!r)
 				break;
 			p->c.unspooled++;
+			journal(p, r); /* out of the spool file, not yet in Kafka */
 			q_push(&p->mem, r);
 		}
 		if (p->c.fatal || (p->mem.head && p->mem.n >= p->buffer_events))
@@ -782,6 +1029,7 @@ static void drop_oldest(struct producer *p)
 		if (!r)
 			return;
 	}
+	settle(p, r);
 	free(r);
 	p->c.dropped++;
 	p->drops_unlogged++;
@@ -795,6 +1043,7 @@ int producer_send(struct producer *p, const char *key, size_t klen, const char *
 	if (!r)
 		return -ENOMEM;
 	p->c.produced++;
+	journal(p, r);
 	bool spooling = p->has_spool && p->spool.events > 0;
 	if (!spooling && !p->mem.head && !p->c.fatal) {
 		int rc = hand_over(p, r);
@@ -821,6 +1070,7 @@ int producer_send(struct producer *p, const char *key, size_t klen, const char *
 				p->drops_unlogged += lost;
 				if (o) {
 					p->c.unspooled++;
+					journal(p, o);
 					q_push(&p->mem, o);
 				} else if (rc && rc != -EBADMSG) {
 					break;
@@ -831,6 +1081,7 @@ int producer_send(struct producer *p, const char *key, size_t klen, const char *
 			int rc = spool_append(&p->spool, r);
 			if (!rc) {
 				p->c.spooled++;
+				settle(p, r); /* its journal goes after the spool is flushed */
 				free(r);
 				publish(p);
 				return 0;
@@ -849,6 +1100,20 @@ int producer_send(struct producer *p, const char *key, size_t klen, const char *
 	q_push(&p->mem, r);
 	publish(p);
 	return 0;
+}
+
+int producer_sync(struct producer *p)
+{
+	if (!p->has_spool)
+		return 0;
+	int rc = wal_sync(&p->wal);
+	if (rc) {
+		p->c.spool_errors++;
+		set_error(p, "journal in %s: %s", p->spool.dir, strerror(-rc));
+		log_error("producer: cannot write the journal in %s: %s", p->spool.dir,
+			  strerror(-rc));
+	}
+	return rc;
 }
 
 static void log_losses(struct producer *p, bool force)
@@ -883,6 +1148,10 @@ void producer_poll(struct producer *p, int timeout_ms)
 		feed(p);
 	if (p->has_spool && p->spool.wr && fflush(p->spool.wr) != 0)
 		spool_error(p, "writing", -errno);
+	if (p->has_spool) {
+		producer_sync(p);
+		wal_collect(&p->wal, &p->spool);
+	}
 	log_losses(p, false);
 	publish(p);
 }
@@ -910,6 +1179,8 @@ uint64_t producer_close(struct producer *p)
 		return 0;
 	if (producer_flush(p, p->flush_timeout_s) == 0) {
 		p->closed = true;
+		if (p->has_spool)
+			wal_remove_all(&p->wal); /* everything is delivered */
 		log_losses(p, true);
 		publish(p);
 		return 0;
@@ -935,6 +1206,8 @@ uint64_t producer_close(struct producer *p)
 				  p->mem.n);
 		} else {
 			p->c.spooled += written;
+			if (!p->c.in_flight) /* all of it is in the fsync'd spool now */
+				wal_remove_all(&p->wal);
 			log_info("producer: stopped with %" PRIu64 " events undelivered: %" PRIu64
 				 " in the spool %s (%" PRIu64 " written now); they are sent on the "
 				 "next start",
@@ -957,6 +1230,71 @@ void producer_stats(struct producer *p, struct producer_stats *out)
 	pthread_mutex_lock(&p->lock);
 	*out = p->pub;
 	pthread_mutex_unlock(&p->lock);
+}
+
+/* Sends again the events of the journal segments an earlier run left (it was killed): each is
+ * journaled anew before its old segment is removed. Returns 0 or -errno (message in err). */
+static int replay_journal(struct producer *p, char *err, size_t errlen)
+{
+	uint64_t *seqs = NULL;
+	size_t n = 0;
+	int rc = wal_list(p->wal.dir, &seqs, &n);
+	if (rc) {
+		snprintf(err, errlen, "--spool-dir '%s': cannot list its journal: %s", p->wal.dir,
+			 strerror(-rc));
+		return rc;
+	}
+	if (n)
+		p->wal.seq = seqs[n - 1]; /* new segments follow the old ones */
+	uint64_t events = 0, damaged = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		char path[4200];
+		wal_path(p->wal.dir, seqs[i], path, sizeof(path));
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "--spool-dir '%s': cannot read %s: %s", p->wal.dir, path,
+				 strerror(errno));
+			break;
+		}
+		struct stat st;
+		char magic[SPOOL_HDR];
+		uint64_t size = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0, off = SPOOL_HDR;
+		if (size < SPOOL_HDR || pread_full(fd, magic, SPOOL_HDR, 0) != 0 ||
+		    memcmp(magic, SPOOL_MAGIC, SPOOL_HDR) != 0)
+			off = size; /* killed before its header was written: nothing in it */
+		while (off < size) {
+			struct rec *r = NULL;
+			uint64_t next = off;
+			int r2 = read_rec(fd, off, size, &r, &next);
+			if (r2 || !r) { /* a record cut by the kill: it was never acknowledged */
+				damaged += r2 == -EBADMSG;
+				free(r);
+				break;
+			}
+			rc = producer_send(p, r->data, r->klen, r->data + r->klen, r->vlen);
+			free(r);
+			if (rc) {
+				snprintf(err, errlen, "cannot queue the journal's events: %s", strerror(-rc));
+				break;
+			}
+			events++;
+			off = next;
+		}
+		close(fd);
+		if (!rc && (rc = producer_sync(p)) == 0)
+			unlink(path);
+		else if (rc && !err[0])
+			snprintf(err, errlen, "--spool-dir '%s': cannot write the journal: %s",
+				 p->wal.dir, strerror(-rc));
+	}
+	free(seqs);
+	if (n && !rc)
+		log_info("producer: %" PRIu64 " events in the journal of an earlier run that did not "
+			 "stop cleanly (%zu segments%s): sent again; any the broker already had are "
+			 "removed downstream by (GPU, time)",
+			 events, n, damaged ? ", its last record cut short" : "");
+	return rc;
 }
 
 int producer_create(struct producer **out, const struct producer_options *o, char *err,
@@ -1041,6 +1379,10 @@ int producer_create(struct producer **out, const struct producer_options *o, cha
 			log_info("producer: %" PRIu64 " events (%.1f MiB) in the spool %s from an earlier "
 				 "run: they are sent first",
 				 p->spool.events, (double)p->spool.bytes / 1048576.0, o->spool_dir);
+		p->wal.dir = p->spool.dir;
+		rc = replay_journal(p, err, errlen);
+		if (rc)
+			goto fail;
 	}
 	free(props);
 	publish(p);
@@ -1066,6 +1408,7 @@ void producer_destroy(struct producer *p)
 		rd_kafka_destroy(p->rk);
 	q_free(&p->mem);
 	q_free(&p->retry);
+	wal_free(&p->wal);
 	if (p->has_spool || p->spool.dir)
 		spool_close(&p->spool);
 	pthread_mutex_destroy(&p->lock);

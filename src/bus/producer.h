@@ -22,6 +22,11 @@
  * flush_timeout_s, then librdkafka's queue is purged and everything left is written to the
  * spool as its oldest segment (with no spool it is counted as dropped and logged).
  *
+ * With a spool, every accepted event is also appended to a journal in the spool directory
+ * until it is settled (delivered, failed, dropped, or in the spool file): a run killed by
+ * SIGKILL loses nothing it accepted; the next start sends the journal's events again (some
+ * may be duplicates, which the sink removes by (GPU, time)).
+ *
  * Threads: one thread drives a producer (send, poll, flush, close); producer_stats() may be
  * called from any thread.
  */
@@ -73,6 +78,12 @@ int producer_create(struct producer **out, const struct producer_options *opts, 
  * the oldest event: see stats.dropped), -EPIPE after producer_close(), or -ENOMEM. */
 int producer_send(struct producer *p, const char *key, size_t klen, const char *value,
 		  size_t vlen);
+
+/* With a spool directory: writes the journal of the events accepted so far out of this process
+ * (see "journal" in producer.c), so that they survive a SIGKILL; the next start sends them
+ * again. Call it after a batch of sends (the collector: after each scrape, before counting it
+ * as done); every poll calls it too. Without a spool it does nothing. Returns 0 or -errno. */
+int producer_sync(struct producer *p);
 
 /* Serves delivery reports, moves waiting events towards librdkafka, logs drops. Waits up to
  * timeout_ms for librdkafka's events. Call it on every loop. */

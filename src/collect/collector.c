@@ -163,6 +163,8 @@ static int on_scrape(void *ud, size_t target, const char *url, const char *body,
 				atomic_store(&c->stop, true);
 			}
 		}
+		if (c->prod) /* the journal (with --spool-dir) before the scrape counts as done */
+			producer_sync(c->prod);
 		log_debug("collector: scraped %s at %s: %zu samples, %" PRIu64 " events", url, t,
 			  pst.samples, produced);
 	}

@@ -1,16 +1,18 @@
 /* The producer's accounting without a broker (bootstrap 127.0.0.1:1, where nothing listens):
  * librdkafka's queue, the memory bound, the spool, drop-oldest, the spool at close (in order,
- * with a half-read segment), replay order across runs, a damaged spool tail, the refusal of
- * bad options. */
+ * with a half-read segment), replay order across runs, a damaged spool tail, the journal that
+ * keeps accepted events across a SIGKILL, the refusal of bad options. */
 #include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -209,6 +211,56 @@ static void test_damaged_spool(void **state)
 	expect_spool(want, 6);
 }
 
+static int journal_files(void)
+{
+	DIR *d = opendir(DIR_);
+	struct dirent *de;
+	int n = 0;
+	while (d && (de = readdir(d)))
+		n += strncmp(de->d_name, "journal-", 8) == 0;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* A run killed by SIGKILL right after producer_sync(): every event it accepted (in librdkafka,
+ * in memory, in the spool's unflushed buffer) comes back on the next start. */
+static void test_killed_run_journal(void **state)
+{
+	(void)state;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct producer *p = make(4, DIR_, 100 * RECSZ, "3");
+		send_n(p, 0, 10); /* 3 in librdkafka, 4 in memory, 3 to the spool */
+		if (producer_sync(p) != 0)
+			_exit(3);
+		raise(SIGKILL);
+		_exit(4);
+	}
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	assert_true(journal_files() >= 1);
+	struct producer *p = make(100, DIR_, 100 * RECSZ, "100");
+	struct producer_stats st;
+	producer_stats(p, &st);
+	assert_true(st.produced >= 7); /* at least those that were not in the spool file */
+	assert_int_equal(producer_close(p), st.produced + st.spool_events);
+	producer_destroy(p);
+	assert_int_equal(journal_files(), 0); /* all of it is in the spool now */
+	struct order o = {.n = 0};
+	assert_int_equal(producer_spool_scan(DIR_, collect, &o), 0);
+	int seen[10] = {0};
+	for (int i = 0; i < o.n; i++) {
+		assert_true(o.got[i] >= 0 && o.got[i] < 10);
+		seen[o.got[i]]++;
+	}
+	for (int i = 0; i < 10; i++)
+		if (!seen[i])
+			fail_msg("event e%03d, accepted before the SIGKILL, is lost", i);
+}
+
 static void test_bad_options(void **state)
 {
 	(void)state;
@@ -240,6 +292,7 @@ int main(void)
 		cmocka_unit_test(test_memory_only),
 		cmocka_unit_test_setup_teardown(test_spool_and_drop_oldest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_spool, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_killed_run_journal, setup, teardown),
 		cmocka_unit_test(test_bad_options),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

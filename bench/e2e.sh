@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# End-to-end fleet capacity (issue 9): simulated exporters of 1,024 GPUs each (mock-dcgm,
+# values updated every 10 s) -> one collector (10 s interval) -> the real Kafka broker -> one
+# sink -> the real PostgreSQL, all on this machine (scripts/services.sh). The fleet is stepped
+# up (exporters are added and the collector re-reads its --targets-file on SIGHUP); each step
+# warms up for one interval and a half, then is measured for STEP_S seconds.
+#
+# Per step it reports: rows committed per second (one row = one GPU sample), the delay from
+# scrape to committed row (p50/p99), the sink's consumer lag over the window and whether it is
+# flat, and the CPU of each process. The largest step with flat lag is the capacity.
+#
+# Delay method: in the benchmark's database only, gpu_metrics gets an extra column
+# `committed_at timestamptz DEFAULT clock_timestamp()`. The sink's COPY names its columns, so
+# PostgreSQL fills it with the wall clock when the row is written inside the sink's
+# transaction (the COMMIT follows within that transaction's rollup and GPU merge, milliseconds
+# later). delay = committed_at - time, where time is the collector's scrape time in the event.
+# Percentiles are over every row written during the window.
+# Flat lag: over the window, the sink's lag (its "lag=" stats, every 2 s) grows by less than
+# one interval's worth of samples (a least-squares slope x window < GPUs), the committed rate
+# is at least 95 % of GPUs / 10 s, and the collector dropped nothing.
+# CPU: utime+stime from /proc/PID/stat over the window (PostgreSQL: the postmaster, its live
+# children, and the reaped children's cutime+cstime), as % of one core.
+#
+# Usage: bench/e2e.sh [--quick|--full] [--steps "N N ..."] [--step-s S] [--final-s S]
+#   --quick (default): 16, 64, 128 exporters (16,384 / 65,536 / 131,072 GPUs), 45 s each:
+#                      about 4 minutes
+#   --full:            32, 64, 128, 196 exporters (up to 200,704 GPUs, 20,070 samples/s),
+#                      120 s each, the last 300 s: about 14 minutes
+#   --steps: exporter counts; --step-s / --final-s: measured seconds per step / last step.
+# Prints a table and writes it, with the machine, to $E2E_OUT (default build/bench-e2e.txt).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+steps="16 64 128" step_s=45 final_s=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) steps="16 64 128" step_s=45 ;;
+    --full) steps="32 64 128 196" step_s=120 final_s=300 ;;
+    --steps) steps=$2; shift ;;
+    --step-s) step_s=$2; shift ;;
+    --final-s) final_s=$2; shift ;;
+    *) echo "e2e.sh: unknown option '$1' (--quick, --full, --steps, --step-s, --final-s)" >&2; exit 2 ;;
+  esac
+  shift
+done
+final_s=${final_s:-$step_s}
+OUT=${E2E_OUT:-$root/build/bench-e2e.txt}
+scripts/install-deps.sh --test >/dev/null
+scripts/build.sh "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+BIN=$root/build/gpuhealth
+# private services in a fresh scratch directory, never the caller's (its cleanup removes it)
+unset GH_SVC_DIR GH_KAFKA_DIR GH_PG_DIR GH_KAFKA_PID GPUHEALTH_TEST_PG GPUHEALTH_TEST_KAFKA
+source scripts/services.sh
+T=$(mktemp -d /tmp/gh-e2e.XXXXXX)
+pids=() mocks=()
+cleanup() {
+  for p in "${pids[@]}" "${mocks[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait "${pids[@]}" "${mocks[@]}" 2>/dev/null || true # not the broker: kafka_stop ends it
+  kafka_stop; pg_stop; rm -rf "$GH_SVC_DIR" "$T"
+}
+trap cleanup EXIT
+pg_start 2>/dev/null; kafka_start 2>/dev/null
+K=$GPUHEALTH_TEST_KAFKA
+psql -X -q "$GPUHEALTH_TEST_PG" -c "CREATE DATABASE bench_e2e" >/dev/null
+DB="${GPUHEALTH_TEST_PG/dbname=gpuhealth_test/dbname=bench_e2e}"
+"$BIN" db migrate --db "$DB" >/dev/null 2>&1
+psql -X -q -v ON_ERROR_STOP=1 "$DB" -c "ALTER TABLE gpu_metrics ADD COLUMN committed_at timestamptz DEFAULT clock_timestamp()" \
+  -c "SELECT gpuhealth_ensure_partitions(now() - interval '1 day', now() + interval '1 day')" >/dev/null
+# the topic first, with the broker's 4 partitions, so the sink's group has them at once
+echo "x|{}" | kcat -b "$K" -P -t e2e -K'|' 2>/dev/null || true
+
+add_mocks() { # add_mocks N: start exporters until there are N
+  local p
+  while [ ${#mocks[@]} -lt "$1" ]; do
+    p=$(free_port)
+    "$BIN" mock-dcgm --listen "127.0.0.1:$p" --gpus 1024 --seed $(( ${#mocks[@]} + 1 )) \
+      --hostname "node$(( ${#mocks[@]} + 1 ))" --poll-interval 10 --stats-interval 0 \
+      --log-level warn >>"$T/mocks.log" 2>&1 &
+    mocks+=($!)
+    echo "http://127.0.0.1:$p/metrics" >>"$T/targets" # read on start and on SIGHUP only
+  done
+  sleep 1
+}
+
+snap() { # snap FILE: every CPU counter read at once by one process (no fork per PID, which
+  # would stretch the reading over seconds on a loaded machine)
+  python3 - "$1" "$cpid" "$spid" "$(kafka_pid)" "$(head -1 "$GH_PG_DIR/data/postmaster.pid")" "${mocks[@]}" <<'PY'
+import os, sys, time
+out, coll, sink, kafka, pm, mocks = sys.argv[1], *sys.argv[2:6], sys.argv[6:]
+def fields(pid):
+    try:
+        s = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return None
+    return s[s.rindex(")") + 2:].split()  # fields from 3 (state) on
+def ticks(pid, children=False):
+    f = fields(pid)
+    if not f:
+        return 0
+    t = int(f[11]) + int(f[12])  # utime, stime
+    return t + (int(f[13]) + int(f[14]) if children else 0)  # cutime, cstime (reaped)
+now = time.time()
+pg = ticks(pm, True)
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        f = fields(d)
+        if f and f[1] == pm:
+            pg += ticks(d)
+cpu = open("/proc/stat").readline().split()[1:]
+busy = sum(int(cpu[i]) for i in (0, 1, 2, 5, 6, 7))
+with open(out, "w") as o:
+    print(now, ticks(coll), ticks(sink), ticks(kafka), pg, sum(ticks(m) for m in mocks), busy, file=o)
+PY
+}
+
+: >"$T/targets"
+first=${steps%% *}
+add_mocks "$first"
+"$BIN" collector --targets-file "$T/targets" --interval 10 --brokers "$K" --topic e2e \
+  --stats-interval 2 >"$T/collector.log" 2>&1 &
+cpid=$!; pids+=($cpid)
+"$BIN" sink --brokers "$K" --topic e2e --group e2e --db "$DB" --stats-interval 2 \
+  >"$T/sink.log" 2>&1 &
+spid=$!; pids+=($spid)
+
+hz=$(getconf CLK_TCK)
+{
+  echo "machine: $(nproc) cores ($(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}')), $(free -g | awk '/Mem:/{print $2}') GiB;" \
+       "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "pipeline: N x mock-dcgm (1,024 GPUs each) -> collector (10 s) -> Kafka $(grep -m1 -o 'Kafka version: [^ ]*' "$GH_KAFKA_DIR/broker.log" | cut -d' ' -f3) -> sink -> PostgreSQL $(psql -X -At "$DB" -c 'SHOW server_version' | cut -d' ' -f1)"
+  printf '%-8s %-9s %10s %10s %9s %9s %10s %10s %5s %7s %6s %6s %6s %6s %7s\n' \
+    exporters GPUs "want/s" "rows/s" "p50 s" "p99 s" "lag start" "lag end" flat "coll%" "sink%" "kafka%" "pg%" "mock%" "other%"
+} | tee "$OUT"
+last=$(echo "$steps" | wc -w) i=0 best=0
+for n in $steps; do
+  i=$((i + 1))
+  secs=$step_s; [ "$i" = "$last" ] && secs=$final_s
+  add_mocks "$n"
+  kill -HUP "$cpid"
+  sleep 15 # one interval and a half: every new target scraped at least once, batches flowing
+  kill -0 "$cpid" && kill -0 "$spid" || { echo "collector or sink died" >&2; tail "$T/collector.log" "$T/sink.log" >&2; exit 1; }
+  off=$(wc -c <"$T/sink.log")
+  dropped0=$(grep -o ' dropped=[0-9]*' "$T/collector.log" | tail -1 | cut -d= -f2)
+  w0=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)
+  snap "$T/s0"
+  sleep "$secs"
+  snap "$T/s1"
+  w1=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)
+  dropped1=$(grep -o ' dropped=[0-9]*' "$T/collector.log" | tail -1 | cut -d= -f2)
+  tail -c +"$((off + 1))" "$T/sink.log" | grep -o '^[^ ]* .* lag=[0-9]*' | awk '{print $1, $NF}' | sed 's/lag=//' >"$T/lag"
+  psql -X -At -F' ' "$DB" -c "SELECT count(*),
+      coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM committed_at - time)), 0),
+      coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM committed_at - time)), 0)
+    FROM gpu_metrics WHERE committed_at >= '$w0' AND committed_at < '$w1'" >"$T/q"
+  line=$(python3 - "$n" "$hz" "$T/s0" "$T/s1" "$T/q" "$T/lag" "${dropped0:-0}" "${dropped1:-0}" <<'PY'
+import sys, datetime
+n, hz = int(sys.argv[1]), float(sys.argv[2])
+s0 = [float(x) for x in open(sys.argv[3]).read().split()]
+s1 = [float(x) for x in open(sys.argv[4]).read().split()]
+rows, p50, p99 = open(sys.argv[5]).read().split()
+wall = s1[0] - s0[0]
+gpus = n * 1024
+want = gpus / 10
+rate = int(rows) / wall
+cpu = [100 * (b - a) / hz / wall for a, b in zip(s0[1:6], s1[1:6])]
+busy = 100 * (s1[6] - s0[6]) / hz / wall
+other = max(0.0, busy - sum(cpu))
+lag = []
+for l in open(sys.argv[6]):
+    t, v = l.split()
+    d = datetime.datetime.strptime(t[:23], "%Y-%m-%dT%H:%M:%S.%f")
+    lag.append((d.timestamp(), float(v)))
+slope = 0.0
+if len(lag) >= 3:
+    mx = sum(t for t, _ in lag) / len(lag); my = sum(v for _, v in lag) / len(lag)
+    den = sum((t - mx) ** 2 for t, _ in lag)
+    slope = sum((t - mx) * (v - my) for t, v in lag) / den if den else 0.0
+grew = slope * wall
+flat = len(lag) >= 3 and grew < gpus and rate >= 0.95 * want and sys.argv[7] == sys.argv[8]
+l0 = int(lag[0][1]) if lag else -1
+l1 = int(lag[-1][1]) if lag else -1
+print(f"{n:<8d} {gpus:<9d} {want:10.0f} {rate:10.0f} {float(p50):9.2f} {float(p99):9.2f} {l0:10d} {l1:10d} "
+      f"{'yes' if flat else 'no':>5} {cpu[0]:7.1f} {cpu[1]:6.1f} {cpu[2]:6.1f} {cpu[3]:6.1f} {cpu[4]:6.1f} {other:7.1f}")
+PY
+)
+  echo "$line" | tee -a "$OUT"
+  [ "$(echo "$line" | awk '{print $9}')" = yes ] && best=$((n * 1024))
+done
+{
+  echo "window per step: ${step_s} s (last ${final_s} s), after 15 s warm-up; CPU in % of one core; other% = the rest of the machine (not this pipeline)"
+  echo "collector: $(grep -o 'targets=.*' "$T/collector.log" | tail -1 | sed 's/ kafka_error=.*//')"
+  echo "sink: $(grep -o 'rows_written=.*' "$T/sink.log" | tail -1)"
+  echo "largest fleet with flat lag: $best GPUs (target: 200,000 GPUs at 10 s = 20,000 samples/s)"
+} | tee -a "$OUT"

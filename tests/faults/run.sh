@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the fault suite (tests/faults/test_faults.sh, about 9 minutes) on its own: builds the
+# normal build, starts a private PostgreSQL and Kafka (scripts/services.sh), runs ctest's
+# label 'faults', stops the services. GH_FAULTS="collector sink ..." runs some scenarios only;
+# GH_OUTAGE_S sets the broker outage (default 320 s: it must pass librdkafka's 300 s default).
+# `scripts/test.sh --faults` runs it after the default tests instead.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+scripts/install-deps.sh --test
+scripts/build.sh "$root/build" -DGPUHEALTH_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+source scripts/services.sh
+ok=0
+cleanup() {
+  kafka_stop; pg_stop
+  if [ $ok = 1 ]; then rm -rf "$GH_SVC_DIR"; else echo "service logs kept in $GH_SVC_DIR" >&2; fi
+}
+trap cleanup EXIT
+pg_start
+kafka_start
+ctest --test-dir build -L '^faults$' --output-on-failure --timeout 1800 -V && ok=1
+[ $ok = 1 ]
