@@ -26,7 +26,7 @@
 
 #define MOCK_PARTITIONS 8
 #define READER_PERIOD_S 2.0
-#define RATE_WINDOW_S 2.0
+#define RATE_WINDOW_S 10.0 /* scrapes are seconds apart: a shorter window reads in steps */
 #define EXACT_COUNT_MAX 1000000.0 /* count(*) below this estimate, else the estimate */
 #define PG_START_TIMEOUT_S 30.0
 #define PG_STOP_TIMEOUT_S 10.0
@@ -596,7 +596,31 @@ static double getd(const PGresult *r, int row, int col)
 }
 
 /* Rows in gpu_metrics: exact below EXACT_COUNT_MAX, else the planner's estimate. */
-static void count_rows(struct pipeline *p, PGconn *c, double *t_prev, int64_t *prev)
+/* The last RATE_SAMPLES row counts: rows/s is the growth over them (about 16 s at the
+ * reader's period), so batches committed every few seconds read as a steady rate, not as
+ * bursts between zeros. */
+#define RATE_SAMPLES 8
+struct rate_window {
+	double t[RATE_SAMPLES];
+	int64_t v[RATE_SAMPLES];
+	size_t n, next; /* samples held, slot of the next one */
+};
+
+/* Adds a sample; returns the rate over the window, or NAN with fewer than two samples. */
+static double rate_add(struct rate_window *w, double t, int64_t v)
+{
+	w->t[w->next] = t;
+	w->v[w->next] = v;
+	w->next = (w->next + 1) % RATE_SAMPLES;
+	if (w->n < RATE_SAMPLES)
+		w->n++;
+	size_t oldest = (w->next + RATE_SAMPLES - w->n) % RATE_SAMPLES;
+	if (w->n < 2 || t <= w->t[oldest])
+		return NAN;
+	return (double)(v - w->v[oldest]) / (t - w->t[oldest]);
+}
+
+static void count_rows(struct pipeline *p, PGconn *c, struct rate_window *win)
 {
 	double est = NAN;
 	PGresult *r = PQexecParams(
@@ -619,17 +643,13 @@ static void count_rows(struct pipeline *p, PGconn *c, double *t_prev, int64_t *p
 			rows = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 		PQclear(r);
 	}
-	double now = time_mono();
+	double rate = rows >= 0 ? rate_add(win, time_mono(), rows) : NAN;
 	pthread_mutex_lock(&p->lock);
 	p->db_rows = rows;
 	p->db_rows_estimate = estimate;
-	if (rows >= 0 && *prev >= 0 && now > *t_prev)
-		p->db_rows_per_s = (double)(rows - *prev) / (now - *t_prev);
+	if (!isnan(rate))
+		p->db_rows_per_s = rate;
 	pthread_mutex_unlock(&p->lock);
-	if (rows >= 0) {
-		*prev = rows;
-		*t_prev = now;
-	}
 }
 
 static const struct {
@@ -767,8 +787,8 @@ static void db_error(struct pipeline *p, const char *e)
 static void reader_loop(struct pipeline *p)
 {
 	PGconn *c = NULL;
-	double next = 0, t_prev = 0;
-	int64_t prev = -1;
+	double next = 0;
+	struct rate_window win = {0};
 	char err[512];
 	while (!atomic_load(&p->reader_stop)) {
 		if (p->pg && privpg_check(p->pg, err, sizeof(err)) != 0) {
@@ -790,7 +810,7 @@ static void reader_loop(struct pipeline *p)
 			}
 			pg_exec(c, "SET statement_timeout = '1500ms'", err, sizeof(err));
 		}
-		count_rows(p, c, &t_prev, &prev);
+		count_rows(p, c, &win);
 		int rc = p->fleet_db ? read_fleet(p, c, err, sizeof(err)) : 0;
 		if (rc)
 			db_error(p, err);
@@ -848,9 +868,8 @@ wait:
 		/* the last count, after the sink's final commit */
 		PGconn *c = pg_connect(p->conninfo, "gpuhealth-console", err, sizeof(err));
 		if (c) {
-			double t = 0;
-			int64_t prev = -1;
-			count_rows(p, c, &t, &prev);
+			struct rate_window once = {0}; /* one sample: the rate is left as it was */
+			count_rows(p, c, &once);
 			PQfinish(c);
 		}
 	}
@@ -1089,6 +1108,10 @@ void pipeline_view(struct pipeline *p, struct pipeline_view *out)
 			p->rate_scrapes = scrapes;
 			p->rate_events = c->events;
 			p->rate_t = now;
+		} else if (now - p->rate_t >= 2.0 && p->scrapes_per_s == 0) {
+			/* the first window: a provisional figure rather than zero for 10 s */
+			p->scrapes_per_s = (double)(scrapes - p->rate_scrapes) / (now - p->rate_t);
+			p->events_per_s = (double)(c->events - p->rate_events) / (now - p->rate_t);
 		}
 	}
 	if (out->have_sink)

@@ -876,7 +876,8 @@ static void update_lag(struct sink *s)
 	}
 	s->st.lag_total = known ? total : -1;
 	double now = time_mono();
-	if (now - s->rate_t >= 1.0) {
+	/* over 10 s: batches commit every few seconds, so a 1 s window reads as bursts and zeros */
+	if (now - s->rate_t >= 10.0) {
 		s->st.rows_per_s = (double)(s->st.rows_written - s->rate_rows) / (now - s->rate_t);
 		s->rate_rows = s->st.rows_written;
 		s->rate_t = now;
