@@ -5,6 +5,6 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
 "$root/scripts/build.sh" "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
-# The console arrives with its own issue; until then the default shows what is built.
-if [ $# -eq 0 ]; then set -- --help; fi
+# With no arguments: the console over its embedded pipeline (simulated GPUs, or this node's
+# through NVML; the in-process broker; a private PostgreSQL under $XDG_STATE_HOME/gpuhealth/).
 exec "$root/build/gpuhealth" "$@"

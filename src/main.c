@@ -12,6 +12,7 @@
 #include "pipeline/daemon.h"
 #include "collect/collector_cmd.h"
 #include "sink/sink_cmd.h"
+#include "status/status.h"
 #include "store/migrate.h"
 #include "tui.h"
 
@@ -24,7 +25,7 @@ static const struct {
 } runners[] = {
 	{CLI_TUI, tui_run},       {CLI_DAEMON, daemon_run},         {CLI_MOCK, mock_dcgm_run},
 	{CLI_COLLECTOR, collector_cmd_run}, {CLI_SINK, sink_cmd_run},   {CLI_SCORER, scorer_cmd_run},
-	{CLI_STATUS, NULL},    {CLI_DB, migrate_cmd_run},
+	{CLI_STATUS, status_cmd_run},    {CLI_DB, migrate_cmd_run},
 	{CLI_API, api_cmd_run},
 };
 

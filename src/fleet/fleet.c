@@ -344,6 +344,23 @@ out:
 	return rc;
 }
 
+int fleet_set_extra(struct fleet *f, const char *key, double fb_used_mib, double fb_total_mib,
+		    double sm_clock_mhz, double mem_clock_mhz)
+{
+	int rc = -ENOENT;
+	pthread_mutex_lock(&f->lock);
+	struct fleet_gpu *g = find(f, key);
+	if (g) {
+		g->fb_used_mib = fb_used_mib;
+		g->fb_total_mib = fb_total_mib;
+		g->sm_clock_mhz = sm_clock_mhz;
+		g->mem_clock_mhz = mem_clock_mhz;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
 static struct fleet *sort_ctx; /* only under sort_lock */
 static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
 

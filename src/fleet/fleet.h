@@ -100,6 +100,11 @@ int fleet_ingest_event(struct fleet *f, const json_t *event);
 int fleet_ingest_health(struct fleet *f, const struct health_sample *s, bool have_health,
 			const struct health_result *h, enum health_action action, double p_fail);
 
+/* Sets the values the rules do not read (NAN: unknown) of a GPU already ingested, from the
+ * database row that came with its health. Returns 0 or -ENOENT. */
+int fleet_set_extra(struct fleet *f, const char *key, double fb_used_mib, double fb_total_mib,
+		    double sm_clock_mhz, double mem_clock_mhz);
+
 /* Copies up to max GPUs, ordered by (host, index, key), into out; returns the number of GPUs
  * known (which may exceed max). */
 size_t fleet_snapshot(struct fleet *f, struct fleet_gpu *out, size_t max);

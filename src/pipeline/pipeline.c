@@ -702,7 +702,7 @@ static void reasons_of(const char *text, struct health_result *h)
 }
 
 /* Every host's newest sample and health from a fleet database. */
-static int read_fleet(struct pipeline *p, PGconn *c, char *err, size_t errlen)
+int pipeline_read_fleet_db(struct pg_conn *c, struct fleet *f, char *err, size_t errlen)
 {
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%d", FLEET_DB_MAX_ROWS);
@@ -715,7 +715,8 @@ static int read_fleet(struct pipeline *p, PGconn *c, char *err, size_t errlen)
 		"m.ecc_dbe_aggregate, m.uncorrectable_remapped_rows, m.correctable_remapped_rows, "
 		"m.row_remap_failure, m.row_remap_pending, m.clocks_event_reasons, m.power_violation, "
 		"m.thermal_violation, h.score, h.status, h.reasons::text, extract(epoch FROM h.time), "
-		"pr.probability, pr.recommendation, h.thermal, h.memory, h.power, h.interconnect, h.xid "
+		"pr.probability, pr.recommendation, h.thermal, h.memory, h.power, h.interconnect, h.xid, "
+		"m.fb_used, m.fb_used + m.fb_free + coalesce(m.fb_reserved, 0), m.sm_clock, m.mem_clock "
 		"FROM v_latest_gpu_metrics m "
 		"LEFT JOIN v_latest_health h ON h.gpu_key = m.gpu_key "
 		"LEFT JOIN LATERAL (SELECT probability, recommendation FROM gpu_failure_predictions f "
@@ -760,10 +761,12 @@ static int read_fleet(struct pipeline *p, PGconn *c, char *err, size_t errlen)
 		double pf = getd(r, i, 29);
 		enum health_action act =
 			PQgetisnull(r, i, 30) ? ACT_KEEP : action_of(PQgetvalue(r, i, 30));
-		if ((rc = fleet_ingest_health(p->fleet, &s, have, &h, act, pf)) != 0) {
+		if ((rc = fleet_ingest_health(f, &s, have, &h, act, pf)) != 0) {
 			snprintf(err, errlen, "out of memory");
 			goto out;
 		}
+		fleet_set_extra(f, s.key, getd(r, i, 36), getd(r, i, 37), getd(r, i, 38),
+				getd(r, i, 39));
 	}
 out:
 	PQclear(r);
@@ -811,7 +814,7 @@ static void reader_loop(struct pipeline *p)
 			pg_exec(c, "SET statement_timeout = '1500ms'", err, sizeof(err));
 		}
 		count_rows(p, c, &win);
-		int rc = p->fleet_db ? read_fleet(p, c, err, sizeof(err)) : 0;
+		int rc = p->fleet_db ? pipeline_read_fleet_db(c, p->fleet, err, sizeof(err)) : 0;
 		if (rc)
 			db_error(p, err);
 		else if (part_state(p, PP_DATABASE) == PART_DEGRADED)

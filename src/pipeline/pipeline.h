@@ -115,4 +115,12 @@ struct fleet *pipeline_fleet(struct pipeline *p);
 
 void pipeline_destroy(struct pipeline *p);
 
+struct pg_conn; /* libpq's PGconn */
+
+/* Reads every GPU's latest sample, stored health and latest prediction from a gpuhealth
+ * database (v_latest_gpu_metrics, v_latest_health, gpu_failure_predictions) into f. Used by
+ * the reader thread for a fleet database and by `gpuhealth status`. Returns 0, or -EIO /
+ * -ENOMEM with a message in err. */
+int pipeline_read_fleet_db(struct pg_conn *c, struct fleet *f, char *err, size_t errlen);
+
 #endif

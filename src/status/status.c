@@ -1,0 +1,486 @@
+/* status: see status.h. */
+#include "status/status.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "collect/collector.h"
+#include "collect/targets.h"
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "health/rules.h"
+#include "health/scorer.h"
+#include "health/scorer_cmd.h"
+#include "pipeline/pipeline.h"
+#include "store/pg.h"
+#include "view/view.h"
+
+#define OPEN_ALERTS_MAX "100000"
+
+/* ---------------------------------------------------------------- JSON */
+
+static json_t *num_or_null(double v) { return isnan(v) || isinf(v) ? json_null() : json_real(v); }
+
+static json_t *field(const struct health_sample *s, enum hs_field f)
+{
+	return health_sample_has(s, f) ? num_or_null(s->v[f]) : json_null();
+}
+
+static json_t *count_field(const struct health_sample *s, enum hs_field f)
+{
+	return health_sample_has(s, f) ? json_integer((json_int_t)s->u[f]) : json_null();
+}
+
+static json_t *time_or_null(double t)
+{
+	char buf[40];
+	if (!(t > 0) || time_format_rfc3339(t, buf, sizeof(buf)) != 0)
+		return json_null();
+	return json_string(buf);
+}
+
+/* "GPU-xxxx/3" -> uuid "GPU-xxxx", MIG instance 3 */
+static void split_key(const char *key, char *uuid, size_t len, json_t **mig)
+{
+	const char *slash = strchr(key, '/');
+	size_t n = slash ? (size_t)(slash - key) : strlen(key);
+	snprintf(uuid, len, "%.*s", (int)n, key);
+	*mig = slash ? json_integer(strtol(slash + 1, NULL, 10)) : json_null();
+}
+
+static json_t *clock_reasons(const struct health_sample *s)
+{
+	if (!health_sample_has(s, HS_CLOCK_REASONS))
+		return json_null();
+	char buf[256];
+	json_t *names = json_array();
+	uint64_t mask = s->u[HS_CLOCK_REASONS];
+	if (mask) {
+		view_clock_reasons(mask, buf, sizeof(buf));
+		for (char *tok = buf, *sep; tok && *tok; tok = sep ? sep + 2 : NULL) {
+			sep = strstr(tok, ", ");
+			if (sep)
+				*sep = '\0';
+			json_array_append_new(names, json_string(tok));
+		}
+	}
+	return json_pack("{s:I, s:o}", "raw", (json_int_t)mask, "names", names);
+}
+
+static json_t *health_json(const struct fleet_gpu *g)
+{
+	if (!g->have_health)
+		return json_null();
+	const struct health_result *h = &g->health;
+	json_t *reasons = json_array();
+	for (size_t i = 0; i < h->nreasons && i < HEALTH_MAX_REASONS; i++) {
+		const struct health_reason *r = &h->reasons[i];
+		json_array_append_new(
+			reasons, json_pack("{s:s, s:s, s:s, s:s, s:s}", "code", r->code, "component",
+					   health_component_name(r->comp), "severity",
+					   health_status_name(r->sev), "remedy",
+					   health_action_name(r->remedy), "text", r->text));
+	}
+	json_t *comp = json_object();
+	for (int c = 0; c < HC_COUNT; c++)
+		json_object_set_new(comp, health_component_name((enum health_component)c),
+				    json_integer(h->comp[c]));
+	return json_pack("{s:s, s:i, s:o, s:o, s:s, s:o, s:o}", "status",
+			 health_status_name(h->status), "score", h->score, "time",
+			 time_or_null(h->time), "components", comp, "recommendation",
+			 health_action_name(g->action), "failure_probability",
+			 num_or_null(g->p_fail), "reasons", reasons);
+}
+
+static json_t *gpu_json(const struct fleet_gpu *g, double now)
+{
+	const struct health_sample *s = &g->last;
+	char uuid[HS_KEY_MAX];
+	json_t *mig = NULL;
+	split_key(g->key, uuid, sizeof(uuid), &mig);
+	json_t *xid_meaning = json_null();
+	if (health_sample_has(s, HS_XID) && s->u[HS_XID])
+		xid_meaning = json_string(view_xid_meaning((unsigned)s->u[HS_XID]));
+	json_t *o = json_pack(
+		"{s:o, s:s, s:s, s:o, s:s, s:o, s:o, s:b}", "index",
+		g->index >= 0 ? json_integer(g->index) : json_null(), "key", g->key, "uuid", uuid,
+		"mig_instance", mig, "model", g->model, "time", time_or_null(g->last_seen), "age_s",
+		g->last_seen > 0 ? json_real(now - g->last_seen) : json_null(), "stale", g->stale);
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "temperature_c", field(s, HS_GPU_TEMP));
+	json_object_set_new(o, "memory_temperature_c", field(s, HS_MEMORY_TEMP));
+	json_object_set_new(o, "slowdown_temperature_c", field(s, HS_SLOWDOWN_TEMP));
+	json_object_set_new(o, "power_w", field(s, HS_POWER));
+	json_object_set_new(o, "power_limit_w", field(s, HS_POWER_LIMIT));
+	json_object_set_new(o, "utilization_pct", field(s, HS_GPU_UTIL));
+	json_object_set_new(o, "memory_used_mib", num_or_null(g->fb_used_mib));
+	json_object_set_new(o, "memory_total_mib", num_or_null(g->fb_total_mib));
+	json_object_set_new(o, "sm_clock_mhz", num_or_null(g->sm_clock_mhz));
+	json_object_set_new(o, "memory_clock_mhz", num_or_null(g->mem_clock_mhz));
+	json_object_set_new(o, "ecc_sbe_volatile_total", count_field(s, HS_SBE_VOL));
+	json_object_set_new(o, "ecc_dbe_volatile_total", count_field(s, HS_DBE_VOL));
+	json_object_set_new(o, "ecc_sbe_aggregate_total", count_field(s, HS_SBE_AGG));
+	json_object_set_new(o, "ecc_dbe_aggregate_total", count_field(s, HS_DBE_AGG));
+	json_object_set_new(o, "retired_pages_sbe", count_field(s, HS_RETIRED_SBE));
+	json_object_set_new(o, "retired_pages_dbe", count_field(s, HS_RETIRED_DBE));
+	json_object_set_new(o, "retired_pages_pending", count_field(s, HS_RETIRED_PENDING));
+	json_object_set_new(o, "remapped_rows_correctable", count_field(s, HS_CORR_ROWS));
+	json_object_set_new(o, "remapped_rows_uncorrectable", count_field(s, HS_UNCORR_ROWS));
+	json_object_set_new(o, "row_remap_pending", count_field(s, HS_REMAP_PENDING));
+	json_object_set_new(o, "row_remap_failure", count_field(s, HS_REMAP_FAILURE));
+	json_object_set_new(o, "pcie_replay_total", count_field(s, HS_PCIE_REPLAY));
+	json_object_set_new(o, "xid_last", count_field(s, HS_XID));
+	json_object_set_new(o, "xid_meaning", xid_meaning);
+	json_object_set_new(o, "clocks_event_reasons", clock_reasons(s));
+	json_object_set_new(o, "health", health_json(g));
+	/* the alerts this process's own evaluation raised (scrape); the database's open alerts
+	 * are added by status_json */
+	json_t *al = json_array();
+	for (size_t i = 0; i < g->nalerts && i < FLEET_ALERTS; i++) {
+		const struct fleet_alert *a = &g->alerts[i];
+		if (a->cleared)
+			continue;
+		json_array_append_new(al, json_pack("{s:s, s:s, s:s, s:s, s:o}", "gpu_key", g->key,
+						    "kind", a->kind, "severity",
+						    health_status_name(a->severity), "message",
+						    a->text, "raised_at", time_or_null(a->time)));
+	}
+	json_object_set_new(o, "alerts", al);
+	return o;
+}
+
+json_t *status_json(const struct fleet_gpu *gpus, size_t n, const char *source, double now,
+		    json_t *alerts)
+{
+	json_t *doc = NULL, *hosts = json_array(), *by_key = json_object(), *host = NULL;
+	size_t nhosts = 0, npass = 0, nwarn = 0, nfail = 0, nunknown = 0, nstale = 0;
+	const char *cur = NULL;
+	if (!hosts || !by_key)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const struct fleet_gpu *g = &gpus[i];
+		if (!cur || strcmp(cur, g->host) != 0) {
+			host = json_pack("{s:s, s:[]}", "host", g->host, "gpus");
+			if (!host || json_array_append_new(hosts, host) != 0)
+				goto out;
+			cur = g->host;
+			nhosts++;
+		}
+		json_t *gj = gpu_json(g, now);
+		if (!gj || json_array_append_new(json_object_get(host, "gpus"), gj) != 0)
+			goto out;
+		json_object_set(by_key, g->key, gj);
+		if (!g->have_health)
+			nunknown++;
+		else if (g->health.status == HEALTH_FAIL)
+			nfail++;
+		else if (g->health.status == HEALTH_WARN)
+			nwarn++;
+		else
+			npass++;
+		nstale += g->stale;
+	}
+	size_t nalerts = 0;
+	size_t idx;
+	json_t *a;
+	json_array_foreach(alerts, idx, a)
+	{
+		json_t *gj = json_object_get(by_key, json_string_value(json_object_get(a, "gpu_key")));
+		nalerts++;
+		if (gj)
+			json_array_append(json_object_get(gj, "alerts"), a);
+	}
+	char when[40] = "";
+	time_format_rfc3339(now, when, sizeof(when));
+	doc = json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:O}", "schema",
+			"gpuhealth.status/1", "generated_at", when, "source", source, "summary",
+			"hosts", (json_int_t)nhosts, "gpus", (json_int_t)n, "pass", (json_int_t)npass,
+			"warn", (json_int_t)nwarn, "fail", (json_int_t)nfail, "unknown",
+			(json_int_t)nunknown, "stale", (json_int_t)nstale, "open_alerts",
+			(json_int_t)nalerts, "hosts", hosts);
+out:
+	json_decref(hosts);
+	json_decref(by_key);
+	json_decref(alerts);
+	return doc;
+}
+
+/* ---------------------------------------------------------------- table */
+
+static void cell(char *buf, size_t len, const struct health_sample *s, enum hs_field f,
+		 const char *fmt_unit)
+{
+	if (health_sample_has(s, f))
+		snprintf(buf, len, "%.0f%s", s->v[f], fmt_unit);
+	else
+		snprintf(buf, len, "-");
+}
+
+static void print_table(FILE *o, const struct fleet_gpu *gpus, size_t n, const char *source,
+			double now, size_t nalerts)
+{
+	const char *cur = NULL;
+	size_t bad = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct fleet_gpu *g = &gpus[i];
+		if (!cur || strcmp(cur, g->host) != 0) {
+			fprintf(o, "%s%s\n", cur ? "\n" : "", g->host[0] ? g->host : "(unknown host)");
+			fprintf(o, "%-4s %-16s %5s %11s %5s %11s %-6s %5s %-6s %6s  %s\n", "GPU", "MODEL",
+				"TEMP", "POWER/LIM", "UTIL", "MEM", "HEALTH", "SCORE", "ACTION", "P(FAIL)",
+				"TOP REASON");
+			cur = g->host;
+		}
+		const struct health_sample *s = &g->last;
+		char idx[12], temp[12], pw[16], lim[12], pwl[28], util[12], mem[32], pf[12], age[24];
+		if (g->index >= 0)
+			snprintf(idx, sizeof(idx), "%d", g->index);
+		else
+			snprintf(idx, sizeof(idx), "-");
+		cell(temp, sizeof(temp), s, HS_GPU_TEMP, "C");
+		cell(pw, sizeof(pw), s, HS_POWER, "");
+		cell(lim, sizeof(lim), s, HS_POWER_LIMIT, "W");
+		snprintf(pwl, sizeof(pwl), "%s/%s", pw, lim);
+		cell(util, sizeof(util), s, HS_GPU_UTIL, "%");
+		if (!isnan(g->fb_used_mib) && !isnan(g->fb_total_mib))
+			snprintf(mem, sizeof(mem), "%.1f/%.0fG", g->fb_used_mib / 1024.0,
+				 g->fb_total_mib / 1024.0);
+		else
+			snprintf(mem, sizeof(mem), "-");
+		if (!isnan(g->p_fail))
+			snprintf(pf, sizeof(pf), "%.1f%%", 100.0 * g->p_fail);
+		else
+			snprintf(pf, sizeof(pf), "-");
+		const char *st = g->have_health ? health_status_name(g->health.status) : "?";
+		const char *why = g->have_health && g->health.nreasons ? g->health.reasons[0].text : "";
+		char score[8] = "-";
+		if (g->have_health)
+			snprintf(score, sizeof(score), "%d", g->health.score);
+		bad += g->have_health && g->health.status != HEALTH_PASS;
+		fprintf(o, "%-4s %-16.16s %5s %11s %5s %11s %-6s %5s %-6s %6s  %s", idx,
+			view_model_short(g->model), temp, pwl, util, mem, st, score,
+			g->have_health ? health_action_name(g->action) : "-", pf, why);
+		if (g->stale)
+			fprintf(o, "  (stale: %s old)", view_fmt_age(now - g->last_seen, age, sizeof(age)));
+		fputc('\n', o);
+	}
+	fprintf(o, "\n%zu GPUs, %zu not healthy, %zu open alerts (from %s)\n", n, bad, nalerts,
+		source);
+}
+
+/* ---------------------------------------------------------------- sources */
+
+static void tap(const json_t *event, void *ud) { fleet_ingest_event(ud, event); }
+
+/* One scrape of every target into f. Returns 0, or -EIO when every target failed. */
+static int from_scrape(const struct config *cfg, struct targets *tg, struct fleet *f, char *err,
+		       size_t errlen)
+{
+	struct collector *c = NULL;
+	FILE *null = fopen("/dev/null", "w");
+	int rc = -EIO;
+	if (!null) {
+		snprintf(err, errlen, "cannot open /dev/null: %s", strerror(errno));
+		goto out;
+	}
+	struct collector_options o = {
+		.targets = (const char *const *)tg->urls,
+		.ntargets = tg->n,
+		.interval_s = 10,
+		.timeout_s = config_double(cfg, "scrape-timeout"),
+		.max_body = (size_t)config_int(cfg, "max-body"),
+		.once = true,
+		.out = null,
+		.tap = tap,
+		.tap_ud = f,
+	};
+	rc = collector_create(&c, &o, err, errlen);
+	if (rc)
+		goto out;
+	rc = collector_start(c);
+	if (rc) {
+		snprintf(err, errlen, "cannot start the scrape: %s", strerror(-rc));
+		goto out;
+	}
+	struct collector_stats st;
+	for (;;) {
+		collector_stats(c, &st);
+		if (st.done)
+			break;
+		usleep(20000);
+	}
+	collector_stop(c);
+	struct scrape_target_stats ts[64];
+	size_t nt = collector_targets(c, ts, 64);
+	for (size_t i = 0; i < nt && i < 64; i++)
+		if (ts[i].ok == 0)
+			log_warn("status: %s: %s", ts[i].url,
+				 ts[i].last_error[0] ? ts[i].last_error : "no answer");
+	if (st.scrapes_ok == 0) {
+		snprintf(err, errlen,
+			 "no target answered (%zu tried; see the messages above): check the URLs "
+			 "and that the exporters run",
+			 tg->n);
+		rc = -EIO;
+	}
+out:
+	collector_destroy(c);
+	if (null)
+		fclose(null);
+	return rc;
+}
+
+/* The open alerts as JSON objects with their gpu_key. */
+static json_t *open_alerts(PGconn *c, char *err, size_t errlen)
+{
+	PGresult *r = PQexecParams(c,
+				   "SELECT gpu_key, kind, severity, message, "
+				   "extract(epoch FROM raised_at) FROM alerts WHERE cleared_at IS NULL "
+				   "ORDER BY raised_at DESC LIMIT $1::int",
+				   1, NULL, (const char *const[]){OPEN_ALERTS_MAX}, NULL, NULL, 0);
+	json_t *arr = NULL;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "reading the open alerts: %s", PQerrorMessage(c));
+		err[strcspn(err, "\n")] = '\0';
+		goto out;
+	}
+	arr = json_array();
+	for (int i = 0; arr && i < PQntuples(r); i++)
+		json_array_append_new(
+			arr, json_pack("{s:s, s:s, s:s, s:s, s:o}", "gpu_key", PQgetvalue(r, i, 0),
+				       "kind", PQgetvalue(r, i, 1), "severity", PQgetvalue(r, i, 2),
+				       "message", PQgetvalue(r, i, 3), "raised_at",
+				       time_or_null(strtod(PQgetvalue(r, i, 4), NULL))));
+out:
+	PQclear(r);
+	return arr;
+}
+
+static int from_database(const char *conninfo, struct fleet *f, json_t **alerts, char *err,
+			 size_t errlen)
+{
+	PGconn *c = pg_connect(conninfo, "gpuhealth-status", err, errlen);
+	int rc = -EIO;
+	if (!c)
+		goto out;
+	rc = pipeline_read_fleet_db(c, f, err, errlen);
+	if (rc)
+		goto out;
+	*alerts = open_alerts(c, err, errlen);
+	rc = *alerts ? 0 : -EIO;
+out:
+	if (c)
+		PQfinish(c);
+	return rc;
+}
+
+static bool libpq_env_set(void)
+{
+	static const char *const vars[] = {"PGHOST", "PGHOSTADDR", "PGDATABASE", "PGSERVICE",
+					   "PGPORT", "PGUSER"};
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		if (getenv(vars[i]) && *getenv(vars[i]))
+			return true;
+	return false;
+}
+
+int status_cmd_run(struct config *cfg)
+{
+	int status = CLI_EXIT_FAILURE, rc;
+	char err[1024] = "";
+	struct targets tg;
+	struct fleet *f = NULL;
+	struct fleet_gpu *gpus = NULL;
+	json_t *alerts = NULL, *doc = NULL;
+	targets_init(&tg);
+	for (size_t i = 0; i < config_list_len(cfg, "target"); i++)
+		if (targets_add(&tg, config_list_at(cfg, "target", i), "--target", err, sizeof(err))) {
+			fprintf(stderr, "gpuhealth status: %s\n", err);
+			status = CLI_EXIT_USAGE;
+			goto out;
+		}
+	const char *file = config_str(cfg, "targets-file");
+	if (file && targets_load_file(&tg, file, err, sizeof(err))) {
+		fprintf(stderr, "gpuhealth status: %s\n", err);
+		status = CLI_EXIT_USAGE;
+		goto out;
+	}
+	const char *db = config_str(cfg, "db");
+	if (!tg.n && !db && !libpq_env_set()) {
+		fprintf(stderr, "gpuhealth status: no source: give --db CONNINFO (DATABASE_URL, or "
+				"libpq's PGHOST/PGDATABASE/...) to read the fleet database, or --target "
+				"URL to scrape exporters now\n");
+		status = CLI_EXIT_USAGE;
+		goto out;
+	}
+	struct scorer_options so;
+	const char **props = NULL;
+	if ((rc = scorer_cmd_options(cfg, &so, &props)) != 0) {
+		fprintf(stderr, "gpuhealth status: out of memory\n");
+		goto out;
+	}
+	free(props);
+	struct fleet_opts fo = {.interval_s = config_double(cfg, "interval"),
+				.horizon_h = so.horizon_h,
+				.econ = &so.econ,
+				.risk_level = so.risk_level};
+	if ((rc = fleet_create(&f, &fo)) != 0) {
+		fprintf(stderr, "gpuhealth status: %s\n", strerror(-rc));
+		goto out;
+	}
+	const char *source = tg.n ? "scrape" : "database";
+	if (tg.n)
+		rc = from_scrape(cfg, &tg, f, err, sizeof(err));
+	else
+		rc = from_database(db, f, &alerts, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "gpuhealth status: %s\n", err);
+		goto out;
+	}
+	if (!alerts) { /* scrape: the alerts this one evaluation raised, per GPU */
+		alerts = json_array();
+	}
+	struct fleet_stats fst;
+	fleet_stats(f, &fst);
+	size_t cap = fst.gpus ? fst.gpus : 1;
+	gpus = calloc(cap, sizeof(*gpus));
+	if (!gpus || !alerts) {
+		fprintf(stderr, "gpuhealth status: out of memory\n");
+		goto out;
+	}
+	size_t n = fleet_snapshot(f, gpus, cap);
+	if (n > cap)
+		n = cap; /* nothing is added after the sources are read */
+	double now = time_now();
+	size_t nalerts = json_array_size(alerts);
+	if (config_bool(cfg, "json")) {
+		doc = status_json(gpus, n, source, now, alerts);
+		alerts = NULL; /* stolen */
+		if (!doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) != 0) {
+			fprintf(stderr, "gpuhealth status: cannot write the JSON document\n");
+			goto out;
+		}
+		fputc('\n', stdout);
+	} else {
+		print_table(stdout, gpus, n, source, now, nalerts);
+	}
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, "gpuhealth status: writing to standard output: %s\n", strerror(errno));
+		goto out;
+	}
+	status = CLI_EXIT_OK;
+out:
+	json_decref(doc);
+	json_decref(alerts);
+	free(gpus);
+	fleet_destroy(f);
+	targets_free(&tg);
+	return status;
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# gpuhealth status --target: one scrape of the simulator now, health from the rules: every GPU
+# with typed numbers, the GPU with an injected double-bit ECC error failed with a
+# recommendation; no source is a usage error (2) that names both; an unreachable target is 1.
+set -u
+bin=$1
+fails=0 passes=0
+ok()  { passes=$((passes+1)); echo "ok: $*"; }
+bad() { echo "FAIL: $*" >&2; fails=$((fails+1)); }
+check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+tmp=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$bin" mock-dcgm --listen "127.0.0.1:$port" --gpus 5 --seed 3 --speed 60 --hostname node-a \
+  --inject gpu=1,fault=dbe,at=1s --duration 60 >"$tmp/mock.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+sleep 1.5 # past the fault's simulated time (speed 60)
+url="http://127.0.0.1:$port/metrics"
+
+"$bin" status --target "$url" --json >"$tmp/s.json" 2>"$tmp/s.err"; rc=$?
+check "status --target --json exits 0 (got $rc; $(head -c 200 "$tmp/s.err"))" [ $rc = 0 ]
+python3 - "$tmp/s.json" >"$tmp/py.out" 2>&1 <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+e = []
+def need(c, m):
+    if not c: e.append(m)
+need(d["source"] == "scrape", "source")
+need([h["host"] for h in d["hosts"]] == ["node-a"], "hosts")
+g = d["hosts"][0]["gpus"]
+need([x["index"] for x in g] == [0, 1, 2, 3, 4], "indexes %r" % [x["index"] for x in g])
+for x in g:
+    for k in ("temperature_c", "power_w", "power_limit_w", "utilization_pct", "memory_used_mib", "sm_clock_mhz"):
+        need(type(x[k]) in (int, float), "%s %r" % (k, x[k]))
+    need(x["uuid"].startswith("GPU-") and x["mig_instance"] is None, "uuid")
+    need(type(x["clocks_event_reasons"]["raw"]) is int, "clock reasons")
+f = g[1]["health"]
+need(f["status"] == "fail" and f["recommendation"] != "keep", "gpu 1 %r" % f)
+need(any(r["code"] == "dbe_volatile" and r["remedy"] for r in f["reasons"]), "gpu 1 reasons")
+need(all(x["health"]["status"] == "pass" for i, x in enumerate(g) if i != 1), "others pass")
+need(d["summary"] == dict(d["summary"], gpus=5, fail=1, hosts=1), "summary %r" % d["summary"])
+print("\n".join(e) or "json ok")
+PY
+check "the document: $(tail -2 "$tmp/py.out" | tr '\n' ' ')" grep -q 'json ok' "$tmp/py.out"
+
+"$bin" status --target "$url" >"$tmp/s.txt" 2>&1; rc=$?
+check "the table exits 0 (got $rc)" [ $rc = 0 ]
+check "... with the failed GPU, its action and reason" grep -qE '^1 .* fail +[0-9]+ (reset|drain|reboot|rma) .*double-bit' "$tmp/s.txt"
+
+env -u DATABASE_URL -u PGHOST -u PGDATABASE -u PGSERVICE -u PGPORT -u PGUSER -u PGHOSTADDR \
+  "$bin" status >"$tmp/n.out" 2>"$tmp/n.err"; rc=$?
+check "no source: exit 2 (got $rc)" [ $rc = 2 ]
+check "... naming --db and --target" grep -q -- '--db CONNINFO.*--target URL' "$tmp/n.err"
+
+"$bin" status --target "http://127.0.0.1:1/metrics" >"$tmp/u.out" 2>"$tmp/u.err"; rc=$?
+check "an unreachable target: exit 1 (got $rc)" [ $rc = 1 ]
+check "... naming it" grep -q '127.0.0.1:1/metrics' "$tmp/u.err"
+"$bin" status --target "not a url" >/dev/null 2>"$tmp/b.err"; rc=$?
+check "a bad URL: exit 2 (got $rc): $(head -c 150 "$tmp/b.err")" [ $rc = 2 ]
+
+echo "$passes passed, $fails failed"
+[ $fails = 0 ]
