@@ -174,6 +174,7 @@ int tui_run(struct config *cfg)
 	/* q must end the console within 2 s even on a loaded node: the sink and the scorer get
 	 * 0.3 s to catch up before they commit what they hold (the daemon waits longer) */
 	pipeline_set_drain(p, 0.3);
+	log_set_timestamps(1); /* a log file: every line with its time */
 	saved = redirect_stderr(logpath, sizeof(logpath));
 	struct view_source src = {p, pl_copy_view, pl_copy_gpus};
 	struct ui_thread u = {&src, &co, 0};

@@ -1044,6 +1044,7 @@ void pipeline_stop(struct pipeline *p)
 		exporter_stop(p->ex);
 		stop_part(p, PP_SIM);
 	}
+	log_debug("pipeline: every part stopped");
 }
 
 /* Fold a service's own state into its part (called with p->lock held). */
@@ -1140,14 +1141,19 @@ void pipeline_destroy(struct pipeline *p)
 	if (!p)
 		return;
 	pipeline_stop(p);
+	log_debug("pipeline: stopped; destroying");
 	collector_destroy(p->col);
+	log_debug("pipeline: collector destroyed");
 	sink_destroy(p->sink);
 	scorer_destroy(p->scorer);
+	log_debug("pipeline: sink and scorer destroyed");
 	if (p->mock)
 		rd_kafka_mock_cluster_destroy(p->mock);
 	if (p->mock_rk)
 		rd_kafka_destroy(p->mock_rk);
+	log_debug("pipeline: mock cluster destroyed");
 	exporter_destroy(p->ex);
+	log_debug("pipeline: exporter destroyed");
 	fleet_destroy(p->fleet);
 	targets_free(&p->tg);
 	free(p->faults);
