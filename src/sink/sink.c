@@ -16,6 +16,7 @@
 #include "core/strbuf.h"
 #include "core/timeutil.h"
 #include "sink/event_row.h"
+#include "sink/rollup.h"
 #include "store/pg.h"
 #include "store/pgcopy.h"
 
@@ -59,6 +60,9 @@ struct batch {
 	struct gpu_seen *seen; /* open-addressing set of the batch's GPUs */
 	size_t seen_cap, seen_n;
 	struct strbuf ident_copy; /* the batch's gpuhealth_ident COPY text */
+	struct rollup *roll;      /* the rows' 1-minute rollups, computed as they arrive */
+	bool roll_ok;             /* false: roll is incomplete, let the database compute them */
+	struct strbuf roll_copy;  /* the batch's gpuhealth_rollup_stage binary COPY */
 	double tmin, tmax, batch_started;
 	struct part_off offs[SINK_MAX_PARTS];
 	int noffs;
@@ -172,6 +176,10 @@ static void batch_clear(struct sink *s, struct batch *b)
 		b->seen[i].key = NULL;
 	}
 	b->seen_n = 0;
+	if (b->roll)
+		rollup_reset(b->roll);
+	b->roll_ok = b->roll != NULL;
+	strbuf_reset(&b->roll_copy);
 }
 
 static uint64_t hash_key(const char *k)
@@ -288,6 +296,11 @@ static int db_ensure(struct sink *s)
 		db_close(s);
 		return -EIO;
 	}
+	if (pg_exec(s->db, "SELECT gpuhealth_create_rollup_stage()", err, sizeof(err))) {
+		set_error(s, "database schema older than this sink (%s): run 'gpuhealth db migrate'", err);
+		db_close(s);
+		return -EIO;
+	}
 	PGresult *r = PQexec(s->db, "SELECT extract(epoch FROM value::interval) FROM gpuhealth_settings "
 				    "WHERE key = 'retention'");
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
@@ -377,11 +390,14 @@ static int exec_params(struct sink *s, const char *sql, int n, const char *const
  * Writes nrows rows [text, text+len) and the identities [ident, ident+ilen) in one
  * transaction: straight into gpu_metrics with COPY; if that meets a row already present (a
  * redelivery), again through the staging table, ignoring the rows present. Then the rollups
- * from the rows this transaction inserted, and the GPU table. Returns 0, -EIO (retry), or
+ * of the rows this transaction inserted: when every row was new, the ones computed here (roll,
+ * binary COPY for gpuhealth_rollup_stage, or NULL), else the database's from the new rows; then
+ * the GPU table. Returns 0, -EIO (retry), or
  * -EINVAL (the data is refused).
  */
 static int db_write(struct sink *s, const char *text, size_t len, size_t nrows, const char *ident,
-		    size_t ilen, double tmin, double tmax, long long *inserted, long long *dups)
+		    size_t ilen, const struct strbuf *roll, double tmin, double tmax, long long *inserted,
+		    long long *dups)
 {
 	char err[512] = "", state[6] = "", sql[4400];
 	PGresult *r = NULL;
@@ -424,9 +440,17 @@ again:
 		*dups = 0;
 	}
 	double t_rows = time_mono();
-	if ((rc = exec_params(s, "SELECT gpuhealth_rollup_new($1, $2)", 2, range, NULL, err,
-			      sizeof(err), state)))
+	if (roll && !staged) {
+		snprintf(sql, sizeof(sql), "COPY gpuhealth_rollup_stage %s FROM STDIN (FORMAT binary)",
+			 rollup_columns());
+		if ((rc = copy_in(s, sql, true, roll->data, roll->len, err, sizeof(err), state)) ||
+		    (rc = exec_params(s, "SELECT gpuhealth_merge_rollups()", 0, NULL, NULL, err,
+				      sizeof(err), state)))
+			goto fail;
+	} else if ((rc = exec_params(s, "SELECT gpuhealth_rollup_new($1, $2)", 2, range, NULL, err,
+				     sizeof(err), state))) {
 		goto fail;
+	}
 	double t_roll = time_mono();
 	if ((rc = copy_in(s,
 			  "COPY gpuhealth_ident (" EVENT_ROW_IDENT_COLUMNS
@@ -511,7 +535,7 @@ static int write_row_by_row(struct sink *s, struct batch *b, long long *ins, lon
 		if (build_ident_copy(s, b, it))
 			return -ENOMEM;
 		while ((rc = db_write(s, b->rows.data + it->row_off, it->row_len, 1, b->ident_copy.data,
-				      b->ident_copy.len, it->time, it->time, &n_ins, &n_dup)) == -EIO) {
+				      b->ident_copy.len, NULL, it->time, it->time, &n_ins, &n_dup)) == -EIO) {
 			if (!backoff(s, attempt++, deadline))
 				return -EIO;
 		}
@@ -626,9 +650,11 @@ static int flush(struct sink *s, struct batch *b)
 		log_error("sink: out of memory building a batch");
 		goto abandon;
 	}
+	if (b->nrows && b->roll_ok && rollup_copy(b->roll, &b->roll_copy))
+		b->roll_ok = false; /* the database computes them instead */
 	if (b->nrows) {
 		while ((rc = db_write(s, b->rows.data, b->rows.len, b->nrows, b->ident_copy.data,
-				      b->ident_copy.len, b->tmin, b->tmax, &ins, &dups)) == -EIO) {
+				      b->ident_copy.len, b->roll_ok ? &b->roll_copy : NULL, b->tmin, b->tmax, &ins, &dups)) == -EIO) {
 			pthread_mutex_lock(&s->lock);
 			s->st.db_errors++;
 			pthread_mutex_unlock(&s->lock);
@@ -728,6 +754,8 @@ static void take(struct sink *s, struct batch *b, rd_kafka_message_t *m)
 			log_error("sink: out of memory");
 			atomic_store(&s->stop, true);
 		}
+		if (b->roll_ok && rollup_add(b->roll, b->rows.data + it->row_off, it->row_len))
+			b->roll_ok = false; /* the database computes them instead */
 		if (b->nrows == 0 || info.time < b->tmin)
 			b->tmin = info.time;
 		if (b->nrows == 0 || info.time > b->tmax)
@@ -988,6 +1016,10 @@ int sink_create(struct sink **out, const struct sink_options *o, char *err, size
 		strbuf_init(&s->batches[i].rows, ROWS_MAX_BYTES);
 		strbuf_init(&s->batches[i].idents, ROWS_MAX_BYTES);
 		strbuf_init(&s->batches[i].ident_copy, ROWS_MAX_BYTES);
+		strbuf_init(&s->batches[i].roll_copy, ROWS_MAX_BYTES);
+		if (rollup_create(&s->batches[i].roll))
+			goto fail;
+		s->batches[i].roll_ok = true;
 	}
 	s->fill = &s->batches[0];
 	rc = -EINVAL;
@@ -1126,6 +1158,8 @@ void sink_destroy(struct sink *s)
 		strbuf_free(&b->rows);
 		strbuf_free(&b->idents);
 		strbuf_free(&b->ident_copy);
+		strbuf_free(&b->roll_copy);
+		rollup_destroy(b->roll);
 		free(b->seen);
 	}
 	if (s->consumer)
