@@ -3,13 +3,14 @@
 # versions, each benchmark's output, and a summary where every figure is a ratio against the
 # baseline measured in the same run.
 #
-#   bench/all.sh [--quick|--full] [--only "parser exporter collector sink e2e"] [--report-only]
+#   bench/all.sh [--quick|--full] [--only "parser exporter collector sink console e2e"] [--report-only]
 #
 # Parts (each under 5 minutes, except e2e --full, about 14):
 #   parser     bench/parser.sh      gpuhealth's parser vs Python prometheus_client, same bytes
 #   exporter   bench/exporter.sh    mock-dcgm vs a Python prometheus_client exporter (wrk)
 #   collector  bench/collector.sh   1,000 targets x 8 GPUs at 10 s into Kafka vs the expected rate
 #   sink       bench/sink.sh        the sink vs psql \copy and psycopg2 execute_batch
+#   console    bench/console.sh     the console's own drawing CPU and memory, 64 GPUs at 1 s, 60 s
 #   e2e        bench/e2e.sh         exporters -> collector -> Kafka -> sink -> PostgreSQL, stepped
 #                                   fleet (--quick: up to 131,072 GPUs; --full: up to 200,704)
 # A part that fails is reported as failed; the others still run. Raw outputs: build/bench-report/
@@ -17,7 +18,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-mode=--quick only="parser exporter collector sink e2e" report_only=0
+mode=--quick only="parser exporter collector sink console e2e" report_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick|--full) mode=$1 ;;
@@ -47,6 +48,7 @@ for part in $only; do
     exporter) cmd=(bench/exporter.sh) ;;
     collector) cmd=(bench/collector.sh) ;;
     sink) cmd=(bench/sink.sh) ;;
+    console) cmd=(bench/console.sh 60) ;;
     e2e) cmd=(env "E2E_OUT=$out/e2e.table" bench/e2e.sh "$mode") ;;
     *) echo "all.sh: unknown part '$part'" >&2; exit 2 ;;
   esac
@@ -89,6 +91,13 @@ summary() {
     b=$(grep -o '^psycopg2 execute_batch/100: *[0-9]*' "$f" | grep -oE '[0-9]+$')
     echo "| sink | $s rows/s from Kafka | psql \\copy of the same rows, $c rows/s | $(ratio "$s" "$c") |"
     echo "| sink | $s rows/s from Kafka | psycopg2 execute_batch of 100, $b rows/s | $(ratio "$s" "$b") |"
+  fi
+  f=$out/console.txt
+  if [ -s "$f" ]; then
+    local dp hwm; dp=$(grep -oE 'draw CPU \(UI thread\): +[0-9.]+ s = [0-9.]+' "$f" | grep -oE '[0-9.]+$')
+    hwm=$(grep -oE 'VmHWM [0-9.]+' "$f" | grep -oE '[0-9.]+$')
+    echo "| console | drawing: $dp % of one core (64 GPUs, 1 s refresh) | target 1 % of one core | $(ratio "$dp" 1) |"
+    echo "| console | peak resident memory $hwm MB (private PostgreSQL apart) | target 32 MB | $(ratio "$hwm" 32) |"
   fi
   f=$out/e2e.table
   if [ -s "$f" ]; then

@@ -56,7 +56,8 @@ static const struct config_option options[] = {
 	 "an exporter's /metrics URL (repeatable; comma-separated in the environment)", M_SCRAPE | CLI_STATUS,
 	 NORANGE, ",", 0},
 	{"interval", 0, "COLLECTION_INTERVAL", CONFIG_DURATION, "10", "S",
-	 "scrape period (the scorer: the expected time between samples of a GPU)",
+	 "scrape period (the console's default: 2; the scorer: the expected time between "
+	 "samples of a GPU)",
 	 M_SCRAPE | CLI_SCORER | CLI_STATUS, 0.01, 86400, NULL, 0},
 	{"cluster", 0, "CLUSTER", CONFIG_STR, NULL, "NAME", "cluster name added to every event",
 	 M_SCRAPE, NORANGE, NULL, 0},

@@ -593,26 +593,41 @@ static void detail(struct console *c)
 	if (!isnan(g->p_fail))
 		snprintf(pf, sizeof(pf), "%.1f%%", g->p_fail * 100);
 	if (g->have_health) {
-		put(y, 0, COLS, level_attr(c, view_health_level(g)), true,
-		    "Health %s  score %d  recommended: %s  p_fail %s",
-		    health_status_name(g->health.status), g->health.score,
-		    health_action_name(g->action), pf);
+		/* the status, then the component scores in what room is left (short names) */
+		static const char *const short_comp[HC_COUNT] = {"therm", "mem", "power", "link",
+		                                                 "xid"};
+		char line[256];
+		int k = snprintf(line, sizeof(line), "Health %s  score %d  recommended: %s  p_fail %s ",
+		                 health_status_name(g->health.status), g->health.score,
+		                 health_action_name(g->action), pf);
+		put(y, 0, COLS, level_attr(c, view_health_level(g)), true, "%s", line);
 		char comps[160];
-		int k = 0;
-		for (int i = 0; i < HC_COUNT && k < (int)sizeof(comps); i++)
-			k += snprintf(comps + k, sizeof(comps) - (size_t)k, "%s %s %d",
-			              i ? "," : "", health_component_name((enum health_component)i),
-			              g->health.comp[i]);
-		int x = 62;
-		if (COLS > x + 20)
-			put(y, x, COLS - x, A_DIM, true, "%s", comps);
+		int n = 0;
+		for (int i = 0; i < HC_COUNT && n < (int)sizeof(comps); i++)
+			n += snprintf(comps + n, sizeof(comps) - (size_t)n, "%s%s %d", i ? "  " : "",
+			              short_comp[i], g->health.comp[i]);
+		if (k > 0 && COLS > k + n)
+			put(y, k + 1, COLS - k - 1, A_DIM, true, "%s", comps);
+		y++;
+		/* the economics behind the recommendation (issue #7): expected cost of each action */
+		if (!isnan(g->cost[ACT_KEEP])) {
+			char costs[200];
+			int m = 0;
+			for (int a = 0; a < ACT_COUNT && m < (int)sizeof(costs); a++)
+				m += snprintf(costs + m, sizeof(costs) - (size_t)m, "  %s %.4g%s",
+				              health_action_name((enum health_action)a), g->cost[a],
+				              a == (int)g->action ? "*" : "");
+			put(y, 0, COLS, A_NORMAL, true, "Expected cost:%s", costs);
+		} else {
+			put(y, 0, COLS, A_DIM, true, "Expected cost: not evaluated (healthy, not at risk: keep)");
+		}
 	} else {
 		put(y, 0, COLS, A_DIM, true, "Health: not scored yet");
 	}
 	y++;
 	/* room for the charts: what the text below leaves, 3..12 rows */
 	size_t nreasons = g->have_health ? g->health.nreasons : 0;
-	int text_rows = 6 + 1 + (int)(nreasons ? (nreasons < 4 ? nreasons : 4) : 1) + 1 +
+	int text_rows = 7 + 1 + (int)(nreasons ? (nreasons < 4 ? nreasons : 4) : 1) + 1 +
 	                (int)(g->nalerts ? (g->nalerts < 3 ? g->nalerts : 3) : 1);
 	int ch = LINES - 1 - y - 1 - text_rows;
 	if (ch > 12)
@@ -730,10 +745,16 @@ static void pipeline_screen(struct console *c)
 		                                                 : VL_DIM;
 		LINE(level_attr(c, l), "%-10s %-9s %s", view_part_name((enum pipeline_part)p),
 		     view_state_name(pv->state), pv->detail);
-		if (pv->last_error[0])
-			LINE(level_attr(c, VL_CRIT), "%-10s %-9s error %s ago: %s", "", "",
-			     view_fmt_age(v->now - pv->last_error_time, a, sizeof(a)),
-			     pv->last_error);
+		if (pv->last_error[0]) {
+			/* the whole message, wrapped: its end usually says what to do */
+			int w = COLS - 23 > 20 ? COLS - 23 : 20;
+			const char *msg = pv->last_error;
+			int len = (int)strlen(msg);
+			LINE(level_attr(c, VL_CRIT), "%-10s %-9s error %s ago:", "", "",
+			     view_fmt_age(v->now - pv->last_error_time, a, sizeof(a)));
+			for (int off = 0; off < len; off += w)
+				LINE(level_attr(c, VL_CRIT), "%-10s %-9s   %.*s", "", "", w, msg + off);
+		}
 	}
 	y++;
 	LINE(A_BOLD, "%-40s %6s %6s %7s %6s %6s  %s", "SCRAPE TARGET", "AGE", "RATE", "OK",
@@ -773,9 +794,11 @@ static void pipeline_screen(struct console *c)
 	y++;
 	LINE(A_BOLD, "SINK (consumer lag per partition)");
 	if (v->have_sink) {
+		char lagt[24] = "- (unknown)";
+		if (v->sink.lag_total >= 0)
+			snprintf(lagt, sizeof(lagt), "%lld", (long long)v->sink.lag_total);
 		LINE(A_NORMAL,
-		     "lag total %lld  consumed %s  rows %s (%.1f/s)  duplicates %s  DLQ %llu",
-		     (long long)v->sink.lag_total,
+		     "lag total %s  consumed %s  rows %s (%.1f/s)  duplicates %s  DLQ %llu", lagt,
 		     view_fmt_count((double)v->sink.consumed, a, sizeof(a)),
 		     view_fmt_count((double)v->sink.rows_written, b, sizeof(b)), v->sink.rows_per_s,
 		     view_fmt_count((double)v->sink.duplicates, d, sizeof(d)),

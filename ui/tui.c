@@ -166,6 +166,12 @@ int tui_run(struct config *cfg)
 
 	struct pipeline *p = NULL;
 	char err[512] = "";
+	/* the console's own default period: something moving on the screen every 2 s (the
+	 * collector and --daemon keep 10 s) */
+	if (config_set_default(cfg, "interval", "2", err, sizeof(err)) != 0) {
+		fprintf(stderr, "gpuhealth: %s\n", err);
+		return 1;
+	}
 	int rc = pipeline_create(&p, cfg, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "gpuhealth: %s\n", err);

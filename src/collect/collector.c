@@ -377,6 +377,7 @@ int collector_create(struct collector **out, const struct collector_options *o, 
 		.timeout_s = o->timeout_s,
 		.max_body = o->max_body,
 		.once = o->once,
+		.first_now = o->first_now,
 		.cb = on_scrape,
 		.ud = c,
 	};

@@ -41,6 +41,7 @@ struct collector_options {
 	double timeout_s;
 	size_t max_body;
 	bool once;                   /* every target once, then the thread ends */
+	bool first_now;              /* first scrape of each target at once (scrape_options) */
 	struct events_enrich enrich; /* copied */
 	FILE *out;                   /* non-NULL: JSON lines here, no Kafka */
 	struct producer_options kafka; /* used when out is NULL */

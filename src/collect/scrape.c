@@ -220,7 +220,7 @@ int scrape_set_targets(struct scrape *s, const char *const *urls, size_t n)
 			free(kept);
 			return -ENOMEM;
 		}
-		nt[i]->due = s->o.once ? now : now + scrape_phase(urls[i], s->o.interval_s);
+		nt[i]->due = s->o.once || s->o.first_now ? now : now + scrape_phase(urls[i], s->o.interval_s);
 	}
 	pthread_mutex_lock(&s->lock);
 	for (size_t j = 0; j < s->n; j++)

@@ -47,6 +47,8 @@ struct scrape_options {
 	double backoff_max_s;   /* 0: max(interval, 120 s) */
 	unsigned max_parallel;  /* transfers at once; 0: 256 */
 	bool once;              /* scrape every target once, no retries */
+	bool first_now;         /* a new target's first scrape at once, not at its phase (the
+				   console: something to show right away) */
 	scrape_cb cb;
 	void *ud;
 	/* Injected for tests; NULL: CLOCK_MONOTONIC and a seeded xorshift. */

@@ -517,6 +517,19 @@ bool config_is_set(const struct config *cfg, const char *name)
 	return idx >= 0 && cfg->values[idx].has && cfg->values[idx].src > CONFIG_SRC_DEFAULT;
 }
 
+int config_set_default(struct config *cfg, const char *name, const char *text, char *err,
+		       size_t errlen)
+{
+	long idx = find_long(cfg, name, strlen(name));
+	if (idx < 0) {
+		snprintf(err, errlen, "no option '%s'", name);
+		return -EINVAL;
+	}
+	if (cfg->values[idx].has && cfg->values[idx].src > CONFIG_SRC_DEFAULT)
+		return 0; /* the user's value stays */
+	return set_value(cfg, (size_t)idx, CONFIG_SRC_DEFAULT, text, err, errlen);
+}
+
 enum config_source config_source_of(const struct config *cfg, const char *name)
 {
 	long idx = find_long(cfg, name, strlen(name));

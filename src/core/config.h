@@ -77,6 +77,10 @@ bool config_bool(const struct config *cfg, const char *name);
 size_t config_list_len(const struct config *cfg, const char *name);
 const char *config_list_at(const struct config *cfg, const char *name, size_t i);
 bool config_is_set(const struct config *cfg, const char *name); /* given by the user anywhere */
+/* A mode's own default: sets name from text unless the user gave it (flag, env or file).
+ * Returns 0, or -EINVAL with a message in err. */
+int config_set_default(struct config *cfg, const char *name, const char *text, char *err,
+		       size_t errlen);
 enum config_source config_source_of(const struct config *cfg, const char *name);
 
 /* How the user gave a setting, for messages: "--listen", "LISTEN_ADDR" or "config key 'listen'"

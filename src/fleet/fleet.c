@@ -102,6 +102,8 @@ static struct fleet_gpu *get_gpu(struct fleet *f, const struct health_sample *s,
 	g->index = -1;
 	g->fb_used_mib = g->fb_total_mib = g->sm_clock_mhz = g->mem_clock_mhz = NAN;
 	g->p_fail = NAN;
+	for (int a = 0; a < ACT_COUNT; a++)
+		g->cost[a] = NAN;
 	g->first_seen = s->time;
 	f->gpus[f->n] = g; /* owned by f */
 	size_t j = (size_t)(hash_key(g->key) & (f->hcap - 1));
@@ -177,12 +179,17 @@ static int judge(struct fleet *f, struct fleet_gpu *g, const struct health_resul
 	if (at_risk && !p.failing && p.required > required)
 		required = p.required;
 	enum health_action action = ACT_KEEP;
+	for (int a = 0; a < ACT_COUNT; a++)
+		g->cost[a] = NAN;
 	if (r->status != HEALTH_PASS || at_risk) {
 		struct econ_result e;
 		struct econ_inputs in = f->econ;
 		in.horizon_h = f->o.horizon_h;
-		if (econ_evaluate(&in, p.probability, r->status == HEALTH_FAIL, required, &e) == 0)
+		if (econ_evaluate(&in, p.probability, r->status == HEALTH_FAIL, required, &e) == 0) {
 			action = e.best;
+			for (int a = 0; a < ACT_COUNT; a++)
+				g->cost[a] = e.cost[a];
+		}
 	}
 	g->have_health = true;
 	g->health = *r;
@@ -355,6 +362,20 @@ int fleet_set_extra(struct fleet *f, const char *key, double fb_used_mib, double
 		g->fb_total_mib = fb_total_mib;
 		g->sm_clock_mhz = sm_clock_mhz;
 		g->mem_clock_mhz = mem_clock_mhz;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
+int fleet_set_costs(struct fleet *f, const char *key, const double cost[ACT_COUNT])
+{
+	int rc = -ENOENT;
+	pthread_mutex_lock(&f->lock);
+	struct fleet_gpu *g = find(f, key);
+	if (g) {
+		for (int a = 0; a < ACT_COUNT; a++)
+			g->cost[a] = cost[a];
 		rc = 0;
 	}
 	pthread_mutex_unlock(&f->lock);

@@ -57,6 +57,9 @@ struct fleet_gpu {
 	struct health_result health;  /* score, status, reasons (worst first), remedy */
 	enum health_action action;    /* the recommendation: keep/drain/reset/reboot/rma */
 	double p_fail;                /* failure probability within the horizon, NAN unknown */
+	double cost[ACT_COUNT];       /* expected cost of each action over the horizon, in the
+					 economic inputs' currency (econ.h); NAN when not
+					 evaluated (a healthy GPU not at risk: keep) */
 	/* history, oldest first; NAN for a sample without the value */
 	size_t nhist;
 	float hist[FLEET_NSERIES][FLEET_HISTORY];
@@ -104,6 +107,10 @@ int fleet_ingest_health(struct fleet *f, const struct health_sample *s, bool hav
  * database row that came with its health. Returns 0 or -ENOENT. */
 int fleet_set_extra(struct fleet *f, const char *key, double fb_used_mib, double fb_total_mib,
 		    double sm_clock_mhz, double mem_clock_mhz);
+
+/* Sets the expected cost of each action of a GPU already ingested (from the database's
+ * prediction row). Returns 0 or -ENOENT. */
+int fleet_set_costs(struct fleet *f, const char *key, const double cost[ACT_COUNT]);
 
 /* Copies up to max GPUs, ordered by (host, index, key), into out; returns the number of GPUs
  * known (which may exceed max). */

@@ -488,6 +488,7 @@ static int start_collector(struct pipeline *p)
 		.interval_s = config_double(cfg, "interval"),
 		.timeout_s = config_double(cfg, "scrape-timeout"),
 		.max_body = (size_t)config_int(cfg, "max-body"),
+		.first_now = true, /* the console shows something at once */
 		.enrich = {config_str(cfg, "cluster"), config_str(cfg, "datacenter"),
 			   config_str(cfg, "rack")},
 		.kafka =
@@ -499,7 +500,8 @@ static int start_collector(struct pipeline *p)
 				.buffer_events = (size_t)config_int(cfg, "buffer-events"),
 				.spool_dir = config_str(cfg, "spool-dir"),
 				.spool_max_bytes = (uint64_t)config_int(cfg, "spool-max") << 20,
-				.flush_timeout_s = FLUSH_TIMEOUT_S,
+				/* the console must quit within 2 s even with the broker away */
+				.flush_timeout_s = p->drain_s < 1.0 ? 0.8 : FLUSH_TIMEOUT_S,
 				.drop_log_interval_s = every > 0 ? every : 10,
 			},
 		.tap = tap,
@@ -692,6 +694,11 @@ static void reasons_of(const char *text, struct health_result *h)
 		const char *t = json_string_value(json_object_get(x, "text"));
 		const char *sev = json_string_value(json_object_get(x, "severity"));
 		const char *rem = json_string_value(json_object_get(x, "remedy"));
+		const char *comp = json_string_value(json_object_get(x, "component"));
+		r->comp = HC_THERMAL;
+		for (int c = 0; comp && c < HC_COUNT; c++)
+			if (strcmp(comp, health_component_name((enum health_component)c)) == 0)
+				r->comp = (enum health_component)c;
 		snprintf(r->code, sizeof(r->code), "%s", code ? code : "?");
 		snprintf(r->text, sizeof(r->text), "%s", t ? t : "");
 		r->sev = sev ? status_of(sev) : HEALTH_PASS;
@@ -716,10 +723,11 @@ int pipeline_read_fleet_db(struct pg_conn *c, struct fleet *f, char *err, size_t
 		"m.row_remap_failure, m.row_remap_pending, m.clocks_event_reasons, m.power_violation, "
 		"m.thermal_violation, h.score, h.status, h.reasons::text, extract(epoch FROM h.time), "
 		"pr.probability, pr.recommendation, h.thermal, h.memory, h.power, h.interconnect, h.xid, "
-		"m.fb_used, m.fb_used + m.fb_free + coalesce(m.fb_reserved, 0), m.sm_clock, m.mem_clock "
+		"m.fb_used, m.fb_used + m.fb_free + coalesce(m.fb_reserved, 0), m.sm_clock, m.mem_clock, "
+		"pr.reasons -> 'costs' "
 		"FROM v_latest_gpu_metrics m "
 		"LEFT JOIN v_latest_health h ON h.gpu_key = m.gpu_key "
-		"LEFT JOIN LATERAL (SELECT probability, recommendation FROM gpu_failure_predictions f "
+		"LEFT JOIN LATERAL (SELECT probability, recommendation, reasons FROM gpu_failure_predictions f "
 		"  WHERE f.gpu_key = m.gpu_key ORDER BY f.time DESC LIMIT 1) pr ON true "
 		"LIMIT $1::int",
 		1, NULL, (const char *const[]){lim}, NULL, NULL, 0);
@@ -767,6 +775,16 @@ int pipeline_read_fleet_db(struct pg_conn *c, struct fleet *f, char *err, size_t
 		}
 		fleet_set_extra(f, s.key, getd(r, i, 36), getd(r, i, 37), getd(r, i, 38),
 				getd(r, i, 39));
+		if (!PQgetisnull(r, i, 40)) { /* {"keep": 75.0, "drain": ...} */
+			json_t *cj = json_loads(PQgetvalue(r, i, 40), 0, NULL);
+			double cost[ACT_COUNT];
+			for (int a = 0; a < ACT_COUNT; a++) {
+				json_t *v = json_object_get(cj, health_action_name((enum health_action)a));
+				cost[a] = json_is_number(v) ? json_number_value(v) : NAN;
+			}
+			fleet_set_costs(f, s.key, cost);
+			json_decref(cj);
+		}
 	}
 out:
 	PQclear(r);

@@ -422,7 +422,10 @@ int privpg_start(struct privpg **out, const char *bindir, const char *state_dir,
 		snprintf(p->user, sizeof(p->user), "%s", pw ? pw->pw_name : "?");
 	}
 	if ((rc = mkdirs(state_dir, 0700)) != 0 || (rc = mkdirs(p->data, 0700)) != 0) {
-		snprintf(err, errlen, "cannot create %s: %s", p->data, strerror(-rc));
+		snprintf(err, errlen,
+			 "cannot create %s: %s (set XDG_STATE_HOME to a writable directory, or give "
+			 "--db for a database of your own)",
+			 p->data, strerror(-rc));
 		goto fail;
 	}
 	struct stat st;

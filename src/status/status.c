@@ -92,11 +92,18 @@ static json_t *health_json(const struct fleet_gpu *g)
 	for (int c = 0; c < HC_COUNT; c++)
 		json_object_set_new(comp, health_component_name((enum health_component)c),
 				    json_integer(h->comp[c]));
-	return json_pack("{s:s, s:i, s:o, s:o, s:s, s:o, s:o}", "status",
+	json_t *costs = json_null();
+	if (!isnan(g->cost[ACT_KEEP])) {
+		costs = json_object();
+		for (int a = 0; a < ACT_COUNT; a++)
+			json_object_set_new(costs, health_action_name((enum health_action)a),
+					    num_or_null(g->cost[a]));
+	}
+	return json_pack("{s:s, s:i, s:o, s:o, s:s, s:o, s:o, s:o}", "status",
 			 health_status_name(h->status), "score", h->score, "time",
 			 time_or_null(h->time), "components", comp, "recommendation",
 			 health_action_name(g->action), "failure_probability",
-			 num_or_null(g->p_fail), "reasons", reasons);
+			 num_or_null(g->p_fail), "expected_costs", costs, "reasons", reasons);
 }
 
 static json_t *gpu_json(const struct fleet_gpu *g, double now)
@@ -188,16 +195,19 @@ json_t *status_json(const struct fleet_gpu *gpus, size_t n, const char *source, 
 			npass++;
 		nstale += g->stale;
 	}
-	size_t nalerts = 0;
 	size_t idx;
 	json_t *a;
 	json_array_foreach(alerts, idx, a)
 	{
 		json_t *gj = json_object_get(by_key, json_string_value(json_object_get(a, "gpu_key")));
-		nalerts++;
 		if (gj)
 			json_array_append(json_object_get(gj, "alerts"), a);
 	}
+	/* every open alert listed under its GPU: the database's and this evaluation's own */
+	size_t nalerts = 0;
+	const char *k;
+	json_t *gj;
+	json_object_foreach(by_key, k, gj) nalerts += json_array_size(json_object_get(gj, "alerts"));
 	char when[40] = "";
 	time_format_rfc3339(now, when, sizeof(when));
 	doc = json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:O}", "schema",
@@ -271,8 +281,8 @@ static void print_table(FILE *o, const struct fleet_gpu *gpus, size_t n, const c
 			fprintf(o, "  (stale: %s old)", view_fmt_age(now - g->last_seen, age, sizeof(age)));
 		fputc('\n', o);
 	}
-	fprintf(o, "\n%zu GPUs, %zu not healthy, %zu open alerts (from %s)\n", n, bad, nalerts,
-		source);
+	fprintf(o, "\n%zu GPU%s, %zu not healthy, %zu open alert%s (from %s)\n", n, n == 1 ? "" : "s",
+		bad, nalerts, nalerts == 1 ? "" : "s", source);
 }
 
 /* ---------------------------------------------------------------- sources */
@@ -460,6 +470,9 @@ int status_cmd_run(struct config *cfg)
 		n = cap; /* nothing is added after the sources are read */
 	double now = time_now();
 	size_t nalerts = json_array_size(alerts);
+	for (size_t i = 0; i < n; i++) /* alerts this evaluation raised (scrape) */
+		for (size_t j = 0; j < gpus[i].nalerts && j < FLEET_ALERTS; j++)
+			nalerts += !gpus[i].alerts[j].cleared;
 	if (config_bool(cfg, "json")) {
 		doc = status_json(gpus, n, source, now, alerts);
 		alerts = NULL; /* stolen */

@@ -38,7 +38,10 @@ for x in g:
     need(type(x["clocks_event_reasons"]["raw"]) is int, "clock reasons")
 f = g[1]["health"]
 need(f["status"] == "fail" and f["recommendation"] != "keep", "gpu 1 %r" % f)
-need(any(r["code"] == "dbe_volatile" and r["remedy"] for r in f["reasons"]), "gpu 1 reasons")
+need(any(r["code"] == "dbe_volatile" and r["remedy"] and r["component"] == "memory" for r in f["reasons"]), "gpu 1 reasons")
+c = f["expected_costs"]
+need(isinstance(c, dict) and len(c) == 5 and c[f["recommendation"]] == min(c.values()), "gpu 1 costs %r" % c)
+need(all(x["health"]["expected_costs"] is None for i, x in enumerate(g) if i != 1), "healthy GPUs: no costs")
 need(all(x["health"]["status"] == "pass" for i, x in enumerate(g) if i != 1), "others pass")
 need(d["summary"] == dict(d["summary"], gpus=5, fail=1, hosts=1), "summary %r" % d["summary"])
 print("\n".join(e) or "json ok")

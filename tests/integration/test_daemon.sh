@@ -102,6 +102,7 @@ XDG_STATE_HOME="$TMP/state3b" "$BIN" --daemon --duration 3 --gpus 2 --interval 1
 rc=$?
 check "a database that cannot start: exit 1 (got $rc)" [ $rc = 1 ]
 check "... naming the path and the reason" grep -q 'database failed: cannot create .*state3b/gpuhealth/pg: Not a directory' "$TMP/d3b.log"
+check "... and the way out" grep -q "set XDG_STATE_HOME to a writable directory, or give --db" "$TMP/d3b.log"
 check "... while the collector went on" bash -c "[ \"\$(grep 'daemon: stopped;' '$TMP/d3b.log' | grep -oE ' delivered=[0-9]+' | cut -d= -f2)\" -ge 2 ]"
 
 # ---- 4. real Kafka and a fleet database
@@ -156,6 +157,8 @@ check "... naming the cause" grep -q 'database failed: the private PostgreSQL se
 check "... without waiting for a database that is gone (stopped $((T1 - T0)) s after the kill, --duration 8)" [ $((T1 - T0)) -le 11 ]
 check "... and the collector went on scraping" bash -c "[ \"\$(grep 'daemon: stopped;' '$TMP/d6.log' | grep -oE ' scrapes_ok=[0-9]+' | cut -d= -f2)\" -ge 6 ]"
 B6=$(last_field "$TMP/d6.log" db_rows)
+# '-': the server was killed before the reader's first count (nothing counted yet)
+[[ "$B6" =~ ^[0-9]+$ ]] || B6=0
 XDG_STATE_HOME="$TMP/state" "$BIN" --daemon --duration 4 --gpus 2 --interval 1 >"$TMP/d7.log" 2>&1
 rc=$?
 check "next run after the crash: exit 0 (got $rc)" [ $rc = 0 ]

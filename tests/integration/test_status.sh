@@ -48,7 +48,12 @@ if bad:
     b = bad[0]
     need(b["health"]["status"] == "fail", "gpu 4 status %s" % b["health"]["status"])
     need(b["health"]["recommendation"] != "keep", "gpu 4 recommendation keep")
-    need(any(r["code"] == "dbe_volatile" for r in b["health"]["reasons"]), "gpu 4 reasons %r" % b["health"]["reasons"])
+    need(any(r["code"] == "dbe_volatile" and r["component"] == "memory" for r in b["health"]["reasons"]), "gpu 4 reasons %r" % b["health"]["reasons"])
+    c = b["health"]["expected_costs"]
+    need(isinstance(c, dict) and sorted(c) == sorted(["keep", "drain", "reset", "reboot", "rma"])
+         and all(isinstance(v, num) for v in c.values()), "gpu 4 expected_costs %r" % c)
+    if isinstance(c, dict) and c:
+        need(c[b["health"]["recommendation"]] == min(c.values()), "the recommendation is the cheapest %r" % c)
     need(b["ecc_dbe_volatile_total"] >= 1, "gpu 4 dbe %r" % b["ecc_dbe_volatile_total"])
     need(any(a["severity"] == "fail" for a in b["alerts"]), "gpu 4 alerts %r" % b["alerts"])
 need(d["summary"]["fail"] >= 1 and d["summary"]["open_alerts"] >= 1, "summary counts %r" % d["summary"])
