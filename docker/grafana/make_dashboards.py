@@ -211,12 +211,39 @@ def pipeline():
         table(L, "Data freshness (lag) by host", """SELECT hostname, count(*) AS gpus,
             round(extract(epoch FROM now() - max(last_seen))::numeric, 1) AS "lag s",
             max(last_seen) AS "newest sample" FROM gpus GROUP BY 1 ORDER BY 3 DESC""", w=16, h=4),
-        text(L, "Kafka lag and dead letters",
-             "The sink reports its Kafka consumer lag (`lag=`) and dead-lettered events "
-             "(`dead_letters=`) in its stats line every STATS_INTERVAL: `docker compose logs sink`. "
-             "Rejected events are on the topic `gpu-metrics-dlq` "
-             "(`kcat -b localhost:9092 -C -t gpu-metrics-dlq -e`). They are not stored in the "
-             "database, so this dashboard shows the lag as data freshness above."),
+        timeseries(L, "Kafka consumer lag by sink", """SELECT $__timeGroupAlias(time, $__interval),
+            instance AS metric, max(lag) AS value FROM pipeline_stats
+            WHERE $__timeFilter(time) AND service = 'sink' GROUP BY 1, 2 ORDER BY 1""", "short",
+                   desc="Messages each sink (hostname:pid) is behind the ends of its partitions, from "
+                        "the rows it writes to pipeline_stats every 10 s. Gaps: lag unknown "
+                        "(no partitions assigned yet) or the sink not running."),
+        timeseries(L, "Dead letters per minute", """SELECT $__timeGroupAlias(time, $__interval),
+            sum(d) / ($__interval_ms / 60000.0) AS "dead letters/min" FROM (
+            SELECT time, CASE WHEN p IS NULL THEN 0 WHEN dead_letters < p THEN dead_letters
+            ELSE dead_letters - p END AS d FROM (
+            SELECT time, dead_letters, lag(dead_letters) OVER (PARTITION BY service, instance ORDER BY time) AS p
+            FROM pipeline_stats WHERE $__timeFilter(time) AND service = 'sink') w) x
+            GROUP BY 1 ORDER BY 1""", "short", min_interval="1m",
+                   desc="Events the sinks sent to the dead-letter topic (deltas of the pipeline_stats "
+                        "counters). Read them, with the reason in the gpuhealth.reason header: "
+                        "kcat -b localhost:9092 -C -t gpu-metrics-dlq -e -f '%h %s\\n'"),
+        timeseries(L, "Rows written per second by sink", """SELECT $__timeGroupAlias(time, $__interval),
+            instance AS metric, sum(d) / ($__interval_ms / 1000.0) AS value FROM (
+            SELECT time, instance, CASE WHEN p IS NULL THEN 0 WHEN rows_written < p THEN rows_written
+            ELSE rows_written - p END AS d FROM (
+            SELECT time, instance, rows_written, lag(rows_written) OVER (PARTITION BY service, instance ORDER BY time) AS p
+            FROM pipeline_stats WHERE $__timeFilter(time) AND service = 'sink') w) x
+            GROUP BY 1, 2 ORDER BY 1""", "short", w=16, min_interval="1m",
+                   desc="New rows each sink committed to gpu_metrics per second of wall-clock time "
+                        "(deltas of the pipeline_stats counters; Ingest rate above is by sample time)."),
+        stat(L, "Consumer lag now", """SELECT sum(lag) AS "messages behind" FROM (
+            SELECT DISTINCT ON (service, instance) lag FROM pipeline_stats
+            WHERE time > now() - interval '1 minute' ORDER BY service, instance, time DESC) l""", h=8),
+        table(L, "Sinks (latest report in the range)", """SELECT DISTINCT ON (service, instance) instance,
+            consumer_group AS "group", topic, lag, consumed, rows_written AS "rows written",
+            dead_letters AS "dead letters", db_errors AS "db errors", time AS "reported"
+            FROM pipeline_stats WHERE $__timeFilter(time) ORDER BY service, instance, time DESC""", h=6,
+              desc="Counters since each sink process started; a restarted sink is a new instance."),
     ]
     variables = [{"name": "interval_s", "label": "Collection interval (s)", "type": "textbox",
                   "query": "10", "current": {"text": "10", "value": "10"},

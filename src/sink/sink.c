@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bus/kafka_conf.h"
 #include "core/log.h"
@@ -95,6 +96,10 @@ struct sink {
 	pthread_mutex_t wlock;
 	pthread_cond_t wcond;
 	double last_maint;
+	double last_stats;       /* writer thread: when the last pipeline_stats row was tried */
+	char instance[300];      /* pipeline_stats.instance: hostname:pid */
+	bool stats_missing_told; /* "run gpuhealth db migrate" said once */
+	bool stats_failing;      /* the last pipeline_stats insert failed (warn once per streak) */
 
 	pthread_mutex_t lock; /* guards st */
 	struct sink_stats st;
@@ -774,8 +779,77 @@ static void take(struct sink *s, struct batch *b, rd_kafka_message_t *m)
 
 static void maintenance(struct sink *s);
 
-/* The writer thread: writes each handed-over batch, and does the partition upkeep between
- * batches. It alone uses the database connection. */
+/*
+ * Inserts one pipeline_stats row: the counters since start and the consumer lag (NULL when
+ * unknown), one statement in its own transaction. Runs on the writer thread between batches,
+ * only on a connection that is up and idle (no reconnect here: the batches do that). A failure
+ * is logged and counted, never fatal; a missing table (a database at an older schema) is told
+ * once with the fix.
+ */
+static void write_stats(struct sink *s)
+{
+	s->last_stats = time_mono();
+	if (!s->db || PQstatus(s->db) != CONNECTION_OK ||
+	    PQtransactionStatus(s->db) != PQTRANS_IDLE)
+		return;
+	struct sink_stats st;
+	sink_stats(s, &st);
+	char at[40], lag[24], consumed[24], rows[24], dead[24], errs[24];
+	time_format_rfc3339(time_now(), at, sizeof(at));
+	snprintf(lag, sizeof(lag), "%lld", (long long)st.lag_total);
+	snprintf(consumed, sizeof(consumed), "%llu", (unsigned long long)st.consumed);
+	snprintf(rows, sizeof(rows), "%llu", (unsigned long long)st.rows_written);
+	snprintf(dead, sizeof(dead), "%llu", (unsigned long long)st.dead_letters);
+	snprintf(errs, sizeof(errs), "%llu", (unsigned long long)st.db_errors);
+	const char *lag_p = st.lag_total >= 0 ? lag : NULL; /* NULL: unknown */
+	const char *params[9] = {at, s->instance, s->group, s->topic, lag_p,
+				 consumed, rows, dead, errs};
+	PGresult *r = PQexecParams(s->db,
+				   "INSERT INTO pipeline_stats (time, service, instance, "
+				   "consumer_group, topic, lag, consumed, rows_written, "
+				   "dead_letters, db_errors) "
+				   "VALUES ($1, 'sink', $2, $3, $4, $5, $6, $7, $8, $9)",
+				   9, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+		if (s->stats_failing)
+			log_info("sink: pipeline_stats rows are written again");
+		s->stats_failing = false;
+		pthread_mutex_lock(&s->lock);
+		s->st.stats_rows++;
+		pthread_mutex_unlock(&s->lock);
+		PQclear(r);
+		return;
+	}
+	const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	bool missing = code && strcmp(code, "42P01") == 0; /* undefined_table */
+	char err[256];
+	snprintf(err, sizeof(err), "%s", PQresultErrorMessage(r));
+	size_t l = strlen(err);
+	while (l && err[l - 1] == '\n')
+		err[--l] = '\0';
+	PQclear(r);
+	pthread_mutex_lock(&s->lock);
+	s->st.stats_errors++;
+	pthread_mutex_unlock(&s->lock);
+	if (missing) {
+		if (!s->stats_missing_told)
+			log_warn("sink: the database has no table pipeline_stats (its schema "
+				 "is older than this sink): run 'gpuhealth db migrate'; until then "
+				 "the lag and dead letters are only in the stats line");
+		s->stats_missing_told = true;
+	} else if (!s->stats_failing) {
+		log_warn("sink: cannot write pipeline_stats (retried every %.0f s): %s",
+			 SINK_STATS_PERIOD_S, err);
+	} else {
+		log_debug("sink: cannot write pipeline_stats: %s", err);
+	}
+	s->stats_failing = true;
+	if (PQstatus(s->db) != CONNECTION_OK)
+		db_close(s);
+}
+
+/* The writer thread: writes each handed-over batch, and does the partition upkeep and the
+ * pipeline_stats rows between batches. It alone uses the database connection. */
 static void *writer_main(void *arg)
 {
 	struct sink *s = arg;
@@ -792,6 +866,12 @@ static void *writer_main(void *arg)
 				s->last_maint = time_mono();
 				pthread_mutex_lock(&s->wlock);
 			}
+			if (!s->out && !s->writer_stop &&
+			    time_mono() - s->last_stats >= SINK_STATS_PERIOD_S) {
+				pthread_mutex_unlock(&s->wlock);
+				write_stats(s);
+				pthread_mutex_lock(&s->wlock);
+			}
 		}
 		if (!s->out)
 			break; /* writer_stop and nothing left */
@@ -801,8 +881,18 @@ static void *writer_main(void *arg)
 		pthread_mutex_lock(&s->wlock);
 		s->out = NULL;
 		pthread_cond_broadcast(&s->wcond);
+		/* Under steady load the writer is never idle: the row goes between two batches (one
+		 * short statement a period), after this batch's COMMIT, before the next BEGIN. */
+		if (time_mono() - s->last_stats >= SINK_STATS_PERIOD_S) {
+			pthread_mutex_unlock(&s->wlock);
+			write_stats(s);
+			pthread_mutex_lock(&s->wlock);
+		}
 	}
 	pthread_mutex_unlock(&s->wlock);
+	/* The last row, with the final counters (not when the database is known to be gone). */
+	if (!atomic_load(&s->stop_now))
+		write_stats(s);
 	return NULL;
 }
 
@@ -978,6 +1068,7 @@ static void *sink_main(void *arg)
 			last_lag = now;
 		}
 	}
+	update_lag(s); /* fresh for the writer's last pipeline_stats row */
 	if (s->writer_started) {
 		drain(s);
 		pthread_mutex_lock(&s->wlock);
@@ -1046,6 +1137,12 @@ int sink_create(struct sink **out, const struct sink_options *o, char *err, size
 	s->retention_s = 7 * 86400;
 	s->rate_t = time_mono();
 	s->st.lag_total = -1;
+	s->last_stats = -1e9; /* the first row as soon as the writer is idle */
+	char host[256];
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "unknown");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(s->instance, sizeof(s->instance), "%s:%ld", host, (long)getpid());
 
 	/* consumer: our defaults, then -X overrides */
 	char grp[300];

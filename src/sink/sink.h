@@ -2,7 +2,9 @@
  * sink: consumes sample events from Kafka and writes them to PostgreSQL in batches, exactly
  * once per (GPU, time): COPY into a staging table, an insert that ignores rows already there,
  * the 1-minute rollups from the new rows only, one transaction; Kafka offsets are stored only
- * after COMMIT. Bad events go to a dead-letter topic with the reason.
+ * after COMMIT. Bad events go to a dead-letter topic with the reason. Every SINK_STATS_PERIOD_S
+ * (and once at stop) the writer thread inserts the counters and the consumer lag into
+ * pipeline_stats, in a transaction of its own between batches.
  *
  * The service face shared by every service: create, start (its own thread), stop, stats,
  * destroy. The console and `gpuhealth sink` drive it the same way.
@@ -29,6 +31,7 @@ struct sink_options {
 };
 
 #define SINK_MAX_PARTS 64
+#define SINK_STATS_PERIOD_S 10.0 /* how often a pipeline_stats row is written */
 
 struct sink_stats {
 	uint64_t consumed;      /* messages read from Kafka */
@@ -38,6 +41,8 @@ struct sink_stats {
 	uint64_t dead_letters;  /* events sent to the dead-letter topic */
 	uint64_t db_errors;     /* failed attempts to write a batch */
 	uint64_t partitions_dropped;
+	uint64_t stats_rows;    /* rows written to pipeline_stats */
+	uint64_t stats_errors;  /* failed pipeline_stats inserts (logged, never fatal) */
 	double rows_per_s;      /* over the last stats window */
 	bool db_connected;
 	bool paused;            /* consumption paused while the database is away */

@@ -65,3 +65,12 @@ INSERT INTO alerts (gpu_key, hostname, kind, severity, message, details, raised_
   'correctable ECC errors rising', '{"rate_per_h": 12}', now() - interval '3 min', NULL),
  ('GPU-aaaa0000-0000-0000-0000-000000000000', 'node-a', 'thermal', 'fail',
   'GPU at 92 C', NULL, now() - interval '90 min', now() - interval '80 min');
+
+-- pipeline_stats (the Grafana pipeline dashboard): two sinks reporting every 10 s for the last
+-- hour; lag unknown in each one's first row; dead letters and db errors now and then.
+INSERT INTO pipeline_stats (time, service, instance, consumer_group, topic, lag, consumed,
+                            rows_written, dead_letters, db_errors)
+SELECT now() - (359 - i) * interval '10 s', 'sink', h.instance, 'gpuhealth-sink', 'gpu-metrics-raw',
+       CASE WHEN i = 0 THEN NULL ELSE (i * 7 + h.n * 13) % 120 END,
+       i * 300 + i / 30 + h.n * (i / 60), i * 300, i / 30 + h.n * (i / 60), h.n * (i / 180)
+FROM generate_series(0, 359) AS i, (VALUES ('sink-a:1', 0), ('sink-b:7', 1)) AS h(instance, n);

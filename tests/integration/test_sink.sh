@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The sink and the schema against the real Kafka broker and PostgreSQL: migrations, the writer
 # role, duplicates, dead letters, two sinks in one group, kill -9 mid-batch, a PostgreSQL
-# restart mid-stream, and expired partitions. Each scenario prints what it injected and counted.
+# restart mid-stream, expired partitions, and the pipeline_stats rows (lag, dead letters). Each scenario prints what it injected and counted.
 source "$(dirname "$0")/lib.sh"
 
 echo "== migrations run twice cleanly and upgrade an older schema"
@@ -9,9 +9,9 @@ db=gh_mig_$$
 psql -X -q "$ADMIN_PG" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
 ci="${ADMIN_PG/dbname=gpuhealth_test/dbname=$db}"
 check "migrate to version 1" bash -c "'$BIN' db migrate --db '$ci' --schema-version 1 2>&1 | grep -q 'from version 0 to 1'"
-check "upgrade 1 -> latest" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'from version 1 to 3'"
-check "re-run is a no-op" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'up to date at version 3'"
-check "versions recorded" test "$(sql "$ci" "SELECT string_agg(version::text, ',' ORDER BY version) FROM gpuhealth_migrations")" = "1,2,3"
+check "upgrade 1 -> latest" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'from version 1 to 4'"
+check "re-run is a no-op" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'up to date at version 4'"
+check "versions recorded" test "$(sql "$ci" "SELECT string_agg(version::text, ',' ORDER BY version) FROM gpuhealth_migrations")" = "1,2,3,4"
 check "views exist" bash -c "psql -X -q -v ON_ERROR_STOP=1 '$ci' -c 'SELECT * FROM v_fleet_summary, (SELECT count(*) FROM v_latest_gpu_metrics) a, (SELECT count(*) FROM v_gpu_metrics_1min) b, (SELECT count(*) FROM v_latest_health) c' >/dev/null"
 check "unknown schema version is a usage error" bash -c "'$BIN' db migrate --db '$ci' --schema-version 99 >/dev/null 2>&1; test \$? = 2"
 
@@ -36,6 +36,10 @@ check "rows, samples and rollups exactly 200" exact "$owner" 200
 check "duplicates counted" grep -qE 'stopped after [0-9]+ s; rows_written=200 .*duplicates=200 ' "$TMP/dup.log"
 check "GPU dimension has 5 GPUs" test "$(sql "$owner" "SELECT count(*) FROM gpus WHERE gpu_key LIKE 'GPU-dup-%'")" = 5
 echo "  counted: $(grep -o 'stopped after .*' "$TMP/dup.log")"
+# the writer role may insert pipeline_stats rows; the last one has the final counters
+check "pipeline_stats rows written as the writer role" test "$(sql "$owner" "SELECT count(*) > 0 FROM pipeline_stats WHERE service = 'sink' AND topic = '$t' AND consumer_group = 'g-$t'")" = t
+check "the last pipeline_stats row: rows_written=200, consumed=400" test "$(sql "$owner" "SELECT rows_written || ',' || consumed FROM pipeline_stats WHERE topic = '$t' ORDER BY time DESC LIMIT 1")" = "200,400"
+check "the sink counted its pipeline_stats rows" grep -qE 'stats_rows=[1-9]' "$TMP/dup.log"
 
 echo "== every kind of bad event lands in the dead-letter topic with its reason"
 db2=$(new_db gh_dlq_$$)
@@ -47,6 +51,8 @@ nbad=$(wc -l < "$TMP/bad.txt")
 echo "  injected: $nbad bad events, 10 good"
 start_sink dlq "$db2" "$t" "g-$t" --batch-timeout 0.5
 check "10 good rows" wait_rows "$db2" 10 60
+# the lag is known once the consumer has fetched from every partition (the stats line says it)
+for i in $(seq 1 80); do grep -q ' lag=0 ' "$TMP/dlq.log" && break; sleep 0.25; done
 stop_sink dlq
 kcat -b "$KAFKA" -C -t "$t-dlq" -e -q -f '%k|%h|%s\n' > "$TMP/dlq.out" 2>/dev/null
 check "$nbad dead letters" test "$(wc -l < "$TMP/dlq.out")" = "$nbad"
@@ -69,6 +75,11 @@ orig=$(grep '^negative-power|' "$TMP/bad.txt" | cut -d'|' -f2-)
 check "dead letter keeps the original payload" grep -qF -- "$orig" "$TMP/dlq.out"
 check "no bad event entered gpu_metrics" test "$(sql "$db2" "SELECT count(*) FROM gpu_metrics WHERE uuid = 'GPU-bad'")" = 0
 check "dead letters counted" grep -qE "dead_letters=$nbad " "$TMP/dlq.log"
+last=$(sql "$db2" "SELECT dead_letters || ',' || consumed || ',' || coalesce(lag::text, 'null') || ',' || instance FROM pipeline_stats WHERE topic = '$t' ORDER BY time DESC LIMIT 1")
+echo "  pipeline_stats, last row (dead_letters,consumed,lag,instance): $last"
+check "pipeline_stats: dead_letters=$nbad, consumed=$((nbad + 10))" test "$(cut -d, -f1,2 <<<"$last")" = "$nbad,$((nbad + 10))"
+check "pipeline_stats: the lag is known and 0 at the end" test "$(cut -d, -f3 <<<"$last")" = 0
+check "pipeline_stats: instance is hostname:pid of the sink" test "$(cut -d, -f4 <<<"$last")" = "$(hostname):$PID_dlq"
 
 echo "== two sinks in one group split the partitions with the same result"
 db3=$(new_db gh_two_$$)
@@ -154,8 +165,9 @@ else
   echo "  counted: $(grep -o 'stopped after .*' "$TMP/pg.log")"
 fi
 
-echo "== expired partitions are dropped, future ones created"
+echo "== expired partitions are dropped, future ones created, old pipeline_stats rows deleted"
 db7=$(new_db gh_exp_$$)
+sql "$db7" "INSERT INTO pipeline_stats (time, service, instance, consumed, rows_written, dead_letters, db_errors) VALUES (now() - interval '8 days', 'sink', 'old:1', 1, 1, 0, 0), (now() - interval '6 days', 'sink', 'old:1', 2, 2, 0, 0)" >/dev/null
 sql "$db7" "SELECT gpuhealth_ensure_partitions(now() - interval '10 days', now() - interval '9 days')" >/dev/null
 old=$(sql "$db7" "SELECT 'gpu_metrics_p' || to_char((now() - interval '10 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
 check "an old partition exists before ($old)" test -n "$(sql "$db7" "SELECT to_regclass('$old')")"
@@ -165,5 +177,21 @@ check "the sink dropped $old" test -z "$(sql "$db7" "SELECT to_regclass('$old')"
 ahead=$(sql "$db7" "SELECT 'gpu_metrics_p' || to_char((now() + interval '2 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
 check "a partition ahead exists ($ahead)" test -n "$(sql "$db7" "SELECT to_regclass('$ahead')")"
 check "drops counted" grep -qE 'expired dropped' "$TMP/exp.log"
+check "pipeline_stats: the row past the 7-day retention is deleted, the newer one kept" test "$(sql "$db7" "SELECT string_agg(consumed::text, ',') FROM pipeline_stats WHERE instance = 'old:1'")" = 2
+check "pipeline_stats: the idle sink wrote its rows" test "$(sql "$db7" "SELECT count(*) FILTER (WHERE instance = '$(hostname):$PID_exp') > 0 FROM pipeline_stats")" = t
+
+echo "== a database at schema version 3 (no pipeline_stats): the sink says how to fix it and carries on"
+db8=gh_v3_$$
+psql -X -q "$ADMIN_PG" -c "DROP DATABASE IF EXISTS $db8" -c "CREATE DATABASE $db8" >/dev/null 2>&1
+db8="${ADMIN_PG/dbname=gpuhealth_test/dbname=$db8}"
+"$BIN" db migrate --db "$db8" --schema-version 3 >/dev/null 2>&1 || bad "migrate to version 3 failed"
+t=gh-v3-$UNIQ
+python3 "$GEN" --gpus 2 --samples 5 --prefix GPU-v3 > "$TMP/v3.txt"
+produce "$t" "$TMP/v3.txt"
+start_sink v3 "$db8" "$t" "g-$t" --batch-timeout 0.5
+check "10 rows written without pipeline_stats" wait_rows "$db8" 10 60
+stop_sink v3
+check "the sink said once to run 'gpuhealth db migrate'" test "$(grep -c "no table pipeline_stats.*run 'gpuhealth db migrate'" "$TMP/v3.log")" = 1
+check "the sink stopped cleanly, the failed pipeline_stats inserts counted" grep -qE 'stopped after [0-9]+ s; rows_written=10 .* stats_rows=0 stats_errors=[1-9]' "$TMP/v3.log"
 
 finish
