@@ -7,203 +7,205 @@
 #include "core/log.h"
 #include "version.h"
 
-#define M_SIM (CLI_MOCK | CLI_TUI | CLI_DAEMON)
+#define M_SIM    (CLI_MOCK | CLI_TUI | CLI_DAEMON)
 #define M_SCRAPE (CLI_COLLECTOR | CLI_TUI | CLI_DAEMON)
-#define M_KAFKA (CLI_COLLECTOR | CLI_SINK | CLI_SCORER | CLI_TUI | CLI_DAEMON)
-#define M_DBASE (CLI_SINK | CLI_SCORER | CLI_STATUS | CLI_DB | CLI_API | CLI_TUI | CLI_DAEMON)
+#define M_KAFKA  (CLI_COLLECTOR | CLI_SINK | CLI_SCORER | CLI_TUI | CLI_DAEMON)
+#define M_DBASE  (CLI_SINK | CLI_SCORER | CLI_STATUS | CLI_DB | CLI_API | CLI_TUI | CLI_DAEMON)
 #define M_HEALTH (CLI_SCORER | CLI_TUI | CLI_DAEMON)
-#define M_ECON (CLI_SCORER | CLI_STATUS | CLI_API | CLI_TUI | CLI_DAEMON)
-#define M_NVML (CLI_MOCK | CLI_COLLECTOR | CLI_TUI | CLI_DAEMON)
-#define M_ALL 0x1ffu
-#define NORANGE 1, 0
+#define M_ECON   (CLI_SCORER | CLI_STATUS | CLI_API | CLI_TUI | CLI_DAEMON)
+#define M_NVML   (CLI_MOCK | CLI_COLLECTOR | CLI_TUI | CLI_DAEMON)
+#define M_ALL    0x1ffu
+#define NORANGE  1, 0
 
 /* The one table: --help, the man page test and the config file all follow it. */
 static const struct config_option options[] = {
-	/* simulation and exporter */
-	{"gpus", 0, "MOCK_GPUS", CONFIG_INT, "8", "N",
-	 "simulated GPUs (at most 1024: what one collector scrape takes)", M_SIM, 1, 1024, NULL, 0},
-	{"model", 0, "MOCK_MODEL", CONFIG_STR, "A100-SXM4-80GB", "NAME",
-	 "GPU model: A100-SXM4-80GB, H100-SXM5-80GB, H200", M_SIM, NORANGE, NULL, 0},
-	{"seed", 0, "MOCK_SEED", CONFIG_INT, "1", "N", "seed of the deterministic simulation", M_SIM, 0,
-	 4294967295.0, NULL, 0},
-	{"speed", 0, "MOCK_SPEED", CONFIG_DOUBLE, "1", "X", "simulated seconds per real second", M_SIM,
-	 0.001, 100000, NULL, 0},
-	{"inject", 0, "MOCK_INJECT", CONFIG_LIST, NULL, "SPEC",
-	 "inject a fault, e.g. gpu=3,fault=dbe,at=30s (repeatable; ';' separates them in the "
-	 "environment)",
-	 M_SIM, NORANGE, ";", 0},
-	{"listen", 0, "LISTEN_ADDR", CONFIG_STR, NULL, "HOST:PORT",
-	 "address to serve on (mock-dcgm default :9400, api :8080; the console picks a free "
-	 "loopback port)",
-	 M_SIM | CLI_API, NORANGE, NULL, 0},
-	{"poll-interval", 0, "POLL_INTERVAL", CONFIG_DURATION, "10", "S",
-	 "simulated seconds between value updates", M_SIM, 0.001, 86400, NULL, 0},
-	{"host-label", 0, "MOCK_HOST_LABEL", CONFIG_STR, "hostname", "NAME",
-	 "spelling of the host label: hostname (current dcgm-exporter) or Hostname (older)", M_SIM,
-	 NORANGE, NULL, 0},
-	{"hostname", 0, "MOCK_HOSTNAME", CONFIG_STR, NULL, "NAME",
-	 "value of the host label (default: this machine's host name)", M_SIM, NORANGE, NULL, 0},
-	/* real GPUs through NVML (src/nvml) */
-	{"nvml", 0, NULL, CONFIG_BOOL, NULL, NULL,
-	 "read this machine's GPUs through NVML (libnvidia-ml.so.1) instead of simulating them or "
-	 "scraping targets",
-	 M_NVML, NORANGE, NULL, 0},
-	{"nvml-library", 0, "NVML_LIBRARY", CONFIG_STR, NULL, "PATH",
-	 "the NVML library --nvml loads (default: libnvidia-ml.so.1 from the library search path)",
-	 M_NVML, NORANGE, NULL, 0},
-	/* collector */
-	{"target", 0, "SCRAPE_TARGETS", CONFIG_LIST, NULL, "URL",
-	 "an exporter's /metrics URL (repeatable; comma-separated in the environment)", M_SCRAPE | CLI_STATUS,
-	 NORANGE, ",", 0},
-	{"interval", 0, "COLLECTION_INTERVAL", CONFIG_DURATION, "10", "S",
-	 "scrape period (the console's default: 2; the scorer: the expected time between "
-	 "samples of a GPU)",
-	 M_SCRAPE | CLI_SCORER | CLI_STATUS, 0.01, 86400, NULL, 0},
-	{"cluster", 0, "CLUSTER", CONFIG_STR, NULL, "NAME", "cluster name added to every event",
-	 M_SCRAPE, NORANGE, NULL, 0},
-	{"datacenter", 0, "DATACENTER", CONFIG_STR, NULL, "NAME", "datacenter added to every event",
-	 M_SCRAPE, NORANGE, NULL, 0},
-	{"rack", 0, "RACK", CONFIG_STR, NULL, "NAME", "rack added to every event", M_SCRAPE, NORANGE,
-	 NULL, 0},
-	{"output", 0, NULL, CONFIG_STR, NULL, "-",
-	 "write the events as JSON lines to stdout ('-') instead of Kafka", CLI_COLLECTOR, NORANGE,
-	 NULL, 0},
-	{"once", 0, NULL, CONFIG_BOOL, NULL, NULL,
-	 "scrape every target once, deliver the events, then exit (1 if any target failed)",
-	 CLI_COLLECTOR, NORANGE, NULL, 0},
-	{"targets-file", 0, "SCRAPE_TARGETS_FILE", CONFIG_STR, NULL, "FILE",
-	 "more targets, one URL per line ('#' comments); re-read on SIGHUP", M_SCRAPE | CLI_STATUS, NORANGE,
-	 NULL, 0},
-	{"scrape-timeout", 0, "SCRAPE_TIMEOUT", CONFIG_DURATION, "5", "S",
-	 "longest time one scrape may take", M_SCRAPE | CLI_STATUS, 0.01, 3600, NULL, 0},
-	{"max-body", 0, "SCRAPE_MAX_BODY", CONFIG_INT, "16777216", "BYTES",
-	 "largest decoded scrape body; bigger transfers are aborted and counted", M_SCRAPE | CLI_STATUS, 1024,
-	 1073741824, NULL, 0},
-	{"buffer-events", 0, "BUFFER_EVENTS", CONFIG_INT, "100000", "N",
-	 "events kept in memory while Kafka is away (beyond librdkafka's own queue)", M_SCRAPE, 1,
-	 100000000, NULL, 0},
-	{"spool-dir", 0, "SPOOL_DIR", CONFIG_STR, NULL, "DIR",
-	 "spill events past --buffer-events to files here, and keep undelivered events across "
-	 "restarts (default: no spool)",
-	 M_SCRAPE, NORANGE, NULL, 0},
-	{"spool-max", 0, "SPOOL_MAX_MB", CONFIG_INT, "1024", "MIB",
-	 "disk bound of the spool; past it the oldest events are dropped and counted", M_SCRAPE, 1,
-	 1048576, NULL, 0},
-	{"metrics-listen", 0, "METRICS_LISTEN", CONFIG_STR, NULL, "HOST:PORT",
-	 "serve the collector's own health as Prometheus text on /metrics (default: off)",
-	 CLI_COLLECTOR, NORANGE, NULL, 0},
-	/* Kafka */
-	{"brokers", 0, "KAFKA_BOOTSTRAP_SERVERS", CONFIG_STR, NULL, "LIST",
-	 "Kafka bootstrap servers (absent: the console and --daemon start an in-process broker)",
-	 M_KAFKA, NORANGE, NULL, 0},
-	{"topic", 0, "KAFKA_TOPIC", CONFIG_STR, "gpu-metrics-raw", "NAME", "topic of the sample events",
-	 M_KAFKA, NORANGE, NULL, 0},
-	{"X", 'X', NULL, CONFIG_LIST, NULL, "KEY=VALUE",
-	 "any librdkafka property (security.protocol, sasl.*, ssl.*, ...); repeatable", M_KAFKA,
-	 NORANGE, NULL, 0},
-	{"group", 0, "KAFKA_GROUP_ID", CONFIG_STR, "gpuhealth-sink", "NAME",
-	 "consumer group; sinks in one group share the partitions", CLI_SINK | CLI_DAEMON | CLI_TUI,
-	 NORANGE, NULL, 0},
-	{"dlq-topic", 0, "KAFKA_DLQ_TOPIC", CONFIG_STR, "gpu-metrics-dlq", "NAME",
-	 "dead-letter topic for events the sink rejects", CLI_SINK | CLI_DAEMON | CLI_TUI, NORANGE,
-	 NULL, 0},
-	/* database */
-	{"db", 0, "DATABASE_URL", CONFIG_STR, NULL, "CONNINFO",
-	 "PostgreSQL conninfo or URI (else libpq's PG* variables; the console and --daemon start a "
-	 "private server)",
-	 M_DBASE, NORANGE, NULL, 0},
-	{"batch-size", 0, "BATCH_SIZE", CONFIG_INT, "5000", "N", "rows per database transaction (upper bound)",
-	 CLI_SINK | CLI_SCORER | CLI_TUI | CLI_DAEMON, 1, 1000000, NULL, 0},
-	{"batch-timeout", 0, "BATCH_TIMEOUT", CONFIG_DURATION, "5", "S",
-	 "longest wait before a partial batch is written", CLI_SINK | CLI_SCORER | CLI_TUI | CLI_DAEMON,
-	 0.001, 3600, NULL, 0},
-	{"schema-version", 0, NULL, CONFIG_INT, "0", "N",
-	 "migrate only up to schema version N (0: the newest)", CLI_DB, 0, 1000, NULL, 0},
-	{"retention", 0, "RETENTION", CONFIG_DURATION, NULL, "S",
-	 "keep raw samples this long, e.g. 14d (default 7d)", CLI_DB, 3600, 1e10, NULL, 0},
-	{"compress-after", 0, "COMPRESS_AFTER", CONFIG_DURATION, NULL, "S",
-	 "TimescaleDB: compress samples older than this (default 1h)", CLI_DB, 60, 1e10, NULL, 0},
-	{"maintenance-interval", 0, "MAINTENANCE_INTERVAL", CONFIG_DURATION, "10m", "S",
-	 "how often the sink creates partitions ahead and drops expired ones",
-	 CLI_SINK | CLI_DAEMON | CLI_TUI, 1, 86400, NULL, 0},
-	{"stats-interval", 0, "STATS_INTERVAL", CONFIG_DURATION, "10", "S",
-	 "log a one-line summary this often (0: never)",
-	 CLI_SINK | CLI_COLLECTOR | CLI_SCORER | CLI_MOCK | CLI_DAEMON | CLI_API, 0, 86400, NULL, 0},
-	/* health scorer */
-	{"scorer-group", 0, "SCORER_GROUP_ID", CONFIG_STR, "gpuhealth-scorer", "NAME",
-	 "the scorer's consumer group on the sample topic", M_HEALTH, NORANGE, NULL, 0},
-	{"alerts-topic", 0, "ALERTS_TOPIC", CONFIG_STR, "gpu-health-alerts", "NAME",
-	 "Kafka topic of raised and cleared alerts ('' for none)", M_HEALTH, NORANGE, NULL, 0},
-	{"webhook", 0, "ALERT_WEBHOOK_URL", CONFIG_STR, NULL, "URL",
-	 "POST every raised and cleared alert as JSON to this URL", M_HEALTH, NORANGE, NULL, 0},
-	{"webhook-timeout", 0, "WEBHOOK_TIMEOUT", CONFIG_DURATION, "5", "S",
-	 "time limit of one webhook attempt", M_HEALTH, 0.001, 600, NULL, 0},
-	{"webhook-retries", 0, "WEBHOOK_RETRIES", CONFIG_INT, "3", "N",
-	 "webhook attempts after the first, with exponential backoff", M_HEALTH, 0, 100, NULL, 0},
-	{"missing-intervals", 0, "MISSING_INTERVALS", CONFIG_INT, "3", "K",
-	 "a GPU silent for more than K intervals while its host reports fell off the bus", M_HEALTH,
-	 1, 1000, NULL, 0},
-	{"alert-raise-after", 0, "ALERT_RAISE_AFTER", CONFIG_INT, "3", "N",
-	 "raise an alert after N consecutive worse samples (fail-class events: at once)", M_HEALTH, 1,
-	 1000, NULL, 0},
-	{"alert-clear-after", 0, "ALERT_CLEAR_AFTER", CONFIG_INT, "6", "N",
-	 "clear an alert after N consecutive healthy samples", M_HEALTH, 1, 1000, NULL, 0},
-	{"horizon", 0, "PREDICT_HORIZON", CONFIG_DURATION, "24h", "S",
-	 "horizon of the failure prediction", M_HEALTH | CLI_STATUS, 60, 1e8, NULL, 0},
-	{"risk-alert", 0, "RISK_ALERT_LEVEL", CONFIG_DOUBLE, "0.5", "P",
-	 "failure probability that raises a failure_risk alert", M_HEALTH | CLI_STATUS, 0.001, 1, NULL, 0},
-	{"gpu-hour-value", 0, "GPU_HOUR_VALUE", CONFIG_DOUBLE, "2.5", "X",
-	 "value of one GPU-hour, for the recommendation", M_ECON, 0, 1e9, NULL, 0},
-	{"rma-cost", 0, "RMA_COST", CONFIG_DOUBLE, "1500", "X",
-	 "direct cost of an RMA (logistics, labour, spare)", M_ECON, 0, 1e12, NULL, 0},
-	{"checkpoint-interval", 0, "CHECKPOINT_INTERVAL", CONFIG_DURATION, "1h", "S",
-	 "how often the jobs checkpoint", M_ECON, 1, 1e8, NULL, 0},
-	{"restart-time", 0, "RESTART_TIME", CONFIG_DURATION, "15m", "S",
-	 "time to restart a job from its checkpoint", M_ECON, 0, 1e8, NULL, 0},
-	{"job-gpus", 0, "JOB_GPUS", CONFIG_INT, "8", "N",
-	 "GPUs of the job that a GPU failure interrupts", M_ECON, 1, 1000000, NULL, 0},
-	{"gpus-per-node", 0, "GPUS_PER_NODE", CONFIG_INT, "8", "N",
-	 "GPUs idled by a node reboot", M_ECON, 1, 1024, NULL, 0},
-	{"drain-downtime", 0, "DRAIN_DOWNTIME", CONFIG_DURATION, "4h", "S",
-	 "time a drained GPU stays out of service", M_ECON, 0, 1e9, NULL, 0},
-	{"reset-downtime", 0, "RESET_DOWNTIME", CONFIG_DURATION, "6m", "S",
-	 "downtime of a GPU reset", M_ECON, 0, 1e9, NULL, 0},
-	{"reboot-downtime", 0, "REBOOT_DOWNTIME", CONFIG_DURATION, "15m", "S",
-	 "downtime of a node reboot", M_ECON, 0, 1e9, NULL, 0},
-	{"rma-downtime", 0, "RMA_DOWNTIME", CONFIG_DURATION, "7d", "S",
-	 "time until an RMA'd GPU is replaced", M_ECON, 0, 1e10, NULL, 0},
-	{"service-life", 0, "SERVICE_LIFE", CONFIG_DURATION, "730d", "S",
-	 "remaining service life of a GPU (what a fault no action repairs costs)", M_ECON, 3600, 1e10,
-	 NULL, 0},
-	{"residual-risk", 0, "RESIDUAL_RISK", CONFIG_DOUBLE, "0.2", "P",
-	 "share of the failure risk left after a reset or reboot", M_ECON, 0, 1, NULL, 0},
-	/* status */
-	{"json", 0, NULL, CONFIG_BOOL, NULL, NULL, "print JSON instead of a table", CLI_STATUS, NORANGE,
-	 NULL, 0},
-	/* console */
-	{"refresh", 0, "GPUHEALTH_REFRESH", CONFIG_DURATION, NULL, "S",
-	 "console: seconds between screen updates, e.g. 0.5 or 2s (overrides --delay)", CLI_TUI,
-	 0.05, 60, NULL, 0},
-	{"delay", 0, NULL, CONFIG_INT, "10", "N",
-	 "console: tenths of a second between screen updates, as in htop", CLI_TUI, 1, 600, NULL,
-	 0},
-	{"no-unicode", 'U', NULL, CONFIG_BOOL, NULL, NULL,
-	 "console: ASCII only (also when the locale is not UTF-8)", CLI_TUI, NORANGE, NULL, 0},
-	{"no-mouse", 'M', NULL, CONFIG_BOOL, NULL, NULL,
-	 "console: leave the mouse to the terminal (no click to select, no wheel)", CLI_TUI,
-	 NORANGE, NULL, 0},
-	/* everywhere */
-	{"duration", 0, NULL, CONFIG_DURATION, NULL, "S", "run S seconds, then stop cleanly (exit 0)",
-	 M_ALL & ~(CLI_STATUS | CLI_DB), 0, 1e9, NULL, 0},
-	{"config", 'c', "GPUHEALTH_CONFIG", CONFIG_STR, NULL, "FILE",
-	 "key = value file with the long option names as keys", M_ALL, NORANGE, NULL, 0},
-	{"log-level", 0, "LOG_LEVEL", CONFIG_STR, "info", "L", "error, warn, info or debug", M_ALL,
-	 NORANGE, NULL, 0},
-	{"no-color", 'C', "NO_COLOR", CONFIG_BOOL, NULL, NULL, "no colours in the console", M_ALL,
-	 NORANGE, NULL, CONFIG_F_ENV_NONEMPTY},
-	{"help", 'h', NULL, CONFIG_BOOL, NULL, NULL, "show this help and exit", M_ALL, NORANGE, NULL, 0},
-	{"version", 'V', NULL, CONFIG_BOOL, NULL, NULL, "show the version and exit", M_ALL, NORANGE,
-	 NULL, 0},
+    /* simulation and exporter */
+    {"gpus", 0, "MOCK_GPUS", CONFIG_INT, "8", "N",
+     "simulated GPUs (at most 1024: what one collector scrape takes)", M_SIM, 1, 1024, NULL, 0},
+    {"model", 0, "MOCK_MODEL", CONFIG_STR, "A100-SXM4-80GB", "NAME",
+     "GPU model: A100-SXM4-80GB, H100-SXM5-80GB, H200", M_SIM, NORANGE, NULL, 0},
+    {"seed", 0, "MOCK_SEED", CONFIG_INT, "1", "N", "seed of the deterministic simulation", M_SIM, 0,
+     4294967295.0, NULL, 0},
+    {"speed", 0, "MOCK_SPEED", CONFIG_DOUBLE, "1", "X", "simulated seconds per real second", M_SIM,
+     0.001, 100000, NULL, 0},
+    {"inject", 0, "MOCK_INJECT", CONFIG_LIST, NULL, "SPEC",
+     "inject a fault, e.g. gpu=3,fault=dbe,at=30s (repeatable; ';' separates them in the "
+     "environment)",
+     M_SIM, NORANGE, ";", 0},
+    {"listen", 0, "LISTEN_ADDR", CONFIG_STR, NULL, "HOST:PORT",
+     "address to serve on (mock-dcgm default :9400, api :8080; the console picks a free "
+     "loopback port)",
+     M_SIM | CLI_API, NORANGE, NULL, 0},
+    {"poll-interval", 0, "POLL_INTERVAL", CONFIG_DURATION, "10", "S",
+     "simulated seconds between value updates", M_SIM, 0.001, 86400, NULL, 0},
+    {"host-label", 0, "MOCK_HOST_LABEL", CONFIG_STR, "hostname", "NAME",
+     "spelling of the host label: hostname (current dcgm-exporter) or Hostname (older)", M_SIM,
+     NORANGE, NULL, 0},
+    {"hostname", 0, "MOCK_HOSTNAME", CONFIG_STR, NULL, "NAME",
+     "value of the host label (default: this machine's host name)", M_SIM, NORANGE, NULL, 0},
+    /* real GPUs through NVML (src/nvml) */
+    {"nvml", 0, NULL, CONFIG_BOOL, NULL, NULL,
+     "read this machine's GPUs through NVML (libnvidia-ml.so.1) instead of simulating them or "
+     "scraping targets",
+     M_NVML, NORANGE, NULL, 0},
+    {"nvml-library", 0, "NVML_LIBRARY", CONFIG_STR, NULL, "PATH",
+     "the NVML library --nvml loads (default: libnvidia-ml.so.1 from the library search path)",
+     M_NVML, NORANGE, NULL, 0},
+    /* collector */
+    {"target", 0, "SCRAPE_TARGETS", CONFIG_LIST, NULL, "URL",
+     "an exporter's /metrics URL (repeatable; comma-separated in the environment)",
+     M_SCRAPE | CLI_STATUS, NORANGE, ",", 0},
+    {"interval", 0, "COLLECTION_INTERVAL", CONFIG_DURATION, "10", "S",
+     "scrape period (the console's default: 2; the scorer: the expected time between "
+     "samples of a GPU)",
+     M_SCRAPE | CLI_SCORER | CLI_STATUS, 0.01, 86400, NULL, 0},
+    {"cluster", 0, "CLUSTER", CONFIG_STR, NULL, "NAME", "cluster name added to every event",
+     M_SCRAPE, NORANGE, NULL, 0},
+    {"datacenter", 0, "DATACENTER", CONFIG_STR, NULL, "NAME", "datacenter added to every event",
+     M_SCRAPE, NORANGE, NULL, 0},
+    {"rack", 0, "RACK", CONFIG_STR, NULL, "NAME", "rack added to every event", M_SCRAPE, NORANGE,
+     NULL, 0},
+    {"output", 0, NULL, CONFIG_STR, NULL, "-",
+     "write the events as JSON lines to stdout ('-') instead of Kafka", CLI_COLLECTOR, NORANGE,
+     NULL, 0},
+    {"once", 0, NULL, CONFIG_BOOL, NULL, NULL,
+     "scrape every target once, deliver the events, then exit (1 if any target failed)",
+     CLI_COLLECTOR, NORANGE, NULL, 0},
+    {"targets-file", 0, "SCRAPE_TARGETS_FILE", CONFIG_STR, NULL, "FILE",
+     "more targets, one URL per line ('#' comments); re-read on SIGHUP", M_SCRAPE | CLI_STATUS,
+     NORANGE, NULL, 0},
+    {"scrape-timeout", 0, "SCRAPE_TIMEOUT", CONFIG_DURATION, "5", "S",
+     "longest time one scrape may take", M_SCRAPE | CLI_STATUS, 0.01, 3600, NULL, 0},
+    {"max-body", 0, "SCRAPE_MAX_BODY", CONFIG_INT, "16777216", "BYTES",
+     "largest decoded scrape body; bigger transfers are aborted and counted", M_SCRAPE | CLI_STATUS,
+     1024, 1073741824, NULL, 0},
+    {"buffer-events", 0, "BUFFER_EVENTS", CONFIG_INT, "100000", "N",
+     "events kept in memory while Kafka is away (beyond librdkafka's own queue)", M_SCRAPE, 1,
+     100000000, NULL, 0},
+    {"spool-dir", 0, "SPOOL_DIR", CONFIG_STR, NULL, "DIR",
+     "spill events past --buffer-events to files here, and keep undelivered events across "
+     "restarts (default: no spool)",
+     M_SCRAPE, NORANGE, NULL, 0},
+    {"spool-max", 0, "SPOOL_MAX_MB", CONFIG_INT, "1024", "MIB",
+     "disk bound of the spool; past it the oldest events are dropped and counted", M_SCRAPE, 1,
+     1048576, NULL, 0},
+    {"metrics-listen", 0, "METRICS_LISTEN", CONFIG_STR, NULL, "HOST:PORT",
+     "serve the collector's own health as Prometheus text on /metrics (default: off)",
+     CLI_COLLECTOR, NORANGE, NULL, 0},
+    /* Kafka */
+    {"brokers", 0, "KAFKA_BOOTSTRAP_SERVERS", CONFIG_STR, NULL, "LIST",
+     "Kafka bootstrap servers (absent: the console and --daemon start an in-process broker)",
+     M_KAFKA, NORANGE, NULL, 0},
+    {"topic", 0, "KAFKA_TOPIC", CONFIG_STR, "gpu-metrics-raw", "NAME", "topic of the sample events",
+     M_KAFKA, NORANGE, NULL, 0},
+    {"X", 'X', NULL, CONFIG_LIST, NULL, "KEY=VALUE",
+     "any librdkafka property (security.protocol, sasl.*, ssl.*, ...); repeatable", M_KAFKA,
+     NORANGE, NULL, 0},
+    {"group", 0, "KAFKA_GROUP_ID", CONFIG_STR, "gpuhealth-sink", "NAME",
+     "consumer group; sinks in one group share the partitions", CLI_SINK | CLI_DAEMON | CLI_TUI,
+     NORANGE, NULL, 0},
+    {"dlq-topic", 0, "KAFKA_DLQ_TOPIC", CONFIG_STR, "gpu-metrics-dlq", "NAME",
+     "dead-letter topic for events the sink rejects", CLI_SINK | CLI_DAEMON | CLI_TUI, NORANGE,
+     NULL, 0},
+    /* database */
+    {"db", 0, "DATABASE_URL", CONFIG_STR, NULL, "CONNINFO",
+     "PostgreSQL conninfo or URI (else libpq's PG* variables; the console and --daemon start a "
+     "private server)",
+     M_DBASE, NORANGE, NULL, 0},
+    {"batch-size", 0, "BATCH_SIZE", CONFIG_INT, "5000", "N",
+     "rows per database transaction (upper bound)", CLI_SINK | CLI_SCORER | CLI_TUI | CLI_DAEMON, 1,
+     1000000, NULL, 0},
+    {"batch-timeout", 0, "BATCH_TIMEOUT", CONFIG_DURATION, "5", "S",
+     "longest wait before a partial batch is written", CLI_SINK | CLI_SCORER | CLI_TUI | CLI_DAEMON,
+     0.001, 3600, NULL, 0},
+    {"schema-version", 0, NULL, CONFIG_INT, "0", "N",
+     "migrate only up to schema version N (0: the newest)", CLI_DB, 0, 1000, NULL, 0},
+    {"retention", 0, "RETENTION", CONFIG_DURATION, NULL, "S",
+     "keep raw samples this long, e.g. 14d (default 7d)", CLI_DB, 3600, 1e10, NULL, 0},
+    {"compress-after", 0, "COMPRESS_AFTER", CONFIG_DURATION, NULL, "S",
+     "TimescaleDB: compress samples older than this (default 1h)", CLI_DB, 60, 1e10, NULL, 0},
+    {"maintenance-interval", 0, "MAINTENANCE_INTERVAL", CONFIG_DURATION, "10m", "S",
+     "how often the sink creates partitions ahead and drops expired ones",
+     CLI_SINK | CLI_DAEMON | CLI_TUI, 1, 86400, NULL, 0},
+    {"stats-interval", 0, "STATS_INTERVAL", CONFIG_DURATION, "10", "S",
+     "log a one-line summary this often (0: never)",
+     CLI_SINK | CLI_COLLECTOR | CLI_SCORER | CLI_MOCK | CLI_DAEMON | CLI_API, 0, 86400, NULL, 0},
+    /* health scorer */
+    {"scorer-group", 0, "SCORER_GROUP_ID", CONFIG_STR, "gpuhealth-scorer", "NAME",
+     "the scorer's consumer group on the sample topic", M_HEALTH, NORANGE, NULL, 0},
+    {"alerts-topic", 0, "ALERTS_TOPIC", CONFIG_STR, "gpu-health-alerts", "NAME",
+     "Kafka topic of raised and cleared alerts ('' for none)", M_HEALTH, NORANGE, NULL, 0},
+    {"webhook", 0, "ALERT_WEBHOOK_URL", CONFIG_STR, NULL, "URL",
+     "POST every raised and cleared alert as JSON to this URL", M_HEALTH, NORANGE, NULL, 0},
+    {"webhook-timeout", 0, "WEBHOOK_TIMEOUT", CONFIG_DURATION, "5", "S",
+     "time limit of one webhook attempt", M_HEALTH, 0.001, 600, NULL, 0},
+    {"webhook-retries", 0, "WEBHOOK_RETRIES", CONFIG_INT, "3", "N",
+     "webhook attempts after the first, with exponential backoff", M_HEALTH, 0, 100, NULL, 0},
+    {"missing-intervals", 0, "MISSING_INTERVALS", CONFIG_INT, "3", "K",
+     "a GPU silent for more than K intervals while its host reports fell off the bus", M_HEALTH, 1,
+     1000, NULL, 0},
+    {"alert-raise-after", 0, "ALERT_RAISE_AFTER", CONFIG_INT, "3", "N",
+     "raise an alert after N consecutive worse samples (fail-class events: at once)", M_HEALTH, 1,
+     1000, NULL, 0},
+    {"alert-clear-after", 0, "ALERT_CLEAR_AFTER", CONFIG_INT, "6", "N",
+     "clear an alert after N consecutive healthy samples", M_HEALTH, 1, 1000, NULL, 0},
+    {"horizon", 0, "PREDICT_HORIZON", CONFIG_DURATION, "24h", "S",
+     "horizon of the failure prediction", M_HEALTH | CLI_STATUS, 60, 1e8, NULL, 0},
+    {"risk-alert", 0, "RISK_ALERT_LEVEL", CONFIG_DOUBLE, "0.5", "P",
+     "failure probability that raises a failure_risk alert", M_HEALTH | CLI_STATUS, 0.001, 1, NULL,
+     0},
+    {"gpu-hour-value", 0, "GPU_HOUR_VALUE", CONFIG_DOUBLE, "2.5", "X",
+     "value of one GPU-hour, for the recommendation", M_ECON, 0, 1e9, NULL, 0},
+    {"rma-cost", 0, "RMA_COST", CONFIG_DOUBLE, "1500", "X",
+     "direct cost of an RMA (logistics, labour, spare)", M_ECON, 0, 1e12, NULL, 0},
+    {"checkpoint-interval", 0, "CHECKPOINT_INTERVAL", CONFIG_DURATION, "1h", "S",
+     "how often the jobs checkpoint", M_ECON, 1, 1e8, NULL, 0},
+    {"restart-time", 0, "RESTART_TIME", CONFIG_DURATION, "15m", "S",
+     "time to restart a job from its checkpoint", M_ECON, 0, 1e8, NULL, 0},
+    {"job-gpus", 0, "JOB_GPUS", CONFIG_INT, "8", "N",
+     "GPUs of the job that a GPU failure interrupts", M_ECON, 1, 1000000, NULL, 0},
+    {"gpus-per-node", 0, "GPUS_PER_NODE", CONFIG_INT, "8", "N", "GPUs idled by a node reboot",
+     M_ECON, 1, 1024, NULL, 0},
+    {"drain-downtime", 0, "DRAIN_DOWNTIME", CONFIG_DURATION, "4h", "S",
+     "time a drained GPU stays out of service", M_ECON, 0, 1e9, NULL, 0},
+    {"reset-downtime", 0, "RESET_DOWNTIME", CONFIG_DURATION, "6m", "S", "downtime of a GPU reset",
+     M_ECON, 0, 1e9, NULL, 0},
+    {"reboot-downtime", 0, "REBOOT_DOWNTIME", CONFIG_DURATION, "15m", "S",
+     "downtime of a node reboot", M_ECON, 0, 1e9, NULL, 0},
+    {"rma-downtime", 0, "RMA_DOWNTIME", CONFIG_DURATION, "7d", "S",
+     "time until an RMA'd GPU is replaced", M_ECON, 0, 1e10, NULL, 0},
+    {"service-life", 0, "SERVICE_LIFE", CONFIG_DURATION, "730d", "S",
+     "remaining service life of a GPU (what a fault no action repairs costs)", M_ECON, 3600, 1e10,
+     NULL, 0},
+    {"residual-risk", 0, "RESIDUAL_RISK", CONFIG_DOUBLE, "0.2", "P",
+     "share of the failure risk left after a reset or reboot", M_ECON, 0, 1, NULL, 0},
+    /* status */
+    {"json", 0, NULL, CONFIG_BOOL, NULL, NULL, "print JSON instead of a table", CLI_STATUS, NORANGE,
+     NULL, 0},
+    /* console */
+    {"refresh", 0, "GPUHEALTH_REFRESH", CONFIG_DURATION, NULL, "S",
+     "console: seconds between screen updates, e.g. 0.5 or 2s (overrides --delay)", CLI_TUI, 0.05,
+     60, NULL, 0},
+    {"delay", 0, NULL, CONFIG_INT, "10", "N",
+     "console: tenths of a second between screen updates, as in htop", CLI_TUI, 1, 600, NULL, 0},
+    {"no-unicode", 'U', NULL, CONFIG_BOOL, NULL, NULL,
+     "console: ASCII only (also when the locale is not UTF-8)", CLI_TUI, NORANGE, NULL, 0},
+    {"no-mouse", 'M', NULL, CONFIG_BOOL, NULL, NULL,
+     "console: leave the mouse to the terminal (no click to select, no wheel)", CLI_TUI, NORANGE,
+     NULL, 0},
+    /* everywhere */
+    {"duration", 0, NULL, CONFIG_DURATION, NULL, "S", "run S seconds, then stop cleanly (exit 0)",
+     M_ALL & ~(CLI_STATUS | CLI_DB), 0, 1e9, NULL, 0},
+    {"config", 'c', "GPUHEALTH_CONFIG", CONFIG_STR, NULL, "FILE",
+     "key = value file with the long option names as keys", M_ALL, NORANGE, NULL, 0},
+    {"log-level", 0, "LOG_LEVEL", CONFIG_STR, "info", "L", "error, warn, info or debug", M_ALL,
+     NORANGE, NULL, 0},
+    {"no-color", 'C', "NO_COLOR", CONFIG_BOOL, NULL, NULL, "no colours in the console", M_ALL,
+     NORANGE, NULL, CONFIG_F_ENV_NONEMPTY},
+    {"help", 'h', NULL, CONFIG_BOOL, NULL, NULL, "show this help and exit", M_ALL, NORANGE, NULL,
+     0},
+    {"version", 'V', NULL, CONFIG_BOOL, NULL, NULL, "show the version and exit", M_ALL, NORANGE,
+     NULL, 0},
 };
 
 static const struct {
@@ -212,22 +214,23 @@ static const struct {
 	const char *summary;
 	const char *usage;
 } modes[] = {
-	{CLI_TUI, "tui", "the interactive console (the default when stdout is a terminal)",
-	 "gpuhealth [tui] [OPTIONS]"},
-	{CLI_DAEMON, "daemon", "the console's pipeline with no screen (also: gpuhealth --daemon)",
-	 "gpuhealth --daemon [OPTIONS]"},
-	{CLI_MOCK, "mock-dcgm", "simulated GPUs behind a dcgm-exporter compatible /metrics",
-	 "gpuhealth mock-dcgm [OPTIONS]"},
-	{CLI_COLLECTOR, "collector", "scrape exporters, publish sample events to Kafka",
-	 "gpuhealth collector [OPTIONS]"},
-	{CLI_SINK, "sink", "consume sample events, write them to PostgreSQL/TimescaleDB",
-	 "gpuhealth sink [OPTIONS]"},
-	{CLI_SCORER, "scorer", "health scores, failure predictions and alerts",
-	 "gpuhealth scorer [OPTIONS]"},
-	{CLI_STATUS, "status", "one-shot fleet status, then exit", "gpuhealth status [--json] [OPTIONS]"},
-	{CLI_DB, "db", "database administration: 'db migrate' creates or upgrades the schema",
-	 "gpuhealth db migrate [OPTIONS]"},
-	{CLI_API, "api", "the read-only HTTP JSON API over the database", "gpuhealth api [OPTIONS]"},
+    {CLI_TUI, "tui", "the interactive console (the default when stdout is a terminal)",
+     "gpuhealth [tui] [OPTIONS]"},
+    {CLI_DAEMON, "daemon", "the console's pipeline with no screen (also: gpuhealth --daemon)",
+     "gpuhealth --daemon [OPTIONS]"},
+    {CLI_MOCK, "mock-dcgm", "simulated GPUs behind a dcgm-exporter compatible /metrics",
+     "gpuhealth mock-dcgm [OPTIONS]"},
+    {CLI_COLLECTOR, "collector", "scrape exporters, publish sample events to Kafka",
+     "gpuhealth collector [OPTIONS]"},
+    {CLI_SINK, "sink", "consume sample events, write them to PostgreSQL/TimescaleDB",
+     "gpuhealth sink [OPTIONS]"},
+    {CLI_SCORER, "scorer", "health scores, failure predictions and alerts",
+     "gpuhealth scorer [OPTIONS]"},
+    {CLI_STATUS, "status", "one-shot fleet status, then exit",
+     "gpuhealth status [--json] [OPTIONS]"},
+    {CLI_DB, "db", "database administration: 'db migrate' creates or upgrades the schema",
+     "gpuhealth db migrate [OPTIONS]"},
+    {CLI_API, "api", "the read-only HTTP JSON API over the database", "gpuhealth api [OPTIONS]"},
 };
 
 const struct config_option *cli_options(size_t *n)
@@ -262,7 +265,10 @@ static int find_mode(const char *word, enum cli_mode *out)
 	return -ENOENT;
 }
 
-void cli_print_version(FILE *out) { fprintf(out, "gpuhealth %s\n", GPUHEALTH_VERSION); }
+void cli_print_version(FILE *out)
+{
+	fprintf(out, "gpuhealth %s\n", GPUHEALTH_VERSION);
+}
 
 void cli_print_help(FILE *out, enum cli_mode mode)
 {
@@ -275,7 +281,8 @@ void cli_print_help(FILE *out, enum cli_mode mode)
 	fprintf(out, "Usage: %s\n", modes[i].usage);
 	if (mode == CLI_TUI) {
 		fputs("       gpuhealth COMMAND [OPTIONS]\n\n"
-		      "GPU fleet health monitor: simulated or real GPUs -> collector -> Kafka -> sink ->\n"
+		      "GPU fleet health monitor: simulated or real GPUs -> collector -> Kafka -> "
+		      "sink ->\n"
 		      "PostgreSQL, with health scores and an interactive console.\n\nCommands:\n",
 		      out);
 		for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++)
@@ -294,11 +301,11 @@ void cli_print_help(FILE *out, enum cli_mode mode)
 		if (o->name[1] == '\0')
 			snprintf(lhs, sizeof(lhs), "-%c %s", o->short_name, o->arg ? o->arg : "");
 		else if (o->short_name)
-			snprintf(lhs, sizeof(lhs), "-%c, --%s%s%s", o->short_name, o->name, o->arg ? " " : "",
-				 o->arg ? o->arg : "");
+			snprintf(lhs, sizeof(lhs), "-%c, --%s%s%s", o->short_name, o->name,
+			         o->arg ? " " : "", o->arg ? o->arg : "");
 		else
 			snprintf(lhs, sizeof(lhs), "    --%s%s%s", o->name, o->arg ? " " : "",
-				 o->arg ? o->arg : "");
+			         o->arg ? o->arg : "");
 		fprintf(out, "  %-28s %s", lhs, o->help);
 		if (o->def && o->type != CONFIG_BOOL)
 			fprintf(out, " (default %s)", o->def);
@@ -312,8 +319,8 @@ void cli_print_help(FILE *out, enum cli_mode mode)
 }
 
 enum cli_action cli_load(int argc, char **argv, const char *(*getenv_fn)(const char *),
-			 int stdout_is_tty, enum cli_mode *mode_out, struct config **cfg_out,
-			 char *err, size_t errlen)
+                         int stdout_is_tty, enum cli_mode *mode_out, struct config **cfg_out,
+                         char *err, size_t errlen)
 {
 	enum cli_action act = CLI_USAGE_ERROR;
 	struct config *cfg = NULL;
@@ -324,10 +331,11 @@ enum cli_action cli_load(int argc, char **argv, const char *(*getenv_fn)(const c
 
 	if (argc > 1 && argv[1][0] != '-') {
 		if (find_mode(argv[1], &mode) != 0) {
-			snprintf(err, errlen,
-				 "unknown command '%s'; commands are tui, daemon, mock-dcgm, collector, "
-				 "sink, scorer, status, db, api (see 'gpuhealth --help')",
-				 argv[1]);
+			snprintf(
+			    err, errlen,
+			    "unknown command '%s'; commands are tui, daemon, mock-dcgm, collector, "
+			    "sink, scorer, status, db, api (see 'gpuhealth --help')",
+			    argv[1]);
 			goto out;
 		}
 		explicit_mode = true;
@@ -344,9 +352,10 @@ enum cli_action cli_load(int argc, char **argv, const char *(*getenv_fn)(const c
 	for (int i = first; i < argc; i++) {
 		if (strcmp(argv[i], "--daemon") == 0 || strcmp(argv[i], "-d") == 0) {
 			if (explicit_mode && mode != CLI_DAEMON && mode != CLI_TUI) {
-				snprintf(err, errlen, "'--daemon' cannot be combined with '%s'; "
-						      "run 'gpuhealth --daemon' or 'gpuhealth %s' alone",
-					 cli_mode_name(mode), cli_mode_name(mode));
+				snprintf(err, errlen,
+				         "'--daemon' cannot be combined with '%s'; "
+				         "run 'gpuhealth --daemon' or 'gpuhealth %s' alone",
+				         cli_mode_name(mode), cli_mode_name(mode));
 				goto out;
 			}
 			mode = CLI_DAEMON;
@@ -380,16 +389,17 @@ enum cli_action cli_load(int argc, char **argv, const char *(*getenv_fn)(const c
 		const char *word = config_positional(cfg, 0);
 		if (find_mode(word, &m) == 0 || strcmp(word, "--daemon") == 0) {
 			snprintf(err, errlen,
-				 "the command '%s' must come before its options: 'gpuhealth %s [OPTIONS]'",
-				 word, word);
+			         "the command '%s' must come before its options: 'gpuhealth %s "
+			         "[OPTIONS]'",
+			         word, word);
 			goto out;
 		}
 	}
 	if (!explicit_mode && !stdout_is_tty) {
 		snprintf(err, errlen,
-			 "standard output is not a terminal, so the console cannot start; "
-			 "run 'gpuhealth --daemon' for the headless pipeline, or name a command "
-			 "(see 'gpuhealth --help')");
+		         "standard output is not a terminal, so the console cannot start; "
+		         "run 'gpuhealth --daemon' for the headless pipeline, or name a command "
+		         "(see 'gpuhealth --help')");
 		goto out;
 	}
 	if (config_load_env(cfg, getenv_fn, err, errlen) != 0)
@@ -403,28 +413,33 @@ enum cli_action cli_load(int argc, char **argv, const char *(*getenv_fn)(const c
 	enum log_level lvl;
 	const char *level = config_str(cfg, "log-level");
 	if (log_level_parse(level, &lvl) != 0) {
-		snprintf(err, errlen, "%s: '%s' is not a log level (use error, warn, info or debug)",
-			 config_source_of(cfg, "log-level") == CONFIG_SRC_ENV ? "LOG_LEVEL" : "--log-level",
-			 level);
+		snprintf(err, errlen,
+		         "%s: '%s' is not a log level (use error, warn, info or debug)",
+		         config_source_of(cfg, "log-level") == CONFIG_SRC_ENV ? "LOG_LEVEL"
+		                                                              : "--log-level",
+		         level);
 		goto out;
 	}
 	if (mode == CLI_COLLECTOR && config_str(cfg, "output") &&
 	    strcmp(config_str(cfg, "output"), "-") != 0) {
 		snprintf(err, errlen, "--output: only '-' (standard output) is supported, got '%s'",
-			 config_str(cfg, "output"));
+		         config_str(cfg, "output"));
 		goto out;
 	}
 	/* Positional words: only 'db' takes one (the action). */
 	size_t npos = config_positional_count(cfg);
 	if (mode == CLI_DB) {
 		if (npos != 1 || strcmp(config_positional(cfg, 0), "migrate") != 0) {
-			snprintf(err, errlen, "'gpuhealth db' needs an action: 'gpuhealth db migrate'%s%s%s",
-				 npos ? " (got '" : "", npos ? config_positional(cfg, 0) : "", npos ? "')" : "");
+			snprintf(err, errlen,
+			         "'gpuhealth db' needs an action: 'gpuhealth db migrate'%s%s%s",
+			         npos ? " (got '" : "", npos ? config_positional(cfg, 0) : "",
+			         npos ? "')" : "");
 			goto out;
 		}
 	} else if (npos) {
-		snprintf(err, errlen, "unexpected argument '%s' for '%s'; see 'gpuhealth %s --help'",
-			 config_positional(cfg, 0), cli_mode_name(mode), cli_mode_name(mode));
+		snprintf(err, errlen,
+		         "unexpected argument '%s' for '%s'; see 'gpuhealth %s --help'",
+		         config_positional(cfg, 0), cli_mode_name(mode), cli_mode_name(mode));
 		goto out;
 	}
 	act = CLI_RUN;

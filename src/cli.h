@@ -42,8 +42,8 @@ enum cli_action { CLI_RUN, CLI_SHOW_HELP, CLI_SHOW_VERSION, CLI_USAGE_ERROR, CLI
  * or failure, err holds the message.
  */
 enum cli_action cli_load(int argc, char **argv, const char *(*getenv_fn)(const char *),
-			 int stdout_is_tty, enum cli_mode *mode_out, struct config **cfg_out,
-			 char *err, size_t errlen);
+                         int stdout_is_tty, enum cli_mode *mode_out, struct config **cfg_out,
+                         char *err, size_t errlen);
 
 /* Writes the help of a mode (the global help for CLI_TUI lists the subcommands too). */
 void cli_print_help(FILE *out, enum cli_mode mode);

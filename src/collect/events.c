@@ -14,10 +14,9 @@
 
 /* Blank sentinels of dcgm-exporter (event-v1: DCGM_INT64_BLANK .. +15, DCGM_FP64_BLANK). */
 #define BLANK_INT_MIN UINT64_C(9223372036854775792)
-#define BLANK_FP_MIN 140737488355328.0
+#define BLANK_FP_MIN  140737488355328.0
 /* Longest identity label value kept (decoded), with its NUL. */
 #define LABEL_TEXT_MAX 1024
-
 
 /* The labels that name a GPU, in one table: where each goes in the event. */
 enum ident {
@@ -35,17 +34,20 @@ enum ident {
 	ID_DRIVER,
 	ID_N
 };
-#define I(name) {name, sizeof(name) - 1}
+#define I(name)                                                                                    \
+	{                                                                                          \
+		name, sizeof(name) - 1                                                             \
+	}
 static const struct {
 	const char *name;
 	size_t len;
 } ident_label[ID_N] = {
-	[ID_UUID] = I("UUID"),		[ID_GPU_UUID] = I("gpu_uuid"),
-	[ID_MIG_ID] = I("GPU_I_ID"),	[ID_MIG_PROFILE] = I("GPU_I_PROFILE"),
-	[ID_INDEX] = I("gpu"),		[ID_MODEL] = I("modelName"),
-	[ID_MODEL2] = I("model_name"),	[ID_PCI] = I("pci_bus_id"),
-	[ID_DEVICE] = I("device"),	[ID_HOST] = I("hostname"),
-	[ID_HOST_OLD] = I("Hostname"),	[ID_DRIVER] = I("DCGM_FI_DRIVER_VERSION"),
+    [ID_UUID] = I("UUID"),         [ID_GPU_UUID] = I("gpu_uuid"),
+    [ID_MIG_ID] = I("GPU_I_ID"),   [ID_MIG_PROFILE] = I("GPU_I_PROFILE"),
+    [ID_INDEX] = I("gpu"),         [ID_MODEL] = I("modelName"),
+    [ID_MODEL2] = I("model_name"), [ID_PCI] = I("pci_bus_id"),
+    [ID_DEVICE] = I("device"),     [ID_HOST] = I("hostname"),
+    [ID_HOST_OLD] = I("Hostname"), [ID_DRIVER] = I("DCGM_FI_DRIVER_VERSION"),
 };
 
 /* Fields of the event filled from labels: bit per field. */
@@ -81,7 +83,10 @@ struct events {
 
 static locale_t c_locale;
 static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
-static void c_locale_init(void) { c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0); }
+static void c_locale_init(void)
+{
+	c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
 
 const char *events_skip_str(enum events_skip why)
 {
@@ -298,11 +303,14 @@ static int fill_ident(struct events *ev, struct gpu_event *g, const struct prom_
 	return rc;
 }
 
-static json_t *opt_string(const char *s) { return s ? json_string(s) : json_null(); }
+static json_t *opt_string(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
 
 /* A new event for key, with every field of the contract in order, identity fields null. */
 static int new_event(struct events *ev, const char *key, size_t keylen, const char *uuid,
-		     struct gpu_event **out)
+                     struct gpu_event **out)
 {
 	struct gpu_event *g;
 	json_t *root = NULL, *gpu = NULL, *metrics = NULL, *extra = NULL;
@@ -366,9 +374,7 @@ fail:
 static json_t *value_json(struct events *ev, const struct prom_value *v)
 {
 	switch (v->form) {
-	case PROM_FORM_SPECIAL:
-		ev->st.nonfinite++;
-		return json_null();
+	case PROM_FORM_SPECIAL: ev->st.nonfinite++; return json_null();
 	case PROM_FORM_INT:
 		if (v->exact && v->negative)
 			return json_integer(v->i64);
@@ -379,8 +385,7 @@ static json_t *value_json(struct events *ev, const struct prom_value *v)
 		if (v->exact && v->u64 <= (uint64_t)INT64_MAX)
 			return json_integer(v->i64);
 		break; /* beyond 64 bits: a real */
-	case PROM_FORM_FLOAT:
-		break;
+	case PROM_FORM_FLOAT: break;
 	}
 	if (!isfinite(v->d)) {
 		ev->st.nonfinite++;
@@ -498,9 +503,15 @@ out:
 	return rc;
 }
 
-int events_prom_cb(const struct prom_sample *s, void *ud) { return events_add(ud, s); }
+int events_prom_cb(const struct prom_sample *s, void *ud)
+{
+	return events_add(ud, s);
+}
 
-size_t events_count(const struct events *ev) { return ev->n; }
+size_t events_count(const struct events *ev)
+{
+	return ev->n;
+}
 
 const char *events_key(const struct events *ev, size_t i)
 {
@@ -512,7 +523,10 @@ const json_t *events_json(const struct events *ev, size_t i)
 	return i < ev->n ? ev->gpus[i].root : NULL;
 }
 
-const struct events_stats *events_stats(const struct events *ev) { return &ev->st; }
+const struct events_stats *events_stats(const struct events *ev)
+{
+	return &ev->st;
+}
 
 /* ---- rendering: compact JSON into a bounded buffer */
 
@@ -626,16 +640,12 @@ static int put_json(struct writer *w, const json_t *j, int depth)
 		}
 		put(w, "]", 1);
 		return 0;
-	case JSON_STRING:
-		put_string(w, json_string_value(j), json_string_length(j));
-		return 0;
+	case JSON_STRING: put_string(w, json_string_value(j), json_string_length(j)); return 0;
 	case JSON_INTEGER:
 		n = snprintf(tmp, sizeof(tmp), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
 		put(w, tmp, (size_t)n);
 		return 0;
-	case JSON_REAL:
-		put_real(w, json_real_value(j));
-		return 0;
+	case JSON_REAL: put_real(w, json_real_value(j)); return 0;
 	case JSON_TRUE: put(w, "true", 4); return 0;
 	case JSON_FALSE: put(w, "false", 5); return 0;
 	case JSON_NULL: put(w, "null", 4); return 0;

@@ -58,9 +58,9 @@ enum events_skip {
 const char *events_skip_str(enum events_skip why);
 
 struct events_skipped {
-	size_t line;            /* line in the scrape body */
+	size_t line; /* line in the scrape body */
 	enum events_skip reason;
-	char name[64];          /* metric name, truncated */
+	char name[64]; /* metric name, truncated */
 };
 
 struct events_stats {

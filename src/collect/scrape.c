@@ -20,8 +20,8 @@ struct target {
 	struct strbuf body; /* bounded by max_body */
 	char curl_err[CURL_ERROR_SIZE];
 	bool running, tried, too_large;
-	double due;         /* monotonic; INFINITY: never again (once) */
-	double started;     /* monotonic */
+	double due;                    /* monotonic; INFINITY: never again (once) */
+	double started;                /* monotonic */
 	struct scrape_target_stats st; /* guarded by scrape.lock */
 };
 
@@ -37,7 +37,10 @@ struct scrape {
 
 static bool curl_ready;
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == 0; }
+static void curl_init_once(void)
+{
+	curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == 0;
+}
 
 double scrape_backoff(double interval, double backoff_max, unsigned failures, double u)
 {
@@ -76,7 +79,10 @@ double scrape_phase(const char *url, double interval)
 	return interval * ((double)(h >> 11) / 9007199254740992.0);
 }
 
-static double mono(struct scrape *s) { return s->o.mono ? s->o.mono(s->o.clock_ud) : time_mono(); }
+static double mono(struct scrape *s)
+{
+	return s->o.mono ? s->o.mono(s->o.clock_ud) : time_mono();
+}
 
 static double rand01(struct scrape *s)
 {
@@ -220,7 +226,9 @@ int scrape_set_targets(struct scrape *s, const char *const *urls, size_t n)
 			free(kept);
 			return -ENOMEM;
 		}
-		nt[i]->due = s->o.once || s->o.first_now ? now : now + scrape_phase(urls[i], s->o.interval_s);
+		nt[i]->due = s->o.once || s->o.first_now
+		                 ? now
+		                 : now + scrape_phase(urls[i], s->o.interval_s);
 	}
 	pthread_mutex_lock(&s->lock);
 	for (size_t j = 0; j < s->n; j++)
@@ -284,10 +292,11 @@ static void finish(struct scrape *s, struct target *t, CURLcode cc)
 	bool ok = false;
 	if (t->too_large || cc == CURLE_FILESIZE_EXCEEDED) {
 		t->too_large = true;
-		snprintf(error, sizeof(error), "body larger than --max-body %zu bytes (transfer aborted)",
-			 s->o.max_body);
+		snprintf(error, sizeof(error),
+		         "body larger than --max-body %zu bytes (transfer aborted)", s->o.max_body);
 	} else if (cc != CURLE_OK) {
-		snprintf(error, sizeof(error), "%s", t->curl_err[0] ? t->curl_err : curl_easy_strerror(cc));
+		snprintf(error, sizeof(error), "%s",
+		         t->curl_err[0] ? t->curl_err : curl_easy_strerror(cc));
 	} else if (status != 200) {
 		snprintf(error, sizeof(error), "HTTP status %ld", status);
 	} else {
@@ -298,7 +307,7 @@ static void finish(struct scrape *s, struct target *t, CURLcode cc)
 			ok = true;
 		else
 			snprintf(error, sizeof(error), "%s",
-				 res.error[0] ? res.error : "rejected by the collector");
+			         res.error[0] ? res.error : "rejected by the collector");
 	}
 
 	pthread_mutex_lock(&s->lock);
@@ -329,16 +338,16 @@ static void finish(struct scrape *s, struct target *t, CURLcode cc)
 		t->due = scrape_next_due(t->due, s->o.interval_s, now);
 	else
 		t->due = now + scrape_backoff(s->o.interval_s, s->o.backoff_max_s,
-					      st->consecutive_failures, rand01(s));
+		                              st->consecutive_failures, rand01(s));
 	unsigned fails = st->consecutive_failures;
 	double retry_in = t->due - now;
 	pthread_mutex_unlock(&s->lock);
 	if (!s->o.once && !ok && fails == 1)
 		log_warn("collector: target %s failed: %s (retrying with backoff, next in %.1f s)",
-			 t->url, error, retry_in);
+		         t->url, error, retry_in);
 	else if (!s->o.once && !ok)
-		log_debug("collector: target %s failed %u times in a row: %s (next in %.1f s)", t->url,
-			  fails, error, retry_in);
+		log_debug("collector: target %s failed %u times in a row: %s (next in %.1f s)",
+		          t->url, fails, error, retry_in);
 	else if (ok && before > 0)
 		log_info("collector: target %s is back after %u failed scrapes", t->url, before);
 	if (t->body.cap > 4 * (t->body.len + 4096)) { /* give back a one-off large buffer */

@@ -38,17 +38,17 @@ struct scrape_result {
 /* Called once per successful HTTP transfer. body is valid during the call only. Return 0 (the
  * scrape is a success) or a negative errno with res->error set (it counts as a failure). */
 typedef int (*scrape_cb)(void *ud, size_t target, const char *url, const char *body, size_t len,
-			 const struct timespec *when, struct scrape_result *res);
+                         const struct timespec *when, struct scrape_result *res);
 
 struct scrape_options {
-	double interval_s;      /* > 0 */
-	double timeout_s;       /* whole transfer, > 0 */
-	size_t max_body;        /* decoded bytes, > 0 */
-	double backoff_max_s;   /* 0: max(interval, 120 s) */
-	unsigned max_parallel;  /* transfers at once; 0: 256 */
-	bool once;              /* scrape every target once, no retries */
-	bool first_now;         /* a new target's first scrape at once, not at its phase (the
-				   console: something to show right away) */
+	double interval_s;     /* > 0 */
+	double timeout_s;      /* whole transfer, > 0 */
+	size_t max_body;       /* decoded bytes, > 0 */
+	double backoff_max_s;  /* 0: max(interval, 120 s) */
+	unsigned max_parallel; /* transfers at once; 0: 256 */
+	bool once;             /* scrape every target once, no retries */
+	bool first_now;        /* a new target's first scrape at once, not at its phase (the
+	                          console: something to show right away) */
 	scrape_cb cb;
 	void *ud;
 	/* Injected for tests; NULL: CLOCK_MONOTONIC and a seeded xorshift. */
@@ -60,25 +60,24 @@ struct scrape_options {
 struct scrape_target_stats {
 	char url[512]; /* truncated past 511 bytes */
 	uint64_t ok, failed;
-	uint64_t too_large;         /* aborted past max_body (also counted in failed) */
+	uint64_t too_large; /* aborted past max_body (also counted in failed) */
 	unsigned consecutive_failures;
-	double last_success;        /* wall clock seconds, 0: never */
-	double last_attempt;        /* wall clock of the last completed attempt, 0: never */
-	double last_error_time;     /* 0: never */
+	double last_success;    /* wall clock seconds, 0: never */
+	double last_attempt;    /* wall clock of the last completed attempt, 0: never */
+	double last_error_time; /* 0: never */
 	char last_error[256];
 	double last_duration_s;
-	size_t last_bytes;          /* decoded body of the last successful scrape */
-	size_t last_samples;        /* from the callback, last successful scrape */
+	size_t last_bytes;           /* decoded body of the last successful scrape */
+	size_t last_samples;         /* from the callback, last successful scrape */
 	uint64_t samples, bad_lines; /* totals from the callback */
-	double next_in_s;           /* when the next attempt is due, from now */
+	double next_in_s;            /* when the next attempt is due, from now */
 	bool running;
 };
 
 struct scrape;
 
 /* Returns 0, -EINVAL (bad option, message in err) or -ENOMEM. */
-int scrape_create(struct scrape **out, const struct scrape_options *opts, char *err,
-		  size_t errlen);
+int scrape_create(struct scrape **out, const struct scrape_options *opts, char *err, size_t errlen);
 void scrape_destroy(struct scrape *s);
 
 /* Replaces the target set. Targets that stay keep their records and schedule; new ones get a

@@ -20,10 +20,10 @@
 #include "core/log.h"
 
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
-#define CONN_LIMIT 512
-#define CONN_PER_IP 256
-#define CONN_TIMEOUT_S 15
-#define CONN_MEMORY 32768 /* request line + headers must fit */
+#define CONN_LIMIT           512
+#define CONN_PER_IP          256
+#define CONN_TIMEOUT_S       15
+#define CONN_MEMORY          32768 /* request line + headers must fit */
 
 struct exporter {
 	struct exporter_source src; /* owned; used only by the update thread once started */
@@ -69,7 +69,8 @@ bool exporter_accepts_gzip(const char *ae)
 		while (*p && *p != ',' && *p != ';' && *p != ' ' && *p != '\t')
 			p++;
 		size_t n = (size_t)(p - tok);
-		bool match = (n == 4 && strncasecmp(tok, "gzip", 4) == 0) || (n == 1 && *tok == '*');
+		bool match =
+		    (n == 4 && strncasecmp(tok, "gzip", 4) == 0) || (n == 1 && *tok == '*');
 		double q = 1.0;
 		/* parameters up to the next comma */
 		while (*p && *p != ',') {
@@ -89,25 +90,43 @@ bool exporter_accepts_gzip(const char *ae)
 	return false;
 }
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
 
 /* The simulator as a source. */
-static int sim_src_update(void *ud, double t) { return sim_advance(ud, t); }
-static size_t sim_src_count(void *ud) { return sim_gpu_count(ud); }
-static const struct sim_gpu *sim_src_gpus(void *ud) { return sim_gpus(ud); }
-static double sim_src_time(void *ud) { return sim_time(ud); }
-static void sim_src_destroy(void *ud) { sim_destroy(ud); }
+static int sim_src_update(void *ud, double t)
+{
+	return sim_advance(ud, t);
+}
+static size_t sim_src_count(void *ud)
+{
+	return sim_gpu_count(ud);
+}
+static const struct sim_gpu *sim_src_gpus(void *ud)
+{
+	return sim_gpus(ud);
+}
+static double sim_src_time(void *ud)
+{
+	return sim_time(ud);
+}
+static void sim_src_destroy(void *ud)
+{
+	sim_destroy(ud);
+}
 
 int exporter_create(struct exporter **out, struct sim *sim, const struct exporter_params *params,
-		    char *err, size_t errlen)
+                    char *err, size_t errlen)
 {
 	if (!sim) {
 		*out = NULL;
 		snprintf(err, errlen, "exporter: bad parameters");
 		return -EINVAL;
 	}
-	struct exporter_source src = {sim_src_update, sim_src_count, sim_src_gpus, sim_src_time,
-				      sim_src_destroy, sim};
+	struct exporter_source src = {sim_src_update, sim_src_count,   sim_src_gpus,
+	                              sim_src_time,   sim_src_destroy, sim};
 	return exporter_create_source(out, &src, params, err, errlen); /* owns sim now */
 }
 
@@ -118,16 +137,17 @@ static void source_destroy(struct exporter_source *src)
 }
 
 int exporter_create_source(struct exporter **out, const struct exporter_source *source,
-			   const struct exporter_params *params, char *err, size_t errlen)
+                           const struct exporter_params *params, char *err, size_t errlen)
 {
 	int rc = -ENOMEM;
 	struct exporter *ex = NULL;
 	struct exporter_source src = {0};
 	if (source)
 		src = *source;
-	if (!source || !src.update || !src.count || !src.gpus || !src.time || !params || !(params->speed > 0) || !(params->poll_interval > 0) ||
-	    !params->render.hostname || !params->render.host_label ||
-	    !params->render.driver_version || !params->render.model_name) {
+	if (!source || !src.update || !src.count || !src.gpus || !src.time || !params ||
+	    !(params->speed > 0) || !(params->poll_interval > 0) || !params->render.hostname ||
+	    !params->render.host_label || !params->render.driver_version ||
+	    !params->render.model_name) {
 		snprintf(err, errlen, "exporter: bad parameters");
 		rc = -EINVAL;
 		goto fail;
@@ -151,28 +171,29 @@ int exporter_create_source(struct exporter **out, const struct exporter_source *
 	ex->driver_version = dup_or_null(params->render.driver_version);
 	ex->model_name = dup_or_null(params->render.model_name);
 	ex->listen = strdup(params->listen ? params->listen : ":9400");
-	if (!ex->hostname || !ex->host_label || !ex->driver_version || !ex->model_name || !ex->listen)
+	if (!ex->hostname || !ex->host_label || !ex->driver_version || !ex->model_name ||
+	    !ex->listen)
 		goto fail;
-	ex->p.render = (struct render_opts){ex->hostname, ex->host_label, ex->driver_version,
-					     ex->model_name};
+	ex->p.render =
+	    (struct render_opts){ex->hostname, ex->host_label, ex->driver_version, ex->model_name};
 	ex->p.listen = ex->listen;
 
 	static const char index_html[] =
-		"<html><head><title>gpuhealth mock-dcgm</title></head><body>"
-		"<h1>gpuhealth mock-dcgm</h1><p>Simulated GPUs in the format of NVIDIA "
-		"dcgm-exporter.</p><p><a href=\"/metrics\">Metrics</a> &middot; "
-		"<a href=\"/healthz\">Health</a></p></body></html>\n";
+	    "<html><head><title>gpuhealth mock-dcgm</title></head><body>"
+	    "<h1>gpuhealth mock-dcgm</h1><p>Simulated GPUs in the format of NVIDIA "
+	    "dcgm-exporter.</p><p><a href=\"/metrics\">Metrics</a> &middot; "
+	    "<a href=\"/healthz\">Health</a></p></body></html>\n";
 	static const char ok[] = "ok\n";
 	static const char nf[] = "404 page not found\n";
 	static const char na[] = "405 method not allowed: use GET or HEAD\n";
 	ex->r_index = MHD_create_response_from_buffer(sizeof(index_html) - 1, (void *)index_html,
-						      MHD_RESPMEM_PERSISTENT);
-	ex->r_health = MHD_create_response_from_buffer(sizeof(ok) - 1, (void *)ok,
-						       MHD_RESPMEM_PERSISTENT);
-	ex->r_404 = MHD_create_response_from_buffer(sizeof(nf) - 1, (void *)nf,
-						    MHD_RESPMEM_PERSISTENT);
-	ex->r_405 = MHD_create_response_from_buffer(sizeof(na) - 1, (void *)na,
-						    MHD_RESPMEM_PERSISTENT);
+	                                              MHD_RESPMEM_PERSISTENT);
+	ex->r_health =
+	    MHD_create_response_from_buffer(sizeof(ok) - 1, (void *)ok, MHD_RESPMEM_PERSISTENT);
+	ex->r_404 =
+	    MHD_create_response_from_buffer(sizeof(nf) - 1, (void *)nf, MHD_RESPMEM_PERSISTENT);
+	ex->r_405 =
+	    MHD_create_response_from_buffer(sizeof(na) - 1, (void *)na, MHD_RESPMEM_PERSISTENT);
 	if (!ex->r_index || !ex->r_health || !ex->r_404 || !ex->r_405)
 		goto fail;
 	MHD_add_response_header(ex->r_index, "Content-Type", "text/html; charset=utf-8");
@@ -243,7 +264,7 @@ static int publish(struct exporter *ex)
 			goto out;
 	}
 	while ((rc = render_exposition(ex->src.gpus(ex->src.ud), n, &ex->p.render, ex->scratch,
-				       ex->scratch_cap, &len)) == -ENOSPC) {
+	                               ex->scratch_cap, &len)) == -ENOSPC) {
 		size_t cap = ex->scratch_cap * 2 < bound ? ex->scratch_cap * 2 : bound;
 		char *p = cap > ex->scratch_cap ? realloc(ex->scratch, cap) : NULL;
 		if (!p) {
@@ -327,7 +348,7 @@ static void *sim_main(void *arg)
 			k = present;
 		double due = t0 + (double)k * period;
 		struct timespec ts = {.tv_sec = (time_t)floor(due),
-				      .tv_nsec = (long)((due - floor(due)) * 1e9)};
+		                      .tv_nsec = (long)((due - floor(due)) * 1e9)};
 		while (!ex->stopping && now_s() < due)
 			if (pthread_cond_timedwait(&ex->run_cv, &ex->run_mu, &ts) == ETIMEDOUT)
 				break;
@@ -340,7 +361,7 @@ static void *sim_main(void *arg)
 			rc = publish(ex);
 		if (rc)
 			log_warn("mock-dcgm: cannot publish the snapshot at %.0f s: %s",
-				 (double)k * ex->p.poll_interval, strerror(-rc));
+			         (double)k * ex->p.poll_interval, strerror(-rc));
 		atomic_store(&ex->last_render_ms, (now_s() - r0) * 1e3);
 		pthread_mutex_lock(&ex->run_mu);
 	}
@@ -351,8 +372,8 @@ static void *sim_main(void *arg)
 /* ---- HTTP */
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url,
-			      const char *method, const char *version, const char *upload_data,
-			      size_t *upload_size, void **con_cls)
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_size, void **con_cls)
 {
 	struct exporter *ex = cls;
 	enum MHD_Result ret;
@@ -361,8 +382,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	enum { P_METRICS, P_INDEX, P_HEALTH, P_NONE } path = P_NONE;
 
 	static int marker;
-	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
-		   strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+	bool get =
+	    strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	/* A GET is answered on the second call, once the whole request is in, so that the
 	 * connection can be kept alive (a reply queued earlier makes libmicrohttpd close it).
 	 * Anything else is answered at once, before any request body is read. */
@@ -397,7 +418,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 		return MHD_queue_response(c, status, ex->r_health);
 
 	bool gz = exporter_accepts_gzip(
-		MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
 	/* pick the current snapshot and queue it; queueing takes a reference, so the sim thread
 	 * may replace it right after */
 	pthread_mutex_lock(&ex->snap_mu);
@@ -449,14 +470,14 @@ static int open_listener(struct exporter *ex, int *fd_out, char *err, size_t err
 {
 	char host[256], port[8];
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *ai = NULL;
 	int fd = -1, rc;
 
 	if (split_listen(ex->listen, host, sizeof(host), port, sizeof(port)) != 0) {
 		snprintf(err, errlen,
-			 "--listen '%s' is not HOST:PORT (e.g. :9400, 127.0.0.1:9400, [::1]:9400)",
-			 ex->listen);
+		         "--listen '%s' is not HOST:PORT (e.g. :9400, 127.0.0.1:9400, [::1]:9400)",
+		         ex->listen);
 		return -EINVAL;
 	}
 	bool any = host[0] == '\0';
@@ -468,7 +489,7 @@ static int open_listener(struct exporter *ex, int *fd_out, char *err, size_t err
 	}
 	if (gai != 0) {
 		snprintf(err, errlen, "--listen '%s': cannot resolve '%s': %s", ex->listen, host,
-			 gai_strerror(gai));
+		         gai_strerror(gai));
 		return -EINVAL;
 	}
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
@@ -485,9 +506,9 @@ static int open_listener(struct exporter *ex, int *fd_out, char *err, size_t err
 		rc = -errno;
 		if (rc == -EADDRINUSE)
 			snprintf(err, errlen,
-				 "cannot listen on %s: the port is already in use by another "
-				 "program (pick another with --listen HOST:PORT)",
-				 ex->listen);
+			         "cannot listen on %s: the port is already in use by another "
+			         "program (pick another with --listen HOST:PORT)",
+			         ex->listen);
 		else
 			snprintf(err, errlen, "cannot listen on %s: %s", ex->listen, strerror(-rc));
 		goto out;
@@ -540,12 +561,12 @@ int exporter_start(struct exporter *ex, char *err, size_t errlen)
 		threads = ncpu < 2 ? 2 : ncpu > 16 ? 16 : (unsigned)ncpu;
 	}
 	ex->daemon = MHD_start_daemon(
-		MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, ex,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, ex, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-		MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned)CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)CONN_PER_IP,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_END);
+	    MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, ex,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, ex, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)CONN_PER_IP,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_END);
 	if (!ex->daemon) {
 		close(fd);
 		snprintf(err, errlen, "cannot start the HTTP server on %s", ex->address);
@@ -565,7 +586,10 @@ int exporter_start(struct exporter *ex, char *err, size_t errlen)
 	return 0;
 }
 
-const char *exporter_address(const struct exporter *ex) { return ex->address; }
+const char *exporter_address(const struct exporter *ex)
+{
+	return ex->address;
+}
 
 void exporter_stop(struct exporter *ex)
 {

@@ -28,7 +28,7 @@
 
 struct exporter_params {
 	const char *listen;        /* "HOST:PORT", ":PORT" (every address), "[::1]:PORT"; port 0
-				      picks a free port (see exporter_address) */
+	                              picks a free port (see exporter_address) */
 	double speed;              /* simulated seconds per real second */
 	double poll_interval;      /* simulated seconds between renders */
 	struct render_opts render; /* the strings are copied */
@@ -36,16 +36,16 @@ struct exporter_params {
 };
 
 struct exporter_stats {
-	uint64_t requests;       /* every request answered */
-	uint64_t metrics;        /* 200 on /metrics */
-	uint64_t gzip;           /* of which gzip */
-	uint64_t not_found;      /* 404 */
-	uint64_t not_allowed;    /* 405 */
-	uint64_t renders;        /* snapshots published */
-	double sim_time;         /* simulated time of the current snapshot */
-	double last_render_ms;   /* advance + render + gzip of the last snapshot */
-	size_t body_bytes;       /* size of the current plain body */
-	size_t gzip_bytes;       /* size of the current gzip body */
+	uint64_t requests;     /* every request answered */
+	uint64_t metrics;      /* 200 on /metrics */
+	uint64_t gzip;         /* of which gzip */
+	uint64_t not_found;    /* 404 */
+	uint64_t not_allowed;  /* 405 */
+	uint64_t renders;      /* snapshots published */
+	double sim_time;       /* simulated time of the current snapshot */
+	double last_render_ms; /* advance + render + gzip of the last snapshot */
+	size_t body_bytes;     /* size of the current plain body */
+	size_t gzip_bytes;     /* size of the current gzip body */
 };
 
 struct exporter;
@@ -53,7 +53,7 @@ struct exporter;
 /* Creates an exporter over sim, which it owns from now on (also when this fails).
  * Returns 0, -EINVAL (bad parameters, message in err) or -ENOMEM. */
 int exporter_create(struct exporter **out, struct sim *sim, const struct exporter_params *params,
-		    char *err, size_t errlen);
+                    char *err, size_t errlen);
 
 /* Where the GPUs come from: the simulator (exporter_create wraps it) or a live source such as
  * NVML (nvml_exporter_source). The functions run on the exporter's update thread only (and in
@@ -73,7 +73,7 @@ struct exporter_source {
 /* Creates an exporter over a source, which it owns from now on (src->destroy(src->ud) is
  * called by exporter_destroy, or here when this fails). Same returns as exporter_create. */
 int exporter_create_source(struct exporter **out, const struct exporter_source *src,
-			   const struct exporter_params *params, char *err, size_t errlen);
+                           const struct exporter_params *params, char *err, size_t errlen);
 
 /* Renders the first snapshot, binds the address, starts the threads. Returns 0, or -errno with
  * a message in err: -EADDRINUSE (port taken), -EACCES, -EINVAL (address not understood), ... */

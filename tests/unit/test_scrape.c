@@ -80,17 +80,16 @@ static char ADDR[64];
 static int setup_exporter(void **state)
 {
 	(void)state;
-	struct sim_params sp = {.model = sim_model_find("A100-SXM4-80GB"),
-				.n_gpus = 2,
-				.seed = 7,
-				.poll_interval = 10};
+	struct sim_params sp = {
+	    .model = sim_model_find("A100-SXM4-80GB"), .n_gpus = 2, .seed = 7, .poll_interval = 10};
 	struct sim *sim = NULL;
 	assert_int_equal(sim_create(&sim, &sp), 0);
-	struct exporter_params ep = {.listen = "127.0.0.1:0",
-				     .speed = 1,
-				     .poll_interval = 10,
-				     .render = {"node", "hostname", "550.127.08", sp.model->model_name},
-				     .http_threads = 2};
+	struct exporter_params ep = {
+	    .listen = "127.0.0.1:0",
+	    .speed = 1,
+	    .poll_interval = 10,
+	    .render = {"node", "hostname", "550.127.08", sp.model->model_name},
+	    .http_threads = 2};
 	char err[512] = "";
 	assert_int_equal(exporter_create(&EX, sim, &ep, err, sizeof(err)), 0);
 	if (exporter_start(EX, err, sizeof(err)) != 0)
@@ -115,7 +114,7 @@ struct seen {
 };
 
 static int cb(void *ud, size_t target, const char *url, const char *body, size_t len,
-	      const struct timespec *when, struct scrape_result *res)
+              const struct timespec *when, struct scrape_result *res)
 {
 	(void)target;
 	(void)url;
@@ -135,18 +134,18 @@ static int cb(void *ud, size_t target, const char *url, const char *body, size_t
 }
 
 static struct scrape *make(struct seen *seen, bool once, size_t max_body, double timeout,
-			   double (*clock)(void *), void *clock_ud)
+                           double (*clock)(void *), void *clock_ud)
 {
 	struct scrape_options o = {.interval_s = 10,
-				   .timeout_s = timeout,
-				   .max_body = max_body,
-				   .backoff_max_s = 30,
-				   .once = once,
-				   .cb = cb,
-				   .ud = seen,
-				   .mono = clock,
-				   .clock_ud = clock_ud,
-				   .seed = 42};
+	                           .timeout_s = timeout,
+	                           .max_body = max_body,
+	                           .backoff_max_s = 30,
+	                           .once = once,
+	                           .cb = cb,
+	                           .ud = seen,
+	                           .mono = clock,
+	                           .clock_ud = clock_ud,
+	                           .seed = 42};
 	struct scrape *s = NULL;
 	char err[256];
 	assert_int_equal(scrape_create(&s, &o, err, sizeof(err)), 0);
@@ -216,7 +215,8 @@ static void test_once_records(void **state)
 
 	assert_int_equal(st[2].failed, 1);
 	assert_int_equal(st[2].consecutive_failures, 1);
-	assert_non_null(strstr(st[2].last_error, "onnect")); /* "Couldn't connect", "Failed to connect" */
+	assert_non_null(
+	    strstr(st[2].last_error, "onnect")); /* "Couldn't connect", "Failed to connect" */
 	scrape_destroy(s);
 }
 
@@ -363,12 +363,12 @@ static void test_targets_file(void **state)
 	char err[512] = "";
 	targets_init(&t);
 	const char *text = "# fleet A\n"
-			   "\n"
-			   "http://node-1:9400/metrics\n"
-			   "   https://node-2.example:9400/metrics   # rack 7\r\n"
-			   "\t# indented comment\n"
-			   "http://10.0.0.3:9400/metrics?x=1#frag\n"
-			   "http://[::1]:9400/metrics";
+	                   "\n"
+	                   "http://node-1:9400/metrics\n"
+	                   "   https://node-2.example:9400/metrics   # rack 7\r\n"
+	                   "\t# indented comment\n"
+	                   "http://10.0.0.3:9400/metrics?x=1#frag\n"
+	                   "http://[::1]:9400/metrics";
 	assert_int_equal(targets_parse(&t, text, strlen(text), "fleet.txt", err, sizeof(err)), 0);
 	assert_int_equal(t.n, 4);
 	assert_string_equal(t.urls[0], "http://node-1:9400/metrics");
@@ -383,20 +383,24 @@ static void test_targets_file(void **state)
 		const char *text, *want;
 		int rc;
 	} bad[] = {
-		{"http://a:1/m\nftp://b/m\n", "f.txt:2: 'ftp://b/m': not an http:// or https:// URL", -EINVAL},
-		{"\n\nnode-3:9400/metrics\n", "f.txt:3: 'node-3:9400/metrics': not an http://", -EINVAL},
-		{"http://a:1/m http://b:1/m\n", "f.txt:1: more than one word", -EINVAL},
-		{"http:///metrics\n", "f.txt:1: 'http:///metrics'", -EINVAL},
-		{"http://a:1/m\n# c\nhttp://a:1/m\n", "f.txt:3: 'http://a:1/m' is already listed (f.txt:1)", -EEXIST},
-		{"http://a:99999/m\n", "f.txt:1: 'http://a:99999/m': not a valid URL", -EINVAL},
+	    {"http://a:1/m\nftp://b/m\n", "f.txt:2: 'ftp://b/m': not an http:// or https:// URL",
+	     -EINVAL},
+	    {"\n\nnode-3:9400/metrics\n", "f.txt:3: 'node-3:9400/metrics': not an http://",
+	     -EINVAL},
+	    {"http://a:1/m http://b:1/m\n", "f.txt:1: more than one word", -EINVAL},
+	    {"http:///metrics\n", "f.txt:1: 'http:///metrics'", -EINVAL},
+	    {"http://a:1/m\n# c\nhttp://a:1/m\n",
+	     "f.txt:3: 'http://a:1/m' is already listed (f.txt:1)", -EEXIST},
+	    {"http://a:99999/m\n", "f.txt:1: 'http://a:99999/m': not a valid URL", -EINVAL},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		targets_init(&t);
 		err[0] = '\0';
-		int rc = targets_parse(&t, bad[i].text, strlen(bad[i].text), "f.txt", err, sizeof(err));
+		int rc =
+		    targets_parse(&t, bad[i].text, strlen(bad[i].text), "f.txt", err, sizeof(err));
 		if (rc != bad[i].rc || !strstr(err, bad[i].want))
 			fail_msg("case %zu: rc %d, err '%s', want %d '%s'", i, rc, err, bad[i].rc,
-				 bad[i].want);
+			         bad[i].want);
 		targets_free(&t);
 	}
 
@@ -421,14 +425,14 @@ static void test_targets_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_backoff),
-		cmocka_unit_test(test_next_due),
-		cmocka_unit_test(test_phase),
-		cmocka_unit_test(test_targets_file),
-		cmocka_unit_test(test_once_records),
-		cmocka_unit_test(test_callback_verdict_and_max_body),
-		cmocka_unit_test(test_timeout),
-		cmocka_unit_test(test_backoff_schedule),
+	    cmocka_unit_test(test_backoff),
+	    cmocka_unit_test(test_next_due),
+	    cmocka_unit_test(test_phase),
+	    cmocka_unit_test(test_targets_file),
+	    cmocka_unit_test(test_once_records),
+	    cmocka_unit_test(test_callback_verdict_and_max_body),
+	    cmocka_unit_test(test_timeout),
+	    cmocka_unit_test(test_backoff_schedule),
 	};
 	return cmocka_run_group_tests(tests, setup_exporter, teardown_exporter);
 }
