@@ -79,6 +79,10 @@ static const struct config_option options[] = {
     {"max-body", 0, "SCRAPE_MAX_BODY", CONFIG_INT, "16777216", "BYTES",
      "largest decoded scrape body; bigger transfers are aborted and counted", M_SCRAPE | CLI_STATUS,
      1024, 1073741824, NULL, 0},
+    {"scrape-gzip", 0, "SCRAPE_GZIP", CONFIG_STR, "auto", "WHEN",
+     "ask exporters for gzip bodies: auto (not on loopback, where it only costs CPU), always or "
+     "never",
+     M_SCRAPE | CLI_STATUS, NORANGE, NULL, 0},
     {"buffer-events", 0, "BUFFER_EVENTS", CONFIG_INT, "100000", "N",
      "events kept in memory while Kafka is away (beyond librdkafka's own queue)", M_SCRAPE, 1,
      100000000, NULL, 0},
@@ -420,6 +424,14 @@ enum cli_action cli_load(int argc, char **argv, const char *(*getenv_fn)(const c
 		         level);
 		goto out;
 	}
+	const char *gzw = config_str(cfg, "scrape-gzip");
+	if (gzw && scrape_gzip_parse(gzw, NULL) != 0) {
+		snprintf(err, errlen, "%s: '%s' is not auto, always or never",
+		         config_source_of(cfg, "scrape-gzip") == CONFIG_SRC_ENV ? "SCRAPE_GZIP"
+		                                                                : "--scrape-gzip",
+		         gzw);
+		goto out;
+	}
 	if (mode == CLI_COLLECTOR && config_str(cfg, "output") &&
 	    strcmp(config_str(cfg, "output"), "-") != 0) {
 		snprintf(err, errlen, "--output: only '-' (standard output) is supported, got '%s'",
@@ -451,4 +463,11 @@ out:
 	config_destroy(cfg);
 	free(rest);
 	return act;
+}
+
+enum scrape_gzip cli_scrape_gzip(const struct config *cfg)
+{
+	enum scrape_gzip g = SCRAPE_GZIP_AUTO;
+	(void)scrape_gzip_parse(config_str(cfg, "scrape-gzip"), &g); /* checked at parse time */
+	return g;
 }

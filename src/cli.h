@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "collect/scrape.h"
 #include "core/config.h"
 
 enum cli_mode {
@@ -48,5 +49,8 @@ enum cli_action cli_load(int argc, char **argv, const char *(*getenv_fn)(const c
 /* Writes the help of a mode (the global help for CLI_TUI lists the subcommands too). */
 void cli_print_help(FILE *out, enum cli_mode mode);
 void cli_print_version(FILE *out);
+
+/* The --scrape-gzip choice (checked by cli_parse). */
+enum scrape_gzip cli_scrape_gzip(const struct config *cfg);
 
 #endif

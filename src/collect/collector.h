@@ -40,6 +40,7 @@ struct collector_options {
 	double interval_s;
 	double timeout_s;
 	size_t max_body;
+	enum scrape_gzip gzip;       /* when to ask for gzip bodies */
 	bool once;                   /* every target once, then the thread ends */
 	bool first_now;              /* first scrape of each target at once (scrape_options) */
 	struct events_enrich enrich; /* copied */

@@ -314,6 +314,7 @@ int collector_cmd_run(struct config *cfg)
 		.interval_s = config_double(cfg, "interval"),
 		.timeout_s = config_double(cfg, "scrape-timeout"),
 		.max_body = (size_t)config_int(cfg, "max-body"),
+		.gzip = cli_scrape_gzip(cfg),
 		.once = once,
 		.enrich = {config_str(cfg, "cluster"), config_str(cfg, "datacenter"),
 			   config_str(cfg, "rack")},

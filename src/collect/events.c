@@ -62,22 +62,77 @@ enum fill {
 	F_MIG_ID = 1u << 7,
 };
 
+/* The identity strings of an event, in the contract's order within "gpu" (hostname apart). */
+enum sid { S_HOST, S_MODEL, S_PCI, S_DEVICE, S_DRIVER, S_MIG_PROFILE, S_N };
+
+/* A string in the scrape's arena (ev->text); len == SREF_NULL: JSON null. */
+#define SREF_NULL UINT32_MAX
+struct sref {
+	uint32_t off, len;
+};
+
+/* A value: null, an exact integer or a real. */
+enum vkind { V_NULL, V_INT, V_REAL };
+struct val {
+	enum vkind kind;
+	union {
+		int64_t i;
+		double d;
+	} u;
+};
+
+/* One value of an event, in the order the samples came: a known field (id < FIELDS_MAX) or
+ * an extra series (id - FIELDS_MAX: its name in ev->xnames). */
+#define FIELDS_MAX 128
+struct entry {
+	uint32_t id;
+	struct val v;
+};
+
+/* The storage of one event is kept across scrapes (entries' buffer reused); only the counts
+ * are reset. No jansson object is made unless events_json() asks for one. */
 struct gpu_event {
 	char key[EVENTS_KEY_MAX];
-	size_t keylen;
-	json_t *root;    /* owned */
-	json_t *gpu;     /* borrowed from root */
-	json_t *metrics; /* borrowed from root */
-	json_t *extra;   /* borrowed from root */
-	unsigned filled; /* enum fill bits */
+	size_t keylen, idlen; /* idlen: the UUID part of key */
+	unsigned filled;      /* enum fill bits */
+	struct sref str[S_N];
+	bool has_index, has_mig_id;
+	int64_t index, mig_id;
+	uint64_t known[FIELDS_MAX / 64]; /* known fields set */
+	struct entry *e;                 /* owned, kept across scrapes */
+	size_t ne, cap;
+	size_t nmetrics;
+	json_t *json; /* owned; made by events_json() */
+};
+
+/* An extra series name of this scrape (interned: one copy per name). */
+struct xname {
+	struct sref name;
+	uint64_t hash;
 };
 
 struct events {
 	char *cluster, *datacenter, *rack; /* owned copies, NULL when unset */
 	char time[EVENTS_TIME_LEN];
 	bool begun;
-	struct gpu_event *gpus;
-	size_t n, cap;
+	struct gpu_event *gpus; /* [0, inited) have their buffers; [0, n) are this scrape's */
+	size_t n, cap, inited;
+	/* finding a sample's GPU: an exposition lists each family for every GPU in the same
+	 * order, so the GPU after the last one found is tried first (next); otherwise an
+	 * open-addressing table of key hash -> index + 1 (0: empty), cleared per scrape */
+	size_t next;
+	uint16_t slot[2 * EVENTS_MAX_GPUS];
+	/* the last metric name looked up (samples come grouped by family) and what it is */
+	const char *last_name;
+	size_t last_len;
+	uint32_t last_id; /* entry id, or UINT32_MAX: not a DCGM_FI_ name */
+	/* per scrape: text of identity labels and extra names; extra names' table */
+	char *text;
+	size_t text_len, text_cap;
+	struct xname *xn;
+	size_t nxn, xcap;
+	uint32_t *xslot; /* open addressing over xn: index + 1, 0 empty; xslots entries */
+	size_t xslots;
 	struct events_stats st;
 };
 
@@ -101,11 +156,15 @@ const char *events_skip_str(enum events_skip why)
 
 static char *dup_or_null(const char *s)
 {
-	return (s && *s) ? strdup(s) : NULL;
+	return s && *s ? strdup(s) : NULL;
 }
 
 int events_create(struct events **out, const struct events_enrich *en)
 {
+	size_t nf = 0;
+	(void)fields_all(&nf);
+	if (nf > FIELDS_MAX)
+		return -EINVAL; /* the known-field bitmap is too small: raise FIELDS_MAX */
 	struct events *ev = calloc(1, sizeof(*ev));
 	if (!ev)
 		return -ENOMEM;
@@ -126,9 +185,54 @@ int events_create(struct events **out, const struct events_enrich *en)
 
 static void drop_events(struct events *ev)
 {
-	for (size_t i = 0; i < ev->n; i++)
-		json_decref(ev->gpus[i].root);
+	for (size_t i = 0; i < ev->n; i++) {
+		json_decref(ev->gpus[i].json);
+		ev->gpus[i].json = NULL;
+	}
+	if (ev->n)
+		memset(ev->slot, 0, sizeof(ev->slot));
+	if (ev->nxn)
+		memset(ev->xslot, 0, ev->xslots * sizeof(*ev->xslot));
 	ev->n = 0;
+	ev->next = 0;
+	ev->nxn = 0;
+	ev->text_len = 0;
+	ev->last_name = NULL; /* it pointed into the last scrape's body */
+	ev->last_len = 0;
+}
+
+#define SLOT_MASK (2 * EVENTS_MAX_GPUS - 1)
+
+static uint64_t hash_bytes(const char *key, size_t len)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
+	return h ^ (h >> 29);
+}
+
+/* The event of this key, or NULL; *slot_out: where a new one's index goes. */
+static struct gpu_event *find_gpu(struct events *ev, const char *key, size_t keylen,
+                                  size_t *slot_out)
+{
+	if (ev->next < ev->n) {
+		struct gpu_event *g = &ev->gpus[ev->next];
+		if (g->keylen == keylen && memcmp(g->key, key, keylen) == 0) {
+			ev->next++;
+			return g;
+		}
+	}
+	size_t s = (size_t)hash_bytes(key, keylen) & SLOT_MASK;
+	for (; ev->slot[s]; s = (s + 1) & SLOT_MASK) {
+		size_t i = ev->slot[s] - 1u;
+		struct gpu_event *g = &ev->gpus[i];
+		if (g->keylen == keylen && memcmp(g->key, key, keylen) == 0) {
+			ev->next = i + 1;
+			return g;
+		}
+	}
+	*slot_out = s; /* the table is at most half full: there is always an empty slot */
+	return NULL;
 }
 
 void events_destroy(struct events *ev)
@@ -136,7 +240,12 @@ void events_destroy(struct events *ev)
 	if (!ev)
 		return;
 	drop_events(ev);
+	for (size_t i = 0; i < ev->inited; i++)
+		free(ev->gpus[i].e);
 	free(ev->gpus);
+	free(ev->text);
+	free(ev->xn);
+	free(ev->xslot);
 	free(ev->cluster);
 	free(ev->datacenter);
 	free(ev->rack);
@@ -219,22 +328,84 @@ static bool label_text(const struct prom_label *l, char *buf, size_t size, size_
 	return prom_unescape(l->value, buf, size, len) == 0;
 }
 
-/* A JSON string of a label value, or NULL (counted) when it is too long, not UTF-8, or holds
- * a NUL byte (which PostgreSQL's jsonb and every C consumer would choke on). */
-static json_t *label_string(struct events *ev, const struct prom_label *l)
+/* True when s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or code points past
+ * U+10FFFF) without a NUL byte: what a JSON string, PostgreSQL's jsonb and C consumers take. */
+static bool text_ok(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0; i < n;) {
+		unsigned c = p[i];
+		size_t k;
+		unsigned cp;
+		if (c == 0)
+			return false;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF) {
+			k = 1;
+			cp = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			k = 2;
+			cp = c & 0x0F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			k = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (i + k >= n) /* the sequence runs past the end */
+			return false;
+		for (size_t j = 1; j <= k; j++) {
+			if ((p[i + j] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + j] & 0x3F);
+		}
+		if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+		    (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
+
+/* Appends s[0..n) to the scrape's text arena. 0 or -ENOMEM. */
+static int text_add(struct events *ev, const char *s, size_t n, struct sref *out)
+{
+	if (n >= UINT32_MAX / 2 || ev->text_len + n > UINT32_MAX / 2)
+		return -ENOMEM;
+	if (ev->text_len + n > ev->text_cap) {
+		size_t cap = ev->text_cap ? ev->text_cap : 4096;
+		while (cap < ev->text_len + n)
+			cap *= 2;
+		char *t = realloc(ev->text, cap);
+		if (!t)
+			return -ENOMEM;
+		ev->text = t;
+		ev->text_cap = cap;
+	}
+	memcpy(ev->text + ev->text_len, s, n);
+	out->off = (uint32_t)ev->text_len;
+	out->len = (uint32_t)n;
+	ev->text_len += n;
+	return 0;
+}
+
+/* A label value as an identity string of the event; left null (and counted) when it is too
+ * long, not UTF-8, or holds a NUL byte. 0 or -ENOMEM. */
+static int label_string(struct events *ev, const struct prom_label *l, struct sref *out)
 {
 	char buf[LABEL_TEXT_MAX];
 	size_t len;
-	json_t *j = NULL;
-	if (label_text(l, buf, sizeof(buf), &len) && !memchr(buf, '\0', len))
-		j = json_stringn(buf, len);
-	if (!j)
-		ev->st.bad_labels++;
-	return j;
+	if (label_text(l, buf, sizeof(buf), &len) && text_ok(buf, len))
+		return text_add(ev, buf, len, out);
+	ev->st.bad_labels++;
+	return 0;
 }
 
-/* A JSON integer of a label value written as a whole number, or NULL (counted). */
-static json_t *label_integer(struct events *ev, const struct prom_label *l)
+/* A label value written as a whole number; false (counted) otherwise. */
+static bool label_integer(struct events *ev, const struct prom_label *l, int64_t *out)
 {
 	int64_t v = 0;
 	const char *p = l->value.ptr;
@@ -246,18 +417,11 @@ static json_t *label_integer(struct events *ev, const struct prom_label *l)
 			goto bad;
 		v = v * 10 + (p[i] - '0');
 	}
-	return json_integer(v);
+	*out = v;
+	return true;
 bad:
 	ev->st.bad_labels++;
-	return NULL;
-}
-
-/* Sets obj.key to j (stolen) unless j is NULL. Returns 0 or -ENOMEM. */
-static int set_stolen(json_t *obj, const char *key, json_t *j)
-{
-	if (!j)
-		return 0;
-	return json_object_set_new(obj, key, j) == 0 ? 0 : -ENOMEM;
+	return false;
 }
 
 /* Fills the identity fields of g that are still null from the labels of one sample. */
@@ -270,134 +434,176 @@ static int fill_ident(struct events *ev, struct gpu_event *g, const struct prom_
 
 	if (!(g->filled & F_HOST) && host) {
 		g->filled |= F_HOST;
-		rc = set_stolen(g->root, "hostname", label_string(ev, host));
+		rc = label_string(ev, host, &g->str[S_HOST]);
 	}
 	if (!rc && !(g->filled & F_INDEX) && id[ID_INDEX]) {
 		g->filled |= F_INDEX;
-		rc = set_stolen(g->gpu, "index", label_integer(ev, id[ID_INDEX]));
+		g->has_index = label_integer(ev, id[ID_INDEX], &g->index);
 	}
 	if (!rc && !(g->filled & F_MODEL) && model) {
 		g->filled |= F_MODEL;
-		rc = set_stolen(g->gpu, "model", label_string(ev, model));
+		rc = label_string(ev, model, &g->str[S_MODEL]);
 	}
 	if (!rc && !(g->filled & F_PCI) && id[ID_PCI]) {
 		g->filled |= F_PCI;
-		rc = set_stolen(g->gpu, "pci_bus_id", label_string(ev, id[ID_PCI]));
+		rc = label_string(ev, id[ID_PCI], &g->str[S_PCI]);
 	}
 	if (!rc && !(g->filled & F_DEVICE) && id[ID_DEVICE]) {
 		g->filled |= F_DEVICE;
-		rc = set_stolen(g->gpu, "device", label_string(ev, id[ID_DEVICE]));
+		rc = label_string(ev, id[ID_DEVICE], &g->str[S_DEVICE]);
 	}
 	if (!rc && !(g->filled & F_DRIVER) && id[ID_DRIVER]) {
 		g->filled |= F_DRIVER;
-		rc = set_stolen(g->gpu, "driver_version", label_string(ev, id[ID_DRIVER]));
+		rc = label_string(ev, id[ID_DRIVER], &g->str[S_DRIVER]);
 	}
 	if (!rc && mig && !(g->filled & F_MIG_PROFILE) && id[ID_MIG_PROFILE]) {
 		g->filled |= F_MIG_PROFILE;
-		rc = set_stolen(g->gpu, "mig_profile", label_string(ev, id[ID_MIG_PROFILE]));
+		rc = label_string(ev, id[ID_MIG_PROFILE], &g->str[S_MIG_PROFILE]);
 	}
 	if (!rc && mig && !(g->filled & F_MIG_ID)) {
 		g->filled |= F_MIG_ID;
-		rc = set_stolen(g->gpu, "mig_instance", label_integer(ev, id[ID_MIG_ID]));
+		g->has_mig_id = label_integer(ev, id[ID_MIG_ID], &g->mig_id);
 	}
 	return rc;
 }
 
-static json_t *opt_string(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
-
-/* A new event for key, with every field of the contract in order, identity fields null. */
-static int new_event(struct events *ev, const char *key, size_t keylen, const char *uuid,
+/* A new event for key with every identity field null. */
+static int new_event(struct events *ev, const char *key, size_t keylen, size_t idlen,
                      struct gpu_event **out)
 {
-	struct gpu_event *g;
-	json_t *root = NULL, *gpu = NULL, *metrics = NULL, *extra = NULL;
-	int rc = -ENOMEM;
-
 	if (ev->n == ev->cap) {
 		size_t cap = ev->cap ? ev->cap * 2 : 8;
 		struct gpu_event *p = realloc(ev->gpus, cap * sizeof(*p));
 		if (!p)
-			goto fail;
+			return -ENOMEM;
 		ev->gpus = p;
 		ev->cap = cap;
 	}
-	root = json_object();
-	gpu = json_object();
-	metrics = json_object();
-	extra = json_object();
-	if (!root || !gpu || !metrics || !extra)
-		goto fail;
-	if (json_object_set_new(root, "schema_version", json_integer(EVENTS_SCHEMA_VERSION)) ||
-	    json_object_set_new(root, "time", json_string(ev->time)) ||
-	    json_object_set_new(root, "hostname", json_null()) ||
-	    json_object_set_new(root, "cluster", opt_string(ev->cluster)) ||
-	    json_object_set_new(root, "datacenter", opt_string(ev->datacenter)) ||
-	    json_object_set_new(root, "rack", opt_string(ev->rack)) ||
-	    json_object_set_new(gpu, "index", json_null()) ||
-	    json_object_set_new(gpu, "uuid", json_string(uuid)) ||
-	    json_object_set_new(gpu, "model", json_null()) ||
-	    json_object_set_new(gpu, "pci_bus_id", json_null()) ||
-	    json_object_set_new(gpu, "device", json_null()) ||
-	    json_object_set_new(gpu, "driver_version", json_null()) ||
-	    json_object_set_new(gpu, "mig_profile", json_null()) ||
-	    json_object_set_new(gpu, "mig_instance", json_null()))
-		goto fail;
-	/* root takes the three sub-objects; the borrowed pointers stay valid while root lives */
-	if (json_object_set(root, "gpu", gpu) || json_object_set(root, "metrics", metrics) ||
-	    json_object_set(root, "extra", extra))
-		goto fail;
-	g = &ev->gpus[ev->n++];
-	memcpy(g->key, key, keylen + 1);
+	if (ev->n == ev->inited) {
+		memset(&ev->gpus[ev->n], 0, sizeof(ev->gpus[0]));
+		ev->inited++;
+	}
+	struct gpu_event *g = &ev->gpus[ev->n++];
+	memcpy(g->key, key, keylen);
+	g->key[keylen] = '\0';
 	g->keylen = keylen;
-	g->root = root;
-	g->gpu = gpu;
-	g->metrics = metrics;
-	g->extra = extra;
+	g->idlen = idlen;
 	g->filled = 0;
-	json_decref(gpu);
-	json_decref(metrics);
-	json_decref(extra);
+	for (size_t k = 0; k < S_N; k++)
+		g->str[k].len = SREF_NULL;
+	g->has_index = g->has_mig_id = false;
+	memset(g->known, 0, sizeof(g->known));
+	g->ne = 0;
+	g->nmetrics = 0;
+	g->json = NULL;
 	*out = g;
 	return 0;
-fail:
-	json_decref(root);
-	json_decref(gpu);
-	json_decref(metrics);
-	json_decref(extra);
-	return rc;
 }
 
-/* The JSON of a sample value per event v1; NULL only when out of memory. */
-static json_t *value_json(struct events *ev, const struct prom_value *v)
+/* The value of a sample per event v1. */
+static struct val value_of(struct events *ev, const struct prom_value *v)
 {
+	struct val r = {.kind = V_NULL};
 	switch (v->form) {
-	case PROM_FORM_SPECIAL: ev->st.nonfinite++; return json_null();
+	case PROM_FORM_SPECIAL: ev->st.nonfinite++; return r;
 	case PROM_FORM_INT:
-		if (v->exact && v->negative)
-			return json_integer(v->i64);
+		if (v->exact && v->negative) {
+			r.kind = V_INT;
+			r.u.i = v->i64;
+			return r;
+		}
 		if (v->exact && v->u64 >= BLANK_INT_MIN && v->u64 <= (uint64_t)INT64_MAX) {
 			ev->st.blank++;
-			return json_null();
+			return r;
 		}
-		if (v->exact && v->u64 <= (uint64_t)INT64_MAX)
-			return json_integer(v->i64);
+		if (v->exact && v->u64 <= (uint64_t)INT64_MAX) {
+			r.kind = V_INT;
+			r.u.i = v->i64;
+			return r;
+		}
 		break; /* beyond 64 bits: a real */
 	case PROM_FORM_FLOAT: break;
 	}
 	if (!isfinite(v->d)) {
 		ev->st.nonfinite++;
-		return json_null();
+		return r;
 	}
 	if (v->form == PROM_FORM_FLOAT && v->d >= BLANK_FP_MIN) {
 		ev->st.blank++;
-		return json_null();
+		return r;
 	}
 	if (v->form == PROM_FORM_INT)
 		ev->st.inexact++;
-	return json_real(v->d);
+	r.kind = V_REAL;
+	r.u.d = v->d;
+	return r;
+}
+
+/* The id of an extra series name in this scrape (interned on first sight). */
+static int extra_id(struct events *ev, const char *name, size_t len, uint32_t *out)
+{
+	uint64_t h = hash_bytes(name, len);
+	if (ev->xslots == 0 || (ev->nxn + 1) * 2 > ev->xslots) {
+		size_t ns = ev->xslots ? ev->xslots * 2 : 256;
+		uint32_t *t = calloc(ns, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		for (size_t i = 0; i < ev->nxn; i++) {
+			size_t s = (size_t)ev->xn[i].hash & (ns - 1);
+			while (t[s])
+				s = (s + 1) & (ns - 1);
+			t[s] = (uint32_t)i + 1;
+		}
+		free(ev->xslot);
+		ev->xslot = t;
+		ev->xslots = ns;
+	}
+	size_t s = (size_t)h & (ev->xslots - 1);
+	for (; ev->xslot[s]; s = (s + 1) & (ev->xslots - 1)) {
+		const struct xname *x = &ev->xn[ev->xslot[s] - 1];
+		if (x->hash == h && x->name.len == len &&
+		    memcmp(ev->text + x->name.off, name, len) == 0) {
+			*out = FIELDS_MAX + ev->xslot[s] - 1;
+			return 0;
+		}
+	}
+	if (ev->nxn == ev->xcap) {
+		size_t cap = ev->xcap ? ev->xcap * 2 : 64;
+		struct xname *p = realloc(ev->xn, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		ev->xn = p;
+		ev->xcap = cap;
+	}
+	struct xname *x = &ev->xn[ev->nxn];
+	if (text_add(ev, name, len, &x->name) != 0)
+		return -ENOMEM;
+	x->hash = h;
+	ev->xslot[s] = (uint32_t)++ev->nxn;
+	*out = FIELDS_MAX + (uint32_t)(ev->nxn - 1);
+	return 0;
+}
+
+/* The entry id of a DCGM_FI_ name: its known field, or its extra name. */
+static int name_id(struct events *ev, const struct prom_slice *name, uint32_t *out)
+{
+	if (ev->last_name && ev->last_len == name->len &&
+	    memcmp(ev->last_name, name->ptr, name->len) == 0) {
+		*out = ev->last_id;
+		return 0;
+	}
+	const struct field_def *kf = fields_by_dcgm(name->ptr, name->len);
+	if (kf) {
+		*out = (uint32_t)fields_index(kf);
+	} else {
+		int rc = extra_id(ev, name->ptr, name->len, out);
+		if (rc)
+			return rc;
+	}
+	ev->last_name = name->ptr;
+	ev->last_len = name->len;
+	ev->last_id = *out;
+	return 0;
 }
 
 int events_add(struct events *ev, const struct prom_sample *s)
@@ -407,8 +613,7 @@ int events_add(struct events *ev, const struct prom_sample *s)
 	struct gpu_event *g = NULL;
 	char key[EVENTS_KEY_MAX];
 	size_t keylen = 0, idlen;
-	const struct field_def *kf; /* a known field of event v1 (core/fields), or NULL */
-	json_t *val, *obj;
+	uint32_t eid;
 	int rc = 0;
 
 	if (!ev || !s || !ev->begun)
@@ -447,58 +652,62 @@ int events_add(struct events *ev, const struct prom_sample *s)
 		key[keylen] = '/';
 		keylen += 1 + ml;
 	}
-	for (size_t i = ev->n; i-- > 0;)
-		if (ev->gpus[i].keylen == keylen && memcmp(ev->gpus[i].key, key, keylen) == 0) {
-			g = &ev->gpus[i];
-			break;
-		}
+	size_t slot = 0;
+	g = find_gpu(ev, key, keylen, &slot);
 	if (!g) {
-		char uuid[EVENTS_KEY_MAX];
-		json_t *probe;
 		if (ev->n >= EVENTS_MAX_GPUS) {
 			skipped(ev, s, EVENTS_SKIP_TOO_MANY_GPUS);
 			return 0;
 		}
-		memcpy(uuid, key, idlen);
-		uuid[idlen] = '\0';
 		/* the key must be valid UTF-8 for the JSON uuid field, and hold no NUL */
-		probe = json_stringn(key, keylen);
-		if (!probe || memchr(key, '\0', keylen)) {
-			json_decref(probe);
+		if (!text_ok(key, keylen)) {
 			skipped(ev, s, EVENTS_SKIP_BAD_KEY);
 			return 0;
 		}
-		json_decref(probe);
-		rc = new_event(ev, key, keylen, uuid, &g);
+		rc = new_event(ev, key, keylen, idlen, &g);
 		if (rc)
 			goto out;
+		ev->slot[slot] = (uint16_t)ev->n; /* index + 1 */
+		ev->next = ev->n;
 	}
 	rc = fill_ident(ev, g, id);
 	if (rc)
 		goto out;
 
-	kf = fields_by_dcgm(s->name.ptr, s->name.len);
-	obj = kf ? g->metrics : g->extra;
-	if (kf ? json_object_get(obj, kf->key) != NULL
-	       : json_object_getn(obj, s->name.ptr, s->name.len) != NULL) {
+	rc = name_id(ev, &s->name, &eid);
+	if (rc)
+		goto out;
+	bool dup = false;
+	if (eid < FIELDS_MAX) {
+		dup = (g->known[eid / 64] >> (eid % 64)) & 1u;
+	} else {
+		for (size_t i = 0; i < g->ne && !dup; i++)
+			dup = g->e[i].id == eid;
+	}
+	if (dup) {
 		skipped(ev, s, EVENTS_SKIP_DUPLICATE);
 		goto out;
 	}
-	val = value_json(ev, &s->value);
-	if (!val) {
-		rc = -ENOMEM;
-		goto out;
+	if (g->ne == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 64;
+		struct entry *p = realloc(g->e, cap * sizeof(*p));
+		if (!p) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		g->e = p;
+		g->cap = cap;
 	}
-	/* the object takes val, also on failure */
-	if (kf ? json_object_set_new(obj, kf->key, val)
-	       : json_object_setn_new(obj, s->name.ptr, s->name.len, val)) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if (kf)
+	g->e[g->ne].id = eid;
+	g->e[g->ne].v = value_of(ev, &s->value);
+	g->ne++;
+	if (eid < FIELDS_MAX) {
+		g->known[eid / 64] |= UINT64_C(1) << (eid % 64);
+		g->nmetrics++;
 		ev->st.metrics++;
-	else
+	} else {
 		ev->st.extra++;
+	}
 out:
 	return rc;
 }
@@ -516,11 +725,6 @@ size_t events_count(const struct events *ev)
 const char *events_key(const struct events *ev, size_t i)
 {
 	return i < ev->n ? ev->gpus[i].key : NULL;
-}
-
-const json_t *events_json(const struct events *ev, size_t i)
-{
-	return i < ev->n ? ev->gpus[i].root : NULL;
 }
 
 const struct events_stats *events_stats(const struct events *ev)
@@ -678,9 +882,168 @@ int events_render_json(const json_t *j, char *buf, size_t size, size_t *len)
 	return 0;
 }
 
+static void put_int(struct writer *w, int64_t v)
+{
+	char tmp[24];
+	size_t n = sizeof(tmp);
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	do {
+		tmp[--n] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		tmp[--n] = '-';
+	put(w, tmp + n, sizeof(tmp) - n);
+}
+
+static void put_val(struct writer *w, const struct val *v)
+{
+	switch (v->kind) {
+	case V_NULL: put(w, "null", 4); return;
+	case V_INT: put_int(w, v->u.i); return;
+	case V_REAL:
+		/* whole numbers below 10^15 print exactly as an integer and ".0" (what put_real
+		 * writes for them, without printf) */
+		if (v->u.d == floor(v->u.d) && fabs(v->u.d) < 1e15 &&
+		    !(v->u.d == 0 && signbit(v->u.d))) {
+			put_int(w, (int64_t)v->u.d);
+			put(w, ".0", 2);
+		} else {
+			put_real(w, v->u.d);
+		}
+		return;
+	}
+}
+
+static void put_sref(struct writer *w, const struct events *ev, struct sref r)
+{
+	if (r.len == SREF_NULL)
+		put(w, "null", 4);
+	else
+		put_string(w, ev->text + r.off, r.len);
+}
+
+static void put_opt(struct writer *w, const char *s)
+{
+	if (s)
+		put_string(w, s, strlen(s));
+	else
+		put(w, "null", 4);
+}
+
+#define PUTL(w, lit) put((w), (lit), sizeof(lit) - 1)
+
+/* Event g in the contract's order: the identity, then metrics and extra in the order the
+ * samples came. */
+static void put_event(struct writer *w, const struct events *ev, const struct gpu_event *g)
+{
+	size_t nf = 0;
+	const struct field_def *f = fields_all(&nf);
+	PUTL(w, "{\"schema_version\":");
+	put_int(w, EVENTS_SCHEMA_VERSION);
+	PUTL(w, ",\"time\":");
+	put_string(w, ev->time, EVENTS_TIME_LEN - 1);
+	PUTL(w, ",\"hostname\":");
+	put_sref(w, ev, g->str[S_HOST]);
+	PUTL(w, ",\"cluster\":");
+	put_opt(w, ev->cluster);
+	PUTL(w, ",\"datacenter\":");
+	put_opt(w, ev->datacenter);
+	PUTL(w, ",\"rack\":");
+	put_opt(w, ev->rack);
+	PUTL(w, ",\"gpu\":{\"index\":");
+	if (g->has_index)
+		put_int(w, g->index);
+	else
+		PUTL(w, "null");
+	PUTL(w, ",\"uuid\":");
+	put_string(w, g->key, g->idlen);
+	PUTL(w, ",\"model\":");
+	put_sref(w, ev, g->str[S_MODEL]);
+	PUTL(w, ",\"pci_bus_id\":");
+	put_sref(w, ev, g->str[S_PCI]);
+	PUTL(w, ",\"device\":");
+	put_sref(w, ev, g->str[S_DEVICE]);
+	PUTL(w, ",\"driver_version\":");
+	put_sref(w, ev, g->str[S_DRIVER]);
+	PUTL(w, ",\"mig_profile\":");
+	put_sref(w, ev, g->str[S_MIG_PROFILE]);
+	PUTL(w, ",\"mig_instance\":");
+	if (g->has_mig_id)
+		put_int(w, g->mig_id);
+	else
+		PUTL(w, "null");
+	PUTL(w, "},\"metrics\":{");
+	bool first = true;
+	for (size_t i = 0; i < g->ne; i++) {
+		const struct entry *e = &g->e[i];
+		if (e->id >= FIELDS_MAX || e->id >= nf)
+			continue;
+		if (!first)
+			put(w, ",", 1);
+		first = false;
+		put_string(w, f[e->id].key, strlen(f[e->id].key));
+		put(w, ":", 1);
+		put_val(w, &e->v);
+	}
+	PUTL(w, "},\"extra\":{");
+	first = true;
+	for (size_t i = 0; i < g->ne; i++) {
+		const struct entry *e = &g->e[i];
+		if (e->id < FIELDS_MAX)
+			continue;
+		if (!first)
+			put(w, ",", 1);
+		first = false;
+		put_sref(w, ev, ev->xn[e->id - FIELDS_MAX].name);
+		put(w, ":", 1);
+		put_val(w, &e->v);
+	}
+	PUTL(w, "}}");
+}
+
 int events_render(const struct events *ev, size_t i, char *buf, size_t size, size_t *len)
 {
-	if (!ev || i >= ev->n)
+	struct writer w = {buf, size, 0};
+	locale_t old = (locale_t)0;
+	if (!ev || i >= ev->n || !len || (!buf && size > 0))
 		return -EINVAL;
-	return events_render_json(ev->gpus[i].root, buf, size, len);
+	pthread_once(&c_locale_once, c_locale_init);
+	if (c_locale != (locale_t)0)
+		old = uselocale(c_locale);
+	put_event(&w, ev, &ev->gpus[i]);
+	if (old != (locale_t)0)
+		uselocale(old);
+	*len = w.len;
+	if (w.len >= size) {
+		if (size > 0)
+			buf[size - 1] = '\0';
+		return -ENOSPC;
+	}
+	buf[w.len] = '\0';
+	return 0;
+}
+
+const json_t *events_json(struct events *ev, size_t i)
+{
+	if (!ev || i >= ev->n)
+		return NULL;
+	struct gpu_event *g = &ev->gpus[i];
+	if (!g->json) {
+		/* made from the rendered line, so both forms say the same (reals read back to
+		 * the same double; integers stay integers) */
+		size_t len = 0;
+		char small[8192], *buf = small;
+		int rc = events_render(ev, i, small, sizeof(small), &len);
+		if (rc == -ENOSPC) {
+			if (!(buf = malloc(len + 1)))
+				return NULL;
+			rc = events_render(ev, i, buf, len + 1, &len);
+		}
+		if (rc == 0)
+			g->json = json_loadb(buf, len, JSON_DISABLE_EOF_CHECK, NULL);
+		if (buf != small)
+			free(buf);
+	}
+	return g->json; /* borrowed; NULL only when out of memory */
 }

@@ -6,7 +6,9 @@
  *   events_begin(ev, time);                      scrape time, same for every event
  *   prom_parse(body, len, NULL, events_prom_cb, ev, &pst);
  *   for i < events_count(ev): events_key(ev, i), events_render(ev, i, buf, size, &len)
- * The builder allocates per GPU and per value (jansson); the parser allocates nothing.
+ * The builder keeps compact values per GPU and writes the JSON itself (no jansson objects,
+ * no allocation per value; buffers are reused from scrape to scrape); the parser allocates
+ * nothing.
  *
  * Which samples go where:
  *   - a name that does not start with DCGM_FI_ (DCGM_EXP_*, go_*, ...) is not part of event
@@ -102,8 +104,9 @@ int events_prom_cb(const struct prom_sample *s, void *ud);
 size_t events_count(const struct events *ev);
 /* The Kafka key of event i: the UUID, with "/<GPU_I_ID>" for a MIG instance. */
 const char *events_key(const struct events *ev, size_t i);
-/* Event i as a jansson object, borrowed: valid until the next events_begin()/destroy. */
-const json_t *events_json(const struct events *ev, size_t i);
+/* Event i as a jansson object, borrowed: valid until the next events_begin()/destroy. Made
+ * on the first call (from the rendered text); NULL when out of memory. */
+const json_t *events_json(struct events *ev, size_t i);
 const struct events_stats *events_stats(const struct events *ev);
 
 /*

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
 
 #include "core/log.h"
 #include "core/strbuf.h"
@@ -105,6 +107,37 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
+int scrape_gzip_parse(const char *text, enum scrape_gzip *out)
+{
+	static const char *const names[] = {"auto", "always", "never"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (text && strcmp(text, names[i]) == 0) {
+			if (out)
+				*out = (enum scrape_gzip)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+bool scrape_url_is_loopback(const char *url)
+{
+	bool lo = false;
+	char *host = NULL;
+	CURLU *u = curl_url();
+	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host)
+		goto out;
+	struct in_addr a4;
+	if (strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0)
+		lo = true;
+	else if (inet_pton(AF_INET, host, &a4) == 1)
+		lo = (ntohl(a4.s_addr) >> 24) == 127;
+out:
+	curl_free(host);
+	curl_url_cleanup(u);
+	return lo;
+}
+
 static void target_free(struct target *t)
 {
 	if (!t)
@@ -134,7 +167,10 @@ static struct target *target_new(struct scrape *s, const char *url)
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->curl_err);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+	bool gz = s->o.gzip == SCRAPE_GZIP_ALWAYS ||
+	          (s->o.gzip == SCRAPE_GZIP_AUTO && !scrape_url_is_loopback(url));
+	/* "identity" sends the header and decodes nothing; NULL would send none */
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, gz ? "gzip" : "identity");
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(s->o.timeout_s * 1000 + 0.5));
 	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)s->o.max_body);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "gpuhealth-collector/" GPUHEALTH_VERSION);

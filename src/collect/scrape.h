@@ -40,12 +40,23 @@ struct scrape_result {
 typedef int (*scrape_cb)(void *ud, size_t target, const char *url, const char *body, size_t len,
                          const struct timespec *when, struct scrape_result *res);
 
+/* When a scrape asks for a gzip body. AUTO: except from a loopback host (127.0.0.0/8, ::1,
+ * localhost), where compression only spends CPU on both sides. */
+enum scrape_gzip { SCRAPE_GZIP_AUTO = 0, SCRAPE_GZIP_ALWAYS, SCRAPE_GZIP_NEVER };
+
+/* "auto", "always" or "never" into *out (may be NULL: just check). 0 or -EINVAL. */
+int scrape_gzip_parse(const char *text, enum scrape_gzip *out);
+
+/* True when the URL's host is a loopback address or name. */
+bool scrape_url_is_loopback(const char *url);
+
 struct scrape_options {
 	double interval_s;     /* > 0 */
 	double timeout_s;      /* whole transfer, > 0 */
 	size_t max_body;       /* decoded bytes, > 0 */
 	double backoff_max_s;  /* 0: max(interval, 120 s) */
 	unsigned max_parallel; /* transfers at once; 0: 256 */
+	enum scrape_gzip gzip; /* when to send Accept-Encoding: gzip */
 	bool once;             /* scrape every target once, no retries */
 	bool first_now;        /* a new target's first scrape at once, not at its phase (the
 	                          console: something to show right away) */

@@ -32,9 +32,14 @@ struct exporter {
 	char *hostname, *host_label, *driver_version, *model_name, *listen; /* owned copies */
 	char address[80];
 
-	/* the current snapshot: responses reference-counted by libmicrohttpd */
-	pthread_mutex_t snap_mu;
+	/* the current snapshot: responses reference-counted by libmicrohttpd. The gzip form is
+	 * made on the first request that asks for it (a collector on loopback does not), from
+	 * cur_body, the plain response's buffer. gz_mu serializes those builds with the swap of
+	 * the snapshot, so cur_body stays alive while it is compressed; order: gz_mu, snap_mu. */
+	pthread_mutex_t snap_mu, gz_mu;
 	struct MHD_Response *cur_plain, *cur_gzip;
+	const char *cur_body; /* owned by cur_plain */
+	char cur_simt[32];
 	double cur_time;
 	size_t cur_plain_len, cur_gzip_len;
 
@@ -159,6 +164,7 @@ int exporter_create_source(struct exporter **out, const struct exporter_source *
 	ex->have_src = true;
 	src.destroy = NULL; /* owned by ex now */
 	pthread_mutex_init(&ex->snap_mu, NULL);
+	pthread_mutex_init(&ex->gz_mu, NULL);
 	pthread_mutex_init(&ex->run_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -251,9 +257,9 @@ fail:
 static int publish(struct exporter *ex)
 {
 	int rc = -ENOMEM;
-	char *body = NULL, *gz = NULL;
-	struct MHD_Response *rp = NULL, *rg = NULL;
-	size_t n = ex->src.count(ex->src.ud), len = 0, gz_len = 0;
+	char *body = NULL;
+	struct MHD_Response *rp = NULL;
+	size_t n = ex->src.count(ex->src.ud), len = 0;
 	size_t bound = render_bound(n, &ex->p.render);
 
 	if (!ex->scratch) {
@@ -281,39 +287,33 @@ static int publish(struct exporter *ex)
 	if (!body)
 		goto out;
 	memcpy(body, ex->scratch, len + 1);
-	gz = gzip_buf(body, len, &gz_len);
-	if (!gz)
-		goto out;
 	/* each response frees its buffer when libmicrohttpd drops its last reference */
 	rp = MHD_create_response_from_buffer_with_free_callback(len, body, free);
 	if (!rp)
 		goto out;
+	const char *body_ref = body;
 	body = NULL; /* owned by rp */
-	rg = MHD_create_response_from_buffer_with_free_callback(gz_len, gz, free);
-	if (!rg)
-		goto out;
-	gz = NULL; /* owned by rg */
 	/* the snapshot's simulated time, for tests and debugging (not part of dcgm-exporter) */
 	char simt[32];
 	snprintf(simt, sizeof(simt), "%.3f", ex->src.time(ex->src.ud));
 	if (MHD_add_response_header(rp, "Content-Type", CONTENT_TYPE_METRICS) != MHD_YES ||
 	    MHD_add_response_header(rp, "Vary", "Accept-Encoding") != MHD_YES ||
-	    MHD_add_response_header(rp, "X-Gpuhealth-Simulated-Time", simt) != MHD_YES ||
-	    MHD_add_response_header(rg, "X-Gpuhealth-Simulated-Time", simt) != MHD_YES ||
-	    MHD_add_response_header(rg, "Content-Type", CONTENT_TYPE_METRICS) != MHD_YES ||
-	    MHD_add_response_header(rg, "Content-Encoding", "gzip") != MHD_YES ||
-	    MHD_add_response_header(rg, "Vary", "Accept-Encoding") != MHD_YES)
+	    MHD_add_response_header(rp, "X-Gpuhealth-Simulated-Time", simt) != MHD_YES)
 		goto out;
 
+	pthread_mutex_lock(&ex->gz_mu); /* no gzip build is reading the old body now */
 	pthread_mutex_lock(&ex->snap_mu);
 	struct MHD_Response *old_p = ex->cur_plain, *old_g = ex->cur_gzip;
 	ex->cur_plain = rp;
-	ex->cur_gzip = rg;
+	ex->cur_body = body_ref;
+	ex->cur_gzip = NULL; /* made on the first request for it */
+	memcpy(ex->cur_simt, simt, sizeof(simt));
 	ex->cur_time = ex->src.time(ex->src.ud);
 	ex->cur_plain_len = len;
-	ex->cur_gzip_len = gz_len;
+	ex->cur_gzip_len = 0;
 	pthread_mutex_unlock(&ex->snap_mu);
-	rp = rg = NULL;
+	pthread_mutex_unlock(&ex->gz_mu);
+	rp = NULL;
 	/* drop the snapshot's own reference; requests still sending it hold theirs */
 	if (old_p)
 		MHD_destroy_response(old_p);
@@ -324,11 +324,63 @@ static int publish(struct exporter *ex)
 out:
 	if (rp)
 		MHD_destroy_response(rp);
-	if (rg)
-		MHD_destroy_response(rg);
 	free(body);
-	free(gz);
 	return rc;
+}
+
+/* Queues the gzip form of the current snapshot, compressing it first if no request has
+ * asked for it since the last render. Falls back to the plain form if compression fails. */
+static enum MHD_Result queue_gzip(struct exporter *ex, struct MHD_Connection *c,
+                                  unsigned int status)
+{
+	enum MHD_Result ret;
+	char *gz = NULL;
+	size_t gz_len = 0;
+	struct MHD_Response *rg = NULL;
+
+	pthread_mutex_lock(&ex->snap_mu);
+	if (ex->cur_gzip) {
+		ret = MHD_queue_response(c, status, ex->cur_gzip);
+		pthread_mutex_unlock(&ex->snap_mu);
+		return ret;
+	}
+	pthread_mutex_unlock(&ex->snap_mu);
+
+	pthread_mutex_lock(&ex->gz_mu); /* the snapshot cannot be swapped while this is held */
+	pthread_mutex_lock(&ex->snap_mu);
+	const char *body = ex->cur_body;
+	size_t len = ex->cur_plain_len;
+	bool built = ex->cur_gzip != NULL; /* by another request while this one waited */
+	pthread_mutex_unlock(&ex->snap_mu);
+	if (!built) {
+		gz = gzip_buf(body, len, &gz_len);
+		if (gz)
+			rg = MHD_create_response_from_buffer_with_free_callback(gz_len, gz, free);
+		if (rg)
+			gz = NULL; /* owned by rg */
+		if (rg &&
+		    (MHD_add_response_header(rg, "X-Gpuhealth-Simulated-Time", ex->cur_simt) !=
+		         MHD_YES ||
+		     MHD_add_response_header(rg, "Content-Type", CONTENT_TYPE_METRICS) != MHD_YES ||
+		     MHD_add_response_header(rg, "Content-Encoding", "gzip") != MHD_YES ||
+		     MHD_add_response_header(rg, "Vary", "Accept-Encoding") != MHD_YES)) {
+			MHD_destroy_response(rg);
+			rg = NULL;
+		}
+		if (!rg)
+			log_warn("mock-dcgm: could not compress the snapshot (out of memory); "
+			         "answering uncompressed");
+	}
+	pthread_mutex_lock(&ex->snap_mu);
+	if (rg) {
+		ex->cur_gzip = rg; /* the snapshot's reference */
+		ex->cur_gzip_len = gz_len;
+	}
+	ret = MHD_queue_response(c, status, ex->cur_gzip ? ex->cur_gzip : ex->cur_plain);
+	pthread_mutex_unlock(&ex->snap_mu);
+	pthread_mutex_unlock(&ex->gz_mu);
+	free(gz);
+	return ret;
 }
 
 static void *sim_main(void *arg)
@@ -377,7 +429,6 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 {
 	struct exporter *ex = cls;
 	enum MHD_Result ret;
-	struct MHD_Response *r;
 	unsigned status = MHD_HTTP_OK;
 	enum { P_METRICS, P_INDEX, P_HEALTH, P_NONE } path = P_NONE;
 
@@ -421,10 +472,13 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
 	/* pick the current snapshot and queue it; queueing takes a reference, so the sim thread
 	 * may replace it right after */
-	pthread_mutex_lock(&ex->snap_mu);
-	r = gz ? ex->cur_gzip : ex->cur_plain;
-	ret = MHD_queue_response(c, status, r);
-	pthread_mutex_unlock(&ex->snap_mu);
+	if (gz) {
+		ret = queue_gzip(ex, c, status);
+	} else {
+		pthread_mutex_lock(&ex->snap_mu);
+		ret = MHD_queue_response(c, status, ex->cur_plain);
+		pthread_mutex_unlock(&ex->snap_mu);
+	}
 	atomic_fetch_add(&ex->n_metrics, 1);
 	if (gz)
 		atomic_fetch_add(&ex->n_gzip, 1);
@@ -644,6 +698,7 @@ void exporter_destroy(struct exporter *ex)
 	if (ex->r_405)
 		MHD_destroy_response(ex->r_405);
 	pthread_mutex_destroy(&ex->snap_mu);
+	pthread_mutex_destroy(&ex->gz_mu);
 	pthread_mutex_destroy(&ex->run_mu);
 	pthread_cond_destroy(&ex->run_cv);
 	if (ex->have_src)

@@ -2,11 +2,13 @@
  * exporter: the dcgm-exporter compatible HTTP endpoint of `gpuhealth mock-dcgm`.
  *
  * Two kinds of threads. One simulation thread advances the simulator every
- * poll_interval / speed real seconds, renders the exposition (render.h), compresses it once
- * and publishes the pair as the current snapshot. libmicrohttpd's threads answer requests from
- * whatever snapshot is current: they take a mutex only to pick the snapshot and queue it
- * (libmicrohttpd reference-counts the response, so an old snapshot lives until its last
- * reader is done), and never wait for the simulator or a render.
+ * poll_interval / speed real seconds, renders the exposition (render.h) and publishes it as
+ * the current snapshot. libmicrohttpd's threads answer requests from whatever snapshot is
+ * current: they take a mutex only to pick the snapshot and queue it (libmicrohttpd
+ * reference-counts the response, so an old snapshot lives until its last reader is done), and
+ * never wait for the simulator or a render. The gzip form is compressed once per snapshot, by
+ * the first request that accepts gzip (clients on loopback usually do not ask for it: gzip of
+ * a 1,024-GPU snapshot costs ~80 ms of CPU, 30x its render).
  *
  *   GET|HEAD /metrics   Prometheus text 0.0.4, gzip when the client accepts it
  *   GET|HEAD /          a short index page
@@ -43,9 +45,9 @@ struct exporter_stats {
 	uint64_t not_allowed;  /* 405 */
 	uint64_t renders;      /* snapshots published */
 	double sim_time;       /* simulated time of the current snapshot */
-	double last_render_ms; /* advance + render + gzip of the last snapshot */
+	double last_render_ms; /* advance + render of the last snapshot */
 	size_t body_bytes;     /* size of the current plain body */
-	size_t gzip_bytes;     /* size of the current gzip body */
+	size_t gzip_bytes;     /* size of the current gzip body (0 until one is asked for) */
 };
 
 struct exporter;

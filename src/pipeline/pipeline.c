@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "collect/targets.h"
 #include "core/log.h"
 #include "core/timeutil.h"
@@ -488,6 +489,7 @@ static int start_collector(struct pipeline *p)
 		.interval_s = config_double(cfg, "interval"),
 		.timeout_s = config_double(cfg, "scrape-timeout"),
 		.max_body = (size_t)config_int(cfg, "max-body"),
+		.gzip = cli_scrape_gzip(cfg),
 		.first_now = true, /* the console shows something at once */
 		.enrich = {config_str(cfg, "cluster"), config_str(cfg, "datacenter"),
 			   config_str(cfg, "rack")},

@@ -306,6 +306,7 @@ static int from_scrape(const struct config *cfg, struct targets *tg, struct flee
 		.interval_s = 10,
 		.timeout_s = config_double(cfg, "scrape-timeout"),
 		.max_body = (size_t)config_int(cfg, "max-body"),
+		.gzip = cli_scrape_gzip(cfg),
 		.once = true,
 		.out = null,
 		.tap = tap,

@@ -133,10 +133,13 @@ static int cb(void *ud, size_t target, const char *url, const char *body, size_t
 	return 0;
 }
 
+static enum scrape_gzip make_gzip = SCRAPE_GZIP_AUTO; /* for the next make() */
+
 static struct scrape *make(struct seen *seen, bool once, size_t max_body, double timeout,
                            double (*clock)(void *), void *clock_ud)
 {
 	struct scrape_options o = {.interval_s = 10,
+	                           .gzip = make_gzip,
 	                           .timeout_s = timeout,
 	                           .max_body = max_body,
 	                           .backoff_max_s = 30,
@@ -172,11 +175,59 @@ static int closed_port(void)
 	return ntohs(a.sin_port);
 }
 
+/* --scrape-gzip: auto asks a loopback exporter for plain text, never asks nobody, always asks
+ * everybody; the words parse, others do not. */
+static void test_gzip_choice(void **state)
+{
+	(void)state;
+	enum scrape_gzip g = SCRAPE_GZIP_ALWAYS;
+	assert_int_equal(scrape_gzip_parse("auto", &g), 0);
+	assert_int_equal(g, SCRAPE_GZIP_AUTO);
+	assert_int_equal(scrape_gzip_parse("never", &g), 0);
+	assert_int_equal(g, SCRAPE_GZIP_NEVER);
+	assert_int_equal(scrape_gzip_parse("always", NULL), 0);
+	assert_int_equal(scrape_gzip_parse("yes", &g), -EINVAL);
+	assert_int_equal(scrape_gzip_parse(NULL, &g), -EINVAL);
+
+	assert_true(scrape_url_is_loopback("http://127.0.0.1:9400/metrics"));
+	assert_true(scrape_url_is_loopback("http://127.3.4.5/metrics"));
+	assert_true(scrape_url_is_loopback("http://localhost:9400/metrics"));
+	assert_true(scrape_url_is_loopback("http://LOCALHOST/metrics"));
+	assert_true(scrape_url_is_loopback("http://[::1]:9400/metrics"));
+	assert_false(scrape_url_is_loopback("http://128.0.0.1:9400/metrics"));
+	assert_false(scrape_url_is_loopback("http://10.0.0.7:9400/metrics"));
+	assert_false(scrape_url_is_loopback("http://gpu-node-7:9400/metrics"));
+	assert_false(scrape_url_is_loopback("http://127.0.0.1.example.com/metrics"));
+	assert_false(scrape_url_is_loopback("not a url"));
+
+	char ok[128];
+	snprintf(ok, sizeof(ok), "http://%s/metrics", ADDR);
+	const char *urls[] = {ok};
+	const enum scrape_gzip when[] = {SCRAPE_GZIP_AUTO, SCRAPE_GZIP_NEVER, SCRAPE_GZIP_ALWAYS};
+	for (size_t k = 0; k < 3; k++) {
+		struct seen seen = {0};
+		struct exporter_stats es0, es1;
+		make_gzip = when[k];
+		struct scrape *s = make(&seen, true, 16 << 20, 5, NULL, NULL);
+		make_gzip = SCRAPE_GZIP_AUTO;
+		exporter_get_stats(EX, &es0);
+		assert_int_equal(scrape_set_targets(s, urls, 1), 0);
+		run_until_tried(s);
+		exporter_get_stats(EX, &es1);
+		assert_int_equal(seen.calls, 1);
+		assert_int_equal(es1.metrics - es0.metrics, 1);
+		assert_int_equal(es1.gzip - es0.gzip, when[k] == SCRAPE_GZIP_ALWAYS ? 1 : 0);
+		scrape_destroy(s);
+	}
+}
+
 static void test_once_records(void **state)
 {
 	(void)state;
 	struct seen seen = {0};
+	make_gzip = SCRAPE_GZIP_ALWAYS;
 	struct scrape *s = make(&seen, true, 16 << 20, 5, NULL, NULL);
+	make_gzip = SCRAPE_GZIP_AUTO;
 	char ok[128], missing[128], refused[128];
 	snprintf(ok, sizeof(ok), "http://%s/metrics", ADDR);
 	snprintf(missing, sizeof(missing), "http://%s/nope", ADDR);
@@ -430,6 +481,7 @@ int main(void)
 	    cmocka_unit_test(test_phase),
 	    cmocka_unit_test(test_targets_file),
 	    cmocka_unit_test(test_once_records),
+	    cmocka_unit_test(test_gzip_choice),
 	    cmocka_unit_test(test_callback_verdict_and_max_body),
 	    cmocka_unit_test(test_timeout),
 	    cmocka_unit_test(test_backoff_schedule),
