@@ -896,21 +896,53 @@ static void put_int(struct writer *w, int64_t v)
 	put(w, tmp + n, sizeof(tmp) - n);
 }
 
+/* Reals with few decimals (most gauges) without printf: the fewest decimals k (0..8) for
+ * which m = round(d 10^k) gives back d as m / 10^k. With |m| < 2^53 and 10^k exact, that
+ * division is correctly rounded, so it is what strtod makes of the text "m / 10^k": the text
+ * reads back to d exactly. False: not such a number (put_real writes it). */
+static bool put_real_fast(struct writer *w, double d)
+{
+	static const double p10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+	double a = fabs(d);
+	if (!(a < 1e15) || (d == 0 && signbit(d)) || (a != 0 && a < 1e-4))
+		return false;
+	for (int k = 0; k <= 8; k++) {
+		double x = d * p10[k];
+		if (fabs(x) >= 9007199254740992.0) /* 2^53 */
+			return false;
+		int64_t m = llround(x);
+		if ((double)m / p10[k] != d)
+			continue;
+		char tmp[40];
+		size_t n = sizeof(tmp);
+		uint64_t u = m < 0 ? (uint64_t)0 - (uint64_t)m : (uint64_t)m;
+		if (k == 0) /* whole numbers get ".0" */
+			tmp[--n] = '0';
+		for (int i = 0; i < k; i++) {
+			tmp[--n] = (char)('0' + u % 10);
+			u /= 10;
+		}
+		tmp[--n] = '.';
+		do {
+			tmp[--n] = (char)('0' + u % 10);
+			u /= 10;
+		} while (u);
+		if (m < 0)
+			tmp[--n] = '-';
+		put(w, tmp + n, sizeof(tmp) - n);
+		return true;
+	}
+	return false;
+}
+
 static void put_val(struct writer *w, const struct val *v)
 {
 	switch (v->kind) {
 	case V_NULL: put(w, "null", 4); return;
 	case V_INT: put_int(w, v->u.i); return;
 	case V_REAL:
-		/* whole numbers below 10^15 print exactly as an integer and ".0" (what put_real
-		 * writes for them, without printf) */
-		if (v->u.d == floor(v->u.d) && fabs(v->u.d) < 1e15 &&
-		    !(v->u.d == 0 && signbit(v->u.d))) {
-			put_int(w, (int64_t)v->u.d);
-			put(w, ".0", 2);
-		} else {
+		if (!put_real_fast(w, v->u.d))
 			put_real(w, v->u.d);
-		}
 		return;
 	}
 }

@@ -15,6 +15,9 @@
 #include "core/timeutil.h"
 #include "version.h"
 
+/* Body buffers above this are freed after each scrape, smaller ones kept for the next. */
+#define BODY_KEEP_MAX (1u << 20)
+
 struct target {
 	char *url;          /* owned */
 	size_t index;       /* in the current set */
@@ -293,6 +296,10 @@ static void start_due(struct scrape *s, double now)
 		if (t->running || t->due > now)
 			continue;
 		strbuf_reset(&t->body);
+		if (!t->body.cap && t->st.last_bytes) { /* room for a body like the last one */
+			size_t want = t->st.last_bytes + t->st.last_bytes / 8 + 4096;
+			(void)strbuf_reserve(&t->body, want < s->o.max_body ? want : s->o.max_body);
+		}
 		t->too_large = false;
 		t->curl_err[0] = '\0';
 		if (curl_multi_add_handle(s->multi, t->easy) != CURLM_OK) {
@@ -386,7 +393,9 @@ static void finish(struct scrape *s, struct target *t, CURLcode cc)
 		          t->url, fails, error, retry_in);
 	else if (ok && before > 0)
 		log_info("collector: target %s is back after %u failed scrapes", t->url, before);
-	if (t->body.cap > 4 * (t->body.len + 4096)) { /* give back a one-off large buffer */
+	/* give back a large buffer (thousands of targets of 1,024 GPUs would otherwise hold ~10 MB
+	 * each between scrapes) or a one-off large one; the next transfer reserves its size */
+	if (t->body.cap > BODY_KEEP_MAX || t->body.cap > 4 * (t->body.len + 4096)) {
 		strbuf_free(&t->body);
 		strbuf_init(&t->body, s->o.max_body);
 	}

@@ -48,6 +48,14 @@ static int reserve(struct strbuf *sb, size_t extra)
 	return 0;
 }
 
+int strbuf_reserve(struct strbuf *sb, size_t n)
+{
+	bool was = sb->overflow;
+	int rc = reserve(sb, n);
+	sb->overflow = was;
+	return rc;
+}
+
 int strbuf_append(struct strbuf *sb, const void *p, size_t n)
 {
 	int rc = reserve(sb, n);
@@ -59,7 +67,10 @@ int strbuf_append(struct strbuf *sb, const void *p, size_t n)
 	return 0;
 }
 
-int strbuf_puts(struct strbuf *sb, const char *s) { return strbuf_append(sb, s, strlen(s)); }
+int strbuf_puts(struct strbuf *sb, const char *s)
+{
+	return strbuf_append(sb, s, strlen(s));
+}
 
 int strbuf_printf(struct strbuf *sb, const char *fmt, ...)
 {

@@ -9,7 +9,7 @@ struct strbuf {
 	char *data; /* owned; always NUL-terminated when cap > 0 */
 	size_t len;
 	size_t cap;
-	size_t max; /* growth stops here; 0 = no bound */
+	size_t max;    /* growth stops here; 0 = no bound */
 	bool overflow; /* an append did not fit under max */
 };
 
@@ -20,6 +20,9 @@ void strbuf_reset(struct strbuf *sb); /* keeps the memory */
 int strbuf_append(struct strbuf *sb, const void *p, size_t n);
 int strbuf_puts(struct strbuf *sb, const char *s);
 int strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Makes room for n more bytes at once (one allocation instead of doublings). 0, -ENOMEM or
+ * -ENOSPC (past max: nothing is reserved, overflow is not set). */
+int strbuf_reserve(struct strbuf *sb, size_t n);
 /* Truncates to len (<= current length). */
 void strbuf_truncate(struct strbuf *sb, size_t len);
 

@@ -54,7 +54,9 @@ static const json_t *event_by_key(const char *key)
 	return NULL;
 }
 
-#define L8 "gpu=\"0\",UUID=\"GPU-a\",pci_bus_id=\"00000000:31:00.0\",device=\"nvidia0\",modelName=\"NVIDIA L4\",Hostname=\"node-1\",DCGM_FI_DRIVER_VERSION=\"580.105.08\""
+#define L8                                                                                         \
+	"gpu=\"0\",UUID=\"GPU-a\",pci_bus_id=\"00000000:31:00.0\",device=\"nvidia0\",modelName="   \
+	"\"NVIDIA L4\",Hostname=\"node-1\",DCGM_FI_DRIVER_VERSION=\"580.105.08\""
 
 static void test_one_gpu(void **state)
 {
@@ -93,7 +95,8 @@ static void test_one_gpu(void **state)
 	assert_int_equal(json_object_size(path(e, "metrics", NULL)), 3);
 	/* absent fields are absent, not null */
 	assert_null(path(e, "metrics", "memory_temp"));
-	assert_int_equal(json_integer_value(path(e, "extra", "DCGM_FI_DEV_VGPU_LICENSE_STATUS")), 0);
+	assert_int_equal(json_integer_value(path(e, "extra", "DCGM_FI_DEV_VGPU_LICENSE_STATUS")),
+	                 0);
 	assert_int_equal(json_object_size(path(e, "extra", NULL)), 1);
 	/* label-typed fields are labels, never metrics */
 	assert_null(path(e, "extra", "DCGM_FI_DRIVER_VERSION"));
@@ -130,7 +133,7 @@ static void test_sentinels(void **state)
 	/* just below the range: a real counter, exact */
 	assert_true(json_is_integer(json_object_get(m, "total_energy")));
 	assert_true(json_integer_value(json_object_get(m, "total_energy")) ==
-		    INT64_C(9223372036854775791));
+	            INT64_C(9223372036854775791));
 	/* FP blank: float-form at or above 2^47 */
 	assert_true(json_is_null(json_object_get(m, "power_usage")));
 	assert_true(json_is_real(json_object_get(m, "power_limit")));
@@ -138,7 +141,7 @@ static void test_sentinels(void **state)
 	/* integer-form 2^47 is not the FP blank */
 	assert_true(json_is_integer(json_object_get(m, "pcie_rx_bytes")));
 	assert_true(json_integer_value(json_object_get(m, "pcie_rx_bytes")) ==
-		    INT64_C(140737488355328));
+	            INT64_C(140737488355328));
 	/* JSON has no NaN / Inf */
 	assert_true(json_is_null(json_object_get(m, "mem_clock")));
 	assert_true(json_is_null(json_object_get(m, "gpu_util")));
@@ -165,14 +168,17 @@ static void test_sentinels(void **state)
 static void test_host_labels_and_alias(void **state)
 {
 	(void)state;
-	build("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS{gpu=\"0\",UUID=\"GPU-old\",Hostname=\"old-host\"} 1\n"
-	      "DCGM_FI_DEV_CLOCKS_EVENT_REASONS{gpu=\"1\",UUID=\"GPU-new\",hostname=\"new-host\"} 8\n"
-	      "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS{gpu=\"1\",UUID=\"GPU-new\",hostname=\"new-host\"} 4\n"
-	      "DCGM_FI_DEV_GPU_TEMP{gpu=\"2\",UUID=\"GPU-nohost\"} 50\n",
-	      NULL);
+	build(
+	    "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS{gpu=\"0\",UUID=\"GPU-old\",Hostname=\"old-host\"} "
+	    "1\n"
+	    "DCGM_FI_DEV_CLOCKS_EVENT_REASONS{gpu=\"1\",UUID=\"GPU-new\",hostname=\"new-host\"} 8\n"
+	    "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS{gpu=\"1\",UUID=\"GPU-new\",hostname=\"new-host\"} "
+	    "4\n"
+	    "DCGM_FI_DEV_GPU_TEMP{gpu=\"2\",UUID=\"GPU-nohost\"} 50\n",
+	    NULL);
 	assert_int_equal(events_count(EV), 3);
 	const json_t *o = event_by_key("GPU-old"), *n = event_by_key("GPU-new"),
-		     *h = event_by_key("GPU-nohost");
+	             *h = event_by_key("GPU-nohost");
 	assert_string_equal(json_string_value(path(o, "hostname", NULL)), "old-host");
 	assert_string_equal(json_string_value(path(n, "hostname", NULL)), "new-host");
 	assert_true(json_is_null(path(h, "hostname", NULL)));
@@ -195,9 +201,12 @@ static void test_host_labels_and_alias(void **state)
 static void test_mig(void **state)
 {
 	(void)state;
-	build("DCGM_FI_PROF_SM_ACTIVE{gpu=\"0\",UUID=\"GPU-m\",modelName=\"A100\",GPU_I_PROFILE=\"1g.10gb\",GPU_I_ID=\"3\"} 0.25\n"
-	      "DCGM_FI_PROF_SM_ACTIVE{gpu=\"0\",UUID=\"GPU-m\",modelName=\"A100\",GPU_I_PROFILE=\"3g.40gb\",GPU_I_ID=\"1\"} 0.5\n"
-	      "DCGM_FI_DEV_GPU_TEMP{gpu=\"0\",UUID=\"GPU-m\",modelName=\"A100\",GPU_I_PROFILE=\"\",GPU_I_ID=\"\"} 40\n",
+	build("DCGM_FI_PROF_SM_ACTIVE{gpu=\"0\",UUID=\"GPU-m\",modelName=\"A100\",GPU_I_PROFILE="
+	      "\"1g.10gb\",GPU_I_ID=\"3\"} 0.25\n"
+	      "DCGM_FI_PROF_SM_ACTIVE{gpu=\"0\",UUID=\"GPU-m\",modelName=\"A100\",GPU_I_PROFILE="
+	      "\"3g.40gb\",GPU_I_ID=\"1\"} 0.5\n"
+	      "DCGM_FI_DEV_GPU_TEMP{gpu=\"0\",UUID=\"GPU-m\",modelName=\"A100\",GPU_I_PROFILE=\"\","
+	      "GPU_I_ID=\"\"} 40\n",
 	      NULL);
 	assert_int_equal(events_count(EV), 3);
 	assert_string_equal(events_key(EV, 0), "GPU-m/3");
@@ -222,7 +231,8 @@ static void test_unattributed_and_foreign(void **state)
 	      "DCGM_FI_DEV_GPU_TEMP{gpu=\"0\",UUID=\"\"} 1\n"
 	      "DCGM_EXP_XID_ERRORS_COUNT{gpu=\"0\",UUID=\"GPU-x\",xid=\"42\"} 1\n"
 	      "go_goroutines 12\n"
-	      "DCGM_FI_DEV_NVLINK_BANDWIDTH_L0{nvlink=\"0\",gpu=\"0\",gpu_uuid=\"GPU-x\",model_name=\"H100\"} 7\n"
+	      "DCGM_FI_DEV_NVLINK_BANDWIDTH_L0{nvlink=\"0\",gpu=\"0\",gpu_uuid=\"GPU-x\",model_"
+	      "name=\"H100\"} 7\n"
 	      "DCGM_FI_DEV_GPU_TEMP{gpu=\"0\",UUID=\"GPU-x\"} 33\n",
 	      NULL);
 	const struct events_stats *st = events_stats(EV);
@@ -239,19 +249,21 @@ static void test_unattributed_and_foreign(void **state)
 	assert_int_equal(events_count(EV), 1);
 	const json_t *e = events_json(EV, 0);
 	assert_string_equal(json_string_value(path(e, "gpu", "model")), "H100");
-	assert_int_equal(json_integer_value(path(e, "extra", "DCGM_FI_DEV_NVLINK_BANDWIDTH_L0")), 7);
+	assert_int_equal(json_integer_value(path(e, "extra", "DCGM_FI_DEV_NVLINK_BANDWIDTH_L0")),
+	                 7);
 	assert_int_equal(json_integer_value(path(e, "metrics", "gpu_temp")), 33);
 	/* every sample is accounted for */
 	assert_int_equal(st->metrics + st->extra + st->no_uuid + st->not_dcgm + st->duplicates +
-			     st->bad_key + st->too_many_gpus,
-			 st->samples);
+	                     st->bad_key + st->too_many_gpus,
+	                 st->samples);
 }
 
 static void test_escaped_identity(void **state)
 {
 	(void)state;
-	build("DCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-\\\"q\\\"\",modelName=\"A \\\\ B\\nC\",gpu=\"x\"} 1\n",
-	      NULL);
+	build(
+	    "DCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-\\\"q\\\"\",modelName=\"A \\\\ B\\nC\",gpu=\"x\"} 1\n",
+	    NULL);
 	assert_int_equal(events_count(EV), 1);
 	assert_string_equal(events_key(EV, 0), "GPU-\"q\"");
 	const json_t *e = events_json(EV, 0);
@@ -273,7 +285,7 @@ static void test_escaped_identity(void **state)
 	assert_int_equal(events_stats(EV)->bad_key, 1);
 	/* a NUL byte in a label (PostgreSQL's jsonb refuses \u0000): null or skipped, counted */
 	static const char nul[] = "DCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-n\",device=\"nv\0x\"} 1\n"
-				  "DCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-n\",GPU_I_ID=\"\0\"} 1\n";
+	                          "DCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-n\",GPU_I_ID=\"\0\"} 1\n";
 	struct events *ev;
 	struct prom_stats pst;
 	assert_int_equal(events_create(&ev, NULL), 0);
@@ -306,13 +318,25 @@ static void test_render(void **state)
 	assert_non_null(strstr(buf, "\"DCGM_FI_DEV_FB_USED_PERCENT\":8e-06"));
 	assert_non_null(strstr(buf, "\"dram_active\":0.1,"));
 	assert_non_null(strstr(buf, "\"gpu_temp\":65}"));
-	assert_non_null(strstr(buf, "\"cluster\":\"c \\\"1\\\"\",\"datacenter\":null,\"rack\":null"));
+	assert_non_null(
+	    strstr(buf, "\"cluster\":\"c \\\"1\\\"\",\"datacenter\":null,\"rack\":null"));
 	/* field order of the contract */
-	const char *order[] = {"\"schema_version\":1", "\"time\":\"" T0 "\"", "\"hostname\"",
-			       "\"cluster\"", "\"datacenter\"", "\"rack\"", "\"gpu\":{\"index\":0",
-			       "\"uuid\"", "\"model\"", "\"pci_bus_id\"", "\"device\"",
-			       "\"driver_version\"", "\"mig_profile\"", "\"mig_instance\"",
-			       "\"metrics\"", "\"extra\""};
+	const char *order[] = {"\"schema_version\":1",
+	                       "\"time\":\"" T0 "\"",
+	                       "\"hostname\"",
+	                       "\"cluster\"",
+	                       "\"datacenter\"",
+	                       "\"rack\"",
+	                       "\"gpu\":{\"index\":0",
+	                       "\"uuid\"",
+	                       "\"model\"",
+	                       "\"pci_bus_id\"",
+	                       "\"device\"",
+	                       "\"driver_version\"",
+	                       "\"mig_profile\"",
+	                       "\"mig_instance\"",
+	                       "\"metrics\"",
+	                       "\"extra\""};
 	const char *at = buf;
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		const char *p = strstr(at, order[i]);
@@ -379,7 +403,8 @@ static void test_time(void **state)
 static void test_reuse(void **state)
 {
 	(void)state;
-	build("DCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-1\"} 1\nDCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-2\"} 2\n", NULL);
+	build("DCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-1\"} 1\nDCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-2\"} 2\n",
+	      NULL);
 	assert_int_equal(events_count(EV), 2);
 	assert_int_equal(events_begin(EV, "2026-11-28T12:00:20.000Z"), 0);
 	assert_int_equal(events_count(EV), 0);
@@ -388,7 +413,7 @@ static void test_reuse(void **state)
 	assert_int_equal(prom_parse(t, strlen(t), NULL, events_prom_cb, EV, &PST), 0);
 	assert_int_equal(events_count(EV), 1);
 	assert_string_equal(json_string_value(path(events_json(EV, 0), "time", NULL)),
-			    "2026-11-28T12:00:20.000Z");
+	                    "2026-11-28T12:00:20.000Z");
 	assert_int_equal(json_integer_value(path(events_json(EV, 0), "metrics", "gpu_temp")), 3);
 }
 
@@ -400,11 +425,127 @@ static void test_many_gpus(void **state)
 	assert_non_null(text);
 	for (size_t i = 0; i < n; i++)
 		off += (size_t)snprintf(text + off, size - off,
-					"DCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-%zu\"} 1\n", i);
+		                        "DCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-%zu\"} 1\n", i);
 	build(text, NULL);
 	free(text);
 	assert_int_equal(events_count(EV), EVENTS_MAX_GPUS);
 	assert_int_equal(events_stats(EV)->too_many_gpus, 3);
+}
+
+/* Every finite real is written so that it reads back to the same double, with a '.' or an
+ * exponent: random bit patterns, short decimals (the fast path) and their neighbours. */
+static void test_reals_round_trip(void **state)
+{
+	(void)state;
+	uint64_t x = 88172645463325252ull;
+	char text[256], buf[4096];
+	size_t checked = 0;
+	for (int i = 0; i < 20000; i++) {
+		double d;
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		switch (i % 4) {
+		case 0: { /* any finite double */
+			uint64_t bits = x;
+			memcpy(&d, &bits, sizeof(d));
+			if (!isfinite(d))
+				continue;
+			break;
+		}
+		case 1: /* k decimals, as exporters print them */
+			d = (double)(int64_t)(x % 2000000001ull - 1000000000) /
+			    pow(10, (double)((x >> 40) % 9));
+			break;
+		case 2: /* next to such a decimal */
+			d = nextafter((double)(x % 100000) / 1000.0, (x >> 63) ? 1e9 : -1e9);
+			break;
+		default: /* wide range of magnitudes */
+			d = ((double)(x % 1000000) + 0.5) *
+			    pow(10, (double)((x >> 32) % 40) - 20.0);
+			break;
+		}
+		if (d >= 140737488355328.0) /* blank sentinel range: null by design */
+			continue;
+		char num[64]; /* float form (integer-form text is an integer by design) */
+		snprintf(num, sizeof(num), "%.17g", d);
+		snprintf(text, sizeof(text), "DCGM_FI_DEV_POWER_USAGE{UUID=\"GPU-r\"} %s%s\n", num,
+		         strpbrk(num, ".e") ? "" : ".0");
+		build(text, NULL);
+		size_t len = 0;
+		assert_int_equal(events_render(EV, 0, buf, sizeof(buf), &len), 0);
+		const char *v = strstr(buf, "\"power_usage\":");
+		assert_non_null(v);
+		v += strlen("\"power_usage\":");
+		char *end = NULL;
+		double back = strtod(v, &end);
+		if (back != d)
+			fail_msg("%.17g written as %.*s", d, (int)(end - v), v);
+		if (*end != '}')
+			fail_msg("%.17g: junk after the number: %s", d, v);
+		if (!memchr(v, '.', (size_t)(end - v)) && !memchr(v, 'e', (size_t)(end - v)))
+			fail_msg("%.17g written as %.*s: neither '.' nor exponent", d,
+			         (int)(end - v), v);
+		checked++;
+	}
+	assert_true(checked > 15000);
+}
+
+/* Families list GPUs in different orders (forward, backward, shuffled) with extra series
+ * names past the intern table's first size: every value lands on its own GPU. */
+static void test_lookup_orders(void **state)
+{
+	(void)state;
+	enum { NG = 600, NX = 300 };
+	size_t size = (size_t)NG * (3 + NX / 50) * 96 + 4096, off = 0;
+	char *text = malloc(size);
+	assert_non_null(text);
+	unsigned perm[NG];
+	for (unsigned g = 0; g < NG; g++)
+		perm[g] = g;
+	uint64_t x = 12345;
+	for (unsigned g = NG - 1; g > 0; g--) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		unsigned j = (unsigned)(x % (g + 1)), t = perm[g];
+		perm[g] = perm[j];
+		perm[j] = t;
+	}
+	for (unsigned g = 0; g < NG; g++)
+		off += (size_t)snprintf(text + off, size - off,
+		                        "DCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-%u\"} %u\n", g, g);
+	for (unsigned g = NG; g-- > 0;)
+		off += (size_t)snprintf(text + off, size - off,
+		                        "DCGM_FI_DEV_POWER_USAGE{UUID=\"GPU-%u\"} %u.5\n", g, g);
+	for (unsigned k = 0; k < NG; k++)
+		off += (size_t)snprintf(text + off, size - off,
+		                        "DCGM_FI_DEV_SM_CLOCK{UUID=\"GPU-%u\"} %u\n", perm[k],
+		                        perm[k] + 7);
+	/* NX extra names, each on the GPU its number names */
+	for (unsigned e = 0; e < NX; e++)
+		off += (size_t)snprintf(text + off, size - off,
+		                        "DCGM_FI_X_%u{UUID=\"GPU-%u\"} %u\n", e, (e * 7) % NG, e);
+	/* a second series of a field for a GPU: counted, the first kept */
+	off += (size_t)snprintf(
+	    text + off, size - off,
+	    "DCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-5\"} 99\nDCGM_FI_X_3{UUID=\"GPU-21\"} 9\n");
+	build(text, NULL);
+	free(text);
+	assert_int_equal(events_count(EV), NG);
+	assert_int_equal(events_stats(EV)->duplicates, 2);
+	char key[32], name[32];
+	for (unsigned g = 0; g < NG; g++) {
+		snprintf(key, sizeof(key), "GPU-%u", g);
+		const json_t *e = event_by_key(key);
+		assert_int_equal(json_integer_value(path(e, "metrics", "gpu_temp")), g);
+		assert_true(json_real_value(path(e, "metrics", "power_usage")) == g + 0.5);
+		assert_int_equal(json_integer_value(path(e, "metrics", "sm_clock")), g + 7);
+	}
+	for (unsigned e = 0; e < NX; e++) {
+		snprintf(key, sizeof(key), "GPU-%u", (e * 7) % NG);
+		snprintf(name, sizeof(name), "DCGM_FI_X_%u", e);
+		const json_t *j = path(event_by_key(key), "extra", name);
+		if (!j)
+			fail_msg("%s missing on %s", name, key);
+		assert_int_equal(json_integer_value(j), e);
+	}
 }
 
 int main(void)
@@ -421,6 +562,8 @@ int main(void)
 	    cmocka_unit_test(test_time),
 	    cmocka_unit_test_teardown(test_reuse, teardown),
 	    cmocka_unit_test_teardown(test_many_gpus, teardown),
+	    cmocka_unit_test_teardown(test_reals_round_trip, teardown),
+	    cmocka_unit_test_teardown(test_lookup_orders, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
