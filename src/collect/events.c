@@ -133,6 +133,10 @@ struct events {
 	size_t nxn, xcap;
 	uint32_t *xslot; /* open addressing over xn: index + 1, 0 empty; xslots entries */
 	size_t xslots;
+	/* the (GPU, extra name) pairs set in this scrape, for duplicates in O(1) whatever the
+	 * number of extra series: (gpu index + 1) << 32 | name id, 0 empty */
+	uint64_t *xpair;
+	size_t npair, pairs;
 	struct events_stats st;
 };
 
@@ -193,6 +197,9 @@ static void drop_events(struct events *ev)
 		memset(ev->slot, 0, sizeof(ev->slot));
 	if (ev->nxn)
 		memset(ev->xslot, 0, ev->xslots * sizeof(*ev->xslot));
+	if (ev->npair)
+		memset(ev->xpair, 0, ev->pairs * sizeof(*ev->xpair));
+	ev->npair = 0;
 	ev->n = 0;
 	ev->next = 0;
 	ev->nxn = 0;
@@ -246,6 +253,7 @@ void events_destroy(struct events *ev)
 	free(ev->text);
 	free(ev->xn);
 	free(ev->xslot);
+	free(ev->xpair);
 	free(ev->cluster);
 	free(ev->datacenter);
 	free(ev->rack);
@@ -584,6 +592,39 @@ static int extra_id(struct events *ev, const char *name, size_t len, uint32_t *o
 	return 0;
 }
 
+static size_t pair_slot(const uint64_t *t, size_t size, uint64_t key)
+{
+	size_t s = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & (size - 1);
+	while (t[s] && t[s] != key)
+		s = (s + 1) & (size - 1);
+	return s;
+}
+
+/* Records that GPU gi has extra name id; *dup: it had it already. 0 or -ENOMEM. */
+static int pair_add(struct events *ev, size_t gi, uint32_t id, bool *dup)
+{
+	uint64_t key = ((uint64_t)(gi + 1) << 32) | id;
+	if (ev->pairs == 0 || (ev->npair + 1) * 2 > ev->pairs) {
+		size_t ns = ev->pairs ? ev->pairs * 2 : 1024;
+		uint64_t *t = calloc(ns, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		for (size_t i = 0; i < ev->pairs; i++)
+			if (ev->xpair[i])
+				t[pair_slot(t, ns, ev->xpair[i])] = ev->xpair[i];
+		free(ev->xpair);
+		ev->xpair = t;
+		ev->pairs = ns;
+	}
+	size_t s = pair_slot(ev->xpair, ev->pairs, key);
+	*dup = ev->xpair[s] == key;
+	if (!*dup) {
+		ev->xpair[s] = key;
+		ev->npair++;
+	}
+	return 0;
+}
+
 /* The entry id of a DCGM_FI_ name: its known field, or its extra name. */
 static int name_id(struct events *ev, const struct prom_slice *name, uint32_t *out)
 {
@@ -678,12 +719,10 @@ int events_add(struct events *ev, const struct prom_sample *s)
 	if (rc)
 		goto out;
 	bool dup = false;
-	if (eid < FIELDS_MAX) {
+	if (eid < FIELDS_MAX)
 		dup = (g->known[eid / 64] >> (eid % 64)) & 1u;
-	} else {
-		for (size_t i = 0; i < g->ne && !dup; i++)
-			dup = g->e[i].id == eid;
-	}
+	else if ((rc = pair_add(ev, (size_t)(g - ev->gpus), eid, &dup)) != 0)
+		goto out;
 	if (dup) {
 		skipped(ev, s, EVENTS_SKIP_DUPLICATE);
 		goto out;
