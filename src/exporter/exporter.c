@@ -25,6 +25,14 @@
 #define CONN_TIMEOUT_S       15
 #define CONN_MEMORY          32768 /* request line + headers must fit */
 
+/* A snapshot body with what its free callback needs to return it to the pool. */
+struct snapbuf {
+	struct exporter *ex;
+	size_t cap;
+	char data[];
+};
+#define POOL_MAX 2
+
 struct exporter {
 	struct exporter_source src; /* owned; used only by the update thread once started */
 	bool have_src;
@@ -46,9 +54,13 @@ struct exporter {
 	/* static responses */
 	struct MHD_Response *r_index, *r_health, *r_404, *r_405;
 
-	/* render scratch, simulation thread only */
-	char *scratch;
-	size_t scratch_cap;
+	/* snapshot bodies: a body whose last response is gone goes back to this pool and the next
+	 * render writes into it (no 10 MB allocation, page faults and copy per render of 1,024
+	 * GPUs); at most POOL_MAX kept */
+	pthread_mutex_t pool_mu;
+	struct snapbuf *pool[2];
+	size_t npool;
+	size_t body_cap; /* capacity of the last body rendered */
 
 	struct MHD_Daemon *daemon;
 	pthread_t sim_thread;
@@ -165,6 +177,7 @@ int exporter_create_source(struct exporter **out, const struct exporter_source *
 	src.destroy = NULL; /* owned by ex now */
 	pthread_mutex_init(&ex->snap_mu, NULL);
 	pthread_mutex_init(&ex->gz_mu, NULL);
+	pthread_mutex_init(&ex->pool_mu, NULL);
 	pthread_mutex_init(&ex->run_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -252,47 +265,77 @@ fail:
 	return NULL;
 }
 
+/* A body of at least cap bytes: from the pool when one is big enough, else new. */
+static struct snapbuf *pool_take(struct exporter *ex, size_t cap)
+{
+	struct snapbuf *sb = NULL;
+	pthread_mutex_lock(&ex->pool_mu);
+	for (size_t i = 0; i < ex->npool && !sb; i++)
+		if (ex->pool[i]->cap >= cap) {
+			sb = ex->pool[i];
+			ex->pool[i] = ex->pool[--ex->npool];
+		}
+	pthread_mutex_unlock(&ex->pool_mu);
+	if (!sb && (sb = malloc(sizeof(*sb) + cap))) {
+		sb->ex = ex;
+		sb->cap = cap;
+	}
+	return sb;
+}
+
+/* libmicrohttpd's free callback of a snapshot body (any thread); also takes NULL. */
+static void pool_give(void *cls)
+{
+	struct snapbuf *sb = cls;
+	if (!sb)
+		return;
+	struct exporter *ex = sb->ex;
+	pthread_mutex_lock(&ex->pool_mu);
+	if (ex->npool < POOL_MAX) {
+		ex->pool[ex->npool++] = sb;
+		sb = NULL;
+	}
+	pthread_mutex_unlock(&ex->pool_mu);
+	free(sb);
+}
+
 /* Renders the simulator's current state and makes it the snapshot the HTTP threads serve.
  * Runs on the simulation thread (or in start, before there is one). */
 static int publish(struct exporter *ex)
 {
 	int rc = -ENOMEM;
-	char *body = NULL;
+	struct snapbuf *sb = NULL;
 	struct MHD_Response *rp = NULL;
 	size_t n = ex->src.count(ex->src.ud), len = 0;
 	size_t bound = render_bound(n, &ex->p.render);
 
-	if (!ex->scratch) {
-		size_t first = 65536 + n * 12288;
-		ex->scratch_cap = first < bound ? first : bound;
-		ex->scratch = malloc(ex->scratch_cap);
-		if (!ex->scratch)
-			goto out;
-	}
-	while ((rc = render_exposition(ex->src.gpus(ex->src.ud), n, &ex->p.render, ex->scratch,
-	                               ex->scratch_cap, &len)) == -ENOSPC) {
-		size_t cap = ex->scratch_cap * 2 < bound ? ex->scratch_cap * 2 : bound;
-		char *p = cap > ex->scratch_cap ? realloc(ex->scratch, cap) : NULL;
+	size_t want = ex->body_cap ? ex->body_cap : 65536 + n * 12288;
+	if (want > bound)
+		want = bound;
+	sb = pool_take(ex, want);
+	if (!sb)
+		goto out;
+	while ((rc = render_exposition(ex->src.gpus(ex->src.ud), n, &ex->p.render, sb->data,
+	                               sb->cap, &len)) == -ENOSPC) {
+		size_t cap = sb->cap * 2 < bound ? sb->cap * 2 : bound;
+		struct snapbuf *p = cap > sb->cap ? realloc(sb, sizeof(*sb) + cap) : NULL;
 		if (!p) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		ex->scratch = p;
-		ex->scratch_cap = cap;
+		sb = p;
+		sb->cap = cap;
 	}
 	if (rc)
 		goto out;
+	ex->body_cap = sb->cap;
 	rc = -ENOMEM;
-	body = malloc(len + 1);
-	if (!body)
-		goto out;
-	memcpy(body, ex->scratch, len + 1);
-	/* each response frees its buffer when libmicrohttpd drops its last reference */
-	rp = MHD_create_response_from_buffer_with_free_callback(len, body, free);
+	/* the response returns its body to the pool when libmicrohttpd drops its last reference */
+	rp = MHD_create_response_from_buffer_with_free_callback_cls(len, sb->data, pool_give, sb);
 	if (!rp)
 		goto out;
-	const char *body_ref = body;
-	body = NULL; /* owned by rp */
+	const char *body_ref = sb->data;
+	sb = NULL; /* owned by rp */
 	/* the snapshot's simulated time, for tests and debugging (not part of dcgm-exporter) */
 	char simt[32];
 	snprintf(simt, sizeof(simt), "%.3f", ex->src.time(ex->src.ud));
@@ -324,7 +367,7 @@ static int publish(struct exporter *ex)
 out:
 	if (rp)
 		MHD_destroy_response(rp);
-	free(body);
+	pool_give(sb);
 	return rc;
 }
 
@@ -699,11 +742,14 @@ void exporter_destroy(struct exporter *ex)
 		MHD_destroy_response(ex->r_405);
 	pthread_mutex_destroy(&ex->snap_mu);
 	pthread_mutex_destroy(&ex->gz_mu);
+	/* every response is gone: their bodies are back in the pool */
+	for (size_t i = 0; i < ex->npool; i++)
+		free(ex->pool[i]);
+	pthread_mutex_destroy(&ex->pool_mu);
 	pthread_mutex_destroy(&ex->run_mu);
 	pthread_cond_destroy(&ex->run_cv);
 	if (ex->have_src)
 		source_destroy(&ex->src);
-	free(ex->scratch);
 	free(ex->hostname);
 	free(ex->host_label);
 	free(ex->driver_version);
