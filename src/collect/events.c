@@ -647,6 +647,30 @@ static int name_id(struct events *ev, const struct prom_slice *name, uint32_t *o
 	return 0;
 }
 
+/* Which identity label a label name is (enum ident), or -1: one comparison per label, picked
+ * by length and first letter (this runs for every label of every sample). */
+static int ident_of(const char *name, size_t len)
+{
+	int k = -1;
+	switch (len) {
+	case 3: k = ID_INDEX; break;
+	case 4: k = ID_UUID; break;
+	case 6: k = ID_DEVICE; break;
+	case 8:
+		k = name[0] == 'g'   ? ID_GPU_UUID
+		    : name[0] == 'G' ? ID_MIG_ID
+		    : name[0] == 'h' ? ID_HOST
+		                     : ID_HOST_OLD;
+		break;
+	case 9: k = ID_MODEL; break;
+	case 10: k = name[0] == 'm' ? ID_MODEL2 : ID_PCI; break;
+	case 13: k = ID_MIG_PROFILE; break;
+	case 22: k = ID_DRIVER; break;
+	default: return -1;
+	}
+	return ident_label[k].len == len && memcmp(name, ident_label[k].name, len) == 0 ? k : -1;
+}
+
 int events_add(struct events *ev, const struct prom_sample *s)
 {
 	const struct prom_label *id[ID_N] = {NULL};
@@ -666,12 +690,9 @@ int events_add(struct events *ev, const struct prom_sample *s)
 	}
 	for (size_t i = 0; i < s->nlabels; i++) {
 		const struct prom_slice ln = s->labels[i].name;
-		for (size_t k = 0; k < ID_N; k++)
-			if (ln.len == ident_label[k].len &&
-			    memcmp(ln.ptr, ident_label[k].name, ln.len) == 0) {
-				id[k] = &s->labels[i];
-				break;
-			}
+		int k = ident_of(ln.ptr, ln.len);
+		if (k >= 0)
+			id[k] = &s->labels[i];
 	}
 	uuid_l = id[ID_UUID] ? id[ID_UUID] : id[ID_GPU_UUID];
 	if (!uuid_l || uuid_l->value.len == 0) {
