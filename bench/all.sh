@@ -12,7 +12,7 @@
 #   sink       bench/sink.sh        the sink vs psql \copy and psycopg2 execute_batch
 #   console    bench/console.sh     the console's own drawing CPU and memory, 64 GPUs at 1 s, 60 s
 #   e2e        bench/e2e.sh         exporters -> collector -> Kafka -> sink -> PostgreSQL, stepped
-#                                   fleet (--quick: up to 131,072 GPUs; --full: up to 200,704)
+#                                   fleet (--quick: 65,536 to 200,704 GPUs, 45 s a step; --full: 120 s a step, the last 300 s)
 # A part that fails is reported as failed; the others still run. Raw outputs: build/bench-report/
 # (a notes.md there is copied into the report).
 set -uo pipefail
