@@ -28,8 +28,9 @@
 #define STOP_DEADLINE_S  10.0 /* how long a stop waits for the database */
 #define WRITERS_MAX      4    /* writer threads, each with its own connection */
 static int WRITERS = 2;
-#define NBATCH     (WRITERS + 1) /* one filling, one being written per writer */
-#define NBATCH_MAX (WRITERS_MAX + 1)
+#define NBATCH       (WRITERS + 1) /* one filling, one being written per writer */
+#define NBATCH_MAX   (WRITERS_MAX + 1)
+#define GPUS_MERGE_S 10.0 /* longest time gpus.last_seen stays behind the committed rows */
 
 enum dlq_state { DLQ_NONE = 0, DLQ_PENDING, DLQ_DONE, DLQ_FAILED };
 
@@ -75,12 +76,37 @@ struct batch {
 	double tmin, tmax, batch_started;
 	struct part_off offs[SINK_MAX_PARTS];
 	int noffs;
+	struct gpu_sent *sent; /* the GPUs this batch's transaction merges into gpus */
+	size_t nsent, capsent;
+	bool gpus_full; /* ... all of them with pending rows (a full merge) */
 	/* guarded by the sink's wlock */
 	enum batch_state state;
 	uint64_t seq; /* queue order */
 	int rc;       /* the writer's result: 0 committed, else given up */
 	long long ins, dups;
 	uint64_t dead;
+};
+
+/* What the gpus table holds for one GPU, as far as this sink knows: the identity, first and last
+ * sample time of its committed rows (c*) and the values last merged into gpus (m*). A batch merges
+ * a GPU only when it is new to the sink, its identity changed, an earlier sample arrived, or
+ * GPUS_MERGE_S passed since the last full merge: the per-batch merge of every GPU cost ~7% of each
+ * transaction. */
+struct gpu_known {
+	char *key;    /* owned; NULL = empty slot */
+	char *cident; /* owned: identity text of the newest committed row */
+	size_t clen;
+	double cfirst, clast;
+	char *mident; /* owned: identity text merged into gpus; NULL = never merged */
+	size_t mlen;
+	double mfirst, mlast;
+};
+
+/* One line of a batch's gpuhealth_ident COPY: what gpus holds for the GPU once it commits. */
+struct gpu_sent {
+	char *key, *ident; /* owned */
+	size_t ident_len;
+	double first, last;
 };
 
 struct writer {
@@ -125,6 +151,14 @@ struct sink {
 	char instance[300];      /* pipeline_stats.instance: hostname:pid */
 	bool stats_missing_told; /* "run gpuhealth db migrate" said once */
 	bool stats_failing;      /* the last pipeline_stats insert failed (warn once per streak) */
+
+	/* The GPUs known to be in the gpus table (struct gpu_known), shared by the writers. */
+	pthread_mutex_t glock; /* guards the four below */
+	struct gpu_known *known;
+	size_t known_cap, known_n;
+	double gpus_merged_at; /* time_mono() of the last full merge */
+	struct batch idle;     /* writer 0: only ident_copy and sent, for gpus_merge_pending() */
+	bool db_was_up[WRITERS_MAX]; /* writer w's connection was up once */
 
 	pthread_mutex_t lock; /* guards st */
 	struct sink_stats st;
@@ -206,6 +240,12 @@ static void batch_clear(struct sink *s, struct batch *b)
 		b->seen[i].key = NULL;
 	}
 	b->seen_n = 0;
+	for (size_t i = 0; i < b->nsent; i++) {
+		free(b->sent[i].key);
+		free(b->sent[i].ident);
+	}
+	b->nsent = 0;
+	strbuf_reset(&b->ident_copy);
 	if (b->roll)
 		rollup_reset(b->roll);
 	b->roll_ok = b->roll != NULL;
@@ -300,6 +340,195 @@ static int build_ident_copy(struct sink *s, struct batch *b, const struct item *
 	return rc;
 }
 
+static void known_clear(struct sink *s)
+{
+	for (size_t i = 0; i < s->known_cap; i++) {
+		free(s->known[i].key);
+		free(s->known[i].cident);
+		free(s->known[i].mident);
+	}
+	free(s->known);
+	s->known = NULL;
+	s->known_cap = s->known_n = 0;
+}
+
+/* The entry of key (added, never merged, when absent), or NULL out of memory. glock held. */
+static struct gpu_known *known_get(struct sink *s, const char *key)
+{
+	if ((s->known_n + 1) * 10 > s->known_cap * 7) {
+		size_t cap = s->known_cap ? s->known_cap * 2 : 1024;
+		struct gpu_known *grown = calloc(cap, sizeof(*grown));
+		if (!grown)
+			return NULL;
+		for (size_t i = 0; i < s->known_cap; i++) {
+			if (!s->known[i].key)
+				continue;
+			size_t j = hash_key(s->known[i].key) & (cap - 1);
+			while (grown[j].key)
+				j = (j + 1) & (cap - 1);
+			grown[j] = s->known[i];
+		}
+		free(s->known);
+		s->known = grown;
+		s->known_cap = cap;
+	}
+	size_t j = hash_key(key) & (s->known_cap - 1);
+	while (s->known[j].key && strcmp(s->known[j].key, key) != 0)
+		j = (j + 1) & (s->known_cap - 1);
+	struct gpu_known *k = &s->known[j];
+	if (!k->key) {
+		if (!(k->key = strdup(key)))
+			return NULL;
+		k->cfirst = 1e300;
+		k->clast = -1e300;
+		s->known_n++;
+	}
+	return k;
+}
+
+static int set_text(char **dst, size_t *dlen, const char *src, size_t len)
+{
+	if (*dst && *dlen == len && memcmp(*dst, src, len) == 0)
+		return 0;
+	char *p = malloc(len + 1);
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, src, len);
+	p[len] = '\0';
+	free(*dst);
+	*dst = p;
+	*dlen = len;
+	return 0;
+}
+
+static bool known_pending(const struct gpu_known *k)
+{
+	return k->cident && (!k->mident || k->clast > k->mlast || k->cfirst < k->mfirst ||
+	                     k->clen != k->mlen || memcmp(k->cident, k->mident, k->clen) != 0);
+}
+
+/* Adds one GPU to the batch's gpus merge. glock held. Returns 0 or -ENOMEM. */
+static int gpus_send(struct batch *b, const char *key, const char *ident, size_t len, double first,
+                     double last)
+{
+	if (b->nsent == b->capsent) {
+		size_t cap = b->capsent ? b->capsent * 2 : 256;
+		struct gpu_sent *p = realloc(b->sent, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		b->sent = p;
+		b->capsent = cap;
+	}
+	struct gpu_sent *g = &b->sent[b->nsent];
+	memset(g, 0, sizeof(*g));
+	if (!(g->key = strdup(key)) || set_text(&g->ident, &g->ident_len, ident, len)) {
+		free(g->key);
+		return -ENOMEM;
+	}
+	g->first = first;
+	g->last = last;
+	b->nsent++;
+	return ident_line(&b->ident_copy, ident, len, first, last);
+}
+
+/* Whether key is one of the batch's GPUs. */
+static bool seen_has(const struct batch *b, const char *key)
+{
+	if (!b->seen_cap)
+		return false;
+	size_t j = hash_key(key) & (b->seen_cap - 1);
+	while (b->seen[j].key) {
+		if (strcmp(b->seen[j].key, key) == 0)
+			return true;
+		j = (j + 1) & (b->seen_cap - 1);
+	}
+	return false;
+}
+
+/* The batch's gpuhealth_ident COPY: its GPUs that are new to the sink, changed identity or
+ * brought an earlier sample, and, once GPUS_MERGE_S passed since the last full merge, every GPU
+ * of the batch and every known GPU whose committed rows are not all merged yet. Returns 0 or
+ * -ENOMEM. */
+static int build_gpus_copy(struct sink *s, struct batch *b)
+{
+	int rc = 0;
+	for (size_t i = 0; i < b->nsent; i++) {
+		free(b->sent[i].key);
+		free(b->sent[i].ident);
+	}
+	b->nsent = 0;
+	strbuf_reset(&b->ident_copy);
+	pthread_mutex_lock(&s->glock);
+	b->gpus_full = time_mono() - s->gpus_merged_at >= GPUS_MERGE_S;
+	for (size_t i = 0; !rc && i < b->seen_cap; i++) {
+		const struct gpu_seen *g = &b->seen[i];
+		if (!g->key)
+			continue;
+		struct gpu_known *k = known_get(s, g->key);
+		if (!k) {
+			rc = -ENOMEM;
+			break;
+		}
+		/* the batch's values, combined with what is committed already */
+		double first = g->first < k->cfirst ? g->first : k->cfirst;
+		double last = g->last > k->clast ? g->last : k->clast;
+		const char *id = b->idents.data + g->ident_off;
+		size_t len = g->ident_len;
+		if (k->cident && k->clast > g->last) {
+			id = k->cident;
+			len = k->clen;
+		}
+		if (b->gpus_full || !k->mident || first < k->mfirst || len != k->mlen ||
+		    memcmp(id, k->mident, len) != 0)
+			rc = gpus_send(b, g->key, id, len, first, last);
+	}
+	for (size_t i = 0; !rc && b->gpus_full && i < s->known_cap; i++) {
+		const struct gpu_known *k = &s->known[i];
+		if (k->key && known_pending(k) && !seen_has(b, k->key))
+			rc = gpus_send(b, k->key, k->cident, k->clen, k->cfirst, k->clast);
+	}
+	pthread_mutex_unlock(&s->glock);
+	return rc;
+}
+
+/* After the batch's COMMIT: its rows are committed and its gpus merge is in the table. */
+static void gpus_committed(struct sink *s, struct batch *b)
+{
+	pthread_mutex_lock(&s->glock);
+	for (size_t i = 0; i < b->seen_cap; i++) {
+		const struct gpu_seen *g = &b->seen[i];
+		if (!g->key)
+			continue;
+		struct gpu_known *k = known_get(s, g->key);
+		if (!k)
+			break; /* out of memory: merged again later, harmless */
+		if (g->first < k->cfirst)
+			k->cfirst = g->first;
+		if (g->last >= k->clast) {
+			k->clast = g->last;
+			if (set_text(&k->cident, &k->clen, b->idents.data + g->ident_off,
+			             g->ident_len))
+				break;
+		}
+	}
+	for (size_t i = 0; i < b->nsent; i++) {
+		const struct gpu_sent *g = &b->sent[i];
+		struct gpu_known *k = known_get(s, g->key);
+		if (!k)
+			break;
+		if (!k->mident || g->first < k->mfirst)
+			k->mfirst = g->first;
+		if (!k->mident || g->last >= k->mlast) {
+			k->mlast = g->last;
+			if (set_text(&k->mident, &k->mlen, g->ident, g->ident_len))
+				break;
+		}
+	}
+	if (b->gpus_full)
+		s->gpus_merged_at = time_mono();
+	pthread_mutex_unlock(&s->glock);
+}
+
 static void db_close(struct sink *s, int w)
 {
 	if (s->db[w])
@@ -322,6 +551,13 @@ static int db_ensure(struct sink *s, int w)
 		set_error(s, "%s", err);
 		return -EIO;
 	}
+	if (s->db_was_up[w]) {
+		/* a new connection after a loss, maybe to another server: merge every GPU again */
+		pthread_mutex_lock(&s->glock);
+		known_clear(s);
+		pthread_mutex_unlock(&s->glock);
+	}
+	s->db_was_up[w] = true;
 	if (pg_exec(s->db[w], "SELECT gpuhealth_create_stage()", err, sizeof(err))) {
 		set_error(s, "database not ready (%s): run 'gpuhealth db migrate'", err);
 		db_close(s, w);
@@ -488,12 +724,13 @@ again:
 		goto fail;
 	}
 	double t_roll = time_mono();
-	if ((rc = copy_in(s, w,
-	                  "COPY gpuhealth_ident (" EVENT_ROW_IDENT_COLUMNS
-	                  ", first_seen, last_seen) FROM STDIN",
-	                  false, ident, ilen, err, sizeof(err), state)) ||
-	    (rc = exec_params(s, w, "SELECT gpuhealth_merge_gpus()", 0, NULL, NULL, err,
-	                      sizeof(err), state)))
+	/* the GPUs that need it (none: no statement) */
+	if (ilen && ((rc = copy_in(s, w,
+	                           "COPY gpuhealth_ident (" EVENT_ROW_IDENT_COLUMNS
+	                           ", first_seen, last_seen) FROM STDIN",
+	                           false, ident, ilen, err, sizeof(err), state)) ||
+	             (rc = exec_params(s, w, "SELECT gpuhealth_merge_gpus()", 0, NULL, NULL, err,
+	                               sizeof(err), state))))
 		goto fail;
 	double t_gpus = time_mono();
 	if ((rc = exec_params(s, w, "COMMIT", 0, NULL, NULL, err, sizeof(err), state)))
@@ -516,6 +753,60 @@ fail:;
 		db_close(s, w);
 	}
 	return rc == -EINVAL ? -EINVAL : -EIO;
+}
+
+/*
+ * Merges into gpus every known GPU whose committed rows are not all merged yet, in a transaction
+ * of its own, once GPUS_MERGE_S passed since the last full merge (or always when force). Writer 0
+ * calls it when idle and at stop, so gpus.last_seen catches up when no batch comes to carry it.
+ */
+static void gpus_merge_pending(struct sink *s, int w, bool force)
+{
+	struct batch *b = &s->idle;
+	int rc = 0;
+	pthread_mutex_lock(&s->glock);
+	bool due = force || time_mono() - s->gpus_merged_at >= GPUS_MERGE_S;
+	b->nsent = 0;
+	strbuf_reset(&b->ident_copy);
+	for (size_t i = 0; due && !rc && i < s->known_cap; i++) {
+		const struct gpu_known *k = &s->known[i];
+		if (k->key && known_pending(k))
+			rc = gpus_send(b, k->key, k->cident, k->clen, k->cfirst, k->clast);
+	}
+	b->gpus_full = true;
+	pthread_mutex_unlock(&s->glock);
+	char err[512] = "", state[6] = "";
+	if (!rc && b->nsent && !db_ensure(s, w)) {
+		if (!(rc = exec_params(s, w, "BEGIN", 0, NULL, NULL, err, sizeof(err), state)) &&
+		    !(rc = copy_in(s, w,
+		                   "COPY gpuhealth_ident (" EVENT_ROW_IDENT_COLUMNS
+		                   ", first_seen, last_seen) FROM STDIN",
+		                   false, b->ident_copy.data, b->ident_copy.len, err, sizeof(err),
+		                   state)) &&
+		    !(rc = exec_params(s, w, "SELECT gpuhealth_merge_gpus()", 0, NULL, NULL, err,
+		                       sizeof(err), state)) &&
+		    !(rc = exec_params(s, w, "COMMIT", 0, NULL, NULL, err, sizeof(err), state))) {
+			gpus_committed(s, b);
+		} else {
+			/* the next batch or idle turn tries again */
+			log_debug("sink: merging %zu GPUs: %s", b->nsent, err);
+			PGresult *r;
+			while ((r = PQgetResult(s->db[w])))
+				PQclear(r);
+			if (PQstatus(s->db[w]) == CONNECTION_OK) {
+				char ignore[128], st2[6];
+				exec_params(s, w, "ROLLBACK", 0, NULL, NULL, ignore, sizeof(ignore),
+				            st2);
+			} else {
+				db_close(s, w);
+			}
+		}
+	}
+	for (size_t i = 0; i < b->nsent; i++) {
+		free(b->sent[i].key);
+		free(b->sent[i].ident);
+	}
+	b->nsent = 0;
 }
 
 static void sleep_s(double s)
@@ -681,14 +972,14 @@ static int flush(struct sink *s, int w, struct batch *b)
 {
 	b->ins = b->dups = 0;
 	b->dead = 0;
+	/* a batch before this one was given up: its offsets must stay behind */
 	if (atomic_load(&s->abandoned))
-		goto abandon; /* a batch before this one was given up: its offsets must stay behind
-		               */
+		goto abandon;
 	double deadline = time_mono() + STOP_DEADLINE_S;
 	long long ins = 0, dups = 0;
 	int rc = 0, attempt = 0;
 	double t0 = time_mono();
-	if (b->nrows && build_ident_copy(s, b, NULL)) {
+	if (b->nrows && build_gpus_copy(s, b)) {
 		log_error("sink: out of memory building a batch");
 		goto abandon;
 	}
@@ -709,7 +1000,10 @@ static int flush(struct sink *s, int w, struct batch *b)
 			if (!backoff(s, attempt++, deadline) || atomic_load(&s->abandoned))
 				goto abandon;
 		}
+		if (rc == 0)
+			gpus_committed(s, b);
 		if (rc == -EINVAL) {
+			/* each row merges its own GPU; the known GPUs are left as they were */
 			log_warn("sink: the database refused a batch (%s); writing it row by row",
 			         s->st.last_error);
 			if (write_row_by_row(s, w, b, &ins, &dups, deadline))
@@ -954,6 +1248,11 @@ static void *writer_main(void *arg)
 				s->last_maint = time_mono();
 				pthread_mutex_lock(&s->wlock);
 			}
+			if (w == 0 && !next_queued(s) && !s->writer_stop) {
+				pthread_mutex_unlock(&s->wlock);
+				gpus_merge_pending(s, w, false);
+				pthread_mutex_lock(&s->wlock);
+			}
 			if (w == 0 && !next_queued(s) && !s->writer_stop &&
 			    time_mono() - s->last_stats >= SINK_STATS_PERIOD_S) {
 				pthread_mutex_unlock(&s->wlock);
@@ -980,9 +1279,12 @@ static void *writer_main(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&s->wlock);
-	/* The last row, with the final counters (not when the database is known to be gone). */
-	if (w == 0 && !atomic_load(&s->stop_now))
+	/* The GPUs' last rows, and the last stats row with the final counters (not when the
+	 * database is known to be gone). */
+	if (w == 0 && !atomic_load(&s->stop_now)) {
+		gpus_merge_pending(s, w, true);
 		write_stats(s);
+	}
 	return NULL;
 }
 
@@ -1222,6 +1524,8 @@ int sink_create(struct sink **out, const struct sink_options *o, char *err, size
 	if (!s)
 		goto fail;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->glock, NULL);
+	strbuf_init(&s->idle.ident_copy, ROWS_MAX_BYTES);
 	pthread_mutex_init(&s->wlock, NULL);
 	pthread_cond_init(&s->wcond, NULL);
 	for (int i = 0; i < NBATCH_MAX; i++) {
@@ -1385,6 +1689,7 @@ void sink_destroy(struct sink *s)
 		strbuf_free(&b->roll_copy);
 		rollup_destroy(b->roll);
 		free(b->seen);
+		free(b->sent);
 	}
 	if (s->consumer)
 		rd_kafka_destroy(s->consumer);
@@ -1397,7 +1702,11 @@ void sink_destroy(struct sink *s)
 	free(s->group);
 	free(s->dlq_topic);
 	free(s->conninfo);
+	known_clear(s);
+	strbuf_free(&s->idle.ident_copy);
+	free(s->idle.sent);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->glock);
 	pthread_mutex_destroy(&s->wlock);
 	pthread_cond_destroy(&s->wcond);
 	free(s);
