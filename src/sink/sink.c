@@ -168,7 +168,8 @@ struct sink {
 	struct batch idle;       /* writer 0: only ident_copy and sent, for gpus_merge_pending() */
 	bool db_was_up[WRITERS]; /* writer w's connection was up once */
 
-	pthread_mutex_t lock; /* guards st */
+	_Atomic uint64_t consumed; /* st.consumed, counted without the lock */
+	pthread_mutex_t lock;      /* guards st */
 	struct sink_stats st;
 	uint64_t rate_rows;
 	double rate_t;
@@ -1159,9 +1160,7 @@ static void take(struct sink *s, struct batch *b, rd_kafka_message_t *m)
 	memset(it, 0, sizeof(*it));
 	it->m = m; /* the batch owns it now */
 	record_offset(s, b, m->partition, m->offset);
-	pthread_mutex_lock(&s->lock);
-	s->st.consumed++;
-	pthread_mutex_unlock(&s->lock);
+	atomic_fetch_add_explicit(&s->consumed, 1, memory_order_relaxed); /* no lock per message */
 
 	struct event_row_opts o = {
 	    .now = time_now(), .max_age_s = s->retention_s, .max_future_s = s->max_future_s};
@@ -1742,6 +1741,7 @@ void sink_stats(struct sink *s, struct sink_stats *out)
 	pthread_mutex_lock(&s->lock);
 	*out = s->st;
 	pthread_mutex_unlock(&s->lock);
+	out->consumed = atomic_load_explicit(&s->consumed, memory_order_relaxed);
 }
 
 void sink_destroy(struct sink *s)
