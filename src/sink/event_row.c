@@ -24,7 +24,7 @@ static void build_copy_sql(void)
 	size_t n;
 	const struct field_def *f = fields_all(&n);
 	size_t o = (size_t)snprintf(copy_sql, sizeof(copy_sql),
-				    "(time, gpu_key, uuid, mig_instance, hostname, gpu_index");
+	                            "(time, gpu_key, uuid, mig_instance, hostname, gpu_index");
 	for (size_t i = 0; i < n && o < sizeof(copy_sql); i++)
 		o += (size_t)snprintf(copy_sql + o, sizeof(copy_sql) - o, ", %s", f[i].key);
 	if (o < sizeof(copy_sql))
@@ -83,14 +83,15 @@ static const char *json_type_name(const json_t *v)
 
 /* An optional string member: absent or null -> NULL; other types are an error. */
 static int opt_string(json_t *obj, const char *key, const char *where, const char **out, char *r,
-		      size_t rl)
+                      size_t rl)
 {
 	json_t *v = json_object_get(obj, key);
 	*out = NULL;
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_string(v)) {
-		reasonf(r, rl, "%s%s must be a string or null, got %s", where, key, json_type_name(v));
+		reasonf(r, rl, "%s%s must be a string or null, got %s", where, key,
+		        json_type_name(v));
 		return -EINVAL;
 	}
 	if (strlen(json_string_value(v)) > MAX_TEXT) {
@@ -103,14 +104,15 @@ static int opt_string(json_t *obj, const char *key, const char *where, const cha
 
 /* An optional non-negative integer member. has=false when absent or null. */
 static int opt_int(json_t *obj, const char *key, const char *where, long long *out, bool *has,
-		   char *r, size_t rl)
+                   char *r, size_t rl)
 {
 	json_t *v = json_object_get(obj, key);
 	*has = false;
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX) {
-		reasonf(r, rl, "%s%s must be an integer from 0 to %d, or null", where, key, INT32_MAX);
+		reasonf(r, rl, "%s%s must be an integer from 0 to %d, or null", where, key,
+		        INT32_MAX);
 		return -EINVAL;
 	}
 	*out = (long long)json_integer_value(v);
@@ -126,17 +128,17 @@ struct range {
 
 /* Impossible values: a sample carrying one is rejected, not stored. */
 static const struct range ranges[] = {
-	{"gpu_temp", -40, 200, "temperature outside -40..200 C"},
-	{"memory_temp", -40, 200, "temperature outside -40..200 C"},
-	{"power_usage", 0, INFINITY, "negative power"},
-	{"power_limit", 0, INFINITY, "negative power limit"},
-	{"gpu_util", 0, 100, "utilization outside 0..100 %"},
-	{"mem_copy_util", 0, 100, "utilization outside 0..100 %"},
-	{"enc_util", 0, 100, "utilization outside 0..100 %"},
-	{"dec_util", 0, 100, "utilization outside 0..100 %"},
-	{"fb_free", 0, INFINITY, "negative memory size"},
-	{"fb_used", 0, INFINITY, "negative memory size"},
-	{"fb_reserved", 0, INFINITY, "negative memory size"},
+    {"gpu_temp", -40, 200, "temperature outside -40..200 C"},
+    {"memory_temp", -40, 200, "temperature outside -40..200 C"},
+    {"power_usage", 0, INFINITY, "negative power"},
+    {"power_limit", 0, INFINITY, "negative power limit"},
+    {"gpu_util", 0, 100, "utilization outside 0..100 %"},
+    {"mem_copy_util", 0, 100, "utilization outside 0..100 %"},
+    {"enc_util", 0, 100, "utilization outside 0..100 %"},
+    {"dec_util", 0, 100, "utilization outside 0..100 %"},
+    {"fb_free", 0, INFINITY, "negative memory size"},
+    {"fb_used", 0, INFINITY, "negative memory size"},
+    {"fb_reserved", 0, INFINITY, "negative memory size"},
 };
 
 static int check_range(const char *key, double v, char *r, size_t rl)
@@ -204,7 +206,8 @@ static int put_metric(struct strbuf *sb, const struct field_def *f, json_t *v, c
 	if (!v || json_is_null(v))
 		return pgcopy_null(sb);
 	if (!json_is_number(v)) {
-		reasonf(r, rl, "metrics.%s must be a number or null, got %s", f->key, json_type_name(v));
+		reasonf(r, rl, "metrics.%s must be a number or null, got %s", f->key,
+		        json_type_name(v));
 		return -EINVAL;
 	}
 	double d = json_number_value(v);
@@ -236,8 +239,8 @@ static int put_opt_text(struct strbuf *sb, const char *s)
 
 /* The general path: jansson builds the document; every rejection reason is written here. */
 static int append_slow(const char *payload, size_t len, const struct event_row_opts *opts,
-		       struct strbuf *out, struct strbuf *ident, struct event_row_info *info, char *r,
-		       size_t rl)
+                       struct strbuf *out, struct strbuf *ident, struct event_row_info *info,
+                       char *r, size_t rl)
 {
 	int rc = -EINVAL;
 	json_t *extra_out = NULL;
@@ -246,7 +249,8 @@ static int append_slow(const char *payload, size_t len, const struct event_row_o
 	json_error_t jerr;
 	json_t *root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
-		reasonf(r, rl, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+		reasonf(r, rl, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+		        jerr.text);
 		goto out;
 	}
 	if (!json_is_object(root)) {
@@ -260,7 +264,7 @@ static int append_slow(const char *payload, size_t len, const struct event_row_o
 	}
 	if (json_integer_value(sv) != 1) {
 		reasonf(r, rl, "schema_version %lld is not supported (this sink reads version 1)",
-			(long long)json_integer_value(sv));
+		        (long long)json_integer_value(sv));
 		goto out;
 	}
 	json_t *tv = json_object_get(root, "time");
@@ -271,17 +275,17 @@ static int append_slow(const char *payload, size_t len, const struct event_row_o
 	double t;
 	if (time_parse_rfc3339(json_string_value(tv), &t)) {
 		reasonf(r, rl, "time '%.64s' is not RFC 3339 (e.g. 2026-11-28T12:00:10.000Z)",
-			json_string_value(tv));
+		        json_string_value(tv));
 		goto out;
 	}
 	if (t < opts->now - opts->max_age_s) {
-		reasonf(r, rl, "time %.64s is older than the retention (%.0f s)", json_string_value(tv),
-			opts->max_age_s);
+		reasonf(r, rl, "time %.64s is older than the retention (%.0f s)",
+		        json_string_value(tv), opts->max_age_s);
 		goto out;
 	}
 	if (t > opts->now + opts->max_future_s) {
-		reasonf(r, rl, "time %.64s is more than %.0f s in the future", json_string_value(tv),
-			opts->max_future_s);
+		reasonf(r, rl, "time %.64s is more than %.0f s in the future",
+		        json_string_value(tv), opts->max_future_s);
 		goto out;
 	}
 	json_t *gpu = json_object_get(root, "gpu");
@@ -308,7 +312,8 @@ static int append_slow(const char *payload, size_t len, const struct event_row_o
 	    opt_string(gpu, "mig_profile", "gpu.", &mig_profile, r, rl) ||
 	    opt_string(root, "hostname", "", &hostname, r, rl) ||
 	    opt_string(root, "cluster", "", &cluster, r, rl) ||
-	    opt_string(root, "datacenter", "", &dc, r, rl) || opt_string(root, "rack", "", &rack, r, rl))
+	    opt_string(root, "datacenter", "", &dc, r, rl) ||
+	    opt_string(root, "rack", "", &rack, r, rl))
 		goto out;
 	json_t *metrics = json_object_get(root, "metrics");
 	if (metrics && !json_is_object(metrics) && !json_is_null(metrics)) {
@@ -346,8 +351,8 @@ static int append_slow(const char *payload, size_t len, const struct event_row_o
 	if (rc)
 		goto fail;
 	for (size_t i = 0; i < nf; i++) {
-		rc = put_metric(out, &fields[i], metrics ? json_object_get(metrics, fields[i].key) : NULL,
-				r, rl);
+		rc = put_metric(out, &fields[i],
+		                metrics ? json_object_get(metrics, fields[i].key) : NULL, r, rl);
 		if (rc)
 			goto fail;
 	}
@@ -382,11 +387,13 @@ static int append_slow(const char *payload, size_t len, const struct event_row_o
 	if (!rc)
 		rc = put_text(ident, uuid);
 	if (!rc)
-		rc = has_mig ? strbuf_printf(ident, "\t%lld\t", mig) : strbuf_append(ident, "\t\\N\t", 4);
+		rc = has_mig ? strbuf_printf(ident, "\t%lld\t", mig)
+		             : strbuf_append(ident, "\t\\N\t", 4);
 	if (!rc)
 		rc = put_text(ident, mig_profile);
 	if (!rc)
-		rc = has_index ? strbuf_printf(ident, "\t%lld", index) : strbuf_append(ident, "\t\\N", 3);
+		rc = has_index ? strbuf_printf(ident, "\t%lld", index)
+		               : strbuf_append(ident, "\t\\N", 3);
 	const char *tail[] = {hostname, model, pci, device, driver, cluster, dc, rack};
 	for (size_t i = 0; !rc && i < sizeof(tail) / sizeof(tail[0]); i++) {
 		rc = strbuf_append(ident, "\t", 1);
@@ -413,7 +420,7 @@ out:
  * place and both paths write the same row.
  */
 #define FAST_FALLBACK 1
-#define MAX_DEPTH 32
+#define MAX_DEPTH     32
 
 struct slice {
 	const char *p;
@@ -529,7 +536,8 @@ static int skip_value(struct scan *s, int depth)
 		do {
 			if (c == '{') {
 				ws(s);
-				if (s->p >= s->end || *s->p != '"' || skip_value(s, depth + 1) || !eat(s, ':'))
+				if (s->p >= s->end || *s->p != '"' || skip_value(s, depth + 1) ||
+				    !eat(s, ':'))
 					return FAST_FALLBACK;
 			}
 			if (skip_value(s, depth + 1))
@@ -549,7 +557,8 @@ static int skip_value(struct scan *s, int depth)
 					return FAST_FALLBACK;
 				if (*s->p == 'u') {
 					for (int i = 1; i <= 4; i++)
-						if (s->p + i >= s->end || !strchr("0123456789abcdefABCDEF", s->p[i]))
+						if (s->p + i >= s->end ||
+						    !strchr("0123456789abcdefABCDEF", s->p[i]))
 							return FAST_FALLBACK;
 					s->p += 4;
 				}
@@ -691,8 +700,22 @@ static int put_slice(struct strbuf *sb, const struct slice *sl)
 	return strbuf_append(sb, sl->p, sl->n);
 }
 
+/* A tab and v in decimal (strbuf_printf's cost per row, without it). */
+static int put_int(struct strbuf *sb, long long v)
+{
+	char buf[24], *p = buf + sizeof(buf);
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--p = '-';
+	*--p = '\t';
+	return strbuf_append(sb, p, (size_t)(buf + sizeof(buf) - p));
+}
+
 static int append_fast(const char *payload, size_t len, const struct event_row_opts *opts,
-		       struct strbuf *out, struct strbuf *ident, struct event_row_info *info)
+                       struct strbuf *out, struct strbuf *ident, struct event_row_info *info)
 {
 	struct fast_event ev;
 	memset(&ev, 0, sizeof(ev));
@@ -753,8 +776,9 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 	    !ev.gpu_set || !ev.uuid.set || ev.uuid.null || ev.uuid.n == 0 || ev.uuid.n > MAX_TEXT ||
 	    ev.time.n >= 64)
 		return FAST_FALLBACK;
-	const struct slice *texts[] = {&ev.hostname, &ev.cluster, &ev.dc, &ev.rack, &ev.model,
-				       &ev.pci, &ev.device, &ev.driver, &ev.mig_profile};
+	const struct slice *texts[] = {&ev.hostname, &ev.cluster, &ev.dc,
+	                               &ev.rack,     &ev.model,   &ev.pci,
+	                               &ev.device,   &ev.driver,  &ev.mig_profile};
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
 		if (texts[i]->n > MAX_TEXT)
 			return FAST_FALLBACK;
@@ -769,10 +793,14 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 	size_t mark = out->len, imark = ident->len;
 	int rc;
 	if (ev.mig.set && !ev.mig.null)
-		snprintf(info->gpu_key, sizeof(info->gpu_key), "%.*s/%lld", (int)ev.uuid.n, ev.uuid.p,
-			 ev.mig_v);
-	else
-		snprintf(info->gpu_key, sizeof(info->gpu_key), "%.*s", (int)ev.uuid.n, ev.uuid.p);
+		snprintf(info->gpu_key, sizeof(info->gpu_key), "%.*s/%lld", (int)ev.uuid.n,
+		         ev.uuid.p, ev.mig_v);
+	else { /* the common case, without snprintf's cost per row */
+		size_t n =
+		    ev.uuid.n < sizeof(info->gpu_key) ? ev.uuid.n : sizeof(info->gpu_key) - 1;
+		memcpy(info->gpu_key, ev.uuid.p, n);
+		info->gpu_key[n] = '\0';
+	}
 	info->time = t;
 	rc = pgcopy_tuple(out, (int16_t)(EVENT_ROW_FIXED_COLUMNS + nf + 1));
 	if (!rc)
@@ -782,14 +810,15 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 	if (!rc)
 		rc = pgcopy_text(out, ev.uuid.p, ev.uuid.n);
 	if (!rc)
-		rc = (ev.mig.set && !ev.mig.null) ? pgcopy_int4(out, (int32_t)ev.mig_v) : pgcopy_null(out);
+		rc = (ev.mig.set && !ev.mig.null) ? pgcopy_int4(out, (int32_t)ev.mig_v)
+		                                  : pgcopy_null(out);
 	if (!rc)
 		rc = (ev.hostname.set && !ev.hostname.null)
-			     ? pgcopy_text(out, ev.hostname.p, ev.hostname.n)
-			     : pgcopy_null(out);
+		         ? pgcopy_text(out, ev.hostname.p, ev.hostname.n)
+		         : pgcopy_null(out);
 	if (!rc)
 		rc = (ev.index.set && !ev.index.null) ? pgcopy_int4(out, (int32_t)ev.index_v)
-						      : pgcopy_null(out);
+		                                      : pgcopy_null(out);
 	for (size_t i = 0; !rc && i < nf; i++) {
 		const struct slice *m = &ev.metric[i];
 		if (!m->set || m->null) {
@@ -833,14 +862,14 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 		rc = strbuf_append(ident, ev.uuid.p, ev.uuid.n);
 	if (!rc)
 		rc = (ev.mig.set && !ev.mig.null) ? strbuf_printf(ident, "\t%lld\t", ev.mig_v)
-						  : strbuf_append(ident, "\t\\N\t", 4);
+		                                  : strbuf_append(ident, "\t\\N\t", 4);
 	if (!rc)
 		rc = put_slice(ident, &ev.mig_profile);
 	if (!rc)
-		rc = (ev.index.set && !ev.index.null) ? strbuf_printf(ident, "\t%lld", ev.index_v)
-						      : strbuf_append(ident, "\t\\N", 3);
-	const struct slice *tail[] = {&ev.hostname, &ev.model, &ev.pci, &ev.device, &ev.driver,
-				      &ev.cluster, &ev.dc, &ev.rack};
+		rc = (ev.index.set && !ev.index.null) ? put_int(ident, ev.index_v)
+		                                      : strbuf_append(ident, "\t\\N", 3);
+	const struct slice *tail[] = {&ev.hostname, &ev.model,   &ev.pci, &ev.device,
+	                              &ev.driver,   &ev.cluster, &ev.dc,  &ev.rack};
 	for (size_t i = 0; !rc && i < sizeof(tail) / sizeof(tail[0]); i++) {
 		rc = strbuf_append(ident, "\t", 1);
 		if (!rc)
@@ -860,8 +889,8 @@ fail:
 }
 
 int event_row_append(const char *payload, size_t len, const struct event_row_opts *opts,
-		     struct strbuf *out, struct strbuf *ident, struct event_row_info *info, char *reason,
-		     size_t rlen)
+                     struct strbuf *out, struct strbuf *ident, struct event_row_info *info,
+                     char *reason, size_t rlen)
 {
 	if (!opts->general_only) {
 		int rc = append_fast(payload, len, opts, out, ident, info);

@@ -280,13 +280,34 @@ int rollup_add(struct rollup *r, const char *rows, size_t len)
 	return 0;
 }
 
+static int group_cmp(const void *a, const void *b)
+{
+	const struct group *x = *(const struct group *const *)a,
+	                   *y = *(const struct group *const *)b;
+	size_t n = x->keylen < y->keylen ? x->keylen : y->keylen;
+	int c = memcmp(x->key, y->key, n);
+	if (c)
+		return c;
+	if (x->keylen != y->keylen)
+		return x->keylen < y->keylen ? -1 : 1;
+	return x->minute < y->minute ? -1 : x->minute > y->minute;
+}
+
+/* The groups in (key, minute) order: two sinks' transactions that merge the same groups lock
+ * them in the same order, so they wait for each other instead of deadlocking. */
 int rollup_copy(const struct rollup *r, struct strbuf *out)
 {
 	int rc = 0;
-	for (size_t i = 0; !rc && i < r->cap; i++) {
-		const struct group *g = &r->slots[i];
-		if (!g->key)
-			continue;
+	const struct group **order = malloc((r->n ? r->n : 1) * sizeof(*order));
+	if (!order)
+		return -ENOMEM;
+	size_t n = 0;
+	for (size_t i = 0; i < r->cap && n < r->n; i++)
+		if (r->slots[i].key)
+			order[n++] = &r->slots[i];
+	qsort(order, n, sizeof(*order), group_cmp);
+	for (size_t i = 0; !rc && i < n; i++) {
+		const struct group *g = order[i];
 		rc = pgcopy_tuple(out, (int16_t)(3 + 4 * NG + 2 * NC));
 		if (!rc)
 			rc = pgcopy_text(out, g->key, g->keylen);
@@ -325,5 +346,6 @@ int rollup_copy(const struct rollup *r, struct strbuf *out)
 			}
 		}
 	}
+	free(order);
 	return rc;
 }

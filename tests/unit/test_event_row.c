@@ -346,6 +346,8 @@ static void test_fast_and_general_paths_agree(void **state)
 		"\"GPU-2\" , \"mig_instance\" : 3 , \"mig_profile\" : \"1g.10gb\" } , \"metrics\" : { \"gpu_util\" : "
 		"100 , \"power_usage\" : 0.0 } , \"extra\" : { \"a\" : [1, 2.5, \"x\\\"y\\\\z\\u00e9\"], \"b\" : {\"c\": "
 		"true, \"d\": null} } }\r\n",
+		/* a GPU index of several digits */
+		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-17\",\"index\":1234567}}",
 		/* no metrics at all, empty extra */
 		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-3\"},\"extra\":{}}",
 		/* what the fast path leaves to the general one: escapes, unknown keys, bad values */
