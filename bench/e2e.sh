@@ -59,7 +59,12 @@ cleanup() {
   kafka_stop; pg_stop; rm -rf "$GH_SVC_DIR" "$T"
 }
 trap cleanup EXIT
-pg_start 2>/dev/null; kafka_start 2>/dev/null
+# PostgreSQL sized for a database that grows by GBs during the run (the test default of
+# 128 MB of shared buffers is a toy: past it every insert into the indexes of 100,000s of GPUs
+# evicts and rewrites a page); a server for a fleet would have at least this much
+GH_PG_EXTRA_CONF=${E2E_PG_CONF-"shared_buffers = 2GB
+max_wal_size = 4GB"} pg_start 2>/dev/null
+kafka_start 2>/dev/null
 K=$GPUHEALTH_TEST_KAFKA
 psql -X -q "$GPUHEALTH_TEST_PG" -c "CREATE DATABASE bench_e2e" >/dev/null
 DB="${GPUHEALTH_TEST_PG/dbname=gpuhealth_test/dbname=bench_e2e}"

@@ -5,6 +5,7 @@
 #   pg_start / pg_stop        -> exports GPUHEALTH_TEST_PG (a libpq conninfo)
 #   kafka_start / kafka_stop  -> exports GPUHEALTH_TEST_KAFKA (bootstrap servers)
 # Logs stay in $GH_SVC_DIR (printed) so a failing test can be read afterwards.
+# GH_PG_EXTRA_CONF: more postgresql.conf lines for pg_start (the fleet benchmark sizes memory).
 
 GH_ROOT=${GH_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 GH_KAFKA_VERSION=${GH_KAFKA_VERSION:-4.1.1}
@@ -56,6 +57,7 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 max_connections = 200
+${GH_PG_EXTRA_CONF:-}
 CONF
   pg_as "$bin/pg_ctl" -D "$GH_PG_DIR/data" -l "$GH_PG_DIR/postgresql.log" -w -t 60 start >/dev/null || { svc_log "PostgreSQL did not start:"; tail -20 "$GH_PG_DIR/postgresql.log" >&2; return 1; }
   psql -X -q -h 127.0.0.1 -p "$GH_PG_PORT" -U postgres -d postgres -c 'CREATE DATABASE gpuhealth_test' >/dev/null \
