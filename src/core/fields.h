@@ -29,6 +29,8 @@ const struct field_def *fields_all(size_t *n);
 const struct field_def *fields_by_dcgm(const char *name, size_t len);
 /* Looks a field up by its event key; NULL if unknown. */
 const struct field_def *fields_by_key(const char *key);
+/* The same for a key of len bytes, not NUL-terminated. */
+const struct field_def *fields_by_keyn(const char *key, size_t len);
 /* Position of a field in the table (for arrays indexed by field). */
 size_t fields_index(const struct field_def *f);
 

@@ -178,8 +178,8 @@ static bool in_range(size_t i, double v)
 	return r < 0 || (v >= ranges[r].lo && v <= ranges[r].hi);
 }
 
-/* The field named [k, k+n): tries *hint (the field after the previous one: events list their
- * metrics in the contract's order) before searching the table. */
+/* The field named [k, k+n): tries *hint (the field after the previous one, for events that
+ * list their metrics in the contract's order) before the hash lookup. */
 static const struct field_def *field_at_hint(const char *k, size_t n, size_t *hint)
 {
 	size_t nf;
@@ -189,12 +189,7 @@ static const struct field_def *field_at_hint(const char *k, size_t n, size_t *hi
 		(*hint)++;
 		return d;
 	}
-	char key[64];
-	if (n >= sizeof(key))
-		return NULL;
-	memcpy(key, k, n);
-	key[n] = '\0';
-	const struct field_def *d = fields_by_key(key);
+	const struct field_def *d = fields_by_keyn(k, n);
 	if (d)
 		*hint = fields_index(d) + 1;
 	return d;

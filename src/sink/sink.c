@@ -266,7 +266,11 @@ static uint64_t hash_key(const char *k)
 	uint64_t h = 1469598103934665603ull; /* FNV-1a */
 	for (; *k; k++)
 		h = (h ^ (unsigned char)*k) * 1099511628211ull;
-	return h;
+	/* FNV's low bits (the table index) only see the low bits of each byte: fold the high
+	 * half in, so keys that differ in one character do not cluster */
+	h ^= h >> 32;
+	h *= 0x9E3779B97F4A7C15ull;
+	return h ^ (h >> 29);
 }
 
 /* Records a row's GPU in the batch's set. Returns 0 or -ENOMEM. */

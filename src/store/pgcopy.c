@@ -1,72 +1,100 @@
 #include "store/pgcopy.h"
 
-#include <arpa/inet.h>
 #include <math.h>
 #include <string.h>
 
-const char pgcopy_header[PGCOPY_HEADER_LEN] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n',
-					       '\0', 0, 0, 0, 0, 0, 0, 0, 0};
+const char pgcopy_header[PGCOPY_HEADER_LEN] = {
+    'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n', '\0', 0, 0, 0, 0, 0, 0, 0, 0};
 const char pgcopy_trailer[2] = {'\377', '\377'};
 
 #define PG_EPOCH_OFFSET 946684800.0 /* 2000-01-01T00:00:00Z in Unix seconds */
 
-static int be16(struct strbuf *sb, uint16_t v)
+/* Appends n bytes: straight into the buffer when they fit (a fixed n becomes a plain store;
+ * this runs several times per column of every row), else through strbuf_append. */
+static inline int put(struct strbuf *sb, const void *p, size_t n)
 {
-	uint16_t n = htons(v);
-	return strbuf_append(sb, &n, 2);
-}
-
-static int be32(struct strbuf *sb, uint32_t v)
-{
-	uint32_t n = htonl(v);
-	return strbuf_append(sb, &n, 4);
-}
-
-static int be64(struct strbuf *sb, uint64_t v)
-{
-	unsigned char b[8];
-	for (int i = 7; i >= 0; i--) {
-		b[i] = (unsigned char)(v & 0xff);
-		v >>= 8;
+	if (sb->data && sb->len + n < sb->cap) {
+		memcpy(sb->data + sb->len, p, n);
+		sb->len += n;
+		sb->data[sb->len] = '\0';
+		return 0;
 	}
-	return strbuf_append(sb, b, 8);
+	return strbuf_append(sb, p, n);
 }
 
-int pgcopy_tuple(struct strbuf *sb, int16_t nfields) { return be16(sb, (uint16_t)nfields); }
-int pgcopy_null(struct strbuf *sb) { return be32(sb, 0xffffffffu); }
+static void store32(unsigned char *b, uint32_t v)
+{
+	b[0] = (unsigned char)(v >> 24);
+	b[1] = (unsigned char)(v >> 16);
+	b[2] = (unsigned char)(v >> 8);
+	b[3] = (unsigned char)v;
+}
+
+static void store64(unsigned char *b, uint64_t v)
+{
+	store32(b, (uint32_t)(v >> 32));
+	store32(b + 4, (uint32_t)v);
+}
+
+int pgcopy_tuple(struct strbuf *sb, int16_t nfields)
+{
+	unsigned char b[2] = {(unsigned char)((uint16_t)nfields >> 8), (unsigned char)nfields};
+	return put(sb, b, 2);
+}
+
+int pgcopy_null(struct strbuf *sb)
+{
+	static const unsigned char b[4] = {0xff, 0xff, 0xff, 0xff};
+	return put(sb, b, 4);
+}
 
 int pgcopy_int4(struct strbuf *sb, int32_t v)
 {
-	int rc = be32(sb, 4);
-	return rc ? rc : be32(sb, (uint32_t)v);
+	unsigned char b[8];
+	store32(b, 4);
+	store32(b + 4, (uint32_t)v);
+	return put(sb, b, 8);
 }
 
 int pgcopy_int8(struct strbuf *sb, int64_t v)
 {
-	int rc = be32(sb, 8);
-	return rc ? rc : be64(sb, (uint64_t)v);
+	unsigned char b[12];
+	store32(b, 8);
+	store64(b + 4, (uint64_t)v);
+	return put(sb, b, 12);
 }
 
 int pgcopy_float8(struct strbuf *sb, double v)
 {
 	uint64_t bits;
 	memcpy(&bits, &v, sizeof(bits));
-	int rc = be32(sb, 8);
-	return rc ? rc : be64(sb, bits);
+	unsigned char b[12];
+	store32(b, 8);
+	store64(b + 4, bits);
+	return put(sb, b, 12);
 }
 
 int pgcopy_text(struct strbuf *sb, const char *s, size_t len)
 {
-	int rc = be32(sb, (uint32_t)len);
-	return rc ? rc : strbuf_append(sb, s, len);
+	unsigned char b[4];
+	store32(b, (uint32_t)len);
+	size_t at = sb->len;
+	int rc = put(sb, b, 4);
+	if (!rc && (rc = put(sb, s, len)) != 0)
+		strbuf_truncate(sb, at); /* all or nothing */
+	return rc;
 }
 
 int pgcopy_jsonb(struct strbuf *sb, const char *json, size_t len)
 {
-	int rc = be32(sb, (uint32_t)len + 1);
-	if (!rc)
-		rc = strbuf_append(sb, "\1", 1);
-	return rc ? rc : strbuf_append(sb, json, len);
+	unsigned char b[5];
+	store32(b, (uint32_t)len + 1);
+	b[4] = 1; /* jsonb binary format version */
+	size_t at = sb->len;
+	int rc = put(sb, b, 5);
+	if (!rc && (rc = put(sb, json, len)) != 0)
+		strbuf_truncate(sb, at);
+	return rc;
 }
 
 int pgcopy_timestamptz(struct strbuf *sb, double epoch)
