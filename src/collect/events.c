@@ -475,18 +475,25 @@ static int fill_ident(struct events *ev, struct gpu_event *g, const struct prom_
 	return rc;
 }
 
+/* Doubles the array *p of *cap elements of size bytes (first: its first size). 0 or -ENOMEM
+ * (*p unchanged). */
+static int grow(void **p, size_t *cap, size_t size, size_t first)
+{
+	size_t n = *cap ? *cap * 2 : first;
+	void *q = realloc(*p, n * size);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	*cap = n;
+	return 0;
+}
+
 /* A new event for key with every identity field null. */
 static int new_event(struct events *ev, const char *key, size_t keylen, size_t idlen,
                      struct gpu_event **out)
 {
-	if (ev->n == ev->cap) {
-		size_t cap = ev->cap ? ev->cap * 2 : 8;
-		struct gpu_event *p = realloc(ev->gpus, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		ev->gpus = p;
-		ev->cap = cap;
-	}
+	if (ev->n == ev->cap && grow((void **)&ev->gpus, &ev->cap, sizeof(*ev->gpus), 8))
+		return -ENOMEM;
 	if (ev->n == ev->inited) {
 		memset(&ev->gpus[ev->n], 0, sizeof(ev->gpus[0]));
 		ev->inited++;
@@ -575,14 +582,8 @@ static int extra_id(struct events *ev, const char *name, size_t len, uint32_t *o
 			return 0;
 		}
 	}
-	if (ev->nxn == ev->xcap) {
-		size_t cap = ev->xcap ? ev->xcap * 2 : 64;
-		struct xname *p = realloc(ev->xn, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		ev->xn = p;
-		ev->xcap = cap;
-	}
+	if (ev->nxn == ev->xcap && grow((void **)&ev->xn, &ev->xcap, sizeof(*ev->xn), 64))
+		return -ENOMEM;
 	struct xname *x = &ev->xn[ev->nxn];
 	if (text_add(ev, name, len, &x->name) != 0)
 		return -ENOMEM;
@@ -748,15 +749,9 @@ int events_add(struct events *ev, const struct prom_sample *s)
 		skipped(ev, s, EVENTS_SKIP_DUPLICATE);
 		goto out;
 	}
-	if (g->ne == g->cap) {
-		size_t cap = g->cap ? g->cap * 2 : 64;
-		struct entry *p = realloc(g->e, cap * sizeof(*p));
-		if (!p) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		g->e = p;
-		g->cap = cap;
+	if (g->ne == g->cap && grow((void **)&g->e, &g->cap, sizeof(*g->e), 64)) {
+		rc = -ENOMEM;
+		goto out;
 	}
 	g->e[g->ne].id = eid;
 	g->e[g->ne].v = value_of(ev, &s->value);
@@ -942,17 +937,23 @@ int events_render_json(const json_t *j, char *buf, size_t size, size_t *len)
 	return 0;
 }
 
+/* Writes u's decimal digits (at least one) backwards ending before tmp[*n], then '-' when neg;
+ * *n moves to the first character. tmp must have room for 21. */
+static void digits_back(char *tmp, size_t *n, uint64_t u, bool neg)
+{
+	do {
+		tmp[--*n] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (neg)
+		tmp[--*n] = '-';
+}
+
 static void put_int(struct writer *w, int64_t v)
 {
 	char tmp[24];
 	size_t n = sizeof(tmp);
-	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	do {
-		tmp[--n] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		tmp[--n] = '-';
+	digits_back(tmp, &n, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, v < 0);
 	put(w, tmp + n, sizeof(tmp) - n);
 }
 
@@ -973,22 +974,18 @@ static bool put_real_fast(struct writer *w, double d)
 		int64_t m = llround(x);
 		if ((double)m / p10[k] != d)
 			continue;
+		/* m / 10^k: the whole part, '.', then k decimals (or "0" for a whole number) */
 		char tmp[40];
 		size_t n = sizeof(tmp);
 		uint64_t u = m < 0 ? (uint64_t)0 - (uint64_t)m : (uint64_t)m;
-		if (k == 0) /* whole numbers get ".0" */
+		if (k == 0)
 			tmp[--n] = '0';
 		for (int i = 0; i < k; i++) {
 			tmp[--n] = (char)('0' + u % 10);
 			u /= 10;
 		}
 		tmp[--n] = '.';
-		do {
-			tmp[--n] = (char)('0' + u % 10);
-			u /= 10;
-		} while (u);
-		if (m < 0)
-			tmp[--n] = '-';
+		digits_back(tmp, &n, u, m < 0);
 		put(w, tmp + n, sizeof(tmp) - n);
 		return true;
 	}
