@@ -795,6 +795,19 @@ struct writer {
 	size_t len; /* what the whole text needs, also past size */
 };
 
+/* Terminates the text: 0, or -ENOSPC with the buffer cut and *len the length needed. */
+static int finish(const struct writer *w, size_t *len)
+{
+	*len = w->len;
+	if (w->len >= w->size) {
+		if (w->size > 0)
+			w->buf[w->size - 1] = '\0';
+		return -ENOSPC;
+	}
+	w->buf[w->len] = '\0';
+	return 0;
+}
+
 static void put(struct writer *w, const char *s, size_t n)
 {
 	if (w->len < w->size) {
@@ -927,14 +940,7 @@ int events_render_json(const json_t *j, char *buf, size_t size, size_t *len)
 		uselocale(old);
 	if (rc)
 		return rc;
-	*len = w.len;
-	if (w.len >= size) {
-		if (size > 0)
-			buf[size - 1] = '\0';
-		return -ENOSPC;
-	}
-	buf[w.len] = '\0';
-	return 0;
+	return finish(&w, len);
 }
 
 /* Writes u's decimal digits (at least one) backwards ending before tmp[*n], then '-' when neg;
@@ -1103,14 +1109,7 @@ int events_render(const struct events *ev, size_t i, char *buf, size_t size, siz
 	put_event(&w, ev, &ev->gpus[i]);
 	if (old != (locale_t)0)
 		uselocale(old);
-	*len = w.len;
-	if (w.len >= size) {
-		if (size > 0)
-			buf[size - 1] = '\0';
-		return -ENOSPC;
-	}
-	buf[w.len] = '\0';
-	return 0;
+	return finish(&w, len);
 }
 
 const json_t *events_json(struct events *ev, size_t i)

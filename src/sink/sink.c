@@ -1,6 +1,7 @@
 #include "sink/sink.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <librdkafka/rdkafka.h>
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -99,6 +100,8 @@ struct batch {
  * a GPU only when it is new to the sink, its identity changed, an earlier sample arrived, or
  * GPUS_MERGE_S passed since the last full merge: the per-batch merge of every GPU cost ~7% of each
  * transaction. */
+_Static_assert(offsetof(struct gpu_seen, key) == 0, "the GPU tables key on the first member");
+
 struct gpu_known {
 	char *key;    /* owned; NULL = empty slot */
 	char *cident; /* owned: identity text of the newest committed row */
@@ -273,31 +276,55 @@ static uint64_t hash_key(const char *k)
 	return h ^ (h >> 29);
 }
 
+/* The two GPU tables (a batch's seen set, the sink's known set) are open-addressing arrays of
+ * structs whose first member is `char *key` (NULL: empty), kept at most 70 % full. */
+static char *slot_key(void *tab, size_t esz, size_t i)
+{
+	char *k;
+	memcpy(&k, (char *)tab + i * esz, sizeof(k));
+	return k;
+}
+
+/* Doubles the table when one more entry would pass 70 %. 0 or -ENOMEM (table unchanged). */
+static int table_reserve(void **tab, size_t *cap, size_t n, size_t esz)
+{
+	if ((n + 1) * 10 <= *cap * 7)
+		return 0;
+	size_t ncap = *cap ? *cap * 2 : 1024;
+	char *grown = calloc(ncap, esz);
+	if (!grown)
+		return -ENOMEM;
+	for (size_t i = 0; i < *cap; i++) {
+		char *k = slot_key(*tab, esz, i);
+		if (!k)
+			continue;
+		size_t j = hash_key(k) & (ncap - 1);
+		while (slot_key(grown, esz, j))
+			j = (j + 1) & (ncap - 1);
+		memcpy(grown + j * esz, (char *)*tab + i * esz, esz);
+	}
+	free(*tab);
+	*tab = grown;
+	*cap = ncap;
+	return 0;
+}
+
+/* The slot of key, or the empty slot where it goes (cap > 0, the table not full). */
+static size_t table_slot(void *tab, size_t cap, size_t esz, const char *key)
+{
+	size_t j = hash_key(key) & (cap - 1);
+	for (char *k; (k = slot_key(tab, esz, j)) && strcmp(k, key) != 0;)
+		j = (j + 1) & (cap - 1);
+	return j;
+}
+
 /* Records a row's GPU in the batch's set. Returns 0 or -ENOMEM. */
 static int seen_add(struct sink *s, struct batch *b, const char *key, double t, size_t ident_off,
                     size_t ident_len, uint32_t *ord)
 {
-	if ((b->seen_n + 1) * 10 > b->seen_cap * 7) {
-		size_t cap = b->seen_cap ? b->seen_cap * 2 : 1024;
-		struct gpu_seen *grown = calloc(cap, sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		for (size_t i = 0; i < b->seen_cap; i++) {
-			if (!b->seen[i].key)
-				continue;
-			size_t j = hash_key(b->seen[i].key) & (cap - 1);
-			while (grown[j].key)
-				j = (j + 1) & (cap - 1);
-			grown[j] = b->seen[i];
-		}
-		free(b->seen);
-		b->seen = grown;
-		b->seen_cap = cap;
-	}
-	size_t j = hash_key(key) & (b->seen_cap - 1);
-	while (b->seen[j].key && strcmp(b->seen[j].key, key) != 0)
-		j = (j + 1) & (b->seen_cap - 1);
-	struct gpu_seen *g = &b->seen[j];
+	if (table_reserve((void **)&b->seen, &b->seen_cap, b->seen_n, sizeof(*b->seen)))
+		return -ENOMEM;
+	struct gpu_seen *g = &b->seen[table_slot(b->seen, b->seen_cap, sizeof(*b->seen), key)];
 	if (!g->key) {
 		if (!(g->key = strdup(key)))
 			return -ENOMEM;
@@ -367,30 +394,14 @@ static void known_clear(struct sink *s)
 	s->known_cap = s->known_n = 0;
 }
 
+_Static_assert(offsetof(struct gpu_known, key) == 0, "the GPU tables key on the first member");
+
 /* The entry of key (added, never merged, when absent), or NULL out of memory. glock held. */
 static struct gpu_known *known_get(struct sink *s, const char *key)
 {
-	if ((s->known_n + 1) * 10 > s->known_cap * 7) {
-		size_t cap = s->known_cap ? s->known_cap * 2 : 1024;
-		struct gpu_known *grown = calloc(cap, sizeof(*grown));
-		if (!grown)
-			return NULL;
-		for (size_t i = 0; i < s->known_cap; i++) {
-			if (!s->known[i].key)
-				continue;
-			size_t j = hash_key(s->known[i].key) & (cap - 1);
-			while (grown[j].key)
-				j = (j + 1) & (cap - 1);
-			grown[j] = s->known[i];
-		}
-		free(s->known);
-		s->known = grown;
-		s->known_cap = cap;
-	}
-	size_t j = hash_key(key) & (s->known_cap - 1);
-	while (s->known[j].key && strcmp(s->known[j].key, key) != 0)
-		j = (j + 1) & (s->known_cap - 1);
-	struct gpu_known *k = &s->known[j];
+	if (table_reserve((void **)&s->known, &s->known_cap, s->known_n, sizeof(*s->known)))
+		return NULL;
+	struct gpu_known *k = &s->known[table_slot(s->known, s->known_cap, sizeof(*s->known), key)];
 	if (!k->key) {
 		if (!(k->key = strdup(key)))
 			return NULL;
@@ -449,15 +460,7 @@ static int gpus_send(struct batch *b, const char *key, const char *ident, size_t
 /* Whether key is one of the batch's GPUs. */
 static bool seen_has(const struct batch *b, const char *key)
 {
-	if (!b->seen_cap)
-		return false;
-	size_t j = hash_key(key) & (b->seen_cap - 1);
-	while (b->seen[j].key) {
-		if (strcmp(b->seen[j].key, key) == 0)
-			return true;
-		j = (j + 1) & (b->seen_cap - 1);
-	}
-	return false;
+	return b->seen_cap && b->seen[table_slot(b->seen, b->seen_cap, sizeof(*b->seen), key)].key;
 }
 
 /* The batch's gpuhealth_ident COPY: its GPUs that are new to the sink, changed identity or
