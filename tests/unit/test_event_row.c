@@ -16,13 +16,14 @@
 #include "sink/event_row.h"
 
 static const char *GOOD =
-	"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10.250Z\",\"hostname\":\"node\\t7\","
-	"\"cluster\":\"c1\",\"datacenter\":null,\"rack\":\"r\\\\1\","
-	"\"gpu\":{\"index\":3,\"uuid\":\"GPU-abc\",\"model\":\"NVIDIA H100\",\"pci_bus_id\":\"0:1\","
-	"\"device\":\"nvidia3\",\"driver_version\":\"535\",\"mig_profile\":\"1g.10gb\",\"mig_instance\":2},"
-	"\"metrics\":{\"gpu_temp\":65,\"power_usage\":301.25,\"memory_temp\":null,"
-	"\"total_energy\":9223372036854775791,\"future_field\":7},"
-	"\"extra\":{\"DCGM_FI_DEV_VGPU_LICENSE_STATUS\":0}}";
+    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10.250Z\",\"hostname\":\"node\\t7\","
+    "\"cluster\":\"c1\",\"datacenter\":null,\"rack\":\"r\\\\1\","
+    "\"gpu\":{\"index\":3,\"uuid\":\"GPU-abc\",\"model\":\"NVIDIA H100\",\"pci_bus_id\":\"0:1\","
+    "\"device\":\"nvidia3\",\"driver_version\":\"535\",\"mig_profile\":\"1g.10gb\",\"mig_"
+    "instance\":2},"
+    "\"metrics\":{\"gpu_temp\":65,\"power_usage\":301.25,\"memory_temp\":null,"
+    "\"total_energy\":9223372036854775791,\"future_field\":7},"
+    "\"extra\":{\"DCGM_FI_DEV_VGPU_LICENSE_STATUS\":0}}";
 
 static struct event_row_opts opts(void)
 {
@@ -59,7 +60,10 @@ static uint32_t rd32(const unsigned char *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static uint64_t rd64(const unsigned char *p) { return (uint64_t)rd32(p) << 32 | rd32(p + 4); }
+static uint64_t rd64(const unsigned char *p)
+{
+	return (uint64_t)rd32(p) << 32 | rd32(p + 4);
+}
 
 /* Decodes one tuple; returns its field count and checks it used exactly len bytes. */
 static int decode(const char *buf, size_t len, struct fld *f, int max)
@@ -126,7 +130,8 @@ static void test_good_event(void **state)
 	struct event_row_opts o = opts();
 	struct event_row_info info;
 	char reason[256] = "";
-	assert_int_equal(event_row_append(GOOD, strlen(GOOD), &o, &sb, &id, &info, reason, sizeof(reason)), 0);
+	assert_int_equal(
+	    event_row_append(GOOD, strlen(GOOD), &o, &sb, &id, &info, reason, sizeof(reason)), 0);
 	assert_string_equal(info.gpu_key, "GPU-abc/2");
 	assert_true(info.time > o.now - 300);
 	size_t nf;
@@ -136,7 +141,8 @@ static void test_good_event(void **state)
 	assert_int_equal(n, 6 + (int)nf + 1);
 	double t;
 	assert_int_equal(time_parse_rfc3339("2026-11-28T12:00:10.250Z", &t), 0);
-	assert_int_equal(f_int8(&f[0]), (int64_t)((t - 946684800.0) * 1e6 + 0.5)); /* us since 2000 */
+	assert_int_equal(f_int8(&f[0]),
+	                 (int64_t)((t - 946684800.0) * 1e6 + 0.5)); /* us since 2000 */
 	f_text(&f[1], "GPU-abc/2");
 	f_text(&f[2], "GPU-abc");
 	assert_int_equal(f_int4(&f[3]), 2);
@@ -222,24 +228,29 @@ static void test_rejections(void **state)
 	expect_reject("\"schema_version\":1,", "", "schema_version missing");
 	expect_reject("\"uuid\":\"GPU-abc\"", "\"uuid\":\"\"", "gpu.uuid missing");
 	expect_reject("\"uuid\":\"GPU-abc\"", "\"uuid\":5", "gpu.uuid must be a string");
-	expect_reject("\"time\":\"2026-11-28T12:00:10.250Z\"", "\"time\":\"yesterday\"", "not RFC 3339");
+	expect_reject("\"time\":\"2026-11-28T12:00:10.250Z\"", "\"time\":\"yesterday\"",
+	              "not RFC 3339");
 	expect_reject("\"time\":\"2026-11-28T12:00:10.250Z\"", "\"time\":\"2026-02-30T00:00:00Z\"",
-		      "not RFC 3339");
+	              "not RFC 3339");
 	expect_reject("\"time\":\"2026-11-28T12:00:10.250Z\"", "\"time\":\"2020-01-01T00:00:00Z\"",
-		      "older than the retention");
+	              "older than the retention");
 	expect_reject("\"time\":\"2026-11-28T12:00:10.250Z\"", "\"time\":\"2027-01-01T00:00:00Z\"",
-		      "in the future");
+	              "in the future");
 	expect_reject("\"power_usage\":301.25", "\"power_usage\":-1", "negative power");
 	expect_reject("\"gpu_temp\":65", "\"gpu_temp\":201", "temperature outside");
 	expect_reject("\"gpu_temp\":65", "\"gpu_temp\":-41", "temperature outside");
-	expect_reject("\"gpu_temp\":65", "\"gpu_temp\":65,\"gpu_util\":100.5", "utilization outside");
+	expect_reject("\"gpu_temp\":65", "\"gpu_temp\":65,\"gpu_util\":100.5",
+	              "utilization outside");
 	expect_reject("\"gpu_temp\":65", "\"gpu_temp\":\"65\"", "must be a number");
-	expect_reject("\"total_energy\":9223372036854775791", "\"total_energy\":-3", "cannot be negative");
-	expect_reject("\"total_energy\":9223372036854775791", "\"total_energy\":1.5", "whole number");
+	expect_reject("\"total_energy\":9223372036854775791", "\"total_energy\":-3",
+	              "cannot be negative");
+	expect_reject("\"total_energy\":9223372036854775791", "\"total_energy\":1.5",
+	              "whole number");
 	expect_reject("\"mig_instance\":2", "\"mig_instance\":-2", "mig_instance");
 	expect_reject("\"metrics\":{", "\"metrics\":[1],\"x\":{", "metrics must be an object");
 	expect_reject("{\"schema_version\"", "[{\"schema_version\"", "invalid JSON");
-	expect_reject("\"hostname\":\"node\\t7\",", "\"hostname\":\"a\",\"hostname\":\"b\",", "invalid JSON");
+	expect_reject("\"hostname\":\"node\\t7\",", "\"hostname\":\"a\",\"hostname\":\"b\",",
+	              "invalid JSON");
 }
 
 static void test_utilization_bounds_inclusive(void **state)
@@ -255,7 +266,8 @@ static void test_utilization_bounds_inclusive(void **state)
 	char reason[256] = "";
 	struct strbuf id;
 	strbuf_init(&id, 0);
-	assert_int_equal(event_row_append(ev, strlen(ev), &o, &sb, &id, &info, reason, sizeof(reason)), 0);
+	assert_int_equal(
+	    event_row_append(ev, strlen(ev), &o, &sb, &id, &info, reason, sizeof(reason)), 0);
 	strbuf_free(&sb);
 	strbuf_free(&id);
 	free(ev);
@@ -277,7 +289,6 @@ static void test_time_parsing(void **state)
 	assert_int_equal(time_format_rfc3339(a + 0.9996, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "2026-11-28T12:00:01.000Z");
 }
-
 
 /* Both paths must write the same tuple: every field byte for byte, extra as equal JSON. */
 static void same_row(const char *ev)
@@ -321,8 +332,10 @@ static void same_row(const char *ev)
 			free(sbj);
 			continue;
 		}
-		if (fa[i].len != fb[i].len || (fa[i].len > 0 && memcmp(fa[i].p, fb[i].p, (size_t)fa[i].len)))
-			fail_msg("field %d differs between the fast and the general path for %s", i, ev);
+		if (fa[i].len != fb[i].len ||
+		    (fa[i].len > 0 && memcmp(fa[i].p, fb[i].p, (size_t)fa[i].len)))
+			fail_msg("field %d differs between the fast and the general path for %s", i,
+			         ev);
 	}
 out:
 	strbuf_free(&a);
@@ -335,37 +348,62 @@ static void test_fast_and_general_paths_agree(void **state)
 {
 	(void)state;
 	static const char *events[] = {
-		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10.000Z\",\"hostname\":\"n1\",\"cluster\":null,"
-		"\"datacenter\":\"dc\",\"rack\":\"r1\",\"gpu\":{\"index\":0,\"uuid\":\"GPU-1\",\"model\":\"A100\","
-		"\"pci_bus_id\":\"00000000:31:00.0\",\"device\":\"nvidia0\",\"driver_version\":\"535.129.03\","
-		"\"mig_profile\":null,\"mig_instance\":null},\"metrics\":{\"gpu_temp\":65,\"power_usage\":301.25,"
-		"\"sm_clock\":1410,\"memory_temp\":null,\"total_energy\":9223372036854775791,\"gr_engine_active\":0.1,"
-		"\"pcie_tx_bytes\":1e5,\"clocks_event_reasons\":4,\"xid\":0},\"extra\":{\"DCGM_FI_X\":0}}",
-		/* whitespace, MIG, nested extra with escapes, no optional fields */
-		" { \"schema_version\" : 1 , \"time\" : \"2026-11-28T12:00:10.5+01:00\" ,\n \"gpu\" : { \"uuid\" : "
-		"\"GPU-2\" , \"mig_instance\" : 3 , \"mig_profile\" : \"1g.10gb\" } , \"metrics\" : { \"gpu_util\" : "
-		"100 , \"power_usage\" : 0.0 } , \"extra\" : { \"a\" : [1, 2.5, \"x\\\"y\\\\z\\u00e9\"], \"b\" : {\"c\": "
-		"true, \"d\": null} } }\r\n",
-		/* a GPU index of several digits */
-		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-17\",\"index\":1234567}}",
-		/* no metrics at all, empty extra */
-		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-3\"},\"extra\":{}}",
-		/* what the fast path leaves to the general one: escapes, unknown keys, bad values */
-		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"hostname\":\"a\\tb\",\"gpu\":{\"uuid\":\"GPU-4\"}}",
-		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-5\"},\"metrics\":{\"new_one\":1}}",
-		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-6\"},\"metrics\":{\"gpu_temp\":999}}",
-		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-7\"},\"metrics\":{\"pcie_replay\":2.5}}",
-		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-8\"},\"metrics\":{\"pcie_replay\":-1}}",
-		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-9\"},\"metrics\":{\"gpu_temp\":01}}",
-		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-9\"},\"gpu\":{\"uuid\":\"GPU-9\"}}",
-		"{\"schema_version\":2,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-10\"}}",
-		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-11\"}} x",
-		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-12\"},\"extra\":{\"a\":}}",
-		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-13\",\"index\":-1}}",
-		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-14\"},\"metrics\":{\"gpu_temp\":1e999}}",
-		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-15\"},\"metrics\":{\"total_energy\":92233720368547758070}}",
-		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"\"}}",
-		"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-\xc3\xa9\"}}",
+	    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10.000Z\",\"hostname\":\"n1\","
+	    "\"cluster\":null,"
+	    "\"datacenter\":\"dc\",\"rack\":\"r1\",\"gpu\":{\"index\":0,\"uuid\":\"GPU-1\","
+	    "\"model\":\"A100\","
+	    "\"pci_bus_id\":\"00000000:31:00.0\",\"device\":\"nvidia0\",\"driver_version\":\"535."
+	    "129.03\","
+	    "\"mig_profile\":null,\"mig_instance\":null},\"metrics\":{\"gpu_temp\":65,\"power_"
+	    "usage\":301.25,"
+	    "\"sm_clock\":1410,\"memory_temp\":null,\"total_energy\":9223372036854775791,\"gr_"
+	    "engine_active\":0.1,"
+	    "\"pcie_tx_bytes\":1e5,\"clocks_event_reasons\":4,\"xid\":0},\"extra\":{\"DCGM_FI_X\":"
+	    "0}}",
+	    /* whitespace, MIG, nested extra with escapes, no optional fields */
+	    " { \"schema_version\" : 1 , \"time\" : \"2026-11-28T12:00:10.5+01:00\" ,\n \"gpu\" : "
+	    "{ \"uuid\" : "
+	    "\"GPU-2\" , \"mig_instance\" : 3 , \"mig_profile\" : \"1g.10gb\" } , \"metrics\" : { "
+	    "\"gpu_util\" : "
+	    "100 , \"power_usage\" : 0.0 } , \"extra\" : { \"a\" : [1, 2.5, "
+	    "\"x\\\"y\\\\z\\u00e9\"], \"b\" : {\"c\": "
+	    "true, \"d\": null} } }\r\n",
+	    /* a GPU index of several digits */
+	    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-17\","
+	    "\"index\":1234567}}",
+	    /* no metrics at all, empty extra */
+	    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-3\"},"
+	    "\"extra\":{}}",
+	    /* what the fast path leaves to the general one: escapes, unknown keys, bad values */
+	    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"hostname\":\"a\\tb\","
+	    "\"gpu\":{\"uuid\":\"GPU-4\"}}",
+	    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-5\"},"
+	    "\"metrics\":{\"new_one\":1}}",
+	    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-6\"},"
+	    "\"metrics\":{\"gpu_temp\":999}}",
+	    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-7\"},"
+	    "\"metrics\":{\"pcie_replay\":2.5}}",
+	    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-8\"},"
+	    "\"metrics\":{\"pcie_replay\":-1}}",
+	    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-9\"},"
+	    "\"metrics\":{\"gpu_temp\":01}}",
+	    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-9\"},"
+	    "\"gpu\":{\"uuid\":\"GPU-9\"}}",
+	    "{\"schema_version\":2,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-10\"}"
+	    "}",
+	    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-11\"}}"
+	    " x",
+	    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-12\"},"
+	    "\"extra\":{\"a\":}}",
+	    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-13\","
+	    "\"index\":-1}}",
+	    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-14\"},"
+	    "\"metrics\":{\"gpu_temp\":1e999}}",
+	    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-15\"},"
+	    "\"metrics\":{\"total_energy\":92233720368547758070}}",
+	    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"\"}}",
+	    "{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-"
+	    "\xc3\xa9\"}}",
 	};
 	for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
 		same_row(events[i]);
@@ -380,11 +418,11 @@ static void test_fast_and_general_paths_agree(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good_event),
-		cmocka_unit_test(test_rejections),
-		cmocka_unit_test(test_utilization_bounds_inclusive),
-		cmocka_unit_test(test_time_parsing),
-		cmocka_unit_test(test_fast_and_general_paths_agree),
+	    cmocka_unit_test(test_good_event),
+	    cmocka_unit_test(test_rejections),
+	    cmocka_unit_test(test_utilization_bounds_inclusive),
+	    cmocka_unit_test(test_time_parsing),
+	    cmocka_unit_test(test_fast_and_general_paths_agree),
 	};
 	return cmocka_run_group_tests_name("event_row", tests, NULL, NULL);
 }
