@@ -514,6 +514,63 @@ static int fnum(struct scan *s, struct slice *out, bool *is_int)
 	return 0;
 }
 
+/* Powers of ten a double holds exactly. */
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/*
+ * The value of a JSON number fnum() accepted: d, the nearest double (as strtod gives it), and,
+ * when exact_int, iv, the integer it writes exactly (no fraction or exponent). Without strtod's
+ * cost for the common forms: an integer, or up to 15 significant digits with up to 22 after the
+ * point (one division of two exact doubles, so correctly rounded); other fractions and
+ * exponents go through strtod. Returns 0, or -ERANGE where the general path decides (an
+ * integer past long long, an overflow or underflow, a number of 64 characters or more).
+ */
+static int number_value(const char *p, size_t n, double *d, long long *iv, bool *exact_int)
+{
+	const char *e = p + n, *q = p;
+	bool neg = q < e && *q == '-';
+	uint64_t m = 0;
+	int digits = 0, frac = 0;
+	q += neg;
+	/* significant digits into m (at most 19: m < 10^19 fits); a longer one stops short of e */
+	for (; q < e && *q >= '0' && *q <= '9' && digits < 19; q++) {
+		m = m * 10 + (uint64_t)(*q - '0');
+		digits += m != 0;
+	}
+	if (q < e && *q == '.')
+		for (q++; q < e && *q >= '0' && *q <= '9' && digits < 19; q++, frac++) {
+			m = m * 10 + (uint64_t)(*q - '0');
+			digits += m != 0;
+		}
+	*exact_int = false;
+	if (!memchr(p, '.', n) && !memchr(p, 'e', n) && !memchr(p, 'E', n)) {
+		/* an integer: past long long (jansson's json_int_t) it is the general path's to
+		 * refuse; "-0" is 0, as jansson reads it */
+		uint64_t lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+		if (q != e || m > lim)
+			return -ERANGE;
+		*iv = !neg ? (long long)m : m == lim ? INT64_MIN : -(long long)m;
+		*d = (double)*iv;
+		*exact_int = true;
+		return 0;
+	}
+	if (q == e && digits <= 15 && frac <= 22) {
+		double v = (double)m / pow10_exact[frac];
+		*d = neg ? -v : v;
+		return 0;
+	}
+	char nb[64];
+	if (n >= sizeof(nb))
+		return -ERANGE;
+	memcpy(nb, p, n);
+	nb[n] = '\0';
+	errno = 0;
+	*d = strtod(nb, NULL);
+	return errno ? -ERANGE : 0;
+}
+
 /* Skips any JSON value, validating it (escapes allowed; non-ASCII falls back). */
 static int skip_value(struct scan *s, int depth)
 {
@@ -820,23 +877,18 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 			rc = pgcopy_null(out);
 			continue;
 		}
-		char nb[40];
-		if (m->n >= sizeof(nb))
-			goto fallback;
-		memcpy(nb, m->p, m->n);
-		nb[m->n] = '\0';
-		errno = 0;
-		double d = strtod(nb, NULL);
-		if (errno || !isfinite(d) || !in_range(i, d))
+		double d;
+		long long iv = 0;
+		bool exact_int;
+		if (number_value(m->p, m->n, &d, &iv, &exact_int) || !isfinite(d) ||
+		    !in_range(i, d))
 			goto fallback;
 		if (fields[i].kind == FIELD_GAUGE) {
 			rc = pgcopy_float8(out, d);
 		} else {
 			if (!ev.metric_int[i])
 				goto fallback; /* a fractional counter: the general path explains */
-			errno = 0;
-			long long iv = strtoll(nb, NULL, 10);
-			if (errno || iv < 0)
+			if (!exact_int || iv < 0)
 				goto fallback;
 			rc = pgcopy_int8(out, iv);
 		}

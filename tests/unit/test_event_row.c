@@ -415,6 +415,69 @@ static void test_fast_and_general_paths_agree(void **state)
 	}
 }
 
+/* The fast path reads numbers without strtod: the same doubles and integers as the general
+ * path for every form (integers up to 20 digits, fractions up to 25 digits, exponents, -0). */
+static void test_numbers_agree(void **state)
+{
+	(void)state;
+	static const char *fixed[] = {"0",
+	                              "-0",
+	                              "0.0",
+	                              "-0.0",
+	                              "1",
+	                              "0.1",
+	                              "0.3",
+	                              "1e5",
+	                              "1E-3",
+	                              "2.5e+2",
+	                              "123456789012345678",
+	                              "1234567890123456789",
+	                              "12345678901234567890",
+	                              "9007199254740993",
+	                              "0.000000000000000000000001",
+	                              "123456789012345.6",
+	                              "1.7976931348623157e308",
+	                              "4.9e-324",
+	                              "100.00000000000000000001",
+	                              "65.49999999999999"};
+#define NUM_EVENT                                                                                  \
+	"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10Z\",\"gpu\":{\"uuid\":\"GPU-n\"},"    \
+	"\"metrics\":{\"power_usage\":%s,\"memory_temp\":-%s,\"total_energy\":%s}}"
+	char ev[512], num[64];
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		snprintf(ev, sizeof(ev), NUM_EVENT, fixed[i], "1.5", fixed[i]);
+		same_row(ev);
+		snprintf(ev, sizeof(ev), NUM_EVENT, "1", fixed[i], "1");
+		same_row(ev);
+	}
+	uint64_t x = 88172645463325252ull; /* xorshift: the same numbers every run */
+	for (int i = 0; i < 20000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		int ilen = 1 + (int)(x % 20), flen = (int)((x >> 8) % 26);
+		size_t o = 0;
+		num[o++] = (char)('1' + (x >> 16) % 9);
+		uint64_t y = x;
+		for (int k = 1; k < ilen;
+		     k++, y = y * 6364136223846793005ull + 1442695040888963407ull)
+			num[o++] = (char)('0' + (y >> 33) % 10);
+		if (flen && (x >> 40) % 3) {
+			num[o++] = '.';
+			for (int k = 0; k < flen;
+			     k++, y = y * 6364136223846793005ull + 1442695040888963407ull)
+				num[o++] = (char)('0' + (y >> 33) % 10);
+		}
+		num[o] = '\0';
+		/* the counter gets the integer part: a fractional counter sends the whole event to
+		 * the general path, and the gauge would not be read by the fast one */
+		char whole[64];
+		snprintf(whole, sizeof(whole), "%.*s", (int)strcspn(num, "."), num);
+		snprintf(ev, sizeof(ev), NUM_EVENT, num, ilen < 3 ? num : "7.25", ilen < 19 ? whole : "1");
+		same_row(ev);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -423,6 +486,7 @@ int main(void)
 	    cmocka_unit_test(test_utilization_bounds_inclusive),
 	    cmocka_unit_test(test_time_parsing),
 	    cmocka_unit_test(test_fast_and_general_paths_agree),
+	    cmocka_unit_test(test_numbers_agree),
 	};
 	return cmocka_run_group_tests_name("event_row", tests, NULL, NULL);
 }
