@@ -23,24 +23,24 @@ struct collector {
 	void *tap_ud;
 	char *cluster, *datacenter, *rack; /* owned copies */
 
-	char *json;            /* owned: one rendered event */
+	char *json; /* owned: one rendered event */
 	size_t json_cap;
-	struct strbuf lines;   /* --output: the lines of one scrape */
+	struct strbuf lines; /* --output: the lines of one scrape */
 
 	/* a local source in place of the scrape targets (collector_local) */
 	bool has_local;
-	struct collector_local local;  /* name owned */
-	struct strbuf local_body;      /* collector thread only */
-	double local_due, interval_s;  /* collector thread only */
+	struct collector_local local;        /* name owned */
+	struct strbuf local_body;            /* collector thread only */
+	double local_due, interval_s;        /* collector thread only */
 	struct scrape_target_stats local_ts; /* guarded by lock */
 
 	pthread_t thread;
 	bool started;
 	atomic_bool stop;
 
-	pthread_mutex_t lock;  /* guards st, pending */
+	pthread_mutex_t lock; /* guards st, pending */
 	struct collector_stats st;
-	char **pending;        /* owned: a target set for the thread to apply */
+	char **pending; /* owned: a target set for the thread to apply */
 	size_t npending;
 	bool has_pending;
 };
@@ -82,7 +82,7 @@ static int render(struct collector *c, size_t i, size_t *len)
 
 /* One scrape body -> events -> output. Runs on the collector thread (scrape callback). */
 static int on_scrape(void *ud, size_t target, const char *url, const char *body, size_t len,
-		     const struct timespec *when, struct scrape_result *res)
+                     const struct timespec *when, struct scrape_result *res)
 {
 	(void)target;
 	struct collector *c = ud;
@@ -102,26 +102,28 @@ static int on_scrape(void *ud, size_t target, const char *url, const char *body,
 	uint64_t unusable = es->no_uuid + es->bad_key + es->duplicates + es->too_many_gpus;
 	size_t n = events_count(c->ev);
 	if (rc) {
-		snprintf(res->error, sizeof(res->error), "cannot parse the body: %s", strerror(-rc));
+		snprintf(res->error, sizeof(res->error), "cannot parse the body: %s",
+		         strerror(-rc));
 	} else if (pst.samples == 0) {
 		rc = -EBADMSG;
 		if (pst.nbad)
 			snprintf(res->error, sizeof(res->error),
-				 "no Prometheus samples in %zu bytes (%zu bad lines; line %zu: %s)", len,
-				 pst.bad_lines, pst.bad[0].line, prom_strerror(pst.bad[0].reason));
+			         "no Prometheus samples in %zu bytes (%zu bad lines; line %zu: %s)",
+			         len, pst.bad_lines, pst.bad[0].line,
+			         prom_strerror(pst.bad[0].reason));
 		else
-			snprintf(res->error, sizeof(res->error), "no Prometheus samples in %zu bytes",
-				 len);
+			snprintf(res->error, sizeof(res->error),
+			         "no Prometheus samples in %zu bytes", len);
 	} else if (n == 0) {
 		rc = -EBADMSG;
 		snprintf(res->error, sizeof(res->error),
-			 "no GPU in %zu samples: no DCGM_FI_* series with a UUID label (is this a "
-			 "dcgm-exporter?)",
-			 pst.samples);
+		         "no GPU in %zu samples: no DCGM_FI_* series with a UUID label (is this a "
+		         "dcgm-exporter?)",
+		         pst.samples);
 	}
 	if (pst.bad_lines && pst.nbad)
 		log_debug("collector: %s: %zu bad lines, first at line %zu: %s", url, pst.bad_lines,
-			  pst.bad[0].line, prom_strerror(pst.bad[0].reason));
+		          pst.bad[0].line, prom_strerror(pst.bad[0].reason));
 	uint64_t produced = 0, out_err = 0;
 	if (!rc) {
 		strbuf_reset(&c->lines);
@@ -131,11 +133,13 @@ static int on_scrape(void *ud, size_t target, const char *url, const char *body,
 				c->tap(events_json(c->ev, i), c->tap_ud);
 			int r = render(c, i, &jl);
 			if (r) {
-				log_error("collector: %s: cannot render event %zu: %s", url, i, strerror(-r));
+				log_error("collector: %s: cannot render event %zu: %s", url, i,
+				          strerror(-r));
 				continue;
 			}
 			if (c->out) {
-				if (strbuf_append(&c->lines, c->json, jl) || strbuf_append(&c->lines, "\n", 1)) {
+				if (strbuf_append(&c->lines, c->json, jl) ||
+				    strbuf_append(&c->lines, "\n", 1)) {
 					out_err++;
 					continue;
 				}
@@ -143,8 +147,8 @@ static int on_scrape(void *ud, size_t target, const char *url, const char *body,
 				const char *key = events_key(c->ev, i);
 				r = producer_send(c->prod, key, strlen(key), c->json, jl);
 				if (r) {
-					log_error("collector: %s: event for %s not queued: %s", url, key,
-						  strerror(-r));
+					log_error("collector: %s: event for %s not queued: %s", url,
+					          key, strerror(-r));
 					continue;
 				}
 			}
@@ -157,7 +161,7 @@ static int on_scrape(void *ud, size_t target, const char *url, const char *body,
 				produced = 0;
 				pthread_mutex_lock(&c->lock);
 				snprintf(c->st.last_error, sizeof(c->st.last_error),
-					 "cannot write to --output: %s", strerror(errno));
+				         "cannot write to --output: %s", strerror(errno));
 				c->st.failed = true;
 				pthread_mutex_unlock(&c->lock);
 				atomic_store(&c->stop, true);
@@ -166,7 +170,7 @@ static int on_scrape(void *ud, size_t target, const char *url, const char *body,
 		if (c->prod) /* the journal (with --spool-dir) before the scrape counts as done */
 			producer_sync(c->prod);
 		log_debug("collector: scraped %s at %s: %zu samples, %" PRIu64 " events", url, t,
-			  pst.samples, produced);
+		          pst.samples, produced);
 	}
 	pthread_mutex_lock(&c->lock);
 	c->st.samples += pst.samples;
@@ -222,7 +226,7 @@ static void local_step(struct collector *c)
 		snprintf(res.error, sizeof(res.error), "%s", err[0] ? err : strerror(-rc));
 	else
 		rc = on_scrape(c, 0, c->local.name, c->local_body.data ? c->local_body.data : "",
-			       c->local_body.len, &when, &res);
+		               c->local_body.len, &when, &res);
 	double t1 = time_now();
 	pthread_mutex_lock(&c->lock);
 	struct scrape_target_stats *t = &c->local_ts;
@@ -294,16 +298,18 @@ static void *run(void *arg)
 		pthread_mutex_unlock(&c->lock);
 		if (has) {
 			if (scrape_set_targets(c->scrape, (const char *const *)pend, npend) != 0)
-				log_error("collector: out of memory applying %zu targets; keeping the old "
-					  "set",
-					  npend);
+				log_error("collector: out of memory applying %zu targets; keeping "
+				          "the old "
+				          "set",
+				          npend);
 			free_list(pend, npend);
 		}
 		if (c->has_local) {
 			local_step(c);
 		} else if (scrape_run(c->scrape, 0.1) != 0) {
 			pthread_mutex_lock(&c->lock);
-			snprintf(c->st.last_error, sizeof(c->st.last_error), "libcurl multi failure");
+			snprintf(c->st.last_error, sizeof(c->st.last_error),
+			         "libcurl multi failure");
 			c->st.failed = true;
 			pthread_mutex_unlock(&c->lock);
 			log_error("collector: libcurl multi interface failed; stopping");
@@ -317,7 +323,7 @@ static void *run(void *arg)
 			last_refresh = now;
 		}
 		if (c->once && (c->has_local ? c->local_ts.ok + c->local_ts.failed > 0
-					     : scrape_once_done(c->scrape)))
+		                             : scrape_once_done(c->scrape)))
 			break; /* local_ts is written by this thread only: read without the lock */
 	}
 	if (c->prod)
@@ -333,7 +339,7 @@ static void *run(void *arg)
 }
 
 int collector_create(struct collector **out, const struct collector_options *o, char *err,
-		     size_t errlen)
+                     size_t errlen)
 {
 	*out = NULL;
 	int rc = -ENOMEM;
@@ -351,8 +357,9 @@ int collector_create(struct collector **out, const struct collector_options *o, 
 	c->interval_s = o->interval_s;
 	if (o->local) {
 		if (!o->local->read || !o->local->name || o->ntargets) {
-			snprintf(err, errlen, "collector: a local source needs a read function and a "
-					      "name, and no targets");
+			snprintf(err, errlen,
+			         "collector: a local source needs a read function and a "
+			         "name, and no targets");
 			rc = -EINVAL;
 			goto fail;
 		}
@@ -373,14 +380,14 @@ int collector_create(struct collector **out, const struct collector_options *o, 
 	if ((rc = events_create(&c->ev, &en)) != 0)
 		goto fail;
 	struct scrape_options so = {
-		.interval_s = o->interval_s,
-		.timeout_s = o->timeout_s,
-		.max_body = o->max_body,
-		.gzip = o->gzip,
-		.once = o->once,
-		.first_now = o->first_now,
-		.cb = on_scrape,
-		.ud = c,
+	    .interval_s = o->interval_s,
+	    .timeout_s = o->timeout_s,
+	    .max_body = o->max_body,
+	    .gzip = o->gzip,
+	    .once = o->once,
+	    .first_now = o->first_now,
+	    .cb = on_scrape,
+	    .ud = c,
 	};
 	if ((rc = scrape_create(&c->scrape, &so, err, errlen)) != 0)
 		goto fail;
@@ -475,8 +482,8 @@ static int family(struct strbuf *sb, const char *name, const char *type, const c
 }
 
 static int per_target(struct strbuf *sb, const struct scrape_target_stats *ts, size_t n,
-		      const char *name, const char *type, const char *help, const char *extra_label,
-		      double (*get)(const struct scrape_target_stats *, double now), double now)
+                      const char *name, const char *type, const char *help, const char *extra_label,
+                      double (*get)(const struct scrape_target_stats *, double now), double now)
 {
 	int rc = family(sb, name, type, help);
 	for (size_t i = 0; i < n && !rc; i++) {
@@ -485,12 +492,17 @@ static int per_target(struct strbuf *sb, const struct scrape_target_stats *ts, s
 			continue; /* not known (never succeeded): no series */
 		rc = strbuf_printf(sb, "%s{target=\"", name);
 		rc = rc ? rc : put_label(sb, ts[i].url);
-		rc = rc ? rc : strbuf_printf(sb, "\"%s} %.17g\n", extra_label ? extra_label : "", v);
+		rc =
+		    rc ? rc : strbuf_printf(sb, "\"%s} %.17g\n", extra_label ? extra_label : "", v);
 	}
 	return rc;
 }
 
-static double g_too_large(const struct scrape_target_stats *t, double now) { (void)now; return (double)t->too_large; }
+static double g_too_large(const struct scrape_target_stats *t, double now)
+{
+	(void)now;
+	return (double)t->too_large;
+}
 static double g_up(const struct scrape_target_stats *t, double now)
 {
 	(void)now;
@@ -498,7 +510,11 @@ static double g_up(const struct scrape_target_stats *t, double now)
 		return NAN;
 	return t->consecutive_failures == 0 ? 1 : 0;
 }
-static double g_consec(const struct scrape_target_stats *t, double now) { (void)now; return t->consecutive_failures; }
+static double g_consec(const struct scrape_target_stats *t, double now)
+{
+	(void)now;
+	return t->consecutive_failures;
+}
 static double g_last_ok(const struct scrape_target_stats *t, double now)
 {
 	(void)now;
@@ -513,8 +529,16 @@ static double g_dur(const struct scrape_target_stats *t, double now)
 	(void)now;
 	return t->last_attempt ? t->last_duration_s : NAN;
 }
-static double g_samples(const struct scrape_target_stats *t, double now) { (void)now; return (double)t->samples; }
-static double g_bad(const struct scrape_target_stats *t, double now) { (void)now; return (double)t->bad_lines; }
+static double g_samples(const struct scrape_target_stats *t, double now)
+{
+	(void)now;
+	return (double)t->samples;
+}
+static double g_bad(const struct scrape_target_stats *t, double now)
+{
+	(void)now;
+	return (double)t->bad_lines;
+}
 
 int collector_render_metrics(struct collector *c, struct strbuf *sb)
 {
@@ -533,22 +557,22 @@ int collector_render_metrics(struct collector *c, struct strbuf *sb)
 	if (!rc)                                                                                   \
 	rc = per_target(sb, ts, n, name, type, help, label, fn, now)
 	rc = family(sb, "gpuhealth_collector_scrapes_total", "counter",
-		    "Scrapes per target by result.");
+	            "Scrapes per target by result.");
 	for (size_t i = 0; i < n && !rc; i++) {
 		for (int r = 0; r < 2 && !rc; r++) {
 			rc = strbuf_puts(sb, "gpuhealth_collector_scrapes_total{target=\"");
 			rc = rc ? rc : put_label(sb, ts[i].url);
 			rc = rc ? rc
-				: strbuf_printf(sb, "\",result=\"%s\"} %" PRIu64 "\n",
-						r ? "failed" : "ok", r ? ts[i].failed : ts[i].ok);
+			        : strbuf_printf(sb, "\",result=\"%s\"} %" PRIu64 "\n",
+			                        r ? "failed" : "ok", r ? ts[i].failed : ts[i].ok);
 		}
 	}
 	TGT("gpuhealth_collector_scrapes_too_large_total", "counter",
 	    "Scrapes aborted because the body passed --max-body.", NULL, g_too_large);
 	TGT("gpuhealth_collector_target_up", "gauge",
 	    "1 when the last scrape of the target succeeded, else 0.", NULL, g_up);
-	TGT("gpuhealth_collector_target_consecutive_failures", "gauge",
-	    "Failed scrapes in a row.", NULL, g_consec);
+	TGT("gpuhealth_collector_target_consecutive_failures", "gauge", "Failed scrapes in a row.",
+	    NULL, g_consec);
 	TGT("gpuhealth_collector_target_last_success_timestamp_seconds", "gauge",
 	    "Wall-clock time of the last successful scrape.", NULL, g_last_ok);
 	TGT("gpuhealth_collector_target_staleness_seconds", "gauge",
@@ -567,22 +591,40 @@ int collector_render_metrics(struct collector *c, struct strbuf *sb)
 		double v;
 		bool kafka;
 	} rows[] = {
-		{"gpuhealth_collector_targets", "gauge", "Targets in the current set.", (double)st.targets, false},
-		{"gpuhealth_collector_targets_down", "gauge", "Targets whose last scrape failed.", (double)st.targets_down, false},
-		{"gpuhealth_collector_samples_total", "counter", "Samples parsed.", (double)st.samples, false},
-		{"gpuhealth_collector_bad_lines_total", "counter", "Lines the parser skipped.", (double)st.bad_lines, false},
-		{"gpuhealth_collector_unusable_samples_total", "counter", "DCGM samples that could not be put on a GPU (no UUID, duplicate, ...).", (double)st.unusable, false},
-		{"gpuhealth_collector_events_total", "counter", "Events built and handed to the output.", (double)st.events, false},
-		{"gpuhealth_collector_scraped_bytes_total", "counter", "Decoded bytes of scrape bodies.", (double)st.bytes, false},
-		{"gpuhealth_collector_events_produced_total", "counter", "Events given to the Kafka producer.", (double)p->produced, true},
-		{"gpuhealth_collector_events_delivered_total", "counter", "Events the broker acknowledged.", (double)p->delivered, true},
-		{"gpuhealth_collector_events_failed_total", "counter", "Events whose delivery failed for good.", (double)p->failed, true},
-		{"gpuhealth_collector_events_retried_total", "counter", "Events produced again after a failed, not persisted delivery.", (double)p->retried, true},
-		{"gpuhealth_collector_events_dropped_total", "counter", "Oldest events dropped past the buffer bounds.", (double)p->dropped, true},
-		{"gpuhealth_collector_events_spooled_total", "counter", "Events written to the disk spool.", (double)p->spooled, true},
-		{"gpuhealth_collector_events_unspooled_total", "counter", "Events read back from the disk spool.", (double)p->unspooled, true},
-		{"gpuhealth_collector_spool_errors_total", "counter", "Spool I/O errors and damaged records.", (double)p->spool_errors, true},
-		{"gpuhealth_collector_spool_bytes", "gauge", "Bytes waiting in the disk spool.", (double)p->spool_bytes, true},
+	    {"gpuhealth_collector_targets", "gauge", "Targets in the current set.",
+	     (double)st.targets, false},
+	    {"gpuhealth_collector_targets_down", "gauge", "Targets whose last scrape failed.",
+	     (double)st.targets_down, false},
+	    {"gpuhealth_collector_samples_total", "counter", "Samples parsed.", (double)st.samples,
+	     false},
+	    {"gpuhealth_collector_bad_lines_total", "counter", "Lines the parser skipped.",
+	     (double)st.bad_lines, false},
+	    {"gpuhealth_collector_unusable_samples_total", "counter",
+	     "DCGM samples that could not be put on a GPU (no UUID, duplicate, ...).",
+	     (double)st.unusable, false},
+	    {"gpuhealth_collector_events_total", "counter",
+	     "Events built and handed to the output.", (double)st.events, false},
+	    {"gpuhealth_collector_scraped_bytes_total", "counter",
+	     "Decoded bytes of scrape bodies.", (double)st.bytes, false},
+	    {"gpuhealth_collector_events_produced_total", "counter",
+	     "Events given to the Kafka producer.", (double)p->produced, true},
+	    {"gpuhealth_collector_events_delivered_total", "counter",
+	     "Events the broker acknowledged.", (double)p->delivered, true},
+	    {"gpuhealth_collector_events_failed_total", "counter",
+	     "Events whose delivery failed for good.", (double)p->failed, true},
+	    {"gpuhealth_collector_events_retried_total", "counter",
+	     "Events produced again after a failed, not persisted delivery.", (double)p->retried,
+	     true},
+	    {"gpuhealth_collector_events_dropped_total", "counter",
+	     "Oldest events dropped past the buffer bounds.", (double)p->dropped, true},
+	    {"gpuhealth_collector_events_spooled_total", "counter",
+	     "Events written to the disk spool.", (double)p->spooled, true},
+	    {"gpuhealth_collector_events_unspooled_total", "counter",
+	     "Events read back from the disk spool.", (double)p->unspooled, true},
+	    {"gpuhealth_collector_spool_errors_total", "counter",
+	     "Spool I/O errors and damaged records.", (double)p->spool_errors, true},
+	    {"gpuhealth_collector_spool_bytes", "gauge", "Bytes waiting in the disk spool.",
+	     (double)p->spool_bytes, true},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]) && !rc; i++) {
 		if (rows[i].kafka && !st.kafka)
@@ -592,13 +634,14 @@ int collector_render_metrics(struct collector *c, struct strbuf *sb)
 	}
 	if (!rc && st.kafka) {
 		rc = family(sb, "gpuhealth_collector_buffer_events", "gauge",
-			    "Events waiting for the broker, by where they wait.");
+		            "Events waiting for the broker, by where they wait.");
 		rc = rc ? rc
-			: strbuf_printf(sb,
-					"gpuhealth_collector_buffer_events{where=\"librdkafka\"} %" PRIu64
-					"\ngpuhealth_collector_buffer_events{where=\"memory\"} %" PRIu64
-					"\ngpuhealth_collector_buffer_events{where=\"spool\"} %" PRIu64 "\n",
-					p->in_flight, p->queued, p->spool_events);
+		        : strbuf_printf(
+		              sb,
+		              "gpuhealth_collector_buffer_events{where=\"librdkafka\"} %" PRIu64
+		              "\ngpuhealth_collector_buffer_events{where=\"memory\"} %" PRIu64
+		              "\ngpuhealth_collector_buffer_events{where=\"spool\"} %" PRIu64 "\n",
+		              p->in_flight, p->queued, p->spool_events);
 	}
 	return rc;
 }

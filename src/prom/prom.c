@@ -92,20 +92,31 @@ out:
 
 enum { C_LSTART = 1, C_LCHAR = 2, C_MSTART = 4, C_MCHAR = 8 };
 static const unsigned char cclass[256] = {
-	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-	10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 12,  0,  0,  0,  0,  0, /* 0-9 : */
-	 0, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, /* A-O */
-	15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  0,  0,  0,  0, 15, /* P-Z _ */
-	 0, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, /* a-o */
-	15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  0,  0,  0,  0,  0, /* p-z */
+    0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, 0, 0, 0, 0, 0,
+    0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, 0, 0, 0, 0, 0,
+    0,  0,  0,  0,  10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 12, 0,  0, 0, 0, 0, /* 0-9 : */
+    0,  15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,             /* A-O */
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 0,  0,  0,  0,  15,             /* P-Z _ */
+    0,  15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,             /* a-o */
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 0,  0,  0,  0,  0,              /* p-z */
 };
 
-static inline bool is_blank(char c) { return c == ' ' || c == '\t'; }
-static inline bool is_digit(char c) { return (unsigned char)(c - '0') < 10; }
-static inline bool is_lname_start(char c) { return cclass[(unsigned char)c] & C_LSTART; }
-static inline bool is_mname_start(char c) { return cclass[(unsigned char)c] & C_MSTART; }
+static inline bool is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+static inline bool is_digit(char c)
+{
+	return (unsigned char)(c - '0') < 10;
+}
+static inline bool is_lname_start(char c)
+{
+	return cclass[(unsigned char)c] & C_LSTART;
+}
+static inline bool is_mname_start(char c)
+{
+	return cclass[(unsigned char)c] & C_MSTART;
+}
 
 static inline const char *skip_blanks(const char *q, const char *le)
 {
@@ -138,14 +149,14 @@ static bool ieq(const char *p, size_t n, const char *lower)
 static inline __m128i in_range(__m128i v, char lo, char hi)
 {
 	return _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8((char)(lo - 1))),
-			     _mm_cmplt_epi8(v, _mm_set1_epi8((char)(hi + 1))));
+	                     _mm_cmplt_epi8(v, _mm_set1_epi8((char)(hi + 1))));
 }
 
 /* Mask of the name characters in 16 bytes: letters, digits, '_' and, for metric names, ':'. */
 static inline unsigned name_mask(__m128i v, bool colon)
 {
 	__m128i ok = _mm_or_si128(in_range(_mm_or_si128(v, _mm_set1_epi8(0x20)), 'a', 'z'),
-				  in_range(v, '0', '9'));
+	                          in_range(v, '0', '9'));
 	ok = _mm_or_si128(ok, _mm_cmpeq_epi8(v, _mm_set1_epi8('_')));
 	if (colon)
 		ok = _mm_or_si128(ok, _mm_cmpeq_epi8(v, _mm_set1_epi8(':')));
@@ -159,8 +170,8 @@ static inline const char *scan_name(const char *q, const char *le, bool colon)
 	const unsigned cls = colon ? C_MCHAR : C_LCHAR;
 #if defined(__SSE2__)
 	while (le - q >= 16) {
-		unsigned bad = ~name_mask(_mm_loadu_si128((const __m128i *)(const void *)q), colon) &
-			       0xffffu;
+		unsigned bad =
+		    ~name_mask(_mm_loadu_si128((const __m128i *)(const void *)q), colon) & 0xffffu;
 		if (bad)
 			return q + __builtin_ctz(bad);
 		q += 16;
@@ -194,7 +205,10 @@ static inline const char *find_quote_or_backslash(const char *q, const char *le)
 
 static locale_t c_locale;
 static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
-static void c_locale_init(void) { c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0); }
+static void c_locale_init(void)
+{
+	c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
 
 /* strtod on a short copy, in the C locale whatever the process locale is. */
 static int slow_strtod(const char *t, size_t n, double *out)
@@ -214,8 +228,8 @@ static int slow_strtod(const char *t, size_t n, double *out)
 }
 
 static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-				     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-				     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 /*
  * Parses one value token. Decimal text only (what Go's and Python's float parsers agree on,
@@ -302,7 +316,8 @@ static int parse_value(const char *t, size_t n, struct prom_value *v)
 				if (m > (uint64_t)INT64_MAX + 1) {
 					v->exact = false;
 				} else {
-					v->i64 = m == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)m;
+					v->i64 =
+					    m == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)m;
 					v->d = -(double)m;
 					return 0;
 				}
@@ -377,7 +392,7 @@ struct parser {
 };
 
 static void bad_line(struct parser *ps, size_t line, const char *ls, const char *at,
-		     enum prom_err why)
+                     enum prom_err why)
 {
 	struct prom_stats *st = ps->st;
 	st->bad_lines++;
@@ -408,14 +423,14 @@ static bool in_family(struct prom_slice fam, enum prom_type t, struct prom_slice
 		if (i == 2 && t != PROM_TYPE_HISTOGRAM)
 			break;
 		if (slice_same((struct prom_slice){name.ptr + fam.len, name.len - fam.len}, sfx[i],
-			       strlen(sfx[i])))
+		               strlen(sfx[i])))
 			return true;
 	}
 	return false;
 }
 
 static void parse_comment(struct parser *ps, size_t line, const char *ls, const char *q,
-			  const char *le)
+                          const char *le)
 {
 	const char *n0;
 	bool help;
@@ -652,7 +667,7 @@ bad:
 }
 
 int prom_parse(const char *buf, size_t len, const struct prom_limits *lim, prom_sample_cb cb,
-	       void *ud, struct prom_stats *st)
+               void *ud, struct prom_stats *st)
 {
 	struct prom_limits def;
 	struct parser *ps = NULL;

@@ -25,9 +25,9 @@
 #include <stdint.h>
 
 /* Default limits (documented in the man page, section PROMETHEUS INPUT). */
-#define PROM_DEFAULT_MAX_LINE ((size_t)65536)          /* bytes per line, without its end */
-#define PROM_DEFAULT_MAX_LABELS ((size_t)64)           /* labels per sample */
-#define PROM_DEFAULT_MAX_BODY ((size_t)64 * 1024 * 1024) /* bytes per scrape body */
+#define PROM_DEFAULT_MAX_LINE   ((size_t)65536)            /* bytes per line, without its end */
+#define PROM_DEFAULT_MAX_LABELS ((size_t)64)               /* labels per sample */
+#define PROM_DEFAULT_MAX_BODY   ((size_t)64 * 1024 * 1024) /* bytes per scrape body */
 /* The largest max_labels a caller may ask for (the parser keeps labels on its stack). */
 #define PROM_LABELS_CAP ((size_t)256)
 /* Bad lines recorded with their number and reason in prom_stats (all are counted). */
@@ -70,12 +70,12 @@ enum prom_form {
 };
 
 struct prom_value {
-	double d;          /* always set (nearest double) */
+	double d; /* always set (nearest double) */
 	enum prom_form form;
-	bool exact;        /* INT form and it fits: i64 when negative, u64 (and i64 if <= INT64_MAX) */
+	bool exact; /* INT form and it fits: i64 when negative, u64 (and i64 if <= INT64_MAX) */
 	bool negative;
-	uint64_t u64;      /* exact, non-negative */
-	int64_t i64;       /* exact and within int64 */
+	uint64_t u64; /* exact, non-negative */
+	int64_t i64;  /* exact and within int64 */
 };
 
 struct prom_sample {
@@ -98,30 +98,30 @@ struct prom_sample {
 enum prom_err {
 	PROM_E_NONE = 0,
 	PROM_E_LINE_TOO_LONG,
-	PROM_E_BAD_NAME,        /* metric name missing or invalid */
+	PROM_E_BAD_NAME, /* metric name missing or invalid */
 	PROM_E_BAD_LABEL_NAME,
-	PROM_E_NO_EQUALS,       /* label name not followed by '=' */
-	PROM_E_NO_QUOTE,        /* label value not in double quotes */
-	PROM_E_BAD_ESCAPE,      /* escape other than \\ \" \n */
-	PROM_E_UNTERMINATED,    /* label value or label set not closed on the line */
-	PROM_E_BAD_LABEL_SEP,   /* something other than ',' or '}' after a label */
+	PROM_E_NO_EQUALS,     /* label name not followed by '=' */
+	PROM_E_NO_QUOTE,      /* label value not in double quotes */
+	PROM_E_BAD_ESCAPE,    /* escape other than \\ \" \n */
+	PROM_E_UNTERMINATED,  /* label value or label set not closed on the line */
+	PROM_E_BAD_LABEL_SEP, /* something other than ',' or '}' after a label */
 	PROM_E_DUP_LABEL,
 	PROM_E_TOO_MANY_LABELS,
 	PROM_E_NO_VALUE,
 	PROM_E_BAD_VALUE,
 	PROM_E_BAD_TIMESTAMP,
-	PROM_E_TRAILING,        /* text after the timestamp */
-	PROM_E_BAD_HELP_TYPE,   /* # HELP / # TYPE without a valid metric name */
-	PROM_E_BAD_TYPE,        /* # TYPE with an unknown type */
-	PROM_E_ABORTED,         /* not a line error: the callback stopped the parse */
+	PROM_E_TRAILING,      /* text after the timestamp */
+	PROM_E_BAD_HELP_TYPE, /* # HELP / # TYPE without a valid metric name */
+	PROM_E_BAD_TYPE,      /* # TYPE with an unknown type */
+	PROM_E_ABORTED,       /* not a line error: the callback stopped the parse */
 };
 
 /* A short English reason, e.g. "label value not closed". Never NULL. */
 const char *prom_strerror(enum prom_err err);
 
 struct prom_bad_line {
-	size_t line;   /* 1-based */
-	size_t col;    /* 1-based byte column where the problem was found */
+	size_t line; /* 1-based */
+	size_t col;  /* 1-based byte column where the problem was found */
 	enum prom_err reason;
 };
 
@@ -150,7 +150,7 @@ typedef int (*prom_sample_cb)(const struct prom_sample *s, void *ud);
  * parsed), or the callback's non-zero return.
  */
 int prom_parse(const char *buf, size_t len, const struct prom_limits *lim, prom_sample_cb cb,
-	       void *ud, struct prom_stats *st);
+               void *ud, struct prom_stats *st);
 
 /*
  * Decodes the escapes \\ \" \n of a label value or HELP text into out (size bytes) and
