@@ -24,11 +24,11 @@
 
 #include "collect/events.h"
 
-#define DATA_DIR "tests/data/dcgm"
+#define DATA_DIR        "tests/data/dcgm"
 #define SHARED_DATA_DIR "../shared/data/dcgm"
-#define CONTRACT_COPY "tests/data/event-v1.md"
+#define CONTRACT_COPY   "tests/data/event-v1.md"
 #define CONTRACT_SHARED "../shared/contracts/event-v1.md"
-#define T0 "2026-11-28T12:00:10.000Z"
+#define T0              "2026-11-28T12:00:10.000Z"
 
 /* ---- small helpers */
 
@@ -194,7 +194,7 @@ static void read_file(const char *text, struct reading *r)
 		if (line[strspn(line, " \t")] == '\0' || line[strspn(line, " \t")] == '#')
 			continue;
 		if (sscanf(line, "%127[A-Za-z0-9_:]%n", name, &n) != 1 ||
-		    !(name[0] == '_' || name[0] == ':' || (name[0] | 0x20) >= 'a') ) {
+		    !(name[0] == '_' || name[0] == ':' || (name[0] | 0x20) >= 'a')) {
 			r->bad++;
 			continue;
 		}
@@ -236,7 +236,7 @@ static void read_file(const char *text, struct reading *r)
 		}
 		char tmp[128];
 		if (!g->host[0] && (find_label(labels, "hostname", tmp, sizeof(tmp)) ||
-				    find_label(labels, "Hostname", tmp, sizeof(tmp))))
+		                    find_label(labels, "Hostname", tmp, sizeof(tmp))))
 			snprintf(g->host, sizeof(g->host), "%s", tmp);
 #define FILL(field, label)                                                                         \
 	if (!g->field[0] && find_label(labels, label, tmp, sizeof(tmp)))                           \
@@ -250,7 +250,8 @@ static void read_file(const char *text, struct reading *r)
 		FILL(mig_profile, "GPU_I_PROFILE")
 #undef FILL
 
-		/* one value per field and GPU: the first one; both clock-event names are one field */
+		/* one value per field and GPU: the first one; both clock-event names are one field
+		 */
 		const char *k = known_key(name);
 		bool dup = false;
 		for (size_t i = 0; i < r->nvals; i++) {
@@ -276,8 +277,9 @@ static void read_file(const char *text, struct reading *r)
 static void check_value(const char *file, const struct expect_val *ev, const json_t *got)
 {
 	const char *t = ev->text;
-	bool int_form = strpbrk(t, ".eE") == NULL && strspn(t + (*t == '-' || *t == '+'),
-							       "0123456789") == strlen(t) - (*t == '-' || *t == '+');
+	bool int_form =
+	    strpbrk(t, ".eE") == NULL && strspn(t + (*t == '-' || *t == '+'), "0123456789") ==
+	                                     strlen(t) - (*t == '-' || *t == '+');
 	if (!got)
 		fail_msg("%s: %s of %s is missing", file, ev->name, ev->key);
 	if (int_form && *t != '-') {
@@ -286,7 +288,8 @@ static void check_value(const char *file, const struct expect_val *ev, const jso
 		assert_int_equal(errno, 0);
 		if (u >= 9223372036854775792ULL && u <= 9223372036854775807ULL) {
 			if (!json_is_null(got))
-				fail_msg("%s: %s of %s = %s should be null", file, ev->name, ev->key, t);
+				fail_msg("%s: %s of %s = %s should be null", file, ev->name,
+				         ev->key, t);
 			return;
 		}
 		if (!json_is_integer(got) || (unsigned long long)json_integer_value(got) != u)
@@ -310,7 +313,7 @@ static void check_value(const char *file, const struct expect_val *ev, const jso
 }
 
 static void check_str(const char *file, const char *key, const json_t *got, const char *want,
-		      const char *what)
+                      const char *what)
 {
 	if (!want[0]) {
 		if (!json_is_null(got))
@@ -319,11 +322,11 @@ static void check_str(const char *file, const char *key, const json_t *got, cons
 	}
 	if (!json_is_string(got) || strcmp(json_string_value(got), want) != 0)
 		fail_msg("%s: %s of %s: got %s, want %s", file, what, key,
-			 json_is_string(got) ? json_string_value(got) : "(not a string)", want);
+		         json_is_string(got) ? json_string_value(got) : "(not a string)", want);
 }
 
 static void check_int(const char *file, const char *key, const json_t *got, const char *want,
-		      const char *what)
+                      const char *what)
 {
 	if (!want[0]) {
 		if (!json_is_null(got))
@@ -355,7 +358,7 @@ static void check_file(const char *file, const char *text, size_t len)
 
 	if (pst.bad_lines != rd.bad)
 		fail_msg("%s: parser found %zu bad lines, the simple reading %zu", file,
-			 pst.bad_lines, rd.bad);
+		         pst.bad_lines, rd.bad);
 	assert_int_equal(st->not_dcgm, rd.not_dcgm);
 	assert_int_equal(st->no_uuid, rd.no_uuid);
 	assert_int_equal(st->duplicates, rd.dups);
@@ -383,19 +386,20 @@ static void check_file(const char *file, const char *text, size_t len)
 		check_str(file, x->key, json_object_get(gj, "pci_bus_id"), x->pci, "pci_bus_id");
 		check_str(file, x->key, json_object_get(gj, "device"), x->device, "device");
 		check_str(file, x->key, json_object_get(gj, "driver_version"), x->driver,
-			  "driver_version");
+		          "driver_version");
 		check_int(file, x->key, json_object_get(gj, "mig_instance"), x->mig_id,
-			  "mig_instance");
+		          "mig_instance");
 		check_str(file, x->key, json_object_get(gj, "mig_profile"),
-			  x->mig_id[0] ? x->mig_profile : "", "mig_profile");
+		          x->mig_id[0] ? x->mig_profile : "", "mig_profile");
 
 		for (size_t i = 0; i < rd.nvals; i++) {
 			const struct expect_val *v = &rd.vals[i];
 			if (strcmp(v->key, x->key) != 0)
 				continue;
 			const char *k = known_key(v->name);
-			const json_t *got = k ? json_object_get(json_object_get(e, "metrics"), k)
-					      : json_object_get(json_object_get(e, "extra"), v->name);
+			const json_t *got =
+			    k ? json_object_get(json_object_get(e, "metrics"), k)
+			      : json_object_get(json_object_get(e, "extra"), v->name);
 			check_value(file, v, got);
 			if (k)
 				nmetrics++;
@@ -446,13 +450,13 @@ static void test_files_cover_the_rules(void **state)
 	char *t = slurp(DATA_DIR "/dcgm-exporter-README-quickstart-sample.prom", &len);
 	assert_non_null(t);
 	assert_non_null(strstr(t, "9223372036854775794")); /* a blank sentinel */
-	assert_non_null(strstr(t, "gpu=\"0\", UUID="));     /* a space after a comma */
+	assert_non_null(strstr(t, "gpu=\"0\", UUID="));    /* a space after a comma */
 	free(t);
 	t = slurp(DATA_DIR "/datadog-integrations-core-dcgm-fixture-metrics.txt", &len);
 	assert_non_null(t);
 	assert_non_null(strstr(t, "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS{")); /* the old name */
 	assert_non_null(strstr(t, "\nDCGM_FI_DEV_FAN_SPEED 0"));           /* no UUID */
-	assert_non_null(strstr(t, "# HELP DCGM_FI_DEV_PSTATE\n"));          /* empty HELP */
+	assert_non_null(strstr(t, "# HELP DCGM_FI_DEV_PSTATE\n"));         /* empty HELP */
 	free(t);
 }
 
@@ -489,7 +493,7 @@ static void test_copies_match_shared(void **state)
 		assert_non_null(y);
 		if (la != lb || memcmp(x, y, la) != 0)
 			fail_msg("%s differs from %s: copy the new contract and update the code",
-				 CONTRACT_COPY, CONTRACT_SHARED);
+			         CONTRACT_COPY, CONTRACT_SHARED);
 	}
 	free(x);
 	free(y);
@@ -560,13 +564,13 @@ static void test_variants_same_events(void **state)
 			struct events *ev = events_of(b.p, b.len, &pst);
 			if (events_count(ev) != events_count(ref))
 				fail_msg("%s variant %d: %zu events, want %zu", files[i], v,
-					 events_count(ev), events_count(ref));
+				         events_count(ev), events_count(ref));
 			for (size_t g = 0; g < events_count(ref); g++) {
 				assert_string_equal(events_key(ev, g), events_key(ref, g));
 				if (!json_equal((json_t *)events_json(ev, g),
-						(json_t *)events_json(ref, g)))
+				                (json_t *)events_json(ref, g)))
 					fail_msg("%s variant %d: event %s differs", files[i], v,
-						 events_key(ref, g));
+					         events_key(ref, g));
 			}
 			assert_int_equal(pst.samples, pst0.samples);
 			assert_int_equal(pst.bad_lines, pst0.bad_lines + junk);

@@ -17,7 +17,7 @@
 #define MAX_SEEN 64
 struct seen_label {
 	char name[64];
-	char raw[256]; /* as written between the quotes */
+	char raw[256];   /* as written between the quotes */
 	char value[256]; /* decoded */
 	bool escaped;
 };
@@ -60,8 +60,8 @@ static int record(const struct prom_sample *s, void *ud)
 		copy_slice(o->labels[i].name, sizeof(o->labels[i].name), s->labels[i].name);
 		copy_slice(o->labels[i].raw, sizeof(o->labels[i].raw), s->labels[i].value);
 		assert_int_equal(prom_unescape(s->labels[i].value, o->labels[i].value,
-					       sizeof(o->labels[i].value), NULL),
-				 0);
+		                               sizeof(o->labels[i].value), NULL),
+		                 0);
 		o->labels[i].escaped = s->labels[i].escaped;
 	}
 	o->v = s->value;
@@ -190,12 +190,11 @@ static void test_spaces(void **state)
 {
 	(void)state;
 	/* the old dcgm-exporter README: a space after the comma */
-	assert_int_equal(
-	    parse("DCGM_FI_DEV_SM_CLOCK{gpu=\"0\", UUID=\"GPU-604ac76c\"} 139\n"
-		  "m{ a = \"1\" ,\tb=\"2\" , } 3\n"
-		  "m{a=\"1\",} 4\n"
-		  "m\t{a=\"1\"}\t5\t\n"),
-	    0);
+	assert_int_equal(parse("DCGM_FI_DEV_SM_CLOCK{gpu=\"0\", UUID=\"GPU-604ac76c\"} 139\n"
+	                       "m{ a = \"1\" ,\tb=\"2\" , } 3\n"
+	                       "m{a=\"1\",} 4\n"
+	                       "m\t{a=\"1\"}\t5\t\n"),
+	                 0);
 	assert_int_equal(ST.bad_lines, 0);
 	assert_int_equal(R.n, 4);
 	assert_string_equal(R.s[0].labels[1].name, "UUID");
@@ -227,7 +226,7 @@ static void test_special_values(void **state)
 	}
 	/* not numbers */
 	assert_int_equal(parse("a +NaN\nb infx\nc 1..2\nd 0x10\ne 1e\nf .\ng -\nh 1_000\ni 12a\n"),
-			 0);
+	                 0);
 	assert_int_equal(R.n, 0);
 	assert_int_equal(ST.bad_lines, 9);
 	for (size_t i = 0; i < ST.nbad; i++) {
@@ -240,21 +239,21 @@ static void test_numbers(void **state)
 {
 	(void)state;
 	assert_int_equal(parse("a 9223372036854775791\n"
-			       "b 9223372036854775807\n"
-			       "c 18446744073709551615\n"
-			       "d 18446744073709551616\n"
-			       "e -9223372036854775808\n"
-			       "f 16.365000\n"
-			       "g 1.5e3\n"
-			       "h 140737488355328.0\n"
-			       "i -0.000008\n"
-			       "j +42\n"
-			       "k 1E-2\n"
-			       "l 0.1\n"
-			       "m 123456789012345678901234567890.5\n"
-			       "n .5\n"
-			       "o 5.\n"),
-			 0);
+	                       "b 9223372036854775807\n"
+	                       "c 18446744073709551615\n"
+	                       "d 18446744073709551616\n"
+	                       "e -9223372036854775808\n"
+	                       "f 16.365000\n"
+	                       "g 1.5e3\n"
+	                       "h 140737488355328.0\n"
+	                       "i -0.000008\n"
+	                       "j +42\n"
+	                       "k 1E-2\n"
+	                       "l 0.1\n"
+	                       "m 123456789012345678901234567890.5\n"
+	                       "n .5\n"
+	                       "o 5.\n"),
+	                 0);
 	assert_int_equal(ST.bad_lines, 0);
 	assert_int_equal(R.n, 15);
 	assert_int_equal(R.s[0].v.form, PROM_FORM_INT);
@@ -308,7 +307,9 @@ static void test_numbers_vs_strtod(void **state)
 		case 0: snprintf(tokens[i], sizeof(tokens[i]), "%d.%06d", ip, fp); break;
 		case 1: snprintf(tokens[i], sizeof(tokens[i]), "%d.%de%d", ip % 1000, fp, e); break;
 		case 2: snprintf(tokens[i], sizeof(tokens[i]), "0.%09d%06d", ip, fp); break;
-		default: snprintf(tokens[i], sizeof(tokens[i]), "-%d%06d.%d", ip, fp, ip % 97); break;
+		default:
+			snprintf(tokens[i], sizeof(tokens[i]), "-%d%06d.%d", ip, fp, ip % 97);
+			break;
 		}
 		off += (size_t)snprintf(text + off, sizeof(text) - off, "v %s\n", tokens[i]);
 	}
@@ -328,8 +329,8 @@ static void test_timestamps(void **state)
 {
 	(void)state;
 	assert_int_equal(parse("a 1 1700000000000\nb{x=\"y\"} 2.5 -5\nc 3 9223372036854775807\n"
-			       "d 4 12x\ne 5 1.5\nf 6 9223372036854775808\ng 7 1 2\n"),
-			 0);
+	                       "d 4 12x\ne 5 1.5\nf 6 9223372036854775808\ng 7 1 2\n"),
+	                 0);
 	assert_int_equal(R.n, 3);
 	assert_true(R.s[0].has_ts && R.s[0].ts == INT64_C(1700000000000));
 	assert_true(R.s[1].has_ts && R.s[1].ts == -5);
@@ -346,8 +347,8 @@ static void test_timestamps(void **state)
 static void test_crlf_and_final_newline(void **state)
 {
 	(void)state;
-	assert_int_equal(parse("# HELP a The a.\r\n# TYPE a gauge\r\na{l=\"v\"} 1\r\n\r\nb 2\r\nc 3"),
-			 0);
+	assert_int_equal(
+	    parse("# HELP a The a.\r\n# TYPE a gauge\r\na{l=\"v\"} 1\r\n\r\nb 2\r\nc 3"), 0);
 	assert_int_equal(ST.bad_lines, 0);
 	assert_int_equal(ST.lines, 6);
 	assert_int_equal(R.n, 3);
@@ -375,22 +376,22 @@ static void test_help_type(void **state)
 {
 	(void)state;
 	assert_int_equal(parse("# HELP DCGM_FI_DEV_SLOWDOWN_TEMP\n"
-			       "# TYPE DCGM_FI_DEV_SLOWDOWN_TEMP gauge\n"
-			       "DCGM_FI_DEV_SLOWDOWN_TEMP{gpu=\"0\"} 93\n"
-			       "# HELP h Line one\\nback\\\\slash.\n"
-			       "# TYPE h counter\n"
-			       "h 1\n"
-			       "# NOTE this is just a comment\n"
-			       "#\n"
-			       "# HELP s A summary.\n"
-			       "# TYPE s summary\n"
-			       "s_sum 1.5\n"
-			       "s_count 3\n"
-			       "s_bucket 3\n"
-			       "other 9\n"
-			       "# HELP e   \n"
-			       "e 1\n"),
-			 0);
+	                       "# TYPE DCGM_FI_DEV_SLOWDOWN_TEMP gauge\n"
+	                       "DCGM_FI_DEV_SLOWDOWN_TEMP{gpu=\"0\"} 93\n"
+	                       "# HELP h Line one\\nback\\\\slash.\n"
+	                       "# TYPE h counter\n"
+	                       "h 1\n"
+	                       "# NOTE this is just a comment\n"
+	                       "#\n"
+	                       "# HELP s A summary.\n"
+	                       "# TYPE s summary\n"
+	                       "s_sum 1.5\n"
+	                       "s_count 3\n"
+	                       "s_bucket 3\n"
+	                       "other 9\n"
+	                       "# HELP e   \n"
+	                       "e 1\n"),
+	                 0);
 	assert_int_equal(ST.bad_lines, 0);
 	assert_int_equal(ST.comments, 9);
 	assert_int_equal(R.n, 7);
@@ -412,8 +413,8 @@ static void test_help_type(void **state)
 
 	/* only the exact words HELP and TYPE matter; blanks after '#' are optional */
 	assert_int_equal(parse("# HELPX x not help\n#HELP x  Yes.\n#\tTYPE x counter\n"
-			       "# TYPEx x gauge\n# help x no\nx 1\n"),
-			 0);
+	                       "# TYPEx x gauge\n# help x no\nx 1\n"),
+	                 0);
 	assert_int_equal(ST.bad_lines, 0);
 	assert_int_equal(ST.comments, 5);
 	assert_int_equal(R.n, 1);
@@ -422,8 +423,8 @@ static void test_help_type(void **state)
 
 	/* bad HELP / TYPE lines are counted, the samples still parse */
 	assert_int_equal(parse("# HELP\n# TYPE 9x gauge\n# TYPE a gauged\n# TYPE a gauge extra\n"
-			       "# HELP a{ x\na 1\n"),
-			 0);
+	                       "# HELP a{ x\na 1\n"),
+	                 0);
 	assert_int_equal(R.n, 1);
 	assert_int_equal(R.s[0].type, PROM_TYPE_NONE);
 	assert_int_equal(ST.bad_lines, 5);
@@ -467,7 +468,7 @@ static void test_bad_lines_counted(void **state)
 	/* each bad line followed by a good one: every good line must still be parsed */
 	for (size_t i = 0; i < n; i++)
 		off += (size_t)snprintf(text + off, sizeof(text) - off, "%s\ngood%zu %zu\n",
-					cases[i].line, i, i);
+		                        cases[i].line, i, i);
 	assert_int_equal(parse(text), 0);
 	assert_int_equal(R.n, n);
 	assert_int_equal(ST.bad_lines, n);
@@ -481,9 +482,9 @@ static void test_bad_lines_counted(void **state)
 		if (i < ST.nbad) {
 			if (ST.bad[i].reason != cases[i].why || ST.bad[i].col != cases[i].col)
 				fail_msg("'%s': reason %d (%s) col %zu, want %d col %zu",
-					 cases[i].line, ST.bad[i].reason,
-					 prom_strerror(ST.bad[i].reason), ST.bad[i].col,
-					 cases[i].why, cases[i].col);
+				         cases[i].line, ST.bad[i].reason,
+				         prom_strerror(ST.bad[i].reason), ST.bad[i].col,
+				         cases[i].why, cases[i].col);
 			assert_int_equal(ST.bad[i].line, 2 * i + 1);
 		}
 	}
@@ -531,8 +532,8 @@ static void test_limits(void **state)
 	/* label count */
 	prom_limits_default(&lim);
 	lim.max_labels = 2;
-	assert_int_equal(parse_lim("m{a=\"1\",b=\"2\"} 1\nm{a=\"1\",b=\"2\",c=\"3\"} 2\nn 3\n", &lim),
-			 0);
+	assert_int_equal(
+	    parse_lim("m{a=\"1\",b=\"2\"} 1\nm{a=\"1\",b=\"2\",c=\"3\"} 2\nn 3\n", &lim), 0);
 	assert_int_equal(R.n, 2);
 	assert_int_equal(ST.bad_lines, 1);
 	assert_int_equal(ST.bad[0].line, 2);
