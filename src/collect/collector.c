@@ -15,6 +15,7 @@
 struct collector {
 	struct scrape *scrape; /* owned */
 	struct events *ev;     /* owned */
+	struct prom_cache *pc; /* owned: label sets of the last body (prom_parse_cached) */
 	struct producer *prod; /* owned; NULL with --output */
 	FILE *out;             /* not owned */
 	size_t max_body;
@@ -95,7 +96,7 @@ static int on_scrape(void *ud, size_t target, const char *url, const char *body,
 		snprintf(res->error, sizeof(res->error), "cannot format the scrape time");
 		return -EINVAL;
 	}
-	int rc = prom_parse(body, len, &lim, events_prom_cb, c->ev, &pst);
+	int rc = prom_parse_cached(body, len, &lim, events_prom_cb, c->ev, &pst, c->pc);
 	res->samples = pst.samples;
 	res->bad_lines = pst.bad_lines;
 	const struct events_stats *es = events_stats(c->ev);
@@ -379,6 +380,8 @@ int collector_create(struct collector **out, const struct collector_options *o, 
 	struct events_enrich en = {c->cluster, c->datacenter, c->rack};
 	if ((rc = events_create(&c->ev, &en)) != 0)
 		goto fail;
+	if (!(c->pc = prom_cache_new()))
+		goto fail;
 	struct scrape_options so = {
 	    .interval_s = o->interval_s,
 	    .timeout_s = o->timeout_s,
@@ -654,6 +657,7 @@ void collector_destroy(struct collector *c)
 	producer_destroy(c->prod);
 	scrape_destroy(c->scrape);
 	events_destroy(c->ev);
+	prom_cache_free(c->pc);
 	free(c->json);
 	strbuf_free(&c->lines);
 	strbuf_free(&c->local_body);

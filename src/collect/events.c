@@ -137,6 +137,9 @@ struct events {
 	 * number of extra series: (gpu index + 1) << 32 | name id, 0 empty */
 	uint64_t *xpair;
 	size_t npair, pairs;
+	/* a prom_parse_cached() label-set id -> the index of its GPU in this scrape, -1 unknown:
+	 * a sample whose labels are the bytes of an earlier one is that GPU's without looking */
+	int32_t lset[PROM_CACHE_SLOTS];
 	struct events_stats st;
 };
 
@@ -277,6 +280,7 @@ int events_begin(struct events *ev, const char *time)
 	if (!ev || !time_valid(time))
 		return -EINVAL;
 	drop_events(ev);
+	memset(ev->lset, 0xff, sizeof(ev->lset));
 	memset(&ev->st, 0, sizeof(ev->st));
 	memcpy(ev->time, time, EVENTS_TIME_LEN);
 	ev->begun = true;
@@ -689,54 +693,63 @@ int events_add(struct events *ev, const struct prom_sample *s)
 		ev->st.not_dcgm++;
 		return 0;
 	}
-	for (size_t i = 0; i < s->nlabels; i++) {
-		const struct prom_slice ln = s->labels[i].name;
-		int k = ident_of(ln.ptr, ln.len);
-		if (k >= 0)
-			id[k] = &s->labels[i];
-	}
-	uuid_l = id[ID_UUID] ? id[ID_UUID] : id[ID_GPU_UUID];
-	if (!uuid_l || uuid_l->value.len == 0) {
-		skipped(ev, s, EVENTS_SKIP_NO_UUID);
-		return 0;
-	}
-	if (!label_text(uuid_l, key, sizeof(key), &keylen)) {
-		skipped(ev, s, EVENTS_SKIP_BAD_KEY);
-		return 0;
-	}
-	idlen = keylen;
-	if (id[ID_MIG_ID] && id[ID_MIG_ID]->value.len > 0) {
-		size_t ml;
-		if (keylen + 2 > sizeof(key) ||
-		    !label_text(id[ID_MIG_ID], key + keylen + 1, sizeof(key) - keylen - 1, &ml)) {
+	const int ls = s->label_set >= 0 && s->label_set < PROM_CACHE_SLOTS ? s->label_set : -1;
+	if (ls >= 0 && !s->label_set_new && ev->lset[ls] >= 0) {
+		g = &ev->gpus[ev->lset[ls]]; /* the labels of an earlier sample, byte for byte */
+	} else {
+		if (ls >= 0)
+			ev->lset[ls] = -1; /* until this label set has a GPU */
+		for (size_t i = 0; i < s->nlabels; i++) {
+			const struct prom_slice ln = s->labels[i].name;
+			int k = ident_of(ln.ptr, ln.len);
+			if (k >= 0)
+				id[k] = &s->labels[i];
+		}
+		uuid_l = id[ID_UUID] ? id[ID_UUID] : id[ID_GPU_UUID];
+		if (!uuid_l || uuid_l->value.len == 0) {
+			skipped(ev, s, EVENTS_SKIP_NO_UUID);
+			return 0;
+		}
+		if (!label_text(uuid_l, key, sizeof(key), &keylen)) {
 			skipped(ev, s, EVENTS_SKIP_BAD_KEY);
 			return 0;
 		}
-		key[keylen] = '/';
-		keylen += 1 + ml;
-	}
-	size_t slot = 0;
-	g = find_gpu(ev, key, keylen, &slot);
-	if (!g) {
-		if (ev->n >= EVENTS_MAX_GPUS) {
-			skipped(ev, s, EVENTS_SKIP_TOO_MANY_GPUS);
-			return 0;
+		idlen = keylen;
+		if (id[ID_MIG_ID] && id[ID_MIG_ID]->value.len > 0) {
+			size_t ml;
+			if (keylen + 2 > sizeof(key) ||
+			    !label_text(id[ID_MIG_ID], key + keylen + 1, sizeof(key) - keylen - 1,
+			                &ml)) {
+				skipped(ev, s, EVENTS_SKIP_BAD_KEY);
+				return 0;
+			}
+			key[keylen] = '/';
+			keylen += 1 + ml;
 		}
-		/* the key must be valid UTF-8 for the JSON uuid field, and hold no NUL */
-		if (!text_ok(key, keylen)) {
-			skipped(ev, s, EVENTS_SKIP_BAD_KEY);
-			return 0;
+		size_t slot = 0;
+		g = find_gpu(ev, key, keylen, &slot);
+		if (!g) {
+			if (ev->n >= EVENTS_MAX_GPUS) {
+				skipped(ev, s, EVENTS_SKIP_TOO_MANY_GPUS);
+				return 0;
+			}
+			/* the key must be valid UTF-8 for the JSON uuid field, and hold no NUL */
+			if (!text_ok(key, keylen)) {
+				skipped(ev, s, EVENTS_SKIP_BAD_KEY);
+				return 0;
+			}
+			rc = new_event(ev, key, keylen, idlen, &g);
+			if (rc)
+				goto out;
+			ev->slot[slot] = (uint16_t)ev->n; /* index + 1 */
+			ev->next = ev->n;
 		}
-		rc = new_event(ev, key, keylen, idlen, &g);
+		rc = fill_ident(ev, g, id);
 		if (rc)
 			goto out;
-		ev->slot[slot] = (uint16_t)ev->n; /* index + 1 */
-		ev->next = ev->n;
+		if (ls >= 0)
+			ev->lset[ls] = (int32_t)(g - ev->gpus);
 	}
-	rc = fill_ident(ev, g, id);
-	if (rc)
-		goto out;
-
 	rc = name_id(ev, &s->name, &eid);
 	if (rc)
 		goto out;

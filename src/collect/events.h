@@ -4,7 +4,8 @@
  *
  * Use per scrape:
  *   events_begin(ev, time);                      scrape time, same for every event
- *   prom_parse(body, len, NULL, events_prom_cb, ev, &pst);
+ *   prom_parse(body, len, NULL, events_prom_cb, ev, &pst);   or prom_parse_cached(): a
+ *   sample whose label set the cache recognised goes to the GPU of that set without looking
  *   for i < events_count(ev): events_key(ev, i), events_render(ev, i, buf, size, &len)
  * The builder keeps compact values per GPU and writes the JSON itself (no jansson objects,
  * no allocation per value; buffers are reused from scrape to scrape); the parser allocates

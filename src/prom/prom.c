@@ -389,7 +389,32 @@ struct parser {
 	struct prom_slice help;
 	bool help_escaped;
 	struct prom_label labels[PROM_LABELS_CAP];
+	/* prom_parse_cached: the label-set cache, and where this line is in its family */
+	struct prom_cache *cache;
+	struct prom_slice last_name; /* metric name of the last sample line */
+	size_t fam_line;             /* its index in the run of lines with that name */
 };
+
+struct cache_slot {
+	const char *blk; /* label text, '{' to '}', in the body being parsed; NULL = empty */
+	size_t blklen;
+	size_t nlabels;
+	struct prom_label labels[PROM_CACHE_LABELS];
+};
+
+struct prom_cache {
+	struct cache_slot slot[PROM_CACHE_SLOTS];
+};
+
+struct prom_cache *prom_cache_new(void)
+{
+	return calloc(1, sizeof(struct prom_cache));
+}
+
+void prom_cache_free(struct prom_cache *c)
+{
+	free(c);
+}
 
 static void bad_line(struct parser *ps, size_t line, const char *ls, const char *at,
                      enum prom_err why)
@@ -494,7 +519,7 @@ static int parse_line(struct parser *ps, size_t line, const char *ls, const char
 	const char *err_at;
 	enum prom_err why;
 	struct prom_sample s;
-	size_t n = 0;
+	size_t n = 0, blklen = 0;
 	uint64_t seen = 0; /* label-name filter for duplicates */
 
 	if (q == le)
@@ -519,6 +544,29 @@ static int parse_line(struct parser *ps, size_t line, const char *ls, const char
 		goto bad;
 	}
 	q = skip_blanks(q, le);
+	s.label_set = -1;
+	struct cache_slot *cs = NULL;
+	const char *blk = q;
+	if (ps->cache && q < le && *q == '{') {
+		if (slice_same(ps->last_name, s.name.ptr, s.name.len))
+			ps->fam_line++;
+		else
+			ps->fam_line = 0;
+		ps->last_name = s.name;
+		if (ps->fam_line < PROM_CACHE_SLOTS) {
+			cs = &ps->cache->slot[ps->fam_line];
+			if (cs->blk && (size_t)(le - q) >= cs->blklen &&
+			    memcmp(q, cs->blk, cs->blklen) == 0) {
+				/* the same bytes parse the same: the labels of that line */
+				s.labels = cs->labels;
+				s.nlabels = cs->nlabels;
+				s.label_set = (int)ps->fam_line;
+				q = skip_blanks(q + cs->blklen, le);
+				cs = NULL;
+				goto value;
+			}
+		}
+	}
 	if (q < le && *q == '{') {
 		q++;
 		for (;;) {
@@ -611,11 +659,14 @@ static int parse_line(struct parser *ps, size_t line, const char *ls, const char
 			why = q >= le ? PROM_E_UNTERMINATED : PROM_E_BAD_LABEL_SEP;
 			goto bad;
 		}
+		if (cs && n <= PROM_CACHE_LABELS)
+			blklen = (size_t)(q - blk);
 		q = skip_blanks(q, le);
 	}
 	s.labels = ps->labels;
 	s.nlabels = n;
 
+value:
 	/* value */
 	const char *v0 = q;
 	while (q < le && !is_blank(*q))
@@ -659,6 +710,16 @@ static int parse_line(struct parser *ps, size_t line, const char *ls, const char
 		s.help = ps->help;
 		s.help_escaped = ps->help_escaped;
 	}
+	if (blklen) {
+		/* a good line: its label set takes the slot (only now, so that an id handed out
+		 * always went with a sample the caller saw) */
+		cs->blk = blk;
+		cs->blklen = blklen;
+		cs->nlabels = n;
+		memcpy(cs->labels, ps->labels, n * sizeof(*cs->labels));
+		s.label_set = (int)ps->fam_line;
+		s.label_set_new = true;
+	}
 	ps->st->samples++;
 	return ps->cb ? ps->cb(&s, ps->ud) : 0;
 bad:
@@ -668,6 +729,12 @@ bad:
 
 int prom_parse(const char *buf, size_t len, const struct prom_limits *lim, prom_sample_cb cb,
                void *ud, struct prom_stats *st)
+{
+	return prom_parse_cached(buf, len, lim, cb, ud, st, NULL);
+}
+
+int prom_parse_cached(const char *buf, size_t len, const struct prom_limits *lim, prom_sample_cb cb,
+                      void *ud, struct prom_stats *st, struct prom_cache *cache)
 {
 	struct prom_limits def;
 	struct parser *ps = NULL;
@@ -699,6 +766,12 @@ int prom_parse(const char *buf, size_t len, const struct prom_limits *lim, prom_
 	ps->help_name = (struct prom_slice){NULL, 0};
 	ps->help = (struct prom_slice){NULL, 0};
 	ps->help_escaped = false;
+	ps->cache = cache;
+	ps->last_name = (struct prom_slice){NULL, 0};
+	ps->fam_line = 0;
+	if (cache) /* its lines point into the last body */
+		for (size_t i = 0; i < PROM_CACHE_SLOTS; i++)
+			cache->slot[i].blk = NULL;
 
 	pos = buf;
 	end = buf + len;

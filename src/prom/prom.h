@@ -92,6 +92,13 @@ struct prom_sample {
 	bool has_help;
 	bool help_escaped; /* help holds \\ or \n: decode with prom_unescape() */
 	struct prom_slice help;
+	/* With a prom_cache (prom_parse_cached): the id of the sample's label set, 0 ..
+	 * PROM_CACHE_SLOTS - 1, or -1 (no labels, or not cached). Within one parse every sample
+	 * with an id shares its label set, byte for byte, with the sample that last had that id
+	 * and label_set_new: a caller may keep what it derived from the labels per id, and must
+	 * forget it when label_set_new. Without a cache: -1. */
+	int label_set;
+	bool label_set_new;
 };
 
 /* Why a line was skipped. */
@@ -151,6 +158,25 @@ typedef int (*prom_sample_cb)(const struct prom_sample *s, void *ud);
  */
 int prom_parse(const char *buf, size_t len, const struct prom_limits *lim, prom_sample_cb cb,
                void *ud, struct prom_stats *st);
+
+/*
+ * A label-set cache for bodies that repeat the same label sets family after family (a DCGM
+ * exporter writes each metric for every GPU in the same order): the label text of the n-th
+ * sample of a family is compared, as bytes, with that of the n-th sample of the family before,
+ * and on a match its labels are not parsed again (the sample gets the labels of that earlier
+ * line, and a label_set id). One cache serves one parse at a time; it holds no state between
+ * parses. About 2.6 MB. NULL when out of memory.
+ */
+#define PROM_CACHE_SLOTS  4096 /* samples per family that can hit */
+#define PROM_CACHE_LABELS 16   /* label sets with more labels are parsed every time */
+struct prom_cache;
+struct prom_cache *prom_cache_new(void);
+void prom_cache_free(struct prom_cache *c);
+
+/* prom_parse() with a cache (NULL: the same as prom_parse()). The callback sees the same
+ * samples, in the same order, as without one; only label_set differs. */
+int prom_parse_cached(const char *buf, size_t len, const struct prom_limits *lim, prom_sample_cb cb,
+                      void *ud, struct prom_stats *st, struct prom_cache *cache);
 
 /*
  * Decodes the escapes \\ \" \n of a label value or HELP text into out (size bytes) and

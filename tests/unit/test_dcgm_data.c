@@ -442,6 +442,79 @@ static void test_every_file(void **state)
 	}
 }
 
+/* The collector parses with prom_parse_cached(): the same events, byte for byte, and the same
+ * counts as without the cache, for every real file and for each file twice in one body (every
+ * sample of the second copy a duplicate, skipped through the cached GPU). */
+static void same_events_with_cache(const char *file, const char *text, size_t len,
+                                   struct prom_cache *pc)
+{
+	struct events *a = NULL, *b = NULL;
+	struct events_enrich en = {"local", "dc1", "r01"};
+	struct prom_stats pa, pb;
+	assert_int_equal(events_create(&a, &en), 0);
+	assert_int_equal(events_create(&b, &en), 0);
+	for (int round = 0; round < 2; round++) { /* the second: both reused */
+		assert_int_equal(events_begin(a, T0), 0);
+		assert_int_equal(events_begin(b, T0), 0);
+		assert_int_equal(prom_parse(text, len, NULL, events_prom_cb, a, &pa), 0);
+		assert_int_equal(prom_parse_cached(text, len, NULL, events_prom_cb, b, &pb, pc), 0);
+		assert_int_equal(events_count(a), events_count(b));
+		if (memcmp(events_stats(a), events_stats(b), sizeof(struct events_stats)) != 0)
+			fail_msg("%s: the cache changed the event counts", file);
+		for (size_t i = 0; i < events_count(a); i++) {
+			static char ra[1 << 16], rb[1 << 16];
+			size_t la, lb;
+			assert_int_equal(events_render(a, i, ra, sizeof(ra), &la), 0);
+			assert_int_equal(events_render(b, i, rb, sizeof(rb), &lb), 0);
+			if (la != lb || memcmp(ra, rb, la) != 0)
+				fail_msg("%s: event %zu differs with the cache:\n%.*s\n%.*s", file,
+				         i, (int)la, ra, (int)lb, rb);
+		}
+	}
+	events_destroy(a);
+	events_destroy(b);
+}
+
+static void test_cache_same_events(void **state)
+{
+	(void)state;
+	list_files();
+	struct prom_cache *pc = prom_cache_new();
+	assert_non_null(pc);
+	for (size_t i = 0; i < nfiles; i++) {
+		char p[512];
+		size_t len;
+		snprintf(p, sizeof(p), "%s/%.255s", DATA_DIR, files[i]);
+		char *text = slurp(p, &len);
+		assert_non_null(text);
+		same_events_with_cache(files[i], text, len, pc);
+		char *twice = malloc(2 * len + 1);
+		assert_non_null(twice);
+		memcpy(twice, text, len);
+		twice[len] = '\n';
+		memcpy(twice + len + 1, text, len);
+		same_events_with_cache(files[i], twice, 2 * len + 1, pc);
+		free(twice);
+		free(text);
+	}
+	/* GPUs in another order from one family to the next (an id handed to another GPU), a
+	 * GPU without UUID at a position that had one, and back */
+	static const char *orders = "DCGM_FI_DEV_GPU_TEMP{gpu=\"0\",UUID=\"GPU-a\"} 40\n"
+	                            "DCGM_FI_DEV_GPU_TEMP{gpu=\"1\",UUID=\"GPU-b\"} 41\n"
+	                            "DCGM_FI_DEV_POWER_USAGE{gpu=\"1\",UUID=\"GPU-b\"} 100\n"
+	                            "DCGM_FI_DEV_POWER_USAGE{gpu=\"0\",UUID=\"GPU-a\"} 101\n"
+	                            "DCGM_FI_DEV_GPU_UTIL{gpu=\"1\",UUID=\"GPU-b\"} 50\n"
+	                            "DCGM_FI_DEV_GPU_UTIL{gpu=\"0\",UUID=\"GPU-a\"} 51\n"
+	                            "DCGM_FI_DEV_SM_CLOCK{gpu=\"1\"} 1400\n"
+	                            "DCGM_FI_DEV_SM_CLOCK{gpu=\"0\",UUID=\"GPU-a\"} 1401\n"
+	                            "DCGM_FI_DEV_MEM_CLOCK{gpu=\"1\"} 1500\n"
+	                            "DCGM_FI_DEV_MEM_CLOCK{gpu=\"1\",UUID=\"GPU-b\"} 1501\n"
+	                            "DCGM_FI_DEV_FB_USED{gpu=\"0\",UUID=\"GPU-a\"} 7\n"
+	                            "DCGM_FI_DEV_FB_USED{gpu=\"1\",UUID=\"GPU-b\"} 8\n";
+	same_events_with_cache("(GPU order changes)", orders, strlen(orders), pc);
+	prom_cache_free(pc);
+}
+
 /* What each real file holds that the rules are about: fail loudly if a copy loses it. */
 static void test_files_cover_the_rules(void **state)
 {
@@ -586,6 +659,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_file),
+	    cmocka_unit_test(test_cache_same_events),
 	    cmocka_unit_test(test_files_cover_the_rules),
 	    cmocka_unit_test(test_copies_match_shared),
 	    cmocka_unit_test(test_variants_same_events),
