@@ -103,7 +103,9 @@ summary() {
   if [ -s "$f" ]; then
     awk '$1 ~ /^[0-9]+$/ {printf "| e2e | %s GPUs: %s rows/s committed, delay p50 %s s / p99 %s s, lag flat: %s | offered %s samples/s | %.2fx |\n", $2, $4, $5, $6, $9, $3, $4 / $3}' "$f"
     local best; best=$(grep -o 'largest fleet with flat lag: [0-9]*' "$f" | grep -oE '[0-9]+$')
-    echo "| e2e | largest fleet with flat lag: ${best:-?} GPUs | target 200,000 GPUs | $(ratio "${best:-0}" 200000) |"
+    local win; win=$(grep -o 'window per step: .* after' "$f" | sed 's/^window per step: //; s/, after$//')
+    # the issue's test is 5 minutes of flat lag: a shorter last window says so
+    echo "| e2e | largest fleet with flat lag: ${best:-?} GPUs (windows ${win:-?}; the 5-minute test is --full) | target 200,000 GPUs for 5 minutes | $(ratio "${best:-0}" 200000) |"
   fi
 }
 

@@ -28,6 +28,8 @@
 #                      120 s each, the last 300 s: about 14 minutes
 #   --steps: exporter counts; --step-s / --final-s: measured seconds per step / last step.
 # Prints a table and writes it, with the machine, to $E2E_OUT (default build/bench-e2e.txt).
+# E2E_SINK_ARGS: extra sink options to try (e.g. "--batch-size 20000"; default: none, the
+# sink's defaults); E2E_PG_CONF: PostgreSQL settings instead of the ones below.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -124,7 +126,7 @@ add_mocks "$first"
 "$BIN" collector --targets-file "$T/targets" --interval 10 --brokers "$K" --topic e2e \
   --stats-interval 2 >"$T/collector.log" 2>&1 &
 cpid=$!; pids+=($cpid)
-"$BIN" sink --brokers "$K" --topic e2e --group e2e --db "$DB" --stats-interval 2 \
+"$BIN" sink --brokers "$K" --topic e2e --group e2e --db "$DB" --stats-interval 2 ${E2E_SINK_ARGS:-} \
   >"$T/sink.log" 2>&1 &
 spid=$!; pids+=($spid)
 
