@@ -666,7 +666,7 @@ static int parse_line(struct parser *ps, size_t line, const char *ls, const char
 	s.labels = ps->labels;
 	s.nlabels = n;
 
-value:
+value:; /* (a label before a declaration: C23) */
 	/* value */
 	const char *v0 = q;
 	while (q < le && !is_blank(*q))
