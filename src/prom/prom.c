@@ -403,6 +403,7 @@ struct cache_slot {
 };
 
 struct prom_cache {
+	size_t used; /* slots [0, used) may hold a line: only they are cleared (and so resident) */
 	struct cache_slot slot[PROM_CACHE_SLOTS];
 };
 
@@ -715,6 +716,8 @@ value:; /* (a label before a declaration: C23) */
 		 * always went with a sample the caller saw) */
 		cs->blk = blk;
 		cs->blklen = blklen;
+		if (ps->fam_line >= ps->cache->used)
+			ps->cache->used = ps->fam_line + 1;
 		cs->nlabels = n;
 		memcpy(cs->labels, ps->labels, n * sizeof(*cs->labels));
 		s.label_set = (int)ps->fam_line;
@@ -769,9 +772,11 @@ int prom_parse_cached(const char *buf, size_t len, const struct prom_limits *lim
 	ps->cache = cache;
 	ps->last_name = (struct prom_slice){NULL, 0};
 	ps->fam_line = 0;
-	if (cache) /* its lines point into the last body */
-		for (size_t i = 0; i < PROM_CACHE_SLOTS; i++)
+	if (cache) { /* its lines point into the last body */
+		for (size_t i = 0; i < cache->used; i++)
 			cache->slot[i].blk = NULL;
+		cache->used = 0;
+	}
 
 	pos = buf;
 	end = buf + len;

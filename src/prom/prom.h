@@ -165,7 +165,8 @@ int prom_parse(const char *buf, size_t len, const struct prom_limits *lim, prom_
  * sample of a family is compared, as bytes, with that of the n-th sample of the family before,
  * and on a match its labels are not parsed again (the sample gets the labels of that earlier
  * line, and a label_set id). One cache serves one parse at a time; it holds no state between
- * parses. About 2.6 MB. NULL when out of memory.
+ * parses. About 2.6 MB of address space, of which only the slots a body uses become
+ * resident. NULL when out of memory.
  */
 #define PROM_CACHE_SLOTS  4096 /* samples per family that can hit */
 #define PROM_CACHE_LABELS 16   /* label sets with more labels are parsed every time */
