@@ -815,9 +815,13 @@ static int array_elem(struct strbuf *out, const char *v, size_t len)
 			rc = strbuf_append(out, "\\\"", 2);
 		} else if (j + 1 < len) { /* a COPY escape: the byte it stands for */
 			char c = v[++j];
-			const char *raw = c == 't' ? "\t" : c == 'n' ? "\n" : c == 'r' ? "\r" : NULL;
+			const char *raw = c == 't'   ? "\t"
+			                  : c == 'n' ? "\n"
+			                  : c == 'r' ? "\r"
+			                             : NULL;
 			rc = raw ? strbuf_append(out, raw, 1)
-			         : strbuf_append(out, (const char[]){'\\', c}, 2); /* \\ and any other */
+			         : strbuf_append(out, (const char[]){'\\', c},
+			                         2); /* \\ and any other */
 		}
 		i = j;
 	}
