@@ -668,6 +668,21 @@ static int exec_params(struct sink *s, int w, const char *sql, int n, const char
 	return rc;
 }
 
+/* After a failed statement of writer w: its results drained, then its transaction rolled back,
+ * or its connection closed when that is gone. */
+static void db_abort(struct sink *s, int w)
+{
+	PGresult *r;
+	while ((r = PQgetResult(s->db[w])))
+		PQclear(r);
+	if (PQstatus(s->db[w]) == CONNECTION_OK) {
+		char ignore[128], st2[6];
+		exec_params(s, w, "ROLLBACK", 0, NULL, NULL, ignore, sizeof(ignore), st2);
+	} else {
+		db_close(s, w);
+	}
+}
+
 /*
  * Writes nrows rows [text, text+len) and the identities [ident, ident+ilen) in one
  * transaction: straight into gpu_metrics with COPY; if that meets a row already present (a
@@ -756,14 +771,7 @@ fail:;
 	while (l && err[l - 1] == '\n')
 		err[--l] = '\0';
 	set_error(s, "database: %s", err);
-	while ((r = PQgetResult(s->db[w])))
-		PQclear(r);
-	if (PQstatus(s->db[w]) == CONNECTION_OK) {
-		char ignore[128], st2[6];
-		exec_params(s, w, "ROLLBACK", 0, NULL, NULL, ignore, sizeof(ignore), st2);
-	} else {
-		db_close(s, w);
-	}
+	db_abort(s, w);
 	return rc == -EINVAL ? -EINVAL : -EIO;
 }
 
@@ -779,15 +787,7 @@ static bool known_needs_merge(const struct gpu_known *k)
 static void gpus_failed(struct sink *s, int w, const char *what, size_t n, const char *err)
 {
 	log_debug("sink: %s %zu GPUs: %s", what, n, err);
-	PGresult *r;
-	while ((r = PQgetResult(s->db[w])))
-		PQclear(r);
-	if (PQstatus(s->db[w]) == CONNECTION_OK) {
-		char ignore[128], st2[6];
-		exec_params(s, w, "ROLLBACK", 0, NULL, NULL, ignore, sizeof(ignore), st2);
-	} else {
-		db_close(s, w);
-	}
+	db_abort(s, w);
 }
 
 static void sent_clear(struct batch *b)
