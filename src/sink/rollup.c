@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -40,20 +41,23 @@ struct gauge_acc {
 
 struct counter_acc {
 	int64_t min, max;
-	bool set;
 };
 
+/* One (GPU, minute), allocated on its own with the key after it: the sink keeps the groups of
+ * its open minutes (100,000s in a large fleet), so an empty slot costs a pointer, not a group. */
 struct group {
-	char *key; /* owned; NULL = empty slot */
-	size_t keylen;
 	int64_t minute; /* microseconds since 2000-01-01 UTC, a whole minute */
+	size_t keylen;
 	int32_t samples;
+	uint32_t cset; /* bit j: counter j has a value */
 	struct gauge_acc g[NG];
 	struct counter_acc c[NC];
+	char key[];
 };
+_Static_assert(NC <= 32, "cset holds a bit per counter");
 
 struct rollup {
-	struct group *slots;
+	struct group **slots; /* open addressing; NULL = empty */
 	size_t cap, n;
 };
 
@@ -114,9 +118,12 @@ int rollup_create(struct rollup **out)
 
 void rollup_reset(struct rollup *r)
 {
-	for (size_t i = 0; i < r->cap; i++) {
-		free(r->slots[i].key);
-		r->slots[i].key = NULL;
+	for (size_t i = 0; i < r->cap && r->n; i++) {
+		if (r->slots[i]) {
+			free(r->slots[i]);
+			r->slots[i] = NULL;
+			r->n--;
+		}
 	}
 	r->n = 0;
 }
@@ -145,12 +152,12 @@ static uint64_t hash_group(const char *k, size_t len, int64_t minute)
 	return h ^ (h >> 29);
 }
 
-static size_t probe(const struct group *slots, size_t cap, const char *k, size_t len,
+static size_t probe(struct group *const *slots, size_t cap, const char *k, size_t len,
                     int64_t minute)
 {
 	size_t j = hash_group(k, len, minute) & (cap - 1);
-	while (slots[j].key && (slots[j].minute != minute || slots[j].keylen != len ||
-	                        memcmp(slots[j].key, k, len) != 0))
+	while (slots[j] && (slots[j]->minute != minute || slots[j]->keylen != len ||
+	                    memcmp(slots[j]->key, k, len) != 0))
 		j = (j + 1) & (cap - 1);
 	return j;
 }
@@ -158,12 +165,12 @@ static size_t probe(const struct group *slots, size_t cap, const char *k, size_t
 static int grow(struct rollup *r)
 {
 	size_t cap = r->cap ? r->cap * 2 : 1024;
-	struct group *s = calloc(cap, sizeof(*s));
+	struct group **s = calloc(cap, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	for (size_t i = 0; i < r->cap; i++)
-		if (r->slots[i].key)
-			s[probe(s, cap, r->slots[i].key, r->slots[i].keylen, r->slots[i].minute)] =
+		if (r->slots[i])
+			s[probe(s, cap, r->slots[i]->key, r->slots[i]->keylen, r->slots[i]->minute)] =
 			    r->slots[i];
 	free(r->slots);
 	r->slots = s;
@@ -175,15 +182,16 @@ static struct group *lookup(struct rollup *r, const char *k, size_t len, int64_t
 {
 	if ((r->n + 1) * 10 > r->cap * 7 && grow(r))
 		return NULL;
-	struct group *g = &r->slots[probe(r->slots, r->cap, k, len, minute)];
-	if (g->key)
-		return g;
-	memset(g, 0, sizeof(*g));
-	if (!(g->key = malloc(len ? len : 1)))
+	struct group **slot = &r->slots[probe(r->slots, r->cap, k, len, minute)];
+	if (*slot)
+		return *slot;
+	struct group *g = calloc(1, sizeof(*g) + (len ? len : 1));
+	if (!g)
 		return NULL;
 	memcpy(g->key, k, len);
 	g->keylen = len;
 	g->minute = minute;
+	*slot = g; /* the table owns it */
 	r->n++;
 	return g;
 }
@@ -268,12 +276,13 @@ int rollup_add(struct rollup *r, const char *rows, size_t len)
 				if (f[i].len != 8)
 					return -EINVAL;
 				int64_t v = (int64_t)rd64(f[i].p);
+				uint32_t bit = 1u << col_counter[i];
 				struct counter_acc *a = &g->c[col_counter[i]];
-				if (!a->set || v < a->min)
+				if (!(g->cset & bit) || v < a->min)
 					a->min = v;
-				if (!a->set || v > a->max)
+				if (!(g->cset & bit) || v > a->max)
 					a->max = v;
-				a->set = true;
+				g->cset |= bit;
 			}
 		}
 	}
@@ -295,7 +304,7 @@ static int group_cmp(const void *a, const void *b)
 
 /* The groups in (key, minute) order: two sinks' transactions that merge the same groups lock
  * them in the same order, so they wait for each other instead of deadlocking. */
-int rollup_copy(const struct rollup *r, struct strbuf *out)
+int rollup_copy_range(const struct rollup *r, int64_t from, int64_t to, struct strbuf *out)
 {
 	int rc = 0;
 	const struct group **order = malloc((r->n ? r->n : 1) * sizeof(*order));
@@ -303,8 +312,8 @@ int rollup_copy(const struct rollup *r, struct strbuf *out)
 		return -ENOMEM;
 	size_t n = 0;
 	for (size_t i = 0; i < r->cap && n < r->n; i++)
-		if (r->slots[i].key)
-			order[n++] = &r->slots[i];
+		if (r->slots[i] && r->slots[i]->minute >= from && r->slots[i]->minute < to)
+			order[n++] = r->slots[i];
 	qsort(order, n, sizeof(*order), group_cmp);
 	for (size_t i = 0; !rc && i < n; i++) {
 		const struct group *g = order[i];
@@ -335,7 +344,7 @@ int rollup_copy(const struct rollup *r, struct strbuf *out)
 		}
 		for (size_t j = 0; !rc && j < NC; j++) {
 			const struct counter_acc *a = &g->c[j];
-			if (a->set) {
+			if (g->cset & (1u << j)) {
 				rc = pgcopy_int8(out, a->min);
 				if (!rc)
 					rc = pgcopy_int8(out, a->max);
@@ -348,4 +357,97 @@ int rollup_copy(const struct rollup *r, struct strbuf *out)
 	}
 	free(order);
 	return rc;
+}
+
+int rollup_copy(const struct rollup *r, struct strbuf *out)
+{
+	return rollup_copy_range(r, INT64_MIN, INT64_MAX, out);
+}
+
+/* dst += src, the same merge as gpuhealth_merge_rollups(). */
+static void merge_group(struct group *d, const struct group *s)
+{
+	d->samples += s->samples;
+	for (size_t j = 0; j < NG; j++) {
+		const struct gauge_acc *b = &s->g[j];
+		struct gauge_acc *a = &d->g[j];
+		if (!b->n)
+			continue;
+		if (!a->n || b->min < a->min)
+			a->min = b->min;
+		if (!a->n || b->max > a->max)
+			a->max = b->max;
+		a->sum += b->sum;
+		a->n += b->n;
+	}
+	for (size_t j = 0; j < NC; j++) {
+		uint32_t bit = 1u << j;
+		if (!(s->cset & bit))
+			continue;
+		if (!(d->cset & bit) || s->c[j].min < d->c[j].min)
+			d->c[j].min = s->c[j].min;
+		if (!(d->cset & bit) || s->c[j].max > d->c[j].max)
+			d->c[j].max = s->c[j].max;
+		d->cset |= bit;
+	}
+}
+
+int rollup_merge(struct rollup *dst, const struct rollup *src, int64_t from)
+{
+	for (size_t i = 0; i < src->cap; i++) {
+		const struct group *g = src->slots[i];
+		if (!g || g->minute < from)
+			continue;
+		struct group *d = lookup(dst, g->key, g->keylen, g->minute);
+		if (!d)
+			return -ENOMEM;
+		merge_group(d, g);
+	}
+	return 0;
+}
+
+uint64_t rollup_samples(const struct rollup *r, int64_t from, int64_t to)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < r->cap; i++)
+		if (r->slots[i] && r->slots[i]->minute >= from && r->slots[i]->minute < to)
+			n += (uint64_t)r->slots[i]->samples;
+	return n;
+}
+
+int rollup_drop_below(struct rollup *r, int64_t to)
+{
+	if (!r->cap)
+		return 0;
+	struct group **ns = calloc(r->cap, sizeof(*ns));
+	if (!ns)
+		return -ENOMEM; /* nothing dropped: the groups below stay, unused */
+	size_t kept = 0;
+	for (size_t i = 0; i < r->cap; i++) {
+		struct group *g = r->slots[i];
+		if (!g)
+			continue;
+		if (g->minute < to) {
+			free(g);
+		} else {
+			ns[probe(ns, r->cap, g->key, g->keylen, g->minute)] = g;
+			kept++;
+		}
+	}
+	free(r->slots);
+	r->slots = ns;
+	r->n = kept;
+	return 0;
+}
+
+int64_t rollup_minute(double t)
+{
+	/* seconds since 1970 -> microseconds since 2000, floored to the minute */
+	double us = (t - 946684800.0) * 1e6;
+	double m = floor(us / (double)MINUTE_US) * (double)MINUTE_US;
+	if (m <= (double)INT64_MIN)
+		return INT64_MIN;
+	if (m >= (double)INT64_MAX)
+		return INT64_MAX;
+	return (int64_t)m;
 }

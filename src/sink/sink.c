@@ -1,6 +1,7 @@
 #include "sink/sink.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <librdkafka/rdkafka.h>
 #include <libpq-fe.h>
@@ -33,6 +34,12 @@
 #define WRITERS      2
 #define NBATCH       (WRITERS + 1) /* one filling, one being written per writer */
 #define GPUS_MERGE_S 30.0          /* longest time gpus.last_seen stays behind the committed rows */
+/* A minute's rollups are written once the newest committed sample is this far past its end (or
+ * the sink has been idle this long); the rows of a minute already closed are merged one batch
+ * at a time, as late rows. */
+#define CLOSE_GRACE_S 20.0
+#define CLOSE_EVERY_S 5.0 /* how often writer 0 looks for minutes to close */
+#define MINUTE_US     60000000LL
 
 enum dlq_state { DLQ_NONE = 0, DLQ_PENDING, DLQ_DONE, DLQ_FAILED };
 
@@ -171,6 +178,19 @@ struct sink {
 	double gpus_merged_at;   /* time_mono() of the last gpus_refresh() */
 	struct batch idle;       /* writer 0: only ident_copy, sent, touch_*, for gpus_refresh() */
 	bool db_was_up[WRITERS]; /* writer w's connection was up once */
+
+	/* The rollups of the rows this sink committed at or after the mark (schema/006), written
+	 * when their minute closes (rollups_close). */
+	atomic_bool has_mark;  /* the schema has gpuhealth_rollup_mark (version 6) */
+	atomic_bool mark_missing_told;
+	pthread_mutex_t rlock; /* guards the five below; a writer holds it from its COMMIT until its
+	                        * rollups are in open, so a close never sees the rows without them */
+	struct rollup *open;
+	double newest;      /* newest committed sample time (s since 1970); -INFINITY: none */
+	double last_commit; /* time_mono() of the last committed batch */
+	int64_t mark;       /* the newest mark seen (us since 2000), INT64_MIN: none */
+	double closed_at;   /* time_mono() of the last close */
+	struct strbuf close_copy; /* writer 0: the closing minutes' binary COPY */
 
 	_Atomic uint64_t consumed; /* st.consumed, counted without the lock */
 	pthread_mutex_t lock;      /* guards st */
@@ -582,8 +602,17 @@ static int db_ensure(struct sink *s, int w)
 		db_close(s, w);
 		return -EIO;
 	}
-	PGresult *r =
-	    PQexec(s->db[w], "SELECT extract(epoch FROM value::interval) FROM gpuhealth_settings "
+	PGresult *r = PQexec(s->db[w], "SELECT to_regclass('gpuhealth_rollup_mark') IS NOT NULL");
+	bool mark = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	            strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	atomic_store(&s->has_mark, mark);
+	if (!mark && !atomic_exchange(&s->mark_missing_told, true)) {
+		log_warn("sink: the database schema is older than version 6 (no gpuhealth_rollup_mark): "
+		         "every batch merges its 1-minute rollups, the slow way; run 'gpuhealth db "
+		         "migrate'");
+	}
+	r = PQexec(s->db[w], "SELECT extract(epoch FROM value::interval) FROM gpuhealth_settings "
 	                     "WHERE key = 'retention'");
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
 		s->retention_s = strtod(PQgetvalue(r, 0, 0), NULL);
@@ -687,14 +716,16 @@ static void db_abort(struct sink *s, int w)
  * Writes nrows rows [text, text+len) and the identities [ident, ident+ilen) in one
  * transaction: straight into gpu_metrics with COPY; if that meets a row already present (a
  * redelivery), again through the staging table, ignoring the rows present. Then the rollups
- * of the rows this transaction inserted: when every row was new, the ones computed here (roll,
- * binary COPY for gpuhealth_rollup_stage, or NULL), else the database's from the new rows; then
- * the GPU table. Returns 0, -EIO (retry), or
- * -EINVAL (the data is refused).
+ * of the rows this transaction inserted below the rollup mark (share-locked for the
+ * transaction; schema/006): when every row was new, from roll (the batch's rollups computed
+ * here, staged in roll_copy; or NULL), else the database's from the new rows; then the GPU
+ * table. After the COMMIT, roll's groups at or after the mark join the sink's open minutes.
+ * Returns 0, -EIO (retry), or -EINVAL (the data is refused).
  */
 static int db_write(struct sink *s, int w, const char *text, size_t len, size_t nrows,
-                    const char *ident, size_t ilen, const struct strbuf *roll, double tmin,
-                    double tmax, long long *inserted, long long *dups)
+                    const char *ident, size_t ilen, const struct rollup *roll,
+                    struct strbuf *roll_copy, double tmin, double tmax, long long *inserted,
+                    long long *dups)
 {
 	char err[512] = "", state[6] = "", sql[4400];
 	PGresult *r = NULL;
@@ -704,7 +735,9 @@ static int db_write(struct sink *s, int w, const char *text, size_t len, size_t 
 	char a[40], b[40];
 	time_format_rfc3339(tmin, a, sizeof(a));
 	time_format_rfc3339(tmax, b, sizeof(b));
-	const char *range[2] = {a, b};
+	char markv[64] = ""; /* the mark in seconds since 1970 ("-Infinity" too); "": none */
+	const char *range[3] = {a, b, markv};
+	int64_t mark = INT64_MAX; /* every row is below it: merged now */
 	bool staged = false;
 	double t_begin = time_mono();
 again:
@@ -712,6 +745,29 @@ again:
 	    (rc = exec_params(s, w, "SELECT gpuhealth_ensure_partitions($1, $2)", 2, range, NULL,
 	                      err, sizeof(err), state)))
 		goto fail;
+	markv[0] = '\0';
+	mark = INT64_MAX;
+	if (atomic_load(&s->has_mark)) {
+		/* held until COMMIT: the mark cannot move while this transaction decides by it */
+		if ((rc = exec_params(s, w,
+		                      "SELECT extract(epoch FROM through)::float8 FROM "
+		                      "gpuhealth_rollup_mark FOR SHARE",
+		                      0, NULL, &r, err, sizeof(err), state)))
+			goto fail;
+		if (PQntuples(r) != 1) {
+			snprintf(err, sizeof(err),
+			         "gpuhealth_rollup_mark holds %d rows, not 1: run 'gpuhealth db migrate'",
+			         PQntuples(r));
+			PQclear(r);
+			r = NULL;
+			rc = -EIO;
+			goto fail;
+		}
+		snprintf(markv, sizeof(markv), "%s", PQgetvalue(r, 0, 0));
+		PQclear(r);
+		r = NULL;
+		mark = rollup_minute(strtod(markv, NULL));
+	}
 	snprintf(sql, sizeof(sql), "COPY %s %s FROM STDIN (FORMAT binary)",
 	         staged ? "gpuhealth_stage" : "gpu_metrics", event_row_columns());
 	rc = copy_in(s, w, sql, true, text, len, err, sizeof(err), state);
@@ -737,17 +793,28 @@ again:
 		*dups = 0;
 	}
 	double t_rows = time_mono();
-	if (roll && !staged) {
+	/* every row new and roll complete: its groups below the mark now, the rest at their close */
+	bool mine = roll && !staged;
+	if (mine) {
+		strbuf_reset(roll_copy);
+		mine = rollup_copy_range(roll, INT64_MIN, mark, roll_copy) == 0;
+	}
+	if (mine) {
 		snprintf(sql, sizeof(sql),
 		         "COPY gpuhealth_rollup_stage %s FROM STDIN (FORMAT binary)",
 		         rollup_columns());
-		if ((rc = copy_in(s, w, sql, true, roll->data, roll->len, err, sizeof(err),
-		                  state)) ||
-		    (rc = exec_params(s, w, "SELECT gpuhealth_merge_rollups()", 0, NULL, NULL, err,
-		                      sizeof(err), state)))
+		if (roll_copy->len &&
+		    ((rc = copy_in(s, w, sql, true, roll_copy->data, roll_copy->len, err,
+		                   sizeof(err), state)) ||
+		     (rc = exec_params(s, w, "SELECT gpuhealth_merge_rollups()", 0, NULL, NULL, err,
+		                       sizeof(err), state))))
 			goto fail;
-	} else if ((rc = exec_params(s, w, "SELECT gpuhealth_rollup_new($1, $2)", 2, range, NULL,
-	                             err, sizeof(err), state))) {
+	} else if ((rc = exec_params(s, w,
+	                             markv[0] ? "SELECT gpuhealth_rollup_new($1, $2, "
+	                                        "to_timestamp($3::float8))"
+	                                      : "SELECT gpuhealth_rollup_new($1, $2)",
+	                             markv[0] ? 3 : 2, range, NULL, err, sizeof(err), state))) {
+		/* (the rows at or after the mark: the database counts them when they close) */
 		goto fail;
 	}
 	double t_roll = time_mono();
@@ -760,7 +827,21 @@ again:
 	                               sizeof(err), state))))
 		goto fail;
 	double t_gpus = time_mono();
-	if ((rc = exec_params(s, w, "COMMIT", 0, NULL, NULL, err, sizeof(err), state)))
+	pthread_mutex_lock(&s->rlock);
+	rc = exec_params(s, w, "COMMIT", 0, NULL, NULL, err, sizeof(err), state);
+	if (!rc) {
+		/* (out of memory: part of them kept; the close sees the count differ and has the
+		 * database compute those minutes) */
+		if (roll && !staged && markv[0] && rollup_merge(s->open, roll, mark))
+			log_warn("sink: out of memory keeping rollups; the database computes them");
+		if (tmax > s->newest)
+			s->newest = tmax;
+		s->last_commit = time_mono();
+		if (markv[0] && mark > s->mark)
+			s->mark = mark;
+	}
+	pthread_mutex_unlock(&s->rlock);
+	if (rc)
 		goto fail;
 	log_debug("sink: transaction: rows %.3f s%s, rollups %.3f s, gpus %.3f s, commit %.3f s",
 	          t_rows - t_begin, staged ? " (staged)" : "", t_roll - t_rows, t_gpus - t_roll,
@@ -922,6 +1003,138 @@ static void gpus_refresh(struct sink *s, int w, bool force)
 	pthread_mutex_unlock(&s->glock);
 }
 
+/*
+ * Closes the minutes [mark, target) in one transaction with the mark locked FOR UPDATE (so every
+ * batch that read the old mark has committed, and its rollups are in open): when the database
+ * holds exactly the rows this sink kept the rollups of in that range (the counts agree; this
+ * sink's rows are a subset of the database's), those rollups are written once per (GPU,
+ * minute); else the database computes them from gpu_metrics (rows of another sink, of a batch
+ * written the staged way, or from before a restart), at most 5 minutes at a time. *reached is
+ * the new mark. Returns 0 or -EIO.
+ */
+static int close_once(struct sink *s, int w, int64_t target, int64_t *reached)
+{
+	char err[512] = "", state[6] = "", sql[4400], tv[64];
+	PGresult *r = NULL;
+	int rc = db_ensure(s, w);
+	if (rc)
+		return rc;
+	snprintf(tv, sizeof(tv), "%.6f", (double)target / 1e6 + 946684800.0);
+	const char *p[1] = {tv};
+	bool recompute = false;
+	int64_t old, done;
+	uint64_t dbrows = 0, mine = 0;
+	if ((rc = exec_params(s, w, "BEGIN", 0, NULL, NULL, err, sizeof(err), state)) ||
+	    (rc = exec_params(s, w,
+	                      "SELECT extract(epoch FROM through)::float8, rows_between FROM "
+	                      "gpuhealth_rollup_lock(to_timestamp($1::float8))",
+	                      1, p, &r, err, sizeof(err), state)))
+		goto fail;
+	old = rollup_minute(strtod(PQgetvalue(r, 0, 0), NULL));
+	dbrows = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+	PQclear(r);
+	r = NULL;
+	done = old;
+	if (old < target) {
+		pthread_mutex_lock(&s->rlock);
+		rollup_drop_below(s->open, old); /* closed by another sink meanwhile */
+		mine = rollup_samples(s->open, old, target);
+		strbuf_reset(&s->close_copy);
+		recompute = mine != dbrows ||
+		            rollup_copy_range(s->open, old, target, &s->close_copy) != 0;
+		pthread_mutex_unlock(&s->rlock);
+		if (!recompute) {
+			snprintf(sql, sizeof(sql),
+			         "COPY gpuhealth_rollup_stage %s FROM STDIN (FORMAT binary)",
+			         rollup_columns());
+			if (s->close_copy.len &&
+			    ((rc = copy_in(s, w, sql, true, s->close_copy.data, s->close_copy.len, err,
+			                   sizeof(err), state)) ||
+			     (rc = exec_params(s, w, "SELECT gpuhealth_merge_rollups()", 0, NULL, NULL,
+			                       err, sizeof(err), state))))
+				goto fail;
+			if ((rc = exec_params(s, w,
+			                      "SELECT gpuhealth_rollup_close(to_timestamp($1::float8))",
+			                      1, p, NULL, err, sizeof(err), state)))
+				goto fail;
+			done = target;
+		} else {
+			if ((rc = exec_params(s, w,
+			                      "SELECT extract(epoch FROM gpuhealth_rollup_recompute("
+			                      "to_timestamp($1::float8)))::float8",
+			                      1, p, &r, err, sizeof(err), state)))
+				goto fail;
+			done = rollup_minute(strtod(PQgetvalue(r, 0, 0), NULL));
+			PQclear(r);
+			r = NULL;
+		}
+	}
+	if ((rc = exec_params(s, w, "COMMIT", 0, NULL, NULL, err, sizeof(err), state)))
+		goto fail;
+	pthread_mutex_lock(&s->rlock);
+	if (done > s->mark)
+		s->mark = done;
+	rollup_drop_below(s->open, done);
+	pthread_mutex_unlock(&s->rlock);
+	if (done > old) {
+		pthread_mutex_lock(&s->lock);
+		s->st.rollup_closes++;
+		if (recompute)
+			s->st.rollup_recomputes++;
+		pthread_mutex_unlock(&s->lock);
+		char ts[40];
+		time_format_rfc3339((double)done / 1e6 + 946684800.0, ts, sizeof(ts));
+		log_debug("sink: 1-minute rollups closed up to %s: %llu rows, %s", ts,
+		          (unsigned long long)dbrows,
+		          recompute ? "computed by the database" : "from this sink's memory");
+	}
+	*reached = done;
+	return 0;
+fail:
+	if (r)
+		PQclear(r);
+	size_t l = strlen(err);
+	while (l && err[l - 1] == '\n')
+		err[--l] = '\0';
+	set_error(s, "database: %s", err);
+	log_warn("sink: cannot close the 1-minute rollups (%s); tried again later", err);
+	db_abort(s, w);
+	return -EIO;
+}
+
+/*
+ * Writer 0, between batches, when idle and at stop: closes the minutes that end CLOSE_GRACE_S
+ * before the newest committed sample (not after this host's clock), every CLOSE_EVERY_S; when
+ * idle that long or at stop (final), every minute up to the newest sample.
+ */
+static void rollups_close(struct sink *s, int w, bool final)
+{
+	if (!atomic_load(&s->has_mark))
+		return;
+	for (int round = 0; round < 10000; round++) {
+		pthread_mutex_lock(&s->rlock);
+		double newest = s->newest, idle = time_mono() - s->last_commit;
+		int64_t known = s->mark;
+		bool due = final || time_mono() - s->closed_at >= CLOSE_EVERY_S;
+		pthread_mutex_unlock(&s->rlock);
+		if (!due || newest == -INFINITY)
+			return;
+		double now = time_now(), t = newest < now ? newest : now;
+		int64_t target = final || idle >= CLOSE_GRACE_S
+		                     ? rollup_minute(t) + MINUTE_US
+		                     : rollup_minute(t - CLOSE_GRACE_S);
+		if (target <= known)
+			return;
+		int64_t reached = INT64_MIN;
+		int rc = close_once(s, w, target, &reached);
+		pthread_mutex_lock(&s->rlock);
+		s->closed_at = time_mono();
+		pthread_mutex_unlock(&s->rlock);
+		if (rc || reached >= target || !final || atomic_load(&s->stop_now))
+			return;
+	}
+}
+
 static void sleep_s(double s)
 {
 	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
@@ -976,7 +1189,7 @@ static int write_row_by_row(struct sink *s, int w, struct batch *b, long long *i
 		if (build_ident_copy(s, b, it))
 			return -ENOMEM;
 		while ((rc = db_write(s, w, b->rows.data + it->row_off, it->row_len, 1,
-		                      b->ident_copy.data, b->ident_copy.len, NULL, it->time,
+		                      b->ident_copy.data, b->ident_copy.len, NULL, NULL, it->time,
 		                      it->time, &n_ins, &n_dup)) == -EIO) {
 			if (!backoff(s, attempt++, deadline))
 				return -EIO;
@@ -1141,13 +1354,11 @@ static int flush(struct sink *s, int w, struct batch *b)
 		log_error("sink: out of memory building a batch");
 		goto abandon;
 	}
-	if (b->nrows && b->roll_ok && rollup_copy(b->roll, &b->roll_copy))
-		b->roll_ok = false; /* the database computes them instead */
 	if (b->nrows) {
 		const char *rows = group_by_gpu(b);
 		while ((rc = db_write(s, w, rows, b->rows.len, b->nrows, b->ident_copy.data,
-		                      b->ident_copy.len, b->roll_ok ? &b->roll_copy : NULL, b->tmin,
-		                      b->tmax, &ins, &dups)) == -EIO) {
+		                      b->ident_copy.len, b->roll_ok ? b->roll : NULL, &b->roll_copy,
+		                      b->tmin, b->tmax, &ins, &dups)) == -EIO) {
 			pthread_mutex_lock(&s->lock);
 			s->st.db_errors++;
 			pthread_mutex_unlock(&s->lock);
@@ -1424,6 +1635,7 @@ static void *writer_main(void *arg)
 			if (w == 0 && !next_queued(s) && !s->writer_stop) {
 				pthread_mutex_unlock(&s->wlock);
 				gpus_refresh(s, w, false);
+				rollups_close(s, w, false);
 				pthread_mutex_lock(&s->wlock);
 			}
 			if (w == 0 && !next_queued(s) && !s->writer_stop &&
@@ -1448,6 +1660,7 @@ static void *writer_main(void *arg)
 		if (w == 0) {
 			pthread_mutex_unlock(&s->wlock);
 			gpus_refresh(s, w, false);
+			rollups_close(s, w, false);
 			pthread_mutex_lock(&s->wlock);
 		}
 		if (w == 0 && time_mono() - s->last_stats >= SINK_STATS_PERIOD_S) {
@@ -1461,6 +1674,7 @@ static void *writer_main(void *arg)
 	 * database is known to be gone). */
 	if (w == 0 && !atomic_load(&s->stop_now)) {
 		gpus_refresh(s, w, true);
+		rollups_close(s, w, true);
 		write_stats(s);
 	}
 	return NULL;
@@ -1703,6 +1917,12 @@ int sink_create(struct sink **out, const struct sink_options *o, char *err, size
 		goto fail;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->glock, NULL);
+	pthread_mutex_init(&s->rlock, NULL);
+	s->newest = -INFINITY;
+	s->mark = INT64_MIN;
+	strbuf_init(&s->close_copy, 0); /* as large as the fleet's open minutes */
+	if (rollup_create(&s->open))
+		goto fail;
 	strbuf_init(&s->idle.ident_copy, ROWS_MAX_BYTES);
 	strbuf_init(&s->idle.touch_keys, 0); /* as large as the fleet this sink knows */
 	strbuf_init(&s->idle.touch_times, 0);
@@ -1890,6 +2110,9 @@ void sink_destroy(struct sink *s)
 	free(s->idle.sent);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->glock);
+	pthread_mutex_destroy(&s->rlock);
+	rollup_destroy(s->open);
+	strbuf_free(&s->close_copy);
 	pthread_mutex_destroy(&s->wlock);
 	pthread_cond_destroy(&s->wcond);
 	free(s);

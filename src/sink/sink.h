@@ -43,6 +43,8 @@ struct sink_stats {
 	uint64_t partitions_dropped;
 	uint64_t stats_rows;    /* rows written to pipeline_stats */
 	uint64_t stats_errors;  /* failed pipeline_stats inserts (logged, never fatal) */
+	uint64_t rollup_closes; /* transactions that closed 1-minute rollups (moved the mark) */
+	uint64_t rollup_recomputes; /* of those, the ones the database computed from gpu_metrics */
 	double rows_per_s;      /* over the last stats window */
 	bool db_connected;
 	bool paused;            /* consumption paused while the database is away */

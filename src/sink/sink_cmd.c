@@ -101,9 +101,11 @@ int sink_cmd_run(struct config *cfg)
 	double ran = time_mono() - start;
 	log_info("sink: stopped after %.0f s; rows_written=%" PRIu64 " (%.0f rows/s on average) "
 		 "duplicates=%" PRIu64 " dead_letters=%" PRIu64 " batches=%" PRIu64
-		 " consumed=%" PRIu64 " stats_rows=%" PRIu64 " stats_errors=%" PRIu64 "%s%s",
+		 " consumed=%" PRIu64 " stats_rows=%" PRIu64 " stats_errors=%" PRIu64
+		 " rollup_closes=%" PRIu64 " rollup_recomputes=%" PRIu64 "%s%s",
 		 ran, st.rows_written, ran > 0 ? (double)st.rows_written / ran : 0.0, st.duplicates,
 		 st.dead_letters, st.batches, st.consumed, st.stats_rows, st.stats_errors,
+		 st.rollup_closes, st.rollup_recomputes,
 		 st.last_error[0] ? " last_error=" : "", st.last_error);
 	sink_destroy(s);
 	return status;

@@ -2,6 +2,7 @@
  * against hand-computed aggregates (including NULLs, two GPUs, a minute boundary). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -238,11 +239,93 @@ static void test_many_groups(void **state)
 	strbuf_free(&out);
 }
 
+/* The sink's open minutes: batches merged in (only from the mark on), counted, copied and
+ * dropped by minute range; merging in pieces gives what adding everything at once gives. */
+static void test_open_minutes(void **state)
+{
+	(void)state;
+	struct strbuf b1, b2, whole, got, want;
+	strbuf_init(&b1, 1 << 20);
+	strbuf_init(&b2, 1 << 20);
+	strbuf_init(&whole, 1 << 20);
+	strbuf_init(&got, 1 << 20);
+	strbuf_init(&want, 1 << 20);
+	const char *ev[][3] = {
+	    {"GPU-a", "2026-11-28T12:00:10Z", "\"gpu_temp\":60,\"total_energy\":5"},
+	    {"GPU-a", "2026-11-28T12:01:10Z", "\"gpu_temp\":61,\"total_energy\":7"},
+	    {"GPU-b", "2026-11-28T12:01:20Z", "\"gpu_util\":40"},
+	    {"GPU-a", "2026-11-28T12:01:50Z", "\"gpu_temp\":59,\"total_energy\":9"},
+	    {"GPU-b", "2026-11-28T12:02:20Z", "\"gpu_util\":41,\"pcie_replay\":3"},
+	    {"GPU-a", "2026-11-28T12:02:30Z", "\"gpu_temp\":63"},
+	};
+	for (int i = 0; i < 6; i++) {
+		add_event(i < 3 ? &b1 : &b2, ev[i][0], ev[i][1], ev[i][2]);
+		if (i >= 1) /* minute 0 is before the mark below */
+			add_event(&whole, ev[i][0], ev[i][1], ev[i][2]);
+	}
+	struct rollup *r1, *r2, *open, *all;
+	assert_int_equal(rollup_create(&r1), 0);
+	assert_int_equal(rollup_create(&r2), 0);
+	assert_int_equal(rollup_create(&open), 0);
+	assert_int_equal(rollup_create(&all), 0);
+	assert_int_equal(rollup_add(r1, b1.data, b1.len), 0);
+	assert_int_equal(rollup_add(r2, b2.data, b2.len), 0);
+	assert_int_equal(rollup_add(all, whole.data, whole.len), 0);
+	int64_t mark = minute_us(1);
+	assert_int_equal(rollup_merge(open, r1, mark), 0);
+	assert_int_equal(rollup_merge(open, r2, mark), 0);
+	assert_int_equal(rollup_groups(open), 4); /* a@1, b@1, b@2, a@2; a@0 stayed out */
+	assert_int_equal(rollup_samples(open, INT64_MIN, INT64_MAX), 5);
+	assert_int_equal(rollup_samples(open, minute_us(1), minute_us(2)), 3);
+	assert_int_equal(rollup_samples(open, minute_us(2), minute_us(3)), 2);
+	assert_int_equal(rollup_samples(open, minute_us(3), INT64_MAX), 0);
+	/* the same tuples, byte for byte, as adding the rows at once */
+	assert_int_equal(rollup_copy(open, &got), 0);
+	assert_int_equal(rollup_copy(all, &want), 0);
+	assert_int_equal(got.len, want.len);
+	assert_memory_equal(got.data, want.data, want.len);
+	/* a range: only minute 1's groups */
+	strbuf_reset(&got);
+	assert_int_equal(rollup_copy_range(open, minute_us(1), minute_us(2), &got), 0);
+	struct col c[128];
+	int n = 3 + 4 * 9 + 2 * 12;
+	assert_int_equal(find(&got, "GPU-a", minute_us(1), c, n), 0);
+	assert_int_equal(i4(get(c, n, "samples")), 2);
+	assert_true(f8(get(c, n, "gpu_temp_min")) == 59);
+	assert_true(f8(get(c, n, "gpu_temp_max")) == 61);
+	assert_int_equal(i8(get(c, n, "total_energy_min")), 7);
+	assert_int_equal(i8(get(c, n, "total_energy_max")), 9);
+	assert_int_not_equal(find(&got, "GPU-b", minute_us(2), c, n), 0);
+	/* dropping minute 1: minute 2 stays and is still found (probe chains intact) */
+	assert_int_equal(rollup_drop_below(open, minute_us(2)), 0);
+	assert_int_equal(rollup_groups(open), 2);
+	assert_int_equal(rollup_samples(open, INT64_MIN, INT64_MAX), 2);
+	/* minute 2's groups found again: merged, not new */
+	assert_int_equal(rollup_merge(open, r2, minute_us(2)), 0);
+	assert_int_equal(rollup_groups(open), 2);
+	assert_int_equal(rollup_samples(open, minute_us(2), minute_us(3)), 4);
+	/* rollup_minute floors like date_trunc, and the infinities of the mark */
+	assert_true(rollup_minute((double)minute_us(2) / 1e6 + 946684800.0 + 59.999) == minute_us(2));
+	assert_true(rollup_minute(-INFINITY) == INT64_MIN);
+	assert_true(rollup_minute(INFINITY) == INT64_MAX);
+	assert_true(rollup_minute(946684799.0) == -60000000LL);
+	rollup_destroy(r1);
+	rollup_destroy(r2);
+	rollup_destroy(open);
+	rollup_destroy(all);
+	strbuf_free(&b1);
+	strbuf_free(&b2);
+	strbuf_free(&whole);
+	strbuf_free(&got);
+	strbuf_free(&want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_aggregates),
 	    cmocka_unit_test(test_many_groups),
+	    cmocka_unit_test(test_open_minutes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
