@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Watches the sink's progress through one connection (a new psql every poll cost a backend
-start each time, on the same cores as the sink it measures). Polls the rollups' sample count
-(committed in the same transaction as the rows, and exact) every 50 ms until it reaches N.
+start each time, on the same cores as the sink it measures). Polls the committed rows every 50 ms
+until they reach N: the rollups' sample count (exact) plus the rows of the minutes not closed yet
+(at or after the rollup mark, schema/006), read in one snapshot.
 Prints: seconds since the epoch of the first non-zero poll, the count then, and of reaching N.
 Usage: commit_watch.py CONNINFO N TIMEOUT_S"""
 import sys, time
@@ -14,7 +15,9 @@ cur = conn.cursor()
 t0 = n0 = None
 end = time.time() + timeout
 while time.time() < end:
-    cur.execute("SELECT coalesce(sum(samples), 0) FROM gpu_metrics_1min")
+    cur.execute("SELECT (SELECT coalesce(sum(samples), 0) FROM gpu_metrics_1min) + "
+                "(SELECT count(*) FROM gpu_metrics WHERE time >= "
+                "(SELECT through FROM gpuhealth_rollup_mark))")
     c = cur.fetchone()[0]
     now = time.time()
     if c and t0 is None:

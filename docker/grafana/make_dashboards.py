@@ -96,7 +96,7 @@ def fleet():
     L = Layout()
     host_mean = """SELECT $__timeGroupAlias(r.minute, $__interval), g.hostname AS metric,
         sum(r.{c}_sum) / NULLIF(sum(r.{c}_n), 0) AS value
-        FROM gpu_metrics_1min r JOIN gpus g ON g.gpu_key = r.gpu_key
+        FROM gpu_metrics_1min_current r JOIN gpus g ON g.gpu_key = r.gpu_key
         WHERE $__timeFilter(r.minute) GROUP BY 1, 2 ORDER BY 1"""
     panels = [
         stat(L, "GPUs", "SELECT gpus AS \"GPUs\", gpus_reporting AS \"reporting\", hosts AS \"hosts\" FROM v_fleet_summary"),
@@ -104,12 +104,12 @@ def fleet():
         stat(L, "Fleet now", "SELECT round(avg_gpu_temp_c::numeric, 1) AS \"mean temp C\", max_gpu_temp_c AS \"max temp C\", round(total_power_w::numeric) AS \"power W\", round(avg_gpu_util_pct::numeric, 1) AS \"util %\" FROM v_fleet_summary"),
         timeseries(L, "GPU temperature by host (mean)", host_mean.format(c="gpu_temp"), "celsius", min_interval="1m"),
         timeseries(L, "GPU temperature by host (max)", """SELECT $__timeGroupAlias(r.minute, $__interval),
-            g.hostname AS metric, max(r.gpu_temp_max) AS value FROM gpu_metrics_1min r
+            g.hostname AS metric, max(r.gpu_temp_max) AS value FROM gpu_metrics_1min_current r
             JOIN gpus g ON g.gpu_key = r.gpu_key WHERE $__timeFilter(r.minute)
             GROUP BY 1, 2 ORDER BY 1""", "celsius", min_interval="1m"),
         timeseries(L, "Fleet power draw", """SELECT "time", sum(p) AS "power" FROM (
             SELECT $__timeGroupAlias(minute, $__interval), gpu_key,
-            sum(power_usage_sum) / NULLIF(sum(power_usage_n), 0) AS p FROM gpu_metrics_1min
+            sum(power_usage_sum) / NULLIF(sum(power_usage_n), 0) AS p FROM gpu_metrics_1min_current
             WHERE $__timeFilter(minute) GROUP BY 1, 2) per_gpu GROUP BY 1 ORDER BY 1""",
                    "watt", min_interval="1m"),
         timeseries(L, "GPU utilisation by host (mean)", host_mean.format(c="gpu_util"), "percent", min_interval="1m"),
@@ -191,19 +191,19 @@ def pipeline():
     L = Layout()
     panels = [
         timeseries(L, "Ingest rate", """SELECT $__timeGroupAlias(minute, $__interval),
-            sum(samples) / ($__interval_ms / 1000.0) AS "samples/s" FROM gpu_metrics_1min
+            sum(samples) / ($__interval_ms / 1000.0) AS "samples/s" FROM gpu_metrics_1min_current
             WHERE $__timeFilter(minute) GROUP BY 1 ORDER BY 1""", "short", min_interval="1m",
                    desc="Samples written by the sink per second of sample time (from the 1-minute rollups)."),
         timeseries(L, "Ingest rate by host", """SELECT $__timeGroupAlias(r.minute, $__interval), g.hostname AS metric,
-            sum(r.samples) / ($__interval_ms / 1000.0) AS value FROM gpu_metrics_1min r
+            sum(r.samples) / ($__interval_ms / 1000.0) AS value FROM gpu_metrics_1min_current r
             JOIN gpus g ON g.gpu_key = r.gpu_key WHERE $__timeFilter(r.minute) GROUP BY 1, 2 ORDER BY 1""",
                    "short", min_interval="1m"),
         timeseries(L, "GPUs reporting", """SELECT $__timeGroupAlias(minute, $__interval),
-            count(DISTINCT gpu_key) AS "GPUs" FROM gpu_metrics_1min WHERE $__timeFilter(minute)
+            count(DISTINCT gpu_key) AS "GPUs" FROM gpu_metrics_1min_current WHERE $__timeFilter(minute)
             GROUP BY 1 ORDER BY 1""", "short", min_interval="1m"),
         timeseries(L, "Sample coverage", """SELECT $__timeGroupAlias(minute, $__interval),
             least(1.0, sum(samples) / NULLIF(count(DISTINCT gpu_key) * ($__interval_ms / 1000.0) / $interval_s, 0)) AS "received / expected"
-            FROM gpu_metrics_1min WHERE $__timeFilter(minute) GROUP BY 1 ORDER BY 1""", "percentunit",
+            FROM gpu_metrics_1min_current WHERE $__timeFilter(minute) GROUP BY 1 ORDER BY 1""", "percentunit",
                    min_interval="1m",
                    desc="Samples received per GPU over those expected at the collection interval (variable interval_s)."),
         stat(L, "Newest sample age", """SELECT extract(epoch FROM now() - max(time)) AS "age"

@@ -558,7 +558,7 @@ static void ep_gpu_metrics(struct req *rq, const char *key)
 		    "sum(mem_copy_util_sum) / NULLIF(sum(mem_copy_util_n), 0) AS mem_copy_util, "
 		    "sum(fb_used_sum) / NULLIF(sum(fb_used_n), 0) AS fb_used, "
 		    "sum(sm_clock_sum) / NULLIF(sum(sm_clock_n), 0) AS sm_clock "
-		    "FROM gpu_metrics_1min WHERE gpu_key = $1 AND minute >= "
+		    "FROM gpu_metrics_1min_current WHERE gpu_key = $1 AND minute >= "
 		    "to_timestamp($2::float8) "
 		    "AND minute < to_timestamp($3::float8) GROUP BY 1 ORDER BY 1",
 		    4, p);

@@ -47,6 +47,9 @@ SELECT gpu_key, date_trunc('minute', time), count(*), min(gpu_temp), max(gpu_tem
        min(total_energy), max(total_energy), min(ecc_sbe_volatile), max(ecc_sbe_volatile),
        min(ecc_dbe_volatile), max(ecc_dbe_volatile), min(pcie_replay), max(pcie_replay)
 FROM gpu_metrics GROUP BY 1, 2;
+-- every row above is counted in the rollups: the mark after the newest (schema/006), as the
+-- sink leaves it when it has closed every minute
+UPDATE gpuhealth_rollup_mark SET through = date_trunc('minute', (SELECT max(time) FROM gpu_metrics)) + interval '1 minute';
 
 INSERT INTO gpu_health_scores (time, gpu_key, score, status, thermal, memory, power, interconnect, xid, reasons)
 SELECT now() - (10 - i) * interval '1 min', 'GPU-aaaa0000-0000-0000-0000-000000000000', 90 - i, 

@@ -98,6 +98,17 @@ rollups_match() {
   return 1
 }
 
+# rollups_below_mark CONNINFO: the promise of the rollup mark (schema/006) at this moment: every
+# row before the mark is counted in gpu_metrics_1min exactly (as in rollups_match) and nothing at
+# or after it is. Holds while sinks run, between their transactions.
+rollups_below_mark() {
+  local bad
+  bad=$(sql "$1" "${ROLLUP_CHECK_SQL/FROM gpu_metrics GROUP BY 1, 2)/FROM gpu_metrics WHERE time < (SELECT through FROM gpuhealth_rollup_mark) GROUP BY 1, 2)}")
+  if [ "$bad" = 0 ]; then return 0; fi
+  echo "  $bad (GPU, minute) rollups differ from the rows before the mark $(sql "$1" "SELECT through FROM gpuhealth_rollup_mark")" >&2
+  return 1
+}
+
 stop_sink() { # stop_sink NAME: SIGTERM and wait
   local pid; eval "pid=\$PID_$1"
   kill -TERM "$pid" 2>/dev/null

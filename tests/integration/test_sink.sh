@@ -9,9 +9,9 @@ db=gh_mig_$$
 psql -X -q "$ADMIN_PG" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
 ci="${ADMIN_PG/dbname=gpuhealth_test/dbname=$db}"
 check "migrate to version 1" bash -c "'$BIN' db migrate --db '$ci' --schema-version 1 2>&1 | grep -q 'from version 0 to 1'"
-check "upgrade 1 -> latest" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'from version 1 to 5'"
-check "re-run is a no-op" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'up to date at version 5'"
-check "versions recorded" test "$(sql "$ci" "SELECT string_agg(version::text, ',' ORDER BY version) FROM gpuhealth_migrations")" = "1,2,3,4,5"
+check "upgrade 1 -> latest" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'from version 1 to 6'"
+check "re-run is a no-op" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'up to date at version 6'"
+check "versions recorded" test "$(sql "$ci" "SELECT string_agg(version::text, ',' ORDER BY version) FROM gpuhealth_migrations")" = "1,2,3,4,5,6"
 check "rows the sink updates get room for HOT updates (005)" test "$(sql "$ci" "SELECT string_agg(relname || ':' || array_to_string(reloptions, ','), ' ' ORDER BY relname) FROM pg_class WHERE relname IN ('gpu_metrics_1min', 'gpus')")" = "gpu_metrics_1min:fillfactor=50 gpus:fillfactor=70"
 check "views exist" bash -c "psql -X -q -v ON_ERROR_STOP=1 '$ci' -c 'SELECT * FROM v_fleet_summary, (SELECT count(*) FROM v_latest_gpu_metrics) a, (SELECT count(*) FROM v_gpu_metrics_1min) b, (SELECT count(*) FROM v_latest_health) c' >/dev/null"
 check "unknown schema version is a usage error" bash -c "'$BIN' db migrate --db '$ci' --schema-version 99 >/dev/null 2>&1; test \$? = 2"
@@ -141,6 +141,7 @@ for i in $(seq 1 120); do grep -qE 'duplicates=500 ' "$TMP/k4.log" && break; sle
 stop_sink k4
 check "the restarted sink saw all 500 again as duplicates" grep -qE 'duplicates=500 ' "$TMP/k4.log"
 check "exactly once" exact "$db5" 500
+check "the minutes the killed sink left open were computed by the database" grep -qE 'rollup_recomputes=[1-9]' "$TMP/k4.log"
 
 echo "== a PostgreSQL restart mid-stream loses nothing"
 if [ -z "${GH_PG_DIR:-}" ] || [ -z "${GH_PG_BIN:-}" ]; then
@@ -240,5 +241,31 @@ check "no transaction failed (no deadlock between the writers)" bash -c "! grep 
   -X session.timeout.ms=6000 >"$TMP/wr2.log" 2>&1
 check "a restart in the group is assigned the partitions" grep -qE 'assigned partitions [0-3],[0-3],[0-3],[0-3] ' "$TMP/wr2.log"
 check "every offset was stored: the restart reads nothing again" grep -qE 'rows_written=0 .*duplicates=0 .*consumed=0 ' "$TMP/wr2.log"
+
+echo "== 1-minute rollups: closed minutes written once, late rows merged at once, the newest minutes readable"
+db11=$(new_db gh_close_$$)
+t=gh-close-$UNIQ
+now=$(date +%s)
+python3 "$GEN" --gpus 20 --samples 240 --step 1 --start $(( now - 250 )) --prefix GPU-cl > "$TMP/cl.txt"
+python3 "$GEN" --gpus 20 --samples 30 --step 2 --start $(( now - 900 )) --prefix GPU-cl > "$TMP/cl-late.txt"
+produce "$t" "$TMP/cl.txt"
+echo "  injected: 4800 events over the last 4 minutes, then 600 late ones from 15 minutes ago"
+start_sink cl "$db11" "$t" "g-$t" --batch-timeout 0.3
+check "4800 rows" wait_rows "$db11" 4800 60
+mark_moved() { test "$(sql "$db11" "SELECT through > now() - interval '4 minutes' FROM gpuhealth_rollup_mark")" = t; }
+for i in $(seq 1 60); do mark_moved && break; sleep 0.25; done
+check "while the sink runs, the mark moved to within the newest minutes ($(sql "$db11" "SELECT through FROM gpuhealth_rollup_mark"))" mark_moved
+check "while the sink runs: minutes before the mark summarised exactly, none after it" rollups_below_mark "$db11"
+check "rows after the mark exist (the newest minutes stay open)" test "$(sql "$db11" "SELECT count(*) > 0 FROM gpu_metrics WHERE time >= (SELECT through FROM gpuhealth_rollup_mark)")" = t
+check "gpu_metrics_1min_current counts every row, open minutes too" test "$(sql "$db11" "SELECT sum(samples) FROM gpu_metrics_1min_current")" = 4800
+produce "$t" "$TMP/cl-late.txt"
+check "5400 rows with the late ones" wait_rows "$db11" 5400 60
+check "the late rows, before the mark, are in the rollups with their batch" rollups_below_mark "$db11"
+check "the late minutes are there" test "$(sql "$db11" "SELECT sum(samples) FROM gpu_metrics_1min WHERE minute < now() - interval '10 minutes'")" = 600
+stop_sink cl
+check "exactly once after stop (every minute closed)" exact "$db11" 5400
+check "one sink: every close from its own memory, none recomputed" grep -qE 'stopped after .* rollup_closes=[1-9][0-9]* rollup_recomputes=0' "$TMP/cl.log"
+echo "  counted: $(grep -o 'rollup_closes=.*' "$TMP/cl.log")"
+check "the writer role reads gpu_metrics_1min_current" sql "$(writer_ci "$db11")" "SELECT count(*) FROM gpu_metrics_1min_current"
 
 finish
