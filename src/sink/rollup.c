@@ -170,8 +170,8 @@ static int grow(struct rollup *r)
 		return -ENOMEM;
 	for (size_t i = 0; i < r->cap; i++)
 		if (r->slots[i])
-			s[probe(s, cap, r->slots[i]->key, r->slots[i]->keylen, r->slots[i]->minute)] =
-			    r->slots[i];
+			s[probe(s, cap, r->slots[i]->key, r->slots[i]->keylen,
+			        r->slots[i]->minute)] = r->slots[i];
 	free(r->slots);
 	r->slots = s;
 	r->cap = cap;

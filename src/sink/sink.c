@@ -181,15 +181,16 @@ struct sink {
 
 	/* The rollups of the rows this sink committed at or after the mark (schema/006), written
 	 * when their minute closes (rollups_close). */
-	atomic_bool has_mark;  /* the schema has gpuhealth_rollup_mark (version 6) */
+	atomic_bool has_mark; /* the schema has gpuhealth_rollup_mark (version 6) */
 	atomic_bool mark_missing_told;
-	pthread_mutex_t rlock; /* guards the five below; a writer holds it from its COMMIT until its
-	                        * rollups are in open, so a close never sees the rows without them */
+	pthread_mutex_t
+	    rlock; /* guards the five below; a writer holds it from its COMMIT until its
+	            * rollups are in open, so a close never sees the rows without them */
 	struct rollup *open;
-	double newest;      /* newest committed sample time (s since 1970); -INFINITY: none */
-	double last_commit; /* time_mono() of the last committed batch */
-	int64_t mark;       /* the newest mark seen (us since 2000), INT64_MIN: none */
-	double closed_at;   /* time_mono() of the last close */
+	double newest;            /* newest committed sample time (s since 1970); -INFINITY: none */
+	double last_commit;       /* time_mono() of the last committed batch */
+	int64_t mark;             /* the newest mark seen (us since 2000), INT64_MIN: none */
+	double closed_at;         /* time_mono() of the last close */
 	struct strbuf close_copy; /* writer 0: the closing minutes' binary COPY */
 
 	_Atomic uint64_t consumed; /* st.consumed, counted without the lock */
@@ -608,9 +609,10 @@ static int db_ensure(struct sink *s, int w)
 	PQclear(r);
 	atomic_store(&s->has_mark, mark);
 	if (!mark && !atomic_exchange(&s->mark_missing_told, true)) {
-		log_warn("sink: the database schema is older than version 6 (no gpuhealth_rollup_mark): "
-		         "every batch merges its 1-minute rollups, the slow way; run 'gpuhealth db "
-		         "migrate'");
+		log_warn(
+		    "sink: the database schema is older than version 6 (no gpuhealth_rollup_mark): "
+		    "every batch merges its 1-minute rollups, the slow way; run 'gpuhealth db "
+		    "migrate'");
 	}
 	r = PQexec(s->db[w], "SELECT extract(epoch FROM value::interval) FROM gpuhealth_settings "
 	                     "WHERE key = 'retention'");
@@ -756,7 +758,8 @@ again:
 			goto fail;
 		if (PQntuples(r) != 1) {
 			snprintf(err, sizeof(err),
-			         "gpuhealth_rollup_mark holds %d rows, not 1: run 'gpuhealth db migrate'",
+			         "gpuhealth_rollup_mark holds %d rows, not 1: run 'gpuhealth db "
+			         "migrate'",
 			         PQntuples(r));
 			PQclear(r);
 			r = NULL;
@@ -793,7 +796,8 @@ again:
 		*dups = 0;
 	}
 	double t_rows = time_mono();
-	/* every row new and roll complete: its groups below the mark now, the rest at their close */
+	/* every row new and roll complete: its groups below the mark now, the rest at their close
+	 */
 	bool mine = roll && !staged;
 	if (mine) {
 		strbuf_reset(roll_copy);
@@ -803,11 +807,10 @@ again:
 		snprintf(sql, sizeof(sql),
 		         "COPY gpuhealth_rollup_stage %s FROM STDIN (FORMAT binary)",
 		         rollup_columns());
-		if (roll_copy->len &&
-		    ((rc = copy_in(s, w, sql, true, roll_copy->data, roll_copy->len, err,
-		                   sizeof(err), state)) ||
-		     (rc = exec_params(s, w, "SELECT gpuhealth_merge_rollups()", 0, NULL, NULL, err,
-		                       sizeof(err), state))))
+		if (roll_copy->len && ((rc = copy_in(s, w, sql, true, roll_copy->data,
+		                                     roll_copy->len, err, sizeof(err), state)) ||
+		                       (rc = exec_params(s, w, "SELECT gpuhealth_merge_rollups()",
+		                                         0, NULL, NULL, err, sizeof(err), state))))
 			goto fail;
 	} else if ((rc = exec_params(s, w,
 	                             markv[0] ? "SELECT gpuhealth_rollup_new($1, $2, "
@@ -1011,8 +1014,14 @@ static void gpus_refresh(struct sink *s, int w, bool force)
  * minute); else the database computes them from gpu_metrics (rows of another sink, of a batch
  * written the staged way, or from before a restart), at most 5 minutes at a time. *reached is
  * the new mark. Returns 0 or -EIO.
+ *
+ * optimistic: the rollups are written first, from the mark the batches last read, without the
+ * lock (batches go on writing meanwhile; writing 200,000 groups takes seconds), then the lock is
+ * taken and the guess checked: the same mark, no sample added to those minutes meanwhile, and
+ * the database's rows agreeing. Anything else: ROLLBACK and -EAGAIN (the caller closes again,
+ * not optimistic). The batches then wait only for the count.
  */
-static int close_once(struct sink *s, int w, int64_t target, int64_t *reached)
+static int close_once(struct sink *s, int w, int64_t target, int64_t *reached, bool optimistic)
 {
 	char err[512] = "", state[6] = "", sql[4400], tv[64];
 	PGresult *r = NULL;
@@ -1022,10 +1031,33 @@ static int close_once(struct sink *s, int w, int64_t target, int64_t *reached)
 	snprintf(tv, sizeof(tv), "%.6f", (double)target / 1e6 + 946684800.0);
 	const char *p[1] = {tv};
 	bool recompute = false;
-	int64_t old, done;
-	uint64_t dbrows = 0, mine = 0;
-	if ((rc = exec_params(s, w, "BEGIN", 0, NULL, NULL, err, sizeof(err), state)) ||
-	    (rc = exec_params(s, w,
+	int64_t old, done, guess = INT64_MIN;
+	uint64_t dbrows = 0, mine = 0, mine0 = 0;
+	snprintf(sql, sizeof(sql), "COPY gpuhealth_rollup_stage %s FROM STDIN (FORMAT binary)",
+	         rollup_columns());
+	if (optimistic) {
+		pthread_mutex_lock(&s->rlock);
+		guess = s->mark;
+		bool ok = guess != INT64_MIN && guess < target;
+		if (ok) {
+			rollup_drop_below(s->open, guess); /* a mark only moves on */
+			mine0 = rollup_samples(s->open, guess, target);
+			strbuf_reset(&s->close_copy);
+			ok = rollup_copy_range(s->open, guess, target, &s->close_copy) == 0;
+		}
+		pthread_mutex_unlock(&s->rlock);
+		if (!ok)
+			return -EAGAIN;
+	}
+	if ((rc = exec_params(s, w, "BEGIN", 0, NULL, NULL, err, sizeof(err), state)))
+		goto fail;
+	if (optimistic && s->close_copy.len &&
+	    ((rc = copy_in(s, w, sql, true, s->close_copy.data, s->close_copy.len, err, sizeof(err),
+	                   state)) ||
+	     (rc = exec_params(s, w, "SELECT gpuhealth_merge_rollups()", 0, NULL, NULL, err,
+	                       sizeof(err), state))))
+		goto fail;
+	if ((rc = exec_params(s, w,
 	                      "SELECT extract(epoch FROM through)::float8, rows_between FROM "
 	                      "gpuhealth_rollup_lock(to_timestamp($1::float8))",
 	                      1, p, &r, err, sizeof(err), state)))
@@ -1035,34 +1067,50 @@ static int close_once(struct sink *s, int w, int64_t target, int64_t *reached)
 	PQclear(r);
 	r = NULL;
 	done = old;
-	if (old < target) {
+	if (optimistic) {
+		pthread_mutex_lock(&s->rlock);
+		mine = rollup_samples(s->open, old, target);
+		pthread_mutex_unlock(&s->rlock);
+		if (old != guess || mine != mine0 || dbrows != mine0) {
+			char ignore[128], st2[6];
+			exec_params(s, w, "ROLLBACK", 0, NULL, NULL, ignore, sizeof(ignore), st2);
+			log_debug("sink: optimistic rollup close missed (mark %s, samples "
+			          "%llu/%llu/%llu)",
+			          old == guess ? "same" : "moved", (unsigned long long)mine0,
+			          (unsigned long long)mine, (unsigned long long)dbrows);
+			return -EAGAIN;
+		}
+		if ((rc = exec_params(s, w,
+		                      "SELECT gpuhealth_rollup_close(to_timestamp($1::float8))", 1,
+		                      p, NULL, err, sizeof(err), state)))
+			goto fail;
+		done = target;
+	} else if (old < target) {
 		pthread_mutex_lock(&s->rlock);
 		rollup_drop_below(s->open, old); /* closed by another sink meanwhile */
 		mine = rollup_samples(s->open, old, target);
 		strbuf_reset(&s->close_copy);
-		recompute = mine != dbrows ||
-		            rollup_copy_range(s->open, old, target, &s->close_copy) != 0;
+		recompute =
+		    mine != dbrows || rollup_copy_range(s->open, old, target, &s->close_copy) != 0;
 		pthread_mutex_unlock(&s->rlock);
 		if (!recompute) {
-			snprintf(sql, sizeof(sql),
-			         "COPY gpuhealth_rollup_stage %s FROM STDIN (FORMAT binary)",
-			         rollup_columns());
 			if (s->close_copy.len &&
-			    ((rc = copy_in(s, w, sql, true, s->close_copy.data, s->close_copy.len, err,
-			                   sizeof(err), state)) ||
-			     (rc = exec_params(s, w, "SELECT gpuhealth_merge_rollups()", 0, NULL, NULL,
-			                       err, sizeof(err), state))))
+			    ((rc = copy_in(s, w, sql, true, s->close_copy.data, s->close_copy.len,
+			                   err, sizeof(err), state)) ||
+			     (rc = exec_params(s, w, "SELECT gpuhealth_merge_rollups()", 0, NULL,
+			                       NULL, err, sizeof(err), state))))
 				goto fail;
-			if ((rc = exec_params(s, w,
-			                      "SELECT gpuhealth_rollup_close(to_timestamp($1::float8))",
-			                      1, p, NULL, err, sizeof(err), state)))
+			if ((rc = exec_params(
+			         s, w, "SELECT gpuhealth_rollup_close(to_timestamp($1::float8))", 1,
+			         p, NULL, err, sizeof(err), state)))
 				goto fail;
 			done = target;
 		} else {
-			if ((rc = exec_params(s, w,
-			                      "SELECT extract(epoch FROM gpuhealth_rollup_recompute("
-			                      "to_timestamp($1::float8)))::float8",
-			                      1, p, &r, err, sizeof(err), state)))
+			if ((rc =
+			         exec_params(s, w,
+			                     "SELECT extract(epoch FROM gpuhealth_rollup_recompute("
+			                     "to_timestamp($1::float8)))::float8",
+			                     1, p, &r, err, sizeof(err), state)))
 				goto fail;
 			done = rollup_minute(strtod(PQgetvalue(r, 0, 0), NULL));
 			PQclear(r);
@@ -1120,13 +1168,14 @@ static void rollups_close(struct sink *s, int w, bool final)
 		if (!due || newest == -INFINITY)
 			return;
 		double now = time_now(), t = newest < now ? newest : now;
-		int64_t target = final || idle >= CLOSE_GRACE_S
-		                     ? rollup_minute(t) + MINUTE_US
-		                     : rollup_minute(t - CLOSE_GRACE_S);
+		int64_t target = final || idle >= CLOSE_GRACE_S ? rollup_minute(t) + MINUTE_US
+		                                                : rollup_minute(t - CLOSE_GRACE_S);
 		if (target <= known)
 			return;
 		int64_t reached = INT64_MIN;
-		int rc = close_once(s, w, target, &reached);
+		int rc = close_once(s, w, target, &reached, true);
+		if (rc == -EAGAIN)
+			rc = close_once(s, w, target, &reached, false);
 		pthread_mutex_lock(&s->rlock);
 		s->closed_at = time_mono();
 		pthread_mutex_unlock(&s->rlock);

@@ -305,7 +305,8 @@ static void test_open_minutes(void **state)
 	assert_int_equal(rollup_groups(open), 2);
 	assert_int_equal(rollup_samples(open, minute_us(2), minute_us(3)), 4);
 	/* rollup_minute floors like date_trunc, and the infinities of the mark */
-	assert_true(rollup_minute((double)minute_us(2) / 1e6 + 946684800.0 + 59.999) == minute_us(2));
+	assert_true(rollup_minute((double)minute_us(2) / 1e6 + 946684800.0 + 59.999) ==
+	            minute_us(2));
 	assert_true(rollup_minute(-INFINITY) == INT64_MIN);
 	assert_true(rollup_minute(INFINITY) == INT64_MAX);
 	assert_true(rollup_minute(946684799.0) == -60000000LL);
