@@ -714,6 +714,24 @@ static void db_abort(struct sink *s, int w)
 	}
 }
 
+/* Merges copy (binary COPY tuples of rollup groups, rollup_copy's output) into
+ * gpu_metrics_1min through the session's gpuhealth_rollup_stage; nothing when copy is empty.
+ * Returns 0 or what copy_in/exec_params return. */
+static int merge_rollups(struct sink *s, int w, const struct strbuf *copy, char *err, size_t errlen,
+                         char state[6])
+{
+	char sql[4400];
+	int rc;
+	if (!copy->len)
+		return 0;
+	snprintf(sql, sizeof(sql), "COPY gpuhealth_rollup_stage %s FROM STDIN (FORMAT binary)",
+	         rollup_columns());
+	if ((rc = copy_in(s, w, sql, true, copy->data, copy->len, err, errlen, state)))
+		return rc;
+	return exec_params(s, w, "SELECT gpuhealth_merge_rollups()", 0, NULL, NULL, err, errlen,
+	                   state);
+}
+
 /*
  * Writes nrows rows [text, text+len) and the identities [ident, ident+ilen) in one
  * transaction: straight into gpu_metrics with COPY; if that meets a row already present (a
@@ -804,13 +822,7 @@ again:
 		mine = rollup_copy_range(roll, INT64_MIN, mark, roll_copy) == 0;
 	}
 	if (mine) {
-		snprintf(sql, sizeof(sql),
-		         "COPY gpuhealth_rollup_stage %s FROM STDIN (FORMAT binary)",
-		         rollup_columns());
-		if (roll_copy->len && ((rc = copy_in(s, w, sql, true, roll_copy->data,
-		                                     roll_copy->len, err, sizeof(err), state)) ||
-		                       (rc = exec_params(s, w, "SELECT gpuhealth_merge_rollups()",
-		                                         0, NULL, NULL, err, sizeof(err), state))))
+		if ((rc = merge_rollups(s, w, roll_copy, err, sizeof(err), state)))
 			goto fail;
 	} else if ((rc = exec_params(s, w,
 	                             markv[0] ? "SELECT gpuhealth_rollup_new($1, $2, "
@@ -1023,7 +1035,7 @@ static void gpus_refresh(struct sink *s, int w, bool force)
  */
 static int close_once(struct sink *s, int w, int64_t target, int64_t *reached, bool optimistic)
 {
-	char err[512] = "", state[6] = "", sql[4400], tv[64];
+	char err[512] = "", state[6] = "", tv[64];
 	PGresult *r = NULL;
 	int rc = db_ensure(s, w);
 	if (rc)
@@ -1033,8 +1045,6 @@ static int close_once(struct sink *s, int w, int64_t target, int64_t *reached, b
 	bool recompute = false;
 	int64_t old, done, guess = INT64_MIN;
 	uint64_t dbrows = 0, mine = 0, mine0 = 0;
-	snprintf(sql, sizeof(sql), "COPY gpuhealth_rollup_stage %s FROM STDIN (FORMAT binary)",
-	         rollup_columns());
 	if (optimistic) {
 		pthread_mutex_lock(&s->rlock);
 		guess = s->mark;
@@ -1051,11 +1061,7 @@ static int close_once(struct sink *s, int w, int64_t target, int64_t *reached, b
 	}
 	if ((rc = exec_params(s, w, "BEGIN", 0, NULL, NULL, err, sizeof(err), state)))
 		goto fail;
-	if (optimistic && s->close_copy.len &&
-	    ((rc = copy_in(s, w, sql, true, s->close_copy.data, s->close_copy.len, err, sizeof(err),
-	                   state)) ||
-	     (rc = exec_params(s, w, "SELECT gpuhealth_merge_rollups()", 0, NULL, NULL, err,
-	                       sizeof(err), state))))
+	if (optimistic && (rc = merge_rollups(s, w, &s->close_copy, err, sizeof(err), state)))
 		goto fail;
 	if ((rc = exec_params(s, w,
 	                      "SELECT extract(epoch FROM through)::float8, rows_between FROM "
@@ -1094,11 +1100,7 @@ static int close_once(struct sink *s, int w, int64_t target, int64_t *reached, b
 		    mine != dbrows || rollup_copy_range(s->open, old, target, &s->close_copy) != 0;
 		pthread_mutex_unlock(&s->rlock);
 		if (!recompute) {
-			if (s->close_copy.len &&
-			    ((rc = copy_in(s, w, sql, true, s->close_copy.data, s->close_copy.len,
-			                   err, sizeof(err), state)) ||
-			     (rc = exec_params(s, w, "SELECT gpuhealth_merge_rollups()", 0, NULL,
-			                       NULL, err, sizeof(err), state))))
+			if ((rc = merge_rollups(s, w, &s->close_copy, err, sizeof(err), state)))
 				goto fail;
 			if ((rc = exec_params(
 			         s, w, "SELECT gpuhealth_rollup_close(to_timestamp($1::float8))", 1,
