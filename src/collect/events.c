@@ -1041,6 +1041,24 @@ static void put_opt(struct writer *w, const char *s)
 
 #define PUTL(w, lit) put((w), (lit), sizeof(lit) - 1)
 
+/* Each known field's `"key":` as events carry it, escaped once for every event (the keys are
+ * most of an event's bytes); qkey_len 0: longer than a slot, escaped each time instead. */
+#define QKEY_SLOT 64
+static char qkey[FIELDS_MAX][QKEY_SLOT];
+static uint8_t qkey_len[FIELDS_MAX];
+static pthread_once_t qkey_once = PTHREAD_ONCE_INIT;
+static void qkey_init(void)
+{
+	size_t nf = 0;
+	const struct field_def *f = fields_all(&nf);
+	for (size_t i = 0; i < nf && i < FIELDS_MAX; i++) {
+		struct writer w = {qkey[i], QKEY_SLOT, 0};
+		put_string(&w, f[i].key, strlen(f[i].key));
+		put(&w, ":", 1);
+		qkey_len[i] = w.len <= QKEY_SLOT ? (uint8_t)w.len : 0;
+	}
+}
+
 /* Event g in the contract's order: the identity, then metrics and extra in the order the
  * samples came. */
 static void put_event(struct writer *w, const struct events *ev, const struct gpu_event *g)
@@ -1090,8 +1108,12 @@ static void put_event(struct writer *w, const struct events *ev, const struct gp
 		if (!first)
 			put(w, ",", 1);
 		first = false;
-		put_string(w, f[e->id].key, strlen(f[e->id].key));
-		put(w, ":", 1);
+		if (qkey_len[e->id]) {
+			put(w, qkey[e->id], qkey_len[e->id]);
+		} else {
+			put_string(w, f[e->id].key, strlen(f[e->id].key));
+			put(w, ":", 1);
+		}
 		put_val(w, &e->v);
 	}
 	PUTL(w, "},\"extra\":{");
@@ -1117,6 +1139,7 @@ int events_render(const struct events *ev, size_t i, char *buf, size_t size, siz
 	if (!ev || i >= ev->n || !len || (!buf && size > 0))
 		return -EINVAL;
 	pthread_once(&c_locale_once, c_locale_init);
+	pthread_once(&qkey_once, qkey_init);
 	if (c_locale != (locale_t)0)
 		old = uselocale(c_locale);
 	put_event(&w, ev, &ev->gpus[i]);
