@@ -56,6 +56,9 @@ struct scrape_options {
 	size_t max_body;       /* decoded bytes, > 0 */
 	double backoff_max_s;  /* 0: max(interval, 120 s) */
 	unsigned max_parallel; /* transfers at once; 0: 256 */
+	/* expected body bytes in flight at once, by each target's last body: a due target waits
+	 * (unstarted) while it would go past this, unless nothing runs; 0: 32 MiB */
+	size_t max_inflight_bytes;
 	enum scrape_gzip gzip; /* when to send Accept-Encoding: gzip */
 	bool once;             /* scrape every target once, no retries */
 	bool first_now;        /* a new target's first scrape at once, not at its phase (the

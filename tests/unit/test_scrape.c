@@ -107,6 +107,8 @@ static int teardown_exporter(void **state)
 }
 
 struct seen {
+	struct scrape *s; /* set: the callback counts the transfers in flight (max_running) */
+	int max_running;
 	int calls;
 	size_t last_len;
 	struct timespec when;
@@ -120,6 +122,15 @@ static int cb(void *ud, size_t target, const char *url, const char *body, size_t
 	(void)url;
 	struct seen *s = ud;
 	s->calls++;
+	if (s->s) {
+		struct scrape_target_stats st[8];
+		size_t n = scrape_target_stats(s->s, st, 8);
+		int r = 0;
+		for (size_t i = 0; i < n && i < 8; i++)
+			r += st[i].running; /* this one's record still says running */
+		if (r > s->max_running)
+			s->max_running = r;
+	}
 	s->last_len = len;
 	s->when = *when;
 	assert_non_null(body);
@@ -405,6 +416,65 @@ static void test_backoff_schedule(void **state)
 	scrape_destroy(s);
 }
 
+/* Round `round` of three targets due together: runs until each has `round` successes. */
+static void run_round(struct scrape *s, uint64_t round)
+{
+	struct scrape_target_stats st[3];
+	double until = time_mono() + 20;
+	bool done;
+	do {
+		assert_int_equal(scrape_run(s, 0.02), 0);
+		scrape_target_stats(s, st, 3);
+		done = true;
+		for (int i = 0; i < 3; i++)
+			done &= st[i].ok == round;
+	} while (!done && time_mono() < until);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(st[i].ok, round);
+		assert_int_equal(st[i].failed, 0);
+	}
+}
+
+/* The in-flight budget: three targets due at once start together while their body sizes are
+ * unknown (and under a budget that holds them), one at a time once each is known to exceed the
+ * budget, and every one is still scraped (held back, never dropped). */
+static void test_inflight_budget(void **state)
+{
+	(void)state;
+	char u[3][160];
+	const char *urls[3];
+	for (int i = 0; i < 3; i++) {
+		snprintf(u[i], sizeof(u[i]), "http://%s/metrics?target=%d", ADDR, i);
+		urls[i] = u[i];
+	}
+	for (int budget = 0; budget < 2; budget++) {
+		struct seen seen = {0};
+		struct scrape_options o = {.interval_s = 10,
+		                           .timeout_s = 5,
+		                           .max_body = 1 << 20,
+		                           .max_inflight_bytes = budget ? 1 : 0, /* 0: 32 MiB */
+		                           .cb = cb,
+		                           .ud = &seen,
+		                           .mono = fake_clock,
+		                           .seed = 42};
+		struct scrape *s = NULL;
+		char err[256];
+		assert_int_equal(scrape_create(&s, &o, err, sizeof(err)), 0);
+		seen.s = s;
+		fake_now = 5000;
+		assert_int_equal(scrape_set_targets(s, urls, 3), 0);
+		fake_now += 10; /* all three past their phase: due together */
+		run_round(s, 1);
+		assert_int_equal(seen.max_running, 3); /* sizes unknown: no holding back */
+		seen.max_running = 0;
+		fake_now += 10;
+		run_round(s, 2);
+		assert_int_equal(seen.max_running, budget ? 1 : 3);
+		assert_int_equal(seen.calls, 6);
+		scrape_destroy(s);
+	}
+}
+
 /* ------------------------------------------------------------ targets */
 
 static void test_targets_file(void **state)
@@ -485,6 +555,7 @@ int main(void)
 	    cmocka_unit_test(test_callback_verdict_and_max_body),
 	    cmocka_unit_test(test_timeout),
 	    cmocka_unit_test(test_backoff_schedule),
+	    cmocka_unit_test(test_inflight_budget),
 	};
 	return cmocka_run_group_tests(tests, setup_exporter, teardown_exporter);
 }
