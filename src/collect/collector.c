@@ -263,10 +263,11 @@ static void refresh_stats(struct collector *c)
 		for (size_t i = 0; i < n; i++)
 			down += ts[i].consecutive_failures > 0;
 	}
-	uint64_t ok = 0, failed = 0;
+	uint64_t ok = 0, failed = 0, missed = 0;
 	for (size_t i = 0; ts && i < n; i++) {
 		ok += ts[i].ok;
 		failed += ts[i].failed;
+		missed += ts[i].missed;
 	}
 	free(ts);
 	pthread_mutex_lock(&c->lock);
@@ -276,6 +277,7 @@ static void refresh_stats(struct collector *c)
 	c->st.targets_down = down;
 	c->st.scrapes_ok = ok;
 	c->st.scrapes_failed = failed;
+	c->st.scrapes_missed = missed;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -598,6 +600,9 @@ int collector_render_metrics(struct collector *c, struct strbuf *sb)
 	     (double)st.targets, false},
 	    {"gpuhealth_collector_targets_down", "gauge", "Targets whose last scrape failed.",
 	     (double)st.targets_down, false},
+	    {"gpuhealth_collector_scrapes_missed_total", "counter",
+	     "Scrape intervals skipped because the collector was late (samples never taken).",
+	     (double)st.scrapes_missed, false},
 	    {"gpuhealth_collector_samples_total", "counter", "Samples parsed.", (double)st.samples,
 	     false},
 	    {"gpuhealth_collector_bad_lines_total", "counter", "Lines the parser skipped.",

@@ -54,6 +54,7 @@ struct collector_options {
 
 struct collector_stats {
 	uint64_t scrapes_ok, scrapes_failed;
+	uint64_t scrapes_missed; /* intervals skipped by a late collector (scrape_target_stats) */
 	uint64_t samples;        /* parsed */
 	uint64_t bad_lines;      /* skipped by the parser */
 	uint64_t unusable;       /* samples the event builder could not place (no UUID, ...) */

@@ -206,10 +206,10 @@ static void log_stats(const struct collector_stats *st, const char *prefix)
 			 p->last_error);
 	}
 	log_info("%s targets=%zu down=%zu scrapes_ok=%" PRIu64 " scrapes_failed=%" PRIu64
-		 " samples=%" PRIu64 " bad_lines=%" PRIu64 " unusable=%" PRIu64 " events=%" PRIu64
-		 "%s",
-		 prefix, st->targets, st->targets_down, st->scrapes_ok, st->scrapes_failed, st->samples,
-		 st->bad_lines, st->unusable, st->events, kafka);
+		 " scrapes_missed=%" PRIu64 " samples=%" PRIu64 " bad_lines=%" PRIu64
+		 " unusable=%" PRIu64 " events=%" PRIu64 "%s",
+		 prefix, st->targets, st->targets_down, st->scrapes_ok, st->scrapes_failed,
+		 st->scrapes_missed, st->samples, st->bad_lines, st->unusable, st->events, kafka);
 }
 
 /* --nvml: the local GPUs as the collector's local source, in dcgm-exporter's text. */

@@ -410,8 +410,13 @@ static void finish(struct scrape *s, struct target *t, CURLcode cc)
 	}
 	if (s->o.once)
 		t->due = INFINITY;
-	else if (ok)
-		t->due = scrape_next_due(t->due, s->o.interval_s, now);
+	else if (ok) {
+		double next = scrape_next_due(t->due, s->o.interval_s, now);
+		double skipped = floor((next - t->due) / s->o.interval_s + 0.5) - 1;
+		if (skipped > 0)
+			st->missed += (uint64_t)skipped;
+		t->due = next;
+	}
 	else
 		t->due = now + scrape_backoff(s->o.interval_s, s->o.backoff_max_s,
 		                              st->consecutive_failures, rand01(s));

@@ -84,6 +84,9 @@ struct scrape_target_stats {
 	size_t last_bytes;           /* decoded body of the last successful scrape */
 	size_t last_samples;         /* from the callback, last successful scrape */
 	uint64_t samples, bad_lines; /* totals from the callback */
+	/* intervals skipped because a scrape completed more than an interval after it was due (a
+	 * late collector): samples that were never taken, counted */
+	uint64_t missed;
 	double next_in_s;            /* when the next attempt is due, from now */
 	bool running;
 };

@@ -416,6 +416,32 @@ static void test_backoff_schedule(void **state)
 	scrape_destroy(s);
 }
 
+/* A scrape that completes 2.5 intervals after it was due: the two intervals that passed are
+ * skipped (the schedule keeps its phase) and counted as missed, not silently lost. */
+static void test_missed_intervals(void **state)
+{
+	(void)state;
+	char good[128];
+	snprintf(good, sizeof(good), "http://%s/metrics", ADDR);
+	const char *urls[] = {good};
+	struct seen seen = {0};
+	fake_now = 7000;
+	struct scrape *s = make(&seen, false, 1 << 20, 5, fake_clock, NULL);
+	assert_int_equal(scrape_set_targets(s, urls, 1), 0);
+	struct scrape_target_stats st;
+	scrape_target_stats(s, &st, 1);
+	fake_now += st.next_in_s; /* on time */
+	run_until_attempts(s, 1, &st);
+	assert_int_equal(st.missed, 0);
+	assert_float_equal(st.next_in_s, 10, 1e-6);
+	fake_now += st.next_in_s + 25; /* 2.5 intervals late */
+	run_until_attempts(s, 2, &st);
+	assert_int_equal(st.ok, 2);
+	assert_int_equal(st.missed, 2);
+	assert_float_equal(st.next_in_s, 5, 1e-6); /* back on its phase */
+	scrape_destroy(s);
+}
+
 /* Round `round` of three targets due together: runs until each has `round` successes. */
 static void run_round(struct scrape *s, uint64_t round)
 {
@@ -556,6 +582,7 @@ int main(void)
 	    cmocka_unit_test(test_timeout),
 	    cmocka_unit_test(test_backoff_schedule),
 	    cmocka_unit_test(test_inflight_budget),
+	    cmocka_unit_test(test_missed_intervals),
 	};
 	return cmocka_run_group_tests(tests, setup_exporter, teardown_exporter);
 }
