@@ -31,7 +31,9 @@
 #   --steps: exporter counts; --step-s / --final-s: measured seconds per step / last step.
 # Prints a table and writes it, with the machine, to $E2E_OUT (default build/bench-e2e.txt).
 # E2E_SINK_ARGS: extra sink options to try (e.g. "--batch-size 20000"; default: none, the
-# sink's defaults); E2E_PG_CONF: PostgreSQL settings instead of the ones below.
+# sink's defaults); E2E_COLLECTOR_ARGS: the same for the collector (e.g. "-X
+# compression.codec=none"); E2E_KEEP=DIR: copy the collector's, sink's and exporters' logs
+# there before the scratch directory goes; E2E_PG_CONF: PostgreSQL settings instead of the ones below.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -58,6 +60,7 @@ source scripts/services.sh
 T=$(mktemp -d /tmp/gh-e2e.XXXXXX)
 pids=() mocks=()
 cleanup() {
+  [ -n "${E2E_KEEP:-}" ] && mkdir -p "$E2E_KEEP" && cp "$T"/*.log "$E2E_KEEP"/ 2>/dev/null
   for p in "${pids[@]}" "${mocks[@]}"; do kill "$p" 2>/dev/null || true; done
   wait "${pids[@]}" "${mocks[@]}" 2>/dev/null || true # not the broker: kafka_stop ends it
   kafka_stop; pg_stop; rm -rf "$GH_SVC_DIR" "$T"
@@ -126,7 +129,7 @@ PY
 first=${steps%% *}
 add_mocks "$first"
 "$BIN" collector --targets-file "$T/targets" --interval 10 --brokers "$K" --topic e2e \
-  --stats-interval 2 >"$T/collector.log" 2>&1 &
+  --stats-interval 2 ${E2E_COLLECTOR_ARGS:-} >"$T/collector.log" 2>&1 &
 cpid=$!; pids+=($cpid)
 "$BIN" sink --brokers "$K" --topic e2e --group e2e --db "$DB" --stats-interval 2 ${E2E_SINK_ARGS:-} \
   >"$T/sink.log" 2>&1 &
@@ -201,5 +204,8 @@ done
   echo "window per step: ${step_s} s (last ${final_s} s), after 15 s warm-up; CPU in % of one core; other% = the rest of the machine (not this pipeline)"
   echo "collector: $(grep -o 'targets=.*' "$T/collector.log" | tail -1 | sed 's/ kafka_error=.*//')"
   echo "sink: $(grep -o 'rows_written=.*' "$T/sink.log" | tail -1)"
+  # a failed scrape is a lost sample of each of its GPUs: say why they failed
+  grep -o 'failed: .* (retrying' "$T/collector.log" | sed 's/^failed: //; s/ (retrying$//; s/[0-9][0-9]* milliseconds/N milliseconds/; s/[0-9][0-9]* out of [0-9-][0-9]* bytes/N out of M bytes/; s/[0-9][0-9]* bytes received/N bytes received/' |
+    sort | uniq -c | sort -rn | head -5 | sed 's/^ */first failures of a run of a target: /'
   echo "largest fleet with flat lag: $best GPUs (target: 200,000 GPUs at 10 s = 20,000 samples/s)"
 } | tee -a "$OUT"
