@@ -9,10 +9,19 @@ db=gh_mig_$$
 psql -X -q "$ADMIN_PG" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
 ci="${ADMIN_PG/dbname=gpuhealth_test/dbname=$db}"
 check "migrate to version 1" bash -c "'$BIN' db migrate --db '$ci' --schema-version 1 2>&1 | grep -q 'from version 0 to 1'"
-check "upgrade 1 -> latest" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'from version 1 to 6'"
-check "re-run is a no-op" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'up to date at version 6'"
-check "versions recorded" test "$(sql "$ci" "SELECT string_agg(version::text, ',' ORDER BY version) FROM gpuhealth_migrations")" = "1,2,3,4,5,6"
+check "upgrade 1 -> latest" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'from version 1 to 7'"
+check "re-run is a no-op" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'up to date at version 7'"
+check "versions recorded" test "$(sql "$ci" "SELECT string_agg(version::text, ',' ORDER BY version) FROM gpuhealth_migrations")" = "1,2,3,4,5,6,7"
 check "rows the sink updates get room for HOT updates (005)" test "$(sql "$ci" "SELECT string_agg(relname || ':' || array_to_string(reloptions, ','), ' ' ORDER BY relname) FROM pg_class WHERE relname IN ('gpu_metrics_1min', 'gpus')")" = "gpu_metrics_1min:fillfactor=50 gpus:fillfactor=70"
+# 007: statistics only for the key columns, on the tables and on a partition made after it
+sql "$ci" "SELECT gpuhealth_ensure_partitions(now() + interval '20 days', now() + interval '20 days')" >/dev/null
+stat_targets() { # stat_targets REL: "column:target" of the key columns and one metric column
+  sql "$ci" "SELECT string_agg(attname || ':' || attstattarget, ' ' ORDER BY attname) FROM pg_attribute WHERE attrelid = '$1'::regclass AND attname IN ('gpu_key', 'time', 'minute', 'gpu_temp', 'gpu_temp_max', 'extra')"
+}
+newest_part=$(sql "$ci" "SELECT 'gpu_metrics_p' || to_char((now() + interval '20 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
+check "gpu_metrics keeps statistics of gpu_key and time only (007)" test "$(stat_targets gpu_metrics)" = "extra:0 gpu_key:-1 gpu_temp:0 time:-1"
+check "... and so does a partition created after the migration" test "$(stat_targets "$newest_part")" = "extra:0 gpu_key:-1 gpu_temp:0 time:-1"
+check "... gpu_metrics_1min of gpu_key and minute only" test "$(stat_targets gpu_metrics_1min)" = "gpu_key:-1 gpu_temp_max:0 minute:-1"
 check "views exist" bash -c "psql -X -q -v ON_ERROR_STOP=1 '$ci' -c 'SELECT * FROM v_fleet_summary, (SELECT count(*) FROM v_latest_gpu_metrics) a, (SELECT count(*) FROM v_gpu_metrics_1min) b, (SELECT count(*) FROM v_latest_health) c' >/dev/null"
 check "unknown schema version is a usage error" bash -c "'$BIN' db migrate --db '$ci' --schema-version 99 >/dev/null 2>&1; test \$? = 2"
 
@@ -267,5 +276,28 @@ check "exactly once after stop (every minute closed)" exact "$db11" 5400
 check "one sink: every close from its own memory, none recomputed" grep -qE 'stopped after .* rollup_closes=[1-9][0-9]* rollup_recomputes=0' "$TMP/cl.log"
 echo "  counted: $(grep -o 'rollup_closes=.*' "$TMP/cl.log")"
 check "the writer role reads gpu_metrics_1min_current" sql "$(writer_ci "$db11")" "SELECT count(*) FROM gpu_metrics_1min_current"
+
+echo "== a closing minute that already has a rollup row: the straight insert gives way to the merge"
+db12=$(new_db gh_clash_$$)
+t=gh-clash-$UNIQ
+now=$(date +%s)
+python3 "$GEN" --gpus 5 --samples 120 --step 1 --start $(( now - 130 )) --prefix GPU-cs > "$TMP/cs.txt"
+# a row for the newest minute of one GPU, there before the sink: as if another sink had closed
+# that minute (against the mark's promise); the first close (from an empty database's mark)
+# leaves that minute open, a later one inserts it straight and meets the row
+read -r bk bm < <(python3 -c 'import json, sys
+e = json.loads(open(sys.argv[1]).read().splitlines()[-1].split("|", 1)[1])
+print(e["gpu"]["uuid"], e["time"][:16] + ":00Z")' "$TMP/cs.txt")
+sql "$db12" "INSERT INTO gpu_metrics_1min (gpu_key, minute, samples) VALUES ('$bk', '$bm', 0)" >/dev/null
+produce "$t" "$TMP/cs.txt"
+echo "  injected: 600 events over 2 minutes; a rollup row (0 samples) for $bk at $bm"
+start_sink cs "$db12" "$t" "g-$t" --batch-timeout 0.3 --log-level debug
+check "600 rows" wait_rows "$db12" 600 60
+first_close() { test "$(sql "$db12" "SELECT through > '-infinity' FROM gpuhealth_rollup_mark")" = t; }
+for i in $(seq 1 60); do first_close && break; sleep 0.25; done
+check "the first close moved the mark, short of the newest minute" test "$(sql "$db12" "SELECT through > '-infinity' AND through <= '$bm' FROM gpuhealth_rollup_mark")" = t
+stop_sink cs
+check "the straight insert met the row; that close merged instead" grep -q "optimistic rollup close met a closed group" "$TMP/cs.log"
+check "exactly once after stop (the row's minute counted once)" exact "$db12" 600
 
 finish
