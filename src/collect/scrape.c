@@ -408,18 +408,18 @@ static void finish(struct scrape *s, struct target *t, CURLcode cc)
 		if (t->too_large)
 			st->too_large++;
 	}
-	if (s->o.once)
+	if (s->o.once) {
 		t->due = INFINITY;
-	else if (ok) {
+	} else if (ok) {
 		double next = scrape_next_due(t->due, s->o.interval_s, now);
 		double skipped = floor((next - t->due) / s->o.interval_s + 0.5) - 1;
 		if (skipped > 0)
 			st->missed += (uint64_t)skipped;
 		t->due = next;
-	}
-	else
+	} else {
 		t->due = now + scrape_backoff(s->o.interval_s, s->o.backoff_max_s,
 		                              st->consecutive_failures, rand01(s));
+	}
 	unsigned fails = st->consecutive_failures;
 	double retry_in = t->due - now;
 	pthread_mutex_unlock(&s->lock);
