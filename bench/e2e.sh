@@ -60,7 +60,7 @@ source scripts/services.sh
 T=$(mktemp -d /tmp/gh-e2e.XXXXXX)
 pids=() mocks=()
 cleanup() {
-  [ -n "${E2E_KEEP:-}" ] && mkdir -p "$E2E_KEEP" && cp "$T"/*.log "$E2E_KEEP"/ 2>/dev/null
+  if [ -n "${E2E_KEEP:-}" ]; then mkdir -p "$E2E_KEEP" && cp "$T"/*.log "$E2E_KEEP"/ 2>/dev/null || true; fi
   for p in "${pids[@]}" "${mocks[@]}"; do kill "$p" 2>/dev/null || true; done
   wait "${pids[@]}" "${mocks[@]}" 2>/dev/null || true # not the broker: kafka_stop ends it
   kafka_stop; pg_stop; rm -rf "$GH_SVC_DIR" "$T"
