@@ -216,7 +216,7 @@ done
   echo "collector: $(grep -o 'targets=.*' "$T/collector.log" | tail -1 | sed 's/ kafka_error=.*//')"
   echo "sink: $(grep -o 'rows_written=.*' "$T/sink.log" | tail -1)"
   # a failed scrape is a lost sample of each of its GPUs: say why they failed
-  grep -o 'failed: .* (retrying' "$T/collector.log" | sed 's/^failed: //; s/ (retrying$//; s/[0-9][0-9]* milliseconds/N milliseconds/; s/[0-9][0-9]* out of [0-9-][0-9]* bytes/N out of M bytes/; s/[0-9][0-9]* bytes received/N bytes received/' |
-    sort | uniq -c | sort -rn | head -5 | sed 's/^ */first failures of a run of a target: /'
+  { grep -o 'failed: .* (retrying' "$T/collector.log" || true; } | sed 's/^failed: //; s/ (retrying$//; s/[0-9][0-9]* milliseconds/N milliseconds/; s/[0-9][0-9]* out of [0-9-][0-9]* bytes/N out of M bytes/; s/[0-9][0-9]* bytes received/N bytes received/' |
+    sort | uniq -c | sort -rn | head -5 | sed 's/^ */first failures of a run of a target: /' || true
   echo "largest fleet with flat lag: $best GPUs (target: 200,000 GPUs at 10 s = 20,000 samples/s)"
 } | tee -a "$OUT"
