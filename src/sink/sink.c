@@ -714,39 +714,31 @@ static void db_abort(struct sink *s, int w)
 	}
 }
 
-/* Merges copy (binary COPY tuples of rollup groups, rollup_copy's output) into
- * gpu_metrics_1min through the session's gpuhealth_rollup_stage; nothing when copy is empty.
- * Returns 0 or what copy_in/exec_params return. */
+/* COPYs copy (binary COPY tuples of rollup groups, rollup_copy's output) into table, which has
+ * gpu_metrics_1min's columns; nothing when copy is empty. Returns 0 or what copy_in returns. */
+static int copy_rollups(struct sink *s, int w, const char *table, const struct strbuf *copy,
+                        char *err, size_t errlen, char state[6])
+{
+	char sql[4400];
+	if (!copy->len)
+		return 0;
+	snprintf(sql, sizeof(sql), "COPY %s %s FROM STDIN (FORMAT binary)", table,
+	         rollup_columns());
+	return copy_in(s, w, sql, true, copy->data, copy->len, err, errlen, state);
+}
+
+/* Merges copy into gpu_metrics_1min through the session's gpuhealth_rollup_stage; nothing when
+ * copy is empty. Returns 0 or what copy_in/exec_params return. */
 static int merge_rollups(struct sink *s, int w, const struct strbuf *copy, char *err, size_t errlen,
                          char state[6])
 {
-	char sql[4400];
 	int rc;
 	if (!copy->len)
 		return 0;
-	snprintf(sql, sizeof(sql), "COPY gpuhealth_rollup_stage %s FROM STDIN (FORMAT binary)",
-	         rollup_columns());
-	if ((rc = copy_in(s, w, sql, true, copy->data, copy->len, err, errlen, state)))
+	if ((rc = copy_rollups(s, w, "gpuhealth_rollup_stage", copy, err, errlen, state)))
 		return rc;
 	return exec_params(s, w, "SELECT gpuhealth_merge_rollups()", 0, NULL, NULL, err, errlen,
 	                   state);
-}
-
-/* Inserts copy (rollup groups of minutes at or after the rollup mark: by schema/006's promise
- * gpu_metrics_1min has no row of them) straight into gpu_metrics_1min: one COPY in multi-row
- * inserts, where the merge staged the groups and inserted them one by one through ON CONFLICT
- * (~15 % of PostgreSQL's CPU at 200,704 GPUs went to closing minutes that way). A row already
- * there (another sink closed the minute meanwhile) fails the COPY with unique_violation, in
- * state; the caller rolls back and closes the safe way. */
-static int insert_rollups(struct sink *s, int w, const struct strbuf *copy, char *err,
-                          size_t errlen, char state[6])
-{
-	char sql[4400];
-	if (!copy->len)
-		return 0;
-	snprintf(sql, sizeof(sql), "COPY gpu_metrics_1min %s FROM STDIN (FORMAT binary)",
-	         rollup_columns());
-	return copy_in(s, w, sql, true, copy->data, copy->len, err, errlen, state);
 }
 
 /*
@@ -1046,7 +1038,7 @@ static void gpus_refresh(struct sink *s, int w, bool force)
  *
  * optimistic: the rollups are written first, from the mark the batches last read, without the
  * lock (batches go on writing meanwhile; writing 200,000 groups takes seconds), inserted
- * straight (insert_rollups: no row of those minutes exists yet), then the lock is
+ * straight (no row of those minutes exists yet), then the lock is
  * taken and the guess checked: the same mark, no sample added to those minutes meanwhile, and
  * the database's rows agreeing. Anything else: ROLLBACK and -EAGAIN (the caller closes again,
  * not optimistic). The batches then wait only for the count.
@@ -1079,7 +1071,12 @@ static int close_once(struct sink *s, int w, int64_t target, int64_t *reached, b
 	}
 	if ((rc = exec_params(s, w, "BEGIN", 0, NULL, NULL, err, sizeof(err), state)))
 		goto fail;
-	if (optimistic && (rc = insert_rollups(s, w, &s->close_copy, err, sizeof(err), state))) {
+	/* groups of minutes at or after the mark: by schema/006's promise gpu_metrics_1min has no
+	 * row of them, so one COPY inserts them straight (multi-row inserts; staging and ON
+	 * CONFLICT row by row was ~15 % of PostgreSQL's CPU at 200,704 GPUs). A row there anyway
+	 * (another sink closed the minute meanwhile) fails it with unique_violation */
+	if (optimistic && (rc = copy_rollups(s, w, "gpu_metrics_1min", &s->close_copy, err,
+	                                     sizeof(err), state))) {
 		if (strcmp(state, "23505") != 0)
 			goto fail;
 		db_abort(s, w); /* a group already there: the locked way merges instead */
