@@ -8,42 +8,63 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/timeutil.h"
 
-struct collector {
+/* One scrape thread: its share of the targets, and everything a body passes through. */
+struct worker {
+	struct collector *c; /* not owned */
+	unsigned id;
 	struct scrape *scrape; /* owned */
 	struct events *ev;     /* owned */
 	struct prom_cache *pc; /* owned: label sets of the last body (prom_parse_cached) */
-	struct producer *prod; /* owned; NULL with --output */
-	FILE *out;             /* not owned */
+	struct strbuf out;     /* the rendered events of one scrape, each followed by '\n' */
+	size_t *ends;          /* owned: where each rendered event ends in out */
+	size_t ends_cap;
+	pthread_t thread;
+	bool started;
+	/* guarded by c->lock */
+	char **pending; /* owned: a target set for this thread to apply */
+	size_t *pending_pos;
+	size_t npending;
+	bool has_pending;
+	size_t *pos; /* owned: each applied target's place in the collector's whole set */
+	size_t npos;
+};
+
+struct collector {
+	struct worker *w; /* owned: nw scrape threads; w[0] also serves stats and the end */
+	unsigned nw;
+	struct producer *prod; /* owned; NULL with --output; driven under prod_lock */
+	pthread_mutex_t prod_lock;
+	FILE *out; /* not owned; written under prod_lock */
 	size_t max_body;
 	bool once;
-	void (*tap)(const json_t *event, void *ud);
+	void (*tap)(const json_t *event, void *ud); /* called under prod_lock */
 	void *tap_ud;
 	char *cluster, *datacenter, *rack; /* owned copies */
 
-	char *json; /* owned: one rendered event */
-	size_t json_cap;
-	struct strbuf lines; /* --output: the lines of one scrape */
-
-	/* a local source in place of the scrape targets (collector_local) */
+	/* a local source in place of the scrape targets (collector_local; one thread) */
 	bool has_local;
 	struct collector_local local;        /* name owned */
 	struct strbuf local_body;            /* collector thread only */
 	double local_due, interval_s;        /* collector thread only */
 	struct scrape_target_stats local_ts; /* guarded by lock */
 
-	pthread_t thread;
-	bool started;
+	/* which thread scrapes a URL: kept while the URL stays in the set (its record and
+	 * schedule live in that thread's scraper); sorted by URL; guarded by lock */
+	struct assign {
+		char *url; /* owned */
+		unsigned w;
+	} * assign;
+	size_t nassign;
+
 	atomic_bool stop;
 
-	pthread_mutex_t lock; /* guards st, pending */
+	pthread_mutex_t lock; /* guards st, the workers' pending sets and pos, assign */
 	struct collector_stats st;
-	char **pending; /* owned: a target set for the thread to apply */
-	size_t npending;
-	bool has_pending;
 };
 
 static void free_list(char **v, size_t n)
@@ -53,55 +74,167 @@ static void free_list(char **v, size_t n)
 	free(v);
 }
 
-static char **copy_list(const char *const *v, size_t n)
+static int cmp_assign(const void *a, const void *b)
 {
-	char **c = calloc(n ? n : 1, sizeof(*c));
-	if (!c)
-		return NULL;
-	for (size_t i = 0; i < n; i++)
-		if (!(c[i] = strdup(v[i]))) {
-			free_list(c, i);
-			return NULL;
-		}
-	return c;
+	return strcmp(((const struct assign *)a)->url, ((const struct assign *)b)->url);
 }
 
-static int render(struct collector *c, size_t i, size_t *len)
+static void free_assign(struct assign *a, size_t n)
 {
+	for (size_t i = 0; a && i < n; i++)
+		free(a[i].url);
+	free(a);
+}
+
+/* Splits a target set over the threads: a URL already in the set stays on its thread, a new one
+ * goes to the thread with the fewest targets. Hands each thread its part (copied, with each
+ * target's place in the whole set) and keeps the new assignment. Call with c->lock held.
+ * Returns 0 or -ENOMEM (nothing changed). */
+static int split_targets(struct collector *c, const char *const *urls, size_t n)
+{
+	int rc = -ENOMEM;
+	unsigned nw = c->nw;
+	struct assign *na = calloc(n ? n : 1, sizeof(*na));
+	size_t *count = calloc(nw, sizeof(*count));
+	char ***lists = calloc(nw, sizeof(*lists));
+	size_t **pos = calloc(nw, sizeof(*pos));
+	size_t *fill = calloc(nw, sizeof(*fill));
+	size_t nna = 0;
+	if (!na || !count || !lists || !pos || !fill)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct assign key = {(char *)urls[i], 0};
+		const struct assign *old = c->nassign ? bsearch(&key, c->assign, c->nassign,
+		                                                sizeof(*c->assign), cmp_assign)
+		                                      : NULL;
+		if (!(na[nna].url = strdup(urls[i])))
+			goto out;
+		if (old && old->w < nw) {
+			na[nna].w = old->w;
+		} else {
+			unsigned best = 0;
+			for (unsigned k = 1; k < nw; k++)
+				if (count[k] < count[best])
+					best = k;
+			na[nna].w = best;
+		}
+		count[na[nna].w]++;
+		nna++;
+	}
+	for (unsigned k = 0; k < nw; k++)
+		if (!(lists[k] = calloc(count[k] ? count[k] : 1, sizeof(char *))) ||
+		    !(pos[k] = calloc(count[k] ? count[k] : 1, sizeof(size_t))))
+			goto out;
+	for (size_t i = 0; i < n; i++) {
+		unsigned k = na[i].w;
+		if (!(lists[k][fill[k]] = strdup(urls[i])))
+			goto out;
+		pos[k][fill[k]++] = i;
+	}
+	for (unsigned k = 0; k < nw; k++) {
+		struct worker *w = &c->w[k];
+		free_list(w->pending, w->npending);
+		free(w->pending_pos);
+		w->pending = lists[k]; /* owned by w until its thread takes it */
+		w->pending_pos = pos[k];
+		w->npending = count[k];
+		w->has_pending = true;
+		lists[k] = NULL;
+		pos[k] = NULL;
+	}
+	qsort(na, nna, sizeof(*na), cmp_assign);
+	free_assign(c->assign, c->nassign);
+	c->assign = na; /* owned by c */
+	c->nassign = nna;
+	na = NULL;
+	rc = 0;
+out:
+	free_assign(na, nna);
+	for (unsigned k = 0; lists && pos && fill && k < nw; k++) {
+		free_list(lists[k], fill[k]);
+		free(pos[k]);
+	}
+	free(lists);
+	free(pos);
+	free(count);
+	free(fill);
+	return rc;
+}
+
+/* Takes and applies the thread's pending target set, if any (on its own thread). */
+static void apply_pending(struct worker *w)
+{
+	struct collector *c = w->c;
+	pthread_mutex_lock(&c->lock);
+	if (!w->has_pending) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	char **pend = w->pending; /* ours now */
+	size_t *ppos = w->pending_pos;
+	size_t npend = w->npending;
+	w->pending = NULL;
+	w->pending_pos = NULL;
+	w->npending = 0;
+	w->has_pending = false;
+	pthread_mutex_unlock(&c->lock);
+	if (scrape_set_targets(w->scrape, (const char *const *)pend, npend) != 0) {
+		log_error("collector: out of memory applying %zu targets; keeping the old set",
+		          npend);
+		free(ppos);
+	} else {
+		pthread_mutex_lock(&c->lock);
+		free(w->pos);
+		w->pos = ppos; /* owned by w */
+		w->npos = npend;
+		pthread_mutex_unlock(&c->lock);
+	}
+	free_list(pend, npend);
+}
+
+/* Renders event i at the end of w->out, followed by '\n'. */
+static int render(struct worker *w, size_t i)
+{
+	size_t room = w->out.cap > w->out.len ? w->out.cap - w->out.len : 0; /* with the NUL */
 	for (;;) {
-		int rc = events_render(c->ev, i, c->json, c->json_cap, len);
-		if (rc != -ENOSPC)
+		size_t len = 0;
+		int rc = events_render(w->ev, i, w->out.data ? w->out.data + w->out.len : NULL,
+		                       room, &len);
+		if (rc == 0 && len < room) {
+			w->out.len += len;
+			w->out.data[w->out.len] = '\0';
+			return strbuf_append(&w->out, "\n", 1);
+		}
+		if (rc != 0 && rc != -ENOSPC)
 			return rc;
-		size_t cap = *len + 1 > c->json_cap * 2 ? *len + 1 : c->json_cap * 2;
-		char *j = realloc(c->json, cap);
-		if (!j)
-			return -ENOMEM;
-		c->json = j;
-		c->json_cap = cap;
+		if ((rc = strbuf_reserve(&w->out, len + 2 > 16384 ? len + 2 : 16384)) != 0)
+			return rc;
+		room = w->out.cap - w->out.len;
 	}
 }
 
-/* One scrape body -> events -> output. Runs on the collector thread (scrape callback). */
+/* One scrape body -> events -> output. Runs on a scrape thread (scrape callback). */
 static int on_scrape(void *ud, size_t target, const char *url, const char *body, size_t len,
                      const struct timespec *when, struct scrape_result *res)
 {
 	(void)target;
-	struct collector *c = ud;
+	struct worker *w = ud;
+	struct collector *c = w->c;
 	char t[EVENTS_TIME_LEN];
 	struct prom_stats pst;
 	struct prom_limits lim;
 	prom_limits_default(&lim);
 	lim.max_body = c->max_body;
-	if (events_format_time(when, t) != 0 || events_begin(c->ev, t) != 0) {
+	if (events_format_time(when, t) != 0 || events_begin(w->ev, t) != 0) {
 		snprintf(res->error, sizeof(res->error), "cannot format the scrape time");
 		return -EINVAL;
 	}
-	int rc = prom_parse_cached(body, len, &lim, events_prom_cb, c->ev, &pst, c->pc);
+	int rc = prom_parse_cached(body, len, &lim, events_prom_cb, w->ev, &pst, w->pc);
 	res->samples = pst.samples;
 	res->bad_lines = pst.bad_lines;
-	const struct events_stats *es = events_stats(c->ev);
+	const struct events_stats *es = events_stats(w->ev);
 	uint64_t unusable = es->no_uuid + es->bad_key + es->duplicates + es->too_many_gpus;
-	size_t n = events_count(c->ev);
+	size_t n = events_count(w->ev);
 	if (rc) {
 		snprintf(res->error, sizeof(res->error), "cannot parse the body: %s",
 		         strerror(-rc));
@@ -127,36 +260,55 @@ static int on_scrape(void *ud, size_t target, const char *url, const char *body,
 		          pst.bad[0].line, prom_strerror(pst.bad[0].reason));
 	uint64_t produced = 0, out_err = 0;
 	if (!rc) {
-		strbuf_reset(&c->lines);
+		/* render every event first (outside the shared lock), then hand them over */
+		if (n > w->ends_cap) {
+			size_t *e = realloc(w->ends, n * sizeof(*e));
+			if (!e) {
+				snprintf(res->error, sizeof(res->error), "out of memory");
+				rc = -ENOMEM;
+				goto count;
+			}
+			w->ends = e;
+			w->ends_cap = n;
+		}
+		strbuf_reset(&w->out);
+		size_t rendered = 0;
 		for (size_t i = 0; i < n; i++) {
-			size_t jl = 0;
-			if (c->tap)
-				c->tap(events_json(c->ev, i), c->tap_ud);
-			int r = render(c, i, &jl);
+			size_t before = w->out.len;
+			int r = render(w, i);
 			if (r) {
 				log_error("collector: %s: cannot render event %zu: %s", url, i,
 				          strerror(-r));
+				strbuf_truncate(&w->out, before);
+			}
+			w->ends[i] = r ? SIZE_MAX : w->out.len; /* SIZE_MAX: not rendered */
+			rendered += !r;
+		}
+		pthread_mutex_lock(&c->prod_lock);
+		size_t start = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (w->ends[i] == SIZE_MAX)
+				continue;
+			const char *js = w->out.data + start;
+			size_t jl = w->ends[i] - 1 - start; /* without the '\n' */
+			start = w->ends[i];
+			if (c->tap)
+				c->tap(events_json(w->ev, i), c->tap_ud);
+			if (c->out) {
+				produced++;
 				continue;
 			}
-			if (c->out) {
-				if (strbuf_append(&c->lines, c->json, jl) ||
-				    strbuf_append(&c->lines, "\n", 1)) {
-					out_err++;
-					continue;
-				}
-			} else {
-				const char *key = events_key(c->ev, i);
-				r = producer_send(c->prod, key, strlen(key), c->json, jl);
-				if (r) {
-					log_error("collector: %s: event for %s not queued: %s", url,
-					          key, strerror(-r));
-					continue;
-				}
+			const char *key = events_key(w->ev, i);
+			int r = producer_send(c->prod, key, strlen(key), js, jl);
+			if (r) {
+				log_error("collector: %s: event for %s not queued: %s", url, key,
+				          strerror(-r));
+				continue;
 			}
 			produced++;
 		}
-		if (c->out && c->lines.len) {
-			if (fwrite(c->lines.data, 1, c->lines.len, c->out) != c->lines.len ||
+		if (c->out && w->out.len) {
+			if (fwrite(w->out.data, 1, w->out.len, c->out) != w->out.len ||
 			    fflush(c->out) != 0) {
 				out_err++;
 				produced = 0;
@@ -170,9 +322,13 @@ static int on_scrape(void *ud, size_t target, const char *url, const char *body,
 		}
 		if (c->prod) /* the journal (with --spool-dir) before the scrape counts as done */
 			producer_sync(c->prod);
+		pthread_mutex_unlock(&c->prod_lock);
+		if (c->out)
+			out_err += n - rendered;
 		log_debug("collector: scraped %s at %s: %zu samples, %" PRIu64 " events", url, t,
 		          pst.samples, produced);
 	}
+count:
 	pthread_mutex_lock(&c->lock);
 	c->st.samples += pst.samples;
 	c->st.bad_lines += pst.bad_lines;
@@ -184,27 +340,87 @@ static int on_scrape(void *ud, size_t target, const char *url, const char *body,
 	return rc;
 }
 
-/* The targets' records: the scraper's, or the local source's one. */
+/* The number of targets: the scrapers', or the local source's one. */
 static size_t target_count(struct collector *c)
 {
-	return c->has_local ? 1 : scrape_count(c->scrape);
+	if (c->has_local)
+		return 1;
+	size_t n = 0;
+	for (unsigned k = 0; k < c->nw; k++)
+		n += scrape_count(c->w[k].scrape);
+	return n;
 }
 
+struct placed {
+	size_t pos, seq;
+	struct scrape_target_stats ts;
+};
+
+static int cmp_placed(const void *a, const void *b)
+{
+	const struct placed *x = a, *y = b;
+	if (x->pos != y->pos)
+		return x->pos < y->pos ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The targets' records, in the order of the set given (every thread's, merged). */
 static size_t target_stats(struct collector *c, struct scrape_target_stats *out, size_t max)
 {
-	if (!c->has_local)
-		return scrape_target_stats(c->scrape, out, max);
-	if (out && max) {
-		pthread_mutex_lock(&c->lock);
-		out[0] = c->local_ts;
-		pthread_mutex_unlock(&c->lock);
+	if (c->has_local) {
+		if (out && max) {
+			pthread_mutex_lock(&c->lock);
+			out[0] = c->local_ts;
+			pthread_mutex_unlock(&c->lock);
+		}
+		return 1;
 	}
-	return 1;
+	if (c->nw == 1)
+		return scrape_target_stats(c->w[0].scrape, out, max);
+	size_t total = 0, got = 0;
+	struct placed *pl = NULL;
+	struct scrape_target_stats *tmp = NULL;
+	for (unsigned k = 0; k < c->nw; k++) {
+		size_t cnt = scrape_count(c->w[k].scrape);
+		total += cnt;
+		if (!out || !max)
+			continue;
+		struct placed *np = realloc(pl, (got + cnt + 1) * sizeof(*np));
+		struct scrape_target_stats *nt = realloc(tmp, (cnt + 1) * sizeof(*nt));
+		if (np)
+			pl = np;
+		if (nt)
+			tmp = nt;
+		if (!np || !nt)
+			break;
+		size_t m = scrape_target_stats(c->w[k].scrape, tmp, cnt);
+		if (m > cnt)
+			m = cnt; /* the set grew meanwhile: the rest next time */
+		pthread_mutex_lock(&c->lock);
+		const struct worker *w = &c->w[k];
+		for (size_t j = 0; j < m; j++) {
+			/* a set not applied yet by the thread: its targets go last */
+			pl[got + j].pos = w->npos == m ? w->pos[j] : SIZE_MAX;
+			pl[got + j].seq = got + j;
+			pl[got + j].ts = tmp[j];
+		}
+		pthread_mutex_unlock(&c->lock);
+		got += m;
+	}
+	if (pl) {
+		qsort(pl, got, sizeof(*pl), cmp_placed);
+		for (size_t i = 0; i < got && i < max; i++)
+			out[i] = pl[i].ts;
+	}
+	free(pl);
+	free(tmp);
+	return total;
 }
 
 /* One read of the local source when it is due, else a nap until then (at most 0.1 s). */
-static void local_step(struct collector *c)
+static void local_step(struct worker *w)
 {
+	struct collector *c = w->c;
 	double now = time_mono();
 	if (now < c->local_due) {
 		double nap = c->local_due - now < 0.1 ? c->local_due - now : 0.1;
@@ -226,7 +442,7 @@ static void local_step(struct collector *c)
 	if (rc)
 		snprintf(res.error, sizeof(res.error), "%s", err[0] ? err : strerror(-rc));
 	else
-		rc = on_scrape(c, 0, c->local.name, c->local_body.data ? c->local_body.data : "",
+		rc = on_scrape(w, 0, c->local.name, c->local_body.data ? c->local_body.data : "",
 		               c->local_body.len, &when, &res);
 	double t1 = time_now();
 	pthread_mutex_lock(&c->lock);
@@ -259,7 +475,8 @@ static void refresh_stats(struct collector *c)
 	size_t n = target_count(c), down = 0;
 	struct scrape_target_stats *ts = n ? calloc(n, sizeof(*ts)) : NULL;
 	if (ts) {
-		n = target_stats(c, ts, n);
+		size_t got = target_stats(c, ts, n);
+		n = got < n ? got : n;
 		for (size_t i = 0; i < n; i++)
 			down += ts[i].consecutive_failures > 0;
 	}
@@ -281,54 +498,64 @@ static void refresh_stats(struct collector *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
-static void *run(void *arg)
+static void fail(struct collector *c, const char *what)
 {
-	struct collector *c = arg;
+	pthread_mutex_lock(&c->lock);
+	snprintf(c->st.last_error, sizeof(c->st.last_error), "%s", what);
+	c->st.failed = true;
+	pthread_mutex_unlock(&c->lock);
+	atomic_store(&c->stop, true);
+}
+
+/* A scrape thread: its targets, until stop (or, with once, until each was tried). */
+static void scrape_loop(struct worker *w)
+{
+	struct collector *c = w->c;
 	double last_refresh = 0;
 	while (!atomic_load(&c->stop)) {
-		char **pend = NULL;
-		size_t npend = 0;
-		bool has = false;
-		pthread_mutex_lock(&c->lock);
-		if (c->has_pending) {
-			pend = c->pending; /* ours now */
-			npend = c->npending;
-			c->pending = NULL;
-			c->npending = 0;
-			c->has_pending = false;
-			has = true;
-		}
-		pthread_mutex_unlock(&c->lock);
-		if (has) {
-			if (scrape_set_targets(c->scrape, (const char *const *)pend, npend) != 0)
-				log_error("collector: out of memory applying %zu targets; keeping "
-				          "the old "
-				          "set",
-				          npend);
-			free_list(pend, npend);
-		}
+		apply_pending(w);
 		if (c->has_local) {
-			local_step(c);
-		} else if (scrape_run(c->scrape, 0.1) != 0) {
-			pthread_mutex_lock(&c->lock);
-			snprintf(c->st.last_error, sizeof(c->st.last_error),
-			         "libcurl multi failure");
-			c->st.failed = true;
-			pthread_mutex_unlock(&c->lock);
+			local_step(w);
+		} else if (scrape_run(w->scrape, 0.1) != 0) {
 			log_error("collector: libcurl multi interface failed; stopping");
+			fail(c, "libcurl multi failure");
 			break;
 		}
-		if (c->prod)
+		/* delivery reports: whichever thread finds the producer free serves them */
+		if (c->prod && pthread_mutex_trylock(&c->prod_lock) == 0) {
 			producer_poll(c->prod, 0);
-		double now = time_mono();
-		if (now - last_refresh >= 0.25) {
-			refresh_stats(c);
-			last_refresh = now;
+			pthread_mutex_unlock(&c->prod_lock);
+		}
+		if (w->id == 0) {
+			double now = time_mono();
+			if (now - last_refresh >= 0.25) {
+				refresh_stats(c);
+				last_refresh = now;
+			}
 		}
 		if (c->once && (c->has_local ? c->local_ts.ok + c->local_ts.failed > 0
-		                             : scrape_once_done(c->scrape)))
+		                             : scrape_once_done(w->scrape)))
 			break; /* local_ts is written by this thread only: read without the lock */
 	}
+}
+
+static void *run_worker(void *arg)
+{
+	scrape_loop(arg);
+	return NULL;
+}
+
+/* Thread 0: its targets, then the end of the others and of the output. */
+static void *run(void *arg)
+{
+	struct worker *w0 = arg;
+	struct collector *c = w0->c;
+	scrape_loop(w0);
+	for (unsigned k = 1; k < c->nw; k++)
+		if (c->w[k].started) {
+			pthread_join(c->w[k].thread, NULL);
+			c->w[k].started = false;
+		}
 	if (c->prod)
 		producer_close(c->prod); /* flush, then spool what is left */
 	if (c->out)
@@ -341,6 +568,14 @@ static void *run(void *arg)
 	return NULL;
 }
 
+unsigned collector_default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		return 1;
+	return n > COLLECTOR_THREADS_MAX ? COLLECTOR_THREADS_MAX : (unsigned)n;
+}
+
 int collector_create(struct collector **out, const struct collector_options *o, char *err,
                      size_t errlen)
 {
@@ -350,14 +585,23 @@ int collector_create(struct collector **out, const struct collector_options *o, 
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->prod_lock, NULL);
 	c->out = o->out;
 	c->once = o->once;
 	c->max_body = o->max_body;
 	c->tap = o->tap;
 	c->tap_ud = o->tap_ud;
-	strbuf_init(&c->lines, 0);
 	strbuf_init(&c->local_body, 0);
 	c->interval_s = o->interval_s;
+	if (o->threads > COLLECTOR_THREADS_MAX) {
+		snprintf(err, errlen, "collector: %u scrape threads is too many (at most %u)",
+		         o->threads, COLLECTOR_THREADS_MAX);
+		rc = -EINVAL;
+		goto fail;
+	}
+	c->nw = o->threads ? o->threads : collector_default_threads();
+	if (!o->threads && c->nw > o->ntargets) /* by default no idle threads */
+		c->nw = o->ntargets ? (unsigned)o->ntargets : 1;
 	if (o->local) {
 		if (!o->local->read || !o->local->name || o->ntargets) {
 			snprintf(err, errlen,
@@ -367,43 +611,58 @@ int collector_create(struct collector **out, const struct collector_options *o, 
 			goto fail;
 		}
 		c->has_local = true;
+		c->nw = 1; /* one source, one thread */
 		c->local = *o->local;
 		if (!(c->local.name = strdup(o->local->name)))
 			goto fail;
 		snprintf(c->local_ts.url, sizeof(c->local_ts.url), "%s", o->local->name);
 	}
-	c->json_cap = 16384;
-	if (!(c->json = malloc(c->json_cap)))
-		goto fail;
 	if ((o->enrich.cluster && !(c->cluster = strdup(o->enrich.cluster))) ||
 	    (o->enrich.datacenter && !(c->datacenter = strdup(o->enrich.datacenter))) ||
 	    (o->enrich.rack && !(c->rack = strdup(o->enrich.rack))))
 		goto fail;
+	if (!(c->w = calloc(c->nw, sizeof(*c->w))))
+		goto fail;
 	struct events_enrich en = {c->cluster, c->datacenter, c->rack};
-	if ((rc = events_create(&c->ev, &en)) != 0)
-		goto fail;
-	if (!(c->pc = prom_cache_new()))
-		goto fail;
-	struct scrape_options so = {
-	    .interval_s = o->interval_s,
-	    .timeout_s = o->timeout_s,
-	    .max_body = o->max_body,
-	    .gzip = o->gzip,
-	    .once = o->once,
-	    .first_now = o->first_now,
-	    .cb = on_scrape,
-	    .ud = c,
-	};
-	if ((rc = scrape_create(&c->scrape, &so, err, errlen)) != 0)
-		goto fail;
-	if ((rc = scrape_set_targets(c->scrape, o->targets, o->ntargets)) != 0)
-		goto fail;
+	for (unsigned k = 0; k < c->nw; k++) {
+		struct worker *w = &c->w[k];
+		w->c = c;
+		w->id = k;
+		strbuf_init(&w->out, 0);
+		if ((rc = events_create(&w->ev, &en)) != 0)
+			goto fail;
+		rc = -ENOMEM;
+		if (!(w->pc = prom_cache_new()))
+			goto fail;
+		struct scrape_options so = {
+		    .interval_s = o->interval_s,
+		    .timeout_s = o->timeout_s,
+		    .max_body = o->max_body,
+		    .gzip = o->gzip,
+		    .once = o->once,
+		    .first_now = o->first_now,
+		    .cb = on_scrape,
+		    .ud = w,
+		};
+		if ((rc = scrape_create(&w->scrape, &so, err, errlen)) != 0)
+			goto fail;
+	}
+	if (!c->has_local) {
+		pthread_mutex_lock(&c->lock);
+		rc = split_targets(c, o->targets, o->ntargets);
+		pthread_mutex_unlock(&c->lock);
+		if (rc)
+			goto fail;
+		for (unsigned k = 0; k < c->nw; k++)
+			apply_pending(&c->w[k]); /* no thread yet: apply here */
+	}
 	if (!c->out) {
 		if ((rc = producer_create(&c->prod, &o->kafka, err, errlen)) != 0)
 			goto fail;
 		c->st.kafka = true;
 	}
 	c->st.targets = o->ntargets;
+	c->st.threads = c->nw;
 	*out = c; /* caller owns */
 	return 0;
 fail:
@@ -418,38 +677,44 @@ int collector_start(struct collector *c)
 	pthread_mutex_lock(&c->lock);
 	c->st.running = true;
 	pthread_mutex_unlock(&c->lock);
-	int rc = pthread_create(&c->thread, NULL, run, c);
-	if (rc) {
-		pthread_mutex_lock(&c->lock);
-		c->st.running = false;
-		pthread_mutex_unlock(&c->lock);
-		return -rc;
+	int rc = 0;
+	for (unsigned k = 1; k < c->nw && !rc; k++)
+		if ((rc = pthread_create(&c->w[k].thread, NULL, run_worker, &c->w[k])) == 0)
+			c->w[k].started = true;
+	if (!rc && (rc = pthread_create(&c->w[0].thread, NULL, run, &c->w[0])) == 0) {
+		c->w[0].started = true;
+		return 0;
 	}
-	c->started = true;
-	return 0;
+	atomic_store(&c->stop, true);
+	for (unsigned k = 1; k < c->nw; k++)
+		if (c->w[k].started) {
+			pthread_join(c->w[k].thread, NULL);
+			c->w[k].started = false;
+		}
+	atomic_store(&c->stop, false);
+	pthread_mutex_lock(&c->lock);
+	c->st.running = false;
+	pthread_mutex_unlock(&c->lock);
+	return -rc;
 }
 
 int collector_set_targets(struct collector *c, const char *const *urls, size_t n)
 {
-	char **copy = copy_list(urls, n);
-	if (!copy)
-		return -ENOMEM;
+	if (c->has_local)
+		return n ? -EINVAL : 0;
 	pthread_mutex_lock(&c->lock);
-	free_list(c->pending, c->npending);
-	c->pending = copy; /* owned by c until the thread takes it */
-	c->npending = n;
-	c->has_pending = true;
+	int rc = split_targets(c, urls, n);
 	pthread_mutex_unlock(&c->lock);
-	return 0;
+	return rc;
 }
 
 void collector_stop(struct collector *c)
 {
-	if (!c->started)
+	if (!c->w || !c->w[0].started)
 		return;
 	atomic_store(&c->stop, true);
-	pthread_join(c->thread, NULL);
-	c->started = false;
+	pthread_join(c->w[0].thread, NULL); /* it joins the others */
+	c->w[0].started = false;
 }
 
 void collector_stats(struct collector *c, struct collector_stats *out)
@@ -600,6 +865,8 @@ int collector_render_metrics(struct collector *c, struct strbuf *sb)
 	     (double)st.targets, false},
 	    {"gpuhealth_collector_targets_down", "gauge", "Targets whose last scrape failed.",
 	     (double)st.targets_down, false},
+	    {"gpuhealth_collector_scrape_threads", "gauge", "Threads that scrape the targets.",
+	     (double)st.threads, false},
 	    {"gpuhealth_collector_scrapes_missed_total", "counter",
 	     "Scrape intervals skipped because the collector was late (samples never taken).",
 	     (double)st.scrapes_missed, false},
@@ -660,17 +927,25 @@ void collector_destroy(struct collector *c)
 		return;
 	collector_stop(c);
 	producer_destroy(c->prod);
-	scrape_destroy(c->scrape);
-	events_destroy(c->ev);
-	prom_cache_free(c->pc);
-	free(c->json);
-	strbuf_free(&c->lines);
+	for (unsigned k = 0; c->w && k < c->nw; k++) {
+		struct worker *w = &c->w[k];
+		scrape_destroy(w->scrape);
+		events_destroy(w->ev);
+		prom_cache_free(w->pc);
+		strbuf_free(&w->out);
+		free(w->ends);
+		free_list(w->pending, w->npending);
+		free(w->pending_pos);
+		free(w->pos);
+	}
+	free(c->w);
+	free_assign(c->assign, c->nassign);
 	strbuf_free(&c->local_body);
 	free((char *)c->local.name);
-	free_list(c->pending, c->npending);
 	free(c->cluster);
 	free(c->datacenter);
 	free(c->rack);
+	pthread_mutex_destroy(&c->prod_lock);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }

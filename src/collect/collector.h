@@ -1,8 +1,11 @@
 /*
- * collector: the collector service. One thread scrapes every target (scrape.h), parses each
- * body (prom.h), builds one event v1 per GPU (events.h) with one time per scrape, and writes
- * the events either as JSON lines to a stream (--output -) or to Kafka through the producer
- * (producer.h), keyed by events_key().
+ * collector: the collector service. Scrape threads (threads, by default one per CPU) share the
+ * targets: each scrapes its part (scrape.h), parses each body (prom.h), builds one event v1 per
+ * GPU (events.h) with one time per scrape, renders them, and writes them either as JSON lines
+ * to a stream (--output -) or to Kafka through the one producer (producer.h), keyed by
+ * events_key(); the output is shared under a lock, taken once per scrape. A target stays on
+ * its thread while it is in the set (its record and schedule live there); a new one goes to
+ * the thread with the fewest. The in-flight bounds of scrape.h hold per thread.
  *
  * The service face shared by every service: create, start (its own thread), stop, stats,
  * destroy. The console and `gpuhealth collector` drive it the same way.
@@ -33,8 +36,13 @@ struct collector_local {
 	void *ud; /* not owned; must outlive the collector */
 };
 
+/* Most scrape threads a collector runs. */
+#define COLLECTOR_THREADS_MAX 64u
+
 struct collector_options {
-	const struct collector_local *local; /* non-NULL: no targets (ntargets 0); copied */
+	const struct collector_local *local; /* non-NULL: no targets (ntargets 0); copied; one
+	                                        thread */
+	unsigned threads; /* scrape threads; 0: collector_default_threads(), at most ntargets */
 	const char *const *targets; /* URLs (copied) */
 	size_t ntargets;
 	double interval_s;
@@ -46,8 +54,8 @@ struct collector_options {
 	struct events_enrich enrich; /* copied */
 	FILE *out;                   /* non-NULL: JSON lines here, no Kafka */
 	struct producer_options kafka; /* used when out is NULL */
-	/* optional in-process tap: called on the collector thread with every event built (the
-	 * object is borrowed for the call), before it is written or produced */
+	/* optional in-process tap: called on a scrape thread, one call at a time, with every
+	 * event built (the object is borrowed for the call), before it is written or produced */
 	void (*tap)(const json_t *event, void *ud);
 	void *tap_ud;
 };
@@ -63,6 +71,7 @@ struct collector_stats {
 	uint64_t output_errors;  /* failed writes to --output */
 	size_t targets;          /* in the current set */
 	size_t targets_down;     /* whose last attempt failed */
+	unsigned threads;        /* scrape threads */
 	bool kafka;              /* events go to Kafka (then `producer` is valid) */
 	struct producer_stats producer;
 	bool running;            /* the thread is running */
@@ -73,17 +82,20 @@ struct collector_stats {
 
 struct collector;
 
+/* The default number of scrape threads: the online CPUs, at most COLLECTOR_THREADS_MAX. */
+unsigned collector_default_threads(void);
+
 /* Validates the options, creates the scraper and the producer (when out is NULL). Returns 0,
  * -EINVAL (message in err) or -ENOMEM. *out is owned by the caller (collector_destroy). */
 int collector_create(struct collector **out, const struct collector_options *opts, char *err,
 		     size_t errlen);
-/* Starts the thread. Returns 0 or -errno. */
+/* Starts the threads. Returns 0 or -errno. */
 int collector_start(struct collector *c);
-/* Hands a new target set to the thread (copied; applied on its next loop). Returns 0 or
- * -ENOMEM. */
+/* Hands a new target set to the threads (copied; each applies its part on its next loop).
+ * Returns 0, -ENOMEM (the old set is kept) or -EINVAL (a collector of a local source). */
 int collector_set_targets(struct collector *c, const char *const *urls, size_t n);
-/* Stops the thread: running scrapes are abandoned, the producer flushes and spools what is
- * pending (producer_close). Blocks until the thread has ended. Idempotent. */
+/* Stops the threads: running scrapes are abandoned, the producer flushes and spools what is
+ * pending (producer_close). Blocks until the threads have ended. Idempotent. */
 void collector_stop(struct collector *c);
 void collector_stats(struct collector *c, struct collector_stats *out);
 /* Copies the per-target records (see scrape_target_stats). Returns the number of targets. */

@@ -315,6 +315,7 @@ int collector_cmd_run(struct config *cfg)
 		.timeout_s = config_double(cfg, "scrape-timeout"),
 		.max_body = (size_t)config_int(cfg, "max-body"),
 		.gzip = cli_scrape_gzip(cfg),
+		.threads = (unsigned)config_int(cfg, "scrape-threads"),
 		.once = once,
 		.enrich = {config_str(cfg, "cluster"), config_str(cfg, "datacenter"),
 			   config_str(cfg, "rack")},
@@ -361,9 +362,15 @@ int collector_cmd_run(struct config *cfg)
 			 to_stdout ? "standard output" : "Kafka topic ", to_stdout ? "" : o.kafka.topic,
 			 once ? ", once" : "");
 	else
-		log_info("collector: %zu targets every %g s (timeout %g s) -> %s%s%s", tg.n, o.interval_s,
-		 o.timeout_s, to_stdout ? "standard output" : "Kafka topic ",
-		 to_stdout ? "" : o.kafka.topic, once ? ", once" : "");
+	{
+		struct collector_stats st0;
+		collector_stats(c, &st0);
+		log_info("collector: %zu targets every %g s (timeout %g s, %u scrape thread%s) -> "
+			 "%s%s%s",
+			 tg.n, o.interval_s, o.timeout_s, st0.threads, st0.threads == 1 ? "" : "s",
+			 to_stdout ? "standard output" : "Kafka topic ",
+			 to_stdout ? "" : o.kafka.topic, once ? ", once" : "");
+	}
 	notify_status(true, "%zu targets every %g s", tg.n, o.interval_s);
 	size_t n_now = tg.n;
 	double start = time_mono(), last = start;

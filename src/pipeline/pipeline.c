@@ -490,6 +490,7 @@ static int start_collector(struct pipeline *p)
 		.timeout_s = config_double(cfg, "scrape-timeout"),
 		.max_body = (size_t)config_int(cfg, "max-body"),
 		.gzip = cli_scrape_gzip(cfg),
+		.threads = (unsigned)config_int(cfg, "scrape-threads"),
 		.first_now = true, /* the console shows something at once */
 		.enrich = {config_str(cfg, "cluster"), config_str(cfg, "datacenter"),
 			   config_str(cfg, "rack")},

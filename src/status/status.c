@@ -307,6 +307,7 @@ static int from_scrape(const struct config *cfg, struct targets *tg, struct flee
 		.timeout_s = config_double(cfg, "scrape-timeout"),
 		.max_body = (size_t)config_int(cfg, "max-body"),
 		.gzip = cli_scrape_gzip(cfg),
+		.threads = (unsigned)config_int(cfg, "scrape-threads"),
 		.once = true,
 		.out = null,
 		.tap = tap,

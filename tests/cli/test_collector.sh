@@ -109,5 +109,64 @@ assert s[("gpuhealth_collector_samples_total", ())] > 0
 assert ("gpuhealth_collector_bad_lines_total", ()) in s
 PY
 
+# several scrape threads: every GPU of every target once; a target keeps its thread (and its
+# record) across a new set; the records are listed in the order of the set
+mu=()
+for g in 1 2 3 4 5; do start_mock "$g" $((20 + g)); mu+=("http://127.0.0.1:$port/metrics"); done
+"$bin" collector "${mu[@]/#/--target=}" --scrape-threads 3 --output - --once >"$tmp/mt-once.jsonl" 2>"$tmp/mt.err"; rc=$?
+check "--once on 3 threads over 5 targets exits 0 ($rc): $(cat "$tmp/mt.err")" test "$rc" = 0
+check "3 scrape threads logged" grep -q "5 targets every .*3 scrape threads" "$tmp/mt.err"
+python3 - "$tmp/mt-once.jsonl" <<'PY' && ok || bad "--once on 3 threads: not each GPU of the 5 targets once"
+import json, sys, collections
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+keys = collections.Counter((e["hostname"], e["gpu"]["uuid"]) for e in ev)
+assert len(ev) == 15 and all(n == 1 for n in keys.values()), (len(ev), keys)
+PY
+printf '%s\n' "${mu[0]}" "${mu[1]}" "${mu[2]}" "${mu[3]}" >"$tmp/mt.txt"
+mport=$(free_port)
+"$bin" collector --targets-file "$tmp/mt.txt" --scrape-threads 3 --interval 0.5 --stats-interval 0 \
+  --output - --metrics-listen "127.0.0.1:$mport" --log-level debug >"$tmp/mt.jsonl" 2>"$tmp/mt.log" &
+cpid=$!; pids+=($cpid)
+sleep 2.5
+curl -fs "http://127.0.0.1:$mport/metrics" >"$tmp/mt1.prom"
+printf '%s\n' "${mu[4]}" "${mu[3]}" "${mu[1]}" "${mu[0]}" >"$tmp/mt.txt"; kill -HUP $cpid # 2 out, 4 in
+sleep 2.5
+curl -fs "http://127.0.0.1:$mport/metrics" >"$tmp/mt2.prom"
+kill -TERM $cpid; wait $cpid; rc=$?
+check "3 threads: SIGTERM exits 0" test "$rc" = 0
+"$py" - "$tmp/mt1.prom" "$tmp/mt2.prom" "${mu[@]}" <<'PY' && ok || bad "3 threads: records kept and in order? $(grep -E 'scrapes_total|threads' "$tmp/mt2.prom" | head -20)"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+def load(p):
+    order, ok = [], {}
+    for f in text_string_to_metric_families(open(p).read()):
+        for x in f.samples:
+            if x.name == "gpuhealth_collector_scrapes_total" and x.labels["result"] == "ok":
+                order.append(x.labels["target"]); ok[x.labels["target"]] = x.value
+            if x.name == "gpuhealth_collector_scrape_threads":
+                assert x.value == 3, x.value
+    return order, ok
+u = sys.argv[3:]
+o1, ok1 = load(sys.argv[1])
+o2, ok2 = load(sys.argv[2])
+assert o1 == u[0:4], o1
+assert o2 == [u[4], u[3], u[1], u[0]], o2
+for k in (u[0], u[1], u[3]):  # kept: the count went on from where it was
+    assert ok2[k] > ok1[k] >= 3, (k, ok1[k], ok2[k])
+assert ok2[u[4]] >= 1
+PY
+python3 - "$tmp/mt.jsonl" "$tmp/mt.log" "${mu[@]}" <<'PY' && ok || bad "3 threads: events per scrape do not match the scrapes logged"
+import json, sys, re, collections
+events = [json.loads(l) for l in open(sys.argv[1])]
+scrapes = re.findall(r"scraped (\S+) at (\S+): \d+ samples, (\d+) events", open(sys.argv[2]).read())
+assert len(scrapes) >= 20, len(scrapes)
+# interleaved threads: still every logged scrape's time carries exactly its events
+want = collections.Counter()
+for url, t, n in scrapes:
+    want[t.rstrip(":")] += int(n)
+assert collections.Counter(e["time"] for e in events) == want
+assert {u for u, _, _ in scrapes} == set(sys.argv[3:]), "not every target was scraped"
+PY
+
 echo "$passes passed, $fails failed"
 [ $fails = 0 ]
