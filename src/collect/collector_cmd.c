@@ -365,9 +365,10 @@ int collector_cmd_run(struct config *cfg)
 	{
 		struct collector_stats st0;
 		collector_stats(c, &st0);
-		log_info("collector: %zu targets every %g s (timeout %g s, %u scrape thread%s) -> "
+		log_info("collector: %zu target%s every %g s (timeout %g s, %u scrape thread%s) -> "
 			 "%s%s%s",
-			 tg.n, o.interval_s, o.timeout_s, st0.threads, st0.threads == 1 ? "" : "s",
+			 tg.n, tg.n == 1 ? "" : "s", o.interval_s, o.timeout_s, st0.threads,
+			 st0.threads == 1 ? "" : "s",
 			 to_stdout ? "standard output" : "Kafka topic ",
 			 to_stdout ? "" : o.kafka.topic, once ? ", once" : "");
 	}
