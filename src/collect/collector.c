@@ -545,17 +545,23 @@ static void *run_worker(void *arg)
 	return NULL;
 }
 
+/* Waits for the scrape threads other than thread 0 to end. */
+static void join_others(struct collector *c)
+{
+	for (unsigned k = 1; k < c->nw; k++)
+		if (c->w[k].started) {
+			pthread_join(c->w[k].thread, NULL);
+			c->w[k].started = false;
+		}
+}
+
 /* Thread 0: its targets, then the end of the others and of the output. */
 static void *run(void *arg)
 {
 	struct worker *w0 = arg;
 	struct collector *c = w0->c;
 	scrape_loop(w0);
-	for (unsigned k = 1; k < c->nw; k++)
-		if (c->w[k].started) {
-			pthread_join(c->w[k].thread, NULL);
-			c->w[k].started = false;
-		}
+	join_others(c);
 	if (c->prod)
 		producer_close(c->prod); /* flush, then spool what is left */
 	if (c->out)
@@ -568,7 +574,8 @@ static void *run(void *arg)
 	return NULL;
 }
 
-unsigned collector_default_threads(void)
+/* The default number of scrape threads: the online CPUs, at most COLLECTOR_THREADS_MAX. */
+static unsigned default_threads(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	if (n < 1)
@@ -599,7 +606,7 @@ int collector_create(struct collector **out, const struct collector_options *o, 
 		rc = -EINVAL;
 		goto fail;
 	}
-	c->nw = o->threads ? o->threads : collector_default_threads();
+	c->nw = o->threads ? o->threads : default_threads();
 	if (!o->threads && c->nw > o->ntargets) /* by default no idle threads */
 		c->nw = o->ntargets ? (unsigned)o->ntargets : 1;
 	if (o->local) {
@@ -686,11 +693,7 @@ int collector_start(struct collector *c)
 		return 0;
 	}
 	atomic_store(&c->stop, true);
-	for (unsigned k = 1; k < c->nw; k++)
-		if (c->w[k].started) {
-			pthread_join(c->w[k].thread, NULL);
-			c->w[k].started = false;
-		}
+	join_others(c);
 	atomic_store(&c->stop, false);
 	pthread_mutex_lock(&c->lock);
 	c->st.running = false;

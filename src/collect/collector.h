@@ -42,7 +42,7 @@ struct collector_local {
 struct collector_options {
 	const struct collector_local *local; /* non-NULL: no targets (ntargets 0); copied; one
 	                                        thread */
-	unsigned threads; /* scrape threads; 0: collector_default_threads(), at most ntargets */
+	unsigned threads; /* scrape threads; 0: one per online CPU, at most ntargets */
 	const char *const *targets; /* URLs (copied) */
 	size_t ntargets;
 	double interval_s;
@@ -81,9 +81,6 @@ struct collector_stats {
 };
 
 struct collector;
-
-/* The default number of scrape threads: the online CPUs, at most COLLECTOR_THREADS_MAX. */
-unsigned collector_default_threads(void);
 
 /* Validates the options, creates the scraper and the producer (when out is NULL). Returns 0,
  * -EINVAL (message in err) or -ENOMEM. *out is owned by the caller (collector_destroy). */
