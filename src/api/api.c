@@ -31,6 +31,10 @@
 #define MAX_POINTS      10000
 #define RAW_MAX_RANGE_S (6 * 3600.0)
 #define DEFAULT_RANGE_S 3600.0
+#define MAX_VALUE       256    /* bytes in any query parameter's value */
+#define MAX_PATH        512    /* bytes in the (decoded) path */
+#define MAX_STEP_S      31536000.0 /* step: at most 365 days */
+#define TIME_MAX_S      253402300799.0 /* 9999-12-31T23:59:59Z: the last RFC 3339 second */
 
 /* PostgreSQL type OIDs (pg_type.dat) for turning result columns into JSON. */
 #define OID_BOOL        16
@@ -89,7 +93,7 @@ int api_parse_time(const char *text, double *epoch)
 	if (strspn(text, "0123456789.") == n) {
 		char *end = NULL;
 		double v = strtod(text, &end);
-		if (*end || !isfinite(v))
+		if (*end || !isfinite(v) || v > TIME_MAX_S)
 			return -EINVAL;
 		*epoch = v;
 		return 0;
@@ -101,7 +105,87 @@ int api_parse_time(const char *text, double *epoch)
 	/* "+hh:mm" arrives as " hh:mm" when a client sent '+' unescaped in the query */
 	if (n > 6 && buf[n - 6] == ' ' && buf[n - 3] == ':')
 		buf[n - 6] = '+';
-	return time_parse_rfc3339(buf, epoch);
+	double v = 0;
+	if (time_parse_rfc3339(buf, &v) != 0 || !isfinite(v) || v < 0 || v > TIME_MAX_S)
+		return -EINVAL; /* before 1970 or after 9999: no sample is there, and the database's
+		                   to_timestamp() would refuse some of these */
+	*epoch = v;
+	return 0;
+}
+
+/* Strict UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF). */
+bool api_utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		unsigned c = *p, n;
+		unsigned cp;
+		if (c < 0x80) {
+			p++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		for (unsigned i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		p += n + 1;
+	}
+	return true;
+}
+
+/* Client input to quote in a message: at most max bytes of it, cut on a character boundary,
+ * "..." when cut, and every byte of an invalid sequence shown as '?', so that the message is
+ * always valid UTF-8 (jansson refuses anything else, and the answer would be lost). */
+static const char *clip(const char *in, size_t max, char *buf, size_t buflen)
+{
+	size_t o = 0;
+	const unsigned char *p = (const unsigned char *)(in ? in : "");
+	if (max + 4 > buflen)
+		max = buflen > 4 ? buflen - 4 : 0;
+	while (*p) {
+		size_t n = 1;
+		char one[2] = {(char)*p, 0};
+		if (*p >= 0x80) {
+			char tmp[5] = {0};
+			n = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : 2;
+			size_t k = 0;
+			while (k < n && p[k])
+				k++;
+			memcpy(tmp, p, k);
+			if (k < n || !api_utf8_valid(tmp)) {
+				n = 1;
+				one[0] = '?';
+			}
+		}
+		if (o + n > max) {
+			memcpy(buf + o, "...", 4);
+			return buf;
+		}
+		if (n == 1) {
+			buf[o++] = one[0];
+		} else {
+			memcpy(buf + o, p, n);
+			o += n;
+		}
+		p += n;
+	}
+	buf[o] = '\0';
+	return buf;
 }
 
 static bool valid_key(const char *k)
@@ -117,14 +201,17 @@ static bool valid_key(const char *k)
 __attribute__((format(printf, 3, 4))) static json_t *err_body(const char *code, const char *param,
                                                               const char *fmt, ...)
 {
-	char msg[512];
+	char msg[512], safe[520], pbuf[MAX_KEY + 8];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	json_t *o = json_pack("{s:s, s:s}", "error", code, "message", msg);
+	/* the message quotes client input: keep it valid UTF-8 whatever came in */
+	json_t *o = json_pack("{s:s, s:s}", "error", code, "message",
+	                      clip(msg, sizeof(msg), safe, sizeof(safe)));
 	if (o && param)
-		json_object_set_new(o, "parameter", json_string(param));
+		json_object_set_new(o, "parameter",
+		                    json_string(clip(param, MAX_KEY, pbuf, sizeof(pbuf))));
 	return o;
 }
 
@@ -238,32 +325,67 @@ static int pconn_ready(struct api *api, struct pconn *p, char *err, size_t errle
 	return 0;
 }
 
-/* Runs a parameterized query; one reconnect and retry when the connection was lost.
- * Returns the result (caller PQclear) or NULL with a message in err. */
-static PGresult *query(struct api *api, struct pconn *p, const char *sql, int n,
-                       const char *const *params, char *err, size_t errlen)
+/* Why a query failed, which decides the status a client gets. */
+enum dbfail {
+	DB_UNREACHABLE, /* no connection, or it broke (08xxx, 57P0x, 53300): 503 */
+	DB_CLIENT,      /* the request's values (SQLSTATE class 22, data exception): 400 */
+	DB_SERVER,      /* anything else (a timeout, a privilege, a bug): 500 */
+};
+
+static enum dbfail classify(const char *sqlstate)
 {
+	if (!sqlstate || strlen(sqlstate) != 5)
+		return DB_UNREACHABLE; /* libpq's own error: the connection */
+	if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "57P0", 4) == 0 ||
+	    strcmp(sqlstate, "53300") == 0)
+		return DB_UNREACHABLE; /* connection exception, shutdown, too many connections */
+	if (strncmp(sqlstate, "22", 2) == 0)
+		return DB_CLIENT;
+	return DB_SERVER;
+}
+
+/* Runs a parameterized query; one reconnect and retry when the connection was lost.
+ * Returns the result (caller PQclear) or NULL with why in *why and SQLSTATE in state (""
+ * when there is none). The database's own text goes to the log only: it names hosts, roles,
+ * tables and values, none of which a client may see. */
+static PGresult *query(struct api *api, struct pconn *p, const char *sql, int n,
+                       const char *const *params, enum dbfail *why, char state[6])
+{
+	char err[512] = "";
+	*why = DB_UNREACHABLE;
+	state[0] = '\0';
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (pconn_ready(api, p, err, errlen) != 0)
+		if (pconn_ready(api, p, err, sizeof(err)) != 0) {
+			*why = DB_UNREACHABLE;
 			break;
+		}
 		PGresult *r = PQexecParams(p->conn, sql, n, NULL, params, NULL, NULL, 0);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK)
 			return r; /* caller owns */
-		snprintf(err, errlen, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(p->conn));
+		snprintf(err, sizeof(err), "%s",
+		         r ? PQresultErrorMessage(r) : PQerrorMessage(p->conn));
+		const char *ss = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		snprintf(state, 6, "%s", ss ? ss : "");
+		*why = classify(ss);
 		size_t l = strlen(err);
 		while (l && (err[l - 1] == '\n' || err[l - 1] == ' '))
 			err[--l] = '\0';
 		PQclear(r);
-		if (!pg_connection_lost(p->conn))
+		if (!pg_connection_lost(p->conn)) {
+			if (*why == DB_UNREACHABLE && ss)
+				*why = DB_SERVER; /* e.g. 53300 on a live session: not a lost server */
 			break; /* a SQL error: retrying changes nothing */
+		}
+		*why = DB_UNREACHABLE;
 		PQfinish(p->conn);
 		p->conn = NULL;
 	}
 	for (char *c = err; *c; c++) /* libpq's messages run over lines: keep one */
 		if (*c == '\n' || *c == '\t')
 			*c = ' ';
-	atomic_fetch_add(&api->n_db_errors, 1);
-	log_warn("api: database: %s", err);
+	if (*why != DB_CLIENT)
+		atomic_fetch_add(&api->n_db_errors, 1);
+	log_warn("api: database%s%s: %s", state[0] ? " SQLSTATE " : "", state, err);
 	return NULL;
 }
 
@@ -330,6 +452,32 @@ static bool args_allowed(struct req *rq, const char *const *allowed)
 		return false;
 	}
 	for (int i = 0; i < rq->nargs; i++) {
+		/* before anything reads them: text a database in UTF-8 takes, and bounded */
+		if (!api_utf8_valid(rq->keys[i])) {
+			set(rq, 400,
+			    err_body("bad_parameter", rq->keys[i],
+			             "a parameter name ('%s') is not valid UTF-8: percent-encode UTF-8 "
+			             "text",
+			             rq->keys[i]));
+			return false;
+		}
+		if (!api_utf8_valid(rq->vals[i])) {
+			set(rq, 400,
+			    err_body("bad_parameter", rq->keys[i],
+			             "parameter '%s' is not valid UTF-8: percent-encode UTF-8 text",
+			             rq->keys[i]));
+			return false;
+		}
+		size_t vlen = strlen(rq->vals[i]);
+		if (vlen > MAX_VALUE) {
+			set(rq, 400,
+			    err_body("bad_parameter", rq->keys[i],
+			             "parameter '%s' is %zu bytes long: at most %d", rq->keys[i], vlen,
+			             MAX_VALUE));
+			return false;
+		}
+	}
+	for (int i = 0; i < rq->nargs; i++) {
 		bool ok = false;
 		for (size_t j = 0; allowed[j]; j++)
 			ok = ok || strcmp(rq->keys[i], allowed[j]) == 0;
@@ -352,16 +500,39 @@ static bool args_allowed(struct req *rq, const char *const *allowed)
 	return true;
 }
 
+/* Runs a query for the request; on failure sets the answer by the cause (never the database's
+ * text) and returns NULL. */
 static PGresult *rq_query(struct req *rq, const char *sql, int n, const char *const *params)
 {
-	char err[512];
+	enum dbfail why;
+	char state[6];
 	if (!rq->pc)
 		rq->pc = pool_get(rq->api);
-	PGresult *r = query(rq->api, rq->pc, sql, n, params, err, sizeof(err));
-	if (!r)
+	PGresult *r = query(rq->api, rq->pc, sql, n, params, &why, state);
+	if (r)
+		return r;
+	switch (why) {
+	case DB_UNREACHABLE:
 		set(rq, 503,
-		    err_body("database_unavailable", NULL, "the database query failed: %s", err));
-	return r;
+		    err_body("database_unavailable", NULL,
+		             "the database is unreachable: try again later (the API's log has the "
+		             "cause)"));
+		break;
+	case DB_CLIENT:
+		set(rq, 400,
+		    err_body("bad_parameter", NULL,
+		             "a parameter's value is out of the range the database accepts "
+		             "(SQLSTATE %s): check the parameters against docs/openapi.yaml",
+		             state));
+		break;
+	default:
+		set(rq, 500,
+		    err_body("internal", NULL,
+		             "the query failed on the server's side (SQLSTATE %s); the API's log has "
+		             "the cause",
+		             state[0] ? state : "none"));
+	}
+	return NULL;
 }
 
 #define GPU_COLS                                                                                   \
@@ -461,8 +632,8 @@ static void ep_gpu_metrics(struct req *rq, const char *key)
 	if (to_s && api_parse_time(to_s, &to) != 0) {
 		set(rq, 400,
 		    err_body("bad_parameter", "to",
-		             "to '%s' is not a time: use RFC 3339 (2026-01-02T15:04:05Z) or "
-		             "Unix seconds",
+		             "to '%s' is not a time from 1970 to 9999: use RFC 3339 "
+		             "(2026-01-02T15:04:05Z) or Unix seconds",
 		             to_s));
 		return;
 	}
@@ -470,8 +641,8 @@ static void ep_gpu_metrics(struct req *rq, const char *key)
 	if (from_s && api_parse_time(from_s, &from) != 0) {
 		set(rq, 400,
 		    err_body("bad_parameter", "from",
-		             "from '%s' is not a time: use RFC 3339 (2026-01-02T15:04:05Z) or "
-		             "Unix seconds",
+		             "from '%s' is not a time from 1970 to 9999: use RFC 3339 "
+		             "(2026-01-02T15:04:05Z) or Unix seconds",
 		             from_s));
 		return;
 	}
@@ -482,11 +653,12 @@ static void ep_gpu_metrics(struct req *rq, const char *key)
 		             from, to));
 		return;
 	}
-	if (step_s && (config_parse_duration(step_s, &step) != 0 || !(step >= 0))) {
+	if (step_s && (config_parse_duration(step_s, &step) != 0 || !(step >= 0) ||
+	               step > MAX_STEP_S)) {
 		set(rq, 400,
 		    err_body("bad_parameter", "step",
-		             "step '%s' is not a duration: use seconds or 10s, 5m, 1h (0: every "
-		             "raw sample)",
+		             "step '%s' is not a duration up to 365 days: use seconds or 10s, 5m, "
+		             "1h (0: every raw sample)",
 		             step_s));
 		return;
 	}
@@ -695,10 +867,11 @@ static void ep_healthz(struct req *rq)
 		return;
 	PGresult *r = rq_query(rq, "SELECT 1", 0, NULL);
 	if (!r) {
-		const char *m = json_string_value(json_object_get(rq->body, "message"));
+		/* never the connection string, host, port, role or the server's text */
 		set(rq, 503,
 		    json_pack("{s:s, s:s, s:s}", "status", "unavailable", "database", "down",
-		              "message", m ? m : "database unreachable"));
+		              "message",
+		              "the database is unreachable (the API's log has the cause)"));
 		return;
 	}
 	PQclear(r);
@@ -732,8 +905,8 @@ static char *metrics_text(struct api *api)
 	struct api_stats st;
 	api_stats(api, &st);
 	strbuf_printf(&sb,
-	              "# HELP gpuhealth_api_db_errors_total Failed database queries and "
-	              "connections.\n# TYPE gpuhealth_api_db_errors_total counter\n"
+	              "# HELP gpuhealth_api_db_errors_total Failed database connections and "
+	              "queries (not those a request's values caused).\n# TYPE gpuhealth_api_db_errors_total counter\n"
 	              "gpuhealth_api_db_errors_total %llu\n"
 	              "# HELP gpuhealth_api_db_connections Open pooled database connections.\n"
 	              "# TYPE gpuhealth_api_db_connections gauge\n"
@@ -749,6 +922,18 @@ static char *metrics_text(struct api *api)
 static enum endpoint route(struct req *rq, const char *url, char *key, size_t keylen)
 {
 	static const char gpus[] = "/api/v1/gpus/";
+	bool under_gpus = strncmp(url, gpus, sizeof(gpus) - 1) == 0;
+	size_t ulen = strlen(url);
+	/* the decoded path: UTF-8 and bounded before anything else looks at it */
+	if (!api_utf8_valid(url) || ulen > MAX_PATH) {
+		set(rq, 400,
+		    err_body("bad_parameter", under_gpus ? "uuid" : "path",
+		             ulen > MAX_PATH ? "the path is %zu bytes long: at most %d"
+		                             : "the path is not valid UTF-8 (%zu bytes, at most %d): "
+		                               "percent-encode UTF-8 text",
+		             ulen, MAX_PATH));
+		return under_gpus ? EP_GPU : EP_OTHER;
+	}
 	if (strcmp(url, "/api/v1/gpus") == 0)
 		return EP_GPUS;
 	if (strcmp(url, "/api/v1/fleet/summary") == 0)
@@ -783,10 +968,24 @@ static enum endpoint route(struct req *rq, const char *url, char *key, size_t ke
 	return ep;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *body)
+static void count_status(struct api *api, int status)
+{
+	if (status < 300)
+		atomic_fetch_add(&api->n_2xx, 1);
+	else if (status < 500)
+		atomic_fetch_add(&api->n_4xx, 1);
+	else
+		atomic_fetch_add(&api->n_5xx, 1);
+}
+
+/* Sends body with status, or a 500 when there is no body to send; counts the status sent. */
+static enum MHD_Result send_json(struct api *api, struct MHD_Connection *c, int status,
+                                 json_t *body)
 {
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	if (!text) {
+		log_error("api: no JSON for a %d answer: out of memory or not UTF-8", status);
+		count_status(api, 500);
 		static const char oom[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}";
 		struct MHD_Response *r = MHD_create_response_from_buffer(
 		    sizeof(oom) - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
@@ -799,8 +998,10 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *b
 	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(n, text, free);
 	if (!r) {
 		free(text);
+		count_status(api, 500);
 		return MHD_NO;
 	}
+	count_status(api, status);
 	MHD_add_response_header(r, "Content-Type", "application/json");
 	MHD_add_response_header(r, "Cache-Control", "no-store");
 	if (status == 405)
@@ -808,16 +1009,6 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *b
 	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
 	MHD_destroy_response(r);
 	return ret;
-}
-
-static void count_status(struct api *api, int status)
-{
-	if (status < 300)
-		atomic_fetch_add(&api->n_2xx, 1);
-	else if (status < 500)
-		atomic_fetch_add(&api->n_4xx, 1);
-	else
-		atomic_fetch_add(&api->n_5xx, 1);
 }
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url,
@@ -876,8 +1067,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	}
 	if (rq.status == 0)
 		set(&rq, 500, err_body("internal", NULL, "no answer was produced"));
-	count_status(api, rq.status);
-	ret = send_json(c, rq.status, rq.body);
+	ret = send_json(api, c, rq.status, rq.body);
 out:
 	if (rq.pc)
 		pool_put(api, rq.pc);

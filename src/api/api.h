@@ -37,7 +37,11 @@ void api_stop(struct api *api);
 void api_stats(struct api *api, struct api_stats *out);
 void api_destroy(struct api *api);
 
-/* Parses a time parameter: RFC 3339 or Unix seconds. Returns 0 or -EINVAL. */
+/* Parses a time parameter: RFC 3339 or Unix seconds, from 1970 to 9999-12-31T23:59:59Z.
+ * Returns 0 or -EINVAL. */
 int api_parse_time(const char *text, double *epoch);
+/* Whether text is valid UTF-8 (strict: no overlong forms, surrogates or code points past
+ * U+10FFFF). */
+bool api_utf8_valid(const char *text);
 
 #endif

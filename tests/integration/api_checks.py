@@ -2,9 +2,11 @@
 """Checks a running `gpuhealth api` (seeded with api_seed.sql) endpoint by endpoint: status
 codes, values against the database, and every JSON body against docs/openapi.yaml.
 
-  api_checks.py BASE_URL OPENAPI_YAML PSQL_CONNINFO DOWN_BASE_URL
+  api_checks.py BASE_URL OPENAPI_YAML PSQL_CONNINFO DOWN_BASE_URL NOPRIV_BASE_URL
 
-DOWN_BASE_URL is an API whose database is unreachable (503 answers). Exit 0 when all hold.
+DOWN_BASE_URL is an API whose database is unreachable (503 answers); NOPRIV_BASE_URL one whose
+login reaches the database but may read no table (a server-side failure: 500, not 503).
+Exit 0 when all hold.
 """
 import json
 import re
@@ -12,12 +14,13 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import jsonschema
 import yaml
 
-BASE, SPEC_PATH, PG, DOWN = sys.argv[1:5]
+BASE, SPEC_PATH, PG, DOWN, NOPRIV = sys.argv[1:6]
 SPEC = yaml.safe_load(open(SPEC_PATH))
 A = "GPU-aaaa0000-0000-0000-0000-000000000000"
 B = "GPU-bbbb0000-0000-0000-0000-000000000000"
@@ -131,6 +134,37 @@ def get(path, want=200, method="GET", base=None):
     if status >= 400 and isinstance(body, dict):
         check(body.get("message"), f"{path}: the error has a message: {body.get('message')}")
     return body
+
+
+# what only the database's own messages say: none of it may reach a client
+RAW_DB_TEXT = ["ERROR", "permission denied", "out of range", "invalid byte sequence",
+               "connection to server", "Connection refused", "port ", "127.0.0.1", "user=",
+               "dbname", "host=", "password", "nobody", "relation ", "does not exist"]
+
+
+def no_db_text(path, body):
+    text = json.dumps(body)
+    leaked = [t for t in RAW_DB_TEXT if t in text]
+    return check(not leaked, f"{path}: the answer names nothing of the database ({leaked or 'ok'})")
+
+
+def raw_get(path, base=None):
+    """(status, parsed JSON or None) without checks."""
+    try:
+        with urllib.request.urlopen((base or BASE) + path, timeout=10) as r:
+            status, raw = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw
+
+
+def counters():
+    text = raw_get("/metrics")[1].decode()
+    return {c: int(re.search(r'^gpuhealth_api_responses_total\{class="%s"\} (\d+)$' % c, text,
+                             re.M).group(1)) for c in ("2xx", "4xx", "5xx")}
 
 
 def bad_param(path, param, want=400):
@@ -249,6 +283,49 @@ bad_param("/api/v1/alerts?limit=ten", "limit")
 bad_param("/api/v1/alerts?limit=1001", "limit")
 bad_param("/api/v1/alerts?gpu=x%20y", "gpu")
 
+# ---- input that is not valid UTF-8 or over its bound: a 400 naming it, counted as sent
+EURO = urllib.parse.quote("\u20ac")
+utf8_cases = [
+    ("/api/v1/gpus?status=%FF", "status"),
+    ("/api/v1/gpus?host=%FF%FE", "host"),            # went to the database: 503 before
+    ("/api/v1/gpus?host=" + "a" * 300, "host"),        # over 256 bytes
+    ("/api/v1/alerts?gpu=" + EURO * 100, "gpu"),       # cut inside a character: 500 before
+    ("/api/v1/alerts?state=x" + EURO * 100, "state"),
+    ("/api/v1/alerts?host=%C0%AF", "host"),           # an overlong '/'
+    ("/api/v1/alerts?%FF=1", None),
+    ("/api/v1/gpus/" + EURO * 40, "uuid"),
+    ("/api/v1/gpus/%ED%A0%80", "uuid"),               # a surrogate
+    ("/api/v1/gpus/" + EURO * 200 + "/metrics", "uuid"),
+]
+c0 = counters()
+sent = {"2xx": 0, "4xx": 0, "5xx": 0}
+for path, param in utf8_cases:
+    body = get(path, 400)
+    sent["4xx"] += 1  # get() checked it was 400; a wrong one fails there
+    if isinstance(body, dict):
+        check(body.get("error") == "bad_parameter" and (param is None or body.get("parameter") == param),
+              f"{path[:60]}: bad_parameter naming '{param}' ({body.get('parameter')})")
+for path in ("/api/v1/%FF", "/" + EURO * 300):
+    st, body = raw_get(path)
+    sent[f"{st // 100}xx"] += 1
+    check(st == 400 and isinstance(body, dict) and body.get("error") == "bad_parameter",
+          f"{path[:40]}: a path that is not UTF-8 or too long is a 400 bad_parameter ({st})")
+    if isinstance(body, dict):
+        validate_schema(path[:40], "GET", st, {"$ref": "#/components/schemas/Error"}, body)
+c1 = counters()
+delta = {k: c1[k] - c0[k] for k in c0}
+sent["2xx"] += 1  # the first /metrics
+check(delta == sent, f"/metrics counts the statuses sent: {delta} == {sent}")
+
+# ---- bad values are the client's: validated before any query, never a database outage
+bad_param(f"/api/v1/gpus/{A}/metrics?from=100000000000000000000", "from")
+bad_param(f"/api/v1/gpus/{A}/metrics?to=99999999999999", "to")
+bad_param(f"/api/v1/gpus/{A}/metrics?from=0001-01-01T00:00:00Z&to=1970-01-01T01:00:00Z", "from")
+bad_param(f"/api/v1/gpus/{A}/metrics?from={now - 3600:.0f}&to={now:.0f}&step=1e300", "step")
+for path in (f"/api/v1/gpus/{A}/metrics?from=100000000000000000000", "/api/v1/gpus?host=%FF",
+             f"/api/v1/gpus/{A}/metrics?to=99999999999999"):
+    no_db_text(path, raw_get(path)[1])
+
 # ---- other paths and methods
 nf = get("/api/v1/nothing", 404)
 check(nf["error"] == "not_found", "an unknown path is a JSON 404")
@@ -273,8 +350,19 @@ except ImportError:
 # ---- database unreachable: 503 with the Error schema, never a hang or a 200
 d = get("/healthz", 503, base=DOWN)
 check(d["status"] == "unavailable" and d["database"] == "down", f"/healthz 503 when the database is down")
+no_db_text("/healthz (database down)", d)
 e = get("/api/v1/gpus", 503, base=DOWN)
 check(e["error"] == "database_unavailable", "/api/v1/gpus 503 database_unavailable")
+no_db_text("/api/v1/gpus (database down)", e)
+
+# ---- a database that answers but refuses the query: a 500 of ours, not an outage
+hn = get("/healthz", 200, base=NOPRIV)
+check(hn == {"status": "ok", "database": "up"}, f"/healthz: the database is up ({hn})")
+for path in ("/api/v1/gpus", f"/api/v1/gpus/{A}", "/api/v1/alerts"):
+    e = get(path, 500, base=NOPRIV)
+    if isinstance(e, dict):
+        check(e.get("error") == "internal", f"{path} without the right to read: 500 internal ({e.get('error')})")
+        no_db_text(path + " (no privilege)", e)
 
 # every documented path was exercised
 missing = set(SPEC["paths"]) - seen_paths

@@ -26,8 +26,12 @@ psql -X -q -v ON_ERROR_STOP=1 "$owner" -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1
 reader="${owner/user=postgres/user=gh_reader_it}"
 psql -X -q "$reader" -c "INSERT INTO alerts (gpu_key, kind, severity, message, raised_at) VALUES ('x', 'x', 'info', 'x', now())" >/dev/null 2>&1 && die "the reader role can write: the test would not show the API is read-only"
 
+# a login that reaches the database but may read nothing: server-side query failures
+psql -X -q -v ON_ERROR_STOP=1 "$owner" -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'gh_nopriv_it') THEN CREATE ROLE gh_nopriv_it LOGIN; END IF; END \$\$" >/dev/null || die "cannot create the unprivileged login role"
+nopriv="${owner/user=postgres/user=gh_nopriv_it}"
+
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-P1=$(port); P2=$(port); DEAD=$(port)
+P1=$(port); P2=$(port); P3=$(port); DEAD=$(port)
 # a service manager's notify socket: records every datagram the API sends
 /usr/bin/python3 -c '
 import socket, sys
@@ -47,13 +51,23 @@ PIDS+=($!)
 # a database that does not answer: nothing listens on $DEAD
 "$BIN" api --db "host=127.0.0.1 port=$DEAD user=nobody dbname=none connect_timeout=2" --listen "127.0.0.1:$P2" >"$TMP/api-down.log" 2>&1 &
 PIDS+=($!)
+"$BIN" api --db "$nopriv" --listen "127.0.0.1:$P3" >"$TMP/api-nopriv.log" 2>&1 &
+PIDS+=($!)
 for i in $(seq 1 50); do
-  curl -s -o /dev/null "http://127.0.0.1:$P1/healthz" && curl -s -o /dev/null "http://127.0.0.1:$P2/metrics" && break
+  curl -s -o /dev/null "http://127.0.0.1:$P1/healthz" && curl -s -o /dev/null "http://127.0.0.1:$P2/metrics" \
+    && curl -s -o /dev/null "http://127.0.0.1:$P3/metrics" && break
   sleep 0.1
 done
 
-/usr/bin/python3 "$ROOT/tests/integration/api_checks.py" "http://127.0.0.1:$P1" "$ROOT/docs/openapi.yaml" "$owner" "http://127.0.0.1:$P2"
+/usr/bin/python3 "$ROOT/tests/integration/api_checks.py" "http://127.0.0.1:$P1" "$ROOT/docs/openapi.yaml" "$owner" "http://127.0.0.1:$P2" "http://127.0.0.1:$P3"
 rc=$?
+
+# the database's text goes to the log, never to a client
+if grep -q 'SQLSTATE 42501.*permission denied' "$TMP/api-nopriv.log"; then
+  echo "ok: the refused query's SQLSTATE and text are in the API's log"
+else
+  echo "FAIL: the API's log lacks the refused query's cause:"; tail -5 "$TMP/api-nopriv.log"; rc=1
+fi
 
 # a clean stop on SIGTERM, with the summary line
 kill -TERM "${PIDS[0]}"

@@ -1,4 +1,5 @@
-/* The API's time parameters: RFC 3339 (with a '+' that arrived as a blank) and Unix seconds. */
+/* The API's time parameters: RFC 3339 (with a '+' that arrived as a blank) and Unix seconds,
+ * 1970 to 9999; and its UTF-8 check of every parameter and path. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -38,12 +39,41 @@ static void test_times(void **state)
 		longtext[i] = 'x';
 	longtext[sizeof(longtext) - 1] = '\0';
 	assert_int_not_equal(api_parse_time(longtext, &t), 0);
+
+	/* out of what RFC 3339 and the database's to_timestamp() take: refused up front */
+	assert_int_equal(api_parse_time("253402300799", &t), 0);
+	assert_int_equal(api_parse_time("9999-12-31T23:59:59Z", &t), 0);
+	assert_int_not_equal(api_parse_time("253402300800", &t), 0);
+	assert_int_not_equal(api_parse_time("100000000000000000000", &t), 0);
+	assert_int_not_equal(api_parse_time("99999999999999", &t), 0);
+	assert_int_not_equal(api_parse_time("0001-01-01T00:00:00Z", &t), 0);
+	assert_int_not_equal(api_parse_time("1969-12-31T23:59:59Z", &t), 0);
+	assert_int_equal(api_parse_time("1970-01-01T00:00:00Z", &t), 0);
+}
+
+static void test_utf8(void **state)
+{
+	(void)state;
+	assert_true(api_utf8_valid(""));
+	assert_true(api_utf8_valid("node-a"));
+	assert_true(api_utf8_valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+	assert_true(api_utf8_valid("\xf4\x8f\xbf\xbf"));         /* U+10FFFF */
+	assert_false(api_utf8_valid("\xff"));                      /* never in UTF-8 */
+	assert_false(api_utf8_valid("a\x80"));                     /* a lone continuation */
+	assert_false(api_utf8_valid("\xe2\x82"));                  /* cut short */
+	assert_false(api_utf8_valid("\xe2\x82x"));                 /* cut by ASCII */
+	assert_false(api_utf8_valid("\xc0\xaf"));                  /* overlong '/' */
+	assert_false(api_utf8_valid("\xe0\x80\xaf"));              /* overlong '/' */
+	assert_false(api_utf8_valid("\xed\xa0\x80"));              /* a surrogate */
+	assert_false(api_utf8_valid("\xf4\x90\x80\x80"));          /* past U+10FFFF */
+	assert_false(api_utf8_valid("\xf8\x88\x80\x80\x80"));      /* 5 bytes */
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_times),
+	    cmocka_unit_test(test_utf8),
 	};
 	return cmocka_run_group_tests_name("api parameters", tests, NULL, NULL);
 }
