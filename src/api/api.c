@@ -24,8 +24,10 @@
 #include "core/timeutil.h"
 #include "store/pg.h"
 
-#define CONN_LIMIT      256
-#define CONN_TIMEOUT_S  30
+#define CONN_LIMIT      256 /* all clients together */
+#define PER_CLIENT_DEF  32  /* one client address (--max-client-connections) */
+#define CONN_TIMEOUT_S  10  /* a connection silent this long is closed */
+#define HEAD_DEADLINE_S 10  /* a request head (and the wait for it) may take this long */
 #define MAX_ARGS        16
 #define MAX_KEY         128
 #define MAX_POINTS      10000
@@ -69,9 +71,19 @@ struct pconn {
 	bool busy;
 };
 
+/* One client connection, for the head deadline (MHD's own timeout is reset by every byte,
+ * so a client that sends one byte a second would hold a connection for ever). */
+struct cconn {
+	struct cconn *prev, *next;
+	int fd;          /* MHD's socket: valid until the CLOSED notification, which unlinks */
+	double since;    /* start of the wait for the next request head (time_mono) */
+	bool in_request; /* the head is in: answering (no deadline) */
+	bool cut;        /* already shut down by the reaper */
+};
+
 struct api {
 	char *listen, *conninfo;
-	unsigned threads;
+	unsigned threads, per_client;
 	char address[80];
 	struct MHD_Daemon *daemon;
 
@@ -79,7 +91,14 @@ struct api {
 	pthread_cond_t pool_cv;
 	struct pconn *pool; /* threads entries */
 
+	pthread_mutex_t cc_mu; /* guards the list and every cconn in it */
+	struct cconn *cc_head;
+	pthread_t reaper;
+	bool reaper_started;
+	atomic_bool reaper_stop;
+
 	atomic_uint_least64_t n_requests[EP_COUNT], n_2xx, n_4xx, n_5xx, n_db_errors;
+	atomic_uint_least64_t n_head_timeouts;
 	atomic_uint_least64_t duration_us[EP_COUNT];
 };
 
@@ -910,8 +929,13 @@ static char *metrics_text(struct api *api)
 	              "gpuhealth_api_db_errors_total %llu\n"
 	              "# HELP gpuhealth_api_db_connections Open pooled database connections.\n"
 	              "# TYPE gpuhealth_api_db_connections gauge\n"
-	              "gpuhealth_api_db_connections %u\n",
-	              (unsigned long long)st.db_errors, st.db_connections);
+	              "gpuhealth_api_db_connections %u\n"
+	              "# HELP gpuhealth_api_head_timeouts_total Connections closed because no "
+	              "whole request head came within %d s.\n"
+	              "# TYPE gpuhealth_api_head_timeouts_total counter\n"
+	              "gpuhealth_api_head_timeouts_total %llu\n",
+	              (unsigned long long)st.db_errors, st.db_connections, HEAD_DEADLINE_S,
+	              (unsigned long long)atomic_load(&api->n_head_timeouts));
 	if (sb.overflow || !sb.data) {
 		strbuf_free(&sb);
 		return NULL;
@@ -1011,6 +1035,86 @@ static enum MHD_Result send_json(struct api *api, struct MHD_Connection *c, int 
 	return ret;
 }
 
+static void cconn_mark(struct api *api, struct MHD_Connection *c, bool in_request)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct cconn *cc = ci ? ci->socket_context : NULL;
+	if (!cc)
+		return;
+	pthread_mutex_lock(&api->cc_mu);
+	cc->in_request = in_request;
+	cc->since = time_mono();
+	pthread_mutex_unlock(&api->cc_mu);
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: track each connection from accept to close. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct api *api = cls;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		struct cconn *cc = calloc(1, sizeof(*cc));
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (!cc || !ci) { /* left to MHD's inactivity timeout */
+			free(cc);
+			return;
+		}
+		cc->fd = ci->connect_fd;
+		cc->since = time_mono();
+		pthread_mutex_lock(&api->cc_mu);
+		cc->next = api->cc_head;
+		if (api->cc_head)
+			api->cc_head->prev = cc;
+		api->cc_head = cc;
+		pthread_mutex_unlock(&api->cc_mu);
+		*socket_context = cc; /* owned by the list until CLOSED */
+	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+		struct cconn *cc = *socket_context;
+		pthread_mutex_lock(&api->cc_mu); /* the reaper may be shutting this fd down */
+		if (cc->prev)
+			cc->prev->next = cc->next;
+		else
+			api->cc_head = cc->next;
+		if (cc->next)
+			cc->next->prev = cc->prev;
+		pthread_mutex_unlock(&api->cc_mu);
+		free(cc);
+		*socket_context = NULL;
+	}
+}
+
+/* MHD_OPTION_NOTIFY_COMPLETED: the answer is out; the wait for the next head starts. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+	(void)con_cls;
+	(void)toe;
+	cconn_mark(cls, c, false);
+}
+
+/* Shuts down every connection whose request head has not arrived within HEAD_DEADLINE_S;
+ * MHD then sees the end of the stream and closes it (and its per-client count drops). */
+static void *reaper_main(void *arg)
+{
+	struct api *api = arg;
+	while (!atomic_load(&api->reaper_stop)) {
+		struct timespec ts = {0, 200 * 1000000L};
+		nanosleep(&ts, NULL);
+		double now = time_mono();
+		pthread_mutex_lock(&api->cc_mu);
+		for (struct cconn *cc = api->cc_head; cc; cc = cc->next)
+			if (!cc->in_request && !cc->cut && now - cc->since > HEAD_DEADLINE_S) {
+				shutdown(cc->fd, SHUT_RDWR);
+				cc->cut = true;
+				atomic_fetch_add(&api->n_head_timeouts, 1);
+			}
+		pthread_mutex_unlock(&api->cc_mu);
+	}
+	return NULL;
+}
+
 static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **con_cls)
@@ -1018,6 +1122,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	struct api *api = cls;
 	double t0 = time_mono();
 	struct req rq = {.api = api, .status = 0};
+	cconn_mark(api, c, true);
 	char key[MAX_KEY + 2] = "";
 	enum endpoint ep = route(&rq, url, key, sizeof(key));
 	atomic_fetch_add(&api->n_requests[ep], 1);
@@ -1085,10 +1190,19 @@ int api_create(struct api **out, const struct api_params *params, char *err, siz
 		goto oom;
 	pthread_mutex_init(&api->pool_mu, NULL);
 	pthread_cond_init(&api->pool_cv, NULL);
+	pthread_mutex_init(&api->cc_mu, NULL);
 	api->threads = params->threads ? params->threads : 4;
 	if (api->threads > 64) {
 		snprintf(err, errlen, "api: %u worker threads is too many (at most 64)",
 		         api->threads);
+		api_destroy(api);
+		return -EINVAL;
+	}
+	api->per_client = params->per_client ? params->per_client : PER_CLIENT_DEF;
+	if (api->per_client > CONN_LIMIT) {
+		snprintf(err, errlen,
+		         "api: %u connections per client is more than the %d of all clients together",
+		         api->per_client, CONN_LIMIT);
 		api_destroy(api);
 		return -EINVAL;
 	}
@@ -1227,13 +1341,23 @@ int api_start(struct api *api, char *err, size_t errlen)
 	    MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, api,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 	    MHD_OPTION_THREAD_POOL_SIZE, api->threads, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
-	    MHD_OPTION_END);
+	    (unsigned)CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT, api->per_client,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_CONNECTION,
+	    on_connection, api, MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_END);
 	if (!api->daemon) {
 		close(fd);
 		snprintf(err, errlen, "cannot start the HTTP server on %s", api->address);
 		return -EIO;
 	}
+	atomic_store(&api->reaper_stop, false);
+	rc = pthread_create(&api->reaper, NULL, reaper_main, api);
+	if (rc) {
+		MHD_stop_daemon(api->daemon);
+		api->daemon = NULL;
+		snprintf(err, errlen, "cannot start the API's deadline thread: %s", strerror(rc));
+		return -rc;
+	}
+	api->reaper_started = true;
 	return 0; /* fd is owned by the daemon: MHD_stop_daemon closes it */
 }
 
@@ -1245,8 +1369,13 @@ const char *api_address(const struct api *api)
 void api_stop(struct api *api)
 {
 	if (api && api->daemon) {
-		MHD_stop_daemon(api->daemon);
+		MHD_stop_daemon(api->daemon); /* closes every connection: the list empties */
 		api->daemon = NULL;
+	}
+	if (api && api->reaper_started) {
+		atomic_store(&api->reaper_stop, true);
+		pthread_join(api->reaper, NULL);
+		api->reaper_started = false;
 	}
 }
 
@@ -1278,6 +1407,7 @@ void api_destroy(struct api *api)
 	free(api->listen);
 	free(api->conninfo);
 	pthread_mutex_destroy(&api->pool_mu);
+	pthread_mutex_destroy(&api->cc_mu);
 	pthread_cond_destroy(&api->pool_cv);
 	free(api);
 }

@@ -17,6 +17,7 @@ struct api_params {
 	const char *listen;   /* HOST:PORT, ":8080" when NULL */
 	const char *conninfo; /* libpq conninfo or URI; NULL: the PG* environment */
 	unsigned threads;     /* HTTP worker threads = pooled connections; 0: 4 */
+	unsigned per_client;  /* connections one client address may hold; 0: 32 */
 };
 
 struct api_stats {

@@ -29,6 +29,7 @@ int api_cmd_run(struct config *cfg)
 	struct api_params p = {
 	    .listen = config_str(cfg, "listen"),
 	    .conninfo = config_str(cfg, "db"),
+	    .per_client = (unsigned)config_int(cfg, "max-client-connections"),
 	};
 	struct api *api = NULL;
 	char err[512];

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # gpuhealth api against the real PostgreSQL: a migrated database seeded with api_seed.sql, read
 # through a login role in gpuhealth_reader; every endpoint, bad parameters, an unknown GPU, a
-# database that is down, and every JSON answer checked against docs/openapi.yaml
-# (api_checks.py). Needs GPUHEALTH_TEST_PG only (no Kafka).
+# database that is down, a role that may read nothing, input that is not UTF-8 or out of
+# range, every JSON answer checked against docs/openapi.yaml (api_checks.py), and one client
+# holding 300 slow connections (api_slowclient.py). Needs GPUHEALTH_TEST_PG only (no Kafka).
 set -u
 BIN=${1:?usage: test_api.sh PATH_TO_GPUHEALTH}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -68,6 +69,14 @@ if grep -q 'SQLSTATE 42501.*permission denied' "$TMP/api-nopriv.log"; then
 else
   echo "FAIL: the API's log lacks the refused query's cause:"; tail -5 "$TMP/api-nopriv.log"; rc=1
 fi
+
+# one client holding 300 slow connections (a head trickled 1 byte/s from 127.0.0.1) takes
+# neither /healthz from another address (127.0.0.2) nor anything for longer than the head
+# deadline (10 s)
+/usr/bin/python3 "$ROOT/tests/integration/api_slowclient.py" 127.0.0.1 "$P1" 300 15 12.5 || rc=1
+curl -s "http://127.0.0.1:$P1/metrics" | grep -q '^gpuhealth_api_head_timeouts_total [1-9]' \
+  && echo "ok: /metrics counts the connections cut at the head deadline" \
+  || { echo "FAIL: gpuhealth_api_head_timeouts_total did not count the slow connections"; rc=1; }
 
 # a clean stop on SIGTERM, with the summary line
 kill -TERM "${PIDS[0]}"
