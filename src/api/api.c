@@ -351,6 +351,17 @@ enum dbfail {
 	DB_SERVER,      /* anything else (a timeout, a privilege, a bug): 500 */
 };
 
+static enum dbfail classify(const char *sqlstate);
+
+int api_sqlstate_status(const char *sqlstate)
+{
+	switch (classify(sqlstate)) {
+	case DB_UNREACHABLE: return 503;
+	case DB_CLIENT: return 400;
+	default: return 500;
+	}
+}
+
 static enum dbfail classify(const char *sqlstate)
 {
 	if (!sqlstate || strlen(sqlstate) != 5)

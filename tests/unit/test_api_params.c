@@ -1,5 +1,5 @@
 /* The API's time parameters: RFC 3339 (with a '+' that arrived as a blank) and Unix seconds,
- * 1970 to 9999; and its UTF-8 check of every parameter and path. */
+ * 1970 to 9999; its UTF-8 check of every parameter and path; the status of a failed query. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -69,11 +69,31 @@ static void test_utf8(void **state)
 	assert_false(api_utf8_valid("\xf8\x88\x80\x80\x80"));      /* 5 bytes */
 }
 
+static void test_sqlstate(void **state)
+{
+	(void)state;
+	assert_int_equal(api_sqlstate_status(NULL), 503);     /* no result: the connection */
+	assert_int_equal(api_sqlstate_status("08006"), 503);  /* connection failure */
+	assert_int_equal(api_sqlstate_status("08001"), 503);
+	assert_int_equal(api_sqlstate_status("57P01"), 503);  /* admin shutdown */
+	assert_int_equal(api_sqlstate_status("57P03"), 503);  /* cannot connect now */
+	assert_int_equal(api_sqlstate_status("53300"), 503);  /* too many connections */
+	assert_int_equal(api_sqlstate_status("22008"), 400);  /* datetime field overflow */
+	assert_int_equal(api_sqlstate_status("22021"), 400);  /* bad byte sequence */
+	assert_int_equal(api_sqlstate_status("22P02"), 400);  /* invalid text representation */
+	assert_int_equal(api_sqlstate_status("42501"), 500);  /* insufficient privilege */
+	assert_int_equal(api_sqlstate_status("42P01"), 500);  /* undefined table */
+	assert_int_equal(api_sqlstate_status("57014"), 500);  /* statement timeout */
+	assert_int_equal(api_sqlstate_status("53100"), 500);  /* disk full */
+	assert_int_equal(api_sqlstate_status("XX000"), 500);  /* internal error */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_times),
 	    cmocka_unit_test(test_utf8),
+	    cmocka_unit_test(test_sqlstate),
 	};
 	return cmocka_run_group_tests_name("api parameters", tests, NULL, NULL);
 }
