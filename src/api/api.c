@@ -403,7 +403,7 @@ static PGresult *query(struct api *api, struct pconn *p, const char *sql, int n,
 		PQclear(r);
 		if (!pg_connection_lost(p->conn)) {
 			if (*why == DB_UNREACHABLE && ss)
-				*why = DB_SERVER; /* e.g. 53300 on a live session: not a lost server */
+				*why = DB_SERVER; /* 53300 on a live session: the server is there */
 			break; /* a SQL error: retrying changes nothing */
 		}
 		*why = DB_UNREACHABLE;
@@ -486,8 +486,8 @@ static bool args_allowed(struct req *rq, const char *const *allowed)
 		if (!api_utf8_valid(rq->keys[i])) {
 			set(rq, 400,
 			    err_body("bad_parameter", rq->keys[i],
-			             "a parameter name ('%s') is not valid UTF-8: percent-encode UTF-8 "
-			             "text",
+			             "a parameter name ('%s') is not valid UTF-8: percent-encode "
+			             "UTF-8 text",
 			             rq->keys[i]));
 			return false;
 		}
@@ -502,8 +502,8 @@ static bool args_allowed(struct req *rq, const char *const *allowed)
 		if (vlen > MAX_VALUE) {
 			set(rq, 400,
 			    err_body("bad_parameter", rq->keys[i],
-			             "parameter '%s' is %zu bytes long: at most %d", rq->keys[i], vlen,
-			             MAX_VALUE));
+			             "parameter '%s' is %zu bytes long: at most %d", rq->keys[i],
+			             vlen, MAX_VALUE));
 			return false;
 		}
 	}
@@ -558,8 +558,8 @@ static PGresult *rq_query(struct req *rq, const char *sql, int n, const char *co
 	default:
 		set(rq, 500,
 		    err_body("internal", NULL,
-		             "the query failed on the server's side (SQLSTATE %s); the API's log has "
-		             "the cause",
+		             "the query failed on the server's side (SQLSTATE %s); the API's log "
+		             "has the cause",
 		             state[0] ? state : "none"));
 	}
 	return NULL;
@@ -936,7 +936,8 @@ static char *metrics_text(struct api *api)
 	api_stats(api, &st);
 	strbuf_printf(&sb,
 	              "# HELP gpuhealth_api_db_errors_total Failed database connections and "
-	              "queries (not those a request's values caused).\n# TYPE gpuhealth_api_db_errors_total counter\n"
+	              "queries (not those a request's values caused).\n"
+	              "# TYPE gpuhealth_api_db_errors_total counter\n"
 	              "gpuhealth_api_db_errors_total %llu\n"
 	              "# HELP gpuhealth_api_db_connections Open pooled database connections.\n"
 	              "# TYPE gpuhealth_api_db_connections gauge\n"
@@ -963,9 +964,10 @@ static enum endpoint route(struct req *rq, const char *url, char *key, size_t ke
 	if (!api_utf8_valid(url) || ulen > MAX_PATH) {
 		set(rq, 400,
 		    err_body("bad_parameter", under_gpus ? "uuid" : "path",
-		             ulen > MAX_PATH ? "the path is %zu bytes long: at most %d"
-		                             : "the path is not valid UTF-8 (%zu bytes, at most %d): "
-		                               "percent-encode UTF-8 text",
+		             ulen > MAX_PATH
+		                 ? "the path is %zu bytes long: at most %d"
+		                 : "the path is not valid UTF-8 (%zu bytes, at most %d): "
+		                   "percent-encode UTF-8 text",
 		             ulen, MAX_PATH));
 		return under_gpus ? EP_GPU : EP_OTHER;
 	}
@@ -1212,7 +1214,8 @@ int api_create(struct api **out, const struct api_params *params, char *err, siz
 	api->per_client = params->per_client ? params->per_client : PER_CLIENT_DEF;
 	if (api->per_client > CONN_LIMIT) {
 		snprintf(err, errlen,
-		         "api: %u connections per client is more than the %d of all clients together",
+		         "api: %u connections per client is more than the %d of all clients "
+		         "together",
 		         api->per_client, CONN_LIMIT);
 		api_destroy(api);
 		return -EINVAL;
