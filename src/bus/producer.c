@@ -243,6 +243,16 @@ static int spool_dir_check(const char *dir, char *err, size_t errlen)
 		return -ENOTDIR;
 	}
 	unsigned me = (unsigned)geteuid(), mode = (unsigned)(st.st_mode & 07777);
+	if ((st.st_mode & S_IWOTH) && (st.st_mode & S_ISVTX)) {
+		/* /tmp and its kind, whoever owns them: shared on purpose, not to be "fixed";
+		 * anyone may create a file there under the next segment's name */
+		snprintf(err, errlen,
+			 "--spool-dir '%s' is a shared directory (mode %04o): other users could "
+			 "plant files under the spool's names. Give a directory of this user's own, "
+			 "e.g. 'mkdir -m 700 %s/gpuhealth-spool' and --spool-dir %s/gpuhealth-spool",
+			 dir, mode, dir, dir);
+		return -EPERM;
+	}
 	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && st.st_uid != geteuid()) {
 		snprintf(err, errlen,
 			 "--spool-dir '%s' is writable by other users (mode %04o) and owned by uid "
