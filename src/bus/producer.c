@@ -118,11 +118,156 @@ struct spool {
 	uint64_t seg_max;     /* rotate the written segment past this size */
 	uint64_t max_bytes;
 	uint64_t events, bytes; /* unread */
+	uint64_t next_seq;      /* above every segment name seen, kept or moved aside */
 };
 
 static void seg_path(const struct spool *sp, uint64_t seq, const char *ext, char *out, size_t n)
 {
 	snprintf(out, n, "%s/spool-%020" PRIu64 ".%s", sp->dir, seq, ext);
+}
+
+/* Creates path for writing: exclusive (never an existing file or a symbolic link planted in
+ * its place), mode 0600 (events are fleet data: only this user reads them). NULL and errno on
+ * failure. */
+static FILE *create_private(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return NULL;
+	FILE *f = fdopen(fd, "wb");
+	if (!f) {
+		int e = errno;
+		close(fd);
+		unlink(path);
+		errno = e;
+	}
+	return f; /* caller owns */
+}
+
+/* Opens a spool or journal file found in the directory: not through a symbolic link, and only a
+ * regular file of this user with no other name (a file planted by someone else is not read,
+ * nor written through). Loosens nothing: a file left 0644 by an older version becomes 0600.
+ * Returns the descriptor (caller owns); -errno, with why[] set (and why[0] != '\0') when the
+ * file is one to move aside rather than a failure of this process. */
+static int open_own(const char *path, int flags, char *why, size_t whylen)
+{
+	why[0] = '\0';
+	int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		if (e == ELOOP)
+			snprintf(why, whylen, "a symbolic link");
+		else if (e == EISDIR)
+			snprintf(why, whylen, "a directory");
+		else if (e == EACCES || e == EPERM || e == ENXIO || e == EWOULDBLOCK)
+			snprintf(why, whylen, "not readable and writable by this user (%s)",
+				 strerror(e));
+		return -e;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	if (!S_ISREG(st.st_mode))
+		snprintf(why, whylen, "not a regular file");
+	else if (st.st_uid != geteuid())
+		snprintf(why, whylen, "owned by another user (uid %u, this user is uid %u)",
+			 (unsigned)st.st_uid, (unsigned)geteuid());
+	else if (st.st_nlink != 1)
+		snprintf(why, whylen, "a hard link (%u names)", (unsigned)st.st_nlink);
+	if (why[0]) {
+		close(fd);
+		return -EPERM;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	if ((st.st_mode & 0077) && fchmod(fd, 0600) != 0)
+		log_warn("producer: cannot make %s private (chmod 600): %s", path, strerror(errno));
+	return fd;
+}
+
+/* Moves a file that is not ours, or not a spool file, out of the way: renamed to NAME.bad
+ * (NAME.bad.2, ... when taken), which no scan reads, and reported. Never fatal: the collector
+ * starts without it. Returns true when it was moved. */
+static bool move_aside(const char *path, const char *why)
+{
+	char bad[4300];
+	for (int i = 1; i <= 99; i++) {
+		if (i == 1)
+			snprintf(bad, sizeof(bad), "%s.bad", path);
+		else
+			snprintf(bad, sizeof(bad), "%s.bad.%d", path, i);
+		if (renameat2(AT_FDCWD, path, AT_FDCWD, bad, RENAME_NOREPLACE) == 0) {
+			log_warn("producer: %s is %s: moved aside to %s, not read (look at it, then "
+				 "delete it)",
+				 path, why, bad);
+			return true;
+		}
+		if (errno == EEXIST)
+			continue;
+		if (errno == EINVAL && access(bad, F_OK) != 0 && rename(path, bad) == 0) {
+			log_warn("producer: %s is %s: moved aside to %s, not read (look at it, then "
+				 "delete it)",
+				 path, why, bad);
+			return true;
+		}
+		break;
+	}
+	log_warn("producer: %s is %s and cannot be moved aside (%s): ignored; remove it", path,
+		 why, strerror(errno));
+	return false;
+}
+
+/* The spool directory: created 0700; refused when others may write into it and it is not
+ * this user's (they could plant or swap the files it reads). Returns 0 or -errno (message in
+ * err). */
+static int spool_dir_check(const char *dir, char *err, size_t errlen)
+{
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		int e = errno;
+		snprintf(err, errlen, "--spool-dir '%s': cannot create it: %s", dir, strerror(e));
+		return -e;
+	}
+	struct stat st;
+	if (stat(dir, &st) != 0) {
+		int e = errno;
+		snprintf(err, errlen, "--spool-dir '%s': cannot open it: %s", dir, strerror(e));
+		return -e;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "--spool-dir '%s' is not a directory: give a directory",
+			 dir);
+		return -ENOTDIR;
+	}
+	unsigned me = (unsigned)geteuid(), mode = (unsigned)(st.st_mode & 07777);
+	if ((st.st_mode & S_IWOTH) && (st.st_mode & S_ISVTX)) {
+		/* /tmp and its kind, whoever owns them: shared on purpose, not to be "fixed";
+		 * anyone may create a file there under the next segment's name */
+		snprintf(err, errlen,
+			 "--spool-dir '%s' is a shared directory (mode %04o): other users could "
+			 "plant files under the spool's names. Give a directory of this user's own, "
+			 "e.g. 'mkdir -m 700 %s/gpuhealth-spool' and --spool-dir %s/gpuhealth-spool",
+			 dir, mode, dir, dir);
+		return -EPERM;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && st.st_uid != geteuid()) {
+		snprintf(err, errlen,
+			 "--spool-dir '%s' is writable by other users (mode %04o) and owned by uid "
+			 "%u, not by this user (uid %u): anyone who can write there could plant or "
+			 "replace the spooled events. Give a directory of this user's own "
+			 "(--spool-dir, e.g. one made with 'mkdir -m 700'), or fix this one: "
+			 "'chown %u %s && chmod 700 %s'",
+			 dir, mode, (unsigned)st.st_uid, me, me, dir, dir);
+		return -EPERM;
+	}
+	if (st.st_mode & S_IWOTH)
+		log_warn("producer: --spool-dir '%s' is writable by every user (mode %04o): others "
+			 "can plant files there; 'chmod 700 %s'",
+			 dir, mode, dir);
+	return 0;
 }
 
 static int seg_insert(struct spool *sp, size_t at, struct seg s)
@@ -203,14 +348,51 @@ static int read_rec(int fd, uint64_t off, uint64_t size, struct rec **out, uint6
 	return 0;
 }
 
-/* Counts the records of one segment; cuts a damaged tail off (a crash mid-write). */
-static int seg_scan(struct spool *sp, struct seg *s, uint64_t *damaged)
+/* Copies bytes [off, size) of fd into a new file NAME.bad (or .bad.N), so that a cut cannot lose
+ * what is in them. Returns the name in out, or "" when it could not be kept. */
+static void keep_tail(int fd, uint64_t off, uint64_t size, const char *path, char *out,
+		      size_t outlen)
+{
+	out[0] = '\0';
+	FILE *f = NULL;
+	for (int i = 1; i <= 99 && !f; i++) {
+		if (i == 1)
+			snprintf(out, outlen, "%s.bad", path);
+		else
+			snprintf(out, outlen, "%s.bad.%d", path, i);
+		f = create_private(out);
+		if (!f && errno != EEXIST)
+			break;
+	}
+	if (!f) {
+		out[0] = '\0';
+		return;
+	}
+	char buf[65536];
+	int rc = 0;
+	while (!rc && off < size) {
+		size_t want = size - off < sizeof(buf) ? (size_t)(size - off) : sizeof(buf);
+		rc = pread_full(fd, buf, want, off);
+		if (!rc && fwrite(buf, 1, want, f) != want)
+			rc = -EIO;
+		off += want;
+	}
+	if (fclose(f) != 0 || rc) {
+		unlink(out);
+		out[0] = '\0';
+	}
+}
+
+/* Counts the records of one segment; cuts a damaged tail off (a crash mid-write; a damaged
+ * record with whole records after it is kept in NAME.bad first). Returns 0 or -errno; -EPERM
+ * or -EBADMSG with why[] set: the file is not a spool segment of this user, to move aside. */
+static int seg_scan(struct spool *sp, struct seg *s, uint64_t *damaged, char *why, size_t whylen)
 {
 	char path[4200];
 	seg_path(sp, s->seq, "gh", path, sizeof(path));
-	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int fd = open_own(path, O_RDWR, why, whylen);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	int rc = 0;
 	struct stat stt;
 	if (fstat(fd, &stt) != 0) {
@@ -236,9 +418,7 @@ static int seg_scan(struct spool *sp, struct seg *s, uint64_t *damaged)
 	}
 	if (size < SPOOL_HDR || pread_full(fd, magic, SPOOL_HDR, 0) != 0 ||
 	    memcmp(magic, SPOOL_MAGIC, SPOOL_HDR) != 0) {
-		log_error("producer: spool file %s is not a gpuhealth spool segment; move it out of "
-			  "the spool directory",
-			  path);
+		snprintf(why, whylen, "not a gpuhealth spool segment (no %s header)", SPOOL_MAGIC);
 		rc = -EBADMSG;
 		goto out;
 	}
@@ -248,9 +428,23 @@ static int seg_scan(struct spool *sp, struct seg *s, uint64_t *damaged)
 		uint64_t next = off;
 		rc = read_rec(fd, off, size, &r, &next);
 		if (rc == -EBADMSG) {
-			log_error("producer: spool file %s: damaged record at byte %" PRIu64
-				  " (%" PRIu64 " bytes cut off; the events in them are lost)",
-				  path, off, size - off);
+			/* a record cut by a crash ends the file; a whole one with a bad checksum
+			 * may have whole records after it: keep those bytes before the cut */
+			uint32_t h[2] = {0, 0};
+			bool whole = size - off >= REC_HDR && pread_full(fd, h, sizeof(h), off) == 0 &&
+				     (uint64_t)h[0] + h[1] <= size - off - REC_HDR;
+			char kept[4300] = "";
+			if (whole)
+				keep_tail(fd, off, size, path, kept, sizeof(kept));
+			if (kept[0])
+				log_error("producer: spool file %s: damaged record at byte %" PRIu64
+					  " (bad checksum): the %" PRIu64 " bytes from there are "
+					  "moved to %s and not sent",
+					  path, off, size - off, kept);
+			else
+				log_error("producer: spool file %s: damaged record at byte %" PRIu64
+					  " (%" PRIu64 " bytes cut off; the events in them are lost)",
+					  path, off, size - off);
 			(*damaged)++;
 			if (ftruncate(fd, (off_t)off) != 0) {
 				rc = -errno;
@@ -287,18 +481,15 @@ static int spool_open(struct spool *sp, const char *dir, uint64_t max_bytes, uin
 		sp->seg_max = (uint64_t)64 << 20;
 	if (!(sp->dir = strdup(dir)))
 		return -ENOMEM;
-	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-		int e = errno;
-		snprintf(err, errlen, "--spool-dir '%s': cannot create it: %s", dir, strerror(e));
-		return -e;
-	}
+	int rc = spool_dir_check(dir, err, errlen);
+	if (rc)
+		return rc;
 	DIR *d = opendir(dir);
 	if (!d) {
 		int e = errno;
 		snprintf(err, errlen, "--spool-dir '%s': cannot open it: %s", dir, strerror(e));
 		return -e;
 	}
-	int rc = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		unsigned long long seq;
@@ -316,6 +507,8 @@ static int spool_open(struct spool *sp, const char *dir, uint64_t max_bytes, uin
 		}
 		if (strcmp(ext, "gh") != 0)
 			continue;
+		if ((uint64_t)seq >= sp->next_seq) /* new segments never take a name in use */
+			sp->next_seq = (uint64_t)seq + 1;
 		struct seg s = {.seq = (uint64_t)seq};
 		if ((rc = seg_insert(sp, sp->nsegs, s)))
 			break;
@@ -325,8 +518,17 @@ static int spool_open(struct spool *sp, const char *dir, uint64_t max_bytes, uin
 		return rc;
 	if (sp->nsegs > 1)
 		qsort(sp->segs, sp->nsegs, sizeof(*sp->segs), cmp_seg);
+	size_t keep = 0;
 	for (size_t i = 0; i < sp->nsegs; i++) {
-		rc = seg_scan(sp, &sp->segs[i], damaged);
+		char why[128];
+		rc = seg_scan(sp, &sp->segs[i], damaged, why, sizeof(why));
+		if (rc && why[0]) { /* planted or foreign: out of the way, never fatal */
+			char path[4200];
+			seg_path(sp, sp->segs[i].seq, "gh", path, sizeof(path));
+			move_aside(path, why);
+			(*damaged)++;
+			continue;
+		}
 		if (rc) {
 			snprintf(err, errlen, "--spool-dir '%s': cannot read segment %" PRIu64 ": %s", dir,
 				 sp->segs[i].seq, strerror(-rc));
@@ -334,7 +536,9 @@ static int spool_open(struct spool *sp, const char *dir, uint64_t max_bytes, uin
 		}
 		sp->events += sp->segs[i].events;
 		sp->bytes += sp->segs[i].size - SPOOL_HDR;
+		sp->segs[keep++] = sp->segs[i];
 	}
+	sp->nsegs = keep;
 	sp->rd_off = SPOOL_HDR;
 	return 0;
 }
@@ -351,8 +555,11 @@ static int spool_append(struct spool *sp, const struct rec *r)
 	}
 	if (!sp->wr) {
 		uint64_t seq = sp->nsegs ? sp->segs[sp->nsegs - 1].seq + 1 : SPOOL_FIRST_SEQ;
+		if (seq < sp->next_seq)
+			seq = sp->next_seq;
+		sp->next_seq = seq + 1;
 		seg_path(sp, seq, "gh", path, sizeof(path));
-		FILE *f = fopen(path, "wbx");
+		FILE *f = create_private(path);
 		if (!f)
 			return -errno;
 		setvbuf(f, NULL, _IOFBF, 1 << 20);
@@ -422,7 +629,7 @@ static int spool_pop(struct spool *sp, struct rec **out, uint64_t *lost)
 		if (sp->rd_fd < 0) {
 			char path[4200];
 			seg_path(sp, s->seq, "gh", path, sizeof(path));
-			sp->rd_fd = open(path, O_RDONLY | O_CLOEXEC);
+			sp->rd_fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 			if (sp->rd_fd < 0)
 				return -errno;
 		}
@@ -467,7 +674,7 @@ static int spool_prepend(struct spool *sp, struct recq *recs, uint64_t *written)
 	uint64_t nbytes = 0; /* record bytes written for recs */
 	seg_path(sp, seq, "tmp", tmp, sizeof(tmp));
 	seg_path(sp, seq, "gh", path, sizeof(path));
-	FILE *f = fopen(tmp, "wbx");
+	FILE *f = create_private(tmp);
 	if (!f)
 		return -errno;
 	int rc = 0;
@@ -484,7 +691,7 @@ static int spool_prepend(struct spool *sp, struct recq *recs, uint64_t *written)
 	}
 	if (!rc && half) { /* copy the unread rest of the head segment */
 		seg_path(sp, sp->segs[0].seq, "gh", old, sizeof(old));
-		int fd = open(old, O_RDONLY | O_CLOEXEC);
+		int fd = open(old, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			rc = -errno;
 		char buf[65536];
@@ -571,7 +778,7 @@ int producer_spool_scan(const char *dir,
 	for (size_t i = 0; !rc && i < sp.nsegs; i++) {
 		char path[4200];
 		seg_path(&sp, sp.segs[i].seq, "gh", path, sizeof(path));
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0) {
 			rc = -errno;
 			break;
@@ -737,7 +944,7 @@ static int wal_append(struct journal *j, struct rec *r)
 		char path[4200];
 		j->seq++;
 		wal_path(j->dir, j->seq, path, sizeof(path));
-		FILE *f = fopen(path, "wbx");
+		FILE *f = create_private(path);
 		if (!f)
 			return -errno;
 		setvbuf(f, NULL, _IOFBF, 1 << 20);
@@ -1246,22 +1453,36 @@ static int replay_journal(struct producer *p, char *err, size_t errlen)
 	}
 	if (n)
 		p->wal.seq = seqs[n - 1]; /* new segments follow the old ones */
-	uint64_t events = 0, damaged = 0;
+	uint64_t events = 0, damaged = 0, aside = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
 		char path[4200];
 		wal_path(p->wal.dir, seqs[i], path, sizeof(path));
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		char why[128];
+		int fd = open_own(path, O_RDONLY, why, sizeof(why));
+		if (fd < 0 && why[0]) { /* planted or foreign: out of the way, never fatal */
+			move_aside(path, why);
+			aside++;
+			continue;
+		}
 		if (fd < 0) {
-			rc = -errno;
+			rc = fd;
 			snprintf(err, errlen, "--spool-dir '%s': cannot read %s: %s", p->wal.dir, path,
-				 strerror(errno));
+				 strerror(-fd));
 			break;
 		}
 		struct stat st;
 		char magic[SPOOL_HDR];
 		uint64_t size = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0, off = SPOOL_HDR;
-		if (size < SPOOL_HDR || pread_full(fd, magic, SPOOL_HDR, 0) != 0 ||
-		    memcmp(magic, SPOOL_MAGIC, SPOOL_HDR) != 0)
+		size_t head = size < SPOOL_HDR ? (size_t)size : SPOOL_HDR;
+		if (pread_full(fd, magic, head, 0) != 0 || memcmp(magic, SPOOL_MAGIC, head) != 0) {
+			close(fd); /* not a journal segment: kept aside, not deleted */
+			snprintf(why, sizeof(why), "not a gpuhealth journal segment (no %s header)",
+				 SPOOL_MAGIC);
+			move_aside(path, why);
+			aside++;
+			continue;
+		}
+		if (size < SPOOL_HDR)
 			off = size; /* killed before its header was written: nothing in it */
 		while (off < size) {
 			struct rec *r = NULL;
@@ -1289,6 +1510,8 @@ static int replay_journal(struct producer *p, char *err, size_t errlen)
 				 p->wal.dir, strerror(-rc));
 	}
 	free(seqs);
+	p->c.spool_errors += aside; /* each reported by move_aside */
+	n -= aside;
 	if (n && !rc)
 		log_info("producer: %" PRIu64 " events in the journal of an earlier run that did not "
 			 "stop cleanly (%zu segments%s): sent again; any the broker already had are "

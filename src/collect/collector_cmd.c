@@ -17,6 +17,7 @@
 #include "collect/collector.h"
 #include "collect/targets.h"
 #include "core/config.h"
+#include "core/httpd_limits.h"
 #include "core/log.h"
 #include "core/notify.h"
 #include "core/signals.h"
@@ -67,8 +68,16 @@ out:
 
 /* ------------------------------------------------------------------ own /metrics */
 
+/* --metrics-listen: the same request deadline as mock-dcgm's (MHD's own timeout is an idle one
+ * that a client trickling its request defeats); a few connections, a few per client */
+#define METRICS_CONNS        64
+#define METRICS_CONNS_PER_IP 16
+#define METRICS_IDLE_S       30
+#define METRICS_REQUEST_S    10
+
 struct metrics_http {
 	struct MHD_Daemon *d;
+	struct httpd_limits *limits; /* owned; outlives d */
 	struct collector *c;
 	char address[300];
 };
@@ -84,6 +93,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 	struct metrics_http *h = cls;
 	struct MHD_Response *r;
 	unsigned code = MHD_HTTP_OK;
+	httpd_limits_answering(conn); /* answered now, before any body */
 	struct strbuf sb;
 	strbuf_init(&sb, (size_t)64 << 20);
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
@@ -172,11 +182,26 @@ static int metrics_start(struct metrics_http *h, const char *listen_at, char *er
 	}
 	snprintf(h->address, sizeof(h->address), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", a,
 		 p);
+	struct httpd_limits_params lp = {.name = "collector",
+					 .request_s = METRICS_REQUEST_S,
+					 .keepalive_s = METRICS_IDLE_S,
+					 .idle_s = METRICS_IDLE_S,
+					 .total = METRICS_CONNS,
+					 .per_ip = METRICS_CONNS_PER_IP};
+	rc = httpd_limits_create(&h->limits, &lp);
+	if (rc) {
+		snprintf(err, errlen, "--metrics-listen: cannot start the HTTP server on %s: %s",
+			 h->address, strerror(-rc));
+		goto out;
+	}
+	struct MHD_OptionItem lim[HTTPD_LIMITS_NOPTS];
+	httpd_limits_options(h->limits, lim);
 	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, answer, h,
-				MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-				(unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+				MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_ARRAY, lim,
 				MHD_OPTION_END);
 	if (!h->d) {
+		httpd_limits_destroy(h->limits);
+		h->limits = NULL;
 		rc = -EIO;
 		snprintf(err, errlen, "--metrics-listen: cannot start the HTTP server on %s",
 			 h->address);
@@ -452,6 +477,7 @@ int collector_cmd_run(struct config *cfg)
 out:
 	if (http.d)
 		MHD_stop_daemon(http.d);
+	httpd_limits_destroy(http.limits); /* after the daemon: it reports each close to it */
 	collector_destroy(c);
 	nvml_close(nl.n); /* after the collector: its thread reads through nl */
 	free(props);

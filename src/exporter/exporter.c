@@ -17,12 +17,14 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/httpd_limits.h"
 #include "core/log.h"
 
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
 #define CONN_LIMIT           512
-#define CONN_PER_IP          256
-#define CONN_TIMEOUT_S       15
+#define CONN_PER_IP          64 /* one client cannot take every slot (wrk -c32 fits) */
+#define CONN_TIMEOUT_S       15 /* idle: also bounds sending an answer */
+#define REQUEST_DEADLINE_S   10 /* a request's head and body, however slowly they come */
 #define CONN_MEMORY          32768 /* request line + headers must fit */
 
 /* A snapshot body with what its free callback needs to return it to the pool. */
@@ -63,6 +65,7 @@ struct exporter {
 	size_t body_cap; /* capacity of the last body rendered */
 
 	struct MHD_Daemon *daemon;
+	struct httpd_limits *limits; /* owned; outlives daemon */
 	pthread_t sim_thread;
 	bool sim_thread_started;
 	pthread_mutex_t run_mu;
@@ -489,6 +492,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	httpd_limits_answering(c); /* the request is whole: no deadline while it is answered */
 	atomic_fetch_add(&ex->n_requests, 1);
 	if (strcmp(url, "/metrics") == 0)
 		path = P_METRICS;
@@ -657,14 +661,31 @@ int exporter_start(struct exporter *ex, char *err, size_t errlen)
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		threads = ncpu < 2 ? 2 : ncpu > 16 ? 16 : (unsigned)ncpu;
 	}
+	/* MHD's timeout is an idle one, which a client trickling its request defeats: the
+	 * request deadline closes such a connection (and frees its slot) after 10 s */
+	struct httpd_limits_params lp = {.name = "mock-dcgm",
+					 .request_s = REQUEST_DEADLINE_S,
+					 .keepalive_s = CONN_TIMEOUT_S,
+					 .idle_s = CONN_TIMEOUT_S,
+					 .total = CONN_LIMIT,
+					 .per_ip = CONN_PER_IP};
+	rc = httpd_limits_create(&ex->limits, &lp);
+	if (rc) {
+		close(fd);
+		snprintf(err, errlen, "cannot start the HTTP server on %s: %s", ex->address,
+			 strerror(-rc));
+		return rc;
+	}
+	struct MHD_OptionItem lim[HTTPD_LIMITS_NOPTS];
+	httpd_limits_options(ex->limits, lim);
 	ex->daemon = MHD_start_daemon(
 	    MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, ex,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, ex, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)CONN_PER_IP,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
+	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_ARRAY, lim,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_END);
 	if (!ex->daemon) {
+		httpd_limits_destroy(ex->limits);
+		ex->limits = NULL;
 		close(fd);
 		snprintf(err, errlen, "cannot start the HTTP server on %s", ex->address);
 		return -EIO;
@@ -676,6 +697,8 @@ int exporter_start(struct exporter *ex, char *err, size_t errlen)
 	if (rc) {
 		MHD_stop_daemon(ex->daemon);
 		ex->daemon = NULL;
+		httpd_limits_destroy(ex->limits);
+		ex->limits = NULL;
 		snprintf(err, errlen, "cannot start the simulation thread: %s", strerror(rc));
 		return -rc;
 	}
@@ -704,6 +727,8 @@ void exporter_stop(struct exporter *ex)
 		MHD_stop_daemon(ex->daemon);
 		ex->daemon = NULL;
 	}
+	httpd_limits_destroy(ex->limits); /* after the daemon: it reports each close to it */
+	ex->limits = NULL;
 }
 
 void exporter_get_stats(struct exporter *ex, struct exporter_stats *out)

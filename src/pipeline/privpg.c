@@ -205,12 +205,15 @@ static void log_tail(const struct privpg *p, char *out, size_t outlen)
  * Between fork and exec only async-signal-safe calls. */
 static pid_t spawn(struct privpg *p, char *const argv[], char *err, size_t errlen)
 {
-	int logfd = open(p->logpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	int logfd = open(p->logpath, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (logfd < 0) {
 		int e = errno;
 		snprintf(err, errlen, "cannot open %s: %s", p->logpath, strerror(e));
 		return -e;
 	}
+	struct stat lst; /* a log an older version left readable by others becomes private */
+	if (fstat(logfd, &lst) == 0 && (lst.st_mode & 0077))
+		(void)fchmod(logfd, 0600);
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {

@@ -24,6 +24,10 @@ DATA="$XDG_STATE_HOME/gpuhealth/pg"
 last_field() { grep 'daemon: stopped;' "$1" | tail -1 | grep -oE " $2=[^ ]+" | cut -d= -f2; }
 
 # ---- 1. embedded defaults
+# a server log an older version left readable by others (made private by this run)
+mkdir -m 700 -p "$XDG_STATE_HOME/gpuhealth"
+: >"$XDG_STATE_HOME/gpuhealth/postgresql.log"
+chmod 644 "$XDG_STATE_HOME/gpuhealth/postgresql.log"
 "$BIN" --daemon --duration $DUR --gpus $GPUS --interval 1 --stats-interval 5 >"$TMP/d1.log" 2>&1 &
 D=$!
 PIDS+=($D)
@@ -46,6 +50,9 @@ check "the private server (pid ${PGPID:-?}) is gone after the daemon stopped" \
   bash -c "[ -n '$PGPID' ] && ! kill -0 '$PGPID' 2>/dev/null"
 check "no postmaster.pid left in the data directory" [ ! -e "$DATA/postmaster.pid" ]
 check "initdb ran on the first run" grep -q 'first run: initdb' "$TMP/d1.log"
+check "the private data directory is 0700 (got $(stat -c %a "$DATA"))" [ "$(stat -c %a "$DATA")" = 700 ]
+check "the private server's log is 0600 (got $(stat -c %a "$XDG_STATE_HOME/gpuhealth/postgresql.log"))" \
+  [ "$(stat -c %a "$XDG_STATE_HOME/gpuhealth/postgresql.log")" = 600 ]
 check "the log has a stats line per interval" bash -c "[ \$(grep -c ' stats: ' '$TMP/d1.log') -ge 4 ]"
 SCRAPES=$(last_field "$TMP/d1.log" scrapes_ok)
 FAILED=$(last_field "$TMP/d1.log" scrapes_failed)

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,7 +43,8 @@ static int teardown(void **state)
 	while (d && (de = readdir(d)))
 		if (de->d_name[0] != '.') {
 			snprintf(p, sizeof(p), "%s/%s", DIR_, de->d_name);
-			unlink(p);
+			if (unlink(p) != 0)
+				rmdir(p); /* a planted directory */
 		}
 	if (d)
 		closedir(d);
@@ -261,6 +264,299 @@ static void test_killed_run_journal(void **state)
 			fail_msg("event e%03d, accepted before the SIGKILL, is lost", i);
 }
 
+
+/* ---- the spool's files are private, and what others plant there is moved aside */
+
+static char STDERR_FILE[64];
+static int saved_stderr = -1;
+
+static void capture_stderr(void)
+{
+	snprintf(STDERR_FILE, sizeof(STDERR_FILE), "/tmp/gh-spool-err-XXXXXX");
+	int fd = mkstemp(STDERR_FILE);
+	assert_true(fd >= 0);
+	fflush(stderr);
+	saved_stderr = dup(2);
+	dup2(fd, 2);
+	close(fd);
+}
+
+/* Restores stderr; returns what was written to it (caller frees) and echoes it. */
+static char *release_stderr(void)
+{
+	fflush(stderr);
+	dup2(saved_stderr, 2);
+	close(saved_stderr);
+	FILE *f = fopen(STDERR_FILE, "r");
+	assert_non_null(f);
+	static char buf[65536];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	unlink(STDERR_FILE);
+	fputs(buf, stderr);
+	return strdup(buf);
+}
+
+static unsigned mode_of(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		fail_msg("%s: %s", path, strerror(errno));
+	return (unsigned)(st.st_mode & 07777);
+}
+
+static void test_private_modes(void **state)
+{
+	(void)state;
+	mode_t old = umask(022); /* the usual one: it must not decide who reads the events */
+	char sub[128];
+	snprintf(sub, sizeof(sub), "%s/spool", DIR_);
+	pid_t pid = fork(); /* a run killed after a sync leaves spool and journal files */
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct producer *p = make(2, sub, 100 * RECSZ, "1");
+		send_n(p, 0, 8);
+		if (producer_sync(p) != 0)
+			_exit(3);
+		raise(SIGKILL);
+		_exit(4);
+	}
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (mode_of(sub) != 0700)
+		fail_msg("the spool directory %s is %04o, expected 0700", sub, mode_of(sub));
+	int spool = 0, journal = 0;
+	DIR *d = opendir(sub);
+	assert_non_null(d);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char path[600];
+		snprintf(path, sizeof(path), "%s/%s", sub, de->d_name);
+		spool += strncmp(de->d_name, "spool-", 6) == 0;
+		journal += strncmp(de->d_name, "journal-", 8) == 0;
+		if (mode_of(path) != 0600)
+			fail_msg("%s is %04o, expected 0600", path, mode_of(path));
+	}
+	closedir(d);
+	assert_true(spool >= 1);
+	assert_true(journal >= 1);
+	/* a file an older version left world-readable is made private when it is opened */
+	char older[600];
+	snprintf(older, sizeof(older), "%s/spool-%020d.gh", sub, 1);
+	int fd = open(older, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "GHSPOOL1", 8), 8);
+	close(fd);
+	chmod(older, 0644);
+	struct producer *p = make(100, sub, 100 * RECSZ, "100");
+	assert_int_equal(mode_of(older), 0600);
+	producer_close(p);
+	producer_destroy(p);
+	umask(old);
+	d = opendir(sub);
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			char path[600];
+			snprintf(path, sizeof(path), "%s/%s", sub, de->d_name);
+			unlink(path);
+		}
+	if (d)
+		closedir(d);
+	rmdir(sub);
+}
+
+static void plant(const char *name, const char *data, size_t n)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/%s", DIR_, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, n), (ssize_t)n);
+	close(fd);
+}
+
+static bool exists(const char *name)
+{
+	char path[600];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", DIR_, name);
+	return lstat(path, &st) == 0;
+}
+
+static void expect_in(const char *log, const char *what)
+{
+	if (!strstr(log, what))
+		fail_msg("no '%s' in the warnings:\n%s", what, log);
+}
+
+static void test_planted_files(void **state)
+{
+	(void)state;
+	struct producer *p = make(2, DIR_, 1 << 20, "1");
+	send_n(p, 0, 6); /* 1 in librdkafka, 2 in memory, 3 spooled */
+	assert_int_equal(producer_close(p), 6);
+	producer_destroy(p);
+
+	/* a symbolic link to a file of ours, a directory, a file that is no segment, a journal
+	 * that is no journal, a hard link: none is read or written through, each moved aside */
+	char target[128], path[600];
+	snprintf(target, sizeof(target), "%s/precious", DIR_);
+	plant("precious", "do not touch\n", 13);
+	snprintf(path, sizeof(path), "%s/spool-%020d.gh", DIR_, 2);
+	assert_int_equal(symlink(target, path), 0);
+	snprintf(path, sizeof(path), "%s/spool-%020d.gh", DIR_, 3);
+	assert_int_equal(mkdir(path, 0700), 0);
+	char name[64];
+	snprintf(name, sizeof(name), "spool-%020d.gh", 4);
+	plant(name, "hello, this is not a spool segment\n", 35);
+	snprintf(name, sizeof(name), "journal-%020d.gh", 5);
+	plant(name, "PK\x03\x04 not a journal either", 25);
+	snprintf(path, sizeof(path), "%s/spool-%020d.gh", DIR_, 6);
+	assert_int_equal(link(target, path), 0);
+	bool root = geteuid() == 0;
+	if (root) { /* a file of another user */
+		snprintf(name, sizeof(name), "spool-%020d.gh", 7);
+		plant(name, "GHSPOOL1", 8);
+		snprintf(path, sizeof(path), "%s/%s", DIR_, name);
+		assert_int_equal(chown(path, 65534, 65534), 0);
+	}
+
+	capture_stderr();
+	const char *props[] = {"queue.buffering.max.messages=1", "log_level=0"};
+	struct producer_options o = {.brokers = "127.0.0.1:1",
+				     .topic = "t",
+				     .kafka_props = props,
+				     .nkafka_props = 2,
+				     .buffer_events = 2,
+				     .spool_dir = DIR_,
+				     .spool_max_bytes = 1 << 20,
+				     .flush_timeout_s = 0.2};
+	char err[512] = "";
+	int rc = producer_create(&p, &o, err, sizeof(err));
+	char *log = release_stderr();
+	if (rc != 0)
+		fail_msg("a planted file stopped the producer: %s", err);
+	struct producer_stats st;
+	producer_stats(p, &st);
+	assert_int_equal(st.spool_events, 6);              /* every real event is still there */
+	assert_int_equal(st.spool_errors, root ? 6 : 5);   /* each planted file counted */
+	producer_destroy(p);
+
+	for (int i = 2; i <= (root ? 7 : 6); i++) {
+		snprintf(name, sizeof(name), "%s-%020d.gh", i == 5 ? "journal" : "spool", i);
+		char bad[80];
+		snprintf(bad, sizeof(bad), "%s.bad", name);
+		if (exists(name) || !exists(bad))
+			fail_msg("%s was not moved aside to %s", name, bad);
+		snprintf(path, sizeof(path), "%s/%s", DIR_, name);
+		expect_in(log, path);
+	}
+	expect_in(log, "a symbolic link");
+	expect_in(log, "a directory");
+	expect_in(log, "not a gpuhealth spool segment");
+	expect_in(log, "not a gpuhealth journal segment");
+	expect_in(log, "a hard link");
+	if (root)
+		expect_in(log, "owned by another user");
+	free(log);
+	/* the link's target is untouched */
+	FILE *f = fopen(target, "r");
+	char buf[32] = "";
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	assert_string_equal(buf, "do not touch\n");
+	const int want[] = {0, 1, 2, 3, 4, 5};
+	expect_spool(want, 6);
+}
+
+/* A record with a bad checksum in the middle of a segment: the records before it are sent,
+ * the bytes from it on are kept in NAME.bad, not thrown away. */
+static void test_bad_crc_kept(void **state)
+{
+	(void)state;
+	struct producer *p = make(1, DIR_, 1 << 20, "1");
+	send_n(p, 0, 8); /* 1 in librdkafka, 1 in memory, 6 spooled */
+	assert_int_equal(producer_close(p), 8);
+	producer_destroy(p);
+	DIR *d = opendir(DIR_);
+	struct dirent *de;
+	char last[600] = "";
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, "spool-", 6) == 0) {
+			char path[600];
+			snprintf(path, sizeof(path), "%s/%s", DIR_, de->d_name);
+			if (strcmp(path, last) > 0)
+				snprintf(last, sizeof(last), "%s", path);
+		}
+	closedir(d);
+	struct stat st0;
+	assert_int_equal(stat(last, &st0), 0);
+	long nrec = (long)(st0.st_size - 8) / RECSZ;
+	assert_true(nrec >= 3);
+	int fd = open(last, O_WRONLY);
+	assert_true(fd >= 0);
+	/* flip a byte in the value of the second record */
+	assert_int_equal(pwrite(fd, "#", 1, 8 + RECSZ + 12 + 20), 1);
+	close(fd);
+	p = make(1, DIR_, 1 << 20, "1");
+	struct producer_stats st;
+	producer_stats(p, &st);
+	assert_int_equal(st.spool_errors, 1);
+	assert_int_equal(st.spool_events, 8 - nrec + 1);
+	producer_destroy(p);
+	char bad[700];
+	snprintf(bad, sizeof(bad), "%s.bad", last);
+	struct stat sb;
+	if (stat(bad, &sb) != 0)
+		fail_msg("the damaged part of %s was not kept in %s", last, bad);
+	assert_int_equal(sb.st_size, (nrec - 1) * RECSZ);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
+static void expect_refused(const char *dir, const char *why, const char *fix)
+{
+	struct producer *p = NULL;
+	char err[1024] = "";
+	struct producer_options o = {.brokers = "127.0.0.1:1",
+				     .topic = "t",
+				     .buffer_events = 1,
+				     .spool_dir = dir};
+	int rc = producer_create(&p, &o, err, sizeof(err));
+	if (rc == 0) {
+		producer_destroy(p);
+		fail_msg("--spool-dir %s (others may write there) was accepted", dir);
+	}
+	assert_int_equal(rc, -EPERM);
+	assert_null(p);
+	if (!strstr(err, dir) || !strstr(err, why) || !strstr(err, fix))
+		fail_msg("the refusal of %s does not say '%s' and '%s': %s", dir, why, fix, err);
+}
+
+/* A directory others can write into that is not this user's is refused, naming it and the
+ * fix: as root, one of nobody's (not testable as another user); /tmp (shared, sticky) is
+ * refused whoever owns it. */
+static void test_foreign_dir_refused(void **state)
+{
+	(void)state;
+	if (geteuid() == 0) {
+		char dir[128];
+		snprintf(dir, sizeof(dir), "%s/shared", DIR_);
+		assert_int_equal(mkdir(dir, 0777), 0);
+		assert_int_equal(chmod(dir, 0777), 0);
+		assert_int_equal(chown(dir, 65534, 65534), 0);
+		expect_refused(dir, "writable by other users", "chmod 700");
+		/* group-writable is refused too */
+		assert_int_equal(chmod(dir, 0770), 0);
+		expect_refused(dir, "writable by other users", "chmod 700");
+		rmdir(dir);
+	}
+	expect_refused("/tmp", "shared directory", "mkdir -m 700 /tmp/gpuhealth-spool");
+}
+
 static void test_bad_options(void **state)
 {
 	(void)state;
@@ -293,6 +589,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_spool_and_drop_oldest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_spool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_killed_run_journal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_private_modes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_planted_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_crc_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_dir_refused, setup, teardown),
 		cmocka_unit_test(test_bad_options),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
