@@ -282,9 +282,11 @@ void pg_redact_message(const char *conninfo, const char *msg, char *out, size_t 
 		}
 		if (hit)
 			continue;
-		if (msg[i] == '\n')
+		if (msg[i] == '\n') {
 			put(&b, "; ");
-		else if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f)
+			while (i + 1 < mlen && (msg[i + 1] == ' ' || msg[i + 1] == '\t'))
+				i++;
+		} else if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f)
 			put(&b, " ");
 		else
 			put_n(&b, msg + i, 1);
