@@ -513,6 +513,18 @@ int cli_warn_exposed_secrets(const struct config *cfg)
 			n++;
 		}
 	}
+	if (config_source_of(cfg, "target") == CONFIG_SRC_FLAG) {
+		for (size_t i = 0; i < config_list_len(cfg, "target"); i++) {
+			if (!url_has_userinfo(config_list_at(cfg, "target", i)))
+				continue;
+			log_warn("--target holds credentials (user:password@), and the command line "
+			         "is visible to every user of this host (ps, /proc/PID/cmdline); give "
+			         "the URL in SCRAPE_TARGETS in the environment, in --targets-file, or "
+			         "as 'target = ...' in the config file (-c FILE) instead");
+			n++;
+			break;
+		}
+	}
 	if (config_source_of(cfg, "webhook") == CONFIG_SRC_FLAG &&
 	    url_has_userinfo(config_str(cfg, "webhook"))) {
 		log_warn("--webhook holds credentials (user:password@), and the command line is "
