@@ -112,6 +112,51 @@ run "unknown option" 5 -- collector --dbx=pwOPT21
 has "unknown option" "unknown option '--dbx'"
 lacks "unknown option" pwOPT21
 
+# ---- --target with user:password@: sent as basic authentication, never shown
+run "target" 20 -- collector --target "http://u:pwTGT22@127.0.0.1:1/metrics" --output - --once
+count "target" "warning: --target holds credentials" 1
+has "target: the failure names the URL without them" 'target http://127.0.0.1:1/metrics failed'
+lacks "target" pwTGT22
+run "target twice" 10 -- collector --target "http://u:pwTGT23@127.0.0.1:1/m" \
+  --target "http://u:pwTGT23@127.0.0.1:1/m" --output - --once
+has "target twice: usage error" "'http://\*\*\*@127.0.0.1:1/m' is already listed"
+lacks "target twice" pwTGT23
+out=$(SCRAPE_TARGETS="http://u:pwTGT24@127.0.0.1:1/metrics" timeout 20 "$bin" collector \
+  --output - --once 2>&1 </dev/null)
+lacks "SCRAPE_TARGETS" "warning: --target"
+lacks "SCRAPE_TARGETS" pwTGT24
+# an exporter that wants basic authentication gets it, %-decoded
+cat >"$tmp/auth.py" <<'PY'
+import base64, http.server, sys
+want = "Basic " + base64.b64encode(b"us er:p@ss:TGT25").decode()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.headers.get("Authorization", "") == want
+        self.send_response(200 if ok else 401)
+        self.end_headers()
+        if ok:
+            self.wfile.write(b'DCGM_FI_DEV_GPU_TEMP{gpu="0",UUID="GPU-auth",Hostname="h"} 40\n')
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.timeout = 20
+for _ in range(4):
+    s.handle_request()
+PY
+python3 "$tmp/auth.py" >"$tmp/port" &
+auth_pid=$!
+for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+port=$(cat "$tmp/port")
+run "target auth" 20 -- collector --target "http://us%20er:p%40ss%3aTGT25@127.0.0.1:$port/metrics" \
+  --output - --once
+has "target auth: the exporter accepted it" '"uuid":"GPU-auth"'
+lacks "target auth" TGT25
+run "target auth, wrong password" 20 -- collector \
+  --target "http://us%20er:wrong@127.0.0.1:$port/metrics" --output - --once
+has "target auth, wrong password: refused" 'HTTP status 401'
+kill "$auth_pid" 2>/dev/null; wait "$auth_pid" 2>/dev/null
+
 # ---- the man page says the same
 sec=$(sed -n '/^\.SH SECURITY/,/^\.SH [^S]/p' "$man")
 for w in PGPASSFILE pgpass PGPASSWORD DATABASE_URL 'config file' PQconninfoParse '\\-X' webhook; do
