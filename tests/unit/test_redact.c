@@ -207,6 +207,56 @@ static void test_environment(void **state)
 	unsetenv("PGPASSWORD");
 }
 
+/* Random passwords of every awkward byte, written in both forms as a user would quote them:
+ * none may show, and libpq must have understood each (the output says password=***). */
+static void test_random_passwords(void **state)
+{
+	(void)state;
+	static const char chars[] = "aZ9 '\\=@:/%?&#,;\"$!-_.~";
+	unsigned seed = 12345;
+	for (int iter = 0; iter < 3000; iter++) {
+		char pw[24];
+		size_t n = 8 + (size_t)(iter % 12);
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			pw[i] = chars[(seed >> 16) % (sizeof(chars) - 1)];
+		}
+		pw[n] = '\0';
+		char conn[256], out[512];
+		size_t o = 0;
+		if (iter % 2 == 0) { /* key/value, single-quoted, ' and \ escaped */
+			o += (size_t)snprintf(conn, sizeof(conn), "host=db %spassword%s= '",
+					      iter % 4 ? "" : "  ", iter % 3 ? " " : "");
+			for (size_t i = 0; i < n; i++) {
+				if (pw[i] == '\'' || pw[i] == '\\')
+					conn[o++] = '\\';
+				conn[o++] = pw[i];
+			}
+			snprintf(conn + o, sizeof(conn) - o, "' dbname=gh");
+		} else { /* URI, every byte %-encoded but letters and digits */
+			o += (size_t)snprintf(conn, sizeof(conn), "postgresql://sink:");
+			for (size_t i = 0; i < n; i++) {
+				unsigned char c = (unsigned char)pw[i];
+				if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+					conn[o++] = (char)c;
+				else
+					o += (size_t)snprintf(conn + o, sizeof(conn) - o, "%%%02X", c);
+			}
+			snprintf(conn + o, sizeof(conn) - o, "@db:5432/gh%s",
+				 iter % 3 ? "" : "?sslmode=disable");
+		}
+		pg_redact(conn, out, sizeof(out));
+		if (strstr(out, pw) || !strstr(out, "password=***") || !strstr(out, "dbname=gh"))
+			fail_msg("password '%s' in '%s' -> '%s'", pw, conn, out);
+		/* and as a message libpq might have written */
+		char msg[128], clean[256];
+		snprintf(msg, sizeof(msg), "error near \"%s\"\n", pw);
+		pg_redact_message(conn, msg, clean, sizeof(clean));
+		if (strstr(clean, pw))
+			fail_msg("password '%s' in message '%s'", pw, clean);
+	}
+}
+
 static void test_has_password(void **state)
 {
 	(void)state;
@@ -225,6 +275,7 @@ int main(void)
 	    cmocka_unit_test(test_forms),         cmocka_unit_test(test_small_buffers),
 	    cmocka_unit_test(test_parse_errors),  cmocka_unit_test(test_message_scrub),
 	    cmocka_unit_test(test_environment),   cmocka_unit_test(test_has_password),
+	    cmocka_unit_test(test_random_passwords),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
