@@ -8,12 +8,12 @@
 /* ---- redaction: every connection string goes through libpq's own parser ---- */
 
 /* A bounded appender: never writes past out[len-1], always terminated. */
-struct sink_buf {
+struct outbuf {
 	char *p;
 	size_t len, used;
 };
 
-static void put_n(struct sink_buf *b, const char *s, size_t n)
+static void put_n(struct outbuf *b, const char *s, size_t n)
 {
 	if (!b->len)
 		return;
@@ -22,7 +22,7 @@ static void put_n(struct sink_buf *b, const char *s, size_t n)
 	b->p[b->used] = '\0';
 }
 
-static void put(struct sink_buf *b, const char *s) { put_n(b, s, strlen(s)); }
+static void put(struct outbuf *b, const char *s) { put_n(b, s, strlen(s)); }
 
 /* True for a key whose value is a secret: libpq marks them with dispchar "*" (password,
  * sslpassword); the names are checked too in case a libpq build does not. */
@@ -34,7 +34,7 @@ static bool secret_key(const char *keyword, const char *dispchar)
 
 /* A value as conninfo text: quoted when it needs it, control bytes shown as '?' so a value
  * cannot start a new log line. */
-static void put_value(struct sink_buf *b, const char *v)
+static void put_value(struct outbuf *b, const char *v)
 {
 	bool quote = !*v;
 	for (const char *s = v; *s; s++)
@@ -56,10 +56,10 @@ static void put_value(struct sink_buf *b, const char *v)
 
 /* A host list with anything before an '@' in one host hidden: "postgresql://u:pa@ss@h" leaves
  * "ss@h" as libpq's host, and "ss" is part of the password. */
-static void put_hosts(struct sink_buf *b, const char *v)
+static void put_hosts(struct outbuf *b, const char *v)
 {
 	char tmp[1024];
-	struct sink_buf t = {tmp, sizeof(tmp), 0};
+	struct outbuf t = {tmp, sizeof(tmp), 0};
 	tmp[0] = '\0';
 	const char *s = v;
 	while (*s) {
@@ -83,7 +83,7 @@ static void put_hosts(struct sink_buf *b, const char *v)
 	put_value(b, tmp);
 }
 
-static void put_option(struct sink_buf *b, const char *key, const char *val, bool secret)
+static void put_option(struct outbuf *b, const char *key, const char *val, bool secret)
 {
 	if (b->used)
 		put(b, " ");
@@ -108,7 +108,7 @@ static bool is_conninfo(const char *s)
 /* A libpq parse error with every quoted part of the input hidden: libpq quotes the piece it
  * stumbled on ("missing "=" after "b"", "invalid percent-encoded token: "p%zz"", or the
  * whole URI), and that piece may be part of a password. */
-static void put_parse_error(struct sink_buf *b, const char *msg)
+static void put_parse_error(struct outbuf *b, const char *msg)
 {
 	const char *s = msg;
 	while (*s && *s != '\n') {
@@ -144,12 +144,12 @@ static const struct {
 
 void pg_redact(const char *conninfo, char *out, size_t outlen)
 {
-	struct sink_buf b = {out, outlen, 0};
+	struct outbuf b = {out, outlen, 0};
 	if (outlen)
 		out[0] = '\0';
 	if (!conninfo || !*conninfo) {
 		char tmp[512];
-		struct sink_buf t = {tmp, sizeof(tmp), 0};
+		struct outbuf t = {tmp, sizeof(tmp), 0};
 		tmp[0] = '\0';
 		for (size_t i = 0; i < sizeof(pg_env) / sizeof(pg_env[0]); i++) {
 			const char *v = getenv(pg_env[i].env);
@@ -245,7 +245,7 @@ static bool word_char(char c)
 
 void pg_redact_message(const char *conninfo, const char *msg, char *out, size_t outlen)
 {
-	struct sink_buf b = {out, outlen, 0};
+	struct outbuf b = {out, outlen, 0};
 	if (outlen)
 		out[0] = '\0';
 	if (!msg)
