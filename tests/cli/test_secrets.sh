@@ -92,6 +92,10 @@ lacks "sink -X: only secrets" "warning: -X client.rack"
 run "sink -X =value" 10 -- sink --brokers 127.0.0.1:1 --db "host=127.0.0.1 port=1" -X =pwKFK16
 has "sink -X =value: usage error" "expected KEY=VALUE"
 lacks "sink -X =value" pwKFK16
+run "sink -X rejected secret" 10 -- sink --brokers 127.0.0.1:1 --db "host=127.0.0.1 port=1" \
+  -X no.such.secret=pwKFK26
+has "sink -X rejected secret: named, value hidden" "Kafka property 'no.such.secret=\*\*\*' rejected"
+lacks "sink -X rejected secret" pwKFK26
 run "scorer --webhook" 3 -- scorer --brokers 127.0.0.1:1 --db "host=127.0.0.1 port=1" \
   --webhook "http://u:pwHOOK17@127.0.0.1:1/hook"
 count "scorer --webhook" "warning: --webhook holds credentials" 1
