@@ -202,7 +202,10 @@ static struct target *target_new(struct scrape *s, const char *url)
 		if (pass)
 			curl_easy_setopt(e, CURLOPT_PASSWORD, pass);
 		curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-		memset(pass ? pass : user, 0, strlen(pass ? pass : user));
+		/* libcurl keeps its own copies; these go now */
+		memset(user, 0, strlen(user));
+		if (pass)
+			memset(pass, 0, strlen(pass));
 		curl_free(user);
 		curl_free(pass);
 		memmove(t->url + uoff, t->url + uoff + ulen, strlen(t->url + uoff + ulen) + 1);
