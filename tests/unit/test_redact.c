@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -257,6 +258,48 @@ static void test_random_passwords(void **state)
 	}
 }
 
+/* pg_connect's whole message, libpq's part included, for real failed connections (nothing
+ * listens on port 1), a password from a service file among them. */
+static void test_connect_errors(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/test_redact.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[64];
+	snprintf(path, sizeof(path), "%s/pg_service.conf", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "[gh]\nhost=127.0.0.1\nport=1\nuser=sink\npassword=svcfilepw31\ndbname=gh\n");
+	fclose(f);
+	setenv("PGSERVICEFILE", path, 1);
+	static const struct {
+		const char *conninfo, *secret, *shown;
+	} c[] = {
+	    {"host=127.0.0.1 port=1 password = conpw32 dbname=gh", "conpw32", "host=127.0.0.1 port=1"},
+	    {"host=127.0.0.1 port=1 password='conpw33 b' dbname=gh", "conpw33", "dbname=gh"},
+	    {"postgresql://sink:con%20pw34@127.0.0.1:1/gh", "pw34", "user=sink"},
+	    {"postgresql://sink@127.0.0.1:1,127.0.0.1:1/gh?password=conpw35", "conpw35",
+	     "host=127.0.0.1,127.0.0.1"},
+	    {"postgresql://sink:pa@conpw36@127.0.0.1:1/gh", "conpw36", "host=***@127.0.0.1"},
+	    {"host=127.0.0.1 port=1 password=conpw37a conpw37b", "conpw37", "unparseable"},
+	    {"service=gh", "svcfilepw31", "service=gh"},
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		char err[1024];
+		PGconn *conn = pg_connect(c[i].conninfo, "test_redact", err, sizeof(err));
+		assert_null(conn);
+		if (strstr(err, c[i].secret))
+			fail_msg("'%s': '%s' shows in '%s'", c[i].conninfo, c[i].secret, err);
+		if (!strstr(err, c[i].shown))
+			fail_msg("'%s': '%s' missing from '%s'", c[i].conninfo, c[i].shown, err);
+		if (!strstr(err, "cannot connect to PostgreSQL") || strchr(err, '\n'))
+			fail_msg("'%s': not one clear line: '%s'", c[i].conninfo, err);
+	}
+	unsetenv("PGSERVICEFILE");
+	unlink(path);
+	rmdir(dir);
+}
+
 static void test_has_password(void **state)
 {
 	(void)state;
@@ -275,7 +318,7 @@ int main(void)
 	    cmocka_unit_test(test_forms),         cmocka_unit_test(test_small_buffers),
 	    cmocka_unit_test(test_parse_errors),  cmocka_unit_test(test_message_scrub),
 	    cmocka_unit_test(test_environment),   cmocka_unit_test(test_has_password),
-	    cmocka_unit_test(test_random_passwords),
+	    cmocka_unit_test(test_random_passwords), cmocka_unit_test(test_connect_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
