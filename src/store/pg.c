@@ -105,12 +105,22 @@ static bool is_conninfo(const char *s)
 	       strncmp(s, "postgres://", 11) == 0;
 }
 
-/* A libpq parse error with every quoted part of the input hidden: libpq quotes the piece it
- * stumbled on ("missing "=" after "b"", "invalid percent-encoded token: "p%zz"", or the
- * whole URI), and that piece may be part of a password. */
-static void put_parse_error(struct outbuf *b, const char *msg)
+/* The first line of a libpq parse error of conninfo. libpq quotes the piece it stumbled on
+ * ("missing "=" after "b"", "invalid percent-encoded token: "p%zz"", or the whole URI): when
+ * the string may hold a password that piece may be part of it, and every quoted part is
+ * hidden; otherwise it is shown (a misspelt key is then named), control bytes as '?'. */
+static void put_parse_error(struct outbuf *b, const char *conninfo, const char *msg)
 {
 	const char *s = msg;
+	if (!pg_conninfo_has_password(conninfo)) {
+		for (; *s && *s != '\n'; s++) {
+			if ((unsigned char)*s < 0x20 || *s == 0x7f)
+				put(b, "?");
+			else
+				put_n(b, s, 1);
+		}
+		return;
+	}
 	while (*s && *s != '\n') {
 		const char *q = strchr(s, '"');
 		const char *nl = strchr(s, '\n');
@@ -174,7 +184,7 @@ void pg_redact(const char *conninfo, char *out, size_t outlen)
 		put(&b, "(unparseable connection string");
 		if (perr && *perr) {
 			put(&b, ": ");
-			put_parse_error(&b, perr);
+			put_parse_error(&b, conninfo, perr);
 		}
 		put(&b, ")");
 		PQfreemem(perr);
@@ -260,7 +270,7 @@ void pg_redact_message(const char *conninfo, const char *msg, char *out, size_t 
 		PQfreemem(perr);
 		if (!opts) {
 			/* libpq's message is its parse error, which quotes the input */
-			put_parse_error(&b, msg);
+			put_parse_error(&b, conninfo, msg);
 			return;
 		}
 	}
@@ -304,7 +314,7 @@ bool pg_conninfo_has_password(const char *conninfo)
 	PQfreemem(perr);
 	if (!opts) {
 		/* unparseable: it may still hold one (it is on the command line all the same) */
-		if (strstr(conninfo, "password"))
+		if (strcasestr(conninfo, "password"))
 			return true;
 		const char *auth = strstr(conninfo, "://");
 		const char *at = auth ? strchr(auth + 3, '@') : NULL;
@@ -321,6 +331,24 @@ bool pg_conninfo_has_password(const char *conninfo)
 
 PGconn *pg_connect(const char *conninfo, const char *application_name, char *err, size_t errlen)
 {
+	if (conninfo && is_conninfo(conninfo)) {
+		char *perr = NULL;
+		PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
+		if (!opts) {
+			char why[512] = "";
+			struct outbuf b = {why, sizeof(why), 0};
+			put_parse_error(&b, conninfo, perr ? perr : "out of memory");
+			PQfreemem(perr);
+			snprintf(err, errlen,
+				 "the PostgreSQL connection string (--db / DATABASE_URL) is not valid: %s; "
+				 "write key=value pairs with a value that has spaces or quotes in single "
+				 "quotes (password='a b\\'c'), or a postgresql:// URI with such bytes "
+				 "%%-encoded",
+				 why);
+			return NULL;
+		}
+		PQconninfoFree(opts);
+	}
 	const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
 	const char *vals[] = {conninfo ? conninfo : "", application_name, "10", NULL};
 	/* expand_dbname=1: dbname may be a full conninfo or URI, which then wins over the rest

@@ -10,7 +10,8 @@
 /*
  * Connects with a conninfo string or postgresql:// URI; NULL or "" means libpq's own PG*
  * environment variables. Returns the connection (caller owns, PQfinish) or NULL with a message
- * in err that names the target and what to check.
+ * in err that names the target (pg_redact) and what to check; a string libpq cannot parse is
+ * not tried and the message says how to write one. No password is in any message.
  */
 PGconn *pg_connect(const char *conninfo, const char *application_name, char *err, size_t errlen);
 
@@ -27,8 +28,9 @@ bool pg_connection_lost(PGconn *conn);
  * where it is first (service, host, hostaddr, port, dbname, user), then the rest, values
  * re-quoted, password and sslpassword as "***" and no byte of either in any form. NULL or ""
  * shows the PG* variables in use (PGPASSWORD as "***"); a word with no '=' is a database name;
- * a string libpq rejects shows as "(unparseable connection string: REASON)" with every quoted
- * piece of the input left out of libpq's reason. Always terminated within outlen.
+ * a string libpq rejects shows as "(unparseable connection string: REASON)", where libpq's
+ * quotes of the input are hidden when the string may hold a password (a misspelt key is named
+ * otherwise). Always terminated within outlen.
  */
 void pg_redact(const char *conninfo, char *out, size_t outlen);
 

@@ -56,7 +56,10 @@ done
 run "db migrate, the error" 20 -- db migrate --db "host=127.0.0.1 port=1 password = pwSP2 dbname=gh"
 has "db migrate: the target is still named" 'cannot connect to PostgreSQL host=127.0.0.1 port=1 dbname=gh password=\*\*\*'
 run "unparseable" 20 -- db migrate --db "host=127.0.0.1 port=1 password=pwUP10 pwUPB10"
-has "unparseable: says so" 'unparseable connection string'
+has "unparseable: says so" 'connection string \(--db / DATABASE_URL\) is not valid: missing "=" after "\.\.\."'
+has "unparseable: says how to quote" "password='a b"
+run "misspelt key" 20 -- db migrate --db "host=127.0.0.1 port=1 dbnme=gh"
+has "misspelt key: named when no password is in the string" 'invalid connection option "dbnme"'
 
 # ---- the same passwords from the environment or the config file: no warning, no password
 for f in "${forms[@]}"; do

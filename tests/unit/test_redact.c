@@ -85,6 +85,8 @@ static const struct form forms[] = {
      {"unparseable"}, true},
     {"unparseable: bad query key", "postgresql://sink:bq13pw@db/gh?passwrd=x", {"bq13pw"},
      {"unparseable"}, true},
+    {"unparseable without a password: the key is named", "host=db dbnme=gh", {NULL},
+     {"unparseable", "\"dbnme\""}, false},
 };
 #define NFORMS (sizeof(forms) / sizeof(forms[0]))
 
@@ -281,7 +283,8 @@ static void test_connect_errors(void **state)
 	    {"postgresql://sink@127.0.0.1:1,127.0.0.1:1/gh?password=conpw35", "conpw35",
 	     "host=127.0.0.1,127.0.0.1"},
 	    {"postgresql://sink:pa@conpw36@127.0.0.1:1/gh", "conpw36", "host=***@127.0.0.1"},
-	    {"host=127.0.0.1 port=1 password=conpw37a conpw37b", "conpw37", "unparseable"},
+	    {"host=127.0.0.1 port=1 password=conpw37a conpw37b", "conpw37", "is not valid"},
+	    {"host=127.0.0.1 port=1 dbnme=gh", "no secret here", "invalid connection option \"dbnme\""},
 	    {"service=gh", "svcfilepw31", "service=gh"},
 	};
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
@@ -292,7 +295,9 @@ static void test_connect_errors(void **state)
 			fail_msg("'%s': '%s' shows in '%s'", c[i].conninfo, c[i].secret, err);
 		if (!strstr(err, c[i].shown))
 			fail_msg("'%s': '%s' missing from '%s'", c[i].conninfo, c[i].shown, err);
-		if (!strstr(err, "cannot connect to PostgreSQL") || strchr(err, '\n'))
+		if (!strstr(err, strstr(c[i].shown, "valid") ? "connection string (--db / DATABASE_URL)"
+							    : "cannot connect to PostgreSQL") ||
+		    strchr(err, '\n'))
 			fail_msg("'%s': not one clear line: '%s'", c[i].conninfo, err);
 	}
 	unsetenv("PGSERVICEFILE");
