@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus/kafka_conf.h"
 #include "core/log.h"
+#include "store/pg.h"
 #include "version.h"
 
 #define M_SIM    (CLI_MOCK | CLI_TUI | CLI_DAEMON)
@@ -477,4 +479,62 @@ enum scrape_gzip cli_scrape_gzip(const struct config *cfg)
 	enum scrape_gzip g = SCRAPE_GZIP_AUTO;
 	(void)scrape_gzip_parse(config_str(cfg, "scrape-gzip"), &g); /* checked at parse time */
 	return g;
+}
+
+/* True when a URL has credentials before its host (scheme://user[:password]@host). */
+static bool url_has_userinfo(const char *url)
+{
+	const char *a = url ? strstr(url, "://") : NULL;
+	if (!a)
+		return false;
+	a += 3;
+	size_t n = strcspn(a, "/?#");
+	return memchr(a, '@', n) != NULL;
+}
+
+int cli_warn_exposed_secrets(const struct config *cfg)
+{
+	int n = 0;
+	const char *db = config_str(cfg, "db");
+	if (config_source_of(cfg, "db") == CONFIG_SRC_FLAG && pg_conninfo_has_password(db)) {
+		log_warn("--db holds a password, and the command line is visible to every user of "
+		         "this host (ps, /proc/PID/cmdline); keep it off the command line: in "
+		         "~/.pgpass or the file PGPASSFILE names, in PGPASSWORD or DATABASE_URL in "
+		         "the environment, or as 'db = ...' in the config file (-c FILE)");
+		n++;
+	}
+	if (config_source_of(cfg, "X") == CONFIG_SRC_FLAG) {
+		for (size_t i = 0; i < config_list_len(cfg, "X"); i++) {
+			const char *kv = config_list_at(cfg, "X", i);
+			const char *eq = strchr(kv, '=');
+			if (!eq || !kafka_conf_secret_key(kv, (size_t)(eq - kv)))
+				continue;
+			log_warn("-X %.*s=... is a secret, and the command line is visible to every "
+			         "user of this host (ps, /proc/PID/cmdline); give it as 'X = %.*s=...' "
+			         "in the config file (-c FILE) instead",
+			         (int)(eq - kv), kv, (int)(eq - kv), kv);
+			n++;
+		}
+	}
+	if (config_source_of(cfg, "target") == CONFIG_SRC_FLAG) {
+		for (size_t i = 0; i < config_list_len(cfg, "target"); i++) {
+			if (!url_has_userinfo(config_list_at(cfg, "target", i)))
+				continue;
+			log_warn("--target holds credentials (user:password@), and the command line "
+			         "is visible to every user of this host (ps, /proc/PID/cmdline); give "
+			         "the URL in SCRAPE_TARGETS in the environment, in --targets-file, or "
+			         "as 'target = ...' in the config file (-c FILE) instead");
+			n++;
+			break;
+		}
+	}
+	if (config_source_of(cfg, "webhook") == CONFIG_SRC_FLAG &&
+	    url_has_userinfo(config_str(cfg, "webhook"))) {
+		log_warn("--webhook holds credentials (user:password@), and the command line is "
+		         "visible to every user of this host (ps, /proc/PID/cmdline); give the URL "
+		         "in ALERT_WEBHOOK_URL in the environment or as 'webhook = ...' in the "
+		         "config file (-c FILE) instead");
+		n++;
+	}
+	return n;
 }

@@ -50,6 +50,16 @@ enum cli_action cli_load(int argc, char **argv, const char *(*getenv_fn)(const c
 void cli_print_help(FILE *out, enum cli_mode mode);
 void cli_print_version(FILE *out);
 
+/*
+ * Logs one warning per secret given as a flag, where every user of the host can read it
+ * (ps, /proc/PID/cmdline): a password in --db (any form pg_conninfo_has_password knows), a
+ * secret librdkafka property in -X (password, secret, ssl.key.pem, sasl.oauthbearer.config),
+ * a user:password in --webhook or --target. Each names the alternatives that keep it off the
+ * command line.
+ * Returns how many it logged. Settings from the environment or the config file are quiet.
+ */
+int cli_warn_exposed_secrets(const struct config *cfg);
+
 /* The --scrape-gzip choice (checked by cli_parse). */
 enum scrape_gzip cli_scrape_gzip(const struct config *cfg);
 

@@ -64,6 +64,7 @@ int main(int argc, char **argv)
 	enum log_level lvl = LOG_INFO;
 	log_level_parse(config_str(cfg, "log-level"), &lvl); /* validated by cli_load */
 	log_set_level(lvl);
+	cli_warn_exposed_secrets(cfg); /* once, before the mode starts */
 
 	mode_fn run = NULL;
 	for (size_t i = 0; i < sizeof(runners) / sizeof(runners[0]); i++)

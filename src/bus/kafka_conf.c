@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 
@@ -15,11 +16,44 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 	log_msg(l, "kafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
 }
 
+static bool contains(const char *s, size_t n, const char *word)
+{
+	size_t w = strlen(word);
+	for (size_t i = 0; i + w <= n; i++)
+		if (strncasecmp(s + i, word, w) == 0)
+			return true;
+	return false;
+}
+
+bool kafka_conf_secret_key(const char *key, size_t keylen)
+{
+	return contains(key, keylen, "password") || contains(key, keylen, "secret") ||
+	       (keylen == 11 && strncmp(key, "ssl.key.pem", 11) == 0) ||
+	       (keylen == 23 && strncmp(key, "sasl.oauthbearer.config", 23) == 0);
+}
+
 static int set(rd_kafka_conf_t *conf, const char *key, const char *val, char *err, size_t errlen)
 {
 	char why[512];
 	if (rd_kafka_conf_set(conf, key, val, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
-		snprintf(err, errlen, "Kafka property '%s=%s' rejected: %s", key, val, why);
+		if (!kafka_conf_secret_key(key, strlen(key))) {
+			snprintf(err, errlen, "Kafka property '%s=%s' rejected: %s", key, val, why);
+			return -1;
+		}
+		/* a secret: not in the message, not even where librdkafka's reason quotes it */
+		char safe[512];
+		size_t o = 0, vl = strlen(val);
+		for (const char *w = why; *w && o + 4 < sizeof(safe);) {
+			if (vl && strncmp(w, val, vl) == 0) {
+				memcpy(safe + o, "***", 3);
+				o += 3;
+				w += vl;
+			} else {
+				safe[o++] = *w++;
+			}
+		}
+		safe[o] = '\0';
+		snprintf(err, errlen, "Kafka property '%s=***' rejected: %s", key, safe);
 		return -1;
 	}
 	return 0;
@@ -52,7 +86,9 @@ rd_kafka_conf_t *kafka_conf_new(enum kafka_role role, const char *brokers, const
 		const char *kv = props[i];
 		const char *eq = strchr(kv, '=');
 		if (!eq || eq == kv) {
-			snprintf(err, errlen, "-X '%s': expected KEY=VALUE, e.g. -X security.protocol=SSL", kv);
+			/* "=VALUE" with no key: VALUE may be a secret, so it is not shown */
+			snprintf(err, errlen, "-X '%s': expected KEY=VALUE, e.g. -X security.protocol=SSL",
+				 eq ? "=..." : kv);
 			goto fail;
 		}
 		char key[256];

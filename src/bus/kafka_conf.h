@@ -2,6 +2,7 @@
 #ifndef GPUHEALTH_KAFKA_CONF_H
 #define GPUHEALTH_KAFKA_CONF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <librdkafka/rdkafka.h>
@@ -17,5 +18,10 @@ enum kafka_role { KAFKA_PRODUCER, KAFKA_CONSUMER };
  */
 rd_kafka_conf_t *kafka_conf_new(enum kafka_role role, const char *brokers, const char *const *props,
 				size_t nprops, char *err, size_t errlen);
+
+/* True for a librdkafka property whose value is a secret and never shown: any *password*,
+ * *secret*, ssl.key.pem, sasl.oauthbearer.config (it holds client secrets). key need not be
+ * terminated: keylen bytes are read. */
+bool kafka_conf_secret_key(const char *key, size_t keylen);
 
 #endif

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <arpa/inet.h>
 
+#include "collect/targets.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "core/timeutil.h"
@@ -31,7 +32,8 @@
 #define BIG_BODY_READ_BUFFER (256L << 10)
 
 struct target {
-	char *url;          /* owned */
+	char *url;          /* owned; as shown: without any user:password@ */
+	char *given;        /* owned; as given, the key of scrape_set_targets */
 	size_t index;       /* in the current set */
 	CURL *easy;         /* owned; kept between scrapes so its connection is reused */
 	struct strbuf body; /* bounded by max_body */
@@ -165,6 +167,7 @@ static void target_free(struct target *t)
 		curl_easy_cleanup(t->easy);
 	strbuf_free(&t->body);
 	free(t->url);
+	free(t->given);
 	free(t);
 }
 
@@ -174,12 +177,40 @@ static struct target *target_new(struct scrape *s, const char *url)
 	if (!t)
 		return NULL;
 	strbuf_init(&t->body, s->o.max_body);
-	if (!(t->url = strdup(url)) || !(t->easy = curl_easy_init())) {
+	if (!(t->url = strdup(url)) || !(t->given = strdup(url)) || !(t->easy = curl_easy_init())) {
 		target_free(t);
 		return NULL;
 	}
-	snprintf(t->st.url, sizeof(t->st.url), "%s", url);
 	CURL *e = t->easy;
+	/* user:password@ in the URL: sent as basic authentication, and the URL kept without it,
+	 * so no log line, console row, /metrics label or event carries the password */
+	size_t uoff, ulen;
+	if (targets_url_userinfo(url, &uoff, &ulen)) {
+		const char *ui = url + uoff;
+		size_t ul = ulen - 1; /* without the '@' */
+		const char *colon = memchr(ui, ':', ul);
+		size_t nl = colon ? (size_t)(colon - ui) : ul;
+		char *user = curl_easy_unescape(e, ui, (int)nl, NULL);
+		char *pass = colon ? curl_easy_unescape(e, colon + 1, (int)(ul - nl - 1), NULL) : NULL;
+		if (!user || (colon && !pass)) {
+			curl_free(user);
+			curl_free(pass);
+			target_free(t);
+			return NULL;
+		}
+		curl_easy_setopt(e, CURLOPT_USERNAME, user);
+		if (pass)
+			curl_easy_setopt(e, CURLOPT_PASSWORD, pass);
+		curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		/* libcurl keeps its own copies; these go now */
+		memset(user, 0, strlen(user));
+		if (pass)
+			memset(pass, 0, strlen(pass));
+		curl_free(user);
+		curl_free(pass);
+		memmove(t->url + uoff, t->url + uoff + ulen, strlen(t->url + uoff + ulen) + 1);
+	}
+	snprintf(t->st.url, sizeof(t->st.url), "%s", t->url);
 	curl_easy_setopt(e, CURLOPT_URL, t->url);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
@@ -187,7 +218,7 @@ static struct target *target_new(struct scrape *s, const char *url)
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->curl_err);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	bool gz = s->o.gzip == SCRAPE_GZIP_ALWAYS ||
-	          (s->o.gzip == SCRAPE_GZIP_AUTO && !scrape_url_is_loopback(url));
+	          (s->o.gzip == SCRAPE_GZIP_AUTO && !scrape_url_is_loopback(t->url));
 	/* "identity" sends the header and decodes nothing; NULL would send none */
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, gz ? "gzip" : "identity");
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(s->o.timeout_s * 1000 + 0.5));
@@ -263,7 +294,7 @@ int scrape_set_targets(struct scrape *s, const char *const *urls, size_t n)
 	double now = mono(s);
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = 0; j < s->n; j++)
-			if (!kept[j] && strcmp(s->t[j]->url, urls[i]) == 0) {
+			if (!kept[j] && strcmp(s->t[j]->given, urls[i]) == 0) {
 				kept[j] = true;
 				nt[i] = s->t[j];
 				break;

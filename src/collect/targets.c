@@ -75,6 +75,37 @@ out:
 	return rc;
 }
 
+bool targets_url_userinfo(const char *url, size_t *off, size_t *len)
+{
+	const char *a = url ? strstr(url, "://") : NULL;
+	if (!a)
+		return false;
+	a += 3;
+	size_t n = strcspn(a, "/?#");
+	const char *at = NULL;
+	for (const char *q = a; q < a + n; q++)
+		if (*q == '@')
+			at = q;
+	if (!at)
+		return false;
+	*off = (size_t)(a - url);
+	*len = (size_t)(at - a) + 1;
+	return true;
+}
+
+void targets_url_redact(const char *url, char *out, size_t outlen)
+{
+	size_t off, len;
+	if (!outlen)
+		return;
+	if (!url)
+		url = "";
+	if (!targets_url_userinfo(url, &off, &len))
+		snprintf(out, outlen, "%s", url);
+	else
+		snprintf(out, outlen, "%.*s***@%s", (int)off, url, url + off + len);
+}
+
 long targets_find(const struct targets *t, const char *url)
 {
 	for (size_t i = 0; i < t->n; i++)
@@ -86,14 +117,16 @@ long targets_find(const struct targets *t, const char *url)
 int targets_add(struct targets *t, const char *url, const char *origin, char *err, size_t errlen)
 {
 	char why[256];
+	char shown[256];
+	targets_url_redact(url, shown, sizeof(shown));
 	if (targets_check_url(url, why, sizeof(why)) != 0) {
-		snprintf(err, errlen, "%s: '%.200s': %s", origin, url, why);
+		snprintf(err, errlen, "%s: '%.200s': %s", origin, shown, why);
 		return -EINVAL;
 	}
 	long at = targets_find(t, url);
 	if (at >= 0) {
 		snprintf(err, errlen, "%s: '%.200s' is already listed (%s); list each target once",
-			 origin, url, t->origins[at]);
+			 origin, shown, t->origins[at]);
 		return -EEXIST;
 	}
 	if (t->n >= TARGETS_MAX) {

@@ -10,6 +10,7 @@
 #ifndef GPUHEALTH_TARGETS_H
 #define GPUHEALTH_TARGETS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define TARGETS_MAX_URL 2048 /* bytes of one URL */
@@ -42,6 +43,13 @@ int targets_parse(struct targets *t, const char *text, size_t len, const char *n
 int targets_load_file(struct targets *t, const char *path, char *err, size_t errlen);
 
 /* Index of url in t, or -1. */
+/* The userinfo of url ("user:password@", the '@' included) if it has one: its offset and
+ * length. Such credentials are sent by the scraper as basic authentication and never shown. */
+bool targets_url_userinfo(const char *url, size_t *off, size_t *len);
+
+/* url as it may be shown: any userinfo written as "***@". Always terminated within outlen. */
+void targets_url_redact(const char *url, char *out, size_t outlen);
+
 long targets_find(const struct targets *t, const char *url);
 
 #endif

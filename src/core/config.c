@@ -318,13 +318,19 @@ int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size
 			if (a[2] != '\0')
 				inline_val = a + 2;
 		}
+		/* the option as named, without a value written into it ("--db=URL", "-Xk=v"):
+		 * that value may be a password */
+		char opt[64];
+		snprintf(opt, sizeof(opt), "%.*s", a[1] == '-' ? (int)(2 + strcspn(a + 2, "=")) : 2,
+			 a);
 		if (idx < 0) {
-			errf(err, errlen, "unknown option '%s'; see 'gpuhealth %s --help'", a, cfg->mode_name);
+			errf(err, errlen, "unknown option '%s'; see 'gpuhealth %s --help'", opt,
+			     cfg->mode_name);
 			return -EINVAL;
 		}
 		const struct config_option *o = &cfg->table[idx];
 		if (!(o->modes & cfg->mode)) {
-			modes_hint(cfg, err, errlen, a);
+			modes_hint(cfg, err, errlen, opt);
 			return -EINVAL;
 		}
 		const char *val;

@@ -130,8 +130,13 @@ static void *sender(void *arg)
 int webhook_create(struct webhook **out, const struct webhook_opts *o, char *err, size_t errlen)
 {
 	if (!o->url || (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0)) {
-		snprintf(err, errlen, "--webhook: '%s' is not an http:// or https:// URL",
-			 o->url ? o->url : "");
+		/* not the URL itself: it may hold credentials or a token */
+		const char *u = o->url ? o->url : "";
+		size_t sl = strcspn(u, ":/?#@");
+		snprintf(err, errlen,
+			 "--webhook: the URL must start with http:// or https:// (it starts with "
+			 "'%.*s%s')",
+			 (int)(sl < 16 ? sl : 16), u, u[sl] == ':' ? ":" : "");
 		return -EINVAL;
 	}
 	struct webhook *w = calloc(1, sizeof(*w));

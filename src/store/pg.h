@@ -10,7 +10,8 @@
 /*
  * Connects with a conninfo string or postgresql:// URI; NULL or "" means libpq's own PG*
  * environment variables. Returns the connection (caller owns, PQfinish) or NULL with a message
- * in err that names the target and what to check.
+ * in err that names the target (pg_redact) and what to check; a string libpq cannot parse is
+ * not tried and the message says how to write one. No password is in any message.
  */
 PGconn *pg_connect(const char *conninfo, const char *application_name, char *err, size_t errlen);
 
@@ -21,7 +22,25 @@ int pg_exec(PGconn *conn, const char *sql, char *err, size_t errlen);
 /* True when the error means the connection is gone (reconnect), false for a SQL error. */
 bool pg_connection_lost(PGconn *conn);
 
-/* A conninfo with any password replaced by "***", for messages. */
+/*
+ * The one way a connection string is shown (logs, errors, the console): conninfo (key/value or
+ * URI, as --db takes it) parsed by libpq's PQconninfoParse and written back as key=value text,
+ * where it is first (service, host, hostaddr, port, dbname, user), then the rest, values
+ * re-quoted, password and sslpassword as "***" and no byte of either in any form. NULL or ""
+ * shows the PG* variables in use (PGPASSWORD as "***"); a word with no '=' is a database name;
+ * a string libpq rejects shows as "(unparseable connection string: REASON)", where libpq's
+ * quotes of the input are hidden when the string may hold a password (a misspelt key is named
+ * otherwise). Always terminated within outlen.
+ */
 void pg_redact(const char *conninfo, char *out, size_t outlen);
+
+/* A libpq message (PQerrorMessage after a connection attempt with conninfo) made safe to show:
+ * any secret of conninfo or PGPASSWORD replaced by "***", libpq's quotes of an unparseable
+ * conninfo hidden, trailing newlines dropped and inner ones joined with "; ". */
+void pg_redact_message(const char *conninfo, const char *msg, char *out, size_t outlen);
+
+/* True when conninfo itself carries a password or sslpassword (for the warning about a
+ * password on the command line); an unparseable string that looks like it does counts. */
+bool pg_conninfo_has_password(const char *conninfo);
 
 #endif
