@@ -370,31 +370,252 @@ static PGresult *rq_query(struct req *rq, const char *sql, int n, const char *co
 	"g.first_seen, "                                                                           \
 	"g.last_seen"
 
+/* ---- GET /api/v1/gpus, page by page (keyset paging on schema/008's gpus_page_idx) */
+
+#define GPUS_DEFAULT_LIMIT 500
+#define GPUS_MAX_LIMIT     5000
+#define GPUS_MAX_FILTER    256  /* bytes of a host or cluster filter */
+#define GPUS_MAX_CURSOR    2048 /* characters of a cursor */
+
+static const char b64url_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* base64url without padding (RFC 4648 section 5) of in[0..n) appended to sb. */
+static int b64url_encode(struct strbuf *sb, const unsigned char *in, size_t n)
+{
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)in[i] << 16;
+		size_t k = n - i < 3 ? n - i : 3;
+		if (k > 1)
+			v |= (unsigned)in[i + 1] << 8;
+		if (k > 2)
+			v |= in[i + 2];
+		char out[4];
+		for (int j = 0; j < 4; j++)
+			out[j] = b64url_chars[(v >> (18 - 6 * j)) & 63];
+		int rc = strbuf_append(sb, out, k + 1);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Decodes base64url without padding into out (at least strlen(text) bytes); *n: the length.
+ * Returns false on a character outside the alphabet, a length no encoding has, or bits set
+ * past the end (every input has one encoding). */
+static bool b64url_decode(const char *text, unsigned char *out, size_t *n)
+{
+	size_t len = strlen(text), o = 0;
+	if (len % 4 == 1)
+		return false;
+	unsigned acc = 0;
+	int bits = 0;
+	for (size_t i = 0; i < len; i++) {
+		const char *c = memchr(b64url_chars, text[i], 64);
+		if (!c || !text[i])
+			return false;
+		acc = (acc << 6) | (unsigned)(c - b64url_chars);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (unsigned char)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	if (acc != 0)
+		return false;
+	*n = o;
+	return true;
+}
+
+/* The cursor after a row: base64url of [1, host, index, key] (COALESCE(hostname, ''),
+ * COALESCE(gpu_index, -1), gpu_key: the page order). Returns a malloc'd string or NULL. */
+static char *gpus_cursor_make(const PGresult *r, int row)
+{
+	const char *host = PQgetisnull(r, row, 5) ? "" : PQgetvalue(r, row, 5);
+	long long idx = PQgetisnull(r, row, 4) ? -1 : strtoll(PQgetvalue(r, row, 4), NULL, 10);
+	json_t *a = json_pack("[i, s, I, s]", 1, host, (json_int_t)idx, PQgetvalue(r, row, 0));
+	char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+	json_decref(a);
+	if (!text)
+		return NULL;
+	struct strbuf sb;
+	strbuf_init(&sb, 0);
+	int rc = b64url_encode(&sb, (const unsigned char *)text, strlen(text));
+	free(text);
+	if (rc || sb.overflow || !sb.data) {
+		strbuf_free(&sb);
+		return NULL;
+	}
+	return sb.data; /* caller frees */
+}
+
+/* Reads a cursor that gpus_cursor_make wrote; host and key point into *owner (caller
+ * json_decref). Returns false when it is not one. */
+static bool gpus_cursor_parse(const char *text, json_t **owner, const char **host, char *idx,
+                              size_t idxlen, const char **key)
+{
+	size_t len = strlen(text), n = 0;
+	if (len == 0 || len > GPUS_MAX_CURSOR)
+		return false;
+	unsigned char buf[GPUS_MAX_CURSOR];
+	if (!b64url_decode(text, buf, &n))
+		return false;
+	json_t *a = json_loadb((const char *)buf, n, 0, NULL); /* rejects \u0000, bad UTF-8 */
+	if (!a || !json_is_array(a) || json_array_size(a) != 4 ||
+	    !json_is_integer(json_array_get(a, 0)) ||
+	    json_integer_value(json_array_get(a, 0)) != 1 ||
+	    !json_is_string(json_array_get(a, 1)) || !json_is_integer(json_array_get(a, 2)) ||
+	    json_integer_value(json_array_get(a, 2)) < -1 ||
+	    json_integer_value(json_array_get(a, 2)) > 2147483647 ||
+	    !json_is_string(json_array_get(a, 3)) ||
+	    json_string_length(json_array_get(a, 3)) == 0) {
+		json_decref(a);
+		return false;
+	}
+	*host = json_string_value(json_array_get(a, 1));
+	*key = json_string_value(json_array_get(a, 3));
+	snprintf(idx, idxlen, "%lld", (long long)json_integer_value(json_array_get(a, 2)));
+	*owner = a; /* caller owns */
+	return true;
+}
+
+/* Appends "&name=value" (value percent-encoded) to sb when value is set. */
+static void url_param(struct strbuf *sb, const char *name, const char *value)
+{
+	if (!value)
+		return;
+	strbuf_printf(sb, "&%s=", name);
+	for (const unsigned char *c = (const unsigned char *)value; *c; c++) {
+		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+		    strchr("-._~", *c))
+			strbuf_append(sb, c, 1);
+		else
+			strbuf_printf(sb, "%%%02X", *c);
+	}
+}
+
+/* value itself when it can be quoted in an error message as it is (printable ASCII, short),
+ * else a placeholder: an answer must stay valid UTF-8 JSON whatever a client sent. */
+static const char *echo_safe(const char *value)
+{
+	size_t n = 0;
+	for (const unsigned char *c = (const unsigned char *)value; *c; c++, n++)
+		if (*c < 0x20 || *c > 0x7e || n >= 64)
+			return "(the value given)";
+	return value;
+}
+
+/* A host or cluster filter: text PostgreSQL takes (UTF-8, no longer than GPUS_MAX_FILTER). */
+static bool gpus_filter_ok(struct req *rq, const char *name, const char *value)
+{
+	if (!value)
+		return true;
+	json_t *s = json_string(value); /* NULL when value is not UTF-8 */
+	bool ok = s && strlen(value) <= GPUS_MAX_FILTER;
+	json_decref(s);
+	if (!ok)
+		set(rq, 400,
+		    err_body("bad_parameter", name,
+		             "%s is not UTF-8 text of at most %d bytes: give the %s's name as "
+		             "listed in GET /api/v1/gpus",
+		             name, GPUS_MAX_FILTER, name));
+	return ok;
+}
+
 static void ep_gpus(struct req *rq)
 {
-	static const char *const allowed[] = {"host", "status", NULL};
+	static const char *const allowed[] = {"host", "status", "cluster", "limit", "cursor", NULL};
 	if (!args_allowed(rq, allowed))
 		return;
 	const char *host = arg(rq, "host"), *status = arg(rq, "status");
+	const char *cluster = arg(rq, "cluster"), *lim = arg(rq, "limit");
+	const char *cursor = arg(rq, "cursor");
 	if (status && strcmp(status, "pass") && strcmp(status, "warn") && strcmp(status, "fail")) {
 		set(rq, 400,
 		    err_body("bad_parameter", "status",
-		             "status '%s' is not a health status: use pass, warn or fail", status));
+		             "status '%s' is not a health status: use pass, warn or fail",
+		             echo_safe(status)));
 		return;
 	}
-	const char *p[2] = {host, status};
+	if (!gpus_filter_ok(rq, "host", host) || !gpus_filter_ok(rq, "cluster", cluster))
+		return;
+	long limit = GPUS_DEFAULT_LIMIT;
+	if (lim) {
+		size_t n = strlen(lim);
+		limit = n >= 1 && n <= 4 && strspn(lim, "0123456789") == n ? strtol(lim, NULL, 10) : 0;
+		if (limit < 1 || limit > GPUS_MAX_LIMIT) {
+			set(rq, 400,
+			    err_body("bad_parameter", "limit",
+			             "limit '%s' is not a whole number from 1 to %d (default %d)",
+			             echo_safe(lim), GPUS_MAX_LIMIT, GPUS_DEFAULT_LIMIT));
+			return;
+		}
+	}
+	json_t *cur = NULL;
+	const char *c_host = NULL, *c_key = NULL;
+	char c_idx[24] = "";
+	if (cursor && !gpus_cursor_parse(cursor, &cur, &c_host, c_idx, sizeof(c_idx), &c_key)) {
+		set(rq, 400,
+		    err_body("bad_parameter", "cursor",
+		             "cursor is not one this API gave: pass the 'next' of the previous "
+		             "page unchanged, or leave cursor out for the first page"));
+		return;
+	}
+	char lbuf[24];
+	snprintf(lbuf, sizeof(lbuf), "%ld", limit + 1); /* one more: is there a next page? */
+	const char *p[7] = {host, status, cluster, c_host, cursor ? c_idx : NULL, c_key, lbuf};
+	/* the filters and the position in SQL: one index range scan of limit + 1 rows */
 	PGresult *r = rq_query(
 	    rq,
 	    "SELECT " GPU_COLS ", h.score AS health_score, h.status AS health_status "
 	    "FROM gpus g LEFT JOIN LATERAL (SELECT score, status FROM gpu_health_scores s "
 	    "WHERE s.gpu_key = g.gpu_key ORDER BY s.time DESC LIMIT 1) h ON true "
 	    "WHERE ($1::text IS NULL OR g.hostname = $1) AND ($2::text IS NULL OR h.status = $2) "
-	    "ORDER BY g.hostname, g.gpu_index, g.gpu_key",
-	    2, p);
+	    "AND ($3::text IS NULL OR g.cluster = $3) "
+	    "AND ($4::text IS NULL OR (COALESCE(g.hostname, ''), COALESCE(g.gpu_index, -1), "
+	    "g.gpu_key) > ($4::text, $5::int, $6::text)) "
+	    "ORDER BY COALESCE(g.hostname, ''), COALESCE(g.gpu_index, -1), g.gpu_key "
+	    "LIMIT $7::int",
+	    7, p);
+	json_decref(cur);
 	if (!r)
 		return;
-	set(rq, 200, json_pack("{s:i, s:o}", "count", PQntuples(r), "gpus", rows_array(r)));
+	int n = PQntuples(r), rows = n > limit ? (int)limit : n;
+	json_t *gpus = json_array(), *next = json_null(), *next_cursor = json_null();
+	for (int i = 0; gpus && i < rows; i++)
+		json_array_append_new(gpus, row_obj(r, i));
+	if (n > limit) {
+		char *c = gpus_cursor_make(r, rows - 1);
+		struct strbuf url;
+		strbuf_init(&url, 0);
+		strbuf_printf(&url, "/api/v1/gpus?limit=%ld", limit);
+		url_param(&url, "host", host);
+		url_param(&url, "status", status);
+		url_param(&url, "cluster", cluster);
+		url_param(&url, "cursor", c);
+		if (c && !url.overflow && url.data) {
+			json_decref(next);
+			json_decref(next_cursor);
+			next = json_string(url.data);
+			next_cursor = json_string(c);
+		}
+		strbuf_free(&url);
+		if (!c || !next || json_is_null(next)) {
+			free(c);
+			json_decref(gpus);
+			json_decref(next);
+			json_decref(next_cursor);
+			PQclear(r);
+			set(rq, 500, err_body("internal", NULL, "out of memory"));
+			return;
+		}
+		free(c);
+	}
 	PQclear(r);
+	set(rq, 200,
+	    json_pack("{s:i, s:i, s:o, s:o, s:o}", "count", rows, "limit", (int)limit, "gpus", gpus,
+	              "next", next, "next_cursor", next_cursor));
 }
 
 /* Looks the GPU up; sets a 404 (or 503) and returns NULL when it is not there. */
