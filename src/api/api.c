@@ -277,6 +277,7 @@ struct req {
 	bool too_many, duplicate;
 	const char *dup_key;
 	json_t *body; /* the answer */
+	char *text;   /* or the answer already as JSON text (malloc'd; wins over body) */
 	int status;
 };
 
@@ -376,6 +377,7 @@ static PGresult *rq_query(struct req *rq, const char *sql, int n, const char *co
 #define GPUS_MAX_LIMIT     5000
 #define GPUS_MAX_FILTER    256  /* bytes of a host or cluster filter */
 #define GPUS_MAX_CURSOR    2048 /* characters of a cursor */
+#define GPUS_MAX_BODY      (8u << 20) /* a page ends early past this many bytes */
 
 static const char b64url_chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -523,6 +525,114 @@ static bool gpus_filter_ok(struct req *rq, const char *name, const char *value)
 	return ok;
 }
 
+/* Appends s as a JSON string (s: UTF-8, as PostgreSQL returns text from a UTF8 database). */
+static void json_text_str(struct strbuf *sb, const char *s)
+{
+	strbuf_append(sb, "\"", 1);
+	const char *run = s;
+	for (const char *c = s;; c++) {
+		unsigned char u = (unsigned char)*c;
+		if (u >= 0x20 && u != '"' && u != '\\')
+			continue;
+		strbuf_append(sb, run, (size_t)(c - run));
+		if (!u)
+			break;
+		if (u == '"' || u == '\\')
+			strbuf_printf(sb, "\\%c", u);
+		else if (u == '\n')
+			strbuf_puts(sb, "\\n");
+		else if (u == '\t')
+			strbuf_puts(sb, "\\t");
+		else
+			strbuf_printf(sb, "\\u%04x", u);
+		run = c + 1;
+	}
+	strbuf_append(sb, "\"", 1);
+}
+
+/* Appends one result row as a JSON object, typed as cell_json types it, without building a
+ * jansson tree first (for 500 GPUs that tree was ~80 % of a page's CPU: malloc and free). */
+static void json_text_row(struct strbuf *sb, const PGresult *r, int row)
+{
+	strbuf_append(sb, "{", 1);
+	for (int col = 0; col < PQnfields(r); col++) {
+		if (col)
+			strbuf_append(sb, ",", 1);
+		json_text_str(sb, PQfname(r, col));
+		strbuf_append(sb, ":", 1);
+		const char *v = PQgetvalue(r, row, col);
+		if (PQgetisnull(r, row, col)) {
+			strbuf_puts(sb, "null");
+			continue;
+		}
+		switch (PQftype(r, col)) {
+		case OID_BOOL: strbuf_puts(sb, v[0] == 't' ? "true" : "false"); break;
+		case OID_INT2:
+		case OID_INT4:
+		case OID_INT8: strbuf_printf(sb, "%lld", strtoll(v, NULL, 10)); break;
+		case OID_FLOAT4:
+		case OID_FLOAT8:
+		case OID_NUMERIC: {
+			double d = strtod(v, NULL);
+			char num[40];
+			snprintf(num, sizeof(num), "%.17g", d);
+			if (!isfinite(d))
+				strbuf_puts(sb, "null");
+			else
+				strbuf_printf(sb, "%s%s", num, strpbrk(num, ".eE") ? "" : ".0");
+			break;
+		}
+		case OID_TIMESTAMPTZ: {
+			json_t *t = ts_json(v);
+			json_text_str(sb, t ? json_string_value(t) : v);
+			json_decref(t);
+			break;
+		}
+		case OID_JSON:
+		case OID_JSONB: {
+			json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
+			if (j)
+				strbuf_puts(sb, v); /* valid JSON as it is */
+			else
+				json_text_str(sb, v);
+			json_decref(j);
+			break;
+		}
+		default: json_text_str(sb, v);
+		}
+	}
+	strbuf_append(sb, "}", 1);
+}
+
+/* Pages are built at most GPUS_BUSY_MAX(threads) at a time, whatever the number of clients:
+ * the others wait here, holding no database connection, so /healthz and the other endpoints
+ * always find one free and the CPU is not split 32 ways (bench/api.sh). One gate for the
+ * process: a process runs one API. */
+#define GPUS_BUSY_MAX(threads) ((threads) > 2 ? (threads) / 2 : 1)
+static pthread_mutex_t gpus_gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gpus_gate_cv = PTHREAD_COND_INITIALIZER;
+static unsigned gpus_busy;
+
+static void gpus_gate_enter(unsigned threads)
+{
+	pthread_mutex_lock(&gpus_gate_mu);
+	while (gpus_busy >= GPUS_BUSY_MAX(threads))
+		pthread_cond_wait(&gpus_gate_cv, &gpus_gate_mu);
+	gpus_busy++;
+	pthread_mutex_unlock(&gpus_gate_mu);
+}
+
+static void gpus_gate_leave(void)
+{
+	pthread_mutex_lock(&gpus_gate_mu);
+	gpus_busy--;
+	pthread_cond_signal(&gpus_gate_cv);
+	pthread_mutex_unlock(&gpus_gate_mu);
+}
+
+static void gpus_page(struct req *rq, const char *host, const char *status, const char *cluster,
+                      const char *c_host, const char *c_idx, const char *c_key, long limit);
+
 static void ep_gpus(struct req *rq)
 {
 	static const char *const allowed[] = {"host", "status", "cluster", "limit", "cursor", NULL};
@@ -562,9 +672,19 @@ static void ep_gpus(struct req *rq)
 		             "page unchanged, or leave cursor out for the first page"));
 		return;
 	}
+	gpus_gate_enter(rq->api->threads);
+	gpus_page(rq, host, status, cluster, cursor ? c_host : NULL, c_idx, c_key, limit);
+	gpus_gate_leave();
+	json_decref(cur);
+}
+
+/* One page: the query, then the answer as JSON text in rq->text. */
+static void gpus_page(struct req *rq, const char *host, const char *status, const char *cluster,
+                      const char *c_host, const char *c_idx, const char *c_key, long limit)
+{
 	char lbuf[24];
 	snprintf(lbuf, sizeof(lbuf), "%ld", limit + 1); /* one more: is there a next page? */
-	const char *p[7] = {host, status, cluster, c_host, cursor ? c_idx : NULL, c_key, lbuf};
+	const char *p[7] = {host, status, cluster, c_host, c_host ? c_idx : NULL, c_key, lbuf};
 	/* the filters and the position in SQL: one index range scan of limit + 1 rows */
 	PGresult *r = rq_query(
 	    rq,
@@ -578,15 +698,28 @@ static void ep_gpus(struct req *rq)
 	    "ORDER BY COALESCE(g.hostname, ''), COALESCE(g.gpu_index, -1), g.gpu_key "
 	    "LIMIT $7::int",
 	    7, p);
-	json_decref(cur);
+	if (rq->pc) { /* the rows are here: the connection is free for others while we render */
+		pool_put(rq->api, rq->pc);
+		rq->pc = NULL;
+	}
 	if (!r)
 		return;
-	int n = PQntuples(r), rows = n > limit ? (int)limit : n;
-	json_t *gpus = json_array(), *next = json_null(), *next_cursor = json_null();
-	for (int i = 0; gpus && i < rows; i++)
-		json_array_append_new(gpus, row_obj(r, i));
-	if (n > limit) {
-		char *c = gpus_cursor_make(r, rows - 1);
+	struct strbuf sb; /* the answer */
+	strbuf_init(&sb, 0);
+	int n = PQntuples(r), rows = n > limit ? (int)limit : n, i = 0;
+	strbuf_reserve(&sb, (size_t)rows * 480 + 512); /* ~460 bytes a GPU: one allocation */
+	strbuf_puts(&sb, "{\"count\":");
+	size_t count_at = sb.len;
+	strbuf_printf(&sb, "%-10s,\"limit\":%ld,\"gpus\":[", "", limit);
+	for (; i < rows && (i == 0 || sb.len < GPUS_MAX_BODY); i++) {
+		if (i)
+			strbuf_append(&sb, ",", 1);
+		json_text_row(&sb, r, i);
+	}
+	/* a next page when rows were left: past limit, or past the body bound */
+	char *c = i < n ? gpus_cursor_make(r, i - 1) : NULL;
+	strbuf_puts(&sb, "],\"next\":");
+	if (c) {
 		struct strbuf url;
 		strbuf_init(&url, 0);
 		strbuf_printf(&url, "/api/v1/gpus?limit=%ld", limit);
@@ -594,28 +727,32 @@ static void ep_gpus(struct req *rq)
 		url_param(&url, "status", status);
 		url_param(&url, "cluster", cluster);
 		url_param(&url, "cursor", c);
-		if (c && !url.overflow && url.data) {
-			json_decref(next);
-			json_decref(next_cursor);
-			next = json_string(url.data);
-			next_cursor = json_string(c);
-		}
+		json_text_str(&sb, url.data && !url.overflow ? url.data : "");
+		if (url.overflow || !url.data)
+			sb.overflow = true;
 		strbuf_free(&url);
-		if (!c || !next || json_is_null(next)) {
-			free(c);
-			json_decref(gpus);
-			json_decref(next);
-			json_decref(next_cursor);
-			PQclear(r);
-			set(rq, 500, err_body("internal", NULL, "out of memory"));
-			return;
-		}
-		free(c);
+		strbuf_puts(&sb, ",\"next_cursor\":");
+		json_text_str(&sb, c);
+	} else {
+		strbuf_puts(&sb, "null,\"next_cursor\":null");
 	}
+	strbuf_puts(&sb, "}");
+	bool failed = (i < n && !c) || sb.overflow || !sb.data;
+	free(c);
 	PQclear(r);
-	set(rq, 200,
-	    json_pack("{s:i, s:i, s:o, s:o, s:o}", "count", rows, "limit", (int)limit, "gpus", gpus,
-	              "next", next, "next_cursor", next_cursor));
+	if (failed) {
+		strbuf_free(&sb);
+		set(rq, 500, err_body("internal", NULL, "out of memory"));
+		return;
+	}
+	/* the count, known now, over the first of the 10 characters left for it; the blanks
+	 * after it move the rest of the answer left, once */
+	char cnt[16];
+	int w = snprintf(cnt, sizeof(cnt), "%d", i);
+	memcpy(sb.data + count_at, cnt, (size_t)w);
+	memmove(sb.data + count_at + w, sb.data + count_at + 10, sb.len - count_at - 10 + 1);
+	rq->status = 200;
+	rq->text = sb.data; /* owned by rq */
 }
 
 /* Looks the GPU up; sets a 404 (or 503) and returns NULL when it is not there. */
@@ -1031,6 +1168,21 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *b
 	return ret;
 }
 
+/* Sends JSON text rendered by a handler; takes *text (set to NULL). */
+static enum MHD_Result send_text(struct MHD_Connection *c, int status, char **text)
+{
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer_with_free_callback(strlen(*text), *text, free);
+	if (!r)
+		return MHD_NO; /* *text is still ours: answer frees it */
+	*text = NULL;     /* owned by r */
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static void count_status(struct api *api, int status)
 {
 	if (status < 300)
@@ -1098,10 +1250,11 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	if (rq.status == 0)
 		set(&rq, 500, err_body("internal", NULL, "no answer was produced"));
 	count_status(api, rq.status);
-	ret = send_json(c, rq.status, rq.body);
+	ret = rq.text ? send_text(c, rq.status, &rq.text) : send_json(c, rq.status, rq.body);
 out:
 	if (rq.pc)
 		pool_put(api, rq.pc);
+	free(rq.text);
 	json_decref(rq.body);
 	atomic_fetch_add(&api->duration_us[ep], (uint64_t)((time_mono() - t0) * 1e6));
 	return ret;
@@ -1254,10 +1407,12 @@ int api_start(struct api *api, char *err, size_t errlen)
 	int rc = open_listener(api, &fd, err, errlen);
 	if (rc)
 		return rc;
+	/* a thread per connection: a slow answer (a page of GPUs) holds up only its own client;
+	 * /healthz is never queued behind pages on a shared worker thread */
 	api->daemon = MHD_start_daemon(
-	    MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, api,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-	    MHD_OPTION_THREAD_POOL_SIZE, api->threads, MHD_OPTION_CONNECTION_LIMIT,
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+	    NULL, NULL, answer, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
+	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
 	    MHD_OPTION_END);
 	if (!api->daemon) {
