@@ -344,6 +344,22 @@ for v in ("!!!", "", "a", b64(b"{}"), b64(b'[1,"pg-000",0]'), b64(b'[2,"pg-000",
 bad_param("/api/v1/gpus?host=" + "h" * 300, "host")
 bad_param("/api/v1/gpus?cluster=%FF", "cluster")
 
+# a page ends before limit when its answer would pass 8 MiB: 6,000 GPUs with 2 kB models
+sql("""INSERT INTO gpus (gpu_key, uuid, gpu_index, hostname, model, cluster, first_seen, last_seen)
+SELECT 'GPU-big' || lpad(i::text, 5, '0'), 'GPU-big' || lpad(i::text, 5, '0'), i % 8,
+       'zz-big-' || lpad((i / 8)::text, 4, '0'), repeat('m', 2000), 'big', now(), now()
+FROM generate_series(0, 5999) AS i""")
+want, keys, path, sizes = fleet("g.cluster = 'big'"), [], "/api/v1/gpus?cluster=big&limit=5000", []
+while path:
+    with urllib.request.urlopen(BASE + path, timeout=30) as r:
+        raw = r.read()
+    b = json.loads(raw)
+    sizes.append((len(raw), b["count"]))
+    keys += [x["gpu_key"] for x in b["gpus"]]
+    path = b["next"]
+check(keys == want and len(sizes) >= 2 and all(n <= 8 * 2**20 + 4096 for n, _ in sizes) and sizes[0][1] < 5000,
+      f"limit=5000 of 2 kB rows: pages end at 8 MiB ({sizes}) and still give the {len(want)} GPUs once each, in order")
+
 # ---- other paths and methods
 nf = get("/api/v1/nothing", 404)
 check(nf["error"] == "not_found", "an unknown path is a JSON 404")
