@@ -22,10 +22,11 @@ source scripts/services.sh
 T=$(mktemp -d)
 API_PID=
 trap '[ -n "$API_PID" ] && kill "$API_PID" 2>/dev/null; wait 2>/dev/null; pg_stop; rm -rf "$GH_SVC_DIR" "$T"' EXIT
-GH_PG_EXTRA_CONF="shared_buffers = 256MB" pg_start 2>/dev/null
+GH_PG_EXTRA_CONF="shared_buffers = 256MB
+${GH_PG_EXTRA_CONF:-}" pg_start 2>/dev/null
 psql -X -q "$GPUHEALTH_TEST_PG" -c "CREATE DATABASE bench_api" >/dev/null
 DB="${GPUHEALTH_TEST_PG/dbname=gpuhealth_test/dbname=bench_api}"
-"$BIN" db migrate --db "$DB" >/dev/null 2>&1
+"$BIN" db migrate --db "$DB" >"$T/migrate.log" 2>&1 || { echo "migrate failed:" >&2; cat "$T/migrate.log" >&2; exit 1; }
 hosts=$(( (GPUS + 7) / 8 ))
 t0=$(date +%s.%N)
 psql -X -q -v ON_ERROR_STOP=1 "$DB" <<SQL
