@@ -376,7 +376,7 @@ static PGresult *rq_query(struct req *rq, const char *sql, int n, const char *co
 #define GPUS_DEFAULT_LIMIT 500
 #define GPUS_MAX_LIMIT     5000
 #define GPUS_MAX_FILTER    256  /* bytes of a host or cluster filter */
-#define GPUS_MAX_CURSOR    2048 /* characters of a cursor */
+#define GPUS_MAX_CURSOR    4096 /* characters of a cursor (a host name of up to ~3,000 bytes) */
 #define GPUS_MAX_BODY      (8u << 20) /* a page ends early past this many bytes */
 
 static const char b64url_chars[] =
@@ -489,8 +489,8 @@ static void url_param(struct strbuf *sb, const char *name, const char *value)
 		return;
 	strbuf_printf(sb, "&%s=", name);
 	for (const unsigned char *c = (const unsigned char *)value; *c; c++) {
-		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
-		    strchr("-._~", *c))
+		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+		    (*c >= '0' && *c <= '9') || strchr("-._~", *c))
 			strbuf_append(sb, c, 1);
 		else
 			strbuf_printf(sb, "%%%02X", *c);
@@ -653,7 +653,8 @@ static void ep_gpus(struct req *rq)
 	long limit = GPUS_DEFAULT_LIMIT;
 	if (lim) {
 		size_t n = strlen(lim);
-		limit = n >= 1 && n <= 4 && strspn(lim, "0123456789") == n ? strtol(lim, NULL, 10) : 0;
+		bool digits = n >= 1 && n <= 4 && strspn(lim, "0123456789") == n;
+		limit = digits ? strtol(lim, NULL, 10) : 0;
 		if (limit < 1 || limit > GPUS_MAX_LIMIT) {
 			set(rq, 400,
 			    err_body("bad_parameter", "limit",
@@ -667,9 +668,11 @@ static void ep_gpus(struct req *rq)
 	char c_idx[24] = "";
 	if (cursor && !gpus_cursor_parse(cursor, &cur, &c_host, c_idx, sizeof(c_idx), &c_key)) {
 		set(rq, 400,
-		    err_body("bad_parameter", "cursor",
-		             "cursor is not one this API gave: pass the 'next' of the previous "
-		             "page unchanged, or leave cursor out for the first page"));
+		    err_body(
+		        "bad_parameter", "cursor",
+		        "cursor is not one this API gave: pass the next_cursor of the previous "
+		        "page unchanged (or follow its next), or leave cursor out for the first "
+		        "page"));
 		return;
 	}
 	gpus_gate_enter(rq->api->threads);
@@ -1175,7 +1178,7 @@ static enum MHD_Result send_text(struct MHD_Connection *c, int status, char **te
 	    MHD_create_response_from_buffer_with_free_callback(strlen(*text), *text, free);
 	if (!r)
 		return MHD_NO; /* *text is still ours: answer frees it */
-	*text = NULL;     /* owned by r */
+	*text = NULL;          /* owned by r */
 	MHD_add_response_header(r, "Content-Type", "application/json");
 	MHD_add_response_header(r, "Cache-Control", "no-store");
 	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
