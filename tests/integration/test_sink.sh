@@ -9,16 +9,20 @@ db=gh_mig_$$
 psql -X -q "$ADMIN_PG" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
 ci="${ADMIN_PG/dbname=gpuhealth_test/dbname=$db}"
 check "migrate to version 1" bash -c "'$BIN' db migrate --db '$ci' --schema-version 1 2>&1 | grep -q 'from version 0 to 1'"
-check "upgrade 1 -> latest" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'from version 1 to 7'"
-check "re-run is a no-op" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'up to date at version 7'"
-check "versions recorded" test "$(sql "$ci" "SELECT string_agg(version::text, ',' ORDER BY version) FROM gpuhealth_migrations")" = "1,2,3,4,5,6,7"
+# the latest version is the number of the last file in schema/ (numbered without gaps)
+latest=$(ls schema/[0-9][0-9][0-9]_*.sql | sed -n '$s|.*/0*\([0-9]*\)_.*|\1|p')
+all_versions=$(seq -s, 1 "$latest")
+check "upgrade 1 -> latest ($latest)" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'from version 1 to $latest'"
+check "re-run is a no-op" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'up to date at version $latest'"
+check "versions recorded" test "$(sql "$ci" "SELECT string_agg(version::text, ',' ORDER BY version) FROM gpuhealth_migrations")" = "$all_versions"
 check "rows the sink updates get room for HOT updates (005)" test "$(sql "$ci" "SELECT string_agg(relname || ':' || array_to_string(reloptions, ','), ' ' ORDER BY relname) FROM pg_class WHERE relname IN ('gpu_metrics_1min', 'gpus')")" = "gpu_metrics_1min:fillfactor=50 gpus:fillfactor=70"
 # 007: statistics only for the key columns, on the tables and on a partition made after it
-sql "$ci" "SELECT gpuhealth_ensure_partitions(now() + interval '20 days', now() + interval '20 days')" >/dev/null
+# (2 days ahead: the last day gpuhealth_ensure_partitions may create, 008)
+sql "$ci" "SELECT gpuhealth_ensure_partitions(now() + interval '2 days', now() + interval '2 days')" >/dev/null
 stat_targets() { # stat_targets REL: "column:target" of the key columns and one metric column
   sql "$ci" "SELECT string_agg(attname || ':' || attstattarget, ' ' ORDER BY attname) FROM pg_attribute WHERE attrelid = '$1'::regclass AND attname IN ('gpu_key', 'time', 'minute', 'gpu_temp', 'gpu_temp_max', 'extra')"
 }
-newest_part=$(sql "$ci" "SELECT 'gpu_metrics_p' || to_char((now() + interval '20 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
+newest_part=$(sql "$ci" "SELECT 'gpu_metrics_p' || to_char((now() + interval '2 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
 check "gpu_metrics keeps statistics of gpu_key and time only (007)" test "$(stat_targets gpu_metrics)" = "extra:0 gpu_key:-1 gpu_temp:0 time:-1"
 check "... and so does a partition created after the migration" test "$(stat_targets "$newest_part")" = "extra:0 gpu_key:-1 gpu_temp:0 time:-1"
 check "... gpu_metrics_1min of gpu_key and minute only" test "$(stat_targets gpu_metrics_1min)" = "gpu_key:-1 gpu_temp_max:0 minute:-1"
@@ -179,8 +183,9 @@ fi
 echo "== expired partitions are dropped, future ones created, old pipeline_stats rows deleted"
 db7=$(new_db gh_exp_$$)
 sql "$db7" "INSERT INTO pipeline_stats (time, service, instance, consumed, rows_written, dead_letters, db_errors) VALUES (now() - interval '8 days', 'sink', 'old:1', 1, 1, 0, 0), (now() - interval '6 days', 'sink', 'old:1', 2, 2, 0, 0)" >/dev/null
-sql "$db7" "SELECT gpuhealth_ensure_partitions(now() - interval '10 days', now() - interval '9 days')" >/dev/null
 old=$(sql "$db7" "SELECT 'gpu_metrics_p' || to_char((now() - interval '10 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
+# the owner's own DDL: gpuhealth_ensure_partitions creates no day older than the retention (009)
+sql "$db7" "CREATE TABLE $old PARTITION OF gpu_metrics FOR VALUES FROM ('${old#gpu_metrics_p}T00:00:00Z') TO (('${old#gpu_metrics_p}T00:00:00Z'::timestamptz + interval '1 day'))" >/dev/null
 check "an old partition exists before ($old)" test -n "$(sql "$db7" "SELECT to_regclass('$old')")"
 start_sink exp "$db7" gh-exp-$UNIQ "g-exp-$UNIQ" --duration 3
 wait "$PID_exp"
