@@ -161,10 +161,11 @@ int tui_run(struct config *cfg)
 	bool fake = fake_env && fake_env[0] && strcmp(fake_env, "0") != 0;
 	char logpath[600];
 	int saved = -1;
-	signals_install();
 	/* the console's SIGHUP is its terminal hanging up (ssh dropped, tmux pane killed): stop in
-	 * order like q, never reload (--daemon keeps SIGHUP as its reload) */
+	 * order like q, never reload (--daemon keeps SIGHUP as its reload); before the handlers,
+	 * so that no SIGHUP is taken for a reload in between */
 	signals_hup_stops();
+	signals_install();
 	/* Two malloc arenas instead of up to 8 per core: the console's process runs some 30
 	 * threads that allocate little each; this keeps its resident memory down (issue #6:
 	 * at most 32 MB). Before any thread starts. */
