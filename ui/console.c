@@ -1153,8 +1153,8 @@ static bool wait_input(int in, int out, int ms, bool *readable)
 		return false;
 	*readable = (p[0].revents & POLLIN) != 0;
 	if (n == 3 && (p[2].revents & POLLIN) && !signals_stop_requested()) {
-		/* a wake-up that asks nothing of the console (a SIGHUP before signals_hup_stops()):
-		 * take it, or the next poll would not sleep */
+		/* a wake-up that asks nothing of the console (a SIGHUP where it is a reload: a caller
+		 * that did not call signals_hup_stops()): take it, or the next poll would not sleep */
 		char drain[64];
 		while (read(p[2].fd, drain, sizeof(drain)) > 0) {
 		}
