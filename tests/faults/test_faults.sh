@@ -22,6 +22,11 @@
 #              return 100 MB (streamed, and with a Content-Length): the collector times out /
 #              rejects / aborts them by --max-body, counts each, and the good target's scrapes
 #              keep their schedule and arrive exactly once
+#   hangup     console terminal hangup: the console (collector, in-process broker, sink, private
+#              PostgreSQL) scraping its own exporter in tmux; the tmux session is killed
+#              mid-stream: within 3 s no console and no private postgres is left, exit status
+#              129, and the private database, opened again, holds every (GPU, time) the
+#              console's collector logged, exactly once
 #
 # Run: tests/faults/run.sh (builds, starts the services, runs this), or
 # `ctest --test-dir build -L faults` in a shell with scripts/services.sh's services.
@@ -31,7 +36,7 @@ source "$ROOT/scripts/services.sh"
 [ -n "${GH_PG_DIR:-}" ] && [ -n "${GH_PG_BIN:-}" ] || die "GH_PG_DIR/GH_PG_BIN are not set: run tests/faults/run.sh (or source scripts/services.sh; pg_start) so the suite can restart PostgreSQL"
 VERIFY="$ROOT/tests/faults/verify.py"
 BAD="$ROOT/tests/faults/bad_exporter.py"
-SCEN=${GH_FAULTS:-collector sink broker postgres outage targets}
+SCEN=${GH_FAULTS:-collector sink broker postgres outage targets hangup}
 OUTAGE_S=${GH_OUTAGE_S:-320}
 
 wait_http() { local i; for i in $(seq 1 100); do curl -fs -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
@@ -280,10 +285,84 @@ PY
   stop_sink ft; echo "  sink: $(sinkline ft)"
 }
 
+# privpg_open PGDATA / privpg_close: the console's private database alone, on its data
+# directory (passed as fd 3, as the console does), as its owner; conninfo in PRIV_CI
+privpg_open() {
+  local pgdata=$1 owner run=() i
+  owner=$(stat -c %U "$pgdata")
+  # setpriv execs (runuser would fork, and a signal to it would not reach the server)
+  [ "$(id -u)" = 0 ] && [ "$owner" != root ] && run=(setpriv "--reuid=$owner" "--regid=$owner" --init-groups)
+  (exec 3<"$pgdata"; exec "${run[@]}" "$GH_PG_BIN/postgres" -D /proc/self/fd/3 -c listen_addresses= \
+    -c unix_socket_directories=/proc/self/fd/3 -c unix_socket_permissions=0700) >>"$TMP/privpg-reopen.log" 2>&1 &
+  PRIV_PID=$!; PIDS+=($!)
+  PRIV_CI="host=$pgdata user=gpuhealth dbname=gpuhealth"
+  for i in $(seq 100); do psql -X -q "$PRIV_CI" -c 'SELECT 1' >/dev/null 2>&1 && return 0; sleep 0.2; done
+  return 1
+}
+privpg_close() { kill -INT "$PRIV_PID" 2>/dev/null; wait "$PRIV_PID" 2>/dev/null; }
+descendants() { local k; for k in $(ps -o pid= --ppid "$1" | tr -d ' '); do echo "$k"; descendants "$k"; done; }
+
+scen_hangup() {
+  echo "== hangup: the console's terminal hangs up (tmux kill-session) mid-stream"
+  command -v tmux >/dev/null || die "tmux is not installed (scripts/install-deps.sh --test)"
+  start_mock h1 64 91
+  local d="$TMP/hangup" sock="gh-fh-$UNIQ" pane con="" i rows=0 bin
+  bin=$(realpath "$BIN") # run.sh changes directory
+  mkdir -p "$d"
+  # the wrapper survives the hangup (trap) to record the exit status; the console gets it
+  cat >"$d/run.sh" <<RUN
+cd "$d"
+trap : HUP
+env HOME="$d" XDG_STATE_HOME="$d/state" LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=xterm-256color \
+  GPUHEALTH_UI_FAKE= "$bin" tui --target "$URL_h1" --interval 1 --batch-timeout 0.5 \
+  --refresh 0.5 --log-level debug 2>"$d/stderr.txt"
+echo \$? >"$d/exit"
+RUN
+  tmux -L "$sock" new-session -d -x 100 -y 30 "bash $d/run.sh" || die "hangup: tmux did not start"
+  PIDS+=("$(tmux -L "$sock" display-message -p '#{pid}')")
+  pane=$(tmux -L "$sock" display-message -p '#{pane_pid}')
+  for i in $(seq 50); do con=$(ps -o pid= --ppid "$pane" | tr -d ' ' | head -1); [ -n "$con" ] && break; sleep 0.1; done
+  [ -n "$con" ] || die "hangup: the console did not start"
+  PIDS+=("$con")
+  local pgdata="$d/state/gpuhealth/pg" log="$d/state/gpuhealth/console.log"
+  for i in $(seq 240); do
+    rows=$(psql -X -At "host=$pgdata user=gpuhealth dbname=gpuhealth" -c 'SELECT count(*) FROM gpu_metrics' 2>/dev/null) || rows=0
+    [ "${rows:-0}" -gt 0 ] && break
+    sleep 0.5
+  done
+  [ "${rows:-0}" -gt 0 ] || die "hangup: no rows in the console's private database after 120 s"
+  local master procs left t0 t1
+  master=$(head -1 "$pgdata/postmaster.pid")
+  sleep "$(rand_between 4 8)"
+  procs=$(printf '%s\n' "$con" $(descendants "$con") | sort -un)
+  PIDS+=($procs)
+  echo "  injected: tmux kill-session with $(grep -c 'collector: scraped ' "$log") scrapes logged (console $con, private postgres $master)"
+  t0=$EPOCHREALTIME
+  tmux -L "$sock" kill-session
+  while :; do
+    t1=$EPOCHREALTIME
+    left=$(for p in $procs; do kill -0 "$p" 2>/dev/null && echo "$p"; done)
+    [ -z "$left" ] && break
+    [ $(( ${t1/./} - ${t0/./} )) -lt 3000000 ] || break
+    sleep 0.05
+  done
+  tmux -L "$sock" kill-server 2>/dev/null; rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$sock"
+  check "hangup: no console and no private postgres left within 3 s ($(( (${t1/./} - ${t0/./}) / 1000 )) ms; left: $(echo $left))" test -z "$left"
+  for i in $(seq 30); do [ -s "$d/exit" ] && break; sleep 0.1; done
+  check "hangup: exit status 129 (got $(cat "$d/exit" 2>/dev/null))" test "$(cat "$d/exit" 2>/dev/null)" = 129
+  check "hangup: the private PostgreSQL was stopped in order" grep -q 'database: private PostgreSQL stopped' "$log"
+  echo "  counted: $(grep -o 'console: stopped; .*' "$log")"
+  check "hangup: the console's collector dropped nothing" grep -qE 'console: stopped; .* dropped=0 ' "$log"
+  privpg_open "$pgdata" || die "hangup: the private database does not open again (log: $TMP/privpg-reopen.log)"
+  check "hangup: the private database holds every logged (GPU, time) exactly once" \
+    verify hangup "$PRIV_CI" --target "$URL_h1=$TMP/h1.uuids" --log "$log"
+  privpg_close
+}
+
 for s in $SCEN; do
   case "$s" in
-    collector|sink|broker|postgres|outage|targets) t0=$(date +%s); "scen_$s"; echo "  ($s: $(( $(date +%s) - t0 )) s)" ;;
-    *) die "unknown scenario '$s' in GH_FAULTS (collector sink broker postgres outage targets)" ;;
+    collector|sink|broker|postgres|outage|targets|hangup) t0=$(date +%s); "scen_$s"; echo "  ($s: $(( $(date +%s) - t0 )) s)" ;;
+    *) die "unknown scenario '$s' in GH_FAULTS (collector sink broker postgres outage targets hangup)" ;;
   esac
 done
 finish
