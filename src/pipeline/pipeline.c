@@ -539,6 +539,7 @@ static void start_sink(struct pipeline *p)
 		.conninfo = p->conninfo,
 		.batch_size = (int)config_int(cfg, "batch-size"),
 		.batch_timeout_s = config_double(cfg, "batch-timeout"),
+		.max_future_s = config_double(cfg, "max-clock-skew"),
 		.maintenance_interval_s = config_double(cfg, "maintenance-interval"),
 	};
 	struct sink *s = NULL;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "bus/kafka_conf.h"
+#include "core/event_check.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "core/timeutil.h"
@@ -2032,7 +2033,7 @@ int sink_create(struct sink **out, const struct sink_options *o, char *err, size
 	s->batch_size = o->batch_size;
 	s->batch_timeout_s = o->batch_timeout_s;
 	s->maintenance_s = o->maintenance_interval_s > 0 ? o->maintenance_interval_s : 600;
-	s->max_future_s = o->max_future_s > 0 ? o->max_future_s : 86400;
+	s->max_future_s = o->max_future_s > 0 ? o->max_future_s : EVENT_CHECK_MAX_SKEW_S;
 	s->retention_s = 7 * 86400;
 	s->rate_t = time_mono();
 	s->st.lag_total = -1;

@@ -49,6 +49,7 @@ int sink_cmd_run(struct config *cfg)
 		.conninfo = config_str(cfg, "db"),
 		.batch_size = (int)config_int(cfg, "batch-size"),
 		.batch_timeout_s = config_double(cfg, "batch-timeout"),
+		.max_future_s = config_double(cfg, "max-clock-skew"),
 		.maintenance_interval_s = config_double(cfg, "maintenance-interval"),
 	};
 	struct sink *s = NULL;
