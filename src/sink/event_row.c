@@ -387,6 +387,8 @@ static int number_value(const char *p, size_t n, double *d, long long *iv, bool 
 }
 
 /* Skips any JSON value, validating it (escapes allowed; non-ASCII falls back). */
+#define MAX_FAST_KEYS 32
+
 static int skip_value(struct scan *s, int depth)
 {
 	if (depth > MAX_DEPTH)
@@ -400,12 +402,26 @@ static int skip_value(struct scan *s, int depth)
 		s->p++;
 		if (eat(s, close))
 			return 0;
+		/* an object's keys, to refuse duplicates as the general path does (jansson's
+		 * JSON_REJECT_DUPLICATES): more keys than this, or a key with an escape, falls back */
+		struct slice keys[MAX_FAST_KEYS];
+		size_t nkeys = 0;
 		do {
 			if (c == '{') {
 				ws(s);
-				if (s->p >= s->end || *s->p != '"' || skip_value(s, depth + 1) ||
-				    !eat(s, ':'))
+				const char *kb = s->p;
+				if (s->p >= s->end || *s->p != '"' || skip_value(s, depth + 1))
 					return FAST_FALLBACK;
+				size_t kn = (size_t)(s->p - kb); /* the key with its quotes */
+				if (!eat(s, ':'))
+					return FAST_FALLBACK;
+				if (nkeys == MAX_FAST_KEYS || memchr(kb, '\\', kn))
+					return FAST_FALLBACK;
+				for (size_t i = 0; i < nkeys; i++)
+					if (keys[i].n == kn && memcmp(keys[i].p, kb, kn) == 0)
+						return FAST_FALLBACK; /* a duplicate key */
+				keys[nkeys].p = kb;
+				keys[nkeys++].n = kn;
 			}
 			if (skip_value(s, depth + 1))
 				return FAST_FALLBACK;
@@ -713,8 +729,11 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 		goto fail;
 	{
 		/* extra as written; "{}" and null are both no extra */
-		struct scan e = {ev.extra.p, ev.extra.p + ev.extra.n};
-		bool empty = !ev.extra.set || ev.extra.null || (eat(&e, '{') && eat(&e, '}'));
+		bool empty = !ev.extra.set || ev.extra.null;
+		if (!empty) { /* (no pointer arithmetic on an absent extra's NULL) */
+			struct scan e = {ev.extra.p, ev.extra.p + ev.extra.n};
+			empty = eat(&e, '{') && eat(&e, '}');
+		}
 		rc = empty ? pgcopy_null(out) : pgcopy_jsonb(out, ev.extra.p, ev.extra.n);
 	}
 	if (!rc)
