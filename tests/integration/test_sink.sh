@@ -142,6 +142,8 @@ check "one row in dead_letters, with the reason, source, size, hash and the topi
 for i in $(seq 1 40); do grep -qE ' dead_letters=1 .*dead_letters_db=1' "$TMP/dlt.log" && break; sleep 0.25; done
 check "counted: dead_letters=1, dead_letters_db=1 in the stats line" grep -qE ' dead_letters=1 .*dead_letters_db=1' "$TMP/dlt.log"
 stop_sink dlt
+dl=$("$BIN" status --json --db "$db2c" | python3 -c 'import json,sys; d=json.load(sys.stdin)["dead_letters"]; print(d["counted_by_sinks_last_day"], d["in_table"])')
+check "status --json shows the dead letters: counted 1, in the table 1 (got: $dl)" test "$dl" = "1 1"
 check "the sink did not retry the batch, and said where the dead letter went" bash -c "! grep -qE 'retrying a batch|last_error=dead-letter produce' '$TMP/dlt.log' && grep -q 'warn.*refused by gh-bad/dlq: Broker: Invalid topic; it goes to the dead_letters table' '$TMP/dlt.log'"
 
 echo "== two sinks in one group split the partitions with the same result"
