@@ -32,6 +32,7 @@
 #define STOP_DEADLINE_S 10.0
 #define MAX_PARTS 256
 #define MISSING_MAX 256 /* silent GPUs reported per host tick */
+#define RETRY_TELL_S 30.0 /* a batch being retried is told this often */
 #define BAD_TELL_S 10.0  /* dead letters are told at most once per this many seconds */
 
 static const char *const KIND_HEALTH = "health";
@@ -693,11 +694,18 @@ static int flush(struct scorer *s)
 		goto abandon;
 	}
 	if (s->nrows || s->nops) {
+		double told = 0;
 		while (db_write(s)) {
 			STAT_ADD(s, db_errors, 1);
-			if (attempt == 0)
-				log_warn("scorer: cannot write a batch of %zu scores (%s); retrying", s->nrows,
+			/* told at warning level once per RETRY_TELL_S, with the count and the age of
+			 * the oldest message held */
+			if (time_mono() - told >= RETRY_TELL_S) {
+				told = time_mono();
+				log_warn("scorer: retrying a batch of %zu scores and %zu alert changes, the "
+					 "oldest held %.0f s, attempt %d (%s)",
+					 s->nrows, s->nops, time_mono() - s->batch_started, attempt + 1,
 					 s->st.last_error);
+			}
 			if (!backoff(s, attempt++, deadline))
 				goto abandon;
 		}

@@ -203,6 +203,16 @@ struct sink {
 	double closed_at;         /* time_mono() of the last close */
 	struct strbuf close_copy; /* writer 0: the closing minutes' binary COPY */
 
+	/* The consumer group's position per partition, as this sink moves it: the offset stored
+	 * after the last committed batch, else the first offset read since the assignment (where
+	 * the group's committed offset stood). The lag is measured from it, not from the fetch
+	 * position, so a batch that cannot be written shows as lag. Guarded by lock. */
+	struct {
+		int32_t partition;
+		int64_t acked;
+	} acked[SINK_MAX_PARTS];
+	int nacked;
+
 	_Atomic uint64_t consumed; /* st.consumed, counted without the lock */
 	pthread_mutex_t lock;      /* guards st */
 	struct sink_stats st;
@@ -255,6 +265,22 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *op
 	log_debug("sink: kafka: %s", reason);
 }
 
+/* Sets partition p's acked offset (with s->lock held): always when store, else only when
+ * none is known yet (the first offset read since the assignment). */
+static void acked_set(struct sink *s, int32_t p, int64_t off, bool store)
+{
+	for (int i = 0; i < s->nacked; i++)
+		if (s->acked[i].partition == p) {
+			if (store)
+				s->acked[i].acked = off;
+			return;
+		}
+	if (s->nacked < SINK_MAX_PARTS) {
+		s->acked[s->nacked].partition = p;
+		s->acked[s->nacked++].acked = off;
+	}
+}
+
 static void record_offset(struct sink *s, struct batch *b, int32_t p, int64_t off)
 {
 	for (int i = 0; i < b->noffs; i++)
@@ -268,6 +294,10 @@ static void record_offset(struct sink *s, struct batch *b, int32_t p, int64_t of
 		b->offs[b->noffs].next = off + 1;
 		b->noffs++;
 	}
+	/* a partition new to this batch (not per message): the group's position, if unknown */
+	pthread_mutex_lock(&s->lock);
+	acked_set(s, p, off, false);
+	pthread_mutex_unlock(&s->lock);
 }
 
 static void batch_clear(struct sink *s, struct batch *b)
@@ -1508,6 +1538,10 @@ static void store_offsets(struct sink *s, struct batch *b)
 	rd_kafka_resp_err_t e = rd_kafka_offsets_store(s->consumer, l);
 	if (e) /* partitions revoked meanwhile: the new owner re-reads; rows are idempotent */
 		log_debug("sink: offsets not stored: %s", rd_kafka_err2str(e));
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; !e && i < b->noffs; i++)
+		acked_set(s, b->offs[i].partition, b->offs[i].next, true);
+	pthread_mutex_unlock(&s->lock);
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
@@ -2004,6 +2038,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		/* Reading starts again from the committed offsets, so what was given up is read
 		 * again: offsets may be stored again. */
 		atomic_store(&s->abandoned, false);
+		pthread_mutex_lock(&s->lock);
+		s->nacked = 0;
+		pthread_mutex_unlock(&s->lock);
 		rd_kafka_assign(rk, parts);
 	} else {
 		/* Finish what we hold for these partitions before they move on. */
@@ -2029,6 +2066,10 @@ static void update_lag(struct sink *s)
 		rd_kafka_get_watermark_offsets(s->consumer, parts->elems[i].topic,
 		                               parts->elems[i].partition, &lo, &hi);
 		int64_t pos = parts->elems[i].offset;
+		/* the group's lag: from what is committed (or stored to be), not from what was read */
+		for (int j = 0; j < s->nacked; j++)
+			if (s->acked[j].partition == parts->elems[i].partition && s->acked[j].acked >= 0)
+				pos = s->acked[j].acked;
 		int64_t lag = -1;
 		if (hi >= 0 && pos >= 0)
 			lag = hi - pos;

@@ -146,6 +146,25 @@ dl=$("$BIN" status --json --db "$db2c" | python3 -c 'import json,sys; d=json.loa
 check "status --json shows the dead letters: counted 1, in the table 1 (got: $dl)" test "$dl" = "1 1"
 check "the sink did not retry the batch, and said where the dead letter went" bash -c "! grep -qE 'retrying a batch|last_error=dead-letter produce' '$TMP/dlt.log' && grep -q 'warn.*refused by gh-bad/dlq: Broker: Invalid topic; it goes to the dead_letters table' '$TMP/dlt.log'"
 
+echo "== #19: a batch the database keeps refusing: warned with its count and oldest age, 'stuck', the group's real lag"
+db2d=$(new_db gh_stk_$$)
+wr2d=$(writer_ci "$db2d")
+t=gh-stk-$UNIQ
+sql "$db2d" "REVOKE INSERT ON gpu_metrics FROM gpuhealth_writer" >/dev/null
+python3 "$GEN" --gpus 2 --samples 10 --prefix GPU-stk > "$TMP/stk.txt"
+produce "$t" "$TMP/stk.txt"
+echo "  injected: 20 events; the writer role may not insert into gpu_metrics (a retryable error)"
+start_sink stk "$wr2d" "$t" "g-$t" --batch-timeout 0.5
+for i in $(seq 1 120); do grep -q 'stuck: retrying a batch' "$TMP/stk.log" && grep -qE ' lag=20 ' "$TMP/stk.log" && break; sleep 0.25; done
+check "warned at warning level: the count and the oldest age" grep -qE 'warn .*sink: retrying a batch of 20 messages \(20 rows, 0 dead letters for the table\), the oldest held [0-9]+ s' "$TMP/stk.log"
+check "the stats line says stuck" grep -qE 'sink: rows_written=0 .* stuck: retrying a batch, oldest held [0-9]+ s' "$TMP/stk.log"
+check "the stats line's lag is the group's: 20, not 0" grep -qE 'sink: rows_written=0 .* lag=20 ' "$TMP/stk.log"
+sql "$db2d" "GRANT INSERT ON gpu_metrics TO gpuhealth_writer" >/dev/null
+check "20 rows once the database takes them" wait_rows "$db2d" 20 90
+for i in $(seq 1 80); do tail -1 "$TMP/stk.log" | grep -qE ' lag=0 ' && break; sleep 0.25; done
+check "then lag 0 and no longer stuck" bash -c "tail -1 '$TMP/stk.log' | grep -E ' lag=0 ' | grep -vq stuck"
+stop_sink stk
+
 echo "== two sinks in one group split the partitions with the same result"
 db3=$(new_db gh_two_$$)
 t=gh-two-$UNIQ
