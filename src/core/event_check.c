@@ -60,16 +60,18 @@ int event_check_time(const char *text, const struct event_check_opts *o, double 
 {
 	char lo[40], hi[40];
 	if (time_parse_rfc3339(text, t)) {
-		reasonf(r, rl, "time '%.64s' is not RFC 3339 (e.g. 2026-11-28T12:00:10.000Z)", text);
+		reasonf(r, rl, "time '%.64s' is not RFC 3339 (e.g. 2026-11-28T12:00:10.000Z)",
+		        text);
 		return -EINVAL;
 	}
 	if (!(*t >= o->now - o->max_age_s)) {
 		if (r && time_format_rfc3339(o->now - o->max_age_s, lo, sizeof(lo)))
 			snprintf(lo, sizeof(lo), "?");
-		reasonf(r, rl,
-		        "time %.64s is older than the retention: the oldest accepted is %s (now - %.0f "
-		        "s)",
-		        text, r ? lo : "", o->max_age_s);
+		reasonf(
+		    r, rl,
+		    "time %.64s is older than the retention: the oldest accepted is %s (now - %.0f "
+		    "s)",
+		    text, r ? lo : "", o->max_age_s);
 		return -EINVAL;
 	}
 	if (!(*t <= o->now + o->max_skew_s)) {
@@ -174,8 +176,8 @@ static int opt_int(const json_t *obj, const char *key, const char *where, char *
 			snprintf(num, sizeof(num), " (%lld)", (long long)json_integer_value(v));
 		else if (json_is_real(v))
 			event_check_format_number(json_real_value(v), num, sizeof(num));
-		reasonf(r, rl, "%s%s must be an integer from 0 to %d, or null; got %s%s", where, key,
-		        INT32_MAX, json_is_real(v) ? "" : json_type_name(v), num);
+		reasonf(r, rl, "%s%s must be an integer from 0 to %d, or null; got %s%s", where,
+		        key, INT32_MAX, json_is_real(v) ? "" : json_type_name(v), num);
 		return -EINVAL;
 	}
 	return 0;

@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EVENT_CHECK_MAX_SKEW_S 300.0  /* default allowed clock skew: 5 min */
-#define EVENT_CHECK_MAX_TEXT   512    /* longest identity string accepted (uuid, hostname...) */
+#define EVENT_CHECK_MAX_SKEW_S 300.0 /* default allowed clock skew: 5 min */
+#define EVENT_CHECK_MAX_TEXT   512   /* longest identity string accepted (uuid, hostname...) */
 /* A dead letter carries its payload whole up to this many bytes; past it, the first this many
  * bytes, with the original size and a hash of the whole (event_check_dead_letter). Well below
  * Kafka's default message.max.bytes (1,000,000), so the dead-letter topic takes it. */

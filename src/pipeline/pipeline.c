@@ -95,7 +95,7 @@ struct pipeline {
 static const char *part_names[PP_COUNT] = {"simulator", "collector", "broker",
 					   "database",  "sink",      "scorer"};
 static const char *state_names[] = {"off",    "starting", "running", "degraded",
-                                     "failed", "stopped",  "stuck"};
+				    "failed", "stopped",  "stuck"};
 
 const char *pipeline_part_name(enum pipeline_part p)
 {

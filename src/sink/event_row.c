@@ -85,7 +85,8 @@ static int put_metric(struct strbuf *sb, const struct field_def *f, json_t *v)
 	if (f->kind == FIELD_GAUGE)
 		return pgcopy_float8(sb, d);
 	/* counters and codes are 64-bit integers */
-	return pgcopy_int8(sb, json_is_integer(v) ? (long long)json_integer_value(v) : (long long)d);
+	return pgcopy_int8(sb,
+	                   json_is_integer(v) ? (long long)json_integer_value(v) : (long long)d);
 }
 
 /* An optional string member (checked): NULL when absent or null. */
@@ -162,7 +163,8 @@ static int append_slow(const char *payload, size_t len, const struct event_row_o
 		goto fail;
 	for (size_t i = 0; i < nf; i++) {
 		rc = put_metric(out, &fields[i],
-		                json_is_object(metrics) ? json_object_get(metrics, fields[i].key) : NULL);
+		                json_is_object(metrics) ? json_object_get(metrics, fields[i].key)
+		                                        : NULL);
 		if (rc)
 			goto fail;
 	}
@@ -403,7 +405,8 @@ static int skip_value(struct scan *s, int depth)
 		if (eat(s, close))
 			return 0;
 		/* an object's keys, to refuse duplicates as the general path does (jansson's
-		 * JSON_REJECT_DUPLICATES): more keys than this, or a key with an escape, falls back */
+		 * JSON_REJECT_DUPLICATES): more keys than this, or a key with an escape, falls back
+		 */
 		struct slice keys[MAX_FAST_KEYS];
 		size_t nkeys = 0;
 		do {

@@ -46,10 +46,10 @@
  * after DLQ_ATTEMPTS failed tries, or at once when the topic refuses it for good (too large,
  * not allowed), TABLE: into the dead_letters table in the batch's own transaction. */
 enum dlq_state { DLQ_NONE = 0, DLQ_PENDING, DLQ_DONE, DLQ_FAILED, DLQ_TABLE };
-#define DLQ_ATTEMPTS     3       /* tries on the dead-letter topic before the table */
-#define DLQ_TIMEOUT_MS   "30000" /* the dead-letter producer's message.timeout.ms */
-#define DLQ_KEY_MAX      1024u   /* bytes of the source key a dead letter carries */
-#define RETRY_TELL_S     30.0    /* a batch being retried is told this often */
+#define DLQ_ATTEMPTS   3       /* tries on the dead-letter topic before the table */
+#define DLQ_TIMEOUT_MS "30000" /* the dead-letter producer's message.timeout.ms */
+#define DLQ_KEY_MAX    1024u   /* bytes of the source key a dead letter carries */
+#define RETRY_TELL_S   30.0    /* a batch being retried is told this often */
 
 /* A batch's life: filled by the consumer thread, queued, written by one writer, then finished
  * (offsets stored, cleared) in the order it was queued, and free again. */
@@ -1392,8 +1392,8 @@ static bool dlq_permanent(rd_kafka_resp_err_t e)
 	case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
 	case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
 	case RD_KAFKA_RESP_ERR__INVALID_ARG:
-	case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT: /* already waited DLQ_TIMEOUT_MS */
-		return true;
+	/* already waited DLQ_TIMEOUT_MS */
+	case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT: return true;
 	default: return false;
 	}
 }
@@ -1414,10 +1414,11 @@ static int deliver_dead_letters(struct sink *s, struct batch *b, double deadline
 			int st = atomic_load(&it->dlq);
 			if (!it->reason || st == DLQ_DONE || st == DLQ_TABLE)
 				continue;
-			if (st == DLQ_FAILED &&
-			    (dlq_permanent(atomic_load(&it->dlq_err)) || it->dlq_tries >= DLQ_ATTEMPTS)) {
+			if (st == DLQ_FAILED && (dlq_permanent(atomic_load(&it->dlq_err)) ||
+			                         it->dlq_tries >= DLQ_ATTEMPTS)) {
 				atomic_store(&it->dlq, DLQ_TABLE);
-				log_warn("sink: dead letter of %s[%d]@%lld (%zu bytes) refused by %s: %s; "
+				log_warn("sink: dead letter of %s[%d]@%lld (%zu bytes) refused by "
+				         "%s: %s; "
 				         "it goes to the dead_letters table",
 				         s->topic, (int)it->m->partition, (long long)it->m->offset,
 				         it->m->len, s->dlq_topic,
@@ -1445,7 +1446,8 @@ static int deliver_dead_letters(struct sink *s, struct batch *b, double deadline
 		}
 		bool failed = false;
 		for (size_t i = 0; i < b->nitems; i++)
-			failed |= b->items[i].reason && atomic_load(&b->items[i].dlq) == DLQ_FAILED &&
+			failed |= b->items[i].reason &&
+			          atomic_load(&b->items[i].dlq) == DLQ_FAILED &&
 			          !dlq_permanent(atomic_load(&b->items[i].dlq_err)) &&
 			          b->items[i].dlq_tries < DLQ_ATTEMPTS;
 		if (failed && !backoff(s, attempt, deadline))
@@ -1474,9 +1476,8 @@ static int insert_dead_letters(struct sink *s, int w, struct batch *b, char *err
 		snprintf(size, sizeof(size), "%zu", d.original_size);
 		const char *src = m->rkt ? rd_kafka_topic_name(m->rkt) : s->topic;
 		const char *why = rd_kafka_err2str(atomic_load(&it->dlq_err));
-		const char *vals[10] = {it->reason, src,    part, off,
-		                        m->key,     size,   d.hash, m->payload,
-		                        cut,        why};
+		const char *vals[10] = {it->reason, src,    part,       off, m->key,
+		                        size,       d.hash, m->payload, cut, why};
 		int lens[10] = {0, 0, 0, 0, (int)klen, 0, 0, (int)d.len, 0, 0};
 		int fmts[10] = {0, 0, 0, 0, 1, 0, 0, 1, 0, 0};
 		if (!m->key)
@@ -1484,8 +1485,10 @@ static int insert_dead_letters(struct sink *s, int w, struct batch *b, char *err
 		PGresult *r = PQexecParams(
 		    s->db[w],
 		    "INSERT INTO dead_letters (service, reason, source_topic, source_partition, "
-		    "source_offset, source_key, original_size, payload_fnv1a64, payload, payload_cut, "
-		    "dlq_error) VALUES ('sink', $1, $2, $3::integer, $4::bigint, $5::bytea, $6::bigint, "
+		    "source_offset, source_key, original_size, payload_fnv1a64, payload, "
+		    "payload_cut, "
+		    "dlq_error) VALUES ('sink', $1, $2, $3::integer, $4::bigint, $5::bytea, "
+		    "$6::bigint, "
 		    "$7, $8::bytea, $9::boolean, $10) "
 		    "ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING",
 		    10, NULL, vals, lens, fmts, 0);
@@ -1494,7 +1497,8 @@ static int insert_dead_letters(struct sink *s, int w, struct batch *b, char *err
 		if (rc) {
 			if (strcmp(state, "42P01") == 0)
 				snprintf(err, errlen,
-				         "the dead-letter topic refused a dead letter and the database has "
+				         "the dead-letter topic refused a dead letter and the "
+				         "database has "
 				         "no dead_letters table: run 'gpuhealth db migrate'");
 			return -EIO; /* never a data error: the dead letter must stay */
 		}
@@ -1617,24 +1621,27 @@ static int flush(struct sink *s, int w, struct batch *b)
 	}
 	if (b->nrows || ntable) {
 		const char *rows = b->nrows ? group_by_gpu(b) : NULL;
-		while ((rc = b->nrows ? db_write(s, w, rows, b->rows.len, b->nrows, b->ident_copy.data,
-		                                 b->ident_copy.len, b->roll_ok ? b->roll : NULL,
-		                                 &b->roll_copy, b->tmin, b->tmax, &ins, &dups, b)
-		                      : db_write_dead_letters(s, w, b)) == -EIO) {
+		while ((rc = b->nrows
+		                 ? db_write(s, w, rows, b->rows.len, b->nrows, b->ident_copy.data,
+		                            b->ident_copy.len, b->roll_ok ? b->roll : NULL,
+		                            &b->roll_copy, b->tmin, b->tmax, &ins, &dups, b)
+		                 : db_write_dead_letters(s, w, b)) == -EIO) {
 			pthread_mutex_lock(&s->lock);
 			s->st.db_errors++;
 			s->st.retrying = true;
 			s->st.retry_since = b->batch_started;
 			pthread_mutex_unlock(&s->lock);
-			/* told at warning level once per RETRY_TELL_S, with the count and the age of
-			 * the oldest message held */
+			/* told at warning level once per RETRY_TELL_S, with the count and the age
+			 * of the oldest message held */
 			if (time_mono() - told >= RETRY_TELL_S) {
 				told = time_mono();
-				log_warn("sink: retrying a batch of %zu messages (%zu rows, %zu dead "
-				         "letters for the table), the oldest held %.0f s, attempt %d: %s; "
-				         "consumption paused",
-				         b->nitems, b->nrows, ntable, time_mono() - b->batch_started,
-				         attempt + 1, s->st.last_error);
+				log_warn(
+				    "sink: retrying a batch of %zu messages (%zu rows, %zu dead "
+				    "letters for the table), the oldest held %.0f s, attempt %d: "
+				    "%s; "
+				    "consumption paused",
+				    b->nitems, b->nrows, ntable, time_mono() - b->batch_started,
+				    attempt + 1, s->st.last_error);
 			}
 			if (!backoff(s, attempt++, deadline) || atomic_load(&s->abandoned))
 				goto abandon;
@@ -2066,9 +2073,11 @@ static void update_lag(struct sink *s)
 		rd_kafka_get_watermark_offsets(s->consumer, parts->elems[i].topic,
 		                               parts->elems[i].partition, &lo, &hi);
 		int64_t pos = parts->elems[i].offset;
-		/* the group's lag: from what is committed (or stored to be), not from what was read */
+		/* the group's lag: from what is committed (or stored to be), not from what was read
+		 */
 		for (int j = 0; j < s->nacked; j++)
-			if (s->acked[j].partition == parts->elems[i].partition && s->acked[j].acked >= 0)
+			if (s->acked[j].partition == parts->elems[i].partition &&
+			    s->acked[j].acked >= 0)
 				pos = s->acked[j].acked;
 		int64_t lag = -1;
 		if (hi >= 0 && pos >= 0)

@@ -27,8 +27,8 @@ struct sink_options {
 	int batch_size;         /* rows (and dead letters) per transaction, upper bound */
 	double batch_timeout_s; /* longest wait before a partial batch is written */
 	double maintenance_interval_s; /* partition upkeep period (plain PostgreSQL) */
-	double max_future_s;    /* allowed clock skew: samples further in the future are dead
-	                         * letters (0: EVENT_CHECK_MAX_SKEW_S, 5 min) */
+	double max_future_s;           /* allowed clock skew: samples further in the future are dead
+	                                * letters (0: EVENT_CHECK_MAX_SKEW_S, 5 min) */
 };
 
 #define SINK_MAX_PARTS 64

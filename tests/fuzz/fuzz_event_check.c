@@ -28,7 +28,8 @@ static void check(int ok)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *p = (const char *)data;
-	const double now = 1795867200.0; /* 2026-11-28T12:00:00Z: the contract's examples are live */
+	const double now =
+	    1795867200.0; /* 2026-11-28T12:00:00Z: the contract's examples are live */
 	struct event_row_opts ro = {.now = now, .max_age_s = 7 * 86400, .max_future_s = 300};
 	struct event_check_opts co = {.now = now, .max_age_s = 7 * 86400, .max_skew_s = 300};
 	struct strbuf rows, ident;

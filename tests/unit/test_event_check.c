@@ -16,20 +16,20 @@
 #include "health/sample.h"
 #include "sink/event_row.h"
 
-#define EV(time, metrics)                                                                        \
-	"{\"schema_version\":1,\"time\":\"" time "\",\"hostname\":\"n1\",\"gpu\":{\"index\":0,"     \
+#define EV(time, metrics)                                                                          \
+	"{\"schema_version\":1,\"time\":\"" time "\",\"hostname\":\"n1\",\"gpu\":{\"index\":0,"    \
 	"\"uuid\":\"GPU-1\"},\"metrics\":{" metrics "}}"
 
 static const char *const events[] = {
-    EV("2026-11-28T12:00:00.000Z", "\"gpu_temp\":60"),                 /* good */
-    EV("2026-11-28T12:04:59.000Z", "\"gpu_temp\":60"),                 /* good: within skew */
-    EV("9999-12-31T23:59:59.000Z", "\"gpu_temp\":60"),                 /* far future */
-    EV("2026-11-28T12:05:01.000Z", "\"gpu_temp\":60"),                 /* past the skew */
-    EV("1900-01-01T00:00:00.000Z", "\"gpu_temp\":60"),                 /* before retention */
-    EV("2026-11-28T12:00:00.000Z", "\"gpu_util\":100.0001"),           /* out of range */
-    EV("2026-11-28T12:00:00.000Z", "\"ecc_dbe_volatile\":-1"),         /* negative counter */
-    EV("2026-11-28T12:00:00.000Z", "\"gpu_temp\":\"hot\""),            /* not a number */
-    EV("2026-11-28T1:00:00.000Z", "\"gpu_temp\":60"),                  /* not RFC 3339 */
+    EV("2026-11-28T12:00:00.000Z", "\"gpu_temp\":60"),         /* good */
+    EV("2026-11-28T12:04:59.000Z", "\"gpu_temp\":60"),         /* good: within skew */
+    EV("9999-12-31T23:59:59.000Z", "\"gpu_temp\":60"),         /* far future */
+    EV("2026-11-28T12:05:01.000Z", "\"gpu_temp\":60"),         /* past the skew */
+    EV("1900-01-01T00:00:00.000Z", "\"gpu_temp\":60"),         /* before retention */
+    EV("2026-11-28T12:00:00.000Z", "\"gpu_util\":100.0001"),   /* out of range */
+    EV("2026-11-28T12:00:00.000Z", "\"ecc_dbe_volatile\":-1"), /* negative counter */
+    EV("2026-11-28T12:00:00.000Z", "\"gpu_temp\":\"hot\""),    /* not a number */
+    EV("2026-11-28T1:00:00.000Z", "\"gpu_temp\":60"),          /* not RFC 3339 */
     "{\"schema_version\":2}",
     "[1,2]",
     "{\"schema_version\":1,\"schema_version\":1}",
