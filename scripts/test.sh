@@ -28,7 +28,7 @@ fi
 
 rc=0
 if [ $quick = 0 ]; then
-  # libFuzzer on the parser and the event builder, under ASan+UBSan, for a bounded time,
+  # libFuzzer on the parser and the event builder (and on the event validator, below), under ASan+UBSan, for a bounded time,
   # seeded with the real dcgm-exporter files. New inputs go to build-fuzz/corpus (kept
   # between runs), a crash to build-fuzz/crash-*; either fails the run.
   fuzz_s=${GPUHEALTH_FUZZ_SECONDS:-30}
@@ -46,6 +46,23 @@ if [ $quick = 0 ]; then
     rc=1
   else
     grep -E '^(Done|stat::number_of_executed_units)' build-fuzz/fuzz.log >&2 || true
+  fi
+  # the event validator the sink and the scorer share (#19): seeded with the contract's example
+  # events and the dead-letter cases (tests/fuzz/event_seeds); same bounded time
+  mkdir -p build-fuzz/corpus-event build-fuzz/event-seeds
+  for md in ../shared/contracts/event-v1.md tests/data/event-v1.md; do
+    [ -f "$md" ] && awk -v out="build-fuzz/event-seeds/$(basename "$(dirname "$md")")" \
+      '/^```json/{on=1; n++; next} /^```/{on=0} on{print > (out "-" n ".json")}' "$md"
+  done
+  if ! build-fuzz/tests/fuzz/fuzz_event_check -max_total_time="$fuzz_s" -timeout=10 \
+      -rss_limit_mb=2048 -artifact_prefix=build-fuzz/event- -print_final_stats=1 \
+      build-fuzz/corpus-event tests/fuzz/event_seeds build-fuzz/event-seeds \
+      >build-fuzz/fuzz-event.log 2>&1; then
+    tail -n 60 build-fuzz/fuzz-event.log >&2
+    echo "fuzz: FAILED (log: build-fuzz/fuzz-event.log; reproduce: build-fuzz/tests/fuzz/fuzz_event_check build-fuzz/event-crash-*)" >&2
+    rc=1
+  else
+    grep -E '^(Done|stat::number_of_executed_units)' build-fuzz/fuzz-event.log >&2 || true
   fi
 fi
 

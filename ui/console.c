@@ -744,7 +744,7 @@ static void pipeline_screen(struct console *c)
 	for (int p = 0; p < PP_COUNT; p++) {
 		const struct pipeline_part_view *pv = &v->parts[p];
 		enum view_level l = pv->state == PART_FAILED     ? VL_CRIT
-		                    : pv->state == PART_DEGRADED ? VL_WARN
+		                    : pv->state == PART_DEGRADED || pv->state == PART_STUCK ? VL_WARN
 		                    : pv->state == PART_RUNNING  ? VL_OK
 		                                                 : VL_DIM;
 		LINE(level_attr(c, l), "%-10s %-9s %s", view_part_name((enum pipeline_part)p),

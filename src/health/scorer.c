@@ -21,6 +21,7 @@
 #include "health/alerts.h"
 #include "health/predict.h"
 #include "health/rules.h"
+#include "core/event_check.h"
 #include "health/sample.h"
 #include "health/webhook.h"
 #include "store/pg.h"
@@ -31,6 +32,8 @@
 #define STOP_DEADLINE_S 10.0
 #define MAX_PARTS 256
 #define MISSING_MAX 256 /* silent GPUs reported per host tick */
+#define RETRY_TELL_S 30.0 /* a batch being retried is told this often */
+#define BAD_TELL_S 10.0  /* dead letters are told at most once per this many seconds */
 
 static const char *const KIND_HEALTH = "health";
 static const char *const KIND_RISK = "failure_risk";
@@ -65,6 +68,9 @@ struct scorer {
 	struct alerts *alerts;
 	bool alerts_loaded;
 	bool curl_inited;
+	double max_age_s;         /* the retention: the event validator's oldest time */
+	double bad_told_at;       /* time_now() of the last dead-letter warning */
+	uint64_t bad_since_told;  /* dead letters since */
 
 	pthread_t thread;
 	bool started;
@@ -391,10 +397,25 @@ static void take(struct scorer *s, rd_kafka_message_t *m)
 	STAT_ADD(s, consumed, 1);
 	struct health_sample smp;
 	char err[256];
-	if (!m->payload || health_sample_parse(m->payload, m->len, &smp, err, sizeof(err))) {
+	/* "now" is this host's clock: no event's time moves it */
+	double wall = time_now();
+	struct event_check_opts co = {.now = wall, .max_age_s = s->max_age_s,
+				      .max_skew_s = s->o.max_skew_s};
+	if (!m->payload ||
+	    health_sample_parse_checked(m->payload, m->len, &co, &smp, err, sizeof(err))) {
 		STAT_ADD(s, bad_events, 1);
-		log_debug("scorer: skipped an event at offset %lld: %s", (long long)m->offset,
-			  m->payload ? err : "empty");
+		/* the sink dead-letters the same event with the same reason; told once per interval
+		 * here, at warning level, with the count */
+		s->bad_since_told++;
+		if (wall - s->bad_told_at >= BAD_TELL_S) {
+			log_warn("scorer: %llu dead letter%s skipped (not scored) in the last %.0f s; "
+				 "the last at %s[%d]@%lld: %s",
+				 (unsigned long long)s->bad_since_told, s->bad_since_told == 1 ? "" : "s",
+				 BAD_TELL_S, m->rkt ? rd_kafka_topic_name(m->rkt) : "?",
+				 (int)m->partition, (long long)m->offset, m->payload ? err : "empty");
+			s->bad_told_at = wall;
+			s->bad_since_told = 0;
+		}
 		return;
 	}
 	struct health_result res;
@@ -407,9 +428,12 @@ static void take(struct scorer *s, rd_kafka_message_t *m)
 		rc = judge(s, &res);
 	/* "fell off the bus" only on live data: while a backlog is replayed the partitions (one
 	 * per GPU key) are read unevenly, and a GPU would look silent when it is only behind */
-	bool live = time_now() - smp.time <= s->o.interval_s * (s->o.missing_intervals + 1);
+	bool live = wall - smp.time <= s->o.interval_s * (s->o.missing_intervals + 1);
 	if (rc == 0 && live) {
-		size_t n = rules_missing(s->rules, smp.host, smp.time, s->missing, MISSING_MAX);
+		/* a time ahead of this host's clock (within the allowed skew) is not "now" for the
+		 * other GPUs of the host */
+		double at = smp.time < wall ? smp.time : wall;
+		size_t n = rules_missing(s->rules, smp.host, at, s->missing, MISSING_MAX);
 		for (size_t i = 0; i < n && !rc; i++)
 			rc = judge(s, &s->missing[i]);
 	}
@@ -456,6 +480,11 @@ static int db_ensure(struct scorer *s)
 		db_close(s);
 		return -EIO;
 	}
+	PGresult *rr = PQexec(s->db, "SELECT extract(epoch FROM value::interval) FROM "
+				     "gpuhealth_settings WHERE key = 'retention'");
+	if (PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1 && !(s->o.max_age_s > 0))
+		s->max_age_s = strtod(PQgetvalue(rr, 0, 0), NULL);
+	PQclear(rr);
 	if (!s->alerts_loaded) {
 		PGresult *r = PQexecParams(s->db,
 					   "SELECT gpu_key, kind, severity FROM alerts WHERE cleared_at IS NULL "
@@ -665,11 +694,18 @@ static int flush(struct scorer *s)
 		goto abandon;
 	}
 	if (s->nrows || s->nops) {
+		double told = 0;
 		while (db_write(s)) {
 			STAT_ADD(s, db_errors, 1);
-			if (attempt == 0)
-				log_warn("scorer: cannot write a batch of %zu scores (%s); retrying", s->nrows,
+			/* told at warning level once per RETRY_TELL_S, with the count and the age of
+			 * the oldest message held */
+			if (time_mono() - told >= RETRY_TELL_S) {
+				told = time_mono();
+				log_warn("scorer: retrying a batch of %zu scores and %zu alert changes, the "
+					 "oldest held %.0f s, attempt %d (%s)",
+					 s->nrows, s->nops, time_mono() - s->batch_started, attempt + 1,
 					 s->st.last_error);
+			}
 			if (!backoff(s, attempt++, deadline))
 				goto abandon;
 		}
@@ -806,6 +842,9 @@ int scorer_create(struct scorer **out, const struct scorer_options *o, char *err
 		goto fail;
 	}
 	s->o = *o;
+	if (!(s->o.max_skew_s > 0))
+		s->o.max_skew_s = EVENT_CHECK_MAX_SKEW_S;
+	s->max_age_s = o->max_age_s > 0 ? o->max_age_s : 7 * 86400;
 	rc = -ENOMEM;
 	s->brokers = strdup(o->brokers);
 	s->topic = strdup(o->topic ? o->topic : "gpu-metrics-raw");

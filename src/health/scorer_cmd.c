@@ -56,6 +56,7 @@ int scorer_cmd_options(const struct config *cfg, struct scorer_options *o, const
 	o->risk_level = config_double(cfg, "risk-alert");
 	o->batch_size = (int)config_int(cfg, "batch-size");
 	o->batch_timeout_s = config_double(cfg, "batch-timeout");
+	o->max_skew_s = config_double(cfg, "max-clock-skew");
 	econ_defaults(&o->econ);
 	o->econ.gpu_hour_value = config_double(cfg, "gpu-hour-value");
 	o->econ.rma_cost = config_double(cfg, "rma-cost");

@@ -137,4 +137,30 @@ check "raise and clear on the Kafka topic" \
 check "redelivered samples added no duplicate score" \
   test "$(sql "$owner" "SELECT count(*) = count(DISTINCT (gpu_key, time)) FROM gpu_health_scores")" = "t"
 
+echo "== #19.2: an event dated 9999 is a dead letter in the scorer as in the sink: no frozen GPU, no false 'fell off the bus'"
+owner3=$(new_db gh_scorer_ff_$$)
+t=gh-scorer-ff-$UNIQ
+now=$(date +%s)
+gen "$TMP/f1.txt" $(( now - 50 )) 3 -1
+gen "$TMP/f2.txt" $(( now - 20 )) 3 -1
+python3 - > "$TMP/f-bad.txt" <<'PY'
+import json
+print("GPU-it-ok|" + json.dumps({"schema_version": 1, "time": "9999-12-31T23:59:59.000Z", "hostname": "node-it",
+      "gpu": {"index": 0, "uuid": "GPU-it-ok"}, "metrics": {"gpu_temp": 55}}))
+PY
+produce "$t" "$TMP/f1.txt"
+start_scorer f "$owner3" "$t" "g-$t"
+check "6 scores before the far-future event" wait_sql "$owner3" "SELECT count(*) FROM gpu_health_scores" 6 60
+produce "$t" "$TMP/f-bad.txt"; produce "$t" "$TMP/f2.txt"
+echo "  injected: 12 live events of 2 GPUs on one host, and one of GPU-it-ok dated 9999-12-31 between them"
+check "every real sample scored, the later ones too (12)" wait_sql "$owner3" "SELECT count(*) FROM gpu_health_scores" 12 60
+sleep 1
+check "no score dated in the future" test "$(sql "$owner3" "SELECT count(*) FROM gpu_health_scores WHERE time > now() + interval '5 minutes'")" = 0
+check "the newest score of GPU-it-ok is a real one" test "$(sql "$owner3" "SELECT max(time) < now() + interval '5 minutes' FROM gpu_health_scores WHERE gpu_key = 'GPU-it-ok'")" = t
+check "no GPU of the host 'fell off the bus'" test "$(sql "$owner3" "SELECT count(*) FROM gpu_health_scores WHERE reasons::text LIKE '%fell_off_bus%'")" = 0
+for i in $(seq 1 40); do grep -qE 'bad_events=1 ' "$TMP/f.log" && break; sleep 0.25; done
+check "counted as a dead letter (bad_events=1)" grep -qE 'bad_events=1 ' "$TMP/f.log"
+check "told at warning level with the validator's reason" grep -qE 'warn.*scorer: 1 dead letter skipped.*time 9999-12-31T23:59:59.000Z is more than 300 s in the future' "$TMP/f.log"
+stop_sink f
+
 finish
