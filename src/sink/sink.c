@@ -1905,6 +1905,17 @@ static void maintenance(struct sink *s)
 		log_warn("sink: partition maintenance failed: %s", err);
 	}
 	PQclear(r);
+	/* the health tables' partitions on plain PostgreSQL (schema/009; no-op on TimescaleDB) */
+	r = PQexec(s->db[w], "SELECT gpuhealth_health_upkeep()");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+		if (atoi(PQgetvalue(r, 0, 0)))
+			log_info("sink: health partitions: %s expired dropped", PQgetvalue(r, 0, 0));
+	} else {
+		snprintf(err, sizeof(err), "%s", PQresultErrorMessage(r));
+		set_error(s, "maintenance: %s", err);
+		log_warn("sink: health partition maintenance failed: %s", err);
+	}
+	PQclear(r);
 }
 
 static void *sink_main(void *arg)

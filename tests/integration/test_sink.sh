@@ -9,9 +9,9 @@ db=gh_mig_$$
 psql -X -q "$ADMIN_PG" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
 ci="${ADMIN_PG/dbname=gpuhealth_test/dbname=$db}"
 check "migrate to version 1" bash -c "'$BIN' db migrate --db '$ci' --schema-version 1 2>&1 | grep -q 'from version 0 to 1'"
-check "upgrade 1 -> latest" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'from version 1 to 7'"
-check "re-run is a no-op" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'up to date at version 7'"
-check "versions recorded" test "$(sql "$ci" "SELECT string_agg(version::text, ',' ORDER BY version) FROM gpuhealth_migrations")" = "1,2,3,4,5,6,7"
+check "upgrade 1 -> latest" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'from version 1 to 9'"
+check "re-run is a no-op" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'up to date at version 9'"
+check "versions recorded" test "$(sql "$ci" "SELECT string_agg(version::text, ',' ORDER BY version) FROM gpuhealth_migrations")" = "1,2,3,4,5,6,7,8,9"
 check "rows the sink updates get room for HOT updates (005)" test "$(sql "$ci" "SELECT string_agg(relname || ':' || array_to_string(reloptions, ','), ' ' ORDER BY relname) FROM pg_class WHERE relname IN ('gpu_metrics_1min', 'gpus')")" = "gpu_metrics_1min:fillfactor=50 gpus:fillfactor=70"
 # 007: statistics only for the key columns, on the tables and on a partition made after it
 sql "$ci" "SELECT gpuhealth_ensure_partitions(now() + interval '20 days', now() + interval '20 days')" >/dev/null
