@@ -28,7 +28,9 @@ BEGIN
                                       migrate_data => true, create_default_indexes => false);
             EXECUTE format('ALTER TABLE %I SET (timescaledb.compress, '
                            'timescaledb.compress_segmentby = ''gpu_key'', '
-                           'timescaledb.compress_orderby = ''time DESC'' || CASE WHEN t = ''gpu_failure_predictions'' THEN '', horizon_hours'' ELSE '''' END || '')', t);
+                           'timescaledb.compress_orderby = %L)', t,
+                           CASE WHEN t = 'gpu_failure_predictions' THEN 'time DESC, horizon_hours'
+                                ELSE 'time DESC' END);
         END LOOP;
         RETURN;
     END IF;
