@@ -170,6 +170,10 @@ static const struct config_option options[] = {
      "clear an alert after N consecutive healthy samples", M_HEALTH, 1, 1000, NULL, 0},
     {"horizon", 0, "PREDICT_HORIZON", CONFIG_DURATION, "24h", "S",
      "horizon of the failure prediction", M_HEALTH | CLI_STATUS, 60, 1e8, NULL, 0},
+    {"health-row-interval", 0, "HEALTH_ROW_INTERVAL", CONFIG_DURATION, "60", "S",
+     "write a GPU's health and prediction rows when its status, recommendation or score band "
+     "(tens) changes, else at most once per S (0: every sample)",
+     M_HEALTH & ~CLI_STATUS, 0, 86400, NULL, 0},
     {"risk-alert", 0, "RISK_ALERT_LEVEL", CONFIG_DOUBLE, "0.5", "P",
      "failure probability that raises a failure_risk alert", M_HEALTH | CLI_STATUS, 0.001, 1, NULL,
      0},

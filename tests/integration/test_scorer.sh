@@ -67,7 +67,7 @@ gen "$TMP/s1.txt" $(( now - 300 )) 12 4
 produce "$t" "$TMP/s1.txt"
 echo "  injected: 24 events (12 per GPU); webhook http://127.0.0.1:$closed_port/ (closed port)"
 t0=$(date +%s.%N)
-start_scorer s1 "$writer" "$t" "g-$t" --webhook "http://127.0.0.1:$closed_port/hook" \
+start_scorer s1 "$writer" "$t" "g-$t" --health-row-interval 0 --webhook "http://127.0.0.1:$closed_port/hook" \
   --webhook-timeout 1 --webhook-retries 2
 check "24 scores written while the webhook is down" \
   wait_sql "$writer" "SELECT count(*) FROM gpu_health_scores" 24 60
@@ -120,7 +120,7 @@ for i in $(seq 1 40); do python3 -c "import socket; socket.create_connection(('1
 gen "$TMP/s2.txt" $(( now - 180 )) 10 -1
 produce "$t" "$TMP/s2.txt"
 echo "  injected: 20 healthy events (the driver was reloaded: DBE counter back to 0)"
-start_scorer s2 "$writer" "$t" "g-$t" --webhook "http://127.0.0.1:$hook_port/hook"
+start_scorer s2 "$writer" "$t" "g-$t" --health-row-interval 0 --webhook "http://127.0.0.1:$hook_port/hook"
 check "44 scores" wait_sql "$writer" "SELECT count(*) FROM gpu_health_scores" 44 60
 check "the alert is cleared after 6 healthy samples" \
   wait_sql "$owner" "SELECT count(*) FILTER (WHERE cleared_at IS NOT NULL) || '/' || count(*) FROM alerts" "1/1" 20
@@ -136,5 +136,24 @@ check "raise and clear on the Kafka topic" \
   bash -c "test \$(wc -l < '$TMP/alerts2.out') = 2 && grep -q '\"action\":\"clear\"' '$TMP/alerts2.out'"
 check "redelivered samples added no duplicate score" \
   test "$(sql "$owner" "SELECT count(*) = count(DISTINCT (gpu_key, time)) FROM gpu_health_scores")" = "t"
+
+echo "== by default a GPU's health rows only on a change, else once a minute (--health-row-interval)"
+owner3=$(new_db gh_scorer3_$$)
+writer3=$(writer_ci "$owner3")
+t3=gh-scorer3-$UNIQ
+gen "$TMP/s3.txt" $(( now - 300 )) 12 4
+produce "$t3" "$TMP/s3.txt"
+echo "  injected: 24 events (12 per GPU at 10 s), the DBE from the 5th sample"
+wait_log() { local i; for i in $(seq 1 240); do grep -q "$2" "$1" && return 0; sleep 0.25; done; echo "  '$2' not in $1" >&2; return 1; }
+start_scorer s3 "$writer3" "$t3" "g-$t3"
+check "all 24 samples scored" wait_log "$TMP/s3.log" 'scored=24 '
+stop_sink s3
+echo "  rows: $(sql "$owner3" "SELECT string_agg(gpu_key || '@' || extract(epoch FROM time)::bigint - $(( now - 300 )) || ':' || status, ' ' ORDER BY gpu_key, time) FROM gpu_health_scores")"
+check "the healthy GPU: its first sample and one a minute later (2 of 12)" \
+  test "$(sql "$owner3" "SELECT string_agg((extract(epoch FROM time)::bigint - $(( now - 300 )))::text, ',' ORDER BY time) FROM gpu_health_scores WHERE gpu_key = 'GPU-it-ok'")" = "0,60"
+check "the failing GPU: first, the change to fail, a minute after it (3 of 12)" \
+  test "$(sql "$owner3" "SELECT string_agg((extract(epoch FROM time)::bigint - $(( now - 300 )))::text || status, ',' ORDER BY time) FROM gpu_health_scores WHERE gpu_key = 'GPU-it-dbe'")" = "0pass,40fail,100fail"
+check "a prediction row with each health row" \
+  test "$(sql "$owner3" "SELECT count(*) FROM gpu_failure_predictions")" = "$(sql "$owner3" "SELECT count(*) FROM gpu_health_scores")"
 
 finish
