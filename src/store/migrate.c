@@ -61,8 +61,7 @@ fail:
 	return -EIO;
 }
 
-/* Compares dotted versions ("2.28.3", "2.18.1-dev") numerically, at most three parts. */
-static int version_cmp(const char *a, const char *b)
+int migrate_version_cmp(const char *a, const char *b)
 {
 	for (int i = 0; i < 3; i++) {
 		long x = strtol(a, (char **)&a, 10), y = strtol(b, (char **)&b, 10);
@@ -74,14 +73,7 @@ static int version_cmp(const char *a, const char *b)
 	return 0;
 }
 
-/* What decides the storage, read before anything is created. */
-struct storage_facts {
-	char available[32]; /* default_version in pg_available_extensions, "" when not there */
-	char installed[32]; /* extversion in this database, "" when not created */
-	bool preloaded;     /* timescaledb in shared_preload_libraries */
-};
-
-static int read_facts(PGconn *conn, struct storage_facts *f, char *err, size_t errlen)
+static int read_facts(PGconn *conn, struct migrate_storage_facts *f, char *err, size_t errlen)
 {
 	PGresult *r = PQexec(
 	    conn, "SELECT coalesce((SELECT default_version FROM pg_available_extensions WHERE name = "
@@ -106,12 +98,7 @@ static int read_facts(PGconn *conn, struct storage_facts *f, char *err, size_t e
 	"add timescaledb to shared_preload_libraries in postgresql.conf (shared_preload_libraries " \
 	"= 'timescaledb') and restart the server"
 
-/*
- * Chooses the storage from the facts: want is "auto", "timescaledb" or "partitioned"; cur is
- * the schema version (0: a new database). Writes the choice and the reason; returns 0, or
- * -EINVAL with the reason and the fix in err.
- */
-static int choose_storage(const struct storage_facts *f, const char *want, int cur, char *chosen,
+int migrate_choose_storage(const struct migrate_storage_facts *f, const char *want, int cur, char *chosen,
                           size_t chosenlen, char *why, size_t whylen, char *err, size_t errlen)
 {
 	bool want_ts = strcmp(want, "timescaledb") == 0, want_part = strcmp(want, "partitioned") == 0;
@@ -135,7 +122,7 @@ static int choose_storage(const struct storage_facts *f, const char *want, int c
 			         f->installed, PRELOAD_FIX);
 			return -EINVAL;
 		}
-		if (version_cmp(f->installed, MIGRATE_TIMESCALEDB_MIN) < 0) {
+		if (migrate_version_cmp(f->installed, MIGRATE_TIMESCALEDB_MIN) < 0) {
 			snprintf(err, errlen,
 			         "this database has TimescaleDB %s, older than the minimum %s (older "
 			         "versions lose rows inserted into compressed chunks, TimescaleDB bug "
@@ -176,7 +163,7 @@ static int choose_storage(const struct storage_facts *f, const char *want, int c
 		         "%s)",
 		         f->available, PRELOAD_FIX);
 		no = buf;
-	} else if (version_cmp(f->available, MIGRATE_TIMESCALEDB_MIN) < 0) {
+	} else if (migrate_version_cmp(f->available, MIGRATE_TIMESCALEDB_MIN) < 0) {
 		snprintf(buf, sizeof(buf),
 		         "TimescaleDB %s is older than the minimum %s (older versions lose rows "
 		         "inserted into compressed chunks, TimescaleDB bug #7672): install %s or newer",
@@ -231,9 +218,9 @@ int migrate_apply_storage(PGconn *conn, int target, const char *want, int *from,
 	if (rc)
 		goto unlock;
 	*from = cur;
-	struct storage_facts facts;
+	struct migrate_storage_facts facts;
 	if ((rc = read_facts(conn, &facts, err, errlen)) ||
-	    (rc = choose_storage(&facts, want, cur, chosen, chosenlen, why, whylen, err, errlen)))
+	    (rc = migrate_choose_storage(&facts, want, cur, chosen, chosenlen, why, whylen, err, errlen)))
 		goto unlock;
 	{
 		/* read by migration 001's CREATE EXTENSION (for this session) */

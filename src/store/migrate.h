@@ -24,6 +24,26 @@ int migrate_apply(PGconn *conn, int target, int *from, int *to, char *err, size_
  * compressed chunks (TimescaleDB bug #7672, fixed in 2.18.1). */
 #define MIGRATE_TIMESCALEDB_MIN "2.18.1"
 
+/* Compares dotted versions ("2.28.3", "2.18.1-dev") numerically, three parts at most:
+ * <0, 0 or >0. */
+int migrate_version_cmp(const char *a, const char *b);
+
+/* What decides the storage, read from the server before anything is created. */
+struct migrate_storage_facts {
+	char available[32]; /* default_version in pg_available_extensions, "" when not there */
+	char installed[32]; /* extversion in this database, "" when not created */
+	bool preloaded;     /* timescaledb in shared_preload_libraries */
+};
+
+/*
+ * Chooses the storage from the facts: want is "auto", "timescaledb" or "partitioned"; cur is
+ * the schema version (0: a new database). Writes "timescaledb" or "partitioned" to chosen and
+ * the reason to why; returns 0, or -EINVAL with the reason and the fix in err.
+ */
+int migrate_choose_storage(const struct migrate_storage_facts *f, const char *want, int cur,
+                           char *chosen, size_t chosenlen, char *why, size_t whylen, char *err,
+                           size_t errlen);
+
 /*
  * As migrate_apply, with the storage decided first from what the server offers: want is
  * "auto" (TimescaleDB when available in pg_available_extensions, in shared_preload_libraries
