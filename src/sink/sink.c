@@ -1909,7 +1909,8 @@ static void maintenance(struct sink *s)
 	r = PQexec(s->db[w], "SELECT gpuhealth_health_upkeep()");
 	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
 		if (atoi(PQgetvalue(r, 0, 0)))
-			log_info("sink: health partitions: %s expired dropped", PQgetvalue(r, 0, 0));
+			log_info("sink: health partitions: %s expired dropped",
+			         PQgetvalue(r, 0, 0));
 	} else {
 		snprintf(err, sizeof(err), "%s", PQresultErrorMessage(r));
 		set_error(s, "maintenance: %s", err);

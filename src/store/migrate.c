@@ -76,10 +76,11 @@ int migrate_version_cmp(const char *a, const char *b)
 static int read_facts(PGconn *conn, struct migrate_storage_facts *f, char *err, size_t errlen)
 {
 	PGresult *r = PQexec(
-	    conn, "SELECT coalesce((SELECT default_version FROM pg_available_extensions WHERE name = "
-	          "'timescaledb'), ''), coalesce((SELECT extversion FROM pg_extension WHERE extname = "
-	          "'timescaledb'), ''), current_setting('shared_preload_libraries') ~ "
-	          "'(^|[\\s,])timescaledb([\\s,]|$)'");
+	    conn,
+	    "SELECT coalesce((SELECT default_version FROM pg_available_extensions WHERE name = "
+	    "'timescaledb'), ''), coalesce((SELECT extversion FROM pg_extension WHERE extname = "
+	    "'timescaledb'), ''), current_setting('shared_preload_libraries') ~ "
+	    "'(^|[\\s,])timescaledb([\\s,]|$)'");
 	int rc = 0;
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
 		snprintf(f->available, sizeof(f->available), "%s", PQgetvalue(r, 0, 0));
@@ -94,14 +95,17 @@ static int read_facts(PGconn *conn, struct migrate_storage_facts *f, char *err, 
 	return rc;
 }
 
-#define PRELOAD_FIX                                                                            \
-	"add timescaledb to shared_preload_libraries in postgresql.conf (shared_preload_libraries " \
+#define PRELOAD_FIX                                                                                \
+	"add timescaledb to shared_preload_libraries in postgresql.conf "                          \
+	"(shared_preload_libraries "                                                               \
 	"= 'timescaledb') and restart the server"
 
-int migrate_choose_storage(const struct migrate_storage_facts *f, const char *want, int cur, char *chosen,
-                          size_t chosenlen, char *why, size_t whylen, char *err, size_t errlen)
+int migrate_choose_storage(const struct migrate_storage_facts *f, const char *want, int cur,
+                           char *chosen, size_t chosenlen, char *why, size_t whylen, char *err,
+                           size_t errlen)
 {
-	bool want_ts = strcmp(want, "timescaledb") == 0, want_part = strcmp(want, "partitioned") == 0;
+	bool want_ts = strcmp(want, "timescaledb") == 0,
+	     want_part = strcmp(want, "partitioned") == 0;
 	if (!want_ts && !want_part && strcmp(want, "auto") != 0) {
 		snprintf(err, errlen, "--storage %s: use auto, timescaledb or partitioned", want);
 		return -EINVAL;
@@ -109,25 +113,28 @@ int migrate_choose_storage(const struct migrate_storage_facts *f, const char *wa
 	if (f->installed[0]) {
 		/* this database already uses TimescaleDB: it must load, and be recent enough */
 		if (want_part) {
-			snprintf(err, errlen,
-			         "--storage partitioned: this database has the timescaledb extension "
-			         "(%s); use a database without it",
-			         f->installed);
+			snprintf(
+			    err, errlen,
+			    "--storage partitioned: this database has the timescaledb extension "
+			    "(%s); use a database without it",
+			    f->installed);
 			return -EINVAL;
 		}
 		if (!f->preloaded) {
-			snprintf(err, errlen,
-			         "this database uses TimescaleDB %s but the server does not preload it: "
-			         "%s",
-			         f->installed, PRELOAD_FIX);
+			snprintf(
+			    err, errlen,
+			    "this database uses TimescaleDB %s but the server does not preload it: "
+			    "%s",
+			    f->installed, PRELOAD_FIX);
 			return -EINVAL;
 		}
 		if (migrate_version_cmp(f->installed, MIGRATE_TIMESCALEDB_MIN) < 0) {
-			snprintf(err, errlen,
-			         "this database has TimescaleDB %s, older than the minimum %s (older "
-			         "versions lose rows inserted into compressed chunks, TimescaleDB bug "
-			         "#7672): install %s or newer, then ALTER EXTENSION timescaledb UPDATE",
-			         f->installed, MIGRATE_TIMESCALEDB_MIN, MIGRATE_TIMESCALEDB_MIN);
+			snprintf(
+			    err, errlen,
+			    "this database has TimescaleDB %s, older than the minimum %s (older "
+			    "versions lose rows inserted into compressed chunks, TimescaleDB bug "
+			    "#7672): install %s or newer, then ALTER EXTENSION timescaledb UPDATE",
+			    f->installed, MIGRATE_TIMESCALEDB_MIN, MIGRATE_TIMESCALEDB_MIN);
 			return -EINVAL;
 		}
 		snprintf(chosen, chosenlen, "timescaledb");
@@ -137,8 +144,10 @@ int migrate_choose_storage(const struct migrate_storage_facts *f, const char *wa
 	if (cur > 0) {
 		if (want_ts) {
 			snprintf(err, errlen,
-			         "--storage timescaledb: this database's schema (version %d) uses native "
-			         "partitions; the storage of an existing schema does not change: migrate a "
+			         "--storage timescaledb: this database's schema (version %d) uses "
+			         "native "
+			         "partitions; the storage of an existing schema does not change: "
+			         "migrate a "
 			         "new database",
 			         cur);
 			return -EINVAL;
@@ -158,16 +167,18 @@ int migrate_choose_storage(const struct migrate_storage_facts *f, const char *wa
 		no = "the timescaledb extension is not installed on the server (not in "
 		     "pg_available_extensions)";
 	} else if (!f->preloaded) {
-		snprintf(buf, sizeof(buf),
-		         "TimescaleDB %s is installed but not in shared_preload_libraries (to use it: "
-		         "%s)",
-		         f->available, PRELOAD_FIX);
+		snprintf(
+		    buf, sizeof(buf),
+		    "TimescaleDB %s is installed but not in shared_preload_libraries (to use it: "
+		    "%s)",
+		    f->available, PRELOAD_FIX);
 		no = buf;
 	} else if (migrate_version_cmp(f->available, MIGRATE_TIMESCALEDB_MIN) < 0) {
-		snprintf(buf, sizeof(buf),
-		         "TimescaleDB %s is older than the minimum %s (older versions lose rows "
-		         "inserted into compressed chunks, TimescaleDB bug #7672): install %s or newer",
-		         f->available, MIGRATE_TIMESCALEDB_MIN, MIGRATE_TIMESCALEDB_MIN);
+		snprintf(
+		    buf, sizeof(buf),
+		    "TimescaleDB %s is older than the minimum %s (older versions lose rows "
+		    "inserted into compressed chunks, TimescaleDB bug #7672): install %s or newer",
+		    f->available, MIGRATE_TIMESCALEDB_MIN, MIGRATE_TIMESCALEDB_MIN);
 		no = buf;
 	}
 	if (no && want_ts) {
@@ -220,15 +231,18 @@ int migrate_apply_storage(PGconn *conn, int target, const char *want, int *from,
 	*from = cur;
 	struct migrate_storage_facts facts;
 	if ((rc = read_facts(conn, &facts, err, errlen)) ||
-	    (rc = migrate_choose_storage(&facts, want, cur, chosen, chosenlen, why, whylen, err, errlen)))
+	    (rc = migrate_choose_storage(&facts, want, cur, chosen, chosenlen, why, whylen, err,
+	                                 errlen)))
 		goto unlock;
 	{
 		/* read by migration 001's CREATE EXTENSION (for this session) */
 		const char *sp[1] = {chosen};
-		PGresult *r = PQexecParams(conn, "SELECT set_config('gpuhealth.storage', $1, false)", 1,
-		                           NULL, sp, NULL, NULL, 0);
+		PGresult *r =
+		    PQexecParams(conn, "SELECT set_config('gpuhealth.storage', $1, false)", 1, NULL,
+		                 sp, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			snprintf(err, errlen, "cannot pass the storage choice: %s", PQerrorMessage(conn));
+			snprintf(err, errlen, "cannot pass the storage choice: %s",
+			         PQerrorMessage(conn));
 			rc = -EIO;
 		}
 		PQclear(r);
