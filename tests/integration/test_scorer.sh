@@ -90,7 +90,12 @@ check "the recommendation's costs are stored: reset cheaper than keep" \
   test "$(sql "$owner" "SELECT ((reasons->'costs'->>'reset')::float < (reasons->'costs'->>'keep')::float)::text FROM gpu_failure_predictions WHERE gpu_key = 'GPU-it-dbe' ORDER BY time DESC LIMIT 1")" = "true"
 check "the healthy GPU: low probability, no recommendation" \
   test "$(sql "$owner" "SELECT bool_and(probability < 0.05 AND recommendation IS NULL)::text FROM gpu_failure_predictions WHERE gpu_key = 'GPU-it-ok'")" = "true"
-kcat -b "$KAFKA" -C -t "$t-alerts" -e -q -f '%k|%s\n' > "$TMP/alerts1.out" 2>/dev/null
+# (produced after the COMMIT, asynchronously: read until it is there, 10 s at most)
+for i in $(seq 1 40); do
+  kcat -b "$KAFKA" -C -t "$t-alerts" -e -q -f '%k|%s\n' > "$TMP/alerts1.out" 2>/dev/null
+  [ -s "$TMP/alerts1.out" ] && break
+  sleep 0.25
+done
 check "the alert is on the Kafka topic, keyed by the GPU" \
   bash -c "test \$(wc -l < '$TMP/alerts1.out') = 1 && grep -q '^GPU-it-dbe|.*\"action\":\"raise\".*\"severity\":\"fail\"' '$TMP/alerts1.out'"
 for i in $(seq 1 40); do grep -qE 'webhook_failed=1 ' "$TMP/s1.log" && break; sleep 0.25; done
