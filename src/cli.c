@@ -134,9 +134,17 @@ static const struct config_option options[] = {
     {"schema-version", 0, NULL, CONFIG_INT, "0", "N",
      "migrate only up to schema version N (0: the newest)", CLI_DB, 0, 1000, NULL, 0},
     {"retention", 0, "RETENTION", CONFIG_DURATION, NULL, "S",
-     "keep raw samples this long, e.g. 14d (default 7d)", CLI_DB, 3600, 1e10, NULL, 0},
+     "keep raw samples this long, e.g. 14d; stored in the database and kept by later migrates "
+     "without it (a new database starts at 7d)",
+     CLI_DB, 3600, 1e10, NULL, 0},
     {"compress-after", 0, "COMPRESS_AFTER", CONFIG_DURATION, NULL, "S",
-     "TimescaleDB: compress samples older than this (default 1h)", CLI_DB, 60, 1e10, NULL, 0},
+     "TimescaleDB: compress samples older than this; stored and kept like --retention (a new "
+     "database starts at 1h)",
+     CLI_DB, 60, 1e10, NULL, 0},
+    {"storage", 0, "STORAGE", CONFIG_STR, "auto", "KIND",
+     "auto (TimescaleDB when available, preloaded and >= 2.18.1, else native partitions), "
+     "timescaledb (fail unless it can be used) or partitioned",
+     CLI_DB, NORANGE, NULL, 0},
     {"maintenance-interval", 0, "MAINTENANCE_INTERVAL", CONFIG_DURATION, "10m", "S",
      "how often the sink creates partitions ahead and drops expired ones",
      CLI_SINK | CLI_DAEMON | CLI_TUI, 1, 86400, NULL, 0},
@@ -167,6 +175,10 @@ static const struct config_option options[] = {
      "clear an alert after N consecutive healthy samples", M_HEALTH, 1, 1000, NULL, 0},
     {"horizon", 0, "PREDICT_HORIZON", CONFIG_DURATION, "24h", "S",
      "horizon of the failure prediction", M_HEALTH | CLI_STATUS, 60, 1e8, NULL, 0},
+    {"health-row-interval", 0, "HEALTH_ROW_INTERVAL", CONFIG_DURATION, "60", "S",
+     "write a GPU's health and prediction rows when its status, recommendation or score band "
+     "(tens) changes, else at most once per S (0: every sample)",
+     M_HEALTH & ~CLI_STATUS, 0, 86400, NULL, 0},
     {"risk-alert", 0, "RISK_ALERT_LEVEL", CONFIG_DOUBLE, "0.5", "P",
      "failure probability that raises a failure_risk alert", M_HEALTH | CLI_STATUS, 0.001, 1, NULL,
      0},

@@ -56,6 +56,16 @@ struct part_off {
 	int64_t next;
 };
 
+/* The last health row written for a GPU: a new one is written when one of these changes or
+ * health_row_interval_s has passed (issue #21: the health tables grew by a row per sample). */
+struct written {
+	char *key; /* owned; NULL: free slot */
+	enum health_status status;
+	const char *rec; /* a static action name, or NULL */
+	int band;        /* score / 10 */
+	double time;     /* sample time of the row */
+};
+
 struct scorer {
 	struct scorer_options o; /* strings below are owned copies */
 	char *brokers, *topic, *group, *alerts_topic, *conninfo, *webhook_url;
@@ -86,6 +96,10 @@ struct scorer {
 	int noffs;
 	double batch_started;
 	struct health_result missing[MISSING_MAX];
+
+	/* what was last written for each GPU (scorer thread only): an open-addressing table */
+	struct written *written;
+	size_t nwritten, capwritten;
 
 	pthread_mutex_t lock; /* guards st */
 	struct scorer_stats st;
@@ -314,6 +328,71 @@ static int add_op(struct scorer *s, enum alert_action act, const char *kind, enu
 
 /* ---- one evaluation: score, prediction, recommendation, alerts into the batch */
 
+static size_t key_hash(const char *k)
+{
+	size_t h = 1469598103934665603u;
+	for (; *k; k++)
+		h = (h ^ (unsigned char)*k) * 1099511628211u;
+	return h;
+}
+
+/* The slot of key (found, or the free one it would take); NULL when the table is empty. */
+static struct written *written_slot(struct scorer *s, const char *key)
+{
+	if (!s->capwritten)
+		return NULL;
+	size_t i = key_hash(key) & (s->capwritten - 1);
+	while (s->written[i].key && strcmp(s->written[i].key, key) != 0)
+		i = (i + 1) & (s->capwritten - 1);
+	return &s->written[i];
+}
+
+/* Keeps the table at most half full. Returns 0 or -ENOMEM. */
+static int written_grow(struct scorer *s)
+{
+	if ((s->nwritten + 1) * 2 <= s->capwritten)
+		return 0;
+	size_t cap = s->capwritten ? s->capwritten * 2 : 1024;
+	struct written *old = s->written, *t = calloc(cap, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	size_t oldcap = s->capwritten;
+	s->written = t;
+	s->capwritten = cap;
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i].key)
+			*written_slot(s, old[i].key) = old[i];
+	free(old);
+	return 0;
+}
+
+/* Whether r's rows are written: the first of its GPU, a change of status, recommendation or
+ * score band, or health_row_interval_s since the last; notes what is written. A GPU that
+ * cannot be tracked (out of memory) is written every time. */
+static bool row_due(struct scorer *s, const struct health_result *r, const char *rec)
+{
+	if (s->o.health_row_interval_s <= 0)
+		return true;
+	struct written *w = written_grow(s) ? NULL : written_slot(s, r->key);
+	if (!w)
+		return true;
+	int band = r->score / 10;
+	if (w->key && w->status == r->status && w->band == band &&
+	    (w->rec == rec || (w->rec && rec && strcmp(w->rec, rec) == 0)) &&
+	    r->time - w->time < s->o.health_row_interval_s && r->time >= w->time)
+		return false;
+	if (!w->key) {
+		if (!(w->key = strdup(r->key)))
+			return true;
+		s->nwritten++;
+	}
+	w->status = r->status;
+	w->rec = rec;
+	w->band = band;
+	w->time = r->time;
+	return true;
+}
+
 static int judge(struct scorer *s, const struct health_result *r)
 {
 	char ts[40];
@@ -334,13 +413,16 @@ static int judge(struct scorer *s, const struct health_result *r)
 		if (econ_evaluate(&in, p.probability, r->status == HEALTH_FAIL, required, &e) == 0)
 			rec = health_action_name(e.best);
 	}
-	json_t *pj = prediction_json(&p, &e, required, rec != NULL);
-	int rc = pj ? 0 : -ENOMEM;
-	rc = rc ? rc : append_score(s, r, ts);
-	rc = rc ? rc : append_prediction(s, r, &p, ts, pj, rec);
-	json_decref(pj);
-	if (rc)
-		return rc;
+	int rc = 0;
+	if (row_due(s, r, rec)) {
+		json_t *pj = prediction_json(&p, &e, required, rec != NULL);
+		rc = pj ? 0 : -ENOMEM;
+		rc = rc ? rc : append_score(s, r, ts);
+		rc = rc ? rc : append_prediction(s, r, &p, ts, pj, rec);
+		json_decref(pj);
+		if (rc)
+			return rc;
+	}
 	s->nrows++;
 
 	enum alert_action act;
@@ -987,6 +1069,9 @@ void scorer_destroy(struct scorer *s)
 	scorer_stop(s);
 	batch_clear(s);
 	free(s->ops);
+	for (size_t i = 0; i < s->capwritten; i++)
+		free(s->written[i].key);
+	free(s->written);
 	strbuf_free(&s->scores);
 	strbuf_free(&s->preds);
 	if (s->consumer)

@@ -34,6 +34,8 @@ struct scorer_options {
 	int raise_after, clear_after; /* alert hysteresis, samples */
 	double horizon_h;           /* prediction horizon */
 	double risk_level;          /* probability that raises a failure_risk alert */
+	double health_row_interval_s; /* a GPU's rows when something changes, else at most once
+	                               * per this (0: every evaluation) */
 	int batch_size;             /* samples per transaction, upper bound */
 	double batch_timeout_s;
 	double max_skew_s;          /* events further in the future are refused (0: 5 min) */

@@ -813,6 +813,7 @@ static int db_write(struct sink *s, int w, const char *text, size_t len, size_t 
 	const char *range[3] = {a, b, markv};
 	int64_t mark = INT64_MAX; /* every row is below it: merged now */
 	bool staged = false;
+	int restaged = 0; /* staged writes run again after a concurrent duplicate */
 	double t_begin = time_mono();
 again:
 	if ((rc = exec_params(s, w, "BEGIN", 0, NULL, NULL, err, sizeof(err), state)) ||
@@ -858,6 +859,13 @@ again:
 	if (staged) {
 		rc = exec_params(s, w, "SELECT inserted, duplicates FROM gpuhealth_ingest_staged()",
 		                 0, NULL, &r, err, sizeof(err), state);
+		if (rc && strcmp(state, "23505") == 0 && restaged++ < 3) {
+			/* another writer committed one of these rows after this transaction's
+			 * anti-join (schema/011): again, and the anti-join sees it */
+			char ignore[128], st2[6];
+			exec_params(s, w, "ROLLBACK", 0, NULL, NULL, ignore, sizeof(ignore), st2);
+			goto again;
+		}
 		if (rc)
 			goto fail;
 		*inserted = atoll(PQgetvalue(r, 0, 0));
@@ -2127,6 +2135,18 @@ static void maintenance(struct sink *s)
 		snprintf(err, sizeof(err), "%s", PQresultErrorMessage(r));
 		set_error(s, "maintenance: %s", err);
 		log_warn("sink: partition maintenance failed: %s", err);
+	}
+	PQclear(r);
+	/* the health tables' partitions on plain PostgreSQL (schema/012; no-op on TimescaleDB) */
+	r = PQexec(s->db[w], "SELECT gpuhealth_health_upkeep()");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+		if (atoi(PQgetvalue(r, 0, 0)))
+			log_info("sink: health partitions: %s expired dropped",
+			         PQgetvalue(r, 0, 0));
+	} else {
+		snprintf(err, sizeof(err), "%s", PQresultErrorMessage(r));
+		set_error(s, "maintenance: %s", err);
+		log_warn("sink: health partition maintenance failed: %s", err);
 	}
 	PQclear(r);
 }

@@ -97,6 +97,20 @@ for args in "now() + interval '100 years', now() + interval '101 years'" "'-infi
 done
 pt && check "still none outside the window" window_ok
 
+echo "== gpuhealth_health_upkeep as the writer (schema 012): a caller's time can only drop less"
+hrows() { sql "$owner" "SELECT count(*) FROM gpu_health_scores"; }
+hparts() { sql "$owner" "SELECT count(*) FROM pg_inherits WHERE inhparent = 'gpu_health_scores'::regclass"; }
+sql "$writer" "SELECT gpuhealth_health_upkeep()" >/dev/null
+sql "$owner" "INSERT INTO gpu_health_scores (time, gpu_key, score, status) VALUES (now() - interval '20 days', 'GPU-a', 90, 'pass'), (now() - interval '1 day', 'GPU-a', 90, 'pass'), (now(), 'GPU-a', 90, 'pass')" >/dev/null
+hp0=$(hparts)
+for arg in "now() + interval '100 years'" "'infinity'" "'294276-12-31 23:59:59+00'" NULL; do
+  out=$(sql "$writer" "SELECT gpuhealth_health_upkeep($arg)" 2>&1)
+  check "gpuhealth_health_upkeep($arg) keeps the 3 health rows within health_retention (returned '$out'; rows $(hrows))" test "$(hrows)" = 3
+done
+out=$(sql "$writer" "SELECT gpuhealth_health_upkeep(now() - interval '100 years')" 2>&1)
+check "gpuhealth_health_upkeep(100 years back) makes no partition outside the retention (returned '$out'; $(hparts) partitions, $hp0 before)" \
+  test "$(sql "$owner" "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'gpu_health_scores'::regclass AND c.relname ~ '_p[0-9]{8}\$' AND to_date(right(c.relname, 8), 'YYYYMMDD') < ((now() - interval '32 days') AT TIME ZONE 'UTC')::date")" = 0
+
 echo "== the settings the window comes from: the writer cannot change them, bad ones are errors"
 check "the writer cannot UPDATE gpuhealth_settings (retention)" \
   bash -c "psql -X -At -v ON_ERROR_STOP=1 '$writer' -c \"UPDATE gpuhealth_settings SET value = '1 second' WHERE key = 'retention'\" 2>&1 | grep -q 'permission denied'"

@@ -261,8 +261,18 @@ old=$(sql "$db7" "SELECT 'gpu_metrics_p' || to_char((now() - interval '10 days')
 # the owner's own DDL: gpuhealth_ensure_partitions creates no day older than the retention (009)
 sql "$db7" "CREATE TABLE $old PARTITION OF gpu_metrics FOR VALUES FROM ('${old#gpu_metrics_p}T00:00:00Z') TO (('${old#gpu_metrics_p}T00:00:00Z'::timestamptz + interval '1 day'))" >/dev/null
 check "an old partition exists before ($old)" test -n "$(sql "$db7" "SELECT to_regclass('$old')")"
+# the health tables (schema/012): a partition 40 days back, a row in it, one 35 days old (in
+# the default partition) and a fresh one; health_retention is 30 days
+sql "$db7" "SELECT gpuhealth_health_upkeep(now() - interval '40 days')" >/dev/null
+hold=$(sql "$db7" "SELECT 'gpu_health_scores_p' || to_char((now() - interval '40 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
+sql "$db7" "INSERT INTO gpu_health_scores (time, gpu_key, score, status) VALUES (now() - interval '40 days', 'GPU-h', 90, 'pass'), (now() - interval '35 days', 'GPU-h', 90, 'pass'), (now(), 'GPU-h', 90, 'pass')" >/dev/null
+check "a health row 40 days old is in its own partition ($hold)" test "$(sql "$db7" "SELECT count(*) FROM $hold")" = 1
 start_sink exp "$db7" gh-exp-$UNIQ "g-exp-$UNIQ" --duration 3
 wait "$PID_exp"
+check "the sink dropped the expired health partition $hold" test -z "$(sql "$db7" "SELECT to_regclass('$hold')")"
+check "... deleted the expired health row of the default partition and kept the fresh one" test "$(sql "$db7" "SELECT count(*) FROM gpu_health_scores WHERE gpu_key = 'GPU-h'")" = 1
+hahead=$(sql "$db7" "SELECT 'gpu_failure_predictions_p' || to_char((now() + interval '2 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
+check "a health partition ahead exists ($hahead)" test -n "$(sql "$db7" "SELECT to_regclass('$hahead')")"
 check "the sink dropped $old" test -z "$(sql "$db7" "SELECT to_regclass('$old')")"
 ahead=$(sql "$db7" "SELECT 'gpu_metrics_p' || to_char((now() + interval '2 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
 check "a partition ahead exists ($ahead)" test -n "$(sql "$db7" "SELECT to_regclass('$ahead')")"
