@@ -154,7 +154,7 @@ print("GPU-it-ok|" + json.dumps({"schema_version": 1, "time": "9999-12-31T23:59:
       "gpu": {"index": 0, "uuid": "GPU-it-ok"}, "metrics": {"gpu_temp": 55}}))
 PY
 produce "$t" "$TMP/f1.txt"
-start_scorer f "$owner3" "$t" "g-$t"
+start_scorer f "$owner3" "$t" "g-$t" --health-row-interval 0 # a row per sample, to count them
 check "6 scores before the far-future event" wait_sql "$owner3" "SELECT count(*) FROM gpu_health_scores" 6 60
 produce "$t" "$TMP/f-bad.txt"; produce "$t" "$TMP/f2.txt"
 echo "  injected: 12 live events of 2 GPUs on one host, and one of GPU-it-ok dated 9999-12-31 between them"

@@ -263,8 +263,9 @@ sql "$db7" "CREATE TABLE $old PARTITION OF gpu_metrics FOR VALUES FROM ('${old#g
 check "an old partition exists before ($old)" test -n "$(sql "$db7" "SELECT to_regclass('$old')")"
 # the health tables (schema/012): a partition 40 days back, a row in it, one 35 days old (in
 # the default partition) and a fresh one; health_retention is 30 days
-sql "$db7" "SELECT gpuhealth_health_upkeep(now() - interval '40 days')" >/dev/null
 hold=$(sql "$db7" "SELECT 'gpu_health_scores_p' || to_char((now() - interval '40 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
+# the owner's own DDL: gpuhealth_health_upkeep makes no day older than health_retention (012)
+sql "$db7" "CREATE TABLE $hold PARTITION OF gpu_health_scores FOR VALUES FROM ('${hold#gpu_health_scores_p}T00:00:00Z') TO (('${hold#gpu_health_scores_p}T00:00:00Z'::timestamptz + interval '1 day'))" >/dev/null
 sql "$db7" "INSERT INTO gpu_health_scores (time, gpu_key, score, status) VALUES (now() - interval '40 days', 'GPU-h', 90, 'pass'), (now() - interval '35 days', 'GPU-h', 90, 'pass'), (now(), 'GPU-h', 90, 'pass')" >/dev/null
 check "a health row 40 days old is in its own partition ($hold)" test "$(sql "$db7" "SELECT count(*) FROM $hold")" = 1
 start_sink exp "$db7" gh-exp-$UNIQ "g-exp-$UNIQ" --duration 3
