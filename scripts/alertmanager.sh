@@ -14,7 +14,7 @@
 
 GH_ROOT=${GH_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 GH_AM_VERSION=${GH_AM_VERSION:-v0.28.1}
-GH_AM_GO_MIN=${GH_AM_GO_MIN:-1.23}
+GH_AM_GO_MIN=${GH_AM_GO_MIN:-1.22}
 GH_CACHE=${GPUHEALTH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gpuhealth}
 GH_AM_DIR=${GH_AM_DIR:-$(mktemp -d /tmp/gpuhealth-am.XXXXXX)}
 
