@@ -49,6 +49,8 @@ struct alertmanager {
 	long timeout_ms;
 	char *api_url; /* owned; NULL: no generatorURL */
 	json_t *gpus;  /* GPU key -> labels object; the scorer thread's */
+	struct alertmanager_alert **rest; /* restored alerts waiting for their GPU's labels; ditto */
+	size_t nrest, caprest;
 
 	pthread_t thread;
 	bool started;
@@ -80,6 +82,8 @@ static void set_str(json_t *labels, const char *name, const json_t *v)
 	if (json_is_string(v) && json_string_length(v) > 0)
 		json_object_set_new(labels, name, json_string(json_string_value(v)));
 }
+
+static void relabel_restored(struct alertmanager *am, const char *key, const json_t *labels);
 
 int alertmanager_note_event(struct alertmanager *am, const char *key, const char *text, size_t len,
 			    bool force)
@@ -120,7 +124,11 @@ int alertmanager_note_event(struct alertmanager *am, const char *key, const char
 	set_str(labels, "namespace", json_object_get(wl, "namespace"));
 	set_str(labels, "pod", json_object_get(wl, "pod"));
 	json_decref(ev);
-	return json_object_set_new(am->gpus, key, labels) ? -ENOMEM : 0; /* the map owns labels */
+	if (json_object_set_new(am->gpus, key, labels)) /* the map owns labels */
+		return -ENOMEM;
+	if (am->nrest)
+		relabel_restored(am, key, labels);
+	return 0;
 }
 
 /* Appends key to b, percent-encoded as one path segment. */
@@ -210,6 +218,88 @@ fail:
 	strbuf_free(&gen);
 	alertmanager_alert_free(a);
 	return NULL;
+}
+
+/* ---- alerts open at start */
+
+int alertmanager_restore(struct alertmanager *am, const char *key, const char *kind, bool critical,
+			 double raised_at, const char *hostname, const char *message,
+			 const char *details)
+{
+	json_t *d = details ? json_loads(details, 0, NULL) : NULL;
+	struct strbuf desc;
+	strbuf_init(&desc, 4096);
+	const json_t *reasons = json_object_get(d, "reasons"), *x;
+	const char *remedy = NULL;
+	size_t i;
+	json_array_foreach(reasons, i, x)
+	{
+		const char *sev = json_string_value(json_object_get(x, "severity"));
+		if (!sev || strcmp(sev, "info") == 0)
+			continue;
+		if (!remedy)
+			remedy = json_string_value(json_object_get(x, "remedy"));
+		strbuf_printf(&desc, "%s%s (%s, %s): %s", desc.len ? "; " : "",
+			      json_string_value(json_object_get(x, "code")) ?: "?",
+			      json_string_value(json_object_get(x, "component")) ?: "?", sev,
+			      json_string_value(json_object_get(x, "text")) ?: "");
+	}
+	struct alertmanager_change c = {
+		.key = key,
+		.kind = kind,
+		.firing = true,
+		.critical = critical,
+		.time = raised_at,
+		.hostname = hostname,
+		.summary = message,
+		.description = desc.len ? desc.data : message,
+		.remedy = remedy,
+		.recommended_action = json_string_value(json_object_get(d, "recommendation")),
+		.failure_probability = json_number_value(json_object_get(d, "probability")),
+	};
+	struct alertmanager_alert *a = alertmanager_alert_new(am, &c);
+	strbuf_free(&desc);
+	json_decref(d);
+	if (!a)
+		return -ENOMEM;
+	if (json_object_get(am->gpus, key)) { /* labels known already */
+		alertmanager_post(am, a);
+		return 0;
+	}
+	if (am->nrest == am->caprest) {
+		size_t cap = am->caprest ? am->caprest * 2 : 16;
+		struct alertmanager_alert **n = realloc(am->rest, cap * sizeof(*n));
+		if (!n) {
+			alertmanager_alert_free(a);
+			return -ENOMEM;
+		}
+		am->rest = n;
+		am->caprest = cap;
+	}
+	am->rest[am->nrest++] = a; /* ours until the GPU's labels are known */
+	return 0;
+}
+
+/* The restored alerts of key get the GPU's labels and go to the sender. */
+static void relabel_restored(struct alertmanager *am, const char *key, const json_t *labels)
+{
+	size_t kl = strlen(key);
+	for (size_t i = 0; i < am->nrest;) {
+		struct alertmanager_alert *a = am->rest[i];
+		if (strncmp(a->id, key, kl) != 0 || a->id[kl] != '\x1f') {
+			i++;
+			continue;
+		}
+		am->rest[i] = am->rest[--am->nrest];
+		json_t *old = json_object_get(a->obj, "labels");
+		json_t *nl = json_deep_copy(labels);
+		if (nl) {
+			json_object_set(nl, "alertname", json_object_get(old, "alertname"));
+			json_object_set(nl, "severity", json_object_get(old, "severity"));
+			json_object_set_new(a->obj, "labels", nl);
+		}
+		alertmanager_post(am, a);
+	}
 }
 
 /* ---- the table (lock held) */
@@ -585,6 +675,9 @@ void alertmanager_destroy(struct alertmanager *am)
 	for (size_t i = 0; i < am->nt; i++)
 		free(am->t[i].url);
 	json_decref(am->gpus);
+	for (size_t i = 0; i < am->nrest; i++)
+		alertmanager_alert_free(am->rest[i]);
+	free(am->rest);
 	free(am->api_url);
 	pthread_mutex_destroy(&am->lock);
 	pthread_cond_destroy(&am->cond);

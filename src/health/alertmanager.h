@@ -16,7 +16,7 @@
  * GPU (alertmanager_note_event) at that time. An escalation changes the severity label, so it
  * resolves the alert at the old severity and fires one at the new.
  *
- * alertmanager_note_event, alertmanager_alert_new: the scorer thread only. alertmanager_post,
+ * alertmanager_note_event, alertmanager_alert_new, alertmanager_restore: the scorer thread only. alertmanager_post,
  * alertmanager_stats: any thread.
  */
 #ifndef GPUHEALTH_HEALTH_ALERTMANAGER_H
@@ -88,6 +88,16 @@ int alertmanager_note_event(struct alertmanager *am, const char *key, const char
 struct alertmanager_alert *alertmanager_alert_new(struct alertmanager *am,
 						  const struct alertmanager_change *c);
 void alertmanager_alert_free(struct alertmanager_alert *a);
+
+/*
+ * An alert found open in the database at start (details: its JSON from the alerts table, may
+ * be NULL): it fires in Alertmanager again, with its startsAt, as soon as an event of the GPU
+ * is noted (so it has the GPU's labels), and its clear resolves it there. Scorer thread.
+ * Returns 0 or -ENOMEM.
+ */
+int alertmanager_restore(struct alertmanager *am, const char *key, const char *kind, bool critical,
+			 double raised_at, const char *hostname, const char *message,
+			 const char *details);
 
 /* Hands a prepared change to the sender (never blocks on the network); takes ownership. */
 void alertmanager_post(struct alertmanager *am, struct alertmanager_alert *a);

@@ -510,7 +510,8 @@ static int db_ensure(struct scorer *s)
 	}
 	if (!s->alerts_loaded) {
 		PGresult *r = PQexecParams(s->db,
-					   "SELECT gpu_key, kind, severity FROM alerts WHERE cleared_at IS NULL "
+					   "SELECT gpu_key, kind, severity, hostname, message, details::text, "
+					   "extract(epoch FROM raised_at) FROM alerts WHERE cleared_at IS NULL "
 					   "AND kind IN ($1, $2)",
 					   2, NULL, (const char *const[]){KIND_HEALTH, KIND_RISK}, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -524,6 +525,11 @@ static int db_ensure(struct scorer *s)
 			enum health_status sev = strcmp(PQgetvalue(r, i, 2), "fail") == 0 ? HEALTH_FAIL
 											      : HEALTH_WARN;
 			alerts_restore(s->alerts, PQgetvalue(r, i, 0), kind, sev);
+			if (s->am && alertmanager_restore(s->am, PQgetvalue(r, i, 0), kind,
+							  sev == HEALTH_FAIL, atof(PQgetvalue(r, i, 6)),
+							  PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
+							  PQgetisnull(r, i, 5) ? NULL : PQgetvalue(r, i, 5)))
+				log_warn("scorer: out of memory: an open alert is not re-sent to Alertmanager");
 		}
 		if (PQntuples(r))
 			log_info("scorer: %d alert(s) open in the database", PQntuples(r));

@@ -4,7 +4,8 @@
 # broker and PostgreSQL: an injected volatile DBE appears in Alertmanager's /api/v2/alerts with
 # the GPU's labels and the annotations; a webhook receiver of this test gets it through
 # Alertmanager's routing; an Alertmanager that is down for a while gets every firing alert
-# after it returns (those it had, and one raised while it was down); the cleared alert resolves.
+# after it returns (those it had, and one raised while it was down); the cleared alert resolves;
+# a restarted scorer re-sends the alert open in the database to an Alertmanager that lost it.
 #
 # GH_AM_TEST_DOWNTIME (default 20 s; the issue's case is 60) and GH_AM_TEST_RESEND (default
 # 5 s; the scorer's default is 60) keep the default run short.
@@ -172,5 +173,26 @@ check "the webhook receiver got it resolved" \
 kill -TERM "$scorer_pid"; wait "$scorer_pid" 2>/dev/null
 check "the scorer stopped cleanly" grep -q 'scorer: stopped;' "$TMP/scorer.log"
 echo "  counted: $(grep -o 'am_sent=[^ ]* am_failed=[^ ]* am_dropped=[^ ]* am_pending=[^ ]*' "$TMP/scorer.log" | tail -1)"
+
+echo "== a restarted scorer re-sends the alert open in the database to an Alertmanager that lost it"
+am_kill a
+am_restart a || die "Alertmanager did not come back"
+PIDS+=("$AM_PID_a")
+check "the restarted Alertmanager holds no alert" am_has "sorted(by)" "[]"
+"$BIN" scorer --brokers "$KAFKA" --topic "$t" --scorer-group "g-$t" --db "$writer" \
+  --alerts-topic '' --batch-timeout 0.3 --stats-interval 1 \
+  --alertmanager "$AM" --alertmanager-resend "$RESEND" \
+  -X session.timeout.ms=6000 -X topic.metadata.refresh.interval.ms=1000 >"$TMP/scorer2.log" 2>&1 &
+PIDS+=($!)
+scorer_pid=$!
+gen "$TMP/dbe2b.txt" $(( now - 390 )) 3 2 GPU-am-dbe2 0 'null'
+produce "$t" "$TMP/dbe2b.txt"
+check "the open alert is back in Alertmanager once the GPU reports" \
+  wait_for 30 am_has "sorted(by)" "['GPU-am-dbe2']"
+raised=$(sql "$owner" "SELECT to_char(raised_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') FROM alerts WHERE gpu_key = 'GPU-am-dbe2'")
+check "with the startsAt it was raised at ($raised) and the GPU's labels" \
+  am_has "(by['GPU-am-dbe2']['startsAt'][:19], by['GPU-am-dbe2']['labels'].get('rack'), by['GPU-am-dbe2']['labels']['severity'], 'dbe_volatile' in by['GPU-am-dbe2']['annotations']['description'])" \
+  "('$raised', 'r-07', 'critical', True)"
+kill -TERM "$scorer_pid"; wait "$scorer_pid" 2>/dev/null
 am_kill a
 finish
