@@ -170,8 +170,9 @@ check "Alertmanager no longer lists it as active; the second one still fires" \
   wait_for 20 am_has "sorted(by)" "['GPU-am-dbe2']"
 check "the webhook receiver got it resolved" \
   wait_for 30 grep -q '"status":"resolved".*"gpu_uuid":"GPU-am-dbe"' "$TMP/hook.out"
-kill -TERM "$scorer_pid"; wait "$scorer_pid" 2>/dev/null
-check "the scorer stopped cleanly" grep -q 'scorer: stopped;' "$TMP/scorer.log"
+kill -TERM "$scorer_pid"; wait "$scorer_pid" 2>/dev/null; rc=$?
+check "the scorer stopped cleanly (exit status $rc; a sanitizer report would make it non-zero)" \
+  bash -c "grep -q 'scorer: stopped;' '$TMP/scorer.log' && [ $rc = 0 ]"
 echo "  counted: $(grep -o 'am_sent=[^ ]* am_failed=[^ ]* am_dropped=[^ ]* am_pending=[^ ]*' "$TMP/scorer.log" | tail -1)"
 
 echo "== a restarted scorer re-sends the alert open in the database to an Alertmanager that lost it"
@@ -193,6 +194,8 @@ raised=$(sql "$owner" "SELECT to_char(raised_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\
 check "with the startsAt it was raised at ($raised) and the GPU's labels" \
   am_has "(by['GPU-am-dbe2']['startsAt'][:19], by['GPU-am-dbe2']['labels'].get('rack'), by['GPU-am-dbe2']['labels']['severity'], 'dbe_volatile' in by['GPU-am-dbe2']['annotations']['description'])" \
   "('$raised', 'r-07', 'critical', True)"
-kill -TERM "$scorer_pid"; wait "$scorer_pid" 2>/dev/null
+kill -TERM "$scorer_pid"; wait "$scorer_pid" 2>/dev/null; rc=$?
+check "the restarted scorer stopped cleanly (exit status $rc)" \
+  bash -c "grep -q 'scorer: stopped;' '$TMP/scorer2.log' && [ $rc = 0 ]"
 am_kill a
 finish
