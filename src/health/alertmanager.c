@@ -14,12 +14,11 @@
 #include "core/timeutil.h"
 
 #define BACKOFF_MIN_S 0.5
-#define WAKE_MAX_S 1.0
-#define BODY_MAX (64u << 20)
+#define WAKE_MAX_S    1.0
 
 /* A prepared change: built by the scorer thread, handed to the sender. */
 struct alertmanager_alert {
-	char *id;     /* "key\x1fkind", owned */
+	char *id; /* "key\x1fkind", owned */
 	bool firing;
 	char *severity; /* the severity label, owned */
 	double time;
@@ -49,7 +48,8 @@ struct alertmanager {
 	long timeout_ms;
 	char *api_url; /* owned; NULL: no generatorURL */
 	json_t *gpus;  /* GPU key -> labels object; the scorer thread's */
-	struct alertmanager_alert **rest; /* restored alerts waiting for their GPU's labels; ditto */
+	/* restored alerts waiting for their GPU's labels; the scorer thread's */
+	struct alertmanager_alert **rest;
 	size_t nrest, caprest;
 
 	pthread_t thread;
@@ -86,7 +86,7 @@ static void set_str(json_t *labels, const char *name, const json_t *v)
 static void relabel_restored(struct alertmanager *am, const char *key, const json_t *labels);
 
 int alertmanager_note_event(struct alertmanager *am, const char *key, const char *text, size_t len,
-			    bool force)
+                            bool force)
 {
 	if (!force && json_object_get(am->gpus, key))
 		return 0;
@@ -137,8 +137,8 @@ static int put_escaped(struct strbuf *b, const char *s)
 	static const char hex[] = "0123456789ABCDEF";
 	int rc = 0;
 	for (const unsigned char *p = (const unsigned char *)s; *p && !rc; p++) {
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		    *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
 			rc = strbuf_append(b, (const char *)p, 1);
 		} else {
 			char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
@@ -159,7 +159,7 @@ void alertmanager_alert_free(struct alertmanager_alert *a)
 }
 
 struct alertmanager_alert *alertmanager_alert_new(struct alertmanager *am,
-						  const struct alertmanager_change *c)
+                                                  const struct alertmanager_change *c)
 {
 	struct alertmanager_alert *a = calloc(1, sizeof(*a));
 	struct strbuf gen;
@@ -196,7 +196,7 @@ struct alertmanager_alert *alertmanager_alert_new(struct alertmanager *am,
 	json_object_set_new(ann, "description", json_string(c->description ? c->description : ""));
 	json_object_set_new(ann, "remedy", json_string(c->remedy ? c->remedy : "keep"));
 	json_object_set_new(ann, "recommended_action",
-			    json_string(c->recommended_action ? c->recommended_action : "keep"));
+	                    json_string(c->recommended_action ? c->recommended_action : "keep"));
 	json_object_set_new(ann, "failure_probability", json_string(prob));
 	time_format_rfc3339(c->time, ts, sizeof(ts));
 	a->obj = json_pack("{s:o, s:o, s:s}", "labels", labels, "annotations", ann, "startsAt", ts);
@@ -207,7 +207,8 @@ struct alertmanager_alert *alertmanager_alert_new(struct alertmanager *am,
 		int rc = strbuf_puts(&gen, am->api_url);
 		rc = rc ? rc : strbuf_puts(&gen, "/api/v1/gpus/");
 		rc = rc ? rc : put_escaped(&gen, c->key);
-		if (rc || json_object_set_new(a->obj, "generatorURL", json_stringn(gen.data, gen.len)))
+		if (rc ||
+		    json_object_set_new(a->obj, "generatorURL", json_stringn(gen.data, gen.len)))
 			goto fail;
 	}
 	strbuf_free(&gen);
@@ -223,8 +224,8 @@ fail:
 /* ---- alerts open at start */
 
 int alertmanager_restore(struct alertmanager *am, const char *key, const char *kind, bool critical,
-			 double raised_at, const char *hostname, const char *message,
-			 const char *details)
+                         double raised_at, const char *hostname, const char *message,
+                         const char *details)
 {
 	json_t *d = details ? json_loads(details, 0, NULL) : NULL;
 	struct strbuf desc;
@@ -240,22 +241,22 @@ int alertmanager_restore(struct alertmanager *am, const char *key, const char *k
 		if (!remedy)
 			remedy = json_string_value(json_object_get(x, "remedy"));
 		strbuf_printf(&desc, "%s%s (%s, %s): %s", desc.len ? "; " : "",
-			      json_string_value(json_object_get(x, "code")) ?: "?",
-			      json_string_value(json_object_get(x, "component")) ?: "?", sev,
-			      json_string_value(json_object_get(x, "text")) ?: "");
+		              json_string_value(json_object_get(x, "code")) ?: "?",
+		              json_string_value(json_object_get(x, "component")) ?: "?", sev,
+		              json_string_value(json_object_get(x, "text")) ?: "");
 	}
 	struct alertmanager_change c = {
-		.key = key,
-		.kind = kind,
-		.firing = true,
-		.critical = critical,
-		.time = raised_at,
-		.hostname = hostname,
-		.summary = message,
-		.description = desc.len ? desc.data : message,
-		.remedy = remedy,
-		.recommended_action = json_string_value(json_object_get(d, "recommendation")),
-		.failure_probability = json_number_value(json_object_get(d, "probability")),
+	    .key = key,
+	    .kind = kind,
+	    .firing = true,
+	    .critical = critical,
+	    .time = raised_at,
+	    .hostname = hostname,
+	    .summary = message,
+	    .description = desc.len ? desc.data : message,
+	    .remedy = remedy,
+	    .recommended_action = json_string_value(json_object_get(d, "recommendation")),
+	    .failure_probability = json_number_value(json_object_get(d, "probability")),
 	};
 	struct alertmanager_alert *a = alertmanager_alert_new(am, &c);
 	strbuf_free(&desc);
@@ -375,11 +376,12 @@ void alertmanager_post(struct alertmanager *am, struct alertmanager_alert *a)
 	struct entry *cur = find_firing(am, a->id);
 	if (a->firing) {
 		const char *sev = cur ? json_string_value(json_object_get(
-						json_object_get(cur->obj, "labels"), "severity"))
-				      : NULL;
+		                            json_object_get(cur->obj, "labels"), "severity"))
+		                      : NULL;
 		if (cur && sev && strcmp(sev, a->severity) == 0) {
 			/* raised again at the same severity: same alert, fresh annotations */
-			json_object_set(cur->obj, "annotations", json_object_get(a->obj, "annotations"));
+			json_object_set(cur->obj, "annotations",
+			                json_object_get(a->obj, "annotations"));
 			cur->gen++;
 			cur->delivered = 0;
 		} else {
@@ -387,14 +389,16 @@ void alertmanager_post(struct alertmanager *am, struct alertmanager_alert *a)
 				resolve(cur, a->time);
 			if (!add_entry(am, a)) {
 				am->st.dropped++;
-				log_warn("scorer: alertmanager: more than %d alerts held; one dropped",
-					 ALERTMANAGER_MAX_ALERTS);
+				log_warn(
+				    "scorer: alertmanager: more than %d alerts held; one dropped",
+				    ALERTMANAGER_MAX_ALERTS);
 			}
 		}
 	} else if (cur) {
 		resolve(cur, a->time);
 	} else {
-		log_debug("scorer: alertmanager: a cleared alert it never sent (open before a restart)");
+		log_debug(
+		    "scorer: alertmanager: a cleared alert it never sent (open before a restart)");
 	}
 	pthread_cond_broadcast(&am->cond);
 	pthread_mutex_unlock(&am->lock);
@@ -404,7 +408,7 @@ void alertmanager_post(struct alertmanager *am, struct alertmanager_alert *a)
 /* ---- the sender thread */
 
 static int post_body(struct alertmanager *am, CURL *c, const struct target *t, const char *body,
-		     size_t len, char *why, size_t whylen)
+                     size_t len, char *why, size_t whylen)
 {
 	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
 	curl_easy_reset(c);
@@ -478,9 +482,10 @@ static int send_some(struct alertmanager *am, CURL *c, size_t u, struct sent *se
 			t->backoff = cap;
 		t->next_try = now + t->backoff;
 		if (!t->failing)
-			log_warn("scorer: alertmanager %zu of %zu: POST failed (%s); %zu alert(s) wait, "
-				 "retrying with backoff",
-				 u + 1, am->nt, why, k);
+			log_warn(
+			    "scorer: alertmanager %zu of %zu: POST failed (%s); %zu alert(s) wait, "
+			    "retrying with backoff",
+			    u + 1, am->nt, why, k);
 		t->failing = true;
 		return -EIO;
 	}
@@ -540,7 +545,8 @@ static void *sender(void *arg)
 	CURL *c = curl_easy_init();
 	struct sent *sent = calloc(ALERTMANAGER_BATCH, sizeof(*sent));
 	if (!c || !sent)
-		log_error("scorer: alertmanager: out of memory starting the sender; no alert is sent");
+		log_error(
+		    "scorer: alertmanager: out of memory starting the sender; no alert is sent");
 	pthread_mutex_lock(&am->lock);
 	bool last = false;
 	while (c && sent) {
@@ -584,28 +590,30 @@ static void *sender(void *arg)
 /* ---- life */
 
 int alertmanager_create(struct alertmanager **out, const struct alertmanager_opts *o, char *err,
-			size_t errlen)
+                        size_t errlen)
 {
 	if (o->nurls == 0 || o->nurls > ALERTMANAGER_MAX_URLS) {
 		snprintf(err, errlen, "--alertmanager: give 1 to %d Alertmanager URLs (got %zu)",
-			 ALERTMANAGER_MAX_URLS, o->nurls);
+		         ALERTMANAGER_MAX_URLS, o->nurls);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < o->nurls; i++) {
 		const char *u = o->urls[i] ? o->urls[i] : "";
 		if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) {
 			/* not the URL itself: it may hold credentials */
-			snprintf(err, errlen,
-				 "--alertmanager: URL %zu of %zu must start with http:// or https:// "
-				 "(e.g. http://alertmanager:9093)",
-				 i + 1, o->nurls);
+			snprintf(
+			    err, errlen,
+			    "--alertmanager: URL %zu of %zu must start with http:// or https:// "
+			    "(e.g. http://alertmanager:9093)",
+			    i + 1, o->nurls);
 			return -EINVAL;
 		}
 	}
 	if (o->api_url && *o->api_url && strncmp(o->api_url, "http://", 7) != 0 &&
 	    strncmp(o->api_url, "https://", 8) != 0) {
-		snprintf(err, errlen, "--api-url must start with http:// or https:// (e.g. "
-				      "http://gpuhealth-api:8080)");
+		snprintf(err, errlen,
+		         "--api-url must start with http:// or https:// (e.g. "
+		         "http://gpuhealth-api:8080)");
 		return -EINVAL;
 	}
 	struct alertmanager *am = calloc(1, sizeof(*am));

@@ -16,8 +16,8 @@
  * GPU (alertmanager_note_event) at that time. An escalation changes the severity label, so it
  * resolves the alert at the old severity and fires one at the new.
  *
- * alertmanager_note_event, alertmanager_alert_new, alertmanager_restore: the scorer thread only. alertmanager_post,
- * alertmanager_stats: any thread.
+ * alertmanager_note_event, alertmanager_alert_new, alertmanager_restore: the scorer thread only.
+ * alertmanager_post, alertmanager_stats: any thread.
  */
 #ifndef GPUHEALTH_HEALTH_ALERTMANAGER_H
 #define GPUHEALTH_HEALTH_ALERTMANAGER_H
@@ -26,25 +26,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ALERTMANAGER_MAX_URLS 8
+#define ALERTMANAGER_MAX_URLS   8
 #define ALERTMANAGER_MAX_ALERTS 65536 /* alerts held (firing, and resolved not yet delivered) */
-#define ALERTMANAGER_BATCH 500        /* alerts per POST */
+#define ALERTMANAGER_BATCH      500   /* alerts per POST */
 
 struct alertmanager_opts {
 	const char *const *urls; /* base URLs, http(s)://host:port[/prefix] */
 	size_t nurls;
-	double resend_s;      /* firing alerts again this often (default 60) */
-	double timeout_s;     /* per POST, connection included (default 10) */
-	const char *api_url;  /* NULL or "": no generatorURL; else base of the API's GPU pages */
+	double resend_s;     /* firing alerts again this often (default 60) */
+	double timeout_s;    /* per POST, connection included (default 10) */
+	const char *api_url; /* NULL or "": no generatorURL; else base of the API's GPU pages */
 };
 
 struct alertmanager_stats {
-	uint64_t posts;     /* successful POSTs */
-	uint64_t sent;      /* alerts delivered, counted per Alertmanager and POST */
-	uint64_t failed;    /* failed POSTs (each retried) */
-	uint64_t dropped;   /* alerts dropped at the bound */
-	size_t firing;      /* firing alerts held */
-	size_t pending;     /* alerts some Alertmanager has not taken yet */
+	uint64_t posts;   /* successful POSTs */
+	uint64_t sent;    /* alerts delivered, counted per Alertmanager and POST */
+	uint64_t failed;  /* failed POSTs (each retried) */
+	uint64_t dropped; /* alerts dropped at the bound */
+	size_t firing;    /* firing alerts held */
+	size_t pending;   /* alerts some Alertmanager has not taken yet */
 };
 
 /* What the scorer knows of one alert change. Strings are copied. */
@@ -71,7 +71,7 @@ const char *alertmanager_alertname(const char *kind);
 /* Creates and starts the sender thread. Returns 0 or -EINVAL/-ENOMEM/-errno with err set (a bad
  * URL is named by its position, never printed: it may hold credentials). */
 int alertmanager_create(struct alertmanager **out, const struct alertmanager_opts *o, char *err,
-			size_t errlen);
+                        size_t errlen);
 
 /*
  * Notes the labels of a GPU from one of its event-v1 JSON texts (gpu index and uuid, hostname,
@@ -81,12 +81,12 @@ int alertmanager_create(struct alertmanager **out, const struct alertmanager_opt
  * is not an event is ignored).
  */
 int alertmanager_note_event(struct alertmanager *am, const char *key, const char *json, size_t len,
-			    bool force);
+                            bool force);
 
 /* Prepares an alert change (its labels from the GPU's noted event). Returns NULL only when out
  * of memory. The caller owns it: alertmanager_post or alertmanager_alert_free. */
 struct alertmanager_alert *alertmanager_alert_new(struct alertmanager *am,
-						  const struct alertmanager_change *c);
+                                                  const struct alertmanager_change *c);
 void alertmanager_alert_free(struct alertmanager_alert *a);
 
 /*
@@ -96,8 +96,8 @@ void alertmanager_alert_free(struct alertmanager_alert *a);
  * Returns 0 or -ENOMEM.
  */
 int alertmanager_restore(struct alertmanager *am, const char *key, const char *kind, bool critical,
-			 double raised_at, const char *hostname, const char *message,
-			 const char *details);
+                         double raised_at, const char *hostname, const char *message,
+                         const char *details);
 
 /* Hands a prepared change to the sender (never blocks on the network); takes ownership. */
 void alertmanager_post(struct alertmanager *am, struct alertmanager_alert *a);
