@@ -319,10 +319,13 @@ static void entry_free(struct entry *e)
 	json_decref(e->obj);
 }
 
+/* Keeps the order of arrival, so a POST carries an alert's resolve before a new alert with the
+ * same labels (a raise again before the resolve was delivered). */
 static void remove_at(struct alertmanager *am, size_t i)
 {
 	entry_free(&am->e[i]);
-	am->e[i] = am->e[--am->n];
+	memmove(&am->e[i], &am->e[i + 1], (am->n - i - 1) * sizeof(*am->e));
+	am->n--;
 }
 
 static void resolve(struct entry *e, double t)
@@ -508,16 +511,17 @@ static int send_some(struct alertmanager *am, CURL *c, size_t u, struct sent *se
 static void prune(struct alertmanager *am)
 {
 	uint32_t all = am->nt >= 32 ? 0xffffffffu : (1u << am->nt) - 1;
-	size_t firing = 0, pending = 0;
-	for (size_t i = 0; i < am->n;) {
+	size_t firing = 0, pending = 0, k = 0;
+	for (size_t i = 0; i < am->n; i++) { /* one pass, keeping the order of arrival */
 		if (!am->e[i].firing && (am->e[i].delivered & all) == all) {
-			remove_at(am, i);
+			entry_free(&am->e[i]);
 			continue;
 		}
 		firing += am->e[i].firing;
 		pending += (am->e[i].delivered & all) != all;
-		i++;
+		am->e[k++] = am->e[i];
 	}
+	am->n = k;
 	am->st.firing = firing;
 	am->st.pending = pending;
 }
