@@ -165,6 +165,15 @@ static const struct config_option options[] = {
      "time limit of one webhook attempt", M_HEALTH, 0.001, 600, NULL, 0},
     {"webhook-retries", 0, "WEBHOOK_RETRIES", CONFIG_INT, "3", "N",
      "webhook attempts after the first, with exponential backoff", M_HEALTH, 0, 100, NULL, 0},
+    {"alertmanager", 0, "ALERTMANAGER_URL", CONFIG_LIST, NULL, "URL",
+     "post alerts to this Prometheus Alertmanager (v2 API), e.g. http://alertmanager:9093 "
+     "(repeatable: every member of an HA pair; comma-separated in the environment)",
+     M_HEALTH, NORANGE, ",", 0},
+    {"alertmanager-resend", 0, "ALERTMANAGER_RESEND", CONFIG_DURATION, "60", "S",
+     "send firing alerts to Alertmanager again this often", M_HEALTH, 0.1, 86400, NULL, 0},
+    {"api-url", 0, "GPUHEALTH_API_URL", CONFIG_STR, NULL, "URL",
+     "base URL of 'gpuhealth api' for links in alerts (Alertmanager's generatorURL)", M_HEALTH,
+     NORANGE, NULL, 0},
     {"missing-intervals", 0, "MISSING_INTERVALS", CONFIG_INT, "3", "K",
      "a GPU silent for more than K intervals while its host reports fell off the bus", M_HEALTH, 1,
      1000, NULL, 0},
@@ -550,6 +559,18 @@ int cli_warn_exposed_secrets(const struct config *cfg)
 		         "in ALERT_WEBHOOK_URL in the environment or as 'webhook = ...' in the "
 		         "config file (-c FILE) instead");
 		n++;
+	}
+	if (config_source_of(cfg, "alertmanager") == CONFIG_SRC_FLAG) {
+		for (size_t i = 0; i < config_list_len(cfg, "alertmanager"); i++) {
+			if (!url_has_userinfo(config_list_at(cfg, "alertmanager", i)))
+				continue;
+			log_warn("--alertmanager holds credentials (user:password@), and the command "
+			         "line is visible to every user of this host (ps, /proc/PID/cmdline); "
+			         "give the URL in ALERTMANAGER_URL in the environment or as "
+			         "'alertmanager = ...' in the config file (-c FILE) instead");
+			n++;
+			break;
+		}
 	}
 	return n;
 }

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "core/timeutil.h"
+#include "health/alertmanager.h"
 #include "health/alerts.h"
 #include "health/predict.h"
 #include "health/rules.h"
@@ -48,6 +49,7 @@ struct alert_op {
 	char *message; /* owned */
 	char *details; /* owned, JSON */
 	char *body;    /* owned, the JSON for Kafka and the webhook */
+	struct alertmanager_alert *am; /* owned; NULL without Alertmanager */
 	double time;
 };
 
@@ -73,6 +75,9 @@ struct scorer {
 	rd_kafka_t *consumer; /* owned */
 	rd_kafka_t *producer; /* owned; NULL without an alerts topic */
 	struct webhook *hook; /* owned; NULL without a webhook */
+	struct alertmanager *am; /* owned; NULL without --alertmanager */
+	const char *cur_event; /* the event being judged (take() only), for Alertmanager's labels */
+	size_t cur_len;
 	PGconn *db;           /* the scorer thread's */
 	struct rules *rules;
 	struct alerts *alerts;
@@ -267,7 +272,49 @@ static void op_free(struct alert_op *op)
 	free(op->message);
 	free(op->details);
 	free(op->body);
+	alertmanager_alert_free(op->am);
 	memset(op, 0, sizeof(*op));
+}
+
+/* The Alertmanager form of op (sent after COMMIT, from announce). Returns 0 or -ENOMEM. */
+static int am_prepare(struct scorer *s, struct alert_op *op, const struct health_result *r,
+		      const struct prediction *p, const char *rec)
+{
+	bool firing = op->action != ALERT_CLEAR;
+	/* a raise carries the labels (the workload) of the sample that raised it */
+	if (firing && !r->missing && s->cur_event &&
+	    alertmanager_note_event(s->am, r->key, s->cur_event, s->cur_len, true))
+		return -ENOMEM;
+	struct strbuf d;
+	strbuf_init(&d, 4096);
+	int rc = 0;
+	for (size_t i = 0; i < r->nreasons && !rc; i++)
+		if (r->reasons[i].sev != HEALTH_PASS)
+			rc = strbuf_printf(&d, "%s%s (%s, %s): %s", d.len ? "; " : "", r->reasons[i].code,
+					   health_component_name(r->reasons[i].comp),
+					   health_status_name(r->reasons[i].sev), r->reasons[i].text);
+	if (!rc && op->kind == KIND_RISK && firing)
+		rc = strbuf_printf(&d, "%s%.0f %% probability of failure within %g h", d.len ? "; " : "",
+				   100 * p->probability, p->horizon_h);
+	if (!rc && !d.len)
+		rc = strbuf_puts(&d, firing ? "no reason recorded" : op->message);
+	struct alertmanager_change c = {
+		.key = op->key,
+		.kind = op->kind,
+		.firing = firing,
+		.critical = op->sev == HEALTH_FAIL,
+		.time = op->time,
+		.hostname = op->host,
+		.summary = op->message,
+		.description = d.data ? d.data : "",
+		.remedy = health_action_name(r->remedy),
+		.recommended_action = rec,
+		.failure_probability = p->probability,
+	};
+	if (!rc)
+		op->am = alertmanager_alert_new(s->am, &c);
+	strbuf_free(&d);
+	return rc || !op->am ? -ENOMEM : 0;
 }
 
 static int add_op(struct scorer *s, enum alert_action act, const char *kind, enum health_status sev,
@@ -314,7 +361,7 @@ static int add_op(struct scorer *s, enum alert_action act, const char *kind, enu
 	op->body = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
 	json_decref(details);
 	json_decref(body);
-	if (!op->message || !op->details || !op->body) {
+	if (!op->message || !op->details || !op->body || (s->am && am_prepare(s, op, r, p, rec))) {
 		op_free(op);
 		return -ENOMEM;
 	}
@@ -506,8 +553,13 @@ static void take(struct scorer *s, rd_kafka_message_t *m)
 		STAT_ADD(s, redelivered, 1);
 		return;
 	}
+	if (rc == 0 && s->am && alertmanager_note_event(s->am, smp.key, m->payload, m->len, false))
+		rc = -ENOMEM; /* a GPU seen for the first time: its labels, for when it falls silent */
+	s->cur_event = m->payload;
+	s->cur_len = m->len;
 	if (rc == 0)
 		rc = judge(s, &res);
+	s->cur_event = NULL;
 	/* "fell off the bus" only on live data: while a backlog is replayed the partitions (one
 	 * per GPU key) are read unevenly, and a GPU would look silent when it is only behind */
 	bool live = wall - smp.time <= s->o.interval_s * (s->o.missing_intervals + 1);
@@ -569,7 +621,8 @@ static int db_ensure(struct scorer *s)
 	PQclear(rr);
 	if (!s->alerts_loaded) {
 		PGresult *r = PQexecParams(s->db,
-					   "SELECT gpu_key, kind, severity FROM alerts WHERE cleared_at IS NULL "
+					   "SELECT gpu_key, kind, severity, hostname, message, details::text, "
+					   "extract(epoch FROM raised_at) FROM alerts WHERE cleared_at IS NULL "
 					   "AND kind IN ($1, $2)",
 					   2, NULL, (const char *const[]){KIND_HEALTH, KIND_RISK}, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -583,6 +636,11 @@ static int db_ensure(struct scorer *s)
 			enum health_status sev = strcmp(PQgetvalue(r, i, 2), "fail") == 0 ? HEALTH_FAIL
 											      : HEALTH_WARN;
 			alerts_restore(s->alerts, PQgetvalue(r, i, 0), kind, sev);
+			if (s->am && alertmanager_restore(s->am, PQgetvalue(r, i, 0), kind,
+							  sev == HEALTH_FAIL, atof(PQgetvalue(r, i, 6)),
+							  PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
+							  PQgetisnull(r, i, 5) ? NULL : PQgetvalue(r, i, 5)))
+				log_warn("scorer: out of memory: an open alert is not re-sent to Alertmanager");
 		}
 		if (PQntuples(r))
 			log_info("scorer: %d alert(s) open in the database", PQntuples(r));
@@ -726,7 +784,7 @@ static bool backoff(struct scorer *s, int attempt, double deadline)
 	return !(atomic_load(&s->stop) && (time_mono() >= deadline || atomic_load(&s->stop_now)));
 }
 
-static void announce(struct scorer *s, const struct alert_op *op)
+static void announce(struct scorer *s, struct alert_op *op)
 {
 	if (s->producer && op->body) {
 		for (int tries = 0; tries < 50; tries++) {
@@ -747,6 +805,10 @@ static void announce(struct scorer *s, const struct alert_op *op)
 	}
 	if (s->hook && op->body && webhook_post(s->hook, op->body, strlen(op->body)))
 		log_warn("scorer: out of memory queueing a webhook");
+	if (s->am && op->am) {
+		alertmanager_post(s->am, op->am); /* the sender owns it now */
+		op->am = NULL;
+	}
 }
 
 static void store_offsets(struct scorer *s)
@@ -832,15 +894,25 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static void update_webhook_stats(struct scorer *s)
 {
-	if (!s->hook)
-		return;
-	struct webhook_stats w;
-	webhook_stats(s->hook, &w);
-	pthread_mutex_lock(&s->lock);
-	s->st.webhook_sent = w.sent;
-	s->st.webhook_failed = w.failed;
-	s->st.webhook_dropped = w.dropped;
-	pthread_mutex_unlock(&s->lock);
+	if (s->hook) {
+		struct webhook_stats w;
+		webhook_stats(s->hook, &w);
+		pthread_mutex_lock(&s->lock);
+		s->st.webhook_sent = w.sent;
+		s->st.webhook_failed = w.failed;
+		s->st.webhook_dropped = w.dropped;
+		pthread_mutex_unlock(&s->lock);
+	}
+	if (s->am) {
+		struct alertmanager_stats a;
+		alertmanager_stats(s->am, &a);
+		pthread_mutex_lock(&s->lock);
+		s->st.am_sent = a.sent;
+		s->st.am_failed = a.failed;
+		s->st.am_dropped = a.dropped;
+		s->st.am_pending = a.pending;
+		pthread_mutex_unlock(&s->lock);
+	}
 }
 
 static void *scorer_main(void *arg)
@@ -946,13 +1018,27 @@ int scorer_create(struct scorer **out, const struct scorer_options *o, char *err
 	if (rules_create(&s->rules, &ro) || alerts_create(&s->alerts, &ao))
 		goto fail;
 
-	if (s->webhook_url) {
+	if (s->webhook_url || o->nalertmanager_urls) {
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 			snprintf(err, errlen, "cannot initialise libcurl");
 			rc = -EIO;
 			goto fail;
 		}
 		s->curl_inited = true;
+	}
+	if (o->nalertmanager_urls) {
+		struct alertmanager_opts amo = {.urls = o->alertmanager_urls,
+						.nurls = o->nalertmanager_urls,
+					       .resend_s = o->alertmanager_resend_s,
+					       .timeout_s = 10,
+					       .api_url = o->api_url};
+		rc = alertmanager_create(&s->am, &amo, err, errlen);
+		if (rc)
+			goto fail;
+	}
+	s->o.alertmanager_urls = NULL; /* alertmanager_create copied them */
+	s->o.api_url = NULL;
+	if (s->webhook_url) {
 		struct webhook_opts wo = {.url = s->webhook_url, .timeout_s = o->webhook_timeout_s,
 					  .retries = o->webhook_retries, .backoff_s = 0.5};
 		rc = webhook_create(&s->hook, &wo, err, errlen);
@@ -1079,6 +1165,7 @@ void scorer_destroy(struct scorer *s)
 	if (s->producer)
 		rd_kafka_destroy(s->producer);
 	webhook_destroy(s->hook);
+	alertmanager_destroy(s->am);
 	if (s->curl_inited)
 		curl_global_cleanup();
 	db_close(s);

@@ -4,7 +4,8 @@
  * its economic recommendation, and the alerts it raises or clears (alerts.h) to PostgreSQL in
  * one transaction per batch; Kafka offsets are stored only after COMMIT. Raised and cleared
  * alerts also go to a Kafka topic (idempotent producer) and, optionally, to a webhook from a
- * thread of its own (webhook.h), so a dead webhook never blocks scoring.
+ * thread of its own (webhook.h), and to Prometheus Alertmanager (alertmanager.h), so a dead
+ * webhook or Alertmanager never blocks scoring.
  *
  * The service face shared by every service: create, start (its own thread), stop, stats,
  * destroy.
@@ -29,6 +30,10 @@ struct scorer_options {
 	const char *webhook_url;    /* NULL or "": none */
 	double webhook_timeout_s;
 	int webhook_retries;
+	const char *const *alertmanager_urls; /* Alertmanager base URLs (an HA pair: all of them) */
+	size_t nalertmanager_urls;
+	double alertmanager_resend_s; /* firing alerts re-sent this often */
+	const char *api_url;          /* NULL or "": no generatorURL in Alertmanager alerts */
 	double interval_s;          /* expected sample period of a GPU */
 	int missing_intervals;      /* fell off the bus after this many silent intervals */
 	int raise_after, clear_after; /* alert hysteresis, samples */
@@ -55,6 +60,8 @@ struct scorer_stats {
 	uint64_t alerts_raised, alerts_cleared;
 	uint64_t alerts_produced, alerts_produce_failed;
 	uint64_t webhook_sent, webhook_failed, webhook_dropped;
+	uint64_t am_sent, am_failed, am_dropped; /* Alertmanager: alerts delivered, failed POSTs, dropped */
+	size_t am_pending;                       /* alerts some Alertmanager has not taken yet */
 	uint64_t batches, db_errors;
 	size_t gpus, open_alerts;
 	bool db_connected, running, failed;

@@ -20,11 +20,13 @@ static void log_stats(const struct scorer_stats *st, const char *prefix)
 	log_info("%s consumed=%" PRIu64 " scored=%" PRIu64 " pass=%" PRIu64 " warn=%" PRIu64
 		 " fail=%" PRIu64 " gpus=%zu alerts_raised=%" PRIu64 " alerts_cleared=%" PRIu64
 		 " open_alerts=%zu alerts_produced=%" PRIu64 " webhook_sent=%" PRIu64
-		 " webhook_failed=%" PRIu64 " bad_events=%" PRIu64 " redelivered=%" PRIu64
+		 " webhook_failed=%" PRIu64 " am_sent=%" PRIu64 " am_failed=%" PRIu64
+		 " am_dropped=%" PRIu64 " am_pending=%zu bad_events=%" PRIu64 " redelivered=%" PRIu64
 		 " batches=%" PRIu64 " db=%s%s%s",
 		 prefix, st->consumed, st->scored, st->pass, st->warn, st->fail, st->gpus,
 		 st->alerts_raised, st->alerts_cleared, st->open_alerts, st->alerts_produced,
-		 st->webhook_sent, st->webhook_failed, st->bad_events, st->redelivered, st->batches,
+		 st->webhook_sent, st->webhook_failed, st->am_sent, st->am_failed, st->am_dropped,
+		 st->am_pending, st->bad_events, st->redelivered, st->batches,
 		 st->db_connected ? "up" : "down", st->last_error[0] ? " last_error=" : "",
 		 st->last_error);
 }
@@ -32,11 +34,14 @@ static void log_stats(const struct scorer_stats *st, const char *prefix)
 int scorer_cmd_options(const struct config *cfg, struct scorer_options *o, const char ***props)
 {
 	size_t nprops = config_list_len(cfg, "X");
-	const char **p = calloc(nprops ? nprops : 1, sizeof(*p));
+	size_t nam = config_list_len(cfg, "alertmanager");
+	const char **p = calloc(nprops + nam + 1, sizeof(*p)); /* the -X properties, then the URLs */
 	if (!p)
 		return -ENOMEM;
 	for (size_t i = 0; i < nprops; i++)
 		p[i] = config_list_at(cfg, "X", i);
+	for (size_t i = 0; i < nam; i++)
+		p[nprops + i] = config_list_at(cfg, "alertmanager", i);
 	memset(o, 0, sizeof(*o));
 	o->brokers = config_str(cfg, "brokers");
 	o->topic = config_str(cfg, "topic");
@@ -48,6 +53,10 @@ int scorer_cmd_options(const struct config *cfg, struct scorer_options *o, const
 	o->webhook_url = config_str(cfg, "webhook");
 	o->webhook_timeout_s = config_double(cfg, "webhook-timeout");
 	o->webhook_retries = (int)config_int(cfg, "webhook-retries");
+	o->alertmanager_urls = p + nprops;
+	o->nalertmanager_urls = nam;
+	o->alertmanager_resend_s = config_double(cfg, "alertmanager-resend");
+	o->api_url = config_str(cfg, "api-url");
 	o->interval_s = config_double(cfg, "interval");
 	o->missing_intervals = (int)config_int(cfg, "missing-intervals");
 	o->raise_after = (int)config_int(cfg, "alert-raise-after");
@@ -98,9 +107,12 @@ int scorer_cmd_run(struct config *cfg)
 		scorer_destroy(s);
 		return CLI_EXIT_FAILURE;
 	}
+	char ams[64] = "";
+	if (o.nalertmanager_urls)
+		snprintf(ams, sizeof(ams), " and %zu Alertmanager(s)", o.nalertmanager_urls);
 	log_info("scorer: consuming %s as group %s; alerts to %s%s%s; horizon %g h, risk alert at %.2f",
 		 o.topic, o.group, o.alerts_topic && *o.alerts_topic ? o.alerts_topic : "(no topic)",
-		 o.webhook_url && *o.webhook_url ? " and a webhook" : "", "", o.horizon_h, o.risk_level);
+		 o.webhook_url && *o.webhook_url ? " and a webhook" : "", ams, o.horizon_h, o.risk_level);
 	notify_status(true, "consuming %s as group %s", o.topic, o.group);
 	double start = time_mono(), last = start;
 	double duration = config_is_set(cfg, "duration") ? config_double(cfg, "duration") : -1;

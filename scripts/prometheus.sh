@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# A real Prometheus server for the integration tests, built from the Go module proxy at a pinned
+# version (`go install github.com/prometheus/prometheus/cmd/prometheus@VERSION`: about 11
+# minutes and 150 MB on 2 cores the first time) and cached like the Kafka jars
+# (~/.cache/gpuhealth). Source this file, then:
+#   prom_build              -> exports GH_PROM_BIN (builds once; later runs reuse the binary)
+#   prom_start CONFIG_TEXT  -> starts it on a free loopback port; exports PROM_URL, PROM_PID
+#   prom_stop
+# Needs Go >= GH_PROM_GO_MIN; GH_GO names the go binary.
+
+GH_PROM_VERSION=${GH_PROM_VERSION:-v0.316.0}
+GH_PROM_GO_MIN=${GH_PROM_GO_MIN:-1.26.7} # the go directive of its go.mod
+GH_CACHE=${GPUHEALTH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gpuhealth}
+GH_PROM_DIR=${GH_PROM_DIR:-$(mktemp -d /tmp/gpuhealth-prom.XXXXXX)}
+
+prom_log() { echo "prometheus: $*" >&2; }
+
+prom_build() {
+  GH_PROM_BIN="$GH_CACHE/prometheus-$GH_PROM_VERSION/prometheus"
+  if [ -x "$GH_PROM_BIN" ] && [ -f "$GH_PROM_BIN.complete" ]; then
+    prom_log "Prometheus $GH_PROM_VERSION cached at $GH_PROM_BIN"
+    export GH_PROM_BIN
+    return 0
+  fi
+  local go="" g
+  for g in "${GH_GO:-}" "$(command -v go 2>/dev/null)" /usr/local/go/bin/go; do
+    [ -n "$g" ] && [ -x "$g" ] && { go=$g; break; }
+  done
+  [ -n "$go" ] || { prom_log "Go is missing: the Prometheus test builds github.com/prometheus/prometheus/cmd/prometheus@$GH_PROM_VERSION from the Go module proxy and needs Go >= $GH_PROM_GO_MIN (https://go.dev/dl/, or set GH_GO=/path/to/go)"; return 1; }
+  local have; have=$("$go" env GOVERSION 2>/dev/null | sed 's/^go//')
+  if [ -z "$have" ] || [ "$(printf '%s\n%s\n' "$GH_PROM_GO_MIN" "$have" | sort -V | head -1)" != "$GH_PROM_GO_MIN" ]; then
+    prom_log "$go is Go '${have:-unknown}'; building Prometheus $GH_PROM_VERSION needs Go >= $GH_PROM_GO_MIN (https://go.dev/dl/, or set GH_GO)"
+    return 1
+  fi
+  local bin; bin=$(mktemp -d /tmp/gpuhealth-prom-build.XXXXXX)
+  prom_log "building Prometheus $GH_PROM_VERSION from the Go module proxy into $GH_PROM_BIN (about 11 minutes on 2 cores, once)"
+  (cd "$bin" && GOBIN="$bin" CGO_ENABLED=0 "$go" install "github.com/prometheus/prometheus/cmd/prometheus@$GH_PROM_VERSION") >"$bin/build.log" 2>&1 \
+    || { prom_log "go install of Prometheus $GH_PROM_VERSION failed:"; tail -20 "$bin/build.log" >&2; rm -rf "$bin"; return 1; }
+  mkdir -p "$(dirname "$GH_PROM_BIN")"
+  mv "$bin/prometheus" "$GH_PROM_BIN" && touch "$GH_PROM_BIN.complete"
+  rm -rf "$bin"
+  export GH_PROM_BIN
+  prom_log "built Prometheus $GH_PROM_VERSION"
+}
+
+prom_start() { # prom_start CONFIG_TEXT
+  mkdir -p "$GH_PROM_DIR/data"
+  printf '%s\n' "$1" >"$GH_PROM_DIR/prometheus.yml"
+  local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+  "$GH_PROM_BIN" --config.file="$GH_PROM_DIR/prometheus.yml" --storage.tsdb.path="$GH_PROM_DIR/data" \
+    --web.listen-address="127.0.0.1:$port" >"$GH_PROM_DIR/prometheus.log" 2>&1 &
+  PROM_PID=$!
+  PROM_URL="http://127.0.0.1:$port"
+  local i
+  for i in $(seq 1 120); do
+    kill -0 "$PROM_PID" 2>/dev/null || { prom_log "Prometheus exited during start:"; tail -20 "$GH_PROM_DIR/prometheus.log" >&2; return 1; }
+    curl -fs -o /dev/null --max-time 2 "$PROM_URL/-/ready" && { prom_log "Prometheus on 127.0.0.1:$port (log $GH_PROM_DIR/prometheus.log)"; return 0; }
+    sleep 0.25
+  done
+  prom_log "Prometheus not ready after 30 s"; tail -20 "$GH_PROM_DIR/prometheus.log" >&2
+  return 1
+}
+
+prom_stop() {
+  [ -n "${PROM_PID:-}" ] || return 0
+  kill -TERM "$PROM_PID" 2>/dev/null || return 0
+  local i
+  for i in $(seq 1 40); do kill -0 "$PROM_PID" 2>/dev/null || break; sleep 0.25; done
+  kill -KILL "$PROM_PID" 2>/dev/null || true
+  wait "$PROM_PID" 2>/dev/null || true
+  PROM_PID=
+}
