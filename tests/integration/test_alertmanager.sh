@@ -111,8 +111,9 @@ gen "$TMP/ok.txt" $(( now - 600 )) 12 0 GPU-am-ok -1 '{"namespace": "training", 
 gen "$TMP/dbe.txt" $(( now - 600 )) 12 1 GPU-am-dbe 4 '{"namespace": "training", "pod": "llm-1", "container": "t"}'
 produce "$t" "$TMP/ok.txt"
 produce "$t" "$TMP/dbe.txt"
+# --health-row-interval 0: a health row for every sample, so the rows count the samples scored
 "$BIN" scorer --brokers "$KAFKA" --topic "$t" --scorer-group "g-$t" --db "$writer" \
-  --alerts-topic '' --batch-timeout 0.3 --stats-interval 1 \
+  --alerts-topic '' --batch-timeout 0.3 --stats-interval 1 --health-row-interval 0 \
   --alertmanager "$AM" --alertmanager-resend "$RESEND" --api-url http://gpuhealth-api.test:8080/ \
   -X session.timeout.ms=6000 -X topic.metadata.refresh.interval.ms=1000 >"$TMP/scorer.log" 2>&1 &
 PIDS+=($!)
