@@ -18,6 +18,11 @@
 #              300 s message timeout): collector A with default bounds loses nothing; at the same
 #              time collector B with tiny bounds and no spool overflows its buffer, and the rows
 #              it misses must equal its dropped counter exactly
+#   embedded   (not in the default set: GH_FAULTS=embedded, about 13 minutes) `--daemon` with
+#              its in-process broker (librdkafka's mock cluster, which keeps 5 MiB a partition
+#              and forgets the rest), 64 GPUs at 1 s, writing into this suite's PostgreSQL
+#              (--db), which is stopped for GH_EMBEDDED_OUTAGE_S (default 600) s, then started:
+#              every (GPU, time) exactly once, and the daemon counts no loss of any kind
 #   targets    next to a good exporter: one that hangs, one that returns garbage, two that
 #              return 100 MB (streamed, and with a Content-Length): the collector times out /
 #              rejects / aborts them by --max-body, counts each, and the good target's scrapes
@@ -33,6 +38,7 @@ VERIFY="$ROOT/tests/faults/verify.py"
 BAD="$ROOT/tests/faults/bad_exporter.py"
 SCEN=${GH_FAULTS:-collector sink broker postgres outage targets}
 OUTAGE_S=${GH_OUTAGE_S:-320}
+EMB_OUTAGE_S=${GH_EMBEDDED_OUTAGE_S:-600}
 
 wait_http() { local i; for i in $(seq 1 100); do curl -fs -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
@@ -223,6 +229,39 @@ scen_outage() {
   echo "  sinks: A $(sinkline foa); B $(sinkline fob)"
 }
 
+scen_embedded() {
+  echo "== embedded: --daemon's in-process broker, PostgreSQL stopped for $EMB_OUTAGE_S s"
+  local db; db=$(new_db gh_fe_$$)
+  start_mock e1 64 81
+  XDG_STATE_HOME="$TMP/state-fe" "$BIN" --daemon --target "$URL_e1" --db "$db" --interval 1 \
+    --stats-interval 10 --log-level debug >"$TMP/fe.log" 2>&1 &
+  local d=$!
+  PIDS+=($d)
+  sleep 20
+  echo "  injected: PostgreSQL stopped for $EMB_OUTAGE_S s with $(sql "$db" "SELECT count(*) FROM gpu_metrics") rows in"
+  pgctl -D "$GH_PG_DIR/data" -m fast -w stop >/dev/null
+  sleep "$EMB_OUTAGE_S"
+  pgctl -D "$GH_PG_DIR/data" -l "$GH_PG_DIR/postgresql.log" -w -t 60 start >/dev/null || die "PostgreSQL did not come back"
+  echo "  PostgreSQL back"
+  # until the gate is open again and the sink has caught up
+  local i l; for i in $(seq 1 300); do
+    l=$(grep ' stats: ' "$TMP/fe.log" | tail -1)
+    echo "$l" | grep -q ' held=0 ' && echo "$l" | grep -qE ' buffered=[0-9]{1,3} ' &&
+      echo "$l" | grep -qE ' lag=[0-9]{1,3} ' && break
+    sleep 1
+  done
+  sleep 12
+  kill -TERM "$d"; wait "$d"; local rc=$?
+  local fin; fin=$(grep -o 'daemon: stopped; .*' "$TMP/fe.log")
+  echo "  counted: $fin"
+  echo "  gate: $(grep -c 'broker: a partition of the in-process cluster holds' "$TMP/fe.log") holds logged"
+  check "embedded: the daemon exits 0 (got $rc)" test "$rc" = 0
+  check "embedded: no loss counted (dropped, refused, failed, forgotten by the broker)" \
+    bash -c "echo '$fin' | grep -qE ' dropped=0 refused=0 failed=0 .* broker_lost=0 '"
+  check "embedded: every (GPU, time) exactly once across the outage" \
+    verify embedded "$db" --target "$URL_e1=$TMP/e1.uuids" --log "$TMP/fe.log"
+}
+
 scen_targets() {
   echo "== targets: one that hangs, one that returns garbage, two that return 100 MB"
   local db t; db=$(new_db gh_ft_$$); t=gh-ft-$UNIQ
@@ -282,8 +321,8 @@ PY
 
 for s in $SCEN; do
   case "$s" in
-    collector|sink|broker|postgres|outage|targets) t0=$(date +%s); "scen_$s"; echo "  ($s: $(( $(date +%s) - t0 )) s)" ;;
-    *) die "unknown scenario '$s' in GH_FAULTS (collector sink broker postgres outage targets)" ;;
+    collector|sink|broker|postgres|outage|targets|embedded) t0=$(date +%s); "scen_$s"; echo "  ($s: $(( $(date +%s) - t0 )) s)" ;;
+    *) die "unknown scenario '$s' in GH_FAULTS (collector sink broker postgres outage targets embedded)" ;;
   esac
 done
 finish
