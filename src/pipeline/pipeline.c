@@ -1148,7 +1148,21 @@ static void *gate_main(void *arg)
 	struct producer *prod = collector_producer(p->col);
 	double started = time_mono();
 	while (!atomic_load(&p->gate_stop)) {
-		gate_step(p, prod, started);
+		/* no sink will ever read the topic (no database, or the sink could not start): the
+		 * events only feed the console's fleet, and holding them would only fill memory */
+		pthread_mutex_lock(&p->lock);
+		enum part_state db = p->parts[PP_DATABASE].state, sk = p->parts[PP_SINK].state;
+		bool none = !p->sink && (db == PART_OFF || db == PART_FAILED || db == PART_STOPPED ||
+					 sk == PART_FAILED);
+		if (none) {
+			p->gate.held = false;
+			snprintf(p->gate.error, sizeof(p->gate.error), "no sink: nothing to keep for");
+		}
+		pthread_mutex_unlock(&p->lock);
+		if (none)
+			producer_set_credit(prod, -1);
+		else
+			gate_step(p, prod, started);
 		nap(GATE_PERIOD_S);
 	}
 	return NULL;
