@@ -1024,6 +1024,7 @@ static void gate_step(struct pipeline *p, struct producer *prod, double started)
 	gate_buffer(p, &cs, time_mono() - started, &bev, &bby);
 	producer_set_buffer(prod, (size_t)bev, bby);
 
+	rd_kafka_poll(p->gate_rk, 0); /* serves the handle's own events (errors, logs) */
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(MOCK_PARTITIONS);
 	for (int i = 0; i < MOCK_PARTITIONS; i++)
 		rd_kafka_topic_partition_list_add(l, topic, i);
