@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -47,6 +48,20 @@ static void log_summary(const struct pipeline_view *v, const char *prefix)
 		 v->scorer.warn, v->scorer.fail);
 }
 
+/* mkdir -p for the state directory (0700: it is the user's own). */
+static void make_dirs(const char *dir)
+{
+	char p[4096];
+	snprintf(p, sizeof(p), "%s", dir);
+	for (char *c = p + 1; *c; c++)
+		if (*c == '/') {
+			*c = '\0';
+			mkdir(p, 0700);
+			*c = '/';
+		}
+	mkdir(p, 0700);
+}
+
 /*
  * Writes the pipeline's counters and losses to STATE/pipeline.json (the state directory of the
  * private PostgreSQL, $XDG_STATE_HOME/gpuhealth) for `gpuhealth status --json`, replacing it
@@ -58,6 +73,7 @@ static void write_state(const struct pipeline_view *v, bool running)
 	char dir[4096], path[4200], tmp[4220];
 	if (privpg_state_dir(dir, sizeof(dir)) != 0)
 		return;
+	make_dirs(dir); /* with --db no private server made it */
 	snprintf(path, sizeof(path), "%s/pipeline.json", dir);
 	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
 	const struct producer_stats *pr = &v->collector.producer;

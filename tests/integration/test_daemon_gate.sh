@@ -40,6 +40,11 @@ OUTAGE=${GATE_OUTAGE_S:-70}
 export XDG_STATE_HOME="$TMP/state"
 
 # A PostgreSQL of this test's own (pg_start exports its conninfo over this shell's variables).
+# With TimescaleDB installed, migration 001 creates the extension, which needs it preloaded
+# (otherwise that backend exits FATAL and the migration fails): preload it when present.
+if [ -e "$(pg_bindir)/../lib/timescaledb.so" ]; then
+  export GH_PG_EXTRA_CONF="shared_preload_libraries = 'timescaledb'"
+fi
 pg_start || die "cannot start this test's own PostgreSQL"
 trap 'pg_stop; cleanup' EXIT
 DB=$GPUHEALTH_TEST_PG
@@ -90,6 +95,9 @@ holds=$(echo "$final" | grep -oE ' holds=[0-9]+' | cut -d= -f2)
 check "the gate held events back at least once (holds=${holds:-none})" [ "${holds:-0}" -gt 0 ]
 check "no loss counted: dropped=0 refused=0 failed=0 broker_lost=0" \
   bash -c "echo '$final' | grep -qE ' dropped=0 refused=0 failed=0 .* broker_lost=0 '"
+XDG_STATE_HOME="$TMP/state" "$BIN" status --db "$DB" --json >"$TMP/status.json" 2>"$TMP/status.err"
+check "status --json shows the daemon's losses (none) and the gate's holds" \
+  python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["pipeline"]; sys.exit(0 if p["lost"]["total"] == 0 and p["broker_gate"]["holds"] > 0 and not p["running"] else 1)' "$TMP/status.json"
 check "every scraped (GPU, time) in gpu_metrics exactly once across the outage" \
   python3 "$VERIFY" --label gate --db "$DB" --target "$URL=$TMP/uuids" --log "$TMP/daemon.log" --wait 60
 finish
