@@ -264,11 +264,6 @@ int pipeline_create(struct pipeline **out, const struct config *cfg, char *err, 
 	}
 	/* The mock cluster is new on every run and each group joins it once, so its known
 	 * trouble with a rejoin under the default session timeout does not arise. */
-	/* The in-process cluster's gate lets the collector produce only as far ahead of the
-	 * sink's committed offsets as the mock's log keeps: committed every second rather than
-	 * librdkafka's 5, it lets events through sooner after an outage (-X still wins). */
-	if (!config_str(cfg, "brokers"))
-		p->cprops[p->ncprops++] = "auto.commit.interval.ms=1000";
 	for (size_t i = 0; i < p->nprops; i++) {
 		p->props[i] = config_list_at(cfg, "X", i);
 		p->cprops[p->ncprops++] = p->props[i];
@@ -1018,7 +1013,8 @@ static void gate_step(struct pipeline *p, struct producer *prod, double started)
 	collector_stats(p->col, &cs);
 	const struct producer_stats *ps = &cs.producer;
 	char err[160] = "";
-	int64_t most = 0, room = INT64_MAX;
+	int64_t most = 0, room = INT64_MAX, np[MOCK_PARTITIONS], ends = 0;
+	uint64_t nb[MOCK_PARTITIONS];
 	uint64_t most_bytes = 0, lost_now = 0;
 	uint64_t bev, bby;
 	gate_buffer(p, &cs, time_mono() - started, &bev, &bby);
@@ -1072,20 +1068,33 @@ static void gate_step(struct pipeline *p, struct producer *prod, double started)
 			most = n;
 		if (bytes > most_bytes)
 			most_bytes = bytes;
+		np[i] = n;
+		nb[i] = bytes;
+		ends += hi;
 	}
-	/* what may still be handed over: the room under the high-water mark of the fullest
-	 * partition, as if all of it went there */
+	/* What may still be handed over: for each partition its room under the high-water
+	 * mark, divided by its share of the events so far (GPU keys keep their partition),
+	 * raised by half and by 2 points for safety; until 2,000 events have gone, as if all
+	 * went to one partition. The least of these. */
 	{
 		pthread_mutex_lock(&p->lock);
 		int64_t he = p->gate.high_events;
 		uint64_t hb = p->gate.high_bytes;
 		pthread_mutex_unlock(&p->lock);
-		int64_t re = he - most;
-		int64_t rb = most_bytes < hb ? (int64_t)((double)(hb - most_bytes) / (per + RECORD_OVERHEAD))
-					     : 0;
-		room = re < rb ? re : rb;
-		if (room < 0)
-			room = 0;
+		for (int i = 0; i < MOCK_PARTITIONS; i++) {
+			int64_t re = he - np[i];
+			int64_t rb = nb[i] < hb ? (int64_t)((double)(hb - nb[i]) / (per + RECORD_OVERHEAD))
+						: 0;
+			int64_t r = re < rb ? re : rb;
+			double share = 1.0;
+			if (ends >= 2000) {
+				share = 1.5 * (double)p->last_hi[i] / (double)ends + 0.02;
+				share = share > 1.0 ? 1.0 : share;
+			}
+			r = r > 0 ? (int64_t)((double)r / share) : 0;
+			if (r < room)
+				room = r;
+		}
 	}
 out:
 	rd_kafka_topic_partition_list_destroy(l);
@@ -1175,12 +1184,10 @@ static void start_gate(struct pipeline *p)
 	if (!p->mock || !p->col || !collector_producer(p->col))
 		return;
 	char err[512] = "";
-	const char *hw = getenv("GPUHEALTH_TEST_GATE_BYTES"); /* tests: a smaller high-water mark */
 	pthread_mutex_lock(&p->lock);
 	p->gate.active = true;
 	p->gate.high_events = (int64_t)(MOCK_LOG_MAX_SETS * GATE_HIGH);
-	p->gate.high_bytes = hw && atoll(hw) > 0 ? (uint64_t)atoll(hw)
-						 : (uint64_t)(MOCK_LOG_MAX_BYTES * GATE_HIGH);
+	p->gate.high_bytes = (uint64_t)(MOCK_LOG_MAX_BYTES * GATE_HIGH);
 	pthread_mutex_unlock(&p->lock);
 	if (gate_open(p, err, sizeof(err)) != 0 ||
 	    pthread_create(&p->gate_thread, NULL, gate_main, p) != 0) {
