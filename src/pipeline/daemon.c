@@ -100,10 +100,11 @@ static void write_state(const struct pipeline_view *v, bool running)
 	json_decref(doc);
 	if (rc == 0 && rename(tmp, path) == 0)
 		return;
+	int e = errno;
 	unlink(tmp);
 	if (!warned)
 		log_warn("daemon: cannot write %s (for `gpuhealth status --json`): %s", path,
-			 strerror(errno));
+			 strerror(e));
 	warned = true;
 }
 
