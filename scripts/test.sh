@@ -126,7 +126,7 @@ echo "== tests" >&2
 ctest --test-dir build "${labels_normal[@]}" --output-on-failure --timeout 1200 || rc=1
 if [ $faults = 1 ] && [ $unit_only = 0 ]; then
   echo "== fault suite (tests/faults)" >&2
-  ctest --test-dir build -L '^faults$' --output-on-failure --timeout 1800 || rc=1
+  ctest --test-dir build -L '^faults$' --output-on-failure --timeout 2700 || rc=1
 fi
 [ $rc = 0 ] && tests_ok=1
 : # ctest's summary above is the last line

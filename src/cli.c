@@ -99,6 +99,15 @@ static const struct config_option options[] = {
     {"spool-max", 0, "SPOOL_MAX_MB", CONFIG_INT, "1024", "MIB",
      "disk bound of the spool; past it the oldest events are dropped and counted", M_SCRAPE, 1,
      1048576, NULL, 0},
+    {"buffer-hours", 0, "BUFFER_HOURS", CONFIG_DOUBLE, "1", "H",
+     "console and --daemon with the in-process broker: while the sink is behind (the database "
+     "away), keep up to this many hours of the fleet's events in memory (at least "
+     "--buffer-events) instead of giving the broker more than it can keep",
+     CLI_TUI | CLI_DAEMON, 0, 8760, NULL, 0},
+    {"buffer-max", 0, "BUFFER_MAX_MB", CONFIG_INT, "1024", "MIB",
+     "console and --daemon: memory bound of the events held back; past it (and past --spool-max "
+     "with --spool-dir) the oldest are dropped and counted",
+     CLI_TUI | CLI_DAEMON, 1, 1048576, NULL, 0},
     {"metrics-listen", 0, "METRICS_LISTEN", CONFIG_STR, NULL, "HOST:PORT",
      "serve the collector's own health as Prometheus text on /metrics (default: off)",
      CLI_COLLECTOR, NORANGE, NULL, 0},

@@ -318,11 +318,13 @@ static void panel(struct console *c, int y)
 	size_t room = COLS > 8 + 40 + 12 ? (size_t)(COLS - 8 - 40) : 12;
 	if (v->have_sink)
 		view_fmt_lag(&v->sink, lag, room < sizeof(lag) ? room : sizeof(lag));
-	put(y + 1, 8, COLS - 8, A_NORMAL, true, "prod %s dlv %s buf %s drop %s  %s",
+	uint64_t lost = ps->dropped + ps->refused + ps->failed + v->gate.lost;
+	put(y + 1, 8, COLS - 8, lost ? level_attr(c, VL_CRIT) : v->gate.held ? level_attr(c, VL_WARN) : A_NORMAL, true,
+	    "prod %s dlv %s buf %s%s lost %s  %s",
 	    view_fmt_count((double)ps->produced, a, sizeof(a)),
 	    view_fmt_count((double)ps->delivered, b, sizeof(b)),
 	    view_fmt_count((double)(ps->queued + ps->in_flight + ps->spool_events), d, sizeof(d)),
-	    view_fmt_count((double)ps->dropped, e, sizeof(e)), lag);
+	    v->gate.held ? " HELD" : "", view_fmt_count((double)lost, e, sizeof(e)), lag);
 	/* database */
 	put(y + 2, 0, 8, lab, true, "DB");
 	if (v->db_rows >= 0)
@@ -795,6 +797,13 @@ static void pipeline_screen(struct console *c)
 	     (unsigned long long)ps->spool_events,
 	     view_fmt_count((double)ps->spool_bytes, e, sizeof(e)),
 	     ps->last_error[0] ? "  last error: " : "", ps->last_error);
+	{ /* losses with their reasons, and the in-process broker's gate */
+		char loss[256], gate[320];
+		view_fmt_losses(v, loss, sizeof(loss));
+		LINE(loss[0] == 'L' ? level_attr(c, VL_CRIT) : A_NORMAL, "%s", loss);
+		if (*view_fmt_gate(v, gate, sizeof(gate)))
+			LINE(v->gate.held ? level_attr(c, VL_WARN) : A_NORMAL, "%s", gate);
+	}
 	y++;
 	LINE(A_BOLD, "SINK (consumer lag per partition)");
 	if (v->have_sink) {

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,10 @@ struct rec {
 struct recq {
 	struct rec *head, *tail;
 	size_t n;
+	uint64_t bytes; /* key + value bytes of its records */
 };
+
+static uint64_t rec_bytes(const struct rec *r) { return (uint64_t)r->klen + r->vlen; }
 
 static struct rec *rec_new(const char *key, size_t klen, const char *val, size_t vlen)
 {
@@ -59,6 +63,7 @@ static void q_push(struct recq *q, struct rec *r)
 		q->head = r;
 	q->tail = r;
 	q->n++;
+	q->bytes += rec_bytes(r);
 }
 
 static struct rec *q_pop(struct recq *q)
@@ -70,6 +75,7 @@ static struct rec *q_pop(struct recq *q)
 	if (!q->head)
 		q->tail = NULL;
 	q->n--;
+	q->bytes -= rec_bytes(r);
 	r->next = NULL;
 	return r;
 }
@@ -84,8 +90,10 @@ static void q_prepend(struct recq *dst, struct recq *src)
 		dst->tail = src->tail;
 	dst->head = src->head;
 	dst->n += src->n;
+	dst->bytes += src->bytes;
 	src->head = src->tail = NULL;
 	src->n = 0;
+	src->bytes = 0;
 }
 
 static void q_free(struct recq *q)
@@ -1009,7 +1017,10 @@ struct producer {
 	rd_kafka_t *rk;        /* owned */
 	rd_kafka_topic_t *rkt; /* owned */
 	char *topic;           /* owned */
-	size_t buffer_events;
+	_Atomic size_t buffer_events;     /* memory queue bounds: producer_set_buffer() */
+	_Atomic uint64_t buffer_bytes;    /* 0: none */
+	size_t max_event_bytes;           /* 0: none */
+	_Atomic int64_t credit;           /* producer_set_credit(): -1 no bound, 0 hold */
 	bool has_spool;
 	struct spool spool;
 	struct journal wal; /* with the spool */
@@ -1020,6 +1031,7 @@ struct producer {
 	struct recq retry; /* failed-not-persisted reports of this poll, in report order */
 	struct producer_stats c; /* counters, this thread only */
 	uint64_t drops_unlogged;
+	uint64_t refused_unlogged;
 	double last_drop_log;
 	double last_err_log;
 	uint64_t fail_unlogged;
@@ -1031,6 +1043,8 @@ struct producer {
 static void publish(struct producer *p)
 {
 	p->c.queued = p->mem.n;
+	p->c.queued_bytes = p->mem.bytes;
+	p->c.held = atomic_load(&p->credit) == 0;
 	p->c.spool_events = p->has_spool ? p->spool.events : 0;
 	p->c.spool_bytes = p->has_spool ? p->spool.bytes : 0;
 	pthread_mutex_lock(&p->lock);
@@ -1078,8 +1092,10 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	struct producer *p = opaque;
 	struct rec *r = m->_private; /* ours again from here */
 	p->c.in_flight--;
+	p->c.in_flight_bytes -= rec_bytes(r);
 	if (!m->err) {
 		p->c.delivered++;
+		p->c.delivered_bytes += rec_bytes(r);
 		settle(p, r);
 		free(r);
 		return;
@@ -1146,6 +1162,9 @@ static int hand_over(struct producer *p, struct rec *r)
 		RD_KAFKA_V_VALUE(r->data + r->klen, r->vlen), RD_KAFKA_V_OPAQUE(r), RD_KAFKA_V_END);
 	if (!e) {
 		p->c.in_flight++;
+		p->c.in_flight_bytes += rec_bytes(r);
+		if (atomic_load(&p->credit) > 0)
+			atomic_fetch_sub(&p->credit, 1);
 		return 0;
 	}
 	if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -1187,21 +1206,30 @@ static void settle(struct producer *p, struct rec *r)
 		wal_settle(&p->wal, r);
 }
 
+/* The memory queue is at one of its bounds (events or bytes). */
+static bool mem_full(const struct producer *p)
+{
+	uint64_t maxb = atomic_load(&p->buffer_bytes);
+	return p->mem.n >= atomic_load(&p->buffer_events) || (maxb && p->mem.bytes >= maxb);
+}
+
+static bool held(const struct producer *p) { return atomic_load(&p->credit) == 0; }
+
 /* Moves events towards librdkafka: memory -> librdkafka, spool -> memory. */
 static void feed(struct producer *p)
 {
 	for (;;) {
-		while (p->mem.head && !p->c.fatal) {
+		while (p->mem.head && !p->c.fatal && !held(p)) {
 			struct rec *r = q_pop(&p->mem);
 			if (hand_over(p, r) == -ENOBUFS) {
-				struct recq one = {r, r, 1};
+				struct recq one = {r, r, 1, rec_bytes(r)};
 				q_prepend(&p->mem, &one);
 				break;
 			}
 		}
-		if (!p->has_spool || !p->spool.events || p->mem.n >= p->buffer_events)
+		if (!p->has_spool || !p->spool.events || mem_full(p))
 			return;
-		while (p->spool.events && p->mem.n < p->buffer_events) {
+		while (p->spool.events && !mem_full(p)) {
 			struct rec *r = NULL;
 			uint64_t lost = 0;
 			int rc = spool_pop(&p->spool, &r, &lost);
@@ -1219,7 +1247,7 @@ static void feed(struct producer *p)
 			journal(p, r); /* out of the spool file, not yet in Kafka */
 			q_push(&p->mem, r);
 		}
-		if (p->c.fatal || (p->mem.head && p->mem.n >= p->buffer_events))
+		if (p->c.fatal || held(p) || (p->mem.head && mem_full(p)))
 			return;
 	}
 }
@@ -1246,20 +1274,30 @@ int producer_send(struct producer *p, const char *key, size_t klen, const char *
 {
 	if (p->closed)
 		return -EPIPE;
+	if (p->max_event_bytes && klen + vlen > p->max_event_bytes) {
+		/* refused before produce: one event the broker cannot hold must not take others
+		 * along (an in-process broker's log drops whole batches past its size) */
+		p->c.refused++;
+		p->refused_unlogged++;
+		set_error(p, "event of %zu bytes refused: larger than the %zu the broker takes (key %.*s)",
+			  klen + vlen, p->max_event_bytes, (int)(klen < 128 ? klen : 128), key);
+		publish(p);
+		return 0;
+	}
 	struct rec *r = rec_new(key, klen, value, vlen);
 	if (!r)
 		return -ENOMEM;
 	p->c.produced++;
 	journal(p, r);
 	bool spooling = p->has_spool && p->spool.events > 0;
-	if (!spooling && !p->mem.head && !p->c.fatal) {
+	if (!spooling && !p->mem.head && !p->c.fatal && !held(p)) {
 		int rc = hand_over(p, r);
 		if (rc != -ENOBUFS) {
 			publish(p);
 			return 0;
 		}
 	}
-	if (!spooling && p->mem.n < p->buffer_events) {
+	if (!spooling && !mem_full(p)) {
 		q_push(&p->mem, r);
 		publish(p);
 		return 0;
@@ -1269,7 +1307,7 @@ int producer_send(struct producer *p, const char *key, size_t klen, const char *
 		/* past both bounds: drop the oldest; the memory queue takes the spool's oldest */
 		while (p->spool.bytes + need > p->spool.max_bytes && (p->mem.head || p->spool.events)) {
 			drop_oldest(p);
-			if (p->mem.n < p->buffer_events && p->spool.events) {
+			if (!mem_full(p) && p->spool.events) {
 				struct rec *o = NULL;
 				uint64_t lost = 0;
 				int rc = spool_pop(&p->spool, &o, &lost);
@@ -1297,16 +1335,28 @@ int producer_send(struct producer *p, const char *key, size_t klen, const char *
 		}
 		/* no room on disk at all (or a write error): keep it in memory over its bound
 		 * rather than lose the newest event; the oldest makes room */
-		if (p->mem.n >= p->buffer_events)
+		if (mem_full(p))
 			drop_oldest(p);
 		q_push(&p->mem, r);
 		publish(p);
 		return 0;
 	}
 	drop_oldest(p);
+	while (p->mem.head && mem_full(p)) /* the byte bound may need more than one */
+		drop_oldest(p);
 	q_push(&p->mem, r);
 	publish(p);
 	return 0;
+}
+
+void producer_set_credit(struct producer *p, int64_t events) { atomic_store(&p->credit, events); }
+
+void producer_set_buffer(struct producer *p, size_t events, uint64_t bytes)
+{
+	if (events)
+		atomic_store(&p->buffer_events, events);
+	if (bytes)
+		atomic_store(&p->buffer_bytes, bytes);
 }
 
 int producer_sync(struct producer *p)
@@ -1336,6 +1386,13 @@ static void log_losses(struct producer *p, bool force)
 			 p->mem.n, p->has_spool ? p->spool.events : 0, p->c.in_flight, p->drops_unlogged,
 			 p->c.dropped);
 		p->drops_unlogged = 0;
+		p->last_drop_log = now;
+	}
+	if (p->refused_unlogged) {
+		log_error("producer: %" PRIu64 " events refused since the last report (%" PRIu64
+			  " in all); last: %s",
+			  p->refused_unlogged, p->c.refused, p->c.last_error);
+		p->refused_unlogged = 0;
 		p->last_drop_log = now;
 	}
 	if (p->fail_unlogged) {
@@ -1549,7 +1606,10 @@ int producer_create(struct producer **out, const struct producer_options *o, cha
 	if (!(p->topic = strdup(o->topic)))
 		goto fail;
 	p->spool.rd_fd = -1;
-	p->buffer_events = o->buffer_events;
+	atomic_store(&p->buffer_events, o->buffer_events);
+	atomic_store(&p->buffer_bytes, o->buffer_max_bytes);
+	p->max_event_bytes = o->max_event_bytes;
+	atomic_store(&p->credit, -1);
 	p->flush_timeout_s = o->flush_timeout_s;
 	p->drop_log_s = o->drop_log_interval_s > 0 ? o->drop_log_interval_s : 10;
 	p->last_drop_log = -1e9;

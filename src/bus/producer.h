@@ -47,6 +47,9 @@ struct producer_options {
 	uint64_t spool_max_bytes;       /* disk bound of the spool (with spool_dir) */
 	double flush_timeout_s;         /* producer_close(): how long to wait for deliveries */
 	double drop_log_interval_s;     /* drops are logged at most this often (0: 10 s) */
+	uint64_t buffer_max_bytes;      /* memory queue bound in key + value bytes (0: none) */
+	size_t max_event_bytes;         /* a larger event (key + value) is refused before produce
+					   and counted in refused (0: no bound) */
 };
 
 struct producer_stats {
@@ -55,6 +58,11 @@ struct producer_stats {
 	uint64_t failed;         /* delivery reports: failed for good (logged) */
 	uint64_t retried;        /* failed but not persisted: produced again */
 	uint64_t dropped;        /* oldest events dropped past the bounds, or lost at close */
+	uint64_t refused;        /* larger than max_event_bytes: refused before produce (logged) */
+	uint64_t delivered_bytes; /* key + value bytes of the delivered events */
+	uint64_t in_flight_bytes; /* key + value bytes in librdkafka */
+	uint64_t queued_bytes;    /* key + value bytes in the memory queue */
+	bool held;               /* producer_set_credit() is 0: nothing goes to librdkafka */
 	uint64_t spooled;        /* events written to the spool */
 	uint64_t unspooled;      /* events read back from the spool */
 	uint64_t spool_errors;   /* spool I/O errors and damaged records (logged) */
@@ -99,6 +107,16 @@ int producer_flush(struct producer *p, double timeout_s);
 uint64_t producer_close(struct producer *p);
 
 void producer_stats(struct producer *p, struct producer_stats *out);
+
+/* Bounds what is handed to librdkafka from now on, for a broker that must not be given more than
+ * it can keep (the pipeline's in-process cluster): -1 no bound (the default), 0 hold everything
+ * back, n hand over at most n more events. Held events wait in the memory queue, then the
+ * spool, within their bounds. Any thread; takes effect on the next send or poll. */
+void producer_set_credit(struct producer *p, int64_t events);
+
+/* Sets the memory queue's bounds at run time: events (0: unchanged) and key + value bytes
+ * (0: unchanged). Any thread. A smaller bound drops nothing at once: the next sends make room. */
+void producer_set_buffer(struct producer *p, size_t events, uint64_t bytes);
 
 /* Closes (if not yet) and frees. NULL is fine. */
 void producer_destroy(struct producer *p);

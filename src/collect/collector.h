@@ -95,6 +95,9 @@ int collector_set_targets(struct collector *c, const char *const *urls, size_t n
  * pending (producer_close). Blocks until the threads have ended. Idempotent. */
 void collector_stop(struct collector *c);
 void collector_stats(struct collector *c, struct collector_stats *out);
+/* The collector's producer (borrowed: valid until collector_destroy), NULL with --output. Only
+ * its thread-safe calls (producer_hold, producer_set_buffer, producer_stats) may be used. */
+struct producer *collector_producer(struct collector *c);
 /* Copies the per-target records (see scrape_target_stats). Returns the number of targets. */
 size_t collector_targets(struct collector *c, struct scrape_target_stats *out, size_t max);
 /* Appends the collector's own health as Prometheus text 0.0.4. Returns 0 or -ENOMEM/-ENOSPC. */

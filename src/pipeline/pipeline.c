@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bus/kafka_conf.h"
 #include "cli.h"
 #include "collect/targets.h"
 #include "core/log.h"
@@ -33,6 +34,24 @@
 #define PG_STOP_TIMEOUT_S 10.0
 #define FLUSH_TIMEOUT_S 5.0
 #define FLEET_DB_MAX_ROWS 65536
+/* librdkafka's mock cluster (rdkafka_mock.c, 2.0.2 as in Debian 12 and later): each partition
+ * log keeps at most this many bytes of record batches, or batches, and destroys its oldest
+ * batches past either, committed by the consumers or not. Fixed inside librdkafka. */
+#define MOCK_LOG_MAX_BYTES (5u << 20)
+#define MOCK_LOG_MAX_SETS 100000
+/* Hold new events above this fraction of either limit, and let them go again below the low one,
+ * never more at a time than fits under the high one: a grant may be spent twice over before the
+ * next look sees it (measured and granted concurrently), which still stays under the limit. */
+#define GATE_HIGH 0.4
+#define GATE_LOW 0.25
+#define GATE_PERIOD_S 0.1
+#define GATE_TIMEOUT_MS 2000
+/* bytes a record may take in a batch besides its key and value (varint lengths, headers, the
+ * batch's own 61 bytes shared by its records); compression only makes a batch smaller */
+#define RECORD_OVERHEAD 96
+/* the largest event given to the in-process cluster: a batch over its 5 MiB would push every
+ * other batch of its partition out */
+#define MOCK_MAX_EVENT (1u << 20)
 
 struct pipeline {
 	const struct config *cfg; /* borrowed: outlives the pipeline */
@@ -62,6 +81,17 @@ struct pipeline {
 	rd_kafka_t *mock_rk;   /* owned: holds the mock cluster */
 	rd_kafka_mock_cluster_t *mock;
 	char brokers[512];
+
+	/* the in-process cluster's gate (see pipeline.h) */
+	rd_kafka_t *gate_rk; /* owned: a consumer handle that only reads the sink's committed offsets */
+	pthread_t gate_thread;
+	bool gate_started;
+	atomic_bool gate_stop;
+	int64_t lost_upto[MOCK_PARTITIONS]; /* gate thread: offsets below are counted as lost */
+	int64_t last_hi[MOCK_PARTITIONS];   /* gate thread: the log ends seen (they only grow) */
+	double gate_logged;                 /* gate thread: time_mono() of the last hold logged */
+	bool gate_said_held;                /* gate thread: that hold's release not logged yet */
+	struct pipeline_gate_view gate;     /* under lock */
 
 	/* database */
 	bool fleet_db; /* --db given: read every host's GPUs back */
@@ -508,6 +538,8 @@ static int start_collector(struct pipeline *p)
 				/* the console must quit within 2 s even with the broker away */
 				.flush_timeout_s = p->drain_s < 1.0 ? 0.8 : FLUSH_TIMEOUT_S,
 				.drop_log_interval_s = every > 0 ? every : 10,
+				.buffer_max_bytes = (uint64_t)config_int(cfg, "buffer-max") << 20,
+				.max_event_bytes = p->mock ? MOCK_MAX_EVENT : 0,
 			},
 		.tap = tap,
 		.tap_ud = p,
@@ -935,6 +967,253 @@ static void start_database(struct pipeline *p)
 	p->db_thread_started = true;
 }
 
+/* ------------------------------------------------------------------ gate */
+
+/* The consumer handle that reads the sink group's committed offsets: it never subscribes, so
+ * it never joins the group. Returns 0 or -EIO (message in err). */
+static int gate_open(struct pipeline *p, char *err, size_t errlen)
+{
+	char gid[300];
+	snprintf(gid, sizeof(gid), "group.id=%s", config_str(p->cfg, "group"));
+	const char *props[] = {gid, "enable.auto.commit=false", "client.id=gpuhealth-gate",
+			       "log_level=3"};
+	rd_kafka_conf_t *conf = kafka_conf_new(KAFKA_CONSUMER, p->brokers, props,
+					       sizeof(props) / sizeof(props[0]), err, errlen);
+	if (!conf)
+		return -EIO;
+	char why[512];
+	p->gate_rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
+	if (!p->gate_rk) {
+		rd_kafka_conf_destroy(conf);
+		snprintf(err, errlen, "cannot create the gate's Kafka handle: %.300s", why);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* The memory queue's bounds: --buffer-hours of the fleet's events (simulated GPUs per
+ * interval, or the rate seen so far), at least --buffer-events; --buffer-max bytes. */
+static void gate_buffer(struct pipeline *p, const struct collector_stats *cs, double elapsed,
+			uint64_t *events, uint64_t *bytes)
+{
+	const struct config *cfg = p->cfg;
+	double rate = 0, every = config_double(cfg, "interval");
+	if (!p->tg.n && every > 0)
+		rate = (double)config_int(cfg, "gpus") / every;
+	if (elapsed >= RATE_WINDOW_S && (double)cs->events / elapsed > rate)
+		rate = (double)cs->events / elapsed;
+	double want = config_double(cfg, "buffer-hours") * 3600.0 * rate;
+	uint64_t least = (uint64_t)config_int(cfg, "buffer-events");
+	*events = want > (double)least ? (uint64_t)want : least;
+	*bytes = (uint64_t)config_int(cfg, "buffer-max") << 20;
+}
+
+/* One look: the backlog of each partition, the gate's state, what the log forgot. */
+static void gate_step(struct pipeline *p, struct producer *prod, double started)
+{
+	const char *topic = config_str(p->cfg, "topic");
+	struct collector_stats cs;
+	collector_stats(p->col, &cs);
+	const struct producer_stats *ps = &cs.producer;
+	char err[160] = "";
+	int64_t most = 0, room = INT64_MAX, np[MOCK_PARTITIONS], ends = 0;
+	uint64_t nb[MOCK_PARTITIONS];
+	uint64_t most_bytes = 0, lost_now = 0;
+	uint64_t bev, bby;
+	gate_buffer(p, &cs, time_mono() - started, &bev, &bby);
+	producer_set_buffer(prod, (size_t)bev, bby);
+
+	rd_kafka_poll(p->gate_rk, 0); /* serves the handle's own events (errors, logs) */
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(MOCK_PARTITIONS);
+	for (int i = 0; i < MOCK_PARTITIONS; i++)
+		rd_kafka_topic_partition_list_add(l, topic, i);
+	rd_kafka_resp_err_t e = rd_kafka_committed(p->gate_rk, l, GATE_TIMEOUT_MS);
+	if (e) {
+		snprintf(err, sizeof(err), "reading the sink's committed offsets: %s", rd_kafka_err2str(e));
+		goto out;
+	}
+	/* uncompressed bytes per record: compression only makes the log smaller */
+	uint64_t seen = ps->delivered + ps->in_flight + ps->queued;
+	double per = seen ? (double)(ps->delivered_bytes + ps->in_flight_bytes + ps->queued_bytes) /
+				    (double)seen
+			  : (double)(MOCK_MAX_EVENT / 16); /* none yet: a cautious guess */
+	for (int i = 0; i < MOCK_PARTITIONS; i++) {
+		int64_t lo = -1, hi = -1;
+		e = rd_kafka_query_watermark_offsets(p->gate_rk, topic, i, &lo, &hi, GATE_TIMEOUT_MS);
+		if (!e)
+			e = l->elems[i].err;
+		if (e) {
+			snprintf(err, sizeof(err), "reading partition %d's offsets: %s", i,
+				 rd_kafka_err2str(e));
+			goto out;
+		}
+		/* a log end never moves back; a committed offset is never past it */
+		if (hi < p->last_hi[i] || lo < 0 || lo > hi || l->elems[i].offset > hi) {
+			snprintf(err, sizeof(err),
+				 "partition %d: implausible offsets (log %" PRId64 "..%" PRId64
+				 ", committed %" PRId64 ", end seen %" PRId64 ")",
+				 i, lo, hi, l->elems[i].offset, p->last_hi[i]);
+			goto out;
+		}
+		p->last_hi[i] = hi;
+		/* nothing committed yet: the sink reads the new cluster's log from its start, 0 */
+		int64_t base = l->elems[i].offset >= 0 ? l->elems[i].offset : 0;
+		if (lo > base && lo > p->lost_upto[i]) {
+			lost_now += (uint64_t)(lo - (base > p->lost_upto[i] ? base : p->lost_upto[i]));
+			p->lost_upto[i] = lo;
+		}
+		int64_t n = hi > base ? hi - base : 0;
+		/* what is in flight may all land in this partition */
+		uint64_t bytes = (uint64_t)((double)n * (per + RECORD_OVERHEAD)) +
+				 ps->in_flight_bytes + ps->in_flight * RECORD_OVERHEAD;
+		n += (int64_t)ps->in_flight;
+		if (n > most)
+			most = n;
+		if (bytes > most_bytes)
+			most_bytes = bytes;
+		np[i] = n;
+		nb[i] = bytes;
+		ends += hi;
+	}
+	/* What may still be handed over: for each partition its room under the high-water
+	 * mark, divided by its share of the events so far (GPU keys keep their partition),
+	 * raised by half and by 2 points for safety; until 2,000 events have gone, as if all
+	 * went to one partition. The least of these. */
+	{
+		pthread_mutex_lock(&p->lock);
+		int64_t he = p->gate.high_events;
+		uint64_t hb = p->gate.high_bytes;
+		pthread_mutex_unlock(&p->lock);
+		for (int i = 0; i < MOCK_PARTITIONS; i++) {
+			int64_t re = he - np[i];
+			int64_t rb = nb[i] < hb ? (int64_t)((double)(hb - nb[i]) / (per + RECORD_OVERHEAD))
+						: 0;
+			int64_t r = re < rb ? re : rb;
+			double share = 1.0;
+			if (ends >= 2000) {
+				share = 1.5 * (double)p->last_hi[i] / (double)ends + 0.02;
+				share = share > 1.0 ? 1.0 : share;
+			}
+			r = r > 0 ? (int64_t)((double)r / share) : 0;
+			if (r < room)
+				room = r;
+		}
+	}
+out:
+	rd_kafka_topic_partition_list_destroy(l);
+	pthread_mutex_lock(&p->lock);
+	struct pipeline_gate_view *g = &p->gate;
+	bool was = g->held;
+	if (!err[0]) {
+		g->backlog = most;
+		g->backlog_bytes = most_bytes;
+		if (!g->held && (most > g->high_events || most_bytes > g->high_bytes)) {
+			g->held = true;
+			g->holds++;
+		} else if (g->held && most < (int64_t)((double)g->high_events * GATE_LOW / GATE_HIGH) &&
+			   most_bytes < (uint64_t)((double)g->high_bytes * GATE_LOW / GATE_HIGH)) {
+			g->held = false;
+		}
+	}
+	g->lost += lost_now;
+	g->buffer_events = bev;
+	g->buffer_bytes = bby;
+	bool newerr = strcmp(g->error, err) != 0;
+	snprintf(g->error, sizeof(g->error), "%s", err);
+	bool held = g->held;
+	uint64_t lost = g->lost;
+	pthread_mutex_unlock(&p->lock);
+	/* unmeasured: hold what is not yet handed over (the last figures stand) */
+	producer_set_credit(prod, held || err[0] ? 0 : room);
+	/* while the sink catches up the gate closes and opens often: one line per 30 s */
+	bool say = held && !was ? time_mono() - p->gate_logged >= 30.0
+				: !held && was && p->gate_said_held;
+	if (say) {
+		p->gate_said_held = held;
+		if (held)
+			p->gate_logged = time_mono();
+	}
+	if (held && !was && !say)
+		log_debug("broker: holding again (%" PRId64 " events behind)", most);
+	else if (!held && was && !say)
+		log_debug("broker: flowing again (%" PRId64 " events behind)", most);
+	else if (held && !was)
+		log_warn("broker: a partition of the in-process cluster holds %" PRId64
+			 " events (~%.1f MiB) the sink has not committed: new events wait in the "
+			 "collector's memory queue%s (up to %" PRIu64 " events, %" PRIu64
+			 " MiB) until it catches up",
+			 most, (double)most_bytes / 1048576.0,
+			 config_str(p->cfg, "spool-dir") ? " and spool" : "", bev, bby >> 20);
+	else if (!held && was && say)
+		log_info("broker: the sink caught up (%" PRId64 " events behind): events flow again",
+			 most);
+	if (lost_now)
+		log_error("broker: the in-process cluster's log forgot %" PRIu64
+			  " events the sink had not committed (%" PRIu64 " in all): lost",
+			  lost_now, lost);
+	if (newerr && err[0])
+		log_warn("broker: gate: %s", err);
+}
+
+static void *gate_main(void *arg)
+{
+	struct pipeline *p = arg;
+	struct producer *prod = collector_producer(p->col);
+	double started = time_mono();
+	while (!atomic_load(&p->gate_stop)) {
+		/* no sink will ever read the topic (no database, or the sink could not start): the
+		 * events only feed the console's fleet, and holding them would only fill memory */
+		pthread_mutex_lock(&p->lock);
+		enum part_state db = p->parts[PP_DATABASE].state, sk = p->parts[PP_SINK].state;
+		bool none = !p->sink && (db == PART_OFF || db == PART_FAILED || db == PART_STOPPED ||
+					 sk == PART_FAILED);
+		if (none) {
+			p->gate.held = false;
+			snprintf(p->gate.error, sizeof(p->gate.error), "no sink: nothing to keep for");
+		}
+		pthread_mutex_unlock(&p->lock);
+		if (none)
+			producer_set_credit(prod, -1);
+		else
+			gate_step(p, prod, started);
+		nap(GATE_PERIOD_S);
+	}
+	return NULL;
+}
+
+/* With the in-process cluster: starts the gate's thread (the collector must be running). */
+static void start_gate(struct pipeline *p)
+{
+	if (!p->mock || !p->col || !collector_producer(p->col))
+		return;
+	char err[512] = "";
+	pthread_mutex_lock(&p->lock);
+	p->gate.active = true;
+	p->gate.high_events = (int64_t)(MOCK_LOG_MAX_SETS * GATE_HIGH);
+	p->gate.high_bytes = (uint64_t)(MOCK_LOG_MAX_BYTES * GATE_HIGH);
+	pthread_mutex_unlock(&p->lock);
+	if (gate_open(p, err, sizeof(err)) != 0 ||
+	    pthread_create(&p->gate_thread, NULL, gate_main, p) != 0) {
+		/* without the gate the in-process log may forget events: say so loudly */
+		pthread_mutex_lock(&p->lock);
+		snprintf(p->gate.error, sizeof(p->gate.error), "no gate: %.140s",
+			 err[0] ? err : "cannot start its thread");
+		pthread_mutex_unlock(&p->lock);
+		set_part(p, PP_BROKER, PART_DEGRADED, NULL, p->gate.error);
+		return;
+	}
+	p->gate_started = true;
+}
+
+static void stop_gate(struct pipeline *p)
+{
+	if (!p->gate_started)
+		return;
+	atomic_store(&p->gate_stop, true);
+	pthread_join(p->gate_thread, NULL);
+	p->gate_started = false;
+}
+
 int pipeline_start(struct pipeline *p, char *err, size_t errlen)
 {
 	p->started = time_now();
@@ -946,6 +1225,7 @@ int pipeline_start(struct pipeline *p, char *err, size_t errlen)
 		set_part(p, PP_SIM, PART_OFF, "scraping --target URLs", NULL);
 	start_broker(p);
 	start_collector(p);
+	start_gate(p);
 	start_database(p);
 	if (part_state(p, PP_COLLECTOR) == PART_FAILED) {
 		pthread_mutex_lock(&p->lock);
@@ -1029,6 +1309,7 @@ void pipeline_stop(struct pipeline *p)
 		delivered = cs.producer.delivered;
 		stop_part(p, PP_COLLECTOR);
 	}
+	stop_gate(p); /* after the collector's flush, which it may have let through */
 	atomic_store(&p->reader_stop, true);
 	/* the db thread creates sink and scorer: wait until it is past that */
 	while (p->db_thread_started && !atomic_load(&p->reader_done))
@@ -1157,6 +1438,7 @@ void pipeline_view(struct pipeline *p, struct pipeline_view *out)
 	out->db_rows = p->db_rows;
 	out->db_rows_estimate = p->db_rows_estimate;
 	out->db_rows_per_s = p->db_rows_per_s;
+	out->gate = p->gate;
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -1172,6 +1454,9 @@ void pipeline_destroy(struct pipeline *p)
 	log_debug("pipeline: collector destroyed");
 	sink_destroy(p->sink);
 	scorer_destroy(p->scorer);
+	stop_gate(p);
+	if (p->gate_rk)
+		rd_kafka_destroy(p->gate_rk);
 	log_debug("pipeline: sink and scorer destroyed");
 	if (p->mock)
 		rd_kafka_mock_cluster_destroy(p->mock);

@@ -58,6 +58,29 @@ struct pipeline_part_view {
 };
 
 /* Everything the pipeline panel and the daemon's stats line show; a value copy. */
+/*
+ * The gate in front of the in-process cluster. librdkafka's mock cluster keeps at most 5 MiB or
+ * 100,000 message sets per partition and silently forgets the oldest past that, whether the
+ * sink has committed them or not. So the pipeline measures, per partition, what the sink's
+ * group has not committed (log end minus committed offset, plus what is in flight) and, above a
+ * high-water mark (half of either limit), has the producer hold new events in its memory queue
+ * (bounded by --buffer-hours of the fleet's events and --buffer-max bytes) and spool; below a
+ * low-water mark they flow again. Whatever is still lost is counted with its reason.
+ */
+struct pipeline_gate_view {
+	bool active;            /* the in-process cluster is used: the gate runs */
+	bool held;              /* events held back: the backlog passed the high-water mark */
+	int64_t backlog;        /* most events one partition holds that the sink has not committed */
+	uint64_t backlog_bytes; /* estimated bytes of one partition's uncommitted events, most */
+	int64_t high_events;    /* high-water marks */
+	uint64_t high_bytes;
+	uint64_t holds;         /* times the gate closed */
+	uint64_t lost;          /* events the in-process log forgot before the sink committed them */
+	uint64_t buffer_events; /* the memory queue's bounds in use (--buffer-hours, --buffer-max) */
+	uint64_t buffer_bytes;
+	char error[160];        /* the last measurement error, "" when none */
+};
+
 struct pipeline_view {
 	double now; /* wall clock, epoch seconds */
 	double started;
@@ -82,6 +105,7 @@ struct pipeline_view {
 	/* added by the pipeline work: scrapes (ok + failed) per second of each target, over the
 	 * last window, same order as targets[] */
 	double target_scrapes_per_s[PIPELINE_MAX_TARGETS];
+	struct pipeline_gate_view gate;
 };
 
 struct pipeline;

@@ -19,6 +19,7 @@
 #include "health/scorer.h"
 #include "health/scorer_cmd.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/privpg.h"
 #include "store/pg.h"
 #include "view/view.h"
 
@@ -221,6 +222,22 @@ out:
 	json_decref(by_key);
 	json_decref(alerts);
 	return doc;
+}
+
+/* The last counters `gpuhealth --daemon` of this user wrote ($XDG_STATE_HOME/gpuhealth/
+ * pipeline.json: its events, its losses by reason, its in-process broker's gate), or null. */
+static json_t *read_pipeline_state(void)
+{
+	char dir[4096], path[4200];
+	if (privpg_state_dir(dir, sizeof(dir)) != 0)
+		return json_null();
+	snprintf(path, sizeof(path), "%s/pipeline.json", dir);
+	json_t *j = json_load_file(path, 0, NULL);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return json_null();
+	}
+	return j;
 }
 
 /* ---------------------------------------------------------------- table */
@@ -515,6 +532,8 @@ int status_cmd_run(struct config *cfg)
 		alerts = NULL; /* stolen */
 		if (doc && dead) /* the database's: the dead letters of the pipeline */
 			json_object_set(doc, "dead_letters", dead);
+		if (doc) /* the daemon's counters and losses, when one ran for this user */
+			json_object_set_new(doc, "pipeline", read_pipeline_state());
 		if (!doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) != 0) {
 			fprintf(stderr, "gpuhealth status: cannot write the JSON document\n");
 			goto out;

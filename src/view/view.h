@@ -129,6 +129,14 @@ size_t view_targets_down(const struct pipeline_view *v);
  * fit in len; "lag -" when unknown. Returns buf. */
 char *view_fmt_lag(const struct sink_stats *s, char *buf, size_t len);
 
+/* Every event the pipeline lost, by reason: "no loss" or "LOST 12: 10 dropped (buffer full),
+ * 2 forgotten by the in-process broker". Returns buf. */
+char *view_fmt_losses(const struct pipeline_view *v, char *buf, size_t len);
+/* The in-process broker's gate (pipeline.h): "" when it does not run, else e.g. "in-process
+ * broker: HOLDING events (uncommitted 1850 events, 2.5 of 2.5 MiB in one partition), 1 hold;
+ * memory bound 230400 events / 1024 MiB". Returns buf. */
+char *view_fmt_gate(const struct pipeline_view *v, char *buf, size_t len);
+
 /* Scrape rate per target, measured by the console from the targets' counters over a window
  * (the view carries totals). */
 struct view_rates {

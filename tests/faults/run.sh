@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the fault suite (tests/faults/test_faults.sh, about 9 minutes) on its own: builds the
+# Runs the fault suite (tests/faults/test_faults.sh, about 25 minutes) on its own: builds the
 # normal build, starts a private PostgreSQL and Kafka (scripts/services.sh), runs ctest's
 # label 'faults', stops the services. GH_FAULTS="collector sink ..." runs some scenarios only;
 # GH_OUTAGE_S sets the broker outage (default 320 s: it must pass librdkafka's 300 s default).
@@ -18,5 +18,5 @@ cleanup() {
 trap cleanup EXIT
 pg_start
 kafka_start
-ctest --test-dir build -L '^faults$' --output-on-failure --timeout 1800 -V && ok=1
+ctest --test-dir build -L '^faults$' --output-on-failure --timeout 2700 -V && ok=1
 [ $ok = 1 ]

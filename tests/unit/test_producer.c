@@ -133,6 +133,70 @@ static void test_memory_only(void **state)
 	producer_destroy(p);
 }
 
+/* The pipeline's gate for the in-process broker: a credit of events handed to librdkafka, a
+ * memory bound in bytes set at run time, and the refusal of an event larger than the broker
+ * takes, counted and never taking another along. */
+static void test_credit_bytes_refusal(void **state)
+{
+	(void)state;
+	const char *props[] = {"queue.buffering.max.messages=100", "reconnect.backoff.max.ms=100",
+			       "log_level=0"};
+	struct producer_options o = {.brokers = "127.0.0.1:1",
+				     .topic = "t",
+				     .kafka_props = props,
+				     .nkafka_props = 3,
+				     .buffer_events = 100,
+				     .flush_timeout_s = 0.2,
+				     .max_event_bytes = 200};
+	struct producer *p = NULL;
+	char err[512] = "";
+	if (producer_create(&p, &o, err, sizeof(err)) != 0)
+		fail_msg("producer_create: %s", err);
+	struct producer_stats st;
+	producer_set_credit(p, 0); /* hold */
+	send_n(p, 0, 10);
+	producer_poll(p, 0);
+	producer_stats(p, &st);
+	assert_true(st.held);
+	assert_int_equal(st.in_flight, 0);
+	assert_int_equal(st.queued, 10);
+	assert_int_equal(st.queued_bytes, 10 * (5 + VLEN));
+	producer_set_credit(p, 4); /* four more, oldest first */
+	producer_poll(p, 0);
+	producer_stats(p, &st);
+	assert_int_equal(st.in_flight, 4);
+	assert_int_equal(st.in_flight_bytes, 4 * (5 + VLEN));
+	assert_int_equal(st.queued, 6);
+	assert_true(st.held); /* spent */
+	send_n(p, 10, 11);
+	producer_poll(p, 0);
+	producer_stats(p, &st);
+	assert_int_equal(st.in_flight, 4);
+	assert_int_equal(st.queued, 7);
+	/* a byte bound of 3 events: the oldest 4 held ones are dropped, counted */
+	producer_set_buffer(p, 0, 3 * (5 + VLEN));
+	send_n(p, 11, 12);
+	producer_stats(p, &st);
+	assert_int_equal(st.queued, 3);
+	assert_int_equal(st.dropped, 5);
+	/* too large: refused before produce, counted; the others are untouched */
+	char big[201];
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(producer_send(p, "GPU-x", 5, big, sizeof(big) - 5 + 1), 0);
+	producer_stats(p, &st);
+	assert_int_equal(st.refused, 1);
+	assert_int_equal(st.produced, 12);
+	assert_int_equal(st.queued, 3);
+	assert_non_null(strstr(st.last_error, "refused"));
+	producer_set_credit(p, -1); /* no bound: everything goes to librdkafka */
+	producer_poll(p, 0);
+	producer_stats(p, &st);
+	assert_false(st.held);
+	assert_int_equal(st.queued, 0);
+	assert_int_equal(st.in_flight, 7);
+	producer_destroy(p);
+}
+
 static void test_spool_and_drop_oldest(void **state)
 {
 	(void)state;
@@ -586,6 +650,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_memory_only),
+		cmocka_unit_test(test_credit_bytes_refusal),
 		cmocka_unit_test_setup_teardown(test_spool_and_drop_oldest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_spool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_killed_run_journal, setup, teardown),
