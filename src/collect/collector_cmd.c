@@ -282,8 +282,9 @@ static int merge_sets(const struct targets *tg, struct discovery *d, struct merg
 	return 0;
 }
 
+/* t0: when the sources began to be read (the log says how long read + apply took) */
 static void discovery_apply(struct collector *c, const struct targets *tg, struct discovery *d,
-                            struct merged *m, size_t *n_now)
+                            struct merged *m, size_t *n_now, double t0)
 {
 	if (merge_sets(tg, d, m) != 0) {
 		log_error("collector: out of memory merging discovered targets; keeping the %zu in "
@@ -291,12 +292,12 @@ static void discovery_apply(struct collector *c, const struct targets *tg, struc
 			  *n_now);
 		return;
 	}
-	double t0 = time_mono();
 	if (collector_set_targets_enrich(c, m->urls, m->en, m->n) != 0) {
 		log_error("collector: out of memory; keeping the %zu targets in use", *n_now);
 		return;
 	}
-	log_info("collector: discovery: %zu targets (were %zu; applied in %.3f s)", m->n, *n_now,
+	log_info("collector: discovery: %zu targets (were %zu; read and applied in %.3f s)", m->n,
+		 *n_now,
 		 time_mono() - t0);
 	*n_now = m->n;
 }
@@ -543,7 +544,7 @@ int collector_cmd_run(struct config *cfg)
 			}
 			bool changed;
 			discovery_poll(disc, now, true, &changed);
-			discovery_apply(c, &tg, disc, &m, &n_now);
+			discovery_apply(c, &tg, disc, &m, &n_now, now);
 			last_sd = now;
 		} else if (hup) {
 			if (nvml)
@@ -557,7 +558,7 @@ int collector_cmd_run(struct config *cfg)
 			bool changed = false;
 			discovery_poll(disc, now, false, &changed);
 			if (changed)
-				discovery_apply(c, &tg, disc, &m, &n_now);
+				discovery_apply(c, &tg, disc, &m, &n_now, now);
 			last_sd = now;
 		}
 		if (every > 0 && now - last >= every) {
