@@ -3,7 +3,7 @@
 # versions, each benchmark's output, and a summary where every figure is a ratio against the
 # baseline measured in the same run.
 #
-#   bench/all.sh [--quick|--full] [--only "parser exporter collector sink console e2e"] [--report-only]
+#   bench/all.sh [--quick|--full] [--only "parser exporter collector sink console e2e api"] [--report-only]
 #
 # Parts (each under 5 minutes, except e2e --full, about 14):
 #   parser     bench/parser.sh      gpuhealth's parser vs Python prometheus_client, same bytes
@@ -13,12 +13,14 @@
 #   console    bench/console.sh     the console's own drawing CPU and memory, 64 GPUs at 1 s, 60 s
 #   e2e        bench/e2e.sh         exporters -> collector -> Kafka -> sink -> PostgreSQL, stepped
 #                                   fleet (--quick: 65,536 to 200,704 GPUs, 45 s a step; --full: 120 s a step, the last 300 s)
+#   api        bench/api.sh         32 clients paging GET /api/v1/gpus through 200,000 GPUs: /healthz
+#                                   p99 and the API's peak RSS against their targets (about 2 minutes)
 # A part that fails is reported as failed; the others still run. Raw outputs: build/bench-report/
 # (a notes.md there is copied into the report).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-mode=--quick only="parser exporter collector sink console e2e" report_only=0
+mode=--quick only="parser exporter collector sink console e2e api" report_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick|--full) mode=$1 ;;
@@ -50,6 +52,7 @@ for part in $only; do
     sink) cmd=(bench/sink.sh) ;;
     console) cmd=(bench/console.sh 60) ;;
     e2e) cmd=(env "E2E_OUT=$out/e2e.table" bench/e2e.sh "$mode") ;;
+    api) cmd=(bench/api.sh) ;;
     *) echo "all.sh: unknown part '$part'" >&2; exit 2 ;;
   esac
   echo "== $part: ${cmd[*]}" >&2
@@ -106,6 +109,14 @@ summary() {
     local win; win=$(grep -o 'window per step: .* after' "$f" | sed 's/^window per step: //; s/, after$//')
     # the issue's test is 5 minutes of flat lag: a shorter last window says so
     echo "| e2e | largest fleet with flat lag: ${best:-?} GPUs (windows ${win:-?}; the 5-minute test is --full) | target 200,000 GPUs for 5 minutes | $(ratio "${best:-0}" 200000) |"
+  fi
+  f=$out/api.txt
+  if [ -s "$f" ]; then
+    local hp hi pps rss; hp=$(grep -oE '^/healthz under load: p50 [0-9.]+ ms, p99 [0-9.]+' "$f" | grep -oE '[0-9.]+$')
+    hi=$(grep -oE 'idle p50 [0-9.]+ ms, p99 [0-9.]+' "$f" | grep -oE '[0-9.]+$'); pps=$(grep -oE '[0-9.]+ pages/s' "$f" | head -1)
+    rss=$(grep -oE '^API RSS: .*peak [0-9]+' "$f" | grep -oE '[0-9]+$')
+    echo "| api | /healthz p99 $hp ms while 32 clients page through the fleet ($pps; idle p99 $hi ms) | target 100 ms | $(ratio "$hp" 100) |"
+    echo "| api | the API's peak RSS $rss MB under that load | target 100 MB | $(ratio "$rss" 100) |"
   fi
 }
 

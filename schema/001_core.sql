@@ -38,14 +38,20 @@ CREATE FUNCTION gpuhealth_storage() RETURNS text LANGUAGE sql STABLE AS $$
                 THEN 'timescaledb' ELSE 'partitioned' END
 $$;
 
+-- Whether to use TimescaleDB is decided by "gpuhealth db migrate" from what it checked first
+-- (src/store/migrate.c: the extension available, in shared_preload_libraries, recent enough)
+-- and passed in gpuhealth.storage. Run without it (psql -f), the extension is created only
+-- when it is available and preloaded: CREATE EXTENSION timescaledb on a server that has the
+-- package installed but not preloaded raises FATAL and ends the session (issue #21).
 DO $ts$
+DECLARE
+    want text := coalesce(current_setting('gpuhealth.storage', true), '');
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
-        BEGIN
-            CREATE EXTENSION IF NOT EXISTS timescaledb;
-        EXCEPTION WHEN OTHERS THEN
-            RAISE NOTICE 'timescaledb is installed but cannot be loaded (%); using native partitions', SQLERRM;
-        END;
+    IF want = 'timescaledb' THEN
+        CREATE EXTENSION IF NOT EXISTS timescaledb;
+    ELSIF want = '' AND EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+          AND current_setting('shared_preload_libraries') ~ '(^|[\s,])timescaledb([\s,]|$)' THEN
+        CREATE EXTENSION IF NOT EXISTS timescaledb;
     END IF;
 END
 $ts$;

@@ -3,7 +3,8 @@
 # Usage: scripts/install-deps.sh [--test|--bench|--runtime]   (--test adds the test tools: Java +
 #        Maven for the Kafka broker, kcat, tmux, curl, clang + its libFuzzer runtime for the fuzz
 #        run, Python's prometheus_client (strict exposition parser), jsonschema and yaml (the API's
-#        OpenAPI check), systemd (systemd-analyze verify of the units), groff (man page check),
+#        OpenAPI check), python3-venv (schemathesis from PyPI in ~/.cache/gpuhealth, by
+#        scripts/python-venv.sh), systemd (systemd-analyze verify of the units), groff (man page check),
 #        docker-compose (compose file check), wrk and dnsmasq (a real DNS server for dns_sd); --bench adds the benchmarks' baselines and
 #        load tools: psycopg2, prometheus_client, wrk; --runtime installs only what the built
 #        binary needs to run, as the container image's last stage does)
@@ -17,7 +18,7 @@ case "${1:-}" in
   --runtime) pkgs=(libncursesw6 libcurl4 librdkafka1 libpq5 libjansson4 libmicrohttpd12 zlib1g
                    libyaml-0-2 ca-certificates curl) ;;
   --test) pkgs+=(default-jre-headless maven kcat tmux python3 curl clang libclang-rt-14-dev
-                 python3-prometheus-client python3-jsonschema python3-yaml systemd groff-base
+                 python3-prometheus-client python3-jsonschema python3-yaml python3-venv systemd groff-base
                  docker-compose wrk dnsmasq-base) ;;
   --bench) pkgs+=(python3 python3-psycopg2 python3-prometheus-client wrk kcat curl) ;;
   "") ;;

@@ -3,20 +3,44 @@
 # PostgreSQL and a real Apache Kafka broker, runs every test, stops the services, and exits
 # non-zero on any failure. Options: --quick (no sanitizer build), --unit (no services, unit
 # tests only), --faults (also the fault suite, tests/faults/, about 9 more minutes, in the
-# normal build after the default tests).
+# normal build after the default tests), --timescaledb DSN (instead of the default tests, the
+# TimescaleDB suite tests/timescaledb/ against the server DSN, with a real Kafka and a second
+# server that has TimescaleDB installed but not preloaded; see the script's header).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-quick=0 unit_only=0 faults=0
-for a in "$@"; do
-  case "$a" in
+quick=0 unit_only=0 faults=0 tsdb=
+while [ $# -gt 0 ]; do
+  case "$1" in
     --quick) quick=1 ;;
     --unit) unit_only=1 ;;
     --faults) faults=1 ;;
-    *) echo "test.sh: unknown option '$a' (use --quick, --unit or --faults)" >&2; exit 2 ;;
+    --timescaledb)
+      [ $# -ge 2 ] && [ -n "$2" ] || { echo "test.sh: --timescaledb needs the conninfo of a server that preloads TimescaleDB, e.g. 'host=127.0.0.1 port=5432 user=postgres dbname=gpuhealth_test'" >&2; exit 2; }
+      tsdb=$2; shift ;;
+    *) echo "test.sh: unknown option '$1' (use --quick, --unit, --faults or --timescaledb DSN)" >&2; exit 2 ;;
   esac
+  shift
 done
 start=$(date +%s)
+
+if [ -n "$tsdb" ]; then
+  # The TimescaleDB suite only: the normal build, a real Kafka, and (unless given in
+  # GPUHEALTH_TEST_TIMESCALEDB_NOPRELOAD) a private server from this host's PostgreSQL
+  # binaries, which must have TimescaleDB installed, without the preload.
+  scripts/install-deps.sh --test
+  scripts/build.sh "$root/build" -DGPUHEALTH_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  # shellcheck source=services.sh
+  source scripts/services.sh
+  trap 'kafka_stop; pg_stop' EXIT
+  kafka_start
+  if [ -z "${GPUHEALTH_TEST_TIMESCALEDB_NOPRELOAD:-}" ]; then
+    pg_start
+    export GPUHEALTH_TEST_TIMESCALEDB_NOPRELOAD=$GPUHEALTH_TEST_PG
+  fi
+  GPUHEALTH_TEST_TIMESCALEDB=$tsdb tests/timescaledb/test_timescaledb.sh "$root/build/gpuhealth"
+  exit $?
+fi
 
 scripts/install-deps.sh --test
 echo "== build (warnings are errors)" >&2
@@ -28,7 +52,7 @@ fi
 
 rc=0
 if [ $quick = 0 ]; then
-  # libFuzzer on the parser and the event builder, under ASan+UBSan, for a bounded time,
+  # libFuzzer on the parser and the event builder (and on the event validator, below), under ASan+UBSan, for a bounded time,
   # seeded with the real dcgm-exporter files. New inputs go to build-fuzz/corpus (kept
   # between runs), a crash to build-fuzz/crash-*; either fails the run.
   fuzz_s=${GPUHEALTH_FUZZ_SECONDS:-30}
@@ -46,6 +70,23 @@ if [ $quick = 0 ]; then
     rc=1
   else
     grep -E '^(Done|stat::number_of_executed_units)' build-fuzz/fuzz.log >&2 || true
+  fi
+  # the event validator the sink and the scorer share (#19): seeded with the contract's example
+  # events and the dead-letter cases (tests/fuzz/event_seeds); same bounded time
+  mkdir -p build-fuzz/corpus-event build-fuzz/event-seeds
+  for md in ../shared/contracts/event-v1.md tests/data/event-v1.md; do
+    [ -f "$md" ] && awk -v out="build-fuzz/event-seeds/$(basename "$(dirname "$md")")" \
+      '/^```json/{on=1; n++; next} /^```/{on=0} on{print > (out "-" n ".json")}' "$md"
+  done
+  if ! build-fuzz/tests/fuzz/fuzz_event_check -max_total_time="$fuzz_s" -timeout=10 \
+      -rss_limit_mb=2048 -artifact_prefix=build-fuzz/event- -print_final_stats=1 \
+      build-fuzz/corpus-event tests/fuzz/event_seeds build-fuzz/event-seeds \
+      >build-fuzz/fuzz-event.log 2>&1; then
+    tail -n 60 build-fuzz/fuzz-event.log >&2
+    echo "fuzz: FAILED (log: build-fuzz/fuzz-event.log; reproduce: build-fuzz/tests/fuzz/fuzz_event_check build-fuzz/event-crash-*)" >&2
+    rc=1
+  else
+    grep -E '^(Done|stat::number_of_executed_units)' build-fuzz/fuzz-event.log >&2 || true
   fi
 fi
 

@@ -4,11 +4,15 @@
 #include <langinfo.h>
 #include <math.h>
 #include <ncurses.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 #include <wchar.h>
 
 #include "core/signals.h"
@@ -740,7 +744,7 @@ static void pipeline_screen(struct console *c)
 	for (int p = 0; p < PP_COUNT; p++) {
 		const struct pipeline_part_view *pv = &v->parts[p];
 		enum view_level l = pv->state == PART_FAILED     ? VL_CRIT
-		                    : pv->state == PART_DEGRADED ? VL_WARN
+		                    : pv->state == PART_DEGRADED || pv->state == PART_STUCK ? VL_WARN
 		                    : pv->state == PART_RUNNING  ? VL_OK
 		                                                 : VL_DIM;
 		LINE(level_attr(c, l), "%-10s %-9s %s", view_part_name((enum pipeline_part)p),
@@ -1133,6 +1137,44 @@ static void write_stats(const struct console *c, double wall_s)
 	fclose(f);
 }
 
+/* Sleeps up to ms for a key on the terminal (in: its input, out: its output) or a signal that
+ * asks for a stop (signals_wake_fd()); *readable says whether a key may be waiting. Returns false
+ * when the terminal is gone: hung up (the ssh connection dropped, the tmux pane killed: a read
+ * gives EOF, a write EIO, poll says POLLHUP) or closed. Without this, getch() returned ERR at
+ * once, for ever, and the console spun on a core with nobody to see it. */
+static bool wait_input(int in, int out, int ms, bool *readable)
+{
+	struct pollfd p[3] = {{in, POLLIN, 0}, {out, 0, 0}, {signals_wake_fd(), POLLIN, 0}};
+	nfds_t n = p[2].fd >= 0 ? 3 : 2;
+	*readable = false;
+	if (poll(p, n, ms) < 0)
+		return true; /* EINTR: a signal (SIGWINCH, a stop); the caller reads what it left */
+	if ((p[0].revents | p[1].revents) & (POLLHUP | POLLERR | POLLNVAL))
+		return false;
+	*readable = (p[0].revents & POLLIN) != 0;
+	if (n == 3 && (p[2].revents & POLLIN) && !signals_stop_requested()) {
+		/* a wake-up that asks nothing of the console (a SIGHUP where it is a reload: a caller
+		 * that did not call signals_hup_stops()): take it, or the next poll would not sleep */
+		char drain[64];
+		while (read(p[2].fd, drain, sizeof(drain)) > 0) {
+		}
+	}
+	return true;
+}
+
+/* After poll said that the terminal's input is readable and getch() found no key: an input
+ * that is still readable with nothing in it is at its end (EOF without a hangup). */
+static bool input_at_eof(int in)
+{
+	struct pollfd p = {in, POLLIN, 0};
+	int avail = 0;
+	if (poll(&p, 1, 0) != 1)
+		return false;
+	if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
+		return true;
+	return (p.revents & POLLIN) && ioctl(in, FIONREAD, &avail) == 0 && avail == 0;
+}
+
 int console_run(const struct view_source *src, const struct console_opts *opts)
 {
 	int rc = 0;
@@ -1156,6 +1198,7 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 	/* the caller has called setlocale(LC_CTYPE, "") before any thread started */
 	const char *cs = nl_langinfo(CODESET);
 	c->unicode = opts->unicode && cs && strcmp(cs, "UTF-8") == 0;
+	int in_fd = fileno(stdin), out_fd = fileno(stdout);
 	SCREEN *scr = newterm(NULL, stdout, stdin);
 	if (!scr) {
 		fprintf(stderr,
@@ -1219,10 +1262,23 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 		if (opts->duration_s > 0 && start + opts->duration_s - mono_s() < wait)
 			wait = start + opts->duration_s - mono_s();
 		int ms = wait <= 0 ? 0 : (int)ceil(wait * 1000);
-		timeout(ms);
+		/* the wait is ours (poll on the terminal and the signals' pipe), not getch()'s: a
+		 * SIGTERM or SIGHUP that another thread took ends it at once, and a terminal that
+		 * went away is seen instead of an endless ERR */
+		bool readable = false;
+		if (!wait_input(in_fd, out_fd, ms, &readable)) {
+			signals_request_stop(SIGHUP); /* the same stop and exit status as a SIGHUP */
+			break;
+		}
+		timeout(0); /* also picks up a KEY_RESIZE after SIGWINCH */
 		int ch = getch();
-		if (ch == ERR)
+		if (ch == ERR) {
+			if (readable && input_at_eof(in_fd)) {
+				signals_request_stop(SIGHUP);
+				break;
+			}
 			continue;
+		}
 		double t0 = thread_cpu_s();
 		bool go_on = on_key(c, ch);
 		/* drain what else is waiting before one redraw */

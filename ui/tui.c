@@ -2,9 +2,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <locale.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +101,19 @@ static size_t pl_copy_gpus(void *ctx, struct fleet_gpu *out, size_t max)
 	return f ? fleet_snapshot(f, out, max) : 0;
 }
 
+/* What the pipeline had accepted and where it went, once it stopped: the line that says what
+ * a q or a hangup may have left out (the in-process broker's events die with the console). */
+static void log_stopped(struct pipeline *p)
+{
+	static struct pipeline_view v; /* large: not on the stack */
+	pipeline_view(p, &v);
+	const struct producer_stats *pr = &v.collector.producer;
+	log_info("console: stopped; events=%" PRIu64 " delivered=%" PRIu64 " dropped=%" PRIu64
+		 " sink_rows=%" PRIu64 " dlq=%" PRIu64,
+		 v.collector.events, pr->delivered, pr->dropped, v.sink.rows_written,
+		 v.sink.dead_letters);
+}
+
 /* The console runs in its own thread while the main thread starts the pipeline: the private
  * PostgreSQL is a child tied to the thread that starts it (PR_SET_PDEATHSIG), which must live
  * as long as the pipeline, and starting it can take seconds that the console shows. */
@@ -113,6 +128,16 @@ static void *ui_main(void *arg)
 	struct ui_thread *u = arg;
 	u->rc = console_run(u->src, u->co);
 	return NULL;
+}
+
+/* A clean stop because the terminal hung up (SIGHUP, or EOF/EIO on it) exits 128 + SIGHUP,
+ * as a shell reports a command that SIGHUP ended; q, SIGINT and SIGTERM exit 0 (the CLI
+ * contract's clean stop); a failure keeps its 1. */
+static int exit_status(int status)
+{
+	if (status == 0 && signals_stop_signal() == SIGHUP)
+		return 128 + SIGHUP;
+	return status;
 }
 
 int tui_run(struct config *cfg)
@@ -136,6 +161,10 @@ int tui_run(struct config *cfg)
 	bool fake = fake_env && fake_env[0] && strcmp(fake_env, "0") != 0;
 	char logpath[600];
 	int saved = -1;
+	/* the console's SIGHUP is its terminal hanging up (ssh dropped, tmux pane killed): stop in
+	 * order like q, never reload (--daemon keeps SIGHUP as its reload); before the handlers,
+	 * so that no SIGHUP is taken for a reload in between */
+	signals_hup_stops();
 	signals_install();
 	/* Two malloc arenas instead of up to 8 per core: the console's process runs some 30
 	 * threads that allocate little each; this keeps its resident memory down (issue #6:
@@ -161,7 +190,7 @@ int tui_run(struct config *cfg)
 		co.source_name = "fake";
 		rc = console_run(&src, &co);
 		fake_destroy(f);
-		return rc ? 1 : 0;
+		return exit_status(rc ? 1 : 0);
 	}
 
 	struct pipeline *p = NULL;
@@ -197,7 +226,12 @@ int tui_run(struct config *cfg)
 	if (src_rc)
 		log_error("console: the pipeline did not start: %s", err);
 	pthread_join(th, NULL);
+	if (signals_stop_signal() == SIGHUP)
+		log_info("console: the terminal hung up (SIGHUP, or EOF/EIO on it): stopping");
+	else if (signals_stop_signal())
+		log_info("console: signal %d: stopping", signals_stop_signal());
 	pipeline_stop(p);
+	log_stopped(p);
 	pipeline_destroy(p);
 	restore_stderr(saved);
 	if (src_rc) {
@@ -209,5 +243,5 @@ int tui_run(struct config *cfg)
 	} else {
 		status = 0;
 	}
-	return status;
+	return exit_status(status);
 }

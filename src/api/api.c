@@ -429,6 +429,7 @@ struct req {
 	bool too_many, duplicate;
 	const char *dup_key;
 	json_t *body; /* the answer */
+	char *text;   /* or the answer already as JSON text (malloc'd; wins over body) */
 	int status;
 };
 
@@ -571,31 +572,391 @@ static PGresult *rq_query(struct req *rq, const char *sql, int n, const char *co
 	"g.first_seen, "                                                                           \
 	"g.last_seen"
 
+/* ---- GET /api/v1/gpus, page by page (keyset paging on schema/008's gpus_page_idx) */
+
+#define GPUS_DEFAULT_LIMIT 500
+#define GPUS_MAX_LIMIT     5000
+#define GPUS_MAX_FILTER    256  /* bytes of a host or cluster filter */
+#define GPUS_MAX_CURSOR    4096 /* characters of a cursor (a host name of up to ~3,000 bytes) */
+#define GPUS_MAX_BODY      (8u << 20) /* a page ends early past this many bytes */
+
+static const char b64url_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* base64url without padding (RFC 4648 section 5) of in[0..n) appended to sb. */
+static int b64url_encode(struct strbuf *sb, const unsigned char *in, size_t n)
+{
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)in[i] << 16;
+		size_t k = n - i < 3 ? n - i : 3;
+		if (k > 1)
+			v |= (unsigned)in[i + 1] << 8;
+		if (k > 2)
+			v |= in[i + 2];
+		char out[4];
+		for (int j = 0; j < 4; j++)
+			out[j] = b64url_chars[(v >> (18 - 6 * j)) & 63];
+		int rc = strbuf_append(sb, out, k + 1);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Decodes base64url without padding into out (at least strlen(text) bytes); *n: the length.
+ * Returns false on a character outside the alphabet, a length no encoding has, or bits set
+ * past the end (every input has one encoding). */
+static bool b64url_decode(const char *text, unsigned char *out, size_t *n)
+{
+	size_t len = strlen(text), o = 0;
+	if (len % 4 == 1)
+		return false;
+	unsigned acc = 0;
+	int bits = 0;
+	for (size_t i = 0; i < len; i++) {
+		const char *c = memchr(b64url_chars, text[i], 64);
+		if (!c || !text[i])
+			return false;
+		acc = (acc << 6) | (unsigned)(c - b64url_chars);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (unsigned char)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	if (acc != 0)
+		return false;
+	*n = o;
+	return true;
+}
+
+/* The cursor after a row: base64url of [1, host, index, key] (COALESCE(hostname, ''),
+ * COALESCE(gpu_index, -1), gpu_key: the page order). Returns a malloc'd string or NULL. */
+static char *gpus_cursor_make(const PGresult *r, int row)
+{
+	const char *host = PQgetisnull(r, row, 5) ? "" : PQgetvalue(r, row, 5);
+	long long idx = PQgetisnull(r, row, 4) ? -1 : strtoll(PQgetvalue(r, row, 4), NULL, 10);
+	json_t *a = json_pack("[i, s, I, s]", 1, host, (json_int_t)idx, PQgetvalue(r, row, 0));
+	char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+	json_decref(a);
+	if (!text)
+		return NULL;
+	struct strbuf sb;
+	strbuf_init(&sb, 0);
+	int rc = b64url_encode(&sb, (const unsigned char *)text, strlen(text));
+	free(text);
+	if (rc || sb.overflow || !sb.data) {
+		strbuf_free(&sb);
+		return NULL;
+	}
+	return sb.data; /* caller frees */
+}
+
+/* Reads a cursor that gpus_cursor_make wrote; host and key point into *owner (caller
+ * json_decref). Returns false when it is not one. */
+static bool gpus_cursor_parse(const char *text, json_t **owner, const char **host, char *idx,
+                              size_t idxlen, const char **key)
+{
+	size_t len = strlen(text), n = 0;
+	if (len == 0 || len > GPUS_MAX_CURSOR)
+		return false;
+	unsigned char buf[GPUS_MAX_CURSOR];
+	if (!b64url_decode(text, buf, &n))
+		return false;
+	json_t *a = json_loadb((const char *)buf, n, 0, NULL); /* rejects \u0000, bad UTF-8 */
+	if (!a || !json_is_array(a) || json_array_size(a) != 4 ||
+	    !json_is_integer(json_array_get(a, 0)) ||
+	    json_integer_value(json_array_get(a, 0)) != 1 ||
+	    !json_is_string(json_array_get(a, 1)) || !json_is_integer(json_array_get(a, 2)) ||
+	    json_integer_value(json_array_get(a, 2)) < -1 ||
+	    json_integer_value(json_array_get(a, 2)) > 2147483647 ||
+	    !json_is_string(json_array_get(a, 3)) ||
+	    json_string_length(json_array_get(a, 3)) == 0) {
+		json_decref(a);
+		return false;
+	}
+	*host = json_string_value(json_array_get(a, 1));
+	*key = json_string_value(json_array_get(a, 3));
+	snprintf(idx, idxlen, "%lld", (long long)json_integer_value(json_array_get(a, 2)));
+	*owner = a; /* caller owns */
+	return true;
+}
+
+/* Appends "&name=value" (value percent-encoded) to sb when value is set. */
+static void url_param(struct strbuf *sb, const char *name, const char *value)
+{
+	if (!value)
+		return;
+	strbuf_printf(sb, "&%s=", name);
+	for (const unsigned char *c = (const unsigned char *)value; *c; c++) {
+		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+		    (*c >= '0' && *c <= '9') || strchr("-._~", *c))
+			strbuf_append(sb, c, 1);
+		else
+			strbuf_printf(sb, "%%%02X", *c);
+	}
+}
+
+/* value itself when it can be quoted in an error message as it is (printable ASCII, short),
+ * else a placeholder: an answer must stay valid UTF-8 JSON whatever a client sent. */
+static const char *echo_safe(const char *value)
+{
+	size_t n = 0;
+	for (const unsigned char *c = (const unsigned char *)value; *c; c++, n++)
+		if (*c < 0x20 || *c > 0x7e || n >= 64)
+			return "(the value given)";
+	return value;
+}
+
+/* A host or cluster filter: text PostgreSQL takes (UTF-8, no longer than GPUS_MAX_FILTER). */
+static bool gpus_filter_ok(struct req *rq, const char *name, const char *value)
+{
+	if (!value)
+		return true;
+	json_t *s = json_string(value); /* NULL when value is not UTF-8 */
+	bool ok = s && strlen(value) <= GPUS_MAX_FILTER;
+	json_decref(s);
+	if (!ok)
+		set(rq, 400,
+		    err_body("bad_parameter", name,
+		             "%s is not UTF-8 text of at most %d bytes: give the %s's name as "
+		             "listed in GET /api/v1/gpus",
+		             name, GPUS_MAX_FILTER, name));
+	return ok;
+}
+
+/* Appends s as a JSON string (s: UTF-8, as PostgreSQL returns text from a UTF8 database). */
+static void json_text_str(struct strbuf *sb, const char *s)
+{
+	strbuf_append(sb, "\"", 1);
+	const char *run = s;
+	for (const char *c = s;; c++) {
+		unsigned char u = (unsigned char)*c;
+		if (u >= 0x20 && u != '"' && u != '\\')
+			continue;
+		strbuf_append(sb, run, (size_t)(c - run));
+		if (!u)
+			break;
+		if (u == '"' || u == '\\')
+			strbuf_printf(sb, "\\%c", u);
+		else if (u == '\n')
+			strbuf_puts(sb, "\\n");
+		else if (u == '\t')
+			strbuf_puts(sb, "\\t");
+		else
+			strbuf_printf(sb, "\\u%04x", u);
+		run = c + 1;
+	}
+	strbuf_append(sb, "\"", 1);
+}
+
+/* Appends one result row as a JSON object, typed as cell_json types it, without building a
+ * jansson tree first (for 500 GPUs that tree was ~80 % of a page's CPU: malloc and free). */
+static void json_text_row(struct strbuf *sb, const PGresult *r, int row)
+{
+	strbuf_append(sb, "{", 1);
+	for (int col = 0; col < PQnfields(r); col++) {
+		if (col)
+			strbuf_append(sb, ",", 1);
+		json_text_str(sb, PQfname(r, col));
+		strbuf_append(sb, ":", 1);
+		const char *v = PQgetvalue(r, row, col);
+		if (PQgetisnull(r, row, col)) {
+			strbuf_puts(sb, "null");
+			continue;
+		}
+		switch (PQftype(r, col)) {
+		case OID_BOOL: strbuf_puts(sb, v[0] == 't' ? "true" : "false"); break;
+		case OID_INT2:
+		case OID_INT4:
+		case OID_INT8: strbuf_printf(sb, "%lld", strtoll(v, NULL, 10)); break;
+		case OID_FLOAT4:
+		case OID_FLOAT8:
+		case OID_NUMERIC: {
+			double d = strtod(v, NULL);
+			char num[40];
+			snprintf(num, sizeof(num), "%.17g", d);
+			if (!isfinite(d))
+				strbuf_puts(sb, "null");
+			else
+				strbuf_printf(sb, "%s%s", num, strpbrk(num, ".eE") ? "" : ".0");
+			break;
+		}
+		case OID_TIMESTAMPTZ: {
+			json_t *t = ts_json(v);
+			json_text_str(sb, t ? json_string_value(t) : v);
+			json_decref(t);
+			break;
+		}
+		case OID_JSON:
+		case OID_JSONB: {
+			json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
+			if (j)
+				strbuf_puts(sb, v); /* valid JSON as it is */
+			else
+				json_text_str(sb, v);
+			json_decref(j);
+			break;
+		}
+		default: json_text_str(sb, v);
+		}
+	}
+	strbuf_append(sb, "}", 1);
+}
+
+/* Pages are built at most GPUS_BUSY_MAX(threads) at a time, whatever the number of clients:
+ * the others wait here, holding no database connection, so /healthz and the other endpoints
+ * always find one free and the CPU is not split 32 ways (bench/api.sh). One gate for the
+ * process: a process runs one API. */
+#define GPUS_BUSY_MAX(threads) ((threads) > 2 ? (threads) / 2 : 1)
+static pthread_mutex_t gpus_gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gpus_gate_cv = PTHREAD_COND_INITIALIZER;
+static unsigned gpus_busy;
+
+static void gpus_gate_enter(unsigned threads)
+{
+	pthread_mutex_lock(&gpus_gate_mu);
+	while (gpus_busy >= GPUS_BUSY_MAX(threads))
+		pthread_cond_wait(&gpus_gate_cv, &gpus_gate_mu);
+	gpus_busy++;
+	pthread_mutex_unlock(&gpus_gate_mu);
+}
+
+static void gpus_gate_leave(void)
+{
+	pthread_mutex_lock(&gpus_gate_mu);
+	gpus_busy--;
+	pthread_cond_signal(&gpus_gate_cv);
+	pthread_mutex_unlock(&gpus_gate_mu);
+}
+
+static void gpus_page(struct req *rq, const char *host, const char *status, const char *cluster,
+                      const char *c_host, const char *c_idx, const char *c_key, long limit);
+
 static void ep_gpus(struct req *rq)
 {
-	static const char *const allowed[] = {"host", "status", NULL};
+	static const char *const allowed[] = {"host", "status", "cluster", "limit", "cursor", NULL};
 	if (!args_allowed(rq, allowed))
 		return;
 	const char *host = arg(rq, "host"), *status = arg(rq, "status");
+	const char *cluster = arg(rq, "cluster"), *lim = arg(rq, "limit");
+	const char *cursor = arg(rq, "cursor");
 	if (status && strcmp(status, "pass") && strcmp(status, "warn") && strcmp(status, "fail")) {
 		set(rq, 400,
 		    err_body("bad_parameter", "status",
-		             "status '%s' is not a health status: use pass, warn or fail", status));
+		             "status '%s' is not a health status: use pass, warn or fail",
+		             echo_safe(status)));
 		return;
 	}
-	const char *p[2] = {host, status};
+	if (!gpus_filter_ok(rq, "host", host) || !gpus_filter_ok(rq, "cluster", cluster))
+		return;
+	long limit = GPUS_DEFAULT_LIMIT;
+	if (lim) {
+		size_t n = strlen(lim);
+		bool digits = n >= 1 && n <= 4 && strspn(lim, "0123456789") == n;
+		limit = digits ? strtol(lim, NULL, 10) : 0;
+		if (limit < 1 || limit > GPUS_MAX_LIMIT) {
+			set(rq, 400,
+			    err_body("bad_parameter", "limit",
+			             "limit '%s' is not a whole number from 1 to %d (default %d)",
+			             echo_safe(lim), GPUS_MAX_LIMIT, GPUS_DEFAULT_LIMIT));
+			return;
+		}
+	}
+	json_t *cur = NULL;
+	const char *c_host = NULL, *c_key = NULL;
+	char c_idx[24] = "";
+	if (cursor && !gpus_cursor_parse(cursor, &cur, &c_host, c_idx, sizeof(c_idx), &c_key)) {
+		set(rq, 400,
+		    err_body(
+		        "bad_parameter", "cursor",
+		        "cursor is not one this API gave: pass the next_cursor of the previous "
+		        "page unchanged (or follow its next), or leave cursor out for the first "
+		        "page"));
+		return;
+	}
+	gpus_gate_enter(rq->api->threads);
+	gpus_page(rq, host, status, cluster, cursor ? c_host : NULL, c_idx, c_key, limit);
+	gpus_gate_leave();
+	json_decref(cur);
+}
+
+/* One page: the query, then the answer as JSON text in rq->text. */
+static void gpus_page(struct req *rq, const char *host, const char *status, const char *cluster,
+                      const char *c_host, const char *c_idx, const char *c_key, long limit)
+{
+	char lbuf[24];
+	snprintf(lbuf, sizeof(lbuf), "%ld", limit + 1); /* one more: is there a next page? */
+	const char *p[7] = {host, status, cluster, c_host, c_host ? c_idx : NULL, c_key, lbuf};
+	/* the filters and the position in SQL: one index range scan of limit + 1 rows */
 	PGresult *r = rq_query(
 	    rq,
 	    "SELECT " GPU_COLS ", h.score AS health_score, h.status AS health_status "
 	    "FROM gpus g LEFT JOIN LATERAL (SELECT score, status FROM gpu_health_scores s "
 	    "WHERE s.gpu_key = g.gpu_key ORDER BY s.time DESC LIMIT 1) h ON true "
 	    "WHERE ($1::text IS NULL OR g.hostname = $1) AND ($2::text IS NULL OR h.status = $2) "
-	    "ORDER BY g.hostname, g.gpu_index, g.gpu_key",
-	    2, p);
+	    "AND ($3::text IS NULL OR g.cluster = $3) "
+	    "AND ($4::text IS NULL OR (COALESCE(g.hostname, ''), COALESCE(g.gpu_index, -1), "
+	    "g.gpu_key) > ($4::text, $5::int, $6::text)) "
+	    "ORDER BY COALESCE(g.hostname, ''), COALESCE(g.gpu_index, -1), g.gpu_key "
+	    "LIMIT $7::int",
+	    7, p);
+	if (rq->pc) { /* the rows are here: the connection is free for others while we render */
+		pool_put(rq->api, rq->pc);
+		rq->pc = NULL;
+	}
 	if (!r)
 		return;
-	set(rq, 200, json_pack("{s:i, s:o}", "count", PQntuples(r), "gpus", rows_array(r)));
+	struct strbuf sb; /* the answer */
+	strbuf_init(&sb, 0);
+	int n = PQntuples(r), rows = n > limit ? (int)limit : n, i = 0;
+	strbuf_reserve(&sb, (size_t)rows * 480 + 512); /* ~460 bytes a GPU: one allocation */
+	strbuf_puts(&sb, "{\"count\":");
+	size_t count_at = sb.len;
+	strbuf_printf(&sb, "%-10s,\"limit\":%ld,\"gpus\":[", "", limit);
+	for (; i < rows && (i == 0 || sb.len < GPUS_MAX_BODY); i++) {
+		if (i)
+			strbuf_append(&sb, ",", 1);
+		json_text_row(&sb, r, i);
+	}
+	/* a next page when rows were left: past limit, or past the body bound */
+	char *c = i < n ? gpus_cursor_make(r, i - 1) : NULL;
+	strbuf_puts(&sb, "],\"next\":");
+	if (c) {
+		struct strbuf url;
+		strbuf_init(&url, 0);
+		strbuf_printf(&url, "/api/v1/gpus?limit=%ld", limit);
+		url_param(&url, "host", host);
+		url_param(&url, "status", status);
+		url_param(&url, "cluster", cluster);
+		url_param(&url, "cursor", c);
+		json_text_str(&sb, url.data && !url.overflow ? url.data : "");
+		if (url.overflow || !url.data)
+			sb.overflow = true;
+		strbuf_free(&url);
+		strbuf_puts(&sb, ",\"next_cursor\":");
+		json_text_str(&sb, c);
+	} else {
+		strbuf_puts(&sb, "null,\"next_cursor\":null");
+	}
+	strbuf_puts(&sb, "}");
+	bool failed = (i < n && !c) || sb.overflow || !sb.data;
+	free(c);
 	PQclear(r);
+	if (failed) {
+		strbuf_free(&sb);
+		set(rq, 500, err_body("internal", NULL, "out of memory"));
+		return;
+	}
+	/* the count, known now, over the first of the 10 characters left for it; the blanks
+	 * after it move the rest of the answer left, once */
+	char cnt[16];
+	int w = snprintf(cnt, sizeof(cnt), "%d", i);
+	memcpy(sb.data + count_at, cnt, (size_t)w);
+	memmove(sb.data + count_at + w, sb.data + count_at + 10, sb.len - count_at - 10 + 1);
+	rq->status = 200;
+	rq->text = sb.data; /* owned by rq */
 }
 
 /* Looks the GPU up; sets a 404 (or 503) and returns NULL when it is not there. */
@@ -1048,6 +1409,25 @@ static enum MHD_Result send_json(struct api *api, struct MHD_Connection *c, int 
 	return ret;
 }
 
+/* Sends JSON text rendered by a handler; takes *text (set to NULL); counts the status sent. */
+static enum MHD_Result send_text(struct api *api, struct MHD_Connection *c, int status,
+                                 char **text)
+{
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer_with_free_callback(strlen(*text), *text, free);
+	if (!r) {
+		count_status(api, 500);
+		return MHD_NO; /* *text is still ours: answer frees it */
+	}
+	*text = NULL; /* owned by r */
+	count_status(api, status);
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static void cconn_mark(struct api *api, struct MHD_Connection *c, bool in_request)
 {
 	const union MHD_ConnectionInfo *ci =
@@ -1185,10 +1565,12 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	}
 	if (rq.status == 0)
 		set(&rq, 500, err_body("internal", NULL, "no answer was produced"));
-	ret = send_json(api, c, rq.status, rq.body);
+	ret = rq.text ? send_text(api, c, rq.status, &rq.text)
+	              : send_json(api, c, rq.status, rq.body);
 out:
 	if (rq.pc)
 		pool_put(api, rq.pc);
+	free(rq.text);
 	json_decref(rq.body);
 	atomic_fetch_add(&api->duration_us[ep], (uint64_t)((time_mono() - t0) * 1e6));
 	return ret;
@@ -1351,10 +1733,12 @@ int api_start(struct api *api, char *err, size_t errlen)
 	int rc = open_listener(api, &fd, err, errlen);
 	if (rc)
 		return rc;
+	/* a thread per connection: a slow answer (a page of GPUs) holds up only its own client;
+	 * /healthz is never queued behind pages on a shared worker thread */
 	api->daemon = MHD_start_daemon(
-	    MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, api,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-	    MHD_OPTION_THREAD_POOL_SIZE, api->threads, MHD_OPTION_CONNECTION_LIMIT,
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+	    NULL, NULL, answer, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
+	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned)CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT, api->per_client,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_CONNECTION,
 	    on_connection, api, MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_END);

@@ -341,8 +341,11 @@ int collector_cmd_run(struct config *cfg)
 	int rc = load_targets(cfg, &tg, err, sizeof(err));
 	if (rc) {
 		log_error("%s", err);
-		status = rc == -EINVAL || rc == -EEXIST || rc == -E2BIG ? CLI_EXIT_USAGE
-									: CLI_EXIT_FAILURE;
+		/* a file that is not a targets list (a directory, too big) is bad usage too */
+		status = rc == -EINVAL || rc == -EEXIST || rc == -E2BIG || rc == -EISDIR ||
+		                 rc == -EFBIG
+		             ? CLI_EXIT_USAGE
+		             : CLI_EXIT_FAILURE;
 		goto out;
 	}
 	bool nvml = config_bool(cfg, "nvml");

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/strbuf.h"
+#include "core/textfile.h"
 
 void targets_init(struct targets *t) { memset(t, 0, sizeof(*t)); }
 
@@ -212,31 +212,16 @@ int targets_parse(struct targets *t, const char *text, size_t len, const char *n
 
 int targets_load_file(struct targets *t, const char *path, char *err, size_t errlen)
 {
-	int rc = 0;
-	struct strbuf sb;
-	strbuf_init(&sb, (size_t)256 << 20);
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		rc = -errno;
-		snprintf(err, errlen, "targets file '%s': %s", path, strerror(-rc));
-		goto out;
+	char *text = NULL;
+	size_t len = 0;
+	char why[512];
+	int rc = textfile_read(path, TARGETS_FILE_MAX_BYTES, TARGETS_FILE_MAX_LINE, &text, &len, why,
+	                       sizeof(why));
+	if (rc) {
+		snprintf(err, errlen, "targets file %s", why);
+		return rc;
 	}
-	char buf[65536];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-		if ((rc = strbuf_append(&sb, buf, n)) != 0) {
-			snprintf(err, errlen, "targets file '%s': too large (%s)", path, strerror(-rc));
-			goto out;
-		}
-	if (ferror(f)) {
-		rc = -EIO;
-		snprintf(err, errlen, "targets file '%s': read error", path);
-		goto out;
-	}
-	rc = targets_parse(t, sb.data ? sb.data : "", sb.len, path, err, errlen);
-out:
-	if (f)
-		fclose(f);
-	strbuf_free(&sb);
+	rc = targets_parse(t, text, len, path, err, errlen);
+	free(text);
 	return rc;
 }

@@ -15,6 +15,8 @@
 
 #define TARGETS_MAX_URL 2048 /* bytes of one URL */
 #define TARGETS_MAX 100000   /* targets in one collector */
+#define TARGETS_FILE_MAX_BYTES ((size_t)32 << 20) /* a targets file's size */
+#define TARGETS_FILE_MAX_LINE 4096                /* bytes of one line, comment included */
 
 struct targets {
 	char **urls;    /* owned, NUL-terminated, in the order given */
@@ -38,8 +40,10 @@ int targets_add(struct targets *t, const char *url, const char *origin, char *er
 int targets_parse(struct targets *t, const char *text, size_t len, const char *name, char *err,
 		  size_t errlen);
 
-/* Reads and parses a targets file. Returns 0, -errno (cannot read it: message names the file),
- * or a parse error. */
+/* Reads and parses a targets file (through textfile_read: a regular file of at most
+ * TARGETS_FILE_MAX_BYTES, UTF-8 without NUL bytes, lines of at most TARGETS_FILE_MAX_LINE
+ * bytes). Returns 0, -errno (cannot read it, or not such a file: the message names the file
+ * and line), or a parse error. */
 int targets_load_file(struct targets *t, const char *path, char *err, size_t errlen);
 
 /* Index of url in t, or -1. */

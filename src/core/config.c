@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/textfile.h"
+
 struct value {
 	enum config_source src;
 	bool has;
@@ -412,24 +414,28 @@ static char *trim(char *s)
 
 int config_load_file(struct config *cfg, const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		int e = errno;
-		errf(err, errlen, "cannot read config file '%s': %s (check --config / GPUHEALTH_CONFIG)",
-		     path, strerror(e));
-		return -e;
+	char *text = NULL;
+	size_t len = 0;
+	char suberr[512];
+	int rc = textfile_read(path, CONFIG_FILE_MAX_BYTES, CONFIG_FILE_MAX_LINE, &text, &len,
+	                       suberr, sizeof(suberr));
+	if (rc) {
+		errf(err, errlen, "config file %s (check --config / GPUHEALTH_CONFIG)", suberr);
+		return rc;
 	}
-	char line[4096];
+	char line[CONFIG_FILE_MAX_LINE + 2];
 	unsigned lineno = 0;
-	int rc = 0;
-	while (fgets(line, sizeof(line), f)) {
+	size_t pos = 0;
+	while (pos < len) {
 		lineno++;
-		size_t l = strlen(line);
-		if (l == sizeof(line) - 1 && line[l - 1] != '\n') {
-			errf(err, errlen, "%s:%u: line longer than %zu bytes", path, lineno, sizeof(line) - 2);
-			rc = -EINVAL;
-			break;
-		}
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t l = nl ? (size_t)(nl - (text + pos)) : len - pos;
+		/* textfile_read checked the length (a CR more at most) and that there is no NUL */
+		if (l >= sizeof(line))
+			l = sizeof(line) - 1;
+		memcpy(line, text + pos, l);
+		line[l] = '\0';
+		pos = nl ? (size_t)(nl - text) + 1 : len;
 		char *s = trim(line);
 		if (*s == '\0' || *s == '#' || *s == ';')
 			continue;
@@ -456,14 +462,13 @@ int config_load_file(struct config *cfg, const char *path, char *err, size_t err
 		}
 		if (!(cfg->table[idx].modes & cfg->mode))
 			continue; /* one file configures every service */
-		char suberr[384];
 		rc = set_value(cfg, (size_t)idx, CONFIG_SRC_FILE, val, suberr, sizeof(suberr));
 		if (rc) {
 			errf(err, errlen, "%s:%u: %s", path, lineno, suberr);
 			break;
 		}
 	}
-	fclose(f);
+	free(text);
 	return rc;
 }
 

@@ -63,9 +63,16 @@ int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size
 int config_load_env(struct config *cfg, const char *(*getenv_fn)(const char *name), char *err,
 		    size_t errlen);
 
+/* Limits of the config file: its size, and one line's bytes (the line end not counted). */
+#define CONFIG_FILE_MAX_BYTES ((size_t)1 << 20)
+#define CONFIG_FILE_MAX_LINE 4096
+
 /* Reads a `key = value` file ('#' comments, blank lines). Keys of other modes are accepted and
  * ignored (one file serves every service); unknown keys are an error naming file and line.
- * Returns 0, -ENOENT/-EACCES (message written), or -EINVAL. */
+ * The file is read by textfile_read: only a regular file of at most CONFIG_FILE_MAX_BYTES,
+ * UTF-8 without NUL bytes, lines of at most CONFIG_FILE_MAX_LINE bytes.
+ * Returns 0, or a negative errno (-ENOENT, -EACCES, -EISDIR, -EFBIG, -EINVAL, ...) with a
+ * message naming the file (and the line, where there is one). */
 int config_load_file(struct config *cfg, const char *path, char *err, size_t errlen);
 
 /* Accessors. Asking for a name that is not in the table, or with the wrong type, aborts: that

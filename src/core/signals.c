@@ -10,6 +10,7 @@
 
 static volatile sig_atomic_t g_stop;
 static volatile sig_atomic_t g_hup;
+static volatile sig_atomic_t g_hup_stops; /* the console: SIGHUP is a stop */
 /* self-pipe: a handler writes a byte so that signals_wait() returns at once, whichever
  * thread the signal was delivered to; -1 until signals_install() made it */
 static int g_wake[2] = {-1, -1};
@@ -26,12 +27,16 @@ static void wake(void)
 
 static void on_stop(int sig)
 {
-	g_stop = sig;
+	if (!g_stop) /* the first reason stays: a SIGTERM after a hangup is still a hangup */
+		g_stop = sig;
 	wake();
 }
 static void on_hup(int sig)
 {
-	(void)sig;
+	if (g_hup_stops) {
+		on_stop(sig);
+		return;
+	}
 	g_hup = 1;
 	wake();
 }
@@ -59,6 +64,21 @@ bool signals_stop_requested(void)
 int signals_stop_signal(void)
 {
 	return (int)g_stop;
+}
+
+void signals_hup_stops(void)
+{
+	g_hup_stops = 1;
+}
+
+void signals_request_stop(int sig)
+{
+	on_stop(sig);
+}
+
+int signals_wake_fd(void)
+{
+	return g_wake[0];
 }
 
 bool signals_take_hup(void)

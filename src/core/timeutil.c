@@ -49,7 +49,7 @@ int time_parse_rfc3339(const char *s, double *epoch)
 	    digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &m) || s[16] != ':' ||
 	    digits(s + 17, 2, &sec))
 		return -EINVAL;
-	if (Y < 1970 || M < 1 || M > 12 || D < 1 || D > days_in_month(Y, M) || h > 23 || m > 59 ||
+	if (Y < 1 || M < 1 || M > 12 || D < 1 || D > days_in_month(Y, M) || h > 23 || m > 59 ||
 	    sec > 60)
 		return -EINVAL;
 	const char *p = s + 19;

@@ -8,7 +8,8 @@
 double time_now(void);
 /* Seconds on a monotonic clock (for intervals and timeouts). */
 double time_mono(void);
-/* Parses "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+hh:mm|-hh:mm)" ('T' or ' '). Returns 0 or -EINVAL. */
+/* Parses "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+hh:mm|-hh:mm)" ('T' or ' '),
+ * years 0001 to 9999 (whether a time is plausible is the caller's rule). Returns 0 or -EINVAL. */
 int time_parse_rfc3339(const char *text, double *epoch);
 /* Writes UTC with milliseconds, "2026-11-28T12:00:10.000Z". Returns 0 or -ENOSPC. */
 int time_format_rfc3339(double epoch, char *buf, size_t len);

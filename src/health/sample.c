@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/event_check.h"
 #include "core/timeutil.h"
 
 /* Where each field lives in the event: metrics.<key>, or extra.<DCGM name>. */
@@ -122,6 +123,21 @@ int health_sample_parse(const char *text, size_t len, struct health_sample *out,
 		return -EINVAL;
 	}
 	int rc = health_sample_from_json(j, out, err, errlen);
+	json_decref(j);
+	return rc;
+}
+
+int health_sample_parse_checked(const char *text, size_t len, const struct event_check_opts *o,
+				struct health_sample *out, char *err, size_t errlen)
+{
+	double t;
+	memset(out, 0, sizeof(*out));
+	json_t *j = event_check_load(text, len, err, errlen);
+	if (!j)
+		return -EINVAL;
+	int rc = event_check_json(j, o, &t, err, errlen);
+	if (!rc)
+		rc = health_sample_from_json(j, out, err, errlen);
 	json_decref(j);
 	return rc;
 }

@@ -78,4 +78,13 @@ int health_sample_from_json(const json_t *event, struct health_sample *out, char
 int health_sample_parse(const char *text, size_t len, struct health_sample *out, char *err,
 			size_t errlen);
 
+struct event_check_opts;
+/*
+ * The scorer's intake: the text checked by the one event validator (core/event_check.h, the
+ * sink's rules and reasons: time inside [now - retention, now + allowed skew], ranges, types),
+ * then decoded. Returns 0, or -EINVAL with the validator's reason in err (a dead letter).
+ */
+int health_sample_parse_checked(const char *text, size_t len, const struct event_check_opts *o,
+				struct health_sample *out, char *err, size_t errlen);
+
 #endif

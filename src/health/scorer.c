@@ -21,6 +21,7 @@
 #include "health/alerts.h"
 #include "health/predict.h"
 #include "health/rules.h"
+#include "core/event_check.h"
 #include "health/sample.h"
 #include "health/webhook.h"
 #include "store/pg.h"
@@ -31,6 +32,8 @@
 #define STOP_DEADLINE_S 10.0
 #define MAX_PARTS 256
 #define MISSING_MAX 256 /* silent GPUs reported per host tick */
+#define RETRY_TELL_S 30.0 /* a batch being retried is told this often */
+#define BAD_TELL_S 10.0  /* dead letters are told at most once per this many seconds */
 
 static const char *const KIND_HEALTH = "health";
 static const char *const KIND_RISK = "failure_risk";
@@ -53,6 +56,16 @@ struct part_off {
 	int64_t next;
 };
 
+/* The last health row written for a GPU: a new one is written when one of these changes or
+ * health_row_interval_s has passed (issue #21: the health tables grew by a row per sample). */
+struct written {
+	char *key; /* owned; NULL: free slot */
+	enum health_status status;
+	const char *rec; /* a static action name, or NULL */
+	int band;        /* score / 10 */
+	double time;     /* sample time of the row */
+};
+
 struct scorer {
 	struct scorer_options o; /* strings below are owned copies */
 	char *brokers, *topic, *group, *alerts_topic, *conninfo, *webhook_url;
@@ -65,6 +78,9 @@ struct scorer {
 	struct alerts *alerts;
 	bool alerts_loaded;
 	bool curl_inited;
+	double max_age_s;         /* the retention: the event validator's oldest time */
+	double bad_told_at;       /* time_now() of the last dead-letter warning */
+	uint64_t bad_since_told;  /* dead letters since */
 
 	pthread_t thread;
 	bool started;
@@ -80,6 +96,10 @@ struct scorer {
 	int noffs;
 	double batch_started;
 	struct health_result missing[MISSING_MAX];
+
+	/* what was last written for each GPU (scorer thread only): an open-addressing table */
+	struct written *written;
+	size_t nwritten, capwritten;
 
 	pthread_mutex_t lock; /* guards st */
 	struct scorer_stats st;
@@ -308,6 +328,71 @@ static int add_op(struct scorer *s, enum alert_action act, const char *kind, enu
 
 /* ---- one evaluation: score, prediction, recommendation, alerts into the batch */
 
+static size_t key_hash(const char *k)
+{
+	size_t h = 1469598103934665603u;
+	for (; *k; k++)
+		h = (h ^ (unsigned char)*k) * 1099511628211u;
+	return h;
+}
+
+/* The slot of key (found, or the free one it would take); NULL when the table is empty. */
+static struct written *written_slot(struct scorer *s, const char *key)
+{
+	if (!s->capwritten)
+		return NULL;
+	size_t i = key_hash(key) & (s->capwritten - 1);
+	while (s->written[i].key && strcmp(s->written[i].key, key) != 0)
+		i = (i + 1) & (s->capwritten - 1);
+	return &s->written[i];
+}
+
+/* Keeps the table at most half full. Returns 0 or -ENOMEM. */
+static int written_grow(struct scorer *s)
+{
+	if ((s->nwritten + 1) * 2 <= s->capwritten)
+		return 0;
+	size_t cap = s->capwritten ? s->capwritten * 2 : 1024;
+	struct written *old = s->written, *t = calloc(cap, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	size_t oldcap = s->capwritten;
+	s->written = t;
+	s->capwritten = cap;
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i].key)
+			*written_slot(s, old[i].key) = old[i];
+	free(old);
+	return 0;
+}
+
+/* Whether r's rows are written: the first of its GPU, a change of status, recommendation or
+ * score band, or health_row_interval_s since the last; notes what is written. A GPU that
+ * cannot be tracked (out of memory) is written every time. */
+static bool row_due(struct scorer *s, const struct health_result *r, const char *rec)
+{
+	if (s->o.health_row_interval_s <= 0)
+		return true;
+	struct written *w = written_grow(s) ? NULL : written_slot(s, r->key);
+	if (!w)
+		return true;
+	int band = r->score / 10;
+	if (w->key && w->status == r->status && w->band == band &&
+	    (w->rec == rec || (w->rec && rec && strcmp(w->rec, rec) == 0)) &&
+	    r->time - w->time < s->o.health_row_interval_s && r->time >= w->time)
+		return false;
+	if (!w->key) {
+		if (!(w->key = strdup(r->key)))
+			return true;
+		s->nwritten++;
+	}
+	w->status = r->status;
+	w->rec = rec;
+	w->band = band;
+	w->time = r->time;
+	return true;
+}
+
 static int judge(struct scorer *s, const struct health_result *r)
 {
 	char ts[40];
@@ -328,13 +413,16 @@ static int judge(struct scorer *s, const struct health_result *r)
 		if (econ_evaluate(&in, p.probability, r->status == HEALTH_FAIL, required, &e) == 0)
 			rec = health_action_name(e.best);
 	}
-	json_t *pj = prediction_json(&p, &e, required, rec != NULL);
-	int rc = pj ? 0 : -ENOMEM;
-	rc = rc ? rc : append_score(s, r, ts);
-	rc = rc ? rc : append_prediction(s, r, &p, ts, pj, rec);
-	json_decref(pj);
-	if (rc)
-		return rc;
+	int rc = 0;
+	if (row_due(s, r, rec)) {
+		json_t *pj = prediction_json(&p, &e, required, rec != NULL);
+		rc = pj ? 0 : -ENOMEM;
+		rc = rc ? rc : append_score(s, r, ts);
+		rc = rc ? rc : append_prediction(s, r, &p, ts, pj, rec);
+		json_decref(pj);
+		if (rc)
+			return rc;
+	}
 	s->nrows++;
 
 	enum alert_action act;
@@ -391,10 +479,25 @@ static void take(struct scorer *s, rd_kafka_message_t *m)
 	STAT_ADD(s, consumed, 1);
 	struct health_sample smp;
 	char err[256];
-	if (!m->payload || health_sample_parse(m->payload, m->len, &smp, err, sizeof(err))) {
+	/* "now" is this host's clock: no event's time moves it */
+	double wall = time_now();
+	struct event_check_opts co = {.now = wall, .max_age_s = s->max_age_s,
+				      .max_skew_s = s->o.max_skew_s};
+	if (!m->payload ||
+	    health_sample_parse_checked(m->payload, m->len, &co, &smp, err, sizeof(err))) {
 		STAT_ADD(s, bad_events, 1);
-		log_debug("scorer: skipped an event at offset %lld: %s", (long long)m->offset,
-			  m->payload ? err : "empty");
+		/* the sink dead-letters the same event with the same reason; told once per interval
+		 * here, at warning level, with the count */
+		s->bad_since_told++;
+		if (wall - s->bad_told_at >= BAD_TELL_S) {
+			log_warn("scorer: %llu dead letter%s skipped (not scored) in the last %.0f s; "
+				 "the last at %s[%d]@%lld: %s",
+				 (unsigned long long)s->bad_since_told, s->bad_since_told == 1 ? "" : "s",
+				 BAD_TELL_S, m->rkt ? rd_kafka_topic_name(m->rkt) : "?",
+				 (int)m->partition, (long long)m->offset, m->payload ? err : "empty");
+			s->bad_told_at = wall;
+			s->bad_since_told = 0;
+		}
 		return;
 	}
 	struct health_result res;
@@ -407,9 +510,12 @@ static void take(struct scorer *s, rd_kafka_message_t *m)
 		rc = judge(s, &res);
 	/* "fell off the bus" only on live data: while a backlog is replayed the partitions (one
 	 * per GPU key) are read unevenly, and a GPU would look silent when it is only behind */
-	bool live = time_now() - smp.time <= s->o.interval_s * (s->o.missing_intervals + 1);
+	bool live = wall - smp.time <= s->o.interval_s * (s->o.missing_intervals + 1);
 	if (rc == 0 && live) {
-		size_t n = rules_missing(s->rules, smp.host, smp.time, s->missing, MISSING_MAX);
+		/* a time ahead of this host's clock (within the allowed skew) is not "now" for the
+		 * other GPUs of the host */
+		double at = smp.time < wall ? smp.time : wall;
+		size_t n = rules_missing(s->rules, smp.host, at, s->missing, MISSING_MAX);
 		for (size_t i = 0; i < n && !rc; i++)
 			rc = judge(s, &s->missing[i]);
 	}
@@ -456,6 +562,11 @@ static int db_ensure(struct scorer *s)
 		db_close(s);
 		return -EIO;
 	}
+	PGresult *rr = PQexec(s->db, "SELECT extract(epoch FROM value::interval) FROM "
+				     "gpuhealth_settings WHERE key = 'retention'");
+	if (PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1 && !(s->o.max_age_s > 0))
+		s->max_age_s = strtod(PQgetvalue(rr, 0, 0), NULL);
+	PQclear(rr);
 	if (!s->alerts_loaded) {
 		PGresult *r = PQexecParams(s->db,
 					   "SELECT gpu_key, kind, severity FROM alerts WHERE cleared_at IS NULL "
@@ -665,11 +776,18 @@ static int flush(struct scorer *s)
 		goto abandon;
 	}
 	if (s->nrows || s->nops) {
+		double told = 0;
 		while (db_write(s)) {
 			STAT_ADD(s, db_errors, 1);
-			if (attempt == 0)
-				log_warn("scorer: cannot write a batch of %zu scores (%s); retrying", s->nrows,
+			/* told at warning level once per RETRY_TELL_S, with the count and the age of
+			 * the oldest message held */
+			if (time_mono() - told >= RETRY_TELL_S) {
+				told = time_mono();
+				log_warn("scorer: retrying a batch of %zu scores and %zu alert changes, the "
+					 "oldest held %.0f s, attempt %d (%s)",
+					 s->nrows, s->nops, time_mono() - s->batch_started, attempt + 1,
 					 s->st.last_error);
+			}
 			if (!backoff(s, attempt++, deadline))
 				goto abandon;
 		}
@@ -806,6 +924,9 @@ int scorer_create(struct scorer **out, const struct scorer_options *o, char *err
 		goto fail;
 	}
 	s->o = *o;
+	if (!(s->o.max_skew_s > 0))
+		s->o.max_skew_s = EVENT_CHECK_MAX_SKEW_S;
+	s->max_age_s = o->max_age_s > 0 ? o->max_age_s : 7 * 86400;
 	rc = -ENOMEM;
 	s->brokers = strdup(o->brokers);
 	s->topic = strdup(o->topic ? o->topic : "gpu-metrics-raw");
@@ -948,6 +1069,9 @@ void scorer_destroy(struct scorer *s)
 	scorer_stop(s);
 	batch_clear(s);
 	free(s->ops);
+	for (size_t i = 0; i < s->capwritten; i++)
+		free(s->written[i].key);
+	free(s->written);
 	strbuf_free(&s->scores);
 	strbuf_free(&s->preds);
 	if (s->consumer)

@@ -34,14 +34,20 @@ struct scorer_options {
 	int raise_after, clear_after; /* alert hysteresis, samples */
 	double horizon_h;           /* prediction horizon */
 	double risk_level;          /* probability that raises a failure_risk alert */
+	double health_row_interval_s; /* a GPU's rows when something changes, else at most once
+	                               * per this (0: every evaluation) */
 	int batch_size;             /* samples per transaction, upper bound */
 	double batch_timeout_s;
+	double max_skew_s;          /* events further in the future are refused (0: 5 min) */
+	double max_age_s;           /* events older are refused (0: 7 days; the database's retention
+	                             * once connected) */
 	struct econ_inputs econ;
 };
 
 struct scorer_stats {
 	uint64_t consumed;         /* messages read */
-	uint64_t bad_events;       /* not decodable: skipped (the sink dead-letters them) */
+	uint64_t bad_events;       /* refused by the event validator (core/event_check.h, the sink's
+	                            * rules): dead letters, skipped (the sink writes them out) */
 	uint64_t redelivered;      /* samples not newer than the GPU's last: ignored */
 	uint64_t scored;           /* evaluations written (samples and silent GPUs) */
 	uint64_t pass, warn, fail; /* ... by status */

@@ -54,8 +54,10 @@ int scorer_cmd_options(const struct config *cfg, struct scorer_options *o, const
 	o->clear_after = (int)config_int(cfg, "alert-clear-after");
 	o->horizon_h = config_double(cfg, "horizon") / 3600.0;
 	o->risk_level = config_double(cfg, "risk-alert");
+	o->health_row_interval_s = config_double(cfg, "health-row-interval");
 	o->batch_size = (int)config_int(cfg, "batch-size");
 	o->batch_timeout_s = config_double(cfg, "batch-timeout");
+	o->max_skew_s = config_double(cfg, "max-clock-skew");
 	econ_defaults(&o->econ);
 	o->econ.gpu_hour_value = config_double(cfg, "gpu-hour-value");
 	o->econ.rma_cost = config_double(cfg, "rma-cost");

@@ -94,7 +94,8 @@ struct pipeline {
 
 static const char *part_names[PP_COUNT] = {"simulator", "collector", "broker",
 					   "database",  "sink",      "scorer"};
-static const char *state_names[] = {"off", "starting", "running", "degraded", "failed", "stopped"};
+static const char *state_names[] = {"off",    "starting", "running", "degraded",
+				    "failed", "stopped",  "stuck"};
 
 const char *pipeline_part_name(enum pipeline_part p)
 {
@@ -132,7 +133,8 @@ static void stop_part(struct pipeline *p, enum pipeline_part part)
 {
 	pthread_mutex_lock(&p->lock);
 	struct pipeline_part_view *v = &p->parts[part];
-	if (v->state == PART_RUNNING || v->state == PART_DEGRADED || v->state == PART_STARTING)
+	if (v->state == PART_RUNNING || v->state == PART_DEGRADED || v->state == PART_STARTING ||
+	    v->state == PART_STUCK)
 		v->state = PART_STOPPED;
 	pthread_mutex_unlock(&p->lock);
 }
@@ -539,6 +541,7 @@ static void start_sink(struct pipeline *p)
 		.conninfo = p->conninfo,
 		.batch_size = (int)config_int(cfg, "batch-size"),
 		.batch_timeout_s = config_double(cfg, "batch-timeout"),
+		.max_future_s = config_double(cfg, "max-clock-skew"),
 		.maintenance_interval_s = config_double(cfg, "maintenance-interval"),
 	};
 	struct sink *s = NULL;
@@ -1069,15 +1072,16 @@ void pipeline_stop(struct pipeline *p)
 }
 
 /* Fold a service's own state into its part (called with p->lock held). */
-static void fold(struct pipeline_part_view *v, bool failed, bool degraded, const char *error)
+static void fold(struct pipeline_part_view *v, bool failed, bool degraded, bool stuck,
+		 const char *error)
 {
-	if (v->state != PART_RUNNING && v->state != PART_DEGRADED)
+	if (v->state != PART_RUNNING && v->state != PART_DEGRADED && v->state != PART_STUCK)
 		return;
 	if (error && *error && strcmp(v->last_error, error) != 0) {
 		snprintf(v->last_error, sizeof(v->last_error), "%s", error);
 		v->last_error_time = time_now();
 	}
-	v->state = failed ? PART_FAILED : degraded ? PART_DEGRADED : PART_RUNNING;
+	v->state = failed ? PART_FAILED : stuck ? PART_STUCK : degraded ? PART_DEGRADED : PART_RUNNING;
 }
 
 void pipeline_view(struct pipeline *p, struct pipeline_view *out)
@@ -1114,7 +1118,7 @@ void pipeline_view(struct pipeline *p, struct pipeline_view *out)
 		for (size_t i = 0; i < out->ntargets; i++)
 			if (out->targets[i].consecutive_failures && out->targets[i].last_error[0])
 				te = out->targets[i].last_error;
-		fold(&p->parts[PP_COLLECTOR], c->failed, c->targets_down > 0 || c->producer.fatal,
+		fold(&p->parts[PP_COLLECTOR], c->failed, c->targets_down > 0 || c->producer.fatal, false,
 		     te ? te : e);
 		uint64_t scrapes = c->scrapes_ok + c->scrapes_failed;
 		double now = time_mono();
@@ -1141,10 +1145,11 @@ void pipeline_view(struct pipeline *p, struct pipeline_view *out)
 	}
 	if (out->have_sink)
 		fold(&p->parts[PP_SINK], out->sink.failed, !out->sink.db_connected && out->sink.last_error[0],
-		     out->sink.last_error);
+		     out->sink.retrying, out->sink.last_error);
 	if (out->have_scorer)
 		fold(&p->parts[PP_SCORER], out->scorer.failed,
-		     !out->scorer.db_connected && out->scorer.last_error[0], out->scorer.last_error);
+		     !out->scorer.db_connected && out->scorer.last_error[0], false,
+		     out->scorer.last_error);
 	memcpy(out->parts, p->parts, sizeof(out->parts));
 	out->scrapes_per_s = p->scrapes_per_s;
 	memcpy(out->target_scrapes_per_s, p->target_rate, sizeof(out->target_scrapes_per_s));

@@ -40,6 +40,7 @@ enum part_state {
 	PART_DEGRADED, /* running, but its last attempt failed (last_error) */
 	PART_FAILED,   /* stopped by an error (last_error); the rest goes on */
 	PART_STOPPED,
+	PART_STUCK, /* running, but retrying a batch it cannot write: nothing moves (lag grows) */
 };
 
 const char *pipeline_part_name(enum pipeline_part p);  /* "simulator", "collector", ... */

@@ -10,11 +10,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/event_check.h"
 #include "core/fields.h"
 #include "core/timeutil.h"
 #include "store/pgcopy.h"
 
-#define MAX_TEXT 512 /* longest identity string accepted (uuid, hostname, ...) */
+#define MAX_TEXT EVENT_CHECK_MAX_TEXT
 
 static char copy_sql[4096];
 static pthread_once_t copy_once = PTHREAD_ONCE_INIT;
@@ -35,15 +36,6 @@ const char *event_row_columns(void)
 {
 	pthread_once(&copy_once, build_copy_sql);
 	return copy_sql;
-}
-
-static void reasonf(char *r, size_t rl, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void reasonf(char *r, size_t rl, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(r, rl, fmt, ap);
-	va_end(ap);
 }
 
 /* COPY text format: backslash, tab, newline and carriage return are escaped. */
@@ -67,117 +59,6 @@ static int put_text(struct strbuf *sb, const char *s)
 	return 0;
 }
 
-static const char *json_type_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER: return "an integer";
-	case JSON_REAL: return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	default: return "null";
-	}
-}
-
-/* An optional string member: absent or null -> NULL; other types are an error. */
-static int opt_string(json_t *obj, const char *key, const char *where, const char **out, char *r,
-                      size_t rl)
-{
-	json_t *v = json_object_get(obj, key);
-	*out = NULL;
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_string(v)) {
-		reasonf(r, rl, "%s%s must be a string or null, got %s", where, key,
-		        json_type_name(v));
-		return -EINVAL;
-	}
-	if (strlen(json_string_value(v)) > MAX_TEXT) {
-		reasonf(r, rl, "%s%s is longer than %d characters", where, key, MAX_TEXT);
-		return -EINVAL;
-	}
-	*out = json_string_value(v);
-	return 0;
-}
-
-/* An optional non-negative integer member. has=false when absent or null. */
-static int opt_int(json_t *obj, const char *key, const char *where, long long *out, bool *has,
-                   char *r, size_t rl)
-{
-	json_t *v = json_object_get(obj, key);
-	*has = false;
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX) {
-		reasonf(r, rl, "%s%s must be an integer from 0 to %d, or null", where, key,
-		        INT32_MAX);
-		return -EINVAL;
-	}
-	*out = (long long)json_integer_value(v);
-	*has = true;
-	return 0;
-}
-
-struct range {
-	const char *key;
-	double lo, hi;
-	const char *what;
-};
-
-/* Impossible values: a sample carrying one is rejected, not stored. */
-static const struct range ranges[] = {
-    {"gpu_temp", -40, 200, "temperature outside -40..200 C"},
-    {"memory_temp", -40, 200, "temperature outside -40..200 C"},
-    {"power_usage", 0, INFINITY, "negative power"},
-    {"power_limit", 0, INFINITY, "negative power limit"},
-    {"gpu_util", 0, 100, "utilization outside 0..100 %"},
-    {"mem_copy_util", 0, 100, "utilization outside 0..100 %"},
-    {"enc_util", 0, 100, "utilization outside 0..100 %"},
-    {"dec_util", 0, 100, "utilization outside 0..100 %"},
-    {"fb_free", 0, INFINITY, "negative memory size"},
-    {"fb_used", 0, INFINITY, "negative memory size"},
-    {"fb_reserved", 0, INFINITY, "negative memory size"},
-};
-
-static int check_range(const char *key, double v, char *r, size_t rl)
-{
-	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
-		if (strcmp(ranges[i].key, key) == 0 && (v < ranges[i].lo || v > ranges[i].hi)) {
-			reasonf(r, rl, "metrics.%s = %g: %s", key, v, ranges[i].what);
-			return -EINVAL;
-		}
-	return 0;
-}
-
-/* The fast path's lookups by field position instead of by name (strcmp over the tables was a
- * tenth of the sink's parsing time): the range of each field, or -1. */
-static int range_of[128];
-static pthread_once_t range_once = PTHREAD_ONCE_INIT;
-
-static void build_range_of(void)
-{
-	size_t nf;
-	const struct field_def *f = fields_all(&nf);
-	for (size_t i = 0; i < sizeof(range_of) / sizeof(range_of[0]); i++) {
-		range_of[i] = -1;
-		for (size_t j = 0; i < nf && j < sizeof(ranges) / sizeof(ranges[0]); j++)
-			if (strcmp(ranges[j].key, f[i].key) == 0)
-				range_of[i] = (int)j;
-	}
-}
-
-/* True when field i's value v is inside its allowed range (or it has none). */
-static bool in_range(size_t i, double v)
-{
-	pthread_once(&range_once, build_range_of);
-	if (i >= sizeof(range_of) / sizeof(range_of[0]))
-		return false;
-	int r = range_of[i];
-	return r < 0 || (v >= ranges[r].lo && v <= ranges[r].hi);
-}
-
 /* The field named [k, k+n): tries *hint (the field after the previous one, for events that
  * list their metrics in the contract's order) before the hash lookup. */
 static const struct field_def *field_at_hint(const char *k, size_t n, size_t *hint)
@@ -195,36 +76,32 @@ static const struct field_def *field_at_hint(const char *k, size_t n, size_t *hi
 	return d;
 }
 
-/* Writes one metric value (a binary COPY field), or NULL. */
-static int put_metric(struct strbuf *sb, const struct field_def *f, json_t *v, char *r, size_t rl)
+/* Writes one metric value (a binary COPY field), or NULL; event_check_json() has checked it. */
+static int put_metric(struct strbuf *sb, const struct field_def *f, json_t *v)
 {
 	if (!v || json_is_null(v))
 		return pgcopy_null(sb);
-	if (!json_is_number(v)) {
-		reasonf(r, rl, "metrics.%s must be a number or null, got %s", f->key,
-		        json_type_name(v));
-		return -EINVAL;
-	}
 	double d = json_number_value(v);
-	if (check_range(f->key, d, r, rl))
-		return -EINVAL;
 	if (f->kind == FIELD_GAUGE)
 		return pgcopy_float8(sb, d);
 	/* counters and codes are 64-bit integers */
-	long long iv;
-	if (json_is_integer(v)) {
-		iv = (long long)json_integer_value(v);
-	} else if (d == floor(d) && fabs(d) < 9.2e18) {
-		iv = (long long)d;
-	} else {
-		reasonf(r, rl, "metrics.%s = %g: a counter must be a whole number", f->key, d);
-		return -EINVAL;
-	}
-	if (iv < 0) {
-		reasonf(r, rl, "metrics.%s = %lld: a counter cannot be negative", f->key, iv);
-		return -EINVAL;
-	}
-	return pgcopy_int8(sb, iv);
+	return pgcopy_int8(sb,
+	                   json_is_integer(v) ? (long long)json_integer_value(v) : (long long)d);
+}
+
+/* An optional string member (checked): NULL when absent or null. */
+static const char *opt_str(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* An optional integer member (checked): has=false when absent or null. */
+static long long opt_int(json_t *obj, const char *key, bool *has)
+{
+	json_t *v = json_object_get(obj, key);
+	*has = json_is_integer(v);
+	return *has ? (long long)json_integer_value(v) : 0;
 }
 
 static int put_opt_text(struct strbuf *sb, const char *s)
@@ -241,85 +118,24 @@ static int append_slow(const char *payload, size_t len, const struct event_row_o
 	json_t *extra_out = NULL;
 	char *extra_text = NULL;
 	size_t mark = out->len, imark = ident->len;
-	json_error_t jerr;
-	json_t *root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root) {
-		reasonf(r, rl, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-		        jerr.text);
-		goto out;
-	}
-	if (!json_is_object(root)) {
-		reasonf(r, rl, "the event must be a JSON object, got %s", json_type_name(root));
-		goto out;
-	}
-	json_t *sv = json_object_get(root, "schema_version");
-	if (!json_is_integer(sv)) {
-		reasonf(r, rl, "schema_version missing or not an integer");
-		goto out;
-	}
-	if (json_integer_value(sv) != 1) {
-		reasonf(r, rl, "schema_version %lld is not supported (this sink reads version 1)",
-		        (long long)json_integer_value(sv));
-		goto out;
-	}
-	json_t *tv = json_object_get(root, "time");
-	if (!json_is_string(tv)) {
-		reasonf(r, rl, "time missing or not a string (RFC 3339 UTC expected)");
-		goto out;
-	}
+	struct event_check_opts co = {
+	    .now = opts->now, .max_age_s = opts->max_age_s, .max_skew_s = opts->max_future_s};
 	double t;
-	if (time_parse_rfc3339(json_string_value(tv), &t)) {
-		reasonf(r, rl, "time '%.64s' is not RFC 3339 (e.g. 2026-11-28T12:00:10.000Z)",
-		        json_string_value(tv));
+	json_t *root = event_check_load(payload, len, r, rl);
+	if (!root || event_check_json(root, &co, &t, r, rl))
 		goto out;
-	}
-	if (t < opts->now - opts->max_age_s) {
-		reasonf(r, rl, "time %.64s is older than the retention (%.0f s)",
-		        json_string_value(tv), opts->max_age_s);
-		goto out;
-	}
-	if (t > opts->now + opts->max_future_s) {
-		reasonf(r, rl, "time %.64s is more than %.0f s in the future",
-		        json_string_value(tv), opts->max_future_s);
-		goto out;
-	}
 	json_t *gpu = json_object_get(root, "gpu");
-	if (!json_is_object(gpu)) {
-		reasonf(r, rl, "gpu missing or not an object");
-		goto out;
-	}
-	const char *uuid = NULL, *hostname, *model, *pci, *device, *driver, *mig_profile;
-	const char *cluster, *dc, *rack;
-	if (opt_string(gpu, "uuid", "gpu.", &uuid, r, rl))
-		goto out;
-	if (!uuid || !*uuid) {
-		reasonf(r, rl, "gpu.uuid missing or empty");
-		goto out;
-	}
-	long long index = 0, mig = 0;
+	const char *uuid = opt_str(gpu, "uuid");
 	bool has_index, has_mig;
-	if (opt_int(gpu, "index", "gpu.", &index, &has_index, r, rl) ||
-	    opt_int(gpu, "mig_instance", "gpu.", &mig, &has_mig, r, rl) ||
-	    opt_string(gpu, "model", "gpu.", &model, r, rl) ||
-	    opt_string(gpu, "pci_bus_id", "gpu.", &pci, r, rl) ||
-	    opt_string(gpu, "device", "gpu.", &device, r, rl) ||
-	    opt_string(gpu, "driver_version", "gpu.", &driver, r, rl) ||
-	    opt_string(gpu, "mig_profile", "gpu.", &mig_profile, r, rl) ||
-	    opt_string(root, "hostname", "", &hostname, r, rl) ||
-	    opt_string(root, "cluster", "", &cluster, r, rl) ||
-	    opt_string(root, "datacenter", "", &dc, r, rl) ||
-	    opt_string(root, "rack", "", &rack, r, rl))
-		goto out;
+	long long index = opt_int(gpu, "index", &has_index);
+	long long mig = opt_int(gpu, "mig_instance", &has_mig);
+	const char *model = opt_str(gpu, "model"), *pci = opt_str(gpu, "pci_bus_id");
+	const char *device = opt_str(gpu, "device"), *driver = opt_str(gpu, "driver_version");
+	const char *mig_profile = opt_str(gpu, "mig_profile");
+	const char *hostname = opt_str(root, "hostname"), *cluster = opt_str(root, "cluster");
+	const char *dc = opt_str(root, "datacenter"), *rack = opt_str(root, "rack");
 	json_t *metrics = json_object_get(root, "metrics");
-	if (metrics && !json_is_object(metrics) && !json_is_null(metrics)) {
-		reasonf(r, rl, "metrics must be an object, got %s", json_type_name(metrics));
-		goto out;
-	}
 	json_t *extra = json_object_get(root, "extra");
-	if (extra && !json_is_object(extra) && !json_is_null(extra)) {
-		reasonf(r, rl, "extra must be an object, got %s", json_type_name(extra));
-		goto out;
-	}
 
 	if (has_mig)
 		snprintf(info->gpu_key, sizeof(info->gpu_key), "%s/%lld", uuid, mig);
@@ -347,7 +163,8 @@ static int append_slow(const char *payload, size_t len, const struct event_row_o
 		goto fail;
 	for (size_t i = 0; i < nf; i++) {
 		rc = put_metric(out, &fields[i],
-		                metrics ? json_object_get(metrics, fields[i].key) : NULL, r, rl);
+		                json_is_object(metrics) ? json_object_get(metrics, fields[i].key)
+		                                        : NULL);
 		if (rc)
 			goto fail;
 	}
@@ -572,6 +389,8 @@ static int number_value(const char *p, size_t n, double *d, long long *iv, bool 
 }
 
 /* Skips any JSON value, validating it (escapes allowed; non-ASCII falls back). */
+#define MAX_FAST_KEYS 32
+
 static int skip_value(struct scan *s, int depth)
 {
 	if (depth > MAX_DEPTH)
@@ -585,12 +404,27 @@ static int skip_value(struct scan *s, int depth)
 		s->p++;
 		if (eat(s, close))
 			return 0;
+		/* an object's keys, to refuse duplicates as the general path does (jansson's
+		 * JSON_REJECT_DUPLICATES): more keys than this, or a key with an escape, falls back
+		 */
+		struct slice keys[MAX_FAST_KEYS];
+		size_t nkeys = 0;
 		do {
 			if (c == '{') {
 				ws(s);
-				if (s->p >= s->end || *s->p != '"' || skip_value(s, depth + 1) ||
-				    !eat(s, ':'))
+				const char *kb = s->p;
+				if (s->p >= s->end || *s->p != '"' || skip_value(s, depth + 1))
 					return FAST_FALLBACK;
+				size_t kn = (size_t)(s->p - kb); /* the key with its quotes */
+				if (!eat(s, ':'))
+					return FAST_FALLBACK;
+				if (nkeys == MAX_FAST_KEYS || memchr(kb, '\\', kn))
+					return FAST_FALLBACK;
+				for (size_t i = 0; i < nkeys; i++)
+					if (keys[i].n == kn && memcmp(keys[i].p, kb, kn) == 0)
+						return FAST_FALLBACK; /* a duplicate key */
+				keys[nkeys].p = kb;
+				keys[nkeys++].n = kn;
 			}
 			if (skip_value(s, depth + 1))
 				return FAST_FALLBACK;
@@ -838,8 +672,9 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 	memcpy(tbuf, ev.time.p, ev.time.n);
 	tbuf[ev.time.n] = '\0';
 	double t;
-	if (time_parse_rfc3339(tbuf, &t) || t < opts->now - opts->max_age_s ||
-	    t > opts->now + opts->max_future_s)
+	struct event_check_opts co = {
+	    .now = opts->now, .max_age_s = opts->max_age_s, .max_skew_s = opts->max_future_s};
+	if (event_check_time(tbuf, &co, &t, NULL, 0))
 		return FAST_FALLBACK;
 
 	size_t mark = out->len, imark = ident->len;
@@ -881,7 +716,7 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 		long long iv = 0;
 		bool exact_int;
 		if (number_value(m->p, m->n, &d, &iv, &exact_int) || !isfinite(d) ||
-		    !in_range(i, d))
+		    !event_check_in_range(i, d))
 			goto fallback;
 		if (fields[i].kind == FIELD_GAUGE) {
 			rc = pgcopy_float8(out, d);
@@ -897,8 +732,11 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 		goto fail;
 	{
 		/* extra as written; "{}" and null are both no extra */
-		struct scan e = {ev.extra.p, ev.extra.p + ev.extra.n};
-		bool empty = !ev.extra.set || ev.extra.null || (eat(&e, '{') && eat(&e, '}'));
+		bool empty = !ev.extra.set || ev.extra.null;
+		if (!empty) { /* (no pointer arithmetic on an absent extra's NULL) */
+			struct scan e = {ev.extra.p, ev.extra.p + ev.extra.n};
+			empty = eat(&e, '{') && eat(&e, '}');
+		}
 		rc = empty ? pgcopy_null(out) : pgcopy_jsonb(out, ev.extra.p, ev.extra.n);
 	}
 	if (!rc)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "bus/kafka_conf.h"
+#include "core/event_check.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "core/timeutil.h"
@@ -41,7 +42,14 @@
 #define CLOSE_EVERY_S 5.0 /* how often writer 0 looks for minutes to close */
 #define MINUTE_US     60000000LL
 
-enum dlq_state { DLQ_NONE = 0, DLQ_PENDING, DLQ_DONE, DLQ_FAILED };
+/* A dead letter's way out: produced to the dead-letter topic (PENDING, then DONE or FAILED);
+ * after DLQ_ATTEMPTS failed tries, or at once when the topic refuses it for good (too large,
+ * not allowed), TABLE: into the dead_letters table in the batch's own transaction. */
+enum dlq_state { DLQ_NONE = 0, DLQ_PENDING, DLQ_DONE, DLQ_FAILED, DLQ_TABLE };
+#define DLQ_ATTEMPTS   3       /* tries on the dead-letter topic before the table */
+#define DLQ_TIMEOUT_MS "30000" /* the dead-letter producer's message.timeout.ms */
+#define DLQ_KEY_MAX    1024u   /* bytes of the source key a dead letter carries */
+#define RETRY_TELL_S   30.0    /* a batch being retried is told this often */
 
 /* A batch's life: filled by the consumer thread, queued, written by one writer, then finished
  * (offsets stored, cleared) in the order it was queued, and free again. */
@@ -56,6 +64,8 @@ struct item {
 	uint32_t gpu;    /* its GPU's ordinal in the batch (gpu_seen.ord) */
 	char *reason;    /* owned; dead letter when set */
 	_Atomic int dlq; /* enum dlq_state, written by the delivery callback */
+	_Atomic int dlq_err; /* rd_kafka_resp_err_t of the last failed try */
+	int dlq_tries;
 };
 
 /* One GPU of the open batch: its first and last sample time and the newest identity. */
@@ -99,7 +109,7 @@ struct batch {
 	uint64_t seq; /* queue order */
 	int rc;       /* the writer's result: 0 committed, else given up */
 	long long ins, dups;
-	uint64_t dead;
+	uint64_t dead, dead_db; /* dead letters out; of them, into the dead_letters table */
 };
 
 /* What the gpus table holds for one GPU, as far as this sink knows: the identity, first and last
@@ -193,6 +203,16 @@ struct sink {
 	double closed_at;         /* time_mono() of the last close */
 	struct strbuf close_copy; /* writer 0: the closing minutes' binary COPY */
 
+	/* The consumer group's position per partition, as this sink moves it: the offset stored
+	 * after the last committed batch, else the first offset read since the assignment (where
+	 * the group's committed offset stood). The lag is measured from it, not from the fetch
+	 * position, so a batch that cannot be written shows as lag. Guarded by lock. */
+	struct {
+		int32_t partition;
+		int64_t acked;
+	} acked[SINK_MAX_PARTS];
+	int nacked;
+
 	_Atomic uint64_t consumed; /* st.consumed, counted without the lock */
 	pthread_mutex_t lock;      /* guards st */
 	struct sink_stats st;
@@ -218,10 +238,12 @@ static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	(void)rk;
 	(void)opaque;
 	struct item *it = m->_private;
-	if (it)
+	if (it) {
+		atomic_store(&it->dlq_err, m->err);
 		atomic_store(&it->dlq, m->err ? DLQ_FAILED : DLQ_DONE);
+	}
 	if (m->err)
-		log_warn("sink: dead letter not delivered: %s", rd_kafka_err2str(m->err));
+		log_debug("sink: dead letter not delivered: %s", rd_kafka_err2str(m->err));
 }
 
 static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -243,6 +265,22 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *op
 	log_debug("sink: kafka: %s", reason);
 }
 
+/* Sets partition p's acked offset (with s->lock held): always when store, else only when
+ * none is known yet (the first offset read since the assignment). */
+static void acked_set(struct sink *s, int32_t p, int64_t off, bool store)
+{
+	for (int i = 0; i < s->nacked; i++)
+		if (s->acked[i].partition == p) {
+			if (store)
+				s->acked[i].acked = off;
+			return;
+		}
+	if (s->nacked < SINK_MAX_PARTS) {
+		s->acked[s->nacked].partition = p;
+		s->acked[s->nacked++].acked = off;
+	}
+}
+
 static void record_offset(struct sink *s, struct batch *b, int32_t p, int64_t off)
 {
 	for (int i = 0; i < b->noffs; i++)
@@ -256,6 +294,10 @@ static void record_offset(struct sink *s, struct batch *b, int32_t p, int64_t of
 		b->offs[b->noffs].next = off + 1;
 		b->noffs++;
 	}
+	/* a partition new to this batch (not per message): the group's position, if unknown */
+	pthread_mutex_lock(&s->lock);
+	acked_set(s, p, off, false);
+	pthread_mutex_unlock(&s->lock);
 }
 
 static void batch_clear(struct sink *s, struct batch *b)
@@ -741,6 +783,9 @@ static int merge_rollups(struct sink *s, int w, const struct strbuf *copy, char 
 	                   state);
 }
 
+static int insert_dead_letters(struct sink *s, int w, struct batch *b, char *err, size_t errlen,
+                               char state[6]);
+
 /*
  * Writes nrows rows [text, text+len) and the identities [ident, ident+ilen) in one
  * transaction: straight into gpu_metrics with COPY; if that meets a row already present (a
@@ -754,7 +799,7 @@ static int merge_rollups(struct sink *s, int w, const struct strbuf *copy, char 
 static int db_write(struct sink *s, int w, const char *text, size_t len, size_t nrows,
                     const char *ident, size_t ilen, const struct rollup *roll,
                     struct strbuf *roll_copy, double tmin, double tmax, long long *inserted,
-                    long long *dups)
+                    long long *dups, struct batch *dl)
 {
 	char err[512] = "", state[6] = "", sql[4400];
 	PGresult *r = NULL;
@@ -768,6 +813,7 @@ static int db_write(struct sink *s, int w, const char *text, size_t len, size_t 
 	const char *range[3] = {a, b, markv};
 	int64_t mark = INT64_MAX; /* every row is below it: merged now */
 	bool staged = false;
+	int restaged = 0; /* staged writes run again after a concurrent duplicate */
 	double t_begin = time_mono();
 again:
 	if ((rc = exec_params(s, w, "BEGIN", 0, NULL, NULL, err, sizeof(err), state)) ||
@@ -813,6 +859,13 @@ again:
 	if (staged) {
 		rc = exec_params(s, w, "SELECT inserted, duplicates FROM gpuhealth_ingest_staged()",
 		                 0, NULL, &r, err, sizeof(err), state);
+		if (rc && strcmp(state, "23505") == 0 && restaged++ < 3) {
+			/* another writer committed one of these rows after this transaction's
+			 * anti-join (schema/011): again, and the anti-join sees it */
+			char ignore[128], st2[6];
+			exec_params(s, w, "ROLLBACK", 0, NULL, NULL, ignore, sizeof(ignore), st2);
+			goto again;
+		}
 		if (rc)
 			goto fail;
 		*inserted = atoll(PQgetvalue(r, 0, 0));
@@ -849,6 +902,9 @@ again:
 	                           false, ident, ilen, err, sizeof(err), state)) ||
 	             (rc = exec_params(s, w, "SELECT gpuhealth_merge_gpus()", 0, NULL, NULL, err,
 	                               sizeof(err), state))))
+		goto fail;
+	/* the dead letters the dead-letter topic refused: committed with the batch */
+	if (dl && (rc = insert_dead_letters(s, w, dl, err, sizeof(err), state)))
 		goto fail;
 	double t_gpus = time_mono();
 	pthread_mutex_lock(&s->rlock);
@@ -1261,7 +1317,7 @@ static int write_row_by_row(struct sink *s, int w, struct batch *b, long long *i
 			return -ENOMEM;
 		while ((rc = db_write(s, w, b->rows.data + it->row_off, it->row_len, 1,
 		                      b->ident_copy.data, b->ident_copy.len, NULL, NULL, it->time,
-		                      it->time, &n_ins, &n_dup)) == -EIO) {
+		                      it->time, &n_ins, &n_dup, NULL)) == -EIO) {
 			if (!backoff(s, attempt++, deadline))
 				return -EIO;
 		}
@@ -1279,32 +1335,51 @@ static int write_row_by_row(struct sink *s, int w, struct batch *b, long long *i
 	return 0;
 }
 
+/* The dead letter's payload and key as carried: the payload cut to EVENT_CHECK_DLQ_PAYLOAD_MAX
+ * (with its original size and hash), the key to DLQ_KEY_MAX. */
+static void dead_letter_shape(const rd_kafka_message_t *m, struct event_dead_letter *d,
+                              size_t *key_len)
+{
+	event_check_dead_letter(m->payload, m->len, 0, d);
+	*key_len = m->key_len > DLQ_KEY_MAX ? DLQ_KEY_MAX : m->key_len;
+}
+
 static int produce_dead_letter(struct sink *s, struct item *it)
 {
 	rd_kafka_message_t *m = it->m;
-	char part[16], off[24], at[40];
+	char part[16], off[24], at[40], size[24];
+	struct event_dead_letter d;
+	size_t klen;
+	dead_letter_shape(m, &d, &klen);
 	snprintf(part, sizeof(part), "%d", (int)m->partition);
 	snprintf(off, sizeof(off), "%lld", (long long)m->offset);
+	snprintf(size, sizeof(size), "%zu", d.original_size);
 	time_format_rfc3339(time_now(), at, sizeof(at));
 	const char *src = m->rkt ? rd_kafka_topic_name(m->rkt) : s->topic;
+	const char *cut = d.cut ? "true" : "false";
 	atomic_store(&it->dlq, DLQ_PENDING);
+	it->dlq_tries++;
 	rd_kafka_resp_err_t e;
 	for (;;) {
 		e = rd_kafka_producev(
 		    s->dlq, RD_KAFKA_V_TOPIC(s->dlq_topic),
-		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(m->key, m->key_len),
-		    RD_KAFKA_V_VALUE(m->payload, m->len),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(m->key, klen),
+		    RD_KAFKA_V_VALUE(m->payload, d.len),
 		    RD_KAFKA_V_HEADER("gpuhealth.reason", it->reason, (ssize_t)strlen(it->reason)),
 		    RD_KAFKA_V_HEADER("gpuhealth.source.topic", src, (ssize_t)strlen(src)),
 		    RD_KAFKA_V_HEADER("gpuhealth.source.partition", part, (ssize_t)strlen(part)),
 		    RD_KAFKA_V_HEADER("gpuhealth.source.offset", off, (ssize_t)strlen(off)),
 		    RD_KAFKA_V_HEADER("gpuhealth.failed_at", at, (ssize_t)strlen(at)),
+		    RD_KAFKA_V_HEADER("gpuhealth.original_size", size, (ssize_t)strlen(size)),
+		    RD_KAFKA_V_HEADER("gpuhealth.payload_fnv1a64", d.hash, (ssize_t)strlen(d.hash)),
+		    RD_KAFKA_V_HEADER("gpuhealth.payload_cut", cut, (ssize_t)strlen(cut)),
 		    RD_KAFKA_V_OPAQUE(it), RD_KAFKA_V_END);
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		rd_kafka_poll(s->dlq, 100);
 	}
 	if (e) {
+		atomic_store(&it->dlq_err, e);
 		atomic_store(&it->dlq, DLQ_FAILED);
 		set_error(s, "dead-letter produce: %s", rd_kafka_err2str(e));
 		return -EIO;
@@ -1312,37 +1387,156 @@ static int produce_dead_letter(struct sink *s, struct item *it)
 	return 0;
 }
 
-/* Delivers every dead letter of the batch; retries the failed ones. Returns 0 or -EIO when
- * stopping before all were delivered. */
-static int deliver_dead_letters(struct sink *s, struct batch *b, double deadline, uint64_t *count)
+/* Errors no retry of the same record can mend: the topic refuses it for good. */
+static bool dlq_permanent(rd_kafka_resp_err_t e)
 {
-	*count = 0;
+	switch (e) {
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+	case RD_KAFKA_RESP_ERR_INVALID_MSG:
+	case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+	case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+	case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+	case RD_KAFKA_RESP_ERR__INVALID_ARG:
+	/* already waited DLQ_TIMEOUT_MS */
+	case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT: return true;
+	default: return false;
+	}
+}
+
+/*
+ * Sends every dead letter of the batch out, before the batch's transaction: to the dead-letter
+ * topic, tried up to DLQ_ATTEMPTS times; what the topic still refuses (or refuses for good at
+ * the first try) is marked DLQ_TABLE, for the transaction to insert into dead_letters. So a
+ * dead letter always leaves and the batch never waits on the topic for ever. Returns 0, or
+ * -EIO when stopping past the deadline.
+ */
+static int deliver_dead_letters(struct sink *s, struct batch *b, double deadline)
+{
 	for (int attempt = 0;; attempt++) {
-		size_t pending = 0;
+		size_t todo = 0;
 		for (size_t i = 0; i < b->nitems; i++) {
 			struct item *it = &b->items[i];
 			int st = atomic_load(&it->dlq);
-			if (!it->reason || st == DLQ_DONE)
+			if (!it->reason || st == DLQ_DONE || st == DLQ_TABLE)
 				continue;
+			if (st == DLQ_FAILED && (dlq_permanent(atomic_load(&it->dlq_err)) ||
+			                         it->dlq_tries >= DLQ_ATTEMPTS)) {
+				atomic_store(&it->dlq, DLQ_TABLE);
+				log_warn("sink: dead letter of %s[%d]@%lld (%zu bytes) refused by "
+				         "%s: %s; "
+				         "it goes to the dead_letters table",
+				         s->topic, (int)it->m->partition, (long long)it->m->offset,
+				         it->m->len, s->dlq_topic,
+				         rd_kafka_err2str(atomic_load(&it->dlq_err)));
+				continue;
+			}
 			if (st != DLQ_PENDING)
 				produce_dead_letter(s, it);
-			pending++;
+			todo++;
 		}
-		if (!pending)
+		if (!todo)
 			return 0;
-		rd_kafka_flush(s->dlq, 10000);
-		size_t done = 0, total = 0;
+		/* every report comes within message.timeout.ms (DLQ_TIMEOUT_MS) */
+		for (;;) {
+			rd_kafka_flush(s->dlq, 1000);
+			size_t pending = 0;
+			for (size_t i = 0; i < b->nitems; i++)
+				pending += b->items[i].reason &&
+				           atomic_load(&b->items[i].dlq) == DLQ_PENDING;
+			if (!pending)
+				break;
+			if (atomic_load(&s->stop) &&
+			    (time_mono() > deadline || atomic_load(&s->stop_now)))
+				return -EIO;
+		}
+		bool failed = false;
 		for (size_t i = 0; i < b->nitems; i++)
-			if (b->items[i].reason) {
-				total++;
-				done += atomic_load(&b->items[i].dlq) == DLQ_DONE;
-			}
-		*count = done;
-		if (done == total)
-			return 0;
-		if (!backoff(s, attempt, deadline))
+			failed |= b->items[i].reason &&
+			          atomic_load(&b->items[i].dlq) == DLQ_FAILED &&
+			          !dlq_permanent(atomic_load(&b->items[i].dlq_err)) &&
+			          b->items[i].dlq_tries < DLQ_ATTEMPTS;
+		if (failed && !backoff(s, attempt, deadline))
 			return -EIO;
 	}
+}
+
+/* The dead letters marked DLQ_TABLE (n of them), inserted into dead_letters in writer w's open
+ * transaction: the reason, the source coordinates, the original size and hash, the payload cut
+ * to the bound. A redelivered batch finds its own already there (the source coordinates are
+ * the key). Returns 0, or what exec fails with (-EIO: retried; the dead letter stays). */
+static int insert_dead_letters(struct sink *s, int w, struct batch *b, char *err, size_t errlen,
+                               char state[6])
+{
+	for (size_t i = 0; i < b->nitems; i++) {
+		struct item *it = &b->items[i];
+		if (!it->reason || atomic_load(&it->dlq) != DLQ_TABLE)
+			continue;
+		rd_kafka_message_t *m = it->m;
+		struct event_dead_letter d;
+		size_t klen;
+		dead_letter_shape(m, &d, &klen);
+		char part[16], off[24], size[24], cut[2] = {d.cut ? 't' : 'f', 0};
+		snprintf(part, sizeof(part), "%d", (int)m->partition);
+		snprintf(off, sizeof(off), "%lld", (long long)m->offset);
+		snprintf(size, sizeof(size), "%zu", d.original_size);
+		const char *src = m->rkt ? rd_kafka_topic_name(m->rkt) : s->topic;
+		const char *why = rd_kafka_err2str(atomic_load(&it->dlq_err));
+		const char *vals[10] = {it->reason, src,    part,       off, m->key,
+		                        size,       d.hash, m->payload, cut, why};
+		int lens[10] = {0, 0, 0, 0, (int)klen, 0, 0, (int)d.len, 0, 0};
+		int fmts[10] = {0, 0, 0, 0, 1, 0, 0, 1, 0, 0};
+		if (!m->key)
+			vals[4] = NULL;
+		PGresult *r = PQexecParams(
+		    s->db[w],
+		    "INSERT INTO dead_letters (service, reason, source_topic, source_partition, "
+		    "source_offset, source_key, original_size, payload_fnv1a64, payload, "
+		    "payload_cut, "
+		    "dlq_error) VALUES ('sink', $1, $2, $3::integer, $4::bigint, $5::bytea, "
+		    "$6::bigint, "
+		    "$7, $8::bytea, $9::boolean, $10) "
+		    "ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING",
+		    10, NULL, vals, lens, fmts, 0);
+		int rc = run(s, w, r, err, errlen, state);
+		PQclear(r);
+		if (rc) {
+			if (strcmp(state, "42P01") == 0)
+				snprintf(err, errlen,
+				         "the dead-letter topic refused a dead letter and the "
+				         "database has "
+				         "no dead_letters table: run 'gpuhealth db migrate'");
+			return -EIO; /* never a data error: the dead letter must stay */
+		}
+	}
+	return 0;
+}
+
+/* The table's dead letters when the batch has no row transaction to ride in (no rows, or rows
+ * written one by one): a transaction of their own. Returns 0, -EIO. */
+static int db_write_dead_letters(struct sink *s, int w, struct batch *b)
+{
+	char err[512] = "", state[6] = "";
+	int rc = db_ensure(s, w);
+	if (rc)
+		return rc;
+	if (!(rc = exec_params(s, w, "BEGIN", 0, NULL, NULL, err, sizeof(err), state)) &&
+	    !(rc = insert_dead_letters(s, w, b, err, sizeof(err), state)) &&
+	    !(rc = exec_params(s, w, "COMMIT", 0, NULL, NULL, err, sizeof(err), state)))
+		return 0;
+	set_error(s, "database: %s", err);
+	db_abort(s, w);
+	return -EIO;
+}
+
+static size_t count_table(const struct batch *b)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < b->nitems; i++)
+		n += b->items[i].reason && atomic_load(&b->items[i].dlq) == DLQ_TABLE;
+	return n;
 }
 
 static void store_offsets(struct sink *s, struct batch *b)
@@ -1356,6 +1550,10 @@ static void store_offsets(struct sink *s, struct batch *b)
 	rd_kafka_resp_err_t e = rd_kafka_offsets_store(s->consumer, l);
 	if (e) /* partitions revoked meanwhile: the new owner re-reads; rows are idempotent */
 		log_debug("sink: offsets not stored: %s", rd_kafka_err2str(e));
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; !e && i < b->noffs; i++)
+		acked_set(s, b->offs[i].partition, b->offs[i].next, true);
+	pthread_mutex_unlock(&s->lock);
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
@@ -1413,35 +1611,50 @@ static const char *group_by_gpu(struct batch *b)
 static int flush(struct sink *s, int w, struct batch *b)
 {
 	b->ins = b->dups = 0;
-	b->dead = 0;
+	b->dead = b->dead_db = 0;
 	/* a batch before this one was given up: its offsets must stay behind */
 	if (atomic_load(&s->abandoned))
 		goto abandon;
 	double deadline = time_mono() + STOP_DEADLINE_S;
 	long long ins = 0, dups = 0;
 	int rc = 0, attempt = 0;
-	double t0 = time_mono();
+	double t0 = time_mono(), told = 0;
+	/* dead letters first: what the topic refuses rides in the batch's transaction */
+	if (deliver_dead_letters(s, b, deadline))
+		goto abandon;
+	size_t ntable = count_table(b);
 	if (b->nrows && build_gpus_copy(s, b)) {
 		log_error("sink: out of memory building a batch");
 		goto abandon;
 	}
-	if (b->nrows) {
-		const char *rows = group_by_gpu(b);
-		while ((rc = db_write(s, w, rows, b->rows.len, b->nrows, b->ident_copy.data,
-		                      b->ident_copy.len, b->roll_ok ? b->roll : NULL, &b->roll_copy,
-		                      b->tmin, b->tmax, &ins, &dups)) == -EIO) {
+	if (b->nrows || ntable) {
+		const char *rows = b->nrows ? group_by_gpu(b) : NULL;
+		while ((rc = b->nrows
+		                 ? db_write(s, w, rows, b->rows.len, b->nrows, b->ident_copy.data,
+		                            b->ident_copy.len, b->roll_ok ? b->roll : NULL,
+		                            &b->roll_copy, b->tmin, b->tmax, &ins, &dups, b)
+		                 : db_write_dead_letters(s, w, b)) == -EIO) {
 			pthread_mutex_lock(&s->lock);
 			s->st.db_errors++;
+			s->st.retrying = true;
+			s->st.retry_since = b->batch_started;
 			pthread_mutex_unlock(&s->lock);
-			if (attempt == 0)
-				log_warn("sink: cannot write batch of %zu rows (%s); retrying with "
-				         "backoff, "
-				         "consumption paused",
-				         b->nrows, s->st.last_error);
+			/* told at warning level once per RETRY_TELL_S, with the count and the age
+			 * of the oldest message held */
+			if (time_mono() - told >= RETRY_TELL_S) {
+				told = time_mono();
+				log_warn(
+				    "sink: retrying a batch of %zu messages (%zu rows, %zu dead "
+				    "letters for the table), the oldest held %.0f s, attempt %d: "
+				    "%s; "
+				    "consumption paused",
+				    b->nitems, b->nrows, ntable, time_mono() - b->batch_started,
+				    attempt + 1, s->st.last_error);
+			}
 			if (!backoff(s, attempt++, deadline) || atomic_load(&s->abandoned))
 				goto abandon;
 		}
-		if (rc == 0)
+		if (rc == 0 && b->nrows)
 			gpus_committed(s, b);
 		if (rc == -EINVAL) {
 			/* each row merges its own GPU; the known GPUs are left as they were */
@@ -1449,20 +1662,37 @@ static int flush(struct sink *s, int w, struct batch *b)
 			         s->st.last_error);
 			if (write_row_by_row(s, w, b, &ins, &dups, deadline))
 				goto abandon;
+			/* the rows it refused are dead letters too; the table's in a transaction of
+			 * their own (the rows' were one each) */
+			if (deliver_dead_letters(s, b, deadline))
+				goto abandon;
+			ntable = count_table(b);
+			while (ntable && db_write_dead_letters(s, w, b))
+				if (!backoff(s, attempt++, deadline) || atomic_load(&s->abandoned))
+					goto abandon;
 		}
 		if (attempt)
 			log_info("sink: database back after %d attempts", attempt);
+		pthread_mutex_lock(&s->lock);
+		s->st.retrying = false;
+		pthread_mutex_unlock(&s->lock);
 	}
 	log_debug(
 	    "sink: batch of %zu rows (%zu bytes of binary COPY) written in %.3f s: %lld new, %lld "
 	    "duplicates",
 	    b->nrows, b->rows.len, time_mono() - t0, ins, dups);
-	if (deliver_dead_letters(s, b, deadline, &b->dead))
-		goto abandon;
+	for (size_t i = 0; i < b->nitems; i++)
+		if (b->items[i].reason) {
+			b->dead++;
+			b->dead_db += atomic_load(&b->items[i].dlq) == DLQ_TABLE;
+		}
 	b->ins = ins;
 	b->dups = dups;
 	return 0;
 abandon:
+	pthread_mutex_lock(&s->lock);
+	s->st.retrying = false;
+	pthread_mutex_unlock(&s->lock);
 	/* Dead letters still in flight point into this batch: purge them and serve their
 	 * reports before the batch goes away. (Another writer's dead letters purged with them
 	 * fail and are produced again by its own retry loop.) */
@@ -1503,6 +1733,7 @@ static void finish(struct sink *s)
 			s->st.rows_written += (uint64_t)b->ins;
 			s->st.duplicates += (uint64_t)b->dups;
 			s->st.dead_letters += b->dead;
+			s->st.dead_letters_db += b->dead_db;
 			s->st.batches++;
 			pthread_mutex_unlock(&s->lock);
 		}
@@ -1822,6 +2053,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		/* Reading starts again from the committed offsets, so what was given up is read
 		 * again: offsets may be stored again. */
 		atomic_store(&s->abandoned, false);
+		pthread_mutex_lock(&s->lock);
+		s->nacked = 0;
+		pthread_mutex_unlock(&s->lock);
 		rd_kafka_assign(rk, parts);
 	} else {
 		/* Finish what we hold for these partitions before they move on. */
@@ -1847,6 +2081,12 @@ static void update_lag(struct sink *s)
 		rd_kafka_get_watermark_offsets(s->consumer, parts->elems[i].topic,
 		                               parts->elems[i].partition, &lo, &hi);
 		int64_t pos = parts->elems[i].offset;
+		/* the group's lag: from what is committed (or stored to be), not from what was read
+		 */
+		for (int j = 0; j < s->nacked; j++)
+			if (s->acked[j].partition == parts->elems[i].partition &&
+			    s->acked[j].acked >= 0)
+				pos = s->acked[j].acked;
 		int64_t lag = -1;
 		if (hi >= 0 && pos >= 0)
 			lag = hi - pos;
@@ -1895,6 +2135,18 @@ static void maintenance(struct sink *s)
 		snprintf(err, sizeof(err), "%s", PQresultErrorMessage(r));
 		set_error(s, "maintenance: %s", err);
 		log_warn("sink: partition maintenance failed: %s", err);
+	}
+	PQclear(r);
+	/* the health tables' partitions on plain PostgreSQL (schema/012; no-op on TimescaleDB) */
+	r = PQexec(s->db[w], "SELECT gpuhealth_health_upkeep()");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+		if (atoi(PQgetvalue(r, 0, 0)))
+			log_info("sink: health partitions: %s expired dropped",
+			         PQgetvalue(r, 0, 0));
+	} else {
+		snprintf(err, sizeof(err), "%s", PQresultErrorMessage(r));
+		set_error(s, "maintenance: %s", err);
+		log_warn("sink: health partition maintenance failed: %s", err);
 	}
 	PQclear(r);
 }
@@ -2032,7 +2284,7 @@ int sink_create(struct sink **out, const struct sink_options *o, char *err, size
 	s->batch_size = o->batch_size;
 	s->batch_timeout_s = o->batch_timeout_s;
 	s->maintenance_s = o->maintenance_interval_s > 0 ? o->maintenance_interval_s : 600;
-	s->max_future_s = o->max_future_s > 0 ? o->max_future_s : 86400;
+	s->max_future_s = o->max_future_s > 0 ? o->max_future_s : EVENT_CHECK_MAX_SKEW_S;
 	s->retention_s = 7 * 86400;
 	s->rate_t = time_mono();
 	s->st.lag_total = -1;
@@ -2078,6 +2330,16 @@ int sink_create(struct sink **out, const struct sink_options *o, char *err, size
 		goto fail;
 	rd_kafka_conf_set_opaque(conf, s);
 	rd_kafka_conf_set_dr_msg_cb(conf, dlq_dr_cb);
+	/* every dead letter's report within this bound, so a batch never waits on the topic for
+	 * ever (unless -X message.timeout.ms says otherwise) */
+	{
+		bool given = false;
+		for (size_t i = 0; i < o->nkafka_props; i++)
+			given |= strncmp(o->kafka_props[i], "message.timeout.ms=", 19) == 0;
+		if (!given)
+			rd_kafka_conf_set(conf, "message.timeout.ms", DLQ_TIMEOUT_MS, why,
+			                  sizeof(why));
+	}
 	rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
 	s->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
 	if (!s->dlq) {

@@ -27,7 +27,8 @@ struct sink_options {
 	int batch_size;         /* rows (and dead letters) per transaction, upper bound */
 	double batch_timeout_s; /* longest wait before a partial batch is written */
 	double maintenance_interval_s; /* partition upkeep period (plain PostgreSQL) */
-	double max_future_s;    /* samples further in the future are dead letters */
+	double max_future_s;           /* allowed clock skew: samples further in the future are dead
+	                                * letters (0: EVENT_CHECK_MAX_SKEW_S, 5 min) */
 };
 
 #define SINK_MAX_PARTS 64
@@ -38,7 +39,9 @@ struct sink_stats {
 	uint64_t rows_written;  /* new rows committed to gpu_metrics */
 	uint64_t duplicates;    /* rows already present, ignored */
 	uint64_t batches;       /* committed transactions */
-	uint64_t dead_letters;  /* events sent to the dead-letter topic */
+	uint64_t dead_letters;  /* events refused: out to the dead-letter topic or, when it
+	                         * refused them too, into the dead_letters table */
+	uint64_t dead_letters_db; /* of those, the ones in the dead_letters table */
 	uint64_t db_errors;     /* failed attempts to write a batch */
 	uint64_t partitions_dropped;
 	uint64_t stats_rows;    /* rows written to pipeline_stats */
@@ -50,6 +53,8 @@ struct sink_stats {
 	bool paused;            /* consumption paused while the database is away */
 	bool running;
 	bool failed;            /* stopped by a fatal error (see last_error) */
+	bool retrying;          /* a batch is being retried: stuck until the database takes it */
+	double retry_since;     /* time_mono() when the oldest message held arrived */
 	int64_t lag_total;      /* messages behind the partition ends, -1 unknown */
 	int nparts;
 	struct {

@@ -22,11 +22,17 @@ static void log_stats(const struct sink_stats *st, const char *prefix)
 		snprintf(lag, sizeof(lag), "%" PRId64, st->lag_total);
 	else
 		snprintf(lag, sizeof(lag), "?");
+	char stuck[64] = "";
+	if (st->retrying)
+		snprintf(stuck, sizeof(stuck), " stuck: retrying a batch, oldest held %.0f s",
+			 time_mono() - st->retry_since);
 	log_info("%s rows_written=%" PRIu64 " rows_per_s=%.0f duplicates=%" PRIu64
-		 " dead_letters=%" PRIu64 " batches=%" PRIu64 " consumed=%" PRIu64 " lag=%s db=%s%s%s%s",
-		 prefix, st->rows_written, st->rows_per_s, st->duplicates, st->dead_letters, st->batches,
-		 st->consumed, lag, st->db_connected ? "up" : "down", st->paused ? " paused" : "",
-		 st->last_error[0] ? " last_error=" : "", st->last_error);
+		 " dead_letters=%" PRIu64 " dead_letters_db=%" PRIu64 " batches=%" PRIu64
+		 " consumed=%" PRIu64 " lag=%s db=%s%s%s%s%s",
+		 prefix, st->rows_written, st->rows_per_s, st->duplicates, st->dead_letters,
+		 st->dead_letters_db, st->batches, st->consumed, lag, st->db_connected ? "up" : "down",
+		 st->paused ? " paused" : "", stuck, st->last_error[0] ? " last_error=" : "",
+		 st->last_error);
 }
 
 int sink_cmd_run(struct config *cfg)
@@ -49,6 +55,7 @@ int sink_cmd_run(struct config *cfg)
 		.conninfo = config_str(cfg, "db"),
 		.batch_size = (int)config_int(cfg, "batch-size"),
 		.batch_timeout_s = config_double(cfg, "batch-timeout"),
+		.max_future_s = config_double(cfg, "max-clock-skew"),
 		.maintenance_interval_s = config_double(cfg, "maintenance-interval"),
 	};
 	struct sink *s = NULL;

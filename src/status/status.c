@@ -375,8 +375,41 @@ out:
 	return arr;
 }
 
-static int from_database(const char *conninfo, struct fleet *f, json_t **alerts, char *err,
-			 size_t errlen)
+/* One bigint from a query, or JSON null (no such table at an older schema, NULL, error). */
+static json_t *count_or_null(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	json_t *v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)
+			    ? json_integer(atoll(PQgetvalue(r, 0, 0)))
+			    : json_null();
+	PQclear(r);
+	return v;
+}
+
+static json_t *in_table(PGconn *c)
+{
+	json_t *has = count_or_null(c, "SELECT count(*) FROM pg_class WHERE oid = "
+				       "to_regclass('dead_letters')");
+	bool yes = json_integer_value(has) == 1;
+	json_decref(has);
+	return yes ? count_or_null(c, "SELECT count(*) FROM dead_letters") : json_null();
+}
+
+/* The pipeline's dead letters: counted by the sinks that reported in the last day (each since
+ * its start, from pipeline_stats), and those in the dead_letters table (the ones the dead-letter
+ * topic refused). */
+static json_t *dead_letters_json(PGconn *c)
+{
+	return json_pack(
+	    "{s:o, s:o}", "counted_by_sinks_last_day",
+	    count_or_null(c, "SELECT sum(dead_letters) FROM (SELECT DISTINCT ON (instance) "
+			     "dead_letters FROM pipeline_stats WHERE service = 'sink' AND time > "
+			     "now() - interval '1 day' ORDER BY instance, time DESC) x"),
+	    "in_table", in_table(c));
+}
+
+static int from_database(const char *conninfo, struct fleet *f, json_t **alerts, json_t **dead,
+			 char *err, size_t errlen)
 {
 	PGconn *c = pg_connect(conninfo, "gpuhealth-status", err, errlen);
 	int rc = -EIO;
@@ -387,6 +420,8 @@ static int from_database(const char *conninfo, struct fleet *f, json_t **alerts,
 		goto out;
 	*alerts = open_alerts(c, err, errlen);
 	rc = *alerts ? 0 : -EIO;
+	if (!rc)
+		*dead = dead_letters_json(c);
 out:
 	if (c)
 		PQfinish(c);
@@ -410,7 +445,7 @@ int status_cmd_run(struct config *cfg)
 	struct targets tg;
 	struct fleet *f = NULL;
 	struct fleet_gpu *gpus = NULL;
-	json_t *alerts = NULL, *doc = NULL;
+	json_t *alerts = NULL, *doc = NULL, *dead = NULL;
 	targets_init(&tg);
 	for (size_t i = 0; i < config_list_len(cfg, "target"); i++)
 		if (targets_add(&tg, config_list_at(cfg, "target", i), "--target", err, sizeof(err))) {
@@ -451,7 +486,7 @@ int status_cmd_run(struct config *cfg)
 	if (tg.n)
 		rc = from_scrape(cfg, &tg, f, err, sizeof(err));
 	else
-		rc = from_database(db, f, &alerts, err, sizeof(err));
+		rc = from_database(db, f, &alerts, &dead, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "gpuhealth status: %s\n", err);
 		goto out;
@@ -478,6 +513,8 @@ int status_cmd_run(struct config *cfg)
 	if (config_bool(cfg, "json")) {
 		doc = status_json(gpus, n, source, now, alerts);
 		alerts = NULL; /* stolen */
+		if (doc && dead) /* the database's: the dead letters of the pipeline */
+			json_object_set(doc, "dead_letters", dead);
 		if (!doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) != 0) {
 			fprintf(stderr, "gpuhealth status: cannot write the JSON document\n");
 			goto out;
@@ -494,6 +531,7 @@ int status_cmd_run(struct config *cfg)
 out:
 	json_decref(doc);
 	json_decref(alerts);
+	json_decref(dead);
 	free(gpus);
 	fleet_destroy(f);
 	targets_free(&tg);

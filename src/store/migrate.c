@@ -61,7 +61,149 @@ fail:
 	return -EIO;
 }
 
+int migrate_version_cmp(const char *a, const char *b)
+{
+	for (int i = 0; i < 3; i++) {
+		long x = strtol(a, (char **)&a, 10), y = strtol(b, (char **)&b, 10);
+		if (x != y)
+			return x < y ? -1 : 1;
+		a += *a == '.';
+		b += *b == '.';
+	}
+	return 0;
+}
+
+static int read_facts(PGconn *conn, struct migrate_storage_facts *f, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(
+	    conn,
+	    "SELECT coalesce((SELECT default_version FROM pg_available_extensions WHERE name = "
+	    "'timescaledb'), ''), coalesce((SELECT extversion FROM pg_extension WHERE extname = "
+	    "'timescaledb'), ''), current_setting('shared_preload_libraries') ~ "
+	    "'(^|[\\s,])timescaledb([\\s,]|$)'");
+	int rc = 0;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+		snprintf(f->available, sizeof(f->available), "%s", PQgetvalue(r, 0, 0));
+		snprintf(f->installed, sizeof(f->installed), "%s", PQgetvalue(r, 0, 1));
+		f->preloaded = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
+	} else {
+		snprintf(err, errlen, "cannot read what the server offers for storage: %s",
+		         PQerrorMessage(conn));
+		rc = -EIO;
+	}
+	PQclear(r);
+	return rc;
+}
+
+#define PRELOAD_FIX                                                                                \
+	"add timescaledb to shared_preload_libraries in postgresql.conf "                          \
+	"(shared_preload_libraries "                                                               \
+	"= 'timescaledb') and restart the server"
+
+int migrate_choose_storage(const struct migrate_storage_facts *f, const char *want, int cur,
+                           char *chosen, size_t chosenlen, char *why, size_t whylen, char *err,
+                           size_t errlen)
+{
+	bool want_ts = strcmp(want, "timescaledb") == 0,
+	     want_part = strcmp(want, "partitioned") == 0;
+	if (!want_ts && !want_part && strcmp(want, "auto") != 0) {
+		snprintf(err, errlen, "--storage %s: use auto, timescaledb or partitioned", want);
+		return -EINVAL;
+	}
+	if (f->installed[0]) {
+		/* this database already uses TimescaleDB: it must load, and be recent enough */
+		if (want_part) {
+			snprintf(
+			    err, errlen,
+			    "--storage partitioned: this database has the timescaledb extension "
+			    "(%s); use a database without it",
+			    f->installed);
+			return -EINVAL;
+		}
+		if (!f->preloaded) {
+			snprintf(
+			    err, errlen,
+			    "this database uses TimescaleDB %s but the server does not preload it: "
+			    "%s",
+			    f->installed, PRELOAD_FIX);
+			return -EINVAL;
+		}
+		if (migrate_version_cmp(f->installed, MIGRATE_TIMESCALEDB_MIN) < 0) {
+			snprintf(
+			    err, errlen,
+			    "this database has TimescaleDB %s, older than the minimum %s (older "
+			    "versions lose rows inserted into compressed chunks, TimescaleDB bug "
+			    "#7672): install %s or newer, then ALTER EXTENSION timescaledb UPDATE",
+			    f->installed, MIGRATE_TIMESCALEDB_MIN, MIGRATE_TIMESCALEDB_MIN);
+			return -EINVAL;
+		}
+		snprintf(chosen, chosenlen, "timescaledb");
+		snprintf(why, whylen, "the database has TimescaleDB %s", f->installed);
+		return 0;
+	}
+	if (cur > 0) {
+		if (want_ts) {
+			snprintf(err, errlen,
+			         "--storage timescaledb: this database's schema (version %d) uses "
+			         "native "
+			         "partitions; the storage of an existing schema does not change: "
+			         "migrate a "
+			         "new database",
+			         cur);
+			return -EINVAL;
+		}
+		snprintf(chosen, chosenlen, "partitioned");
+		snprintf(why, whylen, "the existing schema uses native partitions");
+		return 0;
+	}
+	snprintf(chosen, chosenlen, "partitioned");
+	if (want_part) {
+		snprintf(why, whylen, "--storage partitioned");
+		return 0;
+	}
+	const char *no = NULL;
+	char buf[512];
+	if (!f->available[0]) {
+		no = "the timescaledb extension is not installed on the server (not in "
+		     "pg_available_extensions)";
+	} else if (!f->preloaded) {
+		snprintf(
+		    buf, sizeof(buf),
+		    "TimescaleDB %s is installed but not in shared_preload_libraries (to use it: "
+		    "%s)",
+		    f->available, PRELOAD_FIX);
+		no = buf;
+	} else if (migrate_version_cmp(f->available, MIGRATE_TIMESCALEDB_MIN) < 0) {
+		snprintf(
+		    buf, sizeof(buf),
+		    "TimescaleDB %s is older than the minimum %s (older versions lose rows "
+		    "inserted into compressed chunks, TimescaleDB bug #7672): install %s or newer",
+		    f->available, MIGRATE_TIMESCALEDB_MIN, MIGRATE_TIMESCALEDB_MIN);
+		no = buf;
+	}
+	if (no && want_ts) {
+		snprintf(err, errlen, "--storage timescaledb: %s", no);
+		return -EINVAL;
+	}
+	if (no) {
+		snprintf(why, whylen, "%s", no);
+		return 0;
+	}
+	snprintf(chosen, chosenlen, "timescaledb");
+	snprintf(why, whylen, "TimescaleDB %s is installed and preloaded", f->available);
+	return 0;
+}
+
 int migrate_apply(PGconn *conn, int target, int *from, int *to, char *err, size_t errlen)
+{
+	char chosen[16], why[512];
+	return migrate_apply_storage(conn, target, "auto", from, to, chosen, sizeof(chosen), why,
+	                             sizeof(why), err, errlen);
+}
+
+int migrate_apply_storage(PGconn *conn, int target, const char *want, int *from, int *to,
+                          char *chosen, size_t chosenlen, char *why, size_t whylen, char *err,
+                          size_t errlen)
 {
 	int latest = migrate_latest();
 	if (target <= 0)
@@ -87,6 +229,26 @@ int migrate_apply(PGconn *conn, int target, int *from, int *to, char *err, size_
 	if (rc)
 		goto unlock;
 	*from = cur;
+	struct migrate_storage_facts facts;
+	if ((rc = read_facts(conn, &facts, err, errlen)) ||
+	    (rc = migrate_choose_storage(&facts, want, cur, chosen, chosenlen, why, whylen, err,
+	                                 errlen)))
+		goto unlock;
+	{
+		/* read by migration 001's CREATE EXTENSION (for this session) */
+		const char *sp[1] = {chosen};
+		PGresult *r =
+		    PQexecParams(conn, "SELECT set_config('gpuhealth.storage', $1, false)", 1, NULL,
+		                 sp, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			snprintf(err, errlen, "cannot pass the storage choice: %s",
+			         PQerrorMessage(conn));
+			rc = -EIO;
+		}
+		PQclear(r);
+		if (rc)
+			goto unlock;
+	}
 	if (cur > latest) {
 		snprintf(err, errlen,
 			 "the database schema is at version %d, newer than this gpuhealth knows (%d): "
@@ -137,7 +299,10 @@ int migrate_cmd_run(struct config *cfg)
 		return CLI_EXIT_FAILURE;
 	}
 	int from = 0, to = 0;
-	int rc = migrate_apply(conn, (int)config_int(cfg, "schema-version"), &from, &to, err, sizeof(err));
+	char chosen[16] = "", why[512] = "";
+	int rc = migrate_apply_storage(conn, (int)config_int(cfg, "schema-version"),
+	                               config_str(cfg, "storage"), &from, &to, chosen,
+	                               sizeof(chosen), why, sizeof(why), err, sizeof(err));
 	if (rc) {
 		log_error("%s", err);
 		status = rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
@@ -155,6 +320,7 @@ int migrate_cmd_run(struct config *cfg)
 		PQclear(r);
 		goto fail;
 	}
+	printf("storage: %s, because %s\n", chosen, why);
 	if (from == to)
 		printf("schema is up to date at version %d; storage: %s\n", to, PQgetvalue(r, 0, 0));
 	else

@@ -436,8 +436,8 @@ const char *view_part_name(enum pipeline_part p)
 
 const char *view_state_name(enum part_state s)
 {
-	static const char *const n[] = {"off",      "starting", "running",
-	                                "degraded", "failed",   "stopped"};
+	static const char *const n[] = {"off",    "starting", "running", "degraded",
+	                                "failed", "stopped",  "stuck"};
 	return (unsigned)s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
 }
 

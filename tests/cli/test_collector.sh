@@ -71,6 +71,11 @@ cpid=$!; pids+=($cpid)
 sleep 2
 printf 'http://bad host/\n' >"$tmp/targets.txt"; kill -HUP $cpid; sleep 0.5
 check "a bad targets file on SIGHUP keeps the old set and says why" grep -q "targets.txt:1: .*keeping the 1 targets in use" "$tmp/run.log"
+rm "$tmp/targets.txt"; kill -HUP $cpid; sleep 0.5
+check "a targets file gone on SIGHUP: the old set kept, the file named" grep -q "targets.txt': No such file.*keeping the 1 targets in use" "$tmp/run.log"
+mkfifo "$tmp/targets.txt"; kill -HUP $cpid; sleep 0.5
+check "a FIFO on SIGHUP is refused at once (no wait for a writer)" grep -q "targets.txt': not a regular file (a FIFO or pipe).*keeping the 1 targets in use" "$tmp/run.log"
+rm "$tmp/targets.txt"
 printf '%s\n%s  # added\n' "$U1" "$U2" >"$tmp/targets.txt"; kill -HUP $cpid
 sleep 2.5
 curl -fs "http://127.0.0.1:$mport/metrics" >"$tmp/self.prom"; crc=$?

@@ -2,7 +2,8 @@
 # The console as a user drives it, in a real terminal (tmux on a private socket):
 #   8 GPU rows with moving sparklines, a non-zero and rising row count, the consumer lag;
 #   Enter/Esc, sort and filter; a resize to 80x24 with no garbage; q exits within 2 s with
-#   status 0 and leaves no process behind.
+#   status 0 and leaves no process behind (F10, SIGTERM, SIGINT too; SIGHUP and a killed tmux
+#   session with status 129).
 #
 # Usage: test_console_tmux.sh BINARY [--fake]
 #   default  the real embedded pipeline (simulator, in-process broker, private PostgreSQL under
@@ -26,7 +27,7 @@ cleanup() {
     rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$k" # the socket file stays behind
   done
   # anything of ours still running (the console, its pipeline, a private PostgreSQL)
-  for p in ${console_pid:-} ${descendants:-}; do kill -9 "$p" 2>/dev/null; done
+  for p in ${consoles:-} ${descendants:-}; do kill -9 "$p" 2>/dev/null; done
   rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -44,6 +45,7 @@ fi
 # live there; LANG: a UTF-8 locale for the sparklines
 cat >"$scratch/run.sh" <<EOF
 cd "$scratch"
+trap : HUP # outlives a killed session to record the console's exit status
 env HOME="$scratch" XDG_STATE_HOME="$scratch/state" LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=xterm-256color \
   GPUHEALTH_UI_STATS="$scratch/ui-stats.txt" $envs "$bin" tui $args 2>"$scratch/stderr.txt"
 echo \$? >"$scratch/exit"
@@ -63,6 +65,7 @@ start_console() { # a fresh tmux server (its own socket) running the console; se
     sleep 0.1
   done
   [ -n "$console_pid" ] || { bad "the console did not start"; cat "$scratch/stderr.txt" >&2; exit 1; }
+  consoles="${consoles:-} $console_pid" # every one, for the cleanup: a failed stop leaves it running
 }
 start_console
 
@@ -171,14 +174,17 @@ descendants() { # every process below $1
   local kids; kids=$(ps -o pid= --ppid "$1" | tr -d ' ')
   for k in $kids; do echo "$k"; descendants "$k"; done
 }
-stop_check() { # stop_check HOW: q, F10 (keys), TERM, INT (signals to the console)
-  local how=$1 descendants scratch_procs t0 t1 el st left left_scratch
+stop_check() { # stop_check HOW: q, F10 (keys), TERM, INT, HUP (signals to the console),
+  # kill-session (the terminal goes away: SIGHUP, EOF/EIO); a hangup exits 129, the rest 0
+  local how=$1 descendants scratch_procs t0 t1 el st left left_scratch want=0
+  case $how in HUP|kill-session) want=129 ;; esac
   descendants=$(descendants "$console_pid")
   scratch_procs=$(ps -eo pid=,args= | grep -F "$scratch" | grep -vE "grep|bash $scratch/run.sh|tmux" | awk '{print $1}')
   descendants="$descendants $scratch_procs"
   t0=$(date +%s.%N)
   case $how in
     q|F10) T send-keys "$how" ;;
+    kill-session) T kill-session ;;
     *) kill -"$how" "$console_pid" ;;
   esac
   for _ in $(seq 40); do [ -f "$scratch/exit" ] && break; sleep 0.05; done
@@ -187,8 +193,9 @@ stop_check() { # stop_check HOW: q, F10 (keys), TERM, INT (signals to the consol
   if [ -f "$scratch/exit" ] && python3 -c "import sys; sys.exit(0 if $el <= 2.0 else 1)"; then ok "$how: exited in ${el}s"; else bad "$how: did not exit within 2 s"; fi
   sleep 0.2
   st=$(cat "$scratch/exit" 2>/dev/null)
-  if [ "$st" = 0 ]; then ok "$how: exit status 0"; else bad "$how: exit status '$st'"; cat "$scratch/stderr.txt" >&2; fi
-  if [ "$(T display-message -p '#{alternate_on}' 2>/dev/null)" = 0 ]; then ok "$how: terminal restored (alternate screen left)"; else bad "$how: the terminal is still in the console's screen"; fi
+  if [ "$st" = "$want" ]; then ok "$how: exit status $want"; else bad "$how: exit status '$st', expected $want"; cat "$scratch/stderr.txt" >&2; fi
+  if [ "$how" = kill-session ]; then :
+  elif [ "$(T display-message -p '#{alternate_on}' 2>/dev/null)" = 0 ]; then ok "$how: terminal restored (alternate screen left)"; else bad "$how: the terminal is still in the console's screen"; fi
   sleep 0.3
   left=""
   for p in $console_pid $descendants; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
@@ -198,8 +205,9 @@ stop_check() { # stop_check HOW: q, F10 (keys), TERM, INT (signals to the consol
 stop_check q
 [ -s "$scratch/ui-stats.txt" ] && echo "console stats: $(tr '\n' ' ' <"$scratch/ui-stats.txt")"
 
-# F10, SIGTERM and SIGINT stop it the same way
-for how in F10 TERM INT; do
+# F10, SIGTERM and SIGINT stop it the same way; SIGHUP and a killed session (the terminal hung
+# up) too, with exit status 129
+for how in F10 TERM INT HUP kill-session; do
   start_console
   deadline=$((SECONDS + first_wait))
   while [ $SECONDS -lt $deadline ] && [ "$(gpu_rows "$(cap)")" -lt 8 ]; do sleep 0.3; done

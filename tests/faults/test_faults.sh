@@ -22,6 +22,15 @@
 #              return 100 MB (streamed, and with a Content-Length): the collector times out /
 #              rejects / aborts them by --max-body, counts each, and the good target's scrapes
 #              keep their schedule and arrive exactly once
+#   hangup     console terminal hangup: the console (collector, in-process broker, sink, private
+#              PostgreSQL) scraping its own exporter in tmux; the tmux session is killed
+#              mid-stream: within 3 s no console and no private postgres is left, exit status
+#              129, and the private database, opened again, holds every (GPU, time) the
+#              console's collector logged, exactly once
+#   oversized  an invalid event of 1 MB mid-stream (#19): it leaves as a dead letter cut to the
+#              bound, and every real (GPU, time) before and after it arrives exactly once
+#   future     one sample dated 9999 mid-stream (#19): a dead letter in the sink and the scorer;
+#              every real (GPU, time) exactly once, the GPU still scored, no false "fell off"
 #
 # Run: tests/faults/run.sh (builds, starts the services, runs this), or
 # `ctest --test-dir build -L faults` in a shell with scripts/services.sh's services.
@@ -31,7 +40,7 @@ source "$ROOT/scripts/services.sh"
 [ -n "${GH_PG_DIR:-}" ] && [ -n "${GH_PG_BIN:-}" ] || die "GH_PG_DIR/GH_PG_BIN are not set: run tests/faults/run.sh (or source scripts/services.sh; pg_start) so the suite can restart PostgreSQL"
 VERIFY="$ROOT/tests/faults/verify.py"
 BAD="$ROOT/tests/faults/bad_exporter.py"
-SCEN=${GH_FAULTS:-collector sink broker postgres outage targets}
+SCEN=${GH_FAULTS:-collector sink broker postgres outage targets hangup oversized future}
 OUTAGE_S=${GH_OUTAGE_S:-320}
 
 wait_http() { local i; for i in $(seq 1 100); do curl -fs -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
@@ -280,10 +289,148 @@ PY
   stop_sink ft; echo "  sink: $(sinkline ft)"
 }
 
+# privpg_open PGDATA / privpg_close: the console's private database alone, on its data
+# directory (passed as fd 3, as the console does), as its owner; conninfo in PRIV_CI
+privpg_open() {
+  local pgdata=$1 owner run=() i
+  owner=$(stat -c %U "$pgdata")
+  # setpriv execs (runuser would fork, and a signal to it would not reach the server)
+  [ "$(id -u)" = 0 ] && [ "$owner" != root ] && run=(setpriv "--reuid=$owner" "--regid=$owner" --init-groups)
+  (exec 3<"$pgdata"; exec "${run[@]}" "$GH_PG_BIN/postgres" -D /proc/self/fd/3 -c listen_addresses= \
+    -c unix_socket_directories=/proc/self/fd/3 -c unix_socket_permissions=0700) >>"$TMP/privpg-reopen.log" 2>&1 &
+  PRIV_PID=$!; PIDS+=($!)
+  PRIV_CI="host=$pgdata user=gpuhealth dbname=gpuhealth"
+  for i in $(seq 100); do psql -X -q "$PRIV_CI" -c 'SELECT 1' >/dev/null 2>&1 && return 0; sleep 0.2; done
+  return 1
+}
+privpg_close() { kill -INT "$PRIV_PID" 2>/dev/null; wait "$PRIV_PID" 2>/dev/null; }
+descendants() { local k; for k in $(ps -o pid= --ppid "$1" | tr -d ' '); do echo "$k"; descendants "$k"; done; }
+
+scen_hangup() {
+  echo "== hangup: the console's terminal hangs up (tmux kill-session) mid-stream"
+  command -v tmux >/dev/null || die "tmux is not installed (scripts/install-deps.sh --test)"
+  start_mock h1 64 91
+  local d="$TMP/hangup" sock="gh-fh-$UNIQ" pane con="" i rows=0 bin
+  bin=$(realpath "$BIN") # run.sh changes directory
+  mkdir -p "$d"
+  # the wrapper survives the hangup (trap) to record the exit status; the console gets it
+  cat >"$d/run.sh" <<RUN
+cd "$d"
+trap : HUP
+env HOME="$d" XDG_STATE_HOME="$d/state" LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=xterm-256color \
+  GPUHEALTH_UI_FAKE= "$bin" tui --target "$URL_h1" --interval 1 --batch-timeout 0.5 \
+  --refresh 0.5 --log-level debug 2>"$d/stderr.txt"
+echo \$? >"$d/exit"
+RUN
+  tmux -L "$sock" new-session -d -x 100 -y 30 "bash $d/run.sh" || die "hangup: tmux did not start"
+  PIDS+=("$(tmux -L "$sock" display-message -p '#{pid}')")
+  pane=$(tmux -L "$sock" display-message -p '#{pane_pid}')
+  for i in $(seq 50); do con=$(ps -o pid= --ppid "$pane" | tr -d ' ' | head -1); [ -n "$con" ] && break; sleep 0.1; done
+  [ -n "$con" ] || die "hangup: the console did not start"
+  PIDS+=("$con")
+  local pgdata="$d/state/gpuhealth/pg" log="$d/state/gpuhealth/console.log"
+  for i in $(seq 240); do
+    rows=$(psql -X -At "host=$pgdata user=gpuhealth dbname=gpuhealth" -c 'SELECT count(*) FROM gpu_metrics' 2>/dev/null) || rows=0
+    [ "${rows:-0}" -gt 0 ] && break
+    sleep 0.5
+  done
+  [ "${rows:-0}" -gt 0 ] || die "hangup: no rows in the console's private database after 120 s"
+  local master procs left t0 t1
+  master=$(head -1 "$pgdata/postmaster.pid")
+  sleep "$(rand_between 4 8)"
+  procs=$(printf '%s\n' "$con" $(descendants "$con") | sort -un)
+  PIDS+=($procs)
+  echo "  injected: tmux kill-session with $(grep -c 'collector: scraped ' "$log") scrapes logged (console $con, private postgres $master)"
+  t0=$EPOCHREALTIME
+  tmux -L "$sock" kill-session
+  while :; do
+    t1=$EPOCHREALTIME
+    left=$(for p in $procs; do kill -0 "$p" 2>/dev/null && echo "$p"; done)
+    [ -z "$left" ] && break
+    [ $(( ${t1/./} - ${t0/./} )) -lt 3000000 ] || break
+    sleep 0.05
+  done
+  tmux -L "$sock" kill-server 2>/dev/null; rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$sock"
+  check "hangup: no console and no private postgres left within 3 s ($(( (${t1/./} - ${t0/./}) / 1000 )) ms; left: $(echo $left))" test -z "$left"
+  for i in $(seq 30); do [ -s "$d/exit" ] && break; sleep 0.1; done
+  check "hangup: exit status 129 (got $(cat "$d/exit" 2>/dev/null))" test "$(cat "$d/exit" 2>/dev/null)" = 129
+  check "hangup: the private PostgreSQL was stopped in order" grep -q 'database: private PostgreSQL stopped' "$log"
+  echo "  counted: $(grep -o 'console: stopped; .*' "$log")"
+  check "hangup: the console's collector dropped nothing" grep -qE 'console: stopped; .* dropped=0 ' "$log"
+  privpg_open "$pgdata" || die "hangup: the private database does not open again (log: $TMP/privpg-reopen.log)"
+  check "hangup: the private database holds every logged (GPU, time) exactly once" \
+    verify hangup "$PRIV_CI" --target "$URL_h1=$TMP/h1.uuids" --log "$log"
+  privpg_close
+}
+
+# inject_event TOPIC KEY FILE: one keyed event from FILE (its whole content) into TOPIC, up to 2 MB
+inject_event() {
+  { printf '%s|' "$2"; cat "$3"; printf '\n'; } >"$TMP/inject.line"
+  kcat -b "$KAFKA" -P -t "$1" -K'|' -X message.max.bytes=2000000 -l "$TMP/inject.line" || die "kcat could not inject into $1"
+}
+
+scen_oversized() {
+  echo "== oversized: an invalid event of 1 MB (over the dead-letter producer's message.max.bytes) mid-stream"
+  local db t; db=$(new_db gh_fz_$$); t=gh-fz-$UNIQ
+  start_mock z1 32 91
+  start_coll fzc "$t" --target "$URL_z1"
+  start_sink fz "$db" "$t" "g-$t" --batch-timeout 0.5
+  sleep "$(rand_between 4 6)"
+  python3 -c 'import json,sys; sys.stdout.write(json.dumps({"schema_version": 1, "time": "not a time", "gpu": {"uuid": "GPU-oversized"}, "pad": "x" * 1020000}))' >"$TMP/fz.json"
+  inject_event "$t" "$(head -1 "$TMP/z1.uuids")" "$TMP/fz.json"
+  echo "  injected: one invalid event of $(wc -c <"$TMP/fz.json") bytes keyed by $(head -1 "$TMP/z1.uuids"), between its real samples"
+  sleep 8
+  stop_coll fzc
+  echo "  counted: $(counted fzc)"
+  check "oversized: the collector dropped nothing" grep -qE 'stopped; .* failed=0 dropped=0 ' "$TMP/fzc.log"
+  check "oversized: every (GPU, time) exactly once, the ones after the dead letter too" \
+    verify oversized "$db" --target "$URL_z1=$TMP/z1.uuids" --log "$TMP/fzc.log"
+  stop_sink fz; echo "  sink: $(sinkline fz)"
+  check "oversized: counted as one dead letter" grep -qE 'stopped after .* dead_letters=1 ' "$TMP/fz.log"
+  kcat -b "$KAFKA" -C -t "$t-dlq" -e -q -f '%h|%S\n' >"$TMP/fz-dlq.out" 2>/dev/null
+  check "oversized: it left as a dead letter cut to 65536 bytes, with its size" \
+    grep -qE "gpuhealth.original_size=$(wc -c <"$TMP/fz.json"),.*gpuhealth.payload_cut=true\|65536$" "$TMP/fz-dlq.out"
+  check "oversized: no batch was retried" bash -c "! grep -qE 'retrying a batch|last_error=dead-letter' '$TMP/fz.log'"
+}
+
+scen_future() {
+  echo "== future: one event dated 9999 mid-stream, to the sink and the scorer"
+  local db t; db=$(new_db gh_ff_$$); t=gh-ff-$UNIQ
+  start_mock f1 16 92
+  start_coll ffc "$t" --target "$URL_f1"
+  start_sink ff "$db" "$t" "g-$t" --batch-timeout 0.5
+  "$BIN" scorer --brokers "$KAFKA" --topic "$t" --scorer-group "gs-$t" --db "$db" --alerts-topic '' \
+    --interval 1 --batch-timeout 0.5 --stats-interval 1 -X session.timeout.ms=6000 >"$TMP/ffs.log" 2>&1 &
+  PIDS+=($!); PID_ffs=$!
+  sleep "$(rand_between 4 6)"
+  local victim; victim=$(head -1 "$TMP/f1.uuids")
+  "$BIN" collector --target "$URL_f1" --output - --once 2>/dev/null | grep -F "\"$victim\"" \
+    | python3 -c 'import json,sys; e=json.loads(sys.stdin.readline()); e["time"]="9999-12-31T23:59:59.000Z"; sys.stdout.write(json.dumps(e))' >"$TMP/ff.json"
+  inject_event "$t" "$victim" "$TMP/ff.json"
+  local at; at=$(date -u +%FT%TZ)
+  echo "  injected: a sample of $victim dated 9999-12-31 at $at, between its real samples"
+  sleep 8
+  stop_coll ffc
+  echo "  counted: $(counted ffc)"
+  check "future: the collector dropped nothing" grep -qE 'stopped; .* failed=0 dropped=0 ' "$TMP/ffc.log"
+  check "future: every (GPU, time) exactly once, none dated 9999" \
+    verify future "$db" --target "$URL_f1=$TMP/f1.uuids" --log "$TMP/ffc.log"
+  stop_sink ff; echo "  sink: $(sinkline ff)"
+  check "future: the sink counted one dead letter" grep -qE 'stopped after .* dead_letters=1 ' "$TMP/ff.log"
+  sleep 2
+  kill -TERM "$PID_ffs"; wait "$PID_ffs" 2>/dev/null
+  echo "  scorer: $(grep -o 'scorer: stopped; .*' "$TMP/ffs.log" | cut -c1-200)"
+  check "future: the scorer refused it as a dead letter (bad_events=1)" grep -qE 'scorer: stopped; .*bad_events=1 ' "$TMP/ffs.log"
+  check "future: the scorer kept scoring $victim after it" \
+    test "$(sql "$db" "SELECT count(*) > 0 FROM gpu_health_scores WHERE gpu_key = '$victim' AND time > '$at'")" = t
+  check "future: no score dated in the future, no GPU 'fell off the bus'" \
+    test "$(sql "$db" "SELECT count(*) FROM gpu_health_scores WHERE time > now() + interval '5 minutes' OR reasons::text LIKE '%fell_off_bus%'")" = 0
+}
+
 for s in $SCEN; do
   case "$s" in
-    collector|sink|broker|postgres|outage|targets) t0=$(date +%s); "scen_$s"; echo "  ($s: $(( $(date +%s) - t0 )) s)" ;;
-    *) die "unknown scenario '$s' in GH_FAULTS (collector sink broker postgres outage targets)" ;;
+    collector|sink|broker|postgres|outage|targets|hangup|oversized|future) t0=$(date +%s); "scen_$s"; echo "  ($s: $(( $(date +%s) - t0 )) s)" ;;
+    *) die "unknown scenario '$s' in GH_FAULTS (collector sink broker postgres outage targets hangup oversized future)" ;;
   esac
 done
 finish

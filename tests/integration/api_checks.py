@@ -326,6 +326,117 @@ for path in (f"/api/v1/gpus/{A}/metrics?from=100000000000000000000", "/api/v1/gp
              f"/api/v1/gpus/{A}/metrics?to=99999999999999"):
     no_db_text(path, raw_get(path)[1])
 
+# ---- /api/v1/gpus page by page: 530 more GPUs (cluster pg) on hosts with characters a URL
+# must escape, without a host, without an index; every 5th fails its newest score
+sql("""INSERT INTO gpus (gpu_key, uuid, gpu_index, hostname, cluster, first_seen, last_seen)
+SELECT 'GPU-pg' || lpad(i::text, 4, '0'), 'GPU-pg' || lpad(i::text, 4, '0'),
+       CASE WHEN i % 97 = 3 THEN NULL ELSE i % 8 END,
+       CASE WHEN i < 3 THEN NULL WHEN i < 6 THEN 'pg h&x/ü' ELSE 'pg-' || lpad((i / 8)::text, 3, '0') END,
+       'pg', now(), now()
+FROM generate_series(0, 529) AS i;
+INSERT INTO gpu_health_scores (time, gpu_key, score, status)
+SELECT now() - interval '1 min', 'GPU-pg' || lpad(i::text, 4, '0'),
+       CASE WHEN i % 5 = 0 THEN 10 ELSE 95 END, CASE WHEN i % 5 = 0 THEN 'fail' ELSE 'pass' END
+FROM generate_series(0, 529) AS i""")
+
+
+def fleet(where="true"):
+    """(host, index, key) of the GPUs, in page order computed here: no host or index first."""
+    rows = sql(f"SELECT coalesce(g.hostname, '') || chr(124) || coalesce(g.gpu_index, -1) || chr(124) || g.gpu_key "
+               f"FROM gpus g LEFT JOIN LATERAL (SELECT status FROM gpu_health_scores s WHERE s.gpu_key = g.gpu_key "
+               f"ORDER BY time DESC LIMIT 1) h ON true WHERE {where}").split("\n")
+    out = [tuple(r.split("|")) for r in rows if r]
+    out.sort(key=lambda t: (t[0].encode(), int(t[1]), t[2].encode()))  # the test database is C-collated
+    return [t[2] for t in out]
+
+
+def pages(query, limit=None):
+    """Follows next from the first page; returns (keys, number of pages)."""
+    path = "/api/v1/gpus" + (f"?limit={limit}" if limit else "") + (("&" if limit else "?") + query if query else "")
+    keys, n, want_limit = [], 0, limit or 500
+    while path:
+        b = get(path) if n < 3 or n % 100 == 0 else get_quiet(path)
+        if not isinstance(b, dict) or "gpus" not in b:
+            bad(f"{path}: no page")
+            break
+        n += 1
+        if b["count"] != len(b["gpus"]) or b["limit"] != want_limit or b["count"] > want_limit:
+            bad(f"{path}: count {b['count']}, {len(b['gpus'])} GPUs, limit {b['limit']} (want {want_limit})")
+        if b["next"] is not None and b["count"] != want_limit:
+            bad(f"{path}: a page before the last has {b['count']} GPUs, not {want_limit}")
+        if (b["next"] is None) != (b["next_cursor"] is None) or (b["next"] and b["next_cursor"] not in b["next"]):
+            bad(f"{path}: next {b['next']} and next_cursor {b['next_cursor']} disagree")
+        keys += [x["gpu_key"] for x in b["gpus"]]
+        path = b["next"]
+        if n > 2000:
+            bad("more than 2000 pages: next never ends")
+            break
+    return keys, n
+
+
+def get_quiet(path):
+    with urllib.request.urlopen(BASE + path, timeout=10) as r:
+        return json.loads(r.read())
+
+
+everything = fleet()
+N = len(everything)
+for limit in (1, 7, None, 5000):
+    keys, n = pages("", limit)
+    want_pages = -(-N // (limit or 500))
+    check(keys == everything and n == want_pages,
+          f"limit={limit}: {n} pages (want {want_pages}) give all {N} GPUs once each, in order "
+          f"({len(keys)} GPUs, {len(set(keys))} distinct)")
+first = get("/api/v1/gpus")
+check(first["count"] == 500 and first["limit"] == 500 and first["next"].startswith("/api/v1/gpus?limit=500&cursor="),
+      f"no limit: the first 500 GPUs and a next ({first['count']}, {first['next'][:40]}...)")
+check(first["gpus"][0]["hostname"] is None, "GPUs without a host come first")
+for query, where in (("host=pg%20h%26x%2F%C3%BC", "g.hostname = 'pg h&x/ü'"),
+                     ("cluster=pg&status=fail", "g.cluster = 'pg' AND h.status = 'fail'"),
+                     ("status=pass&host=pg-010", "g.hostname = 'pg-010' AND h.status = 'pass'"),
+                     ("cluster=none", "false")):
+    want = fleet(where)
+    for limit in (1, 7):
+        keys, n = pages(query, limit)
+        check(keys == want and n == max(1, -(-len(want) // limit)),
+              f"{query} limit={limit}: {n} pages give the {len(want)} matching GPUs once each, in order")
+mid = get("/api/v1/gpus?limit=7&cluster=pg")
+nxt = get(mid["next"])
+check([x["gpu_key"] for x in nxt["gpus"]] == fleet("g.cluster = 'pg'")[7:14] and "cluster=pg" in mid["next"],
+      "next keeps the filters: the second page of cluster=pg")
+# the cursor is a position, not a filter: a GPU added before it is not on later pages
+sql("INSERT INTO gpus (gpu_key, uuid, hostname, gpu_index, cluster, first_seen, last_seen) "
+    "VALUES ('GPU-pg-late', 'GPU-pg-late', '', 0, 'pg', now(), now())")
+again = get(mid["next"])
+check(again["gpus"] == nxt["gpus"], "a GPU added before the cursor moves nothing on the next page")
+for v in ("0", "5001", "x", "", "-1", "+5", "1e3", "99999999999999999999", "%C3%BC"):
+    bad_param(f"/api/v1/gpus?limit={v}", "limit")
+import base64
+def b64(raw):
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+for v in ("!!!", "", "a", b64(b"{}"), b64(b'[1,"pg-000",0]'), b64(b'[2,"pg-000",0,"k"]'),
+          b64(b'[1,"pg-000",-2,"k"]'), b64(b'[1,"pg-000",0,""]'), b64(b'[1,"\\u0000",0,"k"]'),
+          b64(b'[1,"\xff",0,"k"]'), first["next_cursor"] + "A", "A" * 5000):
+    bad_param(f"/api/v1/gpus?cursor={v}", "cursor")
+bad_param("/api/v1/gpus?host=" + "h" * 300, "host")
+bad_param("/api/v1/gpus?cluster=%FF", "cluster")
+
+# a page ends before limit when its answer would pass 8 MiB: 6,000 GPUs with 2 kB models
+sql("""INSERT INTO gpus (gpu_key, uuid, gpu_index, hostname, model, cluster, first_seen, last_seen)
+SELECT 'GPU-big' || lpad(i::text, 5, '0'), 'GPU-big' || lpad(i::text, 5, '0'), i % 8,
+       'zz-big-' || lpad((i / 8)::text, 4, '0'), repeat('m', 2000), 'big', now(), now()
+FROM generate_series(0, 5999) AS i""")
+want, keys, path, sizes = fleet("g.cluster = 'big'"), [], "/api/v1/gpus?cluster=big&limit=5000", []
+while path:
+    with urllib.request.urlopen(BASE + path, timeout=30) as r:
+        raw = r.read()
+    b = json.loads(raw)
+    sizes.append((len(raw), b["count"]))
+    keys += [x["gpu_key"] for x in b["gpus"]]
+    path = b["next"]
+check(keys == want and len(sizes) >= 2 and all(n <= 8 * 2**20 + 4096 for n, _ in sizes) and sizes[0][1] < 5000,
+      f"limit=5000 of 2 kB rows: pages end at 8 MiB ({sizes}) and still give the {len(want)} GPUs once each, in order")
+
 # ---- other paths and methods
 nf = get("/api/v1/nothing", 404)
 check(nf["error"] == "not_found", "an unknown path is a JSON 404")

@@ -67,7 +67,7 @@ gen "$TMP/s1.txt" $(( now - 300 )) 12 4
 produce "$t" "$TMP/s1.txt"
 echo "  injected: 24 events (12 per GPU); webhook http://127.0.0.1:$closed_port/ (closed port)"
 t0=$(date +%s.%N)
-start_scorer s1 "$writer" "$t" "g-$t" --webhook "http://127.0.0.1:$closed_port/hook" \
+start_scorer s1 "$writer" "$t" "g-$t" --health-row-interval 0 --webhook "http://127.0.0.1:$closed_port/hook" \
   --webhook-timeout 1 --webhook-retries 2
 check "24 scores written while the webhook is down" \
   wait_sql "$writer" "SELECT count(*) FROM gpu_health_scores" 24 60
@@ -90,7 +90,12 @@ check "the recommendation's costs are stored: reset cheaper than keep" \
   test "$(sql "$owner" "SELECT ((reasons->'costs'->>'reset')::float < (reasons->'costs'->>'keep')::float)::text FROM gpu_failure_predictions WHERE gpu_key = 'GPU-it-dbe' ORDER BY time DESC LIMIT 1")" = "true"
 check "the healthy GPU: low probability, no recommendation" \
   test "$(sql "$owner" "SELECT bool_and(probability < 0.05 AND recommendation IS NULL)::text FROM gpu_failure_predictions WHERE gpu_key = 'GPU-it-ok'")" = "true"
-kcat -b "$KAFKA" -C -t "$t-alerts" -e -q -f '%k|%s\n' > "$TMP/alerts1.out" 2>/dev/null
+# (produced after the COMMIT, asynchronously: read until it is there, 10 s at most)
+for i in $(seq 1 40); do
+  kcat -b "$KAFKA" -C -t "$t-alerts" -e -q -f '%k|%s\n' > "$TMP/alerts1.out" 2>/dev/null
+  [ -s "$TMP/alerts1.out" ] && break
+  sleep 0.25
+done
 check "the alert is on the Kafka topic, keyed by the GPU" \
   bash -c "test \$(wc -l < '$TMP/alerts1.out') = 1 && grep -q '^GPU-it-dbe|.*\"action\":\"raise\".*\"severity\":\"fail\"' '$TMP/alerts1.out'"
 for i in $(seq 1 40); do grep -qE 'webhook_failed=1 ' "$TMP/s1.log" && break; sleep 0.25; done
@@ -120,7 +125,7 @@ for i in $(seq 1 40); do python3 -c "import socket; socket.create_connection(('1
 gen "$TMP/s2.txt" $(( now - 180 )) 10 -1
 produce "$t" "$TMP/s2.txt"
 echo "  injected: 20 healthy events (the driver was reloaded: DBE counter back to 0)"
-start_scorer s2 "$writer" "$t" "g-$t" --webhook "http://127.0.0.1:$hook_port/hook"
+start_scorer s2 "$writer" "$t" "g-$t" --health-row-interval 0 --webhook "http://127.0.0.1:$hook_port/hook"
 check "44 scores" wait_sql "$writer" "SELECT count(*) FROM gpu_health_scores" 44 60
 check "the alert is cleared after 6 healthy samples" \
   wait_sql "$owner" "SELECT count(*) FILTER (WHERE cleared_at IS NOT NULL) || '/' || count(*) FROM alerts" "1/1" 20
@@ -136,5 +141,49 @@ check "raise and clear on the Kafka topic" \
   bash -c "test \$(wc -l < '$TMP/alerts2.out') = 2 && grep -q '\"action\":\"clear\"' '$TMP/alerts2.out'"
 check "redelivered samples added no duplicate score" \
   test "$(sql "$owner" "SELECT count(*) = count(DISTINCT (gpu_key, time)) FROM gpu_health_scores")" = "t"
+
+echo "== #19.2: an event dated 9999 is a dead letter in the scorer as in the sink: no frozen GPU, no false 'fell off the bus'"
+owner3=$(new_db gh_scorer_ff_$$)
+t=gh-scorer-ff-$UNIQ
+now=$(date +%s)
+gen "$TMP/f1.txt" $(( now - 50 )) 3 -1
+gen "$TMP/f2.txt" $(( now - 20 )) 3 -1
+python3 - > "$TMP/f-bad.txt" <<'PY'
+import json
+print("GPU-it-ok|" + json.dumps({"schema_version": 1, "time": "9999-12-31T23:59:59.000Z", "hostname": "node-it",
+      "gpu": {"index": 0, "uuid": "GPU-it-ok"}, "metrics": {"gpu_temp": 55}}))
+PY
+produce "$t" "$TMP/f1.txt"
+start_scorer f "$owner3" "$t" "g-$t"
+check "6 scores before the far-future event" wait_sql "$owner3" "SELECT count(*) FROM gpu_health_scores" 6 60
+produce "$t" "$TMP/f-bad.txt"; produce "$t" "$TMP/f2.txt"
+echo "  injected: 12 live events of 2 GPUs on one host, and one of GPU-it-ok dated 9999-12-31 between them"
+check "every real sample scored, the later ones too (12)" wait_sql "$owner3" "SELECT count(*) FROM gpu_health_scores" 12 60
+sleep 1
+check "no score dated in the future" test "$(sql "$owner3" "SELECT count(*) FROM gpu_health_scores WHERE time > now() + interval '5 minutes'")" = 0
+check "the newest score of GPU-it-ok is a real one" test "$(sql "$owner3" "SELECT max(time) < now() + interval '5 minutes' FROM gpu_health_scores WHERE gpu_key = 'GPU-it-ok'")" = t
+check "no GPU of the host 'fell off the bus'" test "$(sql "$owner3" "SELECT count(*) FROM gpu_health_scores WHERE reasons::text LIKE '%fell_off_bus%'")" = 0
+for i in $(seq 1 40); do grep -qE 'bad_events=1 ' "$TMP/f.log" && break; sleep 0.25; done
+check "counted as a dead letter (bad_events=1)" grep -qE 'bad_events=1 ' "$TMP/f.log"
+check "told at warning level with the validator's reason" grep -qE 'warn.*scorer: 1 dead letter skipped.*time 9999-12-31T23:59:59.000Z is more than 300 s in the future' "$TMP/f.log"
+stop_sink f
+echo "== by default a GPU's health rows only on a change, else once a minute (--health-row-interval)"
+owner4=$(new_db gh_scorer3_$$)
+writer4=$(writer_ci "$owner4")
+t4=gh-scorer3-$UNIQ
+gen "$TMP/s4.txt" $(( now - 300 )) 12 4
+produce "$t4" "$TMP/s4.txt"
+echo "  injected: 24 events (12 per GPU at 10 s), the DBE from the 5th sample"
+wait_log() { local i; for i in $(seq 1 240); do grep -q "$2" "$1" && return 0; sleep 0.25; done; echo "  '$2' not in $1" >&2; return 1; }
+start_scorer s4 "$writer4" "$t4" "g-$t4"
+check "all 24 samples scored" wait_log "$TMP/s4.log" 'scored=24 '
+stop_sink s4
+echo "  rows: $(sql "$owner4" "SELECT string_agg(gpu_key || '@' || extract(epoch FROM time)::bigint - $(( now - 300 )) || ':' || status, ' ' ORDER BY gpu_key, time) FROM gpu_health_scores")"
+check "the healthy GPU: its first sample and one a minute later (2 of 12)" \
+  test "$(sql "$owner4" "SELECT string_agg((extract(epoch FROM time)::bigint - $(( now - 300 )))::text, ',' ORDER BY time) FROM gpu_health_scores WHERE gpu_key = 'GPU-it-ok'")" = "0,60"
+check "the failing GPU: first, the change to fail, a minute after it (3 of 12)" \
+  test "$(sql "$owner4" "SELECT string_agg((extract(epoch FROM time)::bigint - $(( now - 300 )))::text || status, ',' ORDER BY time) FROM gpu_health_scores WHERE gpu_key = 'GPU-it-dbe'")" = "0pass,40fail,100fail"
+check "a prediction row with each health row" \
+  test "$(sql "$owner4" "SELECT count(*) FROM gpu_failure_predictions")" = "$(sql "$owner4" "SELECT count(*) FROM gpu_health_scores")"
 
 finish

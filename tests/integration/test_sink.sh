@@ -9,16 +9,20 @@ db=gh_mig_$$
 psql -X -q "$ADMIN_PG" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
 ci="${ADMIN_PG/dbname=gpuhealth_test/dbname=$db}"
 check "migrate to version 1" bash -c "'$BIN' db migrate --db '$ci' --schema-version 1 2>&1 | grep -q 'from version 0 to 1'"
-check "upgrade 1 -> latest" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'from version 1 to 7'"
-check "re-run is a no-op" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'up to date at version 7'"
-check "versions recorded" test "$(sql "$ci" "SELECT string_agg(version::text, ',' ORDER BY version) FROM gpuhealth_migrations")" = "1,2,3,4,5,6,7"
+# the latest version is the number of the last file in schema/ (numbered without gaps)
+latest=$(ls schema/[0-9][0-9][0-9]_*.sql | sed -n '$s|.*/0*\([0-9]*\)_.*|\1|p')
+all_versions=$(seq -s, 1 "$latest")
+check "upgrade 1 -> latest ($latest)" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'from version 1 to $latest'"
+check "re-run is a no-op" bash -c "'$BIN' db migrate --db '$ci' 2>&1 | grep -q 'up to date at version $latest'"
+check "versions recorded" test "$(sql "$ci" "SELECT string_agg(version::text, ',' ORDER BY version) FROM gpuhealth_migrations")" = "$all_versions"
 check "rows the sink updates get room for HOT updates (005)" test "$(sql "$ci" "SELECT string_agg(relname || ':' || array_to_string(reloptions, ','), ' ' ORDER BY relname) FROM pg_class WHERE relname IN ('gpu_metrics_1min', 'gpus')")" = "gpu_metrics_1min:fillfactor=50 gpus:fillfactor=70"
 # 007: statistics only for the key columns, on the tables and on a partition made after it
-sql "$ci" "SELECT gpuhealth_ensure_partitions(now() + interval '20 days', now() + interval '20 days')" >/dev/null
+# (2 days ahead: the last day gpuhealth_ensure_partitions may create, 008)
+sql "$ci" "SELECT gpuhealth_ensure_partitions(now() + interval '2 days', now() + interval '2 days')" >/dev/null
 stat_targets() { # stat_targets REL: "column:target" of the key columns and one metric column
   sql "$ci" "SELECT string_agg(attname || ':' || attstattarget, ' ' ORDER BY attname) FROM pg_attribute WHERE attrelid = '$1'::regclass AND attname IN ('gpu_key', 'time', 'minute', 'gpu_temp', 'gpu_temp_max', 'extra')"
 }
-newest_part=$(sql "$ci" "SELECT 'gpu_metrics_p' || to_char((now() + interval '20 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
+newest_part=$(sql "$ci" "SELECT 'gpu_metrics_p' || to_char((now() + interval '2 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
 check "gpu_metrics keeps statistics of gpu_key and time only (007)" test "$(stat_targets gpu_metrics)" = "extra:0 gpu_key:-1 gpu_temp:0 time:-1"
 check "... and so does a partition created after the migration" test "$(stat_targets "$newest_part")" = "extra:0 gpu_key:-1 gpu_temp:0 time:-1"
 check "... gpu_metrics_1min of gpu_key and minute only" test "$(stat_targets gpu_metrics_1min)" = "gpu_key:-1 gpu_temp_max:0 minute:-1"
@@ -90,6 +94,80 @@ echo "  pipeline_stats, last row (dead_letters,consumed,lag,instance): $last"
 check "pipeline_stats: dead_letters=$nbad, consumed=$((nbad + 10))" test "$(cut -d, -f1,2 <<<"$last")" = "$nbad,$((nbad + 10))"
 check "pipeline_stats: the lag is known and 0 at the end" test "$(cut -d, -f3 <<<"$last")" = 0
 check "pipeline_stats: instance is hostname:pid of the sink" test "$(cut -d, -f4 <<<"$last")" = "$(hostname):$PID_dlq"
+
+echo "== #19.1: an invalid event of 1 MB leaves as a dead letter cut to the bound; the batch commits, the offsets move"
+db2b=$(new_db gh_big_$$)
+t=gh-big-$UNIQ
+python3 "$GEN" --gpus 2 --samples 5 --prefix GPU-big > "$TMP/big-ok.txt"
+# schema_version 2 (refused) with a 1,020,000-byte string: over the dead-letter producer's
+# message.max.bytes (1,000,000), under the broker's record bound (1 MiB)
+python3 -c 'import json,sys; sys.stdout.write("huge|" + json.dumps({"schema_version": 2, "pad": "x" * 1020000}) + "\n")' > "$TMP/big-bad.txt"
+bigsize=$(( $(wc -c < "$TMP/big-bad.txt") - 6 ))
+head -5 "$TMP/big-ok.txt" > "$TMP/big-ok1.txt"; tail -n +6 "$TMP/big-ok.txt" > "$TMP/big-ok2.txt"
+produce "$t" "$TMP/big-ok1.txt"
+kcat -b "$KAFKA" -P -t "$t" -K'|' -X message.max.bytes=2000000 -l "$TMP/big-bad.txt" || die "kcat could not produce the 1 MB event"
+produce "$t" "$TMP/big-ok2.txt"
+echo "  injected: 10 good events and one invalid event of $bigsize bytes"
+start_sink big "$db2b" "$t" "g-$t" --batch-timeout 0.5
+check "10 good rows" wait_rows "$db2b" 10 60
+for i in $(seq 1 120); do grep -qE ' dead_letters=1 ' "$TMP/big.log" && break; sleep 0.25; done
+check "the dead letter is counted in the stats line" grep -qE ' dead_letters=1 ' "$TMP/big.log"
+stop_sink big
+kcat -b "$KAFKA" -C -t "$t-dlq" -e -q -f '%k|%h|%S\n' > "$TMP/big-dlq.out" 2>/dev/null
+echo "  dead-letter topic: $(cut -c1-400 "$TMP/big-dlq.out")"
+check "one dead letter in the topic" test "$(wc -l < "$TMP/big-dlq.out")" = 1
+check "... its key, reason and source" grep -qE '^huge\|.*gpuhealth.reason=schema_version 2 is not supported.*gpuhealth.source.topic='"$t"'.*gpuhealth.source.partition=[0-9]+,gpuhealth.source.offset=[0-9]+,' "$TMP/big-dlq.out"
+check "... its original size and hash" grep -qE "gpuhealth.original_size=$bigsize,gpuhealth.payload_fnv1a64=[0-9a-f]{16},gpuhealth.payload_cut=true" "$TMP/big-dlq.out"
+check "... the payload cut to 65536 bytes" grep -qE '\|65536$' "$TMP/big-dlq.out"
+check "no batch retried, no dead-letter produce failing" bash -c "! grep -qE 'retrying a batch|dead letter not delivered|last_error=dead-letter produce' '$TMP/big.log'"
+# the offsets moved past it: the same group reads only what came after
+python3 "$GEN" --gpus 1 --samples 2 --prefix GPU-big-after > "$TMP/big-after.txt"
+produce "$t" "$TMP/big-after.txt"
+start_sink big2 "$db2b" "$t" "g-$t" --batch-timeout 0.5
+check "12 rows after a restart in the same group" wait_rows "$db2b" 12 60
+sleep 2
+stop_sink big2
+echo "  restart: $(grep -o 'stopped after .*' "$TMP/big2.log")"
+check "the restart consumed only the 2 new events (offsets stored past the dead letter)" grep -qE 'stopped after .* consumed=2 ' "$TMP/big2.log"
+
+echo "== #19.1: a dead letter the dead-letter topic refuses (for good) goes to the dead_letters table with the batch"
+db2c=$(new_db gh_dlt_$$)
+t=gh-dlt-$UNIQ
+python3 "$GEN" --gpus 2 --samples 5 --prefix GPU-dlt > "$TMP/dlt-ok.txt"
+python3 -c 'import json,sys; sys.stdout.write("refused|" + json.dumps({"schema_version": 1, "time": "9999-12-31T23:59:59Z", "gpu": {"uuid": "GPU-dlt-x"}, "pad": "y" * 5000}) + "\n")' > "$TMP/dlt-bad.txt"
+produce "$t" "$TMP/dlt-bad.txt"; produce "$t" "$TMP/dlt-ok.txt"
+echo "  injected: 10 good events and one far-future event of $(( $(wc -c < "$TMP/dlt-bad.txt") - 9 )) bytes; the dead-letter topic 'gh-bad/dlq' is refused by the broker for good (an invalid name)"
+start_sink dlt "$db2c" "$t" "g-$t" --batch-timeout 0.5 --dlq-topic gh-bad/dlq
+check "10 good rows" wait_rows "$db2c" 10 90
+for i in $(seq 1 240); do [ "$(sql "$db2c" "SELECT count(*) FROM dead_letters")" = 1 ] && break; sleep 0.25; done
+row=$(sql "$db2c" "SELECT service || '|' || reason || '|' || source_topic || '|' || source_partition || '|' || source_offset || '|' || convert_from(source_key, 'UTF8') || '|' || original_size || '|' || length(payload) || '|' || payload_cut || '|' || length(payload_fnv1a64) || '|' || coalesce(dlq_error, '') FROM dead_letters")
+echo "  dead_letters: $row"
+check "one row in dead_letters, with the reason, source, size, hash and the topic's refusal" grep -qE "^sink\|time 9999-12-31T23:59:59Z is more than 300 s in the future.*\|$t\|[0-9]+\|0\|refused\|5[0-9]{3}\|5[0-9]{3}\|false\|16\|Broker: Invalid topic$" <<<"$row"
+for i in $(seq 1 40); do grep -qE ' dead_letters=1 .*dead_letters_db=1' "$TMP/dlt.log" && break; sleep 0.25; done
+check "counted: dead_letters=1, dead_letters_db=1 in the stats line" grep -qE ' dead_letters=1 .*dead_letters_db=1' "$TMP/dlt.log"
+stop_sink dlt
+dl=$("$BIN" status --json --db "$db2c" | python3 -c 'import json,sys; d=json.load(sys.stdin)["dead_letters"]; print(d["counted_by_sinks_last_day"], d["in_table"])')
+check "status --json shows the dead letters: counted 1, in the table 1 (got: $dl)" test "$dl" = "1 1"
+check "the sink did not retry the batch, and said where the dead letter went" bash -c "! grep -qE 'retrying a batch|last_error=dead-letter produce' '$TMP/dlt.log' && grep -q 'warn.*refused by gh-bad/dlq: Broker: Invalid topic; it goes to the dead_letters table' '$TMP/dlt.log'"
+
+echo "== #19: a batch the database keeps refusing: warned with its count and oldest age, 'stuck', the group's real lag"
+db2d=$(new_db gh_stk_$$)
+wr2d=$(writer_ci "$db2d")
+t=gh-stk-$UNIQ
+sql "$db2d" "REVOKE INSERT ON gpu_metrics FROM gpuhealth_writer" >/dev/null
+python3 "$GEN" --gpus 2 --samples 10 --prefix GPU-stk > "$TMP/stk.txt"
+produce "$t" "$TMP/stk.txt"
+echo "  injected: 20 events; the writer role may not insert into gpu_metrics (a retryable error)"
+start_sink stk "$wr2d" "$t" "g-$t" --batch-timeout 0.5
+for i in $(seq 1 120); do grep -q 'stuck: retrying a batch' "$TMP/stk.log" && grep -qE ' lag=20 ' "$TMP/stk.log" && break; sleep 0.25; done
+check "warned at warning level: the count and the oldest age" grep -qE 'warn .*sink: retrying a batch of 20 messages \(20 rows, 0 dead letters for the table\), the oldest held [0-9]+ s' "$TMP/stk.log"
+check "the stats line says stuck" grep -qE 'sink: rows_written=0 .* stuck: retrying a batch, oldest held [0-9]+ s' "$TMP/stk.log"
+check "the stats line's lag is the group's: 20, not 0" grep -qE 'sink: rows_written=0 .* lag=20 ' "$TMP/stk.log"
+sql "$db2d" "GRANT INSERT ON gpu_metrics TO gpuhealth_writer" >/dev/null
+check "20 rows once the database takes them" wait_rows "$db2d" 20 90
+for i in $(seq 1 80); do tail -1 "$TMP/stk.log" | grep -qE ' lag=0 ' && break; sleep 0.25; done
+check "then lag 0 and no longer stuck" bash -c "tail -1 '$TMP/stk.log' | grep -E ' lag=0 ' | grep -vq stuck"
+stop_sink stk
 
 echo "== two sinks in one group split the partitions with the same result"
 db3=$(new_db gh_two_$$)
@@ -179,11 +257,22 @@ fi
 echo "== expired partitions are dropped, future ones created, old pipeline_stats rows deleted"
 db7=$(new_db gh_exp_$$)
 sql "$db7" "INSERT INTO pipeline_stats (time, service, instance, consumed, rows_written, dead_letters, db_errors) VALUES (now() - interval '8 days', 'sink', 'old:1', 1, 1, 0, 0), (now() - interval '6 days', 'sink', 'old:1', 2, 2, 0, 0)" >/dev/null
-sql "$db7" "SELECT gpuhealth_ensure_partitions(now() - interval '10 days', now() - interval '9 days')" >/dev/null
 old=$(sql "$db7" "SELECT 'gpu_metrics_p' || to_char((now() - interval '10 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
+# the owner's own DDL: gpuhealth_ensure_partitions creates no day older than the retention (009)
+sql "$db7" "CREATE TABLE $old PARTITION OF gpu_metrics FOR VALUES FROM ('${old#gpu_metrics_p}T00:00:00Z') TO (('${old#gpu_metrics_p}T00:00:00Z'::timestamptz + interval '1 day'))" >/dev/null
 check "an old partition exists before ($old)" test -n "$(sql "$db7" "SELECT to_regclass('$old')")"
+# the health tables (schema/012): a partition 40 days back, a row in it, one 35 days old (in
+# the default partition) and a fresh one; health_retention is 30 days
+sql "$db7" "SELECT gpuhealth_health_upkeep(now() - interval '40 days')" >/dev/null
+hold=$(sql "$db7" "SELECT 'gpu_health_scores_p' || to_char((now() - interval '40 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
+sql "$db7" "INSERT INTO gpu_health_scores (time, gpu_key, score, status) VALUES (now() - interval '40 days', 'GPU-h', 90, 'pass'), (now() - interval '35 days', 'GPU-h', 90, 'pass'), (now(), 'GPU-h', 90, 'pass')" >/dev/null
+check "a health row 40 days old is in its own partition ($hold)" test "$(sql "$db7" "SELECT count(*) FROM $hold")" = 1
 start_sink exp "$db7" gh-exp-$UNIQ "g-exp-$UNIQ" --duration 3
 wait "$PID_exp"
+check "the sink dropped the expired health partition $hold" test -z "$(sql "$db7" "SELECT to_regclass('$hold')")"
+check "... deleted the expired health row of the default partition and kept the fresh one" test "$(sql "$db7" "SELECT count(*) FROM gpu_health_scores WHERE gpu_key = 'GPU-h'")" = 1
+hahead=$(sql "$db7" "SELECT 'gpu_failure_predictions_p' || to_char((now() + interval '2 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
+check "a health partition ahead exists ($hahead)" test -n "$(sql "$db7" "SELECT to_regclass('$hahead')")"
 check "the sink dropped $old" test -z "$(sql "$db7" "SELECT to_regclass('$old')")"
 ahead=$(sql "$db7" "SELECT 'gpu_metrics_p' || to_char((now() + interval '2 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
 check "a partition ahead exists ($ahead)" test -n "$(sql "$db7" "SELECT to_regclass('$ahead')")"
@@ -245,7 +334,7 @@ check "3000 rows" wait_rows "$db10" 3000 90
 stop_sink wr
 check "exactly once, rollups equal to a recomputation" exact "$db10" 3000
 check "3000 rows written, none twice" grep -qE 'stopped after [0-9]+ s; rows_written=3000 .*duplicates=0 ' "$TMP/wr.log"
-check "no transaction failed (no deadlock between the writers)" bash -c "! grep -qE 'cannot write batch|last_error=' '$TMP/wr.log'"
+check "no transaction failed (no deadlock between the writers)" bash -c "! grep -qE 'cannot write batch|retrying a batch|last_error=' '$TMP/wr.log'"
 "$BIN" sink --brokers "$KAFKA" --topic "$t" --group "g-$t" --db "$db10" --duration 5 --stats-interval 0 \
   -X session.timeout.ms=6000 >"$TMP/wr2.log" 2>&1
 check "a restart in the group is assigned the partitions" grep -qE 'assigned partitions [0-3],[0-3],[0-3],[0-3] ' "$TMP/wr2.log"

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -224,6 +225,83 @@ static void test_config_file_errors(void **state)
 	assert_non_null(strstr(err, "/nonexistent/gh.conf"));
 }
 
+/* A config file that is not a small text file: each a usage error naming the file (and the
+ * line), never defaults taken silently or a read for ever. */
+static void cfg_bad(const char *file, const char *want)
+{
+	char *argv[] = {"gpuhealth", "mock-dcgm", "--config", (char *)file};
+	enum cli_mode mode;
+	struct config *cfg = NULL;
+	char err[1024] = "";
+	alarm(20); /* /dev/zero was read for ever */
+	enum cli_action a = load(4, argv, &mode, &cfg, err, sizeof(err));
+	alarm(0);
+	if (a != CLI_USAGE_ERROR)
+		fail_msg("--config %s: not a usage error (%d; '%s')", file, (int)a, err);
+	if (!strstr(err, file) || !strstr(err, want))
+		fail_msg("--config %s: error '%s' lacks the file or '%s'", file, err, want);
+	assert_null(cfg);
+}
+
+static void cfg_write(const char *path, const char *body, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(body, 1, len, f), len);
+	fclose(f);
+}
+
+static void test_config_file_bad_input(void **state)
+{
+	(void)state;
+	env_reset();
+	char dir[] = "/tmp/gh-config-dir-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char f[300], fifo[300];
+	snprintf(f, sizeof(f), "%s/gh.conf", dir);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	cfg_bad(dir, "a directory, not a file");
+	cfg_bad("/dev/zero", "not a regular file");
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	cfg_bad(fifo, "not a regular file");
+	size_t n = ((size_t)1 << 20) + 1;
+	char *big = malloc(n);
+	assert_non_null(big);
+	memset(big, '#', n);
+	for (size_t i = 79; i < n; i += 80)
+		big[i] = '\n';
+	cfg_write(f, big, n);
+	cfg_bad(f, "over the limit of 1048576");
+	free(big);
+	static const char latin1[] = "gpus = 4\nseed = 1 # \xe9t\xe9\n"; /* ISO 8859-1, not UTF-8 */
+	cfg_write(f, latin1, sizeof(latin1) - 1);
+	cfg_bad(f, ":2: invalid UTF-8");
+	cfg_write(f, "gpus = 4\0\n", 10);
+	cfg_bad(f, ":1: NUL byte");
+	char line[4200];
+	memset(line, ' ', sizeof(line));
+	memcpy(line, "gpus = 4", 8);
+	line[sizeof(line) - 1] = '\n';
+	cfg_write(f, line, sizeof(line));
+	cfg_bad(f, ":1: line longer than 4096 bytes");
+	/* 4096 bytes is still a line */
+	memset(line, ' ', sizeof(line));
+	memcpy(line, "gpus = 4", 8);
+	line[4096] = '\n';
+	cfg_write(f, line, 4097);
+	char *argv[] = {"gpuhealth", "mock-dcgm", "--config", f};
+	enum cli_mode mode;
+	struct config *cfg = NULL;
+	char err[512];
+	assert_int_equal(load(4, argv, &mode, &cfg, err, sizeof(err)), CLI_RUN);
+	assert_int_equal(config_int(cfg, "gpus"), 4);
+	config_destroy(cfg);
+	unlink(f);
+	cfg_bad(f, "No such file"); /* gone */
+	unlink(fifo);
+	rmdir(dir);
+}
+
 static void test_durations(void **state)
 {
 	(void)state;
@@ -252,6 +330,7 @@ int main(void)
 		cmocka_unit_test(test_usage_errors_name_the_input),
 		cmocka_unit_test(test_modes),
 		cmocka_unit_test(test_config_file_errors),
+		cmocka_unit_test(test_config_file_bad_input),
 		cmocka_unit_test(test_durations),
 	};
 	return cmocka_run_group_tests_name("config and command line", tests, NULL, NULL);

@@ -236,6 +236,15 @@ static void test_rejections(void **state)
 	              "older than the retention");
 	expect_reject("\"time\":\"2026-11-28T12:00:10.250Z\"", "\"time\":\"2027-01-01T00:00:00Z\"",
 	              "in the future");
+	/* #19 item 7: the value as given and the bound it broke */
+	expect_reject("\"gpu_temp\":65", "\"gpu_temp\":65,\"gpu_util\":100.0001",
+	              "metrics.gpu_util = 100.0001: utilization outside 0..100 %");
+	expect_reject("\"time\":\"2026-11-28T12:00:10.250Z\"", "\"time\":\"1900-01-01T00:00:00Z\"",
+	              "time 1900-01-01T00:00:00Z is older than the retention: the oldest accepted is "
+	              "2026-11-21T12:05:00.000Z");
+	expect_reject("\"time\":\"2026-11-28T12:00:10.250Z\"", "\"time\":\"9999-12-31T23:59:59Z\"",
+	              "time 9999-12-31T23:59:59Z is more than 86400 s in the future: the newest "
+	              "accepted is 2026-11-29T12:05:00.000Z");
 	expect_reject("\"power_usage\":301.25", "\"power_usage\":-1", "negative power");
 	expect_reject("\"gpu_temp\":65", "\"gpu_temp\":201", "temperature outside");
 	expect_reject("\"gpu_temp\":65", "\"gpu_temp\":-41", "temperature outside");
