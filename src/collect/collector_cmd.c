@@ -379,6 +379,7 @@ int collector_cmd_run(struct config *cfg)
 			.dns_server = config_str(cfg, "dns-server"),
 			.refresh_s = refresh,
 			.http_timeout_s = refresh < 10 ? refresh : 10,
+			.cancel = signals_stop_requested,
 		};
 		if (!rc)
 			rc = discovery_create(&disc, &dopt, err, sizeof(err));

@@ -44,6 +44,7 @@ struct discovery {
 	bool has_server;
 	struct sockaddr_in server;
 	double refresh_s, http_timeout_s;
+	bool (*cancel)(void);
 	/* the merged list (borrowed pointers into the sources' lists) */
 	const char **urls;
 	struct events_enrich *en;
@@ -429,6 +430,12 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 	return strbuf_append(sb, p, size * nmemb) == 0 ? size * nmemb : 0;
 }
 
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	const struct discovery *d = ud;
+	return d->cancel && d->cancel() ? 1 : 0; /* non-zero: abort */
+}
+
 static int http_get(const struct discovery *d, const char *url, struct strbuf *sb, char *err,
                     size_t errlen)
 {
@@ -451,10 +458,17 @@ static int http_get(const struct discovery *d, const char *url, struct strbuf *s
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "gpuhealth-http-sd");
+	if (d->cancel) {
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)d);
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	}
 	CURLcode cc = curl_easy_perform(h);
 	long code = 0;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-	if (cc != CURLE_OK)
+	if (cc == CURLE_ABORTED_BY_CALLBACK)
+		snprintf(err, errlen, "http_sd '%s': request abandoned (stopping)", shown);
+	else if (cc != CURLE_OK)
 		snprintf(err, errlen, "http_sd '%s': %s", shown,
 		         cerr[0] ? cerr : curl_easy_strerror(cc));
 	else if (code != 200)
@@ -621,6 +635,7 @@ int discovery_create(struct discovery **out, const struct discovery_options *o, 
 	d->refresh_s = o->refresh_s > 0 ? o->refresh_s : 60;
 	d->http_timeout_s = o->http_timeout_s > 0 ? o->http_timeout_s : 10;
 	d->dns_port = o->dns_port;
+	d->cancel = o->cancel;
 	if (o->dns_server && *o->dns_server) {
 		char ip[64];
 		unsigned port = 53;

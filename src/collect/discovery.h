@@ -17,7 +17,8 @@
  * error naming the source and keeps its last good list. A target listed by two sources (or
  * twice) is kept once, the first.
  *
- * Threads: one (the caller's). discovery_poll() blocks at most the HTTP timeout per endpoint.
+ * Threads: one (the caller's). discovery_poll() blocks at most the HTTP timeout per endpoint
+ * (less when the cancel callback says stop).
  */
 #ifndef GPUHEALTH_DISCOVERY_H
 #define GPUHEALTH_DISCOVERY_H
@@ -38,6 +39,7 @@ struct discovery_options {
 	const char *dns_server; /* "IP:PORT" or "IP" (port 53): the resolver; NULL: the system's */
 	double refresh_s;       /* http_sd interval (> 0) */
 	double http_timeout_s;  /* one http_sd request (> 0) */
+	bool (*cancel)(void);   /* optional: true aborts a running http_sd request (a stop) */
 };
 
 struct discovery;

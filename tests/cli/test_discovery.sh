@@ -142,6 +142,12 @@ assert len(ev)==2 and all(x["labels"]=={"src":"http"} for x in ev)'
 check "http_sd garbage: error names the endpoint" grep -q "http_sd 'http://127.0.0.1:$hs/garbage.json': not valid JSON" "$tmp/h.err"
 check "http_sd hanging: error names the endpoint" grep -qE "http_sd 'http://127.0.0.1:$hang/sd': .*(timed out|Timeout)" "$tmp/h.err"
 check "http_sd hanging: bounded by the timeout ($((SECONDS - t0)) s)" test $((SECONDS - t0)) -le 5
+# a stop is not held up by a hanging endpoint (timeout 10 s with the default --sd-refresh)
+"$bin" collector --http-sd "http://127.0.0.1:$hang/sd" --output - >/dev/null 2>"$tmp/hs.err" &
+cpid=$!; pids+=($cpid)
+sleep 1; t0=$(date +%s%N); kill -TERM $cpid; wait $cpid; rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "http_sd hanging: SIGTERM stops the collector at once ($ms ms, rc $rc)" test "$ms" -lt 3000 -a "$rc" = 0
 # running: the endpoint turns bad, the last good list goes on; then it changes
 "$bin" collector --http-sd "http://127.0.0.1:$hs/sd.json" --sd-refresh 0.5 --interval 0.5 --output - \
   >"$tmp/hr.json" 2>"$tmp/hr.err" &
