@@ -18,8 +18,8 @@
 #include "core/log.h"
 #include "core/strbuf.h"
 
-#define SD_MAX_BODY ((size_t)64 << 20) /* a file_sd file or an http_sd answer */
-#define DNS_RETRY_S 5.0                /* after a failed DNS query */
+#define SD_MAX_BODY   ((size_t)64 << 20) /* a file_sd file or an http_sd answer */
+#define DNS_RETRY_S   5.0                /* after a failed DNS query */
 #define DNS_MIN_TTL_S 1.0
 
 enum kind { K_FILE, K_HTTP, K_DNS };
@@ -31,9 +31,9 @@ struct source {
 	char **urls;
 	struct events_enrich *en; /* owned strings */
 	size_t n;
-	bool ok;     /* read at least once */
-	double due;  /* http, dns: next read */
-	bool seen;   /* file: st below is set */
+	bool ok;    /* read at least once */
+	double due; /* http, dns: next read */
+	bool seen;  /* file: st below is set */
 	struct stat st;
 };
 
@@ -99,7 +99,8 @@ static json_t *yaml_node(yaml_parser_t *p, yaml_event_t *ev, int depth, char *er
 			char key[1024] = "";
 			if (map) {
 				if (e.type != YAML_SCALAR_EVENT) {
-					snprintf(err, errlen, "line %zu: a mapping key must be a string",
+					snprintf(err, errlen,
+					         "line %zu: a mapping key must be a string",
 					         e.start_mark.line + 1);
 					yaml_event_delete(&e);
 					goto fail;
@@ -224,8 +225,9 @@ int discovery_parse_groups(const char *text, size_t len, bool yaml, const char *
 			goto out;
 		}
 		if (lb && !json_is_object(lb) && !json_is_null(lb)) {
-			snprintf(err, errlen, "%s: group %zu: \"labels\" is not an object of strings",
-			         name, gi + 1);
+			snprintf(err, errlen,
+			         "%s: group %zu: \"labels\" is not an object of strings", name,
+			         gi + 1);
 			goto out;
 		}
 		const char *scheme = "http", *path = "/metrics";
@@ -238,9 +240,10 @@ int discovery_parse_groups(const char *text, size_t len, bool yaml, const char *
 		json_object_foreach(lb, k, v)
 		{
 			if (!json_is_string(v)) {
-				snprintf(err, errlen,
-				         "%s: group %zu: label \"%.100s\" is not a string (quote it)",
-				         name, gi + 1, k);
+				snprintf(
+				    err, errlen,
+				    "%s: group %zu: label \"%.100s\" is not a string (quote it)",
+				    name, gi + 1, k);
 				json_decref(other);
 				goto out;
 			}
@@ -289,8 +292,8 @@ int discovery_parse_groups(const char *text, size_t len, bool yaml, const char *
 			int ul = snprintf(url, sizeof(url), "%s://%s%s%s", scheme, addr,
 			                  path[0] == '/' ? "" : "/", path);
 			if (ul < 0 || (size_t)ul >= sizeof(url)) {
-				snprintf(err, errlen, "%s: group %zu: target %zu: URL too long", name,
-				         gi + 1, ti + 1);
+				snprintf(err, errlen, "%s: group %zu: target %zu: URL too long",
+				         name, gi + 1, ti + 1);
 				goto out;
 			}
 			if (targets_check_url(url, why, sizeof(why)) != 0) {
@@ -299,7 +302,8 @@ int discovery_parse_groups(const char *text, size_t len, bool yaml, const char *
 				goto out;
 			}
 			if (n >= TARGETS_MAX) {
-				snprintf(err, errlen, "%s: more than %d targets", name, TARGETS_MAX);
+				snprintf(err, errlen, "%s: more than %d targets", name,
+				         TARGETS_MAX);
 				goto out;
 			}
 			if (n == cap) {
@@ -322,8 +326,8 @@ int discovery_parse_groups(const char *text, size_t len, bool yaml, const char *
 			en[n].labels = labels ? strdup(labels) : NULL;
 			n++;
 			if (!urls[n - 1] || (cl && *cl && !en[n - 1].cluster) ||
-			    (dc && *dc && !en[n - 1].datacenter) || (rk && *rk && !en[n - 1].rack) ||
-			    (labels && !en[n - 1].labels))
+			    (dc && *dc && !en[n - 1].datacenter) ||
+			    (rk && *rk && !en[n - 1].rack) || (labels && !en[n - 1].labels))
 				goto nomem;
 		}
 	}
@@ -340,7 +344,8 @@ int discovery_parse_groups(const char *text, size_t len, bool yaml, const char *
 			if (strcmp(*idx[i], *idx[i - 1]) == 0) {
 				/* drop the later one of the two in list order */
 				char **drop = idx[i] > idx[i - 1] ? idx[i] : idx[i - 1];
-				idx[i] = idx[i] > idx[i - 1] ? idx[i - 1] : idx[i]; /* the kept one */
+				idx[i] =
+				    idx[i] > idx[i - 1] ? idx[i - 1] : idx[i]; /* the kept one */
 				size_t at = (size_t)(drop - urls);
 				free(urls[at]);
 				urls[at] = NULL;
@@ -348,8 +353,9 @@ int discovery_parse_groups(const char *text, size_t len, bool yaml, const char *
 			}
 		free(idx);
 		if (dups) {
-			log_warn("discovery: %s: %zu targets listed more than once; each scraped once",
-			         name, dups);
+			log_warn(
+			    "discovery: %s: %zu targets listed more than once; each scraped once",
+			    name, dups);
 			size_t w = 0;
 			for (size_t i = 0; i < n; i++) {
 				if (!urls[i]) {
@@ -385,8 +391,7 @@ out:
 
 /* ------------------------------------------------------------------ sources */
 
-static int read_file(const char *path, struct strbuf *sb, struct stat *st, char *err,
-                     size_t errlen)
+static int read_file(const char *path, struct strbuf *sb, struct stat *st, char *err, size_t errlen)
 {
 	int rc = 0;
 	FILE *f = fopen(path, "r");
@@ -501,8 +506,8 @@ static int dns_query(const struct discovery *d, const char *name, int type, unsi
 }
 
 /* The addresses of host (A, then AAAA) from the configured resolver, appended as text. */
-static size_t dns_addresses(const struct discovery *d, const char *host, char out[][64],
-                            size_t max, uint32_t *ttl)
+static size_t dns_addresses(const struct discovery *d, const char *host, char out[][64], size_t max,
+                            uint32_t *ttl)
 {
 	size_t k = 0;
 	unsigned char ans[8192];
@@ -514,7 +519,8 @@ static size_t dns_addresses(const struct discovery *d, const char *host, char ou
 			continue;
 		for (int i = 0; i < ns_msg_count(msg, ns_s_an) && k < max; i++) {
 			ns_rr rr;
-			if (ns_parserr(&msg, ns_s_an, i, &rr) != 0 || (int)ns_rr_type(rr) != types[ti])
+			if (ns_parserr(&msg, ns_s_an, i, &rr) != 0 ||
+			    (int)ns_rr_type(rr) != types[ti])
 				continue;
 			char a[INET6_ADDRSTRLEN];
 			if (!inet_ntop(types[ti] == ns_t_a ? AF_INET : AF_INET6, ns_rr_rdata(rr), a,
@@ -529,8 +535,8 @@ static size_t dns_addresses(const struct discovery *d, const char *host, char ou
 }
 
 /* dns_sd: the targets of name as a JSON target-group text in sb; *ttl the shortest TTL. */
-static int dns_read(const struct discovery *d, const char *name, struct strbuf *sb,
-                    uint32_t *ttl, char *err, size_t errlen)
+static int dns_read(const struct discovery *d, const char *name, struct strbuf *sb, uint32_t *ttl,
+                    char *err, size_t errlen)
 {
 	unsigned char ans[65536];
 	*ttl = UINT32_MAX;
@@ -553,7 +559,7 @@ static int dns_read(const struct discovery *d, const char *name, struct strbuf *
 			         herr == HOST_NOT_FOUND ? "no such name"
 			         : herr == NO_DATA      ? "no records of that type"
 			         : herr == TRY_AGAIN    ? "no answer from the DNS server"
-			                                   : "DNS query failed");
+			                                : "DNS query failed");
 			goto out;
 		}
 		for (int i = 0; i < ns_msg_count(msg, ns_s_an); i++) {
@@ -645,7 +651,8 @@ int discovery_create(struct discovery **out, const struct discovery_options *o, 
 		if (colon)
 			port = (unsigned)strtoul(colon + 1, &end, 10);
 		if (il >= sizeof(ip) || (colon && (!end || *end || port == 0 || port > 65535))) {
-			snprintf(err, errlen, "--dns-server '%s': write IPv4:PORT, e.g. 127.0.0.1:53",
+			snprintf(err, errlen,
+			         "--dns-server '%s': write IPv4:PORT, e.g. 127.0.0.1:53",
 			         o->dns_server);
 			goto bad;
 		}
@@ -730,8 +737,8 @@ static int read_source(struct discovery *d, struct source *s, double now, bool *
 		rc = http_get(d, s->name, &sb, err, sizeof(err));
 	} else {
 		rc = dns_read(d, s->name, &sb, &ttl, err, sizeof(err));
-		s->due = now + (rc ? DNS_RETRY_S
-		                   : (ttl < DNS_MIN_TTL_S ? DNS_MIN_TTL_S : (double)ttl));
+		s->due =
+		    now + (rc ? DNS_RETRY_S : (ttl < DNS_MIN_TTL_S ? DNS_MIN_TTL_S : (double)ttl));
 	}
 	char **urls = NULL;
 	struct events_enrich *en = NULL;
@@ -830,14 +837,16 @@ int discovery_poll(struct discovery *d, double now, bool force, bool *changed)
 			struct stat st;
 			if (stat(s->name, &st) != 0) {
 				if (s->seen) { /* gone: keep its list, say so once */
-					log_error("discovery: file_sd '%s': %s; keeping its last good "
-					          "list (%zu targets)",
-					          s->name, strerror(errno), s->n);
+					log_error(
+					    "discovery: file_sd '%s': %s; keeping its last good "
+					    "list (%zu targets)",
+					    s->name, strerror(errno), s->n);
 					s->seen = false;
 				}
 				continue;
 			}
-			due = !s->seen || st.st_ino != s->st.st_ino || st.st_size != s->st.st_size ||
+			due = !s->seen || st.st_ino != s->st.st_ino ||
+			      st.st_size != s->st.st_size ||
 			      st.st_mtim.tv_sec != s->st.st_mtim.tv_sec ||
 			      st.st_mtim.tv_nsec != s->st.st_mtim.tv_nsec;
 			if (!due)

@@ -60,9 +60,8 @@ size_t discovery_targets(const struct discovery *d, const char *const **urls,
 
 /* Parses the text of a target-group list (JSON, or YAML when yaml) named name into d's
  * format; for tests: returns 0 or -EINVAL with the reason in err; *n targets. */
-int discovery_parse_groups(const char *text, size_t len, bool yaml, const char *name,
-                           char ***urls, struct events_enrich **en, size_t *n, char *err,
-                           size_t errlen);
+int discovery_parse_groups(const char *text, size_t len, bool yaml, const char *name, char ***urls,
+                           struct events_enrich **en, size_t *n, char *err, size_t errlen);
 void discovery_free_list(char **urls, struct events_enrich *en, size_t n);
 
 #endif

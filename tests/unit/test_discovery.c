@@ -24,8 +24,8 @@ static int parse(const char *text, bool yaml)
 	E = NULL;
 	N = 0;
 	ERR[0] = '\0';
-	return discovery_parse_groups(text, strlen(text), yaml, "file_sd 'x.json'", &U, &E, &N,
-	                              ERR, sizeof(ERR));
+	return discovery_parse_groups(text, strlen(text), yaml, "file_sd 'x.json'", &U, &E, &N, ERR,
+	                              sizeof(ERR));
 }
 
 static int teardown(void **state)
@@ -41,14 +41,15 @@ static int teardown(void **state)
 static void test_groups(void **state)
 {
 	(void)state;
-	assert_int_equal(parse("[{\"targets\": [\"a:9400\", \"b:9400\"], \"labels\": {\"cluster\": "
-	                       "\"c1\", \"rack\": \"r2\", \"team\": \"vision\", \"__meta_k\": \"x\", "
-	                       "\"zone\": \"b\"}},"
-	                       " {\"targets\": [\"c:1\"], \"labels\": {\"__scheme__\": \"https\", "
-	                       "\"__metrics_path__\": \"/m/x\"}},"
-	                       " {\"targets\": [\"a:9400\"], \"labels\": {\"cluster\": \"other\"}}]",
-	                       false),
-	                 0);
+	assert_int_equal(
+	    parse("[{\"targets\": [\"a:9400\", \"b:9400\"], \"labels\": {\"cluster\": "
+	          "\"c1\", \"rack\": \"r2\", \"team\": \"vision\", \"__meta_k\": \"x\", "
+	          "\"zone\": \"b\"}},"
+	          " {\"targets\": [\"c:1\"], \"labels\": {\"__scheme__\": \"https\", "
+	          "\"__metrics_path__\": \"/m/x\"}},"
+	          " {\"targets\": [\"a:9400\"], \"labels\": {\"cluster\": \"other\"}}]",
+	          false),
+	    0);
 	assert_int_equal(N, 3); /* a:9400 again: kept once, the first */
 	assert_string_equal(U[0], "http://a:9400/metrics");
 	assert_string_equal(U[1], "http://b:9400/metrics");
@@ -98,9 +99,9 @@ static void test_bad(void **state)
 	assert_non_null(strstr(ERR, "target 1 is not a \"host:port\""));
 	assert_int_equal(parse("[{\"targets\": [\"a b:1\"]}]", false), -EINVAL);
 	assert_non_null(strstr(ERR, "group 1: target \"a b:1\""));
-	assert_int_equal(parse("[{\"targets\": [\"a:1\"], \"labels\": {\"__scheme__\": \"ftp\"}}]",
-	                       false),
-	                 -EINVAL);
+	assert_int_equal(
+	    parse("[{\"targets\": [\"a:1\"], \"labels\": {\"__scheme__\": \"ftp\"}}]", false),
+	    -EINVAL);
 	assert_non_null(strstr(ERR, "is not http or https"));
 	assert_int_equal(parse("- targets: [a:1\n  labels: {a: b\n", true), -EINVAL);
 	assert_non_null(strstr(ERR, "not valid YAML: line"));
@@ -118,8 +119,8 @@ static void test_many(void **state)
 	assert_non_null(t);
 	len += (size_t)snprintf(t + len, cap - len, "[{\"targets\": [");
 	for (int i = 0; i < 10000; i++)
-		len += (size_t)snprintf(t + len, cap - len, "%s\"h%d:9400\"", i ? "," : "",
-		                        i % 5000);
+		len +=
+		    (size_t)snprintf(t + len, cap - len, "%s\"h%d:9400\"", i ? "," : "", i % 5000);
 	snprintf(t + len, cap - len, "]}]");
 	assert_int_equal(parse(t, false), 0);
 	free(t);
