@@ -116,6 +116,12 @@ EOF
 "$bin" collector --file-sd "$tmp/sd.yml" --output - --once >"$tmp/y.json" 2>"$tmp/y.err"
 check "file_sd YAML: 3 events with datacenter and labels: $(cat "$tmp/y.err")" pyq "$tmp/y.json" '
 assert len(ev)==3 and all(x["datacenter"]=="dc-7" and x["labels"]=={"zone":"b"} for x in ev), ev[:1]'
+# the same from the environment and from a configuration file
+SCRAPE_FILE_SD="$tmp/sd.yml" "$bin" collector --output - --once >"$tmp/ye.json" 2>"$tmp/ye.err"
+check "SCRAPE_FILE_SD: 3 events: $(cat "$tmp/ye.err")" pyq "$tmp/ye.json" 'assert len(ev)==3 and ev[0]["labels"]=={"zone":"b"}'
+printf 'file-sd = %s\n' "$tmp/sd.yml" >"$tmp/c.conf"
+"$bin" collector --config "$tmp/c.conf" --output - --once >"$tmp/yc.json" 2>"$tmp/yc.err"
+check "file-sd in --config: 3 events: $(cat "$tmp/yc.err")" pyq "$tmp/yc.json" 'assert len(ev)==3 and ev[0]["datacenter"]=="dc-7"'
 printf -- '- targets: [127.0.0.1:1\n  labels: {a: b\n' >"$tmp/bad.yaml"
 out=$("$bin" collector --file-sd "$tmp/bad.yaml" --output - --once 2>&1); rc=$?
 check "malformed YAML: exit 2 naming the file ($rc): $out" test "$rc" = 2
