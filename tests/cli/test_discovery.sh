@@ -169,14 +169,16 @@ kill $cpid; wait $cpid 2>/dev/null
 
 # ---- dns_sd against a real DNS server (dnsmasq on loopback, unprivileged port)
 dp=$(free_port)
-"$dnsmasq" -k -C /dev/null --no-resolv --no-hosts --port="$dp" --listen-address=127.0.0.1 \
-  --bind-interfaces --pid-file="$tmp/dnsmasq.pid" --user="$(id -un)" --local-ttl=2 \
-  --srv-host="_dcgm._tcp.gpu.test,node1.gpu.test,$m1" --srv-host="_dcgm._tcp.gpu.test,node2.gpu.test,$m2" \
-  --host-record=node1.gpu.test,127.0.0.1 --host-record=node2.gpu.test,127.0.0.1 \
-  --srv-host="_gone._tcp.gpu.test,nowhere.gpu.test,9400" \
-  --log-facility="$tmp/dnsmasq.log" 2>"$tmp/dnsmasq.err" &
-pids+=($!)
-sleep 0.5
+start_dns() { # start_dns SRV-RECORDS...: dnsmasq on 127.0.0.1:$dp; sets $dnspid
+  "$dnsmasq" -k -C /dev/null --no-resolv --no-hosts --port="$dp" --listen-address=127.0.0.1 \
+    --bind-interfaces --pid-file="$tmp/dnsmasq.pid" --user="$(id -un)" --local-ttl=1 \
+    --host-record=node1.gpu.test,127.0.0.1 --host-record=node2.gpu.test,127.0.0.1 \
+    --srv-host="_gone._tcp.gpu.test,nowhere.gpu.test,9400" \
+    "$@" --log-facility="$tmp/dnsmasq.log" 2>>"$tmp/dnsmasq.err" &
+  dnspid=$!; pids+=($dnspid)
+  sleep 0.5
+}
+start_dns --srv-host="_dcgm._tcp.gpu.test,node1.gpu.test,$m1" --srv-host="_dcgm._tcp.gpu.test,node2.gpu.test,$m2"
 "$bin" collector --dns-sd _dcgm._tcp.gpu.test --dns-server "127.0.0.1:$dp" --output - --once \
   >"$tmp/d.json" 2>"$tmp/d.err"
 rc=$?
@@ -190,6 +192,23 @@ check "dns_sd SRV pointing nowhere: error names the name and the target: $out" \
   grep -q "dns_sd '_gone._tcp.gpu.test': 1 SRV records point to a name with no address (first nowhere.gpu.test:9400)" <<<"$out"
 out=$("$bin" collector --dns-sd _none._tcp.gpu.test --dns-server "127.0.0.1:$dp" --output - --once 2>&1)
 check "dns_sd no such name: error names it: $out" grep -q "dns_sd '_none._tcp.gpu.test': no SRV records" <<<"$out"
+# refreshed by TTL under a running collector: the server goes away (last list kept), comes
+# back with only m2 (m1 leaves)
+uuids() { python3 -c 'import json,sys; print(" ".join(sorted({json.loads(l)["gpu"]["uuid"] for l in open(sys.argv[1]) if l.startswith("{")})))' "$1"; }
+m1u=$(uuids "$tmp/a.json")
+"$bin" collector --dns-sd _dcgm._tcp.gpu.test --dns-server "127.0.0.1:$dp" --interval 0.5 --output - \
+  >"$tmp/dr.json" 2>"$tmp/dr.err" &
+cpid=$!; pids+=($cpid)
+check "dns_sd running: 5 GPUs" wait_for 10 python3 -c 'import json,sys; assert len({json.loads(l)["gpu"]["uuid"] for l in open(sys.argv[1]) if l.startswith("{")})==5' "$tmp/dr.json"
+kill $dnspid; wait $dnspid 2>/dev/null
+check "dns_sd server gone: error, last list kept" wait_for 10 grep -q "dns_sd '_dcgm._tcp.gpu.test': no SRV records.*keeping its last good list (2 targets)" "$tmp/dr.err"
+start_dns --srv-host="_dcgm._tcp.gpu.test,node2.gpu.test,$m2"
+check "dns_sd back with m2 only: the list follows within the TTL" wait_for 12 grep -q "discovery: dns_sd '_dcgm._tcp.gpu.test': 1 targets" "$tmp/dr.err"
+sleep 1.5; n=$(wc -l <"$tmp/dr.json"); sleep 2
+kill $cpid; wait $cpid 2>/dev/null
+tail -n +"$((n + 1))" "$tmp/dr.json" >"$tmp/dr-after.json"
+now=$(uuids "$tmp/dr-after.json")
+check "dns_sd: m1's GPUs no longer scraped ($now vs $m1u)" python3 -c 'import sys; a=set(sys.argv[1].split()); b=set(sys.argv[2].split()); sys.exit(0 if len(a)==3 and not a&b else 1)' "$now" "$m1u"
 expect_usage=$("$bin" collector --dns-sd x --dns-server nonsense --output - 2>&1); rc=$?
 check "--dns-server nonsense: exit 2 ($rc)" test "$rc" = 2
 check "--dns-server nonsense: says what to write" grep -q "write IPv4:PORT" <<<"$expect_usage"
