@@ -107,7 +107,7 @@ static const struct config_option options[] = {
      M_SCRAPE | CLI_STATUS, NORANGE, NULL, 0},
     {"scrape-threads", 0, "SCRAPE_THREADS", CONFIG_INT, NULL, "N",
      "threads that scrape and parse, sharing the targets (default: one per online CPU, no more "
-     "than the targets at start; a number given is used as given)",
+     "than the targets at start unless discovery is used; a number given is used as given)",
      M_SCRAPE | CLI_STATUS, 1, 64, NULL, 0},
     {"buffer-events", 0, "BUFFER_EVENTS", CONFIG_INT, "100000", "N",
      "events kept in memory while Kafka is away (beyond librdkafka's own queue)", M_SCRAPE, 1,

@@ -468,6 +468,13 @@ int collector_cmd_run(struct config *cfg)
 				.drop_log_interval_s = every > 0 ? every : 10,
 			},
 	};
+	if (disc && !o.threads) {
+		/* discovery's list grows after the start: one thread per CPU, not per target now */
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		o.threads = ncpu < 1 ? 1
+		            : ncpu > (long)COLLECTOR_THREADS_MAX ? COLLECTOR_THREADS_MAX
+		                                                 : (unsigned)ncpu;
+	}
 	rc = collector_create(&c, &o, err, sizeof(err));
 	if (rc) {
 		log_error("%s", err);
