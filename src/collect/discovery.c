@@ -765,13 +765,16 @@ static int read_source(struct discovery *d, struct source *s, double now, bool *
 	}
 	if (!s->ok || !same)
 		log_info("discovery: %s '%s': %zu targets", kind_str(s->kind), shown, n);
-	if (!same)
-		*changed = true;
+	s->ok = true;
+	if (same) { /* keep the old copies: the merged list borrows them */
+		discovery_free_list(urls, en, n);
+		return 0;
+	}
+	*changed = true;
 	discovery_free_list(s->urls, s->en, s->n);
 	s->urls = urls; /* owned by s */
 	s->en = en;
 	s->n = n;
-	s->ok = true;
 	return 0;
 }
 

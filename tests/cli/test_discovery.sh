@@ -103,6 +103,11 @@ check "file_sd without targets: error says what to write" wait_for 5 grep -q "gr
 echo "[{\"targets\": [\"127.0.0.1:$m1\"], \"labels\": {\"src\": \"hup\"}}]" >"$sd"
 kill -HUP $cpid
 check "file_sd after a fix / SIGHUP: m1 again with new labels" wait_for 5 grep -q '"src":"hup"' "$tmp/run.json"
+# SIGHUP with the file unchanged: the same list again (the merged list must stay valid)
+kill -HUP $cpid; sleep 1; kill -HUP $cpid; sleep 0.5
+n=$(grep -c '"src":"hup"' "$tmp/run.json"); sleep 1.5; nb=$(grep -c '"src":"hup"' "$tmp/run.json")
+check "SIGHUP with an unchanged file: still running and scraping ($n -> $nb)" test "$nb" -gt "$n"
+check "SIGHUP with an unchanged file: no sanitizer report" bash -c "! grep -q Sanitizer '$tmp/run.err'"
 kill $cpid; wait $cpid 2>/dev/null
 
 # ---- file_sd YAML, and malformed YAML
