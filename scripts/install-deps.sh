@@ -5,7 +5,7 @@
 #        run, Python's prometheus_client (strict exposition parser), jsonschema and yaml (the API's
 #        OpenAPI check), python3-venv (schemathesis from PyPI in ~/.cache/gpuhealth, by
 #        scripts/python-venv.sh), systemd (systemd-analyze verify of the units), groff (man page check),
-#        docker-compose (compose file check) and wrk; --bench adds the benchmarks' baselines and
+#        docker-compose (compose file check), wrk and dnsmasq (a real DNS server for dns_sd); --bench adds the benchmarks' baselines and
 #        load tools: psycopg2, prometheus_client, wrk; --runtime installs only what the built
 #        binary needs to run, as the container image's last stage does)
 # docker/Dockerfile runs this script, so the image installs what the tests install.
@@ -13,13 +13,13 @@ set -euo pipefail
 
 pkgs=(build-essential cmake ninja-build pkg-config
       libncurses-dev libcurl4-openssl-dev librdkafka-dev libpq-dev libjansson-dev
-      libcmocka-dev libmicrohttpd-dev zlib1g-dev postgresql-15 postgresql-client-15)
+      libcmocka-dev libmicrohttpd-dev zlib1g-dev libyaml-dev postgresql-15 postgresql-client-15)
 case "${1:-}" in
   --runtime) pkgs=(libncursesw6 libcurl4 librdkafka1 libpq5 libjansson4 libmicrohttpd12 zlib1g
-                   ca-certificates curl) ;;
+                   libyaml-0-2 ca-certificates curl) ;;
   --test) pkgs+=(default-jre-headless maven kcat tmux python3 curl clang libclang-rt-14-dev
                  python3-prometheus-client python3-jsonschema python3-yaml python3-venv systemd groff-base
-                 docker-compose wrk) ;;
+                 docker-compose wrk dnsmasq-base) ;;
   --bench) pkgs+=(python3 python3-psycopg2 python3-prometheus-client wrk kcat curl) ;;
   "") ;;
   *) echo "install-deps: unknown option '$1' (use --test, --bench or --runtime)" >&2; exit 2 ;;

@@ -28,10 +28,14 @@ struct worker {
 	/* guarded by c->lock */
 	char **pending; /* owned: a target set for this thread to apply */
 	size_t *pending_pos;
+	struct events_enrich *pending_en; /* owned: each pending target's enrichment, or NULL */
 	size_t npending;
 	bool has_pending;
 	size_t *pos; /* owned: each applied target's place in the collector's whole set */
 	size_t npos;
+	/* scrape thread only: each applied target's enrichment (owned; NULL: none) */
+	struct events_enrich *en;
+	size_t nen;
 };
 
 struct collector {
@@ -74,6 +78,40 @@ static void free_list(char **v, size_t n)
 	free(v);
 }
 
+static void clear_enrich(struct events_enrich *e)
+{
+	free((char *)e->cluster);
+	free((char *)e->datacenter);
+	free((char *)e->rack);
+	free((char *)e->labels);
+	memset(e, 0, sizeof(*e));
+}
+
+static void free_enrich(struct events_enrich *e, size_t n)
+{
+	for (size_t i = 0; e && i < n; i++)
+		clear_enrich(&e[i]);
+	free(e);
+}
+
+/* A deep copy of one enrichment into *to (zeroed). 0 or -ENOMEM. */
+static int copy_enrich(struct events_enrich *to, const struct events_enrich *from)
+{
+	const char *f[4] = {from->cluster, from->datacenter, from->rack, from->labels};
+	char *d[4] = {NULL, NULL, NULL, NULL};
+	for (int i = 0; i < 4; i++)
+		if (f[i] && *f[i] && !(d[i] = strdup(f[i]))) {
+			for (int k = 0; k < i; k++)
+				free(d[k]);
+			return -ENOMEM;
+		}
+	to->cluster = d[0]; /* owned by the copy */
+	to->datacenter = d[1];
+	to->rack = d[2];
+	to->labels = d[3];
+	return 0;
+}
+
 static int cmp_assign(const void *a, const void *b)
 {
 	return strcmp(((const struct assign *)a)->url, ((const struct assign *)b)->url);
@@ -90,7 +128,8 @@ static void free_assign(struct assign *a, size_t n)
  * goes to the thread with the fewest targets. Hands each thread its part (copied, with each
  * target's place in the whole set) and keeps the new assignment. Call with c->lock held.
  * Returns 0 or -ENOMEM (nothing changed). */
-static int split_targets(struct collector *c, const char *const *urls, size_t n)
+static int split_targets(struct collector *c, const char *const *urls,
+                         const struct events_enrich *en, size_t n)
 {
 	int rc = -ENOMEM;
 	unsigned nw = c->nw;
@@ -98,9 +137,10 @@ static int split_targets(struct collector *c, const char *const *urls, size_t n)
 	size_t *count = calloc(nw, sizeof(*count));
 	char ***lists = calloc(nw, sizeof(*lists));
 	size_t **pos = calloc(nw, sizeof(*pos));
+	struct events_enrich **ens = calloc(nw, sizeof(*ens));
 	size_t *fill = calloc(nw, sizeof(*fill));
 	size_t nna = 0;
-	if (!na || !count || !lists || !pos || !fill)
+	if (!na || !count || !lists || !pos || !ens || !fill)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		struct assign key = {(char *)urls[i], 0};
@@ -123,20 +163,29 @@ static int split_targets(struct collector *c, const char *const *urls, size_t n)
 	}
 	for (unsigned k = 0; k < nw; k++)
 		if (!(lists[k] = calloc(count[k] ? count[k] : 1, sizeof(char *))) ||
-		    !(pos[k] = calloc(count[k] ? count[k] : 1, sizeof(size_t))))
+		    !(pos[k] = calloc(count[k] ? count[k] : 1, sizeof(size_t))) ||
+		    (en && !(ens[k] = calloc(count[k] ? count[k] : 1, sizeof(**ens)))))
 			goto out;
 	for (size_t i = 0; i < n; i++) {
 		unsigned k = na[i].w;
-		if (!(lists[k][fill[k]] = strdup(urls[i])))
+		if (en && copy_enrich(&ens[k][fill[k]], &en[i]) != 0)
 			goto out;
+		if (!(lists[k][fill[k]] = strdup(urls[i]))) {
+			if (en) /* not counted in fill[k] yet */
+				clear_enrich(&ens[k][fill[k]]);
+			goto out;
+		}
 		pos[k][fill[k]++] = i;
 	}
 	for (unsigned k = 0; k < nw; k++) {
 		struct worker *w = &c->w[k];
 		free_list(w->pending, w->npending);
 		free(w->pending_pos);
+		free_enrich(w->pending_en, w->npending);
 		w->pending = lists[k]; /* owned by w until its thread takes it */
 		w->pending_pos = pos[k];
+		w->pending_en = ens[k];
+		ens[k] = NULL;
 		w->npending = count[k];
 		w->has_pending = true;
 		lists[k] = NULL;
@@ -150,10 +199,12 @@ static int split_targets(struct collector *c, const char *const *urls, size_t n)
 	rc = 0;
 out:
 	free_assign(na, nna);
-	for (unsigned k = 0; lists && pos && fill && k < nw; k++) {
+	for (unsigned k = 0; lists && pos && ens && fill && k < nw; k++) {
 		free_list(lists[k], fill[k]);
 		free(pos[k]);
+		free_enrich(ens[k], fill[k]);
 	}
+	free(ens);
 	free(lists);
 	free(pos);
 	free(count);
@@ -172,9 +223,11 @@ static void apply_pending(struct worker *w)
 	}
 	char **pend = w->pending; /* ours now */
 	size_t *ppos = w->pending_pos;
+	struct events_enrich *pen = w->pending_en;
 	size_t npend = w->npending;
 	w->pending = NULL;
 	w->pending_pos = NULL;
+	w->pending_en = NULL;
 	w->npending = 0;
 	w->has_pending = false;
 	pthread_mutex_unlock(&c->lock);
@@ -182,7 +235,12 @@ static void apply_pending(struct worker *w)
 		log_error("collector: out of memory applying %zu targets; keeping the old set",
 		          npend);
 		free(ppos);
+		free_enrich(pen, npend);
 	} else {
+		events_set_target(w->ev, NULL); /* it may point into the old set's */
+		free_enrich(w->en, w->nen);
+		w->en = pen; /* owned by w; this thread only */
+		w->nen = pen ? npend : 0;
 		pthread_mutex_lock(&c->lock);
 		free(w->pos);
 		w->pos = ppos; /* owned by w */
@@ -217,9 +275,9 @@ static int render(struct worker *w, size_t i)
 static int on_scrape(void *ud, size_t target, const char *url, const char *body, size_t len,
                      const struct timespec *when, struct scrape_result *res)
 {
-	(void)target;
 	struct worker *w = ud;
 	struct collector *c = w->c;
+	events_set_target(w->ev, w->en && target < w->nen ? &w->en[target] : NULL);
 	char t[EVENTS_TIME_LEN];
 	struct prom_stats pst;
 	struct prom_limits lim;
@@ -630,7 +688,7 @@ int collector_create(struct collector **out, const struct collector_options *o, 
 		goto fail;
 	if (!(c->w = calloc(c->nw, sizeof(*c->w))))
 		goto fail;
-	struct events_enrich en = {c->cluster, c->datacenter, c->rack};
+	struct events_enrich en = {c->cluster, c->datacenter, c->rack, NULL};
 	for (unsigned k = 0; k < c->nw; k++) {
 		struct worker *w = &c->w[k];
 		w->c = c;
@@ -656,7 +714,7 @@ int collector_create(struct collector **out, const struct collector_options *o, 
 	}
 	if (!c->has_local) {
 		pthread_mutex_lock(&c->lock);
-		rc = split_targets(c, o->targets, o->ntargets);
+		rc = split_targets(c, o->targets, o->target_enrich, o->ntargets);
 		pthread_mutex_unlock(&c->lock);
 		if (rc)
 			goto fail;
@@ -703,10 +761,16 @@ int collector_start(struct collector *c)
 
 int collector_set_targets(struct collector *c, const char *const *urls, size_t n)
 {
+	return collector_set_targets_enrich(c, urls, NULL, n);
+}
+
+int collector_set_targets_enrich(struct collector *c, const char *const *urls,
+                                 const struct events_enrich *en, size_t n)
+{
 	if (c->has_local)
 		return n ? -EINVAL : 0;
 	pthread_mutex_lock(&c->lock);
-	int rc = split_targets(c, urls, n);
+	int rc = split_targets(c, urls, en, n);
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
@@ -939,9 +1003,11 @@ void collector_destroy(struct collector *c)
 		prom_cache_free(w->pc);
 		strbuf_free(&w->out);
 		free(w->ends);
+		free_enrich(w->pending_en, w->npending);
 		free_list(w->pending, w->npending);
 		free(w->pending_pos);
 		free(w->pos);
+		free_enrich(w->en, w->nen);
 	}
 	free(c->w);
 	free_assign(c->assign, c->nassign);

@@ -44,6 +44,9 @@ struct collector_options {
 	                                        thread */
 	unsigned threads; /* scrape threads; 0: one per online CPU, at most ntargets */
 	const char *const *targets; /* URLs (copied) */
+	/* NULL, or each target's enrichment (discovery labels), parallel to targets (copied);
+	 * its non-empty members replace `enrich`'s for that target's events */
+	const struct events_enrich *target_enrich;
 	size_t ntargets;
 	double interval_s;
 	double timeout_s;
@@ -91,6 +94,10 @@ int collector_start(struct collector *c);
 /* Hands a new target set to the threads (copied; each applies its part on its next loop).
  * Returns 0, -ENOMEM (the old set is kept) or -EINVAL (a collector of a local source). */
 int collector_set_targets(struct collector *c, const char *const *urls, size_t n);
+/* collector_set_targets() with each target's enrichment (en parallel to urls, copied; NULL:
+ * none), as collector_options.target_enrich. */
+int collector_set_targets_enrich(struct collector *c, const char *const *urls,
+                                 const struct events_enrich *en, size_t n);
 /* Stops the threads: running scrapes are abandoned, the producer flushes and spools what is
  * pending (producer_close). Blocks until the threads have ended. Idempotent. */
 void collector_stop(struct collector *c);

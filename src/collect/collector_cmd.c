@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "collect/collector.h"
+#include "collect/discovery.h"
 #include "collect/targets.h"
 #include "core/config.h"
 #include "core/httpd_limits.h"
@@ -251,6 +252,56 @@ static int nvml_local_read(void *ud, struct strbuf *body, char *err, size_t errl
 	return nvml_read_exposition(l->n, &l->opts, time_mono() - l->t0, body, err, errlen);
 }
 
+/* The static targets followed by the discovered ones (a URL in both: the static one). */
+struct merged {
+	const char **urls;           /* borrowed from tg and the discovery */
+	struct events_enrich *en;    /* borrowed members */
+	size_t n;
+};
+
+static int merge_sets(const struct targets *tg, struct discovery *d, struct merged *m)
+{
+	const char *const *du = NULL;
+	const struct events_enrich *de = NULL;
+	size_t dn = d ? discovery_targets(d, &du, &de) : 0;
+	free(m->urls);
+	free(m->en);
+	m->n = 0;
+	m->urls = calloc(tg->n + dn + 1, sizeof(*m->urls));
+	m->en = calloc(tg->n + dn + 1, sizeof(*m->en));
+	if (!m->urls || !m->en)
+		return -ENOMEM;
+	for (size_t i = 0; i < tg->n; i++)
+		m->urls[m->n++] = tg->urls[i];
+	for (size_t i = 0; i < dn; i++) {
+		if (tg->n && targets_find(tg, du[i]) >= 0)
+			continue;
+		m->en[m->n] = de[i];
+		m->urls[m->n++] = du[i];
+	}
+	return 0;
+}
+
+/* t0: when the sources began to be read (the log says how long read + apply took) */
+static void discovery_apply(struct collector *c, const struct targets *tg, struct discovery *d,
+                            struct merged *m, size_t *n_now, double t0)
+{
+	if (merge_sets(tg, d, m) != 0) {
+		log_error("collector: out of memory merging discovered targets; keeping the %zu in "
+			  "use",
+			  *n_now);
+		return;
+	}
+	if (collector_set_targets_enrich(c, m->urls, m->en, m->n) != 0) {
+		log_error("collector: out of memory; keeping the %zu targets in use", *n_now);
+		return;
+	}
+	log_info("collector: discovery: %zu targets (were %zu; read and applied in %.3f s)", m->n,
+		 *n_now,
+		 time_mono() - t0);
+	*n_now = m->n;
+}
+
 static void reload(const struct config *cfg, struct collector *c, size_t *n_now)
 {
 	struct targets tg;
@@ -279,6 +330,8 @@ int collector_cmd_run(struct config *cfg)
 	struct collector *c = NULL;
 	struct metrics_http http = {0};
 	struct nvml_local nl = {0};
+	struct discovery *disc = NULL;
+	struct merged m = {0};
 	const char **props = NULL;
 	char err[1024] = "";
 	targets_init(&tg);
@@ -296,14 +349,67 @@ int collector_cmd_run(struct config *cfg)
 		goto out;
 	}
 	bool nvml = config_bool(cfg, "nvml");
-	if (nvml && tg.n) {
+	size_t nfsd = config_list_len(cfg, "file-sd"), nhsd = config_list_len(cfg, "http-sd"),
+	       ndsd = config_list_len(cfg, "dns-sd");
+	if (nfsd + nhsd + ndsd) {
+		const char **lists[3] = {calloc(nfsd + 1, sizeof(char *)),
+					 calloc(nhsd + 1, sizeof(char *)),
+					 calloc(ndsd + 1, sizeof(char *))};
+		const char *keys[3] = {"file-sd", "http-sd", "dns-sd"};
+		size_t lens[3] = {nfsd, nhsd, ndsd};
+		rc = lists[0] && lists[1] && lists[2] ? 0 : -ENOMEM;
+		for (int k = 0; !rc && k < 3; k++) {
+			size_t w = 0;
+			for (size_t i = 0; i < lens[k]; i++) {
+				const char *v = config_list_at(cfg, keys[k], i);
+				if (*v) /* SCRAPE_FILE_SD="a,,b" */
+					lists[k][w++] = v;
+			}
+			lens[k] = w;
+		}
+		double refresh = config_double(cfg, "sd-refresh");
+		struct discovery_options dopt = {
+			.files = lists[0],
+			.nfiles = lens[0],
+			.urls = lists[1],
+			.nurls = lens[1],
+			.names = lists[2],
+			.nnames = lens[2],
+			.dns_port = (int)config_int(cfg, "dns-sd-port"),
+			.dns_server = config_str(cfg, "dns-server"),
+			.refresh_s = refresh,
+			.http_timeout_s = refresh < 10 ? refresh : 10,
+			.cancel = signals_stop_requested,
+		};
+		if (!rc)
+			rc = discovery_create(&disc, &dopt, err, sizeof(err));
+		for (int k = 0; k < 3; k++)
+			free(lists[k]);
+		if (rc) {
+			log_error("%s", rc == -ENOMEM ? "out of memory" : err);
+			status = rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+			goto out;
+		}
+		bool changed;
+		discovery_poll(disc, time_mono(), true, &changed); /* errors logged; lists kept */
+	}
+	if (merge_sets(&tg, disc, &m) != 0) {
+		status = CLI_EXIT_FAILURE;
+		goto out;
+	}
+	if (nvml && m.n) {
 		log_error("--nvml reads this machine's GPUs; --target and --targets-file scrape "
 			  "exporters: give one or the other");
 		goto out;
 	}
-	if (tg.n == 0 && !nvml) {
-		log_error("no scrape targets: give --target URL (SCRAPE_TARGETS, comma-separated) or "
-			  "--targets-file FILE (SCRAPE_TARGETS_FILE)");
+	if (m.n == 0 && !nvml && !disc) {
+		log_error("no scrape targets: give --target URL (SCRAPE_TARGETS, comma-separated), "
+			  "--targets-file FILE (SCRAPE_TARGETS_FILE), --file-sd, --http-sd or "
+			  "--dns-sd");
+		goto out;
+	}
+	if (m.n == 0 && disc && config_bool(cfg, "once")) {
+		log_error("no scrape targets: discovery found none (see above)");
 		goto out;
 	}
 	bool to_stdout = config_str(cfg, "output") != NULL;
@@ -337,8 +443,9 @@ int collector_cmd_run(struct config *cfg)
 	double every = config_double(cfg, "stats-interval");
 	struct collector_options o = {
 		.local = nvml ? &local : NULL,
-		.targets = (const char *const *)tg.urls,
-		.ntargets = tg.n,
+		.targets = m.urls,
+		.target_enrich = m.en,
+		.ntargets = m.n,
 		.interval_s = config_double(cfg, "interval"),
 		.timeout_s = config_double(cfg, "scrape-timeout"),
 		.max_body = (size_t)config_int(cfg, "max-body"),
@@ -361,6 +468,13 @@ int collector_cmd_run(struct config *cfg)
 				.drop_log_interval_s = every > 0 ? every : 10,
 			},
 	};
+	if (disc && !o.threads) {
+		/* discovery's list grows after the start: one thread per CPU, not per target now */
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		o.threads = ncpu < 1 ? 1
+		            : ncpu > (long)COLLECTOR_THREADS_MAX ? COLLECTOR_THREADS_MAX
+		                                                 : (unsigned)ncpu;
+	}
 	rc = collector_create(&c, &o, err, sizeof(err));
 	if (rc) {
 		log_error("%s", err);
@@ -395,14 +509,14 @@ int collector_cmd_run(struct config *cfg)
 		collector_stats(c, &st0);
 		log_info("collector: %zu target%s every %g s (timeout %g s, %u scrape thread%s) -> "
 			 "%s%s%s",
-			 tg.n, tg.n == 1 ? "" : "s", o.interval_s, o.timeout_s, st0.threads,
+			 m.n, m.n == 1 ? "" : "s", o.interval_s, o.timeout_s, st0.threads,
 			 st0.threads == 1 ? "" : "s",
 			 to_stdout ? "standard output" : "Kafka topic ",
 			 to_stdout ? "" : o.kafka.topic, once ? ", once" : "");
 	}
-	notify_status(true, "%zu targets every %g s", tg.n, o.interval_s);
-	size_t n_now = tg.n;
-	double start = time_mono(), last = start;
+	notify_status(true, "%zu targets every %g s", m.n, o.interval_s);
+	size_t n_now = m.n;
+	double start = time_mono(), last = start, last_sd = start;
 	double duration = config_is_set(cfg, "duration") ? config_double(cfg, "duration") : -1;
 	struct collector_stats st;
 	status = CLI_EXIT_OK;
@@ -425,13 +539,38 @@ int collector_cmd_run(struct config *cfg)
 		}
 		if (st.done)
 			break;
-		if (signals_take_hup()) {
+		bool hup = signals_take_hup();
+		if (hup && disc) {
+			/* the static targets again, then every discovery source */
+			struct targets nt;
+			targets_init(&nt);
+			char herr[1024] = "";
+			if (load_targets(cfg, &nt, herr, sizeof(herr)) != 0) {
+				log_error("collector: SIGHUP: %s; keeping the static targets in use",
+					  herr);
+				targets_free(&nt);
+			} else {
+				targets_free(&tg);
+				tg = nt; /* owned by tg */
+			}
+			bool changed;
+			discovery_poll(disc, now, true, &changed);
+			discovery_apply(c, &tg, disc, &m, &n_now, now);
+			last_sd = now;
+		} else if (hup) {
 			if (nvml)
 				log_info("collector: SIGHUP: --nvml has no targets to re-read");
 			else if (config_str(cfg, "targets-file"))
 				reload(cfg, c, &n_now);
 			else
 				log_info("collector: SIGHUP: no --targets-file to re-read");
+		}
+		if (disc && !once && now - last_sd >= 1.0) { /* files each second; the rest when due */
+			bool changed = false;
+			discovery_poll(disc, now, false, &changed);
+			if (changed)
+				discovery_apply(c, &tg, disc, &m, &n_now, now);
+			last_sd = now;
 		}
 		if (every > 0 && now - last >= every) {
 			log_stats(&st, "collector:");
@@ -484,6 +623,9 @@ out:
 	collector_destroy(c);
 	nvml_close(nl.n); /* after the collector: its thread reads through nl */
 	free(props);
+	free(m.urls);
+	free(m.en);
+	discovery_destroy(disc);
 	targets_free(&tg);
 	return status;
 }

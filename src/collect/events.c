@@ -32,6 +32,9 @@ enum ident {
 	ID_HOST,
 	ID_HOST_OLD,
 	ID_DRIVER,
+	ID_POD, /* Kubernetes workload (dcgm-exporter's pod mapping) */
+	ID_NAMESPACE,
+	ID_CONTAINER,
 	ID_N
 };
 #define I(name)                                                                                    \
@@ -48,6 +51,8 @@ static const struct {
     [ID_MODEL2] = I("model_name"), [ID_PCI] = I("pci_bus_id"),
     [ID_DEVICE] = I("device"),     [ID_HOST] = I("hostname"),
     [ID_HOST_OLD] = I("Hostname"), [ID_DRIVER] = I("DCGM_FI_DRIVER_VERSION"),
+    [ID_POD] = I("pod"),           [ID_NAMESPACE] = I("namespace"),
+    [ID_CONTAINER] = I("container"),
 };
 
 /* Fields of the event filled from labels: bit per field. */
@@ -58,12 +63,26 @@ enum fill {
 	F_PCI = 1u << 3,
 	F_DEVICE = 1u << 4,
 	F_DRIVER = 1u << 5,
+	F_POD = 1u << 8,
+	F_NAMESPACE = 1u << 9,
+	F_CONTAINER = 1u << 10,
 	F_MIG_PROFILE = 1u << 6,
 	F_MIG_ID = 1u << 7,
 };
 
 /* The identity strings of an event, in the contract's order within "gpu" (hostname apart). */
-enum sid { S_HOST, S_MODEL, S_PCI, S_DEVICE, S_DRIVER, S_MIG_PROFILE, S_N };
+enum sid {
+	S_HOST,
+	S_MODEL,
+	S_PCI,
+	S_DEVICE,
+	S_DRIVER,
+	S_MIG_PROFILE,
+	S_POD, /* workload: null when the label is absent or empty */
+	S_NAMESPACE,
+	S_CONTAINER,
+	S_N
+};
 
 /* A string in the scrape's arena (ev->text); len == SREF_NULL: JSON null. */
 #define SREF_NULL UINT32_MAX
@@ -113,6 +132,8 @@ struct xname {
 
 struct events {
 	char *cluster, *datacenter, *rack; /* owned copies, NULL when unset */
+	char *labels;                      /* owned copy, NULL when unset */
+	const struct events_enrich *target; /* borrowed: events_set_target() */
 	char time[EVENTS_TIME_LEN];
 	bool begun;
 	struct gpu_event *gpus; /* [0, inited) have their buffers; [0, n) are this scrape's */
@@ -179,7 +200,9 @@ int events_create(struct events **out, const struct events_enrich *en)
 		ev->cluster = dup_or_null(en->cluster);
 		ev->datacenter = dup_or_null(en->datacenter);
 		ev->rack = dup_or_null(en->rack);
-		if ((en->cluster && *en->cluster && !ev->cluster) ||
+		ev->labels = dup_or_null(en->labels);
+		if ((en->labels && *en->labels && !ev->labels) ||
+		    (en->cluster && *en->cluster && !ev->cluster) ||
 		    (en->datacenter && *en->datacenter && !ev->datacenter) ||
 		    (en->rack && *en->rack && !ev->rack)) {
 			events_destroy(ev);
@@ -188,6 +211,11 @@ int events_create(struct events **out, const struct events_enrich *en)
 	}
 	*out = ev; /* the caller owns ev */
 	return 0;
+}
+
+void events_set_target(struct events *ev, const struct events_enrich *en)
+{
+	ev->target = en;
 }
 
 static void drop_events(struct events *ev)
@@ -260,6 +288,7 @@ void events_destroy(struct events *ev)
 	free(ev->cluster);
 	free(ev->datacenter);
 	free(ev->rack);
+	free(ev->labels);
 	free(ev);
 }
 
@@ -472,6 +501,19 @@ static int fill_ident(struct events *ev, struct gpu_event *g, const struct prom_
 		g->filled |= F_MIG_PROFILE;
 		rc = label_string(ev, id[ID_MIG_PROFILE], &g->str[S_MIG_PROFILE]);
 	}
+	/* the workload: dcgm-exporter writes "" when no pod holds the GPU (then null) */
+	static const struct {
+		int id;
+		unsigned bit;
+		enum sid s;
+	} wl[] = {{ID_POD, F_POD, S_POD},
+	          {ID_NAMESPACE, F_NAMESPACE, S_NAMESPACE},
+	          {ID_CONTAINER, F_CONTAINER, S_CONTAINER}};
+	for (size_t i = 0; !rc && i < sizeof(wl) / sizeof(wl[0]); i++)
+		if (!(g->filled & wl[i].bit) && id[wl[i].id] && id[wl[i].id]->value.len > 0) {
+			g->filled |= wl[i].bit;
+			rc = label_string(ev, id[wl[i].id], &g->str[wl[i].s]);
+		}
 	if (!rc && mig && !(g->filled & F_MIG_ID)) {
 		g->filled |= F_MIG_ID;
 		g->has_mig_id = label_integer(ev, id[ID_MIG_ID], &g->mig_id);
@@ -658,7 +700,7 @@ static int ident_of(const char *name, size_t len)
 {
 	int k = -1;
 	switch (len) {
-	case 3: k = ID_INDEX; break;
+	case 3: k = name[0] == 'p' ? ID_POD : ID_INDEX; break;
 	case 4: k = ID_UUID; break;
 	case 6: k = ID_DEVICE; break;
 	case 8:
@@ -667,7 +709,11 @@ static int ident_of(const char *name, size_t len)
 		    : name[0] == 'h' ? ID_HOST
 		                     : ID_HOST_OLD;
 		break;
-	case 9: k = ID_MODEL; break;
+	case 9:
+		k = name[0] == 'm'   ? ID_MODEL
+		    : name[0] == 'n' ? ID_NAMESPACE
+		                     : ID_CONTAINER;
+		break;
 	case 10: k = name[0] == 'm' ? ID_MODEL2 : ID_PCI; break;
 	case 13: k = ID_MIG_PROFILE; break;
 	case 22: k = ID_DRIVER; break;
@@ -1071,12 +1117,13 @@ static void put_event(struct writer *w, const struct events *ev, const struct gp
 	put_string(w, ev->time, EVENTS_TIME_LEN - 1);
 	PUTL(w, ",\"hostname\":");
 	put_sref(w, ev, g->str[S_HOST]);
+	const struct events_enrich *t = ev->target;
 	PUTL(w, ",\"cluster\":");
-	put_opt(w, ev->cluster);
+	put_opt(w, t && t->cluster && *t->cluster ? t->cluster : ev->cluster);
 	PUTL(w, ",\"datacenter\":");
-	put_opt(w, ev->datacenter);
+	put_opt(w, t && t->datacenter && *t->datacenter ? t->datacenter : ev->datacenter);
 	PUTL(w, ",\"rack\":");
-	put_opt(w, ev->rack);
+	put_opt(w, t && t->rack && *t->rack ? t->rack : ev->rack);
 	PUTL(w, ",\"gpu\":{\"index\":");
 	if (g->has_index)
 		put_int(w, g->index);
@@ -1129,7 +1176,26 @@ static void put_event(struct writer *w, const struct events *ev, const struct gp
 		put(w, ":", 1);
 		put_val(w, &e->v);
 	}
-	PUTL(w, "}}");
+	PUTL(w, "}");
+	const char *labels = t && t->labels && *t->labels ? t->labels : ev->labels;
+	if (labels) { /* the target's discovery labels: a JSON object's compact text */
+		PUTL(w, ",\"labels\":");
+		put(w, labels, strlen(labels));
+	}
+	PUTL(w, ",\"workload\":");
+	if (g->str[S_POD].len == SREF_NULL && g->str[S_NAMESPACE].len == SREF_NULL &&
+	    g->str[S_CONTAINER].len == SREF_NULL) {
+		PUTL(w, "null");
+	} else {
+		PUTL(w, "{\"namespace\":");
+		put_sref(w, ev, g->str[S_NAMESPACE]);
+		PUTL(w, ",\"pod\":");
+		put_sref(w, ev, g->str[S_POD]);
+		PUTL(w, ",\"container\":");
+		put_sref(w, ev, g->str[S_CONTAINER]);
+		PUTL(w, "}");
+	}
+	PUTL(w, "}");
 }
 
 int events_render(const struct events *ev, size_t i, char *buf, size_t size, size_t *len)

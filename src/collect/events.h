@@ -49,6 +49,9 @@ struct events_enrich {
 	const char *cluster;
 	const char *datacenter;
 	const char *rack;
+	/* the target's discovery labels as the compact text of a JSON object of strings
+	 * ({"team":"vision"}), written as the event's "labels"; NULL or "": no "labels" */
+	const char *labels;
 };
 
 enum events_skip {
@@ -88,6 +91,11 @@ struct events; /* opaque: the events of one scrape */
 /* Returns 0 or -ENOMEM. en may be NULL (all null). */
 int events_create(struct events **out, const struct events_enrich *en);
 void events_destroy(struct events *ev);
+
+/* The enrichment of the target of the next scrapes (discovery labels): each non-empty
+ * member replaces the one given to events_create(); NULL: back to those. Borrowed: the strings
+ * must stay valid until the next call, events_destroy(), or the last render of a scrape. */
+void events_set_target(struct events *ev, const struct events_enrich *en);
 
 /* Starts a scrape: drops the previous events and stats. time must be RFC 3339 UTC with
  * milliseconds ("2026-11-28T12:00:10.000Z"). Returns 0 or -EINVAL. */

@@ -61,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct events *ev;
 	static char out[1 << 16];
-	static const struct events_enrich en = {"fuzz", "dc", "r"};
+	static const struct events_enrich en = {"fuzz", "dc", "r", NULL};
 	struct prom_limits lim;
 	struct prom_stats st;
 	struct ctx c = {(const char *)data, size, NULL, 0};

@@ -340,7 +340,7 @@ static void check_int(const char *file, const char *key, const json_t *got, cons
 static struct events *events_of(const char *text, size_t len, struct prom_stats *pst)
 {
 	struct events *ev = NULL;
-	struct events_enrich en = {"local", "dc1", "r01"};
+	struct events_enrich en = {"local", "dc1", "r01", NULL};
 	assert_int_equal(events_create(&ev, &en), 0);
 	assert_int_equal(events_begin(ev, T0), 0);
 	assert_int_equal(prom_parse(text, len, NULL, events_prom_cb, ev, pst), 0);
@@ -449,7 +449,7 @@ static void same_events_with_cache(const char *file, const char *text, size_t le
                                    struct prom_cache *pc)
 {
 	struct events *a = NULL, *b = NULL;
-	struct events_enrich en = {"local", "dc1", "r01"};
+	struct events_enrich en = {"local", "dc1", "r01", NULL};
 	struct prom_stats pa, pb;
 	assert_int_equal(events_create(&a, &en), 0);
 	assert_int_equal(events_create(&b, &en), 0);

@@ -61,7 +61,7 @@ static const json_t *event_by_key(const char *key)
 static void test_one_gpu(void **state)
 {
 	(void)state;
-	struct events_enrich en = {"local", "dc1", "r01"};
+	struct events_enrich en = {"local", "dc1", "r01", NULL};
 	build("# HELP DCGM_FI_DEV_GPU_TEMP GPU temperature (in C).\n"
 	      "# TYPE DCGM_FI_DEV_GPU_TEMP gauge\n"
 	      "DCGM_FI_DEV_GPU_TEMP{" L8 "} 31\n"
@@ -302,7 +302,7 @@ static void test_escaped_identity(void **state)
 static void test_render(void **state)
 {
 	(void)state;
-	struct events_enrich en = {"c \"1\"", "", NULL};
+	struct events_enrich en = {"c \"1\"", "", NULL, NULL};
 	build("DCGM_FI_DEV_POWER_USAGE{gpu=\"0\",UUID=\"GPU-r\"} 70.000000\n"
 	      "DCGM_FI_DEV_FB_USED_PERCENT{gpu=\"0\",UUID=\"GPU-r\"} 0.000008\n"
 	      "DCGM_FI_PROF_DRAM_ACTIVE{gpu=\"0\",UUID=\"GPU-r\"} 0.1\n"
@@ -548,6 +548,69 @@ static void test_lookup_orders(void **state)
 	}
 }
 
+/* dcgm-exporter's pod mapping: namespace/pod/container -> "workload"; empty strings -> null */
+static void test_workload(void **state)
+{
+	(void)state;
+	build("DCGM_FI_DEV_GPU_TEMP{gpu=\"0\",UUID=\"GPU-a\",container=\"trainer\","
+	      "namespace=\"training\",pod=\"llm-7b-worker-3\"} 40\n"
+	      "DCGM_FI_DEV_GPU_TEMP{gpu=\"1\",UUID=\"GPU-b\",container=\"\",namespace=\"\","
+	      "pod=\"\"} 41\n"
+	      "DCGM_FI_DEV_GPU_TEMP{gpu=\"2\",UUID=\"GPU-c\"} 42\n"
+	      "DCGM_FI_DEV_GPU_TEMP{gpu=\"3\",UUID=\"GPU-d\",GPU_I_ID=\"1\",GPU_I_PROFILE=\"1g.10gb\","
+	      "namespace=\"infer\",pod=\"p-1\",container=\"\"} 43\n"
+	      "DCGM_FI_DEV_GPU_TEMP{gpu=\"3\",UUID=\"GPU-d\",GPU_I_ID=\"2\",GPU_I_PROFILE=\"1g.10gb\","
+	      "namespace=\"infer\",pod=\"p-2\",container=\"srv\"} 44\n",
+	      NULL);
+	assert_int_equal(events_count(EV), 5);
+	const json_t *w = path(event_by_key("GPU-a"), "workload", NULL);
+	assert_true(json_is_object(w));
+	assert_int_equal(json_object_size(w), 3);
+	assert_string_equal(json_string_value(json_object_get(w, "namespace")), "training");
+	assert_string_equal(json_string_value(json_object_get(w, "pod")), "llm-7b-worker-3");
+	assert_string_equal(json_string_value(json_object_get(w, "container")), "trainer");
+	/* present and null, both for empty labels and for none */
+	w = path(event_by_key("GPU-b"), "workload", NULL);
+	assert_non_null(w);
+	assert_true(json_is_null(w));
+	w = path(event_by_key("GPU-c"), "workload", NULL);
+	assert_non_null(w);
+	assert_true(json_is_null(w));
+	/* MIG instances keep their own */
+	w = path(event_by_key("GPU-d/1"), "workload", NULL);
+	assert_string_equal(json_string_value(json_object_get(w, "pod")), "p-1");
+	assert_true(json_is_null(json_object_get(w, "container")));
+	w = path(event_by_key("GPU-d/2"), "workload", NULL);
+	assert_string_equal(json_string_value(json_object_get(w, "pod")), "p-2");
+	assert_string_equal(json_string_value(json_object_get(w, "container")), "srv");
+	/* no labels given: no "labels" */
+	assert_null(path(event_by_key("GPU-a"), "labels", NULL));
+}
+
+/* a target's discovery enrichment replaces the collector's, per scrape */
+static void test_target_enrich(void **state)
+{
+	(void)state;
+	struct events_enrich base = {"c0", "dc0", "r0", NULL};
+	build("DCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-a\"} 40\n", &base);
+	struct events_enrich t = {"c1", NULL, "r7", "{\"team\":\"vision\",\"zone\":\"b\"}"};
+	events_set_target(EV, &t);
+	const json_t *e = events_json(EV, 0);
+	assert_string_equal(json_string_value(path(e, "cluster", NULL)), "c1");
+	assert_string_equal(json_string_value(path(e, "datacenter", NULL)), "dc0");
+	assert_string_equal(json_string_value(path(e, "rack", NULL)), "r7");
+	assert_string_equal(json_string_value(path(e, "labels", "team")), "vision");
+	assert_string_equal(json_string_value(path(e, "labels", "zone")), "b");
+	events_set_target(EV, NULL);
+	assert_int_equal(events_begin(EV, T0), 0);
+	assert_int_equal(prom_parse("DCGM_FI_DEV_GPU_TEMP{UUID=\"GPU-a\"} 40\n", 38, NULL,
+	                            events_prom_cb, EV, &PST),
+	                 0);
+	e = events_json(EV, 0);
+	assert_string_equal(json_string_value(path(e, "cluster", NULL)), "c0");
+	assert_null(path(e, "labels", NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -564,6 +627,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_many_gpus, teardown),
 	    cmocka_unit_test_teardown(test_reals_round_trip, teardown),
 	    cmocka_unit_test_teardown(test_lookup_orders, teardown),
+	    cmocka_unit_test_teardown(test_workload, teardown),
+	    cmocka_unit_test_teardown(test_target_enrich, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
