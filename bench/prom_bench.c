@@ -151,7 +151,7 @@ int main(int argc, char **argv)
 
 	/* 2. parser + events + rendering, one scrape per file, as the collector does */
 	struct events *ev = NULL;
-	struct events_enrich en = {"bench", "dc1", "r01"};
+	struct events_enrich en = {.cluster = "bench", .datacenter = "dc1", .rack = "r01"};
 	char line[1 << 16];
 	size_t bytes = 0, events = 0, rlen;
 	if (events_create(&ev, &en) != 0)
