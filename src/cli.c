@@ -562,10 +562,11 @@ int cli_warn_exposed_secrets(const struct config *cfg)
 			const char *eq = strchr(kv, '=');
 			if (!eq || !kafka_conf_secret_key(kv, (size_t)(eq - kv)))
 				continue;
-			log_warn("-X %.*s=... is a secret, and the command line is visible to every "
-			         "user of this host (ps, /proc/PID/cmdline); give it as 'X = %.*s=...' "
-			         "in the config file (-c FILE) instead",
-			         (int)(eq - kv), kv, (int)(eq - kv), kv);
+			log_warn(
+			    "-X %.*s=... is a secret, and the command line is visible to every "
+			    "user of this host (ps, /proc/PID/cmdline); give it as 'X = %.*s=...' "
+			    "in the config file (-c FILE) instead",
+			    (int)(eq - kv), kv, (int)(eq - kv), kv);
 			n++;
 		}
 	}
@@ -573,10 +574,11 @@ int cli_warn_exposed_secrets(const struct config *cfg)
 		for (size_t i = 0; i < config_list_len(cfg, "target"); i++) {
 			if (!url_has_userinfo(config_list_at(cfg, "target", i)))
 				continue;
-			log_warn("--target holds credentials (user:password@), and the command line "
-			         "is visible to every user of this host (ps, /proc/PID/cmdline); give "
-			         "the URL in SCRAPE_TARGETS in the environment, in --targets-file, or "
-			         "as 'target = ...' in the config file (-c FILE) instead");
+			log_warn(
+			    "--target holds credentials (user:password@), and the command line "
+			    "is visible to every user of this host (ps, /proc/PID/cmdline); give "
+			    "the URL in SCRAPE_TARGETS in the environment, in --targets-file, or "
+			    "as 'target = ...' in the config file (-c FILE) instead");
 			n++;
 			break;
 		}
@@ -593,10 +595,11 @@ int cli_warn_exposed_secrets(const struct config *cfg)
 		for (size_t i = 0; i < config_list_len(cfg, "alertmanager"); i++) {
 			if (!url_has_userinfo(config_list_at(cfg, "alertmanager", i)))
 				continue;
-			log_warn("--alertmanager holds credentials (user:password@), and the command "
-			         "line is visible to every user of this host (ps, /proc/PID/cmdline); "
-			         "give the URL in ALERTMANAGER_URL in the environment or as "
-			         "'alertmanager = ...' in the config file (-c FILE) instead");
+			log_warn(
+			    "--alertmanager holds credentials (user:password@), and the command "
+			    "line is visible to every user of this host (ps, /proc/PID/cmdline); "
+			    "give the URL in ALERTMANAGER_URL in the environment or as "
+			    "'alertmanager = ...' in the config file (-c FILE) instead");
 			n++;
 			break;
 		}

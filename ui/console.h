@@ -22,9 +22,9 @@ struct console_opts {
 
 /* Runs the console until q/F10, SIGINT/SIGTERM (signals_install() must be called first;
  * SIGHUP too after signals_hup_stops()), the duration, or its terminal going away (hangup,
- * EOF, EIO), which it records as signals_request_stop(SIGHUP). Restores the terminal. The caller has called setlocale(LC_CTYPE, "") before
- * starting any thread (the console reads the locale's character set). Returns 0, or -errno when the
- * terminal cannot be set up (message on stderr). */
+ * EOF, EIO), which it records as signals_request_stop(SIGHUP). Restores the terminal. The caller
+ * has called setlocale(LC_CTYPE, "") before starting any thread (the console reads the locale's
+ * character set). Returns 0, or -errno when the terminal cannot be set up (message on stderr). */
 int console_run(const struct view_source *src, const struct console_opts *opts);
 
 #endif

@@ -109,9 +109,9 @@ static void log_stopped(struct pipeline *p)
 	pipeline_view(p, &v);
 	const struct producer_stats *pr = &v.collector.producer;
 	log_info("console: stopped; events=%" PRIu64 " delivered=%" PRIu64 " dropped=%" PRIu64
-		 " sink_rows=%" PRIu64 " dlq=%" PRIu64,
-		 v.collector.events, pr->delivered, pr->dropped, v.sink.rows_written,
-		 v.sink.dead_letters);
+	         " sink_rows=%" PRIu64 " dlq=%" PRIu64,
+	         v.collector.events, pr->delivered, pr->dropped, v.sink.rows_written,
+	         v.sink.dead_letters);
 }
 
 /* The console runs in its own thread while the main thread starts the pipeline: the private

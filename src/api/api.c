@@ -33,9 +33,9 @@
 #define MAX_POINTS      10000
 #define RAW_MAX_RANGE_S (6 * 3600.0)
 #define DEFAULT_RANGE_S 3600.0
-#define MAX_VALUE       256    /* bytes in any query parameter's value */
-#define MAX_PATH        512    /* bytes in the (decoded) path */
-#define MAX_STEP_S      31536000.0 /* step: at most 365 days */
+#define MAX_VALUE       256            /* bytes in any query parameter's value */
+#define MAX_PATH        512            /* bytes in the (decoded) path */
+#define MAX_STEP_S      31536000.0     /* step: at most 365 days */
 #define TIME_MAX_S      253402300799.0 /* 9999-12-31T23:59:59Z: the last RFC 3339 second */
 
 /* PostgreSQL type OIDs (pg_type.dat) for turning result columns into JSON. */
@@ -404,7 +404,7 @@ static PGresult *query(struct api *api, struct pconn *p, const char *sql, int n,
 		if (!pg_connection_lost(p->conn)) {
 			if (*why == DB_UNREACHABLE && ss)
 				*why = DB_SERVER; /* 53300 on a live session: the server is there */
-			break; /* a SQL error: retrying changes nothing */
+			break;                    /* a SQL error: retrying changes nothing */
 		}
 		*why = DB_UNREACHABLE;
 		PQfinish(p->conn);
@@ -1044,8 +1044,8 @@ static void ep_gpu_metrics(struct req *rq, const char *key)
 		             from, to));
 		return;
 	}
-	if (step_s && (config_parse_duration(step_s, &step) != 0 || !(step >= 0) ||
-	               step > MAX_STEP_S)) {
+	if (step_s &&
+	    (config_parse_duration(step_s, &step) != 0 || !(step >= 0) || step > MAX_STEP_S)) {
 		set(rq, 400,
 		    err_body("bad_parameter", "step",
 		             "step '%s' is not a duration up to 365 days: use seconds or 10s, 5m, "
@@ -1410,8 +1410,7 @@ static enum MHD_Result send_json(struct api *api, struct MHD_Connection *c, int 
 }
 
 /* Sends JSON text rendered by a handler; takes *text (set to NULL); counts the status sent. */
-static enum MHD_Result send_text(struct api *api, struct MHD_Connection *c, int status,
-                                 char **text)
+static enum MHD_Result send_text(struct api *api, struct MHD_Connection *c, int status, char **text)
 {
 	struct MHD_Response *r =
 	    MHD_create_response_from_buffer_with_free_callback(strlen(*text), *text, free);

@@ -784,7 +784,10 @@ void collector_stop(struct collector *c)
 	c->w[0].started = false;
 }
 
-struct producer *collector_producer(struct collector *c) { return c->prod; }
+struct producer *collector_producer(struct collector *c)
+{
+	return c->prod;
+}
 
 void collector_stats(struct collector *c, struct collector_stats *out)
 {

@@ -45,13 +45,20 @@ static const struct {
 	const char *name;
 	size_t len;
 } ident_label[ID_N] = {
-    [ID_UUID] = I("UUID"),         [ID_GPU_UUID] = I("gpu_uuid"),
-    [ID_MIG_ID] = I("GPU_I_ID"),   [ID_MIG_PROFILE] = I("GPU_I_PROFILE"),
-    [ID_INDEX] = I("gpu"),         [ID_MODEL] = I("modelName"),
-    [ID_MODEL2] = I("model_name"), [ID_PCI] = I("pci_bus_id"),
-    [ID_DEVICE] = I("device"),     [ID_HOST] = I("hostname"),
-    [ID_HOST_OLD] = I("Hostname"), [ID_DRIVER] = I("DCGM_FI_DRIVER_VERSION"),
-    [ID_POD] = I("pod"),           [ID_NAMESPACE] = I("namespace"),
+    [ID_UUID] = I("UUID"),
+    [ID_GPU_UUID] = I("gpu_uuid"),
+    [ID_MIG_ID] = I("GPU_I_ID"),
+    [ID_MIG_PROFILE] = I("GPU_I_PROFILE"),
+    [ID_INDEX] = I("gpu"),
+    [ID_MODEL] = I("modelName"),
+    [ID_MODEL2] = I("model_name"),
+    [ID_PCI] = I("pci_bus_id"),
+    [ID_DEVICE] = I("device"),
+    [ID_HOST] = I("hostname"),
+    [ID_HOST_OLD] = I("Hostname"),
+    [ID_DRIVER] = I("DCGM_FI_DRIVER_VERSION"),
+    [ID_POD] = I("pod"),
+    [ID_NAMESPACE] = I("namespace"),
     [ID_CONTAINER] = I("container"),
 };
 
@@ -131,8 +138,8 @@ struct xname {
 };
 
 struct events {
-	char *cluster, *datacenter, *rack; /* owned copies, NULL when unset */
-	char *labels;                      /* owned copy, NULL when unset */
+	char *cluster, *datacenter, *rack;  /* owned copies, NULL when unset */
+	char *labels;                       /* owned copy, NULL when unset */
 	const struct events_enrich *target; /* borrowed: events_set_target() */
 	char time[EVENTS_TIME_LEN];
 	bool begun;
@@ -709,11 +716,7 @@ static int ident_of(const char *name, size_t len)
 		    : name[0] == 'h' ? ID_HOST
 		                     : ID_HOST_OLD;
 		break;
-	case 9:
-		k = name[0] == 'm'   ? ID_MODEL
-		    : name[0] == 'n' ? ID_NAMESPACE
-		                     : ID_CONTAINER;
-		break;
+	case 9: k = name[0] == 'm' ? ID_MODEL : name[0] == 'n' ? ID_NAMESPACE : ID_CONTAINER; break;
 	case 10: k = name[0] == 'm' ? ID_MODEL2 : ID_PCI; break;
 	case 13: k = ID_MIG_PROFILE; break;
 	case 22: k = ID_DRIVER; break;

@@ -191,7 +191,8 @@ static struct target *target_new(struct scrape *s, const char *url)
 		const char *colon = memchr(ui, ':', ul);
 		size_t nl = colon ? (size_t)(colon - ui) : ul;
 		char *user = curl_easy_unescape(e, ui, (int)nl, NULL);
-		char *pass = colon ? curl_easy_unescape(e, colon + 1, (int)(ul - nl - 1), NULL) : NULL;
+		char *pass =
+		    colon ? curl_easy_unescape(e, colon + 1, (int)(ul - nl - 1), NULL) : NULL;
 		if (!user || (colon && !pass)) {
 			curl_free(user);
 			curl_free(pass);

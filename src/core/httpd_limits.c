@@ -54,11 +54,11 @@ static void peer_text(const struct sockaddr_storage *ss, char *out, size_t n)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)n);
 	else if (ss->ss_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out,
-			  (socklen_t)n);
+		          (socklen_t)n);
 }
 
 static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-			      enum MHD_ConnectionNotificationCode toe)
+                              enum MHD_ConnectionNotificationCode toe)
 {
 	struct httpd_limits *l = cls;
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
@@ -77,8 +77,8 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 		t->fd = fd->connect_fd;
 		if (ad && ad->client_addr) {
 			size_t len = ad->client_addr->sa_family == AF_INET6
-					 ? sizeof(struct sockaddr_in6)
-					 : sizeof(struct sockaddr_in);
+			                 ? sizeof(struct sockaddr_in6)
+			                 : sizeof(struct sockaddr_in);
 			memcpy(&t->peer, ad->client_addr, len);
 		}
 		atomic_store(&t->deadline_ms, now_ms() + (int64_t)(l->p.request_s * 1000));
@@ -125,7 +125,7 @@ void httpd_limits_answering(struct MHD_Connection *c)
 /* A request ended (answered, or given up): the next one on this connection gets its own
  * deadline, after the keep-alive wait. */
 static void request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-			      enum MHD_RequestTerminationCode toe)
+                              enum MHD_RequestTerminationCode toe)
 {
 	(void)con_cls;
 	(void)toe;
@@ -133,7 +133,7 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **con_cl
 	struct tracked *t = tracked_of(c);
 	if (t)
 		atomic_store(&t->deadline_ms,
-			     now_ms() + (int64_t)((l->p.keepalive_s + l->p.request_s) * 1000));
+		             now_ms() + (int64_t)((l->p.keepalive_s + l->p.request_s) * 1000));
 }
 
 static void *sweep_main(void *arg)
@@ -165,9 +165,10 @@ static void *sweep_main(void *arg)
 			atomic_fetch_add(&l->closed, 1);
 			char peer[INET6_ADDRSTRLEN];
 			peer_text(&t->peer, peer, sizeof(peer));
-			log_debug("%s: http: closed the connection from %s: its request was not whole "
-				  "within %g s",
-				  l->name, peer, l->p.request_s);
+			log_debug(
+			    "%s: http: closed the connection from %s: its request was not whole "
+			    "within %g s",
+			    l->name, peer, l->p.request_s);
 		}
 		pthread_mutex_unlock(&l->mu);
 		pthread_mutex_lock(&l->run_mu);
@@ -209,8 +210,8 @@ int httpd_limits_create(struct httpd_limits **out, const struct httpd_limits_par
 void httpd_limits_options(struct httpd_limits *l, struct MHD_OptionItem *opts)
 {
 	size_t i = 0;
-	opts[i++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
-					     (intptr_t)notify_connection, l};
+	opts[i++] =
+	    (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, l};
 	opts[i++] =
 	    (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_completed, l};
 	opts[i++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, l->p.total, NULL};

@@ -27,13 +27,13 @@
 struct httpd_limits;
 
 struct httpd_limits_params {
-	const char *name;     /* for log lines, e.g. "mock-dcgm" */
-	double request_s;     /* a request's head and body must be in within this; > 0 */
-	double keepalive_s;   /* extra wait allowed for the next request on a kept-alive
-	                       * connection, before its own request_s */
-	unsigned idle_s;      /* libmicrohttpd's idle timeout (also bounds sending) */
-	unsigned total;       /* connections at once */
-	unsigned per_ip;      /* connections at once from one client address */
+	const char *name;   /* for log lines, e.g. "mock-dcgm" */
+	double request_s;   /* a request's head and body must be in within this; > 0 */
+	double keepalive_s; /* extra wait allowed for the next request on a kept-alive
+	                     * connection, before its own request_s */
+	unsigned idle_s;    /* libmicrohttpd's idle timeout (also bounds sending) */
+	unsigned total;     /* connections at once */
+	unsigned per_ip;    /* connections at once from one client address */
 };
 
 #define HTTPD_LIMITS_NOPTS 7

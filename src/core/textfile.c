@@ -57,23 +57,26 @@ int textfile_check(const char *text, size_t len, size_t max_line, const char *na
 		}
 		size_t col = i - start + 1;
 		if (s[i] == '\0') {
-			snprintf(err, errlen, "%s:%zu: NUL byte at column %zu; the file must be text", name,
+			snprintf(err, errlen,
+			         "%s:%zu: NUL byte at column %zu; the file must be text", name,
 			         line, col);
 			return -EINVAL;
 		}
 		size_t k = utf8_len(s + i, len - i);
 		if (k == 0) {
-			snprintf(err, errlen,
-			         "%s:%zu: invalid UTF-8 (byte 0x%02x at column %zu); save the file as "
-			         "UTF-8 text",
-			         name, line, s[i], col);
+			snprintf(
+			    err, errlen,
+			    "%s:%zu: invalid UTF-8 (byte 0x%02x at column %zu); save the file as "
+			    "UTF-8 text",
+			    name, line, s[i], col);
 			return -EINVAL;
 		}
 		i += k;
 		size_t ll = i - start;
-		if (ll > max_line && !(ll == max_line + 1 && s[i - 1] == '\r' &&
-		                       (i == len || s[i] == '\n'))) {
-			snprintf(err, errlen, "%s:%zu: line longer than %zu bytes", name, line, max_line);
+		if (ll > max_line &&
+		    !(ll == max_line + 1 && s[i - 1] == '\r' && (i == len || s[i] == '\n'))) {
+			snprintf(err, errlen, "%s:%zu: line longer than %zu bytes", name, line,
+			         max_line);
 			return -EINVAL;
 		}
 	}
@@ -117,8 +120,8 @@ int textfile_read(const char *path, size_t max_bytes, size_t max_line, char **ou
 	}
 	if (st.st_size < 0 || (uintmax_t)st.st_size > max_bytes) {
 		rc = -EFBIG;
-		snprintf(err, errlen, "'%s': %jd bytes, over the limit of %zu", path, (intmax_t)st.st_size,
-		         max_bytes);
+		snprintf(err, errlen, "'%s': %jd bytes, over the limit of %zu", path,
+		         (intmax_t)st.st_size, max_bytes);
 		goto out;
 	}
 	/* the size may change while it is read: read at most max_bytes + 1 whatever fstat said */

@@ -13,9 +13,10 @@
 /*
  * Reads path into *out (NUL-terminated, *len bytes without the terminator; the caller owns it
  * and frees it with free()). Returns 0, or a negative errno with a message in err that starts
- * with the file ("'PATH': ..." or "PATH:LINE: ...", so that "config file " can precede it): the open's or read's error (-ENOENT, -EACCES, ...), -EISDIR (a directory), -EINVAL
- * (not a regular file; or "FILE:LINE: ..." for a NUL byte, invalid UTF-8, a line over
- * max_line), -EFBIG (over max_bytes), -ENOMEM. On error *out is NULL.
+ * with the file ("'PATH': ..." or "PATH:LINE: ...", so that "config file " can precede it): the
+ * open's or read's error (-ENOENT, -EACCES, ...), -EISDIR (a directory), -EINVAL (not a regular
+ * file; or "FILE:LINE: ..." for a NUL byte, invalid UTF-8, a line over max_line), -EFBIG (over
+ * max_bytes), -ENOMEM. On error *out is NULL.
  */
 int textfile_read(const char *path, size_t max_bytes, size_t max_line, char **out, size_t *len,
                   char *err, size_t errlen);

@@ -22,9 +22,9 @@
 
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
 #define CONN_LIMIT           512
-#define CONN_PER_IP          64 /* one client cannot take every slot (wrk -c32 fits) */
-#define CONN_TIMEOUT_S       15 /* idle: also bounds sending an answer */
-#define REQUEST_DEADLINE_S   10 /* a request's head and body, however slowly they come */
+#define CONN_PER_IP          64    /* one client cannot take every slot (wrk -c32 fits) */
+#define CONN_TIMEOUT_S       15    /* idle: also bounds sending an answer */
+#define REQUEST_DEADLINE_S   10    /* a request's head and body, however slowly they come */
 #define CONN_MEMORY          32768 /* request line + headers must fit */
 
 /* A snapshot body with what its free callback needs to return it to the pool. */
@@ -664,16 +664,16 @@ int exporter_start(struct exporter *ex, char *err, size_t errlen)
 	/* MHD's timeout is an idle one, which a client trickling its request defeats: the
 	 * request deadline closes such a connection (and frees its slot) after 10 s */
 	struct httpd_limits_params lp = {.name = "mock-dcgm",
-					 .request_s = REQUEST_DEADLINE_S,
-					 .keepalive_s = CONN_TIMEOUT_S,
-					 .idle_s = CONN_TIMEOUT_S,
-					 .total = CONN_LIMIT,
-					 .per_ip = CONN_PER_IP};
+	                                 .request_s = REQUEST_DEADLINE_S,
+	                                 .keepalive_s = CONN_TIMEOUT_S,
+	                                 .idle_s = CONN_TIMEOUT_S,
+	                                 .total = CONN_LIMIT,
+	                                 .per_ip = CONN_PER_IP};
 	rc = httpd_limits_create(&ex->limits, &lp);
 	if (rc) {
 		close(fd);
 		snprintf(err, errlen, "cannot start the HTTP server on %s: %s", ex->address,
-			 strerror(-rc));
+		         strerror(-rc));
 		return rc;
 	}
 	struct MHD_OptionItem lim[HTTPD_LIMITS_NOPTS];

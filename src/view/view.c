@@ -554,9 +554,9 @@ char *view_fmt_losses(const struct pipeline_view *v, char *buf, size_t len)
 {
 	const struct producer_stats *ps = &v->collector.producer;
 	uint64_t n[4] = {ps->dropped, ps->refused, ps->failed, v->gate.lost};
-	static const char *const why[4] = {
-		"dropped (past the memory/spool bounds)", "refused (larger than the broker takes)",
-		"failed delivery", "forgotten by the in-process broker"};
+	static const char *const why[4] = {"dropped (past the memory/spool bounds)",
+	                                   "refused (larger than the broker takes)",
+	                                   "failed delivery", "forgotten by the in-process broker"};
 	uint64_t all = n[0] + n[1] + n[2] + n[3];
 	if (len == 0)
 		return buf;
@@ -570,7 +570,7 @@ char *view_fmt_losses(const struct pipeline_view *v, char *buf, size_t len)
 		if (!n[i])
 			continue;
 		k += (size_t)snprintf(buf + k, len - k, "%s %llu %s", first ? "" : ",",
-				      (unsigned long long)n[i], why[i]);
+		                      (unsigned long long)n[i], why[i]);
 		first = false;
 	}
 	return buf;
@@ -586,12 +586,12 @@ char *view_fmt_gate(const struct pipeline_view *v, char *buf, size_t len)
 		return buf;
 	}
 	snprintf(buf, len,
-		 "in-process broker: %s (one partition: %lld uncommitted, %.1f of %.1f MiB), %llu "
-		 "hold%s; memory bound %llu events / %llu MiB%s%s",
-		 g->held ? "HOLDING events" : "open", (long long)g->backlog,
-		 (double)g->backlog_bytes / 1048576.0, (double)g->high_bytes / 1048576.0,
-		 (unsigned long long)g->holds, g->holds == 1 ? "" : "s",
-		 (unsigned long long)g->buffer_events, (unsigned long long)(g->buffer_bytes >> 20),
-		 g->error[0] ? "; " : "", g->error);
+	         "in-process broker: %s (one partition: %lld uncommitted, %.1f of %.1f MiB), %llu "
+	         "hold%s; memory bound %llu events / %llu MiB%s%s",
+	         g->held ? "HOLDING events" : "open", (long long)g->backlog,
+	         (double)g->backlog_bytes / 1048576.0, (double)g->high_bytes / 1048576.0,
+	         (unsigned long long)g->holds, g->holds == 1 ? "" : "s",
+	         (unsigned long long)g->buffer_events, (unsigned long long)(g->buffer_bytes >> 20),
+	         g->error[0] ? "; " : "", g->error);
 	return buf;
 }

@@ -57,35 +57,35 @@ static void test_utf8(void **state)
 	assert_true(api_utf8_valid(""));
 	assert_true(api_utf8_valid("node-a"));
 	assert_true(api_utf8_valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
-	assert_true(api_utf8_valid("\xf4\x8f\xbf\xbf"));         /* U+10FFFF */
-	assert_false(api_utf8_valid("\xff"));                      /* never in UTF-8 */
-	assert_false(api_utf8_valid("a\x80"));                     /* a lone continuation */
-	assert_false(api_utf8_valid("\xe2\x82"));                  /* cut short */
-	assert_false(api_utf8_valid("\xe2\x82x"));                 /* cut by ASCII */
-	assert_false(api_utf8_valid("\xc0\xaf"));                  /* overlong '/' */
-	assert_false(api_utf8_valid("\xe0\x80\xaf"));              /* overlong '/' */
-	assert_false(api_utf8_valid("\xed\xa0\x80"));              /* a surrogate */
-	assert_false(api_utf8_valid("\xf4\x90\x80\x80"));          /* past U+10FFFF */
-	assert_false(api_utf8_valid("\xf8\x88\x80\x80\x80"));      /* 5 bytes */
+	assert_true(api_utf8_valid("\xf4\x8f\xbf\xbf"));      /* U+10FFFF */
+	assert_false(api_utf8_valid("\xff"));                 /* never in UTF-8 */
+	assert_false(api_utf8_valid("a\x80"));                /* a lone continuation */
+	assert_false(api_utf8_valid("\xe2\x82"));             /* cut short */
+	assert_false(api_utf8_valid("\xe2\x82x"));            /* cut by ASCII */
+	assert_false(api_utf8_valid("\xc0\xaf"));             /* overlong '/' */
+	assert_false(api_utf8_valid("\xe0\x80\xaf"));         /* overlong '/' */
+	assert_false(api_utf8_valid("\xed\xa0\x80"));         /* a surrogate */
+	assert_false(api_utf8_valid("\xf4\x90\x80\x80"));     /* past U+10FFFF */
+	assert_false(api_utf8_valid("\xf8\x88\x80\x80\x80")); /* 5 bytes */
 }
 
 static void test_sqlstate(void **state)
 {
 	(void)state;
-	assert_int_equal(api_sqlstate_status(NULL), 503);     /* no result: the connection */
-	assert_int_equal(api_sqlstate_status("08006"), 503);  /* connection failure */
+	assert_int_equal(api_sqlstate_status(NULL), 503);    /* no result: the connection */
+	assert_int_equal(api_sqlstate_status("08006"), 503); /* connection failure */
 	assert_int_equal(api_sqlstate_status("08001"), 503);
-	assert_int_equal(api_sqlstate_status("57P01"), 503);  /* admin shutdown */
-	assert_int_equal(api_sqlstate_status("57P03"), 503);  /* cannot connect now */
-	assert_int_equal(api_sqlstate_status("53300"), 503);  /* too many connections */
-	assert_int_equal(api_sqlstate_status("22008"), 400);  /* datetime field overflow */
-	assert_int_equal(api_sqlstate_status("22021"), 400);  /* bad byte sequence */
-	assert_int_equal(api_sqlstate_status("22P02"), 400);  /* invalid text representation */
-	assert_int_equal(api_sqlstate_status("42501"), 500);  /* insufficient privilege */
-	assert_int_equal(api_sqlstate_status("42P01"), 500);  /* undefined table */
-	assert_int_equal(api_sqlstate_status("57014"), 500);  /* statement timeout */
-	assert_int_equal(api_sqlstate_status("53100"), 500);  /* disk full */
-	assert_int_equal(api_sqlstate_status("XX000"), 500);  /* internal error */
+	assert_int_equal(api_sqlstate_status("57P01"), 503); /* admin shutdown */
+	assert_int_equal(api_sqlstate_status("57P03"), 503); /* cannot connect now */
+	assert_int_equal(api_sqlstate_status("53300"), 503); /* too many connections */
+	assert_int_equal(api_sqlstate_status("22008"), 400); /* datetime field overflow */
+	assert_int_equal(api_sqlstate_status("22021"), 400); /* bad byte sequence */
+	assert_int_equal(api_sqlstate_status("22P02"), 400); /* invalid text representation */
+	assert_int_equal(api_sqlstate_status("42501"), 500); /* insufficient privilege */
+	assert_int_equal(api_sqlstate_status("42P01"), 500); /* undefined table */
+	assert_int_equal(api_sqlstate_status("57014"), 500); /* statement timeout */
+	assert_int_equal(api_sqlstate_status("53100"), 500); /* disk full */
+	assert_int_equal(api_sqlstate_status("XX000"), 500); /* internal error */
 }
 
 int main(void)

@@ -557,9 +557,11 @@ static void test_workload(void **state)
 	      "DCGM_FI_DEV_GPU_TEMP{gpu=\"1\",UUID=\"GPU-b\",container=\"\",namespace=\"\","
 	      "pod=\"\"} 41\n"
 	      "DCGM_FI_DEV_GPU_TEMP{gpu=\"2\",UUID=\"GPU-c\"} 42\n"
-	      "DCGM_FI_DEV_GPU_TEMP{gpu=\"3\",UUID=\"GPU-d\",GPU_I_ID=\"1\",GPU_I_PROFILE=\"1g.10gb\","
+	      "DCGM_FI_DEV_GPU_TEMP{gpu=\"3\",UUID=\"GPU-d\",GPU_I_ID=\"1\",GPU_I_PROFILE=\"1g."
+	      "10gb\","
 	      "namespace=\"infer\",pod=\"p-1\",container=\"\"} 43\n"
-	      "DCGM_FI_DEV_GPU_TEMP{gpu=\"3\",UUID=\"GPU-d\",GPU_I_ID=\"2\",GPU_I_PROFILE=\"1g.10gb\","
+	      "DCGM_FI_DEV_GPU_TEMP{gpu=\"3\",UUID=\"GPU-d\",GPU_I_ID=\"2\",GPU_I_PROFILE=\"1g."
+	      "10gb\","
 	      "namespace=\"infer\",pod=\"p-2\",container=\"srv\"} 44\n",
 	      NULL);
 	assert_int_equal(events_count(EV), 5);

@@ -24,69 +24,156 @@ struct form {
 };
 
 static const struct form forms[] = {
-    {"key/value", "host=db.example port=5432 dbname=gh user=sink password=hunter2",
-     {"hunter2"}, {"host=db.example", "port=5432", "dbname=gh", "user=sink"}, true},
-    {"spaces around =", "host=db password = hunter2 dbname=gh", {"hunter2", "hunter"},
-     {"host=db", "dbname=gh", "password=***"}, true},
+    {"key/value",
+     "host=db.example port=5432 dbname=gh user=sink password=hunter2",
+     {"hunter2"},
+     {"host=db.example", "port=5432", "dbname=gh", "user=sink"},
+     true},
+    {"spaces around =",
+     "host=db password = hunter2 dbname=gh",
+     {"hunter2", "hunter"},
+     {"host=db", "dbname=gh", "password=***"},
+     true},
     {"space after = only", "host=db password= hunter2", {"hunter2"}, {"host=db"}, true},
-    {"tab and newline as separators", "host=db\tpassword =\n tabpw01 dbname=gh", {"tabpw01"},
-     {"host=db", "dbname=gh"}, true},
-    {"single-quoted with a space", "password='qa1piece qa2piece' host=db",
-     {"qa1piece", "qa2piece"}, {"host=db", "password=***"}, true},
-    {"quoted with an escaped quote", "password='sq1abc sq2def\\' sq3ghi' user=u host=db",
-     {"sq1abc", "sq2def", "sq3ghi"}, {"user=u", "host=db"}, true},
-    {"unquoted with a backslash escape", "password=bs1x\\\\bs2slash host=db", {"bs1x", "bs2slash"},
-     {"host=db"}, true},
-    {"double quotes are literal", "user=sink password=\"dq15pw\" host=db", {"dq15pw"},
-     {"user=sink", "host=db"}, true},
-    {"sslpassword", "host=db sslkey=/etc/k.pem sslpassword=keypw77", {"keypw77"},
-     {"host=db", "sslkey=/etc/k.pem", "sslpassword=***"}, true},
-    {"URI", "postgresql://sink:hunter2@db.example:5432/gh", {"hunter2"},
-     {"host=db.example", "port=5432", "dbname=gh", "user=sink"}, true},
-    {"URI, short scheme", "postgres://sink:hunter2@db/gh", {"hunter2"},
-     {"host=db", "dbname=gh", "user=sink", "password=***"}, true},
-    {"URI, %-encoded password", "postgresql://sink:p%40ss%20w0rd@db/gh",
-     {"w0rd", "%40ss", "p@ss"}, {"host=db", "dbname=gh", "user=sink"}, true},
-    {"URI, %-encoded user and password", "postgresql://%73ink:enc%70w99@db/gh",
-     {"encpw99", "enc%70w99", "w99"}, {"user=sink", "host=db"}, true},
-    {"URI, multi-host", "postgresql://sink:mh1pw@h1:5432,h2:5433/gh", {"mh1pw"},
-     {"host=h1,h2", "port=5432,5433", "dbname=gh"}, true},
-    {"URI, IPv6 host", "postgresql://sink:v6pw22@[::1]:5432/gh", {"v6pw22"},
-     {"host=::1", "port=5432"}, true},
-    {"URI, password in the query", "postgresql://sink@db/gh?password=qpw33&sslmode=require",
-     {"qpw33"}, {"host=db", "dbname=gh", "sslmode=require"}, true},
-    {"URI, sslpassword in the query", "postgresql://sink@db/gh?sslpassword=qspw44&application_name=x",
-     {"qspw44"}, {"host=db", "application_name=x"}, true},
-    {"URI, socket and password in the query", "postgresql:///gh?host=/tmp&password=qs17pw",
-     {"qs17pw"}, {"host=/tmp", "dbname=gh"}, true},
-    {"URI, raw '@' in the password", "postgresql://sink:pa@ss55@db/gh", {"ss55"},
-     {"host=***@db", "dbname=gh"}, true},
+    {"tab and newline as separators",
+     "host=db\tpassword =\n tabpw01 dbname=gh",
+     {"tabpw01"},
+     {"host=db", "dbname=gh"},
+     true},
+    {"single-quoted with a space",
+     "password='qa1piece qa2piece' host=db",
+     {"qa1piece", "qa2piece"},
+     {"host=db", "password=***"},
+     true},
+    {"quoted with an escaped quote",
+     "password='sq1abc sq2def\\' sq3ghi' user=u host=db",
+     {"sq1abc", "sq2def", "sq3ghi"},
+     {"user=u", "host=db"},
+     true},
+    {"unquoted with a backslash escape",
+     "password=bs1x\\\\bs2slash host=db",
+     {"bs1x", "bs2slash"},
+     {"host=db"},
+     true},
+    {"double quotes are literal",
+     "user=sink password=\"dq15pw\" host=db",
+     {"dq15pw"},
+     {"user=sink", "host=db"},
+     true},
+    {"sslpassword",
+     "host=db sslkey=/etc/k.pem sslpassword=keypw77",
+     {"keypw77"},
+     {"host=db", "sslkey=/etc/k.pem", "sslpassword=***"},
+     true},
+    {"URI",
+     "postgresql://sink:hunter2@db.example:5432/gh",
+     {"hunter2"},
+     {"host=db.example", "port=5432", "dbname=gh", "user=sink"},
+     true},
+    {"URI, short scheme",
+     "postgres://sink:hunter2@db/gh",
+     {"hunter2"},
+     {"host=db", "dbname=gh", "user=sink", "password=***"},
+     true},
+    {"URI, %-encoded password",
+     "postgresql://sink:p%40ss%20w0rd@db/gh",
+     {"w0rd", "%40ss", "p@ss"},
+     {"host=db", "dbname=gh", "user=sink"},
+     true},
+    {"URI, %-encoded user and password",
+     "postgresql://%73ink:enc%70w99@db/gh",
+     {"encpw99", "enc%70w99", "w99"},
+     {"user=sink", "host=db"},
+     true},
+    {"URI, multi-host",
+     "postgresql://sink:mh1pw@h1:5432,h2:5433/gh",
+     {"mh1pw"},
+     {"host=h1,h2", "port=5432,5433", "dbname=gh"},
+     true},
+    {"URI, IPv6 host",
+     "postgresql://sink:v6pw22@[::1]:5432/gh",
+     {"v6pw22"},
+     {"host=::1", "port=5432"},
+     true},
+    {"URI, password in the query",
+     "postgresql://sink@db/gh?password=qpw33&sslmode=require",
+     {"qpw33"},
+     {"host=db", "dbname=gh", "sslmode=require"},
+     true},
+    {"URI, sslpassword in the query",
+     "postgresql://sink@db/gh?sslpassword=qspw44&application_name=x",
+     {"qspw44"},
+     {"host=db", "application_name=x"},
+     true},
+    {"URI, socket and password in the query",
+     "postgresql:///gh?host=/tmp&password=qs17pw",
+     {"qs17pw"},
+     {"host=/tmp", "dbname=gh"},
+     true},
+    {"URI, raw '@' in the password",
+     "postgresql://sink:pa@ss55@db/gh",
+     {"ss55"},
+     {"host=***@db", "dbname=gh"},
+     true},
     {"service name", "service=prod", {NULL}, {"service=prod"}, false},
-    {"service with a password", "service=prod password=svpw66", {"svpw66"},
-     {"service=prod", "password=***"}, true},
-    {"unix socket", "host=/var/run/postgresql dbname=gh password=sock77", {"sock77"},
-     {"host=/var/run/postgresql", "dbname=gh"}, true},
-    {"hostaddr and a timeout", "host=db hostaddr=10.0.0.1 port=5432 password=ha88 connect_timeout=5",
-     {"ha88"}, {"hostaddr=10.0.0.1", "connect_timeout=5"}, true},
-    {"a value that needs quotes", "dbname='my db' password=x9y8z7", {"x9y8z7"},
-     {"dbname='my db'"}, true},
-    {"options with spaces", "options='-c search_path=x' password=opt16 host=db", {"opt16"},
-     {"options='-c search_path=x'", "host=db"}, true},
+    {"service with a password",
+     "service=prod password=svpw66",
+     {"svpw66"},
+     {"service=prod", "password=***"},
+     true},
+    {"unix socket",
+     "host=/var/run/postgresql dbname=gh password=sock77",
+     {"sock77"},
+     {"host=/var/run/postgresql", "dbname=gh"},
+     true},
+    {"hostaddr and a timeout",
+     "host=db hostaddr=10.0.0.1 port=5432 password=ha88 connect_timeout=5",
+     {"ha88"},
+     {"hostaddr=10.0.0.1", "connect_timeout=5"},
+     true},
+    {"a value that needs quotes",
+     "dbname='my db' password=x9y8z7",
+     {"x9y8z7"},
+     {"dbname='my db'"},
+     true},
+    {"options with spaces",
+     "options='-c search_path=x' password=opt16 host=db",
+     {"opt16"},
+     {"options='-c search_path=x'", "host=db"},
+     true},
     {"no password", "host=db dbname=gh user=reader", {NULL}, {"host=db", "user=reader"}, false},
     {"URI, no password", "postgresql://reader@db/gh", {NULL}, {"user=reader", "host=db"}, false},
     {"a bare database name", "gpuhealth", {NULL}, {"dbname=gpuhealth"}, false},
-    {"unparseable: unquoted space", "host=db password=up1 up2piece up3piece",
-     {"up2piece", "up3piece"}, {"unparseable"}, true},
-    {"unparseable: unterminated quote", "password='unterm12 host=db", {"unterm12"},
-     {"unparseable"}, true},
-    {"unparseable: bad %-encoding", "postgresql://sink:bad%zzpw9@db/gh", {"zzpw9", "bad%"},
-     {"unparseable"}, true},
-    {"unparseable: unterminated IPv6", "postgresql://sink:open11@[::1/gh", {"open11"},
-     {"unparseable"}, true},
-    {"unparseable: bad query key", "postgresql://sink:bq13pw@db/gh?passwrd=x", {"bq13pw"},
-     {"unparseable"}, true},
-    {"unparseable without a password: the key is named", "host=db dbnme=gh", {NULL},
-     {"unparseable", "\"dbnme\""}, false},
+    {"unparseable: unquoted space",
+     "host=db password=up1 up2piece up3piece",
+     {"up2piece", "up3piece"},
+     {"unparseable"},
+     true},
+    {"unparseable: unterminated quote",
+     "password='unterm12 host=db",
+     {"unterm12"},
+     {"unparseable"},
+     true},
+    {"unparseable: bad %-encoding",
+     "postgresql://sink:bad%zzpw9@db/gh",
+     {"zzpw9", "bad%"},
+     {"unparseable"},
+     true},
+    {"unparseable: unterminated IPv6",
+     "postgresql://sink:open11@[::1/gh",
+     {"open11"},
+     {"unparseable"},
+     true},
+    {"unparseable: bad query key",
+     "postgresql://sink:bq13pw@db/gh?passwrd=x",
+     {"bq13pw"},
+     {"unparseable"},
+     true},
+    {"unparseable without a password: the key is named",
+     "host=db dbnme=gh",
+     {NULL},
+     {"unparseable", "\"dbnme\""},
+     false},
 };
 #define NFORMS (sizeof(forms) / sizeof(forms[0]))
 
@@ -164,15 +251,16 @@ static void test_message_scrub(void **state)
 	char out[512];
 	/* libpq names the host it could not resolve: here part of the password */
 	pg_redact_message("postgresql://sink:pa@ss55@db/gh",
-			  "could not translate host name \"ss55@db\" to address: Name or service "
-			  "not known\n",
-			  out, sizeof(out));
+	                  "could not translate host name \"ss55@db\" to address: Name or service "
+	                  "not known\n",
+	                  out, sizeof(out));
 	assert_null(strstr(out, "ss55"));
 	assert_non_null(strstr(out, "could not translate host name \"***@db\""));
 	assert_int_equal(out[strlen(out) - 1], 'n'); /* the trailing newline is gone */
 
 	/* a password anywhere in a message, even if a server or libpq echoed it */
-	pg_redact_message("host=db password = hunter2", "FATAL: odd hunter2 echo", out, sizeof(out));
+	pg_redact_message("host=db password = hunter2", "FATAL: odd hunter2 echo", out,
+	                  sizeof(out));
 	assert_string_equal(out, "FATAL: odd *** echo");
 	pg_redact_message("host=db sslpassword=keypw77", "bad key keypw77", out, sizeof(out));
 	assert_string_equal(out, "bad key ***");
@@ -183,7 +271,7 @@ static void test_message_scrub(void **state)
 
 	/* inner newlines joined, so one message stays one log line */
 	pg_redact_message("host=a,b", "connection to a failed\nconnection to b failed\n", out,
-			  sizeof(out));
+	                  sizeof(out));
 	assert_string_equal(out, "connection to a failed; connection to b failed");
 
 	/* PGPASSWORD */
@@ -229,7 +317,7 @@ static void test_random_passwords(void **state)
 		size_t o = 0;
 		if (iter % 2 == 0) { /* key/value, single-quoted, ' and \ escaped */
 			o += (size_t)snprintf(conn, sizeof(conn), "host=db %spassword%s= '",
-					      iter % 4 ? "" : "  ", iter % 3 ? " " : "");
+			                      iter % 4 ? "" : "  ", iter % 3 ? " " : "");
 			for (size_t i = 0; i < n; i++) {
 				if (pw[i] == '\'' || pw[i] == '\\')
 					conn[o++] = '\\';
@@ -240,13 +328,15 @@ static void test_random_passwords(void **state)
 			o += (size_t)snprintf(conn, sizeof(conn), "postgresql://sink:");
 			for (size_t i = 0; i < n; i++) {
 				unsigned char c = (unsigned char)pw[i];
-				if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+				if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+				    (c >= '0' && c <= '9'))
 					conn[o++] = (char)c;
 				else
-					o += (size_t)snprintf(conn + o, sizeof(conn) - o, "%%%02X", c);
+					o += (size_t)snprintf(conn + o, sizeof(conn) - o, "%%%02X",
+					                      c);
 			}
 			snprintf(conn + o, sizeof(conn) - o, "@db:5432/gh%s",
-				 iter % 3 ? "" : "?sslmode=disable");
+			         iter % 3 ? "" : "?sslmode=disable");
 		}
 		pg_redact(conn, out, sizeof(out));
 		if (strstr(out, pw) || !strstr(out, "password=***") || !strstr(out, "dbname=gh"))
@@ -277,14 +367,16 @@ static void test_connect_errors(void **state)
 	static const struct {
 		const char *conninfo, *secret, *shown;
 	} c[] = {
-	    {"host=127.0.0.1 port=1 password = conpw32 dbname=gh", "conpw32", "host=127.0.0.1 port=1"},
+	    {"host=127.0.0.1 port=1 password = conpw32 dbname=gh", "conpw32",
+	     "host=127.0.0.1 port=1"},
 	    {"host=127.0.0.1 port=1 password='conpw33 b' dbname=gh", "conpw33", "dbname=gh"},
 	    {"postgresql://sink:con%20pw34@127.0.0.1:1/gh", "pw34", "user=sink"},
 	    {"postgresql://sink@127.0.0.1:1,127.0.0.1:1/gh?password=conpw35", "conpw35",
 	     "host=127.0.0.1,127.0.0.1"},
 	    {"postgresql://sink:pa@conpw36@127.0.0.1:1/gh", "conpw36", "host=***@127.0.0.1"},
 	    {"host=127.0.0.1 port=1 password=conpw37a conpw37b", "conpw37", "is not valid"},
-	    {"host=127.0.0.1 port=1 dbnme=gh", "no secret here", "invalid connection option \"dbnme\""},
+	    {"host=127.0.0.1 port=1 dbnme=gh", "no secret here",
+	     "invalid connection option \"dbnme\""},
 	    {"service=gh", "svcfilepw31", "service=gh"},
 	};
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
@@ -295,8 +387,9 @@ static void test_connect_errors(void **state)
 			fail_msg("'%s': '%s' shows in '%s'", c[i].conninfo, c[i].secret, err);
 		if (!strstr(err, c[i].shown))
 			fail_msg("'%s': '%s' missing from '%s'", c[i].conninfo, c[i].shown, err);
-		if (!strstr(err, strstr(c[i].shown, "valid") ? "connection string (--db / DATABASE_URL)"
-							    : "cannot connect to PostgreSQL") ||
+		if (!strstr(err, strstr(c[i].shown, "valid")
+		                     ? "connection string (--db / DATABASE_URL)"
+		                     : "cannot connect to PostgreSQL") ||
 		    strchr(err, '\n'))
 			fail_msg("'%s': not one clear line: '%s'", c[i].conninfo, err);
 	}
@@ -311,7 +404,7 @@ static void test_has_password(void **state)
 	for (size_t i = 0; i < NFORMS; i++)
 		if (pg_conninfo_has_password(forms[i].conninfo) != forms[i].has_password)
 			fail_msg("%s: has_password should be %d", forms[i].what,
-				 forms[i].has_password);
+			         forms[i].has_password);
 	assert_false(pg_conninfo_has_password(NULL));
 	assert_false(pg_conninfo_has_password(""));
 	assert_false(pg_conninfo_has_password("host=db password="));
@@ -320,10 +413,14 @@ static void test_has_password(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_forms),         cmocka_unit_test(test_small_buffers),
-	    cmocka_unit_test(test_parse_errors),  cmocka_unit_test(test_message_scrub),
-	    cmocka_unit_test(test_environment),   cmocka_unit_test(test_has_password),
-	    cmocka_unit_test(test_random_passwords), cmocka_unit_test(test_connect_errors),
+	    cmocka_unit_test(test_forms),
+	    cmocka_unit_test(test_small_buffers),
+	    cmocka_unit_test(test_parse_errors),
+	    cmocka_unit_test(test_message_scrub),
+	    cmocka_unit_test(test_environment),
+	    cmocka_unit_test(test_has_password),
+	    cmocka_unit_test(test_random_passwords),
+	    cmocka_unit_test(test_connect_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -136,8 +136,9 @@ static void test_bad_text(void **state)
 	bad("\xed\xa0\x80", 3, -EINVAL, "invalid UTF-8");     /* a surrogate */
 	bad("\xf4\x90\x80\x80", 4, -EINVAL, "invalid UTF-8"); /* above U+10FFFF */
 	bad("x \xe2\x82", 4, -EINVAL, "/f:1: invalid UTF-8 (byte 0xe2 at column 3)"); /* cut */
-	bad("\xc3(", 2, -EINVAL, "invalid UTF-8");            /* a bad continuation */
-	bad("0123456789abcdef\n0123456789abcdefg\n", 35, -EINVAL, "/f:2: line longer than 16 bytes");
+	bad("\xc3(", 2, -EINVAL, "invalid UTF-8"); /* a bad continuation */
+	bad("0123456789abcdef\n0123456789abcdefg\n", 35, -EINVAL,
+	    "/f:2: line longer than 16 bytes");
 	bad("0123456789abcdef\r\r\n", 19, -EINVAL, "/f:1: line longer than 16 bytes");
 	bad("0123456789abcdefg", 17, -EINVAL, "/f:1: line longer than 16 bytes"); /* no newline */
 }
@@ -145,10 +146,10 @@ static void test_bad_text(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_text_is_read),
-		cmocka_unit_test(test_not_a_file),
-		cmocka_unit_test(test_too_big),
-		cmocka_unit_test(test_bad_text),
+	    cmocka_unit_test(test_text_is_read),
+	    cmocka_unit_test(test_not_a_file),
+	    cmocka_unit_test(test_too_big),
+	    cmocka_unit_test(test_bad_text),
 	};
 	return cmocka_run_group_tests_name("textfile", tests, setup, teardown);
 }

@@ -326,15 +326,17 @@ static void test_losses(void **state)
 	assert_string_equal(view_fmt_gate(v, b, sizeof(b)), ""); /* no gate: a real broker */
 	v->collector.producer.dropped = 10;
 	v->gate.lost = 2;
-	assert_string_equal(view_fmt_losses(v, b, sizeof(b)),
-			    "LOST 12: 10 dropped (past the memory/spool bounds), 2 forgotten by the "
-			    "in-process broker");
+	assert_string_equal(
+	    view_fmt_losses(v, b, sizeof(b)),
+	    "LOST 12: 10 dropped (past the memory/spool bounds), 2 forgotten by the "
+	    "in-process broker");
 	v->collector.producer.refused = 1;
 	v->collector.producer.failed = 3;
 	char n[24];
 	view_fmt_losses(v, n, sizeof(n)); /* truncated, still terminated */
 	assert_int_equal(strlen(n), sizeof(n) - 1);
-	assert_non_null(strstr(view_fmt_losses(v, b, sizeof(b)), "1 refused (larger than the broker takes)"));
+	assert_non_null(
+	    strstr(view_fmt_losses(v, b, sizeof(b)), "1 refused (larger than the broker takes)"));
 	v->gate.active = true;
 	v->gate.held = true;
 	v->gate.backlog = 1850;
@@ -343,9 +345,10 @@ static void test_losses(void **state)
 	v->gate.holds = 1;
 	v->gate.buffer_events = 230400;
 	v->gate.buffer_bytes = 1024u << 20;
-	assert_string_equal(view_fmt_gate(v, b, sizeof(b)),
-			    "in-process broker: HOLDING events (one partition: 1850 uncommitted, 2.5 "
-			    "of 2.0 MiB), 1 hold; memory bound 230400 events / 1024 MiB");
+	assert_string_equal(
+	    view_fmt_gate(v, b, sizeof(b)),
+	    "in-process broker: HOLDING events (one partition: 1850 uncommitted, 2.5 "
+	    "of 2.0 MiB), 1 hold; memory bound 230400 events / 1024 MiB");
 	free(v);
 }
 
