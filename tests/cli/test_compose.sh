@@ -31,7 +31,7 @@ if (cd "$root/docker" && "${tool[@]}" -f ".compose-broken-$$.yml" config >/dev/n
 rm -f "$root/docker/.compose-broken-$$.yml"
 
 /usr/bin/python3 - "$tmp/resolved.yml" "$compose_file" <<'PY' || fails=$((fails+1))
-import sys, yaml
+import re, sys, yaml
 resolved = yaml.safe_load(open(sys.argv[1]))
 raw = yaml.safe_load(open(sys.argv[2]))
 svcs = resolved["services"]
@@ -82,6 +82,12 @@ for svc, dep, c in [("sink", "migrate", "service_completed_successfully"),
 img = svcs["timescaledb"]["image"]
 if not img.startswith("timescale/timescaledb:") or "pg15" not in img:
     errs.append(f"timescaledb: image {img}, want Timescale's image on PostgreSQL 15")
+# pinned to an exact version that db migrate accepts (2.18.1 and later, schema/001, migrate.c)
+m = re.fullmatch(r"timescale/timescaledb:(\d+)\.(\d+)\.(\d+)-pg\d+", img)
+if not m:
+    errs.append(f"timescaledb: image {img} is not pinned to an exact version (X.Y.Z-pgN)")
+elif tuple(map(int, m.groups())) < (2, 18, 1):
+    errs.append(f"timescaledb: image {img} is older than 2.18.1, which db migrate refuses")
 if not svcs["kafka"]["image"].startswith("apache/kafka:4"):
     errs.append("kafka: want Apache's Kafka 4 image (KRaft)")
 if "broker,controller" not in str(svcs["kafka"]["environment"].get("KAFKA_PROCESS_ROLES")):
