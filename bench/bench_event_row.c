@@ -56,9 +56,10 @@ int main(int argc, char **argv)
 			strbuf_reset(&id);
 	}
 	double dt = time_mono() - t0;
-	printf("%zu events (%zu bad, %zu by the fast path) in %.3f s: %.0f events/s, %.2f us/event, "
-	       "%.1f MB/s of JSON\n",
-	       n, bad, fast, dt, n / dt, dt / (double)n * 1e6, bytes / dt / 1e6);
+	printf(
+	    "%zu events (%zu bad, %zu by the fast path) in %.3f s: %.0f events/s, %.2f us/event, "
+	    "%.1f MB/s of JSON\n",
+	    n, bad, fast, dt, n / dt, dt / (double)n * 1e6, bytes / dt / 1e6);
 	strbuf_free(&sb);
 	strbuf_free(&id);
 	for (size_t i = 0; i < n; i++)
