@@ -212,6 +212,65 @@ static int check_metric(const struct field_def *f, const json_t *v, char *r, siz
 	return 0;
 }
 
+/* labels: absent, null, or an object of at most EVENT_CHECK_MAX_LABELS strings. */
+static int check_labels(const json_t *root, char *r, size_t rl)
+{
+	json_t *labels = json_object_get(root, "labels");
+	if (!labels || json_is_null(labels))
+		return 0;
+	if (!json_is_object(labels)) {
+		reasonf(r, rl, "labels must be an object of strings, got %s",
+		        json_type_name(labels));
+		return -EINVAL;
+	}
+	if (json_object_size(labels) > EVENT_CHECK_MAX_LABELS) {
+		reasonf(r, rl, "labels has %zu members: at most %d are accepted",
+		        json_object_size(labels), EVENT_CHECK_MAX_LABELS);
+		return -EINVAL;
+	}
+	const char *k;
+	json_t *v;
+	json_object_foreach(labels, k, v)
+	{
+		if (strlen(k) > EVENT_CHECK_MAX_TEXT) {
+			reasonf(r, rl,
+			        "labels: the key '%.64s...' is longer than %d characters (%zu)", k,
+			        EVENT_CHECK_MAX_TEXT, strlen(k));
+			return -EINVAL;
+		}
+		if (!json_is_string(v)) {
+			reasonf(r, rl, "labels.%.64s must be a string, got %s", k,
+			        json_type_name(v));
+			return -EINVAL;
+		}
+		if (strlen(json_string_value(v)) > EVENT_CHECK_MAX_TEXT) {
+			reasonf(r, rl, "labels.%.64s is longer than %d characters (%zu)", k,
+			        EVENT_CHECK_MAX_TEXT, strlen(json_string_value(v)));
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* workload: absent, null, or an object whose namespace/pod/container are strings or null. */
+static int check_workload(const json_t *root, char *r, size_t rl)
+{
+	json_t *w = json_object_get(root, "workload");
+	if (!w || json_is_null(w))
+		return 0;
+	if (!json_is_object(w)) {
+		reasonf(r, rl,
+		        "workload must be null or an object {namespace, pod, container}, got %s",
+		        json_type_name(w));
+		return -EINVAL;
+	}
+	static const char *members[] = {"namespace", "pod", "container"};
+	for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++)
+		if (opt_string(w, members[i], "workload.", r, rl))
+			return -EINVAL;
+	return 0;
+}
+
 int event_check_json(const json_t *root, const struct event_check_opts *o, double *t, char *r,
                      size_t rl)
 {
@@ -269,6 +328,8 @@ int event_check_json(const json_t *root, const struct event_check_opts *o, doubl
 		reasonf(r, rl, "extra must be an object, got %s", json_type_name(extra));
 		return -EINVAL;
 	}
+	if (check_labels(root, r, rl) || check_workload(root, r, rl))
+		return -EINVAL;
 	size_t nf;
 	const struct field_def *fields = fields_all(&nf);
 	for (size_t i = 0; json_is_object(metrics) && i < nf; i++)

@@ -17,6 +17,7 @@
 
 #define EVENT_CHECK_MAX_SKEW_S 300.0 /* default allowed clock skew: 5 min */
 #define EVENT_CHECK_MAX_TEXT   512   /* longest identity string accepted (uuid, hostname...) */
+#define EVENT_CHECK_MAX_LABELS 64    /* most members of an event's labels object */
 /* A dead letter carries its payload whole up to this many bytes; past it, the first this many
  * bytes, with the original size and a hash of the whole (event_check_dead_letter). Well below
  * Kafka's default message.max.bytes (1,000,000), so the dead-letter topic takes it. */
@@ -36,8 +37,11 @@ json_t *event_check_load(const char *text, size_t len, char *r, size_t rl);
  * Checks a parsed event against every rule of the contract: an object; schema_version 1; time an
  * RFC 3339 string inside the window; gpu an object with a non-empty uuid; identity strings and
  * integers of the right types and sizes; metrics and extra objects (or null); each known
- * metric a number (or null) inside its range, counters whole and not negative. Returns 0 with
- * the time in *t, or -EINVAL with the reason in r.
+ * metric a number (or null) inside its range, counters whole and not negative; labels absent,
+ * null or an object of at most EVENT_CHECK_MAX_LABELS strings (keys and values at most
+ * EVENT_CHECK_MAX_TEXT); workload absent, null or an object whose namespace, pod and container
+ * are each a string (at most EVENT_CHECK_MAX_TEXT) or null (other members, added by a newer
+ * contract, are ignored). Returns 0 with the time in *t, or -EINVAL with the reason in r.
  */
 int event_check_json(const json_t *root, const struct event_check_opts *o, double *t, char *r,
                      size_t rl);

@@ -137,6 +137,7 @@ static int append_slow(const char *payload, size_t len, const struct event_row_o
 	json_t *metrics = json_object_get(root, "metrics");
 	json_t *extra = json_object_get(root, "extra");
 
+	info->fast = false;
 	if (has_mig)
 		snprintf(info->gpu_key, sizeof(info->gpu_key), "%s/%lld", uuid, mig);
 	else
@@ -501,8 +502,9 @@ static bool key_is(const struct slice *k, const char *name)
 }
 
 struct fast_event {
-	struct slice sv, time, hostname, cluster, dc, rack, extra;
+	struct slice sv, time, hostname, cluster, dc, rack, extra, labels, workload;
 	struct slice uuid, model, pci, device, driver, mig_profile, index, mig;
+	struct slice w_namespace, w_pod, w_container;
 	long long sv_v, index_v, mig_v;
 	struct slice metric[64];
 	bool metric_int[64];
@@ -539,6 +541,65 @@ static int scan_gpu(struct scan *s, struct fast_event *ev)
 			rc = fstr_or_null(s, &ev->mig_profile);
 		else
 			rc = FAST_FALLBACK;
+		if (rc)
+			return rc;
+	} while (eat(s, ','));
+	return eat(s, '}') ? 0 : FAST_FALLBACK;
+}
+
+/* labels: null, or an object of plain strings (checked here, not stored: no column yet). A
+ * duplicate key, too many keys or a string too long falls back: the general path refuses. */
+static int scan_labels(struct scan *s, struct fast_event *ev)
+{
+	if (ev->labels.set)
+		return FAST_FALLBACK;
+	ev->labels.set = true;
+	if (lit(s, "null", 4))
+		return 0;
+	if (!eat(s, '{'))
+		return FAST_FALLBACK;
+	if (eat(s, '}'))
+		return 0;
+	struct slice keys[EVENT_CHECK_MAX_LABELS];
+	size_t nkeys = 0;
+	do {
+		struct slice k = {0}, v = {0};
+		if (nkeys == EVENT_CHECK_MAX_LABELS || fstr(s, &k) || !eat(s, ':') || fstr(s, &v) ||
+		    k.n > MAX_TEXT || v.n > MAX_TEXT)
+			return FAST_FALLBACK;
+		for (size_t i = 0; i < nkeys; i++)
+			if (keys[i].n == k.n && memcmp(keys[i].p, k.p, k.n) == 0)
+				return FAST_FALLBACK; /* a duplicate key */
+		keys[nkeys++] = k;
+	} while (eat(s, ','));
+	return eat(s, '}') ? 0 : FAST_FALLBACK;
+}
+
+/* workload: null, or {namespace, pod, container} each a plain string or null (not stored). */
+static int scan_workload(struct scan *s, struct fast_event *ev)
+{
+	if (ev->workload.set)
+		return FAST_FALLBACK;
+	ev->workload.set = true;
+	if (lit(s, "null", 4))
+		return 0;
+	if (!eat(s, '{'))
+		return FAST_FALLBACK;
+	if (eat(s, '}'))
+		return 0;
+	do {
+		struct slice k = {0};
+		if (fstr(s, &k) || !eat(s, ':'))
+			return FAST_FALLBACK;
+		int rc;
+		if (key_is(&k, "namespace"))
+			rc = fstr_or_null(s, &ev->w_namespace);
+		else if (key_is(&k, "pod"))
+			rc = fstr_or_null(s, &ev->w_pod);
+		else if (key_is(&k, "container"))
+			rc = fstr_or_null(s, &ev->w_container);
+		else
+			rc = FAST_FALLBACK; /* a member of a newer contract: the general path */
 		if (rc)
 			return rc;
 	} while (eat(s, ','));
@@ -631,6 +692,10 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 			rc = scan_gpu(&s, &ev);
 		else if (key_is(&k, "metrics"))
 			rc = scan_metrics(&s, &ev);
+		else if (key_is(&k, "labels"))
+			rc = scan_labels(&s, &ev);
+		else if (key_is(&k, "workload"))
+			rc = scan_workload(&s, &ev);
 		else if (key_is(&k, "extra")) {
 			if (ev.extra.set)
 				return FAST_FALLBACK;
@@ -662,9 +727,10 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 	    !ev.gpu_set || !ev.uuid.set || ev.uuid.null || ev.uuid.n == 0 || ev.uuid.n > MAX_TEXT ||
 	    ev.time.n >= 64)
 		return FAST_FALLBACK;
-	const struct slice *texts[] = {&ev.hostname, &ev.cluster, &ev.dc,
-	                               &ev.rack,     &ev.model,   &ev.pci,
-	                               &ev.device,   &ev.driver,  &ev.mig_profile};
+	const struct slice *texts[] = {&ev.hostname,    &ev.cluster, &ev.dc,
+	                               &ev.rack,        &ev.model,   &ev.pci,
+	                               &ev.device,      &ev.driver,  &ev.mig_profile,
+	                               &ev.w_namespace, &ev.w_pod,   &ev.w_container};
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
 		if (texts[i]->n > MAX_TEXT)
 			return FAST_FALLBACK;
@@ -762,6 +828,7 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 	}
 	if (rc)
 		goto fail;
+	info->fast = true;
 	return 0;
 fallback:
 	strbuf_truncate(out, mark);

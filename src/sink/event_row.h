@@ -20,6 +20,7 @@ struct event_row_opts {
 struct event_row_info {
 	double time;       /* the sample's time, seconds since the epoch */
 	char gpu_key[192]; /* uuid, or uuid/mig_instance */
+	bool fast;         /* the single-pass fast path built the row (tests and benchmarks) */
 };
 
 /* The columns before the known fields: time, gpu_key, uuid, mig_instance, hostname, gpu_index;
@@ -32,8 +33,8 @@ const char *event_row_columns(void);
 
 /* The identity text event_row_append writes to ident: these columns of gpuhealth_ident (before
  * first_seen/last_seen), tab-separated, COPY-escaped text format, no newline. */
-#define EVENT_ROW_IDENT_COLUMNS                                                                  \
-	"gpu_key, uuid, mig_instance, mig_profile, gpu_index, hostname, model, pci_bus_id, "     \
+#define EVENT_ROW_IDENT_COLUMNS                                                                    \
+	"gpu_key, uuid, mig_instance, mig_profile, gpu_index, hostname, model, pci_bus_id, "       \
 	"device, driver_version, cluster, datacenter, rack"
 
 /*
@@ -44,7 +45,7 @@ const char *event_row_columns(void);
  * -ENOSPC/-ENOMEM when out cannot grow.
  */
 int event_row_append(const char *payload, size_t len, const struct event_row_opts *opts,
-		     struct strbuf *out, struct strbuf *ident, struct event_row_info *info, char *reason,
-		     size_t rlen);
+                     struct strbuf *out, struct strbuf *ident, struct event_row_info *info,
+                     char *reason, size_t rlen);
 
 #endif

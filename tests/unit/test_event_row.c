@@ -1,4 +1,5 @@
 /* event_row: event-v1 JSON -> COPY text row, and every reason an event is refused. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "core/event_check.h"
 #include "core/fields.h"
 #include "core/strbuf.h"
 #include "core/timeutil.h"
@@ -239,9 +241,10 @@ static void test_rejections(void **state)
 	/* #19 item 7: the value as given and the bound it broke */
 	expect_reject("\"gpu_temp\":65", "\"gpu_temp\":65,\"gpu_util\":100.0001",
 	              "metrics.gpu_util = 100.0001: utilization outside 0..100 %");
-	expect_reject("\"time\":\"2026-11-28T12:00:10.250Z\"", "\"time\":\"1900-01-01T00:00:00Z\"",
-	              "time 1900-01-01T00:00:00Z is older than the retention: the oldest accepted is "
-	              "2026-11-21T12:05:00.000Z");
+	expect_reject(
+	    "\"time\":\"2026-11-28T12:00:10.250Z\"", "\"time\":\"1900-01-01T00:00:00Z\"",
+	    "time 1900-01-01T00:00:00Z is older than the retention: the oldest accepted is "
+	    "2026-11-21T12:05:00.000Z");
 	expect_reject("\"time\":\"2026-11-28T12:00:10.250Z\"", "\"time\":\"9999-12-31T23:59:59Z\"",
 	              "time 9999-12-31T23:59:59Z is more than 86400 s in the future: the newest "
 	              "accepted is 2026-11-29T12:05:00.000Z");
@@ -482,8 +485,138 @@ static void test_numbers_agree(void **state)
 		 * the general path, and the gauge would not be read by the fast one */
 		char whole[64];
 		snprintf(whole, sizeof(whole), "%.*s", (int)strcspn(num, "."), num);
-		snprintf(ev, sizeof(ev), NUM_EVENT, num, ilen < 3 ? num : "7.25", ilen < 19 ? whole : "1");
+		snprintf(ev, sizeof(ev), NUM_EVENT, num, ilen < 3 ? num : "7.25",
+		         ilen < 19 ? whole : "1");
 		same_row(ev);
+	}
+}
+
+/* labels and workload (event-v1, added): checked but not stored. The collector writes
+ * "workload" in every event, so the fast path must read both, write the row it writes without
+ * them, and leave only what the general path must judge; the verdict and reason agree. */
+#define WL_EV(members)                                                                             \
+	"{\"schema_version\":1,\"time\":\"2026-11-28T12:00:10.000Z\",\"hostname\":\"n1\","         \
+	"\"cluster\":\"c1\",\"datacenter\":null,\"rack\":\"r1\",\"gpu\":{\"index\":0,\"uuid\":"    \
+	"\"GPU-1\",\"model\":\"A100\",\"mig_profile\":null,\"mig_instance\":null},\"metrics\":{"   \
+	"\"gpu_temp\":65,\"power_usage\":301.25,\"total_energy\":123},\"extra\":{\"DCGM_FI_X\":"   \
+	"0}" members "}"
+
+/* Appends ev by the default path: its rc, whether the fast path built it, and the row. */
+static int append_default(const char *ev, bool *fast, struct strbuf *row, struct strbuf *id,
+                          char *r, size_t rl)
+{
+	struct event_row_opts o = opts();
+	struct event_row_info info;
+	memset(&info, 0, sizeof(info));
+	int rc = event_row_append(ev, strlen(ev), &o, row, id, &info, r, rl);
+	*fast = rc == 0 && info.fast;
+	return rc;
+}
+
+static void test_labels_and_workload(void **state)
+{
+	(void)state;
+	static const char *const good[] = {
+	    WL_EV(",\"workload\":null"),
+	    WL_EV(",\"workload\":{\"namespace\":\"training\",\"pod\":\"llm-7b-worker-3\","
+	          "\"container\":\"trainer\"}"),
+	    WL_EV(",\"labels\":{\"team\":\"vision\",\"zone\":\"b\"},\"workload\":null"),
+	    WL_EV(",\"labels\":{},\"workload\":{}"),
+	    WL_EV(",\"labels\":null,\"workload\":{\"namespace\":null,\"pod\":\"p\","
+	          "\"container\":null}"),
+	    WL_EV(" , \"workload\" : { \"pod\" : \"p\" } , \"labels\" : { \"a\" : \"\" } "),
+	};
+	struct strbuf base, bid;
+	strbuf_init(&base, 0);
+	strbuf_init(&bid, 0);
+	char r[256] = "";
+	bool fast;
+	assert_int_equal(append_default(WL_EV(""), &fast, &base, &bid, r, sizeof(r)), 0);
+	assert_true(fast);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct strbuf row, id;
+		strbuf_init(&row, 0);
+		strbuf_init(&id, 0);
+		int rc = append_default(good[i], &fast, &row, &id, r, sizeof(r));
+		if (rc)
+			fail_msg("refused %s: %s", good[i], r);
+		if (!fast)
+			fail_msg("the fast path gave up on %s", good[i]);
+		/* not stored: the same row and identity as without the fields */
+		assert_int_equal(row.len, base.len);
+		assert_memory_equal(row.data, base.data, base.len);
+		assert_string_equal(id.data, bid.data);
+		strbuf_free(&row);
+		strbuf_free(&id);
+		same_row(good[i]);
+	}
+	strbuf_free(&base);
+	strbuf_free(&bid);
+
+	/* accepted, but for the general path to judge (escapes, a member of a newer contract) */
+	static const char *const general[] = {
+	    WL_EV(",\"labels\":{\"team\":\"a\\tb\"}"),
+	    WL_EV(",\"labels\":{\"t\\u00e9am\":\"x\"}"),
+	    WL_EV(",\"workload\":{\"pod\":\"p\",\"node\":\"n7\"}"),
+	};
+	for (size_t i = 0; i < sizeof(general) / sizeof(general[0]); i++) {
+		struct strbuf row, id;
+		strbuf_init(&row, 0);
+		strbuf_init(&id, 0);
+		if (append_default(general[i], &fast, &row, &id, r, sizeof(r)))
+			fail_msg("refused %s: %s", general[i], r);
+		strbuf_free(&row);
+		strbuf_free(&id);
+		same_row(general[i]);
+	}
+
+	/* refused by both paths with the same reason */
+	char long_text[EVENT_CHECK_MAX_TEXT + 2];
+	memset(long_text, 'x', sizeof(long_text) - 1);
+	long_text[sizeof(long_text) - 1] = '\0';
+	char long_pod[1024], long_label[1024], many[4096];
+	snprintf(long_pod, sizeof(long_pod), WL_EV(",\"workload\":{\"pod\":\"%s\"}"), long_text);
+	snprintf(long_label, sizeof(long_label), WL_EV(",\"labels\":{\"a\":\"%s\"}"), long_text);
+	size_t o = (size_t)snprintf(many, sizeof(many), "%s", WL_EV(",\"labels\":{"));
+	o -= 1; /* before the event's closing brace */
+	for (int i = 0; i <= EVENT_CHECK_MAX_LABELS; i++)
+		o += (size_t)snprintf(many + o, sizeof(many) - o, "%s\"k%d\":\"v\"", i ? "," : "",
+		                      i);
+	snprintf(many + o, sizeof(many) - o, "}}");
+	const struct {
+		const char *ev, *want;
+	} bad[] = {
+	    {WL_EV(",\"labels\":{\"team\":7}"), "labels.team must be a string, got an integer"},
+	    {WL_EV(",\"labels\":{\"team\":null}"), "labels.team must be a string, got null"},
+	    {WL_EV(",\"labels\":\"team=vision\""),
+	     "labels must be an object of strings, got a string"},
+	    {WL_EV(",\"labels\":[]"), "labels must be an object of strings, got an array"},
+	    {WL_EV(",\"workload\":\"training/llm\""),
+	     "workload must be null or an object {namespace, pod, container}, got a string"},
+	    {WL_EV(",\"workload\":{\"pod\":3}"),
+	     "workload.pod must be a string or null, got an integer"},
+	    {WL_EV(",\"workload\":{\"namespace\":{}}"),
+	     "workload.namespace must be a string or null, got an object"},
+	    {long_pod, "workload.pod is longer than 512 characters (513)"},
+	    {long_label, "labels.a is longer than 512 characters (513)"},
+	    {many, "labels has 65 members: at most 64 are accepted"},
+	    {WL_EV(",\"labels\":{\"a\":\"x\",\"a\":\"y\"}"), "duplicate object key"},
+	    {WL_EV(",\"workload\":{\"pod\":\"x\",\"pod\":\"y\"}"), "duplicate object key"},
+	    {WL_EV(",\"workload\":null,\"workload\":null"), "duplicate object key"},
+	    {WL_EV(",\"labels\":{},\"labels\":{}"), "duplicate object key"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct strbuf row, id;
+		strbuf_init(&row, 0);
+		strbuf_init(&id, 0);
+		int rc = append_default(bad[i].ev, &fast, &row, &id, r, sizeof(r));
+		if (rc != -EINVAL || !strstr(r, bad[i].want))
+			fail_msg("%s: rc %d, reason '%s', wanted '%s'", bad[i].ev, rc, r,
+			         bad[i].want);
+		assert_int_equal(row.len, 0);
+		strbuf_free(&row);
+		strbuf_free(&id);
+		same_row(bad[i].ev);
 	}
 }
 
@@ -496,6 +629,7 @@ int main(void)
 	    cmocka_unit_test(test_time_parsing),
 	    cmocka_unit_test(test_fast_and_general_paths_agree),
 	    cmocka_unit_test(test_numbers_agree),
+	    cmocka_unit_test(test_labels_and_workload),
 	};
 	return cmocka_run_group_tests_name("event_row", tests, NULL, NULL);
 }
