@@ -452,8 +452,9 @@ int collector_cmd_run(struct config *cfg)
 		.gzip = cli_scrape_gzip(cfg),
 		.threads = (unsigned)config_int(cfg, "scrape-threads"),
 		.once = once,
-		.enrich = {config_str(cfg, "cluster"), config_str(cfg, "datacenter"),
-			   config_str(cfg, "rack")},
+		.enrich = {.cluster = config_str(cfg, "cluster"),
+			   .datacenter = config_str(cfg, "datacenter"),
+			   .rack = config_str(cfg, "rack")},
 		.out = to_stdout ? stdout : NULL,
 		.kafka =
 			{
