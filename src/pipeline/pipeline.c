@@ -524,7 +524,8 @@ static int start_collector(struct pipeline *p)
 		.gzip = cli_scrape_gzip(cfg),
 		.threads = (unsigned)config_int(cfg, "scrape-threads"),
 		.first_now = true, /* the console shows something at once */
-		.enrich = {.cluster = config_str(cfg, "cluster"), .datacenter = config_str(cfg, "datacenter"),
+		.enrich = {.cluster = config_str(cfg, "cluster"),
+			   .datacenter = config_str(cfg, "datacenter"),
 			   .rack = config_str(cfg, "rack")},
 		.kafka =
 			{
