@@ -19,15 +19,17 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/httpd_limits.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "core/timeutil.h"
 #include "store/pg.h"
 
+/* connection limits and deadlines, enforced by httpd_limits */
 #define CONN_LIMIT      256 /* all clients together */
 #define PER_CLIENT_DEF  32  /* one client address (--max-client-connections) */
-#define CONN_TIMEOUT_S  10  /* a connection silent this long is closed */
-#define HEAD_DEADLINE_S 10  /* a request head (and the wait for it) may take this long */
+#define CONN_TIMEOUT_S  10  /* a connection silent this long is closed; also the keep-alive wait */
+#define HEAD_DEADLINE_S 10  /* a request head may take this long (after the keep-alive wait) */
 #define MAX_ARGS        16
 #define MAX_KEY         128
 #define MAX_POINTS      10000
@@ -71,16 +73,6 @@ struct pconn {
 	bool busy;
 };
 
-/* One client connection, for the head deadline (MHD's own timeout is reset by every byte,
- * so a client that sends one byte a second would hold a connection for ever). */
-struct cconn {
-	struct cconn *prev, *next;
-	int fd;          /* MHD's socket: valid until the CLOSED notification, which unlinks */
-	double since;    /* start of the wait for the next request head (time_mono) */
-	bool in_request; /* the head is in: answering (no deadline) */
-	bool cut;        /* already shut down by the reaper */
-};
-
 struct api {
 	char *listen, *conninfo;
 	unsigned threads, per_client;
@@ -91,14 +83,11 @@ struct api {
 	pthread_cond_t pool_cv;
 	struct pconn *pool; /* threads entries */
 
-	pthread_mutex_t cc_mu; /* guards the list and every cconn in it */
-	struct cconn *cc_head;
-	pthread_t reaper;
-	bool reaper_started;
-	atomic_bool reaper_stop;
+	/* the per-client and total connection limits and the head deadline; owned, created by
+	 * api_start, destroyed by api_stop after the daemon */
+	struct httpd_limits *limits;
 
 	atomic_uint_least64_t n_requests[EP_COUNT], n_2xx, n_4xx, n_5xx, n_db_errors;
-	atomic_uint_least64_t n_head_timeouts;
 	atomic_uint_least64_t duration_us[EP_COUNT];
 };
 
@@ -1308,7 +1297,7 @@ static char *metrics_text(struct api *api)
 	              "# TYPE gpuhealth_api_head_timeouts_total counter\n"
 	              "gpuhealth_api_head_timeouts_total %llu\n",
 	              (unsigned long long)st.db_errors, st.db_connections, HEAD_DEADLINE_S,
-	              (unsigned long long)atomic_load(&api->n_head_timeouts));
+	              api->limits ? httpd_limits_closed(api->limits) : 0ULL);
 	if (sb.overflow || !sb.data) {
 		strbuf_free(&sb);
 		return NULL;
@@ -1427,86 +1416,6 @@ static enum MHD_Result send_text(struct api *api, struct MHD_Connection *c, int 
 	return ret;
 }
 
-static void cconn_mark(struct api *api, struct MHD_Connection *c, bool in_request)
-{
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	struct cconn *cc = ci ? ci->socket_context : NULL;
-	if (!cc)
-		return;
-	pthread_mutex_lock(&api->cc_mu);
-	cc->in_request = in_request;
-	cc->since = time_mono();
-	pthread_mutex_unlock(&api->cc_mu);
-}
-
-/* MHD_OPTION_NOTIFY_CONNECTION: track each connection from accept to close. */
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code)
-{
-	struct api *api = cls;
-	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		struct cconn *cc = calloc(1, sizeof(*cc));
-		const union MHD_ConnectionInfo *ci =
-		    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-		if (!cc || !ci) { /* left to MHD's inactivity timeout */
-			free(cc);
-			return;
-		}
-		cc->fd = ci->connect_fd;
-		cc->since = time_mono();
-		pthread_mutex_lock(&api->cc_mu);
-		cc->next = api->cc_head;
-		if (api->cc_head)
-			api->cc_head->prev = cc;
-		api->cc_head = cc;
-		pthread_mutex_unlock(&api->cc_mu);
-		*socket_context = cc; /* owned by the list until CLOSED */
-	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
-		struct cconn *cc = *socket_context;
-		pthread_mutex_lock(&api->cc_mu); /* the reaper may be shutting this fd down */
-		if (cc->prev)
-			cc->prev->next = cc->next;
-		else
-			api->cc_head = cc->next;
-		if (cc->next)
-			cc->next->prev = cc->prev;
-		pthread_mutex_unlock(&api->cc_mu);
-		free(cc);
-		*socket_context = NULL;
-	}
-}
-
-/* MHD_OPTION_NOTIFY_COMPLETED: the answer is out; the wait for the next head starts. */
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-	(void)con_cls;
-	(void)toe;
-	cconn_mark(cls, c, false);
-}
-
-/* Shuts down every connection whose request head has not arrived within HEAD_DEADLINE_S;
- * MHD then sees the end of the stream and closes it (and its per-client count drops). */
-static void *reaper_main(void *arg)
-{
-	struct api *api = arg;
-	while (!atomic_load(&api->reaper_stop)) {
-		struct timespec ts = {0, 200 * 1000000L};
-		nanosleep(&ts, NULL);
-		double now = time_mono();
-		pthread_mutex_lock(&api->cc_mu);
-		for (struct cconn *cc = api->cc_head; cc; cc = cc->next)
-			if (!cc->in_request && !cc->cut && now - cc->since > HEAD_DEADLINE_S) {
-				shutdown(cc->fd, SHUT_RDWR);
-				cc->cut = true;
-				atomic_fetch_add(&api->n_head_timeouts, 1);
-			}
-		pthread_mutex_unlock(&api->cc_mu);
-	}
-	return NULL;
-}
-
 static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **con_cls)
@@ -1514,7 +1423,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	struct api *api = cls;
 	double t0 = time_mono();
 	struct req rq = {.api = api, .status = 0};
-	cconn_mark(api, c, true);
+	httpd_limits_answering(c); /* a GET has no body: the request is whole, its deadline ends */
 	char key[MAX_KEY + 2] = "";
 	enum endpoint ep = route(&rq, url, key, sizeof(key));
 	atomic_fetch_add(&api->n_requests[ep], 1);
@@ -1584,7 +1493,6 @@ int api_create(struct api **out, const struct api_params *params, char *err, siz
 		goto oom;
 	pthread_mutex_init(&api->pool_mu, NULL);
 	pthread_cond_init(&api->pool_cv, NULL);
-	pthread_mutex_init(&api->cc_mu, NULL);
 	api->threads = params->threads ? params->threads : 4;
 	if (api->threads > 64) {
 		snprintf(err, errlen, "api: %u worker threads is too many (at most 64)",
@@ -1732,29 +1640,35 @@ int api_start(struct api *api, char *err, size_t errlen)
 	int rc = open_listener(api, &fd, err, errlen);
 	if (rc)
 		return rc;
+	struct httpd_limits_params lp = {.name = "api",
+	                                 .request_s = HEAD_DEADLINE_S,
+	                                 .keepalive_s = CONN_TIMEOUT_S,
+	                                 .idle_s = CONN_TIMEOUT_S,
+	                                 .total = CONN_LIMIT,
+	                                 .per_ip = api->per_client};
+	rc = httpd_limits_create(&api->limits, &lp);
+	if (rc) {
+		close(fd);
+		snprintf(err, errlen, "cannot start the API's deadline thread: %s", strerror(-rc));
+		return rc;
+	}
+	struct MHD_OptionItem lim[HTTPD_LIMITS_NOPTS];
+	httpd_limits_options(api->limits, lim);
 	/* a thread per connection: a slow answer (a page of GPUs) holds up only its own client;
-	 * /healthz is never queued behind pages on a shared worker thread */
+	 * /healthz is never queued behind pages on a shared worker thread. A connection past its
+	 * head deadline has its socket shut down by httpd_limits: its thread's poll sees the
+	 * end of the stream and MHD closes it (and the per-client count drops). */
 	api->daemon = MHD_start_daemon(
 	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
 	    NULL, NULL, answer, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
-	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT, api->per_client,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_CONNECTION,
-	    on_connection, api, MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_END);
+	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_ARRAY, lim, MHD_OPTION_END);
 	if (!api->daemon) {
 		close(fd);
+		httpd_limits_destroy(api->limits);
+		api->limits = NULL;
 		snprintf(err, errlen, "cannot start the HTTP server on %s", api->address);
 		return -EIO;
 	}
-	atomic_store(&api->reaper_stop, false);
-	rc = pthread_create(&api->reaper, NULL, reaper_main, api);
-	if (rc) {
-		MHD_stop_daemon(api->daemon);
-		api->daemon = NULL;
-		snprintf(err, errlen, "cannot start the API's deadline thread: %s", strerror(rc));
-		return -rc;
-	}
-	api->reaper_started = true;
 	return 0; /* fd is owned by the daemon: MHD_stop_daemon closes it */
 }
 
@@ -1769,10 +1683,10 @@ void api_stop(struct api *api)
 		MHD_stop_daemon(api->daemon); /* closes every connection: the list empties */
 		api->daemon = NULL;
 	}
-	if (api && api->reaper_started) {
-		atomic_store(&api->reaper_stop, true);
-		pthread_join(api->reaper, NULL);
-		api->reaper_started = false;
+	if (api) {
+		httpd_limits_destroy(
+		    api->limits); /* after the daemon: it reports each close to it */
+		api->limits = NULL;
 	}
 }
 
@@ -1804,7 +1718,6 @@ void api_destroy(struct api *api)
 	free(api->listen);
 	free(api->conninfo);
 	pthread_mutex_destroy(&api->pool_mu);
-	pthread_mutex_destroy(&api->cc_mu);
 	pthread_cond_destroy(&api->pool_cv);
 	free(api);
 }
