@@ -10,7 +10,8 @@
 # The module on the proxy carries no built web UI: `go install` stops at the embedded
 # ui/app/dist. So the build copies the module (`go mod download -json` gives its Dir), puts a
 # placeholder page there, and builds cmd/alertmanager from the copy (about a minute on 2 cores).
-# Needs Go >= GH_AM_GO_MIN (Alertmanager's go.mod); GH_GO names the go binary.
+# Needs Go >= GH_AM_GO_MIN (Alertmanager's go.mod): scripts/go-toolchain.sh finds one or fetches
+# it (GH_GO names one).
 
 GH_ROOT=${GH_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 GH_AM_VERSION=${GH_AM_VERSION:-v0.28.1}
@@ -20,13 +21,10 @@ GH_AM_DIR=${GH_AM_DIR:-$(mktemp -d /tmp/gpuhealth-am.XXXXXX)}
 
 am_log() { echo "alertmanager: $*" >&2; }
 
-am_go() { # prints the go binary to use, or fails with what is missing
-  local g
-  for g in "${GH_GO:-}" "$(command -v go 2>/dev/null)" /usr/local/go/bin/go; do
-    [ -n "$g" ] && [ -x "$g" ] && { echo "$g"; return 0; }
-  done
-  am_log "Go is missing: the Alertmanager test builds github.com/prometheus/alertmanager $GH_AM_VERSION from the Go module proxy and needs Go >= $GH_AM_GO_MIN (https://go.dev/dl/, or set GH_GO=/path/to/go)"
-  return 1
+# shellcheck source=go-toolchain.sh
+source "$(dirname "${BASH_SOURCE[0]}")/go-toolchain.sh"
+am_go() { # prints the go binary to use (fetched from the Go module proxy when none here will do)
+  gh_go "$GH_AM_GO_MIN" || { am_log "no Go >= $GH_AM_GO_MIN for building github.com/prometheus/alertmanager $GH_AM_VERSION (above: why)"; return 1; }
 }
 
 am_build() {
@@ -37,11 +35,6 @@ am_build() {
     return 0
   fi
   local go; go=$(am_go) || return 1
-  local have; have=$("$go" env GOVERSION 2>/dev/null | sed 's/^go//')
-  if [ -z "$have" ] || [ "$(printf '%s\n%s\n' "$GH_AM_GO_MIN" "$have" | sort -V | head -1)" != "$GH_AM_GO_MIN" ]; then
-    am_log "$go is Go '${have:-unknown}'; building Alertmanager $GH_AM_VERSION needs Go >= $GH_AM_GO_MIN (https://go.dev/dl/, or set GH_GO)"
-    return 1
-  fi
   local work; work=$(mktemp -d /tmp/gpuhealth-am-build.XXXXXX)
   am_log "building Alertmanager $GH_AM_VERSION from the Go module proxy into $GH_AM_BIN (about a minute on 2 cores, once)"
   local dir

@@ -6,7 +6,7 @@
 #   prom_build              -> exports GH_PROM_BIN (builds once; later runs reuse the binary)
 #   prom_start CONFIG_TEXT  -> starts it on a free loopback port; exports PROM_URL, PROM_PID
 #   prom_stop
-# Needs Go >= GH_PROM_GO_MIN; GH_GO names the go binary.
+# Needs Go >= GH_PROM_GO_MIN: scripts/go-toolchain.sh finds one or fetches it (GH_GO names one).
 
 GH_PROM_VERSION=${GH_PROM_VERSION:-v0.316.0}
 GH_PROM_GO_MIN=${GH_PROM_GO_MIN:-1.26.7} # the go directive of its go.mod
@@ -14,6 +14,8 @@ GH_CACHE=${GPUHEALTH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gpuhealth}
 GH_PROM_DIR=${GH_PROM_DIR:-$(mktemp -d /tmp/gpuhealth-prom.XXXXXX)}
 
 prom_log() { echo "prometheus: $*" >&2; }
+# shellcheck source=go-toolchain.sh
+source "$(dirname "${BASH_SOURCE[0]}")/go-toolchain.sh"
 
 prom_build() {
   GH_PROM_BIN="$GH_CACHE/prometheus-$GH_PROM_VERSION/prometheus"
@@ -22,16 +24,8 @@ prom_build() {
     export GH_PROM_BIN
     return 0
   fi
-  local go="" g
-  for g in "${GH_GO:-}" "$(command -v go 2>/dev/null)" /usr/local/go/bin/go; do
-    [ -n "$g" ] && [ -x "$g" ] && { go=$g; break; }
-  done
-  [ -n "$go" ] || { prom_log "Go is missing: the Prometheus test builds github.com/prometheus/prometheus/cmd/prometheus@$GH_PROM_VERSION from the Go module proxy and needs Go >= $GH_PROM_GO_MIN (https://go.dev/dl/, or set GH_GO=/path/to/go)"; return 1; }
-  local have; have=$("$go" env GOVERSION 2>/dev/null | sed 's/^go//')
-  if [ -z "$have" ] || [ "$(printf '%s\n%s\n' "$GH_PROM_GO_MIN" "$have" | sort -V | head -1)" != "$GH_PROM_GO_MIN" ]; then
-    prom_log "$go is Go '${have:-unknown}'; building Prometheus $GH_PROM_VERSION needs Go >= $GH_PROM_GO_MIN (https://go.dev/dl/, or set GH_GO)"
-    return 1
-  fi
+  local go
+  go=$(gh_go "$GH_PROM_GO_MIN") || { prom_log "no Go >= $GH_PROM_GO_MIN for building github.com/prometheus/prometheus/cmd/prometheus@$GH_PROM_VERSION (above: why)"; return 1; }
   local bin; bin=$(mktemp -d /tmp/gpuhealth-prom-build.XXXXXX)
   prom_log "building Prometheus $GH_PROM_VERSION from the Go module proxy into $GH_PROM_BIN (about 11 minutes on 2 cores, once)"
   (cd "$bin" && GOBIN="$bin" CGO_ENABLED=0 "$go" install "github.com/prometheus/prometheus/cmd/prometheus@$GH_PROM_VERSION") >"$bin/build.log" 2>&1 \
