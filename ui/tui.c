@@ -108,9 +108,17 @@ static void log_stopped(struct pipeline *p)
 	static struct pipeline_view v; /* large: not on the stack */
 	pipeline_view(p, &v);
 	const struct producer_stats *pr = &v.collector.producer;
+	/* events the in-process cluster held that the sink never took: lost with it, counted */
+	uint64_t untaken = 0;
+	if (v.have_sink && v.in_process_broker && pr->delivered > v.sink.consumed)
+		untaken = pr->delivered - v.sink.consumed;
+	if (untaken)
+		log_warn("console: %" PRIu64 " delivered events were still in the in-process broker "
+		         "at the stop and are lost with it (the sink took %" PRIu64 " of %" PRIu64 ")",
+		         untaken, v.sink.consumed, pr->delivered);
 	log_info("console: stopped; events=%" PRIu64 " delivered=%" PRIu64 " dropped=%" PRIu64
-	         " sink_rows=%" PRIu64 " dlq=%" PRIu64,
-	         v.collector.events, pr->delivered, pr->dropped, v.sink.rows_written,
+	         " lost_at_stop=%" PRIu64 " sink_rows=%" PRIu64 " dlq=%" PRIu64,
+	         v.collector.events, pr->delivered, pr->dropped, untaken, v.sink.rows_written,
 	         v.sink.dead_letters);
 }
 
@@ -206,9 +214,11 @@ int tui_run(struct config *cfg)
 		fprintf(stderr, "gpuhealth: %s\n", err);
 		return rc == -EINVAL ? 2 : 1;
 	}
-	/* q must end the console within 2 s even on a loaded node: the sink and the scorer get
-	 * 0.3 s to catch up before they commit what they hold (the daemon waits longer) */
-	pipeline_set_drain(p, 0.3);
+	/* q must end the console within 2 s even on a loaded node (a hangup within 3 s): the
+	 * sink and the scorer get up to 1 s to take what the collector delivered to the
+	 * in-process cluster, which dies with the console, before they commit what they hold;
+	 * the wait ends as soon as they have it all (the daemon waits longer) */
+	pipeline_set_drain(p, 1.0);
 	log_set_timestamps(1); /* a log file: every line with its time */
 	saved = redirect_stderr(logpath, sizeof(logpath));
 	struct view_source src = {p, pl_copy_view, pl_copy_gpus};

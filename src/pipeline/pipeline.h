@@ -94,6 +94,7 @@ struct pipeline_view {
 	double scrapes_per_s; /* over the last window */
 	double events_per_s;
 	bool have_sink;
+	bool in_process_broker; /* librdkafka's mock cluster: its log dies with the process */
 	struct sink_stats sink; /* lag_total, parts[] lag, rows_written, rows_per_s, dead_letters */
 	bool have_scorer;
 	struct scorer_stats scorer;

@@ -442,8 +442,10 @@ scen_future() {
   start_mock f1 16 92
   start_coll ffc "$t" --target "$URL_f1"
   start_sink ff "$db" "$t" "g-$t" --batch-timeout 0.5
+  # --health-row-interval 0: a health row per sample, so "kept scoring" shows in the rows
   "$BIN" scorer --brokers "$KAFKA" --topic "$t" --scorer-group "gs-$t" --db "$db" --alerts-topic '' \
-    --interval 1 --batch-timeout 0.5 --stats-interval 1 -X session.timeout.ms=6000 >"$TMP/ffs.log" 2>&1 &
+    --interval 1 --batch-timeout 0.5 --stats-interval 1 --health-row-interval 0 \
+    -X session.timeout.ms=6000 >"$TMP/ffs.log" 2>&1 &
   PIDS+=($!); PID_ffs=$!
   sleep "$(rand_between 4 6)"
   local victim; victim=$(head -1 "$TMP/f1.uuids")
