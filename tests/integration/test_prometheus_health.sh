@@ -160,6 +160,44 @@ m = json.load(sys.stdin)[\"data\"]
 names = [\"gpuhealth_gpu_health_score\", \"gpuhealth_gpu_health_status\", \"gpuhealth_gpu_failure_probability\", \"gpuhealth_gpu_recommended_action\"]
 sys.exit(0 if all(m.get(n, [{}])[0].get(\"type\") == \"gauge\" for n in names) else 1)'"
 
+check "the scorer's /metrics is text format 0.0.4: HELP and TYPE once before each family's samples, contiguous families, no duplicate series" \
+  python3 - "http://127.0.0.1:$sport/metrics" <<'PY'
+import re, sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
+    ctype, text = r.headers["Content-Type"], r.read().decode()
+bad = []
+if not ctype.startswith("text/plain; version=0.0.4"):
+    bad.append("Content-Type " + ctype)
+lab = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+sample = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:%s(?:,%s)*)?\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$' % (lab, lab))
+meta, done, cur, seen = {}, set(), None, set()
+for ln in text.splitlines():
+    m = re.match(r"^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$", ln)
+    if m:
+        kind, fam = m[1], m[2]
+        if (kind, fam) in meta or fam in done:
+            bad.append("repeated or late " + ln)
+        meta[(kind, fam)] = m[3]
+        if kind == "TYPE" and m[3] not in ("counter", "gauge"):
+            bad.append(ln)
+        if cur and cur != fam:
+            done.add(cur)
+        cur = fam
+        continue
+    m = sample.match(ln)
+    if not m:
+        bad.append("not a sample line: " + ln); continue
+    name = m[1][:-6] if m[1].endswith("_total") and ("TYPE", m[1][:-6]) in meta else m[1]
+    if name != cur or ("HELP", name) not in meta or ("TYPE", name) not in meta:
+        bad.append("sample outside its family (no HELP/TYPE before it): " + ln)
+    key = m[1] + (m[2] or "")
+    if key in seen:
+        bad.append("duplicate series " + key)
+    seen.add(key)
+print("\n".join("  " + b for b in bad[:10]))
+sys.exit(1 if bad or len(seen) < 30 else 0)
+PY
+
 echo "== every panel's PromQL of $(basename "$DASH")"
 python3 - "$DASH" "$PROM_URL" >"$TMP/dash.out" 2>&1 <<'PY'
 import json, sys, urllib.parse, urllib.request
