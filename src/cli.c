@@ -129,8 +129,10 @@ static const struct config_option options[] = {
      "with --spool-dir) the oldest are dropped and counted",
      CLI_TUI | CLI_DAEMON, 1, 1048576, NULL, 0},
     {"metrics-listen", 0, "METRICS_LISTEN", CONFIG_STR, NULL, "HOST:PORT",
-     "serve the collector's own health as Prometheus text on /metrics (default: off)",
-     CLI_COLLECTOR, NORANGE, NULL, 0},
+     "serve Prometheus text on /metrics (default: off): the collector's own health; the "
+     "scorer's own counters and each GPU's health score, status, failure probability and "
+     "recommended action",
+     CLI_COLLECTOR | CLI_SCORER, NORANGE, NULL, 0},
     /* Kafka */
     {"brokers", 0, "KAFKA_BOOTSTRAP_SERVERS", CONFIG_STR, NULL, "LIST",
      "Kafka bootstrap servers (absent: the console and --daemon start an in-process broker)",

@@ -3,9 +3,16 @@
 
   python3 docker/grafana/make_dashboards.py      # rewrites dashboards/*.json
 
-Every panel queries the TimescaleDB/PostgreSQL data source provisioned as uid gpuhealth-tsdb
-with SQL written for the gpuhealth schema (schema/*.sql); tests/integration/test_grafana_sql.sh
-runs every one of them against a migrated, seeded database.
+Every panel of fleet, gpu, health and pipeline queries the TimescaleDB/PostgreSQL data source
+provisioned as uid gpuhealth-tsdb with SQL written for the gpuhealth schema (schema/*.sql);
+tests/integration/test_grafana_sql.sh runs every one of them against a migrated, seeded database.
+
+prometheus-health.json is over Prometheus instead: the scorer's --metrics-listen series
+(gpuhealth_gpu_health_score, ..._status, ..._failure_probability, ..._recommended_action and
+gpuhealth_scorer_*). The compose stack runs no Prometheus: the dashboard picks its data source
+with the variable `datasource` (any Prometheus data source; import it, or provision it beside a
+Prometheus of your own). tests/integration/test_prometheus_health.sh runs each panel's PromQL
+against a real Prometheus scraping a scorer.
 """
 import json
 import os
@@ -251,9 +258,74 @@ def pipeline():
     return dashboard("gpuhealth-pipeline", "gpuhealth / Pipeline", panels, variables, "now-6h")
 
 
+PROM = {"type": "prometheus", "uid": "${datasource}"}
+GPU_LEGEND = "{{Hostname}} #{{gpu}}{{GPU_I_ID}} {{UUID}}"
+
+
+def prom_panel(lay, kind, title, expr, legend="", unit="short", w=12, h=8, desc="", instant=False):
+    p = {"id": lay.next_id, "type": kind, "title": title, "description": desc, "datasource": PROM,
+         "gridPos": lay.place(w, h), "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+         "targets": [{"refId": "A", "datasource": PROM, "editorMode": "code", "expr": expr,
+                      "legendFormat": legend, "range": not instant, "instant": instant,
+                      "format": "table" if kind == "table" else "time_series"}]}
+    if kind == "timeseries":
+        p["fieldConfig"]["defaults"]["custom"] = {"lineWidth": 1, "fillOpacity": 10}
+        p["options"] = {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                        "tooltip": {"mode": "multi", "sort": "desc"}}
+    elif kind == "stat":
+        p["options"] = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                        "colorMode": "value", "graphMode": "none", "textMode": "value_and_name"}
+    else:
+        p["options"] = {"showHeader": True}
+    lay.next_id += 1
+    return p
+
+
+def prometheus_health():
+    L = Layout()
+    sel = 'Hostname=~"$host"'
+    panels = [
+        prom_panel(L, "stat", "GPUs by health status now",
+                   f'sum by (status) (gpuhealth_gpu_health_status{{{sel}}})', "{{status}}", w=8, h=4,
+                   instant=True),
+        prom_panel(L, "stat", "GPUs by recommended action now",
+                   f'sum by (action) (gpuhealth_gpu_recommended_action{{{sel}}})', "{{action}}", w=10,
+                   h=4, instant=True),
+        prom_panel(L, "stat", "Open alerts (scorers)", "sum(gpuhealth_scorer_open_alerts)", "open alerts",
+                   w=6, h=4, instant=True),
+        prom_panel(L, "timeseries", "Health score by GPU", f"gpuhealth_gpu_health_score{{{sel}}}",
+                   GPU_LEGEND, desc="The scorer's health score (100 healthy, 0 failed)."),
+        prom_panel(L, "timeseries", "Failure probability by GPU",
+                   f"gpuhealth_gpu_failure_probability{{{sel}}}", GPU_LEGEND, "percentunit",
+                   desc="Predicted probability of a failure within the scorer's --horizon."),
+        prom_panel(L, "table", "GPUs not passing now",
+                   f'gpuhealth_gpu_health_status{{status!="pass",{sel}}} == 1', w=12, instant=True,
+                   desc="One row per GPU whose status is warn or fail, with its labels and workload."),
+        prom_panel(L, "table", "Recommended actions other than keep",
+                   f'gpuhealth_gpu_recommended_action{{action!="keep",{sel}}} == 1', w=12, instant=True),
+        prom_panel(L, "timeseries", "Workloads on failing GPUs",
+                   f'count by (namespace, pod) (gpuhealth_gpu_health_status{{status="fail",{sel}}} == 1)',
+                   "{{namespace}}/{{pod}}", desc="Pods (from the events' workload) holding a GPU whose status is fail."),
+        prom_panel(L, "timeseries", "Scorer evaluations per second by status",
+                   "sum by (status) (rate(gpuhealth_scorer_evaluations_total[$__rate_interval]))",
+                   "{{status}}"),
+    ]
+    variables = [
+        {"name": "datasource", "label": "Prometheus", "type": "datasource", "query": "prometheus",
+         "current": {}, "options": [], "refresh": 1, "hide": 0},
+        {"name": "host", "label": "Host", "type": "query", "datasource": PROM,
+         "query": {"query": "label_values(gpuhealth_gpu_health_score, Hostname)", "refId": "A"},
+         "definition": "label_values(gpuhealth_gpu_health_score, Hostname)", "refresh": 2, "sort": 1,
+         "current": {}, "options": [], "multi": True, "includeAll": True, "allValue": ".*"},
+    ]
+    return dashboard("gpuhealth-prometheus-health", "gpuhealth / Health (Prometheus)", panels,
+                     variables, "now-6h")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for name, d in (("fleet", fleet()), ("gpu", gpu()), ("health", health()), ("pipeline", pipeline())):
+    for name, d in (("fleet", fleet()), ("gpu", gpu()), ("health", health()), ("pipeline", pipeline()),
+                    ("prometheus-health", prometheus_health())):
         with open(os.path.join(OUT, name + ".json"), "w") as f:
             json.dump(d, f, indent=2)
             f.write("\n")

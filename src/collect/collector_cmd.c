@@ -1,15 +1,10 @@
 #include "collect/collector_cmd.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <microhttpd.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,7 +13,7 @@
 #include "collect/discovery.h"
 #include "collect/targets.h"
 #include "core/config.h"
-#include "core/httpd_limits.h"
+#include "core/metrics_http.h"
 #include "core/log.h"
 #include "core/notify.h"
 #include "core/signals.h"
@@ -69,151 +64,10 @@ out:
 
 /* ------------------------------------------------------------------ own /metrics */
 
-/* --metrics-listen: the same request deadline as mock-dcgm's (MHD's own timeout is an idle one
- * that a client trickling its request defeats); a few connections, a few per client */
-#define METRICS_CONNS        64
-#define METRICS_CONNS_PER_IP 16
-#define METRICS_IDLE_S       30
-#define METRICS_REQUEST_S    10
-
-struct metrics_http {
-	struct MHD_Daemon *d;
-	struct httpd_limits *limits; /* owned; outlives d */
-	struct collector *c;
-	char address[300];
-};
-
-static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
-			      const char *method, const char *version, const char *upload,
-			      size_t *upload_size, void **con_cls)
+/* --metrics-listen (core/metrics_http.h): the collector's counters and per-target records */
+static int render_metrics(void *ud, struct strbuf *out)
 {
-	(void)version;
-	(void)upload;
-	(void)upload_size;
-	(void)con_cls;
-	struct metrics_http *h = cls;
-	struct MHD_Response *r;
-	unsigned code = MHD_HTTP_OK;
-	httpd_limits_answering(conn); /* answered now, before any body */
-	struct strbuf sb;
-	strbuf_init(&sb, (size_t)64 << 20);
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-		code = MHD_HTTP_METHOD_NOT_ALLOWED;
-		strbuf_puts(&sb, "only GET and HEAD\n");
-	} else if (strcmp(url, "/metrics") == 0) {
-		if (collector_render_metrics(h->c, &sb) != 0) {
-			code = MHD_HTTP_INTERNAL_SERVER_ERROR;
-			strbuf_reset(&sb);
-			strbuf_puts(&sb, "cannot render the metrics\n");
-		}
-	} else if (strcmp(url, "/healthz") == 0) {
-		strbuf_puts(&sb, "ok\n");
-	} else {
-		code = MHD_HTTP_NOT_FOUND;
-		strbuf_puts(&sb, "not found: the collector serves /metrics and /healthz\n");
-	}
-	r = MHD_create_response_from_buffer(sb.len, sb.data ? sb.data : (char *)"",
-					    MHD_RESPMEM_MUST_COPY);
-	strbuf_free(&sb);
-	if (!r)
-		return MHD_NO;
-	MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-	if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(r, "Allow", "GET, HEAD");
-	enum MHD_Result ret = MHD_queue_response(conn, code, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-static int metrics_start(struct metrics_http *h, const char *listen_at, char *err, size_t errlen)
-{
-	char host[256] = "", port[8] = "";
-	const char *colon = strrchr(listen_at, ':');
-	const char *hs = listen_at, *he = colon;
-	if (colon && listen_at[0] == '[' && colon > listen_at && colon[-1] == ']') {
-		hs = listen_at + 1;
-		he = colon - 1;
-	}
-	if (!colon || (size_t)(he - hs) >= sizeof(host) || !colon[1] || strlen(colon + 1) >= 6 ||
-	    strspn(colon + 1, "0123456789") != strlen(colon + 1) || atol(colon + 1) > 65535) {
-		snprintf(err, errlen,
-			 "--metrics-listen '%s' is not HOST:PORT (e.g. 127.0.0.1:9401, :9401)",
-			 listen_at);
-		return -EINVAL;
-	}
-	snprintf(host, sizeof(host), "%.*s", (int)(he - hs), hs);
-	snprintf(port, sizeof(port), "%s", colon + 1);
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
-				 .ai_family = AF_UNSPEC};
-	struct addrinfo *ai = NULL;
-	int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
-	if (gai != 0) {
-		snprintf(err, errlen, "--metrics-listen '%s': cannot resolve '%s': %s", listen_at, host,
-			 gai_strerror(gai));
-		return -EINVAL;
-	}
-	int rc = 0;
-	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-	int one = 1;
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "--metrics-listen '%s': socket: %s", listen_at, strerror(-rc));
-		goto out;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 64) != 0) {
-		rc = -errno;
-		snprintf(err, errlen, "--metrics-listen: cannot listen on %s: %s%s", listen_at,
-			 strerror(-rc), rc == -EADDRINUSE ? " (pick another port)" : "");
-		goto out;
-	}
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char a[INET6_ADDRSTRLEN] = "?";
-	unsigned p = 0;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET) {
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, a, sizeof(a));
-			p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		} else {
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, a, sizeof(a));
-			p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-		}
-	}
-	snprintf(h->address, sizeof(h->address), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", a,
-		 p);
-	struct httpd_limits_params lp = {.name = "collector",
-					 .request_s = METRICS_REQUEST_S,
-					 .keepalive_s = METRICS_IDLE_S,
-					 .idle_s = METRICS_IDLE_S,
-					 .total = METRICS_CONNS,
-					 .per_ip = METRICS_CONNS_PER_IP};
-	rc = httpd_limits_create(&h->limits, &lp);
-	if (rc) {
-		snprintf(err, errlen, "--metrics-listen: cannot start the HTTP server on %s: %s",
-			 h->address, strerror(-rc));
-		goto out;
-	}
-	struct MHD_OptionItem lim[HTTPD_LIMITS_NOPTS];
-	httpd_limits_options(h->limits, lim);
-	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, answer, h,
-				MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_ARRAY, lim,
-				MHD_OPTION_END);
-	if (!h->d) {
-		httpd_limits_destroy(h->limits);
-		h->limits = NULL;
-		rc = -EIO;
-		snprintf(err, errlen, "--metrics-listen: cannot start the HTTP server on %s",
-			 h->address);
-		goto out;
-	}
-	fd = -1; /* owned by the daemon: MHD_stop_daemon closes it */
-out:
-	if (fd >= 0)
-		close(fd);
-	freeaddrinfo(ai);
-	return rc;
+	return collector_render_metrics(ud, out);
 }
 
 /* ------------------------------------------------------------------ the command */
@@ -328,7 +182,7 @@ int collector_cmd_run(struct config *cfg)
 	int status = CLI_EXIT_USAGE;
 	struct targets tg;
 	struct collector *c = NULL;
-	struct metrics_http http = {0};
+	struct metrics_http *http = NULL;
 	struct nvml_local nl = {0};
 	struct discovery *disc = NULL;
 	struct merged m = {0};
@@ -485,14 +339,13 @@ int collector_cmd_run(struct config *cfg)
 	status = CLI_EXIT_FAILURE;
 	const char *ml = config_str(cfg, "metrics-listen");
 	if (ml) {
-		http.c = c;
-		rc = metrics_start(&http, ml, err, sizeof(err));
+		rc = metrics_http_start(&http, ml, "collector", render_metrics, c, err, sizeof(err));
 		if (rc) {
 			log_error("%s", err);
 			status = rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
 			goto out;
 		}
-		log_info("collector: own metrics on http://%s/metrics", http.address);
+		log_info("collector: own metrics on http://%s/metrics", metrics_http_address(http));
 	}
 	rc = collector_start(c);
 	if (rc) {
@@ -618,9 +471,7 @@ int collector_cmd_run(struct config *cfg)
 		}
 	}
 out:
-	if (http.d)
-		MHD_stop_daemon(http.d);
-	httpd_limits_destroy(http.limits); /* after the daemon: it reports each close to it */
+	metrics_http_stop(http); /* before the collector it renders */
 	collector_destroy(c);
 	nvml_close(nl.n); /* after the collector: its thread reads through nl */
 	free(props);

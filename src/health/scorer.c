@@ -20,6 +20,7 @@
 #include "core/timeutil.h"
 #include "health/alertmanager.h"
 #include "health/alerts.h"
+#include "health/health_metrics.h"
 #include "health/predict.h"
 #include "health/rules.h"
 #include "core/event_check.h"
@@ -461,6 +462,11 @@ static int judge(struct scorer *s, const struct health_result *r)
 			rec = health_action_name(e.best);
 	}
 	int rc = 0;
+	if (s->o.metrics)
+		rc = health_metrics_set(s->o.metrics, r->key, r->score, r->status, p.probability,
+					rec ? e.best : ACT_KEEP, time_mono());
+	if (rc)
+		return rc;
 	if (row_due(s, r, rec)) {
 		json_t *pj = prediction_json(&p, &e, required, rec != NULL);
 		rc = pj ? 0 : -ENOMEM;
@@ -555,6 +561,8 @@ static void take(struct scorer *s, rd_kafka_message_t *m)
 	}
 	if (rc == 0 && s->am && alertmanager_note_event(s->am, smp.key, m->payload, m->len, false))
 		rc = -ENOMEM; /* a GPU seen for the first time: its labels, for when it falls silent */
+	if (rc == 0 && s->o.metrics)
+		rc = health_metrics_note_event(s->o.metrics, smp.key, m->payload, m->len);
 	s->cur_event = m->payload;
 	s->cur_len = m->len;
 	if (rc == 0)

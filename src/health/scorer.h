@@ -19,6 +19,8 @@
 
 #include "health/econ.h"
 
+struct health_metrics;
+
 struct scorer_options {
 	const char *brokers;
 	const char *topic;          /* sample events */
@@ -47,6 +49,8 @@ struct scorer_options {
 	double max_age_s;           /* events older are refused (0: 7 days; the database's retention
 	                             * once connected) */
 	struct econ_inputs econ;
+	struct health_metrics *metrics; /* borrowed, NULL: none; each GPU's verdict goes there for
+	                                 * --metrics-listen (health/health_metrics.h) */
 };
 
 struct scorer_stats {

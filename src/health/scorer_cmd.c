@@ -10,9 +10,11 @@
 #include "cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics_http.h"
 #include "core/notify.h"
 #include "core/signals.h"
 #include "core/timeutil.h"
+#include "health/health_metrics.h"
 #include "health/scorer.h"
 
 static void log_stats(const struct scorer_stats *st, const char *prefix)
@@ -29,6 +31,62 @@ static void log_stats(const struct scorer_stats *st, const char *prefix)
 		 st->am_pending, st->bad_events, st->redelivered, st->batches,
 		 st->db_connected ? "up" : "down", st->last_error[0] ? " last_error=" : "",
 		 st->last_error);
+}
+
+/* --metrics-listen: the scorer's own counters, then each GPU's verdict (health_metrics.h) */
+struct scorer_metrics {
+	struct scorer *s;
+	struct health_metrics *hm;
+};
+
+static int render_metrics(void *ud, struct strbuf *b)
+{
+	struct scorer_metrics *m = ud;
+	struct scorer_stats st;
+	scorer_stats(m->s, &st);
+	const struct {
+		const char *name, *type, *help;
+		double v;
+	} c[] = {
+		{"consumed_total", "counter", "Messages read from the sample topic.", (double)st.consumed},
+		{"bad_events_total", "counter", "Events refused by the event validator (dead letters).",
+		 (double)st.bad_events},
+		{"redelivered_total", "counter", "Samples not newer than the GPU's last: ignored.",
+		 (double)st.redelivered},
+		{"alerts_raised_total", "counter", "Alerts raised.", (double)st.alerts_raised},
+		{"alerts_cleared_total", "counter", "Alerts cleared.", (double)st.alerts_cleared},
+		{"alerts_produced_total", "counter", "Alerts delivered to the Kafka alerts topic.",
+		 (double)st.alerts_produced},
+		{"webhook_sent_total", "counter", "Alerts delivered to the webhook.",
+		 (double)st.webhook_sent},
+		{"webhook_failed_total", "counter", "Failed webhook deliveries.",
+		 (double)st.webhook_failed},
+		{"alertmanager_sent_total", "counter", "Alerts delivered to Alertmanager.",
+		 (double)st.am_sent},
+		{"alertmanager_failed_total", "counter", "Failed POSTs to Alertmanager.",
+		 (double)st.am_failed},
+		{"alertmanager_dropped_total", "counter", "Alerts dropped from the Alertmanager queue.",
+		 (double)st.am_dropped},
+		{"batches_total", "counter", "Database transactions committed.", (double)st.batches},
+		{"db_errors_total", "counter", "Database errors.", (double)st.db_errors},
+		{"gpus", "gauge", "GPUs the scorer knows.", (double)st.gpus},
+		{"open_alerts", "gauge", "Alerts open.", (double)st.open_alerts},
+		{"db_connected", "gauge", "1 while the database connection is up.",
+		 st.db_connected ? 1.0 : 0.0},
+	};
+	int rc = 0;
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]) && !rc; i++)
+		rc = strbuf_printf(b, "# HELP gpuhealth_scorer_%s %s\n# TYPE gpuhealth_scorer_%s %s\n"
+				      "gpuhealth_scorer_%s %.17g\n",
+				   c[i].name, c[i].help, c[i].name, c[i].type, c[i].name, c[i].v);
+	rc = rc ? rc
+		: strbuf_printf(b, "# HELP gpuhealth_scorer_evaluations_total Evaluations written, by "
+				   "status.\n# TYPE gpuhealth_scorer_evaluations_total counter\n"
+				   "gpuhealth_scorer_evaluations_total{status=\"pass\"} %" PRIu64 "\n"
+				   "gpuhealth_scorer_evaluations_total{status=\"warn\"} %" PRIu64 "\n"
+				   "gpuhealth_scorer_evaluations_total{status=\"fail\"} %" PRIu64 "\n",
+				st.pass, st.warn, st.fail);
+	return rc ? rc : health_metrics_render(m->hm, b, time_mono());
 }
 
 int scorer_cmd_options(const struct config *cfg, struct scorer_options *o, const char ***props)
@@ -94,17 +152,41 @@ int scorer_cmd_run(struct config *cfg)
 	if (scorer_cmd_options(cfg, &o, &props))
 		return CLI_EXIT_FAILURE;
 	struct scorer *s = NULL;
-	char err[512];
-	int rc = scorer_create(&s, &o, err, sizeof(err));
+	struct health_metrics *hm = NULL;
+	struct metrics_http *http = NULL;
+	struct scorer_metrics sm = {0};
+	char err[1024];
+	const char *ml = config_str(cfg, "metrics-listen");
+	int rc = ml ? health_metrics_create(&hm, 0) : 0;
+	o.metrics = hm; /* borrowed by the scorer; destroyed after it */
+	if (!rc)
+		rc = scorer_create(&s, &o, err, sizeof(err));
+	else
+		snprintf(err, sizeof(err), "out of memory");
 	free(props); /* scorer_create copied what it keeps */
 	if (rc) {
 		log_error("%s", err);
+		health_metrics_destroy(hm);
 		return rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+	}
+	if (ml) {
+		sm = (struct scorer_metrics){.s = s, .hm = hm};
+		rc = metrics_http_start(&http, ml, "scorer", render_metrics, &sm, err, sizeof(err));
+		if (rc) {
+			log_error("%s", err);
+			scorer_destroy(s);
+			health_metrics_destroy(hm);
+			return rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+		}
+		log_info("scorer: own metrics and each GPU's health on http://%s/metrics",
+			 metrics_http_address(http));
 	}
 	rc = scorer_start(s);
 	if (rc) {
 		log_error("cannot start the scorer thread: %s", strerror(-rc));
+		metrics_http_stop(http);
 		scorer_destroy(s);
+		health_metrics_destroy(hm);
 		return CLI_EXIT_FAILURE;
 	}
 	char ams[64] = "";
@@ -145,6 +227,8 @@ int scorer_cmd_run(struct config *cfg)
 	scorer_stop(s);
 	scorer_stats(s, &st);
 	log_stats(&st, "scorer: stopped;");
+	metrics_http_stop(http); /* before the scorer and the table it renders */
 	scorer_destroy(s);
+	health_metrics_destroy(hm);
 	return status;
 }

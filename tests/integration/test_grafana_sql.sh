@@ -20,7 +20,9 @@ python3 "$TMP/grafana/make_dashboards.py" || die "make_dashboards.py failed"
 for f in "$ROOT"/docker/grafana/dashboards/*.json; do
   cmp -s "$f" "$TMP/grafana/dashboards/$(basename "$f")" || die "$(basename "$f") differs from what docker/grafana/make_dashboards.py writes: run it and commit the result"
 done
-[ "$(ls "$ROOT"/docker/grafana/dashboards/*.json | wc -l)" = 4 ] || die "expected the 4 dashboards fleet, gpu, health, pipeline"
+[ "$(ls "$ROOT"/docker/grafana/dashboards/*.json | wc -l)" = 5 ] || die "expected the 5 dashboards fleet, gpu, health, pipeline, prometheus-health"
+# the SQL dashboards; prometheus-health.json (PromQL) is run by test_prometheus_health.sh
+sql_dashboards=("$ROOT"/docker/grafana/dashboards/{fleet,gpu,health,pipeline}.json)
 
 psql -X -q "$GPUHEALTH_TEST_PG" -c "CREATE DATABASE $db" >/dev/null || die "cannot create database $db"
 owner="${GPUHEALTH_TEST_PG/dbname=gpuhealth_test/dbname=$db}"
@@ -29,4 +31,4 @@ psql -X -q -v ON_ERROR_STOP=1 "$owner" -f "$ROOT/tests/integration/api_seed.sql"
 psql -X -q -v ON_ERROR_STOP=1 "$owner" -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'gh_grafana_it') THEN CREATE ROLE gh_grafana_it LOGIN IN ROLE gpuhealth_reader; END IF; END \$\$" >/dev/null || die "cannot create the reader login role"
 reader="${owner/user=postgres/user=gh_grafana_it}"
 
-python3 "$ROOT/tests/integration/grafana_sql.py" "$reader" "$ROOT"/docker/grafana/dashboards/*.json
+python3 "$ROOT/tests/integration/grafana_sql.py" "$reader" "${sql_dashboards[@]}"
