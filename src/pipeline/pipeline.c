@@ -1283,11 +1283,13 @@ static void drain(struct pipeline *p, uint64_t delivered)
 {
 	if ((!p->sink && !p->scorer) || delivered == 0)
 		return;
-	double until = time_mono() + p->drain_s;
+	double until = time_mono() + p->drain_s, progress = time_mono();
+	uint64_t seen = UINT64_MAX;
 	struct sink_stats st;
 	struct scorer_stats sc;
 	while (time_mono() < until) {
 		bool sink_done = true, scorer_done = true;
+		uint64_t taken = 0;
 		if (p->sink) {
 			sink_stats(p->sink, &st);
 			/* with the database away nothing more gets written: do not wait */
@@ -1301,6 +1303,14 @@ static void drain(struct pipeline *p, uint64_t delivered)
 		}
 		if (sink_done && (scorer_done || !p->mock))
 			break;
+		taken = (p->sink ? st.consumed : 0) + (p->scorer ? sc.consumed : 0);
+		if (taken != seen) {
+			seen = taken;
+			progress = time_mono();
+		} else if (time_mono() - progress > 0.3) {
+			break; /* nothing taken for 0.3 s (a consumer still joining its group): not
+			        * catching up within the drain; what is left is counted at the stop */
+		}
 		nap(0.02);
 	}
 }
