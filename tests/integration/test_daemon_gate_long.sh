@@ -14,7 +14,7 @@
 # It needs no shared service (it starts its own PostgreSQL; the broker is in-process), so it does
 # not source lib.sh, which requires them; the helpers below are lib.sh's.
 set -u
-BIN=${1:?usage: test_daemon_gate.sh PATH_TO_GPUHEALTH}
+BIN=${1:?usage: test_daemon_gate_long.sh PATH_TO_GPUHEALTH}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TMP=$(mktemp -d /tmp/gh-it.XXXXXX)
 PIDS=()
