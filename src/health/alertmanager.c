@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "core/timeutil.h"
+#include "health/webhook.h"
 
 #define BACKOFF_MIN_S 0.5
 #define WAKE_MAX_S    1.0
@@ -66,13 +67,6 @@ struct alertmanager {
 const char *alertmanager_alertname(const char *kind)
 {
 	return strcmp(kind, "failure_risk") == 0 ? "GPUFailureRisk" : "GPUHealth";
-}
-
-static size_t discard(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-	(void)ptr;
-	(void)ud;
-	return size * nmemb;
 }
 
 /* ---- labels of a GPU, from its events (scorer thread) */
@@ -410,37 +404,6 @@ void alertmanager_post(struct alertmanager *am, struct alertmanager_alert *a)
 
 /* ---- the sender thread */
 
-static int post_body(struct alertmanager *am, CURL *c, const struct target *t, const char *body,
-                     size_t len, char *why, size_t whylen)
-{
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, t->url);
-	curl_easy_setopt(c, CURLOPT_POST, 1L);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, am->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, am->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "gpuhealth-scorer");
-	CURLcode rc = curl_easy_perform(c);
-	long code = 0;
-	int out = -EIO;
-	if (rc != CURLE_OK) {
-		snprintf(why, whylen, "%s", curl_easy_strerror(rc));
-	} else {
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-		if (code >= 200 && code < 300)
-			out = 0;
-		else
-			snprintf(why, whylen, "HTTP %ld", code);
-	}
-	curl_slist_free_all(h);
-	return out;
-}
-
 struct sent {
 	uint64_t seq, gen;
 };
@@ -472,7 +435,8 @@ static int send_some(struct alertmanager *am, CURL *c, size_t u, struct sent *se
 		return -ENOMEM;
 	char why[256] = "";
 	pthread_mutex_unlock(&am->lock);
-	int rc = post_body(am, c, &am->t[u], body, strlen(body), why, sizeof(why));
+	int rc = webhook_post_json(c, am->t[u].url, body, strlen(body), am->timeout_ms, why,
+	                           sizeof(why));
 	pthread_mutex_lock(&am->lock);
 	free(body);
 	struct target *t = &am->t[u];

@@ -38,18 +38,18 @@ static size_t discard(char *ptr, size_t size, size_t nmemb, void *ud)
 	return size * nmemb;
 }
 
-/* One POST. Returns 0 on a 2xx answer. */
-static int post_once(struct webhook *w, CURL *c, const struct body *b, char *why, size_t whylen)
+int webhook_post_json(CURL *c, const char *url, const char *body, size_t len, long timeout_ms,
+                      char *why, size_t whylen)
 {
 	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
 	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, w->url);
+	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_POST, 1L);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, b->p);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)b->len);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, w->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, w->timeout_ms);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "gpuhealth-scorer");
@@ -67,6 +67,12 @@ static int post_once(struct webhook *w, CURL *c, const struct body *b, char *why
 	}
 	curl_slist_free_all(h);
 	return out;
+}
+
+/* One POST. Returns 0 on a 2xx answer. */
+static int post_once(struct webhook *w, CURL *c, const struct body *b, char *why, size_t whylen)
+{
+	return webhook_post_json(c, w->url, b->p, b->len, w->timeout_ms, why, whylen);
 }
 
 /* Waits up to s seconds or until stop. Returns true when stopping. Call with the lock held. */

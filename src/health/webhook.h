@@ -7,6 +7,7 @@
 #ifndef GPUHEALTH_HEALTH_WEBHOOK_H
 #define GPUHEALTH_HEALTH_WEBHOOK_H
 
+#include <curl/curl.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,5 +35,11 @@ void webhook_stats(struct webhook *w, struct webhook_stats *out);
 /* Stops the thread (an attempt in flight ends by its timeout at the latest); bodies still
  * queued are dropped and counted. */
 void webhook_destroy(struct webhook *w);
+
+/* One JSON POST of body to url on the caller's easy handle (reset first), connection and
+ * answer within timeout_ms; 0 on a 2xx answer, else -EIO with why set (libcurl's error or the
+ * HTTP status). Also the Alertmanager sender's (alertmanager.c). */
+int webhook_post_json(CURL *c, const char *url, const char *body, size_t len, long timeout_ms,
+                      char *why, size_t whylen);
 
 #endif
