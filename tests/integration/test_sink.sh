@@ -316,13 +316,20 @@ check "the move to node-moved is in gpus with the rows" test "$(sql "$db9" "SELE
 produce "$t" "$TMP/gt3.txt"
 check "110 rows" wait_rows "$db9" 110 60
 lag_ok() { test "$(sql "$db9" "SELECT count(*) FROM gpus g JOIN (SELECT gpu_key, min(time) f, max(time) l FROM gpu_metrics GROUP BY 1) m USING (gpu_key) WHERE g.last_seen = m.l AND g.first_seen = m.f")" = 4; }
+# The merge of last_seen comes up to 30 s later: rather than wait for it here, a watcher notes
+# when it happened while the next sections run, and the end of the script checks the time.
 lag0=$(date +%s)
-for i in $(seq 1 160); do lag_ok && break; sleep 0.25; done
-check "while the sink runs, last_seen catches up with the newest rows within 30 s (+ slack)" lag_ok
-echo "   (caught up after $(( $(date +%s) - lag0 )) s)"
-stop_sink gt
-check "after stop: first_seen and last_seen are exact" lag_ok
-check "exactly once" exact "$db9" 110
+( for i in $(seq 1 160); do lag_ok && { date +%s >"$TMP/gt-caught"; exit 0; }; sleep 0.25; done ) &
+GT_WATCH=$!
+gt_finish() {
+  wait "$GT_WATCH"
+  check "while the sink runs, last_seen catches up with the newest rows within 30 s (+ slack)" \
+    test -s "$TMP/gt-caught"
+  [ -s "$TMP/gt-caught" ] && echo "   (caught up after $(( $(cat "$TMP/gt-caught") - lag0 )) s)"
+  stop_sink gt
+  check "after stop: first_seen and last_seen are exact" lag_ok
+  check "exactly once" exact "$db9" 110
+}
 
 echo "== two writers, many small batches in flight over shared (GPU, minute) rollups: exactly once"
 db10=$(new_db gh_wr_$$)
@@ -390,4 +397,5 @@ stop_sink cs
 check "the straight insert met the row; that close merged instead" grep -q "optimistic rollup close met a closed group" "$TMP/cs.log"
 check "exactly once after stop (the row's minute counted once)" exact "$db12" 600
 
+gt_finish
 finish
