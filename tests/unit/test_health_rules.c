@@ -341,7 +341,7 @@ static void test_fell_off_the_bus(void **state)
 	struct health_result out[8];
 	for (int t = 0; t <= 30; t += 10) {
 		for (int g = 0; g < 3; g++) {
-			char key[16];
+			char key[24];
 			snprintf(key, sizeof(key), "GPU-b%d", g);
 			struct health_sample s = base(key, t);
 			if (g == 2 && t > 0)
