@@ -7,14 +7,16 @@
 # after it returns (those it had, and one raised while it was down); the cleared alert resolves;
 # a restarted scorer re-sends the alert open in the database to an Alertmanager that lost it.
 #
-# GH_AM_TEST_DOWNTIME (default 20 s; the issue's case is 60) and GH_AM_TEST_RESEND (default
-# 5 s; the scorer's default is 60) keep the default run short.
+# GH_AM_TEST_DOWNTIME: how long Alertmanager is down (default 60 s, the case the issue names;
+# tests/CMakeLists.txt sets 20 s for the ASan+UBSan build, whose run of it checks the same code
+# for memory errors, not the length of the outage). GH_AM_TEST_RESEND (default 5 s; the
+# scorer's default is 60) keeps the run short.
 source "$(dirname "$0")/lib.sh"
 # shellcheck source=../../scripts/alertmanager.sh
 GH_AM_DIR="$TMP/am"
 source "$ROOT/scripts/alertmanager.sh"
 
-DOWN=${GH_AM_TEST_DOWNTIME:-20}
+DOWN=${GH_AM_TEST_DOWNTIME:-60}
 RESEND=${GH_AM_TEST_RESEND:-5}
 
 am_build || die "cannot build Alertmanager $GH_AM_VERSION (see the message above)"
