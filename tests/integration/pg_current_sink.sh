@@ -6,7 +6,7 @@
 # is redelivered; the database recomputes the minutes the killed sink left open), then late rows
 # into closed minutes beside another redelivery; every row once, every rollup exact.
 # scripts/test.sh runs it (label pg-current, with test_schema_guard, test_api, test_scorer,
-# test_grafana_sql and test_postgres) against the current major it fetches
+# test_grafana_sql, test_docker_initdb and test_postgres) against the current major it fetches
 # (scripts/services.sh: pg_current_fetch); it passes on PostgreSQL 15 too. test_sink.sh is the
 # full sink suite on PostgreSQL 15.
 source "$(dirname "$0")/lib.sh"
