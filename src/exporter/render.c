@@ -9,91 +9,15 @@
 #include <string.h>
 
 /* Names, types and help as dcgm-exporter's etc/default-counters.csv and
- * dcp-metrics-included.csv write them (the opt-in ones from their commented-out lines). */
+ * dcp-metrics-included.csv write them (the opt-in ones from their commented-out lines): the
+ * rows of core/fields.def. */
 static const struct {
 	const char *name, *type, *help;
 } fields[SIM_F_COUNT] = {
-	[SIM_F_SM_CLOCK] = {"DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz)."},
-	[SIM_F_MEM_CLOCK] = {"DCGM_FI_DEV_MEM_CLOCK", "gauge", "Memory clock frequency (in MHz)."},
-	[SIM_F_MEMORY_TEMP] = {"DCGM_FI_DEV_MEMORY_TEMP", "gauge", "Memory temperature (in C)."},
-	[SIM_F_GPU_TEMP] = {"DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C)."},
-	[SIM_F_POWER_USAGE] = {"DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W)."},
-	[SIM_F_TOTAL_ENERGY] = {"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "counter",
-				"Total energy consumption since boot (in mJ)."},
-	[SIM_F_PCIE_REPLAY] = {"DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "counter",
-			       "Total number of PCIe retries."},
-	[SIM_F_GPU_UTIL] = {"DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %)."},
-	[SIM_F_MEM_COPY_UTIL] = {"DCGM_FI_DEV_MEM_COPY_UTIL", "gauge", "Memory utilization (in %)."},
-	[SIM_F_ENC_UTIL] = {"DCGM_FI_DEV_ENC_UTIL", "gauge", "Encoder utilization (in %)."},
-	[SIM_F_DEC_UTIL] = {"DCGM_FI_DEV_DEC_UTIL", "gauge", "Decoder utilization (in %)."},
-	[SIM_F_XID] = {"DCGM_FI_DEV_XID_ERRORS", "gauge", "Value of the last XID error encountered."},
-	[SIM_F_FB_FREE] = {"DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB)."},
-	[SIM_F_FB_USED] = {"DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB)."},
-	[SIM_F_FB_RESERVED] = {"DCGM_FI_DEV_FB_RESERVED", "gauge",
-			       "Framebuffer memory reserved (in MiB)."},
-	[SIM_F_NVLINK_BANDWIDTH_TOTAL] = {"DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", "counter",
-					  "Total number of NVLink bandwidth counters for all lanes."},
-	[SIM_F_VGPU_LICENSE_STATUS] = {"DCGM_FI_DEV_VGPU_LICENSE_STATUS", "gauge",
-				       "vGPU License status"},
-	[SIM_F_UNCORRECTABLE_REMAPPED_ROWS] = {"DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "counter",
-					       "Number of remapped rows for uncorrectable errors"},
-	[SIM_F_CORRECTABLE_REMAPPED_ROWS] = {"DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "counter",
-					     "Number of remapped rows for correctable errors"},
-	[SIM_F_ROW_REMAP_FAILURE] = {"DCGM_FI_DEV_ROW_REMAP_FAILURE", "gauge",
-				     "Whether remapping of rows has failed"},
-	[SIM_F_GR_ENGINE_ACTIVE] = {"DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gauge",
-				    "Ratio of time the graphics engine is active."},
-	[SIM_F_TENSOR_ACTIVE] = {"DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "gauge",
-				 "Ratio of cycles the tensor (HMMA) pipe is active."},
-	[SIM_F_DRAM_ACTIVE] = {"DCGM_FI_PROF_DRAM_ACTIVE", "gauge",
-			       "Ratio of cycles the device memory interface is active sending or "
-			       "receiving data."},
-	[SIM_F_PCIE_TX_BYTES] = {"DCGM_FI_PROF_PCIE_TX_BYTES", "gauge",
-				 "The rate of data transmitted over the PCIe bus - including both "
-				 "protocol headers and data payloads - in bytes per second."},
-	[SIM_F_PCIE_RX_BYTES] = {"DCGM_FI_PROF_PCIE_RX_BYTES", "gauge",
-				 "The rate of data received over the PCIe bus - including both "
-				 "protocol headers and data payloads - in bytes per second."},
-	[SIM_F_SM_ACTIVE] = {"DCGM_FI_PROF_SM_ACTIVE", "gauge",
-			     "The ratio of cycles an SM has at least 1 warp assigned."},
-	[SIM_F_SM_OCCUPANCY] = {"DCGM_FI_PROF_SM_OCCUPANCY", "gauge",
-				"The ratio of number of warps resident on an SM."},
-	[SIM_F_ECC_SBE_VOL] = {"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "counter",
-			       "Total number of single-bit volatile ECC errors."},
-	[SIM_F_ECC_DBE_VOL] = {"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "counter",
-			       "Total number of double-bit volatile ECC errors."},
-	[SIM_F_ECC_SBE_AGG] = {"DCGM_FI_DEV_ECC_SBE_AGG_TOTAL", "counter",
-			       "Total number of single-bit persistent ECC errors."},
-	[SIM_F_ECC_DBE_AGG] = {"DCGM_FI_DEV_ECC_DBE_AGG_TOTAL", "counter",
-			       "Total number of double-bit persistent ECC errors."},
-	[SIM_F_RETIRED_SBE] = {"DCGM_FI_DEV_RETIRED_SBE", "counter",
-			       "Total number of retired pages due to single-bit errors."},
-	[SIM_F_RETIRED_DBE] = {"DCGM_FI_DEV_RETIRED_DBE", "counter",
-			       "Total number of retired pages due to double-bit errors."},
-	[SIM_F_RETIRED_PENDING] = {"DCGM_FI_DEV_RETIRED_PENDING", "counter",
-				   "Total number of pages pending retirement."},
-	[SIM_F_ROW_REMAP_PENDING] = {"DCGM_FI_DEV_ROW_REMAP_PENDING", "gauge",
-				     "Whether remapping of rows is pending (applied at the next GPU reset)"},
-	[SIM_F_CLOCKS_EVENT_REASONS] = {"DCGM_FI_DEV_CLOCKS_EVENT_REASONS", "gauge",
-					"Current clock event reasons (bitmask)."},
-	[SIM_F_POWER_VIOLATION] = {"DCGM_FI_DEV_POWER_VIOLATION", "counter",
-				   "Throttling duration due to power constraints (in ns)."},
-	[SIM_F_THERMAL_VIOLATION] = {"DCGM_FI_DEV_THERMAL_VIOLATION", "counter",
-				     "Throttling duration due to thermal constraints (in ns)."},
-	[SIM_F_NVLINK_CRC_FLIT_ERRORS] = {"DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL", "counter",
-					  "Total number of NVLink flow-control CRC errors."},
-	[SIM_F_NVLINK_CRC_DATA_ERRORS] = {"DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL", "counter",
-					  "Total number of NVLink data CRC errors."},
-	[SIM_F_SLOWDOWN_TEMP] = {"DCGM_FI_DEV_SLOWDOWN_TEMP", "gauge",
-				 "Slowdown temperature for the device (in C)."},
-	[SIM_F_SHUTDOWN_TEMP] = {"DCGM_FI_DEV_SHUTDOWN_TEMP", "gauge",
-				 "Shutdown temperature for the device (in C)."},
-	[SIM_F_GPU_MAX_OP_TEMP] = {"DCGM_FI_DEV_GPU_MAX_OP_TEMP", "gauge",
-				   "Maximum operating temperature for the GPU (in C)."},
-	[SIM_F_POWER_MGMT_LIMIT] = {"DCGM_FI_DEV_POWER_MGMT_LIMIT", "gauge",
-				    "Power management limit (in W)."},
-	[SIM_F_ENFORCED_POWER_LIMIT] = {"DCGM_FI_DEV_ENFORCED_POWER_LIMIT", "gauge",
-					"Effective power limit that the driver enforces (in W)."},
+#define GH_FIELD(id, dcgm, alias, key, kind, unit, ptype, help, pos, ev, hs, hsid)                 \
+	[SIM_F_##id] = {dcgm, ptype, help},
+#include "core/fields.def"
+#undef GH_FIELD
 };
 
 const char *render_field_name(enum sim_field field)

@@ -7,19 +7,14 @@
 #include <string.h>
 
 #include "core/timeutil.h"
-#include "health/alerts.h"
-#include "health/predict.h"
+#include "health/health_engine.h"
 
 #define DEFAULT_MAX_GPUS 65536
-#define KIND_HEALTH "health"
-#define MISSING_MAX 64
 
 struct fleet {
 	pthread_mutex_t lock; /* guards everything below */
 	struct fleet_opts o;
-	struct econ_inputs econ;
-	struct rules *rules;
-	struct alerts *alerts;
+	struct health_engine *engine; /* the scorer's evaluation (health/health_engine.h) */
 	struct fleet_gpu **gpus; /* owned, in arrival order */
 	size_t n, cap;
 	size_t *order; /* indexes sorted by (host, index, key); valid when !dirty */
@@ -27,7 +22,6 @@ struct fleet {
 	size_t *hash; /* open addressing: index + 1, 0 empty */
 	size_t hcap;
 	struct fleet_stats st;
-	struct health_result missing[MISSING_MAX];
 };
 
 static uint64_t hash_key(const char *k)
@@ -147,61 +141,57 @@ static void push_history(struct fleet_gpu *g, const struct health_sample *s)
 	g->hist_time[g->nhist++] = s->time;
 }
 
-static void push_alert(struct fleet_gpu *g, const struct health_result *r, enum alert_action act,
-		       enum health_status sev)
+static void push_alert(struct fleet_gpu *g, double time, const struct health_alert_change *c)
 {
 	if (g->nalerts == FLEET_ALERTS)
 		g->nalerts--;
 	memmove(g->alerts + 1, g->alerts, g->nalerts * sizeof(g->alerts[0]));
 	struct fleet_alert *a = &g->alerts[0];
 	memset(a, 0, sizeof(*a));
-	a->time = r->time;
-	a->cleared = act == ALERT_CLEAR;
-	a->severity = act == ALERT_CLEAR ? HEALTH_PASS : sev;
-	if (r->nreasons && !a->cleared) {
-		snprintf(a->kind, sizeof(a->kind), "%s", r->reasons[0].code);
-		snprintf(a->text, sizeof(a->text), "%s", r->reasons[0].text);
-	} else {
-		snprintf(a->kind, sizeof(a->kind), "%s", KIND_HEALTH);
-		snprintf(a->text, sizeof(a->text), "%s",
-			 a->cleared ? "healthy again" : health_status_name(sev));
-	}
+	a->time = time;
+	a->cleared = c->action == ALERT_CLEAR;
+	a->severity = c->severity;
+	snprintf(a->kind, sizeof(a->kind), "%s", c->kind);
+	snprintf(a->text, sizeof(a->text), "%s", c->summary);
 	g->nalerts++;
+	/* the open alert of the kind: raised (kept from its first raise), or closed */
+	size_t k = 0;
+	while (k < g->nopen && strcmp(g->open[k].kind, c->kind) != 0)
+		k++;
+	if (c->action == ALERT_CLEAR) {
+		if (k < g->nopen)
+			memmove(&g->open[k], &g->open[k + 1], (--g->nopen - k) * sizeof(g->open[0]));
+		return;
+	}
+	if (k == g->nopen) {
+		if (k == FLEET_ALERT_KINDS)
+			return; /* no other kinds exist */
+		g->open[g->nopen++] = *a;
+		return;
+	}
+	g->open[k].severity = a->severity;
+	snprintf(g->open[k].text, sizeof(g->open[k].text), "%s", a->text);
 }
 
-/* Health, prediction, recommendation and alerts of one evaluation into g. */
-static int judge(struct fleet *f, struct fleet_gpu *g, const struct health_result *r)
+/* One verdict of the engine (the sample's GPU, or a silent GPU of its host) into its GPU. */
+static int judged(const struct health_verdict *v, void *ud)
 {
-	struct prediction p;
-	predict_eval(&r->trends, r->status, f->o.horizon_h, &p);
-	bool at_risk = p.probability >= f->o.risk_level;
-	enum health_action required = r->remedy;
-	if (at_risk && !p.failing && p.required > required)
-		required = p.required;
-	enum health_action action = ACT_KEEP;
-	for (int a = 0; a < ACT_COUNT; a++)
-		g->cost[a] = NAN;
-	if (r->status != HEALTH_PASS || at_risk) {
-		struct econ_result e;
-		struct econ_inputs in = f->econ;
-		in.horizon_h = f->o.horizon_h;
-		if (econ_evaluate(&in, p.probability, r->status == HEALTH_FAIL, required, &e) == 0) {
-			action = e.best;
-			for (int a = 0; a < ACT_COUNT; a++)
-				g->cost[a] = e.cost[a];
-		}
-	}
+	struct fleet *f = ud;
+	struct fleet_gpu *g = find(f, v->r.key);
+	if (!g)
+		return 0; /* a silent GPU not kept (past max_gpus) */
 	g->have_health = true;
-	g->health = *r;
-	g->action = action;
-	g->p_fail = p.probability;
-	enum alert_action act;
-	enum health_status open;
-	int rc = alerts_step(f->alerts, r->key, KIND_HEALTH, r->status, r->event, &act, &open);
-	if (rc == 0 && act != ALERT_NONE)
-		push_alert(g, r, act, open);
-	return rc;
+	g->health = v->r;
+	g->action = v->action;
+	g->p_fail = v->p.probability;
+	for (int a = 0; a < ACT_COUNT; a++)
+		g->cost[a] = v->recommended ? v->e.cost[a] : NAN;
+	for (size_t i = 0; i < v->nalerts; i++)
+		push_alert(g, v->r.time, &v->alerts[i]);
+	return 0;
 }
+
+static double fleet_now(const struct fleet *f) { return f->o.clock ? f->o.clock() : time_now(); }
 
 int fleet_create(struct fleet **out, const struct fleet_opts *opts)
 {
@@ -218,23 +208,15 @@ int fleet_create(struct fleet **out, const struct fleet_opts *opts)
 		f->o.horizon_h = 24;
 	if (f->o.max_gpus == 0)
 		f->o.max_gpus = DEFAULT_MAX_GPUS;
-	if (f->o.risk_level <= 0 || f->o.risk_level > 1)
-		f->o.risk_level = 0.5;
-	if (f->o.econ)
-		f->econ = *f->o.econ;
-	else
-		econ_defaults(&f->econ);
-	f->o.econ = NULL; /* not kept: copied */
-	if (f->o.missing_intervals <= 0)
-		f->o.missing_intervals = RULES_MISSING_INTERVALS;
-	struct rules_opts ro = {.interval_s = f->o.interval_s,
-				.missing_intervals = f->o.missing_intervals};
-	struct alerts_opts ao = {
-		.raise_after = f->o.raise_after > 0 ? f->o.raise_after : ALERTS_RAISE_AFTER,
-		.clear_after = f->o.clear_after > 0 ? f->o.clear_after : ALERTS_CLEAR_AFTER};
-	int rc = rules_create(&f->rules, &ro);
-	if (rc == 0)
-		rc = alerts_create(&f->alerts, &ao);
+	struct health_engine_opts eo = {.interval_s = f->o.interval_s,
+					.missing_intervals = f->o.missing_intervals,
+					.horizon_h = f->o.horizon_h,
+					.risk_level = f->o.risk_level,
+					.econ = f->o.econ,
+					.raise_after = f->o.raise_after,
+					.clear_after = f->o.clear_after};
+	f->o.econ = NULL; /* not kept: the engine copied it */
+	int rc = health_engine_create(&f->engine, &eo);
 	if (rc) {
 		fleet_destroy(f);
 		return rc;
@@ -252,8 +234,7 @@ void fleet_destroy(struct fleet *f)
 	free(f->gpus);
 	free(f->order);
 	free(f->hash);
-	rules_destroy(f->rules);
-	alerts_destroy(f->alerts);
+	health_engine_destroy(f->engine);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
@@ -295,24 +276,11 @@ int fleet_ingest_event(struct fleet *f, const json_t *event)
 		g->fb_total_mib = isnan(used) || isnan(fr) ? NAN : used + fr + (isnan(res) ? 0 : res);
 	}
 	push_history(g, &s);
-	struct health_result r;
-	rc = rules_update(f->rules, &s, &r);
-	if (rc == -EALREADY) {
-		rc = 0;
-		goto out;
-	}
-	if (rc == 0)
-		rc = judge(f, g, &r);
-	/* fell off the bus: only on live samples (a replayed backlog reads GPUs unevenly) */
-	bool live = time_now() - s.time <= f->o.interval_s * (f->o.missing_intervals + 1);
-	if (rc == 0 && live && s.host[0]) {
-		size_t n = rules_missing(f->rules, s.host, s.time, f->missing, MISSING_MAX);
-		for (size_t i = 0; i < n && rc == 0; i++) {
-			struct fleet_gpu *mg = find(f, f->missing[i].key);
-			if (mg)
-				rc = judge(f, mg, &f->missing[i]);
-		}
-	}
+	/* the sample's verdict, then (on live data) those of its host's silent GPUs: the
+	 * scorer's engine, so the console shows what the database gets */
+	rc = health_engine_sample(f->engine, &s, fleet_now(f), judged, f);
+	if (rc == -EALREADY)
+		rc = 0; /* not newer than the GPU's last sample */
 out:
 	if (rc == -ENOMEM)
 		snprintf(f->st.last_error, sizeof(f->st.last_error), "out of memory");
@@ -420,7 +388,7 @@ static void mark_stale(const struct fleet *f, struct fleet_gpu *g, double now)
 
 size_t fleet_snapshot(struct fleet *f, struct fleet_gpu *out, size_t max)
 {
-	double now = time_now();
+	double now = fleet_now(f);
 	pthread_mutex_lock(&f->lock);
 	sort_order(f);
 	size_t n = f->n;
@@ -434,7 +402,7 @@ size_t fleet_snapshot(struct fleet *f, struct fleet_gpu *out, size_t max)
 
 bool fleet_get(struct fleet *f, const char *key, struct fleet_gpu *out)
 {
-	double now = time_now();
+	double now = fleet_now(f);
 	pthread_mutex_lock(&f->lock);
 	struct fleet_gpu *g = find(f, key);
 	if (g) {

@@ -7,6 +7,8 @@
  *     so the console needs neither Kafka nor a database to show the GPUs of this node);
  *   - fleet_ingest_health(): rows read back from a fleet database (every host's GPUs), when
  *     the console is pointed at one.
+ * The health of events comes from the scorer's own engine (health/health_engine.h): the same
+ * verdicts, recommendations and alerts (kinds "health" and "failure_risk") as the database.
  * Read by the UI (and `status`) through fleet_snapshot(), which copies under the lock; the UI
  * never holds the lock while it draws.
  *
@@ -21,23 +23,28 @@
 #include <stdint.h>
 
 #include "health/econ.h"
+#include "health/health_engine.h"
 #include "health/rules.h"
 #include "health/sample.h"
 
 /* Samples kept per GPU for the sparklines and the detail charts. */
 #define FLEET_HISTORY 120
-/* Alerts kept per GPU (most recent first). */
+/* Alert changes kept per GPU (most recent first). */
 #define FLEET_ALERTS 8
+/* Alert kinds: "health" and "failure_risk". */
+#define FLEET_ALERT_KINDS 2
 
 /* The series kept as history. */
 enum fleet_series { FLEET_TEMP = 0, FLEET_POWER, FLEET_UTIL, FLEET_NSERIES };
 
+/* An alert change of the GPU, as the scorer writes it to the alerts table (health_engine.h). */
 struct fleet_alert {
 	double time;                   /* epoch seconds of the raise (or the clear) */
-	char kind[HEALTH_REASON_CODE]; /* the reason code, e.g. "dbe_volatile" */
-	enum health_status severity;
+	char kind[HEALTH_REASON_CODE]; /* "health" or "failure_risk" */
+	enum health_status severity;   /* of the open alert; HEALTH_PASS on a clear */
 	bool cleared;
-	char text[HEALTH_REASON_TEXT];
+	char text[HEALTH_ALERT_SUMMARY]; /* the alert's message without "GPU KEY on HOST: "
+					   (health_engine_alert_message gives it whole) */
 };
 
 struct fleet_gpu {
@@ -65,7 +72,11 @@ struct fleet_gpu {
 	float hist[FLEET_NSERIES][FLEET_HISTORY];
 	double hist_time[FLEET_HISTORY];
 	size_t nalerts;
-	struct fleet_alert alerts[FLEET_ALERTS]; /* most recent first */
+	struct fleet_alert alerts[FLEET_ALERTS]; /* the recent changes, most recent first */
+	/* the open alerts, at most one per kind, as the alerts table holds them: time of the
+	 * raise, severity and text of the last raise or escalation */
+	size_t nopen;
+	struct fleet_alert open[FLEET_ALERT_KINDS];
 };
 
 struct fleet_opts {
@@ -77,6 +88,7 @@ struct fleet_opts {
 	double risk_level;     /* p_fail that counts as at risk (0: 0.5) */
 	int raise_after, clear_after; /* alert hysteresis in samples (0: alerts.h defaults) */
 	int missing_intervals; /* fell off the bus after K silent intervals (0: rules default) */
+	double (*clock)(void); /* epoch seconds now, for "live" and stale (NULL: time_now; tests) */
 };
 
 struct fleet_stats {

@@ -8,38 +8,25 @@
 #include "core/event_check.h"
 #include "core/timeutil.h"
 
-/* Where each field lives in the event: metrics.<key>, or extra.<DCGM name>. */
+/* Where each field lives in the event: metrics.<key>, or extra.<DCGM name> (an EXTRA row of
+ * core/fields.def). */
+#define GH_WHERE_EVENT(dcgm, key) key, false
+#define GH_WHERE_EXTRA(dcgm, key) dcgm, true
+#define GH_HEALTH(hsid, dcgm, key, ev) [HS_##hsid] = {GH_WHERE_##ev(dcgm, key)},
+#define GH_NO_HEALTH(hsid, dcgm, key, ev)
 static const struct {
 	const char *key;
 	bool extra;
 } where[HS_COUNT] = {
-	[HS_GPU_TEMP] = {"gpu_temp", false},
-	[HS_MEMORY_TEMP] = {"memory_temp", false},
-	[HS_SLOWDOWN_TEMP] = {"slowdown_temp", false},
-	[HS_SHUTDOWN_TEMP] = {"shutdown_temp", false},
-	[HS_MAX_OP_TEMP] = {"DCGM_FI_DEV_GPU_MAX_OP_TEMP", true},
-	[HS_POWER] = {"power_usage", false},
-	[HS_POWER_LIMIT] = {"power_limit", false},
-	[HS_GPU_UTIL] = {"gpu_util", false},
-	[HS_PCIE_REPLAY] = {"pcie_replay", false},
-	[HS_XID] = {"xid", false},
-	[HS_SBE_VOL] = {"ecc_sbe_volatile", false},
-	[HS_DBE_VOL] = {"ecc_dbe_volatile", false},
-	[HS_SBE_AGG] = {"ecc_sbe_aggregate", false},
-	[HS_DBE_AGG] = {"ecc_dbe_aggregate", false},
-	[HS_RETIRED_SBE] = {"retired_pages_sbe", false},
-	[HS_RETIRED_DBE] = {"retired_pages_dbe", false},
-	[HS_RETIRED_PENDING] = {"retired_pages_pending", false},
-	[HS_UNCORR_ROWS] = {"uncorrectable_remapped_rows", false},
-	[HS_CORR_ROWS] = {"correctable_remapped_rows", false},
-	[HS_REMAP_FAILURE] = {"row_remap_failure", false},
-	[HS_REMAP_PENDING] = {"row_remap_pending", false},
-	[HS_CLOCK_REASONS] = {"clocks_event_reasons", false},
-	[HS_POWER_VIOLATION] = {"power_violation", false},
-	[HS_THERMAL_VIOLATION] = {"thermal_violation", false},
-	[HS_NVLINK_CRC_FLIT] = {"nvlink_crc_flit_errors", false},
-	[HS_NVLINK_CRC_DATA] = {"nvlink_crc_data_errors", false},
+#define GH_FIELD(id, dcgm, alias, key, kind, unit, ptype, help, pos, ev, hs, hsid)                 \
+	GH_##hs(hsid, dcgm, key, ev)
+#include "core/fields.def"
+#undef GH_FIELD
 };
+#undef GH_HEALTH
+#undef GH_NO_HEALTH
+#undef GH_WHERE_EVENT
+#undef GH_WHERE_EXTRA
 
 const char *health_sample_field_name(enum hs_field f)
 {

@@ -10,36 +10,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The fields the health rules and the predictor read. */
+/* The fields the health rules and the predictor read: HS_<HSID> of the HEALTH rows of
+ * core/fields.def (units there). */
+#define GH_HEALTH(hsid, dcgm, key, ev) HS_##hsid,
+#define GH_NO_HEALTH(hsid, dcgm, key, ev)
 enum hs_field {
-	HS_GPU_TEMP,        /* °C */
-	HS_MEMORY_TEMP,     /* °C */
-	HS_SLOWDOWN_TEMP,   /* °C */
-	HS_SHUTDOWN_TEMP,   /* °C */
-	HS_MAX_OP_TEMP,     /* °C, extra.DCGM_FI_DEV_GPU_MAX_OP_TEMP */
-	HS_POWER,           /* W */
-	HS_POWER_LIMIT,     /* W */
-	HS_GPU_UTIL,        /* % */
-	HS_PCIE_REPLAY,     /* counter */
-	HS_XID,             /* code of the last XID (sticky gauge) */
-	HS_SBE_VOL,         /* counters */
-	HS_DBE_VOL,
-	HS_SBE_AGG,
-	HS_DBE_AGG,
-	HS_RETIRED_SBE,
-	HS_RETIRED_DBE,
-	HS_RETIRED_PENDING,
-	HS_UNCORR_ROWS,
-	HS_CORR_ROWS,
-	HS_REMAP_FAILURE,   /* 0/1 */
-	HS_REMAP_PENDING,   /* 0/1 */
-	HS_CLOCK_REASONS,   /* bitmask */
-	HS_POWER_VIOLATION, /* counter, time throttled */
-	HS_THERMAL_VIOLATION,
-	HS_NVLINK_CRC_FLIT, /* counters */
-	HS_NVLINK_CRC_DATA,
+#define GH_FIELD(id, dcgm, alias, key, kind, unit, ptype, help, pos, ev, hs, hsid)                 \
+	GH_##hs(hsid, dcgm, key, ev)
+#include "core/fields.def"
+#undef GH_FIELD
 	HS_COUNT
 };
+#undef GH_HEALTH
+#undef GH_NO_HEALTH
 
 #define HS_KEY_MAX 160
 #define HS_HOST_MAX 128

@@ -20,6 +20,7 @@
 #include "core/timeutil.h"
 #include "health/alertmanager.h"
 #include "health/alerts.h"
+#include "health/health_engine.h"
 #include "health/health_metrics.h"
 #include "health/predict.h"
 #include "health/rules.h"
@@ -33,12 +34,11 @@
 #define BACKOFF_MAX_S 30.0
 #define STOP_DEADLINE_S 10.0
 #define MAX_PARTS 256
-#define MISSING_MAX 256 /* silent GPUs reported per host tick */
 #define RETRY_TELL_S 30.0 /* a batch being retried is told this often */
 #define BAD_TELL_S 10.0  /* dead letters are told at most once per this many seconds */
 
-static const char *const KIND_HEALTH = "health";
-static const char *const KIND_RISK = "failure_risk";
+static const char *const KIND_HEALTH = HEALTH_KIND_HEALTH;
+static const char *const KIND_RISK = HEALTH_KIND_RISK;
 
 /* One alert change of the open batch: written in the transaction, then announced. */
 struct alert_op {
@@ -80,8 +80,7 @@ struct scorer {
 	const char *cur_event; /* the event being judged (take() only), for Alertmanager's labels */
 	size_t cur_len;
 	PGconn *db;           /* the scorer thread's */
-	struct rules *rules;
-	struct alerts *alerts;
+	struct health_engine *engine; /* the verdicts (the console's fleet runs the same) */
 	bool alerts_loaded;
 	bool curl_inited;
 	double max_age_s;         /* the retention: the event validator's oldest time */
@@ -101,7 +100,6 @@ struct scorer {
 	struct part_off offs[MAX_PARTS];
 	int noffs;
 	double batch_started;
-	struct health_result missing[MISSING_MAX];
 
 	/* what was last written for each GPU (scorer thread only): an open-addressing table */
 	struct written *written;
@@ -318,7 +316,7 @@ static int am_prepare(struct scorer *s, struct alert_op *op, const struct health
 	return rc || !op->am ? -ENOMEM : 0;
 }
 
-static int add_op(struct scorer *s, enum alert_action act, const char *kind, enum health_status sev,
+static int add_op(struct scorer *s, const struct health_alert_change *c,
 		  const struct health_result *r, const struct prediction *p, const char *rec,
 		  const char *ts)
 {
@@ -330,6 +328,9 @@ static int add_op(struct scorer *s, enum alert_action act, const char *kind, enu
 		s->ops = n;
 		s->capops = cap;
 	}
+	enum alert_action act = c->action;
+	const char *kind = strcmp(c->kind, KIND_RISK) == 0 ? KIND_RISK : KIND_HEALTH;
+	enum health_status sev = c->severity;
 	struct alert_op *op = &s->ops[s->nops];
 	memset(op, 0, sizeof(*op));
 	op->action = act;
@@ -339,16 +340,7 @@ static int add_op(struct scorer *s, enum alert_action act, const char *kind, enu
 	snprintf(op->key, sizeof(op->key), "%s", r->key);
 	snprintf(op->host, sizeof(op->host), "%s", r->host);
 	char msg[512];
-	const char *why = r->nreasons ? r->reasons[0].text : "";
-	if (act == ALERT_CLEAR)
-		snprintf(msg, sizeof(msg), "GPU %s%s%s: %s", r->key, r->host[0] ? " on " : "", r->host,
-			 kind == KIND_RISK ? "failure risk back to normal" : "healthy again");
-	else if (kind == KIND_RISK)
-		snprintf(msg, sizeof(msg), "GPU %s%s%s: %.0f %% probability of failure within %g h",
-			 r->key, r->host[0] ? " on " : "", r->host, 100 * p->probability, p->horizon_h);
-	else
-		snprintf(msg, sizeof(msg), "GPU %s%s%s: %s: %s", r->key, r->host[0] ? " on " : "",
-			 r->host, health_status_name(sev), why);
+	health_engine_alert_message(msg, sizeof(msg), r->key, r->host, c->summary);
 	json_t *details = json_pack("{s:i, s:s, s:f, s:o, s:s?}", "score", r->score, "status",
 				    health_status_name(r->status), "probability", p->probability,
 				    "reasons", reasons_json(r), "recommendation", rec);
@@ -441,63 +433,49 @@ static bool row_due(struct scorer *s, const struct health_result *r, const char 
 	return true;
 }
 
-static int judge(struct scorer *s, const struct health_result *r)
+/* One verdict of the engine: health_metrics, the rows, the alert changes into the batch. */
+static int judged(const struct health_verdict *v, void *ud)
 {
+	struct scorer *s = ud;
+	const struct health_result *r = &v->r;
+	int rc = 0;
+	if (!r->missing) { /* the sample's own verdict, not a silent GPU's */
+		if (s->am && s->cur_event &&
+		    alertmanager_note_event(s->am, r->key, s->cur_event, s->cur_len, false))
+			return -ENOMEM; /* a GPU seen for the first time: its labels, for when it falls
+					 * silent */
+		if (s->o.metrics && s->cur_event &&
+		    health_metrics_note_event(s->o.metrics, r->key, s->cur_event, s->cur_len))
+			return -ENOMEM;
+	}
 	char ts[40];
 	time_format_rfc3339(r->time, ts, sizeof(ts));
-	struct prediction p;
-	predict_eval(&r->trends, r->status, s->o.horizon_h, &p);
-	bool at_risk = p.probability >= s->o.risk_level;
-	bool recommend = r->status != HEALTH_PASS || at_risk;
-	enum health_action required = r->remedy;
-	if (at_risk && !p.failing && p.required > required)
-		required = p.required;
-	struct econ_result e;
-	memset(&e, 0, sizeof(e));
-	const char *rec = NULL;
-	if (recommend) {
-		struct econ_inputs in = s->o.econ;
-		in.horizon_h = s->o.horizon_h;
-		if (econ_evaluate(&in, p.probability, r->status == HEALTH_FAIL, required, &e) == 0)
-			rec = health_action_name(e.best);
-	}
-	int rc = 0;
+	const char *rec = v->recommended ? health_action_name(v->e.best) : NULL;
 	if (s->o.metrics)
-		rc = health_metrics_set(s->o.metrics, r->key, r->score, r->status, p.probability,
-					rec ? e.best : ACT_KEEP, time_mono());
+		rc = health_metrics_set(s->o.metrics, r->key, r->score, r->status, v->p.probability,
+					v->action, time_mono());
 	if (rc)
 		return rc;
 	if (row_due(s, r, rec)) {
-		json_t *pj = prediction_json(&p, &e, required, rec != NULL);
+		json_t *pj = prediction_json(&v->p, &v->e, v->required, v->recommended);
 		rc = pj ? 0 : -ENOMEM;
 		rc = rc ? rc : append_score(s, r, ts);
-		rc = rc ? rc : append_prediction(s, r, &p, ts, pj, rec);
+		rc = rc ? rc : append_prediction(s, r, &v->p, ts, pj, rec);
 		json_decref(pj);
 		if (rc)
 			return rc;
 	}
 	s->nrows++;
-
-	enum alert_action act;
-	enum health_status open;
-	rc = alerts_step(s->alerts, r->key, KIND_HEALTH, r->status, r->event, &act, &open);
-	if (!rc && act != ALERT_NONE)
-		rc = add_op(s, act, KIND_HEALTH, open, r, &p, rec, ts);
-	enum health_status risk = p.failing ? HEALTH_PASS
-					    : predict_risk_status(p.probability, s->o.risk_level,
-								  alerts_open(s->alerts, r->key, KIND_RISK) != HEALTH_PASS);
-	if (!rc)
-		rc = alerts_step(s->alerts, r->key, KIND_RISK, risk, false, &act, &open);
-	if (!rc && act != ALERT_NONE)
-		rc = add_op(s, act, KIND_RISK, open, r, &p, rec, ts);
+	for (size_t i = 0; i < v->nalerts && !rc; i++)
+		rc = add_op(s, &v->alerts[i], r, &v->p, rec, ts);
 	pthread_mutex_lock(&s->lock);
 	s->st.scored++;
 	s->st.predictions++;
 	s->st.pass += r->status == HEALTH_PASS;
 	s->st.warn += r->status == HEALTH_WARN;
 	s->st.fail += r->status == HEALTH_FAIL;
-	s->st.gpus = rules_gpu_count(s->rules);
-	s->st.open_alerts = alerts_open_count(s->alerts);
+	s->st.gpus = health_engine_gpu_count(s->engine);
+	s->st.open_alerts = health_engine_open_alerts(s->engine);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -553,31 +531,14 @@ static void take(struct scorer *s, rd_kafka_message_t *m)
 		}
 		return;
 	}
-	struct health_result res;
-	int rc = rules_update(s->rules, &smp, &res);
+	s->cur_event = m->payload;
+	s->cur_len = m->len;
+	/* the sample's verdict, then (on live data) those of its host's silent GPUs */
+	int rc = health_engine_sample(s->engine, &smp, wall, judged, s);
+	s->cur_event = NULL;
 	if (rc == -EALREADY) {
 		STAT_ADD(s, redelivered, 1);
 		return;
-	}
-	if (rc == 0 && s->am && alertmanager_note_event(s->am, smp.key, m->payload, m->len, false))
-		rc = -ENOMEM; /* a GPU seen for the first time: its labels, for when it falls silent */
-	if (rc == 0 && s->o.metrics)
-		rc = health_metrics_note_event(s->o.metrics, smp.key, m->payload, m->len);
-	s->cur_event = m->payload;
-	s->cur_len = m->len;
-	if (rc == 0)
-		rc = judge(s, &res);
-	s->cur_event = NULL;
-	/* "fell off the bus" only on live data: while a backlog is replayed the partitions (one
-	 * per GPU key) are read unevenly, and a GPU would look silent when it is only behind */
-	bool live = wall - smp.time <= s->o.interval_s * (s->o.missing_intervals + 1);
-	if (rc == 0 && live) {
-		/* a time ahead of this host's clock (within the allowed skew) is not "now" for the
-		 * other GPUs of the host */
-		double at = smp.time < wall ? smp.time : wall;
-		size_t n = rules_missing(s->rules, smp.host, at, s->missing, MISSING_MAX);
-		for (size_t i = 0; i < n && !rc; i++)
-			rc = judge(s, &s->missing[i]);
 	}
 	if (rc) {
 		log_error("scorer: out of memory evaluating a sample");
@@ -643,7 +604,7 @@ static int db_ensure(struct scorer *s)
 			const char *kind = strcmp(PQgetvalue(r, i, 1), KIND_RISK) == 0 ? KIND_RISK : KIND_HEALTH;
 			enum health_status sev = strcmp(PQgetvalue(r, i, 2), "fail") == 0 ? HEALTH_FAIL
 											      : HEALTH_WARN;
-			alerts_restore(s->alerts, PQgetvalue(r, i, 0), kind, sev);
+			health_engine_restore_alert(s->engine, PQgetvalue(r, i, 0), kind, sev);
 			if (s->am && alertmanager_restore(s->am, PQgetvalue(r, i, 0), kind,
 							  sev == HEALTH_FAIL, atof(PQgetvalue(r, i, 6)),
 							  PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
@@ -657,7 +618,7 @@ static int db_ensure(struct scorer *s)
 	}
 	pthread_mutex_lock(&s->lock);
 	s->st.db_connected = true;
-	s->st.open_alerts = alerts_open_count(s->alerts);
+	s->st.open_alerts = health_engine_open_alerts(s->engine);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -1021,9 +982,14 @@ int scorer_create(struct scorer **out, const struct scorer_options *o, char *err
 	s->o.brokers = s->o.topic = s->o.group = s->o.alerts_topic = s->o.conninfo = NULL;
 	s->o.webhook_url = NULL;
 	s->o.kafka_props = NULL;
-	struct rules_opts ro = {.interval_s = o->interval_s, .missing_intervals = o->missing_intervals};
-	struct alerts_opts ao = {.raise_after = o->raise_after, .clear_after = o->clear_after};
-	if (rules_create(&s->rules, &ro) || alerts_create(&s->alerts, &ao))
+	struct health_engine_opts eo = {.interval_s = o->interval_s,
+					.missing_intervals = o->missing_intervals,
+					.horizon_h = o->horizon_h,
+					.risk_level = o->risk_level,
+					.econ = &o->econ,
+					.raise_after = o->raise_after,
+					.clear_after = o->clear_after};
+	if (health_engine_create(&s->engine, &eo))
 		goto fail;
 
 	if (s->webhook_url || o->nalertmanager_urls) {
@@ -1177,8 +1143,7 @@ void scorer_destroy(struct scorer *s)
 	if (s->curl_inited)
 		curl_global_cleanup();
 	db_close(s);
-	rules_destroy(s->rules);
-	alerts_destroy(s->alerts);
+	health_engine_destroy(s->engine);
 	free(s->brokers);
 	free(s->topic);
 	free(s->group);

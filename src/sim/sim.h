@@ -35,54 +35,12 @@
 #define SIM_CLK_HW_POWER_BRAKE 0x080u
 
 /* The fields a simulated GPU reports, in the order dcgm-exporter's default-counters.csv lists
- * them, then the opt-in health fields. */
+ * them, then the opt-in health fields: SIM_F_<ID> of each row of core/fields.def (units,
+ * names and help there). */
 enum sim_field {
-	SIM_F_SM_CLOCK,       /* MHz */
-	SIM_F_MEM_CLOCK,      /* MHz */
-	SIM_F_MEMORY_TEMP,    /* °C */
-	SIM_F_GPU_TEMP,       /* °C */
-	SIM_F_POWER_USAGE,    /* W (float) */
-	SIM_F_TOTAL_ENERGY,   /* mJ since boot, counter */
-	SIM_F_PCIE_REPLAY,    /* counter */
-	SIM_F_GPU_UTIL,       /* % */
-	SIM_F_MEM_COPY_UTIL,  /* % */
-	SIM_F_ENC_UTIL,       /* % */
-	SIM_F_DEC_UTIL,       /* % */
-	SIM_F_XID,            /* code of the last XID; invalid until the first one */
-	SIM_F_FB_FREE,        /* MiB */
-	SIM_F_FB_USED,        /* MiB */
-	SIM_F_FB_RESERVED,    /* MiB */
-	SIM_F_NVLINK_BANDWIDTH_TOTAL, /* counter */
-	SIM_F_VGPU_LICENSE_STATUS,    /* 0: not a vGPU */
-	SIM_F_UNCORRECTABLE_REMAPPED_ROWS, /* counter */
-	SIM_F_CORRECTABLE_REMAPPED_ROWS,   /* counter */
-	SIM_F_ROW_REMAP_FAILURE,           /* 0/1 */
-	SIM_F_GR_ENGINE_ACTIVE, /* ratio (float) */
-	SIM_F_TENSOR_ACTIVE,    /* ratio (float) */
-	SIM_F_DRAM_ACTIVE,      /* ratio (float) */
-	SIM_F_PCIE_TX_BYTES,    /* B/s */
-	SIM_F_PCIE_RX_BYTES,    /* B/s */
-	/* opt-in health fields */
-	SIM_F_SM_ACTIVE,    /* ratio (float) */
-	SIM_F_SM_OCCUPANCY, /* ratio (float) */
-	SIM_F_ECC_SBE_VOL,  /* counters */
-	SIM_F_ECC_DBE_VOL,
-	SIM_F_ECC_SBE_AGG,
-	SIM_F_ECC_DBE_AGG,
-	SIM_F_RETIRED_SBE, /* pre-Ampere page retirement: never valid for the models here */
-	SIM_F_RETIRED_DBE,
-	SIM_F_RETIRED_PENDING,
-	SIM_F_ROW_REMAP_PENDING,    /* 0/1 */
-	SIM_F_CLOCKS_EVENT_REASONS, /* SIM_CLK_* bitmask */
-	SIM_F_POWER_VIOLATION,      /* ns throttled, counter */
-	SIM_F_THERMAL_VIOLATION,    /* ns throttled, counter */
-	SIM_F_NVLINK_CRC_FLIT_ERRORS,
-	SIM_F_NVLINK_CRC_DATA_ERRORS,
-	SIM_F_SLOWDOWN_TEMP, /* °C */
-	SIM_F_SHUTDOWN_TEMP,
-	SIM_F_GPU_MAX_OP_TEMP,
-	SIM_F_POWER_MGMT_LIMIT,     /* W (float) */
-	SIM_F_ENFORCED_POWER_LIMIT, /* W (float) */
+#define GH_FIELD(id, dcgm, alias, key, kind, unit, ptype, help, pos, ev, hs, hsid) SIM_F_##id,
+#include "core/fields.def"
+#undef GH_FIELD
 	SIM_F_COUNT
 };
 

@@ -15,6 +15,7 @@
 #include "collect/targets.h"
 #include "core/log.h"
 #include "core/timeutil.h"
+#include "health/health_engine.h"
 #include "health/rules.h"
 #include "health/scorer.h"
 #include "health/scorer_cmd.h"
@@ -149,17 +150,17 @@ static json_t *gpu_json(const struct fleet_gpu *g, double now)
 	json_object_set_new(o, "xid_meaning", xid_meaning);
 	json_object_set_new(o, "clocks_event_reasons", clock_reasons(s));
 	json_object_set_new(o, "health", health_json(g));
-	/* the alerts this process's own evaluation raised (scrape); the database's open alerts
-	 * are added by status_json */
+	/* the alerts this process's own evaluation raised (scrape), as the scorer would store
+	 * them (the same engine); the database's open alerts are added by status_json */
 	json_t *al = json_array();
-	for (size_t i = 0; i < g->nalerts && i < FLEET_ALERTS; i++) {
-		const struct fleet_alert *a = &g->alerts[i];
-		if (a->cleared)
-			continue;
+	for (size_t i = 0; i < g->nopen && i < FLEET_ALERT_KINDS; i++) {
+		const struct fleet_alert *a = &g->open[i];
+		char msg[512];
+		health_engine_alert_message(msg, sizeof(msg), g->key, g->host, a->text);
 		json_array_append_new(al, json_pack("{s:s, s:s, s:s, s:s, s:o}", "gpu_key", g->key,
 						    "kind", a->kind, "severity",
 						    health_status_name(a->severity), "message",
-						    a->text, "raised_at", time_or_null(a->time)));
+						    msg, "raised_at", time_or_null(a->time)));
 	}
 	json_object_set_new(o, "alerts", al);
 	return o;
@@ -494,7 +495,10 @@ int status_cmd_run(struct config *cfg)
 	struct fleet_opts fo = {.interval_s = config_double(cfg, "interval"),
 				.horizon_h = so.horizon_h,
 				.econ = &so.econ,
-				.risk_level = so.risk_level};
+				.risk_level = so.risk_level,
+				.raise_after = so.raise_after,
+				.clear_after = so.clear_after,
+				.missing_intervals = so.missing_intervals};
 	if ((rc = fleet_create(&f, &fo)) != 0) {
 		fprintf(stderr, "gpuhealth status: %s\n", strerror(-rc));
 		goto out;
@@ -525,8 +529,7 @@ int status_cmd_run(struct config *cfg)
 	double now = time_now();
 	size_t nalerts = json_array_size(alerts);
 	for (size_t i = 0; i < n; i++) /* alerts this evaluation raised (scrape) */
-		for (size_t j = 0; j < gpus[i].nalerts && j < FLEET_ALERTS; j++)
-			nalerts += !gpus[i].alerts[j].cleared;
+		nalerts += gpus[i].nopen;
 	if (config_bool(cfg, "json")) {
 		doc = status_json(gpus, n, source, now, alerts);
 		alerts = NULL; /* stolen */

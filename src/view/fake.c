@@ -61,7 +61,8 @@ static void add_alert(struct fleet_gpu *g, double t, const char *kind, enum heal
 	a->time = t;
 	snprintf(a->kind, sizeof(a->kind), "%s", kind);
 	a->severity = sev;
-	snprintf(a->text, sizeof(a->text), "%s", text);
+	/* worded as the health engine words an alert */
+	snprintf(a->text, sizeof(a->text), "%s: %s", health_status_name(sev), text);
 	g->nalerts++;
 }
 
@@ -170,7 +171,7 @@ static void gpu_update(struct fake *f, size_t i, double t)
 	g->p_fail = i % 16 == 5 ? 0.62 : i % 16 == 11 ? 0.91 : i % 16 == 7 ? 0.18 : 0.004;
 
 	if (f->step == 0 && h->nreasons && h->reasons[0].sev != HEALTH_PASS)
-		add_alert(g, t - 120, h->reasons[0].code, h->reasons[0].sev, h->reasons[0].text);
+		add_alert(g, t - 120, HEALTH_KIND_HEALTH, h->reasons[0].sev, h->reasons[0].text);
 }
 
 static void view_update(struct fake *f, double t)

@@ -146,7 +146,11 @@ static void test_health_and_alerts(void **state)
 	assert_int_equal(g.nalerts, 1);
 	assert_false(g.alerts[0].cleared);
 	assert_int_equal(g.alerts[0].severity, HEALTH_FAIL);
-	assert_string_equal(g.alerts[0].kind, g.health.reasons[0].code);
+	/* the alert as the scorer stores it (one engine): kind "health", "fail: <reason>" */
+	assert_string_equal(g.alerts[0].kind, HEALTH_KIND_HEALTH);
+	char want[HEALTH_ALERT_SUMMARY];
+	snprintf(want, sizeof(want), "fail: %s", g.health.reasons[0].text);
+	assert_string_equal(g.alerts[0].text, want);
 	assert_time(g.alerts[0].time, T0 + 10);
 	fleet_destroy(f);
 }
