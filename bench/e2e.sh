@@ -23,7 +23,12 @@
 # CPU: utime+stime from /proc/PID/stat over the window (PostgreSQL: the postmaster, its live
 # children, and the reaped children's cutime+cstime), as % of one core.
 #
-# Usage: bench/e2e.sh [--quick|--full] [--steps "N N ..."] [--step-s S] [--final-s S]
+# Usage: bench/e2e.sh [--db DSN] [--quick|--full] [--steps "N N ..."] [--step-s S] [--final-s S]
+#   --db DSN: run against that server (PostgreSQL or TimescaleDB, with track_commit_timestamp
+#             = on for the delay figures): database bench_e2e_PID is created there, migrated
+#             (TimescaleDB where it is preloaded, its compression policy active) and dropped
+#             at the end; pg% is read only when the server runs on this machine. Without it a
+#             private PostgreSQL is started as before.
 #   --quick (default): 64, 128, 196 exporters (65,536 / 131,072 / 200,704 GPUs: the last is
 #                      the 200,000-GPU target), 45 s each: about 4 minutes
 #   --full:            32, 64, 128, 196 exporters (up to 200,704 GPUs, 20,070 samples/s),
@@ -37,7 +42,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-steps="64 128 196" step_s=45 final_s=
+steps="64 128 196" step_s=45 final_s= DB_SERVER=
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) steps="64 128 196" step_s=45 ;;
@@ -45,7 +50,8 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift ;;
     --step-s) step_s=$2; shift ;;
     --final-s) final_s=$2; shift ;;
-    *) echo "e2e.sh: unknown option '$1' (--quick, --full, --steps, --step-s, --final-s)" >&2; exit 2 ;;
+    --db) DB_SERVER=$2; shift ;;
+    *) echo "e2e.sh: unknown option '$1' (--db, --quick, --full, --steps, --step-s, --final-s)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -63,12 +69,24 @@ cleanup() {
   if [ -n "${E2E_KEEP:-}" ]; then mkdir -p "$E2E_KEEP" && cp "$T"/*.log "$E2E_KEEP"/ 2>/dev/null || true; fi
   for p in "${pids[@]}" "${mocks[@]}"; do kill "$p" 2>/dev/null || true; done
   wait "${pids[@]}" "${mocks[@]}" 2>/dev/null || true # not the broker: kafka_stop ends it
+  [ -n "$DB_SERVER" ] && psql -X -q "$SERVER" -c "DROP DATABASE IF EXISTS bench_e2e_$$ WITH (FORCE)" >/dev/null 2>&1
   kafka_stop; pg_stop; rm -rf "$GH_SVC_DIR" "$T"
 }
 trap cleanup EXIT
 # PostgreSQL sized for a database that grows by GBs during the run (the test default of
 # 128 MB of shared buffers is a toy: past it every insert into the indexes of 100,000s of GPUs
 # evicts and rewrites a page); a server for a fleet would have at least this much
+if [ -n "$DB_SERVER" ]; then
+  SERVER=$DB_SERVER
+  [ "$(psql -X -At "$SERVER" -c 'SHOW track_commit_timestamp')" = on ] ||
+    { echo "e2e.sh: --db server needs track_commit_timestamp = on (the delay figures)" >&2; exit 1; }
+  kafka_start 2>/dev/null
+  K=$GPUHEALTH_TEST_KAFKA
+  psql -X -q "$SERVER" -c "CREATE DATABASE bench_e2e_$$" >/dev/null
+  DB=$(/usr/bin/python3 -c 'import sys; from psycopg2.extensions import make_dsn; print(make_dsn(sys.argv[1], dbname=sys.argv[2]))' "$SERVER" "bench_e2e_$$")
+  PM_PID=$(psql -X -At "$DB" -c "SELECT CASE WHEN pg_read_file('postmaster.pid', 0, 20) IS NOT NULL THEN split_part(pg_read_file('postmaster.pid', 0, 20), E'\n', 1) END" 2>/dev/null || echo 0)
+else
+SERVER=
 GH_PG_EXTRA_CONF="${E2E_PG_CONF-"shared_buffers = 2GB
 max_wal_size = 4GB"}
 track_commit_timestamp = on" pg_start 2>/dev/null
@@ -76,6 +94,11 @@ kafka_start 2>/dev/null
 K=$GPUHEALTH_TEST_KAFKA
 psql -X -q "$GPUHEALTH_TEST_PG" -c "CREATE DATABASE bench_e2e" >/dev/null
 DB="${GPUHEALTH_TEST_PG/dbname=gpuhealth_test/dbname=bench_e2e}"
+PM_PID=$(head -1 "$GH_PG_DIR/data/postmaster.pid")
+fi
+[ "$(cat "/proc/${PM_PID:-0}/comm" 2>/dev/null)" = postgres ] || PM_PID=0 # not on this machine: pg% reads 0
+if false; then :
+fi
 "$BIN" db migrate --db "$DB" >/dev/null 2>&1
 psql -X -q -v ON_ERROR_STOP=1 "$DB" -c "SELECT gpuhealth_ensure_partitions(now() - interval '1 day', now() + interval '1 day')" >/dev/null
 # the topic first, with the broker's 4 partitions, so the sink's group has them at once
@@ -96,7 +119,7 @@ add_mocks() { # add_mocks N: start exporters until there are N
 
 snap() { # snap FILE: every CPU counter read at once by one process (no fork per PID, which
   # would stretch the reading over seconds on a loaded machine)
-  python3 - "$1" "$cpid" "$spid" "$(kafka_pid)" "$(head -1 "$GH_PG_DIR/data/postmaster.pid")" "${mocks[@]}" <<'PY'
+  python3 - "$1" "$cpid" "$spid" "$(kafka_pid)" "${PM_PID:-0}" "${mocks[@]}" <<'PY'
 import os, sys, time
 out, coll, sink, kafka, pm, mocks = sys.argv[1], *sys.argv[2:6], sys.argv[6:]
 def fields(pid):

@@ -32,9 +32,13 @@
 /* Writer threads, each with its own connection: while one waits for PostgreSQL the other's
  * batch is being written, so the database works on two cores (on the 2-core benchmark machine,
  * +25 % rows/s over one writer; a third added nothing). */
-#define WRITERS      2
-#define NBATCH       (WRITERS + 1) /* one filling, one being written per writer */
-#define GPUS_MERGE_S 30.0          /* longest time gpus.last_seen stays behind the committed rows */
+#define WRITERS 2
+/* One filling, one being written per writer, and one queued: with only WRITERS + 1 the
+ * consumer, having filled a batch while both writers were busy, waited for one to finish, and
+ * that writer then waited for the next batch to be filled (measured on a backlog: each writer's
+ * connection idle between batches for as long as a fill takes). */
+#define NBATCH       (WRITERS + 2)
+#define GPUS_MERGE_S 30.0 /* longest time gpus.last_seen stays behind the committed rows */
 /* A minute's rollups are written once the newest committed sample is this far past its end (or
  * the sink has been idle this long); the rows of a minute already closed are merged one batch
  * at a time, as late rows. */
@@ -2298,15 +2302,26 @@ int sink_create(struct sink **out, const struct sink_options *o, char *err, size
 	/* consumer: our defaults, then -X overrides */
 	char grp[300];
 	snprintf(grp, sizeof(grp), "group.id=%s", s->group);
-	const char *base[] = {grp, "max.poll.interval.ms=3600000", "enable.partition.eof=false",
-	                      "statistics.interval.ms=0"};
-	size_t nall = 4 + o->nkafka_props;
+	/* The prefetch: librdkafka (2.0.x) stops fetching while its queue holds
+	 * queued.min.messages or queued.max.messages.kbytes, and looks again only about once a
+	 * second, so on a backlog the sink could take at most one queue's worth per second (the
+	 * defaults: ~100,000 events, ~100,000 rows/s) and then waited for the next fetch with its
+	 * writers idle. 256 MiB holds more than a second at the rate PostgreSQL takes them; it is
+	 * filled only while catching up (a steady stream keeps it near empty). -X overrides. */
+	const char *base[] = {grp,
+	                      "max.poll.interval.ms=3600000",
+	                      "enable.partition.eof=false",
+	                      "statistics.interval.ms=0",
+	                      "queued.min.messages=10000000",
+	                      "queued.max.messages.kbytes=262144"};
+	const size_t nbase = sizeof(base) / sizeof(base[0]);
+	size_t nall = nbase + o->nkafka_props;
 	const char **all = calloc(nall, sizeof(*all));
 	if (!all)
 		goto fail;
 	memcpy(all, base, sizeof(base));
 	for (size_t i = 0; i < o->nkafka_props; i++)
-		all[4 + i] = o->kafka_props[i];
+		all[nbase + i] = o->kafka_props[i];
 	conf = kafka_conf_new(KAFKA_CONSUMER, s->brokers, all, nall, err, errlen);
 	free(all);
 	rc = -EINVAL;
