@@ -66,8 +66,8 @@ enum endpoint {
 	EP_COUNT
 };
 static const char *const ep_names[EP_COUNT] = {
-    "gpus",      "gpu",     "gpu_metrics", "gpu_health", "fleet_summary", "alerts",
-    "workloads", "healthz", "metrics",     "other"};
+    "gpus",   "gpu",       "gpu_metrics", "gpu_health", "fleet_summary",
+    "alerts", "workloads", "healthz",     "metrics",    "other"};
 
 struct pconn {
 	PGconn *conn; /* NULL until first used, or after a failed reconnect */
@@ -827,8 +827,8 @@ static void gpus_page(struct req *rq, const char *host, const char *status, cons
 
 static void ep_gpus(struct req *rq)
 {
-	static const char *const allowed[] = {"host",      "status", "cluster", "limit",
-	                                      "cursor",    "namespace", "pod", NULL};
+	static const char *const allowed[] = {"host",   "status",    "cluster", "limit",
+	                                      "cursor", "namespace", "pod",     NULL};
 	if (!args_allowed(rq, allowed))
 		return;
 	const char *ns = arg(rq, "namespace"), *pod = arg(rq, "pod");
@@ -883,8 +883,8 @@ static void gpus_page(struct req *rq, const char *host, const char *status, cons
 {
 	char lbuf[24];
 	snprintf(lbuf, sizeof(lbuf), "%ld", limit + 1); /* one more: is there a next page? */
-	const char *p[9] = {host, status, cluster, c_host, c_host ? c_idx : NULL, c_key, lbuf,
-	                    ns,   pod};
+	const char *p[9] = {host,  status, cluster, c_host, c_host ? c_idx : NULL,
+	                    c_key, lbuf,   ns,      pod};
 	/* the filters and the position in SQL: one index range scan of limit + 1 rows; the
 	 * workload is the GPU's newest gpu_workloads row (schema/013) */
 	PGresult *r = rq_query(
@@ -1243,8 +1243,10 @@ static void ep_alerts(struct req *rq)
 	const char *p[5] = {state, sev, host, gpu, lbuf};
 	PGresult *r = rq_query(
 	    rq,
-	    "SELECT id, gpu_key, hostname, kind, severity, message, details, raised_at, cleared_at, "
-	    "namespace, pod, container FROM alerts WHERE ($1 = 'all' OR ($1 = 'open') = (cleared_at IS NULL)) "
+	    "SELECT id, gpu_key, hostname, kind, severity, message, details, raised_at, "
+	    "cleared_at, "
+	    "namespace, pod, container FROM alerts WHERE ($1 = 'all' OR ($1 = 'open') = "
+	    "(cleared_at IS NULL)) "
 	    "AND ($2::text IS NULL OR severity = $2) AND ($3::text IS NULL OR hostname = $3) "
 	    "AND ($4::text IS NULL OR gpu_key = $4) ORDER BY raised_at DESC, id DESC LIMIT $5::int",
 	    5, p);
@@ -1260,7 +1262,8 @@ static void ep_alerts(struct req *rq)
  * the page order. Returns a malloc'd string or NULL. */
 static char *wl_cursor_make(const PGresult *r, int row)
 {
-	json_t *a = json_pack("[i, o, s]", 2, ts_json(PQgetvalue(r, row, 7)), PQgetvalue(r, row, 0));
+	json_t *a =
+	    json_pack("[i, o, s]", 2, ts_json(PQgetvalue(r, row, 7)), PQgetvalue(r, row, 0));
 	char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
 	json_decref(a);
 	if (!text)
@@ -1356,10 +1359,11 @@ static void ep_workloads(struct req *rq)
 	const char *c_t = NULL, *c_key = NULL;
 	if (cursor && !wl_cursor_parse(cursor, &cur, &c_t, &c_key)) {
 		set(rq, 400,
-		    err_body("bad_parameter", "cursor",
-		             "cursor is not one this API gave: pass the next_cursor of the previous "
-		             "page unchanged (or follow its next), or leave cursor out for the first "
-		             "page"));
+		    err_body(
+		        "bad_parameter", "cursor",
+		        "cursor is not one this API gave: pass the next_cursor of the previous "
+		        "page unchanged (or follow its next), or leave cursor out for the first "
+		        "page"));
 		return;
 	}
 	char fbuf[40], tbuf[40], lbuf[24];
@@ -1370,7 +1374,8 @@ static void ep_workloads(struct req *rq)
 	/* a run overlaps [from, to] when it starts before to and ends after from */
 	PGresult *r = rq_query(
 	    rq,
-	    "SELECT w.gpu_key, g.uuid, g.mig_instance, g.hostname, g.gpu_index, w.namespace, w.pod, "
+	    "SELECT w.gpu_key, g.uuid, g.mig_instance, g.hostname, g.gpu_index, w.namespace, "
+	    "w.pod, "
 	    "w.first_seen, w.container, w.last_seen FROM gpu_workloads w "
 	    "LEFT JOIN gpus g ON g.gpu_key = w.gpu_key "
 	    "WHERE ($1::text IS NULL OR w.namespace = $1) AND ($2::text IS NULL OR w.pod = $2) "

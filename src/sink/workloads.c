@@ -330,8 +330,8 @@ int workloads_pending_json(struct workloads *k, struct workload_runs *r, char **
 			continue;
 		json_t *a = json_array();
 		if (!a || json_array_append_new(all, a) ||
-		    json_array_append_new(a, json_string(r->gpus[ru->gpu].key)) || wl_json(a, ru->wl) ||
-		    json_array_append_new(a, json_real(ru->first)) ||
+		    json_array_append_new(a, json_string(r->gpus[ru->gpu].key)) ||
+		    wl_json(a, ru->wl) || json_array_append_new(a, json_real(ru->first)) ||
 		    json_array_append_new(a, json_real(ru->last))) {
 			rc = -ENOMEM;
 			goto out;
