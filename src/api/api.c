@@ -59,14 +59,15 @@ enum endpoint {
 	EP_GPU_HEALTH,
 	EP_FLEET,
 	EP_ALERTS,
+	EP_WORKLOADS,
 	EP_HEALTHZ,
 	EP_METRICS,
 	EP_OTHER,
 	EP_COUNT
 };
-static const char *const ep_names[EP_COUNT] = {"gpus",       "gpu",           "gpu_metrics",
-                                               "gpu_health", "fleet_summary", "alerts",
-                                               "healthz",    "metrics",       "other"};
+static const char *const ep_names[EP_COUNT] = {
+    "gpus",   "gpu",       "gpu_metrics", "gpu_health", "fleet_summary",
+    "alerts", "workloads", "healthz",     "metrics",    "other"};
 
 struct pconn {
 	PGconn *conn; /* NULL until first used, or after a failed reconnect */
@@ -821,13 +822,16 @@ static void gpus_gate_leave(void)
 }
 
 static void gpus_page(struct req *rq, const char *host, const char *status, const char *cluster,
-                      const char *c_host, const char *c_idx, const char *c_key, long limit);
+                      const char *ns, const char *pod, const char *c_host, const char *c_idx,
+                      const char *c_key, long limit);
 
 static void ep_gpus(struct req *rq)
 {
-	static const char *const allowed[] = {"host", "status", "cluster", "limit", "cursor", NULL};
+	static const char *const allowed[] = {"host",   "status",    "cluster", "limit",
+	                                      "cursor", "namespace", "pod",     NULL};
 	if (!args_allowed(rq, allowed))
 		return;
+	const char *ns = arg(rq, "namespace"), *pod = arg(rq, "pod");
 	const char *host = arg(rq, "host"), *status = arg(rq, "status");
 	const char *cluster = arg(rq, "cluster"), *lim = arg(rq, "limit");
 	const char *cursor = arg(rq, "cursor");
@@ -838,7 +842,8 @@ static void ep_gpus(struct req *rq)
 		             echo_safe(status)));
 		return;
 	}
-	if (!gpus_filter_ok(rq, "host", host) || !gpus_filter_ok(rq, "cluster", cluster))
+	if (!gpus_filter_ok(rq, "host", host) || !gpus_filter_ok(rq, "cluster", cluster) ||
+	    !gpus_filter_ok(rq, "namespace", ns) || !gpus_filter_ok(rq, "pod", pod))
 		return;
 	long limit = GPUS_DEFAULT_LIMIT;
 	if (lim) {
@@ -866,31 +871,38 @@ static void ep_gpus(struct req *rq)
 		return;
 	}
 	gpus_gate_enter(rq->api->threads);
-	gpus_page(rq, host, status, cluster, cursor ? c_host : NULL, c_idx, c_key, limit);
+	gpus_page(rq, host, status, cluster, ns, pod, cursor ? c_host : NULL, c_idx, c_key, limit);
 	gpus_gate_leave();
 	json_decref(cur);
 }
 
 /* One page: the query, then the answer as JSON text in rq->text. */
 static void gpus_page(struct req *rq, const char *host, const char *status, const char *cluster,
-                      const char *c_host, const char *c_idx, const char *c_key, long limit)
+                      const char *ns, const char *pod, const char *c_host, const char *c_idx,
+                      const char *c_key, long limit)
 {
 	char lbuf[24];
 	snprintf(lbuf, sizeof(lbuf), "%ld", limit + 1); /* one more: is there a next page? */
-	const char *p[7] = {host, status, cluster, c_host, c_host ? c_idx : NULL, c_key, lbuf};
-	/* the filters and the position in SQL: one index range scan of limit + 1 rows */
+	const char *p[9] = {host,  status, cluster, c_host, c_host ? c_idx : NULL,
+	                    c_key, lbuf,   ns,      pod};
+	/* the filters and the position in SQL: one index range scan of limit + 1 rows; the
+	 * workload is the GPU's newest gpu_workloads row (schema/013) */
 	PGresult *r = rq_query(
 	    rq,
-	    "SELECT " GPU_COLS ", h.score AS health_score, h.status AS health_status "
+	    "SELECT " GPU_COLS ", h.score AS health_score, h.status AS health_status, "
+	    "wl.namespace, wl.pod, wl.container "
 	    "FROM gpus g LEFT JOIN LATERAL (SELECT score, status FROM gpu_health_scores s "
 	    "WHERE s.gpu_key = g.gpu_key ORDER BY s.time DESC LIMIT 1) h ON true "
+	    "LEFT JOIN LATERAL (SELECT namespace, pod, container FROM gpu_workloads w "
+	    "WHERE w.gpu_key = g.gpu_key ORDER BY w.first_seen DESC LIMIT 1) wl ON true "
 	    "WHERE ($1::text IS NULL OR g.hostname = $1) AND ($2::text IS NULL OR h.status = $2) "
 	    "AND ($3::text IS NULL OR g.cluster = $3) "
+	    "AND ($8::text IS NULL OR wl.namespace = $8) AND ($9::text IS NULL OR wl.pod = $9) "
 	    "AND ($4::text IS NULL OR (COALESCE(g.hostname, ''), COALESCE(g.gpu_index, -1), "
 	    "g.gpu_key) > ($4::text, $5::int, $6::text)) "
 	    "ORDER BY COALESCE(g.hostname, ''), COALESCE(g.gpu_index, -1), g.gpu_key "
 	    "LIMIT $7::int",
-	    7, p);
+	    9, p);
 	if (rq->pc) { /* the rows are here: the connection is free for others while we render */
 		pool_put(rq->api, rq->pc);
 		rq->pc = NULL;
@@ -919,6 +931,8 @@ static void gpus_page(struct req *rq, const char *host, const char *status, cons
 		url_param(&url, "host", host);
 		url_param(&url, "status", status);
 		url_param(&url, "cluster", cluster);
+		url_param(&url, "namespace", ns);
+		url_param(&url, "pod", pod);
 		url_param(&url, "cursor", c);
 		json_text_str(&sb, url.data && !url.overflow ? url.data : "");
 		if (url.overflow || !url.data)
@@ -1229,8 +1243,10 @@ static void ep_alerts(struct req *rq)
 	const char *p[5] = {state, sev, host, gpu, lbuf};
 	PGresult *r = rq_query(
 	    rq,
-	    "SELECT id, gpu_key, hostname, kind, severity, message, details, raised_at, cleared_at "
-	    "FROM alerts WHERE ($1 = 'all' OR ($1 = 'open') = (cleared_at IS NULL)) "
+	    "SELECT id, gpu_key, hostname, kind, severity, message, details, raised_at, "
+	    "cleared_at, "
+	    "namespace, pod, container FROM alerts WHERE ($1 = 'all' OR ($1 = 'open') = "
+	    "(cleared_at IS NULL)) "
 	    "AND ($2::text IS NULL OR severity = $2) AND ($3::text IS NULL OR hostname = $3) "
 	    "AND ($4::text IS NULL OR gpu_key = $4) ORDER BY raised_at DESC, id DESC LIMIT $5::int",
 	    5, p);
@@ -1238,6 +1254,171 @@ static void ep_alerts(struct req *rq)
 		return;
 	set(rq, 200, json_pack("{s:i, s:o}", "count", PQntuples(r), "alerts", rows_array(r)));
 	PQclear(r);
+}
+
+/* ---- GET /api/v1/workloads: which GPUs a pod (or a namespace) used between from and to */
+
+/* The cursor after a row: base64url of [2, first_seen (RFC 3339, to the microsecond), gpu_key],
+ * the page order. Returns a malloc'd string or NULL. */
+static char *wl_cursor_make(const PGresult *r, int row)
+{
+	json_t *a =
+	    json_pack("[i, o, s]", 2, ts_json(PQgetvalue(r, row, 7)), PQgetvalue(r, row, 0));
+	char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+	json_decref(a);
+	if (!text)
+		return NULL;
+	struct strbuf sb;
+	strbuf_init(&sb, 0);
+	int rc = b64url_encode(&sb, (const unsigned char *)text, strlen(text));
+	free(text);
+	if (rc || sb.overflow || !sb.data) {
+		strbuf_free(&sb);
+		return NULL;
+	}
+	return sb.data;
+}
+
+static bool wl_cursor_parse(const char *text, json_t **owner, const char **t, const char **key)
+{
+	size_t len = strlen(text), n = 0;
+	if (len == 0 || len > GPUS_MAX_CURSOR)
+		return false;
+	unsigned char buf[GPUS_MAX_CURSOR];
+	if (!b64url_decode(text, buf, &n))
+		return false;
+	json_t *a = json_loadb((const char *)buf, n, 0, NULL);
+	double ignored;
+	if (!a || !json_is_array(a) || json_array_size(a) != 3 ||
+	    json_integer_value(json_array_get(a, 0)) != 2 ||
+	    !json_is_string(json_array_get(a, 1)) || !json_is_string(json_array_get(a, 2)) ||
+	    !valid_key(json_string_value(json_array_get(a, 2))) ||
+	    json_string_length(json_array_get(a, 1)) > 64 ||
+	    api_parse_time(json_string_value(json_array_get(a, 1)), &ignored) != 0) {
+		json_decref(a);
+		return false;
+	}
+	*t = json_string_value(json_array_get(a, 1));
+	*key = json_string_value(json_array_get(a, 2));
+	*owner = a;
+	return true;
+}
+
+static bool wl_time(struct req *rq, const char *name, const char *text, double *t)
+{
+	if (!text || api_parse_time(text, t) == 0)
+		return true;
+	set(rq, 400,
+	    err_body("bad_parameter", name,
+	             "%s '%s' is not a time from 1970 to 9999: use RFC 3339 "
+	             "(2026-01-02T15:04:05Z) or Unix seconds",
+	             name, echo_safe(text)));
+	return false;
+}
+
+static void ep_workloads(struct req *rq)
+{
+	static const char *const allowed[] = {"namespace", "pod",    "from", "to",
+	                                      "limit",     "cursor", NULL};
+	if (!args_allowed(rq, allowed))
+		return;
+	const char *ns = arg(rq, "namespace"), *pod = arg(rq, "pod"), *lim = arg(rq, "limit");
+	const char *from_s = arg(rq, "from"), *to_s = arg(rq, "to"), *cursor = arg(rq, "cursor");
+	if (!ns && !pod) {
+		set(rq, 400,
+		    err_body("bad_parameter", "pod",
+		             "give pod (and/or namespace): the workload whose GPUs are listed"));
+		return;
+	}
+	if (!gpus_filter_ok(rq, "namespace", ns) || !gpus_filter_ok(rq, "pod", pod))
+		return;
+	double from = 0, to = 0;
+	if (!wl_time(rq, "from", from_s, &from) || !wl_time(rq, "to", to_s, &to))
+		return;
+	if (from_s && to_s && !(from <= to)) {
+		set(rq, 400,
+		    err_body("bad_parameter", "from",
+		             "from must not be after to (got from=%.3f, to=%.3f in Unix seconds)",
+		             from, to));
+		return;
+	}
+	long limit = GPUS_DEFAULT_LIMIT;
+	if (lim) {
+		size_t n = strlen(lim);
+		bool digits = n >= 1 && n <= 4 && strspn(lim, "0123456789") == n;
+		limit = digits ? strtol(lim, NULL, 10) : 0;
+		if (limit < 1 || limit > GPUS_MAX_LIMIT) {
+			set(rq, 400,
+			    err_body("bad_parameter", "limit",
+			             "limit '%s' is not a whole number from 1 to %d (default %d)",
+			             echo_safe(lim), GPUS_MAX_LIMIT, GPUS_DEFAULT_LIMIT));
+			return;
+		}
+	}
+	json_t *cur = NULL;
+	const char *c_t = NULL, *c_key = NULL;
+	if (cursor && !wl_cursor_parse(cursor, &cur, &c_t, &c_key)) {
+		set(rq, 400,
+		    err_body(
+		        "bad_parameter", "cursor",
+		        "cursor is not one this API gave: pass the next_cursor of the previous "
+		        "page unchanged (or follow its next), or leave cursor out for the first "
+		        "page"));
+		return;
+	}
+	char fbuf[40], tbuf[40], lbuf[24];
+	snprintf(fbuf, sizeof(fbuf), "%.6f", from);
+	snprintf(tbuf, sizeof(tbuf), "%.6f", to);
+	snprintf(lbuf, sizeof(lbuf), "%ld", limit + 1);
+	const char *p[7] = {ns, pod, from_s ? fbuf : NULL, to_s ? tbuf : NULL, c_t, c_key, lbuf};
+	/* a run overlaps [from, to] when it starts before to and ends after from */
+	PGresult *r = rq_query(
+	    rq,
+	    "SELECT w.gpu_key, g.uuid, g.mig_instance, g.hostname, g.gpu_index, w.namespace, "
+	    "w.pod, "
+	    "w.first_seen, w.container, w.last_seen FROM gpu_workloads w "
+	    "LEFT JOIN gpus g ON g.gpu_key = w.gpu_key "
+	    "WHERE ($1::text IS NULL OR w.namespace = $1) AND ($2::text IS NULL OR w.pod = $2) "
+	    "AND ($3::float8 IS NULL OR w.last_seen >= to_timestamp($3::float8)) "
+	    "AND ($4::float8 IS NULL OR w.first_seen <= to_timestamp($4::float8)) "
+	    "AND ($5::timestamptz IS NULL OR (w.first_seen, w.gpu_key) > ($5::timestamptz, "
+	    "$6::text)) ORDER BY w.first_seen, w.gpu_key LIMIT $7::int",
+	    7, p);
+	if (!r)
+		goto out;
+	int n = PQntuples(r), rows = n > limit ? (int)limit : n;
+	json_t *arr = json_array();
+	for (int i = 0; arr && i < rows; i++)
+		json_array_append_new(arr, row_obj(r, i));
+	char *c = n > limit ? wl_cursor_make(r, rows - 1) : NULL;
+	json_t *next = json_null();
+	if (c) {
+		struct strbuf url;
+		strbuf_init(&url, 0);
+		strbuf_printf(&url, "/api/v1/workloads?limit=%ld", limit);
+		url_param(&url, "namespace", ns);
+		url_param(&url, "pod", pod);
+		url_param(&url, "from", from_s);
+		url_param(&url, "to", to_s);
+		url_param(&url, "cursor", c);
+		json_decref(next);
+		next = url.data && !url.overflow ? json_string(url.data) : NULL;
+		strbuf_free(&url);
+	}
+	json_t *body = json_pack("{s:i, s:i, s:o, s:o*, s:s?}", "count", rows, "limit", (int)limit,
+	                         "workloads", arr, "next", next, "next_cursor", c);
+	free(c);
+	PQclear(r);
+	if (!body || (n > limit && json_is_null(json_object_get(body, "next")))) {
+		json_decref(body);
+		set(rq, 500, err_body("internal", NULL, "out of memory"));
+		goto out;
+	}
+	if (!json_object_get(body, "next_cursor"))
+		json_object_set_new(body, "next_cursor", json_null());
+	set(rq, 200, body);
+out:
+	json_decref(cur);
 }
 
 static void ep_healthz(struct req *rq)
@@ -1327,6 +1508,8 @@ static enum endpoint route(struct req *rq, const char *url, char *key, size_t ke
 		return EP_FLEET;
 	if (strcmp(url, "/api/v1/alerts") == 0)
 		return EP_ALERTS;
+	if (strcmp(url, "/api/v1/workloads") == 0)
+		return EP_WORKLOADS;
 	if (strcmp(url, "/healthz") == 0)
 		return EP_HEALTHZ;
 	if (strcmp(url, "/metrics") == 0)
@@ -1442,6 +1625,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 		case EP_GPU_HEALTH: ep_gpu_health(&rq, key); break;
 		case EP_FLEET: ep_fleet(&rq); break;
 		case EP_ALERTS: ep_alerts(&rq); break;
+		case EP_WORKLOADS: ep_workloads(&rq); break;
 		case EP_HEALTHZ: ep_healthz(&rq); break;
 		case EP_METRICS: {
 			char *text = metrics_text(api);

@@ -50,6 +50,7 @@ struct alert_op {
 	char *message; /* owned */
 	char *details; /* owned, JSON */
 	char *body;    /* owned, the JSON for Kafka and the webhook */
+	char *wl[3];   /* owned: the workload's namespace, pod, container when raised; NULL none */
 	struct alertmanager_alert *am; /* owned; NULL without Alertmanager */
 	double time;
 };
@@ -77,6 +78,7 @@ struct scorer {
 	rd_kafka_t *producer; /* owned; NULL without an alerts topic */
 	struct webhook *hook; /* owned; NULL without a webhook */
 	struct alertmanager *am; /* owned; NULL without --alertmanager */
+	bool has_alert_workload; /* alerts has namespace/pod/container (schema 013) */
 	const char *cur_event; /* the event being judged (take() only), for Alertmanager's labels */
 	size_t cur_len;
 	PGconn *db;           /* the scorer thread's */
@@ -271,6 +273,8 @@ static void op_free(struct alert_op *op)
 	free(op->message);
 	free(op->details);
 	free(op->body);
+	for (int i = 0; i < 3; i++)
+		free(op->wl[i]);
 	alertmanager_alert_free(op->am);
 	memset(op, 0, sizeof(*op));
 }
@@ -316,6 +320,31 @@ static int am_prepare(struct scorer *s, struct alert_op *op, const struct health
 	return rc || !op->am ? -ENOMEM : 0;
 }
 
+/* The workload of the event being judged (s->cur_event: none for a GPU that fell silent):
+ * op->wl[] set to its non-empty namespace/pod/container, and the JSON object for the alert's
+ * body (a new reference), or json_null(). */
+static json_t *op_workload(struct scorer *s, struct alert_op *op)
+{
+	static const char *const names[3] = {"namespace", "pod", "container"};
+	if (!s->cur_event)
+		return json_null();
+	json_t *ev = json_loadb(s->cur_event, s->cur_len, 0, NULL);
+	json_t *w = json_object_get(ev, "workload");
+	json_t *out = NULL;
+	for (int i = 0; i < 3; i++) {
+		const char *v = json_string_value(json_object_get(w, names[i]));
+		if (!v || !*v)
+			continue;
+		if (!out)
+			out = json_pack("{s:n, s:n, s:n}", names[0], names[1], names[2]);
+		op->wl[i] = strdup(v);
+		if (out)
+			json_object_set_new(out, names[i], json_string(v));
+	}
+	json_decref(ev);
+	return out ? out : json_null();
+}
+
 static int add_op(struct scorer *s, const struct health_alert_change *c,
 		  const struct health_result *r, const struct prediction *p, const char *rec,
 		  const char *ts)
@@ -344,11 +373,11 @@ static int add_op(struct scorer *s, const struct health_alert_change *c,
 	json_t *details = json_pack("{s:i, s:s, s:f, s:o, s:s?}", "score", r->score, "status",
 				    health_status_name(r->status), "probability", p->probability,
 				    "reasons", reasons_json(r), "recommendation", rec);
-	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O?}", "schema",
+	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O?, s:o}", "schema",
 				 "gpu-health-alert-v1", "action", alert_action_name(act), "time", ts,
 				 "gpu_key", r->key, "hostname", r->host, "kind", kind, "severity",
 				 act == ALERT_CLEAR ? "info" : health_status_name(sev), "message", msg,
-				 "details", details);
+				 "details", details, "workload", op_workload(s, op));
 	op->message = strdup(msg);
 	op->details = details ? json_dumps(details, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
 	op->body = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
@@ -588,6 +617,14 @@ static int db_ensure(struct scorer *s)
 	if (PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1 && !(s->o.max_age_s > 0))
 		s->max_age_s = strtod(PQgetvalue(rr, 0, 0), NULL);
 	PQclear(rr);
+	/* alerts.namespace/pod/container: schema 013 */
+	rr = PQexec(s->db, "SELECT 1 FROM pg_attribute WHERE attrelid = 'alerts'::regclass AND "
+			   "attname = 'pod' AND NOT attisdropped");
+	s->has_alert_workload = PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1;
+	PQclear(rr);
+	if (!s->has_alert_workload)
+		log_warn("scorer: the database schema is older than version 13: alerts are stored "
+			 "without their workload; run 'gpuhealth db migrate'");
 	if (!s->alerts_loaded) {
 		PGresult *r = PQexecParams(s->db,
 					   "SELECT gpu_key, kind, severity, hostname, message, details::text, "
@@ -672,9 +709,22 @@ static int write_op(struct scorer *s, const struct alert_op *op)
 					  3, NULL, p, NULL, NULL, 0),
 			     "clearing an alert");
 	}
-	const char *p[7] = {op->key, op->host[0] ? op->host : NULL, op->kind,
-			    health_status_name(op->sev), op->message, op->details, ts};
-	/* one open alert per GPU and kind (partial unique index): raising again updates it */
+	const char *p[10] = {op->key, op->host[0] ? op->host : NULL, op->kind,
+			     health_status_name(op->sev), op->message, op->details, ts,
+			     op->wl[0], op->wl[1], op->wl[2]};
+	/* one open alert per GPU and kind (partial unique index): raising again updates it, and
+	 * keeps the workload that held the GPU when the fault came */
+	if (s->has_alert_workload)
+		return check(s,
+			     PQexecParams(s->db,
+					  "INSERT INTO alerts (gpu_key, hostname, kind, severity, message, "
+					  "details, raised_at, namespace, pod, container) VALUES ($1, $2, "
+					  "$3, $4, $5, $6::jsonb, $7, $8, $9, $10) "
+					  "ON CONFLICT (gpu_key, kind) WHERE cleared_at IS NULL DO UPDATE SET "
+					  "severity = EXCLUDED.severity, message = EXCLUDED.message, "
+					  "details = EXCLUDED.details",
+					  10, NULL, p, NULL, NULL, 0),
+			     "raising an alert");
 	return check(s,
 		     PQexecParams(s->db,
 				  "INSERT INTO alerts (gpu_key, hostname, kind, severity, message, details, "

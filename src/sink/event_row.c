@@ -109,6 +109,31 @@ static int put_opt_text(struct strbuf *sb, const char *s)
 	return s ? pgcopy_text(sb, s, strlen(s)) : pgcopy_null(sb);
 }
 
+static const char *const workload_members[3] = {"namespace", "pod", "container"};
+
+/* opts->workload from the checked "workload" member (NULL, null or an object of strings/nulls):
+ * empty when no member is a non-empty string. */
+static int put_workload_json(struct strbuf *sb, json_t *w)
+{
+	strbuf_reset(sb);
+	const char *v[3] = {NULL, NULL, NULL};
+	bool any = false;
+	for (int i = 0; i < 3; i++) {
+		v[i] = json_is_object(w) ? opt_str(w, workload_members[i]) : NULL;
+		if (v[i] && !v[i][0])
+			v[i] = NULL; /* dcgm-exporter's "" is "no pod" */
+		any |= v[i] != NULL;
+	}
+	int rc = 0;
+	for (int i = 0; any && !rc && i < 3; i++) {
+		if (i)
+			rc = strbuf_append(sb, "\t", 1);
+		if (!rc)
+			rc = put_text(sb, v[i]);
+	}
+	return rc;
+}
+
 /* The general path: jansson builds the document; every rejection reason is written here. */
 static int append_slow(const char *payload, size_t len, const struct event_row_opts *opts,
                        struct strbuf *out, struct strbuf *ident, struct event_row_info *info,
@@ -191,6 +216,8 @@ static int append_slow(const char *payload, size_t len, const struct event_row_o
 		extra_text = json_dumps(extra_out, JSON_COMPACT | JSON_SORT_KEYS);
 		rc = extra_text ? pgcopy_jsonb(out, extra_text, strlen(extra_text)) : -ENOMEM;
 	}
+	if (!rc && opts->workload)
+		rc = put_workload_json(opts->workload, json_object_get(root, "workload"));
 	/* the identity: gpu_key, uuid, mig_instance, mig_profile, index, hostname, model,
 	 * pci_bus_id, device, driver_version, cluster, datacenter, rack (COPY text) */
 	if (!rc)
@@ -825,6 +852,22 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 		rc = strbuf_append(ident, "\t", 1);
 		if (!rc)
 			rc = put_slice(ident, tail[i]);
+	}
+	if (!rc && opts->workload) {
+		strbuf_reset(opts->workload);
+		const struct slice *wl[3] = {&ev.w_namespace, &ev.w_pod, &ev.w_container};
+		bool any = false;
+		for (int i = 0; i < 3; i++)
+			any |= wl[i]->set && !wl[i]->null && wl[i]->n > 0;
+		for (int i = 0; any && !rc && i < 3; i++) {
+			/* fstr() admitted no escapes: nothing for COPY to escape */
+			if (i)
+				rc = strbuf_append(opts->workload, "\t", 1);
+			if (!rc)
+				rc = wl[i]->set && !wl[i]->null && wl[i]->n > 0
+				         ? strbuf_append(opts->workload, wl[i]->p, wl[i]->n)
+				         : strbuf_append(opts->workload, "\\N", 2);
+		}
 	}
 	if (rc)
 		goto fail;

@@ -15,6 +15,10 @@ struct event_row_opts {
 	double max_age_s;    /* reject samples older than now - max_age_s (the retention) */
 	double max_future_s; /* reject samples newer than now + max_future_s (clock skew) */
 	bool general_only;   /* skip the single-pass fast path (tests compare the two paths) */
+	/* optional output: the event's workload as COPY text "namespace\tpod\tcontainer" (\N for
+	 * a member absent, null or empty), or left empty when the event has none (workload null or
+	 * absent, or every member absent, null or empty). Reset by each call; may be NULL. */
+	struct strbuf *workload;
 };
 
 struct event_row_info {

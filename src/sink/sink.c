@@ -21,6 +21,7 @@
 #include "core/timeutil.h"
 #include "sink/event_row.h"
 #include "sink/rollup.h"
+#include "sink/workloads.h"
 #include "store/pg.h"
 #include "store/pgcopy.h"
 
@@ -108,6 +109,8 @@ struct batch {
 	struct gpu_sent *sent; /* the GPUs this batch's transaction merges into gpus */
 	size_t nsent, capsent;
 	struct strbuf touch_keys, touch_times; /* writer 0's idle batch: gpus_touch() arrays */
+	struct workload_runs *wl_runs; /* the rows' workload runs (gpu_workloads, schema/013) */
+	char *wl_json; /* owned: the runs this batch's transaction merges; NULL = none */
 	/* guarded by the sink's wlock */
 	enum batch_state state;
 	uint64_t seq; /* queue order */
@@ -196,6 +199,10 @@ struct sink {
 	/* The rollups of the rows this sink committed at or after the mark (schema/006), written
 	 * when their minute closes (rollups_close). */
 	atomic_bool has_mark; /* the schema has gpuhealth_rollup_mark (version 6) */
+	atomic_bool has_workloads; /* the schema has gpuhealth_merge_workloads (version 13) */
+	atomic_bool workloads_missing_told;
+	struct workloads *workloads; /* what this sink merged into gpu_workloads */
+	struct strbuf wl_text;       /* the consumer thread's: one event's workload (event_row) */
 	atomic_bool mark_missing_told;
 	pthread_mutex_t
 	    rlock; /* guards the five below; a writer holds it from its COMMIT until its
@@ -326,6 +333,10 @@ static void batch_clear(struct sink *s, struct batch *b)
 	}
 	b->nsent = 0;
 	strbuf_reset(&b->ident_copy);
+	if (b->wl_runs)
+		workload_runs_clear(b->wl_runs);
+	free(b->wl_json);
+	b->wl_json = NULL;
 	if (b->roll)
 		rollup_reset(b->roll);
 	b->roll_ok = b->roll != NULL;
@@ -635,6 +646,7 @@ static int db_ensure(struct sink *s, int w)
 		pthread_mutex_lock(&s->glock);
 		known_clear(s);
 		pthread_mutex_unlock(&s->glock);
+		workloads_forget(s->workloads);
 	}
 	s->db_was_up[w] = true;
 	if (pg_exec(s->db[w], "SELECT gpuhealth_create_stage()", err, sizeof(err))) {
@@ -654,6 +666,12 @@ static int db_ensure(struct sink *s, int w)
 	            strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 	PQclear(r);
 	atomic_store(&s->has_mark, mark);
+	bool wl = workloads_db_ready(s->db[w]);
+	atomic_store(&s->has_workloads, wl);
+	if (!wl && !atomic_exchange(&s->workloads_missing_told, true))
+		log_warn("sink: the database schema is older than version 13 (no "
+		         "gpuhealth_merge_workloads): the GPUs' workloads are not recorded; run "
+		         "'gpuhealth db migrate'");
 	if (!mark && !atomic_exchange(&s->mark_missing_told, true)) {
 		log_warn(
 		    "sink: the database schema is older than version 6 (no gpuhealth_rollup_mark): "
@@ -910,6 +928,14 @@ again:
 	/* the dead letters the dead-letter topic refused: committed with the batch */
 	if (dl && (rc = insert_dead_letters(s, w, dl, err, sizeof(err), state)))
 		goto fail;
+	/* the batch's workload changes (gpu_workloads; idempotent, so a redelivery merges into
+	 * the rows it wrote before) */
+	if (dl && dl->wl_json) {
+		const char *wp[1] = {dl->wl_json};
+		if ((rc = exec_params(s, w, "SELECT gpuhealth_merge_workloads($1::jsonb)", 1, wp,
+		                      NULL, err, sizeof(err), state)))
+			goto fail;
+	}
 	double t_gpus = time_mono();
 	pthread_mutex_lock(&s->rlock);
 	rc = exec_params(s, w, "COMMIT", 0, NULL, NULL, err, sizeof(err), state);
@@ -1627,6 +1653,11 @@ static int flush(struct sink *s, int w, struct batch *b)
 	if (deliver_dead_letters(s, b, deadline))
 		goto abandon;
 	size_t ntable = count_table(b);
+	if (b->nrows && atomic_load(&s->has_workloads) && b->wl_runs &&
+	    workloads_pending_json(s->workloads, b->wl_runs, &b->wl_json)) {
+		log_error("sink: out of memory building a batch");
+		goto abandon;
+	}
 	if (b->nrows && build_gpus_copy(s, b)) {
 		log_error("sink: out of memory building a batch");
 		goto abandon;
@@ -1658,8 +1689,11 @@ static int flush(struct sink *s, int w, struct batch *b)
 			if (!backoff(s, attempt++, deadline) || atomic_load(&s->abandoned))
 				goto abandon;
 		}
-		if (rc == 0 && b->nrows)
+		if (rc == 0 && b->nrows) {
 			gpus_committed(s, b);
+			if (b->wl_json)
+				workloads_committed(s->workloads, b->wl_runs);
+		}
 		if (rc == -EINVAL) {
 			/* each row merges its own GPU; the known GPUs are left as they were */
 			log_warn("sink: the database refused a batch (%s); writing it row by row",
@@ -1781,8 +1815,10 @@ static void take(struct sink *s, struct batch *b, rd_kafka_message_t *m)
 	record_offset(s, b, m->partition, m->offset);
 	atomic_fetch_add_explicit(&s->consumed, 1, memory_order_relaxed); /* no lock per message */
 
-	struct event_row_opts o = {
-	    .now = time_now(), .max_age_s = s->retention_s, .max_future_s = s->max_future_s};
+	struct event_row_opts o = {.now = time_now(),
+	                           .max_age_s = s->retention_s,
+	                           .max_future_s = s->max_future_s,
+	                           .workload = &s->wl_text};
 	struct event_row_info info;
 	char reason[256];
 	it->row_off = b->rows.len;
@@ -1795,7 +1831,9 @@ static void take(struct sink *s, struct batch *b, rd_kafka_message_t *m)
 		it->time = info.time;
 		char key[256];
 		ident_key(b->idents.data + it->ident_off, it->ident_len, key, sizeof(key));
-		if (seen_add(s, b, key, info.time, it->ident_off, it->ident_len, &it->gpu)) {
+		if (seen_add(s, b, key, info.time, it->ident_off, it->ident_len, &it->gpu) ||
+		    workload_runs_add(b->wl_runs, info.gpu_key, s->wl_text.data ? s->wl_text.data : "",
+		                      s->wl_text.len, info.time)) {
 			log_error("sink: out of memory");
 			atomic_store(&s->stop, true);
 		}
@@ -2248,8 +2286,9 @@ int sink_create(struct sink **out, const struct sink_options *o, char *err, size
 	s->newest = -INFINITY;
 	s->mark = INT64_MIN;
 	strbuf_init(&s->close_copy, 0); /* as large as the fleet's open minutes */
-	if (rollup_create(&s->open))
+	if (rollup_create(&s->open) || !(s->workloads = workloads_create()))
 		goto fail;
+	strbuf_init(&s->wl_text, 0);
 	strbuf_init(&s->idle.ident_copy, ROWS_MAX_BYTES);
 	strbuf_init(&s->idle.touch_keys, 0); /* as large as the fleet this sink knows */
 	strbuf_init(&s->idle.touch_times, 0);
@@ -2260,7 +2299,8 @@ int sink_create(struct sink **out, const struct sink_options *o, char *err, size
 		strbuf_init(&s->batches[i].idents, ROWS_MAX_BYTES);
 		strbuf_init(&s->batches[i].ident_copy, ROWS_MAX_BYTES);
 		strbuf_init(&s->batches[i].roll_copy, ROWS_MAX_BYTES);
-		if (rollup_create(&s->batches[i].roll))
+		if (rollup_create(&s->batches[i].roll) ||
+		    !(s->batches[i].wl_runs = workload_runs_create()))
 			goto fail;
 		s->batches[i].roll_ok = true;
 	}
@@ -2435,6 +2475,7 @@ void sink_destroy(struct sink *s)
 		strbuf_free(&b->ident_copy);
 		strbuf_free(&b->roll_copy);
 		rollup_destroy(b->roll);
+		workload_runs_destroy(b->wl_runs);
 		free(b->seen);
 		free(b->sent);
 		free(b->by_gpu);
@@ -2460,6 +2501,8 @@ void sink_destroy(struct sink *s)
 	pthread_mutex_destroy(&s->glock);
 	pthread_mutex_destroy(&s->rlock);
 	rollup_destroy(s->open);
+	workloads_destroy(s->workloads);
+	strbuf_free(&s->wl_text);
 	strbuf_free(&s->close_copy);
 	pthread_mutex_destroy(&s->wlock);
 	pthread_cond_destroy(&s->wcond);

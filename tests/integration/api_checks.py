@@ -267,6 +267,22 @@ check(abs(f["max_gpu_temp_c"] - 57.19) < 1e-9 and abs(f["total_power_w"] - (200 
       f"fleet summary values: max temp {f['max_gpu_temp_c']}, power {f['total_power_w']}")
 bad_param("/api/v1/fleet/summary?x=1", "x")
 
+# ---- /api/v1/workloads and the workload filters of /api/v1/gpus
+w = get("/api/v1/workloads?pod=p-1")
+check([r["gpu_key"] for r in w["workloads"]] == [A] and w["workloads"][0]["namespace"] == "ns-a",
+      f"workloads: pod p-1 used GPU A ({w})")
+check(get("/api/v1/workloads?pod=p-1&from=2026-01-01T00:30:00Z&to=2026-01-01T00:40:00Z")["count"] == 1,
+      "workloads: a window inside the run")
+check(get("/api/v1/workloads?pod=p-1&from=2026-01-01T01:30:00Z")["count"] == 0,
+      "workloads: a window after the run")
+check(get("/api/v1/workloads?namespace=nope")["count"] == 0, "workloads: another namespace")
+bad_param("/api/v1/workloads", "pod")
+bad_param("/api/v1/workloads?pod=p-1&from=yesterday", "from")
+bad_param("/api/v1/workloads?pod=p-1&limit=0", "limit")
+bad_param("/api/v1/workloads?pod=p-1&cursor=xyz", "cursor")
+check(get("/api/v1/gpus?pod=p-1")["count"] == 0, "gpus?pod: GPU A is held by none now")
+check(get("/api/v1/gpus?namespace=ns-a")["count"] == 0, "gpus?namespace: none held now")
+
 # ---- /api/v1/alerts
 al = get("/api/v1/alerts")
 check(al["count"] == 1 and al["alerts"][0]["kind"] == "ecc_sbe_rate" and al["alerts"][0]["cleared_at"] is None

@@ -77,3 +77,8 @@ SELECT now() - (359 - i) * interval '10 s', 'sink', h.instance, 'gpuhealth-sink'
        CASE WHEN i = 0 THEN NULL ELSE (i * 7 + h.n * 13) % 120 END,
        i * 300 + i / 30 + h.n * (i / 60), i * 300, i / 30 + h.n * (i / 60), h.n * (i / 180)
 FROM generate_series(0, 359) AS i, (VALUES ('sink-a:1', 0), ('sink-b:7', 1)) AS h(instance, n);
+
+-- gpu_workloads (schema 013): GPU A held by pod p-1 of namespace ns-a, then by none
+INSERT INTO gpu_workloads (gpu_key, namespace, pod, container, first_seen, last_seen) VALUES
+  ('GPU-aaaa0000-0000-0000-0000-000000000000', 'ns-a', 'p-1', 'c', '2026-01-01T00:00:00Z', '2026-01-01T01:00:00Z'),
+  ('GPU-aaaa0000-0000-0000-0000-000000000000', NULL, NULL, NULL, '2026-01-01T01:00:10Z', '2026-01-01T02:00:00Z');
