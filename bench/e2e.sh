@@ -34,6 +34,10 @@
 #   --full:            32, 64, 128, 196 exporters (up to 200,704 GPUs, 20,070 samples/s),
 #                      120 s each, the last 300 s: about 14 minutes
 #   --steps: exporter counts; --step-s / --final-s: measured seconds per step / last step.
+#   --durable: the same steps twice in one run, first with the fast settings below (fsync,
+#              full_page_writes and synchronous_commit off), then on a fresh PostgreSQL with
+#              fsync = on, full_page_writes = on, synchronous_commit = on (PostgreSQL's
+#              defaults, what a user has); prints both tables and the largest flat fleet of each.
 # Prints a table and writes it, with the machine, to $E2E_OUT (default build/bench-e2e.txt).
 # E2E_SINK_ARGS: extra sink options to try (e.g. "--batch-size 20000"; default: none, the
 # sink's defaults); E2E_COLLECTOR_ARGS: the same for the collector (e.g. "-X
@@ -43,20 +47,52 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 steps="64 128 196" step_s=45 final_s= DB_SERVER=
+args=("$@") durable=0
 while [ $# -gt 0 ]; do
   case "$1" in
+    --durable) durable=1 ;;
     --quick) steps="64 128 196" step_s=45 ;;
     --full) steps="32 64 128 196" step_s=120 final_s=300 ;;
     --steps) steps=$2; shift ;;
     --step-s) step_s=$2; shift ;;
     --final-s) final_s=$2; shift ;;
     --db) DB_SERVER=$2; shift ;;
-    *) echo "e2e.sh: unknown option '$1' (--db, --quick, --full, --steps, --step-s, --final-s)" >&2; exit 2 ;;
+    *) echo "e2e.sh: unknown option '$1' (--db, --quick, --full, --durable, --steps, --step-s, --final-s)" >&2; exit 2 ;;
   esac
   shift
 done
 final_s=${final_s:-$step_s}
+[ "$durable" = 1 ] && [ -n "$DB_SERVER" ] && { echo "e2e.sh: --durable starts its own servers with each setting; it cannot be combined with --db (run --db against a server configured as you want it)" >&2; exit 2; }
 OUT=${E2E_OUT:-$root/build/bench-e2e.txt}
+# ---- --durable: this script twice, fast then durable settings, each with services of its own
+if [ "$durable" = 1 ]; then
+  rest=()
+  for a in "${args[@]}"; do [ "$a" = --durable ] || rest+=("$a"); done
+  for mode in fast durable; do
+    echo "== PostgreSQL settings: $mode"
+    E2E_SETTINGS=$mode E2E_OUT="$OUT.$mode" bash "$0" "${rest[@]}" || exit $?
+  done
+  {
+    echo
+    echo "== the same run, both settings"
+    for mode in fast durable; do echo "-- $mode"; grep -v '^largest' "$OUT.$mode"; done
+    for mode in fast durable; do
+      printf 'largest fleet with flat lag, %-7s (%s): %s GPUs\n' "$mode" \
+        "$(sed -n 's/^postgresql: //p' "$OUT.$mode")" "$(sed -n 's/^largest fleet with flat lag: \([0-9]*\).*/\1/p' "$OUT.$mode")"
+    done
+    echo "(target: 200,000 GPUs at 10 s = 20,000 samples/s)"
+  } | tee "$OUT"
+  rm -f "$OUT.fast" "$OUT.durable"
+  exit 0
+fi
+case "${E2E_SETTINGS:-fast}" in
+  fast) durable_conf= ;;
+  # later lines of postgresql.conf win over scripts/services.sh's fsync/fpw/synchronous_commit off
+  durable) durable_conf="fsync = on
+full_page_writes = on
+synchronous_commit = on" ;;
+  *) echo "e2e.sh: E2E_SETTINGS is '$E2E_SETTINGS' (fast or durable)" >&2; exit 2 ;;
+esac
 scripts/install-deps.sh --test >/dev/null
 scripts/build.sh "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 BIN=$root/build/gpuhealth
@@ -89,7 +125,8 @@ else
 SERVER=
 GH_PG_EXTRA_CONF="${E2E_PG_CONF-"shared_buffers = 2GB
 max_wal_size = 4GB"}
-track_commit_timestamp = on" pg_start 2>/dev/null
+track_commit_timestamp = on
+$durable_conf" pg_start 2>/dev/null
 kafka_start 2>/dev/null
 K=$GPUHEALTH_TEST_KAFKA
 psql -X -q "$GPUHEALTH_TEST_PG" -c "CREATE DATABASE bench_e2e" >/dev/null
@@ -173,6 +210,7 @@ hz=$(getconf CLK_TCK)
 {
   echo "machine: $(nproc) cores ($(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}')), $(free -g | awk '/Mem:/{print $2}') GiB;" \
        "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "postgresql: $(psql -X -At -F' ' "$DB" -c "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'full_page_writes', 'synchronous_commit')")"
   echo "pipeline: N x mock-dcgm (1,024 GPUs each) -> collector (10 s) -> Kafka $(grep -m1 -o 'Kafka version: [^ ]*' "$GH_KAFKA_DIR/broker.log" | cut -d' ' -f3) -> sink -> PostgreSQL $(psql -X -At "$DB" -c 'SHOW server_version' | cut -d' ' -f1)"
   printf '%-8s %-9s %10s %10s %9s %9s %10s %10s %5s %7s %6s %6s %6s %6s %7s\n' \
     exporters GPUs "want/s" "rows/s" "p50 s" "p99 s" "lag start" "lag end" flat "coll%" "sink%" "kafka%" "pg%" "mock%" "other%"

@@ -142,6 +142,91 @@ pg_stop() {
   pg_as "$GH_PG_BIN/pg_ctl" -D "$GH_PG_DIR/data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
 }
 
+# ---------------------------------------------------------------- more PostgreSQL servers
+# Servers of their own beside pg_start's (a second primary, a streaming standby), each wholly
+# in a directory DIR the caller picks (data in DIR/data, socket, log and port file in DIR; DIR's
+# parents must be open to the server's user, e.g. under $GH_SVC_DIR), on free loopback ports:
+#   pg_server_init DIR [CONF]        initdb and start a new server; prints its port
+#   pg_standby_start PORT DIR [CONF] a streaming standby of the server on 127.0.0.1:PORT
+#                                    (pg_basebackup -R: standby.signal and primary_conninfo),
+#                                    started; prints its port
+#   pg_server_promote DIR            the standby leaves recovery and takes writes (pg_ctl promote)
+#   pg_server_stop DIR [MODE]        pg_ctl stop -m MODE: fast (default), smart, immediate (a crash)
+#   pg_server_start DIR              starts it again on the same port and data
+#   pg_server_ci DIR [DBNAME]        its conninfo (user postgres, dbname postgres by default)
+# CONF: more postgresql.conf lines. They need GH_PG_BIN and GH_PG_USER (pg_start sets them).
+pg_server_env() {
+  GH_PG_BIN=${GH_PG_BIN:-$(pg_bindir)} || { svc_log "PostgreSQL server binaries not found: install postgresql-15 (scripts/install-deps.sh --test)"; return 1; }
+  if [ -z "${GH_PG_USER:-}" ]; then
+    GH_PG_USER=$(id -un)
+    if [ "$(id -u)" = 0 ]; then GH_PG_USER=postgres; id postgres >/dev/null 2>&1 || GH_PG_USER=nobody; fi
+  fi
+  export GH_PG_BIN GH_PG_USER
+}
+
+pg_server_dir() { # pg_server_dir DIR: creates DIR for the server's user
+  mkdir -p "$1" && chmod 755 "$1" || return 1
+  [ "$(id -u)" = 0 ] && chown "$GH_PG_USER" "$1"
+  return 0
+}
+
+pg_server_start() {
+  pg_server_env || return 1
+  pg_as "$GH_PG_BIN/pg_ctl" -D "$1/data" -l "$1/postgresql.log" -w -t 60 start >/dev/null \
+    || { svc_log "PostgreSQL in $1 did not start:"; tail -20 "$1/postgresql.log" >&2; return 1; }
+}
+
+pg_server_stop() {
+  pg_server_env || return 1
+  [ -f "$1/data/postmaster.pid" ] || return 0
+  pg_as "$GH_PG_BIN/pg_ctl" -D "$1/data" -m "${2:-fast}" -w -t 30 stop >/dev/null
+}
+
+pg_server_ci() { echo "host=127.0.0.1 port=$(cat "$1/port") user=postgres dbname=${2:-postgres} connect_timeout=5"; }
+
+pg_server_init() {
+  local dir=$1 port
+  pg_server_env && pg_server_dir "$dir" || return 1
+  port=$(free_port)
+  pg_as "$GH_PG_BIN/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C --no-sync \
+    >"$dir/initdb.log" 2>&1 || { svc_log "initdb in $dir failed:"; cat "$dir/initdb.log" >&2; return 1; }
+  # (the default pg_hba.conf of -A trust lets 127.0.0.1 in for replication too)
+  cat >>"$dir/data/postgresql.conf" <<CONF
+port = $port
+unix_socket_directories = '$dir'
+listen_addresses = '127.0.0.1'
+max_connections = 100
+${2:-}
+CONF
+  echo "$port" >"$dir/port"
+  pg_server_start "$dir" && echo "$port"
+}
+
+pg_standby_start() {
+  local primary=$1 dir=$2 port
+  pg_server_env && pg_server_dir "$dir" || return 1
+  port=$(free_port)
+  pg_as "$GH_PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$dir/data" -R \
+    -X stream -c fast --no-sync >"$dir/basebackup.log" 2>&1 \
+    || { svc_log "pg_basebackup from 127.0.0.1:$primary failed:"; cat "$dir/basebackup.log" >&2; return 1; }
+  # the primary's own lines are in the copy: these come later and win. Promoted, it has no
+  # standby of its own, so it must not wait for one (the primary's synchronous_standby_names)
+  cat >>"$dir/data/postgresql.conf" <<CONF
+port = $port
+unix_socket_directories = '$dir'
+synchronous_standby_names = ''
+${3:-}
+CONF
+  echo "$port" >"$dir/port"
+  pg_server_start "$dir" && echo "$port"
+}
+
+pg_server_promote() {
+  pg_server_env || return 1
+  pg_as "$GH_PG_BIN/pg_ctl" -D "$1/data" -w -t 60 promote >/dev/null \
+    || { svc_log "PostgreSQL in $1 was not promoted:"; tail -20 "$1/postgresql.log" >&2; return 1; }
+}
+
 # ---------------------------------------------------------------- Kafka
 kafka_fetch() {
   GH_KAFKA_LIBS="$GH_CACHE/kafka-$GH_KAFKA_VERSION/libs"

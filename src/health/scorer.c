@@ -83,6 +83,9 @@ struct scorer {
 	size_t cur_len;
 	PGconn *db;           /* the scorer thread's */
 	struct health_engine *engine; /* the verdicts (the console's fleet runs the same) */
+	/* the last statement failed with a SQLSTATE a new connection may get past (a read-only
+	 * server, a shutdown: pg_sqlstate_reconnect): closed, not rolled back */
+	bool reconnect;
 	bool alerts_loaded;
 	bool curl_inited;
 	double max_age_s;         /* the retention: the event validator's oldest time */
@@ -594,12 +597,23 @@ static void db_close(struct scorer *s)
 static int db_ensure(struct scorer *s)
 {
 	char err[512];
-	if (s->db && PQstatus(s->db) == CONNECTION_OK)
+	if (s->db && PQstatus(s->db) == CONNECTION_OK && !s->reconnect)
 		return 0;
 	db_close(s);
+	s->reconnect = false;
 	s->db = pg_connect(s->conninfo, "gpuhealth-scorer", err, sizeof(err));
 	if (!s->db) {
 		set_error(s, "%s", err);
+		return -EIO;
+	}
+	if (pg_session_read_only(s->db)) {
+		/* a standby, or a primary fenced read-only: retried, like a server that is away */
+		set_error(s,
+			  "the database server at %s:%s (--db) is read-only (a standby, or "
+			  "default_transaction_read_only on): list every host in --db and add "
+			  "target_session_attrs=read-write",
+			  PQhost(s->db), PQport(s->db));
+		db_close(s);
 		return -EIO;
 	}
 	if (pg_exec(s->db,
@@ -667,6 +681,8 @@ static int check(struct scorer *s, PGresult *r, const char *what)
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		set_error(s, "%s: %s", what, PQresultErrorMessage(r));
 		rc = -EIO;
+		if (pg_sqlstate_reconnect(PQresultErrorField(r, PG_DIAG_SQLSTATE)))
+			s->reconnect = true; /* e.g. the server is read-only now: another */
 	}
 	PQclear(r);
 	return rc;
@@ -766,9 +782,9 @@ static int db_write(struct scorer *s)
 		rc = write_op(s, &s->ops[i]);
 	rc = rc ? rc : check(s, PQexec(s->db, "COMMIT"), "COMMIT");
 	if (rc) {
-		if (s->db && PQstatus(s->db) == CONNECTION_OK)
+		if (s->db && PQstatus(s->db) == CONNECTION_OK && !s->reconnect)
 			PQclear(PQexec(s->db, "ROLLBACK"));
-		if (s->db && PQstatus(s->db) != CONNECTION_OK)
+		if (s->db && (PQstatus(s->db) != CONNECTION_OK || s->reconnect))
 			db_close(s);
 	}
 	return rc;

@@ -195,6 +195,9 @@ struct sink {
 	double gpus_merged_at;   /* time_mono() of the last gpus_refresh() */
 	struct batch idle;       /* writer 0: only ident_copy, sent, touch_*, for gpus_refresh() */
 	bool db_was_up[WRITERS]; /* writer w's connection was up once */
+	/* writer w's last statement failed with a SQLSTATE a new connection may get past (a
+	 * read-only server, a shutdown: pg_sqlstate_reconnect): closed, not rolled back */
+	bool reconnect[WRITERS];
 
 	/* The rollups of the rows this sink committed at or after the mark (schema/006), written
 	 * when their minute closes (rollups_close). */
@@ -633,12 +636,23 @@ static void db_close(struct sink *s, int w)
 static int db_ensure(struct sink *s, int w)
 {
 	char err[512];
-	if (s->db[w] && PQstatus(s->db[w]) == CONNECTION_OK)
+	if (s->db[w] && PQstatus(s->db[w]) == CONNECTION_OK && !s->reconnect[w])
 		return 0;
 	db_close(s, w);
+	s->reconnect[w] = false;
 	s->db[w] = pg_connect(s->conninfo, "gpuhealth-sink", err, sizeof(err));
 	if (!s->db[w]) {
 		set_error(s, "%s", err);
+		return -EIO;
+	}
+	if (pg_session_read_only(s->db[w])) {
+		/* a standby, or a primary fenced read-only: retried, like a server that is away */
+		set_error(s,
+		          "the database server at %s:%s (--db) is read-only (a standby, or "
+		          "default_transaction_read_only on): list every host in --db and add "
+		          "target_session_attrs=read-write",
+		          PQhost(s->db[w]), PQport(s->db[w]));
+		db_close(s, w);
 		return -EIO;
 	}
 	if (s->db_was_up[w]) {
@@ -707,6 +721,8 @@ static int run(struct sink *s, int w, PGresult *r, char *err, size_t errlen, cha
 		const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 		snprintf(state, 6, "%s", code ? code : "");
 		rc = is_data_error(code) ? -EINVAL : -EIO;
+		if (pg_sqlstate_reconnect(code)) /* e.g. the server is read-only now: another */
+			s->reconnect[w] = true;
 	}
 	return rc;
 }
@@ -764,13 +780,14 @@ static int exec_params(struct sink *s, int w, const char *sql, int n, const char
 }
 
 /* After a failed statement of writer w: its results drained, then its transaction rolled back,
- * or its connection closed when that is gone. */
+ * or its connection closed when that is gone or when the failure asks for another connection
+ * (pg_sqlstate_reconnect: a read-only server, a shutdown). */
 static void db_abort(struct sink *s, int w)
 {
 	PGresult *r;
 	while ((r = PQgetResult(s->db[w])))
 		PQclear(r);
-	if (PQstatus(s->db[w]) == CONNECTION_OK) {
+	if (PQstatus(s->db[w]) == CONNECTION_OK && !s->reconnect[w]) {
 		char ignore[128], st2[6];
 		exec_params(s, w, "ROLLBACK", 0, NULL, NULL, ignore, sizeof(ignore), st2);
 	} else {
@@ -1901,6 +1918,8 @@ static void write_stats(struct sink *s)
 	}
 	const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 	bool missing = code && strcmp(code, "42P01") == 0; /* undefined_table */
+	if (pg_sqlstate_reconnect(code)) /* the next batch of this writer connects again */
+		s->reconnect[w] = true;
 	char err[256];
 	snprintf(err, sizeof(err), "%s", PQresultErrorMessage(r));
 	size_t l = strlen(err);

@@ -390,3 +390,21 @@ int pg_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
 }
 
 bool pg_connection_lost(PGconn *conn) { return !conn || PQstatus(conn) != CONNECTION_OK; }
+
+bool pg_sqlstate_reconnect(const char *sqlstate)
+{
+	if (!sqlstate || strlen(sqlstate) != 5)
+		return false;
+	return strcmp(sqlstate, "25006") == 0 || strcmp(sqlstate, "57P01") == 0 ||
+	       strcmp(sqlstate, "57P02") == 0 || strcmp(sqlstate, "57P03") == 0 ||
+	       strncmp(sqlstate, "08", 2) == 0;
+}
+
+bool pg_session_read_only(PGconn *conn)
+{
+	if (!conn)
+		return false;
+	const char *hs = PQparameterStatus(conn, "in_hot_standby");
+	const char *ro = PQparameterStatus(conn, "default_transaction_read_only");
+	return (hs && strcmp(hs, "on") == 0) || (ro && strcmp(ro, "on") == 0);
+}

@@ -23,6 +23,21 @@ int pg_exec(PGconn *conn, const char *sql, char *err, size_t errlen);
 bool pg_connection_lost(PGconn *conn);
 
 /*
+ * True when a statement failed with a SQLSTATE that this session cannot get past but a new
+ * connection may: the server is read-only (25006 read_only_sql_transaction: a standby, a
+ * demoted or fenced primary), shutting down or not yet accepting (57P01, 57P02, 57P03), or the
+ * connection broke (class 08). A writer then closes the connection and connects again, so a
+ * multi-host --db with target_session_attrs=read-write finds the primary; it never means the
+ * data is bad. NULL or "" is false.
+ */
+bool pg_sqlstate_reconnect(const char *sqlstate);
+
+/* True when conn is a session that cannot write: a hot standby, or a server (or role, or
+ * database) with default_transaction_read_only on, from what the server reports at connection
+ * (PostgreSQL 14 and later; false for older servers, which report neither). */
+bool pg_session_read_only(PGconn *conn);
+
+/*
  * The one way a connection string is shown (logs, errors, the console): conninfo (key/value or
  * URI, as --db takes it) parsed by libpq's PQconninfoParse and written back as key=value text,
  * where it is first (service, host, hostaddr, port, dbname, user), then the rest, values

@@ -37,6 +37,24 @@
 #              bound, and every real (GPU, time) before and after it arrives exactly once
 #   future     one sample dated 9999 mid-stream (#19): a dead letter in the sink and the scorer;
 #              every real (GPU, time) exactly once, the GPU still scored, no false "fell off"
+#   --- a durable and highly available database (issue 23) ---
+#   standby    a real second PostgreSQL 15 (pg_basebackup -R, streaming, synchronous:
+#              synchronous_standby_names = '*', synchronous_commit = on) behind a primary of this
+#              scenario's own; the sink and the scorer write through
+#              --db 'host=A,B port=PA,PB target_session_attrs=read-write'; the primary crashes
+#              mid-stream (pg_ctl stop -m immediate) and the standby is promoted (pg_ctl
+#              promote): they find the new primary by themselves, every (GPU, time) exactly once
+#              on it and every sample scored there (what the old primary did not confirm, Kafka
+#              redelivers: offsets are stored after COMMIT)
+#   switchover the same pair, but the primary is fenced read-only mid-stream (ALTER SYSTEM SET
+#              default_transaction_read_only = on, reloaded) and stays up while the standby is
+#              promoted: the open sessions fail with SQLSTATE 25006, which must make the sink and
+#              the scorer connect again (to the new primary), not retry on the old one forever
+#   immediate  the suite's PostgreSQL restarted with pg_ctl stop -m immediate (a crash: no
+#              checkpoint, WAL replayed at start) under load (512 GPUs at 1 s), sink and scorer
+#              writing: every (GPU, time) exactly once, every sample scored
+# Each of these appends a line to $TMP/results.tsv: scenario, action, offered (GPU, time),
+# rows landed, lost, duplicated, seconds from the fault to the first row committed after it.
 #
 # Run: tests/faults/run.sh (builds, starts the services, runs this), or
 # `ctest --test-dir build -L faults` in a shell with scripts/services.sh's services.
@@ -46,7 +64,7 @@ source "$ROOT/scripts/services.sh"
 [ -n "${GH_PG_DIR:-}" ] && [ -n "${GH_PG_BIN:-}" ] || die "GH_PG_DIR/GH_PG_BIN are not set: run tests/faults/run.sh (or source scripts/services.sh; pg_start) so the suite can restart PostgreSQL"
 VERIFY="$ROOT/tests/faults/verify.py"
 BAD="$ROOT/tests/faults/bad_exporter.py"
-SCEN=${GH_FAULTS:-collector sink broker postgres outage targets hangup oversized future embedded}
+SCEN=${GH_FAULTS:-collector sink broker postgres outage targets hangup oversized future embedded standby switchover immediate}
 OUTAGE_S=${GH_OUTAGE_S:-320}
 EMB_OUTAGE_S=${GH_EMBEDDED_OUTAGE_S:-600}
 
@@ -472,10 +490,173 @@ scen_future() {
     test "$(sql "$db" "SELECT count(*) FROM gpu_health_scores WHERE time > now() + interval '5 minutes' OR reasons::text LIKE '%fell_off_bus%'")" = 0
 }
 
+# ------------------------------------------------------------------------------------------
+# A durable and highly available database (issue 23): standby, immediate
+
+# fault_result SCENARIO ACTION OFFERED LANDED LOST DUPLICATED RECOVER_S: one tab-separated
+# line in $TMP/results.tsv
+fault_result() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" | tee -a "$TMP/results.tsv" | sed 's/^/  result: /'; }
+# verify_result SCENARIO ACTION RECOVER_S LABEL DB [verify.py args]: verify, and its counts as
+# the scenario's result line (offered = the expected (GPU, time), landed = rows in gpu_metrics)
+verify_result() {
+  local scen=$1 action=$2 rec=$3 l=$4 d=$5 rc=0; shift 5
+  verify "$l" "$d" "$@" | tee "$TMP/verify-$l.out" || rc=1
+  local v; v=$(grep -o 'expected [0-9]* .*duplicated [0-9]*' "$TMP/verify-$l.out")
+  fault_result "$scen" "$action" "$(echo "$v" | sed -n 's/^expected \([0-9]*\) .*/\1/p')" \
+    "$(echo "$v" | sed -n 's/.*database: \([0-9]*\) rows.*/\1/p')" \
+    "$(echo "$v" | sed -n 's/.*missing \([0-9]*\) .*/\1/p')" \
+    "$(echo "$v" | sed -n 's/.*duplicated \([0-9]*\)$/\1/p')" "$rec"
+  return $rc
+}
+# start_scorer_on NAME CONNINFO TOPIC: a scorer writing a health row per sample
+start_scorer_on() {
+  "$BIN" scorer --brokers "$KAFKA" --topic "$3" --scorer-group "gs-$3" --db "$2" --alerts-topic '' \
+    --interval 1 --batch-timeout 0.5 --stats-interval 1 --health-row-interval 0 \
+    -X session.timeout.ms=6000 >"$TMP/$1.log" 2>&1 &
+  PIDS+=($!); eval "PID_$1=$!"
+}
+# scored_all DB: every row of gpu_metrics has its health row and no health row lacks its sample
+# (the scorer writes one per sample here); waits up to 60 s for the scorer to catch up
+scored_all() {
+  local i n=
+  for i in $(seq 1 120); do
+    n=$(sql "$1" "SELECT count(*) FROM gpu_metrics m FULL JOIN gpu_health_scores h USING (gpu_key, time) WHERE m.gpu_key IS NULL OR h.gpu_key IS NULL" 2>/dev/null)
+    [ "$n" = 0 ] && return 0
+    sleep 0.5
+  done
+  echo "  $n (GPU, time) in gpu_metrics or gpu_health_scores without the other" >&2
+  return 1
+}
+# first_row_after DB N T0: seconds from T0 (epoch, fractional) until gpu_metrics holds more
+# than N rows (polled every 0.2 s, up to 120 s; prints -1 then)
+first_row_after() {
+  local i n
+  for i in $(seq 1 600); do
+    n=$(sql "$1" "SELECT count(*) FROM gpu_metrics" 2>/dev/null || echo 0)
+    [ "${n:-0}" -gt "$2" ] && { python3 -c "import time; print(round(time.time() - $3, 1))"; return 0; }
+    sleep 0.2
+  done
+  echo -1
+}
+
+# ha_failover SCENARIO: a primary of its own with a synchronous streaming standby; the sink and
+# the scorer write through a multi-host --db; mid-stream, standby: the primary crashes (pg_ctl
+# stop -m immediate) and the standby is promoted; switchover: the primary is fenced read-only
+# (default_transaction_read_only = on, reloaded: the open sessions fail with SQLSTATE 25006) and
+# stays up, and the standby is promoted. Every (GPU, time) exactly once on the new primary,
+# every sample scored there.
+ha_failover() {
+  local sc=$1 p=f${1:0:2} d a b pa pb name=gh_f${1:0:2}_$$ t=gh-f${1:0:2}-$UNIQ ci n rec what
+  d=$(mktemp -d "$GH_SVC_DIR/ha.XXXXXX"); chmod 755 "$d"; a=$d/a b=$d/b
+  # a COMMIT returns once the standby has the WAL on disk: a crash of the primary then loses
+  # nothing it confirmed (with asynchronous replication it may, and no client can tell)
+  pa=$(pg_server_init "$a" "synchronous_commit = on") || die "$sc: cannot start the primary"
+  local pm_a pm_b; pm_a=$(head -1 "$a/data/postmaster.pid")
+  PIDS+=("$pm_a") # (a failed run leaves no server behind)
+  sql "$(pg_server_ci "$a")" "CREATE DATABASE $name" >/dev/null || die "$sc: cannot create $name"
+  "$BIN" db migrate --db "$(pg_server_ci "$a" "$name")" >"$TMP/migrate-$p.log" 2>&1 || die "$sc: migrate failed: $(cat "$TMP/migrate-$p.log")"
+  pb=$(pg_standby_start "$pa" "$b") || die "$sc: pg_basebackup/start of the standby failed"
+  pm_b=$(head -1 "$b/data/postmaster.pid"); PIDS+=("$pm_b")
+  # synchronous from now on (set before the standby exists, every COMMIT would wait for it)
+  sql "$(pg_server_ci "$a")" "ALTER SYSTEM SET synchronous_standby_names = '*'" >/dev/null
+  sql "$(pg_server_ci "$a")" "SELECT pg_reload_conf()" >/dev/null
+  local i; for i in $(seq 1 100); do
+    [ "$(sql "$(pg_server_ci "$a")" "SELECT string_agg(state || '/' || sync_state, ',') FROM pg_stat_replication")" = streaming/sync ] && break
+    sleep 0.2
+  done
+  check "$sc: streaming and synchronous before the fault" \
+    test "$(sql "$(pg_server_ci "$a")" "SELECT string_agg(state || '/' || sync_state, ',') FROM pg_stat_replication")" = streaming/sync
+  check "$sc: the standby is in recovery (read-only)" test "$(sql "$(pg_server_ci "$b")" "SELECT pg_is_in_recovery()")" = t
+  ci="host=127.0.0.1,127.0.0.1 port=$pa,$pb user=postgres dbname=$name target_session_attrs=read-write connect_timeout=5"
+  echo "  primary 127.0.0.1:$pa, standby 127.0.0.1:$pb; --db '$ci'"
+  start_mock ${p}m 256 101
+  start_coll ${p}c "$t" --target "$(eval echo "\$URL_${p}m")"
+  start_sink ${p}k "$ci" "$t" "g-$t" --batch-timeout 0.5
+  start_scorer_on ${p}s "$ci" "$t"
+  sleep "$(rand_between 8 11)"
+  local t0; t0=$(date +%s.%N)
+  if [ "$sc" = standby ]; then
+    pg_server_stop "$a" immediate || die "$sc: the primary did not stop"
+    what="primary crashed (pg_ctl stop -m immediate)"
+  else
+    sql "$(pg_server_ci "$a")" "ALTER SYSTEM SET default_transaction_read_only = on" >/dev/null
+    sql "$(pg_server_ci "$a")" "SELECT pg_reload_conf()" >/dev/null
+    what="primary fenced read-only (default_transaction_read_only = on, reloaded; it stays up)"
+    sleep 1 # every write on it fails now; what it committed is on the standby (synchronous)
+  fi
+  n=$(sql "$(pg_server_ci "$b" "$name")" "SELECT count(*) FROM gpu_metrics")
+  pg_server_promote "$b" || die "$sc: promote failed"
+  echo "  injected: $what with $n rows on the standby, standby promoted"
+  rec=$(first_row_after "$(pg_server_ci "$b" "$name")" "$n" "$t0")
+  echo "  first row on the new primary $rec s after the fault"
+  sleep 8
+  stop_coll ${p}c
+  echo "  counted: $(counted ${p}c)"
+  check "$sc: the collector dropped nothing" grep -qE 'stopped; .* failed=0 dropped=0 ' "$TMP/${p}c.log"
+  check "$sc: every (GPU, time) exactly once on the new primary" \
+    verify_result "$sc" "$what, synchronous standby promoted; sink and scorer on host=A,B target_session_attrs=read-write" \
+      "$rec" "$sc" "$(pg_server_ci "$b" "$name")" --target "$(eval echo "\$URL_${p}m")=$TMP/${p}m.uuids" --log "$TMP/${p}c.log"
+  check "$sc: every sample scored exactly once on the new primary" scored_all "$(pg_server_ci "$b" "$name")"
+  [ "$sc" = switchover ] && check "$sc: nothing written to the fenced old primary after the fence" \
+    test "$(sql "$(pg_server_ci "$a" "$name")" "SELECT count(*) FROM gpu_metrics")" -le "$n"
+  stop_sink ${p}k; echo "  sink: $(sinkline ${p}k)"
+  kill -TERM "$(eval echo "\$PID_${p}s")"; wait "$(eval echo "\$PID_${p}s")" 2>/dev/null
+  echo "  scorer: $(grep -o 'scorer: stopped; .*' "$TMP/${p}s.log" | cut -c1-200)"
+  check "$sc: no dead letter in the sink" grep -qE 'stopped after .* dead_letters=0 ' "$TMP/${p}k.log"
+  check "$sc: no bad event in the scorer" grep -qE 'scorer: stopped; .*bad_events=0 ' "$TMP/${p}s.log"
+  pg_server_stop "$a" immediate; pg_server_stop "$b" fast # (the old primary is discarded)
+  PIDS=("${PIDS[@]/#$pm_a/}"); PIDS=("${PIDS[@]/#$pm_b/}") # gone: no kill -9 of a reused pid at exit
+  rm -rf "$d"
+}
+
+scen_standby() {
+  echo "== standby: the primary crashes mid-stream, its synchronous streaming standby is promoted"
+  ha_failover standby
+}
+
+scen_switchover() {
+  echo "== switchover: the primary is fenced read-only mid-stream (SQLSTATE 25006 in the open sessions), its synchronous standby promoted"
+  ha_failover switchover
+}
+
+scen_immediate() {
+  echo "== immediate: PostgreSQL restarted with pg_ctl stop -m immediate under load, sink and scorer writing"
+  local db t; db=$(new_db gh_fim_$$); t=gh-fim-$UNIQ
+  start_mock im1 512 111
+  start_coll fimc "$t" --target "$URL_im1"
+  start_sink fim "$db" "$t" "g-$t" --batch-timeout 0.5
+  start_scorer_on fims "$db" "$t"
+  sleep "$(rand_between 8 11)"
+  local n t0 rec
+  t0=$(date +%s.%N)
+  pgctl -D "$GH_PG_DIR/data" -m immediate -w stop >/dev/null
+  sleep 3
+  pgctl -D "$GH_PG_DIR/data" -l "$GH_PG_DIR/postgresql.log" -w -t 60 start >/dev/null || die "PostgreSQL did not come back"
+  n=$(sql "$db" "SELECT count(*) FROM gpu_metrics")
+  echo "  injected: PostgreSQL stopped -m immediate, down 3 s, started (crash recovery); $n rows after recovery"
+  rec=$(first_row_after "$db" "$n" "$t0")
+  echo "  first new row $rec s after the crash"
+  sleep 8
+  stop_coll fimc
+  echo "  counted: $(counted fimc)"
+  check "immediate: the collector dropped nothing" grep -qE 'stopped; .* failed=0 dropped=0 ' "$TMP/fimc.log"
+  check "immediate: every (GPU, time) exactly once across the crash" \
+    verify_result immediate "PostgreSQL stopped -m immediate under load (512 GPUs at 1 s), 3 s down, crash recovery; sink and scorer writing" \
+      "$rec" immediate "$db" --target "$URL_im1=$TMP/im1.uuids" --log "$TMP/fimc.log"
+  check "immediate: every sample scored exactly once" scored_all "$db"
+  stop_sink fim; echo "  sink: $(sinkline fim)"
+  kill -TERM "$PID_fims"; wait "$PID_fims" 2>/dev/null
+  echo "  scorer: $(grep -o 'scorer: stopped; .*' "$TMP/fims.log" | cut -c1-200)"
+  check "immediate: no dead letter in the sink" grep -qE 'stopped after .* dead_letters=0 ' "$TMP/fim.log"
+  check "immediate: no bad event in the scorer" grep -qE 'scorer: stopped; .*bad_events=0 ' "$TMP/fims.log"
+}
+# ------------------------------------------------------------------------------------------ (issue 23 ends)
+
 for s in $SCEN; do
   case "$s" in
     collector|sink|broker|postgres|outage|targets|hangup|oversized|future|embedded) t0=$(date +%s); "scen_$s"; echo "  ($s: $(( $(date +%s) - t0 )) s)" ;;
-    *) die "unknown scenario '$s' in GH_FAULTS (collector sink broker postgres outage targets hangup oversized future embedded)" ;;
+    standby|switchover|immediate) t0=$(date +%s); "scen_$s"; echo "  ($s: $(( $(date +%s) - t0 )) s)" ;;
+    *) die "unknown scenario '$s' in GH_FAULTS (collector sink broker postgres outage targets hangup oversized future embedded standby switchover immediate)" ;;
   esac
 done
 finish

@@ -410,6 +410,21 @@ static void test_has_password(void **state)
 	assert_false(pg_conninfo_has_password("host=db password="));
 }
 
+/* Which failed statements make a writer connect again (issue 23): a read-only server and a
+ * shutdown yes, bad data or a missing table never. */
+static void test_sqlstate_reconnect(void **state)
+{
+	(void)state;
+	const char *again[] = {"25006", "57P01", "57P02", "57P03", "08006", "08003", "08000"};
+	for (size_t i = 0; i < sizeof(again) / sizeof(again[0]); i++)
+		assert_true(pg_sqlstate_reconnect(again[i]));
+	const char *stay[] = {"23505", "22P02", "42P01", "40001", "25001", "53300", "57014",
+	                      "2500",  "250060", "", NULL};
+	for (size_t i = 0; i < sizeof(stay) / sizeof(stay[0]); i++)
+		assert_false(pg_sqlstate_reconnect(stay[i]));
+	assert_false(pg_session_read_only(NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -421,6 +436,7 @@ int main(void)
 	    cmocka_unit_test(test_has_password),
 	    cmocka_unit_test(test_random_passwords),
 	    cmocka_unit_test(test_connect_errors),
+	    cmocka_unit_test(test_sqlstate_reconnect),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
