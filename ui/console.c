@@ -742,6 +742,8 @@ static void pipeline_screen(struct console *c)
 			put(y, 0, COLS, attr, true, __VA_ARGS__);                                  \
 		y++;                                                                               \
 	} while (0)
+	if (v->mode[0])
+		LINE(v->read_only ? A_BOLD : A_NORMAL, "MODE: %s", v->mode);
 	LINE(A_BOLD, "%-10s %-9s %s", "PART", "STATE", "DETAIL / LAST ERROR");
 	for (int p = 0; p < PP_COUNT; p++) {
 		const struct pipeline_part_view *pv = &v->parts[p];
