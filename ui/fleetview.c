@@ -365,7 +365,9 @@ bool fv_draw_history(struct fv *f, const struct fv_env *e, int y0, int rows)
 			put(y0, x, cw, A_BOLD, "%s (%s): no samples", names[s], units[s]);
 			continue;
 		}
-		put(y0, x, cw, A_BOLD, "%s %s  min %.0f max %.0f", names[s], units[s], lo, hi);
+		static const char *const shorts[VIEWDB_NSERIES] = {"Temp", "Power", "Util"};
+		put(y0, x, cw, A_BOLD, "%s %s  min %.0f max %.0f", cw >= 30 ? names[s] : shorts[s],
+		    units[s], lo, hi);
 		/* the value axis: max at the top, min at the bottom */
 		put(y0 + 1, x, gut, A_DIM, "%5.0f", hi);
 		if (ch > 1)

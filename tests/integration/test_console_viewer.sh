@@ -6,7 +6,9 @@
 #      leave the fleet at 4 GPUs and its rows as they were; the pipeline screen says it is a
 #      read-only viewer; with --simulate the daemon writes (simulated GPUs appear)
 #   2. the screens and keys, in tmux, at 80x24 and 200x60, with colour and UTF-8 and without:
-#      one console session per combination
+#      one console session per combination: p (mode line), o/Enter/Esc// (overview), a/Enter
+#      (alerts -> detail), 1/2/5/[ (history: the chart's min/max labels are the seeded
+#      extremes, the XID marked on the time axis)
 set -u
 bin=$(realpath "$1")
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -103,6 +105,35 @@ for combo in "80 24 yes yes" "80 24 no no" "200 60 yes yes" "200 60 no no"; do
   T send-keys p
   if wait_for 'MODE: read-only viewer' 5; then ok "$name: p: the pipeline screen says read-only viewer"; else bad "$name: p: no mode line:"; echo "$screen" >&2; fi
   grep -qE '^simulator +off +read-only viewer' <<<"$screen" && ok "$name: the simulator is off" || bad "$name: the simulator is not off"
+  T send-keys Escape
+  # the overview: o, Enter down, Esc up
+  T send-keys o
+  if wait_for '^c1 +4 +2 +1 +1 .*83C node-a/1.*93\.0% +PFWP' 5; then ok "$name: o: cluster c1, 4 GPUs 2/1/1, hottest, p_fail, strip"; else bad "$name: o:"; echo "$screen" >&2; fi
+  T send-keys Enter; wait_for '^dc1 ' 5; T send-keys Enter
+  if wait_for '^r2 +2 +1 +1 +0 .*76C' 5 && grep -qE '^r1 +2 +1 +0 +1 .* PF' <<<"$screen"; then ok "$name: Enter Enter: racks r1, r2"; else bad "$name: Enter Enter:"; echo "$screen" >&2; fi
+  T send-keys Escape
+  if wait_for '^dc1 +4 ' 5; then ok "$name: Esc: up to the datacenters"; else bad "$name: Esc up:"; echo "$screen" >&2; fi
+  T send-keys /; sleep 0.3; T send-keys n o d e - b Enter
+  if wait_for '^dc1 +2 +1 +1 +0' 5; then ok "$name: / node-b: 2 GPUs"; else bad "$name: filter in the overview:"; echo "$screen" >&2; fi
+  T send-keys Escape; sleep 0.3; T send-keys Escape; sleep 0.3; T send-keys Escape; sleep 0.3
+  # the alerts: a; worst first; Enter: the GPU's detail
+  T send-keys a
+  if wait_for '^fail .*node-a +1 .*dbe_volatile' 5 && grep -A1 '^fail ' <<<"$screen" | grep -qE '^warn .*node-b +0 .*thermal' &&
+     ! grep -q pcie_replay <<<"$screen"; then ok "$name: a: 2 open alerts, fail first"; else bad "$name: a:"; echo "$screen" >&2; fi
+  T send-keys Enter
+  if wait_for '^GPU 1 +node-a' 5; then ok "$name: Enter: the alert's GPU detail"; else bad "$name: Enter on an alert:"; echo "$screen" >&2; fi
+  T send-keys Escape; sleep 0.3; T send-keys Escape; sleep 0.5; T send-keys k k k k; sleep 0.3; T send-keys Enter
+  if wait_for '^GPU 0 +node-a' 5; then ok "$name: detail of node-a/0"; else bad "$name: no detail of node-a/0"; echo "$screen" >&2; fi
+  # the history keys: the chart's min/max labels are the seeded extremes
+  T send-keys 2
+  if wait_for 'min 31 max 87' 8 && { [ "$1" = 80 ] || grep -q 'history 1 h' <<<"$screen"; }; then ok "$name: 2: 1 h raw, min 31 max 87"; else bad "$name: 2:"; echo "$screen" >&2; fi
+  grep -qE '^event .*X' <<<"$screen" && ok "$name: the XID marked on the time axis" || bad "$name: no XID mark"
+  T send-keys '['
+  if wait_for 'min (3[2-9]|4[0-9]) max (5[0-9]|60) ' 8; then ok "$name: [: the hour before (no extremes)"; else bad "$name: [:"; echo "$screen" >&2; fi
+  T send-keys 5
+  if wait_for 'min 12 max 99' 8 && { [ "$1" = 80 ] || grep -q 'gpu_metrics_1min' <<<"$screen"; }; then ok "$name: 5: 7 d rollups, min 12 max 99"; else bad "$name: 5:"; echo "$screen" >&2; fi
+  T send-keys 1
+  if wait_for 'live ring' 5; then ok "$name: 1: the live ring"; else bad "$name: 1:"; echo "$screen" >&2; fi
   T send-keys Escape
   stop_console "$name"
 done
