@@ -53,6 +53,13 @@ static const struct config_option options[] = {
     {"nvml-library", 0, "NVML_LIBRARY", CONFIG_STR, NULL, "PATH",
      "the NVML library --nvml loads (default: libnvidia-ml.so.1 from the library search path)",
      M_NVML, NORANGE, NULL, 0},
+    /* issue #25: a console or daemon with --db on a machine without GPUs is a read-only viewer */
+    {"simulate", 0, NULL, CONFIG_BOOL, NULL, NULL,
+     "simulate GPUs (and write them to --db) even when --db is given and this machine has no "
+     "GPUs, where the console is otherwise a read-only viewer of the fleet database",
+     CLI_TUI | CLI_DAEMON, NORANGE, NULL, 0},
+    {"utc", 0, NULL, CONFIG_BOOL, NULL, NULL, "console: times in UTC instead of local time",
+     CLI_TUI, NORANGE, NULL, 0},
     /* collector */
     {"target", 0, "SCRAPE_TARGETS", CONFIG_LIST, NULL, "URL",
      "an exporter's /metrics URL (repeatable; comma-separated in the environment)",

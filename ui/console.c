@@ -16,10 +16,12 @@
 #include <wchar.h>
 
 #include "core/signals.h"
+#include "fleetview.h"
 #include "health/rules.h"
 #include "version.h"
 
-enum ui_screen { SCR_MAIN = 0, SCR_DETAIL, SCR_PIPELINE, SCR_HELP };
+/* SCR_OVERVIEW and SCR_ALERTS are drawn by fleetview.c (issue #25) */
+enum ui_screen { SCR_MAIN = 0, SCR_DETAIL, SCR_PIPELINE, SCR_HELP, SCR_OVERVIEW, SCR_ALERTS };
 
 /* colour pairs */
 enum { CP_OK = 1, CP_WARN, CP_CRIT, CP_HEAD, CP_TITLE, CP_KEY, CP_KEYLABEL, CP_GROUP, CP_DIM };
@@ -52,6 +54,10 @@ struct console {
 		int x0, x1, key;
 	} fkeys[8];
 	int nfkeys;
+	/* the fleet screens and the detail's history (fleetview.c) */
+	struct fv *fv;
+	struct fv_env env;
+	enum ui_screen detail_back; /* where Esc leaves the detail for */
 	/* measurement */
 	double draw_cpu_s;
 	unsigned long frames;
@@ -241,10 +247,11 @@ static void footer(struct console *c)
 		unsigned screens; /* bit per screen */
 		int code;         /* what a click on it does */
 	} keys[] = {
-	    {"F1", "Help", 0xf, KEY_F(1)},   {"F2", "Pipeline", 0xf, KEY_F(2)},
-	    {"F4", "Filter", 0x1, KEY_F(4)}, {"F5", "Group", 0x1, KEY_F(5)},
-	    {"F6", "SortBy", 0x1, KEY_F(6)}, {"Ent", "Detail", 0x1, '\n'},
-	    {"Esc", "Back", 0xe, 27},        {"F10", "Quit", 0xf, KEY_F(10)},
+	    {"F1", "Help", 0x3f, KEY_F(1)},    {"F2", "Pipeline", 0x3f, KEY_F(2)},
+	    {"F4", "Filter", 0x11, KEY_F(4)},  {"F5", "Group", 0x1, KEY_F(5)},
+	    {"F6", "SortBy", 0x11, KEY_F(6)},  {"Ent", "Detail", 0x31, '\n'},
+	    {"Esc", "Back", 0x3e, 27},         {"F10", "Quit", 0x3f, KEY_F(10)},
+	    {"F7", "Overview", 0x2f, KEY_F(7)}, {"F8", "Alerts", 0x1f, KEY_F(8)},
 	};
 	int x = 0;
 	move(y, 0);
@@ -265,6 +272,15 @@ static void footer(struct console *c)
 			c->nfkeys++;
 		}
 		x += kl + ll + 1;
+	}
+	if (c->screen == SCR_DETAIL) { /* the history's window and source, or why there is none */
+		char hl[160];
+		fv_history_label(c->fv, &c->env, hl, sizeof(hl));
+		if (x + 2 < COLS) {
+			attron(A_BOLD);
+			mvaddnstr(y, x + 1, hl, COLS - x - 1);
+			attroff(A_BOLD);
+		}
 	}
 	if (c->screen == SCR_MAIN) {
 		char st[160], flt[112] = "";
@@ -640,6 +656,11 @@ static void detail(struct console *c)
 		ch = 12;
 	if (ch < 3)
 		ch = 3;
+	int hrows = ch + 1 < 7 ? 7 : ch + 1;
+	if (fv_draw_history(c->fv, &c->env, y, hrows)) {
+		y += hrows;
+		goto below_charts;
+	}
 	int cw = (COLS - 2) / 3;
 	static const char *const names[FLEET_NSERIES] = {"Temperature", "Power", "Utilization"};
 	static const enum hs_field fields[FLEET_NSERIES] = {HS_GPU_TEMP, HS_POWER, HS_GPU_UTIL};
@@ -659,6 +680,7 @@ static void detail(struct console *c)
 		chart(c, y + 1, x, cw, ch, g, (enum fleet_series)si, a);
 	}
 	y += ch + 1;
+below_charts:;
 	char b1[16], b2[16], b3[16], b4[16], b5[16];
 	put(y++, 0, COLS, A_NORMAL, true,
 	    "ECC      single-bit volatile %s aggregate %s   double-bit volatile %s aggregate %s",
@@ -742,6 +764,8 @@ static void pipeline_screen(struct console *c)
 			put(y, 0, COLS, attr, true, __VA_ARGS__);                                  \
 		y++;                                                                               \
 	} while (0)
+	if (v->mode[0])
+		LINE(v->read_only ? A_BOLD : A_NORMAL, "MODE: %s", v->mode);
 	LINE(A_BOLD, "%-10s %-9s %s", "PART", "STATE", "DETAIL / LAST ERROR");
 	for (int p = 0; p < PP_COUNT; p++) {
 		const struct pipeline_part_view *pv = &v->parts[p];
@@ -890,6 +914,11 @@ static void help_screen(struct console *c)
 	    "  s  F6  >        sort by the next column;  <  the previous one",
 	    "  I  r            invert the sort order",
 	    "  Enter           detail: charts, ECC, XID, throttling, reasons, alerts",
+	    "  o  F7           fleet overview: cluster > datacenter > rack > host;",
+	    "                  Enter: down one level, Esc: up; / and s < > I as in the table",
+	    "  a  F8           open alerts, worst and newest first; Enter: the GPU's detail",
+	    "  1-5             detail: history 10 min (live), 1 h, 6 h, 24 h, 7 d (--db)",
+	    "  [  ]            detail: one window back / forward in time",
 	    "  Esc  Backspace  back (in the filter: clear it)",
 	    "  Up Down j k     select;  PgUp PgDn Home End",
 	    "  Ctrl-L          redraw the screen",
@@ -950,7 +979,20 @@ static void draw(struct console *c)
 	for (size_t i = 0; i < sizeof(c->rowpos) / sizeof(c->rowpos[0]); i++)
 		c->rowpos[i] = -1;
 	c->nfkeys = 0;
-	static const char *const what[] = {"fleet", "GPU detail", "pipeline", "help"};
+	static const char *const what[] = {"fleet", "GPU detail", "pipeline", "help", "overview",
+	                                   "alerts"};
+	c->env.gpus = c->gpus;
+	c->env.ngpus = c->ngpus;
+	c->env.now = c->view.now;
+	c->env.filter = c->filter;
+	{
+		const struct fleet_gpu *sg = c->screen == SCR_DETAIL ? selected_gpu(c) : NULL;
+		enum fv_screen fs = c->screen == SCR_OVERVIEW ? FV_OVERVIEW
+		                    : c->screen == SCR_ALERTS ? FV_ALERTS
+		                    : sg                      ? FV_HISTORY
+		                                              : FV_OTHER;
+		fv_refresh(c->fv, &c->env, fs, sg ? sg->key : NULL, (COLS - 2) / 3 - 6);
+	}
 	title_bar(c, what[c->screen]);
 	switch (c->screen) {
 	case SCR_MAIN:
@@ -964,6 +1006,8 @@ static void draw(struct console *c)
 	case SCR_DETAIL: detail(c); break;
 	case SCR_PIPELINE: pipeline_screen(c); break;
 	case SCR_HELP: help_screen(c); break;
+	case SCR_OVERVIEW: fv_draw_overview(c->fv, &c->env, 1, LINES - 1); break;
+	case SCR_ALERTS: fv_draw_alerts(c->fv, &c->env, 1, LINES - 1); break;
 	}
 	footer(c);
 	refresh();
@@ -1046,6 +1090,27 @@ static bool on_key(struct console *c, int ch)
 		c->scroll = 0;
 		return true;
 	}
+	if (c->screen == SCR_OVERVIEW || c->screen == SCR_ALERTS) {
+		char arg[HS_KEY_MAX];
+		switch (fv_key(c->fv, &c->env, c->screen == SCR_OVERVIEW ? FV_OVERVIEW : FV_ALERTS, ch,
+		               arg, sizeof(arg))) {
+		case FV_TAKEN: return true;
+		case FV_BACK: c->screen = SCR_MAIN; return true;
+		case FV_DETAIL: /* the alert's GPU, whatever the filter hid */
+			c->filter[0] = '\0';
+			snprintf(c->selected, sizeof(c->selected), "%s", arg);
+			c->detail_back = c->screen;
+			c->screen = SCR_DETAIL;
+			return true;
+		case FV_HOST: /* the host's GPUs in the fleet table */
+			snprintf(c->filter, sizeof(c->filter), "%.*s", FILTER_MAX - 1, arg);
+			c->screen = SCR_MAIN;
+			return true;
+		case FV_NONE: break;
+		}
+	}
+	if (c->screen == SCR_DETAIL && fv_history_key(c->fv, &c->env, ch))
+		return true;
 	switch (ch) {
 	case 'q':
 	case KEY_F(10): return false;
@@ -1064,8 +1129,17 @@ static bool on_key(struct console *c, int ch)
 	case '\\':
 	case KEY_F(3):
 	case KEY_F(4):
-		c->screen = SCR_MAIN;
+		if (c->screen != SCR_OVERVIEW)
+			c->screen = SCR_MAIN;
 		c->editing = true;
+		break;
+	case 'o':
+	case KEY_F(7):
+		c->screen = c->screen == SCR_OVERVIEW ? SCR_MAIN : SCR_OVERVIEW;
+		break;
+	case 'a':
+	case KEY_F(8):
+		c->screen = c->screen == SCR_ALERTS ? SCR_MAIN : SCR_ALERTS;
 		break;
 	case 'g':
 	case KEY_F(5): c->group = !c->group; break;
@@ -1080,14 +1154,16 @@ static bool on_key(struct console *c, int ch)
 	case '\n':
 	case '\r':
 	case KEY_ENTER:
-		if (c->screen == SCR_MAIN && c->norder)
+		if (c->screen == SCR_MAIN && c->norder) {
+			c->detail_back = SCR_MAIN;
 			c->screen = SCR_DETAIL;
+		}
 		break;
 	case 27:
 	case KEY_BACKSPACE:
 	case 127:
 		if (c->screen != SCR_MAIN) {
-			c->screen = SCR_MAIN;
+			c->screen = c->screen == SCR_DETAIL ? c->detail_back : SCR_MAIN;
 			c->scroll = 0;
 		} else if (c->filter[0]) {
 			c->filter[0] = '\0';
@@ -1196,6 +1272,12 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 		c->o.refresh_s = 0.05;
 	c->group = true;
 	c->sort = VS_INDEX;
+	c->env.db = src->db;
+	c->env.utc = opts->utc;
+	if (!(c->fv = fv_create())) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	c->cap = 64;
 	c->gpus = calloc(c->cap, sizeof(*c->gpus));
 	c->order = calloc(c->cap, sizeof(*c->order));
@@ -1233,6 +1315,8 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 		mousemask(BUTTON1_RELEASED | BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
 	}
 	c->color = opts->color && has_colors();
+	c->env.color = c->color;
+	c->env.unicode = c->unicode;
 	if (c->color) {
 		start_color();
 		use_default_colors();
@@ -1303,6 +1387,7 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 	delscreen(scr);
 	write_stats(c, mono_s() - start);
 out:
+	fv_destroy(c->fv);
 	free(c->gpus);
 	free(c->order);
 	free(c);

@@ -18,6 +18,7 @@ struct console_opts {
 	double duration_s; /* quit after this long (0: never) */
 	const char *stats_path;  /* write the drawing's CPU time here on exit (NULL: don't) */
 	const char *source_name; /* shown in the title, e.g. "fake" (NULL: nothing) */
+	bool utc;                /* times in UTC (--utc), else local time */
 };
 
 /* Runs the console until q/F10, SIGINT/SIGTERM (signals_install() must be called first;

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/signals.h"
 #include "view/fake.h"
+#include "viewdb/viewdb.h"
 #include "pipeline/pipeline.h"
 
 /* ---- the services' log goes to a file while the screen is ours */
@@ -164,6 +165,7 @@ int tui_run(struct config *cfg)
 	    .mouse = !config_bool(cfg, "no-mouse"),
 	    .duration_s = config_double(cfg, "duration"),
 	    .stats_path = getenv("GPUHEALTH_UI_STATS"),
+	    .utc = config_bool(cfg, "utc"),
 	};
 	const char *fake_env = getenv("GPUHEALTH_UI_FAKE");
 	bool fake = fake_env && fake_env[0] && strcmp(fake_env, "0") != 0;
@@ -221,12 +223,23 @@ int tui_run(struct config *cfg)
 	pipeline_set_drain(p, 1.0);
 	log_set_timestamps(1); /* a log file: every line with its time */
 	saved = redirect_stderr(logpath, sizeof(logpath));
-	struct view_source src = {p, pl_copy_view, pl_copy_gpus};
+	struct view_source src = {p, pl_copy_view, pl_copy_gpus, NULL};
+	/* a fleet database: the overview, the alerts and the history read it on a connection of
+	 * their own, read-only (src/viewdb) */
+	struct viewdb *vdb = NULL;
+	if (config_str(cfg, "db")) {
+		int vrc = viewdb_create(&vdb, config_str(cfg, "db"), co.refresh_s);
+		if (vrc)
+			log_error("console: cannot start the fleet database reader: %s",
+			          strerror(-vrc));
+		src.db = vdb;
+	}
 	struct ui_thread u = {&src, &co, 0};
 	pthread_t th;
 	int trc = pthread_create(&th, NULL, ui_main, &u);
 	if (trc) {
 		restore_stderr(saved);
+		viewdb_destroy(vdb);
 		pipeline_destroy(p);
 		fprintf(stderr, "gpuhealth: cannot start the console's thread: %s\n",
 		        strerror(trc));
@@ -240,6 +253,7 @@ int tui_run(struct config *cfg)
 		log_info("console: the terminal hung up (SIGHUP, or EOF/EIO on it): stopping");
 	else if (signals_stop_signal())
 		log_info("console: signal %d: stopping", signals_stop_signal());
+	viewdb_destroy(vdb);
 	pipeline_stop(p);
 	log_stopped(p);
 	pipeline_destroy(p);

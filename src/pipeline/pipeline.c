@@ -95,6 +95,9 @@ struct pipeline {
 
 	/* database */
 	bool fleet_db; /* --db given: read every host's GPUs back */
+	bool viewer;   /* --db, no local GPUs, no simulation asked: read-only, nothing started
+			  that writes (issue #25) */
+	char mode[160]; /* what this console does, for the pipeline screen */
 	bool want_db;
 	char bindir[4096];
 	char state_dir[4096];
@@ -325,6 +328,8 @@ static void set_sim_url(struct pipeline *p)
  * not look for real GPUs first. */
 static bool sim_requested(const struct config *cfg)
 {
+	if (config_bool(cfg, "simulate"))
+		return true;
 	static const char *const sim_opts[] = {"gpus", "model", "seed", "speed", "inject"};
 	for (size_t i = 0; i < sizeof(sim_opts) / sizeof(sim_opts[0]); i++)
 		if (config_is_set(cfg, sim_opts[i]))
@@ -384,6 +389,20 @@ static int start_sim(struct pipeline *p)
 		int nrc = start_nvml(p, asked, &fallback, why, sizeof(why));
 		if (!fallback)
 			return nrc;
+		if (p->fleet_db) {
+			/* a viewer of the fleet's database must not put simulated GPUs into it */
+			pthread_mutex_lock(&p->lock); /* pipeline_view reads it from the UI */
+			p->viewer = true;
+			pthread_mutex_unlock(&p->lock);
+			set_part(p, PP_SIM, PART_OFF,
+				 "read-only viewer (no local GPUs; --simulate to simulate and write)",
+				 NULL);
+			log_info("pipeline: no local GPUs (%s): a read-only viewer of the fleet "
+				 "database; nothing is simulated or written (--simulate or --gpus N to "
+				 "simulate)",
+				 why);
+			return 0;
+		}
 		log_info("pipeline: no real GPUs through NVML (%s); simulating GPUs instead", why);
 	}
 	set_part(p, PP_SIM, PART_STARTING, "starting", NULL);
@@ -877,6 +896,15 @@ static void reader_loop(struct pipeline *p)
 				continue;
 			}
 			pg_exec(c, "SET statement_timeout = '1500ms'", err, sizeof(err));
+			/* the reader only reads; a viewer's session cannot write even by mistake */
+			if (p->viewer &&
+			    pg_exec(c, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", err,
+				    sizeof(err)) != 0) {
+				db_error(p, err);
+				PQfinish(c);
+				c = NULL;
+				continue;
+			}
 		}
 		count_rows(p, c, &win);
 		int rc = p->fleet_db ? pipeline_read_fleet_db(c, p->fleet, err, sizeof(err)) : 0;
@@ -918,7 +946,10 @@ static void *db_main(void *arg)
 		snprintf(detail, sizeof(detail), "fleet database %.170s", red);
 		set_part(p, PP_DATABASE, PART_RUNNING, detail, NULL);
 	}
-	if (!atomic_load(&p->reader_stop) && part_state(p, PP_BROKER) == PART_RUNNING) {
+	if (p->viewer) {
+		set_part(p, PP_SINK, PART_OFF, "read-only viewer: writes nothing", NULL);
+		set_part(p, PP_SCORER, PART_OFF, "read-only viewer: writes nothing", NULL);
+	} else if (!atomic_load(&p->reader_stop) && part_state(p, PP_BROKER) == PART_RUNNING) {
 		start_sink(p);
 		start_scorer(p);
 	} else if (part_state(p, PP_BROKER) != PART_RUNNING) {
@@ -1232,9 +1263,24 @@ int pipeline_start(struct pipeline *p, char *err, size_t errlen)
 		start_sim(p);
 	else
 		set_part(p, PP_SIM, PART_OFF, "scraping --target URLs", NULL);
-	start_broker(p);
-	start_collector(p);
-	start_gate(p);
+	const char *mode;
+	if (p->viewer) {
+		static const char why[] = "read-only viewer: nothing to collect";
+		set_part(p, PP_BROKER, PART_OFF, why, NULL);
+		set_part(p, PP_COLLECTOR, PART_OFF, why, NULL);
+		mode = "read-only viewer of the fleet database (no local GPUs; writes nothing)";
+	} else {
+		start_broker(p);
+		start_collector(p);
+		start_gate(p);
+		mode = p->tg.n			? "collecting the --target exporters (writes their samples)"
+		       : !p->ex			? "collecting nothing (see the simulator's error)"
+		       : sim_requested(p->cfg) ? "simulating GPUs (writes simulated samples)"
+					       : "collecting this node's GPUs (writes their samples)";
+	}
+	pthread_mutex_lock(&p->lock);
+	snprintf(p->mode, sizeof(p->mode), "%s", mode);
+	pthread_mutex_unlock(&p->lock);
 	start_database(p);
 	if (part_state(p, PP_COLLECTOR) == PART_FAILED) {
 		pthread_mutex_lock(&p->lock);
@@ -1404,6 +1450,8 @@ void pipeline_view(struct pipeline *p, struct pipeline_view *out)
 	out->fleet_db = p->fleet_db;
 	out->in_process_broker = p->mock != NULL;
 	pthread_mutex_lock(&p->lock);
+	out->read_only = p->viewer; /* both set under the lock by pipeline_start */
+	snprintf(out->mode, sizeof(out->mode), "%s", p->mode);
 	if (p->sink) {
 		out->have_sink = true;
 		sink_stats(p->sink, &out->sink);

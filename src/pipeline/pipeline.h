@@ -107,6 +107,11 @@ struct pipeline_view {
 	 * last window, same order as targets[] */
 	double target_scrapes_per_s[PIPELINE_MAX_TARGETS];
 	struct pipeline_gate_view gate;
+	/* issue #25: a console pointed at a fleet database (--db) on a machine without GPUs, and
+	 * asked for no simulation, is a read-only viewer: no simulator, collector, broker, sink or
+	 * scorer, and its database session is read-only */
+	bool read_only;
+	char mode[160]; /* what this console does, e.g. "read-only viewer of the fleet database" */
 };
 
 struct pipeline;

@@ -19,6 +19,8 @@
 #include "fleet/fleet.h"
 #include "pipeline/pipeline.h"
 
+struct viewdb; /* src/viewdb/viewdb.h */
+
 /* ---- the source of the console's data: every call copies; none blocks on I/O */
 struct view_source {
 	void *ctx;
@@ -26,6 +28,8 @@ struct view_source {
 	void (*copy_view)(void *ctx, struct pipeline_view *out);
 	/* Copies up to max GPUs (ordered by host, index, key) into out; returns how many exist. */
 	size_t (*copy_gpus)(void *ctx, struct fleet_gpu *out, size_t max);
+	/* issue #25: the fleet database's screens (overview, alerts, history); NULL: none */
+	struct viewdb *db;
 };
 
 /* ---- sparklines */

@@ -1,0 +1,717 @@
+#include "viewdb/viewdb.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/timeutil.h"
+#include "store/pg.h"
+#include "view/view.h"
+
+enum want { W_NONE = 0, W_ALERTS, W_OVERVIEW, W_HISTORY };
+
+struct request {
+	enum want what;
+	enum viewdb_level level;
+	char path[VDB_LEVELS - 1][96];
+	char filter[64];
+	char key[HS_KEY_MAX];
+	enum viewdb_window window;
+	double end;
+	size_t points;
+};
+
+struct viewdb {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool started, stop;
+	char conninfo[4096];
+	double period_s;
+	struct request req; /* under lock */
+	uint64_t req_gen;   /* bumped by each change of req */
+	/* results, under lock; *_gen: the req_gen they answer */
+	struct viewdb_alert *alerts;
+	size_t nalerts;
+	uint64_t alerts_gen;
+	struct viewdb_node *nodes;
+	size_t nnodes;
+	uint64_t nodes_gen;
+	struct viewdb_history *hist;
+	uint64_t hist_gen;
+	struct viewdb_status st;
+};
+
+/* ------------------------------------------------------------------ names */
+
+const char *viewdb_level_name(enum viewdb_level l)
+{
+	static const char *n[] = {"cluster", "datacenter", "rack", "host"};
+	return (unsigned)l < VDB_LEVELS ? n[l] : "?";
+}
+
+const char *viewdb_sort_name(enum viewdb_sort s)
+{
+	static const char *n[] = {"name", "gpus", "health", "temp", "p_fail"};
+	return (unsigned)s < VDBS_COUNT ? n[s] : "?";
+}
+
+double viewdb_window_s(enum viewdb_window w)
+{
+	static const double s[] = {600, 3600, 6 * 3600, 24 * 3600, 7 * 24 * 3600};
+	return (unsigned)w < VDB_WINDOWS ? s[w] : 600;
+}
+
+const char *viewdb_window_name(enum viewdb_window w)
+{
+	static const char *n[] = {"10 min", "1 h", "6 h", "24 h", "7 d"};
+	return (unsigned)w < VDB_WINDOWS ? n[w] : "?";
+}
+
+const char *viewdb_window_source(enum viewdb_window w)
+{
+	return w <= VDB_W6H ? "gpu_metrics" : "gpu_metrics_1min";
+}
+
+char viewdb_health_letter(bool have, enum health_status s)
+{
+	if (!have)
+		return '?';
+	return s == HEALTH_FAIL ? 'F' : s == HEALTH_WARN ? 'W' : 'P';
+}
+
+/* ------------------------------------------------------------------ sorting */
+
+static enum viewdb_sort sort_key;
+static bool sort_desc;
+
+static int cmp_double(double a, double b)
+{
+	if (isnan(a) || isnan(b))
+		return isnan(a) - isnan(b) > 0 ? -1 : isnan(a) == isnan(b) ? 0 : 1;
+	return a < b ? -1 : a > b;
+}
+
+static int node_cmp(const void *pa, const void *pb)
+{
+	const struct viewdb_node *a = pa, *b = pb;
+	int c = 0;
+	switch (sort_key) {
+	case VDBS_GPUS: c = (a->gpus > b->gpus) - (a->gpus < b->gpus); break;
+	case VDBS_HEALTH:
+		c = (a->fail > b->fail) - (a->fail < b->fail);
+		if (!c)
+			c = (a->warn > b->warn) - (a->warn < b->warn);
+		break;
+	case VDBS_TEMP: c = cmp_double(a->hottest_c, b->hottest_c); break;
+	case VDBS_PFAIL: c = cmp_double(a->p_fail_max, b->p_fail_max); break;
+	default: break;
+	}
+	if (sort_desc)
+		c = -c;
+	if (!c)
+		c = strcmp(a->name, b->name) * (sort_key == VDBS_NAME && sort_desc ? -1 : 1);
+	return c;
+}
+
+void viewdb_sort_nodes(struct viewdb_node *n, size_t count, enum viewdb_sort s, bool desc)
+{
+	static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER; /* qsort has no context argument */
+	pthread_mutex_lock(&m);
+	sort_key = s;
+	sort_desc = desc;
+	qsort(n, count, sizeof(*n), node_cmp);
+	pthread_mutex_unlock(&m);
+}
+
+/* ------------------------------------------------------------------ live (no database) */
+
+static int alert_cmp(const void *pa, const void *pb)
+{
+	const struct viewdb_alert *a = pa, *b = pb;
+	if (a->severity != b->severity)
+		return a->severity > b->severity ? -1 : 1;
+	if (a->since != b->since)
+		return a->since > b->since ? -1 : 1;
+	return strcmp(a->key, b->key);
+}
+
+size_t viewdb_live_alerts(const struct fleet_gpu *gpus, size_t n, struct viewdb_alert *out,
+			  size_t max)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n && k < max; i++) {
+		const struct fleet_gpu *g = &gpus[i];
+		for (size_t a = 0; a < g->nalerts && k < max; a++) {
+			const struct fleet_alert *fa = &g->alerts[a];
+			if (fa->cleared)
+				continue;
+			/* the newest state of each kind only: an older raise of a cleared kind is
+			 * not open (alerts[] is most recent first) */
+			bool newer = false;
+			for (size_t b = 0; b < a; b++)
+				newer |= strcmp(g->alerts[b].kind, fa->kind) == 0;
+			if (newer)
+				continue;
+			struct viewdb_alert *o = &out[k++];
+			memset(o, 0, sizeof(*o));
+			snprintf(o->key, sizeof(o->key), "%s", g->key);
+			snprintf(o->host, sizeof(o->host), "%s", g->host);
+			o->index = g->index;
+			snprintf(o->kind, sizeof(o->kind), "%s", fa->kind);
+			o->severity = fa->severity;
+			snprintf(o->text, sizeof(o->text), "%s", fa->text);
+			o->since = fa->time;
+		}
+	}
+	qsort(out, k, sizeof(*out), alert_cmp);
+	return k;
+}
+
+size_t viewdb_live_overview(const struct fleet_gpu *gpus, size_t n, enum viewdb_level level,
+			    const char *const *path, const char *filter, struct viewdb_node *out,
+			    size_t max)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct fleet_gpu *g = &gpus[i];
+		if (filter && *filter && !view_filter_match(g, filter))
+			continue;
+		/* the live fleet has no cluster, datacenter or rack: "-" at each */
+		bool in = true;
+		for (int l = 0; l < (int)level && l < VDB_HOST; l++)
+			in &= path && path[l] && strcmp(path[l], "-") == 0;
+		if (!in)
+			continue;
+		const char *name = level == VDB_HOST ? (g->host[0] ? g->host : "-") : "-";
+		size_t j = 0;
+		while (j < k && strcmp(out[j].name, name) != 0)
+			j++;
+		if (j == k) {
+			if (k == max)
+				continue;
+			memset(&out[k], 0, sizeof(out[k]));
+			snprintf(out[k].name, sizeof(out[k].name), "%s", name);
+			out[k].hottest_c = NAN;
+			out[k].p_fail_max = NAN;
+			k++;
+		}
+		struct viewdb_node *o = &out[j];
+		o->gpus++;
+		if (g->have_health) {
+			if (g->health.status == HEALTH_FAIL)
+				o->fail++;
+			else if (g->health.status == HEALTH_WARN)
+				o->warn++;
+			else
+				o->pass++;
+		}
+		if (health_sample_has(&g->last, HS_GPU_TEMP)) {
+			double t = g->last.v[HS_GPU_TEMP];
+			if (isnan(o->hottest_c) || t > o->hottest_c) {
+				o->hottest_c = t;
+				snprintf(o->hottest, sizeof(o->hottest), "%.60s/%d", g->host, g->index);
+			}
+		}
+		if (!isnan(g->p_fail) && (isnan(o->p_fail_max) || g->p_fail > o->p_fail_max))
+			o->p_fail_max = g->p_fail;
+		if (o->strip_n < VIEWDB_STRIP) {
+			o->strip[o->strip_n++] = viewdb_health_letter(g->have_health, g->health.status);
+			o->strip[o->strip_n] = '\0';
+		}
+	}
+	return k;
+}
+
+/* ------------------------------------------------------------------ queries */
+
+static double getd(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? NAN : strtod(PQgetvalue(r, row, col), NULL);
+}
+
+static enum health_status status_of(const char *s)
+{
+	return strcmp(s, "fail") == 0 ? HEALTH_FAIL : strcmp(s, "warn") == 0 ? HEALTH_WARN : HEALTH_PASS;
+}
+
+static void query_error(PGconn *c, const char *what, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: %s", what, PQerrorMessage(c));
+	err[strcspn(err, "\n")] = '\0';
+}
+
+/* Open alerts, worst and newest first: the newest of each severity class (alerts_raised_idx). */
+static int q_alerts(PGconn *c, struct viewdb_alert *out, size_t max, size_t *n, char *err,
+		    size_t errlen)
+{
+	char lim[16];
+	snprintf(lim, sizeof(lim), "%zu", max);
+	PGresult *r = PQexecParams(
+		c,
+		"SELECT a.gpu_key, coalesce(a.hostname, g.hostname, ''), coalesce(g.gpu_index, -1), "
+		"coalesce(a.details ->> 'workload', ''), a.kind, a.severity, a.message, "
+		"extract(epoch FROM a.raised_at) "
+		"FROM (SELECT * FROM alerts WHERE cleared_at IS NULL AND severity = 'fail' "
+		"      ORDER BY raised_at DESC LIMIT $1::int) a "
+		"LEFT JOIN gpus g ON g.gpu_key = a.gpu_key "
+		"UNION ALL "
+		"SELECT * FROM (SELECT a.gpu_key, coalesce(a.hostname, g.hostname, ''), "
+		"coalesce(g.gpu_index, -1), coalesce(a.details ->> 'workload', ''), a.kind, "
+		"a.severity, a.message, extract(epoch FROM a.raised_at) "
+		"FROM (SELECT * FROM alerts WHERE cleared_at IS NULL AND severity <> 'fail' "
+		"      ORDER BY raised_at DESC LIMIT $1::int) a "
+		"LEFT JOIN gpus g ON g.gpu_key = a.gpu_key) b",
+		1, NULL, (const char *const[]){lim}, NULL, NULL, 0);
+	int rc = 0;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		query_error(c, "reading the open alerts", err, errlen);
+		rc = -EIO;
+		goto out;
+	}
+	size_t k = 0;
+	for (int i = 0; i < PQntuples(r) && k < max; i++) {
+		struct viewdb_alert *a = &out[k++];
+		memset(a, 0, sizeof(*a));
+		snprintf(a->key, sizeof(a->key), "%s", PQgetvalue(r, i, 0));
+		snprintf(a->host, sizeof(a->host), "%s", PQgetvalue(r, i, 1));
+		a->index = atoi(PQgetvalue(r, i, 2));
+		snprintf(a->workload, sizeof(a->workload), "%s", PQgetvalue(r, i, 3));
+		snprintf(a->kind, sizeof(a->kind), "%s", PQgetvalue(r, i, 4));
+		a->severity = status_of(PQgetvalue(r, i, 5));
+		snprintf(a->text, sizeof(a->text), "%s", PQgetvalue(r, i, 6));
+		a->since = getd(r, i, 7);
+	}
+	qsort(out, k, sizeof(*out), alert_cmp);
+	*n = k;
+out:
+	PQclear(r);
+	return rc;
+}
+
+/* The overview's groups at one level under a path, aggregated in SQL from each GPU's newest
+ * health score, temperature and prediction. */
+static int q_overview(PGconn *c, const struct request *q, struct viewdb_node *out, size_t max,
+		      size_t *n, char *err, size_t errlen)
+{
+	char lvl[8], lim[16], words[160] = "{";
+	snprintf(lvl, sizeof(lvl), "%d", (int)q->level);
+	snprintf(lim, sizeof(lim), "%zu", max);
+	/* the filter's words as a text[] literal: each word quoted, " and \ escaped */
+	size_t wl = 1;
+	const char *s = q->filter;
+	bool first = true;
+	while (*s) {
+		while (*s == ' ')
+			s++;
+		if (!*s)
+			break;
+		if (wl + 4 >= sizeof(words))
+			break;
+		if (!first)
+			words[wl++] = ',';
+		first = false;
+		words[wl++] = '"';
+		while (*s && *s != ' ' && wl + 3 < sizeof(words)) {
+			if (*s == '"' || *s == '\\')
+				words[wl++] = '\\';
+			words[wl++] = *s++;
+		}
+		words[wl++] = '"';
+	}
+	words[wl++] = '}';
+	words[wl] = '\0';
+	const char *params[6] = {lvl, q->level > 0 ? q->path[0] : NULL,
+				 q->level > 1 ? q->path[1] : NULL, q->level > 2 ? q->path[2] : NULL,
+				 words, lim};
+	PGresult *r = PQexecParams(
+		c,
+		"WITH g AS ("
+		" SELECT coalesce(g.cluster, '-') AS c, coalesce(g.datacenter, '-') AS d,"
+		"  coalesce(g.rack, '-') AS r, coalesce(g.hostname, '-') AS h,"
+		"  coalesce(g.gpu_index, -1) AS i, g.gpu_key, g.model"
+		" FROM gpus g"
+		" WHERE ($2::text IS NULL OR coalesce(g.cluster, '-') = $2)"
+		"  AND ($3::text IS NULL OR coalesce(g.datacenter, '-') = $3)"
+		"  AND ($4::text IS NULL OR coalesce(g.rack, '-') = $4)"
+		"), s AS ("
+		" SELECT g.*, h.status, m.gpu_temp, p.probability FROM g"
+		" LEFT JOIN LATERAL (SELECT status FROM gpu_health_scores x WHERE x.gpu_key = g.gpu_key"
+		"   ORDER BY time DESC LIMIT 1) h ON true"
+		" LEFT JOIN LATERAL (SELECT gpu_temp FROM gpu_metrics x WHERE x.gpu_key = g.gpu_key"
+		"   ORDER BY time DESC LIMIT 1) m ON true"
+		" LEFT JOIN LATERAL (SELECT probability FROM gpu_failure_predictions x"
+		"   WHERE x.gpu_key = g.gpu_key ORDER BY time DESC LIMIT 1) p ON true"
+		"), f AS ("
+		" SELECT * FROM s WHERE NOT EXISTS (SELECT 1 FROM unnest($5::text[]) w WHERE"
+		"  strpos(lower(concat_ws(' ', h, model, gpu_key, 'gpu' || i, status, c, d, r)),"
+		"   lower(w)) = 0)"
+		")"
+		"SELECT CASE $1::int WHEN 0 THEN c WHEN 1 THEN d WHEN 2 THEN r ELSE h END AS name,"
+		" count(*), count(*) FILTER (WHERE status = 'pass'),"
+		" count(*) FILTER (WHERE status = 'warn'), count(*) FILTER (WHERE status = 'fail'),"
+		" max(gpu_temp),"
+		" (array_agg(h || '/' || i ORDER BY gpu_temp DESC NULLS LAST))[1],"
+		" max(probability),"
+		" left(string_agg(CASE status WHEN 'pass' THEN 'P' WHEN 'warn' THEN 'W'"
+		"  WHEN 'fail' THEN 'F' ELSE '?' END, '' ORDER BY h, i), 240)"
+		" FROM f GROUP BY 1 ORDER BY 1 LIMIT $6::int",
+		6, NULL, params, NULL, NULL, 0);
+	int rc = 0;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		query_error(c, "reading the fleet overview", err, errlen);
+		rc = -EIO;
+		goto out;
+	}
+	size_t k = 0;
+	for (int i = 0; i < PQntuples(r) && k < max; i++) {
+		struct viewdb_node *o = &out[k++];
+		memset(o, 0, sizeof(*o));
+		snprintf(o->name, sizeof(o->name), "%s", PQgetvalue(r, i, 0));
+		o->gpus = strtoull(PQgetvalue(r, i, 1), NULL, 10);
+		o->pass = strtoull(PQgetvalue(r, i, 2), NULL, 10);
+		o->warn = strtoull(PQgetvalue(r, i, 3), NULL, 10);
+		o->fail = strtoull(PQgetvalue(r, i, 4), NULL, 10);
+		o->hottest_c = getd(r, i, 5);
+		snprintf(o->hottest, sizeof(o->hottest), "%s", PQgetvalue(r, i, 6));
+		o->p_fail_max = getd(r, i, 7);
+		snprintf(o->strip, sizeof(o->strip), "%s", PQgetvalue(r, i, 8));
+		o->strip_n = strlen(o->strip);
+	}
+	*n = k;
+out:
+	PQclear(r);
+	return rc;
+}
+
+/* One GPU's history over the window, bucketed in SQL to the chart's width: min, mean and max
+ * of temperature, power and utilization per bucket; then the XIDs, status changes and alerts
+ * in the window. */
+static int q_history(PGconn *c, const struct request *q, struct viewdb_history *h, char *err,
+		     size_t errlen)
+{
+	int rc = 0;
+	PGresult *r = NULL;
+	double span = viewdb_window_s(q->window);
+	double t1 = q->end > 0 ? q->end : time_now();
+	double t0 = t1 - span;
+	size_t points = q->points < 8 ? 8 : q->points > VIEWDB_MAX_POINTS ? VIEWDB_MAX_POINTS : q->points;
+	memset(h, 0, sizeof(*h));
+	snprintf(h->key, sizeof(h->key), "%s", q->key);
+	h->window = q->window;
+	h->t0 = t0;
+	h->t1 = t1;
+	h->source = viewdb_window_source(q->window);
+	h->bucket_s = span / (double)points;
+	h->n = points;
+	for (int s = 0; s < VIEWDB_NSERIES; s++)
+		for (size_t i = 0; i < points; i++)
+			h->min[s][i] = h->mean[s][i] = h->max[s][i] = NAN;
+	char a0[32], a1[32], bs[32];
+	snprintf(a0, sizeof(a0), "%.3f", t0);
+	snprintf(a1, sizeof(a1), "%.3f", t1);
+	snprintf(bs, sizeof(bs), "%.6f", h->bucket_s);
+	const char *params[4] = {q->key, a0, a1, bs};
+	const char *raw =
+		"SELECT floor((extract(epoch FROM time) - $2::float8) / $4::float8)::int AS b,"
+		" min(gpu_temp), avg(gpu_temp), max(gpu_temp),"
+		" min(power_usage), avg(power_usage), max(power_usage),"
+		" min(gpu_util), avg(gpu_util), max(gpu_util)"
+		" FROM gpu_metrics WHERE gpu_key = $1"
+		" AND time >= to_timestamp($2::float8) AND time < to_timestamp($3::float8)"
+		" GROUP BY 1 ORDER BY 1";
+	const char *rolled =
+		"SELECT floor((extract(epoch FROM minute) - $2::float8) / $4::float8)::int AS b,"
+		" min(gpu_temp_min), sum(gpu_temp_sum) / nullif(sum(gpu_temp_n), 0), max(gpu_temp_max),"
+		" min(power_usage_min), sum(power_usage_sum) / nullif(sum(power_usage_n), 0),"
+		" max(power_usage_max),"
+		" min(gpu_util_min), sum(gpu_util_sum) / nullif(sum(gpu_util_n), 0), max(gpu_util_max)"
+		" FROM gpu_metrics_1min_current WHERE gpu_key = $1"
+		" AND minute >= to_timestamp($2::float8) AND minute < to_timestamp($3::float8)"
+		" GROUP BY 1 ORDER BY 1";
+	r = PQexecParams(c, q->window <= VDB_W6H ? raw : rolled, 4, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		query_error(c, "reading the GPU's history", err, errlen);
+		rc = -EIO;
+		goto out;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		int b = atoi(PQgetvalue(r, i, 0));
+		if (b < 0 || (size_t)b >= points)
+			continue;
+		for (int s = 0; s < VIEWDB_NSERIES; s++) {
+			h->min[s][b] = (float)getd(r, i, 1 + 3 * s);
+			h->mean[s][b] = (float)getd(r, i, 2 + 3 * s);
+			h->max[s][b] = (float)getd(r, i, 3 + 3 * s);
+		}
+	}
+	PQclear(r);
+	/* the events on the time axis: a new XID (the value changing to a non-zero one), a
+	 * health status that changed, an alert raised; the newest 64 */
+	r = PQexecParams(
+		c,
+		"SELECT * FROM ("
+		" SELECT t, 'X', 'XID ' || xid FROM (SELECT extract(epoch FROM time) AS t, xid,"
+		"  lag(xid) OVER (ORDER BY time) AS prev FROM gpu_metrics WHERE gpu_key = $1"
+		"  AND time >= to_timestamp($2::float8) AND time < to_timestamp($3::float8)"
+		"  AND xid IS NOT NULL) x WHERE xid <> 0 AND xid IS DISTINCT FROM prev"
+		" UNION ALL"
+		" SELECT t, 'S', prev || '->' || status FROM (SELECT extract(epoch FROM time) AS t,"
+		"  status, lag(status) OVER (ORDER BY time) AS prev FROM gpu_health_scores"
+		"  WHERE gpu_key = $1 AND time >= to_timestamp($2::float8) - interval '1 hour'"
+		"  AND time < to_timestamp($3::float8)) s"
+		"  WHERE prev IS NOT NULL AND status <> prev AND t >= $2::float8"
+		" UNION ALL"
+		" SELECT extract(epoch FROM raised_at), 'A', kind FROM alerts WHERE gpu_key = $1"
+		"  AND raised_at >= to_timestamp($2::float8) AND raised_at < to_timestamp($3::float8)"
+		") e ORDER BY 1 DESC LIMIT 64",
+		3, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		query_error(c, "reading the GPU's events", err, errlen);
+		rc = -EIO;
+		goto out;
+	}
+	for (int i = PQntuples(r) - 1; i >= 0 && h->nmarks < VIEWDB_MAX_MARKS; i--) {
+		struct viewdb_mark *m = &h->marks[h->nmarks++];
+		m->t = getd(r, i, 0);
+		m->kind = PQgetvalue(r, i, 1)[0];
+		snprintf(m->text, sizeof(m->text), "%s", PQgetvalue(r, i, 2));
+	}
+out:
+	PQclear(r);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ thread */
+
+static void *viewdb_main(void *arg)
+{
+	struct viewdb *v = arg;
+	PGconn *c = NULL;
+	char err[512];
+	struct viewdb_alert *alerts = calloc(VIEWDB_MAX_ALERTS, sizeof(*alerts));
+	struct viewdb_node *nodes = calloc(VIEWDB_MAX_NODES, sizeof(*nodes));
+	struct viewdb_history *hist = calloc(1, sizeof(*hist));
+	uint64_t done_gen = UINT64_MAX;
+	double next = 0;
+	pthread_mutex_lock(&v->lock);
+	while (!v->stop && alerts && nodes && hist) {
+		double now = time_mono();
+		if (v->req_gen == done_gen && now < next) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			double wait = next - now;
+			if (wait > 0.2)
+				wait = 0.2;
+			ts.tv_nsec += (long)(wait * 1e9);
+			ts.tv_sec += ts.tv_nsec / 1000000000L;
+			ts.tv_nsec %= 1000000000L;
+			pthread_cond_timedwait(&v->cond, &v->lock, &ts);
+			continue;
+		}
+		struct request q = v->req;
+		uint64_t gen = v->req_gen;
+		pthread_mutex_unlock(&v->lock);
+
+		err[0] = '\0';
+		int rc = 0;
+		if (q.what != W_NONE && (!c || PQstatus(c) != CONNECTION_OK)) {
+			if (c)
+				PQfinish(c);
+			c = pg_connect(v->conninfo, "gpuhealth-console-viewer", err, sizeof(err));
+			/* the viewer only reads: its session cannot write even by mistake */
+			if (c && (pg_exec(c, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", err,
+					  sizeof(err)) != 0 ||
+				  pg_exec(c, "SET statement_timeout = '5s'", err, sizeof(err)) != 0)) {
+				PQfinish(c);
+				c = NULL;
+			}
+			if (!c)
+				rc = -EIO;
+		}
+		double t0 = time_mono();
+		size_t n = 0;
+		if (rc == 0) {
+			if (q.what == W_ALERTS)
+				rc = q_alerts(c, alerts, VIEWDB_MAX_ALERTS, &n, err, sizeof(err));
+			else if (q.what == W_OVERVIEW)
+				rc = q_overview(c, &q, nodes, VIEWDB_MAX_NODES, &n, err, sizeof(err));
+			else if (q.what == W_HISTORY)
+				rc = q_history(c, &q, hist, err, sizeof(err));
+		}
+		double ms = (time_mono() - t0) * 1000.0;
+
+		pthread_mutex_lock(&v->lock);
+		done_gen = gen;
+		next = time_mono() + v->period_s;
+		v->st.connected = c && PQstatus(c) == CONNECTION_OK;
+		snprintf(v->st.error, sizeof(v->st.error), "%s", rc ? err : "");
+		if (q.what == W_NONE || rc)
+			continue;
+		v->st.query_ms = ms;
+		if (ms > v->st.max_query_ms)
+			v->st.max_query_ms = ms;
+		v->st.at = time_now();
+		if (q.what == W_ALERTS) {
+			memcpy(v->alerts, alerts, n * sizeof(*alerts));
+			v->nalerts = n;
+			v->alerts_gen = gen;
+		} else if (q.what == W_OVERVIEW) {
+			memcpy(v->nodes, nodes, n * sizeof(*nodes));
+			v->nnodes = n;
+			v->nodes_gen = gen;
+		} else {
+			*v->hist = *hist;
+			v->hist_gen = gen;
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+	if (c)
+		PQfinish(c);
+	free(alerts);
+	free(nodes);
+	free(hist);
+	return NULL;
+}
+
+int viewdb_create(struct viewdb **out, const char *conninfo, double period_s)
+{
+	*out = NULL;
+	struct viewdb *v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	pthread_mutex_init(&v->lock, NULL);
+	pthread_cond_init(&v->cond, NULL);
+	snprintf(v->conninfo, sizeof(v->conninfo), "%s", conninfo);
+	v->period_s = period_s > 0.05 ? period_s : 0.05;
+	v->alerts_gen = v->nodes_gen = v->hist_gen = UINT64_MAX;
+	v->alerts = calloc(VIEWDB_MAX_ALERTS, sizeof(*v->alerts));
+	v->nodes = calloc(VIEWDB_MAX_NODES, sizeof(*v->nodes));
+	v->hist = calloc(1, sizeof(*v->hist));
+	if (!v->alerts || !v->nodes || !v->hist) {
+		viewdb_destroy(v);
+		return -ENOMEM;
+	}
+	int rc = pthread_create(&v->thread, NULL, viewdb_main, v);
+	if (rc) {
+		viewdb_destroy(v);
+		return -rc;
+	}
+	v->started = true;
+	*out = v; /* caller owns */
+	return 0;
+}
+
+void viewdb_destroy(struct viewdb *v)
+{
+	if (!v)
+		return;
+	if (v->started) {
+		pthread_mutex_lock(&v->lock);
+		v->stop = true;
+		pthread_cond_signal(&v->cond);
+		pthread_mutex_unlock(&v->lock);
+		pthread_join(v->thread, NULL);
+	}
+	pthread_cond_destroy(&v->cond);
+	pthread_mutex_destroy(&v->lock);
+	free(v->alerts);
+	free(v->nodes);
+	free(v->hist);
+	free(v);
+}
+
+static void set_request(struct viewdb *v, const struct request *q)
+{
+	pthread_mutex_lock(&v->lock);
+	if (memcmp(&v->req, q, sizeof(*q)) != 0) {
+		v->req = *q;
+		v->req_gen++;
+		pthread_cond_signal(&v->cond);
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+void viewdb_want_none(struct viewdb *v)
+{
+	struct request q;
+	memset(&q, 0, sizeof(q));
+	set_request(v, &q);
+}
+
+void viewdb_want_alerts(struct viewdb *v)
+{
+	struct request q;
+	memset(&q, 0, sizeof(q));
+	q.what = W_ALERTS;
+	set_request(v, &q);
+}
+
+void viewdb_want_overview(struct viewdb *v, enum viewdb_level level, const char *const *path,
+			  const char *filter)
+{
+	struct request q;
+	memset(&q, 0, sizeof(q));
+	q.what = W_OVERVIEW;
+	q.level = level;
+	for (int l = 0; l < (int)level && l < VDB_LEVELS - 1; l++)
+		snprintf(q.path[l], sizeof(q.path[l]), "%s", path && path[l] ? path[l] : "-");
+	snprintf(q.filter, sizeof(q.filter), "%s", filter ? filter : "");
+	set_request(v, &q);
+}
+
+void viewdb_want_history(struct viewdb *v, const char *key, enum viewdb_window w, double end,
+			 size_t points)
+{
+	struct request q;
+	memset(&q, 0, sizeof(q));
+	q.what = W_HISTORY;
+	snprintf(q.key, sizeof(q.key), "%s", key);
+	q.window = w;
+	q.end = end;
+	q.points = points;
+	set_request(v, &q);
+}
+
+static void copy_status(struct viewdb *v, uint64_t gen, struct viewdb_status *st)
+{
+	if (!st)
+		return;
+	*st = v->st;
+	st->have = gen == v->req_gen;
+}
+
+size_t viewdb_copy_alerts(struct viewdb *v, struct viewdb_alert *out, size_t max,
+			  struct viewdb_status *st)
+{
+	pthread_mutex_lock(&v->lock);
+	size_t n = v->nalerts < max ? v->nalerts : max;
+	memcpy(out, v->alerts, n * sizeof(*out));
+	copy_status(v, v->alerts_gen, st);
+	pthread_mutex_unlock(&v->lock);
+	return n;
+}
+
+size_t viewdb_copy_overview(struct viewdb *v, struct viewdb_node *out, size_t max,
+			    struct viewdb_status *st)
+{
+	pthread_mutex_lock(&v->lock);
+	size_t n = v->nnodes < max ? v->nnodes : max;
+	memcpy(out, v->nodes, n * sizeof(*out));
+	copy_status(v, v->nodes_gen, st);
+	pthread_mutex_unlock(&v->lock);
+	return n;
+}
+
+void viewdb_copy_history(struct viewdb *v, struct viewdb_history *out, struct viewdb_status *st)
+{
+	pthread_mutex_lock(&v->lock);
+	*out = *v->hist;
+	copy_status(v, v->hist_gen, st);
+	pthread_mutex_unlock(&v->lock);
+}

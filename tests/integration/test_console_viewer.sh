@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The console as a viewer of a fleet database (issue #25), against the real PostgreSQL that
+# scripts/test.sh starts (GPUHEALTH_TEST_PG), seeded with a small fleet of known values
+# (viewer_seed.sql: 4 GPUs on 2 hosts, 2 racks, open alerts, node-a/0's history):
+#   1. a viewer must not write: --daemon and the console with --db on a machine without GPUs
+#      leave the fleet at 4 GPUs and its rows as they were; the pipeline screen says it is a
+#      read-only viewer; with --simulate the daemon writes (simulated GPUs appear)
+#   2. the screens and keys, in tmux, at 80x24 and 200x60, with colour and UTF-8 and without:
+#      one console session per combination: p (mode line), o/Enter/Esc// (overview), a/Enter
+#      (alerts -> detail), 1/2/5/[ (history: the chart's min/max labels are the seeded
+#      extremes, the XID marked on the time axis)
+set -u
+bin=$(realpath "$1")
+root=$(cd "$(dirname "$0")/../.." && pwd)
+passes=0 fails=0
+ok()  { passes=$((passes+1)); echo "ok: $*"; }
+bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
+die() { echo "FATAL: $*" >&2; echo "$passes passed, $((fails+1)) failed"; exit 1; }
+command -v tmux >/dev/null || die "tmux is not installed (scripts/install-deps.sh --test)"
+[ -n "${GPUHEALTH_TEST_PG:-}" ] || die "GPUHEALTH_TEST_PG is not set: run the README's test command (scripts/test.sh), which starts PostgreSQL"
+psql -X -q "$GPUHEALTH_TEST_PG" -c 'SELECT 1' >/dev/null 2>&1 || die "PostgreSQL at '$GPUHEALTH_TEST_PG' is unreachable (start it with scripts/test.sh)"
+
+scratch=$(mktemp -d /tmp/gh-viewer.XXXXXX)
+socks=""
+cleanup() {
+  for k in $socks; do
+    tmux -L "$k" kill-server 2>/dev/null
+    rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$k"
+  done
+  if [ "$fails" = 0 ]; then rm -rf "$scratch"; else echo "logs kept in $scratch" >&2; fi
+}
+trap cleanup EXIT
+
+DB="gh_viewer_$$"
+psql -X -q "$GPUHEALTH_TEST_PG" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null 2>&1 || die "cannot create database $DB"
+CI="${GPUHEALTH_TEST_PG/dbname=gpuhealth_test/dbname=$DB}"
+"$bin" db migrate --db "$CI" >"$scratch/migrate.log" 2>&1 || die "migrate failed: $(cat "$scratch/migrate.log")"
+psql -X -q -v ON_ERROR_STOP=1 "$CI" -f "$root/tests/integration/viewer_seed.sql" >"$scratch/seed.log" 2>&1 || die "seeding failed: $(cat "$scratch/seed.log")"
+sql() { psql -X -At -v ON_ERROR_STOP=1 "$CI" -c "$1"; }
+fingerprint() { sql "SELECT (SELECT count(*) FROM gpus) || ' gpus, ' || (SELECT count(*) FROM gpu_metrics) || ' samples, ' || (SELECT count(*) FROM gpu_health_scores) || ' scores, ' || (SELECT count(*) FROM alerts) || ' alerts'"; }
+seeded=$(fingerprint)
+[ "${seeded%% *}" = 4 ] || die "the seed did not leave 4 GPUs: $seeded"
+# no NVML on this machine, whatever is installed: the test is the same on a GPU node
+export NVML_LIBRARY=/nonexistent/libnvidia-ml.so.1
+
+# 1a. the daemon, read-only
+"$bin" --daemon --db "$CI" --duration 3 --interval 1 --stats-interval 1 >"$scratch/daemon.log" 2>&1
+rc=$?
+[ $rc = 0 ] && ok "daemon viewer: exit 0" || { bad "daemon viewer: exit $rc"; tail "$scratch/daemon.log" >&2; }
+after=$(fingerprint)
+[ "$after" = "$seeded" ] && ok "daemon viewer: the fleet unchanged ($after)" || bad "daemon viewer wrote: $seeded -> $after"
+grep -q 'read-only viewer' "$scratch/daemon.log" && ok "daemon viewer: the log says read-only viewer" || bad "daemon viewer: no 'read-only viewer' in its log"
+grep -q 'gpus=4 hosts=2' "$scratch/daemon.log" && ok "daemon viewer: it read the 4 GPUs of 2 hosts" || bad "daemon viewer: did not read the fleet: $(grep stats: "$scratch/daemon.log" | tail -1)"
+
+# 2. the console in tmux
+T() { tmux -L "$sock" "$@"; }
+cap() { T capture-pane -p; }
+capc() { T capture-pane -p -e; } # with the escape sequences: colours
+run=0
+# start_console COLS ROWS COLOUR(yes|no) UTF8(yes|no) [ARGS]
+start_console() {
+  local cols=$1 rows=$2 colour=$3 utf=$4; shift 4
+  run=$((run + 1)); sock="gh-viewer-$$-$run"; socks="$socks $sock"
+  local envs="LANG=C.UTF-8 LC_ALL=C.UTF-8" flags=""
+  [ "$utf" = no ] && envs="LANG=C LC_ALL=C"
+  [ "$colour" = no ] && flags="--no-color"
+  rm -f "$scratch/exit"
+  cat >"$scratch/run.sh" <<RUN
+cd "$scratch"
+env HOME="$scratch" XDG_STATE_HOME="$scratch/state" $envs TERM=xterm-256color NVML_LIBRARY=$NVML_LIBRARY \
+  GPUHEALTH_UI_FAKE= "$bin" tui --db "$CI" --refresh 0.3 $flags $* 2>"$scratch/stderr.txt"
+echo \$? >"$scratch/exit"
+sleep 2
+RUN
+  T new-session -d -x "$cols" -y "$rows" "bash $scratch/run.sh" || die "tmux did not start"
+}
+# wait_for PATTERN [SECONDS]: until the screen shows it; the screen in $screen
+wait_for() {
+  local deadline=$((SECONDS + ${2:-15}))
+  while [ $SECONDS -lt $deadline ]; do
+    screen=$(cap)
+    grep -qE -- "$1" <<<"$screen" && return 0
+    sleep 0.2
+  done
+  return 1
+}
+stop_console() {
+  T send-keys q
+  for _ in $(seq 40); do [ -f "$scratch/exit" ] && break; sleep 0.1; done
+  local st; st=$(cat "$scratch/exit" 2>/dev/null)
+  [ "$st" = 0 ] && ok "$1: q exits 0" || { bad "$1: exit status '$st'"; cat "$scratch/stderr.txt" >&2; }
+  T kill-server 2>/dev/null
+}
+
+for combo in "80 24 yes yes" "80 24 no no" "200 60 yes yes" "200 60 no no"; do
+  set -- $combo
+  name="${1}x${2} colour=$3 utf8=$4"
+  start_console "$@"
+  if wait_for 'GPUs 4 ' 20; then ok "$name: the fleet's 4 GPUs"; else bad "$name: no 4 GPUs:"; echo "$screen" >&2; fi
+  # colour: the escape sequences of a colour pair, or none
+  c=$(capc)
+  if [ "$3" = yes ]; then grep -qE $'\e\\[[0-9;]*(3[0-7]|4[0-7]|38;5;[0-9]+|48;5;[0-9]+)[;m]' <<<"$c" && ok "$name: in colour" || bad "$name: no colour"
+  else grep -qE $'\e\\[[0-9;]*(3[1-7]|4[1-7]|38;5;[0-9]+|48;5;[0-9]+)[;m]' <<<"$c" && bad "$name: colours with --no-color" || ok "$name: no colour"; fi
+  # the pipeline screen says which mode
+  T send-keys p
+  if wait_for 'MODE: read-only viewer' 5; then ok "$name: p: the pipeline screen says read-only viewer"; else bad "$name: p: no mode line:"; echo "$screen" >&2; fi
+  grep -qE '^simulator +off +read-only viewer' <<<"$screen" && ok "$name: the simulator is off" || bad "$name: the simulator is not off"
+  T send-keys Escape
+  # the overview: o, Enter down, Esc up
+  T send-keys o
+  if wait_for '^c1 +4 +2 +1 +1 .*83C node-a/1.*93\.0% +PFWP' 5; then ok "$name: o: cluster c1, 4 GPUs 2/1/1, hottest, p_fail, strip"; else bad "$name: o:"; echo "$screen" >&2; fi
+  T send-keys Enter; wait_for '^dc1 ' 5; T send-keys Enter
+  if wait_for '^r2 +2 +1 +1 +0 .*76C' 5 && grep -qE '^r1 +2 +1 +0 +1 .* PF' <<<"$screen"; then ok "$name: Enter Enter: racks r1, r2"; else bad "$name: Enter Enter:"; echo "$screen" >&2; fi
+  T send-keys Escape
+  if wait_for '^dc1 +4 ' 5; then ok "$name: Esc: up to the datacenters"; else bad "$name: Esc up:"; echo "$screen" >&2; fi
+  T send-keys /; sleep 0.3; T send-keys n o d e - b Enter
+  if wait_for '^dc1 +2 +1 +1 +0' 5; then ok "$name: / node-b: 2 GPUs"; else bad "$name: filter in the overview:"; echo "$screen" >&2; fi
+  T send-keys Escape; sleep 0.3; T send-keys Escape; sleep 0.3; T send-keys Escape; sleep 0.3
+  # the alerts: a; worst first; Enter: the GPU's detail
+  T send-keys a
+  if wait_for '^fail .*node-a +1 .*dbe_volatile' 5 && grep -A1 '^fail ' <<<"$screen" | grep -qE '^warn .*node-b +0 .*thermal' &&
+     ! grep -q pcie_replay <<<"$screen"; then ok "$name: a: 2 open alerts, fail first"; else bad "$name: a:"; echo "$screen" >&2; fi
+  T send-keys Enter
+  if wait_for '^GPU 1 +node-a' 5; then ok "$name: Enter: the alert's GPU detail"; else bad "$name: Enter on an alert:"; echo "$screen" >&2; fi
+  T send-keys Escape; sleep 0.3; T send-keys Escape; sleep 0.5; T send-keys k k k k; sleep 0.3; T send-keys Enter
+  if wait_for '^GPU 0 +node-a' 5; then ok "$name: detail of node-a/0"; else bad "$name: no detail of node-a/0"; echo "$screen" >&2; fi
+  # the history keys: the chart's min/max labels are the seeded extremes
+  T send-keys 2
+  if wait_for 'min 31 max 87' 8 && { [ "$1" = 80 ] || grep -q 'history 1 h' <<<"$screen"; }; then ok "$name: 2: 1 h raw, min 31 max 87"; else bad "$name: 2:"; echo "$screen" >&2; fi
+  grep -qE '^event .*X' <<<"$screen" && ok "$name: the XID marked on the time axis" || bad "$name: no XID mark"
+  T send-keys '['
+  if wait_for 'min (3[2-9]|4[0-9]) max (5[0-9]|60) ' 8; then ok "$name: [: the hour before (no extremes)"; else bad "$name: [:"; echo "$screen" >&2; fi
+  T send-keys 5
+  if wait_for 'min 12 max 99' 8 && { [ "$1" = 80 ] || grep -q 'gpu_metrics_1min' <<<"$screen"; }; then ok "$name: 5: 7 d rollups, min 12 max 99"; else bad "$name: 5:"; echo "$screen" >&2; fi
+  T send-keys 1
+  if wait_for 'live ring' 5; then ok "$name: 1: the live ring"; else bad "$name: 1:"; echo "$screen" >&2; fi
+  T send-keys Escape
+  stop_console "$name"
+done
+after=$(fingerprint)
+[ "$after" = "$seeded" ] && ok "console viewer: the fleet unchanged ($after)" || bad "console viewer wrote: $seeded -> $after"
+
+# 1b. asked to simulate, the daemon writes (last: it changes the fleet)
+"$bin" --daemon --simulate --db "$CI" --duration 5 --interval 1 --batch-timeout 0.5 \
+  --hostname sim-node --stats-interval 5 >"$scratch/simulate.log" 2>&1
+rc=$?
+n=$(sql "SELECT count(*) FROM gpus WHERE hostname = 'sim-node'")
+[ $rc = 0 ] && [ "$n" -gt 0 ] && ok "--simulate: the daemon wrote $n simulated GPUs" || { bad "--simulate: exit $rc, $n simulated GPUs"; tail "$scratch/simulate.log" >&2; }
+
+psql -X -q "$GPUHEALTH_TEST_PG" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
+echo "$passes passed, $fails failed"
+[ "$fails" = 0 ]
