@@ -66,7 +66,7 @@ void fv_destroy(struct fv *f)
 }
 
 static void put(int y, int x, int w, attr_t a, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 static void put(int y, int x, int w, attr_t a, const char *fmt, ...)
 {
 	if (y < 0 || y >= LINES || x >= COLS || w <= 0)
@@ -93,7 +93,7 @@ static attr_t sev_attr(const struct fv_env *e, enum health_status s)
 }
 
 static void fmt_time(const struct fv_env *e, double t, const char *fmt, char *buf, size_t len)
-	__attribute__((format(strftime, 3, 0)));
+    __attribute__((format(strftime, 3, 0)));
 static void fmt_time(const struct fv_env *e, double t, const char *fmt, char *buf, size_t len)
 {
 	time_t tt = (time_t)t;
@@ -116,7 +116,7 @@ static const char *const *path_of(const struct fv *f, const char **p)
 }
 
 void fv_refresh(struct fv *f, const struct fv_env *e, enum fv_screen s, const char *gpu_key,
-		int chart_width)
+                int chart_width)
 {
 	const char *p[VDB_LEVELS - 1];
 	if (s == FV_HISTORY && gpu_key)
@@ -128,14 +128,14 @@ void fv_refresh(struct fv *f, const struct fv_env *e, enum fv_screen s, const ch
 			viewdb_want_alerts(e->db);
 		else if (s == FV_HISTORY && gpu_key && (f->window != VDB_W10M || f->end > 0))
 			viewdb_want_history(e->db, gpu_key, f->window, f->end,
-					    (size_t)(chart_width > 8 ? chart_width : 8));
+			                    (size_t)(chart_width > 8 ? chart_width : 8));
 		else
 			viewdb_want_none(e->db);
 	}
 	if (s == FV_OVERVIEW) {
 		f->nnodes = e->db ? viewdb_copy_overview(e->db, f->nodes, VIEWDB_MAX_NODES, &f->ost)
-				  : viewdb_live_overview(e->gpus, e->ngpus, f->level, path_of(f, p),
-							 e->filter, f->nodes, VIEWDB_MAX_NODES);
+		                  : viewdb_live_overview(e->gpus, e->ngpus, f->level, path_of(f, p),
+		                                         e->filter, f->nodes, VIEWDB_MAX_NODES);
 		viewdb_sort_nodes(f->nodes, f->nnodes, f->sort, f->desc);
 		/* follow the selected line by its name */
 		for (size_t i = 0; i < f->nnodes; i++)
@@ -146,8 +146,9 @@ void fv_refresh(struct fv *f, const struct fv_env *e, enum fv_screen s, const ch
 		if (f->nnodes)
 			snprintf(f->osel_name, sizeof(f->osel_name), "%s", f->nodes[f->osel].name);
 	} else if (s == FV_ALERTS) {
-		f->nalerts = e->db ? viewdb_copy_alerts(e->db, f->alerts, VIEWDB_MAX_ALERTS, &f->ast)
-				   : viewdb_live_alerts(e->gpus, e->ngpus, f->alerts, VIEWDB_MAX_ALERTS);
+		f->nalerts =
+		    e->db ? viewdb_copy_alerts(e->db, f->alerts, VIEWDB_MAX_ALERTS, &f->ast)
+		          : viewdb_live_alerts(e->gpus, e->ngpus, f->alerts, VIEWDB_MAX_ALERTS);
 		if (f->asel >= f->nalerts)
 			f->asel = f->nalerts ? f->nalerts - 1 : 0;
 	} else if (s == FV_HISTORY && e->db) {
@@ -158,15 +159,18 @@ void fv_refresh(struct fv *f, const struct fv_env *e, enum fv_screen s, const ch
 /* ------------------------------------------------------------------ overview */
 
 static void status_line(const struct fv_env *e, int y, const struct viewdb_status *st,
-			const char *what)
+                        const char *what)
 {
 	if (!e->db) {
-		put(y, 0, COLS, A_DIM, "%s: the live fleet (no database: clusters, datacenters and racks "
-				       "unknown)", what);
+		put(y, 0, COLS, A_DIM,
+		    "%s: the live fleet (no database: clusters, datacenters and racks "
+		    "unknown)",
+		    what);
 		return;
 	}
 	if (st->error[0])
-		put(y, 0, COLS, sev_attr(e, HEALTH_FAIL), "%s: database error: %s", what, st->error);
+		put(y, 0, COLS, sev_attr(e, HEALTH_FAIL), "%s: database error: %s", what,
+		    st->error);
 	else if (!st->have)
 		put(y, 0, COLS, A_DIM, "%s: reading the fleet database...", what);
 	else
@@ -179,7 +183,7 @@ void fv_draw_overview(struct fv *f, const struct fv_env *e, int y0, int y1)
 	size_t cl = strlen(crumbs);
 	for (int l = 0; l < (int)f->level && l < VDB_LEVELS - 1; l++)
 		cl += (size_t)snprintf(crumbs + cl, sizeof(crumbs) - cl, " > %s %s",
-				       viewdb_level_name((enum viewdb_level)l), f->path[l]);
+		                       viewdb_level_name((enum viewdb_level)l), f->path[l]);
 	put(y0, 0, COLS, A_BOLD, "%s   (by %s%s%s; %s%s)", crumbs, viewdb_level_name(f->level),
 	    e->filter && e->filter[0] ? ", filter /" : "", e->filter ? e->filter : "",
 	    viewdb_sort_name(f->sort), f->desc ? " desc" : "");
@@ -191,8 +195,8 @@ void fv_draw_overview(struct fv *f, const struct fv_env *e, int y0, int y1)
 	attr_t head = e->color ? COLOR_PAIR(CP_HEAD) | A_BOLD : A_REVERSE;
 	char hdr[256];
 	snprintf(hdr, sizeof(hdr), "%-*s %6s %5s %5s %5s %-*s %6s  %s", nw,
-		 viewdb_level_name(f->level), "GPUS", "PASS", "WARN", "FAIL", hw + 5, "HOTTEST",
-		 "P_FAIL", "HEALTH (one letter per GPU)");
+	         viewdb_level_name(f->level), "GPUS", "PASS", "WARN", "FAIL", hw + 5, "HOTTEST",
+	         "P_FAIL", "HEALTH (one letter per GPU)");
 	move(y, 0);
 	clrtoeol();
 	put(y, 0, COLS, head, "%-*s", COLS, hdr);
@@ -202,8 +206,8 @@ void fv_draw_overview(struct fv *f, const struct fv_env *e, int y0, int y1)
 		return;
 	size_t first = f->osel >= (size_t)rows ? f->osel - (size_t)rows + 1 : 0;
 	if (!f->nnodes)
-		put(y, 0, COLS, A_DIM, "%s", e->filter && e->filter[0] ? "nothing matches the filter"
-								       : "no GPU");
+		put(y, 0, COLS, A_DIM, "%s",
+		    e->filter && e->filter[0] ? "nothing matches the filter" : "no GPU");
 	for (size_t i = first; i < f->nnodes && y < y1; i++, y++) {
 		const struct viewdb_node *n = &f->nodes[i];
 		char hot[64] = "-", pf[16] = "-";
@@ -213,8 +217,8 @@ void fv_draw_overview(struct fv *f, const struct fv_env *e, int y0, int y1)
 			snprintf(pf, sizeof(pf), "%5.1f%%", n->p_fail_max * 100);
 		attr_t a = i == f->osel ? A_REVERSE : A_NORMAL;
 		char line[256];
-		int k = snprintf(line, sizeof(line), "%-*.*s %6zu %5zu %5zu %5zu %-*s %6s  ", nw, nw,
-				 n->name, n->gpus, n->pass, n->warn, n->fail, hw + 5, hot, pf);
+		int k = snprintf(line, sizeof(line), "%-*.*s %6zu %5zu %5zu %5zu %-*s %6s  ", nw,
+		                 nw, n->name, n->gpus, n->pass, n->warn, n->fail, hw + 5, hot, pf);
 		move(y, 0);
 		clrtoeol();
 		put(y, 0, COLS, a, "%s", line);
@@ -222,7 +226,9 @@ void fv_draw_overview(struct fv *f, const struct fv_env *e, int y0, int y1)
 		int x = k;
 		for (size_t j = 0; j < n->strip_n && x < COLS; j++, x++) {
 			char ch = n->strip[j];
-			enum health_status s = ch == 'F' ? HEALTH_FAIL : ch == 'W' ? HEALTH_WARN : HEALTH_PASS;
+			enum health_status s = ch == 'F'   ? HEALTH_FAIL
+			                       : ch == 'W' ? HEALTH_WARN
+			                                   : HEALTH_PASS;
 			attr_t sa = ch == '?' ? A_DIM : sev_attr(e, s);
 			mvaddch(y, x, (chtype)(unsigned char)ch | sa);
 		}
@@ -246,7 +252,7 @@ void fv_draw_alerts(struct fv *f, const struct fv_env *e, int y0, int y1)
 	int hw = COLS >= 160 ? 24 : 12, ww = COLS >= 160 ? 20 : 8;
 	char hdr[256];
 	snprintf(hdr, sizeof(hdr), "%-4s %-14s %-*s %3s %-*s %-16s %s", "SEV", "SINCE", hw, "HOST",
-		 "GPU", ww, "WORKLOAD", "KIND", "REASON");
+	         "GPU", ww, "WORKLOAD", "KIND", "REASON");
 	put(y, 0, COLS, head, "%-*s", COLS, hdr);
 	y++;
 	int rows = y1 - y;
@@ -292,8 +298,8 @@ void fv_history_label(const struct fv *f, const struct fv_env *e, char *buf, siz
 	else
 		fmt_time(e, end, "%H:%M:%S", to, sizeof(to));
 	snprintf(buf, len, "history %s to %s%s, %s%s", viewdb_window_name(f->window), to,
-		 e->utc ? " UTC" : "", viewdb_window_source(f->window),
-		 f->window <= VDB_W6H ? " (raw)" : " (min/mean/max)");
+	         e->utc ? " UTC" : "", viewdb_window_source(f->window),
+	         f->window <= VDB_W6H ? " (raw)" : " (min/mean/max)");
 }
 
 bool fv_history_key(struct fv *f, const struct fv_env *e, int ch)
@@ -307,7 +313,8 @@ bool fv_history_key(struct fv *f, const struct fv_env *e, int ch)
 		double span = viewdb_window_s(f->window);
 		double end = f->end > 0 ? f->end : e->now;
 		end += ch == '[' ? -span : span;
-		f->end = end >= e->now - 1 ? 0 : end; /* never past now: back to the moving window */
+		f->end =
+		    end >= e->now - 1 ? 0 : end; /* never past now: back to the moving window */
 		return true;
 	}
 	return false;
@@ -398,7 +405,8 @@ bool fv_draw_history(struct fv *f, const struct fv_env *e, int y0, int rows)
 			int rmax = (int)lround((mx - lo) / span * (ch - 1));
 			int rmean = (int)lround((mv - lo) / span * (ch - 1));
 			for (int r = rmin; r <= rmax; r++)
-				cell(e, y0 + ch - r, x + gut + col, r == rmean, r == rmean ? mean : band);
+				cell(e, y0 + ch - r, x + gut + col, r == rmean,
+				     r == rmean ? mean : band);
 			if (rmean < rmin || rmean > rmax)
 				cell(e, y0 + ch - rmean, x + gut + col, true, mean);
 		}
@@ -424,9 +432,10 @@ bool fv_draw_history(struct fv *f, const struct fv_env *e, int y0, int rows)
 				continue;
 			int col = (int)(fr * w);
 			enum health_status sv = h->marks[m].kind == 'X'   ? HEALTH_FAIL
-						: h->marks[m].kind == 'A' ? HEALTH_WARN
-									  : HEALTH_PASS;
-			mvaddch(my, x + gut + col, (chtype)(unsigned char)h->marks[m].kind | sev_attr(e, sv));
+			                        : h->marks[m].kind == 'A' ? HEALTH_WARN
+			                                                  : HEALTH_PASS;
+			mvaddch(my, x + gut + col,
+			        (chtype)(unsigned char)h->marks[m].kind | sev_attr(e, sv));
 		}
 	}
 	return true;
@@ -435,7 +444,7 @@ bool fv_draw_history(struct fv *f, const struct fv_env *e, int y0, int rows)
 /* ------------------------------------------------------------------ keys */
 
 enum fv_action fv_key(struct fv *f, const struct fv_env *e, enum fv_screen s, int ch, char *out,
-		      size_t outlen)
+                      size_t outlen)
 {
 	(void)e;
 	size_t *sel = s == FV_OVERVIEW ? &f->osel : &f->asel;
@@ -489,8 +498,8 @@ enum fv_action fv_key(struct fv *f, const struct fv_env *e, enum fv_screen s, in
 	case ',':
 		if (s != FV_OVERVIEW)
 			return FV_TAKEN;
-		f->sort = (enum viewdb_sort)(((int)f->sort + (ch == '<' || ch == ',' ? VDBS_COUNT - 1 : 1)) %
-					     VDBS_COUNT);
+		f->sort = (enum viewdb_sort)(
+		    ((int)f->sort + (ch == '<' || ch == ',' ? VDBS_COUNT - 1 : 1)) % VDBS_COUNT);
 		f->desc = f->sort != VDBS_NAME;
 		return FV_TAKEN;
 	case 'I':

@@ -41,7 +41,7 @@ void fv_destroy(struct fv *f);
 
 /* Once per refresh: takes the copies the screen draws (and tells viewdb what it shows). */
 void fv_refresh(struct fv *f, const struct fv_env *e, enum fv_screen s, const char *gpu_key,
-		int chart_width);
+                int chart_width);
 
 void fv_draw_overview(struct fv *f, const struct fv_env *e, int y0, int y1);
 void fv_draw_alerts(struct fv *f, const struct fv_env *e, int y0, int y1);
@@ -53,7 +53,7 @@ void fv_history_label(const struct fv *f, const struct fv_env *e, char *buf, siz
 
 /* A key on the overview or the alerts screen. */
 enum fv_action fv_key(struct fv *f, const struct fv_env *e, enum fv_screen s, int ch, char *out,
-		      size_t outlen);
+                      size_t outlen);
 /* A key of the detail's history (1-5, [, ]); true when taken. */
 bool fv_history_key(struct fv *f, const struct fv_env *e, int ch);
 

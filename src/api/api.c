@@ -700,6 +700,25 @@ static const char *echo_safe(const char *value)
 }
 
 /* A host or cluster filter: text PostgreSQL takes (UTF-8, no longer than GPUS_MAX_FILTER). */
+/* The paged lists' `limit` (1 to GPUS_MAX_LIMIT, default GPUS_DEFAULT_LIMIT) into *out; false
+ * after answering 400 with the parameter named. */
+static bool page_limit(struct req *rq, const char *lim, long *out)
+{
+	*out = GPUS_DEFAULT_LIMIT;
+	if (!lim)
+		return true;
+	size_t n = strlen(lim);
+	bool digits = n >= 1 && n <= 4 && strspn(lim, "0123456789") == n;
+	*out = digits ? strtol(lim, NULL, 10) : 0;
+	if (*out >= 1 && *out <= GPUS_MAX_LIMIT)
+		return true;
+	set(rq, 400,
+	    err_body("bad_parameter", "limit",
+	             "limit '%s' is not a whole number from 1 to %d (default %d)", echo_safe(lim),
+	             GPUS_MAX_LIMIT, GPUS_DEFAULT_LIMIT));
+	return false;
+}
+
 static bool gpus_filter_ok(struct req *rq, const char *name, const char *value)
 {
 	if (!value)
@@ -845,19 +864,9 @@ static void ep_gpus(struct req *rq)
 	if (!gpus_filter_ok(rq, "host", host) || !gpus_filter_ok(rq, "cluster", cluster) ||
 	    !gpus_filter_ok(rq, "namespace", ns) || !gpus_filter_ok(rq, "pod", pod))
 		return;
-	long limit = GPUS_DEFAULT_LIMIT;
-	if (lim) {
-		size_t n = strlen(lim);
-		bool digits = n >= 1 && n <= 4 && strspn(lim, "0123456789") == n;
-		limit = digits ? strtol(lim, NULL, 10) : 0;
-		if (limit < 1 || limit > GPUS_MAX_LIMIT) {
-			set(rq, 400,
-			    err_body("bad_parameter", "limit",
-			             "limit '%s' is not a whole number from 1 to %d (default %d)",
-			             echo_safe(lim), GPUS_MAX_LIMIT, GPUS_DEFAULT_LIMIT));
-			return;
-		}
-	}
+	long limit;
+	if (!page_limit(rq, lim, &limit))
+		return;
 	json_t *cur = NULL;
 	const char *c_host = NULL, *c_key = NULL;
 	char c_idx[24] = "";
@@ -1342,19 +1351,9 @@ static void ep_workloads(struct req *rq)
 		             from, to));
 		return;
 	}
-	long limit = GPUS_DEFAULT_LIMIT;
-	if (lim) {
-		size_t n = strlen(lim);
-		bool digits = n >= 1 && n <= 4 && strspn(lim, "0123456789") == n;
-		limit = digits ? strtol(lim, NULL, 10) : 0;
-		if (limit < 1 || limit > GPUS_MAX_LIMIT) {
-			set(rq, 400,
-			    err_body("bad_parameter", "limit",
-			             "limit '%s' is not a whole number from 1 to %d (default %d)",
-			             echo_safe(lim), GPUS_MAX_LIMIT, GPUS_DEFAULT_LIMIT));
-			return;
-		}
-	}
+	long limit;
+	if (!page_limit(rq, lim, &limit))
+		return;
 	json_t *cur = NULL;
 	const char *c_t = NULL, *c_key = NULL;
 	if (cursor && !wl_cursor_parse(cursor, &cur, &c_t, &c_key)) {

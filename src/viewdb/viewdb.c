@@ -142,7 +142,7 @@ static int alert_cmp(const void *pa, const void *pb)
 }
 
 size_t viewdb_live_alerts(const struct fleet_gpu *gpus, size_t n, struct viewdb_alert *out,
-			  size_t max)
+                          size_t max)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < n && k < max; i++) {
@@ -174,8 +174,8 @@ size_t viewdb_live_alerts(const struct fleet_gpu *gpus, size_t n, struct viewdb_
 }
 
 size_t viewdb_live_overview(const struct fleet_gpu *gpus, size_t n, enum viewdb_level level,
-			    const char *const *path, const char *filter, struct viewdb_node *out,
-			    size_t max)
+                            const char *const *path, const char *filter, struct viewdb_node *out,
+                            size_t max)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -215,13 +215,15 @@ size_t viewdb_live_overview(const struct fleet_gpu *gpus, size_t n, enum viewdb_
 			double t = g->last.v[HS_GPU_TEMP];
 			if (isnan(o->hottest_c) || t > o->hottest_c) {
 				o->hottest_c = t;
-				snprintf(o->hottest, sizeof(o->hottest), "%.60s/%d", g->host, g->index);
+				snprintf(o->hottest, sizeof(o->hottest), "%.60s/%d", g->host,
+				         g->index);
 			}
 		}
 		if (!isnan(g->p_fail) && (isnan(o->p_fail_max) || g->p_fail > o->p_fail_max))
 			o->p_fail_max = g->p_fail;
 		if (o->strip_n < VIEWDB_STRIP) {
-			o->strip[o->strip_n++] = viewdb_health_letter(g->have_health, g->health.status);
+			o->strip[o->strip_n++] =
+			    viewdb_health_letter(g->have_health, g->health.status);
 			o->strip[o->strip_n] = '\0';
 		}
 	}
@@ -237,7 +239,9 @@ static double getd(const PGresult *r, int row, int col)
 
 static enum health_status status_of(const char *s)
 {
-	return strcmp(s, "fail") == 0 ? HEALTH_FAIL : strcmp(s, "warn") == 0 ? HEALTH_WARN : HEALTH_PASS;
+	return strcmp(s, "fail") == 0   ? HEALTH_FAIL
+	       : strcmp(s, "warn") == 0 ? HEALTH_WARN
+	                                : HEALTH_PASS;
 }
 
 static void query_error(PGconn *c, const char *what, char *err, size_t errlen)
@@ -248,26 +252,26 @@ static void query_error(PGconn *c, const char *what, char *err, size_t errlen)
 
 /* Open alerts, worst and newest first: the newest of each severity class (alerts_raised_idx). */
 static int q_alerts(PGconn *c, struct viewdb_alert *out, size_t max, size_t *n, char *err,
-		    size_t errlen)
+                    size_t errlen)
 {
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%zu", max);
 	PGresult *r = PQexecParams(
-		c,
-		"SELECT a.gpu_key, coalesce(a.hostname, g.hostname, ''), coalesce(g.gpu_index, -1), "
-		"coalesce(a.details ->> 'workload', ''), a.kind, a.severity, a.message, "
-		"extract(epoch FROM a.raised_at) "
-		"FROM (SELECT * FROM alerts WHERE cleared_at IS NULL AND severity = 'fail' "
-		"      ORDER BY raised_at DESC LIMIT $1::int) a "
-		"LEFT JOIN gpus g ON g.gpu_key = a.gpu_key "
-		"UNION ALL "
-		"SELECT * FROM (SELECT a.gpu_key, coalesce(a.hostname, g.hostname, ''), "
-		"coalesce(g.gpu_index, -1), coalesce(a.details ->> 'workload', ''), a.kind, "
-		"a.severity, a.message, extract(epoch FROM a.raised_at) "
-		"FROM (SELECT * FROM alerts WHERE cleared_at IS NULL AND severity <> 'fail' "
-		"      ORDER BY raised_at DESC LIMIT $1::int) a "
-		"LEFT JOIN gpus g ON g.gpu_key = a.gpu_key) b",
-		1, NULL, (const char *const[]){lim}, NULL, NULL, 0);
+	    c,
+	    "SELECT a.gpu_key, coalesce(a.hostname, g.hostname, ''), coalesce(g.gpu_index, -1), "
+	    "concat_ws('/', a.namespace, a.pod), a.kind, a.severity, a.message, "
+	    "extract(epoch FROM a.raised_at) "
+	    "FROM (SELECT * FROM alerts WHERE cleared_at IS NULL AND severity = 'fail' "
+	    "      ORDER BY raised_at DESC LIMIT $1::int) a "
+	    "LEFT JOIN gpus g ON g.gpu_key = a.gpu_key "
+	    "UNION ALL "
+	    "SELECT * FROM (SELECT a.gpu_key, coalesce(a.hostname, g.hostname, ''), "
+	    "coalesce(g.gpu_index, -1), concat_ws('/', a.namespace, a.pod), a.kind, "
+	    "a.severity, a.message, extract(epoch FROM a.raised_at) "
+	    "FROM (SELECT * FROM alerts WHERE cleared_at IS NULL AND severity <> 'fail' "
+	    "      ORDER BY raised_at DESC LIMIT $1::int) a "
+	    "LEFT JOIN gpus g ON g.gpu_key = a.gpu_key) b",
+	    1, NULL, (const char *const[]){lim}, NULL, NULL, 0);
 	int rc = 0;
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		query_error(c, "reading the open alerts", err, errlen);
@@ -297,7 +301,7 @@ out:
 /* The overview's groups at one level under a path, aggregated in SQL from each GPU's newest
  * health score, temperature and prediction. */
 static int q_overview(PGconn *c, const struct request *q, struct viewdb_node *out, size_t max,
-		      size_t *n, char *err, size_t errlen)
+                      size_t *n, char *err, size_t errlen)
 {
 	char lvl[8], lim[16], words[160] = "{";
 	snprintf(lvl, sizeof(lvl), "%d", (int)q->level);
@@ -326,42 +330,45 @@ static int q_overview(PGconn *c, const struct request *q, struct viewdb_node *ou
 	}
 	words[wl++] = '}';
 	words[wl] = '\0';
-	const char *params[6] = {lvl, q->level > 0 ? q->path[0] : NULL,
-				 q->level > 1 ? q->path[1] : NULL, q->level > 2 ? q->path[2] : NULL,
-				 words, lim};
+	const char *params[6] = {lvl,
+	                         q->level > 0 ? q->path[0] : NULL,
+	                         q->level > 1 ? q->path[1] : NULL,
+	                         q->level > 2 ? q->path[2] : NULL,
+	                         words,
+	                         lim};
 	PGresult *r = PQexecParams(
-		c,
-		"WITH g AS ("
-		" SELECT coalesce(g.cluster, '-') AS c, coalesce(g.datacenter, '-') AS d,"
-		"  coalesce(g.rack, '-') AS r, coalesce(g.hostname, '-') AS h,"
-		"  coalesce(g.gpu_index, -1) AS i, g.gpu_key, g.model"
-		" FROM gpus g"
-		" WHERE ($2::text IS NULL OR coalesce(g.cluster, '-') = $2)"
-		"  AND ($3::text IS NULL OR coalesce(g.datacenter, '-') = $3)"
-		"  AND ($4::text IS NULL OR coalesce(g.rack, '-') = $4)"
-		"), s AS ("
-		" SELECT g.*, h.status, m.gpu_temp, p.probability FROM g"
-		" LEFT JOIN LATERAL (SELECT status FROM gpu_health_scores x WHERE x.gpu_key = g.gpu_key"
-		"   ORDER BY time DESC LIMIT 1) h ON true"
-		" LEFT JOIN LATERAL (SELECT gpu_temp FROM gpu_metrics x WHERE x.gpu_key = g.gpu_key"
-		"   ORDER BY time DESC LIMIT 1) m ON true"
-		" LEFT JOIN LATERAL (SELECT probability FROM gpu_failure_predictions x"
-		"   WHERE x.gpu_key = g.gpu_key ORDER BY time DESC LIMIT 1) p ON true"
-		"), f AS ("
-		" SELECT * FROM s WHERE NOT EXISTS (SELECT 1 FROM unnest($5::text[]) w WHERE"
-		"  strpos(lower(concat_ws(' ', h, model, gpu_key, 'gpu' || i, status, c, d, r)),"
-		"   lower(w)) = 0)"
-		")"
-		"SELECT CASE $1::int WHEN 0 THEN c WHEN 1 THEN d WHEN 2 THEN r ELSE h END AS name,"
-		" count(*), count(*) FILTER (WHERE status = 'pass'),"
-		" count(*) FILTER (WHERE status = 'warn'), count(*) FILTER (WHERE status = 'fail'),"
-		" max(gpu_temp),"
-		" (array_agg(h || '/' || i ORDER BY gpu_temp DESC NULLS LAST))[1],"
-		" max(probability),"
-		" left(string_agg(CASE status WHEN 'pass' THEN 'P' WHEN 'warn' THEN 'W'"
-		"  WHEN 'fail' THEN 'F' ELSE '?' END, '' ORDER BY h, i), 240)"
-		" FROM f GROUP BY 1 ORDER BY 1 LIMIT $6::int",
-		6, NULL, params, NULL, NULL, 0);
+	    c,
+	    "WITH g AS ("
+	    " SELECT coalesce(g.cluster, '-') AS c, coalesce(g.datacenter, '-') AS d,"
+	    "  coalesce(g.rack, '-') AS r, coalesce(g.hostname, '-') AS h,"
+	    "  coalesce(g.gpu_index, -1) AS i, g.gpu_key, g.model"
+	    " FROM gpus g"
+	    " WHERE ($2::text IS NULL OR coalesce(g.cluster, '-') = $2)"
+	    "  AND ($3::text IS NULL OR coalesce(g.datacenter, '-') = $3)"
+	    "  AND ($4::text IS NULL OR coalesce(g.rack, '-') = $4)"
+	    "), s AS ("
+	    " SELECT g.*, h.status, m.gpu_temp, p.probability FROM g"
+	    " LEFT JOIN LATERAL (SELECT status FROM gpu_health_scores x WHERE x.gpu_key = g.gpu_key"
+	    "   ORDER BY time DESC LIMIT 1) h ON true"
+	    " LEFT JOIN LATERAL (SELECT gpu_temp FROM gpu_metrics x WHERE x.gpu_key = g.gpu_key"
+	    "   ORDER BY time DESC LIMIT 1) m ON true"
+	    " LEFT JOIN LATERAL (SELECT probability FROM gpu_failure_predictions x"
+	    "   WHERE x.gpu_key = g.gpu_key ORDER BY time DESC LIMIT 1) p ON true"
+	    "), f AS ("
+	    " SELECT * FROM s WHERE NOT EXISTS (SELECT 1 FROM unnest($5::text[]) w WHERE"
+	    "  strpos(lower(concat_ws(' ', h, model, gpu_key, 'gpu' || i, status, c, d, r)),"
+	    "   lower(w)) = 0)"
+	    ")"
+	    "SELECT CASE $1::int WHEN 0 THEN c WHEN 1 THEN d WHEN 2 THEN r ELSE h END AS name,"
+	    " count(*), count(*) FILTER (WHERE status = 'pass'),"
+	    " count(*) FILTER (WHERE status = 'warn'), count(*) FILTER (WHERE status = 'fail'),"
+	    " max(gpu_temp),"
+	    " (array_agg(h || '/' || i ORDER BY gpu_temp DESC NULLS LAST))[1],"
+	    " max(probability),"
+	    " left(string_agg(CASE status WHEN 'pass' THEN 'P' WHEN 'warn' THEN 'W'"
+	    "  WHEN 'fail' THEN 'F' ELSE '?' END, '' ORDER BY h, i), 240)"
+	    " FROM f GROUP BY 1 ORDER BY 1 LIMIT $6::int",
+	    6, NULL, params, NULL, NULL, 0);
 	int rc = 0;
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		query_error(c, "reading the fleet overview", err, errlen);
@@ -393,14 +400,16 @@ out:
  * of temperature, power and utilization per bucket; then the XIDs, status changes and alerts
  * in the window. */
 static int q_history(PGconn *c, const struct request *q, struct viewdb_history *h, char *err,
-		     size_t errlen)
+                     size_t errlen)
 {
 	int rc = 0;
 	PGresult *r = NULL;
 	double span = viewdb_window_s(q->window);
 	double t1 = q->end > 0 ? q->end : time_now();
 	double t0 = t1 - span;
-	size_t points = q->points < 8 ? 8 : q->points > VIEWDB_MAX_POINTS ? VIEWDB_MAX_POINTS : q->points;
+	size_t points = q->points < 8                   ? 8
+	                : q->points > VIEWDB_MAX_POINTS ? VIEWDB_MAX_POINTS
+	                                                : q->points;
 	memset(h, 0, sizeof(*h));
 	snprintf(h->key, sizeof(h->key), "%s", q->key);
 	h->window = q->window;
@@ -418,22 +427,22 @@ static int q_history(PGconn *c, const struct request *q, struct viewdb_history *
 	snprintf(bs, sizeof(bs), "%.6f", h->bucket_s);
 	const char *params[4] = {q->key, a0, a1, bs};
 	const char *raw =
-		"SELECT floor((extract(epoch FROM time) - $2::float8) / $4::float8)::int AS b,"
-		" min(gpu_temp), avg(gpu_temp), max(gpu_temp),"
-		" min(power_usage), avg(power_usage), max(power_usage),"
-		" min(gpu_util), avg(gpu_util), max(gpu_util)"
-		" FROM gpu_metrics WHERE gpu_key = $1"
-		" AND time >= to_timestamp($2::float8) AND time < to_timestamp($3::float8)"
-		" GROUP BY 1 ORDER BY 1";
+	    "SELECT floor((extract(epoch FROM time) - $2::float8) / $4::float8)::int AS b,"
+	    " min(gpu_temp), avg(gpu_temp), max(gpu_temp),"
+	    " min(power_usage), avg(power_usage), max(power_usage),"
+	    " min(gpu_util), avg(gpu_util), max(gpu_util)"
+	    " FROM gpu_metrics WHERE gpu_key = $1"
+	    " AND time >= to_timestamp($2::float8) AND time < to_timestamp($3::float8)"
+	    " GROUP BY 1 ORDER BY 1";
 	const char *rolled =
-		"SELECT floor((extract(epoch FROM minute) - $2::float8) / $4::float8)::int AS b,"
-		" min(gpu_temp_min), sum(gpu_temp_sum) / nullif(sum(gpu_temp_n), 0), max(gpu_temp_max),"
-		" min(power_usage_min), sum(power_usage_sum) / nullif(sum(power_usage_n), 0),"
-		" max(power_usage_max),"
-		" min(gpu_util_min), sum(gpu_util_sum) / nullif(sum(gpu_util_n), 0), max(gpu_util_max)"
-		" FROM gpu_metrics_1min_current WHERE gpu_key = $1"
-		" AND minute >= to_timestamp($2::float8) AND minute < to_timestamp($3::float8)"
-		" GROUP BY 1 ORDER BY 1";
+	    "SELECT floor((extract(epoch FROM minute) - $2::float8) / $4::float8)::int AS b,"
+	    " min(gpu_temp_min), sum(gpu_temp_sum) / nullif(sum(gpu_temp_n), 0), max(gpu_temp_max),"
+	    " min(power_usage_min), sum(power_usage_sum) / nullif(sum(power_usage_n), 0),"
+	    " max(power_usage_max),"
+	    " min(gpu_util_min), sum(gpu_util_sum) / nullif(sum(gpu_util_n), 0), max(gpu_util_max)"
+	    " FROM gpu_metrics_1min_current WHERE gpu_key = $1"
+	    " AND minute >= to_timestamp($2::float8) AND minute < to_timestamp($3::float8)"
+	    " GROUP BY 1 ORDER BY 1";
 	r = PQexecParams(c, q->window <= VDB_W6H ? raw : rolled, 4, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		query_error(c, "reading the GPU's history", err, errlen);
@@ -454,23 +463,23 @@ static int q_history(PGconn *c, const struct request *q, struct viewdb_history *
 	/* the events on the time axis: a new XID (the value changing to a non-zero one), a
 	 * health status that changed, an alert raised; the newest 64 */
 	r = PQexecParams(
-		c,
-		"SELECT * FROM ("
-		" SELECT t, 'X', 'XID ' || xid FROM (SELECT extract(epoch FROM time) AS t, xid,"
-		"  lag(xid) OVER (ORDER BY time) AS prev FROM gpu_metrics WHERE gpu_key = $1"
-		"  AND time >= to_timestamp($2::float8) AND time < to_timestamp($3::float8)"
-		"  AND xid IS NOT NULL) x WHERE xid <> 0 AND xid IS DISTINCT FROM prev"
-		" UNION ALL"
-		" SELECT t, 'S', prev || '->' || status FROM (SELECT extract(epoch FROM time) AS t,"
-		"  status, lag(status) OVER (ORDER BY time) AS prev FROM gpu_health_scores"
-		"  WHERE gpu_key = $1 AND time >= to_timestamp($2::float8) - interval '1 hour'"
-		"  AND time < to_timestamp($3::float8)) s"
-		"  WHERE prev IS NOT NULL AND status <> prev AND t >= $2::float8"
-		" UNION ALL"
-		" SELECT extract(epoch FROM raised_at), 'A', kind FROM alerts WHERE gpu_key = $1"
-		"  AND raised_at >= to_timestamp($2::float8) AND raised_at < to_timestamp($3::float8)"
-		") e ORDER BY 1 DESC LIMIT 64",
-		3, NULL, params, NULL, NULL, 0);
+	    c,
+	    "SELECT * FROM ("
+	    " SELECT t, 'X', 'XID ' || xid FROM (SELECT extract(epoch FROM time) AS t, xid,"
+	    "  lag(xid) OVER (ORDER BY time) AS prev FROM gpu_metrics WHERE gpu_key = $1"
+	    "  AND time >= to_timestamp($2::float8) AND time < to_timestamp($3::float8)"
+	    "  AND xid IS NOT NULL) x WHERE xid <> 0 AND xid IS DISTINCT FROM prev"
+	    " UNION ALL"
+	    " SELECT t, 'S', prev || '->' || status FROM (SELECT extract(epoch FROM time) AS t,"
+	    "  status, lag(status) OVER (ORDER BY time) AS prev FROM gpu_health_scores"
+	    "  WHERE gpu_key = $1 AND time >= to_timestamp($2::float8) - interval '1 hour'"
+	    "  AND time < to_timestamp($3::float8)) s"
+	    "  WHERE prev IS NOT NULL AND status <> prev AND t >= $2::float8"
+	    " UNION ALL"
+	    " SELECT extract(epoch FROM raised_at), 'A', kind FROM alerts WHERE gpu_key = $1"
+	    "  AND raised_at >= to_timestamp($2::float8) AND raised_at < to_timestamp($3::float8)"
+	    ") e ORDER BY 1 DESC LIMIT 64",
+	    3, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		query_error(c, "reading the GPU's events", err, errlen);
 		rc = -EIO;
@@ -525,9 +534,10 @@ static void *viewdb_main(void *arg)
 				PQfinish(c);
 			c = pg_connect(v->conninfo, "gpuhealth-console-viewer", err, sizeof(err));
 			/* the viewer only reads: its session cannot write even by mistake */
-			if (c && (pg_exec(c, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", err,
-					  sizeof(err)) != 0 ||
-				  pg_exec(c, "SET statement_timeout = '5s'", err, sizeof(err)) != 0)) {
+			if (c &&
+			    (pg_exec(c, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", err,
+			             sizeof(err)) != 0 ||
+			     pg_exec(c, "SET statement_timeout = '5s'", err, sizeof(err)) != 0)) {
 				PQfinish(c);
 				c = NULL;
 			}
@@ -540,7 +550,8 @@ static void *viewdb_main(void *arg)
 			if (q.what == W_ALERTS)
 				rc = q_alerts(c, alerts, VIEWDB_MAX_ALERTS, &n, err, sizeof(err));
 			else if (q.what == W_OVERVIEW)
-				rc = q_overview(c, &q, nodes, VIEWDB_MAX_NODES, &n, err, sizeof(err));
+				rc = q_overview(c, &q, nodes, VIEWDB_MAX_NODES, &n, err,
+				                sizeof(err));
 			else if (q.what == W_HISTORY)
 				rc = q_history(c, &q, hist, err, sizeof(err));
 		}
@@ -653,7 +664,7 @@ void viewdb_want_alerts(struct viewdb *v)
 }
 
 void viewdb_want_overview(struct viewdb *v, enum viewdb_level level, const char *const *path,
-			  const char *filter)
+                          const char *filter)
 {
 	struct request q;
 	memset(&q, 0, sizeof(q));
@@ -666,7 +677,7 @@ void viewdb_want_overview(struct viewdb *v, enum viewdb_level level, const char 
 }
 
 void viewdb_want_history(struct viewdb *v, const char *key, enum viewdb_window w, double end,
-			 size_t points)
+                         size_t points)
 {
 	struct request q;
 	memset(&q, 0, sizeof(q));
@@ -687,7 +698,7 @@ static void copy_status(struct viewdb *v, uint64_t gen, struct viewdb_status *st
 }
 
 size_t viewdb_copy_alerts(struct viewdb *v, struct viewdb_alert *out, size_t max,
-			  struct viewdb_status *st)
+                          struct viewdb_status *st)
 {
 	pthread_mutex_lock(&v->lock);
 	size_t n = v->nalerts < max ? v->nalerts : max;
@@ -698,7 +709,7 @@ size_t viewdb_copy_alerts(struct viewdb *v, struct viewdb_alert *out, size_t max
 }
 
 size_t viewdb_copy_overview(struct viewdb *v, struct viewdb_node *out, size_t max,
-			    struct viewdb_status *st)
+                            struct viewdb_status *st)
 {
 	pthread_mutex_lock(&v->lock);
 	size_t n = v->nnodes < max ? v->nnodes : max;

@@ -24,16 +24,16 @@
 #include "fleet/fleet.h"
 
 #define VIEWDB_MAX_ALERTS 256
-#define VIEWDB_MAX_NODES 512
-#define VIEWDB_STRIP 240 /* health letters kept per overview line */
+#define VIEWDB_MAX_NODES  512
+#define VIEWDB_STRIP      240 /* health letters kept per overview line */
 #define VIEWDB_MAX_POINTS 512
-#define VIEWDB_MAX_MARKS 64
-#define VIEWDB_NSERIES 3 /* temperature, power, utilization (fleet.h's order) */
+#define VIEWDB_MAX_MARKS  64
+#define VIEWDB_NSERIES    3 /* temperature, power, utilization (fleet.h's order) */
 
 struct viewdb_alert {
 	char key[HS_KEY_MAX];
 	char host[HS_HOST_MAX];
-	int index; /* -1 unknown */
+	int index;         /* -1 unknown */
 	char workload[64]; /* "" unknown */
 	char kind[48];
 	enum health_status severity;
@@ -48,12 +48,12 @@ const char *viewdb_level_name(enum viewdb_level l); /* "cluster", ... */
 struct viewdb_node {
 	char name[96]; /* "-" when the level is unknown */
 	size_t gpus, pass, warn, fail;
-	double hottest_c;          /* NAN unknown */
+	double hottest_c;               /* NAN unknown */
 	char hottest[HS_HOST_MAX + 16]; /* "host/index" of the hottest GPU */
-	double p_fail_max;         /* NAN unknown */
-	size_t strip_n;            /* letters in strip (the group's GPUs, at most VIEWDB_STRIP) */
+	double p_fail_max;              /* NAN unknown */
+	size_t strip_n; /* letters in strip (the group's GPUs, at most VIEWDB_STRIP) */
 	char strip[VIEWDB_STRIP + 1]; /* one letter per GPU by host, index: P pass, W warn, F fail,
-					 ? unknown */
+	                                 ? unknown */
 };
 
 /* the overview's order (the fleet table's sort keys cycle through these) */
@@ -78,11 +78,11 @@ struct viewdb_mark {
 struct viewdb_history {
 	char key[HS_KEY_MAX];
 	enum viewdb_window window;
-	double t0, t1;  /* the window: [t0, t1) epoch seconds */
+	double t0, t1;      /* the window: [t0, t1) epoch seconds */
 	const char *source; /* viewdb_window_source() */
-	size_t n;       /* buckets, oldest first; each bucket_s wide from t0 */
+	size_t n;           /* buckets, oldest first; each bucket_s wide from t0 */
 	double bucket_s;
-	float min[VIEWDB_NSERIES][VIEWDB_MAX_POINTS];  /* NAN: no sample in the bucket */
+	float min[VIEWDB_NSERIES][VIEWDB_MAX_POINTS]; /* NAN: no sample in the bucket */
 	float mean[VIEWDB_NSERIES][VIEWDB_MAX_POINTS];
 	float max[VIEWDB_NSERIES][VIEWDB_MAX_POINTS];
 	size_t nmarks;
@@ -92,11 +92,11 @@ struct viewdb_history {
 /* What the last query of a kind found. */
 struct viewdb_status {
 	bool connected;
-	bool have;         /* a result of the request as it is now */
-	double query_ms;   /* the last query's time */
+	bool have;       /* a result of the request as it is now */
+	double query_ms; /* the last query's time */
 	double max_query_ms;
-	double at;         /* epoch seconds of the last result */
-	char error[256];   /* "" when the last query worked */
+	double at;       /* epoch seconds of the last result */
+	char error[256]; /* "" when the last query worked */
 };
 
 struct viewdb;
@@ -111,26 +111,26 @@ void viewdb_want_none(struct viewdb *v);
 void viewdb_want_alerts(struct viewdb *v);
 /* path: the names chosen above level (path[0] the cluster, ...), filter: the fleet filter */
 void viewdb_want_overview(struct viewdb *v, enum viewdb_level level, const char *const *path,
-			  const char *filter);
+                          const char *filter);
 /* end: the window's end (0: now, moving), points: the chart's width in cells */
 void viewdb_want_history(struct viewdb *v, const char *key, enum viewdb_window w, double end,
-			 size_t points);
+                         size_t points);
 
 /* Copies of the last results (for the request as it is now: *st says whether there is one). */
 size_t viewdb_copy_alerts(struct viewdb *v, struct viewdb_alert *out, size_t max,
-			  struct viewdb_status *st);
+                          struct viewdb_status *st);
 size_t viewdb_copy_overview(struct viewdb *v, struct viewdb_node *out, size_t max,
-			    struct viewdb_status *st);
+                            struct viewdb_status *st);
 void viewdb_copy_history(struct viewdb *v, struct viewdb_history *out, struct viewdb_status *st);
 
 /* ---- the same from the live fleet (no database): pure functions */
 /* Open (not cleared) alerts of the GPUs, worst and newest first. Returns how many. */
 size_t viewdb_live_alerts(const struct fleet_gpu *gpus, size_t n, struct viewdb_alert *out,
-			  size_t max);
+                          size_t max);
 /* The live fleet knows hosts only: every cluster, datacenter and rack is "-". */
 size_t viewdb_live_overview(const struct fleet_gpu *gpus, size_t n, enum viewdb_level level,
-			    const char *const *path, const char *filter, struct viewdb_node *out,
-			    size_t max);
+                            const char *const *path, const char *filter, struct viewdb_node *out,
+                            size_t max);
 /* The health letter of a status: 'P', 'W', 'F'; '?' unknown. */
 char viewdb_health_letter(bool have, enum health_status s);
 

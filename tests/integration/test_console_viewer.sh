@@ -120,6 +120,7 @@ for combo in "80 24 yes yes" "80 24 no no" "200 60 yes yes" "200 60 no no"; do
   T send-keys a
   if wait_for '^fail .*node-a +1 .*dbe_volatile' 5 && grep -A1 '^fail ' <<<"$screen" | grep -qE '^warn .*node-b +0 .*thermal' &&
      ! grep -q pcie_replay <<<"$screen"; then ok "$name: a: 2 open alerts, fail first"; else bad "$name: a:"; echo "$screen" >&2; fi
+  if grep '^fail ' <<<"$screen" | grep -q 'ml/tr0'; then ok "$name: a: the alert's workload (alerts.namespace/pod)"; else bad "$name: a: no workload ml/tr0 on the fail line"; echo "$screen" >&2; fi
   T send-keys Enter
   if wait_for '^GPU 1 +node-a' 5; then ok "$name: Enter: the alert's GPU detail"; else bad "$name: Enter on an alert:"; echo "$screen" >&2; fi
   T send-keys Escape; sleep 0.3; T send-keys Escape; sleep 0.5; T send-keys k k k k; sleep 0.3; T send-keys Enter

@@ -53,8 +53,8 @@ VALUES (now() - interval '5 seconds', 'GPU-a0', 24, 0.01, 'gh-logit-1', 'keep'),
        (now() - interval '5 seconds', 'GPU-a1', 24, 0.93, 'gh-logit-1', 'reset'),
        (now() - interval '5 seconds', 'GPU-b0', 24, 0.27, 'gh-logit-1', 'keep'),
        (now() - interval '5 seconds', 'GPU-b1', 24, 0.02, 'gh-logit-1', 'keep');
-INSERT INTO alerts (gpu_key, hostname, kind, severity, message, raised_at, cleared_at)
-VALUES ('GPU-a1', 'node-a', 'dbe_volatile', 'fail', 'double-bit ECC errors', now() - interval '10 minutes', NULL),
-       ('GPU-b0', 'node-b', 'thermal', 'warn', 'GPU temperature near slowdown', now() - interval '2 minutes', NULL),
-       ('GPU-b1', 'node-b', 'pcie_replay', 'warn', 'PCIe replays (cleared)', now() - interval '50 minutes', now() - interval '45 minutes'),
-       ('GPU-a0', 'node-a', 'thermal', 'warn', 'hot an hour ago', now() - interval '61 minutes', now() - interval '50 minutes');
+INSERT INTO alerts (gpu_key, hostname, kind, severity, message, raised_at, cleared_at, namespace, pod)
+VALUES ('GPU-a1', 'node-a', 'dbe_volatile', 'fail', 'double-bit ECC errors', now() - interval '10 minutes', NULL, 'ml', 'tr0'),
+       ('GPU-b0', 'node-b', 'thermal', 'warn', 'GPU temperature near slowdown', now() - interval '2 minutes', NULL, NULL, NULL),
+       ('GPU-b1', 'node-b', 'pcie_replay', 'warn', 'PCIe replays (cleared)', now() - interval '50 minutes', now() - interval '45 minutes', NULL, NULL),
+       ('GPU-a0', 'node-a', 'thermal', 'warn', 'hot an hour ago', now() - interval '61 minutes', now() - interval '50 minutes', NULL, NULL);
