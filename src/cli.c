@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bus/kafka_conf.h"
+#include "collect/shard.h"
 #include "core/log.h"
 #include "store/pg.h"
 #include "version.h"
@@ -96,6 +97,11 @@ static const struct config_option options[] = {
     {"sd-refresh", 0, "SCRAPE_SD_REFRESH", CONFIG_DURATION, "60", "S",
      "how often --http-sd is polled (its request times out after the smaller of this and 10 s)",
      CLI_COLLECTOR, 0.1, 86400, NULL, 0},
+    {"shard", 0, "SHARD", CONFIG_STR, NULL, "I/N",
+     "scrape only this collector's shard of the targets: those whose URL's hash (MD5, as "
+     "Prometheus' hashmod) modulo N is I (0 <= I < N); N collectors over one list scrape each "
+     "target once, and a changed list is split again",
+     M_SCRAPE, NORANGE, NULL, 0},
     {"scrape-timeout", 0, "SCRAPE_TIMEOUT", CONFIG_DURATION, "5", "S",
      "longest time one scrape may take", M_SCRAPE | CLI_STATUS, 0.01, 3600, NULL, 0},
     {"max-body", 0, "SCRAPE_MAX_BODY", CONFIG_INT, "16777216", "BYTES",
@@ -496,6 +502,16 @@ enum cli_action cli_load(int argc, char **argv, const char *(*getenv_fn)(const c
 		         gzw);
 		goto out;
 	}
+	const char *shs = config_str(cfg, "shard");
+	struct shard sh;
+	if (shs) {
+		const char *who = config_source_of(cfg, "shard") == CONFIG_SRC_ENV ? "SHARD"
+		                  : config_source_of(cfg, "shard") == CONFIG_SRC_FILE
+		                      ? "shard (config file)"
+		                      : "--shard";
+		if (shard_parse(shs, who, &sh, err, errlen) != 0)
+			goto out;
+	}
 	if (mode == CLI_COLLECTOR && config_str(cfg, "output") &&
 	    strcmp(config_str(cfg, "output"), "-") != 0) {
 		snprintf(err, errlen, "--output: only '-' (standard output) is supported, got '%s'",
@@ -527,6 +543,16 @@ out:
 	config_destroy(cfg);
 	free(rest);
 	return act;
+}
+
+struct shard cli_shard(const struct config *cfg)
+{
+	struct shard sh = {0, 0};
+	char err[8];
+	const char *s = config_str(cfg, "shard");
+	if (s)
+		(void)shard_parse(s, "", &sh, err, sizeof(err)); /* checked at parse time */
+	return sh;
 }
 
 enum scrape_gzip cli_scrape_gzip(const struct config *cfg)

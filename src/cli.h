@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "collect/scrape.h"
+#include "collect/shard.h"
 #include "core/config.h"
 
 enum cli_mode {
@@ -62,5 +63,7 @@ int cli_warn_exposed_secrets(const struct config *cfg);
 
 /* The --scrape-gzip choice (checked by cli_parse). */
 enum scrape_gzip cli_scrape_gzip(const struct config *cfg);
+/* --shard / SHARD / shard as parsed (checked at parse time); count 0 when not given. */
+struct shard cli_shard(const struct config *cfg);
 
 #endif
