@@ -23,6 +23,7 @@ enum cli_mode {
 	CLI_STATUS = 1u << 6,
 	CLI_DB = 1u << 7,
 	CLI_API = 1u << 8,
+	CLI_KAFKA = 1u << 9, /* kafka init */
 };
 
 /* Exit codes of the contract. */

@@ -84,8 +84,8 @@ check "stats line: targets=$n6 shard=1/3 listed=6" grep -q "collector: targets=$
 cp "$tmp/list" "$tmp/live"
 kill -HUP $cpid
 n12=$(expect "$tmp/list" 3 1 | wc -l)
-check "SIGHUP: re-split to $n12 of 12 without a restart" \
-  wait_for 10 test "$(met gpuhealth_collector_targets 2>/dev/null)-$(met gpuhealth_collector_targets_listed 2>/dev/null)" = "$n12-12"
+split_is() { test "$(met gpuhealth_collector_targets)-$(met gpuhealth_collector_targets_listed)" = "$1"; }
+check "SIGHUP: re-split to $n12 of 12 without a restart" wait_for 10 split_is "$n12-12"
 sleep 1.5
 : >"$tmp/after"; n=$(wc -l <"$tmp/live.log")
 sleep 1.5

@@ -14,15 +14,19 @@
 #   sink       kill -9 the sink twice mid-stream (open batches), restart it
 #   broker     kill -9 the Kafka JVM mid-stream, restart it on the same ports and data
 #   postgres   stop PostgreSQL (fast shutdown) mid-stream for 10 s, start it again
-#   outage     stop the broker for GH_OUTAGE_S (default 320 s, longer than librdkafka's default
-#              300 s message timeout): collector A with default bounds loses nothing; at the same
-#              time collector B with tiny bounds and no spool overflows its buffer, and the rows
-#              it misses must equal its dropped counter exactly
-#   embedded   (about 13 minutes) `--daemon` with
+#   outage     stop the broker for GH_OUTAGE_S (default 75 s): collector A with default bounds
+#              (the producer never times a message out) loses nothing; collector C, whose
+#              librdkafka message timeout is set to 30 s, loses nothing either (what librdkafka
+#              times out is produced again: the outage is 2.5 times its timeout, as the old 320 s
+#              outage was past librdkafka's default 300 s); at the same time collector B with
+#              tiny bounds and no spool overflows its buffer, and the rows it misses must equal
+#              its dropped counter exactly
+#   embedded   (about 4 minutes) `--daemon` with
 #              its in-process broker (librdkafka's mock cluster, which keeps 5 MiB a partition
-#              and forgets the rest), 64 GPUs at 1 s, writing into this suite's PostgreSQL
-#              (--db; uncompressed batches, so the outage passes the mock's limit), which is
-#              stopped for GH_EMBEDDED_OUTAGE_S (default 600) s, then started:
+#              and forgets the rest), GH_EMBEDDED_GPUS (default 256) GPUs at 1 s, writing into
+#              this suite's PostgreSQL (--db; uncompressed batches, so the outage passes the
+#              mock's limit: 256 GPUs for 150 s offer what 64 did in 600 s, 2.4 times what the
+#              mock keeps), which is stopped for GH_EMBEDDED_OUTAGE_S (default 150) s, then started:
 #              every (GPU, time) exactly once, and the daemon counts no loss of any kind
 #   targets    next to a good exporter: one that hangs, one that returns garbage, two that
 #              return 100 MB (streamed, and with a Content-Length): the collector times out /
@@ -47,8 +51,9 @@ source "$ROOT/scripts/services.sh"
 VERIFY="$ROOT/tests/faults/verify.py"
 BAD="$ROOT/tests/faults/bad_exporter.py"
 SCEN=${GH_FAULTS:-collector sink broker postgres outage targets hangup oversized future embedded}
-OUTAGE_S=${GH_OUTAGE_S:-320}
-EMB_OUTAGE_S=${GH_EMBEDDED_OUTAGE_S:-600}
+OUTAGE_S=${GH_OUTAGE_S:-75}
+EMB_OUTAGE_S=${GH_EMBEDDED_OUTAGE_S:-150}
+EMB_GPUS=${GH_EMBEDDED_GPUS:-256}
 
 wait_http() { local i; for i in $(seq 1 100); do curl -fs -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
@@ -79,8 +84,28 @@ kill9() { local pid; eval "pid=\$PID_$1"; kill -9 "$pid"; wait "$pid" 2>/dev/nul
 counted() { grep -o 'collector: stopped; .*' "$TMP/$1.log" | sed 's/ kafka_error=.*//'; }
 dropped_of() { grep -o 'collector: stopped; .*' "$TMP/$1.log" | grep -o ' dropped=[0-9]*' | cut -d= -f2; }
 scrapes_of() { grep -c "collector: scraped " "$TMP/$1.log"; }
-# verify LABEL DB [verify.py args]: the database against the ground truth
-verify() { local l=$1 d=$2; shift 2; python3 "$VERIFY" --label "$l" --db "$d" --wait 90 "$@"; }
+# Result lines (docs/reliability.md, written by tests/faults/reliability.py from them; the
+# format is documented there): verify appends one per checked database, with ACTION (what the
+# scenario did) and the time to recover measured from fault_end.
+RESULTS=${GH_RELIABILITY_TSV:-$GH_SVC_DIR/reliability.tsv}
+WATCH_PIDS=() FAULT_END=
+timeline_of() { echo "$TMP/timeline-$(echo "$1" | md5sum | cut -c1-10)"; }
+# fault_end DB...: the fault has just ended (process back, service back); polls each DB's
+# progress every 0.5 s until the scenario ends, for verify's time to recover
+fault_end() {
+  FAULT_END=$(date +%s.%N)
+  local d; for d in "$@"; do
+    python3 "$VERIFY" --watch --db "$d" --fault-end "$FAULT_END" --timeline "$(timeline_of "$d")" &
+    WATCH_PIDS+=($!); PIDS+=($!)
+  done
+}
+watch_stop() { local p; for p in "${WATCH_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; WATCH_PIDS=() FAULT_END=; }
+# verify LABEL DB [verify.py args]: the database against the ground truth; appends the result line
+verify() {
+  local l=$1 d=$2 tl=(); shift 2
+  [ -n "$FAULT_END" ] && tl=(--fault-end "$FAULT_END" --timeline "$(timeline_of "$d")")
+  python3 "$VERIFY" --label "$l" --db "$d" --wait 90 --result "$RESULTS" --action "${ACTION:-}" "${tl[@]}" "$@"
+}
 sinkline() { grep -o 'sink: stopped after .*' "$TMP/$1.log"; }
 rand_between() { python3 -c "import random; print(round(random.uniform($1, $2), 2))"; }
 
@@ -121,6 +146,8 @@ PY
     logs+=(--log "$TMP/fc$i.log")
   done
   start_coll fc4 "$t" "${args[@]}"
+  fault_end "$db"
+  ACTION="kill -9 of the collector 3 times mid-stream (once right after a scrape's log line), restarted on its spool"
   sleep 4
   stop_coll fc4; logs+=(--log "$TMP/fc4.log")
   echo "  counted (last run): $(counted fc4)"
@@ -150,6 +177,8 @@ scen_sink() {
   echo "  injected: kill -9 of the restarted sink with $n rows committed"
   kill9 fs2
   start_sink fs3 "$db" "$t" "g-$t" --batch-timeout 0.5
+  fault_end "$db"
+  ACTION="kill -9 of the sink twice mid-stream (open batches), restarted"
   sleep 3
   stop_coll fsc
   echo "  counted: $(counted fsc)"
@@ -173,6 +202,8 @@ scen_broker() {
   rm -f "$GH_KAFKA_DIR/broker.pid"
   sleep 10
   kafka_restart_same || die "the broker did not come back after kill -9"
+  fault_end "$db"
+  ACTION="kill -9 of the (single) Kafka broker mid-stream, down 10 s, restarted on its data"
   echo "  broker back"
   sleep 12
   stop_coll fbc
@@ -196,6 +227,8 @@ scen_postgres() {
   pgctl -D "$GH_PG_DIR/data" -m fast -w stop >/dev/null
   sleep 10
   pgctl -D "$GH_PG_DIR/data" -l "$GH_PG_DIR/postgresql.log" -w -t 60 start >/dev/null || die "PostgreSQL did not come back"
+  fault_end "$db"
+  ACTION="PostgreSQL stopped (fast shutdown) mid-stream for 10 s"
   echo "  PostgreSQL back"
   sleep 5
   stop_coll fpc
@@ -209,43 +242,59 @@ scen_postgres() {
 
 scen_outage() {
   echo "== outage: broker stopped for $OUTAGE_S s (librdkafka's default message timeout is 300 s)"
-  local dbA dbB tA tB; dbA=$(new_db gh_foa_$$); dbB=$(new_db gh_fob_$$); tA=gh-foa-$UNIQ; tB=gh-fob-$UNIQ
+  local dbA dbB dbC tA tB tC; dbA=$(new_db gh_foa_$$); dbB=$(new_db gh_fob_$$); dbC=$(new_db gh_foc_$$)
+  tA=gh-foa-$UNIQ; tB=gh-fob-$UNIQ; tC=gh-foc-$UNIQ
   start_mock o1 16 71
   # B: 40 events in librdkafka + 40 in memory, no spool: 16 GPUs a second overflow it in 5 s
   start_coll foA "$tA" --target "$URL_o1"
   start_coll foB "$tB" --target "$URL_o1" --buffer-events 40 -X queue.buffering.max.messages=40
+  # C: librdkafka gives up on a message after 30 s (the producer's default is never), well
+  # inside the outage: what librdkafka times out must be produced again, not lost
+  start_coll foC "$tC" --target "$URL_o1" -X message.timeout.ms=30000
   start_sink foa "$dbA" "$tA" "g-$tA" --batch-timeout 0.5
   start_sink fob "$dbB" "$tB" "g-$tB" --batch-timeout 0.5
+  start_sink foc "$dbC" "$tC" "g-$tC" --batch-timeout 0.5
   sleep 8
   echo "  injected: broker stopped for $OUTAGE_S s; collector B bounded to 40+40 events, no spool"
   kafka_stop
   sleep "$OUTAGE_S"
   kafka_restart_same || die "the broker did not come back"
+  fault_end "$dbA" "$dbB" "$dbC"
   echo "  broker back"
   drained() { grep 'collector: targets=' "$TMP/$1.log" | tail -1 | grep -qE 'buffered=[0-9]+/0/0'; }
-  local i; for i in $(seq 1 120); do drained foA && drained foB && break; sleep 1; done
+  local i; for i in $(seq 1 120); do drained foA && drained foB && drained foC && break; sleep 1; done
   sleep 3
-  stop_coll foA; stop_coll foB
+  stop_coll foA; stop_coll foB; stop_coll foC
   echo "  counted A: $(counted foA)"
+  echo "  counted C: $(counted foC)"
   echo "  counted B: $(counted foB)"
   check "outage: A dropped nothing" grep -qE 'stopped; .* failed=0 dropped=0 ' "$TMP/foA.log"
+  check "outage: C (30 s message timeout) dropped nothing" grep -qE 'stopped; .* failed=0 dropped=0 ' "$TMP/foC.log"
+  check "outage: C's timed-out messages were produced again (retried > 0)" grep -qE 'stopped; .* retried=[1-9]' "$TMP/foC.log"
+  ACTION="the same outage; collector C with librdkafka's message timeout set to 30 s (the producer re-produces what times out)"
+  check "outage: C's every (GPU, time) exactly once across an outage 2.5 times its message timeout" \
+    verify outage-C "$dbC" --target "$URL_o1=$TMP/o1.uuids" --log "$TMP/foC.log"
   local dB; dB=$(dropped_of foB)
   check "outage: B counted drops (its bound was passed)" test "${dB:-0}" -gt 0
+  ACTION="broker stopped $OUTAGE_S s, longer than the producer's message timeout; collector A with default bounds"
   check "outage: A's every (GPU, time) exactly once across the outage" \
     verify outage-A "$dbA" --target "$URL_o1=$TMP/o1.uuids" --log "$TMP/foA.log"
+  ACTION="the same outage; collector B bounded to 40+40 events, no spool: loses exactly what it counts as dropped"
   check "outage/buffer: B misses exactly the $dB events it counted as dropped, nothing else" \
     verify outage-B "$dbB" --target "$URL_o1=$TMP/o1.uuids" --log "$TMP/foB.log" --lost "${dB:-0}"
-  stop_sink foa; stop_sink fob
-  echo "  sinks: A $(sinkline foa); B $(sinkline fob)"
+  stop_sink foa; stop_sink fob; stop_sink foc
+  echo "  sinks: A $(sinkline foa); B $(sinkline fob); C $(sinkline foc)"
 }
 
 scen_embedded() {
   echo "== embedded: --daemon's in-process broker, PostgreSQL stopped for $EMB_OUTAGE_S s"
   local db; db=$(new_db gh_fe_$$)
-  start_mock e1 64 81
+  start_mock e1 "$EMB_GPUS" 81
   # uncompressed batches: with lz4 ten minutes of 64 GPUs stay under the mock's 5 MiB a
   # partition (the old code lost nothing here); uncompressed they pass it, as a larger fleet
-  # or a longer outage does compressed
+  # or a longer outage does compressed. 256 GPUs (1.3 KB an event: 336 KB/s) for 150 s offer
+  # the broker the same 50 MB as 64 GPUs for 600 s, 2.4 times the 20 MiB its 4 partitions
+  # keep, so the outage passes the mock's memory as before, in a quarter of the time.
   XDG_STATE_HOME="$TMP/state-fe" "$BIN" --daemon --target "$URL_e1" --db "$db" --interval 1 \
     --stats-interval 10 --log-level debug -X compression.codec=none >"$TMP/fe.log" 2>&1 &
   local d=$!
@@ -255,6 +304,8 @@ scen_embedded() {
   pgctl -D "$GH_PG_DIR/data" -m fast -w stop >/dev/null
   sleep "$EMB_OUTAGE_S"
   pgctl -D "$GH_PG_DIR/data" -l "$GH_PG_DIR/postgresql.log" -w -t 60 start >/dev/null || die "PostgreSQL did not come back"
+  fault_end "$db"
+  ACTION="--daemon with its in-process broker, $EMB_GPUS GPUs at 1 s uncompressed; PostgreSQL stopped $EMB_OUTAGE_S s (past the broker's 5 MiB a partition)"
   echo "  PostgreSQL back"
   # until the gate is open again and the sink has caught up
   local i l; for i in $(seq 1 300); do
@@ -327,6 +378,7 @@ gap = max(b - a for a, b in zip(ts, ts[1:]))
 print(f"  good target: {len(ts)} scrapes, largest gap {gap:.2f} s (the hanging target takes 2 s each)")
 sys.exit(0 if gap < 1.6 else 1)
 PY
+  ACTION="beside a good exporter: one that hangs, one returning garbage, two returning 100 MB, for 20 s"
   check "targets: the good target's every (GPU, time) exactly once, nothing from the bad ones" \
     verify targets "$db" --target "$URL_g1=$TMP/g1.uuids" --log "$TMP/ftc.log"
   stop_sink ft; echo "  sink: $(sinkline ft)"
@@ -401,6 +453,7 @@ RUN
   echo "  counted: $(grep -o 'console: stopped; .*' "$log")"
   check "hangup: the console's collector dropped nothing" grep -qE 'console: stopped; .* dropped=0 ' "$log"
   privpg_open "$pgdata" || die "hangup: the private database does not open again (log: $TMP/privpg-reopen.log)"
+  ACTION="the console's terminal hung up (tmux kill-session) mid-stream; its private database reopened"
   check "hangup: the private database holds every logged (GPU, time) exactly once" \
     verify hangup "$PRIV_CI" --target "$URL_h1=$TMP/h1.uuids" --log "$log"
   privpg_close
@@ -422,6 +475,8 @@ scen_oversized() {
   python3 -c 'import json,sys; sys.stdout.write(json.dumps({"schema_version": 1, "time": "not a time", "gpu": {"uuid": "GPU-oversized"}, "pad": "x" * 1020000}))' >"$TMP/fz.json"
   inject_event "$t" "$(head -1 "$TMP/z1.uuids")" "$TMP/fz.json"
   echo "  injected: one invalid event of $(wc -c <"$TMP/fz.json") bytes keyed by $(head -1 "$TMP/z1.uuids"), between its real samples"
+  fault_end "$db"
+  ACTION="an invalid event of 1 MB injected mid-stream (a dead letter, cut to 64 KiB)"
   sleep 8
   stop_coll fzc
   echo "  counted: $(counted fzc)"
@@ -454,6 +509,8 @@ scen_future() {
   inject_event "$t" "$victim" "$TMP/ff.json"
   local at; at=$(date -u +%FT%TZ)
   echo "  injected: a sample of $victim dated 9999-12-31 at $at, between its real samples"
+  fault_end "$db"
+  ACTION="one sample dated 9999 injected mid-stream (a dead letter in the sink and the scorer)"
   sleep 8
   stop_coll ffc
   echo "  counted: $(counted ffc)"
@@ -474,7 +531,7 @@ scen_future() {
 
 for s in $SCEN; do
   case "$s" in
-    collector|sink|broker|postgres|outage|targets|hangup|oversized|future|embedded) t0=$(date +%s); "scen_$s"; echo "  ($s: $(( $(date +%s) - t0 )) s)" ;;
+    collector|sink|broker|postgres|outage|targets|hangup|oversized|future|embedded) t0=$(date +%s); ACTION=; "scen_$s"; watch_stop; echo "  ($s: $(( $(date +%s) - t0 )) s)" ;;
     *) die "unknown scenario '$s' in GH_FAULTS (collector sink broker postgres outage targets hangup oversized future embedded)" ;;
   esac
 done
