@@ -359,8 +359,9 @@ for f in glob.glob(sys.argv[1] + "/*/data/__cluster_metadata-0/quorum-state"):
 print(best[1])
 PY
 }
-kafka_cluster_stop() {
-  [ -n "${GH_KC_DIR:-}" ] || return 0
+kafka_cluster_stop() { # also from another process than the one that started it (run.sh)
+  local GH_KC_DIR=${GH_KC_DIR:-${GH_SVC_DIR:-/nonexistent}/kcluster}
+  [ -d "$GH_KC_DIR" ] || return 0
   local n sp=(); for n in 1 2 3; do [ -f "$GH_KC_DIR/$n/pid" ] && kill -CONT "$(kc_pid "$n")" 2>/dev/null; kc_stop "$n" & sp+=($!); done
   for n in "${sp[@]}"; do wait "$n"; done
 }

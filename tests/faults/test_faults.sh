@@ -48,9 +48,10 @@ source "$(dirname "$0")/../integration/lib.sh"
 source "$ROOT/scripts/services.sh"
 [ -n "${GH_KAFKA_DIR:-}" ] || die "GH_KAFKA_DIR is not set: run tests/faults/run.sh (or source scripts/services.sh; kafka_start) so the suite can kill and restart the broker"
 [ -n "${GH_PG_DIR:-}" ] && [ -n "${GH_PG_BIN:-}" ] || die "GH_PG_DIR/GH_PG_BIN are not set: run tests/faults/run.sh (or source scripts/services.sh; pg_start) so the suite can restart PostgreSQL"
+trap '[ -n "${KC_STARTED:-}" ] && kafka_cluster_stop; cleanup' EXIT # the cluster's JVMs too
 VERIFY="$ROOT/tests/faults/verify.py"
 BAD="$ROOT/tests/faults/bad_exporter.py"
-SCEN=${GH_FAULTS:-collector sink broker postgres outage targets hangup oversized future embedded}
+SCEN=${GH_FAULTS:-collector sink broker postgres outage targets hangup oversized future embedded kc-leader kc-rolling kc-controller kc-sigstop kc-two-down kc-shards kc-sinks}
 OUTAGE_S=${GH_OUTAGE_S:-75}
 EMB_OUTAGE_S=${GH_EMBEDDED_OUTAGE_S:-150}
 EMB_GPUS=${GH_EMBEDDED_GPUS:-256}
@@ -276,7 +277,7 @@ scen_outage() {
     verify outage-C "$dbC" --target "$URL_o1=$TMP/o1.uuids" --log "$TMP/foC.log"
   local dB; dB=$(dropped_of foB)
   check "outage: B counted drops (its bound was passed)" test "${dB:-0}" -gt 0
-  ACTION="broker stopped $OUTAGE_S s, longer than the producer's message timeout; collector A with default bounds"
+  ACTION="broker stopped $OUTAGE_S s mid-stream; collector A with default bounds (the producer never times a message out)"
   check "outage: A's every (GPU, time) exactly once across the outage" \
     verify outage-A "$dbA" --target "$URL_o1=$TMP/o1.uuids" --log "$TMP/foA.log"
   ACTION="the same outage; collector B bounded to 40+40 events, no spool: loses exactly what it counts as dropped"
@@ -529,10 +530,213 @@ scen_future() {
     test "$(sql "$db" "SELECT count(*) FROM gpu_health_scores WHERE time > now() + interval '5 minutes' OR reasons::text LIKE '%fell_off_bus%'")" = 0
 }
 
+# ------------------------------------------------------------------------------------------
+# The replicated cluster (issue 23): three KRaft nodes (scripts/services.sh
+# kafka_cluster_start), topics made by `gpuhealth kafka init` with replication factor 3 and
+# min.insync.replicas=2. Each scenario has its own topic, database, exporter(s), collector(s)
+# and sink(s) on the cluster; each ends with every logged (GPU, time) in gpu_metrics exactly
+# once and every sink's lag back to 0.
+kc_up() {
+  [ -n "${GH_KC_BROKERS:-}" ] && return 0
+  kafka_cluster_start || die "the 3-node Kafka cluster did not start (logs in $GH_SVC_DIR/kcluster)"
+  KC_STARTED=1
+}
+# kc_begin NAME: a database and a topic made by kafka init; sets KDB and KT
+kc_begin() {
+  KDB=$(new_db "gh_${1//-/_}_$$"); KT=gh-$1-$UNIQ
+  "$BIN" kafka init --brokers "$GH_KC_BROKERS" --topic "$KT" --dlq-topic "$KT-dlq" --alerts-topic '' \
+    >"$TMP/$1-init.out" 2>&1
+  check "$1: kafka init made $KT with replication factor 3, min.insync.replicas=2" \
+    grep -q "topic $KT created: 4 partitions, replication factor 3, min.insync.replicas=2" "$TMP/$1-init.out"
+}
+# kc_meta TOPIC: "partition leader isr-count end-offset" per partition
+kc_meta() {
+  local q=() p; for p in 0 1 2 3; do q+=(-t "$1:$p:-1"); done
+  kcat -b "$GH_KC_BROKERS" -L -t "$1" -J 2>/dev/null >"$TMP/meta.json"
+  kcat -b "$GH_KC_BROKERS" -Q "${q[@]}" 2>/dev/null >"$TMP/offsets.txt"
+  python3 - "$TMP/meta.json" "$TMP/offsets.txt" <<'PY'
+import json, re, sys
+t = json.load(open(sys.argv[1]))["topics"][0]
+off = {int(m.group(1)): int(m.group(2)) for m in re.finditer(r"\[(\d+)\] offset (\d+)", open(sys.argv[2]).read())}
+for p in sorted(t["partitions"], key=lambda p: p["partition"]):
+    print(p["partition"], p["leader"], len(p["isrs"]), off.get(p["partition"], -1))
+PY
+}
+kc_busiest_leader() { kc_meta "$1" | sort -k4 -n | tail -1 | awk '{print $2}'; }
+# kc_wait_isr TOPIC: until every partition has its 3 replicas in sync (60 s)
+kc_wait_isr() {
+  local i; for i in $(seq 1 120); do
+    [ "$(kc_meta "$1" | awk '$3 == 3' | wc -l)" = 4 ] && return 0; sleep 0.5
+  done; return 1
+}
+# lag_flat SINK...: each sink's newest stats line says lag=0
+lag_flat() { local x; for x in "$@"; do grep ' lag=' "$TMP/$x.log" | tail -1 | grep -q ' lag=0 ' || return 1; done; }
+# kc_finish LABEL COLLECTOR-LOGS SINKS [verify args]: after the collectors stopped: the sinks'
+# lag back to 0 (60 s), then the database against the ground truth
+kc_finish() {
+  local l=$1 sinks=$2 i; shift 2
+  for i in $(seq 1 120); do lag_flat $sinks && break; sleep 0.5; done
+  check "$l: every sink's lag back to 0 ($(for x in $sinks; do grep -o ' lag=[^ ]*' "$TMP/$x.log" | tail -1; done | tr '\n' ' '))" lag_flat $sinks
+  check "$l: every (GPU, time) exactly once" verify "$l" "$KDB" "$@"
+  local x; for x in $sinks; do stop_sink "$x"; echo "  sink $x: $(sinkline "$x")"; done
+}
+nodrop() { check "$2: collector $1 dropped nothing" grep -qE 'stopped; .* failed=0 dropped=0 ' "$TMP/$1.log"; }
+
+# a stream on the cluster: one exporter of 64 GPUs, one collector (spool), one sink
+kc_stream() {
+  local KAFKA=$GH_KC_BROKERS
+  start_mock "$1" 64 "$2"
+  start_coll "${1}c" "$KT" --target "$(eval echo "\$URL_$1")" --spool-dir "$TMP/spool-$1"
+  start_sink "${1}s" "$KDB" "$KT" "g-$KT" --batch-timeout 0.5
+}
+kc_stream_end() { # kc_stream_end NAME LABEL
+  local KAFKA=$GH_KC_BROKERS
+  stop_coll "${1}c"; echo "  counted: $(counted "${1}c")"
+  nodrop "${1}c" "$2"
+  kc_finish "$2" "${1}s" --target "$(eval echo "\$URL_$1")=$TMP/$1.uuids" --log "$TMP/${1}c.log"
+}
+
+scen_kc_leader() {
+  echo "== kc-leader: kill -9 of the leader of the busiest partition mid-stream (3-node cluster)"
+  kc_up; kc_begin kc-leader; kc_stream kl 111
+  sleep "$(rand_between 6 9)"
+  local n; n=$(kc_busiest_leader "$KT")
+  echo "  injected: kill -9 of node $n, leader of the busiest partition ($(kc_meta "$KT" | tr '\n' ';')), down 10 s"
+  kc_kill9 "$n"; sleep 10
+  kc_start "$n" || die "node $n did not come back"
+  fault_end "$KDB"
+  ACTION="3-node cluster (RF 3, min.insync 2): kill -9 of the leader of the busiest partition mid-stream, down 10 s"
+  sleep 8
+  kc_stream_end kl kc-leader
+}
+
+scen_kc_rolling() {
+  echo "== kc-rolling: a rolling restart of the three nodes (controlled shutdown, each back in sync before the next)"
+  kc_up; kc_begin kc-rolling; kc_stream kr 112
+  sleep 6
+  local n
+  for n in 1 2 3; do
+    echo "  injected: node $n stopped (SIGTERM) and started again"
+    kc_stop "$n"; kc_start "$n" || die "node $n did not come back"
+    kc_wait_isr "$KT" || bad "kc-rolling: $KT not back in sync after node $n"
+  done
+  fault_end "$KDB"
+  ACTION="3-node cluster: rolling restart of all three nodes mid-stream (each back in sync before the next)"
+  sleep 6
+  kc_stream_end kr kc-rolling
+}
+
+scen_kc_controller() {
+  echo "== kc-controller: kill -9 of the active controller mid-stream"
+  kc_up; kc_begin kc-controller; kc_stream kk 113
+  sleep "$(rand_between 6 9)"
+  local n m i; n=$(kc_active_controller)
+  [ -n "$n" ] || die "kc-controller: no active controller found"
+  echo "  injected: kill -9 of node $n, the active controller, down 10 s"
+  kc_kill9 "$n"
+  for i in $(seq 1 40); do m=$(kc_active_controller); [ -n "$m" ] && [ "$m" != "$n" ] && break; sleep 0.25; done
+  check "kc-controller: another node became the active controller ($n -> $m)" test -n "$m" -a "$m" != "$n"
+  sleep 10
+  kc_start "$n" || die "node $n did not come back"
+  fault_end "$KDB"
+  ACTION="3-node cluster: kill -9 of the active controller (a broker too) mid-stream, down 10 s"
+  sleep 8
+  kc_stream_end kk kc-controller
+}
+
+scen_kc_sigstop() {
+  echo "== kc-sigstop: one node hung (SIGSTOP) for ${KC_HANG_S:=60} s, then SIGCONT"
+  kc_up; kc_begin kc-sigstop; kc_stream kh 114
+  sleep 6
+  local n; n=$(kc_busiest_leader "$KT")
+  echo "  injected: SIGSTOP of node $n (leader of the busiest partition) for $KC_HANG_S s"
+  kill -STOP "$(kc_pid "$n")"; sleep "$KC_HANG_S"; kill -CONT "$(kc_pid "$n")"
+  fault_end "$KDB"
+  ACTION="3-node cluster: SIGSTOP of the busiest partition's leader for $KC_HANG_S s (hung, not dead), then SIGCONT"
+  kc_wait_isr "$KT" || bad "kc-sigstop: $KT not back in sync"
+  sleep 6
+  kc_stream_end kh kc-sigstop
+}
+
+scen_kc_two_down() {
+  echo "== kc-two-down: two of the three nodes down (kill -9) for ${KC_DOWN_S:=60} s: below min.insync.replicas"
+  kc_up; kc_begin kc-two-down; kc_stream kd 115
+  sleep 6
+  local c a b; c=$(kc_active_controller); a=$c; b=$(( c % 3 + 1 ))
+  echo "  injected: kill -9 of nodes $a (the active controller) and $b for $KC_DOWN_S s"
+  kc_kill9 "$a"; kc_kill9 "$b"
+  sleep 20
+  echo "  while down: $(grep 'collector: targets=' "$TMP/kdc.log" | tail -1 | grep -o 'delivered=.*')"
+  sleep $(( KC_DOWN_S - 20 ))
+  kc_start "$a" nowait; kc_start "$b" nowait; kc_wait_up 1 2 3 || die "nodes $a, $b did not come back"
+  fault_end "$KDB"
+  ACTION="3-node cluster: two of three nodes (the active controller among them) killed for $KC_DOWN_S s; the producer waits and buffers"
+  kc_wait_isr "$KT" || bad "kc-two-down: $KT not back in sync"
+  sleep 6
+  kc_stream_end kd kc-two-down
+}
+
+scen_kc_shards() {
+  echo "== kc-shards: three collectors sharded 3 ways over six exporters; one killed (-9) and restarted"
+  kc_up; kc_begin kc-shards
+  local KAFKA=$GH_KC_BROKERS i list=() tg=() logs=()
+  for i in 1 2 3 4 5 6; do start_mock "ks$i" 16 $((120 + i)); list+=(--target "$(eval echo "\$URL_ks$i")"); tg+=(--target "$(eval echo "\$URL_ks$i")=$TMP/ks$i.uuids"); done
+  for i in 0 1 2; do start_coll "ksc$i" "$KT" "${list[@]}" --shard "$i/3" --spool-dir "$TMP/spool-ks$i"; done
+  start_sink kss "$KDB" "$KT" "g-$KT" --batch-timeout 0.5
+  sleep "$(rand_between 6 9)"
+  echo "  injected: kill -9 of collector shard 1/3 ($(scrapes_of ksc1) scrapes logged), restarted on its spool after 5 s"
+  kill9 ksc1; mv "$TMP/ksc1.log" "$TMP/ksc1a.log"; sleep 5
+  start_coll ksc1 "$KT" "${list[@]}" --shard 1/3 --spool-dir "$TMP/spool-ks1"
+  fault_end "$KDB"
+  ACTION="3 collectors sharded 3 ways (--shard I/3) over 6 exporters on the cluster; one killed -9 mid-stream, restarted after 5 s"
+  sleep 8
+  for i in 0 1 2; do stop_coll "ksc$i"; nodrop "ksc$i" kc-shards; done
+  python3 - "$TMP" <<'PY' || bad "kc-shards: the shards' targets overlap or leave a gap"
+import re, sys
+d = sys.argv[1]
+got = {}
+for i, logs in enumerate([["ksc0.log"], ["ksc1a.log", "ksc1.log"], ["ksc2.log"]]):
+    got[i] = set()
+    for f in logs:
+        got[i] |= set(re.findall(r"collector: scraped (\S+) at ", open(f"{d}/{f}").read()))
+allu = set().union(*got.values())
+over = sum(len(v) for v in got.values()) - len(allu)
+print(f"  shards scraped {[len(got[i]) for i in range(3)]} targets: {len(allu)} in all, {over} in two shards")
+sys.exit(0 if len(allu) == 6 and over == 0 else 1)
+PY
+  kc_finish kc-shards kss "${tg[@]}" --log "$TMP/ksc0.log" --log "$TMP/ksc1a.log" --log "$TMP/ksc1.log" --log "$TMP/ksc2.log" \
+    --allow-unlogged-scrapes 1
+}
+
+scen_kc_sinks() {
+  echo "== kc-sinks: two sinks in one group; one killed (-9), the other takes its partitions"
+  kc_up; kc_begin kc-sinks
+  local KAFKA=$GH_KC_BROKERS
+  start_mock kg 64 116
+  start_coll kgc "$KT" --target "$URL_kg" --spool-dir "$TMP/spool-kg"
+  start_sink kgs1 "$KDB" "$KT" "g-$KT" --batch-timeout 2
+  start_sink kgs2 "$KDB" "$KT" "g-$KT" --batch-timeout 2
+  sleep "$(rand_between 8 11)"
+  echo "  before: sink 1 $(grep -o 'assigned partitions .*' "$TMP/kgs1.log" | tail -1); sink 2 $(grep -o 'assigned partitions .*' "$TMP/kgs2.log" | tail -1)"
+  echo "  injected: kill -9 of sink 1 with $(sql "$KDB" "SELECT count(*) FROM gpu_metrics") rows committed, a batch of up to 2 s open"
+  kill9 kgs1
+  fault_end "$KDB"
+  ACTION="two sinks in one consumer group on the cluster; one killed -9 mid-stream (open batch); the other takes its partitions"
+  local i; for i in $(seq 1 60); do grep -q 'assigned partitions 0,1,2,3 ' "$TMP/kgs2.log" && break; sleep 0.5; done
+  check "kc-sinks: sink 2 took all four partitions ($(grep -o 'assigned partitions .*' "$TMP/kgs2.log" | tail -1))" \
+    grep -q 'assigned partitions 0,1,2,3 ' "$TMP/kgs2.log"
+  sleep 5
+  stop_coll kgc; echo "  counted: $(counted kgc)"
+  nodrop kgc kc-sinks
+  kc_finish kc-sinks kgs2 --target "$URL_kg=$TMP/kg.uuids" --log "$TMP/kgc.log"
+}
+
 for s in $SCEN; do
   case "$s" in
-    collector|sink|broker|postgres|outage|targets|hangup|oversized|future|embedded) t0=$(date +%s); ACTION=; "scen_$s"; watch_stop; echo "  ($s: $(( $(date +%s) - t0 )) s)" ;;
-    *) die "unknown scenario '$s' in GH_FAULTS (collector sink broker postgres outage targets hangup oversized future embedded)" ;;
+    collector|sink|broker|postgres|outage|targets|hangup|oversized|future|embedded|kc-leader|kc-rolling|kc-controller|kc-sigstop|kc-two-down|kc-shards|kc-sinks)
+      t0=$(date +%s); ACTION=; "scen_${s//-/_}"; watch_stop; echo "  ($s: $(( $(date +%s) - t0 )) s)" ;;
+    *) die "unknown scenario '$s' in GH_FAULTS (collector sink broker postgres outage targets hangup oversized future embedded kc-leader kc-rolling kc-controller kc-sigstop kc-two-down kc-shards kc-sinks)" ;;
   esac
 done
+[ -n "${KC_STARTED:-}" ] && kafka_cluster_stop
 finish
