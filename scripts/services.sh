@@ -232,6 +232,8 @@ services_stop() {
 kafka_cluster_start() {
   kafka_fetch || return 1
   GH_KC_DIR="$GH_SVC_DIR/kcluster"
+  kafka_cluster_stop
+  rm -rf "$GH_KC_DIR" # a fresh cluster: a scratch directory
   mkdir -p "$GH_KC_DIR"
   local n voters="" bl="" bp=() cp=() p
   for n in 1 2 3; do
