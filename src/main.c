@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "api/api_cmd.h"
+#include "bus/topic_init.h"
 #include "cli.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -26,7 +27,7 @@ static const struct {
 	{CLI_TUI, tui_run},       {CLI_DAEMON, daemon_run},         {CLI_MOCK, mock_dcgm_run},
 	{CLI_COLLECTOR, collector_cmd_run}, {CLI_SINK, sink_cmd_run},   {CLI_SCORER, scorer_cmd_run},
 	{CLI_STATUS, status_cmd_run},    {CLI_DB, migrate_cmd_run},
-	{CLI_API, api_cmd_run},
+	{CLI_API, api_cmd_run},          {CLI_KAFKA, topic_init_cmd_run},
 };
 
 static const char *env_get(const char *name) { return getenv(name); }

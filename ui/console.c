@@ -322,9 +322,13 @@ static void panel(struct console *c, int y)
 	size_t down = view_targets_down(v);
 	double age = view_scrape_age(v);
 	attr_t aa = age < 0 ? A_DIM : level_attr(c, down ? VL_WARN : VL_OK);
+	char shard[64] = ""; /* --shard: this collector's part of the list */
+	if (v->collector.shard.count)
+		snprintf(shard, sizeof(shard), " (shard %u/%u of %zu)", v->collector.shard.index,
+		         v->collector.shard.count, v->collector.targets_listed);
 	put(y, 8, COLS - 8, aa, true,
-	    "%zu/%zu targets up  age %s  %.1f scrapes/s  events %s (%.1f/s)", v->ntargets - down,
-	    v->ntargets, view_fmt_age(age, a, sizeof(a)), v->scrapes_per_s,
+	    "%zu/%zu targets up%s  age %s  %.1f scrapes/s  events %s (%.1f/s)", v->ntargets - down,
+	    v->ntargets, shard, view_fmt_age(age, a, sizeof(a)), v->scrapes_per_s,
 	    view_fmt_count((double)v->collector.events, b, sizeof(b)), v->events_per_s);
 	/* Kafka */
 	const struct producer_stats *ps = &v->collector.producer;

@@ -66,6 +66,7 @@ struct collector {
 	size_t nassign;
 
 	atomic_bool stop;
+	struct shard shard; /* count 0: every target given is kept */
 
 	pthread_mutex_t lock; /* guards st, the workers' pending sets and pos, assign */
 	struct collector_stats st;
@@ -641,6 +642,62 @@ static unsigned default_threads(void)
 	return n > COLLECTOR_THREADS_MAX ? COLLECTOR_THREADS_MAX : (unsigned)n;
 }
 
+/* The shard's part of a target set given (urls/en borrowed; kept[], ken[] owned by the caller,
+ * NULL when not sharded: use the set as given). Returns 0 or -ENOMEM. */
+static int shard_filter(const struct collector *c, const char *const *urls,
+                        const struct events_enrich *en, size_t n, const char ***kept,
+                        struct events_enrich **ken, size_t *nk)
+{
+	*kept = NULL;
+	*ken = NULL;
+	*nk = n;
+	if (!c->shard.count)
+		return 0;
+	*kept = calloc(n ? n : 1, sizeof(**kept));
+	if (en)
+		*ken = calloc(n ? n : 1, sizeof(**ken));
+	if (!*kept || (en && !*ken)) {
+		free(*kept);
+		free(*ken);
+		*kept = NULL;
+		*ken = NULL;
+		return -ENOMEM;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!shard_keeps(&c->shard, urls[i]))
+			continue;
+		if (en)
+			(*ken)[k] = en[i]; /* members borrowed */
+		(*kept)[k++] = urls[i];
+	}
+	*nk = k;
+	return 0;
+}
+
+/* split_targets() of the shard's part of a set; call with c->lock held */
+static int split_shard(struct collector *c, const char *const *urls, const struct events_enrich *en,
+                       size_t n)
+{
+	const char **kept;
+	struct events_enrich *ken;
+	size_t nk;
+	int rc = shard_filter(c, urls, en, n, &kept, &ken, &nk);
+	if (rc)
+		return rc;
+	rc = kept ? split_targets(c, kept, ken, nk) : split_targets(c, urls, en, n);
+	if (!rc) {
+		c->st.targets_listed = n;
+		c->st.targets = nk;
+		if (c->shard.count)
+			log_info("collector: shard %u/%u keeps %zu of %zu targets", c->shard.index,
+			         c->shard.count, nk, n);
+	}
+	free(kept);
+	free(ken);
+	return rc;
+}
+
 int collector_create(struct collector **out, const struct collector_options *o, char *err,
                      size_t errlen)
 {
@@ -658,6 +715,14 @@ int collector_create(struct collector **out, const struct collector_options *o, 
 	c->tap_ud = o->tap_ud;
 	strbuf_init(&c->local_body, 0);
 	c->interval_s = o->interval_s;
+	c->shard = o->shard;
+	c->st.shard = o->shard;
+	if (o->shard.count && (o->shard.index >= o->shard.count || o->shard.count > SHARD_MAX)) {
+		snprintf(err, errlen, "collector: shard %u/%u: give %s", o->shard.index,
+		         o->shard.count, SHARD_SYNTAX);
+		rc = -EINVAL;
+		goto fail;
+	}
 	if (o->threads > COLLECTOR_THREADS_MAX) {
 		snprintf(err, errlen, "collector: %u scrape threads is too many (at most %u)",
 		         o->threads, COLLECTOR_THREADS_MAX);
@@ -714,7 +779,7 @@ int collector_create(struct collector **out, const struct collector_options *o, 
 	}
 	if (!c->has_local) {
 		pthread_mutex_lock(&c->lock);
-		rc = split_targets(c, o->targets, o->target_enrich, o->ntargets);
+		rc = split_shard(c, o->targets, o->target_enrich, o->ntargets);
 		pthread_mutex_unlock(&c->lock);
 		if (rc)
 			goto fail;
@@ -726,7 +791,8 @@ int collector_create(struct collector **out, const struct collector_options *o, 
 			goto fail;
 		c->st.kafka = true;
 	}
-	c->st.targets = o->ntargets;
+	if (c->has_local)
+		c->st.targets = c->st.targets_listed = 1;
 	c->st.threads = c->nw;
 	*out = c; /* caller owns */
 	return 0;
@@ -770,7 +836,7 @@ int collector_set_targets_enrich(struct collector *c, const char *const *urls,
 	if (c->has_local)
 		return n ? -EINVAL : 0;
 	pthread_mutex_lock(&c->lock);
-	int rc = split_targets(c, urls, en, n);
+	int rc = split_shard(c, urls, en, n);
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
@@ -935,6 +1001,9 @@ int collector_render_metrics(struct collector *c, struct strbuf *sb)
 	} rows[] = {
 	    {"gpuhealth_collector_targets", "gauge", "Targets in the current set.",
 	     (double)st.targets, false},
+	    {"gpuhealth_collector_targets_listed", "gauge",
+	     "Targets in the list given, before --shard kept its part.", (double)st.targets_listed,
+	     false},
 	    {"gpuhealth_collector_targets_down", "gauge", "Targets whose last scrape failed.",
 	     (double)st.targets_down, false},
 	    {"gpuhealth_collector_scrape_threads", "gauge", "Threads that scrape the targets.",
@@ -978,6 +1047,16 @@ int collector_render_metrics(struct collector *c, struct strbuf *sb)
 			continue;
 		rc = family(sb, rows[i].name, rows[i].type, rows[i].help);
 		rc = rc ? rc : strbuf_printf(sb, "%s %.17g\n", rows[i].name, rows[i].v);
+	}
+	if (!rc) {
+		/* a collector that is not sharded is the one shard of one */
+		rc = family(sb, "gpuhealth_collector_shard_info", "gauge",
+		            "Always 1: this collector's shard (--shard I/N) of the target list.");
+		rc = rc ? rc
+		        : strbuf_printf(
+		              sb, "gpuhealth_collector_shard_info{shard=\"%u\",of=\"%u\"} 1\n",
+		              st.shard.count ? st.shard.index : 0,
+		              st.shard.count ? st.shard.count : 1);
 	}
 	if (!rc && st.kafka) {
 		rc = family(sb, "gpuhealth_collector_buffer_events", "gauge",

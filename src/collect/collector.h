@@ -23,6 +23,7 @@
 #include "bus/producer.h"
 #include "collect/events.h"
 #include "collect/scrape.h"
+#include "collect/shard.h"
 #include "core/strbuf.h"
 
 /* A local source in place of scrape targets (e.g. NVML, nvml.h): read on the collector thread
@@ -48,6 +49,9 @@ struct collector_options {
 	 * its non-empty members replace `enrich`'s for that target's events */
 	const struct events_enrich *target_enrich;
 	size_t ntargets;
+	/* --shard I/N: of every target set given (here and by collector_set_targets*), keep only
+	 * the targets of this shard (shard.h); count 0: all of them */
+	struct shard shard;
 	double interval_s;
 	double timeout_s;
 	size_t max_body;
@@ -72,7 +76,9 @@ struct collector_stats {
 	uint64_t events;         /* events built and handed on */
 	uint64_t bytes;          /* decoded scrape bodies */
 	uint64_t output_errors;  /* failed writes to --output */
-	size_t targets;          /* in the current set */
+	size_t targets;          /* in the current set (this shard's) */
+	size_t targets_listed;   /* in the list given, before the shard's split */
+	struct shard shard;      /* as given (count 0: not sharded) */
 	size_t targets_down;     /* whose last attempt failed */
 	unsigned threads;        /* scrape threads */
 	bool kafka;              /* events go to Kafka (then `producer` is valid) */
@@ -91,8 +97,9 @@ int collector_create(struct collector **out, const struct collector_options *opt
 		     size_t errlen);
 /* Starts the threads. Returns 0 or -errno. */
 int collector_start(struct collector *c);
-/* Hands a new target set to the threads (copied; each applies its part on its next loop).
- * Returns 0, -ENOMEM (the old set is kept) or -EINVAL (a collector of a local source). */
+/* Hands a new target set to the threads (copied; each applies its part on its next loop),
+ * keeping only the shard's targets when the collector is sharded (a URL that stays in the
+ * shard keeps its thread and schedule). Returns 0, -ENOMEM (the old set is kept) or -EINVAL (a collector of a local source). */
 int collector_set_targets(struct collector *c, const char *const *urls, size_t n);
 /* collector_set_targets() with each target's enrichment (en parallel to urls, copied; NULL:
  * none), as collector_options.target_enrich. */

@@ -85,10 +85,14 @@ static void log_stats(const struct collector_stats *st, const char *prefix)
 			 p->in_flight, p->queued, p->spool_events, p->last_error[0] ? " kafka_error=" : "",
 			 p->last_error);
 	}
-	log_info("%s targets=%zu down=%zu scrapes_ok=%" PRIu64 " scrapes_failed=%" PRIu64
+	char shard[64] = "";
+	if (st->shard.count)
+		snprintf(shard, sizeof(shard), " shard=%u/%u listed=%zu", st->shard.index,
+			 st->shard.count, st->targets_listed);
+	log_info("%s targets=%zu%s down=%zu scrapes_ok=%" PRIu64 " scrapes_failed=%" PRIu64
 		 " scrapes_missed=%" PRIu64 " samples=%" PRIu64 " bad_lines=%" PRIu64
 		 " unusable=%" PRIu64 " events=%" PRIu64 "%s",
-		 prefix, st->targets, st->targets_down, st->scrapes_ok, st->scrapes_failed,
+		 prefix, st->targets, shard, st->targets_down, st->scrapes_ok, st->scrapes_failed,
 		 st->scrapes_missed, st->samples, st->bad_lines, st->unusable, st->events, kafka);
 }
 
@@ -256,6 +260,11 @@ int collector_cmd_run(struct config *cfg)
 			  "exporters: give one or the other");
 		goto out;
 	}
+	if (nvml && config_str(cfg, "shard")) {
+		log_error("--shard splits a list of scrape targets among collectors; --nvml reads "
+			  "this machine's GPUs and has none: drop --shard");
+		goto out;
+	}
 	if (m.n == 0 && !nvml && !disc) {
 		log_error("no scrape targets: give --target URL (SCRAPE_TARGETS, comma-separated), "
 			  "--targets-file FILE (SCRAPE_TARGETS_FILE), --file-sd, --http-sd or "
@@ -300,6 +309,7 @@ int collector_cmd_run(struct config *cfg)
 		.targets = m.urls,
 		.target_enrich = m.en,
 		.ntargets = m.n,
+		.shard = cli_shard(cfg),
 		.interval_s = config_double(cfg, "interval"),
 		.timeout_s = config_double(cfg, "scrape-timeout"),
 		.max_body = (size_t)config_int(cfg, "max-body"),

@@ -545,6 +545,7 @@ static int start_collector(struct pipeline *p)
 	struct collector_options o = {
 		.targets = urls,
 		.ntargets = n,
+		.shard = cli_shard(cfg),
 		.interval_s = config_double(cfg, "interval"),
 		.timeout_s = config_double(cfg, "scrape-timeout"),
 		.max_body = (size_t)config_int(cfg, "max-body"),

@@ -65,7 +65,7 @@ expect 2 'not a known GPU model' -- daemon --model nope --duration 1
 
 
 # The man page's OPTIONS section documents every option that any command's --help lists.
-for cmd in tui daemon mock-dcgm collector sink scorer status db api; do
+for cmd in tui daemon mock-dcgm collector sink scorer status db api kafka; do
   opts=$("$bin" $cmd --help | grep -oE '^ +(-[A-Za-z], )?--[a-z-]+|^ +-[A-Za-z] ' | grep -oE -- '--[a-z-]+|-[A-Za-z]' | sort -u)
   for o in $opts; do
     if sed -n '/^\.SH OPTIONS/,/^\.SH [^O]/p' "$man" | sed 's/\\//g' | grep -qE -- "(^|[^a-z-])$o([^a-z-]|$)"; then ok; else bad "man page lacks $o (from 'gpuhealth $cmd --help')"; fi

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs the fault suite (tests/faults/test_faults.sh, about 25 minutes) on its own: builds the
-# normal build, starts a private PostgreSQL and Kafka (scripts/services.sh), runs ctest's
-# label 'faults', stops the services. GH_FAULTS="collector sink ..." runs some scenarios only;
-# GH_OUTAGE_S sets the broker outage (default 320 s: it must pass librdkafka's 300 s default).
+# Runs the fault suite (tests/faults/test_faults.sh) on its own: builds the normal build,
+# starts a private PostgreSQL and Kafka (scripts/services.sh), runs ctest's label 'faults',
+# stops the services, and writes docs/reliability.md from the scenarios' result lines
+# (tests/faults/reliability.py documents the line; GH_RELIABILITY_TSV is the file, in the
+# services' directory). GH_FAULTS="collector sink ..." runs some scenarios only (the other
+# rows of docs/reliability.md are kept); GH_OUTAGE_S sets the broker outage (default 75 s).
 # `scripts/test.sh --faults` runs it after the default tests instead.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -11,8 +13,11 @@ scripts/install-deps.sh --test
 scripts/build.sh "$root/build" -DGPUHEALTH_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 source scripts/services.sh
 ok=0
+export GH_RELIABILITY_TSV="$GH_SVC_DIR/reliability.tsv"
+: >"$GH_RELIABILITY_TSV"
 cleanup() {
-  kafka_stop; pg_stop
+  python3 tests/faults/reliability.py "$GH_RELIABILITY_TSV" docs/reliability.md || ok=0
+  kafka_cluster_stop; kafka_stop; pg_stop
   if [ $ok = 1 ]; then rm -rf "$GH_SVC_DIR"; else echo "service logs kept in $GH_SVC_DIR" >&2; fi
 }
 trap cleanup EXIT

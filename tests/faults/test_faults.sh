@@ -14,15 +14,19 @@
 #   sink       kill -9 the sink twice mid-stream (open batches), restart it
 #   broker     kill -9 the Kafka JVM mid-stream, restart it on the same ports and data
 #   postgres   stop PostgreSQL (fast shutdown) mid-stream for 10 s, start it again
-#   outage     stop the broker for GH_OUTAGE_S (default 320 s, longer than librdkafka's default
-#              300 s message timeout): collector A with default bounds loses nothing; at the same
-#              time collector B with tiny bounds and no spool overflows its buffer, and the rows
-#              it misses must equal its dropped counter exactly
-#   embedded   (about 13 minutes) `--daemon` with
+#   outage     stop the broker for GH_OUTAGE_S (default 75 s): collector A with default bounds
+#              (the producer never times a message out) loses nothing; collector C, whose
+#              librdkafka message timeout is set to 30 s, loses nothing either (what librdkafka
+#              times out is produced again: the outage is 2.5 times its timeout, as the old 320 s
+#              outage was past librdkafka's default 300 s); at the same time collector B with
+#              tiny bounds and no spool overflows its buffer, and the rows it misses must equal
+#              its dropped counter exactly
+#   embedded   (about 4 minutes) `--daemon` with
 #              its in-process broker (librdkafka's mock cluster, which keeps 5 MiB a partition
-#              and forgets the rest), 64 GPUs at 1 s, writing into this suite's PostgreSQL
-#              (--db; uncompressed batches, so the outage passes the mock's limit), which is
-#              stopped for GH_EMBEDDED_OUTAGE_S (default 600) s, then started:
+#              and forgets the rest), GH_EMBEDDED_GPUS (default 256) GPUs at 1 s, writing into
+#              this suite's PostgreSQL (--db; uncompressed batches, so the outage passes the
+#              mock's limit: 256 GPUs for 150 s offer what 64 did in 600 s, 2.4 times what the
+#              mock keeps), which is stopped for GH_EMBEDDED_OUTAGE_S (default 150) s, then started:
 #              every (GPU, time) exactly once, and the daemon counts no loss of any kind
 #   targets    next to a good exporter: one that hangs, one that returns garbage, two that
 #              return 100 MB (streamed, and with a Content-Length): the collector times out /
@@ -53,8 +57,8 @@
 #   immediate  the suite's PostgreSQL restarted with pg_ctl stop -m immediate (a crash: no
 #              checkpoint, WAL replayed at start) under load (512 GPUs at 1 s), sink and scorer
 #              writing: every (GPU, time) exactly once, every sample scored
-# Each of these appends a line to $TMP/results.tsv: scenario, action, offered (GPU, time),
-# rows landed, lost, duplicated, seconds from the fault to the first row committed after it.
+# Each of these appends a result line (tests/faults/reliability.py's format) with its own time
+# to recover: seconds from the fault to the first row committed after it.
 #
 # Run: tests/faults/run.sh (builds, starts the services, runs this), or
 # `ctest --test-dir build -L faults` in a shell with scripts/services.sh's services.
@@ -62,11 +66,13 @@ source "$(dirname "$0")/../integration/lib.sh"
 source "$ROOT/scripts/services.sh"
 [ -n "${GH_KAFKA_DIR:-}" ] || die "GH_KAFKA_DIR is not set: run tests/faults/run.sh (or source scripts/services.sh; kafka_start) so the suite can kill and restart the broker"
 [ -n "${GH_PG_DIR:-}" ] && [ -n "${GH_PG_BIN:-}" ] || die "GH_PG_DIR/GH_PG_BIN are not set: run tests/faults/run.sh (or source scripts/services.sh; pg_start) so the suite can restart PostgreSQL"
+trap '[ -n "${KC_STARTED:-}" ] && kafka_cluster_stop; cleanup' EXIT # the cluster's JVMs too
 VERIFY="$ROOT/tests/faults/verify.py"
 BAD="$ROOT/tests/faults/bad_exporter.py"
-SCEN=${GH_FAULTS:-collector sink broker postgres outage targets hangup oversized future embedded standby switchover immediate}
-OUTAGE_S=${GH_OUTAGE_S:-320}
-EMB_OUTAGE_S=${GH_EMBEDDED_OUTAGE_S:-600}
+SCEN=${GH_FAULTS:-collector sink broker postgres outage targets hangup oversized future embedded standby switchover immediate kc-leader kc-rolling kc-controller kc-sigstop kc-two-down kc-shards kc-sinks}
+OUTAGE_S=${GH_OUTAGE_S:-75}
+EMB_OUTAGE_S=${GH_EMBEDDED_OUTAGE_S:-150}
+EMB_GPUS=${GH_EMBEDDED_GPUS:-256}
 
 wait_http() { local i; for i in $(seq 1 100); do curl -fs -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
@@ -97,8 +103,28 @@ kill9() { local pid; eval "pid=\$PID_$1"; kill -9 "$pid"; wait "$pid" 2>/dev/nul
 counted() { grep -o 'collector: stopped; .*' "$TMP/$1.log" | sed 's/ kafka_error=.*//'; }
 dropped_of() { grep -o 'collector: stopped; .*' "$TMP/$1.log" | grep -o ' dropped=[0-9]*' | cut -d= -f2; }
 scrapes_of() { grep -c "collector: scraped " "$TMP/$1.log"; }
-# verify LABEL DB [verify.py args]: the database against the ground truth
-verify() { local l=$1 d=$2; shift 2; python3 "$VERIFY" --label "$l" --db "$d" --wait 90 "$@"; }
+# Result lines (docs/reliability.md, written by tests/faults/reliability.py from them; the
+# format is documented there): verify appends one per checked database, with ACTION (what the
+# scenario did) and the time to recover measured from fault_end.
+RESULTS=${GH_RELIABILITY_TSV:-$GH_SVC_DIR/reliability.tsv}
+WATCH_PIDS=() FAULT_END=
+timeline_of() { echo "$TMP/timeline-$(echo "$1" | md5sum | cut -c1-10)"; }
+# fault_end DB...: the fault has just ended (process back, service back); polls each DB's
+# progress every 0.5 s until the scenario ends, for verify's time to recover
+fault_end() {
+  FAULT_END=$(date +%s.%N)
+  local d; for d in "$@"; do
+    python3 "$VERIFY" --watch --db "$d" --fault-end "$FAULT_END" --timeline "$(timeline_of "$d")" &
+    WATCH_PIDS+=($!); PIDS+=($!)
+  done
+}
+watch_stop() { local p; for p in "${WATCH_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; WATCH_PIDS=() FAULT_END=; }
+# verify LABEL DB [verify.py args]: the database against the ground truth; appends the result line
+verify() {
+  local l=$1 d=$2 tl=(); shift 2
+  [ -n "$FAULT_END" ] && tl=(--fault-end "$FAULT_END" --timeline "$(timeline_of "$d")")
+  python3 "$VERIFY" --label "$l" --db "$d" --wait 90 --result "$RESULTS" --action "${ACTION:-}" "${tl[@]}" "$@"
+}
 sinkline() { grep -o 'sink: stopped after .*' "$TMP/$1.log"; }
 rand_between() { python3 -c "import random; print(round(random.uniform($1, $2), 2))"; }
 
@@ -139,6 +165,8 @@ PY
     logs+=(--log "$TMP/fc$i.log")
   done
   start_coll fc4 "$t" "${args[@]}"
+  fault_end "$db"
+  ACTION="kill -9 of the collector 3 times mid-stream (once right after a scrape's log line), restarted on its spool"
   sleep 4
   stop_coll fc4; logs+=(--log "$TMP/fc4.log")
   echo "  counted (last run): $(counted fc4)"
@@ -168,6 +196,8 @@ scen_sink() {
   echo "  injected: kill -9 of the restarted sink with $n rows committed"
   kill9 fs2
   start_sink fs3 "$db" "$t" "g-$t" --batch-timeout 0.5
+  fault_end "$db"
+  ACTION="kill -9 of the sink twice mid-stream (open batches), restarted"
   sleep 3
   stop_coll fsc
   echo "  counted: $(counted fsc)"
@@ -191,6 +221,8 @@ scen_broker() {
   rm -f "$GH_KAFKA_DIR/broker.pid"
   sleep 10
   kafka_restart_same || die "the broker did not come back after kill -9"
+  fault_end "$db"
+  ACTION="kill -9 of the (single) Kafka broker mid-stream, down 10 s, restarted on its data"
   echo "  broker back"
   sleep 12
   stop_coll fbc
@@ -214,6 +246,8 @@ scen_postgres() {
   pgctl -D "$GH_PG_DIR/data" -m fast -w stop >/dev/null
   sleep 10
   pgctl -D "$GH_PG_DIR/data" -l "$GH_PG_DIR/postgresql.log" -w -t 60 start >/dev/null || die "PostgreSQL did not come back"
+  fault_end "$db"
+  ACTION="PostgreSQL stopped (fast shutdown) mid-stream for 10 s"
   echo "  PostgreSQL back"
   sleep 5
   stop_coll fpc
@@ -227,43 +261,59 @@ scen_postgres() {
 
 scen_outage() {
   echo "== outage: broker stopped for $OUTAGE_S s (librdkafka's default message timeout is 300 s)"
-  local dbA dbB tA tB; dbA=$(new_db gh_foa_$$); dbB=$(new_db gh_fob_$$); tA=gh-foa-$UNIQ; tB=gh-fob-$UNIQ
+  local dbA dbB dbC tA tB tC; dbA=$(new_db gh_foa_$$); dbB=$(new_db gh_fob_$$); dbC=$(new_db gh_foc_$$)
+  tA=gh-foa-$UNIQ; tB=gh-fob-$UNIQ; tC=gh-foc-$UNIQ
   start_mock o1 16 71
   # B: 40 events in librdkafka + 40 in memory, no spool: 16 GPUs a second overflow it in 5 s
   start_coll foA "$tA" --target "$URL_o1"
   start_coll foB "$tB" --target "$URL_o1" --buffer-events 40 -X queue.buffering.max.messages=40
+  # C: librdkafka gives up on a message after 30 s (the producer's default is never), well
+  # inside the outage: what librdkafka times out must be produced again, not lost
+  start_coll foC "$tC" --target "$URL_o1" -X message.timeout.ms=30000
   start_sink foa "$dbA" "$tA" "g-$tA" --batch-timeout 0.5
   start_sink fob "$dbB" "$tB" "g-$tB" --batch-timeout 0.5
+  start_sink foc "$dbC" "$tC" "g-$tC" --batch-timeout 0.5
   sleep 8
   echo "  injected: broker stopped for $OUTAGE_S s; collector B bounded to 40+40 events, no spool"
   kafka_stop
   sleep "$OUTAGE_S"
   kafka_restart_same || die "the broker did not come back"
+  fault_end "$dbA" "$dbB" "$dbC"
   echo "  broker back"
   drained() { grep 'collector: targets=' "$TMP/$1.log" | tail -1 | grep -qE 'buffered=[0-9]+/0/0'; }
-  local i; for i in $(seq 1 120); do drained foA && drained foB && break; sleep 1; done
+  local i; for i in $(seq 1 120); do drained foA && drained foB && drained foC && break; sleep 1; done
   sleep 3
-  stop_coll foA; stop_coll foB
+  stop_coll foA; stop_coll foB; stop_coll foC
   echo "  counted A: $(counted foA)"
+  echo "  counted C: $(counted foC)"
   echo "  counted B: $(counted foB)"
   check "outage: A dropped nothing" grep -qE 'stopped; .* failed=0 dropped=0 ' "$TMP/foA.log"
+  check "outage: C (30 s message timeout) dropped nothing" grep -qE 'stopped; .* failed=0 dropped=0 ' "$TMP/foC.log"
+  check "outage: C's timed-out messages were produced again (retried > 0)" grep -qE 'stopped; .* retried=[1-9]' "$TMP/foC.log"
+  ACTION="the same outage; collector C with librdkafka's message timeout set to 30 s (the producer re-produces what times out)"
+  check "outage: C's every (GPU, time) exactly once across an outage 2.5 times its message timeout" \
+    verify outage-C "$dbC" --target "$URL_o1=$TMP/o1.uuids" --log "$TMP/foC.log"
   local dB; dB=$(dropped_of foB)
   check "outage: B counted drops (its bound was passed)" test "${dB:-0}" -gt 0
+  ACTION="broker stopped $OUTAGE_S s mid-stream; collector A with default bounds (the producer never times a message out)"
   check "outage: A's every (GPU, time) exactly once across the outage" \
     verify outage-A "$dbA" --target "$URL_o1=$TMP/o1.uuids" --log "$TMP/foA.log"
+  ACTION="the same outage; collector B bounded to 40+40 events, no spool: loses exactly what it counts as dropped"
   check "outage/buffer: B misses exactly the $dB events it counted as dropped, nothing else" \
     verify outage-B "$dbB" --target "$URL_o1=$TMP/o1.uuids" --log "$TMP/foB.log" --lost "${dB:-0}"
-  stop_sink foa; stop_sink fob
-  echo "  sinks: A $(sinkline foa); B $(sinkline fob)"
+  stop_sink foa; stop_sink fob; stop_sink foc
+  echo "  sinks: A $(sinkline foa); B $(sinkline fob); C $(sinkline foc)"
 }
 
 scen_embedded() {
   echo "== embedded: --daemon's in-process broker, PostgreSQL stopped for $EMB_OUTAGE_S s"
   local db; db=$(new_db gh_fe_$$)
-  start_mock e1 64 81
+  start_mock e1 "$EMB_GPUS" 81
   # uncompressed batches: with lz4 ten minutes of 64 GPUs stay under the mock's 5 MiB a
   # partition (the old code lost nothing here); uncompressed they pass it, as a larger fleet
-  # or a longer outage does compressed
+  # or a longer outage does compressed. 256 GPUs (1.3 KB an event: 336 KB/s) for 150 s offer
+  # the broker the same 50 MB as 64 GPUs for 600 s, 2.4 times the 20 MiB its 4 partitions
+  # keep, so the outage passes the mock's memory as before, in a quarter of the time.
   XDG_STATE_HOME="$TMP/state-fe" "$BIN" --daemon --target "$URL_e1" --db "$db" --interval 1 \
     --stats-interval 10 --log-level debug -X compression.codec=none >"$TMP/fe.log" 2>&1 &
   local d=$!
@@ -273,6 +323,8 @@ scen_embedded() {
   pgctl -D "$GH_PG_DIR/data" -m fast -w stop >/dev/null
   sleep "$EMB_OUTAGE_S"
   pgctl -D "$GH_PG_DIR/data" -l "$GH_PG_DIR/postgresql.log" -w -t 60 start >/dev/null || die "PostgreSQL did not come back"
+  fault_end "$db"
+  ACTION="--daemon with its in-process broker, $EMB_GPUS GPUs at 1 s uncompressed; PostgreSQL stopped $EMB_OUTAGE_S s (past the broker's 5 MiB a partition)"
   echo "  PostgreSQL back"
   # until the gate is open again and the sink has caught up
   local i l; for i in $(seq 1 300); do
@@ -345,6 +397,7 @@ gap = max(b - a for a, b in zip(ts, ts[1:]))
 print(f"  good target: {len(ts)} scrapes, largest gap {gap:.2f} s (the hanging target takes 2 s each)")
 sys.exit(0 if gap < 1.6 else 1)
 PY
+  ACTION="beside a good exporter: one that hangs, one returning garbage, two returning 100 MB, for 20 s"
   check "targets: the good target's every (GPU, time) exactly once, nothing from the bad ones" \
     verify targets "$db" --target "$URL_g1=$TMP/g1.uuids" --log "$TMP/ftc.log"
   stop_sink ft; echo "  sink: $(sinkline ft)"
@@ -419,6 +472,7 @@ RUN
   echo "  counted: $(grep -o 'console: stopped; .*' "$log")"
   check "hangup: the console's collector dropped nothing" grep -qE 'console: stopped; .* dropped=0 ' "$log"
   privpg_open "$pgdata" || die "hangup: the private database does not open again (log: $TMP/privpg-reopen.log)"
+  ACTION="the console's terminal hung up (tmux kill-session) mid-stream; its private database reopened"
   check "hangup: the private database holds every logged (GPU, time) exactly once" \
     verify hangup "$PRIV_CI" --target "$URL_h1=$TMP/h1.uuids" --log "$log"
   privpg_close
@@ -440,6 +494,8 @@ scen_oversized() {
   python3 -c 'import json,sys; sys.stdout.write(json.dumps({"schema_version": 1, "time": "not a time", "gpu": {"uuid": "GPU-oversized"}, "pad": "x" * 1020000}))' >"$TMP/fz.json"
   inject_event "$t" "$(head -1 "$TMP/z1.uuids")" "$TMP/fz.json"
   echo "  injected: one invalid event of $(wc -c <"$TMP/fz.json") bytes keyed by $(head -1 "$TMP/z1.uuids"), between its real samples"
+  fault_end "$db"
+  ACTION="an invalid event of 1 MB injected mid-stream (a dead letter, cut to 64 KiB)"
   sleep 8
   stop_coll fzc
   echo "  counted: $(counted fzc)"
@@ -472,6 +528,8 @@ scen_future() {
   inject_event "$t" "$victim" "$TMP/ff.json"
   local at; at=$(date -u +%FT%TZ)
   echo "  injected: a sample of $victim dated 9999-12-31 at $at, between its real samples"
+  fault_end "$db"
+  ACTION="one sample dated 9999 injected mid-stream (a dead letter in the sink and the scorer)"
   sleep 8
   stop_coll ffc
   echo "  counted: $(counted ffc)"
@@ -493,19 +551,27 @@ scen_future() {
 # ------------------------------------------------------------------------------------------
 # A durable and highly available database (issue 23): standby, immediate
 
-# fault_result SCENARIO ACTION OFFERED LANDED LOST DUPLICATED RECOVER_S: one tab-separated
-# line in $TMP/results.tsv
-fault_result() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" | tee -a "$TMP/results.tsv" | sed 's/^/  result: /'; }
-# verify_result SCENARIO ACTION RECOVER_S LABEL DB [verify.py args]: verify, and its counts as
-# the scenario's result line (offered = the expected (GPU, time), landed = rows in gpu_metrics)
+# verify_result SCENARIO ACTION RECOVER_S LABEL DB [verify.py args]: verify (which appends the
+# scenario's result line to $RESULTS, the format of tests/faults/reliability.py), with this
+# scenario's own measure of the time to recover (seconds from the fault to the first row
+# committed after it) in the line's recover_s field
 verify_result() {
   local scen=$1 action=$2 rec=$3 l=$4 d=$5 rc=0; shift 5
-  verify "$l" "$d" "$@" | tee "$TMP/verify-$l.out" || rc=1
-  local v; v=$(grep -o 'expected [0-9]* .*duplicated [0-9]*' "$TMP/verify-$l.out")
-  fault_result "$scen" "$action" "$(echo "$v" | sed -n 's/^expected \([0-9]*\) .*/\1/p')" \
-    "$(echo "$v" | sed -n 's/.*database: \([0-9]*\) rows.*/\1/p')" \
-    "$(echo "$v" | sed -n 's/.*missing \([0-9]*\) .*/\1/p')" \
-    "$(echo "$v" | sed -n 's/.*duplicated \([0-9]*\)$/\1/p')" "$rec"
+  ACTION="$action" verify "$scen" "$d" "$@" || rc=1
+  python3 - "$RESULTS" "$scen" "$rec" <<'PY' || rc=1
+import sys
+path, scen, rec = sys.argv[1:]
+lines = open(path).read().splitlines()
+for i in range(len(lines) - 1, -1, -1):
+    f = lines[i].split("\t")
+    if f[0] == scen:
+        f[6] = rec or "-"
+        lines[i] = "\t".join(f)
+        break
+else:
+    sys.exit("no result line for " + scen + " in " + path)
+open(path, "w").write("\n".join(lines) + "\n")
+PY
   return $rc
 }
 # start_scorer_on NAME CONNINFO TOPIC: a scorer writing a health row per sample
@@ -652,11 +718,212 @@ scen_immediate() {
 }
 # ------------------------------------------------------------------------------------------ (issue 23 ends)
 
+# The replicated cluster (issue 23): three KRaft nodes (scripts/services.sh
+# kafka_cluster_start), topics made by `gpuhealth kafka init` with replication factor 3 and
+# min.insync.replicas=2. Each scenario has its own topic, database, exporter(s), collector(s)
+# and sink(s) on the cluster; each ends with every logged (GPU, time) in gpu_metrics exactly
+# once and every sink's lag back to 0.
+kc_up() {
+  [ -n "${GH_KC_BROKERS:-}" ] && return 0
+  kafka_cluster_start || die "the 3-node Kafka cluster did not start (logs in $GH_SVC_DIR/kcluster)"
+  KC_STARTED=1
+}
+# kc_begin NAME: a database and a topic made by kafka init; sets KDB and KT
+kc_begin() {
+  KDB=$(new_db "gh_${1//-/_}_$$"); KT=gh-$1-$UNIQ
+  "$BIN" kafka init --brokers "$GH_KC_BROKERS" --topic "$KT" --dlq-topic "$KT-dlq" --alerts-topic '' \
+    >"$TMP/$1-init.out" 2>&1
+  check "$1: kafka init made $KT with replication factor 3, min.insync.replicas=2" \
+    grep -q "topic $KT created: 4 partitions, replication factor 3, min.insync.replicas=2" "$TMP/$1-init.out"
+}
+# kc_meta TOPIC: "partition leader isr-count end-offset" per partition
+kc_meta() {
+  local q=() p; for p in 0 1 2 3; do q+=(-t "$1:$p:-1"); done
+  kcat -b "$GH_KC_BROKERS" -L -t "$1" -J 2>/dev/null >"$TMP/meta.json"
+  kcat -b "$GH_KC_BROKERS" -Q "${q[@]}" 2>/dev/null >"$TMP/offsets.txt"
+  python3 - "$TMP/meta.json" "$TMP/offsets.txt" <<'PY'
+import json, re, sys
+t = json.load(open(sys.argv[1]))["topics"][0]
+off = {int(m.group(1)): int(m.group(2)) for m in re.finditer(r"\[(\d+)\] offset (\d+)", open(sys.argv[2]).read())}
+for p in sorted(t["partitions"], key=lambda p: p["partition"]):
+    print(p["partition"], p["leader"], len(p["isrs"]), off.get(p["partition"], -1))
+PY
+}
+kc_busiest_leader() { kc_meta "$1" | sort -k4 -n | tail -1 | awk '{print $2}'; }
+# kc_wait_isr TOPIC: until every partition has its 3 replicas in sync (60 s)
+kc_wait_isr() {
+  local i; for i in $(seq 1 120); do
+    [ "$(kc_meta "$1" | awk '$3 == 3' | wc -l)" = 4 ] && return 0; sleep 0.5
+  done; return 1
+}
+# lag_flat SINK...: each sink's newest stats line says lag=0
+lag_flat() { local x; for x in "$@"; do grep ' lag=' "$TMP/$x.log" | tail -1 | grep -q ' lag=0 ' || return 1; done; }
+# kc_finish LABEL COLLECTOR-LOGS SINKS [verify args]: after the collectors stopped: the sinks'
+# lag back to 0 (60 s), then the database against the ground truth
+kc_finish() {
+  local l=$1 sinks=$2 i; shift 2
+  for i in $(seq 1 120); do lag_flat $sinks && break; sleep 0.5; done
+  check "$l: every sink's lag back to 0 ($(for x in $sinks; do grep -o ' lag=[^ ]*' "$TMP/$x.log" | tail -1; done | tr '\n' ' '))" lag_flat $sinks
+  check "$l: every (GPU, time) exactly once" verify "$l" "$KDB" "$@"
+  local x; for x in $sinks; do stop_sink "$x"; echo "  sink $x: $(sinkline "$x")"; done
+}
+nodrop() { check "$2: collector $1 dropped nothing" grep -qE 'stopped; .* failed=0 dropped=0 ' "$TMP/$1.log"; }
+
+# a stream on the cluster: one exporter of 64 GPUs, one collector (spool), one sink
+kc_stream() {
+  local KAFKA=$GH_KC_BROKERS
+  start_mock "$1" 64 "$2"
+  start_coll "${1}c" "$KT" --target "$(eval echo "\$URL_$1")" --spool-dir "$TMP/spool-$1"
+  start_sink "${1}s" "$KDB" "$KT" "g-$KT" --batch-timeout 0.5
+}
+kc_stream_end() { # kc_stream_end NAME LABEL
+  local KAFKA=$GH_KC_BROKERS
+  stop_coll "${1}c"; echo "  counted: $(counted "${1}c")"
+  nodrop "${1}c" "$2"
+  kc_finish "$2" "${1}s" --target "$(eval echo "\$URL_$1")=$TMP/$1.uuids" --log "$TMP/${1}c.log"
+}
+
+scen_kc_leader() {
+  echo "== kc-leader: kill -9 of the leader of the busiest partition mid-stream (3-node cluster)"
+  kc_up; kc_begin kc-leader; kc_stream kl 111
+  sleep "$(rand_between 6 9)"
+  local n; n=$(kc_busiest_leader "$KT")
+  echo "  injected: kill -9 of node $n, leader of the busiest partition ($(kc_meta "$KT" | tr '\n' ';')), down 10 s"
+  kc_kill9 "$n"; sleep 10
+  kc_start "$n" || die "node $n did not come back"
+  fault_end "$KDB"
+  ACTION="3-node cluster (RF 3, min.insync 2): kill -9 of the leader of the busiest partition mid-stream, down 10 s"
+  sleep 8
+  kc_stream_end kl kc-leader
+}
+
+scen_kc_rolling() {
+  echo "== kc-rolling: a rolling restart of the three nodes (controlled shutdown, each back in sync before the next)"
+  kc_up; kc_begin kc-rolling; kc_stream kr 112
+  sleep 6
+  local n
+  for n in 1 2 3; do
+    echo "  injected: node $n stopped (SIGTERM) and started again"
+    kc_stop "$n"; kc_start "$n" || die "node $n did not come back"
+    kc_wait_isr "$KT" || bad "kc-rolling: $KT not back in sync after node $n"
+  done
+  fault_end "$KDB"
+  ACTION="3-node cluster: rolling restart of all three nodes mid-stream (each back in sync before the next)"
+  sleep 6
+  kc_stream_end kr kc-rolling
+}
+
+scen_kc_controller() {
+  echo "== kc-controller: kill -9 of the active controller mid-stream"
+  kc_up; kc_begin kc-controller; kc_stream kk 113
+  sleep "$(rand_between 6 9)"
+  local n m i; n=$(kc_active_controller)
+  [ -n "$n" ] || die "kc-controller: no active controller found"
+  echo "  injected: kill -9 of node $n, the active controller, down 10 s"
+  kc_kill9 "$n"
+  for i in $(seq 1 40); do m=$(kc_active_controller); [ -n "$m" ] && [ "$m" != "$n" ] && break; sleep 0.25; done
+  check "kc-controller: another node became the active controller ($n -> $m)" test -n "$m" -a "$m" != "$n"
+  sleep 10
+  kc_start "$n" || die "node $n did not come back"
+  fault_end "$KDB"
+  ACTION="3-node cluster: kill -9 of the active controller (a broker too) mid-stream, down 10 s"
+  sleep 8
+  kc_stream_end kk kc-controller
+}
+
+scen_kc_sigstop() {
+  echo "== kc-sigstop: one node hung (SIGSTOP) for ${KC_HANG_S:=60} s, then SIGCONT"
+  kc_up; kc_begin kc-sigstop; kc_stream kh 114
+  sleep 6
+  local n; n=$(kc_busiest_leader "$KT")
+  echo "  injected: SIGSTOP of node $n (leader of the busiest partition) for $KC_HANG_S s"
+  kill -STOP "$(kc_pid "$n")"; sleep "$KC_HANG_S"; kill -CONT "$(kc_pid "$n")"
+  fault_end "$KDB"
+  ACTION="3-node cluster: SIGSTOP of the busiest partition's leader for $KC_HANG_S s (hung, not dead), then SIGCONT"
+  kc_wait_isr "$KT" || bad "kc-sigstop: $KT not back in sync"
+  sleep 6
+  kc_stream_end kh kc-sigstop
+}
+
+scen_kc_two_down() {
+  echo "== kc-two-down: two of the three nodes down (kill -9) for ${KC_DOWN_S:=60} s: below min.insync.replicas"
+  kc_up; kc_begin kc-two-down; kc_stream kd 115
+  sleep 6
+  local c a b; c=$(kc_active_controller); a=$c; b=$(( c % 3 + 1 ))
+  echo "  injected: kill -9 of nodes $a (the active controller) and $b for $KC_DOWN_S s"
+  kc_kill9 "$a"; kc_kill9 "$b"
+  sleep 20
+  echo "  while down: $(grep 'collector: targets=' "$TMP/kdc.log" | tail -1 | grep -o 'delivered=.*')"
+  sleep $(( KC_DOWN_S - 20 ))
+  kc_start "$a" nowait; kc_start "$b" nowait; kc_wait_up 1 2 3 || die "nodes $a, $b did not come back"
+  fault_end "$KDB"
+  ACTION="3-node cluster: two of three nodes (the active controller among them) killed for $KC_DOWN_S s; the producer waits and buffers"
+  kc_wait_isr "$KT" || bad "kc-two-down: $KT not back in sync"
+  sleep 6
+  kc_stream_end kd kc-two-down
+}
+
+scen_kc_shards() {
+  echo "== kc-shards: three collectors sharded 3 ways over six exporters; one killed (-9) and restarted"
+  kc_up; kc_begin kc-shards
+  local KAFKA=$GH_KC_BROKERS i list=() tg=() logs=()
+  for i in 1 2 3 4 5 6; do start_mock "ks$i" 16 $((120 + i)); list+=(--target "$(eval echo "\$URL_ks$i")"); tg+=(--target "$(eval echo "\$URL_ks$i")=$TMP/ks$i.uuids"); done
+  for i in 0 1 2; do start_coll "ksc$i" "$KT" "${list[@]}" --shard "$i/3" --spool-dir "$TMP/spool-ks$i"; done
+  start_sink kss "$KDB" "$KT" "g-$KT" --batch-timeout 0.5
+  sleep "$(rand_between 6 9)"
+  echo "  injected: kill -9 of collector shard 1/3 ($(scrapes_of ksc1) scrapes logged), restarted on its spool after 5 s"
+  kill9 ksc1; mv "$TMP/ksc1.log" "$TMP/ksc1a.log"; sleep 5
+  start_coll ksc1 "$KT" "${list[@]}" --shard 1/3 --spool-dir "$TMP/spool-ks1"
+  fault_end "$KDB"
+  ACTION="3 collectors sharded 3 ways (--shard I/3) over 6 exporters on the cluster; one killed -9 mid-stream, restarted after 5 s"
+  sleep 8
+  for i in 0 1 2; do stop_coll "ksc$i"; nodrop "ksc$i" kc-shards; done
+  python3 - "$TMP" <<'PY' || bad "kc-shards: the shards' targets overlap or leave a gap"
+import re, sys
+d = sys.argv[1]
+got = {}
+for i, logs in enumerate([["ksc0.log"], ["ksc1a.log", "ksc1.log"], ["ksc2.log"]]):
+    got[i] = set()
+    for f in logs:
+        got[i] |= set(re.findall(r"collector: scraped (\S+) at ", open(f"{d}/{f}").read()))
+allu = set().union(*got.values())
+over = sum(len(v) for v in got.values()) - len(allu)
+print(f"  shards scraped {[len(got[i]) for i in range(3)]} targets: {len(allu)} in all, {over} in two shards")
+sys.exit(0 if len(allu) == 6 and over == 0 else 1)
+PY
+  kc_finish kc-shards kss "${tg[@]}" --log "$TMP/ksc0.log" --log "$TMP/ksc1a.log" --log "$TMP/ksc1.log" --log "$TMP/ksc2.log" \
+    --allow-unlogged-scrapes 1
+}
+
+scen_kc_sinks() {
+  echo "== kc-sinks: two sinks in one group; one killed (-9), the other takes its partitions"
+  kc_up; kc_begin kc-sinks
+  local KAFKA=$GH_KC_BROKERS
+  start_mock kg 64 116
+  start_coll kgc "$KT" --target "$URL_kg" --spool-dir "$TMP/spool-kg"
+  start_sink kgs1 "$KDB" "$KT" "g-$KT" --batch-timeout 2
+  start_sink kgs2 "$KDB" "$KT" "g-$KT" --batch-timeout 2
+  sleep "$(rand_between 8 11)"
+  echo "  before: sink 1 $(grep -o 'assigned partitions .*' "$TMP/kgs1.log" | tail -1); sink 2 $(grep -o 'assigned partitions .*' "$TMP/kgs2.log" | tail -1)"
+  echo "  injected: kill -9 of sink 1 with $(sql "$KDB" "SELECT count(*) FROM gpu_metrics") rows committed, a batch of up to 2 s open"
+  kill9 kgs1
+  fault_end "$KDB"
+  ACTION="two sinks in one consumer group on the cluster; one killed -9 mid-stream (open batch); the other takes its partitions"
+  local i; for i in $(seq 1 60); do grep -q 'assigned partitions 0,1,2,3 ' "$TMP/kgs2.log" && break; sleep 0.5; done
+  check "kc-sinks: sink 2 took all four partitions ($(grep -o 'assigned partitions .*' "$TMP/kgs2.log" | tail -1))" \
+    grep -q 'assigned partitions 0,1,2,3 ' "$TMP/kgs2.log"
+  sleep 5
+  stop_coll kgc; echo "  counted: $(counted kgc)"
+  nodrop kgc kc-sinks
+  kc_finish kc-sinks kgs2 --target "$URL_kg=$TMP/kg.uuids" --log "$TMP/kgc.log"
+}
+
 for s in $SCEN; do
   case "$s" in
-    collector|sink|broker|postgres|outage|targets|hangup|oversized|future|embedded) t0=$(date +%s); "scen_$s"; echo "  ($s: $(( $(date +%s) - t0 )) s)" ;;
-    standby|switchover|immediate) t0=$(date +%s); "scen_$s"; echo "  ($s: $(( $(date +%s) - t0 )) s)" ;;
-    *) die "unknown scenario '$s' in GH_FAULTS (collector sink broker postgres outage targets hangup oversized future embedded standby switchover immediate)" ;;
+    collector|sink|broker|postgres|outage|targets|hangup|oversized|future|embedded|standby|switchover|immediate|kc-leader|kc-rolling|kc-controller|kc-sigstop|kc-two-down|kc-shards|kc-sinks)
+      t0=$(date +%s); ACTION=; "scen_${s//-/_}"; watch_stop; echo "  ($s: $(( $(date +%s) - t0 )) s)" ;;
+    *) die "unknown scenario '$s' in GH_FAULTS (collector sink broker postgres outage targets hangup oversized future embedded standby switchover immediate kc-leader kc-rolling kc-controller kc-sigstop kc-two-down kc-shards kc-sinks)" ;;
   esac
 done
+[ -n "${KC_STARTED:-}" ] && kafka_cluster_stop
 finish

@@ -8,6 +8,15 @@ handed to the producer; the GPUs of each target are the UUIDs of one separate `-
 
   verify.py --db CONNINFO --target URL=UUIDFILE [...] --log FILE [...]
             [--lost N] [--allow-unlogged-scrapes K] [--wait S]
+            [--result TSV --action TEXT [--fault-end EPOCH --timeline FILE]]
+  verify.py --watch --db CONNINFO --fault-end EPOCH --timeline FILE
+
+--result TSV: append this scenario's result line (the format of tests/faults/reliability.py:
+label, action, offered, landed, lost, duplicated, recover_s, result, when) to TSV. Time to
+recover = from --fault-end (when the fault ended: the process restarted, the service back) to
+the first moment the --timeline (written by --watch, which polls the database every 0.5 s
+until killed) shows every expected row from before the fault's end landed and a row scraped
+after it: the pipeline has caught up and flows again.
 
 --lost N: the scenario expects exactly N events missing (what the collector counted as
 dropped); otherwise none may be missing. --allow-unlogged-scrapes K: up to K scrape times may
@@ -32,6 +41,11 @@ ap.add_argument("--lost", type=int, default=0)
 ap.add_argument("--allow-unlogged-scrapes", type=int, default=0)
 ap.add_argument("--wait", type=float, default=0)
 ap.add_argument("--label", default="")
+ap.add_argument("--result")
+ap.add_argument("--action", default="")
+ap.add_argument("--fault-end", type=float)
+ap.add_argument("--timeline")
+ap.add_argument("--watch", action="store_true")
 a = ap.parse_args()
 
 
@@ -43,6 +57,25 @@ def ms(iso):
 def iso(m):
     return datetime.datetime.fromtimestamp(m / 1000, datetime.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
 
+
+def psql(q):
+    r = subprocess.run(["psql", "-X", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1", a.db, "-c", q],
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(r.stderr.strip())
+    return r.stdout
+
+
+if a.watch:  # the timeline: wall time, rows scraped up to the fault's end, newest row's time
+    with open(a.timeline, "a", buffering=1) as out:
+        while True:
+            try:
+                line = psql("SELECT count(*) FILTER (WHERE time <= to_timestamp(%f)), "
+                            "coalesce(extract(epoch FROM max(time)), 0) FROM gpu_metrics" % a.fault_end)
+                out.write(f"{time.time():.3f}\t{line.strip()}\n")
+            except RuntimeError:
+                pass  # the database away: no sample
+            time.sleep(0.5)
 
 targets = {}
 for t in a.target:
@@ -61,14 +94,6 @@ for url, uu in targets.items():
         print(f"  {a.label}: a scrape time of {url} is logged twice", file=sys.stderr)
         sys.exit(1)
     want |= {(u, t) for u in uu for t in times[url]}
-
-
-def psql(q):
-    r = subprocess.run(["psql", "-X", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1", a.db, "-c", q],
-                       capture_output=True, text=True)
-    if r.returncode:
-        raise RuntimeError(r.stderr.strip())
-    return r.stdout
 
 
 def count():
@@ -127,4 +152,22 @@ elif extra:
 if not nscr:
     print(f"  {a.label}: no scrape was logged (is --log-level debug on?)", file=sys.stderr)
     ok = False
+if a.result:
+    recover = ""
+    if a.fault_end and a.timeline:
+        end_ms = a.fault_end * 1000
+        before = sum(1 for _, t in want if t <= end_ms) - a.lost
+        try:
+            for line in open(a.timeline):
+                w, c, mx = line.split("\t")
+                if int(c) >= before and float(mx) > a.fault_end:
+                    recover = f"{max(0.0, float(w) - a.fault_end):.1f}"
+                    break
+        except (OSError, ValueError):
+            pass
+    with open(a.result, "a") as out:
+        out.write("\t".join([a.label, a.action.replace("\t", " "), str(len(want)), str(len(got)),
+                             str(len(missing)), str(sum(n - 1 for n in rows.values() if n > 1)),
+                             recover or "-", "pass" if ok else "FAIL",
+                             datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")]) + "\n")
 sys.exit(0 if ok else 1)
