@@ -561,7 +561,9 @@ static void *viewdb_main(void *arg)
 		done_gen = gen;
 		next = time_mono() + v->period_s;
 		v->st.connected = c && PQstatus(c) == CONNECTION_OK;
-		snprintf(v->st.error, sizeof(v->st.error), "%s", rc ? err : "");
+		/* a longer error is cut to the status field (its start says what failed) */
+		snprintf(v->st.error, sizeof(v->st.error), "%.*s", (int)sizeof(v->st.error) - 1,
+		         rc ? err : "");
 		if (q.what == W_NONE || rc)
 			continue;
 		v->st.query_ms = ms;
