@@ -13,25 +13,26 @@ static const struct field_def table[] = {
 #undef GH_FIELD
 };
 
-/* One byte per row, and one per EVENT row: the sizes say how many. */
-static const char rows[] = {
-#define GH_FIELD(id, dcgm, alias, key, kind, unit, ptype, help, pos, ev, hs, hsid) 0,
+/* How many rows, and how many EVENT rows: constants counted from fields.def. */
+#define GH_EV_EVENT +1
+#define GH_EV_EXTRA
+enum {
+	ALL_ROWS = 0
+#define GH_FIELD(id, dcgm, alias, key, kind, unit, ptype, help, pos, ev, hs, hsid) +1
 #include "core/fields.def"
 #undef GH_FIELD
-};
-#define GH_EV_EVENT 0,
-#define GH_EV_EXTRA
-static const char event_rows[] = {
+	,
+	EVENT_ROWS = 0
 #define GH_FIELD(id, dcgm, alias, key, kind, unit, ptype, help, pos, ev, hs, hsid) GH_EV_##ev
 #include "core/fields.def"
 #undef GH_FIELD
 };
 #undef GH_EV_EVENT
 #undef GH_EV_EXTRA
-#define NFIELDS sizeof(event_rows)
+#define NFIELDS ((size_t)EVENT_ROWS)
 
 /* With no position given twice (-Werror=override-init), as many slots as rows means no gap. */
-_Static_assert(sizeof(table) / sizeof(table[0]) == sizeof(rows),
+_Static_assert(sizeof(table) / sizeof(table[0]) == ALL_ROWS,
                "fields.def: the positions are not 0..rows-1");
 
 const struct field_def *fields_all(size_t *n)
