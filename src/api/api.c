@@ -621,13 +621,10 @@ static bool b64url_decode(const char *text, unsigned char *out, size_t *n)
 	return true;
 }
 
-/* The cursor after a row: base64url of [1, host, index, key] (COALESCE(hostname, ''),
- * COALESCE(gpu_index, -1), gpu_key: the page order). Returns a malloc'd string or NULL. */
-static char *gpus_cursor_make(const PGresult *r, int row)
+/* A page cursor: base64url of the compact JSON array a (taken: freed here). Returns a malloc'd
+ * string (the caller frees) or NULL. */
+static char *cursor_encode(json_t *a)
 {
-	const char *host = PQgetisnull(r, row, 5) ? "" : PQgetvalue(r, row, 5);
-	long long idx = PQgetisnull(r, row, 4) ? -1 : strtoll(PQgetvalue(r, row, 4), NULL, 10);
-	json_t *a = json_pack("[i, s, I, s]", 1, host, (json_int_t)idx, PQgetvalue(r, row, 0));
 	char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
 	json_decref(a);
 	if (!text)
@@ -640,7 +637,17 @@ static char *gpus_cursor_make(const PGresult *r, int row)
 		strbuf_free(&sb);
 		return NULL;
 	}
-	return sb.data; /* caller frees */
+	return sb.data;
+}
+
+/* The cursor after a row: base64url of [1, host, index, key] (COALESCE(hostname, ''),
+ * COALESCE(gpu_index, -1), gpu_key: the page order). Returns a malloc'd string or NULL. */
+static char *gpus_cursor_make(const PGresult *r, int row)
+{
+	const char *host = PQgetisnull(r, row, 5) ? "" : PQgetvalue(r, row, 5);
+	long long idx = PQgetisnull(r, row, 4) ? -1 : strtoll(PQgetvalue(r, row, 4), NULL, 10);
+	json_t *a = json_pack("[i, s, I, s]", 1, host, (json_int_t)idx, PQgetvalue(r, row, 0));
+	return cursor_encode(a);
 }
 
 /* Reads a cursor that gpus_cursor_make wrote; host and key point into *owner (caller
@@ -1273,19 +1280,7 @@ static char *wl_cursor_make(const PGresult *r, int row)
 {
 	json_t *a =
 	    json_pack("[i, o, s]", 2, ts_json(PQgetvalue(r, row, 7)), PQgetvalue(r, row, 0));
-	char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
-	json_decref(a);
-	if (!text)
-		return NULL;
-	struct strbuf sb;
-	strbuf_init(&sb, 0);
-	int rc = b64url_encode(&sb, (const unsigned char *)text, strlen(text));
-	free(text);
-	if (rc || sb.overflow || !sb.data) {
-		strbuf_free(&sb);
-		return NULL;
-	}
-	return sb.data;
+	return cursor_encode(a);
 }
 
 static bool wl_cursor_parse(const char *text, json_t **owner, const char **t, const char **key)

@@ -418,8 +418,8 @@ static void test_sqlstate_reconnect(void **state)
 	const char *again[] = {"25006", "57P01", "57P02", "57P03", "08006", "08003", "08000"};
 	for (size_t i = 0; i < sizeof(again) / sizeof(again[0]); i++)
 		assert_true(pg_sqlstate_reconnect(again[i]));
-	const char *stay[] = {"23505", "22P02", "42P01", "40001", "25001", "53300", "57014",
-	                      "2500",  "250060", "", NULL};
+	const char *stay[] = {"23505", "22P02", "42P01",  "40001", "25001", "53300",
+	                      "57014", "2500",  "250060", "",      NULL};
 	for (size_t i = 0; i < sizeof(stay) / sizeof(stay[0]); i++)
 		assert_false(pg_sqlstate_reconnect(stay[i]));
 	assert_false(pg_session_read_only(NULL));
