@@ -462,6 +462,9 @@ static void table_row(struct console *c, int y, const struct view_layout *L,
 			health_text(g, b3, sizeof(b3));
 			put(y, x, w, a, true, "%s", b3);
 			break;
+		case VC_WORKLOAD:
+			put(y, x, w, a, true, "%s", view_workload_text(g, w, buf, sizeof(buf)));
+			break;
 		case VC_SPARK_TEMP:
 			spark(c, y, x, w, g, FLEET_TEMP,
 			      sel ? A_REVERSE : level_attr(c, view_temp_level(g)));
@@ -501,10 +504,32 @@ static size_t build_lines(struct console *c, struct line *lines, size_t max)
 	return n;
 }
 
+/* The cells the workload column asks for: the longest "namespace/pod" of the rows shown (at
+ * least its title), 0 when no GPU has a workload. */
+static int workload_width(const struct console *c)
+{
+	size_t w = 0;
+	for (size_t i = 0; i < c->norder; i++) {
+		const struct fleet_gpu *g = &c->gpus[c->order[i]];
+		if (!g->has_workload)
+			continue;
+		size_t n = g->wl_namespace[0] && g->wl_pod[0]
+		               ? strlen(g->wl_namespace) + 1 + strlen(g->wl_pod)
+		           : g->wl_pod[0]       ? strlen(g->wl_pod)
+		           : g->wl_namespace[0] ? strlen(g->wl_namespace)
+		                                : strlen(g->wl_container);
+		if (n < 8)
+			n = 8; /* "WORKLOAD" */
+		if (n > w)
+			w = n;
+	}
+	return w > VIEW_WORKLOAD_MAX ? VIEW_WORKLOAD_MAX : (int)w;
+}
+
 static void table(struct console *c, int y0, int y1)
 {
 	struct view_layout L;
-	view_layout(COLS, &L);
+	view_layout_workload(COLS, workload_width(c), &L);
 	attr_t ha = c->color ? COLOR_PAIR(CP_HEAD) : A_REVERSE;
 	attron(ha);
 	mvhline(y0, 0, ' ', COLS);
@@ -615,6 +640,12 @@ static void detail(struct console *c)
 	put(y++, 0, COLS, A_BOLD, true, "GPU %d  %s  %s  %s%s", g->index,
 	    g->host[0] ? g->host : "?", g->model[0] ? g->model : "?", g->key,
 	    g->stale ? "  [stale]" : "");
+	if (g->has_workload)
+		put(y++, 0, COLS, A_NORMAL, true, "Workload namespace %s  pod %s  container %s",
+		    g->wl_namespace[0] ? g->wl_namespace : "-", g->wl_pod[0] ? g->wl_pod : "-",
+		    g->wl_container[0] ? g->wl_container : "-");
+	else
+		put(y++, 0, COLS, A_DIM, true, "Workload none");
 	char pf[32] = "-";
 	if (!isnan(g->p_fail))
 		snprintf(pf, sizeof(pf), "%.1f%%", g->p_fail * 100);
@@ -651,9 +682,15 @@ static void detail(struct console *c)
 		put(y, 0, COLS, A_DIM, true, "Health: not scored yet");
 	}
 	y++;
+	/* the processes of a local GPU (NVML): the list shows up to 4 */
+	struct fleet_process procs[4];
+	int nprocs = c->src->copy_processes
+	                 ? c->src->copy_processes(c->src->ctx, g->key, procs, 4)
+	                 : -1;
+	int proc_rows = nprocs < 0 ? 0 : 1 + (nprocs == 0 ? 1 : nprocs < 4 ? nprocs : 4);
 	/* room for the charts: what the text below leaves, 3..12 rows */
 	size_t nreasons = g->have_health ? g->health.nreasons : 0;
-	int text_rows = 7 + 1 + (int)(nreasons ? (nreasons < 4 ? nreasons : 4) : 1) + 1 +
+	int text_rows = 7 + 1 + proc_rows + (int)(nreasons ? (nreasons < 4 ? nreasons : 4) : 1) + 1 +
 	                (int)(g->nalerts ? (g->nalerts < 3 ? g->nalerts : 3) : 1);
 	int ch = LINES - 1 - y - 1 - text_rows;
 	if (ch > 12)
@@ -722,6 +759,26 @@ below_charts:;
 	else
 		snprintf(thr, sizeof(thr), "-");
 	put(y++, 0, COLS, A_NORMAL, true, "Throttle %s", thr);
+	if (nprocs >= 0) {
+		put(y++, 0, COLS, A_BOLD, true, "Processes (%d)   PID  TYPE      GPU MEM  USER      "
+		                                "  COMMAND",
+		    nprocs);
+		if (nprocs == 0)
+			put(y++, 0, COLS, A_DIM, true, "  none");
+		for (int i = 0; i < nprocs && i < 4 && y < LINES - 1; i++) {
+			const struct fleet_process *pr = &procs[i];
+			char mem[24];
+			if (isnan(pr->used_mib))
+				snprintf(mem, sizeof(mem), "-");
+			else
+				view_fmt_mib(pr->used_mib, mem, sizeof(mem));
+			put(y++, 0, COLS, A_NORMAL, true, "  %17u  %-8s %8s  %-11.11s %s", pr->pid,
+			    pr->type == FLEET_PROC_GRAPHICS ? "graphics"
+			    : pr->type == FLEET_PROC_BOTH   ? "comp+gfx"
+			                                    : "compute",
+			    mem, pr->user[0] ? pr->user : "-", pr->command[0] ? pr->command : "-");
+		}
+	}
 	put(y++, 0, COLS, A_BOLD, true, "Reasons (worst first) and remedies");
 	if (!nreasons)
 		put(y++, 0, COLS, A_DIM, true, "  none");

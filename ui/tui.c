@@ -102,6 +102,12 @@ static size_t pl_copy_gpus(void *ctx, struct fleet_gpu *out, size_t max)
 	return f ? fleet_snapshot(f, out, max) : 0;
 }
 
+static int pl_copy_processes(void *ctx, const char *key, struct fleet_process *out, size_t max)
+{
+	struct fleet *f = pipeline_fleet(ctx);
+	return f ? fleet_processes(f, key, out, max) : -1;
+}
+
 /* What the pipeline had accepted and where it went, once it stopped: the line that says what
  * a q or a hangup may have left out (the in-process broker's events die with the console). */
 static void log_stopped(struct pipeline *p)
@@ -223,7 +229,7 @@ int tui_run(struct config *cfg)
 	pipeline_set_drain(p, 1.0);
 	log_set_timestamps(1); /* a log file: every line with its time */
 	saved = redirect_stderr(logpath, sizeof(logpath));
-	struct view_source src = {p, pl_copy_view, pl_copy_gpus, NULL};
+	struct view_source src = {p, pl_copy_view, pl_copy_gpus, NULL, pl_copy_processes};
 	/* a fleet database: the overview, the alerts and the history read it on a connection of
 	 * their own, read-only (src/viewdb) */
 	struct viewdb *vdb = NULL;

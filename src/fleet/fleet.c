@@ -16,6 +16,7 @@ struct fleet {
 	struct fleet_opts o;
 	struct health_engine *engine; /* the scorer's evaluation (health/health_engine.h) */
 	struct fleet_gpu **gpus; /* owned, in arrival order */
+	struct fleet_process **procs; /* owned, per GPU as gpus (NULL: none reported) */
 	size_t n, cap;
 	size_t *order; /* indexes sorted by (host, index, key); valid when !dirty */
 	bool dirty;
@@ -49,18 +50,24 @@ static int rehash(struct fleet *f, size_t cap)
 	return 0;
 }
 
-static struct fleet_gpu *find(struct fleet *f, const char *key)
+/* The arrival index of key, or -1. */
+static long find_idx(struct fleet *f, const char *key)
 {
 	if (!f->hcap)
-		return NULL;
+		return -1;
 	size_t j = (size_t)(hash_key(key) & (f->hcap - 1));
 	while (f->hash[j]) {
-		struct fleet_gpu *g = f->gpus[f->hash[j] - 1];
-		if (strcmp(g->key, key) == 0)
-			return g;
+		if (strcmp(f->gpus[f->hash[j] - 1]->key, key) == 0)
+			return (long)(f->hash[j] - 1);
 		j = (j + 1) & (f->hcap - 1);
 	}
-	return NULL;
+	return -1;
+}
+
+static struct fleet_gpu *find(struct fleet *f, const char *key)
+{
+	long i = find_idx(f, key);
+	return i < 0 ? NULL : f->gpus[i];
 }
 
 /* Finds or adds the GPU of s. NULL with *rc = -ENOSPC past max_gpus, -ENOMEM. */
@@ -87,6 +94,11 @@ static struct fleet_gpu *get_gpu(struct fleet *f, const struct health_sample *s,
 		if (!o)
 			goto nomem;
 		f->order = o;
+		struct fleet_process **pr = realloc(f->procs, cap * sizeof(*pr));
+		if (!pr)
+			goto nomem;
+		memset(pr + f->cap, 0, (cap - f->cap) * sizeof(*pr));
+		f->procs = pr;
 		f->cap = cap;
 	}
 	g = calloc(1, sizeof(*g));
@@ -94,6 +106,7 @@ static struct fleet_gpu *get_gpu(struct fleet *f, const struct health_sample *s,
 		goto nomem;
 	snprintf(g->key, sizeof(g->key), "%s", s->key);
 	g->index = -1;
+	g->nprocs = -1;
 	g->fb_used_mib = g->fb_total_mib = g->sm_clock_mhz = g->mem_clock_mhz = NAN;
 	g->p_fail = NAN;
 	for (int a = 0; a < ACT_COUNT; a++)
@@ -229,9 +242,12 @@ void fleet_destroy(struct fleet *f)
 {
 	if (!f)
 		return;
-	for (size_t i = 0; i < f->n; i++)
+	for (size_t i = 0; i < f->n; i++) {
 		free(f->gpus[i]);
+		free(f->procs[i]);
+	}
 	free(f->gpus);
+	free(f->procs);
 	free(f->order);
 	free(f->hash);
 	health_engine_destroy(f->engine);
@@ -243,6 +259,28 @@ static double num_at(const json_t *metrics, const char *key)
 {
 	const json_t *v = json_object_get(metrics, key);
 	return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static void set_workload(struct fleet_gpu *g, const char *ns, const char *pod,
+			 const char *container)
+{
+	snprintf(g->wl_namespace, sizeof(g->wl_namespace), "%s", ns ? ns : "");
+	snprintf(g->wl_pod, sizeof(g->wl_pod), "%s", pod ? pod : "");
+	snprintf(g->wl_container, sizeof(g->wl_container), "%s", container ? container : "");
+	g->has_workload = g->wl_namespace[0] || g->wl_pod[0] || g->wl_container[0];
+}
+
+/* event-v1 "workload": null, or {"namespace", "pod", "container"}, each a string or null */
+static void workload_of(struct fleet_gpu *g, const json_t *event)
+{
+	const json_t *w = json_object_get(event, "workload");
+	if (!json_is_object(w)) {
+		set_workload(g, NULL, NULL, NULL);
+		return;
+	}
+	set_workload(g, json_string_value(json_object_get(w, "namespace")),
+		     json_string_value(json_object_get(w, "pod")),
+		     json_string_value(json_object_get(w, "container")));
 }
 
 int fleet_ingest_event(struct fleet *f, const json_t *event)
@@ -274,6 +312,7 @@ int fleet_ingest_event(struct fleet *f, const json_t *event)
 		       res = num_at(m, "fb_reserved");
 		g->fb_used_mib = used;
 		g->fb_total_mib = isnan(used) || isnan(fr) ? NAN : used + fr + (isnan(res) ? 0 : res);
+		workload_of(g, event);
 	}
 	push_history(g, &s);
 	/* the sample's verdict, then (on live data) those of its host's silent GPUs: the
@@ -348,6 +387,70 @@ int fleet_set_costs(struct fleet *f, const char *key, const double cost[ACT_COUN
 	}
 	pthread_mutex_unlock(&f->lock);
 	return rc;
+}
+
+int fleet_set_workload(struct fleet *f, const char *key, const char *ns, const char *pod,
+		       const char *container)
+{
+	int rc = -ENOENT;
+	pthread_mutex_lock(&f->lock);
+	struct fleet_gpu *g = find(f, key);
+	if (g) {
+		set_workload(g, ns, pod, container);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
+int fleet_set_processes(struct fleet *f, const char *key, const struct fleet_process *procs,
+			int n)
+{
+	int rc = -ENOENT;
+	pthread_mutex_lock(&f->lock);
+	long i = find_idx(f, key);
+	if (i < 0)
+		goto out;
+	rc = 0;
+	struct fleet_gpu *g = f->gpus[i];
+	if (n < 0) {
+		free(f->procs[i]);
+		f->procs[i] = NULL;
+		g->nprocs = -1;
+		goto out;
+	}
+	size_t keep = (size_t)n < FLEET_PROCS_MAX ? (size_t)n : FLEET_PROCS_MAX;
+	if (!f->procs[i] && keep) {
+		f->procs[i] = calloc(FLEET_PROCS_MAX, sizeof(*f->procs[i]));
+		if (!f->procs[i]) {
+			g->nprocs = -1;
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	if (keep)
+		memcpy(f->procs[i], procs, keep * sizeof(*procs));
+	g->nprocs = n; /* how many the driver reported; fleet_processes gives the first ones */
+out:
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
+int fleet_processes(struct fleet *f, const char *key, struct fleet_process *out, size_t max)
+{
+	int n = -1;
+	pthread_mutex_lock(&f->lock);
+	long i = find_idx(f, key);
+	if (i >= 0 && f->gpus[i]->nprocs >= 0) {
+		n = f->gpus[i]->nprocs;
+		size_t have = (size_t)n < FLEET_PROCS_MAX ? (size_t)n : FLEET_PROCS_MAX;
+		if (have > max)
+			have = max;
+		if (have)
+			memcpy(out, f->procs[i], have * sizeof(*out));
+	}
+	pthread_mutex_unlock(&f->lock);
+	return n;
 }
 
 static struct fleet *sort_ctx; /* only under sort_lock */

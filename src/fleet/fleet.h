@@ -33,6 +33,13 @@
 #define FLEET_ALERTS 8
 /* Alert kinds: "health" and "failure_risk". */
 #define FLEET_ALERT_KINDS 2
+/* The workload's strings (Kubernetes: a namespace is at most 63 bytes, a pod name 253); longer
+ * values are cut. */
+#define FLEET_NS_MAX 64
+#define FLEET_POD_MAX 256
+#define FLEET_CONTAINER_MAX 64
+/* Processes kept per GPU (fleet_set_processes); more are counted, not kept. */
+#define FLEET_PROCS_MAX 64
 
 /* The series kept as history. */
 enum fleet_series { FLEET_TEMP = 0, FLEET_POWER, FLEET_UTIL, FLEET_NSERIES };
@@ -55,6 +62,16 @@ struct fleet_gpu {
 	int index;                /* -1 when unknown */
 	/* the last sample: every field the rules read, with validity bits (health_sample_has) */
 	struct health_sample last;
+	/* the workload that held the GPU at the last sample (event-v1 "workload", or the
+	 * database's gpu_workloads): has_workload false when none (or unknown); an absent member
+	 * is "" */
+	bool has_workload;
+	char wl_namespace[FLEET_NS_MAX];
+	char wl_pod[FLEET_POD_MAX];
+	char wl_container[FLEET_CONTAINER_MAX];
+	/* processes on the GPU (local GPUs through NVML: fleet_set_processes); -1 when the driver
+	 * did not report them (or the GPU is not local); the list itself: fleet_processes() */
+	int nprocs;
 	/* values the rules do not read; NAN when unknown */
 	double fb_used_mib, fb_total_mib, sm_clock_mhz, mem_clock_mhz;
 	double first_seen, last_seen; /* epoch seconds (sample time) */
@@ -77,6 +94,16 @@ struct fleet_gpu {
 	 * raise, severity and text of the last raise or escalation */
 	size_t nopen;
 	struct fleet_alert open[FLEET_ALERT_KINDS];
+};
+
+/* A process on a GPU, as NVML reports it (nvml.h: nvml_processes). */
+enum fleet_proc_type { FLEET_PROC_COMPUTE = 0, FLEET_PROC_GRAPHICS, FLEET_PROC_BOTH };
+struct fleet_process {
+	unsigned pid;
+	enum fleet_proc_type type;
+	double used_mib; /* GPU memory; NAN when the driver does not say */
+	char user[32];   /* "" when unknown (the process is gone, or not visible here) */
+	char command[128]; /* its command line, arguments separated by spaces; "" when unknown */
 };
 
 struct fleet_opts {
@@ -123,6 +150,20 @@ int fleet_set_extra(struct fleet *f, const char *key, double fb_used_mib, double
 /* Sets the expected cost of each action of a GPU already ingested (from the database's
  * prediction row). Returns 0 or -ENOENT. */
 int fleet_set_costs(struct fleet *f, const char *key, const double cost[ACT_COUNT]);
+
+/* Sets the workload of a GPU already ingested (from the database's gpu_workloads); NULL or ""
+ * members are absent, all three absent is "no workload". Returns 0 or -ENOENT. */
+int fleet_set_workload(struct fleet *f, const char *key, const char *ns, const char *pod,
+		       const char *container);
+
+/* Replaces the process list of a GPU already ingested (n <= FLEET_PROCS_MAX kept; n < 0: the
+ * driver does not report processes). Returns 0 or -ENOENT. */
+int fleet_set_processes(struct fleet *f, const char *key, const struct fleet_process *procs,
+			int n);
+
+/* Copies up to max processes of GPU key into out; returns how many it has (-1: not reported,
+ * or no such GPU). */
+int fleet_processes(struct fleet *f, const char *key, struct fleet_process *out, size_t max);
 
 /* Copies up to max GPUs, ordered by (host, index, key), into out; returns the number of GPUs
  * known (which may exceed max). */

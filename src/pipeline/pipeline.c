@@ -776,6 +776,36 @@ static void reasons_of(const char *text, struct health_result *h)
 }
 
 /* Every host's newest sample and health from a fleet database. */
+/* Each GPU's current workload: its newest gpu_workloads row (schema 013; nothing to read from
+ * an older database). */
+static int read_workloads(struct pg_conn *c, struct fleet *f, const char *lim, char *err,
+			  size_t errlen)
+{
+	PGresult *r = PQexecParams(
+		c,
+		"SELECT m.gpu_key, w.namespace, w.pod, w.container FROM v_latest_gpu_metrics m "
+		"CROSS JOIN LATERAL (SELECT namespace, pod, container FROM gpu_workloads x "
+		"  WHERE x.gpu_key = m.gpu_key ORDER BY x.first_seen DESC LIMIT 1) w LIMIT $1::int",
+		1, NULL, (const char *const[]){lim}, NULL, NULL, 0);
+	int rc = 0;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		/* an older schema: no such table */
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		if (state && strcmp(state, "42P01") == 0)
+			goto out;
+		snprintf(err, errlen, "reading the GPUs' workloads: %s", PQerrorMessage(c));
+		err[strcspn(err, "\n")] = '\0';
+		rc = -EIO;
+		goto out;
+	}
+	for (int i = 0; i < PQntuples(r); i++)
+		fleet_set_workload(f, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+				   PQgetvalue(r, i, 3));
+out:
+	PQclear(r);
+	return rc;
+}
+
 int pipeline_read_fleet_db(struct pg_conn *c, struct fleet *f, char *err, size_t errlen)
 {
 	char lim[16];
@@ -853,6 +883,9 @@ int pipeline_read_fleet_db(struct pg_conn *c, struct fleet *f, char *err, size_t
 			json_decref(cj);
 		}
 	}
+	PQclear(r);
+	r = NULL;
+	rc = read_workloads(c, f, lim, err, errlen);
 out:
 	PQclear(r);
 	return rc;

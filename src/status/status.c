@@ -108,6 +108,55 @@ static json_t *health_json(const struct fleet_gpu *g)
 			 num_or_null(g->p_fail), "expected_costs", costs, "reasons", reasons);
 }
 
+static json_t *str_or_null(const char *v) { return v[0] ? json_string(v) : json_null(); }
+
+/* event-v1's "workload": null, or the namespace, pod and container (each a string or null) */
+static json_t *workload_json(const struct fleet_gpu *g)
+{
+	if (!g->has_workload)
+		return json_null();
+	return json_pack("{s:o, s:o, s:o}", "namespace", str_or_null(g->wl_namespace), "pod",
+			 str_or_null(g->wl_pod), "container", str_or_null(g->wl_container));
+}
+
+static const char *proc_type_name(enum fleet_proc_type t)
+{
+	return t == FLEET_PROC_GRAPHICS ? "graphics" : t == FLEET_PROC_BOTH ? "compute+graphics"
+									   : "compute";
+}
+
+/* "processes" of every GPU of doc whose processes f knows (local GPUs through NVML). */
+static int add_processes(json_t *doc, struct fleet *f)
+{
+	struct fleet_process pr[FLEET_PROCS_MAX];
+	size_t i, j;
+	json_t *h, *g;
+	json_array_foreach(json_object_get(doc, "hosts"), i, h)
+	{
+		json_array_foreach(json_object_get(h, "gpus"), j, g)
+		{
+			const char *key = json_string_value(json_object_get(g, "key"));
+			int n = key ? fleet_processes(f, key, pr, FLEET_PROCS_MAX) : -1;
+			if (n < 0)
+				continue;
+			json_t *arr = json_array();
+			if (!arr)
+				return -ENOMEM;
+			for (int k = 0; k < n && k < FLEET_PROCS_MAX; k++)
+				json_array_append_new(
+					arr, json_pack("{s:I, s:s, s:o, s:o, s:o}", "pid",
+						       (json_int_t)pr[k].pid, "type",
+						       proc_type_name(pr[k].type), "used_memory_mib",
+						       num_or_null(pr[k].used_mib), "user",
+						       str_or_null(pr[k].user), "command",
+						       str_or_null(pr[k].command)));
+			if (json_object_set_new(g, "processes", arr) != 0)
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 static json_t *gpu_json(const struct fleet_gpu *g, double now)
 {
 	const struct health_sample *s = &g->last;
@@ -149,6 +198,9 @@ static json_t *gpu_json(const struct fleet_gpu *g, double now)
 	json_object_set_new(o, "xid_last", count_field(s, HS_XID));
 	json_object_set_new(o, "xid_meaning", xid_meaning);
 	json_object_set_new(o, "clocks_event_reasons", clock_reasons(s));
+	json_object_set_new(o, "workload", workload_json(g));
+	/* filled by status_cmd_run for local GPUs (--nvml) whose driver reports them */
+	json_object_set_new(o, "processes", json_null());
 	json_object_set_new(o, "health", health_json(g));
 	/* the alerts this process's own evaluation raised (scrape), as the scorer would store
 	 * them (the same engine); the database's open alerts are added by status_json */
@@ -252,18 +304,63 @@ static void cell(char *buf, size_t len, const struct health_sample *s, enum hs_f
 		snprintf(buf, len, "-");
 }
 
-static void print_table(FILE *o, const struct fleet_gpu *gpus, size_t n, const char *source,
-			double now, size_t nalerts)
+/* The workload as the table shows it: "namespace/pod" (or the one known), "container" alone
+ * when only it is known; "-" for none. */
+static void workload_text(const struct fleet_gpu *g, char *buf, size_t len)
+{
+	if (!g->has_workload)
+		snprintf(buf, len, "-");
+	else if (g->wl_namespace[0] && g->wl_pod[0])
+		snprintf(buf, len, "%s/%s", g->wl_namespace, g->wl_pod);
+	else
+		snprintf(buf, len, "%s", g->wl_pod[0]         ? g->wl_pod
+					 : g->wl_namespace[0] ? g->wl_namespace
+							      : g->wl_container);
+}
+
+/* The processes of a local GPU under its row: PID, type, GPU memory, user, command. */
+static void print_processes(FILE *o, struct fleet *f, const struct fleet_gpu *g)
+{
+	struct fleet_process pr[FLEET_PROCS_MAX];
+	int n = fleet_processes(f, g->key, pr, FLEET_PROCS_MAX);
+	if (n < 0)
+		return;
+	if (n == 0) {
+		fprintf(o, "     no processes\n");
+		return;
+	}
+	fprintf(o, "     %7s %-16s %9s %-12s %s\n", "PID", "TYPE", "GPU MEM", "USER", "COMMAND");
+	for (int k = 0; k < n && k < FLEET_PROCS_MAX; k++) {
+		char mem[24];
+		if (isnan(pr[k].used_mib))
+			snprintf(mem, sizeof(mem), "-");
+		else
+			snprintf(mem, sizeof(mem), "%.0fMiB", pr[k].used_mib);
+		fprintf(o, "     %7u %-16s %9s %-12.12s %.100s\n", pr[k].pid,
+			proc_type_name(pr[k].type), mem, pr[k].user[0] ? pr[k].user : "-",
+			pr[k].command[0] ? pr[k].command : "-");
+	}
+	if (n > FLEET_PROCS_MAX)
+		fprintf(o, "     (%d more)\n", n - FLEET_PROCS_MAX);
+}
+
+static void print_table(FILE *o, struct fleet *f, const struct fleet_gpu *gpus, size_t n,
+			const char *source, double now, size_t nalerts)
 {
 	const char *cur = NULL;
 	size_t bad = 0;
+	bool wl = false; /* the WORKLOAD column, when any GPU has one */
+	for (size_t i = 0; i < n && !wl; i++)
+		wl = gpus[i].has_workload;
 	for (size_t i = 0; i < n; i++) {
 		const struct fleet_gpu *g = &gpus[i];
 		if (!cur || strcmp(cur, g->host) != 0) {
 			fprintf(o, "%s%s\n", cur ? "\n" : "", g->host[0] ? g->host : "(unknown host)");
-			fprintf(o, "%-4s %-16s %5s %11s %5s %11s %-6s %5s %-6s %6s  %s\n", "GPU", "MODEL",
-				"TEMP", "POWER/LIM", "UTIL", "MEM", "HEALTH", "SCORE", "ACTION", "P(FAIL)",
-				"TOP REASON");
+			fprintf(o, "%-4s %-16s %5s %11s %5s %11s %-6s %5s %-6s %6s  ", "GPU", "MODEL",
+				"TEMP", "POWER/LIM", "UTIL", "MEM", "HEALTH", "SCORE", "ACTION", "P(FAIL)");
+			if (wl)
+				fprintf(o, "%-32s  ", "WORKLOAD");
+			fprintf(o, "TOP REASON\n");
 			cur = g->host;
 		}
 		const struct health_sample *s = &g->last;
@@ -292,12 +389,19 @@ static void print_table(FILE *o, const struct fleet_gpu *gpus, size_t n, const c
 		if (g->have_health)
 			snprintf(score, sizeof(score), "%d", g->health.score);
 		bad += g->have_health && g->health.status != HEALTH_PASS;
-		fprintf(o, "%-4s %-16.16s %5s %11s %5s %11s %-6s %5s %-6s %6s  %s", idx,
+		fprintf(o, "%-4s %-16.16s %5s %11s %5s %11s %-6s %5s %-6s %6s  ", idx,
 			view_model_short(g->model), temp, pwl, util, mem, st, score,
-			g->have_health ? health_action_name(g->action) : "-", pf, why);
+			g->have_health ? health_action_name(g->action) : "-", pf);
+		if (wl) {
+			char w[FLEET_NS_MAX + FLEET_POD_MAX + 2];
+			workload_text(g, w, sizeof(w));
+			fprintf(o, "%-32.32s  ", w);
+		}
+		fprintf(o, "%s", why);
 		if (g->stale)
 			fprintf(o, "  (stale: %s old)", view_fmt_age(now - g->last_seen, age, sizeof(age)));
 		fputc('\n', o);
+		print_processes(o, f, g);
 	}
 	fprintf(o, "\n%zu GPU%s, %zu not healthy, %zu open alert%s (from %s)\n", n, n == 1 ? "" : "s",
 		bad, nalerts, nalerts == 1 ? "" : "s", source);
@@ -537,13 +641,17 @@ int status_cmd_run(struct config *cfg)
 			json_object_set(doc, "dead_letters", dead);
 		if (doc) /* the daemon's counters and losses, when one ran for this user */
 			json_object_set_new(doc, "pipeline", read_pipeline_state());
+		if (doc && add_processes(doc, f) != 0) {
+			fprintf(stderr, "gpuhealth status: out of memory\n");
+			goto out;
+		}
 		if (!doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) != 0) {
 			fprintf(stderr, "gpuhealth status: cannot write the JSON document\n");
 			goto out;
 		}
 		fputc('\n', stdout);
 	} else {
-		print_table(stdout, gpus, n, source, now, nalerts);
+		print_table(stdout, f, gpus, n, source, now, nalerts);
 	}
 	if (fflush(stdout) != 0) {
 		fprintf(stderr, "gpuhealth status: writing to standard output: %s\n", strerror(errno));

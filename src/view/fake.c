@@ -318,7 +318,7 @@ static size_t copy_gpus(void *ctx, struct fleet_gpu *out, size_t max)
 
 struct view_source fake_source(struct fake *f)
 {
-	return (struct view_source){f, copy_view, copy_gpus, NULL};
+	return (struct view_source){f, copy_view, copy_gpus, NULL, NULL};
 }
 
 int fake_create(struct fake **out, const struct fake_opts *opts)
@@ -354,6 +354,7 @@ int fake_create(struct fake **out, const struct fake_opts *opts)
 		g->last.index = g->index;
 		g->first_seen = f->started;
 		g->p_fail = NAN;
+		g->nprocs = -1; /* no processes reported */
 	}
 	step_locked(f); /* a first sample before anyone looks */
 	rc = -pthread_create(&f->thread, NULL, fake_main, f);

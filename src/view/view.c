@@ -170,6 +170,10 @@ static bool word_match(const struct fleet_gpu *g, const char *w, size_t wl)
 	if (contains_ci(g->host, w, wl) || contains_ci(g->model, w, wl) ||
 	    contains_ci(g->key, w, wl) || contains_ci(idx, w, wl))
 		return true;
+	if (g->has_workload &&
+	    (contains_ci(g->wl_namespace, w, wl) || contains_ci(g->wl_pod, w, wl) ||
+	     contains_ci(g->wl_container, w, wl)))
+		return true;
 	if (g->have_health && (contains_ci(health_status_name(g->health.status), w, wl) ||
 	                       contains_ci(health_action_name(g->action), w, wl)))
 		return true;
@@ -274,15 +278,35 @@ size_t view_order(const struct fleet_gpu *gpus, size_t n, const char *filter,
 
 const char *view_col_title(enum view_col c)
 {
-	static const char *const t[VC_COUNT] = {"GPU", "MODEL",  "TEMP", "POWER/LIMIT", "UTIL",
-	                                        "MEM", "HEALTH", "TEMP", "POWER",       "UTIL"};
+	static const char *const t[VC_COUNT] = {"GPU",    "MODEL",    "TEMP", "POWER/LIMIT",
+	                                        "UTIL",   "MEM",      "HEALTH", "WORKLOAD",
+	                                        "TEMP",   "POWER",    "UTIL"};
 	return (unsigned)c < VC_COUNT ? t[c] : "";
 }
 
-void view_layout(int cols, struct view_layout *out)
+void view_layout(int cols, struct view_layout *out) { view_layout_workload(cols, 0, out); }
+
+char *view_workload_text(const struct fleet_gpu *g, int width, char *buf, size_t len)
+{
+	if (!len)
+		return buf;
+	buf[0] = '\0';
+	if (!g->has_workload || width <= 0)
+		return buf;
+	size_t cut = (size_t)width + 1 < len ? (size_t)width + 1 : len;
+	if (g->wl_namespace[0] && g->wl_pod[0] &&
+	    strlen(g->wl_namespace) + 1 + strlen(g->wl_pod) <= (size_t)width)
+		snprintf(buf, cut, "%s/%s", g->wl_namespace, g->wl_pod);
+	else
+		snprintf(buf, cut, "%s",
+		         g->wl_pod[0] ? g->wl_pod : g->wl_namespace[0] ? g->wl_namespace : g->wl_container);
+	return buf;
+}
+
+void view_layout_workload(int cols, int workload, struct view_layout *out)
 {
 	/* fixed widths; one space between columns */
-	static const int w[VC_COUNT] = {3, 0, 4, 9, 4, 9, 11, 0, 0, 0};
+	static const int w[VC_COUNT] = {3, 0, 4, 9, 4, 9, 11, 0, 0, 0, 0};
 	int x = 0;
 	for (int c = 0; c < VC_COUNT; c++) {
 		out->x[c] = -1;
@@ -299,6 +323,14 @@ void view_layout(int cols, struct view_layout *out)
 	/* room left for the model and the sparklines: the model gets 14 cells ("A100-SXM4-80GB")
 	 * when the sparklines keep 5 each, 20 when they keep 12, at least 9 or none */
 	int left = cols - fixed;
+	/* the workload: what it asks while the model keeps 9 cells and the sparklines 5 each */
+	int wl = workload > VIEW_WORKLOAD_MAX ? VIEW_WORKLOAD_MAX : workload;
+	int spare = left - (9 + 1) - 3 * (5 + 1) - 1;
+	if (wl > spare)
+		wl = spare;
+	if (wl < (workload < 8 ? workload : 8) || wl <= 0)
+		wl = 0; /* too narrow: hidden */
+	left -= wl ? wl + 1 : 0;
 	int model = 0;
 	if (left - 20 - 1 >= 3 * (12 + 1))
 		model = 20;
@@ -314,6 +346,8 @@ void view_layout(int cols, struct view_layout *out)
 		int cw = w[c];
 		if (c == VC_MODEL)
 			cw = model;
+		else if (c == VC_WORKLOAD)
+			cw = wl;
 		else if (c >= VC_SPARK_TEMP)
 			cw = spark >= 4 ? spark : 0;
 		if (cw <= 0 || x + cw > cols)

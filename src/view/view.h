@@ -30,6 +30,9 @@ struct view_source {
 	size_t (*copy_gpus)(void *ctx, struct fleet_gpu *out, size_t max);
 	/* issue #25: the fleet database's screens (overview, alerts, history); NULL: none */
 	struct viewdb *db;
+	/* issue #24: copies up to max processes of GPU key (local GPUs through NVML) and returns
+	 * how many it has, -1 when not reported; NULL: none */
+	int (*copy_processes)(void *ctx, const char *key, struct fleet_process *out, size_t max);
 };
 
 /* ---- sparklines */
@@ -69,7 +72,8 @@ const char *view_sort_name(enum view_sort_key k); /* "index", "temp", ... */
 bool view_sort_default_desc(enum view_sort_key k);
 
 /* True when the GPU matches the filter: every space-separated word must occur
- * (case-insensitive) in its host, model, key, "gpuN", health status or action name; an empty
+ * (case-insensitive) in its host, model, key, "gpuN", health status or action name, or its
+ * workload's namespace, pod or container; an empty
  * filter matches everything. */
 bool view_filter_match(const struct fleet_gpu *g, const char *filter);
 
@@ -88,6 +92,7 @@ enum view_col {
 	VC_UTIL,
 	VC_MEM,
 	VC_HEALTH,
+	VC_WORKLOAD, /* the Kubernetes workload: only when the fleet has one (view_layout_workload) */
 	VC_SPARK_TEMP,
 	VC_SPARK_POWER,
 	VC_SPARK_UTIL,
@@ -101,6 +106,14 @@ struct view_layout {
 /* Places the columns on a line of `cols` cells: fixed columns first, the model when there is
  * room, the three sparklines share what is left (each at least 4 cells, else hidden). */
 void view_layout(int cols, struct view_layout *out);
+/* The same with a workload column of up to `workload` cells (0: none) after the health: it
+ * gets what it asks (at most VIEW_WORKLOAD_MAX) while the model keeps 9 cells and each
+ * sparkline 5, else less down to 8 cells, else it is hidden. */
+#define VIEW_WORKLOAD_MAX 32
+void view_layout_workload(int cols, int workload, struct view_layout *out);
+/* The workload of a GPU in at most width cells: "namespace/pod" when it fits, else the pod
+ * (cut to width); "" when the GPU has none. Returns buf. */
+char *view_workload_text(const struct fleet_gpu *g, int width, char *buf, size_t len);
 const char *view_col_title(enum view_col c);
 
 /* ---- formatting (into buf, NUL-terminated; return buf) */

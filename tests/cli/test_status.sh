@@ -52,6 +52,37 @@ check "the document: $(tail -2 "$tmp/py.out" | tr '\n' ' ')" grep -q 'json ok' "
 check "the table exits 0 (got $rc)" [ $rc = 0 ]
 check "... with the failed GPU, its action and reason" grep -qE '^1 .* fail +[0-9]+ (reset|drain|reboot|rma) .*double-bit' "$tmp/s.txt"
 
+# issue #24: a dcgm-exporter exposition with Kubernetes' pod mapping (the L4 sample of
+# tests/data/dcgm with the labels dcgm-exporter adds: GPU 0 held by a pod, a copy of it as GPU 1
+# held by none, its labels empty): each GPU's workload in the document and the table
+src=tests/data/dcgm/k8s-ai-conformance-kops-L4-metrics.prom
+mkdir -p "$tmp/www"
+{ grep -v '^DCGM_FI_' "$src"
+  grep '^DCGM_FI_' "$src" | sed 's/} /,container="trainer",namespace="training",pod="llm-7b-worker-3"} /'
+  grep '^DCGM_FI_' "$src" | sed 's/gpu="0",UUID="GPU-c2f76b33/gpu="1",UUID="GPU-d3f76b33/; s/nvidia0/nvidia1/; s/} /,container="",namespace="",pod=""} /'
+} >"$tmp/www/metrics"
+kport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 -m http.server "$kport" --bind 127.0.0.1 --directory "$tmp/www" >/dev/null 2>&1 &
+kpid=$!
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$kport/metrics" >/dev/null 2>&1 && break; sleep 0.1; done
+"$bin" status --target "http://127.0.0.1:$kport/metrics" --json >"$tmp/k.json" 2>"$tmp/k.err"; rc=$?
+check "k8s exposition: status --json exits 0 (got $rc; $(head -c 200 "$tmp/k.err"))" [ $rc = 0 ]
+wl=$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(" ".join(json.dumps(g["workload"], sort_keys=True).replace(" ", "") + ";" + json.dumps(g["processes"])
+               for h in d["hosts"] for g in h["gpus"]))' "$tmp/k.json" 2>&1)
+check "... GPU 0's workload is the pod, GPU 1's null; no processes (not local): $wl" \
+  [ "$wl" = '{"container":"trainer","namespace":"training","pod":"llm-7b-worker-3"};null null;null' ]
+"$bin" status --target "http://127.0.0.1:$kport/metrics" >"$tmp/k.txt" 2>&1; rc=$?
+check "k8s exposition: the table exits 0 (got $rc)" [ $rc = 0 ]
+check "... with a WORKLOAD column" grep -qE '^GPU .* WORKLOAD +TOP REASON' "$tmp/k.txt"
+check "... GPU 0 held by training/llm-7b-worker-3, GPU 1 by none" \
+  bash -c "grep -qE '^0 .*%  training/llm-7b-worker-3 {10}' '$tmp/k.txt' && grep -qE '^1 .*%  - {33}' '$tmp/k.txt'"
+"$bin" status --target "$url" >"$tmp/s2.txt" 2>&1
+check "no workload anywhere: no WORKLOAD column" bash -c "! grep -q WORKLOAD '$tmp/s2.txt'"
+kill "$kpid" 2>/dev/null
+
 env -u DATABASE_URL -u PGHOST -u PGDATABASE -u PGSERVICE -u PGPORT -u PGUSER -u PGHOSTADDR \
   "$bin" status >"$tmp/n.out" 2>"$tmp/n.err"; rc=$?
 check "no source: exit 2 (got $rc)" [ $rc = 2 ]

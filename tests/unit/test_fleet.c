@@ -262,6 +262,75 @@ static void test_database_rows(void **state)
 	fleet_destroy(f);
 }
 
+/* issue #24: the event's workload is the GPU's (the last sample's); null clears it; the
+ * database's gpu_workloads sets it; processes are kept per GPU, bounded */
+static void test_workload_and_processes(void **state)
+{
+	(void)state;
+	struct fleet *f;
+	assert_int_equal(fleet_create(&f, NULL), 0);
+	json_t *e = event("node-k", 0, "GPU-k8s", 10, 50, 10, 0);
+	json_object_set_new(e, "workload",
+			    json_pack("{s:s, s:s, s:n}", "namespace", "training", "pod",
+				      "llm-7b-worker-3", "container"));
+	feed(f, e, 0);
+	struct fleet_gpu g;
+	assert_true(fleet_get(f, "GPU-k8s", &g));
+	assert_true(g.has_workload);
+	assert_string_equal(g.wl_namespace, "training");
+	assert_string_equal(g.wl_pod, "llm-7b-worker-3");
+	assert_string_equal(g.wl_container, "");
+	assert_int_equal(g.nprocs, -1);
+	/* an older event does not change it */
+	e = event("node-k", 0, "GPU-k8s", 5, 50, 10, 0);
+	feed(f, e, 0);
+	assert_true(fleet_get(f, "GPU-k8s", &g));
+	assert_true(g.has_workload);
+	/* a newer one without workload (null) clears it */
+	e = event("node-k", 0, "GPU-k8s", 20, 50, 10, 0);
+	json_object_set_new(e, "workload", json_null());
+	feed(f, e, 0);
+	assert_true(fleet_get(f, "GPU-k8s", &g));
+	assert_false(g.has_workload);
+	assert_string_equal(g.wl_pod, "");
+	/* from the database */
+	assert_int_equal(fleet_set_workload(f, "GPU-k8s", "infer", "", "server"), 0);
+	assert_true(fleet_get(f, "GPU-k8s", &g));
+	assert_true(g.has_workload);
+	assert_string_equal(g.wl_namespace, "infer");
+	assert_string_equal(g.wl_container, "server");
+	assert_int_equal(fleet_set_workload(f, "GPU-none", "a", "b", "c"), -ENOENT);
+
+	static struct fleet_process pr[FLEET_PROCS_MAX + 5], out[FLEET_PROCS_MAX + 5];
+	for (int i = 0; i < FLEET_PROCS_MAX + 5; i++) {
+		pr[i].pid = 1000u + (unsigned)i;
+		pr[i].type = i % 2 ? FLEET_PROC_GRAPHICS : FLEET_PROC_COMPUTE;
+		pr[i].used_mib = 100.0 * i;
+		snprintf(pr[i].command, sizeof(pr[i].command), "cmd%d", i);
+	}
+	assert_int_equal(fleet_processes(f, "GPU-k8s", out, 4), -1);
+	assert_int_equal(fleet_set_processes(f, "GPU-k8s", pr, 2), 0);
+	assert_int_equal(fleet_processes(f, "GPU-k8s", out, 4), 2);
+	assert_int_equal(out[1].pid, 1001);
+	assert_int_equal(out[1].type, FLEET_PROC_GRAPHICS);
+	assert_string_equal(out[1].command, "cmd1");
+	assert_true(fleet_get(f, "GPU-k8s", &g));
+	assert_int_equal(g.nprocs, 2);
+	/* more than kept: all counted, FLEET_PROCS_MAX copied */
+	memset(out, 0, sizeof(out));
+	assert_int_equal(fleet_set_processes(f, "GPU-k8s", pr, FLEET_PROCS_MAX + 5), 0);
+	assert_int_equal(fleet_processes(f, "GPU-k8s", out, FLEET_PROCS_MAX + 5),
+			 FLEET_PROCS_MAX + 5);
+	assert_int_equal(out[FLEET_PROCS_MAX - 1].pid, 1000 + FLEET_PROCS_MAX - 1);
+	assert_int_equal(out[FLEET_PROCS_MAX].pid, 0);
+	assert_int_equal(fleet_set_processes(f, "GPU-k8s", NULL, 0), 0);
+	assert_int_equal(fleet_processes(f, "GPU-k8s", out, 4), 0);
+	assert_int_equal(fleet_set_processes(f, "GPU-k8s", NULL, -1), 0);
+	assert_int_equal(fleet_processes(f, "GPU-k8s", out, 4), -1);
+	assert_int_equal(fleet_set_processes(f, "GPU-none", pr, 1), -ENOENT);
+	fleet_destroy(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +341,7 @@ int main(void)
 		cmocka_unit_test(test_bad_events_and_bounds),
 		cmocka_unit_test(test_stale),
 		cmocka_unit_test(test_database_rows),
+		cmocka_unit_test(test_workload_and_processes),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

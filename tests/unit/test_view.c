@@ -211,9 +211,10 @@ static void test_layout(void **state)
 	}
 	struct view_layout L;
 	view_layout(80, &L);
-	/* 80 columns: every column, sparklines of at least 4 cells */
+	/* 80 columns: every column (the workload's only when asked for), sparklines of at least
+	 * 4 cells */
 	for (int c = 0; c < VC_COUNT; c++)
-		assert_true(L.x[c] >= 0);
+		assert_true(c == VC_WORKLOAD ? L.x[c] < 0 : L.x[c] >= 0);
 	assert_true(L.width[VC_SPARK_UTIL] >= 5);
 	assert_int_equal(L.width[VC_MODEL], 14);
 	assert_int_equal(L.width[VC_SPARK_TEMP], L.width[VC_SPARK_UTIL]);
@@ -223,6 +224,56 @@ static void test_layout(void **state)
 	assert_true(L.x[VC_MODEL] < 0);
 	view_layout(0, &L);
 	assert_int_equal(L.total, 0);
+}
+
+/* issue #24: the workload column, asked for with its widest text */
+static void test_layout_workload(void **state)
+{
+	(void)state;
+	int widths[] = {40, 60, 80, 100, 132, 200};
+	for (size_t k = 0; k < sizeof(widths) / sizeof(widths[0]); k++) {
+		struct view_layout L;
+		view_layout_workload(widths[k], 24, &L);
+		assert_true(L.total <= widths[k]);
+		int end = -1;
+		for (int c = 0; c < VC_COUNT; c++) {
+			if (L.x[c] < 0)
+				continue;
+			assert_true(L.x[c] > end);
+			end = L.x[c] + L.width[c] - 1;
+		}
+		if (L.x[VC_WORKLOAD] >= 0) { /* after the health, before the sparklines */
+			assert_true(L.x[VC_WORKLOAD] > L.x[VC_HEALTH]);
+			assert_true(L.width[VC_WORKLOAD] >= 8 && L.width[VC_WORKLOAD] <= 24);
+		}
+	}
+	struct view_layout L;
+	view_layout_workload(100, 24, &L); /* room: all 24 cells, the model and sparklines stay */
+	assert_int_equal(L.width[VC_WORKLOAD], 24);
+	assert_true(L.x[VC_MODEL] >= 0 && L.width[VC_SPARK_UTIL] >= 5);
+	view_layout_workload(200, 80, &L); /* capped */
+	assert_int_equal(L.width[VC_WORKLOAD], VIEW_WORKLOAD_MAX);
+	view_layout_workload(80, 24, &L); /* too narrow: hidden, the rest as without it */
+	assert_true(L.x[VC_WORKLOAD] < 0);
+	assert_int_equal(L.width[VC_MODEL], 14);
+	view_layout_workload(132, 0, &L); /* none asked */
+	assert_true(L.x[VC_WORKLOAD] < 0);
+
+	struct fleet_gpu g;
+	memset(&g, 0, sizeof(g));
+	char b[64];
+	assert_string_equal(view_workload_text(&g, 20, b, sizeof(b)), "");
+	g.has_workload = true;
+	snprintf(g.wl_namespace, sizeof(g.wl_namespace), "training");
+	snprintf(g.wl_pod, sizeof(g.wl_pod), "llm-7b-worker-3");
+	snprintf(g.wl_container, sizeof(g.wl_container), "trainer");
+	assert_string_equal(view_workload_text(&g, 24, b, sizeof(b)), "training/llm-7b-worker-3");
+	assert_string_equal(view_workload_text(&g, 20, b, sizeof(b)), "llm-7b-worker-3");
+	assert_string_equal(view_workload_text(&g, 8, b, sizeof(b)), "llm-7b-w");
+	/* the filter finds a GPU by its workload */
+	assert_true(view_filter_match(&g, "worker-3"));
+	assert_true(view_filter_match(&g, "TRAINER"));
+	assert_false(view_filter_match(&g, "worker-4"));
 }
 
 static void test_format(void **state)
@@ -440,6 +491,7 @@ int main(void)
 	    cmocka_unit_test(test_layout),       cmocka_unit_test(test_format),
 	    cmocka_unit_test(test_decode),       cmocka_unit_test(test_pipeline_figures),
 	    cmocka_unit_test(test_lag),          cmocka_unit_test(test_rates),
+	    cmocka_unit_test(test_layout_workload),
 	    cmocka_unit_test(test_fake),         cmocka_unit_test(test_losses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
