@@ -110,21 +110,13 @@ static int nvml_local_read(void *ud, struct strbuf *body, char *err, size_t errl
 	return nvml_read_exposition(l->n, &l->opts, time_mono() - l->t0, body, err, errlen);
 }
 
-/* The static targets followed by the discovered ones (a URL in both: the static one). */
-struct merged {
-	const char **urls;           /* borrowed from tg and the discovery */
-	struct events_enrich *en;    /* borrowed members */
-	size_t n;
-};
-
-static int merge_sets(const struct targets *tg, struct discovery *d, struct merged *m)
+int collector_merge_targets(const struct targets *tg, struct discovery *d,
+                            struct collector_merged *m)
 {
 	const char *const *du = NULL;
 	const struct events_enrich *de = NULL;
 	size_t dn = d ? discovery_targets(d, &du, &de) : 0;
-	free(m->urls);
-	free(m->en);
-	m->n = 0;
+	collector_merged_free(m);
 	m->urls = calloc(tg->n + dn + 1, sizeof(*m->urls));
 	m->en = calloc(tg->n + dn + 1, sizeof(*m->en));
 	if (!m->urls || !m->en)
@@ -140,11 +132,65 @@ static int merge_sets(const struct targets *tg, struct discovery *d, struct merg
 	return 0;
 }
 
+void collector_merged_free(struct collector_merged *m)
+{
+	free(m->urls);
+	free(m->en);
+	m->urls = NULL;
+	m->en = NULL;
+	m->n = 0;
+}
+
+int collector_cmd_discovery(const struct config *cfg, bool (*cancel)(void), struct discovery **out,
+                            char *err, size_t errlen)
+{
+	*out = NULL;
+	size_t nfsd = config_list_len(cfg, "file-sd"), nhsd = config_list_len(cfg, "http-sd"),
+	       ndsd = config_list_len(cfg, "dns-sd");
+	if (nfsd + nhsd + ndsd == 0)
+		return 0;
+	const char **lists[3] = {calloc(nfsd + 1, sizeof(char *)), calloc(nhsd + 1, sizeof(char *)),
+	                         calloc(ndsd + 1, sizeof(char *))};
+	const char *keys[3] = {"file-sd", "http-sd", "dns-sd"};
+	size_t lens[3] = {nfsd, nhsd, ndsd};
+	int rc = lists[0] && lists[1] && lists[2] ? 0 : -ENOMEM;
+	for (int k = 0; !rc && k < 3; k++) {
+		size_t w = 0;
+		for (size_t i = 0; i < lens[k]; i++) {
+			const char *v = config_list_at(cfg, keys[k], i);
+			if (*v) /* SCRAPE_FILE_SD="a,,b" */
+				lists[k][w++] = v;
+		}
+		lens[k] = w;
+	}
+	double refresh = config_double(cfg, "sd-refresh");
+	struct discovery_options dopt = {
+		.files = lists[0],
+		.nfiles = lens[0],
+		.urls = lists[1],
+		.nurls = lens[1],
+		.names = lists[2],
+		.nnames = lens[2],
+		.dns_port = (int)config_int(cfg, "dns-sd-port"),
+		.dns_server = config_str(cfg, "dns-server"),
+		.refresh_s = refresh,
+		.http_timeout_s = refresh < 10 ? refresh : 10,
+		.cancel = cancel,
+	};
+	if (!rc)
+		rc = discovery_create(out, &dopt, err, errlen);
+	else
+		snprintf(err, errlen, "out of memory");
+	for (int k = 0; k < 3; k++)
+		free(lists[k]);
+	return rc;
+}
+
 /* t0: when the sources began to be read (the log says how long read + apply took) */
 static void discovery_apply(struct collector *c, const struct targets *tg, struct discovery *d,
-                            struct merged *m, size_t *n_now, double t0)
+                            struct collector_merged *m, size_t *n_now, double t0)
 {
-	if (merge_sets(tg, d, m) != 0) {
+	if (collector_merge_targets(tg, d, m) != 0) {
 		log_error("collector: out of memory merging discovered targets; keeping the %zu in "
 			  "use",
 			  *n_now);
@@ -189,7 +235,7 @@ int collector_cmd_run(struct config *cfg)
 	struct metrics_http *http = NULL;
 	struct nvml_local nl = {0};
 	struct discovery *disc = NULL;
-	struct merged m = {0};
+	struct collector_merged m = {0};
 	const char **props = NULL;
 	char err[1024] = "";
 	targets_init(&tg);
@@ -207,51 +253,17 @@ int collector_cmd_run(struct config *cfg)
 		goto out;
 	}
 	bool nvml = config_bool(cfg, "nvml");
-	size_t nfsd = config_list_len(cfg, "file-sd"), nhsd = config_list_len(cfg, "http-sd"),
-	       ndsd = config_list_len(cfg, "dns-sd");
-	if (nfsd + nhsd + ndsd) {
-		const char **lists[3] = {calloc(nfsd + 1, sizeof(char *)),
-					 calloc(nhsd + 1, sizeof(char *)),
-					 calloc(ndsd + 1, sizeof(char *))};
-		const char *keys[3] = {"file-sd", "http-sd", "dns-sd"};
-		size_t lens[3] = {nfsd, nhsd, ndsd};
-		rc = lists[0] && lists[1] && lists[2] ? 0 : -ENOMEM;
-		for (int k = 0; !rc && k < 3; k++) {
-			size_t w = 0;
-			for (size_t i = 0; i < lens[k]; i++) {
-				const char *v = config_list_at(cfg, keys[k], i);
-				if (*v) /* SCRAPE_FILE_SD="a,,b" */
-					lists[k][w++] = v;
-			}
-			lens[k] = w;
-		}
-		double refresh = config_double(cfg, "sd-refresh");
-		struct discovery_options dopt = {
-			.files = lists[0],
-			.nfiles = lens[0],
-			.urls = lists[1],
-			.nurls = lens[1],
-			.names = lists[2],
-			.nnames = lens[2],
-			.dns_port = (int)config_int(cfg, "dns-sd-port"),
-			.dns_server = config_str(cfg, "dns-server"),
-			.refresh_s = refresh,
-			.http_timeout_s = refresh < 10 ? refresh : 10,
-			.cancel = signals_stop_requested,
-		};
-		if (!rc)
-			rc = discovery_create(&disc, &dopt, err, sizeof(err));
-		for (int k = 0; k < 3; k++)
-			free(lists[k]);
-		if (rc) {
-			log_error("%s", rc == -ENOMEM ? "out of memory" : err);
-			status = rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
-			goto out;
-		}
+	rc = collector_cmd_discovery(cfg, signals_stop_requested, &disc, err, sizeof(err));
+	if (rc) {
+		log_error("%s", rc == -ENOMEM ? "out of memory" : err);
+		status = rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+		goto out;
+	}
+	if (disc) {
 		bool changed;
 		discovery_poll(disc, time_mono(), true, &changed); /* errors logged; lists kept */
 	}
-	if (merge_sets(&tg, disc, &m) != 0) {
+	if (collector_merge_targets(&tg, disc, &m) != 0) {
 		status = CLI_EXIT_FAILURE;
 		goto out;
 	}
@@ -485,8 +497,7 @@ out:
 	collector_destroy(c);
 	nvml_close(nl.n); /* after the collector: its thread reads through nl */
 	free(props);
-	free(m.urls);
-	free(m.en);
+	collector_merged_free(&m);
 	discovery_destroy(disc);
 	targets_free(&tg);
 	return status;

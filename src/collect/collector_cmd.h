@@ -2,10 +2,34 @@
 #ifndef GPUHEALTH_COLLECTOR_CMD_H
 #define GPUHEALTH_COLLECTOR_CMD_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 struct config;
+struct discovery;
+struct events_enrich;
+struct targets;
 
 /* Runs until SIGINT/SIGTERM, --duration, or (with --once) one scrape of every target; SIGHUP
  * re-reads --targets-file. Returns the process exit status. */
 int collector_cmd_run(struct config *cfg);
+
+/* The discovery sources of --file-sd, --http-sd and --dns-sd (with --dns-sd-port, --dns-server,
+ * --sd-refresh), as the collector, the console and --daemon take them: *out NULL when none is
+ * given. cancel: see discovery_options. Returns 0, -EINVAL (bad options, message in err) or
+ * -ENOMEM. Nothing is read yet (discovery_poll). */
+int collector_cmd_discovery(const struct config *cfg, bool (*cancel)(void), struct discovery **out,
+                            char *err, size_t errlen);
+
+/* The static targets followed by the discovered ones (a URL in both: the static one). */
+struct collector_merged {
+	const char **urls;        /* borrowed from tg and the discovery */
+	struct events_enrich *en; /* borrowed members */
+	size_t n;
+};
+/* Builds m from tg and d (d may be NULL), replacing what m held. Returns 0 or -ENOMEM. */
+int collector_merge_targets(const struct targets *tg, struct discovery *d,
+                            struct collector_merged *m);
+void collector_merged_free(struct collector_merged *m);
 
 #endif

@@ -16,6 +16,8 @@
 
 #include "bus/kafka_conf.h"
 #include "cli.h"
+#include "collect/collector_cmd.h"
+#include "collect/discovery.h"
 #include "collect/targets.h"
 #include "core/log.h"
 #include "core/timeutil.h"
@@ -70,7 +72,15 @@ struct pipeline {
 	char sim_url[320];
 
 	/* collector */
-	struct targets tg; /* the --target / --targets-file set (empty: the simulator) */
+	struct targets tg; /* the --target / --targets-file set (empty, no discovery: the simulator) */
+	/* --file-sd, --http-sd, --dns-sd (NULL: none): polled by the discovery thread, which owns
+	 * disc and merged once started (start_collector reads them before) */
+	struct discovery *disc;
+	struct collector_merged merged; /* tg + the discovered targets */
+	pthread_t sd_thread;
+	bool sd_started;
+	atomic_bool sd_stop;
+	atomic_bool sd_force; /* SIGHUP: every source again */
 	const char **props; /* owned array of borrowed -X strings */
 	size_t nprops;
 	const char **cprops; /* consumers: props + mock settings */
@@ -124,6 +134,17 @@ struct pipeline {
 
 	bool stopped;
 };
+
+static void nap(double s);
+
+/* The pipeline scrapes exporters (static or discovered targets) instead of simulating or
+ * reading NVML. */
+static bool scraping(const struct pipeline *p) { return p->tg.n || p->disc; }
+
+/* A stop asked of any pipeline: an http_sd request in flight gives up (one pipeline per
+ * process: the console or --daemon). */
+static atomic_bool sd_cancel;
+static bool sd_cancelled(void) { return atomic_load(&sd_cancel); }
 
 static const char *part_names[PP_COUNT] = {"simulator", "collector", "broker",
 					   "database",  "sink",      "scorer"};
@@ -226,7 +247,24 @@ int pipeline_create(struct pipeline **out, const struct config *cfg, char *err, 
 		rc = rc == -ENOMEM ? rc : -EINVAL;
 		goto fail;
 	}
-	if (p->tg.n == 0) {
+	/* discovery: the same options as the collector's; read once now, so the collector starts
+	 * with what the sources list */
+	atomic_store(&sd_cancel, false);
+	if ((rc = collector_cmd_discovery(cfg, sd_cancelled, &p->disc, err, errlen)) != 0)
+		goto fail;
+	if (p->disc) {
+		if (config_bool(cfg, "nvml")) {
+			snprintf(err, errlen, "--nvml reads this machine's GPUs; --file-sd, --http-sd and "
+					      "--dns-sd find exporters to scrape: give one or the other");
+			rc = -EINVAL;
+			goto fail;
+		}
+		bool changed;
+		discovery_poll(p->disc, time_mono(), true, &changed); /* errors logged; lists kept */
+	}
+	if ((rc = collector_merge_targets(&p->tg, p->disc, &p->merged)) != 0)
+		goto fail;
+	if (!scraping(p)) {
 		const char *m = config_str(cfg, "model");
 		if (!(p->model = sim_model_find(m))) {
 			config_describe(cfg, "model", who, sizeof(who));
@@ -530,9 +568,9 @@ static int start_collector(struct pipeline *p)
 	char err[512] = "", detail[192];
 	const struct config *cfg = p->cfg;
 	const char *sim_url[1] = {p->sim_url};
-	const char *const *urls = p->tg.n ? (const char *const *)p->tg.urls : sim_url;
-	size_t n = p->tg.n ? p->tg.n : 1;
-	if (!p->tg.n && !p->ex) {
+	const char *const *urls = scraping(p) ? p->merged.urls : sim_url;
+	size_t n = scraping(p) ? p->merged.n : 1;
+	if (!scraping(p) && !p->ex) {
 		set_part(p, PP_COLLECTOR, PART_FAILED, "nothing to scrape",
 			 "the simulator is not running and no --target was given");
 		return -EIO;
@@ -573,6 +611,15 @@ static int start_collector(struct pipeline *p)
 		.tap = tap,
 		.tap_ud = p,
 	};
+	if (scraping(p))
+		o.target_enrich = p->merged.en;
+	if (p->disc && !o.threads) {
+		/* discovery's list grows after the start: one thread per CPU, not per target now */
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		o.threads = ncpu < 1                             ? 1
+			    : ncpu > (long)COLLECTOR_THREADS_MAX ? COLLECTOR_THREADS_MAX
+								 : (unsigned)ncpu;
+	}
 	int rc = collector_create(&p->col, &o, err, sizeof(err));
 	if (rc == 0 && (rc = collector_start(p->col)) != 0)
 		snprintf(err, sizeof(err), "cannot start the collector thread: %s", strerror(-rc));
@@ -586,6 +633,77 @@ static int start_collector(struct pipeline *p)
 		 o.interval_s, o.kafka.topic);
 	set_part(p, PP_COLLECTOR, PART_RUNNING, detail, NULL);
 	return 0;
+}
+
+/* The discovery thread: files each second, the other sources when due, every source on a
+ * SIGHUP (pipeline_reload, which re-reads the static targets here too); a changed list goes to
+ * the collector. */
+static void *sd_main(void *arg)
+{
+	struct pipeline *p = arg;
+	double last = time_mono();
+	while (!atomic_load(&p->sd_stop)) {
+		nap(0.1);
+		double now = time_mono();
+		bool force = atomic_exchange(&p->sd_force, false);
+		if (!force && now - last < 1.0)
+			continue;
+		last = now;
+		if (force) {
+			struct targets tg;
+			targets_init(&tg);
+			char err[1024] = "";
+			if (load_targets(p->cfg, &tg, err, sizeof(err)) != 0) {
+				log_error("collector: SIGHUP: %s; keeping the static targets in use", err);
+				targets_free(&tg);
+			} else {
+				targets_free(&p->tg);
+				p->tg = tg; /* ours now */
+			}
+		}
+		bool changed = false;
+		discovery_poll(p->disc, now, force, &changed);
+		if (!changed && !force)
+			continue;
+		size_t before = p->merged.n;
+		if (collector_merge_targets(&p->tg, p->disc, &p->merged) != 0 ||
+		    collector_set_targets_enrich(p->col, p->merged.urls, p->merged.en, p->merged.n) !=
+			    0) {
+			log_error("collector: discovery: out of memory; keeping the targets in use");
+			continue;
+		}
+		log_info("collector: discovery: %zu targets (were %zu; read and applied in %.3f s)",
+			 p->merged.n, before, time_mono() - now);
+		char detail[192];
+		snprintf(detail, sizeof(detail), "%zu target%s (discovered) every %g s", p->merged.n,
+			 p->merged.n == 1 ? "" : "s", config_double(p->cfg, "interval"));
+		set_part(p, PP_COLLECTOR, part_state(p, PP_COLLECTOR), detail, NULL);
+	}
+	return NULL;
+}
+
+static void start_discovery(struct pipeline *p)
+{
+	if (!p->disc || !p->col)
+		return;
+	int rc = pthread_create(&p->sd_thread, NULL, sd_main, p);
+	if (rc) {
+		log_error("collector: cannot start the discovery thread: %s; the targets found at "
+			  "the start stay",
+			  strerror(rc));
+		return;
+	}
+	p->sd_started = true;
+}
+
+static void stop_discovery(struct pipeline *p)
+{
+	if (!p->sd_started)
+		return;
+	atomic_store(&p->sd_stop, true);
+	atomic_store(&sd_cancel, true);
+	pthread_join(p->sd_thread, NULL);
+	p->sd_started = false;
 }
 
 static void start_sink(struct pipeline *p)
@@ -1293,10 +1411,11 @@ int pipeline_start(struct pipeline *p, char *err, size_t errlen)
 	p->started = time_now();
 	p->stopped = false;
 	p->rate_t = time_mono();
-	if (!p->tg.n)
+	if (!scraping(p))
 		start_sim(p);
 	else
-		set_part(p, PP_SIM, PART_OFF, "scraping --target URLs", NULL);
+		set_part(p, PP_SIM, PART_OFF,
+			 p->disc ? "scraping the discovered targets" : "scraping --target URLs", NULL);
 	const char *mode;
 	if (p->viewer) {
 		static const char why[] = "read-only viewer: nothing to collect";
@@ -1306,8 +1425,10 @@ int pipeline_start(struct pipeline *p, char *err, size_t errlen)
 	} else {
 		start_broker(p);
 		start_collector(p);
+		start_discovery(p);
 		start_gate(p);
-		mode = p->tg.n			? "collecting the --target exporters (writes their samples)"
+		mode = p->disc ? "collecting the discovered exporters (writes their samples)"
+		       : p->tg.n		? "collecting the --target exporters (writes their samples)"
 		       : !p->ex			? "collecting nothing (see the simulator's error)"
 		       : sim_requested(p->cfg) ? "simulating GPUs (writes simulated samples)"
 					       : "collecting this node's GPUs (writes their samples)";
@@ -1329,6 +1450,10 @@ int pipeline_reload(struct pipeline *p)
 {
 	if (!p->col)
 		return -ENODEV;
+	if (p->disc) { /* the discovery thread reads every source and the static targets again */
+		atomic_store(&p->sd_force, true);
+		return 0;
+	}
 	if (!p->tg.n && !config_str(p->cfg, "targets-file")) {
 		log_info("collector: SIGHUP: scraping the simulator; no --targets-file to re-read");
 		return 0;
@@ -1401,6 +1526,7 @@ void pipeline_stop(struct pipeline *p)
 		return;
 	p->stopped = true;
 	uint64_t delivered = 0;
+	stop_discovery(p); /* before the collector it hands targets to */
 	if (p->col) {
 		collector_stop(p->col); /* flushes to the broker */
 		struct collector_stats cs;
@@ -1568,6 +1694,9 @@ void pipeline_destroy(struct pipeline *p)
 	exporter_destroy(p->ex);
 	log_debug("pipeline: exporter destroyed");
 	fleet_destroy(p->fleet);
+	stop_discovery(p);
+	collector_merged_free(&p->merged);
+	discovery_destroy(p->disc);
 	targets_free(&p->tg);
 	free(p->faults);
 	free(p->props);

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The console's workload and processes (issue #24), in a real terminal (tmux, private socket),
+# over the real embedded pipeline (in-process broker, a private PostgreSQL in a scratch
+# XDG_STATE_HOME; needs no test service):
+#   1. a dcgm-exporter exposition with Kubernetes' pod mapping (the L4 sample of tests/data/dcgm
+#      with the labels dcgm-exporter adds), found through --file-sd: the fleet table's WORKLOAD
+#      column shows the pod, the GPU detail its namespace, pod and container;
+#   2. --nvml over the stand-in libnvidia-ml (tests/nvml_stub) reporting two processes (PIDs of
+#      a sleep and a python this test starts): the GPU detail lists them with user and command.
+# Usage: test_console_workload.sh BINARY   (NVML_STUB_LIB: the stand-in library)
+set -u
+bin=$(realpath "$1")
+command -v tmux >/dev/null || { echo "FAIL: tmux is not installed" >&2; exit 1; }
+scratch=$(mktemp -d /tmp/gh-cwl.XXXXXX)
+fails=0 passes=0 socks="" pids=""
+ok()  { passes=$((passes+1)); echo "ok: $*"; }
+bad() { echo "FAIL: $*" >&2; fails=$((fails+1)); }
+cleanup() {
+  for k in $socks; do tmux -L "$k" kill-server 2>/dev/null; done
+  for p in $pids; do kill "$p" 2>/dev/null; done
+  sleep 0.5
+  # anything still running from the scratch dir (a console, its private PostgreSQL)
+  for p in $(ps -eo pid=,args= | grep -F "$scratch" | grep -v grep | awk '{print $1}'); do kill -9 "$p" 2>/dev/null; done
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+# the exporter: GPU 0 held by training/llm-7b-worker-3 (container trainer), GPU 1 by none
+src=tests/data/dcgm/k8s-ai-conformance-kops-L4-metrics.prom
+mkdir -p "$scratch/www"
+{ grep -v '^DCGM_FI_' "$src"
+  grep '^DCGM_FI_' "$src" | sed 's/} /,container="trainer",namespace="training",pod="llm-7b-worker-3"} /'
+  grep '^DCGM_FI_' "$src" | sed 's/gpu="0",UUID="GPU-c2f76b33/gpu="1",UUID="GPU-d3f76b33/; s/nvidia0/nvidia1/; s/} /,container="",namespace="",pod=""} /'
+} >"$scratch/www/metrics"
+eport=$(port)
+python3 -m http.server "$eport" --bind 127.0.0.1 --directory "$scratch/www" >/dev/null 2>&1 &
+pids="$pids $!"
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$eport/metrics" >/dev/null 2>&1 && break; sleep 0.1; done
+printf '[{"targets": ["127.0.0.1:%s"], "labels": {"team": "ml"}}]\n' "$eport" >"$scratch/sd.json"
+
+run=0 sock=""
+T() { tmux -L "$sock" "$@"; }
+start_console() { # start_console ARGS...: a console in a fresh tmux server, 120x32
+  run=$((run + 1)); sock="gh-cwl-$$-$run"; socks="$socks $sock"
+  mkdir -p "$scratch/home$run"
+  cat >"$scratch/run$run.sh" <<EOF
+cd "$scratch"
+exec env HOME="$scratch/home$run" XDG_STATE_HOME="$scratch/home$run/state" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
+  TERM=xterm-256color GPUHEALTH_UI_FAKE= NVML_STUB_SCRIPT="$scratch/nvml.txt" "$bin" tui $* 2>"$scratch/stderr$run.txt"
+EOF
+  T new-session -d -x 120 -y 32 "bash $scratch/run$run.sh" || { echo "FAIL: tmux did not start" >&2; exit 1; }
+}
+cap() { T capture-pane -p; }
+wait_screen() { # wait_screen SECONDS REGEX: until the screen matches
+  local deadline=$((SECONDS + $1)); screen=""
+  while [ $SECONDS -lt "$deadline" ]; do
+    screen=$(cap); grep -qE "$2" <<<"$screen" && return 0; sleep 0.5
+  done
+  return 1
+}
+stop_console() {
+  T send-keys q; sleep 1.5
+  T kill-server 2>/dev/null
+}
+
+echo "== 1. a k8s-labelled exporter found through --file-sd"
+start_console --file-sd "$scratch/sd.json" --interval 1 --refresh 0.5
+if wait_screen 60 '^ +1 .*W.*$' && wait_screen 10 '^ +0 .*training/llm-7b-worker-3'; then
+  ok "the fleet table shows GPU 0's workload"
+else bad "no workload in the fleet table:"; echo "$screen" >&2; cat "$scratch/stderr$run.txt" >&2; fi
+if grep -qE '^GPU .*HEALTH +WORKLOAD' <<<"$screen"; then ok "a WORKLOAD column"; else bad "no WORKLOAD column title"; echo "$screen" >&2; fi
+if grep -E '^ +1 ' <<<"$screen" | grep -qv 'llm-7b'; then ok "GPU 1: no workload"; else bad "GPU 1's row"; echo "$screen" >&2; fi
+T send-keys Enter; sleep 1
+d=$(cap)
+if grep -q '^Workload namespace training  pod llm-7b-worker-3  container trainer' <<<"$d"; then
+  ok "the detail of GPU 0: namespace, pod, container"
+else bad "the detail of GPU 0 has no workload line:"; echo "$d" >&2; fi
+T send-keys Escape Down Enter; sleep 1
+d=$(cap)
+if grep -q '^GPU 1 ' <<<"$d" && grep -q '^Workload none' <<<"$d"; then ok "the detail of GPU 1: none"
+else bad "the detail of GPU 1:"; echo "$d" >&2; fi
+T send-keys Escape; sleep 0.5
+T resize-window -x 80 -y 24; sleep 1
+m=$(cap)
+if [ "$(grep -cE '^ +[01] ' <<<"$m")" = 2 ] && ! grep -q 'WORKLOAD' <<<"$m" &&
+   [ "$(python3 -c 'import sys; print(max(len(l) for l in sys.stdin.read().split("\n")))' <<<"$m")" -le 80 ]; then
+  ok "80 columns: the workload column hidden, both rows kept"
+else bad "80 columns:"; echo "$m" >&2; fi
+stop_console
+
+echo "$passes passed, $fails failed"
+[ $fails = 0 ]
