@@ -82,11 +82,29 @@ def text(lay, title, content, w=24, h=4):
     return p
 
 
-def query_var(name, label, sql, multi=False):
+def query_var(name, label, sql, multi=False, all_value=None):
+    sql = " ".join(sql.split())
     v = {"name": name, "label": label, "type": "query", "datasource": DS, "query": sql,
          "definition": sql, "refresh": 1, "sort": 0, "current": {}, "options": [],
          "multi": multi, "includeAll": multi}
+    if all_value is not None:
+        # Grafana inserts a custom "All" value as it is (not quoted, not the list of values)
+        v["allValue"] = all_value
+        v["current"] = {"selected": True, "text": ["All"], "value": ["$__all"]}
     return v
+
+
+# Each GPU's current workload: its newest gpu_workloads row (schema 013; namespace NULL: none)
+CURRENT_WORKLOAD = """(SELECT DISTINCT ON (gpu_key) gpu_key, namespace, pod, container
+    FROM gpu_workloads ORDER BY gpu_key, first_seen DESC)"""
+# The fleet dashboard's namespace variable: "All" ('*') keeps every GPU, those without a
+# workload too; chosen namespaces keep the GPUs whose current workload is in one of them.
+NS_ALL = "'*'"
+
+
+def ns_filter(key):
+    return f"""('*' IN ($namespace) OR {key} IN (SELECT cw.gpu_key FROM {CURRENT_WORKLOAD} cw
+        WHERE cw.namespace IN ($namespace)))"""
 
 
 def dashboard(uid, title, panels, variables=(), time_from="now-6h"):
@@ -104,31 +122,48 @@ def fleet():
     host_mean = """SELECT $__timeGroupAlias(r.minute, $__interval), g.hostname AS metric,
         sum(r.{c}_sum) / NULLIF(sum(r.{c}_n), 0) AS value
         FROM gpu_metrics_1min_current r JOIN gpus g ON g.gpu_key = r.gpu_key
-        WHERE $__timeFilter(r.minute) GROUP BY 1, 2 ORDER BY 1"""
+        WHERE $__timeFilter(r.minute) AND """ + ns_filter("r.gpu_key").replace("{", "{{").replace("}", "}}") + """
+        GROUP BY 1, 2 ORDER BY 1"""
     panels = [
-        stat(L, "GPUs", "SELECT gpus AS \"GPUs\", gpus_reporting AS \"reporting\", hosts AS \"hosts\" FROM v_fleet_summary"),
-        stat(L, "Health now", "SELECT gpus_pass AS \"pass\", gpus_warn AS \"warn\", gpus_fail AS \"fail\", open_alerts AS \"open alerts\" FROM v_fleet_summary"),
-        stat(L, "Fleet now", "SELECT round(avg_gpu_temp_c::numeric, 1) AS \"mean temp C\", max_gpu_temp_c AS \"max temp C\", round(total_power_w::numeric) AS \"power W\", round(avg_gpu_util_pct::numeric, 1) AS \"util %\" FROM v_fleet_summary"),
+        stat(L, "GPUs", f"""SELECT count(*) AS "GPUs",
+            count(*) FILTER (WHERE g.last_seen > now() - interval '5 minutes') AS "reporting",
+            count(DISTINCT g.hostname) AS "hosts" FROM gpus g WHERE {ns_filter("g.gpu_key")}"""),
+        stat(L, "Health now", f"""SELECT count(*) FILTER (WHERE h.status = 'pass') AS "pass",
+            count(*) FILTER (WHERE h.status = 'warn') AS "warn",
+            count(*) FILTER (WHERE h.status = 'fail') AS "fail",
+            (SELECT count(*) FROM alerts a WHERE a.cleared_at IS NULL
+             AND {ns_filter("a.gpu_key")}) AS "open alerts"
+            FROM v_latest_health h WHERE {ns_filter("h.gpu_key")}"""),
+        stat(L, "Fleet now", f"""SELECT round(avg(m.gpu_temp)::numeric, 1) AS "mean temp C",
+            max(m.gpu_temp) AS "max temp C", round(sum(m.power_usage)::numeric) AS "power W",
+            round(avg(m.gpu_util)::numeric, 1) AS "util %" FROM v_latest_gpu_metrics m
+            WHERE {ns_filter("m.gpu_key")}"""),
         timeseries(L, "GPU temperature by host (mean)", host_mean.format(c="gpu_temp"), "celsius", min_interval="1m"),
-        timeseries(L, "GPU temperature by host (max)", """SELECT $__timeGroupAlias(r.minute, $__interval),
+        timeseries(L, "GPU temperature by host (max)", f"""SELECT $__timeGroupAlias(r.minute, $__interval),
             g.hostname AS metric, max(r.gpu_temp_max) AS value FROM gpu_metrics_1min_current r
             JOIN gpus g ON g.gpu_key = r.gpu_key WHERE $__timeFilter(r.minute)
-            GROUP BY 1, 2 ORDER BY 1""", "celsius", min_interval="1m"),
-        timeseries(L, "Fleet power draw", """SELECT "time", sum(p) AS "power" FROM (
+            AND {ns_filter("r.gpu_key")} GROUP BY 1, 2 ORDER BY 1""", "celsius", min_interval="1m"),
+        timeseries(L, "Fleet power draw", f"""SELECT "time", sum(p) AS "power" FROM (
             SELECT $__timeGroupAlias(minute, $__interval), gpu_key,
             sum(power_usage_sum) / NULLIF(sum(power_usage_n), 0) AS p FROM gpu_metrics_1min_current
-            WHERE $__timeFilter(minute) GROUP BY 1, 2) per_gpu GROUP BY 1 ORDER BY 1""",
-                   "watt", min_interval="1m"),
+            WHERE $__timeFilter(minute) AND {ns_filter("gpu_key")} GROUP BY 1, 2) per_gpu
+            GROUP BY 1 ORDER BY 1""", "watt", min_interval="1m"),
         timeseries(L, "GPU utilisation by host (mean)", host_mean.format(c="gpu_util"), "percent", min_interval="1m"),
         timeseries(L, "Framebuffer used by host (mean per GPU)", host_mean.format(c="fb_used"), "decmbytes", min_interval="1m"),
         timeseries(L, "Memory copy utilisation by host (mean)", host_mean.format(c="mem_copy_util"), "percent", min_interval="1m"),
-        table(L, "GPUs", """SELECT g.hostname, g.gpu_index, g.gpu_key, g.model, h.score, h.status,
-            m.gpu_temp, m.power_usage, m.gpu_util, g.last_seen FROM gpus g
+        table(L, "GPUs", f"""SELECT g.hostname, g.gpu_index, g.gpu_key, g.model, cw.namespace,
+            cw.pod, cw.container, h.score, h.status, m.gpu_temp, m.power_usage, m.gpu_util,
+            g.last_seen FROM gpus g
+            LEFT JOIN {CURRENT_WORKLOAD} cw ON cw.gpu_key = g.gpu_key
             LEFT JOIN v_latest_health h ON h.gpu_key = g.gpu_key
             LEFT JOIN v_latest_gpu_metrics m ON m.gpu_key = g.gpu_key
+            WHERE {ns_filter("g.gpu_key")}
             ORDER BY g.hostname, g.gpu_index, g.gpu_key""", h=10),
     ]
-    return dashboard("gpuhealth-fleet", "gpuhealth / Fleet overview", panels)
+    variables = [query_var("namespace", "Namespace", f"""SELECT DISTINCT namespace
+        FROM {CURRENT_WORKLOAD} cw WHERE namespace IS NOT NULL ORDER BY 1""",
+                           multi=True, all_value=NS_ALL)]
+    return dashboard("gpuhealth-fleet", "gpuhealth / Fleet overview", panels, variables)
 
 
 def gpu():

@@ -11,6 +11,12 @@ $__interval_ms from the range and the panel's minimum interval), variables with 
 their own queries return (a multi-value variable as a quoted, comma-separated list). Every
 query must run without error as the given (read-only) role, return rows for the seeded data,
 and a time series query must return a "time" column. Exit 0 when all hold.
+
+A variable with a custom "All" value (allValue, inserted as it is) is run both ways: every
+panel with "All" (rows required, as above) and again with each of its values on its own (the
+query must run). The fleet dashboard's namespace variable (issue #24) is also checked for its
+meaning: its "GPUs" table lists every GPU under "All" (those without a workload too) and, under
+one namespace, exactly the GPUs whose current gpu_workloads row is in it.
 """
 import csv
 import io
@@ -113,6 +119,7 @@ for path in sys.argv[2:]:
     now = time.time()
     frm, to = rel(d["time"]["from"], now), rel(d["time"]["to"], now)
     variables = {}
+    alternatives = []  # (name, [(label, value)]): a custom "All" and each value on its own
     for v in d.get("templating", {}).get("list", []):
         if v["type"] == "textbox" or v["type"] == "constant" or v["type"] == "custom":
             variables[v["name"]] = str(v.get("current", {}).get("value") or v.get("query"))
@@ -132,7 +139,10 @@ for path in sys.argv[2:]:
             bad(f"{name}: variable ${v['name']} has no values with the seeded data")
             continue
         ok(f"{name}: variable ${v['name']} = {values}")
-        if v.get("multi") or v.get("includeAll"):
+        if v.get("includeAll") and v.get("allValue") is not None:
+            variables[v["name"]] = v["allValue"]  # "All": Grafana inserts it as it is
+            alternatives.append((v["name"], [(x, quote(x)) for x in values]))
+        elif v.get("multi") or v.get("includeAll"):
             variables[v["name"]] = ",".join(quote(x) for x in values)  # "All"
         else:
             variables[v["name"]] = values[0]
@@ -178,5 +188,51 @@ for path in sys.argv[2:]:
             ok(f"{what}: {len(rows)} rows, columns {header}")
     if n_panels == 0:
         bad(f"{name}: no panels")
+    # each value of a variable with a custom "All", on its own: every query runs
+    for vname, vals in alternatives:
+        for label, value in vals:
+            vs = dict(variables, **{vname: value})
+            for p in panels_of(d):
+                if p.get("type") in ("row", "text"):
+                    continue
+                min_iv = seconds(p["interval"]) if p.get("interval") else 10
+                interval_s = max(min_iv, round((to - frm) / 1000))
+                for t in p.get("targets") or []:
+                    what = f"{name}: '{p.get('title')}' with ${vname} = {label}"
+                    try:
+                        header, rows = run(expand(t["rawSql"], frm, to, interval_s, vs))
+                    except (RuntimeError, ValueError) as e:
+                        bad(f"{what}: {e}")
+                        continue
+                    ok(f"{what}: runs, {len(rows)} rows")
+    # the namespace filter's meaning, on the fleet dashboard's GPUs table
+    gpus_table = [p for p in panels_of(d) if p.get("title") == "GPUs" and p.get("type") == "table"]
+    ns_var = [v for v in d.get("templating", {}).get("list", []) if v["name"] == "namespace"]
+    if gpus_table and ns_var:
+        sql = gpus_table[0]["targets"][0]["rawSql"]
+        cur = ("(SELECT DISTINCT ON (gpu_key) gpu_key, namespace FROM gpu_workloads "
+               "ORDER BY gpu_key, first_seen DESC)")
+        _, every = run("SELECT gpu_key FROM gpus ORDER BY 1")
+        _, none = run(f"SELECT g.gpu_key FROM gpus g LEFT JOIN {cur} w ON w.gpu_key = g.gpu_key "
+                      "WHERE w.namespace IS NULL")
+        cases = [("All", ns_var[0].get("allValue"), sorted(r[0] for r in every))]
+        for label, value in dict(alternatives).get("namespace", []):
+            _, want = run(f"SELECT gpu_key FROM {cur} w WHERE namespace = {value} ORDER BY 1")
+            cases.append((label, value, sorted(r[0] for r in want)))
+        if len(cases) < 2:
+            bad(f"{name}: the namespace variable has no value to check the filter with")
+        if not none:
+            bad(f"{name}: the seeded data has no GPU without a workload: All cannot be checked")
+        for label, value, want in cases:
+            try:
+                header, rows = run(expand(sql, frm, to, 60, dict(variables, namespace=value)))
+            except (RuntimeError, ValueError) as e:
+                bad(f"{name}: GPUs with $namespace = {label}: {e}")
+                continue
+            got = sorted(r[header.index("gpu_key")] for r in rows)
+            if got == want and want:
+                ok(f"{name}: GPUs with $namespace = {label}: {got}")
+            else:
+                bad(f"{name}: GPUs with $namespace = {label}: {got}, expected {want}")
 print(f"{passes} passed, {fails} failed")
 sys.exit(1 if fails else 0)

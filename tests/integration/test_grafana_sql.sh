@@ -28,6 +28,9 @@ psql -X -q "$GPUHEALTH_TEST_PG" -c "CREATE DATABASE $db" >/dev/null || die "cann
 owner="${GPUHEALTH_TEST_PG/dbname=gpuhealth_test/dbname=$db}"
 "$BIN" db migrate --db "$owner" >"$TMP/migrate.log" 2>&1 || die "migrate failed: $(cat "$TMP/migrate.log")"
 psql -X -q -v ON_ERROR_STOP=1 "$owner" -f "$ROOT/tests/integration/api_seed.sql" >"$TMP/seed.log" 2>&1 || die "seeding failed: $(cat "$TMP/seed.log")"
+# issue #24: GPU B held by pod p-2 of namespace ns-b now (api_seed.sql: GPU A by none now), so
+# the fleet dashboard's namespace variable has a value and its filter two cases
+psql -X -q -v ON_ERROR_STOP=1 "$owner" -c "INSERT INTO gpu_workloads (gpu_key, namespace, pod, container, first_seen, last_seen) VALUES ('GPU-bbbb0000-0000-0000-0000-000000000000', 'ns-b', 'p-2', 'c', now() - interval '1 hour', now())" >/dev/null || die "cannot seed gpu_workloads"
 psql -X -q -v ON_ERROR_STOP=1 "$owner" -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'gh_grafana_it') THEN CREATE ROLE gh_grafana_it LOGIN IN ROLE gpuhealth_reader; END IF; END \$\$" >/dev/null || die "cannot create the reader login role"
 reader="${owner/user=postgres/user=gh_grafana_it}"
 
