@@ -3,11 +3,13 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "core/log.h"
 
@@ -24,6 +26,7 @@ enum {
 	NVML_ERROR_NOT_FOUND = 6,
 	NVML_ERROR_INSUFFICIENT_SIZE = 7,
 	NVML_ERROR_TIMEOUT = 10,
+	NVML_ERROR_FUNCTION_NOT_FOUND = 13,
 	NVML_ERROR_GPU_IS_LOST = 15,
 };
 
@@ -120,6 +123,19 @@ typedef struct {
 	((unsigned int)(sizeof(nvmlGpuInstanceProfileInfo_v2_t) | (2u << 24)))
 #define NVML_GPU_INSTANCE_PROFILE_COUNT 0xA /* profile ids 0 (1 slice) .. 9 (1 slice rev 2) */
 
+/* nvmlDeviceGet{Compute,Graphics}RunningProcesses_v3 and _v2 fill this; the unversioned (v1)
+ * functions only its first two members (nvmlProcessInfo_v1_t) */
+typedef struct {
+	unsigned int pid;
+	unsigned long long usedGpuMemory; /* bytes; NVML_VALUE_NOT_AVAILABLE when unknown */
+	unsigned int gpuInstanceId, computeInstanceId;
+} nvmlProcessInfo_t;
+typedef struct {
+	unsigned int pid;
+	unsigned long long usedGpuMemory;
+} nvmlProcessInfo_v1_t;
+#define NVML_VALUE_NOT_AVAILABLE (~0ULL)
+
 /* The functions, resolved with dlsym. The first five are required, the rest optional (a
  * missing one leaves its fields absent). */
 #define NVML_FUNCS(REQ, OPT)                                                                       \
@@ -177,7 +193,19 @@ typedef struct {
 	OPT(nvmlReturn_t, nvmlDeviceGetGpuInstanceId, (nvmlDevice_t, unsigned int *))              \
 	OPT(nvmlReturn_t, nvmlDeviceGetAttributes_v2, (nvmlDevice_t, nvmlDeviceAttributes_t *))    \
 	OPT(nvmlReturn_t, nvmlDeviceGetGpuInstanceProfileInfoV,                                    \
-	    (nvmlDevice_t, unsigned int, nvmlGpuInstanceProfileInfo_v2_t *))
+	    (nvmlDevice_t, unsigned int, nvmlGpuInstanceProfileInfo_v2_t *))                       \
+	OPT(nvmlReturn_t, nvmlDeviceGetComputeRunningProcesses_v3,                                 \
+	    (nvmlDevice_t, unsigned int *, nvmlProcessInfo_t *))                                   \
+	OPT(nvmlReturn_t, nvmlDeviceGetComputeRunningProcesses_v2,                                 \
+	    (nvmlDevice_t, unsigned int *, nvmlProcessInfo_t *))                                   \
+	OPT(nvmlReturn_t, nvmlDeviceGetComputeRunningProcesses,                                    \
+	    (nvmlDevice_t, unsigned int *, nvmlProcessInfo_v1_t *))                                \
+	OPT(nvmlReturn_t, nvmlDeviceGetGraphicsRunningProcesses_v3,                                \
+	    (nvmlDevice_t, unsigned int *, nvmlProcessInfo_t *))                                   \
+	OPT(nvmlReturn_t, nvmlDeviceGetGraphicsRunningProcesses_v2,                                \
+	    (nvmlDevice_t, unsigned int *, nvmlProcessInfo_t *))                                   \
+	OPT(nvmlReturn_t, nvmlDeviceGetGraphicsRunningProcesses,                                   \
+	    (nvmlDevice_t, unsigned int *, nvmlProcessInfo_v1_t *))
 
 struct nvml_api {
 #define FIELD(ret, name, args) ret(*name) args;
@@ -200,6 +228,12 @@ struct gpu {
 	bool lost;
 	uint64_t warned; /* fields whose error is logged already */
 	bool warned_mig;
+	/* the processes of the last update (compute and graphics merged by PID); nprocs -1 when
+	 * the driver reports neither kind */
+	struct fleet_process *procs;
+	size_t procs_cap;
+	int nprocs;
+	bool warned_procs;
 };
 
 struct nvml {
@@ -216,6 +250,10 @@ struct nvml {
 	size_t nout, cap;
 	double t;
 	unsigned long errors;
+	nvmlProcessInfo_t *pbuf; /* the process queries' buffer, grown, kept across updates */
+	size_t pcap;
+	nvml_process_hook *proc_hook; /* told each GPU's processes after every update */
+	void *proc_ud;
 };
 
 static const char *errstr(const struct nvml *n, nvmlReturn_t rc)
@@ -600,6 +638,193 @@ static void drain_events(struct nvml *n)
 	}
 }
 
+/* ---- processes */
+
+/* Each query's buffer starts with this many entries and grows on NVML_ERROR_INSUFFICIENT_SIZE
+ * to what NVML asks for (plus a margin: processes start between two calls), at most
+ * NVML_PROCS_MAX, in at most NVML_PROCS_TRIES calls. */
+#define NVML_PROCS_START 4
+#define NVML_PROCS_MAX   4096
+#define NVML_PROCS_TRIES 4
+
+/* The user and command line of pid from /proc ("" each when the process is gone or hidden). */
+static void proc_identity(unsigned pid, struct fleet_process *p)
+{
+	char path[64], line[256];
+	p->user[0] = p->command[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%u/status", pid);
+	FILE *f = fopen(path, "r");
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			unsigned long uid;
+			if (sscanf(line, "Uid: %lu", &uid) != 1)
+				continue;
+			struct passwd pw, *res = NULL;
+			char pwbuf[1024];
+			if (getpwuid_r((uid_t)uid, &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res)
+				copy_str(p->user, sizeof(p->user), res->pw_name);
+			else /* no name for it here (another container's user) */
+				snprintf(p->user, sizeof(p->user), "%lu", uid);
+			break;
+		}
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/proc/%u/cmdline", pid);
+	f = fopen(path, "r");
+	if (f) {
+		size_t len = fread(p->command, 1, sizeof(p->command) - 1, f);
+		fclose(f);
+		while (len && p->command[len - 1] == '\0')
+			len--; /* the terminating NULs */
+		for (size_t i = 0; i < len; i++)
+			if (p->command[i] == '\0' || p->command[i] == '\n' || p->command[i] == '\t')
+				p->command[i] = ' '; /* between arguments */
+		p->command[len] = '\0';
+	}
+}
+
+/* One call of a process query into buf (*cap entries, grown on INSUFFICIENT_SIZE as NVML asks,
+ * bounded); v1: the function takes v1 entries. *count: the entries read. */
+static nvmlReturn_t query_grow(nvmlDevice_t h, void *fn, bool v1, nvmlProcessInfo_t **buf,
+                               size_t *cap, unsigned *count)
+{
+	nvmlReturn_t r = NVML_ERROR_INSUFFICIENT_SIZE;
+	for (int tries = 0; tries < NVML_PROCS_TRIES && r == NVML_ERROR_INSUFFICIENT_SIZE; tries++) {
+		if (!*buf) {
+			*buf = calloc(NVML_PROCS_START, sizeof(**buf));
+			if (!*buf)
+				return NVML_ERROR_INSUFFICIENT_SIZE;
+			*cap = NVML_PROCS_START;
+		}
+		unsigned c = (unsigned)*cap;
+		if (!v1) {
+			nvmlReturn_t (*f)(nvmlDevice_t, unsigned int *, nvmlProcessInfo_t *);
+			memcpy(&f, &fn, sizeof(f));
+			r = f(h, &c, *buf);
+		} else {
+			/* v1 entries are smaller: read them into the same bytes, then spread them */
+			nvmlReturn_t (*f)(nvmlDevice_t, unsigned int *, nvmlProcessInfo_v1_t *);
+			memcpy(&f, &fn, sizeof(f));
+			nvmlProcessInfo_v1_t *e1 = (nvmlProcessInfo_v1_t *)*buf;
+			r = f(h, &c, e1);
+			if (r == NVML_SUCCESS)
+				for (size_t i = c <= *cap ? c : *cap; i-- > 0;) {
+					nvmlProcessInfo_v1_t e = e1[i];
+					(*buf)[i] = (nvmlProcessInfo_t){e.pid, e.usedGpuMemory, 0, 0};
+				}
+		}
+		if (r == NVML_SUCCESS) {
+			*count = c <= *cap ? c : (unsigned)*cap;
+			return r;
+		}
+		if (r != NVML_ERROR_INSUFFICIENT_SIZE)
+			return r;
+		/* c: what NVML needs now; a margin for processes starting meanwhile */
+		size_t want = (size_t)c + 8 > *cap * 2 ? (size_t)c + 8 : *cap * 2;
+		if (want > NVML_PROCS_MAX)
+			want = NVML_PROCS_MAX;
+		if (want <= *cap)
+			return r; /* at the bound */
+		nvmlProcessInfo_t *nb = realloc(*buf, want * sizeof(*nb));
+		if (!nb)
+			return r;
+		*buf = nb;
+		*cap = want;
+	}
+	return r;
+}
+
+/* One kind of processes: the _v3 function, else _v2, else v1 (a missing symbol, or one that
+ * answers "not supported" or "function not found"). Returns NVML's answer. */
+static nvmlReturn_t query_procs(struct nvml *n, nvmlDevice_t h, bool graphics,
+                                nvmlProcessInfo_t **buf, size_t *cap, unsigned *count)
+{
+	void *fns[3];
+	void *v3 = NULL, *v2 = NULL, *v1 = NULL;
+	if (graphics) {
+		memcpy(&v3, &n->f.nvmlDeviceGetGraphicsRunningProcesses_v3, sizeof(v3));
+		memcpy(&v2, &n->f.nvmlDeviceGetGraphicsRunningProcesses_v2, sizeof(v2));
+		memcpy(&v1, &n->f.nvmlDeviceGetGraphicsRunningProcesses, sizeof(v1));
+	} else {
+		memcpy(&v3, &n->f.nvmlDeviceGetComputeRunningProcesses_v3, sizeof(v3));
+		memcpy(&v2, &n->f.nvmlDeviceGetComputeRunningProcesses_v2, sizeof(v2));
+		memcpy(&v1, &n->f.nvmlDeviceGetComputeRunningProcesses, sizeof(v1));
+	}
+	fns[0] = v3;
+	fns[1] = v2;
+	fns[2] = v1;
+	nvmlReturn_t r = NVML_ERROR_NOT_SUPPORTED;
+	*count = 0;
+	for (int k = 0; k < 3; k++) {
+		if (!fns[k])
+			continue;
+		r = query_grow(h, fns[k], k == 2, buf, cap, count);
+		if (r != NVML_ERROR_NOT_SUPPORTED && r != NVML_ERROR_FUNCTION_NOT_FOUND)
+			return r;
+	}
+	return r;
+}
+
+/* Adds the entries of one kind to g's list, merging a PID seen in the other kind. */
+static int add_procs(struct gpu *g, const nvmlProcessInfo_t *e, unsigned count, bool graphics)
+{
+	for (unsigned i = 0; i < count; i++) {
+		int k = 0;
+		while (k < g->nprocs && g->procs[k].pid != e[i].pid)
+			k++;
+		if (k < g->nprocs) { /* the same process in both lists */
+			g->procs[k].type = FLEET_PROC_BOTH;
+			if (isnan(g->procs[k].used_mib) && e[i].usedGpuMemory != NVML_VALUE_NOT_AVAILABLE)
+				g->procs[k].used_mib = (double)e[i].usedGpuMemory / (1024.0 * 1024.0);
+			continue;
+		}
+		if ((size_t)g->nprocs == g->procs_cap) {
+			size_t cap = g->procs_cap ? g->procs_cap * 2 : 8;
+			struct fleet_process *np = realloc(g->procs, cap * sizeof(*np));
+			if (!np)
+				return -ENOMEM;
+			g->procs = np;
+			g->procs_cap = cap;
+		}
+		struct fleet_process *p = &g->procs[g->nprocs++];
+		memset(p, 0, sizeof(*p));
+		p->pid = e[i].pid;
+		p->type = graphics ? FLEET_PROC_GRAPHICS : FLEET_PROC_COMPUTE;
+		p->used_mib = e[i].usedGpuMemory == NVML_VALUE_NOT_AVAILABLE
+		                  ? NAN
+		                  : (double)e[i].usedGpuMemory / (1024.0 * 1024.0);
+		proc_identity(p->pid, p);
+	}
+	return 0;
+}
+
+/* The processes of GPU g: -1 when neither kind is reported (not supported, an error). */
+static int read_procs(struct nvml *n, struct gpu *g)
+{
+	g->nprocs = -1;
+	bool any = false;
+	for (int kind = 0; kind < 2; kind++) {
+		unsigned count = 0;
+		nvmlReturn_t r = query_procs(n, g->h, kind == 1, &n->pbuf, &n->pcap, &count);
+		if (r != NVML_SUCCESS) {
+			if (r != NVML_ERROR_NOT_SUPPORTED && r != NVML_ERROR_FUNCTION_NOT_FOUND &&
+			    !g->warned_procs) {
+				g->warned_procs = true;
+				n->errors++;
+				log_warn("nvml: GPU %u: listing its %s processes failed: %s (left out)",
+				         g->id.index, kind ? "graphics" : "compute", errstr(n, r));
+			}
+			continue;
+		}
+		if (!any)
+			g->nprocs = 0;
+		any = true;
+		if (add_procs(g, n->pbuf, count, kind == 1))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int nvml_update(struct nvml *n, double t)
 {
 	n->t = t;
@@ -617,6 +842,8 @@ int nvml_update(struct nvml *n, double t)
 		if (g->lost)
 			continue;
 		read_fields(n, g, o);
+		if (!g->lost && read_procs(n, g))
+			return -ENOMEM;
 		if (g->lost) { /* lost during this read */
 			n->out[n->nout - 1].present = false;
 			continue;
@@ -624,7 +851,17 @@ int nvml_update(struct nvml *n, double t)
 		if (read_mig(n, g))
 			return -ENOMEM;
 	}
+	for (size_t i = 0; n->proc_hook && i < n->ngpus; i++)
+		if (!n->gpus[i].lost)
+			n->proc_hook(n->proc_ud, n->gpus[i].id.uuid, n->gpus[i].procs,
+			             n->gpus[i].nprocs);
 	return 0;
+}
+
+void nvml_set_process_hook(struct nvml *n, nvml_process_hook *hook, void *ud)
+{
+	n->proc_hook = hook;
+	n->proc_ud = ud;
 }
 
 static int load(struct nvml *n, const char *library, char *err, size_t errlen)
@@ -797,10 +1034,27 @@ void nvml_close(struct nvml *n)
 		n->f.nvmlShutdown();
 	/* the library stays mapped: NVML starts threads that may outlive nvmlShutdown's return,
 	 * and unmapping their code under them would crash; dlclose would gain nothing */
+	for (size_t i = 0; n->gpus && i < n->ngpus; i++)
+		free(n->gpus[i].procs);
 	free(n->gpus);
+	free(n->pbuf);
 	free(n->out);
 	free(n->serials);
 	free(n);
+}
+
+const char *nvml_device_uuid(const struct nvml *n, size_t d)
+{
+	return d < n->ngpus ? n->gpus[d].id.uuid : "";
+}
+
+int nvml_device_processes(const struct nvml *n, size_t d, const struct fleet_process **procs)
+{
+	*procs = NULL;
+	if (d >= n->ngpus || n->gpus[d].lost)
+		return -1;
+	*procs = n->gpus[d].procs;
+	return n->gpus[d].nprocs;
 }
 
 double nvml_time(const struct nvml *n)
@@ -869,13 +1123,15 @@ void nvml_exporter_source(struct nvml *n, struct exporter_source *out)
 }
 
 int nvml_exporter_create(struct exporter **out, const char *library,
-                         const struct exporter_params *params, char *err, size_t errlen)
+                         const struct exporter_params *params, nvml_process_hook *hook, void *ud,
+                         char *err, size_t errlen)
 {
 	struct nvml *n = NULL;
 	*out = NULL;
 	int rc = nvml_open(&n, library, err, errlen);
 	if (rc)
 		return rc;
+	nvml_set_process_hook(n, hook, ud);
 	struct exporter_params p = *params;
 	if (!p.render.model_name)
 		p.render.model_name = nvml_model_name(n);

@@ -17,6 +17,13 @@
  * GPU_I_ID; its memory fields). XIDs come from NVML's event API (nvmlEventTypeXidCriticalError),
  * drained at every update: the field is the code of the last XID, absent until the first.
  *
+ * Processes (issue #24): each update also lists every GPU's processes through
+ * nvmlDeviceGet{Compute,Graphics}RunningProcesses (_v3, else _v2, else the v1 functions; the
+ * buffer grows on NVML_ERROR_INSUFFICIENT_SIZE, bounded), merged by PID (a process in both
+ * lists is compute+graphics), each with its user (/proc/PID/status Uid, getpwuid_r) and command
+ * line (/proc/PID/cmdline), "" when /proc does not show them. A GPU whose driver reports
+ * neither list has none (-1), not an empty one. MIG devices' processes are listed on the GPU.
+ *
  * Not thread-safe: one thread calls update and reads the entries (the exporter's update
  * thread, or the collector's thread).
  */
@@ -27,6 +34,7 @@
 
 #include "core/strbuf.h"
 #include "exporter/exporter.h"
+#include "fleet/fleet.h"
 #include "exporter/render.h"
 #include "sim/sim.h"
 
@@ -44,6 +52,16 @@ struct nvml;
  */
 int nvml_open(struct nvml **out, const char *library, char *err, size_t errlen);
 void nvml_close(struct nvml *n);
+
+/* Told the processes of every GPU present after each update, on the updating thread: uuid,
+ * the list (borrowed for the call) and its length (-1: not reported). */
+typedef void nvml_process_hook(void *ud, const char *uuid, const struct fleet_process *procs,
+                               int n);
+void nvml_set_process_hook(struct nvml *n, nvml_process_hook *hook, void *ud);
+/* GPU d (0 <= d < nvml_gpu_devices) of the last update: its UUID ("" past the end), and its
+ * processes (borrowed until the next update; returns their count, -1 when not reported). */
+const char *nvml_device_uuid(const struct nvml *n, size_t d);
+int nvml_device_processes(const struct nvml *n, size_t d, const struct fleet_process **procs);
 
 /* Reads every GPU again and drains the XID events. t is stored as the time of the values
  * (nvml_time). Returns 0 or -ENOMEM. */
@@ -73,11 +91,13 @@ void nvml_exporter_source(struct nvml *n, struct exporter_source *out);
  * (library as in nvml_open) and creates an exporter over it (exporter_create_source). In
  * params.render, a NULL model_name or driver_version is taken from NVML (each GPU's modelName
  * is its own name anyway); speed should be 1 (real time). Returns 0, or nvml_open's or
- * exporter_create_source's error with its message in err; on error nothing is left open, and
+ * exporter_create_source's error with its message in err; hook (may be NULL) as
+ * nvml_set_process_hook, called on the exporter's update thread; on error nothing is left open, and
  * a caller that was not asked for NVML explicitly may fall back to the simulator.
  */
 int nvml_exporter_create(struct exporter **out, const char *library,
-                         const struct exporter_params *params, char *err, size_t errlen);
+                         const struct exporter_params *params, nvml_process_hook *hook, void *ud,
+                         char *err, size_t errlen);
 
 /* Updates n and appends the dcgm-exporter text of its GPUs to sb (opts: the host label and
  * name; the model and driver come from NVML when opts leaves them NULL). For the collector's

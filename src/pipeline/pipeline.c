@@ -380,6 +380,14 @@ static bool sim_requested(const struct config *cfg)
  * --nvml a failure is the part's error; with no source asked for, a node without NVML falls
  * back to the simulator (*fallback set, the reason in why).
  */
+/* The exporter's update thread: each local GPU's processes into the fleet (a GPU the fleet
+ * does not know yet gets them at the next update, after its first event). */
+static void procs_seen(void *ud, const char *uuid, const struct fleet_process *procs, int n)
+{
+	struct pipeline *p = ud;
+	fleet_set_processes(p->fleet, uuid, procs, n);
+}
+
 static int start_nvml(struct pipeline *p, bool asked, bool *fallback, char *why, size_t whylen)
 {
 	char err[512] = "", detail[192];
@@ -395,7 +403,8 @@ static int start_nvml(struct pipeline *p, bool asked, bool *fallback, char *why,
 	};
 	*fallback = false;
 	set_part(p, PP_SIM, PART_STARTING, "opening NVML", NULL);
-	int rc = nvml_exporter_create(&p->ex, config_str(cfg, "nvml-library"), &ep, err, sizeof(err));
+	int rc = nvml_exporter_create(&p->ex, config_str(cfg, "nvml-library"), &ep, procs_seen, p,
+				      err, sizeof(err));
 	if (rc && !asked) {
 		*fallback = true;
 		snprintf(why, whylen, "%s", err);

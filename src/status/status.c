@@ -19,6 +19,7 @@
 #include "health/rules.h"
 #include "health/scorer.h"
 #include "health/scorer_cmd.h"
+#include "nvml/nvml.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/privpg.h"
 #include "store/pg.h"
@@ -411,10 +412,26 @@ static void print_table(FILE *o, struct fleet *f, const struct fleet_gpu *gpus, 
 
 static void tap(const json_t *event, void *ud) { fleet_ingest_event(ud, event); }
 
-/* One scrape of every target into f. Returns 0, or -EIO when every target failed. */
-static int from_scrape(const struct config *cfg, struct targets *tg, struct fleet *f, char *err,
-		       size_t errlen)
+/* --nvml: this machine's GPUs read once, in dcgm-exporter's text, as the collector's local
+ * source (as `collector --nvml`) */
+struct nvml_read {
+	struct nvml *n;
+	struct render_opts opts;
+	char hostname[256];
+};
+
+static int nvml_read(void *ud, struct strbuf *body, char *err, size_t errlen)
 {
+	struct nvml_read *r = ud;
+	return nvml_read_exposition(r->n, &r->opts, time_now(), body, err, errlen);
+}
+
+/* One scrape of every target (or, with nr, one read of the local GPUs) into f. Returns 0, or
+ * -EIO when every target failed. */
+static int from_scrape(const struct config *cfg, struct targets *tg, struct nvml_read *nr,
+		       struct fleet *f, char *err, size_t errlen)
+{
+	struct collector_local local = {"nvml", nvml_read, nr};
 	struct collector *c = NULL;
 	FILE *null = fopen("/dev/null", "w");
 	int rc = -EIO;
@@ -423,6 +440,7 @@ static int from_scrape(const struct config *cfg, struct targets *tg, struct flee
 		goto out;
 	}
 	struct collector_options o = {
+		.local = nr ? &local : NULL,
 		.targets = (const char *const *)tg->urls,
 		.ntargets = tg->n,
 		.interval_s = 10,
@@ -451,13 +469,22 @@ static int from_scrape(const struct config *cfg, struct targets *tg, struct flee
 		usleep(20000);
 	}
 	collector_stop(c);
+	/* the local GPUs' processes, as the last read listed them */
+	for (size_t d = 0; nr && d < nvml_gpu_devices(nr->n); d++) {
+		const struct fleet_process *pr;
+		int np = nvml_device_processes(nr->n, d, &pr);
+		fleet_set_processes(f, nvml_device_uuid(nr->n, d), pr, np);
+	}
 	struct scrape_target_stats ts[64];
 	size_t nt = collector_targets(c, ts, 64);
 	for (size_t i = 0; i < nt && i < 64; i++)
 		if (ts[i].ok == 0)
 			log_warn("status: %s: %s", ts[i].url,
 				 ts[i].last_error[0] ? ts[i].last_error : "no answer");
-	if (st.scrapes_ok == 0) {
+	if (nr && st.scrapes_ok == 0) {
+		snprintf(err, errlen, "the local GPUs could not be read (see the messages above)");
+		rc = -EIO;
+	} else if (st.scrapes_ok == 0) {
 		snprintf(err, errlen,
 			 "no target answered (%zu tried; see the messages above): check the URLs "
 			 "and that the exporters run",
@@ -568,6 +595,7 @@ int status_cmd_run(struct config *cfg)
 	struct fleet *f = NULL;
 	struct fleet_gpu *gpus = NULL;
 	json_t *alerts = NULL, *doc = NULL, *dead = NULL;
+	struct nvml_read nr = {0};
 	targets_init(&tg);
 	for (size_t i = 0; i < config_list_len(cfg, "target"); i++)
 		if (targets_add(&tg, config_list_at(cfg, "target", i), "--target", err, sizeof(err))) {
@@ -582,12 +610,29 @@ int status_cmd_run(struct config *cfg)
 		goto out;
 	}
 	const char *db = config_str(cfg, "db");
-	if (!tg.n && !db && !libpq_env_set()) {
-		fprintf(stderr, "gpuhealth status: no source: give --db CONNINFO (DATABASE_URL, or "
-				"libpq's PGHOST/PGDATABASE/...) to read the fleet database, or --target "
-				"URL to scrape exporters now\n");
+	bool nvml = config_bool(cfg, "nvml");
+	if (nvml && (tg.n || db)) {
+		fprintf(stderr, "gpuhealth status: --nvml reads this machine's GPUs; --target, "
+				"--targets-file and --db are other sources: give one of them\n");
 		status = CLI_EXIT_USAGE;
 		goto out;
+	}
+	if (!tg.n && !db && !nvml && !libpq_env_set()) {
+		fprintf(stderr, "gpuhealth status: no source: give --db CONNINFO (DATABASE_URL, or "
+				"libpq's PGHOST/PGDATABASE/...) to read the fleet database, --target "
+				"URL to scrape exporters now, or --nvml to read this machine's GPUs\n");
+		status = CLI_EXIT_USAGE;
+		goto out;
+	}
+	if (nvml) {
+		rc = nvml_open(&nr.n, config_str(cfg, "nvml-library"), err, sizeof(err));
+		if (rc) {
+			fprintf(stderr, "gpuhealth status: --nvml: %s\n", err);
+			goto out;
+		}
+		if (gethostname(nr.hostname, sizeof(nr.hostname) - 1) != 0)
+			snprintf(nr.hostname, sizeof(nr.hostname), "localhost");
+		nr.opts = (struct render_opts){.hostname = nr.hostname, .host_label = "hostname"};
 	}
 	struct scorer_options so;
 	const char **props = NULL;
@@ -607,9 +652,9 @@ int status_cmd_run(struct config *cfg)
 		fprintf(stderr, "gpuhealth status: %s\n", strerror(-rc));
 		goto out;
 	}
-	const char *source = tg.n ? "scrape" : "database";
-	if (tg.n)
-		rc = from_scrape(cfg, &tg, f, err, sizeof(err));
+	const char *source = nvml ? "nvml" : tg.n ? "scrape" : "database";
+	if (tg.n || nvml)
+		rc = from_scrape(cfg, &tg, nvml ? &nr : NULL, f, err, sizeof(err));
 	else
 		rc = from_database(db, f, &alerts, &dead, err, sizeof(err));
 	if (rc) {
@@ -664,6 +709,7 @@ out:
 	json_decref(dead);
 	free(gpus);
 	fleet_destroy(f);
+	nvml_close(nr.n); /* after the collector that read through it */
 	targets_free(&tg);
 	return status;
 }

@@ -89,5 +89,38 @@ if [ "$(grep -cE '^ +[01] ' <<<"$m")" = 2 ] && ! grep -q 'WORKLOAD' <<<"$m" &&
 else bad "80 columns:"; echo "$m" >&2; fi
 stop_console
 
+echo "== 2. --nvml over the stand-in library: the processes in the GPU detail"
+stub=${NVML_STUB_LIB:-}
+if [ -z "$stub" ] || [ ! -f "$stub" ]; then
+  bad "NVML_STUB_LIB='$stub' is not the built stand-in library (run through ctest)"
+else
+  sleep 300 & pids="$pids $!"; sleep_pid=$!
+  tail -f /dev/null & pids="$pids $!"; tail_pid=$!
+  cat >"$scratch/nvml.txt" <<EOF
+driver 550.54.15
+count 1
+g0.uuid GPU-11111111-2222-3333-4444-555555555555
+g0.name NVIDIA H100 80GB HBM3
+g0.pci 00000000:19:00.0
+g0.minor 0
+g0.temp 45
+g0.power_mw 312456
+g0.procs $sleep_pid:512,$tail_pid:1024
+g0.gprocs $sleep_pid:512
+EOF
+  start_console --nvml --nvml-library "$stub" --interval 1 --refresh 0.5
+  if wait_screen 60 '^ +0 .*W'; then ok "the local GPU's row"; else bad "no GPU row:"; echo "$screen" >&2; cat "$scratch/stderr$run.txt" >&2; fi
+  T send-keys Enter
+  if wait_screen 15 "^ +$tail_pid  compute"; then
+    me=$(id -un)
+    if grep -q '^Processes (2) ' <<<"$screen" &&
+       grep -qE "^ +$sleep_pid  comp\\+gfx +512M  $me +sleep 300" <<<"$screen" &&
+       grep -qE "^ +$tail_pid  compute +1\\.0G  $me +tail -f /dev/null" <<<"$screen"; then
+      ok "the detail lists both processes: PID, type, GPU memory, user, command"
+    else bad "the processes in the detail:"; echo "$screen" >&2; fi
+  else bad "no processes in the detail:"; echo "$screen" >&2; fi
+  stop_console
+fi
+
 echo "$passes passed, $fails failed"
 [ $fails = 0 ]

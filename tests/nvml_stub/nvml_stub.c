@@ -27,8 +27,16 @@
  *                              gN.migK.fb_free_mib, gN.migK.fb_used_mib for slot K (0..6)
  *   gN.profileP.name, gN.profileP.slices, gN.profileP.mem_mb
  *                              GPU instance profile P (nvmlDeviceGetGpuInstanceProfileInfoV)
+ *   gN.procs gN.gprocs         the compute and the graphics processes of GPU N
+ *                              (nvmlDeviceGet{Compute,Graphics}RunningProcesses_v3):
+ *                              "PID:MIB,PID:MIB,..." ("PID:-": memory not available), "" none;
+ *                              a buffer too small answers NVML_ERROR_INSUFFICIENT_SIZE with the
+ *                              count needed, as NVML does; gN.procs_v1 1: only the v1 functions
+ *                              answer (the _v3 ones say NVML_ERROR_FUNCTION_NOT_FOUND, as
+ *                              an older driver's do)
  * Counters of calls the tests check: the file $NVML_STUB_SCRIPT.calls gets "init N shutdown M"
- * written at every nvmlInit_v2 / nvmlShutdown.
+ * written at every nvmlInit_v2 / nvmlShutdown; $NVML_STUB_SCRIPT.procs gets "calls N
+ * insufficient M" at every process query (M: answers of NVML_ERROR_INSUFFICIENT_SIZE).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -582,4 +590,98 @@ nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfoV(nvmlDevice_t d, unsigned p,
 	info->memorySizeMB = v;
 	info->id = p;
 	return 0;
+}
+
+/* ---- processes */
+
+typedef struct {
+	unsigned int pid;
+	unsigned long long usedGpuMemory;
+	unsigned int gpuInstanceId, computeInstanceId;
+} nvmlProcessInfo_t;
+typedef struct {
+	unsigned int pid;
+	unsigned long long usedGpuMemory;
+} nvmlProcessInfo_v1_t;
+
+static int n_proc_calls, n_proc_insufficient;
+
+static void write_proc_calls(void)
+{
+	const char *path = getenv("NVML_STUB_SCRIPT");
+	char p[1024];
+	if (!path)
+		return;
+	snprintf(p, sizeof(p), "%s.procs", path);
+	FILE *f = fopen(p, "w");
+	if (f) {
+		fprintf(f, "calls %d insufficient %d\n", n_proc_calls, n_proc_insufficient);
+		fclose(f);
+	}
+}
+
+/* The scripted list of GPU d's processes of one kind into v2 (or v1) entries. */
+static nvmlReturn_t procs(nvmlDevice_t d, const char *what, int version, unsigned *count,
+			  void *infos)
+{
+	char buf[480];
+	unsigned long long v1only = 0;
+	if (!d || !count)
+		return INVALID_ARGUMENT;
+	if (dev_u(d, "procs_v1", &v1only) == 0 && v1only && version > 1)
+		return 13; /* NVML_ERROR_FUNCTION_NOT_FOUND */
+	int rc = dev_s(d, what, buf, sizeof(buf));
+	if (rc)
+		return rc;
+	n_proc_calls++;
+	unsigned n = 0, have = *count;
+	for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+		unsigned pid = (unsigned)strtoul(tok, NULL, 10);
+		const char *c = strchr(tok, ':');
+		unsigned long long mem = c && c[1] != '-' ? strtoull(c + 1, NULL, 10) << 20 : ~0ULL;
+		if (n < have && infos) {
+			if (version > 1)
+				((nvmlProcessInfo_t *)infos)[n] = (nvmlProcessInfo_t){pid, mem, ~0u, ~0u};
+			else
+				((nvmlProcessInfo_v1_t *)infos)[n] = (nvmlProcessInfo_v1_t){pid, mem};
+		}
+		n++;
+	}
+	*count = n;
+	if (n > have) {
+		n_proc_insufficient++;
+		write_proc_calls();
+		return INSUFFICIENT_SIZE;
+	}
+	write_proc_calls();
+	return 0;
+}
+
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned *c,
+						     nvmlProcessInfo_t *p);
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned *c,
+						     nvmlProcessInfo_t *p)
+{
+	return procs(d, "procs", 3, c, p);
+}
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t d, unsigned *c,
+						      nvmlProcessInfo_t *p);
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t d, unsigned *c,
+						      nvmlProcessInfo_t *p)
+{
+	return procs(d, "gprocs", 3, c, p);
+}
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t d, unsigned *c,
+						  nvmlProcessInfo_v1_t *p);
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t d, unsigned *c,
+						  nvmlProcessInfo_v1_t *p)
+{
+	return procs(d, "procs", 1, c, p);
+}
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses(nvmlDevice_t d, unsigned *c,
+						   nvmlProcessInfo_v1_t *p);
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses(nvmlDevice_t d, unsigned *c,
+						   nvmlProcessInfo_v1_t *p)
+{
+	return procs(d, "gprocs", 1, c, p);
 }
