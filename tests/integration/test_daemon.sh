@@ -12,6 +12,9 @@
 #  5. SIGTERM stops it cleanly (exit 0).
 #  6. The private server killed under it: the rest goes on, exit 1; the next run recovers.
 #  7. --targets-file with real exporters (mock-dcgm processes), re-read on SIGHUP.
+#  8. --file-sd (issue #24): the exporters found through a Prometheus file_sd file, their target
+#     labels as enrichment, their events in the fleet database (--db), a rewritten file picked
+#     up without a signal.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -201,6 +204,33 @@ kill -TERM $D
 wait $D
 rc=$?
 check "--targets-file run: SIGTERM exit 0 (got $rc)" [ $rc = 0 ]
+
+# ---- 8. --file-sd: discovered exporters; their events land in the fleet database
+DB8="gh_daemon8_$$"
+FCI8=$(new_db "$DB8")
+hp1=${U[1]#http://}; hp1=${hp1%/metrics}
+hp2=${U[2]#http://}; hp2=${hp2%/metrics}
+printf '[{"targets": ["%s"], "labels": {"rack": "r-sd", "team": "ml"}}]\n' "$hp1" >"$TMP/sd.json"
+XDG_STATE_HOME="$TMP/state" "$BIN" --daemon --file-sd "$TMP/sd.json" --db "$FCI8" --interval 1 \
+  --batch-timeout 0.5 --stats-interval 1 >"$TMP/d9.log" 2>&1 &
+D=$!
+PIDS+=($D)
+host_rows() { sql "$FCI8" "SELECT count(*) FROM gpu_metrics m JOIN gpus g ON g.gpu_key = m.gpu_key WHERE g.hostname = '$1' AND g.rack = 'r-sd'" 2>/dev/null; }
+for _ in $(seq 1 150); do [ "$(host_rows mock1)" -gt 0 ] 2>/dev/null && break; sleep 0.2; done
+check "--file-sd: the discovered exporter's events are in the fleet database, rack from the target's labels ($(host_rows mock1) rows of mock1)" \
+  bash -c "[ '$(host_rows mock1)' -gt 0 ] 2>/dev/null"
+check "... no simulator, not a read-only viewer" \
+  bash -c "grep -q 'simulator: off' '$TMP/d9.log' && ! grep -q 'read-only viewer' '$TMP/d9.log'"
+printf '[{"targets": ["%s", "%s"], "labels": {"rack": "r-sd"}}]\n' "$hp1" "$hp2" >"$TMP/sd.json.new"
+mv "$TMP/sd.json.new" "$TMP/sd.json"
+for _ in $(seq 1 150); do [ "$(host_rows mock2)" -gt 0 ] 2>/dev/null && break; sleep 0.2; done
+check "the rewritten file is read again (no signal): the second exporter's events land too" \
+  bash -c "[ '$(host_rows mock2)' -gt 0 ] 2>/dev/null && grep -q 'discovery: 2 targets (were 1' '$TMP/d9.log'"
+kill -TERM $D
+wait $D
+rc=$?
+check "--file-sd run: SIGTERM exit 0 (got $rc)" [ $rc = 0 ]
+psql -X -q "$ADMIN_PG" -c "DROP DATABASE IF EXISTS $DB8" >/dev/null 2>&1
 
 psql -X -q "$ADMIN_PG" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
 finish
