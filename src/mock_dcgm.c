@@ -121,8 +121,8 @@ int mock_dcgm_run(struct config *cfg)
 	if (nvml) {
 		ep.render.driver_version = NULL; /* from NVML */
 		ep.render.model_name = NULL;
-		rc = nvml_exporter_create(&ex, config_str(cfg, "nvml-library"), &ep, NULL, NULL, err,
-		                          sizeof(err));
+		rc = nvml_exporter_create(&ex, config_str(cfg, "nvml-library"), &ep, NULL, NULL,
+		                          err, sizeof(err));
 		if (rc == -ENOENT || rc == -ENOSYS || rc == -ENODEV) {
 			fprintf(stderr, "gpuhealth: --nvml: %s\n", err);
 			goto out;

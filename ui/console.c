@@ -684,14 +684,13 @@ static void detail(struct console *c)
 	y++;
 	/* the processes of a local GPU (NVML): the list shows up to 4 */
 	struct fleet_process procs[4];
-	int nprocs = c->src->copy_processes
-	                 ? c->src->copy_processes(c->src->ctx, g->key, procs, 4)
-	                 : -1;
+	int nprocs =
+	    c->src->copy_processes ? c->src->copy_processes(c->src->ctx, g->key, procs, 4) : -1;
 	int proc_rows = nprocs < 0 ? 0 : 1 + (nprocs == 0 ? 1 : nprocs < 4 ? nprocs : 4);
 	/* room for the charts: what the text below leaves, 3..12 rows */
 	size_t nreasons = g->have_health ? g->health.nreasons : 0;
-	int text_rows = 7 + 1 + proc_rows + (int)(nreasons ? (nreasons < 4 ? nreasons : 4) : 1) + 1 +
-	                (int)(g->nalerts ? (g->nalerts < 3 ? g->nalerts : 3) : 1);
+	int text_rows = 7 + 1 + proc_rows + (int)(nreasons ? (nreasons < 4 ? nreasons : 4) : 1) +
+	                1 + (int)(g->nalerts ? (g->nalerts < 3 ? g->nalerts : 3) : 1);
 	int ch = LINES - 1 - y - 1 - text_rows;
 	if (ch > 12)
 		ch = 12;
@@ -760,8 +759,9 @@ below_charts:;
 		snprintf(thr, sizeof(thr), "-");
 	put(y++, 0, COLS, A_NORMAL, true, "Throttle %s", thr);
 	if (nprocs >= 0) {
-		put(y++, 0, COLS, A_BOLD, true, "Processes (%d)   PID  TYPE      GPU MEM  USER      "
-		                                "  COMMAND",
+		put(y++, 0, COLS, A_BOLD, true,
+		    "Processes (%d)   PID  TYPE      GPU MEM  USER      "
+		    "  COMMAND",
 		    nprocs);
 		if (nprocs == 0)
 			put(y++, 0, COLS, A_DIM, true, "  none");

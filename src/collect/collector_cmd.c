@@ -165,17 +165,17 @@ int collector_cmd_discovery(const struct config *cfg, bool (*cancel)(void), stru
 	}
 	double refresh = config_double(cfg, "sd-refresh");
 	struct discovery_options dopt = {
-		.files = lists[0],
-		.nfiles = lens[0],
-		.urls = lists[1],
-		.nurls = lens[1],
-		.names = lists[2],
-		.nnames = lens[2],
-		.dns_port = (int)config_int(cfg, "dns-sd-port"),
-		.dns_server = config_str(cfg, "dns-server"),
-		.refresh_s = refresh,
-		.http_timeout_s = refresh < 10 ? refresh : 10,
-		.cancel = cancel,
+	    .files = lists[0],
+	    .nfiles = lens[0],
+	    .urls = lists[1],
+	    .nurls = lens[1],
+	    .names = lists[2],
+	    .nnames = lens[2],
+	    .dns_port = (int)config_int(cfg, "dns-sd-port"),
+	    .dns_server = config_str(cfg, "dns-server"),
+	    .refresh_s = refresh,
+	    .http_timeout_s = refresh < 10 ? refresh : 10,
+	    .cancel = cancel,
 	};
 	if (!rc)
 		rc = discovery_create(out, &dopt, err, errlen);

@@ -262,7 +262,7 @@ static double num_at(const json_t *metrics, const char *key)
 }
 
 static void set_workload(struct fleet_gpu *g, const char *ns, const char *pod,
-			 const char *container)
+                         const char *container)
 {
 	snprintf(g->wl_namespace, sizeof(g->wl_namespace), "%s", ns ? ns : "");
 	snprintf(g->wl_pod, sizeof(g->wl_pod), "%s", pod ? pod : "");
@@ -279,8 +279,8 @@ static void workload_of(struct fleet_gpu *g, const json_t *event)
 		return;
 	}
 	set_workload(g, json_string_value(json_object_get(w, "namespace")),
-		     json_string_value(json_object_get(w, "pod")),
-		     json_string_value(json_object_get(w, "container")));
+	             json_string_value(json_object_get(w, "pod")),
+	             json_string_value(json_object_get(w, "container")));
 }
 
 int fleet_ingest_event(struct fleet *f, const json_t *event)
@@ -390,7 +390,7 @@ int fleet_set_costs(struct fleet *f, const char *key, const double cost[ACT_COUN
 }
 
 int fleet_set_workload(struct fleet *f, const char *key, const char *ns, const char *pod,
-		       const char *container)
+                       const char *container)
 {
 	int rc = -ENOENT;
 	pthread_mutex_lock(&f->lock);
@@ -403,8 +403,7 @@ int fleet_set_workload(struct fleet *f, const char *key, const char *ns, const c
 	return rc;
 }
 
-int fleet_set_processes(struct fleet *f, const char *key, const struct fleet_process *procs,
-			int n)
+int fleet_set_processes(struct fleet *f, const char *key, const struct fleet_process *procs, int n)
 {
 	int rc = -ENOENT;
 	pthread_mutex_lock(&f->lock);

@@ -35,8 +35,8 @@
 #define FLEET_ALERT_KINDS 2
 /* The workload's strings (Kubernetes: a namespace is at most 63 bytes, a pod name 253); longer
  * values are cut. */
-#define FLEET_NS_MAX 64
-#define FLEET_POD_MAX 256
+#define FLEET_NS_MAX        64
+#define FLEET_POD_MAX       256
 #define FLEET_CONTAINER_MAX 64
 /* Processes kept per GPU (fleet_set_processes); more are counted, not kept. */
 #define FLEET_PROCS_MAX 64
@@ -101,8 +101,8 @@ enum fleet_proc_type { FLEET_PROC_COMPUTE = 0, FLEET_PROC_GRAPHICS, FLEET_PROC_B
 struct fleet_process {
 	unsigned pid;
 	enum fleet_proc_type type;
-	double used_mib; /* GPU memory; NAN when the driver does not say */
-	char user[32];   /* "" when unknown (the process is gone, or not visible here) */
+	double used_mib;   /* GPU memory; NAN when the driver does not say */
+	char user[32];     /* "" when unknown (the process is gone, or not visible here) */
 	char command[128]; /* its command line, arguments separated by spaces; "" when unknown */
 };
 
@@ -154,12 +154,11 @@ int fleet_set_costs(struct fleet *f, const char *key, const double cost[ACT_COUN
 /* Sets the workload of a GPU already ingested (from the database's gpu_workloads); NULL or ""
  * members are absent, all three absent is "no workload". Returns 0 or -ENOENT. */
 int fleet_set_workload(struct fleet *f, const char *key, const char *ns, const char *pod,
-		       const char *container);
+                       const char *container);
 
 /* Replaces the process list of a GPU already ingested (n <= FLEET_PROCS_MAX kept; n < 0: the
  * driver does not report processes). Returns 0 or -ENOENT. */
-int fleet_set_processes(struct fleet *f, const char *key, const struct fleet_process *procs,
-			int n);
+int fleet_set_processes(struct fleet *f, const char *key, const struct fleet_process *procs, int n);
 
 /* Copies up to max processes of GPU key into out; returns how many it has (-1: not reported,
  * or no such GPU). */

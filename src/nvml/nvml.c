@@ -689,7 +689,8 @@ static nvmlReturn_t query_grow(nvmlDevice_t h, void *fn, bool v1, nvmlProcessInf
                                size_t *cap, unsigned *count)
 {
 	nvmlReturn_t r = NVML_ERROR_INSUFFICIENT_SIZE;
-	for (int tries = 0; tries < NVML_PROCS_TRIES && r == NVML_ERROR_INSUFFICIENT_SIZE; tries++) {
+	for (int tries = 0; tries < NVML_PROCS_TRIES && r == NVML_ERROR_INSUFFICIENT_SIZE;
+	     tries++) {
 		if (!*buf) {
 			*buf = calloc(NVML_PROCS_START, sizeof(**buf));
 			if (!*buf)
@@ -702,7 +703,8 @@ static nvmlReturn_t query_grow(nvmlDevice_t h, void *fn, bool v1, nvmlProcessInf
 			memcpy(&f, &fn, sizeof(f));
 			r = f(h, &c, *buf);
 		} else {
-			/* v1 entries are smaller: read them into the same bytes, then spread them */
+			/* v1 entries are smaller: read them into the same bytes, then spread them
+			 */
 			nvmlReturn_t (*f)(nvmlDevice_t, unsigned int *, nvmlProcessInfo_v1_t *);
 			memcpy(&f, &fn, sizeof(f));
 			nvmlProcessInfo_v1_t *e1 = (nvmlProcessInfo_v1_t *)*buf;
@@ -710,7 +712,8 @@ static nvmlReturn_t query_grow(nvmlDevice_t h, void *fn, bool v1, nvmlProcessInf
 			if (r == NVML_SUCCESS)
 				for (size_t i = c <= *cap ? c : *cap; i-- > 0;) {
 					nvmlProcessInfo_v1_t e = e1[i];
-					(*buf)[i] = (nvmlProcessInfo_t){e.pid, e.usedGpuMemory, 0, 0};
+					(*buf)[i] =
+					    (nvmlProcessInfo_t){e.pid, e.usedGpuMemory, 0, 0};
 				}
 		}
 		if (r == NVML_SUCCESS) {
@@ -774,8 +777,10 @@ static int add_procs(struct gpu *g, const nvmlProcessInfo_t *e, unsigned count, 
 			k++;
 		if (k < g->nprocs) { /* the same process in both lists */
 			g->procs[k].type = FLEET_PROC_BOTH;
-			if (isnan(g->procs[k].used_mib) && e[i].usedGpuMemory != NVML_VALUE_NOT_AVAILABLE)
-				g->procs[k].used_mib = (double)e[i].usedGpuMemory / (1024.0 * 1024.0);
+			if (isnan(g->procs[k].used_mib) &&
+			    e[i].usedGpuMemory != NVML_VALUE_NOT_AVAILABLE)
+				g->procs[k].used_mib =
+				    (double)e[i].usedGpuMemory / (1024.0 * 1024.0);
 			continue;
 		}
 		if ((size_t)g->nprocs == g->procs_cap) {
@@ -811,8 +816,9 @@ static int read_procs(struct nvml *n, struct gpu *g)
 			    !g->warned_procs) {
 				g->warned_procs = true;
 				n->errors++;
-				log_warn("nvml: GPU %u: listing its %s processes failed: %s (left out)",
-				         g->id.index, kind ? "graphics" : "compute", errstr(n, r));
+				log_warn(
+				    "nvml: GPU %u: listing its %s processes failed: %s (left out)",
+				    g->id.index, kind ? "graphics" : "compute", errstr(n, r));
 			}
 			continue;
 		}

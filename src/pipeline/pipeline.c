@@ -72,7 +72,8 @@ struct pipeline {
 	char sim_url[320];
 
 	/* collector */
-	struct targets tg; /* the --target / --targets-file set (empty, no discovery: the simulator) */
+	struct targets
+	    tg; /* the --target / --targets-file set (empty, no discovery: the simulator) */
 	/* --file-sd, --http-sd, --dns-sd (NULL: none): polled by the discovery thread, which owns
 	 * disc and merged once started (start_collector reads them before) */
 	struct discovery *disc;
@@ -139,12 +140,18 @@ static void nap(double s);
 
 /* The pipeline scrapes exporters (static or discovered targets) instead of simulating or
  * reading NVML. */
-static bool scraping(const struct pipeline *p) { return p->tg.n || p->disc; }
+static bool scraping(const struct pipeline *p)
+{
+	return p->tg.n || p->disc;
+}
 
 /* A stop asked of any pipeline: an http_sd request in flight gives up (one pipeline per
  * process: the console or --daemon). */
 static atomic_bool sd_cancel;
-static bool sd_cancelled(void) { return atomic_load(&sd_cancel); }
+static bool sd_cancelled(void)
+{
+	return atomic_load(&sd_cancel);
+}
 
 static const char *part_names[PP_COUNT] = {"simulator", "collector", "broker",
 					   "database",  "sink",      "scorer"};
@@ -254,13 +261,15 @@ int pipeline_create(struct pipeline **out, const struct config *cfg, char *err, 
 		goto fail;
 	if (p->disc) {
 		if (config_bool(cfg, "nvml")) {
-			snprintf(err, errlen, "--nvml reads this machine's GPUs; --file-sd, --http-sd and "
-					      "--dns-sd find exporters to scrape: give one or the other");
+			snprintf(err, errlen,
+			         "--nvml reads this machine's GPUs; --file-sd, --http-sd and "
+			         "--dns-sd find exporters to scrape: give one or the other");
 			rc = -EINVAL;
 			goto fail;
 		}
 		bool changed;
-		discovery_poll(p->disc, time_mono(), true, &changed); /* errors logged; lists kept */
+		discovery_poll(p->disc, time_mono(), true,
+		               &changed); /* errors logged; lists kept */
 	}
 	if ((rc = collector_merge_targets(&p->tg, p->disc, &p->merged)) != 0)
 		goto fail;
@@ -404,7 +413,7 @@ static int start_nvml(struct pipeline *p, bool asked, bool *fallback, char *why,
 	*fallback = false;
 	set_part(p, PP_SIM, PART_STARTING, "opening NVML", NULL);
 	int rc = nvml_exporter_create(&p->ex, config_str(cfg, "nvml-library"), &ep, procs_seen, p,
-				      err, sizeof(err));
+	                              err, sizeof(err));
 	if (rc && !asked) {
 		*fallback = true;
 		snprintf(why, whylen, "%s", err);
@@ -625,9 +634,8 @@ static int start_collector(struct pipeline *p)
 	if (p->disc && !o.threads) {
 		/* discovery's list grows after the start: one thread per CPU, not per target now */
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-		o.threads = ncpu < 1                             ? 1
-			    : ncpu > (long)COLLECTOR_THREADS_MAX ? COLLECTOR_THREADS_MAX
-								 : (unsigned)ncpu;
+		o.threads = ncpu<1 ? 1 : ncpu>(long) COLLECTOR_THREADS_MAX ? COLLECTOR_THREADS_MAX
+		                                                           : (unsigned)ncpu;
 	}
 	int rc = collector_create(&p->col, &o, err, sizeof(err));
 	if (rc == 0 && (rc = collector_start(p->col)) != 0)
@@ -663,7 +671,9 @@ static void *sd_main(void *arg)
 			targets_init(&tg);
 			char err[1024] = "";
 			if (load_targets(p->cfg, &tg, err, sizeof(err)) != 0) {
-				log_error("collector: SIGHUP: %s; keeping the static targets in use", err);
+				log_error(
+				    "collector: SIGHUP: %s; keeping the static targets in use",
+				    err);
 				targets_free(&tg);
 			} else {
 				targets_free(&p->tg);
@@ -676,16 +686,18 @@ static void *sd_main(void *arg)
 			continue;
 		size_t before = p->merged.n;
 		if (collector_merge_targets(&p->tg, p->disc, &p->merged) != 0 ||
-		    collector_set_targets_enrich(p->col, p->merged.urls, p->merged.en, p->merged.n) !=
-			    0) {
-			log_error("collector: discovery: out of memory; keeping the targets in use");
+		    collector_set_targets_enrich(p->col, p->merged.urls, p->merged.en,
+		                                 p->merged.n) != 0) {
+			log_error(
+			    "collector: discovery: out of memory; keeping the targets in use");
 			continue;
 		}
 		log_info("collector: discovery: %zu targets (were %zu; read and applied in %.3f s)",
-			 p->merged.n, before, time_mono() - now);
+		         p->merged.n, before, time_mono() - now);
 		char detail[192];
-		snprintf(detail, sizeof(detail), "%zu target%s (discovered) every %g s", p->merged.n,
-			 p->merged.n == 1 ? "" : "s", config_double(p->cfg, "interval"));
+		snprintf(detail, sizeof(detail), "%zu target%s (discovered) every %g s",
+		         p->merged.n, p->merged.n == 1 ? "" : "s",
+		         config_double(p->cfg, "interval"));
 		set_part(p, PP_COLLECTOR, part_state(p, PP_COLLECTOR), detail, NULL);
 	}
 	return NULL;
@@ -698,8 +710,8 @@ static void start_discovery(struct pipeline *p)
 	int rc = pthread_create(&p->sd_thread, NULL, sd_main, p);
 	if (rc) {
 		log_error("collector: cannot start the discovery thread: %s; the targets found at "
-			  "the start stay",
-			  strerror(rc));
+		          "the start stay",
+		          strerror(rc));
 		return;
 	}
 	p->sd_started = true;
@@ -906,14 +918,14 @@ static void reasons_of(const char *text, struct health_result *h)
 /* Each GPU's current workload: its newest gpu_workloads row (schema 013; nothing to read from
  * an older database). */
 static int read_workloads(struct pg_conn *c, struct fleet *f, const char *lim, char *err,
-			  size_t errlen)
+                          size_t errlen)
 {
 	PGresult *r = PQexecParams(
-		c,
-		"SELECT m.gpu_key, w.namespace, w.pod, w.container FROM v_latest_gpu_metrics m "
-		"CROSS JOIN LATERAL (SELECT namespace, pod, container FROM gpu_workloads x "
-		"  WHERE x.gpu_key = m.gpu_key ORDER BY x.first_seen DESC LIMIT 1) w LIMIT $1::int",
-		1, NULL, (const char *const[]){lim}, NULL, NULL, 0);
+	    c,
+	    "SELECT m.gpu_key, w.namespace, w.pod, w.container FROM v_latest_gpu_metrics m "
+	    "CROSS JOIN LATERAL (SELECT namespace, pod, container FROM gpu_workloads x "
+	    "  WHERE x.gpu_key = m.gpu_key ORDER BY x.first_seen DESC LIMIT 1) w LIMIT $1::int",
+	    1, NULL, (const char *const[]){lim}, NULL, NULL, 0);
 	int rc = 0;
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		/* an older schema: no such table */
@@ -927,7 +939,7 @@ static int read_workloads(struct pg_conn *c, struct fleet *f, const char *lim, c
 	}
 	for (int i = 0; i < PQntuples(r); i++)
 		fleet_set_workload(f, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-				   PQgetvalue(r, i, 3));
+		                   PQgetvalue(r, i, 3));
 out:
 	PQclear(r);
 	return rc;
@@ -1424,7 +1436,8 @@ int pipeline_start(struct pipeline *p, char *err, size_t errlen)
 		start_sim(p);
 	else
 		set_part(p, PP_SIM, PART_OFF,
-			 p->disc ? "scraping the discovered targets" : "scraping --target URLs", NULL);
+		         p->disc ? "scraping the discovered targets" : "scraping --target URLs",
+		         NULL);
 	const char *mode;
 	if (p->viewer) {
 		static const char why[] = "read-only viewer: nothing to collect";
@@ -1436,11 +1449,12 @@ int pipeline_start(struct pipeline *p, char *err, size_t errlen)
 		start_collector(p);
 		start_discovery(p);
 		start_gate(p);
-		mode = p->disc ? "collecting the discovered exporters (writes their samples)"
-		       : p->tg.n		? "collecting the --target exporters (writes their samples)"
-		       : !p->ex			? "collecting nothing (see the simulator's error)"
-		       : sim_requested(p->cfg) ? "simulating GPUs (writes simulated samples)"
-					       : "collecting this node's GPUs (writes their samples)";
+		mode = p->disc   ? "collecting the discovered exporters (writes their samples)"
+		       : p->tg.n ? "collecting the --target exporters (writes their samples)"
+		       : !p->ex  ? "collecting nothing (see the simulator's error)"
+		       : sim_requested(p->cfg)
+		           ? "simulating GPUs (writes simulated samples)"
+		           : "collecting this node's GPUs (writes their samples)";
 	}
 	pthread_mutex_lock(&p->lock);
 	snprintf(p->mode, sizeof(p->mode), "%s", mode);

@@ -109,7 +109,10 @@ static json_t *health_json(const struct fleet_gpu *g)
 			 num_or_null(g->p_fail), "expected_costs", costs, "reasons", reasons);
 }
 
-static json_t *str_or_null(const char *v) { return v[0] ? json_string(v) : json_null(); }
+static json_t *str_or_null(const char *v)
+{
+	return v[0] ? json_string(v) : json_null();
+}
 
 /* event-v1's "workload": null, or the namespace, pod and container (each a string or null) */
 static json_t *workload_json(const struct fleet_gpu *g)
@@ -117,13 +120,14 @@ static json_t *workload_json(const struct fleet_gpu *g)
 	if (!g->has_workload)
 		return json_null();
 	return json_pack("{s:o, s:o, s:o}", "namespace", str_or_null(g->wl_namespace), "pod",
-			 str_or_null(g->wl_pod), "container", str_or_null(g->wl_container));
+	                 str_or_null(g->wl_pod), "container", str_or_null(g->wl_container));
 }
 
 static const char *proc_type_name(enum fleet_proc_type t)
 {
-	return t == FLEET_PROC_GRAPHICS ? "graphics" : t == FLEET_PROC_BOTH ? "compute+graphics"
-									   : "compute";
+	return t == FLEET_PROC_GRAPHICS ? "graphics"
+	       : t == FLEET_PROC_BOTH   ? "compute+graphics"
+	                                : "compute";
 }
 
 /* "processes" of every GPU of doc whose processes f knows (local GPUs through NVML). */
@@ -145,12 +149,12 @@ static int add_processes(json_t *doc, struct fleet *f)
 				return -ENOMEM;
 			for (int k = 0; k < n && k < FLEET_PROCS_MAX; k++)
 				json_array_append_new(
-					arr, json_pack("{s:I, s:s, s:o, s:o, s:o}", "pid",
-						       (json_int_t)pr[k].pid, "type",
-						       proc_type_name(pr[k].type), "used_memory_mib",
-						       num_or_null(pr[k].used_mib), "user",
-						       str_or_null(pr[k].user), "command",
-						       str_or_null(pr[k].command)));
+				    arr, json_pack("{s:I, s:s, s:o, s:o, s:o}", "pid",
+				                   (json_int_t)pr[k].pid, "type",
+				                   proc_type_name(pr[k].type), "used_memory_mib",
+				                   num_or_null(pr[k].used_mib), "user",
+				                   str_or_null(pr[k].user), "command",
+				                   str_or_null(pr[k].command)));
 			if (json_object_set_new(g, "processes", arr) != 0)
 				return -ENOMEM;
 		}
@@ -314,9 +318,10 @@ static void workload_text(const struct fleet_gpu *g, char *buf, size_t len)
 	else if (g->wl_namespace[0] && g->wl_pod[0])
 		snprintf(buf, len, "%s/%s", g->wl_namespace, g->wl_pod);
 	else
-		snprintf(buf, len, "%s", g->wl_pod[0]         ? g->wl_pod
-					 : g->wl_namespace[0] ? g->wl_namespace
-							      : g->wl_container);
+		snprintf(buf, len, "%s",
+		         g->wl_pod[0]         ? g->wl_pod
+		         : g->wl_namespace[0] ? g->wl_namespace
+		                              : g->wl_container);
 }
 
 /* The processes of a local GPU under its row: PID, type, GPU memory, user, command. */
@@ -338,15 +343,15 @@ static void print_processes(FILE *o, struct fleet *f, const struct fleet_gpu *g)
 		else
 			snprintf(mem, sizeof(mem), "%.0fMiB", pr[k].used_mib);
 		fprintf(o, "     %7u %-16s %9s %-12.12s %.100s\n", pr[k].pid,
-			proc_type_name(pr[k].type), mem, pr[k].user[0] ? pr[k].user : "-",
-			pr[k].command[0] ? pr[k].command : "-");
+		        proc_type_name(pr[k].type), mem, pr[k].user[0] ? pr[k].user : "-",
+		        pr[k].command[0] ? pr[k].command : "-");
 	}
 	if (n > FLEET_PROCS_MAX)
 		fprintf(o, "     (%d more)\n", n - FLEET_PROCS_MAX);
 }
 
 static void print_table(FILE *o, struct fleet *f, const struct fleet_gpu *gpus, size_t n,
-			const char *source, double now, size_t nalerts)
+                        const char *source, double now, size_t nalerts)
 {
 	const char *cur = NULL;
 	size_t bad = 0;
@@ -357,8 +362,9 @@ static void print_table(FILE *o, struct fleet *f, const struct fleet_gpu *gpus, 
 		const struct fleet_gpu *g = &gpus[i];
 		if (!cur || strcmp(cur, g->host) != 0) {
 			fprintf(o, "%s%s\n", cur ? "\n" : "", g->host[0] ? g->host : "(unknown host)");
-			fprintf(o, "%-4s %-16s %5s %11s %5s %11s %-6s %5s %-6s %6s  ", "GPU", "MODEL",
-				"TEMP", "POWER/LIM", "UTIL", "MEM", "HEALTH", "SCORE", "ACTION", "P(FAIL)");
+			fprintf(o, "%-4s %-16s %5s %11s %5s %11s %-6s %5s %-6s %6s  ", "GPU",
+			        "MODEL", "TEMP", "POWER/LIM", "UTIL", "MEM", "HEALTH", "SCORE",
+			        "ACTION", "P(FAIL)");
 			if (wl)
 				fprintf(o, "%-32s  ", "WORKLOAD");
 			fprintf(o, "TOP REASON\n");
@@ -391,8 +397,8 @@ static void print_table(FILE *o, struct fleet *f, const struct fleet_gpu *gpus, 
 			snprintf(score, sizeof(score), "%d", g->health.score);
 		bad += g->have_health && g->health.status != HEALTH_PASS;
 		fprintf(o, "%-4s %-16.16s %5s %11s %5s %11s %-6s %5s %-6s %6s  ", idx,
-			view_model_short(g->model), temp, pwl, util, mem, st, score,
-			g->have_health ? health_action_name(g->action) : "-", pf);
+		        view_model_short(g->model), temp, pwl, util, mem, st, score,
+		        g->have_health ? health_action_name(g->action) : "-", pf);
 		if (wl) {
 			char w[FLEET_NS_MAX + FLEET_POD_MAX + 2];
 			workload_text(g, w, sizeof(w));
@@ -429,7 +435,7 @@ static int nvml_read(void *ud, struct strbuf *body, char *err, size_t errlen)
 /* One scrape of every target (or, with nr, one read of the local GPUs) into f. Returns 0, or
  * -EIO when every target failed. */
 static int from_scrape(const struct config *cfg, struct targets *tg, struct nvml_read *nr,
-		       struct fleet *f, char *err, size_t errlen)
+                       struct fleet *f, char *err, size_t errlen)
 {
 	struct collector_local local = {"nvml", nvml_read, nr};
 	struct collector *c = NULL;
@@ -440,18 +446,18 @@ static int from_scrape(const struct config *cfg, struct targets *tg, struct nvml
 		goto out;
 	}
 	struct collector_options o = {
-		.local = nr ? &local : NULL,
-		.targets = (const char *const *)tg->urls,
-		.ntargets = tg->n,
-		.interval_s = 10,
-		.timeout_s = config_double(cfg, "scrape-timeout"),
-		.max_body = (size_t)config_int(cfg, "max-body"),
-		.gzip = cli_scrape_gzip(cfg),
-		.threads = (unsigned)config_int(cfg, "scrape-threads"),
-		.once = true,
-		.out = null,
-		.tap = tap,
-		.tap_ud = f,
+	    .local = nr ? &local : NULL,
+	    .targets = (const char *const *)tg->urls,
+	    .ntargets = tg->n,
+	    .interval_s = 10,
+	    .timeout_s = config_double(cfg, "scrape-timeout"),
+	    .max_body = (size_t)config_int(cfg, "max-body"),
+	    .gzip = cli_scrape_gzip(cfg),
+	    .threads = (unsigned)config_int(cfg, "scrape-threads"),
+	    .once = true,
+	    .out = null,
+	    .tap = tap,
+	    .tap_ud = f,
 	};
 	rc = collector_create(&c, &o, err, errlen);
 	if (rc)
@@ -613,14 +619,15 @@ int status_cmd_run(struct config *cfg)
 	bool nvml = config_bool(cfg, "nvml");
 	if (nvml && (tg.n || db)) {
 		fprintf(stderr, "gpuhealth status: --nvml reads this machine's GPUs; --target, "
-				"--targets-file and --db are other sources: give one of them\n");
+		                "--targets-file and --db are other sources: give one of them\n");
 		status = CLI_EXIT_USAGE;
 		goto out;
 	}
 	if (!tg.n && !db && !nvml && !libpq_env_set()) {
-		fprintf(stderr, "gpuhealth status: no source: give --db CONNINFO (DATABASE_URL, or "
-				"libpq's PGHOST/PGDATABASE/...) to read the fleet database, --target "
-				"URL to scrape exporters now, or --nvml to read this machine's GPUs\n");
+		fprintf(stderr,
+		        "gpuhealth status: no source: give --db CONNINFO (DATABASE_URL, or "
+		        "libpq's PGHOST/PGDATABASE/...) to read the fleet database, --target "
+		        "URL to scrape exporters now, or --nvml to read this machine's GPUs\n");
 		status = CLI_EXIT_USAGE;
 		goto out;
 	}

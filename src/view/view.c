@@ -278,13 +278,16 @@ size_t view_order(const struct fleet_gpu *gpus, size_t n, const char *filter,
 
 const char *view_col_title(enum view_col c)
 {
-	static const char *const t[VC_COUNT] = {"GPU",    "MODEL",    "TEMP", "POWER/LIMIT",
-	                                        "UTIL",   "MEM",      "HEALTH", "WORKLOAD",
-	                                        "TEMP",   "POWER",    "UTIL"};
+	static const char *const t[VC_COUNT] = {"GPU",  "MODEL", "TEMP",   "POWER/LIMIT",
+	                                        "UTIL", "MEM",   "HEALTH", "WORKLOAD",
+	                                        "TEMP", "POWER", "UTIL"};
 	return (unsigned)c < VC_COUNT ? t[c] : "";
 }
 
-void view_layout(int cols, struct view_layout *out) { view_layout_workload(cols, 0, out); }
+void view_layout(int cols, struct view_layout *out)
+{
+	view_layout_workload(cols, 0, out);
+}
 
 char *view_workload_text(const struct fleet_gpu *g, int width, char *buf, size_t len)
 {
@@ -299,7 +302,9 @@ char *view_workload_text(const struct fleet_gpu *g, int width, char *buf, size_t
 		snprintf(buf, cut, "%s/%s", g->wl_namespace, g->wl_pod);
 	else
 		snprintf(buf, cut, "%s",
-		         g->wl_pod[0] ? g->wl_pod : g->wl_namespace[0] ? g->wl_namespace : g->wl_container);
+		         g->wl_pod[0]         ? g->wl_pod
+		         : g->wl_namespace[0] ? g->wl_namespace
+		                              : g->wl_container);
 	return buf;
 }
 

@@ -92,7 +92,8 @@ enum view_col {
 	VC_UTIL,
 	VC_MEM,
 	VC_HEALTH,
-	VC_WORKLOAD, /* the Kubernetes workload: only when the fleet has one (view_layout_workload) */
+	VC_WORKLOAD, /* the Kubernetes workload: only when the fleet has one (view_layout_workload)
+	              */
 	VC_SPARK_TEMP,
 	VC_SPARK_POWER,
 	VC_SPARK_UTIL,

@@ -622,7 +622,7 @@ static void write_proc_calls(void)
 
 /* The scripted list of GPU d's processes of one kind into v2 (or v1) entries. */
 static nvmlReturn_t procs(nvmlDevice_t d, const char *what, int version, unsigned *count,
-			  void *infos)
+                          void *infos)
 {
 	char buf[480];
 	unsigned long long v1only = 0;
@@ -641,9 +641,11 @@ static nvmlReturn_t procs(nvmlDevice_t d, const char *what, int version, unsigne
 		unsigned long long mem = c && c[1] != '-' ? strtoull(c + 1, NULL, 10) << 20 : ~0ULL;
 		if (n < have && infos) {
 			if (version > 1)
-				((nvmlProcessInfo_t *)infos)[n] = (nvmlProcessInfo_t){pid, mem, ~0u, ~0u};
+				((nvmlProcessInfo_t *)infos)[n] =
+				    (nvmlProcessInfo_t){pid, mem, ~0u, ~0u};
 			else
-				((nvmlProcessInfo_v1_t *)infos)[n] = (nvmlProcessInfo_v1_t){pid, mem};
+				((nvmlProcessInfo_v1_t *)infos)[n] =
+				    (nvmlProcessInfo_v1_t){pid, mem};
 		}
 		n++;
 	}
@@ -658,30 +660,30 @@ static nvmlReturn_t procs(nvmlDevice_t d, const char *what, int version, unsigne
 }
 
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned *c,
-						     nvmlProcessInfo_t *p);
+                                                     nvmlProcessInfo_t *p);
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned *c,
-						     nvmlProcessInfo_t *p)
+                                                     nvmlProcessInfo_t *p)
 {
 	return procs(d, "procs", 3, c, p);
 }
 nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t d, unsigned *c,
-						      nvmlProcessInfo_t *p);
+                                                      nvmlProcessInfo_t *p);
 nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t d, unsigned *c,
-						      nvmlProcessInfo_t *p)
+                                                      nvmlProcessInfo_t *p)
 {
 	return procs(d, "gprocs", 3, c, p);
 }
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t d, unsigned *c,
-						  nvmlProcessInfo_v1_t *p);
+                                                  nvmlProcessInfo_v1_t *p);
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t d, unsigned *c,
-						  nvmlProcessInfo_v1_t *p)
+                                                  nvmlProcessInfo_v1_t *p)
 {
 	return procs(d, "procs", 1, c, p);
 }
 nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses(nvmlDevice_t d, unsigned *c,
-						   nvmlProcessInfo_v1_t *p);
+                                                   nvmlProcessInfo_v1_t *p);
 nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses(nvmlDevice_t d, unsigned *c,
-						   nvmlProcessInfo_v1_t *p)
+                                                   nvmlProcessInfo_v1_t *p)
 {
 	return procs(d, "gprocs", 1, c, p);
 }

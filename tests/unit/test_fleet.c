@@ -271,8 +271,8 @@ static void test_workload_and_processes(void **state)
 	assert_int_equal(fleet_create(&f, NULL), 0);
 	json_t *e = event("node-k", 0, "GPU-k8s", 10, 50, 10, 0);
 	json_object_set_new(e, "workload",
-			    json_pack("{s:s, s:s, s:n}", "namespace", "training", "pod",
-				      "llm-7b-worker-3", "container"));
+	                    json_pack("{s:s, s:s, s:n}", "namespace", "training", "pod",
+	                              "llm-7b-worker-3", "container"));
 	feed(f, e, 0);
 	struct fleet_gpu g;
 	assert_true(fleet_get(f, "GPU-k8s", &g));
@@ -320,7 +320,7 @@ static void test_workload_and_processes(void **state)
 	memset(out, 0, sizeof(out));
 	assert_int_equal(fleet_set_processes(f, "GPU-k8s", pr, FLEET_PROCS_MAX + 5), 0);
 	assert_int_equal(fleet_processes(f, "GPU-k8s", out, FLEET_PROCS_MAX + 5),
-			 FLEET_PROCS_MAX + 5);
+	                 FLEET_PROCS_MAX + 5);
 	assert_int_equal(out[FLEET_PROCS_MAX - 1].pid, 1000 + FLEET_PROCS_MAX - 1);
 	assert_int_equal(out[FLEET_PROCS_MAX].pid, 0);
 	assert_int_equal(fleet_set_processes(f, "GPU-k8s", NULL, 0), 0);
@@ -334,14 +334,14 @@ static void test_workload_and_processes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_order_and_identity),
-		cmocka_unit_test(test_history_ring),
-		cmocka_unit_test(test_health_and_alerts),
-		cmocka_unit_test(test_fell_off_the_bus),
-		cmocka_unit_test(test_bad_events_and_bounds),
-		cmocka_unit_test(test_stale),
-		cmocka_unit_test(test_database_rows),
-		cmocka_unit_test(test_workload_and_processes),
+	    cmocka_unit_test(test_order_and_identity),
+	    cmocka_unit_test(test_history_ring),
+	    cmocka_unit_test(test_health_and_alerts),
+	    cmocka_unit_test(test_fell_off_the_bus),
+	    cmocka_unit_test(test_bad_events_and_bounds),
+	    cmocka_unit_test(test_stale),
+	    cmocka_unit_test(test_database_rows),
+	    cmocka_unit_test(test_workload_and_processes),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -485,14 +485,21 @@ static void test_fake(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_spark_levels), cmocka_unit_test(test_spark_text),
-	    cmocka_unit_test(test_series_scale), cmocka_unit_test(test_levels),
-	    cmocka_unit_test(test_filter),       cmocka_unit_test(test_order),
-	    cmocka_unit_test(test_layout),       cmocka_unit_test(test_format),
-	    cmocka_unit_test(test_decode),       cmocka_unit_test(test_pipeline_figures),
-	    cmocka_unit_test(test_lag),          cmocka_unit_test(test_rates),
+	    cmocka_unit_test(test_spark_levels),
+	    cmocka_unit_test(test_spark_text),
+	    cmocka_unit_test(test_series_scale),
+	    cmocka_unit_test(test_levels),
+	    cmocka_unit_test(test_filter),
+	    cmocka_unit_test(test_order),
+	    cmocka_unit_test(test_layout),
+	    cmocka_unit_test(test_format),
+	    cmocka_unit_test(test_decode),
+	    cmocka_unit_test(test_pipeline_figures),
+	    cmocka_unit_test(test_lag),
+	    cmocka_unit_test(test_rates),
 	    cmocka_unit_test(test_layout_workload),
-	    cmocka_unit_test(test_fake),         cmocka_unit_test(test_losses),
+	    cmocka_unit_test(test_fake),
+	    cmocka_unit_test(test_losses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
