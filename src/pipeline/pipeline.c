@@ -78,6 +78,8 @@ struct pipeline {
 	 * disc and merged once started (start_collector reads them before) */
 	struct discovery *disc;
 	struct collector_merged merged; /* tg + the discovered targets */
+	bool scrapes; /* static or discovered targets (no simulator): set once at create, read by
+	                 every thread, unlike tg, which the discovery thread replaces */
 	pthread_t sd_thread;
 	bool sd_started;
 	atomic_bool sd_stop;
@@ -142,7 +144,7 @@ static void nap(double s);
  * reading NVML. */
 static bool scraping(const struct pipeline *p)
 {
-	return p->tg.n || p->disc;
+	return p->scrapes;
 }
 
 /* A stop asked of any pipeline: an http_sd request in flight gives up (one pipeline per
@@ -273,6 +275,7 @@ int pipeline_create(struct pipeline **out, const struct config *cfg, char *err, 
 	}
 	if ((rc = collector_merge_targets(&p->tg, p->disc, &p->merged)) != 0)
 		goto fail;
+	p->scrapes = p->tg.n || p->disc;
 	if (!scraping(p)) {
 		const char *m = config_str(cfg, "model");
 		if (!(p->model = sim_model_find(m))) {
@@ -1211,7 +1214,7 @@ static void gate_buffer(struct pipeline *p, const struct collector_stats *cs, do
 {
 	const struct config *cfg = p->cfg;
 	double rate = 0, every = config_double(cfg, "interval");
-	if (!p->tg.n && every > 0)
+	if (!scraping(p) && every > 0)
 		rate = (double)config_int(cfg, "gpus") / every;
 	if (elapsed >= RATE_WINDOW_S && (double)cs->events / elapsed > rate)
 		rate = (double)cs->events / elapsed;

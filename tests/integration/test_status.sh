@@ -68,6 +68,25 @@ check "status --db (table) exits 0 (got $rc)" [ $rc = 0 ]
 check "... the table shows the failed GPU and its action" grep -qE '^4 .* fail +[0-9]+ (reset|drain|reboot|rma) ' "$TMP/status.txt"
 check "... and six GPU rows" [ "$(grep -cE '^[0-9]+ +A100' "$TMP/status.txt")" = 6 ]
 
+# issue #24: each GPU's current workload is its newest gpu_workloads row (the daemon's sink wrote
+# one per GPU, with no workload: simulated GPUs): GPU 2 taken by a pod after the daemon
+# stopped; GPU 3 held by one before, and by none since
+k2=$(sql "$CI" "SELECT gpu_key FROM gpus WHERE hostname = 'status-node' AND gpu_index = 2")
+k3=$(sql "$CI" "SELECT gpu_key FROM gpus WHERE hostname = 'status-node' AND gpu_index = 3")
+sql "$CI" "INSERT INTO gpu_workloads (gpu_key, namespace, pod, container, first_seen, last_seen) VALUES
+  ('$k2', 'training', 'llm-7b-worker-3', 'trainer', now(), now()),
+  ('$k3', 'infer', 'p-9', 'server', now() - interval '2 hours', now() - interval '1 hour')" >/dev/null
+"$BIN" status --db "$CI" --json >"$TMP/wl.json" 2>"$TMP/wl.err"
+got=$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(" ".join("%d=%s" % (g["index"], json.dumps(g["workload"], sort_keys=True).replace(" ", ""))
+               for h in d["hosts"] for g in sorted(h["gpus"], key=lambda g: g["index"])))' "$TMP/wl.json" 2>&1)
+check "status --db: each GPU's current workload: $got" \
+  [ "$got" = '0=null 1=null 2={"container":"trainer","namespace":"training","pod":"llm-7b-worker-3"} 3=null 4=null 5=null' ]
+"$BIN" status --db "$CI" >"$TMP/wl.txt" 2>&1
+check "... and the table's WORKLOAD column" grep -qE '^2 .*  training/llm-7b-worker-3 ' "$TMP/wl.txt"
+
 "$BIN" status --db "host=127.0.0.1 port=1 dbname=nothing connect_timeout=2" --json >"$TMP/none.out" 2>"$TMP/none.err"
 rc=$?
 check "an unreachable database: exit 1 (got $rc)" [ $rc = 1 ]
