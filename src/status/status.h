@@ -5,8 +5,11 @@
  *   --target URL (repeatable) or --targets-file: one scrape of every exporter now; health from
  *        the rules over that one sample (counter rates need two samples, so they are not
  *        judged), the recommendation from the same economics the scorer uses;
+ *   --nvml: this machine's GPUs read once through NVML (nvml.h), as --target's scrape, with
+ *        the processes on each (issue #24);
  *   --db / DATABASE_URL / libpq's PG* variables: every host's latest sample, the scorer's latest
- *        health, prediction and recommendation, and the open alerts.
+ *        health, prediction and recommendation, each GPU's current workload (gpu_workloads),
+ *        and the open alerts.
  * The JSON document (schema "gpuhealth.status/1") has typed numbers, units in the key names,
  * null for what is unknown; it is described in gpuhealth(1), STATUS OUTPUT.
  *

@@ -46,8 +46,10 @@ start_console() { # start_console ARGS...: a console in a fresh tmux server, 120
   mkdir -p "$scratch/home$run"
   cat >"$scratch/run$run.sh" <<EOF
 cd "$scratch"
-exec env HOME="$scratch/home$run" XDG_STATE_HOME="$scratch/home$run/state" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
+env HOME="$scratch/home$run" XDG_STATE_HOME="$scratch/home$run/state" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
   TERM=xterm-256color GPUHEALTH_UI_FAKE= NVML_STUB_SCRIPT="$scratch/nvml.txt" "$bin" tui $* 2>"$scratch/stderr$run.txt"
+echo \$? >"$scratch/exit$run"
+sleep 2
 EOF
   T new-session -d -x 120 -y 32 "bash $scratch/run$run.sh" || { echo "FAIL: tmux did not start" >&2; exit 1; }
 }
@@ -59,8 +61,14 @@ wait_screen() { # wait_screen SECONDS REGEX: until the screen matches
   done
   return 1
 }
-stop_console() {
-  T send-keys q; sleep 1.5
+stop_console() { # q: exit status 0, and no sanitizer report in its output or its log
+  T send-keys q
+  for _ in $(seq 50); do [ -f "$scratch/exit$run" ] && break; sleep 0.1; done
+  if [ "$(cat "$scratch/exit$run" 2>/dev/null)" = 0 ]; then ok "q: exit status 0"
+  else bad "q: exit status '$(cat "$scratch/exit$run" 2>/dev/null)'"; cat "$scratch/stderr$run.txt" >&2; fi
+  if grep -rlE 'Sanitizer|runtime error' "$scratch/stderr$run.txt" "$scratch/home$run" >/dev/null 2>&1; then
+    bad "a sanitizer report:"; grep -rhE -A20 'Sanitizer|runtime error' "$scratch/stderr$run.txt" "$scratch/home$run" | head -60 >&2
+  fi
   T kill-server 2>/dev/null
 }
 
