@@ -689,8 +689,9 @@ static void detail(struct console *c)
 	int proc_rows = nprocs < 0 ? 0 : 1 + (nprocs == 0 ? 1 : nprocs < 4 ? nprocs : 4);
 	/* room for the charts: what the text below leaves, 3..12 rows */
 	size_t nreasons = g->have_health ? g->health.nreasons : 0;
-	int text_rows = 7 + 1 + 1 /* the workload */ + proc_rows + (int)(nreasons ? (nreasons < 4 ? nreasons : 4) : 1) +
-	                1 + (int)(g->nalerts ? (g->nalerts < 3 ? g->nalerts : 3) : 1);
+	int text_rows = 7 + 1 + 1 /* the workload */ + proc_rows +
+	                (int)(nreasons ? (nreasons < 4 ? nreasons : 4) : 1) + 1 +
+	                (int)(g->nalerts ? (g->nalerts < 3 ? g->nalerts : 3) : 1);
 	int ch = LINES - 1 - y - 1 - text_rows;
 	if (ch > 12)
 		ch = 12;
