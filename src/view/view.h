@@ -30,6 +30,8 @@ struct view_source {
 	size_t (*copy_gpus)(void *ctx, struct fleet_gpu *out, size_t max);
 	/* issue #25: the fleet database's screens (overview, alerts, history); NULL: none */
 	struct viewdb *db;
+	/* the history's database: db, or the console's private PostgreSQL; NULL: none */
+	struct viewdb *hist_db;
 };
 
 /* ---- sparklines */
