@@ -410,9 +410,9 @@ static int q_overview(PGconn *c, bool kept, const struct request *q, struct view
 	                         q->level > 2 ? q->path[2] : NULL,
 	                         words,
 	                         lim};
-	const char *sql = !kept                                          ? overview_per_gpu
+	const char *sql = !kept                                              ? overview_per_gpu
 	                  : q->level == VDB_HOST || strcmp(words, "{}") != 0 ? overview_gpus
-	                                                                   : overview_hosts;
+	                                                                     : overview_hosts;
 	PGresult *r = PQexecParams(c, sql, 6, NULL, params, NULL, NULL, 0);
 	int rc = 0;
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -582,7 +582,8 @@ static void *viewdb_main(void *arg)
 			if (!v->conninfo[0] && v->get &&
 			    v->get(v->get_arg, v->conninfo, sizeof(v->conninfo)) != 0) {
 				v->conninfo[0] = '\0';
-				snprintf(err, sizeof(err), "the console's database is not running (yet)");
+				snprintf(err, sizeof(err),
+				         "the console's database is not running (yet)");
 			} else {
 				c = pg_connect(v->conninfo, "gpuhealth-console-viewer", err,
 				               sizeof(err));
@@ -598,7 +599,8 @@ static void *viewdb_main(void *arg)
 			if (!c)
 				rc = -EIO;
 			if (c) {
-				PGresult *k = PQexec(c, "SELECT to_regclass('fleet_host_now') IS NOT NULL");
+				PGresult *k =
+				    PQexec(c, "SELECT to_regclass('fleet_host_now') IS NOT NULL");
 				kept = PQresultStatus(k) == PGRES_TUPLES_OK && PQntuples(k) == 1 &&
 				       PQgetvalue(k, 0, 0)[0] == 't';
 				PQclear(k);
@@ -690,8 +692,7 @@ int viewdb_create(struct viewdb **out, const char *conninfo, double period_s)
 	return create(out, conninfo, NULL, NULL, period_s);
 }
 
-int viewdb_create_deferred(struct viewdb **out, viewdb_conninfo_fn get, void *arg,
-                           double period_s)
+int viewdb_create_deferred(struct viewdb **out, viewdb_conninfo_fn get, void *arg, double period_s)
 {
 	return create(out, "", get, arg, period_s);
 }

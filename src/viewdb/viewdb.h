@@ -97,8 +97,8 @@ struct viewdb_status {
 	double max_query_ms;
 	uint64_t queries;      /* results so far (every kind) */
 	double total_query_ms; /* their time together */
-	double at;       /* epoch seconds of the last result */
-	char error[256]; /* "" when the last query worked */
+	double at;             /* epoch seconds of the last result */
+	char error[256];       /* "" when the last query worked */
 };
 
 struct viewdb;
@@ -110,8 +110,7 @@ int viewdb_create(struct viewdb **out, const char *conninfo, double period_s);
  * PostgreSQL, which the pipeline starts): the thread calls get(arg, buf, len) before it
  * connects until it returns 0 with the conninfo in buf; arg must outlive the viewdb. */
 typedef int (*viewdb_conninfo_fn)(void *arg, char *buf, size_t len);
-int viewdb_create_deferred(struct viewdb **out, viewdb_conninfo_fn get, void *arg,
-                           double period_s);
+int viewdb_create_deferred(struct viewdb **out, viewdb_conninfo_fn get, void *arg, double period_s);
 void viewdb_destroy(struct viewdb *v);
 
 /* What the screen shows; the thread queries only that. */
