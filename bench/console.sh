@@ -7,9 +7,15 @@
 #     PostgreSQL is a separate process and not counted (target: at most 32 MB)
 # The console runs in tmux (a private socket) for DURATION seconds, then quits with q.
 # Usage: bench/console.sh [--fake] [DURATION]     (default 60 s; --fake: GPUHEALTH_UI_FAKE=1)
+#        bench/console.sh --fleet-db [DURATION]   (issue #25: a read-only viewer of a fleet
+#                                                   database of 200,704 GPUs; see fleet_db below)
 #        BIN=path/to/gpuhealth bench/console.sh    (default build/gpuhealth)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+if [ "${1:-}" = --fleet-db ]; then
+  shift
+  exec "$root/bench/console_fleet.sh" "$@"
+fi
 fake=""
 if [ "${1:-}" = --fake ]; then fake=1; shift; fi
 DURATION=${1:-60}

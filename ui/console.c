@@ -1275,6 +1275,11 @@ static void write_stats(const struct console *c, double wall_s)
 		}
 		fclose(st);
 	}
+	struct viewdb_status vs = {0};
+	if (c->env.db)
+		viewdb_copy_status(c->env.db, &vs);
+	fprintf(f, "db_queries %llu\ndb_query_ms_total %.3f\ndb_query_ms_max %.3f\n",
+	        (unsigned long long)vs.queries, vs.total_query_ms, vs.max_query_ms);
 	fprintf(
 	    f,
 	    "frames %lu\nwall_s %.3f\ndraw_cpu_s %.6f\ndraw_cpu_pct %.4f\nui_thread_cpu_s %.6f\n"
@@ -1335,6 +1340,7 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 	c->group = true;
 	c->sort = VS_INDEX;
 	c->env.db = src->db;
+	c->env.hist_db = src->hist_db;
 	c->env.utc = opts->utc;
 	if (!(c->fv = fv_create())) {
 		rc = -ENOMEM;
@@ -1393,7 +1399,7 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 		init_pair(CP_DIM, COLOR_BLUE, -1);
 	}
 
-	double start = mono_s(), next = start;
+	double start = mono_s(), next = start, soon = INFINITY;
 	bool dirty = true;
 	for (;;) {
 		if (signals_stop_requested())
@@ -1401,7 +1407,7 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 		double now = mono_s();
 		if (opts->duration_s > 0 && now - start >= opts->duration_s)
 			break;
-		if (now >= next || dirty) {
+		if (now >= next || now >= soon || dirty) {
 			double t0 = thread_cpu_s();
 			if (now >= next) {
 				refresh_data(c);
@@ -1412,8 +1418,11 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 			c->draw_cpu_s += thread_cpu_s() - t0;
 			c->frames++;
 			dirty = false;
+			/* a database screen without its first answer: drawn again in 50 ms, not a
+			 * whole refresh period later */
+			soon = fv_waiting(c->fv) ? mono_s() + 0.05 : INFINITY;
 		}
-		double wait = next - mono_s();
+		double wait = (soon < next ? soon : next) - mono_s();
 		if (opts->duration_s > 0 && start + opts->duration_s - mono_s() < wait)
 			wait = start + opts->duration_s - mono_s();
 		int ms = wait <= 0 ? 0 : (int)ceil(wait * 1000);

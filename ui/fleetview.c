@@ -37,6 +37,7 @@ struct fv {
 	struct viewdb_history *hist;
 	struct viewdb_status hst;
 	char note[96]; /* said in the key bar: e.g. no database */
+	bool waiting;  /* the last fv_refresh's screen has no answer from the database yet */
 };
 
 struct fv *fv_create(void)
@@ -121,21 +122,28 @@ void fv_refresh(struct fv *f, const struct fv_env *e, enum fv_screen s, const ch
 	const char *p[VDB_LEVELS - 1];
 	if (s == FV_HISTORY && gpu_key)
 		snprintf(f->key, sizeof(f->key), "%s", gpu_key);
+	bool hist = s == FV_HISTORY && gpu_key && (f->window != VDB_W10M || f->end > 0);
 	if (e->db) {
 		if (s == FV_OVERVIEW)
 			viewdb_want_overview(e->db, f->level, path_of(f, p), e->filter);
 		else if (s == FV_ALERTS)
 			viewdb_want_alerts(e->db);
-		else if (s == FV_HISTORY && gpu_key && (f->window != VDB_W10M || f->end > 0))
-			viewdb_want_history(e->db, gpu_key, f->window, f->end,
-			                    (size_t)(chart_width > 8 ? chart_width : 8));
-		else
+		else if (!hist || e->hist_db != e->db)
 			viewdb_want_none(e->db);
 	}
+	if (e->hist_db) {
+		if (hist)
+			viewdb_want_history(e->hist_db, gpu_key, f->window, f->end,
+			                    (size_t)(chart_width > 8 ? chart_width : 8));
+		else if (e->hist_db != e->db)
+			viewdb_want_none(e->hist_db);
+	}
+	f->waiting = false;
 	if (s == FV_OVERVIEW) {
 		f->nnodes = e->db ? viewdb_copy_overview(e->db, f->nodes, VIEWDB_MAX_NODES, &f->ost)
 		                  : viewdb_live_overview(e->gpus, e->ngpus, f->level, path_of(f, p),
 		                                         e->filter, f->nodes, VIEWDB_MAX_NODES);
+		f->waiting = e->db && !f->ost.have && !f->ost.error[0];
 		viewdb_sort_nodes(f->nodes, f->nnodes, f->sort, f->desc);
 		/* follow the selected line by its name */
 		for (size_t i = 0; i < f->nnodes; i++)
@@ -149,11 +157,18 @@ void fv_refresh(struct fv *f, const struct fv_env *e, enum fv_screen s, const ch
 		f->nalerts =
 		    e->db ? viewdb_copy_alerts(e->db, f->alerts, VIEWDB_MAX_ALERTS, &f->ast)
 		          : viewdb_live_alerts(e->gpus, e->ngpus, f->alerts, VIEWDB_MAX_ALERTS);
+		f->waiting = e->db && !f->ast.have && !f->ast.error[0];
 		if (f->asel >= f->nalerts)
 			f->asel = f->nalerts ? f->nalerts - 1 : 0;
-	} else if (s == FV_HISTORY && e->db) {
-		viewdb_copy_history(e->db, f->hist, &f->hst);
+	} else if (s == FV_HISTORY && e->hist_db) {
+		viewdb_copy_history(e->hist_db, f->hist, &f->hst);
+		f->waiting = hist && !f->hst.have && !f->hst.error[0];
 	}
+}
+
+bool fv_waiting(const struct fv *f)
+{
+	return f->waiting;
 }
 
 /* ------------------------------------------------------------------ overview */
@@ -283,7 +298,7 @@ void fv_draw_alerts(struct fv *f, const struct fv_env *e, int y0, int y1)
 
 void fv_history_label(const struct fv *f, const struct fv_env *e, char *buf, size_t len)
 {
-	if (!e->db) {
+	if (!e->hist_db) {
 		snprintf(buf, len, "1-5 [ ]: history needs a database (--db); live ring");
 		return;
 	}
@@ -346,7 +361,7 @@ static void cell(const struct fv_env *e, int y, int x, bool full, attr_t a)
 
 bool fv_draw_history(struct fv *f, const struct fv_env *e, int y0, int rows)
 {
-	if (!e->db || (f->window == VDB_W10M && f->end <= 0))
+	if (!e->hist_db || (f->window == VDB_W10M && f->end <= 0))
 		return false;
 	const struct viewdb_history *h = f->hist;
 	if (!f->hst.have || strcmp(h->key, f->key) != 0) {

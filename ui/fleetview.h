@@ -18,7 +18,8 @@
 
 struct fv_env {
 	bool color, unicode, utc;
-	struct viewdb *db; /* NULL: no database */
+	struct viewdb *db;      /* the fleet database (--db): overview, alerts; NULL: none */
+	struct viewdb *hist_db; /* the history's: --db's, or the private PostgreSQL's; NULL: none */
 	const struct fleet_gpu *gpus;
 	size_t ngpus;
 	double now;
@@ -50,6 +51,10 @@ void fv_draw_alerts(struct fv *f, const struct fv_env *e, int y0, int y1);
 bool fv_draw_history(struct fv *f, const struct fv_env *e, int y0, int rows);
 /* "history 1 h, gpu_metrics (raw), to 19:06" or "live ring" or the reason there is none. */
 void fv_history_label(const struct fv *f, const struct fv_env *e, char *buf, size_t len);
+
+/* Whether the screen of the last fv_refresh waits for the database's first answer to what it
+ * asks (the console then draws again soon, not a whole refresh period later). */
+bool fv_waiting(const struct fv *f);
 
 /* A key on the overview or the alerts screen. */
 enum fv_action fv_key(struct fv *f, const struct fv_env *e, enum fv_screen s, int ch, char *out,

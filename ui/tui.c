@@ -155,6 +155,11 @@ static int exit_status(int status)
 	return status;
 }
 
+static int pl_conninfo(void *arg, char *buf, size_t len)
+{
+	return pipeline_conninfo(arg, buf, len);
+}
+
 int tui_run(struct config *cfg)
 {
 	int status = 1;
@@ -229,7 +234,7 @@ int tui_run(struct config *cfg)
 	pipeline_set_drain(p, 1.0);
 	log_set_timestamps(1); /* a log file: every line with its time */
 	saved = redirect_stderr(logpath, sizeof(logpath));
-	struct view_source src = {p, pl_copy_view, pl_copy_gpus, NULL, pl_copy_processes};
+	struct view_source src = {p, pl_copy_view, pl_copy_gpus, NULL, pl_copy_processes, NULL};
 	/* a fleet database: the overview, the alerts and the history read it on a connection of
 	 * their own, read-only (src/viewdb) */
 	struct viewdb *vdb = NULL;
@@ -239,7 +244,16 @@ int tui_run(struct config *cfg)
 			log_error("console: cannot start the fleet database reader: %s",
 			          strerror(-vrc));
 		src.db = vdb;
+	} else {
+		/* the console's private PostgreSQL (once the pipeline has started it): the
+		 * history's keys read this node's GPUs there; the overview and the alerts stay
+		 * the live fleet's */
+		int vrc = viewdb_create_deferred(&vdb, pl_conninfo, p, co.refresh_s);
+		if (vrc)
+			log_error("console: cannot start the history's database reader: %s",
+			          strerror(-vrc));
 	}
+	src.hist_db = vdb;
 	struct ui_thread u = {&src, &co, 0};
 	pthread_t th;
 	int trc = pthread_create(&th, NULL, ui_main, &u);

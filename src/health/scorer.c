@@ -79,6 +79,7 @@ struct scorer {
 	struct webhook *hook; /* owned; NULL without a webhook */
 	struct alertmanager *am; /* owned; NULL without --alertmanager */
 	bool has_alert_workload; /* alerts has namespace/pod/container (schema 013) */
+	bool has_fleet_now;      /* gpuhealth_fleet_now_merge (schema 014) */
 	const char *cur_event; /* the event being judged (take() only), for Alertmanager's labels */
 	size_t cur_len;
 	PGconn *db;           /* the scorer thread's */
@@ -636,6 +637,11 @@ static int db_ensure(struct scorer *s)
 			   "attname = 'pod' AND NOT attisdropped");
 	s->has_alert_workload = PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1;
 	PQclear(rr);
+	/* fleet_gpu_now, fleet_host_now: schema 14 */
+	rr = PQexec(s->db, "SELECT to_regprocedure('gpuhealth_fleet_now_merge(text[])') IS NOT NULL");
+	s->has_fleet_now = PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1 &&
+			   PQgetvalue(rr, 0, 0)[0] == 't';
+	PQclear(rr);
 	if (!s->has_alert_workload)
 		log_warn("scorer: the database schema is older than version 13: alerts are stored "
 			 "without their workload; run 'gpuhealth db migrate'");
@@ -777,6 +783,13 @@ static int db_write(struct scorer *s)
 			: check(s, PQexec(s->db, "INSERT INTO gpu_failure_predictions SELECT * FROM "
 						 "scorer_predictions ON CONFLICT DO NOTHING"),
 				"predictions");
+		/* the newest state of these GPUs and their hosts for the console's overview
+		 * (schema 14): a few index probes per GPU written, in the same transaction */
+		rc = rc || !s->has_fleet_now
+			? rc
+			: check(s, PQexec(s->db, "SELECT gpuhealth_fleet_now_merge(array(SELECT DISTINCT "
+						 "gpu_key FROM scorer_scores))"),
+				"the fleet's newest state");
 	}
 	for (size_t i = 0; !rc && i < s->nops; i++)
 		rc = write_op(s, &s->ops[i]);

@@ -1472,6 +1472,20 @@ int pipeline_start(struct pipeline *p, char *err, size_t errlen)
 	return 0;
 }
 
+int pipeline_conninfo(struct pipeline *p, char *buf, size_t len)
+{
+	int rc = -EAGAIN;
+	pthread_mutex_lock(&p->lock);
+	enum part_state st = p->parts[PP_DATABASE].state;
+	/* conninfo is written before the part is set running (under this lock) */
+	if ((st == PART_RUNNING || st == PART_DEGRADED) && p->conninfo[0]) {
+		snprintf(buf, len, "%s", p->conninfo);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
 int pipeline_reload(struct pipeline *p)
 {
 	if (!p->col)

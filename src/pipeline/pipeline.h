@@ -132,6 +132,10 @@ int pipeline_start(struct pipeline *p, char *err, size_t errlen);
  * longer). Added by the pipeline work. */
 void pipeline_set_drain(struct pipeline *p, double seconds);
 
+/* The database's conninfo (--db's, or the private PostgreSQL's once it runs) into buf.
+ * Returns 0, or -EAGAIN while there is none (not started, failed, none installed). */
+int pipeline_conninfo(struct pipeline *p, char *buf, size_t len);
+
 /* Re-reads the targets (SIGHUP). */
 int pipeline_reload(struct pipeline *p);
 

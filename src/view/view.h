@@ -33,6 +33,8 @@ struct view_source {
 	/* issue #24: copies up to max processes of GPU key (local GPUs through NVML) and returns
 	 * how many it has, -1 when not reported; NULL: none */
 	int (*copy_processes)(void *ctx, const char *key, struct fleet_process *out, size_t max);
+	/* the history's database: db, or the console's private PostgreSQL; NULL: none */
+	struct viewdb *hist_db;
 };
 
 /* ---- sparklines */

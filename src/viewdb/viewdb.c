@@ -31,7 +31,9 @@ struct viewdb {
 	pthread_cond_t cond;
 	pthread_t thread;
 	bool started, stop;
-	char conninfo[4096];
+	char conninfo[4096]; /* "" until get() gives it (the thread's only) */
+	viewdb_conninfo_fn get;
+	void *get_arg;
 	double period_s;
 	struct request req; /* under lock */
 	uint64_t req_gen;   /* bumped by each change of req */
@@ -298,30 +300,24 @@ out:
 	return rc;
 }
 
-/* The overview's groups at one level under a path, aggregated in SQL from each GPU's newest
- * health score, temperature and prediction. */
-static int q_overview(PGconn *c, const struct request *q, struct viewdb_node *out, size_t max,
-                      size_t *n, char *err, size_t errlen)
+/* The filter's words as a text[] literal: each word quoted, " and \ escaped. */
+static void filter_words(const char *s, char *words, size_t len)
 {
-	char lvl[8], lim[16], words[160] = "{";
-	snprintf(lvl, sizeof(lvl), "%d", (int)q->level);
-	snprintf(lim, sizeof(lim), "%zu", max);
-	/* the filter's words as a text[] literal: each word quoted, " and \ escaped */
-	size_t wl = 1;
-	const char *s = q->filter;
+	size_t wl = 0;
 	bool first = true;
+	words[wl++] = '{';
 	while (*s) {
 		while (*s == ' ')
 			s++;
 		if (!*s)
 			break;
-		if (wl + 4 >= sizeof(words))
+		if (wl + 4 >= len)
 			break;
 		if (!first)
 			words[wl++] = ',';
 		first = false;
 		words[wl++] = '"';
-		while (*s && *s != ' ' && wl + 3 < sizeof(words)) {
+		while (*s && *s != ' ' && wl + 3 < len) {
 			if (*s == '"' || *s == '\\')
 				words[wl++] = '\\';
 			words[wl++] = *s++;
@@ -330,45 +326,94 @@ static int q_overview(PGconn *c, const struct request *q, struct viewdb_node *ou
 	}
 	words[wl++] = '}';
 	words[wl] = '\0';
+}
+
+/* Schema 13 and older: each GPU's newest health row, sample and prediction looked up per
+ * refresh (3 index probes per GPU: seconds at 200,000 GPUs). */
+static const char *const overview_per_gpu =
+    "WITH g AS ("
+    " SELECT coalesce(g.cluster, '-') AS c, coalesce(g.datacenter, '-') AS d,"
+    "  coalesce(g.rack, '-') AS r, coalesce(g.hostname, '-') AS h,"
+    "  coalesce(g.gpu_index, -1) AS i, g.gpu_key, g.model"
+    " FROM gpus g"
+    " WHERE ($2::text IS NULL OR coalesce(g.cluster, '-') = $2)"
+    "  AND ($3::text IS NULL OR coalesce(g.datacenter, '-') = $3)"
+    "  AND ($4::text IS NULL OR coalesce(g.rack, '-') = $4)"
+    "), s AS ("
+    " SELECT g.*, h.status, m.gpu_temp, p.probability FROM g"
+    " LEFT JOIN LATERAL (SELECT status FROM gpu_health_scores x WHERE x.gpu_key = g.gpu_key"
+    "   ORDER BY time DESC LIMIT 1) h ON true"
+    " LEFT JOIN LATERAL (SELECT gpu_temp FROM gpu_metrics x WHERE x.gpu_key = g.gpu_key"
+    "   ORDER BY time DESC LIMIT 1) m ON true"
+    " LEFT JOIN LATERAL (SELECT probability FROM gpu_failure_predictions x"
+    "   WHERE x.gpu_key = g.gpu_key ORDER BY time DESC LIMIT 1) p ON true"
+    "), f AS ("
+    " SELECT * FROM s WHERE NOT EXISTS (SELECT 1 FROM unnest($5::text[]) w WHERE"
+    "  strpos(lower(concat_ws(' ', h, model, gpu_key, 'gpu' || i, status, c, d, r)),"
+    "   lower(w)) = 0)"
+    ")"
+    "SELECT CASE $1::int WHEN 0 THEN c WHEN 1 THEN d WHEN 2 THEN r ELSE h END AS name,"
+    " count(*), count(*) FILTER (WHERE status = 'pass'),"
+    " count(*) FILTER (WHERE status = 'warn'), count(*) FILTER (WHERE status = 'fail'),"
+    " max(gpu_temp),"
+    " (array_agg(h || '/' || i ORDER BY gpu_temp DESC NULLS LAST))[1],"
+    " max(probability),"
+    " left(string_agg(CASE status WHEN 'pass' THEN 'P' WHEN 'warn' THEN 'W'"
+    "  WHEN 'fail' THEN 'F' ELSE '?' END, '' ORDER BY h, i), 240)"
+    " FROM f GROUP BY 1 ORDER BY 1 LIMIT $6::int";
+
+/* Schema 14: the hosts' kept state (fleet_host_now) under the path, aggregated: one row per
+ * host, by the primary key's prefix. $5 (the filter, always empty here) is only typed: every
+ * parameter must be. */
+static const char *const overview_hosts =
+    "SELECT CASE $1::int WHEN 0 THEN cluster WHEN 1 THEN datacenter ELSE rack END AS name,"
+    " sum(gpus), sum(pass), sum(warn), sum(fail), max(hottest_c),"
+    " (array_agg(hostname || '/' || hottest_index ORDER BY hottest_c DESC NULLS LAST))[1],"
+    " max(p_fail_max), left(string_agg(strip, '' ORDER BY hostname), 240)"
+    " FROM fleet_host_now"
+    " WHERE ($2::text IS NULL OR cluster = $2) AND ($3::text IS NULL OR datacenter = $3)"
+    "  AND ($4::text IS NULL OR rack = $4) AND cardinality($5::text[]) >= 0"
+    " GROUP BY 1 ORDER BY 1 LIMIT $6::int";
+
+/* Schema 14, the host level or a filter: the GPUs' kept state (fleet_gpu_now), one row each,
+ * under the path (fleet_gpu_now_place_idx's prefix). */
+static const char *const overview_gpus =
+    "SELECT CASE $1::int WHEN 0 THEN cluster WHEN 1 THEN datacenter WHEN 2 THEN rack"
+    "  ELSE hostname END AS name,"
+    " count(*), count(*) FILTER (WHERE status = 'pass'),"
+    " count(*) FILTER (WHERE status = 'warn'), count(*) FILTER (WHERE status = 'fail'),"
+    " max(gpu_temp),"
+    " (array_agg(hostname || '/' || gpu_index ORDER BY gpu_temp DESC NULLS LAST))[1],"
+    " max(p_fail),"
+    " left(string_agg(CASE status WHEN 'pass' THEN 'P' WHEN 'warn' THEN 'W'"
+    "  WHEN 'fail' THEN 'F' ELSE '?' END, '' ORDER BY hostname, gpu_index), 240)"
+    " FROM fleet_gpu_now f"
+    " WHERE ($2::text IS NULL OR cluster = $2) AND ($3::text IS NULL OR datacenter = $3)"
+    "  AND ($4::text IS NULL OR rack = $4)"
+    "  AND NOT EXISTS (SELECT 1 FROM unnest($5::text[]) w WHERE"
+    "  strpos(lower(concat_ws(' ', hostname, model, gpu_key, 'gpu' || gpu_index, status,"
+    "   cluster, datacenter, rack)), lower(w)) = 0)"
+    " GROUP BY 1 ORDER BY 1 LIMIT $6::int";
+
+/* The overview's groups at one level under a path, aggregated in SQL. kept: the database
+ * keeps each GPU's and host's newest state (schema 14). */
+static int q_overview(PGconn *c, bool kept, const struct request *q, struct viewdb_node *out,
+                      size_t max, size_t *n, char *err, size_t errlen)
+{
+	char lvl[8], lim[16], words[160];
+	snprintf(lvl, sizeof(lvl), "%d", (int)q->level);
+	snprintf(lim, sizeof(lim), "%zu", max);
+	filter_words(q->filter, words, sizeof(words));
 	const char *params[6] = {lvl,
 	                         q->level > 0 ? q->path[0] : NULL,
 	                         q->level > 1 ? q->path[1] : NULL,
 	                         q->level > 2 ? q->path[2] : NULL,
 	                         words,
 	                         lim};
-	PGresult *r = PQexecParams(
-	    c,
-	    "WITH g AS ("
-	    " SELECT coalesce(g.cluster, '-') AS c, coalesce(g.datacenter, '-') AS d,"
-	    "  coalesce(g.rack, '-') AS r, coalesce(g.hostname, '-') AS h,"
-	    "  coalesce(g.gpu_index, -1) AS i, g.gpu_key, g.model"
-	    " FROM gpus g"
-	    " WHERE ($2::text IS NULL OR coalesce(g.cluster, '-') = $2)"
-	    "  AND ($3::text IS NULL OR coalesce(g.datacenter, '-') = $3)"
-	    "  AND ($4::text IS NULL OR coalesce(g.rack, '-') = $4)"
-	    "), s AS ("
-	    " SELECT g.*, h.status, m.gpu_temp, p.probability FROM g"
-	    " LEFT JOIN LATERAL (SELECT status FROM gpu_health_scores x WHERE x.gpu_key = g.gpu_key"
-	    "   ORDER BY time DESC LIMIT 1) h ON true"
-	    " LEFT JOIN LATERAL (SELECT gpu_temp FROM gpu_metrics x WHERE x.gpu_key = g.gpu_key"
-	    "   ORDER BY time DESC LIMIT 1) m ON true"
-	    " LEFT JOIN LATERAL (SELECT probability FROM gpu_failure_predictions x"
-	    "   WHERE x.gpu_key = g.gpu_key ORDER BY time DESC LIMIT 1) p ON true"
-	    "), f AS ("
-	    " SELECT * FROM s WHERE NOT EXISTS (SELECT 1 FROM unnest($5::text[]) w WHERE"
-	    "  strpos(lower(concat_ws(' ', h, model, gpu_key, 'gpu' || i, status, c, d, r)),"
-	    "   lower(w)) = 0)"
-	    ")"
-	    "SELECT CASE $1::int WHEN 0 THEN c WHEN 1 THEN d WHEN 2 THEN r ELSE h END AS name,"
-	    " count(*), count(*) FILTER (WHERE status = 'pass'),"
-	    " count(*) FILTER (WHERE status = 'warn'), count(*) FILTER (WHERE status = 'fail'),"
-	    " max(gpu_temp),"
-	    " (array_agg(h || '/' || i ORDER BY gpu_temp DESC NULLS LAST))[1],"
-	    " max(probability),"
-	    " left(string_agg(CASE status WHEN 'pass' THEN 'P' WHEN 'warn' THEN 'W'"
-	    "  WHEN 'fail' THEN 'F' ELSE '?' END, '' ORDER BY h, i), 240)"
-	    " FROM f GROUP BY 1 ORDER BY 1 LIMIT $6::int",
-	    6, NULL, params, NULL, NULL, 0);
+	const char *sql = !kept                                              ? overview_per_gpu
+	                  : q->level == VDB_HOST || strcmp(words, "{}") != 0 ? overview_gpus
+	                                                                     : overview_hosts;
+	PGresult *r = PQexecParams(c, sql, 6, NULL, params, NULL, NULL, 0);
 	int rc = 0;
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		query_error(c, "reading the fleet overview", err, errlen);
@@ -502,6 +547,7 @@ static void *viewdb_main(void *arg)
 {
 	struct viewdb *v = arg;
 	PGconn *c = NULL;
+	bool kept = false; /* schema 14: fleet_gpu_now and fleet_host_now */
 	char err[512];
 	struct viewdb_alert *alerts = calloc(VIEWDB_MAX_ALERTS, sizeof(*alerts));
 	struct viewdb_node *nodes = calloc(VIEWDB_MAX_NODES, sizeof(*nodes));
@@ -532,7 +578,16 @@ static void *viewdb_main(void *arg)
 		if (q.what != W_NONE && (!c || PQstatus(c) != CONNECTION_OK)) {
 			if (c)
 				PQfinish(c);
-			c = pg_connect(v->conninfo, "gpuhealth-console-viewer", err, sizeof(err));
+			c = NULL;
+			if (!v->conninfo[0] && v->get &&
+			    v->get(v->get_arg, v->conninfo, sizeof(v->conninfo)) != 0) {
+				v->conninfo[0] = '\0';
+				snprintf(err, sizeof(err),
+				         "the console's database is not running (yet)");
+			} else {
+				c = pg_connect(v->conninfo, "gpuhealth-console-viewer", err,
+				               sizeof(err));
+			}
 			/* the viewer only reads: its session cannot write even by mistake */
 			if (c &&
 			    (pg_exec(c, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", err,
@@ -543,6 +598,13 @@ static void *viewdb_main(void *arg)
 			}
 			if (!c)
 				rc = -EIO;
+			if (c) {
+				PGresult *k =
+				    PQexec(c, "SELECT to_regclass('fleet_host_now') IS NOT NULL");
+				kept = PQresultStatus(k) == PGRES_TUPLES_OK && PQntuples(k) == 1 &&
+				       PQgetvalue(k, 0, 0)[0] == 't';
+				PQclear(k);
+			}
 		}
 		double t0 = time_mono();
 		size_t n = 0;
@@ -550,7 +612,7 @@ static void *viewdb_main(void *arg)
 			if (q.what == W_ALERTS)
 				rc = q_alerts(c, alerts, VIEWDB_MAX_ALERTS, &n, err, sizeof(err));
 			else if (q.what == W_OVERVIEW)
-				rc = q_overview(c, &q, nodes, VIEWDB_MAX_NODES, &n, err,
+				rc = q_overview(c, kept, &q, nodes, VIEWDB_MAX_NODES, &n, err,
 				                sizeof(err));
 			else if (q.what == W_HISTORY)
 				rc = q_history(c, &q, hist, err, sizeof(err));
@@ -567,6 +629,8 @@ static void *viewdb_main(void *arg)
 		if (q.what == W_NONE || rc)
 			continue;
 		v->st.query_ms = ms;
+		v->st.queries++;
+		v->st.total_query_ms += ms;
 		if (ms > v->st.max_query_ms)
 			v->st.max_query_ms = ms;
 		v->st.at = time_now();
@@ -592,7 +656,8 @@ static void *viewdb_main(void *arg)
 	return NULL;
 }
 
-int viewdb_create(struct viewdb **out, const char *conninfo, double period_s)
+static int create(struct viewdb **out, const char *conninfo, viewdb_conninfo_fn get, void *arg,
+                  double period_s)
 {
 	*out = NULL;
 	struct viewdb *v = calloc(1, sizeof(*v));
@@ -601,6 +666,8 @@ int viewdb_create(struct viewdb **out, const char *conninfo, double period_s)
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_cond_init(&v->cond, NULL);
 	snprintf(v->conninfo, sizeof(v->conninfo), "%s", conninfo);
+	v->get = get;
+	v->get_arg = arg;
 	v->period_s = period_s > 0.05 ? period_s : 0.05;
 	v->alerts_gen = v->nodes_gen = v->hist_gen = UINT64_MAX;
 	v->alerts = calloc(VIEWDB_MAX_ALERTS, sizeof(*v->alerts));
@@ -618,6 +685,16 @@ int viewdb_create(struct viewdb **out, const char *conninfo, double period_s)
 	v->started = true;
 	*out = v; /* caller owns */
 	return 0;
+}
+
+int viewdb_create(struct viewdb **out, const char *conninfo, double period_s)
+{
+	return create(out, conninfo, NULL, NULL, period_s);
+}
+
+int viewdb_create_deferred(struct viewdb **out, viewdb_conninfo_fn get, void *arg, double period_s)
+{
+	return create(out, "", get, arg, period_s);
 }
 
 void viewdb_destroy(struct viewdb *v)
@@ -726,5 +803,13 @@ void viewdb_copy_history(struct viewdb *v, struct viewdb_history *out, struct vi
 	pthread_mutex_lock(&v->lock);
 	*out = *v->hist;
 	copy_status(v, v->hist_gen, st);
+	pthread_mutex_unlock(&v->lock);
+}
+
+void viewdb_copy_status(struct viewdb *v, struct viewdb_status *st)
+{
+	pthread_mutex_lock(&v->lock);
+	*st = v->st;
+	st->have = false;
 	pthread_mutex_unlock(&v->lock);
 }

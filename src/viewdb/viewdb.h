@@ -95,8 +95,10 @@ struct viewdb_status {
 	bool have;       /* a result of the request as it is now */
 	double query_ms; /* the last query's time */
 	double max_query_ms;
-	double at;       /* epoch seconds of the last result */
-	char error[256]; /* "" when the last query worked */
+	uint64_t queries;      /* results so far (every kind) */
+	double total_query_ms; /* their time together */
+	double at;             /* epoch seconds of the last result */
+	char error[256];       /* "" when the last query worked */
 };
 
 struct viewdb;
@@ -104,6 +106,11 @@ struct viewdb;
 /* Starts the thread; conninfo is copied (the connection is opened by the thread, read-only).
  * period_s: how often the shown screen's query runs again. Returns 0, -ENOMEM or -errno. */
 int viewdb_create(struct viewdb **out, const char *conninfo, double period_s);
+/* The same for a database whose conninfo is known only later (the console's private
+ * PostgreSQL, which the pipeline starts): the thread calls get(arg, buf, len) before it
+ * connects until it returns 0 with the conninfo in buf; arg must outlive the viewdb. */
+typedef int (*viewdb_conninfo_fn)(void *arg, char *buf, size_t len);
+int viewdb_create_deferred(struct viewdb **out, viewdb_conninfo_fn get, void *arg, double period_s);
 void viewdb_destroy(struct viewdb *v);
 
 /* What the screen shows; the thread queries only that. */
@@ -122,6 +129,8 @@ size_t viewdb_copy_alerts(struct viewdb *v, struct viewdb_alert *out, size_t max
 size_t viewdb_copy_overview(struct viewdb *v, struct viewdb_node *out, size_t max,
                             struct viewdb_status *st);
 void viewdb_copy_history(struct viewdb *v, struct viewdb_history *out, struct viewdb_status *st);
+/* The reader's figures (queries, their time) whatever the screen: for GPUHEALTH_UI_STATS. */
+void viewdb_copy_status(struct viewdb *v, struct viewdb_status *st);
 
 /* ---- the same from the live fleet (no database): pure functions */
 /* Open (not cleared) alerts of the GPUs, worst and newest first. Returns how many. */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The console as a user drives it, in a real terminal (tmux on a private socket):
 #   8 GPU rows with moving sparklines, a non-zero and rising row count, the consumer lag;
-#   Enter/Esc, sort and filter; a resize to 80x24 with no garbage; q exits within 2 s with
+#   Enter/Esc, sort and filter; in the detail the history keys (2: from the private PostgreSQL,
+#   or "needs a database" over the fake source); a resize to 80x24 with no garbage; q exits within 2 s with
 #   status 0 and leaves no process behind (F10, SIGTERM, SIGINT too; SIGHUP and a killed tmux
 #   session with status 129).
 #
@@ -110,6 +111,23 @@ d=$(cap)
 if grep -q '| GPU detail |' <<<"$d" && grep -q '^GPU 2 ' <<<"$d" && grep -q 'Last XID' <<<"$d" &&
    grep -q 'Throttle' <<<"$d" && grep -q 'recommended:' <<<"$d"; then ok "Enter: detail of GPU 2"
 else bad "Enter did not open the detail of GPU 2:"; echo "$d" >&2; fi
+# the history keys (issue #25): with the private PostgreSQL they read it (1 h of raw
+# gpu_metrics: the chart's value axis labelled min/max); over the fake source, without a
+# database, the key bar says so and the live ring stays
+T send-keys 2
+if [ "$mode" = --fake ]; then
+  sleep 0.6; d=$(cap)
+  if grep -q 'needs a database' <<<"$d"; then ok "2 without a database: the key bar says so"; else bad "2 without a database:"; echo "$d" >&2; fi
+else
+  hist=no
+  for _ in $(seq 40); do
+    d=$(cap)
+    grep -qE 'min -?[0-9]+ max -?[0-9]+' <<<"$d" && grep -q 'history 1 h' <<<"$d" && { hist=yes; break; }
+    sleep 0.25
+  done
+  if [ $hist = yes ] && ! grep -q 'needs a database' <<<"$d"; then ok "2: 1 h of history from the private PostgreSQL"; else bad "2: no history from the private PostgreSQL:"; echo "$d" >&2; fi
+fi
+T send-keys 1; sleep 0.3
 T send-keys Escape; sleep 0.6
 m=$(cap)
 if grep -q '| fleet |' <<<"$m" && [ "$(gpu_rows "$m")" = 8 ]; then ok "Esc: back to the fleet"; else bad "Esc did not go back:"; echo "$m" >&2; fi

@@ -5,10 +5,12 @@
 #   1. a viewer must not write: --daemon and the console with --db on a machine without GPUs
 #      leave the fleet at 4 GPUs and its rows as they were; the pipeline screen says it is a
 #      read-only viewer; with --simulate the daemon writes (simulated GPUs appear)
-#   2. the screens and keys, in tmux, at 80x24 and 200x60, with colour and UTF-8 and without:
-#      one console session per combination: p (mode line), o/Enter/Esc// (overview), a/Enter
-#      (alerts -> detail), 1/2/5/[ (history: the chart's min/max labels are the seeded
-#      extremes, the XID marked on the time axis)
+#   2. the screens and keys, in tmux, at 80x24 and 200x60, with colour and UTF-8 and without
+#      (no colour: NO_COLOR=1 at 80x24, a terminal without colours, TERM=xterm-mono, at
+#      200x60): one console session per combination: p (mode line), o or F7/Enter/Esc/I/s//
+#      (overview; Enter on a host: the fleet table filtered to it), a or F8/Enter (alerts ->
+#      detail), 1-5/[/] (history: the chart's min/max labels are the seeded extremes, the XID
+#      marked on the time axis)
 set -u
 bin=$(realpath "$1")
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -61,14 +63,15 @@ run=0
 start_console() {
   local cols=$1 rows=$2 colour=$3 utf=$4; shift 4
   run=$((run + 1)); sock="gh-viewer-$$-$run"; socks="$socks $sock"
-  local envs="LANG=C.UTF-8 LC_ALL=C.UTF-8" flags=""
+  local envs="LANG=C.UTF-8 LC_ALL=C.UTF-8" term=xterm-256color
   [ "$utf" = no ] && envs="LANG=C LC_ALL=C"
-  [ "$colour" = no ] && flags="--no-color"
+  # no colour: asked (NO_COLOR) at 80x24, a terminal without colours at 200x60
+  [ "$colour" = no ] && { [ "$cols" = 80 ] && envs="$envs NO_COLOR=1" || term=xterm-mono; }
   rm -f "$scratch/exit"
   cat >"$scratch/run.sh" <<RUN
 cd "$scratch"
-env HOME="$scratch" XDG_STATE_HOME="$scratch/state" $envs TERM=xterm-256color NVML_LIBRARY=$NVML_LIBRARY \
-  GPUHEALTH_UI_FAKE= "$bin" tui --db "$CI" --refresh 0.3 $flags $* 2>"$scratch/stderr.txt"
+env HOME="$scratch" XDG_STATE_HOME="$scratch/state" $envs TERM=$term NVML_LIBRARY=$NVML_LIBRARY \
+  GPUHEALTH_UI_FAKE= "$bin" tui --db "$CI" --refresh 0.3 $* 2>"$scratch/stderr.txt"
 echo \$? >"$scratch/exit"
 sleep 2
 RUN
@@ -100,26 +103,41 @@ for combo in "80 24 yes yes" "80 24 no no" "200 60 yes yes" "200 60 no no"; do
   # colour: the escape sequences of a colour pair, or none
   c=$(capc)
   if [ "$3" = yes ]; then grep -qE $'\e\\[[0-9;]*(3[0-7]|4[0-7]|38;5;[0-9]+|48;5;[0-9]+)[;m]' <<<"$c" && ok "$name: in colour" || bad "$name: no colour"
-  else grep -qE $'\e\\[[0-9;]*(3[1-7]|4[1-7]|38;5;[0-9]+|48;5;[0-9]+)[;m]' <<<"$c" && bad "$name: colours with --no-color" || ok "$name: no colour"; fi
+  else grep -qE $'\e\\[[0-9;]*(3[1-7]|4[1-7]|38;5;[0-9]+|48;5;[0-9]+)[;m]' <<<"$c" && bad "$name: colours (NO_COLOR or a mono terminal)" || ok "$name: no colour"; fi
+  # the overview and the alerts by their letters at 80x24, by F7 and F8 at 200x60
+  ko=o ka=a; [ "$1" = 200 ] && ko=F7 ka=F8
   # the pipeline screen says which mode
   T send-keys p
   if wait_for 'MODE: read-only viewer' 5; then ok "$name: p: the pipeline screen says read-only viewer"; else bad "$name: p: no mode line:"; echo "$screen" >&2; fi
   grep -qE '^simulator +off +read-only viewer' <<<"$screen" && ok "$name: the simulator is off" || bad "$name: the simulator is not off"
   T send-keys Escape
   # the overview: o, Enter down, Esc up
-  T send-keys o
-  if wait_for '^c1 +4 +2 +1 +1 .*83C node-a/1.*93\.0% +PFWP' 5; then ok "$name: o: cluster c1, 4 GPUs 2/1/1, hottest, p_fail, strip"; else bad "$name: o:"; echo "$screen" >&2; fi
+  T send-keys $ko
+  if wait_for '^c1 +4 +2 +1 +1 .*83C node-a/1.*93\.0% +PFWP' 5; then ok "$name: $ko: cluster c1, 4 GPUs 2/1/1, hottest, p_fail, strip"; else bad "$name: o:"; echo "$screen" >&2; fi
   T send-keys Enter; wait_for '^dc1 ' 5; T send-keys Enter
   if wait_for '^r2 +2 +1 +1 +0 .*76C' 5 && grep -qE '^r1 +2 +1 +0 +1 .* PF' <<<"$screen"; then ok "$name: Enter Enter: racks r1, r2"; else bad "$name: Enter Enter:"; echo "$screen" >&2; fi
+  # I inverts the order (r2 above r1), s sorts by the next key
+  T send-keys I
+  if wait_for 'by rack; name desc' 5 && [ "$(grep -oE '^r[12] ' <<<"$screen" | head -1)" = "r2 " ]; then ok "$name: I: name descending, r2 first"; else bad "$name: I:"; echo "$screen" >&2; fi
+  T send-keys I s
+  if wait_for 'by rack; gpus' 5; then ok "$name: s: sorted by GPUs"; else bad "$name: s:"; echo "$screen" >&2; fi
+  # Enter on r1 (the selection follows its line through the sorts), then on its host: the
+  # fleet table filtered to node-a
+  T send-keys Enter
+  if wait_for '^node-a +2 +1 +0 +1 ' 5; then ok "$name: Enter on r1: its host node-a"; else bad "$name: Enter on r1:"; echo "$screen" >&2; fi
+  T send-keys Enter
+  # node-a's GPUs are the A100s (0: 50C, 1: 83C), node-b's the H100s
+  if wait_for '^ +1 A100.* 83C ' 5 && grep -qE '^ +0 A100.* 50C ' <<<"$screen" && ! grep -q 'H100' <<<"$screen"; then ok "$name: Enter on node-a: the fleet table filtered to it"; else bad "$name: Enter on a host:"; echo "$screen" >&2; fi
+  T send-keys Escape; sleep 0.3; T send-keys $ko; sleep 0.3; T send-keys Escape; sleep 0.3
   T send-keys Escape
   if wait_for '^dc1 +4 ' 5; then ok "$name: Esc: up to the datacenters"; else bad "$name: Esc up:"; echo "$screen" >&2; fi
   T send-keys /; sleep 0.3; T send-keys n o d e - b Enter
   if wait_for '^dc1 +2 +1 +1 +0' 5; then ok "$name: / node-b: 2 GPUs"; else bad "$name: filter in the overview:"; echo "$screen" >&2; fi
   T send-keys Escape; sleep 0.3; T send-keys Escape; sleep 0.3; T send-keys Escape; sleep 0.3
   # the alerts: a; worst first; Enter: the GPU's detail
-  T send-keys a
+  T send-keys $ka
   if wait_for '^fail .*node-a +1 .*dbe_volatile' 5 && grep -A1 '^fail ' <<<"$screen" | grep -qE '^warn .*node-b +0 .*thermal' &&
-     ! grep -q pcie_replay <<<"$screen"; then ok "$name: a: 2 open alerts, fail first"; else bad "$name: a:"; echo "$screen" >&2; fi
+     ! grep -q pcie_replay <<<"$screen"; then ok "$name: $ka: 2 open alerts, fail first"; else bad "$name: $ka:"; echo "$screen" >&2; fi
   if grep '^fail ' <<<"$screen" | grep -q 'ml/tr0'; then ok "$name: a: the alert's workload (alerts.namespace/pod)"; else bad "$name: a: no workload ml/tr0 on the fail line"; echo "$screen" >&2; fi
   T send-keys Enter
   if wait_for '^GPU 1 +node-a' 5; then ok "$name: Enter: the alert's GPU detail"; else bad "$name: Enter on an alert:"; echo "$screen" >&2; fi
@@ -131,6 +149,12 @@ for combo in "80 24 yes yes" "80 24 no no" "200 60 yes yes" "200 60 no no"; do
   grep -qE '^event .*X' <<<"$screen" && ok "$name: the XID marked on the time axis" || bad "$name: no XID mark"
   T send-keys '['
   if wait_for 'min (3[2-9]|4[0-9]) max (5[0-9]|60) ' 8; then ok "$name: [: the hour before (no extremes)"; else bad "$name: [:"; echo "$screen" >&2; fi
+  T send-keys ']'; sleep 0.4
+  if wait_for 'min 31 max 87' 8; then ok "$name: ]: forward to now again, min 31 max 87"; else bad "$name: ]:"; echo "$screen" >&2; fi
+  T send-keys 3; sleep 0.4
+  if wait_for 'min 31 max 87' 8 && { [ "$1" = 80 ] || grep -q 'history 6 h' <<<"$screen"; }; then ok "$name: 3: 6 h raw, min 31 max 87"; else bad "$name: 3:"; echo "$screen" >&2; fi
+  T send-keys 4; sleep 0.4
+  if wait_for 'min 31 max 87' 8 && { [ "$1" = 80 ] || grep -q 'history 24 h.*gpu_metrics_1min' <<<"$screen"; }; then ok "$name: 4: 24 h rollups (and the raw samples not yet rolled up), min 31 max 87"; else bad "$name: 4:"; echo "$screen" >&2; fi
   T send-keys 5
   if wait_for 'min 12 max 99' 8 && { [ "$1" = 80 ] || grep -q 'gpu_metrics_1min' <<<"$screen"; }; then ok "$name: 5: 7 d rollups, min 12 max 99"; else bad "$name: 5:"; echo "$screen" >&2; fi
   T send-keys 1

@@ -58,3 +58,7 @@ VALUES ('GPU-a1', 'node-a', 'dbe_volatile', 'fail', 'double-bit ECC errors', now
        ('GPU-b0', 'node-b', 'thermal', 'warn', 'GPU temperature near slowdown', now() - interval '2 minutes', NULL, NULL, NULL),
        ('GPU-b1', 'node-b', 'pcie_replay', 'warn', 'PCIe replays (cleared)', now() - interval '50 minutes', now() - interval '45 minutes', NULL, NULL),
        ('GPU-a0', 'node-a', 'thermal', 'warn', 'hot an hour ago', now() - interval '61 minutes', now() - interval '50 minutes', NULL, NULL);
+
+-- the newest state of every GPU and host for the overview (schema 14), as the scorer keeps it
+-- when it writes health rows
+SELECT gpuhealth_fleet_now_merge(array(SELECT gpu_key FROM gpus));
