@@ -318,7 +318,7 @@ static size_t copy_gpus(void *ctx, struct fleet_gpu *out, size_t max)
 
 struct view_source fake_source(struct fake *f)
 {
-	return (struct view_source){f, copy_view, copy_gpus, NULL, NULL};
+	return (struct view_source){.ctx = f, .copy_view = copy_view, .copy_gpus = copy_gpus};
 }
 
 int fake_create(struct fake **out, const struct fake_opts *opts)
