@@ -118,8 +118,8 @@ else
   kafka_start
   pg_current_fetch # the current major's binaries, for the pg-current run at the end
   # The Alertmanager and Prometheus the integration tests run, built once from the Go module
-  # proxy and cached (Prometheus takes about 11 minutes the first time: longer than one test's
-  # time limit, so here). A failure is reported again, with what is missing, by the test.
+  # proxy and cached (Prometheus, without its service-discovery plugins, takes about 2.5 minutes the
+  # first time: longer than a test should wait, so here). A failure is reported again, with what is missing, by the test.
   echo "== Go builds for the integration tests (cached in ~/.cache/gpuhealth)" >&2
   (GH_AM_DIR=/tmp source scripts/alertmanager.sh && am_build) || true
   (GH_PROM_DIR=/tmp source scripts/prometheus.sh && prom_build) || true
