@@ -127,12 +127,43 @@ fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# The broker-outage test (integration-long, normal build, about 6 minutes of which 320 s are a
+# stopped broker) runs beside the ASan+UBSan tests instead of after them: it stops and restarts
+# its broker, so it gets a PostgreSQL and a Kafka of its own (a second scratch directory), and
+# it mostly waits (one collector scraping 4 GPUs a second). Its output is printed, and its
+# result counted, after the ASan+UBSan tests.
+outage_test='^integration\.test_collector_outage_long$'
+outage_pid=
+if [ $quick = 0 ] && [ $unit_only = 0 ]; then
+  outage_log="$GH_SVC_DIR/outage-test.log"
+  (
+    unset GH_SVC_DIR GH_PG_DIR GH_PG_BIN GH_PG_PORT GH_PG_USER GPUHEALTH_TEST_PG \
+      GH_KAFKA_PID GH_KAFKA_DIR GH_KAFKA_LIBS GPUHEALTH_TEST_KAFKA
+    # shellcheck source=services.sh
+    source scripts/services.sh
+    own_ok=0
+    trap 'kafka_stop; pg_stop; if [ $own_ok = 1 ]; then rm -rf "$GH_SVC_DIR"; else echo "its service logs kept in $GH_SVC_DIR"; fi' EXIT
+    pg_start && kafka_start || exit 1
+    ctest --test-dir build -R "$outage_test" --output-on-failure --timeout 1200 && own_ok=1
+    [ $own_ok = 1 ]
+  ) >"$outage_log" 2>&1 &
+  outage_pid=$!
+fi
 if [ $quick = 0 ]; then
   echo "== tests (ASan+UBSan build)" >&2
   ctest --test-dir build-asan "${labels[@]}" --output-on-failure --timeout 600 || rc=1
 fi
+if [ -n "$outage_pid" ]; then
+  echo "== the broker-outage test (normal build, run beside the ASan+UBSan tests)" >&2
+  wait "$outage_pid" || rc=1
+  cat "$outage_log"
+fi
 echo "== tests" >&2
-ctest --test-dir build "${labels_normal[@]}" --output-on-failure --timeout 1200 || rc=1
+if [ -n "$outage_pid" ]; then
+  ctest --test-dir build "${labels_normal[@]}" -E "$outage_test" --output-on-failure --timeout 1200 || rc=1
+else
+  ctest --test-dir build "${labels_normal[@]}" --output-on-failure --timeout 1200 || rc=1
+fi
 if [ $faults = 1 ] && [ $unit_only = 0 ]; then
   echo "== fault suite (tests/faults)" >&2
   export GH_RELIABILITY_TSV="$GH_SVC_DIR/reliability.tsv"
