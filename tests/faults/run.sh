@@ -16,9 +16,13 @@ ok=0
 export GH_RELIABILITY_TSV="$GH_SVC_DIR/reliability.tsv"
 : >"$GH_RELIABILITY_TSV"
 cleanup() {
+  # the exit status is the suite's and the report's alone: a service that needs SIGKILL to stop
+  # (seen: a cluster node after the kill -9 scenarios) must not turn a passing run into exit 1
+  set +e
   python3 tests/faults/reliability.py "$GH_RELIABILITY_TSV" docs/reliability.md || ok=0
   kafka_cluster_stop; kafka_stop; pg_stop
   if [ $ok = 1 ]; then rm -rf "$GH_SVC_DIR"; else echo "service logs kept in $GH_SVC_DIR" >&2; fi
+  if [ $ok = 1 ]; then exit 0; else exit 1; fi
 }
 trap cleanup EXIT
 pg_start
