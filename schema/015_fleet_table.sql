@@ -12,6 +12,9 @@
 -- (gpuhealth_fleet_now_merge, in the scorer's transaction) fills them from the rows it already
 -- reads (the newest sample, health row and prediction) and the newest gpu_workloads row.
 --
+-- A filter cannot be served by a btree index (it matches parts of words): a refresh with one
+-- scans fleet_gpu_now once (its precomputed search text), for the count and the page together.
+--
 -- Sort orders are by byte (COLLATE "C"), as the console's own table sorts (strcmp). Ties go
 -- by host, index and key, ascending, whatever the direction: a descending order is read by
 -- the same index backwards, the few GPUs of equal value sorted by an incremental sort.
@@ -28,7 +31,14 @@ ALTER TABLE fleet_gpu_now
     ADD COLUMN wl_container text,
     ADD COLUMN health_rank  integer GENERATED ALWAYS AS (
         CASE status WHEN 'fail' THEN 2 WHEN 'warn' THEN 1 WHEN 'pass' THEN 0 END * 1000
-        + (100 - coalesce(score, 100))) STORED; -- NULL: never scored
+        + (100 - coalesce(score, 100))) STORED, -- NULL: never scored
+    -- what the filter (/) searches, lower case: the words of the console's view_filter_match
+    -- (host, model, key, "gpuN", health status, action, workload)
+    ADD COLUMN search       text GENERATED ALWAYS AS (lower(
+        hostname || ' ' || coalesce(model, '') || ' ' || gpu_key || ' gpu' || gpu_index::text
+        || ' ' || coalesce(status, '') || ' ' || coalesce(action, '') || ' '
+        || coalesce(wl_namespace, '') || ' ' || coalesce(wl_pod, '') || ' '
+        || coalesce(wl_container, ''))) STORED;
 
 -- the fleet's own order (host, index, key), grouped by host, and the host headings' counts
 CREATE INDEX fleet_gpu_now_host_idx ON fleet_gpu_now

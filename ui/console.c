@@ -1266,11 +1266,7 @@ static void dbt_copy(struct console *c)
 /* Whether a read-only viewer's screen waits for the database's answer to what it asks. */
 static bool dbt_waiting(const struct console *c)
 {
-	if (!c->dbt)
-		return false;
-	if (c->screen == SCR_DETAIL)
-		return !c->gst.have;
-	return !c->tst.have;
+	return c->dbt && viewdb_pending(c->src->table_db);
 }
 
 static void reorder(struct console *c)
@@ -1538,6 +1534,11 @@ static void write_stats(const struct console *c, double wall_s)
 		viewdb_copy_status(c->env.db, &vs);
 	fprintf(f, "db_queries %llu\ndb_query_ms_total %.3f\ndb_query_ms_max %.3f\n",
 	        (unsigned long long)vs.queries, vs.total_query_ms, vs.max_query_ms);
+	struct viewdb_status ts = {0}; /* the fleet table's reader (a read-only viewer) */
+	if (c->src->table_db)
+		viewdb_copy_status(c->src->table_db, &ts);
+	fprintf(f, "table_queries %llu\ntable_query_ms_total %.3f\ntable_query_ms_max %.3f\n",
+	        (unsigned long long)ts.queries, ts.total_query_ms, ts.max_query_ms);
 	fprintf(
 	    f,
 	    "frames %lu\nwall_s %.3f\ndraw_cpu_s %.6f\ndraw_cpu_pct %.4f\nui_thread_cpu_s %.6f\n"

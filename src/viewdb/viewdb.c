@@ -1,5 +1,6 @@
 #include "viewdb/viewdb.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <math.h>
@@ -42,6 +43,7 @@ struct viewdb {
 	double period_s;
 	struct request req; /* under lock */
 	uint64_t req_gen;   /* bumped by each change of req */
+	uint64_t done_gen;  /* the req_gen of the last query done (or failed) */
 	/* results, under lock; *_gen: the req_gen they answer */
 	struct viewdb_alert *alerts;
 	size_t nalerts;
@@ -584,23 +586,32 @@ static int text_array(const char *const *v, size_t n, char *buf, size_t len)
 	return 0;
 }
 
-/* The filter of the fleet table (view_filter_match's fields) on fleet_gpu_now; n: the
- * parameter with the words (a text[]). */
-#define T_WORDS(n)                                                                                 \
-	" NOT EXISTS (SELECT 1 FROM unnest(" n "::text[]) w WHERE strpos(lower(concat_ws(' ',"     \
-	" hostname, model, gpu_key, 'gpu' || gpu_index, status, action, wl_namespace, wl_pod,"     \
-	" wl_container)), lower(w)) = 0)"
+/* The filter of the fleet table: each of up to TABLE_WORDS lower-case words ("" unused) in
+ * fleet_gpu_now's search text (schema 15: view_filter_match's fields); the parameters' numbers */
+#define TABLE_WORDS 8
+#define T_W(a, b, c, d, e, f, g, h)                                                                \
+	" strpos(search, $" #a ") > 0 AND strpos(search, $" #b ") > 0 AND strpos(search, $" #c     \
+	") > 0 AND strpos(search, $" #d ") > 0 AND strpos(search, $" #e                            \
+	") > 0 AND strpos(search, $" #f ") > 0 AND strpos(search, $" #g                            \
+	") > 0 AND strpos(search, $" #h ") > 0"
 /* the fleet's own order, ties of every sort key (by byte, as the console's strcmp) */
 #define T_NAT      "hostname COLLATE \"C\", gpu_index, gpu_key COLLATE \"C\""
 #define T_NAT_DESC "hostname COLLATE \"C\" DESC, gpu_index DESC, gpu_key COLLATE \"C\" DESC"
 #define T_GRP      "hostname COLLATE \"C\", "
-/* a page: all GPUs, or those that match the words in $3 */
+/* a page: all GPUs; those that match the words in $3..$10 when most do (the order's index,
+ * read until the page is full); and when few do, the matching ones (one scan of the table),
+ * then sorted (a page of few rows: no index order read to its end for them) */
 #define T_ALL(order)                                                                               \
 	"SELECT gpu_key, hostname FROM fleet_gpu_now ORDER BY " order                              \
 	" OFFSET $1::bigint LIMIT $2::int"
 #define T_FLT(order)                                                                               \
-	"SELECT gpu_key, hostname FROM fleet_gpu_now WHERE" T_WORDS(                               \
-	    "$3") " ORDER BY " order " OFFSET $1::bigint LIMIT $2::int"
+	"SELECT gpu_key, hostname FROM fleet_gpu_now WHERE" T_W(                                   \
+	    3, 4, 5, 6, 7, 8, 9, 10) " ORDER BY " order " OFFSET $1::bigint LIMIT $2::int"
+#define T_FEW(order)                                                                               \
+	"WITH m AS MATERIALIZED (SELECT gpu_key, hostname, gpu_index, model, gpu_temp,"            \
+	" power_usage, gpu_util, fb_used, health_rank FROM fleet_gpu_now WHERE" T_W(               \
+	    3, 4, 5, 6, 7, 8, 9, 10) ") SELECT gpu_key, hostname FROM m ORDER BY " order           \
+	                             " OFFSET $1::bigint LIMIT $2::int"
 /* a sort key x: ascending (unknown first), descending (unknown last), each grouped by host or
  * not; the fleet_gpu_now_*_idx indexes of schema 15 serve them */
 #define T_KEY(Q, x)                                                                                \
@@ -616,8 +627,9 @@ static int text_array(const char *const *v, size_t n, char *buf, size_t len)
 		    T_KEY(Q, "power_usage"), T_KEY(Q, "gpu_util"), T_KEY(Q, "fb_used"),            \
 		    T_KEY(Q, "health_rank")                                                        \
 	}
-/* [filtered][view_sort_key][desc + 2 * group] */
-static const char *const table_sql[2][VS_COUNT][4] = {T_ORDERS(T_ALL), T_ORDERS(T_FLT)};
+/* [all, most, few][view_sort_key][desc + 2 * group] */
+static const char *const table_sql[3][VS_COUNT][4] = {T_ORDERS(T_ALL), T_ORDERS(T_FLT),
+                                                      T_ORDERS(T_FEW)};
 
 static size_t getz(const PGresult *r, int row, int col)
 {
@@ -635,9 +647,24 @@ static int q_table(PGconn *c, struct fleet *tf, const struct request *q, struct 
 	PGresult *r = NULL;
 	char *keys_mem = NULL, *hosts_mem = NULL, *lit = NULL;
 	const char **keys = NULL, **hosts = NULL;
-	char words[160], off[24], lim[16];
-	filter_words(q->filter, words, sizeof(words));
-	bool filtered = strcmp(words, "{}") != 0;
+	char off[24], lim[16], wbuf[TABLE_WORDS][sizeof(q->filter)];
+	/* the words, lower case (the search text is), "" for those not given; a filter of more
+	 * than TABLE_WORDS words is searched for its first TABLE_WORDS */
+	size_t nw = 0;
+	memset(wbuf, 0, sizeof(wbuf));
+	for (const char *p = q->filter; *p && nw < TABLE_WORDS;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		size_t k = 0;
+		while (*p && *p != ' ' && *p != '\t' && k + 1 < sizeof(wbuf[0]))
+			wbuf[nw][k++] = (char)tolower((unsigned char)*p++);
+		nw += k > 0;
+	}
+	bool filtered = nw > 0;
+	/* the parameters: offset, limit, then the words (or, from 0: the words alone) */
+	const char *params[2 + TABLE_WORDS] = {off, lim};
+	for (size_t i = 0; i < TABLE_WORDS; i++)
+		params[2 + i] = wbuf[i];
 	size_t limit = q->limit > VIEWDB_TABLE_MAX ? VIEWDB_TABLE_MAX : q->limit;
 	memset(ti, 0, sizeof(*ti));
 	ti->sort = q->sort;
@@ -660,8 +687,9 @@ static int q_table(PGconn *c, struct fleet *tf, const struct request *q, struct 
 	PQclear(r);
 	r = NULL;
 	if (filtered) {
-		r = PQexecParams(c, "SELECT count(*) FROM fleet_gpu_now WHERE" T_WORDS("$1"), 1,
-		                 NULL, (const char *const[]){words}, NULL, NULL, 0);
+		r = PQexecParams(
+		    c, "SELECT count(*) FROM fleet_gpu_now WHERE" T_W(1, 2, 3, 4, 5, 6, 7, 8),
+		    TABLE_WORDS, NULL, params + 2, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
 			query_error(c, "counting the GPUs that match the filter", err, errlen);
 			rc = -EIO;
@@ -676,9 +704,10 @@ static int q_table(PGconn *c, struct fleet *tf, const struct request *q, struct 
 	int sort = q->sort >= 0 && q->sort < VS_COUNT ? q->sort : VS_INDEX;
 	snprintf(off, sizeof(off), "%zu", q->offset);
 	snprintf(lim, sizeof(lim), "%zu", limit);
-	r = PQexecParams(c, table_sql[filtered][sort][(q->desc ? 1 : 0) + (q->group ? 2 : 0)],
-	                 filtered ? 3 : 2, NULL, (const char *const[]){off, lim, words}, NULL, NULL,
-	                 0);
+	/* few: at most a quarter of the fleet matches */
+	int kind = !filtered ? 0 : ti->matched * 4 > ti->total ? 1 : 2;
+	r = PQexecParams(c, table_sql[kind][sort][(q->desc ? 1 : 0) + (q->group ? 2 : 0)],
+	                 filtered ? 2 + TABLE_WORDS : 2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		query_error(c, "reading the fleet table's page", err, errlen);
 		rc = -EIO;
@@ -735,16 +764,19 @@ static int q_table(PGconn *c, struct fleet *tf, const struct request *q, struct 
 		rc = -ENOMEM;
 		goto out;
 	}
+	const char *hparams[1 + TABLE_WORDS] = {lit};
+	for (size_t i = 0; i < TABLE_WORDS; i++)
+		hparams[1 + i] = wbuf[i];
 	r = PQexecParams(
 	    c,
 	    filtered
 	        ? "SELECT hostname, count(*), count(*) FILTER (WHERE status IN ('warn', 'fail'))"
-	          " FROM fleet_gpu_now WHERE hostname COLLATE \"C\" = ANY ($1::text[]) AND" T_WORDS(
-	              "$2") " GROUP BY hostname"
+	          " FROM fleet_gpu_now WHERE hostname COLLATE \"C\" = ANY ($1::text[]) AND" T_W(
+	              2, 3, 4, 5, 6, 7, 8, 9) " GROUP BY hostname"
 	        : "SELECT hostname, count(*), count(*) FILTER (WHERE status IN ('warn', 'fail'))"
 	          " FROM fleet_gpu_now WHERE hostname COLLATE \"C\" = ANY ($1::text[])"
 	          " GROUP BY hostname",
-	    filtered ? 2 : 1, NULL, (const char *const[]){lit, words}, NULL, NULL, 0);
+	    filtered ? 1 + TABLE_WORDS : 1, NULL, hparams, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		query_error(c, "counting the hosts' GPUs", err, errlen);
 		rc = -EIO;
@@ -882,6 +914,7 @@ static void *viewdb_main(void *arg)
 
 		pthread_mutex_lock(&v->lock);
 		done_gen = gen;
+		v->done_gen = gen;
 		next = time_mono() + v->period_s;
 		v->st.connected = c && PQstatus(c) == CONNECTION_OK;
 		/* a longer error is cut to the status field (its start says what failed) */
@@ -945,6 +978,7 @@ static int create(struct viewdb **out, const char *conninfo, viewdb_conninfo_fn 
 	v->get = get;
 	v->get_arg = arg;
 	v->period_s = period_s > 0.05 ? period_s : 0.05;
+	v->done_gen = UINT64_MAX;
 	v->alerts_gen = v->nodes_gen = v->hist_gen = v->table_gen = v->gpu_gen = UINT64_MAX;
 	v->alerts = calloc(VIEWDB_MAX_ALERTS, sizeof(*v->alerts));
 	v->nodes = calloc(VIEWDB_MAX_NODES, sizeof(*v->nodes));
@@ -1153,6 +1187,14 @@ bool viewdb_copy_gpu(struct viewdb *v, const char *key, struct fleet_gpu *out,
 	copy_status(v, v->gpu_gen, st);
 	pthread_mutex_unlock(&v->lock);
 	return ok;
+}
+
+bool viewdb_pending(struct viewdb *v)
+{
+	pthread_mutex_lock(&v->lock);
+	bool p = v->req_gen != v->done_gen;
+	pthread_mutex_unlock(&v->lock);
+	return p;
 }
 
 void viewdb_copy_status(struct viewdb *v, struct viewdb_status *st)

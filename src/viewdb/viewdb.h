@@ -166,6 +166,8 @@ size_t viewdb_copy_table(struct viewdb *v, struct fleet_gpu *out, size_t max,
 /* The last GPU read by viewdb_want_gpu when it is key: true with its copy in out. */
 bool viewdb_copy_gpu(struct viewdb *v, const char *key, struct fleet_gpu *out,
                      struct viewdb_status *st);
+/* Whether the request as it is now has no answer yet (neither a result nor an error). */
+bool viewdb_pending(struct viewdb *v);
 /* The reader's figures (queries, their time) whatever the screen: for GPUHEALTH_UI_STATS. */
 void viewdb_copy_status(struct viewdb *v, struct viewdb_status *st);
 
