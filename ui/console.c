@@ -1208,8 +1208,9 @@ static void refresh_data(struct console *c)
 			c->gpus = g;
 			c->cap = VIEWDB_TABLE_MAX;
 		}
+		if (!c->dbt)
+			c->sel = c->top = 0;
 		c->dbt = true;
-		c->sel = c->top = 0;
 		return; /* the page: dbt_copy() at each frame */
 	}
 	size_t total = c->src->copy_gpus(c->src->ctx, c->gpus, c->cap);
