@@ -1146,10 +1146,16 @@ static void pipeline_screen(struct console *c)
 		     (unsigned long long)v->scorer.alerts_raised,
 		     (unsigned long long)v->scorer.alerts_cleared, v->scorer.open_alerts,
 		     v->scorer.last_error[0] ? "  last error: " : "", v->scorer.last_error);
-	LINE(A_NORMAL, "fleet: %zu GPUs on %zu hosts, %s events, %llu bad%s%s", v->fleet.gpus,
-	     v->fleet.hosts, view_fmt_count((double)v->fleet.events, a, sizeof(a)),
-	     (unsigned long long)v->fleet.bad_events,
-	     v->fleet.last_error[0] ? "  last error: " : "", v->fleet.last_error);
+	if (c->dbt) /* a read-only viewer: the pipeline's fleet stays empty */
+		LINE(A_NORMAL,
+		     "fleet: %zu GPUs in the fleet database; the table reads those on screen",
+		     c->total);
+	else
+		LINE(A_NORMAL, "fleet: %zu GPUs on %zu hosts, %s events, %llu bad%s%s",
+		     v->fleet.gpus, v->fleet.hosts,
+		     view_fmt_count((double)v->fleet.events, a, sizeof(a)),
+		     (unsigned long long)v->fleet.bad_events,
+		     v->fleet.last_error[0] ? "  last error: " : "", v->fleet.last_error);
 #undef LINE
 	/* clamp the scroll to the content */
 	int content = y + c->scroll - 1;
