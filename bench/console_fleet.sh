@@ -13,7 +13,12 @@
 #     then 10 s on the alerts screen                                        (target < 250 ms)
 #   - drawing CPU: the UI thread's draw time (GPUHEALTH_UI_STATS), and the whole process from
 #     /proc/PID/stat over DURATION                                          (target < 5 %)
-#   - resident memory: VmHWM                                                (target < 200 MB)
+#   - the fleet table (the main screen; schema 15: paged, sorted and filtered in SQL), for
+#     DURATION/2 s after the alerts: g s s (ungrouped, by temperature: the fleet's hottest GPU
+#     first), PgDn three times, End, Home, a filter on one host, Enter (the GPU detail), Esc;
+#     its reader's time per refresh (GPUHEALTH_UI_STATS: table_queries, table_query_ms_*)
+#                                                                           (target < 250 ms)
+#   - resident memory: VmHWM, after all of it                               (target < 200 MB)
 # Not part of the test run. Needs tmux and PostgreSQL 15's server (scripts/install-deps.sh --test).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -86,6 +91,30 @@ EOF
   tmux -L "$sock" capture-pane -p >"$T/screen-$n.txt"
   tmux -L "$sock" send-keys a
   sleep 10
+  # the fleet table: ungrouped, by temperature (descending): the hottest GPU first
+  hot=$(psql -X -At "$ci" -c "SELECT round(max(gpu_temp)) FROM fleet_gpu_now")
+  tmux -L "$sock" send-keys a
+  sleep 2
+  cpu2=$(awk '{print $14+$15}' "/proc/$pid/stat")
+  t_sort=$(now)
+  tmux -L "$sock" send-keys g s s
+  sorted=""
+  for _ in $(seq 200); do
+    if tmux -L "$sock" capture-pane -p | sed -n 7p | grep -qE "^ +[0-9]+ .* ${hot}C "; then sorted=$(now); break; fi
+    sleep 0.025
+  done
+  tmux -L "$sock" capture-pane -p >"$T/table-$n.txt"
+  sort_s=$(awk -v a="$t_sort" -v b="${sorted:-0}" 'BEGIN{print (b > 0 ? sprintf("%.2f s", b-a) : "NOT SHOWN")}')
+  half=$(( DURATION / 2 > 8 ? DURATION / 2 : 8 ))
+  step=$(( half / 8 ))
+  for k in NPage NPage NPage End Home; do tmux -L "$sock" send-keys "$k"; sleep "$step"; done
+  host=$(psql -X -At "$ci" -c "SELECT hostname FROM fleet_gpu_now ORDER BY gpu_key DESC LIMIT 1")
+  tmux -L "$sock" send-keys / "$host" Enter; sleep "$step"
+  tmux -L "$sock" capture-pane -p >"$T/filter-$n.txt"
+  tmux -L "$sock" send-keys Enter; sleep "$step"
+  tmux -L "$sock" capture-pane -p >"$T/detail-$n.txt"
+  tmux -L "$sock" send-keys Escape Escape; sleep "$step"
+  cpu3=$(awk '{print $14+$15}' "/proc/$pid/stat")
   hwm=$(awk '/^VmHWM:/{print $2}' "/proc/$pid/status")
   tmux -L "$sock" send-keys q
   for _ in $(seq 100); do [ -f "$T/exit" ] && break; sleep 0.1; done
@@ -98,12 +127,18 @@ EOF
   echo "  start -> overview shown:  $start_s s   target < 3 s: $(awk -v s="$start_s" 'BEGIN{print (s < 3 ? "MET" : "MISSED")}')"
   awk -v q="$(get db_queries)" -v t="$(get db_query_ms_total)" -v m="$(get db_query_ms_max)" 'BEGIN{
     printf "  viewer queries (src/viewdb): %d, mean %.1f ms, max %.1f ms   target < 250 ms: %s\n", q, (q ? t/q : 0), m, (m < 250 ? "MET" : "MISSED") }'
-  echo "  every query of the console (pg_stat_statements, $DURATION s overview + 10 s alerts):"
-  psql -X -At -F ' ' "$ci" -c "SELECT calls, round(mean_exec_time::numeric, 1), round(max_exec_time::numeric, 1), rows, left(regexp_replace(query, '\s+', ' ', 'g'), 70) FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query !~* '(pg_stat_statements|^SET|^BEGIN|^COMMIT|^SHOW|to_regclass|^select 1)' ORDER BY total_exec_time DESC LIMIT 8" |
+  echo "  every query of the console (pg_stat_statements: $DURATION s overview, 10 s alerts, the fleet table):"
+  psql -X -At -F ' ' "$ci" -c "SELECT calls, round(mean_exec_time::numeric, 1), round(max_exec_time::numeric, 1), rows, left(regexp_replace(query, '\s+', ' ', 'g'), 110) FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query !~* '(pg_stat_statements|^SET|^BEGIN|^COMMIT|^SHOW|to_regclass|^select 1)' ORDER BY total_exec_time DESC LIMIT 14" |
     awk '{c=$1; me=$2; mx=$3; r=$4; $1=$2=$3=$4=""; printf "    %5d calls, mean %8.1f ms, max %8.1f ms, %6d rows: %s\n", c, me, mx, r, substr($0, 5)}'
   awk -v p="$(get draw_cpu_pct)" -v f="$(get frames)" 'BEGIN{printf "  draw CPU (UI thread): %.3f %% of a core over %d frames   target < 5 %%: %s\n", p, f, (p < 5 ? "MET" : "MISSED")}'
   awk -v c0="$cpu0" -v c1="$cpu1" -v t="$ticks" -v d="$DURATION" 'BEGIN{
     printf "  whole process (/proc/PID/stat, %d s on the overview): %.2f %% of a core\n", d, 100*(c1-c0)/t/d }'
+  echo "  fleet table: g s s -> the hottest GPU (${hot}C) on the first row: $sort_s"
+  awk -v q="$(get table_queries)" -v t="$(get table_query_ms_total)" -v m="$(get table_query_ms_max)" 'BEGIN{
+    printf "  fleet table reader (src/viewdb, page + counts + rows on screen): %d reads, mean %.1f ms, max %.1f ms   target < 250 ms: %s\n", q, (q ? t/q : 0), m, (m < 250 ? "MET" : "MISSED") }'
+  awk -v c0="$cpu2" -v c1="$cpu3" -v t="$ticks" -v d="$(awk -v a="$t_sort" -v b="$(now)" 'BEGIN{print b-a}')" 'BEGIN{
+    printf "  whole process on the fleet table (/proc/PID/stat, %.0f s of keys): %.2f %% of a core\n", d, 100*(c1-c0)/t/d }'
+  echo "  the table filtered to $host: $(grep -cE "^ +[0-9]+ " "$T/filter-$n.txt") GPU rows; the detail: $(sed -n 2p "$T/detail-$n.txt" | cut -c1-60)"
   awk -v h="$hwm" 'BEGIN{printf "  resident memory: VmHWM %.1f MB   target < 200 MB: %s\n", h/1024, (h/1024 < 200 ? "MET" : "MISSED")}'
   echo "  exit status after q: $(cat "$T/exit" 2>/dev/null || echo none)"
   echo "  the overview's first lines:"; grep -E '^c[0-9]+ ' "$T/screen-$n.txt" | head -4 | sed 's/^/    /'

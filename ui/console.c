@@ -58,6 +58,20 @@ struct console {
 	struct fv *fv;
 	struct fv_env env;
 	enum ui_screen detail_back; /* where Esc leaves the detail for */
+	/* a read-only viewer's fleet table from the database (issue #25): gpus holds a page of the
+	 * ordered, filtered GPUs (ti says which), sel and top are positions in that order */
+	bool dbt;
+	struct viewdb_table *ti;
+	struct viewdb_status tst;
+	size_t top; /* the position of the first GPU row shown */
+	struct {    /* the order of the last request: a change starts at the top */
+		int sort;
+		bool desc, group;
+		char filter[FILTER_MAX];
+	} asked;
+	struct fleet_gpu *dgpu; /* the detail's GPU (viewdb_want_gpu) */
+	bool have_dgpu;
+	struct viewdb_status gst;
 	/* measurement */
 	double draw_cpu_s;
 	unsigned long frames;
@@ -75,6 +89,23 @@ static double thread_cpu_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- the database's fleet table (a read-only viewer) */
+
+/* Whether the page holds the order and filter the user chose now. */
+static bool dbt_page_valid(const struct console *c)
+{
+	return c->ti->sort == (int)c->sort && c->ti->desc == c->desc && c->ti->group == c->group &&
+	       strcmp(c->ti->filter, c->filter) == 0;
+}
+
+/* The GPU at position pos of the order, when the page holds it. */
+static const struct fleet_gpu *dbt_row(const struct console *c, size_t pos)
+{
+	if (!dbt_page_valid(c) || pos < c->ti->offset || pos - c->ti->offset >= c->ngpus)
+		return NULL;
+	return &c->gpus[pos - c->ti->offset];
 }
 
 /* ---- drawing helpers */
@@ -199,7 +230,12 @@ static void title_bar(struct console *c, const char *what)
 	char up[16];
 	view_fmt_age(c->view.now - c->view.started, up, sizeof(up));
 	size_t pass = 0, warn = 0, fail = 0;
-	for (size_t i = 0; i < c->ngpus; i++) {
+	if (c->dbt) {
+		pass = c->ti->pass;
+		warn = c->ti->warn;
+		fail = c->ti->fail;
+	}
+	for (size_t i = 0; !c->dbt && i < c->ngpus; i++) {
 		if (!c->gpus[i].have_health)
 			continue;
 		if (c->gpus[i].health.status == HEALTH_FAIL)
@@ -247,10 +283,10 @@ static void footer(struct console *c)
 		unsigned screens; /* bit per screen */
 		int code;         /* what a click on it does */
 	} keys[] = {
-	    {"F1", "Help", 0x3f, KEY_F(1)},    {"F2", "Pipeline", 0x3f, KEY_F(2)},
-	    {"F4", "Filter", 0x11, KEY_F(4)},  {"F5", "Group", 0x1, KEY_F(5)},
-	    {"F6", "SortBy", 0x11, KEY_F(6)},  {"Ent", "Detail", 0x31, '\n'},
-	    {"Esc", "Back", 0x3e, 27},         {"F10", "Quit", 0x3f, KEY_F(10)},
+	    {"F1", "Help", 0x3f, KEY_F(1)},     {"F2", "Pipeline", 0x3f, KEY_F(2)},
+	    {"F4", "Filter", 0x11, KEY_F(4)},   {"F5", "Group", 0x1, KEY_F(5)},
+	    {"F6", "SortBy", 0x11, KEY_F(6)},   {"Ent", "Detail", 0x31, '\n'},
+	    {"Esc", "Back", 0x3e, 27},          {"F10", "Quit", 0x3f, KEY_F(10)},
 	    {"F7", "Overview", 0x2f, KEY_F(7)}, {"F8", "Alerts", 0x1f, KEY_F(8)},
 	};
 	int x = 0;
@@ -285,7 +321,8 @@ static void footer(struct console *c)
 	if (c->screen == SCR_MAIN) {
 		char st[160], flt[112] = "";
 		if (c->filter[0])
-			snprintf(flt, sizeof(flt), " /%s/ %zu/%zu", c->filter, c->norder, c->ngpus);
+			snprintf(flt, sizeof(flt), " /%s/ %zu/%zu", c->filter, c->norder,
+			         c->dbt ? c->total : c->ngpus);
 		snprintf(st, sizeof(st), " %s%s%s", view_sort_name(c->sort),
 		         c->desc ? (c->unicode ? "\u2193" : "-") : (c->unicode ? "\u2191" : "+"),
 		         flt);
@@ -339,8 +376,11 @@ static void panel(struct console *c, int y)
 	if (v->have_sink)
 		view_fmt_lag(&v->sink, lag, room < sizeof(lag) ? room : sizeof(lag));
 	uint64_t lost = ps->dropped + ps->refused + ps->failed + v->gate.lost;
-	put(y + 1, 8, COLS - 8, lost ? level_attr(c, VL_CRIT) : v->gate.held ? level_attr(c, VL_WARN) : A_NORMAL, true,
-	    "prod %s dlv %s buf %s%s lost %s  %s",
+	put(y + 1, 8, COLS - 8,
+	    lost           ? level_attr(c, VL_CRIT)
+	    : v->gate.held ? level_attr(c, VL_WARN)
+	                   : A_NORMAL,
+	    true, "prod %s dlv %s buf %s%s lost %s  %s",
 	    view_fmt_count((double)ps->produced, a, sizeof(a)),
 	    view_fmt_count((double)ps->delivered, b, sizeof(b)),
 	    view_fmt_count((double)(ps->queued + ps->in_flight + ps->spool_events), d, sizeof(d)),
@@ -526,8 +566,14 @@ static int workload_width(const struct console *c)
 	return w > VIEW_WORKLOAD_MAX ? VIEW_WORKLOAD_MAX : (int)w;
 }
 
+static void dbt_table(struct console *c, int y0, int y1);
+
 static void table(struct console *c, int y0, int y1)
 {
+	if (c->dbt) {
+		dbt_table(c, y0, y1);
+		return;
+	}
 	struct view_layout L;
 	view_layout_workload(COLS, workload_width(c), &L);
 	attr_t ha = c->color ? COLOR_PAIR(CP_HEAD) : A_REVERSE;
@@ -611,10 +657,145 @@ static void table(struct console *c, int y0, int y1)
 		free(lines);
 }
 
+/* The table's heading line (the sort key's title underlined). */
+static void table_head(struct console *c, int y0, const struct view_layout *L)
+{
+	attr_t ha = c->color ? COLOR_PAIR(CP_HEAD) : A_REVERSE;
+	attron(ha);
+	mvhline(y0, 0, ' ', COLS);
+	attroff(ha);
+	static const enum view_sort_key key_of[VC_COUNT] = {
+	    [VC_INDEX] = VS_INDEX,       [VC_MODEL] = VS_MODEL,     [VC_TEMP] = VS_TEMP,
+	    [VC_POWER] = VS_POWER,       [VC_UTIL] = VS_UTIL,       [VC_MEM] = VS_MEM,
+	    [VC_HEALTH] = VS_HEALTH,     [VC_WORKLOAD] = VS_COUNT,  [VC_SPARK_TEMP] = VS_COUNT,
+	    [VC_SPARK_POWER] = VS_COUNT, [VC_SPARK_UTIL] = VS_COUNT};
+	for (int col = 0; col < VC_COUNT; col++) {
+		if (L->x[col] < 0)
+			continue;
+		bool right = col == VC_POWER || col == VC_MEM;
+		const char *t = view_col_title((enum view_col)col);
+		attr_t a = ha;
+		if (key_of[col] == c->sort)
+			a |= A_BOLD | A_UNDERLINE;
+		if (right)
+			put(y0, L->x[col], L->width[col], a, false, "%*s", L->width[col], t);
+		else
+			put(y0, L->x[col], L->width[col], a, false, "%s", t);
+	}
+}
+
+/* Whether a host heading goes above the row at pos (grouped, several hosts, the first row of
+ * its host). */
+static bool dbt_heading_at(const struct console *c, size_t pos, bool headings)
+{
+	if (!headings)
+		return false;
+	const struct fleet_gpu *g = dbt_row(c, pos);
+	if (!g)
+		return false;
+	if (pos == 0)
+		return true;
+	const struct fleet_gpu *p = dbt_row(c, pos - 1);
+	return p && strcmp(p->host, g->host) != 0;
+}
+
+/* How many GPU rows fit in rows lines from position top (headings take lines too). */
+static size_t dbt_fit(const struct console *c, size_t top, int rows, bool headings)
+{
+	size_t n = 0;
+	int used = 0;
+	for (size_t pos = top; pos < c->norder; pos++) {
+		used += dbt_heading_at(c, pos, headings) ? 2 : 1;
+		if (used > rows)
+			break;
+		n++;
+	}
+	return n;
+}
+
+/* The fleet table of a read-only viewer: the page the database reader holds, and the request
+ * for the page around what is shown now (a screen above and one below). */
+static void dbt_table(struct console *c, int y0, int y1)
+{
+	bool valid = dbt_page_valid(c);
+	size_t n0 = c->ti->offset;
+	/* the workload column: the longest of the page's */
+	size_t wl = 0;
+	for (size_t i = 0; valid && i < c->ngpus; i++) {
+		const struct fleet_gpu *g = &c->gpus[i];
+		if (!g->has_workload)
+			continue;
+		size_t n = g->wl_namespace[0] && g->wl_pod[0]
+		               ? strlen(g->wl_namespace) + 1 + strlen(g->wl_pod)
+		           : g->wl_pod[0]       ? strlen(g->wl_pod)
+		           : g->wl_namespace[0] ? strlen(g->wl_namespace)
+		                                : strlen(g->wl_container);
+		wl = n < 8 ? (wl > 8 ? wl : 8) : n > wl ? n : wl;
+	}
+	struct view_layout L;
+	view_layout_workload(COLS, wl > VIEW_WORKLOAD_MAX ? VIEW_WORKLOAD_MAX : (int)wl, &L);
+	table_head(c, y0, &L);
+	int rows = y1 - y0 - 1;
+	if (rows <= 0)
+		return;
+	/* headings: grouped, and more than one host (in the page, or beyond it) */
+	bool headings = false;
+	if (c->group && valid && c->ngpus) {
+		headings = c->ti->matched > c->ngpus;
+		for (size_t i = 1; i < c->ngpus && !headings; i++)
+			headings = strcmp(c->gpus[i].host, c->gpus[0].host) != 0;
+	}
+	/* keep the selection in view */
+	if (c->sel < c->top)
+		c->top = c->sel;
+	if (c->sel >= c->top + (size_t)rows)
+		c->top = c->sel - (size_t)rows + 1;
+	while (c->top < c->sel && c->sel >= c->top + dbt_fit(c, c->top, rows, headings))
+		c->top++;
+	if (c->norder > (size_t)rows && c->top > c->norder - (size_t)rows)
+		c->top = c->norder - (size_t)rows;
+	if (c->norder <= (size_t)rows)
+		c->top = 0;
+	/* the page asked: one screen above what is shown and one below */
+	size_t off = c->top > (size_t)rows ? c->top - (size_t)rows : 0;
+	viewdb_want_table(c->src->table_db, (int)c->sort, c->desc, c->group, c->filter, off,
+	                  3 * (size_t)rows);
+	int y = y0 + 1;
+	for (size_t pos = c->top; pos < c->norder && y < y1; pos++) {
+		const struct fleet_gpu *g = dbt_row(c, pos);
+		if (!g) {
+			put(y, 0, COLS, A_DIM, true, "  ...");
+			y++;
+			continue;
+		}
+		if (dbt_heading_at(c, pos, headings)) {
+			put(y, 0, COLS, c->color ? COLOR_PAIR(CP_GROUP) | A_BOLD : A_BOLD, true,
+			    "== %s  (%zu GPUs, %zu not passing)",
+			    g->host[0] ? g->host : "(unknown host)", c->ti->host_gpus[pos - n0],
+			    c->ti->host_bad[pos - n0]);
+			if (++y >= y1)
+				break;
+		}
+		table_row(c, y, &L, g, pos == c->sel);
+		if (y >= 0 && y < (int)(sizeof(c->rowpos) / sizeof(c->rowpos[0])))
+			c->rowpos[y] = (long)pos;
+		y++;
+	}
+	if (c->norder == 0)
+		put(y0 + 1, 0, COLS, A_DIM, true, "%s",
+		    !c->tst.have || !valid ? "reading the fleet database..."
+		    : c->total             ? "no GPU matches the filter (Esc clears it)"
+		                           : "no GPU in the fleet database yet");
+	if (c->tst.error[0])
+		put(y1 - 1, 0, COLS, level_attr(c, VL_CRIT), true, "database: %s", c->tst.error);
+}
+
 /* ---- detail */
 
 static const struct fleet_gpu *selected_gpu(const struct console *c)
 {
+	if (c->dbt)
+		return c->have_dgpu ? c->dgpu : NULL;
 	if (c->sel < c->norder)
 		return &c->gpus[c->order[c->sel]];
 	return NULL;
@@ -632,6 +813,16 @@ static void detail(struct console *c)
 {
 	const struct fleet_gpu *g = selected_gpu(c);
 	int y = 1;
+	if (!g && c->dbt) {
+		put(y, 0, COLS, A_DIM, true,
+		    c->gst.have ? "GPU %s is not in the fleet database: Esc"
+		                : "reading GPU %s from the fleet database...",
+		    c->selected);
+		if (c->gst.error[0])
+			put(y + 1, 0, COLS, level_attr(c, VL_CRIT), true, "database: %s",
+			    c->gst.error);
+		return;
+	}
 	if (!g) {
 		put(y, 0, COLS, A_DIM, true, "the GPU is gone (filter or fleet changed): Esc");
 		return;
@@ -654,19 +845,21 @@ static void detail(struct console *c)
 		static const char *const short_comp[HC_COUNT] = {"therm", "mem", "power", "link",
 		                                                 "xid"};
 		char line[256];
-		int k = snprintf(line, sizeof(line), "Health %s  score %d  recommended: %s  p_fail %s ",
-		                 health_status_name(g->health.status), g->health.score,
-		                 health_action_name(g->action), pf);
+		int k =
+		    snprintf(line, sizeof(line), "Health %s  score %d  recommended: %s  p_fail %s ",
+		             health_status_name(g->health.status), g->health.score,
+		             health_action_name(g->action), pf);
 		put(y, 0, COLS, level_attr(c, view_health_level(g)), true, "%s", line);
 		char comps[160];
 		int n = 0;
 		for (int i = 0; i < HC_COUNT && n < (int)sizeof(comps); i++)
-			n += snprintf(comps + n, sizeof(comps) - (size_t)n, "%s%s %d", i ? "  " : "",
-			              short_comp[i], g->health.comp[i]);
+			n += snprintf(comps + n, sizeof(comps) - (size_t)n, "%s%s %d",
+			              i ? "  " : "", short_comp[i], g->health.comp[i]);
 		if (k > 0 && COLS > k + n)
 			put(y, k + 1, COLS - k - 1, A_DIM, true, "%s", comps);
 		y++;
-		/* the economics behind the recommendation (issue #7): expected cost of each action */
+		/* the economics behind the recommendation (issue #7): expected cost of each action
+		 */
 		if (!isnan(g->cost[ACT_KEEP])) {
 			char costs[200];
 			int m = 0;
@@ -676,7 +869,8 @@ static void detail(struct console *c)
 				              a == (int)g->action ? "*" : "");
 			put(y, 0, COLS, A_NORMAL, true, "Expected cost:%s", costs);
 		} else {
-			put(y, 0, COLS, A_DIM, true, "Expected cost: not evaluated (healthy, not at risk: keep)");
+			put(y, 0, COLS, A_DIM, true,
+			    "Expected cost: not evaluated (healthy, not at risk: keep)");
 		}
 	} else {
 		put(y, 0, COLS, A_DIM, true, "Health: not scored yet");
@@ -831,10 +1025,11 @@ static void pipeline_screen(struct console *c)
 	LINE(A_BOLD, "%-10s %-9s %s", "PART", "STATE", "DETAIL / LAST ERROR");
 	for (int p = 0; p < PP_COUNT; p++) {
 		const struct pipeline_part_view *pv = &v->parts[p];
-		enum view_level l = pv->state == PART_FAILED     ? VL_CRIT
-		                    : pv->state == PART_DEGRADED || pv->state == PART_STUCK ? VL_WARN
-		                    : pv->state == PART_RUNNING  ? VL_OK
-		                                                 : VL_DIM;
+		enum view_level l = pv->state == PART_FAILED ? VL_CRIT
+		                    : pv->state == PART_DEGRADED || pv->state == PART_STUCK
+		                        ? VL_WARN
+		                    : pv->state == PART_RUNNING ? VL_OK
+		                                                : VL_DIM;
 		LINE(level_attr(c, l), "%-10s %-9s %s", view_part_name((enum pipeline_part)p),
 		     view_state_name(pv->state), pv->detail);
 		if (pv->last_error[0]) {
@@ -845,7 +1040,8 @@ static void pipeline_screen(struct console *c)
 			LINE(level_attr(c, VL_CRIT), "%-10s %-9s error %s ago:", "", "",
 			     view_fmt_age(v->now - pv->last_error_time, a, sizeof(a)));
 			for (int off = 0; off < len; off += w)
-				LINE(level_attr(c, VL_CRIT), "%-10s %-9s   %.*s", "", "", w, msg + off);
+				LINE(level_attr(c, VL_CRIT), "%-10s %-9s   %.*s", "", "", w,
+				     msg + off);
 		}
 	}
 	y++;
@@ -950,10 +1146,16 @@ static void pipeline_screen(struct console *c)
 		     (unsigned long long)v->scorer.alerts_raised,
 		     (unsigned long long)v->scorer.alerts_cleared, v->scorer.open_alerts,
 		     v->scorer.last_error[0] ? "  last error: " : "", v->scorer.last_error);
-	LINE(A_NORMAL, "fleet: %zu GPUs on %zu hosts, %s events, %llu bad%s%s", v->fleet.gpus,
-	     v->fleet.hosts, view_fmt_count((double)v->fleet.events, a, sizeof(a)),
-	     (unsigned long long)v->fleet.bad_events,
-	     v->fleet.last_error[0] ? "  last error: " : "", v->fleet.last_error);
+	if (c->dbt) /* a read-only viewer: the pipeline's fleet stays empty */
+		LINE(A_NORMAL,
+		     "fleet: %zu GPUs in the fleet database; the table reads those on screen",
+		     c->total);
+	else
+		LINE(A_NORMAL, "fleet: %zu GPUs on %zu hosts, %s events, %llu bad%s%s",
+		     v->fleet.gpus, v->fleet.hosts,
+		     view_fmt_count((double)v->fleet.events, a, sizeof(a)),
+		     (unsigned long long)v->fleet.bad_events,
+		     v->fleet.last_error[0] ? "  last error: " : "", v->fleet.last_error);
 #undef LINE
 	/* clamp the scroll to the content */
 	int content = y + c->scroll - 1;
@@ -1004,6 +1206,19 @@ static void refresh_data(struct console *c)
 {
 	c->src->copy_view(c->src->ctx, &c->view);
 	view_rates_update(&c->rates, &c->view, 5.0);
+	if (c->src->table_db && c->view.read_only && c->ti && c->dgpu) {
+		if (!c->dbt && c->cap < VIEWDB_TABLE_MAX) { /* the page's room, once */
+			struct fleet_gpu *g = realloc(c->gpus, VIEWDB_TABLE_MAX * sizeof(*g));
+			if (!g)
+				return;
+			c->gpus = g;
+			c->cap = VIEWDB_TABLE_MAX;
+		}
+		if (!c->dbt)
+			c->sel = c->top = 0;
+		c->dbt = true;
+		return; /* the page: dbt_copy() at each frame */
+	}
 	size_t total = c->src->copy_gpus(c->src->ctx, c->gpus, c->cap);
 	if (total > c->cap) {
 		size_t cap = total + 16;
@@ -1021,8 +1236,52 @@ static void refresh_data(struct console *c)
 	c->ngpus = total < c->cap ? total : c->cap;
 }
 
+/* A read-only viewer's frame: takes the reader's last page (or the detail's GPU) and says what
+ * the screen shows (the table asks for its page as it draws it). */
+static void dbt_copy(struct console *c)
+{
+	struct viewdb *t = c->src->table_db;
+	if (c->screen == SCR_DETAIL) {
+		viewdb_want_gpu(t, c->selected);
+		c->have_dgpu = viewdb_copy_gpu(t, c->selected, c->dgpu, &c->gst);
+	} else if (c->screen != SCR_MAIN) {
+		/* the title's counts only */
+		viewdb_want_table(t, (int)c->sort, c->desc, c->group, c->filter, 0, 0);
+	}
+	c->ngpus = viewdb_copy_table(t, c->gpus, c->cap, c->ti, &c->tst);
+	c->total = c->ti->total;
+	/* a new order or filter starts at the top */
+	if (c->asked.sort != (int)c->sort || c->asked.desc != c->desc ||
+	    c->asked.group != c->group || strcmp(c->asked.filter, c->filter) != 0) {
+		c->asked.sort = (int)c->sort;
+		c->asked.desc = c->desc;
+		c->asked.group = c->group;
+		snprintf(c->asked.filter, sizeof(c->asked.filter), "%s", c->filter);
+		c->sel = c->top = 0;
+	}
+	if (dbt_page_valid(c))
+		c->norder = c->ti->matched;
+	else if (c->screen == SCR_MAIN)
+		c->norder = 0;
+	if (c->norder && c->sel >= c->norder)
+		c->sel = c->norder - 1;
+	const struct fleet_gpu *g = dbt_row(c, c->sel);
+	if (g && c->screen == SCR_MAIN)
+		snprintf(c->selected, sizeof(c->selected), "%s", g->key);
+}
+
+/* Whether a read-only viewer's screen waits for the database's answer to what it asks. */
+static bool dbt_waiting(const struct console *c)
+{
+	return c->dbt && viewdb_pending(c->src->table_db);
+}
+
 static void reorder(struct console *c)
 {
+	if (c->dbt) {
+		dbt_copy(c);
+		return;
+	}
 	c->norder = view_order(c->gpus, c->ngpus, c->filter, c->sort, c->desc, c->group, c->order);
 	/* follow the selected GPU */
 	c->sel = 0;
@@ -1041,8 +1300,8 @@ static void draw(struct console *c)
 	for (size_t i = 0; i < sizeof(c->rowpos) / sizeof(c->rowpos[0]); i++)
 		c->rowpos[i] = -1;
 	c->nfkeys = 0;
-	static const char *const what[] = {"fleet", "GPU detail", "pipeline", "help", "overview",
-	                                   "alerts"};
+	static const char *const what[] = {"fleet", "GPU detail", "pipeline",
+	                                   "help",  "overview",   "alerts"};
 	c->env.gpus = c->gpus;
 	c->env.ngpus = c->ngpus;
 	c->env.now = c->view.now;
@@ -1085,6 +1344,12 @@ static void select_move(struct console *c, long delta)
 	if (s >= (long)c->norder)
 		s = (long)c->norder - 1;
 	c->sel = (size_t)s;
+	if (c->dbt) {
+		const struct fleet_gpu *g = dbt_row(c, c->sel);
+		if (g)
+			snprintf(c->selected, sizeof(c->selected), "%s", g->key);
+		return;
+	}
 	snprintf(c->selected, sizeof(c->selected), "%s", c->gpus[c->order[c->sel]].key);
 }
 
@@ -1154,8 +1419,8 @@ static bool on_key(struct console *c, int ch)
 	}
 	if (c->screen == SCR_OVERVIEW || c->screen == SCR_ALERTS) {
 		char arg[HS_KEY_MAX];
-		switch (fv_key(c->fv, &c->env, c->screen == SCR_OVERVIEW ? FV_OVERVIEW : FV_ALERTS, ch,
-		               arg, sizeof(arg))) {
+		switch (fv_key(c->fv, &c->env, c->screen == SCR_OVERVIEW ? FV_OVERVIEW : FV_ALERTS,
+		               ch, arg, sizeof(arg))) {
 		case FV_TAKEN: return true;
 		case FV_BACK: c->screen = SCR_MAIN; return true;
 		case FV_DETAIL: /* the alert's GPU, whatever the filter hid */
@@ -1196,13 +1461,9 @@ static bool on_key(struct console *c, int ch)
 		c->editing = true;
 		break;
 	case 'o':
-	case KEY_F(7):
-		c->screen = c->screen == SCR_OVERVIEW ? SCR_MAIN : SCR_OVERVIEW;
-		break;
+	case KEY_F(7): c->screen = c->screen == SCR_OVERVIEW ? SCR_MAIN : SCR_OVERVIEW; break;
 	case 'a':
-	case KEY_F(8):
-		c->screen = c->screen == SCR_ALERTS ? SCR_MAIN : SCR_ALERTS;
-		break;
+	case KEY_F(8): c->screen = c->screen == SCR_ALERTS ? SCR_MAIN : SCR_ALERTS; break;
 	case 'g':
 	case KEY_F(5): c->group = !c->group; break;
 	case 's':
@@ -1216,7 +1477,7 @@ static bool on_key(struct console *c, int ch)
 	case '\n':
 	case '\r':
 	case KEY_ENTER:
-		if (c->screen == SCR_MAIN && c->norder) {
+		if (c->screen == SCR_MAIN && c->norder && (!c->dbt || dbt_row(c, c->sel))) {
 			c->detail_back = SCR_MAIN;
 			c->screen = SCR_DETAIL;
 		}
@@ -1280,6 +1541,11 @@ static void write_stats(const struct console *c, double wall_s)
 		viewdb_copy_status(c->env.db, &vs);
 	fprintf(f, "db_queries %llu\ndb_query_ms_total %.3f\ndb_query_ms_max %.3f\n",
 	        (unsigned long long)vs.queries, vs.total_query_ms, vs.max_query_ms);
+	struct viewdb_status ts = {0}; /* the fleet table's reader (a read-only viewer) */
+	if (c->src->table_db)
+		viewdb_copy_status(c->src->table_db, &ts);
+	fprintf(f, "table_queries %llu\ntable_query_ms_total %.3f\ntable_query_ms_max %.3f\n",
+	        (unsigned long long)ts.queries, ts.total_query_ms, ts.max_query_ms);
 	fprintf(
 	    f,
 	    "frames %lu\nwall_s %.3f\ndraw_cpu_s %.6f\ndraw_cpu_pct %.4f\nui_thread_cpu_s %.6f\n"
@@ -1305,8 +1571,9 @@ static bool wait_input(int in, int out, int ms, bool *readable)
 		return false;
 	*readable = (p[0].revents & POLLIN) != 0;
 	if (n == 3 && (p[2].revents & POLLIN) && !signals_stop_requested()) {
-		/* a wake-up that asks nothing of the console (a SIGHUP where it is a reload: a caller
-		 * that did not call signals_hup_stops()): take it, or the next poll would not sleep */
+		/* a wake-up that asks nothing of the console (a SIGHUP where it is a reload: a
+		 * caller that did not call signals_hup_stops()): take it, or the next poll would
+		 * not sleep */
 		char drain[64];
 		while (read(p[2].fd, drain, sizeof(drain)) > 0) {
 		}
@@ -1352,6 +1619,14 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 	if (!c->gpus || !c->order) {
 		rc = -ENOMEM;
 		goto out;
+	}
+	if (src->table_db) {
+		c->ti = calloc(1, sizeof(*c->ti));
+		c->dgpu = calloc(1, sizeof(*c->dgpu));
+		if (!c->ti || !c->dgpu) {
+			rc = -ENOMEM;
+			goto out;
+		}
 	}
 
 	/* the caller has called setlocale(LC_CTYPE, "") before any thread started */
@@ -1420,7 +1695,7 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 			dirty = false;
 			/* a database screen without its first answer: drawn again in 50 ms, not a
 			 * whole refresh period later */
-			soon = fv_waiting(c->fv) ? mono_s() + 0.05 : INFINITY;
+			soon = fv_waiting(c->fv) || dbt_waiting(c) ? mono_s() + 0.05 : INFINITY;
 		}
 		double wait = (soon < next ? soon : next) - mono_s();
 		if (opts->duration_s > 0 && start + opts->duration_s - mono_s() < wait)
@@ -1431,7 +1706,8 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 		 * went away is seen instead of an endless ERR */
 		bool readable = false;
 		if (!wait_input(in_fd, out_fd, ms, &readable)) {
-			signals_request_stop(SIGHUP); /* the same stop and exit status as a SIGHUP */
+			signals_request_stop(
+			    SIGHUP); /* the same stop and exit status as a SIGHUP */
 			break;
 		}
 		timeout(0); /* also picks up a KEY_RESIZE after SIGWINCH */
@@ -1461,6 +1737,8 @@ out:
 	fv_destroy(c->fv);
 	free(c->gpus);
 	free(c->order);
+	free(c->ti);
+	free(c->dgpu);
 	free(c);
 	return rc;
 }

@@ -120,9 +120,10 @@ static void log_stopped(struct pipeline *p)
 	if (v.have_sink && v.in_process_broker && pr->delivered > v.sink.consumed)
 		untaken = pr->delivered - v.sink.consumed;
 	if (untaken)
-		log_warn("console: %" PRIu64 " delivered events were still in the in-process broker "
-		         "at the stop and are lost with it (the sink took %" PRIu64 " of %" PRIu64 ")",
-		         untaken, v.sink.consumed, pr->delivered);
+		log_warn(
+		    "console: %" PRIu64 " delivered events were still in the in-process broker "
+		    "at the stop and are lost with it (the sink took %" PRIu64 " of %" PRIu64 ")",
+		    untaken, v.sink.consumed, pr->delivered);
 	log_info("console: stopped; events=%" PRIu64 " delivered=%" PRIu64 " dropped=%" PRIu64
 	         " lost_at_stop=%" PRIu64 " sink_rows=%" PRIu64 " dlq=%" PRIu64,
 	         v.collector.events, pr->delivered, pr->dropped, untaken, v.sink.rows_written,
@@ -234,7 +235,10 @@ int tui_run(struct config *cfg)
 	pipeline_set_drain(p, 1.0);
 	log_set_timestamps(1); /* a log file: every line with its time */
 	saved = redirect_stderr(logpath, sizeof(logpath));
-	struct view_source src = {p, pl_copy_view, pl_copy_gpus, NULL, pl_copy_processes, NULL};
+	struct view_source src = {.ctx = p,
+	                          .copy_view = pl_copy_view,
+	                          .copy_gpus = pl_copy_gpus,
+	                          .copy_processes = pl_copy_processes};
 	/* a fleet database: the overview, the alerts and the history read it on a connection of
 	 * their own, read-only (src/viewdb) */
 	struct viewdb *vdb = NULL;
@@ -254,11 +258,26 @@ int tui_run(struct config *cfg)
 			          strerror(-vrc));
 	}
 	src.hist_db = vdb;
+	/* a fleet database: a read-only viewer's fleet table and GPU detail read the GPUs on
+	 * screen only (src/viewdb, paged in SQL), and the pipeline's reader leaves its fleet empty
+	 * (it loaded every host's GPUs every 2 s); the table reader connects only when asked */
+	struct viewdb *tdb = NULL;
+	if (config_str(cfg, "db")) {
+		int vrc = viewdb_create_table(&tdb, config_str(cfg, "db"), co.refresh_s,
+		                              config_double(cfg, "interval"));
+		if (vrc)
+			log_error("console: cannot start the fleet table's reader: %s",
+			          strerror(-vrc));
+		else
+			pipeline_set_table_from_db(p, true);
+	}
+	src.table_db = tdb;
 	struct ui_thread u = {&src, &co, 0};
 	pthread_t th;
 	int trc = pthread_create(&th, NULL, ui_main, &u);
 	if (trc) {
 		restore_stderr(saved);
+		viewdb_destroy(tdb);
 		viewdb_destroy(vdb);
 		pipeline_destroy(p);
 		fprintf(stderr, "gpuhealth: cannot start the console's thread: %s\n",
@@ -273,6 +292,7 @@ int tui_run(struct config *cfg)
 		log_info("console: the terminal hung up (SIGHUP, or EOF/EIO on it): stopping");
 	else if (signals_stop_signal())
 		log_info("console: signal %d: stopping", signals_stop_signal());
+	viewdb_destroy(tdb);
 	viewdb_destroy(vdb);
 	pipeline_stop(p);
 	log_stopped(p);

@@ -132,6 +132,11 @@ int pipeline_start(struct pipeline *p, char *err, size_t errlen);
  * longer). Added by the pipeline work. */
 void pipeline_set_drain(struct pipeline *p, double seconds);
 
+/* issue #25: the console reads its fleet table from the fleet database itself (src/viewdb,
+ * paged in SQL): as a read-only viewer the reader thread then leaves the fleet empty instead of
+ * loading every host's GPUs every 2 s. Any time; the daemon and `status` keep the fleet. */
+void pipeline_set_table_from_db(struct pipeline *p, bool yes);
+
 /* The database's conninfo (--db's, or the private PostgreSQL's once it runs) into buf.
  * Returns 0, or -EAGAIN while there is none (not started, failed, none installed). */
 int pipeline_conninfo(struct pipeline *p, char *buf, size_t len);
@@ -157,5 +162,11 @@ struct pg_conn; /* libpq's PGconn */
  * the reader thread for a fleet database and by `gpuhealth status`. Returns 0, or -EIO /
  * -ENOMEM with a message in err. */
 int pipeline_read_fleet_db(struct pg_conn *c, struct fleet *f, char *err, size_t errlen);
+
+/* The same for the GPUs keys[0..n) only (the fleet table's rows on screen, one GPU's detail):
+ * a GPU without a sample is ingested with its identity. Returns 0, or -EIO / -ENOMEM with a
+ * message in err. */
+int pipeline_read_fleet_keys(struct pg_conn *c, struct fleet *f, const char *const *keys, size_t n,
+                             char *err, size_t errlen);
 
 #endif

@@ -35,6 +35,9 @@ struct view_source {
 	int (*copy_processes)(void *ctx, const char *key, struct fleet_process *out, size_t max);
 	/* the history's database: db, or the console's private PostgreSQL; NULL: none */
 	struct viewdb *hist_db;
+	/* a reader of the fleet table and the GPU detail (viewdb_create_table): a read-only
+	 * viewer's table is paged, sorted and filtered in SQL instead of copy_gpus; NULL: none */
+	struct viewdb *table_db;
 };
 
 /* ---- sparklines */

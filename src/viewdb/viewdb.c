@@ -1,5 +1,6 @@
 #include "viewdb/viewdb.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <math.h>
@@ -10,10 +11,11 @@
 #include <strings.h>
 
 #include "core/timeutil.h"
+#include "pipeline/pipeline.h"
 #include "store/pg.h"
 #include "view/view.h"
 
-enum want { W_NONE = 0, W_ALERTS, W_OVERVIEW, W_HISTORY };
+enum want { W_NONE = 0, W_ALERTS, W_OVERVIEW, W_HISTORY, W_TABLE, W_GPU };
 
 struct request {
 	enum want what;
@@ -24,6 +26,10 @@ struct request {
 	enum viewdb_window window;
 	double end;
 	size_t points;
+	/* the fleet table */
+	int sort;
+	bool desc, group;
+	size_t offset, limit;
 };
 
 struct viewdb {
@@ -37,6 +43,7 @@ struct viewdb {
 	double period_s;
 	struct request req; /* under lock */
 	uint64_t req_gen;   /* bumped by each change of req */
+	uint64_t done_gen;  /* the req_gen of the last query done (or failed) */
 	/* results, under lock; *_gen: the req_gen they answer */
 	struct viewdb_alert *alerts;
 	size_t nalerts;
@@ -47,6 +54,15 @@ struct viewdb {
 	struct viewdb_history *hist;
 	uint64_t hist_gen;
 	struct viewdb_status st;
+	/* a table reader (viewdb_create_table): the page and the detail's GPU */
+	bool table;
+	double interval_s;
+	struct fleet_gpu *page;
+	struct viewdb_table *tinfo;
+	uint64_t table_gen;
+	struct fleet_gpu *gpu;
+	bool gpu_found;
+	uint64_t gpu_gen;
 };
 
 /* ------------------------------------------------------------------ names */
@@ -541,6 +557,257 @@ out:
 	return rc;
 }
 
+/* ------------------------------------------------------------------ the fleet table */
+
+/* strings as a text[] literal: each quoted, " and \ escaped; -ENOSPC when they do not fit */
+static int text_array(const char *const *v, size_t n, char *buf, size_t len)
+{
+	size_t k = 0;
+	if (len < 3)
+		return -ENOSPC;
+	buf[k++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (k + 4 >= len)
+			return -ENOSPC;
+		if (i)
+			buf[k++] = ',';
+		buf[k++] = '"';
+		for (const char *p = v[i]; *p; p++) {
+			if (k + 4 >= len)
+				return -ENOSPC;
+			if (*p == '"' || *p == '\\')
+				buf[k++] = '\\';
+			buf[k++] = *p;
+		}
+		buf[k++] = '"';
+	}
+	buf[k++] = '}';
+	buf[k] = '\0';
+	return 0;
+}
+
+/* The filter of the fleet table: each of up to TABLE_WORDS lower-case words ("" unused) in
+ * fleet_gpu_now's search text (schema 15: view_filter_match's fields); the parameters' numbers */
+#define TABLE_WORDS 8
+#define T_W(a, b, c, d, e, f, g, h)                                                                \
+	" strpos(search, $" #a ") > 0 AND strpos(search, $" #b ") > 0 AND strpos(search, $" #c     \
+	") > 0 AND strpos(search, $" #d ") > 0 AND strpos(search, $" #e                            \
+	") > 0 AND strpos(search, $" #f ") > 0 AND strpos(search, $" #g                            \
+	") > 0 AND strpos(search, $" #h ") > 0"
+/* the fleet's own order, ties of every sort key (by byte, as the console's strcmp) */
+#define T_NAT      "hostname COLLATE \"C\", gpu_index, gpu_key COLLATE \"C\""
+#define T_NAT_DESC "hostname COLLATE \"C\" DESC, gpu_index DESC, gpu_key COLLATE \"C\" DESC"
+#define T_GRP      "hostname COLLATE \"C\", "
+/* a page: all GPUs; those that match the words in $3..$10 when most do (the order's index,
+ * read until the page is full); and when few do, the matching ones (one scan of the table),
+ * then sorted (a page of few rows: no index order read to its end for them) */
+#define T_ALL(order)                                                                               \
+	"SELECT gpu_key, hostname FROM fleet_gpu_now ORDER BY " order                              \
+	" OFFSET $1::bigint LIMIT $2::int"
+#define T_FLT(order)                                                                               \
+	"SELECT gpu_key, hostname FROM fleet_gpu_now WHERE" T_W(                                   \
+	    3, 4, 5, 6, 7, 8, 9, 10) " ORDER BY " order " OFFSET $1::bigint LIMIT $2::int"
+#define T_FEW(order)                                                                               \
+	"WITH m AS MATERIALIZED (SELECT gpu_key, hostname, gpu_index, model, gpu_temp,"            \
+	" power_usage, gpu_util, fb_used, health_rank FROM fleet_gpu_now WHERE" T_W(               \
+	    3, 4, 5, 6, 7, 8, 9, 10) ") SELECT gpu_key, hostname FROM m ORDER BY " order           \
+	                             " OFFSET $1::bigint LIMIT $2::int"
+/* a sort key x: ascending (unknown first), descending (unknown last), each grouped by host or
+ * not; the fleet_gpu_now_*_idx indexes of schema 15 serve them */
+#define T_KEY(Q, x)                                                                                \
+	{                                                                                          \
+		Q(x " ASC NULLS FIRST, " T_NAT), Q(x " DESC NULLS LAST, " T_NAT),                  \
+		    Q(T_GRP x " ASC NULLS FIRST, " T_NAT), Q(T_GRP x " DESC NULLS LAST, " T_NAT)   \
+	}
+#define T_ORDERS(Q)                                                                                \
+	{                                                                                          \
+		{Q(T_NAT), Q(T_NAT_DESC), Q(T_NAT),                                                \
+		 Q(T_GRP "gpu_index DESC, gpu_key COLLATE \"C\" DESC")},                           \
+		    T_KEY(Q, "model COLLATE \"C\""), T_KEY(Q, "gpu_temp"),                         \
+		    T_KEY(Q, "power_usage"), T_KEY(Q, "gpu_util"), T_KEY(Q, "fb_used"),            \
+		    T_KEY(Q, "health_rank")                                                        \
+	}
+/* [all, most, few][view_sort_key][desc + 2 * group] */
+static const char *const table_sql[3][VS_COUNT][4] = {T_ORDERS(T_ALL), T_ORDERS(T_FLT),
+                                                      T_ORDERS(T_FEW)};
+
+static size_t getz(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? 0 : (size_t)strtoull(PQgetvalue(r, row, col), NULL, 10);
+}
+
+/* A page of the fleet table: the whole fleet's counts (fleet_host_now: one row a host), the
+ * GPUs that match the filter (without one: all of them), the keys of the page in the order
+ * asked (by the order's index), those GPUs' rows (pipeline_read_fleet_keys into tf, whose
+ * rings grow while a GPU stays on screen), and with grouping, the page's hosts' counts. */
+static int q_table(PGconn *c, struct fleet *tf, const struct request *q, struct fleet_gpu *out,
+                   struct viewdb_table *ti, char *err, size_t errlen)
+{
+	int rc = 0;
+	PGresult *r = NULL;
+	char *keys_mem = NULL, *hosts_mem = NULL, *lit = NULL;
+	const char **keys = NULL, **hosts = NULL;
+	char off[24], lim[16], wbuf[TABLE_WORDS][sizeof(q->filter)];
+	/* the words, lower case (the search text is), "" for those not given; a filter of more
+	 * than TABLE_WORDS words is searched for its first TABLE_WORDS */
+	size_t nw = 0;
+	memset(wbuf, 0, sizeof(wbuf));
+	for (const char *p = q->filter; *p && nw < TABLE_WORDS;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		size_t k = 0;
+		while (*p && *p != ' ' && *p != '\t' && k + 1 < sizeof(wbuf[0]))
+			wbuf[nw][k++] = (char)tolower((unsigned char)*p++);
+		nw += k > 0;
+	}
+	bool filtered = nw > 0;
+	/* the parameters: offset, limit, then the words (or, from 0: the words alone) */
+	const char *params[2 + TABLE_WORDS] = {off, lim};
+	for (size_t i = 0; i < TABLE_WORDS; i++)
+		params[2 + i] = wbuf[i];
+	size_t limit = q->limit > VIEWDB_TABLE_MAX ? VIEWDB_TABLE_MAX : q->limit;
+	memset(ti, 0, sizeof(*ti));
+	ti->sort = q->sort;
+	ti->desc = q->desc;
+	ti->group = q->group;
+	snprintf(ti->filter, sizeof(ti->filter), "%s", q->filter);
+	ti->offset = q->offset;
+	r = PQexecParams(c, "SELECT sum(gpus), sum(pass), sum(warn), sum(fail) FROM fleet_host_now",
+	                 0, NULL, NULL, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		query_error(c, "counting the fleet's GPUs", err, errlen);
+		rc = -EIO;
+		goto out;
+	}
+	ti->total = getz(r, 0, 0);
+	ti->pass = getz(r, 0, 1);
+	ti->warn = getz(r, 0, 2);
+	ti->fail = getz(r, 0, 3);
+	ti->matched = ti->total;
+	PQclear(r);
+	r = NULL;
+	if (filtered) {
+		r = PQexecParams(
+		    c, "SELECT count(*) FROM fleet_gpu_now WHERE" T_W(1, 2, 3, 4, 5, 6, 7, 8),
+		    TABLE_WORDS, NULL, params + 2, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+			query_error(c, "counting the GPUs that match the filter", err, errlen);
+			rc = -EIO;
+			goto out;
+		}
+		ti->matched = getz(r, 0, 0);
+		PQclear(r);
+		r = NULL;
+	}
+	if (limit == 0)
+		goto out;
+	int sort = q->sort >= 0 && q->sort < VS_COUNT ? q->sort : VS_INDEX;
+	snprintf(off, sizeof(off), "%zu", q->offset);
+	snprintf(lim, sizeof(lim), "%zu", limit);
+	/* few: at most a quarter of the fleet matches */
+	int kind = !filtered ? 0 : ti->matched * 4 > ti->total ? 1 : 2;
+	r = PQexecParams(c, table_sql[kind][sort][(q->desc ? 1 : 0) + (q->group ? 2 : 0)],
+	                 filtered ? 2 + TABLE_WORDS : 2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		query_error(c, "reading the fleet table's page", err, errlen);
+		rc = -EIO;
+		goto out;
+	}
+	size_t n = (size_t)PQntuples(r);
+	keys = calloc(n + 1, sizeof(*keys));
+	hosts = calloc(n + 1, sizeof(*hosts));
+	keys_mem = calloc(n + 1, HS_KEY_MAX);
+	hosts_mem = calloc(n + 1, HS_HOST_MAX);
+	if (!keys || !hosts || !keys_mem || !hosts_mem) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	size_t nhosts = 0;
+	char(*host_of)[HS_HOST_MAX] = (char(*)[HS_HOST_MAX])hosts_mem;
+	for (size_t i = 0; i < n; i++) {
+		char *k = keys_mem + i * HS_KEY_MAX;
+		snprintf(k, HS_KEY_MAX, "%s", PQgetvalue(r, (int)i, 0));
+		keys[i] = k;
+		snprintf(host_of[i], HS_HOST_MAX, "%s", PQgetvalue(r, (int)i, 1));
+		if (i == 0 || strcmp(host_of[i], host_of[i - 1]) != 0)
+			hosts[nhosts++] = host_of[i];
+	}
+	PQclear(r);
+	r = NULL;
+	if (n && (rc = pipeline_read_fleet_keys(c, tf, keys, n, err, errlen)) != 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (!fleet_get(tf, keys[i], &out[i])) { /* no gpus row: the key alone */
+			memset(&out[i], 0, sizeof(out[i]));
+			snprintf(out[i].key, sizeof(out[i].key), "%s", keys[i]);
+			out[i].index = -1;
+			out[i].p_fail = NAN;
+			out[i].fb_used_mib = out[i].fb_total_mib = NAN;
+			out[i].sm_clock_mhz = out[i].mem_clock_mhz = NAN;
+			for (int a = 0; a < ACT_COUNT; a++)
+				out[i].cost[a] = NAN;
+		}
+		/* the host as fleet_gpu_now has it: the headings' counts are by it */
+		snprintf(out[i].host, sizeof(out[i].host), "%s",
+		         strcmp(host_of[i], "-") == 0 ? "" : host_of[i]);
+	}
+	ti->n = n;
+	if (!q->group || !nhosts)
+		goto out;
+	/* the headings: the page's hosts' GPUs (that match the filter) */
+	size_t len = 16;
+	for (size_t i = 0; i < nhosts; i++)
+		len += 2 * strlen(hosts[i]) + 3;
+	if (!(lit = malloc(len)) || text_array(hosts, nhosts, lit, len) != 0) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	const char *hparams[1 + TABLE_WORDS] = {lit};
+	for (size_t i = 0; i < TABLE_WORDS; i++)
+		hparams[1 + i] = wbuf[i];
+	r = PQexecParams(
+	    c,
+	    filtered
+	        ? "SELECT hostname, count(*), count(*) FILTER (WHERE status IN ('warn', 'fail'))"
+	          " FROM fleet_gpu_now WHERE hostname COLLATE \"C\" = ANY ($1::text[]) AND" T_W(
+	              2, 3, 4, 5, 6, 7, 8, 9) " GROUP BY hostname"
+	        : "SELECT hostname, count(*), count(*) FILTER (WHERE status IN ('warn', 'fail'))"
+	          " FROM fleet_gpu_now WHERE hostname COLLATE \"C\" = ANY ($1::text[])"
+	          " GROUP BY hostname",
+	    filtered ? 1 + TABLE_WORDS : 1, NULL, hparams, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		query_error(c, "counting the hosts' GPUs", err, errlen);
+		rc = -EIO;
+		goto out;
+	}
+	for (int j = 0; j < PQntuples(r); j++)
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(host_of[i], PQgetvalue(r, j, 0)) == 0) {
+				ti->host_gpus[i] = getz(r, j, 1);
+				ti->host_bad[i] = getz(r, j, 2);
+			}
+out:
+	PQclear(r);
+	free(lit);
+	free(keys);
+	free(hosts);
+	free(keys_mem);
+	free(hosts_mem);
+	return rc;
+}
+
+/* One GPU's rows (the detail). *found: whether the database knows it. */
+static int q_gpu(PGconn *c, struct fleet *tf, const struct request *q, struct fleet_gpu *out,
+                 bool *found, char *err, size_t errlen)
+{
+	const char *keys[1] = {q->key};
+	int rc = pipeline_read_fleet_keys(c, tf, keys, 1, err, errlen);
+	*found = rc == 0 && fleet_get(tf, q->key, out);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ thread */
 
 static void *viewdb_main(void *arg)
@@ -554,8 +821,15 @@ static void *viewdb_main(void *arg)
 	struct viewdb_history *hist = calloc(1, sizeof(*hist));
 	uint64_t done_gen = UINT64_MAX;
 	double next = 0;
+	/* a table reader's: the GPUs read so far (their rings), the page and the GPU being read */
+	struct fleet *tf = NULL;
+	struct fleet_gpu *page = v->table ? calloc(VIEWDB_TABLE_MAX, sizeof(*page)) : NULL;
+	struct viewdb_table *tinfo = v->table ? calloc(1, sizeof(*tinfo)) : NULL;
+	struct fleet_gpu *gpu = v->table ? calloc(1, sizeof(*gpu)) : NULL;
+	bool found = false;
+	bool ready = alerts && nodes && hist && (!v->table || (page && tinfo && gpu));
 	pthread_mutex_lock(&v->lock);
-	while (!v->stop && alerts && nodes && hist) {
+	while (!v->stop && ready) {
 		double now = time_mono();
 		if (v->req_gen == done_gen && now < next) {
 			struct timespec ts;
@@ -616,11 +890,31 @@ static void *viewdb_main(void *arg)
 				                sizeof(err));
 			else if (q.what == W_HISTORY)
 				rc = q_history(c, &q, hist, err, sizeof(err));
+			else if (q.what == W_TABLE || q.what == W_GPU) {
+				/* the GPUs read so far, at most 4 pages' worth: then anew */
+				struct fleet_stats fs;
+				if (tf) {
+					fleet_stats(tf, &fs);
+					if (fs.gpus + VIEWDB_TABLE_MAX > 4 * VIEWDB_TABLE_MAX) {
+						fleet_destroy(tf);
+						tf = NULL;
+					}
+				}
+				struct fleet_opts fo = {.interval_s = v->interval_s,
+				                        .max_gpus = 4 * VIEWDB_TABLE_MAX};
+				if (!tf && (rc = fleet_create(&tf, &fo)) != 0)
+					snprintf(err, sizeof(err), "out of memory");
+				else if (q.what == W_TABLE)
+					rc = q_table(c, tf, &q, page, tinfo, err, sizeof(err));
+				else
+					rc = q_gpu(c, tf, &q, gpu, &found, err, sizeof(err));
+			}
 		}
 		double ms = (time_mono() - t0) * 1000.0;
 
 		pthread_mutex_lock(&v->lock);
 		done_gen = gen;
+		v->done_gen = gen;
 		next = time_mono() + v->period_s;
 		v->st.connected = c && PQstatus(c) == CONNECTION_OK;
 		/* a longer error is cut to the status field (its start says what failed) */
@@ -642,14 +936,29 @@ static void *viewdb_main(void *arg)
 			memcpy(v->nodes, nodes, n * sizeof(*nodes));
 			v->nnodes = n;
 			v->nodes_gen = gen;
-		} else {
+		} else if (q.what == W_HISTORY) {
 			*v->hist = *hist;
 			v->hist_gen = gen;
+		} else if (q.what == W_TABLE) {
+			memcpy(v->page, page, tinfo->n * sizeof(*page));
+			*v->tinfo = *tinfo;
+			v->table_gen = gen;
+		} else {
+			if (found)
+				*v->gpu = *gpu;
+			else
+				snprintf(v->gpu->key, sizeof(v->gpu->key), "%s", q.key);
+			v->gpu_found = found;
+			v->gpu_gen = gen;
 		}
 	}
 	pthread_mutex_unlock(&v->lock);
 	if (c)
 		PQfinish(c);
+	fleet_destroy(tf);
+	free(page);
+	free(tinfo);
+	free(gpu);
 	free(alerts);
 	free(nodes);
 	free(hist);
@@ -657,7 +966,7 @@ static void *viewdb_main(void *arg)
 }
 
 static int create(struct viewdb **out, const char *conninfo, viewdb_conninfo_fn get, void *arg,
-                  double period_s)
+                  double period_s, double table_interval_s)
 {
 	*out = NULL;
 	struct viewdb *v = calloc(1, sizeof(*v));
@@ -669,11 +978,20 @@ static int create(struct viewdb **out, const char *conninfo, viewdb_conninfo_fn 
 	v->get = get;
 	v->get_arg = arg;
 	v->period_s = period_s > 0.05 ? period_s : 0.05;
-	v->alerts_gen = v->nodes_gen = v->hist_gen = UINT64_MAX;
+	v->done_gen = UINT64_MAX;
+	v->alerts_gen = v->nodes_gen = v->hist_gen = v->table_gen = v->gpu_gen = UINT64_MAX;
 	v->alerts = calloc(VIEWDB_MAX_ALERTS, sizeof(*v->alerts));
 	v->nodes = calloc(VIEWDB_MAX_NODES, sizeof(*v->nodes));
 	v->hist = calloc(1, sizeof(*v->hist));
-	if (!v->alerts || !v->nodes || !v->hist) {
+	v->table = table_interval_s > 0;
+	v->interval_s = table_interval_s;
+	if (v->table) {
+		v->page = calloc(VIEWDB_TABLE_MAX, sizeof(*v->page));
+		v->tinfo = calloc(1, sizeof(*v->tinfo));
+		v->gpu = calloc(1, sizeof(*v->gpu));
+	}
+	if (!v->alerts || !v->nodes || !v->hist ||
+	    (v->table && (!v->page || !v->tinfo || !v->gpu))) {
 		viewdb_destroy(v);
 		return -ENOMEM;
 	}
@@ -689,12 +1007,18 @@ static int create(struct viewdb **out, const char *conninfo, viewdb_conninfo_fn 
 
 int viewdb_create(struct viewdb **out, const char *conninfo, double period_s)
 {
-	return create(out, conninfo, NULL, NULL, period_s);
+	return create(out, conninfo, NULL, NULL, period_s, 0);
+}
+
+int viewdb_create_table(struct viewdb **out, const char *conninfo, double period_s,
+                        double interval_s)
+{
+	return create(out, conninfo, NULL, NULL, period_s, interval_s > 0 ? interval_s : 10);
 }
 
 int viewdb_create_deferred(struct viewdb **out, viewdb_conninfo_fn get, void *arg, double period_s)
 {
-	return create(out, "", get, arg, period_s);
+	return create(out, "", get, arg, period_s, 0);
 }
 
 void viewdb_destroy(struct viewdb *v)
@@ -713,6 +1037,9 @@ void viewdb_destroy(struct viewdb *v)
 	free(v->alerts);
 	free(v->nodes);
 	free(v->hist);
+	free(v->page);
+	free(v->tinfo);
+	free(v->gpu);
 	free(v);
 }
 
@@ -768,6 +1095,30 @@ void viewdb_want_history(struct viewdb *v, const char *key, enum viewdb_window w
 	set_request(v, &q);
 }
 
+void viewdb_want_table(struct viewdb *v, int sort, bool desc, bool group, const char *filter,
+                       size_t offset, size_t limit)
+{
+	struct request q;
+	memset(&q, 0, sizeof(q));
+	q.what = W_TABLE;
+	q.sort = sort;
+	q.desc = desc;
+	q.group = group;
+	snprintf(q.filter, sizeof(q.filter), "%s", filter ? filter : "");
+	q.offset = offset;
+	q.limit = limit > VIEWDB_TABLE_MAX ? VIEWDB_TABLE_MAX : limit;
+	set_request(v, &q);
+}
+
+void viewdb_want_gpu(struct viewdb *v, const char *key)
+{
+	struct request q;
+	memset(&q, 0, sizeof(q));
+	q.what = W_GPU;
+	snprintf(q.key, sizeof(q.key), "%s", key);
+	set_request(v, &q);
+}
+
 static void copy_status(struct viewdb *v, uint64_t gen, struct viewdb_status *st)
 {
 	if (!st)
@@ -804,6 +1155,46 @@ void viewdb_copy_history(struct viewdb *v, struct viewdb_history *out, struct vi
 	*out = *v->hist;
 	copy_status(v, v->hist_gen, st);
 	pthread_mutex_unlock(&v->lock);
+}
+
+size_t viewdb_copy_table(struct viewdb *v, struct fleet_gpu *out, size_t max,
+                         struct viewdb_table *info, struct viewdb_status *st)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&v->lock);
+	if (v->table) {
+		n = v->tinfo->n < max ? v->tinfo->n : max;
+		memcpy(out, v->page, n * sizeof(*out));
+		*info = *v->tinfo;
+	} else {
+		memset(info, 0, sizeof(*info));
+	}
+	copy_status(v, v->table_gen, st);
+	if (st && v->table_gen == UINT64_MAX)
+		st->have = false;
+	pthread_mutex_unlock(&v->lock);
+	return n;
+}
+
+bool viewdb_copy_gpu(struct viewdb *v, const char *key, struct fleet_gpu *out,
+                     struct viewdb_status *st)
+{
+	pthread_mutex_lock(&v->lock);
+	bool ok =
+	    v->table && v->gpu_gen != UINT64_MAX && v->gpu_found && strcmp(v->gpu->key, key) == 0;
+	if (ok)
+		*out = *v->gpu;
+	copy_status(v, v->gpu_gen, st);
+	pthread_mutex_unlock(&v->lock);
+	return ok;
+}
+
+bool viewdb_pending(struct viewdb *v)
+{
+	pthread_mutex_lock(&v->lock);
+	bool p = v->req_gen != v->done_gen;
+	pthread_mutex_unlock(&v->lock);
+	return p;
 }
 
 void viewdb_copy_status(struct viewdb *v, struct viewdb_status *st)

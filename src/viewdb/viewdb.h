@@ -89,6 +89,23 @@ struct viewdb_history {
 	struct viewdb_mark marks[VIEWDB_MAX_MARKS];
 };
 
+/* ---- the fleet table (issue #25): a page of the GPUs, paged, sorted and filtered in SQL over
+ * fleet_gpu_now (schema 15), for a read-only viewer of a fleet database */
+#define VIEWDB_TABLE_MAX 600 /* rows of one page (the screen's, one above and one below) */
+struct viewdb_table {
+	/* the order and filter the page answers (the console's view.h sort key) */
+	int sort;
+	bool desc, group;
+	char filter[64];
+	size_t offset;                  /* the position of the page's first row in that order */
+	size_t n;                       /* rows in the page */
+	size_t matched;                 /* GPUs that match the filter */
+	size_t total, pass, warn, fail; /* the whole fleet's GPUs and health */
+	/* per row: its host's GPUs that match the filter, and those warning or failing (the
+	 * host headings) */
+	size_t host_gpus[VIEWDB_TABLE_MAX], host_bad[VIEWDB_TABLE_MAX];
+};
+
 /* What the last query of a kind found. */
 struct viewdb_status {
 	bool connected;
@@ -111,6 +128,11 @@ int viewdb_create(struct viewdb **out, const char *conninfo, double period_s);
  * connects until it returns 0 with the conninfo in buf; arg must outlive the viewdb. */
 typedef int (*viewdb_conninfo_fn)(void *arg, char *buf, size_t len);
 int viewdb_create_deferred(struct viewdb **out, viewdb_conninfo_fn get, void *arg, double period_s);
+/* A reader of the fleet table and the GPU detail (viewdb_want_table, viewdb_want_gpu) on its
+ * own connection: a GPU's ring of samples (the sparklines) grows while it stays on screen;
+ * interval_s: the fleet's sample period (a GPU is stale after 3 of them). */
+int viewdb_create_table(struct viewdb **out, const char *conninfo, double period_s,
+                        double interval_s);
 void viewdb_destroy(struct viewdb *v);
 
 /* What the screen shows; the thread queries only that. */
@@ -123,12 +145,29 @@ void viewdb_want_overview(struct viewdb *v, enum viewdb_level level, const char 
 void viewdb_want_history(struct viewdb *v, const char *key, enum viewdb_window w, double end,
                          size_t points);
 
+/* A table reader's page: rows [offset, offset + limit) of the GPUs that match filter, sorted by
+ * sort (view.h's enum view_sort_key; descending when desc; grouped by host first when group),
+ * ties by host, index, key; limit at most VIEWDB_TABLE_MAX. */
+void viewdb_want_table(struct viewdb *v, int sort, bool desc, bool group, const char *filter,
+                       size_t offset, size_t limit);
+/* A table reader's one GPU: the detail's data. */
+void viewdb_want_gpu(struct viewdb *v, const char *key);
+
 /* Copies of the last results (for the request as it is now: *st says whether there is one). */
 size_t viewdb_copy_alerts(struct viewdb *v, struct viewdb_alert *out, size_t max,
                           struct viewdb_status *st);
 size_t viewdb_copy_overview(struct viewdb *v, struct viewdb_node *out, size_t max,
                             struct viewdb_status *st);
 void viewdb_copy_history(struct viewdb *v, struct viewdb_history *out, struct viewdb_status *st);
+/* The last page (whatever was asked: info says which order and rows it holds); returns the
+ * rows copied (at most max). */
+size_t viewdb_copy_table(struct viewdb *v, struct fleet_gpu *out, size_t max,
+                         struct viewdb_table *info, struct viewdb_status *st);
+/* The last GPU read by viewdb_want_gpu when it is key: true with its copy in out. */
+bool viewdb_copy_gpu(struct viewdb *v, const char *key, struct fleet_gpu *out,
+                     struct viewdb_status *st);
+/* Whether the request as it is now has no answer yet (neither a result nor an error). */
+bool viewdb_pending(struct viewdb *v);
 /* The reader's figures (queries, their time) whatever the screen: for GPUHEALTH_UI_STATS. */
 void viewdb_copy_status(struct viewdb *v, struct viewdb_status *st);
 

@@ -11,6 +11,10 @@
 #      (overview; Enter on a host: the fleet table filtered to it), a or F8/Enter (alerts ->
 #      detail), 1-5/[/] (history: the chart's min/max labels are the seeded extremes, the XID
 #      marked on the time axis)
+#   3. the fleet table of a read-only viewer, paged, sorted and filtered in SQL (schema 15), on
+#      100 GPUs of bench/fleet_seed.sql: host headings and counts, End/Home, the sort by
+#      temperature (the hottest first, the rows in the database's order), page down (the
+#      next rows), r, a filter on one host, Enter to the detail
 set -u
 bin=$(realpath "$1")
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -164,6 +168,65 @@ for combo in "80 24 yes yes" "80 24 no no" "200 60 yes yes" "200 60 no no"; do
 done
 after=$(fingerprint)
 [ "$after" = "$seeded" ] && ok "console viewer: the fleet unchanged ($after)" || bad "console viewer wrote: $seeded -> $after"
+
+# 3. the fleet table of a larger fleet, paged, sorted and filtered in SQL (schema 15): 100 GPUs
+# of bench/fleet_seed.sql (8 a host, node-000000..node-000012) in a database of their own; the
+# expected rows come from the database
+DB2="gh_viewer_table_$$"
+psql -X -q "$GPUHEALTH_TEST_PG" -c "DROP DATABASE IF EXISTS $DB2" -c "CREATE DATABASE $DB2" >/dev/null 2>&1 || die "cannot create database $DB2"
+CI2="${GPUHEALTH_TEST_PG/dbname=gpuhealth_test/dbname=$DB2}"
+"$bin" db migrate --db "$CI2" >"$scratch/migrate2.log" 2>&1 || die "migrate failed: $(cat "$scratch/migrate2.log")"
+psql -X -q -v ON_ERROR_STOP=1 -v gpus=100 "$CI2" -f "$root/bench/fleet_seed.sql" >"$scratch/seed2.log" 2>&1 &&
+  psql -X -q -v ON_ERROR_STOP=1 "$CI2" -c 'SELECT gpuhealth_fleet_now_merge(array(SELECT gpu_key FROM gpus))' >/dev/null ||
+  die "seeding 100 GPUs failed: $(cat "$scratch/seed2.log")"
+sql2() { psql -X -At -F ' ' -v ON_ERROR_STOP=1 "$CI2" -c "$1"; }
+CI_SAVED=$CI; CI=$CI2
+start_console 80 24 yes yes
+name="fleet table 80x24"
+# the GPU rows of the screen as "index temp", top to bottom
+rows_shown() { grep -E '^ +[0-9]+ [A-Z0-9-]+ +[0-9]+C ' <<<"$screen" | awk '{print $1, $3}'; }
+first=$(sql2 "SELECT min(hostname) FROM fleet_gpu_now")
+last=$(sql2 "SELECT max(hostname) FROM fleet_gpu_now")
+bad0=$(sql2 "SELECT count(*) FILTER (WHERE status IN ('warn', 'fail')) FROM fleet_gpu_now WHERE hostname = '$first'")
+if wait_for 'GPUs 100 ' 20 && wait_for "^== $first  \\(8 GPUs, $bad0 not passing\\)" 5; then ok "$name: 100 GPUs, grouped by host, $first first with its counts"; else bad "$name: start:"; echo "$screen" >&2; fi
+# End and Home as the terminal (xterm-256color) sends them: tmux's own are another terminal's
+T send-keys -l $'\eOF'
+if wait_for "^== $last " 5 && ! grep -q "^== $first " <<<"$screen"; then ok "$name: End: the last host $last"; else bad "$name: End:"; echo "$screen" >&2; fi
+T send-keys -l $'\eOH'
+if wait_for "^== $first " 5; then ok "$name: Home: back to $first"; else bad "$name: Home:"; echo "$screen" >&2; fi
+# ungrouped, by temperature (descending): the fleet's hottest GPU first
+hot=$(sql2 "SELECT round(max(gpu_temp)) FROM fleet_gpu_now")
+T send-keys g s s
+if wait_for '^GPU .*TEMP' 5 && wait_for "^ +[0-9]+ [A-Z0-9-]+ +${hot}C " 5 && [ "$(rows_shown | head -1 | cut -d' ' -f2)" = "${hot}C" ]; then ok "$name: g s s: the hottest GPU (${hot}C) first"; else bad "$name: sort by temperature:"; echo "$screen" >&2; fi
+shown=$(rows_shown)
+n=$(wc -l <<<"$shown")
+want=$(sql2 "SELECT gpu_index || ' ' || round(gpu_temp) || 'C' FROM fleet_gpu_now ORDER BY gpu_temp DESC NULLS LAST, hostname, gpu_index, gpu_key LIMIT $n")
+[ "$n" -ge 10 ] && [ "$shown" = "$want" ] && ok "$name: the first $n rows in the database's order" || { bad "$name: the rows by temperature:"; diff <(echo "$want") <(echo "$shown") >&2; }
+# page down twice: the selection 2 pages down, the rows from the database's next ones
+T send-keys NPage; sleep 0.4; T send-keys NPage; sleep 0.8
+screen=$(cap)
+shown=$(rows_shown)
+top=$(( 2 * (24 - 7) - n + 1 ))
+want=$(sql2 "SELECT gpu_index || ' ' || round(gpu_temp) || 'C' FROM fleet_gpu_now ORDER BY gpu_temp DESC NULLS LAST, hostname, gpu_index, gpu_key OFFSET $top LIMIT $n")
+[ "$shown" = "$want" ] && ok "$name: PgDn PgDn: rows $top.. of the database's order" || { bad "$name: PgDn: not rows $top..:"; diff <(echo "$want") <(echo "$shown") >&2; echo "$screen" >&2; }
+# r: ascending, the coolest first
+cold=$(sql2 "SELECT round(min(gpu_temp)) FROM fleet_gpu_now")
+T send-keys r
+if wait_for "^ +[0-9]+ [A-Z0-9-]+ +${cold}C " 5 && [ "$(rows_shown | head -1 | cut -d' ' -f2)" = "${cold}C" ]; then ok "$name: r: the coolest (${cold}C) first"; else bad "$name: r:"; echo "$screen" >&2; fi
+# a filter on one host: its 8 GPUs
+host=$(sql2 "SELECT hostname FROM fleet_gpu_now ORDER BY hostname OFFSET 40 LIMIT 1")
+T send-keys / "$host" Enter
+sleep 0.8; screen=$(cap)
+if [ "$(rows_shown | wc -l)" = 8 ] && [ "$(rows_shown | head -1 | cut -d' ' -f2)" = "$(sql2 "SELECT round(min(gpu_temp)) || 'C' FROM fleet_gpu_now WHERE hostname = '$host'")" ]; then ok "$name: / $host: its 8 GPUs, the coolest first"; else bad "$name: filter by host:"; echo "$screen" >&2; fi
+# Enter: the detail of the selected (first) GPU, read from the database
+idx=$(rows_shown | head -1 | cut -d' ' -f1)
+T send-keys Enter
+if wait_for "^GPU $idx +$host " 5; then ok "$name: Enter: the detail of $host/$idx"; else bad "$name: Enter:"; echo "$screen" >&2; fi
+T send-keys Escape Escape
+if wait_for 'GPUs 100 ' 5 && ! grep -q "/$host/" <<<"$screen"; then ok "$name: Esc Esc: the filter cleared"; else bad "$name: Esc:"; echo "$screen" >&2; fi
+stop_console "$name"
+CI=$CI_SAVED
+psql -X -q "$GPUHEALTH_TEST_PG" -c "DROP DATABASE IF EXISTS $DB2" >/dev/null 2>&1
 
 # 1b. asked to simulate, the daemon writes (last: it changes the fleet)
 "$bin" --daemon --simulate --db "$CI" --duration 5 --interval 1 --batch-timeout 0.5 \
