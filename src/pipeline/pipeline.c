@@ -1051,33 +1051,6 @@ out:
 	return rc;
 }
 
-/* keys as a text[] literal: each quoted, " and \ escaped; -ENOSPC when it does not fit. */
-static int keys_literal(const char *const *keys, size_t n, char *buf, size_t len)
-{
-	size_t k = 0;
-	if (len < 3)
-		return -ENOSPC;
-	buf[k++] = '{';
-	for (size_t i = 0; i < n; i++) {
-		if (k + 4 >= len)
-			return -ENOSPC;
-		if (i)
-			buf[k++] = ',';
-		buf[k++] = '"';
-		for (const char *p = keys[i]; *p; p++) {
-			if (k + 4 >= len)
-				return -ENOSPC;
-			if (*p == '"' || *p == '\\')
-				buf[k++] = '\\';
-			buf[k++] = *p;
-		}
-		buf[k++] = '"';
-	}
-	buf[k++] = '}';
-	buf[k] = '\0';
-	return 0;
-}
-
 int pipeline_read_fleet_keys(struct pg_conn *c, struct fleet *f, const char *const *keys, size_t n,
 			     char *err, size_t errlen)
 {
@@ -1091,7 +1064,7 @@ int pipeline_read_fleet_keys(struct pg_conn *c, struct fleet *f, const char *con
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	if ((rc = keys_literal(keys, n, lit, len)) != 0) {
+	if ((rc = pg_text_array(keys, n, lit, len)) != 0) {
 		snprintf(err, errlen, "the GPUs' keys do not fit");
 		goto out;
 	}

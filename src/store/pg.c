@@ -408,3 +408,29 @@ bool pg_session_read_only(PGconn *conn)
 	const char *ro = PQparameterStatus(conn, "default_transaction_read_only");
 	return (hs && strcmp(hs, "on") == 0) || (ro && strcmp(ro, "on") == 0);
 }
+
+int pg_text_array(const char *const *v, size_t n, char *buf, size_t len)
+{
+	size_t k = 0;
+	if (len < 3)
+		return -ENOSPC;
+	buf[k++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (k + 4 >= len)
+			return -ENOSPC;
+		if (i)
+			buf[k++] = ',';
+		buf[k++] = '"';
+		for (const char *p = v[i]; *p; p++) {
+			if (k + 4 >= len)
+				return -ENOSPC;
+			if (*p == '"' || *p == '\\')
+				buf[k++] = '\\';
+			buf[k++] = *p;
+		}
+		buf[k++] = '"';
+	}
+	buf[k++] = '}';
+	buf[k] = '\0';
+	return 0;
+}

@@ -58,4 +58,8 @@ void pg_redact_message(const char *conninfo, const char *msg, char *out, size_t 
  * password on the command line); an unparseable string that looks like it does counts. */
 bool pg_conninfo_has_password(const char *conninfo);
 
+/* v[0..n) as a PostgreSQL text[] literal in buf (each element quoted, " and \ escaped), for a
+ * query parameter ($1::text[]). Returns 0, or -ENOSPC when it does not fit in len bytes. */
+int pg_text_array(const char *const *v, size_t n, char *buf, size_t len);
+
 #endif

@@ -559,33 +559,6 @@ out:
 
 /* ------------------------------------------------------------------ the fleet table */
 
-/* strings as a text[] literal: each quoted, " and \ escaped; -ENOSPC when they do not fit */
-static int text_array(const char *const *v, size_t n, char *buf, size_t len)
-{
-	size_t k = 0;
-	if (len < 3)
-		return -ENOSPC;
-	buf[k++] = '{';
-	for (size_t i = 0; i < n; i++) {
-		if (k + 4 >= len)
-			return -ENOSPC;
-		if (i)
-			buf[k++] = ',';
-		buf[k++] = '"';
-		for (const char *p = v[i]; *p; p++) {
-			if (k + 4 >= len)
-				return -ENOSPC;
-			if (*p == '"' || *p == '\\')
-				buf[k++] = '\\';
-			buf[k++] = *p;
-		}
-		buf[k++] = '"';
-	}
-	buf[k++] = '}';
-	buf[k] = '\0';
-	return 0;
-}
-
 /* The filter of the fleet table: each of up to TABLE_WORDS lower-case words ("" unused) in
  * fleet_gpu_now's search text (schema 15: view_filter_match's fields); the parameters' numbers */
 #define TABLE_WORDS 8
@@ -759,7 +732,7 @@ static int q_table(PGconn *c, struct fleet *tf, const struct request *q, struct 
 	size_t len = 16;
 	for (size_t i = 0; i < nhosts; i++)
 		len += 2 * strlen(hosts[i]) + 3;
-	if (!(lit = malloc(len)) || text_array(hosts, nhosts, lit, len) != 0) {
+	if (!(lit = malloc(len)) || pg_text_array(hosts, nhosts, lit, len) != 0) {
 		snprintf(err, errlen, "out of memory");
 		rc = -ENOMEM;
 		goto out;

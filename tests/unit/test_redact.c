@@ -1,5 +1,6 @@
 /* Redaction of connection strings (issue #20 item 1): no byte of a password or sslpassword
  * in any form leaves pg_redact / pg_redact_message, and the rest stays legible. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -425,6 +426,30 @@ static void test_sqlstate_reconnect(void **state)
 	assert_false(pg_session_read_only(NULL));
 }
 
+/* pg_text_array: quoting, escaping, the empty array, and -ENOSPC at every short length */
+static void test_text_array(void **state)
+{
+	(void)state;
+	char buf[64];
+	const char *v[] = {"gpu-0", "a\"b", "c\\d", ""};
+	assert_int_equal(pg_text_array(v, 4, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "{\"gpu-0\",\"a\\\"b\",\"c\\\\d\",\"\"}");
+	assert_int_equal(pg_text_array(v, 0, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "{}");
+	size_t need = strlen("{\"gpu-0\",\"a\\\"b\",\"c\\\\d\",\"\"}") + 1;
+	for (size_t len = 0; len < need; len++) {
+		char small[64];
+		memset(small, 'x', sizeof(small));
+		int rc = pg_text_array(v, 4, small, len);
+		if (rc == 0) /* it fitted: then it must be whole, within len */
+			assert_true(strlen(small) < len);
+		else
+			assert_int_equal(rc, -ENOSPC);
+		for (size_t i = len; i < sizeof(small); i++) /* nothing written past len */
+			assert_int_equal(small[i], 'x');
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -437,6 +462,7 @@ int main(void)
 	    cmocka_unit_test(test_random_passwords),
 	    cmocka_unit_test(test_connect_errors),
 	    cmocka_unit_test(test_sqlstate_reconnect),
+	    cmocka_unit_test(test_text_array),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
