@@ -544,22 +544,27 @@ static size_t build_lines(struct console *c, struct line *lines, size_t max)
 	return n;
 }
 
-/* The cells the workload column asks for: the longest "namespace/pod" of the rows shown (at
- * least its title), 0 when no GPU has a workload. */
+/* The cells GPU g's workload asks for in its column: "namespace/pod" (or the part it has), at
+ * least the title's 8; 0 when it has none. */
+static size_t workload_cells(const struct fleet_gpu *g)
+{
+	if (!g->has_workload)
+		return 0;
+	size_t n = g->wl_namespace[0] && g->wl_pod[0]
+	               ? strlen(g->wl_namespace) + 1 + strlen(g->wl_pod)
+	           : g->wl_pod[0]       ? strlen(g->wl_pod)
+	           : g->wl_namespace[0] ? strlen(g->wl_namespace)
+	                                : strlen(g->wl_container);
+	return n < 8 ? 8 : n; /* "WORKLOAD" */
+}
+
+/* The cells the workload column asks for: the longest of the rows shown, 0 when no GPU has a
+ * workload. */
 static int workload_width(const struct console *c)
 {
 	size_t w = 0;
 	for (size_t i = 0; i < c->norder; i++) {
-		const struct fleet_gpu *g = &c->gpus[c->order[i]];
-		if (!g->has_workload)
-			continue;
-		size_t n = g->wl_namespace[0] && g->wl_pod[0]
-		               ? strlen(g->wl_namespace) + 1 + strlen(g->wl_pod)
-		           : g->wl_pod[0]       ? strlen(g->wl_pod)
-		           : g->wl_namespace[0] ? strlen(g->wl_namespace)
-		                                : strlen(g->wl_container);
-		if (n < 8)
-			n = 8; /* "WORKLOAD" */
+		size_t n = workload_cells(&c->gpus[c->order[i]]);
 		if (n > w)
 			w = n;
 	}
@@ -722,15 +727,9 @@ static void dbt_table(struct console *c, int y0, int y1)
 	/* the workload column: the longest of the page's */
 	size_t wl = 0;
 	for (size_t i = 0; valid && i < c->ngpus; i++) {
-		const struct fleet_gpu *g = &c->gpus[i];
-		if (!g->has_workload)
-			continue;
-		size_t n = g->wl_namespace[0] && g->wl_pod[0]
-		               ? strlen(g->wl_namespace) + 1 + strlen(g->wl_pod)
-		           : g->wl_pod[0]       ? strlen(g->wl_pod)
-		           : g->wl_namespace[0] ? strlen(g->wl_namespace)
-		                                : strlen(g->wl_container);
-		wl = n < 8 ? (wl > 8 ? wl : 8) : n > wl ? n : wl;
+		size_t n = workload_cells(&c->gpus[i]);
+		if (n > wl)
+			wl = n;
 	}
 	struct view_layout L;
 	view_layout_workload(COLS, wl > VIEW_WORKLOAD_MAX ? VIEW_WORKLOAD_MAX : (int)wl, &L);
