@@ -82,7 +82,7 @@ if [ $quick = 0 ]; then
   # the event validator the sink and the scorer share (#19): seeded with the contract's example
   # events and the dead-letter cases (tests/fuzz/event_seeds); same bounded time
   mkdir -p build-fuzz/corpus-event build-fuzz/event-seeds
-  for md in ../shared/contracts/event-v1.md tests/data/event-v1.md; do
+  for md in ../shared/contracts/event-v1.md docs/event-v1.md; do
     [ -f "$md" ] && awk -v out="build-fuzz/event-seeds/$(basename "$(dirname "$md")")" \
       '/^```json/{on=1; n++; next} /^```/{on=0} on{print > (out "-" n ".json")}' "$md"
   done

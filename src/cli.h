@@ -1,7 +1,8 @@
 /*
- * cli: the command line of gpuhealth (../shared/contracts/cli.md): the modes, the one option
- * table they share, help text written from that table, and loading a mode's configuration
- * from the command line, the environment and the config file.
+ * cli: the command line of gpuhealth (man/gpuhealth.1; the shared CLI contract, cli.md, lives
+ * beside the repository): the modes, the one option table they share, help text written from
+ * that table, and loading a mode's configuration from the command line, the environment and
+ * the config file.
  */
 #ifndef GPUHEALTH_CLI_H
 #define GPUHEALTH_CLI_H

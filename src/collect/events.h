@@ -1,6 +1,6 @@
 /*
  * events: the samples of one dcgm-exporter scrape -> one event per GPU (or MIG instance), in
- * the shape of ../shared/contracts/event-v1.md.
+ * the shape of docs/event-v1.md (the repository's copy of the shared contract).
  *
  * Use per scrape:
  *   events_begin(ev, time);                      scrape time, same for every event

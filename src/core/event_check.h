@@ -1,5 +1,5 @@
 /*
- * event_check: the one validator of event-v1 events (../shared/contracts/event-v1.md) that every
+ * event_check: the one validator of event-v1 events (docs/event-v1.md, the repository's copy of the shared contract) that every
  * consumer applies, the sink and the scorer alike: the same rules, the same reasons, and the same
  * dead-letter shape. A reason names the field, the value as given and the bound it broke.
  *

@@ -1,5 +1,5 @@
 /*
- * fields: the known DCGM fields of the event contract (../shared/contracts/event-v1.md), one
+ * fields: the known DCGM fields of the event contract (docs/event-v1.md, the repository's copy of the shared contract), one
  * table for every stage: the DCGM name (and an older alias), the event key, the database
  * column type, and the unit.
  */

@@ -1,5 +1,5 @@
 /*
- * sample: one event-v1 JSON (../shared/contracts/event-v1.md) -> the values the health rules
+ * sample: one event-v1 JSON (docs/event-v1.md, the repository's copy of the shared contract) -> the values the health rules
  * read, with a validity bit per field. No I/O; jansson only for the parse.
  */
 #ifndef GPUHEALTH_HEALTH_SAMPLE_H

@@ -3,7 +3,7 @@
  *
  * The expected values come from an independent, deliberately simple reading of each file
  * (line by line with sscanf/strstr, nothing shared with src/prom or src/collect), and the
- * field names from the table of the event contract itself (tests/data/event-v1.md, a copy of
+ * field names from the table of the event contract itself (docs/event-v1.md, the repository's copy of
  * ../shared/contracts/event-v1.md, checked to be identical when ../shared is there).
  * Then the same files, rewritten the ways real exporters differ (CRLF, no final newline,
  * spaces after commas, the new `hostname` label, junk lines), must give the same events.
@@ -26,7 +26,7 @@
 
 #define DATA_DIR        "tests/data/dcgm"
 #define SHARED_DATA_DIR "../shared/data/dcgm"
-#define CONTRACT_COPY   "tests/data/event-v1.md"
+#define CONTRACT_COPY   "docs/event-v1.md"
 #define CONTRACT_SHARED "../shared/contracts/event-v1.md"
 #define T0              "2026-11-28T12:00:10.000Z"
 
