@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/service.h"
 #include "health/scorer_cmd.h"
 #include "mock_dcgm.h"
 #include "pipeline/daemon.h"
@@ -19,18 +20,28 @@
 
 typedef int (*mode_fn)(struct config *cfg);
 
+/* the services' host loop (core/service.h) returns these exit statuses */
+_Static_assert((int)SERVICE_EXIT_OK == (int)CLI_EXIT_OK &&
+                   (int)SERVICE_EXIT_FAILURE == (int)CLI_EXIT_FAILURE &&
+                   (int)SERVICE_EXIT_USAGE == (int)CLI_EXIT_USAGE,
+               "service.h's exit statuses are cli.h's");
+
 /* The modes this build can run; the others are delivered by later work and say so. */
 static const struct {
 	enum cli_mode mode;
 	mode_fn run;
 } runners[] = {
-	{CLI_TUI, tui_run},       {CLI_DAEMON, daemon_run},         {CLI_MOCK, mock_dcgm_run},
-	{CLI_COLLECTOR, collector_cmd_run}, {CLI_SINK, sink_cmd_run},   {CLI_SCORER, scorer_cmd_run},
-	{CLI_STATUS, status_cmd_run},    {CLI_DB, migrate_cmd_run},
-	{CLI_API, api_cmd_run},          {CLI_KAFKA, topic_init_cmd_run},
+    {CLI_TUI, tui_run},           {CLI_DAEMON, daemon_run},
+    {CLI_MOCK, mock_dcgm_run},    {CLI_COLLECTOR, collector_cmd_run},
+    {CLI_SINK, sink_cmd_run},     {CLI_SCORER, scorer_cmd_run},
+    {CLI_STATUS, status_cmd_run}, {CLI_DB, migrate_cmd_run},
+    {CLI_API, api_cmd_run},       {CLI_KAFKA, topic_init_cmd_run},
 };
 
-static const char *env_get(const char *name) { return getenv(name); }
+static const char *env_get(const char *name)
+{
+	return getenv(name);
+}
 
 int main(int argc, char **argv)
 {
@@ -39,8 +50,8 @@ int main(int argc, char **argv)
 	char err[1024] = "";
 	int status = CLI_EXIT_FAILURE;
 
-	enum cli_action act = cli_load(argc, argv, env_get, isatty(STDOUT_FILENO), &mode, &cfg, err,
-				       sizeof(err));
+	enum cli_action act =
+	    cli_load(argc, argv, env_get, isatty(STDOUT_FILENO), &mode, &cfg, err, sizeof(err));
 	switch (act) {
 	case CLI_SHOW_HELP:
 		cli_print_help(stdout, mode);
@@ -58,8 +69,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gpuhealth: %s\n", err);
 		status = CLI_EXIT_FAILURE;
 		goto out;
-	case CLI_RUN:
-		break;
+	case CLI_RUN: break;
 	}
 
 	enum log_level lvl = LOG_INFO;
@@ -73,9 +83,9 @@ int main(int argc, char **argv)
 			run = runners[i].run;
 	if (!run) {
 		fprintf(stderr,
-			"gpuhealth: '%s' is not built yet in this version (%s); "
-			"see 'gpuhealth --help' for what is\n",
-			cli_mode_name(mode), cli_mode_summary(mode));
+		        "gpuhealth: '%s' is not built yet in this version (%s); "
+		        "see 'gpuhealth --help' for what is\n",
+		        cli_mode_name(mode), cli_mode_summary(mode));
 		status = CLI_EXIT_USAGE;
 		goto out;
 	}

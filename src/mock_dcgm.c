@@ -1,54 +1,115 @@
 #include "mock_dcgm.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "core/config.h"
 #include "core/log.h"
-#include "core/notify.h"
+#include "core/service.h"
 #include "exporter/exporter.h"
 #include "nvml/nvml.h"
-#include "core/signals.h"
 #include "sim/inject.h"
 #include "sim/sim.h"
 
-static double mono_s(void)
+/* ------------------------------------------------------------------ the exporter as a service */
+
+/* impl: a struct exporter (exporter_create, nvml_exporter_create: the pipeline's) */
+static int exporter_svc_start(void *impl, char *err, size_t errlen)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+	return exporter_start(impl, err, errlen);
 }
 
-int mock_dcgm_run(struct config *cfg)
+static void exporter_svc_stop(void *impl, enum service_stop how)
 {
-	int status = CLI_EXIT_USAGE;
+	(void)how;
+	exporter_stop(impl);
+}
+
+static int exporter_svc_stats_line(void *impl, bool final, double uptime_s, char *buf, size_t len)
+{
+	(void)uptime_s;
+	struct exporter_stats st;
+	exporter_get_stats(impl, &st);
+	if (final)
+		return snprintf(buf, len,
+		                "mock-dcgm: stopped at simulated time %.0f s after %llu snapshots; "
+		                "%llu requests (%llu /metrics, %llu gzip, %llu not found, %llu not "
+		                "allowed)",
+		                st.sim_time, (unsigned long long)st.renders,
+		                (unsigned long long)st.requests, (unsigned long long)st.metrics,
+		                (unsigned long long)st.gzip, (unsigned long long)st.not_found,
+		                (unsigned long long)st.not_allowed);
+	return snprintf(
+	    buf, len,
+	    "mock-dcgm: simulated time %.0f s, %llu snapshots (last %.1f ms, %zu bytes, "
+	    "%zu gzip); %llu requests (%llu /metrics, %llu gzip)",
+	    st.sim_time, (unsigned long long)st.renders, st.last_render_ms, st.body_bytes,
+	    st.gzip_bytes, (unsigned long long)st.requests, (unsigned long long)st.metrics,
+	    (unsigned long long)st.gzip);
+}
+
+static void exporter_svc_destroy(void *impl)
+{
+	exporter_destroy(impl);
+}
+
+const struct service_ops exporter_service_ops = {
+    .name = "mock-dcgm",
+    .start = exporter_svc_start,
+    .stats_line = exporter_svc_stats_line,
+    .stop = exporter_svc_stop,
+    .destroy = exporter_svc_destroy,
+};
+
+/* ------------------------------------------------------------------ `gpuhealth mock-dcgm` */
+
+struct mock_cmd {
+	struct exporter *ex;
+	bool nvml, listen_flag;
+	char who[96]; /* how --listen was given, for its errors */
+	unsigned n_gpus;
+	size_t n_faults;
+	const char *model_name;
+	long long seed;
+	double speed, poll_interval;
+};
+
+static void cmd_destroy(void *impl)
+{
+	struct mock_cmd *m = impl;
+	exporter_destroy(m->ex);
+	free(m);
+}
+
+/* Says what is wrong on stderr itself (err stays ""): "gpuhealth: ..." as before the
+ * services had one face. */
+static int cmd_build(struct mock_cmd *m, const struct config *cfg)
+{
 	struct inject_spec *faults = NULL;
 	struct sim *sim = NULL;
-	struct exporter *ex = NULL;
 	char err[1024] = "";
+	int rc = -EINVAL;
+	bool failure = false; /* false: bad usage (exit status 2) */
 
 	char who[96];
 	const char *model_arg = config_str(cfg, "model");
 	const struct sim_model *model = sim_model_find(model_arg);
 	if (!model) {
 		config_describe(cfg, "model", who, sizeof(who));
-		fprintf(stderr, "gpuhealth: %s '%s' is not a known GPU model; use one of: %s\n", who,
-			model_arg ? model_arg : "", sim_model_names());
+		fprintf(stderr, "gpuhealth: %s '%s' is not a known GPU model; use one of: %s\n",
+		        who, model_arg ? model_arg : "", sim_model_names());
 		goto out;
 	}
 	const char *host_label = config_str(cfg, "host-label");
 	if (strcmp(host_label, "hostname") != 0 && strcmp(host_label, "Hostname") != 0) {
 		config_describe(cfg, "host-label", who, sizeof(who));
 		fprintf(stderr,
-			"gpuhealth: %s '%s': use 'hostname' (current dcgm-exporter) or "
-			"'Hostname' (releases before 2026-05)\n",
-			who, host_label);
+		        "gpuhealth: %s '%s': use 'hostname' (current dcgm-exporter) or "
+		        "'Hostname' (releases before 2026-05)\n",
+		        who, host_label);
 		goto out;
 	}
 	unsigned n_gpus = (unsigned)config_int(cfg, "gpus");
@@ -56,14 +117,14 @@ int mock_dcgm_run(struct config *cfg)
 	if (n_faults) {
 		faults = calloc(n_faults, sizeof(*faults));
 		if (!faults) {
-			status = CLI_EXIT_FAILURE;
+			rc = -ENOMEM;
 			fprintf(stderr, "gpuhealth: out of memory\n");
 			goto out;
 		}
 	}
 	for (size_t i = 0; i < n_faults; i++)
 		if (inject_parse(config_list_at(cfg, "inject", i), n_gpus, &faults[i], err,
-				 sizeof(err)) != 0) {
+		                 sizeof(err)) != 0) {
 			config_describe(cfg, "inject", who, sizeof(who));
 			if (strcmp(who, "--inject") == 0)
 				fprintf(stderr, "gpuhealth: %s\n", err);
@@ -81,8 +142,10 @@ int mock_dcgm_run(struct config *cfg)
 	bool nvml = config_bool(cfg, "nvml");
 	if (nvml && n_faults) {
 		config_describe(cfg, "inject", who, sizeof(who));
-		fprintf(stderr, "gpuhealth: %s injects faults into simulated GPUs; it cannot be used "
-				"with --nvml\n", who);
+		fprintf(stderr,
+		        "gpuhealth: %s injects faults into simulated GPUs; it cannot be used "
+		        "with --nvml\n",
+		        who);
 		goto out;
 	}
 	if (nvml) {
@@ -90,109 +153,149 @@ int mock_dcgm_run(struct config *cfg)
 		for (size_t i = 0; i < sizeof(sim_only) / sizeof(sim_only[0]); i++)
 			if (config_is_set(cfg, sim_only[i])) {
 				config_describe(cfg, sim_only[i], who, sizeof(who));
-				log_warn("mock-dcgm: %s is for simulated GPUs; ignored with --nvml", who);
+				log_warn("mock-dcgm: %s is for simulated GPUs; ignored with --nvml",
+				         who);
 			}
 	}
 
-	status = CLI_EXIT_FAILURE;
+	failure = true; /* from here on an error is a runtime failure (exit status 1) */
 	struct sim_params sp = {
-		.model = model,
-		.n_gpus = n_gpus,
-		.seed = (uint64_t)config_int(cfg, "seed"),
-		.poll_interval = config_double(cfg, "poll-interval"),
-		.faults = faults,
-		.n_faults = n_faults,
+	    .model = model,
+	    .n_gpus = n_gpus,
+	    .seed = (uint64_t)config_int(cfg, "seed"),
+	    .poll_interval = config_double(cfg, "poll-interval"),
+	    .faults = faults,
+	    .n_faults = n_faults,
 	};
-	int rc = nvml ? 0 : sim_create(&sim, &sp);
+	rc = nvml ? 0 : sim_create(&sim, &sp);
 	if (rc) {
-		fprintf(stderr, "gpuhealth: cannot create the simulated fleet: %s\n", strerror(-rc));
+		fprintf(stderr, "gpuhealth: cannot create the simulated fleet: %s\n",
+		        strerror(-rc));
 		goto out;
 	}
 	const char *listen = config_str(cfg, "listen");
 	struct exporter_params ep = {
-		.listen = listen ? listen : ":9400",
-		.speed = nvml ? 1.0 : config_double(cfg, "speed"),
-		.poll_interval = sp.poll_interval,
-		.render = {.hostname = hostname,
-			   .host_label = host_label,
-			   .driver_version = model->driver_version,
-			   .model_name = model->model_name},
+	    .listen = listen ? listen : ":9400",
+	    .speed = nvml ? 1.0 : config_double(cfg, "speed"),
+	    .poll_interval = sp.poll_interval,
+	    .render = {.hostname = hostname,
+	               .host_label = host_label,
+	               .driver_version = model->driver_version,
+	               .model_name = model->model_name},
 	};
 	if (nvml) {
 		ep.render.driver_version = NULL; /* from NVML */
 		ep.render.model_name = NULL;
-		rc = nvml_exporter_create(&ex, config_str(cfg, "nvml-library"), &ep, NULL, NULL,
+		rc = nvml_exporter_create(&m->ex, config_str(cfg, "nvml-library"), &ep, NULL, NULL,
 		                          err, sizeof(err));
 		if (rc == -ENOENT || rc == -ENOSYS || rc == -ENODEV) {
 			fprintf(stderr, "gpuhealth: --nvml: %s\n", err);
 			goto out;
 		}
 	} else {
-		rc = exporter_create(&ex, sim, &ep, err, sizeof(err));
+		rc = exporter_create(&m->ex, sim, &ep, err, sizeof(err));
 	}
 	sim = NULL; /* owned by the exporter, even on failure */
-	config_describe(cfg, "listen", who, sizeof(who));
-	bool listen_flag = strcmp(who, "--listen") == 0;
+	config_describe(cfg, "listen", m->who, sizeof(m->who));
+	m->listen_flag = strcmp(m->who, "--listen") == 0;
 	if (rc) {
-		fprintf(stderr, "gpuhealth: %s%s%s\n", listen_flag ? "" : who, listen_flag ? "" : ": ",
-			err);
+		fprintf(stderr, "gpuhealth: %s%s%s\n", m->listen_flag ? "" : m->who,
+		        m->listen_flag ? "" : ": ", err);
 		goto out;
 	}
-
-	signals_install(); /* SIGINT/SIGTERM stop; SIGHUP has nothing to reload here */
-
-	rc = exporter_start(ex, err, sizeof(err));
-	if (rc) {
-		fprintf(stderr, "gpuhealth: %s%s%s\n", listen_flag ? "" : who, listen_flag ? "" : ": ",
-			err);
-		if (rc == -EINVAL) /* --listen not understood: bad usage */
-			status = CLI_EXIT_USAGE;
-		goto out;
-	}
-	if (nvml)
-		log_info("mock-dcgm: serving this machine's GPUs (NVML) on http://%s/metrics, read "
-			 "every %g s",
-			 exporter_address(ex), ep.poll_interval);
-	else
-		log_info("mock-dcgm: serving %u simulated %s GPUs on http://%s/metrics (seed %lld, speed "
-		 "%g, poll interval %g s, %zu injected faults)",
-		 n_gpus, model->name, exporter_address(ex), (long long)config_int(cfg, "seed"),
-		 ep.speed, ep.poll_interval, n_faults);
-
-	notify_status(true, "serving %u GPUs on %s", n_gpus, exporter_address(ex));
-	bool timed = config_is_set(cfg, "duration");
-	double until = mono_s() + (timed ? config_double(cfg, "duration") : 0);
-	double every = config_double(cfg, "stats-interval"), last = mono_s();
-	struct exporter_stats st;
-	while (!signals_stop_requested() && (!timed || mono_s() < until)) {
-		/* woken by a signal at once: a fleet of exporters on one machine (the benchmarks)
-		 * would otherwise spend ~4 % of a core waking each other 20 times a second */
-		double nap = timed && until - mono_s() < 0.5 ? until - mono_s() : 0.5;
-		signals_wait(nap);
-		signals_take_hup(); /* nothing to re-read */
-		notify_watchdog_tick(mono_s());
-		if (every > 0 && mono_s() - last >= every) {
-			exporter_get_stats(ex, &st);
-			log_info("mock-dcgm: simulated time %.0f s, %llu snapshots (last %.1f ms, %zu bytes, "
-				 "%zu gzip); %llu requests (%llu /metrics, %llu gzip)",
-				 st.sim_time, (unsigned long long)st.renders, st.last_render_ms, st.body_bytes,
-				 st.gzip_bytes, (unsigned long long)st.requests,
-				 (unsigned long long)st.metrics, (unsigned long long)st.gzip);
-			last = mono_s();
-		}
-	}
-	notify_send("STOPPING=1");
-	exporter_stop(ex);
-	exporter_get_stats(ex, &st);
-	log_info("mock-dcgm: stopped at simulated time %.0f s after %llu snapshots; %llu requests "
-		 "(%llu /metrics, %llu gzip, %llu not found, %llu not allowed)",
-		 st.sim_time, (unsigned long long)st.renders, (unsigned long long)st.requests,
-		 (unsigned long long)st.metrics, (unsigned long long)st.gzip,
-		 (unsigned long long)st.not_found, (unsigned long long)st.not_allowed);
-	status = CLI_EXIT_OK;
+	m->nvml = nvml;
+	m->n_gpus = n_gpus;
+	m->n_faults = n_faults;
+	m->model_name = model->name;
+	m->seed = (long long)config_int(cfg, "seed");
+	m->speed = ep.speed;
+	m->poll_interval = ep.poll_interval;
 out:
-	exporter_destroy(ex);
 	sim_destroy(sim);
 	free(faults);
-	return status;
+	/* a runtime failure (the port in use, NVML gone) is exit status 1, bad usage 2 */
+	if (rc && failure && rc == -EINVAL)
+		rc = -EIO;
+	return rc;
+}
+
+static int cmd_create(void **impl, const struct config *cfg, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	struct mock_cmd *m = calloc(1, sizeof(*m));
+	if (!m) {
+		fprintf(stderr, "gpuhealth: out of memory\n");
+		return -ENOMEM;
+	}
+	int rc = cmd_build(m, cfg);
+	if (rc) {
+		cmd_destroy(m);
+		return rc;
+	}
+	*impl = m;
+	return 0;
+}
+
+static int cmd_start(void *impl, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	struct mock_cmd *m = impl;
+	char serr[1024] = "";
+	int rc = exporter_svc_start(m->ex, serr, sizeof(serr));
+	if (rc) {
+		fprintf(stderr, "gpuhealth: %s%s%s\n", m->listen_flag ? "" : m->who,
+		        m->listen_flag ? "" : ": ", serr);
+		return rc; /* -EINVAL: --listen not understood, bad usage */
+	}
+	if (m->nvml)
+		log_info("mock-dcgm: serving this machine's GPUs (NVML) on http://%s/metrics, read "
+		         "every %g s",
+		         exporter_address(m->ex), m->poll_interval);
+	else
+		log_info("mock-dcgm: serving %u simulated %s GPUs on http://%s/metrics (seed %lld, "
+		         "speed %g, poll interval %g s, %zu injected faults)",
+		         m->n_gpus, m->model_name, exporter_address(m->ex), m->seed, m->speed,
+		         m->poll_interval, m->n_faults);
+	return 0;
+}
+
+static int cmd_stats_line(void *impl, bool final, double uptime_s, char *buf, size_t len)
+{
+	struct mock_cmd *m = impl;
+	return exporter_svc_stats_line(m->ex, final, uptime_s, buf, len);
+}
+
+static int cmd_notify_text(void *impl, bool ready, char *buf, size_t len)
+{
+	struct mock_cmd *m = impl;
+	return ready
+	           ? snprintf(buf, len, "serving %u GPUs on %s", m->n_gpus, exporter_address(m->ex))
+	           : 0;
+}
+
+static void cmd_stop(void *impl, enum service_stop how)
+{
+	struct mock_cmd *m = impl;
+	exporter_svc_stop(m->ex, how);
+}
+
+static const struct service_ops mock_cmd_ops = {
+    .name = "mock-dcgm",
+    /* woken by a signal at once: a fleet of exporters on one machine (the benchmarks) would
+     * otherwise spend ~4 % of a core waking each other 20 times a second */
+    .tick_s = 0.5,
+    .create = cmd_create,
+    .start = cmd_start,
+    .stats_line = cmd_stats_line,
+    .notify_text = cmd_notify_text,
+    .stop = cmd_stop,
+    .destroy = cmd_destroy,
+};
+
+int mock_dcgm_run(struct config *cfg)
+{
+	/* SIGINT/SIGTERM stop; SIGHUP has nothing to reload here */
+	return service_main(&mock_cmd_ops, cfg);
 }

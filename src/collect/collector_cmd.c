@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -15,7 +14,7 @@
 #include "core/config.h"
 #include "core/metrics_http.h"
 #include "core/log.h"
-#include "core/notify.h"
+#include "core/service.h"
 #include "core/signals.h"
 #include "core/strbuf.h"
 #include "core/timeutil.h"
@@ -29,8 +28,8 @@ static int load_targets(const struct config *cfg, struct targets *out, char *err
 	struct targets file;
 	targets_init(&file);
 	int rc = 0;
-	const char *origin = config_source_of(cfg, "target") == CONFIG_SRC_ENV ? "SCRAPE_TARGETS"
-									: "--target";
+	const char *origin =
+	    config_source_of(cfg, "target") == CONFIG_SRC_ENV ? "SCRAPE_TARGETS" : "--target";
 	if (config_source_of(cfg, "target") == CONFIG_SRC_FILE)
 		origin = "target (config file)";
 	for (size_t i = 0; i < config_list_len(cfg, "target"); i++) {
@@ -49,7 +48,7 @@ static int load_targets(const struct config *cfg, struct targets *out, char *err
 		for (size_t i = 0; i < file.n; i++) {
 			if (targets_find(out, file.urls[i]) >= 0) {
 				log_warn("collector: %s: %s is also given by %s; scraped once",
-					 file.origins[i], file.urls[i], origin);
+				         file.origins[i], file.urls[i], origin);
 				continue;
 			}
 			rc = targets_add(out, file.urls[i], file.origins[i], err, errlen);
@@ -72,29 +71,82 @@ static int render_metrics(void *ud, struct strbuf *out)
 
 /* ------------------------------------------------------------------ the command */
 
-static void log_stats(const struct collector_stats *st, const char *prefix)
+static int stats_line(const struct collector_stats *st, const char *prefix, char *buf, size_t len)
 {
 	char kafka[400] = "";
 	if (st->kafka) {
 		const struct producer_stats *p = &st->producer;
 		snprintf(kafka, sizeof(kafka),
-			 " produced=%" PRIu64 " delivered=%" PRIu64 " failed=%" PRIu64
-			 " dropped=%" PRIu64 " retried=%" PRIu64 " spooled=%" PRIu64
-			 " buffered=%" PRIu64 "/%" PRIu64 "/%" PRIu64 "%s%s",
-			 p->produced, p->delivered, p->failed, p->dropped, p->retried, p->spooled,
-			 p->in_flight, p->queued, p->spool_events, p->last_error[0] ? " kafka_error=" : "",
-			 p->last_error);
+		         " produced=%" PRIu64 " delivered=%" PRIu64 " failed=%" PRIu64
+		         " dropped=%" PRIu64 " retried=%" PRIu64 " spooled=%" PRIu64
+		         " buffered=%" PRIu64 "/%" PRIu64 "/%" PRIu64 "%s%s",
+		         p->produced, p->delivered, p->failed, p->dropped, p->retried, p->spooled,
+		         p->in_flight, p->queued, p->spool_events,
+		         p->last_error[0] ? " kafka_error=" : "", p->last_error);
 	}
 	char shard[64] = "";
 	if (st->shard.count)
 		snprintf(shard, sizeof(shard), " shard=%u/%u listed=%zu", st->shard.index,
-			 st->shard.count, st->targets_listed);
-	log_info("%s targets=%zu%s down=%zu scrapes_ok=%" PRIu64 " scrapes_failed=%" PRIu64
-		 " scrapes_missed=%" PRIu64 " samples=%" PRIu64 " bad_lines=%" PRIu64
-		 " unusable=%" PRIu64 " events=%" PRIu64 "%s",
-		 prefix, st->targets, shard, st->targets_down, st->scrapes_ok, st->scrapes_failed,
-		 st->scrapes_missed, st->samples, st->bad_lines, st->unusable, st->events, kafka);
+		         st->shard.count, st->targets_listed);
+	return snprintf(buf, len,
+	                "%s targets=%zu%s down=%zu scrapes_ok=%" PRIu64 " scrapes_failed=%" PRIu64
+	                " scrapes_missed=%" PRIu64 " samples=%" PRIu64 " bad_lines=%" PRIu64
+	                " unusable=%" PRIu64 " events=%" PRIu64 "%s",
+	                prefix, st->targets, shard, st->targets_down, st->scrapes_ok,
+	                st->scrapes_failed, st->scrapes_missed, st->samples, st->bad_lines,
+	                st->unusable, st->events, kafka);
 }
+
+/* ------------------------------------------------------------------ the collector as a service */
+
+/* impl: a struct collector from collector_create (the pipeline's) */
+static int collector_svc_start(void *impl, char *err, size_t errlen)
+{
+	int rc = collector_start(impl);
+	if (rc)
+		snprintf(err, errlen, "cannot start the collector thread: %s", strerror(-rc));
+	return rc == -EINVAL ? -EIO : rc;
+}
+
+static void collector_svc_status(void *impl, struct service_status *out)
+{
+	struct collector_stats st;
+	collector_stats(impl, &st);
+	out->state = st.failed                                    ? SERVICE_FAILED
+	             : st.done                                    ? SERVICE_DONE
+	             : (st.targets_down > 0 || st.producer.fatal) ? SERVICE_DEGRADED
+	                                                          : SERVICE_RUNNING;
+	snprintf(out->last_error, sizeof(out->last_error), "%s",
+	         st.last_error[0] ? st.last_error : st.producer.last_error);
+}
+
+static int collector_svc_stats_line(void *impl, bool final, double uptime_s, char *buf, size_t len)
+{
+	(void)uptime_s;
+	struct collector_stats st;
+	collector_stats(impl, &st);
+	return stats_line(&st, final ? "collector: stopped;" : "collector:", buf, len);
+}
+
+static void collector_svc_stop(void *impl, enum service_stop how)
+{
+	(void)how; /* the flush is bounded by flush_timeout_s either way */
+	collector_stop(impl);
+}
+
+static void collector_svc_destroy(void *impl)
+{
+	collector_destroy(impl);
+}
+
+const struct service_ops collector_service_ops = {
+    .name = "collector",
+    .start = collector_svc_start,
+    .status = collector_svc_status,
+    .stats_line = collector_svc_stats_line,
+    .stop = collector_svc_stop,
+    .destroy = collector_svc_destroy,
+};
 
 /* --nvml: the local GPUs as the collector's local source, in dcgm-exporter's text. */
 struct nvml_local {
@@ -192,8 +244,8 @@ static void discovery_apply(struct collector *c, const struct targets *tg, struc
 {
 	if (collector_merge_targets(tg, d, m) != 0) {
 		log_error("collector: out of memory merging discovered targets; keeping the %zu in "
-			  "use",
-			  *n_now);
+		          "use",
+		          *n_now);
 		return;
 	}
 	if (collector_set_targets_enrich(c, m->urls, m->en, m->n) != 0) {
@@ -201,8 +253,7 @@ static void discovery_apply(struct collector *c, const struct targets *tg, struc
 		return;
 	}
 	log_info("collector: discovery: %zu targets (were %zu; read and applied in %.3f s)", m->n,
-		 *n_now,
-		 time_mono() - t0);
+	         *n_now, time_mono() - t0);
 	*n_now = m->n;
 }
 
@@ -215,11 +266,13 @@ static void reload(const struct config *cfg, struct collector *c, size_t *n_now)
 	if (rc) {
 		log_error("collector: SIGHUP: %s; keeping the %zu targets in use", err, *n_now);
 	} else if (tg.n == 0) {
-		log_error("collector: SIGHUP: the new target list is empty; keeping the %zu targets "
-			  "in use",
-			  *n_now);
+		log_error(
+		    "collector: SIGHUP: the new target list is empty; keeping the %zu targets "
+		    "in use",
+		    *n_now);
 	} else if (collector_set_targets(c, (const char *const *)tg.urls, tg.n) != 0) {
-		log_error("collector: SIGHUP: out of memory; keeping the %zu targets in use", *n_now);
+		log_error("collector: SIGHUP: out of memory; keeping the %zu targets in use",
+		          *n_now);
 	} else {
 		log_info("collector: SIGHUP: %zu targets (were %zu)", tg.n, *n_now);
 		*n_now = tg.n;
@@ -227,278 +280,343 @@ static void reload(const struct config *cfg, struct collector *c, size_t *n_now)
 	targets_free(&tg);
 }
 
-int collector_cmd_run(struct config *cfg)
-{
-	int status = CLI_EXIT_USAGE;
-	struct targets tg;
-	struct collector *c = NULL;
-	struct metrics_http *http = NULL;
-	struct nvml_local nl = {0};
-	struct discovery *disc = NULL;
-	struct collector_merged m = {0};
-	const char **props = NULL;
-	char err[1024] = "";
-	targets_init(&tg);
-	log_set_timestamps(1);
-	signals_install();
+/* ------------------------------------------------------------------ `gpuhealth collector` */
 
-	int rc = load_targets(cfg, &tg, err, sizeof(err));
+/* The collector made from the configuration: its targets (--target, --targets-file, the
+ * discovery sources, or --nvml), --metrics-listen, SIGHUP, and the checks at the stop. */
+struct collector_cmd {
+	const struct config *cfg; /* borrowed */
+	struct targets tg;
+	struct collector *c;
+	struct metrics_http *http;
+	struct nvml_local nl;
+	struct collector_local local;
+	struct discovery *disc;
+	struct collector_merged m;
+	const char **props;
+	bool nvml, once, to_stdout;
+	double interval_s, timeout_s;
+	const char *topic;
+	size_t n_now;
+	double last_sd;
+	uint64_t dropped_before; /* the producer's drops before the stop */
+};
+
+static void cmd_destroy(void *impl)
+{
+	struct collector_cmd *k = impl;
+	metrics_http_stop(k->http); /* before the collector it renders */
+	collector_destroy(k->c);
+	nvml_close(k->nl.n); /* after the collector: its thread reads through nl */
+	free(k->props);
+	collector_merged_free(&k->m);
+	discovery_destroy(k->disc);
+	targets_free(&k->tg);
+	free(k);
+}
+
+/* Bad usage: the message, and -EINVAL (exit status 2). */
+static int usage(char *err, size_t errlen, const char *msg)
+{
+	snprintf(err, errlen, "%s", msg);
+	return -EINVAL;
+}
+
+static int cmd_build(struct collector_cmd *k, const struct config *cfg, char *err, size_t errlen)
+{
+	int rc = load_targets(cfg, &k->tg, err, errlen);
+	if (rc) /* a file that is not a targets list (a directory, too big) is bad usage too */
+		return rc == -EINVAL || rc == -EEXIST || rc == -E2BIG || rc == -EISDIR ||
+		               rc == -EFBIG
+		           ? -EINVAL
+		           : rc;
+	k->nvml = config_bool(cfg, "nvml");
+	rc = collector_cmd_discovery(cfg, signals_stop_requested, &k->disc, err, errlen);
 	if (rc) {
-		log_error("%s", err);
-		/* a file that is not a targets list (a directory, too big) is bad usage too */
-		status = rc == -EINVAL || rc == -EEXIST || rc == -E2BIG || rc == -EISDIR ||
-		                 rc == -EFBIG
-		             ? CLI_EXIT_USAGE
-		             : CLI_EXIT_FAILURE;
-		goto out;
+		if (rc == -ENOMEM)
+			snprintf(err, errlen, "out of memory");
+		return rc;
 	}
-	bool nvml = config_bool(cfg, "nvml");
-	rc = collector_cmd_discovery(cfg, signals_stop_requested, &disc, err, sizeof(err));
-	if (rc) {
-		log_error("%s", rc == -ENOMEM ? "out of memory" : err);
-		status = rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
-		goto out;
-	}
-	if (disc) {
+	if (k->disc) {
 		bool changed;
-		discovery_poll(disc, time_mono(), true, &changed); /* errors logged; lists kept */
+		discovery_poll(k->disc, time_mono(), true,
+		               &changed); /* errors logged; lists kept */
 	}
-	if (collector_merge_targets(&tg, disc, &m) != 0) {
-		status = CLI_EXIT_FAILURE;
-		goto out;
+	if (collector_merge_targets(&k->tg, k->disc, &k->m) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
-	if (nvml && m.n) {
-		log_error("--nvml reads this machine's GPUs; --target and --targets-file scrape "
-			  "exporters: give one or the other");
-		goto out;
-	}
-	if (nvml && config_str(cfg, "shard")) {
-		log_error("--shard splits a list of scrape targets among collectors; --nvml reads "
-			  "this machine's GPUs and has none: drop --shard");
-		goto out;
-	}
-	if (m.n == 0 && !nvml && !disc) {
-		log_error("no scrape targets: give --target URL (SCRAPE_TARGETS, comma-separated), "
-			  "--targets-file FILE (SCRAPE_TARGETS_FILE), --file-sd, --http-sd or "
-			  "--dns-sd");
-		goto out;
-	}
-	if (m.n == 0 && disc && config_bool(cfg, "once")) {
-		log_error("no scrape targets: discovery found none (see above)");
-		goto out;
-	}
-	bool to_stdout = config_str(cfg, "output") != NULL;
-	if (!to_stdout && !config_str(cfg, "brokers")) {
-		log_error("no Kafka brokers: give --brokers HOST:PORT (KAFKA_BOOTSTRAP_SERVERS), or "
-			  "--output - to write the events to standard output");
-		goto out;
-	}
+	if (k->nvml && k->m.n)
+		return usage(err, errlen,
+		             "--nvml reads this machine's GPUs; --target and --targets-file scrape "
+		             "exporters: give one or the other");
+	if (k->nvml && config_str(cfg, "shard"))
+		return usage(
+		    err, errlen,
+		    "--shard splits a list of scrape targets among collectors; --nvml reads "
+		    "this machine's GPUs and has none: drop --shard");
+	if (k->m.n == 0 && !k->nvml && !k->disc)
+		return usage(
+		    err, errlen,
+		    "no scrape targets: give --target URL (SCRAPE_TARGETS, comma-separated), "
+		    "--targets-file FILE (SCRAPE_TARGETS_FILE), --file-sd, --http-sd or "
+		    "--dns-sd");
+	if (k->m.n == 0 && k->disc && config_bool(cfg, "once"))
+		return usage(err, errlen, "no scrape targets: discovery found none (see above)");
+	k->to_stdout = config_str(cfg, "output") != NULL;
+	if (!k->to_stdout && !config_str(cfg, "brokers"))
+		return usage(
+		    err, errlen,
+		    "no Kafka brokers: give --brokers HOST:PORT (KAFKA_BOOTSTRAP_SERVERS), or "
+		    "--output - to write the events to standard output");
 	size_t nprops = config_list_len(cfg, "X");
-	props = calloc(nprops ? nprops : 1, sizeof(*props));
-	if (!props) {
-		status = CLI_EXIT_FAILURE;
-		goto out;
+	k->props = calloc(nprops ? nprops : 1, sizeof(*k->props));
+	if (!k->props) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
 	for (size_t i = 0; i < nprops; i++)
-		props[i] = config_list_at(cfg, "X", i);
-	struct collector_local local = {"nvml", nvml_local_read, &nl};
-	if (nvml) {
-		rc = nvml_open(&nl.n, config_str(cfg, "nvml-library"), err, sizeof(err));
+		k->props[i] = config_list_at(cfg, "X", i);
+	k->local = (struct collector_local){"nvml", nvml_local_read, &k->nl};
+	if (k->nvml) {
+		char nerr[900] = "";
+		rc = nvml_open(&k->nl.n, config_str(cfg, "nvml-library"), nerr, sizeof(nerr));
 		if (rc) {
-			log_error("--nvml: %s", err);
-			status = CLI_EXIT_FAILURE;
-			goto out;
+			snprintf(err, errlen, "--nvml: %s", nerr);
+			return rc == -EINVAL ? -EIO : rc;
 		}
-		if (gethostname(nl.hostname, sizeof(nl.hostname) - 1) != 0)
-			snprintf(nl.hostname, sizeof(nl.hostname), "localhost");
-		nl.opts = (struct render_opts){.hostname = nl.hostname, .host_label = "hostname"};
-		nl.t0 = time_mono();
+		if (gethostname(k->nl.hostname, sizeof(k->nl.hostname) - 1) != 0)
+			snprintf(k->nl.hostname, sizeof(k->nl.hostname), "localhost");
+		k->nl.opts =
+		    (struct render_opts){.hostname = k->nl.hostname, .host_label = "hostname"};
+		k->nl.t0 = time_mono();
 	}
-	bool once = config_bool(cfg, "once");
+	k->once = config_bool(cfg, "once");
 	double every = config_double(cfg, "stats-interval");
 	struct collector_options o = {
-		.local = nvml ? &local : NULL,
-		.targets = m.urls,
-		.target_enrich = m.en,
-		.ntargets = m.n,
-		.shard = cli_shard(cfg),
-		.interval_s = config_double(cfg, "interval"),
-		.timeout_s = config_double(cfg, "scrape-timeout"),
-		.max_body = (size_t)config_int(cfg, "max-body"),
-		.gzip = cli_scrape_gzip(cfg),
-		.threads = (unsigned)config_int(cfg, "scrape-threads"),
-		.once = once,
-		.enrich = {.cluster = config_str(cfg, "cluster"),
-			   .datacenter = config_str(cfg, "datacenter"),
-			   .rack = config_str(cfg, "rack")},
-		.out = to_stdout ? stdout : NULL,
-		.kafka =
-			{
-				.brokers = config_str(cfg, "brokers"),
-				.topic = config_str(cfg, "topic"),
-				.kafka_props = props,
-				.nkafka_props = nprops,
-				.buffer_events = (size_t)config_int(cfg, "buffer-events"),
-				.spool_dir = config_str(cfg, "spool-dir"),
-				.spool_max_bytes = (uint64_t)config_int(cfg, "spool-max") << 20,
-				.flush_timeout_s = FLUSH_TIMEOUT_S,
-				.drop_log_interval_s = every > 0 ? every : 10,
-			},
+	    .local = k->nvml ? &k->local : NULL,
+	    .targets = k->m.urls,
+	    .target_enrich = k->m.en,
+	    .ntargets = k->m.n,
+	    .shard = cli_shard(cfg),
+	    .interval_s = config_double(cfg, "interval"),
+	    .timeout_s = config_double(cfg, "scrape-timeout"),
+	    .max_body = (size_t)config_int(cfg, "max-body"),
+	    .gzip = cli_scrape_gzip(cfg),
+	    .threads = (unsigned)config_int(cfg, "scrape-threads"),
+	    .once = k->once,
+	    .enrich = {.cluster = config_str(cfg, "cluster"),
+	               .datacenter = config_str(cfg, "datacenter"),
+	               .rack = config_str(cfg, "rack")},
+	    .out = k->to_stdout ? stdout : NULL,
+	    .kafka =
+	        {
+	            .brokers = config_str(cfg, "brokers"),
+	            .topic = config_str(cfg, "topic"),
+	            .kafka_props = k->props,
+	            .nkafka_props = nprops,
+	            .buffer_events = (size_t)config_int(cfg, "buffer-events"),
+	            .spool_dir = config_str(cfg, "spool-dir"),
+	            .spool_max_bytes = (uint64_t)config_int(cfg, "spool-max") << 20,
+	            .flush_timeout_s = FLUSH_TIMEOUT_S,
+	            .drop_log_interval_s = every > 0 ? every : 10,
+	        },
 	};
-	if (disc && !o.threads) {
+	if (k->disc && !o.threads) {
 		/* discovery's list grows after the start: one thread per CPU, not per target now */
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-		o.threads = ncpu < 1 ? 1
+		o.threads = ncpu < 1                             ? 1
 		            : ncpu > (long)COLLECTOR_THREADS_MAX ? COLLECTOR_THREADS_MAX
 		                                                 : (unsigned)ncpu;
 	}
-	rc = collector_create(&c, &o, err, sizeof(err));
-	if (rc) {
-		log_error("%s", err);
-		status = rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
-		goto out;
+	k->interval_s = o.interval_s;
+	k->timeout_s = o.timeout_s;
+	k->topic = o.kafka.topic;
+	return collector_create(&k->c, &o, err, errlen);
+}
+
+static int cmd_create(void **impl, const struct config *cfg, char *err, size_t errlen)
+{
+	struct collector_cmd *k = calloc(1, sizeof(*k));
+	if (!k) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
-	status = CLI_EXIT_FAILURE;
-	const char *ml = config_str(cfg, "metrics-listen");
+	k->cfg = cfg;
+	targets_init(&k->tg);
+	int rc = cmd_build(k, cfg, err, errlen);
+	if (rc) {
+		cmd_destroy(k);
+		return rc;
+	}
+	*impl = k;
+	return 0;
+}
+
+static int cmd_start(void *impl, char *err, size_t errlen)
+{
+	struct collector_cmd *k = impl;
+	const char *ml = config_str(k->cfg, "metrics-listen");
 	if (ml) {
-		rc = metrics_http_start(&http, ml, "collector", render_metrics, c, err, sizeof(err));
-		if (rc) {
-			log_error("%s", err);
-			status = rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
-			goto out;
-		}
-		log_info("collector: own metrics on http://%s/metrics", metrics_http_address(http));
+		int rc = metrics_http_start(&k->http, ml, "collector", render_metrics, k->c, err,
+		                            errlen);
+		if (rc)
+			return rc;
+		log_info("collector: own metrics on http://%s/metrics",
+		         metrics_http_address(k->http));
 	}
-	rc = collector_start(c);
-	if (rc) {
-		log_error("cannot start the collector thread: %s", strerror(-rc));
-		goto out;
-	}
-	if (nvml)
+	int rc = collector_svc_start(k->c, err, errlen);
+	if (rc)
+		return rc;
+	const char *to = k->to_stdout ? "standard output" : "Kafka topic ";
+	if (k->nvml) {
 		log_info("collector: %zu local GPUs (NVML, driver %s) every %g s -> %s%s%s",
-			 nvml_gpu_devices(nl.n), nvml_driver_version(nl.n), o.interval_s,
-			 to_stdout ? "standard output" : "Kafka topic ", to_stdout ? "" : o.kafka.topic,
-			 once ? ", once" : "");
-	else
-	{
+		         nvml_gpu_devices(k->nl.n), nvml_driver_version(k->nl.n), k->interval_s, to,
+		         k->to_stdout ? "" : k->topic, k->once ? ", once" : "");
+	} else {
 		struct collector_stats st0;
-		collector_stats(c, &st0);
+		collector_stats(k->c, &st0);
 		log_info("collector: %zu target%s every %g s (timeout %g s, %u scrape thread%s) -> "
-			 "%s%s%s",
-			 m.n, m.n == 1 ? "" : "s", o.interval_s, o.timeout_s, st0.threads,
-			 st0.threads == 1 ? "" : "s",
-			 to_stdout ? "standard output" : "Kafka topic ",
-			 to_stdout ? "" : o.kafka.topic, once ? ", once" : "");
+		         "%s%s%s",
+		         k->m.n, k->m.n == 1 ? "" : "s", k->interval_s, k->timeout_s, st0.threads,
+		         st0.threads == 1 ? "" : "s", to, k->to_stdout ? "" : k->topic,
+		         k->once ? ", once" : "");
 	}
-	notify_status(true, "%zu targets every %g s", m.n, o.interval_s);
-	size_t n_now = m.n;
-	double start = time_mono(), last = start, last_sd = start;
-	double duration = config_is_set(cfg, "duration") ? config_double(cfg, "duration") : -1;
-	struct collector_stats st;
-	status = CLI_EXIT_OK;
-	for (;;) {
-		struct timespec nap = {0, 50 * 1000000L};
-		nanosleep(&nap, NULL);
-		if (signals_stop_requested()) {
-			log_info("collector: signal %d, stopping", signals_stop_signal());
-			break;
+	k->n_now = k->m.n;
+	k->last_sd = time_mono();
+	return 0;
+}
+
+/* discovery: files each second, the other sources when due */
+static void cmd_tick(void *impl, double now)
+{
+	struct collector_cmd *k = impl;
+	if (!k->disc || k->once || now - k->last_sd < 1.0)
+		return;
+	bool changed = false;
+	discovery_poll(k->disc, now, false, &changed);
+	if (changed)
+		discovery_apply(k->c, &k->tg, k->disc, &k->m, &k->n_now, now);
+	k->last_sd = now;
+}
+
+/* SIGHUP: the static targets again, then every discovery source; without discovery,
+ * --targets-file again */
+static int cmd_reload(void *impl)
+{
+	struct collector_cmd *k = impl;
+	double now = time_mono();
+	if (k->disc) {
+		struct targets nt;
+		targets_init(&nt);
+		char herr[1024] = "";
+		if (load_targets(k->cfg, &nt, herr, sizeof(herr)) != 0) {
+			log_error("collector: SIGHUP: %s; keeping the static targets in use", herr);
+			targets_free(&nt);
+		} else {
+			targets_free(&k->tg);
+			k->tg = nt; /* owned by tg */
 		}
-		double now = time_mono();
-		notify_watchdog_tick(now);
-		if (duration >= 0 && now - start >= duration)
-			break;
-		collector_stats(c, &st);
-		if (st.failed) {
-			log_error("collector: stopped: %s", st.last_error);
-			status = CLI_EXIT_FAILURE;
-			break;
-		}
-		if (st.done)
-			break;
-		bool hup = signals_take_hup();
-		if (hup && disc) {
-			/* the static targets again, then every discovery source */
-			struct targets nt;
-			targets_init(&nt);
-			char herr[1024] = "";
-			if (load_targets(cfg, &nt, herr, sizeof(herr)) != 0) {
-				log_error("collector: SIGHUP: %s; keeping the static targets in use",
-					  herr);
-				targets_free(&nt);
-			} else {
-				targets_free(&tg);
-				tg = nt; /* owned by tg */
-			}
-			bool changed;
-			discovery_poll(disc, now, true, &changed);
-			discovery_apply(c, &tg, disc, &m, &n_now, now);
-			last_sd = now;
-		} else if (hup) {
-			if (nvml)
-				log_info("collector: SIGHUP: --nvml has no targets to re-read");
-			else if (config_str(cfg, "targets-file"))
-				reload(cfg, c, &n_now);
-			else
-				log_info("collector: SIGHUP: no --targets-file to re-read");
-		}
-		if (disc && !once && now - last_sd >= 1.0) { /* files each second; the rest when due */
-			bool changed = false;
-			discovery_poll(disc, now, false, &changed);
-			if (changed)
-				discovery_apply(c, &tg, disc, &m, &n_now, now);
-			last_sd = now;
-		}
-		if (every > 0 && now - last >= every) {
-			log_stats(&st, "collector:");
-			last = now;
-		}
+		bool changed;
+		discovery_poll(k->disc, now, true, &changed);
+		discovery_apply(k->c, &k->tg, k->disc, &k->m, &k->n_now, now);
+		k->last_sd = now;
+	} else if (k->nvml) {
+		log_info("collector: SIGHUP: --nvml has no targets to re-read");
+	} else if (config_str(k->cfg, "targets-file")) {
+		reload(k->cfg, k->c, &k->n_now);
+	} else {
+		log_info("collector: SIGHUP: no --targets-file to re-read");
 	}
+	return 0;
+}
+
+static void cmd_status(void *impl, struct service_status *out)
+{
+	struct collector_cmd *k = impl;
+	collector_svc_status(k->c, out);
+}
+
+static int cmd_stats_line(void *impl, bool final, double uptime_s, char *buf, size_t len)
+{
+	struct collector_cmd *k = impl;
+	return collector_svc_stats_line(k->c, final, uptime_s, buf, len);
+}
+
+static int cmd_notify_text(void *impl, bool ready, char *buf, size_t len)
+{
+	struct collector_cmd *k = impl;
+	return ready ? snprintf(buf, len, "%zu targets every %g s", k->m.n, k->interval_s) : 0;
+}
+
+static void cmd_stop(void *impl, enum service_stop how)
+{
+	struct collector_cmd *k = impl;
 	struct collector_stats before;
-	collector_stats(c, &before);
-	notify_send("STOPPING=1");
-	collector_stop(c); /* flushes; spools what is pending */
-	collector_stats(c, &st);
-	if (st.failed)
-		status = CLI_EXIT_FAILURE;
-	log_stats(&st, "collector: stopped;");
-	if (st.kafka && st.producer.dropped > before.producer.dropped) {
+	collector_stats(k->c, &before);
+	k->dropped_before = before.producer.dropped;
+	collector_svc_stop(k->c, how); /* flushes; spools what is pending */
+}
+
+/* Events lost at the stop fail the run; with --once, so does any target not scraped and any
+ * event not delivered. */
+static int cmd_verdict(void *impl)
+{
+	struct collector_cmd *k = impl;
+	struct collector_stats st;
+	collector_stats(k->c, &st);
+	int rc = 0;
+	if (st.kafka && st.producer.dropped > k->dropped_before) {
 		log_error("collector: %" PRIu64 " events were lost at stop (see above)",
-			  st.producer.dropped - before.producer.dropped);
-		status = CLI_EXIT_FAILURE;
+		          st.producer.dropped - k->dropped_before);
+		rc = -1;
 	}
-	if (once) {
-		size_t n = collector_targets(c, NULL, 0);
-		struct scrape_target_stats *ts = calloc(n ? n : 1, sizeof(*ts));
-		size_t bad = 0;
-		if (ts) {
-			n = collector_targets(c, ts, n);
-			for (size_t i = 0; i < n; i++)
-				if (ts[i].failed || !ts[i].ok) {
-					bad++;
-					fprintf(stderr, "gpuhealth: target %s failed: %s\n", ts[i].url,
-						ts[i].last_error[0] ? ts[i].last_error : "not scraped");
-				}
-			free(ts);
-		}
-		if (bad) {
-			fprintf(stderr, "gpuhealth: %zu of %zu targets failed\n", bad, n);
-			status = CLI_EXIT_FAILURE;
-		}
-		if (st.kafka && (st.producer.failed || st.producer.dropped || st.producer.spool_events)) {
-			fprintf(stderr,
-				"gpuhealth: not every event was delivered: %" PRIu64 " failed, %" PRIu64
-				" dropped, %" PRIu64 " kept in the spool for the next run\n",
-				st.producer.failed, st.producer.dropped, st.producer.spool_events);
-			status = CLI_EXIT_FAILURE;
-		}
+	if (!k->once)
+		return rc;
+	size_t n = collector_targets(k->c, NULL, 0);
+	struct scrape_target_stats *ts = calloc(n ? n : 1, sizeof(*ts));
+	size_t bad = 0;
+	if (ts) {
+		n = collector_targets(k->c, ts, n);
+		for (size_t i = 0; i < n; i++)
+			if (ts[i].failed || !ts[i].ok) {
+				bad++;
+				fprintf(stderr, "gpuhealth: target %s failed: %s\n", ts[i].url,
+				        ts[i].last_error[0] ? ts[i].last_error : "not scraped");
+			}
+		free(ts);
 	}
-out:
-	metrics_http_stop(http); /* before the collector it renders */
-	collector_destroy(c);
-	nvml_close(nl.n); /* after the collector: its thread reads through nl */
-	free(props);
-	collector_merged_free(&m);
-	discovery_destroy(disc);
-	targets_free(&tg);
-	return status;
+	if (bad) {
+		fprintf(stderr, "gpuhealth: %zu of %zu targets failed\n", bad, n);
+		rc = -1;
+	}
+	if (st.kafka && (st.producer.failed || st.producer.dropped || st.producer.spool_events)) {
+		fprintf(stderr,
+		        "gpuhealth: not every event was delivered: %" PRIu64 " failed, %" PRIu64
+		        " dropped, %" PRIu64 " kept in the spool for the next run\n",
+		        st.producer.failed, st.producer.dropped, st.producer.spool_events);
+		rc = -1;
+	}
+	return rc;
+}
+
+static const struct service_ops collector_cmd_ops = {
+    .name = "collector",
+    .tick_s = 0.05,
+    .create = cmd_create,
+    .start = cmd_start,
+    .tick = cmd_tick,
+    .status = cmd_status,
+    .stats_line = cmd_stats_line,
+    .notify_text = cmd_notify_text,
+    .reload = cmd_reload,
+    .stop = cmd_stop,
+    .verdict = cmd_verdict,
+    .destroy = cmd_destroy,
+};
+
+int collector_cmd_run(struct config *cfg)
+{
+	log_set_timestamps(1);
+	return service_main(&collector_cmd_ops, cfg);
 }

@@ -8,7 +8,13 @@
 struct config;
 struct discovery;
 struct events_enrich;
+struct service_ops;
 struct targets;
+
+/* The collector as a service over a struct collector made by collector_create (service_wrap):
+ * start, status (failed, done after --once, degraded with targets down), its stats line,
+ * stop (flush, spool what is pending), destroy. */
+extern const struct service_ops collector_service_ops;
 
 /* Runs until SIGINT/SIGTERM, --duration, or (with --once) one scrape of every target; SIGHUP
  * re-reads --targets-file. Returns the process exit status. */

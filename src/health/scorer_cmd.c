@@ -5,33 +5,83 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "cli.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics_http.h"
-#include "core/notify.h"
-#include "core/signals.h"
+#include "core/service.h"
 #include "core/timeutil.h"
 #include "health/health_metrics.h"
 #include "health/scorer.h"
 
-static void log_stats(const struct scorer_stats *st, const char *prefix)
+static int stats_line(const struct scorer_stats *st, const char *prefix, char *buf, size_t len)
 {
-	log_info("%s consumed=%" PRIu64 " scored=%" PRIu64 " pass=%" PRIu64 " warn=%" PRIu64
-		 " fail=%" PRIu64 " gpus=%zu alerts_raised=%" PRIu64 " alerts_cleared=%" PRIu64
-		 " open_alerts=%zu alerts_produced=%" PRIu64 " webhook_sent=%" PRIu64
-		 " webhook_failed=%" PRIu64 " am_sent=%" PRIu64 " am_failed=%" PRIu64
-		 " am_dropped=%" PRIu64 " am_pending=%zu bad_events=%" PRIu64 " redelivered=%" PRIu64
-		 " batches=%" PRIu64 " db=%s%s%s",
-		 prefix, st->consumed, st->scored, st->pass, st->warn, st->fail, st->gpus,
-		 st->alerts_raised, st->alerts_cleared, st->open_alerts, st->alerts_produced,
-		 st->webhook_sent, st->webhook_failed, st->am_sent, st->am_failed, st->am_dropped,
-		 st->am_pending, st->bad_events, st->redelivered, st->batches,
-		 st->db_connected ? "up" : "down", st->last_error[0] ? " last_error=" : "",
-		 st->last_error);
+	return snprintf(buf, len,
+	                "%s consumed=%" PRIu64 " scored=%" PRIu64 " pass=%" PRIu64 " warn=%" PRIu64
+	                " fail=%" PRIu64 " gpus=%zu alerts_raised=%" PRIu64
+	                " alerts_cleared=%" PRIu64 " open_alerts=%zu alerts_produced=%" PRIu64
+	                " webhook_sent=%" PRIu64 " webhook_failed=%" PRIu64 " am_sent=%" PRIu64
+	                " am_failed=%" PRIu64 " am_dropped=%" PRIu64
+	                " am_pending=%zu bad_events=%" PRIu64 " redelivered=%" PRIu64
+	                " batches=%" PRIu64 " db=%s%s%s",
+	                prefix, st->consumed, st->scored, st->pass, st->warn, st->fail, st->gpus,
+	                st->alerts_raised, st->alerts_cleared, st->open_alerts, st->alerts_produced,
+	                st->webhook_sent, st->webhook_failed, st->am_sent, st->am_failed,
+	                st->am_dropped, st->am_pending, st->bad_events, st->redelivered,
+	                st->batches, st->db_connected ? "up" : "down",
+	                st->last_error[0] ? " last_error=" : "", st->last_error);
 }
+
+/* ------------------------------------------------------------------ the scorer as a service */
+
+/* impl: a struct scorer from scorer_create (the pipeline's) */
+static int scorer_svc_start(void *impl, char *err, size_t errlen)
+{
+	int rc = scorer_start(impl);
+	if (rc)
+		snprintf(err, errlen, "cannot start the scorer thread: %s", strerror(-rc));
+	return rc == -EINVAL ? -EIO : rc;
+}
+
+static void scorer_svc_status(void *impl, struct service_status *out)
+{
+	struct scorer_stats st;
+	scorer_stats(impl, &st);
+	out->state = st.failed                                ? SERVICE_FAILED
+	             : (!st.db_connected && st.last_error[0]) ? SERVICE_DEGRADED
+	                                                      : SERVICE_RUNNING;
+	snprintf(out->last_error, sizeof(out->last_error), "%s", st.last_error);
+}
+
+static int scorer_svc_stats_line(void *impl, bool final, double uptime_s, char *buf, size_t len)
+{
+	(void)uptime_s;
+	struct scorer_stats st;
+	scorer_stats(impl, &st);
+	return stats_line(&st, final ? "scorer: stopped;" : "scorer:", buf, len);
+}
+
+static void scorer_svc_stop(void *impl, enum service_stop how)
+{
+	if (how == SERVICE_STOP_NOW)
+		scorer_stop_now(impl);
+	else
+		scorer_stop(impl);
+}
+
+static void scorer_svc_destroy(void *impl)
+{
+	scorer_destroy(impl);
+}
+
+const struct service_ops scorer_service_ops = {
+    .name = "scorer",
+    .start = scorer_svc_start,
+    .status = scorer_svc_status,
+    .stats_line = scorer_svc_stats_line,
+    .stop = scorer_svc_stop,
+    .destroy = scorer_svc_destroy,
+};
 
 /* --metrics-listen: the scorer's own counters, then each GPU's verdict (health_metrics.h) */
 struct scorer_metrics {
@@ -48,44 +98,47 @@ static int render_metrics(void *ud, struct strbuf *b)
 		const char *name, *type, *help;
 		double v;
 	} c[] = {
-		{"consumed_total", "counter", "Messages read from the sample topic.", (double)st.consumed},
-		{"bad_events_total", "counter", "Events refused by the event validator (dead letters).",
-		 (double)st.bad_events},
-		{"redelivered_total", "counter", "Samples not newer than the GPU's last: ignored.",
-		 (double)st.redelivered},
-		{"alerts_raised_total", "counter", "Alerts raised.", (double)st.alerts_raised},
-		{"alerts_cleared_total", "counter", "Alerts cleared.", (double)st.alerts_cleared},
-		{"alerts_produced_total", "counter", "Alerts delivered to the Kafka alerts topic.",
-		 (double)st.alerts_produced},
-		{"webhook_sent_total", "counter", "Alerts delivered to the webhook.",
-		 (double)st.webhook_sent},
-		{"webhook_failed_total", "counter", "Failed webhook deliveries.",
-		 (double)st.webhook_failed},
-		{"alertmanager_sent_total", "counter", "Alerts delivered to Alertmanager.",
-		 (double)st.am_sent},
-		{"alertmanager_failed_total", "counter", "Failed POSTs to Alertmanager.",
-		 (double)st.am_failed},
-		{"alertmanager_dropped_total", "counter", "Alerts dropped from the Alertmanager queue.",
-		 (double)st.am_dropped},
-		{"batches_total", "counter", "Database transactions committed.", (double)st.batches},
-		{"db_errors_total", "counter", "Database errors.", (double)st.db_errors},
-		{"gpus", "gauge", "GPUs the scorer knows.", (double)st.gpus},
-		{"open_alerts", "gauge", "Alerts open.", (double)st.open_alerts},
-		{"db_connected", "gauge", "1 while the database connection is up.",
-		 st.db_connected ? 1.0 : 0.0},
+	    {"consumed_total", "counter", "Messages read from the sample topic.",
+	     (double)st.consumed},
+	    {"bad_events_total", "counter", "Events refused by the event validator (dead letters).",
+	     (double)st.bad_events},
+	    {"redelivered_total", "counter", "Samples not newer than the GPU's last: ignored.",
+	     (double)st.redelivered},
+	    {"alerts_raised_total", "counter", "Alerts raised.", (double)st.alerts_raised},
+	    {"alerts_cleared_total", "counter", "Alerts cleared.", (double)st.alerts_cleared},
+	    {"alerts_produced_total", "counter", "Alerts delivered to the Kafka alerts topic.",
+	     (double)st.alerts_produced},
+	    {"webhook_sent_total", "counter", "Alerts delivered to the webhook.",
+	     (double)st.webhook_sent},
+	    {"webhook_failed_total", "counter", "Failed webhook deliveries.",
+	     (double)st.webhook_failed},
+	    {"alertmanager_sent_total", "counter", "Alerts delivered to Alertmanager.",
+	     (double)st.am_sent},
+	    {"alertmanager_failed_total", "counter", "Failed POSTs to Alertmanager.",
+	     (double)st.am_failed},
+	    {"alertmanager_dropped_total", "counter", "Alerts dropped from the Alertmanager queue.",
+	     (double)st.am_dropped},
+	    {"batches_total", "counter", "Database transactions committed.", (double)st.batches},
+	    {"db_errors_total", "counter", "Database errors.", (double)st.db_errors},
+	    {"gpus", "gauge", "GPUs the scorer knows.", (double)st.gpus},
+	    {"open_alerts", "gauge", "Alerts open.", (double)st.open_alerts},
+	    {"db_connected", "gauge", "1 while the database connection is up.",
+	     st.db_connected ? 1.0 : 0.0},
 	};
 	int rc = 0;
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]) && !rc; i++)
-		rc = strbuf_printf(b, "# HELP gpuhealth_scorer_%s %s\n# TYPE gpuhealth_scorer_%s %s\n"
-				      "gpuhealth_scorer_%s %.17g\n",
-				   c[i].name, c[i].help, c[i].name, c[i].type, c[i].name, c[i].v);
+		rc = strbuf_printf(b,
+		                   "# HELP gpuhealth_scorer_%s %s\n# TYPE gpuhealth_scorer_%s %s\n"
+		                   "gpuhealth_scorer_%s %.17g\n",
+		                   c[i].name, c[i].help, c[i].name, c[i].type, c[i].name, c[i].v);
 	rc = rc ? rc
-		: strbuf_printf(b, "# HELP gpuhealth_scorer_evaluations_total Evaluations written, by "
-				   "status.\n# TYPE gpuhealth_scorer_evaluations_total counter\n"
-				   "gpuhealth_scorer_evaluations_total{status=\"pass\"} %" PRIu64 "\n"
-				   "gpuhealth_scorer_evaluations_total{status=\"warn\"} %" PRIu64 "\n"
-				   "gpuhealth_scorer_evaluations_total{status=\"fail\"} %" PRIu64 "\n",
-				st.pass, st.warn, st.fail);
+	        : strbuf_printf(b,
+	                        "# HELP gpuhealth_scorer_evaluations_total Evaluations written, by "
+	                        "status.\n# TYPE gpuhealth_scorer_evaluations_total counter\n"
+	                        "gpuhealth_scorer_evaluations_total{status=\"pass\"} %" PRIu64 "\n"
+	                        "gpuhealth_scorer_evaluations_total{status=\"warn\"} %" PRIu64 "\n"
+	                        "gpuhealth_scorer_evaluations_total{status=\"fail\"} %" PRIu64 "\n",
+	                        st.pass, st.warn, st.fail);
 	return rc ? rc : health_metrics_render(m->hm, b, time_mono());
 }
 
@@ -93,7 +146,8 @@ int scorer_cmd_options(const struct config *cfg, struct scorer_options *o, const
 {
 	size_t nprops = config_list_len(cfg, "X");
 	size_t nam = config_list_len(cfg, "alertmanager");
-	const char **p = calloc(nprops + nam + 1, sizeof(*p)); /* the -X properties, then the URLs */
+	const char **p =
+	    calloc(nprops + nam + 1, sizeof(*p)); /* the -X properties, then the URLs */
 	if (!p)
 		return -ENOMEM;
 	for (size_t i = 0; i < nprops; i++)
@@ -143,92 +197,120 @@ int scorer_cmd_options(const struct config *cfg, struct scorer_options *o, const
 	return 0;
 }
 
+/* `gpuhealth scorer`: the scorer made from the configuration, with --metrics-listen */
+struct scorer_cmd {
+	struct scorer *s;
+	struct health_metrics *hm;
+	struct metrics_http *http;
+	struct scorer_metrics sm;
+	const char *listen;      /* --metrics-listen, NULL: none */
+	struct scorer_options o; /* strings borrowed from the configuration; no -X list */
+};
+
+static void cmd_destroy(void *impl)
+{
+	struct scorer_cmd *c = impl;
+	metrics_http_stop(c->http); /* before the scorer and the table it renders */
+	scorer_destroy(c->s);
+	health_metrics_destroy(c->hm);
+	free(c);
+}
+
+static int cmd_create(void **impl, const struct config *cfg, char *err, size_t errlen)
+{
+	struct scorer_cmd *c = calloc(1, sizeof(*c));
+	const char **props = NULL;
+	if (!c || scorer_cmd_options(cfg, &c->o, &props)) {
+		free(c);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	c->listen = config_str(cfg, "metrics-listen");
+	int rc = c->listen ? health_metrics_create(&c->hm, 0) : 0;
+	c->o.metrics = c->hm; /* borrowed by the scorer; destroyed after it */
+	if (!rc)
+		rc = scorer_create(&c->s, &c->o, err, errlen);
+	else
+		snprintf(err, errlen, "out of memory");
+	free(props); /* scorer_create copied what it keeps */
+	c->o.kafka_props = NULL;
+	c->o.alertmanager_urls = NULL;
+	if (rc) {
+		cmd_destroy(c);
+		return rc;
+	}
+	*impl = c;
+	return 0;
+}
+
+static int cmd_start(void *impl, char *err, size_t errlen)
+{
+	struct scorer_cmd *c = impl;
+	const struct scorer_options *o = &c->o;
+	if (c->listen) {
+		c->sm = (struct scorer_metrics){.s = c->s, .hm = c->hm};
+		int rc = metrics_http_start(&c->http, c->listen, "scorer", render_metrics, &c->sm,
+		                            err, errlen);
+		if (rc)
+			return rc;
+		log_info("scorer: own metrics and each GPU's health on http://%s/metrics",
+		         metrics_http_address(c->http));
+	}
+	int rc = scorer_svc_start(c->s, err, errlen);
+	if (rc) {
+		metrics_http_stop(c->http);
+		c->http = NULL;
+		return rc;
+	}
+	char ams[64] = "";
+	if (o->nalertmanager_urls)
+		snprintf(ams, sizeof(ams), " and %zu Alertmanager(s)", o->nalertmanager_urls);
+	log_info(
+	    "scorer: consuming %s as group %s; alerts to %s%s%s; horizon %g h, risk alert at %.2f",
+	    o->topic, o->group,
+	    o->alerts_topic && *o->alerts_topic ? o->alerts_topic : "(no topic)",
+	    o->webhook_url && *o->webhook_url ? " and a webhook" : "", ams, o->horizon_h,
+	    o->risk_level);
+	return 0;
+}
+
+static void cmd_status(void *impl, struct service_status *out)
+{
+	struct scorer_cmd *c = impl;
+	scorer_svc_status(c->s, out);
+}
+
+static int cmd_stats_line(void *impl, bool final, double uptime_s, char *buf, size_t len)
+{
+	struct scorer_cmd *c = impl;
+	return scorer_svc_stats_line(c->s, final, uptime_s, buf, len);
+}
+
+static int cmd_notify_text(void *impl, bool ready, char *buf, size_t len)
+{
+	struct scorer_cmd *c = impl;
+	return ready ? snprintf(buf, len, "consuming %s as group %s", c->o.topic, c->o.group) : 0;
+}
+
+static void cmd_stop(void *impl, enum service_stop how)
+{
+	struct scorer_cmd *c = impl;
+	scorer_svc_stop(c->s, how);
+}
+
+static const struct service_ops scorer_cmd_ops = {
+    .name = "scorer",
+    .create = cmd_create,
+    .start = cmd_start,
+    .status = cmd_status,
+    .stats_line = cmd_stats_line,
+    .notify_text = cmd_notify_text,
+    .stop = cmd_stop,
+    .destroy = cmd_destroy,
+};
+
 int scorer_cmd_run(struct config *cfg)
 {
 	log_set_timestamps(1);
-	signals_install();
-	struct scorer_options o;
-	const char **props = NULL;
-	if (scorer_cmd_options(cfg, &o, &props))
-		return CLI_EXIT_FAILURE;
-	struct scorer *s = NULL;
-	struct health_metrics *hm = NULL;
-	struct metrics_http *http = NULL;
-	struct scorer_metrics sm = {0};
-	char err[1024];
-	const char *ml = config_str(cfg, "metrics-listen");
-	int rc = ml ? health_metrics_create(&hm, 0) : 0;
-	o.metrics = hm; /* borrowed by the scorer; destroyed after it */
-	if (!rc)
-		rc = scorer_create(&s, &o, err, sizeof(err));
-	else
-		snprintf(err, sizeof(err), "out of memory");
-	free(props); /* scorer_create copied what it keeps */
-	if (rc) {
-		log_error("%s", err);
-		health_metrics_destroy(hm);
-		return rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
-	}
-	if (ml) {
-		sm = (struct scorer_metrics){.s = s, .hm = hm};
-		rc = metrics_http_start(&http, ml, "scorer", render_metrics, &sm, err, sizeof(err));
-		if (rc) {
-			log_error("%s", err);
-			scorer_destroy(s);
-			health_metrics_destroy(hm);
-			return rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
-		}
-		log_info("scorer: own metrics and each GPU's health on http://%s/metrics",
-			 metrics_http_address(http));
-	}
-	rc = scorer_start(s);
-	if (rc) {
-		log_error("cannot start the scorer thread: %s", strerror(-rc));
-		metrics_http_stop(http);
-		scorer_destroy(s);
-		health_metrics_destroy(hm);
-		return CLI_EXIT_FAILURE;
-	}
-	char ams[64] = "";
-	if (o.nalertmanager_urls)
-		snprintf(ams, sizeof(ams), " and %zu Alertmanager(s)", o.nalertmanager_urls);
-	log_info("scorer: consuming %s as group %s; alerts to %s%s%s; horizon %g h, risk alert at %.2f",
-		 o.topic, o.group, o.alerts_topic && *o.alerts_topic ? o.alerts_topic : "(no topic)",
-		 o.webhook_url && *o.webhook_url ? " and a webhook" : "", ams, o.horizon_h, o.risk_level);
-	notify_status(true, "consuming %s as group %s", o.topic, o.group);
-	double start = time_mono(), last = start;
-	double duration = config_is_set(cfg, "duration") ? config_double(cfg, "duration") : -1;
-	double every = config_double(cfg, "stats-interval");
-	int status = CLI_EXIT_OK;
-	struct scorer_stats st;
-	for (;;) {
-		struct timespec ts = {0, 100 * 1000000L};
-		nanosleep(&ts, NULL);
-		if (signals_stop_requested()) {
-			log_info("scorer: signal %d, stopping", signals_stop_signal());
-			break;
-		}
-		double now = time_mono();
-		notify_watchdog_tick(now);
-		if (duration >= 0 && now - start >= duration)
-			break;
-		scorer_stats(s, &st);
-		if (st.failed) {
-			log_error("scorer: stopped: %s", st.last_error);
-			status = CLI_EXIT_FAILURE;
-			break;
-		}
-		if (every > 0 && now - last >= every) {
-			log_stats(&st, "scorer:");
-			last = now;
-		}
-	}
-	notify_send("STOPPING=1");
-	scorer_stop(s);
-	scorer_stats(s, &st);
-	log_stats(&st, "scorer: stopped;");
-	metrics_http_stop(http); /* before the scorer and the table it renders */
-	scorer_destroy(s);
-	health_metrics_destroy(hm);
-	return status;
+	return service_main(&scorer_cmd_ops, cfg);
 }

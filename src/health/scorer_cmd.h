@@ -4,6 +4,12 @@
 
 struct config;
 struct scorer_options;
+struct service_ops;
+
+/* The scorer as a service over a struct scorer made by scorer_create (service_wrap): start,
+ * status (failed, or degraded while the database is away), its stats line, stop clean or now,
+ * destroy. */
+extern const struct service_ops scorer_service_ops;
 
 /* Fills scorer options from a mode's configuration (strings borrowed from cfg; *props is
  * allocated for the -X list and owned by the caller, free()). Returns 0 or -ENOMEM. */

@@ -20,11 +20,14 @@
 #include "collect/discovery.h"
 #include "collect/targets.h"
 #include "core/log.h"
+#include "core/service.h"
 #include "core/timeutil.h"
 #include "health/scorer_cmd.h"
+#include "mock_dcgm.h"
 #include "nvml/nvml.h"
 #include "pipeline/privpg.h"
 #include "sim/inject.h"
+#include "sink/sink_cmd.h"
 #include "sim/sim.h"
 #include "store/pg.h"
 
@@ -68,7 +71,8 @@ struct pipeline {
 	struct inject_spec *faults; /* owned */
 	size_t nfaults;
 	char hostname[256];
-	struct exporter *ex; /* owned */
+	struct exporter *ex;    /* owned by ex_svc once started */
+	struct service *ex_svc; /* its service face (core/service.h): started, stopped, destroyed */
 	char sim_url[320];
 
 	/* collector */
@@ -88,7 +92,8 @@ struct pipeline {
 	size_t nprops;
 	const char **cprops; /* consumers: props + mock settings */
 	size_t ncprops;
-	struct collector *col; /* owned */
+	struct collector *col; /* owned by col_svc once started */
+	struct service *col_svc;
 
 	/* broker */
 	rd_kafka_t *mock_rk;   /* owned: holds the mock cluster */
@@ -117,8 +122,9 @@ struct pipeline {
 	char state_dir[4096];
 	char conninfo[4096];
 	struct privpg *pg;   /* owned by the db thread until it ends */
-	struct sink *sink;     /* owned; created by the db thread */
-	struct scorer *scorer; /* owned; created by the db thread */
+	struct sink *sink;   /* owned by sink_svc; created by the db thread */
+	struct scorer *scorer; /* owned by scorer_svc; created by the db thread */
+	struct service *sink_svc, *scorer_svc;
 	pthread_t db_thread;
 	bool db_thread_started;
 	atomic_bool reader_stop; /* leave the reader loop */
@@ -403,6 +409,24 @@ static void procs_seen(void *ud, const char *uuid, const struct fleet_process *p
 	fleet_set_processes(p->fleet, uuid, procs, n);
 }
 
+/* Wraps obj in its service face (ops) and starts it through that; on failure both are destroyed
+ * and *svc is NULL. Returns 0 or -errno with a message in err. */
+static int run_service(struct service **svc, const struct service_ops *ops, void *obj, char *err,
+                       size_t errlen)
+{
+	int rc = service_wrap(svc, ops, obj);
+	if (rc) {
+		snprintf(err, errlen, "out of memory");
+		return rc;
+	}
+	rc = service_start(*svc, err, errlen);
+	if (rc) {
+		service_destroy(*svc);
+		*svc = NULL;
+	}
+	return rc;
+}
+
 static int start_nvml(struct pipeline *p, bool asked, bool *fallback, char *why, size_t whylen)
 {
 	char err[512] = "", detail[192];
@@ -427,9 +451,11 @@ static int start_nvml(struct pipeline *p, bool asked, bool *fallback, char *why,
 	}
 	if (rc)
 		goto fail;
-	rc = exporter_start(p->ex, err, sizeof(err));
-	if (rc)
+	rc = run_service(&p->ex_svc, &exporter_service_ops, p->ex, err, sizeof(err));
+	if (rc) {
+		p->ex = NULL; /* destroyed with its service */
 		goto fail;
+	}
 	set_sim_url(p);
 	snprintf(detail, sizeof(detail), "this node's GPUs (NVML) on %.150s", p->sim_url);
 	set_part(p, PP_SIM, PART_RUNNING, detail, NULL);
@@ -500,9 +526,11 @@ static int start_sim(struct pipeline *p)
 	rc = exporter_create(&p->ex, sim, &ep, err, sizeof(err));
 	if (rc)
 		goto fail; /* sim owned by the exporter even on failure */
-	rc = exporter_start(p->ex, err, sizeof(err));
-	if (rc)
+	rc = run_service(&p->ex_svc, &exporter_service_ops, p->ex, err, sizeof(err));
+	if (rc) {
+		p->ex = NULL; /* destroyed with its service */
 		goto fail;
+	}
 	set_sim_url(p);
 	snprintf(detail, sizeof(detail), "%s%u simulated %.30s GPUs on %.120s", fallback ? "no NVML: " : "", sp.n_gpus,
 		 p->model->name, p->sim_url);
@@ -644,8 +672,11 @@ static int start_collector(struct pipeline *p)
 		                                                           : (unsigned)ncpu;
 	}
 	int rc = collector_create(&p->col, &o, err, sizeof(err));
-	if (rc == 0 && (rc = collector_start(p->col)) != 0)
-		snprintf(err, sizeof(err), "cannot start the collector thread: %s", strerror(-rc));
+	if (rc == 0) {
+		rc = run_service(&p->col_svc, &collector_service_ops, p->col, err, sizeof(err));
+		if (rc)
+			p->col = NULL; /* destroyed with its service */
+	}
 	if (rc) {
 		collector_destroy(p->col);
 		p->col = NULL;
@@ -751,16 +782,17 @@ static void start_sink(struct pipeline *p)
 		.maintenance_interval_s = config_double(cfg, "maintenance-interval"),
 	};
 	struct sink *s = NULL;
+	struct service *svc = NULL;
 	int rc = sink_create(&s, &o, err, sizeof(err));
-	if (rc == 0 && (rc = sink_start(s)) != 0)
-		snprintf(err, sizeof(err), "cannot start the sink thread: %s", strerror(-rc));
+	if (rc == 0)
+		rc = run_service(&svc, &sink_service_ops, s, err, sizeof(err));
 	if (rc) {
-		sink_destroy(s);
 		set_part(p, PP_SINK, PART_FAILED, "not running", err);
 		return;
 	}
 	pthread_mutex_lock(&p->lock);
-	p->sink = s; /* owned by p */
+	p->sink = s; /* owned by p, through its service */
+	p->sink_svc = svc;
 	pthread_mutex_unlock(&p->lock);
 	snprintf(detail, sizeof(detail), "topic %s -> gpu_metrics, group %s", o.topic, o.group);
 	set_part(p, PP_SINK, PART_RUNNING, detail, NULL);
@@ -780,17 +812,18 @@ static void start_scorer(struct pipeline *p)
 	o.kafka_props = p->cprops;
 	o.nkafka_props = p->ncprops;
 	struct scorer *s = NULL;
+	struct service *svc = NULL;
 	int rc = scorer_create(&s, &o, err, sizeof(err));
 	free(sprops);
-	if (rc == 0 && (rc = scorer_start(s)) != 0)
-		snprintf(err, sizeof(err), "cannot start the scorer thread: %s", strerror(-rc));
+	if (rc == 0)
+		rc = run_service(&svc, &scorer_service_ops, s, err, sizeof(err));
 	if (rc) {
-		scorer_destroy(s);
 		set_part(p, PP_SCORER, PART_FAILED, "not running", err);
 		return;
 	}
 	pthread_mutex_lock(&p->lock);
-	p->scorer = s; /* owned by p */
+	p->scorer = s; /* owned by p, through its service */
+	p->scorer_svc = svc;
 	pthread_mutex_unlock(&p->lock);
 	snprintf(detail, sizeof(detail), "group %s, health into the database", o.group);
 	set_part(p, PP_SCORER, PART_RUNNING, detail, NULL);
@@ -1657,7 +1690,7 @@ void pipeline_stop(struct pipeline *p)
 	uint64_t delivered = 0;
 	stop_discovery(p); /* before the collector it hands targets to */
 	if (p->col) {
-		collector_stop(p->col); /* flushes to the broker */
+		service_stop(p->col_svc, SERVICE_STOP_CLEAN); /* flushes to the broker */
 		struct collector_stats cs;
 		collector_stats(p->col, &cs);
 		delivered = cs.producer.delivered;
@@ -1677,18 +1710,13 @@ void pipeline_stop(struct pipeline *p)
 		sink_stats(p->sink, &st);
 		db_gone = !st.db_connected && st.db_errors > 0;
 	}
+	enum service_stop how = db_gone ? SERVICE_STOP_NOW : SERVICE_STOP_CLEAN;
 	if (p->sink) {
-		if (db_gone)
-			sink_stop_now(p->sink);
-		else
-			sink_stop(p->sink); /* commits the open batch */
+		service_stop(p->sink_svc, how); /* clean: commits the open batch */
 		stop_part(p, PP_SINK);
 	}
 	if (p->scorer) {
-		if (db_gone)
-			scorer_stop_now(p->scorer);
-		else
-			scorer_stop(p->scorer);
+		service_stop(p->scorer_svc, how);
 		stop_part(p, PP_SCORER);
 	}
 	atomic_store(&p->pg_stop, true);
@@ -1700,7 +1728,7 @@ void pipeline_stop(struct pipeline *p)
 	stop_part(p, PP_BROKER);
 	log_debug("pipeline: stopping the simulator");
 	if (p->ex) {
-		exporter_stop(p->ex);
+		service_stop(p->ex_svc, SERVICE_STOP_CLEAN);
 		stop_part(p, PP_SIM);
 	}
 	log_debug("pipeline: every part stopped");
@@ -1807,10 +1835,10 @@ void pipeline_destroy(struct pipeline *p)
 		return;
 	pipeline_stop(p);
 	log_debug("pipeline: stopped; destroying");
-	collector_destroy(p->col);
+	service_destroy(p->col_svc); /* and the collector, the sink, the scorer behind them */
 	log_debug("pipeline: collector destroyed");
-	sink_destroy(p->sink);
-	scorer_destroy(p->scorer);
+	service_destroy(p->sink_svc);
+	service_destroy(p->scorer_svc);
 	stop_gate(p);
 	if (p->gate_rk)
 		rd_kafka_destroy(p->gate_rk);
@@ -1820,7 +1848,7 @@ void pipeline_destroy(struct pipeline *p)
 	if (p->mock_rk)
 		rd_kafka_destroy(p->mock_rk);
 	log_debug("pipeline: mock cluster destroyed");
-	exporter_destroy(p->ex);
+	service_destroy(p->ex_svc);
 	log_debug("pipeline: exporter destroyed");
 	fleet_destroy(p->fleet);
 	stop_discovery(p);

@@ -5,17 +5,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "cli.h"
 #include "core/config.h"
 #include "core/log.h"
-#include "core/notify.h"
-#include "core/signals.h"
+#include "core/service.h"
 #include "core/timeutil.h"
 #include "sink/sink.h"
 
-static void log_stats(const struct sink_stats *st, const char *prefix)
+/* the running line: "sink: rows_written=... lag=... db=up" */
+static int running_line(const struct sink_stats *st, char *buf, size_t len)
 {
 	char lag[32];
 	if (st->lag_total >= 0)
@@ -25,95 +23,179 @@ static void log_stats(const struct sink_stats *st, const char *prefix)
 	char stuck[64] = "";
 	if (st->retrying)
 		snprintf(stuck, sizeof(stuck), " stuck: retrying a batch, oldest held %.0f s",
-			 time_mono() - st->retry_since);
-	log_info("%s rows_written=%" PRIu64 " rows_per_s=%.0f duplicates=%" PRIu64
-		 " dead_letters=%" PRIu64 " dead_letters_db=%" PRIu64 " batches=%" PRIu64
-		 " consumed=%" PRIu64 " lag=%s db=%s%s%s%s%s",
-		 prefix, st->rows_written, st->rows_per_s, st->duplicates, st->dead_letters,
-		 st->dead_letters_db, st->batches, st->consumed, lag, st->db_connected ? "up" : "down",
-		 st->paused ? " paused" : "", stuck, st->last_error[0] ? " last_error=" : "",
-		 st->last_error);
+		         time_mono() - st->retry_since);
+	return snprintf(buf, len,
+	                "sink: rows_written=%" PRIu64 " rows_per_s=%.0f duplicates=%" PRIu64
+	                " dead_letters=%" PRIu64 " dead_letters_db=%" PRIu64 " batches=%" PRIu64
+	                " consumed=%" PRIu64 " lag=%s db=%s%s%s%s%s",
+	                st->rows_written, st->rows_per_s, st->duplicates, st->dead_letters,
+	                st->dead_letters_db, st->batches, st->consumed, lag,
+	                st->db_connected ? "up" : "down", st->paused ? " paused" : "", stuck,
+	                st->last_error[0] ? " last_error=" : "", st->last_error);
 }
+
+static int sink_svc_stats_line(void *impl, bool final, double uptime_s, char *buf, size_t len)
+{
+	struct sink_stats st;
+	sink_stats(impl, &st);
+	if (!final)
+		return running_line(&st, buf, len);
+	double ran = uptime_s;
+	return snprintf(buf, len,
+	                "sink: stopped after %.0f s; rows_written=%" PRIu64
+	                " (%.0f rows/s on average) duplicates=%" PRIu64 " dead_letters=%" PRIu64
+	                " batches=%" PRIu64 " consumed=%" PRIu64 " stats_rows=%" PRIu64
+	                " stats_errors=%" PRIu64 " rollup_closes=%" PRIu64
+	                " rollup_recomputes=%" PRIu64 "%s%s",
+	                ran, st.rows_written, ran > 0 ? (double)st.rows_written / ran : 0.0,
+	                st.duplicates, st.dead_letters, st.batches, st.consumed, st.stats_rows,
+	                st.stats_errors, st.rollup_closes, st.rollup_recomputes,
+	                st.last_error[0] ? " last_error=" : "", st.last_error);
+}
+
+/* The sink as the pipeline makes it (impl: a struct sink from sink_create). */
+static int sink_svc_start(void *impl, char *err, size_t errlen)
+{
+	int rc = sink_start(impl);
+	if (rc)
+		snprintf(err, errlen, "cannot start the sink thread: %s", strerror(-rc));
+	return rc == -EINVAL ? -EIO : rc;
+}
+
+static void sink_svc_status(void *impl, struct service_status *out)
+{
+	struct sink_stats st;
+	sink_stats(impl, &st);
+	out->state = st.failed                                ? SERVICE_FAILED
+	             : (!st.db_connected && st.last_error[0]) ? SERVICE_DEGRADED
+	                                                      : SERVICE_RUNNING;
+	snprintf(out->last_error, sizeof(out->last_error), "%s", st.last_error);
+}
+
+static void sink_svc_stop(void *impl, enum service_stop how)
+{
+	if (how == SERVICE_STOP_NOW)
+		sink_stop_now(impl);
+	else
+		sink_stop(impl); /* commits the open batch */
+}
+
+static void sink_svc_destroy(void *impl)
+{
+	sink_destroy(impl);
+}
+
+const struct service_ops sink_service_ops = {
+    .name = "sink",
+    .start = sink_svc_start,
+    .status = sink_svc_status,
+    .stats_line = sink_svc_stats_line,
+    .stop = sink_svc_stop,
+    .destroy = sink_svc_destroy,
+};
+
+/* `gpuhealth sink`: the same service made from the configuration, with its log lines */
+struct sink_cmd {
+	struct sink *s;
+	const char *topic, *group; /* borrowed from the configuration */
+	int batch_size;
+	double batch_timeout_s;
+};
+
+static int cmd_create(void **impl, const struct config *cfg, char *err, size_t errlen)
+{
+	struct sink_cmd *c = calloc(1, sizeof(*c));
+	size_t nprops = config_list_len(cfg, "X");
+	const char **props = calloc(nprops ? nprops : 1, sizeof(*props));
+	if (!c || !props) {
+		free(c);
+		free(props);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nprops; i++)
+		props[i] = config_list_at(cfg, "X", i);
+	struct sink_options o = {
+	    .brokers = config_str(cfg, "brokers"),
+	    .topic = config_str(cfg, "topic"),
+	    .group = config_str(cfg, "group"),
+	    .dlq_topic = config_str(cfg, "dlq-topic"),
+	    .kafka_props = props,
+	    .nkafka_props = nprops,
+	    .conninfo = config_str(cfg, "db"),
+	    .batch_size = (int)config_int(cfg, "batch-size"),
+	    .batch_timeout_s = config_double(cfg, "batch-timeout"),
+	    .max_future_s = config_double(cfg, "max-clock-skew"),
+	    .maintenance_interval_s = config_double(cfg, "maintenance-interval"),
+	};
+	int rc = sink_create(&c->s, &o, err, errlen);
+	free(props); /* sink_create copied what it keeps */
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	c->topic = o.topic;
+	c->group = o.group;
+	c->batch_size = o.batch_size;
+	c->batch_timeout_s = o.batch_timeout_s;
+	*impl = c;
+	return 0;
+}
+
+static int cmd_start(void *impl, char *err, size_t errlen)
+{
+	struct sink_cmd *c = impl;
+	int rc = sink_svc_start(c->s, err, errlen);
+	if (rc == 0)
+		log_info("sink: consuming %s as group %s, batches of up to %d rows or %.1f s",
+		         c->topic, c->group, c->batch_size, c->batch_timeout_s);
+	return rc;
+}
+
+static void cmd_status(void *impl, struct service_status *out)
+{
+	struct sink_cmd *c = impl;
+	sink_svc_status(c->s, out);
+}
+
+static int cmd_stats_line(void *impl, bool final, double uptime_s, char *buf, size_t len)
+{
+	struct sink_cmd *c = impl;
+	return sink_svc_stats_line(c->s, final, uptime_s, buf, len);
+}
+
+static int cmd_notify_text(void *impl, bool ready, char *buf, size_t len)
+{
+	struct sink_cmd *c = impl;
+	return ready ? snprintf(buf, len, "consuming %s as group %s", c->topic, c->group) : 0;
+}
+
+static void cmd_stop(void *impl, enum service_stop how)
+{
+	struct sink_cmd *c = impl;
+	sink_svc_stop(c->s, how);
+}
+
+static void cmd_destroy(void *impl)
+{
+	struct sink_cmd *c = impl;
+	sink_destroy(c->s);
+	free(c);
+}
+
+static const struct service_ops sink_cmd_ops = {
+    .name = "sink",
+    .create = cmd_create,
+    .start = cmd_start,
+    .status = cmd_status,
+    .stats_line = cmd_stats_line,
+    .notify_text = cmd_notify_text,
+    .stop = cmd_stop,
+    .destroy = cmd_destroy,
+};
 
 int sink_cmd_run(struct config *cfg)
 {
 	log_set_timestamps(1);
-	signals_install();
-	size_t nprops = config_list_len(cfg, "X");
-	const char **props = calloc(nprops ? nprops : 1, sizeof(*props));
-	if (!props)
-		return CLI_EXIT_FAILURE;
-	for (size_t i = 0; i < nprops; i++)
-		props[i] = config_list_at(cfg, "X", i);
-	struct sink_options o = {
-		.brokers = config_str(cfg, "brokers"),
-		.topic = config_str(cfg, "topic"),
-		.group = config_str(cfg, "group"),
-		.dlq_topic = config_str(cfg, "dlq-topic"),
-		.kafka_props = props,
-		.nkafka_props = nprops,
-		.conninfo = config_str(cfg, "db"),
-		.batch_size = (int)config_int(cfg, "batch-size"),
-		.batch_timeout_s = config_double(cfg, "batch-timeout"),
-		.max_future_s = config_double(cfg, "max-clock-skew"),
-		.maintenance_interval_s = config_double(cfg, "maintenance-interval"),
-	};
-	struct sink *s = NULL;
-	char err[512];
-	int rc = sink_create(&s, &o, err, sizeof(err));
-	free(props); /* sink_create copied what it keeps */
-	if (rc) {
-		log_error("%s", err);
-		return rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
-	}
-	rc = sink_start(s);
-	if (rc) {
-		log_error("cannot start the sink thread: %s", strerror(-rc));
-		sink_destroy(s);
-		return CLI_EXIT_FAILURE;
-	}
-	log_info("sink: consuming %s as group %s, batches of up to %d rows or %.1f s", o.topic, o.group,
-		 o.batch_size, o.batch_timeout_s);
-	notify_status(true, "consuming %s as group %s", o.topic, o.group);
-	double start = time_mono(), last = start;
-	double duration = config_is_set(cfg, "duration") ? config_double(cfg, "duration") : -1;
-	double every = config_double(cfg, "stats-interval");
-	int status = CLI_EXIT_OK;
-	struct sink_stats st;
-	for (;;) {
-		struct timespec ts = {0, 100 * 1000000L};
-		nanosleep(&ts, NULL);
-		if (signals_stop_requested()) {
-			log_info("sink: signal %d, stopping", signals_stop_signal());
-			break;
-		}
-		double now = time_mono();
-		notify_watchdog_tick(now);
-		if (duration >= 0 && now - start >= duration)
-			break;
-		sink_stats(s, &st);
-		if (st.failed) {
-			log_error("sink: stopped: %s", st.last_error);
-			status = CLI_EXIT_FAILURE;
-			break;
-		}
-		if (every > 0 && now - last >= every) {
-			log_stats(&st, "sink:");
-			last = now;
-		}
-	}
-	notify_send("STOPPING=1");
-	sink_stop(s);
-	sink_stats(s, &st);
-	double ran = time_mono() - start;
-	log_info("sink: stopped after %.0f s; rows_written=%" PRIu64 " (%.0f rows/s on average) "
-		 "duplicates=%" PRIu64 " dead_letters=%" PRIu64 " batches=%" PRIu64
-		 " consumed=%" PRIu64 " stats_rows=%" PRIu64 " stats_errors=%" PRIu64
-		 " rollup_closes=%" PRIu64 " rollup_recomputes=%" PRIu64 "%s%s",
-		 ran, st.rows_written, ran > 0 ? (double)st.rows_written / ran : 0.0, st.duplicates,
-		 st.dead_letters, st.batches, st.consumed, st.stats_rows, st.stats_errors,
-		 st.rollup_closes, st.rollup_recomputes,
-		 st.last_error[0] ? " last_error=" : "", st.last_error);
-	sink_destroy(s);
-	return status;
+	return service_main(&sink_cmd_ops, cfg);
 }

@@ -1,8 +1,15 @@
-/* sink_cmd: `gpuhealth sink`, the sink service on its own, headless. */
+/* sink_cmd: `gpuhealth sink`, the sink service on its own, headless; and the sink's face as a
+ * service (core/service.h) for the pipeline. */
 #ifndef GPUHEALTH_SINK_CMD_H
 #define GPUHEALTH_SINK_CMD_H
 
 struct config;
+struct service_ops;
+
+/* The sink as a service over a struct sink made by sink_create (service_wrap): start, status
+ * (failed, or degraded while the database is away), its stats line, stop clean (commit the
+ * open batch) or now, destroy. */
+extern const struct service_ops sink_service_ops;
 
 /* Runs until SIGINT/SIGTERM or --duration; returns the process exit status. */
 int sink_cmd_run(struct config *cfg);
