@@ -225,8 +225,9 @@ static void title_bar(struct console *c, const char *what)
 	char clock[16] = "";
 	time_t now = (time_t)c->view.now;
 	struct tm tm;
-	if (now > 0 && localtime_r(&now, &tm))
-		strftime(clock, sizeof(clock), "%H:%M:%S", &tm);
+	/* local time, or UTC with --utc (then marked), like the charts and the alerts */
+	if (now > 0 && (c->env.utc ? gmtime_r(&now, &tm) : localtime_r(&now, &tm)))
+		strftime(clock, sizeof(clock), c->env.utc ? "%H:%M:%SZ" : "%H:%M:%S", &tm);
 	char up[16];
 	view_fmt_age(c->view.now - c->view.started, up, sizeof(up));
 	size_t pass = 0, warn = 0, fail = 0;
@@ -995,7 +996,7 @@ below_charts:;
 		char when[16] = "";
 		time_t t = (time_t)al->time;
 		struct tm tm;
-		if (localtime_r(&t, &tm))
+		if (c->env.utc ? gmtime_r(&t, &tm) : localtime_r(&t, &tm))
 			strftime(when, sizeof(when), "%H:%M:%S", &tm);
 		put(y++, 0, COLS,
 		    al->cleared ? A_DIM

@@ -388,8 +388,17 @@ bool fv_draw_history(struct fv *f, const struct fv_env *e, int y0, int rows)
 			continue;
 		}
 		static const char *const shorts[VIEWDB_NSERIES] = {"Temp", "Power", "Util"};
-		put(y0, x, cw, A_BOLD, "%s %s  min %.0f max %.0f", cw >= 30 ? names[s] : shorts[s],
-		    units[s], lo, hi);
+		/* the extremes as stored, with as many significant digits (6 at most) as the
+		 * column holds: 93.25 stays 93.25, not a rounded 93 below the true maximum */
+		char head[96];
+		for (int prec = 6; prec >= 3; prec--) {
+			int n = snprintf(head, sizeof(head), "%s %s %smin %.*g max %.*g",
+			                 cw >= 30 ? names[s] : shorts[s], units[s], cw >= 30 ? " " : "",
+			                 prec, lo, prec, hi);
+			if (n >= 0 && n <= cw)
+				break;
+		}
+		put(y0, x, cw, A_BOLD, "%s", head);
 		/* the value axis: max at the top, min at the bottom */
 		put(y0 + 1, x, gut, A_DIM, "%5.0f", hi);
 		if (ch > 1)

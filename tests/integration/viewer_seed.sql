@@ -3,8 +3,8 @@
 --   (GPUs 0, 1): 4 GPUs. Health: node-a/0 pass, node-a/1 fail, node-b/0 warn, node-b/1 pass.
 --   Open alerts: node-a/1 dbe_volatile (fail, 10 min ago), node-b/0 thermal (warn, 2 min ago);
 --   a cleared one that must not show. node-a/0's temperature: raw samples every 10 s for the
---   last 2 h, 40..60 C, with the extremes 31 C (25 min ago) and 87 C (20 min ago); 1-minute
---   rollups for 8 days, 40..60 C, with the extremes 12 C (3 days ago) and 99 C (3 days ago).
+--   last 2 h, 40..60 C, with the extremes 31.25 C (25 min ago) and 87.5 C (20 min ago); 1-minute
+--   rollups for 8 days, 40..60 C, with the extremes 12.75 C (3 days ago) and 99.5 C (3 days ago).
 SELECT gpuhealth_ensure_partitions(now() - interval '7 days', now() + interval '1 day');
 
 INSERT INTO gpus (gpu_key, uuid, gpu_index, hostname, model, cluster, datacenter, rack,
@@ -18,7 +18,7 @@ VALUES ('GPU-a0', 'GPU-a0', 0, 'node-a', 'NVIDIA A100-SXM4-80GB', 'c1', 'dc1', '
 INSERT INTO gpu_metrics (time, gpu_key, uuid, hostname, gpu_index, gpu_temp, power_usage,
                          power_limit, gpu_util, slowdown_temp, shutdown_temp, fb_used, fb_free)
 SELECT now() - interval '5 seconds' - make_interval(secs => 10 * i), 'GPU-a0', 'GPU-a0', 'node-a', 0,
-       CASE WHEN i = 150 THEN 31 WHEN i = 120 THEN 87 ELSE 50 + 10 * sin(i / 7.0) END,
+       CASE WHEN i = 150 THEN 31.25 WHEN i = 120 THEN 87.5 ELSE 50 + 10 * sin(i / 7.0) END,
        300, 400, 70, 90, 95, 1000, 80000
 FROM generate_series(0, 719) AS i;
 -- the other GPUs: one newest sample each (node-a/1 hot: the hottest GPU of the fleet, 83 C)
@@ -36,7 +36,7 @@ INSERT INTO gpu_metrics_1min (gpu_key, minute, samples, gpu_temp_min, gpu_temp_m
                               gpu_temp_n, power_usage_min, power_usage_max, power_usage_sum,
                               power_usage_n, gpu_util_min, gpu_util_max, gpu_util_sum, gpu_util_n)
 SELECT 'GPU-a0', date_trunc('minute', now()) - make_interval(mins => m), 6,
-       CASE WHEN m = 4320 THEN 12 ELSE 45 END, CASE WHEN m = 4321 THEN 99 ELSE 55 END, 300, 6,
+       CASE WHEN m = 4320 THEN 12.75 ELSE 45 END, CASE WHEN m = 4321 THEN 99.5 ELSE 55 END, 300, 6,
        290, 310, 1800, 6, 60, 80, 420, 6
 FROM generate_series(1, 8 * 1440) AS m;
 
