@@ -324,13 +324,14 @@ static int am_prepare(struct scorer *s, struct alert_op *op, const struct health
 	return rc || !op->am ? -ENOMEM : 0;
 }
 
-/* The workload of the event being judged (s->cur_event: none for a GPU that fell silent):
- * op->wl[] set to its non-empty namespace/pod/container, and the JSON object for the alert's
- * body (a new reference), or json_null(). */
-static json_t *op_workload(struct scorer *s, struct alert_op *op)
+/* The workload of the event being judged (s->cur_event), when the alert is that event's GPU's
+ * (r->missing: a GPU that fell silent is judged while another GPU's event is taken, and must
+ * not get that GPU's workload): op->wl[] set to its non-empty namespace/pod/container, and the
+ * JSON object for the alert's body (a new reference), or json_null(). */
+static json_t *op_workload(struct scorer *s, struct alert_op *op, const struct health_result *r)
 {
 	static const char *const names[3] = {"namespace", "pod", "container"};
-	if (!s->cur_event)
+	if (!s->cur_event || r->missing)
 		return json_null();
 	json_t *ev = json_loadb(s->cur_event, s->cur_len, 0, NULL);
 	json_t *w = json_object_get(ev, "workload");
@@ -381,7 +382,7 @@ static int add_op(struct scorer *s, const struct health_alert_change *c,
 				 "gpu-health-alert-v1", "action", alert_action_name(act), "time", ts,
 				 "gpu_key", r->key, "hostname", r->host, "kind", kind, "severity",
 				 act == ALERT_CLEAR ? "info" : health_status_name(sev), "message", msg,
-				 "details", details, "workload", op_workload(s, op));
+				 "details", details, "workload", op_workload(s, op, r));
 	op->message = strdup(msg);
 	op->details = details ? json_dumps(details, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
 	op->body = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
