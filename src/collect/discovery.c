@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include "collect/targets.h"
+#include "core/event_check.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 
@@ -248,6 +249,17 @@ int discovery_parse_groups(const char *text, size_t len, bool yaml, const char *
 				goto out;
 			}
 			const char *s = json_string_value(v);
+			/* the event contract's bounds (event_check), here where the file can be
+			 * named: past them every event of the group would be a dead letter */
+			if (strncmp(k, "__", 2) != 0 &&
+			    (strlen(k) > EVENT_CHECK_MAX_TEXT || strlen(s) > EVENT_CHECK_MAX_TEXT)) {
+				snprintf(err, errlen,
+				         "%s: group %zu: label \"%.100s\" has a name or value longer "
+				         "than %d characters, which events cannot carry (shorten it)",
+				         name, gi + 1, k, EVENT_CHECK_MAX_TEXT);
+				json_decref(other);
+				goto out;
+			}
 			if (strcmp(k, "__scheme__") == 0)
 				scheme = s;
 			else if (strcmp(k, "__metrics_path__") == 0)
@@ -262,6 +274,14 @@ int discovery_parse_groups(const char *text, size_t len, bool yaml, const char *
 				json_decref(other);
 				goto nomem;
 			}
+		}
+		if (json_object_size(other) > EVENT_CHECK_MAX_LABELS) {
+			snprintf(err, errlen,
+			         "%s: group %zu has %zu labels besides cluster, datacenter, rack and "
+			         "__*: events carry at most %d (remove some)",
+			         name, gi + 1, json_object_size(other), EVENT_CHECK_MAX_LABELS);
+			json_decref(other);
+			goto out;
 		}
 		if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
 			snprintf(err, errlen,

@@ -132,6 +132,15 @@ printf -- '- targets: [127.0.0.1:1\n  labels: {a: b\n' >"$tmp/bad.yaml"
 out=$("$bin" collector --file-sd "$tmp/bad.yaml" --output - --once 2>&1); rc=$?
 check "malformed YAML: exit 2 naming the file ($rc): $out" test "$rc" = 2
 check "malformed YAML: the error names the file and line" grep -q "file_sd '$tmp/bad.yaml': not valid YAML: line" <<<"$out"
+# more labels than an event may carry (the sink and the scorer would dead-letter every event
+# of the group): refused where the file can be named, not sent
+python3 -c 'import json,sys; json.dump([{"targets":["127.0.0.1:1"],"labels":{"l%d"%i:"v" for i in range(65)}}], open(sys.argv[1],"w"))' "$tmp/many.json"
+out=$("$bin" collector --file-sd "$tmp/many.json" --output - --once 2>&1); rc=$?
+check "65 labels: exit 2 ($rc)" test "$rc" = 2
+check "65 labels: the error names the file, the bound and the fix: $out" grep -q "file_sd '$tmp/many.json': group 1 has 65 labels .* at most 64 (remove some)" <<<"$out"
+python3 -c 'import json,sys; json.dump([{"targets":["127.0.0.1:1"],"labels":{"team":"x"*513}}], open(sys.argv[1],"w"))' "$tmp/long.json"
+out=$("$bin" collector --file-sd "$tmp/long.json" --output - --once 2>&1); rc=$?
+check "a 513-character label value: exit 2 naming the file and label ($rc): $out" grep -q "file_sd '$tmp/long.json': group 1: label \"team\" has a name or value longer than 512" <<<"$out"
 
 # ---- http_sd: a real HTTP server, garbage, a hanging endpoint, the last good list kept
 mkdir -p "$tmp/www"
