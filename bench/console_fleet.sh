@@ -100,7 +100,7 @@ EOF
   tmux -L "$sock" send-keys g s s
   sorted=""
   for _ in $(seq 200); do
-    if tmux -L "$sock" capture-pane -p | sed -n 7p | grep -qE "^ +[0-9]+ .* ${hot}C "; then sorted=$(now); break; fi
+    if tmux -L "$sock" capture-pane -p | sed -n 7p | grep -qE "^ *([a-z][^ ]* +)?[0-9]+ .* ${hot}C "; then sorted=$(now); break; fi
     sleep 0.025
   done
   tmux -L "$sock" capture-pane -p >"$T/table-$n.txt"
@@ -138,7 +138,7 @@ EOF
     printf "  fleet table reader (src/viewdb, page + counts + rows on screen): %d reads, mean %.1f ms, max %.1f ms   target < 250 ms: %s\n", q, (q ? t/q : 0), m, (m < 250 ? "MET" : "MISSED") }'
   awk -v c0="$cpu2" -v c1="$cpu3" -v t="$ticks" -v d="$(awk -v a="$t_sort" -v b="$(now)" 'BEGIN{print b-a}')" 'BEGIN{
     printf "  whole process on the fleet table (/proc/PID/stat, %.0f s of keys): %.2f %% of a core\n", d, 100*(c1-c0)/t/d }'
-  echo "  the table filtered to $host: $(grep -cE "^ +[0-9]+ " "$T/filter-$n.txt") GPU rows; the detail: $(sed -n 2p "$T/detail-$n.txt" | cut -c1-60)"
+  echo "  the table filtered to $host: $(grep -cE "^ *([a-z][^ ]* +)?[0-9]+ " "$T/filter-$n.txt") GPU rows; the detail: $(sed -n 2p "$T/detail-$n.txt" | cut -c1-60)"
   awk -v h="$hwm" 'BEGIN{printf "  resident memory: VmHWM %.1f MB   target < 200 MB: %s\n", h/1024, (h/1024 < 200 ? "MET" : "MISSED")}'
   echo "  exit status after q: $(cat "$T/exit" 2>/dev/null || echo none)"
   echo "  the overview's first lines:"; grep -E '^c[0-9]+ ' "$T/screen-$n.txt" | head -4 | sed 's/^/    /'

@@ -43,15 +43,15 @@ int main(int argc, char **argv)
 	double *t_adv = calloc((size_t)rounds, sizeof(double));
 	double *t_ren = calloc((size_t)rounds, sizeof(double));
 	double *t_gz = calloc((size_t)rounds, sizeof(double));
-	struct sim_params p = {.model = sim_model_find(model), .n_gpus = gpus, .seed = 1,
-			       .poll_interval = 10};
+	struct sim_params p = {
+	    .model = sim_model_find(model), .n_gpus = gpus, .seed = 1, .poll_interval = 10};
 	if (!p.model || gpus == 0 || rounds < 1 || !t_adv || !t_ren || !t_gz ||
 	    sim_create(&s, &p) != 0) {
 		fprintf(stderr, "usage: bench_render [GPUS [ROUNDS [MODEL]]]\n");
 		goto out;
 	}
 	struct render_opts o = {"bench-node-001", "hostname", p.model->driver_version,
-				p.model->model_name};
+	                        p.model->model_name, false};
 	size_t cap = render_bound(gpus, &o), len = 0;
 	buf = malloc(cap);
 	gz = malloc(compressBound((uLong)cap));

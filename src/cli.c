@@ -46,6 +46,11 @@ static const struct config_option options[] = {
      NORANGE, NULL, 0},
     {"hostname", 0, "MOCK_HOSTNAME", CONFIG_STR, NULL, "NAME",
      "value of the host label (default: this machine's host name)", M_SIM, NORANGE, NULL, 0},
+    {"k8s", 0, "MOCK_K8S", CONFIG_BOOL, NULL, NULL,
+     "label each simulated GPU's series with the Kubernetes pod, namespace and container that "
+     "hold it, as dcgm-exporter's pod mapping does (a new pod each workload cycle, none while "
+     "idle)",
+     M_SIM, NORANGE, NULL, 0},
     /* real GPUs through NVML (src/nvml) */
     {"nvml", 0, NULL, CONFIG_BOOL, NULL, NULL,
      "read this machine's GPUs through NVML (libnvidia-ml.so.1) instead of simulating them or "

@@ -149,7 +149,7 @@ static int cmd_build(struct mock_cmd *m, const struct config *cfg)
 		goto out;
 	}
 	if (nvml) {
-		static const char *const sim_only[] = {"gpus", "model", "seed", "speed"};
+		static const char *const sim_only[] = {"gpus", "model", "seed", "speed", "k8s"};
 		for (size_t i = 0; i < sizeof(sim_only) / sizeof(sim_only[0]); i++)
 			if (config_is_set(cfg, sim_only[i])) {
 				config_describe(cfg, sim_only[i], who, sizeof(who));
@@ -166,6 +166,7 @@ static int cmd_build(struct mock_cmd *m, const struct config *cfg)
 	    .poll_interval = config_double(cfg, "poll-interval"),
 	    .faults = faults,
 	    .n_faults = n_faults,
+	    .k8s = config_bool(cfg, "k8s"),
 	};
 	rc = nvml ? 0 : sim_create(&sim, &sp);
 	if (rc) {
@@ -181,7 +182,8 @@ static int cmd_build(struct mock_cmd *m, const struct config *cfg)
 	    .render = {.hostname = hostname,
 	               .host_label = host_label,
 	               .driver_version = model->driver_version,
-	               .model_name = model->model_name},
+	               .model_name = model->model_name,
+	               .k8s = sp.k8s && !nvml},
 	};
 	if (nvml) {
 		ep.render.driver_version = NULL; /* from NVML */

@@ -1,7 +1,10 @@
 /*
- * console: the interactive ncurses screens (fleet table, GPU detail, pipeline, help). The only
- * module besides tui.c that includes ncurses. It draws copies of the data it takes through a
- * view_source (view.h) once per refresh; it never holds a service's lock while it draws.
+ * console: the interactive ncurses screens (fleet table, GPU detail, pipeline, help). Only
+ * ui/ includes ncurses: console.c runs the loop, the keys, the title and the key bar; the
+ * screens are console_table.c, console_detail.c and console_pipeline.c over cdraw.c's
+ * primitives (sharing the private console_int.h), the fleet screens fleetview.c. It draws
+ * copies of the data it takes through a view_source (view.h) once per refresh; it never holds a
+ * service's lock while it draws.
  */
 #ifndef GPUHEALTH_CONSOLE_H
 #define GPUHEALTH_CONSOLE_H

@@ -9,10 +9,11 @@
 #include <time.h>
 #include <wchar.h>
 
+#include "core/textcell.h"
 #include "health/rules.h"
 #include "view/view.h"
 
-/* console.c's colour pairs */
+/* the console's colour pairs (ui/console_int.h) */
 enum { CP_OK = 1, CP_WARN, CP_CRIT, CP_HEAD };
 
 struct fv {
@@ -79,8 +80,13 @@ static void put(int y, int x, int w, attr_t a, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	/* text from the database: control characters and invalid UTF-8 as '?', UTF-8 kept where
+	 * the locale's codeset is UTF-8 (else '?'), clipped by display columns */
+	char cell[sizeof(buf)];
+	enum textcell_charset cs = textcell_locale_charset();
+	size_t n = textcell_fit(cs, buf, w, false, cell, sizeof(cell), NULL);
 	attron(a);
-	mvaddnstr(y, x, buf, w);
+	mvaddnstr(y, x, cell, (int)n);
 	attroff(a);
 }
 
@@ -237,9 +243,20 @@ void fv_draw_overview(struct fv *f, const struct fv_env *e, int y0, int y1)
 		move(y, 0);
 		clrtoeol();
 		put(y, 0, COLS, a, "%s", line);
-		/* the strip: a letter per GPU, coloured by its health */
+		/* the strip: a letter per GPU, coloured by its health; cut to the line, the GPUs
+		 * not shown counted after it (+N) */
 		int x = k;
-		for (size_t j = 0; j < n->strip_n && x < COLS; j++, x++) {
+		size_t show = n->strip_n;
+		if (k < COLS && (n->gpus > show || (int)show > COLS - k)) {
+			char more[24];
+			if ((int)show > COLS - k)
+				show = (size_t)(COLS - k);
+			while (show > 0 &&
+			       (int)show + snprintf(more, sizeof(more), "+%zu", n->gpus - show) >
+			           COLS - k)
+				show--;
+		}
+		for (size_t j = 0; j < show && x < COLS; j++, x++) {
 			char ch = n->strip[j];
 			enum health_status s = ch == 'F'   ? HEALTH_FAIL
 			                       : ch == 'W' ? HEALTH_WARN
@@ -247,8 +264,8 @@ void fv_draw_overview(struct fv *f, const struct fv_env *e, int y0, int y1)
 			attr_t sa = ch == '?' ? A_DIM : sev_attr(e, s);
 			mvaddch(y, x, (chtype)(unsigned char)ch | sa);
 		}
-		if (n->gpus > n->strip_n && x + 1 < COLS)
-			put(y, x, COLS - x, A_DIM, "+%zu", n->gpus - n->strip_n);
+		if (n->gpus > show && x + 1 < COLS)
+			put(y, x, COLS - x, A_DIM, "+%zu", n->gpus - show);
 	}
 }
 
@@ -393,8 +410,8 @@ bool fv_draw_history(struct fv *f, const struct fv_env *e, int y0, int rows)
 		char head[96];
 		for (int prec = 6; prec >= 3; prec--) {
 			int n = snprintf(head, sizeof(head), "%s %s %smin %.*g max %.*g",
-			                 cw >= 30 ? names[s] : shorts[s], units[s], cw >= 30 ? " " : "",
-			                 prec, lo, prec, hi);
+			                 cw >= 30 ? names[s] : shorts[s], units[s],
+			                 cw >= 30 ? " " : "", prec, lo, prec, hi);
 			if (n >= 0 && n <= cw)
 				break;
 		}
@@ -450,16 +467,36 @@ bool fv_draw_history(struct fv *f, const struct fv_env *e, int y0, int rows)
 		/* the events: X an XID, S a status change, A an alert raised */
 		int my = y0 + ch + 2;
 		put(my, x, gut, A_DIM, "%s", "event");
+		/* several events in one column: the most severe (X, then A, then S) is drawn,
+		 * underlined when the column holds more than one */
+		enum { MARK_COLS = 1024 };
+		unsigned char best[MARK_COLS], many[MARK_COLS];
+		int wm = w < MARK_COLS ? w : MARK_COLS;
+		memset(best, 0, sizeof(best));
+		memset(many, 0, sizeof(many));
 		for (size_t m = 0; m < h->nmarks; m++) {
 			double fr = (h->marks[m].t - h->t0) / (h->t1 - h->t0);
 			if (fr < 0 || fr >= 1)
 				continue;
 			int col = (int)(fr * w);
-			enum health_status sv = h->marks[m].kind == 'X'   ? HEALTH_FAIL
-			                        : h->marks[m].kind == 'A' ? HEALTH_WARN
-			                                                  : HEALTH_PASS;
+			if (col >= wm)
+				continue;
+			char k = h->marks[m].kind;
+			int rank = k == 'X' ? 3 : k == 'A' ? 2 : 1;
+			int had = best[col] == 'X' ? 3 : best[col] == 'A' ? 2 : best[col] ? 1 : 0;
+			many[col] |= had != 0;
+			if (rank > had)
+				best[col] = (unsigned char)k;
+		}
+		for (int col = 0; col < wm; col++) {
+			if (!best[col])
+				continue;
+			enum health_status sv = best[col] == 'X'   ? HEALTH_FAIL
+			                        : best[col] == 'A' ? HEALTH_WARN
+			                                           : HEALTH_PASS;
 			mvaddch(my, x + gut + col,
-			        (chtype)(unsigned char)h->marks[m].kind | sev_attr(e, sv));
+			        (chtype)best[col] | sev_attr(e, sv) |
+			            (many[col] ? A_UNDERLINE : 0));
 		}
 	}
 	return true;

@@ -5,6 +5,11 @@
  * Each HTTP worker thread borrows a PostgreSQL connection from a small pool (one per worker)
  * and runs parameterized queries only; the connections are read-only sessions
  * (default_transaction_read_only) and are meant for a role in gpuhealth_reader.
+ *
+ * Its parts: api.c (this interface: the HTTP server, the router, the API's own counters),
+ * api_pool.h (the connections), api_json.h (result rows as JSON), and private to src/api,
+ * api_int.h (the request being answered and the endpoints' handlers: api_req.c, api_ep.c,
+ * api_page.c).
  */
 #ifndef GPUHEALTH_API_H
 #define GPUHEALTH_API_H

@@ -29,6 +29,9 @@
  *
  * Threads: one thread drives a producer (send, poll, flush, close); producer_stats() may be
  * called from any thread.
+ *
+ * Its parts: record.h (an event in memory, the queues, the files' record format), spool.h (the
+ * disk spool), journal.h (the journal); producer.c ties them to librdkafka.
  */
 #ifndef GPUHEALTH_PRODUCER_H
 #define GPUHEALTH_PRODUCER_H
@@ -88,7 +91,7 @@ int producer_send(struct producer *p, const char *key, size_t klen, const char *
 		  size_t vlen);
 
 /* With a spool directory: writes the journal of the events accepted so far out of this process
- * (see "journal" in producer.c), so that they survive a SIGKILL; the next start sends them
+ * (see journal.h), so that they survive a SIGKILL; the next start sends them
  * again. Call it after a batch of sends (the collector: after each scrape, before counting it
  * as done); every poll calls it too. Without a spool it does nothing. Returns 0 or -errno. */
 int producer_sync(struct producer *p);

@@ -11,17 +11,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <yaml.h>
 
 #include "collect/targets.h"
 #include "core/event_check.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 
 #define SD_MAX_BODY   ((size_t)64 << 20) /* a file_sd file or an http_sd answer */
 #define DNS_RETRY_S   5.0                /* after a failed DNS query */
 #define DNS_MIN_TTL_S 1.0
+#define DNS_SERVFAIL  (-2) /* beside h_errno's values: the server answered SERVFAIL */
 
 enum kind { K_FILE, K_HTTP, K_DNS };
 
@@ -44,6 +47,7 @@ struct discovery {
 	int dns_port;
 	bool has_server;
 	struct sockaddr_in server;
+	char server_text[80]; /* as the option gave it, for errors */
 	double refresh_s, http_timeout_s;
 	bool (*cancel)(void);
 	/* the merged list (borrowed pointers into the sources' lists) */
@@ -167,8 +171,8 @@ static json_t *yaml_load(const char *text, size_t len, char *err, size_t errlen)
 			break;
 	}
 	yaml_parser_delete(&p);
-	if (!root && !err[0])
-		snprintf(err, errlen, "empty document (write a list of target groups)");
+	if (!root && !err[0]) /* no document at all: Prometheus reads it as no groups */
+		root = json_null();
 	return root;
 }
 
@@ -177,6 +181,28 @@ static json_t *yaml_load(const char *text, size_t len, char *err, size_t errlen)
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(**(const char *const *const *)a, **(const char *const *const *)b);
+}
+
+/* YAML's null as the converter above leaves it (scalars are strings): no value, "~" or "null". */
+static bool yaml_is_null(const json_t *v)
+{
+	if (json_is_null(v))
+		return true;
+	const char *s = json_string_value(v);
+	return s && (!*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
+	             strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0);
+}
+
+/* A label name as Prometheus 3 takes it (any UTF-8, which the parsers have checked), less
+ * the empty name and control characters, which no exposition or database column can show. */
+static bool label_name_ok(const char *k)
+{
+	if (!*k)
+		return false;
+	for (const unsigned char *c = (const unsigned char *)k; *c; c++)
+		if (*c < 0x20 || *c == 0x7f)
+			return false;
+	return true;
 }
 
 int discovery_parse_groups(const char *text, size_t len, bool yaml, const char *name,
@@ -205,6 +231,12 @@ int discovery_parse_groups(const char *text, size_t len, bool yaml, const char *
 			goto out;
 		}
 	}
+	if (yaml && yaml_is_null(root)) { /* an empty YAML file: no groups, as in Prometheus */
+		json_decref(root);
+		root = json_array();
+		if (!root)
+			goto nomem;
+	}
 	if (!json_is_array(root)) {
 		snprintf(err, errlen,
 		         "%s: not a list of target groups (write [{\"targets\": "
@@ -225,6 +257,8 @@ int discovery_parse_groups(const char *text, size_t len, bool yaml, const char *
 			         name, gi + 1);
 			goto out;
 		}
+		if (yaml && yaml_is_null(lb))
+			lb = NULL; /* "labels:" with nothing after it */
 		if (lb && !json_is_object(lb) && !json_is_null(lb)) {
 			snprintf(err, errlen,
 			         "%s: group %zu: \"labels\" is not an object of strings", name,
@@ -248,15 +282,24 @@ int discovery_parse_groups(const char *text, size_t len, bool yaml, const char *
 				json_decref(other);
 				goto out;
 			}
+			if (!label_name_ok(k)) {
+				snprintf(err, errlen,
+				         "%s: group %zu: label name \"%.100s\" is empty or holds a "
+				         "control character (rename it)",
+				         name, gi + 1, k);
+				json_decref(other);
+				goto out;
+			}
 			const char *s = json_string_value(v);
 			/* the event contract's bounds (event_check), here where the file can be
 			 * named: past them every event of the group would be a dead letter */
-			if (strncmp(k, "__", 2) != 0 &&
-			    (strlen(k) > EVENT_CHECK_MAX_TEXT || strlen(s) > EVENT_CHECK_MAX_TEXT)) {
-				snprintf(err, errlen,
-				         "%s: group %zu: label \"%.100s\" has a name or value longer "
-				         "than %d characters, which events cannot carry (shorten it)",
-				         name, gi + 1, k, EVENT_CHECK_MAX_TEXT);
+			if (strncmp(k, "__", 2) != 0 && (strlen(k) > EVENT_CHECK_MAX_TEXT ||
+			                                 strlen(s) > EVENT_CHECK_MAX_TEXT)) {
+				snprintf(
+				    err, errlen,
+				    "%s: group %zu: label \"%.100s\" has a name or value longer "
+				    "than %d characters, which events cannot carry (shorten it)",
+				    name, gi + 1, k, EVENT_CHECK_MAX_TEXT);
 				json_decref(other);
 				goto out;
 			}
@@ -276,10 +319,11 @@ int discovery_parse_groups(const char *text, size_t len, bool yaml, const char *
 			}
 		}
 		if (json_object_size(other) > EVENT_CHECK_MAX_LABELS) {
-			snprintf(err, errlen,
-			         "%s: group %zu has %zu labels besides cluster, datacenter, rack and "
-			         "__*: events carry at most %d (remove some)",
-			         name, gi + 1, json_object_size(other), EVENT_CHECK_MAX_LABELS);
+			snprintf(
+			    err, errlen,
+			    "%s: group %zu has %zu labels besides cluster, datacenter, rack and "
+			    "__*: events carry at most %d (remove some)",
+			    name, gi + 1, json_object_size(other), EVENT_CHECK_MAX_LABELS);
 			json_decref(other);
 			goto out;
 		}
@@ -326,18 +370,12 @@ int discovery_parse_groups(const char *text, size_t len, bool yaml, const char *
 				         TARGETS_MAX);
 				goto out;
 			}
-			if (n == cap) {
-				size_t nc = cap ? cap * 2 : 64;
-				char **u = realloc(urls, nc * sizeof(*u));
-				if (!u)
-					goto nomem;
-				urls = u;
-				struct events_enrich *e = realloc(en, nc * sizeof(*e));
-				if (!e)
-					goto nomem;
-				en = e;
-				cap = nc;
-			}
+			/* two arrays of one capacity: cap moves when both have grown */
+			size_t cu = cap, ce = cap;
+			if (grow_array((void **)&urls, &cu, n + 1, sizeof(*urls), 64) ||
+			    grow_array((void **)&en, &ce, n + 1, sizeof(*en), 64))
+				goto nomem;
+			cap = cu;
 			memset(&en[n], 0, sizeof(en[n]));
 			urls[n] = strdup(url);
 			en[n].cluster = cl && *cl ? strdup(cl) : NULL;
@@ -461,6 +499,22 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 	return d->cancel && d->cancel() ? 1 : 0; /* non-zero: abort */
 }
 
+static const char *content_type(CURL *h)
+{
+	char *ct = NULL;
+	curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
+	return ct ? ct : "";
+}
+
+/* application/json, any case, alone or with parameters (charset): what Prometheus requires */
+static bool json_content_type(CURL *h)
+{
+	const char *ct = content_type(h);
+	size_t l = strlen("application/json");
+	return strncasecmp(ct, "application/json", l) == 0 &&
+	       (ct[l] == '\0' || ct[l] == ';' || ct[l] == ' ');
+}
+
 static int http_get(const struct discovery *d, const char *url, struct strbuf *sb, char *err,
                     size_t errlen)
 {
@@ -498,6 +552,11 @@ static int http_get(const struct discovery *d, const char *url, struct strbuf *s
 		         cerr[0] ? cerr : curl_easy_strerror(cc));
 	else if (code != 200)
 		snprintf(err, errlen, "http_sd '%s': HTTP status %ld (expected 200)", shown, code);
+	else if (!json_content_type(h))
+		snprintf(err, errlen,
+		         "http_sd '%s': Content-Type '%.100s' is not application/json (Prometheus' "
+		         "http_sd format: serve the list as application/json)",
+		         shown, content_type(h));
 	else
 		rc = 0;
 	curl_easy_cleanup(h);
@@ -515,25 +574,35 @@ static int dns_query(const struct discovery *d, const char *name, int type, unsi
 	if (d->has_server) {
 		rs.nscount = 1;
 		rs.nsaddr_list[0] = d->server;
+		/* glibc otherwise turns a REFUSED or SERVFAIL answer of the only server into
+		 * "try the next one" and then TRY_AGAIN, which reads like a server that is not
+		 * there; with pfcode set (dig's way) the answer's own code comes back */
+		rs.pfcode = 1;
 	}
 	rs.retrans = 2;
 	rs.retry = 2;
+	errno = 0;
 	int n = res_nquery(&rs, name, ns_c_in, type, ans, anslen);
-	if (herr)
+	int e = errno;
+	if (herr) {
 		*herr = rs.res_h_errno;
+		if (n < 0 && *herr == TRY_AGAIN && e != ECONNREFUSED && e != ETIMEDOUT &&
+		    e != EHOSTUNREACH && e != ENETUNREACH)
+			*herr = DNS_SERVFAIL; /* it answered, with SERVFAIL */
+	}
 	res_nclose(&rs);
 	return n;
 }
 
 /* The addresses of host (A, then AAAA) from the configured resolver, appended as text. */
 static size_t dns_addresses(const struct discovery *d, const char *host, char out[][64], size_t max,
-                            uint32_t *ttl)
+                            uint32_t *ttl, int *herr)
 {
 	size_t k = 0;
 	unsigned char ans[8192];
 	const int types[2] = {ns_t_a, ns_t_aaaa};
 	for (int ti = 0; ti < 2 && k == 0; ti++) {
-		int len = dns_query(d, host, types[ti], ans, sizeof(ans), NULL);
+		int len = dns_query(d, host, types[ti], ans, sizeof(ans), herr);
 		ns_msg msg;
 		if (len < 0 || ns_initparse(ans, len, &msg) != 0)
 			continue;
@@ -554,6 +623,59 @@ static size_t dns_addresses(const struct discovery *d, const char *host, char ou
 	return k;
 }
 
+/* Why a query found nothing, in words that tell a dead server from a missing name. */
+static void dns_why(const struct discovery *d, int herr, const char *what, char *out, size_t outlen)
+{
+	const char *srv =
+	    d->has_server ? d->server_text : "the system's resolver (/etc/resolv.conf)";
+	if (herr == DNS_SERVFAIL)
+		snprintf(out, outlen,
+		         "the DNS server %s answered SERVFAIL (it cannot resolve the name now); "
+		         "keeps trying",
+		         srv);
+	else if (herr == TRY_AGAIN)
+		snprintf(out, outlen,
+		         "no answer from the DNS server %s (is it running and reachable? check "
+		         "--dns-server); keeps trying",
+		         srv);
+	else if (herr == HOST_NOT_FOUND)
+		snprintf(out, outlen, "no such name at %s (NXDOMAIN; check the name)", srv);
+	else if (herr == NO_DATA)
+		snprintf(out, outlen, "the name has no %s at %s", what, srv);
+	else if (herr == NO_RECOVERY)
+		snprintf(out, outlen,
+		         "the DNS server %s refused the query or failed (does it serve this name?)",
+		         srv);
+	else
+		snprintf(out, outlen, "DNS query to %s failed (h_errno %d)", srv, herr);
+}
+
+static int cmp_json_str(const void *a, const void *b)
+{
+	return strcmp(json_string_value(*(json_t *const *)a),
+	              json_string_value(*(json_t *const *)b));
+}
+
+/* The targets in one order whatever order the server answered in (SRV and round-robin A
+ * answers are shuffled): an unchanged set is then an unchanged list, not a reload. */
+static int sort_targets(json_t *tg)
+{
+	size_t n = json_array_size(tg);
+	json_t **v = malloc((n ? n : 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_incref(json_array_get(tg, i));
+	qsort(v, n, sizeof(*v), cmp_json_str);
+	json_array_clear(tg);
+	int rc = 0;
+	for (size_t i = 0; i < n; i++)
+		if (json_array_append_new(tg, v[i]) != 0)
+			rc = -ENOMEM;
+	free(v);
+	return rc;
+}
+
 /* dns_sd: the targets of name as a JSON target-group text in sb; *ttl the shortest TTL. */
 static int dns_read(const struct discovery *d, const char *name, struct strbuf *sb, uint32_t *ttl,
                     char *err, size_t errlen)
@@ -567,7 +689,7 @@ static int dns_read(const struct discovery *d, const char *name, struct strbuf *
 	json_object_set(grp, "targets", tg);
 	json_array_append(root, grp);
 	size_t pointless = 0;
-	char first_bad[300] = "";
+	char first_bad[320] = "";
 	if (d->dns_port <= 0) {
 		int herr = 0;
 		int len = dns_query(d, name, ns_t_srv, ans, sizeof(ans), &herr);
@@ -575,11 +697,10 @@ static int dns_read(const struct discovery *d, const char *name, struct strbuf *
 		if (len < 0 || ns_initparse(ans, len, &msg) != 0 ||
 		    ns_msg_count(msg, ns_s_an) == 0) {
 			rc = -ENOENT;
-			snprintf(err, errlen, "dns_sd '%s': no SRV records (%s)", name,
-			         herr == HOST_NOT_FOUND ? "no such name"
-			         : herr == NO_DATA      ? "no records of that type"
-			         : herr == TRY_AGAIN    ? "no answer from the DNS server"
-			                                : "DNS query failed");
+			char why[300];
+			dns_why(d, herr, "SRV records (for A/AAAA give --dns-sd-port)", why,
+			        sizeof(why));
+			snprintf(err, errlen, "dns_sd '%s': %s", name, why);
 			goto out;
 		}
 		for (int i = 0; i < ns_msg_count(msg, ns_s_an); i++) {
@@ -600,10 +721,15 @@ static int dns_read(const struct discovery *d, const char *name, struct strbuf *
 				/* the scraper resolves through the system: give it the address
 				 * the configured server knows */
 				char a[4][64];
-				if (dns_addresses(d, host, a, 1, ttl) == 0) {
-					if (!pointless++)
-						snprintf(first_bad, sizeof(first_bad), "%.200s:%u",
-						         host, port);
+				int aerr = 0;
+				if (dns_addresses(d, host, a, 1, ttl, &aerr) == 0) {
+					if (!pointless++) {
+						char why[300];
+						dns_why(d, aerr, "A or AAAA records", why,
+						        sizeof(why));
+						snprintf(first_bad, sizeof(first_bad),
+						         "%.150s:%u: %.140s", host, port, why);
+					}
 					continue;
 				}
 				snprintf(addr, sizeof(addr), "%s:%u", a[0], port);
@@ -614,10 +740,13 @@ static int dns_read(const struct discovery *d, const char *name, struct strbuf *
 		}
 	} else {
 		char a[256][64];
-		size_t k = dns_addresses(d, name, a, 256, ttl);
+		int herr = 0;
+		size_t k = dns_addresses(d, name, a, 256, ttl, &herr);
 		if (k == 0) {
 			rc = -ENOENT;
-			snprintf(err, errlen, "dns_sd '%s': no A or AAAA records", name);
+			char why[300];
+			dns_why(d, herr, "A or AAAA records", why, sizeof(why));
+			snprintf(err, errlen, "dns_sd '%s': %s", name, why);
 			goto out;
 		}
 		for (size_t i = 0; i < k; i++) {
@@ -636,6 +765,8 @@ static int dns_read(const struct discovery *d, const char *name, struct strbuf *
 		         name);
 		goto out;
 	}
+	if (sort_targets(tg) != 0)
+		goto out;
 	char *s = json_dumps(root, JSON_COMPACT);
 	if (!s)
 		goto out;
@@ -688,6 +819,7 @@ int discovery_create(struct discovery **out, const struct discovery_options *o, 
 			goto bad;
 		}
 		d->has_server = true;
+		snprintf(d->server_text, sizeof(d->server_text), "%s", o->dns_server);
 	}
 	for (size_t i = 0; i < ns; i++) {
 		struct source *s = &d->src[d->nsrc];

@@ -1,14 +1,16 @@
 #include "collect/events.h"
 
+#include "collect/idlabel.h"
+#include "collect/jsonw.h"
 #include "core/fields.h"
+#include "core/grow.h"
+#include "core/hash.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,50 +19,6 @@
 #define BLANK_FP_MIN  140737488355328.0
 /* Longest identity label value kept (decoded), with its NUL. */
 #define LABEL_TEXT_MAX 1024
-
-/* The labels that name a GPU, in one table: where each goes in the event. */
-enum ident {
-	ID_UUID,
-	ID_GPU_UUID, /* NVLink series */
-	ID_MIG_ID,
-	ID_MIG_PROFILE,
-	ID_INDEX,
-	ID_MODEL,
-	ID_MODEL2, /* NVLink series */
-	ID_PCI,
-	ID_DEVICE,
-	ID_HOST,
-	ID_HOST_OLD,
-	ID_DRIVER,
-	ID_POD, /* Kubernetes workload (dcgm-exporter's pod mapping) */
-	ID_NAMESPACE,
-	ID_CONTAINER,
-	ID_N
-};
-#define I(name)                                                                                    \
-	{                                                                                          \
-		name, sizeof(name) - 1                                                             \
-	}
-static const struct {
-	const char *name;
-	size_t len;
-} ident_label[ID_N] = {
-    [ID_UUID] = I("UUID"),
-    [ID_GPU_UUID] = I("gpu_uuid"),
-    [ID_MIG_ID] = I("GPU_I_ID"),
-    [ID_MIG_PROFILE] = I("GPU_I_PROFILE"),
-    [ID_INDEX] = I("gpu"),
-    [ID_MODEL] = I("modelName"),
-    [ID_MODEL2] = I("model_name"),
-    [ID_PCI] = I("pci_bus_id"),
-    [ID_DEVICE] = I("device"),
-    [ID_HOST] = I("hostname"),
-    [ID_HOST_OLD] = I("Hostname"),
-    [ID_DRIVER] = I("DCGM_FI_DRIVER_VERSION"),
-    [ID_POD] = I("pod"),
-    [ID_NAMESPACE] = I("namespace"),
-    [ID_CONTAINER] = I("container"),
-};
 
 /* Fields of the event filled from labels: bit per field. */
 enum fill {
@@ -171,13 +129,6 @@ struct events {
 	struct events_stats st;
 };
 
-static locale_t c_locale;
-static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
-static void c_locale_init(void)
-{
-	c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
-}
-
 const char *events_skip_str(enum events_skip why)
 {
 	switch (why) {
@@ -250,9 +201,7 @@ static void drop_events(struct events *ev)
 
 static uint64_t hash_bytes(const char *key, size_t len)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
+	uint64_t h = hash_fnv1a64_more(HASH_FNV1A64_GH_BASIS, key, len); /* FNV-1a, our basis */
 	return h ^ (h >> 29);
 }
 
@@ -423,16 +372,8 @@ static int text_add(struct events *ev, const char *s, size_t n, struct sref *out
 {
 	if (n >= UINT32_MAX / 2 || ev->text_len + n > UINT32_MAX / 2)
 		return -ENOMEM;
-	if (ev->text_len + n > ev->text_cap) {
-		size_t cap = ev->text_cap ? ev->text_cap : 4096;
-		while (cap < ev->text_len + n)
-			cap *= 2;
-		char *t = realloc(ev->text, cap);
-		if (!t)
-			return -ENOMEM;
-		ev->text = t;
-		ev->text_cap = cap;
-	}
+	if (grow_array((void **)&ev->text, &ev->text_cap, ev->text_len + n, 1, 4096))
+		return -ENOMEM;
 	memcpy(ev->text + ev->text_len, s, n);
 	out->off = (uint32_t)ev->text_len;
 	out->len = (uint32_t)n;
@@ -528,24 +469,11 @@ static int fill_ident(struct events *ev, struct gpu_event *g, const struct prom_
 	return rc;
 }
 
-/* Doubles the array *p of *cap elements of size bytes (first: its first size). 0 or -ENOMEM
- * (*p unchanged). */
-static int grow(void **p, size_t *cap, size_t size, size_t first)
-{
-	size_t n = *cap ? *cap * 2 : first;
-	void *q = realloc(*p, n * size);
-	if (!q)
-		return -ENOMEM;
-	*p = q;
-	*cap = n;
-	return 0;
-}
-
 /* A new event for key with every identity field null. */
 static int new_event(struct events *ev, const char *key, size_t keylen, size_t idlen,
                      struct gpu_event **out)
 {
-	if (ev->n == ev->cap && grow((void **)&ev->gpus, &ev->cap, sizeof(*ev->gpus), 8))
+	if (grow_array((void **)&ev->gpus, &ev->cap, ev->n + 1, sizeof(*ev->gpus), 8))
 		return -ENOMEM;
 	if (ev->n == ev->inited) {
 		memset(&ev->gpus[ev->n], 0, sizeof(ev->gpus[0]));
@@ -635,7 +563,7 @@ static int extra_id(struct events *ev, const char *name, size_t len, uint32_t *o
 			return 0;
 		}
 	}
-	if (ev->nxn == ev->xcap && grow((void **)&ev->xn, &ev->xcap, sizeof(*ev->xn), 64))
+	if (grow_array((void **)&ev->xn, &ev->xcap, ev->nxn + 1, sizeof(*ev->xn), 64))
 		return -ENOMEM;
 	struct xname *x = &ev->xn[ev->nxn];
 	if (text_add(ev, name, len, &x->name) != 0)
@@ -701,30 +629,6 @@ static int name_id(struct events *ev, const struct prom_slice *name, uint32_t *o
 	return 0;
 }
 
-/* Which identity label a label name is (enum ident), or -1: one comparison per label, picked
- * by length and first letter (this runs for every label of every sample). */
-static int ident_of(const char *name, size_t len)
-{
-	int k = -1;
-	switch (len) {
-	case 3: k = name[0] == 'p' ? ID_POD : ID_INDEX; break;
-	case 4: k = ID_UUID; break;
-	case 6: k = ID_DEVICE; break;
-	case 8:
-		k = name[0] == 'g'   ? ID_GPU_UUID
-		    : name[0] == 'G' ? ID_MIG_ID
-		    : name[0] == 'h' ? ID_HOST
-		                     : ID_HOST_OLD;
-		break;
-	case 9: k = name[0] == 'm' ? ID_MODEL : name[0] == 'n' ? ID_NAMESPACE : ID_CONTAINER; break;
-	case 10: k = name[0] == 'm' ? ID_MODEL2 : ID_PCI; break;
-	case 13: k = ID_MIG_PROFILE; break;
-	case 22: k = ID_DRIVER; break;
-	default: return -1;
-	}
-	return ident_label[k].len == len && memcmp(name, ident_label[k].name, len) == 0 ? k : -1;
-}
-
 int events_add(struct events *ev, const struct prom_sample *s)
 {
 	const struct prom_label *id[ID_N] = {NULL};
@@ -750,7 +654,7 @@ int events_add(struct events *ev, const struct prom_sample *s)
 			ev->lset[ls] = -1; /* until this label set has a GPU */
 		for (size_t i = 0; i < s->nlabels; i++) {
 			const struct prom_slice ln = s->labels[i].name;
-			int k = ident_of(ln.ptr, ln.len);
+			int k = idlabel_of(ln.ptr, ln.len);
 			if (k >= 0)
 				id[k] = &s->labels[i];
 		}
@@ -811,7 +715,7 @@ int events_add(struct events *ev, const struct prom_sample *s)
 		skipped(ev, s, EVENTS_SKIP_DUPLICATE);
 		goto out;
 	}
-	if (g->ne == g->cap && grow((void **)&g->e, &g->cap, sizeof(*g->e), 64)) {
+	if (grow_array((void **)&g->e, &g->cap, g->ne + 1, sizeof(*g->e), 64)) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -849,246 +753,50 @@ const struct events_stats *events_stats(const struct events *ev)
 	return &ev->st;
 }
 
-/* ---- rendering: compact JSON into a bounded buffer */
-
-struct writer {
-	char *buf;
-	size_t size;
-	size_t len; /* what the whole text needs, also past size */
-};
-
-/* Terminates the text: 0, or -ENOSPC with the buffer cut and *len the length needed. */
-static int finish(const struct writer *w, size_t *len)
-{
-	*len = w->len;
-	if (w->len >= w->size) {
-		if (w->size > 0)
-			w->buf[w->size - 1] = '\0';
-		return -ENOSPC;
-	}
-	w->buf[w->len] = '\0';
-	return 0;
-}
-
-static void put(struct writer *w, const char *s, size_t n)
-{
-	if (w->len < w->size) {
-		size_t room = w->size - w->len;
-		memcpy(w->buf + w->len, s, n < room ? n : room);
-	}
-	w->len += n;
-}
-
-static void put_string(struct writer *w, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t run = 0;
-	put(w, "\"", 1);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char esc[6];
-		size_t el = 2;
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		put(w, s + run, i - run);
-		run = i + 1;
-		esc[0] = '\\';
-		switch (c) {
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
-		case '\b': esc[1] = 'b'; break;
-		case '\f': esc[1] = 'f'; break;
-		default:
-			esc[1] = 'u';
-			esc[2] = '0';
-			esc[3] = '0';
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
-			el = 6;
-		}
-		put(w, esc, el);
-	}
-	put(w, s + run, n - run);
-	put(w, "\"", 1);
-}
-
-/* The shortest %.Ng (N = 15..17) that reads back to d, with ".0" added to whole numbers.
- * The caller has switched this thread to the C locale (a '.' whatever LC_NUMERIC says). */
-static void put_real(struct writer *w, double d)
-{
-	char tmp[40];
-	int n = 0;
-	for (int prec = 15; prec <= 17; prec++) {
-		n = snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
-		if (n <= 0 || (size_t)n >= sizeof(tmp) - 2)
-			break;
-		if (strtod(tmp, NULL) == d)
-			break;
-	}
-	if (n <= 0 || (size_t)n >= sizeof(tmp) - 2) {
-		put(w, "null", 4); /* cannot happen for a finite double */
-		return;
-	}
-	if (!strpbrk(tmp, ".eE")) {
-		tmp[n++] = '.';
-		tmp[n++] = '0';
-	}
-	put(w, tmp, (size_t)n);
-}
-
-static int put_json(struct writer *w, const json_t *j, int depth)
-{
-	char tmp[32];
-	int n;
-	const char *k;
-	json_t *v;
-	bool first = true;
-
-	if (depth > 64)
-		return -EINVAL;
-	switch (json_typeof(j)) {
-	case JSON_OBJECT:
-		put(w, "{", 1);
-		json_object_foreach((json_t *)j, k, v)
-		{
-			if (!first)
-				put(w, ",", 1);
-			first = false;
-			put_string(w, k, strlen(k));
-			put(w, ":", 1);
-			if (put_json(w, v, depth + 1))
-				return -EINVAL;
-		}
-		put(w, "}", 1);
-		return 0;
-	case JSON_ARRAY:
-		put(w, "[", 1);
-		for (size_t i = 0; i < json_array_size(j); i++) {
-			if (i)
-				put(w, ",", 1);
-			if (put_json(w, json_array_get(j, i), depth + 1))
-				return -EINVAL;
-		}
-		put(w, "]", 1);
-		return 0;
-	case JSON_STRING: put_string(w, json_string_value(j), json_string_length(j)); return 0;
-	case JSON_INTEGER:
-		n = snprintf(tmp, sizeof(tmp), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
-		put(w, tmp, (size_t)n);
-		return 0;
-	case JSON_REAL: put_real(w, json_real_value(j)); return 0;
-	case JSON_TRUE: put(w, "true", 4); return 0;
-	case JSON_FALSE: put(w, "false", 5); return 0;
-	case JSON_NULL: put(w, "null", 4); return 0;
-	}
-	return -EINVAL;
-}
+/* ---- rendering: compact JSON into a bounded buffer (jsonw.h) */
 
 int events_render_json(const json_t *j, char *buf, size_t size, size_t *len)
 {
-	struct writer w = {buf, size, 0};
-	locale_t old = (locale_t)0;
+	struct jsonw w = {buf, size, 0};
+	locale_t old;
 	int rc;
 	if (!j || !len || (!buf && size > 0))
 		return -EINVAL;
-	pthread_once(&c_locale_once, c_locale_init);
-	if (c_locale != (locale_t)0)
-		old = uselocale(c_locale);
-	rc = put_json(&w, j, 0);
-	if (old != (locale_t)0)
-		uselocale(old);
+	old = jsonw_c_locale();
+	rc = jsonw_value(&w, j);
+	jsonw_locale_restore(old);
 	if (rc)
 		return rc;
-	return finish(&w, len);
+	return jsonw_finish(&w, len);
 }
 
-/* Writes u's decimal digits (at least one) backwards ending before tmp[*n], then '-' when neg;
- * *n moves to the first character. tmp must have room for 21. */
-static void digits_back(char *tmp, size_t *n, uint64_t u, bool neg)
-{
-	do {
-		tmp[--*n] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (neg)
-		tmp[--*n] = '-';
-}
-
-static void put_int(struct writer *w, int64_t v)
-{
-	char tmp[24];
-	size_t n = sizeof(tmp);
-	digits_back(tmp, &n, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, v < 0);
-	put(w, tmp + n, sizeof(tmp) - n);
-}
-
-/* Reals with few decimals (most gauges) without printf: the fewest decimals k (0..8) for
- * which m = round(d 10^k) gives back d as m / 10^k. With |m| < 2^53 and 10^k exact, that
- * division is correctly rounded, so it is what strtod makes of the text "m / 10^k": the text
- * reads back to d exactly. False: not such a number (put_real writes it). */
-static bool put_real_fast(struct writer *w, double d)
-{
-	static const double p10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
-	double a = fabs(d);
-	if (!(a < 1e15) || (d == 0 && signbit(d)) || (a != 0 && a < 1e-4))
-		return false;
-	for (int k = 0; k <= 8; k++) {
-		double x = d * p10[k];
-		if (fabs(x) >= 9007199254740992.0) /* 2^53 */
-			return false;
-		int64_t m = llround(x);
-		if ((double)m / p10[k] != d)
-			continue;
-		/* m / 10^k: the whole part, '.', then k decimals (or "0" for a whole number) */
-		char tmp[40];
-		size_t n = sizeof(tmp);
-		uint64_t u = m < 0 ? (uint64_t)0 - (uint64_t)m : (uint64_t)m;
-		if (k == 0)
-			tmp[--n] = '0';
-		for (int i = 0; i < k; i++) {
-			tmp[--n] = (char)('0' + u % 10);
-			u /= 10;
-		}
-		tmp[--n] = '.';
-		digits_back(tmp, &n, u, m < 0);
-		put(w, tmp + n, sizeof(tmp) - n);
-		return true;
-	}
-	return false;
-}
-
-static void put_val(struct writer *w, const struct val *v)
+static void put_val(struct jsonw *w, const struct val *v)
 {
 	switch (v->kind) {
-	case V_NULL: put(w, "null", 4); return;
-	case V_INT: put_int(w, v->u.i); return;
+	case V_NULL: jsonw_put(w, "null", 4); return;
+	case V_INT: jsonw_int(w, v->u.i); return;
 	case V_REAL:
-		if (!put_real_fast(w, v->u.d))
-			put_real(w, v->u.d);
+		if (!jsonw_real_fast(w, v->u.d))
+			jsonw_real(w, v->u.d);
 		return;
 	}
 }
 
-static void put_sref(struct writer *w, const struct events *ev, struct sref r)
+static void put_sref(struct jsonw *w, const struct events *ev, struct sref r)
 {
 	if (r.len == SREF_NULL)
-		put(w, "null", 4);
+		jsonw_put(w, "null", 4);
 	else
-		put_string(w, ev->text + r.off, r.len);
+		jsonw_string(w, ev->text + r.off, r.len);
 }
 
-static void put_opt(struct writer *w, const char *s)
+static void put_opt(struct jsonw *w, const char *s)
 {
 	if (s)
-		put_string(w, s, strlen(s));
+		jsonw_string(w, s, strlen(s));
 	else
-		put(w, "null", 4);
+		jsonw_put(w, "null", 4);
 }
-
-#define PUTL(w, lit) put((w), (lit), sizeof(lit) - 1)
 
 /* Each known field's `"key":` as events carry it, escaped once for every event (the keys are
  * most of an event's bytes); qkey_len 0: longer than a slot, escaped each time instead. */
@@ -1101,120 +809,117 @@ static void qkey_init(void)
 	size_t nf = 0;
 	const struct field_def *f = fields_all(&nf);
 	for (size_t i = 0; i < nf && i < FIELDS_MAX; i++) {
-		struct writer w = {qkey[i], QKEY_SLOT, 0};
-		put_string(&w, f[i].key, strlen(f[i].key));
-		put(&w, ":", 1);
+		struct jsonw w = {qkey[i], QKEY_SLOT, 0};
+		jsonw_string(&w, f[i].key, strlen(f[i].key));
+		jsonw_put(&w, ":", 1);
 		qkey_len[i] = w.len <= QKEY_SLOT ? (uint8_t)w.len : 0;
 	}
 }
 
 /* Event g in the contract's order: the identity, then metrics and extra in the order the
  * samples came. */
-static void put_event(struct writer *w, const struct events *ev, const struct gpu_event *g)
+static void put_event(struct jsonw *w, const struct events *ev, const struct gpu_event *g)
 {
 	size_t nf = 0;
 	const struct field_def *f = fields_all(&nf);
-	PUTL(w, "{\"schema_version\":");
-	put_int(w, EVENTS_SCHEMA_VERSION);
-	PUTL(w, ",\"time\":");
-	put_string(w, ev->time, EVENTS_TIME_LEN - 1);
-	PUTL(w, ",\"hostname\":");
+	JSONW_LIT(w, "{\"schema_version\":");
+	jsonw_int(w, EVENTS_SCHEMA_VERSION);
+	JSONW_LIT(w, ",\"time\":");
+	jsonw_string(w, ev->time, EVENTS_TIME_LEN - 1);
+	JSONW_LIT(w, ",\"hostname\":");
 	put_sref(w, ev, g->str[S_HOST]);
 	const struct events_enrich *t = ev->target;
-	PUTL(w, ",\"cluster\":");
+	JSONW_LIT(w, ",\"cluster\":");
 	put_opt(w, t && t->cluster && *t->cluster ? t->cluster : ev->cluster);
-	PUTL(w, ",\"datacenter\":");
+	JSONW_LIT(w, ",\"datacenter\":");
 	put_opt(w, t && t->datacenter && *t->datacenter ? t->datacenter : ev->datacenter);
-	PUTL(w, ",\"rack\":");
+	JSONW_LIT(w, ",\"rack\":");
 	put_opt(w, t && t->rack && *t->rack ? t->rack : ev->rack);
-	PUTL(w, ",\"gpu\":{\"index\":");
+	JSONW_LIT(w, ",\"gpu\":{\"index\":");
 	if (g->has_index)
-		put_int(w, g->index);
+		jsonw_int(w, g->index);
 	else
-		PUTL(w, "null");
-	PUTL(w, ",\"uuid\":");
-	put_string(w, g->key, g->idlen);
-	PUTL(w, ",\"model\":");
+		JSONW_LIT(w, "null");
+	JSONW_LIT(w, ",\"uuid\":");
+	jsonw_string(w, g->key, g->idlen);
+	JSONW_LIT(w, ",\"model\":");
 	put_sref(w, ev, g->str[S_MODEL]);
-	PUTL(w, ",\"pci_bus_id\":");
+	JSONW_LIT(w, ",\"pci_bus_id\":");
 	put_sref(w, ev, g->str[S_PCI]);
-	PUTL(w, ",\"device\":");
+	JSONW_LIT(w, ",\"device\":");
 	put_sref(w, ev, g->str[S_DEVICE]);
-	PUTL(w, ",\"driver_version\":");
+	JSONW_LIT(w, ",\"driver_version\":");
 	put_sref(w, ev, g->str[S_DRIVER]);
-	PUTL(w, ",\"mig_profile\":");
+	JSONW_LIT(w, ",\"mig_profile\":");
 	put_sref(w, ev, g->str[S_MIG_PROFILE]);
-	PUTL(w, ",\"mig_instance\":");
+	JSONW_LIT(w, ",\"mig_instance\":");
 	if (g->has_mig_id)
-		put_int(w, g->mig_id);
+		jsonw_int(w, g->mig_id);
 	else
-		PUTL(w, "null");
-	PUTL(w, "},\"metrics\":{");
+		JSONW_LIT(w, "null");
+	JSONW_LIT(w, "},\"metrics\":{");
 	bool first = true;
 	for (size_t i = 0; i < g->ne; i++) {
 		const struct entry *e = &g->e[i];
 		if (e->id >= FIELDS_MAX || e->id >= nf)
 			continue;
 		if (!first)
-			put(w, ",", 1);
+			jsonw_put(w, ",", 1);
 		first = false;
 		if (qkey_len[e->id]) {
-			put(w, qkey[e->id], qkey_len[e->id]);
+			jsonw_put(w, qkey[e->id], qkey_len[e->id]);
 		} else {
-			put_string(w, f[e->id].key, strlen(f[e->id].key));
-			put(w, ":", 1);
+			jsonw_string(w, f[e->id].key, strlen(f[e->id].key));
+			jsonw_put(w, ":", 1);
 		}
 		put_val(w, &e->v);
 	}
-	PUTL(w, "},\"extra\":{");
+	JSONW_LIT(w, "},\"extra\":{");
 	first = true;
 	for (size_t i = 0; i < g->ne; i++) {
 		const struct entry *e = &g->e[i];
 		if (e->id < FIELDS_MAX)
 			continue;
 		if (!first)
-			put(w, ",", 1);
+			jsonw_put(w, ",", 1);
 		first = false;
 		put_sref(w, ev, ev->xn[e->id - FIELDS_MAX].name);
-		put(w, ":", 1);
+		jsonw_put(w, ":", 1);
 		put_val(w, &e->v);
 	}
-	PUTL(w, "}");
+	JSONW_LIT(w, "}");
 	const char *labels = t && t->labels && *t->labels ? t->labels : ev->labels;
 	if (labels) { /* the target's discovery labels: a JSON object's compact text */
-		PUTL(w, ",\"labels\":");
-		put(w, labels, strlen(labels));
+		JSONW_LIT(w, ",\"labels\":");
+		jsonw_put(w, labels, strlen(labels));
 	}
-	PUTL(w, ",\"workload\":");
+	JSONW_LIT(w, ",\"workload\":");
 	if (g->str[S_POD].len == SREF_NULL && g->str[S_NAMESPACE].len == SREF_NULL &&
 	    g->str[S_CONTAINER].len == SREF_NULL) {
-		PUTL(w, "null");
+		JSONW_LIT(w, "null");
 	} else {
-		PUTL(w, "{\"namespace\":");
+		JSONW_LIT(w, "{\"namespace\":");
 		put_sref(w, ev, g->str[S_NAMESPACE]);
-		PUTL(w, ",\"pod\":");
+		JSONW_LIT(w, ",\"pod\":");
 		put_sref(w, ev, g->str[S_POD]);
-		PUTL(w, ",\"container\":");
+		JSONW_LIT(w, ",\"container\":");
 		put_sref(w, ev, g->str[S_CONTAINER]);
-		PUTL(w, "}");
+		JSONW_LIT(w, "}");
 	}
-	PUTL(w, "}");
+	JSONW_LIT(w, "}");
 }
 
 int events_render(const struct events *ev, size_t i, char *buf, size_t size, size_t *len)
 {
-	struct writer w = {buf, size, 0};
-	locale_t old = (locale_t)0;
+	struct jsonw w = {buf, size, 0};
+	locale_t old;
 	if (!ev || i >= ev->n || !len || (!buf && size > 0))
 		return -EINVAL;
-	pthread_once(&c_locale_once, c_locale_init);
 	pthread_once(&qkey_once, qkey_init);
-	if (c_locale != (locale_t)0)
-		old = uselocale(c_locale);
+	old = jsonw_c_locale();
 	put_event(&w, ev, &ev->gpus[i]);
-	if (old != (locale_t)0)
-		uselocale(old);
-	return finish(&w, len);
+	jsonw_locale_restore(old);
+	return jsonw_finish(&w, len);
 }
 
 const json_t *events_json(struct events *ev, size_t i)

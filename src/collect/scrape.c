@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 
 #include "collect/targets.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "core/timeutil.h"
@@ -93,9 +94,7 @@ double scrape_next_due(double due, double interval, double now)
 
 double scrape_phase(const char *url, double interval)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (const char *c = url; *c; c++)
-		h = (h ^ (unsigned char)*c) * 1099511628211ull;
+	uint64_t h = hash_fnv1a64_str_more(HASH_FNV1A64_GH_BASIS, url); /* FNV-1a, our basis */
 	h ^= h >> 33; /* spread the low-entropy tail of similar URLs */
 	h *= 0xff51afd7ed558ccdull;
 	h ^= h >> 33;

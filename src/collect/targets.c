@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/grow.h"
 #include "core/textfile.h"
 
 void targets_init(struct targets *t) { memset(t, 0, sizeof(*t)); }
@@ -134,18 +135,12 @@ int targets_add(struct targets *t, const char *url, const char *origin, char *er
 			 origin, TARGETS_MAX);
 		return -E2BIG;
 	}
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 16;
-		char **u = realloc(t->urls, cap * sizeof(*u));
-		if (!u)
-			return -ENOMEM;
-		t->urls = u;
-		char **o = realloc(t->origins, cap * sizeof(*o));
-		if (!o)
-			return -ENOMEM;
-		t->origins = o;
-		t->cap = cap;
-	}
+	/* two arrays of one capacity: cap moves when both have grown */
+	size_t capu = t->cap, capo = t->cap;
+	if (grow_array((void **)&t->urls, &capu, t->n + 1, sizeof(*t->urls), 16) ||
+	    grow_array((void **)&t->origins, &capo, t->n + 1, sizeof(*t->origins), 16))
+		return -ENOMEM;
+	t->cap = capu;
 	char *cu = strdup(url), *co = strdup(origin);
 	if (!cu || !co) {
 		free(cu);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/fields.h"
+#include "core/hash.h"
 #include "core/timeutil.h"
 
 static void reasonf(char *r, size_t rl, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -343,12 +344,8 @@ void event_check_dead_letter(const void *payload, size_t len, size_t bound,
 {
 	if (!bound)
 		bound = EVENT_CHECK_DLQ_PAYLOAD_MAX;
-	uint64_t h = 1469598103934665603ull; /* FNV-1a 64 */
-	const unsigned char *p = payload;
-	for (size_t i = 0; p && i < len; i++) {
-		h ^= p[i];
-		h *= 1099511628211ull;
-	}
+	/* FNV-1a 64 from our basis (stored: it must not change); no payload hashes as none */
+	uint64_t h = hash_fnv1a64_more(HASH_FNV1A64_GH_BASIS, payload, payload ? len : 0);
 	d->original_size = len;
 	d->len = len > bound ? bound : len;
 	d->cut = d->len < len;

@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/hash.h"
+
 /* Every row of fields.def at its position: the event contract's fields first (0..n-1, the
  * contract's order), then the EXTRA ones (exporter fields an event carries in "extra"). */
 static const struct field_def table[] = {
@@ -54,9 +56,8 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static size_t hash(const char *s, size_t n)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a, then the high bits folded in */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+	/* FNV-1a from our basis, then the high bits folded in */
+	uint64_t h = hash_fnv1a64_more(HASH_FNV1A64_GH_BASIS, s, n);
 	h ^= h >> 32;
 	return (size_t)(h * 0x9E3779B97F4A7C15ull >> 56) & (SLOTS - 1);
 }

@@ -196,8 +196,8 @@ int exporter_create_source(struct exporter **out, const struct exporter_source *
 	if (!ex->hostname || !ex->host_label || !ex->driver_version || !ex->model_name ||
 	    !ex->listen)
 		goto fail;
-	ex->p.render =
-	    (struct render_opts){ex->hostname, ex->host_label, ex->driver_version, ex->model_name};
+	ex->p.render = (struct render_opts){ex->hostname, ex->host_label, ex->driver_version,
+	                                    ex->model_name, params->render.k8s};
 	ex->p.listen = ex->listen;
 
 	static const char index_html[] =

@@ -35,25 +35,25 @@ static const struct {
 	unsigned xid;
 	const char *msg;
 } xid_msgs[] = {
-	{13, "Graphics Engine Exception"},
-	{31, "GPU memory page fault"},
-	{32, "Invalid or corrupted push buffer stream"},
-	{38, "Driver firmware error"},
-	{43, "GPU stopped processing"},
-	{45, "Preemptive cleanup, due to previous errors"},
-	{48, "Double Bit ECC Error"},
-	{61, "Internal micro-controller breakpoint/warning"},
-	{62, "Internal micro-controller halt"},
-	{63, "ECC page retirement or row remapping recording event"},
-	{64, "ECC page retirement or row remapper recording failure"},
-	{74, "NVLINK Error"},
-	{79, "GPU has fallen off the bus"},
-	{92, "High single-bit ECC error rate"},
-	{94, "Contained ECC error"},
-	{95, "Uncontained ECC error"},
-	{119, "GSP RPC Timeout"},
-	{120, "GSP Error"},
-	{140, "Unrecovered ECC Error"},
+    {13, "Graphics Engine Exception"},
+    {31, "GPU memory page fault"},
+    {32, "Invalid or corrupted push buffer stream"},
+    {38, "Driver firmware error"},
+    {43, "GPU stopped processing"},
+    {45, "Preemptive cleanup, due to previous errors"},
+    {48, "Double Bit ECC Error"},
+    {61, "Internal micro-controller breakpoint/warning"},
+    {62, "Internal micro-controller halt"},
+    {63, "ECC page retirement or row remapping recording event"},
+    {64, "ECC page retirement or row remapper recording failure"},
+    {74, "NVLINK Error"},
+    {79, "GPU has fallen off the bus"},
+    {92, "High single-bit ECC error rate"},
+    {94, "Contained ECC error"},
+    {95, "Uncontained ECC error"},
+    {119, "GSP RPC Timeout"},
+    {120, "GSP Error"},
+    {140, "Unrecovered ECC Error"},
 };
 
 const char *render_xid_message(unsigned xid)
@@ -81,7 +81,10 @@ static void put(struct out *o, const char *s, size_t n)
 	o->p += n;
 }
 
-static void puts_(struct out *o, const char *s) { put(o, s, strlen(s)); }
+static void puts_(struct out *o, const char *s)
+{
+	put(o, s, strlen(s));
+}
 
 /* A label value, escaped as the exposition format requires. */
 static void put_escaped(struct out *o, const char *s)
@@ -162,24 +165,35 @@ static void put_labels(struct out *o, const struct sim_gpu *g, const struct rend
 	put_escaped(o, opts->hostname);
 	puts_(o, "\",DCGM_FI_DRIVER_VERSION=\"");
 	put_escaped(o, opts->driver_version);
+	if (opts->k8s) { /* dcgm-exporter's pod mapping, in its order */
+		puts_(o, "\",container=\"");
+		put_escaped(o, g->container);
+		puts_(o, "\",namespace=\"");
+		put_escaped(o, g->pod_namespace);
+		puts_(o, "\",pod=\"");
+		put_escaped(o, g->pod);
+	}
 	puts_(o, "\"");
 }
 
 size_t render_bound(size_t n_gpus, const struct render_opts *opts)
 {
-	size_t label = 256 + strlen(opts->host_label) +
-		       2 * (strlen(opts->hostname) + strlen(opts->driver_version) +
-			    strlen(opts->model_name)) +
-		       2 * (sizeof(((struct sim_gpu *)0)->model_name) +
-			    sizeof(((struct sim_gpu *)0)->mig_profile)) +
-		       64 /* GPU_I_PROFILE, GPU_I_ID */;
+	size_t label =
+	    256 + strlen(opts->host_label) +
+	    2 * (strlen(opts->hostname) + strlen(opts->driver_version) + strlen(opts->model_name)) +
+	    2 * (sizeof(((struct sim_gpu *)0)->model_name) +
+	         sizeof(((struct sim_gpu *)0)->mig_profile)) +
+	    64 /* GPU_I_PROFILE, GPU_I_ID */ +
+	    2 * (sizeof(((struct sim_gpu *)0)->pod) + sizeof(((struct sim_gpu *)0)->pod_namespace) +
+	         sizeof(((struct sim_gpu *)0)->container)) +
+	    64 /* container, namespace, pod */;
 	size_t per_sample = 64 + label + 160 /* err_code, err_msg */ + 400 /* value */ + 4;
 	size_t per_family = 2 * 64 + 512;
 	return SIM_F_COUNT * per_family + n_gpus * SIM_F_COUNT * per_sample + 1;
 }
 
 int render_exposition(const struct sim_gpu *gpus, size_t n, const struct render_opts *opts,
-		      char *buf, size_t cap, size_t *len)
+                      char *buf, size_t cap, size_t *len)
 {
 	if (cap == 0)
 		return -ENOSPC;

@@ -12,6 +12,7 @@
 #ifndef GPUHEALTH_EXPORTER_RENDER_H
 #define GPUHEALTH_EXPORTER_RENDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "sim/sim.h"
@@ -21,6 +22,8 @@ struct render_opts {
 	const char *host_label;     /* "hostname" (current dcgm-exporter) or "Hostname" (older) */
 	const char *driver_version; /* DCGM_FI_DRIVER_VERSION */
 	const char *model_name;     /* modelName */
+	bool k8s; /* dcgm-exporter's Kubernetes labels container, namespace, pod on every sample
+	             (from sim_gpu's pod fields; "" where no pod holds the GPU) */
 };
 
 /* The DCGM name, Prometheus type and help of a field. */
@@ -39,6 +42,6 @@ size_t render_bound(size_t n_gpus, const struct render_opts *opts);
  * (render_bound() is always enough).
  */
 int render_exposition(const struct sim_gpu *gpus, size_t n, const struct render_opts *opts,
-		      char *buf, size_t cap, size_t *len);
+                      char *buf, size_t cap, size_t *len);
 
 #endif

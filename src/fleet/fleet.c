@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
+#include "core/hash.h"
 #include "core/timeutil.h"
 #include "health/health_engine.h"
 
@@ -27,10 +29,7 @@ struct fleet {
 
 static uint64_t hash_key(const char *k)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (; *k; k++)
-		h = (h ^ (unsigned char)*k) * 1099511628211ull;
-	return h;
+	return hash_fnv1a64_str_more(HASH_FNV1A64_GH_BASIS, k); /* FNV-1a, our basis */
 }
 
 static int rehash(struct fleet *f, size_t cap)
@@ -85,21 +84,14 @@ static struct fleet_gpu *get_gpu(struct fleet *f, const struct health_sample *s,
 	if ((f->n + 1) * 2 > f->hcap && rehash(f, f->hcap ? f->hcap * 2 : 64) != 0)
 		goto nomem;
 	if (f->n == f->cap) {
-		size_t cap = f->cap ? f->cap * 2 : 16;
-		struct fleet_gpu **v = realloc(f->gpus, cap * sizeof(*v));
-		if (!v)
+		/* three arrays of one capacity: cap moves when all have grown */
+		size_t cv = f->cap, co = f->cap, cp = f->cap;
+		if (grow_array((void **)&f->gpus, &cv, f->n + 1, sizeof(*f->gpus), 16) ||
+		    grow_array((void **)&f->order, &co, f->n + 1, sizeof(*f->order), 16) ||
+		    grow_array((void **)&f->procs, &cp, f->n + 1, sizeof(*f->procs), 16))
 			goto nomem;
-		f->gpus = v;
-		size_t *o = realloc(f->order, cap * sizeof(*o));
-		if (!o)
-			goto nomem;
-		f->order = o;
-		struct fleet_process **pr = realloc(f->procs, cap * sizeof(*pr));
-		if (!pr)
-			goto nomem;
-		memset(pr + f->cap, 0, (cap - f->cap) * sizeof(*pr));
-		f->procs = pr;
-		f->cap = cap;
+		memset(f->procs + f->cap, 0, (cp - f->cap) * sizeof(*f->procs));
+		f->cap = cp;
 	}
 	g = calloc(1, sizeof(*g));
 	if (!g)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/grow.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "core/timeutil.h"
@@ -261,15 +262,9 @@ int alertmanager_restore(struct alertmanager *am, const char *key, const char *k
 		alertmanager_post(am, a);
 		return 0;
 	}
-	if (am->nrest == am->caprest) {
-		size_t cap = am->caprest ? am->caprest * 2 : 16;
-		struct alertmanager_alert **n = realloc(am->rest, cap * sizeof(*n));
-		if (!n) {
-			alertmanager_alert_free(a);
-			return -ENOMEM;
-		}
-		am->rest = n;
-		am->caprest = cap;
+	if (grow_array((void **)&am->rest, &am->caprest, am->nrest + 1, sizeof(*am->rest), 16)) {
+		alertmanager_alert_free(a);
+		return -ENOMEM;
 	}
 	am->rest[am->nrest++] = a; /* ours until the GPU's labels are known */
 	return 0;
@@ -345,14 +340,8 @@ static bool add_entry(struct alertmanager *am, struct alertmanager_alert *a)
 		remove_at(am, old);
 		am->st.dropped++;
 	}
-	if (am->n == am->cap) {
-		size_t cap = am->cap ? am->cap * 2 : 64;
-		struct entry *n = realloc(am->e, cap * sizeof(*n));
-		if (!n)
-			return false;
-		am->e = n;
-		am->cap = cap;
-	}
+	if (grow_array((void **)&am->e, &am->cap, am->n + 1, sizeof(*am->e), 64))
+		return false;
 	struct entry *e = &am->e[am->n++];
 	memset(e, 0, sizeof(*e));
 	e->id = a->id;

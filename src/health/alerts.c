@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
+
 struct state {
 	char *id; /* "key\x1fkind", owned */
 	enum health_status open;  /* HEALTH_PASS: no open alert */
@@ -60,10 +62,7 @@ void alerts_destroy(struct alerts *a)
 
 static uint64_t hash_id(const char *k)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (; *k; k++)
-		h = (h ^ (unsigned char)*k) * 1099511628211ull;
-	return h;
+	return hash_fnv1a64_str_more(HASH_FNV1A64_GH_BASIS, k); /* FNV-1a, our basis */
 }
 
 static int make_id(const char *key, const char *kind, char *buf, size_t len)

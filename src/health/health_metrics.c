@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
+
 struct hm_gpu {
 	char *key;    /* owned */
 	char *labels; /* owned: the rendered label pairs, without braces; NULL until known */
@@ -151,14 +153,8 @@ static struct hm_gpu *find_or_add(struct health_metrics *m, const char *key)
 	const json_t *at = json_object_get(m->index, key);
 	if (at)
 		return &m->gpus[json_integer_value(at)];
-	if (m->n == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 64;
-		struct hm_gpu *g = realloc(m->gpus, cap * sizeof(*g));
-		if (!g)
-			return NULL;
-		m->gpus = g;
-		m->cap = cap;
-	}
+	if (grow_array((void **)&m->gpus, &m->cap, m->n + 1, sizeof(*m->gpus), 64))
+		return NULL;
 	struct hm_gpu *g = &m->gpus[m->n];
 	memset(g, 0, sizeof(*g));
 	g->key = strdup(key);

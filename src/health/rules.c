@@ -9,6 +9,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/grow.h"
+#include "core/hash.h"
+
 #define HIST_CAP 160              /* recent samples kept per GPU */
 #define HIST_MIN_SPACING_S 5.0    /* ... at least this far apart: 160 x 5 s > the 10 min window */
 #define SBE_WINDOW_S 300.0
@@ -189,10 +192,7 @@ struct rules {
 
 static uint64_t hash_str(const char *k)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (; *k; k++)
-		h = (h ^ (unsigned char)*k) * 1099511628211ull;
-	return h;
+	return hash_fnv1a64_str_more(HASH_FNV1A64_GH_BASIS, k); /* FNV-1a, our basis */
 }
 
 static void *map_get(const struct map *m, const char *key)
@@ -294,14 +294,8 @@ static struct host *host_get(struct rules *r, const char *name)
 
 static int host_add_gpu(struct host *h, struct gpu *g)
 {
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 8;
-		struct gpu **p = realloc(h->gpus, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		h->gpus = p;
-		h->cap = cap;
-	}
+	if (grow_array((void **)&h->gpus, &h->cap, h->n + 1, sizeof(*h->gpus), 8))
+		return -ENOMEM;
 	h->gpus[h->n++] = g;
 	g->host = h;
 	return 0;

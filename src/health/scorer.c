@@ -4,8 +4,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
-#include <libpq-fe.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -15,6 +13,7 @@
 #include <time.h>
 
 #include "bus/kafka_conf.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "core/timeutil.h"
@@ -26,97 +25,20 @@
 #include "health/rules.h"
 #include "core/event_check.h"
 #include "health/sample.h"
+#include "health/scorer_alerts.h"
+#include "health/scorer_db.h"
+#include "health/scorer_int.h"
+#include "health/scorer_rows.h"
 #include "health/webhook.h"
-#include "store/pg.h"
 
 #define COPY_MAX_BYTES (256u << 20)
 #define BACKOFF_MIN_S 0.5
 #define BACKOFF_MAX_S 30.0
 #define STOP_DEADLINE_S 10.0
-#define MAX_PARTS 256
 #define RETRY_TELL_S 30.0 /* a batch being retried is told this often */
 #define BAD_TELL_S 10.0  /* dead letters are told at most once per this many seconds */
 
-static const char *const KIND_HEALTH = HEALTH_KIND_HEALTH;
-static const char *const KIND_RISK = HEALTH_KIND_RISK;
-
-/* One alert change of the open batch: written in the transaction, then announced. */
-struct alert_op {
-	enum alert_action action;
-	char key[HS_KEY_MAX];
-	char host[HS_HOST_MAX];
-	const char *kind;
-	enum health_status sev;
-	char *message; /* owned */
-	char *details; /* owned, JSON */
-	char *body;    /* owned, the JSON for Kafka and the webhook */
-	char *wl[3];   /* owned: the workload's namespace, pod, container when raised; NULL none */
-	struct alertmanager_alert *am; /* owned; NULL without Alertmanager */
-	double time;
-};
-
-struct part_off {
-	int32_t partition;
-	int64_t next;
-};
-
-/* The last health row written for a GPU: a new one is written when one of these changes or
- * health_row_interval_s has passed (issue #21: the health tables grew by a row per sample). */
-struct written {
-	char *key; /* owned; NULL: free slot */
-	enum health_status status;
-	const char *rec; /* a static action name, or NULL */
-	int band;        /* score / 10 */
-	double time;     /* sample time of the row */
-};
-
-struct scorer {
-	struct scorer_options o; /* strings below are owned copies */
-	char *brokers, *topic, *group, *alerts_topic, *conninfo, *webhook_url;
-
-	rd_kafka_t *consumer; /* owned */
-	rd_kafka_t *producer; /* owned; NULL without an alerts topic */
-	struct webhook *hook; /* owned; NULL without a webhook */
-	struct alertmanager *am; /* owned; NULL without --alertmanager */
-	bool has_alert_workload; /* alerts has namespace/pod/container (schema 013) */
-	bool has_fleet_now;      /* gpuhealth_fleet_now_merge (schema 014) */
-	const char *cur_event; /* the event being judged (take() only), for Alertmanager's labels */
-	size_t cur_len;
-	PGconn *db;           /* the scorer thread's */
-	struct health_engine *engine; /* the verdicts (the console's fleet runs the same) */
-	/* the last statement failed with a SQLSTATE a new connection may get past (a read-only
-	 * server, a shutdown: pg_sqlstate_reconnect): closed, not rolled back */
-	bool reconnect;
-	bool alerts_loaded;
-	bool curl_inited;
-	double max_age_s;         /* the retention: the event validator's oldest time */
-	double bad_told_at;       /* time_now() of the last dead-letter warning */
-	uint64_t bad_since_told;  /* dead letters since */
-
-	pthread_t thread;
-	bool started;
-	atomic_bool stop;
-	atomic_bool stop_now; /* at stop, give up a batch the database does not take at once */
-
-	/* the open batch (scorer thread only) */
-	struct strbuf scores, preds;
-	size_t nrows;
-	struct alert_op *ops;
-	size_t nops, capops;
-	struct part_off offs[MAX_PARTS];
-	int noffs;
-	double batch_started;
-
-	/* what was last written for each GPU (scorer thread only): an open-addressing table */
-	struct written *written;
-	size_t nwritten, capwritten;
-
-	pthread_mutex_t lock; /* guards st */
-	struct scorer_stats st;
-};
-
-static void set_error(struct scorer *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_error(struct scorer *s, const char *fmt, ...)
+void scorer_set_error(struct scorer *s, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -127,13 +49,6 @@ static void set_error(struct scorer *s, const char *fmt, ...)
 	snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", msg);
 	pthread_mutex_unlock(&s->lock);
 }
-
-#define STAT_ADD(s, field, n)                                                                      \
-	do {                                                                                       \
-		pthread_mutex_lock(&(s)->lock);                                                    \
-		(s)->st.field += (n);                                                              \
-		pthread_mutex_unlock(&(s)->lock);                                                  \
-	} while (0)
 
 static void alert_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -153,7 +68,7 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *op
 	if (err == RD_KAFKA_RESP_ERR__FATAL) {
 		char buf[256];
 		rd_kafka_fatal_error(rk, buf, sizeof(buf));
-		set_error(s, "kafka fatal: %s", buf);
+		scorer_set_error(s, "kafka fatal: %s", buf);
 		log_error("scorer: kafka fatal error: %s", buf);
 		pthread_mutex_lock(&s->lock);
 		s->st.failed = true;
@@ -162,252 +77,16 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *op
 		return;
 	}
 	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT)
-		set_error(s, "kafka: %s", reason);
+		scorer_set_error(s, "kafka: %s", reason);
 	log_debug("scorer: kafka: %s", reason);
-}
-
-/* ---- COPY text */
-
-/* Appends text escaped for COPY's text format. */
-static int copy_text(struct strbuf *b, const char *t)
-{
-	int rc = 0;
-	for (const char *p = t; *p && !rc; p++) {
-		switch (*p) {
-		case '\\':
-			rc = strbuf_puts(b, "\\\\");
-			break;
-		case '\t':
-			rc = strbuf_puts(b, "\\t");
-			break;
-		case '\n':
-			rc = strbuf_puts(b, "\\n");
-			break;
-		case '\r':
-			rc = strbuf_puts(b, "\\r");
-			break;
-		default:
-			rc = strbuf_append(b, p, 1);
-		}
-	}
-	return rc;
-}
-
-static json_t *reasons_json(const struct health_result *r)
-{
-	json_t *a = json_array();
-	for (size_t i = 0; a && i < r->nreasons; i++) {
-		const struct health_reason *x = &r->reasons[i];
-		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:b, s:s}", "code", x->code,
-						   "component", health_component_name(x->comp),
-						   "severity", x->sev == HEALTH_PASS ? "info" : health_status_name(x->sev),
-						   "remedy", health_action_name(x->remedy), "event",
-						   x->event, "text", x->text));
-	}
-	return a;
-}
-
-static int append_score(struct scorer *s, const struct health_result *r, const char *ts)
-{
-	json_t *j = reasons_json(r);
-	char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
-	if (!txt)
-		return -ENOMEM;
-	int rc = strbuf_printf(&s->scores, "%s\t", ts);
-	rc = rc ? rc : copy_text(&s->scores, r->key);
-	rc = rc ? rc : strbuf_printf(&s->scores, "\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t", r->score,
-				     health_status_name(r->status), r->comp[HC_THERMAL],
-				     r->comp[HC_MEMORY], r->comp[HC_POWER], r->comp[HC_INTERCONNECT],
-				     r->comp[HC_XID]);
-	rc = rc ? rc : copy_text(&s->scores, txt);
-	rc = rc ? rc : strbuf_puts(&s->scores, "\n");
-	free(txt);
-	return rc;
-}
-
-/* The prediction's reasons: model terms, and the costs of each action when recommended. */
-static json_t *prediction_json(const struct prediction *p, const struct econ_result *e,
-			       enum health_action required, bool recommended)
-{
-	json_t *terms = json_array();
-	for (int i = 0; terms && i < p->nterms; i++)
-		json_array_append_new(terms, json_pack("{s:s, s:f, s:f}", "name", p->terms[i].name,
-						       "x", p->terms[i].x, "contribution",
-						       p->terms[i].contribution));
-	json_t *j = json_pack("{s:f, s:o, s:b}", "z", p->z, "terms", terms, "failing", p->failing);
-	if (j && recommended) {
-		json_t *costs = json_object();
-		json_t *res = json_array();
-		for (int a = 0; costs && res && a < ACT_COUNT; a++) {
-			json_object_set_new(costs, health_action_name((enum health_action)a),
-					    json_real(round(e->cost[a] * 100) / 100));
-			if (e->resolves[a])
-				json_array_append_new(res, json_string(health_action_name((enum health_action)a)));
-		}
-		json_object_set_new(j, "required", json_string(health_action_name(required)));
-		json_object_set_new(j, "costs", costs);
-		json_object_set_new(j, "resolved_by", res);
-		json_object_set_new(j, "job_loss", json_real(round(e->job_loss * 100) / 100));
-	}
-	return j;
-}
-
-static int append_prediction(struct scorer *s, const struct health_result *r,
-			     const struct prediction *p, const char *ts, json_t *reasons,
-			     const char *rec)
-{
-	char *txt = json_dumps(reasons, JSON_COMPACT | JSON_REAL_PRECISION(6));
-	if (!txt)
-		return -ENOMEM;
-	int rc = strbuf_printf(&s->preds, "%s\t", ts);
-	rc = rc ? rc : copy_text(&s->preds, r->key);
-	rc = rc ? rc : strbuf_printf(&s->preds, "\t%g\t%.17g\t%s\t", p->horizon_h, p->probability,
-				     PREDICT_MODEL_VERSION);
-	rc = rc ? rc : copy_text(&s->preds, txt);
-	rc = rc ? rc : strbuf_printf(&s->preds, "\t%s\n", rec ? rec : "\\N");
-	free(txt);
-	return rc;
-}
-
-/* ---- alerts */
-
-static void op_free(struct alert_op *op)
-{
-	free(op->message);
-	free(op->details);
-	free(op->body);
-	for (int i = 0; i < 3; i++)
-		free(op->wl[i]);
-	alertmanager_alert_free(op->am);
-	memset(op, 0, sizeof(*op));
-}
-
-/* The Alertmanager form of op (sent after COMMIT, from announce). Returns 0 or -ENOMEM. */
-static int am_prepare(struct scorer *s, struct alert_op *op, const struct health_result *r,
-		      const struct prediction *p, const char *rec)
-{
-	bool firing = op->action != ALERT_CLEAR;
-	/* a raise carries the labels (the workload) of the sample that raised it */
-	if (firing && !r->missing && s->cur_event &&
-	    alertmanager_note_event(s->am, r->key, s->cur_event, s->cur_len, true))
-		return -ENOMEM;
-	struct strbuf d;
-	strbuf_init(&d, 4096);
-	int rc = 0;
-	for (size_t i = 0; i < r->nreasons && !rc; i++)
-		if (r->reasons[i].sev != HEALTH_PASS)
-			rc = strbuf_printf(&d, "%s%s (%s, %s): %s", d.len ? "; " : "", r->reasons[i].code,
-					   health_component_name(r->reasons[i].comp),
-					   health_status_name(r->reasons[i].sev), r->reasons[i].text);
-	if (!rc && op->kind == KIND_RISK && firing)
-		rc = strbuf_printf(&d, "%s%.0f %% probability of failure within %g h", d.len ? "; " : "",
-				   100 * p->probability, p->horizon_h);
-	if (!rc && !d.len)
-		rc = strbuf_puts(&d, firing ? "no reason recorded" : op->message);
-	struct alertmanager_change c = {
-		.key = op->key,
-		.kind = op->kind,
-		.firing = firing,
-		.critical = op->sev == HEALTH_FAIL,
-		.time = op->time,
-		.hostname = op->host,
-		.summary = op->message,
-		.description = d.data ? d.data : "",
-		.remedy = health_action_name(r->remedy),
-		.recommended_action = rec,
-		.failure_probability = p->probability,
-	};
-	if (!rc)
-		op->am = alertmanager_alert_new(s->am, &c);
-	strbuf_free(&d);
-	return rc || !op->am ? -ENOMEM : 0;
-}
-
-/* The workload of the event being judged (s->cur_event), when the alert is that event's GPU's
- * (r->missing: a GPU that fell silent is judged while another GPU's event is taken, and must
- * not get that GPU's workload): op->wl[] set to its non-empty namespace/pod/container, and the
- * JSON object for the alert's body (a new reference), or json_null(). */
-static json_t *op_workload(struct scorer *s, struct alert_op *op, const struct health_result *r)
-{
-	static const char *const names[3] = {"namespace", "pod", "container"};
-	if (!s->cur_event || r->missing)
-		return json_null();
-	json_t *ev = json_loadb(s->cur_event, s->cur_len, 0, NULL);
-	json_t *w = json_object_get(ev, "workload");
-	json_t *out = NULL;
-	for (int i = 0; i < 3; i++) {
-		const char *v = json_string_value(json_object_get(w, names[i]));
-		if (!v || !*v)
-			continue;
-		if (!out)
-			out = json_pack("{s:n, s:n, s:n}", names[0], names[1], names[2]);
-		op->wl[i] = strdup(v);
-		if (out)
-			json_object_set_new(out, names[i], json_string(v));
-	}
-	json_decref(ev);
-	return out ? out : json_null();
-}
-
-static int add_op(struct scorer *s, const struct health_alert_change *c,
-		  const struct health_result *r, const struct prediction *p, const char *rec,
-		  const char *ts)
-{
-	if (s->nops == s->capops) {
-		size_t cap = s->capops ? s->capops * 2 : 64;
-		struct alert_op *n = realloc(s->ops, cap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		s->ops = n;
-		s->capops = cap;
-	}
-	enum alert_action act = c->action;
-	const char *kind = strcmp(c->kind, KIND_RISK) == 0 ? KIND_RISK : KIND_HEALTH;
-	enum health_status sev = c->severity;
-	struct alert_op *op = &s->ops[s->nops];
-	memset(op, 0, sizeof(*op));
-	op->action = act;
-	op->kind = kind;
-	op->sev = sev;
-	op->time = r->time;
-	snprintf(op->key, sizeof(op->key), "%s", r->key);
-	snprintf(op->host, sizeof(op->host), "%s", r->host);
-	char msg[512];
-	health_engine_alert_message(msg, sizeof(msg), r->key, r->host, c->summary);
-	json_t *details = json_pack("{s:i, s:s, s:f, s:o, s:s?}", "score", r->score, "status",
-				    health_status_name(r->status), "probability", p->probability,
-				    "reasons", reasons_json(r), "recommendation", rec);
-	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O?, s:o}", "schema",
-				 "gpu-health-alert-v1", "action", alert_action_name(act), "time", ts,
-				 "gpu_key", r->key, "hostname", r->host, "kind", kind, "severity",
-				 act == ALERT_CLEAR ? "info" : health_status_name(sev), "message", msg,
-				 "details", details, "workload", op_workload(s, op, r));
-	op->message = strdup(msg);
-	op->details = details ? json_dumps(details, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
-	op->body = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
-	json_decref(details);
-	json_decref(body);
-	if (!op->message || !op->details || !op->body || (s->am && am_prepare(s, op, r, p, rec))) {
-		op_free(op);
-		return -ENOMEM;
-	}
-	s->nops++;
-	if (act == ALERT_CLEAR)
-		log_info("scorer: alert cleared: %s", msg);
-	else
-		log_warn("scorer: alert %s: %s", act == ALERT_RAISE ? "raised" : "escalated", msg);
-	return 0;
 }
 
 /* ---- one evaluation: score, prediction, recommendation, alerts into the batch */
 
 static size_t key_hash(const char *k)
 {
-	size_t h = 1469598103934665603u;
-	for (; *k; k++)
-		h = (h ^ (unsigned char)*k) * 1099511628211u;
-	return h;
+	/* FNV-1a from our basis; where size_t is 32 bits, the low half the loop here gave */
+	return (size_t)hash_fnv1a64_str_more(HASH_FNV1A64_GH_BASIS, k);
 }
 
 /* The slot of key (found, or the free one it would take); NULL when the table is empty. */
@@ -491,17 +170,17 @@ static int judged(const struct health_verdict *v, void *ud)
 	if (rc)
 		return rc;
 	if (row_due(s, r, rec)) {
-		json_t *pj = prediction_json(&v->p, &v->e, v->required, v->recommended);
+		json_t *pj = scorer_rows_prediction_json(&v->p, &v->e, v->required, v->recommended);
 		rc = pj ? 0 : -ENOMEM;
-		rc = rc ? rc : append_score(s, r, ts);
-		rc = rc ? rc : append_prediction(s, r, &v->p, ts, pj, rec);
+		rc = rc ? rc : scorer_rows_score(&s->scores, r, ts);
+		rc = rc ? rc : scorer_rows_prediction(&s->preds, r, &v->p, ts, pj, rec);
 		json_decref(pj);
 		if (rc)
 			return rc;
 	}
 	s->nrows++;
 	for (size_t i = 0; i < v->nalerts && !rc; i++)
-		rc = add_op(s, &v->alerts[i], r, &v->p, rec, ts);
+		rc = scorer_alerts_add(s, &v->alerts[i], r, &v->p, rec, ts);
 	pthread_mutex_lock(&s->lock);
 	s->st.scored++;
 	s->st.predictions++;
@@ -533,7 +212,7 @@ static void take(struct scorer *s, rd_kafka_message_t *m)
 {
 	if (m->err) {
 		if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			set_error(s, "kafka: %s", rd_kafka_message_errstr(m));
+			scorer_set_error(s, "kafka: %s", rd_kafka_message_errstr(m));
 			log_warn("scorer: consumer: %s", rd_kafka_message_errstr(m));
 		}
 		return;
@@ -583,233 +262,12 @@ static void take(struct scorer *s, rd_kafka_message_t *m)
 	}
 }
 
-/* ---- the database */
-
-static void db_close(struct scorer *s)
-{
-	if (s->db)
-		PQfinish(s->db);
-	s->db = NULL;
-	pthread_mutex_lock(&s->lock);
-	s->st.db_connected = false;
-	pthread_mutex_unlock(&s->lock);
-}
-
-/* Connects, creates the staging tables, and (once) reads the alerts left open. */
-static int db_ensure(struct scorer *s)
-{
-	char err[512];
-	if (s->db && PQstatus(s->db) == CONNECTION_OK && !s->reconnect)
-		return 0;
-	db_close(s);
-	s->reconnect = false;
-	s->db = pg_connect(s->conninfo, "gpuhealth-scorer", err, sizeof(err));
-	if (!s->db) {
-		set_error(s, "%s", err);
-		return -EIO;
-	}
-	if (pg_session_read_only(s->db)) {
-		/* a standby, or a primary fenced read-only: retried, like a server that is away */
-		set_error(s,
-			  "the database server at %s:%s (--db) is read-only (a standby, or "
-			  "default_transaction_read_only on): list every host in --db and add "
-			  "target_session_attrs=read-write",
-			  PQhost(s->db), PQport(s->db));
-		db_close(s);
-		return -EIO;
-	}
-	if (pg_exec(s->db,
-		    "CREATE TEMP TABLE IF NOT EXISTS scorer_scores (LIKE gpu_health_scores) "
-		    "ON COMMIT DELETE ROWS; "
-		    "CREATE TEMP TABLE IF NOT EXISTS scorer_predictions (LIKE gpu_failure_predictions) "
-		    "ON COMMIT DELETE ROWS",
-		    err, sizeof(err))) {
-		set_error(s, "database not ready (%s): run 'gpuhealth db migrate'", err);
-		db_close(s);
-		return -EIO;
-	}
-	PGresult *rr = PQexec(s->db, "SELECT extract(epoch FROM value::interval) FROM "
-				     "gpuhealth_settings WHERE key = 'retention'");
-	if (PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1 && !(s->o.max_age_s > 0))
-		s->max_age_s = strtod(PQgetvalue(rr, 0, 0), NULL);
-	PQclear(rr);
-	/* alerts.namespace/pod/container: schema 013 */
-	rr = PQexec(s->db, "SELECT 1 FROM pg_attribute WHERE attrelid = 'alerts'::regclass AND "
-			   "attname = 'pod' AND NOT attisdropped");
-	s->has_alert_workload = PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1;
-	PQclear(rr);
-	/* fleet_gpu_now, fleet_host_now: schema 14 */
-	rr = PQexec(s->db, "SELECT to_regprocedure('gpuhealth_fleet_now_merge(text[])') IS NOT NULL");
-	s->has_fleet_now = PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1 &&
-			   PQgetvalue(rr, 0, 0)[0] == 't';
-	PQclear(rr);
-	if (!s->has_alert_workload)
-		log_warn("scorer: the database schema is older than version 13: alerts are stored "
-			 "without their workload; run 'gpuhealth db migrate'");
-	if (!s->alerts_loaded) {
-		PGresult *r = PQexecParams(s->db,
-					   "SELECT gpu_key, kind, severity, hostname, message, details::text, "
-					   "extract(epoch FROM raised_at) FROM alerts WHERE cleared_at IS NULL "
-					   "AND kind IN ($1, $2)",
-					   2, NULL, (const char *const[]){KIND_HEALTH, KIND_RISK}, NULL, NULL, 0);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			set_error(s, "reading open alerts: %s", PQresultErrorMessage(r));
-			PQclear(r);
-			db_close(s);
-			return -EIO;
-		}
-		for (int i = 0; i < PQntuples(r); i++) {
-			const char *kind = strcmp(PQgetvalue(r, i, 1), KIND_RISK) == 0 ? KIND_RISK : KIND_HEALTH;
-			enum health_status sev = strcmp(PQgetvalue(r, i, 2), "fail") == 0 ? HEALTH_FAIL
-											      : HEALTH_WARN;
-			health_engine_restore_alert(s->engine, PQgetvalue(r, i, 0), kind, sev);
-			if (s->am && alertmanager_restore(s->am, PQgetvalue(r, i, 0), kind,
-							  sev == HEALTH_FAIL, atof(PQgetvalue(r, i, 6)),
-							  PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
-							  PQgetisnull(r, i, 5) ? NULL : PQgetvalue(r, i, 5)))
-				log_warn("scorer: out of memory: an open alert is not re-sent to Alertmanager");
-		}
-		if (PQntuples(r))
-			log_info("scorer: %d alert(s) open in the database", PQntuples(r));
-		PQclear(r);
-		s->alerts_loaded = true;
-	}
-	pthread_mutex_lock(&s->lock);
-	s->st.db_connected = true;
-	s->st.open_alerts = health_engine_open_alerts(s->engine);
-	pthread_mutex_unlock(&s->lock);
-	return 0;
-}
-
-static int check(struct scorer *s, PGresult *r, const char *what)
-{
-	ExecStatusType st = PQresultStatus(r);
-	int rc = 0;
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		set_error(s, "%s: %s", what, PQresultErrorMessage(r));
-		rc = -EIO;
-		if (pg_sqlstate_reconnect(PQresultErrorField(r, PG_DIAG_SQLSTATE)))
-			s->reconnect = true; /* e.g. the server is read-only now: another */
-	}
-	PQclear(r);
-	return rc;
-}
-
-static int copy_in(struct scorer *s, const char *sql, const struct strbuf *b)
-{
-	PGresult *r = PQexec(s->db, sql);
-	if (PQresultStatus(r) != PGRES_COPY_IN)
-		return check(s, r, "COPY");
-	PQclear(r);
-	for (size_t off = 0; off < b->len;) {
-		size_t n = b->len - off > (1u << 20) ? (1u << 20) : b->len - off;
-		if (PQputCopyData(s->db, b->data + off, (int)n) != 1) {
-			set_error(s, "COPY: %s", PQerrorMessage(s->db));
-			return -EIO;
-		}
-		off += n;
-	}
-	if (PQputCopyEnd(s->db, NULL) != 1) {
-		set_error(s, "COPY end: %s", PQerrorMessage(s->db));
-		return -EIO;
-	}
-	int rc = check(s, PQgetResult(s->db), "COPY");
-	while ((r = PQgetResult(s->db)))
-		PQclear(r);
-	return rc;
-}
-
-static int write_op(struct scorer *s, const struct alert_op *op)
-{
-	char ts[40];
-	time_format_rfc3339(op->time, ts, sizeof(ts));
-	if (op->action == ALERT_CLEAR) {
-		const char *p[3] = {op->key, op->kind, ts};
-		return check(s,
-			     PQexecParams(s->db,
-					  "UPDATE alerts SET cleared_at = $3 WHERE gpu_key = $1 AND kind = $2 "
-					  "AND cleared_at IS NULL",
-					  3, NULL, p, NULL, NULL, 0),
-			     "clearing an alert");
-	}
-	const char *p[10] = {op->key, op->host[0] ? op->host : NULL, op->kind,
-			     health_status_name(op->sev), op->message, op->details, ts,
-			     op->wl[0], op->wl[1], op->wl[2]};
-	/* one open alert per GPU and kind (partial unique index): raising again updates it, and
-	 * keeps the workload that held the GPU when the fault came */
-	if (s->has_alert_workload)
-		return check(s,
-			     PQexecParams(s->db,
-					  "INSERT INTO alerts (gpu_key, hostname, kind, severity, message, "
-					  "details, raised_at, namespace, pod, container) VALUES ($1, $2, "
-					  "$3, $4, $5, $6::jsonb, $7, $8, $9, $10) "
-					  "ON CONFLICT (gpu_key, kind) WHERE cleared_at IS NULL DO UPDATE SET "
-					  "severity = EXCLUDED.severity, message = EXCLUDED.message, "
-					  "details = EXCLUDED.details",
-					  10, NULL, p, NULL, NULL, 0),
-			     "raising an alert");
-	return check(s,
-		     PQexecParams(s->db,
-				  "INSERT INTO alerts (gpu_key, hostname, kind, severity, message, details, "
-				  "raised_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) "
-				  "ON CONFLICT (gpu_key, kind) WHERE cleared_at IS NULL DO UPDATE SET "
-				  "severity = EXCLUDED.severity, message = EXCLUDED.message, "
-				  "details = EXCLUDED.details",
-				  7, NULL, p, NULL, NULL, 0),
-		     "raising an alert");
-}
-
-/* The batch in one transaction. Returns 0 or -EIO (rolled back). */
-static int db_write(struct scorer *s)
-{
-	int rc = db_ensure(s);
-	if (rc)
-		return rc;
-	rc = check(s, PQexec(s->db, "BEGIN"), "BEGIN");
-	if (!rc && s->nrows) {
-		rc = copy_in(s,
-			     "COPY scorer_scores (time, gpu_key, score, status, thermal, memory, power, "
-			     "interconnect, xid, reasons) FROM STDIN",
-			     &s->scores);
-		rc = rc ? rc
-			: check(s, PQexec(s->db, "INSERT INTO gpu_health_scores SELECT * FROM scorer_scores "
-						 "ON CONFLICT DO NOTHING"),
-				"scores");
-		rc = rc ? rc
-			: copy_in(s,
-				  "COPY scorer_predictions (time, gpu_key, horizon_hours, probability, "
-				  "model_version, reasons, recommendation) FROM STDIN",
-				  &s->preds);
-		rc = rc ? rc
-			: check(s, PQexec(s->db, "INSERT INTO gpu_failure_predictions SELECT * FROM "
-						 "scorer_predictions ON CONFLICT DO NOTHING"),
-				"predictions");
-		/* the newest state of these GPUs and their hosts for the console's overview
-		 * (schema 14): a few index probes per GPU written, in the same transaction */
-		rc = rc || !s->has_fleet_now
-			? rc
-			: check(s, PQexec(s->db, "SELECT gpuhealth_fleet_now_merge(array(SELECT DISTINCT "
-						 "gpu_key FROM scorer_scores))"),
-				"the fleet's newest state");
-	}
-	for (size_t i = 0; !rc && i < s->nops; i++)
-		rc = write_op(s, &s->ops[i]);
-	rc = rc ? rc : check(s, PQexec(s->db, "COMMIT"), "COMMIT");
-	if (rc) {
-		if (s->db && PQstatus(s->db) == CONNECTION_OK && !s->reconnect)
-			PQclear(PQexec(s->db, "ROLLBACK"));
-		if (s->db && (PQstatus(s->db) != CONNECTION_OK || s->reconnect))
-			db_close(s);
-	}
-	return rc;
-}
-
 static void batch_clear(struct scorer *s)
 {
 	strbuf_reset(&s->scores);
 	strbuf_reset(&s->preds);
 	for (size_t i = 0; i < s->nops; i++)
-		op_free(&s->ops[i]);
+		scorer_alerts_free(&s->ops[i]);
 	s->nops = 0;
 	s->nrows = 0;
 	s->noffs = 0;
@@ -831,33 +289,6 @@ static bool backoff(struct scorer *s, int attempt, double deadline)
 		nanosleep(&ts, NULL);
 	}
 	return !(atomic_load(&s->stop) && (time_mono() >= deadline || atomic_load(&s->stop_now)));
-}
-
-static void announce(struct scorer *s, struct alert_op *op)
-{
-	if (s->producer && op->body) {
-		for (int tries = 0; tries < 50; tries++) {
-			rd_kafka_resp_err_t e = rd_kafka_producev(
-				s->producer, RD_KAFKA_V_TOPIC(s->alerts_topic),
-				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-				RD_KAFKA_V_KEY(op->key, strlen(op->key)),
-				RD_KAFKA_V_VALUE(op->body, strlen(op->body)), RD_KAFKA_V_END);
-			if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-				break;
-			if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-				STAT_ADD(s, alerts_produce_failed, 1);
-				log_warn("scorer: cannot produce an alert: %s", rd_kafka_err2str(e));
-				break;
-			}
-			rd_kafka_poll(s->producer, 100);
-		}
-	}
-	if (s->hook && op->body && webhook_post(s->hook, op->body, strlen(op->body)))
-		log_warn("scorer: out of memory queueing a webhook");
-	if (s->am && op->am) {
-		alertmanager_post(s->am, op->am); /* the sender owns it now */
-		op->am = NULL;
-	}
 }
 
 static void store_offsets(struct scorer *s)
@@ -888,7 +319,7 @@ static int flush(struct scorer *s)
 	}
 	if (s->nrows || s->nops) {
 		double told = 0;
-		while (db_write(s)) {
+		while (scorer_db_write(s)) {
 			STAT_ADD(s, db_errors, 1);
 			/* told at warning level once per RETRY_TELL_S, with the count and the age of
 			 * the oldest message held */
@@ -908,7 +339,7 @@ static int flush(struct scorer *s)
 	store_offsets(s); /* only now: the batch is durable */
 	uint64_t raised = 0, cleared = 0;
 	for (size_t i = 0; i < s->nops; i++) {
-		announce(s, &s->ops[i]);
+		scorer_alerts_announce(s, &s->ops[i]);
 		raised += s->ops[i].action != ALERT_CLEAR;
 		cleared += s->ops[i].action == ALERT_CLEAR;
 	}
@@ -968,7 +399,7 @@ static void *scorer_main(void *arg)
 {
 	struct scorer *s = arg;
 	int attempt = 0;
-	while (!atomic_load(&s->stop) && db_ensure(s)) {
+	while (!atomic_load(&s->stop) && scorer_db_ensure(s)) {
 		if (attempt == 0)
 			log_warn("scorer: %s; retrying", s->st.last_error);
 		backoff(s, attempt++, 0);
@@ -1004,7 +435,7 @@ static void *scorer_main(void *arg)
 		if (left)
 			log_warn("scorer: %d alert message(s) not delivered to Kafka at stop", left);
 	}
-	db_close(s);
+	scorer_db_close(s);
 	update_webhook_stats(s);
 	pthread_mutex_lock(&s->lock);
 	s->st.running = false;
@@ -1222,7 +653,7 @@ void scorer_destroy(struct scorer *s)
 	alertmanager_destroy(s->am);
 	if (s->curl_inited)
 		curl_global_cleanup();
-	db_close(s);
+	scorer_db_close(s);
 	health_engine_destroy(s->engine);
 	free(s->brokers);
 	free(s->topic);

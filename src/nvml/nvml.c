@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "core/grow.h"
 #include "core/log.h"
 
 /* ---- the part of NVML's API used here, as its nvml.h (API version 12) declares it */
@@ -514,20 +515,12 @@ static void read_fields(struct nvml *n, struct gpu *g, struct sim_gpu *o)
 
 static int grow(struct nvml *n, size_t need)
 {
-	if (need <= n->cap)
-		return 0;
-	size_t cap = n->cap ? n->cap * 2 : 8;
-	while (cap < need)
-		cap *= 2;
-	struct sim_gpu *o = realloc(n->out, cap * sizeof(*o));
-	if (!o)
+	/* two arrays of one capacity: each grows alike from it; cap moves when both have */
+	size_t co = n->cap, cs = n->cap;
+	if (grow_array((void **)&n->out, &co, need, sizeof(*n->out), 8) ||
+	    grow_array((void **)&n->serials, &cs, need, sizeof(*n->serials), 8))
 		return -ENOMEM;
-	n->out = o;
-	void *s = realloc(n->serials, cap * sizeof(*n->serials));
-	if (!s)
-		return -ENOMEM;
-	n->serials = s;
-	n->cap = cap;
+	n->cap = co;
 	return 0;
 }
 
@@ -783,14 +776,9 @@ static int add_procs(struct gpu *g, const nvmlProcessInfo_t *e, unsigned count, 
 				    (double)e[i].usedGpuMemory / (1024.0 * 1024.0);
 			continue;
 		}
-		if ((size_t)g->nprocs == g->procs_cap) {
-			size_t cap = g->procs_cap ? g->procs_cap * 2 : 8;
-			struct fleet_process *np = realloc(g->procs, cap * sizeof(*np));
-			if (!np)
-				return -ENOMEM;
-			g->procs = np;
-			g->procs_cap = cap;
-		}
+		if (grow_array((void **)&g->procs, &g->procs_cap, (size_t)g->nprocs + 1,
+		               sizeof(*g->procs), 8))
+			return -ENOMEM;
 		struct fleet_process *p = &g->procs[g->nprocs++];
 		memset(p, 0, sizeof(*p));
 		p->pid = e[i].pid;

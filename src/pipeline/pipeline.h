@@ -5,14 +5,14 @@
  *   sim      the simulator and its exporter on a free loopback port (unless --target is given)
  *   collect  the collector, scraping the simulator or the --target URLs; every event it builds
  *            is also handed to the fleet (fleet.h) in-process
- *   broker   --brokers, or librdkafka's in-process mock cluster
+ *   broker   --brokers, or librdkafka's in-process mock cluster with its gate (mockbroker.h)
  *   db       --db, or a private PostgreSQL under $XDG_STATE_HOME/gpuhealth/ (unix socket only;
  *            run as an unprivileged user when we are root), or none when the server binaries
  *            are not installed (said in the part's detail)
  *   sink     Kafka -> PostgreSQL (when there is a database)
  *   scorer   health scores, predictions and alerts into the database (when there is one)
- *   reader   a thread that reads the database back every couple of seconds: row counts, and,
- *            for a fleet database, every host's GPUs (fleet_ingest_health)
+ *   reader   a thread that reads the database back every couple of seconds (fleetdb.h): row
+ *            counts, and, for a fleet database, every host's GPUs (fleet_ingest_health)
  * Each service runs in its own thread(s). A part that fails is shown with its error; the others
  * go on. pipeline_stop() stops them in order (collector flushes, sink commits, private
  * PostgreSQL stopped) and is idempotent.
@@ -61,11 +61,12 @@ struct pipeline_part_view {
 /*
  * The gate in front of the in-process cluster. librdkafka's mock cluster keeps at most 5 MiB or
  * 100,000 message sets per partition and silently forgets the oldest past that, whether the
- * sink has committed them or not. So the pipeline measures, per partition, what the sink's
- * group has not committed (log end minus committed offset, plus what is in flight) and, above a
- * high-water mark (half of either limit), has the producer hold new events in its memory queue
- * (bounded by --buffer-hours of the fleet's events and --buffer-max bytes) and spool; below a
- * low-water mark they flow again. Whatever is still lost is counted with its reason.
+ * sink has committed them or not. So the pipeline (mockbroker.h) measures, per partition, what
+ * the sink's group has not committed (log end minus committed offset, plus what is in flight)
+ * and, above a high-water mark (40 % of either limit), has the producer hold new events in its
+ * memory queue (bounded by --buffer-hours of the fleet's events and --buffer-max bytes) and
+ * spool; below a low-water mark they flow again. Whatever is still lost is counted with its
+ * reason.
  */
 struct pipeline_gate_view {
 	bool active;            /* the in-process cluster is used: the gate runs */
@@ -158,14 +159,14 @@ void pipeline_destroy(struct pipeline *p);
 struct pg_conn; /* libpq's PGconn */
 
 /* Reads every GPU's latest sample, stored health and latest prediction from a gpuhealth
- * database (v_latest_gpu_metrics, v_latest_health, gpu_failure_predictions) into f. Used by
- * the reader thread for a fleet database and by `gpuhealth status`. Returns 0, or -EIO /
- * -ENOMEM with a message in err. */
+ * database (v_latest_gpu_metrics, v_latest_health, gpu_failure_predictions) into f. It is
+ * fleetdb_read (fleetdb.h, which the reader thread calls for a fleet database) under the name
+ * `gpuhealth status` calls. Returns 0, or -EIO / -ENOMEM with a message in err. */
 int pipeline_read_fleet_db(struct pg_conn *c, struct fleet *f, char *err, size_t errlen);
 
 /* The same for the GPUs keys[0..n) only (the fleet table's rows on screen, one GPU's detail):
- * a GPU without a sample is ingested with its identity. Returns 0, or -EIO / -ENOMEM with a
- * message in err. */
+ * a GPU without a sample is ingested with its identity (fleetdb_read_keys, for viewdb).
+ * Returns 0, or -EIO / -ENOMEM with a message in err. */
 int pipeline_read_fleet_keys(struct pg_conn *c, struct fleet *f, const char *const *keys, size_t n,
                              char *err, size_t errlen);
 

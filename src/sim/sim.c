@@ -10,57 +10,57 @@
 /* ---- models (../shared/notes/dcgm-health.md §5; NVML names as nvidia-smi prints them) */
 
 static const struct sim_model models[] = {
-	{.name = "A100-SXM4-80GB",
-	 .model_name = "NVIDIA A100-SXM4-80GB",
-	 .driver_version = "550.127.08",
-	 .power_limit_w = 400,
-	 .idle_w_min = 50,
-	 .idle_w_max = 65,
-	 .sm_clock_max = 1410,
-	 .sm_clock_idle = 210,
-	 .mem_clock = 1593,
-	 .fb_total_mib = 81920,
-	 .fb_reserved_mib = 566,
-	 .slowdown_c = 89,
-	 .shutdown_c = 92,
-	 .max_op_c = 85,
-	 .pcie_replay_warn_per_min = 16, /* Gen4 x16 */
-	 .nvlink_bytes_per_s = 300e9,
-	 .has_retired_pages = false},
-	{.name = "H100-SXM5-80GB",
-	 .model_name = "NVIDIA H100 80GB HBM3",
-	 .driver_version = "550.127.08",
-	 .power_limit_w = 700,
-	 .idle_w_min = 68,
-	 .idle_w_max = 78,
-	 .sm_clock_max = 1980,
-	 .sm_clock_idle = 345,
-	 .mem_clock = 2619,
-	 .fb_total_mib = 81559,
-	 .fb_reserved_mib = 581,
-	 .slowdown_c = 89,
-	 .shutdown_c = 92,
-	 .max_op_c = 87,
-	 .pcie_replay_warn_per_min = 31, /* Gen5 x16 */
-	 .nvlink_bytes_per_s = 450e9,
-	 .has_retired_pages = false},
-	{.name = "H200",
-	 .model_name = "NVIDIA H200",
-	 .driver_version = "550.127.08",
-	 .power_limit_w = 700,
-	 .idle_w_min = 70,
-	 .idle_w_max = 82,
-	 .sm_clock_max = 1980,
-	 .sm_clock_idle = 345,
-	 .mem_clock = 3201,
-	 .fb_total_mib = 143771,
-	 .fb_reserved_mib = 729,
-	 .slowdown_c = 89,
-	 .shutdown_c = 92,
-	 .max_op_c = 87,
-	 .pcie_replay_warn_per_min = 31,
-	 .nvlink_bytes_per_s = 450e9,
-	 .has_retired_pages = false},
+    {.name = "A100-SXM4-80GB",
+     .model_name = "NVIDIA A100-SXM4-80GB",
+     .driver_version = "550.127.08",
+     .power_limit_w = 400,
+     .idle_w_min = 50,
+     .idle_w_max = 65,
+     .sm_clock_max = 1410,
+     .sm_clock_idle = 210,
+     .mem_clock = 1593,
+     .fb_total_mib = 81920,
+     .fb_reserved_mib = 566,
+     .slowdown_c = 89,
+     .shutdown_c = 92,
+     .max_op_c = 85,
+     .pcie_replay_warn_per_min = 16, /* Gen4 x16 */
+     .nvlink_bytes_per_s = 300e9,
+     .has_retired_pages = false},
+    {.name = "H100-SXM5-80GB",
+     .model_name = "NVIDIA H100 80GB HBM3",
+     .driver_version = "550.127.08",
+     .power_limit_w = 700,
+     .idle_w_min = 68,
+     .idle_w_max = 78,
+     .sm_clock_max = 1980,
+     .sm_clock_idle = 345,
+     .mem_clock = 2619,
+     .fb_total_mib = 81559,
+     .fb_reserved_mib = 581,
+     .slowdown_c = 89,
+     .shutdown_c = 92,
+     .max_op_c = 87,
+     .pcie_replay_warn_per_min = 31, /* Gen5 x16 */
+     .nvlink_bytes_per_s = 450e9,
+     .has_retired_pages = false},
+    {.name = "H200",
+     .model_name = "NVIDIA H200",
+     .driver_version = "550.127.08",
+     .power_limit_w = 700,
+     .idle_w_min = 70,
+     .idle_w_max = 82,
+     .sm_clock_max = 1980,
+     .sm_clock_idle = 345,
+     .mem_clock = 3201,
+     .fb_total_mib = 143771,
+     .fb_reserved_mib = 729,
+     .slowdown_c = 89,
+     .shutdown_c = 92,
+     .max_op_c = 87,
+     .pcie_replay_warn_per_min = 31,
+     .nvlink_bytes_per_s = 450e9,
+     .has_retired_pages = false},
 };
 
 const struct sim_model *sim_model_find(const char *name)
@@ -71,7 +71,10 @@ const struct sim_model *sim_model_find(const char *name)
 	return NULL;
 }
 
-const char *sim_model_names(void) { return "A100-SXM4-80GB, H100-SXM5-80GB, H200"; }
+const char *sim_model_names(void)
+{
+	return "A100-SXM4-80GB, H100-SXM5-80GB, H200";
+}
 
 bool sim_field_is_float(enum sim_field field)
 {
@@ -83,10 +86,8 @@ bool sim_field_is_float(enum sim_field field)
 	case SIM_F_SM_ACTIVE:
 	case SIM_F_SM_OCCUPANCY:
 	case SIM_F_POWER_MGMT_LIMIT:
-	case SIM_F_ENFORCED_POWER_LIMIT:
-		return true;
-	default:
-		return false;
+	case SIM_F_ENFORCED_POWER_LIMIT: return true;
+	default: return false;
 	}
 }
 
@@ -114,6 +115,7 @@ enum stream {
 	R_DATA,
 	R_ROWS,
 	R_MISC,
+	R_POD,
 };
 
 static uint64_t mix64(uint64_t z)
@@ -160,8 +162,8 @@ double sim_cycle_load(double pos)
 
 /* ---- per-GPU state */
 
-#define TAU_GPU_S 40.0 /* thermal time constant of die + heat sink */
-#define TAU_MEM_S 70.0 /* HBM stacks */
+#define TAU_GPU_S    40.0 /* thermal time constant of die + heat sink */
+#define TAU_MEM_S    70.0 /* HBM stacks */
 #define R_AT_LIMIT_C 47.0 /* temperature rise above inlet at the power limit, nominal cooling */
 
 struct gpu_state {
@@ -190,7 +192,10 @@ struct sim {
 	struct sim_gpu *out;        /* view at t */
 };
 
-static double clamp(double v, double lo, double hi) { return v < lo ? lo : v > hi ? hi : v; }
+static double clamp(double v, double lo, double hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
 
 static double fault_end(const struct inject_spec *f, double dflt)
 {
@@ -198,8 +203,8 @@ static double fault_end(const struct inject_spec *f, double dflt)
 }
 
 #define SBE_STORM_DEFAULT_S 180.0
-#define SBE_STORM_R0 0.05   /* errors/s when the storm starts */
-#define SBE_STORM_GROWTH 400.0 /* rate multiplies by this over the storm */
+#define SBE_STORM_R0        0.05  /* errors/s when the storm starts */
+#define SBE_STORM_GROWTH    400.0 /* rate multiplies by this over the storm */
 
 /* Rate of single-bit errors per second at time t for GPU i. */
 static double sbe_rate(const struct sim *s, unsigned i, double t)
@@ -211,17 +216,19 @@ static double sbe_rate(const struct sim *s, unsigned i, double t)
 			continue;
 		double end = fault_end(fs, SBE_STORM_DEFAULT_S);
 		if (t >= fs->at && t < end)
-			r += SBE_STORM_R0 * exp(log(SBE_STORM_GROWTH) * (t - fs->at) / (end - fs->at));
+			r += SBE_STORM_R0 *
+			     exp(log(SBE_STORM_GROWTH) * (t - fs->at) / (end - fs->at));
 	}
 	return r;
 }
 
 static bool active(const struct sim *s, unsigned i, enum inject_kind kind, double t,
-		   const struct inject_spec **which)
+                   const struct inject_spec **which)
 {
 	for (size_t f = 0; f < s->p.n_faults; f++) {
 		const struct inject_spec *fs = &s->faults[f];
-		if (fs->gpu == i && fs->kind == kind && t >= fs->at && t < fault_end(fs, INFINITY)) {
+		if (fs->gpu == i && fs->kind == kind && t >= fs->at &&
+		    t < fault_end(fs, INFINITY)) {
 			if (which)
 				*which = fs;
 			return true;
@@ -281,29 +288,32 @@ static void apply_events(const struct sim *s, unsigned i, struct gpu_state *g, d
 			break;
 		case INJECT_SBE_STORM: {
 			double end = fault_end(fs, SBE_STORM_DEFAULT_S);
-			/* XID 92 (high SBE rate) when the rate passes 1/s, then the DBE at the end */
+			/* XID 92 (high SBE rate) when the rate passes 1/s, then the DBE at the end
+			 */
 			double x92 = fs->at + (end - fs->at) * log(1.0 / SBE_STORM_R0) /
-						      log(SBE_STORM_GROWTH);
+			                          log(SBE_STORM_GROWTH);
 			if (IN(x92))
 				set_xid(g, 92);
 			if (IN(end))
 				double_bit_error(g);
 			break;
 		}
-		default:
-			break;
+		default: break;
 		}
 #undef IN
 	}
 }
 
 /* Poisson-like count of events at rate r over dt: monotone in dt for the same draw. */
-static uint64_t events(double rate, double dt, double u) { return (uint64_t)floor(rate * dt + u); }
+static uint64_t events(double rate, double dt, double u)
+{
+	return (uint64_t)floor(rate * dt + u);
+}
 
 /* The gauges at time t from the state's temperatures (control uses the temperature at the
  * start of the step, as a GPU's firmware sees the last reading). */
 static void compute_gauges(const struct sim *s, unsigned i, struct gpu_state *g, double t,
-			   double dt, uint64_t step)
+                           double dt, uint64_t step)
 {
 	const struct sim_model *m = s->m;
 	uint64_t seed = s->p.seed;
@@ -371,7 +381,7 @@ static void compute_gauges(const struct sim *s, unsigned i, struct gpu_state *g,
 /* Advances one GPU over (t0, t0 + dt]. Integrated counters use the rates of the state at t0,
  * so a partial step never counts more than the whole step it is part of. */
 static void step_gpu(const struct sim *s, unsigned i, struct gpu_state *g, double t0, double dt,
-		     uint64_t step)
+                     uint64_t step)
 {
 	const struct sim_model *m = s->m;
 	uint64_t seed = s->p.seed;
@@ -435,7 +445,7 @@ static void init_gpu(const struct sim *s, unsigned i, struct gpu_state *g)
 	/* phases spread evenly over the cycle with a little jitter: never in lock-step, and
 	 * GPU 0 starts at the beginning of its idle phase */
 	g->pos0 = fmod((double)i * SIM_CYCLE_S / s->p.n_gpus + 15.0 * unif(seed, i, 0, R_POS),
-		       SIM_CYCLE_S);
+	               SIM_CYCLE_S);
 	g->ambient = 26.0 + 6.0 * unif(seed, i, 0, R_AMBIENT);
 	g->r_th = R_AT_LIMIT_C / m->power_limit_w * (0.93 + 0.14 * unif(seed, i, 0, R_RTH));
 	g->hunger = 0.92 + 0.20 * unif(seed, i, 0, R_HUNGER);
@@ -449,8 +459,43 @@ static void init_gpu(const struct sim *s, unsigned i, struct gpu_state *g)
 	apply_events(s, i, g, -1.0, 0.0);
 }
 
+#define POD_IDLE_S 60.0 /* the idle phase of sim_cycle_load: no pod holds the GPU */
+
+/* The pod that holds GPU i at time t (sim_params.k8s), or none. */
+static void fill_pod(const struct sim *s, unsigned i, const struct gpu_state *g, double t,
+                     struct sim_gpu *o)
+{
+	static const struct {
+		const char *ns, *job, *container;
+	} jobs[] = {
+	    {"training", "llm-7b-worker", "trainer"},
+	    {"training", "resnet50-ddp", "pytorch"},
+	    {"inference", "vllm-serve", "server"},
+	    {"research", "notebook", "jupyter"},
+	};
+	/* the alphabet of Kubernetes' generated name suffixes */
+	static const char alnum[] = "bcdfghjklmnpqrstvwxz2456789";
+	o->pod[0] = o->pod_namespace[0] = o->container[0] = '\0';
+	if (!s->p.k8s)
+		return;
+	double at = g->pos0 + t;
+	double cycle = floor(at / SIM_CYCLE_S);
+	if (at - cycle * SIM_CYCLE_S < POD_IDLE_S)
+		return;
+	uint64_t h = hash4(s->p.seed, i, (uint64_t)cycle, R_POD);
+	size_t j = (size_t)(h % (sizeof(jobs) / sizeof(jobs[0])));
+	char suffix[6];
+	h >>= 8;
+	for (size_t k = 0; k < 5; k++, h /= sizeof(alnum) - 1)
+		suffix[k] = alnum[h % (sizeof(alnum) - 1)];
+	suffix[5] = '\0';
+	snprintf(o->pod, sizeof(o->pod), "%s-%s", jobs[j].job, suffix);
+	snprintf(o->pod_namespace, sizeof(o->pod_namespace), "%s", jobs[j].ns);
+	snprintf(o->container, sizeof(o->container), "%s", jobs[j].container);
+}
+
 static void fill_view(const struct sim *s, unsigned i, const struct gpu_state *g, double t,
-		      struct sim_gpu *o)
+                      struct sim_gpu *o)
 {
 	const struct sim_model *m = s->m;
 	uint64_t seed = s->p.seed;
@@ -459,13 +504,14 @@ static void fill_view(const struct sim *s, unsigned i, const struct gpu_state *g
 	uint64_t *u = o->u;
 
 	o->present = gpu_present(s, i, t);
+	fill_pod(s, i, g, t, o);
 	double fb_frac = clamp(0.10 + (g->load - 0.10) + g->fb_bias, 0.10, 0.90);
 	double fb_avail = (double)(m->fb_total_mib - m->fb_reserved_mib);
 	double dram = clamp(g->load * 0.45 + 0.01 * noise(seed, i, step, R_MISC), 0, 1);
 	double gr = clamp(g->util / 100.0 * 0.98, 0, 1);
 
 	f[SIM_F_SM_CLOCK] = m->sm_clock_idle + (m->sm_clock_max - m->sm_clock_idle) *
-						       clamp(g->load / 0.25, 0, 1) * g->clk_factor;
+	                                           clamp(g->load / 0.25, 0, 1) * g->clk_factor;
 	f[SIM_F_MEM_CLOCK] = m->mem_clock;
 	f[SIM_F_MEMORY_TEMP] = g->mem_temp;
 	f[SIM_F_GPU_TEMP] = g->temp;
@@ -533,7 +579,7 @@ static void fill_view(const struct sim *s, unsigned i, const struct gpu_state *g
 		valid &= ~(1ull << SIM_F_XID);
 	if (!m->has_retired_pages)
 		valid &= ~((1ull << SIM_F_RETIRED_SBE) | (1ull << SIM_F_RETIRED_DBE) |
-			   (1ull << SIM_F_RETIRED_PENDING));
+		           (1ull << SIM_F_RETIRED_PENDING));
 	o->valid = valid;
 }
 
@@ -548,8 +594,8 @@ int sim_create(struct sim **out, const struct sim_params *params)
 		goto fail;
 	}
 	for (size_t f = 0; f < params->n_faults; f++)
-		if (params->faults[f].gpu >= params->n_gpus || params->faults[f].kind >= INJECT_KIND_COUNT ||
-		    !(params->faults[f].at >= 0)) {
+		if (params->faults[f].gpu >= params->n_gpus ||
+		    params->faults[f].kind >= INJECT_KIND_COUNT || !(params->faults[f].at >= 0)) {
 			rc = -EINVAL;
 			goto fail;
 		}
@@ -571,14 +617,17 @@ int sim_create(struct sim **out, const struct sim_params *params)
 		goto fail;
 	for (unsigned i = 0; i < params->n_gpus; i++) {
 		struct sim_gpu *o = &s->out[i];
-		uint64_t h1 = hash4(params->seed, i, 0, R_UUID), h2 = hash4(params->seed, i, 0, R_UUID2);
-		static const unsigned char bus[8] = {0x07, 0x0f, 0x47, 0x4e, 0x87, 0x90, 0xb7, 0xbd};
+		uint64_t h1 = hash4(params->seed, i, 0, R_UUID),
+		         h2 = hash4(params->seed, i, 0, R_UUID2);
+		static const unsigned char bus[8] = {0x07, 0x0f, 0x47, 0x4e,
+		                                     0x87, 0x90, 0xb7, 0xbd};
 		o->index = i;
 		snprintf(o->uuid, sizeof(o->uuid), "GPU-%08x-%04x-%04x-%04x-%012llx",
-			 (unsigned)(h1 >> 32), (unsigned)(h1 >> 16) & 0xffffu, (unsigned)h1 & 0xffffu,
-			 (unsigned)(h2 >> 48), (unsigned long long)(h2 & 0xffffffffffffull));
+		         (unsigned)(h1 >> 32), (unsigned)(h1 >> 16) & 0xffffu,
+		         (unsigned)h1 & 0xffffu, (unsigned)(h2 >> 48),
+		         (unsigned long long)(h2 & 0xffffffffffffull));
 		snprintf(o->pci_bus_id, sizeof(o->pci_bus_id), "%08X:%02X:00.0", i / 8u,
-			 (unsigned)bus[i % 8]);
+		         (unsigned)bus[i % 8]);
 		snprintf(o->device, sizeof(o->device), "nvidia%u", i);
 		init_gpu(s, i, &s->base[i]);
 		fill_view(s, i, &s->base[i], 0, o);
@@ -626,7 +675,19 @@ int sim_advance(struct sim *s, double t)
 	return 0;
 }
 
-double sim_time(const struct sim *s) { return s->t; }
-size_t sim_gpu_count(const struct sim *s) { return s->p.n_gpus; }
-const struct sim_gpu *sim_gpus(const struct sim *s) { return s->out; }
-const struct sim_model *sim_model(const struct sim *s) { return s->m; }
+double sim_time(const struct sim *s)
+{
+	return s->t;
+}
+size_t sim_gpu_count(const struct sim *s)
+{
+	return s->p.n_gpus;
+}
+const struct sim_gpu *sim_gpus(const struct sim *s)
+{
+	return s->out;
+}
+const struct sim_model *sim_model(const struct sim *s)
+{
+	return s->m;
+}

@@ -23,15 +23,15 @@
 
 #include "sim/inject.h"
 
-#define SIM_STEP_S 1.0
+#define SIM_STEP_S  1.0
 #define SIM_CYCLE_S 300.0
 
 /* Clock event reasons (DCGM_CLOCKS_EVENT_REASON_*). */
-#define SIM_CLK_GPU_IDLE 0x001u
-#define SIM_CLK_SW_POWER_CAP 0x004u
-#define SIM_CLK_HW_SLOWDOWN 0x008u
-#define SIM_CLK_SW_THERMAL 0x020u
-#define SIM_CLK_HW_THERMAL 0x040u
+#define SIM_CLK_GPU_IDLE       0x001u
+#define SIM_CLK_SW_POWER_CAP   0x004u
+#define SIM_CLK_HW_SLOWDOWN    0x008u
+#define SIM_CLK_SW_THERMAL     0x020u
+#define SIM_CLK_HW_THERMAL     0x040u
 #define SIM_CLK_HW_POWER_BRAKE 0x080u
 
 /* The fields a simulated GPU reports, in the order dcgm-exporter's default-counters.csv lists
@@ -70,14 +70,17 @@ struct sim_gpu {
 	char uuid[48];
 	char pci_bus_id[20];
 	char device[24];
-	bool present;          /* false once the GPU has fallen off the bus */
-	uint64_t valid;        /* bit (1 << field): the GPU reports the field */
+	bool present;            /* false once the GPU has fallen off the bus */
+	uint64_t valid;          /* bit (1 << field): the GPU reports the field */
 	uint64_t u[SIM_F_COUNT]; /* the value of every integer field, exact */
 	double f[SIM_F_COUNT];   /* every field as a number (unrounded for gauges) */
 	/* Set by live sources (nvml.h); the simulator leaves them empty. */
-	char model_name[96];  /* modelName of this GPU; "": render_opts.model_name */
-	char mig_profile[32]; /* GPU_I_PROFILE, e.g. "1g.10gb"; "": not a MIG instance */
+	char model_name[96];   /* modelName of this GPU; "": render_opts.model_name */
+	char mig_profile[32];  /* GPU_I_PROFILE, e.g. "1g.10gb"; "": not a MIG instance */
 	unsigned mig_instance; /* GPU_I_ID, when mig_profile is set */
+	/* With sim_params.k8s: the Kubernetes pod that holds the GPU, as dcgm-exporter's pod
+	 * mapping labels it (pod, namespace, container); all "" while none does. */
+	char pod[64], pod_namespace[32], container[32];
 };
 
 /* True for the fields printed with a decimal point (%f), like dcgm-exporter's FP64 fields. */
@@ -90,6 +93,11 @@ struct sim_params {
 	double poll_interval; /* simulated seconds between updates (how long XID 79 stays listed) */
 	const struct inject_spec *faults; /* copied */
 	size_t n_faults;
+	/* Kubernetes pods: each GPU's workload cycle is one pod's run. A pod holds the GPU from
+	 * the end of the idle phase (60 s into the cycle) to the end of the cycle, none during the
+	 * idle phase; a new pod (name, namespace, container drawn from the seed, the GPU and the
+	 * cycle's number) each cycle. */
+	bool k8s;
 };
 
 struct sim;

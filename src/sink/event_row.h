@@ -1,6 +1,11 @@
 /*
- * event_row: one sample event (event-v1 JSON) -> one validated row of PostgreSQL COPY text for
- * the sink's staging table, or the reason it is rejected (for the dead-letter topic).
+ * event_row: one sample event (event-v1 JSON) -> one validated row for the sink: a tuple of
+ * PostgreSQL's binary COPY format in event_row_columns() order (the sink COPYs a batch of them
+ * straight into gpu_metrics, or into gpuhealth_stage when a row is already there), the GPU's
+ * identity as COPY text (for gpuhealth_ident) and, when asked, the event's workload; or the
+ * reason it is rejected (for the dead-letter topic). A single-pass fast path builds the rows of
+ * the events a collector writes; anything doubtful goes to the general path, which is
+ * event_check, so every reason comes from one place and both paths write the same row.
  */
 #ifndef GPUHEALTH_EVENT_ROW_H
 #define GPUHEALTH_EVENT_ROW_H

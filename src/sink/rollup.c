@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/fields.h"
+#include "core/hash.h"
 #include "sink/event_row.h"
 #include "store/pgcopy.h"
 
@@ -144,9 +145,7 @@ size_t rollup_groups(const struct rollup *r)
 
 static uint64_t hash_group(const char *k, size_t len, int64_t minute)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
+	uint64_t h = hash_fnv1a64_more(HASH_FNV1A64_GH_BASIS, k, len); /* FNV-1a, our basis */
 	h ^= (uint64_t)minute;
 	h *= 0x9e3779b97f4a7c15ull;
 	return h ^ (h >> 29);

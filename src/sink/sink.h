@@ -1,12 +1,21 @@
 /*
  * sink: consumes sample events from Kafka and writes them to PostgreSQL in batches, exactly
- * once per (GPU, time): COPY into a staging table, an insert that ignores rows already there,
- * the 1-minute rollups from the new rows only, one transaction; Kafka offsets are stored only
- * after COMMIT. Bad events go to a dead-letter topic with the reason. Every SINK_STATS_PERIOD_S
- * (and once at stop) the writer thread inserts the counters and the consumer lag into
- * pipeline_stats, in a transaction of its own between batches.
+ * once per (GPU, time). The consumer thread turns each event into a binary COPY row (event_row)
+ * and fills a batch; two writer threads, each on its own connection, write the queued batches,
+ * each in one transaction: the rows by binary COPY straight into gpu_metrics (when a row is
+ * already there, a redelivery, again through the staging table and gpuhealth_ingest_staged(),
+ * which leaves out the rows present), the 1-minute rollups of the rows before the rollup mark
+ * (computed in C from the batch; on the staged path by the database from the new rows), the GPUs
+ * that are new or changed into gpus and the fleet overview, the dead letters the dead-letter
+ * topic refused (into the dead_letters table), the workload runs. Kafka offsets are stored only
+ * after COMMIT, in the order the batches were filled. Bad events go to the dead-letter topic
+ * with the reason. Writer 0, between batches, writes the rollups of the newest minutes when
+ * they close (kept in memory until then), moves gpus.last_seen, keeps the partitions, and every
+ * SINK_STATS_PERIOD_S (and once at stop) inserts the counters and the consumer lag into
+ * pipeline_stats, one statement in a transaction of its own. The parts: sink_queue, sink_write,
+ * sink_db, sink_gpus, sink_rollups, sink_dlq, sink_upkeep (private to src/sink/, sink_int.h).
  *
- * The service face shared by every service: create, start (its own thread), stop, stats,
+ * The service face shared by every service: create, start (its own threads), stop, stats,
  * destroy. The console and `gpuhealth sink` drive it the same way.
  */
 #ifndef GPUHEALTH_SINK_H
@@ -26,7 +35,7 @@ struct sink_options {
 	const char *conninfo;   /* NULL/"" = libpq PG* variables */
 	int batch_size;         /* rows (and dead letters) per transaction, upper bound */
 	double batch_timeout_s; /* longest wait before a partial batch is written */
-	double maintenance_interval_s; /* partition upkeep period (plain PostgreSQL) */
+	double maintenance_interval_s; /* upkeep period: partitions, expired rows dropped */
 	double max_future_s;           /* allowed clock skew: samples further in the future are dead
 	                                * letters (0: EVENT_CHECK_MAX_SKEW_S, 5 min) */
 };

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
+#include "core/hash.h"
+
 /* ---- a string-keyed open-addressing index: key -> entry number */
 
 struct index {
@@ -17,10 +20,7 @@ struct index {
 
 static uint64_t hash_str(const char *s)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
+	return hash_fnv1a64_str_more(HASH_FNV1A64_GH_BASIS, s); /* FNV-1a, our basis */
 }
 
 static void index_clear(struct index *x)
@@ -104,6 +104,11 @@ static int index_put(struct index *x, const char *key, uint32_t v)
 struct merged {
 	char *wl; /* owned, the workload's COPY text; "" = none */
 	double last;
+	/* the newest committed sample with this workload, which may be past last (batches that
+	 * did not move last_seen): sent with the next merge of the GPU, so when the workload
+	 * changes the finished run's row ends at its last sample, not up to 30 s before it */
+	double seen;
+	double tail_sent; /* the seen a workloads_tails_json() sent */
 };
 
 struct workloads {
@@ -201,19 +206,6 @@ size_t workload_runs_count(const struct workload_runs *r)
 	return r->nruns;
 }
 
-static int grow(void **p, size_t *cap, size_t n, size_t esz)
-{
-	if (n < *cap)
-		return 0;
-	size_t c = *cap ? *cap * 2 : 64;
-	void *q = realloc(*p, c * esz);
-	if (!q)
-		return -ENOMEM;
-	*p = q;
-	*cap = c;
-	return 0;
-}
-
 static bool same_wl(const char *a, const char *wl, size_t len)
 {
 	return strlen(a) == len && memcmp(a, wl, len) == 0;
@@ -234,7 +226,7 @@ int workload_runs_add(struct workload_runs *r, const char *key, const char *wl, 
 			return 0;
 		}
 	} else {
-		if (grow((void **)&r->gpus, &r->capgpu, r->ngpus, sizeof(*r->gpus)))
+		if (grow_array((void **)&r->gpus, &r->capgpu, r->ngpus + 1, sizeof(*r->gpus), 64))
 			return -ENOMEM;
 		char *k = strdup(key);
 		if (!k)
@@ -247,7 +239,7 @@ int workload_runs_add(struct workload_runs *r, const char *key, const char *wl, 
 		r->gpus[g] = (struct run_gpu){k, 0, 0};
 		r->ngpus++;
 	}
-	if (grow((void **)&r->runs, &r->caprun, r->nruns, sizeof(*r->runs)))
+	if (grow_array((void **)&r->runs, &r->caprun, r->nruns + 1, sizeof(*r->runs), 64))
 		return -ENOMEM;
 	char *w = malloc(wl_len + 1);
 	if (!w)
@@ -324,6 +316,23 @@ int workloads_pending_json(struct workloads *k, struct workload_runs *r, char **
 			          newest->last - m->last >= WORKLOADS_TOUCH_S;
 		}
 	}
+	/* the current row's unsent tail first: it extends the row the GPU had (same workload,
+	 * starting at or before what was merged), before a new run may start a new row */
+	for (size_t g = 0; g < r->ngpus; g++) {
+		uint32_t mi;
+		if (!send[g] || !index_get(&k->ix, r->gpus[g].key, &mi) ||
+		    !(k->m[mi].seen > k->m[mi].last))
+			continue;
+		const struct merged *m = &k->m[mi];
+		json_t *a = json_array();
+		if (!a || json_array_append_new(all, a) ||
+		    json_array_append_new(a, json_string(r->gpus[g].key)) || wl_json(a, m->wl) ||
+		    json_array_append_new(a, json_real(m->last)) ||
+		    json_array_append_new(a, json_real(m->seen))) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
 	for (size_t i = 0; i < r->nruns; i++) {
 		struct run *ru = &r->runs[i];
 		if (!send[ru->gpu])
@@ -355,9 +364,13 @@ void workloads_committed(struct workloads *k, const struct workload_runs *r)
 	pthread_mutex_lock(&k->lock);
 	for (size_t g = 0; g < r->ngpus; g++) {
 		const struct run *newest = &r->runs[r->gpus[g].last];
-		if (!newest->sent)
-			continue;
 		uint32_t mi;
+		if (!newest->sent) { /* committed without moving last_seen: remember how far */
+			if (index_get(&k->ix, r->gpus[g].key, &mi) &&
+			    strcmp(k->m[mi].wl, newest->wl) == 0 && newest->last > k->m[mi].seen)
+				k->m[mi].seen = newest->last;
+			continue;
+		}
 		if (index_get(&k->ix, r->gpus[g].key, &mi)) {
 			struct merged *m = &k->m[mi];
 			if (newest->last <= m->last) /* another batch merged a later one */
@@ -368,16 +381,63 @@ void workloads_committed(struct workloads *k, const struct workload_runs *r)
 			free(m->wl);
 			m->wl = w;
 			m->last = newest->last;
+			m->seen = newest->last;
 			continue;
 		}
-		if (grow((void **)&k->m, &k->cap, k->n, sizeof(*k->m)))
+		if (grow_array((void **)&k->m, &k->cap, k->n + 1, sizeof(*k->m), 64))
 			break;
 		char *w = strdup(newest->wl);
 		if (!w || index_put(&k->ix, r->gpus[g].key, (uint32_t)k->n)) {
 			free(w);
 			break;
 		}
-		k->m[k->n++] = (struct merged){w, newest->last};
+		k->m[k->n++] = (struct merged){w, newest->last, newest->last, 0};
+	}
+	pthread_mutex_unlock(&k->lock);
+}
+
+int workloads_tails_json(struct workloads *k, double before, char **json)
+{
+	*json = NULL;
+	json_t *all = json_array();
+	if (!all)
+		return -ENOMEM;
+	int rc = 0;
+	pthread_mutex_lock(&k->lock);
+	for (size_t i = 0; i < k->ix.cap; i++) {
+		if (!k->ix.keys[i])
+			continue;
+		struct merged *m = &k->m[k->ix.val[i]];
+		if (!(m->seen > m->last) || m->seen >= before)
+			continue;
+		json_t *a = json_array();
+		if (!a || json_array_append_new(all, a) ||
+		    json_array_append_new(a, json_string(k->ix.keys[i])) || wl_json(a, m->wl) ||
+		    json_array_append_new(a, json_real(m->last)) ||
+		    json_array_append_new(a, json_real(m->seen))) {
+			rc = -ENOMEM;
+			break;
+		}
+		m->tail_sent = m->seen;
+	}
+	pthread_mutex_unlock(&k->lock);
+	if (!rc && json_array_size(all)) {
+		*json = json_dumps(all, JSON_COMPACT | JSON_REAL_PRECISION(17));
+		if (!*json)
+			rc = -ENOMEM;
+	}
+	json_decref(all);
+	return rc;
+}
+
+void workloads_tails_committed(struct workloads *k)
+{
+	pthread_mutex_lock(&k->lock);
+	for (size_t i = 0; i < k->n; i++) {
+		struct merged *m = &k->m[i];
+		if (m->tail_sent > m->last)
+			m->last = m->tail_sent;
+		m->tail_sent = 0;
 	}
 	pthread_mutex_unlock(&k->lock);
 }

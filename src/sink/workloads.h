@@ -7,7 +7,10 @@
  * workload); workloads_pending_json() says which of them the batch's transaction merges
  * (gpuhealth_merge_workloads(jsonb)): every run of a GPU whose workload changed, that this sink
  * has not merged yet, or whose last sample is WORKLOADS_TOUCH_S past what it merged; after the
- * COMMIT workloads_committed() records them. The merge is idempotent in the database, so a
+ * COMMIT workloads_committed() records them, and how far every committed run went: the rest of
+ * a run (its samples after the last merge) is sent with the GPU's next merge, so a run that
+ * ends (the workload changed) ends at its last sample; workloads_tails_json() sends those of
+ * GPUs that fell silent, or all of them at a stop. The merge is idempotent in the database, so a
  * redelivered batch, or two writers sending the same GPU, write nothing twice.
  * Thread-safe: struct workloads has its own lock; a struct workload_runs belongs to one batch.
  */
@@ -47,6 +50,15 @@ size_t workload_runs_count(const struct workload_runs *r);
 int workloads_pending_json(struct workloads *k, struct workload_runs *r, char **json);
 /* After the batch's COMMIT: its sent runs are in the table. */
 void workloads_committed(struct workloads *k, const struct workload_runs *r);
+
+/*
+ * The rows whose last_seen is behind their GPU's newest committed sample with that workload,
+ * for GPUs whose newest such sample is older than before (epoch seconds; a GPU that fell
+ * silent, or every GPU at a stop with before = +inf): *json as for workloads_pending_json(),
+ * NULL when none; the caller frees it. After its COMMIT, workloads_tails_committed().
+ */
+int workloads_tails_json(struct workloads *k, double before, char **json);
+void workloads_tails_committed(struct workloads *k);
 
 /* Whether the database has gpuhealth_merge_workloads(jsonb) (schema 013 or later). */
 bool workloads_db_ready(PGconn *db);

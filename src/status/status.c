@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "collect/collector.h"
 #include "collect/targets.h"
 #include "core/log.h"
+#include "core/textcell.h"
 #include "core/timeutil.h"
 #include "health/health_engine.h"
 #include "health/rules.h"
@@ -29,7 +31,10 @@
 
 /* ---------------------------------------------------------------- JSON */
 
-static json_t *num_or_null(double v) { return isnan(v) || isinf(v) ? json_null() : json_real(v); }
+static json_t *num_or_null(double v)
+{
+	return isnan(v) || isinf(v) ? json_null() : json_real(v);
+}
 
 static json_t *field(const struct health_sample *s, enum hs_field f)
 {
@@ -85,28 +90,28 @@ static json_t *health_json(const struct fleet_gpu *g)
 	json_t *reasons = json_array();
 	for (size_t i = 0; i < h->nreasons && i < HEALTH_MAX_REASONS; i++) {
 		const struct health_reason *r = &h->reasons[i];
-		json_array_append_new(
-			reasons, json_pack("{s:s, s:s, s:s, s:s, s:s}", "code", r->code, "component",
-					   health_component_name(r->comp), "severity",
-					   health_status_name(r->sev), "remedy",
-					   health_action_name(r->remedy), "text", r->text));
+		json_array_append_new(reasons,
+		                      json_pack("{s:s, s:s, s:s, s:s, s:s}", "code", r->code,
+		                                "component", health_component_name(r->comp),
+		                                "severity", health_status_name(r->sev), "remedy",
+		                                health_action_name(r->remedy), "text", r->text));
 	}
 	json_t *comp = json_object();
 	for (int c = 0; c < HC_COUNT; c++)
 		json_object_set_new(comp, health_component_name((enum health_component)c),
-				    json_integer(h->comp[c]));
+		                    json_integer(h->comp[c]));
 	json_t *costs = json_null();
 	if (!isnan(g->cost[ACT_KEEP])) {
 		costs = json_object();
 		for (int a = 0; a < ACT_COUNT; a++)
 			json_object_set_new(costs, health_action_name((enum health_action)a),
-					    num_or_null(g->cost[a]));
+			                    num_or_null(g->cost[a]));
 	}
 	return json_pack("{s:s, s:i, s:o, s:o, s:s, s:o, s:o, s:o}", "status",
-			 health_status_name(h->status), "score", h->score, "time",
-			 time_or_null(h->time), "components", comp, "recommendation",
-			 health_action_name(g->action), "failure_probability",
-			 num_or_null(g->p_fail), "expected_costs", costs, "reasons", reasons);
+	                 health_status_name(h->status), "score", h->score, "time",
+	                 time_or_null(h->time), "components", comp, "recommendation",
+	                 health_action_name(g->action), "failure_probability",
+	                 num_or_null(g->p_fail), "expected_costs", costs, "reasons", reasons);
 }
 
 static json_t *str_or_null(const char *v)
@@ -172,10 +177,10 @@ static json_t *gpu_json(const struct fleet_gpu *g, double now)
 	if (health_sample_has(s, HS_XID) && s->u[HS_XID])
 		xid_meaning = json_string(view_xid_meaning((unsigned)s->u[HS_XID]));
 	json_t *o = json_pack(
-		"{s:o, s:s, s:s, s:o, s:s, s:o, s:o, s:b}", "index",
-		g->index >= 0 ? json_integer(g->index) : json_null(), "key", g->key, "uuid", uuid,
-		"mig_instance", mig, "model", g->model, "time", time_or_null(g->last_seen), "age_s",
-		g->last_seen > 0 ? json_real(now - g->last_seen) : json_null(), "stale", g->stale);
+	    "{s:o, s:s, s:s, s:o, s:s, s:o, s:o, s:b}", "index",
+	    g->index >= 0 ? json_integer(g->index) : json_null(), "key", g->key, "uuid", uuid,
+	    "mig_instance", mig, "model", g->model, "time", time_or_null(g->last_seen), "age_s",
+	    g->last_seen > 0 ? json_real(now - g->last_seen) : json_null(), "stale", g->stale);
 	if (!o)
 		return NULL;
 	json_object_set_new(o, "temperature_c", field(s, HS_GPU_TEMP));
@@ -215,16 +220,16 @@ static json_t *gpu_json(const struct fleet_gpu *g, double now)
 		char msg[512];
 		health_engine_alert_message(msg, sizeof(msg), g->key, g->host, a->text);
 		json_array_append_new(al, json_pack("{s:s, s:s, s:s, s:s, s:o}", "gpu_key", g->key,
-						    "kind", a->kind, "severity",
-						    health_status_name(a->severity), "message",
-						    msg, "raised_at", time_or_null(a->time)));
+		                                    "kind", a->kind, "severity",
+		                                    health_status_name(a->severity), "message", msg,
+		                                    "raised_at", time_or_null(a->time)));
 	}
 	json_object_set_new(o, "alerts", al);
 	return o;
 }
 
 json_t *status_json(const struct fleet_gpu *gpus, size_t n, const char *source, double now,
-		    json_t *alerts)
+                    json_t *alerts)
 {
 	json_t *doc = NULL, *hosts = json_array(), *by_key = json_object(), *host = NULL;
 	size_t nhosts = 0, npass = 0, nwarn = 0, nfail = 0, nunknown = 0, nstale = 0;
@@ -258,7 +263,8 @@ json_t *status_json(const struct fleet_gpu *gpus, size_t n, const char *source, 
 	json_t *a;
 	json_array_foreach(alerts, idx, a)
 	{
-		json_t *gj = json_object_get(by_key, json_string_value(json_object_get(a, "gpu_key")));
+		json_t *gj =
+		    json_object_get(by_key, json_string_value(json_object_get(a, "gpu_key")));
 		if (gj)
 			json_array_append(json_object_get(gj, "alerts"), a);
 	}
@@ -266,15 +272,16 @@ json_t *status_json(const struct fleet_gpu *gpus, size_t n, const char *source, 
 	size_t nalerts = 0;
 	const char *k;
 	json_t *gj;
-	json_object_foreach(by_key, k, gj) nalerts += json_array_size(json_object_get(gj, "alerts"));
+	json_object_foreach(by_key, k, gj) nalerts +=
+	    json_array_size(json_object_get(gj, "alerts"));
 	char when[40] = "";
 	time_format_rfc3339(now, when, sizeof(when));
-	doc = json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:O}", "schema",
-			"gpuhealth.status/1", "generated_at", when, "source", source, "summary",
-			"hosts", (json_int_t)nhosts, "gpus", (json_int_t)n, "pass", (json_int_t)npass,
-			"warn", (json_int_t)nwarn, "fail", (json_int_t)nfail, "unknown",
-			(json_int_t)nunknown, "stale", (json_int_t)nstale, "open_alerts",
-			(json_int_t)nalerts, "hosts", hosts);
+	doc = json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:O}",
+	                "schema", "gpuhealth.status/1", "generated_at", when, "source", source,
+	                "summary", "hosts", (json_int_t)nhosts, "gpus", (json_int_t)n, "pass",
+	                (json_int_t)npass, "warn", (json_int_t)nwarn, "fail", (json_int_t)nfail,
+	                "unknown", (json_int_t)nunknown, "stale", (json_int_t)nstale, "open_alerts",
+	                (json_int_t)nalerts, "hosts", hosts);
 out:
 	json_decref(hosts);
 	json_decref(by_key);
@@ -301,12 +308,23 @@ static json_t *read_pipeline_state(void)
 /* ---------------------------------------------------------------- table */
 
 static void cell(char *buf, size_t len, const struct health_sample *s, enum hs_field f,
-		 const char *fmt_unit)
+                 const char *fmt_unit)
 {
 	if (health_sample_has(s, f))
 		snprintf(buf, len, "%.0f%s", s->v[f], fmt_unit);
 	else
 		snprintf(buf, len, "-");
+}
+
+/* Text from the network (a hostname, a model, a workload, a user) as a cell of the table: made
+ * safe for a terminal (control characters and invalid UTF-8 as '?') and clipped and, with pad,
+ * padded to cols display columns. status does not set the locale: it writes UTF-8, as the
+ * labels are, and measures it as a UTF-8 terminal shows it (textcell's TEXTCELL_UTF8: a wide
+ * CJK character is two columns, a combining mark none), whatever the process' locale. */
+static const char *tcell(char *buf, size_t len, const char *text, int cols, bool pad)
+{
+	textcell_fit(TEXTCELL_UTF8, text, cols, pad, buf, len, NULL);
+	return buf;
 }
 
 /* The workload as the table shows it: "namespace/pod" (or the one known), "container" alone
@@ -337,14 +355,15 @@ static void print_processes(FILE *o, struct fleet *f, const struct fleet_gpu *g)
 	}
 	fprintf(o, "     %7s %-16s %9s %-12s %s\n", "PID", "TYPE", "GPU MEM", "USER", "COMMAND");
 	for (int k = 0; k < n && k < FLEET_PROCS_MAX; k++) {
-		char mem[24];
+		char mem[24], user[sizeof(pr[k].user) + 12], cmd[sizeof(pr[k].command)];
 		if (isnan(pr[k].used_mib))
 			snprintf(mem, sizeof(mem), "-");
 		else
 			snprintf(mem, sizeof(mem), "%.0fMiB", pr[k].used_mib);
-		fprintf(o, "     %7u %-16s %9s %-12.12s %.100s\n", pr[k].pid,
-		        proc_type_name(pr[k].type), mem, pr[k].user[0] ? pr[k].user : "-",
-		        pr[k].command[0] ? pr[k].command : "-");
+		fprintf(
+		    o, "     %7u %-16s %9s %s %s\n", pr[k].pid, proc_type_name(pr[k].type), mem,
+		    tcell(user, sizeof(user), pr[k].user[0] ? pr[k].user : "-", 12, true),
+		    tcell(cmd, sizeof(cmd), pr[k].command[0] ? pr[k].command : "-", 100, false));
 	}
 	if (n > FLEET_PROCS_MAX)
 		fprintf(o, "     (%d more)\n", n - FLEET_PROCS_MAX);
@@ -361,8 +380,11 @@ static void print_table(FILE *o, struct fleet *f, const struct fleet_gpu *gpus, 
 	for (size_t i = 0; i < n; i++) {
 		const struct fleet_gpu *g = &gpus[i];
 		if (!cur || strcmp(cur, g->host) != 0) {
-			fprintf(o, "%s%s\n", cur ? "\n" : "", g->host[0] ? g->host : "(unknown host)");
-			fprintf(o, "%-4s %-16s %5s %11s %5s %11s %-6s %5s %-6s %6s  ", "GPU",
+			char host[sizeof(g->host)];
+			fprintf(o, "%s%s\n", cur ? "\n" : "",
+			        tcell(host, sizeof(host), g->host[0] ? g->host : "(unknown host)",
+			              INT32_MAX, false));
+			fprintf(o, "%-4s %-16s %5s %11s %5s %11s %-6s %5s %-6s %7s  ", "GPU",
 			        "MODEL", "TEMP", "POWER/LIM", "UTIL", "MEM", "HEALTH", "SCORE",
 			        "ACTION", "P(FAIL)");
 			if (wl)
@@ -371,7 +393,8 @@ static void print_table(FILE *o, struct fleet *f, const struct fleet_gpu *gpus, 
 			cur = g->host;
 		}
 		const struct health_sample *s = &g->last;
-		char idx[12], temp[12], pw[16], lim[12], pwl[28], util[12], mem[32], pf[12], age[24];
+		char idx[12], temp[12], pw[16], lim[12], pwl[28], util[12], mem[32], pf[12],
+		    age[24];
 		if (g->index >= 0)
 			snprintf(idx, sizeof(idx), "%d", g->index);
 		else
@@ -383,7 +406,7 @@ static void print_table(FILE *o, struct fleet *f, const struct fleet_gpu *gpus, 
 		cell(util, sizeof(util), s, HS_GPU_UTIL, "%");
 		if (!isnan(g->fb_used_mib) && !isnan(g->fb_total_mib))
 			snprintf(mem, sizeof(mem), "%.1f/%.0fG", g->fb_used_mib / 1024.0,
-				 g->fb_total_mib / 1024.0);
+			         g->fb_total_mib / 1024.0);
 		else
 			snprintf(mem, sizeof(mem), "-");
 		if (!isnan(g->p_fail))
@@ -391,32 +414,40 @@ static void print_table(FILE *o, struct fleet *f, const struct fleet_gpu *gpus, 
 		else
 			snprintf(pf, sizeof(pf), "-");
 		const char *st = g->have_health ? health_status_name(g->health.status) : "?";
-		const char *why = g->have_health && g->health.nreasons ? g->health.reasons[0].text : "";
+		const char *why =
+		    g->have_health && g->health.nreasons ? g->health.reasons[0].text : "";
 		char score[8] = "-";
 		if (g->have_health)
 			snprintf(score, sizeof(score), "%d", g->health.score);
 		bad += g->have_health && g->health.status != HEALTH_PASS;
-		fprintf(o, "%-4s %-16.16s %5s %11s %5s %11s %-6s %5s %-6s %6s  ", idx,
-		        view_model_short(g->model), temp, pwl, util, mem, st, score,
+		char model[16 * 4 + 1];
+		fprintf(o, "%-4s %s %5s %11s %5s %11s %-6s %5s %-6s %7s  ", idx,
+		        tcell(model, sizeof(model), view_model_short(g->model), 16, true), temp,
+		        pwl, util, mem, st, score,
 		        g->have_health ? health_action_name(g->action) : "-", pf);
 		if (wl) {
-			char w[FLEET_NS_MAX + FLEET_POD_MAX + 2];
+			char w[FLEET_NS_MAX + FLEET_POD_MAX + 2], cw[32 * 4 + 1];
 			workload_text(g, w, sizeof(w));
-			fprintf(o, "%-32.32s  ", w);
+			fprintf(o, "%s  ", tcell(cw, sizeof(cw), w, 32, true));
 		}
-		fprintf(o, "%s", why);
+		char whyc[HEALTH_REASON_TEXT];
+		fprintf(o, "%s", tcell(whyc, sizeof(whyc), why, INT32_MAX, false));
 		if (g->stale)
-			fprintf(o, "  (stale: %s old)", view_fmt_age(now - g->last_seen, age, sizeof(age)));
+			fprintf(o, "  (stale: %s old)",
+			        view_fmt_age(now - g->last_seen, age, sizeof(age)));
 		fputc('\n', o);
 		print_processes(o, f, g);
 	}
-	fprintf(o, "\n%zu GPU%s, %zu not healthy, %zu open alert%s (from %s)\n", n, n == 1 ? "" : "s",
-		bad, nalerts, nalerts == 1 ? "" : "s", source);
+	fprintf(o, "\n%zu GPU%s, %zu not healthy, %zu open alert%s (from %s)\n", n,
+	        n == 1 ? "" : "s", bad, nalerts, nalerts == 1 ? "" : "s", source);
 }
 
 /* ---------------------------------------------------------------- sources */
 
-static void tap(const json_t *event, void *ud) { fleet_ingest_event(ud, event); }
+static void tap(const json_t *event, void *ud)
+{
+	fleet_ingest_event(ud, event);
+}
 
 /* --nvml: this machine's GPUs read once, in dcgm-exporter's text, as the collector's local
  * source (as `collector --nvml`) */
@@ -486,15 +517,15 @@ static int from_scrape(const struct config *cfg, struct targets *tg, struct nvml
 	for (size_t i = 0; i < nt && i < 64; i++)
 		if (ts[i].ok == 0)
 			log_warn("status: %s: %s", ts[i].url,
-				 ts[i].last_error[0] ? ts[i].last_error : "no answer");
+			         ts[i].last_error[0] ? ts[i].last_error : "no answer");
 	if (nr && st.scrapes_ok == 0) {
 		snprintf(err, errlen, "the local GPUs could not be read (see the messages above)");
 		rc = -EIO;
 	} else if (st.scrapes_ok == 0) {
 		snprintf(err, errlen,
-			 "no target answered (%zu tried; see the messages above): check the URLs "
-			 "and that the exporters run",
-			 tg->n);
+		         "no target answered (%zu tried; see the messages above): check the URLs "
+		         "and that the exporters run",
+		         tg->n);
 		rc = -EIO;
 	}
 out:
@@ -507,11 +538,12 @@ out:
 /* The open alerts as JSON objects with their gpu_key. */
 static json_t *open_alerts(PGconn *c, char *err, size_t errlen)
 {
-	PGresult *r = PQexecParams(c,
-				   "SELECT gpu_key, kind, severity, message, "
-				   "extract(epoch FROM raised_at) FROM alerts WHERE cleared_at IS NULL "
-				   "ORDER BY raised_at DESC LIMIT $1::int",
-				   1, NULL, (const char *const[]){OPEN_ALERTS_MAX}, NULL, NULL, 0);
+	PGresult *r =
+	    PQexecParams(c,
+	                 "SELECT gpu_key, kind, severity, message, "
+	                 "extract(epoch FROM raised_at) FROM alerts WHERE cleared_at IS NULL "
+	                 "ORDER BY raised_at DESC LIMIT $1::int",
+	                 1, NULL, (const char *const[]){OPEN_ALERTS_MAX}, NULL, NULL, 0);
 	json_t *arr = NULL;
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		snprintf(err, errlen, "reading the open alerts: %s", PQerrorMessage(c));
@@ -521,10 +553,10 @@ static json_t *open_alerts(PGconn *c, char *err, size_t errlen)
 	arr = json_array();
 	for (int i = 0; arr && i < PQntuples(r); i++)
 		json_array_append_new(
-			arr, json_pack("{s:s, s:s, s:s, s:s, s:o}", "gpu_key", PQgetvalue(r, i, 0),
-				       "kind", PQgetvalue(r, i, 1), "severity", PQgetvalue(r, i, 2),
-				       "message", PQgetvalue(r, i, 3), "raised_at",
-				       time_or_null(strtod(PQgetvalue(r, i, 4), NULL))));
+		    arr, json_pack("{s:s, s:s, s:s, s:s, s:o}", "gpu_key", PQgetvalue(r, i, 0),
+		                   "kind", PQgetvalue(r, i, 1), "severity", PQgetvalue(r, i, 2),
+		                   "message", PQgetvalue(r, i, 3), "raised_at",
+		                   time_or_null(strtod(PQgetvalue(r, i, 4), NULL))));
 out:
 	PQclear(r);
 	return arr;
@@ -534,9 +566,10 @@ out:
 static json_t *count_or_null(PGconn *c, const char *sql)
 {
 	PGresult *r = PQexec(c, sql);
-	json_t *v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)
-			    ? json_integer(atoll(PQgetvalue(r, 0, 0)))
-			    : json_null();
+	json_t *v =
+	    PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)
+	        ? json_integer(atoll(PQgetvalue(r, 0, 0)))
+	        : json_null();
 	PQclear(r);
 	return v;
 }
@@ -544,7 +577,7 @@ static json_t *count_or_null(PGconn *c, const char *sql)
 static json_t *in_table(PGconn *c)
 {
 	json_t *has = count_or_null(c, "SELECT count(*) FROM pg_class WHERE oid = "
-				       "to_regclass('dead_letters')");
+	                               "to_regclass('dead_letters')");
 	bool yes = json_integer_value(has) == 1;
 	json_decref(has);
 	return yes ? count_or_null(c, "SELECT count(*) FROM dead_letters") : json_null();
@@ -558,13 +591,13 @@ static json_t *dead_letters_json(PGconn *c)
 	return json_pack(
 	    "{s:o, s:o}", "counted_by_sinks_last_day",
 	    count_or_null(c, "SELECT sum(dead_letters) FROM (SELECT DISTINCT ON (instance) "
-			     "dead_letters FROM pipeline_stats WHERE service = 'sink' AND time > "
-			     "now() - interval '1 day' ORDER BY instance, time DESC) x"),
+	                     "dead_letters FROM pipeline_stats WHERE service = 'sink' AND time > "
+	                     "now() - interval '1 day' ORDER BY instance, time DESC) x"),
 	    "in_table", in_table(c));
 }
 
 static int from_database(const char *conninfo, struct fleet *f, json_t **alerts, json_t **dead,
-			 char *err, size_t errlen)
+                         char *err, size_t errlen)
 {
 	PGconn *c = pg_connect(conninfo, "gpuhealth-status", err, errlen);
 	int rc = -EIO;
@@ -585,8 +618,8 @@ out:
 
 static bool libpq_env_set(void)
 {
-	static const char *const vars[] = {"PGHOST", "PGHOSTADDR", "PGDATABASE", "PGSERVICE",
-					   "PGPORT", "PGUSER"};
+	static const char *const vars[] = {"PGHOST",    "PGHOSTADDR", "PGDATABASE",
+	                                   "PGSERVICE", "PGPORT",     "PGUSER"};
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		if (getenv(vars[i]) && *getenv(vars[i]))
 			return true;
@@ -604,7 +637,8 @@ int status_cmd_run(struct config *cfg)
 	struct nvml_read nr = {0};
 	targets_init(&tg);
 	for (size_t i = 0; i < config_list_len(cfg, "target"); i++)
-		if (targets_add(&tg, config_list_at(cfg, "target", i), "--target", err, sizeof(err))) {
+		if (targets_add(&tg, config_list_at(cfg, "target", i), "--target", err,
+		                sizeof(err))) {
 			fprintf(stderr, "gpuhealth status: %s\n", err);
 			status = CLI_EXIT_USAGE;
 			goto out;
@@ -649,12 +683,12 @@ int status_cmd_run(struct config *cfg)
 	}
 	free(props);
 	struct fleet_opts fo = {.interval_s = config_double(cfg, "interval"),
-				.horizon_h = so.horizon_h,
-				.econ = &so.econ,
-				.risk_level = so.risk_level,
-				.raise_after = so.raise_after,
-				.clear_after = so.clear_after,
-				.missing_intervals = so.missing_intervals};
+	                        .horizon_h = so.horizon_h,
+	                        .econ = &so.econ,
+	                        .risk_level = so.risk_level,
+	                        .raise_after = so.raise_after,
+	                        .clear_after = so.clear_after,
+	                        .missing_intervals = so.missing_intervals};
 	if ((rc = fleet_create(&f, &fo)) != 0) {
 		fprintf(stderr, "gpuhealth status: %s\n", strerror(-rc));
 		goto out;
@@ -688,7 +722,7 @@ int status_cmd_run(struct config *cfg)
 		nalerts += gpus[i].nopen;
 	if (config_bool(cfg, "json")) {
 		doc = status_json(gpus, n, source, now, alerts);
-		alerts = NULL; /* stolen */
+		alerts = NULL;   /* stolen */
 		if (doc && dead) /* the database's: the dead letters of the pipeline */
 			json_object_set(doc, "dead_letters", dead);
 		if (doc) /* the daemon's counters and losses, when one ran for this user */
@@ -697,7 +731,8 @@ int status_cmd_run(struct config *cfg)
 			fprintf(stderr, "gpuhealth status: out of memory\n");
 			goto out;
 		}
-		if (!doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) != 0) {
+		if (!doc ||
+		    json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) != 0) {
 			fprintf(stderr, "gpuhealth status: cannot write the JSON document\n");
 			goto out;
 		}
@@ -706,7 +741,8 @@ int status_cmd_run(struct config *cfg)
 		print_table(stdout, f, gpus, n, source, now, nalerts);
 	}
 	if (fflush(stdout) != 0) {
-		fprintf(stderr, "gpuhealth status: writing to standard output: %s\n", strerror(errno));
+		fprintf(stderr, "gpuhealth status: writing to standard output: %s\n",
+		        strerror(errno));
 		goto out;
 	}
 	status = CLI_EXIT_OK;

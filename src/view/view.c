@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/textcell.h"
 #include "health/rules.h"
 
 /* ---- sparklines */
@@ -165,6 +166,11 @@ static bool contains_ci(const char *hay, const char *needle, size_t nlen)
 
 static bool word_match(const struct fleet_gpu *g, const char *w, size_t wl)
 {
+	/* "host=NAME": exactly that host (Enter on a host of the overview); "host=-": unknown */
+	if (wl >= 5 && strncmp(w, "host=", 5) == 0) {
+		const char *h = g->host[0] ? g->host : "-";
+		return strlen(h) == wl - 5 && strncmp(h, w + 5, wl - 5) == 0;
+	}
 	char idx[24];
 	snprintf(idx, sizeof(idx), "gpu%d", g->index);
 	if (contains_ci(g->host, w, wl) || contains_ci(g->model, w, wl) ||
@@ -296,15 +302,19 @@ char *view_workload_text(const struct fleet_gpu *g, int width, char *buf, size_t
 	buf[0] = '\0';
 	if (!g->has_workload || width <= 0)
 		return buf;
-	size_t cut = (size_t)width + 1 < len ? (size_t)width + 1 : len;
-	if (g->wl_namespace[0] && g->wl_pod[0] &&
-	    strlen(g->wl_namespace) + 1 + strlen(g->wl_pod) <= (size_t)width)
-		snprintf(buf, cut, "%s/%s", g->wl_namespace, g->wl_pod);
-	else
-		snprintf(buf, cut, "%s",
-		         g->wl_pod[0]         ? g->wl_pod
-		         : g->wl_namespace[0] ? g->wl_namespace
-		                              : g->wl_container);
+	/* cells are display columns as the console shows them (textcell, the locale's charset):
+	 * a UTF-8 name is measured by its characters' widths and never cut inside one */
+	enum textcell_charset cs = textcell_locale_charset();
+	char both[FLEET_NS_MAX + FLEET_POD_MAX + 2];
+	const char *text = g->wl_pod[0]         ? g->wl_pod
+	                   : g->wl_namespace[0] ? g->wl_namespace
+	                                        : g->wl_container;
+	if (g->wl_namespace[0] && g->wl_pod[0]) {
+		snprintf(both, sizeof(both), "%s/%s", g->wl_namespace, g->wl_pod);
+		if (textcell_width(cs, both) <= width)
+			text = both;
+	}
+	textcell_fit(cs, text, width, false, buf, len, NULL);
 	return buf;
 }
 

@@ -78,8 +78,8 @@ bool view_sort_default_desc(enum view_sort_key k);
 
 /* True when the GPU matches the filter: every space-separated word must occur
  * (case-insensitive) in its host, model, key, "gpuN", health status or action name, or its
- * workload's namespace, pod or container; an empty
- * filter matches everything. */
+ * workload's namespace, pod or container, except a word "host=NAME", which matches the host
+ * NAME exactly ("host=-": the GPUs of no known host); an empty filter matches everything. */
 bool view_filter_match(const struct fleet_gpu *g, const char *filter);
 
 /* Fills order[0..n) with the indices into gpus of the rows that match filter, sorted by key
@@ -117,8 +117,9 @@ void view_layout(int cols, struct view_layout *out);
  * sparkline 5, else less down to 8 cells, else it is hidden. */
 #define VIEW_WORKLOAD_MAX 32
 void view_layout_workload(int cols, int workload, struct view_layout *out);
-/* The workload of a GPU in at most width cells: "namespace/pod" when it fits, else the pod
- * (cut to width); "" when the GPU has none. Returns buf. */
+/* The workload of a GPU in at most width cells (display columns, by textcell under the locale's
+ * charset; control characters and invalid UTF-8 as '?'): "namespace/pod" when it fits, else the
+ * pod (cut to width at a character boundary); "" when the GPU has none. Returns buf. */
 char *view_workload_text(const struct fleet_gpu *g, int width, char *buf, size_t len);
 const char *view_col_title(enum view_col c);
 

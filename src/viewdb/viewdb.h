@@ -13,6 +13,11 @@
  *
  * Thread safety: every viewdb_* function on a struct viewdb takes its mutex; the live
  * functions touch only their arguments.
+ *
+ * Its parts: viewdb.c (the thread, the requests and the copies, the names and orders),
+ * viewdb_live.c (viewdb_live_*), and private to src/viewdb, viewdb_int.h: the queries the thread
+ * runs, in viewdb_query.c (alerts, overview, history) and viewdb_table.c (a table reader's page
+ * and GPU).
  */
 #ifndef GPUHEALTH_VIEWDB_H
 #define GPUHEALTH_VIEWDB_H
@@ -92,15 +97,18 @@ struct viewdb_history {
 /* ---- the fleet table (issue #25): a page of the GPUs, paged, sorted and filtered in SQL over
  * fleet_gpu_now (schema 15), for a read-only viewer of a fleet database */
 #define VIEWDB_TABLE_MAX 600 /* rows of one page (the screen's, one above and one below) */
+/* the longest filter: room for "host=" and a whole host name (Enter on a host) */
+#define VIEWDB_FILTER_MAX (HS_HOST_MAX + 8)
 struct viewdb_table {
 	/* the order and filter the page answers (the console's view.h sort key) */
 	int sort;
 	bool desc, group;
-	char filter[64];
+	char filter[VIEWDB_FILTER_MAX];
 	size_t offset;                  /* the position of the page's first row in that order */
 	size_t n;                       /* rows in the page */
 	size_t matched;                 /* GPUs that match the filter */
 	size_t total, pass, warn, fail; /* the whole fleet's GPUs and health */
+	size_t open_alerts;             /* the database's open (not cleared) alerts */
 	/* per row: its host's GPUs that match the filter, and those warning or failing (the
 	 * host headings) */
 	size_t host_gpus[VIEWDB_TABLE_MAX], host_bad[VIEWDB_TABLE_MAX];
@@ -150,7 +158,9 @@ void viewdb_want_history(struct viewdb *v, const char *key, enum viewdb_window w
  * ties by host, index, key; limit at most VIEWDB_TABLE_MAX. */
 void viewdb_want_table(struct viewdb *v, int sort, bool desc, bool group, const char *filter,
                        size_t offset, size_t limit);
-/* A table reader's one GPU: the detail's data. */
+/* A table reader's one GPU: the detail's data, with its newest 5 alerts (open or cleared). A
+ * table reader's GPUs are stale when their newest sample is older than 3 of their own
+ * sampling intervals (the median gap of their newest samples; at least the interval_s given). */
 void viewdb_want_gpu(struct viewdb *v, const char *key);
 
 /* Copies of the last results (for the request as it is now: *st says whether there is one). */

@@ -1,0 +1,191 @@
+#include "api/api_pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "store/pg.h"
+
+struct api_pconn {
+	PGconn *conn; /* NULL until first used, or after a failed reconnect */
+	bool busy;
+};
+
+struct api_pool {
+	char *conninfo;
+	unsigned size;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct api_pconn *conns; /* size entries */
+	atomic_uint_least64_t n_db_errors;
+};
+
+int api_pool_create(struct api_pool **out, unsigned size, const char *conninfo)
+{
+	struct api_pool *pool = calloc(1, sizeof(*pool));
+	if (!pool)
+		return -ENOMEM;
+	pthread_mutex_init(&pool->mu, NULL);
+	pthread_cond_init(&pool->cv, NULL);
+	pool->size = size;
+	pool->conninfo = strdup(conninfo);
+	pool->conns = calloc(size, sizeof(*pool->conns));
+	if (!pool->conninfo || !pool->conns) {
+		api_pool_destroy(pool);
+		return -ENOMEM;
+	}
+	*out = pool; /* caller owns: api_pool_destroy */
+	return 0;
+}
+
+unsigned api_pool_size(const struct api_pool *pool)
+{
+	return pool->size;
+}
+
+void api_pool_put(struct api_pool *pool, struct api_pconn *p)
+{
+	pthread_mutex_lock(&pool->mu);
+	p->busy = false;
+	pthread_cond_signal(&pool->cv);
+	pthread_mutex_unlock(&pool->mu);
+}
+
+struct api_pconn *api_pool_get(struct api_pool *pool)
+{
+	pthread_mutex_lock(&pool->mu);
+	struct api_pconn *p = NULL;
+	for (;;) {
+		for (unsigned i = 0; i < pool->size; i++)
+			if (!pool->conns[i].busy) {
+				p = &pool->conns[i];
+				break;
+			}
+		if (p)
+			break;
+		pthread_cond_wait(&pool->cv, &pool->mu);
+	}
+	p->busy = true;
+	pthread_mutex_unlock(&pool->mu);
+	return p;
+}
+
+/* Makes sure p has a usable connection. Returns 0 or -EIO with a message. */
+static int pconn_ready(struct api_pool *pool, struct api_pconn *p, char *err, size_t errlen)
+{
+	if (p->conn && PQstatus(p->conn) == CONNECTION_OK)
+		return 0;
+	if (p->conn) {
+		PQfinish(p->conn);
+		p->conn = NULL;
+	}
+	PGconn *c = pg_connect(pool->conninfo, "gpuhealth-api", err, errlen);
+	if (!c)
+		return -EIO;
+	/* constant session settings: UTC timestamps in ISO form, read-only, bounded queries */
+	if (pg_exec(c,
+	            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; "
+	            "SET default_transaction_read_only = on; SET statement_timeout = '15s'",
+	            err, errlen) != 0) {
+		PQfinish(c);
+		return -EIO;
+	}
+	p->conn = c;
+	return 0;
+}
+
+enum api_dbfail api_pool_classify(const char *sqlstate)
+{
+	if (!sqlstate || strlen(sqlstate) != 5)
+		return API_DB_UNREACHABLE; /* libpq's own error: the connection */
+	/* connection exception, shutdown, too many connections */
+	if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "57P0", 4) == 0 ||
+	    strcmp(sqlstate, "53300") == 0)
+		return API_DB_UNREACHABLE;
+	if (strncmp(sqlstate, "22", 2) == 0)
+		return API_DB_CLIENT;
+	return API_DB_SERVER;
+}
+
+/* Runs a parameterized query; one reconnect and retry when the connection was lost.
+ * Returns the result (caller PQclear) or NULL with why in *why and SQLSTATE in state (""
+ * when there is none). The database's own text goes to the log only: it names hosts, roles,
+ * tables and values, none of which a client may see. */
+PGresult *api_pool_query(struct api_pool *pool, struct api_pconn *p, const char *sql, int n,
+                         const char *const *params, enum api_dbfail *why, char state[6])
+{
+	char err[512] = "";
+	*why = API_DB_UNREACHABLE;
+	state[0] = '\0';
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (pconn_ready(pool, p, err, sizeof(err)) != 0) {
+			*why = API_DB_UNREACHABLE;
+			break;
+		}
+		PGresult *r = PQexecParams(p->conn, sql, n, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(r) == PGRES_TUPLES_OK)
+			return r; /* caller owns */
+		snprintf(err, sizeof(err), "%s",
+		         r ? PQresultErrorMessage(r) : PQerrorMessage(p->conn));
+		const char *ss = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		snprintf(state, 6, "%s", ss ? ss : "");
+		*why = api_pool_classify(ss);
+		size_t l = strlen(err);
+		while (l && (err[l - 1] == '\n' || err[l - 1] == ' '))
+			err[--l] = '\0';
+		PQclear(r);
+		if (!pg_connection_lost(p->conn)) {
+			/* 53300 on a live session: the server is there */
+			if (*why == API_DB_UNREACHABLE && ss)
+				*why = API_DB_SERVER;
+			break; /* a SQL error: retrying changes nothing */
+		}
+		*why = API_DB_UNREACHABLE;
+		PQfinish(p->conn);
+		p->conn = NULL;
+	}
+	for (char *c = err; *c; c++) /* libpq's messages run over lines: keep one */
+		if (*c == '\n' || *c == '\t')
+			*c = ' ';
+	if (*why != API_DB_CLIENT)
+		atomic_fetch_add(&pool->n_db_errors, 1);
+	log_warn("api: database%s%s: %s", state[0] ? " SQLSTATE " : "", state, err);
+	return NULL;
+}
+
+unsigned api_pool_open(struct api_pool *pool)
+{
+	unsigned n = 0;
+	if (!pool)
+		return 0;
+	pthread_mutex_lock(&pool->mu);
+	for (unsigned i = 0; i < pool->size; i++)
+		if (pool->conns[i].conn && PQstatus(pool->conns[i].conn) == CONNECTION_OK)
+			n++;
+	pthread_mutex_unlock(&pool->mu);
+	return n;
+}
+
+uint64_t api_pool_errors(struct api_pool *pool)
+{
+	return pool ? atomic_load(&pool->n_db_errors) : 0;
+}
+
+void api_pool_destroy(struct api_pool *pool)
+{
+	if (!pool)
+		return;
+	for (unsigned i = 0; pool->conns && i < pool->size; i++)
+		if (pool->conns[i].conn)
+			PQfinish(pool->conns[i].conn);
+	free(pool->conns);
+	free(pool->conninfo);
+	pthread_mutex_destroy(&pool->mu);
+	pthread_cond_destroy(&pool->cv);
+	free(pool);
+}

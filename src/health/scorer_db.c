@@ -1,0 +1,256 @@
+#include "health/scorer_db.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/strbuf.h"
+#include "core/timeutil.h"
+#include "health/alertmanager.h"
+#include "health/alerts.h"
+#include "health/health_engine.h"
+#include "health/scorer_int.h"
+#include "store/pg.h"
+
+void scorer_db_close(struct scorer *s)
+{
+	if (s->db)
+		PQfinish(s->db);
+	s->db = NULL;
+	pthread_mutex_lock(&s->lock);
+	s->st.db_connected = false;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Connects, creates the staging tables, and (once) reads the alerts left open. */
+int scorer_db_ensure(struct scorer *s)
+{
+	char err[512];
+	if (s->db && PQstatus(s->db) == CONNECTION_OK && !s->reconnect)
+		return 0;
+	scorer_db_close(s);
+	s->reconnect = false;
+	s->db = pg_connect(s->conninfo, "gpuhealth-scorer", err, sizeof(err));
+	if (!s->db) {
+		scorer_set_error(s, "%s", err);
+		return -EIO;
+	}
+	if (pg_session_read_only(s->db)) {
+		/* a standby, or a primary fenced read-only: retried, like a server that is away */
+		scorer_set_error(
+		    s,
+		    "the database server at %s:%s (--db) is read-only (a standby, or "
+		    "default_transaction_read_only on): list every host in --db and add "
+		    "target_session_attrs=read-write",
+		    PQhost(s->db), PQport(s->db));
+		scorer_db_close(s);
+		return -EIO;
+	}
+	if (pg_exec(
+	        s->db,
+	        "CREATE TEMP TABLE IF NOT EXISTS scorer_scores (LIKE gpu_health_scores) "
+	        "ON COMMIT DELETE ROWS; "
+	        "CREATE TEMP TABLE IF NOT EXISTS scorer_predictions (LIKE gpu_failure_predictions) "
+	        "ON COMMIT DELETE ROWS",
+	        err, sizeof(err))) {
+		scorer_set_error(s, "database not ready (%s): run 'gpuhealth db migrate'", err);
+		scorer_db_close(s);
+		return -EIO;
+	}
+	PGresult *rr = PQexec(s->db, "SELECT extract(epoch FROM value::interval) FROM "
+	                             "gpuhealth_settings WHERE key = 'retention'");
+	if (PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1 && !(s->o.max_age_s > 0))
+		s->max_age_s = strtod(PQgetvalue(rr, 0, 0), NULL);
+	PQclear(rr);
+	/* alerts.namespace/pod/container: schema 013 */
+	rr = PQexec(s->db, "SELECT 1 FROM pg_attribute WHERE attrelid = 'alerts'::regclass AND "
+	                   "attname = 'pod' AND NOT attisdropped");
+	s->has_alert_workload = PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1;
+	PQclear(rr);
+	/* fleet_gpu_now, fleet_host_now: schema 14 */
+	rr = PQexec(s->db,
+	            "SELECT to_regprocedure('gpuhealth_fleet_now_merge(text[])') IS NOT NULL");
+	s->has_fleet_now = PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1 &&
+	                   PQgetvalue(rr, 0, 0)[0] == 't';
+	PQclear(rr);
+	if (!s->has_alert_workload)
+		log_warn("scorer: the database schema is older than version 13: alerts are stored "
+		         "without their workload; run 'gpuhealth db migrate'");
+	if (!s->alerts_loaded) {
+		PGresult *r = PQexecParams(
+		    s->db,
+		    "SELECT gpu_key, kind, severity, hostname, message, details::text, "
+		    "extract(epoch FROM raised_at) FROM alerts WHERE cleared_at IS NULL "
+		    "AND kind IN ($1, $2)",
+		    2, NULL, (const char *const[]){KIND_HEALTH, KIND_RISK}, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			scorer_set_error(s, "reading open alerts: %s", PQresultErrorMessage(r));
+			PQclear(r);
+			scorer_db_close(s);
+			return -EIO;
+		}
+		for (int i = 0; i < PQntuples(r); i++) {
+			const char *kind =
+			    strcmp(PQgetvalue(r, i, 1), KIND_RISK) == 0 ? KIND_RISK : KIND_HEALTH;
+			enum health_status sev =
+			    strcmp(PQgetvalue(r, i, 2), "fail") == 0 ? HEALTH_FAIL : HEALTH_WARN;
+			health_engine_restore_alert(s->engine, PQgetvalue(r, i, 0), kind, sev);
+			if (s->am &&
+			    alertmanager_restore(s->am, PQgetvalue(r, i, 0), kind,
+			                         sev == HEALTH_FAIL, atof(PQgetvalue(r, i, 6)),
+			                         PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
+			                         PQgetisnull(r, i, 5) ? NULL : PQgetvalue(r, i, 5)))
+				log_warn("scorer: out of memory: an open alert is not re-sent to "
+				         "Alertmanager");
+		}
+		if (PQntuples(r))
+			log_info("scorer: %d alert(s) open in the database", PQntuples(r));
+		PQclear(r);
+		s->alerts_loaded = true;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->st.db_connected = true;
+	s->st.open_alerts = health_engine_open_alerts(s->engine);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int check(struct scorer *s, PGresult *r, const char *what)
+{
+	ExecStatusType st = PQresultStatus(r);
+	int rc = 0;
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		scorer_set_error(s, "%s: %s", what, PQresultErrorMessage(r));
+		rc = -EIO;
+		if (pg_sqlstate_reconnect(PQresultErrorField(r, PG_DIAG_SQLSTATE)))
+			s->reconnect = true; /* e.g. the server is read-only now: another */
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int copy_in(struct scorer *s, const char *sql, const struct strbuf *b)
+{
+	PGresult *r = PQexec(s->db, sql);
+	if (PQresultStatus(r) != PGRES_COPY_IN)
+		return check(s, r, "COPY");
+	PQclear(r);
+	for (size_t off = 0; off < b->len;) {
+		size_t n = b->len - off > (1u << 20) ? (1u << 20) : b->len - off;
+		if (PQputCopyData(s->db, b->data + off, (int)n) != 1) {
+			scorer_set_error(s, "COPY: %s", PQerrorMessage(s->db));
+			return -EIO;
+		}
+		off += n;
+	}
+	if (PQputCopyEnd(s->db, NULL) != 1) {
+		scorer_set_error(s, "COPY end: %s", PQerrorMessage(s->db));
+		return -EIO;
+	}
+	int rc = check(s, PQgetResult(s->db), "COPY");
+	while ((r = PQgetResult(s->db)))
+		PQclear(r);
+	return rc;
+}
+
+static int write_op(struct scorer *s, const struct alert_op *op)
+{
+	char ts[40];
+	time_format_rfc3339(op->time, ts, sizeof(ts));
+	if (op->action == ALERT_CLEAR) {
+		const char *p[3] = {op->key, op->kind, ts};
+		return check(
+		    s,
+		    PQexecParams(
+		        s->db,
+		        "UPDATE alerts SET cleared_at = $3 WHERE gpu_key = $1 AND kind = $2 "
+		        "AND cleared_at IS NULL",
+		        3, NULL, p, NULL, NULL, 0),
+		    "clearing an alert");
+	}
+	const char *p[10] = {op->key,     op->host[0] ? op->host : NULL,
+	                     op->kind,    health_status_name(op->sev),
+	                     op->message, op->details,
+	                     ts,          op->wl[0],
+	                     op->wl[1],   op->wl[2]};
+	/* one open alert per GPU and kind (partial unique index): raising again updates it, and
+	 * keeps the workload that held the GPU when the fault came */
+	if (s->has_alert_workload)
+		return check(
+		    s,
+		    PQexecParams(
+		        s->db,
+		        "INSERT INTO alerts (gpu_key, hostname, kind, severity, message, "
+		        "details, raised_at, namespace, pod, container) VALUES ($1, $2, "
+		        "$3, $4, $5, $6::jsonb, $7, $8, $9, $10) "
+		        "ON CONFLICT (gpu_key, kind) WHERE cleared_at IS NULL DO UPDATE SET "
+		        "severity = EXCLUDED.severity, message = EXCLUDED.message, "
+		        "details = EXCLUDED.details",
+		        10, NULL, p, NULL, NULL, 0),
+		    "raising an alert");
+	return check(
+	    s,
+	    PQexecParams(s->db,
+	                 "INSERT INTO alerts (gpu_key, hostname, kind, severity, message, details, "
+	                 "raised_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) "
+	                 "ON CONFLICT (gpu_key, kind) WHERE cleared_at IS NULL DO UPDATE SET "
+	                 "severity = EXCLUDED.severity, message = EXCLUDED.message, "
+	                 "details = EXCLUDED.details",
+	                 7, NULL, p, NULL, NULL, 0),
+	    "raising an alert");
+}
+
+/* The batch in one transaction. Returns 0 or -EIO (rolled back). */
+int scorer_db_write(struct scorer *s)
+{
+	int rc = scorer_db_ensure(s);
+	if (rc)
+		return rc;
+	rc = check(s, PQexec(s->db, "BEGIN"), "BEGIN");
+	if (!rc && s->nrows) {
+		rc = copy_in(
+		    s,
+		    "COPY scorer_scores (time, gpu_key, score, status, thermal, memory, power, "
+		    "interconnect, xid, reasons) FROM STDIN",
+		    &s->scores);
+		rc = rc ? rc
+		        : check(s,
+		                PQexec(s->db,
+		                       "INSERT INTO gpu_health_scores SELECT * FROM scorer_scores "
+		                       "ON CONFLICT DO NOTHING"),
+		                "scores");
+		rc = rc ? rc
+		        : copy_in(
+		              s,
+		              "COPY scorer_predictions (time, gpu_key, horizon_hours, probability, "
+		              "model_version, reasons, recommendation) FROM STDIN",
+		              &s->preds);
+		rc = rc ? rc
+		        : check(s,
+		                PQexec(s->db, "INSERT INTO gpu_failure_predictions SELECT * FROM "
+		                              "scorer_predictions ON CONFLICT DO NOTHING"),
+		                "predictions");
+		/* the newest state of these GPUs and their hosts for the console's overview
+		 * (schema 14): a few index probes per GPU written, in the same transaction */
+		rc = rc || !s->has_fleet_now
+		         ? rc
+		         : check(s,
+		                 PQexec(s->db,
+		                        "SELECT gpuhealth_fleet_now_merge(array(SELECT DISTINCT "
+		                        "gpu_key FROM scorer_scores))"),
+		                 "the fleet's newest state");
+	}
+	for (size_t i = 0; !rc && i < s->nops; i++)
+		rc = write_op(s, &s->ops[i]);
+	rc = rc ? rc : check(s, PQexec(s->db, "COMMIT"), "COMMIT");
+	if (rc) {
+		if (s->db && PQstatus(s->db) == CONNECTION_OK && !s->reconnect)
+			PQclear(PQexec(s->db, "ROLLBACK"));
+		if (s->db && (PQstatus(s->db) != CONNECTION_OK || s->reconnect))
+			scorer_db_close(s);
+	}
+	return rc;
+}

@@ -1,0 +1,122 @@
+/*
+ * scorer_int: private to the scorer's files in src/health (scorer.c, scorer_alerts.c,
+ * scorer_db.c); nothing else includes it. struct scorer: the options and the handles it owns,
+ * the scorer thread's connection and open batch (only that thread uses them once started), and
+ * the stats (st, under lock). The batch is the rows' COPY text (scorer_rows.h), the alert
+ * changes (struct alert_op, scorer_alerts.h) and the Kafka offsets they came from, written in
+ * one transaction (scorer_db.h) before the offsets are stored.
+ */
+#ifndef GPUHEALTH_HEALTH_SCORER_INT_H
+#define GPUHEALTH_HEALTH_SCORER_INT_H
+
+#include <librdkafka/rdkafka.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/strbuf.h"
+#include "health/alerts.h"
+#include "health/health_engine.h"
+#include "health/sample.h"
+#include "health/scorer.h"
+
+#define MAX_PARTS 256
+
+/* The kinds of the alerts the scorer raises; an alert_op's kind is one of them (set and
+ * compared by pointer in scorer_alerts.c). */
+static const char *const KIND_HEALTH = HEALTH_KIND_HEALTH;
+static const char *const KIND_RISK = HEALTH_KIND_RISK;
+
+struct alertmanager;
+struct alertmanager_alert;
+struct webhook;
+
+/* One alert change of the open batch: written in the transaction, then announced. */
+struct alert_op {
+	enum alert_action action;
+	char key[HS_KEY_MAX];
+	char host[HS_HOST_MAX];
+	const char *kind;
+	enum health_status sev;
+	char *message; /* owned */
+	char *details; /* owned, JSON */
+	char *body;    /* owned, the JSON for Kafka and the webhook */
+	char *wl[3];   /* owned: the workload's namespace, pod, container when raised; NULL none */
+	struct alertmanager_alert *am; /* owned; NULL without Alertmanager */
+	double time;
+};
+
+struct part_off {
+	int32_t partition;
+	int64_t next;
+};
+
+/* The last health row written for a GPU: a new one is written when one of these changes or
+ * health_row_interval_s has passed (issue #21: the health tables grew by a row per sample). */
+struct written {
+	char *key; /* owned; NULL: free slot */
+	enum health_status status;
+	const char *rec; /* a static action name, or NULL */
+	int band;        /* score / 10 */
+	double time;     /* sample time of the row */
+};
+
+struct scorer {
+	struct scorer_options o; /* strings below are owned copies */
+	char *brokers, *topic, *group, *alerts_topic, *conninfo, *webhook_url;
+
+	rd_kafka_t *consumer;    /* owned */
+	rd_kafka_t *producer;    /* owned; NULL without an alerts topic */
+	struct webhook *hook;    /* owned; NULL without a webhook */
+	struct alertmanager *am; /* owned; NULL without --alertmanager */
+	bool has_alert_workload; /* alerts has namespace/pod/container (schema 013) */
+	bool has_fleet_now;      /* gpuhealth_fleet_now_merge (schema 014) */
+	const char *cur_event; /* the event being judged (take() only), for Alertmanager's labels */
+	size_t cur_len;
+	PGconn *db;                   /* the scorer thread's */
+	struct health_engine *engine; /* the verdicts (the console's fleet runs the same) */
+	/* the last statement failed with a SQLSTATE a new connection may get past (a read-only
+	 * server, a shutdown: pg_sqlstate_reconnect): closed, not rolled back */
+	bool reconnect;
+	bool alerts_loaded;
+	bool curl_inited;
+	double max_age_s;        /* the retention: the event validator's oldest time */
+	double bad_told_at;      /* time_now() of the last dead-letter warning */
+	uint64_t bad_since_told; /* dead letters since */
+
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
+	atomic_bool stop_now; /* at stop, give up a batch the database does not take at once */
+
+	/* the open batch (scorer thread only) */
+	struct strbuf scores, preds;
+	size_t nrows;
+	struct alert_op *ops;
+	size_t nops, capops;
+	struct part_off offs[MAX_PARTS];
+	int noffs;
+	double batch_started;
+
+	/* what was last written for each GPU (scorer thread only): an open-addressing table */
+	struct written *written;
+	size_t nwritten, capwritten;
+
+	pthread_mutex_t lock; /* guards st */
+	struct scorer_stats st;
+};
+
+/* The last error, for stats (scorer.c). */
+void scorer_set_error(struct scorer *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define STAT_ADD(s, field, n)                                                                      \
+	do {                                                                                       \
+		pthread_mutex_lock(&(s)->lock);                                                    \
+		(s)->st.field += (n);                                                              \
+		pthread_mutex_unlock(&(s)->lock);                                                  \
+	} while (0)
+
+#endif
