@@ -2,13 +2,16 @@
 """Strict checks of mock-dcgm scrapes against the Prometheus text format 0.0.4 and against real
 dcgm-exporter output.
 
-  check_exposition.py check --data DIR --host-label hostname|Hostname [--require-xid] [--live] FILE...
+  check_exposition.py check --data DIR --host-label hostname|Hostname [--require-xid] [--live] [--k8s] FILE...
       every FILE must parse (prometheus_client and a line grammar), have HELP and TYPE once per
       family before its samples, use dcgm-exporter's names, types, help texts, label names in
       dcgm-exporter's order and number formats (compared with the CSVs and real scrapes in DIR).
       --live (real GPUs through NVML): MIG devices carry GPU_I_PROFILE and GPU_I_ID after
       modelName, as dcgm-exporter writes them, and a default field the GPUs do not have may be
       missing.
+      --k8s (mock-dcgm --k8s): every sample carries dcgm-exporter's pod mapping labels
+      container, namespace and pod after the others (before XID's err_code and err_msg, as
+      dcgm-exporter's template puts a GPU's labels before a field's attributes).
   check_exposition.py get FILE METRIC GPU
       prints the value of METRIC for gpu="GPU", or "absent".
   check_exposition.py labels FILE METRIC GPU
@@ -156,6 +159,7 @@ def check(args):
     host = "hostname"
     require_xid = False
     live = False
+    k8s = False
     files = []
     it = iter(args)
     for a in it:
@@ -167,6 +171,8 @@ def check(args):
             require_xid = True
         elif a == "--live":
             live = True
+        elif a == "--k8s":
+            k8s = True
         else:
             files.append(a)
     if not data or not files:
@@ -178,6 +184,8 @@ def check(args):
     real = real_families(data)
     kops_labels = real["DCGM_FI_DEV_SM_CLOCK"]["labels"]
     want_labels = [host if k == "Hostname" else k for k in kops_labels]
+    if k8s:
+        want_labels += ["container", "namespace", "pod"]
     # fields outside both CSVs: the opt-in health fields dcgm-exporter knows (types from DCGM's
     # field list; the Datadog fixture confirms the clock-event and slowdown ones)
     extra = {"DCGM_FI_DEV_ROW_REMAP_PENDING": "gauge", "DCGM_FI_DEV_CLOCKS_EVENT_REASONS": "gauge",

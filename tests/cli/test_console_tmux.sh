@@ -186,6 +186,14 @@ T send-keys C-l; sleep 0.4
 m2=$(cap)
 if [ "$(shape "$m")" = "$(shape "$m2")" ]; then ok "80x24: same as a full redraw"
 else bad "80x24 differs from a full redraw:"; diff <(shape "$m") <(shape "$m2") >&2; fi
+# the help at 80x24: too long for 22 lines, it says so and scrolls to its last line (it was
+# cut there); host= is on it; any other key goes back
+T send-keys h; sleep 0.5; m=$(cap)
+if grep -q 'Keys (htop.*\[Down: more\]' <<<"$m" && grep -q 'host=NAME' <<<"$m"; then ok "h at 80x24: the help, host=NAME on it, more below"; else bad "h at 80x24: no help with host=NAME and a more mark:"; echo "$m" >&2; fi
+T send-keys NPage NPage; sleep 0.5; m=$(cap)
+if grep -q 'Health column' <<<"$m" && grep -q 'rma); the detail lists' <<<"$m" && grep -q '\[Up: back\]' <<<"$m"; then ok "PgDn in the help: its last lines"; else bad "PgDn in the help: the last lines are not shown:"; echo "$m" >&2; fi
+T send-keys x; sleep 0.5; m=$(cap)
+if [ "$(gpu_rows "$m")" = 8 ]; then ok "a key in the help: back to the table"; else bad "a key in the help did not go back:"; echo "$m" >&2; fi
 
 # 9. q: exit within 2 s with status 0, the terminal restored, nothing left running
 descendants() { # every process below $1

@@ -141,11 +141,21 @@ check "65 labels: the error names the file, the bound and the fix: $out" grep -q
 python3 -c 'import json,sys; json.dump([{"targets":["127.0.0.1:1"],"labels":{"team":"x"*513}}], open(sys.argv[1],"w"))' "$tmp/long.json"
 out=$("$bin" collector --file-sd "$tmp/long.json" --output - --once 2>&1); rc=$?
 check "a 513-character label value: exit 2 naming the file and label ($rc): $out" grep -q "file_sd '$tmp/long.json': group 1: label \"team\" has a name or value longer than 512" <<<"$out"
+echo '[{"targets": ["127.0.0.1:1"], "labels": {"": "x"}}]' >"$tmp/noname.json"
+out=$("$bin" collector --file-sd "$tmp/noname.json" --output - --once 2>&1); rc=$?
+check "an empty label name: exit 2, refused naming the file ($rc): $out" grep -q "file_sd '$tmp/noname.json': group 1: label name \"\" is empty" <<<"$out"
+# an empty YAML file is no groups (as in Prometheus), not an error; a running collector waits
+: >"$tmp/empty.yml"
+printf -- '- targets: ["127.0.0.1:%s"]\n  labels:\n' "$m2" >"$tmp/nolabels.yml"
+out=$("$bin" collector --file-sd "$tmp/empty.yml" --file-sd "$tmp/nolabels.yml" --output - --once 2>&1 >"$tmp/ey.json"); rc=$?
+check "empty YAML file: no groups, no error ($rc): $out" grep -q "file_sd '$tmp/empty.yml': 0 targets" <<<"$out"
+check "... and \"labels:\" with nothing after it is no labels: 3 events" pyq "$tmp/ey.json" 'assert len(ev)==3 and ev[0].get("labels") is None, ev[:1]'
 
 # ---- http_sd: a real HTTP server, garbage, a hanging endpoint, the last good list kept
 mkdir -p "$tmp/www"
 echo "[{\"targets\": [\"127.0.0.1:$m1\"], \"labels\": {\"src\": \"http\"}}]" >"$tmp/www/sd.json"
 echo 'this is not json' >"$tmp/www/garbage.json"
+cp "$tmp/www/sd.json" "$tmp/www/sd.txt" # the right list, served as text/plain
 start_static "$tmp/www"; hs=$port
 hang=$(free_port)
 python3 -c 'import socket,sys,time
@@ -161,6 +171,9 @@ rc=$?
 check "http_sd: events from the good endpoint ($rc): $(cat "$tmp/h.err")" pyq "$tmp/h.json" '
 assert len(ev)==2 and all(x["labels"]=={"src":"http"} for x in ev)'
 check "http_sd garbage: error names the endpoint" grep -q "http_sd 'http://127.0.0.1:$hs/garbage.json': not valid JSON" "$tmp/h.err"
+out=$("$bin" collector --http-sd "http://127.0.0.1:$hs/sd.txt" --output - --once 2>&1); rc=$?
+check "http_sd served as text/plain: refused as Prometheus does, naming the endpoint and the fix ($rc): $out" \
+  grep -q "http_sd 'http://127.0.0.1:$hs/sd.txt': Content-Type 'text/plain.*' is not application/json" <<<"$out"
 check "http_sd hanging: error names the endpoint" grep -qE "http_sd 'http://127.0.0.1:$hang/sd': .*(timed out|Timeout)" "$tmp/h.err"
 check "http_sd hanging: bounded by the timeout ($((SECONDS - t0)) s)" test $((SECONDS - t0)) -le 5
 # a stop is not held up by a hanging endpoint (timeout 10 s with the default --sd-refresh)
@@ -204,9 +217,14 @@ check "dns_sd A + --dns-sd-port: 2 events: $(cat "$tmp/a.err")" pyq "$tmp/a.json
 out=$("$bin" collector --dns-sd _gone._tcp.gpu.test --dns-server "127.0.0.1:$dp" --output - --once 2>&1); rc=$?
 check "dns_sd SRV pointing nowhere: fails ($rc)" test "$rc" != 0
 check "dns_sd SRV pointing nowhere: error names the name and the target: $out" \
-  grep -q "dns_sd '_gone._tcp.gpu.test': 1 SRV records point to a name with no address (first nowhere.gpu.test:9400)" <<<"$out"
+  grep -q "dns_sd '_gone._tcp.gpu.test': 1 SRV records point to a name with no address (first nowhere.gpu.test:9400: " <<<"$out"
 out=$("$bin" collector --dns-sd _none._tcp.gpu.test --dns-server "127.0.0.1:$dp" --output - --once 2>&1)
-check "dns_sd no such name: error names it: $out" grep -q "dns_sd '_none._tcp.gpu.test': no SRV records" <<<"$out"
+check "dns_sd no such name: error names it and the server that answered: $out" grep -qE "dns_sd '_none._tcp.gpu.test': (no such name|the DNS server 127.0.0.1:$dp refused)" <<<"$out"
+check "... which does not read like a dead server" bash -c '! grep -q "no answer from" <<<"$1"' _ "$out"
+dead=$(free_port)
+out=$(timeout 30 "$bin" collector --dns-sd _dcgm._tcp.gpu.test --dns-server "127.0.0.1:$dead" --output - --once 2>&1)
+check "dns_sd, no DNS server there: says the server did not answer, not that the name is missing: $out" \
+  grep -q "dns_sd '_dcgm._tcp.gpu.test': no answer from the DNS server 127.0.0.1:$dead" <<<"$out"
 # refreshed by TTL under a running collector: the server goes away (last list kept), comes
 # back with only m2 (m1 leaves)
 uuids() { python3 -c 'import json,sys; print(" ".join(sorted({json.loads(l)["gpu"]["uuid"] for l in open(sys.argv[1]) if l.startswith("{")})))' "$1"; }
@@ -215,8 +233,11 @@ m1u=$(uuids "$tmp/a.json")
   >"$tmp/dr.json" 2>"$tmp/dr.err" &
 cpid=$!; pids+=($cpid)
 check "dns_sd running: 5 GPUs" wait_for 10 python3 -c 'import json,sys; assert len({json.loads(l)["gpu"]["uuid"] for l in open(sys.argv[1]) if l.startswith("{")})==5' "$tmp/dr.json"
+sleep 3 # three TTLs: the SRV answers come in any order, the list is the same
+check "dns_sd: an unchanged answer is not a new list ($(grep -c "dns_sd '_dcgm._tcp.gpu.test': 2 targets" "$tmp/dr.err") logs)" \
+  test "$(grep -c "dns_sd '_dcgm._tcp.gpu.test': 2 targets" "$tmp/dr.err")" = 1
 kill $dnspid; wait $dnspid 2>/dev/null
-check "dns_sd server gone: error, last list kept" wait_for 10 grep -q "dns_sd '_dcgm._tcp.gpu.test': no SRV records.*keeping its last good list (2 targets)" "$tmp/dr.err"
+check "dns_sd server gone: error, last list kept" wait_for 10 grep -q "dns_sd '_dcgm._tcp.gpu.test': no answer from the DNS server 127.0.0.1:$dp.*keeping its last good list (2 targets)" "$tmp/dr.err"
 start_dns --srv-host="_dcgm._tcp.gpu.test,node2.gpu.test,$m2"
 check "dns_sd back with m2 only: the list follows within the TTL" wait_for 12 grep -q "discovery: dns_sd '_dcgm._tcp.gpu.test': 1 targets" "$tmp/dr.err"
 sleep 1.5; n=$(wc -l <"$tmp/dr.json"); sleep 2

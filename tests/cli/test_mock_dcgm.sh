@@ -226,5 +226,50 @@ PY
   [ "$(grep -cE '^(PASS|FAIL) ' "$tmp/timeline.out")" = 11 ] && ok || bad "timeline analysis did not run: $(cat "$tmp/timeline.out")"
 fi
 
+# ---- --k8s (issue #24): dcgm-exporter's pod mapping on every sample (container, namespace,
+# pod; "" while no pod holds the GPU), pods that come and go with the 300 s workload cycle (1 s
+# at --speed 300), and the collector's events carry them as workload
+if start_mock k8s --gpus 4 --seed 5 --speed 300 --poll-interval 1 --k8s; then
+  curl -s "http://$addr/metrics" >"$tmp/k8s.txt"
+  "$py" "$checker" check --data "$data" --k8s "$tmp/k8s.txt" && ok || bad "--k8s: the exposition"
+  : >"$tmp/k8s.jsonl"
+  start=$(date +%s%N) n=0
+  while :; do # at least 1.5 s (a cycle and a half) and 8 scrapes
+    "$bin" collector --target "http://$addr/metrics" --output - --once >>"$tmp/k8s.jsonl" 2>"$tmp/k8s.err" \
+      || { bad "--k8s: collector --once: $(tail -c 300 "$tmp/k8s.err")"; break; }
+    n=$((n + 1))
+    [ $(( ($(date +%s%N) - start) / 1000000 )) -ge 1500 ] && [ $n -ge 8 ] && break
+    sleep 0.1
+  done
+  "$py" - "$tmp/k8s.jsonl" >"$tmp/k8s.out" 2>&1 <<'PY'
+import json, re, sys
+seen, bad, events = {}, [], 0
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    events += 1
+    if "workload" not in e:
+        bad.append("an event without workload")
+        continue
+    w = e["workload"]
+    if w is not None:
+        if sorted(w) != ["container", "namespace", "pod"] or not all(isinstance(v, str) and re.fullmatch(r"[a-z0-9-]+", v) for v in w.values()):
+            bad.append("workload %r" % (w,))
+        w = (w["namespace"], w["pod"], w["container"])
+    seen.setdefault(e["gpu"]["index"], []).append(w)
+if sorted(seen) != [0, 1, 2, 3]:
+    bad.append("GPUs %r" % sorted(seen))
+for g, ws in sorted(seen.items()):
+    if len(set(ws)) < 2 or not any(ws):
+        bad.append("GPU %d: its workloads did not change: %r" % (g, ws))
+if not any(w is None for ws in seen.values() for w in ws):
+    bad.append("no GPU was ever free of a pod")
+print("\n".join(bad[:10]) or "k8s ok %d events" % events)
+PY
+  grep -q '^k8s ok' "$tmp/k8s.out" && ok || bad "--k8s: the events: $(head -c 600 "$tmp/k8s.out")"
+  kill "$pid"
+  # without --k8s no pod labels (the exposition of the runs above)
+  ! grep -q 'pod=' "$tmp/seed0.txt" && ok || bad "pod labels without --k8s"
+fi
+
 echo "$passes passed, $fails failed"
 [ $fails = 0 ]

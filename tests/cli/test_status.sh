@@ -79,6 +79,30 @@ check "k8s exposition: the table exits 0 (got $rc)" [ $rc = 0 ]
 check "... with a WORKLOAD column" grep -qE '^GPU .* WORKLOAD +TOP REASON' "$tmp/k.txt"
 check "... GPU 0 held by training/llm-7b-worker-3, GPU 1 by none" \
   bash -c "grep -qE '^0 .*%  training/llm-7b-worker-3 {10}' '$tmp/k.txt' && grep -qE '^1 .*%  - {33}' '$tmp/k.txt'"
+# a non-ASCII workload (label values are UTF-8): written as is, its cell padded by display
+# columns (a wide CJK character is two), so the columns after it line up with the header's
+{ grep -v '^DCGM_FI_' "$src"
+  grep '^DCGM_FI_' "$src" | sed 's/} /,container="trainer",namespace="training",pod="llm-7b-worker-3"} /'
+  grep '^DCGM_FI_' "$src" | sed 's/gpu="0",UUID="GPU-c2f76b33/gpu="1",UUID="GPU-d3f76b33/; s/nvidia0/nvidia1/; s/} /,container="c",namespace="équipe",pod="日本-worker-0"} /'
+} >"$tmp/www/utf8"
+"$bin" status --target "http://127.0.0.1:$kport/utf8" >"$tmp/u8.txt" 2>&1; rc=$?
+check "UTF-8 workload: the table exits 0 (got $rc)" [ $rc = 0 ]
+al=$(python3 - "$tmp/u8.txt" <<'PY' 2>&1
+import re, sys, unicodedata
+def width(s):
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+lines = open(sys.argv[1], encoding="utf-8").read().split("\n")
+head = [l for l in lines if l.startswith("GPU ")][0]
+want = head.index("TOP REASON")
+out = []
+for idx, wl in (("0", "training/llm-7b-worker-3"), ("1", "équipe/日本-worker-0")):
+    row = [l for l in lines if l.startswith(idx + " ")]
+    m = re.match("^(.*?" + re.escape(wl) + " *)", row[0]) if row else None
+    out.append("%s:%s" % (idx, width(m.group(1)) - want if m else "missing"))
+print(" ".join(out))
+PY
+)
+check "... both GPUs' cells end under TOP REASON (columns off: $al)" [ "$al" = "0:0 1:0" ]
 "$bin" status --target "$url" >"$tmp/s2.txt" 2>&1
 check "no workload anywhere: no WORKLOAD column" bash -c "! grep -q WORKLOAD '$tmp/s2.txt'"
 kill "$kpid" 2>/dev/null

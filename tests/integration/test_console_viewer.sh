@@ -104,6 +104,8 @@ for combo in "80 24 yes yes" "80 24 no no" "200 60 yes yes" "200 60 no no"; do
   name="${1}x${2} colour=$3 utf8=$4"
   start_console "$@"
   if wait_for 'GPUs 4 ' 20; then ok "$name: the fleet's 4 GPUs"; else bad "$name: no 4 GPUs:"; echo "$screen" >&2; fi
+  # the panel: the database's scored GPUs and open alerts, not the idle pipeline's zeros
+  if wait_for '^DB .*scored GPUs 4 +open alerts 2' 5; then ok "$name: the panel: 4 scored GPUs, 2 open alerts"; else bad "$name: the panel's figures:"; echo "$screen" >&2; fi
   # colour: the escape sequences of a colour pair, or none
   c=$(capc)
   if [ "$3" = yes ]; then grep -qE $'\e\\[[0-9;]*(3[0-7]|4[0-7]|38;5;[0-9]+|48;5;[0-9]+)[;m]' <<<"$c" && ok "$name: in colour" || bad "$name: no colour"
@@ -145,12 +147,21 @@ for combo in "80 24 yes yes" "80 24 no no" "200 60 yes yes" "200 60 no no"; do
   if grep '^fail ' <<<"$screen" | grep -q 'ml/tr0'; then ok "$name: a: the alert's workload (alerts.namespace/pod)"; else bad "$name: a: no workload ml/tr0 on the fail line"; echo "$screen" >&2; fi
   T send-keys Enter
   if wait_for '^GPU 1 +node-a' 5; then ok "$name: Enter: the alert's GPU detail"; else bad "$name: Enter on an alert:"; echo "$screen" >&2; fi
+  # its recent alerts from the database (at 200x60: the 80x24 detail has no room for them)
+  if [ "$1" = 200 ]; then
+    if wait_for 'Recent alerts' 5 && grep -A1 'Recent alerts' <<<"$screen" | grep -qE '^ +[0-9:]+ fail dbe_volatile +double-bit ECC errors'; then ok "$name: the detail's recent alerts from the database"; else bad "$name: no recent alert dbe_volatile in the detail:"; echo "$screen" >&2; fi
+  fi
   T send-keys Escape; sleep 0.3; T send-keys Escape; sleep 0.5; T send-keys k k k k; sleep 0.3; T send-keys Enter
   if wait_for '^GPU 0 +node-a' 5; then ok "$name: detail of node-a/0"; else bad "$name: no detail of node-a/0"; echo "$screen" >&2; fi
   # the history keys: the chart's min/max labels are the seeded extremes
   T send-keys 2
   if wait_for 'min 31.25 max 87.5' 8 && { [ "$1" = 80 ] || grep -q 'history 1 h' <<<"$screen"; }; then ok "$name: 2: 1 h raw, min 31.25 max 87.5"; else bad "$name: 2:"; echo "$screen" >&2; fi
   grep -qE '^event .*X' <<<"$screen" && ok "$name: the XID marked on the time axis" || bad "$name: no XID mark"
+  # at 80 columns the key bar cuts the history's label: with a mark (… in UTF-8, else >)
+  if [ "$1" = 80 ]; then
+    mark='>'; [ "$4" = yes ] && mark='…'
+    tail -1 <<<"$screen" | grep -qE "history 1 h to .*$mark\$" && ok "$name: the key bar's cut label ends with '$mark'" || { bad "$name: the key bar's label is cut without a mark:"; tail -1 <<<"$screen" >&2; }
+  fi
   T send-keys '['
   if wait_for 'min (3[2-9]|4[0-9])(\.[0-9]+)? max (5[0-9]|60)(\.[0-9]+)? ' 8; then ok "$name: [: the hour before (no extremes)"; else bad "$name: [:"; echo "$screen" >&2; fi
   T send-keys ']'; sleep 0.4
@@ -164,6 +175,14 @@ for combo in "80 24 yes yes" "80 24 no no" "200 60 yes yes" "200 60 no no"; do
   T send-keys 1
   if wait_for 'live ring' 5; then ok "$name: 1: the live ring"; else bad "$name: 1:"; echo "$screen" >&2; fi
   T send-keys Escape
+  # node-b/1's XID 31 was raised 90 min ago: its last hour has no XID mark (the sample before
+  # the window says the XID is not new), its 6 h do
+  sleep 0.3; T send-keys j j j; sleep 0.3; T send-keys Enter
+  if wait_for '^GPU 1 +node-b' 5; then T send-keys 2; else bad "$name: no detail of node-b/1"; echo "$screen" >&2; fi
+  if wait_for 'min 41 max 44' 8 && ! grep -qE '^event .*X' <<<"$screen"; then ok "$name: node-b/1, 1 h: no XID mark for an XID raised before the window"; else bad "$name: node-b/1, 1 h: an XID mark (or no chart):"; echo "$screen" >&2; fi
+  T send-keys 3
+  if wait_for '^event .*X' 8; then ok "$name: node-b/1, 6 h: the XID marked"; else bad "$name: node-b/1, 6 h: no XID mark:"; echo "$screen" >&2; fi
+  T send-keys Escape
   stop_console "$name"
 done
 after=$(fingerprint)
@@ -176,15 +195,25 @@ DB2="gh_viewer_table_$$"
 psql -X -q "$GPUHEALTH_TEST_PG" -c "DROP DATABASE IF EXISTS $DB2" -c "CREATE DATABASE $DB2" >/dev/null 2>&1 || die "cannot create database $DB2"
 CI2="${GPUHEALTH_TEST_PG/dbname=gpuhealth_test/dbname=$DB2}"
 "$bin" db migrate --db "$CI2" >"$scratch/migrate2.log" 2>&1 || die "migrate failed: $(cat "$scratch/migrate2.log")"
+# node-000002 is renamed node-000001b: a host whose name holds another's (Enter on node-000001
+# in the overview must not show node-000001b's GPUs)
 psql -X -q -v ON_ERROR_STOP=1 -v gpus=100 "$CI2" -f "$root/bench/fleet_seed.sql" >"$scratch/seed2.log" 2>&1 &&
-  psql -X -q -v ON_ERROR_STOP=1 "$CI2" -c 'SELECT gpuhealth_fleet_now_merge(array(SELECT gpu_key FROM gpus))' >/dev/null ||
+  psql -X -q -v ON_ERROR_STOP=1 "$CI2" -c "UPDATE gpus SET hostname = 'node-000001b' WHERE hostname = 'node-000002'" \
+    -c "UPDATE gpu_metrics SET hostname = 'node-000001b' WHERE hostname = 'node-000002'" \
+    -c 'SELECT gpuhealth_fleet_now_merge(array(SELECT gpu_key FROM gpus))' >/dev/null ||
   die "seeding 100 GPUs failed: $(cat "$scratch/seed2.log")"
 sql2() { psql -X -At -F ' ' -v ON_ERROR_STOP=1 "$CI2" -c "$1"; }
+# a passing GPU of node-000000 whose samples stopped 200 s ago (sampled every 30 s): stale
+stale_key=$(sql2 "SELECT gpu_key FROM fleet_gpu_now WHERE hostname = 'node-000000' AND status = 'pass' ORDER BY gpu_index LIMIT 1")
+sql2 "UPDATE gpu_metrics SET time = time - interval '200 seconds' WHERE gpu_key = '$stale_key'" >/dev/null
 CI_SAVED=$CI; CI=$CI2
 start_console 80 24 yes yes
 name="fleet table 80x24"
 # the GPU rows of the screen as "index temp", top to bottom
-rows_shown() { grep -E '^ +[0-9]+ [A-Z0-9-]+ +[0-9]+C ' <<<"$screen" | awk '{print $1, $3}'; }
+# (ungrouped, a host column comes first and 80 columns leave no room for the model)
+row_re='^ *([a-z][^ ]* +)?[0-9]+ +([A-Z][A-Z0-9-]+ +)?[0-9]+C '
+rows_shown() { grep -E "$row_re" <<<"$screen" | awk '{i = $1 ~ /^[0-9]+$/ ? 1 : 2; for (j = i + 1; j <= NF; j++) if ($j ~ /^[0-9]+C$/) { print $i, $j; break }}'; }
+hosts_shown() { grep -E "$row_re" <<<"$screen" | awk '{print $1}'; }
 first=$(sql2 "SELECT min(hostname) FROM fleet_gpu_now")
 last=$(sql2 "SELECT max(hostname) FROM fleet_gpu_now")
 bad0=$(sql2 "SELECT count(*) FILTER (WHERE status IN ('warn', 'fail')) FROM fleet_gpu_now WHERE hostname = '$first'")
@@ -197,11 +226,14 @@ if wait_for "^== $first " 5; then ok "$name: Home: back to $first"; else bad "$n
 # ungrouped, by temperature (descending): the fleet's hottest GPU first
 hot=$(sql2 "SELECT round(max(gpu_temp)) FROM fleet_gpu_now")
 T send-keys g s s
-if wait_for '^GPU .*TEMP' 5 && wait_for "^ +[0-9]+ [A-Z0-9-]+ +${hot}C " 5 && [ "$(rows_shown | head -1 | cut -d' ' -f2)" = "${hot}C" ]; then ok "$name: g s s: the hottest GPU (${hot}C) first"; else bad "$name: sort by temperature:"; echo "$screen" >&2; fi
+if wait_for '^HOST +GPU .*TEMP' 5 && wait_for "^[a-z0-9-]+ +[0-9]+ +([A-Z][A-Z0-9-]+ +)?${hot}C " 5 && [ "$(rows_shown | head -1 | cut -d' ' -f2)" = "${hot}C" ]; then ok "$name: g s s: the hottest GPU (${hot}C) first"; else bad "$name: sort by temperature:"; echo "$screen" >&2; fi
 shown=$(rows_shown)
 n=$(wc -l <<<"$shown")
 want=$(sql2 "SELECT gpu_index || ' ' || round(gpu_temp) || 'C' FROM fleet_gpu_now ORDER BY gpu_temp DESC NULLS LAST, hostname, gpu_index, gpu_key LIMIT $n")
 [ "$n" -ge 10 ] && [ "$shown" = "$want" ] && ok "$name: the first $n rows in the database's order" || { bad "$name: the rows by temperature:"; diff <(echo "$want") <(echo "$shown") >&2; }
+# ungrouped, each row names its host
+want=$(sql2 "SELECT hostname FROM fleet_gpu_now ORDER BY gpu_temp DESC NULLS LAST, hostname, gpu_index, gpu_key LIMIT $n")
+[ "$(hosts_shown)" = "$want" ] && ok "$name: ungrouped: the host column" || { bad "$name: ungrouped: no host column or wrong hosts:"; diff <(echo "$want") <(hosts_shown) >&2; }
 # page down twice: the selection 2 pages down, the rows from the database's next ones
 T send-keys NPage; sleep 0.4; T send-keys NPage; sleep 0.8
 screen=$(cap)
@@ -212,18 +244,46 @@ want=$(sql2 "SELECT gpu_index || ' ' || round(gpu_temp) || 'C' FROM fleet_gpu_no
 # r: ascending, the coolest first
 cold=$(sql2 "SELECT round(min(gpu_temp)) FROM fleet_gpu_now")
 T send-keys r
-if wait_for "^ +[0-9]+ [A-Z0-9-]+ +${cold}C " 5 && [ "$(rows_shown | head -1 | cut -d' ' -f2)" = "${cold}C" ]; then ok "$name: r: the coolest (${cold}C) first"; else bad "$name: r:"; echo "$screen" >&2; fi
+if wait_for "^[a-z0-9-]+ +[0-9]+ +([A-Z][A-Z0-9-]+ +)?${cold}C " 5 && [ "$(rows_shown | head -1 | cut -d' ' -f2)" = "${cold}C" ]; then ok "$name: r: the coolest (${cold}C) first"; else bad "$name: r:"; echo "$screen" >&2; fi
 # a filter on one host: its 8 GPUs
 host=$(sql2 "SELECT hostname FROM fleet_gpu_now ORDER BY hostname OFFSET 40 LIMIT 1")
 T send-keys / "$host" Enter
 sleep 0.8; screen=$(cap)
 if [ "$(rows_shown | wc -l)" = 8 ] && [ "$(rows_shown | head -1 | cut -d' ' -f2)" = "$(sql2 "SELECT round(min(gpu_temp)) || 'C' FROM fleet_gpu_now WHERE hostname = '$host'")" ]; then ok "$name: / $host: its 8 GPUs, the coolest first"; else bad "$name: filter by host:"; echo "$screen" >&2; fi
+# the key bar shows the filter at 80 columns (keys that do not fit give way)
+tail -1 <<<"$screen" | grep -q "/$host/ 8/100" && ok "$name: the key bar shows the filter /$host/ 8/100" || { bad "$name: the filter is not on the key bar:"; tail -1 <<<"$screen" >&2; }
 # Enter: the detail of the selected (first) GPU, read from the database
 idx=$(rows_shown | head -1 | cut -d' ' -f1)
 T send-keys Enter
 if wait_for "^GPU $idx +$host " 5; then ok "$name: Enter: the detail of $host/$idx"; else bad "$name: Enter:"; echo "$screen" >&2; fi
 T send-keys Escape Escape
 if wait_for 'GPUs 100 ' 5 && ! grep -q "/$host/" <<<"$screen"; then ok "$name: Esc Esc: the filter cleared"; else bad "$name: Esc:"; echo "$screen" >&2; fi
+# Enter on a host in the overview: that host's GPUs exactly (not node-000001b's too)
+T send-keys o; wait_for '^c0 +100 ' 5
+# c0's 100 letters do not fit in 80 columns: the strip is cut, the rest counted (+N)
+grep -qE '^c0 +100 .* [PWF?]+\+9[0-9]$' <<<"$screen" && ok "$name: the overview's cut strip ends with +N" || { bad "$name: the overview's strip is cut without a mark:"; echo "$screen" >&2; }
+T send-keys Enter; wait_for '^dc0 +100 ' 5; T send-keys Enter
+wait_for '^r0 +100 ' 5; T send-keys Enter
+if wait_for '^node-000001b +8 ' 5 && wait_for '^node-000001 +8 ' 5; then ok "$name: the overview's hosts node-000001 and node-000001b"; else bad "$name: overview hosts:"; echo "$screen" >&2; fi
+T send-keys j; sleep 0.4; T send-keys Enter; sleep 1.2; screen=$(cap)
+if [ "$(rows_shown | wc -l)" = 8 ] && ! grep -q 'node-000001b' <<<"$screen"; then ok "$name: Enter on node-000001: its 8 GPUs only"; else bad "$name: Enter on node-000001 (exact host):"; echo "$screen" >&2; fi
+T send-keys Escape; sleep 0.3
+# every word of a filter must match, host= words too (the SQL took the first host= alone)
+T send-keys / "host=node-000001 host=node-000001b" Enter; sleep 1.2; screen=$(cap)
+if [ -z "$(rows_shown)" ] && tail -1 <<<"$screen" | grep -q ' 0/100'; then ok "$name: two different host= words: no GPU"; else bad "$name: host=node-000001 host=node-000001b should match no GPU:"; echo "$screen" >&2; fi
+T send-keys Escape; sleep 0.3
+T send-keys / "host=node-000001b gpu3 host=node-000001b" Enter; sleep 1.2; screen=$(cap)
+if [ "$(rows_shown | wc -l)" = 1 ] && grep -q 'node-000001b' <<<"$screen"; then ok "$name: the same host= twice and a word: that host's gpu3"; else bad "$name: host=node-000001b gpu3 host=node-000001b should show one GPU:"; echo "$screen" >&2; fi
+T send-keys Escape; sleep 0.3
+# stale by the data's own interval (30 s here), not the console's (2 s): of node-000000's GPUs
+# only $stale_key (its samples stopped 200 s ago) is stale, once the others' newest sample is
+# older than 3 of the console's intervals
+age=$(sql2 "SELECT ceil(extract(epoch FROM now() - max(time))) FROM gpu_metrics")
+[ "$age" -lt 8 ] && sleep $((8 - age))
+T send-keys / node-000000 Enter; sleep 1.2; screen=$(cap)
+stale_idx=$(sql2 "SELECT gpu_index FROM gpus WHERE gpu_key = '$stale_key'")
+if [ "$(rows_shown | wc -l)" = 8 ] && [ "$(grep -cE '^ *([a-z][^ ]* +)?[0-9]+ .* stale' <<<"$screen")" = 1 ] && grep -qE "^ *([a-z][^ ]* +)?$stale_idx .* stale" <<<"$screen"; then ok "$name: stale by the GPUs' own interval: $stale_idx only"; else bad "$name: stale GPUs (only index $stale_idx expected):"; echo "$screen" >&2; fi
+T send-keys Escape; sleep 0.3
 stop_console "$name"
 CI=$CI_SAVED
 psql -X -q "$GPUHEALTH_TEST_PG" -c "DROP DATABASE IF EXISTS $DB2" >/dev/null 2>&1

@@ -4,7 +4,9 @@
 # XDG_STATE_HOME; needs no test service):
 #   1. a dcgm-exporter exposition with Kubernetes' pod mapping (the L4 sample of tests/data/dcgm
 #      with the labels dcgm-exporter adds), found through --file-sd: the fleet table's WORKLOAD
-#      column shows the pod, the GPU detail its namespace, pod and container;
+#      column shows the pod, the GPU detail its namespace, pod and container; a GPU 2 whose
+#      labels are UTF-8 (shown as such, in display columns) and carry an escape sequence (shown
+#      as '?', never sent to the terminal);
 #   2. --nvml over the stand-in libnvidia-ml (tests/nvml_stub) reporting two processes (PIDs of
 #      a sleep and a python this test starts): the GPU detail lists them with user and command.
 # Usage: test_console_workload.sh BINARY   (NVML_STUB_LIB: the stand-in library)
@@ -26,12 +28,15 @@ cleanup() {
 trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
-# the exporter: GPU 0 held by training/llm-7b-worker-3 (container trainer), GPU 1 by none
+# the exporter: GPU 0 held by training/llm-7b-worker-3 (container trainer), GPU 1 by none, GPU 2
+# by équipe/日本-worker-0 whose container name has an ESC byte (a label value may hold any byte
+# but \, " and newline unescaped)
 src=tests/data/dcgm/k8s-ai-conformance-kops-L4-metrics.prom
 mkdir -p "$scratch/www"
 { grep -v '^DCGM_FI_' "$src"
   grep '^DCGM_FI_' "$src" | sed 's/} /,container="trainer",namespace="training",pod="llm-7b-worker-3"} /'
   grep '^DCGM_FI_' "$src" | sed 's/gpu="0",UUID="GPU-c2f76b33/gpu="1",UUID="GPU-d3f76b33/; s/nvidia0/nvidia1/; s/} /,container="",namespace="",pod=""} /'
+  grep '^DCGM_FI_' "$src" | sed $'s/gpu="0",UUID="GPU-c2f76b33/gpu="2",UUID="GPU-e4f76b33/; s/nvidia0/nvidia2/; s/} /,container="c\x1b[31mx",namespace="\xc3\xa9quipe",pod="\xe6\x97\xa5\xe6\x9c\xac-worker-0"} /'
 } >"$scratch/www/metrics"
 eport=$(port)
 python3 -m http.server "$eport" --bind 127.0.0.1 --directory "$scratch/www" >/dev/null 2>&1 &
@@ -88,6 +93,17 @@ T send-keys Escape Down Enter; sleep 1
 d=$(cap)
 if grep -q '^GPU 1 ' <<<"$d" && grep -q '^Workload none' <<<"$d"; then ok "the detail of GPU 1: none"
 else bad "the detail of GPU 1:"; echo "$d" >&2; fi
+T send-keys Escape; sleep 0.5
+# GPU 2: its UTF-8 workload as UTF-8 (the console showed '?' for each byte), its ESC as '?'
+if wait_screen 10 '^ +2 ' && grep -E '^ +2 ' <<<"$screen" | grep -q $'\xc3\xa9quipe/\xe6\x97\xa5\xe6\x9c\xac-worker-0'; then
+  ok "the fleet table shows GPU 2's UTF-8 workload"
+else bad "GPU 2's UTF-8 workload in the fleet table:"; echo "$screen" >&2; fi
+T send-keys Down Enter; sleep 1
+d=$(cap)
+if grep -q '^GPU 2 ' <<<"$d" &&
+   grep -q $'^Workload namespace \xc3\xa9quipe  pod \xe6\x97\xa5\xe6\x9c\xac-worker-0  container c?\\[31mx' <<<"$d"; then
+  ok "the detail of GPU 2: UTF-8 kept, the escape byte as '?'"
+else bad "the detail of GPU 2:"; echo "$d" | cat -v >&2; fi
 T send-keys Escape; sleep 0.5
 T resize-window -x 80 -y 24; sleep 1
 m=$(cap)

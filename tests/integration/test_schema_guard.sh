@@ -53,6 +53,12 @@ if pt; then
   sql "$owner" "INSERT INTO gpu_metrics_1min (gpu_key, minute, samples) VALUES ('GPU-a', date_trunc('minute', now() - interval '100 days'), 1)" >/dev/null
 fi
 sql "$owner" "INSERT INTO pipeline_stats (time, service, instance, consumed, rows_written, dead_letters, db_errors) VALUES (now() - interval '1 hour', 'sink', 'x:1', 1, 1, 0, 0), (now() - interval '8 days', 'sink', 'x:1', 1, 1, 0, 0)" >/dev/null
+# dead letters (kept for 'retention', 7 days) and alerts (the cleared ones kept for
+# health_retention, 30 days; an open one for ever): one of each past its time, the rest kept
+sql "$owner" "INSERT INTO dead_letters (failed_at, service, reason, source_topic, source_partition, source_offset, original_size, payload_fnv1a64, payload, payload_cut) VALUES (now() - interval '8 days', 'sink', 'old', 't', 0, 1, 1, '0', 'x', false), (now() - interval '1 hour', 'sink', 'new', 't', 0, 2, 1, '0', 'x', false)" >/dev/null
+sql "$owner" "INSERT INTO alerts (gpu_key, kind, severity, message, raised_at, cleared_at) VALUES ('GPU-a', 'old-cleared', 'warn', 'm', now() - interval '40 days', now() - interval '39 days'), ('GPU-a', 'old-open', 'fail', 'm', now() - interval '40 days', NULL), ('GPU-a', 'cleared-lately', 'warn', 'm', now() - interval '40 days', now() - interval '2 days'), ('GPU-a', 'new-cleared', 'warn', 'm', now() - interval '1 day', now())" >/dev/null
+hist() { sql "$owner" "SELECT (SELECT string_agg(reason, ',' ORDER BY reason) FROM dead_letters) || ' ' || (SELECT string_agg(kind, ',' ORDER BY kind) FROM alerts)"; }
+keep_hist="new cleared-lately,new-cleared,old-open"
 parts() { sql "$owner" "SELECT count(*) FROM pg_inherits WHERE inhparent = 'gpu_metrics'::regclass"; }
 rows() { sql "$owner" "SELECT (SELECT count(*) FROM gpu_metrics) || ' ' || (SELECT count(*) FROM gpu_metrics_1min) || ' ' || (SELECT count(*) FROM pipeline_stats)"; }
 echo "  before: $(parts) partitions (or chunks); rows in gpu_metrics, gpu_metrics_1min, pipeline_stats: $(rows)"
@@ -67,6 +73,7 @@ out=$(sql "$writer" "SELECT gpuhealth_drop_expired(now() + interval '100 years')
 check "a time 100 years ahead drops only what expired (returned '$out', want $dropped)" test "$out" = "$dropped"
 check "... every row within the retention is kept (raw, rollups, stats: want '$keep_rows', got '$(rows)')" test "$(rows)" = "$keep_rows"
 check "... the partitions of the last 7 days are all there ($(parts), want $keep_parts)" test "$(parts)" = "$keep_parts"
+check "... the dead letters past 'retention' and the alerts cleared before health_retention are deleted; open and newer ones kept ($(hist))" test "$(hist)" = "$keep_hist"
 for arg in "'infinity'" NULL "now() + interval '8 days'" "'294276-12-31 23:59:59+00'"; do
   out=$(sql "$writer" "SELECT gpuhealth_drop_expired($arg)" 2>&1)
   check "gpuhealth_drop_expired($arg) drops nothing more (returned '$out'; rows $(rows); $(parts) partitions)" \
@@ -75,7 +82,9 @@ done
 out=$(sql "$writer" "SELECT gpuhealth_drop_expired(now() - interval '3 days')" 2>&1)
 check "an earlier time drops less: now() - 3 days keeps the day 6 days old (returned '$out')" test "$out/$(parts)" = "0/$keep_parts"
 out=$(sql "$writer" "SELECT gpuhealth_drop_expired('-infinity')" 2>&1)
-check "'-infinity' drops nothing (returned '$out')" test "$out/$(rows)/$(parts)" = "0/$keep_rows/$keep_parts"
+check "'-infinity' drops nothing (returned '$out')" test "$out/$(rows)/$(parts)/$(hist)" = "0/$keep_rows/$keep_parts/$keep_hist"
+e=$(sql_err "$writer" "SELECT gpuhealth_drop_expired_metrics(now())") || e="(no error)"
+check "the writer cannot call the inner function without the clamp of the outer one ($(echo "$e" | head -1))" grep -q "permission denied" <<<"$e"
 check "the sink's maintenance call works as the writer" \
   test "$(sql "$writer" "SELECT gpuhealth_ensure_partitions(now() - interval '1 day', now() + (SELECT value::int FROM gpuhealth_settings WHERE key = 'partitions_ahead_days') * interval '1 day'), gpuhealth_drop_expired()" 2>&1)" = "$(pt && echo 2 || echo 0)|0"
 

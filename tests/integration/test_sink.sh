@@ -161,7 +161,9 @@ produce "$t" "$TMP/stk.txt"
 echo "  injected: 20 events; the writer role may not insert into gpu_metrics (a retryable error)"
 start_sink stk "$wr2d" "$t" "g-$t" --batch-timeout 0.5
 for i in $(seq 1 120); do grep -q 'stuck: retrying a batch' "$TMP/stk.log" && grep -qE ' lag=20 ' "$TMP/stk.log" && break; sleep 0.25; done
-check "warned at warning level: the count and the oldest age" grep -qE 'warn .*sink: retrying a batch of 20 messages \(20 rows, 0 dead letters for the table\), the oldest held [0-9]+ s' "$TMP/stk.log"
+# the consumer may hand the 20 events over in more than one batch (a busy machine, a fetch per
+# partition): the warning names the held batch's own count, and its rows are its messages
+check "warned at warning level: the count and the oldest age" grep -qE 'warn .*sink: retrying a batch of ([1-9][0-9]*) messages \(\1 rows, 0 dead letters for the table\), the oldest held [0-9]+ s' "$TMP/stk.log" || grep -E 'retrying|stuck' "$TMP/stk.log" | head -5 | sed 's/^/  log: /' || true
 check "the stats line says stuck" grep -qE 'sink: rows_written=0 .* stuck: retrying a batch, oldest held [0-9]+ s' "$TMP/stk.log"
 check "the stats line's lag is the group's: 20, not 0" grep -qE 'sink: rows_written=0 .* lag=20 ' "$TMP/stk.log"
 sql "$db2d" "GRANT INSERT ON gpu_metrics TO gpuhealth_writer" >/dev/null

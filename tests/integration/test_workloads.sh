@@ -28,7 +28,10 @@ class H(http.server.BaseHTTPRequestHandler):
                "# HELP DCGM_FI_DEV_POWER_USAGE Power draw (in W).", "# TYPE DCGM_FI_DEV_POWER_USAGE gauge",
                "# HELP DCGM_FI_DEV_ECC_DBE_VOL_TOTAL Total number of double-bit volatile ECC errors.",
                "# TYPE DCGM_FI_DEV_ECC_DBE_VOL_TOTAL counter"]
-        for i, (uuid, (ns, pod, cont, dbe)) in enumerate(sorted(s.items())):
+        for i, (uuid, st) in enumerate(sorted(s.items())):
+            if st is None:  # the GPU fell off the bus: the exporter leaves it out
+                continue
+            ns, pod, cont, dbe = st
             lab = ('gpu="%d",UUID="%s",pci_bus_id="00000000:%02X:00.0",device="nvidia%d",'
                    'modelName="NVIDIA A100-SXM4-80GB",Hostname="node-wl",'
                    'DCGM_FI_DRIVER_VERSION="550.127.08",container="%s",namespace="%s",pod="%s"'
@@ -68,7 +71,7 @@ PIDS+=($!)
 collector_pid=$!
 start_sink s1 "$writer" "$t" "g-$t" --batch-timeout 0.3
 "$BIN" scorer --brokers "$KAFKA" --topic "$t" --scorer-group "gs-$t" --db "$writer" \
-  --alerts-topic "$t-alerts" --batch-timeout 0.3 --stats-interval 1 \
+  --alerts-topic "$t-alerts" --batch-timeout 0.3 --stats-interval 1 --interval 2 \
   -X session.timeout.ms=6000 -X topic.metadata.refresh.interval.ms=1000 >"$TMP/scorer.log" 2>&1 &
 PIDS+=($!)
 scorer_pid=$!
@@ -93,6 +96,10 @@ set_state '{"GPU-wl-0": ["training", "llm-7b-worker-0", "trainer", 0],
             "GPU-wl-2": ["training", "llm-7b-worker-1", "trainer", 0]}'
 check "a new row for each GPU whose assignment changed" \
   wait_for 30 wl_is "GPU-wl-0 training/llm-7b-worker-0/trainer;GPU-wl-1 training/llm-7b-worker-1/trainer;GPU-wl-1 -/-/-;GPU-wl-2 -/-/-;GPU-wl-2 training/llm-7b-worker-1/trainer;"
+# the finished run's row ends at its GPU's last sample before the next run began, though its
+# last_seen moved only every 30 s while the samples came (it was up to 30 s short)
+check "the finished runs end at their last sample with that workload" \
+  wait_for 10 sql_is "$owner" "SELECT count(*) FILTER (WHERE abs(extract(epoch FROM w.last_seen - (SELECT max(m.time) FROM gpu_metrics m WHERE m.gpu_key = w.gpu_key AND m.time < n.first_seen))) < 0.001) || '/' || count(*) FROM gpu_workloads w CROSS JOIN LATERAL (SELECT first_seen FROM gpu_workloads x WHERE x.gpu_key = w.gpu_key AND x.first_seen > w.first_seen ORDER BY first_seen LIMIT 1) n" "2/2"
 check "last_seen of a held GPU moves forward (at most 30 s behind), first_seen stays" \
   sql_is "$owner" "SELECT bool_and(last_seen > first_seen AND last_seen >= (SELECT max(time) FROM gpu_metrics) - interval '31 seconds') FROM gpu_workloads WHERE gpu_key = 'GPU-wl-0'" t
 
@@ -129,9 +136,22 @@ check "the alert on the Kafka topic carries the workload" \
 check "GET /api/v1/alerts shows it with its pod" \
   bash -c "curl -fs '$API/api/v1/alerts' | python3 -c \"import json,sys; a=json.load(sys.stdin)['alerts']; sys.exit(0 if [x['pod'] for x in a if x['gpu_key']=='GPU-wl-2']==['llm-7b-worker-1'] else 1)\""
 
+echo "== GPU-wl-0 falls silent while llm-7b-worker-0 holds it, its host's other GPUs report"
+set_state '{"GPU-wl-0": null,
+            "GPU-wl-1": ["", "", "", 0],
+            "GPU-wl-2": ["training", "llm-7b-worker-1", "trainer", 1]}'
+# the scorer expects a sample every 2 s (--interval 2): silent after 3 intervals
+check "the fell-silent alert in the database names the GPU's own last workload" \
+  wait_for 40 sql_is "$owner" "SELECT namespace || '/' || pod || '/' || container FROM alerts WHERE gpu_key = 'GPU-wl-0' AND cleared_at IS NULL" "training/llm-7b-worker-0/trainer"
+check "... and on the Kafka topic (not the workload of the GPU whose event was judged)" \
+  wait_for 20 bash -c "kcat -b '$KAFKA' -C -t '$t-alerts' -o beginning -e -q | grep '\"gpu_key\":\"GPU-wl-0\"' | grep -q '\"workload\":{\"namespace\":\"training\",\"pod\":\"llm-7b-worker-0\",\"container\":\"trainer\"}'"
+grep -E 'GPU-wl-0' "$TMP/scorer.log" | head -3 | sed 's/^/  scorer: /'
+
 kill -TERM "$collector_pid"; wait "$collector_pid" 2>/dev/null
 sleep 2
 kill -TERM "$PID_s1"; wait "$PID_s1" 2>/dev/null
+check "a stopped sink leaves every GPU's current run ending at its last sample" \
+  sql_is "$owner" "SELECT count(*) FILTER (WHERE abs(extract(epoch FROM w.last_seen - (SELECT max(m.time) FROM gpu_metrics m WHERE m.gpu_key = w.gpu_key))) < 0.001) || '/' || count(*) FROM gpu_workloads w WHERE NOT EXISTS (SELECT 1 FROM gpu_workloads x WHERE x.gpu_key = w.gpu_key AND x.first_seen > w.first_seen)" "3/3"
 before=$(sql "$owner" "SELECT count(*) FROM gpu_workloads")
 
 echo "== a second sink reads the whole topic again (a redelivery): nothing is written twice"

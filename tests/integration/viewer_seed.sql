@@ -5,6 +5,7 @@
 --   a cleared one that must not show. node-a/0's temperature: raw samples every 10 s for the
 --   last 2 h, 40..60 C, with the extremes 31.25 C (25 min ago) and 87.5 C (20 min ago); 1-minute
 --   rollups for 8 days, 40..60 C, with the extremes 12.75 C (3 days ago) and 99.5 C (3 days ago).
+--   node-b/1: a sample a minute for 2 h (41..43 C), XID 31 since 90 min ago.
 SELECT gpuhealth_ensure_partitions(now() - interval '7 days', now() + interval '1 day');
 
 INSERT INTO gpus (gpu_key, uuid, gpu_index, hostname, model, cluster, datacenter, rack,
@@ -30,6 +31,13 @@ VALUES (now() - interval '5 seconds', 'GPU-a1', 'GPU-a1', 'node-a', 1, 83, 350, 
 -- an XID on node-a/0's timeline 30 min ago (a marker on the history's time axis)
 INSERT INTO gpu_metrics (time, gpu_key, uuid, hostname, gpu_index, gpu_temp, xid)
 VALUES (now() - interval '30 minutes 3 seconds', 'GPU-a0', 'GPU-a0', 'node-a', 0, 50, 79);
+
+-- node-b/1: a sample a minute over the last 2 h (41..43 C), its XID 31 there since 90 min ago (an
+-- XID raised before the 1 h window: no mark in it), then cleared by the newest sample (xid 0)
+INSERT INTO gpu_metrics (time, gpu_key, uuid, hostname, gpu_index, gpu_temp, xid)
+SELECT now() - interval '5 seconds' - make_interval(mins => i), 'GPU-b1', 'GPU-b1', 'node-b', 1,
+       41 + i % 3, CASE WHEN i <= 90 THEN 31 ELSE 0 END
+FROM generate_series(1, 120) AS i;
 
 -- node-a/0: 1-minute rollups over 8 days (older than the raw samples)
 INSERT INTO gpu_metrics_1min (gpu_key, minute, samples, gpu_temp_min, gpu_temp_max, gpu_temp_sum,
@@ -57,7 +65,9 @@ INSERT INTO alerts (gpu_key, hostname, kind, severity, message, raised_at, clear
 VALUES ('GPU-a1', 'node-a', 'dbe_volatile', 'fail', 'double-bit ECC errors', now() - interval '10 minutes', NULL, 'ml', 'tr0'),
        ('GPU-b0', 'node-b', 'thermal', 'warn', 'GPU temperature near slowdown', now() - interval '2 minutes', NULL, NULL, NULL),
        ('GPU-b1', 'node-b', 'pcie_replay', 'warn', 'PCIe replays (cleared)', now() - interval '50 minutes', now() - interval '45 minutes', NULL, NULL),
-       ('GPU-a0', 'node-a', 'thermal', 'warn', 'hot an hour ago', now() - interval '61 minutes', now() - interval '50 minutes', NULL, NULL);
+       ('GPU-a0', 'node-a', 'thermal', 'warn', 'hot an hour ago', now() - interval '61 minutes', now() - interval '50 minutes', NULL, NULL),
+       -- raised with the XID (one chart column): the XID's X is drawn, not this A
+       ('GPU-a0', 'node-a', 'xid', 'warn', 'XID 79', now() - interval '30 minutes', now() - interval '29 minutes', NULL, NULL);
 
 -- the newest state of every GPU and host for the overview (schema 14), as the scorer keeps it
 -- when it writes health rows

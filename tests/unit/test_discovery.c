@@ -81,6 +81,16 @@ static void test_yaml(void **state)
 	assert_null(E[2].datacenter);
 	assert_int_equal(parse("[]", true), 0);
 	assert_int_equal(N, 0);
+	/* no document, or null: no groups, as Prometheus reads it */
+	assert_int_equal(parse("", true), 0);
+	assert_int_equal(N, 0);
+	assert_int_equal(parse("# nothing yet\n", true), 0);
+	assert_int_equal(N, 0);
+	assert_int_equal(parse("~\n", true), 0);
+	assert_int_equal(N, 0);
+	assert_int_equal(parse("- targets: [n1:9400]\n  labels:\n", true), 0);
+	assert_int_equal(N, 1);
+	assert_null(E[0].labels);
 }
 
 static void test_bad(void **state)
@@ -103,6 +113,19 @@ static void test_bad(void **state)
 	    parse("[{\"targets\": [\"a:1\"], \"labels\": {\"__scheme__\": \"ftp\"}}]", false),
 	    -EINVAL);
 	assert_non_null(strstr(ERR, "is not http or https"));
+	assert_int_equal(parse("[{\"targets\": [\"a:1\"], \"labels\": {\"\": \"x\"}}]", false),
+	                 -EINVAL);
+	assert_non_null(strstr(ERR, "group 1: label name \"\" is empty or holds a control"));
+	assert_int_equal(
+	    parse("[{\"targets\": [\"a:1\"], \"labels\": {\"a\\u0001b\": \"x\"}}]", false),
+	    -EINVAL);
+	assert_non_null(strstr(ERR, "is empty or holds a control character"));
+	/* Prometheus 3 takes UTF-8 label names: so does discovery */
+	assert_int_equal(
+	    parse("[{\"targets\": [\"a:1\"], \"labels\": {\"k8s.io/zone\": \"x\"}}]", false), 0);
+	assert_string_equal(E[0].labels, "{\"k8s.io/zone\":\"x\"}");
+	assert_int_equal(parse("[]", false), 0);     /* an empty JSON list: no groups */
+	assert_int_equal(parse("", false), -EINVAL); /* an empty JSON file is not JSON */
 	assert_int_equal(parse("- targets: [a:1\n  labels: {a: b\n", true), -EINVAL);
 	assert_non_null(strstr(ERR, "not valid YAML: line"));
 	assert_int_equal(parse("- &x {targets: [a:1]}\n- *x\n", true), -EINVAL);

@@ -87,7 +87,8 @@ static struct exporter *start(const char *listen, double speed, int *rc_out)
 	struct exporter_params ep = {.listen = listen,
 				     .speed = speed,
 				     .poll_interval = 10,
-				     .render = {"node", "hostname", "550.127.08", sp.model->model_name},
+				     .render = {.hostname = "node", .host_label = "hostname",
+						.driver_version = "550.127.08", .model_name = sp.model->model_name},
 				     .http_threads = 2};
 	struct exporter *ex = NULL;
 	char err[512] = "";

@@ -22,11 +22,11 @@ static struct sim *fleet(unsigned n, const char *inject, double t)
 	if (inject && inject_parse(inject, n, &f, err, sizeof(err)) != 0)
 		fail_msg("%s", err);
 	struct sim_params p = {.model = sim_model_find("A100-SXM4-80GB"),
-			       .n_gpus = n,
-			       .seed = 1,
-			       .poll_interval = 10,
-			       .faults = inject ? &f : NULL,
-			       .n_faults = inject ? 1 : 0};
+	                       .n_gpus = n,
+	                       .seed = 1,
+	                       .poll_interval = 10,
+	                       .faults = inject ? &f : NULL,
+	                       .n_faults = inject ? 1 : 0};
 	struct sim *s = NULL;
 	assert_int_equal(sim_create(&s, &p), 0);
 	assert_int_equal(sim_advance(s, t), 0);
@@ -43,8 +43,8 @@ static char *render(const struct sim_gpu *g, size_t n, const struct render_opts 
 	return buf;
 }
 
-static const struct render_opts opts = {"node-7", "hostname", "550.127.08",
-					"NVIDIA A100-SXM4-80GB"};
+static const struct render_opts opts = {"node-7", "hostname", "550.127.08", "NVIDIA A100-SXM4-80GB",
+                                        false};
 
 /* Walks the text line by line: every family has HELP then TYPE once, before its samples. */
 static void test_families(void **state)
@@ -101,18 +101,20 @@ static void test_labels_and_values(void **state)
 	const struct sim_gpu *g = sim_gpus(s);
 	char *text = render(g, 2, &opts);
 	char want[512];
-	snprintf(want, sizeof(want),
-		 "\nDCGM_FI_DEV_MEM_CLOCK{gpu=\"1\",UUID=\"%s\",pci_bus_id=\"%s\",device=\"nvidia1\","
-		 "modelName=\"NVIDIA A100-SXM4-80GB\",hostname=\"node-7\","
-		 "DCGM_FI_DRIVER_VERSION=\"550.127.08\"} 1593\n",
-		 g[1].uuid, g[1].pci_bus_id);
+	snprintf(
+	    want, sizeof(want),
+	    "\nDCGM_FI_DEV_MEM_CLOCK{gpu=\"1\",UUID=\"%s\",pci_bus_id=\"%s\",device=\"nvidia1\","
+	    "modelName=\"NVIDIA A100-SXM4-80GB\",hostname=\"node-7\","
+	    "DCGM_FI_DRIVER_VERSION=\"550.127.08\"} 1593\n",
+	    g[1].uuid, g[1].pci_bus_id);
 	assert_non_null(strstr(text, want));
-	snprintf(want, sizeof(want),
-		 "DCGM_FI_DEV_XID_ERRORS{gpu=\"0\",UUID=\"%s\",pci_bus_id=\"%s\",device=\"nvidia0\","
-		 "modelName=\"NVIDIA A100-SXM4-80GB\",hostname=\"node-7\","
-		 "DCGM_FI_DRIVER_VERSION=\"550.127.08\",err_code=\"48\","
-		 "err_msg=\"Double Bit ECC Error\"} 48\n",
-		 g[0].uuid, g[0].pci_bus_id);
+	snprintf(
+	    want, sizeof(want),
+	    "DCGM_FI_DEV_XID_ERRORS{gpu=\"0\",UUID=\"%s\",pci_bus_id=\"%s\",device=\"nvidia0\","
+	    "modelName=\"NVIDIA A100-SXM4-80GB\",hostname=\"node-7\","
+	    "DCGM_FI_DRIVER_VERSION=\"550.127.08\",err_code=\"48\","
+	    "err_msg=\"Double Bit ECC Error\"} 48\n",
+	    g[0].uuid, g[0].pci_bus_id);
 	assert_non_null(strstr(text, want));
 	assert_null(strstr(text, "XID_ERRORS{gpu=\"1\"")); /* blank: left out */
 	assert_null(strstr(text, "DCGM_FI_DEV_RETIRED_"));
@@ -139,7 +141,7 @@ static void test_escaping_and_host_label(void **state)
 {
 	(void)state;
 	struct sim *s = fleet(1, NULL, 0);
-	struct render_opts o = {"we\"ird\\host\nname", "Hostname", "1.2", "NVIDIA \"X\""};
+	struct render_opts o = {"we\"ird\\host\nname", "Hostname", "1.2", "NVIDIA \"X\"", false};
 	char *text = render(sim_gpus(s), 1, &o);
 	assert_non_null(strstr(text, ",Hostname=\"we\\\"ird\\\\host\\nname\","));
 	assert_non_null(strstr(text, "modelName=\"NVIDIA \\\"X\\\"\""));
@@ -156,6 +158,55 @@ static void test_escaping_and_host_label(void **state)
 	sim_destroy(s);
 	assert_string_equal(render_xid_message(79), "GPU has fallen off the bus");
 	assert_string_equal(render_xid_message(999), "Unknown Error");
+}
+
+/* dcgm-exporter's Kubernetes pod mapping: container, namespace, pod on every sample (empty
+ * where no pod holds the GPU), escaped, within render_bound; none without k8s. */
+static void test_k8s_labels(void **state)
+{
+	(void)state;
+	struct sim *s = fleet(3, "gpu=0,fault=xid,xid=13,at=5", 20);
+	struct sim_gpu g[3];
+	memcpy(g, sim_gpus(s), sizeof(g));
+	snprintf(g[0].pod, sizeof(g[0].pod), "llm-7b-worker-x2k9q");
+	snprintf(g[0].pod_namespace, sizeof(g[0].pod_namespace), "training");
+	snprintf(g[0].container, sizeof(g[0].container), "trainer");
+	/* the longest values, each character escaped: the bound still holds */
+	memset(g[2].pod, '"', sizeof(g[2].pod) - 1);
+	memset(g[2].pod_namespace, '\\', sizeof(g[2].pod_namespace) - 1);
+	memset(g[2].container, '\n', sizeof(g[2].container) - 1);
+	struct render_opts o = opts;
+	o.k8s = true;
+	char *text = render(g, 3, &o);
+	unsigned lines[3] = {0};
+	for (char *l = text; *l;) {
+		char *nl = strchr(l, '\n');
+		assert_non_null(nl);
+		*nl = '\0';
+		if (*l != '#') {
+			int gpu = -1;
+			assert_non_null(strstr(l, "{gpu=\""));
+			sscanf(strstr(l, "{gpu=\"") + 6, "%d", &gpu);
+			assert_true(gpu >= 0 && gpu < 3);
+			const char *want[3] = {(",container=\"trainer\",namespace=\"training\",pod="
+			                        "\"llm-7b-worker-x2k9q\""),
+			                       ",container=\"\",namespace=\"\",pod=\"\"",
+			                       ",container=\"\\n\\n"};
+			if (!strstr(l, want[gpu]))
+				fail_msg("GPU %d's sample has no pod labels: %s", gpu, l);
+			if (gpu == 2)
+				assert_non_null(strstr(l, ",pod=\"\\\"\\\""));
+			lines[gpu]++;
+		}
+		l = nl + 1;
+	}
+	assert_true(lines[0] > 10 && lines[1] == lines[0] - 1 && lines[2] == lines[1]);
+	free(text);
+	text = render(g, 3, &opts);
+	assert_null(strstr(text, "pod="));
+	assert_null(strstr(text, "container="));
+	free(text);
+	sim_destroy(s);
 }
 
 static void test_absent_gpu_and_bounds(void **state)
@@ -189,10 +240,11 @@ static void test_absent_gpu_and_bounds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_families),
-		cmocka_unit_test(test_labels_and_values),
-		cmocka_unit_test(test_escaping_and_host_label),
-		cmocka_unit_test(test_absent_gpu_and_bounds),
+	    cmocka_unit_test(test_families),
+	    cmocka_unit_test(test_labels_and_values),
+	    cmocka_unit_test(test_escaping_and_host_label),
+	    cmocka_unit_test(test_k8s_labels),
+	    cmocka_unit_test(test_absent_gpu_and_bounds),
 	};
 	return cmocka_run_group_tests_name("dcgm-exporter text", tests, NULL, NULL);
 }

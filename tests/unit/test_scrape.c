@@ -88,7 +88,8 @@ static int setup_exporter(void **state)
 	    .listen = "127.0.0.1:0",
 	    .speed = 1,
 	    .poll_interval = 10,
-	    .render = {"node", "hostname", "550.127.08", sp.model->model_name},
+	    .render = {.hostname = "node", .host_label = "hostname",
+	               .driver_version = "550.127.08", .model_name = sp.model->model_name},
 	    .http_threads = 2};
 	char err[512] = "";
 	assert_int_equal(exporter_create(&EX, sim, &ep, err, sizeof(err)), 0);

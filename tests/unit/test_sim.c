@@ -16,15 +16,15 @@
 #include "sim/sim.h"
 
 static struct sim *make(const char *model, unsigned n, uint64_t seed,
-			const struct inject_spec *faults, size_t nf)
+                        const struct inject_spec *faults, size_t nf)
 {
 	struct sim *s = NULL;
 	struct sim_params p = {.model = sim_model_find(model),
-			       .n_gpus = n,
-			       .seed = seed,
-			       .poll_interval = 10,
-			       .faults = faults,
-			       .n_faults = nf};
+	                       .n_gpus = n,
+	                       .seed = seed,
+	                       .poll_interval = 10,
+	                       .faults = faults,
+	                       .n_faults = nf};
 	assert_non_null(p.model);
 	assert_int_equal(sim_create(&s, &p), 0);
 	return s;
@@ -45,7 +45,10 @@ static const struct sim_gpu *at(struct sim *s, double t)
 	return sim_gpus(s);
 }
 
-static bool has(const struct sim_gpu *g, enum sim_field f) { return (g->valid >> f) & 1u; }
+static bool has(const struct sim_gpu *g, enum sim_field f)
+{
+	return (g->valid >> f) & 1u;
+}
 
 /* ---- models */
 
@@ -80,7 +83,7 @@ static void test_models(void **state)
 	assert_string_equal(g[2].device, "nvidia2");
 	assert_int_equal(strlen(g[0].uuid), 40);
 	assert_true(g[0].u[SIM_F_FB_FREE] + g[0].u[SIM_F_FB_USED] + g[0].u[SIM_F_FB_RESERVED] ==
-		    h2->fb_total_mib);
+	            h2->fb_total_mib);
 	sim_destroy(s);
 }
 
@@ -116,11 +119,12 @@ static void test_cycle(void **state)
 		qsort(sorted, T, sizeof(double), cmp_double);
 		double idle = sorted[T / 10], peak = sorted[T - T / 5]; /* middle of each phase */
 		if (fabs(idle - 10) > 3 || fabs(peak - 90) > 3)
-			fail_msg("GPU %d: idle %.1f %%, peak %.1f %% (want about 10 and 90)", i, idle, peak);
+			fail_msg("GPU %d: idle %.1f %%, peak %.1f %% (want about 10 and 90)", i,
+			         idle, peak);
 		for (int t = 0; t + 300 < T; t++) /* a 300 s period */
 			if (fabs(util[i][t] - util[i][t + 300]) > 7)
-				fail_msg("GPU %d: util %.1f at %d s but %.1f at %d s", i, util[i][t], t,
-					 util[i][t + 300], t + 300);
+				fail_msg("GPU %d: util %.1f at %d s but %.1f at %d s", i,
+				         util[i][t], t, util[i][t + 300], t + 300);
 		first_peak[i] = -1;
 		for (int t = 1; t < T && first_peak[i] < 0; t++)
 			if (util[i][t] >= 85 && util[i][t - 1] < 85)
@@ -131,8 +135,9 @@ static void test_cycle(void **state)
 	for (int i = 0; i < N; i++)
 		for (int j = i + 1; j < N; j++)
 			if (fabs(first_peak[i] - first_peak[j]) < 10)
-				fail_msg("GPUs %d and %d reach peak at %.0f and %.0f s: in lock-step", i, j,
-					 first_peak[i], first_peak[j]);
+				fail_msg(
+				    "GPUs %d and %d reach peak at %.0f and %.0f s: in lock-step", i,
+				    j, first_peak[i], first_peak[j]);
 	sim_destroy(s);
 }
 
@@ -169,15 +174,18 @@ static void test_thermal_lag(void **state)
 	}
 	/* temperature follows power, later: not a copy of the load curve */
 	if (tt - tp < 20)
-		fail_msg("temperature reached 90 %% of its rise at %d s, power at %d s: no lag", tt, tp);
+		fail_msg("temperature reached 90 %% of its rise at %d s, power at %d s: no lag", tt,
+		         tp);
 	double rise_when_power_peaks = (temp[tp] - tmin) / (tmax - tmin);
 	if (rise_when_power_peaks > 0.75)
-		fail_msg("temperature already %.0f %% up when power peaks", 100 * rise_when_power_peaks);
+		fail_msg("temperature already %.0f %% up when power peaks",
+		         100 * rise_when_power_peaks);
 	assert_true(t_tmax > t_pmax - 60); /* the hottest moment is not before the load */
 	/* the temperature rises steadily: no jump of more than 3 °C in a second */
 	for (int t = 1; t < T; t++)
 		if (fabs(temp[t] - temp[t - 1]) > 3)
-			fail_msg("temperature jumps from %.1f to %.1f at %d s", temp[t - 1], temp[t], t);
+			fail_msg("temperature jumps from %.1f to %.1f at %d s", temp[t - 1],
+			         temp[t], t);
 	/* after the ramp down, the GPU is still warm while power is already at idle */
 	int idle_again = -1;
 	for (int t = t_pmax; t < T && idle_again < 0; t++)
@@ -208,38 +216,45 @@ static void test_normal_runs(void **state)
 			for (int i = 0; i < N; i++) {
 				for (int f = 0; f < SIM_F_COUNT; f++)
 					if (has(&g[i], f) && !isfinite(g[i].f[f]))
-						fail_msg("%s GPU %d field %d is %f at %.1f s", m->name, i, f,
-							 g[i].f[f], t);
+						fail_msg("%s GPU %d field %d is %f at %.1f s",
+						         m->name, i, f, g[i].f[f], t);
 				double temp = g[i].f[SIM_F_GPU_TEMP];
 				tmax[i] = fmax(tmax[i], temp);
 				tmin[i] = fmin(tmin[i], temp);
-				if (temp < 20 || temp >= m->max_op_c || g[i].f[SIM_F_MEMORY_TEMP] >= 95)
-					fail_msg("%s GPU %d at %.1f °C (memory %.1f) at %.1f s", m->name, i,
-						 temp, g[i].f[SIM_F_MEMORY_TEMP], t);
+				if (temp < 20 || temp >= m->max_op_c ||
+				    g[i].f[SIM_F_MEMORY_TEMP] >= 95)
+					fail_msg("%s GPU %d at %.1f °C (memory %.1f) at %.1f s",
+					         m->name, i, temp, g[i].f[SIM_F_MEMORY_TEMP], t);
 				if (g[i].u[SIM_F_CLOCKS_EVENT_REASONS] &
 				    (SIM_CLK_SW_THERMAL | SIM_CLK_HW_THERMAL | SIM_CLK_HW_SLOWDOWN))
-					fail_msg("%s GPU %d thermally throttled in a normal run", m->name, i);
+					fail_msg("%s GPU %d thermally throttled in a normal run",
+					         m->name, i);
 				if (g[i].f[SIM_F_POWER_USAGE] > m->power_limit_w + 1e-9)
 					fail_msg("%s GPU %d above its power limit", m->name, i);
 				double fb = g[i].f[SIM_F_FB_USED] /
-					    (double)(m->fb_total_mib - m->fb_reserved_mib);
+				            (double)(m->fb_total_mib - m->fb_reserved_mib);
 				assert_true(fb >= 0.099 && fb <= 0.901);
 				static const enum sim_field counters[] = {
-					SIM_F_TOTAL_ENERGY,    SIM_F_PCIE_REPLAY,
-					SIM_F_ECC_SBE_VOL,     SIM_F_ECC_SBE_AGG,
-					SIM_F_ECC_DBE_AGG,     SIM_F_NVLINK_BANDWIDTH_TOTAL,
-					SIM_F_POWER_VIOLATION, SIM_F_THERMAL_VIOLATION,
-					SIM_F_CORRECTABLE_REMAPPED_ROWS};
+				    SIM_F_TOTAL_ENERGY,
+				    SIM_F_PCIE_REPLAY,
+				    SIM_F_ECC_SBE_VOL,
+				    SIM_F_ECC_SBE_AGG,
+				    SIM_F_ECC_DBE_AGG,
+				    SIM_F_NVLINK_BANDWIDTH_TOTAL,
+				    SIM_F_POWER_VIOLATION,
+				    SIM_F_THERMAL_VIOLATION,
+				    SIM_F_CORRECTABLE_REMAPPED_ROWS};
 				for (size_t c = 0; c < sizeof(counters) / sizeof(counters[0]); c++)
 					if (g[i].u[counters[c]] < prev[i].u[counters[c]])
-						fail_msg("%s GPU %d counter %d went back at %.1f s", m->name, i,
-							 counters[c], t);
+						fail_msg("%s GPU %d counter %d went back at %.1f s",
+						         m->name, i, counters[c], t);
 			}
 			memcpy(prev, g, sizeof(prev));
 		}
 		for (int i = 0; i < N; i++) {
 			if (tmax[i] < 50 || tmax[i] >= 95)
-				fail_msg("%s GPU %d peaks at %.1f °C (want 50 to 95)", m->name, i, tmax[i]);
+				fail_msg("%s GPU %d peaks at %.1f °C (want 50 to 95)", m->name, i,
+				         tmax[i]);
 			assert_true(tmax[i] - tmin[i] > 20); /* temperature follows the load */
 		}
 		/* the energy counter grew by about the mean power times the time */
@@ -280,7 +295,7 @@ static void test_power_cap(void **state)
 
 static char *render_all(struct sim *s)
 {
-	struct render_opts o = {"node", "hostname", "550.127.08", "NVIDIA A100-SXM4-80GB"};
+	struct render_opts o = {"node", "hostname", "550.127.08", "NVIDIA A100-SXM4-80GB", false};
 	size_t cap = render_bound(sim_gpu_count(s), &o), len = 0;
 	char *buf = malloc(cap);
 	assert_non_null(buf);
@@ -292,7 +307,7 @@ static void test_determinism(void **state)
 {
 	(void)state;
 	struct inject_spec f[] = {spec("gpu=1,fault=sbe-storm,at=20s,duration=100s", 4),
-				  spec("gpu=2,fault=nvlink-crc,at=5s", 4)};
+	                          spec("gpu=2,fault=nvlink-crc,at=5s", 4)};
 	struct sim *a = make("H100-SXM5-80GB", 4, 42, f, 2);
 	struct sim *b = make("H100-SXM5-80GB", 4, 42, f, 2);
 	struct sim *c = make("H100-SXM5-80GB", 4, 43, f, 2);
@@ -324,7 +339,7 @@ static void expect_no_xid_before(struct sim *s, double t, unsigned gpu)
 	const struct sim_gpu *g = at(s, t);
 	if (has(&g[gpu], SIM_F_XID))
 		fail_msg("GPU %u has XID %llu at %.1f s, before the fault", gpu,
-			 (unsigned long long)g[gpu].u[SIM_F_XID], t);
+		         (unsigned long long)g[gpu].u[SIM_F_XID], t);
 }
 
 static void test_fault_dbe(void **state)
@@ -354,7 +369,7 @@ static void test_fault_xid(void **state)
 {
 	(void)state;
 	struct inject_spec f[] = {spec("gpu=0,fault=xid,xid=13,at=12.5", 2),
-				  spec("gpu=0,fault=xid,xid=31,at=40", 2)};
+	                          spec("gpu=0,fault=xid,xid=31,at=40", 2)};
 	struct sim *s = make("A100-SXM4-80GB", 2, 1, f, 2);
 	expect_no_xid_before(s, 12.4, 0);
 	assert_int_equal(at(s, 12.5)[0].u[SIM_F_XID], 13);
@@ -368,7 +383,7 @@ static void test_fault_remaps(void **state)
 {
 	(void)state;
 	struct inject_spec f[] = {spec("gpu=0,fault=remap-pending,at=20", 2),
-				  spec("gpu=1,fault=remap-failure,at=25", 2)};
+	                          spec("gpu=1,fault=remap-failure,at=25", 2)};
 	struct sim *s = make("A100-SXM4-80GB", 2, 1, f, 2);
 	const struct sim_gpu *g = at(s, 19);
 	assert_int_equal(g[0].u[SIM_F_ROW_REMAP_PENDING], 0);
@@ -388,7 +403,7 @@ static void test_fault_fell_off_bus(void **state)
 {
 	(void)state;
 	struct inject_spec f[] = {spec("gpu=1,fault=fell-off-bus,at=40", 3),
-				  spec("gpu=2,fault=fell-off-bus,at=40,duration=25s", 3)};
+	                          spec("gpu=2,fault=fell-off-bus,at=40,duration=25s", 3)};
 	struct sim *s = make("A100-SXM4-80GB", 3, 1, f, 2);
 	expect_no_xid_before(s, 39, 1);
 	const struct sim_gpu *g = at(s, 40); /* listed with XID 79 for one poll interval */
@@ -507,8 +522,8 @@ static void test_fault_sbe_storm(void **state)
 	uint64_t middle = c130 - c70, end = c190 - c130;
 	if (!(end > 5 * middle && middle > first && end > 500))
 		fail_msg("SBE counts per 60 s: %llu, %llu, %llu: not a rising storm",
-			 (unsigned long long)first, (unsigned long long)middle,
-			 (unsigned long long)end);
+		         (unsigned long long)first, (unsigned long long)middle,
+		         (unsigned long long)end);
 	assert_true(at(s, 189.9)[1].u[SIM_F_CORRECTABLE_REMAPPED_ROWS] > 0);
 	assert_true(sim_gpus(s)[0].u[SIM_F_ECC_SBE_VOL] < 5);
 	sim_destroy(s);
@@ -547,24 +562,97 @@ static void test_fault_pcie_replay_storm(void **state)
 	sim_destroy(s);
 }
 
+/* ---- Kubernetes pods (sim_params.k8s) */
+
+static struct sim *make_k8s(unsigned n, uint64_t seed, bool k8s)
+{
+	struct sim *s = NULL;
+	struct sim_params p = {.model = sim_model_find("H100-SXM5-80GB"),
+	                       .n_gpus = n,
+	                       .seed = seed,
+	                       .poll_interval = 10,
+	                       .k8s = k8s};
+	assert_int_equal(sim_create(&s, &p), 0);
+	return s;
+}
+
+/* A pod holds a GPU through its busy phases and none while it idles; a new pod each cycle,
+ * the same one through a cycle; the names are a function of the seed; none without k8s. */
+static void test_pods(void **state)
+{
+	(void)state;
+	enum { N = 4, T = 900 };
+	struct sim *s = make_k8s(N, 11, true), *same = make_k8s(N, 11, true),
+	           *other = make_k8s(N, 12, true), *off = make_k8s(N, 11, false);
+	char last[N][64] = {{0}};
+	unsigned changes[N] = {0}, held[N] = {0}, differ = 0;
+	for (int t = 0; t < T; t++) {
+		const struct sim_gpu *g = at(s, t), *g2 = at(same, t), *g3 = at(other, t),
+		                     *g4 = at(off, t);
+		for (int i = 0; i < N; i++) {
+			double util = g[i].f[SIM_F_GPU_UTIL];
+			bool none = !g[i].pod[0];
+			/* all three labels, or none */
+			assert_int_equal(!g[i].pod_namespace[0], none);
+			assert_int_equal(!g[i].container[0], none);
+			if (none && util > 20)
+				fail_msg("GPU %d at %d s: %.0f %% busy but no pod", i, t, util);
+			if (!none && util >= 85)
+				held[i]++;
+			if (util >= 85 && none)
+				fail_msg("GPU %d at %d s: at its peak without a pod", i, t);
+			if (!none) {
+				for (const char *c = g[i].pod; *c; c++)
+					assert_true((*c >= 'a' && *c <= 'z') ||
+					            (*c >= '0' && *c <= '9') || *c == '-');
+				if (last[i][0] && strcmp(last[i], g[i].pod) != 0)
+					fail_msg(
+					    "GPU %d at %d s: the pod %s became %s within a cycle",
+					    i, t, last[i], g[i].pod);
+				if (!last[i][0])
+					changes[i]++;
+			}
+			snprintf(last[i], sizeof(last[i]), "%s", g[i].pod);
+			assert_string_equal(g[i].pod, g2[i].pod);
+			assert_string_equal(g[i].pod_namespace, g2[i].pod_namespace);
+			differ += strcmp(g[i].pod, g3[i].pod) != 0;
+			assert_string_equal(g4[i].pod, "");
+			assert_string_equal(g4[i].pod_namespace, "");
+			assert_string_equal(g4[i].container, "");
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		/* 900 s: three cycles, so at least two pods came and went */
+		if (changes[i] < 2 || !held[i])
+			fail_msg("GPU %d: %u pods, %u s at the peak with one", i, changes[i],
+			         held[i]);
+	}
+	assert_true(differ > 0); /* another seed, other pods */
+	sim_destroy(s);
+	sim_destroy(same);
+	sim_destroy(other);
+	sim_destroy(off);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_models),
-		cmocka_unit_test(test_cycle),
-		cmocka_unit_test(test_thermal_lag),
-		cmocka_unit_test(test_normal_runs),
-		cmocka_unit_test(test_power_cap),
-		cmocka_unit_test(test_determinism),
-		cmocka_unit_test(test_fault_dbe),
-		cmocka_unit_test(test_fault_xid),
-		cmocka_unit_test(test_fault_remaps),
-		cmocka_unit_test(test_fault_fell_off_bus),
-		cmocka_unit_test(test_fault_thermal_runaway),
-		cmocka_unit_test(test_fault_power_brake),
-		cmocka_unit_test(test_fault_sbe_storm),
-		cmocka_unit_test(test_fault_nvlink_crc),
-		cmocka_unit_test(test_fault_pcie_replay_storm),
+	    cmocka_unit_test(test_models),
+	    cmocka_unit_test(test_cycle),
+	    cmocka_unit_test(test_thermal_lag),
+	    cmocka_unit_test(test_normal_runs),
+	    cmocka_unit_test(test_power_cap),
+	    cmocka_unit_test(test_determinism),
+	    cmocka_unit_test(test_fault_dbe),
+	    cmocka_unit_test(test_fault_xid),
+	    cmocka_unit_test(test_fault_remaps),
+	    cmocka_unit_test(test_fault_fell_off_bus),
+	    cmocka_unit_test(test_fault_thermal_runaway),
+	    cmocka_unit_test(test_fault_power_brake),
+	    cmocka_unit_test(test_fault_sbe_storm),
+	    cmocka_unit_test(test_fault_nvlink_crc),
+	    cmocka_unit_test(test_fault_pcie_replay_storm),
+	    cmocka_unit_test(test_pods),
 	};
 	return cmocka_run_group_tests_name("simulator", tests, NULL, NULL);
 }

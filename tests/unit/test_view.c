@@ -1,5 +1,6 @@
 /* The console's pure logic (src/view): sparklines, thresholds, sort, filter, columns,
  * formatting, XID and throttle decoding, the pipeline panel's figures, and the fake source. */
+#include <locale.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -140,6 +141,15 @@ static void test_filter(void **state)
 	g.action = ACT_RMA;
 	assert_true(view_filter_match(&g, "fail"));
 	assert_true(view_filter_match(&g, "rma node07"));
+	/* host=NAME: that host exactly (Enter on a host of the overview), not by substring */
+	assert_true(view_filter_match(&g, "host=node07"));
+	assert_true(view_filter_match(&g, "fail host=node07"));
+	assert_false(view_filter_match(&g, "host=node0"));
+	assert_false(view_filter_match(&g, "host=node070"));
+	assert_false(view_filter_match(&g, "host=NODE07"));
+	assert_false(view_filter_match(&g, "host=-"));
+	g.host[0] = '\0';
+	assert_true(view_filter_match(&g, "host=-"));
 }
 
 static void test_order(void **state)
@@ -270,6 +280,20 @@ static void test_layout_workload(void **state)
 	assert_string_equal(view_workload_text(&g, 24, b, sizeof(b)), "training/llm-7b-worker-3");
 	assert_string_equal(view_workload_text(&g, 20, b, sizeof(b)), "llm-7b-worker-3");
 	assert_string_equal(view_workload_text(&g, 8, b, sizeof(b)), "llm-7b-w");
+	/* UTF-8 names (issue #24) in display columns: "\u00e9quipe/\u65e5\u672c-worker-0" is 20
+	 * columns in 24 bytes; never cut inside a character */
+	assert_non_null(setlocale(LC_CTYPE, "C.UTF-8"));
+	snprintf(g.wl_namespace, sizeof(g.wl_namespace), "\xc3\xa9quipe");
+	snprintf(g.wl_pod, sizeof(g.wl_pod), "\xe6\x97\xa5\xe6\x9c\xac-worker-0");
+	assert_string_equal(view_workload_text(&g, 20, b, sizeof(b)),
+	                    "\xc3\xa9quipe/\xe6\x97\xa5\xe6\x9c\xac-worker-0");
+	assert_string_equal(view_workload_text(&g, 19, b, sizeof(b)),
+	                    "\xe6\x97\xa5\xe6\x9c\xac-worker-0");
+	assert_string_equal(view_workload_text(&g, 4, b, sizeof(b)), "\xe6\x97\xa5\xe6\x9c\xac");
+	assert_string_equal(view_workload_text(&g, 3, b, sizeof(b)), "\xe6\x97\xa5");
+	setlocale(LC_CTYPE, "C");
+	snprintf(g.wl_namespace, sizeof(g.wl_namespace), "training");
+	snprintf(g.wl_pod, sizeof(g.wl_pod), "llm-7b-worker-3");
 	/* the filter finds a GPU by its workload */
 	assert_true(view_filter_match(&g, "worker-3"));
 	assert_true(view_filter_match(&g, "TRAINER"));

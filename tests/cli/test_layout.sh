@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The source layout rules of issue #22 that hold today, checked so they keep holding:
+#  - no .c file under src/ or ui/ is over 1,200 lines (big files are split along their seams);
+#  - only ui/ includes curses;
+#  - rdkafka.h is included only in src/bus/ and libpq-fe.h only in src/store/, except in the
+#    files listed below, which still speak librdkafka or libpq directly until the one batch
+#    consumer (bus/) and the one connection object (store/) of #22 item 2 replace that: the list
+#    may only shrink, so no new file takes a direct dependency on either library.
+# $1 (the binary) is unused: the check reads the sources.
+set -u
+root=$(cd "$(dirname "$0")/../.." && pwd)
+passes=0 fails=0
+ok() { passes=$((passes + 1)); echo "ok: $*"; }
+bad() { fails=$((fails + 1)); echo "FAIL: $*" >&2; }
+
+max_lines=1200
+# files outside bus/ that include rdkafka.h, and outside store/ that include libpq-fe.h (#22 item 2)
+rdkafka_waiting="
+  src/health/scorer.c src/health/scorer_alerts.c src/health/scorer_int.h
+  src/pipeline/mockbroker.c src/sink/sink.c src/sink/sink_dlq.c src/sink/sink_dlq.h
+  src/sink/sink_int.h src/sink/sink_queue.c src/sink/sink_write.c"
+libpq_waiting="
+  src/api/api_ep.c src/api/api_int.h src/api/api_json.h src/api/api_page.c src/api/api_pool.h
+  src/api/api_req.c src/health/scorer_alerts.c src/health/scorer_db.c src/health/scorer_int.h
+  src/pipeline/fleetdb.c src/pipeline/pipeline_db.c src/pipeline/privpg.c src/sink/sink_db.c
+  src/sink/sink_db.h src/sink/sink_dlq.c src/sink/sink_int.h src/sink/sink_rollups.c
+  src/sink/sink_upkeep.c src/sink/sink_write.c src/sink/workloads.h src/status/status.c
+  src/viewdb/viewdb.c src/viewdb/viewdb_int.h src/viewdb/viewdb_query.c
+  src/viewdb/viewdb_table.c"
+
+cd "$root" || exit 2
+mapfile -t cfiles < <(find src ui -name '*.c' | sort)
+mapfile -t allfiles < <(find src ui -name '*.[ch]' | sort)
+[ "${#cfiles[@]}" -gt 20 ] || { bad "found only ${#cfiles[@]} .c files under src/ and ui/ in $root"; exit 1; }
+
+long=0
+for f in "${cfiles[@]}"; do
+  n=$(wc -l < "$f")
+  if [ "$n" -gt "$max_lines" ]; then
+    bad "$f has $n lines, over $max_lines: split it along its seams (a module per .c/.h pair)"
+    long=$((long + 1))
+  fi
+done
+[ "$long" = 0 ] && ok "no .c file under src/ or ui/ over $max_lines lines (${#cfiles[@]} files)"
+
+# includes of a header, as "file" lines
+includers() { grep -lE "^[[:space:]]*#[[:space:]]*include[[:space:]]*[<\"]($1)[>\"]" "${allfiles[@]}" 2>/dev/null; }
+
+wrong=$(includers '(n?curses(w)?/)?n?curses\.h|ncursesw/curses\.h|panel\.h|term\.h' | grep -v '^ui/')
+if [ -z "$wrong" ]; then ok "only ui/ includes curses"; else bad "curses included outside ui/: $(echo $wrong) (data collection never calls ncurses: move the drawing to ui/)"; fi
+
+check_lib() { # header name, its include pattern, home directory, allowed list, what to use instead
+  local name=$1 hdr=$2 home=$3 allowed instead=$5 f extra="" gone=""
+  local found
+  allowed=$(echo $4) # one line, single spaces
+  found=$(includers "$hdr" | grep -v "^$home/")
+  for f in $found; do
+    case " $allowed " in *" $f "*) ;; *) extra="$extra $f" ;; esac
+  done
+  for f in $allowed; do
+    echo "$found" | grep -qx "$f" || gone="$gone $f"
+  done
+  if [ -n "$extra" ]; then
+    bad "$name included outside $home/ by:$extra ($instead)"
+  else
+    ok "$name is included only in $home/ and the $(echo $allowed | wc -w) files still waiting for #22 item 2"
+  fi
+  if [ -n "$gone" ]; then
+    bad "these files no longer include $name: take them off the list in $0:$gone"
+  fi
+}
+check_lib rdkafka.h 'librdkafka/rdkafka\.h|rdkafka\.h' src/bus "$rdkafka_waiting" "go through the bus/ module's interface"
+check_lib libpq-fe.h 'libpq-fe\.h|postgresql/libpq-fe\.h' src/store "$libpq_waiting" "go through the store/ module's interface"
+
+echo "$passes passed, $fails failed"
+[ "$fails" = 0 ]
