@@ -116,7 +116,10 @@ else
   echo "== services" >&2
   pg_start
   kafka_start
-  pg_current_fetch # the current major's binaries, for the pg-current run at the end
+  # the current major's binaries, for the pg-current run at the end; a failed fetch fails that
+  # run there (with its reason, printed here), not every test before it
+  pg_current_ok=1
+  pg_current_fetch || pg_current_ok=0
   # The Alertmanager and Prometheus the integration tests run, built once from the Go module
   # proxy and cached (Prometheus, without its service-discovery plugins, takes about 2.5 minutes the
   # first time: longer than a test should wait, so here). A failure is reported again, with what is missing, by the test.
@@ -127,15 +130,18 @@ fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-# The broker-outage test (integration-long, normal build, about 6 minutes of which 320 s are a
-# stopped broker) runs beside the ASan+UBSan tests instead of after them: it stops and restarts
-# its broker, so it gets a PostgreSQL and a Kafka of its own (a second scratch directory), and
-# it mostly waits (one collector scraping 4 GPUs a second). Its output is printed, and its
-# result counted, after the ASan+UBSan tests.
-outage_test='^integration\.test_collector_outage_long$'
-outage_pid=
+# The normal build's longest tests run beside the ASan+UBSan tests instead of after them, on a
+# PostgreSQL and a Kafka of their own (a second scratch directory): the broker-outage test
+# (integration-long, about 6 minutes of which 320 s are a stopped broker; it stops and restarts
+# its broker), the daemon's long broker-gate run (about 3 minutes, a PostgreSQL of its own), the
+# sink's and the daemon's tests (about 100 and 80 s), and the Alertmanager test (about 70 s, 60 of
+# them an Alertmanager stopped). They mostly wait on timers, so the two
+# cores are shared with little cost, and the default run stays within its 30 minutes. Their
+# output is printed, and their result counted, after the ASan+UBSan tests.
+bg_tests='^integration\.(test_collector_outage_long|test_daemon_gate_long|test_sink|test_daemon|test_alertmanager)$'
+bg_pid=
 if [ $quick = 0 ] && [ $unit_only = 0 ]; then
-  outage_log="$GH_SVC_DIR/outage-test.log"
+  bg_log="$GH_SVC_DIR/long-tests.log"
   (
     unset GH_SVC_DIR GH_PG_DIR GH_PG_BIN GH_PG_PORT GH_PG_USER GPUHEALTH_TEST_PG \
       GH_KAFKA_PID GH_KAFKA_DIR GH_KAFKA_LIBS GPUHEALTH_TEST_KAFKA
@@ -144,23 +150,23 @@ if [ $quick = 0 ] && [ $unit_only = 0 ]; then
     own_ok=0
     trap 'kafka_stop; pg_stop; if [ $own_ok = 1 ]; then rm -rf "$GH_SVC_DIR"; else echo "its service logs kept in $GH_SVC_DIR"; fi' EXIT
     pg_start && kafka_start || exit 1
-    ctest --test-dir build -R "$outage_test" --output-on-failure --timeout 1200 && own_ok=1
+    ctest --test-dir build -R "$bg_tests" --output-on-failure --timeout 1200 && own_ok=1
     [ $own_ok = 1 ]
-  ) >"$outage_log" 2>&1 &
-  outage_pid=$!
+  ) >"$bg_log" 2>&1 &
+  bg_pid=$!
 fi
 if [ $quick = 0 ]; then
   echo "== tests (ASan+UBSan build)" >&2
   ctest --test-dir build-asan "${labels[@]}" --output-on-failure --timeout 600 || rc=1
 fi
-if [ -n "$outage_pid" ]; then
-  echo "== the broker-outage test (normal build, run beside the ASan+UBSan tests)" >&2
-  wait "$outage_pid" || rc=1
-  cat "$outage_log"
+if [ -n "$bg_pid" ]; then
+  echo "== the long tests (normal build, run beside the ASan+UBSan tests)" >&2
+  wait "$bg_pid" || rc=1
+  cat "$bg_log"
 fi
 echo "== tests" >&2
-if [ -n "$outage_pid" ]; then
-  ctest --test-dir build "${labels_normal[@]}" -E "$outage_test" --output-on-failure --timeout 1200 || rc=1
+if [ -n "$bg_pid" ]; then
+  ctest --test-dir build "${labels_normal[@]}" -E "$bg_tests" --output-on-failure --timeout 1200 || rc=1
 else
   ctest --test-dir build "${labels_normal[@]}" --output-on-failure --timeout 1200 || rc=1
 fi
@@ -176,7 +182,10 @@ if [ $unit_only = 0 ]; then
   # fetched binaries takes its place (the tests read GPUHEALTH_TEST_PG, GH_PG_DIR, GH_PG_BIN).
   echo "== tests on PostgreSQL $GH_PG_CURRENT_VERSION (label pg-current, normal build)" >&2
   pg_stop
-  if pg_start "$GH_PG_CURRENT_BIN" pg-current \
+  if [ "$pg_current_ok" = 0 ]; then
+    echo "test.sh: FAILED: the PostgreSQL $GH_PG_CURRENT_VERSION binaries could not be fetched (see 'services:' above; the pg-current tests did not run)" >&2
+    rc=1
+  elif pg_start "$GH_PG_CURRENT_BIN" pg-current \
      && [ "$(psql -X -At "$GPUHEALTH_TEST_PG" -c 'SHOW server_version_num')" -ge "${GH_PG_CURRENT_VERSION%%.*}0000" ]; then
     ctest --test-dir build -L '^pg-current$' --output-on-failure --timeout 600 || rc=1
   else
