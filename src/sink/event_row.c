@@ -416,6 +416,13 @@ static int number_value(const char *p, size_t n, double *d, long long *iv, bool 
 	return errno ? -ERANGE : 0;
 }
 
+/* c is one of the bytes of set (never its terminator: strchr finds the '\0' of any set, and a
+ * payload is bytes that may hold a NUL anywhere). */
+static bool in_set(char c, const char *set)
+{
+	return c != '\0' && strchr(set, c) != NULL;
+}
+
 /* Skips any JSON value, validating it (escapes allowed; non-ASCII falls back). */
 #define MAX_FAST_KEYS 32
 
@@ -467,12 +474,12 @@ static int skip_value(struct scan *s, int depth)
 				return FAST_FALLBACK;
 			if (ch == '\\') {
 				s->p++;
-				if (s->p >= s->end || !strchr("\"\\/bfnrtu", *s->p))
+				if (s->p >= s->end || !in_set(*s->p, "\"\\/bfnrtu"))
 					return FAST_FALLBACK;
 				if (*s->p == 'u') {
 					for (int i = 1; i <= 4; i++)
 						if (s->p + i >= s->end ||
-						    !strchr("0123456789abcdefABCDEF", s->p[i]))
+						    !in_set(s->p[i], "0123456789abcdefABCDEF"))
 							return FAST_FALLBACK;
 					s->p += 4;
 				}
