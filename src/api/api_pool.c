@@ -10,9 +10,10 @@
 
 #include "core/log.h"
 #include "store/pg.h"
+#include "store/pgconn.h"
 
 struct api_pconn {
-	PGconn *conn; /* NULL until first used, or after a failed reconnect */
+	struct pgconn *pc; /* owned; no session until first used, or after a failed reconnect */
 	bool busy;
 };
 
@@ -39,6 +40,11 @@ int api_pool_create(struct api_pool **out, unsigned size, const char *conninfo)
 		api_pool_destroy(pool);
 		return -ENOMEM;
 	}
+	for (unsigned i = 0; i < size; i++)
+		if (!(pool->conns[i].pc = pgconn_create(conninfo, "gpuhealth-api"))) {
+			api_pool_destroy(pool);
+			return -ENOMEM;
+		}
 	*out = pool; /* caller owns: api_pool_destroy */
 	return 0;
 }
@@ -75,27 +81,22 @@ struct api_pconn *api_pool_get(struct api_pool *pool)
 	return p;
 }
 
-/* Makes sure p has a usable connection. Returns 0 or -EIO with a message. */
-static int pconn_ready(struct api_pool *pool, struct api_pconn *p, char *err, size_t errlen)
+/* Makes sure p has a usable session (store/pgconn.h: a lost one re-opened with PQreset).
+ * Returns 0 or -EIO with a message. */
+static int pconn_ready(struct api_pconn *p, char *err, size_t errlen)
 {
-	if (p->conn && PQstatus(p->conn) == CONNECTION_OK)
-		return 0;
-	if (p->conn) {
-		PQfinish(p->conn);
-		p->conn = NULL;
-	}
-	PGconn *c = pg_connect(pool->conninfo, "gpuhealth-api", err, errlen);
-	if (!c)
-		return -EIO;
-	/* constant session settings: UTC timestamps in ISO form, read-only, bounded queries */
-	if (pg_exec(c,
+	int rc = pgconn_ensure(p->pc, 0, err, errlen);
+	if (rc <= 0)
+		return rc;
+	/* a new session's constant settings: UTC timestamps in ISO form, read-only, bounded
+	 * queries */
+	if (pg_exec(pgconn_db(p->pc),
 	            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; "
 	            "SET default_transaction_read_only = on; SET statement_timeout = '15s'",
 	            err, errlen) != 0) {
-		PQfinish(c);
+		pgconn_close(p->pc);
 		return -EIO;
 	}
-	p->conn = c;
 	return 0;
 }
 
@@ -123,15 +124,16 @@ PGresult *api_pool_query(struct api_pool *pool, struct api_pconn *p, const char 
 	*why = API_DB_UNREACHABLE;
 	state[0] = '\0';
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (pconn_ready(pool, p, err, sizeof(err)) != 0) {
+		if (pconn_ready(p, err, sizeof(err)) != 0) {
 			*why = API_DB_UNREACHABLE;
 			break;
 		}
-		PGresult *r = PQexecParams(p->conn, sql, n, NULL, params, NULL, NULL, 0);
+		PGconn *conn = pgconn_db(p->pc);
+		PGresult *r = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK)
 			return r; /* caller owns */
 		snprintf(err, sizeof(err), "%s",
-		         r ? PQresultErrorMessage(r) : PQerrorMessage(p->conn));
+		         r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
 		const char *ss = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 		snprintf(state, 6, "%s", ss ? ss : "");
 		*why = api_pool_classify(ss);
@@ -139,15 +141,13 @@ PGresult *api_pool_query(struct api_pool *pool, struct api_pconn *p, const char 
 		while (l && (err[l - 1] == '\n' || err[l - 1] == ' '))
 			err[--l] = '\0';
 		PQclear(r);
-		if (!pg_connection_lost(p->conn)) {
+		if (!pg_connection_lost(conn)) {
 			/* 53300 on a live session: the server is there */
 			if (*why == API_DB_UNREACHABLE && ss)
 				*why = API_DB_SERVER;
 			break; /* a SQL error: retrying changes nothing */
 		}
-		*why = API_DB_UNREACHABLE;
-		PQfinish(p->conn);
-		p->conn = NULL;
+		*why = API_DB_UNREACHABLE; /* the next try re-opens the session (PQreset) */
 	}
 	for (char *c = err; *c; c++) /* libpq's messages run over lines: keep one */
 		if (*c == '\n' || *c == '\t')
@@ -165,7 +165,7 @@ unsigned api_pool_open(struct api_pool *pool)
 		return 0;
 	pthread_mutex_lock(&pool->mu);
 	for (unsigned i = 0; i < pool->size; i++)
-		if (pool->conns[i].conn && PQstatus(pool->conns[i].conn) == CONNECTION_OK)
+		if (pgconn_up(pool->conns[i].pc))
 			n++;
 	pthread_mutex_unlock(&pool->mu);
 	return n;
@@ -181,8 +181,7 @@ void api_pool_destroy(struct api_pool *pool)
 	if (!pool)
 		return;
 	for (unsigned i = 0; pool->conns && i < pool->size; i++)
-		if (pool->conns[i].conn)
-			PQfinish(pool->conns[i].conn);
+		pgconn_destroy(pool->conns[i].pc);
 	free(pool->conns);
 	free(pool->conninfo);
 	pthread_mutex_destroy(&pool->mu);

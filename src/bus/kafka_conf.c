@@ -112,3 +112,19 @@ fail:
 	rd_kafka_conf_destroy(conf);
 	return NULL;
 }
+
+bool kafka_conf_error_text(rd_kafka_t *rk, int err, const char *reason, const char *who,
+			   char *text, size_t len, bool *fatal)
+{
+	*fatal = err == RD_KAFKA_RESP_ERR__FATAL;
+	if (*fatal) {
+		char buf[256];
+		rd_kafka_fatal_error(rk, buf, sizeof(buf));
+		log_error("%s: kafka fatal error: %s", who, buf);
+		snprintf(text, len, "kafka fatal: %s", buf);
+		return true;
+	}
+	log_debug("%s: kafka: %s", who, reason);
+	snprintf(text, len, "kafka: %s", reason);
+	return err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT;
+}

@@ -19,6 +19,13 @@ enum kafka_role { KAFKA_PRODUCER, KAFKA_CONSUMER };
 rd_kafka_conf_t *kafka_conf_new(enum kafka_role role, const char *brokers, const char *const *props,
 				size_t nprops, char *err, size_t errlen);
 
+/* An error_cb's error as a service reports it: *fatal for librdkafka's fatal error (its text
+ * fetched, logged at error level with who), text "kafka fatal: ..." or "kafka: reason". Returns
+ * true when the service should hear of it (fatal, all brokers down, transport), false for the
+ * rest (logged at debug level). */
+bool kafka_conf_error_text(rd_kafka_t *rk, int err, const char *reason, const char *who,
+			   char *text, size_t len, bool *fatal);
+
 /* True for a librdkafka property whose value is a secret and never shown: any *password*,
  * *secret*, ssl.key.pem, sasl.oauthbearer.config (it holds client secrets). key need not be
  * terminated: keylen bytes are read. */

@@ -21,6 +21,16 @@ double time_mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+double time_backoff_s(int attempt, double min_s, double max_s, double u)
+{
+	double d = min_s;
+	for (int i = 0; i < attempt && d < max_s; i++)
+		d *= 2;
+	if (d > max_s)
+		d = max_s;
+	return d * (0.5 + u);
+}
+
 static int digits(const char *s, int n, int *out)
 {
 	int v = 0;

@@ -8,6 +8,10 @@
 double time_now(void);
 /* Seconds on a monotonic clock (for intervals and timeouts). */
 double time_mono(void);
+/* The wait before retry number attempt (0, 1, ...): min_s doubled each attempt up to max_s,
+ * times 0.5 + u for u in [0, 1] (jitter, so services that failed together do not retry in
+ * step). */
+double time_backoff_s(int attempt, double min_s, double max_s, double u);
 /* Parses "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+hh:mm|-hh:mm)" ('T' or ' '),
  * years 0001 to 9999 (whether a time is plausible is the caller's rule). Returns 0 or -EINVAL. */
 int time_parse_rfc3339(const char *text, double *epoch);

@@ -3,7 +3,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
-#include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -12,7 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "bus/kafka_conf.h"
+#include "bus/consumer.h"
+#include "bus/sender.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/strbuf.h"
@@ -50,35 +50,29 @@ void scorer_set_error(struct scorer *s, const char *fmt, ...)
 	pthread_mutex_unlock(&s->lock);
 }
 
-static void alert_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+static void alert_delivered(void *ctx, void *opaque, int err)
 {
-	(void)rk;
-	struct scorer *s = opaque;
-	if (m->err) {
+	(void)opaque;
+	struct scorer *s = ctx;
+	if (err) {
 		STAT_ADD(s, alerts_produce_failed, 1);
-		log_warn("scorer: alert not delivered to Kafka: %s", rd_kafka_err2str(m->err));
+		log_warn("scorer: alert not delivered to Kafka: %s", sender_err_str(err));
 	} else {
 		STAT_ADD(s, alerts_produced, 1);
 	}
 }
 
-static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+/* The consumer's and the alert sender's errors: a fatal one stops the scorer. */
+static void kafka_error(void *ctx, bool fatal, const char *text)
 {
-	struct scorer *s = opaque;
-	if (err == RD_KAFKA_RESP_ERR__FATAL) {
-		char buf[256];
-		rd_kafka_fatal_error(rk, buf, sizeof(buf));
-		scorer_set_error(s, "kafka fatal: %s", buf);
-		log_error("scorer: kafka fatal error: %s", buf);
-		pthread_mutex_lock(&s->lock);
-		s->st.failed = true;
-		pthread_mutex_unlock(&s->lock);
-		atomic_store(&s->stop, true);
+	struct scorer *s = ctx;
+	scorer_set_error(s, "%s", text);
+	if (!fatal)
 		return;
-	}
-	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT)
-		scorer_set_error(s, "kafka: %s", reason);
-	log_debug("scorer: kafka: %s", reason);
+	pthread_mutex_lock(&s->lock);
+	s->st.failed = true;
+	pthread_mutex_unlock(&s->lock);
+	atomic_store(&s->stop, true);
 }
 
 /* ---- one evaluation: score, prediction, recommendation, alerts into the batch */
@@ -193,33 +187,12 @@ static int judged(const struct health_verdict *v, void *ud)
 	return rc;
 }
 
-static void record_offset(struct scorer *s, int32_t p, int64_t off)
+/* consumer_hooks.take: one event scored into the open batch (the message freed here). */
+static void take_msg(struct scorer *s, const struct bus_msg *m)
 {
-	for (int i = 0; i < s->noffs; i++)
-		if (s->offs[i].partition == p) {
-			if (off + 1 > s->offs[i].next)
-				s->offs[i].next = off + 1;
-			return;
-		}
-	if (s->noffs < MAX_PARTS) {
-		s->offs[s->noffs].partition = p;
-		s->offs[s->noffs].next = off + 1;
-		s->noffs++;
-	}
-}
-
-static void take(struct scorer *s, rd_kafka_message_t *m)
-{
-	if (m->err) {
-		if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			scorer_set_error(s, "kafka: %s", rd_kafka_message_errstr(m));
-			log_warn("scorer: consumer: %s", rd_kafka_message_errstr(m));
-		}
-		return;
-	}
-	if (s->nrows == 0 && s->nops == 0 && s->noffs == 0)
+	if (s->nrows == 0 && s->nops == 0 && s->offs.n == 0)
 		s->batch_started = time_mono();
-	record_offset(s, m->partition, m->offset);
+	bus_offsets_note(&s->offs, m->partition, m->offset);
 	STAT_ADD(s, consumed, 1);
 	struct health_sample smp;
 	char err[256];
@@ -237,7 +210,7 @@ static void take(struct scorer *s, rd_kafka_message_t *m)
 			log_warn("scorer: %llu dead letter%s skipped (not scored) in the last %.0f s; "
 				 "the last at %s[%d]@%lld: %s",
 				 (unsigned long long)s->bad_since_told, s->bad_since_told == 1 ? "" : "s",
-				 BAD_TELL_S, m->rkt ? rd_kafka_topic_name(m->rkt) : "?",
+				 BAD_TELL_S, m->topic,
 				 (int)m->partition, (long long)m->offset, m->payload ? err : "empty");
 			s->bad_told_at = wall;
 			s->bad_since_told = 0;
@@ -270,38 +243,22 @@ static void batch_clear(struct scorer *s)
 		scorer_alerts_free(&s->ops[i]);
 	s->nops = 0;
 	s->nrows = 0;
-	s->noffs = 0;
+	s->offs.n = 0;
 }
 
 /* Sleeps for the attempt's backoff unless stopping past the deadline. Returns false to give up. */
 static bool backoff(struct scorer *s, int attempt, double deadline)
 {
-	double d = BACKOFF_MIN_S * (double)(1u << (attempt < 6 ? attempt : 6));
-	if (d > BACKOFF_MAX_S)
-		d = BACKOFF_MAX_S;
+	double d = time_backoff_s(attempt, BACKOFF_MIN_S, BACKOFF_MAX_S, (double)rand() / RAND_MAX);
 	double until = time_mono() + d;
 	while (time_mono() < until) {
 		if (atomic_load(&s->stop) && (time_mono() >= deadline || atomic_load(&s->stop_now)))
 			return false;
-		if (s->producer)
-			rd_kafka_poll(s->producer, 0);
+		sender_poll(s->producer, 0);
 		struct timespec ts = {0, 50 * 1000000L};
 		nanosleep(&ts, NULL);
 	}
 	return !(atomic_load(&s->stop) && (time_mono() >= deadline || atomic_load(&s->stop_now)));
-}
-
-static void store_offsets(struct scorer *s)
-{
-	if (!s->noffs)
-		return;
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(s->noffs);
-	for (int i = 0; i < s->noffs; i++)
-		rd_kafka_topic_partition_list_add(l, s->topic, s->offs[i].partition)->offset = s->offs[i].next;
-	rd_kafka_resp_err_t e = rd_kafka_offsets_store(s->consumer, l);
-	if (e)
-		log_debug("scorer: offsets not stored: %s", rd_kafka_err2str(e));
-	rd_kafka_topic_partition_list_destroy(l);
 }
 
 /* Ends the batch: the transaction (retried while the database is away), then the offsets,
@@ -309,7 +266,7 @@ static void store_offsets(struct scorer *s)
  * so Kafka redelivers it. */
 static int flush(struct scorer *s)
 {
-	if (!s->nrows && !s->nops && !s->noffs)
+	if (!s->nrows && !s->nops && !s->offs.n)
 		return 0;
 	double deadline = time_mono() + STOP_DEADLINE_S;
 	int attempt = 0;
@@ -336,7 +293,7 @@ static int flush(struct scorer *s)
 		if (attempt)
 			log_info("scorer: database back after %d attempts", attempt);
 	}
-	store_offsets(s); /* only now: the batch is durable */
+	consumer_store(s->consumer, &s->offs); /* only now: the batch is durable */
 	uint64_t raised = 0, cleared = 0;
 	for (size_t i = 0; i < s->nops; i++) {
 		scorer_alerts_announce(s, &s->ops[i]);
@@ -356,20 +313,6 @@ abandon:
 		 s->nrows);
 	batch_clear(s);
 	return -EIO;
-}
-
-static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-			 rd_kafka_topic_partition_list_t *parts, void *opaque)
-{
-	struct scorer *s = opaque;
-	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		log_info("scorer: assigned %d partition(s) of %s", parts->cnt, s->topic);
-		rd_kafka_assign(rk, parts);
-	} else {
-		flush(s); /* finish what we hold before the partitions move on */
-		log_info("scorer: partitions revoked");
-		rd_kafka_assign(rk, NULL);
-	}
 }
 
 static void update_webhook_stats(struct scorer *s)
@@ -395,6 +338,42 @@ static void update_webhook_stats(struct scorer *s)
 	}
 }
 
+static void take(void *ctx, struct bus_msg *m)
+{
+	take_msg(ctx, m);
+	bus_msg_free(m);
+}
+
+/* consumer_hooks.tick: the alert reports, the senders' stats twice a second. */
+static void tick(void *ctx, double now)
+{
+	struct scorer *s = ctx;
+	sender_poll(s->producer, 0);
+	if (now - s->last_stats >= 0.5) {
+		update_webhook_stats(s);
+		s->last_stats = now;
+	}
+}
+
+/* consumer_hooks.due: the open batch is full, too large, or old enough. */
+static bool due(void *ctx, double now)
+{
+	struct scorer *s = ctx;
+	return s->nrows >= (size_t)s->o.batch_size || s->scores.len >= COPY_MAX_BYTES / 4 ||
+	       ((s->nrows || s->nops || s->offs.n) && now - s->batch_started >= s->o.batch_timeout_s);
+}
+
+static void flush_hook(void *ctx)
+{
+	flush(ctx);
+}
+
+/* consumer_hooks.revoked: what is held is written before the partitions move on. */
+static void revoked(void *ctx)
+{
+	flush(ctx);
+}
+
 static void *scorer_main(void *arg)
 {
 	struct scorer *s = arg;
@@ -406,32 +385,12 @@ static void *scorer_main(void *arg)
 	}
 	if (!atomic_load(&s->stop))
 		log_info("scorer: connected to PostgreSQL");
-	double last_stats = 0;
-	while (!atomic_load(&s->stop)) {
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(s->consumer, 100);
-		if (m) {
-			take(s, m);
-			rd_kafka_message_destroy(m);
-		}
-		if (s->producer)
-			rd_kafka_poll(s->producer, 0);
-		double now = time_mono();
-		if (s->nrows >= (size_t)s->o.batch_size || s->scores.len >= COPY_MAX_BYTES / 4 ||
-		    ((s->nrows || s->nops || s->noffs) && now - s->batch_started >= s->o.batch_timeout_s))
-			flush(s);
-		if (now - last_stats >= 0.5) {
-			update_webhook_stats(s);
-			last_stats = now;
-		}
-	}
+	s->last_stats = 0;
+	consumer_run(s->consumer, &s->stop);
 	flush(s);
-	rd_kafka_resp_err_t e = rd_kafka_commit(s->consumer, NULL, 0);
-	if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-		log_warn("scorer: final offset commit: %s", rd_kafka_err2str(e));
-	rd_kafka_consumer_close(s->consumer);
+	consumer_close(s->consumer);
 	if (s->producer) {
-		rd_kafka_flush(s->producer, 10000);
-		int left = rd_kafka_outq_len(s->producer);
+		int left = sender_flush(s->producer, 10000);
 		if (left)
 			log_warn("scorer: %d alert message(s) not delivered to Kafka at stop", left);
 	}
@@ -448,8 +407,6 @@ static char *dup_or_null(const char *p) { return p && *p ? strdup(p) : NULL; }
 int scorer_create(struct scorer **out, const struct scorer_options *o, char *err, size_t errlen)
 {
 	int rc = -ENOMEM;
-	rd_kafka_conf_t *conf = NULL;
-	const char **all = NULL;
 	struct scorer *s = calloc(1, sizeof(*s));
 	if (!s)
 		goto fail;
@@ -489,6 +446,8 @@ int scorer_create(struct scorer **out, const struct scorer_options *o, char *err
 	if (!s->brokers || !s->topic || !s->group || (o->alerts_topic && *o->alerts_topic && !s->alerts_topic) ||
 	    (o->conninfo && *o->conninfo && !s->conninfo) ||
 	    (o->webhook_url && *o->webhook_url && !s->webhook_url))
+		goto fail;
+	if (!(s->pg = pgconn_create(s->conninfo, "gpuhealth-scorer")))
 		goto fail;
 	s->o.brokers = s->o.topic = s->o.group = s->o.alerts_topic = s->o.conninfo = NULL;
 	s->o.webhook_url = NULL;
@@ -531,64 +490,37 @@ int scorer_create(struct scorer **out, const struct scorer_options *o, char *err
 			goto fail;
 	}
 
-	char grp[300];
-	snprintf(grp, sizeof(grp), "group.id=%s", s->group);
-	const char *base[] = {grp, "max.poll.interval.ms=3600000", "enable.partition.eof=false",
-			      "statistics.interval.ms=0"};
-	size_t nall = 4 + o->nkafka_props;
-	rc = -ENOMEM;
-	all = calloc(nall, sizeof(*all));
-	if (!all)
+	const struct consumer_options co = {.who = "scorer",
+					    .brokers = s->brokers,
+					    .topic = s->topic,
+					    .group = s->group,
+					    .kafka_props = o->kafka_props,
+					    .nkafka_props = o->nkafka_props};
+	const struct consumer_hooks hooks = {.ctx = s,
+					     .take = take,
+					     .tick = tick,
+					     .due = due,
+					     .flush = flush_hook,
+					     .revoked = revoked,
+					     .error = kafka_error};
+	rc = consumer_create(&s->consumer, &co, &hooks, err, errlen);
+	if (rc)
 		goto fail;
-	memcpy(all, base, sizeof(base));
-	for (size_t i = 0; i < o->nkafka_props; i++)
-		all[4 + i] = o->kafka_props[i];
-	rc = -EINVAL;
-	conf = kafka_conf_new(KAFKA_CONSUMER, s->brokers, all, nall, err, errlen);
-	if (!conf)
-		goto fail;
-	rd_kafka_conf_set_opaque(conf, s);
-	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-	rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
-	char why[512];
-	s->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
-	if (!s->consumer) {
-		snprintf(err, errlen, "cannot create the Kafka consumer: %s", why);
-		goto fail;
-	}
-	conf = NULL; /* owned by the consumer now */
-	rd_kafka_poll_set_consumer(s->consumer);
-
 	if (s->alerts_topic) {
-		conf = kafka_conf_new(KAFKA_PRODUCER, s->brokers, o->kafka_props, o->nkafka_props, err,
-				      errlen);
-		if (!conf)
+		const struct sender_options so = {.who = "scorer",
+						  .brokers = s->brokers,
+						  .kafka_props = o->kafka_props,
+						  .nkafka_props = o->nkafka_props,
+						  .ctx = s,
+						  .delivered = alert_delivered,
+						  .error = kafka_error};
+		rc = sender_create(&s->producer, &so, err, errlen);
+		if (rc)
 			goto fail;
-		rd_kafka_conf_set_opaque(conf, s);
-		rd_kafka_conf_set_dr_msg_cb(conf, alert_dr_cb);
-		rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
-		s->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
-		if (!s->producer) {
-			snprintf(err, errlen, "cannot create the alert producer: %s", why);
-			goto fail;
-		}
-		conf = NULL;
 	}
-	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(sub, s->topic, RD_KAFKA_PARTITION_UA);
-	rd_kafka_resp_err_t e = rd_kafka_subscribe(s->consumer, sub);
-	rd_kafka_topic_partition_list_destroy(sub);
-	if (e) {
-		snprintf(err, errlen, "cannot subscribe to %s: %s", s->topic, rd_kafka_err2str(e));
-		goto fail;
-	}
-	free(all);
 	*out = s; /* caller owns */
 	return 0;
 fail:
-	free(all);
-	if (conf)
-		rd_kafka_conf_destroy(conf);
 	if (rc == -ENOMEM)
 		snprintf(err, errlen, "out of memory creating the scorer");
 	scorer_destroy(s);
@@ -645,15 +577,14 @@ void scorer_destroy(struct scorer *s)
 	free(s->written);
 	strbuf_free(&s->scores);
 	strbuf_free(&s->preds);
-	if (s->consumer)
-		rd_kafka_destroy(s->consumer);
-	if (s->producer)
-		rd_kafka_destroy(s->producer);
+	consumer_destroy(s->consumer);
+	sender_destroy(s->producer);
 	webhook_destroy(s->hook);
 	alertmanager_destroy(s->am);
 	if (s->curl_inited)
 		curl_global_cleanup();
 	scorer_db_close(s);
+	pgconn_destroy(s->pg);
 	health_engine_destroy(s->engine);
 	free(s->brokers);
 	free(s->topic);

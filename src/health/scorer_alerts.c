@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <librdkafka/rdkafka.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,11 +80,11 @@ static json_t *silent_workload(struct scorer *s, struct alert_op *op, const char
 {
 	static const char *const names[3] = {"namespace", "pod", "container"};
 	json_t *out = NULL;
-	if (!s->db || PQstatus(s->db) != CONNECTION_OK || !s->has_alert_workload)
+	if (!pgconn_up(s->pg) || !s->has_alert_workload)
 		return json_null();
 	const char *p[1] = {key};
 	PGresult *res =
-	    PQexecParams(s->db,
+	    PQexecParams(pgconn_db(s->pg),
 	                 "SELECT namespace, pod, container FROM gpu_workloads WHERE gpu_key = "
 	                 "$1 ORDER BY first_seen DESC LIMIT 1",
 	                 1, NULL, p, NULL, NULL, 0);
@@ -186,21 +185,15 @@ int scorer_alerts_add(struct scorer *s, const struct health_alert_change *c,
 void scorer_alerts_announce(struct scorer *s, struct alert_op *op)
 {
 	if (s->producer && op->body) {
-		for (int tries = 0; tries < 50; tries++) {
-			rd_kafka_resp_err_t e = rd_kafka_producev(
-			    s->producer, RD_KAFKA_V_TOPIC(s->alerts_topic),
-			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			    RD_KAFKA_V_KEY(op->key, strlen(op->key)),
-			    RD_KAFKA_V_VALUE(op->body, strlen(op->body)), RD_KAFKA_V_END);
-			if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-				break;
-			if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-				STAT_ADD(s, alerts_produce_failed, 1);
-				log_warn("scorer: cannot produce an alert: %s",
-				         rd_kafka_err2str(e));
-				break;
-			}
-			rd_kafka_poll(s->producer, 100);
+		/* up to 5 s for room in a full local queue, then counted as not produced */
+		int code = 0;
+		int rc = sender_send(s->producer, s->alerts_topic, op->key, strlen(op->key), op->body,
+		                     strlen(op->body), NULL, 0, NULL, 5000, &code);
+		if (rc) {
+			STAT_ADD(s, alerts_produce_failed, 1);
+			log_warn("scorer: cannot produce an alert to %s: %s", s->alerts_topic,
+			         rc == -EAGAIN ? "the local queue stayed full for 5 s"
+			                       : sender_err_str(code));
 		}
 	}
 	if (s->hook && op->body && webhook_post(s->hook, op->body, strlen(op->body)))

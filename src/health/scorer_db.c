@@ -17,40 +17,27 @@
 
 void scorer_db_close(struct scorer *s)
 {
-	if (s->db)
-		PQfinish(s->db);
-	s->db = NULL;
+	pgconn_close(s->pg);
 	pthread_mutex_lock(&s->lock);
 	s->st.db_connected = false;
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Connects, creates the staging tables, and (once) reads the alerts left open. */
+/* Connects (store/pgconn.h: a lost session re-opened with PQreset, a read-only one refused),
+ * creates the staging tables, and (once) reads the alerts left open. */
 int scorer_db_ensure(struct scorer *s)
 {
 	char err[512];
-	if (s->db && PQstatus(s->db) == CONNECTION_OK && !s->reconnect)
+	int rc = pgconn_ensure(s->pg, PGCONN_WRITER, err, sizeof(err));
+	if (rc == 0)
 		return 0;
-	scorer_db_close(s);
-	s->reconnect = false;
-	s->db = pg_connect(s->conninfo, "gpuhealth-scorer", err, sizeof(err));
-	if (!s->db) {
+	if (rc < 0) {
 		scorer_set_error(s, "%s", err);
-		return -EIO;
-	}
-	if (pg_session_read_only(s->db)) {
-		/* a standby, or a primary fenced read-only: retried, like a server that is away */
-		scorer_set_error(
-		    s,
-		    "the database server at %s:%s (--db) is read-only (a standby, or "
-		    "default_transaction_read_only on): list every host in --db and add "
-		    "target_session_attrs=read-write",
-		    PQhost(s->db), PQport(s->db));
 		scorer_db_close(s);
 		return -EIO;
 	}
 	if (pg_exec(
-	        s->db,
+	        pgconn_db(s->pg),
 	        "CREATE TEMP TABLE IF NOT EXISTS scorer_scores (LIKE gpu_health_scores) "
 	        "ON COMMIT DELETE ROWS; "
 	        "CREATE TEMP TABLE IF NOT EXISTS scorer_predictions (LIKE gpu_failure_predictions) "
@@ -60,18 +47,18 @@ int scorer_db_ensure(struct scorer *s)
 		scorer_db_close(s);
 		return -EIO;
 	}
-	PGresult *rr = PQexec(s->db, "SELECT extract(epoch FROM value::interval) FROM "
+	PGresult *rr = PQexec(pgconn_db(s->pg), "SELECT extract(epoch FROM value::interval) FROM "
 	                             "gpuhealth_settings WHERE key = 'retention'");
 	if (PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1 && !(s->o.max_age_s > 0))
 		s->max_age_s = strtod(PQgetvalue(rr, 0, 0), NULL);
 	PQclear(rr);
 	/* alerts.namespace/pod/container: schema 013 */
-	rr = PQexec(s->db, "SELECT 1 FROM pg_attribute WHERE attrelid = 'alerts'::regclass AND "
+	rr = PQexec(pgconn_db(s->pg), "SELECT 1 FROM pg_attribute WHERE attrelid = 'alerts'::regclass AND "
 	                   "attname = 'pod' AND NOT attisdropped");
 	s->has_alert_workload = PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1;
 	PQclear(rr);
 	/* fleet_gpu_now, fleet_host_now: schema 14 */
-	rr = PQexec(s->db,
+	rr = PQexec(pgconn_db(s->pg),
 	            "SELECT to_regprocedure('gpuhealth_fleet_now_merge(text[])') IS NOT NULL");
 	s->has_fleet_now = PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1 &&
 	                   PQgetvalue(rr, 0, 0)[0] == 't';
@@ -81,7 +68,7 @@ int scorer_db_ensure(struct scorer *s)
 		         "without their workload; run 'gpuhealth db migrate'");
 	if (!s->alerts_loaded) {
 		PGresult *r = PQexecParams(
-		    s->db,
+		    pgconn_db(s->pg),
 		    "SELECT gpu_key, kind, severity, hostname, message, details::text, "
 		    "extract(epoch FROM raised_at) FROM alerts WHERE cleared_at IS NULL "
 		    "AND kind IN ($1, $2)",
@@ -118,42 +105,26 @@ int scorer_db_ensure(struct scorer *s)
 	return 0;
 }
 
+/* r's outcome (r cleared here): 0, or -EIO with what and the server's message as the error
+ * (every failure is retried: the scorer writes only rows it made). */
 static int check(struct scorer *s, PGresult *r, const char *what)
 {
-	ExecStatusType st = PQresultStatus(r);
-	int rc = 0;
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		scorer_set_error(s, "%s: %s", what, PQresultErrorMessage(r));
-		rc = -EIO;
-		if (pg_sqlstate_reconnect(PQresultErrorField(r, PG_DIAG_SQLSTATE)))
-			s->reconnect = true; /* e.g. the server is read-only now: another */
-	}
+	char err[512], state[6];
+	int rc = pgconn_result(s->pg, r, err, sizeof(err), state);
+	if (rc)
+		scorer_set_error(s, "%s: %s", what, err);
 	PQclear(r);
-	return rc;
+	return rc ? -EIO : 0;
 }
 
 static int copy_in(struct scorer *s, const char *sql, const struct strbuf *b)
 {
-	PGresult *r = PQexec(s->db, sql);
-	if (PQresultStatus(r) != PGRES_COPY_IN)
-		return check(s, r, "COPY");
-	PQclear(r);
-	for (size_t off = 0; off < b->len;) {
-		size_t n = b->len - off > (1u << 20) ? (1u << 20) : b->len - off;
-		if (PQputCopyData(s->db, b->data + off, (int)n) != 1) {
-			scorer_set_error(s, "COPY: %s", PQerrorMessage(s->db));
-			return -EIO;
-		}
-		off += n;
-	}
-	if (PQputCopyEnd(s->db, NULL) != 1) {
-		scorer_set_error(s, "COPY end: %s", PQerrorMessage(s->db));
+	char err[512], state[6];
+	if (pgconn_copy_in(s->pg, sql, false, b->data, b->len, err, sizeof(err), state)) {
+		scorer_set_error(s, "COPY: %s", err);
 		return -EIO;
 	}
-	int rc = check(s, PQgetResult(s->db), "COPY");
-	while ((r = PQgetResult(s->db)))
-		PQclear(r);
-	return rc;
+	return 0;
 }
 
 static int write_op(struct scorer *s, const struct alert_op *op)
@@ -165,7 +136,7 @@ static int write_op(struct scorer *s, const struct alert_op *op)
 		return check(
 		    s,
 		    PQexecParams(
-		        s->db,
+		        pgconn_db(s->pg),
 		        "UPDATE alerts SET cleared_at = $3 WHERE gpu_key = $1 AND kind = $2 "
 		        "AND cleared_at IS NULL",
 		        3, NULL, p, NULL, NULL, 0),
@@ -182,7 +153,7 @@ static int write_op(struct scorer *s, const struct alert_op *op)
 		return check(
 		    s,
 		    PQexecParams(
-		        s->db,
+		        pgconn_db(s->pg),
 		        "INSERT INTO alerts (gpu_key, hostname, kind, severity, message, "
 		        "details, raised_at, namespace, pod, container) VALUES ($1, $2, "
 		        "$3, $4, $5, $6::jsonb, $7, $8, $9, $10) "
@@ -193,7 +164,7 @@ static int write_op(struct scorer *s, const struct alert_op *op)
 		    "raising an alert");
 	return check(
 	    s,
-	    PQexecParams(s->db,
+	    PQexecParams(pgconn_db(s->pg),
 	                 "INSERT INTO alerts (gpu_key, hostname, kind, severity, message, details, "
 	                 "raised_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) "
 	                 "ON CONFLICT (gpu_key, kind) WHERE cleared_at IS NULL DO UPDATE SET "
@@ -209,7 +180,7 @@ int scorer_db_write(struct scorer *s)
 	int rc = scorer_db_ensure(s);
 	if (rc)
 		return rc;
-	rc = check(s, PQexec(s->db, "BEGIN"), "BEGIN");
+	rc = check(s, PQexec(pgconn_db(s->pg), "BEGIN"), "BEGIN");
 	if (!rc && s->nrows) {
 		rc = copy_in(
 		    s,
@@ -218,7 +189,7 @@ int scorer_db_write(struct scorer *s)
 		    &s->scores);
 		rc = rc ? rc
 		        : check(s,
-		                PQexec(s->db,
+		                PQexec(pgconn_db(s->pg),
 		                       "INSERT INTO gpu_health_scores SELECT * FROM scorer_scores "
 		                       "ON CONFLICT DO NOTHING"),
 		                "scores");
@@ -230,7 +201,7 @@ int scorer_db_write(struct scorer *s)
 		              &s->preds);
 		rc = rc ? rc
 		        : check(s,
-		                PQexec(s->db, "INSERT INTO gpu_failure_predictions SELECT * FROM "
+		                PQexec(pgconn_db(s->pg), "INSERT INTO gpu_failure_predictions SELECT * FROM "
 		                              "scorer_predictions ON CONFLICT DO NOTHING"),
 		                "predictions");
 		/* the newest state of these GPUs and their hosts for the console's overview
@@ -238,18 +209,17 @@ int scorer_db_write(struct scorer *s)
 		rc = rc || !s->has_fleet_now
 		         ? rc
 		         : check(s,
-		                 PQexec(s->db,
+		                 PQexec(pgconn_db(s->pg),
 		                        "SELECT gpuhealth_fleet_now_merge(array(SELECT DISTINCT "
 		                        "gpu_key FROM scorer_scores))"),
 		                 "the fleet's newest state");
 	}
 	for (size_t i = 0; !rc && i < s->nops; i++)
 		rc = write_op(s, &s->ops[i]);
-	rc = rc ? rc : check(s, PQexec(s->db, "COMMIT"), "COMMIT");
+	rc = rc ? rc : check(s, PQexec(pgconn_db(s->pg), "COMMIT"), "COMMIT");
 	if (rc) {
-		if (s->db && PQstatus(s->db) == CONNECTION_OK && !s->reconnect)
-			PQclear(PQexec(s->db, "ROLLBACK"));
-		if (s->db && (PQstatus(s->db) != CONNECTION_OK || s->reconnect))
+		pgconn_abort(s->pg); /* rolled back, or the session closed */
+		if (!pgconn_db(s->pg))
 			scorer_db_close(s);
 	}
 	return rc;

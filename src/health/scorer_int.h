@@ -9,7 +9,6 @@
 #ifndef GPUHEALTH_HEALTH_SCORER_INT_H
 #define GPUHEALTH_HEALTH_SCORER_INT_H
 
-#include <librdkafka/rdkafka.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,13 +16,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bus/consumer.h"
+#include "bus/sender.h"
 #include "core/strbuf.h"
+#include "store/pgconn.h"
 #include "health/alerts.h"
 #include "health/health_engine.h"
 #include "health/sample.h"
 #include "health/scorer.h"
-
-#define MAX_PARTS 256
 
 /* The kinds of the alerts the scorer raises; an alert_op's kind is one of them (set and
  * compared by pointer in scorer_alerts.c). */
@@ -49,11 +49,6 @@ struct alert_op {
 	double time;
 };
 
-struct part_off {
-	int32_t partition;
-	int64_t next;
-};
-
 /* The last health row written for a GPU: a new one is written when one of these changes or
  * health_row_interval_s has passed (issue #21: the health tables grew by a row per sample). */
 struct written {
@@ -68,19 +63,16 @@ struct scorer {
 	struct scorer_options o; /* strings below are owned copies */
 	char *brokers, *topic, *group, *alerts_topic, *conninfo, *webhook_url;
 
-	rd_kafka_t *consumer;    /* owned */
-	rd_kafka_t *producer;    /* owned; NULL without an alerts topic */
+	struct consumer *consumer; /* owned */
+	struct sender *producer;   /* owned; NULL without an alerts topic */
 	struct webhook *hook;    /* owned; NULL without a webhook */
 	struct alertmanager *am; /* owned; NULL without --alertmanager */
 	bool has_alert_workload; /* alerts has namespace/pod/container (schema 013) */
 	bool has_fleet_now;      /* gpuhealth_fleet_now_merge (schema 014) */
 	const char *cur_event; /* the event being judged (take() only), for Alertmanager's labels */
 	size_t cur_len;
-	PGconn *db;                   /* the scorer thread's */
+	struct pgconn *pg;            /* the scorer thread's session (store/pgconn.h) */
 	struct health_engine *engine; /* the verdicts (the console's fleet runs the same) */
-	/* the last statement failed with a SQLSTATE a new connection may get past (a read-only
-	 * server, a shutdown: pg_sqlstate_reconnect): closed, not rolled back */
-	bool reconnect;
 	bool alerts_loaded;
 	bool curl_inited;
 	double max_age_s;        /* the retention: the event validator's oldest time */
@@ -97,9 +89,9 @@ struct scorer {
 	size_t nrows;
 	struct alert_op *ops;
 	size_t nops, capops;
-	struct part_off offs[MAX_PARTS];
-	int noffs;
+	struct bus_offsets offs; /* what the batch acknowledges once committed */
 	double batch_started;
+	double last_stats; /* scorer thread: when the senders' stats were last read */
 
 	/* what was last written for each GPU (scorer thread only): an open-addressing table */
 	struct written *written;

@@ -16,6 +16,7 @@
 #include "pipeline/privpg.h"
 #include "sink/sink_cmd.h"
 #include "store/pg.h"
+#include "store/pgconn.h"
 
 #define READER_PERIOD_S    2.0
 #define PG_START_TIMEOUT_S 30.0
@@ -140,10 +141,15 @@ static void db_error(struct pipeline *p, const char *e)
 
 static void reader_loop(struct pipeline *p)
 {
+	struct pgconn *pc = pgconn_create(p->conninfo, "gpuhealth-console");
 	PGconn *c = NULL;
 	double next = 0;
 	struct rate_window win = {0};
 	char err[512];
+	if (!pc) {
+		db_error(p, "out of memory");
+		return;
+	}
 	while (!atomic_load(&p->reader_stop)) {
 		if (p->pg && privpg_check(p->pg, err, sizeof(err)) != 0) {
 			pipeline_set_part(p, PP_DATABASE, PART_FAILED, NULL, err);
@@ -154,22 +160,21 @@ static void reader_loop(struct pipeline *p)
 			continue;
 		}
 		next = time_mono() + READER_PERIOD_S;
-		if (!c || PQstatus(c) != CONNECTION_OK) {
-			if (c)
-				PQfinish(c);
-			c = pg_connect(p->conninfo, "gpuhealth-console", err, sizeof(err));
-			if (!c) {
-				db_error(p, err);
-				continue;
-			}
+		/* store/pgconn.h: a lost session is re-opened with PQreset */
+		int up = pgconn_ensure(pc, 0, err, sizeof(err));
+		if (up < 0) {
+			db_error(p, err);
+			continue;
+		}
+		c = pgconn_db(pc);
+		if (up == 1) { /* a new session: its settings */
 			pg_exec(c, "SET statement_timeout = '1500ms'", err, sizeof(err));
 			/* the reader only reads; a viewer's session cannot write even by mistake */
 			if (p->viewer &&
 			    pg_exec(c, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", err,
 			            sizeof(err)) != 0) {
 				db_error(p, err);
-				PQfinish(c);
-				c = NULL;
+				pgconn_close(pc);
 				continue;
 			}
 		}
@@ -186,8 +191,7 @@ static void reader_loop(struct pipeline *p)
 		else if (pipeline_part_state(p, PP_DATABASE) == PART_DEGRADED)
 			pipeline_set_part(p, PP_DATABASE, PART_RUNNING, NULL, NULL);
 	}
-	if (c)
-		PQfinish(c);
+	pgconn_destroy(pc);
 }
 
 static void *db_main(void *arg)

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
-#include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -13,7 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bus/kafka_conf.h"
+#include "bus/consumer.h"
+#include "bus/sender.h"
 #include "core/event_check.h"
 #include "core/grow.h"
 #include "core/log.h"
@@ -46,23 +46,17 @@ void sink_set_error(struct sink *s, const char *fmt, ...)
 	pthread_mutex_unlock(&s->lock);
 }
 
-static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+/* The consumer's and the dead-letter sender's errors: a fatal one stops the sink. */
+static void kafka_error(void *ctx, bool fatal, const char *text)
 {
-	struct sink *s = opaque;
-	if (err == RD_KAFKA_RESP_ERR__FATAL) {
-		char buf[256];
-		rd_kafka_fatal_error(rk, buf, sizeof(buf));
-		sink_set_error(s, "kafka fatal: %s", buf);
-		log_error("sink: kafka fatal error: %s", buf);
-		pthread_mutex_lock(&s->lock);
-		s->st.failed = true;
-		pthread_mutex_unlock(&s->lock);
-		atomic_store(&s->stop, true);
+	struct sink *s = ctx;
+	sink_set_error(s, "%s", text);
+	if (!fatal)
 		return;
-	}
-	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT)
-		sink_set_error(s, "kafka: %s", reason);
-	log_debug("sink: kafka: %s", reason);
+	pthread_mutex_lock(&s->lock);
+	s->st.failed = true;
+	pthread_mutex_unlock(&s->lock);
+	atomic_store(&s->stop, true);
 }
 
 /* Sets partition p's acked offset (with s->lock held): always when store, else only when
@@ -83,17 +77,8 @@ void sink_acked_set(struct sink *s, int32_t p, int64_t off, bool store)
 
 static void record_offset(struct sink *s, struct batch *b, int32_t p, int64_t off)
 {
-	for (int i = 0; i < b->noffs; i++)
-		if (b->offs[i].partition == p) {
-			if (off + 1 > b->offs[i].next)
-				b->offs[i].next = off + 1;
-			return;
-		}
-	if (b->noffs < SINK_MAX_PARTS) {
-		b->offs[b->noffs].partition = p;
-		b->offs[b->noffs].next = off + 1;
-		b->noffs++;
-	}
+	if (!bus_offsets_note(&b->offs, p, off))
+		return;
 	/* a partition new to this batch (not per message): the group's position, if unknown */
 	pthread_mutex_lock(&s->lock);
 	sink_acked_set(s, p, off, false);
@@ -109,36 +94,26 @@ static void sleep_s(double s)
 /* Sleeps a backoff step with jitter, in slices so a stop is seen. Returns false when stopping. */
 bool sink_backoff(struct sink *s, int attempt, double deadline)
 {
-	double d = BACKOFF_MIN_S;
-	for (int i = 0; i < attempt && d < BACKOFF_MAX_S; i++)
-		d *= 2;
-	if (d > BACKOFF_MAX_S)
-		d = BACKOFF_MAX_S;
-	d *= 0.5 + (double)rand() / RAND_MAX; /* jitter: 0.5x .. 1.5x */
+	double d = time_backoff_s(attempt, BACKOFF_MIN_S, BACKOFF_MAX_S, (double)rand() / RAND_MAX);
 	double end = time_mono() + d;
 	while (time_mono() < end) {
 		if (atomic_load(&s->stop) && (time_mono() > deadline || atomic_load(&s->stop_now)))
 			return false;
-		rd_kafka_poll(s->dlq, 0);
+		sender_poll(s->dlq, 0);
 		sleep_s(0.05);
 	}
 	return true;
 }
 
-static void take(struct sink *s, struct batch *b, rd_kafka_message_t *m)
+/* consumer_hooks.take: the message into the filling batch, as a row or a dead letter. */
+static void take(void *ctx, struct bus_msg *m)
 {
-	if (m->err) {
-		if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			sink_set_error(s, "kafka: %s", rd_kafka_message_errstr(m));
-			log_warn("sink: consumer: %s", rd_kafka_message_errstr(m));
-		}
-		rd_kafka_message_destroy(m);
-		return;
-	}
+	struct sink *s = ctx;
+	struct batch *b = s->fill;
 	if (grow_array((void **)&b->items, &b->capitems, b->nitems + 1, sizeof(*b->items), 1024)) {
 		/* Not acknowledged: redelivered after a restart. */
 		log_error("sink: out of memory holding a batch");
-		rd_kafka_message_destroy(m);
+		bus_msg_free(m);
 		atomic_store(&s->stop, true);
 		return;
 	}
@@ -146,7 +121,7 @@ static void take(struct sink *s, struct batch *b, rd_kafka_message_t *m)
 		b->batch_started = time_mono();
 	struct item *it = &b->items[b->nitems++];
 	memset(it, 0, sizeof(*it));
-	it->m = m; /* the batch owns it now */
+	it->m = *m; /* the batch owns it now */
 	record_offset(s, b, m->partition, m->offset);
 	atomic_fetch_add_explicit(&s->consumed, 1, memory_order_relaxed); /* no lock per message */
 
@@ -191,66 +166,55 @@ static void take(struct sink *s, struct batch *b, rd_kafka_message_t *m)
 	}
 }
 
-static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+/* consumer_hooks.assigned: reading starts again from the committed offsets, so what was given
+ * up is read again: offsets may be stored again. */
+static void assigned(void *ctx, const int32_t *parts, int n)
 {
-	struct sink *s = opaque;
-	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		char list[256] = "";
-		size_t o = 0;
-		for (int i = 0; i < parts->cnt && o < sizeof(list); i++)
-			o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%d", i ? "," : "",
-			                      (int)parts->elems[i].partition);
-		log_info("sink: assigned partitions %s of %s", parts->cnt ? list : "(none)",
-		         s->topic);
-		/* Reading starts again from the committed offsets, so what was given up is read
-		 * again: offsets may be stored again. */
-		atomic_store(&s->abandoned, false);
-		pthread_mutex_lock(&s->lock);
-		s->nacked = 0;
-		pthread_mutex_unlock(&s->lock);
-		rd_kafka_assign(rk, parts);
-	} else {
-		/* Finish what we hold for these partitions before they move on. */
-		if (s->writers_up)
-			sink_queue_drain(s);
-		log_info("sink: partitions revoked");
-		rd_kafka_assign(rk, NULL);
-	}
+	(void)parts;
+	(void)n;
+	struct sink *s = ctx;
+	atomic_store(&s->abandoned, false);
+	pthread_mutex_lock(&s->lock);
+	s->nacked = 0;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* consumer_hooks.revoked: what is held for these partitions is written before they move on. */
+static void revoked(void *ctx)
+{
+	struct sink *s = ctx;
+	if (s->writers_up)
+		sink_queue_drain(s);
 }
 
 static void update_lag(struct sink *s)
 {
-	rd_kafka_topic_partition_list_t *parts = NULL;
-	if (rd_kafka_assignment(s->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+	struct bus_position pos[SINK_MAX_PARTS];
+	int n = consumer_positions(s->consumer, pos, SINK_MAX_PARTS);
+	if (n < 0)
 		return;
-	rd_kafka_position(s->consumer, parts);
 	int64_t total = 0;
-	bool known = parts->cnt > 0;
+	bool known = n > 0;
 	pthread_mutex_lock(&s->lock);
 	s->st.nparts = 0;
-	for (int i = 0; i < parts->cnt && i < SINK_MAX_PARTS; i++) {
-		int64_t lo = -1, hi = -1;
-		rd_kafka_get_watermark_offsets(s->consumer, parts->elems[i].topic,
-		                               parts->elems[i].partition, &lo, &hi);
-		int64_t pos = parts->elems[i].offset;
+	for (int i = 0; i < n; i++) {
+		int64_t lo = pos[i].low, hi = pos[i].high, at = pos[i].position;
 		/* the group's lag: from what is committed (or stored to be), not from what was read
 		 */
 		for (int j = 0; j < s->nacked; j++)
-			if (s->acked[j].partition == parts->elems[i].partition &&
-			    s->acked[j].acked >= 0)
-				pos = s->acked[j].acked;
+			if (s->acked[j].partition == pos[i].partition && s->acked[j].acked >= 0)
+				at = s->acked[j].acked;
 		int64_t lag = -1;
-		if (hi >= 0 && pos >= 0)
-			lag = hi - pos;
-		else if (hi >= 0 && lo >= 0 && pos < 0)
+		if (hi >= 0 && at >= 0)
+			lag = hi - at;
+		else if (hi >= 0 && lo >= 0 && at < 0)
 			lag = hi - lo;
 		if (lag < 0)
 			known = false;
 		else
 			total += lag;
-		s->st.parts[i].partition = parts->elems[i].partition;
-		s->st.parts[i].offset = pos;
+		s->st.parts[i].partition = pos[i].partition;
+		s->st.parts[i].offset = at;
 		s->st.parts[i].lag = lag;
 		s->st.nparts++;
 	}
@@ -263,7 +227,32 @@ static void update_lag(struct sink *s)
 		s->rate_t = now;
 	}
 	pthread_mutex_unlock(&s->lock);
-	rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* consumer_hooks.tick: the dead letters' reports, the lag once a second. */
+static void tick(void *ctx, double now)
+{
+	struct sink *s = ctx;
+	sender_poll(s->dlq, 0);
+	if (now - s->last_lag >= 1.0) {
+		update_lag(s);
+		s->last_lag = now;
+	}
+}
+
+/* consumer_hooks.due: the filling batch is full, too large, or old enough. */
+static bool due(void *ctx, double now)
+{
+	struct sink *s = ctx;
+	const struct batch *b = s->fill;
+	return b->nitems >= (size_t)s->batch_size || b->rows.len >= ROWS_FLUSH_BYTES ||
+	       (b->nitems && now - b->batch_started >= s->batch_timeout_s);
+}
+
+/* consumer_hooks.flush: the filling batch to the writers. */
+static void flush(void *ctx)
+{
+	sink_queue_handoff(ctx);
 }
 
 static void *sink_main(void *arg)
@@ -291,32 +280,15 @@ static void *sink_main(void *arg)
 		atomic_store(&s->stop, true);
 	}
 	s->writers_up = all;
-	double last_lag = 0;
-	while (!atomic_load(&s->stop)) {
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(s->consumer, 100);
-		if (m)
-			take(s, s->fill, m);
-		rd_kafka_poll(s->dlq, 0);
-		double now = time_mono();
-		struct batch *b = s->fill;
-		if (b->nitems >= (size_t)s->batch_size || b->rows.len >= ROWS_FLUSH_BYTES ||
-		    (b->nitems && now - b->batch_started >= s->batch_timeout_s))
-			sink_queue_handoff(s);
-		if (now - last_lag >= 1.0) {
-			update_lag(s);
-			last_lag = now;
-		}
-	}
+	s->last_lag = 0;
+	consumer_run(s->consumer, &s->stop);
 	update_lag(s); /* fresh for the writer's last pipeline_stats row */
 	if (s->writers_up)
 		sink_queue_drain(s);
 	s->writers_up = false;
 	sink_queue_stop(s);
-	rd_kafka_resp_err_t e = rd_kafka_commit(s->consumer, NULL, 0);
-	if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-		log_warn("sink: final offset commit: %s", rd_kafka_err2str(e));
-	rd_kafka_consumer_close(s->consumer);
-	rd_kafka_flush(s->dlq, 10000);
+	consumer_close(s->consumer);
+	sender_flush(s->dlq, 10000);
 	for (int i = 0; i < WRITERS; i++)
 		sink_db_close(s, i);
 	update_lag(s);
@@ -334,7 +306,6 @@ static char *dup_or_null(const char *p)
 int sink_create(struct sink **out, const struct sink_options *o, char *err, size_t errlen)
 {
 	int rc = -ENOMEM;
-	rd_kafka_conf_t *conf = NULL;
 	struct sink *s = calloc(1, sizeof(*s));
 	if (!s)
 		goto fail;
@@ -383,6 +354,9 @@ int sink_create(struct sink **out, const struct sink_options *o, char *err, size
 	s->conninfo = dup_or_null(o->conninfo);
 	if (!s->brokers || !s->topic || !s->group || !s->dlq_topic || (o->conninfo && !s->conninfo))
 		goto fail;
+	for (int i = 0; i < WRITERS; i++)
+		if (!(s->pg[i] = pgconn_create(s->conninfo, "gpuhealth-sink")))
+			goto fail;
 	s->batch_size = o->batch_size;
 	s->batch_timeout_s = o->batch_timeout_s;
 	s->maintenance_s = o->maintenance_interval_s > 0 ? o->maintenance_interval_s : 600;
@@ -397,83 +371,49 @@ int sink_create(struct sink **out, const struct sink_options *o, char *err, size
 	host[sizeof(host) - 1] = '\0';
 	snprintf(s->instance, sizeof(s->instance), "%s:%ld", host, (long)getpid());
 
-	/* consumer: our defaults, then -X overrides */
-	char grp[300];
-	snprintf(grp, sizeof(grp), "group.id=%s", s->group);
 	/* The prefetch: librdkafka (2.0.x) stops fetching while its queue holds
 	 * queued.min.messages or queued.max.messages.kbytes, and looks again only about once a
 	 * second, so on a backlog the sink could take at most one queue's worth per second (the
 	 * defaults: ~100,000 events, ~100,000 rows/s) and then waited for the next fetch with its
 	 * writers idle. 256 MiB holds more than a second at the rate PostgreSQL takes them; it is
 	 * filled only while catching up (a steady stream keeps it near empty). -X overrides. */
-	const char *base[] = {grp,
-	                      "max.poll.interval.ms=3600000",
-	                      "enable.partition.eof=false",
-	                      "statistics.interval.ms=0",
-	                      "queued.min.messages=10000000",
-	                      "queued.max.messages.kbytes=262144"};
-	const size_t nbase = sizeof(base) / sizeof(base[0]);
-	size_t nall = nbase + o->nkafka_props;
-	const char **all = calloc(nall, sizeof(*all));
-	if (!all)
+	static const char *const prefetch[] = {"queued.min.messages=10000000",
+	                                       "queued.max.messages.kbytes=262144"};
+	const struct consumer_options co = {.who = "sink",
+	                                    .brokers = s->brokers,
+	                                    .topic = s->topic,
+	                                    .group = s->group,
+	                                    .defaults = prefetch,
+	                                    .ndefaults = sizeof(prefetch) / sizeof(prefetch[0]),
+	                                    .kafka_props = o->kafka_props,
+	                                    .nkafka_props = o->nkafka_props};
+	const struct consumer_hooks hooks = {.ctx = s,
+	                                     .take = take,
+	                                     .tick = tick,
+	                                     .due = due,
+	                                     .flush = flush,
+	                                     .assigned = assigned,
+	                                     .revoked = revoked,
+	                                     .error = kafka_error};
+	rc = consumer_create(&s->consumer, &co, &hooks, err, errlen);
+	if (rc)
 		goto fail;
-	memcpy(all, base, sizeof(base));
-	for (size_t i = 0; i < o->nkafka_props; i++)
-		all[nbase + i] = o->kafka_props[i];
-	conf = kafka_conf_new(KAFKA_CONSUMER, s->brokers, all, nall, err, errlen);
-	free(all);
-	rc = -EINVAL;
-	if (!conf)
+	/* every dead letter's report within DLQ_TIMEOUT_MS, so a batch never waits on the topic
+	 * for ever (unless -X message.timeout.ms says otherwise) */
+	const struct sender_options so = {.who = "sink",
+	                                  .brokers = s->brokers,
+	                                  .kafka_props = o->kafka_props,
+	                                  .nkafka_props = o->nkafka_props,
+	                                  .message_timeout_ms = DLQ_TIMEOUT_MS,
+	                                  .ctx = s,
+	                                  .delivered = sink_dlq_delivered,
+	                                  .error = kafka_error};
+	rc = sender_create(&s->dlq, &so, err, errlen);
+	if (rc)
 		goto fail;
-	rd_kafka_conf_set_opaque(conf, s);
-	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-	rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
-	char why[512];
-	s->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
-	if (!s->consumer) {
-		snprintf(err, errlen, "cannot create the Kafka consumer: %s", why);
-		goto fail; /* conf still ours on failure */
-	}
-	conf = NULL; /* owned by the consumer now */
-	rd_kafka_poll_set_consumer(s->consumer);
-
-	conf = kafka_conf_new(KAFKA_PRODUCER, s->brokers, o->kafka_props, o->nkafka_props, err,
-	                      errlen);
-	if (!conf)
-		goto fail;
-	rd_kafka_conf_set_opaque(conf, s);
-	rd_kafka_conf_set_dr_msg_cb(conf, sink_dlq_dr_cb);
-	/* every dead letter's report within this bound, so a batch never waits on the topic for
-	 * ever (unless -X message.timeout.ms says otherwise) */
-	{
-		bool given = false;
-		for (size_t i = 0; i < o->nkafka_props; i++)
-			given |= strncmp(o->kafka_props[i], "message.timeout.ms=", 19) == 0;
-		if (!given)
-			rd_kafka_conf_set(conf, "message.timeout.ms", DLQ_TIMEOUT_MS, why,
-			                  sizeof(why));
-	}
-	rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
-	s->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
-	if (!s->dlq) {
-		snprintf(err, errlen, "cannot create the dead-letter producer: %s", why);
-		goto fail;
-	}
-	conf = NULL;
-
-	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(sub, s->topic, RD_KAFKA_PARTITION_UA);
-	rd_kafka_resp_err_t e = rd_kafka_subscribe(s->consumer, sub);
-	rd_kafka_topic_partition_list_destroy(sub);
-	if (e) {
-		snprintf(err, errlen, "cannot subscribe to %s: %s", s->topic, rd_kafka_err2str(e));
-		goto fail;
-	}
 	*out = s; /* caller owns */
 	return 0;
 fail:
-	if (conf)
-		rd_kafka_conf_destroy(conf);
 	if (rc == -ENOMEM)
 		snprintf(err, errlen, "out of memory creating the sink");
 	sink_destroy(s);
@@ -539,12 +479,12 @@ void sink_destroy(struct sink *s)
 		free(b->by_gpu);
 		free(b->gpu_off);
 	}
-	if (s->consumer)
-		rd_kafka_destroy(s->consumer);
-	if (s->dlq)
-		rd_kafka_destroy(s->dlq);
-	for (int i = 0; i < WRITERS; i++)
+	consumer_destroy(s->consumer);
+	sender_destroy(s->dlq);
+	for (int i = 0; i < WRITERS; i++) {
 		sink_db_close(s, i);
+		pgconn_destroy(s->pg[i]);
+	}
 	free(s->brokers);
 	free(s->topic);
 	free(s->group);

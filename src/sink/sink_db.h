@@ -1,8 +1,9 @@
 /*
  * sink_db: the sink writers' PostgreSQL connections and the statement helpers of the sink
- * service (private to src/sink/: sink_int.h). Writer w uses only its own connection, s->db[w]
- * (owned by the sink; closed by sink_db_close). sink_db_ensure connects when there is none or
- * the last statement asked for a new one, refuses a read-only server, creates the session's
+ * service (private to src/sink/: sink_int.h). Writer w uses only its own session, s->pg[w]
+ * (store/pgconn.h; owned by the sink; closed by sink_db_close). sink_db_ensure connects when
+ * there is none or the last statement asked for a new one (a lost session is re-opened with
+ * PQreset), refuses a read-only server, creates the session's
  * staging tables, reads what the schema has (the rollup mark, gpu_workloads, the fleet
  * overview's merge) and the retention; after a lost connection every GPU is merged again.
  * The helpers return 0, -EINVAL when the database refuses the data (SQLSTATE class 22 or 23)

@@ -1,7 +1,6 @@
 #include "sink/sink_dlq.h"
 
 #include <errno.h>
-#include <librdkafka/rdkafka.h>
 #include <libpq-fe.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -18,22 +17,19 @@
 #define DLQ_ATTEMPTS 3     /* tries on the dead-letter topic before the table */
 #define DLQ_KEY_MAX  1024u /* bytes of the source key a dead letter carries */
 
-void sink_dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+void sink_dlq_delivered(void *ctx, void *opaque, int err)
 {
-	(void)rk;
-	(void)opaque;
-	struct item *it = m->_private;
+	(void)ctx;
+	struct item *it = opaque;
 	if (it) {
-		atomic_store(&it->dlq_err, m->err);
-		atomic_store(&it->dlq, m->err ? DLQ_FAILED : DLQ_DONE);
+		atomic_store(&it->dlq_err, err);
+		atomic_store(&it->dlq, err ? DLQ_FAILED : DLQ_DONE);
 	}
-	if (m->err)
-		log_debug("sink: dead letter not delivered: %s", rd_kafka_err2str(m->err));
 }
 
 /* The dead letter's payload and key as carried: the payload cut to EVENT_CHECK_DLQ_PAYLOAD_MAX
  * (with its original size and hash), the key to DLQ_KEY_MAX. */
-static void dead_letter_shape(const rd_kafka_message_t *m, struct event_dead_letter *d,
+static void dead_letter_shape(const struct bus_msg *m, struct event_dead_letter *d,
                               size_t *key_len)
 {
 	event_check_dead_letter(m->payload, m->len, 0, d);
@@ -42,7 +38,7 @@ static void dead_letter_shape(const rd_kafka_message_t *m, struct event_dead_let
 
 static int produce_dead_letter(struct sink *s, struct item *it)
 {
-	rd_kafka_message_t *m = it->m;
+	const struct bus_msg *m = &it->m;
 	char part[16], off[24], at[40], size[24];
 	struct event_dead_letter d;
 	size_t klen;
@@ -51,55 +47,28 @@ static int produce_dead_letter(struct sink *s, struct item *it)
 	snprintf(off, sizeof(off), "%lld", (long long)m->offset);
 	snprintf(size, sizeof(size), "%zu", d.original_size);
 	time_format_rfc3339(time_now(), at, sizeof(at));
-	const char *src = m->rkt ? rd_kafka_topic_name(m->rkt) : s->topic;
-	const char *cut = d.cut ? "true" : "false";
+	const struct bus_header h[] = {
+	    {"gpuhealth.reason", it->reason},
+	    {"gpuhealth.source.topic", m->topic},
+	    {"gpuhealth.source.partition", part},
+	    {"gpuhealth.source.offset", off},
+	    {"gpuhealth.failed_at", at},
+	    {"gpuhealth.original_size", size},
+	    {"gpuhealth.payload_fnv1a64", d.hash},
+	    {"gpuhealth.payload_cut", d.cut ? "true" : "false"},
+	};
 	atomic_store(&it->dlq, DLQ_PENDING);
 	it->dlq_tries++;
-	rd_kafka_resp_err_t e;
-	for (;;) {
-		e = rd_kafka_producev(
-		    s->dlq, RD_KAFKA_V_TOPIC(s->dlq_topic),
-		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(m->key, klen),
-		    RD_KAFKA_V_VALUE(m->payload, d.len),
-		    RD_KAFKA_V_HEADER("gpuhealth.reason", it->reason, (ssize_t)strlen(it->reason)),
-		    RD_KAFKA_V_HEADER("gpuhealth.source.topic", src, (ssize_t)strlen(src)),
-		    RD_KAFKA_V_HEADER("gpuhealth.source.partition", part, (ssize_t)strlen(part)),
-		    RD_KAFKA_V_HEADER("gpuhealth.source.offset", off, (ssize_t)strlen(off)),
-		    RD_KAFKA_V_HEADER("gpuhealth.failed_at", at, (ssize_t)strlen(at)),
-		    RD_KAFKA_V_HEADER("gpuhealth.original_size", size, (ssize_t)strlen(size)),
-		    RD_KAFKA_V_HEADER("gpuhealth.payload_fnv1a64", d.hash, (ssize_t)strlen(d.hash)),
-		    RD_KAFKA_V_HEADER("gpuhealth.payload_cut", cut, (ssize_t)strlen(cut)),
-		    RD_KAFKA_V_OPAQUE(it), RD_KAFKA_V_END);
-		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-			break;
-		rd_kafka_poll(s->dlq, 100);
-	}
-	if (e) {
-		atomic_store(&it->dlq_err, e);
+	int code = 0;
+	/* a full local queue is waited out (its reports are served meanwhile) */
+	if (sender_send(s->dlq, s->dlq_topic, m->key, klen, m->payload, d.len, h,
+	                sizeof(h) / sizeof(h[0]), it, -1, &code)) {
+		atomic_store(&it->dlq_err, code);
 		atomic_store(&it->dlq, DLQ_FAILED);
-		sink_set_error(s, "dead-letter produce: %s", rd_kafka_err2str(e));
+		sink_set_error(s, "dead-letter produce: %s", sender_err_str(code));
 		return -EIO;
 	}
 	return 0;
-}
-
-/* Errors no retry of the same record can mend: the topic refuses it for good. */
-static bool dlq_permanent(rd_kafka_resp_err_t e)
-{
-	switch (e) {
-	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-	case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
-	case RD_KAFKA_RESP_ERR_INVALID_MSG:
-	case RD_KAFKA_RESP_ERR_INVALID_RECORD:
-	case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-	case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-	case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
-	case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
-	case RD_KAFKA_RESP_ERR__INVALID_ARG:
-	/* already waited DLQ_TIMEOUT_MS */
-	case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT: return true;
-	default: return false;
-	}
 }
 
 /*
@@ -118,15 +87,15 @@ int sink_dlq_deliver(struct sink *s, struct batch *b, double deadline)
 			int st = atomic_load(&it->dlq);
 			if (!it->reason || st == DLQ_DONE || st == DLQ_TABLE)
 				continue;
-			if (st == DLQ_FAILED && (dlq_permanent(atomic_load(&it->dlq_err)) ||
+			if (st == DLQ_FAILED && (sender_err_permanent(atomic_load(&it->dlq_err)) ||
 			                         it->dlq_tries >= DLQ_ATTEMPTS)) {
 				atomic_store(&it->dlq, DLQ_TABLE);
 				log_warn("sink: dead letter of %s[%d]@%lld (%zu bytes) refused by "
 				         "%s: %s; "
 				         "it goes to the dead_letters table",
-				         s->topic, (int)it->m->partition, (long long)it->m->offset,
-				         it->m->len, s->dlq_topic,
-				         rd_kafka_err2str(atomic_load(&it->dlq_err)));
+				         s->topic, (int)it->m.partition, (long long)it->m.offset,
+				         it->m.len, s->dlq_topic,
+				         sender_err_str(atomic_load(&it->dlq_err)));
 				continue;
 			}
 			if (st != DLQ_PENDING)
@@ -137,7 +106,7 @@ int sink_dlq_deliver(struct sink *s, struct batch *b, double deadline)
 			return 0;
 		/* every report comes within message.timeout.ms (DLQ_TIMEOUT_MS) */
 		for (;;) {
-			rd_kafka_flush(s->dlq, 1000);
+			sender_flush(s->dlq, 1000);
 			size_t pending = 0;
 			for (size_t i = 0; i < b->nitems; i++)
 				pending += b->items[i].reason &&
@@ -152,7 +121,7 @@ int sink_dlq_deliver(struct sink *s, struct batch *b, double deadline)
 		for (size_t i = 0; i < b->nitems; i++)
 			failed |= b->items[i].reason &&
 			          atomic_load(&b->items[i].dlq) == DLQ_FAILED &&
-			          !dlq_permanent(atomic_load(&b->items[i].dlq_err)) &&
+			          !sender_err_permanent(atomic_load(&b->items[i].dlq_err)) &&
 			          b->items[i].dlq_tries < DLQ_ATTEMPTS;
 		if (failed && !sink_backoff(s, attempt, deadline))
 			return -EIO;
@@ -169,7 +138,7 @@ int sink_dlq_insert(struct sink *s, int w, struct batch *b, char *err, size_t er
 		struct item *it = &b->items[i];
 		if (!it->reason || atomic_load(&it->dlq) != DLQ_TABLE)
 			continue;
-		rd_kafka_message_t *m = it->m;
+		const struct bus_msg *m = &it->m;
 		struct event_dead_letter d;
 		size_t klen;
 		dead_letter_shape(m, &d, &klen);
@@ -177,16 +146,16 @@ int sink_dlq_insert(struct sink *s, int w, struct batch *b, char *err, size_t er
 		snprintf(part, sizeof(part), "%d", (int)m->partition);
 		snprintf(off, sizeof(off), "%lld", (long long)m->offset);
 		snprintf(size, sizeof(size), "%zu", d.original_size);
-		const char *src = m->rkt ? rd_kafka_topic_name(m->rkt) : s->topic;
-		const char *why = rd_kafka_err2str(atomic_load(&it->dlq_err));
-		const char *vals[10] = {it->reason, src,    part,       off, m->key,
-		                        size,       d.hash, m->payload, cut, why};
+		const char *src = m->topic;
+		const char *why = sender_err_str(atomic_load(&it->dlq_err));
+		const char *vals[10] = {it->reason, src,    part,       off, (const char *)m->key,
+		                        size,       d.hash, (const char *)m->payload, cut, why};
 		int lens[10] = {0, 0, 0, 0, (int)klen, 0, 0, (int)d.len, 0, 0};
 		int fmts[10] = {0, 0, 0, 0, 1, 0, 0, 1, 0, 0};
 		if (!m->key)
 			vals[4] = NULL;
 		PGresult *r = PQexecParams(
-		    s->db[w],
+		    pgconn_db(s->pg[w]),
 		    "INSERT INTO dead_letters (service, reason, source_topic, source_partition, "
 		    "source_offset, source_key, original_size, payload_fnv1a64, payload, "
 		    "payload_cut, "

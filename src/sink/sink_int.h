@@ -7,13 +7,12 @@
  *
  * Threads: the consumer thread (sink.c) fills one batch at a time and hands it to the batch
  * queue (sink_queue.c); WRITERS writer threads each write the oldest queued batch on their own
- * connection (s->db[w], sink_db.c) in one transaction (sink_write.c), and writer 0 also does the
+ * connection (pgconn_db(s->pg[w]), sink_db.c) in one transaction (sink_write.c), and writer 0 also does the
  * upkeep between batches (sink_gpus.c, sink_rollups.c, sink_upkeep.c).
  */
 #ifndef GPUHEALTH_SINK_INT_H
 #define GPUHEALTH_SINK_INT_H
 
-#include <librdkafka/rdkafka.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,7 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bus/consumer.h"
+#include "bus/sender.h"
 #include "core/strbuf.h"
+#include "store/pgconn.h"
 #include "sink/sink.h"
 
 /* Writer threads, each with its own connection: while one waits for PostgreSQL the other's
@@ -45,20 +47,15 @@ enum batch_state { B_FREE = 0, B_FILLING, B_QUEUED, B_WRITING, B_DONE };
 
 /* One consumed message of the open batch: a row (reason == NULL) or a dead letter. */
 struct item {
-	rd_kafka_message_t *m; /* owned until the batch ends */
+	struct bus_msg m; /* owned until the batch ends (bus_msg_free) */
 	size_t row_off, row_len;
 	size_t ident_off, ident_len; /* this row's identity text in the batch's ident buffer */
 	double time;
 	uint32_t gpu;        /* its GPU's ordinal in the batch (gpu_seen.ord) */
 	char *reason;        /* owned; dead letter when set */
 	_Atomic int dlq;     /* enum dlq_state, written by the delivery callback */
-	_Atomic int dlq_err; /* rd_kafka_resp_err_t of the last failed try */
+	_Atomic int dlq_err; /* the last failed try's error (sender_err_str) */
 	int dlq_tries;
-};
-
-struct part_off {
-	int32_t partition;
-	int64_t next; /* highest offset in the batch + 1 */
 };
 
 struct rollup;        /* sink/rollup.h */
@@ -81,8 +78,7 @@ struct batch {
 	bool roll_ok;             /* false: roll is incomplete, let the database compute them */
 	struct strbuf roll_copy;  /* the batch's gpuhealth_rollup_stage binary COPY */
 	double tmin, tmax, batch_started;
-	struct part_off offs[SINK_MAX_PARTS];
-	int noffs;
+	struct bus_offsets offs; /* what the batch acknowledges once committed */
 	char *by_gpu; /* the rows again, grouped by GPU: what the COPY sends */
 	size_t by_gpu_cap;
 	size_t *gpu_off; /* per GPU ordinal: where its rows go in by_gpu */
@@ -102,7 +98,7 @@ struct batch {
 
 struct writer {
 	struct sink *s;
-	int w; /* index: its connection is s->db[w] */
+	int w; /* index: its connection is s->pg[w] */
 	pthread_t thread;
 	bool started;
 };
@@ -113,10 +109,10 @@ struct sink {
 	int batch_size;
 	double batch_timeout_s, maintenance_s, max_future_s;
 
-	rd_kafka_t *consumer; /* owned */
-	rd_kafka_t *dlq;      /* owned, idempotent producer */
-	PGconn *db[WRITERS];  /* owned: db[w] by writer w (db[0] by the sink thread until the
-	                       * writers start) */
+	struct consumer *consumer; /* owned */
+	struct sender *dlq;        /* owned: the dead letters' idempotent producer */
+	struct pgconn *pg[WRITERS]; /* owned: pg[w] by writer w (pg[0] by the sink thread until
+	                             * the writers start) */
 	double retention_s;
 
 	pthread_t thread;
@@ -139,6 +135,7 @@ struct sink {
 	pthread_mutex_t wlock;
 	pthread_cond_t wcond;
 	double last_maint;
+	double last_lag;         /* consumer thread: when update_lag last ran */
 	double last_stats;       /* writer thread: when the last pipeline_stats row was tried */
 	char instance[300];      /* pipeline_stats.instance: hostname:pid */
 	bool stats_missing_told; /* "run gpuhealth db migrate" said once */
@@ -151,9 +148,6 @@ struct sink {
 	double gpus_merged_at; /* time_mono() of the last sink_gpus_refresh() */
 	struct batch idle; /* writer 0: only ident_copy, sent, touch_*, for sink_gpus_refresh() */
 	bool db_was_up[WRITERS]; /* writer w's connection was up once */
-	/* writer w's last statement failed with a SQLSTATE a new connection may get past (a
-	 * read-only server, a shutdown: pg_sqlstate_reconnect): closed, not rolled back */
-	bool reconnect[WRITERS];
 
 	/* The rollups of the rows this sink committed at or after the mark (schema/006), written
 	 * when their minute closes (sink_rollups_close). */

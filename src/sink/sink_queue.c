@@ -1,6 +1,5 @@
 #include "sink/sink_queue.h"
 
-#include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -24,12 +23,12 @@
 void sink_queue_clear(struct batch *b)
 {
 	for (size_t i = 0; i < b->nitems; i++) {
-		rd_kafka_message_destroy(b->items[i].m);
+		bus_msg_free(&b->items[i].m);
 		free(b->items[i].reason);
 	}
 	b->nitems = 0;
 	b->nrows = 0;
-	b->noffs = 0;
+	b->offs.n = 0;
 	strbuf_reset(&b->rows);
 	strbuf_reset(&b->idents);
 	sink_gpus_batch_clear(b);
@@ -46,20 +45,13 @@ void sink_queue_clear(struct batch *b)
 
 static void store_offsets(struct sink *s, struct batch *b)
 {
-	if (!b->noffs)
+	if (!b->offs.n)
 		return;
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(b->noffs);
-	for (int i = 0; i < b->noffs; i++)
-		rd_kafka_topic_partition_list_add(l, s->topic, b->offs[i].partition)->offset =
-		    b->offs[i].next;
-	rd_kafka_resp_err_t e = rd_kafka_offsets_store(s->consumer, l);
-	if (e) /* partitions revoked meanwhile: the new owner re-reads; rows are idempotent */
-		log_debug("sink: offsets not stored: %s", rd_kafka_err2str(e));
+	int rc = consumer_store(s->consumer, &b->offs);
 	pthread_mutex_lock(&s->lock);
-	for (int i = 0; !e && i < b->noffs; i++)
-		sink_acked_set(s, b->offs[i].partition, b->offs[i].next, true);
+	for (int i = 0; !rc && i < b->offs.n; i++)
+		sink_acked_set(s, b->offs.o[i].partition, b->offs.o[i].next, true);
 	pthread_mutex_unlock(&s->lock);
-	rd_kafka_topic_partition_list_destroy(l);
 }
 
 /*
@@ -235,14 +227,7 @@ void sink_queue_stop(struct sink *s)
 
 static void set_paused(struct sink *s, bool paused)
 {
-	rd_kafka_topic_partition_list_t *parts = NULL;
-	if (rd_kafka_assignment(s->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
-		if (paused)
-			rd_kafka_pause_partitions(s->consumer, parts);
-		else
-			rd_kafka_resume_partitions(s->consumer, parts);
-		rd_kafka_topic_partition_list_destroy(parts);
-	}
+	consumer_pause(s->consumer, paused);
 	pthread_mutex_lock(&s->lock);
 	s->st.paused = paused;
 	pthread_mutex_unlock(&s->lock);
@@ -285,7 +270,7 @@ void sink_queue_handoff(struct sink *s)
 			paused = true;
 			pthread_mutex_lock(&s->wlock);
 		}
-		rd_kafka_poll(s->dlq, 0);
+		sender_poll(s->dlq, 0);
 	}
 	next->state = B_FILLING;
 	s->fill = next;

@@ -22,7 +22,7 @@ void sink_upkeep_partitions(struct sink *s)
 		return;
 	char err[512];
 	PGresult *r = PQexec(
-	    s->db[w], "SELECT gpuhealth_ensure_partitions(now() - interval '1 day', now() + "
+	    pgconn_db(s->pg[w]), "SELECT gpuhealth_ensure_partitions(now() - interval '1 day', now() + "
 	              "(SELECT value::int FROM gpuhealth_settings WHERE key = "
 	              "'partitions_ahead_days') * interval '1 day'), gpuhealth_drop_expired()");
 	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
@@ -40,7 +40,7 @@ void sink_upkeep_partitions(struct sink *s)
 	}
 	PQclear(r);
 	/* the health tables' partitions on plain PostgreSQL (schema/012; no-op on TimescaleDB) */
-	r = PQexec(s->db[w], "SELECT gpuhealth_health_upkeep()");
+	r = PQexec(pgconn_db(s->pg[w]), "SELECT gpuhealth_health_upkeep()");
 	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
 		if (atoi(PQgetvalue(r, 0, 0)))
 			log_info("sink: health partitions: %s expired dropped",
@@ -64,8 +64,7 @@ void sink_upkeep_stats(struct sink *s)
 {
 	const int w = 0; /* writer 0 writes the stats rows */
 	s->last_stats = time_mono();
-	if (!s->db[w] || PQstatus(s->db[w]) != CONNECTION_OK ||
-	    PQtransactionStatus(s->db[w]) != PQTRANS_IDLE)
+	if (!pgconn_up(s->pg[w]) || PQtransactionStatus(pgconn_db(s->pg[w])) != PQTRANS_IDLE)
 		return;
 	struct sink_stats st;
 	sink_stats(s, &st);
@@ -79,7 +78,7 @@ void sink_upkeep_stats(struct sink *s)
 	const char *lag_p = st.lag_total >= 0 ? lag : NULL; /* NULL: unknown */
 	const char *params[9] = {at,       s->instance, s->group, s->topic, lag_p,
 	                         consumed, rows,        dead,     errs};
-	PGresult *r = PQexecParams(s->db[w],
+	PGresult *r = PQexecParams(pgconn_db(s->pg[w]),
 	                           "INSERT INTO pipeline_stats (time, service, instance, "
 	                           "consumer_group, topic, lag, consumed, rows_written, "
 	                           "dead_letters, db_errors) "
@@ -98,7 +97,7 @@ void sink_upkeep_stats(struct sink *s)
 	const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 	bool missing = code && strcmp(code, "42P01") == 0; /* undefined_table */
 	if (pg_sqlstate_reconnect(code)) /* the next batch of this writer connects again */
-		s->reconnect[w] = true;
+		pgconn_mark(s->pg[w]);
 	char err[256];
 	snprintf(err, sizeof(err), "%s", PQresultErrorMessage(r));
 	size_t l = strlen(err);
@@ -121,6 +120,6 @@ void sink_upkeep_stats(struct sink *s)
 		log_debug("sink: cannot write pipeline_stats: %s", err);
 	}
 	s->stats_failing = true;
-	if (PQstatus(s->db[w]) != CONNECTION_OK)
+	if (PQstatus(pgconn_db(s->pg[w])) != CONNECTION_OK)
 		sink_db_close(s, w);
 }

@@ -1,7 +1,6 @@
 #include "sink/sink_write.h"
 
 #include <errno.h>
-#include <librdkafka/rdkafka.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -368,7 +367,7 @@ abandon:
 	/* Dead letters still in flight point into this batch: purge them and serve their
 	 * reports before the batch goes away. (Another writer's dead letters purged with them
 	 * fail and are produced again by its own retry loop.) */
-	rd_kafka_purge(s->dlq, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-	rd_kafka_flush(s->dlq, 5000);
+	sender_purge(s->dlq);
+	sender_flush(s->dlq, 5000);
 	return -EIO;
 }

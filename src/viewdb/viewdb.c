@@ -12,6 +12,7 @@
 #include "core/timeutil.h"
 #include "fleet/fleet.h"
 #include "store/pg.h"
+#include "store/pgconn.h"
 #include "viewdb/viewdb_int.h"
 
 struct viewdb {
@@ -145,6 +146,7 @@ int viewdb_alert_cmp(const void *pa, const void *pb)
 static void *viewdb_main(void *arg)
 {
 	struct viewdb *v = arg;
+	struct pgconn *pc = NULL; /* made once the conninfo is known */
 	PGconn *c = NULL;
 	bool kept = false; /* schema 14: fleet_gpu_now and fleet_host_now */
 	char err[512];
@@ -181,30 +183,33 @@ static void *viewdb_main(void *arg)
 
 		err[0] = '\0';
 		int rc = 0;
-		if (q.what != VDBW_NONE && (!c || PQstatus(c) != CONNECTION_OK)) {
-			if (c)
-				PQfinish(c);
+		if (q.what != VDBW_NONE && !pgconn_up(pc)) {
 			c = NULL;
-			if (!v->conninfo[0] && v->get &&
+			if (!pc && !v->conninfo[0] && v->get &&
 			    v->get(v->get_arg, v->conninfo, sizeof(v->conninfo)) != 0) {
 				v->conninfo[0] = '\0';
 				snprintf(err, sizeof(err),
 				         "the console's database is not running (yet)");
-			} else {
-				c = pg_connect(v->conninfo, "gpuhealth-console-viewer", err,
-				               sizeof(err));
+			} else if (!pc &&
+			           !(pc = pgconn_create(v->conninfo, "gpuhealth-console-viewer"))) {
+				snprintf(err, sizeof(err), "out of memory");
 			}
-			/* the viewer only reads: its session cannot write even by mistake */
-			if (c &&
-			    (pg_exec(c, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", err,
-			             sizeof(err)) != 0 ||
-			     pg_exec(c, "SET statement_timeout = '5s'", err, sizeof(err)) != 0)) {
-				PQfinish(c);
-				c = NULL;
+			/* store/pgconn.h: a lost session is re-opened with PQreset */
+			int up = pc ? pgconn_ensure(pc, 0, err, sizeof(err)) : -EIO;
+			if (up == 1) {
+				c = pgconn_db(pc);
+				/* the viewer only reads: its session cannot write even by mistake */
+				if (pg_exec(c, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+				            err, sizeof(err)) != 0 ||
+				    pg_exec(c, "SET statement_timeout = '5s'", err, sizeof(err)) != 0) {
+					pgconn_close(pc);
+					c = NULL;
+					up = -EIO;
+				}
 			}
-			if (!c)
+			if (up < 0)
 				rc = -EIO;
-			if (c) {
+			if (up == 1) {
 				PGresult *k =
 				    PQexec(c, "SELECT to_regclass('fleet_host_now') IS NOT NULL");
 				kept = PQresultStatus(k) == PGRES_TUPLES_OK && PQntuples(k) == 1 &&
@@ -212,6 +217,7 @@ static void *viewdb_main(void *arg)
 				PQclear(k);
 			}
 		}
+		c = pgconn_db(pc);
 		double t0 = time_mono();
 		size_t n = 0;
 		if (rc == 0) {
@@ -288,8 +294,7 @@ static void *viewdb_main(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&v->lock);
-	if (c)
-		PQfinish(c);
+	pgconn_destroy(pc);
 	fleet_destroy(tf);
 	free(page);
 	free(tinfo);

@@ -1,0 +1,170 @@
+#include "bus/sender.h"
+
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "bus/kafka_conf.h"
+#include "core/log.h"
+
+struct sender {
+	rd_kafka_t *rk; /* owned */
+	char who[32];
+	void *ctx;
+	void (*delivered)(void *ctx, void *opaque, int err);
+	void (*error)(void *ctx, bool fatal, const char *text);
+};
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	struct sender *p = opaque;
+	if (m->err)
+		log_debug("%s: message to %s not delivered: %s", p->who,
+		          m->rkt ? rd_kafka_topic_name(m->rkt) : "?", rd_kafka_err2str(m->err));
+	if (p->delivered)
+		p->delivered(p->ctx, m->_private, (int)m->err);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct sender *p = opaque;
+	char text[320];
+	bool fatal;
+	if (kafka_conf_error_text(rk, err, reason, p->who, text, sizeof(text), &fatal) && p->error)
+		p->error(p->ctx, fatal, text);
+}
+
+int sender_create(struct sender **out, const struct sender_options *o, char *err,
+                  size_t errlen)
+{
+	int rc = -ENOMEM;
+	rd_kafka_conf_t *conf = NULL;
+	struct sender *p = calloc(1, sizeof(*p));
+	if (!p)
+		goto fail;
+	snprintf(p->who, sizeof(p->who), "%s", o->who ? o->who : "sender");
+	p->ctx = o->ctx;
+	p->delivered = o->delivered;
+	p->error = o->error;
+	rc = -EINVAL;
+	conf = kafka_conf_new(KAFKA_PRODUCER, o->brokers, o->kafka_props, o->nkafka_props, err,
+	                      errlen);
+	if (!conf)
+		goto fail;
+	rd_kafka_conf_set_opaque(conf, p);
+	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	char why[512];
+	bool given = false;
+	for (size_t i = 0; i < o->nkafka_props; i++)
+		given |= strncmp(o->kafka_props[i], "message.timeout.ms=", 19) == 0;
+	if (o->message_timeout_ms > 0 && !given) {
+		char v[16];
+		snprintf(v, sizeof(v), "%d", o->message_timeout_ms);
+		if (rd_kafka_conf_set(conf, "message.timeout.ms", v, why, sizeof(why)) !=
+		    RD_KAFKA_CONF_OK) {
+			snprintf(err, errlen, "message.timeout.ms=%s: %s", v, why);
+			goto fail;
+		}
+	}
+	p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
+	if (!p->rk) {
+		snprintf(err, errlen, "cannot create the Kafka producer: %s", why);
+		goto fail; /* conf is still ours when rd_kafka_new fails */
+	}
+	*out = p; /* the caller's */
+	return 0;
+fail:
+	if (conf)
+		rd_kafka_conf_destroy(conf);
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "out of memory creating the Kafka producer");
+	sender_destroy(p);
+	return rc;
+}
+
+int sender_send(struct sender *p, const char *topic, const void *key, size_t klen,
+                const void *value, size_t vlen, const struct bus_header *h, size_t nh,
+                void *opaque, int wait_ms, int *code)
+{
+	for (int waited = 0;; waited += 100) {
+		rd_kafka_headers_t *hdrs = NULL;
+		if (nh) {
+			hdrs = rd_kafka_headers_new(nh);
+			for (size_t i = 0; i < nh; i++)
+				rd_kafka_header_add(hdrs, h[i].name, -1, h[i].value, -1);
+		}
+		rd_kafka_resp_err_t e = rd_kafka_producev(
+		    p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		    RD_KAFKA_V_KEY(key, key ? klen : 0), RD_KAFKA_V_VALUE((void *)value, vlen),
+		    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+		if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+			return 0; /* the headers are the message's now */
+		if (hdrs)
+			rd_kafka_headers_destroy(hdrs);
+		if (code)
+			*code = (int)e;
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			return -EIO;
+		if (wait_ms >= 0 && waited >= wait_ms)
+			return -EAGAIN;
+		rd_kafka_poll(p->rk, 100);
+	}
+}
+
+void sender_poll(struct sender *p, int ms)
+{
+	if (p)
+		rd_kafka_poll(p->rk, ms);
+}
+
+int sender_flush(struct sender *p, int ms)
+{
+	if (!p)
+		return 0;
+	rd_kafka_flush(p->rk, ms);
+	return rd_kafka_outq_len(p->rk);
+}
+
+void sender_purge(struct sender *p)
+{
+	if (p)
+		rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+}
+
+void sender_destroy(struct sender *p)
+{
+	if (!p)
+		return;
+	if (p->rk)
+		rd_kafka_destroy(p->rk);
+	free(p);
+}
+
+const char *sender_err_str(int code)
+{
+	return rd_kafka_err2str((rd_kafka_resp_err_t)code);
+}
+
+bool sender_err_permanent(int code)
+{
+	switch ((rd_kafka_resp_err_t)code) {
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+	case RD_KAFKA_RESP_ERR_INVALID_MSG:
+	case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+	case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+	case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+	case RD_KAFKA_RESP_ERR__INVALID_ARG:
+	case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT: /* already waited message_timeout_ms */
+		return true;
+	default:
+		return false;
+	}
+}
