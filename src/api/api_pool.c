@@ -18,7 +18,6 @@ struct api_pconn {
 };
 
 struct api_pool {
-	char *conninfo;
 	unsigned size;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -34,9 +33,8 @@ int api_pool_create(struct api_pool **out, unsigned size, const char *conninfo)
 	pthread_mutex_init(&pool->mu, NULL);
 	pthread_cond_init(&pool->cv, NULL);
 	pool->size = size;
-	pool->conninfo = strdup(conninfo);
 	pool->conns = calloc(size, sizeof(*pool->conns));
-	if (!pool->conninfo || !pool->conns) {
+	if (!pool->conns) {
 		api_pool_destroy(pool);
 		return -ENOMEM;
 	}
@@ -183,7 +181,6 @@ void api_pool_destroy(struct api_pool *pool)
 	for (unsigned i = 0; pool->conns && i < pool->size; i++)
 		pgconn_destroy(pool->conns[i].pc);
 	free(pool->conns);
-	free(pool->conninfo);
 	pthread_mutex_destroy(&pool->mu);
 	pthread_cond_destroy(&pool->cv);
 	free(pool);
