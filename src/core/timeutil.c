@@ -89,10 +89,15 @@ int time_parse_rfc3339(const char *s, double *epoch)
 	}
 	if (*p != '\0')
 		return -EINVAL;
-	struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = m,
-			.tm_sec = sec};
-	time_t t = timegm(&tm);
-	*epoch = (double)t - off + frac;
+	/* days since 1970-01-01 in the proleptic Gregorian calendar (the days-from-civil
+	 * arithmetic: years counted from March, so a leap day ends its year), as timegm() gives
+	 * without its time-zone machinery on every sample; second 60 runs into the next minute */
+	int y = Y - (M <= 2);
+	int era = y / 400; /* y >= 0 here */
+	int yoe = y - era * 400;
+	int doy = (153 * (M + (M > 2 ? -3 : 9)) + 2) / 5 + D - 1;
+	long long days = (long long)era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+	*epoch = (double)(days * 86400 + h * 3600 + m * 60 + sec) - off + frac;
 	return 0;
 }
 

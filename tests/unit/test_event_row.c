@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -285,6 +286,31 @@ static void test_utilization_bounds_inclusive(void **state)
 	free(ev);
 }
 
+/* time_parse_rfc3339 of y-m-d (at a time of day from d, second 60 on the 30th) against
+ * timegm(); a day the month does not have must be refused. Returns 1 for a real day checked. */
+static int same_as_timegm(int y, int m, int d)
+{
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	int hh = (d * 7) % 24, mi = (d * 13) % 60, ss = d == 30 ? 60 : d;
+	char buf[40];
+	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d, hh, mi, ss);
+	double t;
+	if (d > mdays[m - 1] + (m == 2 && leap)) {
+		assert_int_not_equal(time_parse_rfc3339(buf, &t), 0);
+		return 0;
+	}
+	struct tm tm = {.tm_year = y - 1900,
+	                .tm_mon = m - 1,
+	                .tm_mday = d,
+	                .tm_hour = hh,
+	                .tm_min = mi,
+	                .tm_sec = ss};
+	assert_int_equal(time_parse_rfc3339(buf, &t), 0);
+	assert_true(t == (double)timegm(&tm));
+	return 1;
+}
+
 static void test_time_parsing(void **state)
 {
 	(void)state;
@@ -300,6 +326,18 @@ static void test_time_parsing(void **state)
 	char buf[40];
 	assert_int_equal(time_format_rfc3339(a + 0.9996, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "2026-11-28T12:00:01.000Z");
+	/* the calendar arithmetic against the C library's timegm(): every day of the years
+	 * around each century rule (1600, 1900, 2000, 2100) and of a run of ordinary ones, the
+	 * leap second, and the first and last years the grammar allows */
+	static const int years[][2] = {{1, 3},       {1599, 1601}, {1899, 1901}, {1969, 1972},
+	                               {1999, 2001}, {2023, 2030}, {2099, 2101}, {9998, 9999}};
+	int checked = 0;
+	for (size_t r = 0; r < sizeof(years) / sizeof(years[0]); r++)
+		for (int y = years[r][0]; y <= years[r][1]; y++)
+			for (int m = 1; m <= 12; m++)
+				for (int d = 1; d <= 31; d++)
+					checked += same_as_timegm(y, m, d);
+	assert_true(checked > 10000);
 }
 
 /* Both paths must write the same tuple: every field byte for byte, extra as equal JSON. len
