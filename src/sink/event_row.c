@@ -59,20 +59,37 @@ static int put_text(struct strbuf *sb, const char *s)
 	return 0;
 }
 
-/* The field named [k, k+n): tries *hint (the field after the previous one, for events that
- * list their metrics in the contract's order) before the hash lookup. */
-static const struct field_def *field_at_hint(const char *k, size_t n, size_t *hint)
+/*
+ * The field named [k, k+n). A producer writes its metrics in one order, so each thread
+ * remembers which field followed each field last time and tries that first (the contract's
+ * order until it has seen one), before the hash lookup. *prev is the index + 1 of the field
+ * before this one, 0 at the start of the object; the guess only saves time, never decides.
+ */
+#define MAX_FAST_FIELDS 64
+static _Thread_local unsigned char next_after[MAX_FAST_FIELDS + 1];
+static size_t key_len[MAX_FAST_FIELDS]; /* strlen of each field's key, for the guess */
+static pthread_once_t key_len_once = PTHREAD_ONCE_INIT;
+
+static void build_key_len(void)
 {
 	size_t nf;
 	const struct field_def *f = fields_all(&nf);
-	if (*hint < nf && strncmp(f[*hint].key, k, n) == 0 && f[*hint].key[n] == '\0') {
-		const struct field_def *d = &f[*hint];
-		(*hint)++;
-		return d;
-	}
-	const struct field_def *d = fields_by_keyn(k, n);
+	for (size_t i = 0; i < nf && i < MAX_FAST_FIELDS; i++)
+		key_len[i] = strlen(f[i].key);
+}
+
+static const struct field_def *field_at_hint(const char *k, size_t n, size_t *prev)
+{
+	size_t nf;
+	const struct field_def *f = fields_all(&nf);
+	size_t guess = next_after[*prev] ? next_after[*prev] - 1u : *prev;
+	const struct field_def *d = NULL;
+	if (guess < nf && key_len[guess] == n && memcmp(f[guess].key, k, n) == 0)
+		d = &f[guess];
+	else if ((d = fields_by_keyn(k, n)) != NULL)
+		next_after[*prev] = (unsigned char)(fields_index(d) + 1);
 	if (d)
-		*hint = fields_index(d) + 1;
+		*prev = fields_index(d) + 1;
 	return d;
 }
 
@@ -289,6 +306,36 @@ static bool eat(struct scan *s, char c)
 	return false;
 }
 
+/*
+ * The first byte at or after p (before end) that a string scan must look at: a quote, a
+ * backslash, a control byte (< 0x20) or non-ASCII (>= 0x80); end when there is none. Eight
+ * bytes at a time: such a byte sets the high bit of its byte in m (haszero/hasless of Bit
+ * Twiddling Hacks, exact for the lowest such byte, the one that decides); the byte loop takes
+ * the last few bytes of the payload (and every byte where the word trick is not built).
+ */
+static const char *plain_run(const char *p, const char *end)
+{
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	for (; end - p >= 8; p += 8) {
+		uint64_t w, q, bs, m;
+		memcpy(&w, p, 8);
+		q = w ^ (ones * '"');
+		bs = w ^ (ones * '\\');
+		m = (((q - ones) & ~q) | ((bs - ones) & ~bs) | ((w - ones * 0x20) & ~w) | w) &
+		    highs;
+		if (m)
+			return p + __builtin_ctzll(m) / 8;
+	}
+#endif
+	for (; p < end; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80)
+			break;
+	}
+	return p;
+}
+
 /* A string without escapes or non-ASCII bytes (else fallback). */
 static int fstr(struct scan *s, struct slice *out)
 {
@@ -296,13 +343,8 @@ static int fstr(struct scan *s, struct slice *out)
 	if (s->p >= s->end || *s->p != '"')
 		return FAST_FALLBACK;
 	const char *b = ++s->p;
-	while (s->p < s->end && *s->p != '"') {
-		unsigned char c = (unsigned char)*s->p;
-		if (c == '\\' || c < 0x20 || c >= 0x80)
-			return FAST_FALLBACK;
-		s->p++;
-	}
-	if (s->p >= s->end)
+	s->p = plain_run(s->p, s->end);
+	if (s->p >= s->end || *s->p != '"')
 		return FAST_FALLBACK;
 	out->p = b;
 	out->n = (size_t)(s->p - b);
@@ -310,14 +352,17 @@ static int fstr(struct scan *s, struct slice *out)
 	return 0;
 }
 
+/* The literal w (n bytes, a keyword: a byte loop beats a call to memcmp at this length). */
 static bool lit(struct scan *s, const char *w, size_t n)
 {
 	ws(s);
-	if ((size_t)(s->end - s->p) >= n && memcmp(s->p, w, n) == 0) {
-		s->p += n;
-		return true;
-	}
-	return false;
+	if ((size_t)(s->end - s->p) < n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s->p[i] != w[i])
+			return false;
+	s->p += n;
+	return true;
 }
 
 /* A JSON number (strict grammar); is_int when it has no fraction or exponent. */
@@ -365,14 +410,16 @@ static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1
                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 /*
- * The value of a JSON number fnum() accepted: d, the nearest double (as strtod gives it), and,
- * when exact_int, iv, the integer it writes exactly (no fraction or exponent). Without strtod's
- * cost for the common forms: an integer, or up to 15 significant digits with up to 22 after the
- * point (one division of two exact doubles, so correctly rounded); other fractions and
- * exponents go through strtod. Returns 0, or -ERANGE where the general path decides (an
- * integer past long long, an overflow or underflow, a number of 64 characters or more).
+ * The value of a JSON number fnum() accepted (is_int as fnum() said): d, the nearest double
+ * (as strtod gives it), and, when exact_int, iv, the integer it writes exactly (no fraction or
+ * exponent). Without strtod's cost for the common forms: an integer, or up to 15 significant
+ * digits with up to 22 after the point (one division of two exact doubles, so correctly
+ * rounded); other fractions and exponents go through strtod. Returns 0, or -ERANGE where the
+ * general path decides (an integer past long long, an overflow or underflow, a number of 64
+ * characters or more).
  */
-static int number_value(const char *p, size_t n, double *d, long long *iv, bool *exact_int)
+static int number_value(const char *p, size_t n, bool is_int, double *d, long long *iv,
+                        bool *exact_int)
 {
 	const char *e = p + n, *q = p;
 	bool neg = q < e && *q == '-';
@@ -390,7 +437,7 @@ static int number_value(const char *p, size_t n, double *d, long long *iv, bool 
 			digits += m != 0;
 		}
 	*exact_int = false;
-	if (!memchr(p, '.', n) && !memchr(p, 'e', n) && !memchr(p, 'E', n)) {
+	if (is_int) { /* fnum() saw no fraction and no exponent */
 		/* an integer: past long long (jansson's json_int_t) it is the general path's to
 		 * refuse; "-0" is 0, as jansson reads it */
 		uint64_t lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
@@ -468,7 +515,7 @@ static int skip_value(struct scan *s, int depth)
 	}
 	if (c == '"') {
 		s->p++;
-		while (s->p < s->end && *s->p != '"') {
+		while ((s->p = plain_run(s->p, s->end)) < s->end && *s->p != '"') {
 			unsigned char ch = (unsigned char)*s->p;
 			if (ch < 0x20 || ch >= 0x80)
 				return FAST_FALLBACK;
@@ -530,18 +577,16 @@ static int fint_or_null(struct scan *s, struct slice *out, long long *v)
 	return *v > INT32_MAX ? FAST_FALLBACK : 0;
 }
 
-static bool key_is(const struct slice *k, const char *name)
-{
-	return strlen(name) == k->n && memcmp(k->p, name, k->n) == 0;
-}
+/* k is the key "name" (a string literal: its length and the comparison are constants). */
+#define key_is(k, name) ((k)->n == sizeof(name) - 1 && memcmp((k)->p, name, sizeof(name) - 1) == 0)
 
 struct fast_event {
 	struct slice sv, time, hostname, cluster, dc, rack, extra, labels, workload;
 	struct slice uuid, model, pci, device, driver, mig_profile, index, mig;
 	struct slice w_namespace, w_pod, w_container;
 	long long sv_v, index_v, mig_v;
-	struct slice metric[64];
-	bool metric_int[64];
+	struct slice metric[MAX_FAST_FIELDS];
+	bool metric_int[MAX_FAST_FIELDS];
 	bool gpu_set, metrics_set;
 };
 
@@ -651,12 +696,13 @@ static int scan_metrics(struct scan *s, struct fast_event *ev)
 		return FAST_FALLBACK;
 	if (eat(s, '}'))
 		return 0;
-	size_t hint = 0;
+	size_t prev = 0;
+	pthread_once(&key_len_once, build_key_len); /* for field_at_hint() */
 	do {
 		struct slice k = {0};
 		if (fstr(s, &k) || !eat(s, ':'))
 			return FAST_FALLBACK;
-		const struct field_def *f = field_at_hint(k.p, k.n, &hint);
+		const struct field_def *f = field_at_hint(k.p, k.n, &prev);
 		if (!f) /* unknown metric: the general path keeps it in extra */
 			return FAST_FALLBACK;
 		size_t i = fields_index(f);
@@ -672,13 +718,26 @@ static int scan_metrics(struct scan *s, struct fast_event *ev)
 	return eat(s, '}') ? 0 : FAST_FALLBACK;
 }
 
+/* Appends n bytes: straight into the buffer when they fit (the identity text is a dozen short
+ * appends per row), else through strbuf_append. */
+static inline int app(struct strbuf *sb, const void *p, size_t n)
+{
+	if (sb->data && sb->len + n < sb->cap) {
+		memcpy(sb->data + sb->len, p, n);
+		sb->len += n;
+		sb->data[sb->len] = '\0';
+		return 0;
+	}
+	return strbuf_append(sb, p, n);
+}
+
 static int put_slice(struct strbuf *sb, const struct slice *sl)
 {
 	if (!sl->set || sl->null)
-		return strbuf_append(sb, "\\N", 2);
+		return app(sb, "\\N", 2);
 	/* fstr() admitted no escapes and no control bytes: nothing for COPY to escape but a
 	 * backslash, which fstr() refused. */
-	return strbuf_append(sb, sl->p, sl->n);
+	return app(sb, sl->p, sl->n);
 }
 
 /* A tab and v in decimal (strbuf_printf's cost per row, without it). */
@@ -692,7 +751,7 @@ static int put_int(struct strbuf *sb, long long v)
 	if (v < 0)
 		*--p = '-';
 	*--p = '\t';
-	return strbuf_append(sb, p, (size_t)(buf + sizeof(buf) - p));
+	return app(sb, p, (size_t)(buf + sizeof(buf) - p));
 }
 
 static int append_fast(const char *payload, size_t len, const struct event_row_opts *opts,
@@ -703,7 +762,7 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 	struct scan s = {payload, payload + len};
 	size_t nf;
 	const struct field_def *fields = fields_all(&nf);
-	if (nf > 64 || !eat(&s, '{'))
+	if (nf > MAX_FAST_FIELDS || !eat(&s, '{'))
 		return FAST_FALLBACK;
 	do {
 		struct slice k = {0};
@@ -808,15 +867,19 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 		                                      : pgcopy_null(out);
 	for (size_t i = 0; !rc && i < nf; i++) {
 		const struct slice *m = &ev.metric[i];
-		if (!m->set || m->null) {
-			rc = pgcopy_null(out);
+		if (!m->set || m->null) { /* this and the absent fields after it: one append */
+			size_t j = i + 1;
+			while (j < nf && (!ev.metric[j].set || ev.metric[j].null))
+				j++;
+			rc = pgcopy_nulls(out, j - i);
+			i = j - 1;
 			continue;
 		}
 		double d;
 		long long iv = 0;
 		bool exact_int;
-		if (number_value(m->p, m->n, &d, &iv, &exact_int) || !isfinite(d) ||
-		    !event_check_in_range(i, d))
+		if (number_value(m->p, m->n, ev.metric_int[i], &d, &iv, &exact_int) ||
+		    !isfinite(d) || !event_check_in_range(i, d))
 			goto fallback;
 		if (fields[i].kind == FIELD_GAUGE) {
 			rc = pgcopy_float8(out, d);
@@ -840,23 +903,23 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 		rc = empty ? pgcopy_null(out) : pgcopy_jsonb(out, ev.extra.p, ev.extra.n);
 	}
 	if (!rc)
-		rc = strbuf_append(ident, info->gpu_key, strlen(info->gpu_key));
+		rc = app(ident, info->gpu_key, strlen(info->gpu_key));
 	if (!rc)
-		rc = strbuf_append(ident, "\t", 1);
+		rc = app(ident, "\t", 1);
 	if (!rc)
-		rc = strbuf_append(ident, ev.uuid.p, ev.uuid.n);
+		rc = app(ident, ev.uuid.p, ev.uuid.n);
 	if (!rc)
 		rc = (ev.mig.set && !ev.mig.null) ? strbuf_printf(ident, "\t%lld\t", ev.mig_v)
-		                                  : strbuf_append(ident, "\t\\N\t", 4);
+		                                  : app(ident, "\t\\N\t", 4);
 	if (!rc)
 		rc = put_slice(ident, &ev.mig_profile);
 	if (!rc)
 		rc = (ev.index.set && !ev.index.null) ? put_int(ident, ev.index_v)
-		                                      : strbuf_append(ident, "\t\\N", 3);
+		                                      : app(ident, "\t\\N", 3);
 	const struct slice *tail[] = {&ev.hostname, &ev.model,   &ev.pci, &ev.device,
 	                              &ev.driver,   &ev.cluster, &ev.dc,  &ev.rack};
 	for (size_t i = 0; !rc && i < sizeof(tail) / sizeof(tail[0]); i++) {
-		rc = strbuf_append(ident, "\t", 1);
+		rc = app(ident, "\t", 1);
 		if (!rc)
 			rc = put_slice(ident, tail[i]);
 	}

@@ -18,6 +18,8 @@ extern const char pgcopy_trailer[2];
 /* Each returns 0 or the strbuf's -ENOMEM/-ENOSPC. */
 int pgcopy_tuple(struct strbuf *sb, int16_t nfields);
 int pgcopy_null(struct strbuf *sb);
+/* n NULL fields in a row (one append for a run of absent columns). */
+int pgcopy_nulls(struct strbuf *sb, size_t n);
 int pgcopy_int4(struct strbuf *sb, int32_t v);
 int pgcopy_int8(struct strbuf *sb, int64_t v);
 int pgcopy_float8(struct strbuf *sb, double v);
