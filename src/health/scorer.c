@@ -348,7 +348,12 @@ static void take(void *ctx, struct bus_msg *m)
 static void tick(void *ctx, double now)
 {
 	struct scorer *s = ctx;
-	sender_poll(s->producer, 0);
+	/* the alert producer's delivery reports every 5 ms, not once per message (an idle loop
+	 * still comes by every consumer poll) */
+	if (now - s->last_poll >= 0.005 || now < s->last_poll) {
+		sender_poll(s->producer, 0);
+		s->last_poll = now;
+	}
 	if (now - s->last_stats >= 0.5) {
 		update_webhook_stats(s);
 		s->last_stats = now;

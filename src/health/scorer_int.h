@@ -92,6 +92,7 @@ struct scorer {
 	struct bus_offsets offs; /* what the batch acknowledges once committed */
 	double batch_started;
 	double last_stats; /* scorer thread: when the senders' stats were last read */
+	double last_poll;  /* scorer thread: when the alert producer was last polled */
 
 	/* what was last written for each GPU (scorer thread only): an open-addressing table */
 	struct written *written;

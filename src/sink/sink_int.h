@@ -136,6 +136,8 @@ struct sink {
 	pthread_cond_t wcond;
 	double last_maint;
 	double last_lag;         /* consumer thread: when update_lag last ran */
+	double last_poll;        /* consumer thread: when the dead-letter producer was polled */
+	double wall_now;         /* consumer thread: the wall clock as of last_poll (take()'s now) */
 	double last_stats;       /* writer thread: when the last pipeline_stats row was tried */
 	char instance[300];      /* pipeline_stats.instance: hostname:pid */
 	bool stats_missing_told; /* "run gpuhealth db migrate" said once */
