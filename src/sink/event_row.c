@@ -718,26 +718,13 @@ static int scan_metrics(struct scan *s, struct fast_event *ev)
 	return eat(s, '}') ? 0 : FAST_FALLBACK;
 }
 
-/* Appends n bytes: straight into the buffer when they fit (the identity text is a dozen short
- * appends per row), else through strbuf_append. */
-static inline int app(struct strbuf *sb, const void *p, size_t n)
-{
-	if (sb->data && sb->len + n < sb->cap) {
-		memcpy(sb->data + sb->len, p, n);
-		sb->len += n;
-		sb->data[sb->len] = '\0';
-		return 0;
-	}
-	return strbuf_append(sb, p, n);
-}
-
 static int put_slice(struct strbuf *sb, const struct slice *sl)
 {
 	if (!sl->set || sl->null)
-		return app(sb, "\\N", 2);
+		return strbuf_append_fast(sb, "\\N", 2);
 	/* fstr() admitted no escapes and no control bytes: nothing for COPY to escape but a
 	 * backslash, which fstr() refused. */
-	return app(sb, sl->p, sl->n);
+	return strbuf_append_fast(sb, sl->p, sl->n);
 }
 
 /* A tab and v in decimal (strbuf_printf's cost per row, without it). */
@@ -751,7 +738,7 @@ static int put_int(struct strbuf *sb, long long v)
 	if (v < 0)
 		*--p = '-';
 	*--p = '\t';
-	return app(sb, p, (size_t)(buf + sizeof(buf) - p));
+	return strbuf_append_fast(sb, p, (size_t)(buf + sizeof(buf) - p));
 }
 
 static int append_fast(const char *payload, size_t len, const struct event_row_opts *opts,
@@ -903,23 +890,23 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 		rc = empty ? pgcopy_null(out) : pgcopy_jsonb(out, ev.extra.p, ev.extra.n);
 	}
 	if (!rc)
-		rc = app(ident, info->gpu_key, strlen(info->gpu_key));
+		rc = strbuf_append_fast(ident, info->gpu_key, strlen(info->gpu_key));
 	if (!rc)
-		rc = app(ident, "\t", 1);
+		rc = strbuf_append_fast(ident, "\t", 1);
 	if (!rc)
-		rc = app(ident, ev.uuid.p, ev.uuid.n);
+		rc = strbuf_append_fast(ident, ev.uuid.p, ev.uuid.n);
 	if (!rc)
 		rc = (ev.mig.set && !ev.mig.null) ? strbuf_printf(ident, "\t%lld\t", ev.mig_v)
-		                                  : app(ident, "\t\\N\t", 4);
+		                                  : strbuf_append_fast(ident, "\t\\N\t", 4);
 	if (!rc)
 		rc = put_slice(ident, &ev.mig_profile);
 	if (!rc)
 		rc = (ev.index.set && !ev.index.null) ? put_int(ident, ev.index_v)
-		                                      : app(ident, "\t\\N", 3);
+		                                      : strbuf_append_fast(ident, "\t\\N", 3);
 	const struct slice *tail[] = {&ev.hostname, &ev.model,   &ev.pci, &ev.device,
 	                              &ev.driver,   &ev.cluster, &ev.dc,  &ev.rack};
 	for (size_t i = 0; !rc && i < sizeof(tail) / sizeof(tail[0]); i++) {
-		rc = app(ident, "\t", 1);
+		rc = strbuf_append_fast(ident, "\t", 1);
 		if (!rc)
 			rc = put_slice(ident, tail[i]);
 	}

@@ -9,19 +9,6 @@ const char pgcopy_trailer[2] = {'\377', '\377'};
 
 #define PG_EPOCH_OFFSET 946684800.0 /* 2000-01-01T00:00:00Z in Unix seconds */
 
-/* Appends n bytes: straight into the buffer when they fit (a fixed n becomes a plain store;
- * this runs several times per column of every row), else through strbuf_append. */
-static inline int put(struct strbuf *sb, const void *p, size_t n)
-{
-	if (sb->data && sb->len + n < sb->cap) {
-		memcpy(sb->data + sb->len, p, n);
-		sb->len += n;
-		sb->data[sb->len] = '\0';
-		return 0;
-	}
-	return strbuf_append(sb, p, n);
-}
-
 static void store32(unsigned char *b, uint32_t v)
 {
 	b[0] = (unsigned char)(v >> 24);
@@ -39,13 +26,13 @@ static void store64(unsigned char *b, uint64_t v)
 int pgcopy_tuple(struct strbuf *sb, int16_t nfields)
 {
 	unsigned char b[2] = {(unsigned char)((uint16_t)nfields >> 8), (unsigned char)nfields};
-	return put(sb, b, 2);
+	return strbuf_append_fast(sb, b, 2);
 }
 
 int pgcopy_null(struct strbuf *sb)
 {
 	static const unsigned char b[4] = {0xff, 0xff, 0xff, 0xff};
-	return put(sb, b, 4);
+	return strbuf_append_fast(sb, b, 4);
 }
 
 int pgcopy_nulls(struct strbuf *sb, size_t n)
@@ -65,7 +52,7 @@ int pgcopy_nulls(struct strbuf *sb, size_t n)
 	}
 	while (n > 0) {
 		size_t k = n < 16 ? n : 16;
-		int rc = put(sb, ff, 4 * k);
+		int rc = strbuf_append_fast(sb, ff, 4 * k);
 		if (rc)
 			return rc;
 		n -= k;
@@ -78,7 +65,7 @@ int pgcopy_int4(struct strbuf *sb, int32_t v)
 	unsigned char b[8];
 	store32(b, 4);
 	store32(b + 4, (uint32_t)v);
-	return put(sb, b, 8);
+	return strbuf_append_fast(sb, b, 8);
 }
 
 int pgcopy_int8(struct strbuf *sb, int64_t v)
@@ -86,7 +73,7 @@ int pgcopy_int8(struct strbuf *sb, int64_t v)
 	unsigned char b[12];
 	store32(b, 8);
 	store64(b + 4, (uint64_t)v);
-	return put(sb, b, 12);
+	return strbuf_append_fast(sb, b, 12);
 }
 
 int pgcopy_float8(struct strbuf *sb, double v)
@@ -96,7 +83,7 @@ int pgcopy_float8(struct strbuf *sb, double v)
 	unsigned char b[12];
 	store32(b, 8);
 	store64(b + 4, bits);
-	return put(sb, b, 12);
+	return strbuf_append_fast(sb, b, 12);
 }
 
 int pgcopy_text(struct strbuf *sb, const char *s, size_t len)
@@ -104,8 +91,8 @@ int pgcopy_text(struct strbuf *sb, const char *s, size_t len)
 	unsigned char b[4];
 	store32(b, (uint32_t)len);
 	size_t at = sb->len;
-	int rc = put(sb, b, 4);
-	if (!rc && (rc = put(sb, s, len)) != 0)
+	int rc = strbuf_append_fast(sb, b, 4);
+	if (!rc && (rc = strbuf_append_fast(sb, s, len)) != 0)
 		strbuf_truncate(sb, at); /* all or nothing */
 	return rc;
 }
@@ -116,8 +103,8 @@ int pgcopy_jsonb(struct strbuf *sb, const char *json, size_t len)
 	store32(b, (uint32_t)len + 1);
 	b[4] = 1; /* jsonb binary format version */
 	size_t at = sb->len;
-	int rc = put(sb, b, 5);
-	if (!rc && (rc = put(sb, json, len)) != 0)
+	int rc = strbuf_append_fast(sb, b, 5);
+	if (!rc && (rc = strbuf_append_fast(sb, json, len)) != 0)
 		strbuf_truncate(sb, at);
 	return rc;
 }
