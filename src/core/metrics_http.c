@@ -1,17 +1,14 @@
 #include "core/metrics_http.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/httpd_limits.h"
+#include "core/listen.h"
 
 /* --metrics-listen: the same request deadline as mock-dcgm's (MHD's own timeout is an idle one
  * that a client trickling its request defeats); a few connections, a few per client */
@@ -73,63 +70,11 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 
 static int metrics_start(struct metrics_http *h, const char *listen_at, char *err, size_t errlen)
 {
-	char host[256] = "", port[8] = "";
-	const char *colon = strrchr(listen_at, ':');
-	const char *hs = listen_at, *he = colon;
-	if (colon && listen_at[0] == '[' && colon > listen_at && colon[-1] == ']') {
-		hs = listen_at + 1;
-		he = colon - 1;
-	}
-	if (!colon || (size_t)(he - hs) >= sizeof(host) || !colon[1] || strlen(colon + 1) >= 6 ||
-	    strspn(colon + 1, "0123456789") != strlen(colon + 1) || atol(colon + 1) > 65535) {
-		snprintf(err, errlen,
-		         "--metrics-listen '%s' is not HOST:PORT (e.g. 127.0.0.1:9401, :9401)",
-		         listen_at);
-		return -EINVAL;
-	}
-	snprintf(host, sizeof(host), "%.*s", (int)(he - hs), hs);
-	snprintf(port, sizeof(port), "%s", colon + 1);
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
-	                         .ai_family = AF_UNSPEC};
-	struct addrinfo *ai = NULL;
-	int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
-	if (gai != 0) {
-		snprintf(err, errlen, "--metrics-listen '%s': cannot resolve '%s': %s", listen_at,
-		         host, gai_strerror(gai));
-		return -EINVAL;
-	}
-	int rc = 0;
-	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-	int one = 1;
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "--metrics-listen '%s': socket: %s", listen_at,
-		         strerror(-rc));
-		goto out;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 64) != 0) {
-		rc = -errno;
-		snprintf(err, errlen, "--metrics-listen: cannot listen on %s: %s%s", listen_at,
-		         strerror(-rc), rc == -EADDRINUSE ? " (pick another port)" : "");
-		goto out;
-	}
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char a[INET6_ADDRSTRLEN] = "?";
-	unsigned p = 0;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET) {
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, a, sizeof(a));
-			p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		} else {
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, a, sizeof(a));
-			p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-		}
-	}
-	snprintf(h->address, sizeof(h->address), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", a,
-	         p);
+	int fd = -1;
+	int rc = listen_open(listen_at, "--metrics-listen", "9401", 64, &fd, h->address,
+	                     sizeof(h->address), err, errlen);
+	if (rc)
+		return rc;
 	struct httpd_limits_params lp = {.name = h->name,
 	                                 .request_s = METRICS_REQUEST_S,
 	                                 .keepalive_s = METRICS_IDLE_S,
@@ -159,7 +104,6 @@ static int metrics_start(struct metrics_http *h, const char *listen_at, char *er
 out:
 	if (fd >= 0)
 		close(fd);
-	freeaddrinfo(ai);
 	return rc;
 }
 

@@ -1,23 +1,20 @@
 #include "exporter/exporter.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <microhttpd.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "core/httpd_limits.h"
+#include "core/listen.h"
 #include "core/log.h"
 
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
@@ -542,105 +539,10 @@ __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char 
 	log_debug("mock-dcgm: http: %s", msg);
 }
 
-/* Splits "HOST:PORT", ":PORT" or "[V6]:PORT". */
-static int split_listen(const char *text, char *host, size_t hostlen, char *port, size_t portlen)
-{
-	const char *colon;
-	if (text[0] == '[') {
-		const char *rb = strchr(text, ']');
-		if (!rb || rb[1] != ':')
-			return -EINVAL;
-		if ((size_t)(rb - text - 1) >= hostlen)
-			return -EINVAL;
-		snprintf(host, hostlen, "%.*s", (int)(rb - text - 1), text + 1);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(text, ':');
-		if (!colon || (size_t)(colon - text) >= hostlen)
-			return -EINVAL;
-		snprintf(host, hostlen, "%.*s", (int)(colon - text), text);
-	}
-	const char *p = colon + 1;
-	if (!*p || strlen(p) >= portlen || strspn(p, "0123456789") != strlen(p) || atol(p) > 65535)
-		return -EINVAL;
-	snprintf(port, portlen, "%s", p);
-	return 0;
-}
-
 static int open_listener(struct exporter *ex, int *fd_out, char *err, size_t errlen)
 {
-	char host[256], port[8];
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-	struct addrinfo *ai = NULL;
-	int fd = -1, rc;
-
-	if (split_listen(ex->listen, host, sizeof(host), port, sizeof(port)) != 0) {
-		snprintf(err, errlen,
-		         "--listen '%s' is not HOST:PORT (e.g. :9400, 127.0.0.1:9400, [::1]:9400)",
-		         ex->listen);
-		return -EINVAL;
-	}
-	bool any = host[0] == '\0';
-	hints.ai_family = any ? AF_INET6 : AF_UNSPEC;
-	int gai = getaddrinfo(any ? NULL : host, port, &hints, &ai);
-	if (gai != 0 && any) { /* no IPv6: every IPv4 address */
-		hints.ai_family = AF_INET;
-		gai = getaddrinfo(NULL, port, &hints, &ai);
-	}
-	if (gai != 0) {
-		snprintf(err, errlen, "--listen '%s': cannot resolve '%s': %s", ex->listen, host,
-		         gai_strerror(gai));
-		return -EINVAL;
-	}
-	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "--listen '%s': socket: %s", ex->listen, strerror(errno));
-		goto out;
-	}
-	int one = 1, zero = 0;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (ai->ai_family == AF_INET6 && any)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)); /* IPv4 too */
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 511) != 0) {
-		rc = -errno;
-		if (rc == -EADDRINUSE)
-			snprintf(err, errlen,
-			         "cannot listen on %s: the port is already in use by another "
-			         "program (pick another with --listen HOST:PORT)",
-			         ex->listen);
-		else
-			snprintf(err, errlen, "cannot listen on %s: %s", ex->listen, strerror(-rc));
-		goto out;
-	}
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char h[INET6_ADDRSTRLEN] = "?";
-	unsigned bound_port = 0;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET) {
-			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-			inet_ntop(AF_INET, &a->sin_addr, h, sizeof(h));
-			bound_port = ntohs(a->sin_port);
-		} else {
-			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-			inet_ntop(AF_INET6, &a->sin6_addr, h, sizeof(h));
-			bound_port = ntohs(a->sin6_port);
-		}
-	}
-	if (ss.ss_family == AF_INET6)
-		snprintf(ex->address, sizeof(ex->address), "[%s]:%u", h, bound_port);
-	else
-		snprintf(ex->address, sizeof(ex->address), "%s:%u", h, bound_port);
-	*fd_out = fd; /* caller owns */
-	fd = -1;
-	rc = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	freeaddrinfo(ai);
-	return rc;
+	return listen_open(ex->listen, "--listen", "9400", 511, fd_out, ex->address,
+	                   sizeof(ex->address), err, errlen);
 }
 
 int exporter_start(struct exporter *ex, char *err, size_t errlen)
