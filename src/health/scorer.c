@@ -72,7 +72,7 @@ static void kafka_error(void *ctx, bool fatal, const char *text)
 	pthread_mutex_lock(&s->lock);
 	s->st.failed = true;
 	pthread_mutex_unlock(&s->lock);
-	atomic_store(&s->stop, true);
+	atomic_store(&s->w.stop, true);
 }
 
 /* ---- one evaluation: score, prediction, recommendation, alerts into the batch */
@@ -231,7 +231,7 @@ static void take_msg(struct scorer *s, const struct bus_msg *m)
 		pthread_mutex_lock(&s->lock);
 		s->st.failed = true;
 		pthread_mutex_unlock(&s->lock);
-		atomic_store(&s->stop, true);
+		atomic_store(&s->w.stop, true);
 	}
 }
 
@@ -246,19 +246,17 @@ static void batch_clear(struct scorer *s)
 	s->offs.n = 0;
 }
 
+static void poll_producer(void *ctx)
+{
+	struct scorer *s = ctx;
+	sender_poll(s->producer, 0);
+}
+
 /* Sleeps for the attempt's backoff unless stopping past the deadline. Returns false to give up. */
 static bool backoff(struct scorer *s, int attempt, double deadline)
 {
-	double d = time_backoff_s(attempt, BACKOFF_MIN_S, BACKOFF_MAX_S, (double)rand() / RAND_MAX);
-	double until = time_mono() + d;
-	while (time_mono() < until) {
-		if (atomic_load(&s->stop) && (time_mono() >= deadline || atomic_load(&s->stop_now)))
-			return false;
-		sender_poll(s->producer, 0);
-		struct timespec ts = {0, 50 * 1000000L};
-		nanosleep(&ts, NULL);
-	}
-	return !(atomic_load(&s->stop) && (time_mono() >= deadline || atomic_load(&s->stop_now)));
+	return worker_backoff(&s->w, attempt, BACKOFF_MIN_S, BACKOFF_MAX_S, deadline, poll_producer,
+	                      s);
 }
 
 /* Ends the batch: the transaction (retried while the database is away), then the offsets,
@@ -383,15 +381,15 @@ static void *scorer_main(void *arg)
 {
 	struct scorer *s = arg;
 	int attempt = 0;
-	while (!atomic_load(&s->stop) && scorer_db_ensure(s)) {
+	while (!worker_stopping(&s->w) && scorer_db_ensure(s)) {
 		if (attempt == 0)
 			log_warn("scorer: %s; retrying", s->st.last_error);
 		backoff(s, attempt++, 0);
 	}
-	if (!atomic_load(&s->stop))
+	if (!worker_stopping(&s->w))
 		log_info("scorer: connected to PostgreSQL");
 	s->last_stats = 0;
-	consumer_run(s->consumer, &s->stop);
+	consumer_run(s->consumer, &s->w.stop);
 	flush(s);
 	consumer_close(s->consumer);
 	if (s->producer) {
@@ -537,30 +535,22 @@ int scorer_start(struct scorer *s)
 	pthread_mutex_lock(&s->lock);
 	s->st.running = true;
 	pthread_mutex_unlock(&s->lock);
-	int rc = pthread_create(&s->thread, NULL, scorer_main, s);
-	if (rc) {
+	int rc = worker_start(&s->w, scorer_main, s);
+	if (rc)
 		s->st.running = false;
-		return -rc;
-	}
-	s->started = true;
-	return 0;
+	return rc;
 }
 
 void scorer_stop_now(struct scorer *s)
 {
-	if (!s)
-		return;
-	atomic_store(&s->stop_now, true);
-	scorer_stop(s);
+	if (s)
+		worker_stop(&s->w, true);
 }
 
 void scorer_stop(struct scorer *s)
 {
-	if (!s || !s->started)
-		return;
-	atomic_store(&s->stop, true);
-	pthread_join(s->thread, NULL);
-	s->started = false;
+	if (s)
+		worker_stop(&s->w, false);
 }
 
 void scorer_stats(struct scorer *s, struct scorer_stats *out)

@@ -19,6 +19,7 @@
 #include "bus/consumer.h"
 #include "bus/sender.h"
 #include "core/strbuf.h"
+#include "core/worker.h"
 #include "store/pgconn.h"
 #include "health/alerts.h"
 #include "health/health_engine.h"
@@ -79,10 +80,7 @@ struct scorer {
 	double bad_told_at;      /* time_now() of the last dead-letter warning */
 	uint64_t bad_since_told; /* dead letters since */
 
-	pthread_t thread;
-	bool started;
-	atomic_bool stop;
-	atomic_bool stop_now; /* at stop, give up a batch the database does not take at once */
+	struct worker w; /* the consumer thread, its stop and stop-now flags */
 
 	/* the open batch (scorer thread only) */
 	struct strbuf scores, preds;

@@ -56,7 +56,7 @@ static void kafka_error(void *ctx, bool fatal, const char *text)
 	pthread_mutex_lock(&s->lock);
 	s->st.failed = true;
 	pthread_mutex_unlock(&s->lock);
-	atomic_store(&s->stop, true);
+	atomic_store(&s->w.stop, true);
 }
 
 /* Sets partition p's acked offset (with s->lock held): always when store, else only when
@@ -85,24 +85,17 @@ static void record_offset(struct sink *s, struct batch *b, int32_t p, int64_t of
 	pthread_mutex_unlock(&s->lock);
 }
 
-static void sleep_s(double s)
+static void poll_dlq(void *ctx)
 {
-	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-	nanosleep(&ts, NULL);
+	struct sink *s = ctx;
+	sender_poll(s->dlq, 0);
 }
 
-/* Sleeps a backoff step with jitter, in slices so a stop is seen. Returns false when stopping. */
+/* Sleeps a backoff step with jitter, the dead letters' reports served meanwhile. Returns false
+ * when stopping past the deadline (or stopping now). */
 bool sink_backoff(struct sink *s, int attempt, double deadline)
 {
-	double d = time_backoff_s(attempt, BACKOFF_MIN_S, BACKOFF_MAX_S, (double)rand() / RAND_MAX);
-	double end = time_mono() + d;
-	while (time_mono() < end) {
-		if (atomic_load(&s->stop) && (time_mono() > deadline || atomic_load(&s->stop_now)))
-			return false;
-		sender_poll(s->dlq, 0);
-		sleep_s(0.05);
-	}
-	return true;
+	return worker_backoff(&s->w, attempt, BACKOFF_MIN_S, BACKOFF_MAX_S, deadline, poll_dlq, s);
 }
 
 /* consumer_hooks.take: the message into the filling batch, as a row or a dead letter. */
@@ -114,7 +107,7 @@ static void take(void *ctx, struct bus_msg *m)
 		/* Not acknowledged: redelivered after a restart. */
 		log_error("sink: out of memory holding a batch");
 		bus_msg_free(m);
-		atomic_store(&s->stop, true);
+		atomic_store(&s->w.stop, true);
 		return;
 	}
 	if (b->nitems == 0)
@@ -148,7 +141,7 @@ static void take(void *ctx, struct bus_msg *m)
 		    workload_runs_add(b->wl_runs, info.gpu_key, s->wl_text.data ? s->wl_text.data : "",
 		                      s->wl_text.len, info.time)) {
 			log_error("sink: out of memory");
-			atomic_store(&s->stop, true);
+			atomic_store(&s->w.stop, true);
 		}
 		if (b->roll_ok && rollup_add(b->roll, b->rows.data + it->row_off, it->row_len))
 			b->roll_ok = false; /* the database computes them instead */
@@ -164,7 +157,7 @@ static void take(void *ctx, struct bus_msg *m)
 	it->reason = strdup(reason);
 	if (!it->reason) {
 		log_error("sink: out of memory");
-		atomic_store(&s->stop, true);
+		atomic_store(&s->w.stop, true);
 	}
 }
 
@@ -272,12 +265,12 @@ static void *sink_main(void *arg)
 	struct sink *s = arg;
 	int attempt = 0;
 	const int w = 0; /* the first writer's connection, until the writers start */
-	while (!atomic_load(&s->stop) && sink_db_ensure(s, w)) {
+	while (!worker_stopping(&s->w) && sink_db_ensure(s, w)) {
 		if (attempt == 0)
 			log_warn("sink: %s; retrying", s->st.last_error);
 		sink_backoff(s, attempt++, 0);
 	}
-	if (!atomic_load(&s->stop)) {
+	if (!worker_stopping(&s->w)) {
 		log_info("sink: connected to PostgreSQL; retention %.0f s", s->retention_s);
 		sink_upkeep_partitions(s);
 		s->last_maint = time_mono();
@@ -289,13 +282,13 @@ static void *sink_main(void *arg)
 		pthread_mutex_lock(&s->lock);
 		s->st.failed = true;
 		pthread_mutex_unlock(&s->lock);
-		atomic_store(&s->stop, true);
+		atomic_store(&s->w.stop, true);
 	}
 	s->writers_up = all;
 	s->last_lag = 0;
 	s->last_poll = time_mono();
 	s->wall_now = time_now();
-	consumer_run(s->consumer, &s->stop);
+	consumer_run(s->consumer, &s->w.stop);
 	update_lag(s); /* fresh for the writer's last pipeline_stats row */
 	if (s->writers_up)
 		sink_queue_drain(s);
@@ -439,30 +432,22 @@ int sink_start(struct sink *s)
 	pthread_mutex_lock(&s->lock);
 	s->st.running = true;
 	pthread_mutex_unlock(&s->lock);
-	int rc = pthread_create(&s->thread, NULL, sink_main, s);
-	if (rc) {
+	int rc = worker_start(&s->w, sink_main, s);
+	if (rc)
 		s->st.running = false;
-		return -rc;
-	}
-	s->started = true;
-	return 0;
+	return rc;
 }
 
 void sink_stop_now(struct sink *s)
 {
-	if (!s)
-		return;
-	atomic_store(&s->stop_now, true);
-	sink_stop(s);
+	if (s)
+		worker_stop(&s->w, true);
 }
 
 void sink_stop(struct sink *s)
 {
-	if (!s || !s->started)
-		return;
-	atomic_store(&s->stop, true);
-	pthread_join(s->thread, NULL);
-	s->started = false;
+	if (s)
+		worker_stop(&s->w, false);
 }
 
 void sink_stats(struct sink *s, struct sink_stats *out)

@@ -113,8 +113,7 @@ int sink_dlq_deliver(struct sink *s, struct batch *b, double deadline)
 				           atomic_load(&b->items[i].dlq) == DLQ_PENDING;
 			if (!pending)
 				break;
-			if (atomic_load(&s->stop) &&
-			    (time_mono() > deadline || atomic_load(&s->stop_now)))
+			if (worker_give_up(&s->w, deadline))
 				return -EIO;
 		}
 		bool failed = false;

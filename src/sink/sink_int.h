@@ -23,6 +23,7 @@
 #include "bus/consumer.h"
 #include "bus/sender.h"
 #include "core/strbuf.h"
+#include "core/worker.h"
 #include "store/pgconn.h"
 #include "sink/sink.h"
 
@@ -115,10 +116,7 @@ struct sink {
 	                             * the writers start) */
 	double retention_s;
 
-	pthread_t thread;
-	bool started;
-	atomic_bool stop;
-	atomic_bool stop_now; /* at stop, give up a batch the database does not take at once */
+	struct worker w; /* the consumer thread, its stop and stop-now flags */
 
 	/* The consumer thread fills one batch while the writers write the ones queued before it,
 	 * each in its own transaction on its own connection. */
@@ -191,7 +189,8 @@ struct sink {
 
 /* Sets st.last_error (under s->lock). */
 void sink_set_error(struct sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Sleeps a backoff step with jitter, in slices so a stop is seen. Returns false when stopping. */
+/* Sleeps a backoff step with jitter (worker_backoff, the dead letters' reports served meanwhile).
+ * Returns false when stopping past the deadline, or stopping now. */
 bool sink_backoff(struct sink *s, int attempt, double deadline);
 /* Sets partition p's acked offset (with s->lock held): always when store, else only when
  * none is known yet (the first offset read since the assignment). */

@@ -188,7 +188,7 @@ static void *writer_main(void *arg)
 	pthread_mutex_unlock(&s->wlock);
 	/* The GPUs' last rows, and the last stats row with the final counters (not when the
 	 * database is known to be gone). */
-	if (w == 0 && !atomic_load(&s->stop_now)) {
+	if (w == 0 && !atomic_load(&s->w.stop_now)) {
 		sink_gpus_refresh(s, w, true);
 		sink_rollups_close(s, w, true);
 		sink_upkeep_stats(s);

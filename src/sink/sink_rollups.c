@@ -228,7 +228,7 @@ void sink_rollups_close(struct sink *s, int w, bool final)
 		pthread_mutex_lock(&s->rlock);
 		s->closed_at = time_mono();
 		pthread_mutex_unlock(&s->rlock);
-		if (rc || reached >= target || !final || atomic_load(&s->stop_now))
+		if (rc || reached >= target || !final || atomic_load(&s->w.stop_now))
 			return;
 	}
 }
