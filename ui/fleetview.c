@@ -19,9 +19,9 @@ enum { CP_OK = 1, CP_WARN, CP_CRIT, CP_HEAD };
 struct fv {
 	/* overview */
 	enum viewdb_level level;
-	char path[VDB_LEVELS - 1][96];
+	char path[VDB_LEVELS - 1][HS_HOST_MAX];
 	size_t osel;
-	char osel_name[96];
+	char osel_name[HS_HOST_MAX];
 	enum viewdb_sort sort;
 	bool desc;
 	struct viewdb_node *nodes;

@@ -51,7 +51,7 @@ enum viewdb_level { VDB_CLUSTER = 0, VDB_DATACENTER, VDB_RACK, VDB_HOST, VDB_LEV
 const char *viewdb_level_name(enum viewdb_level l); /* "cluster", ... */
 
 struct viewdb_node {
-	char name[96]; /* "-" when the level is unknown */
+	char name[HS_HOST_MAX]; /* "-" when the level is unknown */
 	size_t gpus, pass, warn, fail;
 	double hottest_c;               /* NAN unknown */
 	char hottest[HS_HOST_MAX + 16]; /* "host/index" of the hottest GPU */

@@ -25,7 +25,7 @@ enum viewdb_want { VDBW_NONE = 0, VDBW_ALERTS, VDBW_OVERVIEW, VDBW_HISTORY, VDBW
 struct viewdb_request {
 	enum viewdb_want what;
 	enum viewdb_level level;
-	char path[VDB_LEVELS - 1][96];
+	char path[VDB_LEVELS - 1][HS_HOST_MAX];
 	char filter[VIEWDB_FILTER_MAX];
 	char key[HS_KEY_MAX];
 	enum viewdb_window window;

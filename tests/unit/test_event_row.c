@@ -293,7 +293,7 @@ static int same_as_timegm(int y, int m, int d)
 	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 	int hh = (d * 7) % 24, mi = (d * 13) % 60, ss = d == 30 ? 60 : d;
-	char buf[40];
+	char buf[80]; /* room for any int, so -Wformat-truncation has nothing to say at -O1 */
 	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d, hh, mi, ss);
 	double t;
 	if (d > mdays[m - 1] + (m == 2 && leap)) {
