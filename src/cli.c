@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bus/kafka_conf.h"
+#include "collect/scrape.h"
 #include "collect/shard.h"
 #include "core/log.h"
 #include "store/pg.h"
@@ -577,23 +578,6 @@ out:
 	config_destroy(cfg);
 	free(rest);
 	return act;
-}
-
-struct shard cli_shard(const struct config *cfg)
-{
-	struct shard sh = {0, 0};
-	char err[8];
-	const char *s = config_str(cfg, "shard");
-	if (s)
-		(void)shard_parse(s, "", &sh, err, sizeof(err)); /* checked at parse time */
-	return sh;
-}
-
-enum scrape_gzip cli_scrape_gzip(const struct config *cfg)
-{
-	enum scrape_gzip g = SCRAPE_GZIP_AUTO;
-	(void)scrape_gzip_parse(config_str(cfg, "scrape-gzip"), &g); /* checked at parse time */
-	return g;
 }
 
 /* True when a URL has credentials before its host (scheme://user[:password]@host). */

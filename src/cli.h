@@ -10,9 +10,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "collect/scrape.h"
-#include "collect/shard.h"
 #include "core/config.h"
+#include "core/exitcode.h" /* CLI_EXIT_* */
 
 enum cli_mode {
 	CLI_TUI = 1u << 0,
@@ -26,9 +25,6 @@ enum cli_mode {
 	CLI_API = 1u << 8,
 	CLI_KAFKA = 1u << 9, /* kafka init */
 };
-
-/* Exit codes of the contract. */
-enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
 
 const struct config_option *cli_options(size_t *n);
 const char *cli_mode_name(enum cli_mode mode);
@@ -62,10 +58,5 @@ void cli_print_version(FILE *out);
  * Returns how many it logged. Settings from the environment or the config file are quiet.
  */
 int cli_warn_exposed_secrets(const struct config *cfg);
-
-/* The --scrape-gzip choice (checked by cli_parse). */
-enum scrape_gzip cli_scrape_gzip(const struct config *cfg);
-/* --shard / SHARD / shard as parsed (checked at parse time); count 0 when not given. */
-struct shard cli_shard(const struct config *cfg);
 
 #endif

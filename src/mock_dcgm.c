@@ -14,56 +14,6 @@
 #include "sim/inject.h"
 #include "sim/sim.h"
 
-/* ------------------------------------------------------------------ the exporter as a service */
-
-/* impl: a struct exporter (exporter_create, nvml_exporter_create: the pipeline's) */
-static int exporter_svc_start(void *impl, char *err, size_t errlen)
-{
-	return exporter_start(impl, err, errlen);
-}
-
-static void exporter_svc_stop(void *impl, enum service_stop how)
-{
-	(void)how;
-	exporter_stop(impl);
-}
-
-static int exporter_svc_stats_line(void *impl, bool final, double uptime_s, char *buf, size_t len)
-{
-	(void)uptime_s;
-	struct exporter_stats st;
-	exporter_get_stats(impl, &st);
-	if (final)
-		return snprintf(buf, len,
-		                "mock-dcgm: stopped at simulated time %.0f s after %llu snapshots; "
-		                "%llu requests (%llu /metrics, %llu gzip, %llu not found, %llu not "
-		                "allowed)",
-		                st.sim_time, (unsigned long long)st.renders,
-		                (unsigned long long)st.requests, (unsigned long long)st.metrics,
-		                (unsigned long long)st.gzip, (unsigned long long)st.not_found,
-		                (unsigned long long)st.not_allowed);
-	return snprintf(
-	    buf, len,
-	    "mock-dcgm: simulated time %.0f s, %llu snapshots (last %.1f ms, %zu bytes, "
-	    "%zu gzip); %llu requests (%llu /metrics, %llu gzip)",
-	    st.sim_time, (unsigned long long)st.renders, st.last_render_ms, st.body_bytes,
-	    st.gzip_bytes, (unsigned long long)st.requests, (unsigned long long)st.metrics,
-	    (unsigned long long)st.gzip);
-}
-
-static void exporter_svc_destroy(void *impl)
-{
-	exporter_destroy(impl);
-}
-
-const struct service_ops exporter_service_ops = {
-    .name = "mock-dcgm",
-    .start = exporter_svc_start,
-    .stats_line = exporter_svc_stats_line,
-    .stop = exporter_svc_stop,
-    .destroy = exporter_svc_destroy,
-};
-
 /* ------------------------------------------------------------------ `gpuhealth mock-dcgm` */
 
 struct mock_cmd {
@@ -245,7 +195,7 @@ static int cmd_start(void *impl, char *err, size_t errlen)
 	(void)errlen;
 	struct mock_cmd *m = impl;
 	char serr[1024] = "";
-	int rc = exporter_svc_start(m->ex, serr, sizeof(serr));
+	int rc = exporter_service_ops.start(m->ex, serr, sizeof(serr));
 	if (rc) {
 		fprintf(stderr, "gpuhealth: %s%s%s\n", m->listen_flag ? "" : m->who,
 		        m->listen_flag ? "" : ": ", serr);
@@ -266,7 +216,7 @@ static int cmd_start(void *impl, char *err, size_t errlen)
 static int cmd_stats_line(void *impl, bool final, double uptime_s, char *buf, size_t len)
 {
 	struct mock_cmd *m = impl;
-	return exporter_svc_stats_line(m->ex, final, uptime_s, buf, len);
+	return exporter_service_ops.stats_line(m->ex, final, uptime_s, buf, len);
 }
 
 static int cmd_notify_text(void *impl, bool ready, char *buf, size_t len)
@@ -280,7 +230,7 @@ static int cmd_notify_text(void *impl, bool ready, char *buf, size_t len)
 static void cmd_stop(void *impl, enum service_stop how)
 {
 	struct mock_cmd *m = impl;
-	exporter_svc_stop(m->ex, how);
+	exporter_service_ops.stop(m->ex, how);
 }
 
 static const struct service_ops mock_cmd_ops = {

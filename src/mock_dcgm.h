@@ -6,11 +6,6 @@
 #define GPUHEALTH_MOCK_DCGM_H
 
 struct config;
-struct service_ops;
-
-/* The exporter as a service over a struct exporter (exporter_create, nvml_exporter_create;
- * service_wrap): start (listen), its stats line, stop, destroy. */
-extern const struct service_ops exporter_service_ops;
 
 /* Runs the mode. Returns the exit status: 0 on a clean stop, 1 on a runtime failure (such as
  * the port being in use), 2 on bad usage (unknown --model, bad --inject, bad --host-label). */

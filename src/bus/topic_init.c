@@ -8,7 +8,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "bus/kafka_conf.h"
-#include "cli.h"
+#include "core/exitcode.h"
 #include "core/log.h"
 
 #define ADMIN_TIMEOUT_MS 30000

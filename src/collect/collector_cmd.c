@@ -7,7 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "collect/scrape.h"
+#include "collect/shard.h"
 #include "collect/collector.h"
 #include "collect/discovery.h"
 #include "collect/targets.h"
@@ -398,11 +399,11 @@ static int cmd_build(struct collector_cmd *k, const struct config *cfg, char *er
 	    .targets = k->m.urls,
 	    .target_enrich = k->m.en,
 	    .ntargets = k->m.n,
-	    .shard = cli_shard(cfg),
+	    .shard = shard_from_config(cfg),
 	    .interval_s = config_double(cfg, "interval"),
 	    .timeout_s = config_double(cfg, "scrape-timeout"),
 	    .max_body = (size_t)config_int(cfg, "max-body"),
-	    .gzip = cli_scrape_gzip(cfg),
+	    .gzip = scrape_gzip_from_config(cfg),
 	    .threads = (unsigned)config_int(cfg, "scrape-threads"),
 	    .once = k->once,
 	    .enrich = {.cluster = config_str(cfg, "cluster"),

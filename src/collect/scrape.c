@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 
 #include "collect/targets.h"
+#include "core/config.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/strbuf.h"
@@ -137,6 +138,13 @@ int scrape_gzip_parse(const char *text, enum scrape_gzip *out)
 			return 0;
 		}
 	return -EINVAL;
+}
+
+enum scrape_gzip scrape_gzip_from_config(const struct config *cfg)
+{
+	enum scrape_gzip g = SCRAPE_GZIP_AUTO;
+	(void)scrape_gzip_parse(config_str(cfg, "scrape-gzip"), &g); /* checked by cli_load */
+	return g;
 }
 
 bool scrape_url_is_loopback(const char *url)

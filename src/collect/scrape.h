@@ -46,6 +46,9 @@ enum scrape_gzip { SCRAPE_GZIP_AUTO = 0, SCRAPE_GZIP_ALWAYS, SCRAPE_GZIP_NEVER }
 
 /* "auto", "always" or "never" into *out (may be NULL: just check). 0 or -EINVAL. */
 int scrape_gzip_parse(const char *text, enum scrape_gzip *out);
+/* --scrape-gzip of a loaded configuration (checked when it was loaded: cli_load). */
+struct config;
+enum scrape_gzip scrape_gzip_from_config(const struct config *cfg);
 
 /* True when the URL's host is a loopback address or name. */
 bool scrape_url_is_loopback(const char *url);

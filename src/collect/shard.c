@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/config.h"
+
 /* ------------------------------------------------------------------ MD5 (RFC 1321) */
 
 struct md5 {
@@ -110,6 +112,16 @@ uint64_t shard_hash(const char *s)
 	for (int i = 8; i < 16; i++)
 		v = v << 8 | d[i];
 	return v;
+}
+
+struct shard shard_from_config(const struct config *cfg)
+{
+	struct shard sh = {0, 0};
+	char err[8];
+	const char *s = config_str(cfg, "shard");
+	if (s)
+		(void)shard_parse(s, "", &sh, err, sizeof(err)); /* checked by cli_load */
+	return sh;
 }
 
 bool shard_keeps(const struct shard *sh, const char *url)

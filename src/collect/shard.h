@@ -34,6 +34,11 @@ void shard_md5(const void *data, size_t len, unsigned char digest[16]);
 /* Prometheus' hashmod value of s before the modulus: the last 8 bytes of MD5(s), big-endian. */
 uint64_t shard_hash(const char *s);
 
+/* --shard / SHARD / shard of a loaded configuration (checked when it was loaded: cli_load);
+ * count 0 when not given. */
+struct config;
+struct shard shard_from_config(const struct config *cfg);
+
 /* Whether the shard keeps url (always with count 0). */
 bool shard_keeps(const struct shard *sh, const char *url);
 

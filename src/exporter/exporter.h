@@ -95,4 +95,9 @@ void exporter_destroy(struct exporter *ex);
  * q=0). NULL admits nothing. */
 bool exporter_accepts_gzip(const char *accept_encoding);
 
+/* The exporter as a service over a struct exporter (exporter_create, nvml_exporter_create;
+ * service_wrap): start (listen), its stats line, stop, destroy (exporter_service.c). */
+struct service_ops;
+extern const struct service_ops exporter_service_ops;
+
 #endif

@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/service.h"

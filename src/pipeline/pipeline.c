@@ -9,7 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "collect/scrape.h"
+#include "collect/shard.h"
 #include "collect/collector_cmd.h"
 #include "collect/discovery.h"
 #include "collect/targets.h"
@@ -17,7 +18,6 @@
 #include "core/service.h"
 #include "core/timeutil.h"
 #include "health/scorer_cmd.h"
-#include "mock_dcgm.h"
 #include "nvml/nvml.h"
 #include "pipeline/fleetdb.h"
 #include "pipeline/mockbroker.h"
@@ -498,11 +498,11 @@ static int start_collector(struct pipeline *p)
 	struct collector_options o = {
 	    .targets = urls,
 	    .ntargets = n,
-	    .shard = cli_shard(cfg),
+	    .shard = shard_from_config(cfg),
 	    .interval_s = config_double(cfg, "interval"),
 	    .timeout_s = config_double(cfg, "scrape-timeout"),
 	    .max_body = (size_t)config_int(cfg, "max-body"),
-	    .gzip = cli_scrape_gzip(cfg),
+	    .gzip = scrape_gzip_from_config(cfg),
 	    .threads = (unsigned)config_int(cfg, "scrape-threads"),
 	    .first_now = true, /* the console shows something at once */
 	    .enrich = {.cluster = config_str(cfg, "cluster"),

@@ -11,7 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "collect/scrape.h"
+#include "core/exitcode.h"
 #include "collect/collector.h"
 #include "collect/targets.h"
 #include "core/log.h"
@@ -483,7 +484,7 @@ static int from_scrape(const struct config *cfg, struct targets *tg, struct nvml
 	    .interval_s = 10,
 	    .timeout_s = config_double(cfg, "scrape-timeout"),
 	    .max_body = (size_t)config_int(cfg, "max-body"),
-	    .gzip = cli_scrape_gzip(cfg),
+	    .gzip = scrape_gzip_from_config(cfg),
 	    .threads = (unsigned)config_int(cfg, "scrape-threads"),
 	    .once = true,
 	    .out = null,

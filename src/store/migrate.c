@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "core/exitcode.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "store/migrations_data.h"
