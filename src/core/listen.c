@@ -83,6 +83,19 @@ int listen_open(const char *text, const char *option, const char *example_port, 
 		return -EINVAL;
 	}
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0 && errno == EAFNOSUPPORT && any && ai->ai_family == AF_INET6) {
+		/* a kernel without IPv6 (ipv6.disable=1) still resolves "::": every IPv4 address */
+		freeaddrinfo(ai);
+		ai = NULL;
+		hints.ai_family = AF_INET;
+		gai = getaddrinfo(NULL, port, &hints, &ai);
+		if (gai != 0) {
+			snprintf(err, errlen, "%s '%s': cannot resolve the IPv4 wildcard: %s",
+			         option, text, gai_strerror(gai));
+			return -EINVAL;
+		}
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+	}
 	if (fd < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "%s '%s': socket: %s", option, text, strerror(-rc));

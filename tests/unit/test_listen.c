@@ -16,6 +16,20 @@
 
 #include "core/listen.h"
 
+/* socket() as a kernel without IPv6 (booted with ipv6.disable=1) answers while no_ipv6 is set:
+ * the test links with -Wl,--wrap=socket (tests/CMakeLists.txt), so listen.c calls this. */
+int __real_socket(int domain, int type, int protocol);
+int __wrap_socket(int domain, int type, int protocol);
+static int no_ipv6;
+int __wrap_socket(int domain, int type, int protocol)
+{
+	if (no_ipv6 && domain == AF_INET6) {
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
+	return __real_socket(domain, type, protocol);
+}
+
 /* Connects to address ("h:p" or "[h]:p") on loopback of its family: the socket accepts. */
 static void connects(const char *address)
 {
@@ -82,6 +96,34 @@ static void every_address(void **state)
 	close(fd);
 }
 
+/* ":0" on a kernel without IPv6: the wildcard "::" still resolves, the socket does not; every
+ * IPv4 address instead, not an error */
+static void every_address_without_ipv6(void **state)
+{
+	(void)state;
+	char addr[80], err[256] = "";
+	int fd = -1;
+	no_ipv6 = 1;
+	int rc =
+	    listen_open(":0", "--listen", "9400", 16, &fd, addr, sizeof(addr), err, sizeof(err));
+	no_ipv6 = 0;
+	assert_string_equal(err, "");
+	assert_int_equal(rc, 0);
+	assert_int_equal(strncmp(addr, "0.0.0.0:", 8), 0);
+	int port = atoi(strrchr(addr, ':') + 1);
+	char v4[40];
+	snprintf(v4, sizeof(v4), "127.0.0.1:%d", port);
+	connects(v4);
+	close(fd);
+	/* an IPv6 literal there is an error that names the text */
+	no_ipv6 = 1;
+	rc = listen_open("[::1]:0", "--listen", "9400", 16, &fd, addr, sizeof(addr), err,
+	                 sizeof(err));
+	no_ipv6 = 0;
+	assert_int_equal(rc, -EAFNOSUPPORT);
+	assert_non_null(strstr(err, "--listen '[::1]:0': socket:"));
+}
+
 static void ipv6_literal(void **state)
 {
 	(void)state;
@@ -124,6 +166,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(loopback_and_port_zero),
 	    cmocka_unit_test(every_address),
+	    cmocka_unit_test(every_address_without_ipv6),
 	    cmocka_unit_test(ipv6_literal),
 	    cmocka_unit_test(refused_forms),
 	};
