@@ -359,15 +359,20 @@ PGconn *pg_connect(const char *conninfo, const char *application_name, char *err
 		return NULL;
 	}
 	if (PQstatus(c) != CONNECTION_OK) {
-		char safe[512], msg[1024];
-		pg_redact(conninfo, safe, sizeof(safe));
-		pg_redact_message(conninfo, PQerrorMessage(c), msg, sizeof(msg));
-		snprintf(err, errlen, "cannot connect to PostgreSQL %s: %s (check --db / DATABASE_URL)", safe,
-			 msg);
+		pg_connect_error(conninfo, c, err, errlen);
 		PQfinish(c);
 		return NULL;
 	}
 	return c; /* caller owns */
+}
+
+void pg_connect_error(const char *conninfo, PGconn *c, char *err, size_t errlen)
+{
+	char safe[512], msg[1024];
+	pg_redact(conninfo, safe, sizeof(safe));
+	pg_redact_message(conninfo, PQerrorMessage(c), msg, sizeof(msg));
+	snprintf(err, errlen, "cannot connect to PostgreSQL %s: %s (check --db / DATABASE_URL)",
+	         safe, msg);
 }
 
 int pg_exec(PGconn *conn, const char *sql, char *err, size_t errlen)

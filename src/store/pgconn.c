@@ -72,12 +72,7 @@ int pgconn_ensure(struct pgconn *c, unsigned flags, char *err, size_t errlen)
 		/* the same parameters again, on the handle we have */
 		PQreset(c->db);
 		if (PQstatus(c->db) != CONNECTION_OK) {
-			char safe[512], msg[1024];
-			pg_redact(c->conninfo, safe, sizeof(safe));
-			pg_redact_message(c->conninfo, PQerrorMessage(c->db), msg, sizeof(msg));
-			snprintf(err, errlen,
-			         "cannot connect to PostgreSQL %s: %s (check --db / DATABASE_URL)", safe,
-			         msg);
+			pg_connect_error(c->conninfo, c->db, err, errlen);
 			pgconn_close(c); /* the next try starts from pg_connect */
 			return -EIO;
 		}
