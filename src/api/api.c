@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "core/timeutil.h"
+#include "core/utf8.h"
 
 /* connection limits and deadlines, enforced by httpd_limits */
 #define CONN_LIMIT      256 /* all clients together */
@@ -88,41 +89,6 @@ int api_parse_time(const char *text, double *epoch)
 		                   to_timestamp() would refuse some of these */
 	*epoch = v;
 	return 0;
-}
-
-/* Strict UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF). */
-bool api_utf8_valid(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	while (*p) {
-		unsigned c = *p, n;
-		unsigned cp;
-		if (c < 0x80) {
-			p++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		for (unsigned i = 1; i <= n; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		p += n + 1;
-	}
-	return true;
 }
 
 int api_sqlstate_status(const char *sqlstate)
@@ -209,7 +175,7 @@ static enum endpoint route(struct api_req *rq, const char *url, char *key, size_
 	bool under_gpus = strncmp(url, gpus, sizeof(gpus) - 1) == 0;
 	size_t ulen = strlen(url);
 	/* the decoded path: UTF-8 and bounded before anything else looks at it */
-	if (!api_utf8_valid(url) || ulen > MAX_PATH) {
+	if (!utf8_valid(url) || ulen > MAX_PATH) {
 		api_req_set(
 		    rq, 400,
 		    api_req_error("bad_parameter", under_gpus ? "uuid" : "path",

@@ -46,9 +46,6 @@ void api_destroy(struct api *api);
 /* Parses a time parameter: RFC 3339 or Unix seconds, from 1970 to 9999-12-31T23:59:59Z.
  * Returns 0 or -EINVAL. */
 int api_parse_time(const char *text, double *epoch);
-/* Whether text is valid UTF-8 (strict: no overlong forms, surrogates or code points past
- * U+10FFFF). */
-bool api_utf8_valid(const char *text);
 /* The HTTP status a failed query gets by its SQLSTATE (NULL: libpq's own error, i.e. the
  * connection): 503 when the database is unreachable (08xxx, 57P01-57P03, 53300), 400 for a
  * data exception the request's values caused (22xxx), else 500. */

@@ -8,6 +8,7 @@
 
 #include "api/api.h"
 #include "api/api_pool.h"
+#include "core/utf8.h"
 
 #define MAX_VALUE 256 /* bytes in any query parameter's value */
 
@@ -30,7 +31,7 @@ static const char *clip(const char *in, size_t max, char *buf, size_t buflen)
 			while (k < n && p[k])
 				k++;
 			memcpy(tmp, p, k);
-			if (k < n || !api_utf8_valid(tmp)) {
+			if (k < n || !utf8_valid(tmp)) {
 				n = 1;
 				one[0] = '?';
 			}
@@ -111,7 +112,7 @@ bool api_req_args_allowed(struct api_req *rq, const char *const *allowed)
 	}
 	for (int i = 0; i < rq->nargs; i++) {
 		/* before anything reads them: text a database in UTF-8 takes, and bounded */
-		if (!api_utf8_valid(rq->keys[i])) {
+		if (!utf8_valid(rq->keys[i])) {
 			api_req_set(
 			    rq, 400,
 			    api_req_error(
@@ -121,7 +122,7 @@ bool api_req_args_allowed(struct api_req *rq, const char *const *allowed)
 			        rq->keys[i]));
 			return false;
 		}
-		if (!api_utf8_valid(rq->vals[i])) {
+		if (!utf8_valid(rq->vals[i])) {
 			api_req_set(
 			    rq, 400,
 			    api_req_error(

@@ -6,53 +6,7 @@
 #include <string.h>
 #include <wchar.h>
 
-/* Decodes the UTF-8 character at s (RFC 3629: no overlongs, no surrogates, nothing above
- * U+10FFFF). Returns its length and sets *cp, or returns the length of the invalid part (the
- * lead byte and the continuation bytes that matched, at least 1) and sets *cp to -1. */
-static size_t decode(const unsigned char *s, int32_t *cp)
-{
-	unsigned char c = s[0];
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	size_t want;
-	int32_t v;
-	unsigned char lo = 0x80, hi = 0xbf;
-	if (c >= 0xc2 && c <= 0xdf) {
-		want = 2;
-		v = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		want = 3;
-		v = c & 0x0f;
-		if (c == 0xe0)
-			lo = 0xa0;
-		else if (c == 0xed)
-			hi = 0x9f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		want = 4;
-		v = c & 0x07;
-		if (c == 0xf0)
-			lo = 0x90;
-		else if (c == 0xf4)
-			hi = 0x8f;
-	} else {
-		*cp = -1;
-		return 1;
-	}
-	for (size_t i = 1; i < want; i++) {
-		/* the NUL terminator is not a continuation byte: this never reads past it */
-		if (s[i] < lo || s[i] > hi) {
-			*cp = -1;
-			return i;
-		}
-		v = (v << 6) | (s[i] & 0x3f);
-		lo = 0x80;
-		hi = 0xbf;
-	}
-	*cp = v;
-	return want;
-}
+#include "core/utf8.h"
 
 static bool is_control(int32_t cp)
 {
@@ -116,7 +70,7 @@ static size_t fit(enum textcell_charset cs, const struct widths *wd, const char 
 		cols = 0;
 	while (*s) {
 		int32_t cp;
-		size_t n = decode(s, &cp);
+		size_t n = utf8_decode(s, SIZE_MAX, &cp);
 		const unsigned char *bytes = s;
 		size_t nbytes = n;
 		int cw = 1;

@@ -10,39 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 when it is not one (RFC 3629: no
- * overlongs, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	if (c < 0x80)
-		return 1;
-	size_t want;
-	unsigned char lo = 0x80, hi = 0xbf;
-	if (c >= 0xc2 && c <= 0xdf) {
-		want = 2;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		want = 3;
-		if (c == 0xe0)
-			lo = 0xa0;
-		else if (c == 0xed)
-			hi = 0x9f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		want = 4;
-		if (c == 0xf0)
-			lo = 0x90;
-		else if (c == 0xf4)
-			hi = 0x8f;
-	} else {
-		return 0;
-	}
-	if (n < want || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < want; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return want;
-}
+#include "core/utf8.h"
 
 int textfile_check(const char *text, size_t len, size_t max_line, const char *name, char *err,
                    size_t errlen)
@@ -62,8 +30,9 @@ int textfile_check(const char *text, size_t len, size_t max_line, const char *na
 			         line, col);
 			return -EINVAL;
 		}
-		size_t k = utf8_len(s + i, len - i);
-		if (k == 0) {
+		int32_t cp;
+		size_t k = utf8_decode(s + i, len - i, &cp);
+		if (cp < 0) {
 			snprintf(
 			    err, errlen,
 			    "%s:%zu: invalid UTF-8 (byte 0x%02x at column %zu); save the file as "

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "api/api.h"
+#include "core/utf8.h"
 
 static void test_times(void **state)
 {
@@ -54,19 +55,19 @@ static void test_times(void **state)
 static void test_utf8(void **state)
 {
 	(void)state;
-	assert_true(api_utf8_valid(""));
-	assert_true(api_utf8_valid("node-a"));
-	assert_true(api_utf8_valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
-	assert_true(api_utf8_valid("\xf4\x8f\xbf\xbf"));      /* U+10FFFF */
-	assert_false(api_utf8_valid("\xff"));                 /* never in UTF-8 */
-	assert_false(api_utf8_valid("a\x80"));                /* a lone continuation */
-	assert_false(api_utf8_valid("\xe2\x82"));             /* cut short */
-	assert_false(api_utf8_valid("\xe2\x82x"));            /* cut by ASCII */
-	assert_false(api_utf8_valid("\xc0\xaf"));             /* overlong '/' */
-	assert_false(api_utf8_valid("\xe0\x80\xaf"));         /* overlong '/' */
-	assert_false(api_utf8_valid("\xed\xa0\x80"));         /* a surrogate */
-	assert_false(api_utf8_valid("\xf4\x90\x80\x80"));     /* past U+10FFFF */
-	assert_false(api_utf8_valid("\xf8\x88\x80\x80\x80")); /* 5 bytes */
+	assert_true(utf8_valid(""));
+	assert_true(utf8_valid("node-a"));
+	assert_true(utf8_valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+	assert_true(utf8_valid("\xf4\x8f\xbf\xbf"));      /* U+10FFFF */
+	assert_false(utf8_valid("\xff"));                 /* never in UTF-8 */
+	assert_false(utf8_valid("a\x80"));                /* a lone continuation */
+	assert_false(utf8_valid("\xe2\x82"));             /* cut short */
+	assert_false(utf8_valid("\xe2\x82x"));            /* cut by ASCII */
+	assert_false(utf8_valid("\xc0\xaf"));             /* overlong '/' */
+	assert_false(utf8_valid("\xe0\x80\xaf"));         /* overlong '/' */
+	assert_false(utf8_valid("\xed\xa0\x80"));         /* a surrogate */
+	assert_false(utf8_valid("\xf4\x90\x80\x80"));     /* past U+10FFFF */
+	assert_false(utf8_valid("\xf8\x88\x80\x80\x80")); /* 5 bytes */
 }
 
 static void test_sqlstate(void **state)
