@@ -145,6 +145,25 @@ static void url_param(struct strbuf *sb, const char *name, const char *value)
 	}
 }
 
+/* The next page's link: path?limit=L, then each filter given (name and value; one with a NULL
+ * value left out) and the cursor, values percent-encoded. NULL when out of memory (the caller
+ * frees the string). */
+static char *next_url(const char *path, long limit, const char *const filters[][2], size_t n,
+                      const char *cursor)
+{
+	struct strbuf url;
+	strbuf_init(&url, 0);
+	strbuf_printf(&url, "%s?limit=%ld", path, limit);
+	for (size_t i = 0; i < n; i++)
+		url_param(&url, filters[i][0], filters[i][1]);
+	url_param(&url, "cursor", cursor);
+	if (url.overflow || !url.data) {
+		strbuf_free(&url);
+		return NULL;
+	}
+	return url.data; /* the caller's */
+}
+
 /* value itself when it can be quoted in an error message as it is (printable ASCII, short),
  * else a placeholder: an answer must stay valid UTF-8 JSON whatever a client sent. */
 static const char *echo_safe(const char *value)
@@ -315,19 +334,16 @@ static void gpus_page(struct api_req *rq, const char *host, const char *status, 
 	char *c = i < n ? gpus_cursor_make(r, i - 1) : NULL;
 	strbuf_puts(&sb, "],\"next\":");
 	if (c) {
-		struct strbuf url;
-		strbuf_init(&url, 0);
-		strbuf_printf(&url, "/api/v1/gpus?limit=%ld", limit);
-		url_param(&url, "host", host);
-		url_param(&url, "status", status);
-		url_param(&url, "cluster", cluster);
-		url_param(&url, "namespace", ns);
-		url_param(&url, "pod", pod);
-		url_param(&url, "cursor", c);
-		api_json_text_str(&sb, url.data && !url.overflow ? url.data : "");
-		if (url.overflow || !url.data)
+		const char *const filters[][2] = {{"host", host},
+		                                  {"status", status},
+		                                  {"cluster", cluster},
+		                                  {"namespace", ns},
+		                                  {"pod", pod}};
+		char *url = next_url("/api/v1/gpus", limit, filters, 5, c);
+		api_json_text_str(&sb, url ? url : "");
+		if (!url)
 			sb.overflow = true;
-		strbuf_free(&url);
+		free(url);
 		strbuf_puts(&sb, ",\"next_cursor\":");
 		api_json_text_str(&sb, c);
 	} else {
@@ -473,17 +489,12 @@ void api_page_workloads(struct api_req *rq)
 	char *c = n > limit ? wl_cursor_make(r, rows - 1) : NULL;
 	json_t *next = json_null();
 	if (c) {
-		struct strbuf url;
-		strbuf_init(&url, 0);
-		strbuf_printf(&url, "/api/v1/workloads?limit=%ld", limit);
-		url_param(&url, "namespace", ns);
-		url_param(&url, "pod", pod);
-		url_param(&url, "from", from_s);
-		url_param(&url, "to", to_s);
-		url_param(&url, "cursor", c);
+		const char *const filters[][2] = {
+		    {"namespace", ns}, {"pod", pod}, {"from", from_s}, {"to", to_s}};
+		char *url = next_url("/api/v1/workloads", limit, filters, 4, c);
 		json_decref(next);
-		next = url.data && !url.overflow ? json_string(url.data) : NULL;
-		strbuf_free(&url);
+		next = url ? json_string(url) : NULL;
+		free(url);
 	}
 	json_t *body = json_pack("{s:i, s:i, s:o, s:o*, s:s?}", "count", rows, "limit", (int)limit,
 	                         "workloads", arr, "next", next, "next_cursor", c);
