@@ -25,23 +25,21 @@
 static void start_sink(struct pipeline *p)
 {
 	char err[512] = "", detail[192];
-	const struct config *cfg = p->cfg;
-	struct sink_options o = {
-	    .brokers = p->brokers,
-	    .topic = config_str(cfg, "topic"),
-	    .group = config_str(cfg, "group"),
-	    .dlq_topic = config_str(cfg, "dlq-topic"),
-	    .kafka_props = p->cprops,
-	    .nkafka_props = p->ncprops,
-	    .conninfo = p->conninfo,
-	    .batch_size = (int)config_int(cfg, "batch-size"),
-	    .batch_timeout_s = config_double(cfg, "batch-timeout"),
-	    .max_future_s = config_double(cfg, "max-clock-skew"),
-	    .maintenance_interval_s = config_double(cfg, "maintenance-interval"),
-	};
+	struct sink_options o;
+	const char **sprops = NULL;
+	if (sink_cmd_options(p->cfg, &o, &sprops) != 0) {
+		pipeline_set_part(p, PP_SINK, PART_FAILED, "not running", "out of memory");
+		return;
+	}
+	/* the pipeline's broker (embedded or given), database and librdkafka properties */
+	o.brokers = p->brokers;
+	o.conninfo = p->conninfo;
+	o.kafka_props = p->cprops;
+	o.nkafka_props = p->ncprops;
 	struct sink *s = NULL;
 	struct service *svc = NULL;
 	int rc = sink_create(&s, &o, err, sizeof(err));
+	free(sprops); /* sink_create copied what it keeps */
 	if (rc == 0)
 		rc = pipeline_run_service(&svc, &sink_service_ops, s, err, sizeof(err));
 	if (rc) {

@@ -5,11 +5,17 @@
 
 struct config;
 struct service_ops;
+struct sink_options;
 
 /* The sink as a service over a struct sink made by sink_create (service_wrap): start, status
  * (failed, or degraded while the database is away), its stats line, stop clean (commit the
  * open batch) or now, destroy. */
 extern const struct service_ops sink_service_ops;
+
+/* Fills sink options from a mode's configuration (strings borrowed from cfg; *props is
+ * allocated for the -X list and owned by the caller, free()): the sink command's and the
+ * console's pipeline's sink read the same settings. Returns 0 or -ENOMEM. */
+int sink_cmd_options(const struct config *cfg, struct sink_options *o, const char ***props);
 
 /* Runs until SIGINT/SIGTERM or --duration; returns the process exit status. */
 int sink_cmd_run(struct config *cfg);
