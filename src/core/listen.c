@@ -71,34 +71,32 @@ int listen_open(const char *text, const char *option, const char *example_port, 
 		return -EINVAL;
 	}
 	bool any = host[0] == '\0';
-	hints.ai_family = any ? AF_INET6 : AF_UNSPEC;
-	int gai = getaddrinfo(any ? NULL : host, port, &hints, &ai);
-	if (gai != 0 && any) { /* no IPv6: every IPv4 address */
-		hints.ai_family = AF_INET;
-		gai = getaddrinfo(NULL, port, &hints, &ai);
+	/* The wildcard is "::" (a dual-stack socket: IPv4 too), or every IPv4 address where the
+	 * system has no IPv6: "::" does not resolve, or resolves on a kernel without IPv6
+	 * (ipv6.disable=1) that opens no socket of its family. */
+	int gai, serr = 0;
+	for (int family = any ? AF_INET6 : AF_UNSPEC;; family = AF_INET) {
+		hints.ai_family = family;
+		gai = getaddrinfo(any ? NULL : host, port, &hints, &ai);
+		if (gai == 0) {
+			fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+			serr = fd < 0 ? errno : 0;
+		}
+		if (!any || family == AF_INET || (gai == 0 && serr != EAFNOSUPPORT))
+			break;
+		if (gai == 0) {
+			freeaddrinfo(ai);
+			ai = NULL;
+		}
 	}
 	if (gai != 0) {
 		snprintf(err, errlen, "%s '%s': cannot resolve '%s': %s", option, text, host,
 		         gai_strerror(gai));
 		return -EINVAL;
 	}
-	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-	if (fd < 0 && errno == EAFNOSUPPORT && any && ai->ai_family == AF_INET6) {
-		/* a kernel without IPv6 (ipv6.disable=1) still resolves "::": every IPv4 address */
-		freeaddrinfo(ai);
-		ai = NULL;
-		hints.ai_family = AF_INET;
-		gai = getaddrinfo(NULL, port, &hints, &ai);
-		if (gai != 0) {
-			snprintf(err, errlen, "%s '%s': cannot resolve the IPv4 wildcard: %s",
-			         option, text, gai_strerror(gai));
-			return -EINVAL;
-		}
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-	}
 	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s '%s': socket: %s", option, text, strerror(-rc));
+		rc = -serr;
+		snprintf(err, errlen, "%s '%s': socket: %s", option, text, strerror(serr));
 		goto out;
 	}
 	int one = 1, zero = 0;

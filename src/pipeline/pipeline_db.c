@@ -26,11 +26,7 @@ static void start_sink(struct pipeline *p)
 {
 	char err[512] = "", detail[192];
 	struct sink_options o;
-	const char **sprops = NULL;
-	if (sink_cmd_options(p->cfg, &o, &sprops) != 0) {
-		pipeline_set_part(p, PP_SINK, PART_FAILED, "not running", "out of memory");
-		return;
-	}
+	sink_cmd_options(p->cfg, &o);
 	/* the pipeline's broker (embedded or given), database and librdkafka properties */
 	o.brokers = p->brokers;
 	o.conninfo = p->conninfo;
@@ -39,7 +35,6 @@ static void start_sink(struct pipeline *p)
 	struct sink *s = NULL;
 	struct service *svc = NULL;
 	int rc = sink_create(&s, &o, err, sizeof(err));
-	free(sprops); /* sink_create copied what it keeps */
 	if (rc == 0)
 		rc = pipeline_run_service(&svc, &sink_service_ops, s, err, sizeof(err));
 	if (rc) {

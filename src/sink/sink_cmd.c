@@ -102,41 +102,38 @@ struct sink_cmd {
 	double batch_timeout_s;
 };
 
-int sink_cmd_options(const struct config *cfg, struct sink_options *o, const char ***props)
+void sink_cmd_options(const struct config *cfg, struct sink_options *o)
 {
-	size_t nprops = config_list_len(cfg, "X");
-	const char **p = calloc(nprops ? nprops : 1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	for (size_t i = 0; i < nprops; i++)
-		p[i] = config_list_at(cfg, "X", i);
 	*o = (struct sink_options){
 	    .brokers = config_str(cfg, "brokers"),
 	    .topic = config_str(cfg, "topic"),
 	    .group = config_str(cfg, "group"),
 	    .dlq_topic = config_str(cfg, "dlq-topic"),
-	    .kafka_props = p,
-	    .nkafka_props = nprops,
 	    .conninfo = config_str(cfg, "db"),
 	    .batch_size = (int)config_int(cfg, "batch-size"),
 	    .batch_timeout_s = config_double(cfg, "batch-timeout"),
 	    .max_future_s = config_double(cfg, "max-clock-skew"),
 	    .maintenance_interval_s = config_double(cfg, "maintenance-interval"),
 	};
-	*props = p; /* the caller's */
-	return 0;
 }
 
 static int cmd_create(void **impl, const struct config *cfg, char *err, size_t errlen)
 {
 	struct sink_cmd *c = calloc(1, sizeof(*c));
-	struct sink_options o;
-	const char **props = NULL;
-	if (!c || sink_cmd_options(cfg, &o, &props) != 0) {
+	size_t nprops = config_list_len(cfg, "X");
+	const char **props = calloc(nprops ? nprops : 1, sizeof(*props));
+	if (!c || !props) {
 		free(c);
+		free(props);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	for (size_t i = 0; i < nprops; i++)
+		props[i] = config_list_at(cfg, "X", i);
+	struct sink_options o;
+	sink_cmd_options(cfg, &o);
+	o.kafka_props = props;
+	o.nkafka_props = nprops;
 	int rc = sink_create(&c->s, &o, err, errlen);
 	free(props); /* sink_create copied what it keeps */
 	if (rc) {

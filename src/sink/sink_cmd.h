@@ -12,10 +12,10 @@ struct sink_options;
  * open batch) or now, destroy. */
 extern const struct service_ops sink_service_ops;
 
-/* Fills sink options from a mode's configuration (strings borrowed from cfg; *props is
- * allocated for the -X list and owned by the caller, free()): the sink command's and the
- * console's pipeline's sink read the same settings. Returns 0 or -ENOMEM. */
-int sink_cmd_options(const struct config *cfg, struct sink_options *o, const char ***props);
+/* Fills sink options from a mode's configuration, all but the librdkafka properties (strings
+ * borrowed from cfg): the sink command's and the console's pipeline's sink read the same
+ * settings. */
+void sink_cmd_options(const struct config *cfg, struct sink_options *o);
 
 /* Runs until SIGINT/SIGTERM or --duration; returns the process exit status. */
 int sink_cmd_run(struct config *cfg);
