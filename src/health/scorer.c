@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include "bus/sender.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/metrics_http.h"
 #include "core/strbuf.h"
 #include "core/timeutil.h"
 #include "health/alertmanager.h"
@@ -151,16 +153,16 @@ static int judged(const struct health_verdict *v, void *ud)
 		    alertmanager_note_event(s->am, r->key, s->cur_event, s->cur_len, false))
 			return -ENOMEM; /* a GPU seen for the first time: its labels, for when it falls
 					 * silent */
-		if (s->o.metrics && s->cur_event &&
-		    health_metrics_note_event(s->o.metrics, r->key, s->cur_event, s->cur_len))
+		if (s->hm && s->cur_event &&
+		    health_metrics_note_event(s->hm, r->key, s->cur_event, s->cur_len))
 			return -ENOMEM;
 	}
 	char ts[40];
 	time_format_rfc3339(r->time, ts, sizeof(ts));
 	const char *rec = v->recommended ? health_action_name(v->e.best) : NULL;
-	if (s->o.metrics)
-		rc = health_metrics_set(s->o.metrics, r->key, r->score, r->status, v->p.probability,
-					v->action, time_mono());
+	if (s->hm)
+		rc = health_metrics_set(s->hm, r->key, r->score, r->status, v->p.probability,
+		                        v->action, time_mono());
 	if (rc)
 		return rc;
 	if (row_due(s, r, rec)) {
@@ -452,7 +454,11 @@ int scorer_create(struct scorer **out, const struct scorer_options *o, char *err
 		goto fail;
 	if (!(s->pg = pgconn_create(s->conninfo, "gpuhealth-scorer")))
 		goto fail;
+	if (o->metrics_listen && *o->metrics_listen &&
+	    (!(s->metrics_listen = strdup(o->metrics_listen)) || health_metrics_create(&s->hm, 0)))
+		goto fail;
 	s->o.brokers = s->o.topic = s->o.group = s->o.alerts_topic = s->o.conninfo = NULL;
+	s->o.metrics_listen = NULL;
 	s->o.webhook_url = NULL;
 	s->o.kafka_props = NULL;
 	struct health_engine_opts eo = {.interval_s = o->interval_s,
@@ -530,27 +536,116 @@ fail:
 	return rc;
 }
 
-int scorer_start(struct scorer *s)
+/* --metrics-listen: the scorer's own counters, then each GPU's verdict (health_metrics.h) */
+static int render_metrics(void *ud, struct strbuf *b)
 {
+	struct scorer *s = ud;
+	struct scorer_stats st;
+	scorer_stats(s, &st);
+	const struct {
+		const char *name, *type, *help;
+		double v;
+	} c[] = {
+	    {"consumed_total", "counter", "Messages read from the sample topic.",
+	     (double)st.consumed},
+	    {"bad_events_total", "counter", "Events refused by the event validator (dead letters).",
+	     (double)st.bad_events},
+	    {"redelivered_total", "counter", "Samples not newer than the GPU's last: ignored.",
+	     (double)st.redelivered},
+	    {"alerts_raised_total", "counter", "Alerts raised.", (double)st.alerts_raised},
+	    {"alerts_cleared_total", "counter", "Alerts cleared.", (double)st.alerts_cleared},
+	    {"alerts_produced_total", "counter", "Alerts delivered to the Kafka alerts topic.",
+	     (double)st.alerts_produced},
+	    {"webhook_sent_total", "counter", "Alerts delivered to the webhook.",
+	     (double)st.webhook_sent},
+	    {"webhook_failed_total", "counter", "Failed webhook deliveries.",
+	     (double)st.webhook_failed},
+	    {"alertmanager_sent_total", "counter", "Alerts delivered to Alertmanager.",
+	     (double)st.am_sent},
+	    {"alertmanager_failed_total", "counter", "Failed POSTs to Alertmanager.",
+	     (double)st.am_failed},
+	    {"alertmanager_dropped_total", "counter", "Alerts dropped from the Alertmanager queue.",
+	     (double)st.am_dropped},
+	    {"batches_total", "counter", "Database transactions committed.", (double)st.batches},
+	    {"db_errors_total", "counter", "Database errors.", (double)st.db_errors},
+	    {"gpus", "gauge", "GPUs the scorer knows.", (double)st.gpus},
+	    {"open_alerts", "gauge", "Alerts open.", (double)st.open_alerts},
+	    {"db_connected", "gauge", "1 while the database connection is up.",
+	     st.db_connected ? 1.0 : 0.0},
+	};
+	int rc = 0;
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]) && !rc; i++)
+		rc = strbuf_printf(b,
+		                   "# HELP gpuhealth_scorer_%s %s\n# TYPE gpuhealth_scorer_%s %s\n"
+		                   "gpuhealth_scorer_%s %.17g\n",
+		                   c[i].name, c[i].help, c[i].name, c[i].type, c[i].name, c[i].v);
+	rc = rc ? rc
+	        : strbuf_printf(b,
+	                        "# HELP gpuhealth_scorer_evaluations_total Evaluations written, by "
+	                        "status.\n# TYPE gpuhealth_scorer_evaluations_total counter\n"
+	                        "gpuhealth_scorer_evaluations_total{status=\"pass\"} %" PRIu64 "\n"
+	                        "gpuhealth_scorer_evaluations_total{status=\"warn\"} %" PRIu64 "\n"
+	                        "gpuhealth_scorer_evaluations_total{status=\"fail\"} %" PRIu64 "\n",
+	                        st.pass, st.warn, st.fail);
+	return rc ? rc : health_metrics_render(s->hm, b, time_mono());
+}
+
+int scorer_start(struct scorer *s, char *err, size_t errlen)
+{
+	if (s->metrics_listen) {
+		int rc = metrics_http_start(&s->http, s->metrics_listen, "scorer", render_metrics,
+		                            s, err, errlen);
+		if (rc)
+			return rc;
+		log_info("scorer: own metrics and each GPU's health on http://%s/metrics",
+		         metrics_http_address(s->http));
+	}
 	pthread_mutex_lock(&s->lock);
 	s->st.running = true;
 	pthread_mutex_unlock(&s->lock);
 	int rc = worker_start(&s->w, scorer_main, s);
-	if (rc)
+	if (rc) {
 		s->st.running = false;
-	return rc;
+		metrics_http_stop(s->http);
+		s->http = NULL;
+		snprintf(err, errlen, "cannot start the scorer thread: %s", strerror(-rc));
+		return rc == -EINVAL ? -EIO : rc;
+	}
+	return 0;
 }
 
-void scorer_stop_now(struct scorer *s)
+int scorer_describe(const struct scorer *s, bool detail, char *buf, size_t len)
 {
-	if (s)
-		worker_stop(&s->w, true);
+	if (!detail)
+		return snprintf(buf, len, "consuming %s as group %s", s->topic, s->group);
+	char ams[64] = "";
+	if (s->o.nalertmanager_urls)
+		snprintf(ams, sizeof(ams), " and %zu Alertmanager(s)", s->o.nalertmanager_urls);
+	return snprintf(
+	    buf, len,
+	    "consuming %s as group %s; alerts to %s%s%s; horizon %g h, risk alert at %.2f",
+	    s->topic, s->group, s->alerts_topic ? s->alerts_topic : "(no topic)",
+	    s->webhook_url ? " and a webhook" : "", ams, s->o.horizon_h, s->o.risk_level);
+}
+
+/* The listener first: it reads the stats and the verdicts until it is gone. */
+static void stop(struct scorer *s, bool now)
+{
+	if (!s)
+		return;
+	metrics_http_stop(s->http);
+	s->http = NULL;
+	worker_stop(&s->w, now);
 }
 
 void scorer_stop(struct scorer *s)
 {
-	if (s)
-		worker_stop(&s->w, false);
+	stop(s, false);
+}
+
+void scorer_stop_now(struct scorer *s)
+{
+	stop(s, true);
 }
 
 void scorer_stats(struct scorer *s, struct scorer_stats *out)
@@ -565,6 +660,8 @@ void scorer_destroy(struct scorer *s)
 	if (!s)
 		return;
 	scorer_stop(s);
+	health_metrics_destroy(s->hm); /* after the listener that renders it (scorer_stop) */
+	free(s->metrics_listen);
 	batch_clear(s);
 	free(s->ops);
 	for (size_t i = 0; i < s->capwritten; i++)

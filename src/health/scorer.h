@@ -19,8 +19,6 @@
 
 #include "health/econ.h"
 
-struct health_metrics;
-
 struct scorer_options {
 	const char *brokers;
 	const char *topic;          /* sample events */
@@ -49,8 +47,8 @@ struct scorer_options {
 	double max_age_s;           /* events older are refused (0: 7 days; the database's retention
 	                             * once connected) */
 	struct econ_inputs econ;
-	struct health_metrics *metrics; /* borrowed, NULL: none; each GPU's verdict goes there for
-	                                 * --metrics-listen (health/health_metrics.h) */
+	const char *metrics_listen; /* HOST:PORT, NULL: none: the scorer's own counters and each
+	                             * GPU's verdict as Prometheus text (health/health_metrics.h) */
 };
 
 struct scorer_stats {
@@ -77,7 +75,13 @@ struct scorer;
 /* Validates the options and creates the Kafka handles. Returns 0 or -EINVAL/-ENOMEM with a
  * message in err. *out is owned by the caller (scorer_destroy). */
 int scorer_create(struct scorer **out, const struct scorer_options *o, char *err, size_t errlen);
-int scorer_start(struct scorer *s);
+/* Starts the thread, and the metrics listener first when asked. 0 or -errno with a message
+ * in err (-EINVAL: bad --metrics-listen). */
+int scorer_start(struct scorer *s, char *err, size_t errlen);
+/* What it consumes and where its alerts go, for log lines and the service's status text:
+ * "consuming TOPIC as group GROUP", with detail the alert targets, horizon and risk level.
+ * Returns snprintf's. */
+int scorer_describe(const struct scorer *s, bool detail, char *buf, size_t len);
 /* Commits the open batch if the database answers, flushes the alert producer, leaves the
  * group; blocks until the thread has ended. */
 void scorer_stop(struct scorer *s);

@@ -34,6 +34,8 @@ static const char *const KIND_RISK = HEALTH_KIND_RISK;
 struct alertmanager;
 struct alertmanager_alert;
 struct webhook;
+struct health_metrics;
+struct metrics_http;
 
 /* One alert change of the open batch: written in the transaction, then announced. */
 struct alert_op {
@@ -68,6 +70,9 @@ struct scorer {
 	struct sender *producer;   /* owned; NULL without an alerts topic */
 	struct webhook *hook;    /* owned; NULL without a webhook */
 	struct alertmanager *am; /* owned; NULL without --alertmanager */
+	struct health_metrics *hm; /* owned; NULL without --metrics-listen */
+	struct metrics_http *http; /* owned; its listener, between start and stop */
+	char *metrics_listen;      /* NULL: none */
 	bool has_alert_workload; /* alerts has namespace/pod/container (schema 013) */
 	bool has_fleet_now;      /* gpuhealth_fleet_now_merge (schema 014) */
 	const char *cur_event; /* the event being judged (take() only), for Alertmanager's labels */

@@ -458,6 +458,14 @@ void sink_stats(struct sink *s, struct sink_stats *out)
 	out->consumed = atomic_load_explicit(&s->consumed, memory_order_relaxed);
 }
 
+int sink_describe(const struct sink *s, bool batches, char *buf, size_t len)
+{
+	if (!batches)
+		return snprintf(buf, len, "consuming %s as group %s", s->topic, s->group);
+	return snprintf(buf, len, "consuming %s as group %s, batches of up to %d rows or %.1f s",
+	                s->topic, s->group, s->batch_size, s->batch_timeout_s);
+}
+
 void sink_destroy(struct sink *s)
 {
 	if (!s)

@@ -90,6 +90,9 @@ void sink_stop(struct sink *s);
 void sink_stop_now(struct sink *s);
 /* Copies a snapshot of the counters (never blocks on I/O). */
 void sink_stats(struct sink *s, struct sink_stats *out);
+/* What the sink consumes, for log lines and the service's status text: "consuming TOPIC as
+ * group GROUP", with batches ", batches of up to N rows or T s". Returns snprintf's. */
+int sink_describe(const struct sink *s, bool batches, char *buf, size_t len);
 void sink_destroy(struct sink *s);
 
 #endif

@@ -53,13 +53,40 @@ static int sink_svc_stats_line(void *impl, bool final, double uptime_s, char *bu
 	                st.last_error[0] ? " last_error=" : "", st.last_error);
 }
 
-/* The sink as the pipeline makes it (impl: a struct sink from sink_create). */
+/* The sink as a service: impl is a struct sink, made here from the configuration (the
+ * subcommand) or by the pipeline with sink_create (service_wrap). */
+static int sink_svc_create(void **impl, const struct config *cfg, char *err, size_t errlen)
+{
+	size_t nprops = config_list_len(cfg, "X");
+	const char **props = calloc(nprops ? nprops : 1, sizeof(*props));
+	if (!props) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nprops; i++)
+		props[i] = config_list_at(cfg, "X", i);
+	struct sink_options o;
+	sink_cmd_options(cfg, &o);
+	o.kafka_props = props;
+	o.nkafka_props = nprops;
+	struct sink *s = NULL;
+	int rc = sink_create(&s, &o, err, errlen);
+	free(props); /* sink_create copied what it keeps */
+	*impl = s;   /* the host owns it: sink_svc_destroy */
+	return rc;
+}
+
 static int sink_svc_start(void *impl, char *err, size_t errlen)
 {
 	int rc = sink_start(impl);
-	if (rc)
+	if (rc) {
 		snprintf(err, errlen, "cannot start the sink thread: %s", strerror(-rc));
-	return rc == -EINVAL ? -EIO : rc;
+		return rc == -EINVAL ? -EIO : rc;
+	}
+	char what[256];
+	sink_describe(impl, true, what, sizeof(what));
+	log_info("sink: %s", what);
+	return 0;
 }
 
 static void sink_svc_status(void *impl, struct service_status *out)
@@ -70,6 +97,11 @@ static void sink_svc_status(void *impl, struct service_status *out)
 	             : (!st.db_connected && st.last_error[0]) ? SERVICE_DEGRADED
 	                                                      : SERVICE_RUNNING;
 	snprintf(out->last_error, sizeof(out->last_error), "%s", st.last_error);
+}
+
+static int sink_svc_notify_text(void *impl, bool ready, char *buf, size_t len)
+{
+	return ready ? sink_describe(impl, false, buf, len) : 0;
 }
 
 static void sink_svc_stop(void *impl, enum service_stop how)
@@ -87,19 +119,13 @@ static void sink_svc_destroy(void *impl)
 
 const struct service_ops sink_service_ops = {
     .name = "sink",
+    .create = sink_svc_create,
     .start = sink_svc_start,
     .status = sink_svc_status,
     .stats_line = sink_svc_stats_line,
+    .notify_text = sink_svc_notify_text,
     .stop = sink_svc_stop,
     .destroy = sink_svc_destroy,
-};
-
-/* `gpuhealth sink`: the same service made from the configuration, with its log lines */
-struct sink_cmd {
-	struct sink *s;
-	const char *topic, *group; /* borrowed from the configuration */
-	int batch_size;
-	double batch_timeout_s;
 };
 
 void sink_cmd_options(const struct config *cfg, struct sink_options *o)
@@ -117,91 +143,8 @@ void sink_cmd_options(const struct config *cfg, struct sink_options *o)
 	};
 }
 
-static int cmd_create(void **impl, const struct config *cfg, char *err, size_t errlen)
-{
-	struct sink_cmd *c = calloc(1, sizeof(*c));
-	size_t nprops = config_list_len(cfg, "X");
-	const char **props = calloc(nprops ? nprops : 1, sizeof(*props));
-	if (!c || !props) {
-		free(c);
-		free(props);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < nprops; i++)
-		props[i] = config_list_at(cfg, "X", i);
-	struct sink_options o;
-	sink_cmd_options(cfg, &o);
-	o.kafka_props = props;
-	o.nkafka_props = nprops;
-	int rc = sink_create(&c->s, &o, err, errlen);
-	free(props); /* sink_create copied what it keeps */
-	if (rc) {
-		free(c);
-		return rc;
-	}
-	c->topic = o.topic;
-	c->group = o.group;
-	c->batch_size = o.batch_size;
-	c->batch_timeout_s = o.batch_timeout_s;
-	*impl = c;
-	return 0;
-}
-
-static int cmd_start(void *impl, char *err, size_t errlen)
-{
-	struct sink_cmd *c = impl;
-	int rc = sink_svc_start(c->s, err, errlen);
-	if (rc == 0)
-		log_info("sink: consuming %s as group %s, batches of up to %d rows or %.1f s",
-		         c->topic, c->group, c->batch_size, c->batch_timeout_s);
-	return rc;
-}
-
-static void cmd_status(void *impl, struct service_status *out)
-{
-	struct sink_cmd *c = impl;
-	sink_svc_status(c->s, out);
-}
-
-static int cmd_stats_line(void *impl, bool final, double uptime_s, char *buf, size_t len)
-{
-	struct sink_cmd *c = impl;
-	return sink_svc_stats_line(c->s, final, uptime_s, buf, len);
-}
-
-static int cmd_notify_text(void *impl, bool ready, char *buf, size_t len)
-{
-	struct sink_cmd *c = impl;
-	return ready ? snprintf(buf, len, "consuming %s as group %s", c->topic, c->group) : 0;
-}
-
-static void cmd_stop(void *impl, enum service_stop how)
-{
-	struct sink_cmd *c = impl;
-	sink_svc_stop(c->s, how);
-}
-
-static void cmd_destroy(void *impl)
-{
-	struct sink_cmd *c = impl;
-	sink_destroy(c->s);
-	free(c);
-}
-
-static const struct service_ops sink_cmd_ops = {
-    .name = "sink",
-    .create = cmd_create,
-    .start = cmd_start,
-    .status = cmd_status,
-    .stats_line = cmd_stats_line,
-    .notify_text = cmd_notify_text,
-    .stop = cmd_stop,
-    .destroy = cmd_destroy,
-};
-
 int sink_cmd_run(struct config *cfg)
 {
 	log_set_timestamps(1);
-	return service_main(&sink_cmd_ops, cfg);
+	return service_main(&sink_service_ops, cfg);
 }

@@ -7,9 +7,10 @@ struct config;
 struct service_ops;
 struct sink_options;
 
-/* The sink as a service over a struct sink made by sink_create (service_wrap): start, status
- * (failed, or degraded while the database is away), its stats line, stop clean (commit the
- * open batch) or now, destroy. */
+/* The sink as a service (impl: a struct sink): created from the configuration by the
+ * subcommand (service_main), or made by the pipeline with sink_create and wrapped
+ * (service_wrap); start, status (failed, or degraded while the database is away), its stats
+ * line, stop clean (commit the open batch) or now, destroy. */
 extern const struct service_ops sink_service_ops;
 
 /* Fills sink options from a mode's configuration, all but the librdkafka properties (strings
