@@ -391,28 +391,13 @@ oom:
 	return -ENOMEM;
 }
 
-static int open_listener(struct api *api, int *fd_out, char *err, size_t errlen)
-{
-	return listen_open(api->listen, "--listen", "8080", 511, fd_out, api->address,
-	                   sizeof(api->address), err, errlen);
-}
-
-__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	char msg[512];
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	size_t n = strlen(msg);
-	while (n && msg[n - 1] == '\n')
-		msg[--n] = '\0';
-	log_debug("api: http: %s", msg);
-}
-
 int api_start(struct api *api, char *err, size_t errlen)
 {
 	int fd = -1;
 	if (api->daemon)
 		return -EALREADY;
-	int rc = open_listener(api, &fd, err, errlen);
+	int rc = listen_open(api->listen, "--listen", "8080", 511, &fd, api->address,
+	                     sizeof(api->address), err, errlen);
 	if (rc)
 		return rc;
 	struct httpd_limits_params lp = {.name = "api",
@@ -435,7 +420,7 @@ int api_start(struct api *api, char *err, size_t errlen)
 	 * end of the stream and MHD closes it (and the per-client count drops). */
 	api->daemon = MHD_start_daemon(
 	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
-	    NULL, NULL, answer, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
+	    NULL, NULL, answer, api, MHD_OPTION_EXTERNAL_LOGGER, httpd_limits_log, api->limits,
 	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_ARRAY, lim, MHD_OPTION_END);
 	if (!api->daemon) {
 		close(fd);

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/waiter.h"
 
 #define SWEEP_MS 200
 
@@ -33,10 +34,7 @@ struct httpd_limits {
 	char name[64];
 	pthread_mutex_t mu; /* the list */
 	struct tracked *head;
-	pthread_mutex_t run_mu;
-	pthread_cond_t run_cv;
-	bool stopping;
-	pthread_t sweeper;
+	struct waiter sweeper; /* the sweeping thread */
 	atomic_ullong closed;
 };
 
@@ -139,19 +137,9 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **con_cl
 static void *sweep_main(void *arg)
 {
 	struct httpd_limits *l = arg;
-	pthread_mutex_lock(&l->run_mu);
-	while (!l->stopping) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += SWEEP_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&l->run_cv, &l->run_mu, &ts);
-		if (l->stopping)
-			break;
-		pthread_mutex_unlock(&l->run_mu);
+	pthread_mutex_lock(&l->sweeper.lock);
+	while (waiter_sleep_locked(&l->sweeper, SWEEP_MS / 1000.0)) {
+		pthread_mutex_unlock(&l->sweeper.lock);
 		int64_t now = now_ms();
 		pthread_mutex_lock(&l->mu);
 		for (struct tracked *t = l->head; t; t = t->next) {
@@ -171,9 +159,9 @@ static void *sweep_main(void *arg)
 			    l->name, peer, l->p.request_s);
 		}
 		pthread_mutex_unlock(&l->mu);
-		pthread_mutex_lock(&l->run_mu);
+		pthread_mutex_lock(&l->sweeper.lock);
 	}
-	pthread_mutex_unlock(&l->run_mu);
+	pthread_mutex_unlock(&l->sweeper.lock);
 	return NULL;
 }
 
@@ -188,23 +176,32 @@ int httpd_limits_create(struct httpd_limits **out, const struct httpd_limits_par
 	l->p = *p;
 	snprintf(l->name, sizeof(l->name), "%s", p->name ? p->name : "http");
 	l->p.name = l->name;
-	pthread_mutex_init(&l->mu, NULL);
-	pthread_mutex_init(&l->run_mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&l->run_cv, &ca);
-	pthread_condattr_destroy(&ca);
-	int rc = pthread_create(&l->sweeper, NULL, sweep_main, l);
+	int rc = waiter_init(&l->sweeper);
 	if (rc) {
-		pthread_cond_destroy(&l->run_cv);
-		pthread_mutex_destroy(&l->run_mu);
+		free(l);
+		return rc;
+	}
+	pthread_mutex_init(&l->mu, NULL);
+	rc = waiter_start(&l->sweeper, sweep_main, l);
+	if (rc) {
+		waiter_destroy(&l->sweeper);
 		pthread_mutex_destroy(&l->mu);
 		free(l);
-		return -rc;
+		return rc;
 	}
 	*out = l; /* caller owns: httpd_limits_destroy */
 	return 0;
+}
+
+void httpd_limits_log(void *cls, const char *fmt, va_list ap)
+{
+	const struct httpd_limits *l = cls;
+	char msg[512];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	size_t n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	log_debug("%s: http: %s", l->name, msg);
 }
 
 void httpd_limits_options(struct httpd_limits *l, struct MHD_OptionItem *opts)
@@ -231,19 +228,14 @@ void httpd_limits_destroy(struct httpd_limits *l)
 {
 	if (!l)
 		return;
-	pthread_mutex_lock(&l->run_mu);
-	l->stopping = true;
-	pthread_cond_signal(&l->run_cv);
-	pthread_mutex_unlock(&l->run_mu);
-	pthread_join(l->sweeper, NULL);
+	waiter_stop(&l->sweeper);
 	/* the daemon is stopped: every connection was reported closed; free any left over */
 	while (l->head) {
 		struct tracked *t = l->head;
 		l->head = t->next;
 		free(t);
 	}
-	pthread_cond_destroy(&l->run_cv);
-	pthread_mutex_destroy(&l->run_mu);
+	waiter_destroy(&l->sweeper);
 	pthread_mutex_destroy(&l->mu);
 	free(l);
 }

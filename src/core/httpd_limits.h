@@ -22,6 +22,8 @@
 #ifndef GPUHEALTH_HTTPD_LIMITS_H
 #define GPUHEALTH_HTTPD_LIMITS_H
 
+#include <stdarg.h>
+
 #include <microhttpd.h>
 
 struct httpd_limits;
@@ -40,6 +42,10 @@ struct httpd_limits_params {
 
 /* Starts the sweep thread. Returns 0 or -errno; *out owned by the caller (httpd_limits_destroy). */
 int httpd_limits_create(struct httpd_limits **out, const struct httpd_limits_params *p);
+
+/* libmicrohttpd's error lines at debug level, "NAME: http: ...": the daemon's
+ * MHD_OPTION_EXTERNAL_LOGGER, httpd_limits_log, l (with MHD_USE_ERROR_LOG). */
+__attribute__((format(printf, 2, 0))) void httpd_limits_log(void *l, const char *fmt, va_list ap);
 
 /* Fills opts[HTTPD_LIMITS_NOPTS] (ends with MHD_OPTION_END) for MHD_OPTION_ARRAY. */
 void httpd_limits_options(struct httpd_limits *l, struct MHD_OptionItem *opts);

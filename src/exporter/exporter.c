@@ -16,6 +16,7 @@
 #include "core/httpd_limits.h"
 #include "core/listen.h"
 #include "core/log.h"
+#include "core/waiter.h"
 
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
 #define CONN_LIMIT           512
@@ -63,11 +64,7 @@ struct exporter {
 
 	struct MHD_Daemon *daemon;
 	struct httpd_limits *limits; /* owned; outlives daemon */
-	pthread_t sim_thread;
-	bool sim_thread_started;
-	pthread_mutex_t run_mu;
-	pthread_cond_t run_cv;
-	bool stopping;
+	struct waiter wt;            /* the simulation thread, between start and stop */
 	struct timespec start;
 
 	atomic_uint_least64_t n_requests, n_metrics, n_gzip, n_404, n_405, n_renders;
@@ -172,18 +169,17 @@ int exporter_create_source(struct exporter **out, const struct exporter_source *
 	ex = calloc(1, sizeof(*ex));
 	if (!ex)
 		goto fail;
+	if (waiter_init(&ex->wt)) {
+		free(ex);
+		ex = NULL;
+		goto fail;
+	}
 	ex->src = src;
 	ex->have_src = true;
 	src.destroy = NULL; /* owned by ex now */
 	pthread_mutex_init(&ex->snap_mu, NULL);
 	pthread_mutex_init(&ex->gz_mu, NULL);
 	pthread_mutex_init(&ex->pool_mu, NULL);
-	pthread_mutex_init(&ex->run_mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&ex->run_cv, &ca);
-	pthread_condattr_destroy(&ca);
 	ex->p = *params;
 	ex->hostname = dup_or_null(params->render.hostname);
 	ex->host_label = dup_or_null(params->render.host_label);
@@ -433,23 +429,17 @@ static void *sim_main(void *arg)
 	double t0 = (double)ex->start.tv_sec + (double)ex->start.tv_nsec * 1e-9;
 	uint64_t k = 0;
 
-	pthread_mutex_lock(&ex->run_mu);
-	while (!ex->stopping) {
+	pthread_mutex_lock(&ex->wt.lock);
+	while (!ex->wt.stop) {
 		k++;
 		double now = now_s();
 		/* behind by more than a period (too fast a --speed): skip to the present */
 		uint64_t present = (uint64_t)floor((now - t0) / period);
 		if (present > k)
 			k = present;
-		double due = t0 + (double)k * period;
-		struct timespec ts = {.tv_sec = (time_t)floor(due),
-		                      .tv_nsec = (long)((due - floor(due)) * 1e9)};
-		while (!ex->stopping && now_s() < due)
-			if (pthread_cond_timedwait(&ex->run_cv, &ex->run_mu, &ts) == ETIMEDOUT)
-				break;
-		if (ex->stopping)
+		if (!waiter_sleep_until_locked(&ex->wt, t0 + (double)k * period))
 			break;
-		pthread_mutex_unlock(&ex->run_mu);
+		pthread_mutex_unlock(&ex->wt.lock);
 		double r0 = now_s();
 		int rc = ex->src.update(ex->src.ud, (double)k * ex->p.poll_interval);
 		if (rc == 0)
@@ -458,9 +448,9 @@ static void *sim_main(void *arg)
 			log_warn("mock-dcgm: cannot publish the snapshot at %.0f s: %s",
 			         (double)k * ex->p.poll_interval, strerror(-rc));
 		atomic_store(&ex->last_render_ms, (now_s() - r0) * 1e3);
-		pthread_mutex_lock(&ex->run_mu);
+		pthread_mutex_lock(&ex->wt.lock);
 	}
-	pthread_mutex_unlock(&ex->run_mu);
+	pthread_mutex_unlock(&ex->wt.lock);
 	return NULL;
 }
 
@@ -529,22 +519,6 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	return ret;
 }
 
-__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	char msg[512];
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	size_t n = strlen(msg);
-	while (n && msg[n - 1] == '\n')
-		msg[--n] = '\0';
-	log_debug("mock-dcgm: http: %s", msg);
-}
-
-static int open_listener(struct exporter *ex, int *fd_out, char *err, size_t errlen)
-{
-	return listen_open(ex->listen, "--listen", "9400", 511, fd_out, ex->address,
-	                   sizeof(ex->address), err, errlen);
-}
-
 int exporter_start(struct exporter *ex, char *err, size_t errlen)
 {
 	int rc, fd = -1;
@@ -555,7 +529,8 @@ int exporter_start(struct exporter *ex, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot render the first snapshot: %s", strerror(-rc));
 		return rc;
 	}
-	rc = open_listener(ex, &fd, err, errlen);
+	rc = listen_open(ex->listen, "--listen", "9400", 511, &fd, ex->address, sizeof(ex->address),
+	                 err, errlen);
 	if (rc)
 		return rc;
 	unsigned threads = ex->p.http_threads;
@@ -582,8 +557,8 @@ int exporter_start(struct exporter *ex, char *err, size_t errlen)
 	httpd_limits_options(ex->limits, lim);
 	ex->daemon = MHD_start_daemon(
 	    MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, ex,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, ex, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_ARRAY, lim,
+	    MHD_OPTION_EXTERNAL_LOGGER, httpd_limits_log, ex->limits, MHD_OPTION_LISTEN_SOCKET,
+	    (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_ARRAY, lim,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_END);
 	if (!ex->daemon) {
 		httpd_limits_destroy(ex->limits);
@@ -594,17 +569,15 @@ int exporter_start(struct exporter *ex, char *err, size_t errlen)
 	}
 	/* fd is owned by the daemon now: MHD_stop_daemon closes it */
 	clock_gettime(CLOCK_MONOTONIC, &ex->start);
-	ex->stopping = false;
-	rc = pthread_create(&ex->sim_thread, NULL, sim_main, ex);
+	rc = waiter_start(&ex->wt, sim_main, ex);
 	if (rc) {
 		MHD_stop_daemon(ex->daemon);
 		ex->daemon = NULL;
 		httpd_limits_destroy(ex->limits);
 		ex->limits = NULL;
-		snprintf(err, errlen, "cannot start the simulation thread: %s", strerror(rc));
-		return -rc;
+		snprintf(err, errlen, "cannot start the simulation thread: %s", strerror(-rc));
+		return rc;
 	}
-	ex->sim_thread_started = true;
 	return 0;
 }
 
@@ -617,14 +590,7 @@ void exporter_stop(struct exporter *ex)
 {
 	if (!ex)
 		return;
-	if (ex->sim_thread_started) {
-		pthread_mutex_lock(&ex->run_mu);
-		ex->stopping = true;
-		pthread_cond_signal(&ex->run_cv);
-		pthread_mutex_unlock(&ex->run_mu);
-		pthread_join(ex->sim_thread, NULL);
-		ex->sim_thread_started = false;
-	}
+	waiter_stop(&ex->wt);
 	if (ex->daemon) {
 		MHD_stop_daemon(ex->daemon);
 		ex->daemon = NULL;
@@ -673,8 +639,7 @@ void exporter_destroy(struct exporter *ex)
 	for (size_t i = 0; i < ex->npool; i++)
 		free(ex->pool[i]);
 	pthread_mutex_destroy(&ex->pool_mu);
-	pthread_mutex_destroy(&ex->run_mu);
-	pthread_cond_destroy(&ex->run_cv);
+	waiter_destroy(&ex->wt);
 	if (ex->have_src)
 		source_destroy(&ex->src);
 	free(ex->hostname);

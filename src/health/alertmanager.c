@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "core/timeutil.h"
+#include "core/waiter.h"
 #include "health/webhook.h"
 
 #define BACKOFF_MIN_S 0.5
@@ -54,11 +55,7 @@ struct alertmanager {
 	struct alertmanager_alert **rest;
 	size_t nrest, caprest;
 
-	pthread_t thread;
-	bool started;
-	pthread_mutex_t lock; /* guards everything below */
-	pthread_cond_t cond;
-	bool stop;
+	struct waiter wt; /* the sender thread; its lock guards everything below */
 	struct entry *e;
 	size_t n, cap;
 	uint64_t seq;
@@ -358,7 +355,7 @@ void alertmanager_post(struct alertmanager *am, struct alertmanager_alert *a)
 {
 	if (!a)
 		return;
-	pthread_mutex_lock(&am->lock);
+	pthread_mutex_lock(&am->wt.lock);
 	struct entry *cur = find_firing(am, a->id);
 	if (a->firing) {
 		const char *sev = cur ? json_string_value(json_object_get(
@@ -386,8 +383,8 @@ void alertmanager_post(struct alertmanager *am, struct alertmanager_alert *a)
 		log_debug(
 		    "scorer: alertmanager: a cleared alert it never sent (open before a restart)");
 	}
-	pthread_cond_broadcast(&am->cond);
-	pthread_mutex_unlock(&am->lock);
+	waiter_wake_locked(&am->wt);
+	pthread_mutex_unlock(&am->wt.lock);
 	alertmanager_alert_free(a);
 }
 
@@ -423,10 +420,10 @@ static int send_some(struct alertmanager *am, CURL *c, size_t u, struct sent *se
 	if (!body)
 		return -ENOMEM;
 	char why[256] = "";
-	pthread_mutex_unlock(&am->lock);
+	pthread_mutex_unlock(&am->wt.lock);
 	int rc = webhook_post_json(c, am->t[u].url, body, strlen(body), am->timeout_ms, why,
 	                           sizeof(why));
-	pthread_mutex_lock(&am->lock);
+	pthread_mutex_lock(&am->wt.lock);
 	free(body);
 	struct target *t = &am->t[u];
 	double now = time_mono();
@@ -479,23 +476,6 @@ static void prune(struct alertmanager *am)
 	am->st.pending = pending;
 }
 
-static void wait_until(struct alertmanager *am, double mono_deadline)
-{
-	double d = mono_deadline - time_mono();
-	if (d <= 0)
-		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	double whole = (double)(long)d;
-	ts.tv_sec += (time_t)whole;
-	ts.tv_nsec += (long)((d - whole) * 1e9);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_timedwait(&am->cond, &am->lock, &ts);
-}
-
 static void *sender(void *arg)
 {
 	struct alertmanager *am = arg;
@@ -504,10 +484,10 @@ static void *sender(void *arg)
 	if (!c || !sent)
 		log_error(
 		    "scorer: alertmanager: out of memory starting the sender; no alert is sent");
-	pthread_mutex_lock(&am->lock);
+	pthread_mutex_lock(&am->wt.lock);
 	bool last = false;
 	while (c && sent) {
-		last = am->stop;
+		last = am->wt.stop;
 		double now = time_mono(), wake = now + WAKE_MAX_S;
 		bool more = false;
 		for (size_t u = 0; u < am->nt; u++) {
@@ -534,10 +514,10 @@ static void *sender(void *arg)
 		prune(am);
 		if (last)
 			break;
-		if (!more && !am->stop)
-			wait_until(am, wake);
+		if (!more && !am->wt.stop && wake > time_mono())
+			waiter_sleep_locked(&am->wt, wake - time_mono()); /* or a new alert */
 	}
-	pthread_mutex_unlock(&am->lock);
+	pthread_mutex_unlock(&am->wt.lock);
 	free(sent);
 	if (c)
 		curl_easy_cleanup(c);
@@ -576,8 +556,11 @@ int alertmanager_create(struct alertmanager **out, const struct alertmanager_opt
 	struct alertmanager *am = calloc(1, sizeof(*am));
 	if (!am)
 		goto oom;
-	pthread_mutex_init(&am->lock, NULL);
-	pthread_cond_init(&am->cond, NULL);
+	if (waiter_init(&am->wt)) {
+		free(am);
+		am = NULL;
+		goto oom;
+	}
 	am->resend_s = o->resend_s > 0 ? o->resend_s : 60;
 	am->timeout_ms = o->timeout_s > 0 ? (long)(o->timeout_s * 1000) : 10000;
 	if (am->timeout_ms < 1)
@@ -601,13 +584,12 @@ int alertmanager_create(struct alertmanager **out, const struct alertmanager_opt
 		snprintf(am->t[i].url, n, "%.*s/api/v2/alerts", (int)l, o->urls[i]);
 		am->nt++;
 	}
-	int rc = pthread_create(&am->thread, NULL, sender, am);
+	int rc = waiter_start(&am->wt, sender, am);
 	if (rc) {
-		snprintf(err, errlen, "cannot start the Alertmanager thread: %s", strerror(rc));
+		snprintf(err, errlen, "cannot start the Alertmanager thread: %s", strerror(-rc));
 		alertmanager_destroy(am);
-		return -rc;
+		return rc;
 	}
-	am->started = true;
 	*out = am; /* caller owns: alertmanager_destroy */
 	return 0;
 oom:
@@ -618,22 +600,16 @@ oom:
 
 void alertmanager_stats(struct alertmanager *am, struct alertmanager_stats *out)
 {
-	pthread_mutex_lock(&am->lock);
+	pthread_mutex_lock(&am->wt.lock);
 	*out = am->st;
-	pthread_mutex_unlock(&am->lock);
+	pthread_mutex_unlock(&am->wt.lock);
 }
 
 void alertmanager_destroy(struct alertmanager *am)
 {
 	if (!am)
 		return;
-	if (am->started) {
-		pthread_mutex_lock(&am->lock);
-		am->stop = true;
-		pthread_cond_broadcast(&am->cond);
-		pthread_mutex_unlock(&am->lock);
-		pthread_join(am->thread, NULL);
-	}
+	waiter_stop(&am->wt);
 	for (size_t i = 0; i < am->n; i++)
 		entry_free(&am->e[i]);
 	free(am->e);
@@ -644,7 +620,6 @@ void alertmanager_destroy(struct alertmanager *am)
 		alertmanager_alert_free(am->rest[i]);
 	free(am->rest);
 	free(am->api_url);
-	pthread_mutex_destroy(&am->lock);
-	pthread_cond_destroy(&am->cond);
+	waiter_destroy(&am->wt);
 	free(am);
 }

@@ -10,6 +10,8 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/timeutil.h"
+#include "core/waiter.h"
 
 struct body {
 	char *p; /* owned */
@@ -21,11 +23,7 @@ struct webhook {
 	long timeout_ms;
 	int retries;
 	double backoff_s;
-	pthread_t thread;
-	bool started;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool stop;
+	struct waiter wt;                 /* the sender thread; its lock guards the queue and st */
 	struct body q[WEBHOOK_QUEUE_MAX]; /* ring */
 	size_t head, n;
 	struct webhook_stats st;
@@ -75,32 +73,14 @@ static int post_once(struct webhook *w, CURL *c, const struct body *b, char *why
 	return webhook_post_json(c, w->url, b->p, b->len, w->timeout_ms, why, whylen);
 }
 
-/* Waits up to s seconds or until stop. Returns true when stopping. Call with the lock held. */
-static bool wait_stop(struct webhook *w, double s)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	double whole = (double)(long)s;
-	ts.tv_sec += (time_t)whole;
-	ts.tv_nsec += (long)((s - whole) * 1e9);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	while (!w->stop)
-		if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT)
-			break;
-	return w->stop;
-}
-
 static void *sender(void *arg)
 {
 	struct webhook *w = arg;
 	CURL *c = curl_easy_init();
-	pthread_mutex_lock(&w->lock);
-	while (!w->stop) {
+	pthread_mutex_lock(&w->wt.lock);
+	while (!w->wt.stop) {
 		if (!w->n) {
-			pthread_cond_wait(&w->cond, &w->lock);
+			waiter_sleep_locked(&w->wt, -1);
 			continue;
 		}
 		struct body b = w->q[w->head]; /* ours now */
@@ -109,13 +89,16 @@ static void *sender(void *arg)
 		w->n--;
 		bool ok = false;
 		char why[256] = "no curl handle";
-		for (int attempt = 0; c && attempt <= w->retries && !w->stop; attempt++) {
-			if (attempt && wait_stop(w, w->backoff_s * (double)(1u << (attempt - 1 < 10 ? attempt - 1 : 10))))
+		for (int attempt = 0; c && attempt <= w->retries && !w->wt.stop; attempt++) {
+			/* before a retry: backoff_s, doubling, at most 2^10 times it */
+			int k = attempt - 1 < 10 ? attempt - 1 : 10;
+			if (attempt && !waiter_sleep_until_locked(
+			                   &w->wt, time_mono() + w->backoff_s * (1u << k)))
 				break;
 			w->st.attempts++;
-			pthread_mutex_unlock(&w->lock);
+			pthread_mutex_unlock(&w->wt.lock);
 			ok = post_once(w, c, &b, why, sizeof(why)) == 0;
-			pthread_mutex_lock(&w->lock);
+			pthread_mutex_lock(&w->wt.lock);
 			if (ok)
 				break;
 		}
@@ -127,7 +110,7 @@ static void *sender(void *arg)
 		}
 		free(b.p);
 	}
-	pthread_mutex_unlock(&w->lock);
+	pthread_mutex_unlock(&w->wt.lock);
 	if (c)
 		curl_easy_cleanup(c);
 	return NULL;
@@ -156,15 +139,19 @@ int webhook_create(struct webhook **out, const struct webhook_opts *o, char *err
 		w->timeout_ms = 1;
 	w->retries = o->retries >= 0 ? o->retries : 3;
 	w->backoff_s = o->backoff_s > 0 ? o->backoff_s : 0.5;
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
-	int rc = pthread_create(&w->thread, NULL, sender, w);
+	int rc = waiter_init(&w->wt);
 	if (rc) {
-		snprintf(err, errlen, "cannot start the webhook thread: %s", strerror(rc));
-		webhook_destroy(w);
-		return -rc;
+		free(w->url);
+		free(w);
+		snprintf(err, errlen, "cannot start the webhook thread: %s", strerror(-rc));
+		return rc;
 	}
-	w->started = true;
+	rc = waiter_start(&w->wt, sender, w);
+	if (rc) {
+		snprintf(err, errlen, "cannot start the webhook thread: %s", strerror(-rc));
+		webhook_destroy(w);
+		return rc;
+	}
 	*out = w; /* caller owns: webhook_destroy */
 	return 0;
 }
@@ -176,7 +163,7 @@ int webhook_post(struct webhook *w, const char *body, size_t len)
 		return -ENOMEM;
 	memcpy(p, body, len);
 	p[len] = '\0';
-	pthread_mutex_lock(&w->lock);
+	pthread_mutex_lock(&w->wt.lock);
 	if (w->n == WEBHOOK_QUEUE_MAX) { /* full: the oldest goes */
 		free(w->q[w->head].p);
 		w->q[w->head].p = NULL;
@@ -189,36 +176,29 @@ int webhook_post(struct webhook *w, const char *body, size_t len)
 	w->q[tail].len = len;
 	w->n++;
 	w->st.queued++;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
+	waiter_wake_locked(&w->wt);
+	pthread_mutex_unlock(&w->wt.lock);
 	return 0;
 }
 
 void webhook_stats(struct webhook *w, struct webhook_stats *out)
 {
-	pthread_mutex_lock(&w->lock);
+	pthread_mutex_lock(&w->wt.lock);
 	*out = w->st;
 	out->pending = w->n;
-	pthread_mutex_unlock(&w->lock);
+	pthread_mutex_unlock(&w->wt.lock);
 }
 
 void webhook_destroy(struct webhook *w)
 {
 	if (!w)
 		return;
-	if (w->started) {
-		pthread_mutex_lock(&w->lock);
-		w->stop = true;
-		pthread_cond_broadcast(&w->cond);
-		pthread_mutex_unlock(&w->lock);
-		pthread_join(w->thread, NULL);
-	}
+	waiter_stop(&w->wt);
 	for (size_t i = 0; i < w->n; i++) {
 		free(w->q[(w->head + i) % WEBHOOK_QUEUE_MAX].p);
 		w->st.dropped++;
 	}
-	pthread_mutex_destroy(&w->lock);
-	pthread_cond_destroy(&w->cond);
+	waiter_destroy(&w->wt);
 	free(w->url);
 	free(w);
 }

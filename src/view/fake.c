@@ -9,14 +9,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/timeutil.h"
+#include "core/waiter.h"
 #include "health/rules.h"
 
 struct fake {
 	struct fake_opts o;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	pthread_t thread;
-	bool running, stop;
+	struct waiter wt; /* the stepping thread; its lock guards the GPUs and the view */
 	unsigned long step;
 	double started;
 	struct fleet_gpu *gpus; /* o.gpus */
@@ -268,51 +267,37 @@ static void step_locked(struct fake *f)
 
 void fake_step(struct fake *f)
 {
-	pthread_mutex_lock(&f->lock);
+	pthread_mutex_lock(&f->wt.lock);
 	step_locked(f);
-	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_unlock(&f->wt.lock);
 }
 
 static void *fake_main(void *arg)
 {
 	struct fake *f = arg;
-	pthread_mutex_lock(&f->lock);
-	while (!f->stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		double d = f->o.step_s;
-		ts.tv_sec += (time_t)d;
-		ts.tv_nsec += (long)((d - floor(d)) * 1e9);
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		int rc = 0;
-		while (!f->stop && rc != ETIMEDOUT)
-			rc = pthread_cond_timedwait(&f->cond, &f->lock, &ts);
-		if (!f->stop)
-			step_locked(f);
-	}
-	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_lock(&f->wt.lock);
+	while (waiter_sleep_until_locked(&f->wt, time_mono() + f->o.step_s))
+		step_locked(f);
+	pthread_mutex_unlock(&f->wt.lock);
 	return NULL;
 }
 
 static void copy_view(void *ctx, struct pipeline_view *out)
 {
 	struct fake *f = ctx;
-	pthread_mutex_lock(&f->lock);
+	pthread_mutex_lock(&f->wt.lock);
 	*out = f->view;
-	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_unlock(&f->wt.lock);
 }
 
 static size_t copy_gpus(void *ctx, struct fleet_gpu *out, size_t max)
 {
 	struct fake *f = ctx;
-	pthread_mutex_lock(&f->lock);
+	pthread_mutex_lock(&f->wt.lock);
 	size_t n = f->o.gpus < max ? f->o.gpus : max;
 	memcpy(out, f->gpus, n * sizeof(*out));
 	size_t total = f->o.gpus;
-	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_unlock(&f->wt.lock);
 	return total;
 }
 
@@ -335,8 +320,8 @@ int fake_create(struct fake **out, const struct fake_opts *opts)
 	f->gpus = calloc(opts->gpus, sizeof(*f->gpus));
 	if (!f->gpus)
 		goto fail;
-	pthread_mutex_init(&f->lock, NULL);
-	pthread_cond_init(&f->cond, NULL);
+	if ((rc = waiter_init(&f->wt)) != 0)
+		goto fail;
 	f->started = now_s();
 	static const char *const models[] = {"A100-SXM4-80GB", "H100-SXM5-80GB", "H200"};
 	for (size_t i = 0; i < opts->gpus; i++) {
@@ -357,13 +342,11 @@ int fake_create(struct fake **out, const struct fake_opts *opts)
 		g->nprocs = -1; /* no processes reported */
 	}
 	step_locked(f); /* a first sample before anyone looks */
-	rc = -pthread_create(&f->thread, NULL, fake_main, f);
+	rc = waiter_start(&f->wt, fake_main, f);
 	if (rc) {
-		pthread_cond_destroy(&f->cond);
-		pthread_mutex_destroy(&f->lock);
+		waiter_destroy(&f->wt);
 		goto fail;
 	}
-	f->running = true;
 	*out = f; /* caller owns */
 	return 0;
 fail:
@@ -377,15 +360,7 @@ void fake_destroy(struct fake *f)
 {
 	if (!f)
 		return;
-	if (f->running) {
-		pthread_mutex_lock(&f->lock);
-		f->stop = true;
-		pthread_cond_signal(&f->cond);
-		pthread_mutex_unlock(&f->lock);
-		pthread_join(f->thread, NULL);
-	}
-	pthread_cond_destroy(&f->cond);
-	pthread_mutex_destroy(&f->lock);
+	waiter_destroy(&f->wt);
 	free(f->gpus);
 	free(f);
 }

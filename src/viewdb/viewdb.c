@@ -10,16 +10,14 @@
 #include <time.h>
 
 #include "core/timeutil.h"
+#include "core/waiter.h"
 #include "fleet/fleet.h"
 #include "store/pg.h"
 #include "store/pgconn.h"
 #include "viewdb/viewdb_int.h"
 
 struct viewdb {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	pthread_t thread;
-	bool started, stop;
+	struct waiter wt;    /* the reader thread; its lock guards what says "under lock" */
 	char conninfo[4096]; /* "" until get() gives it (the thread's only) */
 	viewdb_conninfo_fn get;
 	void *get_arg;
@@ -162,24 +160,16 @@ static void *viewdb_main(void *arg)
 	struct fleet_gpu *gpu = v->table ? calloc(1, sizeof(*gpu)) : NULL;
 	bool found = false;
 	bool ready = alerts && nodes && hist && (!v->table || (page && tinfo && gpu));
-	pthread_mutex_lock(&v->lock);
-	while (!v->stop && ready) {
+	pthread_mutex_lock(&v->wt.lock);
+	while (!v->wt.stop && ready) {
 		double now = time_mono();
 		if (v->req_gen == done_gen && now < next) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			double wait = next - now;
-			if (wait > 0.2)
-				wait = 0.2;
-			ts.tv_nsec += (long)(wait * 1e9);
-			ts.tv_sec += ts.tv_nsec / 1000000000L;
-			ts.tv_nsec %= 1000000000L;
-			pthread_cond_timedwait(&v->cond, &v->lock, &ts);
+			waiter_sleep_locked(&v->wt, next - now < 0.2 ? next - now : 0.2);
 			continue;
 		}
 		struct viewdb_request q = v->req;
 		uint64_t gen = v->req_gen;
-		pthread_mutex_unlock(&v->lock);
+		pthread_mutex_unlock(&v->wt.lock);
 
 		err[0] = '\0';
 		int rc = 0;
@@ -253,7 +243,7 @@ static void *viewdb_main(void *arg)
 		}
 		double ms = (time_mono() - t0) * 1000.0;
 
-		pthread_mutex_lock(&v->lock);
+		pthread_mutex_lock(&v->wt.lock);
 		done_gen = gen;
 		v->done_gen = gen;
 		next = time_mono() + v->period_s;
@@ -293,7 +283,7 @@ static void *viewdb_main(void *arg)
 			v->gpu_gen = gen;
 		}
 	}
-	pthread_mutex_unlock(&v->lock);
+	pthread_mutex_unlock(&v->wt.lock);
 	pgconn_destroy(pc);
 	fleet_destroy(tf);
 	free(page);
@@ -312,8 +302,10 @@ static int create(struct viewdb **out, const char *conninfo, viewdb_conninfo_fn 
 	struct viewdb *v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	pthread_mutex_init(&v->lock, NULL);
-	pthread_cond_init(&v->cond, NULL);
+	if (waiter_init(&v->wt)) {
+		free(v);
+		return -ENOMEM;
+	}
 	snprintf(v->conninfo, sizeof(v->conninfo), "%s", conninfo);
 	v->get = get;
 	v->get_arg = arg;
@@ -335,12 +327,11 @@ static int create(struct viewdb **out, const char *conninfo, viewdb_conninfo_fn 
 		viewdb_destroy(v);
 		return -ENOMEM;
 	}
-	int rc = pthread_create(&v->thread, NULL, viewdb_main, v);
+	int rc = waiter_start(&v->wt, viewdb_main, v);
 	if (rc) {
 		viewdb_destroy(v);
-		return -rc;
+		return rc;
 	}
-	v->started = true;
 	*out = v; /* caller owns */
 	return 0;
 }
@@ -365,15 +356,7 @@ void viewdb_destroy(struct viewdb *v)
 {
 	if (!v)
 		return;
-	if (v->started) {
-		pthread_mutex_lock(&v->lock);
-		v->stop = true;
-		pthread_cond_signal(&v->cond);
-		pthread_mutex_unlock(&v->lock);
-		pthread_join(v->thread, NULL);
-	}
-	pthread_cond_destroy(&v->cond);
-	pthread_mutex_destroy(&v->lock);
+	waiter_destroy(&v->wt);
 	free(v->alerts);
 	free(v->nodes);
 	free(v->hist);
@@ -385,13 +368,13 @@ void viewdb_destroy(struct viewdb *v)
 
 static void set_request(struct viewdb *v, const struct viewdb_request *q)
 {
-	pthread_mutex_lock(&v->lock);
+	pthread_mutex_lock(&v->wt.lock);
 	if (memcmp(&v->req, q, sizeof(*q)) != 0) {
 		v->req = *q;
 		v->req_gen++;
-		pthread_cond_signal(&v->cond);
+		waiter_wake_locked(&v->wt);
 	}
-	pthread_mutex_unlock(&v->lock);
+	pthread_mutex_unlock(&v->wt.lock);
 }
 
 void viewdb_want_none(struct viewdb *v)
@@ -467,41 +450,44 @@ static void copy_status(struct viewdb *v, uint64_t gen, struct viewdb_status *st
 	st->have = gen == v->req_gen;
 }
 
+/* Copies up to max of the *n results at src (size bytes each) and the status they answer
+ * (*gen): all three read under the lock. */
+static size_t copy_results(struct viewdb *v, void *out, const void *src, const size_t *n,
+                           size_t max, size_t size, const uint64_t *gen, struct viewdb_status *st)
+{
+	pthread_mutex_lock(&v->wt.lock);
+	size_t k = *n < max ? *n : max;
+	memcpy(out, src, k * size);
+	copy_status(v, *gen, st);
+	pthread_mutex_unlock(&v->wt.lock);
+	return k;
+}
+
 size_t viewdb_copy_alerts(struct viewdb *v, struct viewdb_alert *out, size_t max,
                           struct viewdb_status *st)
 {
-	pthread_mutex_lock(&v->lock);
-	size_t n = v->nalerts < max ? v->nalerts : max;
-	memcpy(out, v->alerts, n * sizeof(*out));
-	copy_status(v, v->alerts_gen, st);
-	pthread_mutex_unlock(&v->lock);
-	return n;
+	return copy_results(v, out, v->alerts, &v->nalerts, max, sizeof(*out), &v->alerts_gen, st);
 }
 
 size_t viewdb_copy_overview(struct viewdb *v, struct viewdb_node *out, size_t max,
                             struct viewdb_status *st)
 {
-	pthread_mutex_lock(&v->lock);
-	size_t n = v->nnodes < max ? v->nnodes : max;
-	memcpy(out, v->nodes, n * sizeof(*out));
-	copy_status(v, v->nodes_gen, st);
-	pthread_mutex_unlock(&v->lock);
-	return n;
+	return copy_results(v, out, v->nodes, &v->nnodes, max, sizeof(*out), &v->nodes_gen, st);
 }
 
 void viewdb_copy_history(struct viewdb *v, struct viewdb_history *out, struct viewdb_status *st)
 {
-	pthread_mutex_lock(&v->lock);
+	pthread_mutex_lock(&v->wt.lock);
 	*out = *v->hist;
 	copy_status(v, v->hist_gen, st);
-	pthread_mutex_unlock(&v->lock);
+	pthread_mutex_unlock(&v->wt.lock);
 }
 
 size_t viewdb_copy_table(struct viewdb *v, struct fleet_gpu *out, size_t max,
                          struct viewdb_table *info, struct viewdb_status *st)
 {
 	size_t n = 0;
-	pthread_mutex_lock(&v->lock);
+	pthread_mutex_lock(&v->wt.lock);
 	if (v->table) {
 		n = v->tinfo->n < max ? v->tinfo->n : max;
 		memcpy(out, v->page, n * sizeof(*out));
@@ -512,35 +498,35 @@ size_t viewdb_copy_table(struct viewdb *v, struct fleet_gpu *out, size_t max,
 	copy_status(v, v->table_gen, st);
 	if (st && v->table_gen == UINT64_MAX)
 		st->have = false;
-	pthread_mutex_unlock(&v->lock);
+	pthread_mutex_unlock(&v->wt.lock);
 	return n;
 }
 
 bool viewdb_copy_gpu(struct viewdb *v, const char *key, struct fleet_gpu *out,
                      struct viewdb_status *st)
 {
-	pthread_mutex_lock(&v->lock);
+	pthread_mutex_lock(&v->wt.lock);
 	bool ok =
 	    v->table && v->gpu_gen != UINT64_MAX && v->gpu_found && strcmp(v->gpu->key, key) == 0;
 	if (ok)
 		*out = *v->gpu;
 	copy_status(v, v->gpu_gen, st);
-	pthread_mutex_unlock(&v->lock);
+	pthread_mutex_unlock(&v->wt.lock);
 	return ok;
 }
 
 bool viewdb_pending(struct viewdb *v)
 {
-	pthread_mutex_lock(&v->lock);
+	pthread_mutex_lock(&v->wt.lock);
 	bool p = v->req_gen != v->done_gen;
-	pthread_mutex_unlock(&v->lock);
+	pthread_mutex_unlock(&v->wt.lock);
 	return p;
 }
 
 void viewdb_copy_status(struct viewdb *v, struct viewdb_status *st)
 {
-	pthread_mutex_lock(&v->lock);
+	pthread_mutex_lock(&v->wt.lock);
 	*st = v->st;
 	st->have = false;
-	pthread_mutex_unlock(&v->lock);
+	pthread_mutex_unlock(&v->wt.lock);
 }
