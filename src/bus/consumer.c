@@ -92,8 +92,6 @@ int consumer_create(struct consumer **out, const struct consumer_options *o,
                     const struct consumer_hooks *h, char *err, size_t errlen)
 {
 	int rc = -ENOMEM;
-	rd_kafka_conf_t *conf = NULL;
-	const char **all = NULL;
 	struct consumer *c = calloc(1, sizeof(*c));
 	if (!c || !(c->topic = strdup(o->topic)))
 		goto fail;
@@ -104,29 +102,19 @@ int consumer_create(struct consumer **out, const struct consumer_options *o,
 	/* the group, the loop's needs, the service's defaults, then -X */
 	const char *base[] = {grp, "max.poll.interval.ms=3600000", "enable.partition.eof=false",
 	                      "statistics.interval.ms=0"};
-	const size_t nbase = sizeof(base) / sizeof(base[0]);
-	size_t nall = nbase + o->ndefaults + o->nkafka_props;
-	if (!(all = calloc(nall, sizeof(*all))))
+	const struct kafka_client k = {
+	    .role = KAFKA_CONSUMER,
+	    .what = "consumer",
+	    .brokers = o->brokers,
+	    .props = {base, o->defaults, o->kafka_props},
+	    .nprops = {sizeof(base) / sizeof(base[0]), o->ndefaults, o->nkafka_props},
+	    .opaque = c,
+	    .rebalance_cb = rebalance_cb,
+	    .error_cb = error_cb,
+	};
+	if ((rc = kafka_client_new(&c->rk, &k, err, errlen)) != 0)
 		goto fail;
-	memcpy(all, base, sizeof(base));
-	for (size_t i = 0; i < o->ndefaults; i++)
-		all[nbase + i] = o->defaults[i];
-	for (size_t i = 0; i < o->nkafka_props; i++)
-		all[nbase + o->ndefaults + i] = o->kafka_props[i];
 	rc = -EINVAL;
-	conf = kafka_conf_new(KAFKA_CONSUMER, o->brokers, all, nall, err, errlen);
-	if (!conf)
-		goto fail;
-	rd_kafka_conf_set_opaque(conf, c);
-	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-	rd_kafka_conf_set_error_cb(conf, error_cb);
-	char why[512];
-	c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
-	if (!c->rk) {
-		snprintf(err, errlen, "cannot create the Kafka consumer: %s", why);
-		goto fail; /* conf is still ours when rd_kafka_new fails */
-	}
-	conf = NULL; /* the consumer's now */
 	rd_kafka_poll_set_consumer(c->rk);
 	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(sub, c->topic, RD_KAFKA_PARTITION_UA);
@@ -136,13 +124,9 @@ int consumer_create(struct consumer **out, const struct consumer_options *o,
 		snprintf(err, errlen, "cannot subscribe to %s: %s", c->topic, rd_kafka_err2str(e));
 		goto fail;
 	}
-	free(all);
 	*out = c; /* the caller's */
 	return 0;
 fail:
-	free(all);
-	if (conf)
-		rd_kafka_conf_destroy(conf);
 	if (rc == -ENOMEM)
 		snprintf(err, errlen, "out of memory creating the Kafka consumer");
 	consumer_destroy(c);

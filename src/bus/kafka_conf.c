@@ -1,6 +1,8 @@
 #include "bus/kafka_conf.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -127,4 +129,45 @@ bool kafka_conf_error_text(rd_kafka_t *rk, int err, const char *reason, const ch
 	log_debug("%s: kafka: %s", who, reason);
 	snprintf(text, len, "kafka: %s", reason);
 	return err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT;
+}
+
+int kafka_client_new(rd_kafka_t **out, const struct kafka_client *k, char *err, size_t errlen)
+{
+	*out = NULL;
+	size_t n = 0;
+	for (size_t l = 0; l < 3; l++)
+		n += k->nprops[l];
+	const char **all = calloc(n ? n : 1, sizeof(*all));
+	if (!all) {
+		snprintf(err, errlen, "out of memory creating the Kafka %s", k->what);
+		return -ENOMEM;
+	}
+	n = 0;
+	for (size_t l = 0; l < 3; l++)
+		for (size_t i = 0; i < k->nprops[l]; i++)
+			all[n++] = k->props[l][i];
+	rd_kafka_conf_t *conf = kafka_conf_new(k->role, k->brokers, all, n, err, errlen);
+	free(all);
+	if (!conf)
+		return -EINVAL;
+	rd_kafka_conf_set_opaque(conf, k->opaque);
+	if (k->dr_msg_cb)
+		rd_kafka_conf_set_dr_msg_cb(conf, k->dr_msg_cb);
+	if (k->error_cb)
+		rd_kafka_conf_set_error_cb(conf, k->error_cb);
+	if (k->rebalance_cb)
+		rd_kafka_conf_set_rebalance_cb(conf, k->rebalance_cb);
+	if (k->log_cb)
+		rd_kafka_conf_set_log_cb(conf, k->log_cb);
+	char why[512];
+	rd_kafka_t *rk =
+	    rd_kafka_new(k->role == KAFKA_PRODUCER ? RD_KAFKA_PRODUCER : RD_KAFKA_CONSUMER, conf,
+	                 why, sizeof(why));
+	if (!rk) {
+		rd_kafka_conf_destroy(conf); /* still ours when rd_kafka_new fails */
+		snprintf(err, errlen, "cannot create the Kafka %s: %s", k->what, why);
+		return -EINVAL;
+	}
+	*out = rk; /* the caller's; conf is rk's now */
+	return 0;
 }

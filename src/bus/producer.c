@@ -521,8 +521,6 @@ int producer_create(struct producer **out, const struct producer_options *o, cha
 {
 	*out = NULL;
 	int rc = -EINVAL;
-	const char **props = NULL;
-	rd_kafka_conf_t *conf = NULL;
 	struct producer *p = NULL;
 	if (!o->brokers || !*o->brokers) {
 		snprintf(err, errlen, "no Kafka brokers: give --brokers HOST:PORT "
@@ -561,29 +559,20 @@ int producer_create(struct producer **out, const struct producer_options *o, cha
 		"partitioner=murmur2_random", /* the Java client's: same key, same partition */
 		"linger.ms=50",
 	};
-	size_t nd = sizeof(defaults) / sizeof(defaults[0]);
-	props = calloc(nd + o->nkafka_props, sizeof(*props));
-	if (!props)
+	const struct kafka_client k = {
+	    .role = KAFKA_PRODUCER,
+	    .what = "producer",
+	    .brokers = o->brokers,
+	    .props = {defaults, o->kafka_props},
+	    .nprops = {sizeof(defaults) / sizeof(defaults[0]), o->nkafka_props},
+	    .opaque = p,
+	    .dr_msg_cb = dr_cb,
+	    .error_cb = error_cb,
+	    .log_cb = kafka_log_cb,
+	};
+	if ((rc = kafka_client_new(&p->rk, &k, err, errlen)) != 0)
 		goto fail;
-	for (size_t i = 0; i < nd; i++)
-		props[i] = defaults[i];
-	for (size_t i = 0; i < o->nkafka_props; i++)
-		props[nd + i] = o->kafka_props[i];
 	rc = -EINVAL;
-	conf = kafka_conf_new(KAFKA_PRODUCER, o->brokers, props, nd + o->nkafka_props, err, errlen);
-	if (!conf)
-		goto fail;
-	rd_kafka_conf_set_opaque(conf, p);
-	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-	rd_kafka_conf_set_error_cb(conf, error_cb);
-	rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
-	char why[512];
-	p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
-	if (!p->rk) {
-		snprintf(err, errlen, "cannot create the Kafka producer: %s", why);
-		goto fail;
-	}
-	conf = NULL; /* owned by p->rk now */
 	p->rkt = rd_kafka_topic_new(p->rk, p->topic, NULL);
 	if (!p->rkt) {
 		snprintf(err, errlen, "cannot use topic '%s': %s", p->topic,
@@ -608,14 +597,10 @@ int producer_create(struct producer **out, const struct producer_options *o, cha
 		if (rc)
 			goto fail;
 	}
-	free(props);
 	publish(p);
 	*out = p; /* caller owns */
 	return 0;
 fail:
-	if (conf)
-		rd_kafka_conf_destroy(conf);
-	free(props);
 	producer_destroy(p);
 	return rc;
 }

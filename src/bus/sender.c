@@ -42,7 +42,6 @@ int sender_create(struct sender **out, const struct sender_options *o, char *err
                   size_t errlen)
 {
 	int rc = -ENOMEM;
-	rd_kafka_conf_t *conf = NULL;
 	struct sender *p = calloc(1, sizeof(*p));
 	if (!p)
 		goto fail;
@@ -50,37 +49,25 @@ int sender_create(struct sender **out, const struct sender_options *o, char *err
 	p->ctx = o->ctx;
 	p->delivered = o->delivered;
 	p->error = o->error;
-	rc = -EINVAL;
-	conf = kafka_conf_new(KAFKA_PRODUCER, o->brokers, o->kafka_props, o->nkafka_props, err,
-	                      errlen);
-	if (!conf)
+	/* a delivery timeout of its own unless -X gives one (the later list wins) */
+	char timeout[48];
+	snprintf(timeout, sizeof(timeout), "message.timeout.ms=%d", o->message_timeout_ms);
+	const char *defaults[] = {timeout};
+	const struct kafka_client k = {
+	    .role = KAFKA_PRODUCER,
+	    .what = "producer",
+	    .brokers = o->brokers,
+	    .props = {defaults, o->kafka_props},
+	    .nprops = {o->message_timeout_ms > 0 ? 1 : 0, o->nkafka_props},
+	    .opaque = p,
+	    .dr_msg_cb = dr_cb,
+	    .error_cb = error_cb,
+	};
+	if ((rc = kafka_client_new(&p->rk, &k, err, errlen)) != 0)
 		goto fail;
-	rd_kafka_conf_set_opaque(conf, p);
-	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-	rd_kafka_conf_set_error_cb(conf, error_cb);
-	char why[512];
-	bool given = false;
-	for (size_t i = 0; i < o->nkafka_props; i++)
-		given |= strncmp(o->kafka_props[i], "message.timeout.ms=", 19) == 0;
-	if (o->message_timeout_ms > 0 && !given) {
-		char v[16];
-		snprintf(v, sizeof(v), "%d", o->message_timeout_ms);
-		if (rd_kafka_conf_set(conf, "message.timeout.ms", v, why, sizeof(why)) !=
-		    RD_KAFKA_CONF_OK) {
-			snprintf(err, errlen, "message.timeout.ms=%s: %s", v, why);
-			goto fail;
-		}
-	}
-	p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
-	if (!p->rk) {
-		snprintf(err, errlen, "cannot create the Kafka producer: %s", why);
-		goto fail; /* conf is still ours when rd_kafka_new fails */
-	}
 	*out = p; /* the caller's */
 	return 0;
 fail:
-	if (conf)
-		rd_kafka_conf_destroy(conf);
 	if (rc == -ENOMEM)
 		snprintf(err, errlen, "out of memory creating the Kafka producer");
 	sender_destroy(p);
