@@ -393,36 +393,18 @@ static int cmd_build(struct collector_cmd *k, const struct config *cfg, char *er
 		k->nl.t0 = time_mono();
 	}
 	k->once = config_bool(cfg, "once");
-	double every = config_double(cfg, "stats-interval");
-	struct collector_options o = {
-	    .local = k->nvml ? &k->local : NULL,
-	    .targets = k->m.urls,
-	    .target_enrich = k->m.en,
-	    .ntargets = k->m.n,
-	    .shard = shard_from_config(cfg),
-	    .interval_s = config_double(cfg, "interval"),
-	    .timeout_s = config_double(cfg, "scrape-timeout"),
-	    .max_body = (size_t)config_int(cfg, "max-body"),
-	    .gzip = scrape_gzip_from_config(cfg),
-	    .threads = (unsigned)config_int(cfg, "scrape-threads"),
-	    .once = k->once,
-	    .enrich = {.cluster = config_str(cfg, "cluster"),
-	               .datacenter = config_str(cfg, "datacenter"),
-	               .rack = config_str(cfg, "rack")},
-	    .out = k->to_stdout ? stdout : NULL,
-	    .kafka =
-	        {
-	            .brokers = config_str(cfg, "brokers"),
-	            .topic = config_str(cfg, "topic"),
-	            .kafka_props = k->props,
-	            .nkafka_props = nprops,
-	            .buffer_events = (size_t)config_int(cfg, "buffer-events"),
-	            .spool_dir = config_str(cfg, "spool-dir"),
-	            .spool_max_bytes = (uint64_t)config_int(cfg, "spool-max") << 20,
-	            .flush_timeout_s = FLUSH_TIMEOUT_S,
-	            .drop_log_interval_s = every > 0 ? every : 10,
-	        },
-	};
+	struct collector_options o;
+	collector_cmd_options(cfg, &o);
+	o.local = k->nvml ? &k->local : NULL;
+	o.targets = k->m.urls;
+	o.target_enrich = k->m.en;
+	o.ntargets = k->m.n;
+	o.once = k->once;
+	o.out = k->to_stdout ? stdout : NULL;
+	o.kafka.brokers = config_str(cfg, "brokers");
+	o.kafka.kafka_props = k->props;
+	o.kafka.nkafka_props = nprops;
+	o.kafka.flush_timeout_s = FLUSH_TIMEOUT_S;
 	if (k->disc && !o.threads) {
 		/* discovery's list grows after the start: one thread per CPU, not per target now */
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -434,6 +416,30 @@ static int cmd_build(struct collector_cmd *k, const struct config *cfg, char *er
 	k->timeout_s = o.timeout_s;
 	k->topic = o.kafka.topic;
 	return collector_create(&k->c, &o, err, errlen);
+}
+
+void collector_cmd_options(const struct config *cfg, struct collector_options *o)
+{
+	double every = config_double(cfg, "stats-interval");
+	*o = (struct collector_options){
+	    .shard = shard_from_config(cfg),
+	    .interval_s = config_double(cfg, "interval"),
+	    .timeout_s = config_double(cfg, "scrape-timeout"),
+	    .max_body = (size_t)config_int(cfg, "max-body"),
+	    .gzip = scrape_gzip_from_config(cfg),
+	    .threads = (unsigned)config_int(cfg, "scrape-threads"),
+	    .enrich = {.cluster = config_str(cfg, "cluster"),
+	               .datacenter = config_str(cfg, "datacenter"),
+	               .rack = config_str(cfg, "rack")},
+	    .kafka =
+	        {
+	            .topic = config_str(cfg, "topic"),
+	            .buffer_events = (size_t)config_int(cfg, "buffer-events"),
+	            .spool_dir = config_str(cfg, "spool-dir"),
+	            .spool_max_bytes = (uint64_t)config_int(cfg, "spool-max") << 20,
+	            .drop_log_interval_s = every > 0 ? every : 10,
+	        },
+	};
 }
 
 static int cmd_create(void **impl, const struct config *cfg, char *err, size_t errlen)

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct collector_options;
 struct config;
 struct discovery;
 struct events_enrich;
@@ -15,6 +16,12 @@ struct targets;
  * start, status (failed, done after --once, degraded with targets down), its stats line,
  * stop (flush, spool what is pending), destroy. */
 extern const struct service_ops collector_service_ops;
+
+/* Fills the collector options every mode reads the same way from its configuration (the
+ * shard, interval, timeouts, body limit, gzip, threads, enrichment, the topic and the buffer
+ * and spool bounds; strings borrowed from cfg); the rest (targets, brokers, -X, output) is
+ * the caller's. */
+void collector_cmd_options(const struct config *cfg, struct collector_options *o);
 
 /* Runs until SIGINT/SIGTERM, --duration, or (with --once) one scrape of every target; SIGHUP
  * re-reads --targets-file. Returns the process exit status. */

@@ -9,8 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "collect/scrape.h"
-#include "collect/shard.h"
 #include "collect/collector_cmd.h"
 #include "collect/discovery.h"
 #include "collect/targets.h"
@@ -494,38 +492,20 @@ static int start_collector(struct pipeline *p)
 		                  "no Kafka broker to produce to");
 		return -EIO;
 	}
-	double every = config_double(cfg, "stats-interval");
-	struct collector_options o = {
-	    .targets = urls,
-	    .ntargets = n,
-	    .shard = shard_from_config(cfg),
-	    .interval_s = config_double(cfg, "interval"),
-	    .timeout_s = config_double(cfg, "scrape-timeout"),
-	    .max_body = (size_t)config_int(cfg, "max-body"),
-	    .gzip = scrape_gzip_from_config(cfg),
-	    .threads = (unsigned)config_int(cfg, "scrape-threads"),
-	    .first_now = true, /* the console shows something at once */
-	    .enrich = {.cluster = config_str(cfg, "cluster"),
-	               .datacenter = config_str(cfg, "datacenter"),
-	               .rack = config_str(cfg, "rack")},
-	    .kafka =
-	        {
-	            .brokers = p->brokers,
-	            .topic = config_str(cfg, "topic"),
-	            .kafka_props = p->props,
-	            .nkafka_props = p->nprops,
-	            .buffer_events = (size_t)config_int(cfg, "buffer-events"),
-	            .spool_dir = config_str(cfg, "spool-dir"),
-	            .spool_max_bytes = (uint64_t)config_int(cfg, "spool-max") << 20,
-	            /* the console must quit within 2 s even with the broker away */
-	            .flush_timeout_s = p->drain_s < 1.0 ? 0.8 : FLUSH_TIMEOUT_S,
-	            .drop_log_interval_s = every > 0 ? every : 10,
-	            .buffer_max_bytes = (uint64_t)config_int(cfg, "buffer-max") << 20,
-	            .max_event_bytes = p->mb ? MOCKBROKER_MAX_EVENT : 0,
-	        },
-	    .tap = tap,
-	    .tap_ud = p,
-	};
+	struct collector_options o;
+	collector_cmd_options(cfg, &o);
+	o.targets = urls;
+	o.ntargets = n;
+	o.first_now = true; /* the console shows something at once */
+	o.kafka.brokers = p->brokers;
+	o.kafka.kafka_props = p->props;
+	o.kafka.nkafka_props = p->nprops;
+	/* the console must quit within 2 s even with the broker away */
+	o.kafka.flush_timeout_s = p->drain_s < 1.0 ? 0.8 : FLUSH_TIMEOUT_S;
+	o.kafka.buffer_max_bytes = (uint64_t)config_int(cfg, "buffer-max") << 20;
+	o.kafka.max_event_bytes = p->mb ? MOCKBROKER_MAX_EVENT : 0;
+	o.tap = tap;
+	o.tap_ud = p;
 	if (scraping(p))
 		o.target_enrich = p->merged.en;
 	if (p->disc && !o.threads) {
