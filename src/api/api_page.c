@@ -242,6 +242,16 @@ static void gpus_page(struct api_req *rq, const char *host, const char *status, 
                       const char *ns, const char *pod, const char *c_host, const char *c_idx,
                       const char *c_key, long limit);
 
+/* A cursor this API did not give (or one of another list): 400, naming the fix. */
+static void bad_cursor(struct api_req *rq)
+{
+	api_req_set(rq, 400,
+	            api_req_error("bad_parameter", "cursor",
+	                          "cursor is not one this API gave: pass the next_cursor of the "
+	                          "previous page unchanged (or follow its next), or leave cursor "
+	                          "out for the first page"));
+}
+
 void api_page_gpus(struct api_req *rq)
 {
 	static const char *const allowed[] = {"host",   "status",    "cluster", "limit",
@@ -270,13 +280,7 @@ void api_page_gpus(struct api_req *rq)
 	const char *c_host = NULL, *c_key = NULL;
 	char c_idx[24] = "";
 	if (cursor && !gpus_cursor_parse(cursor, &cur, &c_host, c_idx, sizeof(c_idx), &c_key)) {
-		api_req_set(
-		    rq, 400,
-		    api_req_error(
-		        "bad_parameter", "cursor",
-		        "cursor is not one this API gave: pass the next_cursor of the previous "
-		        "page unchanged (or follow its next), or leave cursor out for the first "
-		        "page"));
+		bad_cursor(rq);
 		return;
 	}
 	gpus_gate_enter(api_pool_size(rq->pool));
@@ -453,13 +457,7 @@ void api_page_workloads(struct api_req *rq)
 	json_t *cur = NULL;
 	const char *c_t = NULL, *c_key = NULL;
 	if (cursor && !wl_cursor_parse(cursor, &cur, &c_t, &c_key)) {
-		api_req_set(
-		    rq, 400,
-		    api_req_error(
-		        "bad_parameter", "cursor",
-		        "cursor is not one this API gave: pass the next_cursor of the previous "
-		        "page unchanged (or follow its next), or leave cursor out for the first "
-		        "page"));
+		bad_cursor(rq);
 		return;
 	}
 	char fbuf[40], tbuf[40], lbuf[24];

@@ -790,6 +790,41 @@ static void put_sref(struct jsonw *w, const struct events *ev, struct sref r)
 		jsonw_string(w, ev->text + r.off, r.len);
 }
 
+/* "KEY":string-or-null for each of an object's identity strings, in the contract's order */
+struct sref_member {
+	const char *key; /* with its quotes, the colon and the comma before it when not first */
+	enum sid id;
+};
+static const struct sref_member gpu_strings[] = {
+    {",\"model\":", S_MODEL},
+    {",\"pci_bus_id\":", S_PCI},
+    {",\"device\":", S_DEVICE},
+    {",\"driver_version\":", S_DRIVER},
+    {",\"mig_profile\":", S_MIG_PROFILE},
+};
+static const struct sref_member workload_strings[] = {
+    {"\"namespace\":", S_NAMESPACE},
+    {",\"pod\":", S_POD},
+    {",\"container\":", S_CONTAINER},
+};
+
+static void put_srefs(struct jsonw *w, const struct events *ev, const struct sref *str,
+                      const struct sref_member *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		jsonw_put(w, m[i].key, strlen(m[i].key));
+		put_sref(w, ev, str[m[i].id]);
+	}
+}
+
+static void put_opt_int(struct jsonw *w, bool has, int64_t v)
+{
+	if (has)
+		jsonw_int(w, v);
+	else
+		JSONW_LIT(w, "null");
+}
+
 static void put_opt(struct jsonw *w, const char *s)
 {
 	if (s)
@@ -836,27 +871,12 @@ static void put_event(struct jsonw *w, const struct events *ev, const struct gpu
 	JSONW_LIT(w, ",\"rack\":");
 	put_opt(w, t && t->rack && *t->rack ? t->rack : ev->rack);
 	JSONW_LIT(w, ",\"gpu\":{\"index\":");
-	if (g->has_index)
-		jsonw_int(w, g->index);
-	else
-		JSONW_LIT(w, "null");
+	put_opt_int(w, g->has_index, g->index);
 	JSONW_LIT(w, ",\"uuid\":");
 	jsonw_string(w, g->key, g->idlen);
-	JSONW_LIT(w, ",\"model\":");
-	put_sref(w, ev, g->str[S_MODEL]);
-	JSONW_LIT(w, ",\"pci_bus_id\":");
-	put_sref(w, ev, g->str[S_PCI]);
-	JSONW_LIT(w, ",\"device\":");
-	put_sref(w, ev, g->str[S_DEVICE]);
-	JSONW_LIT(w, ",\"driver_version\":");
-	put_sref(w, ev, g->str[S_DRIVER]);
-	JSONW_LIT(w, ",\"mig_profile\":");
-	put_sref(w, ev, g->str[S_MIG_PROFILE]);
+	put_srefs(w, ev, g->str, gpu_strings, sizeof(gpu_strings) / sizeof(gpu_strings[0]));
 	JSONW_LIT(w, ",\"mig_instance\":");
-	if (g->has_mig_id)
-		jsonw_int(w, g->mig_id);
-	else
-		JSONW_LIT(w, "null");
+	put_opt_int(w, g->has_mig_id, g->mig_id);
 	JSONW_LIT(w, "},\"metrics\":{");
 	bool first = true;
 	for (size_t i = 0; i < g->ne; i++) {
@@ -898,12 +918,9 @@ static void put_event(struct jsonw *w, const struct events *ev, const struct gpu
 	    g->str[S_CONTAINER].len == SREF_NULL) {
 		JSONW_LIT(w, "null");
 	} else {
-		JSONW_LIT(w, "{\"namespace\":");
-		put_sref(w, ev, g->str[S_NAMESPACE]);
-		JSONW_LIT(w, ",\"pod\":");
-		put_sref(w, ev, g->str[S_POD]);
-		JSONW_LIT(w, ",\"container\":");
-		put_sref(w, ev, g->str[S_CONTAINER]);
+		JSONW_LIT(w, "{");
+		put_srefs(w, ev, g->str, workload_strings,
+		          sizeof(workload_strings) / sizeof(workload_strings[0]));
 		JSONW_LIT(w, "}");
 	}
 	JSONW_LIT(w, "}");

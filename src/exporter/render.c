@@ -137,41 +137,37 @@ static void put_f(struct out *o, double v)
 	put(o, frac, sizeof(frac));
 }
 
+/* One label: NAME="VALUE (escaped), opening the set with { when first, else after the
+ * previous value's closing quote and a comma; the caller closes the last value's quote. */
+static void put_label(struct out *o, bool first, const char *name, const char *value)
+{
+	puts_(o, first ? "{" : "\",");
+	puts_(o, name);
+	puts_(o, "=\"");
+	put_escaped(o, value);
+}
+
 static void put_labels(struct out *o, const struct sim_gpu *g, const struct render_opts *opts)
 {
 	char idx[16];
 	snprintf(idx, sizeof(idx), "%u", g->index);
-	puts_(o, "{gpu=\"");
-	puts_(o, idx);
-	puts_(o, "\",UUID=\"");
-	put_escaped(o, g->uuid);
-	puts_(o, "\",pci_bus_id=\"");
-	put_escaped(o, g->pci_bus_id);
-	puts_(o, "\",device=\"");
-	put_escaped(o, g->device);
-	puts_(o, "\",modelName=\"");
-	put_escaped(o, g->model_name[0] ? g->model_name : opts->model_name);
+	put_label(o, true, "gpu", idx);
+	put_label(o, false, "UUID", g->uuid);
+	put_label(o, false, "pci_bus_id", g->pci_bus_id);
+	put_label(o, false, "device", g->device);
+	put_label(o, false, "modelName", g->model_name[0] ? g->model_name : opts->model_name);
 	if (g->mig_profile[0]) { /* dcgm-exporter's MIG labels come after modelName */
 		char gi[16];
 		snprintf(gi, sizeof(gi), "%u", g->mig_instance);
-		puts_(o, "\",GPU_I_PROFILE=\"");
-		put_escaped(o, g->mig_profile);
-		puts_(o, "\",GPU_I_ID=\"");
-		puts_(o, gi);
+		put_label(o, false, "GPU_I_PROFILE", g->mig_profile);
+		put_label(o, false, "GPU_I_ID", gi);
 	}
-	puts_(o, "\",");
-	puts_(o, opts->host_label);
-	puts_(o, "=\"");
-	put_escaped(o, opts->hostname);
-	puts_(o, "\",DCGM_FI_DRIVER_VERSION=\"");
-	put_escaped(o, opts->driver_version);
+	put_label(o, false, opts->host_label, opts->hostname);
+	put_label(o, false, "DCGM_FI_DRIVER_VERSION", opts->driver_version);
 	if (opts->k8s) { /* dcgm-exporter's pod mapping, in its order */
-		puts_(o, "\",container=\"");
-		put_escaped(o, g->container);
-		puts_(o, "\",namespace=\"");
-		put_escaped(o, g->pod_namespace);
-		puts_(o, "\",pod=\"");
-		put_escaped(o, g->pod);
+		put_label(o, false, "container", g->container);
+		put_label(o, false, "namespace", g->pod_namespace);
+		put_label(o, false, "pod", g->pod);
 	}
 	puts_(o, "\"");
 }

@@ -82,6 +82,20 @@ static int put_label(struct strbuf *b, const char *name, const char *v)
 	return rc ? rc : strbuf_puts(b, "\"");
 }
 
+/* Hands b's text to *out (the caller's; "" for no labels), or frees it and returns -ENOMEM
+ * when rc (a put_label's) says so. */
+static int labels_done(struct strbuf *b, int rc, char **out)
+{
+	if (!rc && !b->data)
+		rc = strbuf_puts(b, "");
+	if (rc) {
+		strbuf_free(b);
+		return -ENOMEM;
+	}
+	*out = b->data;
+	return 0;
+}
+
 static const char *jstr(const json_t *o, const char *k)
 {
 	return json_string_value(json_object_get(o, k));
@@ -116,14 +130,7 @@ static int event_labels(const json_t *ev, char **out)
 	rc = rc ? rc : put_label(&b, "namespace", jstr(wl, "namespace"));
 	rc = rc ? rc : put_label(&b, "pod", jstr(wl, "pod"));
 	rc = rc ? rc : put_label(&b, "container", jstr(wl, "container"));
-	if (!rc && !b.data)
-		rc = strbuf_puts(&b, "");
-	if (rc) {
-		strbuf_free(&b);
-		return -ENOMEM;
-	}
-	*out = b.data; /* the caller owns it */
-	return 0;
+	return labels_done(&b, rc, out);
 }
 
 /* The labels of a GPU known only by its key: UUID[/GPU_I_ID]. */
@@ -137,14 +144,7 @@ static int key_labels(const char *key, char **out)
 	         key);
 	int rc = put_label(&b, "UUID", uuid);
 	rc = rc ? rc : put_label(&b, "GPU_I_ID", slash ? slash + 1 : NULL);
-	if (!rc && !b.data)
-		rc = strbuf_puts(&b, "");
-	if (rc) {
-		strbuf_free(&b);
-		return -ENOMEM;
-	}
-	*out = b.data;
-	return 0;
+	return labels_done(&b, rc, out);
 }
 
 /* The entry of key, created when absent (lock held). NULL: out of memory. */

@@ -315,27 +315,24 @@ abandon:
 	return -EIO;
 }
 
+/* The senders' counters into st: both read first, then one lock. */
 static void update_webhook_stats(struct scorer *s)
 {
-	if (s->hook) {
-		struct webhook_stats w;
+	struct webhook_stats w = {0};
+	struct alertmanager_stats a = {0};
+	if (s->hook)
 		webhook_stats(s->hook, &w);
-		pthread_mutex_lock(&s->lock);
-		s->st.webhook_sent = w.sent;
-		s->st.webhook_failed = w.failed;
-		s->st.webhook_dropped = w.dropped;
-		pthread_mutex_unlock(&s->lock);
-	}
-	if (s->am) {
-		struct alertmanager_stats a;
+	if (s->am)
 		alertmanager_stats(s->am, &a);
-		pthread_mutex_lock(&s->lock);
-		s->st.am_sent = a.sent;
-		s->st.am_failed = a.failed;
-		s->st.am_dropped = a.dropped;
-		s->st.am_pending = a.pending;
-		pthread_mutex_unlock(&s->lock);
-	}
+	pthread_mutex_lock(&s->lock);
+	s->st.webhook_sent = w.sent;
+	s->st.webhook_failed = w.failed;
+	s->st.webhook_dropped = w.dropped;
+	s->st.am_sent = a.sent;
+	s->st.am_failed = a.failed;
+	s->st.am_dropped = a.dropped;
+	s->st.am_pending = a.pending;
+	pthread_mutex_unlock(&s->lock);
 }
 
 static void take(void *ctx, struct bus_msg *m)

@@ -590,55 +590,73 @@ struct fast_event {
 	bool gpu_set, metrics_set;
 };
 
-static int scan_gpu(struct scan *s, struct fast_event *ev)
+/* The start of a member's value that is null or an object, seen once per event (*set): MEMBERS
+ * when an object with members follows (its '{' eaten), 0 when null or {} (nothing more to
+ * read), FAST_FALLBACK otherwise. null: not when !nullable. */
+#define MEMBERS 2
+static int object_start(struct scan *s, bool *set, bool nullable)
 {
-	if (ev->gpu_set || !eat(s, '{'))
+	if (*set)
 		return FAST_FALLBACK;
-	ev->gpu_set = true;
-	if (eat(s, '}'))
+	*set = true;
+	if (nullable && lit(s, "null", 4))
 		return 0;
+	if (!eat(s, '{'))
+		return FAST_FALLBACK;
+	return eat(s, '}') ? 0 : MEMBERS;
+}
+
+/* An object's known members: a string or null into str, or an integer or null into str and
+ * *num (num != NULL). */
+struct member {
+	const char *key;
+	struct slice *str;
+	long long *num;
+};
+
+/* The members after object_start() said MEMBERS, through the closing '}'. An unknown key (a
+ * member of a newer contract) or a duplicate falls back: the general path decides. */
+static int scan_members(struct scan *s, const struct member *m, size_t n)
+{
 	do {
 		struct slice k = {0};
 		if (fstr(s, &k) || !eat(s, ':'))
 			return FAST_FALLBACK;
-		int rc;
-		if (key_is(&k, "uuid"))
-			rc = fstr_or_null(s, &ev->uuid);
-		else if (key_is(&k, "index"))
-			rc = fint_or_null(s, &ev->index, &ev->index_v);
-		else if (key_is(&k, "mig_instance"))
-			rc = fint_or_null(s, &ev->mig, &ev->mig_v);
-		else if (key_is(&k, "model"))
-			rc = fstr_or_null(s, &ev->model);
-		else if (key_is(&k, "pci_bus_id"))
-			rc = fstr_or_null(s, &ev->pci);
-		else if (key_is(&k, "device"))
-			rc = fstr_or_null(s, &ev->device);
-		else if (key_is(&k, "driver_version"))
-			rc = fstr_or_null(s, &ev->driver);
-		else if (key_is(&k, "mig_profile"))
-			rc = fstr_or_null(s, &ev->mig_profile);
-		else
-			rc = FAST_FALLBACK;
+		size_t i = 0;
+		while (i < n && !(k.n == strlen(m[i].key) && memcmp(k.p, m[i].key, k.n) == 0))
+			i++;
+		if (i == n)
+			return FAST_FALLBACK;
+		int rc = m[i].num ? fint_or_null(s, m[i].str, m[i].num) : fstr_or_null(s, m[i].str);
 		if (rc)
 			return rc;
 	} while (eat(s, ','));
 	return eat(s, '}') ? 0 : FAST_FALLBACK;
 }
 
+static int scan_gpu(struct scan *s, struct fast_event *ev)
+{
+	const struct member m[] = {
+	    {"uuid", &ev->uuid, NULL},
+	    {"index", &ev->index, &ev->index_v},
+	    {"mig_instance", &ev->mig, &ev->mig_v},
+	    {"model", &ev->model, NULL},
+	    {"pci_bus_id", &ev->pci, NULL},
+	    {"device", &ev->device, NULL},
+	    {"driver_version", &ev->driver, NULL},
+	    {"mig_profile", &ev->mig_profile, NULL},
+	};
+	int rc = object_start(s, &ev->gpu_set, false);
+	return rc == MEMBERS ? scan_members(s, m, sizeof(m) / sizeof(m[0])) : rc;
+}
+
 /* labels: null, or an object of plain strings (checked here, not stored: no column yet). A
  * duplicate key, too many keys or a string too long falls back: the general path refuses. */
 static int scan_labels(struct scan *s, struct fast_event *ev)
 {
-	if (ev->labels.set)
-		return FAST_FALLBACK;
-	ev->labels.set = true;
-	if (lit(s, "null", 4))
-		return 0;
-	if (!eat(s, '{'))
-		return FAST_FALLBACK;
-	if (eat(s, '}'))
-		return 0;
+	int rc = object_start(s, &ev->labels.set, true);
+	if (rc != MEMBERS)
+		return rc;
 	struct slice keys[EVENT_CHECK_MAX_LABELS];
 	size_t nkeys = 0;
 	do {
@@ -657,45 +675,20 @@ static int scan_labels(struct scan *s, struct fast_event *ev)
 /* workload: null, or {namespace, pod, container} each a plain string or null (not stored). */
 static int scan_workload(struct scan *s, struct fast_event *ev)
 {
-	if (ev->workload.set)
-		return FAST_FALLBACK;
-	ev->workload.set = true;
-	if (lit(s, "null", 4))
-		return 0;
-	if (!eat(s, '{'))
-		return FAST_FALLBACK;
-	if (eat(s, '}'))
-		return 0;
-	do {
-		struct slice k = {0};
-		if (fstr(s, &k) || !eat(s, ':'))
-			return FAST_FALLBACK;
-		int rc;
-		if (key_is(&k, "namespace"))
-			rc = fstr_or_null(s, &ev->w_namespace);
-		else if (key_is(&k, "pod"))
-			rc = fstr_or_null(s, &ev->w_pod);
-		else if (key_is(&k, "container"))
-			rc = fstr_or_null(s, &ev->w_container);
-		else
-			rc = FAST_FALLBACK; /* a member of a newer contract: the general path */
-		if (rc)
-			return rc;
-	} while (eat(s, ','));
-	return eat(s, '}') ? 0 : FAST_FALLBACK;
+	const struct member m[] = {
+	    {"namespace", &ev->w_namespace, NULL},
+	    {"pod", &ev->w_pod, NULL},
+	    {"container", &ev->w_container, NULL},
+	};
+	int rc = object_start(s, &ev->workload.set, true);
+	return rc == MEMBERS ? scan_members(s, m, sizeof(m) / sizeof(m[0])) : rc;
 }
 
 static int scan_metrics(struct scan *s, struct fast_event *ev)
 {
-	if (ev->metrics_set)
-		return FAST_FALLBACK;
-	ev->metrics_set = true;
-	if (lit(s, "null", 4))
-		return 0;
-	if (!eat(s, '{'))
-		return FAST_FALLBACK;
-	if (eat(s, '}'))
-		return 0;
+	int rc = object_start(s, &ev->metrics_set, true);
+	if (rc != MEMBERS)
+		return rc;
 	size_t prev = 0;
 	pthread_once(&key_len_once, build_key_len); /* for field_at_hint() */
 	do {
