@@ -87,5 +87,26 @@ if [ -n "${hdr[pipeline]:-}" ] && [ -f "$build/modules/store.include" ]; then
   [ -z "${sees["store pipeline"]:-}" ] && ok "store/ does not see pipeline/" || bad "store/ sees pipeline/"
 fi
 
+# a module used only inside another (its .c files, USES in CMakeLists.txt) stays hidden from
+# the modules above that one: the console's view reads the pipeline, never the database
+if [ -f "$build/modules/view.include" ] && [ -f "$build/modules/pipeline.include" ]; then
+  [ -n "${sees["pipeline store"]:-}" ] || bad "pipeline/ does not see store/ (it writes the database)"
+  [ -z "${sees["view store"]:-}" ] && ok "view/ does not see store/ (the pipeline uses it inside)" ||
+    bad "view/ sees store/ through pipeline/: a private dependency leaks (USES in CMakeLists.txt)"
+  [ -z "${sees["view nvml"]:-}" ] && ok "view/ does not see nvml/" || bad "view/ sees nvml/"
+fi
+# libpq's header: on the path of store/ and the modules that use it, not of the rest
+for m in sim bus exporter fleet view; do
+  [ -f "$build/modules/$m.include" ] || continue
+  flags=()
+  while read -r d; do [ -n "$d" ] && flags+=("-I$d"); done <"$build/modules/$m.include"
+  printf '#include <libpq-fe.h>\n' >"$tmp/probe.c"
+  if "$cc" -E "${flags[@]}" "$tmp/probe.c" -o /dev/null 2>/dev/null; then
+    bad "src/$m can include <libpq-fe.h>: only store/ and the modules using it may"
+  else
+    ok "src/$m cannot include <libpq-fe.h>"
+  fi
+done
+
 echo "$passes passed, $fails failed"
 [ "$fails" = 0 ]
