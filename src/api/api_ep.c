@@ -40,34 +40,41 @@ static json_t *find_gpu(struct api_req *rq, const char *key)
 	return g;
 }
 
+/* Sets o's member name to the answer of sql about one GPU ($1: key): its first row (null when
+ * none) or, with all, its rows. false when the query failed (rq answered). */
+static bool put_query(struct api_req *rq, json_t *o, const char *name, bool all, const char *key,
+                      const char *sql)
+{
+	const char *p[1] = {key};
+	PGresult *r = api_req_query(rq, sql, 1, p);
+	if (!r)
+		return false;
+	json_object_set_new(o, name,
+	                    all            ? api_json_rows(r)
+	                    : PQntuples(r) ? api_json_row(r, 0)
+	                                   : json_null());
+	PQclear(r);
+	return true;
+}
+
 void api_ep_gpu(struct api_req *rq, const char *key)
 {
-	static const char *const none[] = {NULL};
-	if (!api_req_args_allowed(rq, none))
+	if (!api_req_args_allowed(rq, NULL))
 		return;
 	json_t *g = find_gpu(rq, key);
 	if (!g)
 		return;
-	const char *p[1] = {key};
-	PGresult *r = api_req_query(
-	    rq,
-	    "SELECT time, gpu_temp, memory_temp, power_usage, power_limit, gpu_util, "
-	    "mem_copy_util, fb_used, fb_free, sm_clock, mem_clock, xid, ecc_sbe_volatile, "
-	    "ecc_dbe_volatile, pcie_replay, uncorrectable_remapped_rows, row_remap_failure, "
-	    "clocks_event_reasons FROM gpu_metrics WHERE gpu_key = $1 ORDER BY time DESC LIMIT 1",
-	    1, p);
-	if (!r)
+	if (!put_query(
+	        rq, g, "latest", false, key,
+	        "SELECT time, gpu_temp, memory_temp, power_usage, power_limit, gpu_util, "
+	        "mem_copy_util, fb_used, fb_free, sm_clock, mem_clock, xid, ecc_sbe_volatile, "
+	        "ecc_dbe_volatile, pcie_replay, uncorrectable_remapped_rows, "
+	        "row_remap_failure, clocks_event_reasons FROM gpu_metrics "
+	        "WHERE gpu_key = $1 ORDER BY time DESC LIMIT 1") ||
+	    !put_query(rq, g, "health", false, key,
+	               "SELECT time, score, status FROM gpu_health_scores WHERE gpu_key = $1 "
+	               "ORDER BY time DESC LIMIT 1"))
 		goto out;
-	json_object_set_new(g, "latest", PQntuples(r) ? api_json_row(r, 0) : json_null());
-	PQclear(r);
-	r = api_req_query(rq,
-	                  "SELECT time, score, status FROM gpu_health_scores WHERE gpu_key = $1 "
-	                  "ORDER BY time DESC LIMIT 1",
-	                  1, p);
-	if (!r)
-		goto out;
-	json_object_set_new(g, "health", PQntuples(r) ? api_json_row(r, 0) : json_null());
-	PQclear(r);
 	api_req_set(rq, 200, g);
 	g = NULL; /* owned by rq */
 out:
@@ -82,23 +89,11 @@ void api_ep_gpu_metrics(struct api_req *rq, const char *key)
 	const char *from_s = api_req_arg(rq, "from"), *to_s = api_req_arg(rq, "to"),
 	           *step_s = api_req_arg(rq, "step");
 	double to = time_now(), from = 0, step = 0;
-	if (to_s && api_parse_time(to_s, &to) != 0) {
-		api_req_set(rq, 400,
-		            api_req_error("bad_parameter", "to",
-		                          "to '%s' is not a time from 1970 to 9999: use RFC 3339 "
-		                          "(2026-01-02T15:04:05Z) or Unix seconds",
-		                          to_s));
+	if (!api_req_time(rq, "to", to_s, &to))
 		return;
-	}
 	from = to - DEFAULT_RANGE_S;
-	if (from_s && api_parse_time(from_s, &from) != 0) {
-		api_req_set(rq, 400,
-		            api_req_error("bad_parameter", "from",
-		                          "from '%s' is not a time from 1970 to 9999: use RFC 3339 "
-		                          "(2026-01-02T15:04:05Z) or Unix seconds",
-		                          from_s));
+	if (!api_req_time(rq, "from", from_s, &from))
 		return;
-	}
 	if (!(from < to)) {
 		api_req_set(
 		    rq, 400,
@@ -115,7 +110,7 @@ void api_ep_gpu_metrics(struct api_req *rq, const char *key)
 		        "bad_parameter", "step",
 		        "step '%s' is not a duration up to 365 days: use seconds or 10s, 5m, "
 		        "1h (0: every raw sample)",
-		        step_s));
+		        api_req_echo(step_s)));
 		return;
 	}
 	if (step >= 60 && fmod(step, 60) != 0) {
@@ -208,44 +203,27 @@ void api_ep_gpu_metrics(struct api_req *rq, const char *key)
 
 void api_ep_gpu_health(struct api_req *rq, const char *key)
 {
-	static const char *const none[] = {NULL};
-	if (!api_req_args_allowed(rq, none))
+	if (!api_req_args_allowed(rq, NULL))
 		return;
 	json_t *g = find_gpu(rq, key), *o = NULL;
 	if (!g)
 		return;
 	json_decref(g);
-	const char *p[1] = {key};
 	o = json_pack("{s:s}", "gpu_key", key);
-	PGresult *r =
-	    api_req_query(rq,
-	                  "SELECT time, score, status, thermal, memory, power, interconnect, xid, "
-	                  "reasons FROM gpu_health_scores WHERE gpu_key = $1 "
-	                  "ORDER BY time DESC LIMIT 1",
-	                  1, p);
-	if (!r)
+	if (!o ||
+	    !put_query(rq, o, "score", false, key,
+	               "SELECT time, score, status, thermal, memory, power, interconnect, xid, "
+	               "reasons FROM gpu_health_scores WHERE gpu_key = $1 "
+	               "ORDER BY time DESC LIMIT 1") ||
+	    !put_query(rq, o, "predictions", true, key,
+	               "SELECT DISTINCT ON (horizon_hours) time, horizon_hours, probability, "
+	               "model_version, recommendation, reasons FROM gpu_failure_predictions "
+	               "WHERE gpu_key = $1 ORDER BY horizon_hours, time DESC") ||
+	    !put_query(rq, o, "open_alerts", true, key,
+	               "SELECT id, gpu_key, hostname, kind, severity, message, details, raised_at, "
+	               "cleared_at FROM alerts WHERE gpu_key = $1 AND cleared_at IS NULL "
+	               "ORDER BY raised_at DESC, id DESC"))
 		goto out;
-	json_object_set_new(o, "score", PQntuples(r) ? api_json_row(r, 0) : json_null());
-	PQclear(r);
-	r = api_req_query(rq,
-	                  "SELECT DISTINCT ON (horizon_hours) time, horizon_hours, probability, "
-	                  "model_version, recommendation, reasons FROM gpu_failure_predictions "
-	                  "WHERE gpu_key = $1 ORDER BY horizon_hours, time DESC",
-	                  1, p);
-	if (!r)
-		goto out;
-	json_object_set_new(o, "predictions", api_json_rows(r));
-	PQclear(r);
-	r = api_req_query(
-	    rq,
-	    "SELECT id, gpu_key, hostname, kind, severity, message, details, raised_at, "
-	    "cleared_at FROM alerts WHERE gpu_key = $1 AND cleared_at IS NULL "
-	    "ORDER BY raised_at DESC, id DESC",
-	    1, p);
-	if (!r)
-		goto out;
-	json_object_set_new(o, "open_alerts", api_json_rows(r));
-	PQclear(r);
 	api_req_set(rq, 200, o);
 	o = NULL; /* owned by rq */
 out:
@@ -254,8 +232,7 @@ out:
 
 void api_ep_fleet(struct api_req *rq)
 {
-	static const char *const none[] = {NULL};
-	if (!api_req_args_allowed(rq, none))
+	if (!api_req_args_allowed(rq, NULL))
 		return;
 	PGresult *r = api_req_query(rq, "SELECT * FROM v_fleet_summary", 0, NULL);
 	if (!r)
@@ -277,13 +254,15 @@ void api_ep_alerts(struct api_req *rq)
 	if (strcmp(state, "open") && strcmp(state, "cleared") && strcmp(state, "all")) {
 		api_req_set(rq, 400,
 		            api_req_error("bad_parameter", "state",
-		                          "state '%s' is not one of open, cleared, all", state));
+		                          "state '%s' is not one of open, cleared, all",
+		                          api_req_echo(state)));
 		return;
 	}
 	if (sev && strcmp(sev, "info") && strcmp(sev, "warn") && strcmp(sev, "fail")) {
 		api_req_set(rq, 400,
 		            api_req_error("bad_parameter", "severity",
-		                          "severity '%s' is not one of info, warn, fail", sev));
+		                          "severity '%s' is not one of info, warn, fail",
+		                          api_req_echo(sev)));
 		return;
 	}
 	if (gpu && !api_req_valid_key(gpu)) {
@@ -304,7 +283,7 @@ void api_ep_alerts(struct api_req *rq)
 			api_req_set(rq, 400,
 			            api_req_error("bad_parameter", "limit",
 			                          "limit '%s' is not a whole number from 1 to 1000",
-			                          lim));
+			                          api_req_echo(lim)));
 			return;
 		}
 	}
@@ -329,8 +308,7 @@ void api_ep_alerts(struct api_req *rq)
 
 void api_ep_healthz(struct api_req *rq)
 {
-	static const char *const none[] = {NULL};
-	if (!api_req_args_allowed(rq, none))
+	if (!api_req_args_allowed(rq, NULL))
 		return;
 	PGresult *r = api_req_query(rq, "SELECT 1", 0, NULL);
 	if (!r) {

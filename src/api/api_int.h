@@ -50,9 +50,15 @@ struct api_req {
 const char *api_req_arg(const struct api_req *rq, const char *key);
 /* Sets the answer: status and body (taken; the one set before is freed). */
 void api_req_set(struct api_req *rq, int status, json_t *body);
-/* Every parameter must be one of allowed (NULL-terminated), given once, valid UTF-8 and
- * bounded; else answers 400 naming it and returns false. */
+/* Every parameter must be one of allowed (NULL-terminated; NULL: the endpoint takes none),
+ * given once, valid UTF-8 and bounded; else answers 400 naming it and returns false. */
 bool api_req_args_allowed(struct api_req *rq, const char *const *allowed);
+/* A parameter's value as an error message may quote it: itself when it is printable ASCII
+ * of at most 64 characters, else "(the value given)". */
+const char *api_req_echo(const char *value);
+/* A time parameter (RFC 3339 or Unix seconds) into *t; NULL text leaves *t alone. false
+ * after answering 400 with the parameter named and the accepted forms. */
+bool api_req_time(struct api_req *rq, const char *name, const char *text, double *t);
 /* Runs a query for the request on a connection borrowed from the pool (kept in rq->pc until
  * the request ends); on failure sets the answer by the cause (never the database's text) and
  * returns NULL. Else the result: the caller PQclears it. */

@@ -100,20 +100,31 @@ static char *gpus_cursor_make(const PGresult *r, int row)
 	return cursor_encode(a);
 }
 
+/* The JSON array of n members a cursor's text encodes (cursor_encode), or NULL when it is not
+ * one (the caller json_decrefs it). */
+static json_t *cursor_decode(const char *text, size_t n)
+{
+	size_t len = strlen(text), got = 0;
+	if (len == 0 || len > GPUS_MAX_CURSOR)
+		return NULL;
+	unsigned char buf[GPUS_MAX_CURSOR];
+	if (!b64url_decode(text, buf, &got))
+		return NULL;
+	json_t *a = json_loadb((const char *)buf, got, 0, NULL); /* rejects \u0000, bad UTF-8 */
+	if (a && (!json_is_array(a) || json_array_size(a) != n)) {
+		json_decref(a);
+		a = NULL;
+	}
+	return a;
+}
+
 /* Reads a cursor that gpus_cursor_make wrote; host and key point into *owner (caller
  * json_decref). Returns false when it is not one. */
 static bool gpus_cursor_parse(const char *text, json_t **owner, const char **host, char *idx,
                               size_t idxlen, const char **key)
 {
-	size_t len = strlen(text), n = 0;
-	if (len == 0 || len > GPUS_MAX_CURSOR)
-		return false;
-	unsigned char buf[GPUS_MAX_CURSOR];
-	if (!b64url_decode(text, buf, &n))
-		return false;
-	json_t *a = json_loadb((const char *)buf, n, 0, NULL); /* rejects \u0000, bad UTF-8 */
-	if (!a || !json_is_array(a) || json_array_size(a) != 4 ||
-	    !json_is_integer(json_array_get(a, 0)) ||
+	json_t *a = cursor_decode(text, 4);
+	if (!a || !json_is_integer(json_array_get(a, 0)) ||
 	    json_integer_value(json_array_get(a, 0)) != 1 ||
 	    !json_is_string(json_array_get(a, 1)) || !json_is_integer(json_array_get(a, 2)) ||
 	    json_integer_value(json_array_get(a, 2)) < -1 ||
@@ -166,15 +177,6 @@ static char *next_url(const char *path, long limit, const char *const filters[][
 
 /* value itself when it can be quoted in an error message as it is (printable ASCII, short),
  * else a placeholder: an answer must stay valid UTF-8 JSON whatever a client sent. */
-static const char *echo_safe(const char *value)
-{
-	size_t n = 0;
-	for (const unsigned char *c = (const unsigned char *)value; *c; c++, n++)
-		if (*c < 0x20 || *c > 0x7e || n >= 64)
-			return "(the value given)";
-	return value;
-}
-
 /* A host or cluster filter: text PostgreSQL takes (UTF-8, no longer than GPUS_MAX_FILTER). */
 /* The paged lists' `limit` (1 to GPUS_MAX_LIMIT, default GPUS_DEFAULT_LIMIT) into *out; false
  * after answering 400 with the parameter named. */
@@ -191,7 +193,7 @@ static bool page_limit(struct api_req *rq, const char *lim, long *out)
 	api_req_set(rq, 400,
 	            api_req_error("bad_parameter", "limit",
 	                          "limit '%s' is not a whole number from 1 to %d (default %d)",
-	                          echo_safe(lim), GPUS_MAX_LIMIT, GPUS_DEFAULT_LIMIT));
+	                          api_req_echo(lim), GPUS_MAX_LIMIT, GPUS_DEFAULT_LIMIT));
 	return false;
 }
 
@@ -267,7 +269,7 @@ void api_page_gpus(struct api_req *rq)
 		    rq, 400,
 		    api_req_error("bad_parameter", "status",
 		                  "status '%s' is not a health status: use pass, warn or fail",
-		                  echo_safe(status)));
+		                  api_req_echo(status)));
 		return;
 	}
 	if (!gpus_filter_ok(rq, "host", host) || !gpus_filter_ok(rq, "cluster", cluster) ||
@@ -385,16 +387,9 @@ static char *wl_cursor_make(const PGresult *r, int row)
 
 static bool wl_cursor_parse(const char *text, json_t **owner, const char **t, const char **key)
 {
-	size_t len = strlen(text), n = 0;
-	if (len == 0 || len > GPUS_MAX_CURSOR)
-		return false;
-	unsigned char buf[GPUS_MAX_CURSOR];
-	if (!b64url_decode(text, buf, &n))
-		return false;
-	json_t *a = json_loadb((const char *)buf, n, 0, NULL);
+	json_t *a = cursor_decode(text, 3);
 	double ignored;
-	if (!a || !json_is_array(a) || json_array_size(a) != 3 ||
-	    json_integer_value(json_array_get(a, 0)) != 2 ||
+	if (!a || json_integer_value(json_array_get(a, 0)) != 2 ||
 	    !json_is_string(json_array_get(a, 1)) || !json_is_string(json_array_get(a, 2)) ||
 	    !api_req_valid_key(json_string_value(json_array_get(a, 2))) ||
 	    json_string_length(json_array_get(a, 1)) > 64 ||
@@ -406,18 +401,6 @@ static bool wl_cursor_parse(const char *text, json_t **owner, const char **t, co
 	*key = json_string_value(json_array_get(a, 2));
 	*owner = a;
 	return true;
-}
-
-static bool wl_time(struct api_req *rq, const char *name, const char *text, double *t)
-{
-	if (!text || api_parse_time(text, t) == 0)
-		return true;
-	api_req_set(rq, 400,
-	            api_req_error("bad_parameter", name,
-	                          "%s '%s' is not a time from 1970 to 9999: use RFC 3339 "
-	                          "(2026-01-02T15:04:05Z) or Unix seconds",
-	                          name, echo_safe(text)));
-	return false;
 }
 
 void api_page_workloads(struct api_req *rq)
@@ -440,7 +423,7 @@ void api_page_workloads(struct api_req *rq)
 	if (!gpus_filter_ok(rq, "namespace", ns) || !gpus_filter_ok(rq, "pod", pod))
 		return;
 	double from = 0, to = 0;
-	if (!wl_time(rq, "from", from_s, &from) || !wl_time(rq, "to", to_s, &to))
+	if (!api_req_time(rq, "from", from_s, &from) || !api_req_time(rq, "to", to_s, &to))
 		return;
 	if (from_s && to_s && !(from <= to)) {
 		api_req_set(

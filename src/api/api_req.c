@@ -94,6 +94,27 @@ void api_req_set(struct api_req *rq, int status, json_t *body)
 	rq->body = body;
 }
 
+const char *api_req_echo(const char *value)
+{
+	size_t n = 0;
+	for (const unsigned char *c = (const unsigned char *)value; *c; c++, n++)
+		if (*c < 0x20 || *c > 0x7e || n >= 64)
+			return "(the value given)";
+	return value;
+}
+
+bool api_req_time(struct api_req *rq, const char *name, const char *text, double *t)
+{
+	if (!text || api_parse_time(text, t) == 0)
+		return true;
+	api_req_set(rq, 400,
+	            api_req_error("bad_parameter", name,
+	                          "%s '%s' is not a time from 1970 to 9999: use RFC 3339 "
+	                          "(2026-01-02T15:04:05Z) or Unix seconds",
+	                          name, api_req_echo(text)));
+	return false;
+}
+
 /* Every parameter must be one of allowed (NULL-terminated); else a 400 naming it. */
 bool api_req_args_allowed(struct api_req *rq, const char *const *allowed)
 {
@@ -140,6 +161,9 @@ bool api_req_args_allowed(struct api_req *rq, const char *const *allowed)
 			return false;
 		}
 	}
+	static const char *const none[] = {NULL};
+	if (!allowed)
+		allowed = none;
 	for (int i = 0; i < rq->nargs; i++) {
 		bool ok = false;
 		for (size_t j = 0; allowed[j]; j++)
@@ -147,10 +171,9 @@ bool api_req_args_allowed(struct api_req *rq, const char *const *allowed)
 		if (!ok) {
 			char list[256] = "";
 			size_t off = 0;
-			for (size_t j = 0; allowed[j]; j++)
-				off += (size_t)snprintf(list + off,
-				                        off < sizeof(list) ? sizeof(list) - off : 0,
-				                        "%s%s", j ? ", " : "", allowed[j]);
+			for (size_t j = 0; allowed[j] && off < sizeof(list); j++)
+				off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
+				                        j ? ", " : "", allowed[j]);
 			api_req_set(rq, 400,
 			            api_req_error("bad_parameter", rq->keys[i],
 			                          "unknown parameter '%s'%s%s", rq->keys[i],

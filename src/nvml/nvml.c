@@ -312,6 +312,13 @@ static void set_f(struct sim_gpu *o, enum sim_field f, double v)
 
 #define CALL(fn, ...) (n->f.fn ? n->f.fn(__VA_ARGS__) : NVML_ERROR_NOT_SUPPORTED)
 
+/* One NVML query of a table: the field it fills, its arguments, its name for messages. */
+struct query {
+	enum sim_field f;
+	int a, b;
+	const char *what;
+};
+
 static void read_fields(struct nvml *n, struct gpu *g, struct sim_gpu *o)
 {
 	nvmlDevice_t h = g->h;
@@ -381,11 +388,8 @@ static void read_fields(struct nvml *n, struct gpu *g, struct sim_gpu *o)
 	       CALL(nvmlDeviceGetPcieThroughput, h, NVML_PCIE_UTIL_RX_BYTES, &v)))
 		set_u(o, SIM_F_PCIE_RX_BYTES, (uint64_t)v * 1024);
 
-	static const struct {
-		enum sim_field f;
-		int type, counter;
-		const char *what;
-	} ecc[] = {
+	static const struct query ecc[] = {
+	    /* a: the error type, b: the counter */
 	    {SIM_F_ECC_SBE_VOL, NVML_MEMORY_ERROR_TYPE_CORRECTED, NVML_VOLATILE_ECC,
 	     "nvmlDeviceGetTotalEccErrors(corrected, volatile)"},
 	    {SIM_F_ECC_DBE_VOL, NVML_MEMORY_ERROR_TYPE_UNCORRECTED, NVML_VOLATILE_ECC,
@@ -397,24 +401,21 @@ static void read_fields(struct nvml *n, struct gpu *g, struct sim_gpu *o)
 	};
 	for (size_t i = 0; i < sizeof(ecc) / sizeof(ecc[0]); i++)
 		if (ok(n, g, ecc[i].f, ecc[i].what,
-		       CALL(nvmlDeviceGetTotalEccErrors, h, ecc[i].type, ecc[i].counter, &ull)))
+		       CALL(nvmlDeviceGetTotalEccErrors, h, ecc[i].a, ecc[i].b, &ull)))
 			set_u(o, ecc[i].f, ull);
 
 	/* page retirement (before Ampere): a count query with no buffer answers
 	 * NVML_ERROR_INSUFFICIENT_SIZE when there are pages */
-	static const struct {
-		enum sim_field f;
-		int cause;
-		const char *what;
-	} ret[] = {
-	    {SIM_F_RETIRED_SBE, NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS,
+	static const struct query ret[] = {
+	    /* a: the cause */
+	    {SIM_F_RETIRED_SBE, NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS, 0,
 	     "nvmlDeviceGetRetiredPages(single-bit)"},
-	    {SIM_F_RETIRED_DBE, NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR,
+	    {SIM_F_RETIRED_DBE, NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR, 0,
 	     "nvmlDeviceGetRetiredPages(double-bit)"},
 	};
 	for (size_t i = 0; i < sizeof(ret) / sizeof(ret[0]); i++) {
 		unsigned count = 0;
-		rc = CALL(nvmlDeviceGetRetiredPages, h, ret[i].cause, &count, NULL);
+		rc = CALL(nvmlDeviceGetRetiredPages, h, ret[i].a, &count, NULL);
 		if (rc == NVML_ERROR_INSUFFICIENT_SIZE || ok(n, g, ret[i].f, ret[i].what, rc))
 			set_u(o, ret[i].f, count);
 	}
@@ -489,21 +490,18 @@ static void read_fields(struct nvml *n, struct gpu *g, struct sim_gpu *o)
 		}
 	}
 
-	static const struct {
-		enum sim_field f;
-		int which;
-		const char *what;
-	} thr[] = {
-	    {SIM_F_SLOWDOWN_TEMP, NVML_TEMPERATURE_THRESHOLD_SLOWDOWN,
+	static const struct query thr[] = {
+	    /* a: the threshold */
+	    {SIM_F_SLOWDOWN_TEMP, NVML_TEMPERATURE_THRESHOLD_SLOWDOWN, 0,
 	     "nvmlDeviceGetTemperatureThreshold(SLOWDOWN)"},
-	    {SIM_F_SHUTDOWN_TEMP, NVML_TEMPERATURE_THRESHOLD_SHUTDOWN,
+	    {SIM_F_SHUTDOWN_TEMP, NVML_TEMPERATURE_THRESHOLD_SHUTDOWN, 0,
 	     "nvmlDeviceGetTemperatureThreshold(SHUTDOWN)"},
-	    {SIM_F_GPU_MAX_OP_TEMP, NVML_TEMPERATURE_THRESHOLD_GPU_MAX,
+	    {SIM_F_GPU_MAX_OP_TEMP, NVML_TEMPERATURE_THRESHOLD_GPU_MAX, 0,
 	     "nvmlDeviceGetTemperatureThreshold(GPU_MAX)"},
 	};
 	for (size_t i = 0; i < sizeof(thr) / sizeof(thr[0]); i++)
 		if (ok(n, g, thr[i].f, thr[i].what,
-		       CALL(nvmlDeviceGetTemperatureThreshold, h, thr[i].which, &v)))
+		       CALL(nvmlDeviceGetTemperatureThreshold, h, thr[i].a, &v)))
 			set_u(o, thr[i].f, v);
 	if (ok(n, g, SIM_F_POWER_MGMT_LIMIT, "nvmlDeviceGetPowerManagementLimit",
 	       CALL(nvmlDeviceGetPowerManagementLimit, h, &v)))
