@@ -17,9 +17,10 @@
 #include <stddef.h>
 
 #include <jansson.h>
-#include <libpq-fe.h>
 
 #include "api/api_pool.h"
+
+struct pg_result; /* libpq's PGresult */
 
 #define API_MAX_ARGS 16  /* query parameters of a request */
 #define API_MAX_KEY  128 /* bytes of a GPU key (and of a parameter's name in an error) */
@@ -62,7 +63,8 @@ bool api_req_time(struct api_req *rq, const char *name, const char *text, double
 /* Runs a query for the request on a connection borrowed from the pool (kept in rq->pc until
  * the request ends); on failure sets the answer by the cause (never the database's text) and
  * returns NULL. Else the result: the caller PQclears it. */
-PGresult *api_req_query(struct api_req *rq, const char *sql, int n, const char *const *params);
+struct pg_result *api_req_query(struct api_req *rq, const char *sql, int n,
+                                const char *const *params);
 /* The error body every non-2xx answer carries: {"error": code, "message": ..., "parameter"?},
  * the message and the parameter kept valid UTF-8 whatever they quote. Returns a new reference
  * (NULL: out of memory). */

@@ -1,5 +1,6 @@
 #include "api/api_json.h"
 
+#include <libpq-fe.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -9,7 +9,8 @@
 #define GPUHEALTH_API_JSON_H
 
 #include <jansson.h>
-#include <libpq-fe.h>
+
+struct pg_result; /* libpq's PGresult */
 
 struct strbuf;
 
@@ -17,13 +18,13 @@ struct strbuf;
  * any other text as it is. Returns a new reference (caller json_decref) or NULL. */
 json_t *api_json_ts(const char *v);
 /* Row row of r as an object of its columns by name. Returns a new reference or NULL. */
-json_t *api_json_row(const PGresult *r, int row);
+json_t *api_json_row(const struct pg_result *r, int row);
 /* Every row of r as an array of api_json_row objects. Returns a new reference or NULL. */
-json_t *api_json_rows(const PGresult *r);
+json_t *api_json_rows(const struct pg_result *r);
 
 /* Appends s as a JSON string (s: UTF-8, as PostgreSQL returns text from a UTF8 database). */
 void api_json_text_str(struct strbuf *sb, const char *s);
 /* Appends row row of r as a JSON object, typed as api_json_row types it. */
-void api_json_text_row(struct strbuf *sb, const PGresult *r, int row);
+void api_json_text_row(struct strbuf *sb, const struct pg_result *r, int row);
 
 #endif

@@ -1,5 +1,6 @@
 #include "api/api_pool.h"
 
+#include <libpq-fe.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>

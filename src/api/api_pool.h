@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#include <libpq-fe.h>
+struct pg_result; /* libpq's PGresult */
 
 struct api_pool;
 struct api_pconn; /* one pooled connection, borrowed from the pool */
@@ -42,8 +42,8 @@ void api_pool_put(struct api_pool *pool, struct api_pconn *p);
 /* Runs a parameterized query on p (borrowed); one reconnect and retry when the connection was
  * lost. Returns the result (caller PQclear) or NULL with why in *why and SQLSTATE in state (""
  * when there is none), logged and, unless the request's values caused it, counted. */
-PGresult *api_pool_query(struct api_pool *pool, struct api_pconn *p, const char *sql, int n,
-                         const char *const *params, enum api_dbfail *why, char state[6]);
+struct pg_result *api_pool_query(struct api_pool *pool, struct api_pconn *p, const char *sql, int n,
+                                 const char *const *params, enum api_dbfail *why, char state[6]);
 /* Why a query failed by its SQLSTATE (NULL: libpq's own error, i.e. the connection). */
 enum api_dbfail api_pool_classify(const char *sqlstate);
 

@@ -1,7 +1,6 @@
 #include "api/api_int.h"
 
 #include <jansson.h>
-#include <libpq-fe.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -188,13 +187,14 @@ bool api_req_args_allowed(struct api_req *rq, const char *const *allowed)
 
 /* Runs a query for the request; on failure sets the answer by the cause (never the database's
  * text) and returns NULL. */
-PGresult *api_req_query(struct api_req *rq, const char *sql, int n, const char *const *params)
+struct pg_result *api_req_query(struct api_req *rq, const char *sql, int n,
+                                const char *const *params)
 {
 	enum api_dbfail why;
 	char state[6];
 	if (!rq->pc)
 		rq->pc = api_pool_get(rq->pool);
-	PGresult *r = api_pool_query(rq->pool, rq->pc, sql, n, params, &why, state);
+	struct pg_result *r = api_pool_query(rq->pool, rq->pc, sql, n, params, &why, state);
 	if (r)
 		return r;
 	switch (why) {

@@ -9,7 +9,6 @@
 #ifndef GPUHEALTH_HEALTH_SCORER_INT_H
 #define GPUHEALTH_HEALTH_SCORER_INT_H
 
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>

@@ -13,9 +13,10 @@
 #ifndef GPUHEALTH_SINK_DB_H
 #define GPUHEALTH_SINK_DB_H
 
-#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+struct pg_result; /* libpq's PGresult */
 
 struct sink;
 
@@ -25,7 +26,8 @@ int sink_db_ensure(struct sink *s, int w);
 /* Closes writer w's connection (none: nothing) and marks the database disconnected. */
 void sink_db_close(struct sink *s, int w);
 /* The result r of one statement expecting tuples or a command (r stays the caller's). */
-int sink_db_result(struct sink *s, int w, PGresult *r, char *err, size_t errlen, char state[6]);
+int sink_db_result(struct sink *s, int w, struct pg_result *r, char *err, size_t errlen,
+                   char state[6]);
 /* COPY ... FROM STDIN of [text, text+len): text format, or binary (the header and trailer are
  * added here around binary COPY tuples). */
 int sink_db_copy_in(struct sink *s, int w, const char *sql, bool binary, const char *text,
@@ -33,7 +35,7 @@ int sink_db_copy_in(struct sink *s, int w, const char *sql, bool binary, const c
 /* PQexecParams with n text parameters; on success *out (when out is not NULL) is the result,
  * which the caller PQclears. */
 int sink_db_exec(struct sink *s, int w, const char *sql, int n, const char *const *params,
-                 PGresult **out, char *err, size_t errlen, char state[6]);
+                 struct pg_result **out, char *err, size_t errlen, char state[6]);
 /* After a failed statement of writer w: its results drained, then its transaction rolled back,
  * or its connection closed when that is gone or when the failure asks for another connection
  * (pg_sqlstate_reconnect: a read-only server, a shutdown). */

@@ -13,7 +13,6 @@
 #ifndef GPUHEALTH_SINK_INT_H
 #define GPUHEALTH_SINK_INT_H
 
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>

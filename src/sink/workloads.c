@@ -1,5 +1,6 @@
 #include "sink/workloads.h"
 
+#include <libpq-fe.h>
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>

@@ -16,9 +16,10 @@
  */
 #ifndef GPUHEALTH_WORKLOADS_H
 #define GPUHEALTH_WORKLOADS_H
-#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+struct pg_conn; /* libpq's PGconn */
 
 #define WORKLOADS_TOUCH_S 30.0 /* the longest a GPU's last_seen stays behind its samples */
 
@@ -61,5 +62,5 @@ int workloads_tails_json(struct workloads *k, double before, char **json);
 void workloads_tails_committed(struct workloads *k);
 
 /* Whether the database has gpuhealth_merge_workloads(jsonb) (schema 013 or later). */
-bool workloads_db_ready(PGconn *db);
+bool workloads_db_ready(struct pg_conn *db);
 #endif

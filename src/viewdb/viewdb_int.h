@@ -13,10 +13,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <libpq-fe.h>
-
 #include "fleet/fleet.h"
 #include "viewdb/viewdb.h"
+
+struct pg_conn;   /* libpq's PGconn */
+struct pg_result; /* libpq's PGresult */
 
 /* What the screen shows: the query the thread runs. */
 enum viewdb_want { VDBW_NONE = 0, VDBW_ALERTS, VDBW_OVERVIEW, VDBW_HISTORY, VDBW_TABLE, VDBW_GPU };
@@ -43,32 +44,33 @@ int viewdb_alert_cmp(const void *pa, const void *pb);
 
 /* ---- viewdb_query.c: the fleet screens */
 /* A column as a number; NAN when it is NULL. */
-double viewdb_query_getd(const PGresult *r, int row, int col);
+double viewdb_query_getd(const struct pg_result *r, int row, int col);
 /* "fail", "warn", else pass. */
 enum health_status viewdb_query_status(const char *s);
 /* "what: the connection's error" into err, on one line. */
-void viewdb_query_error(PGconn *c, const char *what, char *err, size_t errlen);
+void viewdb_query_error(struct pg_conn *c, const char *what, char *err, size_t errlen);
 /* Open alerts, worst and newest first, at most max into out; *n: how many. */
-int viewdb_query_alerts(PGconn *c, struct viewdb_alert *out, size_t max, size_t *n, char *err,
-                        size_t errlen);
+int viewdb_query_alerts(struct pg_conn *c, struct viewdb_alert *out, size_t max, size_t *n,
+                        char *err, size_t errlen);
 /* The overview's groups at q's level under its path, aggregated in SQL, at most max into out;
  * kept: the database keeps each GPU's and host's newest state (schema 14). */
-int viewdb_query_overview(PGconn *c, bool kept, const struct viewdb_request *q,
+int viewdb_query_overview(struct pg_conn *c, bool kept, const struct viewdb_request *q,
                           struct viewdb_node *out, size_t max, size_t *n, char *err, size_t errlen);
 /* q's GPU's history over q's window, bucketed to q's points, and its events, into h. */
-int viewdb_query_history(PGconn *c, const struct viewdb_request *q, struct viewdb_history *h,
-                         char *err, size_t errlen);
+int viewdb_query_history(struct pg_conn *c, const struct viewdb_request *q,
+                         struct viewdb_history *h, char *err, size_t errlen);
 
 /* ---- viewdb_table.c: a table reader's (viewdb_create_table) */
 /* q's page of the fleet table into out (VIEWDB_TABLE_MAX entries) and ti; the GPUs' rows are
  * read into tf (the reader's own fleet, whose rings grow while a GPU stays on screen);
  * interval_s: the least sampling interval a GPU is judged stale by. */
-int viewdb_table_page(PGconn *c, struct fleet *tf, const struct viewdb_request *q,
+int viewdb_table_page(struct pg_conn *c, struct fleet *tf, const struct viewdb_request *q,
                       double interval_s, struct fleet_gpu *out, struct viewdb_table *ti, char *err,
                       size_t errlen);
 /* q's one GPU (q->key) into out, with its newest alerts; *found: whether the database knows
  * it. */
-int viewdb_table_gpu(PGconn *c, struct fleet *tf, const struct viewdb_request *q, double interval_s,
-                     struct fleet_gpu *out, bool *found, char *err, size_t errlen);
+int viewdb_table_gpu(struct pg_conn *c, struct fleet *tf, const struct viewdb_request *q,
+                     double interval_s, struct fleet_gpu *out, bool *found, char *err,
+                     size_t errlen);
 
 #endif
