@@ -1,7 +1,6 @@
 #include "pipeline/pipeline_int.h"
 
 #include <errno.h>
-#include <libpq-fe.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -105,7 +104,7 @@ static double rate_add(struct rate_window *w, double t, int64_t v)
 }
 
 /* Rows in gpu_metrics (fleetdb_count_rows) and their growth over win, for the view. */
-static void count_rows(struct pipeline *p, PGconn *c, struct rate_window *win)
+static void count_rows(struct pipeline *p, struct pg_conn *c, struct rate_window *win)
 {
 	bool estimate = false;
 	int64_t rows = fleetdb_count_rows(c, &estimate);
@@ -135,7 +134,7 @@ static void db_error(struct pipeline *p, const char *e)
 static void reader_loop(struct pipeline *p)
 {
 	struct pgconn *pc = pgconn_create(p->conninfo, "gpuhealth-console");
-	PGconn *c = NULL;
+	struct pg_conn *c = NULL;
 	double next = 0;
 	struct rate_window win = {0};
 	char err[512];
@@ -241,11 +240,11 @@ wait:
 		pipeline_nap(0.02);
 	if (p->conninfo[0] && pipeline_part_state(p, PP_DATABASE) == PART_RUNNING) {
 		/* the last count, after the sink's final commit */
-		PGconn *c = pg_connect(p->conninfo, "gpuhealth-console", err, sizeof(err));
+		struct pg_conn *c = pg_connect(p->conninfo, "gpuhealth-console", err, sizeof(err));
 		if (c) {
 			struct rate_window once = {0}; /* one sample: the rate is left as it was */
 			count_rows(p, c, &once);
-			PQfinish(c);
+			pg_close(c);
 		}
 	}
 	if (p->pg) {

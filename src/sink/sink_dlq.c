@@ -1,7 +1,6 @@
 #include "sink/sink_dlq.h"
 
 #include <errno.h>
-#include <libpq-fe.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,6 +11,7 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "sink/sink_db.h"
+#include "store/pgconn.h"
 #include "sink/sink_int.h"
 
 #define DLQ_ATTEMPTS 3     /* tries on the dead-letter topic before the table */
@@ -153,8 +153,8 @@ int sink_dlq_insert(struct sink *s, int w, struct batch *b, char *err, size_t er
 		int fmts[10] = {0, 0, 0, 0, 1, 0, 0, 1, 0, 0};
 		if (!m->key)
 			vals[4] = NULL;
-		PGresult *r = PQexecParams(
-		    pgconn_db(s->pg[w]),
+		int rc = pgconn_exec_bin(
+		    s->pg[w],
 		    "INSERT INTO dead_letters (service, reason, source_topic, source_partition, "
 		    "source_offset, source_key, original_size, payload_fnv1a64, payload, "
 		    "payload_cut, "
@@ -162,9 +162,7 @@ int sink_dlq_insert(struct sink *s, int w, struct batch *b, char *err, size_t er
 		    "$6::bigint, "
 		    "$7, $8::bytea, $9::boolean, $10) "
 		    "ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING",
-		    10, NULL, vals, lens, fmts, 0);
-		int rc = sink_db_result(s, w, r, err, errlen, state);
-		PQclear(r);
+		    10, vals, lens, fmts, NULL, err, errlen, state);
 		if (rc) {
 			if (strcmp(state, "42P01") == 0)
 				snprintf(err, errlen,

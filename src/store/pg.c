@@ -366,6 +366,12 @@ PGconn *pg_connect(const char *conninfo, const char *application_name, char *err
 	return c; /* caller owns */
 }
 
+void pg_close(PGconn *c)
+{
+	if (c)
+		PQfinish(c);
+}
+
 void pg_connect_error(const char *conninfo, PGconn *c, char *err, size_t errlen)
 {
 	char safe[512], msg[1024];

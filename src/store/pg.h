@@ -14,6 +14,8 @@
  * not tried and the message says how to write one. No password is in any message.
  */
 PGconn *pg_connect(const char *conninfo, const char *application_name, char *err, size_t errlen);
+/* Closes a connection from pg_connect (PQfinish); NULL is a no-op. */
+void pg_close(PGconn *c);
 /* The message of a connection to conninfo that failed (c: its handle, not CONNECTION_OK): the
  * target and libpq's text with any password taken out, and where to fix it. */
 void pg_connect_error(const char *conninfo, PGconn *c, char *err, size_t errlen);

@@ -119,7 +119,14 @@ int pgconn_result(struct pgconn *c, const PGresult *r, char *err, size_t errlen,
 int pgconn_exec(struct pgconn *c, const char *sql, int n, const char *const *params,
                 PGresult **out, char *err, size_t errlen, char state[6])
 {
-	PGresult *r = PQexecParams(c->db, sql, n, NULL, params, NULL, NULL, 0);
+	return pgconn_exec_bin(c, sql, n, params, NULL, NULL, out, err, errlen, state);
+}
+
+int pgconn_exec_bin(struct pgconn *c, const char *sql, int n, const char *const *params,
+                    const int *lens, const int *formats, PGresult **out, char *err, size_t errlen,
+                    char state[6])
+{
+	PGresult *r = PQexecParams(c->db, sql, n, NULL, params, lens, formats, 0);
 	int rc = pgconn_result(c, r, err, errlen, state);
 	if (out && !rc)
 		*out = r; /* the caller's */

@@ -52,6 +52,11 @@ int pgconn_result(struct pgconn *c, const PGresult *r, char *err, size_t errlen,
  * given (the caller clears it). */
 int pgconn_exec(struct pgconn *c, const char *sql, int n, const char *const *params,
                 PGresult **out, char *err, size_t errlen, char state[6]);
+/* The same with binary parameters: lens[i] and formats[i] (1: binary) as PQexecParams takes
+ * them (either NULL: all text). */
+int pgconn_exec_bin(struct pgconn *c, const char *sql, int n, const char *const *params,
+                    const int *lens, const int *formats, PGresult **out, char *err, size_t errlen,
+                    char state[6]);
 /* COPY ... FROM STDIN of len bytes of data: text, or binary rows (the header and trailer are
  * added here, store/pgcopy.h). Returns as pgconn_result. */
 int pgconn_copy_in(struct pgconn *c, const char *sql, bool binary, const char *data, size_t len,

@@ -23,8 +23,7 @@ rdkafka_waiting="
 libpq_waiting="
   src/api/api_ep.c src/api/api_json.c src/api/api_page.c src/api/api_pool.c
   src/health/scorer_alerts.c src/health/scorer_db.c src/pipeline/fleetdb.c
-  src/pipeline/pipeline_db.c src/pipeline/privpg.c src/sink/sink_db.c src/sink/sink_dlq.c
-  src/sink/sink_rollups.c src/sink/sink_upkeep.c src/sink/sink_write.c src/sink/workloads.c
+  src/pipeline/privpg.c src/sink/sink_db.c src/sink/sink_rollups.c src/sink/sink_upkeep.c src/sink/sink_write.c src/sink/workloads.c
   src/status/status.c src/viewdb/viewdb.c src/viewdb/viewdb_query.c src/viewdb/viewdb_table.c"
 
 cd "$root" || exit 2
