@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "health/scorer_int.h"
 #include "health/scorer_rows.h"
 #include "health/webhook.h"
+#include "store/pg.h"
 
 void scorer_alerts_free(struct alert_op *op)
 {
@@ -83,21 +83,21 @@ static json_t *silent_workload(struct scorer *s, struct alert_op *op, const char
 	if (!pgconn_up(s->pg) || !s->has_alert_workload)
 		return json_null();
 	const char *p[1] = {key};
-	PGresult *res =
-	    PQexecParams(pgconn_db(s->pg),
-	                 "SELECT namespace, pod, container FROM gpu_workloads WHERE gpu_key = "
-	                 "$1 ORDER BY first_seen DESC LIMIT 1",
-	                 1, NULL, p, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+	PGresult *res = NULL;
+	char err[512];
+	if (pg_query(pgconn_db(s->pg),
+	             "SELECT namespace, pod, container FROM gpu_workloads WHERE gpu_key = "
+	             "$1 ORDER BY first_seen DESC LIMIT 1",
+	             1, p, &res, err, sizeof(err))) {
 		log_warn(
 		    "scorer: the last workload of %s (which fell silent) could not be read: %s",
-		    key, PQresultErrorMessage(res));
+		    key, err);
 		goto out;
 	}
-	for (int i = 0; PQntuples(res) == 1 && i < 3; i++) {
-		if (PQgetisnull(res, 0, i) || !*PQgetvalue(res, 0, i))
+	for (int i = 0; pg_rows(res) == 1 && i < 3; i++) {
+		if (pg_null(res, 0, i) || !*pg_text(res, 0, i))
 			continue;
-		const char *v = PQgetvalue(res, 0, i);
+		const char *v = pg_text(res, 0, i);
 		if (!out)
 			out = json_pack("{s:n, s:n, s:n}", names[0], names[1], names[2]);
 		op->wl[i] = strdup(v);
@@ -105,7 +105,7 @@ static json_t *silent_workload(struct scorer *s, struct alert_op *op, const char
 			json_object_set_new(out, names[i], json_string(v));
 	}
 out:
-	PQclear(res);
+	pg_clear(res);
 	return out ? out : json_null();
 }
 

@@ -1,7 +1,6 @@
 #include "sink/sink_rollups.h"
 
 #include <errno.h>
-#include <libpq-fe.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,6 +16,7 @@
 #include "sink/rollup.h"
 #include "sink/sink_db.h"
 #include "sink/sink_int.h"
+#include "store/pg.h"
 
 /* A minute's rollups are written once the newest committed sample is this far past its end (or
  * the sink has been idle this long); the rows of a minute already closed are merged one batch
@@ -114,9 +114,9 @@ static int close_once(struct sink *s, int w, int64_t target, int64_t *reached, b
 	                       "gpuhealth_rollup_lock(to_timestamp($1::float8))",
 	                       1, p, &r, err, sizeof(err), state)))
 		goto fail;
-	old = rollup_minute(strtod(PQgetvalue(r, 0, 0), NULL));
-	dbrows = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
-	PQclear(r);
+	old = rollup_minute(pg_double(r, 0, 0));
+	dbrows = (uint64_t)pg_int(r, 0, 1);
+	pg_clear(r);
 	r = NULL;
 	done = old;
 	if (optimistic) {
@@ -161,8 +161,8 @@ static int close_once(struct sink *s, int w, int64_t target, int64_t *reached, b
 			         "to_timestamp($1::float8)))::float8",
 			         1, p, &r, err, sizeof(err), state)))
 				goto fail;
-			done = rollup_minute(strtod(PQgetvalue(r, 0, 0), NULL));
-			PQclear(r);
+			done = rollup_minute(pg_double(r, 0, 0));
+			pg_clear(r);
 			r = NULL;
 		}
 	}
@@ -189,7 +189,7 @@ static int close_once(struct sink *s, int w, int64_t target, int64_t *reached, b
 	return 0;
 fail:
 	if (r)
-		PQclear(r);
+		pg_clear(r);
 	size_t l = strlen(err);
 	while (l && err[l - 1] == '\n')
 		err[--l] = '\0';

@@ -1,7 +1,6 @@
 #include "sink/sink_write.h"
 
 #include <errno.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -21,6 +20,7 @@
 #include "sink/sink_int.h"
 #include "sink/sink_rollups.h"
 #include "sink/workloads.h"
+#include "store/pg.h"
 
 #define STOP_DEADLINE_S 10.0 /* how long a stop waits for the database */
 #define RETRY_TELL_S    30.0 /* a batch being retried is told this often */
@@ -68,18 +68,18 @@ again:
 		                       "gpuhealth_rollup_mark FOR SHARE",
 		                       0, NULL, &r, err, sizeof(err), state)))
 			goto fail;
-		if (PQntuples(r) != 1) {
+		if (pg_rows(r) != 1) {
 			snprintf(err, sizeof(err),
 			         "gpuhealth_rollup_mark holds %d rows, not 1: run 'gpuhealth db "
 			         "migrate'",
-			         PQntuples(r));
-			PQclear(r);
+			         pg_rows(r));
+			pg_clear(r);
 			r = NULL;
 			rc = -EIO;
 			goto fail;
 		}
-		snprintf(markv, sizeof(markv), "%s", PQgetvalue(r, 0, 0));
-		PQclear(r);
+		snprintf(markv, sizeof(markv), "%s", pg_text(r, 0, 0));
+		pg_clear(r);
 		r = NULL;
 		mark = rollup_minute(strtod(markv, NULL));
 	}
@@ -108,9 +108,9 @@ again:
 		}
 		if (rc)
 			goto fail;
-		*inserted = atoll(PQgetvalue(r, 0, 0));
-		*dups = atoll(PQgetvalue(r, 0, 1));
-		PQclear(r);
+		*inserted = pg_int(r, 0, 0);
+		*dups = pg_int(r, 0, 1);
+		pg_clear(r);
 	} else {
 		*inserted = (long long)nrows;
 		*dups = 0;

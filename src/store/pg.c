@@ -400,7 +400,66 @@ int pg_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
 	return rc;
 }
 
-bool pg_connection_lost(PGconn *conn) { return !conn || PQstatus(conn) != CONNECTION_OK; }
+bool pg_connection_lost(PGconn *conn)
+{
+	return !pg_connected(conn);
+}
+
+bool pg_connected(PGconn *conn)
+{
+	return conn && PQstatus(conn) == CONNECTION_OK;
+}
+
+int pg_query(PGconn *conn, const char *sql, int n, const char *const *params, PGresult **out,
+             char *err, size_t errlen)
+{
+	*out = NULL;
+	PGresult *r = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+		*out = r; /* the caller's */
+		return 0;
+	}
+	const char *m = r ? PQresultErrorMessage(r) : NULL;
+	if (!m || !*m)
+		m = PQerrorMessage(conn);
+	snprintf(err, errlen, "%s", m);
+	size_t l = strlen(err);
+	while (l && err[l - 1] == '\n')
+		err[--l] = '\0';
+	PQclear(r);
+	return -EIO;
+}
+
+int pg_rows(const PGresult *r)
+{
+	return r ? PQntuples(r) : 0;
+}
+
+const char *pg_text(const PGresult *r, int row, int col)
+{
+	return PQgetvalue(r, row, col);
+}
+
+bool pg_null(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) != 0;
+}
+
+double pg_double(const PGresult *r, int row, int col)
+{
+	return strtod(PQgetvalue(r, row, col), NULL);
+}
+
+long long pg_int(const PGresult *r, int row, int col)
+{
+	return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+void pg_clear(PGresult *r)
+{
+	PQclear(r);
+}
 
 bool pg_sqlstate_reconnect(const char *sqlstate)
 {

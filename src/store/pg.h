@@ -24,6 +24,25 @@ void pg_connect_error(const char *conninfo, PGconn *c, char *err, size_t errlen)
  * -EIO with the server's message in err. */
 int pg_exec(PGconn *conn, const char *sql, char *err, size_t errlen);
 
+/* Runs a statement (text parameters, n may be 0) whose rows are wanted in *out (the caller's:
+ * pg_clear). Returns 0, or -EIO with the server's message in err (nothing in *out). */
+int pg_query(PGconn *conn, const char *sql, int n, const char *const *params, PGresult **out,
+             char *err, size_t errlen);
+/* A result's rows; 0 for NULL. */
+int pg_rows(const PGresult *r);
+/* A cell's text: "" for SQL NULL (row and col must exist). */
+const char *pg_text(const PGresult *r, int row, int col);
+/* Whether a cell is SQL NULL. */
+bool pg_null(const PGresult *r, int row, int col);
+/* A cell as a number (strtod / strtoll of its text: 0 for NULL or text that is not one;
+ * "Infinity" and "-Infinity" are the doubles). */
+double pg_double(const PGresult *r, int row, int col);
+long long pg_int(const PGresult *r, int row, int col);
+/* Frees a result; NULL is a no-op. */
+void pg_clear(PGresult *r);
+/* Whether the session is connected (CONNECTION_OK); false for NULL. */
+bool pg_connected(PGconn *conn);
+
 /* True when the error means the connection is gone (reconnect), false for a SQL error. */
 bool pg_connection_lost(PGconn *conn);
 

@@ -1,7 +1,6 @@
 #include "viewdb/viewdb.h"
 
 #include <errno.h>
-#include <libpq-fe.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -200,11 +199,12 @@ static void *viewdb_main(void *arg)
 			if (up < 0)
 				rc = -EIO;
 			if (up == 1) {
-				PGresult *k =
-				    PQexec(c, "SELECT to_regclass('fleet_host_now') IS NOT NULL");
-				kept = PQresultStatus(k) == PGRES_TUPLES_OK && PQntuples(k) == 1 &&
-				       PQgetvalue(k, 0, 0)[0] == 't';
-				PQclear(k);
+				PGresult *k = NULL;
+				kept =
+				    pg_query(c, "SELECT to_regclass('fleet_host_now') IS NOT NULL",
+				             0, NULL, &k, err, sizeof(err)) == 0 &&
+				    pg_rows(k) == 1 && pg_text(k, 0, 0)[0] == 't';
+				pg_clear(k);
 			}
 		}
 		c = pgconn_db(pc);
@@ -247,7 +247,7 @@ static void *viewdb_main(void *arg)
 		done_gen = gen;
 		v->done_gen = gen;
 		next = time_mono() + v->period_s;
-		v->st.connected = c && PQstatus(c) == CONNECTION_OK;
+		v->st.connected = pg_connected(c);
 		/* a longer error is cut to the status field (its start says what failed) */
 		snprintf(v->st.error, sizeof(v->st.error), "%.*s", (int)sizeof(v->st.error) - 1,
 		         rc ? err : "");

@@ -22,9 +22,9 @@ rdkafka_waiting="
   src/pipeline/mockbroker.c"
 libpq_waiting="
   src/api/api_ep.c src/api/api_json.c src/api/api_page.c src/api/api_pool.c
-  src/health/scorer_alerts.c src/health/scorer_db.c src/pipeline/fleetdb.c
-  src/pipeline/privpg.c src/sink/sink_db.c src/sink/sink_rollups.c src/sink/sink_upkeep.c src/sink/sink_write.c src/sink/workloads.c
-  src/status/status.c src/viewdb/viewdb.c src/viewdb/viewdb_query.c src/viewdb/viewdb_table.c"
+  src/health/scorer_db.c src/pipeline/fleetdb.c src/pipeline/privpg.c src/sink/sink_db.c
+  src/sink/sink_upkeep.c src/sink/workloads.c src/status/status.c src/viewdb/viewdb_query.c
+  src/viewdb/viewdb_table.c"
 
 cd "$root" || exit 2
 mapfile -t cfiles < <(find src ui -name '*.c' | sort)
