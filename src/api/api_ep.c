@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <libpq-fe.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include "api/api_json.h"
 #include "core/config.h"
 #include "core/timeutil.h"
+#include "store/pg.h"
 
 #define MAX_POINTS      10000
 #define RAW_MAX_RANGE_S (6 * 3600.0)
@@ -27,7 +27,7 @@ static json_t *find_gpu(struct api_req *rq, const char *key)
 	if (!r)
 		return NULL;
 	json_t *g = NULL;
-	if (PQntuples(r) == 1)
+	if (pg_rows(r) == 1)
 		g = api_json_row(r, 0);
 	else
 		api_req_set(
@@ -36,7 +36,7 @@ static json_t *find_gpu(struct api_req *rq, const char *key)
 		                  "no GPU '%s' in the database: list them with GET /api/v1/gpus "
 		                  "(MIG instances are UUID/GPU_I_ID)",
 		                  key));
-	PQclear(r);
+	pg_clear(r);
 	return g;
 }
 
@@ -50,10 +50,10 @@ static bool put_query(struct api_req *rq, json_t *o, const char *name, bool all,
 	if (!r)
 		return false;
 	json_object_set_new(o, name,
-	                    all            ? api_json_rows(r)
-	                    : PQntuples(r) ? api_json_row(r, 0)
-	                                   : json_null());
-	PQclear(r);
+	                    all          ? api_json_rows(r)
+	                    : pg_rows(r) ? api_json_row(r, 0)
+	                                 : json_null());
+	pg_clear(r);
 	return true;
 }
 
@@ -196,9 +196,9 @@ void api_ep_gpu_metrics(struct api_req *rq, const char *key)
 	time_format_rfc3339(to, tb, sizeof(tb));
 	api_req_set(rq, 200,
 	            json_pack("{s:s, s:s, s:s, s:f, s:s, s:i, s:o}", "gpu_key", key, "from", fb,
-	                      "to", tb, "step", step, "source", source, "count", PQntuples(r),
+	                      "to", tb, "step", step, "source", source, "count", pg_rows(r),
 	                      "points", api_json_rows(r)));
-	PQclear(r);
+	pg_clear(r);
 }
 
 void api_ep_gpu_health(struct api_req *rq, const char *key)
@@ -237,8 +237,8 @@ void api_ep_fleet(struct api_req *rq)
 	PGresult *r = api_req_query(rq, "SELECT * FROM v_fleet_summary", 0, NULL);
 	if (!r)
 		return;
-	api_req_set(rq, 200, PQntuples(r) == 1 ? api_json_row(r, 0) : json_object());
-	PQclear(r);
+	api_req_set(rq, 200, pg_rows(r) == 1 ? api_json_row(r, 0) : json_object());
+	pg_clear(r);
 }
 
 void api_ep_alerts(struct api_req *rq)
@@ -302,8 +302,8 @@ void api_ep_alerts(struct api_req *rq)
 	if (!r)
 		return;
 	api_req_set(rq, 200,
-	            json_pack("{s:i, s:o}", "count", PQntuples(r), "alerts", api_json_rows(r)));
-	PQclear(r);
+	            json_pack("{s:i, s:o}", "count", pg_rows(r), "alerts", api_json_rows(r)));
+	pg_clear(r);
 }
 
 void api_ep_healthz(struct api_req *rq)
@@ -319,6 +319,6 @@ void api_ep_healthz(struct api_req *rq)
 		                      "the database is unreachable (the API's log has the cause)"));
 		return;
 	}
-	PQclear(r);
+	pg_clear(r);
 	api_req_set(rq, 200, json_pack("{s:s, s:s}", "status", "ok", "database", "up"));
 }

@@ -1,12 +1,12 @@
 #include "api/api_json.h"
 
-#include <libpq-fe.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/strbuf.h"
+#include "store/pg.h"
 
 /* PostgreSQL type OIDs (pg_type.dat) for turning result columns into JSON. */
 #define OID_BOOL        16
@@ -37,10 +37,10 @@ json_t *api_json_ts(const char *v)
 
 static json_t *cell_json(const PGresult *r, int row, int col)
 {
-	if (PQgetisnull(r, row, col))
+	if (pg_null(r, row, col))
 		return json_null();
-	const char *v = PQgetvalue(r, row, col);
-	switch (PQftype(r, col)) {
+	const char *v = pg_text(r, row, col);
+	switch (pg_ftype(r, col)) {
 	case OID_BOOL: return json_boolean(v[0] == 't');
 	case OID_INT2:
 	case OID_INT4:
@@ -64,15 +64,15 @@ static json_t *cell_json(const PGresult *r, int row, int col)
 json_t *api_json_row(const PGresult *r, int row)
 {
 	json_t *o = json_object();
-	for (int c = 0; o && c < PQnfields(r); c++)
-		json_object_set_new(o, PQfname(r, c), cell_json(r, row, c));
+	for (int c = 0; o && c < pg_fields(r); c++)
+		json_object_set_new(o, pg_fname(r, c), cell_json(r, row, c));
 	return o;
 }
 
 json_t *api_json_rows(const PGresult *r)
 {
 	json_t *a = json_array();
-	for (int i = 0; a && i < PQntuples(r); i++)
+	for (int i = 0; a && i < pg_rows(r); i++)
 		json_array_append_new(a, api_json_row(r, i));
 	return a;
 }
@@ -107,17 +107,17 @@ void api_json_text_str(struct strbuf *sb, const char *s)
 void api_json_text_row(struct strbuf *sb, const PGresult *r, int row)
 {
 	strbuf_append(sb, "{", 1);
-	for (int col = 0; col < PQnfields(r); col++) {
+	for (int col = 0; col < pg_fields(r); col++) {
 		if (col)
 			strbuf_append(sb, ",", 1);
-		api_json_text_str(sb, PQfname(r, col));
+		api_json_text_str(sb, pg_fname(r, col));
 		strbuf_append(sb, ":", 1);
-		const char *v = PQgetvalue(r, row, col);
-		if (PQgetisnull(r, row, col)) {
+		const char *v = pg_text(r, row, col);
+		if (pg_null(r, row, col)) {
 			strbuf_puts(sb, "null");
 			continue;
 		}
-		switch (PQftype(r, col)) {
+		switch (pg_ftype(r, col)) {
 		case OID_BOOL: strbuf_puts(sb, v[0] == 't' ? "true" : "false"); break;
 		case OID_INT2:
 		case OID_INT4:

@@ -1,7 +1,6 @@
 #include "api/api_int.h"
 
 #include <jansson.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include "api/api_json.h"
 #include "api/api_pool.h"
 #include "core/strbuf.h"
+#include "store/pg.h"
 
 /* ---- GET /api/v1/gpus, page by page (keyset paging on schema/008's gpus_page_idx) */
 
@@ -94,9 +94,9 @@ static char *cursor_encode(json_t *a)
  * COALESCE(gpu_index, -1), gpu_key: the page order). Returns a malloc'd string or NULL. */
 static char *gpus_cursor_make(const PGresult *r, int row)
 {
-	const char *host = PQgetisnull(r, row, 5) ? "" : PQgetvalue(r, row, 5);
-	long long idx = PQgetisnull(r, row, 4) ? -1 : strtoll(PQgetvalue(r, row, 4), NULL, 10);
-	json_t *a = json_pack("[i, s, I, s]", 1, host, (json_int_t)idx, PQgetvalue(r, row, 0));
+	const char *host = pg_null(r, row, 5) ? "" : pg_text(r, row, 5);
+	long long idx = pg_null(r, row, 4) ? -1 : strtoll(pg_text(r, row, 4), NULL, 10);
+	json_t *a = json_pack("[i, s, I, s]", 1, host, (json_int_t)idx, pg_text(r, row, 0));
 	return cursor_encode(a);
 }
 
@@ -326,7 +326,7 @@ static void gpus_page(struct api_req *rq, const char *host, const char *status, 
 		return;
 	struct strbuf sb; /* the answer */
 	strbuf_init(&sb, 0);
-	int n = PQntuples(r), rows = n > limit ? (int)limit : n, i = 0;
+	int n = pg_rows(r), rows = n > limit ? (int)limit : n, i = 0;
 	strbuf_reserve(&sb, (size_t)rows * 480 + 512); /* ~460 bytes a GPU: one allocation */
 	strbuf_puts(&sb, "{\"count\":");
 	size_t count_at = sb.len;
@@ -358,7 +358,7 @@ static void gpus_page(struct api_req *rq, const char *host, const char *status, 
 	strbuf_puts(&sb, "}");
 	bool failed = (i < n && !c) || sb.overflow || !sb.data;
 	free(c);
-	PQclear(r);
+	pg_clear(r);
 	if (failed) {
 		strbuf_free(&sb);
 		api_req_set(rq, 500, api_req_error("internal", NULL, "out of memory"));
@@ -380,8 +380,7 @@ static void gpus_page(struct api_req *rq, const char *host, const char *status, 
  * the page order. Returns a malloc'd string or NULL. */
 static char *wl_cursor_make(const PGresult *r, int row)
 {
-	json_t *a =
-	    json_pack("[i, o, s]", 2, api_json_ts(PQgetvalue(r, row, 7)), PQgetvalue(r, row, 0));
+	json_t *a = json_pack("[i, o, s]", 2, api_json_ts(pg_text(r, row, 7)), pg_text(r, row, 0));
 	return cursor_encode(a);
 }
 
@@ -463,7 +462,7 @@ void api_page_workloads(struct api_req *rq)
 	    7, p);
 	if (!r)
 		goto out;
-	int n = PQntuples(r), rows = n > limit ? (int)limit : n;
+	int n = pg_rows(r), rows = n > limit ? (int)limit : n;
 	json_t *arr = json_array();
 	for (int i = 0; arr && i < rows; i++)
 		json_array_append_new(arr, api_json_row(r, i));
@@ -480,7 +479,7 @@ void api_page_workloads(struct api_req *rq)
 	json_t *body = json_pack("{s:i, s:i, s:o, s:o*, s:s?}", "count", rows, "limit", (int)limit,
 	                         "workloads", arr, "next", next, "next_cursor", c);
 	free(c);
-	PQclear(r);
+	pg_clear(r);
 	if (!body || (n > limit && json_is_null(json_object_get(body, "next")))) {
 		json_decref(body);
 		api_req_set(rq, 500, api_req_error("internal", NULL, "out of memory"));

@@ -1,6 +1,5 @@
 #include "api/api_pool.h"
 
-#include <libpq-fe.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -128,18 +127,17 @@ PGresult *api_pool_query(struct api_pool *pool, struct api_pconn *p, const char 
 			break;
 		}
 		PGconn *conn = pgconn_db(p->pc);
-		PGresult *r = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(r) == PGRES_TUPLES_OK)
+		PGresult *r = pg_exec_params(conn, sql, n, params);
+		if (pg_tuples_ok(r))
 			return r; /* caller owns */
-		snprintf(err, sizeof(err), "%s",
-		         r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
-		const char *ss = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		snprintf(err, sizeof(err), "%s", r ? pg_result_error(r) : pg_conn_error(conn));
+		const char *ss = r ? pg_sqlstate(r) : NULL;
 		snprintf(state, 6, "%s", ss ? ss : "");
 		*why = api_pool_classify(ss);
 		size_t l = strlen(err);
 		while (l && (err[l - 1] == '\n' || err[l - 1] == ' '))
 			err[--l] = '\0';
-		PQclear(r);
+		pg_clear(r);
 		if (!pg_connection_lost(conn)) {
 			/* 53300 on a live session: the server is there */
 			if (*why == API_DB_UNREACHABLE && ss)

@@ -1,7 +1,6 @@
 #include "health/scorer_db.h"
 
 #include <errno.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,55 +46,57 @@ int scorer_db_ensure(struct scorer *s)
 		scorer_db_close(s);
 		return -EIO;
 	}
-	PGresult *rr = PQexec(pgconn_db(s->pg), "SELECT extract(epoch FROM value::interval) FROM "
-	                             "gpuhealth_settings WHERE key = 'retention'");
-	if (PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1 && !(s->o.max_age_s > 0))
-		s->max_age_s = strtod(PQgetvalue(rr, 0, 0), NULL);
-	PQclear(rr);
+	PGresult *rr =
+	    pg_exec_simple(pgconn_db(s->pg), "SELECT extract(epoch FROM value::interval) FROM "
+	                                     "gpuhealth_settings WHERE key = 'retention'");
+	if (pg_tuples_ok(rr) && pg_rows(rr) == 1 && !(s->o.max_age_s > 0))
+		s->max_age_s = pg_double(rr, 0, 0);
+	pg_clear(rr);
 	/* alerts.namespace/pod/container: schema 013 */
-	rr = PQexec(pgconn_db(s->pg), "SELECT 1 FROM pg_attribute WHERE attrelid = 'alerts'::regclass AND "
-	                   "attname = 'pod' AND NOT attisdropped");
-	s->has_alert_workload = PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1;
-	PQclear(rr);
+	rr = pg_exec_simple(pgconn_db(s->pg),
+	                    "SELECT 1 FROM pg_attribute WHERE attrelid = 'alerts'::regclass AND "
+	                    "attname = 'pod' AND NOT attisdropped");
+	s->has_alert_workload = pg_tuples_ok(rr) && pg_rows(rr) == 1;
+	pg_clear(rr);
 	/* fleet_gpu_now, fleet_host_now: schema 14 */
-	rr = PQexec(pgconn_db(s->pg),
-	            "SELECT to_regprocedure('gpuhealth_fleet_now_merge(text[])') IS NOT NULL");
-	s->has_fleet_now = PQresultStatus(rr) == PGRES_TUPLES_OK && PQntuples(rr) == 1 &&
-	                   PQgetvalue(rr, 0, 0)[0] == 't';
-	PQclear(rr);
+	rr = pg_exec_simple(
+	    pgconn_db(s->pg),
+	    "SELECT to_regprocedure('gpuhealth_fleet_now_merge(text[])') IS NOT NULL");
+	s->has_fleet_now = pg_tuples_ok(rr) && pg_rows(rr) == 1 && pg_text(rr, 0, 0)[0] == 't';
+	pg_clear(rr);
 	if (!s->has_alert_workload)
 		log_warn("scorer: the database schema is older than version 13: alerts are stored "
 		         "without their workload; run 'gpuhealth db migrate'");
 	if (!s->alerts_loaded) {
-		PGresult *r = PQexecParams(
+		static const char *const kinds[2] = {KIND_HEALTH, KIND_RISK};
+		PGresult *r = pg_exec_params(
 		    pgconn_db(s->pg),
 		    "SELECT gpu_key, kind, severity, hostname, message, details::text, "
 		    "extract(epoch FROM raised_at) FROM alerts WHERE cleared_at IS NULL "
 		    "AND kind IN ($1, $2)",
-		    2, NULL, (const char *const[]){KIND_HEALTH, KIND_RISK}, NULL, NULL, 0);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			scorer_set_error(s, "reading open alerts: %s", PQresultErrorMessage(r));
-			PQclear(r);
+		    2, kinds);
+		if (!pg_tuples_ok(r)) {
+			scorer_set_error(s, "reading open alerts: %s", pg_result_error(r));
+			pg_clear(r);
 			scorer_db_close(s);
 			return -EIO;
 		}
-		for (int i = 0; i < PQntuples(r); i++) {
+		for (int i = 0; i < pg_rows(r); i++) {
 			const char *kind =
-			    strcmp(PQgetvalue(r, i, 1), KIND_RISK) == 0 ? KIND_RISK : KIND_HEALTH;
+			    strcmp(pg_text(r, i, 1), KIND_RISK) == 0 ? KIND_RISK : KIND_HEALTH;
 			enum health_status sev =
-			    strcmp(PQgetvalue(r, i, 2), "fail") == 0 ? HEALTH_FAIL : HEALTH_WARN;
-			health_engine_restore_alert(s->engine, PQgetvalue(r, i, 0), kind, sev);
-			if (s->am &&
-			    alertmanager_restore(s->am, PQgetvalue(r, i, 0), kind,
-			                         sev == HEALTH_FAIL, atof(PQgetvalue(r, i, 6)),
-			                         PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
-			                         PQgetisnull(r, i, 5) ? NULL : PQgetvalue(r, i, 5)))
+			    strcmp(pg_text(r, i, 2), "fail") == 0 ? HEALTH_FAIL : HEALTH_WARN;
+			health_engine_restore_alert(s->engine, pg_text(r, i, 0), kind, sev);
+			if (s->am && alertmanager_restore(
+			                 s->am, pg_text(r, i, 0), kind, sev == HEALTH_FAIL,
+			                 pg_double(r, i, 6), pg_text(r, i, 3), pg_text(r, i, 4),
+			                 pg_null(r, i, 5) ? NULL : pg_text(r, i, 5)))
 				log_warn("scorer: out of memory: an open alert is not re-sent to "
 				         "Alertmanager");
 		}
-		if (PQntuples(r))
-			log_info("scorer: %d alert(s) open in the database", PQntuples(r));
-		PQclear(r);
+		if (pg_rows(r))
+			log_info("scorer: %d alert(s) open in the database", pg_rows(r));
+		pg_clear(r);
 		s->alerts_loaded = true;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -113,7 +114,7 @@ static int check(struct scorer *s, PGresult *r, const char *what)
 	int rc = pgconn_result(s->pg, r, err, sizeof(err), state);
 	if (rc)
 		scorer_set_error(s, "%s: %s", what, err);
-	PQclear(r);
+	pg_clear(r);
 	return rc ? -EIO : 0;
 }
 
@@ -135,11 +136,11 @@ static int write_op(struct scorer *s, const struct alert_op *op)
 		const char *p[3] = {op->key, op->kind, ts};
 		return check(
 		    s,
-		    PQexecParams(
+		    pg_exec_params(
 		        pgconn_db(s->pg),
 		        "UPDATE alerts SET cleared_at = $3 WHERE gpu_key = $1 AND kind = $2 "
 		        "AND cleared_at IS NULL",
-		        3, NULL, p, NULL, NULL, 0),
+		        3, p),
 		    "clearing an alert");
 	}
 	const char *p[10] = {op->key,     op->host[0] ? op->host : NULL,
@@ -152,7 +153,7 @@ static int write_op(struct scorer *s, const struct alert_op *op)
 	if (s->has_alert_workload)
 		return check(
 		    s,
-		    PQexecParams(
+		    pg_exec_params(
 		        pgconn_db(s->pg),
 		        "INSERT INTO alerts (gpu_key, hostname, kind, severity, message, "
 		        "details, raised_at, namespace, pod, container) VALUES ($1, $2, "
@@ -160,18 +161,18 @@ static int write_op(struct scorer *s, const struct alert_op *op)
 		        "ON CONFLICT (gpu_key, kind) WHERE cleared_at IS NULL DO UPDATE SET "
 		        "severity = EXCLUDED.severity, message = EXCLUDED.message, "
 		        "details = EXCLUDED.details",
-		        10, NULL, p, NULL, NULL, 0),
+		        10, p),
 		    "raising an alert");
-	return check(
-	    s,
-	    PQexecParams(pgconn_db(s->pg),
+	return check(s,
+	             pg_exec_params(
+	                 pgconn_db(s->pg),
 	                 "INSERT INTO alerts (gpu_key, hostname, kind, severity, message, details, "
 	                 "raised_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) "
 	                 "ON CONFLICT (gpu_key, kind) WHERE cleared_at IS NULL DO UPDATE SET "
 	                 "severity = EXCLUDED.severity, message = EXCLUDED.message, "
 	                 "details = EXCLUDED.details",
-	                 7, NULL, p, NULL, NULL, 0),
-	    "raising an alert");
+	                 7, p),
+	             "raising an alert");
 }
 
 /* The batch in one transaction. Returns 0 or -EIO (rolled back). */
@@ -180,7 +181,7 @@ int scorer_db_write(struct scorer *s)
 	int rc = scorer_db_ensure(s);
 	if (rc)
 		return rc;
-	rc = check(s, PQexec(pgconn_db(s->pg), "BEGIN"), "BEGIN");
+	rc = check(s, pg_exec_simple(pgconn_db(s->pg), "BEGIN"), "BEGIN");
 	if (!rc && s->nrows) {
 		rc = copy_in(
 		    s,
@@ -189,9 +190,10 @@ int scorer_db_write(struct scorer *s)
 		    &s->scores);
 		rc = rc ? rc
 		        : check(s,
-		                PQexec(pgconn_db(s->pg),
-		                       "INSERT INTO gpu_health_scores SELECT * FROM scorer_scores "
-		                       "ON CONFLICT DO NOTHING"),
+		                pg_exec_simple(
+		                    pgconn_db(s->pg),
+		                    "INSERT INTO gpu_health_scores SELECT * FROM scorer_scores "
+		                    "ON CONFLICT DO NOTHING"),
 		                "scores");
 		rc = rc ? rc
 		        : copy_in(
@@ -201,22 +203,24 @@ int scorer_db_write(struct scorer *s)
 		              &s->preds);
 		rc = rc ? rc
 		        : check(s,
-		                PQexec(pgconn_db(s->pg), "INSERT INTO gpu_failure_predictions SELECT * FROM "
-		                              "scorer_predictions ON CONFLICT DO NOTHING"),
+		                pg_exec_simple(pgconn_db(s->pg),
+		                               "INSERT INTO gpu_failure_predictions SELECT * FROM "
+		                               "scorer_predictions ON CONFLICT DO NOTHING"),
 		                "predictions");
 		/* the newest state of these GPUs and their hosts for the console's overview
 		 * (schema 14): a few index probes per GPU written, in the same transaction */
 		rc = rc || !s->has_fleet_now
 		         ? rc
 		         : check(s,
-		                 PQexec(pgconn_db(s->pg),
-		                        "SELECT gpuhealth_fleet_now_merge(array(SELECT DISTINCT "
-		                        "gpu_key FROM scorer_scores))"),
+		                 pg_exec_simple(
+		                     pgconn_db(s->pg),
+		                     "SELECT gpuhealth_fleet_now_merge(array(SELECT DISTINCT "
+		                     "gpu_key FROM scorer_scores))"),
 		                 "the fleet's newest state");
 	}
 	for (size_t i = 0; !rc && i < s->nops; i++)
 		rc = write_op(s, &s->ops[i]);
-	rc = rc ? rc : check(s, PQexec(pgconn_db(s->pg), "COMMIT"), "COMMIT");
+	rc = rc ? rc : check(s, pg_exec_simple(pgconn_db(s->pg), "COMMIT"), "COMMIT");
 	if (rc) {
 		pgconn_abort(s->pg); /* rolled back, or the session closed */
 		if (!pgconn_db(s->pg))

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <libpq-fe.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,32 +16,31 @@
 
 static double getd(const PGresult *r, int row, int col)
 {
-	return PQgetisnull(r, row, col) ? NAN : strtod(PQgetvalue(r, row, col), NULL);
+	return pg_null(r, row, col) ? NAN : pg_double(r, row, col);
 }
 
 int64_t fleetdb_count_rows(struct pg_conn *c, bool *estimate)
 {
 	double est = NAN;
-	PGresult *r = PQexecParams(
+	PGresult *r = pg_exec_params(
 	    c,
 	    "SELECT coalesce((SELECT sum(greatest(c.reltuples, 0)) FROM pg_inherits i "
 	    "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass($1)), "
 	    "(SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = to_regclass($1)))",
-	    1, NULL, (const char *const[]){"gpu_metrics"}, NULL, NULL, 0);
-	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+	    1, (const char *const[]){"gpu_metrics"});
+	if (pg_tuples_ok(r) && pg_rows(r) == 1)
 		est = getd(r, 0, 0);
-	PQclear(r);
+	pg_clear(r);
 	int64_t rows = -1;
 	*estimate = false;
 	if (!isnan(est) && est >= EXACT_COUNT_MAX) {
 		rows = (int64_t)est;
 		*estimate = true;
 	} else {
-		r = PQexecParams(c, "SELECT count(*) FROM gpu_metrics", 0, NULL, NULL, NULL, NULL,
-		                 0);
-		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-			rows = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-		PQclear(r);
+		r = pg_exec_params(c, "SELECT count(*) FROM gpu_metrics", 0, NULL);
+		if (pg_tuples_ok(r) && pg_rows(r) == 1)
+			rows = strtoll(pg_text(r, 0, 0), NULL, 10);
+		pg_clear(r);
 	}
 	return rows;
 }
@@ -122,23 +120,23 @@ static void reasons_of(const char *text, struct health_result *h)
 static int read_workloads(struct pg_conn *c, struct fleet *f, const char *sql, const char *param,
                           char *err, size_t errlen)
 {
-	PGresult *r = PQexecParams(c, sql, 1, NULL, (const char *const[]){param}, NULL, NULL, 0);
+	PGresult *r = pg_exec_params(c, sql, 1, (const char *const[]){param});
 	int rc = 0;
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+	if (!pg_tuples_ok(r)) {
 		/* an older schema: no such table */
-		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		const char *state = pg_sqlstate(r);
 		if (state && strcmp(state, "42P01") == 0)
 			goto out;
-		snprintf(err, errlen, "reading the GPUs' workloads: %s", PQerrorMessage(c));
+		snprintf(err, errlen, "reading the GPUs' workloads: %s", pg_conn_error(c));
 		err[strcspn(err, "\n")] = '\0';
 		rc = -EIO;
 		goto out;
 	}
-	for (int i = 0; i < PQntuples(r); i++)
-		fleet_set_workload(f, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-		                   PQgetvalue(r, i, 3));
+	for (int i = 0; i < pg_rows(r); i++)
+		fleet_set_workload(f, pg_text(r, i, 0), pg_text(r, i, 1), pg_text(r, i, 2),
+		                   pg_text(r, i, 3));
 out:
-	PQclear(r);
+	pg_clear(r);
 	return rc;
 }
 
@@ -158,13 +156,13 @@ out:
 /* Ingests the rows of a fleet query (identity, then FLEET_VALUE_COLS) into f. */
 static int ingest_rows(PGresult *r, struct fleet *f, char *err, size_t errlen)
 {
-	for (int i = 0; i < PQntuples(r); i++) {
+	for (int i = 0; i < pg_rows(r); i++) {
 		struct health_sample s;
 		memset(&s, 0, sizeof(s));
-		snprintf(s.key, sizeof(s.key), "%s", PQgetvalue(r, i, 0));
-		snprintf(s.host, sizeof(s.host), "%s", PQgetvalue(r, i, 1));
-		s.index = atoi(PQgetvalue(r, i, 2));
-		snprintf(s.model, sizeof(s.model), "%s", PQgetvalue(r, i, 3));
+		snprintf(s.key, sizeof(s.key), "%s", pg_text(r, i, 0));
+		snprintf(s.host, sizeof(s.host), "%s", pg_text(r, i, 1));
+		s.index = atoi(pg_text(r, i, 2));
+		snprintf(s.model, sizeof(s.model), "%s", pg_text(r, i, 3));
 		s.time = getd(r, i, 4);
 		if (isnan(s.time))
 			s.time =
@@ -174,34 +172,33 @@ static int ingest_rows(PGresult *r, struct fleet *f, char *err, size_t errlen)
 			if (!isnan(v))
 				health_sample_set(&s, fleet_cols[k].f, v);
 		}
-		bool have = !PQgetisnull(r, i, 25);
+		bool have = !pg_null(r, i, 25);
 		struct health_result h;
 		memset(&h, 0, sizeof(h));
 		if (have) {
 			snprintf(h.key, sizeof(h.key), "%s", s.key);
 			snprintf(h.host, sizeof(h.host), "%s", s.host);
-			h.score = atoi(PQgetvalue(r, i, 25));
-			h.status = status_of(PQgetvalue(r, i, 26));
-			if (!PQgetisnull(r, i, 27))
-				reasons_of(PQgetvalue(r, i, 27), &h);
+			h.score = atoi(pg_text(r, i, 25));
+			h.status = status_of(pg_text(r, i, 26));
+			if (!pg_null(r, i, 27))
+				reasons_of(pg_text(r, i, 27), &h);
 			h.time = getd(r, i, 28);
 			for (int k = 0; k < HC_COUNT; k++)
-				h.comp[k] = PQgetisnull(r, i, 31 + k)
-				                ? 100
-				                : atoi(PQgetvalue(r, i, 31 + k));
+				h.comp[k] =
+				    pg_null(r, i, 31 + k) ? 100 : atoi(pg_text(r, i, 31 + k));
 			h.trends.temp_margin_c = NAN;
 		}
 		double pf = getd(r, i, 29);
 		enum health_action act =
-		    PQgetisnull(r, i, 30) ? ACT_KEEP : action_of(PQgetvalue(r, i, 30));
+		    pg_null(r, i, 30) ? ACT_KEEP : action_of(pg_text(r, i, 30));
 		if (fleet_ingest_health(f, &s, have, &h, act, pf) != 0) {
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
 		}
 		fleet_set_extra(f, s.key, getd(r, i, 36), getd(r, i, 37), getd(r, i, 38),
 		                getd(r, i, 39));
-		if (!PQgetisnull(r, i, 40)) { /* {"keep": 75.0, "drain": ...} */
-			json_t *cj = json_loads(PQgetvalue(r, i, 40), 0, NULL);
+		if (!pg_null(r, i, 40)) { /* {"keep": 75.0, "drain": ...} */
+			json_t *cj = json_loads(pg_text(r, i, 40), 0, NULL);
 			double cost[ACT_COUNT];
 			for (int a = 0; a < ACT_COUNT; a++) {
 				json_t *v =
@@ -220,21 +217,21 @@ static int ingest_rows(PGresult *r, struct fleet *f, char *err, size_t errlen)
 static int read_rows(struct pg_conn *c, struct fleet *f, const char *sql, const char *wl_sql,
                      const char *param, const char *what, char *err, size_t errlen)
 {
-	PGresult *r = PQexecParams(c, sql, 1, NULL, (const char *const[]){param}, NULL, NULL, 0);
+	PGresult *r = pg_exec_params(c, sql, 1, (const char *const[]){param});
 	int rc = 0;
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		snprintf(err, errlen, "reading %s: %s", what, PQerrorMessage(c));
+	if (!pg_tuples_ok(r)) {
+		snprintf(err, errlen, "reading %s: %s", what, pg_conn_error(c));
 		err[strcspn(err, "\n")] = '\0';
 		rc = -EIO;
 		goto out;
 	}
 	if ((rc = ingest_rows(r, f, err, errlen)) != 0)
 		goto out;
-	PQclear(r);
+	pg_clear(r);
 	r = NULL;
 	rc = read_workloads(c, f, wl_sql, param, err, errlen);
 out:
-	PQclear(r);
+	pg_clear(r);
 	return rc;
 }
 

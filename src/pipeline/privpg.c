@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <libpq-fe.h>
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
@@ -308,8 +307,7 @@ static int wait_ready(struct privpg *p, double timeout_s, char *err, size_t errl
 {
 	double until = time_mono() + timeout_s;
 	for (;;) {
-		PGPing r = PQping(p->admin_conninfo);
-		if (r == PQPING_OK)
+		if (pg_ping_ok(p->admin_conninfo))
 			return 0;
 		if (p->child) {
 			int st;
@@ -350,20 +348,19 @@ static int create_and_migrate(struct privpg *p, char *err, size_t errlen, char *
 	PGresult *r = NULL;
 	if (!c)
 		goto out;
-	const char *sv = PQparameterStatus(c, "server_version");
+	const char *sv = pg_parameter(c, "server_version");
 	snprintf(version, vlen, "%s", sv ? sv : "?");
 	const char *params[1] = {DB_NAME};
-	r = PQexecParams(c, "SELECT 1 FROM pg_database WHERE datname = $1", 1, NULL, params, NULL,
-			 NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		snprintf(err, errlen, "private PostgreSQL: %s", PQerrorMessage(c));
+	r = pg_exec_params(c, "SELECT 1 FROM pg_database WHERE datname = $1", 1, params);
+	if (!pg_tuples_ok(r)) {
+		snprintf(err, errlen, "private PostgreSQL: %s", pg_conn_error(c));
 		goto out;
 	}
-	if (PQntuples(r) == 0 && pg_exec(c, "CREATE DATABASE " DB_NAME, err, errlen) != 0)
+	if (pg_rows(r) == 0 && pg_exec(c, "CREATE DATABASE " DB_NAME, err, errlen) != 0)
 		goto out;
-	PQclear(r);
+	pg_clear(r);
 	r = NULL;
-	PQfinish(c);
+	pg_close(c);
 	c = pg_connect(p->conninfo, "gpuhealth-console", err, errlen);
 	if (!c)
 		goto out;
@@ -374,9 +371,9 @@ static int create_and_migrate(struct privpg *p, char *err, size_t errlen, char *
 		log_info("database: schema migrated from version %d to %d", from, to);
 	rc = 0;
 out:
-	PQclear(r);
+	pg_clear(r);
 	if (c)
-		PQfinish(c);
+		pg_close(c);
 	return rc;
 }
 
@@ -472,7 +469,7 @@ int privpg_start(struct privpg **out, const char *bindir, const char *state_dir,
 	if (!initialised && (rc = run_initdb(p, err, errlen)) != 0)
 		goto fail;
 	p->stopped = false;
-	if (PQping(p->admin_conninfo) == PQPING_OK) {
+	if (pg_ping_ok(p->admin_conninfo)) {
 		/* left running by a previous run (its parent-death signal missed, or started by
 		 * hand): reuse it, and stop it when we stop */
 		p->pid = read_pidfile(p);
@@ -565,14 +562,15 @@ static long other_clients(const struct privpg *p)
 	if (!c)
 		return 0;
 	long n = 0;
-	PGresult *r = PQexecParams(c,
-				   "SELECT count(*) FROM pg_stat_activity WHERE backend_type = $1 "
-				   "AND pid <> pg_backend_pid()",
-				   1, NULL, (const char *const[]){"client backend"}, NULL, NULL, 0);
-	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-		n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	PQfinish(c);
+	PGresult *r =
+	    pg_exec_params(c,
+	                   "SELECT count(*) FROM pg_stat_activity WHERE backend_type = $1 "
+	                   "AND pid <> pg_backend_pid()",
+	                   1, (const char *const[]){"client backend"});
+	if (pg_tuples_ok(r) && pg_rows(r) == 1)
+		n = strtol(pg_text(r, 0, 0), NULL, 10);
+	pg_clear(r);
+	pg_close(c);
 	return n;
 }
 

@@ -1,7 +1,6 @@
 #include "sink/sink_db.h"
 
 #include <errno.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -55,17 +54,18 @@ int sink_db_ensure(struct sink *s, int w)
 		sink_db_close(s, w);
 		return -EIO;
 	}
-	PGresult *r = PQexec(pgconn_db(s->pg[w]), "SELECT to_regclass('gpuhealth_rollup_mark') IS NOT NULL");
-	bool mark = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-	            strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-	PQclear(r);
+	PGresult *r = pg_exec_simple(pgconn_db(s->pg[w]),
+	                             "SELECT to_regclass('gpuhealth_rollup_mark') IS NOT NULL");
+	bool mark = pg_tuples_ok(r) && pg_rows(r) == 1 && strcmp(pg_text(r, 0, 0), "t") == 0;
+	pg_clear(r);
 	atomic_store(&s->has_mark, mark);
 	bool wl = workloads_db_ready(pgconn_db(s->pg[w]));
 	atomic_store(&s->has_workloads, wl);
-	r = PQexec(pgconn_db(s->pg[w]), "SELECT to_regprocedure('gpuhealth_fleet_now_sink()') IS NOT NULL");
-	atomic_store(&s->has_fleet_now, PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-	                                    strcmp(PQgetvalue(r, 0, 0), "t") == 0);
-	PQclear(r);
+	r = pg_exec_simple(pgconn_db(s->pg[w]),
+	                   "SELECT to_regprocedure('gpuhealth_fleet_now_sink()') IS NOT NULL");
+	atomic_store(&s->has_fleet_now,
+	             pg_tuples_ok(r) && pg_rows(r) == 1 && strcmp(pg_text(r, 0, 0), "t") == 0);
+	pg_clear(r);
 	if (!wl && !atomic_exchange(&s->workloads_missing_told, true))
 		log_warn("sink: the database schema is older than version 13 (no "
 		         "gpuhealth_merge_workloads): the GPUs' workloads are not recorded; run "
@@ -76,11 +76,12 @@ int sink_db_ensure(struct sink *s, int w)
 		    "every batch merges its 1-minute rollups, the slow way; run 'gpuhealth db "
 		    "migrate'");
 	}
-	r = PQexec(pgconn_db(s->pg[w]), "SELECT extract(epoch FROM value::interval) FROM gpuhealth_settings "
-	                     "WHERE key = 'retention'");
-	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-		s->retention_s = strtod(PQgetvalue(r, 0, 0), NULL);
-	PQclear(r);
+	r = pg_exec_simple(pgconn_db(s->pg[w]),
+	                   "SELECT extract(epoch FROM value::interval) FROM gpuhealth_settings "
+	                   "WHERE key = 'retention'");
+	if (pg_tuples_ok(r) && pg_rows(r) == 1)
+		s->retention_s = pg_double(r, 0, 0);
+	pg_clear(r);
 	pthread_mutex_lock(&s->lock);
 	s->st.db_connected = true;
 	pthread_mutex_unlock(&s->lock);

@@ -1,6 +1,5 @@
 #include "sink/sink_upkeep.h"
 
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -21,36 +20,36 @@ void sink_upkeep_partitions(struct sink *s)
 	if (sink_db_ensure(s, w))
 		return;
 	char err[512];
-	PGresult *r = PQexec(
-	    pgconn_db(s->pg[w]), "SELECT gpuhealth_ensure_partitions(now() - interval '1 day', now() + "
-	              "(SELECT value::int FROM gpuhealth_settings WHERE key = "
-	              "'partitions_ahead_days') * interval '1 day'), gpuhealth_drop_expired()");
-	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
-		int made = atoi(PQgetvalue(r, 0, 0));
-		int dropped = atoi(PQgetvalue(r, 0, 1));
+	PGresult *r = pg_exec_simple(
+	    pgconn_db(s->pg[w]),
+	    "SELECT gpuhealth_ensure_partitions(now() - interval '1 day', now() + "
+	    "(SELECT value::int FROM gpuhealth_settings WHERE key = "
+	    "'partitions_ahead_days') * interval '1 day'), gpuhealth_drop_expired()");
+	if (pg_tuples_ok(r)) {
+		int made = atoi(pg_text(r, 0, 0));
+		int dropped = atoi(pg_text(r, 0, 1));
 		if (made || dropped)
 			log_info("sink: partitions: %d created, %d expired dropped", made, dropped);
 		pthread_mutex_lock(&s->lock);
 		s->st.partitions_dropped += (uint64_t)dropped;
 		pthread_mutex_unlock(&s->lock);
 	} else {
-		snprintf(err, sizeof(err), "%s", PQresultErrorMessage(r));
+		snprintf(err, sizeof(err), "%s", pg_result_error(r));
 		sink_set_error(s, "maintenance: %s", err);
 		log_warn("sink: partition maintenance failed: %s", err);
 	}
-	PQclear(r);
+	pg_clear(r);
 	/* the health tables' partitions on plain PostgreSQL (schema/012; no-op on TimescaleDB) */
-	r = PQexec(pgconn_db(s->pg[w]), "SELECT gpuhealth_health_upkeep()");
-	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
-		if (atoi(PQgetvalue(r, 0, 0)))
-			log_info("sink: health partitions: %s expired dropped",
-			         PQgetvalue(r, 0, 0));
+	r = pg_exec_simple(pgconn_db(s->pg[w]), "SELECT gpuhealth_health_upkeep()");
+	if (pg_tuples_ok(r)) {
+		if (atoi(pg_text(r, 0, 0)))
+			log_info("sink: health partitions: %s expired dropped", pg_text(r, 0, 0));
 	} else {
-		snprintf(err, sizeof(err), "%s", PQresultErrorMessage(r));
+		snprintf(err, sizeof(err), "%s", pg_result_error(r));
 		sink_set_error(s, "maintenance: %s", err);
 		log_warn("sink: health partition maintenance failed: %s", err);
 	}
-	PQclear(r);
+	pg_clear(r);
 }
 
 /*
@@ -64,7 +63,7 @@ void sink_upkeep_stats(struct sink *s)
 {
 	const int w = 0; /* writer 0 writes the stats rows */
 	s->last_stats = time_mono();
-	if (!pgconn_up(s->pg[w]) || PQtransactionStatus(pgconn_db(s->pg[w])) != PQTRANS_IDLE)
+	if (!pgconn_up(s->pg[w]) || !pg_idle(pgconn_db(s->pg[w])))
 		return;
 	struct sink_stats st;
 	sink_stats(s, &st);
@@ -78,32 +77,32 @@ void sink_upkeep_stats(struct sink *s)
 	const char *lag_p = st.lag_total >= 0 ? lag : NULL; /* NULL: unknown */
 	const char *params[9] = {at,       s->instance, s->group, s->topic, lag_p,
 	                         consumed, rows,        dead,     errs};
-	PGresult *r = PQexecParams(pgconn_db(s->pg[w]),
-	                           "INSERT INTO pipeline_stats (time, service, instance, "
-	                           "consumer_group, topic, lag, consumed, rows_written, "
-	                           "dead_letters, db_errors) "
-	                           "VALUES ($1, 'sink', $2, $3, $4, $5, $6, $7, $8, $9)",
-	                           9, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+	PGresult *r = pg_exec_params(pgconn_db(s->pg[w]),
+	                             "INSERT INTO pipeline_stats (time, service, instance, "
+	                             "consumer_group, topic, lag, consumed, rows_written, "
+	                             "dead_letters, db_errors) "
+	                             "VALUES ($1, 'sink', $2, $3, $4, $5, $6, $7, $8, $9)",
+	                             9, params);
+	if (pg_command_ok(r)) {
 		if (s->stats_failing)
 			log_info("sink: pipeline_stats rows are written again");
 		s->stats_failing = false;
 		pthread_mutex_lock(&s->lock);
 		s->st.stats_rows++;
 		pthread_mutex_unlock(&s->lock);
-		PQclear(r);
+		pg_clear(r);
 		return;
 	}
-	const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	const char *code = pg_sqlstate(r);
 	bool missing = code && strcmp(code, "42P01") == 0; /* undefined_table */
 	if (pg_sqlstate_reconnect(code)) /* the next batch of this writer connects again */
 		pgconn_mark(s->pg[w]);
 	char err[256];
-	snprintf(err, sizeof(err), "%s", PQresultErrorMessage(r));
+	snprintf(err, sizeof(err), "%s", pg_result_error(r));
 	size_t l = strlen(err);
 	while (l && err[l - 1] == '\n')
 		err[--l] = '\0';
-	PQclear(r);
+	pg_clear(r);
 	pthread_mutex_lock(&s->lock);
 	s->st.stats_errors++;
 	pthread_mutex_unlock(&s->lock);
@@ -120,6 +119,6 @@ void sink_upkeep_stats(struct sink *s)
 		log_debug("sink: cannot write pipeline_stats: %s", err);
 	}
 	s->stats_failing = true;
-	if (PQstatus(pgconn_db(s->pg[w])) != CONNECTION_OK)
+	if (!pg_connected(pgconn_db(s->pg[w])))
 		sink_db_close(s, w);
 }

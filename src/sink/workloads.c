@@ -1,6 +1,5 @@
 #include "sink/workloads.h"
 
-#include <libpq-fe.h>
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -10,6 +9,7 @@
 
 #include "core/grow.h"
 #include "core/hash.h"
+#include "store/pg.h"
 
 /* ---- a string-keyed open-addressing index: key -> entry number */
 
@@ -445,10 +445,9 @@ void workloads_tails_committed(struct workloads *k)
 
 bool workloads_db_ready(PGconn *db)
 {
-	PGresult *r =
-	    PQexec(db, "SELECT to_regprocedure('gpuhealth_merge_workloads(jsonb)') IS NOT NULL");
-	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-	          strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-	PQclear(r);
+	PGresult *r = pg_exec_simple(
+	    db, "SELECT to_regprocedure('gpuhealth_merge_workloads(jsonb)') IS NOT NULL");
+	bool ok = pg_tuples_ok(r) && pg_rows(r) == 1 && strcmp(pg_text(r, 0, 0), "t") == 0;
+	pg_clear(r);
 	return ok;
 }

@@ -2,7 +2,6 @@
 #include "status/status.h"
 
 #include <errno.h>
-#include <libpq-fe.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -540,38 +539,37 @@ out:
 static json_t *open_alerts(PGconn *c, char *err, size_t errlen)
 {
 	PGresult *r =
-	    PQexecParams(c,
-	                 "SELECT gpu_key, kind, severity, message, "
-	                 "extract(epoch FROM raised_at) FROM alerts WHERE cleared_at IS NULL "
-	                 "ORDER BY raised_at DESC LIMIT $1::int",
-	                 1, NULL, (const char *const[]){OPEN_ALERTS_MAX}, NULL, NULL, 0);
+	    pg_exec_params(c,
+	                   "SELECT gpu_key, kind, severity, message, "
+	                   "extract(epoch FROM raised_at) FROM alerts WHERE cleared_at IS NULL "
+	                   "ORDER BY raised_at DESC LIMIT $1::int",
+	                   1, (const char *const[]){OPEN_ALERTS_MAX});
 	json_t *arr = NULL;
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		snprintf(err, errlen, "reading the open alerts: %s", PQerrorMessage(c));
+	if (!pg_tuples_ok(r)) {
+		snprintf(err, errlen, "reading the open alerts: %s", pg_conn_error(c));
 		err[strcspn(err, "\n")] = '\0';
 		goto out;
 	}
 	arr = json_array();
-	for (int i = 0; arr && i < PQntuples(r); i++)
-		json_array_append_new(
-		    arr, json_pack("{s:s, s:s, s:s, s:s, s:o}", "gpu_key", PQgetvalue(r, i, 0),
-		                   "kind", PQgetvalue(r, i, 1), "severity", PQgetvalue(r, i, 2),
-		                   "message", PQgetvalue(r, i, 3), "raised_at",
-		                   time_or_null(strtod(PQgetvalue(r, i, 4), NULL))));
+	for (int i = 0; arr && i < pg_rows(r); i++)
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:o}", "gpu_key",
+		                                     pg_text(r, i, 0), "kind", pg_text(r, i, 1),
+		                                     "severity", pg_text(r, i, 2), "message",
+		                                     pg_text(r, i, 3), "raised_at",
+		                                     time_or_null(pg_double(r, i, 4))));
 out:
-	PQclear(r);
+	pg_clear(r);
 	return arr;
 }
 
 /* One bigint from a query, or JSON null (no such table at an older schema, NULL, error). */
 static json_t *count_or_null(PGconn *c, const char *sql)
 {
-	PGresult *r = PQexec(c, sql);
-	json_t *v =
-	    PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)
-	        ? json_integer(atoll(PQgetvalue(r, 0, 0)))
-	        : json_null();
-	PQclear(r);
+	PGresult *r = pg_exec_simple(c, sql);
+	json_t *v = pg_tuples_ok(r) && pg_rows(r) == 1 && !pg_null(r, 0, 0)
+	                ? json_integer(pg_int(r, 0, 0))
+	                : json_null();
+	pg_clear(r);
 	return v;
 }
 
@@ -613,7 +611,7 @@ static int from_database(const char *conninfo, struct fleet *f, json_t **alerts,
 		*dead = dead_letters_json(c);
 out:
 	if (c)
-		PQfinish(c);
+		pg_close(c);
 	return rc;
 }
 

@@ -1,6 +1,7 @@
 #include "store/pg.h"
 
 #include <errno.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,6 +460,76 @@ long long pg_int(const PGresult *r, int row, int col)
 void pg_clear(PGresult *r)
 {
 	PQclear(r);
+}
+
+PGresult *pg_exec_params(PGconn *conn, const char *sql, int n, const char *const *params)
+{
+	return PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+}
+
+PGresult *pg_exec_simple(PGconn *conn, const char *sql)
+{
+	return PQexec(conn, sql);
+}
+
+bool pg_tuples_ok(const PGresult *r)
+{
+	return PQresultStatus(r) == PGRES_TUPLES_OK;
+}
+
+bool pg_command_ok(const PGresult *r)
+{
+	return PQresultStatus(r) == PGRES_COMMAND_OK;
+}
+
+const char *pg_conn_error(PGconn *conn)
+{
+	return PQerrorMessage(conn);
+}
+
+const char *pg_result_error(const PGresult *r)
+{
+	return PQresultErrorMessage(r);
+}
+
+const char *pg_sqlstate(const PGresult *r)
+{
+	return r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+}
+
+int pg_fields(const PGresult *r)
+{
+	return PQnfields(r);
+}
+
+const char *pg_fname(const PGresult *r, int col)
+{
+	return PQfname(r, col);
+}
+
+unsigned pg_ftype(const PGresult *r, int col)
+{
+	return (unsigned)PQftype(r, col);
+}
+
+bool pg_ping_ok(const char *conninfo)
+{
+	return PQping(conninfo) == PQPING_OK;
+}
+
+const char *pg_parameter(PGconn *conn, const char *name)
+{
+	return PQparameterStatus(conn, name);
+}
+
+bool pg_idle(PGconn *conn)
+{
+	return PQtransactionStatus(conn) == PQTRANS_IDLE;
+}
+
+void pg_reset(PGconn *conn)
+{
+	PQreset(conn);
 }
 
 bool pg_sqlstate_reconnect(const char *sqlstate)

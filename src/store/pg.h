@@ -5,7 +5,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <libpq-fe.h>
+/* libpq's handles, by name only: the modules above store/ never call libpq themselves (only
+ * store/ includes libpq-fe.h, which declares the same two types) */
+typedef struct pg_conn PGconn;
+typedef struct pg_result PGresult;
 
 /*
  * Connects with a conninfo string or postgresql:// URI; NULL or "" means libpq's own PG*
@@ -42,6 +45,33 @@ long long pg_int(const PGresult *r, int row, int col);
 void pg_clear(PGresult *r);
 /* Whether the session is connected (CONNECTION_OK); false for NULL. */
 bool pg_connected(PGconn *conn);
+
+/* libpq's calls as the modules above store/ make them (store/ is the only place that calls
+ * libpq: tests/cli/test_layout.sh): */
+/* PQexecParams with text parameters and text results; check pg_tuples_ok or pg_command_ok,
+ * then pg_clear. */
+PGresult *pg_exec_params(PGconn *conn, const char *sql, int n, const char *const *params);
+/* PQexec: sql may hold several statements; the last one's result. */
+PGresult *pg_exec_simple(PGconn *conn, const char *sql);
+bool pg_tuples_ok(const PGresult *r);  /* PGRES_TUPLES_OK */
+bool pg_command_ok(const PGresult *r); /* PGRES_COMMAND_OK */
+/* The session's last error text (PQerrorMessage), a result's (PQresultErrorMessage). */
+const char *pg_conn_error(PGconn *conn);
+const char *pg_result_error(const PGresult *r);
+/* A failed result's SQLSTATE, NULL when it has none (NULL r too). */
+const char *pg_sqlstate(const PGresult *r);
+/* A result's columns: how many, a name, a type OID. */
+int pg_fields(const PGresult *r);
+const char *pg_fname(const PGresult *r, int col);
+unsigned pg_ftype(const PGresult *r, int col);
+/* The server's answer to a connection attempt with conninfo (PQping): true when it accepts. */
+bool pg_ping_ok(const char *conninfo);
+/* A server parameter reported at connection (server_version, ...); NULL when unknown. */
+const char *pg_parameter(PGconn *conn, const char *name);
+/* No transaction open on the session (PQTRANS_IDLE). */
+bool pg_idle(PGconn *conn);
+/* PQreset: the same session parameters, a new connection. */
+void pg_reset(PGconn *conn);
 
 /* True when the error means the connection is gone (reconnect), false for a SQL error. */
 bool pg_connection_lost(PGconn *conn);

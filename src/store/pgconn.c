@@ -1,6 +1,7 @@
 #include "store/pgconn.h"
 
 #include <errno.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -26,7 +26,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <libpq-fe.h>
+/* libpq's handles, by name only: the modules above store/ never call libpq themselves (only
+ * store/ includes libpq-fe.h, which declares the same two types) */
+typedef struct pg_conn PGconn;
+typedef struct pg_result PGresult;
 
 struct pgconn;
 

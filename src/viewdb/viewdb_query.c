@@ -1,7 +1,6 @@
 #include "viewdb/viewdb_int.h"
 
 #include <errno.h>
-#include <libpq-fe.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,12 +8,13 @@
 
 #include "core/timeutil.h"
 #include "viewdb/viewdb.h"
+#include "store/pg.h"
 
 /* ------------------------------------------------------------------ queries */
 
 double viewdb_query_getd(const PGresult *r, int row, int col)
 {
-	return PQgetisnull(r, row, col) ? NAN : strtod(PQgetvalue(r, row, col), NULL);
+	return pg_null(r, row, col) ? NAN : pg_double(r, row, col);
 }
 
 enum health_status viewdb_query_status(const char *s)
@@ -26,7 +26,7 @@ enum health_status viewdb_query_status(const char *s)
 
 void viewdb_query_error(PGconn *c, const char *what, char *err, size_t errlen)
 {
-	snprintf(err, errlen, "%s: %s", what, PQerrorMessage(c));
+	snprintf(err, errlen, "%s: %s", what, pg_conn_error(c));
 	err[strcspn(err, "\n")] = '\0';
 }
 
@@ -36,7 +36,7 @@ int viewdb_query_alerts(PGconn *c, struct viewdb_alert *out, size_t max, size_t 
 {
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%zu", max);
-	PGresult *r = PQexecParams(
+	PGresult *r = pg_exec_params(
 	    c,
 	    "SELECT a.gpu_key, coalesce(a.hostname, g.hostname, ''), coalesce(g.gpu_index, -1), "
 	    "concat_ws('/', a.namespace, a.pod), a.kind, a.severity, a.message, "
@@ -51,30 +51,30 @@ int viewdb_query_alerts(PGconn *c, struct viewdb_alert *out, size_t max, size_t 
 	    "FROM (SELECT * FROM alerts WHERE cleared_at IS NULL AND severity <> 'fail' "
 	    "      ORDER BY raised_at DESC LIMIT $1::int) a "
 	    "LEFT JOIN gpus g ON g.gpu_key = a.gpu_key) b",
-	    1, NULL, (const char *const[]){lim}, NULL, NULL, 0);
+	    1, (const char *const[]){lim});
 	int rc = 0;
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+	if (!pg_tuples_ok(r)) {
 		viewdb_query_error(c, "reading the open alerts", err, errlen);
 		rc = -EIO;
 		goto out;
 	}
 	size_t k = 0;
-	for (int i = 0; i < PQntuples(r) && k < max; i++) {
+	for (int i = 0; i < pg_rows(r) && k < max; i++) {
 		struct viewdb_alert *a = &out[k++];
 		memset(a, 0, sizeof(*a));
-		snprintf(a->key, sizeof(a->key), "%s", PQgetvalue(r, i, 0));
-		snprintf(a->host, sizeof(a->host), "%s", PQgetvalue(r, i, 1));
-		a->index = atoi(PQgetvalue(r, i, 2));
-		snprintf(a->workload, sizeof(a->workload), "%s", PQgetvalue(r, i, 3));
-		snprintf(a->kind, sizeof(a->kind), "%s", PQgetvalue(r, i, 4));
-		a->severity = viewdb_query_status(PQgetvalue(r, i, 5));
-		snprintf(a->text, sizeof(a->text), "%s", PQgetvalue(r, i, 6));
+		snprintf(a->key, sizeof(a->key), "%s", pg_text(r, i, 0));
+		snprintf(a->host, sizeof(a->host), "%s", pg_text(r, i, 1));
+		a->index = atoi(pg_text(r, i, 2));
+		snprintf(a->workload, sizeof(a->workload), "%s", pg_text(r, i, 3));
+		snprintf(a->kind, sizeof(a->kind), "%s", pg_text(r, i, 4));
+		a->severity = viewdb_query_status(pg_text(r, i, 5));
+		snprintf(a->text, sizeof(a->text), "%s", pg_text(r, i, 6));
 		a->since = viewdb_query_getd(r, i, 7);
 	}
 	qsort(out, k, sizeof(*out), viewdb_alert_cmp);
 	*n = k;
 out:
-	PQclear(r);
+	pg_clear(r);
 	return rc;
 }
 
@@ -193,31 +193,31 @@ int viewdb_query_overview(PGconn *c, bool kept, const struct viewdb_request *q,
 	const char *sql = !kept                                              ? overview_per_gpu
 	                  : q->level == VDB_HOST || strcmp(words, "{}") != 0 ? overview_gpus
 	                                                                     : overview_hosts;
-	PGresult *r = PQexecParams(c, sql, 6, NULL, params, NULL, NULL, 0);
+	PGresult *r = pg_exec_params(c, sql, 6, params);
 	int rc = 0;
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+	if (!pg_tuples_ok(r)) {
 		viewdb_query_error(c, "reading the fleet overview", err, errlen);
 		rc = -EIO;
 		goto out;
 	}
 	size_t k = 0;
-	for (int i = 0; i < PQntuples(r) && k < max; i++) {
+	for (int i = 0; i < pg_rows(r) && k < max; i++) {
 		struct viewdb_node *o = &out[k++];
 		memset(o, 0, sizeof(*o));
-		snprintf(o->name, sizeof(o->name), "%s", PQgetvalue(r, i, 0));
-		o->gpus = strtoull(PQgetvalue(r, i, 1), NULL, 10);
-		o->pass = strtoull(PQgetvalue(r, i, 2), NULL, 10);
-		o->warn = strtoull(PQgetvalue(r, i, 3), NULL, 10);
-		o->fail = strtoull(PQgetvalue(r, i, 4), NULL, 10);
+		snprintf(o->name, sizeof(o->name), "%s", pg_text(r, i, 0));
+		o->gpus = (uint64_t)pg_int(r, i, 1);
+		o->pass = (uint64_t)pg_int(r, i, 2);
+		o->warn = (uint64_t)pg_int(r, i, 3);
+		o->fail = (uint64_t)pg_int(r, i, 4);
 		o->hottest_c = viewdb_query_getd(r, i, 5);
-		snprintf(o->hottest, sizeof(o->hottest), "%s", PQgetvalue(r, i, 6));
+		snprintf(o->hottest, sizeof(o->hottest), "%s", pg_text(r, i, 6));
 		o->p_fail_max = viewdb_query_getd(r, i, 7);
-		snprintf(o->strip, sizeof(o->strip), "%s", PQgetvalue(r, i, 8));
+		snprintf(o->strip, sizeof(o->strip), "%s", pg_text(r, i, 8));
 		o->strip_n = strlen(o->strip);
 	}
 	*n = k;
 out:
-	PQclear(r);
+	pg_clear(r);
 	return rc;
 }
 
@@ -268,14 +268,14 @@ int viewdb_query_history(PGconn *c, const struct viewdb_request *q, struct viewd
 	    " FROM gpu_metrics_1min_current WHERE gpu_key = $1"
 	    " AND minute >= to_timestamp($2::float8) AND minute < to_timestamp($3::float8)"
 	    " GROUP BY 1 ORDER BY 1";
-	r = PQexecParams(c, q->window <= VDB_W6H ? raw : rolled, 4, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+	r = pg_exec_params(c, q->window <= VDB_W6H ? raw : rolled, 4, params);
+	if (!pg_tuples_ok(r)) {
 		viewdb_query_error(c, "reading the GPU's history", err, errlen);
 		rc = -EIO;
 		goto out;
 	}
-	for (int i = 0; i < PQntuples(r); i++) {
-		int b = atoi(PQgetvalue(r, i, 0));
+	for (int i = 0; i < pg_rows(r); i++) {
+		int b = atoi(pg_text(r, i, 0));
 		if (b < 0 || (size_t)b >= points)
 			continue;
 		for (int s = 0; s < VIEWDB_NSERIES; s++) {
@@ -284,12 +284,12 @@ int viewdb_query_history(PGconn *c, const struct viewdb_request *q, struct viewd
 			h->max[s][b] = (float)viewdb_query_getd(r, i, 3 + 3 * s);
 		}
 	}
-	PQclear(r);
+	pg_clear(r);
 	/* the events on the time axis: a new XID (the value changing to a non-zero one, judged
 	 * from the sample before the window too, the newest with an XID value in the hour before
 	 * it (a bounded read): an XID that was there before is not new), a
 	 * health status that changed, an alert raised; the newest 64 */
-	r = PQexecParams(
+	r = pg_exec_params(
 	    c,
 	    "SELECT * FROM ("
 	    " SELECT t, 'X', 'XID ' || xid FROM (SELECT extract(epoch FROM time) AS t, xid,"
@@ -311,19 +311,19 @@ int viewdb_query_history(PGconn *c, const struct viewdb_request *q, struct viewd
 	    " SELECT extract(epoch FROM raised_at), 'A', kind FROM alerts WHERE gpu_key = $1"
 	    "  AND raised_at >= to_timestamp($2::float8) AND raised_at < to_timestamp($3::float8)"
 	    ") e ORDER BY 1 DESC LIMIT 64",
-	    3, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+	    3, params);
+	if (!pg_tuples_ok(r)) {
 		viewdb_query_error(c, "reading the GPU's events", err, errlen);
 		rc = -EIO;
 		goto out;
 	}
-	for (int i = PQntuples(r) - 1; i >= 0 && h->nmarks < VIEWDB_MAX_MARKS; i--) {
+	for (int i = pg_rows(r) - 1; i >= 0 && h->nmarks < VIEWDB_MAX_MARKS; i--) {
 		struct viewdb_mark *m = &h->marks[h->nmarks++];
 		m->t = viewdb_query_getd(r, i, 0);
-		m->kind = PQgetvalue(r, i, 1)[0];
-		snprintf(m->text, sizeof(m->text), "%s", PQgetvalue(r, i, 2));
+		m->kind = pg_text(r, i, 1)[0];
+		snprintf(m->text, sizeof(m->text), "%s", pg_text(r, i, 2));
 	}
 out:
-	PQclear(r);
+	pg_clear(r);
 	return rc;
 }

@@ -2,7 +2,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <libpq-fe.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +65,7 @@ static const char *const table_sql[3][VS_COUNT][4] = {T_ORDERS(T_ALL), T_ORDERS(
 
 static size_t getz(const PGresult *r, int row, int col)
 {
-	return PQgetisnull(r, row, col) ? 0 : (size_t)strtoull(PQgetvalue(r, row, col), NULL, 10);
+	return pg_null(r, row, col) ? 0 : (size_t)(uint64_t)pg_int(r, row, col);
 }
 
 /* The detail's recent alerts of a viewer: the GPU's newest ones in the database */
@@ -99,7 +98,7 @@ static int own_intervals(PGconn *c, struct fleet_gpu *g, size_t n, double interv
 		rc = -ENOMEM;
 		goto out;
 	}
-	r = PQexecParams(
+	r = pg_exec_params(
 	    c,
 	    "SELECT key, percentile_cont(0.5) WITHIN GROUP (ORDER BY gap) FROM ("
 	    " SELECT k.key, extract(epoch FROM lag(x.time) OVER (PARTITION BY k.key"
@@ -107,8 +106,8 @@ static int own_intervals(PGconn *c, struct fleet_gpu *g, size_t n, double interv
 	    " FROM unnest($1::text[]) AS k(key) CROSS JOIN LATERAL (SELECT time"
 	    "  FROM gpu_metrics m WHERE m.gpu_key = k.key ORDER BY time DESC LIMIT 5) x"
 	    ") s WHERE gap > 0 GROUP BY key",
-	    1, NULL, (const char *const[]){lit}, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+	    1, (const char *const[]){lit});
+	if (!pg_tuples_ok(r)) {
 		viewdb_query_error(c, "reading the GPUs' sampling intervals", err, errlen);
 		rc = -EIO;
 		goto out;
@@ -116,14 +115,14 @@ static int own_intervals(PGconn *c, struct fleet_gpu *g, size_t n, double interv
 	double now = time_now();
 	for (size_t i = 0; i < n; i++) {
 		double own = interval_s;
-		for (int j = 0; j < PQntuples(r); j++)
-			if (strcmp(PQgetvalue(r, j, 0), g[i].key) == 0 &&
+		for (int j = 0; j < pg_rows(r); j++)
+			if (strcmp(pg_text(r, j, 0), g[i].key) == 0 &&
 			    viewdb_query_getd(r, j, 1) > own)
 				own = viewdb_query_getd(r, j, 1);
 		g[i].stale = g[i].last_seen > 0 && now - g[i].last_seen > 3 * own;
 	}
 out:
-	PQclear(r);
+	pg_clear(r);
 	free(lit);
 	free(keys);
 	return rc;
@@ -186,9 +185,9 @@ int viewdb_table_page(PGconn *c, struct fleet *tf, const struct viewdb_request *
 	ti->group = q->group;
 	snprintf(ti->filter, sizeof(ti->filter), "%s", q->filter);
 	ti->offset = q->offset;
-	r = PQexecParams(c, "SELECT sum(gpus), sum(pass), sum(warn), sum(fail) FROM fleet_host_now",
-	                 0, NULL, NULL, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+	r = pg_exec_params(
+	    c, "SELECT sum(gpus), sum(pass), sum(warn), sum(fail) FROM fleet_host_now", 0, NULL);
+	if (!pg_tuples_ok(r) || pg_rows(r) != 1) {
 		viewdb_query_error(c, "counting the fleet's GPUs", err, errlen);
 		rc = -EIO;
 		goto out;
@@ -198,34 +197,33 @@ int viewdb_table_page(PGconn *c, struct fleet *tf, const struct viewdb_request *
 	ti->warn = getz(r, 0, 2);
 	ti->fail = getz(r, 0, 3);
 	ti->matched = ti->total;
-	PQclear(r);
+	pg_clear(r);
 	/* the open alerts (alerts_open_idx: a partial index of them) */
-	r = PQexecParams(c, "SELECT count(*) FROM alerts WHERE cleared_at IS NULL", 0, NULL, NULL,
-	                 NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+	r = pg_exec_params(c, "SELECT count(*) FROM alerts WHERE cleared_at IS NULL", 0, NULL);
+	if (!pg_tuples_ok(r) || pg_rows(r) != 1) {
 		viewdb_query_error(c, "counting the open alerts", err, errlen);
 		rc = -EIO;
 		goto out;
 	}
 	ti->open_alerts = getz(r, 0, 0);
-	PQclear(r);
+	pg_clear(r);
 	r = NULL;
 	if (none) { /* two different hosts: no GPU is on both */
 		ti->matched = 0;
 		goto out;
 	}
 	if (filtered) {
-		r = PQexecParams(
+		r = pg_exec_params(
 		    c, "SELECT count(*) FROM fleet_gpu_now WHERE" T_W(1, 2, 3, 4, 5, 6, 7, 8, 9),
-		    TABLE_WORDS + 1, NULL, params + 2, NULL, NULL, 0);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		    TABLE_WORDS + 1, params + 2);
+		if (!pg_tuples_ok(r) || pg_rows(r) != 1) {
 			viewdb_query_error(c, "counting the GPUs that match the filter", err,
 			                   errlen);
 			rc = -EIO;
 			goto out;
 		}
 		ti->matched = getz(r, 0, 0);
-		PQclear(r);
+		pg_clear(r);
 		r = NULL;
 	}
 	if (limit == 0)
@@ -235,14 +233,14 @@ int viewdb_table_page(PGconn *c, struct fleet *tf, const struct viewdb_request *
 	snprintf(lim, sizeof(lim), "%zu", limit);
 	/* few: at most a quarter of the fleet matches */
 	int kind = !filtered ? 0 : ti->matched * 4 > ti->total ? 1 : 2;
-	r = PQexecParams(c, table_sql[kind][sort][(q->desc ? 1 : 0) + (q->group ? 2 : 0)],
-	                 filtered ? 2 + TABLE_WORDS + 1 : 2, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+	r = pg_exec_params(c, table_sql[kind][sort][(q->desc ? 1 : 0) + (q->group ? 2 : 0)],
+	                   filtered ? 2 + TABLE_WORDS + 1 : 2, params);
+	if (!pg_tuples_ok(r)) {
 		viewdb_query_error(c, "reading the fleet table's page", err, errlen);
 		rc = -EIO;
 		goto out;
 	}
-	size_t n = (size_t)PQntuples(r);
+	size_t n = (size_t)pg_rows(r);
 	keys = calloc(n + 1, sizeof(*keys));
 	hosts = calloc(n + 1, sizeof(*hosts));
 	keys_mem = calloc(n + 1, HS_KEY_MAX);
@@ -256,13 +254,13 @@ int viewdb_table_page(PGconn *c, struct fleet *tf, const struct viewdb_request *
 	char(*host_of)[HS_HOST_MAX] = (char(*)[HS_HOST_MAX])hosts_mem;
 	for (size_t i = 0; i < n; i++) {
 		char *k = keys_mem + i * HS_KEY_MAX;
-		snprintf(k, HS_KEY_MAX, "%s", PQgetvalue(r, (int)i, 0));
+		snprintf(k, HS_KEY_MAX, "%s", pg_text(r, (int)i, 0));
 		keys[i] = k;
-		snprintf(host_of[i], HS_HOST_MAX, "%s", PQgetvalue(r, (int)i, 1));
+		snprintf(host_of[i], HS_HOST_MAX, "%s", pg_text(r, (int)i, 1));
 		if (i == 0 || strcmp(host_of[i], host_of[i - 1]) != 0)
 			hosts[nhosts++] = host_of[i];
 	}
-	PQclear(r);
+	pg_clear(r);
 	r = NULL;
 	if (n && (rc = pipeline_read_fleet_keys(c, tf, keys, n, err, errlen)) != 0)
 		goto out;
@@ -298,7 +296,7 @@ int viewdb_table_page(PGconn *c, struct fleet *tf, const struct viewdb_request *
 	const char *hparams[1 + TABLE_WORDS + 1] = {lit};
 	for (size_t i = 0; i <= TABLE_WORDS; i++)
 		hparams[1 + i] = wbuf[i];
-	r = PQexecParams(
+	r = pg_exec_params(
 	    c,
 	    filtered
 	        ? "SELECT hostname, count(*), count(*) FILTER (WHERE status IN ('warn', 'fail'))"
@@ -307,20 +305,20 @@ int viewdb_table_page(PGconn *c, struct fleet *tf, const struct viewdb_request *
 	        : "SELECT hostname, count(*), count(*) FILTER (WHERE status IN ('warn', 'fail'))"
 	          " FROM fleet_gpu_now WHERE hostname COLLATE \"C\" = ANY ($1::text[])"
 	          " GROUP BY hostname",
-	    filtered ? 1 + TABLE_WORDS + 1 : 1, NULL, hparams, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+	    filtered ? 1 + TABLE_WORDS + 1 : 1, hparams);
+	if (!pg_tuples_ok(r)) {
 		viewdb_query_error(c, "counting the hosts' GPUs", err, errlen);
 		rc = -EIO;
 		goto out;
 	}
-	for (int j = 0; j < PQntuples(r); j++)
+	for (int j = 0; j < pg_rows(r); j++)
 		for (size_t i = 0; i < n; i++)
-			if (strcmp(host_of[i], PQgetvalue(r, j, 0)) == 0) {
+			if (strcmp(host_of[i], pg_text(r, j, 0)) == 0) {
 				ti->host_gpus[i] = getz(r, j, 1);
 				ti->host_bad[i] = getz(r, j, 2);
 			}
 out:
-	PQclear(r);
+	pg_clear(r);
 	free(lit);
 	free(keys);
 	free(hosts);
@@ -343,27 +341,27 @@ int viewdb_table_gpu(PGconn *c, struct fleet *tf, const struct viewdb_request *q
 		goto out;
 	if ((rc = own_intervals(c, out, 1, interval_s, err, errlen)) != 0)
 		goto out;
-	r = PQexecParams(c,
-	                 "SELECT extract(epoch FROM raised_at), kind, severity, message,"
-	                 " cleared_at IS NOT NULL FROM alerts WHERE gpu_key = $1"
-	                 " ORDER BY raised_at DESC LIMIT " VIEWDB_DETAIL_ALERTS_SQL,
-	                 1, NULL, keys, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+	r = pg_exec_params(c,
+	                   "SELECT extract(epoch FROM raised_at), kind, severity, message,"
+	                   " cleared_at IS NOT NULL FROM alerts WHERE gpu_key = $1"
+	                   " ORDER BY raised_at DESC LIMIT " VIEWDB_DETAIL_ALERTS_SQL,
+	                   1, keys);
+	if (!pg_tuples_ok(r)) {
 		viewdb_query_error(c, "reading the GPU's alerts", err, errlen);
 		rc = -EIO;
 		goto out;
 	}
 	out->nalerts = 0;
-	for (int i = 0; i < PQntuples(r) && out->nalerts < FLEET_ALERTS; i++) {
+	for (int i = 0; i < pg_rows(r) && out->nalerts < FLEET_ALERTS; i++) {
 		struct fleet_alert *a = &out->alerts[out->nalerts++];
 		memset(a, 0, sizeof(*a));
 		a->time = viewdb_query_getd(r, i, 0);
-		snprintf(a->kind, sizeof(a->kind), "%s", PQgetvalue(r, i, 1));
-		a->severity = viewdb_query_status(PQgetvalue(r, i, 2));
-		snprintf(a->text, sizeof(a->text), "%s", PQgetvalue(r, i, 3));
-		a->cleared = PQgetvalue(r, i, 4)[0] == 't';
+		snprintf(a->kind, sizeof(a->kind), "%s", pg_text(r, i, 1));
+		a->severity = viewdb_query_status(pg_text(r, i, 2));
+		snprintf(a->text, sizeof(a->text), "%s", pg_text(r, i, 3));
+		a->cleared = pg_text(r, i, 4)[0] == 't';
 	}
 out:
-	PQclear(r);
+	pg_clear(r);
 	return rc;
 }

@@ -2,6 +2,7 @@
  * at least 2.18.1; --storage timescaledb fails with the fix named instead of falling back. */
 #include <errno.h>
 #include <setjmp.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
