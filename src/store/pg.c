@@ -382,21 +382,27 @@ void pg_connect_error(const char *conninfo, PGconn *c, char *err, size_t errlen)
 	         safe, msg);
 }
 
+/* r's outcome: true when the statement ran (rows or a command), else false with the server's
+ * message (or the session's) in err, without its trailing newlines. */
+static bool result_ok(PGconn *conn, const PGresult *r, char *err, size_t errlen)
+{
+	ExecStatusType st = PQresultStatus(r);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return true;
+	const char *m = r ? PQresultErrorMessage(r) : NULL;
+	if (!m || !*m)
+		m = PQerrorMessage(conn);
+	snprintf(err, errlen, "%s", m);
+	size_t l = strlen(err);
+	while (l && err[l - 1] == '\n')
+		err[--l] = '\0';
+	return false;
+}
+
 int pg_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
 {
 	PGresult *r = PQexec(conn, sql);
-	ExecStatusType st = PQresultStatus(r);
-	int rc = 0;
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		const char *m = PQresultErrorMessage(r);
-		if (!m || !*m)
-			m = PQerrorMessage(conn);
-		snprintf(err, errlen, "%s", m);
-		size_t l = strlen(err);
-		while (l && err[l - 1] == '\n')
-			err[--l] = '\0';
-		rc = -EIO;
-	}
+	int rc = result_ok(conn, r, err, errlen) ? 0 : -EIO;
 	PQclear(r);
 	return rc;
 }
@@ -416,18 +422,10 @@ int pg_query(PGconn *conn, const char *sql, int n, const char *const *params, PG
 {
 	*out = NULL;
 	PGresult *r = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(r);
-	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+	if (result_ok(conn, r, err, errlen)) {
 		*out = r; /* the caller's */
 		return 0;
 	}
-	const char *m = r ? PQresultErrorMessage(r) : NULL;
-	if (!m || !*m)
-		m = PQerrorMessage(conn);
-	snprintf(err, errlen, "%s", m);
-	size_t l = strlen(err);
-	while (l && err[l - 1] == '\n')
-		err[--l] = '\0';
 	PQclear(r);
 	return -EIO;
 }

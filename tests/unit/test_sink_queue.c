@@ -259,17 +259,24 @@ static uint64_t batches_counted(struct sink *s)
 	return n;
 }
 
+/* A sink whose first batch, id, is held in its transaction on one writer. */
+static struct sink *start_held(int64_t id)
+{
+	reset();
+	st.hold_id = id;
+	struct sink *s = new_sink();
+	queue_batch(s, id);
+	wait_writing(id);
+	return s;
+}
+
 /* Two writers: the first batch is held in its transaction while the second commits on the
  * other writer. The second's offsets must wait for the first's COMMIT, then both are stored
  * in queue order, each after its own COMMIT. */
 static void test_offsets_in_queue_order(void **state)
 {
 	(void)state;
-	reset();
-	st.hold_id = 10;
-	struct sink *s = new_sink();
-	queue_batch(s, 10);
-	wait_writing(10);
+	struct sink *s = start_held(10);
 	queue_batch(s, 20);
 	wait_writing(20);
 	/* batch 20 commits while 10 is held: nothing may be stored yet */
@@ -347,11 +354,7 @@ static void *release_later(void *arg)
 static void test_pauses_while_writers_behind(void **state)
 {
 	(void)state;
-	reset();
-	st.hold_id = 10;
-	struct sink *s = new_sink();
-	queue_batch(s, 10);
-	wait_writing(10);
+	struct sink *s = start_held(10);
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, release_later, NULL), 0);
 	int64_t id = 20;
