@@ -2,8 +2,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -12,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bus/kafka_conf.h"
+#include "bus/mockcluster.h"
 #include "bus/producer.h"
 #include "collect/collector.h"
 #include "core/config.h"
@@ -37,12 +35,10 @@
 #define RECORD_OVERHEAD 96
 
 struct mockbroker {
-	rd_kafka_t *rk; /* owned: holds the mock cluster */
-	rd_kafka_mock_cluster_t *mock;
+	struct mockcluster *mc; /* owned: the cluster and the watch on the sink's commits */
 
 	/* the gate */
 	struct mockbroker_gate_params gp;
-	rd_kafka_t *gate_rk; /* owned: a consumer handle that only reads the sink's commits */
 	pthread_t gate_thread;
 	bool gate_started;
 	atomic_bool gate_stop;
@@ -71,69 +67,27 @@ int mockbroker_create(struct mockbroker **out, const char *const *topics, size_t
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&mb->lock, NULL);
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	/* this handle only holds the cluster: it connects nowhere, so no bootstrap warning */
-	if (rd_kafka_conf_set(conf, "client.id", "gpuhealth-mock", err, errlen) !=
-	        RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(conf, "log_level", "3", err, errlen) != RD_KAFKA_CONF_OK) {
-		rd_kafka_conf_destroy(conf);
-		goto fail;
-	}
-	mb->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
-	if (!mb->rk) {
-		rd_kafka_conf_destroy(conf);
-		goto fail;
-	}
-	mb->mock = rd_kafka_mock_cluster_new(mb->rk, 1);
-	if (!mb->mock) {
-		snprintf(err, errlen, "librdkafka could not create its mock cluster");
-		goto fail;
-	}
-	for (size_t i = 0; i < ntopics; i++) {
-		if (!topics[i] || !*topics[i])
-			continue;
-		rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(
-		    mb->mock, topics[i], i == 0 ? MOCKBROKER_PARTITIONS : 1, 1);
-		if (e) {
-			snprintf(err, errlen, "mock cluster: cannot create topic %s: %s", topics[i],
-			         rd_kafka_err2str(e));
-			goto fail;
-		}
+	int rc = mockcluster_create(&mb->mc, topics, ntopics, MOCKBROKER_PARTITIONS, err, errlen);
+	if (rc) {
+		mockbroker_destroy(mb);
+		return rc;
 	}
 	*out = mb; /* caller owns */
 	return 0;
-fail:
-	mockbroker_destroy(mb);
-	return -EIO;
 }
 
 const char *mockbroker_bootstraps(const struct mockbroker *mb)
 {
-	return rd_kafka_mock_cluster_bootstraps(mb->mock);
+	return mockcluster_bootstraps(mb->mc);
 }
 
 /* ------------------------------------------------------------------ gate */
 
-/* The consumer handle that reads the sink group's committed offsets: it never subscribes, so
- * it never joins the group. Returns 0 or -EIO (message in err). */
+/* The watch on the sink group's committed offsets: a handle that never joins the group.
+ * Returns 0 or -EIO (message in err). */
 static int gate_open(struct mockbroker *mb, char *err, size_t errlen)
 {
-	char gid[300];
-	snprintf(gid, sizeof(gid), "group.id=%s", config_str(mb->gp.cfg, "group"));
-	const char *props[] = {gid, "enable.auto.commit=false", "client.id=gpuhealth-gate",
-	                       "log_level=3"};
-	rd_kafka_conf_t *conf = kafka_conf_new(KAFKA_CONSUMER, mockbroker_bootstraps(mb), props,
-	                                       sizeof(props) / sizeof(props[0]), err, errlen);
-	if (!conf)
-		return -EIO;
-	char why[512];
-	mb->gate_rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
-	if (!mb->gate_rk) {
-		rd_kafka_conf_destroy(conf);
-		snprintf(err, errlen, "cannot create the gate's Kafka handle: %.300s", why);
-		return -EIO;
-	}
-	return 0;
+	return mockcluster_watch(mb->mc, config_str(mb->gp.cfg, "group"), err, errlen);
 }
 
 /* The memory queue's bounds: --buffer-hours of the fleet's events (simulated GPUs per
@@ -168,44 +122,28 @@ static void gate_step(struct mockbroker *mb, struct producer *prod, double start
 	gate_buffer(mb, &cs, time_mono() - started, &bev, &bby);
 	producer_set_buffer(prod, (size_t)bev, bby);
 
-	rd_kafka_poll(mb->gate_rk, 0); /* serves the handle's own events (errors, logs) */
-	rd_kafka_topic_partition_list_t *l =
-	    rd_kafka_topic_partition_list_new(MOCKBROKER_PARTITIONS);
-	for (int i = 0; i < MOCKBROKER_PARTITIONS; i++)
-		rd_kafka_topic_partition_list_add(l, topic, i);
-	rd_kafka_resp_err_t e = rd_kafka_committed(mb->gate_rk, l, GATE_TIMEOUT_MS);
-	if (e) {
-		snprintf(err, sizeof(err), "reading the sink's committed offsets: %s",
-		         rd_kafka_err2str(e));
+	struct mockcluster_pos pos[MOCKBROKER_PARTITIONS];
+	if (mockcluster_positions(mb->mc, topic, MOCKBROKER_PARTITIONS, pos, GATE_TIMEOUT_MS, err,
+	                          sizeof(err)))
 		goto out;
-	}
 	/* uncompressed bytes per record: compression only makes the log smaller */
 	uint64_t seen = ps->delivered + ps->in_flight + ps->queued;
 	double per = seen ? (double)(ps->delivered_bytes + ps->in_flight_bytes + ps->queued_bytes) /
 	                        (double)seen
 	                  : (double)(MOCKBROKER_MAX_EVENT / 16); /* none yet: a cautious guess */
 	for (int i = 0; i < MOCKBROKER_PARTITIONS; i++) {
-		int64_t lo = -1, hi = -1;
-		e = rd_kafka_query_watermark_offsets(mb->gate_rk, topic, i, &lo, &hi,
-		                                     GATE_TIMEOUT_MS);
-		if (!e)
-			e = l->elems[i].err;
-		if (e) {
-			snprintf(err, sizeof(err), "reading partition %d's offsets: %s", i,
-			         rd_kafka_err2str(e));
-			goto out;
-		}
+		int64_t lo = pos[i].lo, hi = pos[i].hi, committed = pos[i].committed;
 		/* a log end never moves back; a committed offset is never past it */
-		if (hi < mb->last_hi[i] || lo < 0 || lo > hi || l->elems[i].offset > hi) {
+		if (hi < mb->last_hi[i] || lo < 0 || lo > hi || committed > hi) {
 			snprintf(err, sizeof(err),
 			         "partition %d: implausible offsets (log %" PRId64 "..%" PRId64
 			         ", committed %" PRId64 ", end seen %" PRId64 ")",
-			         i, lo, hi, l->elems[i].offset, mb->last_hi[i]);
+			         i, lo, hi, committed, mb->last_hi[i]);
 			goto out;
 		}
 		mb->last_hi[i] = hi;
 		/* nothing committed yet: the sink reads the new cluster's log from its start, 0 */
-		int64_t base = l->elems[i].offset >= 0 ? l->elems[i].offset : 0;
+		int64_t base = committed >= 0 ? committed : 0;
 		if (lo > base && lo > mb->lost_upto[i]) {
 			lost_now +=
 			    (uint64_t)(lo - (base > mb->lost_upto[i] ? base : mb->lost_upto[i]));
@@ -250,7 +188,6 @@ static void gate_step(struct mockbroker *mb, struct producer *prod, double start
 		}
 	}
 out:
-	rd_kafka_topic_partition_list_destroy(l);
 	pthread_mutex_lock(&mb->lock);
 	struct pipeline_gate_view *g = &mb->gate;
 	bool was = g->held;
@@ -375,12 +312,7 @@ void mockbroker_destroy(struct mockbroker *mb)
 	if (!mb)
 		return;
 	mockbroker_gate_stop(mb);
-	if (mb->gate_rk)
-		rd_kafka_destroy(mb->gate_rk);
-	if (mb->mock)
-		rd_kafka_mock_cluster_destroy(mb->mock);
-	if (mb->rk)
-		rd_kafka_destroy(mb->rk);
+	mockcluster_destroy(mb->mc);
 	pthread_mutex_destroy(&mb->lock);
 	free(mb);
 }
