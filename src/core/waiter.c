@@ -41,7 +41,7 @@ int waiter_start(struct waiter *w, void *(*fn)(void *), void *arg)
 /* The monotonic instant `until` (time_mono() seconds) as a timespec for the condition. */
 static struct timespec abs_time(double until)
 {
-	if (until < 0)
+	if (!(until > 0)) /* (NaN too) */
 		until = 0;
 	double whole = floor(until);
 	struct timespec ts = {.tv_sec = (time_t)whole, .tv_nsec = (long)((until - whole) * 1e9)};
@@ -54,14 +54,17 @@ static struct timespec abs_time(double until)
 
 bool waiter_sleep_locked(struct waiter *w, double s)
 {
-	if (w->stop)
-		return false;
-	if (s < 0) {
-		pthread_cond_wait(&w->cond, &w->lock);
-	} else {
+	if (!w->stop && s > 0) { /* (false for NaN) */
 		struct timespec ts = abs_time(time_mono() + s);
 		pthread_cond_timedwait(&w->cond, &w->lock, &ts);
 	}
+	return !w->stop;
+}
+
+bool waiter_wait_locked(struct waiter *w)
+{
+	if (!w->stop)
+		pthread_cond_wait(&w->cond, &w->lock);
 	return !w->stop;
 }
 

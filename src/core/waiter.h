@@ -28,10 +28,13 @@ struct waiter {
 int waiter_init(struct waiter *w);
 /* Starts fn(arg). 0 or -errno (nothing started). */
 int waiter_start(struct waiter *w, void *(*fn)(void *), void *arg);
-/* With the lock held: sleeps until woken, stopping, or s seconds passed (s < 0: no time
- * limit). Returns true while not stopping. A wake-up may come early (new work, or spurious):
+/* With the lock held: sleeps until woken, stopping, or s seconds passed (s <= 0 or NaN: not
+ * at all). Returns true while not stopping. A wake-up may come early (new work, or spurious):
  * the caller looks at its state again. */
 bool waiter_sleep_locked(struct waiter *w, double s);
+/* With the lock held: sleeps until woken (new work) or stopping, however long. Returns true
+ * while not stopping. */
+bool waiter_wait_locked(struct waiter *w);
 /* With the lock held: sleeps until stopping or the time_mono() instant `until`, through any
  * early wake-up. Returns true while not stopping. */
 bool waiter_sleep_until_locked(struct waiter *w, double until);

@@ -514,8 +514,8 @@ static void *sender(void *arg)
 		prune(am);
 		if (last)
 			break;
-		if (!more && !am->wt.stop && wake > time_mono())
-			waiter_sleep_locked(&am->wt, wake - time_mono()); /* or a new alert */
+		if (!more) /* until wake, or a new alert */
+			waiter_sleep_locked(&am->wt, wake - time_mono());
 	}
 	pthread_mutex_unlock(&am->wt.lock);
 	free(sent);

@@ -451,7 +451,8 @@ int scorer_create(struct scorer **out, const struct scorer_options *o, char *err
 		goto fail;
 	if (!(s->pg = pgconn_create(s->conninfo, "gpuhealth-scorer")))
 		goto fail;
-	if (o->metrics_listen && *o->metrics_listen &&
+	/* given, even "": metrics_http_start says what is wrong with it */
+	if (o->metrics_listen &&
 	    (!(s->metrics_listen = strdup(o->metrics_listen)) || health_metrics_create(&s->hm, 0)))
 		goto fail;
 	s->o.brokers = s->o.topic = s->o.group = s->o.alerts_topic = s->o.conninfo = NULL;

@@ -80,7 +80,7 @@ static void *sender(void *arg)
 	pthread_mutex_lock(&w->wt.lock);
 	while (!w->wt.stop) {
 		if (!w->n) {
-			waiter_sleep_locked(&w->wt, -1);
+			waiter_wait_locked(&w->wt);
 			continue;
 		}
 		struct body b = w->q[w->head]; /* ours now */

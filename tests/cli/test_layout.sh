@@ -64,8 +64,14 @@ check_lib() { # header name, its include pattern, home directory, allowed list, 
     bad "these files no longer include $name: take them off the list in $0:$gone"
   fi
 }
-check_lib rdkafka.h 'librdkafka/rdkafka\.h|rdkafka\.h' src/bus "$rdkafka_waiting" "go through the bus/ module's interface"
+check_lib rdkafka.h 'librdkafka/[^>"]+|rdkafka(_mock)?\.h' src/bus "$rdkafka_waiting" "go through the bus/ module's interface"
 check_lib libpq-fe.h 'libpq-fe\.h|postgresql/libpq-fe\.h' src/store "$libpq_waiting" "go through the store/ module's interface"
+
+# nor a call to either library through prototypes of its own
+calls=$(grep -lE '\b(PQ[a-zA-Z]+|lo_[a-z]+)[[:space:]]*\(' $(find src ui -name '*.[ch]' -not -path 'src/store/*') 2>/dev/null)
+if [ -z "$calls" ]; then ok "no libpq call outside src/store/"; else bad "libpq called outside src/store/: $(echo $calls) (use store/pg.h or store/pgconn.h)"; fi
+calls=$(grep -lE '\brd_kafka_[a-z_]+[[:space:]]*\(' $(find src ui -name '*.[ch]' -not -path 'src/bus/*') 2>/dev/null)
+if [ -z "$calls" ]; then ok "no librdkafka call outside src/bus/"; else bad "librdkafka called outside src/bus/: $(echo $calls) (use bus/)"; fi
 
 echo "$passes passed, $fails failed"
 [ "$fails" = 0 ]

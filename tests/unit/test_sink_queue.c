@@ -93,6 +93,7 @@ void consumer_pause(struct consumer *c, bool paused)
 		st.pauses++;
 	else
 		st.resumes++;
+	pthread_cond_broadcast(&st.cv);
 	pthread_mutex_unlock(&st.mu);
 }
 
@@ -243,6 +244,28 @@ static void wait_writing(int64_t id)
 	pthread_mutex_unlock(&st.mu);
 }
 
+/* Waits (bounded) until the queue holds batch id written and not finished (B_DONE: its
+ * writer has been through finish(), which had to leave it for the earlier one). */
+static bool wait_done(struct sink *s, int64_t id)
+{
+	double until = time_mono() + 10;
+	bool done = false;
+	pthread_mutex_lock(&s->wlock);
+	while (!done && time_mono() < until) {
+		for (int i = 0; i < NBATCH; i++)
+			done = done || (s->batches[i].state == B_DONE && s->batches[i].offs.n &&
+			                s->batches[i].offs.o[0].next == id);
+		if (!done) {
+			pthread_mutex_unlock(&s->wlock);
+			struct timespec ts = {0, 5000000L};
+			nanosleep(&ts, NULL);
+			pthread_mutex_lock(&s->wlock);
+		}
+	}
+	pthread_mutex_unlock(&s->wlock);
+	return done;
+}
+
 static void release(void)
 {
 	pthread_mutex_lock(&st.mu);
@@ -279,17 +302,9 @@ static void test_offsets_in_queue_order(void **state)
 	struct sink *s = start_held(10);
 	queue_batch(s, 20);
 	wait_writing(20);
-	/* batch 20 commits while 10 is held: nothing may be stored yet */
-	double until = time_mono() + 0.3;
-	while (time_mono() < until) {
-		pthread_mutex_lock(&st.mu);
-		int stored = st.nstored;
-		bool c20 = is_committed(20);
-		pthread_mutex_unlock(&st.mu);
-		assert_int_equal(stored, 0);
-		if (c20)
-			break;
-	}
+	/* batch 20 committed while 10 is held, and its writer went on to finish it: nothing may
+	 * be stored yet */
+	assert_true(wait_done(s, 20));
 	pthread_mutex_lock(&st.mu);
 	assert_true(is_committed(20));
 	assert_false(is_committed(10));
@@ -339,11 +354,20 @@ static void test_given_up_batch_stops_later_offsets(void **state)
 	free_sink(s);
 }
 
-static void *release_later(void *arg)
+/* Lets the held batch go once the consumer has paused (or after 30 s: the test then fails on
+ * the pause count). */
+static void *release_after_pause(void *arg)
 {
 	(void)arg;
-	struct timespec ts = {1, 500000000L};
-	nanosleep(&ts, NULL);
+	double until = time_mono() + 30;
+	pthread_mutex_lock(&st.mu);
+	while (!st.pauses && time_mono() < until) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&st.cv, &st.mu, &ts);
+	}
+	pthread_mutex_unlock(&st.mu);
 	release();
 	return NULL;
 }
@@ -356,7 +380,7 @@ static void test_pauses_while_writers_behind(void **state)
 	(void)state;
 	struct sink *s = start_held(10);
 	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, release_later, NULL), 0);
+	assert_int_equal(pthread_create(&t, NULL, release_after_pause, NULL), 0);
 	int64_t id = 20;
 	for (int i = 1; i < NBATCH; i++, id += 10)
 		queue_batch(s, id); /* the last one waits for a free batch, paused after 1 s */
