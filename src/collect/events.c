@@ -793,26 +793,28 @@ static void put_sref(struct jsonw *w, const struct events *ev, struct sref r)
 /* "KEY":string-or-null for each of an object's identity strings, in the contract's order */
 struct sref_member {
 	const char *key; /* with its quotes, the colon and the comma before it when not first */
+	size_t len;      /* SREF_KEY: a literal's length, fixed at compile time */
 	enum sid id;
 };
+#define SREF_KEY(lit) lit, sizeof(lit) - 1
 static const struct sref_member gpu_strings[] = {
-    {",\"model\":", S_MODEL},
-    {",\"pci_bus_id\":", S_PCI},
-    {",\"device\":", S_DEVICE},
-    {",\"driver_version\":", S_DRIVER},
-    {",\"mig_profile\":", S_MIG_PROFILE},
+    {SREF_KEY(",\"model\":"), S_MODEL},
+    {SREF_KEY(",\"pci_bus_id\":"), S_PCI},
+    {SREF_KEY(",\"device\":"), S_DEVICE},
+    {SREF_KEY(",\"driver_version\":"), S_DRIVER},
+    {SREF_KEY(",\"mig_profile\":"), S_MIG_PROFILE},
 };
 static const struct sref_member workload_strings[] = {
-    {"\"namespace\":", S_NAMESPACE},
-    {",\"pod\":", S_POD},
-    {",\"container\":", S_CONTAINER},
+    {SREF_KEY("\"namespace\":"), S_NAMESPACE},
+    {SREF_KEY(",\"pod\":"), S_POD},
+    {SREF_KEY(",\"container\":"), S_CONTAINER},
 };
 
 static void put_srefs(struct jsonw *w, const struct events *ev, const struct sref *str,
                       const struct sref_member *m, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		jsonw_put(w, m[i].key, strlen(m[i].key));
+		jsonw_put(w, m[i].key, m[i].len);
 		put_sref(w, ev, str[m[i].id]);
 	}
 }

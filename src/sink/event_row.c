@@ -606,10 +606,12 @@ static int object_start(struct scan *s, bool *set, bool nullable)
 	return eat(s, '}') ? 0 : MEMBERS;
 }
 
+#define MEMBER_KEY(lit) lit, sizeof(lit) - 1
 /* An object's known members: a string or null into str, or an integer or null into str and
  * *num (num != NULL). */
 struct member {
 	const char *key;
+	size_t klen; /* MEMBER_KEY: a literal's length, fixed at compile time */
 	struct slice *str;
 	long long *num;
 };
@@ -623,7 +625,7 @@ static int scan_members(struct scan *s, const struct member *m, size_t n)
 		if (fstr(s, &k) || !eat(s, ':'))
 			return FAST_FALLBACK;
 		size_t i = 0;
-		while (i < n && !(k.n == strlen(m[i].key) && memcmp(k.p, m[i].key, k.n) == 0))
+		while (i < n && !(k.n == m[i].klen && memcmp(k.p, m[i].key, k.n) == 0))
 			i++;
 		if (i == n)
 			return FAST_FALLBACK;
@@ -637,14 +639,14 @@ static int scan_members(struct scan *s, const struct member *m, size_t n)
 static int scan_gpu(struct scan *s, struct fast_event *ev)
 {
 	const struct member m[] = {
-	    {"uuid", &ev->uuid, NULL},
-	    {"index", &ev->index, &ev->index_v},
-	    {"mig_instance", &ev->mig, &ev->mig_v},
-	    {"model", &ev->model, NULL},
-	    {"pci_bus_id", &ev->pci, NULL},
-	    {"device", &ev->device, NULL},
-	    {"driver_version", &ev->driver, NULL},
-	    {"mig_profile", &ev->mig_profile, NULL},
+	    {MEMBER_KEY("uuid"), &ev->uuid, NULL},
+	    {MEMBER_KEY("index"), &ev->index, &ev->index_v},
+	    {MEMBER_KEY("mig_instance"), &ev->mig, &ev->mig_v},
+	    {MEMBER_KEY("model"), &ev->model, NULL},
+	    {MEMBER_KEY("pci_bus_id"), &ev->pci, NULL},
+	    {MEMBER_KEY("device"), &ev->device, NULL},
+	    {MEMBER_KEY("driver_version"), &ev->driver, NULL},
+	    {MEMBER_KEY("mig_profile"), &ev->mig_profile, NULL},
 	};
 	int rc = object_start(s, &ev->gpu_set, false);
 	return rc == MEMBERS ? scan_members(s, m, sizeof(m) / sizeof(m[0])) : rc;
@@ -676,9 +678,9 @@ static int scan_labels(struct scan *s, struct fast_event *ev)
 static int scan_workload(struct scan *s, struct fast_event *ev)
 {
 	const struct member m[] = {
-	    {"namespace", &ev->w_namespace, NULL},
-	    {"pod", &ev->w_pod, NULL},
-	    {"container", &ev->w_container, NULL},
+	    {MEMBER_KEY("namespace"), &ev->w_namespace, NULL},
+	    {MEMBER_KEY("pod"), &ev->w_pod, NULL},
+	    {MEMBER_KEY("container"), &ev->w_container, NULL},
 	};
 	int rc = object_start(s, &ev->workload.set, true);
 	return rc == MEMBERS ? scan_members(s, m, sizeof(m) / sizeof(m[0])) : rc;
