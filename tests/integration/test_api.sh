@@ -32,7 +32,18 @@ psql -X -q -v ON_ERROR_STOP=1 "$owner" -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1
 nopriv="${owner/user=postgres/user=gh_nopriv_it}"
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-P1=$(port); P2=$(port); P3=$(port); DEAD=$(port)
+DEAD=$(port)
+# The APIs listen on a port the kernel picks (127.0.0.1:0) and say which: a port picked here
+# and freed before the API binds it can be taken meanwhile by the tests running beside this one.
+bound_port() { # LOG: the port the API there listens on (waits up to 10 s)
+  local i p
+  for i in $(seq 1 100); do
+    p=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$1" | head -1)
+    [ -n "$p" ] && { echo "$p"; return 0; }
+    sleep 0.1
+  done
+  return 1
+}
 # a service manager's notify socket: records every datagram the API sends
 /usr/bin/python3 -c '
 import socket, sys
@@ -47,13 +58,16 @@ with open(sys.argv[2], "w") as out:
 NPID=$!
 for i in $(seq 1 50); do [ -S "$TMP/notify" ] && break; sleep 0.1; done
 NOTIFY_SOCKET="$TMP/notify" WATCHDOG_USEC=400000 \
-  "$BIN" api --db "$reader" --listen "127.0.0.1:$P1" --stats-interval 1 >"$TMP/api.log" 2>&1 &
+  "$BIN" api --db "$reader" --listen 127.0.0.1:0 --stats-interval 1 >"$TMP/api.log" 2>&1 &
 PIDS+=($!)
 # a database that does not answer: nothing listens on $DEAD
-"$BIN" api --db "host=127.0.0.1 port=$DEAD user=nobody dbname=none connect_timeout=2" --listen "127.0.0.1:$P2" >"$TMP/api-down.log" 2>&1 &
+"$BIN" api --db "host=127.0.0.1 port=$DEAD user=nobody dbname=none connect_timeout=2" --listen 127.0.0.1:0 >"$TMP/api-down.log" 2>&1 &
 PIDS+=($!)
-"$BIN" api --db "$nopriv" --listen "127.0.0.1:$P3" >"$TMP/api-nopriv.log" 2>&1 &
+"$BIN" api --db "$nopriv" --listen 127.0.0.1:0 >"$TMP/api-nopriv.log" 2>&1 &
 PIDS+=($!)
+P1=$(bound_port "$TMP/api.log") || die "gpuhealth api did not start: $(cat "$TMP/api.log")"
+P2=$(bound_port "$TMP/api-down.log") || die "gpuhealth api did not start: $(cat "$TMP/api-down.log")"
+P3=$(bound_port "$TMP/api-nopriv.log") || die "gpuhealth api did not start: $(cat "$TMP/api-nopriv.log")"
 for i in $(seq 1 50); do
   curl -s -o /dev/null "http://127.0.0.1:$P1/healthz" && curl -s -o /dev/null "http://127.0.0.1:$P2/metrics" \
     && curl -s -o /dev/null "http://127.0.0.1:$P3/metrics" && break
