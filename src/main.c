@@ -1,4 +1,5 @@
 /* main: picks the mode from the command line and runs it. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -26,16 +27,25 @@ _Static_assert((int)SERVICE_EXIT_OK == (int)CLI_EXIT_OK &&
                    (int)SERVICE_EXIT_USAGE == (int)CLI_EXIT_USAGE,
                "service.h's exit statuses are cli.h's");
 
-/* The modes this build can run; the others are delivered by later work and say so. */
+/* The modes this build can run; the others are delivered by later work and say so. A mode
+ * is a function, or a service run by the one host loop (service_main); stamps: its log lines
+ * carry timestamps (the headless services; mock-dcgm's are the benchmarks' fleets). */
 static const struct {
 	enum cli_mode mode;
 	mode_fn run;
+	const struct service_ops *svc;
+	bool stamps;
 } runners[] = {
-    {CLI_TUI, tui_run},           {CLI_DAEMON, daemon_run},
-    {CLI_MOCK, mock_dcgm_run},    {CLI_COLLECTOR, collector_cmd_run},
-    {CLI_SINK, sink_cmd_run},     {CLI_SCORER, scorer_cmd_run},
-    {CLI_STATUS, status_cmd_run}, {CLI_DB, migrate_cmd_run},
-    {CLI_API, api_cmd_run},       {CLI_KAFKA, topic_init_cmd_run},
+    {CLI_TUI, tui_run, NULL, false},
+    {CLI_STATUS, status_cmd_run, NULL, false},
+    {CLI_DB, migrate_cmd_run, NULL, false},
+    {CLI_KAFKA, topic_init_cmd_run, NULL, false},
+    {CLI_DAEMON, NULL, &daemon_service_ops, true},
+    {CLI_MOCK, NULL, &mock_dcgm_service_ops, false},
+    {CLI_COLLECTOR, NULL, &collector_cmd_service_ops, true},
+    {CLI_SINK, NULL, &sink_service_ops, true},
+    {CLI_SCORER, NULL, &scorer_service_ops, true},
+    {CLI_API, NULL, &api_service_ops, true},
 };
 
 static const char *env_get(const char *name)
@@ -77,11 +87,10 @@ int main(int argc, char **argv)
 	log_set_level(lvl);
 	cli_warn_exposed_secrets(cfg); /* once, before the mode starts */
 
-	mode_fn run = NULL;
-	for (size_t i = 0; i < sizeof(runners) / sizeof(runners[0]); i++)
-		if (runners[i].mode == mode)
-			run = runners[i].run;
-	if (!run) {
+	size_t r = 0;
+	while (r < sizeof(runners) / sizeof(runners[0]) && runners[r].mode != mode)
+		r++;
+	if (r == sizeof(runners) / sizeof(runners[0])) {
 		fprintf(stderr,
 		        "gpuhealth: '%s' is not built yet in this version (%s); "
 		        "see 'gpuhealth --help' for what is\n",
@@ -89,7 +98,9 @@ int main(int argc, char **argv)
 		status = CLI_EXIT_USAGE;
 		goto out;
 	}
-	status = run(cfg);
+	if (runners[r].stamps)
+		log_set_timestamps(1);
+	status = runners[r].run ? runners[r].run(cfg) : service_main(runners[r].svc, cfg);
 out:
 	config_destroy(cfg);
 	return status;

@@ -233,21 +233,12 @@ static void cmd_stop(void *impl, enum service_stop how)
 	exporter_service_ops.stop(m->ex, how);
 }
 
-static const struct service_ops mock_cmd_ops = {
-    .name = "mock-dcgm",
+const struct service_ops mock_dcgm_service_ops = {
+    SERVICE_OPS_BASE("mock-dcgm", cmd),
     /* woken by a signal at once: a fleet of exporters on one machine (the benchmarks) would
      * otherwise spend ~4 % of a core waking each other 20 times a second */
     .tick_s = 0.5,
     .create = cmd_create,
-    .start = cmd_start,
     .stats_line = cmd_stats_line,
     .notify_text = cmd_notify_text,
-    .stop = cmd_stop,
-    .destroy = cmd_destroy,
 };
-
-int mock_dcgm_run(struct config *cfg)
-{
-	/* SIGINT/SIGTERM stop; SIGHUP has nothing to reload here */
-	return service_main(&mock_cmd_ops, cfg);
-}

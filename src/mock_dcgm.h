@@ -5,10 +5,11 @@
 #ifndef GPUHEALTH_MOCK_DCGM_H
 #define GPUHEALTH_MOCK_DCGM_H
 
-struct config;
+struct service_ops;
 
-/* Runs the mode. Returns the exit status: 0 on a clean stop, 1 on a runtime failure (such as
- * the port being in use), 2 on bad usage (unknown --model, bad --inject, bad --host-label). */
-int mock_dcgm_run(struct config *cfg);
+/* The mode as a service (service_main; SIGHUP has nothing to reload). Its exit status: 0 on a
+ * clean stop, 1 on a runtime failure (such as the port being in use), 2 on bad usage (unknown
+ * --model, bad --inject, bad --host-label). */
+extern const struct service_ops mock_dcgm_service_ops;
 
 #endif

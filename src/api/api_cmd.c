@@ -23,6 +23,9 @@ static int api_svc_create(void **impl, const struct config *cfg, char *err, size
 	return rc;
 }
 
+SERVICE_FORWARD_STOP(api_svc_stop, api_stop, api_stop)
+SERVICE_FORWARD(api_svc_destroy, api_destroy)
+
 static int api_svc_start(void *impl, char *err, size_t errlen)
 {
 	struct api *api = impl;
@@ -59,29 +62,9 @@ static int api_svc_notify_text(void *impl, bool ready, char *buf, size_t len)
 	                api_address(api), st.requests, st.db_errors);
 }
 
-static void api_svc_stop(void *impl, enum service_stop how)
-{
-	(void)how;
-	api_stop(impl);
-}
-
-static void api_svc_destroy(void *impl)
-{
-	api_destroy(impl);
-}
-
 const struct service_ops api_service_ops = {
-    .name = "api",
+    SERVICE_OPS_BASE("api", api_svc),
     .create = api_svc_create,
-    .start = api_svc_start,
     .stats_line = api_svc_stats_line,
     .notify_text = api_svc_notify_text,
-    .stop = api_svc_stop,
-    .destroy = api_svc_destroy,
 };
-
-int api_cmd_run(struct config *cfg)
-{
-	log_set_timestamps(1);
-	return service_main(&api_service_ops, cfg);
-}

@@ -9,7 +9,4 @@ struct service_ops;
  * --max-client-connections), start (listen), its stats line, stop, destroy. */
 extern const struct service_ops api_service_ops;
 
-/* Runs until SIGINT/SIGTERM or --duration; returns the process exit status. */
-int api_cmd_run(struct config *cfg);
-
 #endif

@@ -100,6 +100,10 @@ static int stats_line(const struct collector_stats *st, const char *prefix, char
 
 /* ------------------------------------------------------------------ the collector as a service */
 
+/* the flush is bounded by flush_timeout_s either way */
+SERVICE_FORWARD_STOP(collector_svc_stop, collector_stop, collector_stop)
+SERVICE_FORWARD(collector_svc_destroy, collector_destroy)
+
 /* impl: a struct collector from collector_create (the pipeline's) */
 static int collector_svc_start(void *impl, char *err, size_t errlen)
 {
@@ -129,24 +133,10 @@ static int collector_svc_stats_line(void *impl, bool final, double uptime_s, cha
 	return stats_line(&st, final ? "collector: stopped;" : "collector:", buf, len);
 }
 
-static void collector_svc_stop(void *impl, enum service_stop how)
-{
-	(void)how; /* the flush is bounded by flush_timeout_s either way */
-	collector_stop(impl);
-}
-
-static void collector_svc_destroy(void *impl)
-{
-	collector_destroy(impl);
-}
-
 const struct service_ops collector_service_ops = {
-    .name = "collector",
-    .start = collector_svc_start,
+    SERVICE_OPS_BASE("collector", collector_svc),
     .status = collector_svc_status,
     .stats_line = collector_svc_stats_line,
-    .stop = collector_svc_stop,
-    .destroy = collector_svc_destroy,
 };
 
 /* --nvml: the local GPUs as the collector's local source, in dcgm-exporter's text. */
@@ -370,14 +360,12 @@ static int cmd_build(struct collector_cmd *k, const struct config *cfg, char *er
 		    err, errlen,
 		    "no Kafka brokers: give --brokers HOST:PORT (KAFKA_BOOTSTRAP_SERVERS), or "
 		    "--output - to write the events to standard output");
-	size_t nprops = config_list_len(cfg, "X");
-	k->props = calloc(nprops ? nprops : 1, sizeof(*k->props));
+	size_t nprops = 0;
+	k->props = config_list_array(cfg, "X", 0, &nprops);
 	if (!k->props) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < nprops; i++)
-		k->props[i] = config_list_at(cfg, "X", i);
 	k->local = (struct collector_local){"nvml", nvml_local_read, &k->nl};
 	if (k->nvml) {
 		char nerr[900] = "";
@@ -607,23 +595,7 @@ static int cmd_verdict(void *impl)
 	return rc;
 }
 
-static const struct service_ops collector_cmd_ops = {
-    .name = "collector",
+const struct service_ops collector_cmd_service_ops = {
+    SERVICE_OPS_ALL("collector", cmd),
     .tick_s = 0.05,
-    .create = cmd_create,
-    .start = cmd_start,
-    .tick = cmd_tick,
-    .status = cmd_status,
-    .stats_line = cmd_stats_line,
-    .notify_text = cmd_notify_text,
-    .reload = cmd_reload,
-    .stop = cmd_stop,
-    .verdict = cmd_verdict,
-    .destroy = cmd_destroy,
 };
-
-int collector_cmd_run(struct config *cfg)
-{
-	log_set_timestamps(1);
-	return service_main(&collector_cmd_ops, cfg);
-}

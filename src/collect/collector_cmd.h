@@ -23,9 +23,11 @@ extern const struct service_ops collector_service_ops;
  * the caller's. */
 void collector_cmd_options(const struct config *cfg, struct collector_options *o);
 
-/* Runs until SIGINT/SIGTERM, --duration, or (with --once) one scrape of every target; SIGHUP
- * re-reads --targets-file. Returns the process exit status. */
-int collector_cmd_run(struct config *cfg);
+/* `gpuhealth collector` (service_main): created from the configuration (targets, discovery,
+ * --nvml, --metrics-listen); runs until SIGINT/SIGTERM, --duration, or (with --once) one
+ * scrape of every target; SIGHUP re-reads --targets-file; its verdict fails the run when
+ * targets failed or events were not delivered. */
+extern const struct service_ops collector_cmd_service_ops;
 
 /* The discovery sources of --file-sd, --http-sd and --dns-sd (with --dns-sd-port, --dns-server,
  * --sd-refresh), as the collector, the console and --daemon take them: *out NULL when none is

@@ -522,6 +522,18 @@ const char *config_list_at(const struct config *cfg, const char *name, size_t i)
 	return i < v->nitems ? v->items[i] : NULL;
 }
 
+const char **config_list_array(const struct config *cfg, const char *name, size_t extra, size_t *n)
+{
+	const struct value *v = get(cfg, name, CONFIG_LIST, CONFIG_LIST);
+	const char **a = calloc(v->nitems + extra + 1, sizeof(*a));
+	if (!a)
+		return NULL;
+	for (size_t i = 0; i < v->nitems; i++)
+		a[i] = v->items[i];
+	*n = v->nitems;
+	return a;
+}
+
 bool config_is_set(const struct config *cfg, const char *name)
 {
 	long idx = find_long(cfg, name, strlen(name));

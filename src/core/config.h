@@ -83,6 +83,10 @@ double config_double(const struct config *cfg, const char *name); /* DOUBLE and 
 bool config_bool(const struct config *cfg, const char *name);
 size_t config_list_len(const struct config *cfg, const char *name);
 const char *config_list_at(const struct config *cfg, const char *name, size_t i);
+/* A list's strings (borrowed from cfg) in a new array with room for extra more (at least one
+ * slot in all); *n: the list's length. Returns the array (the caller frees it, not the
+ * strings) or NULL when out of memory. */
+const char **config_list_array(const struct config *cfg, const char *name, size_t extra, size_t *n);
 bool config_is_set(const struct config *cfg, const char *name); /* given by the user anywhere */
 /* A mode's own default: sets name from text unless the user gave it (flag, env or file).
  * Returns 0, or -EINVAL with a message in err. */

@@ -303,6 +303,15 @@ int service_host_run(struct service *const *svcs, size_t n, const struct service
 	return status;
 }
 
+void service_status_db(struct service_status *out, bool failed, bool db_connected,
+                       const char *last_error)
+{
+	out->state = failed                             ? SERVICE_FAILED
+	             : (!db_connected && last_error[0]) ? SERVICE_DEGRADED
+	                                                : SERVICE_RUNNING;
+	snprintf(out->last_error, sizeof(out->last_error), "%s", last_error);
+}
+
 int service_main(const struct service_ops *ops, const struct config *cfg)
 {
 	struct service *s = NULL;

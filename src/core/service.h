@@ -83,6 +83,41 @@ struct service_ops {
 	void (*destroy)(void *impl);
 };
 
+/* The adapters most services need between the table's void * and their own typed functions,
+ * written once: SERVICE_FORWARD(name, fn) defines `static void name(void *impl)` calling
+ * fn(impl) (a destroy); SERVICE_FORWARD_STOP(name, clean, now) defines the stop, calling now(impl)
+ * for SERVICE_STOP_NOW and clean(impl) otherwise (the same function twice when the service
+ * bounds its own flush). */
+#define SERVICE_FORWARD(name, fn)                                                                  \
+	static void name(void *impl)                                                               \
+	{                                                                                          \
+		fn(impl);                                                                          \
+	}
+#define SERVICE_FORWARD_STOP(name, clean, now)                                                     \
+	static void name(void *impl, enum service_stop how)                                        \
+	{                                                                                          \
+		if (how == SERVICE_STOP_NOW)                                                       \
+			now(impl);                                                                 \
+		else                                                                               \
+			clean(impl);                                                               \
+	}
+
+/* A table's members named after one prefix: SERVICE_OPS_BASE("sink", sink_svc) names
+ * sink_svc_start, sink_svc_stop and sink_svc_destroy; SERVICE_OPS_ALL also every optional
+ * member but drain (create, tick, status, stats_line, notify_text, reload, verdict). */
+#define SERVICE_OPS_BASE(nm, prefix)                                                               \
+	.name = (nm), .start = prefix##_start, .stop = prefix##_stop, .destroy = prefix##_destroy
+#define SERVICE_OPS_ALL(nm, prefix)                                                                \
+	SERVICE_OPS_BASE(nm, prefix),                                                              \
+	    .create = prefix##_create, .tick = prefix##_tick, .status = prefix##_status,           \
+	    .stats_line = prefix##_stats_line, .notify_text = prefix##_notify_text,                \
+	    .reload = prefix##_reload, .verdict = prefix##_verdict
+
+/* The state of a service that writes to a database: failed, degraded while the database is
+ * away after an error, else running; last_error copied. */
+void service_status_db(struct service_status *out, bool failed, bool db_connected,
+                       const char *last_error);
+
 struct service;
 
 /* Creates a service with ops->create. Returns 0 or create's -errno (message in err). */

@@ -7,16 +7,13 @@
 
 #include "core/service.h"
 
+SERVICE_FORWARD_STOP(exporter_svc_stop, exporter_stop, exporter_stop)
+SERVICE_FORWARD(exporter_svc_destroy, exporter_destroy)
+
 /* impl: a struct exporter (exporter_create, nvml_exporter_create: the pipeline's) */
 static int exporter_svc_start(void *impl, char *err, size_t errlen)
 {
 	return exporter_start(impl, err, errlen);
-}
-
-static void exporter_svc_stop(void *impl, enum service_stop how)
-{
-	(void)how;
-	exporter_stop(impl);
 }
 
 static int exporter_svc_stats_line(void *impl, bool final, double uptime_s, char *buf, size_t len)
@@ -42,15 +39,7 @@ static int exporter_svc_stats_line(void *impl, bool final, double uptime_s, char
 	    (unsigned long long)st.gzip);
 }
 
-static void exporter_svc_destroy(void *impl)
-{
-	exporter_destroy(impl);
-}
-
 const struct service_ops exporter_service_ops = {
-    .name = "mock-dcgm",
-    .start = exporter_svc_start,
+    SERVICE_OPS_BASE("mock-dcgm", exporter_svc),
     .stats_line = exporter_svc_stats_line,
-    .stop = exporter_svc_stop,
-    .destroy = exporter_svc_destroy,
 };

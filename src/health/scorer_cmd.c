@@ -49,6 +49,9 @@ static int scorer_svc_create(void **impl, const struct config *cfg, char *err, s
 	return rc;
 }
 
+SERVICE_FORWARD_STOP(scorer_svc_stop, scorer_stop, scorer_stop_now)
+SERVICE_FORWARD(scorer_svc_destroy, scorer_destroy)
+
 static int scorer_svc_start(void *impl, char *err, size_t errlen)
 {
 	int rc = scorer_start(impl, err, errlen);
@@ -64,10 +67,7 @@ static void scorer_svc_status(void *impl, struct service_status *out)
 {
 	struct scorer_stats st;
 	scorer_stats(impl, &st);
-	out->state = st.failed                                ? SERVICE_FAILED
-	             : (!st.db_connected && st.last_error[0]) ? SERVICE_DEGRADED
-	                                                      : SERVICE_RUNNING;
-	snprintf(out->last_error, sizeof(out->last_error), "%s", st.last_error);
+	service_status_db(out, st.failed, st.db_connected, st.last_error);
 }
 
 static int scorer_svc_stats_line(void *impl, bool final, double uptime_s, char *buf, size_t len)
@@ -83,40 +83,21 @@ static int scorer_svc_notify_text(void *impl, bool ready, char *buf, size_t len)
 	return ready ? scorer_describe(impl, false, buf, len) : 0;
 }
 
-static void scorer_svc_stop(void *impl, enum service_stop how)
-{
-	if (how == SERVICE_STOP_NOW)
-		scorer_stop_now(impl);
-	else
-		scorer_stop(impl);
-}
-
-static void scorer_svc_destroy(void *impl)
-{
-	scorer_destroy(impl);
-}
-
 const struct service_ops scorer_service_ops = {
-    .name = "scorer",
+    SERVICE_OPS_BASE("scorer", scorer_svc),
     .create = scorer_svc_create,
-    .start = scorer_svc_start,
     .status = scorer_svc_status,
     .stats_line = scorer_svc_stats_line,
     .notify_text = scorer_svc_notify_text,
-    .stop = scorer_svc_stop,
-    .destroy = scorer_svc_destroy,
 };
 
 int scorer_cmd_options(const struct config *cfg, struct scorer_options *o, const char ***props)
 {
-	size_t nprops = config_list_len(cfg, "X");
+	size_t nprops = 0;
 	size_t nam = config_list_len(cfg, "alertmanager");
-	const char **p =
-	    calloc(nprops + nam + 1, sizeof(*p)); /* the -X properties, then the URLs */
+	const char **p = config_list_array(cfg, "X", nam, &nprops); /* then the URLs */
 	if (!p)
 		return -ENOMEM;
-	for (size_t i = 0; i < nprops; i++)
-		p[i] = config_list_at(cfg, "X", i);
 	for (size_t i = 0; i < nam; i++)
 		p[nprops + i] = config_list_at(cfg, "alertmanager", i);
 	memset(o, 0, sizeof(*o));
@@ -160,10 +141,4 @@ int scorer_cmd_options(const struct config *cfg, struct scorer_options *o, const
 	o->econ.horizon_h = o->horizon_h;
 	*props = p; /* caller owns */
 	return 0;
-}
-
-int scorer_cmd_run(struct config *cfg)
-{
-	log_set_timestamps(1);
-	return service_main(&scorer_service_ops, cfg);
 }

@@ -16,7 +16,4 @@ extern const struct service_ops scorer_service_ops;
  * allocated for the -X list and owned by the caller, free()). Returns 0 or -ENOMEM. */
 int scorer_cmd_options(const struct config *cfg, struct scorer_options *o, const char ***props);
 
-/* Runs until SIGINT/SIGTERM or --duration; returns the process exit status. */
-int scorer_cmd_run(struct config *cfg);
-
 #endif

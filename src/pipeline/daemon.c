@@ -271,23 +271,7 @@ static int daemon_svc_verdict(void *impl)
 	return rc;
 }
 
-static const struct service_ops daemon_ops = {
-    .name = "daemon",
+const struct service_ops daemon_service_ops = {
+    SERVICE_OPS_ALL("daemon", daemon_svc),
     .tick_s = 0.05,
-    .create = daemon_svc_create,
-    .start = daemon_svc_start,
-    .tick = daemon_svc_tick,
-    .status = daemon_svc_status,
-    .stats_line = daemon_svc_stats_line,
-    .notify_text = daemon_svc_notify_text,
-    .reload = daemon_svc_reload,
-    .stop = daemon_svc_stop,
-    .verdict = daemon_svc_verdict,
-    .destroy = daemon_svc_destroy,
 };
-
-int daemon_run(struct config *cfg)
-{
-	log_set_timestamps(1);
-	return service_main(&daemon_ops, cfg);
-}

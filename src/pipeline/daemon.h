@@ -5,9 +5,10 @@
 #ifndef GPUHEALTH_DAEMON_H
 #define GPUHEALTH_DAEMON_H
 
-struct config;
+struct service_ops;
 
-/* Returns the exit status: 0 after a clean stop, 1 when the pipeline failed. */
-int daemon_run(struct config *cfg);
+/* The daemon as a service (service_main): its exit status is 0 after a clean stop, 1 when the
+ * pipeline failed or lost something. */
+extern const struct service_ops daemon_service_ops;
 
 #endif

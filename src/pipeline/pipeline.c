@@ -201,18 +201,14 @@ int pipeline_create(struct pipeline **out, const struct config *cfg, char *err, 
 		else if (gethostname(p->hostname, sizeof(p->hostname) - 1) != 0)
 			snprintf(p->hostname, sizeof(p->hostname), "localhost");
 	}
-	p->nprops = config_list_len(cfg, "X");
-	p->props = calloc(p->nprops + 1, sizeof(*p->props));
-	p->cprops = calloc(p->nprops + 2, sizeof(*p->cprops));
+	/* The consumers' properties leave room for fetch.wait.max.ms. The mock cluster is new on
+	 * every run and each group joins it once, so its known trouble with a rejoin under the
+	 * default session timeout does not arise. */
+	p->props = config_list_array(cfg, "X", 0, &p->nprops);
+	p->cprops = config_list_array(cfg, "X", 1, &p->ncprops);
 	if (!p->props || !p->cprops) {
 		rc = -ENOMEM;
 		goto fail;
-	}
-	/* The mock cluster is new on every run and each group joins it once, so its known
-	 * trouble with a rejoin under the default session timeout does not arise. */
-	for (size_t i = 0; i < p->nprops; i++) {
-		p->props[i] = config_list_at(cfg, "X", i);
-		p->cprops[p->ncprops++] = p->props[i];
 	}
 	const char *db = config_str(cfg, "db");
 	p->fleet_db = db != NULL;

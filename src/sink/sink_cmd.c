@@ -57,14 +57,12 @@ static int sink_svc_stats_line(void *impl, bool final, double uptime_s, char *bu
  * subcommand) or by the pipeline with sink_create (service_wrap). */
 static int sink_svc_create(void **impl, const struct config *cfg, char *err, size_t errlen)
 {
-	size_t nprops = config_list_len(cfg, "X");
-	const char **props = calloc(nprops ? nprops : 1, sizeof(*props));
+	size_t nprops = 0;
+	const char **props = config_list_array(cfg, "X", 0, &nprops);
 	if (!props) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < nprops; i++)
-		props[i] = config_list_at(cfg, "X", i);
 	struct sink_options o;
 	sink_cmd_options(cfg, &o);
 	o.kafka_props = props;
@@ -75,6 +73,10 @@ static int sink_svc_create(void **impl, const struct config *cfg, char *err, siz
 	*impl = s;   /* the host owns it: sink_svc_destroy */
 	return rc;
 }
+
+/* a clean stop commits the open batch */
+SERVICE_FORWARD_STOP(sink_svc_stop, sink_stop, sink_stop_now)
+SERVICE_FORWARD(sink_svc_destroy, sink_destroy)
 
 static int sink_svc_start(void *impl, char *err, size_t errlen)
 {
@@ -93,10 +95,7 @@ static void sink_svc_status(void *impl, struct service_status *out)
 {
 	struct sink_stats st;
 	sink_stats(impl, &st);
-	out->state = st.failed                                ? SERVICE_FAILED
-	             : (!st.db_connected && st.last_error[0]) ? SERVICE_DEGRADED
-	                                                      : SERVICE_RUNNING;
-	snprintf(out->last_error, sizeof(out->last_error), "%s", st.last_error);
+	service_status_db(out, st.failed, st.db_connected, st.last_error);
 }
 
 static int sink_svc_notify_text(void *impl, bool ready, char *buf, size_t len)
@@ -104,28 +103,10 @@ static int sink_svc_notify_text(void *impl, bool ready, char *buf, size_t len)
 	return ready ? sink_describe(impl, false, buf, len) : 0;
 }
 
-static void sink_svc_stop(void *impl, enum service_stop how)
-{
-	if (how == SERVICE_STOP_NOW)
-		sink_stop_now(impl);
-	else
-		sink_stop(impl); /* commits the open batch */
-}
-
-static void sink_svc_destroy(void *impl)
-{
-	sink_destroy(impl);
-}
-
 const struct service_ops sink_service_ops = {
-    .name = "sink",
-    .create = sink_svc_create,
-    .start = sink_svc_start,
-    .status = sink_svc_status,
-    .stats_line = sink_svc_stats_line,
+    SERVICE_OPS_BASE("sink", sink_svc),  .create = sink_svc_create,
+    .status = sink_svc_status,           .stats_line = sink_svc_stats_line,
     .notify_text = sink_svc_notify_text,
-    .stop = sink_svc_stop,
-    .destroy = sink_svc_destroy,
 };
 
 void sink_cmd_options(const struct config *cfg, struct sink_options *o)
@@ -141,10 +122,4 @@ void sink_cmd_options(const struct config *cfg, struct sink_options *o)
 	    .max_future_s = config_double(cfg, "max-clock-skew"),
 	    .maintenance_interval_s = config_double(cfg, "maintenance-interval"),
 	};
-}
-
-int sink_cmd_run(struct config *cfg)
-{
-	log_set_timestamps(1);
-	return service_main(&sink_service_ops, cfg);
 }

@@ -18,7 +18,4 @@ extern const struct service_ops sink_service_ops;
  * settings. */
 void sink_cmd_options(const struct config *cfg, struct sink_options *o);
 
-/* Runs until SIGINT/SIGTERM or --duration; returns the process exit status. */
-int sink_cmd_run(struct config *cfg);
-
 #endif
