@@ -88,6 +88,16 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 }
 
+void consumer_destroy(struct consumer *c)
+{
+	if (!c)
+		return;
+	if (c->rk)
+		rd_kafka_destroy(c->rk);
+	free(c->topic);
+	free(c);
+}
+
 int consumer_create(struct consumer **out, const struct consumer_options *o,
                     const struct consumer_hooks *h, char *err, size_t errlen)
 {
@@ -221,14 +231,4 @@ void consumer_close(struct consumer *c)
 	if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
 		log_warn("%s: final offset commit: %s", c->who, rd_kafka_err2str(e));
 	rd_kafka_consumer_close(c->rk);
-}
-
-void consumer_destroy(struct consumer *c)
-{
-	if (!c)
-		return;
-	if (c->rk)
-		rd_kafka_destroy(c->rk);
-	free(c->topic);
-	free(c);
 }

@@ -14,6 +14,19 @@ struct mockcluster {
 	rd_kafka_t *watch; /* owned: a consumer handle that only reads a group's commits */
 };
 
+void mockcluster_destroy(struct mockcluster *mc)
+{
+	if (!mc)
+		return;
+	if (mc->watch)
+		rd_kafka_destroy(mc->watch);
+	if (mc->mock)
+		rd_kafka_mock_cluster_destroy(mc->mock);
+	if (mc->rk)
+		rd_kafka_destroy(mc->rk);
+	free(mc);
+}
+
 int mockcluster_create(struct mockcluster **out, const char *const *topics, size_t ntopics,
                        int partitions, char *err, size_t errlen)
 {
@@ -109,17 +122,4 @@ int mockcluster_positions(struct mockcluster *mc, const char *topic, int n,
 out:
 	rd_kafka_topic_partition_list_destroy(l);
 	return rc;
-}
-
-void mockcluster_destroy(struct mockcluster *mc)
-{
-	if (!mc)
-		return;
-	if (mc->watch)
-		rd_kafka_destroy(mc->watch);
-	if (mc->mock)
-		rd_kafka_mock_cluster_destroy(mc->mock);
-	if (mc->rk)
-		rd_kafka_destroy(mc->rk);
-	free(mc);
 }

@@ -516,6 +516,26 @@ static int replay_sync(void *ud)
 	return producer_sync(ud);
 }
 
+void producer_destroy(struct producer *p)
+{
+	if (!p)
+		return;
+	if (p->rk)
+		producer_close(p);
+	if (p->rkt)
+		rd_kafka_topic_destroy(p->rkt);
+	if (p->rk)
+		rd_kafka_destroy(p->rk);
+	record_queue_free(&p->mem);
+	record_queue_free(&p->retry);
+	journal_free(&p->wal);
+	if (p->has_spool || p->spool.dir)
+		spool_close(&p->spool);
+	pthread_mutex_destroy(&p->lock);
+	free(p->topic);
+	free(p);
+}
+
 int producer_create(struct producer **out, const struct producer_options *o, char *err,
 		    size_t errlen)
 {
@@ -603,26 +623,6 @@ int producer_create(struct producer **out, const struct producer_options *o, cha
 fail:
 	producer_destroy(p);
 	return rc;
-}
-
-void producer_destroy(struct producer *p)
-{
-	if (!p)
-		return;
-	if (p->rk)
-		producer_close(p);
-	if (p->rkt)
-		rd_kafka_topic_destroy(p->rkt);
-	if (p->rk)
-		rd_kafka_destroy(p->rk);
-	record_queue_free(&p->mem);
-	record_queue_free(&p->retry);
-	journal_free(&p->wal);
-	if (p->has_spool || p->spool.dir)
-		spool_close(&p->spool);
-	pthread_mutex_destroy(&p->lock);
-	free(p->topic);
-	free(p);
 }
 
 int producer_spool_scan(const char *dir,

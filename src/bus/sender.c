@@ -38,6 +38,15 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 		p->error(p->ctx, fatal, text);
 }
 
+void sender_destroy(struct sender *p)
+{
+	if (!p)
+		return;
+	if (p->rk)
+		rd_kafka_destroy(p->rk);
+	free(p);
+}
+
 int sender_create(struct sender **out, const struct sender_options *o, char *err,
                   size_t errlen)
 {
@@ -121,15 +130,6 @@ void sender_purge(struct sender *p)
 {
 	if (p)
 		rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-}
-
-void sender_destroy(struct sender *p)
-{
-	if (!p)
-		return;
-	if (p->rk)
-		rd_kafka_destroy(p->rk);
-	free(p);
 }
 
 const char *sender_err_str(int code)

@@ -698,6 +698,37 @@ static int split_shard(struct collector *c, const char *const *urls, const struc
 	return rc;
 }
 
+void collector_destroy(struct collector *c)
+{
+	if (!c)
+		return;
+	collector_stop(c);
+	producer_destroy(c->prod);
+	for (unsigned k = 0; c->w && k < c->nw; k++) {
+		struct worker *w = &c->w[k];
+		scrape_destroy(w->scrape);
+		events_destroy(w->ev);
+		prom_cache_free(w->pc);
+		strbuf_free(&w->out);
+		free(w->ends);
+		free_enrich(w->pending_en, w->npending);
+		free_list(w->pending, w->npending);
+		free(w->pending_pos);
+		free(w->pos);
+		free_enrich(w->en, w->nen);
+	}
+	free(c->w);
+	free_assign(c->assign, c->nassign);
+	strbuf_free(&c->local_body);
+	free((char *)c->local.name);
+	free(c->cluster);
+	free(c->datacenter);
+	free(c->rack);
+	pthread_mutex_destroy(&c->prod_lock);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
 int collector_create(struct collector **out, const struct collector_options *o, char *err,
                      size_t errlen)
 {
@@ -1070,35 +1101,4 @@ int collector_render_metrics(struct collector *c, struct strbuf *sb)
 		              p->in_flight, p->queued, p->spool_events);
 	}
 	return rc;
-}
-
-void collector_destroy(struct collector *c)
-{
-	if (!c)
-		return;
-	collector_stop(c);
-	producer_destroy(c->prod);
-	for (unsigned k = 0; c->w && k < c->nw; k++) {
-		struct worker *w = &c->w[k];
-		scrape_destroy(w->scrape);
-		events_destroy(w->ev);
-		prom_cache_free(w->pc);
-		strbuf_free(&w->out);
-		free(w->ends);
-		free_enrich(w->pending_en, w->npending);
-		free_list(w->pending, w->npending);
-		free(w->pending_pos);
-		free(w->pos);
-		free_enrich(w->en, w->nen);
-	}
-	free(c->w);
-	free_assign(c->assign, c->nassign);
-	strbuf_free(&c->local_body);
-	free((char *)c->local.name);
-	free(c->cluster);
-	free(c->datacenter);
-	free(c->rack);
-	pthread_mutex_destroy(&c->prod_lock);
-	pthread_mutex_destroy(&c->lock);
-	free(c);
 }

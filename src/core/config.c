@@ -220,6 +220,20 @@ static int set_value(struct config *cfg, size_t idx, enum config_source src, con
 	return 0;
 }
 
+void config_destroy(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	if (cfg->values)
+		for (size_t i = 0; i < cfg->n; i++)
+			value_clear(&cfg->values[i]);
+	free(cfg->values);
+	for (size_t i = 0; i < cfg->npos; i++)
+		free(cfg->pos[i]);
+	free(cfg->pos);
+	free(cfg);
+}
+
 int config_create(struct config **out, const struct config_option *table, size_t n,
 		  unsigned mode, const char *mode_name)
 {
@@ -249,20 +263,6 @@ int config_create(struct config **out, const struct config_option *table, size_t
 out:
 	config_destroy(cfg);
 	return rc;
-}
-
-void config_destroy(struct config *cfg)
-{
-	if (!cfg)
-		return;
-	if (cfg->values)
-		for (size_t i = 0; i < cfg->n; i++)
-			value_clear(&cfg->values[i]);
-	free(cfg->values);
-	for (size_t i = 0; i < cfg->npos; i++)
-		free(cfg->pos[i]);
-	free(cfg->pos);
-	free(cfg);
 }
 
 static long find_long(const struct config *cfg, const char *name, size_t len)

@@ -16,6 +16,15 @@ struct health_engine {
 	struct health_result missing[MISSING_MAX]; /* scratch: rules_missing's results */
 };
 
+void health_engine_destroy(struct health_engine *e)
+{
+	if (!e)
+		return;
+	rules_destroy(e->rules);
+	alerts_destroy(e->alerts);
+	free(e);
+}
+
 int health_engine_create(struct health_engine **out, const struct health_engine_opts *opts)
 {
 	*out = NULL;
@@ -49,15 +58,6 @@ int health_engine_create(struct health_engine **out, const struct health_engine_
 fail:
 	health_engine_destroy(e);
 	return rc;
-}
-
-void health_engine_destroy(struct health_engine *e)
-{
-	if (!e)
-		return;
-	rules_destroy(e->rules);
-	alerts_destroy(e->alerts);
-	free(e);
 }
 
 int health_engine_alert_message(char *buf, size_t len, const char *key, const char *host,

@@ -406,6 +406,39 @@ static void *scorer_main(void *arg)
 
 static char *dup_or_null(const char *p) { return p && *p ? strdup(p) : NULL; }
 
+void scorer_destroy(struct scorer *s)
+{
+	if (!s)
+		return;
+	scorer_stop(s);
+	health_metrics_destroy(s->hm); /* after the listener that renders it (scorer_stop) */
+	free(s->metrics_listen);
+	batch_clear(s);
+	free(s->ops);
+	for (size_t i = 0; i < s->capwritten; i++)
+		free(s->written[i].key);
+	free(s->written);
+	strbuf_free(&s->scores);
+	strbuf_free(&s->preds);
+	consumer_destroy(s->consumer);
+	sender_destroy(s->producer);
+	webhook_destroy(s->hook);
+	alertmanager_destroy(s->am);
+	if (s->curl_inited)
+		curl_global_cleanup();
+	scorer_db_close(s);
+	pgconn_destroy(s->pg);
+	health_engine_destroy(s->engine);
+	free(s->brokers);
+	free(s->topic);
+	free(s->group);
+	free(s->alerts_topic);
+	free(s->conninfo);
+	free(s->webhook_url);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
 int scorer_create(struct scorer **out, const struct scorer_options *o, char *err, size_t errlen)
 {
 	int rc = -ENOMEM;
@@ -651,37 +684,4 @@ void scorer_stats(struct scorer *s, struct scorer_stats *out)
 	pthread_mutex_lock(&s->lock);
 	*out = s->st;
 	pthread_mutex_unlock(&s->lock);
-}
-
-void scorer_destroy(struct scorer *s)
-{
-	if (!s)
-		return;
-	scorer_stop(s);
-	health_metrics_destroy(s->hm); /* after the listener that renders it (scorer_stop) */
-	free(s->metrics_listen);
-	batch_clear(s);
-	free(s->ops);
-	for (size_t i = 0; i < s->capwritten; i++)
-		free(s->written[i].key);
-	free(s->written);
-	strbuf_free(&s->scores);
-	strbuf_free(&s->preds);
-	consumer_destroy(s->consumer);
-	sender_destroy(s->producer);
-	webhook_destroy(s->hook);
-	alertmanager_destroy(s->am);
-	if (s->curl_inited)
-		curl_global_cleanup();
-	scorer_db_close(s);
-	pgconn_destroy(s->pg);
-	health_engine_destroy(s->engine);
-	free(s->brokers);
-	free(s->topic);
-	free(s->group);
-	free(s->alerts_topic);
-	free(s->conninfo);
-	free(s->webhook_url);
-	pthread_mutex_destroy(&s->lock);
-	free(s);
 }

@@ -931,6 +931,25 @@ static void read_identity(struct nvml *n, struct gpu *g, unsigned index)
 		copy_str(g->serial, sizeof(g->serial), serial);
 }
 
+void nvml_close(struct nvml *n)
+{
+	if (!n)
+		return;
+	if (n->events && n->f.nvmlEventSetFree)
+		n->f.nvmlEventSetFree(n->events);
+	if (n->initialized)
+		n->f.nvmlShutdown();
+	/* the library stays mapped: NVML starts threads that may outlive nvmlShutdown's return,
+	 * and unmapping their code under them would crash; dlclose would gain nothing */
+	for (size_t i = 0; n->gpus && i < n->ngpus; i++)
+		free(n->gpus[i].procs);
+	free(n->gpus);
+	free(n->pbuf);
+	free(n->out);
+	free(n->serials);
+	free(n);
+}
+
 int nvml_open(struct nvml **out, const char *library, char *err, size_t errlen)
 {
 	*out = NULL;
@@ -1014,25 +1033,6 @@ int nvml_open(struct nvml **out, const char *library, char *err, size_t errlen)
 fail:
 	nvml_close(n);
 	return rc;
-}
-
-void nvml_close(struct nvml *n)
-{
-	if (!n)
-		return;
-	if (n->events && n->f.nvmlEventSetFree)
-		n->f.nvmlEventSetFree(n->events);
-	if (n->initialized)
-		n->f.nvmlShutdown();
-	/* the library stays mapped: NVML starts threads that may outlive nvmlShutdown's return,
-	 * and unmapping their code under them would crash; dlclose would gain nothing */
-	for (size_t i = 0; n->gpus && i < n->ngpus; i++)
-		free(n->gpus[i].procs);
-	free(n->gpus);
-	free(n->pbuf);
-	free(n->out);
-	free(n->serials);
-	free(n);
 }
 
 const char *nvml_device_uuid(const struct nvml *n, size_t d)

@@ -583,6 +583,16 @@ static void fill_view(const struct sim *s, unsigned i, const struct gpu_state *g
 	o->valid = valid;
 }
 
+void sim_destroy(struct sim *s)
+{
+	if (!s)
+		return;
+	free(s->faults);
+	free(s->base);
+	free(s->out);
+	free(s);
+}
+
 int sim_create(struct sim **out, const struct sim_params *params)
 {
 	int rc = -ENOMEM;
@@ -637,16 +647,6 @@ int sim_create(struct sim **out, const struct sim_params *params)
 fail:
 	sim_destroy(s);
 	return rc;
-}
-
-void sim_destroy(struct sim *s)
-{
-	if (!s)
-		return;
-	free(s->faults);
-	free(s->base);
-	free(s->out);
-	free(s);
 }
 
 int sim_advance(struct sim *s, double t)

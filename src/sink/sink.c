@@ -310,6 +310,54 @@ static char *dup_or_null(const char *p)
 	return p ? strdup(p) : NULL;
 }
 
+void sink_destroy(struct sink *s)
+{
+	if (!s)
+		return;
+	sink_stop(s);
+	for (int i = 0; i < NBATCH; i++) {
+		struct batch *b = &s->batches[i];
+		sink_queue_clear(b);
+		free(b->items);
+		strbuf_free(&b->rows);
+		strbuf_free(&b->idents);
+		strbuf_free(&b->ident_copy);
+		strbuf_free(&b->roll_copy);
+		rollup_destroy(b->roll);
+		workload_runs_destroy(b->wl_runs);
+		free(b->seen);
+		free(b->sent);
+		free(b->by_gpu);
+		free(b->gpu_off);
+	}
+	consumer_destroy(s->consumer);
+	sender_destroy(s->dlq);
+	for (int i = 0; i < WRITERS; i++) {
+		sink_db_close(s, i);
+		pgconn_destroy(s->pg[i]);
+	}
+	free(s->brokers);
+	free(s->topic);
+	free(s->group);
+	free(s->dlq_topic);
+	free(s->conninfo);
+	sink_gpus_forget(s);
+	strbuf_free(&s->idle.ident_copy);
+	strbuf_free(&s->idle.touch_keys);
+	strbuf_free(&s->idle.touch_times);
+	free(s->idle.sent);
+	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->glock);
+	pthread_mutex_destroy(&s->rlock);
+	rollup_destroy(s->open);
+	workloads_destroy(s->workloads);
+	strbuf_free(&s->wl_text);
+	strbuf_free(&s->close_copy);
+	pthread_mutex_destroy(&s->wlock);
+	pthread_cond_destroy(&s->wcond);
+	free(s);
+}
+
 int sink_create(struct sink **out, const struct sink_options *o, char *err, size_t errlen)
 {
 	int rc = -ENOMEM;
@@ -464,52 +512,4 @@ int sink_describe(const struct sink *s, bool batches, char *buf, size_t len)
 		return snprintf(buf, len, "consuming %s as group %s", s->topic, s->group);
 	return snprintf(buf, len, "consuming %s as group %s, batches of up to %d rows or %.1f s",
 	                s->topic, s->group, s->batch_size, s->batch_timeout_s);
-}
-
-void sink_destroy(struct sink *s)
-{
-	if (!s)
-		return;
-	sink_stop(s);
-	for (int i = 0; i < NBATCH; i++) {
-		struct batch *b = &s->batches[i];
-		sink_queue_clear(b);
-		free(b->items);
-		strbuf_free(&b->rows);
-		strbuf_free(&b->idents);
-		strbuf_free(&b->ident_copy);
-		strbuf_free(&b->roll_copy);
-		rollup_destroy(b->roll);
-		workload_runs_destroy(b->wl_runs);
-		free(b->seen);
-		free(b->sent);
-		free(b->by_gpu);
-		free(b->gpu_off);
-	}
-	consumer_destroy(s->consumer);
-	sender_destroy(s->dlq);
-	for (int i = 0; i < WRITERS; i++) {
-		sink_db_close(s, i);
-		pgconn_destroy(s->pg[i]);
-	}
-	free(s->brokers);
-	free(s->topic);
-	free(s->group);
-	free(s->dlq_topic);
-	free(s->conninfo);
-	sink_gpus_forget(s);
-	strbuf_free(&s->idle.ident_copy);
-	strbuf_free(&s->idle.touch_keys);
-	strbuf_free(&s->idle.touch_times);
-	free(s->idle.sent);
-	pthread_mutex_destroy(&s->lock);
-	pthread_mutex_destroy(&s->glock);
-	pthread_mutex_destroy(&s->rlock);
-	rollup_destroy(s->open);
-	workloads_destroy(s->workloads);
-	strbuf_free(&s->wl_text);
-	strbuf_free(&s->close_copy);
-	pthread_mutex_destroy(&s->wlock);
-	pthread_cond_destroy(&s->wcond);
-	free(s);
 }
