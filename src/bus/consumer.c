@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bus/kafka_conf.h"
+#include "core/errmsg.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 
@@ -137,10 +138,8 @@ int consumer_create(struct consumer **out, const struct consumer_options *o,
 	*out = c; /* the caller's */
 	return 0;
 fail:
-	if (rc == -ENOMEM)
-		snprintf(err, errlen, "out of memory creating the Kafka consumer");
 	consumer_destroy(c);
-	return rc;
+	return errmsg_oom(rc, err, errlen, "the Kafka consumer");
 }
 
 void consumer_run(struct consumer *c, atomic_bool *stop)

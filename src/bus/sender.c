@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "bus/kafka_conf.h"
+#include "core/errmsg.h"
 #include "core/log.h"
 
 struct sender {
@@ -77,10 +78,8 @@ int sender_create(struct sender **out, const struct sender_options *o, char *err
 	*out = p; /* the caller's */
 	return 0;
 fail:
-	if (rc == -ENOMEM)
-		snprintf(err, errlen, "out of memory creating the Kafka producer");
 	sender_destroy(p);
-	return rc;
+	return errmsg_oom(rc, err, errlen, "the Kafka producer");
 }
 
 int sender_send(struct sender *p, const char *topic, const void *key, size_t klen,

@@ -14,6 +14,7 @@
 
 #include "bus/consumer.h"
 #include "bus/sender.h"
+#include "core/errmsg.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/metrics_http.h"
@@ -561,10 +562,8 @@ int scorer_create(struct scorer **out, const struct scorer_options *o, char *err
 	*out = s; /* caller owns */
 	return 0;
 fail:
-	if (rc == -ENOMEM)
-		snprintf(err, errlen, "out of memory creating the scorer");
 	scorer_destroy(s);
-	return rc;
+	return errmsg_oom(rc, err, errlen, "the scorer");
 }
 
 /* --metrics-listen: the scorer's own counters, then each GPU's verdict (health_metrics.h) */

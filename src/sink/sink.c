@@ -14,6 +14,7 @@
 
 #include "bus/consumer.h"
 #include "bus/sender.h"
+#include "core/errmsg.h"
 #include "core/event_check.h"
 #include "core/grow.h"
 #include "core/log.h"
@@ -469,10 +470,8 @@ int sink_create(struct sink **out, const struct sink_options *o, char *err, size
 	*out = s; /* caller owns */
 	return 0;
 fail:
-	if (rc == -ENOMEM)
-		snprintf(err, errlen, "out of memory creating the sink");
 	sink_destroy(s);
-	return rc;
+	return errmsg_oom(rc, err, errlen, "the sink");
 }
 
 int sink_start(struct sink *s)
