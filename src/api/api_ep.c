@@ -64,21 +64,18 @@ void api_ep_gpu(struct api_req *rq, const char *key)
 	json_t *g = find_gpu(rq, key);
 	if (!g)
 		return;
-	if (!put_query(
+	bool ok =
+	    put_query(
 	        rq, g, "latest", false, key,
 	        "SELECT time, gpu_temp, memory_temp, power_usage, power_limit, gpu_util, "
 	        "mem_copy_util, fb_used, fb_free, sm_clock, mem_clock, xid, ecc_sbe_volatile, "
 	        "ecc_dbe_volatile, pcie_replay, uncorrectable_remapped_rows, "
 	        "row_remap_failure, clocks_event_reasons FROM gpu_metrics "
-	        "WHERE gpu_key = $1 ORDER BY time DESC LIMIT 1") ||
-	    !put_query(rq, g, "health", false, key,
-	               "SELECT time, score, status FROM gpu_health_scores WHERE gpu_key = $1 "
-	               "ORDER BY time DESC LIMIT 1"))
-		goto out;
-	api_req_set(rq, 200, g);
-	g = NULL; /* owned by rq */
-out:
-	json_decref(g);
+	        "WHERE gpu_key = $1 ORDER BY time DESC LIMIT 1") &&
+	    put_query(rq, g, "health", false, key,
+	              "SELECT time, score, status FROM gpu_health_scores WHERE gpu_key = $1 "
+	              "ORDER BY time DESC LIMIT 1");
+	api_req_ok(rq, ok, g);
 }
 
 void api_ep_gpu_metrics(struct api_req *rq, const char *key)
@@ -210,24 +207,21 @@ void api_ep_gpu_health(struct api_req *rq, const char *key)
 		return;
 	json_decref(g);
 	o = json_pack("{s:s}", "gpu_key", key);
-	if (!o ||
-	    !put_query(rq, o, "score", false, key,
-	               "SELECT time, score, status, thermal, memory, power, interconnect, xid, "
-	               "reasons FROM gpu_health_scores WHERE gpu_key = $1 "
-	               "ORDER BY time DESC LIMIT 1") ||
-	    !put_query(rq, o, "predictions", true, key,
-	               "SELECT DISTINCT ON (horizon_hours) time, horizon_hours, probability, "
-	               "model_version, recommendation, reasons FROM gpu_failure_predictions "
-	               "WHERE gpu_key = $1 ORDER BY horizon_hours, time DESC") ||
-	    !put_query(rq, o, "open_alerts", true, key,
-	               "SELECT id, gpu_key, hostname, kind, severity, message, details, raised_at, "
-	               "cleared_at FROM alerts WHERE gpu_key = $1 AND cleared_at IS NULL "
-	               "ORDER BY raised_at DESC, id DESC"))
-		goto out;
-	api_req_set(rq, 200, o);
-	o = NULL; /* owned by rq */
-out:
-	json_decref(o);
+	bool ok =
+	    o &&
+	    put_query(rq, o, "score", false, key,
+	              "SELECT time, score, status, thermal, memory, power, interconnect, xid, "
+	              "reasons FROM gpu_health_scores WHERE gpu_key = $1 "
+	              "ORDER BY time DESC LIMIT 1") &&
+	    put_query(rq, o, "predictions", true, key,
+	              "SELECT DISTINCT ON (horizon_hours) time, horizon_hours, probability, "
+	              "model_version, recommendation, reasons FROM gpu_failure_predictions "
+	              "WHERE gpu_key = $1 ORDER BY horizon_hours, time DESC") &&
+	    put_query(rq, o, "open_alerts", true, key,
+	              "SELECT id, gpu_key, hostname, kind, severity, message, details, raised_at, "
+	              "cleared_at FROM alerts WHERE gpu_key = $1 AND cleared_at IS NULL "
+	              "ORDER BY raised_at DESC, id DESC");
+	api_req_ok(rq, ok, o);
 }
 
 void api_ep_fleet(struct api_req *rq)

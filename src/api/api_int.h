@@ -51,6 +51,8 @@ struct api_req {
 const char *api_req_arg(const struct api_req *rq, const char *key);
 /* Sets the answer: status and body (taken; the one set before is freed). */
 void api_req_set(struct api_req *rq, int status, json_t *body);
+/* Body taken: answers 200 with it when ok, else frees it (the step that failed answered). */
+void api_req_ok(struct api_req *rq, bool ok, json_t *body);
 /* Every parameter must be one of allowed (NULL-terminated; NULL: the endpoint takes none),
  * given once, valid UTF-8 and bounded; else answers 400 naming it and returns false. */
 bool api_req_args_allowed(struct api_req *rq, const char *const *allowed);

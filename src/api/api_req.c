@@ -93,6 +93,14 @@ void api_req_set(struct api_req *rq, int status, json_t *body)
 	rq->body = body;
 }
 
+void api_req_ok(struct api_req *rq, bool ok, json_t *body)
+{
+	if (ok)
+		api_req_set(rq, 200, body);
+	else
+		json_decref(body);
+}
+
 const char *api_req_echo(const char *value)
 {
 	size_t n = 0;

@@ -394,18 +394,18 @@ static void log_losses(struct producer *p, bool force)
 		p->drops_unlogged = 0;
 		p->last_drop_log = now;
 	}
-	if (p->refused_unlogged) {
-		log_error("producer: %" PRIu64 " events refused since the last report (%" PRIu64
-			  " in all); last: %s",
-			  p->refused_unlogged, p->c.refused, p->c.last_error);
-		p->refused_unlogged = 0;
-		p->last_drop_log = now;
-	}
-	if (p->fail_unlogged) {
-		log_error("producer: %" PRIu64 " events failed for good since the last report (%" PRIu64
-			  " in all); last: %s",
-			  p->fail_unlogged, p->c.failed, p->c.last_error);
-		p->fail_unlogged = 0;
+	const struct {
+		uint64_t *unlogged, total;
+		const char *what;
+	} lost[] = {{&p->refused_unlogged, p->c.refused, "refused"},
+	            {&p->fail_unlogged, p->c.failed, "failed for good"}};
+	for (size_t i = 0; i < sizeof(lost) / sizeof(lost[0]); i++) {
+		if (!*lost[i].unlogged)
+			continue;
+		log_error("producer: %" PRIu64 " events %s since the last report (%" PRIu64
+		          " in all); last: %s",
+		          *lost[i].unlogged, lost[i].what, lost[i].total, p->c.last_error);
+		*lost[i].unlogged = 0;
 		p->last_drop_log = now;
 	}
 }

@@ -241,6 +241,13 @@ static void prune(struct health_metrics *m, double now)
 
 static const char *const STATUS[] = {"pass", "warn", "fail"};
 
+/* A family's HELP and TYPE lines: gpuhealth_gpu_NAME, a gauge. */
+static int gauge(struct strbuf *out, const char *name, const char *help)
+{
+	return strbuf_printf(out, "# HELP gpuhealth_gpu_%s %s\n# TYPE gpuhealth_gpu_%s gauge\n",
+	                     name, help, name);
+}
+
 int health_metrics_render(struct health_metrics *m, struct strbuf *out, double now)
 {
 	struct hm_gpu *snap = NULL;
@@ -266,18 +273,15 @@ int health_metrics_render(struct health_metrics *m, struct strbuf *out, double n
 	/* rendered outside the lock: the scorer thread never waits for a slow scrape */
 	const char *sep;
 	rc = rc ? rc
-	        : strbuf_puts(out,
-	                      "# HELP gpuhealth_gpu_health_score The GPU's health score from the "
-	                      "scorer's rules: 100 healthy, 0 failed.\n"
-	                      "# TYPE gpuhealth_gpu_health_score gauge\n");
+	        : gauge(out, "health_score",
+	                "The GPU's health score from the scorer's rules: 100 healthy, 0 failed.");
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = strbuf_printf(out, "gpuhealth_gpu_health_score{%s} %d\n", snap[i].labels,
 		                   snap[i].score);
 	rc = rc ? rc
-	        : strbuf_puts(out,
-	                      "# HELP gpuhealth_gpu_health_status The GPU's health status: 1 for "
-	                      "the status it has (pass, warn or fail), 0 for the others.\n"
-	                      "# TYPE gpuhealth_gpu_health_status gauge\n");
+	        : gauge(out, "health_status",
+	                "The GPU's health status: 1 for the status it has (pass, warn or fail), 0 "
+	                "for the others.");
 	for (size_t i = 0; i < n && !rc; i++) {
 		sep = snap[i].labels[0] ? "," : "";
 		for (int st = HEALTH_PASS; st <= HEALTH_FAIL && !rc; st++)
@@ -287,19 +291,16 @@ int health_metrics_render(struct health_metrics *m, struct strbuf *out, double n
 			                   (int)snap[i].status == st);
 	}
 	rc = rc ? rc
-	        : strbuf_puts(out,
-	                      "# HELP gpuhealth_gpu_failure_probability The predicted probability "
-	                      "that the GPU fails within the scorer's --horizon (0 to 1).\n"
-	                      "# TYPE gpuhealth_gpu_failure_probability gauge\n");
+	        : gauge(out, "failure_probability",
+	                "The predicted probability that the GPU fails within the scorer's "
+	                "--horizon (0 to 1).");
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = strbuf_printf(out, "gpuhealth_gpu_failure_probability{%s} %.6g\n",
 		                   snap[i].labels, snap[i].probability);
-	rc =
-	    rc ? rc
-	       : strbuf_puts(out, "# HELP gpuhealth_gpu_recommended_action The action the scorer "
-	                          "recommends for the GPU: 1 for it (keep, drain, reset, reboot or "
-	                          "rma), 0 for the others.\n"
-	                          "# TYPE gpuhealth_gpu_recommended_action gauge\n");
+	rc = rc ? rc
+	        : gauge(out, "recommended_action",
+	                "The action the scorer recommends for the GPU: 1 for it (keep, drain, "
+	                "reset, reboot or rma), 0 for the others.");
 	for (size_t i = 0; i < n && !rc; i++) {
 		sep = snap[i].labels[0] ? "," : "";
 		for (int a = 0; a < ACT_COUNT && !rc; a++)

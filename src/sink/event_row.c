@@ -121,9 +121,25 @@ static long long opt_int(json_t *obj, const char *key, bool *has)
 	return *has ? (long long)json_integer_value(v) : 0;
 }
 
-static int put_opt_text(struct strbuf *sb, const char *s)
+/* The row's fixed columns after its tuple header: time, gpu_key, uuid, mig_instance,
+ * hostname, gpu_index (host NULL, mig and index < 0: null). */
+static int put_fixed(struct strbuf *out, size_t nf, double t, const char *gpu_key, const char *uuid,
+                     size_t ulen, long long mig, const char *host, size_t hlen, long long index)
 {
-	return s ? pgcopy_text(sb, s, strlen(s)) : pgcopy_null(sb);
+	int rc = pgcopy_tuple(out, (int16_t)(EVENT_ROW_FIXED_COLUMNS + nf + 1));
+	if (!rc)
+		rc = pgcopy_timestamptz(out, t);
+	if (!rc)
+		rc = pgcopy_text(out, gpu_key, strlen(gpu_key));
+	if (!rc)
+		rc = pgcopy_text(out, uuid, ulen);
+	if (!rc)
+		rc = mig >= 0 ? pgcopy_int4(out, (int32_t)mig) : pgcopy_null(out);
+	if (!rc)
+		rc = host ? pgcopy_text(out, host, hlen) : pgcopy_null(out);
+	if (!rc)
+		rc = index >= 0 ? pgcopy_int4(out, (int32_t)index) : pgcopy_null(out);
+	return rc;
 }
 
 static const char *const workload_members[3] = {"namespace", "pod", "container"};
@@ -189,19 +205,8 @@ static int append_slow(const char *payload, size_t len, const struct event_row_o
 	/* time, gpu_key, uuid, mig_instance, hostname, gpu_index, the fields, extra */
 	size_t nf;
 	const struct field_def *fields = fields_all(&nf);
-	rc = pgcopy_tuple(out, (int16_t)(EVENT_ROW_FIXED_COLUMNS + nf + 1));
-	if (!rc)
-		rc = pgcopy_timestamptz(out, t);
-	if (!rc)
-		rc = pgcopy_text(out, info->gpu_key, strlen(info->gpu_key));
-	if (!rc)
-		rc = pgcopy_text(out, uuid, strlen(uuid));
-	if (!rc)
-		rc = has_mig ? pgcopy_int4(out, (int32_t)mig) : pgcopy_null(out);
-	if (!rc)
-		rc = put_opt_text(out, hostname);
-	if (!rc)
-		rc = has_index ? pgcopy_int4(out, (int32_t)index) : pgcopy_null(out);
+	rc = put_fixed(out, nf, t, info->gpu_key, uuid, strlen(uuid), has_mig ? mig : -1, hostname,
+	               hostname ? strlen(hostname) : 0, has_index ? index : -1);
 	if (rc)
 		goto fail;
 	for (size_t i = 0; i < nf; i++) {
@@ -830,23 +835,10 @@ static int append_fast(const char *payload, size_t len, const struct event_row_o
 		info->gpu_key[n] = '\0';
 	}
 	info->time = t;
-	rc = pgcopy_tuple(out, (int16_t)(EVENT_ROW_FIXED_COLUMNS + nf + 1));
-	if (!rc)
-		rc = pgcopy_timestamptz(out, t);
-	if (!rc)
-		rc = pgcopy_text(out, info->gpu_key, strlen(info->gpu_key));
-	if (!rc)
-		rc = pgcopy_text(out, ev.uuid.p, ev.uuid.n);
-	if (!rc)
-		rc = (ev.mig.set && !ev.mig.null) ? pgcopy_int4(out, (int32_t)ev.mig_v)
-		                                  : pgcopy_null(out);
-	if (!rc)
-		rc = (ev.hostname.set && !ev.hostname.null)
-		         ? pgcopy_text(out, ev.hostname.p, ev.hostname.n)
-		         : pgcopy_null(out);
-	if (!rc)
-		rc = (ev.index.set && !ev.index.null) ? pgcopy_int4(out, (int32_t)ev.index_v)
-		                                      : pgcopy_null(out);
+	bool host = ev.hostname.set && !ev.hostname.null;
+	rc = put_fixed(out, nf, t, info->gpu_key, ev.uuid.p, ev.uuid.n,
+	               (ev.mig.set && !ev.mig.null) ? ev.mig_v : -1, host ? ev.hostname.p : NULL,
+	               ev.hostname.n, (ev.index.set && !ev.index.null) ? ev.index_v : -1);
 	for (size_t i = 0; !rc && i < nf; i++) {
 		const struct slice *m = &ev.metric[i];
 		if (!m->set || m->null) { /* this and the absent fields after it: one append */
