@@ -898,23 +898,6 @@ size_t collector_targets(struct collector *c, struct scrape_target_stats *out, s
 	return target_stats(c, out, max);
 }
 
-/* A label value with \ " and newline escaped. */
-static int put_label(struct strbuf *sb, const char *v)
-{
-	int rc = 0;
-	for (const char *p = v; *p && !rc; p++) {
-		if (*p == '\\')
-			rc = strbuf_puts(sb, "\\\\");
-		else if (*p == '"')
-			rc = strbuf_puts(sb, "\\\"");
-		else if (*p == '\n')
-			rc = strbuf_puts(sb, "\\n");
-		else
-			rc = strbuf_append(sb, p, 1);
-	}
-	return rc;
-}
-
 static int family(struct strbuf *sb, const char *name, const char *type, const char *help)
 {
 	return strbuf_printf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -930,7 +913,7 @@ static int per_target(struct strbuf *sb, const struct scrape_target_stats *ts, s
 		if (isnan(v))
 			continue; /* not known (never succeeded): no series */
 		rc = strbuf_printf(sb, "%s{target=\"", name);
-		rc = rc ? rc : put_label(sb, ts[i].url);
+		rc = rc ? rc : strbuf_put_label_value(sb, ts[i].url);
 		rc =
 		    rc ? rc : strbuf_printf(sb, "\"%s} %.17g\n", extra_label ? extra_label : "", v);
 	}
@@ -1000,7 +983,7 @@ int collector_render_metrics(struct collector *c, struct strbuf *sb)
 	for (size_t i = 0; i < n && !rc; i++) {
 		for (int r = 0; r < 2 && !rc; r++) {
 			rc = strbuf_puts(sb, "gpuhealth_collector_scrapes_total{target=\"");
-			rc = rc ? rc : put_label(sb, ts[i].url);
+			rc = rc ? rc : strbuf_put_label_value(sb, ts[i].url);
 			rc = rc ? rc
 			        : strbuf_printf(sb, "\",result=\"%s\"} %" PRIu64 "\n",
 			                        r ? "failed" : "ok", r ? ts[i].failed : ts[i].ok);
@@ -1030,48 +1013,9 @@ int collector_render_metrics(struct collector *c, struct strbuf *sb)
 		double v;
 		bool kafka;
 	} rows[] = {
-	    {"gpuhealth_collector_targets", "gauge", "Targets in the current set.",
-	     (double)st.targets, false},
-	    {"gpuhealth_collector_targets_listed", "gauge",
-	     "Targets in the list given, before --shard kept its part.", (double)st.targets_listed,
-	     false},
-	    {"gpuhealth_collector_targets_down", "gauge", "Targets whose last scrape failed.",
-	     (double)st.targets_down, false},
-	    {"gpuhealth_collector_scrape_threads", "gauge", "Threads that scrape the targets.",
-	     (double)st.threads, false},
-	    {"gpuhealth_collector_scrapes_missed_total", "counter",
-	     "Scrape intervals skipped because the collector was late (samples never taken).",
-	     (double)st.scrapes_missed, false},
-	    {"gpuhealth_collector_samples_total", "counter", "Samples parsed.", (double)st.samples,
-	     false},
-	    {"gpuhealth_collector_bad_lines_total", "counter", "Lines the parser skipped.",
-	     (double)st.bad_lines, false},
-	    {"gpuhealth_collector_unusable_samples_total", "counter",
-	     "DCGM samples that could not be put on a GPU (no UUID, duplicate, ...).",
-	     (double)st.unusable, false},
-	    {"gpuhealth_collector_events_total", "counter",
-	     "Events built and handed to the output.", (double)st.events, false},
-	    {"gpuhealth_collector_scraped_bytes_total", "counter",
-	     "Decoded bytes of scrape bodies.", (double)st.bytes, false},
-	    {"gpuhealth_collector_events_produced_total", "counter",
-	     "Events given to the Kafka producer.", (double)p->produced, true},
-	    {"gpuhealth_collector_events_delivered_total", "counter",
-	     "Events the broker acknowledged.", (double)p->delivered, true},
-	    {"gpuhealth_collector_events_failed_total", "counter",
-	     "Events whose delivery failed for good.", (double)p->failed, true},
-	    {"gpuhealth_collector_events_retried_total", "counter",
-	     "Events produced again after a failed, not persisted delivery.", (double)p->retried,
-	     true},
-	    {"gpuhealth_collector_events_dropped_total", "counter",
-	     "Oldest events dropped past the buffer bounds.", (double)p->dropped, true},
-	    {"gpuhealth_collector_events_spooled_total", "counter",
-	     "Events written to the disk spool.", (double)p->spooled, true},
-	    {"gpuhealth_collector_events_unspooled_total", "counter",
-	     "Events read back from the disk spool.", (double)p->unspooled, true},
-	    {"gpuhealth_collector_spool_errors_total", "counter",
-	     "Spool I/O errors and damaged records.", (double)p->spool_errors, true},
-	    {"gpuhealth_collector_spool_bytes", "gauge", "Bytes waiting in the disk spool.",
-	     (double)p->spool_bytes, true},
+#define COLLECTOR_METRIC(name, type, help, value, kafka) {name, type, help, (double)(value), kafka},
+#include "collect/collector_metrics.def"
+#undef COLLECTOR_METRIC
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]) && !rc; i++) {
 		if (rows[i].kafka && !st.kafka)

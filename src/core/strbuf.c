@@ -97,3 +97,19 @@ void strbuf_truncate(struct strbuf *sb, size_t len)
 		sb->data[len] = '\0';
 	}
 }
+
+int strbuf_put_label_value(struct strbuf *sb, const char *s)
+{
+	int rc = 0;
+	for (const char *p = s; *p && !rc; p++) {
+		if (*p == '\\')
+			rc = strbuf_puts(sb, "\\\\");
+		else if (*p == '"')
+			rc = strbuf_puts(sb, "\\\"");
+		else if (*p == '\n')
+			rc = strbuf_puts(sb, "\\n");
+		else
+			rc = strbuf_append(sb, p, 1);
+	}
+	return rc;
+}

@@ -21,6 +21,8 @@ void strbuf_reset(struct strbuf *sb); /* keeps the memory */
 int strbuf_append(struct strbuf *sb, const void *p, size_t n);
 int strbuf_puts(struct strbuf *sb, const char *s);
 int strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s as a Prometheus text-format label value wants it: \, " and newline escaped. */
+int strbuf_put_label_value(struct strbuf *sb, const char *s);
 /* strbuf_append for the hot paths (a row's columns, several per row): straight into the
  * buffer when n bytes fit (a constant n becomes a plain store), else strbuf_append. Same
  * result and errors. */

@@ -69,16 +69,7 @@ static int put_label(struct strbuf *b, const char *name, const char *v)
 	if (!v || !*v)
 		return 0;
 	int rc = strbuf_printf(b, "%s%s=\"", b->len ? "," : "", name);
-	for (const char *p = v; *p && !rc; p++) {
-		if (*p == '\\')
-			rc = strbuf_puts(b, "\\\\");
-		else if (*p == '"')
-			rc = strbuf_puts(b, "\\\"");
-		else if (*p == '\n')
-			rc = strbuf_puts(b, "\\n");
-		else
-			rc = strbuf_append(b, p, 1);
-	}
+	rc = rc ? rc : strbuf_put_label_value(b, v);
 	return rc ? rc : strbuf_puts(b, "\"");
 }
 

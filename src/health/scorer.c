@@ -576,32 +576,9 @@ static int render_metrics(void *ud, struct strbuf *b)
 		const char *name, *type, *help;
 		double v;
 	} c[] = {
-	    {"consumed_total", "counter", "Messages read from the sample topic.",
-	     (double)st.consumed},
-	    {"bad_events_total", "counter", "Events refused by the event validator (dead letters).",
-	     (double)st.bad_events},
-	    {"redelivered_total", "counter", "Samples not newer than the GPU's last: ignored.",
-	     (double)st.redelivered},
-	    {"alerts_raised_total", "counter", "Alerts raised.", (double)st.alerts_raised},
-	    {"alerts_cleared_total", "counter", "Alerts cleared.", (double)st.alerts_cleared},
-	    {"alerts_produced_total", "counter", "Alerts delivered to the Kafka alerts topic.",
-	     (double)st.alerts_produced},
-	    {"webhook_sent_total", "counter", "Alerts delivered to the webhook.",
-	     (double)st.webhook_sent},
-	    {"webhook_failed_total", "counter", "Failed webhook deliveries.",
-	     (double)st.webhook_failed},
-	    {"alertmanager_sent_total", "counter", "Alerts delivered to Alertmanager.",
-	     (double)st.am_sent},
-	    {"alertmanager_failed_total", "counter", "Failed POSTs to Alertmanager.",
-	     (double)st.am_failed},
-	    {"alertmanager_dropped_total", "counter", "Alerts dropped from the Alertmanager queue.",
-	     (double)st.am_dropped},
-	    {"batches_total", "counter", "Database transactions committed.", (double)st.batches},
-	    {"db_errors_total", "counter", "Database errors.", (double)st.db_errors},
-	    {"gpus", "gauge", "GPUs the scorer knows.", (double)st.gpus},
-	    {"open_alerts", "gauge", "Alerts open.", (double)st.open_alerts},
-	    {"db_connected", "gauge", "1 while the database connection is up.",
-	     st.db_connected ? 1.0 : 0.0},
+#define SCORER_METRIC(name, type, help, value) {name, type, help, (double)(value)},
+#include "health/scorer_metrics.def"
+#undef SCORER_METRIC
 	};
 	int rc = 0;
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]) && !rc; i++)
