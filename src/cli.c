@@ -616,38 +616,37 @@ int cli_warn_exposed_secrets(const struct config *cfg)
 			n++;
 		}
 	}
-	if (config_source_of(cfg, "target") == CONFIG_SRC_FLAG) {
-		for (size_t i = 0; i < config_list_len(cfg, "target"); i++) {
-			if (!url_has_userinfo(config_list_at(cfg, "target", i)))
+	/* the URLs that may carry user:password@, and where to give them instead */
+	static const struct {
+		const char *name;
+		bool list;
+		const char *instead;
+	} urls[] = {
+	    {"target", true,
+	     "in SCRAPE_TARGETS in the environment, in --targets-file, or as 'target = ...' in "
+	     "the config file (-c FILE)"},
+	    {"webhook", false,
+	     "in ALERT_WEBHOOK_URL in the environment or as 'webhook = ...' in the config file "
+	     "(-c FILE)"},
+	    {"alertmanager", true,
+	     "in ALERTMANAGER_URL in the environment or as 'alertmanager = ...' in the config "
+	     "file (-c FILE)"},
+	};
+	for (size_t u = 0; u < sizeof(urls) / sizeof(urls[0]); u++) {
+		if (config_source_of(cfg, urls[u].name) != CONFIG_SRC_FLAG)
+			continue;
+		size_t len = urls[u].list ? config_list_len(cfg, urls[u].name) : 1;
+		for (size_t i = 0; i < len; i++) {
+			const char *url = urls[u].list ? config_list_at(cfg, urls[u].name, i)
+			                               : config_str(cfg, urls[u].name);
+			if (!url_has_userinfo(url))
 				continue;
-			log_warn(
-			    "--target holds credentials (user:password@), and the command line "
-			    "is visible to every user of this host (ps, /proc/PID/cmdline); give "
-			    "the URL in SCRAPE_TARGETS in the environment, in --targets-file, or "
-			    "as 'target = ...' in the config file (-c FILE) instead");
+			log_warn("--%s holds credentials (user:password@), and the command line is "
+			         "visible to every user of this host (ps, /proc/PID/cmdline); give "
+			         "the URL %s instead",
+			         urls[u].name, urls[u].instead);
 			n++;
-			break;
-		}
-	}
-	if (config_source_of(cfg, "webhook") == CONFIG_SRC_FLAG &&
-	    url_has_userinfo(config_str(cfg, "webhook"))) {
-		log_warn("--webhook holds credentials (user:password@), and the command line is "
-		         "visible to every user of this host (ps, /proc/PID/cmdline); give the URL "
-		         "in ALERT_WEBHOOK_URL in the environment or as 'webhook = ...' in the "
-		         "config file (-c FILE) instead");
-		n++;
-	}
-	if (config_source_of(cfg, "alertmanager") == CONFIG_SRC_FLAG) {
-		for (size_t i = 0; i < config_list_len(cfg, "alertmanager"); i++) {
-			if (!url_has_userinfo(config_list_at(cfg, "alertmanager", i)))
-				continue;
-			log_warn(
-			    "--alertmanager holds credentials (user:password@), and the command "
-			    "line is visible to every user of this host (ps, /proc/PID/cmdline); "
-			    "give the URL in ALERTMANAGER_URL in the environment or as "
-			    "'alertmanager = ...' in the config file (-c FILE) instead");
-			n++;
-			break;
+			break; /* one warning per option */
 		}
 	}
 	return n;

@@ -13,6 +13,7 @@
 
 #include "api/api_int.h"
 #include "api/api_pool.h"
+#include "core/errmsg.h"
 #include "core/httpd_limits.h"
 #include "core/listen.h"
 #include "core/log.h"
@@ -186,18 +187,15 @@ static enum endpoint route(struct api_req *rq, const char *url, char *key, size_
 		                  ulen, MAX_PATH));
 		return under_gpus ? EP_GPU : EP_OTHER;
 	}
-	if (strcmp(url, "/api/v1/gpus") == 0)
-		return EP_GPUS;
-	if (strcmp(url, "/api/v1/fleet/summary") == 0)
-		return EP_FLEET;
-	if (strcmp(url, "/api/v1/alerts") == 0)
-		return EP_ALERTS;
-	if (strcmp(url, "/api/v1/workloads") == 0)
-		return EP_WORKLOADS;
-	if (strcmp(url, "/healthz") == 0)
-		return EP_HEALTHZ;
-	if (strcmp(url, "/metrics") == 0)
-		return EP_METRICS;
+	static const struct {
+		const char *path;
+		enum endpoint ep;
+	} fixed[] = {{"/api/v1/gpus", EP_GPUS},     {"/api/v1/fleet/summary", EP_FLEET},
+	             {"/api/v1/alerts", EP_ALERTS}, {"/api/v1/workloads", EP_WORKLOADS},
+	             {"/healthz", EP_HEALTHZ},      {"/metrics", EP_METRICS}};
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (strcmp(url, fixed[i].path) == 0)
+			return fixed[i].ep;
 	if (strncmp(url, gpus, sizeof(gpus) - 1) != 0)
 		return EP_OTHER;
 	const char *rest = url + sizeof(gpus) - 1;
@@ -386,9 +384,8 @@ int api_create(struct api **out, const struct api_params *params, char *err, siz
 	*out = api; /* caller owns: api_destroy */
 	return 0;
 oom:
-	snprintf(err, errlen, "api: out of memory");
 	api_destroy(api);
-	return -ENOMEM;
+	return errmsg_oom(-ENOMEM, err, errlen, "the api");
 }
 
 int api_start(struct api *api, char *err, size_t errlen)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "bus/consumer.h"
 #include "bus/kafka_conf.h"
 #include "core/errmsg.h"
 #include "core/log.h"
@@ -80,6 +81,22 @@ int sender_create(struct sender **out, const struct sender_options *o, char *err
 fail:
 	sender_destroy(p);
 	return errmsg_oom(rc, err, errlen, "the Kafka producer");
+}
+
+int sender_create_beside(struct sender **out, const struct consumer_options *co,
+                         const struct consumer_hooks *h, int message_timeout_ms,
+                         void (*delivered)(void *ctx, void *opaque, int err), char *err,
+                         size_t errlen)
+{
+	const struct sender_options so = {.who = co->who,
+	                                  .brokers = co->brokers,
+	                                  .kafka_props = co->kafka_props,
+	                                  .nkafka_props = co->nkafka_props,
+	                                  .message_timeout_ms = message_timeout_ms,
+	                                  .ctx = h->ctx,
+	                                  .delivered = delivered,
+	                                  .error = h->error};
+	return sender_create(out, &so, err, errlen);
 }
 
 int sender_send(struct sender *p, const char *topic, const void *key, size_t klen,

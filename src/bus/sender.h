@@ -39,6 +39,14 @@ struct bus_header {
 
 int sender_create(struct sender **out, const struct sender_options *o, char *err,
                   size_t errlen);
+struct consumer_options;
+struct consumer_hooks;
+/* A sender beside a service's consumer (co, h): the same log prefix, brokers and -X, the same
+ * ctx and error hook; delivered and message_timeout_ms as in sender_options. */
+int sender_create_beside(struct sender **out, const struct consumer_options *co,
+                         const struct consumer_hooks *h, int message_timeout_ms,
+                         void (*delivered)(void *ctx, void *opaque, int err), char *err,
+                         size_t errlen);
 /*
  * Queues one message (copied), waiting up to wait_ms while the local queue is full (serving
  * reports meanwhile). opaque comes back in its delivery report. Returns 0, -EAGAIN (still full

@@ -24,6 +24,22 @@ struct found {
 	long min_isr;       /* -1: unknown */
 };
 
+/* The answer to an admin request sent to q: NULL with err set ("WHAT: no answer", or the
+ * request's error) when there is none to read. The caller destroys what it gets. */
+static rd_kafka_event_t *admin_answer(rd_kafka_queue_t *q, const char *what, char *err,
+                                      size_t errlen)
+{
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS + 5000);
+	if (!ev) {
+		snprintf(err, errlen, "%s: no answer", what);
+	} else if (rd_kafka_event_error(ev)) {
+		snprintf(err, errlen, "%s: %s", what, rd_kafka_event_error_string(ev));
+		rd_kafka_event_destroy(ev);
+		ev = NULL;
+	}
+	return ev;
+}
+
 static int describe_min_isr(rd_kafka_t *rk, const char *topic, long *out, char *err, size_t errlen)
 {
 	int rc = -EIO;
@@ -35,16 +51,10 @@ static int describe_min_isr(rd_kafka_t *rk, const char *topic, long *out, char *
 	if (!q || !res)
 		goto out;
 	rd_kafka_DescribeConfigs(rk, &res, 1, NULL, q);
-	ev = rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS + 5000);
-	if (!ev) {
-		snprintf(err, errlen, "DescribeConfigs of '%s': no answer", topic);
+	char what[300];
+	snprintf(what, sizeof(what), "DescribeConfigs of '%s'", topic);
+	if (!(ev = admin_answer(q, what, err, errlen)))
 		goto out;
-	}
-	if (rd_kafka_event_error(ev)) {
-		snprintf(err, errlen, "DescribeConfigs of '%s': %s", topic,
-		         rd_kafka_event_error_string(ev));
-		goto out;
-	}
 	const rd_kafka_DescribeConfigs_result_t *r = rd_kafka_event_DescribeConfigs_result(ev);
 	size_t n = 0;
 	const rd_kafka_ConfigResource_t **rs =
@@ -118,16 +128,10 @@ static int create_topic(rd_kafka_t *rk, const char *topic, const struct want *w,
 	rd_kafka_NewTopic_set_config(nt, "min.insync.replicas", isr);
 	rd_kafka_AdminOptions_set_operation_timeout(ao, ADMIN_TIMEOUT_MS, why, sizeof(why));
 	rd_kafka_CreateTopics(rk, &nt, 1, ao, q);
-	ev = rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS + 5000);
-	if (!ev) {
-		snprintf(err, errlen, "cannot create topic '%s': no answer", topic);
+	char what[300];
+	snprintf(what, sizeof(what), "cannot create topic '%s'", topic);
+	if (!(ev = admin_answer(q, what, err, errlen)))
 		goto out;
-	}
-	if (rd_kafka_event_error(ev)) {
-		snprintf(err, errlen, "cannot create topic '%s': %s", topic,
-		         rd_kafka_event_error_string(ev));
-		goto out;
-	}
 	const rd_kafka_CreateTopics_result_t *r = rd_kafka_event_CreateTopics_result(ev);
 	size_t n = 0;
 	const rd_kafka_topic_result_t **tr = r ? rd_kafka_CreateTopics_result_topics(r, &n) : NULL;

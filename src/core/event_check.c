@@ -213,17 +213,28 @@ static int check_metric(const struct field_def *f, const json_t *v, char *r, siz
 	return 0;
 }
 
+/* root's member key when it is an object (*out), absent or null (*out NULL): 0; else
+ * -EINVAL with "KEY must be WANT, got TYPE". */
+static int opt_object(const json_t *root, const char *key, const char *want, json_t **out, char *r,
+                      size_t rl)
+{
+	json_t *v = json_object_get(root, key);
+	*out = v && !json_is_null(v) ? v : NULL;
+	if (*out && !json_is_object(v)) {
+		reasonf(r, rl, "%s must be %s, got %s", key, want, json_type_name(v));
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* labels: absent, null, or an object of at most EVENT_CHECK_MAX_LABELS strings. */
 static int check_labels(const json_t *root, char *r, size_t rl)
 {
-	json_t *labels = json_object_get(root, "labels");
-	if (!labels || json_is_null(labels))
-		return 0;
-	if (!json_is_object(labels)) {
-		reasonf(r, rl, "labels must be an object of strings, got %s",
-		        json_type_name(labels));
+	json_t *labels;
+	if (opt_object(root, "labels", "an object of strings", &labels, r, rl))
 		return -EINVAL;
-	}
+	if (!labels)
+		return 0;
 	if (json_object_size(labels) > EVENT_CHECK_MAX_LABELS) {
 		reasonf(r, rl, "labels has %zu members: at most %d are accepted",
 		        json_object_size(labels), EVENT_CHECK_MAX_LABELS);
@@ -256,15 +267,12 @@ static int check_labels(const json_t *root, char *r, size_t rl)
 /* workload: absent, null, or an object whose namespace/pod/container are strings or null. */
 static int check_workload(const json_t *root, char *r, size_t rl)
 {
-	json_t *w = json_object_get(root, "workload");
-	if (!w || json_is_null(w))
-		return 0;
-	if (!json_is_object(w)) {
-		reasonf(r, rl,
-		        "workload must be null or an object {namespace, pod, container}, got %s",
-		        json_type_name(w));
+	json_t *w;
+	if (opt_object(root, "workload", "null or an object {namespace, pod, container}", &w, r,
+	               rl))
 		return -EINVAL;
-	}
+	if (!w)
+		return 0;
 	static const char *members[] = {"namespace", "pod", "container"};
 	for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++)
 		if (opt_string(w, members[i], "workload.", r, rl))

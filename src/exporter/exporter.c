@@ -33,6 +33,9 @@ struct snapbuf {
 };
 #define POOL_MAX 2
 
+/* The fixed answers: the index page, /healthz, 404 and 405. */
+enum { R_INDEX, R_HEALTH, R_404, R_405, R_COUNT };
+
 struct exporter {
 	struct exporter_source src; /* owned; used only by the update thread once started */
 	bool have_src;
@@ -52,7 +55,7 @@ struct exporter {
 	size_t cur_plain_len, cur_gzip_len;
 
 	/* static responses */
-	struct MHD_Response *r_index, *r_health, *r_404, *r_405;
+	struct MHD_Response *fixed[R_COUNT]; /* the answers that never change */
 
 	/* snapshot bodies: a body whose last response is gone goes back to this pool and the next
 	 * render writes into it (no 10 MB allocation, page faults and copy per render of 1,024
@@ -198,24 +201,22 @@ int exporter_create_source(struct exporter **out, const struct exporter_source *
 	    "<h1>gpuhealth mock-dcgm</h1><p>Simulated GPUs in the format of NVIDIA "
 	    "dcgm-exporter.</p><p><a href=\"/metrics\">Metrics</a> &middot; "
 	    "<a href=\"/healthz\">Health</a></p></body></html>\n";
-	static const char ok[] = "ok\n";
-	static const char nf[] = "404 page not found\n";
-	static const char na[] = "405 method not allowed: use GET or HEAD\n";
-	ex->r_index = MHD_create_response_from_buffer(sizeof(index_html) - 1, (void *)index_html,
-	                                              MHD_RESPMEM_PERSISTENT);
-	ex->r_health =
-	    MHD_create_response_from_buffer(sizeof(ok) - 1, (void *)ok, MHD_RESPMEM_PERSISTENT);
-	ex->r_404 =
-	    MHD_create_response_from_buffer(sizeof(nf) - 1, (void *)nf, MHD_RESPMEM_PERSISTENT);
-	ex->r_405 =
-	    MHD_create_response_from_buffer(sizeof(na) - 1, (void *)na, MHD_RESPMEM_PERSISTENT);
-	if (!ex->r_index || !ex->r_health || !ex->r_404 || !ex->r_405)
-		goto fail;
-	MHD_add_response_header(ex->r_index, "Content-Type", "text/html; charset=utf-8");
-	MHD_add_response_header(ex->r_health, "Content-Type", "text/plain; charset=utf-8");
-	MHD_add_response_header(ex->r_404, "Content-Type", "text/plain; charset=utf-8");
-	MHD_add_response_header(ex->r_405, "Content-Type", "text/plain; charset=utf-8");
-	MHD_add_response_header(ex->r_405, "Allow", "GET, HEAD");
+	static const struct {
+		const char *body, *type;
+	} fixed[R_COUNT] = {
+	    [R_INDEX] = {index_html, "text/html; charset=utf-8"},
+	    [R_HEALTH] = {"ok\n", "text/plain; charset=utf-8"},
+	    [R_404] = {"404 page not found\n", "text/plain; charset=utf-8"},
+	    [R_405] = {"405 method not allowed: use GET or HEAD\n", "text/plain; charset=utf-8"},
+	};
+	for (int i = 0; i < R_COUNT; i++) {
+		ex->fixed[i] = MHD_create_response_from_buffer(
+		    strlen(fixed[i].body), (void *)fixed[i].body, MHD_RESPMEM_PERSISTENT);
+		if (!ex->fixed[i])
+			goto fail;
+		MHD_add_response_header(ex->fixed[i], "Content-Type", fixed[i].type);
+	}
+	MHD_add_response_header(ex->fixed[R_405], "Allow", "GET, HEAD");
 	*out = ex; /* caller owns: exporter_destroy */
 	return 0;
 fail:
@@ -490,17 +491,17 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 
 	if (path == P_NONE) {
 		atomic_fetch_add(&ex->n_404, 1);
-		return MHD_queue_response(c, MHD_HTTP_NOT_FOUND, ex->r_404);
+		return MHD_queue_response(c, MHD_HTTP_NOT_FOUND, ex->fixed[R_404]);
 	}
 	if (!get) {
 		/* answered before any request body is read; libmicrohttpd then closes */
 		atomic_fetch_add(&ex->n_405, 1);
-		return MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, ex->r_405);
+		return MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, ex->fixed[R_405]);
 	}
 	if (path == P_INDEX)
-		return MHD_queue_response(c, status, ex->r_index);
+		return MHD_queue_response(c, status, ex->fixed[R_INDEX]);
 	if (path == P_HEALTH)
-		return MHD_queue_response(c, status, ex->r_health);
+		return MHD_queue_response(c, status, ex->fixed[R_HEALTH]);
 
 	bool gz = exporter_accepts_gzip(
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
@@ -625,14 +626,9 @@ void exporter_destroy(struct exporter *ex)
 		MHD_destroy_response(ex->cur_plain);
 	if (ex->cur_gzip)
 		MHD_destroy_response(ex->cur_gzip);
-	if (ex->r_index)
-		MHD_destroy_response(ex->r_index);
-	if (ex->r_health)
-		MHD_destroy_response(ex->r_health);
-	if (ex->r_404)
-		MHD_destroy_response(ex->r_404);
-	if (ex->r_405)
-		MHD_destroy_response(ex->r_405);
+	for (int i = 0; i < R_COUNT; i++)
+		if (ex->fixed[i])
+			MHD_destroy_response(ex->fixed[i]);
 	pthread_mutex_destroy(&ex->snap_mu);
 	pthread_mutex_destroy(&ex->gz_mu);
 	/* every response is gone: their bodies are back in the pool */

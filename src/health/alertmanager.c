@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/errmsg.h"
 #include "core/grow.h"
 #include "core/log.h"
 #include "core/strbuf.h"
@@ -593,9 +594,8 @@ int alertmanager_create(struct alertmanager **out, const struct alertmanager_opt
 	*out = am; /* caller owns: alertmanager_destroy */
 	return 0;
 oom:
-	snprintf(err, errlen, "out of memory");
 	alertmanager_destroy(am);
-	return -ENOMEM;
+	return errmsg_oom(-ENOMEM, err, errlen, "the Alertmanager sender");
 }
 
 void alertmanager_stats(struct alertmanager *am, struct alertmanager_stats *out)

@@ -232,6 +232,18 @@ static void prune(struct health_metrics *m, double now)
 
 static const char *const STATUS[] = {"pass", "warn", "fail"};
 
+/* One GPU's series of a one-of family: gpuhealth_gpu_NAME{LABELS,LABEL="names[k]"} 1 for k ==
+ * which, 0 for the others. */
+static int one_of(struct strbuf *out, const char *name, const char *labels, const char *label,
+                  const char *const *names, int n, int which)
+{
+	int rc = 0;
+	for (int k = 0; k < n && !rc; k++)
+		rc = strbuf_printf(out, "gpuhealth_gpu_%s{%s%s%s=\"%s\"} %d\n", name, labels,
+		                   labels[0] ? "," : "", label, names[k], k == which);
+	return rc;
+}
+
 /* A family's HELP and TYPE lines: gpuhealth_gpu_NAME, a gauge. */
 static int gauge(struct strbuf *out, const char *name, const char *help)
 {
@@ -262,7 +274,6 @@ int health_metrics_render(struct health_metrics *m, struct strbuf *out, double n
 	if (!snap)
 		return -ENOMEM;
 	/* rendered outside the lock: the scorer thread never waits for a slow scrape */
-	const char *sep;
 	rc = rc ? rc
 	        : gauge(out, "health_score",
 	                "The GPU's health score from the scorer's rules: 100 healthy, 0 failed.");
@@ -273,14 +284,9 @@ int health_metrics_render(struct health_metrics *m, struct strbuf *out, double n
 	        : gauge(out, "health_status",
 	                "The GPU's health status: 1 for the status it has (pass, warn or fail), 0 "
 	                "for the others.");
-	for (size_t i = 0; i < n && !rc; i++) {
-		sep = snap[i].labels[0] ? "," : "";
-		for (int st = HEALTH_PASS; st <= HEALTH_FAIL && !rc; st++)
-			rc = strbuf_printf(out,
-			                   "gpuhealth_gpu_health_status{%s%sstatus=\"%s\"} %d\n",
-			                   snap[i].labels, sep, STATUS[st - HEALTH_PASS],
-			                   (int)snap[i].status == st);
-	}
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = one_of(out, "health_status", snap[i].labels, "status", STATUS, 3,
+		            (int)snap[i].status - HEALTH_PASS);
 	rc = rc ? rc
 	        : gauge(out, "failure_probability",
 	                "The predicted probability that the GPU fails within the scorer's "
@@ -292,14 +298,12 @@ int health_metrics_render(struct health_metrics *m, struct strbuf *out, double n
 	        : gauge(out, "recommended_action",
 	                "The action the scorer recommends for the GPU: 1 for it (keep, drain, "
 	                "reset, reboot or rma), 0 for the others.");
-	for (size_t i = 0; i < n && !rc; i++) {
-		sep = snap[i].labels[0] ? "," : "";
-		for (int a = 0; a < ACT_COUNT && !rc; a++)
-			rc = strbuf_printf(
-			    out, "gpuhealth_gpu_recommended_action{%s%saction=\"%s\"} %d\n",
-			    snap[i].labels, sep, health_action_name((enum health_action)a),
-			    (int)snap[i].action == a);
-	}
+	const char *actions[ACT_COUNT];
+	for (int a = 0; a < ACT_COUNT; a++)
+		actions[a] = health_action_name((enum health_action)a);
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = one_of(out, "recommended_action", snap[i].labels, "action", actions, ACT_COUNT,
+		            (int)snap[i].action);
 	for (size_t i = 0; i < n; i++)
 		free(snap[i].labels);
 	free(snap);

@@ -547,18 +547,9 @@ int scorer_create(struct scorer **out, const struct scorer_options *o, char *err
 	rc = consumer_create(&s->consumer, &co, &hooks, err, errlen);
 	if (rc)
 		goto fail;
-	if (s->alerts_topic) {
-		const struct sender_options so = {.who = "scorer",
-						  .brokers = s->brokers,
-						  .kafka_props = o->kafka_props,
-						  .nkafka_props = o->nkafka_props,
-						  .ctx = s,
-						  .delivered = alert_delivered,
-						  .error = kafka_error};
-		rc = sender_create(&s->producer, &so, err, errlen);
-		if (rc)
-			goto fail;
-	}
+	if (s->alerts_topic &&
+	    (rc = sender_create_beside(&s->producer, &co, &hooks, 0, alert_delivered, err, errlen)))
+		goto fail;
 	*out = s; /* caller owns */
 	return 0;
 fail:

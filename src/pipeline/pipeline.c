@@ -295,19 +295,23 @@ static void procs_seen(void *ud, const char *uuid, const struct fleet_process *p
 	fleet_set_processes(p->fleet, uuid, procs, n);
 }
 
-int pipeline_run_service(struct service **svc, const struct service_ops *ops, void *obj, char *err,
-                         size_t errlen)
+int pipeline_run_part(struct pipeline *p, enum pipeline_part part, const char *failed, int made,
+                      const struct service_ops *ops, void *obj, struct service **svc, char *err,
+                      size_t errlen)
 {
-	int rc = service_wrap(svc, ops, obj);
+	int rc = made;
+	*svc = NULL;
 	if (rc) {
+		if (obj)
+			ops->destroy(obj);
+	} else if ((rc = service_wrap(svc, ops, obj)) != 0) { /* obj destroyed */
 		snprintf(err, errlen, "out of memory");
-		return rc;
-	}
-	rc = service_start(*svc, err, errlen);
-	if (rc) {
+	} else if ((rc = service_start(*svc, err, errlen)) != 0) {
 		service_destroy(*svc);
 		*svc = NULL;
 	}
+	if (rc)
+		pipeline_set_part(p, part, PART_FAILED, failed, err);
 	return rc;
 }
 
@@ -334,22 +338,16 @@ static int start_nvml(struct pipeline *p, bool asked, bool *fallback, char *why,
 		snprintf(why, whylen, "%s", err);
 		return rc;
 	}
-	if (rc)
-		goto fail;
-	rc = pipeline_run_service(&p->ex_svc, &exporter_service_ops, p->ex, err, sizeof(err));
+	rc = pipeline_run_part(p, PP_SIM, "no GPUs: NVML not available", rc, &exporter_service_ops,
+	                       p->ex, &p->ex_svc, err, sizeof(err));
 	if (rc) {
-		p->ex = NULL; /* destroyed with its service */
-		goto fail;
+		p->ex = NULL;
+		return rc;
 	}
 	set_sim_url(p);
 	snprintf(detail, sizeof(detail), "this node's GPUs (NVML) on %.150s", p->sim_url);
 	pipeline_set_part(p, PP_SIM, PART_RUNNING, detail, NULL);
 	return 0;
-fail:
-	exporter_destroy(p->ex);
-	p->ex = NULL;
-	pipeline_set_part(p, PP_SIM, PART_FAILED, "no GPUs: NVML not available", err);
-	return rc ? rc : -EIO;
 }
 
 static int start_sim(struct pipeline *p)
@@ -398,7 +396,8 @@ static int start_sim(struct pipeline *p)
 	int rc = sim_create(&sim, &sp);
 	if (rc) {
 		snprintf(err, sizeof(err), "cannot create the simulated fleet: %s", strerror(-rc));
-		goto fail;
+		pipeline_set_part(p, PP_SIM, PART_FAILED, "simulator not running", err);
+		return rc;
 	}
 	const char *listen = config_str(cfg, "listen");
 	struct exporter_params ep = {
@@ -412,24 +411,18 @@ static int start_sim(struct pipeline *p)
 	               .k8s = sp.k8s},
 	    .http_threads = 2,
 	};
-	rc = exporter_create(&p->ex, sim, &ep, err, sizeof(err));
-	if (rc)
-		goto fail; /* sim owned by the exporter even on failure */
-	rc = pipeline_run_service(&p->ex_svc, &exporter_service_ops, p->ex, err, sizeof(err));
+	rc = exporter_create(&p->ex, sim, &ep, err, sizeof(err)); /* owns sim even on failure */
+	rc = pipeline_run_part(p, PP_SIM, "simulator not running", rc, &exporter_service_ops, p->ex,
+	                       &p->ex_svc, err, sizeof(err));
 	if (rc) {
-		p->ex = NULL; /* destroyed with its service */
-		goto fail;
+		p->ex = NULL;
+		return rc;
 	}
 	set_sim_url(p);
 	snprintf(detail, sizeof(detail), "%s%u simulated %.30s GPUs on %.120s",
 	         fallback ? "no NVML: " : "", sp.n_gpus, p->model->name, p->sim_url);
 	pipeline_set_part(p, PP_SIM, PART_RUNNING, detail, NULL);
 	return 0;
-fail:
-	exporter_destroy(p->ex);
-	p->ex = NULL;
-	pipeline_set_part(p, PP_SIM, PART_FAILED, "simulator not running", err);
-	return rc ? rc : -EIO;
 }
 
 static int start_broker(struct pipeline *p)
@@ -512,16 +505,10 @@ static int start_collector(struct pipeline *p)
 		                                                 : (unsigned)ncpu;
 	}
 	int rc = collector_create(&p->col, &o, err, sizeof(err));
-	if (rc == 0) {
-		rc = pipeline_run_service(&p->col_svc, &collector_service_ops, p->col, err,
-		                          sizeof(err));
-		if (rc)
-			p->col = NULL; /* destroyed with its service */
-	}
+	rc = pipeline_run_part(p, PP_COLLECTOR, "not running", rc, &collector_service_ops, p->col,
+	                       &p->col_svc, err, sizeof(err));
 	if (rc) {
-		collector_destroy(p->col);
 		p->col = NULL;
-		pipeline_set_part(p, PP_COLLECTOR, PART_FAILED, "not running", err);
 		return rc;
 	}
 	snprintf(detail, sizeof(detail), "%zu target%s every %g s -> topic %s", n,

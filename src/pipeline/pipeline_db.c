@@ -34,12 +34,9 @@ static void start_sink(struct pipeline *p)
 	struct sink *s = NULL;
 	struct service *svc = NULL;
 	int rc = sink_create(&s, &o, err, sizeof(err));
-	if (rc == 0)
-		rc = pipeline_run_service(&svc, &sink_service_ops, s, err, sizeof(err));
-	if (rc) {
-		pipeline_set_part(p, PP_SINK, PART_FAILED, "not running", err);
+	if (pipeline_run_part(p, PP_SINK, "not running", rc, &sink_service_ops, s, &svc, err,
+	                      sizeof(err)))
 		return;
-	}
 	pthread_mutex_lock(&p->lock);
 	p->sink = s; /* owned by p, through its service */
 	p->sink_svc = svc;
@@ -65,12 +62,9 @@ static void start_scorer(struct pipeline *p)
 	struct service *svc = NULL;
 	int rc = scorer_create(&s, &o, err, sizeof(err));
 	free(sprops);
-	if (rc == 0)
-		rc = pipeline_run_service(&svc, &scorer_service_ops, s, err, sizeof(err));
-	if (rc) {
-		pipeline_set_part(p, PP_SCORER, PART_FAILED, "not running", err);
+	if (pipeline_run_part(p, PP_SCORER, "not running", rc, &scorer_service_ops, s, &svc, err,
+	                      sizeof(err)))
 		return;
-	}
 	pthread_mutex_lock(&p->lock);
 	p->scorer = s; /* owned by p, through its service */
 	p->scorer_svc = svc;

@@ -112,10 +112,13 @@ void pipeline_stop_part(struct pipeline *p, enum pipeline_part part);
 /* A part's state, read under the lock. */
 enum part_state pipeline_part_state(struct pipeline *p, enum pipeline_part part);
 
-/* Wraps obj in its service face (ops) and starts it through that; on failure both are destroyed
- * and *svc is NULL. Returns 0 or -errno with a message in err. */
-int pipeline_run_service(struct service **svc, const struct service_ops *ops, void *obj, char *err,
-                         size_t errlen);
+/* Runs a part: obj, made by its constructor (made: 0, or the constructor's -errno with err
+ * set), wrapped in its service face (ops) and started through that. On failure obj and its
+ * service are destroyed, *svc is NULL and the part is marked failed with the detail failed and
+ * err. Returns 0 or -errno. */
+int pipeline_run_part(struct pipeline *p, enum pipeline_part part, const char *failed, int made,
+                      const struct service_ops *ops, void *obj, struct service **svc, char *err,
+                      size_t errlen);
 
 /* Sleeps s seconds. */
 void pipeline_nap(double s);

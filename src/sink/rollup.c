@@ -332,11 +332,7 @@ int rollup_copy_range(const struct rollup *r, int64_t from, int64_t to, struct s
 				if (!rc)
 					rc = pgcopy_float8(out, a->sum);
 			} else {
-				rc = pgcopy_null(out);
-				if (!rc)
-					rc = pgcopy_null(out);
-				if (!rc)
-					rc = pgcopy_null(out);
+				rc = pgcopy_nulls(out, 3);
 			}
 			if (!rc)
 				rc = pgcopy_int4(out, a->n);
@@ -348,9 +344,7 @@ int rollup_copy_range(const struct rollup *r, int64_t from, int64_t to, struct s
 				if (!rc)
 					rc = pgcopy_int8(out, a->max);
 			} else {
-				rc = pgcopy_null(out);
-				if (!rc)
-					rc = pgcopy_null(out);
+				rc = pgcopy_nulls(out, 2);
 			}
 		}
 	}

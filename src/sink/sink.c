@@ -456,15 +456,8 @@ int sink_create(struct sink **out, const struct sink_options *o, char *err, size
 		goto fail;
 	/* every dead letter's report within DLQ_TIMEOUT_MS, so a batch never waits on the topic
 	 * for ever (unless -X message.timeout.ms says otherwise) */
-	const struct sender_options so = {.who = "sink",
-	                                  .brokers = s->brokers,
-	                                  .kafka_props = o->kafka_props,
-	                                  .nkafka_props = o->nkafka_props,
-	                                  .message_timeout_ms = DLQ_TIMEOUT_MS,
-	                                  .ctx = s,
-	                                  .delivered = sink_dlq_delivered,
-	                                  .error = kafka_error};
-	rc = sender_create(&s->dlq, &so, err, errlen);
+	rc = sender_create_beside(&s->dlq, &co, &hooks, DLQ_TIMEOUT_MS, sink_dlq_delivered, err,
+	                          errlen);
 	if (rc)
 		goto fail;
 	*out = s; /* caller owns */
