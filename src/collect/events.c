@@ -5,6 +5,7 @@
 #include "core/fields.h"
 #include "core/grow.h"
 #include "core/hash.h"
+#include "core/utf8.h"
 
 #include <errno.h>
 #include <locale.h>
@@ -331,38 +332,16 @@ static bool text_ok(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	for (size_t i = 0; i < n;) {
-		unsigned c = p[i];
-		size_t k;
-		unsigned cp;
-		if (c == 0)
+		int32_t cp;
+		if (p[i] == 0)
 			return false;
-		if (c < 0x80) {
+		if (p[i] < 0x80) { /* the common case, without a call */
 			i++;
 			continue;
 		}
-		if (c >= 0xC2 && c <= 0xDF) {
-			k = 1;
-			cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			k = 2;
-			cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			k = 3;
-			cp = c & 0x07;
-		} else {
+		i += utf8_decode(p + i, n - i, &cp);
+		if (cp < 0)
 			return false;
-		}
-		if (i + k >= n) /* the sequence runs past the end */
-			return false;
-		for (size_t j = 1; j <= k; j++) {
-			if ((p[i + j] & 0xC0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + j] & 0x3F);
-		}
-		if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-		    (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		i += k + 1;
 	}
 	return true;
 }

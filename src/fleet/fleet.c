@@ -444,19 +444,23 @@ int fleet_processes(struct fleet *f, const char *key, struct fleet_process *out,
 	return n;
 }
 
+int fleet_gpu_cmp(const struct fleet_gpu *a, const struct fleet_gpu *b)
+{
+	int c = strcmp(a->host, b->host);
+	if (c)
+		return c;
+	if (a->index != b->index)
+		return a->index < b->index ? -1 : 1;
+	return strcmp(a->key, b->key);
+}
+
 static struct fleet *sort_ctx; /* only under sort_lock */
 static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int cmp_gpu(const void *a, const void *b)
 {
-	const struct fleet_gpu *x = sort_ctx->gpus[*(const size_t *)a];
-	const struct fleet_gpu *y = sort_ctx->gpus[*(const size_t *)b];
-	int c = strcmp(x->host, y->host);
-	if (c)
-		return c;
-	if (x->index != y->index)
-		return x->index < y->index ? -1 : 1;
-	return strcmp(x->key, y->key);
+	return fleet_gpu_cmp(sort_ctx->gpus[*(const size_t *)a],
+	                     sort_ctx->gpus[*(const size_t *)b]);
 }
 
 /* Called with f->lock held. */

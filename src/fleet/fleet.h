@@ -172,5 +172,7 @@ size_t fleet_snapshot(struct fleet *f, struct fleet_gpu *out, size_t max);
 bool fleet_get(struct fleet *f, const char *key, struct fleet_gpu *out);
 
 void fleet_stats(struct fleet *f, struct fleet_stats *out);
+/* The natural order of GPUs: host, then index, then key (strcmp-like). */
+int fleet_gpu_cmp(const struct fleet_gpu *a, const struct fleet_gpu *b);
 
 #endif

@@ -27,14 +27,10 @@ struct alerts {
 const char *alert_action_name(enum alert_action a)
 {
 	switch (a) {
-	case ALERT_NONE:
-		return "none";
-	case ALERT_RAISE:
-		return "raise";
-	case ALERT_ESCALATE:
-		return "escalate";
-	case ALERT_CLEAR:
-		return "clear";
+	case ALERT_NONE: return "none";
+	case ALERT_RAISE: return "raise";
+	case ALERT_ESCALATE: return "escalate";
+	case ALERT_CLEAR: return "clear";
 	}
 	return "?";
 }

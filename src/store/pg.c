@@ -55,6 +55,19 @@ static void put_value(struct outbuf *b, const char *v)
 		put(b, "'");
 }
 
+/* The host of a host list at s: its length (*n) and its last '@' (*at; NULL when none, or for a
+ * socket directory, which starts with '/'). Returns the next host, NULL after the last. */
+static const char *next_host(const char *s, size_t *n, const char **at)
+{
+	const char *end = strchr(s, ',');
+	*n = end ? (size_t)(end - s) : strlen(s);
+	*at = NULL;
+	for (const char *q = s; *s != '/' && q < s + *n; q++)
+		if (*q == '@')
+			*at = q;
+	return end ? end + 1 : NULL;
+}
+
 /* A host list with anything before an '@' in one host hidden: "postgresql://u:pa@ss@h" leaves
  * "ss@h" as libpq's host, and "ss" is part of the password. */
 static void put_hosts(struct outbuf *b, const char *v)
@@ -64,22 +77,18 @@ static void put_hosts(struct outbuf *b, const char *v)
 	tmp[0] = '\0';
 	const char *s = v;
 	while (*s) {
-		const char *end = strchr(s, ',');
-		size_t n = end ? (size_t)(end - s) : strlen(s);
-		const char *at = NULL;
-		for (const char *q = s; q < s + n; q++)
-			if (*q == '@')
-				at = q;
-		if (at && *s != '/') {
+		size_t n;
+		const char *at, *next = next_host(s, &n, &at);
+		if (at) {
 			put(&t, "***");
 			put_n(&t, at, n - (size_t)(at - s));
 		} else {
 			put_n(&t, s, n);
 		}
-		if (!end)
+		if (!next)
 			break;
 		put(&t, ",");
-		s = end + 1;
+		s = next;
 	}
 	put_value(b, tmp);
 }
@@ -229,20 +238,14 @@ static size_t find_secrets(const PQconninfoOption *opts, const char **sec, size_
 			len[n++] = strlen(o->val);
 		} else if (strcmp(o->keyword, "host") == 0) {
 			const char *s = o->val;
-			while (*s && n < max) {
-				const char *end = strchr(s, ',');
-				size_t hl = end ? (size_t)(end - s) : strlen(s);
-				const char *at = NULL;
-				for (const char *q = s; q < s + hl; q++)
-					if (*q == '@')
-						at = q;
-				if (at && at > s && *s != '/') {
+			while (s && *s && n < max) {
+				size_t hl;
+				const char *at, *next = next_host(s, &hl, &at);
+				if (at && at > s) {
 					sec[n] = s;
 					len[n++] = (size_t)(at - s);
 				}
-				if (!end)
-					break;
-				s = end + 1;
+				s = next;
 			}
 		}
 	}

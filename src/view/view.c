@@ -234,16 +234,6 @@ static double metric(const struct fleet_gpu *g, enum view_sort_key k)
 	}
 }
 
-static int cmp_natural(const struct fleet_gpu *a, const struct fleet_gpu *b)
-{
-	int c = strcmp(a->host, b->host);
-	if (c)
-		return c;
-	if (a->index != b->index)
-		return a->index < b->index ? -1 : 1;
-	return strcmp(a->key, b->key);
-}
-
 static int cmp_order(const void *pa, const void *pb)
 {
 	const struct fleet_gpu *a = &g_octx.gpus[*(const size_t *)pa];
@@ -260,11 +250,11 @@ static int cmp_order(const void *pa, const void *pb)
 		double x = metric(a, g_octx.key), y = metric(b, g_octx.key);
 		c = x < y ? -1 : x > y ? 1 : 0;
 	} else {
-		c = cmp_natural(a, b);
+		c = fleet_gpu_cmp(a, b);
 	}
 	if (g_octx.desc)
 		c = -c;
-	return c ? c : cmp_natural(a, b);
+	return c ? c : fleet_gpu_cmp(a, b);
 }
 
 size_t view_order(const struct fleet_gpu *gpus, size_t n, const char *filter,
