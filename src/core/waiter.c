@@ -2,9 +2,20 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "core/timeutil.h"
+
+void *waiter_calloc(size_t size, size_t offset)
+{
+	char *p = calloc(1, size);
+	if (p && waiter_init((struct waiter *)(p + offset))) {
+		free(p);
+		p = NULL;
+	}
+	return p;
+}
 
 int waiter_init(struct waiter *w)
 {

@@ -15,6 +15,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 struct waiter {
 	pthread_mutex_t lock; /* guards stop, and the owner's shared state */
@@ -26,6 +27,9 @@ struct waiter {
 
 /* 0 or -errno (nothing to destroy then). */
 int waiter_init(struct waiter *w);
+/* A zeroed object of size bytes whose struct waiter at offset (offsetof) is initialised: the
+ * owner of a waiter made in one step. NULL when out of memory (nothing to free then). */
+void *waiter_calloc(size_t size, size_t offset);
 /* Starts fn(arg). 0 or -errno (nothing started). */
 int waiter_start(struct waiter *w, void *(*fn)(void *), void *arg);
 /* With the lock held: sleeps until woken, stopping, or s seconds passed (s <= 0 or NaN: not

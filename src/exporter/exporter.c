@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -117,17 +118,9 @@ static int sim_src_update(void *ud, double t)
 {
 	return sim_advance(ud, t);
 }
-static size_t sim_src_count(void *ud)
+static void sim_src_view(void *ud, struct exporter_view *out)
 {
-	return sim_gpu_count(ud);
-}
-static const struct sim_gpu *sim_src_gpus(void *ud)
-{
-	return sim_gpus(ud);
-}
-static double sim_src_time(void *ud)
-{
-	return sim_time(ud);
+	*out = (struct exporter_view){sim_gpus(ud), sim_gpu_count(ud), sim_time(ud)};
 }
 static void sim_src_destroy(void *ud)
 {
@@ -142,8 +135,7 @@ int exporter_create(struct exporter **out, struct sim *sim, const struct exporte
 		snprintf(err, errlen, "exporter: bad parameters");
 		return -EINVAL;
 	}
-	struct exporter_source src = {sim_src_update, sim_src_count,   sim_src_gpus,
-	                              sim_src_time,   sim_src_destroy, sim};
+	struct exporter_source src = {sim_src_update, sim_src_view, sim_src_destroy, sim};
 	return exporter_create_source(out, &src, params, err, errlen); /* owns sim now */
 }
 
@@ -161,22 +153,17 @@ int exporter_create_source(struct exporter **out, const struct exporter_source *
 	struct exporter_source src = {0};
 	if (source)
 		src = *source;
-	if (!source || !src.update || !src.count || !src.gpus || !src.time || !params ||
-	    !(params->speed > 0) || !(params->poll_interval > 0) || !params->render.hostname ||
+	if (!source || !src.update || !src.view || !params || !(params->speed > 0) ||
+	    !(params->poll_interval > 0) || !params->render.hostname ||
 	    !params->render.host_label || !params->render.driver_version ||
 	    !params->render.model_name) {
 		snprintf(err, errlen, "exporter: bad parameters");
 		rc = -EINVAL;
 		goto fail;
 	}
-	ex = calloc(1, sizeof(*ex));
+	ex = waiter_calloc(sizeof(*ex), offsetof(struct exporter, wt));
 	if (!ex)
 		goto fail;
-	if (waiter_init(&ex->wt)) {
-		free(ex);
-		ex = NULL;
-		goto fail;
-	}
 	ex->src = src;
 	ex->have_src = true;
 	src.destroy = NULL; /* owned by ex now */
@@ -303,7 +290,9 @@ static int publish(struct exporter *ex)
 	int rc = -ENOMEM;
 	struct snapbuf *sb = NULL;
 	struct MHD_Response *rp = NULL;
-	size_t n = ex->src.count(ex->src.ud), len = 0;
+	struct exporter_view v;
+	ex->src.view(ex->src.ud, &v);
+	size_t n = v.count, len = 0;
 	size_t bound = render_bound(n, &ex->p.render);
 
 	size_t want = ex->body_cap ? ex->body_cap : 65536 + n * 12288;
@@ -312,8 +301,8 @@ static int publish(struct exporter *ex)
 	sb = pool_take(ex, want);
 	if (!sb)
 		goto out;
-	while ((rc = render_exposition(ex->src.gpus(ex->src.ud), n, &ex->p.render, sb->data,
-	                               sb->cap, &len)) == -ENOSPC) {
+	while ((rc = render_exposition(v.gpus, n, &ex->p.render, sb->data, sb->cap, &len)) ==
+	       -ENOSPC) {
 		size_t cap = sb->cap * 2 < bound ? sb->cap * 2 : bound;
 		struct snapbuf *p = cap > sb->cap ? realloc(sb, sizeof(*sb) + cap) : NULL;
 		if (!p) {
@@ -335,7 +324,7 @@ static int publish(struct exporter *ex)
 	sb = NULL; /* owned by rp */
 	/* the snapshot's simulated time, for tests and debugging (not part of dcgm-exporter) */
 	char simt[32];
-	snprintf(simt, sizeof(simt), "%.3f", ex->src.time(ex->src.ud));
+	snprintf(simt, sizeof(simt), "%.3f", v.time);
 	if (MHD_add_response_header(rp, "Content-Type", CONTENT_TYPE_METRICS) != MHD_YES ||
 	    MHD_add_response_header(rp, "Vary", "Accept-Encoding") != MHD_YES ||
 	    MHD_add_response_header(rp, "X-Gpuhealth-Simulated-Time", simt) != MHD_YES)
@@ -348,7 +337,7 @@ static int publish(struct exporter *ex)
 	ex->cur_body = body_ref;
 	ex->cur_gzip = NULL; /* made on the first request for it */
 	memcpy(ex->cur_simt, simt, sizeof(simt));
-	ex->cur_time = ex->src.time(ex->src.ud);
+	ex->cur_time = v.time;
 	ex->cur_plain_len = len;
 	ex->cur_gzip_len = 0;
 	pthread_mutex_unlock(&ex->snap_mu);

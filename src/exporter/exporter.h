@@ -60,14 +60,18 @@ int exporter_create(struct exporter **out, struct sim *sim, const struct exporte
 /* Where the GPUs come from: the simulator (exporter_create wraps it) or a live source such as
  * NVML (nvml_exporter_source). The functions run on the exporter's update thread only (and in
  * exporter_start, before it exists). */
+struct exporter_view {
+	const struct sim_gpu *gpus;
+	size_t count;
+	/* time of the values, for the X-Gpuhealth-Simulated-Time header and the stats */
+	double time;
+};
 struct exporter_source {
 	/* Brings the GPUs up to time t (seconds since start, t = k * poll_interval): the simulator
 	 * advances to it, a live source reads the hardware now. Returns 0 or -errno. */
 	int (*update)(void *ud, double t);
-	size_t (*count)(void *ud);
-	const struct sim_gpu *(*gpus)(void *ud);
-	/* Time of the current values, for the X-Gpuhealth-Simulated-Time header and the stats. */
-	double (*time)(void *ud);
+	/* The GPUs as they are now (borrowed until the next update). */
+	void (*view)(void *ud, struct exporter_view *out);
 	void (*destroy)(void *ud); /* may be NULL */
 	void *ud;
 };

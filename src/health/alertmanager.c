@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -554,14 +555,9 @@ int alertmanager_create(struct alertmanager **out, const struct alertmanager_opt
 		         "http://gpuhealth-api:8080)");
 		return -EINVAL;
 	}
-	struct alertmanager *am = calloc(1, sizeof(*am));
+	struct alertmanager *am = waiter_calloc(sizeof(*am), offsetof(struct alertmanager, wt));
 	if (!am)
 		goto oom;
-	if (waiter_init(&am->wt)) {
-		free(am);
-		am = NULL;
-		goto oom;
-	}
 	am->resend_s = o->resend_s > 0 ? o->resend_s : 60;
 	am->timeout_ms = o->timeout_s > 0 ? (long)(o->timeout_s * 1000) : 10000;
 	if (am->timeout_ms < 1)

@@ -1092,17 +1092,9 @@ static int src_update(void *ud, double t)
 {
 	return nvml_update(ud, t);
 }
-static size_t src_count(void *ud)
+static void src_view(void *ud, struct exporter_view *out)
 {
-	return nvml_count(ud);
-}
-static const struct sim_gpu *src_gpus(void *ud)
-{
-	return nvml_gpus(ud);
-}
-static double src_time(void *ud)
-{
-	return nvml_time(ud);
+	*out = (struct exporter_view){nvml_gpus(ud), nvml_count(ud), nvml_time(ud)};
 }
 static void src_destroy(void *ud)
 {
@@ -1111,7 +1103,7 @@ static void src_destroy(void *ud)
 
 void nvml_exporter_source(struct nvml *n, struct exporter_source *out)
 {
-	*out = (struct exporter_source){src_update, src_count, src_gpus, src_time, src_destroy, n};
+	*out = (struct exporter_source){src_update, src_view, src_destroy, n};
 }
 
 int nvml_exporter_create(struct exporter **out, const char *library,

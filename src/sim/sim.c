@@ -7,60 +7,10 @@
 #include <string.h>
 #include <strings.h>
 
-/* ---- models (../shared/notes/dcgm-health.md §5; NVML names as nvidia-smi prints them) */
+/* ---- models (models.def) */
 
 static const struct sim_model models[] = {
-    {.name = "A100-SXM4-80GB",
-     .model_name = "NVIDIA A100-SXM4-80GB",
-     .driver_version = "550.127.08",
-     .power_limit_w = 400,
-     .idle_w_min = 50,
-     .idle_w_max = 65,
-     .sm_clock_max = 1410,
-     .sm_clock_idle = 210,
-     .mem_clock = 1593,
-     .fb_total_mib = 81920,
-     .fb_reserved_mib = 566,
-     .slowdown_c = 89,
-     .shutdown_c = 92,
-     .max_op_c = 85,
-     .pcie_replay_warn_per_min = 16, /* Gen4 x16 */
-     .nvlink_bytes_per_s = 300e9,
-     .has_retired_pages = false},
-    {.name = "H100-SXM5-80GB",
-     .model_name = "NVIDIA H100 80GB HBM3",
-     .driver_version = "550.127.08",
-     .power_limit_w = 700,
-     .idle_w_min = 68,
-     .idle_w_max = 78,
-     .sm_clock_max = 1980,
-     .sm_clock_idle = 345,
-     .mem_clock = 2619,
-     .fb_total_mib = 81559,
-     .fb_reserved_mib = 581,
-     .slowdown_c = 89,
-     .shutdown_c = 92,
-     .max_op_c = 87,
-     .pcie_replay_warn_per_min = 31, /* Gen5 x16 */
-     .nvlink_bytes_per_s = 450e9,
-     .has_retired_pages = false},
-    {.name = "H200",
-     .model_name = "NVIDIA H200",
-     .driver_version = "550.127.08",
-     .power_limit_w = 700,
-     .idle_w_min = 70,
-     .idle_w_max = 82,
-     .sm_clock_max = 1980,
-     .sm_clock_idle = 345,
-     .mem_clock = 3201,
-     .fb_total_mib = 143771,
-     .fb_reserved_mib = 729,
-     .slowdown_c = 89,
-     .shutdown_c = 92,
-     .max_op_c = 87,
-     .pcie_replay_warn_per_min = 31,
-     .nvlink_bytes_per_s = 450e9,
-     .has_retired_pages = false},
+#include "sim/models.def"
 };
 
 const struct sim_model *sim_model_find(const char *name)

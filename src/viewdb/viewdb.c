@@ -4,6 +4,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -299,13 +300,9 @@ static int create(struct viewdb **out, const char *conninfo, viewdb_conninfo_fn 
                   double period_s, double table_interval_s)
 {
 	*out = NULL;
-	struct viewdb *v = calloc(1, sizeof(*v));
+	struct viewdb *v = waiter_calloc(sizeof(*v), offsetof(struct viewdb, wt));
 	if (!v)
 		return -ENOMEM;
-	if (waiter_init(&v->wt)) {
-		free(v);
-		return -ENOMEM;
-	}
 	snprintf(v->conninfo, sizeof(v->conninfo), "%s", conninfo);
 	v->get = get;
 	v->get_arg = arg;
