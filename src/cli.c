@@ -266,22 +266,15 @@ enum cli_action cli_load(int argc, char **argv, const char *(*getenv_fn)(const c
 		         config_str(cfg, "output"));
 		goto out;
 	}
-	/* Positional words: only 'db' takes one (the action). */
+	/* Positional words: only 'db' and 'kafka' take one (the action). */
 	size_t npos = config_positional_count(cfg);
-	if (mode == CLI_KAFKA) {
-		if (npos != 1 || strcmp(config_positional(cfg, 0), "init") != 0) {
-			snprintf(err, errlen,
-			         "'gpuhealth kafka' needs an action: 'gpuhealth kafka init'%s%s%s",
-			         npos ? " (got '" : "", npos ? config_positional(cfg, 0) : "",
-			         npos ? "')" : "");
-			goto out;
-		}
-	} else if (mode == CLI_DB) {
-		if (npos != 1 || strcmp(config_positional(cfg, 0), "migrate") != 0) {
-			snprintf(err, errlen,
-			         "'gpuhealth db' needs an action: 'gpuhealth db migrate'%s%s%s",
-			         npos ? " (got '" : "", npos ? config_positional(cfg, 0) : "",
-			         npos ? "')" : "");
+	const char *action = mode == CLI_KAFKA ? "init" : mode == CLI_DB ? "migrate" : NULL;
+	if (action) {
+		if (npos != 1 || strcmp(config_positional(cfg, 0), action) != 0) {
+			snprintf(
+			    err, errlen, "'gpuhealth %s' needs an action: 'gpuhealth %s %s'%s%s%s",
+			    cli_mode_name(mode), cli_mode_name(mode), action, npos ? " (got '" : "",
+			    npos ? config_positional(cfg, 0) : "", npos ? "')" : "");
 			goto out;
 		}
 	} else if (npos) {

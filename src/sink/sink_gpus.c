@@ -403,21 +403,36 @@ static int array_elem(struct strbuf *out, const char *v, size_t len)
 	return rc ? rc : strbuf_append(out, "\"", 1);
 }
 
+/* Calls add(b, k) for every known GPU whose committed rows are not all merged and that needs
+ * (merge) or does not need (!merge) more than a later last_seen, under the lock of the known
+ * GPUs, until one returns non-zero. Returns that, or 0. */
+static int each_pending(struct sink *s, bool merge, struct batch *b,
+                        int (*add)(struct batch *b, const struct gpu_known *k))
+{
+	int rc = 0;
+	pthread_mutex_lock(&s->glock);
+	for (size_t i = 0; !rc && i < s->known_cap; i++) {
+		const struct gpu_known *k = &s->known[i];
+		if (k->key && known_pending(k) && known_needs_merge(k) == merge)
+			rc = add(b, k);
+	}
+	pthread_mutex_unlock(&s->glock);
+	return rc;
+}
+
+static int merge_one(struct batch *b, const struct gpu_known *k)
+{
+	return gpus_send(b, k->key, k->cident, k->clen, k->cfirst, k->clast);
+}
+
 /* Merges into gpus, in a transaction of its own, every known GPU whose committed rows need more
  * than a later last_seen (known_needs_merge): the same merge as a batch's. */
 static void gpus_merge_pending(struct sink *s, int w)
 {
 	struct batch *b = &s->idle;
-	int rc = 0;
 	sent_clear(b);
 	strbuf_reset(&b->ident_copy);
-	pthread_mutex_lock(&s->glock);
-	for (size_t i = 0; !rc && i < s->known_cap; i++) {
-		const struct gpu_known *k = &s->known[i];
-		if (k->key && known_pending(k) && known_needs_merge(k))
-			rc = gpus_send(b, k->key, k->cident, k->clen, k->cfirst, k->clast);
-	}
-	pthread_mutex_unlock(&s->glock);
+	int rc = each_pending(s, true, b, merge_one);
 	char err[512] = "", state[6] = "";
 	if (!rc && b->nsent) {
 		if (!(rc = sink_db_exec(s, w, "BEGIN", 0, NULL, NULL, err, sizeof(err), state)) &&
@@ -437,6 +452,17 @@ static void gpus_merge_pending(struct sink *s, int w)
 	sent_clear(b);
 }
 
+static int touch_one(struct batch *b, const struct gpu_known *k)
+{
+	char t[40];
+	int rc;
+	if (!(rc = sent_add(b, k->key, k->cident, k->clen, k->cfirst, k->clast)) &&
+	    !(rc = array_elem(&b->touch_keys, k->key, strlen(k->key))) &&
+	    !(rc = time_format_rfc3339(k->clast, t, sizeof(t))))
+		rc = array_elem(&b->touch_times, t, strlen(t));
+	return rc;
+}
+
 /* Moves gpus.last_seen of every other known GPU whose committed rows are not all merged: one
  * UPDATE of that column alone (its own transaction), from two arrays (keys, times), the cheap
  * path for the GPUs whose only change is newer samples. */
@@ -450,18 +476,7 @@ static void gpus_touch(struct sink *s, int w)
 	if ((rc = strbuf_append(&b->touch_keys, "{", 1)) ||
 	    (rc = strbuf_append(&b->touch_times, "{", 1)))
 		return;
-	pthread_mutex_lock(&s->glock);
-	for (size_t i = 0; !rc && i < s->known_cap; i++) {
-		const struct gpu_known *k = &s->known[i];
-		char t[40];
-		if (!k->key || !known_pending(k) || known_needs_merge(k))
-			continue;
-		if (!(rc = sent_add(b, k->key, k->cident, k->clen, k->cfirst, k->clast)) &&
-		    !(rc = array_elem(&b->touch_keys, k->key, strlen(k->key))) &&
-		    !(rc = time_format_rfc3339(k->clast, t, sizeof(t))))
-			rc = array_elem(&b->touch_times, t, strlen(t));
-	}
-	pthread_mutex_unlock(&s->glock);
+	rc = each_pending(s, false, b, touch_one);
 	char err[512] = "", state[6] = "";
 	if (!rc && b->nsent && !(rc = strbuf_append(&b->touch_keys, "}", 1)) &&
 	    !(rc = strbuf_append(&b->touch_times, "}", 1))) {

@@ -47,8 +47,10 @@ int viewdb_alert_cmp(const void *pa, const void *pb);
 double viewdb_query_getd(const struct pg_result *r, int row, int col);
 /* "fail", "warn", else pass. */
 enum health_status viewdb_query_status(const char *s);
-/* "what: the connection's error" into err, on one line. */
-void viewdb_query_error(struct pg_conn *c, const char *what, char *err, size_t errlen);
+/* 0 when r holds rows (rows >= 0: exactly that many); else -EIO with "what: the connection's
+ * error" in err, on one line. */
+int viewdb_query_check(struct pg_conn *c, const struct pg_result *r, int rows, const char *what,
+                       char *err, size_t errlen);
 /* Open alerts, worst and newest first, at most max into out; *n: how many. */
 int viewdb_query_alerts(struct pg_conn *c, struct viewdb_alert *out, size_t max, size_t *n,
                         char *err, size_t errlen);

@@ -24,10 +24,14 @@ enum health_status viewdb_query_status(const char *s)
 	                                : HEALTH_PASS;
 }
 
-void viewdb_query_error(PGconn *c, const char *what, char *err, size_t errlen)
+int viewdb_query_check(PGconn *c, const PGresult *r, int rows, const char *what, char *err,
+                       size_t errlen)
 {
+	if (pg_tuples_ok(r) && (rows < 0 || pg_rows(r) == rows))
+		return 0;
 	snprintf(err, errlen, "%s: %s", what, pg_conn_error(c));
 	err[strcspn(err, "\n")] = '\0';
+	return -EIO;
 }
 
 /* Open alerts, worst and newest first: the newest of each severity class (alerts_raised_idx). */
@@ -52,28 +56,22 @@ int viewdb_query_alerts(PGconn *c, struct viewdb_alert *out, size_t max, size_t 
 	    "      ORDER BY raised_at DESC LIMIT $1::int) a "
 	    "LEFT JOIN gpus g ON g.gpu_key = a.gpu_key) b",
 	    1, (const char *const[]){lim});
-	int rc = 0;
-	if (!pg_tuples_ok(r)) {
-		viewdb_query_error(c, "reading the open alerts", err, errlen);
-		rc = -EIO;
-		goto out;
-	}
+	int rc = viewdb_query_check(c, r, -1, "reading the open alerts", err, errlen);
 	size_t k = 0;
-	for (int i = 0; i < pg_rows(r) && k < max; i++) {
-		struct viewdb_alert *a = &out[k++];
-		memset(a, 0, sizeof(*a));
+	for (; !rc && k < max && (int)k < pg_rows(r); k++) {
+		int i = (int)k;
+		struct viewdb_alert *a = &out[k];
+		*a = (struct viewdb_alert){.index = atoi(pg_text(r, i, 2)),
+		                           .severity = viewdb_query_status(pg_text(r, i, 5)),
+		                           .since = viewdb_query_getd(r, i, 7)};
 		snprintf(a->key, sizeof(a->key), "%s", pg_text(r, i, 0));
 		snprintf(a->host, sizeof(a->host), "%s", pg_text(r, i, 1));
-		a->index = atoi(pg_text(r, i, 2));
 		snprintf(a->workload, sizeof(a->workload), "%s", pg_text(r, i, 3));
 		snprintf(a->kind, sizeof(a->kind), "%s", pg_text(r, i, 4));
-		a->severity = viewdb_query_status(pg_text(r, i, 5));
 		snprintf(a->text, sizeof(a->text), "%s", pg_text(r, i, 6));
-		a->since = viewdb_query_getd(r, i, 7);
 	}
 	qsort(out, k, sizeof(*out), viewdb_alert_cmp);
 	*n = k;
-out:
 	pg_clear(r);
 	return rc;
 }
@@ -195,11 +193,8 @@ int viewdb_query_overview(PGconn *c, bool kept, const struct viewdb_request *q,
 	                                                                     : overview_hosts;
 	PGresult *r = pg_exec_params(c, sql, 6, params);
 	int rc = 0;
-	if (!pg_tuples_ok(r)) {
-		viewdb_query_error(c, "reading the fleet overview", err, errlen);
-		rc = -EIO;
+	if ((rc = viewdb_query_check(c, r, -1, "reading the fleet overview", err, errlen)) != 0)
 		goto out;
-	}
 	size_t k = 0;
 	for (int i = 0; i < pg_rows(r) && k < max; i++) {
 		struct viewdb_node *o = &out[k++];
@@ -269,11 +264,8 @@ int viewdb_query_history(PGconn *c, const struct viewdb_request *q, struct viewd
 	    " AND minute >= to_timestamp($2::float8) AND minute < to_timestamp($3::float8)"
 	    " GROUP BY 1 ORDER BY 1";
 	r = pg_exec_params(c, q->window <= VDB_W6H ? raw : rolled, 4, params);
-	if (!pg_tuples_ok(r)) {
-		viewdb_query_error(c, "reading the GPU's history", err, errlen);
-		rc = -EIO;
+	if ((rc = viewdb_query_check(c, r, -1, "reading the GPU's history", err, errlen)) != 0)
 		goto out;
-	}
 	for (int i = 0; i < pg_rows(r); i++) {
 		int b = atoi(pg_text(r, i, 0));
 		if (b < 0 || (size_t)b >= points)
@@ -312,11 +304,8 @@ int viewdb_query_history(PGconn *c, const struct viewdb_request *q, struct viewd
 	    "  AND raised_at >= to_timestamp($2::float8) AND raised_at < to_timestamp($3::float8)"
 	    ") e ORDER BY 1 DESC LIMIT 64",
 	    3, params);
-	if (!pg_tuples_ok(r)) {
-		viewdb_query_error(c, "reading the GPU's events", err, errlen);
-		rc = -EIO;
+	if ((rc = viewdb_query_check(c, r, -1, "reading the GPU's events", err, errlen)) != 0)
 		goto out;
-	}
 	for (int i = pg_rows(r) - 1; i >= 0 && h->nmarks < VIEWDB_MAX_MARKS; i--) {
 		struct viewdb_mark *m = &h->marks[h->nmarks++];
 		m->t = viewdb_query_getd(r, i, 0);

@@ -107,11 +107,9 @@ static int own_intervals(PGconn *c, struct fleet_gpu *g, size_t n, double interv
 	    "  FROM gpu_metrics m WHERE m.gpu_key = k.key ORDER BY time DESC LIMIT 5) x"
 	    ") s WHERE gap > 0 GROUP BY key",
 	    1, (const char *const[]){lit});
-	if (!pg_tuples_ok(r)) {
-		viewdb_query_error(c, "reading the GPUs' sampling intervals", err, errlen);
-		rc = -EIO;
+	if ((rc = viewdb_query_check(c, r, -1, "reading the GPUs' sampling intervals", err,
+	                             errlen)) != 0)
 		goto out;
-	}
 	double now = time_now();
 	for (size_t i = 0; i < n; i++) {
 		double own = interval_s;
@@ -187,11 +185,8 @@ int viewdb_table_page(PGconn *c, struct fleet *tf, const struct viewdb_request *
 	ti->offset = q->offset;
 	r = pg_exec_params(
 	    c, "SELECT sum(gpus), sum(pass), sum(warn), sum(fail) FROM fleet_host_now", 0, NULL);
-	if (!pg_tuples_ok(r) || pg_rows(r) != 1) {
-		viewdb_query_error(c, "counting the fleet's GPUs", err, errlen);
-		rc = -EIO;
+	if ((rc = viewdb_query_check(c, r, 1, "counting the fleet's GPUs", err, errlen)) != 0)
 		goto out;
-	}
 	ti->total = getz(r, 0, 0);
 	ti->pass = getz(r, 0, 1);
 	ti->warn = getz(r, 0, 2);
@@ -200,11 +195,8 @@ int viewdb_table_page(PGconn *c, struct fleet *tf, const struct viewdb_request *
 	pg_clear(r);
 	/* the open alerts (alerts_open_idx: a partial index of them) */
 	r = pg_exec_params(c, "SELECT count(*) FROM alerts WHERE cleared_at IS NULL", 0, NULL);
-	if (!pg_tuples_ok(r) || pg_rows(r) != 1) {
-		viewdb_query_error(c, "counting the open alerts", err, errlen);
-		rc = -EIO;
+	if ((rc = viewdb_query_check(c, r, 1, "counting the open alerts", err, errlen)) != 0)
 		goto out;
-	}
 	ti->open_alerts = getz(r, 0, 0);
 	pg_clear(r);
 	r = NULL;
@@ -216,12 +208,9 @@ int viewdb_table_page(PGconn *c, struct fleet *tf, const struct viewdb_request *
 		r = pg_exec_params(
 		    c, "SELECT count(*) FROM fleet_gpu_now WHERE" T_W(1, 2, 3, 4, 5, 6, 7, 8, 9),
 		    TABLE_WORDS + 1, params + 2);
-		if (!pg_tuples_ok(r) || pg_rows(r) != 1) {
-			viewdb_query_error(c, "counting the GPUs that match the filter", err,
-			                   errlen);
-			rc = -EIO;
+		if ((rc = viewdb_query_check(c, r, 1, "counting the GPUs that match the filter",
+		                             err, errlen)) != 0)
 			goto out;
-		}
 		ti->matched = getz(r, 0, 0);
 		pg_clear(r);
 		r = NULL;
@@ -235,11 +224,8 @@ int viewdb_table_page(PGconn *c, struct fleet *tf, const struct viewdb_request *
 	int kind = !filtered ? 0 : ti->matched * 4 > ti->total ? 1 : 2;
 	r = pg_exec_params(c, table_sql[kind][sort][(q->desc ? 1 : 0) + (q->group ? 2 : 0)],
 	                   filtered ? 2 + TABLE_WORDS + 1 : 2, params);
-	if (!pg_tuples_ok(r)) {
-		viewdb_query_error(c, "reading the fleet table's page", err, errlen);
-		rc = -EIO;
+	if ((rc = viewdb_query_check(c, r, -1, "reading the fleet table's page", err, errlen)) != 0)
 		goto out;
-	}
 	size_t n = (size_t)pg_rows(r);
 	keys = calloc(n + 1, sizeof(*keys));
 	hosts = calloc(n + 1, sizeof(*hosts));
@@ -306,11 +292,8 @@ int viewdb_table_page(PGconn *c, struct fleet *tf, const struct viewdb_request *
 	          " FROM fleet_gpu_now WHERE hostname COLLATE \"C\" = ANY ($1::text[])"
 	          " GROUP BY hostname",
 	    filtered ? 1 + TABLE_WORDS + 1 : 1, hparams);
-	if (!pg_tuples_ok(r)) {
-		viewdb_query_error(c, "counting the hosts' GPUs", err, errlen);
-		rc = -EIO;
+	if ((rc = viewdb_query_check(c, r, -1, "counting the hosts' GPUs", err, errlen)) != 0)
 		goto out;
-	}
 	for (int j = 0; j < pg_rows(r); j++)
 		for (size_t i = 0; i < n; i++)
 			if (strcmp(host_of[i], pg_text(r, j, 0)) == 0) {
@@ -346,11 +329,8 @@ int viewdb_table_gpu(PGconn *c, struct fleet *tf, const struct viewdb_request *q
 	                   " cleared_at IS NOT NULL FROM alerts WHERE gpu_key = $1"
 	                   " ORDER BY raised_at DESC LIMIT " VIEWDB_DETAIL_ALERTS_SQL,
 	                   1, keys);
-	if (!pg_tuples_ok(r)) {
-		viewdb_query_error(c, "reading the GPU's alerts", err, errlen);
-		rc = -EIO;
+	if ((rc = viewdb_query_check(c, r, -1, "reading the GPU's alerts", err, errlen)) != 0)
 		goto out;
-	}
 	out->nalerts = 0;
 	for (int i = 0; i < pg_rows(r) && out->nalerts < FLEET_ALERTS; i++) {
 		struct fleet_alert *a = &out->alerts[out->nalerts++];
