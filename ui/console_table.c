@@ -76,6 +76,16 @@ static void layout(struct console *c, const struct fleet_gpu *const *rows, size_
 			L->x[col] += hw + 1;
 }
 
+/* A sample's value, three digits and its unit, or "-" where the GPU did not report it. */
+static void put_sample(int y, int x, int w, attr_t a, const struct health_sample *s,
+                       enum hs_field f, const char *unit)
+{
+	if (health_sample_has(s, f))
+		cdraw_put(y, x, w, a, true, "%3.0f%s", s->v[f], unit);
+	else
+		cdraw_put(y, x, w, a, true, "   -");
+}
+
 static void table_row(struct console *c, int y, const struct view_layout *L,
                       const struct fleet_gpu *g, bool sel)
 {
@@ -113,10 +123,7 @@ static void table_row(struct console *c, int y, const struct view_layout *L,
 		case VC_TEMP:
 			if (!sel)
 				a |= cdraw_level_attr(c, view_temp_level(g));
-			if (health_sample_has(s, HS_GPU_TEMP))
-				cdraw_put(y, x, w, a, true, "%3.0fC", s->v[HS_GPU_TEMP]);
-			else
-				cdraw_put(y, x, w, a, true, "   -");
+			put_sample(y, x, w, a, s, HS_GPU_TEMP, "C");
 			break;
 		case VC_POWER:
 			if (!sel)
@@ -132,12 +139,7 @@ static void table_row(struct console *c, int y, const struct view_layout *L,
 				snprintf(buf, sizeof(buf), "%.0fW", s->v[HS_POWER]);
 			cdraw_put(y, x, w, a, true, "%*s", w, buf);
 			break;
-		case VC_UTIL:
-			if (health_sample_has(s, HS_GPU_UTIL))
-				cdraw_put(y, x, w, a, true, "%3.0f%%", s->v[HS_GPU_UTIL]);
-			else
-				cdraw_put(y, x, w, a, true, "   -");
-			break;
+		case VC_UTIL: put_sample(y, x, w, a, s, HS_GPU_UTIL, "%"); break;
 		case VC_MEM:
 			if (isnan(g->fb_used_mib))
 				snprintf(buf, sizeof(buf), "-");

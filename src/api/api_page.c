@@ -244,14 +244,18 @@ static void gpus_page(struct api_req *rq, const char *host, const char *status, 
                       const char *ns, const char *pod, const char *c_host, const char *c_idx,
                       const char *c_key, long limit);
 
-/* A cursor this API did not give (or one of another list): 400, naming the fix. */
-static void bad_cursor(struct api_req *rq)
+/* ok, or for a cursor this API did not give (or one of another list): 400, naming the fix,
+ * and false. */
+static bool cursor_ok(struct api_req *rq, bool ok)
 {
+	if (ok)
+		return true;
 	api_req_set(rq, 400,
 	            api_req_error("bad_parameter", "cursor",
 	                          "cursor is not one this API gave: pass the next_cursor of the "
 	                          "previous page unchanged (or follow its next), or leave cursor "
 	                          "out for the first page"));
+	return false;
 }
 
 void api_page_gpus(struct api_req *rq)
@@ -276,15 +280,13 @@ void api_page_gpus(struct api_req *rq)
 	    !gpus_filter_ok(rq, "namespace", ns) || !gpus_filter_ok(rq, "pod", pod))
 		return;
 	long limit;
-	if (!page_limit(rq, lim, &limit))
-		return;
 	json_t *cur = NULL;
 	const char *c_host = NULL, *c_key = NULL;
 	char c_idx[24] = "";
-	if (cursor && !gpus_cursor_parse(cursor, &cur, &c_host, c_idx, sizeof(c_idx), &c_key)) {
-		bad_cursor(rq);
+	if (!page_limit(rq, lim, &limit) ||
+	    !cursor_ok(rq, !cursor || gpus_cursor_parse(cursor, &cur, &c_host, c_idx, sizeof(c_idx),
+	                                                &c_key)))
 		return;
-	}
 	gpus_gate_enter(api_pool_size(rq->pool));
 	gpus_page(rq, host, status, cluster, ns, pod, cursor ? c_host : NULL, c_idx, c_key, limit);
 	gpus_gate_leave();
@@ -434,14 +436,11 @@ void api_page_workloads(struct api_req *rq)
 		return;
 	}
 	long limit;
-	if (!page_limit(rq, lim, &limit))
-		return;
 	json_t *cur = NULL;
 	const char *c_t = NULL, *c_key = NULL;
-	if (cursor && !wl_cursor_parse(cursor, &cur, &c_t, &c_key)) {
-		bad_cursor(rq);
+	if (!page_limit(rq, lim, &limit) ||
+	    !cursor_ok(rq, !cursor || wl_cursor_parse(cursor, &cur, &c_t, &c_key)))
 		return;
-	}
 	char fbuf[40], tbuf[40], lbuf[24];
 	snprintf(fbuf, sizeof(fbuf), "%.6f", from);
 	snprintf(tbuf, sizeof(tbuf), "%.6f", to);

@@ -831,12 +831,9 @@ void pipeline_view(struct pipeline *p, struct pipeline_view *out)
 	memset(out, 0, sizeof(*out));
 	out->now = time_now();
 	out->started = p->started;
-	if (p->ex) {
-		out->have_exporter = true;
+	if ((out->have_exporter = p->ex != NULL))
 		exporter_get_stats(p->ex, &out->exporter);
-	}
-	if (p->col) {
-		out->have_collector = true;
+	if ((out->have_collector = p->col != NULL)) {
 		collector_stats(p->col, &out->collector);
 		out->ntargets = collector_targets(p->col, out->targets, PIPELINE_MAX_TARGETS);
 		if (out->ntargets > PIPELINE_MAX_TARGETS)
@@ -848,14 +845,10 @@ void pipeline_view(struct pipeline *p, struct pipeline_view *out)
 	pthread_mutex_lock(&p->lock);
 	out->read_only = p->viewer; /* both set under the lock by pipeline_start */
 	snprintf(out->mode, sizeof(out->mode), "%s", p->mode);
-	if (p->sink) {
-		out->have_sink = true;
+	if ((out->have_sink = p->sink != NULL))
 		sink_stats(p->sink, &out->sink);
-	}
-	if (p->scorer) {
-		out->have_scorer = true;
+	if ((out->have_scorer = p->scorer != NULL))
 		scorer_stats(p->scorer, &out->scorer);
-	}
 	if (out->have_collector) {
 		const struct collector_stats *c = &out->collector;
 		const char *e = c->last_error[0] ? c->last_error : c->producer.last_error;
