@@ -24,18 +24,18 @@ struct fv {
 	char osel_name[HS_HOST_MAX];
 	enum viewdb_sort sort;
 	bool desc;
-	struct viewdb_node *nodes;
+	struct viewdb_node nodes[VIEWDB_MAX_NODES];
 	size_t nnodes;
 	struct viewdb_status ost;
 	/* alerts */
-	struct viewdb_alert *alerts;
+	struct viewdb_alert alerts[VIEWDB_MAX_ALERTS];
 	size_t nalerts, asel;
 	struct viewdb_status ast;
 	/* history */
 	enum viewdb_window window;
 	double end; /* 0: now */
 	char key[HS_KEY_MAX];
-	struct viewdb_history *hist;
+	struct viewdb_history hist;
 	struct viewdb_status hst;
 	char note[96]; /* said in the key bar: e.g. no database */
 	bool waiting;  /* the last fv_refresh's screen has no answer from the database yet */
@@ -43,27 +43,14 @@ struct fv {
 
 struct fv *fv_create(void)
 {
-	struct fv *f = calloc(1, sizeof(*f));
-	if (!f)
-		return NULL;
-	f->nodes = calloc(VIEWDB_MAX_NODES, sizeof(*f->nodes));
-	f->alerts = calloc(VIEWDB_MAX_ALERTS, sizeof(*f->alerts));
-	f->hist = calloc(1, sizeof(*f->hist));
-	if (!f->nodes || !f->alerts || !f->hist) {
-		fv_destroy(f);
-		return NULL;
-	}
-	f->sort = VDBS_NAME;
+	struct fv *f = calloc(1, sizeof(*f)); /* with its tables: one allocation */
+	if (f)
+		f->sort = VDBS_NAME;
 	return f; /* caller owns */
 }
 
 void fv_destroy(struct fv *f)
 {
-	if (!f)
-		return;
-	free(f->nodes);
-	free(f->alerts);
-	free(f->hist);
 	free(f);
 }
 
@@ -167,7 +154,7 @@ void fv_refresh(struct fv *f, const struct fv_env *e, enum fv_screen s, const ch
 		if (f->asel >= f->nalerts)
 			f->asel = f->nalerts ? f->nalerts - 1 : 0;
 	} else if (s == FV_HISTORY && e->hist_db) {
-		viewdb_copy_history(e->hist_db, f->hist, &f->hst);
+		viewdb_copy_history(e->hist_db, &f->hist, &f->hst);
 		f->waiting = hist && !f->hst.have && !f->hst.error[0];
 	}
 }
@@ -380,7 +367,7 @@ bool fv_draw_history(struct fv *f, const struct fv_env *e, int y0, int rows)
 {
 	if (!e->hist_db || (f->window == VDB_W10M && f->end <= 0))
 		return false;
-	const struct viewdb_history *h = f->hist;
+	const struct viewdb_history *h = &f->hist;
 	if (!f->hst.have || strcmp(h->key, f->key) != 0) {
 		put(y0, 0, COLS, f->hst.error[0] ? sev_attr(e, HEALTH_FAIL) : A_DIM, "%s",
 		    f->hst.error[0] ? f->hst.error : "reading the history from the database...");
@@ -534,7 +521,10 @@ enum fv_action fv_key(struct fv *f, const struct fv_env *e, enum fv_screen s, in
 			snprintf(out, outlen, "%s", f->nodes[*sel].name);
 			return FV_HOST;
 		}
-		snprintf(f->path[f->level], sizeof(f->path[f->level]), "%s", f->nodes[*sel].name);
+		/* two members of f: copied, not printed (snprintf's arguments must not overlap) */
+		size_t len = strnlen(f->nodes[*sel].name, sizeof(f->path[f->level]) - 1);
+		memcpy(f->path[f->level], f->nodes[*sel].name, len);
+		f->path[f->level][len] = '\0';
 		f->level++;
 		f->osel = 0;
 		f->osel_name[0] = '\0';

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/errmsg.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 
@@ -48,7 +49,7 @@ struct collector {
 	bool once;
 	void (*tap)(const json_t *event, void *ud); /* called under prod_lock */
 	void *tap_ud;
-	char *cluster, *datacenter, *rack; /* owned copies */
+	struct events_enrich en; /* owned copy of the options' cluster, datacenter and rack */
 
 	/* a local source in place of the scrape targets (collector_local; one thread) */
 	bool has_local;
@@ -79,38 +80,11 @@ static void free_list(char **v, size_t n)
 	free(v);
 }
 
-static void clear_enrich(struct events_enrich *e)
-{
-	free((char *)e->cluster);
-	free((char *)e->datacenter);
-	free((char *)e->rack);
-	free((char *)e->labels);
-	memset(e, 0, sizeof(*e));
-}
-
 static void free_enrich(struct events_enrich *e, size_t n)
 {
 	for (size_t i = 0; e && i < n; i++)
-		clear_enrich(&e[i]);
+		events_enrich_clear(&e[i]);
 	free(e);
-}
-
-/* A deep copy of one enrichment into *to (zeroed). 0 or -ENOMEM. */
-static int copy_enrich(struct events_enrich *to, const struct events_enrich *from)
-{
-	const char *f[4] = {from->cluster, from->datacenter, from->rack, from->labels};
-	char *d[4] = {NULL, NULL, NULL, NULL};
-	for (int i = 0; i < 4; i++)
-		if (f[i] && *f[i] && !(d[i] = strdup(f[i]))) {
-			for (int k = 0; k < i; k++)
-				free(d[k]);
-			return -ENOMEM;
-		}
-	to->cluster = d[0]; /* owned by the copy */
-	to->datacenter = d[1];
-	to->rack = d[2];
-	to->labels = d[3];
-	return 0;
 }
 
 static int cmp_assign(const void *a, const void *b)
@@ -169,11 +143,11 @@ static int split_targets(struct collector *c, const char *const *urls,
 			goto out;
 	for (size_t i = 0; i < n; i++) {
 		unsigned k = na[i].w;
-		if (en && copy_enrich(&ens[k][fill[k]], &en[i]) != 0)
+		if (en && events_enrich_copy(&ens[k][fill[k]], &en[i]) != 0)
 			goto out;
 		if (!(lists[k][fill[k]] = strdup(urls[i]))) {
 			if (en) /* not counted in fill[k] yet */
-				clear_enrich(&ens[k][fill[k]]);
+				events_enrich_clear(&ens[k][fill[k]]);
 			goto out;
 		}
 		pos[k][fill[k]++] = i;
@@ -721,9 +695,7 @@ void collector_destroy(struct collector *c)
 	free_assign(c->assign, c->nassign);
 	strbuf_free(&c->local_body);
 	free((char *)c->local.name);
-	free(c->cluster);
-	free(c->datacenter);
-	free(c->rack);
+	events_enrich_clear(&c->en);
 	pthread_mutex_destroy(&c->prod_lock);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
@@ -778,19 +750,18 @@ int collector_create(struct collector **out, const struct collector_options *o, 
 			goto fail;
 		snprintf(c->local_ts.url, sizeof(c->local_ts.url), "%s", o->local->name);
 	}
-	if ((o->enrich.cluster && !(c->cluster = strdup(o->enrich.cluster))) ||
-	    (o->enrich.datacenter && !(c->datacenter = strdup(o->enrich.datacenter))) ||
-	    (o->enrich.rack && !(c->rack = strdup(o->enrich.rack))))
+	const struct events_enrich fixed = {o->enrich.cluster, o->enrich.datacenter, o->enrich.rack,
+	                                    NULL};
+	if (events_enrich_copy(&c->en, &fixed))
 		goto fail;
 	if (!(c->w = calloc(c->nw, sizeof(*c->w))))
 		goto fail;
-	struct events_enrich en = {c->cluster, c->datacenter, c->rack, NULL};
 	for (unsigned k = 0; k < c->nw; k++) {
 		struct worker *w = &c->w[k];
 		w->c = c;
 		w->id = k;
 		strbuf_init(&w->out, 0);
-		if ((rc = events_create(&w->ev, &en)) != 0)
+		if ((rc = events_create(&w->ev, &c->en)) != 0)
 			goto fail;
 		rc = -ENOMEM;
 		if (!(w->pc = prom_cache_new()))
@@ -828,10 +799,8 @@ int collector_create(struct collector **out, const struct collector_options *o, 
 	*out = c; /* caller owns */
 	return 0;
 fail:
-	if (rc == -ENOMEM && !err[0])
-		snprintf(err, errlen, "out of memory");
 	collector_destroy(c);
-	return rc;
+	return errmsg_oom(rc, err, errlen, "the collector");
 }
 
 int collector_start(struct collector *c)

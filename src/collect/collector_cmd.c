@@ -284,7 +284,6 @@ struct collector_cmd {
 	struct collector_local local;
 	struct discovery *disc;
 	struct collector_merged m;
-	const char **props;
 	bool nvml, once, to_stdout;
 	double interval_s, timeout_s;
 	const char *topic;
@@ -299,7 +298,6 @@ static void cmd_destroy(void *impl)
 	metrics_http_stop(k->http); /* before the collector it renders */
 	collector_destroy(k->c);
 	nvml_close(k->nl.n); /* after the collector: its thread reads through nl */
-	free(k->props);
 	collector_merged_free(&k->m);
 	discovery_destroy(k->disc);
 	targets_free(&k->tg);
@@ -360,12 +358,6 @@ static int cmd_build(struct collector_cmd *k, const struct config *cfg, char *er
 		    err, errlen,
 		    "no Kafka brokers: give --brokers HOST:PORT (KAFKA_BOOTSTRAP_SERVERS), or "
 		    "--output - to write the events to standard output");
-	size_t nprops = 0;
-	k->props = config_list_array(cfg, "X", 0, &nprops);
-	if (!k->props) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
 	k->local = (struct collector_local){"nvml", nvml_local_read, &k->nl};
 	if (k->nvml) {
 		char nerr[900] = "";
@@ -390,8 +382,7 @@ static int cmd_build(struct collector_cmd *k, const struct config *cfg, char *er
 	o.once = k->once;
 	o.out = k->to_stdout ? stdout : NULL;
 	o.kafka.brokers = config_str(cfg, "brokers");
-	o.kafka.kafka_props = k->props;
-	o.kafka.nkafka_props = nprops;
+	o.kafka.kafka_props = config_list_items(cfg, "X", &o.kafka.nkafka_props);
 	o.kafka.flush_timeout_s = FLUSH_TIMEOUT_S;
 	if (k->disc && !o.threads) {
 		/* discovery's list grows after the start: one thread per CPU, not per target now */

@@ -21,21 +21,6 @@
 /* Longest identity label value kept (decoded), with its NUL. */
 #define LABEL_TEXT_MAX 1024
 
-/* Fields of the event filled from labels: bit per field. */
-enum fill {
-	F_HOST = 1u << 0,
-	F_INDEX = 1u << 1,
-	F_MODEL = 1u << 2,
-	F_PCI = 1u << 3,
-	F_DEVICE = 1u << 4,
-	F_DRIVER = 1u << 5,
-	F_POD = 1u << 8,
-	F_NAMESPACE = 1u << 9,
-	F_CONTAINER = 1u << 10,
-	F_MIG_PROFILE = 1u << 6,
-	F_MIG_ID = 1u << 7,
-};
-
 /* The identity strings of an event, in the contract's order within "gpu" (hostname apart). */
 enum sid {
 	S_HOST,
@@ -49,6 +34,10 @@ enum sid {
 	S_CONTAINER,
 	S_N
 };
+
+/* Fields of the event filled from labels: a bit per field, 1u << s for the strings. */
+#define F_INDEX  (1u << S_N)
+#define F_MIG_ID (1u << (S_N + 1))
 
 /* A string in the scrape's arena (ev->text); len == SREF_NULL: JSON null. */
 #define SREF_NULL UINT32_MAX
@@ -97,8 +86,7 @@ struct xname {
 };
 
 struct events {
-	char *cluster, *datacenter, *rack;  /* owned copies, NULL when unset */
-	char *labels;                       /* owned copy, NULL when unset */
+	struct events_enrich en; /* owned copy (events_enrich_copy); NULL members when unset */
 	const struct events_enrich *target; /* borrowed: events_set_target() */
 	char time[EVENTS_TIME_LEN];
 	bool begun;
@@ -141,9 +129,28 @@ const char *events_skip_str(enum events_skip why)
 	return "unknown";
 }
 
-static char *dup_or_null(const char *s)
+int events_enrich_copy(struct events_enrich *to, const struct events_enrich *from)
 {
-	return s && *s ? strdup(s) : NULL;
+	const char *f[4] = {from->cluster, from->datacenter, from->rack, from->labels};
+	char *d[4] = {NULL, NULL, NULL, NULL};
+	for (int i = 0; i < 4; i++)
+		if (f[i] && *f[i] && !(d[i] = strdup(f[i]))) {
+			for (int k = 0; k < i; k++)
+				free(d[k]);
+			memset(to, 0, sizeof(*to));
+			return -ENOMEM;
+		}
+	*to = (struct events_enrich){d[0], d[1], d[2], d[3]}; /* owned by the copy */
+	return 0;
+}
+
+void events_enrich_clear(struct events_enrich *e)
+{
+	free((char *)e->cluster);
+	free((char *)e->datacenter);
+	free((char *)e->rack);
+	free((char *)e->labels);
+	memset(e, 0, sizeof(*e));
 }
 
 int events_create(struct events **out, const struct events_enrich *en)
@@ -155,18 +162,9 @@ int events_create(struct events **out, const struct events_enrich *en)
 	struct events *ev = calloc(1, sizeof(*ev));
 	if (!ev)
 		return -ENOMEM;
-	if (en) {
-		ev->cluster = dup_or_null(en->cluster);
-		ev->datacenter = dup_or_null(en->datacenter);
-		ev->rack = dup_or_null(en->rack);
-		ev->labels = dup_or_null(en->labels);
-		if ((en->labels && *en->labels && !ev->labels) ||
-		    (en->cluster && *en->cluster && !ev->cluster) ||
-		    (en->datacenter && *en->datacenter && !ev->datacenter) ||
-		    (en->rack && *en->rack && !ev->rack)) {
-			events_destroy(ev);
-			return -ENOMEM;
-		}
+	if (en && events_enrich_copy(&ev->en, en)) {
+		events_destroy(ev);
+		return -ENOMEM;
 	}
 	*out = ev; /* the caller owns ev */
 	return 0;
@@ -242,10 +240,7 @@ void events_destroy(struct events *ev)
 	free(ev->xn);
 	free(ev->xslot);
 	free(ev->xpair);
-	free(ev->cluster);
-	free(ev->datacenter);
-	free(ev->rack);
-	free(ev->labels);
+	events_enrich_clear(&ev->en);
 	free(ev);
 }
 
@@ -400,47 +395,30 @@ static int fill_ident(struct events *ev, struct gpu_event *g, const struct prom_
 	const struct prom_label *model = id[ID_MODEL] ? id[ID_MODEL] : id[ID_MODEL2];
 	const bool mig = id[ID_MIG_ID] && id[ID_MIG_ID]->value.len > 0;
 
-	if (!(g->filled & F_HOST) && host) {
-		g->filled |= F_HOST;
-		rc = label_string(ev, host, &g->str[S_HOST]);
+	/* each string from its label (the MIG profile on a MIG instance only); the workload's
+	 * only when not "": dcgm-exporter writes "" when no pod holds the GPU (then null) */
+	const struct prom_label *from[S_N] = {
+	    [S_HOST] = host,
+	    [S_MODEL] = model,
+	    [S_PCI] = id[ID_PCI],
+	    [S_DEVICE] = id[ID_DEVICE],
+	    [S_DRIVER] = id[ID_DRIVER],
+	    [S_MIG_PROFILE] = mig ? id[ID_MIG_PROFILE] : NULL,
+	    [S_POD] = id[ID_POD],
+	    [S_NAMESPACE] = id[ID_NAMESPACE],
+	    [S_CONTAINER] = id[ID_CONTAINER],
+	};
+	for (int s = 0; !rc && s < S_N; s++) {
+		const struct prom_label *l = from[s];
+		if ((g->filled & (1u << s)) || !l || (s >= S_POD && l->value.len == 0))
+			continue;
+		g->filled |= 1u << s;
+		rc = label_string(ev, l, &g->str[s]);
 	}
 	if (!rc && !(g->filled & F_INDEX) && id[ID_INDEX]) {
 		g->filled |= F_INDEX;
 		g->has_index = label_integer(ev, id[ID_INDEX], &g->index);
 	}
-	if (!rc && !(g->filled & F_MODEL) && model) {
-		g->filled |= F_MODEL;
-		rc = label_string(ev, model, &g->str[S_MODEL]);
-	}
-	if (!rc && !(g->filled & F_PCI) && id[ID_PCI]) {
-		g->filled |= F_PCI;
-		rc = label_string(ev, id[ID_PCI], &g->str[S_PCI]);
-	}
-	if (!rc && !(g->filled & F_DEVICE) && id[ID_DEVICE]) {
-		g->filled |= F_DEVICE;
-		rc = label_string(ev, id[ID_DEVICE], &g->str[S_DEVICE]);
-	}
-	if (!rc && !(g->filled & F_DRIVER) && id[ID_DRIVER]) {
-		g->filled |= F_DRIVER;
-		rc = label_string(ev, id[ID_DRIVER], &g->str[S_DRIVER]);
-	}
-	if (!rc && mig && !(g->filled & F_MIG_PROFILE) && id[ID_MIG_PROFILE]) {
-		g->filled |= F_MIG_PROFILE;
-		rc = label_string(ev, id[ID_MIG_PROFILE], &g->str[S_MIG_PROFILE]);
-	}
-	/* the workload: dcgm-exporter writes "" when no pod holds the GPU (then null) */
-	static const struct {
-		int id;
-		unsigned bit;
-		enum sid s;
-	} wl[] = {{ID_POD, F_POD, S_POD},
-	          {ID_NAMESPACE, F_NAMESPACE, S_NAMESPACE},
-	          {ID_CONTAINER, F_CONTAINER, S_CONTAINER}};
-	for (size_t i = 0; !rc && i < sizeof(wl) / sizeof(wl[0]); i++)
-		if (!(g->filled & wl[i].bit) && id[wl[i].id] && id[wl[i].id]->value.len > 0) {
-			g->filled |= wl[i].bit;
-			rc = label_string(ev, id[wl[i].id], &g->str[wl[i].s]);
-		}
 	if (!rc && mig && !(g->filled & F_MIG_ID)) {
 		g->filled |= F_MIG_ID;
 		g->has_mig_id = label_integer(ev, id[ID_MIG_ID], &g->mig_id);
@@ -846,11 +824,11 @@ static void put_event(struct jsonw *w, const struct events *ev, const struct gpu
 	put_sref(w, ev, g->str[S_HOST]);
 	const struct events_enrich *t = ev->target;
 	JSONW_LIT(w, ",\"cluster\":");
-	put_opt(w, t && t->cluster && *t->cluster ? t->cluster : ev->cluster);
+	put_opt(w, t && t->cluster && *t->cluster ? t->cluster : ev->en.cluster);
 	JSONW_LIT(w, ",\"datacenter\":");
-	put_opt(w, t && t->datacenter && *t->datacenter ? t->datacenter : ev->datacenter);
+	put_opt(w, t && t->datacenter && *t->datacenter ? t->datacenter : ev->en.datacenter);
 	JSONW_LIT(w, ",\"rack\":");
-	put_opt(w, t && t->rack && *t->rack ? t->rack : ev->rack);
+	put_opt(w, t && t->rack && *t->rack ? t->rack : ev->en.rack);
 	JSONW_LIT(w, ",\"gpu\":{\"index\":");
 	put_opt_int(w, g->has_index, g->index);
 	JSONW_LIT(w, ",\"uuid\":");
@@ -889,7 +867,7 @@ static void put_event(struct jsonw *w, const struct events *ev, const struct gpu
 		put_val(w, &e->v);
 	}
 	JSONW_LIT(w, "}");
-	const char *labels = t && t->labels && *t->labels ? t->labels : ev->labels;
+	const char *labels = t && t->labels && *t->labels ? t->labels : ev->en.labels;
 	if (labels) { /* the target's discovery labels: a JSON object's compact text */
 		JSONW_LIT(w, ",\"labels\":");
 		jsonw_put(w, labels, strlen(labels));

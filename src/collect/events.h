@@ -54,6 +54,12 @@ struct events_enrich {
 	const char *labels;
 };
 
+/* An owned deep copy of from in *to (whose old strings are not freed): "" and NULL become
+ * NULL. Returns 0 or -ENOMEM (*to then empty). */
+int events_enrich_copy(struct events_enrich *to, const struct events_enrich *from);
+/* Frees what events_enrich_copy made and empties e. */
+void events_enrich_clear(struct events_enrich *e);
+
 enum events_skip {
 	EVENTS_SKIP_NO_UUID = 1, /* DCGM_FI_ sample without a UUID / gpu_uuid label */
 	EVENTS_SKIP_BAD_KEY,     /* UUID or GPU_I_ID unusable (too long, not UTF-8) */

@@ -522,6 +522,13 @@ const char *config_list_at(const struct config *cfg, const char *name, size_t i)
 	return i < v->nitems ? v->items[i] : NULL;
 }
 
+const char *const *config_list_items(const struct config *cfg, const char *name, size_t *n)
+{
+	const struct value *v = get(cfg, name, CONFIG_LIST, CONFIG_LIST);
+	*n = v->nitems;
+	return (const char *const *)v->items;
+}
+
 const char **config_list_array(const struct config *cfg, const char *name, size_t extra, size_t *n)
 {
 	const struct value *v = get(cfg, name, CONFIG_LIST, CONFIG_LIST);

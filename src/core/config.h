@@ -83,6 +83,8 @@ double config_double(const struct config *cfg, const char *name); /* DOUBLE and 
 bool config_bool(const struct config *cfg, const char *name);
 size_t config_list_len(const struct config *cfg, const char *name);
 const char *config_list_at(const struct config *cfg, const char *name, size_t i);
+/* A list's strings as cfg holds them (borrowed, for cfg's lifetime); *n: the list's length. */
+const char *const *config_list_items(const struct config *cfg, const char *name, size_t *n);
 /* A list's strings (borrowed from cfg) in a new array with room for extra more (at least one
  * slot in all); *n: the list's length. Returns the array (the caller frees it, not the
  * strings) or NULL when out of memory. */

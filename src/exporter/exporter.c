@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/errmsg.h"
 #include "core/httpd_limits.h"
 #include "core/listen.h"
 #include "core/log.h"
@@ -207,11 +208,9 @@ int exporter_create_source(struct exporter **out, const struct exporter_source *
 	*out = ex; /* caller owns: exporter_destroy */
 	return 0;
 fail:
-	if (rc == -ENOMEM)
-		snprintf(err, errlen, "exporter: out of memory");
 	source_destroy(&src);
 	exporter_destroy(ex);
-	return rc;
+	return errmsg_oom(rc, err, errlen, "the exporter");
 }
 
 /* ---- snapshots */
@@ -453,7 +452,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	struct exporter *ex = cls;
 	enum MHD_Result ret;
 	unsigned status = MHD_HTTP_OK;
-	enum { P_METRICS, P_INDEX, P_HEALTH, P_NONE } path = P_NONE;
+	enum path { P_METRICS, P_INDEX, P_HEALTH, P_NONE } path = P_NONE;
 
 	static int marker;
 	bool get =
@@ -471,12 +470,13 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	}
 	httpd_limits_answering(c); /* the request is whole: no deadline while it is answered */
 	atomic_fetch_add(&ex->n_requests, 1);
-	if (strcmp(url, "/metrics") == 0)
-		path = P_METRICS;
-	else if (strcmp(url, "/") == 0)
-		path = P_INDEX;
-	else if (strcmp(url, "/healthz") == 0)
-		path = P_HEALTH;
+	static const struct {
+		const char *url;
+		enum path p;
+	} paths[] = {{"/metrics", P_METRICS}, {"/", P_INDEX}, {"/healthz", P_HEALTH}};
+	for (size_t i = 0; path == P_NONE && i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (strcmp(url, paths[i].url) == 0)
+			path = paths[i].p;
 
 	if (path == P_NONE) {
 		atomic_fetch_add(&ex->n_404, 1);

@@ -36,16 +36,11 @@ static int stats_line(const struct scorer_stats *st, const char *prefix, char *b
 static int scorer_svc_create(void **impl, const struct config *cfg, char *err, size_t errlen)
 {
 	struct scorer_options o;
-	const char **props = NULL;
-	if (scorer_cmd_options(cfg, &o, &props)) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	scorer_cmd_options(cfg, &o);
 	o.metrics_listen = config_str(cfg, "metrics-listen");
 	struct scorer *s = NULL;
 	int rc = scorer_create(&s, &o, err, errlen);
-	free(props); /* scorer_create copied what it keeps */
-	*impl = s;   /* the host owns it: scorer_svc_destroy */
+	*impl = s; /* the host owns it: scorer_svc_destroy */
 	return rc;
 }
 
@@ -91,28 +86,19 @@ const struct service_ops scorer_service_ops = {
     .notify_text = scorer_svc_notify_text,
 };
 
-int scorer_cmd_options(const struct config *cfg, struct scorer_options *o, const char ***props)
+void scorer_cmd_options(const struct config *cfg, struct scorer_options *o)
 {
-	size_t nprops = 0;
-	size_t nam = config_list_len(cfg, "alertmanager");
-	const char **p = config_list_array(cfg, "X", nam, &nprops); /* then the URLs */
-	if (!p)
-		return -ENOMEM;
-	for (size_t i = 0; i < nam; i++)
-		p[nprops + i] = config_list_at(cfg, "alertmanager", i);
 	memset(o, 0, sizeof(*o));
 	o->brokers = config_str(cfg, "brokers");
 	o->topic = config_str(cfg, "topic");
 	o->group = config_str(cfg, "scorer-group");
 	o->alerts_topic = config_str(cfg, "alerts-topic");
-	o->kafka_props = p;
-	o->nkafka_props = nprops;
+	o->kafka_props = config_list_items(cfg, "X", &o->nkafka_props);
 	o->conninfo = config_str(cfg, "db");
 	o->webhook_url = config_str(cfg, "webhook");
 	o->webhook_timeout_s = config_double(cfg, "webhook-timeout");
 	o->webhook_retries = (int)config_int(cfg, "webhook-retries");
-	o->alertmanager_urls = p + nprops;
-	o->nalertmanager_urls = nam;
+	o->alertmanager_urls = config_list_items(cfg, "alertmanager", &o->nalertmanager_urls);
 	o->alertmanager_resend_s = config_double(cfg, "alertmanager-resend");
 	o->api_url = config_str(cfg, "api-url");
 	o->interval_s = config_double(cfg, "interval");
@@ -139,6 +125,4 @@ int scorer_cmd_options(const struct config *cfg, struct scorer_options *o, const
 	o->econ.service_life_h = config_double(cfg, "service-life") / 3600.0;
 	o->econ.residual_risk = config_double(cfg, "residual-risk");
 	o->econ.horizon_h = o->horizon_h;
-	*props = p; /* caller owns */
-	return 0;
 }

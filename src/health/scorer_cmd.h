@@ -12,8 +12,7 @@ struct service_ops;
  * database is away), its stats line, stop clean or now, destroy. */
 extern const struct service_ops scorer_service_ops;
 
-/* Fills scorer options from a mode's configuration (strings borrowed from cfg; *props is
- * allocated for the -X list and owned by the caller, free()). Returns 0 or -ENOMEM. */
-int scorer_cmd_options(const struct config *cfg, struct scorer_options *o, const char ***props);
+/* Fills scorer options from a mode's configuration (strings and lists borrowed from cfg). */
+void scorer_cmd_options(const struct config *cfg, struct scorer_options *o);
 
 #endif

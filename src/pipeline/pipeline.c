@@ -12,6 +12,7 @@
 #include "collect/collector_cmd.h"
 #include "collect/discovery.h"
 #include "collect/targets.h"
+#include "core/errmsg.h"
 #include "core/log.h"
 #include "core/service.h"
 #include "core/timeutil.h"
@@ -204,9 +205,9 @@ int pipeline_create(struct pipeline **out, const struct config *cfg, char *err, 
 	/* The consumers' properties leave room for fetch.wait.max.ms. The mock cluster is new on
 	 * every run and each group joins it once, so its known trouble with a rejoin under the
 	 * default session timeout does not arise. */
-	p->props = config_list_array(cfg, "X", 0, &p->nprops);
+	p->props = config_list_items(cfg, "X", &p->nprops);
 	p->cprops = config_list_array(cfg, "X", 1, &p->ncprops);
-	if (!p->props || !p->cprops) {
+	if (!p->cprops) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -216,12 +217,7 @@ int pipeline_create(struct pipeline **out, const struct config *cfg, char *err, 
 		snprintf(p->conninfo, sizeof(p->conninfo), "%s", db);
 	struct econ_inputs econ;
 	struct scorer_options so;
-	const char **sprops = NULL;
-	if (scorer_cmd_options(cfg, &so, &sprops) != 0) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	free(sprops);
+	scorer_cmd_options(cfg, &so);
 	econ = so.econ;
 	struct fleet_opts fo = {
 	    .interval_s = config_double(cfg, "interval"),
@@ -241,10 +237,8 @@ int pipeline_create(struct pipeline **out, const struct config *cfg, char *err, 
 	*out = p; /* caller owns */
 	return 0;
 fail:
-	if (rc == -ENOMEM && !err[0])
-		snprintf(err, errlen, "out of memory");
 	pipeline_destroy(p);
-	return rc;
+	return errmsg_oom(rc, err, errlen, "the pipeline");
 }
 
 void pipeline_set_drain(struct pipeline *p, double seconds)
@@ -940,7 +934,6 @@ void pipeline_destroy(struct pipeline *p)
 	discovery_destroy(p->disc);
 	targets_free(&p->tg);
 	free(p->faults);
-	free(p->props);
 	free(p->cprops);
 	pthread_mutex_destroy(&p->lock);
 	free(p);

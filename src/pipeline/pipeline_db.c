@@ -49,11 +49,7 @@ static void start_scorer(struct pipeline *p)
 {
 	char err[512] = "", detail[192];
 	struct scorer_options o;
-	const char **sprops = NULL;
-	if (scorer_cmd_options(p->cfg, &o, &sprops) != 0) {
-		pipeline_set_part(p, PP_SCORER, PART_FAILED, "not running", "out of memory");
-		return;
-	}
+	scorer_cmd_options(p->cfg, &o);
 	o.brokers = p->brokers;
 	o.conninfo = p->conninfo;
 	o.kafka_props = p->cprops;
@@ -61,7 +57,6 @@ static void start_scorer(struct pipeline *p)
 	struct scorer *s = NULL;
 	struct service *svc = NULL;
 	int rc = scorer_create(&s, &o, err, sizeof(err));
-	free(sprops);
 	if (pipeline_run_part(p, PP_SCORER, "not running", rc, &scorer_service_ops, s, &svc, err,
 	                      sizeof(err)))
 		return;

@@ -56,7 +56,7 @@ struct pipeline {
 	bool sd_started;
 	atomic_bool sd_stop;
 	atomic_bool sd_force; /* SIGHUP: every source again */
-	const char **props;   /* owned array of borrowed -X strings */
+	const char *const *props; /* -X, borrowed from cfg */
 	size_t nprops;
 	const char **cprops; /* consumers: props + mock settings */
 	size_t ncprops;

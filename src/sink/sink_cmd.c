@@ -57,20 +57,11 @@ static int sink_svc_stats_line(void *impl, bool final, double uptime_s, char *bu
  * subcommand) or by the pipeline with sink_create (service_wrap). */
 static int sink_svc_create(void **impl, const struct config *cfg, char *err, size_t errlen)
 {
-	size_t nprops = 0;
-	const char **props = config_list_array(cfg, "X", 0, &nprops);
-	if (!props) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
 	struct sink_options o;
 	sink_cmd_options(cfg, &o);
-	o.kafka_props = props;
-	o.nkafka_props = nprops;
 	struct sink *s = NULL;
 	int rc = sink_create(&s, &o, err, errlen);
-	free(props); /* sink_create copied what it keeps */
-	*impl = s;   /* the host owns it: sink_svc_destroy */
+	*impl = s; /* the host owns it: sink_svc_destroy */
 	return rc;
 }
 
@@ -122,4 +113,5 @@ void sink_cmd_options(const struct config *cfg, struct sink_options *o)
 	    .max_future_s = config_double(cfg, "max-clock-skew"),
 	    .maintenance_interval_s = config_double(cfg, "maintenance-interval"),
 	};
+	o->kafka_props = config_list_items(cfg, "X", &o->nkafka_props);
 }

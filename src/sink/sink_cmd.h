@@ -13,9 +13,8 @@ struct sink_options;
  * line, stop clean (commit the open batch) or now, destroy. */
 extern const struct service_ops sink_service_ops;
 
-/* Fills sink options from a mode's configuration, all but the librdkafka properties (strings
- * borrowed from cfg): the sink command's and the console's pipeline's sink read the same
- * settings. */
+/* Fills sink options from a mode's configuration (strings and -X borrowed from cfg): the sink
+ * command's and the console's pipeline's sink read the same settings. */
 void sink_cmd_options(const struct config *cfg, struct sink_options *o);
 
 #endif

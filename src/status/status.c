@@ -675,12 +675,7 @@ int status_cmd_run(struct config *cfg)
 		nr.opts = (struct render_opts){.hostname = nr.hostname, .host_label = "hostname"};
 	}
 	struct scorer_options so;
-	const char **props = NULL;
-	if ((rc = scorer_cmd_options(cfg, &so, &props)) != 0) {
-		fprintf(stderr, "gpuhealth status: out of memory\n");
-		goto out;
-	}
-	free(props);
+	scorer_cmd_options(cfg, &so);
 	struct fleet_opts fo = {.interval_s = config_double(cfg, "interval"),
 	                        .horizon_h = so.horizon_h,
 	                        .econ = &so.econ,
