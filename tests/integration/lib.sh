@@ -5,6 +5,9 @@ set -u
 BIN=${1:?usage: test.sh PATH_TO_GPUHEALTH}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 GEN="$ROOT/tests/integration/gen_events.py"
+# bound_port LOG [BEFORE]: the port a server started on 127.0.0.1:0 says it listens on
+# shellcheck source=../lib/ports.sh
+source "$ROOT/tests/lib/ports.sh"
 TMP=$(mktemp -d /tmp/gh-it.XXXXXX)
 PIDS=()
 passes=0 fails=0

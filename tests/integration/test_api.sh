@@ -7,6 +7,8 @@
 set -u
 BIN=${1:?usage: test_api.sh PATH_TO_GPUHEALTH}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../lib/ports.sh
+source "$ROOT/tests/lib/ports.sh"
 TMP=$(mktemp -d /tmp/gh-api.XXXXXX)
 PIDS=()
 die() { echo "FATAL: $*" >&2; exit 1; }
@@ -33,17 +35,9 @@ nopriv="${owner/user=postgres/user=gh_nopriv_it}"
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 DEAD=$(port)
-# The APIs listen on a port the kernel picks (127.0.0.1:0) and say which: a port picked here
-# and freed before the API binds it can be taken meanwhile by the tests running beside this one.
-bound_port() { # LOG: the port the API there listens on (waits up to 10 s)
-  local i p
-  for i in $(seq 1 100); do
-    p=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$1" | head -1)
-    [ -n "$p" ] && { echo "$p"; return 0; }
-    sleep 0.1
-  done
-  return 1
-}
+# The APIs listen on a port the kernel picks (127.0.0.1:0) and say which (bound_port): a port
+# picked here and freed before the API binds it can be taken meanwhile by the tests running
+# beside this one.
 # a service manager's notify socket: records every datagram the API sends
 /usr/bin/python3 -c '
 import socket, sys
