@@ -20,12 +20,19 @@ if [ -z "$py" ]; then
   echo "FAIL: no python3 with prometheus_client; run 'sudo scripts/install-deps.sh --test'" >&2
   echo "0 passed, 1 failed"; exit 1
 fi
+# a loopback port nothing listens on; the servers here listen on ports the kernel picks, which
+# they say (bound_port): a port picked here and freed before a server binds it can be taken
+# meanwhile by a test running beside this one
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+# shellcheck source=../lib/ports.sh
+source "$(dirname "$0")/../lib/ports.sh"
 
+nmock=0
 start_mock() { # start_mock GPUS SEED: sets $port
-  port=$(free_port)
-  "$bin" mock-dcgm --listen "127.0.0.1:$port" --gpus "$1" --seed "$2" >"$tmp/mock-$port.log" 2>&1 &
+  nmock=$((nmock + 1))
+  "$bin" mock-dcgm --listen 127.0.0.1:0 --gpus "$1" --seed "$2" >"$tmp/mock-$nmock.log" 2>&1 &
   pids+=($!)
+  port=$(bound_port "$tmp/mock-$nmock.log" 'GPUs on ') || { bad "mock-dcgm did not start: $(cat "$tmp/mock-$nmock.log")"; return; }
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return; sleep 0.1; done
   bad "mock-dcgm did not start"
 }
@@ -64,10 +71,10 @@ expect 1 "target http://127.0.0.1:$m1/nope failed: HTTP status 404" -- collector
 
 # running: one time per scrape for all the events of that scrape; SIGHUP adds a target
 printf '# fleet\n%s\n' "$U1" >"$tmp/targets.txt"
-mport=$(free_port)
 "$bin" collector --targets-file "$tmp/targets.txt" --interval 0.5 --stats-interval 0.5 --output - \
-  --metrics-listen "127.0.0.1:$mport" --log-level debug >"$tmp/run.jsonl" 2>"$tmp/run.log" &
+  --metrics-listen 127.0.0.1:0 --log-level debug >"$tmp/run.jsonl" 2>"$tmp/run.log" &
 cpid=$!; pids+=($cpid)
+mport=$(bound_port "$tmp/run.log" 'own metrics on ') || bad "the collector did not start: $(cat "$tmp/run.log")"
 sleep 2
 printf 'http://bad host/\n' >"$tmp/targets.txt"; kill -HUP $cpid; sleep 0.5
 check "a bad targets file on SIGHUP keeps the old set and says why" grep -q "targets.txt:1: .*keeping the 1 targets in use" "$tmp/run.log"
@@ -128,10 +135,10 @@ keys = collections.Counter((e["hostname"], e["gpu"]["uuid"]) for e in ev)
 assert len(ev) == 15 and all(n == 1 for n in keys.values()), (len(ev), keys)
 PY
 printf '%s\n' "${mu[0]}" "${mu[1]}" "${mu[2]}" "${mu[3]}" >"$tmp/mt.txt"
-mport=$(free_port)
 "$bin" collector --targets-file "$tmp/mt.txt" --scrape-threads 3 --interval 0.5 --stats-interval 0 \
-  --output - --metrics-listen "127.0.0.1:$mport" --log-level debug >"$tmp/mt.jsonl" 2>"$tmp/mt.log" &
+  --output - --metrics-listen 127.0.0.1:0 --log-level debug >"$tmp/mt.jsonl" 2>"$tmp/mt.log" &
 cpid=$!; pids+=($cpid)
+mport=$(bound_port "$tmp/mt.log" 'own metrics on ') || bad "the collector did not start: $(cat "$tmp/mt.log")"
 sleep 2.5
 curl -fs "http://127.0.0.1:$mport/metrics" >"$tmp/mt1.prom"
 printf '%s\n' "${mu[4]}" "${mu[3]}" "${mu[1]}" "${mu[0]}" >"$tmp/mt.txt"; kill -HUP $cpid # 2 out, 4 in

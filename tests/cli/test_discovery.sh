@@ -23,19 +23,29 @@ for t in python3 curl dnsmasq; do
   fi
 done
 dnsmasq=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
+# a port nothing listens on (dnsmasq, which cannot say a port the kernel picked, and a DNS
+# server that is away); the other servers listen on ports the kernel picks, which they say
+# (bound_port): a port picked here and freed before a server binds it can be taken meanwhile by
+# a test running beside this one
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+# shellcheck source=../lib/ports.sh
+source "$(dirname "$0")/../lib/ports.sh"
 wait_http() { for _ in $(seq 1 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; bad "$1 did not answer"; return 1; }
 
+nserv=0
 start_mock() { # start_mock GPUS SEED: sets $port
-  port=$(free_port)
-  "$bin" mock-dcgm --listen "127.0.0.1:$port" --gpus "$1" --seed "$2" >"$tmp/mock-$port.log" 2>&1 &
+  nserv=$((nserv + 1))
+  "$bin" mock-dcgm --listen 127.0.0.1:0 --gpus "$1" --seed "$2" >"$tmp/mock-$nserv.log" 2>&1 &
   pids+=($!)
+  port=$(bound_port "$tmp/mock-$nserv.log" 'GPUs on ') || { bad "mock-dcgm did not start: $(cat "$tmp/mock-$nserv.log")"; return 1; }
   wait_http "http://127.0.0.1:$port/healthz"
 }
 start_static() { # start_static DIR: a python http.server over DIR; sets $port
-  port=$(free_port)
-  python3 -m http.server "$port" --bind 127.0.0.1 --directory "$1" >"$tmp/http-$port.log" 2>&1 &
+  nserv=$((nserv + 1))
+  # unbuffered (-u): its first line says the port
+  python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$1" >"$tmp/http-$nserv.log" 2>&1 &
   pids+=($!)
+  port=$(bound_port "$tmp/http-$nserv.log" 'port [0-9]* (') || { bad "http.server on $1 did not start: $(cat "$tmp/http-$nserv.log")"; return; }
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && return; sleep 0.1; done
   bad "http.server on $1 did not start"
 }
@@ -157,13 +167,13 @@ echo "[{\"targets\": [\"127.0.0.1:$m1\"], \"labels\": {\"src\": \"http\"}}]" >"$
 echo 'this is not json' >"$tmp/www/garbage.json"
 cp "$tmp/www/sd.json" "$tmp/www/sd.txt" # the right list, served as text/plain
 start_static "$tmp/www"; hs=$port
-hang=$(free_port)
 python3 -c 'import socket,sys,time
 s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); c=[]
-while True: c.append(s.accept()[0])' "$hang" &
+s.bind(("127.0.0.1", 0)); s.listen(16); c=[]
+print("listening on http://127.0.0.1:%d" % s.getsockname()[1], flush=True)
+while True: c.append(s.accept()[0])' >"$tmp/hang.log" 2>&1 &
 pids+=($!)
-sleep 0.3
+hang=$(bound_port "$tmp/hang.log") || bad "the hanging endpoint did not start: $(cat "$tmp/hang.log")"
 t0=$SECONDS
 "$bin" collector --http-sd "http://127.0.0.1:$hs/sd.json" --http-sd "http://127.0.0.1:$hs/garbage.json" \
   --http-sd "http://127.0.0.1:$hang/sd" --sd-refresh 1 --output - --once >"$tmp/h.json" 2>"$tmp/h.err"

@@ -15,7 +15,10 @@ tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+# the servers here listen on ports the kernel picks, which they say (bound_port): a port picked
+# here and freed before a server binds it can be taken meanwhile by a test running beside this one
+# shellcheck source=../lib/ports.sh
+source "$(dirname "$0")/../lib/ports.sh"
 wait_for() { local end=$((SECONDS + $1)); shift; while [ $SECONDS -lt $end ]; do "$@" 2>/dev/null && return 0; sleep 0.2; done; return 1; }
 
 # ---- bad specs: exit 2, the input named, the accepted syntax given
@@ -33,9 +36,9 @@ printf 'shard = 0/0\n' >"$tmp/c.conf"
 check "config shard = 0/0: exit 2" test $? = 2 -a -n "$(grep -F "shard (config file) '0/0'" "$tmp/e")"
 
 # ---- one exporter behind 12 URLs (the query string makes each a target of its own)
-port=$(free_port)
-"$bin" mock-dcgm --listen "127.0.0.1:$port" --gpus 2 --seed 5 >"$tmp/mock.log" 2>&1 &
+"$bin" mock-dcgm --listen 127.0.0.1:0 --gpus 2 --seed 5 >"$tmp/mock.log" 2>&1 &
 pids+=($!)
+port=$(bound_port "$tmp/mock.log" 'GPUs on ') || bad "mock-dcgm did not start: $(cat "$tmp/mock.log")"
 wait_for 10 curl -fs -o /dev/null "http://127.0.0.1:$port/healthz" || bad "mock-dcgm did not start"
 for i in $(seq 1 12); do echo "http://127.0.0.1:$port/metrics?t=$i"; done >"$tmp/list"
 # expected[i] = the URLs of shard i of n, by Prometheus' hashmod rule
@@ -68,11 +71,11 @@ SHARD=1/3 "$bin" collector --targets-file "$tmp/list" --once --output - --log-le
 check "SHARD=1/3 in the environment: the same part as --shard 1/3" cmp -s <(scraped "$tmp/logenv") "$tmp/got1"
 
 # ---- a running collector: SIGHUP re-splits a changed --targets-file without a restart
-mport=$(free_port)
 head -6 "$tmp/list" >"$tmp/live"
 "$bin" collector --targets-file "$tmp/live" --shard 1/3 --interval 0.5 --output - --log-level debug \
-  --stats-interval 0.5 --metrics-listen "127.0.0.1:$mport" >/dev/null 2>"$tmp/live.log" &
+  --stats-interval 0.5 --metrics-listen 127.0.0.1:0 >/dev/null 2>"$tmp/live.log" &
 cpid=$!; pids+=($cpid)
+mport=$(bound_port "$tmp/live.log" 'own metrics on ') || bad "the collector did not start: $(cat "$tmp/live.log")"
 met() { curl -fs "http://127.0.0.1:$mport/metrics" | grep -E "^$1(\{| )" | awk '{print $NF}'; }
 wait_for 10 curl -fs -o /dev/null "http://127.0.0.1:$mport/metrics" || bad "collector /metrics did not answer"
 n6=$(expect "$tmp/live" 3 1 | wc -l)
@@ -95,7 +98,6 @@ check "the collector was not restarted" kill -0 $cpid
 kill -TERM $cpid; wait $cpid 2>/dev/null
 
 # ---- discovery: a rewritten file_sd file is split again when it is re-read
-fport=$(free_port)
 python3 - "$tmp/list" 4 >"$tmp/sd.json" <<'PY'
 import json, sys
 from urllib.parse import urlsplit
@@ -104,8 +106,9 @@ us = open(sys.argv[1]).read().split()[: int(sys.argv[2])]
 print(json.dumps([{"targets": [urlsplit(u).netloc], "labels": {"__metrics_path__": urlsplit(u).path + "?" + urlsplit(u).query}} for u in us]))
 PY
 "$bin" collector --file-sd "$tmp/sd.json" --shard 2/3 --interval 0.5 --output - --log-level debug \
-  --metrics-listen "127.0.0.1:$fport" >/dev/null 2>"$tmp/sd.log" &
+  --metrics-listen 127.0.0.1:0 >/dev/null 2>"$tmp/sd.log" &
 spid=$!; pids+=($spid)
+fport=$(bound_port "$tmp/sd.log" 'own metrics on ') || bad "the collector (file_sd) did not start: $(cat "$tmp/sd.log")"
 wait_for 10 curl -fs -o /dev/null "http://127.0.0.1:$fport/metrics" || bad "collector (file_sd) /metrics did not answer"
 sdl() { grep -o 'collector: shard 2/3 keeps [0-9]* of [0-9]* targets' "$tmp/sd.log" | tail -1; }
 wait_for 5 test -n "$(sdl)"

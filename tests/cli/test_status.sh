@@ -11,10 +11,14 @@ check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
 tmp=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$bin" mock-dcgm --listen "127.0.0.1:$port" --gpus 5 --seed 3 --speed 60 --hostname node-a \
+# the servers here listen on ports the kernel picks, which they say (bound_port): a port picked
+# here and freed before a server binds it can be taken meanwhile by a test running beside this one
+# shellcheck source=../lib/ports.sh
+source "$(dirname "$0")/../lib/ports.sh"
+"$bin" mock-dcgm --listen 127.0.0.1:0 --gpus 5 --seed 3 --speed 60 --hostname node-a \
   --inject gpu=1,fault=dbe,at=1s --duration 60 >"$tmp/mock.log" 2>&1 &
 pid=$!
+port=$(bound_port "$tmp/mock.log" 'GPUs on ') || bad "mock-dcgm did not start: $(cat "$tmp/mock.log")"
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 sleep 1.5 # past the fault's simulated time (speed 60)
 url="http://127.0.0.1:$port/metrics"
@@ -61,9 +65,10 @@ mkdir -p "$tmp/www"
   grep '^DCGM_FI_' "$src" | sed 's/} /,container="trainer",namespace="training",pod="llm-7b-worker-3"} /'
   grep '^DCGM_FI_' "$src" | sed 's/gpu="0",UUID="GPU-c2f76b33/gpu="1",UUID="GPU-d3f76b33/; s/nvidia0/nvidia1/; s/} /,container="",namespace="",pod=""} /'
 } >"$tmp/www/metrics"
-kport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-python3 -m http.server "$kport" --bind 127.0.0.1 --directory "$tmp/www" >/dev/null 2>&1 &
+# unbuffered (-u): its first line says the port
+python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$tmp/www" >"$tmp/www.log" 2>&1 &
 kpid=$!
+kport=$(bound_port "$tmp/www.log" 'port [0-9]* (') || bad "http.server did not start: $(cat "$tmp/www.log")"
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$kport/metrics" >/dev/null 2>&1 && break; sleep 0.1; done
 "$bin" status --target "http://127.0.0.1:$kport/metrics" --json >"$tmp/k.json" 2>"$tmp/k.err"; rc=$?
 check "k8s exposition: status --json exits 0 (got $rc; $(head -c 200 "$tmp/k.err"))" [ $rc = 0 ]

@@ -7,7 +7,9 @@
                                 Content-Length (the collector must abort it by --max-body)
   bad_exporter.py PORT huge-cl  the same 100 MB announced by Content-Length
 
-Each request is counted on stderr ("served N"), so the test can see it was asked.
+PORT 0: a port the kernel picks. Once it listens it prints "listening on
+http://127.0.0.1:PORT" on stdout (the test's bound_port reads it). Each request is counted on
+stderr ("served N"), so the test can see it was asked.
 """
 import http.server
 import os
@@ -65,4 +67,6 @@ class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
-S(("127.0.0.1", PORT), H).serve_forever()
+srv = S(("127.0.0.1", PORT), H)
+print("listening on http://127.0.0.1:%d" % srv.server_address[1], flush=True)
+srv.serve_forever()

@@ -76,12 +76,14 @@ EMB_GPUS=${GH_EMBEDDED_GPUS:-256}
 
 wait_http() { local i; for i in $(seq 1 100); do curl -fs -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
-# start_mock NAME GPUS SEED: a mock exporter; sets URL_NAME and writes $TMP/NAME.uuids
+# start_mock NAME GPUS SEED: a mock exporter; sets URL_NAME and writes $TMP/NAME.uuids. It
+# listens on a port the kernel picks, which its info line says (bound_port).
 start_mock() {
-  local name=$1 port; port=$(free_port)
-  "$BIN" mock-dcgm --listen "127.0.0.1:$port" --gpus "$2" --seed "$3" --poll-interval 1 \
-    --log-level warn >"$TMP/mock-$name.log" 2>&1 &
+  local name=$1 port
+  "$BIN" mock-dcgm --listen 127.0.0.1:0 --gpus "$2" --seed "$3" --poll-interval 1 \
+    --log-level info >"$TMP/mock-$name.log" 2>&1 &
   PIDS+=($!)
+  port=$(bound_port "$TMP/mock-$name.log" 'GPUs on ') || die "mock-dcgm $name did not start: $(tail -5 "$TMP/mock-$name.log")"
   wait_http "http://127.0.0.1:$port/healthz" || die "mock-dcgm $name did not start"
   eval "URL_$name=http://127.0.0.1:$port/metrics"
   "$BIN" collector --target "http://127.0.0.1:$port/metrics" --output - --once 2>/dev/null \
@@ -351,15 +353,15 @@ scen_targets() {
   start_mock g1 8 81
   local m p
   for m in hang garbage huge huge-cl; do
-    p=$(free_port)
-    python3 "$BAD" "$p" "$m" >"$TMP/bad-$m.log" 2>&1 &
+    python3 "$BAD" 0 "$m" >"$TMP/bad-$m.log" 2>&1 & # port 0: the kernel picks it (bound_port)
     PIDS+=($!)
+    p=$(bound_port "$TMP/bad-$m.log") || die "bad_exporter.py $m did not start: $(cat "$TMP/bad-$m.log")"
     eval "URL_${m//-/_}=http://127.0.0.1:$p/metrics"
   done
   for i in $(seq 1 50); do curl -s -m 0.2 -o /dev/null "$URL_garbage" && break; sleep 0.1; done
-  local mport; mport=$(free_port)
   start_coll ftc "$t" --target "$URL_g1" --target "$URL_hang" --target "$URL_garbage" \
-    --target "$URL_huge" --target "$URL_huge_cl" --scrape-timeout 2 --metrics-listen "127.0.0.1:$mport"
+    --target "$URL_huge" --target "$URL_huge_cl" --scrape-timeout 2 --metrics-listen 127.0.0.1:0
+  local mport; mport=$(bound_port "$TMP/ftc.log" 'own metrics on ') || die "the collector did not start: $(tail -5 "$TMP/ftc.log")"
   start_sink ft "$db" "$t" "g-$t" --batch-timeout 0.5
   echo "  injected: --scrape-timeout 2, --max-body default (16 MiB), interval 1 s, for 20 s"
   sleep 20

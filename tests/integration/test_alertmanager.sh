@@ -48,11 +48,11 @@ with open(path, "w") as f:
 PY
 }
 
-# The test's webhook receiver: every POST body Alertmanager sends, one line each.
-hook_port=$(am_free_port)
-python3 - "$hook_port" "$TMP/hook.out" <<'PY' &
+# The test's webhook receiver: every POST body Alertmanager sends, one line each. It listens
+# on a port the kernel picks and says which (bound_port).
+python3 - "$TMP/hook.out" >"$TMP/hook.log" 2>&1 <<'PY' &
 import http.server, sys
-port, out = int(sys.argv[1]), sys.argv[2]
+out = sys.argv[1]
 class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -60,9 +60,12 @@ class H(http.server.BaseHTTPRequestHandler):
             f.write(body.replace(b"\n", b" ") + b"\n")
         self.send_response(200); self.end_headers()
     def log_message(self, *a): pass
-http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+print("listening on http://127.0.0.1:%d" % srv.server_address[1], flush=True)
+srv.serve_forever()
 PY
 PIDS+=($!)
+hook_port=$(bound_port "$TMP/hook.log") || die "the webhook receiver did not start: $(cat "$TMP/hook.log")"
 touch "$TMP/hook.out"
 
 am_start a "global:

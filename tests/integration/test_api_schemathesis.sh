@@ -12,6 +12,8 @@
 set -u
 BIN=${1:?usage: test_api_schemathesis.sh PATH_TO_GPUHEALTH}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../lib/ports.sh
+source "$ROOT/tests/lib/ports.sh"
 ST_VERSION=4.32.5
 ST_MAX_EXAMPLES=${ST_MAX_EXAMPLES:-200}
 ST_SEED=${ST_SEED:-20}
@@ -39,9 +41,11 @@ psql -X -q -v ON_ERROR_STOP=1 "$owner" -f "$ROOT/tests/integration/api_seed.sql"
 psql -X -q -v ON_ERROR_STOP=1 "$owner" -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'gh_reader_it') THEN CREATE ROLE gh_reader_it LOGIN IN ROLE gpuhealth_reader; END IF; END \$\$" >/dev/null || die "cannot create the reader login role"
 reader="${owner/user=postgres/user=gh_reader_it}"
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-"$BIN" api --db "$reader" --listen "127.0.0.1:$PORT" >"$TMP/api.log" 2>&1 &
+# the API listens on a port the kernel picks and says which (bound_port): a port picked here
+# and freed before the API binds it can be taken meanwhile by a test running beside this one
+"$BIN" api --db "$reader" --listen 127.0.0.1:0 >"$TMP/api.log" 2>&1 &
 PIDS+=($!)
+PORT=$(bound_port "$TMP/api.log") || die "gpuhealth api did not start: $(tail -5 "$TMP/api.log")"
 for i in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz" && break; sleep 0.1; done
 curl -s -f -o /dev/null "http://127.0.0.1:$PORT/healthz" || die "gpuhealth api did not answer /healthz: $(tail -5 "$TMP/api.log")"
 

@@ -10,12 +10,13 @@
 # check normalises "time", then compares the sorted lines byte for byte.
 source "$(dirname "$0")/lib.sh"
 
+# a loopback port nothing listens on (a broker that is away); servers listen on port 0 instead
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
-start_mock() { # start_mock NAME GPUS SEED: sets PORT
-  PORT=$(free_port)
-  "$BIN" mock-dcgm --listen "127.0.0.1:$PORT" --gpus "$2" --seed "$3" --speed 0.001 >"$TMP/mock-$1.log" 2>&1 &
+start_mock() { # start_mock NAME GPUS SEED: sets PORT (the kernel picks it: bound_port)
+  "$BIN" mock-dcgm --listen 127.0.0.1:0 --gpus "$2" --seed "$3" --speed 0.001 >"$TMP/mock-$1.log" 2>&1 &
   PIDS+=($!)
+  PORT=$(bound_port "$TMP/mock-$1.log" 'GPUs on ') || die "mock-dcgm $1 did not start: $(cat "$TMP/mock-$1.log")"
   local i
   for i in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
   die "mock-dcgm $1 did not start: $(cat "$TMP/mock-$1.log")"

@@ -17,9 +17,9 @@ source "$ROOT/scripts/services.sh"
 [ -n "${GH_KAFKA_DIR:-}" ] || die "GH_KAFKA_DIR is not set: run under scripts/test.sh (or source scripts/services.sh; kafka_start) so the test can stop and restart the broker"
 OUTAGE_S=${GH_OUTAGE_S:-320}
 
-PORT=$(free_port)
-"$BIN" mock-dcgm --listen "127.0.0.1:$PORT" --gpus 4 --seed 21 --speed 10 --poll-interval 1 >"$TMP/mock.log" 2>&1 &
+"$BIN" mock-dcgm --listen 127.0.0.1:0 --gpus 4 --seed 21 --speed 10 --poll-interval 1 >"$TMP/mock.log" 2>&1 &
 PIDS+=($!)
+PORT=$(bound_port "$TMP/mock.log" 'GPUs on ') || die "mock-dcgm did not start: $(cat "$TMP/mock.log")"
 for i in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 T="http://127.0.0.1:$PORT/metrics"
 "$BIN" collector --target "$T" --output - --once 2>/dev/null | python3 -c 'import json,sys; [print(json.loads(l)["gpu"]["uuid"]) for l in sys.stdin]' | sort >"$TMP/uuids"

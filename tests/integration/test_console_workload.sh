@@ -26,7 +26,8 @@ cleanup() {
   rm -rf "$scratch"
 }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+# shellcheck source=../lib/ports.sh
+source "$(dirname "$0")/../lib/ports.sh"
 
 # the exporter: GPU 0 held by training/llm-7b-worker-3 (container trainer), GPU 1 by none, GPU 2
 # by équipe/日本-worker-0 whose container name has an ESC byte (a label value may hold any byte
@@ -38,9 +39,10 @@ mkdir -p "$scratch/www"
   grep '^DCGM_FI_' "$src" | sed 's/gpu="0",UUID="GPU-c2f76b33/gpu="1",UUID="GPU-d3f76b33/; s/nvidia0/nvidia1/; s/} /,container="",namespace="",pod=""} /'
   grep '^DCGM_FI_' "$src" | sed $'s/gpu="0",UUID="GPU-c2f76b33/gpu="2",UUID="GPU-e4f76b33/; s/nvidia0/nvidia2/; s/} /,container="c\x1b[31mx",namespace="\xc3\xa9quipe",pod="\xe6\x97\xa5\xe6\x9c\xac-worker-0"} /'
 } >"$scratch/www/metrics"
-eport=$(port)
-python3 -m http.server "$eport" --bind 127.0.0.1 --directory "$scratch/www" >/dev/null 2>&1 &
+# on a port the kernel picks, which it says (unbuffered: -u) on its first line (bound_port)
+python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$scratch/www" >"$scratch/www.log" 2>&1 &
 pids="$pids $!"
+eport=$(bound_port "$scratch/www.log" 'port [0-9]* (') || bad "http.server did not start: $(cat "$scratch/www.log")"
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$eport/metrics" >/dev/null 2>&1 && break; sleep 0.1; done
 printf '[{"targets": ["127.0.0.1:%s"], "labels": {"team": "ml"}}]\n' "$eport" >"$scratch/sd.json"
 

@@ -12,7 +12,8 @@
 # (tests/faults/verify.py), the gate must have held events at least once, and the daemon must
 # count no loss of any kind. With the old code the mock's log forgets about half of the outage.
 # It needs no shared service (it starts its own PostgreSQL; the broker is in-process), so it does
-# not source lib.sh, which requires them; the helpers below are lib.sh's.
+# not source lib.sh, which requires them; the helpers below are lib.sh's (bound_port:
+# tests/lib/ports.sh).
 set -u
 BIN=${1:?usage: test_daemon_gate_long.sh PATH_TO_GPUHEALTH}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -34,6 +35,8 @@ chmod 755 "$TMP" # the server runs as postgres when we are root
 GH_SVC_DIR="$TMP/svc"
 mkdir -p "$GH_SVC_DIR"
 source "$ROOT/scripts/services.sh"
+# shellcheck source=../lib/ports.sh
+source "$ROOT/tests/lib/ports.sh"
 VERIFY="$ROOT/tests/faults/verify.py"
 GPUS=${GATE_GPUS:-512}
 OUTAGE=${GATE_OUTAGE_S:-70}
@@ -51,10 +54,11 @@ DB=$GPUHEALTH_TEST_PG
 "$BIN" db migrate --db "$DB" >"$TMP/migrate.log" 2>&1 || die "migrate failed: $(cat "$TMP/migrate.log")"
 pgctl() { pg_as "$GH_PG_BIN/pg_ctl" "$@"; }
 
-port=$(free_port)
-"$BIN" mock-dcgm --listen "127.0.0.1:$port" --gpus "$GPUS" --seed 19 --poll-interval 0.5 \
-  --log-level warn >"$TMP/mock.log" 2>&1 &
+# the kernel picks the port (bound_port reads it from the info line that says it)
+"$BIN" mock-dcgm --listen 127.0.0.1:0 --gpus "$GPUS" --seed 19 --poll-interval 0.5 \
+  --log-level info >"$TMP/mock.log" 2>&1 &
 PIDS+=($!)
+port=$(bound_port "$TMP/mock.log" 'GPUs on ') || die "mock-dcgm did not start: $(tail -5 "$TMP/mock.log")"
 URL="http://127.0.0.1:$port/metrics"
 for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
 "$BIN" collector --target "$URL" --output - --once 2>/dev/null \

@@ -12,15 +12,16 @@ REAL="$ROOT/tests/data/dcgm/k8s-ai-conformance-kops-L4-metrics.prom"
 
 prom_build || die "cannot build Prometheus $GH_PROM_VERSION (see the message above)"
 
-mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+# both listen on a port the kernel picks and say which (bound_port)
 # the real sample spells the host label Hostname (older dcgm-exporter); so does the mock here
-"$BIN" mock-dcgm --listen "127.0.0.1:$mport" --gpus 2 --host-label Hostname --poll-interval 1 \
+"$BIN" mock-dcgm --listen 127.0.0.1:0 --gpus 2 --host-label Hostname --poll-interval 1 \
   >"$TMP/mock.log" 2>&1 &
 PIDS+=($!)
+mport=$(bound_port "$TMP/mock.log" 'GPUs on ') || die "mock-dcgm did not start: $(cat "$TMP/mock.log")"
 "$BIN" collector --target "http://127.0.0.1:$mport/metrics" --interval 1 --output - \
-  --metrics-listen "127.0.0.1:$cport" >/dev/null 2>"$TMP/collector.log" &
+  --metrics-listen 127.0.0.1:0 >/dev/null 2>"$TMP/collector.log" &
 PIDS+=($!)
+cport=$(bound_port "$TMP/collector.log" 'own metrics on ') || die "the collector did not start: $(cat "$TMP/collector.log")"
 
 prom_start "global:
   scrape_interval: 1s

@@ -57,14 +57,15 @@ produce "$t" "$TMP/ok.txt"
 produce "$t" "$TMP/dbe.txt"
 produce "$t" "$TMP/mig.txt"
 
-sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-# --health-row-interval 0: a row per evaluation, so the newest rows are the scorer's state
+# --health-row-interval 0: a row per evaluation, so the newest rows are the scorer's state;
+# /metrics on a port the kernel picks, which the scorer says (bound_port)
 "$BIN" scorer --brokers "$KAFKA" --topic "$t" --scorer-group "g-$t" --db "$writer" \
   --alerts-topic '' --batch-timeout 0.3 --health-row-interval 0 \
-  --metrics-listen "127.0.0.1:$sport" \
+  --metrics-listen 127.0.0.1:0 \
   -X session.timeout.ms=6000 -X topic.metadata.refresh.interval.ms=1000 >"$TMP/scorer.log" 2>&1 &
 PIDS+=($!)
 scorer_pid=$!
+sport=$(bound_port "$TMP/scorer.log" 'health on ') || die "the scorer did not start: $(cat "$TMP/scorer.log")"
 
 prom_start "global:
   scrape_interval: 1s

@@ -107,10 +107,10 @@ check "the scorer stopped cleanly" grep -q 'scorer: stopped;' "$TMP/s1.log"
 echo "  counted: $(grep -o 'stopped; .*' "$TMP/s1.log")"
 
 echo "== after a restart, healthy samples clear the alert that is open in the database"
-hook_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-python3 - "$hook_port" "$TMP/hook.out" <<'PY' &
+# the webhook receiver listens on a port the kernel picks and says which (bound_port)
+python3 - "$TMP/hook.out" >"$TMP/hook.log" 2>&1 <<'PY' &
 import http.server, sys
-port, out = int(sys.argv[1]), sys.argv[2]
+out = sys.argv[1]
 class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -118,9 +118,12 @@ class H(http.server.BaseHTTPRequestHandler):
             f.write(body + b"\n")
         self.send_response(204); self.end_headers()
     def log_message(self, *a): pass
-http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+print("listening on http://127.0.0.1:%d" % srv.server_address[1], flush=True)
+srv.serve_forever()
 PY
 PIDS+=($!)
+hook_port=$(bound_port "$TMP/hook.log") || die "the webhook receiver did not start: $(cat "$TMP/hook.log")"
 for i in $(seq 1 40); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $hook_port), 1)" 2>/dev/null && break; sleep 0.25; done
 gen "$TMP/s2.txt" $(( now - 180 )) 10 -1
 produce "$t" "$TMP/s2.txt"

@@ -7,9 +7,6 @@
 # volatile DBE carrying the pod that held the GPU (alerts table, the Kafka alert topic).
 source "$(dirname "$0")/lib.sh"
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-EXP_PORT=$(port)
-API_PORT=$(port)
 STATE="$TMP/state.json"
 
 # state: per GPU [namespace, pod, container, dbe]; the exporter reads it on every scrape
@@ -18,9 +15,10 @@ set_state '{"GPU-wl-0": ["training", "llm-7b-worker-0", "trainer", 0],
             "GPU-wl-1": ["training", "llm-7b-worker-1", "trainer", 0],
             "GPU-wl-2": ["", "", "", 0]}'
 
-python3 - "$EXP_PORT" "$STATE" <<'PY' &
+# the exporter and the API listen on ports the kernel picks and say which (bound_port)
+python3 - "$STATE" >"$TMP/exporter.log" 2>&1 <<'PY' &
 import http.server, json, sys
-port, state = int(sys.argv[1]), sys.argv[2]
+state = sys.argv[1]
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         s = json.load(open(state))
@@ -46,9 +44,12 @@ class H(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
     def log_message(self, *a): pass
-http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print("listening on http://127.0.0.1:%d" % srv.server_address[1], flush=True)
+srv.serve_forever()
 PY
 PIDS+=($!)
+EXP_PORT=$(bound_port "$TMP/exporter.log") || die "the exporter did not start: $(cat "$TMP/exporter.log")"
 
 owner=$(new_db gh_wl_$$)
 writer=$(writer_ci "$owner")
@@ -75,8 +76,9 @@ start_sink s1 "$writer" "$t" "g-$t" --batch-timeout 0.3
   -X session.timeout.ms=6000 -X topic.metadata.refresh.interval.ms=1000 >"$TMP/scorer.log" 2>&1 &
 PIDS+=($!)
 scorer_pid=$!
-"$BIN" api --db "$reader" --listen "127.0.0.1:$API_PORT" >"$TMP/api.log" 2>&1 &
+"$BIN" api --db "$reader" --listen 127.0.0.1:0 >"$TMP/api.log" 2>&1 &
 PIDS+=($!)
+API_PORT=$(bound_port "$TMP/api.log") || die "gpuhealth api did not start: $(cat "$TMP/api.log")"
 API="http://127.0.0.1:$API_PORT"
 
 echo "== three GPUs, two held by pods of namespace training, one by none"
