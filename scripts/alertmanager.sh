@@ -2,9 +2,12 @@
 # A real Prometheus Alertmanager for the integration tests, built from the Go module proxy at a
 # pinned version and cached like the Kafka jars (~/.cache/gpuhealth). Source this file, then:
 #   am_build                 -> exports GH_AM_BIN (builds once; later runs reuse the binary)
-#   am_start NAME CONFIG     -> starts one on a free loopback port; exports AM_URL_<NAME>,
-#                               AM_PID_<NAME>; its data and log under $GH_AM_DIR/NAME
-#   am_restart NAME          -> starts NAME again on the same port (after am_kill NAME)
+#   am_start NAME CONFIG     -> starts one on a loopback port the kernel picks (its log says
+#                               which); exports AM_URL_<NAME>, AM_PID_<NAME>; its data and log
+#                               under $GH_AM_DIR/NAME
+#   am_restart NAME          -> starts NAME again on the same port (after am_kill NAME): what
+#                               sends to it keeps its URL (the port is free meanwhile, so a
+#                               program beside the test could take it; a restart cannot avoid that)
 #   am_kill NAME             -> stops it (SIGTERM, SIGKILL after 10 s)
 #
 # The module on the proxy carries no built web UI: `go install` stops at the embedded
@@ -54,26 +57,28 @@ am_build() {
   am_log "built $("$GH_AM_BIN" --version 2>&1 | head -1)"
 }
 
-am_free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
 am_ready() { curl -fs -o /dev/null --max-time 2 "$1/-/ready"; }
 
-am_run() { # am_run NAME: starts NAME on its port and waits for /-/ready
-  local name=$1 port d
-  eval "port=\$AM_PORT_$name"
+am_run() { # am_run NAME: starts NAME on its port (none yet: one the kernel picks) and waits for /-/ready
+  local name=$1 port d before
+  eval "port=\${AM_PORT_$name:-}"
   d="$GH_AM_DIR/$name"
+  before=$( { wc -l <"$d/alertmanager.log"; } 2>/dev/null || echo 0) # the lines of earlier runs
   # --cluster.listen-address= : no gossip (one instance per name, nothing off loopback)
   "$GH_AM_BIN" --config.file="$d/alertmanager.yml" --storage.path="$d/data" \
-    --web.listen-address="127.0.0.1:$port" --cluster.listen-address= --log.level=info \
+    --web.listen-address="127.0.0.1:${port:-0}" --cluster.listen-address= --log.level=info \
     >>"$d/alertmanager.log" 2>&1 &
   local pid=$!
   eval "AM_PID_$name=$pid"
   local i
   for i in $(seq 1 120); do
     kill -0 "$pid" 2>/dev/null || { am_log "Alertmanager $name exited during start:"; tail -20 "$d/alertmanager.log" >&2; return 1; }
-    am_ready "http://127.0.0.1:$port" && return 0
+    if [ -z "$port" ]; then # the port it bound: msg="Listening on" address=127.0.0.1:PORT
+      port=$(tail -n +"$((before + 1))" "$d/alertmanager.log" \
+        | sed -n 's|.*msg="Listening on".* address=127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' | head -1)
+      [ -n "$port" ] && eval "AM_PORT_$name=$port; AM_URL_$name=http://127.0.0.1:$port"
+    fi
+    [ -n "$port" ] && am_ready "http://127.0.0.1:$port" && return 0
     sleep 0.25
   done
   am_log "Alertmanager $name not ready after 30 s"; tail -20 "$d/alertmanager.log" >&2
@@ -84,9 +89,11 @@ am_start() { # am_start NAME CONFIG_TEXT
   local name=$1 d="$GH_AM_DIR/$1"
   mkdir -p "$d/data"
   printf '%s\n' "$2" >"$d/alertmanager.yml"
-  local port; port=$(am_free_port)
-  eval "AM_PORT_$name=$port; AM_URL_$name=http://127.0.0.1:$port"
+  # on a port the kernel picks, read back from its log: a port picked here and freed before
+  # Alertmanager binds it can be taken meanwhile by a test running beside this one
+  eval "AM_PORT_$name=; AM_URL_$name="
   am_run "$name" || return 1
+  local port; eval "port=\$AM_PORT_$name"
   am_log "Alertmanager $name on 127.0.0.1:$port (log $d/alertmanager.log)"
 }
 

@@ -6,7 +6,8 @@
 # later); the tests use static_configs only, and the first build takes about 2.5 minutes on 2 cores
 # instead of 11. Source this file, then:
 #   prom_build              -> exports GH_PROM_BIN (builds once; later runs reuse the binary)
-#   prom_start CONFIG_TEXT  -> starts it on a free loopback port; exports PROM_URL, PROM_PID
+#   prom_start CONFIG_TEXT  -> starts it on a loopback port the kernel picks (its log says which);
+#                              exports PROM_URL, PROM_PID
 #   prom_stop
 # Needs Go >= GH_PROM_GO_MIN: scripts/go-toolchain.sh finds one or fetches it (GH_GO names one).
 
@@ -42,15 +43,20 @@ prom_build() {
 prom_start() { # prom_start CONFIG_TEXT
   mkdir -p "$GH_PROM_DIR/data"
   printf '%s\n' "$1" >"$GH_PROM_DIR/prometheus.yml"
-  local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+  # on a port the kernel picks, read back from its log: a port picked here and freed before
+  # Prometheus binds it can be taken meanwhile by a test running beside this one
   "$GH_PROM_BIN" --config.file="$GH_PROM_DIR/prometheus.yml" --storage.tsdb.path="$GH_PROM_DIR/data" \
-    --web.listen-address="127.0.0.1:$port" >"$GH_PROM_DIR/prometheus.log" 2>&1 &
+    --web.listen-address=127.0.0.1:0 >"$GH_PROM_DIR/prometheus.log" 2>&1 &
   PROM_PID=$!
-  PROM_URL="http://127.0.0.1:$port"
-  local i
+  PROM_URL=
+  local i port=
   for i in $(seq 1 120); do
     kill -0 "$PROM_PID" 2>/dev/null || { prom_log "Prometheus exited during start:"; tail -20 "$GH_PROM_DIR/prometheus.log" >&2; return 1; }
-    curl -fs -o /dev/null --max-time 2 "$PROM_URL/-/ready" && { prom_log "Prometheus on 127.0.0.1:$port (log $GH_PROM_DIR/prometheus.log)"; return 0; }
+    if [ -z "$port" ]; then # the port it bound: msg="Listening on" component=web address=127.0.0.1:PORT
+      port=$(sed -n 's|.*msg="Listening on".* address=127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$GH_PROM_DIR/prometheus.log" | head -1)
+      [ -n "$port" ] && PROM_URL="http://127.0.0.1:$port"
+    fi
+    [ -n "$port" ] && curl -fs -o /dev/null --max-time 2 "$PROM_URL/-/ready" && { prom_log "Prometheus on 127.0.0.1:$port (log $GH_PROM_DIR/prometheus.log)"; return 0; }
     sleep 0.25
   done
   prom_log "Prometheus not ready after 30 s"; tail -20 "$GH_PROM_DIR/prometheus.log" >&2
