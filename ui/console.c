@@ -23,6 +23,12 @@
 #include "health/rules.h"
 #include "version.h"
 
+/* A read-only viewer's copies from the database: the fleet table's page and the detail's GPU. */
+struct console_db_copies {
+	struct viewdb_table ti;
+	struct fleet_gpu gpu;
+};
+
 static double mono_s(void)
 {
 	struct timespec ts;
@@ -629,12 +635,12 @@ int console_run(const struct view_source *src, const struct console_opts *opts)
 		goto out;
 	}
 	if (src->table_db) {
-		c->ti = calloc(1, sizeof(*c->ti));
-		c->dgpu = calloc(1, sizeof(*c->dgpu));
-		if (!c->ti || !c->dgpu) {
+		if (!(c->dbc = calloc(1, sizeof(*c->dbc)))) {
 			rc = -ENOMEM;
 			goto out;
 		}
+		c->ti = &c->dbc->ti;
+		c->dgpu = &c->dbc->gpu;
 	}
 
 	/* the caller has called setlocale(LC_CTYPE, "") before any thread started */
@@ -745,8 +751,7 @@ out:
 	fv_destroy(c->fv);
 	free(c->gpus);
 	free(c->order);
-	free(c->ti);
-	free(c->dgpu);
+	free(c->dbc); /* ti's and dgpu's */
 	free(c);
 	return rc;
 }

@@ -69,6 +69,7 @@ struct console {
 	} asked;
 	int host_w;             /* the ungrouped table's host column (cells; 0: none) */
 	struct fleet_gpu *dgpu; /* the detail's GPU (viewdb_want_gpu) */
+	struct console_db_copies *dbc; /* owns what ti and dgpu point at (one allocation) */
 	bool have_dgpu;
 	struct viewdb_status gst;
 	/* measurement */
